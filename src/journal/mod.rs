@@ -1,0 +1,254 @@
+//! The journal: segmented, append-only, preallocated files of checksummed frames.
+//!
+//! It knows bytes, frames and segments, and nothing about queues: the store hands it a buffer of
+//! encoded records (one group commit) and gets back where each part landed; on open it replays
+//! every record it finds to a callback. The format is specified in [`format`].
+
+pub mod format;
+mod recovery;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use crate::error::{Error, Result};
+use crate::io::{join, VFile, Vfs};
+use format::*;
+
+pub use recovery::{Quarantined, RecoveryReport, TornTail};
+
+/// Where part of a written buffer landed: `buf[buf_start..buf_end]` is at `file_off` in segment `seg`.
+#[derive(Debug, Clone, Copy)]
+pub struct Placed {
+    /// Start in the buffer given to [`Journal::write`].
+    pub buf_start: usize,
+    /// End in that buffer.
+    pub buf_end: usize,
+    /// Segment number.
+    pub seg: u64,
+    /// File offset of `buf_start`.
+    pub file_off: u64,
+}
+
+/// The file name of segment `n`.
+pub fn segment_name(n: u64) -> String {
+    format!("{n:016x}.seg")
+}
+
+/// Parses a segment file name.
+pub fn parse_segment_name(name: &str) -> Option<u64> {
+    let hex = name.strip_suffix(".seg")?;
+    if hex.len() != 16 {
+        return None;
+    }
+    u64::from_str_radix(hex, 16).ok()
+}
+
+/// Read access to segment files, shared with receiving threads.
+#[derive(Clone, Default)]
+pub struct Files(Arc<RwLock<BTreeMap<u64, Arc<dyn VFile>>>>);
+
+impl Files {
+    /// The file of segment `seg`.
+    pub fn get(&self, seg: u64) -> Option<Arc<dyn VFile>> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).get(&seg).cloned()
+    }
+    fn insert(&self, seg: u64, f: Arc<dyn VFile>) {
+        self.0.write().unwrap_or_else(|e| e.into_inner()).insert(seg, f);
+    }
+    fn remove(&self, seg: u64) {
+        self.0.write().unwrap_or_else(|e| e.into_inner()).remove(&seg);
+    }
+    /// Reads `buf.len()` bytes at `off` of segment `seg`.
+    pub fn read(&self, seg: u64, off: u64, buf: &mut [u8]) -> Result<()> {
+        let f = self
+            .get(seg)
+            .ok_or_else(|| Error::new(crate::ErrorKind::Internal, format!("segment {seg} is gone")))?;
+        f.read_at(buf, off).map_err(|e| Error::io(format!("reading {} at {off}", segment_name(seg)), &e))
+    }
+}
+
+/// The append side of the journal (owned by the commit thread).
+pub struct Journal {
+    vfs: Arc<dyn Vfs>,
+    dir: PathBuf,
+    seg_bytes: u64,
+    files: Files,
+    /// Sizes of the live segments, oldest first.
+    sizes: BTreeMap<u64, u64>,
+    tail: u64,
+    tail_off: u64,
+    next_seq: u64,
+    synced_seq: u64,
+    tail_dirty: bool,
+    frame: Vec<u8>,
+    now_ms: Box<dyn Fn() -> u64 + Send>,
+}
+
+impl Journal {
+    /// Opens (or creates) the journal in `dir`, replaying every record to `apply` as
+    /// `(segment, record offset, record length, kind, body)`.
+    pub fn open(
+        vfs: Arc<dyn Vfs>,
+        dir: &Path,
+        seg_bytes: u64,
+        repair: bool,
+        now_ms: Box<dyn Fn() -> u64 + Send>,
+        apply: &mut dyn FnMut(u64, u64, u32, u8, &[u8]) -> Result<()>,
+    ) -> Result<(Journal, RecoveryReport)> {
+        let mut j = Journal {
+            vfs,
+            dir: dir.to_path_buf(),
+            seg_bytes: seg_bytes.max(4096),
+            files: Files::default(),
+            sizes: BTreeMap::new(),
+            tail: 0,
+            tail_off: 0,
+            next_seq: 1,
+            synced_seq: 0,
+            tail_dirty: false,
+            frame: Vec::new(),
+            now_ms,
+        };
+        let report = recovery::recover(&mut j, repair, apply)?;
+        if j.sizes.is_empty() {
+            j.roll(0)?;
+        }
+        Ok((j, report))
+    }
+
+    /// Shared read access to the segment files.
+    pub fn files(&self) -> Files {
+        self.files.clone()
+    }
+
+    /// Live segment numbers, oldest first.
+    pub fn segments(&self) -> Vec<u64> {
+        self.sizes.keys().copied().collect()
+    }
+
+    /// The segment being appended to.
+    pub fn tail(&self) -> u64 {
+        self.tail
+    }
+
+    /// Size in bytes of segment `seg`.
+    pub fn segment_size(&self, seg: u64) -> u64 {
+        self.sizes.get(&seg).copied().unwrap_or(0)
+    }
+
+    /// Bytes of all live segments.
+    pub fn disk_bytes(&self) -> u64 {
+        self.sizes.values().sum()
+    }
+
+    fn path(&self, seg: u64) -> PathBuf {
+        join(&self.dir, &segment_name(seg))
+    }
+
+    /// Creates segment `tail + 1` big enough for a frame of `need` payload bytes, and makes it the tail.
+    fn roll(&mut self, need: usize) -> Result<()> {
+        if self.tail_dirty {
+            self.sync()?;
+        }
+        let n = self.tail + 1;
+        let min = (SEGMENT_HEADER + FRAME_HEADER + need) as u64;
+        let size = self.seg_bytes.max(min.div_ceil(1 << 20) << 20);
+        let path = self.path(n);
+        let name = segment_name(n);
+        let f = self.vfs.create(&path).map_err(|e| Error::io(format!("creating {name}"), &e))?;
+        let made = (|| {
+            f.allocate(size)?;
+            f.write_at(&segment_header(n, (self.now_ms)()), 0)?;
+            f.sync_data()?;
+            self.vfs.sync_dir(&self.dir)
+        })();
+        if let Err(e) = made {
+            let _ = self.vfs.remove(&path);
+            return Err(Error::io(format!("preparing {name}"), &e));
+        }
+        self.files.insert(n, f);
+        self.sizes.insert(n, size);
+        self.tail = n;
+        self.tail_off = SEGMENT_HEADER as u64;
+        Ok(())
+    }
+
+    /// Writes `buf` (whole records) as one or more frames, splitting only between records and
+    /// rolling to a new segment when the tail is full. Does not sync. Appends to `placed` where
+    /// each part of `buf` landed.
+    pub fn write(&mut self, buf: &[u8], placed: &mut Vec<Placed>) -> Result<()> {
+        let mut start = 0;
+        while start < buf.len() {
+            let room = self.segment_size(self.tail).saturating_sub(self.tail_off + FRAME_HEADER as u64);
+            // Take as many whole records as fit.
+            let (mut end, mut count) = (start, 0u32);
+            for r in records(&buf[start..]) {
+                let (at, _, body) = r.map_err(|at| {
+                    Error::new(crate::ErrorKind::Internal, format!("malformed record at {}", start + at))
+                })?;
+                let rec_end = start + at + RECORD_HEADER + body.len();
+                if (rec_end - start) as u64 > room {
+                    break;
+                }
+                end = rec_end;
+                count += 1;
+            }
+            if count == 0 {
+                let first = records(&buf[start..]).next();
+                let need = match first {
+                    Some(Ok((_, _, body))) => RECORD_HEADER + body.len(),
+                    _ => buf.len() - start,
+                };
+                self.roll(need)?;
+                continue;
+            }
+            let payload = &buf[start..end];
+            self.frame.clear();
+            self.frame.resize(FRAME_HEADER, 0);
+            put_frame_header(&mut self.frame, self.next_seq, self.synced_seq, count, payload);
+            self.frame.extend_from_slice(payload);
+            let file = self.files.get(self.tail).ok_or_else(|| Error::closed())?;
+            let off = self.tail_off;
+            file.write_at(&self.frame, off).map_err(|e| {
+                Error::io(format!("writing {} at offset {off}", segment_name(self.tail)), &e)
+            })?;
+            placed.push(Placed { buf_start: start, buf_end: end, seg: self.tail, file_off: off + FRAME_HEADER as u64 });
+            self.tail_off += self.frame.len() as u64;
+            self.next_seq += 1;
+            self.tail_dirty = true;
+            start = end;
+        }
+        Ok(())
+    }
+
+    /// fdatasync's the tail segment (earlier segments were synced when the journal rolled past them).
+    pub fn sync(&mut self) -> Result<()> {
+        if !self.tail_dirty {
+            return Ok(());
+        }
+        let f = self.files.get(self.tail).ok_or_else(|| Error::closed())?;
+        f.sync_data().map_err(|e| Error::io(format!("fdatasync of {}", segment_name(self.tail)), &e))?;
+        self.tail_dirty = false;
+        self.synced_seq = self.next_seq - 1;
+        Ok(())
+    }
+
+    /// Whether written frames await an fsync.
+    pub fn dirty(&self) -> bool {
+        self.tail_dirty
+    }
+
+    /// Removes segment `seg` (never the tail) and fsyncs the directory.
+    pub fn remove_segment(&mut self, seg: u64) -> Result<()> {
+        if seg == self.tail || !self.sizes.contains_key(&seg) {
+            return Ok(());
+        }
+        let path = self.path(seg);
+        self.vfs.remove(&path).map_err(|e| Error::io(format!("removing {}", segment_name(seg)), &e))?;
+        self.vfs.sync_dir(&self.dir).map_err(|e| Error::io("fsync of the store directory", &e))?;
+        self.sizes.remove(&seg);
+        self.files.remove(seg);
+        Ok(())
+    }
+}

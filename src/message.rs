@@ -1,0 +1,299 @@
+//! Messages: a body, properties and headers (SPEC §2).
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+
+/// A store-unique, monotonic message id. Its stable string form is `ID:<decimal>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct MessageId(pub u64);
+
+impl fmt::Display for MessageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ID:{}", self.0)
+    }
+}
+
+impl FromStr for MessageId {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        s.strip_prefix("ID:")
+            .and_then(|n| n.parse().ok())
+            .map(MessageId)
+            .ok_or_else(|| Error::invalid(format!("not a message id: {s:?} (expected ID:<number>)")))
+    }
+}
+
+/// A property value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Value {
+    /// UTF-8 text.
+    Str(String),
+    /// A signed 64-bit integer.
+    Int(i64),
+    /// A 64-bit float.
+    Float(f64),
+    /// A boolean.
+    Bool(bool),
+    /// Raw bytes.
+    Bytes(Vec<u8>),
+}
+
+macro_rules! value_from {
+    ($($t:ty => $v:ident $(as $cast:ty)?),*) => {$(
+        impl From<$t> for Value {
+            fn from(x: $t) -> Self { Value::$v((x $(as $cast)?).into()) }
+        }
+    )*};
+}
+value_from!(String => Str, &str => Str, i64 => Int, i32 => Int as i64, u32 => Int as i64,
+    f64 => Float, bool => Bool, Vec<u8> => Bytes, &[u8] => Bytes);
+
+/// Why a message was dead-lettered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum DeadLetterReason {
+    /// It failed more than `max_redeliveries` times.
+    MaxRedeliveries,
+    /// A consumer rejected it as poison.
+    Rejected,
+    /// Its time to live ran out before it was delivered.
+    Expired,
+    /// It was the oldest message of a full queue with the `drop_oldest` overflow policy.
+    Overflow,
+}
+
+impl DeadLetterReason {
+    /// The stable name: `max_redeliveries`, `rejected`, `expired` or `overflow`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeadLetterReason::MaxRedeliveries => "max_redeliveries",
+            DeadLetterReason::Rejected => "rejected",
+            DeadLetterReason::Expired => "expired",
+            DeadLetterReason::Overflow => "overflow",
+        }
+    }
+}
+
+impl fmt::Display for DeadLetterReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a dead letter says about why it died.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeadLetterInfo {
+    /// The queue it was sent to.
+    pub original_queue: String,
+    /// Its id in that queue.
+    pub original_id: MessageId,
+    /// Why it was dead-lettered.
+    pub reason: DeadLetterReason,
+    /// The last failure text given to `nack` or `reject` (empty if none).
+    pub last_failure: String,
+    /// How many times it had been delivered.
+    pub delivery_count: u32,
+    /// When it first failed (ms since the epoch; 0 if it never failed, e.g. expired).
+    pub first_failure_ms: u64,
+    /// When it last failed, or was dead-lettered (ms since the epoch).
+    pub last_failure_ms: u64,
+}
+
+/// Headers that travel with the body, stored on disk beside it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Meta {
+    pub properties: Vec<(String, Value)>,
+    pub correlation_id: Option<String>,
+    pub group: Option<String>,
+    pub dedup_key: Option<String>,
+    pub dead_letter: Option<DeadLetterInfo>,
+}
+
+/// A message: what is sent, and what a delivery carries.
+///
+/// ```
+/// use mqlite::Message;
+/// use std::time::Duration;
+/// let m = Message::new("hello").property("kind", "greeting").priority(7).ttl(Duration::from_secs(60));
+/// assert_eq!(m.body(), b"hello");
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub(crate) body: Vec<u8>,
+    pub(crate) meta: Meta,
+    pub(crate) priority: u8,
+    pub(crate) ttl_ms: Option<u64>,
+    pub(crate) delay_ms: Option<u64>,
+    pub(crate) deliver_at_ms: Option<u64>,
+    pub(crate) id: Option<MessageId>,
+    pub(crate) timestamp_ms: u64,
+    pub(crate) expires_at_ms: u64,
+}
+
+/// The default priority (JMS's 4).
+pub const DEFAULT_PRIORITY: u8 = 4;
+
+impl Message {
+    /// A message with `body` and default headers (priority 4, no TTL, no delay).
+    pub fn new(body: impl Into<Vec<u8>>) -> Self {
+        Message {
+            body: body.into(),
+            meta: Meta::default(),
+            priority: DEFAULT_PRIORITY,
+            ttl_ms: None,
+            delay_ms: None,
+            deliver_at_ms: None,
+            id: None,
+            timestamp_ms: 0,
+            expires_at_ms: 0,
+        }
+    }
+
+    /// Sets a property (replacing one of the same key).
+    pub fn property(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.set_property(key, value);
+        self
+    }
+
+    /// Sets a property in place (replacing one of the same key).
+    pub fn set_property(&mut self, key: impl Into<String>, value: impl Into<Value>) {
+        let key = key.into();
+        let value = value.into();
+        match self.meta.properties.iter_mut().find(|(k, _)| *k == key) {
+            Some(slot) => slot.1 = value,
+            None => self.meta.properties.push((key, value)),
+        }
+    }
+
+    /// Priority 0–9, higher first (FIFO within a priority). Values above 9 are rejected at send.
+    pub fn priority(mut self, p: u8) -> Self {
+        self.priority = p;
+        self
+    }
+
+    /// Time to live: a message not delivered within `ttl` of its send expires and is never delivered.
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl_ms = Some(ttl.as_millis() as u64);
+        self
+    }
+
+    /// Delivery delay: the message becomes available `delay` after its send.
+    pub fn delay(mut self, delay: Duration) -> Self {
+        self.delay_ms = Some(delay.as_millis() as u64);
+        self
+    }
+
+    /// Deliver-at time, in ms since the epoch (by the store's clock).
+    pub fn deliver_at_ms(mut self, at_ms: u64) -> Self {
+        self.deliver_at_ms = Some(at_ms);
+        self
+    }
+
+    /// Group key (JMSXGroupID): same-key messages are delivered in order, one at a time.
+    pub fn group(mut self, key: impl Into<String>) -> Self {
+        self.meta.group = Some(key.into());
+        self
+    }
+
+    /// Dedup key: a second send with the same key within the queue's dedup window stores nothing
+    /// and returns the first message's id.
+    pub fn dedup_key(mut self, key: impl Into<String>) -> Self {
+        self.meta.dedup_key = Some(key.into());
+        self
+    }
+
+    /// Correlation id.
+    pub fn correlation_id(mut self, id: impl Into<String>) -> Self {
+        self.meta.correlation_id = Some(id.into());
+        self
+    }
+
+    /// The body.
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+
+    /// Takes the body out.
+    pub fn into_body(self) -> Vec<u8> {
+        self.body
+    }
+
+    /// A property by key.
+    pub fn get_property(&self, key: &str) -> Option<&Value> {
+        self.meta.properties.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    /// All properties, in the order they were set.
+    pub fn properties(&self) -> &[(String, Value)] {
+        &self.meta.properties
+    }
+
+    /// The priority.
+    pub fn get_priority(&self) -> u8 {
+        self.priority
+    }
+
+    /// The correlation id.
+    pub fn get_correlation_id(&self) -> Option<&str> {
+        self.meta.correlation_id.as_deref()
+    }
+
+    /// The group key.
+    pub fn get_group(&self) -> Option<&str> {
+        self.meta.group.as_deref()
+    }
+
+    /// The dedup key.
+    pub fn get_dedup_key(&self) -> Option<&str> {
+        self.meta.dedup_key.as_deref()
+    }
+
+    /// The id (set on stored and delivered messages).
+    pub fn id(&self) -> Option<MessageId> {
+        self.id
+    }
+
+    /// When it was sent (ms since the epoch, by the store's clock; 0 before it is sent).
+    pub fn timestamp_ms(&self) -> u64 {
+        self.timestamp_ms
+    }
+
+    /// When it expires (ms since the epoch), 0 if never.
+    pub fn expires_at_ms(&self) -> u64 {
+        self.expires_at_ms
+    }
+
+    /// Why it died, on a message read from a dead-letter queue.
+    pub fn dead_letter_info(&self) -> Option<&DeadLetterInfo> {
+        self.meta.dead_letter.as_ref()
+    }
+}
+
+impl From<Vec<u8>> for Message {
+    fn from(b: Vec<u8>) -> Self {
+        Message::new(b)
+    }
+}
+impl From<&[u8]> for Message {
+    fn from(b: &[u8]) -> Self {
+        Message::new(b)
+    }
+}
+impl From<&str> for Message {
+    fn from(b: &str) -> Self {
+        Message::new(b)
+    }
+}
+impl From<String> for Message {
+    fn from(b: String) -> Self {
+        Message::new(b)
+    }
+}
+impl<const N: usize> From<&[u8; N]> for Message {
+    fn from(b: &[u8; N]) -> Self {
+        Message::new(&b[..])
+    }
+}

@@ -1,0 +1,1448 @@
+//! The store: one directory, its lock, its queues, and the two library threads: the commit
+//! thread (group commit: one write + one fdatasync for everything pending) and the callback
+//! thread (runs async-send callbacks, never under a lock).
+
+use std::cell::Cell;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::clock::Clock;
+use crate::error::{Error, ErrorKind, Result};
+use crate::journal::format::{kind, Cursor};
+use crate::journal::{Files, Journal, Placed, RecoveryReport};
+use crate::message::{DeadLetterInfo, DeadLetterReason, Message, MessageId};
+use crate::options::{Durability, QueueOptions, StoreOptions};
+use crate::policy::AfterFailure;
+use crate::queue::Queue;
+use crate::state::*;
+
+/// Identifies one delivery: (consumer, delivery count). `None` matches any.
+pub(crate) type Tag = Option<(u64, u32)>;
+
+/// A completion callback of an async send.
+pub(crate) type Callback = Box<dyn FnOnce(Result<MessageId>) + Send + 'static>;
+
+thread_local! {
+    static LIBRARY_THREAD: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether the current thread is one of mqlite's own (commit, callback or listener thread).
+pub(crate) fn on_library_thread() -> bool {
+    LIBRARY_THREAD.with(|c| c.get())
+}
+
+pub(crate) fn mark_library_thread() {
+    LIBRARY_THREAD.with(|c| c.set(true));
+}
+
+/// Everything behind the store's one lock.
+pub(crate) struct Inner {
+    pub queues: Vec<QueueState>,
+    pub by_name: HashMap<String, u32>,
+    pub next_id: u64,
+    pub pending: Batch,
+    /// Number of the batch `pending` will be committed as.
+    pub batch_no: u64,
+    /// Last batch committed (written, and synced where its records needed it).
+    pub done_no: u64,
+    pub error: Option<Error>,
+    pub closing: bool,
+    pub closed: bool,
+    /// Live items (messages, dedup entries, queue declarations) and bytes per segment.
+    pub seg_live: BTreeMap<u64, (u64, u64)>,
+    /// Journal segments and sizes, mirrored from the commit thread, oldest first.
+    pub segs: Vec<(u64, u64)>,
+    pub compacting: Option<u64>,
+    pub next_consumer: u64,
+    pub async_msgs: usize,
+    pub async_bytes: usize,
+    pub rng: u64,
+    pub files: Files,
+    pub max_body: usize,
+}
+
+pub(crate) struct Shared {
+    pub inner: Mutex<Inner>,
+    /// The commit thread waits here for work.
+    pub work: Condvar,
+    /// Callers wait here for their batch.
+    pub done: Condvar,
+    /// Receivers wait here for messages.
+    pub avail: Condvar,
+    /// Producers wait here for room (queue limits, producer window).
+    pub room: Condvar,
+    pub callbacks: Mutex<CallbackQueue>,
+    pub callbacks_cv: Condvar,
+    pub clock: Arc<dyn Clock>,
+    pub opts: StoreOptions,
+    pub dir: PathBuf,
+}
+
+#[derive(Default)]
+pub(crate) struct CallbackQueue {
+    pub items: VecDeque<(Callback, Result<MessageId>)>,
+    pub running: bool,
+    pub stop: bool,
+}
+
+impl Shared {
+    pub fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn now(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    /// Waits until batch `no` is committed. The guard is released while waiting.
+    pub fn wait_done<'a>(&'a self, mut g: MutexGuard<'a, Inner>, no: u64) -> Result<MutexGuard<'a, Inner>> {
+        while g.done_no < no {
+            if let Some(e) = &g.error {
+                return Err(poisoned(e));
+            }
+            self.work.notify_one();
+            g = self.done.wait(g).unwrap_or_else(|e| e.into_inner());
+        }
+        Ok(g)
+    }
+
+    /// Hands records appended to `pending` to the commit thread; returns the batch number to wait for.
+    pub fn submit(&self, g: &Inner) -> u64 {
+        self.work.notify_one();
+        g.batch_no
+    }
+
+    pub fn wake_all(&self) {
+        self.avail.notify_all();
+        self.room.notify_all();
+        self.work.notify_all();
+    }
+}
+
+pub(crate) fn poisoned(e: &Error) -> Error {
+    Error::new(ErrorKind::Poisoned, format!("the store is poisoned by an earlier failure ({e}); reopen it"))
+}
+
+impl Inner {
+    pub fn check(&self) -> Result<()> {
+        if self.closed || self.closing {
+            return Err(Error::closed());
+        }
+        if let Some(e) = &self.error {
+            return Err(poisoned(e));
+        }
+        Ok(())
+    }
+
+    fn random(&mut self) -> f64 {
+        // xorshift64*: jitter needs no cryptographic randomness.
+        let mut x = self.rng;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng = x;
+        (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// The queue id of `name`, declaring the queue (a QUEUE record) if it is new.
+    pub fn declare(&mut self, name: &str, opts: Option<Resolved>, store: &StoreOptions) -> Result<u32> {
+        check_name(name)?;
+        if let Some(&qid) = self.by_name.get(name) {
+            if let Some(o) = opts {
+                self.queues[qid as usize].opts = o;
+            }
+            return Ok(qid);
+        }
+        let qid = self.queues.len() as u32;
+        let opts = opts.unwrap_or_else(|| Resolved::new(store, &QueueOptions::default()));
+        self.queues.push(QueueState::new(qid, name.to_string(), opts));
+        self.by_name.insert(name.to_string(), qid);
+        let at = self.pending.buf.len();
+        put_queue(&mut self.pending.buf, qid, name);
+        self.pending.decls.push((qid, at));
+        Ok(qid)
+    }
+
+    fn dlq_for(&mut self, qid: u32, store: &StoreOptions) -> Result<Option<u32>> {
+        use crate::options::DeadLetterStrategy::*;
+        let name = match &self.queues[qid as usize].opts.dead_letter {
+            Shared { name } => name.clone(),
+            Individual { prefix } => format!("{prefix}{}", self.queues[qid as usize].name),
+            Discard => return Ok(None),
+        };
+        if name == self.queues[qid as usize].name {
+            // A dead letter of the dead-letter queue itself is dropped rather than looping.
+            return Ok(None);
+        }
+        let qid = match self.by_name.get(&name) {
+            Some(&q) => q,
+            None => {
+                let mut o = Resolved::new(store, &QueueOptions::default());
+                o.dead_letter = crate::options::DeadLetterStrategy::Discard;
+                self.declare(&name, Some(o), store)?
+            }
+        };
+        Ok(Some(qid))
+    }
+
+    /// Appends a message to queue `qid`. Returns its id and whether it was a dedup hit.
+    pub fn send(&mut self, qid: u32, msg: &Message, now: u64) -> Result<(u64, bool)> {
+        if msg.body.len() > self.max_body {
+            return Err(Error::invalid(format!(
+                "message body of {} bytes is over the limit of {} bytes",
+                msg.body.len(),
+                self.max_body
+            )));
+        }
+        if msg.priority > 9 {
+            return Err(Error::invalid(format!("priority {} is out of range 0–9", msg.priority)));
+        }
+        let q = &mut self.queues[qid as usize];
+        if let Some(key) = &msg.meta.dedup_key {
+            q.prune_dedup(now);
+            if let Some(d) = q.dedup.get(key) {
+                return Ok((d.id, true));
+            }
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        let expires_at = msg.ttl_ms.map(|t| now.saturating_add(t.max(1))).unwrap_or(0);
+        let due = match (msg.deliver_at_ms, msg.delay_ms) {
+            (Some(at), _) => at,
+            (None, Some(d)) => now.saturating_add(d),
+            _ => 0,
+        };
+        let h = crate::journal::format::SendHeader {
+            id,
+            qid,
+            priority: msg.priority,
+            flags: 0,
+            delivery_count: 0,
+            timestamp: now,
+            expires_at,
+            deliver_at: due,
+            meta_len: 0,
+        };
+        let q = &mut self.queues[qid as usize];
+        let mut entry = Entry {
+            id,
+            expires_at,
+            seg: MEM_SEG,
+            off: 0,
+            len: 0,
+            count: 0,
+            group: 0,
+            priority: msg.priority,
+            flags: 0,
+        };
+        if !q.opts.journaled() {
+            let mut rec = Vec::with_capacity(SEND_OVERHEAD + msg.body.len());
+            crate::journal::format::put_record_header(&mut rec, kind::SEND, 0);
+            put_send(&mut rec, h, &msg.meta, &msg.body)?;
+            finish_record(&mut rec, 0);
+            entry.len = rec.len() as u32;
+            q.mem.insert(id, rec);
+            q.insert(entry, due, now);
+            q.counters.enqueued += 1;
+            if let Some(key) = &msg.meta.dedup_key {
+                q.dedup.insert(key.clone(), DedupEntry { id, at: now, seg: MEM_SEG });
+                q.dedup_order.push_back((now, key.clone()));
+            }
+            return Ok((id, false));
+        }
+        let sync = q.opts.needs_sync();
+        let start = self.pending.buf.len();
+        crate::journal::format::put_record_header(&mut self.pending.buf, kind::SEND, 0);
+        if let Err(e) = put_send(&mut self.pending.buf, h, &msg.meta, &msg.body) {
+            self.pending.buf.truncate(start);
+            return Err(e);
+        }
+        finish_record(&mut self.pending.buf, start);
+        entry.len = (self.pending.buf.len() - start) as u32;
+        let q = &mut self.queues[qid as usize];
+        q.pending_count += 1;
+        q.pending_bytes += entry.len as u64;
+        let dedup_key = msg.meta.dedup_key.as_ref().map(|k| {
+            q.dedup.insert(k.clone(), DedupEntry { id, at: now, seg: MEM_SEG });
+            q.dedup_order.push_back((now, k.clone()));
+            k.clone().into_boxed_str()
+        });
+        self.pending.needs_sync |= sync;
+        self.pending.sends.push(PendingSend { qid, rec_off: start, entry, due, relocate: false, dedup_key });
+        Ok((id, false))
+    }
+
+    /// Whether queue `qid` has room for a message of `len` body bytes.
+    pub fn has_room(&self, qid: u32, len: usize) -> bool {
+        let q = &self.queues[qid as usize];
+        let n = q.count + q.pending_count;
+        let b = q.bytes + q.pending_bytes;
+        q.opts.max_messages.is_none_or(|m| n < m)
+            && q.opts.max_bytes.is_none_or(|m| b + (len + SEND_OVERHEAD) as u64 <= m || n == 0)
+    }
+
+    /// Reads the stored record of `e`.
+    pub fn read_record(&self, qid: u32, e: &Entry) -> Result<Vec<u8>> {
+        if e.seg == MEM_SEG {
+            return self.queues[qid as usize]
+                .mem
+                .get(&e.id)
+                .cloned()
+                .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("message ID:{} is gone", e.id)));
+        }
+        let mut buf = vec![0u8; e.len as usize];
+        self.files.read(e.seg as u64, e.off as u64, &mut buf)?;
+        Ok(buf)
+    }
+
+    /// Reads many records, merging neighbours into one read.
+    pub fn read_records(&self, qid: u32, es: &[Entry]) -> Result<Vec<Vec<u8>>> {
+        let mut out = Vec::with_capacity(es.len());
+        let mut i = 0;
+        while i < es.len() {
+            let e = &es[i];
+            if e.seg == MEM_SEG {
+                out.push(self.read_record(qid, e)?);
+                i += 1;
+                continue;
+            }
+            let mut j = i + 1;
+            let mut end = e.off as u64 + e.len as u64;
+            while j < es.len() && es[j].seg == e.seg && es[j].off as u64 == end && end - (e.off as u64) < (4 << 20) {
+                end += es[j].len as u64;
+                j += 1;
+            }
+            let mut buf = vec![0u8; (end - e.off as u64) as usize];
+            self.files.read(e.seg as u64, e.off as u64, &mut buf)?;
+            let mut at = 0usize;
+            for x in &es[i..j] {
+                out.push(buf[at..at + x.len as usize].to_vec());
+                at += x.len as usize;
+            }
+            i = j;
+        }
+        Ok(out)
+    }
+
+    fn live_dec(&mut self, e: &Entry) {
+        if e.seg != MEM_SEG {
+            if let Some(l) = self.seg_live.get_mut(&(e.seg as u64)) {
+                l.0 = l.0.saturating_sub(1);
+                l.1 = l.1.saturating_sub(e.len as u64);
+            }
+        }
+    }
+
+    fn live_inc(&mut self, seg: u64, len: u64) {
+        let l = self.seg_live.entry(seg).or_insert((0, 0));
+        l.0 += 1;
+        l.1 += len;
+    }
+
+    /// Moves due timers, expires ack timeouts. Called before every receive and by the commit thread.
+    pub fn tick(&mut self, qid: u32, now: u64, store: &StoreOptions) -> Result<()> {
+        let q = &mut self.queues[qid as usize];
+        q.release_due(now);
+        if q.opts.ack_timeout_ms.is_some() && !q.inflight.is_empty() {
+            let late: Vec<u64> = q.inflight.values().filter(|f| f.deadline <= now).map(|f| f.entry.id).collect();
+            for id in late {
+                self.fail(qid, id, "ack timeout", None, now, None, store)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes up to `n` messages for `consumer`, appending the DELIVER (or, for auto-ack, ACK) record.
+    /// Returns the entries (with their new counts).
+    pub fn take(&mut self, qid: u32, consumer: u64, n: usize, auto_ack: bool, now: u64, store: &StoreOptions) -> Result<Vec<Entry>> {
+        self.tick(qid, now, store)?;
+        let mut got = Vec::new();
+        while got.len() < n {
+            let q = &mut self.queues[qid as usize];
+            let Some(mut e) = q.pop_ready() else { break };
+            if e.expires_at != 0 && e.expires_at <= now {
+                q.inflight.insert(e.id, InFlight { entry: e, consumer: 0, deadline: u64::MAX });
+                let process = q.opts.process_expired;
+                q.counters.expired += 1;
+                self.expire(qid, e.id, process, now, store)?;
+                continue;
+            }
+            e.count += 1;
+            if e.count > 1 {
+                q.counters.redelivered += 1;
+            }
+            let deadline = q.opts.ack_timeout_ms.map(|t| now.saturating_add(t)).unwrap_or(u64::MAX);
+            q.inflight.insert(e.id, InFlight { entry: e, consumer, deadline });
+            got.push(e);
+        }
+        if got.is_empty() {
+            return Ok(got);
+        }
+        let q = &self.queues[qid as usize];
+        if q.opts.journaled() {
+            let sync = q.opts.needs_sync();
+            if auto_ack {
+                let ids: Vec<u64> = got.iter().map(|e| e.id).collect();
+                put_ids(&mut self.pending.buf, kind::ACK, qid, None, &ids);
+            } else {
+                let items: Vec<(u64, u32)> = got.iter().map(|e| (e.id, e.count)).collect();
+                put_deliver(&mut self.pending.buf, qid, &items);
+            }
+            self.pending.needs_sync |= sync;
+        }
+        Ok(got)
+    }
+
+    /// Removes auto-acked deliveries once their records were read.
+    pub fn finish_auto_ack(&mut self, qid: u32, ids: &[u64]) {
+        for id in ids {
+            let q = &mut self.queues[qid as usize];
+            if let Some(f) = q.inflight.remove(id) {
+                q.forget(&f.entry);
+                q.counters.acked += 1;
+                let e = f.entry;
+                self.live_dec(&e);
+            }
+        }
+    }
+
+    fn take_inflight(&mut self, qid: u32, id: u64, consumer: Tag) -> Result<InFlight> {
+        let q = &mut self.queues[qid as usize];
+        match q.inflight.get(&id) {
+            Some(f) if consumer.is_none_or(|(c, n)| c == f.consumer && n == f.entry.count) => Ok(q.inflight.remove(&id).expect("checked")),
+            _ => Err(Error::new(
+                ErrorKind::AlreadySettled,
+                format!("delivery of ID:{id} on queue {:?} is already settled (or timed out)", q.name),
+            )),
+        }
+    }
+
+    /// Acks deliveries; appends one ACK record.
+    pub fn ack(&mut self, qid: u32, ids: &[u64], consumer: Tag) -> Result<()> {
+        let mut done = Vec::with_capacity(ids.len());
+        let mut first_err = None;
+        for &id in ids {
+            match self.take_inflight(qid, id, consumer) {
+                Ok(f) => {
+                    let q = &mut self.queues[qid as usize];
+                    q.forget(&f.entry);
+                    q.counters.acked += 1;
+                    self.live_dec(&f.entry);
+                    done.push(id);
+                }
+                Err(e) => first_err = first_err.or(Some(e)),
+            }
+        }
+        let q = &self.queues[qid as usize];
+        if !done.is_empty() && q.opts.journaled() {
+            let sync = q.opts.needs_sync();
+            put_ids(&mut self.pending.buf, kind::ACK, qid, None, &done);
+            self.pending.needs_sync |= sync;
+        }
+        self.pending.needs_sync |= false;
+        match first_err {
+            Some(e) if done.is_empty() => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// The one failure path (nack, timeout, dropped consumer, crash, rollback): redeliver later
+    /// per the policy, or dead-letter. `rec` is the record if the caller has it in memory.
+    #[allow(clippy::too_many_arguments)]
+    pub fn fail(
+        &mut self,
+        qid: u32,
+        id: u64,
+        reason: &str,
+        delay: Option<u64>,
+        now: u64,
+        consumer: Tag,
+        store: &StoreOptions,
+    ) -> Result<()> {
+        let f = self.take_inflight(qid, id, consumer)?;
+        let random = self.random();
+        let q = &mut self.queues[qid as usize];
+        let info = q.fail.entry(id).or_default();
+        if info.first == 0 {
+            info.first = now;
+        }
+        info.last = now;
+        info.reason = reason.to_string();
+        match decide(&q.opts.redelivery, f.entry.count, delay, random) {
+            AfterFailure::Redeliver { delay_ms } => {
+                let due = now.saturating_add(delay_ms);
+                if q.opts.journaled() {
+                    let sync = q.opts.needs_sync();
+                    put_requeue(&mut self.pending.buf, qid, id, f.entry.count, due, now, reason);
+                    self.pending.needs_sync |= sync;
+                }
+                self.queues[qid as usize].requeue(f.entry, due, now);
+                Ok(())
+            }
+            AfterFailure::DeadLetter => {
+                let q = &mut self.queues[qid as usize];
+                q.inflight.insert(id, f);
+                self.dead_letter(qid, id, DeadLetterReason::MaxRedeliveries, reason, now, store)
+            }
+        }
+    }
+
+    /// Gives a delivery back without counting a failure.
+    pub fn release(&mut self, qid: u32, id: u64, consumer: Tag, now: u64) -> Result<()> {
+        let mut f = self.take_inflight(qid, id, consumer)?;
+        f.entry.count = f.entry.count.saturating_sub(1);
+        let q = &mut self.queues[qid as usize];
+        if q.opts.journaled() {
+            let sync = q.opts.needs_sync();
+            put_requeue(&mut self.pending.buf, qid, id, f.entry.count, 0, 0, "");
+            self.pending.needs_sync |= sync;
+        }
+        self.queues[qid as usize].requeue(f.entry, 0, now);
+        Ok(())
+    }
+
+    /// Rejects: straight to the dead-letter queue.
+    pub fn reject(&mut self, qid: u32, id: u64, reason: &str, consumer: Tag, now: u64, store: &StoreOptions) -> Result<()> {
+        let f = self.take_inflight(qid, id, consumer)?;
+        let q = &mut self.queues[qid as usize];
+        let info = q.fail.entry(id).or_default();
+        if info.first == 0 {
+            info.first = now;
+        }
+        info.last = now;
+        info.reason = reason.to_string();
+        q.inflight.insert(id, f);
+        self.dead_letter(qid, id, DeadLetterReason::Rejected, reason, now, store)
+    }
+
+    fn expire(&mut self, qid: u32, id: u64, process: bool, now: u64, store: &StoreOptions) -> Result<()> {
+        if process {
+            self.dead_letter(qid, id, DeadLetterReason::Expired, "", now, store)
+        } else {
+            self.drop_inflight(qid, id, why::EXPIRED)
+        }
+    }
+
+    fn drop_inflight(&mut self, qid: u32, id: u64, code: u8) -> Result<()> {
+        let f = self.take_inflight(qid, id, None)?;
+        let q = &mut self.queues[qid as usize];
+        q.forget(&f.entry);
+        q.counters.discarded += 1;
+        if q.opts.journaled() {
+            let sync = q.opts.needs_sync();
+            put_ids(&mut self.pending.buf, kind::REMOVE, qid, Some(code), &[id]);
+            self.pending.needs_sync |= sync;
+        }
+        self.live_dec(&f.entry);
+        Ok(())
+    }
+
+    /// Moves in-flight message `id` of `qid` to its dead-letter queue: one DEAD record.
+    pub fn dead_letter(&mut self, qid: u32, id: u64, reason: DeadLetterReason, text: &str, now: u64, store: &StoreOptions) -> Result<()> {
+        let dlq = self.dlq_for(qid, store)?;
+        let Some(dlq) = dlq else {
+            self.queues[qid as usize].counters.dead_lettered += 1;
+            return self.drop_inflight(qid, id, reason_code(reason));
+        };
+        let f = *self.queues[qid as usize].inflight.get(&id).ok_or_else(|| {
+            Error::new(ErrorKind::AlreadySettled, format!("ID:{id} is not in flight"))
+        })?;
+        let rec = self.read_record(qid, &f.entry)?;
+        let msg = decode_message(&rec)
+            .ok_or_else(|| Error::new(ErrorKind::Corrupt, format!("stored record of ID:{id} does not decode")))?;
+        let q = &mut self.queues[qid as usize];
+        let fi = q.fail.remove(&id).unwrap_or_default();
+        let info = DeadLetterInfo {
+            original_queue: q.name.clone(),
+            original_id: MessageId(id),
+            reason,
+            last_failure: text.to_string(),
+            delivery_count: f.entry.count,
+            first_failure_ms: fi.first,
+            last_failure_ms: if fi.last == 0 { now } else { fi.last },
+        };
+        q.inflight.remove(&id);
+        q.forget(&f.entry);
+        q.counters.dead_lettered += 1;
+        let src_journaled = q.opts.journaled();
+        self.live_dec(&f.entry);
+        let new_id = self.next_id;
+        self.next_id += 1;
+        let meta = dead_meta(msg.meta, info);
+        let h = crate::journal::format::SendHeader {
+            id: new_id,
+            qid: dlq,
+            priority: msg.priority,
+            flags: 0,
+            delivery_count: 0,
+            timestamp: now,
+            expires_at: 0,
+            deliver_at: 0,
+            meta_len: 0,
+        };
+        let d = &self.queues[dlq as usize];
+        let entry = Entry { id: new_id, expires_at: 0, seg: MEM_SEG, off: 0, len: 0, count: 0, group: 0, priority: msg.priority, flags: 0 };
+        if !d.opts.journaled() {
+            let mut r = Vec::new();
+            crate::journal::format::put_record_header(&mut r, kind::SEND, 0);
+            put_send(&mut r, h, &meta, &msg.body)?;
+            finish_record(&mut r, 0);
+            let d = &mut self.queues[dlq as usize];
+            let entry = Entry { len: r.len() as u32, ..entry };
+            d.mem.insert(new_id, r);
+            d.insert(entry, 0, now);
+            d.counters.enqueued += 1;
+            if src_journaled {
+                put_ids(&mut self.pending.buf, kind::REMOVE, qid, Some(why::DISCARD), &[id]);
+            }
+            return Ok(());
+        }
+        let sync = d.opts.needs_sync() || self.queues[qid as usize].opts.needs_sync();
+        let start = self.pending.buf.len();
+        crate::journal::format::put_record_header(&mut self.pending.buf, kind::DEAD, 0);
+        self.pending.buf.extend_from_slice(&qid.to_le_bytes());
+        self.pending.buf.extend_from_slice(&id.to_le_bytes());
+        let send_start = self.pending.buf.len();
+        put_send(&mut self.pending.buf, h, &meta, &msg.body)?;
+        let _ = send_start;
+        finish_record(&mut self.pending.buf, start);
+        let len = (self.pending.buf.len() - start) as u32;
+        let d = &mut self.queues[dlq as usize];
+        d.pending_count += 1;
+        d.pending_bytes += len as u64;
+        self.pending.needs_sync |= sync;
+        self.pending.sends.push(PendingSend {
+            qid: dlq,
+            rec_off: start,
+            entry: Entry { len, ..entry },
+            due: 0,
+            relocate: false,
+            dedup_key: None,
+        });
+        Ok(())
+    }
+
+    /// Drops every waiting message of a queue (not those in flight). Returns how many.
+    pub fn purge(&mut self, qid: u32) -> u64 {
+        let q = &mut self.queues[qid as usize];
+        let mut gone: Vec<Entry> = Vec::new();
+        for dq in q.ready.iter_mut() {
+            gone.extend(dq.drain(..));
+        }
+        gone.extend(std::mem::take(&mut q.retry).into_values());
+        gone.extend(std::mem::take(&mut q.delayed).into_values());
+        q.delayed_due.clear();
+        for e in &gone {
+            q.forget(e);
+        }
+        q.counters.discarded += gone.len() as u64;
+        let journaled = q.opts.journaled();
+        let sync = q.opts.needs_sync();
+        for e in &gone {
+            self.live_dec(e);
+        }
+        if journaled && !gone.is_empty() {
+            let ids: Vec<u64> = gone.iter().map(|e| e.id).collect();
+            put_ids(&mut self.pending.buf, kind::REMOVE, qid, Some(why::PURGE), &ids);
+            self.pending.needs_sync |= sync;
+        }
+        gone.len() as u64
+    }
+
+    /// Makes room in a full queue with `drop_oldest`: dead-letters its oldest waiting message.
+    pub fn drop_oldest(&mut self, qid: u32, now: u64, store: &StoreOptions) -> Result<bool> {
+        let q = &mut self.queues[qid as usize];
+        let oldest = q.ordered_waiting().into_iter().min_by_key(|e| e.id);
+        let Some(e) = oldest else { return Ok(false) };
+        let q = &mut self.queues[qid as usize];
+        let e = q.remove_waiting(e.id, e.priority).expect("listed");
+        q.inflight.insert(e.id, InFlight { entry: e, consumer: 0, deadline: u64::MAX });
+        self.dead_letter(qid, e.id, DeadLetterReason::Overflow, "", now, store)?;
+        Ok(true)
+    }
+
+    /// Makes batch `sends` visible: called by the commit thread once the batch is committed.
+    pub fn publish(&mut self, batch: &mut Batch, placed: &[Placed], now: u64) {
+        let locate = |rec_off: usize| -> Option<(u64, u64)> {
+            placed
+                .iter()
+                .find(|p| p.buf_start <= rec_off && rec_off < p.buf_end)
+                .map(|p| (p.seg, p.file_off + (rec_off - p.buf_start) as u64))
+        };
+        for (qid, at) in batch.decls.drain(..) {
+            if let Some((seg, _)) = locate(at) {
+                let old = self.queues[qid as usize].decl_seg;
+                if old != MEM_SEG {
+                    if let Some(l) = self.seg_live.get_mut(&(old as u64)) {
+                        l.0 = l.0.saturating_sub(1);
+                    }
+                }
+                self.queues[qid as usize].decl_seg = seg as u32;
+                self.live_inc(seg, 0);
+            }
+        }
+        for (qid, key, at) in batch.dedups.drain(..) {
+            if let Some((seg, _)) = locate(at) {
+                let q = &mut self.queues[qid as usize];
+                if let Some(d) = q.dedup.get_mut(&*key) {
+                    let old = d.seg;
+                    d.seg = seg as u32;
+                    if old != MEM_SEG {
+                        if let Some(l) = self.seg_live.get_mut(&(old as u64)) {
+                            l.0 = l.0.saturating_sub(1);
+                        }
+                    }
+                    self.live_inc(seg, 0);
+                }
+            }
+        }
+        let mut pi = 0;
+        for s in batch.sends.drain(..) {
+            while pi < placed.len() && placed[pi].buf_end <= s.rec_off {
+                pi += 1;
+            }
+            let Some(p) = placed.get(pi) else { continue };
+            let seg = p.seg;
+            let off = p.file_off + (s.rec_off - p.buf_start) as u64;
+            let mut e = s.entry;
+            e.seg = seg as u32;
+            e.off = off as u32;
+            let q = &mut self.queues[s.qid as usize];
+            if s.relocate {
+                let Some(cur) = q.find_mut(e.id, e.priority) else { continue };
+                let old = *cur;
+                cur.seg = e.seg;
+                cur.off = e.off;
+                cur.len = e.len;
+                self.live_dec(&old);
+                self.live_inc(seg, e.len as u64);
+                continue;
+            }
+            q.pending_count -= 1;
+            q.pending_bytes -= e.len as u64;
+            q.counters.enqueued += 1;
+            q.insert(e, s.due, now);
+            if let Some(k) = s.dedup_key {
+                if let Some(d) = q.dedup.get_mut(&*k) {
+                    if d.id == e.id {
+                        d.seg = e.seg;
+                        self.live_inc(seg, 0);
+                    }
+                }
+            }
+            self.live_inc(seg, e.len as u64);
+        }
+    }
+
+    /// Picks the segments that can go (the oldest run with nothing live, never the tail) and,
+    /// when the oldest live segment is mostly dead, copies its live items forward.
+    pub fn plan_compaction(&mut self, compact_below: f64, now: u64) -> Result<Vec<u64>> {
+        let tail = self.segs.last().map(|s| s.0).unwrap_or(0);
+        let mut removable = Vec::new();
+        let mut head = None;
+        for &(seg, size) in &self.segs {
+            if seg == tail {
+                break;
+            }
+            let (items, bytes) = self.seg_live.get(&seg).copied().unwrap_or((0, 0));
+            if items == 0 {
+                removable.push(seg);
+            } else {
+                head = Some((seg, size, bytes));
+                break;
+            }
+        }
+        if let Some((h, size, bytes)) = head {
+            if self.compacting.is_none() && (bytes as f64) < compact_below * size as f64 {
+                self.relocate(h, now)?;
+                self.compacting = Some(h);
+            }
+        }
+        Ok(removable)
+    }
+
+    fn relocate(&mut self, h: u64, now: u64) -> Result<()> {
+        let h32 = h as u32;
+        for qi in 0..self.queues.len() {
+            let q = &self.queues[qi];
+            let qid = q.qid;
+            if q.decl_seg == h32 {
+                let name = q.name.clone();
+                let at = self.pending.buf.len();
+                put_queue(&mut self.pending.buf, qid, &name);
+                self.pending.decls.push((qid, at));
+            }
+            let mut items: Vec<(Entry, bool)> = Vec::new();
+            q.for_each(|e, inflight| {
+                if e.seg == h32 {
+                    items.push((*e, inflight));
+                }
+            });
+            let dedups: Vec<(String, DedupEntry)> =
+                q.dedup.iter().filter(|(_, d)| d.seg == h32).map(|(k, d)| (k.clone(), d.clone())).collect();
+            for (key, d) in dedups {
+                let at = self.pending.buf.len();
+                put_dedup(&mut self.pending.buf, qid, d.id, d.at, &key);
+                self.pending.dedups.push((qid, key.into_boxed_str(), at));
+            }
+            for (e, inflight) in items {
+                let rec = self.read_record(qid, &e)?;
+                let Some((_, send)) = send_in_record(&rec) else { continue };
+                let q = &self.queues[qi];
+                let fi = q.fail.get(&e.id).cloned().unwrap_or_default();
+                let due = q.delayed_due.get(&e.id).copied().unwrap_or(0);
+                let start = self.pending.buf.len();
+                crate::journal::format::put_record_header(&mut self.pending.buf, kind::RELOCATE, 0);
+                let b = &mut self.pending.buf;
+                let count = e.count | if inflight { 1 << 31 } else { 0 };
+                b.extend_from_slice(&count.to_le_bytes());
+                b.extend_from_slice(&due.to_le_bytes());
+                b.extend_from_slice(&fi.first.to_le_bytes());
+                b.extend_from_slice(&fi.last.to_le_bytes());
+                b.extend_from_slice(&(fi.reason.len() as u32).to_le_bytes());
+                b.extend_from_slice(fi.reason.as_bytes());
+                b.extend_from_slice(send);
+                finish_record(&mut self.pending.buf, start);
+                let len = (self.pending.buf.len() - start) as u32;
+                self.pending.sends.push(PendingSend {
+                    qid,
+                    rec_off: start,
+                    entry: Entry { len, ..e },
+                    due: 0,
+                    relocate: true,
+                    dedup_key: None,
+                });
+            }
+        }
+        let _ = now;
+        self.pending.needs_sync = true;
+        Ok(())
+    }
+}
+
+/// State rebuilt from the journal on open.
+#[derive(Default)]
+struct Rebuild {
+    names: BTreeMap<u32, (String, u64)>,
+    sends: HashMap<u32, Vec<(Entry, u64)>>,
+    changes: HashMap<u64, Change>,
+    dedup: Vec<(u32, String, DedupEntry)>,
+    max_id: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Change {
+    gone: bool,
+    count: Option<u32>,
+    delivered: bool,
+    due: Option<u64>,
+    fail: Option<FailInfo>,
+}
+
+impl Rebuild {
+    fn apply(&mut self, seg: u64, off: u64, len: u32, k: u8, body: &[u8], file: &str) -> Result<()> {
+        let bad = || Error::corrupt(file, off, "record does not decode");
+        let mut c = Cursor::new(body);
+        match k {
+            kind::QUEUE => {
+                let qid = c.u32().ok_or_else(bad)?;
+                let name = std::str::from_utf8(c.rest()).map_err(|_| bad())?;
+                self.names.insert(qid, (name.to_string(), seg));
+            }
+            kind::SEND | kind::DEAD | kind::RELOCATE => {
+                let mut relocate_state = None;
+                if k == kind::DEAD {
+                    let _from_qid = c.u32().ok_or_else(bad)?;
+                    let from_id = c.u64().ok_or_else(bad)?;
+                    self.changes.entry(from_id).or_default().gone = true;
+                }
+                if k == kind::RELOCATE {
+                    let count = c.u32().ok_or_else(bad)?;
+                    let due = c.u64().ok_or_else(bad)?;
+                    let first = c.u64().ok_or_else(bad)?;
+                    let last = c.u64().ok_or_else(bad)?;
+                    let n = c.u32().ok_or_else(bad)? as usize;
+                    let reason = String::from_utf8_lossy(c.take(n).ok_or_else(bad)?).into_owned();
+                    relocate_state = Some(Change {
+                        gone: false,
+                        count: Some(count & !(1 << 31)),
+                        delivered: count & (1 << 31) != 0,
+                        due: Some(due),
+                        fail: (first != 0).then_some(FailInfo { first, last, reason }),
+                    });
+                }
+                let s = get_send(&mut c).ok_or_else(bad)?;
+                let h = s.h;
+                if h.priority > 9 {
+                    return Err(bad());
+                }
+                self.max_id = self.max_id.max(h.id);
+                let e = Entry {
+                    id: h.id,
+                    expires_at: h.expires_at,
+                    seg: seg as u32,
+                    off: off as u32,
+                    len,
+                    count: h.delivery_count,
+                    group: 0,
+                    priority: h.priority,
+                    flags: 0,
+                };
+                self.sends.entry(h.qid).or_default().push((e, h.deliver_at));
+                if let Some(st) = relocate_state {
+                    self.changes.insert(h.id, st);
+                } else if s.has_dedup() {
+                    if let Some(key) = s.meta().and_then(|m| m.dedup_key) {
+                        self.dedup.push((h.qid, key, DedupEntry { id: h.id, at: h.timestamp, seg: seg as u32 }));
+                    }
+                }
+            }
+            kind::DELIVER => {
+                let _qid = c.u32().ok_or_else(bad)?;
+                let n = c.u32().ok_or_else(bad)?;
+                for _ in 0..n {
+                    let id = c.u64().ok_or_else(bad)?;
+                    let count = c.u32().ok_or_else(bad)?;
+                    let ch = self.changes.entry(id).or_default();
+                    ch.count = Some(count);
+                    ch.delivered = true;
+                }
+            }
+            kind::ACK => {
+                let _qid = c.u32().ok_or_else(bad)?;
+                let n = c.u32().ok_or_else(bad)?;
+                for _ in 0..n {
+                    let id = c.u64().ok_or_else(bad)?;
+                    self.changes.entry(id).or_default().gone = true;
+                }
+            }
+            kind::REMOVE => {
+                let _qid = c.u32().ok_or_else(bad)?;
+                let _why = c.u8().ok_or_else(bad)?;
+                let n = c.u32().ok_or_else(bad)?;
+                for _ in 0..n {
+                    let id = c.u64().ok_or_else(bad)?;
+                    self.changes.entry(id).or_default().gone = true;
+                }
+            }
+            kind::REQUEUE => {
+                let _qid = c.u32().ok_or_else(bad)?;
+                let id = c.u64().ok_or_else(bad)?;
+                let count = c.u32().ok_or_else(bad)?;
+                let due = c.u64().ok_or_else(bad)?;
+                let failed_at = c.u64().ok_or_else(bad)?;
+                let reason = String::from_utf8_lossy(c.rest()).into_owned();
+                let ch = self.changes.entry(id).or_default();
+                ch.count = Some(count);
+                ch.delivered = false;
+                ch.due = Some(due);
+                if failed_at != 0 {
+                    let first = ch.fail.as_ref().map(|f| f.first).unwrap_or(failed_at);
+                    ch.fail = Some(FailInfo { first, last: failed_at, reason });
+                }
+            }
+            kind::DEDUP => {
+                let qid = c.u32().ok_or_else(bad)?;
+                let id = c.u64().ok_or_else(bad)?;
+                let at = c.u64().ok_or_else(bad)?;
+                let key = std::str::from_utf8(c.rest()).map_err(|_| bad())?.to_string();
+                self.dedup.push((qid, key, DedupEntry { id, at, seg: seg as u32 }));
+            }
+            kind::PAD => {}
+            _ => return Err(Error::corrupt(file, off, &format!("unknown record kind {k}"))),
+        }
+        Ok(())
+    }
+}
+
+/// An open store. Dropping it closes it (flushing pending sends and completing every callback).
+///
+/// ```
+/// let dir = tempfile::tempdir().unwrap();
+/// let store = mqlite::Store::open(dir.path(), mqlite::StoreOptions::default()).unwrap();
+/// let q = store.queue("jobs").unwrap();
+/// let id = q.send("hello").unwrap();
+/// let d = q.receive(Some(std::time::Duration::ZERO)).unwrap().unwrap();
+/// assert_eq!((d.id(), d.body()), (id, &b"hello"[..]));
+/// d.ack().unwrap();
+/// ```
+pub struct Store {
+    pub(crate) shared: Arc<Shared>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    lock: Mutex<Option<File>>,
+    report: RecoveryReport,
+    _waker: Arc<dyn Fn() + Send + Sync>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("dir", &self.shared.dir).finish_non_exhaustive()
+    }
+}
+
+fn lock_dir(dir: &Path) -> Result<File> {
+    let path = dir.join("LOCK");
+    let mut f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+        .open(&path)
+        .map_err(|e| Error::io(format!("opening {}", path.display()), &e))?;
+    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc != 0 {
+        let err = std::io::Error::last_os_error();
+        if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+            let mut s = String::new();
+            let _ = f.read_to_string(&mut s);
+            let pid = s.trim();
+            let pid = if pid.is_empty() { "unknown" } else { pid };
+            return Err(Error::new(
+                ErrorKind::Locked,
+                format!("store {} is locked by pid {pid}", dir.display()),
+            ));
+        }
+        return Err(Error::io(format!("locking {}", path.display()), &err));
+    }
+    f.set_len(0).map_err(|e| Error::io("truncating LOCK", &e))?;
+    f.write_all(std::process::id().to_string().as_bytes()).map_err(|e| Error::io("writing LOCK", &e))?;
+    Ok(f)
+}
+
+impl Store {
+    /// Opens the store in `dir`, creating it if missing (`options.create`), and recovers its
+    /// durable state: a torn tail is cut off; corruption elsewhere is an error of kind `Corrupt`
+    /// naming the file and offset (unless `options.repair`).
+    pub fn open(dir: impl AsRef<Path>, options: StoreOptions) -> Result<Store> {
+        let dir = dir.as_ref();
+        if !dir.exists() {
+            if !options.create {
+                return Err(Error::new(ErrorKind::NotFound, format!("no store at {}", dir.display())));
+            }
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| Error::io(format!("creating {}", dir.display()), &e))?;
+        }
+        let dir = dir.canonicalize().map_err(|e| Error::io(format!("resolving {}", dir.display()), &e))?;
+        if !dir.is_dir() {
+            return Err(Error::invalid(format!("{} is not a directory", dir.display())));
+        }
+        let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
+        let lock = lock_dir(&dir)?;
+        let clock = options.clock.clone();
+        let mut rb = Rebuild::default();
+        let clock2 = clock.clone();
+        let (journal, report) = Journal::open(
+            options.vfs.clone(),
+            &dir,
+            options.segment_bytes,
+            options.repair,
+            Box::new(move || clock2.now_ms()),
+            &mut |seg, off, len, k, body| rb.apply(seg, off, len, k, body, &crate::journal::segment_name(seg)),
+        )?;
+        let now = clock.now_ms();
+        let mut inner = Inner {
+            queues: Vec::new(),
+            by_name: HashMap::new(),
+            next_id: rb.max_id + 1,
+            pending: Batch::default(),
+            batch_no: 1,
+            done_no: 0,
+            error: None,
+            closing: false,
+            closed: false,
+            seg_live: BTreeMap::new(),
+            segs: journal.segments().into_iter().map(|s| (s, journal.segment_size(s))).collect(),
+            compacting: None,
+            next_consumer: 1,
+            async_msgs: 0,
+            async_bytes: 0,
+            rng: now | 1,
+            files: journal.files(),
+            max_body: options.max_body_bytes,
+        };
+        let mut crashed: Vec<(u32, u64)> = Vec::new();
+        // Queues in qid order; a gap (impossible unless a record was lost) gets a placeholder name.
+        let max_qid = rb.names.keys().next_back().copied();
+        if let Some(max) = max_qid {
+            for qid in 0..=max {
+                let (name, seg) = rb.names.get(&qid).cloned().unwrap_or((format!("__lost_queue_{qid}"), MEM_SEG as u64));
+                let mut q = QueueState::new(qid, name.clone(), Resolved::new(&options, &QueueOptions::default()));
+                q.decl_seg = seg as u32;
+                if seg != MEM_SEG as u64 {
+                    let l = inner.seg_live.entry(seg).or_insert((0, 0));
+                    l.0 += 1;
+                }
+                inner.by_name.insert(name, qid);
+                inner.queues.push(q);
+            }
+        }
+        for (qid, mut v) in rb.sends.drain() {
+            if qid as usize >= inner.queues.len() {
+                return Err(Error::new(ErrorKind::Corrupt, format!("messages for undeclared queue {qid}")));
+            }
+            v.sort_by_key(|(e, _)| e.id);
+            // Keep the newest copy of each id (compaction's RELOCATE comes after the original).
+            let mut dedup: Vec<(Entry, u64)> = Vec::with_capacity(v.len());
+            for x in v {
+                match dedup.last_mut() {
+                    Some(last) if last.0.id == x.0.id => *last = x,
+                    _ => dedup.push(x),
+                }
+            }
+            for (mut e, deliver_at) in dedup {
+                let mut due = deliver_at;
+                let mut delivered = false;
+                if let Some(ch) = rb.changes.get(&e.id) {
+                    if ch.gone {
+                        continue;
+                    }
+                    if let Some(c) = ch.count {
+                        e.count = c;
+                    }
+                    if let Some(d) = ch.due {
+                        due = d;
+                    }
+                    delivered = ch.delivered;
+                    if let Some(f) = &ch.fail {
+                        inner.queues[qid as usize].fail.insert(e.id, f.clone());
+                    }
+                }
+                let l = inner.seg_live.entry(e.seg as u64).or_insert((0, 0));
+                l.0 += 1;
+                l.1 += e.len as u64;
+                let q = &mut inner.queues[qid as usize];
+                q.counters.enqueued += 0;
+                if delivered {
+                    q.count += 1;
+                    q.bytes += e.len as u64;
+                    q.inflight.insert(e.id, InFlight { entry: e, consumer: 0, deadline: u64::MAX });
+                    crashed.push((qid, e.id));
+                } else {
+                    q.insert(e, due, now);
+                }
+            }
+        }
+        for (qid, key, d) in rb.dedup {
+            if let Some(q) = inner.queues.get_mut(qid as usize) {
+                if d.at + q.opts.dedup_window_ms > now {
+                    if d.seg != MEM_SEG {
+                        inner.seg_live.entry(d.seg as u64).or_insert((0, 0)).0 += 1;
+                    }
+                    q.dedup_order.push_back((d.at, key.clone()));
+                    q.dedup.insert(key, d);
+                }
+            }
+        }
+        // A crash is a failed delivery for every message that was in flight.
+        for (qid, id) in crashed {
+            inner.fail(qid, id, "the consumer's process ended without settling it", None, now, None, &options)?;
+        }
+        let shared = Arc::new(Shared {
+            inner: Mutex::new(inner),
+            work: Condvar::new(),
+            done: Condvar::new(),
+            avail: Condvar::new(),
+            room: Condvar::new(),
+            callbacks: Mutex::new(CallbackQueue::default()),
+            callbacks_cv: Condvar::new(),
+            clock: clock.clone(),
+            opts: options,
+            dir,
+        });
+        let weak = Arc::downgrade(&shared);
+        let waker: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
+            if let Some(s) = weak.upgrade() {
+                let _g = s.lock();
+                s.wake_all();
+            }
+        });
+        clock.subscribe(Arc::downgrade(&waker));
+        let s1 = shared.clone();
+        let commit = std::thread::Builder::new()
+            .name("mqlite-commit".into())
+            .spawn(move || commit_thread(s1, journal))
+            .map_err(|e| Error::io("starting the commit thread", &e))?;
+        let s2 = shared.clone();
+        let cbs = std::thread::Builder::new()
+            .name("mqlite-callbacks".into())
+            .spawn(move || callback_thread(s2))
+            .map_err(|e| Error::io("starting the callback thread", &e))?;
+        let store = Store { shared, threads: Mutex::new(vec![commit, cbs]), lock: Mutex::new(Some(lock)), report, _waker: waker };
+        // Make the recovery's own records (crash failures) durable before returning.
+        store.flush()?;
+        Ok(store)
+    }
+
+    /// What recovery found when this store was opened.
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.report
+    }
+
+    /// The store's directory.
+    pub fn path(&self) -> &Path {
+        &self.shared.dir
+    }
+
+    /// A handle to queue `name` with the store's default options, creating it if new.
+    pub fn queue(&self, name: &str) -> Result<Queue> {
+        self.queue_impl(name, None)
+    }
+
+    /// A handle to queue `name` with `options` (which replace the queue's options for this open).
+    pub fn queue_with(&self, name: &str, options: QueueOptions) -> Result<Queue> {
+        self.queue_impl(name, Some(options))
+    }
+
+    fn queue_impl(&self, name: &str, options: Option<QueueOptions>) -> Result<Queue> {
+        let mut g = self.shared.lock();
+        g.check()?;
+        let resolved = options.as_ref().map(|o| Resolved::new(&self.shared.opts, o));
+        let qid = g.declare(name, resolved, &self.shared.opts)?;
+        Ok(Queue { shared: self.shared.clone(), qid, name: name.into() })
+    }
+
+    /// The names of all queues, in creation order.
+    pub fn queue_names(&self) -> Vec<String> {
+        self.shared.lock().queues.iter().map(|q| q.name.clone()).collect()
+    }
+
+    /// Waits until everything sent so far is durable.
+    pub fn flush(&self) -> Result<()> {
+        let mut g = self.shared.lock();
+        if let Some(e) = &g.error {
+            return Err(poisoned(e));
+        }
+        if g.pending.is_empty() {
+            let no = g.batch_no - 1;
+            let _g = self.shared.wait_done(g, no)?;
+            return Ok(());
+        }
+        g.pending.needs_sync = true;
+        let no = self.shared.submit(&g);
+        let _g = self.shared.wait_done(g, no)?;
+        Ok(())
+    }
+
+    /// Disk bytes used by journal segments.
+    pub fn disk_bytes(&self) -> u64 {
+        self.shared.lock().segs.iter().map(|s| s.1).sum()
+    }
+
+    /// Closes the store: pending sends are flushed, every callback completes, the lock is
+    /// released. Later calls on its queues fail with `Closed`. Called from inside one of the
+    /// store's own callbacks it fails with `WouldDeadlock` instead of waiting for itself.
+    pub fn close(&self) -> Result<()> {
+        if on_library_thread() {
+            return Err(Error::new(
+                ErrorKind::WouldDeadlock,
+                "close() called from one of the store's own threads (a callback or listener)",
+            ));
+        }
+        {
+            let mut g = self.shared.lock();
+            if g.closed {
+                return Ok(());
+            }
+            g.closing = true;
+            self.shared.wake_all();
+            self.shared.done.notify_all();
+        }
+        let threads: Vec<_> = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
+        for t in threads {
+            let _ = t.join();
+        }
+        let err = {
+            let mut g = self.shared.lock();
+            g.closed = true;
+            self.shared.wake_all();
+            self.shared.done.notify_all();
+            g.error.clone()
+        };
+        self.lock.lock().unwrap_or_else(|e| e.into_inner()).take();
+        match err {
+            Some(e) => Err(poisoned(&e)),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        if on_library_thread() {
+            // Dropped inside a callback: stop without joining ourselves.
+            let mut g = self.shared.lock();
+            g.closing = true;
+            self.shared.wake_all();
+            return;
+        }
+        let _ = self.close();
+    }
+}
+
+fn commit_thread(shared: Arc<Shared>, mut journal: Journal) {
+    mark_library_thread();
+    let mut spare = Batch::default();
+    let mut placed: Vec<Placed> = Vec::new();
+    let batched_delay = |d: Durability| match d {
+        Durability::Batched { max_delay } => Some(max_delay),
+        _ => None,
+    };
+    let mut max_delay = batched_delay(shared.opts.durability).unwrap_or(Duration::from_millis(100));
+    let mut unsynced_since: Option<Instant> = None;
+    let mut g = shared.lock();
+    loop {
+        // Wait for work, or for the batched-fsync deadline.
+        while g.pending.is_empty() && !g.closing {
+            for q in &g.queues {
+                if let Some(d) = batched_delay(q.opts.durability) {
+                    max_delay = max_delay.min(d);
+                }
+            }
+            match unsynced_since {
+                Some(t) => {
+                    let left = max_delay.saturating_sub(t.elapsed());
+                    if left.is_zero() {
+                        break;
+                    }
+                    g = shared.work.wait_timeout(g, left).unwrap_or_else(|e| e.into_inner()).0;
+                }
+                None => {
+                    g = shared.work.wait_timeout(g, Duration::from_millis(250)).unwrap_or_else(|e| e.into_inner()).0;
+                    // Periodic housekeeping: ack timeouts and due timers wake receivers.
+                    let now = shared.now();
+                    for qid in 0..g.queues.len() as u32 {
+                        if g.queues[qid as usize].opts.ack_timeout_ms.is_some() {
+                            let _ = g.tick(qid, now, &shared.opts);
+                        }
+                    }
+                    shared.avail.notify_all();
+                }
+            }
+        }
+        if g.pending.is_empty() && g.closing && unsynced_since.is_none() {
+            break;
+        }
+        if g.error.is_some() {
+            // Poisoned: fail whatever is pending, never write again.
+            let err = g.error.clone().map(|e| poisoned(&e)).unwrap_or_else(Error::closed);
+            let mut b = std::mem::take(&mut g.pending);
+            g.batch_no += 1;
+            fail_callbacks(&shared, &mut b, &err);
+            shared.done.notify_all();
+            if g.closing {
+                break;
+            }
+            continue;
+        }
+        let now = shared.now();
+        let removable = g.plan_compaction(shared.opts.compact_below, now).unwrap_or_default();
+        std::mem::swap(&mut g.pending, &mut spare);
+        let no = g.batch_no;
+        g.batch_no += 1;
+        drop(g);
+
+        placed.clear();
+        let mut result = journal.write(&spare.buf, &mut placed);
+        let deadline_passed = unsynced_since.is_some_and(|t| t.elapsed() >= max_delay);
+        if result.is_ok() && (spare.needs_sync || deadline_passed || (spare.buf.is_empty() && journal.dirty())) {
+            result = journal.sync();
+            unsynced_since = None;
+        } else if result.is_ok() && journal.dirty() && unsynced_since.is_none() {
+            unsynced_since = Some(Instant::now());
+        }
+        if result.is_ok() && !journal.dirty() {
+            for seg in &removable {
+                if let Err(e) = journal.remove_segment(*seg) {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+
+        g = shared.lock();
+        match result {
+            Ok(()) => {
+                let now = shared.now();
+                if !journal.dirty() {
+                    g.seg_live.retain(|s, _| journal.segment_size(*s) > 0);
+                }
+                g.segs = journal.segments().into_iter().map(|s| (s, journal.segment_size(s))).collect();
+                g.publish(&mut spare, &placed, now);
+                if g.compacting.is_some() {
+                    g.compacting = None;
+                }
+                g.done_no = no;
+                g.async_msgs -= spare.async_msgs;
+                g.async_bytes -= spare.async_bytes;
+                let items = std::mem::take(&mut spare.callbacks);
+                if !items.is_empty() {
+                    let mut cq = shared.callbacks.lock().unwrap_or_else(|e| e.into_inner());
+                    cq.items.extend(items);
+                    shared.callbacks_cv.notify_one();
+                }
+            }
+            Err(e) => {
+                // A failed write or fsync is never retried (fsyncgate): poison the store.
+                g.error = Some(e.clone());
+                g.async_msgs -= spare.async_msgs;
+                g.async_bytes -= spare.async_bytes;
+                fail_callbacks(&shared, &mut spare, &e);
+                let mut rest = std::mem::take(&mut g.pending);
+                fail_callbacks(&shared, &mut rest, &poisoned(&e));
+                g.batch_no += 1;
+            }
+        }
+        spare.clear();
+        shared.done.notify_all();
+        shared.avail.notify_all();
+        shared.room.notify_all();
+    }
+    drop(g);
+    let mut cq = shared.callbacks.lock().unwrap_or_else(|e| e.into_inner());
+    cq.stop = true;
+    shared.callbacks_cv.notify_all();
+}
+
+fn fail_callbacks(shared: &Shared, b: &mut Batch, e: &Error) {
+    let items: Vec<_> = b.callbacks.drain(..).map(|(cb, _)| (cb, Err(e.clone()))).collect();
+    if !items.is_empty() {
+        let mut cq = shared.callbacks.lock().unwrap_or_else(|e| e.into_inner());
+        cq.items.extend(items);
+        shared.callbacks_cv.notify_one();
+    }
+}
+
+fn callback_thread(shared: Arc<Shared>) {
+    mark_library_thread();
+    let mut batch: Vec<(Callback, Result<MessageId>)> = Vec::new();
+    loop {
+        {
+            let mut cq = shared.callbacks.lock().unwrap_or_else(|e| e.into_inner());
+            cq.running = false;
+            while cq.items.is_empty() && !cq.stop {
+                cq = shared.callbacks_cv.wait(cq).unwrap_or_else(|e| e.into_inner());
+            }
+            if cq.items.is_empty() && cq.stop {
+                return;
+            }
+            batch.extend(cq.items.drain(..));
+            cq.running = true;
+        }
+        for (cb, r) in batch.drain(..) {
+            // A panicking callback must not take the library down, nor skip the others.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || cb(r)));
+        }
+    }
+}
