@@ -72,6 +72,17 @@ impl Delivery {
         &self.queue
     }
 
+    /// (queue, id, tag) for transactions.
+    pub(crate) fn parts(&self) -> (u32, u64, Option<(u64, u32)>) {
+        (self.queue.qid, self.id().0, self.tag())
+    }
+
+    /// Marks it settled by someone else (a committed transaction).
+    pub(crate) fn mark_settled(&mut self) {
+        self.settled = true;
+        self.forget_received();
+    }
+
     fn tag(&self) -> Option<(u64, u32)> {
         Some((self.consumer, self.count))
     }
