@@ -215,6 +215,12 @@ pub(crate) fn receive(
         if was_empty && !g.pending.is_empty() {
             shared.work.notify_one();
         }
+        if es.is_empty() && !g.pending.is_empty() {
+            // Expired or parked messages were moved: wait, so the move is visible (in the
+            // dead-letter queue's stats, browse and replay) when this call returns.
+            let no = g.batch_no;
+            g = shared.wait_done(g, no)?;
+        }
         if !es.is_empty() {
             let recs = g.read_records(queue.qid, &es);
             if !g.pending.is_empty() {
