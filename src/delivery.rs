@@ -102,13 +102,10 @@ impl Delivery {
         let mut g = shared.lock();
         g.check()?;
         let was_empty = g.pending.is_empty();
-        op(
-            &mut g,
-            self.queue.qid,
-            self.id().0,
-            self.tag(),
-            shared.now(),
-        )?;
+        let now = shared.now();
+        // Expire ack timeouts first, so settling a timed-out delivery fails deterministically.
+        g.tick(self.queue.qid, now, &shared.opts)?;
+        op(&mut g, self.queue.qid, self.id().0, self.tag(), now)?;
         shared.avail.notify_all();
         shared.room.notify_all();
         let _g = shared.commit(g, was_empty)?;
