@@ -147,7 +147,7 @@ fn redelivery_count_survives_kill9() {
                 })
                 .max()
         });
-        std::thread::sleep(Duration::from_millis(random_ms(&mut seed, 30, 150)));
+        std::thread::sleep(Duration::from_millis(random_ms(&mut seed, 30, 200)));
         child.kill().unwrap();
         child.wait().unwrap();
         let reported = reader.join().unwrap().unwrap_or(0);
