@@ -36,6 +36,8 @@ pub mod policy;
 mod queue;
 mod state;
 mod store;
+// The C ABI (libmqlite.so / .a, include/mqlite.h).
+mod ffi;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use delivery::{Consumer, Delivery, Listener};
