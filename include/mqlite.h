@@ -595,7 +595,7 @@ typedef struct {
    * Messages replayed into this queue.
    */
   uint64_t replayed;
-} mqlite_queue_stats;
+} mqlite_stats;
 
 /**
  * What recovery found when the store was opened.
@@ -1263,7 +1263,7 @@ mqlite_status mqlite_queue_purge(const mqlite_queue *queue,
  * The queue's statistics, written to `*stats_out`.
  */
 mqlite_status mqlite_queue_stats(const mqlite_queue *queue,
-                                 mqlite_queue_stats *stats_out,
+                                 mqlite_stats *stats_out,
                                  mqlite_error **err);
 
 /**

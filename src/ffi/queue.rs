@@ -40,7 +40,7 @@ pub type mqlite_free_fn = Option<unsafe extern "C" fn(user_data: *mut c_void)>;
 
 /// Counters and gauges of one queue.
 #[repr(C)]
-pub struct mqlite_queue_stats {
+pub struct mqlite_stats {
     /// Messages ready for delivery now.
     pub depth: u64,
     /// Messages delivered and not yet settled.
@@ -378,14 +378,14 @@ pub extern "C" fn mqlite_queue_purge(
 #[no_mangle]
 pub extern "C" fn mqlite_queue_stats(
     queue: *const mqlite_queue,
-    stats_out: *mut mqlite_queue_stats,
+    stats_out: *mut mqlite_stats,
     err: *mut *mut mqlite_error,
 ) -> mqlite_status {
     guard(err, || {
         let q = unsafe { self::queue(queue) }?;
         out_ptr(stats_out, "stats_out")?;
         let s = q.stats()?;
-        let out = mqlite_queue_stats {
+        let out = mqlite_stats {
             depth: s.depth,
             in_flight: s.in_flight,
             delayed: s.delayed,
