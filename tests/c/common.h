@@ -34,6 +34,10 @@ static int g_failures = 0;
             g_failures++;                                                                     \
             fprintf(stderr, "%s:%d: %s returned %s, want %s\n", __FILE__, __LINE__, #expr,    \
                     mqlite_status_str(s_), mqlite_status_str(want));                          \
+        } else if (s_ != MQLITE_OK && ERR_ != NULL && mqlite_error_status(ERR_) != s_) {      \
+            g_failures++;                                                                     \
+            fprintf(stderr, "%s:%d: %s: error object has status %s\n", __FILE__, __LINE__,    \
+                    #expr, mqlite_status_str(mqlite_error_status(ERR_)));                     \
         }                                                                                     \
         mqlite_error_free(ERR_);                                                              \
     } while (0)
