@@ -222,6 +222,10 @@ enum mqlite_dead_letter_reason
    * It was the oldest message of a full queue with the drop-oldest overflow policy.
    */
   MQLITE_DEAD_LETTER_OVERFLOW = 3,
+  /**
+   * A message of a group parked (group failure policy `park`) after an earlier one failed.
+   */
+  MQLITE_DEAD_LETTER_GROUP_PARKED = 4,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -429,6 +433,12 @@ typedef struct mqlite_queue_options mqlite_queue_options;
 typedef struct mqlite_redelivery_policy mqlite_redelivery_policy;
 
 /**
+ * Which dead letters `mqlite_queue_replay` moves, and where. Made by
+ * `mqlite_replay_filter_new` (matching every dead letter), freed by `mqlite_replay_filter_free`.
+ */
+typedef struct mqlite_replay_filter mqlite_replay_filter;
+
+/**
  * An open store. Made by `mqlite_store_open`, freed exactly once by `mqlite_store_free`.
  * `mqlite_store_close` closes it but keeps the handle valid: every later call through it (or
  * through its queues, consumers and deliveries) fails with `MQLITE_CLOSED`. Thread-safe.
@@ -439,6 +449,14 @@ typedef struct mqlite_store mqlite_store;
  * Options for `mqlite_store_open`. Not thread-safe; may be freed right after the open.
  */
 typedef struct mqlite_store_options mqlite_store_options;
+
+/**
+ * A transaction (`mqlite_store_transaction`): sends and acks across queues of one store that
+ * take effect together at commit — one journal record, durable when commit returns OK — or not
+ * at all. Freed exactly once by `mqlite_transaction_free`, which rolls back an unfinished one.
+ * Use from one thread at a time.
+ */
+typedef struct mqlite_transaction mqlite_transaction;
 
 /**
  * A listener's handler, run on the listener's library thread for each message, with no mqlite
@@ -891,6 +909,23 @@ mqlite_status mqlite_message_set_correlation_id(mqlite_message *message,
                                                 mqlite_error **err);
 
 /**
+ * Scheduled repeats (ActiveMQ's AMQ_SCHEDULED_PERIOD / AMQ_SCHEDULED_REPEAT): after its first
+ * delivery time the message is delivered `repeats` more times, `period_ms` apart, each
+ * occurrence a new message with its own id. `repeats` 0 clears it.
+ */
+mqlite_status mqlite_message_set_repeat(mqlite_message *message,
+                                        uint64_t period_ms,
+                                        uint32_t repeats,
+                                        mqlite_error **err);
+
+/**
+ * The scheduled repeats left (period in ms, repeats), or `MQLITE_NOT_FOUND` if none.
+ */
+mqlite_status mqlite_message_repeat(const mqlite_message *message,
+                                    uint64_t *period_ms_out,
+                                    uint32_t *repeats_out);
+
+/**
  * The body: `*data_out` points into the message (valid while it is; may be NULL when the
  * length is 0), `*len_out` is its length.
  */
@@ -1151,6 +1186,15 @@ mqlite_status mqlite_queue_options_set_dedup_window(mqlite_queue_options *option
                                                     mqlite_error **err);
 
 /**
+ * For a dead-letter queue: dead letters older than `max_age_ms` are dropped (0 = kept, the
+ * default). Retention by count: `mqlite_queue_options_set_limits` with
+ * `MQLITE_OVERFLOW_DROP_OLDEST`.
+ */
+mqlite_status mqlite_queue_options_set_retention(mqlite_queue_options *options,
+                                                 uint64_t max_age_ms,
+                                                 mqlite_error **err);
+
+/**
  * Frees a queue handle. NULL is a no-op.
  */
 void mqlite_queue_free(mqlite_queue *queue);
@@ -1346,6 +1390,122 @@ mqlite_status mqlite_store_disk_bytes(const mqlite_store *store,
 mqlite_status mqlite_store_recovery_report(const mqlite_store *store,
                                            mqlite_recovery_report *report_out,
                                            mqlite_error **err);
+
+/**
+ * Begins a transaction. On success `*transaction_out` owns it. `MQLITE_CLOSED` after close.
+ */
+mqlite_status mqlite_store_transaction(const mqlite_store *store,
+                                       mqlite_transaction **transaction_out,
+                                       mqlite_error **err);
+
+/**
+ * Adds a send of a copy of `message` to `queue` (of the same store; else
+ * `MQLITE_INVALID_ARGUMENT`); it is stored at commit.
+ */
+mqlite_status mqlite_transaction_send(mqlite_transaction *transaction,
+                                      const mqlite_queue *queue,
+                                      const mqlite_message *message,
+                                      mqlite_error **err);
+
+/**
+ * Adds an ack of `delivery`: from now on the delivery counts as settled for its handle (its
+ * message stays readable); it is acked at commit, or fails (redelivery policy) at rollback.
+ */
+mqlite_status mqlite_transaction_ack(mqlite_transaction *transaction,
+                                     mqlite_delivery *delivery,
+                                     mqlite_error **err);
+
+/**
+ * Commits: every send and ack takes effect, as one durable journal record. The ids of the sent
+ * messages, in the order added, are written to `ids_out` (room for as many ids as sends were
+ * added; may be NULL). On error nothing took effect and the acked deliveries fail as in a
+ * rollback. Either way the transaction is finished (later calls: `MQLITE_ALREADY_SETTLED`).
+ */
+mqlite_status mqlite_transaction_commit(mqlite_transaction *transaction,
+                                        uint64_t *ids_out,
+                                        mqlite_error **err);
+
+/**
+ * Rolls back: the sends are discarded and the acked deliveries fail (they count as failed
+ * deliveries under the redelivery policy). The transaction is finished.
+ */
+mqlite_status mqlite_transaction_rollback(mqlite_transaction *transaction, mqlite_error **err);
+
+/**
+ * Frees a transaction, rolling it back if it was neither committed nor rolled back. NULL is a
+ * no-op.
+ */
+void mqlite_transaction_free(mqlite_transaction *transaction);
+
+/**
+ * A filter matching every dead letter, moving each back to its original queue. Returns NULL
+ * only if allocation failed.
+ */
+mqlite_replay_filter *mqlite_replay_filter_new(void);
+
+/**
+ * Frees a replay filter. NULL is a no-op.
+ */
+void mqlite_replay_filter_free(mqlite_replay_filter *filter);
+
+/**
+ * Only dead letters with this reason (`MQLITE_DEAD_LETTER_*`).
+ */
+mqlite_status mqlite_replay_filter_set_reason(mqlite_replay_filter *filter,
+                                              uint32_t reason,
+                                              mqlite_error **err);
+
+/**
+ * Only dead letters from queue `name` (UTF-8).
+ */
+mqlite_status mqlite_replay_filter_set_original_queue(mqlite_replay_filter *filter,
+                                                      const char *name,
+                                                      size_t name_len,
+                                                      mqlite_error **err);
+
+/**
+ * Only dead letters whose last failure is in [`since_ms`, `until_ms`) (ms since the epoch;
+ * 0 = unbounded on that side).
+ */
+mqlite_status mqlite_replay_filter_set_time_range(mqlite_replay_filter *filter,
+                                                  uint64_t since_ms,
+                                                  uint64_t until_ms,
+                                                  mqlite_error **err);
+
+/**
+ * Only these messages (`count` ids, dead-letter ids or original ids; copied).
+ */
+mqlite_status mqlite_replay_filter_set_ids(mqlite_replay_filter *filter,
+                                           const uint64_t *ids,
+                                           size_t count,
+                                           mqlite_error **err);
+
+/**
+ * Moves them to queue `name` (UTF-8) instead of their original queue.
+ */
+mqlite_status mqlite_replay_filter_set_target(mqlite_replay_filter *filter,
+                                              const char *name,
+                                              size_t name_len,
+                                              mqlite_error **err);
+
+/**
+ * At most `limit` messages (0 = no limit); with `dry_run`, only counts what would move.
+ */
+mqlite_status mqlite_replay_filter_set_limit(mqlite_replay_filter *filter,
+                                             size_t limit,
+                                             bool dry_run,
+                                             mqlite_error **err);
+
+/**
+ * Moves dead letters of this dead-letter queue back to their original queue (or the filter's
+ * target), with delivery counts reset; `filter` may be NULL to move all. Writes how many
+ * matched to `*count_out` (may be NULL). Each move is one journal record: a crash in the
+ * middle loses and doubles nothing.
+ */
+mqlite_status mqlite_queue_replay(const mqlite_queue *queue,
+                                  const mqlite_replay_filter *filter,
+                                  uint64_t *count_out,
+                                  mqlite_error **err);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -62,6 +62,8 @@ pub enum mqlite_dead_letter_reason {
     MQLITE_DEAD_LETTER_EXPIRED = 2,
     /// It was the oldest message of a full queue with the drop-oldest overflow policy.
     MQLITE_DEAD_LETTER_OVERFLOW = 3,
+    /// A message of a group parked (group failure policy `park`) after an earlier one failed.
+    MQLITE_DEAD_LETTER_GROUP_PARKED = 4,
 }
 
 /// What a dead letter says about why it died (SPEC §6). The strings point into the message
@@ -318,6 +320,47 @@ pub extern "C" fn mqlite_message_set_correlation_id(
     })
 }
 
+/// Scheduled repeats (ActiveMQ's AMQ_SCHEDULED_PERIOD / AMQ_SCHEDULED_REPEAT): after its first
+/// delivery time the message is delivered `repeats` more times, `period_ms` apart, each
+/// occurrence a new message with its own id. `repeats` 0 clears it.
+#[no_mangle]
+pub extern "C" fn mqlite_message_set_repeat(
+    message: *mut mqlite_message,
+    period_ms: u64,
+    repeats: u32,
+    err: *mut *mut mqlite_error,
+) -> mqlite_status {
+    set(message, err, |m| {
+        rebuild(m, |x| x.repeat(Duration::from_millis(period_ms), repeats));
+        Ok(())
+    })
+}
+
+/// The scheduled repeats left (period in ms, repeats), or `MQLITE_NOT_FOUND` if none.
+#[no_mangle]
+pub extern "C" fn mqlite_message_repeat(
+    message: *const mqlite_message,
+    period_ms_out: *mut u64,
+    repeats_out: *mut u32,
+) -> mqlite_status {
+    guard(std::ptr::null_mut(), || {
+        let m = &unsafe { arg(message, "message") }?.msg;
+        out_ptr(period_ms_out, "period_ms_out")?;
+        out_ptr(repeats_out, "repeats_out")?;
+        let (p, r) = m.get_repeat().ok_or_else(|| {
+            Failure::new(
+                mqlite_status::MQLITE_NOT_FOUND,
+                "the message does not repeat",
+            )
+        })?;
+        unsafe {
+            write_out(period_ms_out, p);
+            write_out(repeats_out, r);
+        }
+        Ok(())
+    })
+}
+
 /// The body: `*data_out` points into the message (valid while it is; may be NULL when the
 /// length is 0), `*len_out` is its length.
 #[no_mangle]
@@ -533,6 +576,9 @@ pub extern "C" fn mqlite_message_dead_letter_info(
             DeadLetterReason::Rejected => mqlite_dead_letter_reason::MQLITE_DEAD_LETTER_REJECTED,
             DeadLetterReason::Expired => mqlite_dead_letter_reason::MQLITE_DEAD_LETTER_EXPIRED,
             DeadLetterReason::Overflow => mqlite_dead_letter_reason::MQLITE_DEAD_LETTER_OVERFLOW,
+            DeadLetterReason::GroupParked => {
+                mqlite_dead_letter_reason::MQLITE_DEAD_LETTER_GROUP_PARKED
+            }
         };
         let info = mqlite_dead_letter_info {
             original_queue: d.original_queue.as_ptr().cast(),

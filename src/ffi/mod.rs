@@ -20,6 +20,7 @@ pub mod message;
 pub mod options;
 pub mod queue;
 pub mod store;
+pub mod transaction;
 
 use std::ffi::c_char;
 

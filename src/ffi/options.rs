@@ -558,3 +558,19 @@ pub extern "C" fn mqlite_queue_options_set_dedup_window(
         Ok(())
     })
 }
+
+/// For a dead-letter queue: dead letters older than `max_age_ms` are dropped (0 = kept, the
+/// default). Retention by count: `mqlite_queue_options_set_limits` with
+/// `MQLITE_OVERFLOW_DROP_OLDEST`.
+#[no_mangle]
+pub extern "C" fn mqlite_queue_options_set_retention(
+    options: *mut mqlite_queue_options,
+    max_age_ms: u64,
+    err: *mut *mut mqlite_error,
+) -> mqlite_status {
+    guard(err, || {
+        let o = unsafe { arg_mut(options, "options") }?;
+        o.opts.retention = (max_age_ms != 0).then(|| Duration::from_millis(max_age_ms));
+        Ok(())
+    })
+}

@@ -82,6 +82,29 @@ static void options(void) {
     T(NUL_, mqlite_queue_options_set_delivery(NULL, 0, true, MQLITE_GROUP_FAILURE_BLOCK, ERR));
     T(INV, mqlite_queue_options_set_delivery(qo, 0, true, 9, ERR));
     T(NUL_, mqlite_queue_options_set_dedup_window(NULL, 0, 0, ERR));
+    T(NUL_, mqlite_queue_options_set_retention(NULL, 1000, ERR));
+    T(MQLITE_OK, mqlite_queue_options_set_retention(qo, 1000, ERR));
+
+    mqlite_replay_filter *f = mqlite_replay_filter_new();
+    uint64_t some_ids[1] = {1};
+    V(f != NULL);
+    mqlite_replay_filter_free(NULL);
+    T(NUL_, mqlite_replay_filter_set_reason(NULL, MQLITE_DEAD_LETTER_REJECTED, ERR));
+    T(INV, mqlite_replay_filter_set_reason(f, 99, ERR));
+    T(NUL_, mqlite_replay_filter_set_original_queue(NULL, S("q"), ERR));
+    T(NUL_, mqlite_replay_filter_set_original_queue(f, NULL, 1, ERR));
+    T(UTF, mqlite_replay_filter_set_original_queue(f, S(BAD), ERR));
+    T(INV, mqlite_replay_filter_set_original_queue(f, "q", SIZE_MAX, ERR));
+    T(NUL_, mqlite_replay_filter_set_time_range(NULL, 0, 0, ERR));
+    T(NUL_, mqlite_replay_filter_set_ids(NULL, some_ids, 1, ERR));
+    T(NUL_, mqlite_replay_filter_set_ids(f, NULL, 1, ERR));
+    T(INV, mqlite_replay_filter_set_ids(f, some_ids, SIZE_MAX, ERR));
+    T(NUL_, mqlite_replay_filter_set_target(NULL, S("q"), ERR));
+    T(NUL_, mqlite_replay_filter_set_target(f, NULL, 1, ERR));
+    T(UTF, mqlite_replay_filter_set_target(f, S(BAD), ERR));
+    T(INV, mqlite_replay_filter_set_target(f, "q", SIZE_MAX, ERR));
+    T(NUL_, mqlite_replay_filter_set_limit(NULL, 0, false, ERR));
+    mqlite_replay_filter_free(f);
 
     mqlite_store_options_free(so);
     mqlite_queue_options_free(qo);
@@ -129,6 +152,7 @@ static void messages(void) {
     T(NUL_, mqlite_message_set_ttl_ms(NULL, 1, ERR));
     T(NUL_, mqlite_message_set_delay_ms(NULL, 1, ERR));
     T(NUL_, mqlite_message_set_deliver_at_ms(NULL, 1, ERR));
+    T(NUL_, mqlite_message_set_repeat(NULL, 10, 2, ERR));
     T(NUL_, mqlite_message_set_group(NULL, S("g"), ERR));
     T(NUL_, mqlite_message_set_group(m, NULL, 1, ERR));
     T(UTF, mqlite_message_set_group(m, S(BAD), ERR));
@@ -180,6 +204,12 @@ static void messages(void) {
     T(INV, mqlite_message_property(m, K, SIZE_MAX, &v));
     T(NUL_, mqlite_message_property(m, S(K), NULL));
     T(MQLITE_NOT_FOUND, mqlite_message_property(m, S(K), &v));
+    uint64_t period;
+    uint32_t repeats;
+    T(NUL_, mqlite_message_repeat(NULL, &period, &repeats));
+    T(NUL_, mqlite_message_repeat(m, NULL, &repeats));
+    T(NUL_, mqlite_message_repeat(m, &period, NULL));
+    T(MQLITE_NOT_FOUND, mqlite_message_repeat(m, &period, &repeats));
     T(NUL_, mqlite_message_dead_letter_info(NULL, &info));
     T(NUL_, mqlite_message_dead_letter_info(m, NULL));
     T(MQLITE_NOT_FOUND, mqlite_message_dead_letter_info(m, &info));
@@ -326,7 +356,29 @@ static void store_and_queue(const char *dir) {
     T(MQLITE_ALREADY_SETTLED, mqlite_queue_ack_batch(q, two, 1, ERR));
     T(MQLITE_ALREADY_SETTLED, mqlite_delivery_release(d, ERR));
     mqlite_delivery_free(d);
+    /* transactions and replay */
+    mqlite_transaction *t = NULL, *tout = NULL;
+    T(NUL_, mqlite_store_transaction(NULL, &tout, ERR));
+    T(NUL_, mqlite_store_transaction(s, NULL, ERR));
+    T(MQLITE_OK, mqlite_store_transaction(s, &t, ERR));
+    T(NUL_, mqlite_transaction_send(NULL, q, m, ERR));
+    T(NUL_, mqlite_transaction_send(t, NULL, m, ERR));
+    T(NUL_, mqlite_transaction_send(t, q, NULL, ERR));
+    T(NUL_, mqlite_transaction_ack(NULL, d, ERR));
+    T(NUL_, mqlite_transaction_ack(t, NULL, ERR));
+    T(MQLITE_ALREADY_SETTLED, mqlite_transaction_ack(t, d, ERR)); /* d was acked above */
+    T(NUL_, mqlite_transaction_commit(NULL, ids, ERR));
+    T(NUL_, mqlite_transaction_rollback(NULL, ERR));
+    T(MQLITE_OK, mqlite_transaction_rollback(t, ERR));
+    T(MQLITE_ALREADY_SETTLED, mqlite_transaction_commit(t, ids, ERR));
+    mqlite_transaction_free(NULL);
+    T(NUL_, mqlite_queue_replay(NULL, NULL, &u, ERR));
+    T(MQLITE_OK, mqlite_queue_replay(q, NULL, &u, ERR));
+    V(u == 0);
     T(MQLITE_OK, mqlite_consumer_receive(c, 0, &d, ERR)); /* an unsettled one for after close */
+    mqlite_transaction *t2 = NULL;
+    T(MQLITE_OK, mqlite_store_transaction(s, &t2, ERR));
+    T(MQLITE_OK, mqlite_transaction_send(t2, q, m, ERR));
 
     /* ---- after close: every call through the store's handles says CLOSED */
     T(MQLITE_OK, mqlite_store_close(s, ERR));
@@ -350,6 +402,11 @@ static void store_and_queue(const char *dir) {
     T(MQLITE_CLOSED, mqlite_queue_consumer(q, MQLITE_ACK_EXPLICIT, &cout, ERR));
     T(MQLITE_CLOSED, mqlite_queue_listen(q, handler, NULL, NULL, &l, ERR));
     T(MQLITE_CLOSED, mqlite_consumer_receive(c, 0, &dout, ERR));
+    T(MQLITE_CLOSED, mqlite_store_transaction(s, &tout, ERR));
+    T(MQLITE_CLOSED, mqlite_transaction_commit(t2, ids, ERR));
+    T(MQLITE_CLOSED, mqlite_queue_replay(q, NULL, &u, ERR));
+    mqlite_transaction_free(t2);
+    mqlite_transaction_free(t);
     T(MQLITE_CLOSED, mqlite_consumer_receive_batch(c, 4, 0, ds, &n, ERR));
     V(dout == dsent);
     T(MQLITE_CLOSED, mqlite_delivery_nack(d, S("r"), ERR));
