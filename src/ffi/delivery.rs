@@ -22,14 +22,14 @@ pub struct mqlite_delivery {
 }
 
 impl mqlite_delivery {
-    pub(crate) fn boxed(mut d: Delivery) -> *mut mqlite_delivery {
+    pub(crate) fn boxed(mut d: Delivery, auto_acked: bool) -> *mut mqlite_delivery {
         let (id, count) = (d.id().0, d.delivery_count());
         let message = mqlite_message {
             msg: d.take_message(),
         };
         Box::into_raw(Box::new(mqlite_delivery {
             message,
-            delivery: Some(d),
+            delivery: (!auto_acked).then_some(d),
             id,
             count,
         }))
@@ -49,6 +49,8 @@ impl mqlite_delivery {
 /// its unsettled deliveries to the queue as failed deliveries. Use from one thread at a time.
 pub struct mqlite_consumer {
     pub(crate) consumer: Consumer,
+    /// Auto-ack consumers hand over deliveries that are already settled.
+    pub(crate) auto_ack: bool,
 }
 
 /// The delivered message, owned by the delivery: valid until `mqlite_delivery_free`, also after
@@ -195,7 +197,7 @@ pub extern "C" fn mqlite_consumer_receive(
             .consumer
             .receive(timeout(timeout_ms))?
             .ok_or_else(no_message)?;
-        unsafe { write_out(delivery_out, mqlite_delivery::boxed(d)) };
+        unsafe { write_out(delivery_out, mqlite_delivery::boxed(d, c.auto_ack)) };
         Ok(())
     })
 }
@@ -218,6 +220,7 @@ pub(crate) fn check_array(p: *mut *mut mqlite_delivery, max: usize) -> FfiResult
 
 pub(crate) fn write_batch(
     ds: Vec<Delivery>,
+    auto_acked: bool,
     deliveries_out: *mut *mut mqlite_delivery,
     count_out: *mut usize,
 ) -> FfiResult {
@@ -227,7 +230,11 @@ pub(crate) fn write_batch(
     let n = ds.len();
     for (i, d) in ds.into_iter().enumerate() {
         // SAFETY: `deliveries_out` has room for `max` ≥ n pointers (checked non-NULL).
-        unsafe { deliveries_out.add(i).write(mqlite_delivery::boxed(d)) };
+        unsafe {
+            deliveries_out
+                .add(i)
+                .write(mqlite_delivery::boxed(d, auto_acked))
+        };
     }
     unsafe { write_out(count_out, n) };
     Ok(())
@@ -251,6 +258,7 @@ pub extern "C" fn mqlite_consumer_receive_batch(
         out_ptr(count_out, "count_out")?;
         write_batch(
             c.consumer.receive_batch(max, timeout(timeout_ms))?,
+            c.auto_ack,
             deliveries_out,
             count_out,
         )

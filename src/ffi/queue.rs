@@ -10,7 +10,7 @@ use super::error::{mqlite_error, mqlite_status};
 use super::message::{boxed, mqlite_message};
 use super::options::ack_mode;
 use crate::message::Message;
-use crate::options::ConsumerOptions;
+use crate::options::{AckMode, ConsumerOptions};
 use crate::queue::Queue;
 
 /// A handle to one queue. Made by `mqlite_store_queue`, freed exactly once by
@@ -239,7 +239,7 @@ pub extern "C" fn mqlite_queue_receive(
         let q = unsafe { self::queue(queue) }?;
         out_ptr(delivery_out, "delivery_out")?;
         let d = q.receive(timeout(timeout_ms))?.ok_or_else(no_message)?;
-        unsafe { write_out(delivery_out, mqlite_delivery::boxed(d)) };
+        unsafe { write_out(delivery_out, mqlite_delivery::boxed(d, false)) };
         Ok(())
     })
 }
@@ -263,6 +263,7 @@ pub extern "C" fn mqlite_queue_receive_batch(
         out_ptr(count_out, "count_out")?;
         write_batch(
             q.receive_batch(max, timeout(timeout_ms))?,
+            false,
             deliveries_out,
             count_out,
         )
@@ -419,12 +420,9 @@ pub extern "C" fn mqlite_queue_consumer(
         let ack_mode = ack_mode(mode)?;
         q.shared.lock().check()?;
         let consumer = q.consumer(ConsumerOptions { ack_mode });
-        unsafe {
-            write_out(
-                consumer_out,
-                Box::into_raw(Box::new(mqlite_consumer { consumer })),
-            )
-        };
+        let auto_ack = ack_mode == AckMode::Auto;
+        let c = mqlite_consumer { consumer, auto_ack };
+        unsafe { write_out(consumer_out, Box::into_raw(Box::new(c))) };
         Ok(())
     })
 }

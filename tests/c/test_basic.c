@@ -195,6 +195,8 @@ static void test_consumers(const char *dir) {
     OK(mqlite_queue_consumer(q, MQLITE_ACK_AUTO, &c, ERR));
     mqlite_delivery *d = NULL;
     OK(mqlite_consumer_receive(c, 0, &d, ERR));
+    CHECK(mqlite_delivery_settled(d));
+    CHECK_STATUS(MQLITE_ALREADY_SETTLED, mqlite_delivery_ack(d, ERR));
     mqlite_delivery_free(d);
     mqlite_consumer_free(c);
     OK(mqlite_queue_stats(q, &st, ERR));
