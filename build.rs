@@ -10,6 +10,8 @@ fn main() {
     println!("cargo:rerun-if-changed=src/ffi");
     println!("cargo:rerun-if-changed=cbindgen.toml");
     println!("cargo:rerun-if-changed=build.rs");
+    // A hand-edited (or deleted) header is regenerated, so the staleness check sees it.
+    println!("cargo:rerun-if-changed=include/mqlite.h");
     println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libmqlite.so.0");
 
     let mut config =
