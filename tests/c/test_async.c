@@ -192,12 +192,68 @@ static void test_window(const char *dir) {
     mqlite_store_free(s);
 }
 
+/* Freeing from inside callbacks: a listener stopped by its own handler (free_user_data then
+ * runs when its thread ends), and the store freed from inside an async-send callback (it stops
+ * without waiting for itself; its lock is released, so it can be reopened at once). */
+static pthread_mutex_t fr_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t fr_cv = PTHREAD_COND_INITIALIZER;
+static int fr_stage = 0, fr_freed = 0;
+static mqlite_listener *fr_listener;
+
+static int32_t stop_self(void *ud, const mqlite_message *m, uint32_t n) {
+    (void)ud, (void)m, (void)n;
+    mqlite_listener_free(fr_listener);
+    pthread_mutex_lock(&fr_mu);
+    fr_stage = 1;
+    pthread_cond_broadcast(&fr_cv);
+    pthread_mutex_unlock(&fr_mu);
+    return 0;
+}
+static void count_free(void *ud) {
+    (void)ud;
+    pthread_mutex_lock(&fr_mu);
+    fr_freed++;
+    pthread_cond_broadcast(&fr_cv);
+    pthread_mutex_unlock(&fr_mu);
+}
+static void free_store(void *ud, mqlite_status st, uint64_t id, const mqlite_error *e) {
+    (void)st, (void)id, (void)e;
+    mqlite_store_free((mqlite_store *)ud);
+    pthread_mutex_lock(&fr_mu);
+    fr_stage = 2;
+    pthread_cond_broadcast(&fr_cv);
+    pthread_mutex_unlock(&fr_mu);
+}
+
+static void test_free_from_callbacks(const char *dir) {
+    mqlite_store *s = open_store(dir, NULL);
+    mqlite_queue *q = open_queue(s, "free-inside");
+    OK(mqlite_queue_send_bytes(q, (const uint8_t *)"a", 1, NULL, ERR));
+    OK(mqlite_queue_listen(q, stop_self, NULL, count_free, &fr_listener, ERR));
+    pthread_mutex_lock(&fr_mu);
+    while (fr_stage < 1 || fr_freed < 1) pthread_cond_wait(&fr_cv, &fr_mu);
+    pthread_mutex_unlock(&fr_mu);
+    CHECK(fr_freed == 1);
+    mqlite_message *m = NULL;
+    OK(mqlite_message_new(NULL, 0, &m, ERR));
+    OK(mqlite_queue_send_async(q, m, free_store, s, NULL, ERR));
+    pthread_mutex_lock(&fr_mu);
+    while (fr_stage < 2) pthread_cond_wait(&fr_cv, &fr_mu);
+    pthread_mutex_unlock(&fr_mu);
+    CHECK_STATUS(MQLITE_CLOSED, mqlite_queue_send_bytes(q, (const uint8_t *)"a", 1, NULL, ERR));
+    mqlite_message_free(m);
+    mqlite_queue_free(q);
+    s = open_store(dir, NULL); /* not LOCKED */
+    mqlite_store_free(s);
+}
+
 int main(void) {
     char *dir = temp_dir();
     test_countdown(dir);
     test_close_completes(dir);
     test_reentry(dir);
     test_window(dir);
+    test_free_from_callbacks(dir);
     remove_dir(dir);
     return finish("test_async");
 }
