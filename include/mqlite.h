@@ -415,6 +415,11 @@ typedef struct mqlite_listener mqlite_listener;
 typedef struct mqlite_message mqlite_message;
 
 /**
+ * A list of names (`mqlite_store_queue_names`), freed with `mqlite_name_list_free`.
+ */
+typedef struct mqlite_name_list mqlite_name_list;
+
+/**
  * A handle to one queue. Made by `mqlite_store_queue`, freed exactly once by
  * `mqlite_queue_free` (which does not delete the queue). Thread-safe. After the store is
  * closed or freed, calls fail with `MQLITE_CLOSED`.
@@ -1320,6 +1325,12 @@ mqlite_status mqlite_queue_consumer(const mqlite_queue *queue,
                                     mqlite_error **err);
 
 /**
+ * Whether this queue keeps its messages only in memory (`MQLITE_DURABILITY_MEMORY`); false for
+ * NULL.
+ */
+bool mqlite_queue_is_memory(const mqlite_queue *queue);
+
+/**
  * Opens (and, by default, creates) the store in directory `path` (`path_len` bytes, no NUL
  * needed; any bytes but NUL) and recovers its durable state. `options` may be NULL for the
  * defaults; it is only read during the call. On success `*store_out` owns the new store.
@@ -1390,6 +1401,38 @@ mqlite_status mqlite_store_disk_bytes(const mqlite_store *store,
 mqlite_status mqlite_store_recovery_report(const mqlite_store *store,
                                            mqlite_recovery_report *report_out,
                                            mqlite_error **err);
+
+/**
+ * The store's directory (canonical, as opened): `*path_out` points into the store handle
+ * (valid until it is freed; not NUL-terminated), `*len_out` is its length.
+ */
+mqlite_status mqlite_store_path(const mqlite_store *store, const char **path_out, size_t *len_out);
+
+/**
+ * The names of all queues, in creation order. On success `*names_out` owns a new list.
+ */
+mqlite_status mqlite_store_queue_names(const mqlite_store *store,
+                                       mqlite_name_list **names_out,
+                                       mqlite_error **err);
+
+/**
+ * The number of names in the list; 0 for NULL.
+ */
+size_t mqlite_name_list_count(const mqlite_name_list *list);
+
+/**
+ * The `index`-th name: `*name_out` points into the list (valid until it is freed; not
+ * NUL-terminated), `*len_out` is its length. `MQLITE_NOT_FOUND` if `index` is out of range.
+ */
+mqlite_status mqlite_name_list_get(const mqlite_name_list *list,
+                                   size_t index,
+                                   const char **name_out,
+                                   size_t *len_out);
+
+/**
+ * Frees a name list. NULL is a no-op.
+ */
+void mqlite_name_list_free(mqlite_name_list *list);
 
 /**
  * Begins a transaction. On success `*transaction_out` owns it. `MQLITE_CLOSED` after close.
@@ -1506,6 +1549,11 @@ mqlite_status mqlite_queue_replay(const mqlite_queue *queue,
                                   const mqlite_replay_filter *filter,
                                   uint64_t *count_out,
                                   mqlite_error **err);
+
+/**
+ * The number of sends and acks added so far; 0 for NULL or a finished transaction.
+ */
+size_t mqlite_transaction_len(const mqlite_transaction *transaction);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -426,3 +426,12 @@ pub extern "C" fn mqlite_queue_consumer(
         Ok(())
     })
 }
+
+/// Whether this queue keeps its messages only in memory (`MQLITE_DURABILITY_MEMORY`); false for
+/// NULL.
+#[no_mangle]
+pub extern "C" fn mqlite_queue_is_memory(queue: *const mqlite_queue) -> bool {
+    guard_value(false, || {
+        unsafe { queue.as_ref() }.map(|q| q.queue.is_memory())
+    })
+}

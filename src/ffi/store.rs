@@ -194,3 +194,93 @@ pub extern "C" fn mqlite_store_recovery_report(
         Ok(())
     })
 }
+
+/// The store's directory (canonical, as opened): `*path_out` points into the store handle
+/// (valid until it is freed; not NUL-terminated), `*len_out` is its length.
+#[no_mangle]
+pub extern "C" fn mqlite_store_path(
+    store: *const mqlite_store,
+    path_out: *mut *const c_char,
+    len_out: *mut usize,
+) -> mqlite_status {
+    guard(std::ptr::null_mut(), || {
+        let s = unsafe { arg(store, "store") }?;
+        out_ptr(path_out, "path_out")?;
+        out_ptr(len_out, "len_out")?;
+        let p = s.store.path().as_os_str().as_bytes();
+        unsafe {
+            write_out(path_out, p.as_ptr().cast());
+            write_out(len_out, p.len());
+        }
+        Ok(())
+    })
+}
+
+/// A list of names (`mqlite_store_queue_names`), freed with `mqlite_name_list_free`.
+pub struct mqlite_name_list {
+    names: Vec<String>,
+}
+
+/// The names of all queues, in creation order. On success `*names_out` owns a new list.
+#[no_mangle]
+pub extern "C" fn mqlite_store_queue_names(
+    store: *const mqlite_store,
+    names_out: *mut *mut mqlite_name_list,
+    err: *mut *mut mqlite_error,
+) -> mqlite_status {
+    guard(err, || {
+        let s = unsafe { arg(store, "store") }?;
+        out_ptr(names_out, "names_out")?;
+        s.store.shared.lock().check()?;
+        let list = mqlite_name_list {
+            names: s.store.queue_names(),
+        };
+        unsafe { write_out(names_out, Box::into_raw(Box::new(list))) };
+        Ok(())
+    })
+}
+
+/// The number of names in the list; 0 for NULL.
+#[no_mangle]
+pub extern "C" fn mqlite_name_list_count(list: *const mqlite_name_list) -> usize {
+    guard_value(0, || unsafe { list.as_ref() }.map(|l| l.names.len()))
+}
+
+/// The `index`-th name: `*name_out` points into the list (valid until it is freed; not
+/// NUL-terminated), `*len_out` is its length. `MQLITE_NOT_FOUND` if `index` is out of range.
+#[no_mangle]
+pub extern "C" fn mqlite_name_list_get(
+    list: *const mqlite_name_list,
+    index: usize,
+    name_out: *mut *const c_char,
+    len_out: *mut usize,
+) -> mqlite_status {
+    guard(std::ptr::null_mut(), || {
+        let l = unsafe { arg(list, "list") }?;
+        out_ptr(name_out, "name_out")?;
+        out_ptr(len_out, "len_out")?;
+        let n = l.names.get(index).ok_or_else(|| {
+            Failure::new(
+                mqlite_status::MQLITE_NOT_FOUND,
+                format!("no name at index {index}"),
+            )
+        })?;
+        unsafe {
+            write_out(name_out, n.as_ptr().cast());
+            write_out(len_out, n.len());
+        }
+        Ok(())
+    })
+}
+
+/// Frees a name list. NULL is a no-op.
+#[no_mangle]
+pub extern "C" fn mqlite_name_list_free(list: *mut mqlite_name_list) {
+    guard_value((), || {
+        if !list.is_null() {
+            // SAFETY: made by `mqlite_store_queue_names`, freed once.
+            drop(unsafe { Box::from_raw(list) });
+        }
+        Some(())
+    })
+}

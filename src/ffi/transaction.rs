@@ -320,3 +320,11 @@ pub extern "C" fn mqlite_queue_replay(
         Ok(())
     })
 }
+
+/// The number of sends and acks added so far; 0 for NULL or a finished transaction.
+#[no_mangle]
+pub extern "C" fn mqlite_transaction_len(transaction: *const mqlite_transaction) -> usize {
+    guard_value(0, || {
+        unsafe { transaction.as_ref() }.map(|t| t.txn.as_ref().map_or(0, |x| x.len()))
+    })
+}

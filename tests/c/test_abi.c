@@ -232,6 +232,22 @@ static void store_and_queue(const char *dir) {
     uint64_t u;
     T(NUL_, mqlite_store_disk_bytes(NULL, &u, ERR));
     T(NUL_, mqlite_store_disk_bytes(s, NULL, ERR));
+    const char *pth;
+    size_t plen;
+    T(NUL_, mqlite_store_path(NULL, &pth, &plen));
+    T(NUL_, mqlite_store_path(s, NULL, &plen));
+    T(NUL_, mqlite_store_path(s, &pth, NULL));
+    mqlite_name_list *names = NULL, *nout = NULL;
+    T(NUL_, mqlite_store_queue_names(NULL, &nout, ERR));
+    T(NUL_, mqlite_store_queue_names(s, NULL, ERR));
+    T(MQLITE_OK, mqlite_store_queue_names(s, &names, ERR));
+    V(mqlite_name_list_count(NULL) == 0);
+    T(NUL_, mqlite_name_list_get(NULL, 0, &pth, &plen));
+    T(NUL_, mqlite_name_list_get(names, 0, NULL, &plen));
+    T(NUL_, mqlite_name_list_get(names, 0, &pth, NULL));
+    T(MQLITE_NOT_FOUND, mqlite_name_list_get(names, SIZE_MAX, &pth, &plen));
+    mqlite_name_list_free(names);
+    mqlite_name_list_free(NULL);
     mqlite_recovery_report rep;
     T(NUL_, mqlite_store_recovery_report(NULL, &rep, ERR));
     T(NUL_, mqlite_store_recovery_report(s, NULL, ERR));
@@ -265,6 +281,7 @@ static void store_and_queue(const char *dir) {
     const char *str;
     size_t len, n;
     mqlite_queue_free(NULL);
+    V(!mqlite_queue_is_memory(NULL));
     T(NUL_, mqlite_queue_name(NULL, &str, &len));
     T(NUL_, mqlite_queue_name(q, NULL, &len));
     T(NUL_, mqlite_queue_name(q, &str, NULL));
@@ -367,6 +384,7 @@ static void store_and_queue(const char *dir) {
     T(NUL_, mqlite_transaction_ack(NULL, d, ERR));
     T(NUL_, mqlite_transaction_ack(t, NULL, ERR));
     T(MQLITE_ALREADY_SETTLED, mqlite_transaction_ack(t, d, ERR)); /* d was acked above */
+    V(mqlite_transaction_len(NULL) == 0);
     T(NUL_, mqlite_transaction_commit(NULL, ids, ERR));
     T(NUL_, mqlite_transaction_rollback(NULL, ERR));
     T(MQLITE_OK, mqlite_transaction_rollback(t, ERR));
@@ -403,6 +421,8 @@ static void store_and_queue(const char *dir) {
     T(MQLITE_CLOSED, mqlite_queue_listen(q, handler, NULL, NULL, &l, ERR));
     T(MQLITE_CLOSED, mqlite_consumer_receive(c, 0, &dout, ERR));
     T(MQLITE_CLOSED, mqlite_store_transaction(s, &tout, ERR));
+    T(MQLITE_CLOSED, mqlite_store_queue_names(s, &nout, ERR));
+    T(MQLITE_OK, mqlite_store_path(s, &pth, &plen)); /* local to the handle */
     T(MQLITE_CLOSED, mqlite_transaction_commit(t2, ids, ERR));
     T(MQLITE_CLOSED, mqlite_queue_replay(q, NULL, &u, ERR));
     mqlite_transaction_free(t2);

@@ -114,6 +114,27 @@ static void test_round_trip(const char *dir) {
     OK(mqlite_queue_name(q, &qn, &qnl));
     CHECK(qnl == 6 && memcmp(qn, "orders", 6) == 0);
 
+    /* Store path and queue names. */
+    const char *path;
+    size_t plen;
+    OK(mqlite_store_path(s, &path, &plen));
+    CHECK(plen > 0 && path[0] == '/');
+    mqlite_name_list *names = NULL;
+    OK(mqlite_store_queue_names(s, &names, ERR));
+    CHECK(mqlite_name_list_count(names) == 1);
+    OK(mqlite_name_list_get(names, 0, &qn, &qnl));
+    CHECK(qnl == 6 && memcmp(qn, "orders", 6) == 0);
+    CHECK_STATUS(MQLITE_NOT_FOUND, mqlite_name_list_get(names, 1, &qn, &qnl));
+    mqlite_name_list_free(names);
+    CHECK(!mqlite_queue_is_memory(q));
+    mqlite_queue_options *mo = mqlite_queue_options_new();
+    OK(mqlite_queue_options_set_durability(mo, MQLITE_DURABILITY_MEMORY, 0, ERR));
+    mqlite_queue *mq = NULL;
+    OK(mqlite_store_queue_with(s, S("scratch"), mo, &mq, ERR));
+    CHECK(mqlite_queue_is_memory(mq));
+    mqlite_queue_options_free(mo);
+    mqlite_queue_free(mq);
+
     mqlite_queue_free(q);
     OK(mqlite_store_close(s, ERR));
     OK(mqlite_store_close(s, ERR)); /* twice is fine */

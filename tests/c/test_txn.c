@@ -32,6 +32,7 @@ static void test_transactions(mqlite_store *s) {
     OK(mqlite_transaction_send(t, out, m, ERR));
     OK(mqlite_transaction_send(t, out, m, ERR));
     OK(mqlite_transaction_ack(t, d, ERR));
+    CHECK(mqlite_transaction_len(t) == 3);
     CHECK(mqlite_delivery_settled(d));
     CHECK_STATUS(MQLITE_ALREADY_SETTLED, mqlite_delivery_ack(d, ERR));
     CHECK_STATUS(MQLITE_ALREADY_SETTLED, mqlite_transaction_ack(t, d, ERR));
@@ -42,6 +43,7 @@ static void test_transactions(mqlite_store *s) {
     CHECK(messages(in) == 0 && messages(out) == 2);
     CHECK_STATUS(MQLITE_ALREADY_SETTLED, mqlite_transaction_commit(t, ids, ERR));
     CHECK_STATUS(MQLITE_ALREADY_SETTLED, mqlite_transaction_send(t, out, m, ERR));
+    CHECK(mqlite_transaction_len(t) == 0);
     mqlite_transaction_free(t);
     mqlite_delivery_free(d);
 
