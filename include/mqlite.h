@@ -408,6 +408,13 @@ typedef struct mqlite_error mqlite_error;
 typedef struct mqlite_listener mqlite_listener;
 
 /**
+ * A clock that moves only when told to (for tests and simulations). Thread-safe. Freed by
+ * `mqlite_manual_clock_free`; stores using it keep their own reference, so it may be freed
+ * while they run (it then cannot be moved any more).
+ */
+typedef struct mqlite_manual_clock mqlite_manual_clock;
+
+/**
  * A message: body, properties and headers. Made by `mqlite_message_new` (caller frees it with
  * `mqlite_message_free`; sending copies it, so one message may be sent many times), or owned
  * by a delivery (`mqlite_delivery_message`, do not free). Not safe to mutate from two threads.
@@ -655,6 +662,44 @@ extern "C" {
  * header's `MQLITE_VERSION_*` macros to detect a header/library mismatch). Never free it.
  */
 const char *mqlite_version(void);
+
+/**
+ * A manual clock standing at `start_ms` milliseconds since the epoch. Returns NULL only if
+ * allocation failed.
+ */
+mqlite_manual_clock *mqlite_manual_clock_new(uint64_t start_ms);
+
+/**
+ * Frees a manual clock handle. NULL is a no-op.
+ */
+void mqlite_manual_clock_free(mqlite_manual_clock *clock);
+
+/**
+ * Moves the clock forward by `ms` and wakes every store waiting on it (due timers fire).
+ */
+mqlite_status mqlite_manual_clock_advance(const mqlite_manual_clock *clock,
+                                          uint64_t ms,
+                                          mqlite_error **err);
+
+/**
+ * Sets the clock to `ms` since the epoch (it may go backwards, to test clock steps).
+ */
+mqlite_status mqlite_manual_clock_set(const mqlite_manual_clock *clock,
+                                      uint64_t ms,
+                                      mqlite_error **err);
+
+/**
+ * The clock's time in ms since the epoch; 0 for NULL.
+ */
+uint64_t mqlite_manual_clock_now(const mqlite_manual_clock *clock);
+
+/**
+ * Makes every timer of the store (TTL, delays, redelivery backoff, ack timeouts, dedup
+ * windows) read `clock` instead of the system clock.
+ */
+mqlite_status mqlite_store_options_set_manual_clock(mqlite_store_options *options,
+                                                    const mqlite_manual_clock *clock,
+                                                    mqlite_error **err);
 
 /**
  * The delivered message, owned by the delivery: valid until `mqlite_delivery_free`, also after

@@ -54,6 +54,19 @@ static void options(void) {
     T(INV, mqlite_store_options_set_dead_letter(so, MQLITE_DEAD_LETTER_SHARED, "DLQ", SIZE_MAX, ERR));
     T(INV, mqlite_store_options_set_dead_letter(so, 42, S("DLQ"), ERR));
     T(MQLITE_OK, mqlite_store_options_set_dead_letter(so, MQLITE_DEAD_LETTER_DISCARD, NULL, 0, ERR));
+    mqlite_manual_clock *clock = mqlite_manual_clock_new(5);
+    V(clock != NULL);
+    T(NUL_, mqlite_store_options_set_manual_clock(NULL, clock, ERR));
+    T(NUL_, mqlite_store_options_set_manual_clock(so, NULL, ERR));
+    T(MQLITE_OK, mqlite_store_options_set_manual_clock(so, clock, ERR));
+    T(NUL_, mqlite_manual_clock_advance(NULL, 1, ERR));
+    T(NUL_, mqlite_manual_clock_set(NULL, 1, ERR));
+    T(MQLITE_OK, mqlite_manual_clock_set(clock, 10, ERR));
+    T(MQLITE_OK, mqlite_manual_clock_advance(clock, UINT64_MAX - 10, ERR));
+    V(mqlite_manual_clock_now(clock) == UINT64_MAX);
+    V(mqlite_manual_clock_now(NULL) == 0);
+    mqlite_manual_clock_free(clock);
+    mqlite_manual_clock_free(NULL);
     T(NUL_, mqlite_store_options_set_limits(NULL, 1, 1, ERR));
     T(NUL_, mqlite_store_options_set_producer_window(NULL, 1, 1, true, ERR));
     T(NUL_, mqlite_store_options_set_open_flags(NULL, true, false, ERR));
@@ -372,7 +385,6 @@ static void store_and_queue(const char *dir) {
     T(MQLITE_OK, mqlite_delivery_ack(d, ERR));
     T(MQLITE_ALREADY_SETTLED, mqlite_queue_ack_batch(q, two, 1, ERR));
     T(MQLITE_ALREADY_SETTLED, mqlite_delivery_release(d, ERR));
-    mqlite_delivery_free(d);
     /* transactions and replay */
     mqlite_transaction *t = NULL, *tout = NULL;
     T(NUL_, mqlite_store_transaction(NULL, &tout, ERR));
@@ -384,6 +396,7 @@ static void store_and_queue(const char *dir) {
     T(NUL_, mqlite_transaction_ack(NULL, d, ERR));
     T(NUL_, mqlite_transaction_ack(t, NULL, ERR));
     T(MQLITE_ALREADY_SETTLED, mqlite_transaction_ack(t, d, ERR)); /* d was acked above */
+    mqlite_delivery_free(d);
     V(mqlite_transaction_len(NULL) == 0);
     T(NUL_, mqlite_transaction_commit(NULL, ids, ERR));
     T(NUL_, mqlite_transaction_rollback(NULL, ERR));

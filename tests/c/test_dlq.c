@@ -107,12 +107,55 @@ static void test_individual(const char *dir) {
     mqlite_store_free(s);
 }
 
+/* The untouched default policy (1 s delays) with a manual clock: time is moved, not waited for. */
+static void test_default_policy_manual_clock(const char *dir) {
+    mqlite_manual_clock *clock = mqlite_manual_clock_new(1700000000000ULL);
+    mqlite_store_options *o = mqlite_store_options_new();
+    OK(mqlite_store_options_set_manual_clock(o, clock, ERR));
+    mqlite_store *s = open_store(dir, o);
+    mqlite_store_options_free(o);
+    mqlite_queue *q = open_queue(s, "clocked");
+    uint64_t id = 0;
+    OK(mqlite_queue_send_bytes(q, (const uint8_t *)"tick", 4, &id, ERR));
+    for (uint32_t n = 1; n <= 7; n++) {
+        mqlite_delivery *d = NULL;
+        OK(mqlite_queue_receive(q, 0, &d, ERR));
+        CHECK(mqlite_delivery_count(d) == n);
+        OK(mqlite_delivery_nack(d, S("no"), ERR));
+        mqlite_delivery_free(d);
+        if (n < 7) {
+            /* waiting for its redelivery delay: not available before the clock moves 1 s */
+            CHECK_STATUS(MQLITE_TIMEOUT, mqlite_queue_receive(q, 0, &d, ERR));
+            OK(mqlite_manual_clock_advance(clock, 999, ERR));
+            CHECK_STATUS(MQLITE_TIMEOUT, mqlite_queue_receive(q, 0, &d, ERR));
+            OK(mqlite_manual_clock_advance(clock, 1, ERR));
+        }
+    }
+    mqlite_queue *dlq = open_queue(s, "DLQ");
+    mqlite_delivery *d = NULL;
+    OK(mqlite_queue_receive(dlq, 0, &d, ERR));
+    mqlite_dead_letter_info info;
+    OK(mqlite_message_dead_letter_info(mqlite_delivery_message(d), &info));
+    CHECK(info.reason == MQLITE_DEAD_LETTER_MAX_REDELIVERIES && info.delivery_count == 7 && info.original_id == id);
+    CHECK(info.first_failure_ms == 1700000000000ULL);
+    CHECK(info.last_failure_ms == mqlite_manual_clock_now(clock));
+    OK(mqlite_delivery_ack(d, ERR));
+    mqlite_delivery_free(d);
+    mqlite_queue_free(dlq);
+    mqlite_queue_free(q);
+    mqlite_store_free(s);
+    mqlite_manual_clock_free(clock);
+}
+
 int main(void) {
     char *dir = temp_dir();
     test_max_redeliveries(dir);
     remove_dir(dir);
     dir = temp_dir();
     test_individual(dir);
+    remove_dir(dir);
+    dir = temp_dir();
+    test_default_policy_manual_clock(dir);
     remove_dir(dir);
     return finish("test_dlq");
 }
