@@ -4,7 +4,7 @@
 # compiles every C/C++ test and runs it plain and under ASan+UBSan, links one statically, and
 # runs the examples (built through pkg-config) under valgrind. Prints a final line
 #   c-tests: N passed, M failed
-# and exits non-zero on any failure.
+# and exits non-zero on any failure. The non-forking tests also run under valgrind.
 #
 #   tests/c/run.sh                      # MQLITE_C_PROFILE=debug|release (default release)
 set -euo pipefail
@@ -117,6 +117,11 @@ examples_valgrind() {
     grep -q "2 dead letters" "$work/consumer-vg.txt"
 }
 run "examples under valgrind" examples_valgrind
+# valgrind also sees the Rust side's memory accesses, which ASan (instrumenting only the C code)
+# does not: run the tests that do not fork under it too (the plain builds from step 5).
+for t in test_basic test_async test_dlq test_txn test_abi; do
+  [[ -x "$work/$t" ]] && run "$t (valgrind)" vg "$work/$t"
+done
 
 echo
 if ((failed > 0)); then
