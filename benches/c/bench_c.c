@@ -83,27 +83,12 @@ static void mq_close(struct opened *o) {
     free(o->dir);
 }
 
-static double lat[W1_N];
-static double p50, p99;
+static double lat_m[W1_N], lat_s[W1_N];
 
-static void percentiles(void) {
+static void percentiles(double *lat, double *p50, double *p99) {
     qsort(lat, W1_N, sizeof(double), cmp_d);
-    p50 = lat[W1_N / 2] * 1e6;
-    p99 = lat[W1_N * 99 / 100] * 1e6;
-}
-
-static double mq_w1(void) {
-    struct opened o = mq_open();
-    double t0 = now_s();
-    for (int i = 0; i < W1_N; i++) {
-        double a = now_s();
-        M(mqlite_queue_send(o.q, o.m, NULL, &e_));
-        lat[i] = now_s() - a;
-    }
-    double rate = W1_N / (now_s() - t0);
-    percentiles();
-    mq_close(&o);
-    return rate;
+    *p50 = lat[W1_N / 2] * 1e6;
+    *p99 = lat[W1_N * 99 / 100] * 1e6;
 }
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
@@ -121,49 +106,31 @@ static void on_sent(void *ud, mqlite_status st, uint64_t id, const mqlite_error 
     }
 }
 
-static double mq_w2_async(void) {
-    struct opened o = mq_open();
-    remaining = W2_N;
-    double t0 = now_s();
-    for (int i = 0; i < W2_N; i++) M(mqlite_queue_send_async(o.q, o.m, on_sent, NULL, NULL, &e_));
+static const mqlite_message *batch[BATCH];
+static mqlite_delivery *ds[BATCH];
+
+/* n async sends with a callback each; returns when every callback has fired */
+static void mq_async(struct opened *o, long n) {
+    __atomic_store_n(&remaining, n, __ATOMIC_RELEASE);
+    for (long i = 0; i < n; i++) M(mqlite_queue_send_async(o->q, o->m, on_sent, NULL, NULL, &e_));
     pthread_mutex_lock(&mu);
     while (__atomic_load_n(&remaining, __ATOMIC_ACQUIRE) > 0) pthread_cond_wait(&cv, &mu);
     pthread_mutex_unlock(&mu);
-    double rate = W2_N / (now_s() - t0);
-    mq_close(&o);
-    return rate;
 }
 
-static const mqlite_message *batch[BATCH];
-
-static double mq_w2_batch(void) {
-    struct opened o = mq_open();
-    for (int i = 0; i < BATCH; i++) batch[i] = o.m;
-    double t0 = now_s();
-    for (int i = 0; i < W2_N / BATCH; i++) M(mqlite_queue_send_batch(o.q, batch, BATCH, NULL, &e_));
-    double rate = W2_N / (now_s() - t0);
-    mq_close(&o);
-    return rate;
+static void mq_batches(struct opened *o, long n) {
+    for (int i = 0; i < BATCH; i++) batch[i] = o->m;
+    for (long i = 0; i < n / BATCH; i++) M(mqlite_queue_send_batch(o->q, batch, BATCH, NULL, &e_));
 }
 
-static mqlite_delivery *ds[BATCH];
-
-static double mq_w3(void) {
-    struct opened o = mq_open();
-    for (int i = 0; i < BATCH; i++) batch[i] = o.m;
-    for (int i = 0; i < W3_N / BATCH; i++) M(mqlite_queue_send_batch(o.q, batch, BATCH, NULL, &e_));
-    double t0 = now_s();
-    long left = W3_N;
-    while (left > 0) {
-        size_t n = 0;
-        M(mqlite_queue_receive_batch(o.q, BATCH, 1000, ds, &n, &e_));
-        M(mqlite_queue_ack_batch(o.q, ds, n, &e_)); /* one durable record per batch */
-        for (size_t i = 0; i < n; i++) mqlite_delivery_free(ds[i]);
-        left -= (long)n;
+static void mq_drain(struct opened *o, long n) {
+    while (n > 0) {
+        size_t got = 0;
+        M(mqlite_queue_receive_batch(o->q, BATCH, 1000, ds, &got, &e_));
+        M(mqlite_queue_ack_batch(o->q, ds, got, &e_)); /* one durable record per batch */
+        for (size_t i = 0; i < got; i++) mqlite_delivery_free(ds[i]);
+        n -= (long)got;
     }
-    double rate = W3_N / (now_s() - t0);
-    mq_close(&o);
-    return rate;
 }
 
 /* ------------------------------------------------------------------ SQLite */
@@ -221,64 +188,33 @@ static void sq_insert(struct db *d) {
     step(d->ins);
 }
 
-static double sq_w1(void) {
-    struct db d = sq_open();
-    double t0 = now_s();
-    for (int i = 0; i < W1_N; i++) {
-        double a = now_s();
-        step(d.begin);
-        sq_insert(&d);
-        step(d.commit);
-        lat[i] = now_s() - a;
-    }
-    double rate = W1_N / (now_s() - t0);
-    percentiles();
-    sq_close(&d);
-    return rate;
-}
-
-static void sq_fill(struct db *d, int n) {
-    for (int i = 0; i < n / BATCH; i++) {
+static void sq_batches(struct db *d, long n) {
+    for (long i = 0; i < n / BATCH; i++) {
         step(d->begin);
         for (int j = 0; j < BATCH; j++) sq_insert(d);
         step(d->commit);
     }
 }
 
-static double sq_w2(void) {
-    struct db d = sq_open();
-    double t0 = now_s();
-    sq_fill(&d, W2_N);
-    double rate = W2_N / (now_s() - t0);
-    sq_close(&d);
-    return rate;
-}
-
-static double sq_w3(void) {
-    struct db d = sq_open();
-    sq_fill(&d, W3_N);
-    double t0 = now_s();
-    long left = W3_N;
+/* select-and-delete in transactions of 100, as a consumer acking each message would */
+static void sq_drain(struct db *d, long n) {
     sqlite3_int64 ids[100];
-    while (left > 0) {
-        step(d.begin);
-        int n = 0;
-        while (sqlite3_step(d.sel) == SQLITE_ROW) {
-            ids[n++] = sqlite3_column_int64(d.sel, 0);
-            (void)sqlite3_column_blob(d.sel, 1); /* read the body, as a consumer would */
+    while (n > 0) {
+        step(d->begin);
+        int got = 0;
+        while (sqlite3_step(d->sel) == SQLITE_ROW) {
+            ids[got++] = sqlite3_column_int64(d->sel, 0);
+            (void)sqlite3_column_blob(d->sel, 1);
         }
-        sqlite3_reset(d.sel);
-        for (int i = 0; i < n; i++) {
-            sqlite3_bind_int64(d.del, 1, ids[i]);
-            step(d.del);
+        sqlite3_reset(d->sel);
+        for (int i = 0; i < got; i++) {
+            sqlite3_bind_int64(d->del, 1, ids[i]);
+            step(d->del);
         }
-        step(d.commit);
-        left -= n;
-        if (n == 0) break;
+        step(d->commit);
+        n -= got;
+        if (got == 0) break;
     }
-    double rate = W3_N / (now_s() - t0);
-    sq_close(&d);
-    return rate;
 }
 
 /* ------------------------------------------------------------------ driver */
@@ -311,6 +247,88 @@ static void report(const char *name, struct series *ours, struct series *theirs)
            minv(ours), maxv(ours), b, minv(theirs), maxv(theirs), a / b);
 }
 
+/* Each workload runs both sides chunk by chunk, alternating, so that a burst of load from
+ * elsewhere on the machine hits both rather than one. */
+enum { CHUNKS = 10 };
+
+struct result {
+    double mq, mq2, sq;
+    double p50m, p99m, p50s, p99s;
+};
+
+static struct result w1(void) {
+    struct opened o = mq_open();
+    struct db d = sq_open();
+    double tm = 0, ts = 0;
+    for (int c = 0; c < CHUNKS; c++) {
+        int from = c * (W1_N / CHUNKS), to = from + W1_N / CHUNKS;
+        double t0 = now_s();
+        for (int i = from; i < to; i++) {
+            double a = now_s();
+            M(mqlite_queue_send(o.q, o.m, NULL, &e_));
+            lat_m[i] = now_s() - a;
+        }
+        double t1 = now_s();
+        for (int i = from; i < to; i++) {
+            double a = now_s();
+            step(d.begin);
+            sq_insert(&d);
+            step(d.commit);
+            lat_s[i] = now_s() - a;
+        }
+        double t2 = now_s();
+        tm += t1 - t0;
+        ts += t2 - t1;
+    }
+    struct result r = {W1_N / tm, 0, W1_N / ts, 0, 0, 0, 0};
+    percentiles(lat_m, &r.p50m, &r.p99m);
+    percentiles(lat_s, &r.p50s, &r.p99s);
+    mq_close(&o);
+    sq_close(&d);
+    return r;
+}
+
+static struct result w2(void) {
+    struct opened o = mq_open(), o2 = mq_open();
+    struct db d = sq_open();
+    double ta = 0, tb = 0, ts = 0;
+    for (int c = 0; c < CHUNKS; c++) {
+        double t0 = now_s();
+        mq_async(&o, W2_N / CHUNKS);
+        double t1 = now_s();
+        mq_batches(&o2, W2_N / CHUNKS);
+        double t2 = now_s();
+        sq_batches(&d, W2_N / CHUNKS);
+        double t3 = now_s();
+        ta += t1 - t0, tb += t2 - t1, ts += t3 - t2;
+    }
+    struct result r = {W2_N / ta, W2_N / tb, W2_N / ts, 0, 0, 0, 0};
+    mq_close(&o);
+    mq_close(&o2);
+    sq_close(&d);
+    return r;
+}
+
+static struct result w3(void) {
+    struct opened o = mq_open();
+    struct db d = sq_open();
+    mq_batches(&o, W3_N); /* the backlog, not timed */
+    sq_batches(&d, W3_N);
+    double tm = 0, ts = 0;
+    for (int c = 0; c < CHUNKS; c++) {
+        double t0 = now_s();
+        mq_drain(&o, W3_N / CHUNKS);
+        double t1 = now_s();
+        sq_drain(&d, W3_N / CHUNKS);
+        double t2 = now_s();
+        tm += t1 - t0, ts += t2 - t1;
+    }
+    struct result r = {W3_N / tm, 0, W3_N / ts, 0, 0, 0, 0};
+    mq_close(&o);
+    sq_close(&d);
+    return r;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: %s DIR [RUNS]\n", argv[0]);
@@ -323,31 +341,22 @@ int main(int argc, char **argv) {
     printf("mqlite %s (C API) vs SQLite %s (C API), %d runs each, 100-byte bodies, dir %s\n", mqlite_version(),
            sqlite3_libversion(), runs, base);
 
-    struct series w1 = {{0}, 0}, w1s = {{0}, 0}, w2a = {{0}, 0}, w2b = {{0}, 0}, w2s = {{0}, 0}, w3 = {{0}, 0},
-                  w3s = {{0}, 0};
-    double p50m[16], p99m[16], p50s[16], p99s[16];
+    struct series w1m = {{0}, 0}, w1s = {{0}, 0}, w2a = {{0}, 0}, w2b = {{0}, 0}, w2s = {{0}, 0}, w3m = {{0}, 0},
+                  w3s = {{0}, 0}, p50m = {{0}, 0}, p99m = {{0}, 0}, p50s = {{0}, 0}, p99s = {{0}, 0};
     for (int r = 0; r < runs; r++) {
-        w1.v[w1.n++] = mq_w1();
-        p50m[r] = p50, p99m[r] = p99;
-        w1s.v[w1s.n++] = sq_w1();
-        p50s[r] = p50, p99s[r] = p99;
-        w2a.v[w2a.n++] = mq_w2_async();
-        w2b.v[w2b.n++] = mq_w2_batch();
-        w2s.v[w2s.n++] = sq_w2();
-        w3.v[w3.n++] = mq_w3();
-        w3s.v[w3s.n++] = sq_w3();
-        fprintf(stderr, "run %d: W1 %.0f/%.0f  W2 %.0f|%.0f/%.0f  W3 %.0f/%.0f\n", r + 1, w1.v[r], w1s.v[r], w2a.v[r],
-                w2b.v[r], w2s.v[r], w3.v[r], w3s.v[r]);
+        struct result a = w1(), b = w2(), c = w3();
+        w1m.v[w1m.n++] = a.mq, w1s.v[w1s.n++] = a.sq;
+        p50m.v[p50m.n++] = a.p50m, p99m.v[p99m.n++] = a.p99m, p50s.v[p50s.n++] = a.p50s, p99s.v[p99s.n++] = a.p99s;
+        w2a.v[w2a.n++] = b.mq, w2b.v[w2b.n++] = b.mq2, w2s.v[w2s.n++] = b.sq;
+        w3m.v[w3m.n++] = c.mq, w3s.v[w3s.n++] = c.sq;
+        fprintf(stderr, "run %d: W1 %.0f/%.0f  W2 %.0f|%.0f/%.0f  W3 %.0f/%.0f\n", r + 1, a.mq, a.sq, b.mq, b.mq2,
+                b.sq, c.mq, c.sq);
     }
-    report("W1 sync durable send (10k)", &w1, &w1s);
-    qsort(p50m, (size_t)runs, sizeof(double), cmp_d);
-    qsort(p99m, (size_t)runs, sizeof(double), cmp_d);
-    qsort(p50s, (size_t)runs, sizeof(double), cmp_d);
-    qsort(p99s, (size_t)runs, sizeof(double), cmp_d);
+    report("W1 sync durable send (10k)", &w1m, &w1s);
     printf("%-34s mqlite p50 %.0f us p99 %.0f us   sqlite p50 %.0f us p99 %.0f us (medians)\n", "W1 latency",
-           p50m[runs / 2], p99m[runs / 2], p50s[runs / 2], p99s[runs / 2]);
+           median(&p50m), median(&p99m), median(&p50s), median(&p99s));
     report("W2 async send + callback (200k)", &w2a, &w2s);
     report("W2 send_batch of 1000 (200k)", &w2b, &w2s);
-    report("W3 drain 200k, batch receive+ack", &w3, &w3s);
+    report("W3 drain 200k, batch receive+ack", &w3m, &w3s);
     return 0;
 }
