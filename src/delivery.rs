@@ -469,3 +469,17 @@ impl Drop for Listener {
         self.halt();
     }
 }
+
+// ---- Accessor for the C face (src/ffi). Ownership only, no semantics: the C delivery handle
+// keeps the message readable after the delivery is settled (settling consumes the Delivery)
+// without copying the body.
+impl Delivery {
+    /// Moves the message out, leaving an empty message with the same id behind (settling and
+    /// dropping only need the id).
+    pub(crate) fn take_message(&mut self) -> Message {
+        let id = self.message.id;
+        let mut empty = Message::new(Vec::new());
+        empty.id = id;
+        std::mem::replace(&mut self.message, empty)
+    }
+}
