@@ -407,6 +407,9 @@ impl Drop for Consumer {
     }
 }
 
+/// How many ready messages a listener takes at once.
+const LISTENER_BATCH: usize = 32;
+
 /// A running message listener; dropping it (or calling [`stop`](Listener::stop)) stops it.
 pub struct Listener {
     stop: Arc<AtomicBool>,
@@ -426,18 +429,27 @@ impl Listener {
                 mark_library_thread();
                 let consumer = queue.consumer(ConsumerOptions::default());
                 while !stop2.load(Ordering::Acquire) {
-                    match consumer.receive(Some(Duration::from_millis(50))) {
-                        Ok(Some(d)) => {
-                            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                                handler(&d)
-                            }));
-                            let _ = match r {
-                                Ok(Ok(())) => d.ack(),
-                                Ok(Err(reason)) => d.nack(&reason),
-                                Err(_) => d.nack("the listener panicked"),
-                            };
+                    // Take what is ready (up to a small batch), run the handler on each in
+                    // order, and ack the successes together: one durable ack per batch instead
+                    // of one fsync per message. Failures are nacked at once.
+                    match consumer.receive_batch(LISTENER_BATCH, Some(Duration::from_millis(50))) {
+                        Ok(ds) => {
+                            let mut ok = Vec::with_capacity(ds.len());
+                            for d in ds {
+                                let r =
+                                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                        handler(&d)
+                                    }));
+                                match r {
+                                    Ok(Ok(())) => ok.push(d),
+                                    Ok(Err(reason)) => drop(d.nack(&reason)),
+                                    Err(_) => drop(d.nack("the listener panicked")),
+                                }
+                            }
+                            if !ok.is_empty() {
+                                let _ = settle_batch(consumer.queue(), ok);
+                            }
                         }
-                        Ok(None) => {}
                         Err(_) => break,
                     }
                 }

@@ -84,6 +84,9 @@ pub(crate) struct Shared {
     pub clock: Arc<dyn Clock>,
     pub opts: StoreOptions,
     pub dir: PathBuf,
+    /// The directory lock. It lives as long as any library thread (they hold this `Shared`), so
+    /// a store dropped from its own callback keeps the lock until its commit thread is done.
+    pub lock_file: Mutex<Option<File>>,
 }
 
 #[derive(Default)]
@@ -1406,7 +1409,6 @@ impl Rebuild {
 pub struct Store {
     pub(crate) shared: Arc<Shared>,
     threads: Mutex<Vec<JoinHandle<()>>>,
-    lock: Mutex<Option<File>>,
     report: RecoveryReport,
     _waker: Arc<dyn Fn() + Send + Sync>,
 }
@@ -1648,6 +1650,7 @@ impl Store {
             clock: clock.clone(),
             opts: options,
             dir,
+            lock_file: Mutex::new(Some(lock)),
         });
         let weak = Arc::downgrade(&shared);
         let waker: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
@@ -1670,7 +1673,6 @@ impl Store {
         let store = Store {
             shared,
             threads: Mutex::new(vec![commit, cbs]),
-            lock: Mutex::new(Some(lock)),
             report,
             _waker: waker,
         };
@@ -1775,7 +1777,11 @@ impl Store {
             self.shared.done.notify_all();
             g.error.clone()
         };
-        self.lock.lock().unwrap_or_else(|e| e.into_inner()).take();
+        self.shared
+            .lock_file
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         match err {
             Some(e) => Err(poisoned(&e)),
             None => Ok(()),
