@@ -72,6 +72,17 @@ impl Delivery {
         &self.queue
     }
 
+    /// (queue, id, tag) for transactions.
+    pub(crate) fn parts(&self) -> (u32, u64, Option<(u64, u32)>) {
+        (self.queue.qid, self.id().0, self.tag())
+    }
+
+    /// Marks it settled by someone else (a committed transaction).
+    pub(crate) fn mark_settled(&mut self) {
+        self.settled = true;
+        self.forget_received();
+    }
+
     fn tag(&self) -> Option<(u64, u32)> {
         Some((self.consumer, self.count))
     }
@@ -203,6 +214,12 @@ pub(crate) fn receive(
         let es = g.take(queue.qid, consumer, n, mode == AckMode::Auto, now, &shared.opts)?;
         if was_empty && !g.pending.is_empty() {
             shared.work.notify_one();
+        }
+        if es.is_empty() && !g.pending.is_empty() {
+            // Expired or parked messages were moved: wait, so the move is visible (in the
+            // dead-letter queue's stats, browse and replay) when this call returns.
+            let no = g.batch_no;
+            g = shared.wait_done(g, no)?;
         }
         if !es.is_empty() {
             let recs = g.read_records(queue.qid, &es);

@@ -34,8 +34,10 @@ mod message;
 mod options;
 pub mod policy;
 mod queue;
+mod replay;
 mod state;
 mod store;
+mod txn;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use delivery::{Consumer, Delivery, Listener};
@@ -48,4 +50,6 @@ pub use options::{
 };
 pub use policy::RedeliveryPolicy;
 pub use queue::{Queue, QueueStats};
+pub use replay::ReplayFilter;
 pub use store::Store;
+pub use txn::Transaction;

@@ -63,6 +63,9 @@ pub enum DeadLetterReason {
     Expired,
     /// It was the oldest message of a full queue with the `drop_oldest` overflow policy.
     Overflow,
+    /// Its message group was parked (group failure policy `park`) after another message of the
+    /// group failed; replaying the group's dead letters unparks it.
+    GroupParked,
 }
 
 impl DeadLetterReason {
@@ -73,6 +76,7 @@ impl DeadLetterReason {
             DeadLetterReason::Rejected => "rejected",
             DeadLetterReason::Expired => "expired",
             DeadLetterReason::Overflow => "overflow",
+            DeadLetterReason::GroupParked => "group_parked",
         }
     }
 }
@@ -110,6 +114,7 @@ pub(crate) struct Meta {
     pub group: Option<String>,
     pub dedup_key: Option<String>,
     pub dead_letter: Option<DeadLetterInfo>,
+    pub repeat: Option<(u64, u32)>,
 }
 
 /// A message: what is sent, and what a delivery carries.
@@ -203,6 +208,19 @@ impl Message {
     pub fn dedup_key(mut self, key: impl Into<String>) -> Self {
         self.meta.dedup_key = Some(key.into());
         self
+    }
+
+    /// Scheduled repeats (ActiveMQ's AMQ_SCHEDULED_PERIOD / AMQ_SCHEDULED_REPEAT): after its first
+    /// delivery time the message is delivered `repeats` more times, `period` apart, each
+    /// occurrence a new message with its own id.
+    pub fn repeat(mut self, period: Duration, repeats: u32) -> Self {
+        self.meta.repeat = (repeats > 0).then_some((period.as_millis().max(1) as u64, repeats));
+        self
+    }
+
+    /// The scheduled repeats left: (period in ms, repeats).
+    pub fn get_repeat(&self) -> Option<(u64, u32)> {
+        self.meta.repeat
     }
 
     /// Correlation id.

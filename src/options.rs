@@ -108,6 +108,9 @@ pub struct QueueOptions {
     pub dedup_window_count: Option<usize>,
     /// What happens to a group when one of its messages fails. Default `Block`.
     pub group_failure: Option<GroupFailurePolicy>,
+    /// For a dead-letter queue: dead letters older than this are dropped. Default: kept.
+    /// (Retention by count: `max_messages` with [`OverflowPolicy::DropOldest`].)
+    pub retention: Option<Duration>,
 }
 
 /// Options of a store.

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use crate::error::{Error, ErrorKind, Result};
 use crate::journal::format::{self, kind, put_record_header, Cursor, SendHeader, RECORD_HEADER, SEND_HEADER};
 use crate::message::{DeadLetterInfo, DeadLetterReason, Message, MessageId, Meta};
-use crate::options::{DeadLetterStrategy, Durability, OverflowPolicy, QueueOptions, StoreOptions};
+use crate::options::{DeadLetterStrategy, Durability, GroupFailurePolicy, OverflowPolicy, QueueOptions, StoreOptions};
 use crate::policy::{AfterFailure, RedeliveryPolicy};
 
 /// Segment number of messages of memory queues (their records live in [`QueueState::mem`]).
@@ -21,6 +21,10 @@ pub(crate) const MEM_SEG: u32 = u32::MAX;
 const FLAG_DEDUP: u8 = 1;
 /// Send-header flag: the meta holds a group key.
 const FLAG_GROUP: u8 = 2;
+/// Send-header flag: the meta holds scheduled repeats.
+pub(crate) const FLAG_REPEAT: u8 = 4;
+/// Entry flag (memory only): this occurrence already scheduled its next repeat.
+pub(crate) const ENTRY_REPEAT_DONE: u8 = 8;
 
 /// One message in memory. Its record (headers + body) is at `seg`/`off` on disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,6 +80,8 @@ pub(crate) struct Resolved {
     pub process_expired: bool,
     pub dedup_window_ms: u64,
     pub dedup_count: usize,
+    pub group_failure: GroupFailurePolicy,
+    pub retention_ms: Option<u64>,
 }
 
 impl Resolved {
@@ -91,6 +97,8 @@ impl Resolved {
             process_expired: q.process_expired.unwrap_or(true),
             dedup_window_ms: q.dedup_window.map(|d| d.as_millis() as u64).unwrap_or(600_000),
             dedup_count: q.dedup_window_count.unwrap_or(100_000),
+            group_failure: q.group_failure.unwrap_or_default(),
+            retention_ms: q.retention.map(|d| d.as_millis() as u64),
         }
     }
     pub fn journaled(&self) -> bool {
@@ -99,6 +107,19 @@ impl Resolved {
     pub fn needs_sync(&self) -> bool {
         matches!(self.durability, Durability::Sync)
     }
+}
+
+/// Delivery state of one message group.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct GroupState {
+    /// The group's message in flight.
+    pub inflight: Option<u64>,
+    /// A failed message of the group waiting for its redelivery: the group waits for it.
+    pub blocked_by: Option<u64>,
+    /// Parked: its messages go to the dead-letter queue until replayed.
+    pub parked: bool,
+    /// Messages of the group held by the queue.
+    pub messages: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -127,6 +148,12 @@ pub(crate) struct QueueState {
     pub dedup_order: VecDeque<(u64, String)>,
     /// Records of memory-queue messages, by id.
     pub mem: HashMap<u64, Vec<u8>>,
+    /// Group keys → index + 1 (0 in an entry means no group).
+    pub groups: HashMap<String, u32>,
+    pub group_keys: Vec<String>,
+    pub group_state: Vec<GroupState>,
+    /// Messages held that belong to a group (0: skip group bookkeeping on the hot path).
+    pub group_msgs: u64,
     pub count: u64,
     pub bytes: u64,
     pub pending_count: u64,
@@ -150,6 +177,10 @@ impl QueueState {
             dedup: HashMap::new(),
             dedup_order: VecDeque::new(),
             mem: HashMap::new(),
+            groups: HashMap::new(),
+            group_keys: Vec::new(),
+            group_state: Vec::new(),
+            group_msgs: 0,
             count: 0,
             bytes: 0,
             pending_count: 0,
@@ -162,7 +193,96 @@ impl QueueState {
     pub fn insert(&mut self, e: Entry, due: u64, now: u64) {
         self.count += 1;
         self.bytes += e.len as u64;
+        if e.group != 0 {
+            self.group_msgs += 1;
+            self.group_state[e.group as usize - 1].messages += 1;
+        }
         self.place(e, due, now, false);
+    }
+
+    /// The index (+1) of group `key`, created if new.
+    pub fn group_index(&mut self, key: &str) -> u32 {
+        if let Some(&g) = self.groups.get(key) {
+            return g;
+        }
+        self.group_keys.push(key.to_string());
+        self.group_state.push(GroupState::default());
+        let g = self.group_keys.len() as u32;
+        self.groups.insert(key.to_string(), g);
+        g
+    }
+
+    fn group_mut(&mut self, e: &Entry) -> Option<&mut GroupState> {
+        if e.group == 0 {
+            return None;
+        }
+        self.group_state.get_mut(e.group as usize - 1)
+    }
+
+    /// Whether `e` may be handed out now (its group has nothing in flight and is not waiting
+    /// for another of its messages). Parked groups' messages are taken, to be dead-lettered.
+    fn eligible(&self, e: &Entry) -> bool {
+        if e.group == 0 {
+            return true;
+        }
+        let g = &self.group_state[e.group as usize - 1];
+        g.parked || (g.inflight.is_none() && g.blocked_by.is_none_or(|b| b == e.id))
+    }
+
+    /// Takes the next message that may be delivered: highest priority, then lowest id, skipping
+    /// messages whose group is busy.
+    pub fn pop_next(&mut self) -> Option<Entry> {
+        let e = if self.group_msgs == 0 { self.pop_ready()? } else { self.pop_eligible()? };
+        if let Some(g) = self.group_mut(&e) {
+            if !g.parked {
+                g.inflight = Some(e.id);
+                g.blocked_by = None;
+            }
+        }
+        Some(e)
+    }
+
+    fn pop_eligible(&mut self) -> Option<Entry> {
+        for p in (0..10u8).rev() {
+            let mut found = None;
+            {
+                let mut ri = self.retry.range((Reverse(p), 0)..=(Reverse(p), u64::MAX)).map(|(_, e)| *e).peekable();
+                let mut di = 0usize;
+                loop {
+                    let r = ri.peek().copied();
+                    let d = self.ready[p as usize].get(di).copied();
+                    let (e, from_retry) = match (r, d) {
+                        (None, None) => break,
+                        (Some(r), None) => (r, true),
+                        (None, Some(d)) => (d, false),
+                        (Some(r), Some(d)) => {
+                            if r.id < d.id {
+                                (r, true)
+                            } else {
+                                (d, false)
+                            }
+                        }
+                    };
+                    if self.eligible(&e) {
+                        found = Some((e, from_retry, di));
+                        break;
+                    }
+                    if from_retry {
+                        ri.next();
+                    } else {
+                        di += 1;
+                    }
+                }
+            }
+            if let Some((e, from_retry, di)) = found {
+                return if from_retry {
+                    self.retry.remove(&(Reverse(p), e.id))
+                } else {
+                    self.ready[p as usize].remove(di)
+                };
+            }
+        }
+        None
     }
 
     /// Puts a message (already counted) where it waits: delayed, retry or ready.
@@ -180,6 +300,13 @@ impl QueueState {
     /// Puts a message that was in flight (still counted) back to wait: delayed until `due`, or
     /// ready at once out of id order.
     pub fn requeue(&mut self, e: Entry, due: u64, now: u64) {
+        if let Some(g) = self.group_mut(&e) {
+            // The group waits for this message: order holds under redelivery.
+            if g.inflight == Some(e.id) {
+                g.inflight = None;
+            }
+            g.blocked_by = Some(e.id);
+        }
         self.place(e, due, now, true);
     }
 
@@ -275,6 +402,16 @@ impl QueueState {
     pub fn forget(&mut self, e: &Entry) {
         self.count -= 1;
         self.bytes -= e.len as u64;
+        if let Some(g) = self.group_mut(e) {
+            if g.inflight == Some(e.id) {
+                g.inflight = None;
+            }
+            if g.blocked_by == Some(e.id) {
+                g.blocked_by = None;
+            }
+            g.messages = g.messages.saturating_sub(1);
+            self.group_msgs = self.group_msgs.saturating_sub(1);
+        }
         self.fail.remove(&e.id);
         if e.seg == MEM_SEG {
             self.mem.remove(&e.id);
@@ -369,6 +506,9 @@ pub(crate) fn put_send(buf: &mut Vec<u8>, mut h: SendHeader, meta: &Meta, body: 
     if meta.group.is_some() {
         h.flags |= FLAG_GROUP;
     }
+    if meta.repeat.is_some() {
+        h.flags |= FLAG_REPEAT;
+    }
     h.meta_len = 0;
     h.put(buf);
     if *meta != Meta::default() {
@@ -403,6 +543,9 @@ impl<'a> SendRec<'a> {
     }
     pub fn has_dedup(&self) -> bool {
         self.h.flags & FLAG_DEDUP != 0
+    }
+    pub fn has_group(&self) -> bool {
+        self.h.flags & FLAG_GROUP != 0
     }
     pub fn to_message(&self) -> Option<Message> {
         let mut m = Message::new(self.body);
@@ -500,6 +643,14 @@ pub(crate) fn put_requeue(buf: &mut Vec<u8>, qid: u32, id: u64, count: u32, not_
     buf.extend_from_slice(&not_before.to_le_bytes());
     buf.extend_from_slice(&failed_at.to_le_bytes());
     buf.extend_from_slice(reason.as_bytes());
+}
+
+/// Appends a GROUP record.
+pub(crate) fn put_group(buf: &mut Vec<u8>, qid: u32, parked: bool, key: &str) {
+    put_record_header(buf, kind::GROUP, 4 + 1 + key.len());
+    buf.extend_from_slice(&qid.to_le_bytes());
+    buf.push(parked as u8);
+    buf.extend_from_slice(key.as_bytes());
 }
 
 /// Appends a DEDUP record.

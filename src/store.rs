@@ -18,7 +18,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::journal::format::{kind, Cursor};
 use crate::journal::{Files, Journal, Placed, RecoveryReport};
 use crate::message::{DeadLetterInfo, DeadLetterReason, Message, MessageId};
-use crate::options::{Durability, QueueOptions, StoreOptions};
+use crate::options::{Durability, GroupFailurePolicy, QueueOptions, StoreOptions};
 use crate::policy::AfterFailure;
 use crate::queue::Queue;
 use crate::state::*;
@@ -231,6 +231,7 @@ impl Inner {
             meta_len: 0,
         };
         let q = &mut self.queues[qid as usize];
+        let group = msg.meta.group.as_deref().map(|g| q.group_index(g)).unwrap_or(0);
         let mut entry = Entry {
             id,
             expires_at,
@@ -238,9 +239,9 @@ impl Inner {
             off: 0,
             len: 0,
             count: 0,
-            group: 0,
+            group,
             priority: msg.priority,
-            flags: 0,
+            flags: if msg.meta.repeat.is_some() { FLAG_REPEAT } else { 0 },
         };
         if !q.opts.journaled() {
             let mut rec = Vec::with_capacity(SEND_OVERHEAD + msg.body.len());
@@ -331,6 +332,11 @@ impl Inner {
         Ok(out)
     }
 
+    /// The message's journal space is no longer live.
+    pub fn live_forget(&mut self, e: &Entry) {
+        self.live_dec(e);
+    }
+
     fn live_dec(&mut self, e: &Entry) {
         if e.seg != MEM_SEG {
             if let Some(l) = self.seg_live.get_mut(&(e.seg as u64)) {
@@ -350,6 +356,23 @@ impl Inner {
     pub fn tick(&mut self, qid: u32, now: u64, store: &StoreOptions) -> Result<()> {
         let q = &mut self.queues[qid as usize];
         q.release_due(now);
+        // Drop expired messages at the head of the queue (dead-letter retention, TTLs), so they
+        // do not linger in stats or on disk until a consumer comes by.
+        if q.opts.retention_ms.is_some() {
+            loop {
+                let q = &mut self.queues[qid as usize];
+                let Some(head) = q.ready.iter().rev().find_map(|d| d.front().copied()) else { break };
+                if head.expires_at == 0 || head.expires_at > now {
+                    break;
+                }
+                let e = q.remove_waiting(head.id, head.priority).expect("head exists");
+                q.inflight.insert(e.id, InFlight { entry: e, consumer: 0, deadline: u64::MAX });
+                q.counters.expired += 1;
+                let process = q.opts.process_expired;
+                self.expire(qid, e.id, process, now, store)?;
+            }
+        }
+        let q = &mut self.queues[qid as usize];
         if q.opts.ack_timeout_ms.is_some() && !q.inflight.is_empty() {
             let late: Vec<u64> = q.inflight.values().filter(|f| f.deadline <= now).map(|f| f.entry.id).collect();
             for id in late {
@@ -364,14 +387,20 @@ impl Inner {
     pub fn take(&mut self, qid: u32, consumer: u64, n: usize, auto_ack: bool, now: u64, store: &StoreOptions) -> Result<Vec<Entry>> {
         self.tick(qid, now, store)?;
         let mut got = Vec::new();
+        let mut txn: Option<usize> = None;
         while got.len() < n {
             let q = &mut self.queues[qid as usize];
-            let Some(mut e) = q.pop_ready() else { break };
-            if e.expires_at != 0 && e.expires_at <= now {
+            let Some(mut e) = q.pop_next() else { break };
+            let parked = e.group != 0 && q.group_state[e.group as usize - 1].parked;
+            if parked || (e.expires_at != 0 && e.expires_at <= now) {
                 q.inflight.insert(e.id, InFlight { entry: e, consumer: 0, deadline: u64::MAX });
-                let process = q.opts.process_expired;
-                q.counters.expired += 1;
-                self.expire(qid, e.id, process, now, store)?;
+                if parked {
+                    self.dead_letter(qid, e.id, DeadLetterReason::GroupParked, "its group is parked", now, store)?;
+                } else {
+                    let process = q.opts.process_expired;
+                    q.counters.expired += 1;
+                    self.expire(qid, e.id, process, now, store)?;
+                }
                 continue;
             }
             e.count += 1;
@@ -379,14 +408,19 @@ impl Inner {
                 q.counters.redelivered += 1;
             }
             let deadline = q.opts.ack_timeout_ms.map(|t| now.saturating_add(t)).unwrap_or(u64::MAX);
+            if e.flags & FLAG_REPEAT != 0 && e.flags & ENTRY_REPEAT_DONE == 0 {
+                e.flags |= ENTRY_REPEAT_DONE;
+                if q.opts.journaled() && txn.is_none() {
+                    txn = Some(self.txn_begin());
+                }
+                self.schedule_repeat(qid, &e, now)?;
+            }
+            let q = &mut self.queues[qid as usize];
             q.inflight.insert(e.id, InFlight { entry: e, consumer, deadline });
             got.push(e);
         }
-        if got.is_empty() {
-            return Ok(got);
-        }
         let q = &self.queues[qid as usize];
-        if q.opts.journaled() {
+        if !got.is_empty() && q.opts.journaled() {
             let sync = q.opts.needs_sync();
             if auto_ack {
                 let ids: Vec<u64> = got.iter().map(|e| e.id).collect();
@@ -397,7 +431,44 @@ impl Inner {
             }
             self.pending.needs_sync |= sync;
         }
+        if let Some(start) = txn {
+            self.txn_end(start);
+        }
         Ok(got)
+    }
+
+    /// Starts a TXN record: the records appended until [`Inner::txn_end`] apply all or nothing.
+    pub fn txn_begin(&mut self) -> usize {
+        let start = self.pending.buf.len();
+        crate::journal::format::put_record_header(&mut self.pending.buf, kind::TXN, 0);
+        start
+    }
+
+    /// Closes the TXN record begun at `start` (dropping it if it stayed empty).
+    pub fn txn_end(&mut self, start: usize) {
+        if self.pending.buf.len() == start + crate::journal::format::RECORD_HEADER {
+            self.pending.buf.truncate(start);
+        } else {
+            finish_record(&mut self.pending.buf, start);
+        }
+    }
+
+    /// Stores the next occurrence of a repeating message (a new message, due one period later).
+    fn schedule_repeat(&mut self, qid: u32, e: &Entry, now: u64) -> Result<()> {
+        let rec = self.read_record(qid, e)?;
+        let Some((_, send)) = send_in_record(&rec) else { return Ok(()) };
+        let Some(s) = get_send(&mut Cursor::new(send)) else { return Ok(()) };
+        let Some(mut msg) = s.to_message() else { return Ok(()) };
+        let Some((period, left)) = msg.meta.repeat else { return Ok(()) };
+        let base = if s.h.deliver_at != 0 { s.h.deliver_at } else { s.h.timestamp };
+        let next = base.saturating_add(period).max(now);
+        msg.meta.repeat = (left > 1).then_some((period, left - 1));
+        msg.deliver_at_ms = Some(next);
+        msg.delay_ms = None;
+        msg.ttl_ms = (s.h.expires_at != 0).then(|| s.h.expires_at.saturating_sub(s.h.timestamp));
+        // The occurrence is stored "as of" its due time so TTLs count from it.
+        self.send(qid, &msg, now)?;
+        Ok(())
     }
 
     /// Removes auto-acked deliveries once their records were read.
@@ -475,7 +546,20 @@ impl Inner {
         }
         info.last = now;
         info.reason = reason.to_string();
-        match decide(&q.opts.redelivery, f.entry.count, delay, random) {
+        let group_policy = if f.entry.group != 0 { q.opts.group_failure } else { GroupFailurePolicy::Block };
+        let outcome = match group_policy {
+            GroupFailurePolicy::Block => decide(&q.opts.redelivery, f.entry.count, delay, random),
+            GroupFailurePolicy::Skip | GroupFailurePolicy::Park => AfterFailure::DeadLetter,
+        };
+        if group_policy == GroupFailurePolicy::Park {
+            let key = q.group_keys[f.entry.group as usize - 1].clone();
+            q.group_state[f.entry.group as usize - 1].parked = true;
+            if q.opts.journaled() {
+                put_group(&mut self.pending.buf, qid, true, &key);
+            }
+        }
+        let q = &mut self.queues[qid as usize];
+        match outcome {
             AfterFailure::Redeliver { delay_ms } => {
                 let due = now.saturating_add(delay_ms);
                 if q.opts.journaled() {
@@ -573,59 +657,75 @@ impl Inner {
         q.counters.dead_lettered += 1;
         let src_journaled = q.opts.journaled();
         self.live_dec(&f.entry);
+        let meta = dead_meta(msg.meta, info);
+        let retention = self.queues[dlq as usize].opts.retention_ms;
+        let expires_at = retention.map(|r| now.saturating_add(r)).unwrap_or(0);
+        self.put_move(qid, id, src_journaled, dlq, &meta, &msg.body, msg.priority, expires_at, now)
+    }
+
+    /// Stores a copy of a message in `to` (a new id) and removes `from_id` from `from`, as one
+    /// DEAD record: the move is atomic. The caller already took `from_id` out of memory.
+    #[allow(clippy::too_many_arguments)]
+    pub fn put_move(
+        &mut self,
+        from: u32,
+        from_id: u64,
+        from_journaled: bool,
+        to: u32,
+        meta: &crate::message::Meta,
+        body: &[u8],
+        priority: u8,
+        expires_at: u64,
+        now: u64,
+    ) -> Result<()> {
         let new_id = self.next_id;
         self.next_id += 1;
-        let meta = dead_meta(msg.meta, info);
         let h = crate::journal::format::SendHeader {
             id: new_id,
-            qid: dlq,
-            priority: msg.priority,
+            qid: to,
+            priority,
             flags: 0,
             delivery_count: 0,
             timestamp: now,
-            expires_at: 0,
+            expires_at,
             deliver_at: 0,
             meta_len: 0,
         };
-        let d = &self.queues[dlq as usize];
-        let entry = Entry { id: new_id, expires_at: 0, seg: MEM_SEG, off: 0, len: 0, count: 0, group: 0, priority: msg.priority, flags: 0 };
+        let d = &mut self.queues[to as usize];
+        let group = meta.group.as_deref().map(|g| d.group_index(g)).unwrap_or(0);
+        let flags = if meta.repeat.is_some() { FLAG_REPEAT } else { 0 };
+        let entry = Entry { id: new_id, expires_at, seg: MEM_SEG, off: 0, len: 0, count: 0, group, priority, flags };
         if !d.opts.journaled() {
             let mut r = Vec::new();
             crate::journal::format::put_record_header(&mut r, kind::SEND, 0);
-            put_send(&mut r, h, &meta, &msg.body)?;
+            put_send(&mut r, h, meta, body)?;
             finish_record(&mut r, 0);
-            let d = &mut self.queues[dlq as usize];
+            let d = &mut self.queues[to as usize];
             let entry = Entry { len: r.len() as u32, ..entry };
             d.mem.insert(new_id, r);
             d.insert(entry, 0, now);
             d.counters.enqueued += 1;
-            if src_journaled {
-                put_ids(&mut self.pending.buf, kind::REMOVE, qid, Some(why::DISCARD), &[id]);
+            if from_journaled {
+                put_ids(&mut self.pending.buf, kind::REMOVE, from, Some(why::DISCARD), &[from_id]);
             }
             return Ok(());
         }
-        let sync = d.opts.needs_sync() || self.queues[qid as usize].opts.needs_sync();
+        let sync = d.opts.needs_sync() || self.queues[from as usize].opts.needs_sync();
         let start = self.pending.buf.len();
         crate::journal::format::put_record_header(&mut self.pending.buf, kind::DEAD, 0);
-        self.pending.buf.extend_from_slice(&qid.to_le_bytes());
-        self.pending.buf.extend_from_slice(&id.to_le_bytes());
-        let send_start = self.pending.buf.len();
-        put_send(&mut self.pending.buf, h, &meta, &msg.body)?;
-        let _ = send_start;
+        self.pending.buf.extend_from_slice(&from.to_le_bytes());
+        self.pending.buf.extend_from_slice(&from_id.to_le_bytes());
+        if let Err(e) = put_send(&mut self.pending.buf, h, meta, body) {
+            self.pending.buf.truncate(start);
+            return Err(e);
+        }
         finish_record(&mut self.pending.buf, start);
         let len = (self.pending.buf.len() - start) as u32;
-        let d = &mut self.queues[dlq as usize];
+        let d = &mut self.queues[to as usize];
         d.pending_count += 1;
         d.pending_bytes += len as u64;
         self.pending.needs_sync |= sync;
-        self.pending.sends.push(PendingSend {
-            qid: dlq,
-            rec_off: start,
-            entry: Entry { len, ..entry },
-            due: 0,
-            relocate: false,
-            dedup_key: None,
-        });
+        self.pending.sends.push(PendingSend { qid: to, rec_off: start, entry: Entry { len, ..entry }, due: 0, relocate: false, dedup_key: None });
         Ok(())
     }
 
@@ -834,6 +934,8 @@ struct Rebuild {
     sends: HashMap<u32, Vec<(Entry, u64)>>,
     changes: HashMap<u64, Change>,
     dedup: Vec<(u32, String, DedupEntry)>,
+    groups: HashMap<u64, String>,
+    parked: Vec<(u32, String, bool)>,
     max_id: u64,
 }
 
@@ -893,8 +995,13 @@ impl Rebuild {
                     count: h.delivery_count,
                     group: 0,
                     priority: h.priority,
-                    flags: 0,
+                    flags: h.flags & FLAG_REPEAT,
                 };
+                if s.has_group() {
+                    if let Some(g) = s.meta().and_then(|m| m.group) {
+                        self.groups.insert(h.id, g);
+                    }
+                }
                 self.sends.entry(h.qid).or_default().push((e, h.deliver_at));
                 if let Some(st) = relocate_state {
                     self.changes.insert(h.id, st);
@@ -956,6 +1063,23 @@ impl Rebuild {
                 self.dedup.push((qid, key, DedupEntry { id, at, seg: seg as u32 }));
             }
             kind::PAD => {}
+            kind::TXN => {
+                for r in crate::journal::format::records(body) {
+                    let (at, k2, sub) = r.map_err(|at| Error::corrupt(file, off + at as u64, "malformed record in a transaction"))?;
+                    let sub_off = off + (crate::journal::format::RECORD_HEADER + at) as u64;
+                    let sub_len = (crate::journal::format::RECORD_HEADER + sub.len()) as u32;
+                    if k2 == kind::TXN {
+                        return Err(Error::corrupt(file, sub_off, "nested transaction record"));
+                    }
+                    self.apply(seg, sub_off, sub_len, k2, sub, file)?;
+                }
+            }
+            kind::GROUP => {
+                let qid = c.u32().ok_or_else(bad)?;
+                let parked = c.u8().ok_or_else(bad)? != 0;
+                let key = std::str::from_utf8(c.rest()).map_err(|_| bad())?.to_string();
+                self.parked.push((qid, key, parked));
+            }
             _ => return Err(Error::corrupt(file, off, &format!("unknown record kind {k}"))),
         }
         Ok(())
@@ -1102,6 +1226,9 @@ impl Store {
                 }
             }
             for (mut e, deliver_at) in dedup {
+                if let Some(g) = rb.groups.get(&e.id) {
+                    e.group = inner.queues[qid as usize].group_index(g);
+                }
                 let mut due = deliver_at;
                 let mut delivered = false;
                 if let Some(ch) = rb.changes.get(&e.id) {
@@ -1119,12 +1246,26 @@ impl Store {
                         inner.queues[qid as usize].fail.insert(e.id, f.clone());
                     }
                 }
+                if e.count > 0 && e.flags & FLAG_REPEAT != 0 {
+                    e.flags |= ENTRY_REPEAT_DONE;
+                }
                 let l = inner.seg_live.entry(e.seg as u64).or_insert((0, 0));
                 l.0 += 1;
                 l.1 += e.len as u64;
                 let q = &mut inner.queues[qid as usize];
-                q.counters.enqueued += 0;
+                if e.group != 0 && e.count > 0 && !delivered {
+                    // A failed message of its group waits for redelivery: the group waits for it.
+                    let g = &mut q.group_state[e.group as usize - 1];
+                    if g.blocked_by.is_none_or(|b| b > e.id) {
+                        g.blocked_by = Some(e.id);
+                    }
+                }
                 if delivered {
+                    if e.group != 0 {
+                        q.group_state[e.group as usize - 1].messages += 1;
+                        q.group_msgs += 1;
+                        q.group_state[e.group as usize - 1].inflight = Some(e.id);
+                    }
                     q.count += 1;
                     q.bytes += e.len as u64;
                     q.inflight.insert(e.id, InFlight { entry: e, consumer: 0, deadline: u64::MAX });
@@ -1132,6 +1273,12 @@ impl Store {
                 } else {
                     q.insert(e, due, now);
                 }
+            }
+        }
+        for (qid, key, parked) in rb.parked {
+            if let Some(q) = inner.queues.get_mut(qid as usize) {
+                let g = q.group_index(&key);
+                q.group_state[g as usize - 1].parked = parked;
             }
         }
         for (qid, key, d) in rb.dedup {

@@ -65,12 +65,14 @@
 //! | 8 | RELOCATE | `delivery_count u32` · `not_before u64` · `first_failure u64` · `last_failure u64` · `reason_len u32` · reason · a SEND body (compaction's copy, replacing the older one) |
 //! | 9 | DEDUP | `qid u32` · `id u64` · `at u64` · key (UTF-8, rest): a dedup entry carried forward by compaction |
 //! | 10 | PAD | ignored (written by repair over a damaged range) |
+//! | 11 | TXN | whole records back to back: a transaction commit (or a delivery that schedules a repeat), applied all or nothing |
+//! | 12 | GROUP | `qid u32` · `parked u8` · group key (UTF-8, rest): a message group parked or unparked |
 //!
 //! ### Send header
 //! 48 bytes: `id u64` · `qid u32` · `priority u8` · `flags u8` · `0 u16` · `delivery_count u32` ·
 //! `timestamp u64` · `expires_at u64` (0 = never) · `deliver_at u64` (0 = now) · `meta_len u32`;
 //! then `meta_len` bytes of bincode (standard config, size-limited before decoding): properties,
-//! correlation id, group, dedup key, dead-letter info; then the message body (rest of the record).
+//! correlation id, group, dedup key, dead-letter info, repeat (period ms, repeats left); then the message body (rest of the record).
 
 use crate::error::{Error, Result};
 
@@ -113,6 +115,10 @@ pub mod kind {
     pub const DEDUP: u8 = 9;
     /// Padding written by repair.
     pub const PAD: u8 = 10;
+    /// Records applied all or nothing.
+    pub const TXN: u8 = 11;
+    /// A group parked or unparked.
+    pub const GROUP: u8 = 12;
 }
 
 /// Encodes a segment header.
