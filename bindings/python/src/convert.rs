@@ -149,6 +149,8 @@ pub(crate) struct Headers<'a, 'py> {
     pub group: Option<String>,
     pub dedup_key: Option<String>,
     pub correlation_id: Option<String>,
+    /// `(period, count)`: delivered `count` more times, `period` apart (scheduled repeats).
+    pub repeat: Option<&'a Bound<'py, PyAny>>,
 }
 
 pub(crate) fn message(body_obj: &Bound<'_, PyAny>, h: Headers<'_, '_>) -> PyResult<Message> {
@@ -197,6 +199,12 @@ pub(crate) fn message(body_obj: &Bound<'_, PyAny>, h: Headers<'_, '_>) -> PyResu
     if let Some(c) = h.correlation_id {
         m = m.correlation_id(c);
     }
+    if let Some(r) = h.repeat.filter(|r| !r.is_none()) {
+        let (period, count): (Bound<'_, PyAny>, u32) = r
+            .extract()
+            .map_err(|_| PyTypeError::new_err("repeat must be a (period, count) tuple"))?;
+        m = m.repeat(duration(&period, "repeat period")?, count);
+    }
     Ok(m)
 }
 
@@ -205,7 +213,6 @@ pub(crate) fn batch_item(item: &Bound<'_, PyAny>) -> PyResult<Message> {
     let Ok(d) = item.cast::<PyDict>() else {
         return message(item, Headers::default());
     };
-    let py = item.py();
     let get = |k: &str| d.get_item(k);
     let body = get("body")?
         .ok_or_else(|| PyTypeError::new_err("a send_batch dict item needs a 'body' key"))?;
@@ -233,6 +240,7 @@ pub(crate) fn batch_item(item: &Bound<'_, PyAny>) -> PyResult<Message> {
     let ttl = get("ttl")?;
     let delay = get("delay")?;
     let at = get("deliver_at")?;
+    let repeat = get("repeat")?;
     let opt_str = |k: &str| -> PyResult<Option<String>> {
         match get(k)? {
             Some(v) if !v.is_none() => Ok(Some(v.extract()?)),
@@ -243,7 +251,6 @@ pub(crate) fn batch_item(item: &Bound<'_, PyAny>) -> PyResult<Message> {
         Some(v) if !v.is_none() => Some(v.extract()?),
         _ => None,
     };
-    let _ = py;
     message(
         &body,
         Headers {
@@ -255,6 +262,7 @@ pub(crate) fn batch_item(item: &Bound<'_, PyAny>) -> PyResult<Message> {
             group: opt_str("group")?,
             dedup_key: opt_str("dedup_key")?,
             correlation_id: opt_str("correlation_id")?,
+            repeat: repeat.as_ref(),
         },
     )
 }

@@ -9,6 +9,7 @@ mod errors;
 mod message;
 mod queue;
 mod store;
+mod txn;
 
 use pyo3::prelude::*;
 
@@ -25,6 +26,7 @@ fn _mqlite(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<queue::Queue>()?;
     m.add_class::<queue::Consume>()?;
     m.add_class::<message::Message>()?;
+    m.add_class::<txn::Transaction>()?;
     m.add_class::<message::DeadLetterInfo>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     let close_all = wrap_pyfunction!(store::_close_open_stores, m)?;

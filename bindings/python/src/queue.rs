@@ -10,7 +10,7 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyList};
 
 use crate::completer::Done;
-use crate::convert::{batch_item, message, opt_duration, Headers};
+use crate::convert::{batch_item, message, opt_duration, time_ms, Headers};
 use crate::errors::{invalid, mq};
 use crate::message::Message;
 use crate::store::Store;
@@ -50,6 +50,10 @@ pub(crate) fn stats_dict<'py>(py: Python<'py>, s: &QueueStats) -> PyResult<Bound
 impl Queue {
     pub(crate) fn new(q: mqlite::Queue, store: Py<Store>) -> Queue {
         Queue { q, store }
+    }
+
+    pub(crate) fn core(&self) -> &mqlite::Queue {
+        &self.q
     }
 
     fn check(&self) -> PyResult<()> {
@@ -117,7 +121,7 @@ impl Queue {
     /// timedelta; ``deliver_at`` a datetime or epoch seconds. With a ``dedup_key`` seen within
     /// the queue's dedup window, nothing is stored and the first message's id is returned.
     #[pyo3(signature = (body, *, properties = None, priority = None, ttl = None, delay = None, deliver_at = None,
-        group = None, dedup_key = None, correlation_id = None))]
+        group = None, dedup_key = None, correlation_id = None, repeat = None))]
     #[allow(clippy::too_many_arguments)]
     fn send(
         &self,
@@ -131,6 +135,7 @@ impl Queue {
         group: Option<String>,
         dedup_key: Option<String>,
         correlation_id: Option<String>,
+        repeat: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<u64> {
         self.check()?;
         let m = message(
@@ -144,6 +149,7 @@ impl Queue {
                 group,
                 dedup_key,
                 correlation_id,
+                repeat,
             },
         )?;
         let q = &self.q;
@@ -156,7 +162,7 @@ impl Queue {
     /// that, on a library thread with the GIL held; an exception it raises goes to
     /// ``sys.unraisablehook``. Closing the store completes every pending future first.
     #[pyo3(signature = (body, *, callback = None, properties = None, priority = None, ttl = None, delay = None,
-        deliver_at = None, group = None, dedup_key = None, correlation_id = None))]
+        deliver_at = None, group = None, dedup_key = None, correlation_id = None, repeat = None))]
     #[allow(clippy::too_many_arguments)]
     fn send_async<'py>(
         &self,
@@ -171,6 +177,7 @@ impl Queue {
         group: Option<String>,
         dedup_key: Option<String>,
         correlation_id: Option<String>,
+        repeat: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let store = self.store.get();
         store.check()?;
@@ -185,6 +192,7 @@ impl Queue {
                 group,
                 dedup_key,
                 correlation_id,
+                repeat,
             },
         )?;
         let fut = future_class(py)?.call0()?;
@@ -202,7 +210,7 @@ impl Queue {
     /// asyncio: sends without blocking the loop; returns an awaitable resolving to the id once
     /// the message is durable. Must be called with a running event loop.
     #[pyo3(signature = (body, *, properties = None, priority = None, ttl = None, delay = None, deliver_at = None,
-        group = None, dedup_key = None, correlation_id = None))]
+        group = None, dedup_key = None, correlation_id = None, repeat = None))]
     #[allow(clippy::too_many_arguments)]
     fn send_async_aio<'py>(
         &self,
@@ -216,6 +224,7 @@ impl Queue {
         group: Option<String>,
         dedup_key: Option<String>,
         correlation_id: Option<String>,
+        repeat: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         static GET_LOOP: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
         let store = self.store.get();
@@ -231,6 +240,7 @@ impl Queue {
                 group,
                 dedup_key,
                 correlation_id,
+                repeat,
             },
         )?;
         let event_loop = GET_LOOP
@@ -382,6 +392,58 @@ impl Queue {
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         self.check()?;
         stats_dict(py, &mq(self.q.stats())?)
+    }
+
+    /// On a dead-letter queue: moves dead letters back to their original queue (or ``to``), with
+    /// delivery counts reset; returns how many matched. Filters: ``reason`` (``"rejected"``,
+    /// ``"max_redeliveries"``, ``"expired"``, ``"overflow"``), ``original_queue``, ``since``/
+    /// ``until`` (datetime or epoch seconds, on the last failure time), ``ids`` (dead-letter or
+    /// original ids), ``limit``. ``dry_run=True`` only counts. Crash-safe: one record per move.
+    #[pyo3(signature = (*, reason = None, original_queue = None, since = None, until = None, ids = None, to = None,
+        limit = None, dry_run = false))]
+    #[allow(clippy::too_many_arguments)]
+    fn replay(
+        &self,
+        py: Python<'_>,
+        reason: Option<&str>,
+        original_queue: Option<String>,
+        since: Option<&Bound<'_, PyAny>>,
+        until: Option<&Bound<'_, PyAny>>,
+        ids: Option<Vec<u64>>,
+        to: Option<String>,
+        limit: Option<usize>,
+        dry_run: bool,
+    ) -> PyResult<u64> {
+        use mqlite::DeadLetterReason as R;
+        self.check()?;
+        let reason = reason
+            .map(|r| match r {
+                "max_redeliveries" => Ok(R::MaxRedeliveries),
+                "rejected" => Ok(R::Rejected),
+                "expired" => Ok(R::Expired),
+                "overflow" => Ok(R::Overflow),
+                other => Err(invalid(format!(
+                    "reason must be 'max_redeliveries', 'rejected', 'expired' or 'overflow', not {other:?}"
+                ))),
+            })
+            .transpose()?;
+        let time = |t: Option<&Bound<'_, PyAny>>, what: &str| {
+            t.filter(|t| !t.is_none())
+                .map(|t| time_ms(t, what))
+                .transpose()
+        };
+        let filter = mqlite::ReplayFilter {
+            reason,
+            original_queue,
+            since_ms: time(since, "since")?,
+            until_ms: time(until, "until")?,
+            ids: ids.map(|v| v.into_iter().map(mqlite::MessageId).collect()),
+            to,
+            limit,
+            dry_run,
+        };
+        let q = &self.q;
+        mq(py.detach(|| q.replay(&filter)))
     }
 
     /// The store this queue belongs to.

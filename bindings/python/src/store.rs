@@ -496,7 +496,8 @@ impl Store {
     /// Durations are seconds or ``datetime.timedelta``.
     #[pyo3(signature = (name, *, redelivery = None, dead_letter = None, durability = None, sync_delay = None,
         max_messages = None, max_bytes = None, overflow = None, overflow_timeout = None, ack_timeout = None,
-        process_expired = None, dedup_window = None, dedup_window_count = None, group_failure = None))]
+        process_expired = None, dedup_window = None, dedup_window_count = None, group_failure = None,
+        retention = None))]
     #[allow(clippy::too_many_arguments)]
     fn queue(
         slf: &Bound<'_, Self>,
@@ -514,6 +515,7 @@ impl Store {
         dedup_window: Option<&Bound<'_, PyAny>>,
         dedup_window_count: Option<usize>,
         group_failure: Option<&str>,
+        retention: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Queue> {
         let this = slf.get();
         this.check()?;
@@ -552,8 +554,10 @@ impl Store {
                     ))),
                 })
                 .transpose()?,
+            retention: opt_duration(retention, "retention")?,
         };
-        let any = o.durability.is_some()
+        let any = o.retention.is_some()
+            || o.durability.is_some()
             || o.max_messages.is_some()
             || o.max_bytes.is_some()
             || o.overflow.is_some()
@@ -570,6 +574,17 @@ impl Store {
             this.store.queue(name)
         })?;
         Ok(Queue::new(q, slf.clone().unbind()))
+    }
+
+    /// Begins a transaction: sends and acks across queues of this store that take effect
+    /// together, as one durable record, at commit. ``with store.transaction() as tx:`` commits
+    /// on a clean exit and rolls back on an exception.
+    fn transaction(&self) -> PyResult<crate::txn::Transaction> {
+        self.check()?;
+        Ok(crate::txn::Transaction::new(
+            self.store.transaction(),
+            self.pid,
+        ))
     }
 
     /// The names of all queues, in creation order.

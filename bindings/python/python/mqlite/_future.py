@@ -53,15 +53,15 @@ class SendFuture(Future):  # type: ignore[type-arg]
         if c is None:
             # setdefault is atomic under the GIL: two racing creators end up with one condition.
             c = self.__dict__.setdefault("_cond", threading.Condition())
-        return c
+        return c  # type: ignore[no-any-return]
 
     @property
     def _waiters(self) -> list[Any]:  # type: ignore[override]
-        return self.__dict__.setdefault("_w", [])
+        return self.__dict__.setdefault("_w", [])  # type: ignore[no-any-return]
 
     @property
-    def _done_callbacks(self) -> list[Any]:  # type: ignore[override]
-        return self.__dict__.setdefault("_cb", [])
+    def _done_callbacks(self) -> list[Any]:
+        return self.__dict__.setdefault("_cb", [])  # type: ignore[no-any-return]
 
     def _wake(self) -> None:
         """Called by the library after a lock-free completion when a reader appeared meanwhile."""
