@@ -23,7 +23,7 @@ pub(crate) fn duration(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Duration>
             ))
         })?
     };
-    if !(secs >= 0.0) || !secs.is_finite() {
+    if !secs.is_finite() || secs < 0.0 {
         return Err(invalid(format!(
             "{what} must be a finite number of seconds >= 0, not {secs}"
         )));
@@ -53,7 +53,7 @@ pub(crate) fn time_ms(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<u64> {
             ))
         })?
     };
-    if !(secs >= 0.0) || !secs.is_finite() {
+    if !secs.is_finite() || secs < 0.0 {
         return Err(invalid(format!(
             "{what} must be at or after the epoch, not {secs}"
         )));

@@ -187,7 +187,7 @@ impl Message {
     #[getter]
     fn text(&self, py: Python<'_>) -> PyResult<String> {
         let b = self.body.bind(py);
-        Ok(b.call_method1("decode", ("utf-8",))?.extract()?)
+        b.call_method1("decode", ("utf-8",))?.extract()
     }
 
     /// The properties, as a new dict (values keep their Python types).
