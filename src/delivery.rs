@@ -87,26 +87,31 @@ impl Delivery {
         Some((self.consumer, self.count))
     }
 
-    fn settle(&mut self, op: impl FnOnce(&mut Inner, u32, u64, Option<(u64, u32)>, u64) -> Result<()>) -> Result<()> {
+    fn settle(
+        &mut self,
+        op: impl FnOnce(&mut Inner, u32, u64, Option<(u64, u32)>, u64) -> Result<()>,
+    ) -> Result<()> {
         if self.settled {
-            return Err(Error::new(ErrorKind::AlreadySettled, format!("{} is already settled", self.id())));
+            return Err(Error::new(
+                ErrorKind::AlreadySettled,
+                format!("{} is already settled", self.id()),
+            ));
         }
         self.settled = true;
         let shared = &self.queue.shared;
         let mut g = shared.lock();
         g.check()?;
         let was_empty = g.pending.is_empty();
-        op(&mut g, self.queue.qid, self.id().0, self.tag(), shared.now())?;
+        op(
+            &mut g,
+            self.queue.qid,
+            self.id().0,
+            self.tag(),
+            shared.now(),
+        )?;
         shared.avail.notify_all();
         shared.room.notify_all();
-        if g.pending.is_empty() {
-            return Ok(());
-        }
-        if was_empty {
-            shared.work.notify_one();
-        }
-        let no = g.batch_no;
-        let _g = shared.wait_done(g, no)?;
+        let _g = shared.commit(g, was_empty)?;
         Ok(())
     }
 
@@ -118,7 +123,10 @@ impl Delivery {
                 let mut r = rx.lock().unwrap_or_else(|e| e.into_inner());
                 let Some(pos) = r.iter().position(|&(id, _)| id == self.id().0) else {
                     self.settled = true;
-                    return Err(Error::new(ErrorKind::AlreadySettled, format!("{} is already settled", self.id())));
+                    return Err(Error::new(
+                        ErrorKind::AlreadySettled,
+                        format!("{} is already settled", self.id()),
+                    ));
                 };
                 r.drain(..=pos).collect()
             };
@@ -165,7 +173,9 @@ impl Delivery {
 
     fn forget_received(&mut self) {
         if let Some(rx) = &self.received {
-            rx.lock().unwrap_or_else(|e| e.into_inner()).retain(|&(id, _)| id != self.id().0);
+            rx.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .retain(|&(id, _)| id != self.id().0);
         }
     }
 }
@@ -184,7 +194,15 @@ impl Drop for Delivery {
         let was_empty = g.pending.is_empty();
         let store = shared.opts.clone();
         let now = shared.now();
-        let _ = g.fail(self.queue.qid, self.id().0, "delivery dropped without being settled", None, now, self.tag(), &store);
+        let _ = g.fail(
+            self.queue.qid,
+            self.id().0,
+            "delivery dropped without being settled",
+            None,
+            now,
+            self.tag(),
+            &store,
+        );
         if was_empty && !g.pending.is_empty() {
             shared.work.notify_one();
         }
@@ -211,21 +229,25 @@ pub(crate) fn receive(
         g.check()?;
         let now = shared.now();
         let was_empty = g.pending.is_empty();
-        let es = g.take(queue.qid, consumer, n, mode == AckMode::Auto, now, &shared.opts)?;
-        if was_empty && !g.pending.is_empty() {
-            shared.work.notify_one();
-        }
+        let es = g.take(
+            queue.qid,
+            consumer,
+            n,
+            mode == AckMode::Auto,
+            now,
+            &shared.opts,
+        )?;
         if es.is_empty() && !g.pending.is_empty() {
             // Expired or parked messages were moved: wait, so the move is visible (in the
             // dead-letter queue's stats, browse and replay) when this call returns.
-            let no = g.batch_no;
-            g = shared.wait_done(g, no)?;
+            g = shared.commit(g, was_empty)?;
+        } else if was_empty && !g.pending.is_empty() {
+            shared.work.notify_one();
         }
         if !es.is_empty() {
             let recs = g.read_records(queue.qid, &es);
             if !g.pending.is_empty() {
-                let no = g.batch_no;
-                g = shared.wait_done(g, no)?;
+                g = shared.commit(g, false)?;
             }
             if mode == AckMode::Auto {
                 let ids: Vec<u64> = es.iter().map(|e| e.id).collect();
@@ -235,8 +257,12 @@ pub(crate) fn receive(
             let recs = recs?;
             let mut out = Vec::with_capacity(es.len());
             for (e, r) in es.iter().zip(recs) {
-                let message = decode_message(&r)
-                    .ok_or_else(|| Error::new(ErrorKind::Corrupt, format!("stored record of ID:{} does not decode", e.id)))?;
+                let message = decode_message(&r).ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::Corrupt,
+                        format!("stored record of ID:{} does not decode", e.id),
+                    )
+                })?;
                 out.push(Delivery {
                     queue: queue.clone(),
                     consumer,
@@ -248,7 +274,9 @@ pub(crate) fn receive(
                 });
             }
             if let Some(rx) = received {
-                rx.lock().unwrap_or_else(|e| e.into_inner()).extend(es.iter().map(|e| (e.id, e.count)));
+                rx.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .extend(es.iter().map(|e| (e.id, e.count)));
             }
             return Ok(out);
         }
@@ -265,7 +293,11 @@ pub(crate) fn receive(
         if let Some(due) = g.queues[queue.qid as usize].next_due() {
             wait = wait.min(Duration::from_millis(due.saturating_sub(now).max(1)));
         }
-        g = shared.avail.wait_timeout(g, wait).unwrap_or_else(|e| e.into_inner()).0;
+        g = shared
+            .avail
+            .wait_timeout(g, wait)
+            .unwrap_or_else(|e| e.into_inner())
+            .0;
     }
 }
 
@@ -278,7 +310,11 @@ pub(crate) fn settle_batch(queue: &Queue, mut deliveries: Vec<Delivery>) -> Resu
     let mut ids = Vec::with_capacity(deliveries.len());
     for d in deliveries.iter_mut() {
         if d.queue.qid != queue.qid {
-            return Err(Error::invalid(format!("{} is not from queue {:?}", d.id(), queue.name())));
+            return Err(Error::invalid(format!(
+                "{} is not from queue {:?}",
+                d.id(),
+                queue.name()
+            )));
         }
         if !d.settled {
             d.settled = true;
@@ -288,14 +324,7 @@ pub(crate) fn settle_batch(queue: &Queue, mut deliveries: Vec<Delivery>) -> Resu
     }
     g.ack(queue.qid, &ids, None)?;
     shared.room.notify_all();
-    if g.pending.is_empty() {
-        return Ok(());
-    }
-    if was_empty {
-        shared.work.notify_one();
-    }
-    let no = g.batch_no;
-    let _g = shared.wait_done(g, no)?;
+    let _g = shared.commit(g, was_empty)?;
     Ok(())
 }
 
@@ -316,7 +345,12 @@ impl Consumer {
             g.next_consumer
         };
         let received = (options.ack_mode == AckMode::Cumulative).then(Received::default);
-        Consumer { queue, id, mode: options.ack_mode, received }
+        Consumer {
+            queue,
+            id,
+            mode: options.ack_mode,
+            received,
+        }
     }
 
     /// Receives one message, waiting up to `timeout` (`None` = forever).
@@ -326,7 +360,14 @@ impl Consumer {
 
     /// Receives up to `n` messages.
     pub fn receive_batch(&self, n: usize, timeout: Option<Duration>) -> Result<Vec<Delivery>> {
-        receive(&self.queue, self.id, self.mode, n, timeout, self.received.as_ref())
+        receive(
+            &self.queue,
+            self.id,
+            self.mode,
+            n,
+            timeout,
+            self.received.as_ref(),
+        )
     }
 
     /// The queue.
@@ -352,7 +393,15 @@ impl Drop for Consumer {
         let store = shared.opts.clone();
         let now = shared.now();
         for id in ids {
-            let _ = g.fail(self.queue.qid, id, "the consumer was closed without settling it", None, now, None, &store);
+            let _ = g.fail(
+                self.queue.qid,
+                id,
+                "the consumer was closed without settling it",
+                None,
+                now,
+                None,
+                &store,
+            );
         }
         if was_empty && !g.pending.is_empty() {
             shared.work.notify_one();
@@ -382,7 +431,9 @@ impl Listener {
                 while !stop2.load(Ordering::Acquire) {
                     match consumer.receive(Some(Duration::from_millis(50))) {
                         Ok(Some(d)) => {
-                            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(&d)));
+                            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                handler(&d)
+                            }));
                             let _ = match r {
                                 Ok(Ok(())) => d.ack(),
                                 Ok(Err(reason)) => d.nack(&reason),
@@ -395,7 +446,10 @@ impl Listener {
                 }
             })
             .map_err(|e| Error::io("starting a listener thread", &e))?;
-        Ok(Listener { stop, thread: Some(thread) })
+        Ok(Listener {
+            stop,
+            thread: Some(thread),
+        })
     }
 
     /// Stops the listener and waits for its thread (unless called from that thread).

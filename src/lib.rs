@@ -45,8 +45,8 @@ pub use error::{Error, ErrorKind, Result};
 pub use journal::RecoveryReport;
 pub use message::{DeadLetterInfo, DeadLetterReason, Message, MessageId, Value, DEFAULT_PRIORITY};
 pub use options::{
-    AckMode, ConsumerOptions, DeadLetterStrategy, Durability, GroupFailurePolicy, OverflowPolicy, QueueOptions,
-    StoreOptions,
+    AckMode, ConsumerOptions, DeadLetterStrategy, Durability, GroupFailurePolicy, OverflowPolicy,
+    QueueOptions, StoreOptions,
 };
 pub use policy::RedeliveryPolicy;
 pub use queue::{Queue, QueueStats};

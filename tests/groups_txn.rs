@@ -5,7 +5,11 @@ use mqlite::*;
 use std::time::Duration;
 
 fn zero_delay() -> Option<RedeliveryPolicy> {
-    Some(RedeliveryPolicy { initial_redelivery_delay: Duration::ZERO, redelivery_delay: Duration::ZERO, ..Default::default() })
+    Some(RedeliveryPolicy {
+        initial_redelivery_delay: Duration::ZERO,
+        redelivery_delay: Duration::ZERO,
+        ..Default::default()
+    })
 }
 
 #[test]
@@ -19,7 +23,11 @@ fn groups_one_in_flight_and_other_groups_flow() {
     }
     q.send("free").unwrap();
     let first = q.receive_batch(10, NOW).unwrap();
-    assert_eq!(first.iter().map(body).collect::<Vec<_>>(), vec!["a0", "b0", "free"], "one in flight per group");
+    assert_eq!(
+        first.iter().map(body).collect::<Vec<_>>(),
+        vec!["a0", "b0", "free"],
+        "one in flight per group"
+    );
     let mut it = first.into_iter();
     let a0 = it.next().unwrap();
     let b0 = it.next().unwrap();
@@ -28,11 +36,19 @@ fn groups_one_in_flight_and_other_groups_flow() {
     b0.ack().unwrap();
     it.next().unwrap().ack().unwrap();
     let next = q.receive_batch(10, NOW).unwrap();
-    assert_eq!(next.iter().map(body).collect::<Vec<_>>(), vec!["b1"], "group A must wait for a0");
+    assert_eq!(
+        next.iter().map(body).collect::<Vec<_>>(),
+        vec!["b1"],
+        "group A must wait for a0"
+    );
     q.ack_batch(next).unwrap();
     env.clock.advance_ms(1000);
     let d = q.receive(NOW).unwrap().unwrap();
-    assert_eq!((body(&d), d.delivery_count()), ("a0".to_string(), 2), "order holds under redelivery");
+    assert_eq!(
+        (body(&d), d.delivery_count()),
+        ("a0".to_string(), 2),
+        "order holds under redelivery"
+    );
     d.ack().unwrap();
     let mut rest = Vec::new();
     while let Some(d) = q.receive(NOW).unwrap() {
@@ -46,11 +62,23 @@ fn groups_one_in_flight_and_other_groups_flow() {
 fn group_skip_and_park() {
     let env = Env::new();
     let s = env.open();
-    let skip = s.queue_with("skip", QueueOptions { group_failure: Some(GroupFailurePolicy::Skip), ..Default::default() }).unwrap();
+    let skip = s
+        .queue_with(
+            "skip",
+            QueueOptions {
+                group_failure: Some(GroupFailurePolicy::Skip),
+                ..Default::default()
+            },
+        )
+        .unwrap();
     for i in 0..3 {
         skip.send(Message::new(format!("s{i}")).group("G")).unwrap();
     }
-    skip.receive(NOW).unwrap().unwrap().nack("s0 failed").unwrap();
+    skip.receive(NOW)
+        .unwrap()
+        .unwrap()
+        .nack("s0 failed")
+        .unwrap();
     assert_eq!(drain(&skip), vec!["s1"]);
     assert_eq!(drain(&skip), vec!["s2"]);
     let dlq = s.queue("DLQ").unwrap();
@@ -58,29 +86,71 @@ fn group_skip_and_park() {
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].body(), b"s0");
 
-    let park = s.queue_with("park", QueueOptions { group_failure: Some(GroupFailurePolicy::Park), ..Default::default() }).unwrap();
+    let park = s
+        .queue_with(
+            "park",
+            QueueOptions {
+                group_failure: Some(GroupFailurePolicy::Park),
+                ..Default::default()
+            },
+        )
+        .unwrap();
     for i in 0..3 {
         park.send(Message::new(format!("p{i}")).group("P")).unwrap();
     }
     park.send(Message::new("other").group("O")).unwrap();
-    park.receive(NOW).unwrap().unwrap().nack("p0 failed").unwrap();
-    assert_eq!(drain(&park), vec!["other"], "a parked group's messages must not be delivered");
+    park.receive(NOW)
+        .unwrap()
+        .unwrap()
+        .nack("p0 failed")
+        .unwrap();
+    assert_eq!(
+        drain(&park),
+        vec!["other"],
+        "a parked group's messages must not be delivered"
+    );
     park.send(Message::new("p3").group("P")).unwrap();
     assert!(drain(&park).is_empty());
-    let reasons: Vec<_> = dlq.browse(10).unwrap().iter().map(|m| (String::from_utf8(m.body().to_vec()).unwrap(), m.dead_letter_info().unwrap().reason)).collect();
+    let reasons: Vec<_> = dlq
+        .browse(10)
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                String::from_utf8(m.body().to_vec()).unwrap(),
+                m.dead_letter_info().unwrap().reason,
+            )
+        })
+        .collect();
     assert!(reasons.contains(&("p0".into(), DeadLetterReason::MaxRedeliveries)));
     for p in ["p1", "p2", "p3"] {
-        assert!(reasons.contains(&(p.into(), DeadLetterReason::GroupParked)), "{p} missing from {reasons:?}");
+        assert!(
+            reasons.contains(&(p.into(), DeadLetterReason::GroupParked)),
+            "{p} missing from {reasons:?}"
+        );
     }
     // The park survives a restart; replay unparks and restores the group's order.
     drop((skip, park, dlq));
     drop(s);
     let s = env.open();
-    let park = s.queue_with("park", QueueOptions { group_failure: Some(GroupFailurePolicy::Park), ..Default::default() }).unwrap();
+    let park = s
+        .queue_with(
+            "park",
+            QueueOptions {
+                group_failure: Some(GroupFailurePolicy::Park),
+                ..Default::default()
+            },
+        )
+        .unwrap();
     park.send(Message::new("p4").group("P")).unwrap();
     assert!(drain(&park).is_empty(), "park lost on restart");
     let dlq = s.queue("DLQ").unwrap();
-    let n = dlq.replay(&ReplayFilter { original_queue: Some("park".into()), ..Default::default() }).unwrap();
+    let n = dlq
+        .replay(&ReplayFilter {
+            original_queue: Some("park".into()),
+            ..Default::default()
+        })
+        .unwrap();
     assert_eq!(n, 5);
     let mut order = Vec::new();
     while let Some(d) = park.receive(NOW).unwrap() {
@@ -110,9 +180,17 @@ fn transaction_commit_is_atomic_and_durable() {
         assert_eq!(a.stats().unwrap().messages, 0);
     }
     let s = env.open();
-    assert_eq!(s.queue("a").unwrap().stats().unwrap().messages, 0, "acked in a committed transaction, yet back");
+    assert_eq!(
+        s.queue("a").unwrap().stats().unwrap().messages,
+        0,
+        "acked in a committed transaction, yet back"
+    );
     let got = s.queue("b").unwrap().receive_batch(10, NOW).unwrap();
-    assert_eq!(got.iter().map(|d| d.id()).collect::<Vec<_>>(), vec![ids[1], ids[0]], "priority order");
+    assert_eq!(
+        got.iter().map(|d| d.id()).collect::<Vec<_>>(),
+        vec![ids[1], ids[0]],
+        "priority order"
+    );
     assert!(got.iter().all(|d| d.id() != a_id));
 }
 
@@ -120,7 +198,15 @@ fn transaction_commit_is_atomic_and_durable() {
 fn transaction_rollback_fails_the_acks() {
     let env = Env::new();
     let s = env.open();
-    let a = s.queue_with("a", QueueOptions { redelivery: zero_delay(), ..Default::default() }).unwrap();
+    let a = s
+        .queue_with(
+            "a",
+            QueueOptions {
+                redelivery: zero_delay(),
+                ..Default::default()
+            },
+        )
+        .unwrap();
     let b = s.queue("b").unwrap();
     a.send("in").unwrap();
     let d = a.receive(NOW).unwrap().unwrap();
@@ -129,8 +215,15 @@ fn transaction_rollback_fails_the_acks() {
     tx.send(&b, "never").unwrap();
     tx.rollback().unwrap();
     assert_eq!(b.stats().unwrap().messages, 0);
-    let again = a.receive(NOW).unwrap().expect("rolled-back ack returns the message");
-    assert_eq!(again.delivery_count(), 2, "a rollback counts as a failed delivery");
+    let again = a
+        .receive(NOW)
+        .unwrap()
+        .expect("rolled-back ack returns the message");
+    assert_eq!(
+        again.delivery_count(),
+        2,
+        "a rollback counts as a failed delivery"
+    );
     // Dropping an uncommitted transaction rolls back too.
     let mut tx = s.transaction();
     tx.ack(again).unwrap();
@@ -142,8 +235,24 @@ fn transaction_rollback_fails_the_acks() {
 fn transaction_refused_when_a_queue_is_full_changes_nothing() {
     let env = Env::new();
     let s = env.open();
-    let a = s.queue_with("a", QueueOptions { redelivery: zero_delay(), ..Default::default() }).unwrap();
-    let small = s.queue_with("small", QueueOptions { max_messages: Some(1), ..Default::default() }).unwrap();
+    let a = s
+        .queue_with(
+            "a",
+            QueueOptions {
+                redelivery: zero_delay(),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let small = s
+        .queue_with(
+            "small",
+            QueueOptions {
+                max_messages: Some(1),
+                ..Default::default()
+            },
+        )
+        .unwrap();
     a.send("in").unwrap();
     let d = a.receive(NOW).unwrap().unwrap();
     let mut tx = s.transaction();
@@ -161,13 +270,22 @@ fn scheduled_repeats_survive_restart() {
     {
         let s = env.open();
         let q = s.queue("tick").unwrap();
-        q.send(Message::new("tick").delay(Duration::from_secs(10)).repeat(Duration::from_secs(60), 2)).unwrap();
+        q.send(
+            Message::new("tick")
+                .delay(Duration::from_secs(10))
+                .repeat(Duration::from_secs(60), 2),
+        )
+        .unwrap();
         assert!(q.receive(NOW).unwrap().is_none());
         env.clock.advance_ms(10_000);
         let d = q.receive(NOW).unwrap().unwrap();
         assert_eq!(d.body(), b"tick");
         d.ack().unwrap();
-        assert_eq!(q.stats().unwrap().delayed, 1, "next occurrence not scheduled");
+        assert_eq!(
+            q.stats().unwrap().delayed,
+            1,
+            "next occurrence not scheduled"
+        );
     }
     let s = env.open();
     let q = s.queue("tick").unwrap();
@@ -186,7 +304,10 @@ fn scheduled_repeats_survive_restart() {
     assert_ne!(third.id(), first_id);
     third.ack().unwrap();
     env.clock.advance_ms(600_000);
-    assert!(q.receive(NOW).unwrap().is_none(), "more occurrences than 1 + repeats");
+    assert!(
+        q.receive(NOW).unwrap().is_none(),
+        "more occurrences than 1 + repeats"
+    );
     assert_eq!(q.stats().unwrap().messages, 0);
 }
 
@@ -195,7 +316,9 @@ fn a_million_delayed_do_not_block_ready_ones() {
     let env = Env::new();
     let s = env.open();
     let q = s.queue("q").unwrap();
-    let delayed: Vec<_> = (0..20_000).map(|i| Message::new(format!("later{i}")).delay(Duration::from_secs(3600))).collect();
+    let delayed: Vec<_> = (0..20_000)
+        .map(|i| Message::new(format!("later{i}")).delay(Duration::from_secs(3600)))
+        .collect();
     q.send_batch(delayed).unwrap();
     q.send("now").unwrap();
     let d = q.receive(NOW).unwrap().unwrap();

@@ -23,7 +23,10 @@ fn classic_activemq_scenario() {
         d.nack(&format!("failure #{attempt}")).unwrap();
         if attempt < 7 {
             env.clock.advance_ms(999);
-            assert!(q.receive(NOW).unwrap().is_none(), "redelivered before its 1 s delay");
+            assert!(
+                q.receive(NOW).unwrap().is_none(),
+                "redelivered before its 1 s delay"
+            );
             env.clock.advance_ms(1);
         }
     }
@@ -79,7 +82,15 @@ fn exponential_backoff_capped() {
         maximum_redelivery_delay: Some(Duration::from_secs(200)),
         ..Default::default()
     };
-    let q = s.queue_with("q", QueueOptions { redelivery: Some(policy), ..Default::default() }).unwrap();
+    let q = s
+        .queue_with(
+            "q",
+            QueueOptions {
+                redelivery: Some(policy),
+                ..Default::default()
+            },
+        )
+        .unwrap();
     q.send("x").unwrap();
     let (delays, dead) = delays_seen(&env, &q, 10);
     assert_eq!(delays, vec![1000, 5000, 25000, 125000, 200000, 200000]);
@@ -90,14 +101,32 @@ fn exponential_backoff_capped() {
 fn collision_avoidance_within_15_percent() {
     let env = Env::new();
     let s = env.open();
-    let policy = RedeliveryPolicy { use_collision_avoidance: true, max_redeliveries: 20, ..Default::default() };
-    let q = s.queue_with("q", QueueOptions { redelivery: Some(policy), ..Default::default() }).unwrap();
+    let policy = RedeliveryPolicy {
+        use_collision_avoidance: true,
+        max_redeliveries: 20,
+        ..Default::default()
+    };
+    let q = s
+        .queue_with(
+            "q",
+            QueueOptions {
+                redelivery: Some(policy),
+                ..Default::default()
+            },
+        )
+        .unwrap();
     q.send("x").unwrap();
     let (delays, _) = delays_seen(&env, &q, 20);
     assert_eq!(delays.len(), 19);
     // 50 ms clock steps: the observed delay is the jittered one rounded up to the next step.
-    assert!(delays.iter().all(|&d| (850..=1200).contains(&d)), "{delays:?}");
-    assert!(delays.iter().any(|&d| d != delays[0]), "no jitter at all: {delays:?}");
+    assert!(
+        delays.iter().all(|&d| (850..=1200).contains(&d)),
+        "{delays:?}"
+    );
+    assert!(
+        delays.iter().any(|&d| d != delays[0]),
+        "no jitter at all: {delays:?}"
+    );
 }
 
 #[test]
@@ -105,11 +134,23 @@ fn explicit_delay_list_and_limits() {
     let env = Env::new();
     let s = env.open();
     let policy = RedeliveryPolicy {
-        backoff: vec![Duration::from_millis(100), Duration::from_millis(500), Duration::from_millis(1500)],
+        backoff: vec![
+            Duration::from_millis(100),
+            Duration::from_millis(500),
+            Duration::from_millis(1500),
+        ],
         max_redeliveries: 4,
         ..Default::default()
     };
-    let q = s.queue_with("q", QueueOptions { redelivery: Some(policy), ..Default::default() }).unwrap();
+    let q = s
+        .queue_with(
+            "q",
+            QueueOptions {
+                redelivery: Some(policy),
+                ..Default::default()
+            },
+        )
+        .unwrap();
     q.send("x").unwrap();
     let (delays, dead) = delays_seen(&env, &q, 10);
     assert_eq!(delays, vec![100, 500, 1500, 1500]);
@@ -121,10 +162,23 @@ fn zero_and_unlimited_redeliveries() {
     let env = Env::new();
     let s = env.open();
     let zero = s
-        .queue_with("zero", QueueOptions { redelivery: Some(RedeliveryPolicy { max_redeliveries: 0, ..Default::default() }), ..Default::default() })
+        .queue_with(
+            "zero",
+            QueueOptions {
+                redelivery: Some(RedeliveryPolicy {
+                    max_redeliveries: 0,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        )
         .unwrap();
     zero.send("x").unwrap();
-    zero.receive(NOW).unwrap().unwrap().nack("first failure").unwrap();
+    zero.receive(NOW)
+        .unwrap()
+        .unwrap()
+        .nack("first failure")
+        .unwrap();
     assert_eq!(zero.stats().unwrap().messages, 0);
     assert_eq!(s.queue("DLQ").unwrap().stats().unwrap().messages, 1);
 
@@ -132,7 +186,12 @@ fn zero_and_unlimited_redeliveries() {
         .queue_with(
             "inf",
             QueueOptions {
-                redelivery: Some(RedeliveryPolicy { max_redeliveries: -1, redelivery_delay: Duration::ZERO, initial_redelivery_delay: Duration::ZERO, ..Default::default() }),
+                redelivery: Some(RedeliveryPolicy {
+                    max_redeliveries: -1,
+                    redelivery_delay: Duration::ZERO,
+                    initial_redelivery_delay: Duration::ZERO,
+                    ..Default::default()
+                }),
                 ..Default::default()
             },
         )
@@ -162,7 +221,10 @@ fn restart_keeps_count_and_next_due_time() {
     env.clock.advance_ms(500);
     let s = env.open();
     let q = s.queue("q").unwrap();
-    assert!(q.receive(NOW).unwrap().is_none(), "due time lost on restart");
+    assert!(
+        q.receive(NOW).unwrap().is_none(),
+        "due time lost on restart"
+    );
     env.clock.advance_ms(500);
     let d = q.receive(NOW).unwrap().unwrap();
     assert_eq!(d.delivery_count(), 5);
@@ -190,7 +252,10 @@ fn crash_in_flight_counts_as_failure() {
     }
     let s = Store::open(copy.path(), env.opts()).unwrap();
     let q = s.queue("q").unwrap();
-    assert!(q.receive(NOW).unwrap().is_none(), "a crash is a failed delivery: redelivery delay applies");
+    assert!(
+        q.receive(NOW).unwrap().is_none(),
+        "a crash is a failed delivery: redelivery delay applies"
+    );
     env.clock.advance_ms(1000);
     let d = q.receive(NOW).unwrap().unwrap();
     assert_eq!(d.delivery_count(), 2);
@@ -203,22 +268,48 @@ fn reject_and_dlq_strategies() {
     let s = env.open();
     let shared = s.queue("a").unwrap();
     let indiv = s
-        .queue_with("b", QueueOptions { dead_letter: Some(DeadLetterStrategy::Individual { prefix: "DLQ.".into() }), ..Default::default() })
+        .queue_with(
+            "b",
+            QueueOptions {
+                dead_letter: Some(DeadLetterStrategy::Individual {
+                    prefix: "DLQ.".into(),
+                }),
+                ..Default::default()
+            },
+        )
         .unwrap();
-    let discard = s.queue_with("c", QueueOptions { dead_letter: Some(DeadLetterStrategy::Discard), ..Default::default() }).unwrap();
+    let discard = s
+        .queue_with(
+            "c",
+            QueueOptions {
+                dead_letter: Some(DeadLetterStrategy::Discard),
+                ..Default::default()
+            },
+        )
+        .unwrap();
     for q in [&shared, &indiv, &discard] {
         q.send("bad").unwrap();
-        q.receive(NOW).unwrap().unwrap().reject("cannot parse").unwrap();
+        q.receive(NOW)
+            .unwrap()
+            .unwrap()
+            .reject("cannot parse")
+            .unwrap();
         assert_eq!(q.stats().unwrap().dead_lettered, 1);
         assert_eq!(q.stats().unwrap().messages, 0);
     }
     let d = s.queue("DLQ").unwrap().receive(NOW).unwrap().unwrap();
-    assert_eq!(d.dead_letter_info().unwrap().reason, DeadLetterReason::Rejected);
+    assert_eq!(
+        d.dead_letter_info().unwrap().reason,
+        DeadLetterReason::Rejected
+    );
     assert_eq!(d.dead_letter_info().unwrap().last_failure, "cannot parse");
     assert_eq!(d.dead_letter_info().unwrap().original_queue, "a");
     let d2 = s.queue("DLQ.b").unwrap().receive(NOW).unwrap().unwrap();
     assert_eq!(d2.dead_letter_info().unwrap().original_queue, "b");
-    assert!(s.queue("DLQ").unwrap().receive(NOW).unwrap().is_none(), "discard strategy stored a dead letter");
+    assert!(
+        s.queue("DLQ").unwrap().receive(NOW).unwrap().is_none(),
+        "discard strategy stored a dead letter"
+    );
 }
 
 #[test]
@@ -226,19 +317,32 @@ fn expiry_goes_to_dlq_or_is_dropped() {
     let env = Env::new();
     let s = env.open();
     let q = s.queue("q").unwrap();
-    q.send(Message::new("short").ttl(Duration::from_secs(5))).unwrap();
+    q.send(Message::new("short").ttl(Duration::from_secs(5)))
+        .unwrap();
     q.send("long").unwrap();
     env.clock.advance_ms(5000);
     let d = q.receive(NOW).unwrap().unwrap();
     assert_eq!(d.body(), b"long", "an expired message was delivered");
     d.ack().unwrap();
     let dead = s.queue("DLQ").unwrap().receive(NOW).unwrap().unwrap();
-    assert_eq!(dead.dead_letter_info().unwrap().reason, DeadLetterReason::Expired);
+    assert_eq!(
+        dead.dead_letter_info().unwrap().reason,
+        DeadLetterReason::Expired
+    );
     assert_eq!(q.stats().unwrap().expired, 1);
     dead.ack().unwrap();
 
-    let q2 = s.queue_with("q2", QueueOptions { process_expired: Some(false), ..Default::default() }).unwrap();
-    q2.send(Message::new("gone").ttl(Duration::from_millis(1))).unwrap();
+    let q2 = s
+        .queue_with(
+            "q2",
+            QueueOptions {
+                process_expired: Some(false),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    q2.send(Message::new("gone").ttl(Duration::from_millis(1)))
+        .unwrap();
     env.clock.advance_ms(2);
     assert!(q2.receive(NOW).unwrap().is_none());
     assert_eq!(s.queue("DLQ").unwrap().stats().unwrap().messages, 0);
@@ -249,16 +353,33 @@ fn ack_timeout_counts_as_failure() {
     let env = Env::new();
     let s = env.open();
     let q = s
-        .queue_with("q", QueueOptions { ack_timeout: Some(Duration::from_secs(30)), redelivery: Some(RedeliveryPolicy { initial_redelivery_delay: Duration::ZERO, ..Default::default() }), ..Default::default() })
+        .queue_with(
+            "q",
+            QueueOptions {
+                ack_timeout: Some(Duration::from_secs(30)),
+                redelivery: Some(RedeliveryPolicy {
+                    initial_redelivery_delay: Duration::ZERO,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        )
         .unwrap();
     q.send("slow").unwrap();
     let d = q.receive(NOW).unwrap().unwrap();
     env.clock.advance_ms(29_999);
     assert!(q.receive(NOW).unwrap().is_none());
     env.clock.advance_ms(1);
-    let again = q.receive(NOW).unwrap().expect("redelivered after the ack timeout");
+    let again = q
+        .receive(NOW)
+        .unwrap()
+        .expect("redelivered after the ack timeout");
     assert_eq!(again.delivery_count(), 2);
-    assert_eq!(d.ack().unwrap_err().kind(), ErrorKind::AlreadySettled, "a timed-out delivery must not ack the redelivery");
+    assert_eq!(
+        d.ack().unwrap_err().kind(),
+        ErrorKind::AlreadySettled,
+        "a timed-out delivery must not ack the redelivery"
+    );
     again.ack().unwrap();
     assert_eq!(q.stats().unwrap().messages, 0);
 }
@@ -267,9 +388,23 @@ fn ack_timeout_counts_as_failure() {
 fn drop_oldest_overflow_and_retention() {
     let env = Env::new();
     let s = env.open();
-    s.queue_with("DLQ", QueueOptions { retention: Some(Duration::from_secs(60)), ..Default::default() }).unwrap();
+    s.queue_with(
+        "DLQ",
+        QueueOptions {
+            retention: Some(Duration::from_secs(60)),
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let q = s
-        .queue_with("q", QueueOptions { max_messages: Some(3), overflow: Some(OverflowPolicy::DropOldest), ..Default::default() })
+        .queue_with(
+            "q",
+            QueueOptions {
+                max_messages: Some(3),
+                overflow: Some(OverflowPolicy::DropOldest),
+                ..Default::default()
+            },
+        )
         .unwrap();
     for i in 0..5 {
         q.send(format!("m{i}")).unwrap();
@@ -278,9 +413,15 @@ fn drop_oldest_overflow_and_retention() {
     let dlq = s.queue("DLQ").unwrap();
     let dead: Vec<_> = dlq.browse(10).unwrap();
     assert_eq!(dead.len(), 2);
-    assert!(dead.iter().all(|m| m.dead_letter_info().unwrap().reason == DeadLetterReason::Overflow));
+    assert!(dead
+        .iter()
+        .all(|m| m.dead_letter_info().unwrap().reason == DeadLetterReason::Overflow));
     env.clock.advance_ms(60_000);
-    assert_eq!(dlq.receive(NOW).unwrap().map(|d| d.id()), None, "dead letters past retention were kept");
+    assert_eq!(
+        dlq.receive(NOW).unwrap().map(|d| d.id()),
+        None,
+        "dead letters past retention were kept"
+    );
     assert_eq!(dlq.stats().unwrap().messages, 0);
 }
 
@@ -299,17 +440,37 @@ fn replay_moves_back_once_with_counts_reset() {
         }
     }
     let dlq = s.queue("DLQ").unwrap();
-    assert_eq!(dlq.replay(&ReplayFilter { dry_run: true, ..Default::default() }).unwrap(), 3);
+    assert_eq!(
+        dlq.replay(&ReplayFilter {
+            dry_run: true,
+            ..Default::default()
+        })
+        .unwrap(),
+        3
+    );
     assert_eq!(dlq.stats().unwrap().messages, 3, "dry run moved something");
-    let n = dlq.replay(&ReplayFilter { original_queue: Some("a".into()), ..Default::default() }).unwrap();
+    let n = dlq
+        .replay(&ReplayFilter {
+            original_queue: Some("a".into()),
+            ..Default::default()
+        })
+        .unwrap();
     assert_eq!(n, 2);
     let back = a.receive_batch(10, NOW).unwrap();
     assert_eq!(back.iter().map(body).collect::<Vec<_>>(), vec!["a1", "a2"]);
-    assert!(back.iter().all(|d| d.delivery_count() == 1 && d.dead_letter_info().is_none()));
+    assert!(back
+        .iter()
+        .all(|d| d.delivery_count() == 1 && d.dead_letter_info().is_none()));
     a.ack_batch(back).unwrap();
     assert_eq!(a.stats().unwrap().replayed, 2);
     assert_eq!(dlq.stats().unwrap().messages, 1);
-    let n = dlq.replay(&ReplayFilter { to: Some("elsewhere".into()), reason: Some(DeadLetterReason::Rejected), ..Default::default() }).unwrap();
+    let n = dlq
+        .replay(&ReplayFilter {
+            to: Some("elsewhere".into()),
+            reason: Some(DeadLetterReason::Rejected),
+            ..Default::default()
+        })
+        .unwrap();
     assert_eq!(n, 1);
     assert_eq!(drain(&s.queue("elsewhere").unwrap()), vec!["b1"]);
     drop((a, b, dlq));

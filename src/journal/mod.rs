@@ -17,6 +17,9 @@ use format::*;
 
 pub use recovery::{Quarantined, RecoveryReport, TornTail};
 
+/// The callback recovery replays records to: `(segment, record offset, record length, kind, body)`.
+pub type Apply<'a> = &'a mut dyn FnMut(u64, u64, u32, u8, &[u8]) -> Result<()>;
+
 /// Where part of a written buffer landed: `buf[buf_start..buf_end]` is at `file_off` in segment `seg`.
 #[derive(Debug, Clone, Copy)]
 pub struct Placed {
@@ -51,20 +54,31 @@ pub struct Files(Arc<RwLock<BTreeMap<u64, Arc<dyn VFile>>>>);
 impl Files {
     /// The file of segment `seg`.
     pub fn get(&self, seg: u64) -> Option<Arc<dyn VFile>> {
-        self.0.read().unwrap_or_else(|e| e.into_inner()).get(&seg).cloned()
+        self.0
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&seg)
+            .cloned()
     }
     fn insert(&self, seg: u64, f: Arc<dyn VFile>) {
-        self.0.write().unwrap_or_else(|e| e.into_inner()).insert(seg, f);
+        self.0
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(seg, f);
     }
     fn remove(&self, seg: u64) {
-        self.0.write().unwrap_or_else(|e| e.into_inner()).remove(&seg);
+        self.0
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&seg);
     }
     /// Reads `buf.len()` bytes at `off` of segment `seg`.
     pub fn read(&self, seg: u64, off: u64, buf: &mut [u8]) -> Result<()> {
-        let f = self
-            .get(seg)
-            .ok_or_else(|| Error::new(crate::ErrorKind::Internal, format!("segment {seg} is gone")))?;
-        f.read_at(buf, off).map_err(|e| Error::io(format!("reading {} at {off}", segment_name(seg)), &e))
+        let f = self.get(seg).ok_or_else(|| {
+            Error::new(crate::ErrorKind::Internal, format!("segment {seg} is gone"))
+        })?;
+        f.read_at(buf, off)
+            .map_err(|e| Error::io(format!("reading {} at {off}", segment_name(seg)), &e))
     }
 }
 
@@ -94,7 +108,7 @@ impl Journal {
         seg_bytes: u64,
         repair: bool,
         now_ms: Box<dyn Fn() -> u64 + Send>,
-        apply: &mut dyn FnMut(u64, u64, u32, u8, &[u8]) -> Result<()>,
+        apply: Apply<'_>,
     ) -> Result<(Journal, RecoveryReport)> {
         let mut j = Journal {
             vfs,
@@ -153,10 +167,18 @@ impl Journal {
         }
         let n = self.tail + 1;
         let min = (SEGMENT_HEADER + FRAME_HEADER + need) as u64;
-        let size = self.seg_bytes.max(min.div_ceil(1 << 20) << 20);
+        // An oversized record gets a segment of its own, rounded up to whole MiB.
+        let size = if min > self.seg_bytes {
+            min.div_ceil(1 << 20) << 20
+        } else {
+            self.seg_bytes
+        };
         let path = self.path(n);
         let name = segment_name(n);
-        let f = self.vfs.create(&path).map_err(|e| Error::io(format!("creating {name}"), &e))?;
+        let f = self
+            .vfs
+            .create(&path)
+            .map_err(|e| Error::io(format!("creating {name}"), &e))?;
         let made = (|| {
             f.allocate(size)?;
             f.write_at(&segment_header(n, (self.now_ms)()), 0)?;
@@ -180,12 +202,17 @@ impl Journal {
     pub fn write(&mut self, buf: &[u8], placed: &mut Vec<Placed>) -> Result<()> {
         let mut start = 0;
         while start < buf.len() {
-            let room = self.segment_size(self.tail).saturating_sub(self.tail_off + FRAME_HEADER as u64);
+            let room = self
+                .segment_size(self.tail)
+                .saturating_sub(self.tail_off + FRAME_HEADER as u64);
             // Take as many whole records as fit.
             let (mut end, mut count) = (start, 0u32);
             for r in records(&buf[start..]) {
                 let (at, _, body) = r.map_err(|at| {
-                    Error::new(crate::ErrorKind::Internal, format!("malformed record at {}", start + at))
+                    Error::new(
+                        crate::ErrorKind::Internal,
+                        format!("malformed record at {}", start + at),
+                    )
                 })?;
                 let rec_end = start + at + RECORD_HEADER + body.len();
                 if (rec_end - start) as u64 > room {
@@ -206,14 +233,28 @@ impl Journal {
             let payload = &buf[start..end];
             self.frame.clear();
             self.frame.resize(FRAME_HEADER, 0);
-            put_frame_header(&mut self.frame, self.next_seq, self.synced_seq, count, payload);
+            put_frame_header(
+                &mut self.frame,
+                self.next_seq,
+                self.synced_seq,
+                count,
+                payload,
+            );
             self.frame.extend_from_slice(payload);
-            let file = self.files.get(self.tail).ok_or_else(|| Error::closed())?;
+            let file = self.files.get(self.tail).ok_or_else(Error::closed)?;
             let off = self.tail_off;
             file.write_at(&self.frame, off).map_err(|e| {
-                Error::io(format!("writing {} at offset {off}", segment_name(self.tail)), &e)
+                Error::io(
+                    format!("writing {} at offset {off}", segment_name(self.tail)),
+                    &e,
+                )
             })?;
-            placed.push(Placed { buf_start: start, buf_end: end, seg: self.tail, file_off: off + FRAME_HEADER as u64 });
+            placed.push(Placed {
+                buf_start: start,
+                buf_end: end,
+                seg: self.tail,
+                file_off: off + FRAME_HEADER as u64,
+            });
             self.tail_off += self.frame.len() as u64;
             self.next_seq += 1;
             self.tail_dirty = true;
@@ -227,8 +268,9 @@ impl Journal {
         if !self.tail_dirty {
             return Ok(());
         }
-        let f = self.files.get(self.tail).ok_or_else(|| Error::closed())?;
-        f.sync_data().map_err(|e| Error::io(format!("fdatasync of {}", segment_name(self.tail)), &e))?;
+        let f = self.files.get(self.tail).ok_or_else(Error::closed)?;
+        f.sync_data()
+            .map_err(|e| Error::io(format!("fdatasync of {}", segment_name(self.tail)), &e))?;
         self.tail_dirty = false;
         self.synced_seq = self.next_seq - 1;
         Ok(())
@@ -245,8 +287,12 @@ impl Journal {
             return Ok(());
         }
         let path = self.path(seg);
-        self.vfs.remove(&path).map_err(|e| Error::io(format!("removing {}", segment_name(seg)), &e))?;
-        self.vfs.sync_dir(&self.dir).map_err(|e| Error::io("fsync of the store directory", &e))?;
+        self.vfs
+            .remove(&path)
+            .map_err(|e| Error::io(format!("removing {}", segment_name(seg)), &e))?;
+        self.vfs
+            .sync_dir(&self.dir)
+            .map_err(|e| Error::io("fsync of the store directory", &e))?;
         self.sizes.remove(&seg);
         self.files.remove(seg);
         Ok(())

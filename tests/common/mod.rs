@@ -13,10 +13,16 @@ pub struct Env {
 
 impl Env {
     pub fn new() -> Env {
-        Env { dir: tempfile::tempdir().unwrap(), clock: ManualClock::new(T0) }
+        Env {
+            dir: tempfile::tempdir().unwrap(),
+            clock: ManualClock::new(T0),
+        }
     }
     pub fn opts(&self) -> StoreOptions {
-        StoreOptions { clock: self.clock.clone(), ..Default::default() }
+        StoreOptions {
+            clock: self.clock.clone(),
+            ..Default::default()
+        }
     }
     pub fn open(&self) -> Store {
         Store::open(self.dir.path(), self.opts()).unwrap()
