@@ -76,7 +76,11 @@ pub(crate) fn body(obj: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
     // Any other buffer (memoryview, array, numpy …), copied once. Not bytes(obj): bytes(12)
     // would quietly make twelve zero bytes out of an int.
     let py = obj.py();
-    match py.get_type::<pyo3::types::PyMemoryView>().call1((obj,)).and_then(|m| m.call_method0("tobytes")) {
+    match py
+        .get_type::<pyo3::types::PyMemoryView>()
+        .call1((obj,))
+        .and_then(|m| m.call_method0("tobytes"))
+    {
         Ok(b) => Ok(b.cast::<PyBytes>()?.as_bytes().to_vec()),
         Err(_) => Err(PyTypeError::new_err(format!(
             "a message body must be bytes, bytearray, memoryview or str, not {}",
