@@ -1978,6 +1978,10 @@ impl Store {
     /// child lives. The Python module closes it in the child, where the store is unusable anyway.
     #[doc(hidden)]
     pub fn lock_fd(&self) -> Option<std::os::unix::io::RawFd> {
-        self.lock.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(|f| f.as_raw_fd())
+        self.lock
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|f| f.as_raw_fd())
     }
 }
