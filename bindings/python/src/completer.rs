@@ -34,6 +34,9 @@ pub(crate) enum Done {
     },
 }
 
+/// Completions run per GIL hold.
+const CHUNK: usize = 4096;
+
 #[derive(Default)]
 struct State {
     items: Vec<(Done, mqlite::Result<MessageId>)>,
@@ -115,7 +118,16 @@ impl Completer {
                 }
                 std::mem::take(&mut st.items)
             };
-            Python::attach(|py| complete_all(py, items));
+            // The GIL is let go between chunks so that other Python threads are not held up for
+            // the whole of a large backlog of completions.
+            let mut items = items.into_iter();
+            loop {
+                let chunk: Vec<_> = items.by_ref().take(CHUNK).collect();
+                if chunk.is_empty() {
+                    break;
+                }
+                Python::attach(|py| complete_all(py, chunk));
+            }
         }
     }
 }
