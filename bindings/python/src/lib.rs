@@ -4,6 +4,7 @@
 //! around blocking calls, and completes futures.
 
 mod completer;
+mod consumer;
 mod convert;
 mod errors;
 mod message;
@@ -25,6 +26,8 @@ fn _mqlite(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<store::ManualClock>()?;
     m.add_class::<queue::Queue>()?;
     m.add_class::<queue::Consume>()?;
+    m.add_class::<consumer::Consumer>()?;
+    m.add_class::<consumer::Listener>()?;
     m.add_class::<message::Message>()?;
     m.add_class::<txn::Transaction>()?;
     m.add_class::<message::DeadLetterInfo>()?;

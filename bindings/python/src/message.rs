@@ -110,6 +110,13 @@ impl Message {
         }
     }
 
+    /// A copy handed to a listener's handler; the listener settles it from the handler's outcome.
+    pub(crate) fn listened(py: Python<'_>, d: &Delivery) -> Message {
+        let mut m = Message::browsed(py, d.message(), d.queue().name());
+        m.delivery_count = d.delivery_count();
+        m
+    }
+
     /// Takes the delivery out for settling; errors if already settled or not a delivery.
     pub(crate) fn take(&self) -> PyResult<Delivery> {
         check_pid(self.pid)?;
@@ -351,5 +358,14 @@ impl Message {
                 ""
             }
         )
+    }
+}
+
+/// The failure text of an exception: ``"ExcType: text"`` (just the type when the text is empty).
+pub(crate) fn reason_text(type_name: &str, text: &str) -> String {
+    if text.is_empty() {
+        type_name.to_string()
+    } else {
+        format!("{type_name}: {text}")
     }
 }

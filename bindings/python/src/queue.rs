@@ -69,29 +69,37 @@ impl Queue {
         timeout: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Vec<Delivery>> {
         self.check()?;
-        let timeout = opt_duration(timeout, "timeout")?;
-        let deadline = timeout.map(|t| Instant::now() + t);
-        loop {
-            let slice = match deadline {
-                Some(d) => d.saturating_duration_since(Instant::now()).min(SLICE),
-                None => SLICE,
-            };
-            let q = &self.q;
-            let got = mq(py.detach(|| q.receive_batch(n, Some(slice))))?;
-            if !got.is_empty() {
-                return Ok(got);
-            }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Ok(got);
-            }
-            py.check_signals()?;
-        }
+        let q = &self.q;
+        receive_sliced(py, timeout, |slice| q.receive_batch(n, Some(slice)))
     }
 
-    fn wrap(py: Python<'_>, ds: Vec<Delivery>) -> PyResult<Vec<Py<Message>>> {
+    pub(crate) fn wrap(py: Python<'_>, ds: Vec<Delivery>) -> PyResult<Vec<Py<Message>>> {
         ds.into_iter()
             .map(|d| Py::new(py, Message::from_delivery(py, d)))
             .collect()
+    }
+}
+
+/// Receives with `recv`, waiting up to `timeout` seconds (None = forever) for the first
+/// message, in slices: between slices we come back to Python so Ctrl-C (and other signals) are
+/// handled while waiting. The GIL is released during each slice.
+pub(crate) fn receive_sliced(
+    py: Python<'_>,
+    timeout: Option<&Bound<'_, PyAny>>,
+    recv: impl Fn(Duration) -> mqlite::Result<Vec<Delivery>> + Sync,
+) -> PyResult<Vec<Delivery>> {
+    let timeout = opt_duration(timeout, "timeout")?;
+    let deadline = timeout.map(|t| Instant::now() + t);
+    loop {
+        let slice = match deadline {
+            Some(d) => d.saturating_duration_since(Instant::now()).min(SLICE),
+            None => SLICE,
+        };
+        let got = mq(py.detach(|| recv(slice)))?;
+        if !got.is_empty() || deadline.is_some_and(|d| Instant::now() >= d) {
+            return Ok(got);
+        }
+        py.check_signals()?;
     }
 }
 
@@ -444,6 +452,48 @@ impl Queue {
         };
         let q = &self.q;
         mq(py.detach(|| q.replay(&filter)))
+    }
+
+    /// A consumer with its own acknowledgement mode: ``"explicit"`` (each message settled on its
+    /// own, the default), ``"cumulative"`` (acking a message acks every earlier one this consumer
+    /// received, like CLIENT_ACKNOWLEDGE) or ``"auto"`` (acked on hand-over: at-most-once).
+    /// Closing it (or dropping it) returns its unsettled messages to the queue as failures.
+    #[pyo3(signature = (ack_mode = "explicit"))]
+    fn consumer(&self, ack_mode: &str) -> PyResult<crate::consumer::Consumer> {
+        self.check()?;
+        let mode = match ack_mode {
+            "explicit" => mqlite::AckMode::Explicit,
+            "cumulative" => mqlite::AckMode::Cumulative,
+            "auto" => mqlite::AckMode::Auto,
+            other => {
+                return Err(invalid(format!(
+                    "ack_mode must be 'explicit', 'cumulative' or 'auto', not {other:?}"
+                )))
+            }
+        };
+        let store = Python::attach(|py| self.store.clone_ref(py));
+        Ok(crate::consumer::Consumer::new(
+            self.q.consumer(mqlite::ConsumerOptions { ack_mode: mode }),
+            store,
+        ))
+    }
+
+    /// Push consumer: ``handler(message)`` runs on a library thread (with the GIL) for each
+    /// message; returning acks it, raising nacks it with ``"ExcType: text"``. The message is a
+    /// copy settled by that outcome (its own ack/nack methods refuse). Stops when the returned
+    /// :class:`Listener` is stopped (or closed by its ``with`` block).
+    fn listen(&self, py: Python<'_>, handler: Py<PyAny>) -> PyResult<crate::consumer::Listener> {
+        self.check()?;
+        let l = mq(self.q.listen(move |d| {
+            Python::attach(|py| {
+                let msg = Message::listened(py, d);
+                match handler.bind(py).call1((msg,)) {
+                    Ok(_) => Ok(()),
+                    Err(e) => Err(crate::consumer::failure_text(py, &e)),
+                }
+            })
+        }))?;
+        Ok(crate::consumer::Listener::new(l, self.store.clone_ref(py)))
     }
 
     /// The store this queue belongs to.

@@ -444,3 +444,52 @@ def test_readme_example_runs() -> None:
             exec(compile(code, "README.md", "exec"), {})
         finally:
             os.chdir(cwd)
+
+
+def test_consumer_ack_modes(store: mqlite.Store) -> None:
+    q = store.queue("modes", redelivery=mqlite.RedeliveryPolicy(initial_redelivery_delay=0))
+    q.send_batch([b"1", b"2", b"3"])
+    with q.consumer("cumulative") as c:
+        got = c.receive_batch(3, timeout=1)
+        assert [m.body for m in got] == [b"1", b"2", b"3"]
+        got[1].ack()  # acks 1 and 2 as well
+    # Closing the consumer returned the unsettled "3" as a failed delivery.
+    assert q.stats()["acked"] == 2
+    q.send(b"4")
+    with q.consumer("auto") as c:
+        auto = c.receive_batch(10, timeout=5)
+        assert sorted(m.body for m in auto) == [b"3", b"4"]
+        assert all(m.settled for m in auto)
+    assert q.stats()["messages"] == 0
+    with pytest.raises(mqlite.InvalidArgument):
+        q.consumer("sometimes")  # type: ignore[arg-type]
+    c = q.consumer()
+    c.close()
+    with pytest.raises(mqlite.Closed):
+        c.receive(timeout=0)
+
+
+def test_listener_acks_or_nacks_from_the_handler(store: mqlite.Store) -> None:
+    import threading
+
+    q = store.queue("pushed", redelivery=mqlite.RedeliveryPolicy(max_redeliveries=0))
+    seen: list[bytes] = []
+    done = threading.Event()
+
+    def handler(msg: mqlite.Message) -> None:
+        seen.append(msg.body)
+        assert threading.current_thread() is not threading.main_thread()
+        if msg.body == b"bad":
+            raise ValueError("cannot parse")
+        if len(seen) == 3:
+            done.set()
+
+    with q.listen(handler) as listener:
+        assert listener.running
+        q.send_batch([b"ok", b"bad", b"ok2"])
+        assert done.wait(10)
+    assert not listener.running
+    assert sorted(seen) == [b"bad", b"ok", b"ok2"]
+    assert q.stats()["acked"] == 2
+    (dead,) = store.queue("DLQ").browse()
+    assert dead.dead_letter is not None and dead.dead_letter.last_failure == "ValueError: cannot parse"

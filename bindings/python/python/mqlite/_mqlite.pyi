@@ -18,6 +18,7 @@ __all__ = [
     "AlreadySettled",
     "Closed",
     "Consume",
+    "Consumer",
     "Corrupt",
     "DeadLetterInfo",
     "DeadLetterStrategy",
@@ -26,6 +27,7 @@ __all__ = [
     "InvalidArgument",
     "InvalidName",
     "Io",
+    "Listener",
     "Locked",
     "ManualClock",
     "Message",
@@ -203,6 +205,36 @@ class Consume:
     def __next__(self) -> Message: ...
 
 @final
+class Consumer:
+    """A pull consumer with its own ack mode (``Queue.consumer``)."""
+
+    def receive(self, timeout: Optional[_Seconds] = None) -> Optional[Message]: ...
+    def receive_batch(self, n: int, timeout: Optional[_Seconds] = None) -> list[Message]: ...
+    def close(self) -> None: ...
+    def __enter__(self) -> Consumer: ...
+    def __exit__(
+        self,
+        _exc_type: Optional[type[BaseException]] = None,
+        _exc: Optional[BaseException] = None,
+        _tb: Optional[TracebackType] = None,
+    ) -> bool: ...
+
+@final
+class Listener:
+    """A running push consumer (``Queue.listen``)."""
+
+    def stop(self) -> None: ...
+    @property
+    def running(self) -> bool: ...
+    def __enter__(self) -> Listener: ...
+    def __exit__(
+        self,
+        _exc_type: Optional[type[BaseException]] = None,
+        _exc: Optional[BaseException] = None,
+        _tb: Optional[TracebackType] = None,
+    ) -> bool: ...
+
+@final
 class Queue:
     """A handle to one queue; thread-safe."""
 
@@ -260,6 +292,8 @@ class Queue:
     def receive_aio(self, timeout: Optional[_Seconds] = None) -> asyncio.Future[Optional[Message]]: ...
     def consume_aio(self, timeout: Optional[_Seconds] = None, batch: int = 64) -> AsyncIterator[Message]: ...
     def ack_batch(self, messages: Iterable[Message]) -> None: ...
+    def consumer(self, ack_mode: Literal["explicit", "cumulative", "auto"] = "explicit") -> Consumer: ...
+    def listen(self, handler: Callable[[Message], object]) -> Listener: ...
     def browse(self, max: Optional[int] = None) -> list[Message]: ...
     def purge(self) -> int: ...
     def stats(self) -> dict[str, int]: ...
