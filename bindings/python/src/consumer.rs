@@ -20,11 +20,13 @@ pub(crate) struct Consumer {
     c: Mutex<Option<Arc<mqlite::Consumer>>>,
     store: Py<Store>,
     pid: u32,
+    auto_ack: bool,
 }
 
 impl Consumer {
-    pub(crate) fn new(c: mqlite::Consumer, store: Py<Store>) -> Self {
+    pub(crate) fn new(c: mqlite::Consumer, store: Py<Store>, auto_ack: bool) -> Self {
         Consumer {
+            auto_ack,
             c: Mutex::new(Some(Arc::new(c))),
             store,
             pid: current_pid(),
@@ -43,7 +45,14 @@ impl Consumer {
             return Err(new_err(mqlite::ErrorKind::Closed, "the consumer is closed"));
         };
         let got = receive_sliced(py, timeout, |slice| c.receive_batch(n, Some(slice)))?;
-        Queue::wrap(py, got)
+        let msgs = Queue::wrap(py, got)?;
+        if self.auto_ack {
+            // Acked on hand-over by the core: show them as settled.
+            for m in &msgs {
+                drop(m.get().take());
+            }
+        }
+        Ok(msgs)
     }
 }
 

@@ -475,6 +475,7 @@ impl Queue {
         Ok(crate::consumer::Consumer::new(
             self.q.consumer(mqlite::ConsumerOptions { ack_mode: mode }),
             store,
+            mode == mqlite::AckMode::Auto,
         ))
     }
 
