@@ -17,7 +17,9 @@ py="$venv/bin/python"
 
 step "pip install ./bindings/python pytest mypy"
 cd "$root"
-"$py" -m pip install --quiet --disable-pip-version-check ./bindings/python pytest mypy
+"$py" -m pip install --quiet --disable-pip-version-check pytest mypy
+# --force-reinstall: the version number does not change between commits; the code does.
+"$py" -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps ./bindings/python
 
 # Run the checks from a scratch directory so that `import mqlite` finds the installed package
 # (with its native module), never the source tree.

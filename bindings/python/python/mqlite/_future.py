@@ -45,7 +45,7 @@ class SendFuture(Future):  # type: ignore[type-arg]
     _cond: threading.Condition | None = None
 
     # Deliberately not Future.__init__ (see above); object's C-level __init__ costs no frame.
-    __init__ = object.__init__  # type: ignore[assignment]
+    __init__ = object.__init__
 
     @property
     def _condition(self) -> threading.Condition:  # type: ignore[override]
