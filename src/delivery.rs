@@ -102,13 +102,10 @@ impl Delivery {
         let mut g = shared.lock();
         g.check()?;
         let was_empty = g.pending.is_empty();
-        op(
-            &mut g,
-            self.queue.qid,
-            self.id().0,
-            self.tag(),
-            shared.now(),
-        )?;
+        let now = shared.now();
+        // Expire ack timeouts first, so settling a timed-out delivery fails deterministically.
+        g.tick(self.queue.qid, now, &shared.opts)?;
+        op(&mut g, self.queue.qid, self.id().0, self.tag(), now)?;
         shared.avail.notify_all();
         shared.room.notify_all();
         let _g = shared.commit(g, was_empty)?;
@@ -470,5 +467,19 @@ impl Listener {
 impl Drop for Listener {
     fn drop(&mut self) {
         self.halt();
+    }
+}
+
+// ---- Accessor for the C face (src/ffi). Ownership only, no semantics: the C delivery handle
+// keeps the message readable after the delivery is settled (settling consumes the Delivery)
+// without copying the body.
+impl Delivery {
+    /// Moves the message out, leaving an empty message with the same id behind (settling and
+    /// dropping only need the id).
+    pub(crate) fn take_message(&mut self) -> Message {
+        let id = self.message.id;
+        let mut empty = Message::new(Vec::new());
+        empty.id = id;
+        std::mem::replace(&mut self.message, empty)
     }
 }

@@ -38,6 +38,8 @@ mod replay;
 mod state;
 mod store;
 mod txn;
+// The C ABI (libmqlite.so / .a, include/mqlite.h).
+mod ffi;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use delivery::{Consumer, Delivery, Listener};

@@ -324,8 +324,9 @@ impl Queue {
         let mut g = self.shared.lock();
         g.check()?;
         let now = self.shared.now();
+        g.tick(self.qid, now, &self.shared.opts)?;
         let q = &mut g.queues[self.qid as usize];
-        q.release_due(now);
+
         let c = &q.counters;
         Ok(QueueStats {
             depth: q.waiting_count(),

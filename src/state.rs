@@ -172,6 +172,8 @@ pub(crate) struct QueueState {
     pub pending_count: u64,
     pub pending_bytes: u64,
     pub counters: Counters,
+    /// Messages in flight when the last process ended, failed at the first handle of this open.
+    pub crashed: Vec<u64>,
 }
 
 impl QueueState {
@@ -199,6 +201,7 @@ impl QueueState {
             pending_count: 0,
             pending_bytes: 0,
             counters: Counters::default(),
+            crashed: Vec::new(),
         }
     }
 

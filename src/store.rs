@@ -66,6 +66,7 @@ pub(crate) struct Inner {
     pub rng: u64,
     pub files: Files,
     pub max_body: usize,
+    pub clock: Arc<dyn Clock>,
 }
 
 pub(crate) struct Shared {
@@ -181,6 +182,21 @@ impl Inner {
         if let Some(&qid) = self.by_name.get(name) {
             if let Some(o) = opts {
                 self.queues[qid as usize].opts = o;
+            }
+            // Deliveries in flight when the last process ended fail now, under the options of
+            // this open (queue options are not stored, so recovery could not know them).
+            let crashed = std::mem::take(&mut self.queues[qid as usize].crashed);
+            let now = self.clock.now_ms();
+            for id in crashed {
+                self.fail(
+                    qid,
+                    id,
+                    "the consumer's process ended without settling it",
+                    None,
+                    now,
+                    None,
+                    store,
+                )?;
             }
             return Ok(qid);
         }
@@ -1502,6 +1518,7 @@ impl Store {
             rng: now | 1,
             files: journal.files(),
             max_body: options.max_body_bytes,
+            clock: clock.clone(),
         };
         let mut crashed: Vec<(u32, u64)> = Vec::new();
         // Queues in qid order; a gap (impossible unless a record was lost) gets a placeholder name.
@@ -1617,17 +1634,8 @@ impl Store {
                 }
             }
         }
-        // A crash is a failed delivery for every message that was in flight.
         for (qid, id) in crashed {
-            inner.fail(
-                qid,
-                id,
-                "the consumer's process ended without settling it",
-                None,
-                now,
-                None,
-                &options,
-            )?;
+            inner.queues[qid as usize].crashed.push(id);
         }
         let shared = Arc::new(Shared {
             inner: Mutex::new(inner),
@@ -1697,7 +1705,10 @@ impl Store {
         let resolved = options
             .as_ref()
             .map(|o| Resolved::new(&self.shared.opts, o));
+        let was_empty = g.pending.is_empty();
         let qid = g.declare(name, resolved, &self.shared.opts)?;
+        // The declaration (and any recovered failures) are durable before the handle is used.
+        let _g = self.shared.commit(g, was_empty)?;
         Ok(Queue {
             shared: self.shared.clone(),
             qid,

@@ -14,4 +14,7 @@ cargo clippy --all-targets -- -D warnings
 step "rust: tests"
 cargo test --release
 
+step "c: C ABI (header, C/C++ tests plain + ASan/UBSan + valgrind, examples)"
+bash tests/c/run.sh
+
 step "all tests passed in $(( $(date +%s) - start ))s"

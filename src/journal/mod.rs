@@ -33,6 +33,10 @@ pub struct Placed {
     pub file_off: u64,
 }
 
+/// Segments are preallocated in steps of this many bytes as they fill, so that a fresh segment's
+/// unused tail (which recovery reads) stays small while appends still land in allocated space.
+pub const GROW_BYTES: u64 = 4 << 20;
+
 /// The file name of segment `n`.
 pub fn segment_name(n: u64) -> String {
     format!("{n:016x}.seg")
@@ -92,6 +96,8 @@ pub struct Journal {
     sizes: BTreeMap<u64, u64>,
     tail: u64,
     tail_off: u64,
+    /// Capacity of the tail segment (its file grows to it in [`GROW_BYTES`] steps).
+    tail_cap: u64,
     next_seq: u64,
     synced_seq: u64,
     tail_dirty: bool,
@@ -118,6 +124,7 @@ impl Journal {
             sizes: BTreeMap::new(),
             tail: 0,
             tail_off: 0,
+            tail_cap: 0,
             next_seq: 1,
             synced_seq: 0,
             tail_dirty: false,
@@ -125,6 +132,7 @@ impl Journal {
             now_ms,
         };
         let report = recovery::recover(&mut j, repair, apply)?;
+        j.tail_cap = j.segment_size(j.tail).max(j.seg_bytes);
         if j.sizes.is_empty() {
             j.roll(0)?;
         }
@@ -180,7 +188,7 @@ impl Journal {
             .create(&path)
             .map_err(|e| Error::io(format!("creating {name}"), &e))?;
         let made = (|| {
-            f.allocate(size)?;
+            f.allocate(size.min(GROW_BYTES))?;
             f.write_at(&segment_header(n, (self.now_ms)()), 0)?;
             f.sync_data()?;
             self.vfs.sync_dir(&self.dir)
@@ -190,7 +198,8 @@ impl Journal {
             return Err(Error::io(format!("preparing {name}"), &e));
         }
         self.files.insert(n, f);
-        self.sizes.insert(n, size);
+        self.sizes.insert(n, size.min(GROW_BYTES));
+        self.tail_cap = size;
         self.tail = n;
         self.tail_off = SEGMENT_HEADER as u64;
         Ok(())
@@ -203,7 +212,7 @@ impl Journal {
         let mut start = 0;
         while start < buf.len() {
             let room = self
-                .segment_size(self.tail)
+                .tail_cap
                 .saturating_sub(self.tail_off + FRAME_HEADER as u64);
             // Take as many whole records as fit.
             let (mut end, mut count) = (start, 0u32);
@@ -243,6 +252,23 @@ impl Journal {
             self.frame.extend_from_slice(payload);
             let file = self.files.get(self.tail).ok_or_else(Error::closed)?;
             let off = self.tail_off;
+            let end_off = off + self.frame.len() as u64;
+            let allocated = self.segment_size(self.tail);
+            if end_off > allocated {
+                // Grow the preallocation in steps: one size change (and metadata sync) per step.
+                let grown = end_off
+                    .div_ceil(GROW_BYTES)
+                    .saturating_mul(GROW_BYTES)
+                    .min(self.tail_cap)
+                    .max(end_off);
+                file.allocate(grown).map_err(|e| {
+                    Error::io(
+                        format!("growing {} to {grown} bytes", segment_name(self.tail)),
+                        &e,
+                    )
+                })?;
+                self.sizes.insert(self.tail, grown);
+            }
             file.write_at(&self.frame, off).map_err(|e| {
                 Error::io(
                     format!("writing {} at offset {off}", segment_name(self.tail)),

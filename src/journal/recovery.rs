@@ -77,7 +77,16 @@ fn load(j: &Journal, n: u64) -> Result<Seg> {
 
 /// Offset just past the last non-zero byte of `b`.
 fn data_end(b: &[u8]) -> usize {
-    b.iter().rposition(|&x| x != 0).map(|p| p + 1).unwrap_or(0)
+    // Skip zero words 8 bytes at a time: the unused tail of a segment is long.
+    let mut end = b.len();
+    while end >= 8 && b[end - 8..end] == [0u8; 8] {
+        end -= 8;
+    }
+    b[..end]
+        .iter()
+        .rposition(|&x| x != 0)
+        .map(|p| p + 1)
+        .unwrap_or(0)
 }
 
 /// The first valid frame at or after `from` in `b` (every byte offset is tried).
