@@ -1984,3 +1984,21 @@ fn callback_thread(shared: Arc<Shared>) {
         }
     }
 }
+
+// ---- Accessor for the Python binding (bindings/python): fork safety. Not part of the
+// ---- store's semantics; it only exposes a file descriptor the store already holds.
+impl Store {
+    /// The file descriptor that holds the store's exclusive lock (`None` once closed).
+    ///
+    /// A `fork()` child inherits this descriptor and with it the lock (a `flock` belongs to the
+    /// open file description), so a parent that closes the store could not reopen it while the
+    /// child lives. The Python module closes it in the child, where the store is unusable anyway.
+    #[doc(hidden)]
+    pub fn lock_fd(&self) -> Option<std::os::unix::io::RawFd> {
+        self.lock
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|f| f.as_raw_fd())
+    }
+}
