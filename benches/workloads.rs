@@ -12,7 +12,7 @@
 
 use std::ffi::CString;
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
 use std::os::unix::io::AsRawFd;
@@ -297,6 +297,70 @@ impl Report {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Interleaving: every side of a comparison advances chunk by chunk, in turn
+// ---------------------------------------------------------------------------------------------
+
+/// Runs `k` more operations of one side's workload and returns the time they took. Set-up
+/// (opening, filling a backlog) happens when the step is made, outside the timing.
+type Step<'a> = Box<dyn FnMut(usize) -> Duration + 'a>;
+
+/// One side of a comparison: `n` operations per run, and how to set up a fresh run of it.
+struct Side<'a> {
+    n: usize,
+    make: Box<dyn Fn() -> Step<'a> + 'a>,
+}
+
+fn side<'a>(n: usize, make: impl Fn() -> Step<'a> + 'a) -> Side<'a> {
+    Side {
+        n,
+        make: Box::new(make),
+    }
+}
+
+/// Runs every side `cfg.runs` times. Within a run the sides take turns, `rounds` chunks each
+/// (the side that starts rotates), so a burst of load on the shared machine hits all sides
+/// alike. Returns, per side, the rate of each run (operations per second of its own time).
+fn interleave(cfg: &Cfg, rounds: usize, sides: &[Side]) -> Vec<Vec<f64>> {
+    let mut rates = vec![Vec::new(); sides.len()];
+    for _ in 0..cfg.runs {
+        let mut steps: Vec<Step> = sides.iter().map(|s| (s.make)()).collect();
+        let mut took = vec![Duration::ZERO; sides.len()];
+        for r in 0..rounds {
+            for j in 0..sides.len() {
+                let s = (r + j) % sides.len();
+                let (n, k0) = (sides[s].n, sides[s].n / rounds);
+                let k = if r + 1 == rounds { n - k0 * (rounds - 1) } else { k0 };
+                if k > 0 {
+                    took[s] += (steps[s])(k);
+                }
+            }
+        }
+        drop(steps);
+        for (s, t) in took.iter().enumerate() {
+            rates[s].push(sides[s].n as f64 / t.as_secs_f64());
+        }
+    }
+    rates
+}
+
+/// Latencies of each run of a side (one `Vec` per run).
+type Lat = std::cell::RefCell<Vec<Vec<Duration>>>;
+
+fn record(lat: Option<&Lat>, d: Duration) {
+    if let Some(l) = lat {
+        if let Some(v) = l.borrow_mut().last_mut() {
+            v.push(d);
+        }
+    }
+}
+
+fn new_run(lat: Option<&Lat>) {
+    if let Some(l) = lat {
+        l.borrow_mut().push(Vec::new());
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // SQLite baseline
 // ---------------------------------------------------------------------------------------------
 
@@ -326,9 +390,22 @@ fn sqlite_open(path: &Path) -> Connection {
     c
 }
 
-/// Inserts `n` rows in transactions of `per_tx`. Returns the elapsed time.
-fn sqlite_insert_batched(c: &mut Connection, n: usize, per_tx: usize, b: &[u8]) -> Duration {
-    let t0 = Instant::now();
+/// A SQLite database in a fresh directory (the directory goes when the value is dropped).
+struct Db {
+    c: Connection,
+    _dir: tempfile::TempDir,
+}
+
+fn sqlite_fresh(cfg: &Cfg) -> Db {
+    let dir = cfg.tempdir("sqlite");
+    Db {
+        c: sqlite_open(&dir.path().join("q.db")),
+        _dir: dir,
+    }
+}
+
+/// Inserts `n` rows in transactions of `per_tx`.
+fn sqlite_insert_batched(c: &mut Connection, n: usize, per_tx: usize, b: &[u8]) {
     let mut left = n;
     while left > 0 {
         let k = left.min(per_tx);
@@ -342,96 +419,102 @@ fn sqlite_insert_batched(c: &mut Connection, n: usize, per_tx: usize, b: &[u8]) 
         tx.commit().expect("commit");
         left -= k;
     }
-    t0.elapsed()
 }
 
-/// W1 baseline: one INSERT per transaction (autocommit). Returns (msgs/s, latencies).
-fn sqlite_w1(cfg: &Cfg, n: usize) -> (f64, Vec<Duration>) {
-    let dir = cfg.tempdir("w1-sqlite");
-    let c = sqlite_open(&dir.path().join("q.db"));
+/// W1 baseline: one INSERT per transaction (autocommit).
+fn sqlite_w1<'a>(cfg: &Cfg, lat: Option<&'a Lat>) -> Step<'a> {
+    let db = sqlite_fresh(cfg);
     let b = body(100);
-    let mut st = c.prepare_cached(SQL_INSERT).expect("prepare");
-    st.execute(rusqlite::params![b, now_ms()]).expect("warm-up insert");
-    let mut lat = Vec::with_capacity(n);
-    let t0 = Instant::now();
-    for _ in 0..n {
-        let t = Instant::now();
-        st.execute(rusqlite::params![b, now_ms()]).expect("insert");
-        lat.push(t.elapsed());
-    }
-    let el = t0.elapsed();
-    (n as f64 / el.as_secs_f64(), lat)
+    db.c.execute(SQL_INSERT, rusqlite::params![b, now_ms()])
+        .expect("warm-up insert");
+    new_run(lat);
+    Box::new(move |k| {
+        let db = &db; // capture the whole value (connection and directory)
+        let mut st = db.c.prepare_cached(SQL_INSERT).expect("prepare");
+        let t0 = Instant::now();
+        for _ in 0..k {
+            let t = Instant::now();
+            st.execute(rusqlite::params![b, now_ms()]).expect("insert");
+            record(lat, t.elapsed());
+        }
+        t0.elapsed()
+    })
 }
 
 /// W2/W4 baseline: 1,000 INSERTs per transaction.
-fn sqlite_w2(cfg: &Cfg, n: usize, len: usize) -> f64 {
-    let dir = cfg.tempdir("w2-sqlite");
-    let mut c = sqlite_open(&dir.path().join("q.db"));
+fn sqlite_w2<'a>(cfg: &Cfg, len: usize) -> Step<'a> {
+    let mut db = sqlite_fresh(cfg);
     let b = body(len);
-    sqlite_insert_batched(&mut c, 1_000, 1_000, &b); // warm-up
-    let el = sqlite_insert_batched(&mut c, n, 1_000, &b);
-    n as f64 / el.as_secs_f64()
+    sqlite_insert_batched(&mut db.c, 1_000, 1_000, &b); // warm-up
+    Box::new(move |k| {
+        let db = &mut db; // capture the whole value (connection and directory)
+        let t0 = Instant::now();
+        sqlite_insert_batched(&mut db.c, k, 1_000, &b);
+        t0.elapsed()
+    })
 }
 
-/// W3 baseline: select-and-delete in transactions of 100 (one DELETE per message).
-fn sqlite_w3(cfg: &Cfg, n: usize) -> f64 {
-    let dir = cfg.tempdir("w3-sqlite");
-    let mut c = sqlite_open(&dir.path().join("q.db"));
-    let b = body(100);
-    sqlite_insert_batched(&mut c, n, 1_000, &b);
-    let t0 = Instant::now();
-    let (mut got, mut bytes) = (0usize, 0usize);
-    loop {
-        let tx = c.transaction().expect("begin");
-        let rows: Vec<(i64, Vec<u8>)> = {
-            let mut sel = tx
-                .prepare_cached("SELECT id, body FROM queue WHERE state = 0 ORDER BY id LIMIT 100")
-                .expect("prepare");
-            let it = sel.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).expect("select");
-            it.collect::<rusqlite::Result<_>>().expect("rows")
-        };
-        if rows.is_empty() {
-            break;
-        }
-        {
-            let mut del = tx.prepare_cached("DELETE FROM queue WHERE id = ?1").expect("prepare");
-            for (id, b) in &rows {
-                bytes += b.len();
-                del.execute([id]).expect("delete");
+/// W3 baseline: a backlog of `n` rows (untimed), drained by select-and-delete in transactions
+/// of 100 (one DELETE per message, as a consumer acking each would).
+fn sqlite_w3<'a>(cfg: &Cfg, n: usize) -> Step<'a> {
+    let mut db = sqlite_fresh(cfg);
+    sqlite_insert_batched(&mut db.c, n, 1_000, &body(100));
+    Box::new(move |k| {
+        let db = &mut db; // capture the whole value (connection and directory)
+        let t0 = Instant::now();
+        let mut got = 0;
+        while got < k {
+            let tx = db.c.transaction().expect("begin");
+            let rows: Vec<(i64, Vec<u8>)> = {
+                let mut sel = tx
+                    .prepare_cached("SELECT id, body FROM queue WHERE state = 0 ORDER BY id LIMIT ?1")
+                    .expect("prepare");
+                let it = sel
+                    .query_map([(k - got).min(100) as i64], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .expect("select");
+                it.collect::<rusqlite::Result<_>>().expect("rows")
+            };
+            assert!(!rows.is_empty(), "the SQLite backlog ran dry");
+            {
+                let mut del = tx.prepare_cached("DELETE FROM queue WHERE id = ?1").expect("prepare");
+                for (id, b) in &rows {
+                    assert_eq!(b.len(), 100);
+                    del.execute([id]).expect("delete");
+                }
             }
+            tx.commit().expect("commit");
+            got += rows.len();
         }
-        tx.commit().expect("commit");
-        got += rows.len();
-    }
-    let el = t0.elapsed();
-    assert_eq!(got, n);
-    assert_eq!(bytes, n * 100);
-    n as f64 / el.as_secs_f64()
+        t0.elapsed()
+    })
 }
 
 /// W5 baseline: `threads` connections, each one INSERT per transaction.
-fn sqlite_w5(cfg: &Cfg, threads: usize, per: usize) -> f64 {
-    let dir = cfg.tempdir("w5-sqlite");
-    let path = dir.path().join("q.db");
-    drop(sqlite_open(&path));
-    let barrier = Barrier::new(threads + 1);
+fn sqlite_w5<'a>(cfg: &Cfg, threads: usize) -> Step<'a> {
+    let db = sqlite_fresh(cfg);
+    let path = db.c.path().map(PathBuf::from).expect("db path");
+    let mut conns: Vec<Connection> = (0..threads).map(|_| sqlite_open(&path)).collect();
     let b = body(100);
-    let el = std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| {
-                let c = sqlite_open(&path);
-                let mut st = c.prepare_cached(SQL_INSERT).expect("prepare");
-                barrier.wait();
-                for _ in 0..per {
-                    st.execute(rusqlite::params![b, now_ms()]).expect("insert");
-                }
-            });
-        }
-        barrier.wait();
-        Instant::now()
+    Box::new(move |k| {
+        let _keep = &db; // keeps the directory until the step goes
+        let barrier = Barrier::new(threads + 1);
+        let per = k / threads;
+        std::thread::scope(|s| {
+            for c in conns.iter_mut() {
+                let (b, barrier) = (&b, &barrier);
+                s.spawn(move || {
+                    let mut st = c.prepare_cached(SQL_INSERT).expect("prepare");
+                    barrier.wait();
+                    for _ in 0..per {
+                        st.execute(rusqlite::params![b, now_ms()]).expect("insert");
+                    }
+                });
+            }
+            barrier.wait();
+            Instant::now()
+        })
+        .elapsed()
     })
-    .elapsed();
-    (threads * per) as f64 / el.as_secs_f64()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -448,18 +531,16 @@ enum RawMode {
     Prewritten,
 }
 
-/// `n` × (write 100 B + fdatasync). Returns (ops/s, latencies).
-fn raw_sync_loop(cfg: &Cfg, n: usize, mode: RawMode) -> (f64, Vec<Duration>) {
+/// A file in a fresh directory, created `size` bytes big as `mode` says.
+fn raw_file(cfg: &Cfg, size: u64, mode: RawMode) -> (File, tempfile::TempDir) {
     let dir = cfg.tempdir("raw");
-    let path = dir.path().join("raw.bin");
     let f = OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(true)
-        .open(&path)
+        .open(dir.path().join("raw.bin"))
         .expect("open");
-    let size = ((n + 1) * 100).next_multiple_of(1 << 20) as u64;
     match mode {
         RawMode::Grow => {}
         RawMode::Fallocated => {
@@ -475,50 +556,77 @@ fn raw_sync_loop(cfg: &Cfg, n: usize, mode: RawMode) -> (f64, Vec<Duration>) {
         }
     }
     f.sync_all().expect("fsync");
-    let mut dirf = File::open(dir.path()).expect("dir");
-    dirf.sync_all().expect("dir fsync");
-    let _ = dirf.flush();
-    let rec = body(100);
-    let mut lat = Vec::with_capacity(n);
-    let t0 = Instant::now();
-    for i in 0..n {
-        let t = Instant::now();
-        f.write_all_at(&rec, (i * 100) as u64).expect("write");
-        f.sync_data().expect("fdatasync");
-        lat.push(t.elapsed());
-    }
-    let el = t0.elapsed();
-    (n as f64 / el.as_secs_f64(), lat)
+    File::open(dir.path()).and_then(|d| d.sync_all()).expect("dir fsync");
+    (f, dir)
 }
 
-/// Sequential write bandwidth: 1 MiB writes into a fallocate'd file, fdatasync per MiB. MiB/s.
-fn raw_seq_bandwidth(cfg: &Cfg, mib: usize) -> f64 {
-    let dir = cfg.tempdir("seq");
-    let f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(dir.path().join("seq.bin"))
-        .expect("open");
-    // SAFETY: plain syscall on a file descriptor we own.
-    let rc = unsafe { libc::fallocate(f.as_raw_fd(), 0, 0, (mib << 20) as libc::off_t) };
-    assert_eq!(rc, 0, "fallocate");
-    f.sync_all().expect("fsync");
+/// The disk's own rate: write 100 B at the next offset + fdatasync, per operation.
+fn raw_sync<'a>(cfg: &Cfg, n: usize, mode: RawMode, lat: Option<&'a Lat>) -> Step<'a> {
+    let (f, dir) = raw_file(cfg, ((n + 1) * 100).next_multiple_of(1 << 20) as u64, mode);
+    let rec = body(100);
+    let mut off = 0u64;
+    new_run(lat);
+    Box::new(move |k| {
+        let _keep = &dir;
+        let t0 = Instant::now();
+        for _ in 0..k {
+            let t = Instant::now();
+            f.write_all_at(&rec, off).expect("write");
+            f.sync_data().expect("fdatasync");
+            off += 100;
+            record(lat, t.elapsed());
+        }
+        t0.elapsed()
+    })
+}
+
+/// Sequential write bandwidth: 1 MiB writes into a fallocate'd file, fdatasync per MiB (k = MiB).
+fn raw_seq<'a>(cfg: &Cfg, mib: usize) -> Step<'a> {
+    let (f, dir) = raw_file(cfg, (mib as u64) << 20, RawMode::Fallocated);
     let chunk = body(1 << 20);
-    let t0 = Instant::now();
-    for i in 0..mib {
-        f.write_all_at(&chunk, (i as u64) << 20).expect("write");
-        f.sync_data().expect("fdatasync");
-    }
-    mib as f64 / t0.elapsed().as_secs_f64()
+    let mut off = 0u64;
+    Box::new(move |k| {
+        let _keep = &dir;
+        let t0 = Instant::now();
+        for _ in 0..k {
+            f.write_all_at(&chunk, off).expect("write");
+            f.sync_data().expect("fdatasync");
+            off += 1 << 20;
+        }
+        t0.elapsed()
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
-// mqlite workloads
+// mqlite
 // ---------------------------------------------------------------------------------------------
 
 fn open_store(dir: &Path) -> Store {
     Store::open(dir, StoreOptions::default()).expect("Store::open")
+}
+
+/// A store with queue "q" in a fresh directory. Fields drop in order: queue, store (closing
+/// it), directory.
+struct Fresh {
+    q: mqlite::Queue,
+    store: Store,
+    _dir: tempfile::TempDir,
+}
+
+impl Fresh {
+    fn new(cfg: &Cfg) -> Fresh {
+        let dir = cfg.tempdir("mqlite");
+        let store = open_store(dir.path());
+        let q = store.queue("q").expect("queue");
+        // The queue's declaration record and the first segment's warm-up are not timed.
+        q.send(Message::new(&b"warm-up"[..])).expect("warm-up send");
+        let d = q
+            .receive(Some(Duration::ZERO))
+            .expect("receive")
+            .expect("warm-up message");
+        d.ack().expect("ack");
+        Fresh { q, store, _dir: dir }
+    }
 }
 
 /// Counts completions of async sends; wakes the waiter when all have fired.
@@ -558,59 +666,6 @@ impl Completions {
     }
 }
 
-/// W1: sync durable `send`, one at a time. Returns (msgs/s, latencies).
-fn ours_w1(cfg: &Cfg, n: usize) -> (f64, Vec<Duration>) {
-    let dir = cfg.tempdir("w1");
-    let store = open_store(dir.path());
-    let q = store.queue("q").expect("queue");
-    let b = body(100);
-    q.send(Message::new(b.as_slice())).expect("warm-up send");
-    let mut lat = Vec::with_capacity(n);
-    let t0 = Instant::now();
-    for _ in 0..n {
-        let t = Instant::now();
-        q.send(Message::new(b.as_slice())).expect("send");
-        lat.push(t.elapsed());
-    }
-    let el = t0.elapsed();
-    store.close().expect("close");
-    (n as f64 / el.as_secs_f64(), lat)
-}
-
-/// W2/W4 with a callback per message: `send_async` each, time until every callback fired.
-fn ours_async(cfg: &Cfg, n: usize, len: usize) -> f64 {
-    let dir = cfg.tempdir("w2-async");
-    let store = open_store(dir.path());
-    let q = store.queue("q").expect("queue");
-    let b = body(len);
-    q.send(Message::new(b.as_slice())).expect("warm-up send");
-    let done = Completions::new(n);
-    let t0 = Instant::now();
-    for _ in 0..n {
-        let d = done.clone();
-        q.send_async(Message::new(b.as_slice()), move |r| d.hit(r.is_ok()))
-            .expect("send_async");
-    }
-    done.wait();
-    let el = t0.elapsed();
-    store.close().expect("close");
-    n as f64 / el.as_secs_f64()
-}
-
-/// W2/W4 with `send_batch` of 1,000 (each call returns once its 1,000 are durable).
-fn ours_batch(cfg: &Cfg, n: usize, len: usize) -> f64 {
-    let dir = cfg.tempdir("w2-batch");
-    let store = open_store(dir.path());
-    let q = store.queue("q").expect("queue");
-    let b = body(len);
-    q.send(Message::new(b.as_slice())).expect("warm-up send");
-    let t0 = Instant::now();
-    send_batches(&q, n, &b);
-    let el = t0.elapsed();
-    store.close().expect("close");
-    n as f64 / el.as_secs_f64()
-}
-
 fn send_batches(q: &mqlite::Queue, n: usize, b: &[u8]) {
     let mut left = n;
     while left > 0 {
@@ -621,142 +676,174 @@ fn send_batches(q: &mqlite::Queue, n: usize, b: &[u8]) {
     }
 }
 
+/// W1: sync durable `send`, one at a time.
+fn ours_w1<'a>(cfg: &Cfg, lat: Option<&'a Lat>) -> Step<'a> {
+    let s = Fresh::new(cfg);
+    let b = body(100);
+    new_run(lat);
+    Box::new(move |k| {
+        let s = &s; // capture the whole store (not just the queue field), so it stays open
+        let t0 = Instant::now();
+        for _ in 0..k {
+            let t = Instant::now();
+            s.q.send(Message::new(b.as_slice())).expect("send");
+            record(lat, t.elapsed());
+        }
+        t0.elapsed()
+    })
+}
+
+/// W2/W4 with a callback per message: `send_async` each, timed until every callback fired.
+fn ours_async<'a>(cfg: &Cfg, len: usize) -> Step<'a> {
+    let s = Fresh::new(cfg);
+    let b = body(len);
+    Box::new(move |k| {
+        let s = &s; // capture the whole store (not just the queue field), so it stays open
+        let done = Completions::new(k);
+        let t0 = Instant::now();
+        for _ in 0..k {
+            let d = done.clone();
+            s.q.send_async(Message::new(b.as_slice()), move |r| d.hit(r.is_ok()))
+                .expect("send_async");
+        }
+        done.wait();
+        t0.elapsed()
+    })
+}
+
+/// W2/W4 with `send_batch` of 1,000 (each call returns once its 1,000 are durable).
+fn ours_batch<'a>(cfg: &Cfg, len: usize) -> Step<'a> {
+    let s = Fresh::new(cfg);
+    let b = body(len);
+    Box::new(move |k| {
+        let s = &s; // capture the whole store (not just the queue field), so it stays open
+        let t0 = Instant::now();
+        send_batches(&s.q, k, &b);
+        t0.elapsed()
+    })
+}
+
 #[derive(Clone, Copy, PartialEq)]
 enum Ack {
     Batch,
     Each,
 }
 
-/// W3: fill a backlog (untimed), then drain it with `receive_batch(batch)` and acks.
-fn ours_w3(cfg: &Cfg, n: usize, batch: usize, ack: Ack) -> f64 {
-    let dir = cfg.tempdir("w3");
-    let store = open_store(dir.path());
-    let q = store.queue("q").expect("queue");
-    let b = body(100);
-    send_batches(&q, n, &b);
-    store.flush().expect("flush");
-    let t0 = Instant::now();
-    let (mut got, mut bytes) = (0usize, 0usize);
-    while got < n {
-        let ds = q.receive_batch(batch, Some(Duration::ZERO)).expect("receive_batch");
-        assert!(!ds.is_empty(), "backlog ran dry at {got} of {n}");
-        got += ds.len();
-        bytes += ds.iter().map(|d| d.body().len()).sum::<usize>();
-        match ack {
-            Ack::Batch => q.ack_batch(ds).expect("ack_batch"),
-            Ack::Each => {
-                for d in ds {
-                    d.ack().expect("ack");
+/// W3: a flushed backlog of `n` (untimed), drained with `receive_batch(batch)` and acks.
+fn ours_w3<'a>(cfg: &Cfg, n: usize, batch: usize, ack: Ack) -> Step<'a> {
+    let s = Fresh::new(cfg);
+    send_batches(&s.q, n, &body(100));
+    s.store.flush().expect("flush");
+    Box::new(move |k| {
+        let s = &s; // capture the whole store (not just the queue field), so it stays open
+        let t0 = Instant::now();
+        let mut got = 0;
+        while got < k {
+            let ds =
+                s.q.receive_batch(batch.min(k - got), Some(Duration::ZERO))
+                    .expect("receive_batch");
+            assert!(!ds.is_empty(), "the backlog ran dry");
+            got += ds.len();
+            assert!(ds.iter().all(|d| d.body().len() == 100));
+            match ack {
+                Ack::Batch => s.q.ack_batch(ds).expect("ack_batch"),
+                Ack::Each => {
+                    for d in ds {
+                        d.ack().expect("ack");
+                    }
                 }
             }
         }
-    }
-    let el = t0.elapsed();
-    assert_eq!(bytes, n * 100);
-    store.close().expect("close");
-    n as f64 / el.as_secs_f64()
+        t0.elapsed()
+    })
 }
 
-/// W5: `threads` producers, each `per` sync sends on its own clone of the queue handle.
-fn ours_w5(cfg: &Cfg, threads: usize, per: usize) -> f64 {
-    let dir = cfg.tempdir("w5");
-    let store = open_store(dir.path());
-    let q = store.queue("q").expect("queue");
+/// W5: `threads` producers, each doing sync sends on its own clone of the queue handle.
+fn ours_w5<'a>(cfg: &Cfg, threads: usize) -> Step<'a> {
+    let s = Fresh::new(cfg);
     let b = body(100);
-    q.send(Message::new(b.as_slice())).expect("warm-up send");
-    let barrier = Barrier::new(threads + 1);
-    let el = std::thread::scope(|s| {
-        for _ in 0..threads {
-            let q = q.clone();
-            let (b, barrier) = (&b, &barrier);
-            s.spawn(move || {
-                barrier.wait();
-                for _ in 0..per {
-                    q.send(Message::new(b.as_slice())).expect("send");
-                }
-            });
-        }
-        barrier.wait();
-        Instant::now()
+    Box::new(move |k| {
+        let s = &s; // capture the whole store (not just the queue field), so it stays open
+        let barrier = Barrier::new(threads + 1);
+        let per = k / threads;
+        std::thread::scope(|sc| {
+            for _ in 0..threads {
+                let q = s.q.clone();
+                let (b, barrier) = (&b, &barrier);
+                sc.spawn(move || {
+                    barrier.wait();
+                    for _ in 0..per {
+                        q.send(Message::new(b.as_slice())).expect("send");
+                    }
+                });
+            }
+            barrier.wait();
+            Instant::now()
+        })
+        .elapsed()
     })
-    .elapsed();
-    store.close().expect("close");
-    (threads * per) as f64 / el.as_secs_f64()
 }
 
 // ---------------------------------------------------------------------------------------------
 // The workloads, each printing its block and adding summary rows
 // ---------------------------------------------------------------------------------------------
 
-fn run_w1(cfg: &Cfg, rep: &mut Report) -> f64 {
+fn line(name: &str, s: Stat) {
+    println!("  {name:<64} {}", rate_str(s));
+}
+
+fn run_w1(cfg: &Cfg, rep: &mut Report) {
     let n = cfg.w1_n;
     println!(
-        "\n== W1: one producer, sync durable send(), 100 B bodies, {} msgs/run, {} runs",
+        "\n== W1: one producer, sync durable send(), 100 B bodies, {} msgs/run, {} runs, interleaved in chunks of {}",
         thousands(n as f64),
-        cfg.runs
+        cfg.runs,
+        thousands((n / 10) as f64)
     );
-    let (mut ours, mut sql, mut fal, mut grow, mut pre) = (vec![], vec![], vec![], vec![], vec![]);
-    let (mut ours_lat, mut sql_lat, mut fal_lat, mut grow_lat, mut pre_lat) = (vec![], vec![], vec![], vec![], vec![]);
-    for _ in 0..cfg.runs {
-        let (r, l) = ours_w1(cfg, n);
-        ours.push(r);
-        ours_lat.push(l);
-        let (r, l) = sqlite_w1(cfg, n);
-        sql.push(r);
-        sql_lat.push(l);
-        let (r, l) = raw_sync_loop(cfg, n, RawMode::Fallocated);
-        fal.push(r);
-        fal_lat.push(l);
-        let (r, l) = raw_sync_loop(cfg, n, RawMode::Grow);
-        grow.push(r);
-        grow_lat.push(l);
-        let (r, l) = raw_sync_loop(cfg, n, RawMode::Prewritten);
-        pre.push(r);
-        pre_lat.push(l);
-    }
-    let line = |name: &str, v: &[f64], lats: &mut [Vec<Duration>]| {
-        let i = median_index(v);
-        let (p50, p99) = percentiles(&mut lats[i]);
+    let lats: Vec<Lat> = (0..5).map(|_| Lat::default()).collect();
+    let l = |i: usize| Some(&lats[i]);
+    let rates = interleave(
+        cfg,
+        10,
+        &[
+            side(n, || ours_w1(cfg, l(0))),
+            side(n, || sqlite_w1(cfg, l(1))),
+            side(n, || raw_sync(cfg, n, RawMode::Fallocated, l(2))),
+            side(n, || raw_sync(cfg, n, RawMode::Grow, l(3))),
+            side(n, || raw_sync(cfg, n, RawMode::Prewritten, l(4))),
+        ],
+    );
+    let names = [
+        "mqlite send()",
+        "SQLite: WAL, synchronous=FULL, 1 INSERT/transaction",
+        "disk: pwrite 100 B + fdatasync, fallocate'd file (reference)",
+        "disk: append 100 B + fdatasync, growing file (info)",
+        "disk: pwrite 100 B + fdatasync, pre-written file (info)",
+    ];
+    let mut pct = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let run = median_index(&rates[i]);
+        let (p50, p99) = percentiles(&mut lats[i].borrow_mut()[run]);
         println!(
-            "  {name:<62} {:<28} p50 {:>7}  p99 {:>7}",
-            rate_str(stat(v)),
+            "  {name:<64} {:<30} p50 {:>7}  p99 {:>7}",
+            rate_str(stat(&rates[i])),
             us(p50),
             us(p99)
         );
-        (p50, p99)
-    };
-    let (p50, p99) = line("mqlite send()", &ours, &mut ours_lat);
-    line(
-        "SQLite: WAL, synchronous=FULL, 1 INSERT/transaction",
-        &sql,
-        &mut sql_lat,
-    );
-    line(
-        "disk: pwrite 100 B + fdatasync, fallocate'd file (reference)",
-        &fal,
-        &mut fal_lat,
-    );
-    line(
-        "disk: append 100 B + fdatasync, growing file (info)",
-        &grow,
-        &mut grow_lat,
-    );
-    line(
-        "disk: pwrite 100 B + fdatasync, pre-written file (info)",
-        &pre,
-        &mut pre_lat,
-    );
-    let (o, s, d) = (stat(&ours), stat(&sql), stat(&fal));
+        pct.push((p50, p99));
+    }
+    let (o, s, d) = (stat(&rates[0]), stat(&rates[1]), stat(&rates[2]));
     let (rs, rd) = (o.med / s.med, o.med / d.med);
     rep.add(
         "W1",
         "sync send, 1 producer",
         [
-            format!("{}, p50 {} p99 {}", rate_str(o), us(p50), us(p99)),
+            format!("{}, p50 {} p99 {}", rate_str(o), us(pct[0].0), us(pct[0].1)),
             format!(
-                "SQLite {}/s; disk (fallocate'd) {}/s",
+                "SQLite {}/s; disk (fallocate'd) {}/s, p50 {}",
                 thousands(s.med),
-                thousands(d.med)
+                thousands(d.med),
+                us(pct[2].0)
             ),
             format!("{rs:.2}× SQLite, {rd:.2}× disk"),
         ],
@@ -768,30 +855,29 @@ fn run_w1(cfg: &Cfg, rep: &mut Report) -> f64 {
             verdict(rd >= 0.9)
         ),
     );
-    o.med
 }
 
 fn run_w2(cfg: &Cfg, rep: &mut Report) {
     let n = cfg.w2_n;
     println!(
-        "\n== W2: one producer, async durable sends, 100 B bodies, {} msgs/run, {} runs",
+        "\n== W2: one producer, async durable sends, 100 B bodies, {} msgs/run, {} runs, interleaved in chunks of {}",
         thousands(n as f64),
-        cfg.runs
+        cfg.runs,
+        thousands((n / 10) as f64)
     );
-    let (mut cb, mut bt, mut sql) = (vec![], vec![], vec![]);
-    for _ in 0..cfg.runs {
-        cb.push(ours_async(cfg, n, 100));
-        bt.push(ours_batch(cfg, n, 100));
-        sql.push(sqlite_w2(cfg, n, 100));
-    }
-    let (c, b, s) = (stat(&cb), stat(&bt), stat(&sql));
-    println!("  {:<62} {}", "mqlite send_async() + callback per message", rate_str(c));
-    println!("  {:<62} {}", "mqlite send_batch() of 1,000", rate_str(b));
-    println!(
-        "  {:<62} {}",
-        "SQLite: WAL, synchronous=FULL, 1,000 INSERTs/transaction",
-        rate_str(s)
+    let rates = interleave(
+        cfg,
+        10,
+        &[
+            side(n, || ours_async(cfg, 100)),
+            side(n, || ours_batch(cfg, 100)),
+            side(n, || sqlite_w2(cfg, 100)),
+        ],
     );
+    let (c, b, s) = (stat(&rates[0]), stat(&rates[1]), stat(&rates[2]));
+    line("mqlite send_async() + callback per message", c);
+    line("mqlite send_batch() of 1,000", b);
+    line("SQLite: WAL, synchronous=FULL, 1,000 INSERTs/transaction", s);
     let t = "≥ 2,000,000/s and ≥ 2× SQLite";
     for (what, x) in [("async send, callback per msg", c), ("send_batch of 1,000 (info)", b)] {
         let r = x.med / s.med;
@@ -800,49 +886,51 @@ fn run_w2(cfg: &Cfg, rep: &mut Report) {
             what,
             [rate_str(x), format!("{}/s", thousands(s.med)), format!("{r:.2}×")],
             t,
-            verdict(x.med >= 2e6 && r >= 2.0).to_string(),
+            format!(
+                "{} (2 M/s {}, 2× {})",
+                verdict(x.med >= 2e6 && r >= 2.0),
+                verdict(x.med >= 2e6),
+                verdict(r >= 2.0)
+            ),
         );
     }
 }
 
 fn run_w3(cfg: &Cfg, rep: &mut Report) {
-    let (n, batch) = (cfg.w3_n, cfg.w3_batch);
+    let (n, batch, each) = (cfg.w3_n, cfg.w3_batch, cfg.w3_each_n);
     println!(
-        "\n== W3: drain a backlog of {} persisted 100 B msgs, one consumer, {} runs (fill untimed)",
+        "\n== W3: drain a backlog of {} persisted 100 B msgs, one consumer, {} runs, interleaved in chunks of {} (fill untimed)",
         thousands(n as f64),
-        cfg.runs
+        cfg.runs,
+        thousands((n / 10) as f64)
     );
-    let (mut ob, mut o100, mut oe, mut sql) = (vec![], vec![], vec![], vec![]);
-    for _ in 0..cfg.runs {
-        ob.push(ours_w3(cfg, n, batch, Ack::Batch));
-        o100.push(ours_w3(cfg, n, 100, Ack::Batch));
-        oe.push(ours_w3(cfg, cfg.w3_each_n, batch, Ack::Each));
-        sql.push(sqlite_w3(cfg, n));
-    }
-    let (b, b100, e, s) = (stat(&ob), stat(&o100), stat(&oe), stat(&sql));
-    let name_b = format!("mqlite receive_batch({batch}) + ack_batch");
-    println!("  {:<62} {}", name_b, rate_str(b));
-    println!(
-        "  {:<62} {}",
-        "mqlite receive_batch(100) + ack_batch (info)",
-        rate_str(b100)
+    let rates = interleave(
+        cfg,
+        10,
+        &[
+            side(n, || ours_w3(cfg, n, batch, Ack::Batch)),
+            side(n, || ours_w3(cfg, n, 100, Ack::Batch)),
+            side(each, || ours_w3(cfg, each, batch, Ack::Each)),
+            side(n, || sqlite_w3(cfg, n)),
+        ],
     );
-    let name_e = format!(
-        "mqlite receive_batch({batch}) + d.ack() each, {} msgs (info)",
-        thousands(cfg.w3_each_n as f64)
+    let (b, b100, e, s) = (stat(&rates[0]), stat(&rates[1]), stat(&rates[2]), stat(&rates[3]));
+    line(&format!("mqlite receive_batch({batch}) + ack_batch"), b);
+    line("mqlite receive_batch(100) + ack_batch (info)", b100);
+    line(
+        &format!(
+            "mqlite receive_batch({batch}) + d.ack() each, {} msgs (info)",
+            thousands(each as f64)
+        ),
+        e,
     );
-    println!("  {:<62} {}", name_e, rate_str(e));
-    println!(
-        "  {:<62} {}",
-        "SQLite: SELECT 100 + DELETE each, 100/transaction",
-        rate_str(s)
-    );
+    line("SQLite: SELECT 100 + DELETE each, 100/transaction", s);
     let t = "≥ 2,000,000/s and ≥ 4× SQLite";
     for (what, x, judged) in [
         (format!("receive_batch({batch}) + ack_batch"), b, true),
         ("receive_batch(100) + ack_batch (info)".to_string(), b100, true),
         (
-            format!("d.ack() each, {} msgs (info)", thousands(cfg.w3_each_n as f64)),
+            format!("d.ack() each, {} msgs (info)", thousands(each as f64)),
             e,
             false,
         ),
@@ -854,7 +942,12 @@ fn run_w3(cfg: &Cfg, rep: &mut Report) {
             [rate_str(x), format!("{}/s", thousands(s.med)), format!("{r:.2}×")],
             if judged { t } else { "—" },
             if judged {
-                verdict(x.med >= 2e6 && r >= 4.0).to_string()
+                format!(
+                    "{} (2 M/s {}, 4× {})",
+                    verdict(x.med >= 2e6 && r >= 4.0),
+                    verdict(x.med >= 2e6),
+                    verdict(r >= 4.0)
+                )
             } else {
                 "info".into()
             },
@@ -865,41 +958,48 @@ fn run_w3(cfg: &Cfg, rep: &mut Report) {
 fn run_w4(cfg: &Cfg, rep: &mut Report) {
     let n = cfg.w4_n;
     println!(
-        "\n== W4: W2 with 1 KiB bodies, {} msgs/run, {} runs (MB = 10^6 bytes of bodies)",
+        "\n== W4: W2 with 1 KiB bodies, {} msgs/run, {} runs, interleaved in chunks of {} (MB = 10^6 body bytes)",
         thousands(n as f64),
-        cfg.runs
+        cfg.runs,
+        thousands((n / 10) as f64)
     );
-    let (mut cb, mut bt, mut sql, mut bw) = (vec![], vec![], vec![], vec![]);
-    for _ in 0..cfg.runs {
-        cb.push(ours_async(cfg, n, 1024));
-        bt.push(ours_batch(cfg, n, 1024));
-        sql.push(sqlite_w2(cfg, n, 1024));
-        bw.push(raw_seq_bandwidth(cfg, cfg.seq_mib));
-    }
+    let rates = interleave(
+        cfg,
+        10,
+        &[
+            side(n, || ours_async(cfg, 1024)),
+            side(n, || ours_batch(cfg, 1024)),
+            side(n, || sqlite_w2(cfg, 1024)),
+            side(cfg.seq_mib, || raw_seq(cfg, cfg.seq_mib)),
+        ],
+    );
     let mb = |s: Stat| s.med * 1024.0 / 1e6;
-    let (c, b, s, w) = (stat(&cb), stat(&bt), stat(&sql), stat(&bw));
+    let (c, b, s, w) = (stat(&rates[0]), stat(&rates[1]), stat(&rates[2]), stat(&rates[3]));
     let disk_mb = w.med * MIB / 1e6;
     println!(
-        "  {:<62} {}  = {:.0} MB/s",
+        "  {:<64} {}  = {:.0} MB/s",
         "mqlite send_async() + callback per message",
         rate_str(c),
         mb(c)
     );
     println!(
-        "  {:<62} {}  = {:.0} MB/s",
+        "  {:<64} {}  = {:.0} MB/s",
         "mqlite send_batch() of 1,000",
         rate_str(b),
         mb(b)
     );
     println!(
-        "  {:<62} {}  = {:.0} MB/s",
+        "  {:<64} {}  = {:.0} MB/s",
         "SQLite: WAL, synchronous=FULL, 1,000 INSERTs/transaction",
         rate_str(s),
         mb(s)
     );
     println!(
-        "  {:<62} {:.0} MiB/s ({:.0}–{:.0}) = {:.0} MB/s",
-        format!("disk: 1 MiB writes + fdatasync per MiB, {} MiB", cfg.seq_mib),
+        "  {:<64} {:.0} MiB/s ({:.0}–{:.0}) = {:.0} MB/s",
+        format!(
+            "disk: 1 MiB writes + fdatasync per MiB, {} MiB, fallocate'd",
+            cfg.seq_mib
+        ),
         w.med,
         w.min,
         w.max,
@@ -935,37 +1035,37 @@ fn run_w4(cfg: &Cfg, rep: &mut Report) {
     }
 }
 
-fn run_w5(cfg: &Cfg, rep: &mut Report, w1: Option<f64>) {
+fn run_w5(cfg: &Cfg, rep: &mut Report) {
     let (t, per) = (cfg.w5_threads, cfg.w5_per);
     println!(
-        "\n== W5: {t} producer threads, sync durable send(), {} msgs each, {} runs",
+        "\n== W5: {t} producer threads, sync durable send(), {} msgs each, {} runs, interleaved with W1 and SQLite in 10 chunks",
         thousands(per as f64),
         cfg.runs
     );
-    let w1 = w1.unwrap_or_else(|| {
-        println!("  (W1 not selected: measuring mqlite W1 for the ratio)");
-        stat(&(0..cfg.runs).map(|_| ours_w1(cfg, cfg.w1_n).0).collect::<Vec<_>>()).med
-    });
-    let (mut ours, mut sql) = (vec![], vec![]);
-    for _ in 0..cfg.runs {
-        ours.push(ours_w5(cfg, t, per));
-        sql.push(sqlite_w5(cfg, t, per));
-    }
-    let (o, s) = (stat(&ours), stat(&sql));
-    println!("  {:<62} {}", format!("mqlite, {t} threads"), rate_str(o));
-    println!(
-        "  {:<62} {}",
-        format!("SQLite: {t} connections, 1 INSERT/transaction"),
-        rate_str(s)
+    let rates = interleave(
+        cfg,
+        10,
+        &[
+            side(t * per, || ours_w5(cfg, t)),
+            side(cfg.w1_n, || ours_w1(cfg, None)),
+            side(t * per, || sqlite_w5(cfg, t)),
+        ],
     );
-    println!("  {:<62} {}/s", "mqlite W1 (same run)", thousands(w1));
-    let r = o.med / w1;
+    let (o, w1, s) = (stat(&rates[0]), stat(&rates[1]), stat(&rates[2]));
+    line(&format!("mqlite, {t} threads"), o);
+    line("mqlite, 1 thread (W1, same run)", w1);
+    line(&format!("SQLite: {t} connections, 1 INSERT/transaction"), s);
+    let r = o.med / w1.med;
     rep.add(
         "W5",
         format!("{t} threads sync send"),
         [
             rate_str(o),
-            format!("SQLite {}/s; mqlite W1 {}/s", thousands(s.med), thousands(w1)),
+            format!(
+                "mqlite W1 {}/s; SQLite {t} conns {}/s",
+                thousands(w1.med),
+                thousands(s.med)
+            ),
             format!("{r:.2}× W1, {:.2}× SQLite", o.med / s.med),
         ],
         "≥ 5× W1",
@@ -1210,7 +1310,9 @@ fn main() {
     );
     let started = Instant::now();
     let mut rep = Report { rows: Vec::new() };
-    let w1 = sel("W1").then(|| run_w1(&cfg, &mut rep));
+    if sel("W1") {
+        run_w1(&cfg, &mut rep);
+    }
     if sel("W2") {
         run_w2(&cfg, &mut rep);
     }
@@ -1221,7 +1323,7 @@ fn main() {
         run_w4(&cfg, &mut rep);
     }
     if sel("W5") {
-        run_w5(&cfg, &mut rep, w1);
+        run_w5(&cfg, &mut rep);
     }
     if sel("W7") {
         for &len in &cfg.w7_bodies {
