@@ -847,8 +847,11 @@ struct Change {
 }
 
 impl Rebuild {
-    fn apply(&mut self, seg: u64, off: u64, len: u32, k: u8, body: &[u8], file: &str) -> Result<()> {
-        let bad = || Error::corrupt(file, off, "record does not decode");
+    /// Applies one replayed record. The segment's file name is formatted only for an error:
+    /// this runs once per record of the journal.
+    fn apply(&mut self, seg: u64, off: u64, len: u32, k: u8, body: &[u8]) -> Result<()> {
+        let file = || crate::journal::segment_name(seg);
+        let bad = || Error::corrupt(&file(), off, "record does not decode");
         let mut c = Cursor::new(body);
         match k {
             kind::QUEUE => {
@@ -956,7 +959,7 @@ impl Rebuild {
                 self.dedup.push((qid, key, DedupEntry { id, at, seg: seg as u32 }));
             }
             kind::PAD => {}
-            _ => return Err(Error::corrupt(file, off, &format!("unknown record kind {k}"))),
+            _ => return Err(Error::corrupt(&file(), off, &format!("unknown record kind {k}"))),
         }
         Ok(())
     }
@@ -1049,7 +1052,7 @@ impl Store {
             options.segment_bytes,
             options.repair,
             Box::new(move || clock2.now_ms()),
-            &mut |seg, off, len, k, body| rb.apply(seg, off, len, k, body, &crate::journal::segment_name(seg)),
+            &mut |seg, off, len, k, body| rb.apply(seg, off, len, k, body),
         )?;
         let now = clock.now_ms();
         let mut inner = Inner {
