@@ -53,6 +53,8 @@ pub(crate) struct Inner {
     /// Last batch committed (written, and synced where its records needed it).
     pub done_no: u64,
     pub error: Option<Error>,
+    /// The commit thread is waiting for work (so a submitter must wake it).
+    pub idle: bool,
     pub closing: bool,
     pub closed: bool,
     /// Live items (messages, dedup entries, queue declarations) and bytes per segment.
@@ -107,7 +109,12 @@ impl Shared {
             if let Some(e) = &g.error {
                 return Err(poisoned(e));
             }
-            self.work.notify_one();
+            // Wake the commit thread only if it sleeps: a busy one re-checks `pending` under the
+            // lock before it waits again (a futex wake per call cost a syscall and often a
+            // context switch).
+            if g.idle {
+                self.work.notify_one();
+            }
             g = self.done.wait(g).unwrap_or_else(|e| e.into_inner());
         }
         Ok(g)
@@ -1063,6 +1070,7 @@ impl Store {
             batch_no: 1,
             done_no: 0,
             error: None,
+            idle: false,
             closing: false,
             closed: false,
             seg_live: BTreeMap::new(),
@@ -1319,10 +1327,14 @@ fn commit_thread(shared: Arc<Shared>, mut journal: Journal) {
                     if left.is_zero() {
                         break;
                     }
+                    g.idle = true;
                     g = shared.work.wait_timeout(g, left).unwrap_or_else(|e| e.into_inner()).0;
+                    g.idle = false;
                 }
                 None => {
+                    g.idle = true;
                     g = shared.work.wait_timeout(g, Duration::from_millis(250)).unwrap_or_else(|e| e.into_inner()).0;
+                    g.idle = false;
                     // Periodic housekeeping: ack timeouts and due timers wake receivers.
                     let now = shared.now();
                     for qid in 0..g.queues.len() as u32 {
@@ -1408,9 +1420,13 @@ fn commit_thread(shared: Arc<Shared>, mut journal: Journal) {
             }
         }
         spare.clear();
+        // Notify with the lock released: a waiter woken while we hold it would only block
+        // again on the mutex (one more futex call and context switch per batch and waiter).
+        drop(g);
         shared.done.notify_all();
         shared.avail.notify_all();
         shared.room.notify_all();
+        g = shared.lock();
     }
     drop(g);
     let mut cq = shared.callbacks.lock().unwrap_or_else(|e| e.into_inner());
