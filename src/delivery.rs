@@ -101,14 +101,13 @@ impl Delivery {
         let shared = &self.queue.shared;
         let mut g = shared.lock();
         g.check()?;
-        let was_empty = g.pending.is_empty();
         let now = shared.now();
         // Expire ack timeouts first, so settling a timed-out delivery fails deterministically.
         g.tick(self.queue.qid, now, &shared.opts)?;
         op(&mut g, self.queue.qid, self.id().0, self.tag(), now)?;
         shared.avail.notify_all();
         shared.room.notify_all();
-        let _g = shared.commit(g, was_empty)?;
+        let _g = shared.commit(g)?;
         Ok(())
     }
 
@@ -188,7 +187,6 @@ impl Drop for Delivery {
         if g.check().is_err() {
             return;
         }
-        let was_empty = g.pending.is_empty();
         let store = shared.opts.clone();
         let now = shared.now();
         let _ = g.fail(
@@ -200,8 +198,8 @@ impl Drop for Delivery {
             self.tag(),
             &store,
         );
-        if was_empty && !g.pending.is_empty() {
-            shared.work.notify_one();
+        if !g.pending.is_empty() {
+            shared.kick(&g);
         }
         shared.avail.notify_all();
     }
@@ -225,7 +223,6 @@ pub(crate) fn receive(
     loop {
         g.check()?;
         let now = shared.now();
-        let was_empty = g.pending.is_empty();
         let es = g.take(
             queue.qid,
             consumer,
@@ -237,14 +234,14 @@ pub(crate) fn receive(
         if es.is_empty() && !g.pending.is_empty() {
             // Expired or parked messages were moved: wait, so the move is visible (in the
             // dead-letter queue's stats, browse and replay) when this call returns.
-            g = shared.commit(g, was_empty)?;
-        } else if was_empty && !g.pending.is_empty() {
-            shared.work.notify_one();
+            g = shared.commit(g)?;
+        } else if !g.pending.is_empty() {
+            shared.kick(&g);
         }
         if !es.is_empty() {
             let recs = g.read_records(queue.qid, &es);
             if !g.pending.is_empty() {
-                g = shared.commit(g, false)?;
+                g = shared.commit(g)?;
             }
             if mode == AckMode::Auto {
                 let ids: Vec<u64> = es.iter().map(|e| e.id).collect();
@@ -303,7 +300,6 @@ pub(crate) fn settle_batch(queue: &Queue, mut deliveries: Vec<Delivery>) -> Resu
     let shared = &queue.shared;
     let mut g = shared.lock();
     g.check()?;
-    let was_empty = g.pending.is_empty();
     let mut ids = Vec::with_capacity(deliveries.len());
     for d in deliveries.iter_mut() {
         if d.queue.qid != queue.qid {
@@ -321,7 +317,7 @@ pub(crate) fn settle_batch(queue: &Queue, mut deliveries: Vec<Delivery>) -> Resu
     }
     g.ack(queue.qid, &ids, None)?;
     shared.room.notify_all();
-    let _g = shared.commit(g, was_empty)?;
+    let _g = shared.commit(g)?;
     Ok(())
 }
 
@@ -380,7 +376,6 @@ impl Drop for Consumer {
         if g.check().is_err() {
             return;
         }
-        let was_empty = g.pending.is_empty();
         let ids: Vec<u64> = g.queues[self.queue.qid as usize]
             .inflight
             .values()
@@ -400,8 +395,8 @@ impl Drop for Consumer {
                 &store,
             );
         }
-        if was_empty && !g.pending.is_empty() {
-            shared.work.notify_one();
+        if !g.pending.is_empty() {
+            shared.kick(&g);
         }
         shared.avail.notify_all();
     }

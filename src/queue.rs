@@ -118,13 +118,12 @@ impl Queue {
         let mut g = self.shared.lock();
         g.check()?;
         g = self.wait_room(g, msg.body.len())?;
-        let was_empty = g.pending.is_empty();
         let (id, _) = g.send(self.qid, &msg, self.shared.now())?;
         if !g.queues[self.qid as usize].opts.journaled() {
             self.shared.avail.notify_all();
             return Ok(MessageId(id));
         }
-        let _g = self.shared.commit(g, was_empty)?;
+        let _g = self.shared.commit(g)?;
         Ok(MessageId(id))
     }
 
@@ -138,7 +137,6 @@ impl Queue {
         let mut ids = Vec::new();
         let mut g = self.shared.lock();
         g.check()?;
-        let was_empty = g.pending.is_empty();
         let now = self.shared.now();
         let mut failure = None;
         for (i, m) in msgs.into_iter().enumerate() {
@@ -173,7 +171,7 @@ impl Queue {
         if !g.queues[self.qid as usize].opts.journaled() {
             self.shared.avail.notify_all();
         } else if !ids.is_empty() {
-            g = self.shared.commit(g, was_empty)?;
+            g = self.shared.commit(g)?;
         }
         drop(g);
         match failure {
@@ -219,7 +217,6 @@ impl Queue {
             g.check()?;
         }
         g = self.wait_room(g, len)?;
-        let was_empty = g.pending.is_empty();
         let (id, _) = g.send(self.qid, &msg, self.shared.now())?;
         if !g.queues[self.qid as usize].opts.journaled() {
             drop(g);
@@ -238,9 +235,7 @@ impl Queue {
         g.pending.async_msgs += 1;
         g.pending.async_bytes += len;
         g.pending.callbacks.push((callback, Ok(MessageId(id))));
-        if was_empty {
-            self.shared.work.notify_one();
-        }
+        self.shared.kick(&g);
         Ok(())
     }
 
@@ -313,9 +308,8 @@ impl Queue {
     pub fn purge(&self) -> Result<u64> {
         let mut g = self.shared.lock();
         g.check()?;
-        let was_empty = g.pending.is_empty();
         let n = g.purge(self.qid);
-        let _g = self.shared.commit(g, was_empty)?;
+        let _g = self.shared.commit(g)?;
         Ok(n)
     }
 

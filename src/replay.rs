@@ -38,7 +38,6 @@ impl Queue {
         let now = shared.now();
         let es = g.queues[self.qid as usize].ordered_waiting();
         let recs = g.read_records(self.qid, &es)?;
-        let was_empty = g.pending.is_empty();
         let mut moved = 0u64;
         for (e, rec) in es.iter().zip(recs) {
             if filter.limit.is_some_and(|l| moved as usize >= l) {
@@ -114,7 +113,7 @@ impl Queue {
             g.pending.needs_sync = true;
         }
         shared.avail.notify_all();
-        let _g = shared.commit(g, was_empty)?;
+        let _g = shared.commit(g)?;
         Ok(moved)
     }
 }

@@ -53,6 +53,8 @@ pub(crate) struct Inner {
     /// Last batch committed (written, and synced where its records needed it).
     pub done_no: u64,
     pub error: Option<Error>,
+    /// The commit thread is waiting for work (so a submitter must wake it).
+    pub idle: bool,
     pub closing: bool,
     pub closed: bool,
     /// Live items (messages, dedup entries, queue declarations) and bytes per segment.
@@ -120,20 +122,21 @@ impl Shared {
         Ok(g)
     }
 
+    /// Wakes the commit thread if it sleeps (a busy one re-checks `pending` under the lock before
+    /// it waits again, so a futex wake per call would be wasted).
+    pub fn kick(&self, g: &Inner) {
+        if g.idle {
+            self.work.notify_one();
+        }
+    }
+
     /// Waits until everything this caller appended (or depends on, like the original of a
-    /// dedup hit) is committed. `was_empty`: whether `pending` was empty before the caller
-    /// appended, in which case the commit thread must be woken.
-    pub fn commit<'a>(
-        &'a self,
-        g: MutexGuard<'a, Inner>,
-        was_empty: bool,
-    ) -> Result<MutexGuard<'a, Inner>> {
+    /// dedup hit) is committed, waking the commit thread if it sleeps.
+    pub fn commit<'a>(&'a self, g: MutexGuard<'a, Inner>) -> Result<MutexGuard<'a, Inner>> {
         let no = if g.pending.is_empty() {
             g.batch_no - 1
         } else {
-            if was_empty {
-                self.work.notify_one();
-            }
+            self.kick(&g);
             g.batch_no
         };
         self.wait_done(g, no)
@@ -1214,16 +1217,11 @@ struct Change {
 }
 
 impl Rebuild {
-    fn apply(
-        &mut self,
-        seg: u64,
-        off: u64,
-        len: u32,
-        k: u8,
-        body: &[u8],
-        file: &str,
-    ) -> Result<()> {
-        let bad = || Error::corrupt(file, off, "record does not decode");
+    /// Applies one replayed record. The segment's file name is formatted only for an error:
+    /// this runs once per record of the journal.
+    fn apply(&mut self, seg: u64, off: u64, len: u32, k: u8, body: &[u8]) -> Result<()> {
+        let file = || crate::journal::segment_name(seg);
+        let bad = || Error::corrupt(&file(), off, "record does not decode");
         let mut c = Cursor::new(body);
         match k {
             kind::QUEUE => {
@@ -1365,14 +1363,22 @@ impl Rebuild {
             kind::TXN => {
                 for r in crate::journal::format::records(body) {
                     let (at, k2, sub) = r.map_err(|at| {
-                        Error::corrupt(file, off + at as u64, "malformed record in a transaction")
+                        Error::corrupt(
+                            &file(),
+                            off + at as u64,
+                            "malformed record in a transaction",
+                        )
                     })?;
                     let sub_off = off + (crate::journal::format::RECORD_HEADER + at) as u64;
                     let sub_len = (crate::journal::format::RECORD_HEADER + sub.len()) as u32;
                     if k2 == kind::TXN {
-                        return Err(Error::corrupt(file, sub_off, "nested transaction record"));
+                        return Err(Error::corrupt(
+                            &file(),
+                            sub_off,
+                            "nested transaction record",
+                        ));
                     }
-                    self.apply(seg, sub_off, sub_len, k2, sub, file)?;
+                    self.apply(seg, sub_off, sub_len, k2, sub)?;
                 }
             }
             kind::GROUP => {
@@ -1385,7 +1391,7 @@ impl Rebuild {
             }
             _ => {
                 return Err(Error::corrupt(
-                    file,
+                    &file(),
                     off,
                     &format!("unknown record kind {k}"),
                 ))
@@ -1492,9 +1498,7 @@ impl Store {
             options.segment_bytes,
             options.repair,
             Box::new(move || clock2.now_ms()),
-            &mut |seg, off, len, k, body| {
-                rb.apply(seg, off, len, k, body, &crate::journal::segment_name(seg))
-            },
+            &mut |seg, off, len, k, body| rb.apply(seg, off, len, k, body),
         )?;
         let now = clock.now_ms();
         let mut inner = Inner {
@@ -1505,6 +1509,7 @@ impl Store {
             batch_no: 1,
             done_no: 0,
             error: None,
+            idle: false,
             closing: false,
             closed: false,
             seg_live: BTreeMap::new(),
@@ -1707,10 +1712,9 @@ impl Store {
         let resolved = options
             .as_ref()
             .map(|o| Resolved::new(&self.shared.opts, o));
-        let was_empty = g.pending.is_empty();
         let qid = g.declare(name, resolved, &self.shared.opts)?;
         // The declaration (and any recovered failures) are durable before the handle is used.
-        let _g = self.shared.commit(g, was_empty)?;
+        let _g = self.shared.commit(g)?;
         Ok(Queue {
             shared: self.shared.clone(),
             qid,
@@ -1737,7 +1741,7 @@ impl Store {
         if !g.pending.is_empty() {
             g.pending.needs_sync = true;
         }
-        let _g = self.shared.commit(g, true)?;
+        let _g = self.shared.commit(g)?;
         Ok(())
     }
 
@@ -1827,18 +1831,22 @@ fn commit_thread(shared: Arc<Shared>, mut journal: Journal) {
                     if left.is_zero() {
                         break;
                     }
+                    g.idle = true;
                     g = shared
                         .work
                         .wait_timeout(g, left)
                         .unwrap_or_else(|e| e.into_inner())
                         .0;
+                    g.idle = false;
                 }
                 None => {
+                    g.idle = true;
                     g = shared
                         .work
                         .wait_timeout(g, Duration::from_millis(250))
                         .unwrap_or_else(|e| e.into_inner())
                         .0;
+                    g.idle = false;
                     // Periodic housekeeping: ack timeouts and due timers wake receivers.
                     let now = shared.now();
                     for qid in 0..g.queues.len() as u32 {
@@ -1936,9 +1944,13 @@ fn commit_thread(shared: Arc<Shared>, mut journal: Journal) {
             }
         }
         spare.clear();
+        // Notify with the lock released: a waiter woken while we hold it would only block
+        // again on the mutex (one more futex call and context switch per batch and waiter).
+        drop(g);
         shared.done.notify_all();
         shared.avail.notify_all();
         shared.room.notify_all();
+        g = shared.lock();
     }
     drop(g);
     let mut cq = shared.callbacks.lock().unwrap_or_else(|e| e.into_inner());
@@ -1995,7 +2007,8 @@ impl Store {
     /// child lives. The Python module closes it in the child, where the store is unusable anyway.
     #[doc(hidden)]
     pub fn lock_fd(&self) -> Option<std::os::unix::io::RawFd> {
-        self.lock
+        self.shared
+            .lock_file
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .as_ref()

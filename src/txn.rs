@@ -132,7 +132,6 @@ impl Transaction {
                 ));
             }
         }
-        let was_empty = g.pending.is_empty();
         let start = g.txn_begin();
         let mut ids = vec![MessageId(0); self.sends.len()];
         // Journaled sends and acks inside the TXN record; memory queues after (they cannot fail).
@@ -159,7 +158,7 @@ impl Transaction {
         g.pending.needs_sync = true;
         shared.avail.notify_all();
         shared.room.notify_all();
-        let _g = shared.commit(g, was_empty)?;
+        let _g = shared.commit(g)?;
         Ok(ids)
     }
 

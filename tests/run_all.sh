@@ -17,4 +17,7 @@ cargo test --release
 step "c: C ABI (header, C/C++ tests plain + ASan/UBSan + valgrind, examples)"
 bash tests/c/run.sh
 
+step "python: module (venv, pip install ./bindings/python, stubtest, mypy, pytest)"
+bash bindings/python/run_tests.sh
+
 step "all tests passed in $(( $(date +%s) - start ))s"
