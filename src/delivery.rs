@@ -250,8 +250,8 @@ pub(crate) fn receive(
             drop(g);
             let recs = recs?;
             let mut out = Vec::with_capacity(es.len());
-            for (e, r) in es.iter().zip(recs) {
-                let message = decode_message(&r).ok_or_else(|| {
+            for (e, r) in es.iter().zip(recs.iter()) {
+                let message = decode_message(r).ok_or_else(|| {
                     Error::new(
                         ErrorKind::Corrupt,
                         format!("stored record of ID:{} does not decode", e.id),

@@ -39,11 +39,11 @@ impl Queue {
         let es = g.queues[self.qid as usize].ordered_waiting();
         let recs = g.read_records(self.qid, &es)?;
         let mut moved = 0u64;
-        for (e, rec) in es.iter().zip(recs) {
+        for (e, rec) in es.iter().zip(recs.iter()) {
             if filter.limit.is_some_and(|l| moved as usize >= l) {
                 break;
             }
-            let msg = decode_message(&rec).ok_or_else(|| {
+            let msg = decode_message(rec).ok_or_else(|| {
                 Error::new(
                     ErrorKind::Corrupt,
                     format!("stored record of ID:{} does not decode", e.id),

@@ -6,6 +6,7 @@
 //! after their batch is committed ([`Inner::publish`]); settles change memory at once and the
 //! caller waits for their batch.
 
+use rustc_hash::FxHashMap;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
@@ -154,13 +155,13 @@ pub(crate) struct QueueState {
     pub retry: BTreeMap<(Reverse<u8>, u64), Entry>,
     /// Messages waiting for a time, by (due, id).
     pub delayed: BTreeMap<(u64, u64), Entry>,
-    pub delayed_due: HashMap<u64, u64>,
-    pub inflight: HashMap<u64, InFlight>,
-    pub fail: HashMap<u64, FailInfo>,
+    pub delayed_due: FxHashMap<u64, u64>,
+    pub inflight: FxHashMap<u64, InFlight>,
+    pub fail: FxHashMap<u64, FailInfo>,
     pub dedup: HashMap<String, DedupEntry>,
     pub dedup_order: VecDeque<(u64, String)>,
     /// Records of memory-queue messages, by id.
-    pub mem: HashMap<u64, Vec<u8>>,
+    pub mem: FxHashMap<u64, Vec<u8>>,
     /// Group keys → index + 1 (0 in an entry means no group).
     pub groups: HashMap<String, u32>,
     pub group_keys: Vec<String>,
@@ -186,12 +187,12 @@ impl QueueState {
             ready: Default::default(),
             retry: BTreeMap::new(),
             delayed: BTreeMap::new(),
-            delayed_due: HashMap::new(),
-            inflight: HashMap::new(),
-            fail: HashMap::new(),
+            delayed_due: FxHashMap::default(),
+            inflight: FxHashMap::default(),
+            fail: FxHashMap::default(),
             dedup: HashMap::new(),
             dedup_order: VecDeque::new(),
-            mem: HashMap::new(),
+            mem: FxHashMap::default(),
             groups: HashMap::new(),
             group_keys: Vec::new(),
             group_state: Vec::new(),

@@ -42,6 +42,19 @@ pub(crate) fn mark_library_thread() {
     LIBRARY_THREAD.with(|c| c.set(true));
 }
 
+/// Records read from disk: one buffer, one range per record.
+pub(crate) struct Records {
+    pub buf: Vec<u8>,
+    pub ranges: Vec<std::ops::Range<usize>>,
+}
+
+impl Records {
+    /// The records in order.
+    pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        self.ranges.iter().map(|r| &self.buf[r.clone()])
+    }
+}
+
 /// Everything behind the store's one lock.
 pub(crate) struct Inner {
     pub queues: Vec<QueueState>,
@@ -390,14 +403,22 @@ impl Inner {
         Ok(buf)
     }
 
-    /// Reads many records, merging neighbours into one read.
-    pub fn read_records(&self, qid: u32, es: &[Entry]) -> Result<Vec<Vec<u8>>> {
-        let mut out = Vec::with_capacity(es.len());
+    /// Reads many records into one buffer, merging neighbours on disk into one read.
+    pub fn read_records(&self, qid: u32, es: &[Entry]) -> Result<Records> {
+        let total: usize = es.iter().map(|e| e.len as usize).sum();
+        let mut out = Records {
+            buf: vec![0u8; total],
+            ranges: Vec::with_capacity(es.len()),
+        };
+        let mut at = 0usize;
         let mut i = 0;
         while i < es.len() {
             let e = &es[i];
             if e.seg == MEM_SEG {
-                out.push(self.read_record(qid, e)?);
+                let rec = self.read_record(qid, e)?;
+                out.buf[at..at + rec.len()].copy_from_slice(&rec);
+                out.ranges.push(at..at + rec.len());
+                at += rec.len();
                 i += 1;
                 continue;
             }
@@ -411,11 +432,11 @@ impl Inner {
                 end += es[j].len as u64;
                 j += 1;
             }
-            let mut buf = vec![0u8; (end - e.off as u64) as usize];
-            self.files.read(e.seg as u64, e.off as u64, &mut buf)?;
-            let mut at = 0usize;
+            let span = (end - e.off as u64) as usize;
+            self.files
+                .read(e.seg as u64, e.off as u64, &mut out.buf[at..at + span])?;
             for x in &es[i..j] {
-                out.push(buf[at..at + x.len as usize].to_vec());
+                out.ranges.push(at..at + x.len as usize);
                 at += x.len as usize;
             }
             i = j;
@@ -1200,9 +1221,9 @@ impl Inner {
 struct Rebuild {
     names: BTreeMap<u32, (String, u64)>,
     sends: HashMap<u32, Vec<(Entry, u64)>>,
-    changes: HashMap<u64, Change>,
+    changes: rustc_hash::FxHashMap<u64, Change>,
     dedup: Vec<(u32, String, DedupEntry)>,
-    groups: HashMap<u64, String>,
+    groups: rustc_hash::FxHashMap<u64, String>,
     parked: Vec<(u32, String, bool)>,
     max_id: u64,
 }
