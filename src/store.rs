@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -1448,6 +1448,49 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// Directories of stores of this process that are closing: their commit thread still runs and
+/// holds the lock. Opening such a directory waits for it instead of failing with `Locked` (a
+/// store freed from inside its own callback closes in the background).
+// A Vec, not a HashSet: a hash table's interior pointer makes valgrind call the static "possibly lost".
+fn closing_dirs() -> &'static (Mutex<Vec<PathBuf>>, Condvar) {
+    static CLOSING: OnceLock<(Mutex<Vec<PathBuf>>, Condvar)> = OnceLock::new();
+    CLOSING.get_or_init(Default::default)
+}
+
+fn mark_closing(dir: &Path) {
+    closing_dirs()
+        .0
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(dir.to_path_buf());
+}
+
+/// Releases the directory lock (called by the commit thread as it ends).
+fn release_lock(shared: &Shared) {
+    shared
+        .lock_file
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take();
+    let (set, cv) = closing_dirs();
+    set.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .retain(|d| *d != shared.dir);
+    cv.notify_all();
+}
+
+/// Takes the directory lock, first waiting (up to 10 s) for a closing store of this process.
+fn lock_dir_waiting(dir: &Path) -> Result<File> {
+    if !on_library_thread() {
+        let (set, cv) = closing_dirs();
+        let g = set.lock().unwrap_or_else(|e| e.into_inner());
+        let _g = cv
+            .wait_timeout_while(g, Duration::from_secs(10), |s| s.iter().any(|d| d == dir))
+            .unwrap_or_else(|e| e.into_inner());
+    }
+    lock_dir(dir)
+}
+
 fn lock_dir(dir: &Path) -> Result<File> {
     let path = dir.join("LOCK");
     let mut f = OpenOptions::new()
@@ -1509,7 +1552,7 @@ impl Store {
             )));
         }
         let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
-        let lock = lock_dir(&dir)?;
+        let lock = lock_dir_waiting(&dir)?;
         let clock = options.clock.clone();
         let mut rb = Rebuild::default();
         let clock2 = clock.clone();
@@ -1817,8 +1860,12 @@ impl Store {
 impl Drop for Store {
     fn drop(&mut self) {
         if on_library_thread() {
-            // Dropped inside a callback: stop without joining ourselves.
+            // Dropped inside a callback: stop without joining ourselves. The commit thread
+            // flushes, then releases the lock; an open of this directory waits for that.
             let mut g = self.shared.lock();
+            if !g.closing && !g.closed {
+                mark_closing(&self.shared.dir);
+            }
             g.closing = true;
             self.shared.wake_all();
             return;
@@ -1974,6 +2021,8 @@ fn commit_thread(shared: Arc<Shared>, mut journal: Journal) {
         g = shared.lock();
     }
     drop(g);
+    // Nothing more is written: let the next opener in.
+    release_lock(&shared);
     let mut cq = shared.callbacks.lock().unwrap_or_else(|e| e.into_inner());
     cq.stop = true;
     shared.callbacks_cv.notify_all();

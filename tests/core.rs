@@ -620,3 +620,24 @@ fn disk_use_stays_bounded_and_old_live_messages_move_forward() {
         "the old live message was lost by compaction"
     );
 }
+
+#[test]
+fn store_dropped_in_its_own_callback_can_be_reopened() {
+    let env = Env::new();
+    let s = env.open();
+    let q = s.queue("q").unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let holder = Arc::new(Mutex::new(Some(s)));
+    let h2 = holder.clone();
+    q.send_async("last", move |r| {
+        r.unwrap();
+        drop(h2.lock().unwrap().take()); // closes from the callback thread: no self-join
+        tx.send(()).unwrap();
+    })
+    .unwrap();
+    rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!(q.send("x").unwrap_err().kind(), ErrorKind::Closed);
+    // The background close finishes, then the lock is free: no `Locked`.
+    let s = env.open();
+    assert_eq!(drain(&s.queue("q").unwrap()), vec!["last"]);
+}
