@@ -56,6 +56,8 @@ struct Cfg {
     w7_bodies: Vec<usize>,
     /// W8: messages queued.
     w8_n: usize,
+    /// W6: delayed messages waiting in the workload's queue.
+    w6_delayed: usize,
 }
 
 fn env_num<T: std::str::FromStr>(name: &str) -> Option<T> {
@@ -95,6 +97,7 @@ impl Cfg {
                 .map(|b| vec![b])
                 .unwrap_or_else(|| vec![100, 1024]),
             w8_n: env_num("MQLITE_BENCH_W8_N").unwrap_or(q(10_000_000, 200_000)),
+            w6_delayed: env_num("MQLITE_BENCH_W6_DELAYED").unwrap_or(q(1_000_000, 100_000)),
         }
     }
 
@@ -666,6 +669,18 @@ impl Fresh {
             _dir: dir,
         }
     }
+
+    /// A fresh store whose queue "q" holds `delayed` messages due in a day (W6), sent with
+    /// `send_batch` of 1,000 and flushed, untimed. With `delayed == 0` it is `Fresh::new`.
+    fn with_delayed(cfg: &Cfg, delayed: usize) -> Fresh {
+        let s = Fresh::new(cfg);
+        if delayed > 0 {
+            send_delayed(&s.q, delayed, &body(100));
+            s.store.flush().expect("flush");
+            assert_eq!(s.q.stats().expect("stats").delayed as usize, delayed);
+        }
+        s
+    }
 }
 
 /// Counts completions of async sends; wakes the waiter when all have fired.
@@ -717,9 +732,25 @@ fn send_batches(q: &mqlite::Queue, n: usize, b: &[u8]) {
     }
 }
 
-/// W1: sync durable `send`, one at a time.
-fn ours_w1<'a>(cfg: &Cfg, lat: Option<&'a Lat>) -> Step<'a> {
-    let s = Fresh::new(cfg);
+/// `n` messages with a delivery delay of a day (W6), in `send_batch` calls of 1,000.
+fn send_delayed(q: &mqlite::Queue, n: usize, b: &[u8]) {
+    let mut left = n;
+    while left > 0 {
+        let k = left.min(1_000);
+        let ids = q
+            .send_batch((0..k).map(|_| Message::new(b).delay(W6_DELAY)))
+            .expect("send_batch");
+        assert_eq!(ids.len(), k);
+        left -= k;
+    }
+}
+
+/// W6: how long the delayed messages wait (far beyond any run).
+const W6_DELAY: Duration = Duration::from_secs(86_400);
+
+/// W1: sync durable `send`, one at a time (W6: into a queue where `delayed` messages wait).
+fn ours_w1<'a>(cfg: &Cfg, lat: Option<&'a Lat>, delayed: usize) -> Step<'a> {
+    let s = Fresh::with_delayed(cfg, delayed);
     let b = body(100);
     new_run(lat);
     Box::new(move |k| {
@@ -770,9 +801,10 @@ enum Ack {
     Each,
 }
 
-/// W3: a flushed backlog of `n` (untimed), drained with `receive_batch(batch)` and acks.
-fn ours_w3<'a>(cfg: &Cfg, n: usize, batch: usize, ack: Ack) -> Step<'a> {
-    let s = Fresh::new(cfg);
+/// W3: a flushed backlog of `n` (untimed), drained with `receive_batch(batch)` and acks (W6:
+/// the `delayed` messages were sent to the same queue before the backlog).
+fn ours_w3<'a>(cfg: &Cfg, n: usize, batch: usize, ack: Ack, delayed: usize) -> Step<'a> {
+    let s = Fresh::with_delayed(cfg, delayed);
     send_batches(&s.q, n, &body(100));
     s.store.flush().expect("flush");
     Box::new(move |k| {
@@ -847,7 +879,7 @@ fn run_w1(cfg: &Cfg, rep: &mut Report) {
         cfg,
         10,
         &[
-            side(n, || ours_w1(cfg, l(0))),
+            side(n, || ours_w1(cfg, l(0), 0)),
             side(n, || sqlite_w1(cfg, l(1))),
             side(n, || raw_sync(cfg, n, RawMode::Fallocated, l(2))),
             side(n, || raw_sync(cfg, n, RawMode::Grow, l(3))),
@@ -959,9 +991,9 @@ fn run_w3(cfg: &Cfg, rep: &mut Report) {
         cfg,
         10,
         &[
-            side(n, || ours_w3(cfg, n, batch, Ack::Batch)),
-            side(n, || ours_w3(cfg, n, 100, Ack::Batch)),
-            side(each, || ours_w3(cfg, each, batch, Ack::Each)),
+            side(n, || ours_w3(cfg, n, batch, Ack::Batch, 0)),
+            side(n, || ours_w3(cfg, n, 100, Ack::Batch, 0)),
+            side(each, || ours_w3(cfg, each, batch, Ack::Each, 0)),
             side(n, || sqlite_w3(cfg, n)),
         ],
     );
@@ -1120,7 +1152,7 @@ fn run_w5(cfg: &Cfg, rep: &mut Report) {
         10,
         &[
             side(t * per, || ours_w5(cfg, t)),
-            side(cfg.w1_n, || ours_w1(cfg, None)),
+            side(cfg.w1_n, || ours_w1(cfg, None, 0)),
             side(t * per, || sqlite_w5(cfg, t)),
         ],
     );
@@ -1144,6 +1176,105 @@ fn run_w5(cfg: &Cfg, rep: &mut Report) {
         "≥ 5× W1",
         verdict(r >= 5.0).to_string(),
     );
+}
+
+fn run_w6(cfg: &Cfg, rep: &mut Report) {
+    let (d, n1, n3, batch) = (cfg.w6_delayed, cfg.w1_n, cfg.w3_n, cfg.w3_batch);
+    println!(
+        "\n== W6: W1 ({} sync sends) and W3 (drain {} with receive_batch({batch}) + ack_batch) with {} delayed msgs \
+         (100 B, delay {} s, send_batch of 1,000, same queue, sent before; fill untimed) vs a store without them, \
+         {} runs, each pair interleaved in chunks of {} / {}",
+        thousands(n1 as f64),
+        thousands(n3 as f64),
+        thousands(d as f64),
+        thousands(W6_DELAY.as_secs() as f64),
+        cfg.runs,
+        thousands((n1 / 10) as f64),
+        thousands((n3 / 10) as f64)
+    );
+    let lats: Vec<Lat> = (0..2).map(|_| Lat::default()).collect();
+    // One interleaving per workload, two sides each: with a cyclic rotation every side always
+    // follows the same other side, so with all four in one rotation a W3 side would always come
+    // right after a W1 side's 1,000 fdatasyncs and the other W3 side never would.
+    let mut rates = interleave(
+        cfg,
+        10,
+        &[
+            side(n1, || ours_w1(cfg, Some(&lats[0]), 0)),
+            side(n1, || ours_w1(cfg, Some(&lats[1]), d)),
+        ],
+    );
+    rates.extend(interleave(
+        cfg,
+        10,
+        &[
+            side(n3, || ours_w3(cfg, n3, batch, Ack::Batch, 0)),
+            side(n3, || ours_w3(cfg, n3, batch, Ack::Batch, d)),
+        ],
+    ));
+    let st: Vec<Stat> = rates.iter().map(|r| stat(r)).collect();
+    let mut pct = Vec::new();
+    for (i, l) in lats.iter().enumerate() {
+        let run = median_index(&rates[i]);
+        pct.push(percentiles(&mut l.borrow_mut()[run]));
+    }
+    let dn = thousands(d as f64);
+    println!(
+        "  {:<64} {:<30} p50 {:>7}  p99 {:>7}",
+        "mqlite W1 send(), no delayed msgs",
+        rate_str(st[0]),
+        us(pct[0].0),
+        us(pct[0].1)
+    );
+    println!(
+        "  {:<64} {:<30} p50 {:>7}  p99 {:>7}",
+        format!("mqlite W1 send(), {dn} delayed msgs waiting"),
+        rate_str(st[1]),
+        us(pct[1].0),
+        us(pct[1].1)
+    );
+    line(
+        &format!("mqlite W3 receive_batch({batch}) + ack_batch, no delayed msgs"),
+        st[2],
+    );
+    line(
+        &format!("mqlite W3 receive_batch({batch}) + ack_batch, {dn} delayed"),
+        st[3],
+    );
+    let t = "≤ 10 % slowdown";
+    for (what, without, with) in [
+        (format!("W1 sync send with {dn} delayed msgs"), 0, 1),
+        (
+            format!("W3 receive_batch({batch}) + ack_batch with {dn} delayed msgs"),
+            2,
+            3,
+        ),
+    ] {
+        let (a, b) = (st[without], st[with]);
+        let slow = (1.0 - b.med / a.med) * 100.0;
+        // Per run (the sides of one run shared the machine's load): for information.
+        let per_run: Vec<String> = rates[without]
+            .iter()
+            .zip(&rates[with])
+            .map(|(x, y)| format!("{:+.1} %", (1.0 - y / x) * 100.0))
+            .collect();
+        println!(
+            "  {:<64} {slow:+.1} % (per run: {})",
+            format!("slowdown, {}", &what[..2]),
+            per_run.join(", ")
+        );
+        rep.add(
+            "W6",
+            what,
+            [
+                rate_str(b),
+                format!("without delayed msgs {}/s", thousands(a.med)),
+                format!("{slow:+.1} % slowdown"),
+            ],
+            t,
+            verdict(slow <= 10.0).to_string(),
+        );
+    }
 }
 
 fn run_w7(cfg: &Cfg, rep: &mut Report, len: usize) {
@@ -1353,8 +1484,8 @@ fn main() {
         .collect();
     let sel = |id: &str| want.is_empty() || want.iter().any(|w| w == id);
     for w in &want {
-        if !["W1", "W2", "W3", "W4", "W5", "W7", "W8"].contains(&w.as_str()) {
-            eprintln!("unknown workload {w:?} (known: W1 W2 W3 W4 W5 W7 W8)");
+        if !["W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8"].contains(&w.as_str()) {
+            eprintln!("unknown workload {w:?} (known: W1 W2 W3 W4 W5 W6 W7 W8)");
             std::process::exit(2);
         }
     }
@@ -1410,6 +1541,9 @@ fn main() {
     }
     if sel("W5") {
         run_w5(&cfg, &mut rep);
+    }
+    if sel("W6") {
+        run_w6(&cfg, &mut rep);
     }
     if sel("W7") {
         for &len in &cfg.w7_bodies {
