@@ -108,8 +108,11 @@ pub(super) fn recover(
         report.bytes += seg.buf.len() as u64;
         match check_segment_header(&seg.buf, &seg.name) {
             Ok(num) if num == n => {}
-            Ok(_) | Err(_) if last && seg.buf.iter().take(SEGMENT_HEADER).all(|&b| b == 0) => {
-                // Created but its header never became durable: nothing was ever written to it.
+            Ok(_) | Err(_) if last && seg.buf.iter().skip(SEGMENT_HEADER).all(|&b| b == 0) => {
+                // Created but its header never became durable (missing, zero, or torn with
+                // garbage in its sector): a roll writes and syncs the header, and fsyncs the
+                // directory, before any frame goes into a segment, so a last segment with a bad
+                // header and nothing after it never held anything.
                 j.vfs.remove(&join(&j.dir, &seg.name)).map_err(|e| Error::io(format!("removing {}", seg.name), &e))?;
                 j.vfs.sync_dir(&j.dir).map_err(|e| Error::io("fsync of the store directory", &e))?;
                 report.removed_incomplete_segments.push(seg.name);
