@@ -113,6 +113,14 @@ impl Journal {
         let report = recovery::recover(&mut j, repair, apply)?;
         if j.sizes.is_empty() {
             j.roll(0)?;
+        } else {
+            // After a process crash, what recovery read may still be only in the page cache:
+            // frames written but never fdatasync'd, or a segment whose directory entry was never
+            // fsync'd. New frames are about to claim (in their `synced` field) that everything
+            // before them is durable, and new acks will build on what was read; make it so.
+            let tail = j.files.get(j.tail).ok_or_else(Error::closed)?;
+            tail.sync_data().map_err(|e| Error::io(format!("fdatasync of {}", segment_name(j.tail)), &e))?;
+            j.vfs.sync_dir(&j.dir).map_err(|e| Error::io("fsync of the store directory", &e))?;
         }
         Ok((j, report))
     }
