@@ -161,7 +161,8 @@ impl Journal {
         }
         let n = self.tail + 1;
         let min = (SEGMENT_HEADER + FRAME_HEADER + need) as u64;
-        let size = self.seg_bytes.max(min.div_ceil(1 << 20) << 20);
+        // `segment_bytes`, or for a record too big for that, the record rounded up to a MiB.
+        let size = if min <= self.seg_bytes { self.seg_bytes } else { min.div_ceil(1 << 20) << 20 };
         let path = self.path(n);
         let name = segment_name(n);
         let f = self.vfs.create(&path).map_err(|e| Error::io(format!("creating {name}"), &e))?;
