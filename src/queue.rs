@@ -113,7 +113,10 @@ impl Queue {
             self.shared.work.notify_one();
         }
         let no = g.batch_no;
-        let _g = self.shared.wait_done(g, no)?;
+        let mut g = self.shared.wait_done(g, no)?;
+        if let Some(e) = g.refused.remove(&id) {
+            return Err(e);
+        }
         Ok(MessageId(id))
     }
 
@@ -158,6 +161,11 @@ impl Queue {
         } else if !ids.is_empty() {
             let no = g.batch_no;
             g = self.shared.wait_done(g, no)?;
+            // Refused for lack of space: the batch's messages shared one write, so all are.
+            let refused: Vec<_> = ids.iter().filter_map(|id| g.refused.remove(&id.0)).collect();
+            if let Some(e) = refused.into_iter().next() {
+                return Err(e);
+            }
         }
         drop(g);
         match failure {

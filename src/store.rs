@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use crate::clock::Clock;
 use crate::error::{Error, ErrorKind, Result};
 use crate::journal::format::{kind, Cursor};
-use crate::journal::{Files, Journal, Placed, RecoveryReport};
+use crate::journal::{Files, Journal, Placed, RecoveryReport, Written};
 use crate::message::{DeadLetterInfo, DeadLetterReason, Message, MessageId};
 use crate::options::{Durability, GroupFailurePolicy, QueueOptions, StoreOptions};
 use crate::policy::AfterFailure;
@@ -66,6 +66,8 @@ pub(crate) struct Inner {
     pub rng: u64,
     pub files: Files,
     pub max_body: usize,
+    /// Sends refused after they were queued (the disk was full): id → error, taken by the waiter.
+    pub refused: HashMap<u64, Error>,
 }
 
 pub(crate) struct Shared {
@@ -1195,6 +1197,7 @@ impl Store {
             rng: now | 1,
             files: journal.files(),
             max_body: options.max_body_bytes,
+            refused: HashMap::new(),
         };
         let mut crashed: Vec<(u32, u64)> = Vec::new();
         // Queues in qid order; a gap (impossible unless a record was lost) gets a placeholder name.
@@ -1501,7 +1504,21 @@ fn commit_thread(shared: Arc<Shared>, mut journal: Journal) {
         drop(g);
 
         placed.clear();
-        let mut result = journal.write(&spare.buf, &mut placed);
+        let mut refused = (Vec::new(), None);
+        let mut result = match journal.write(&spare.buf, &mut placed, false) {
+            Ok(Written::All) => Ok(()),
+            Ok(Written::NoSpace(e)) => {
+                // Disk full and nothing written: refuse the batch's new messages and write the
+                // rest (settles, which must not fail) into the segment's reserve (SPEC §1).
+                refused = (strip_new_messages(&mut spare), Some(e));
+                placed.clear();
+                match journal.write(&spare.buf, &mut placed, true) {
+                    Ok(Written::All) => Ok(()),
+                    Ok(Written::NoSpace(e)) | Err(e) => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        };
         let deadline_passed = unsynced_since.is_some_and(|t| t.elapsed() >= max_delay);
         if result.is_ok() && (spare.needs_sync || deadline_passed || (spare.buf.is_empty() && journal.dirty())) {
             result = journal.sync();
@@ -1526,6 +1543,9 @@ fn commit_thread(shared: Arc<Shared>, mut journal: Journal) {
                     g.seg_live.retain(|s, _| journal.segment_size(*s) > 0);
                 }
                 g.segs = journal.segments().into_iter().map(|s| (s, journal.segment_size(s))).collect();
+                if let (sends, Some(e)) = std::mem::take(&mut refused) {
+                    refuse_sends(&mut g, sends, &e, &mut spare);
+                }
                 g.publish(&mut spare, &placed, now);
                 if g.compacting.is_some() {
                     g.compacting = None;
@@ -1591,5 +1611,68 @@ fn callback_thread(shared: Arc<Shared>) {
             // A panicking callback must not take the library down, nor skip the others.
             let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || cb(r)));
         }
+    }
+}
+
+/// Takes the new messages (top-level SEND records) and compaction's optional copies (RELOCATE,
+/// DEDUP) out of a batch that found the disk full, keeping every other record (declarations,
+/// deliveries, settles, dead-letter moves, transactions) with its offsets fixed up. Returns the
+/// refused sends.
+fn strip_new_messages(b: &mut Batch) -> Vec<PendingSend> {
+    use crate::journal::format::{records, RECORD_HEADER};
+    let old = std::mem::take(&mut b.buf);
+    // (old start, new start, length) of each kept record.
+    let mut kept: Vec<(usize, usize, usize)> = Vec::new();
+    for (at, k, body) in records(&old).flatten() {
+        let len = RECORD_HEADER + body.len();
+        if !matches!(k, kind::SEND | kind::RELOCATE | kind::DEDUP) {
+            kept.push((at, b.buf.len(), len));
+            b.buf.extend_from_slice(&old[at..at + len]);
+        }
+    }
+    // Offsets may point inside a kept record (the sends of a TXN record).
+    let remap = |off: usize| {
+        let i = kept.partition_point(|k| k.0 <= off).checked_sub(1)?;
+        let (from, to, len) = kept[i];
+        (off < from + len).then(|| to + (off - from))
+    };
+    let mut refused = Vec::new();
+    for s in std::mem::take(&mut b.sends) {
+        match remap(s.rec_off) {
+            Some(rec_off) => b.sends.push(PendingSend { rec_off, ..s }),
+            None if !s.relocate => refused.push(s),
+            None => {}
+        }
+    }
+    b.decls.retain_mut(|(_, at)| remap(*at).map(|n| *at = n).is_some());
+    b.dedups.retain_mut(|(_, _, at)| remap(*at).map(|n| *at = n).is_some());
+    refused
+}
+
+/// Undoes what queuing the refused sends did, and tells their callers: async callbacks get the
+/// error, synchronous senders find it in `Inner::refused` when they wake.
+fn refuse_sends(g: &mut Inner, sends: Vec<PendingSend>, e: &Error, b: &mut Batch) {
+    let err = Error::new(ErrorKind::NoSpace, format!("the disk is full; the message was not stored ({})", e.message()));
+    let mut ids = std::collections::HashSet::new();
+    for s in sends {
+        let q = &mut g.queues[s.qid as usize];
+        q.pending_count -= 1;
+        q.pending_bytes -= s.entry.len as u64;
+        if let Some(k) = &s.dedup_key {
+            if q.dedup.get(&**k).is_some_and(|d| d.id == s.entry.id) {
+                q.dedup.remove(&**k);
+            }
+        }
+        ids.insert(s.entry.id);
+    }
+    for (_, r) in b.callbacks.iter_mut() {
+        if let Ok(id) = r {
+            if ids.remove(&id.0) {
+                *r = Err(err.clone());
+            }
+        }
+    }
+    for id in ids {
+        g.refused.insert(id, err.clone());
     }
 }
