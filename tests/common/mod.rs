@@ -379,7 +379,11 @@ impl Workload {
                 let len = self.body_len();
                 let loc = Loc::Queue(QUEUES[qi].into());
                 m.begin(&tag, loc.clone());
-                let id = self.queues[qi].send(body(&tag, len))?;
+                let id = self.queues[qi].send(body(&tag, len)).inspect_err(|e| {
+                    if e.kind() == ErrorKind::NoSpace {
+                        m.done(&tag, Loc::Absent, None); // refused: never stored
+                    }
+                })?;
                 m.done(&tag, loc, Some(id.0));
             }
             30..=34 => {
@@ -393,7 +397,13 @@ impl Workload {
                     let len = self.body_len();
                     bodies.push(body(t, len));
                 }
-                let ids = self.queues[qi].send_batch(bodies)?;
+                let ids = self.queues[qi].send_batch(bodies).inspect_err(|e| {
+                    if e.kind() == ErrorKind::NoSpace {
+                        for t in &tags {
+                            m.done(t, Loc::Absent, None);
+                        }
+                    }
+                })?;
                 for (t, id) in tags.iter().zip(ids) {
                     m.done(t, loc.clone(), Some(id.0));
                 }
@@ -567,4 +577,36 @@ pub fn reopen_and_verify(
     let rep = s.recovery_report().clone();
     s.close().map_err(|e| format!("close after verify: {e}"))?;
     Ok((c, rep))
+}
+
+/// A listing of the frames and records of every segment of `fs` (for failure reports).
+pub fn dump(fs: &FaultFs) -> String {
+    use mqlite::journal::format::*;
+    let mut out = String::new();
+    for name in fs.names() {
+        let Some(b) = fs.read(&name) else { continue };
+        out += &format!("{name}: {} bytes\n", b.len());
+        if !name.ends_with(".seg") || b.len() < SEGMENT_HEADER {
+            continue;
+        }
+        let mut pos = SEGMENT_HEADER;
+        while let Some(h) = check_frame(&b[pos..]) {
+            out += &format!("  frame @{pos} seq {} synced {} records {}:", h.seq, h.synced, h.count);
+            for (_, k, body) in records(&b[pos + FRAME_HEADER..pos + FRAME_HEADER + h.len]).flatten() {
+                let id = if body.len() >= 12 { u64_at(body, if k == kind::SEND { 0 } else { 4 }) } else { 0 };
+                out += &format!(" k{k}(len {}, {id})", body.len());
+                if k == kind::TXN {
+                    out += "[";
+                    for (_, k2, b2) in records(body).flatten() {
+                        out += &format!(" k{k2}(len {})", b2.len());
+                    }
+                    out += " ]";
+                }
+            }
+            out += "\n";
+            pos += FRAME_HEADER + h.len;
+        }
+        out += &format!("  end of frames @{pos}\n");
+    }
+    out
 }
