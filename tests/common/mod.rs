@@ -591,9 +591,18 @@ pub fn dump(fs: &FaultFs) -> String {
         }
         let mut pos = SEGMENT_HEADER;
         while let Some(h) = check_frame(&b[pos..]) {
-            out += &format!("  frame @{pos} seq {} synced {} records {}:", h.seq, h.synced, h.count);
-            for (_, k, body) in records(&b[pos + FRAME_HEADER..pos + FRAME_HEADER + h.len]).flatten() {
-                let id = if body.len() >= 12 { u64_at(body, if k == kind::SEND { 0 } else { 4 }) } else { 0 };
+            out += &format!(
+                "  frame @{pos} seq {} synced {} records {}:",
+                h.seq, h.synced, h.count
+            );
+            for (_, k, body) in
+                records(&b[pos + FRAME_HEADER..pos + FRAME_HEADER + h.len]).flatten()
+            {
+                let id = if body.len() >= 12 {
+                    u64_at(body, if k == kind::SEND { 0 } else { 4 })
+                } else {
+                    0
+                };
                 out += &format!(" k{k}(len {}, {id})", body.len());
                 if k == kind::TXN {
                     out += "[";
