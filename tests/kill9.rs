@@ -78,15 +78,13 @@ fn t1_child() {
                     say(format!("D S {t} {qn} {}", id.0));
                 }
             }
-            40..=64 => {
-                if held.len() < 10 {
-                    for d in q
-                        .receive_batch(1 + rng.below(3) as usize, Some(Duration::ZERO))
-                        .unwrap()
-                    {
-                        let tag = tag_of(d.body()).expect("an intact body");
-                        held.push((d, tag));
-                    }
+            40..=64 if held.len() < 10 => {
+                for d in q
+                    .receive_batch(1 + rng.below(3) as usize, Some(Duration::ZERO))
+                    .unwrap()
+                {
+                    let tag = tag_of(d.body()).expect("an intact body");
+                    held.push((d, tag));
                 }
             }
             65..=84 if !held.is_empty() => {
@@ -161,10 +159,9 @@ fn t1_kill9_loop() {
                 // The test harness prints around the child's lines; ours are the only ones that
                 // start with a tag letter and a space.
                 let line = line.trim_start_matches("test t1_child ... ").to_string();
-                if line == "R" || line.starts_with("B ") || line.starts_with("D ") {
-                    if tx.send(line).is_err() {
-                        break;
-                    }
+                let ours = line == "R" || line.starts_with("B ") || line.starts_with("D ");
+                if ours && tx.send(line).is_err() {
+                    break;
                 }
             }
         });

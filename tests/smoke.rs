@@ -22,6 +22,9 @@ fn send_receive_ack_survives_reopen() {
     let st = q.stats().unwrap();
     assert_eq!(st.messages, 9);
     let clock_wait = q.receive_batch(100, Some(Duration::ZERO)).unwrap();
-    let bodies: Vec<_> = clock_wait.iter().map(|d| String::from_utf8(d.body().to_vec()).unwrap()).collect();
+    let bodies: Vec<_> = clock_wait
+        .iter()
+        .map(|d| String::from_utf8(d.body().to_vec()).unwrap())
+        .collect();
     assert_eq!(bodies, (2..10).map(|i| format!("m{i}")).collect::<Vec<_>>());
 }

@@ -44,6 +44,9 @@ pub fn parse_segment_name(name: &str) -> Option<u64> {
     u64::from_str_radix(hex, 16).ok()
 }
 
+/// The callback recovery replays records to: `(segment, record offset, record length, kind, body)`.
+pub type Apply<'a> = dyn FnMut(u64, u64, u32, u8, &[u8]) -> Result<()> + 'a;
+
 /// The outcome of [`Journal::write`].
 #[derive(Debug)]
 pub enum Written {
@@ -118,7 +121,7 @@ impl Journal {
         seg_bytes: u64,
         repair: bool,
         now_ms: Box<dyn Fn() -> u64 + Send>,
-        apply: &mut dyn FnMut(u64, u64, u32, u8, &[u8]) -> Result<()>,
+        apply: &mut Apply<'_>,
     ) -> Result<(Journal, RecoveryReport)> {
         let mut j = Journal {
             vfs,
@@ -312,7 +315,7 @@ impl Journal {
         if !self.tail_dirty {
             return Ok(());
         }
-        let f = self.files.get(self.tail).ok_or_else(|| Error::closed())?;
+        let f = self.files.get(self.tail).ok_or_else(Error::closed)?;
         f.sync_data().map_err(|e| Error::io(format!("fdatasync of {}", segment_name(self.tail)), &e))?;
         self.tail_dirty = false;
         self.synced_seq = self.next_seq - 1;

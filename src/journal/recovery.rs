@@ -92,7 +92,7 @@ fn next_valid(b: &[u8], from: usize) -> Option<(usize, FrameHeader)> {
 pub(super) fn recover(
     j: &mut Journal,
     repair: bool,
-    apply: &mut dyn FnMut(u64, u64, u32, u8, &[u8]) -> Result<()>,
+    apply: &mut super::Apply<'_>,
 ) -> Result<RecoveryReport> {
     let mut report = RecoveryReport::default();
     let names = j.vfs.list(&j.dir).map_err(|e| Error::io(format!("listing {}", j.dir.display()), &e))?;

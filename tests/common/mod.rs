@@ -294,7 +294,7 @@ impl Model {
             } else {
                 c.in_doubt += 1;
             }
-            e.allowed = set(&[loc.clone()]);
+            e.allowed = set(std::slice::from_ref(&loc));
             e.id = (loc != Loc::Absent).then_some(id);
         }
         // Absent ones that are settled for good need no more checking.
