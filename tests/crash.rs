@@ -119,7 +119,7 @@ fn one(
 
 #[test]
 fn t2_power_loss_crash_images() {
-    count_panics();
+    let panics0 = count_panics();
     let total = size(2_000, 50_000);
     let dir = tempfile::tempdir().unwrap();
     let seeds = 8u64;
@@ -169,7 +169,7 @@ fn t2_power_loss_crash_images() {
             }
         }
     }
-    assert_eq!(panics(), 0, "a thread panicked");
+    assert_eq!(panics(), panics0, "a thread panicked");
     eprintln!(
         "T2 power loss: {} crash images ({} chained process-crash + power-loss), {} reopens, all succeeded; \
          {} acknowledged sends found, 0 lost; {} acknowledged acks/rejects checked, 0 delivered again; \
@@ -286,7 +286,7 @@ fn next_send_works(dir: &std::path::Path, fs: &FaultFs, before: &[u64]) {
 
 #[test]
 fn t3_torn_tail_every_offset() {
-    count_panics();
+    let panics0 = count_panics();
     let dir = tempfile::tempdir().unwrap();
     let (seg, ids) = small_store(dir.path(), 12);
     let fr = frames(&seg);
@@ -331,7 +331,7 @@ fn t3_torn_tail_every_offset() {
         );
         next_send_works(dir.path(), &fs, &ids);
     }
-    assert_eq!(panics(), 0);
+    assert_eq!(panics(), panics0);
     eprintln!(
         "T3 torn tail: {cases} cuts (every byte offset {from}..={end} of the last {last_n} frames, zeroed and truncated), \
          {torn_reported} reported a torn tail, each recovered exactly the whole frames before the cut and took the next send; \
@@ -342,7 +342,7 @@ fn t3_torn_tail_every_offset() {
 #[test]
 fn t4_bit_flips() {
     use mqlite::journal::format::{FRAME_HEADER, RECORD_HEADER};
-    count_panics();
+    let panics0 = count_panics();
     let dir = tempfile::tempdir().unwrap();
     let (seg, ids) = small_store(dir.path(), 10);
     let fr = frames(&seg);
@@ -451,7 +451,7 @@ fn t4_bit_flips() {
     );
     // The repaired store reopens without repair, and takes sends.
     next_send_works(dir.path(), &fs, &want);
-    assert_eq!(panics(), 0);
+    assert_eq!(panics(), panics0);
     eprintln!(
         "T4 bit flips: {mid} mid-log flips (every bit of a frame + record header, random single and burst flips in bodies) \
          all failed the open with Corrupt naming {SEG} and the frame's offset; {tail} tail flips all cut as a torn tail; \

@@ -74,7 +74,8 @@ fn scan(dir: &Path, fs: &FaultFs, clock: &Arc<ManualClock>, m: &mut Model) -> Re
 
 #[test]
 fn t5_every_kth_operation_fails() {
-    count_panics();
+    let _serial = serial();
+    let panics0 = count_panics();
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(1_700_000_000_000);
     // A clean run counts each operation.
@@ -137,7 +138,7 @@ fn t5_every_kth_operation_fails() {
             }
         }
     }
-    assert_eq!(panics(), 0, "a thread panicked");
+    assert_eq!(panics(), panics0, "a thread panicked");
     eprintln!(
         "T5 I/O errors: {cases} cases (every k of every operation × EIO/ENOSPC × once/persistent), {fired} faults fired, \
          {surfaced} surfaced as an error ({open_failed} at open), error kinds {by_kind:?}; fired without an error \
@@ -148,7 +149,8 @@ fn t5_every_kth_operation_fails() {
 
 #[test]
 fn t6_fsync_failure_poisons_and_is_not_retried() {
-    count_panics();
+    let _serial = serial();
+    let panics0 = count_panics();
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(1_700_000_000_000);
     for case in ["send", "ack"] {
@@ -225,7 +227,7 @@ fn t6_fsync_failure_poisons_and_is_not_retried() {
             later.len()
         );
     }
-    assert_eq!(panics(), 0);
+    assert_eq!(panics(), panics0);
 }
 
 /// Mounts a tmpfs of `mb` MiB on `dir`; false if not permitted.
@@ -253,7 +255,8 @@ impl Drop for Unmount {
 
 #[test]
 fn t7_disk_full() {
-    count_panics();
+    let _serial = serial();
+    let panics0 = count_panics();
     let mnt = tempfile::tempdir().unwrap();
     let tmpfs = mount_tmpfs(mnt.path(), 8);
     let _unmount = tmpfs.then(|| Unmount(mnt.path().to_path_buf()));
@@ -361,7 +364,7 @@ fn t7_disk_full() {
         stored.len() - acked + after + small_send_while_full.is_ok() as usize
     );
     s.close().unwrap();
-    assert_eq!(panics(), 0);
+    assert_eq!(panics(), panics0);
     eprintln!(
         "T7 disk full: {} sends stored before NoSpace; 5 sync + 1 async + 1 batch sends refused with NoSpace, store not poisoned; \
          {} stored messages browsed, {acked} received and acked (one nacked first) while full; a small send while full: {:?}; \

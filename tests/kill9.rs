@@ -131,7 +131,8 @@ fn apply(m: &mut Model, line: &str) {
 
 #[test]
 fn t1_kill9_loop() {
-    count_panics();
+    let _serial = serial();
+    let panics0 = count_panics();
     let cycles = size(100, 1_000);
     let dir = tempfile::tempdir().unwrap();
     let exe = std::env::current_exe().unwrap();
@@ -226,7 +227,7 @@ fn t1_kill9_loop() {
         total += c;
         s.close().unwrap();
     }
-    assert_eq!(panics(), 0);
+    assert_eq!(panics(), panics0);
     eprintln!(
         "T1 kill -9: {cycles} cycles ({before_ready} killed during startup/recovery), {lines} reported calls ({dones} returned); \
          every recovery succeeded; {} acknowledged sends found (0 lost), {} acknowledged acks/rejects checked (0 delivered \

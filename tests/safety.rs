@@ -35,6 +35,7 @@ fn mode(p: &Path) -> u32 {
 
 #[test]
 fn t14_queue_names_are_never_paths() {
+    let _serial = serial();
     let parent = tempfile::tempdir().unwrap();
     let dir = parent.path().join("store");
     let s = Store::open(&dir, StoreOptions::default()).unwrap();
@@ -107,6 +108,7 @@ fn t14_queue_names_are_never_paths() {
 
 #[test]
 fn t14_symlinks_locks_and_modes() {
+    let _serial = serial();
     let parent = tempfile::tempdir().unwrap();
     // A symlinked store directory works and the files land in the real directory.
     let real = parent.path().join("real");
@@ -199,6 +201,7 @@ fn child_opens_store() {
 
 #[test]
 fn t14_quarantine_file_mode() {
+    let _serial = serial();
     use mqlite::journal::format::*;
     let dir = tempfile::tempdir().unwrap();
     {
@@ -236,9 +239,10 @@ fn t14_quarantine_file_mode() {
 
 #[test]
 fn t9_concurrency() {
-    count_panics();
+    let _serial = serial();
+    let panics0 = count_panics();
     within(240, "T9 concurrency", t9_body);
-    assert_eq!(panics(), 0);
+    assert_eq!(panics(), panics0);
 }
 
 fn t9_body() {

@@ -32,8 +32,20 @@ pub fn size(ci: u64, soak_size: u64) -> u64 {
 
 static PANICS: AtomicUsize = AtomicUsize::new(0);
 
+/// Tests of one binary that open stores or start processes hold this, one at a time: a child
+/// started with fork + exec inherits, until its exec, every descriptor open at the fork, so a
+/// store closed and reopened meanwhile by a parallel test finds its LOCK still held (flock
+/// locks belong to the open file description) and fails with Locked.
+pub static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Takes [`SERIAL`] (even if a previous holder panicked).
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Counts panics on every thread (library threads included), keeping the default report.
-pub fn count_panics() {
+/// Returns the count so far: a test asserts that [`panics`] did not move past it.
+pub fn count_panics() -> usize {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         let prev = std::panic::take_hook();
@@ -42,6 +54,7 @@ pub fn count_panics() {
             prev(info);
         }));
     });
+    panics()
 }
 
 /// Panics seen so far (see [`count_panics`]).
