@@ -1203,6 +1203,11 @@ impl Store {
         // Queues in qid order; a gap (impossible unless a record was lost) gets a placeholder name.
         let max_qid = rb.names.keys().next_back().copied();
         if let Some(max) = max_qid {
+            // Queue ids are handed out densely, so only lost declarations leave gaps; a huge id
+            // is damage, not millions of queues to allocate.
+            if max as usize >= rb.names.len() + 4096 {
+                return Err(Error::new(ErrorKind::Corrupt, format!("queue id {max} is out of range: {} queues are declared", rb.names.len())));
+            }
             for qid in 0..=max {
                 let (name, seg) = rb.names.get(&qid).cloned().unwrap_or((format!("__lost_queue_{qid}"), MEM_SEG as u64));
                 let mut q = QueueState::new(qid, name.clone(), Resolved::new(&options, &QueueOptions::default()));
