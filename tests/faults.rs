@@ -374,3 +374,46 @@ fn t7_disk_full() {
         small_send_while_full
     );
 }
+
+#[test]
+fn t5_read_error_in_receive_gives_the_message_back() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(1_700_000_000_000);
+    let fs = FaultFs::new();
+    let s = open(dir.path(), &fs, &clock).unwrap();
+    let q = s.queue("a").unwrap();
+    let ids: Vec<MessageId> = (0..3)
+        .map(|i| q.send(body(&format!("r{i}"), 100)).unwrap())
+        .collect();
+    fs.add_fault(Fault {
+        op: Op::Read,
+        nth: fs.count(Op::Read) + 1,
+        errno: libc::EIO,
+        persistent: false,
+    });
+    let e = q.receive(Some(Duration::ZERO)).expect_err("the read fails");
+    assert_eq!(e.kind(), ErrorKind::Io, "{e}");
+    // The read error handed nothing over, so the message is still the next one to deliver.
+    let d = q
+        .receive(Some(Duration::ZERO))
+        .unwrap()
+        .expect("delivered after the read error");
+    assert_eq!(
+        d.id(),
+        ids[0],
+        "the message whose read failed was stranded in flight"
+    );
+    assert_eq!(
+        d.delivery_count(),
+        1,
+        "a failed read is not a failed delivery"
+    );
+    d.ack().unwrap();
+    let st = q.stats().unwrap();
+    assert_eq!((st.messages, st.in_flight), (2, 0));
+    s.close().unwrap();
+    eprintln!(
+        "T5 read error in receive: Io returned, the message delivered next with delivery count 1"
+    );
+}
