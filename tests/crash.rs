@@ -173,7 +173,7 @@ fn t2_power_loss_crash_images() {
     eprintln!(
         "T2 power loss: {} crash images ({} chained process-crash + power-loss), {} reopens, all succeeded; \
          {} acknowledged sends found, 0 lost; {} acknowledged acks/rejects checked, 0 delivered again; \
-         {} in-doubt outcomes resolved; {} in-doubt transactions all-or-nothing; {} torn tails cut; \
+         {} in-doubt outcomes resolved; {} in-doubt transactions all-or-nothing; {} delivery counts not reset; {} torn tails cut; \
          {} incomplete segments removed; {} cuts inside open; modes {:?}; {:.1} s",
         t.images,
         t.chains,
@@ -182,6 +182,7 @@ fn t2_power_loss_crash_images() {
         t.checked.durable_settled,
         t.checked.in_doubt,
         t.checked.txns,
+        t.checked.counts,
         t.torn_tails,
         t.incomplete_segments,
         t.cut_during_open,

@@ -170,6 +170,8 @@ pub struct Checked {
     pub in_doubt: u64,
     /// In-doubt transactions found all-or-nothing.
     pub txns: u64,
+    /// Delivery counts checked not to have gone back after recovery.
+    pub counts: u64,
 }
 
 impl std::ops::AddAssign for Checked {
@@ -178,6 +180,7 @@ impl std::ops::AddAssign for Checked {
         self.durable_settled += o.durable_settled;
         self.in_doubt += o.in_doubt;
         self.txns += o.txns;
+        self.counts += o.counts;
     }
 }
 
@@ -188,6 +191,9 @@ pub struct Model {
     pub msgs: HashMap<String, Expect>,
     /// In-doubt transactions.
     pub txns: Vec<Txn>,
+    /// The highest delivery count a receive returned, per tag (reset by moves to and from the
+    /// dead-letter queue, which make a new message).
+    pub seen: HashMap<String, u32>,
 }
 
 fn set(locs: &[Loc]) -> BTreeSet<Loc> {
@@ -429,6 +435,8 @@ impl Workload {
                         let tag = tag_of(d.body())
                             .unwrap_or_else(|| panic!("corrupted delivery {:?}", d.body()));
                         assert!(m.msgs.contains_key(&tag), "delivered {tag}, never sent");
+                        let c = m.seen.entry(tag.clone()).or_insert(0);
+                        *c = (*c).max(d.delivery_count());
                         self.held.push((d, tag));
                     }
                 }
@@ -458,6 +466,7 @@ impl Workload {
                 d.reject("workload reject")?;
                 m.done(&tag, Loc::Dlq, None);
                 m.new_id(&tag, None);
+                m.seen.remove(&tag);
             }
             80..=82 => {
                 let Some((d, _)) = self.take_held() else {
@@ -557,6 +566,7 @@ impl Workload {
                 assert_eq!(n, 1, "replay of {tag}");
                 m.done(&tag, to, None);
                 m.new_id(&tag, None);
+                m.seen.remove(&tag);
             }
         }
         Ok(())
@@ -586,7 +596,26 @@ pub fn reopen_and_verify(
     m: &mut Model,
 ) -> Result<(Checked, RecoveryReport), String> {
     let s = open(dir, fs, clock).map_err(|e| format!("reopen failed: {e}"))?;
-    let c = m.verify(&s, &QUEUES)?;
+    let mut c = m.verify(&s, &QUEUES)?;
+    // Delivery counts are persisted before hand-over: a crash never resets them.
+    for q in QUEUES {
+        let ds = s
+            .queue(q)
+            .and_then(|q| q.receive_batch(1 << 20, Some(Duration::ZERO)))
+            .map_err(|e| format!("receive: {e}"))?;
+        for d in &ds {
+            let tag = tag_of(d.body()).ok_or("corrupted body")?;
+            if let Some(&seen) = m.seen.get(&tag) {
+                if d.delivery_count() < seen {
+                    return Err(format!(
+                        "{tag}: delivery count {} after recovery, {seen} was handed out before",
+                        d.delivery_count()
+                    ));
+                }
+                c.counts += 1;
+            }
+        }
+    }
     let rep = s.recovery_report().clone();
     s.close().map_err(|e| format!("close after verify: {e}"))?;
     Ok((c, rep))
