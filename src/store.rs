@@ -984,7 +984,9 @@ impl Rebuild {
                 }
                 let s = get_send(&mut c).ok_or_else(bad)?;
                 let h = s.h;
-                if h.priority > 9 {
+                // A message that cannot be decoded can be neither delivered nor dead-lettered; let
+                // recovery say so now rather than fail a later open (crash redelivery reads it).
+                if h.priority > 9 || s.meta().is_none() {
                     return Err(bad());
                 }
                 self.max_id = self.max_id.max(h.id);
