@@ -2,6 +2,9 @@
 //! harnesses, then runs a few thousand deterministic mutations of it. The real fuzzing is
 //! `fuzz/run.sh SECONDS` (cargo-fuzz).
 
+// The harness brings its own copy of the fault layer (the fuzz crate has no tests/common).
+#![allow(clippy::duplicate_mod)]
+
 #[path = "../fuzz/harness.rs"]
 mod harness;
 
