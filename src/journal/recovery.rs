@@ -192,9 +192,13 @@ pub(super) fn recover(
                 }
                 Some(_) => {
                     // Repair: cut out [pos, next valid frame in this segment) or up to its data end.
-                    let (cut_end, next_seq) = match next_valid(&seg.buf, pos + 1).filter(|(_, h)| h.seq >= s) {
+                    // The cut holds at least a padding frame: a "valid" frame starting inside the
+                    // first bytes of the damaged one (a sequence break on a short frame, or
+                    // damage) is cut with it, and a cut at the end of a short file grows it.
+                    let min_end = pos + FRAME_HEADER + RECORD_HEADER;
+                    let (cut_end, next_seq) = match next_valid(&seg.buf, min_end).filter(|(_, h)| h.seq >= s) {
                         Some((k, h)) => (k, h.seq),
-                        None => (end.max(pos + FRAME_HEADER + RECORD_HEADER), first_seq_after(j, &numbers[i + 1..])?.unwrap_or(s + 1)),
+                        None => (end.max(min_end), first_seq_after(j, &numbers[i + 1..])?.unwrap_or(s + 1)),
                     };
                     let q = quarantine(j, &mut seg, pos, cut_end, next_seq.saturating_sub(1).max(s))?;
                     report.quarantined.push(Quarantined { frames_lost: next_seq.saturating_sub(s), ..q });
@@ -265,7 +269,12 @@ fn zero(seg: &Seg, from: usize, to: usize) -> Result<()> {
 }
 
 fn quarantine(j: &Journal, seg: &mut Seg, from: usize, to: usize, pad_seq: u64) -> Result<Quarantined> {
-    let to = to.min(seg.buf.len());
+    if to < from + FRAME_HEADER + RECORD_HEADER {
+        return Err(Error::corrupt(&seg.name, from as u64, "damaged range too short to repair"));
+    }
+    if seg.buf.len() < to {
+        seg.buf.resize(to, 0); // the padding frame's write extends the file
+    }
     let saved_as = format!("quarantine-{:016x}-{from}.bin", seg.n);
     let path = join(&j.dir, &saved_as);
     let _ = j.vfs.remove(&path);
