@@ -1,1 +1,47 @@
-fn main() {}
+//! Generates `include/mqlite.h` with cbindgen (rewriting it only when its content changed, so
+//! an unchanged header keeps its mtime) and gives the shared library its soname.
+
+use std::env;
+use std::fs;
+use std::path::PathBuf;
+
+fn main() {
+    let dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
+    println!("cargo:rerun-if-changed=src/ffi");
+    println!("cargo:rerun-if-changed=cbindgen.toml");
+    println!("cargo:rerun-if-changed=build.rs");
+    // A hand-edited (or deleted) header is regenerated, so the staleness check sees it.
+    println!("cargo:rerun-if-changed=include/mqlite.h");
+    println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libmqlite.so.0");
+
+    let mut config =
+        cbindgen::Config::from_file(dir.join("cbindgen.toml")).expect("reading cbindgen.toml");
+    let v = |k: &str| env::var(k).expect("cargo sets the version variables");
+    config.after_includes = Some(format!(
+        "\n/* The version of the header; `mqlite_version()` gives the library's. */\n\
+         #define MQLITE_VERSION_MAJOR {}\n#define MQLITE_VERSION_MINOR {}\n#define MQLITE_VERSION_PATCH {}\n\
+         #define MQLITE_VERSION_STRING \"{}\"",
+        v("CARGO_PKG_VERSION_MAJOR"),
+        v("CARGO_PKG_VERSION_MINOR"),
+        v("CARGO_PKG_VERSION_PATCH"),
+        v("CARGO_PKG_VERSION"),
+    ));
+    let bindings = match cbindgen::Builder::new()
+        .with_crate(&dir)
+        .with_config(config)
+        .generate()
+    {
+        Ok(b) => b,
+        Err(e) => {
+            // A header that cannot be generated must fail the build, not go stale silently.
+            panic!("cbindgen failed: {e}");
+        }
+    };
+    let mut out = Vec::new();
+    bindings.write(&mut out);
+    let path = dir.join("include").join("mqlite.h");
+    if fs::read(&path).ok().as_deref() != Some(&out[..]) {
+        fs::create_dir_all(path.parent().expect("include/")).expect("creating include/");
+        fs::write(&path, &out).expect("writing include/mqlite.h");
+    }
+}

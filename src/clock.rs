@@ -21,7 +21,10 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now_ms(&self) -> u64 {
-        SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0)
     }
 }
 
@@ -36,7 +39,10 @@ pub struct ManualClock {
 impl ManualClock {
     /// A clock standing at `start_ms` milliseconds since the epoch.
     pub fn new(start_ms: u64) -> Arc<Self> {
-        Arc::new(ManualClock { now: AtomicU64::new(start_ms), ..Default::default() })
+        Arc::new(ManualClock {
+            now: AtomicU64::new(start_ms),
+            ..Default::default()
+        })
     }
 
     /// Moves the clock forward by `ms` and wakes every store waiting on it.
@@ -75,6 +81,9 @@ impl Clock for ManualClock {
         self.now.load(Ordering::SeqCst)
     }
     fn subscribe(&self, waker: Weak<dyn Fn() + Send + Sync>) {
-        self.wakers.lock().unwrap_or_else(|e| e.into_inner()).push(waker);
+        self.wakers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(waker);
     }
 }

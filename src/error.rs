@@ -85,7 +85,10 @@ impl fmt::Debug for Error {
 impl Error {
     /// Makes an error of `kind` with `message`.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Error { kind, message: message.into() }
+        Error {
+            kind,
+            message: message.into(),
+        }
     }
 
     /// The kind, to match on.
@@ -100,7 +103,10 @@ impl Error {
 
     /// A checksum or length failure at `offset` of journal file `file`.
     pub fn corrupt(file: &str, offset: u64, what: &str) -> Self {
-        Error::new(ErrorKind::Corrupt, format!("{file} at offset {offset}: {what}"))
+        Error::new(
+            ErrorKind::Corrupt,
+            format!("{file} at offset {offset}: {what}"),
+        )
     }
 
     /// Wraps an I/O error, naming what was being done; ENOSPC becomes [`ErrorKind::NoSpace`].

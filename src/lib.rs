@@ -38,6 +38,8 @@ mod replay;
 mod state;
 mod store;
 mod txn;
+// The C ABI (libmqlite.so / .a, include/mqlite.h).
+mod ffi;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use delivery::{Consumer, Delivery, Listener};
@@ -45,8 +47,8 @@ pub use error::{Error, ErrorKind, Result};
 pub use journal::RecoveryReport;
 pub use message::{DeadLetterInfo, DeadLetterReason, Message, MessageId, Value, DEFAULT_PRIORITY};
 pub use options::{
-    AckMode, ConsumerOptions, DeadLetterStrategy, Durability, GroupFailurePolicy, OverflowPolicy, QueueOptions,
-    StoreOptions,
+    AckMode, ConsumerOptions, DeadLetterStrategy, Durability, GroupFailurePolicy, OverflowPolicy,
+    QueueOptions, StoreOptions,
 };
 pub use policy::RedeliveryPolicy;
 pub use queue::{Queue, QueueStats};

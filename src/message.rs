@@ -23,7 +23,9 @@ impl FromStr for MessageId {
         s.strip_prefix("ID:")
             .and_then(|n| n.parse().ok())
             .map(MessageId)
-            .ok_or_else(|| Error::invalid(format!("not a message id: {s:?} (expected ID:<number>)")))
+            .ok_or_else(|| {
+                Error::invalid(format!("not a message id: {s:?} (expected ID:<number>)"))
+            })
     }
 }
 
@@ -241,7 +243,11 @@ impl Message {
 
     /// A property by key.
     pub fn get_property(&self, key: &str) -> Option<&Value> {
-        self.meta.properties.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+        self.meta
+            .properties
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v)
     }
 
     /// All properties, in the order they were set.

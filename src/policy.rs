@@ -62,7 +62,9 @@ impl RedeliveryPolicy {
         if self.max_redeliveries >= 0 && delivery_count as i64 > self.max_redeliveries as i64 {
             return AfterFailure::DeadLetter;
         }
-        AfterFailure::Redeliver { delay_ms: self.delay_ms(delivery_count.max(1), random) }
+        AfterFailure::Redeliver {
+            delay_ms: self.delay_ms(delivery_count.max(1), random),
+        }
     }
 
     /// The delay before the n-th redelivery (n ≥ 1), in ms.
@@ -101,7 +103,10 @@ mod tests {
     fn defaults_are_activemq() {
         let p = RedeliveryPolicy::default();
         for n in 1..=6 {
-            assert_eq!(p.after_failure(n, 0.5), AfterFailure::Redeliver { delay_ms: 1000 });
+            assert_eq!(
+                p.after_failure(n, 0.5),
+                AfterFailure::Redeliver { delay_ms: 1000 }
+            );
         }
         assert_eq!(p.after_failure(7, 0.5), AfterFailure::DeadLetter);
     }
@@ -130,23 +135,39 @@ mod tests {
 
     #[test]
     fn jitter_stays_within_15_percent() {
-        let p = RedeliveryPolicy { use_collision_avoidance: true, ..Default::default() };
+        let p = RedeliveryPolicy {
+            use_collision_avoidance: true,
+            ..Default::default()
+        };
         assert_eq!(p.delay_ms(1, 0.0), 850);
         assert_eq!(p.delay_ms(1, 0.999_999), 1149);
     }
 
     #[test]
     fn zero_and_unlimited() {
-        let zero = RedeliveryPolicy { max_redeliveries: 0, ..Default::default() };
+        let zero = RedeliveryPolicy {
+            max_redeliveries: 0,
+            ..Default::default()
+        };
         assert_eq!(zero.after_failure(1, 0.0), AfterFailure::DeadLetter);
-        let inf = RedeliveryPolicy { max_redeliveries: -1, ..Default::default() };
-        assert!(matches!(inf.after_failure(1_000_000, 0.0), AfterFailure::Redeliver { .. }));
+        let inf = RedeliveryPolicy {
+            max_redeliveries: -1,
+            ..Default::default()
+        };
+        assert!(matches!(
+            inf.after_failure(1_000_000, 0.0),
+            AfterFailure::Redeliver { .. }
+        ));
     }
 
     #[test]
     fn explicit_list() {
         let p = RedeliveryPolicy {
-            backoff: vec![Duration::from_secs(1), Duration::from_secs(5), Duration::from_secs(30)],
+            backoff: vec![
+                Duration::from_secs(1),
+                Duration::from_secs(5),
+                Duration::from_secs(30),
+            ],
             ..Default::default()
         };
         let d: Vec<u64> = (1..=5).map(|n| p.delay_ms(n, 0.5)).collect();

@@ -62,20 +62,30 @@ impl Queue {
         &self.name
     }
 
-    fn wait_room<'a>(&'a self, mut g: MutexGuard<'a, Inner>, len: usize) -> Result<MutexGuard<'a, Inner>> {
+    fn wait_room<'a>(
+        &'a self,
+        mut g: MutexGuard<'a, Inner>,
+        len: usize,
+    ) -> Result<MutexGuard<'a, Inner>> {
         let mut deadline = None;
         while !g.has_room(self.qid, len) {
             let q = &g.queues[self.qid as usize];
             match q.opts.overflow {
                 OverflowPolicy::Reject => {
-                    return Err(Error::new(ErrorKind::QueueFull, format!("queue {:?} is full", self.name)))
+                    return Err(Error::new(
+                        ErrorKind::QueueFull,
+                        format!("queue {:?} is full", self.name),
+                    ))
                 }
                 OverflowPolicy::DropOldest => {
                     let now = self.shared.now();
                     if !g.drop_oldest(self.qid, now, &self.shared.opts)? {
                         return Err(Error::new(
                             ErrorKind::QueueFull,
-                            format!("queue {:?} is full and every message is in flight", self.name),
+                            format!(
+                                "queue {:?} is full and every message is in flight",
+                                self.name
+                            ),
                         ));
                     }
                 }
@@ -88,7 +98,12 @@ impl Queue {
                             format!("queue {:?} stayed full for {timeout:?}", self.name),
                         ));
                     }
-                    g = self.shared.room.wait_timeout(g, left).unwrap_or_else(|e| e.into_inner()).0;
+                    g = self
+                        .shared
+                        .room
+                        .wait_timeout(g, left)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
                     g.check()?;
                 }
             }
@@ -103,17 +118,12 @@ impl Queue {
         let mut g = self.shared.lock();
         g.check()?;
         g = self.wait_room(g, msg.body.len())?;
-        let was_empty = g.pending.is_empty();
         let (id, _) = g.send(self.qid, &msg, self.shared.now())?;
         if !g.queues[self.qid as usize].opts.journaled() {
             self.shared.avail.notify_all();
             return Ok(MessageId(id));
         }
-        if was_empty {
-            self.shared.work.notify_one();
-        }
-        let no = g.batch_no;
-        let mut g = self.shared.wait_done(g, no)?;
+        let mut g = self.shared.commit(g)?;
         if let Some(e) = g.refused.remove(&id) {
             return Err(e);
         }
@@ -123,18 +133,20 @@ impl Queue {
     /// Sends many messages with one lock, one record batch and one wait: all are durable when it
     /// returns. If one is refused (a limit, an invalid message) the ones before it are still sent
     /// and the error names its index.
-    pub fn send_batch<M: Into<Message>>(&self, msgs: impl IntoIterator<Item = M>) -> Result<Vec<MessageId>> {
+    pub fn send_batch<M: Into<Message>>(
+        &self,
+        msgs: impl IntoIterator<Item = M>,
+    ) -> Result<Vec<MessageId>> {
         let mut ids = Vec::new();
         let mut g = self.shared.lock();
         g.check()?;
-        let was_empty = g.pending.is_empty();
         let now = self.shared.now();
         let mut failure = None;
         for (i, m) in msgs.into_iter().enumerate() {
             let m = m.into();
-            let r = self.wait_room(g, m.body.len()).and_then(|mut g2| {
+            let r = self.wait_room(g, m.body.len()).map(|mut g2| {
                 let r = g2.send(self.qid, &m, now);
-                Ok((g2, r))
+                (g2, r)
             });
             match r {
                 Ok((g2, Ok((id, _)))) => {
@@ -143,26 +155,31 @@ impl Queue {
                 }
                 Ok((g2, Err(e))) => {
                     g = g2;
-                    failure = Some(Error::new(e.kind(), format!("message {i} of the batch: {}", e.message())));
+                    failure = Some(Error::new(
+                        e.kind(),
+                        format!("message {i} of the batch: {}", e.message()),
+                    ));
                     break;
                 }
                 Err(e) => {
-                    failure = Some(Error::new(e.kind(), format!("message {i} of the batch: {}", e.message())));
+                    failure = Some(Error::new(
+                        e.kind(),
+                        format!("message {i} of the batch: {}", e.message()),
+                    ));
                     g = self.shared.lock();
                     break;
                 }
             }
         }
-        if was_empty && !g.pending.is_empty() {
-            self.shared.work.notify_one();
-        }
         if !g.queues[self.qid as usize].opts.journaled() {
             self.shared.avail.notify_all();
         } else if !ids.is_empty() {
-            let no = g.batch_no;
-            g = self.shared.wait_done(g, no)?;
+            g = self.shared.commit(g)?;
             // Refused for lack of space: the batch's messages shared one write, so all are.
-            let refused: Vec<_> = ids.iter().filter_map(|id| g.refused.remove(&id.0)).collect();
+            let refused: Vec<_> = ids
+                .iter()
+                .filter_map(|id| g.refused.remove(&id.0))
+                .collect();
             if let Some(e) = refused.into_iter().next() {
                 return Err(e);
             }
@@ -192,21 +209,34 @@ impl Queue {
         g.check()?;
         let opts = &self.shared.opts;
         let mut deadline: Option<Instant> = None;
-        while g.async_msgs >= opts.max_pending_messages || (g.async_bytes > 0 && g.async_bytes + len > opts.max_pending_bytes) {
+        while g.async_msgs >= opts.max_pending_messages
+            || (g.async_bytes > 0 && g.async_bytes + len > opts.max_pending_bytes)
+        {
             if !opts.block_when_window_full {
-                return Err(Error::new(ErrorKind::QueueFull, "the producer window of async sends is full"));
+                return Err(Error::new(
+                    ErrorKind::QueueFull,
+                    "the producer window of async sends is full",
+                ));
             }
             let d = *deadline.get_or_insert_with(|| Instant::now() + Duration::from_secs(3600));
-            g = self.shared.room.wait_timeout(g, d.saturating_duration_since(Instant::now())).unwrap_or_else(|e| e.into_inner()).0;
+            g = self
+                .shared
+                .room
+                .wait_timeout(g, d.saturating_duration_since(Instant::now()))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
             g.check()?;
         }
         g = self.wait_room(g, len)?;
-        let was_empty = g.pending.is_empty();
         let (id, _) = g.send(self.qid, &msg, self.shared.now())?;
         if !g.queues[self.qid as usize].opts.journaled() {
             drop(g);
             self.shared.avail.notify_all();
-            let mut cq = self.shared.callbacks.lock().unwrap_or_else(|e| e.into_inner());
+            let mut cq = self
+                .shared
+                .callbacks
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
             cq.items.push_back((callback, Ok(MessageId(id))));
             self.shared.callbacks_cv.notify_one();
             return Ok(());
@@ -216,22 +246,24 @@ impl Queue {
         g.pending.async_msgs += 1;
         g.pending.async_bytes += len;
         g.pending.callbacks.push((callback, Ok(MessageId(id))));
-        if was_empty {
-            self.shared.work.notify_one();
-        }
+        self.shared.kick(&g);
         Ok(())
     }
 
     /// Sends and returns a future that resolves once the message is durable (for tokio and other
     /// async runtimes; no runtime is required).
-    pub fn send_future(&self, msg: impl Into<Message>) -> impl Future<Output = Result<MessageId>> + Send + 'static {
+    pub fn send_future(
+        &self,
+        msg: impl Into<Message>,
+    ) -> impl Future<Output = Result<MessageId>> + Send + 'static {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let started = self.send_async(msg, move |r| {
             let _ = tx.send(r);
         });
         async move {
             started?;
-            rx.await.map_err(|_| Error::new(ErrorKind::Internal, "the completion was dropped"))?
+            rx.await
+                .map_err(|_| Error::new(ErrorKind::Internal, "the completion was dropped"))?
         }
     }
 
@@ -276,7 +308,10 @@ impl Queue {
         let recs = g.read_records(self.qid, &es)?;
         drop(g);
         recs.iter()
-            .map(|r| decode_message(r).ok_or_else(|| Error::new(ErrorKind::Corrupt, "stored record does not decode")))
+            .map(|r| {
+                decode_message(r)
+                    .ok_or_else(|| Error::new(ErrorKind::Corrupt, "stored record does not decode"))
+            })
             .collect()
     }
 
@@ -284,15 +319,8 @@ impl Queue {
     pub fn purge(&self) -> Result<u64> {
         let mut g = self.shared.lock();
         g.check()?;
-        let was_empty = g.pending.is_empty();
         let n = g.purge(self.qid);
-        if !g.pending.is_empty() {
-            if was_empty {
-                self.shared.work.notify_one();
-            }
-            let no = g.batch_no;
-            let _g = self.shared.wait_done(g, no)?;
-        }
+        let _g = self.shared.commit(g)?;
         Ok(n)
     }
 
@@ -301,8 +329,9 @@ impl Queue {
         let mut g = self.shared.lock();
         g.check()?;
         let now = self.shared.now();
+        g.tick(self.qid, now, &self.shared.opts)?;
         let q = &mut g.queues[self.qid as usize];
-        q.release_due(now);
+
         let c = &q.counters;
         Ok(QueueStats {
             depth: q.waiting_count(),

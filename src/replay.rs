@@ -38,20 +38,31 @@ impl Queue {
         let now = shared.now();
         let es = g.queues[self.qid as usize].ordered_waiting();
         let recs = g.read_records(self.qid, &es)?;
-        let was_empty = g.pending.is_empty();
         let mut moved = 0u64;
         for (e, rec) in es.iter().zip(recs) {
             if filter.limit.is_some_and(|l| moved as usize >= l) {
                 break;
             }
-            let msg = decode_message(&rec)
-                .ok_or_else(|| Error::new(ErrorKind::Corrupt, format!("stored record of ID:{} does not decode", e.id)))?;
-            let Some(info) = msg.dead_letter_info().cloned() else { continue };
+            let msg = decode_message(&rec).ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Corrupt,
+                    format!("stored record of ID:{} does not decode", e.id),
+                )
+            })?;
+            let Some(info) = msg.dead_letter_info().cloned() else {
+                continue;
+            };
             let keep = filter.reason.is_none_or(|r| r == info.reason)
-                && filter.original_queue.as_ref().is_none_or(|q| *q == info.original_queue)
+                && filter
+                    .original_queue
+                    .as_ref()
+                    .is_none_or(|q| *q == info.original_queue)
                 && filter.since_ms.is_none_or(|t| info.last_failure_ms >= t)
                 && filter.until_ms.is_none_or(|t| info.last_failure_ms < t)
-                && filter.ids.as_ref().is_none_or(|ids| ids.iter().any(|i| i.0 == e.id || *i == info.original_id));
+                && filter
+                    .ids
+                    .as_ref()
+                    .is_none_or(|ids| ids.iter().any(|i| i.0 == e.id || *i == info.original_id));
             if !keep {
                 continue;
             }
@@ -59,16 +70,31 @@ impl Queue {
             if filter.dry_run {
                 continue;
             }
-            let target = filter.to.clone().unwrap_or_else(|| info.original_queue.clone());
+            let target = filter
+                .to
+                .clone()
+                .unwrap_or_else(|| info.original_queue.clone());
             let to = g.declare(&target, None, &shared.opts)?;
             let q = &mut g.queues[self.qid as usize];
-            let Some(entry) = q.remove_waiting(e.id, e.priority) else { continue };
+            let Some(entry) = q.remove_waiting(e.id, e.priority) else {
+                continue;
+            };
             q.forget(&entry);
             let from_journaled = q.opts.journaled();
             g.live_forget(&entry);
             let mut meta = msg.meta.clone();
             meta.dead_letter = None;
-            g.put_move(self.qid, e.id, from_journaled, to, &meta, msg.body(), msg.get_priority(), 0, now)?;
+            g.put_move(
+                self.qid,
+                e.id,
+                from_journaled,
+                to,
+                &meta,
+                msg.body(),
+                msg.get_priority(),
+                0,
+                now,
+            )?;
             let t = &mut g.queues[to as usize];
             t.counters.replayed += 1;
             if let Some(key) = &meta.group {
@@ -83,16 +109,11 @@ impl Queue {
                 }
             }
         }
-        if g.pending.is_empty() {
-            return Ok(moved);
-        }
-        g.pending.needs_sync = true;
-        if was_empty {
-            shared.work.notify_one();
+        if !g.pending.is_empty() {
+            g.pending.needs_sync = true;
         }
         shared.avail.notify_all();
-        let no = g.batch_no;
-        let _g = shared.wait_done(g, no)?;
+        let _g = shared.commit(g)?;
         Ok(moved)
     }
 }

@@ -10,9 +10,13 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::journal::format::{self, kind, put_record_header, Cursor, SendHeader, RECORD_HEADER, SEND_HEADER};
+use crate::journal::format::{
+    self, kind, put_record_header, Cursor, SendHeader, RECORD_HEADER, SEND_HEADER,
+};
 use crate::message::{DeadLetterInfo, DeadLetterReason, Message, MessageId, Meta};
-use crate::options::{DeadLetterStrategy, Durability, GroupFailurePolicy, OverflowPolicy, QueueOptions, StoreOptions};
+use crate::options::{
+    DeadLetterStrategy, Durability, GroupFailurePolicy, OverflowPolicy, QueueOptions, StoreOptions,
+};
 use crate::policy::{AfterFailure, RedeliveryPolicy};
 
 /// Segment number of messages of memory queues (their records live in [`QueueState::mem`]).
@@ -91,11 +95,20 @@ impl Resolved {
             max_messages: q.max_messages,
             max_bytes: q.max_bytes,
             overflow: q.overflow.unwrap_or(OverflowPolicy::Reject),
-            redelivery: q.redelivery.clone().unwrap_or_else(|| store.redelivery.clone()),
-            dead_letter: q.dead_letter.clone().unwrap_or_else(|| store.dead_letter.clone()),
+            redelivery: q
+                .redelivery
+                .clone()
+                .unwrap_or_else(|| store.redelivery.clone()),
+            dead_letter: q
+                .dead_letter
+                .clone()
+                .unwrap_or_else(|| store.dead_letter.clone()),
             ack_timeout_ms: q.ack_timeout.map(|d| d.as_millis() as u64),
             process_expired: q.process_expired.unwrap_or(true),
-            dedup_window_ms: q.dedup_window.map(|d| d.as_millis() as u64).unwrap_or(600_000),
+            dedup_window_ms: q
+                .dedup_window
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(600_000),
             dedup_count: q.dedup_window_count.unwrap_or(100_000),
             group_failure: q.group_failure.unwrap_or_default(),
             retention_ms: q.retention.map(|d| d.as_millis() as u64),
@@ -159,6 +172,8 @@ pub(crate) struct QueueState {
     pub pending_count: u64,
     pub pending_bytes: u64,
     pub counters: Counters,
+    /// Messages in flight when the last process ended, failed at the first handle of this open.
+    pub crashed: Vec<u64>,
 }
 
 impl QueueState {
@@ -186,6 +201,7 @@ impl QueueState {
             pending_count: 0,
             pending_bytes: 0,
             counters: Counters::default(),
+            crashed: Vec::new(),
         }
     }
 
@@ -232,7 +248,11 @@ impl QueueState {
     /// Takes the next message that may be delivered: highest priority, then lowest id, skipping
     /// messages whose group is busy.
     pub fn pop_next(&mut self) -> Option<Entry> {
-        let e = if self.group_msgs == 0 { self.pop_ready()? } else { self.pop_eligible()? };
+        let e = if self.group_msgs == 0 {
+            self.pop_ready()?
+        } else {
+            self.pop_eligible()?
+        };
         if let Some(g) = self.group_mut(&e) {
             if !g.parked {
                 g.inflight = Some(e.id);
@@ -246,7 +266,11 @@ impl QueueState {
         for p in (0..10u8).rev() {
             let mut found = None;
             {
-                let mut ri = self.retry.range((Reverse(p), 0)..=(Reverse(p), u64::MAX)).map(|(_, e)| *e).peekable();
+                let mut ri = self
+                    .retry
+                    .range((Reverse(p), 0)..=(Reverse(p), u64::MAX))
+                    .map(|(_, e)| *e)
+                    .peekable();
                 let mut di = 0usize;
                 loop {
                     let r = ri.peek().copied();
@@ -290,7 +314,11 @@ impl QueueState {
         if due > now {
             self.delayed.insert((due, e.id), e);
             self.delayed_due.insert(e.id, due);
-        } else if out_of_order || self.ready[e.priority as usize].back().is_some_and(|b| b.id > e.id) {
+        } else if out_of_order
+            || self.ready[e.priority as usize]
+                .back()
+                .is_some_and(|b| b.id > e.id)
+        {
             self.retry.insert((Reverse(e.priority), e.id), e);
         } else {
             self.ready[e.priority as usize].push_back(e);
@@ -331,7 +359,10 @@ impl QueueState {
     /// Takes the next ready message: highest priority, then lowest id.
     pub fn pop_ready(&mut self) -> Option<Entry> {
         let best_ready = (0..10usize).rev().find(|&p| !self.ready[p].is_empty());
-        let best_retry = self.retry.first_key_value().map(|(&(Reverse(p), id), _)| (p, id));
+        let best_retry = self
+            .retry
+            .first_key_value()
+            .map(|(&(Reverse(p), id), _)| (p, id));
         let take_retry = match (best_ready, best_retry) {
             (None, None) => return None,
             (None, Some(_)) => true,
@@ -425,7 +456,8 @@ impl QueueState {
     /// Forgets dedup keys past the window.
     pub fn prune_dedup(&mut self, now: u64) {
         while let Some((at, _)) = self.dedup_order.front() {
-            let old = *at + self.opts.dedup_window_ms <= now || self.dedup_order.len() > self.opts.dedup_count;
+            let old = *at + self.opts.dedup_window_ms <= now
+                || self.dedup_order.len() > self.opts.dedup_count;
             if !old {
                 break;
             }
@@ -484,20 +516,31 @@ pub(crate) fn check_name(name: &str) -> Result<()> {
     if name.is_empty() || name.len() > 255 {
         return Err(Error::new(
             ErrorKind::InvalidName,
-            format!("queue name must be 1–255 bytes of UTF-8, got {} bytes", name.len()),
+            format!(
+                "queue name must be 1–255 bytes of UTF-8, got {} bytes",
+                name.len()
+            ),
         ));
     }
     if let Some(c) = name.chars().find(|c| c.is_control()) {
         return Err(Error::new(
             ErrorKind::InvalidName,
-            format!("queue name {name:?} holds the control character U+{:04X}", c as u32),
+            format!(
+                "queue name {name:?} holds the control character U+{:04X}",
+                c as u32
+            ),
         ));
     }
     Ok(())
 }
 
 /// Encodes a SEND body (header, meta, body) into `buf`; returns the header flags.
-pub(crate) fn put_send(buf: &mut Vec<u8>, mut h: SendHeader, meta: &Meta, body: &[u8]) -> Result<()> {
+pub(crate) fn put_send(
+    buf: &mut Vec<u8>,
+    mut h: SendHeader,
+    meta: &Meta,
+    body: &[u8],
+) -> Result<()> {
     let start = buf.len();
     h.flags = 0;
     if meta.dedup_key.is_some() {
@@ -595,7 +638,12 @@ pub(crate) fn dead_meta(mut meta: Meta, info: DeadLetterInfo) -> Meta {
 }
 
 /// What to do with a message whose delivery failed.
-pub(crate) fn decide(policy: &RedeliveryPolicy, count: u32, extra_delay: Option<u64>, random: f64) -> AfterFailure {
+pub(crate) fn decide(
+    policy: &RedeliveryPolicy,
+    count: u32,
+    extra_delay: Option<u64>,
+    random: f64,
+) -> AfterFailure {
     match (policy.after_failure(count, random), extra_delay) {
         (AfterFailure::Redeliver { .. }, Some(d)) => AfterFailure::Redeliver { delay_ms: d },
         (x, _) => x,
@@ -635,7 +683,15 @@ pub(crate) fn put_deliver(buf: &mut Vec<u8>, qid: u32, items: &[(u64, u32)]) {
 }
 
 /// Appends a REQUEUE record.
-pub(crate) fn put_requeue(buf: &mut Vec<u8>, qid: u32, id: u64, count: u32, not_before: u64, failed_at: u64, reason: &str) {
+pub(crate) fn put_requeue(
+    buf: &mut Vec<u8>,
+    qid: u32,
+    id: u64,
+    count: u32,
+    not_before: u64,
+    failed_at: u64,
+    reason: &str,
+) {
     put_record_header(buf, kind::REQUEUE, 4 + 8 + 4 + 8 + 8 + reason.len());
     buf.extend_from_slice(&qid.to_le_bytes());
     buf.extend_from_slice(&id.to_le_bytes());

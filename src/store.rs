@@ -53,6 +53,8 @@ pub(crate) struct Inner {
     /// Last batch committed (written, and synced where its records needed it).
     pub done_no: u64,
     pub error: Option<Error>,
+    /// The commit thread is waiting for work (so a submitter must wake it).
+    pub idle: bool,
     pub closing: bool,
     pub closed: bool,
     /// Live items (messages, dedup entries, queue declarations) and bytes per segment.
@@ -68,6 +70,7 @@ pub(crate) struct Inner {
     pub max_body: usize,
     /// Sends refused after they were queued (the disk was full): id → error, taken by the waiter.
     pub refused: HashMap<u64, Error>,
+    pub clock: Arc<dyn Clock>,
 }
 
 pub(crate) struct Shared {
@@ -85,6 +88,9 @@ pub(crate) struct Shared {
     pub clock: Arc<dyn Clock>,
     pub opts: StoreOptions,
     pub dir: PathBuf,
+    /// The directory lock. It lives as long as any library thread (they hold this `Shared`), so
+    /// a store dropped from its own callback keeps the lock until its commit thread is done.
+    pub lock_file: Mutex<Option<File>>,
 }
 
 #[derive(Default)]
@@ -104,21 +110,38 @@ impl Shared {
     }
 
     /// Waits until batch `no` is committed. The guard is released while waiting.
-    pub fn wait_done<'a>(&'a self, mut g: MutexGuard<'a, Inner>, no: u64) -> Result<MutexGuard<'a, Inner>> {
+    pub fn wait_done<'a>(
+        &'a self,
+        mut g: MutexGuard<'a, Inner>,
+        no: u64,
+    ) -> Result<MutexGuard<'a, Inner>> {
         while g.done_no < no {
             if let Some(e) = &g.error {
                 return Err(poisoned(e));
             }
-            self.work.notify_one();
             g = self.done.wait(g).unwrap_or_else(|e| e.into_inner());
         }
         Ok(g)
     }
 
-    /// Hands records appended to `pending` to the commit thread; returns the batch number to wait for.
-    pub fn submit(&self, g: &Inner) -> u64 {
-        self.work.notify_one();
-        g.batch_no
+    /// Wakes the commit thread if it sleeps (a busy one re-checks `pending` under the lock before
+    /// it waits again, so a futex wake per call would be wasted).
+    pub fn kick(&self, g: &Inner) {
+        if g.idle {
+            self.work.notify_one();
+        }
+    }
+
+    /// Waits until everything this caller appended (or depends on, like the original of a
+    /// dedup hit) is committed, waking the commit thread if it sleeps.
+    pub fn commit<'a>(&'a self, g: MutexGuard<'a, Inner>) -> Result<MutexGuard<'a, Inner>> {
+        let no = if g.pending.is_empty() {
+            g.batch_no - 1
+        } else {
+            self.kick(&g);
+            g.batch_no
+        };
+        self.wait_done(g, no)
     }
 
     pub fn wake_all(&self) {
@@ -129,7 +152,10 @@ impl Shared {
 }
 
 pub(crate) fn poisoned(e: &Error) -> Error {
-    Error::new(ErrorKind::Poisoned, format!("the store is poisoned by an earlier failure ({e}); reopen it"))
+    Error::new(
+        ErrorKind::Poisoned,
+        format!("the store is poisoned by an earlier failure ({e}); reopen it"),
+    )
 }
 
 impl Inner {
@@ -154,17 +180,38 @@ impl Inner {
     }
 
     /// The queue id of `name`, declaring the queue (a QUEUE record) if it is new.
-    pub fn declare(&mut self, name: &str, opts: Option<Resolved>, store: &StoreOptions) -> Result<u32> {
+    pub fn declare(
+        &mut self,
+        name: &str,
+        opts: Option<Resolved>,
+        store: &StoreOptions,
+    ) -> Result<u32> {
         check_name(name)?;
         if let Some(&qid) = self.by_name.get(name) {
             if let Some(o) = opts {
                 self.queues[qid as usize].opts = o;
             }
+            // Deliveries in flight when the last process ended fail now, under the options of
+            // this open (queue options are not stored, so recovery could not know them).
+            let crashed = std::mem::take(&mut self.queues[qid as usize].crashed);
+            let now = self.clock.now_ms();
+            for id in crashed {
+                self.fail(
+                    qid,
+                    id,
+                    "the consumer's process ended without settling it",
+                    None,
+                    now,
+                    None,
+                    store,
+                )?;
+            }
             return Ok(qid);
         }
         let qid = self.queues.len() as u32;
         let opts = opts.unwrap_or_else(|| Resolved::new(store, &QueueOptions::default()));
-        self.queues.push(QueueState::new(qid, name.to_string(), opts));
+        self.queues
+            .push(QueueState::new(qid, name.to_string(), opts));
         self.by_name.insert(name.to_string(), qid);
         let at = self.pending.buf.len();
         put_queue(&mut self.pending.buf, qid, name);
@@ -204,7 +251,10 @@ impl Inner {
             )));
         }
         if msg.priority > 9 {
-            return Err(Error::invalid(format!("priority {} is out of range 0–9", msg.priority)));
+            return Err(Error::invalid(format!(
+                "priority {} is out of range 0–9",
+                msg.priority
+            )));
         }
         let q = &mut self.queues[qid as usize];
         if let Some(key) = &msg.meta.dedup_key {
@@ -215,7 +265,10 @@ impl Inner {
         }
         let id = self.next_id;
         self.next_id += 1;
-        let expires_at = msg.ttl_ms.map(|t| now.saturating_add(t.max(1))).unwrap_or(0);
+        let expires_at = msg
+            .ttl_ms
+            .map(|t| now.saturating_add(t.max(1)))
+            .unwrap_or(0);
         let due = match (msg.deliver_at_ms, msg.delay_ms) {
             (Some(at), _) => at,
             (None, Some(d)) => now.saturating_add(d),
@@ -233,7 +286,12 @@ impl Inner {
             meta_len: 0,
         };
         let q = &mut self.queues[qid as usize];
-        let group = msg.meta.group.as_deref().map(|g| q.group_index(g)).unwrap_or(0);
+        let group = msg
+            .meta
+            .group
+            .as_deref()
+            .map(|g| q.group_index(g))
+            .unwrap_or(0);
         let mut entry = Entry {
             id,
             expires_at,
@@ -243,7 +301,11 @@ impl Inner {
             count: 0,
             group,
             priority: msg.priority,
-            flags: if msg.meta.repeat.is_some() { FLAG_REPEAT } else { 0 },
+            flags: if msg.meta.repeat.is_some() {
+                FLAG_REPEAT
+            } else {
+                0
+            },
         };
         if !q.opts.journaled() {
             let mut rec = Vec::with_capacity(SEND_OVERHEAD + msg.body.len());
@@ -255,7 +317,14 @@ impl Inner {
             q.insert(entry, due, now);
             q.counters.enqueued += 1;
             if let Some(key) = &msg.meta.dedup_key {
-                q.dedup.insert(key.clone(), DedupEntry { id, at: now, seg: MEM_SEG });
+                q.dedup.insert(
+                    key.clone(),
+                    DedupEntry {
+                        id,
+                        at: now,
+                        seg: MEM_SEG,
+                    },
+                );
                 q.dedup_order.push_back((now, key.clone()));
             }
             return Ok((id, false));
@@ -273,12 +342,26 @@ impl Inner {
         q.pending_count += 1;
         q.pending_bytes += entry.len as u64;
         let dedup_key = msg.meta.dedup_key.as_ref().map(|k| {
-            q.dedup.insert(k.clone(), DedupEntry { id, at: now, seg: MEM_SEG });
+            q.dedup.insert(
+                k.clone(),
+                DedupEntry {
+                    id,
+                    at: now,
+                    seg: MEM_SEG,
+                },
+            );
             q.dedup_order.push_back((now, k.clone()));
             k.clone().into_boxed_str()
         });
         self.pending.needs_sync |= sync;
-        self.pending.sends.push(PendingSend { qid, rec_off: start, entry, due, relocate: false, dedup_key });
+        self.pending.sends.push(PendingSend {
+            qid,
+            rec_off: start,
+            entry,
+            due,
+            relocate: false,
+            dedup_key,
+        });
         Ok((id, false))
     }
 
@@ -288,7 +371,9 @@ impl Inner {
         let n = q.count + q.pending_count;
         let b = q.bytes + q.pending_bytes;
         q.opts.max_messages.is_none_or(|m| n < m)
-            && q.opts.max_bytes.is_none_or(|m| b + (len + SEND_OVERHEAD) as u64 <= m || n == 0)
+            && q.opts
+                .max_bytes
+                .is_none_or(|m| b + (len + SEND_OVERHEAD) as u64 <= m || n == 0)
     }
 
     /// Reads the stored record of `e`.
@@ -298,7 +383,9 @@ impl Inner {
                 .mem
                 .get(&e.id)
                 .cloned()
-                .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("message ID:{} is gone", e.id)));
+                .ok_or_else(|| {
+                    Error::new(ErrorKind::NotFound, format!("message ID:{} is gone", e.id))
+                });
         }
         let mut buf = vec![0u8; e.len as usize];
         self.files.read(e.seg as u64, e.off as u64, &mut buf)?;
@@ -318,7 +405,11 @@ impl Inner {
             }
             let mut j = i + 1;
             let mut end = e.off as u64 + e.len as u64;
-            while j < es.len() && es[j].seg == e.seg && es[j].off as u64 == end && end - (e.off as u64) < (4 << 20) {
+            while j < es.len()
+                && es[j].seg == e.seg
+                && es[j].off as u64 == end
+                && end - (e.off as u64) < (4 << 20)
+            {
                 end += es[j].len as u64;
                 j += 1;
             }
@@ -363,12 +454,23 @@ impl Inner {
         if q.opts.retention_ms.is_some() {
             loop {
                 let q = &mut self.queues[qid as usize];
-                let Some(head) = q.ready.iter().rev().find_map(|d| d.front().copied()) else { break };
+                let Some(head) = q.ready.iter().rev().find_map(|d| d.front().copied()) else {
+                    break;
+                };
                 if head.expires_at == 0 || head.expires_at > now {
                     break;
                 }
-                let e = q.remove_waiting(head.id, head.priority).expect("head exists");
-                q.inflight.insert(e.id, InFlight { entry: e, consumer: 0, deadline: u64::MAX });
+                let e = q
+                    .remove_waiting(head.id, head.priority)
+                    .expect("head exists");
+                q.inflight.insert(
+                    e.id,
+                    InFlight {
+                        entry: e,
+                        consumer: 0,
+                        deadline: u64::MAX,
+                    },
+                );
                 q.counters.expired += 1;
                 let process = q.opts.process_expired;
                 self.expire(qid, e.id, process, now, store)?;
@@ -376,7 +478,12 @@ impl Inner {
         }
         let q = &mut self.queues[qid as usize];
         if q.opts.ack_timeout_ms.is_some() && !q.inflight.is_empty() {
-            let late: Vec<u64> = q.inflight.values().filter(|f| f.deadline <= now).map(|f| f.entry.id).collect();
+            let late: Vec<u64> = q
+                .inflight
+                .values()
+                .filter(|f| f.deadline <= now)
+                .map(|f| f.entry.id)
+                .collect();
             for id in late {
                 self.fail(qid, id, "ack timeout", None, now, None, store)?;
             }
@@ -386,7 +493,15 @@ impl Inner {
 
     /// Takes up to `n` messages for `consumer`, appending the DELIVER (or, for auto-ack, ACK) record.
     /// Returns the entries (with their new counts).
-    pub fn take(&mut self, qid: u32, consumer: u64, n: usize, auto_ack: bool, now: u64, store: &StoreOptions) -> Result<Vec<Entry>> {
+    pub fn take(
+        &mut self,
+        qid: u32,
+        consumer: u64,
+        n: usize,
+        auto_ack: bool,
+        now: u64,
+        store: &StoreOptions,
+    ) -> Result<Vec<Entry>> {
         self.tick(qid, now, store)?;
         let mut got = Vec::new();
         let mut txn: Option<usize> = None;
@@ -395,9 +510,23 @@ impl Inner {
             let Some(mut e) = q.pop_next() else { break };
             let parked = e.group != 0 && q.group_state[e.group as usize - 1].parked;
             if parked || (e.expires_at != 0 && e.expires_at <= now) {
-                q.inflight.insert(e.id, InFlight { entry: e, consumer: 0, deadline: u64::MAX });
+                q.inflight.insert(
+                    e.id,
+                    InFlight {
+                        entry: e,
+                        consumer: 0,
+                        deadline: u64::MAX,
+                    },
+                );
                 if parked {
-                    self.dead_letter(qid, e.id, DeadLetterReason::GroupParked, "its group is parked", now, store)?;
+                    self.dead_letter(
+                        qid,
+                        e.id,
+                        DeadLetterReason::GroupParked,
+                        "its group is parked",
+                        now,
+                        store,
+                    )?;
                 } else {
                     let process = q.opts.process_expired;
                     q.counters.expired += 1;
@@ -409,7 +538,11 @@ impl Inner {
             if e.count > 1 {
                 q.counters.redelivered += 1;
             }
-            let deadline = q.opts.ack_timeout_ms.map(|t| now.saturating_add(t)).unwrap_or(u64::MAX);
+            let deadline = q
+                .opts
+                .ack_timeout_ms
+                .map(|t| now.saturating_add(t))
+                .unwrap_or(u64::MAX);
             if e.flags & FLAG_REPEAT != 0 && e.flags & ENTRY_REPEAT_DONE == 0 {
                 e.flags |= ENTRY_REPEAT_DONE;
                 if q.opts.journaled() && txn.is_none() {
@@ -418,7 +551,14 @@ impl Inner {
                 self.schedule_repeat(qid, &e, now)?;
             }
             let q = &mut self.queues[qid as usize];
-            q.inflight.insert(e.id, InFlight { entry: e, consumer, deadline });
+            q.inflight.insert(
+                e.id,
+                InFlight {
+                    entry: e,
+                    consumer,
+                    deadline,
+                },
+            );
             got.push(e);
         }
         let q = &self.queues[qid as usize];
@@ -458,11 +598,23 @@ impl Inner {
     /// Stores the next occurrence of a repeating message (a new message, due one period later).
     fn schedule_repeat(&mut self, qid: u32, e: &Entry, now: u64) -> Result<()> {
         let rec = self.read_record(qid, e)?;
-        let Some((_, send)) = send_in_record(&rec) else { return Ok(()) };
-        let Some(s) = get_send(&mut Cursor::new(send)) else { return Ok(()) };
-        let Some(mut msg) = s.to_message() else { return Ok(()) };
-        let Some((period, left)) = msg.meta.repeat else { return Ok(()) };
-        let base = if s.h.deliver_at != 0 { s.h.deliver_at } else { s.h.timestamp };
+        let Some((_, send)) = send_in_record(&rec) else {
+            return Ok(());
+        };
+        let Some(s) = get_send(&mut Cursor::new(send)) else {
+            return Ok(());
+        };
+        let Some(mut msg) = s.to_message() else {
+            return Ok(());
+        };
+        let Some((period, left)) = msg.meta.repeat else {
+            return Ok(());
+        };
+        let base = if s.h.deliver_at != 0 {
+            s.h.deliver_at
+        } else {
+            s.h.timestamp
+        };
         let next = base.saturating_add(period).max(now);
         msg.meta.repeat = (left > 1).then_some((period, left - 1));
         msg.deliver_at_ms = Some(next);
@@ -489,10 +641,15 @@ impl Inner {
     fn take_inflight(&mut self, qid: u32, id: u64, consumer: Tag) -> Result<InFlight> {
         let q = &mut self.queues[qid as usize];
         match q.inflight.get(&id) {
-            Some(f) if consumer.is_none_or(|(c, n)| c == f.consumer && n == f.entry.count) => Ok(q.inflight.remove(&id).expect("checked")),
+            Some(f) if consumer.is_none_or(|(c, n)| c == f.consumer && n == f.entry.count) => {
+                Ok(q.inflight.remove(&id).expect("checked"))
+            }
             _ => Err(Error::new(
                 ErrorKind::AlreadySettled,
-                format!("delivery of ID:{id} on queue {:?} is already settled (or timed out)", q.name),
+                format!(
+                    "delivery of ID:{id} on queue {:?} is already settled (or timed out)",
+                    q.name
+                ),
             )),
         }
     }
@@ -548,7 +705,11 @@ impl Inner {
         }
         info.last = now;
         info.reason = reason.to_string();
-        let group_policy = if f.entry.group != 0 { q.opts.group_failure } else { GroupFailurePolicy::Block };
+        let group_policy = if f.entry.group != 0 {
+            q.opts.group_failure
+        } else {
+            GroupFailurePolicy::Block
+        };
         let outcome = match group_policy {
             GroupFailurePolicy::Block => decide(&q.opts.redelivery, f.entry.count, delay, random),
             GroupFailurePolicy::Skip | GroupFailurePolicy::Park => AfterFailure::DeadLetter,
@@ -566,7 +727,15 @@ impl Inner {
                 let due = now.saturating_add(delay_ms);
                 if q.opts.journaled() {
                     let sync = q.opts.needs_sync();
-                    put_requeue(&mut self.pending.buf, qid, id, f.entry.count, due, now, reason);
+                    put_requeue(
+                        &mut self.pending.buf,
+                        qid,
+                        id,
+                        f.entry.count,
+                        due,
+                        now,
+                        reason,
+                    );
                     self.pending.needs_sync |= sync;
                 }
                 self.queues[qid as usize].requeue(f.entry, due, now);
@@ -575,7 +744,14 @@ impl Inner {
             AfterFailure::DeadLetter => {
                 let q = &mut self.queues[qid as usize];
                 q.inflight.insert(id, f);
-                self.dead_letter(qid, id, DeadLetterReason::MaxRedeliveries, reason, now, store)
+                self.dead_letter(
+                    qid,
+                    id,
+                    DeadLetterReason::MaxRedeliveries,
+                    reason,
+                    now,
+                    store,
+                )
             }
         }
     }
@@ -595,7 +771,15 @@ impl Inner {
     }
 
     /// Rejects: straight to the dead-letter queue.
-    pub fn reject(&mut self, qid: u32, id: u64, reason: &str, consumer: Tag, now: u64, store: &StoreOptions) -> Result<()> {
+    pub fn reject(
+        &mut self,
+        qid: u32,
+        id: u64,
+        reason: &str,
+        consumer: Tag,
+        now: u64,
+        store: &StoreOptions,
+    ) -> Result<()> {
         let f = self.take_inflight(qid, id, consumer)?;
         let q = &mut self.queues[qid as usize];
         let info = q.fail.entry(id).or_default();
@@ -608,7 +792,14 @@ impl Inner {
         self.dead_letter(qid, id, DeadLetterReason::Rejected, reason, now, store)
     }
 
-    fn expire(&mut self, qid: u32, id: u64, process: bool, now: u64, store: &StoreOptions) -> Result<()> {
+    fn expire(
+        &mut self,
+        qid: u32,
+        id: u64,
+        process: bool,
+        now: u64,
+        store: &StoreOptions,
+    ) -> Result<()> {
         if process {
             self.dead_letter(qid, id, DeadLetterReason::Expired, "", now, store)
         } else {
@@ -631,18 +822,33 @@ impl Inner {
     }
 
     /// Moves in-flight message `id` of `qid` to its dead-letter queue: one DEAD record.
-    pub fn dead_letter(&mut self, qid: u32, id: u64, reason: DeadLetterReason, text: &str, now: u64, store: &StoreOptions) -> Result<()> {
+    pub fn dead_letter(
+        &mut self,
+        qid: u32,
+        id: u64,
+        reason: DeadLetterReason,
+        text: &str,
+        now: u64,
+        store: &StoreOptions,
+    ) -> Result<()> {
         let dlq = self.dlq_for(qid, store)?;
         let Some(dlq) = dlq else {
             self.queues[qid as usize].counters.dead_lettered += 1;
             return self.drop_inflight(qid, id, reason_code(reason));
         };
         let f = *self.queues[qid as usize].inflight.get(&id).ok_or_else(|| {
-            Error::new(ErrorKind::AlreadySettled, format!("ID:{id} is not in flight"))
+            Error::new(
+                ErrorKind::AlreadySettled,
+                format!("ID:{id} is not in flight"),
+            )
         })?;
         let rec = self.read_record(qid, &f.entry)?;
-        let msg = decode_message(&rec)
-            .ok_or_else(|| Error::new(ErrorKind::Corrupt, format!("stored record of ID:{id} does not decode")))?;
+        let msg = decode_message(&rec).ok_or_else(|| {
+            Error::new(
+                ErrorKind::Corrupt,
+                format!("stored record of ID:{id} does not decode"),
+            )
+        })?;
         let q = &mut self.queues[qid as usize];
         let fi = q.fail.remove(&id).unwrap_or_default();
         let info = DeadLetterInfo {
@@ -662,7 +868,17 @@ impl Inner {
         let meta = dead_meta(msg.meta, info);
         let retention = self.queues[dlq as usize].opts.retention_ms;
         let expires_at = retention.map(|r| now.saturating_add(r)).unwrap_or(0);
-        self.put_move(qid, id, src_journaled, dlq, &meta, &msg.body, msg.priority, expires_at, now)
+        self.put_move(
+            qid,
+            id,
+            src_journaled,
+            dlq,
+            &meta,
+            &msg.body,
+            msg.priority,
+            expires_at,
+            now,
+        )
     }
 
     /// Stores a copy of a message in `to` (a new id) and removes `from_id` from `from`, as one
@@ -695,20 +911,43 @@ impl Inner {
         };
         let d = &mut self.queues[to as usize];
         let group = meta.group.as_deref().map(|g| d.group_index(g)).unwrap_or(0);
-        let flags = if meta.repeat.is_some() { FLAG_REPEAT } else { 0 };
-        let entry = Entry { id: new_id, expires_at, seg: MEM_SEG, off: 0, len: 0, count: 0, group, priority, flags };
+        let flags = if meta.repeat.is_some() {
+            FLAG_REPEAT
+        } else {
+            0
+        };
+        let entry = Entry {
+            id: new_id,
+            expires_at,
+            seg: MEM_SEG,
+            off: 0,
+            len: 0,
+            count: 0,
+            group,
+            priority,
+            flags,
+        };
         if !d.opts.journaled() {
             let mut r = Vec::new();
             crate::journal::format::put_record_header(&mut r, kind::SEND, 0);
             put_send(&mut r, h, meta, body)?;
             finish_record(&mut r, 0);
             let d = &mut self.queues[to as usize];
-            let entry = Entry { len: r.len() as u32, ..entry };
+            let entry = Entry {
+                len: r.len() as u32,
+                ..entry
+            };
             d.mem.insert(new_id, r);
             d.insert(entry, 0, now);
             d.counters.enqueued += 1;
             if from_journaled {
-                put_ids(&mut self.pending.buf, kind::REMOVE, from, Some(why::DISCARD), &[from_id]);
+                put_ids(
+                    &mut self.pending.buf,
+                    kind::REMOVE,
+                    from,
+                    Some(why::DISCARD),
+                    &[from_id],
+                );
             }
             return Ok(());
         }
@@ -727,7 +966,14 @@ impl Inner {
         d.pending_count += 1;
         d.pending_bytes += len as u64;
         self.pending.needs_sync |= sync;
-        self.pending.sends.push(PendingSend { qid: to, rec_off: start, entry: Entry { len, ..entry }, due: 0, relocate: false, dedup_key: None });
+        self.pending.sends.push(PendingSend {
+            qid: to,
+            rec_off: start,
+            entry: Entry { len, ..entry },
+            due: 0,
+            relocate: false,
+            dedup_key: None,
+        });
         Ok(())
     }
 
@@ -752,7 +998,13 @@ impl Inner {
         }
         if journaled && !gone.is_empty() {
             let ids: Vec<u64> = gone.iter().map(|e| e.id).collect();
-            put_ids(&mut self.pending.buf, kind::REMOVE, qid, Some(why::PURGE), &ids);
+            put_ids(
+                &mut self.pending.buf,
+                kind::REMOVE,
+                qid,
+                Some(why::PURGE),
+                &ids,
+            );
             self.pending.needs_sync |= sync;
         }
         gone.len() as u64
@@ -765,7 +1017,14 @@ impl Inner {
         let Some(e) = oldest else { return Ok(false) };
         let q = &mut self.queues[qid as usize];
         let e = q.remove_waiting(e.id, e.priority).expect("listed");
-        q.inflight.insert(e.id, InFlight { entry: e, consumer: 0, deadline: u64::MAX });
+        q.inflight.insert(
+            e.id,
+            InFlight {
+                entry: e,
+                consumer: 0,
+                deadline: u64::MAX,
+            },
+        );
         self.dead_letter(qid, e.id, DeadLetterReason::Overflow, "", now, store)?;
         Ok(true)
     }
@@ -818,11 +1077,14 @@ impl Inner {
             e.off = off as u32;
             let q = &mut self.queues[s.qid as usize];
             if s.relocate {
-                let Some(cur) = q.find_mut(e.id, e.priority) else { continue };
+                let Some(cur) = q.find_mut(e.id, e.priority) else {
+                    continue;
+                };
                 let old = *cur;
                 cur.seg = e.seg;
                 cur.off = e.off;
                 cur.len = e.len;
+                q.bytes = q.bytes + e.len as u64 - old.len as u64;
                 self.live_dec(&old);
                 self.live_inc(seg, e.len as u64);
                 continue;
@@ -887,8 +1149,12 @@ impl Inner {
                     items.push((*e, inflight));
                 }
             });
-            let dedups: Vec<(String, DedupEntry)> =
-                q.dedup.iter().filter(|(_, d)| d.seg == h32).map(|(k, d)| (k.clone(), d.clone())).collect();
+            let dedups: Vec<(String, DedupEntry)> = q
+                .dedup
+                .iter()
+                .filter(|(_, d)| d.seg == h32)
+                .map(|(k, d)| (k.clone(), d.clone()))
+                .collect();
             for (key, d) in dedups {
                 let at = self.pending.buf.len();
                 put_dedup(&mut self.pending.buf, qid, d.id, d.at, &key);
@@ -896,7 +1162,9 @@ impl Inner {
             }
             for (e, inflight) in items {
                 let rec = self.read_record(qid, &e)?;
-                let Some((_, send)) = send_in_record(&rec) else { continue };
+                let Some((_, send)) = send_in_record(&rec) else {
+                    continue;
+                };
                 let q = &self.queues[qi];
                 let fi = q.fail.get(&e.id).cloned().unwrap_or_default();
                 let due = q.delayed_due.get(&e.id).copied().unwrap_or(0);
@@ -951,8 +1219,11 @@ struct Change {
 }
 
 impl Rebuild {
-    fn apply(&mut self, seg: u64, off: u64, len: u32, k: u8, body: &[u8], file: &str) -> Result<()> {
-        let bad = || Error::corrupt(file, off, "record does not decode");
+    /// Applies one replayed record. The segment's file name is formatted only for an error:
+    /// this runs once per record of the journal.
+    fn apply(&mut self, seg: u64, off: u64, len: u32, k: u8, body: &[u8]) -> Result<()> {
+        let file = || crate::journal::segment_name(seg);
+        let bad = || Error::corrupt(&file(), off, "record does not decode");
         let mut c = Cursor::new(body);
         match k {
             kind::QUEUE => {
@@ -979,7 +1250,11 @@ impl Rebuild {
                         count: Some(count & !(1 << 31)),
                         delivered: count & (1 << 31) != 0,
                         due: Some(due),
-                        fail: (first != 0).then_some(FailInfo { first, last, reason }),
+                        fail: (first != 0).then_some(FailInfo {
+                            first,
+                            last,
+                            reason,
+                        }),
                     });
                 }
                 let s = get_send(&mut c).ok_or_else(bad)?;
@@ -1011,7 +1286,15 @@ impl Rebuild {
                     self.changes.insert(h.id, st);
                 } else if s.has_dedup() {
                     if let Some(key) = s.meta().and_then(|m| m.dedup_key) {
-                        self.dedup.push((h.qid, key, DedupEntry { id: h.id, at: h.timestamp, seg: seg as u32 }));
+                        self.dedup.push((
+                            h.qid,
+                            key,
+                            DedupEntry {
+                                id: h.id,
+                                at: h.timestamp,
+                                seg: seg as u32,
+                            },
+                        ));
                     }
                 }
             }
@@ -1056,35 +1339,67 @@ impl Rebuild {
                 ch.due = Some(due);
                 if failed_at != 0 {
                     let first = ch.fail.as_ref().map(|f| f.first).unwrap_or(failed_at);
-                    ch.fail = Some(FailInfo { first, last: failed_at, reason });
+                    ch.fail = Some(FailInfo {
+                        first,
+                        last: failed_at,
+                        reason,
+                    });
                 }
             }
             kind::DEDUP => {
                 let qid = c.u32().ok_or_else(bad)?;
                 let id = c.u64().ok_or_else(bad)?;
                 let at = c.u64().ok_or_else(bad)?;
-                let key = std::str::from_utf8(c.rest()).map_err(|_| bad())?.to_string();
-                self.dedup.push((qid, key, DedupEntry { id, at, seg: seg as u32 }));
+                let key = std::str::from_utf8(c.rest())
+                    .map_err(|_| bad())?
+                    .to_string();
+                self.dedup.push((
+                    qid,
+                    key,
+                    DedupEntry {
+                        id,
+                        at,
+                        seg: seg as u32,
+                    },
+                ));
             }
             kind::PAD => {}
             kind::TXN => {
                 for r in crate::journal::format::records(body) {
-                    let (at, k2, sub) = r.map_err(|at| Error::corrupt(file, off + at as u64, "malformed record in a transaction"))?;
+                    let (at, k2, sub) = r.map_err(|at| {
+                        Error::corrupt(
+                            &file(),
+                            off + at as u64,
+                            "malformed record in a transaction",
+                        )
+                    })?;
                     let sub_off = off + (crate::journal::format::RECORD_HEADER + at) as u64;
                     let sub_len = (crate::journal::format::RECORD_HEADER + sub.len()) as u32;
                     if k2 == kind::TXN {
-                        return Err(Error::corrupt(file, sub_off, "nested transaction record"));
+                        return Err(Error::corrupt(
+                            &file(),
+                            sub_off,
+                            "nested transaction record",
+                        ));
                     }
-                    self.apply(seg, sub_off, sub_len, k2, sub, file)?;
+                    self.apply(seg, sub_off, sub_len, k2, sub)?;
                 }
             }
             kind::GROUP => {
                 let qid = c.u32().ok_or_else(bad)?;
                 let parked = c.u8().ok_or_else(bad)? != 0;
-                let key = std::str::from_utf8(c.rest()).map_err(|_| bad())?.to_string();
+                let key = std::str::from_utf8(c.rest())
+                    .map_err(|_| bad())?
+                    .to_string();
                 self.parked.push((qid, key, parked));
             }
-            _ => return Err(Error::corrupt(file, off, &format!("unknown record kind {k}"))),
+            _ => {
+                return Err(Error::corrupt(
+                    &file(),
+                    off,
+                    &format!("unknown record kind {k}"),
+                ))
+            }
         }
         Ok(())
     }
@@ -1104,14 +1419,15 @@ impl Rebuild {
 pub struct Store {
     pub(crate) shared: Arc<Shared>,
     threads: Mutex<Vec<JoinHandle<()>>>,
-    lock: Mutex<Option<File>>,
     report: RecoveryReport,
     _waker: Arc<dyn Fn() + Send + Sync>,
 }
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("dir", &self.shared.dir).finish_non_exhaustive()
+        f.debug_struct("Store")
+            .field("dir", &self.shared.dir)
+            .finish_non_exhaustive()
     }
 }
 
@@ -1142,7 +1458,8 @@ fn lock_dir(dir: &Path) -> Result<File> {
         return Err(Error::io(format!("locking {}", path.display()), &err));
     }
     f.set_len(0).map_err(|e| Error::io("truncating LOCK", &e))?;
-    f.write_all(std::process::id().to_string().as_bytes()).map_err(|e| Error::io("writing LOCK", &e))?;
+    f.write_all(std::process::id().to_string().as_bytes())
+        .map_err(|e| Error::io("writing LOCK", &e))?;
     Ok(f)
 }
 
@@ -1154,7 +1471,10 @@ impl Store {
         let dir = dir.as_ref();
         if !dir.exists() {
             if !options.create {
-                return Err(Error::new(ErrorKind::NotFound, format!("no store at {}", dir.display())));
+                return Err(Error::new(
+                    ErrorKind::NotFound,
+                    format!("no store at {}", dir.display()),
+                ));
             }
             std::fs::DirBuilder::new()
                 .recursive(true)
@@ -1162,9 +1482,14 @@ impl Store {
                 .create(dir)
                 .map_err(|e| Error::io(format!("creating {}", dir.display()), &e))?;
         }
-        let dir = dir.canonicalize().map_err(|e| Error::io(format!("resolving {}", dir.display()), &e))?;
+        let dir = dir
+            .canonicalize()
+            .map_err(|e| Error::io(format!("resolving {}", dir.display()), &e))?;
         if !dir.is_dir() {
-            return Err(Error::invalid(format!("{} is not a directory", dir.display())));
+            return Err(Error::invalid(format!(
+                "{} is not a directory",
+                dir.display()
+            )));
         }
         let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
         let lock = lock_dir(&dir)?;
@@ -1177,7 +1502,7 @@ impl Store {
             options.segment_bytes,
             options.repair,
             Box::new(move || clock2.now_ms()),
-            &mut |seg, off, len, k, body| rb.apply(seg, off, len, k, body, &crate::journal::segment_name(seg)),
+            &mut |seg, off, len, k, body| rb.apply(seg, off, len, k, body),
         )?;
         let now = clock.now_ms();
         let mut inner = Inner {
@@ -1188,10 +1513,15 @@ impl Store {
             batch_no: 1,
             done_no: 0,
             error: None,
+            idle: false,
             closing: false,
             closed: false,
             seg_live: BTreeMap::new(),
-            segs: journal.segments().into_iter().map(|s| (s, journal.segment_size(s))).collect(),
+            segs: journal
+                .segments()
+                .into_iter()
+                .map(|s| (s, journal.segment_size(s)))
+                .collect(),
             compacting: None,
             next_consumer: 1,
             async_msgs: 0,
@@ -1200,6 +1530,7 @@ impl Store {
             files: journal.files(),
             max_body: options.max_body_bytes,
             refused: HashMap::new(),
+            clock: clock.clone(),
         };
         let mut crashed: Vec<(u32, u64)> = Vec::new();
         // Queues in qid order; a gap (impossible unless a record was lost) gets a placeholder name.
@@ -1208,11 +1539,25 @@ impl Store {
             // Queue ids are handed out densely, so only lost declarations leave gaps; a huge id
             // is damage, not millions of queues to allocate.
             if max as usize >= rb.names.len() + 4096 {
-                return Err(Error::new(ErrorKind::Corrupt, format!("queue id {max} is out of range: {} queues are declared", rb.names.len())));
+                return Err(Error::new(
+                    ErrorKind::Corrupt,
+                    format!(
+                        "queue id {max} is out of range: {} queues are declared",
+                        rb.names.len()
+                    ),
+                ));
             }
             for qid in 0..=max {
-                let (name, seg) = rb.names.get(&qid).cloned().unwrap_or((format!("__lost_queue_{qid}"), MEM_SEG as u64));
-                let mut q = QueueState::new(qid, name.clone(), Resolved::new(&options, &QueueOptions::default()));
+                let (name, seg) = rb
+                    .names
+                    .get(&qid)
+                    .cloned()
+                    .unwrap_or((format!("__lost_queue_{qid}"), MEM_SEG as u64));
+                let mut q = QueueState::new(
+                    qid,
+                    name.clone(),
+                    Resolved::new(&options, &QueueOptions::default()),
+                );
                 q.decl_seg = seg as u32;
                 if seg != MEM_SEG as u64 {
                     let l = inner.seg_live.entry(seg).or_insert((0, 0));
@@ -1224,7 +1569,10 @@ impl Store {
         }
         for (qid, mut v) in rb.sends.drain() {
             if qid as usize >= inner.queues.len() {
-                return Err(Error::new(ErrorKind::Corrupt, format!("messages for undeclared queue {qid}")));
+                return Err(Error::new(
+                    ErrorKind::Corrupt,
+                    format!("messages for undeclared queue {qid}"),
+                ));
             }
             v.sort_by_key(|(e, _)| e.id);
             // Keep the newest copy of each id (compaction's RELOCATE comes after the original).
@@ -1278,7 +1626,14 @@ impl Store {
                     }
                     q.count += 1;
                     q.bytes += e.len as u64;
-                    q.inflight.insert(e.id, InFlight { entry: e, consumer: 0, deadline: u64::MAX });
+                    q.inflight.insert(
+                        e.id,
+                        InFlight {
+                            entry: e,
+                            consumer: 0,
+                            deadline: u64::MAX,
+                        },
+                    );
                     crashed.push((qid, e.id));
                 } else {
                     q.insert(e, due, now);
@@ -1302,9 +1657,8 @@ impl Store {
                 }
             }
         }
-        // A crash is a failed delivery for every message that was in flight.
         for (qid, id) in crashed {
-            inner.fail(qid, id, "the consumer's process ended without settling it", None, now, None, &options)?;
+            inner.queues[qid as usize].crashed.push(id);
         }
         let shared = Arc::new(Shared {
             inner: Mutex::new(inner),
@@ -1317,6 +1671,7 @@ impl Store {
             clock: clock.clone(),
             opts: options,
             dir,
+            lock_file: Mutex::new(Some(lock)),
         });
         let weak = Arc::downgrade(&shared);
         let waker: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
@@ -1336,7 +1691,12 @@ impl Store {
             .name("mqlite-callbacks".into())
             .spawn(move || callback_thread(s2))
             .map_err(|e| Error::io("starting the callback thread", &e))?;
-        let store = Store { shared, threads: Mutex::new(vec![commit, cbs]), lock: Mutex::new(Some(lock)), report, _waker: waker };
+        let store = Store {
+            shared,
+            threads: Mutex::new(vec![commit, cbs]),
+            report,
+            _waker: waker,
+        };
         // Make the recovery's own records (crash failures) durable before returning.
         store.flush()?;
         Ok(store)
@@ -1365,14 +1725,27 @@ impl Store {
     fn queue_impl(&self, name: &str, options: Option<QueueOptions>) -> Result<Queue> {
         let mut g = self.shared.lock();
         g.check()?;
-        let resolved = options.as_ref().map(|o| Resolved::new(&self.shared.opts, o));
+        let resolved = options
+            .as_ref()
+            .map(|o| Resolved::new(&self.shared.opts, o));
         let qid = g.declare(name, resolved, &self.shared.opts)?;
-        Ok(Queue { shared: self.shared.clone(), qid, name: name.into() })
+        // The declaration (and any recovered failures) are durable before the handle is used.
+        let _g = self.shared.commit(g)?;
+        Ok(Queue {
+            shared: self.shared.clone(),
+            qid,
+            name: name.into(),
+        })
     }
 
     /// The names of all queues, in creation order.
     pub fn queue_names(&self) -> Vec<String> {
-        self.shared.lock().queues.iter().map(|q| q.name.clone()).collect()
+        self.shared
+            .lock()
+            .queues
+            .iter()
+            .map(|q| q.name.clone())
+            .collect()
     }
 
     /// Waits until everything sent so far is durable.
@@ -1381,14 +1754,10 @@ impl Store {
         if let Some(e) = &g.error {
             return Err(poisoned(e));
         }
-        if g.pending.is_empty() {
-            let no = g.batch_no - 1;
-            let _g = self.shared.wait_done(g, no)?;
-            return Ok(());
+        if !g.pending.is_empty() {
+            g.pending.needs_sync = true;
         }
-        g.pending.needs_sync = true;
-        let no = self.shared.submit(&g);
-        let _g = self.shared.wait_done(g, no)?;
+        let _g = self.shared.commit(g)?;
         Ok(())
     }
 
@@ -1416,7 +1785,8 @@ impl Store {
             self.shared.wake_all();
             self.shared.done.notify_all();
         }
-        let threads: Vec<_> = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
+        let threads: Vec<_> =
+            std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
         for t in threads {
             let _ = t.join();
         }
@@ -1427,7 +1797,11 @@ impl Store {
             self.shared.done.notify_all();
             g.error.clone()
         };
-        self.lock.lock().unwrap_or_else(|e| e.into_inner()).take();
+        self.shared
+            .lock_file
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         match err {
             Some(e) => Err(poisoned(&e)),
             None => Ok(()),
@@ -1473,10 +1847,22 @@ fn commit_thread(shared: Arc<Shared>, mut journal: Journal) {
                     if left.is_zero() {
                         break;
                     }
-                    g = shared.work.wait_timeout(g, left).unwrap_or_else(|e| e.into_inner()).0;
+                    g.idle = true;
+                    g = shared
+                        .work
+                        .wait_timeout(g, left)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                    g.idle = false;
                 }
                 None => {
-                    g = shared.work.wait_timeout(g, Duration::from_millis(250)).unwrap_or_else(|e| e.into_inner()).0;
+                    g.idle = true;
+                    g = shared
+                        .work
+                        .wait_timeout(g, Duration::from_millis(250))
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                    g.idle = false;
                     // Periodic housekeeping: ack timeouts and due timers wake receivers.
                     let now = shared.now();
                     for qid in 0..g.queues.len() as u32 {
@@ -1493,7 +1879,11 @@ fn commit_thread(shared: Arc<Shared>, mut journal: Journal) {
         }
         if g.error.is_some() {
             // Poisoned: fail whatever is pending, never write again.
-            let err = g.error.clone().map(|e| poisoned(&e)).unwrap_or_else(Error::closed);
+            let err = g
+                .error
+                .clone()
+                .map(|e| poisoned(&e))
+                .unwrap_or_else(Error::closed);
             let mut b = std::mem::take(&mut g.pending);
             g.batch_no += 1;
             fail_callbacks(&shared, &mut b, &err);
@@ -1504,7 +1894,9 @@ fn commit_thread(shared: Arc<Shared>, mut journal: Journal) {
             continue;
         }
         let now = shared.now();
-        let removable = g.plan_compaction(shared.opts.compact_below, now).unwrap_or_default();
+        let removable = g
+            .plan_compaction(shared.opts.compact_below, now)
+            .unwrap_or_default();
         std::mem::swap(&mut g.pending, &mut spare);
         let no = g.batch_no;
         g.batch_no += 1;
@@ -1527,7 +1919,9 @@ fn commit_thread(shared: Arc<Shared>, mut journal: Journal) {
             Err(e) => Err(e),
         };
         let deadline_passed = unsynced_since.is_some_and(|t| t.elapsed() >= max_delay);
-        if result.is_ok() && (spare.needs_sync || deadline_passed || (spare.buf.is_empty() && journal.dirty())) {
+        if result.is_ok()
+            && (spare.needs_sync || deadline_passed || (spare.buf.is_empty() && journal.dirty()))
+        {
             result = journal.sync();
             unsynced_since = None;
         } else if result.is_ok() && journal.dirty() && unsynced_since.is_none() {
@@ -1549,7 +1943,11 @@ fn commit_thread(shared: Arc<Shared>, mut journal: Journal) {
                 if !journal.dirty() {
                     g.seg_live.retain(|s, _| journal.segment_size(*s) > 0);
                 }
-                g.segs = journal.segments().into_iter().map(|s| (s, journal.segment_size(s))).collect();
+                g.segs = journal
+                    .segments()
+                    .into_iter()
+                    .map(|s| (s, journal.segment_size(s)))
+                    .collect();
                 if let (sends, Some(e)) = std::mem::take(&mut refused) {
                     refuse_sends(&mut g, sends, &e, &mut spare);
                 }
@@ -1579,9 +1977,13 @@ fn commit_thread(shared: Arc<Shared>, mut journal: Journal) {
             }
         }
         spare.clear();
+        // Notify with the lock released: a waiter woken while we hold it would only block
+        // again on the mutex (one more futex call and context switch per batch and waiter).
+        drop(g);
         shared.done.notify_all();
         shared.avail.notify_all();
         shared.room.notify_all();
+        g = shared.lock();
     }
     drop(g);
     let mut cq = shared.callbacks.lock().unwrap_or_else(|e| e.into_inner());
@@ -1590,7 +1992,11 @@ fn commit_thread(shared: Arc<Shared>, mut journal: Journal) {
 }
 
 fn fail_callbacks(shared: &Shared, b: &mut Batch, e: &Error) {
-    let items: Vec<_> = b.callbacks.drain(..).map(|(cb, _)| (cb, Err(e.clone()))).collect();
+    let items: Vec<_> = b
+        .callbacks
+        .drain(..)
+        .map(|(cb, _)| (cb, Err(e.clone())))
+        .collect();
     if !items.is_empty() {
         let mut cq = shared.callbacks.lock().unwrap_or_else(|e| e.into_inner());
         cq.items.extend(items);
@@ -1606,7 +2012,10 @@ fn callback_thread(shared: Arc<Shared>) {
             let mut cq = shared.callbacks.lock().unwrap_or_else(|e| e.into_inner());
             cq.running = false;
             while cq.items.is_empty() && !cq.stop {
-                cq = shared.callbacks_cv.wait(cq).unwrap_or_else(|e| e.into_inner());
+                cq = shared
+                    .callbacks_cv
+                    .wait(cq)
+                    .unwrap_or_else(|e| e.into_inner());
             }
             if cq.items.is_empty() && cq.stop {
                 return;
@@ -1618,6 +2027,25 @@ fn callback_thread(shared: Arc<Shared>) {
             // A panicking callback must not take the library down, nor skip the others.
             let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || cb(r)));
         }
+    }
+}
+
+// ---- Accessor for the Python binding (bindings/python): fork safety. Not part of the
+// ---- store's semantics; it only exposes a file descriptor the store already holds.
+impl Store {
+    /// The file descriptor that holds the store's exclusive lock (`None` once closed).
+    ///
+    /// A `fork()` child inherits this descriptor and with it the lock (a `flock` belongs to the
+    /// open file description), so a parent that closes the store could not reopen it while the
+    /// child lives. The Python module closes it in the child, where the store is unusable anyway.
+    #[doc(hidden)]
+    pub fn lock_fd(&self) -> Option<std::os::unix::io::RawFd> {
+        self.shared
+            .lock_file
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|f| f.as_raw_fd())
     }
 }
 
@@ -1651,15 +2079,23 @@ fn strip_new_messages(b: &mut Batch) -> Vec<PendingSend> {
             None => {}
         }
     }
-    b.decls.retain_mut(|(_, at)| remap(*at).map(|n| *at = n).is_some());
-    b.dedups.retain_mut(|(_, _, at)| remap(*at).map(|n| *at = n).is_some());
+    b.decls
+        .retain_mut(|(_, at)| remap(*at).map(|n| *at = n).is_some());
+    b.dedups
+        .retain_mut(|(_, _, at)| remap(*at).map(|n| *at = n).is_some());
     refused
 }
 
 /// Undoes what queuing the refused sends did, and tells their callers: async callbacks get the
 /// error, synchronous senders find it in `Inner::refused` when they wake.
 fn refuse_sends(g: &mut Inner, sends: Vec<PendingSend>, e: &Error, b: &mut Batch) {
-    let err = Error::new(ErrorKind::NoSpace, format!("the disk is full; the message was not stored ({})", e.message()));
+    let err = Error::new(
+        ErrorKind::NoSpace,
+        format!(
+            "the disk is full; the message was not stored ({})",
+            e.message()
+        ),
+    );
     let mut ids = std::collections::HashSet::new();
     for s in sends {
         let q = &mut g.queues[s.qid as usize];

@@ -25,7 +25,12 @@ pub struct Transaction {
 impl Store {
     /// Begins a transaction.
     pub fn transaction(&self) -> Transaction {
-        Transaction { shared: self.shared.clone(), sends: Vec::new(), acks: Vec::new(), finished: false }
+        Transaction {
+            shared: self.shared.clone(),
+            sends: Vec::new(),
+            acks: Vec::new(),
+            finished: false,
+        }
     }
 }
 
@@ -34,7 +39,10 @@ impl Transaction {
         if Arc::ptr_eq(&self.shared, &q.shared) {
             Ok(())
         } else {
-            Err(Error::invalid(format!("queue {:?} belongs to another store", q.name())))
+            Err(Error::invalid(format!(
+                "queue {:?} belongs to another store",
+                q.name()
+            )))
         }
     }
 
@@ -85,7 +93,10 @@ impl Transaction {
         let mut need: std::collections::HashMap<u32, (u64, u64)> = Default::default();
         for (q, m) in &self.sends {
             if m.body().len() > g.max_body || m.get_priority() > 9 {
-                return Err(Error::invalid(format!("invalid message for queue {:?} in transaction", q.name())));
+                return Err(Error::invalid(format!(
+                    "invalid message for queue {:?} in transaction",
+                    q.name()
+                )));
             }
             let n = need.entry(q.qid).or_default();
             n.0 += 1;
@@ -93,10 +104,19 @@ impl Transaction {
         }
         for (&qid, &(n, b)) in &need {
             let q = &g.queues[qid as usize];
-            let over_n = q.opts.max_messages.is_some_and(|m| q.count + q.pending_count + n > m);
-            let over_b = q.opts.max_bytes.is_some_and(|m| q.bytes + q.pending_bytes + b > m);
+            let over_n = q
+                .opts
+                .max_messages
+                .is_some_and(|m| q.count + q.pending_count + n > m);
+            let over_b = q
+                .opts
+                .max_bytes
+                .is_some_and(|m| q.bytes + q.pending_bytes + b > m);
             if over_n || over_b {
-                return Err(Error::new(ErrorKind::QueueFull, format!("queue {:?} has no room for the transaction", q.name)));
+                return Err(Error::new(
+                    ErrorKind::QueueFull,
+                    format!("queue {:?} has no room for the transaction", q.name),
+                ));
             }
         }
         for d in &self.acks {
@@ -106,10 +126,12 @@ impl Transaction {
                 .get(&id)
                 .is_some_and(|f| tag.is_none_or(|(c, n)| c == f.consumer && n == f.entry.count));
             if !ok {
-                return Err(Error::new(ErrorKind::AlreadySettled, format!("{} is no longer in flight", d.id())));
+                return Err(Error::new(
+                    ErrorKind::AlreadySettled,
+                    format!("{} is no longer in flight", d.id()),
+                ));
             }
         }
-        let was_empty = g.pending.is_empty();
         let start = g.txn_begin();
         let mut ids = vec![MessageId(0); self.sends.len()];
         // Journaled sends and acks inside the TXN record; memory queues after (they cannot fail).
@@ -136,14 +158,7 @@ impl Transaction {
         g.pending.needs_sync = true;
         shared.avail.notify_all();
         shared.room.notify_all();
-        if g.pending.is_empty() {
-            return Ok(ids);
-        }
-        if was_empty {
-            shared.work.notify_one();
-        }
-        let no = g.batch_no;
-        let _g = shared.wait_done(g, no)?;
+        let _g = shared.commit(g)?;
         Ok(ids)
     }
 

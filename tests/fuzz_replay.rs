@@ -10,7 +10,7 @@ mod harness;
 
 mod common;
 
-use common::Rng;
+use common::durable::Rng;
 
 fn corpus(target: &str) -> Vec<Vec<u8>> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -53,9 +53,9 @@ fn mutate(rng: &mut Rng, seed: &[u8]) -> Vec<u8> {
 
 #[test]
 fn t10_fuzz_corpus_replay_and_mutations() {
-    let _serial = common::serial();
+    let _serial = common::durable::serial();
     let mut rng = Rng::new(10);
-    let n = common::size(1500, 100_000);
+    let n = common::durable::size(1500, 100_000);
     let mut counts = Vec::new();
     for (target, run) in [
         ("decode", harness::decode as fn(&[u8])),
@@ -84,15 +84,15 @@ fn make_seed_corpus() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
     for (seed, steps) in [(1u64, 12u64), (2, 30), (3, 60)] {
         let dir = tempfile::tempdir().unwrap();
-        let fs = common::FaultFs::new();
+        let fs = common::durable::FaultFs::new();
         let clock = mqlite::ManualClock::new(1_700_000_000_000);
-        let mut o = common::opts(&fs, &clock);
+        let mut o = common::durable::opts(&fs, &clock);
         o.segment_bytes = 64 << 10;
         let s = mqlite::Store::open(dir.path(), o).unwrap();
-        let mut m = common::Model::default();
-        let mut w = common::Workload::new(&s, seed, "f").unwrap();
+        let mut m = common::durable::Model::default();
+        let mut w = common::durable::Workload::new(&s, seed, "f").unwrap();
         w.max_body = 300;
-        let (_, e) = common::run(&mut w, &mut m, &s, steps);
+        let (_, e) = common::durable::run(&mut w, &mut m, &s, steps);
         assert!(e.is_none());
         // A message with every kind of meta, and a delayed, expiring, grouped, deduplicated one.
         let q = s.queue("meta").unwrap();

@@ -15,7 +15,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use common::durable::*;
 use mqlite::*;
 
 fn store_opts() -> StoreOptions {

@@ -147,7 +147,11 @@ pub fn check_segment_header(h: &[u8], file: &str) -> Result<u64> {
     }
     let version = u32_at(h, 8);
     if version != VERSION {
-        return Err(Error::corrupt(file, 8, &format!("unsupported format version {version}")));
+        return Err(Error::corrupt(
+            file,
+            8,
+            &format!("unsupported format version {version}"),
+        ));
     }
     Ok(u64_at(h, 16))
 }
@@ -191,7 +195,12 @@ pub fn check_frame(buf: &[u8]) -> Option<FrameHeader> {
     if crc != u32_at(buf, 28) {
         return None;
     }
-    Some(FrameHeader { len, seq: u64_at(buf, 8), synced: u64_at(buf, 16), count: u32_at(buf, 24) })
+    Some(FrameHeader {
+        len,
+        seq: u64_at(buf, 8),
+        synced: u64_at(buf, 16),
+        count: u32_at(buf, 24),
+    })
 }
 
 /// Little-endian u32 at `off` (caller checked bounds).
@@ -342,7 +351,9 @@ impl SendHeader {
 
 /// The bincode configuration of every payload, with the size limit checked before allocating.
 pub fn bincode_config() -> impl bincode::config::Config {
-    bincode::config::standard().with_little_endian().with_limit::<MAX_META>()
+    bincode::config::standard()
+        .with_little_endian()
+        .with_limit::<MAX_META>()
 }
 
 /// Encodes `value` with bincode, appending to `buf`; returns the number of bytes written.
@@ -358,7 +369,9 @@ pub fn get_bincode<T: serde::de::DeserializeOwned>(b: &[u8]) -> Option<T> {
     if b.len() > MAX_META {
         return None;
     }
-    bincode::serde::decode_from_slice(b, bincode_config()).ok().map(|(v, _)| v)
+    bincode::serde::decode_from_slice(b, bincode_config())
+        .ok()
+        .map(|(v, _)| v)
 }
 
 #[cfg(test)]

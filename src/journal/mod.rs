@@ -17,6 +17,9 @@ use format::*;
 
 pub use recovery::{Quarantined, RecoveryReport, TornTail};
 
+/// The callback recovery replays records to: `(segment, record offset, record length, kind, body)`.
+pub type Apply<'a> = &'a mut dyn FnMut(u64, u64, u32, u8, &[u8]) -> Result<()>;
+
 /// Where part of a written buffer landed: `buf[buf_start..buf_end]` is at `file_off` in segment `seg`.
 #[derive(Debug, Clone, Copy)]
 pub struct Placed {
@@ -29,6 +32,10 @@ pub struct Placed {
     /// File offset of `buf_start`.
     pub file_off: u64,
 }
+
+/// Segments are preallocated in steps of this many bytes as they fill, so that a fresh segment's
+/// unused tail (which recovery reads) stays small while appends still land in allocated space.
+pub const GROW_BYTES: u64 = 4 << 20;
 
 /// The file name of segment `n`.
 pub fn segment_name(n: u64) -> String {
@@ -43,9 +50,6 @@ pub fn parse_segment_name(name: &str) -> Option<u64> {
     }
     u64::from_str_radix(hex, 16).ok()
 }
-
-/// The callback recovery replays records to: `(segment, record offset, record length, kind, body)`.
-pub type Apply<'a> = dyn FnMut(u64, u64, u32, u8, &[u8]) -> Result<()> + 'a;
 
 /// The outcome of [`Journal::write`].
 #[derive(Debug)]
@@ -78,20 +82,31 @@ pub struct Files(Arc<RwLock<BTreeMap<u64, Arc<dyn VFile>>>>);
 impl Files {
     /// The file of segment `seg`.
     pub fn get(&self, seg: u64) -> Option<Arc<dyn VFile>> {
-        self.0.read().unwrap_or_else(|e| e.into_inner()).get(&seg).cloned()
+        self.0
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&seg)
+            .cloned()
     }
     fn insert(&self, seg: u64, f: Arc<dyn VFile>) {
-        self.0.write().unwrap_or_else(|e| e.into_inner()).insert(seg, f);
+        self.0
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(seg, f);
     }
     fn remove(&self, seg: u64) {
-        self.0.write().unwrap_or_else(|e| e.into_inner()).remove(&seg);
+        self.0
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&seg);
     }
     /// Reads `buf.len()` bytes at `off` of segment `seg`.
     pub fn read(&self, seg: u64, off: u64, buf: &mut [u8]) -> Result<()> {
-        let f = self
-            .get(seg)
-            .ok_or_else(|| Error::new(crate::ErrorKind::Internal, format!("segment {seg} is gone")))?;
-        f.read_at(buf, off).map_err(|e| Error::io(format!("reading {} at {off}", segment_name(seg)), &e))
+        let f = self.get(seg).ok_or_else(|| {
+            Error::new(crate::ErrorKind::Internal, format!("segment {seg} is gone"))
+        })?;
+        f.read_at(buf, off)
+            .map_err(|e| Error::io(format!("reading {} at {off}", segment_name(seg)), &e))
     }
 }
 
@@ -105,6 +120,8 @@ pub struct Journal {
     sizes: BTreeMap<u64, u64>,
     tail: u64,
     tail_off: u64,
+    /// Capacity of the tail segment (its file grows to it in [`GROW_BYTES`] steps).
+    tail_cap: u64,
     next_seq: u64,
     synced_seq: u64,
     tail_dirty: bool,
@@ -121,7 +138,7 @@ impl Journal {
         seg_bytes: u64,
         repair: bool,
         now_ms: Box<dyn Fn() -> u64 + Send>,
-        apply: &mut Apply<'_>,
+        apply: Apply<'_>,
     ) -> Result<(Journal, RecoveryReport)> {
         let mut j = Journal {
             vfs,
@@ -131,6 +148,7 @@ impl Journal {
             sizes: BTreeMap::new(),
             tail: 0,
             tail_off: 0,
+            tail_cap: 0,
             next_seq: 1,
             synced_seq: 0,
             tail_dirty: false,
@@ -138,6 +156,7 @@ impl Journal {
             now_ms,
         };
         let report = recovery::recover(&mut j, repair, apply)?;
+        j.tail_cap = j.segment_size(j.tail).max(j.seg_bytes);
         if j.sizes.is_empty() {
             j.roll(0).map_err(RollError::into_error)?;
         } else {
@@ -146,8 +165,11 @@ impl Journal {
             // fsync'd. New frames are about to claim (in their `synced` field) that everything
             // before them is durable, and new acks will build on what was read; make it so.
             let tail = j.files.get(j.tail).ok_or_else(Error::closed)?;
-            tail.sync_data().map_err(|e| Error::io(format!("fdatasync of {}", segment_name(j.tail)), &e))?;
-            j.vfs.sync_dir(&j.dir).map_err(|e| Error::io("fsync of the store directory", &e))?;
+            tail.sync_data()
+                .map_err(|e| Error::io(format!("fdatasync of {}", segment_name(j.tail)), &e))?;
+            j.vfs
+                .sync_dir(&j.dir)
+                .map_err(|e| Error::io("fsync of the store directory", &e))?;
         }
         Ok((j, report))
     }
@@ -184,6 +206,7 @@ impl Journal {
     /// Bytes at the end of every segment that only [`Journal::write`] with `use_reserve` may
     /// fill: when the disk is too full for a new segment, settle records (acks, deliveries,
     /// requeues, dead-letter moves) still have room while new messages are refused (SPEC §1).
+    /// The reserve is always allocated (the file grows ahead of the data by at least it).
     pub fn reserve(&self) -> u64 {
         (self.seg_bytes / 8).min(1 << 20)
     }
@@ -191,7 +214,9 @@ impl Journal {
     /// Payload bytes that fit in one more frame of the tail.
     fn room(&self, use_reserve: bool) -> u64 {
         let reserve = if use_reserve { 0 } else { self.reserve() };
-        self.segment_size(self.tail).saturating_sub(reserve).saturating_sub(self.tail_off + FRAME_HEADER as u64)
+        self.tail_cap
+            .saturating_sub(reserve)
+            .saturating_sub(self.tail_off + FRAME_HEADER as u64)
     }
 
     /// Creates segment `tail + 1` big enough for a frame of `need` payload bytes (plus the
@@ -202,8 +227,13 @@ impl Journal {
         }
         let n = self.tail + 1;
         let min = (SEGMENT_HEADER + FRAME_HEADER + need) as u64 + self.reserve();
-        // `segment_bytes`, or for a record too big for that, the record rounded up to a MiB.
-        let size = if min <= self.seg_bytes { self.seg_bytes } else { min.div_ceil(1 << 20) << 20 };
+        // An oversized record gets a segment of its own, rounded up to whole MiB.
+        let size = if min > self.seg_bytes {
+            min.div_ceil(1 << 20) << 20
+        } else {
+            self.seg_bytes
+        };
+        let first = size.min(GROW_BYTES.max(SEGMENT_HEADER as u64 + self.reserve()));
         let path = self.path(n);
         let name = segment_name(n);
         let classify = |what: &str, e: &std::io::Error| {
@@ -214,12 +244,15 @@ impl Journal {
                 RollError::Io(err)
             }
         };
-        let f = self.vfs.create(&path).map_err(|e| classify("creating", &e))?;
+        let f = self
+            .vfs
+            .create(&path)
+            .map_err(|e| classify("creating", &e))?;
         // Out of space while reserving room or writing the header: nothing of the new segment
         // became durable, so the batch can be refused without poisoning the store. A failed
         // fdatasync or directory fsync is never excused (fsyncgate), whatever its errno.
         let made = f
-            .allocate(size)
+            .allocate(first)
             .and_then(|()| f.write_at(&segment_header(n, (self.now_ms)()), 0))
             .map_err(|e| classify("preparing", &e))
             .and_then(|()| {
@@ -232,7 +265,8 @@ impl Journal {
             return Err(e);
         }
         self.files.insert(n, f);
-        self.sizes.insert(n, size);
+        self.sizes.insert(n, first);
+        self.tail_cap = size;
         self.tail = n;
         self.tail_off = SEGMENT_HEADER as u64;
         Ok(())
@@ -244,12 +278,20 @@ impl Journal {
     ///
     /// Without `use_reserve` the last [`reserve`](Journal::reserve) bytes of a segment are left
     /// alone. A batch that fits in a fresh segment but not in the tail rolls before anything is
-    /// written, so when there is no space for that segment the whole batch is refused with
-    /// [`Written::NoSpace`] and nothing of it is on disk; the caller may then write the records
-    /// that must not fail (settles) with `use_reserve`.
-    pub fn write(&mut self, buf: &[u8], placed: &mut Vec<Placed>, use_reserve: bool) -> Result<Written> {
-        let fresh = self.seg_bytes.saturating_sub((SEGMENT_HEADER + FRAME_HEADER) as u64 + self.reserve());
-        if !buf.is_empty() && buf.len() as u64 > self.room(use_reserve) && buf.len() as u64 <= fresh {
+    /// written, so when there is no space for that segment (or for growing the tail) the whole
+    /// batch is refused with [`Written::NoSpace`] and nothing of it is on disk; the caller may
+    /// then write the records that must not fail (settles) with `use_reserve`.
+    pub fn write(
+        &mut self,
+        buf: &[u8],
+        placed: &mut Vec<Placed>,
+        use_reserve: bool,
+    ) -> Result<Written> {
+        let fresh = self
+            .seg_bytes
+            .saturating_sub((SEGMENT_HEADER + FRAME_HEADER) as u64 + self.reserve());
+        if !buf.is_empty() && buf.len() as u64 > self.room(use_reserve) && buf.len() as u64 <= fresh
+        {
             match self.roll(buf.len()) {
                 Ok(()) => {}
                 Err(RollError::Full(e)) => return Ok(Written::NoSpace(e)),
@@ -263,7 +305,10 @@ impl Journal {
             let (mut end, mut count) = (start, 0u32);
             for r in records(&buf[start..]) {
                 let (at, _, body) = r.map_err(|at| {
-                    Error::new(crate::ErrorKind::Internal, format!("malformed record at {}", start + at))
+                    Error::new(
+                        crate::ErrorKind::Internal,
+                        format!("malformed record at {}", start + at),
+                    )
                 })?;
                 let rec_end = start + at + RECORD_HEADER + body.len();
                 if (rec_end - start) as u64 > room {
@@ -288,12 +333,46 @@ impl Journal {
             let payload = &buf[start..end];
             self.frame.clear();
             self.frame.resize(FRAME_HEADER, 0);
-            put_frame_header(&mut self.frame, self.next_seq, self.synced_seq, count, payload);
+            put_frame_header(
+                &mut self.frame,
+                self.next_seq,
+                self.synced_seq,
+                count,
+                payload,
+            );
             self.frame.extend_from_slice(payload);
             let file = self.files.get(self.tail).ok_or_else(Error::closed)?;
             let off = self.tail_off;
+            let end_off = off + self.frame.len() as u64;
+            // Keep the reserve allocated beyond the data, so settles still fit on a full disk.
+            let want = (end_off + if use_reserve { 0 } else { self.reserve() })
+                .min(self.tail_cap)
+                .max(end_off);
+            let allocated = self.segment_size(self.tail);
+            if want > allocated {
+                // Grow the preallocation in steps: one size change (and metadata sync) per step.
+                let grown = want
+                    .div_ceil(GROW_BYTES)
+                    .saturating_mul(GROW_BYTES)
+                    .min(self.tail_cap)
+                    .max(want);
+                if let Err(e) = file.allocate(grown) {
+                    let err = Error::io(
+                        format!("growing {} to {grown} bytes", segment_name(self.tail)),
+                        &e,
+                    );
+                    if start == 0 && e.raw_os_error() == Some(libc::ENOSPC) {
+                        return Ok(Written::NoSpace(err));
+                    }
+                    return Err(err);
+                }
+                self.sizes.insert(self.tail, grown);
+            }
             if let Err(e) = file.write_at(&self.frame, off) {
-                let err = Error::io(format!("writing {} at offset {off}", segment_name(self.tail)), &e);
+                let err = Error::io(
+                    format!("writing {} at offset {off}", segment_name(self.tail)),
+                    &e,
+                );
                 // ENOSPC on the first frame (file systems that allocate on write): nothing of the
                 // batch is acknowledged, and the next frame is written at this same offset.
                 if start == 0 && e.raw_os_error() == Some(libc::ENOSPC) {
@@ -301,7 +380,12 @@ impl Journal {
                 }
                 return Err(err);
             }
-            placed.push(Placed { buf_start: start, buf_end: end, seg: self.tail, file_off: off + FRAME_HEADER as u64 });
+            placed.push(Placed {
+                buf_start: start,
+                buf_end: end,
+                seg: self.tail,
+                file_off: off + FRAME_HEADER as u64,
+            });
             self.tail_off += self.frame.len() as u64;
             self.next_seq += 1;
             self.tail_dirty = true;
@@ -316,7 +400,8 @@ impl Journal {
             return Ok(());
         }
         let f = self.files.get(self.tail).ok_or_else(Error::closed)?;
-        f.sync_data().map_err(|e| Error::io(format!("fdatasync of {}", segment_name(self.tail)), &e))?;
+        f.sync_data()
+            .map_err(|e| Error::io(format!("fdatasync of {}", segment_name(self.tail)), &e))?;
         self.tail_dirty = false;
         self.synced_seq = self.next_seq - 1;
         Ok(())
@@ -333,8 +418,12 @@ impl Journal {
             return Ok(());
         }
         let path = self.path(seg);
-        self.vfs.remove(&path).map_err(|e| Error::io(format!("removing {}", segment_name(seg)), &e))?;
-        self.vfs.sync_dir(&self.dir).map_err(|e| Error::io("fsync of the store directory", &e))?;
+        self.vfs
+            .remove(&path)
+            .map_err(|e| Error::io(format!("removing {}", segment_name(seg)), &e))?;
+        self.vfs
+            .sync_dir(&self.dir)
+            .map_err(|e| Error::io("fsync of the store directory", &e))?;
         self.sizes.remove(&seg);
         self.files.remove(seg);
         Ok(())

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use super::format::*;
-use super::{parse_segment_name, segment_name, Journal};
+use super::{parse_segment_name, segment_name, Apply, Journal};
 use crate::error::{Error, Result};
 use crate::io::{join, VFile};
 
@@ -62,16 +62,31 @@ struct Seg {
 fn load(j: &Journal, n: u64) -> Result<Seg> {
     let name = segment_name(n);
     let path = join(&j.dir, &name);
-    let file = j.vfs.open(&path).map_err(|e| Error::io(format!("opening {name}"), &e))?;
-    let len = file.len().map_err(|e| Error::io(format!("size of {name}"), &e))?;
+    let file = j
+        .vfs
+        .open(&path)
+        .map_err(|e| Error::io(format!("opening {name}"), &e))?;
+    let len = file
+        .len()
+        .map_err(|e| Error::io(format!("size of {name}"), &e))?;
     let mut buf = vec![0u8; len as usize];
-    file.read_at(&mut buf, 0).map_err(|e| Error::io(format!("reading {name}"), &e))?;
+    file.read_at(&mut buf, 0)
+        .map_err(|e| Error::io(format!("reading {name}"), &e))?;
     Ok(Seg { n, name, file, buf })
 }
 
 /// Offset just past the last non-zero byte of `b`.
 fn data_end(b: &[u8]) -> usize {
-    b.iter().rposition(|&x| x != 0).map(|p| p + 1).unwrap_or(0)
+    // Skip zero words 8 bytes at a time: the unused tail of a segment is long.
+    let mut end = b.len();
+    while end >= 8 && b[end - 8..end] == [0u8; 8] {
+        end -= 8;
+    }
+    b[..end]
+        .iter()
+        .rposition(|&x| x != 0)
+        .map(|p| p + 1)
+        .unwrap_or(0)
 }
 
 /// The first valid frame at or after `from` in `b` (every byte offset is tried).
@@ -89,13 +104,12 @@ fn next_valid(b: &[u8], from: usize) -> Option<(usize, FrameHeader)> {
     None
 }
 
-pub(super) fn recover(
-    j: &mut Journal,
-    repair: bool,
-    apply: &mut super::Apply<'_>,
-) -> Result<RecoveryReport> {
+pub(super) fn recover(j: &mut Journal, repair: bool, apply: Apply<'_>) -> Result<RecoveryReport> {
     let mut report = RecoveryReport::default();
-    let names = j.vfs.list(&j.dir).map_err(|e| Error::io(format!("listing {}", j.dir.display()), &e))?;
+    let names = j
+        .vfs
+        .list(&j.dir)
+        .map_err(|e| Error::io(format!("listing {}", j.dir.display()), &e))?;
     let mut numbers: Vec<u64> = names.iter().filter_map(|n| parse_segment_name(n)).collect();
     numbers.sort_unstable();
     let mut expected: Option<u64> = None;
@@ -113,30 +127,42 @@ pub(super) fn recover(
                 // garbage in its sector): a roll writes and syncs the header, and fsyncs the
                 // directory, before any frame goes into a segment, so a last segment with a bad
                 // header and nothing after it never held anything.
-                j.vfs.remove(&join(&j.dir, &seg.name)).map_err(|e| Error::io(format!("removing {}", seg.name), &e))?;
-                j.vfs.sync_dir(&j.dir).map_err(|e| Error::io("fsync of the store directory", &e))?;
+                j.vfs
+                    .remove(&join(&j.dir, &seg.name))
+                    .map_err(|e| Error::io(format!("removing {}", seg.name), &e))?;
+                j.vfs
+                    .sync_dir(&j.dir)
+                    .map_err(|e| Error::io("fsync of the store directory", &e))?;
                 report.removed_incomplete_segments.push(seg.name);
                 report.segments -= 1;
                 i += 1;
                 continue;
             }
-            Ok(num) => return Err(Error::corrupt(&seg.name, 16, &format!("header names segment {num}"))),
+            Ok(num) => {
+                return Err(Error::corrupt(
+                    &seg.name,
+                    16,
+                    &format!("header names segment {num}"),
+                ))
+            }
             Err(e) => return Err(e),
         }
         let mut pos = SEGMENT_HEADER;
         let mut stop = false;
         loop {
-            let at_end = pos + FRAME_HEADER > seg.buf.len() || seg.buf[pos..pos + FRAME_HEADER].iter().all(|&b| b == 0);
+            let at_end = pos + FRAME_HEADER > seg.buf.len()
+                || seg.buf[pos..pos + FRAME_HEADER].iter().all(|&b| b == 0);
             let good = if at_end {
                 None
             } else {
-                check_frame(&seg.buf[pos..]).filter(|h| expected.map_or(true, |e| h.seq == e))
+                check_frame(&seg.buf[pos..]).filter(|h| expected.is_none_or(|e| h.seq == e))
             };
             if let Some(h) = good {
                 let payload_off = pos + FRAME_HEADER;
                 for r in records(&seg.buf[payload_off..payload_off + h.len]) {
-                    let (at, kind, body) =
-                        r.map_err(|at| Error::corrupt(&seg.name, (payload_off + at) as u64, "malformed record"))?;
+                    let (at, kind, body) = r.map_err(|at| {
+                        Error::corrupt(&seg.name, (payload_off + at) as u64, "malformed record")
+                    })?;
                     let rec_off = (payload_off + at) as u64;
                     apply(n, rec_off, (RECORD_HEADER + body.len()) as u32, kind, body)?;
                     report.records += 1;
@@ -169,13 +195,21 @@ pub(super) fn recover(
                     }
                     for &later in &numbers[i + 1..] {
                         let name = segment_name(later);
-                        j.vfs.remove(&join(&j.dir, &name)).map_err(|e| Error::io(format!("removing {name}"), &e))?;
+                        j.vfs
+                            .remove(&join(&j.dir, &name))
+                            .map_err(|e| Error::io(format!("removing {name}"), &e))?;
                     }
                     if i + 1 < numbers.len() {
-                        j.vfs.sync_dir(&j.dir).map_err(|e| Error::io("fsync of the store directory", &e))?;
+                        j.vfs
+                            .sync_dir(&j.dir)
+                            .map_err(|e| Error::io("fsync of the store directory", &e))?;
                     }
                     if bytes > 0 || i + 1 < numbers.len() {
-                        report.torn_tail = Some(TornTail { file: seg.name.clone(), offset: pos as u64, bytes });
+                        report.torn_tail = Some(TornTail {
+                            file: seg.name.clone(),
+                            offset: pos as u64,
+                            bytes,
+                        });
                     }
                     numbers.truncate(i + 1);
                     j.tail = n;
@@ -196,12 +230,20 @@ pub(super) fn recover(
                     // first bytes of the damaged one (a sequence break on a short frame, or
                     // damage) is cut with it, and a cut at the end of a short file grows it.
                     let min_end = pos + FRAME_HEADER + RECORD_HEADER;
-                    let (cut_end, next_seq) = match next_valid(&seg.buf, min_end).filter(|(_, h)| h.seq >= s) {
-                        Some((k, h)) => (k, h.seq),
-                        None => (end.max(min_end), first_seq_after(j, &numbers[i + 1..])?.unwrap_or(s + 1)),
-                    };
-                    let q = quarantine(j, &mut seg, pos, cut_end, next_seq.saturating_sub(1).max(s))?;
-                    report.quarantined.push(Quarantined { frames_lost: next_seq.saturating_sub(s), ..q });
+                    let (cut_end, next_seq) =
+                        match next_valid(&seg.buf, min_end).filter(|(_, h)| h.seq >= s) {
+                            Some((k, h)) => (k, h.seq),
+                            None => (
+                                end.max(min_end),
+                                first_seq_after(j, &numbers[i + 1..])?.unwrap_or(s + 1),
+                            ),
+                        };
+                    let q =
+                        quarantine(j, &mut seg, pos, cut_end, next_seq.saturating_sub(1).max(s))?;
+                    report.quarantined.push(Quarantined {
+                        frames_lost: next_seq.saturating_sub(s),
+                        ..q
+                    });
                     expected = None;
                     // Re-read the padded frame on the next turn of the loop.
                     continue;
@@ -236,7 +278,13 @@ fn first_seq_after(j: &Journal, later: &[u64]) -> Result<Option<u64>> {
     Ok(None)
 }
 
-fn find_proof(j: &Journal, seg: &Seg, pos: usize, later: &[u64], s: u64) -> Result<Option<(u64, usize)>> {
+fn find_proof(
+    j: &Journal,
+    seg: &Seg,
+    pos: usize,
+    later: &[u64],
+    s: u64,
+) -> Result<Option<(u64, usize)>> {
     let mut k = pos + 1;
     while let Some((off, h)) = next_valid(&seg.buf, k) {
         if h.synced >= s {
@@ -262,15 +310,29 @@ fn zero(seg: &Seg, from: usize, to: usize) -> Result<()> {
     let mut at = from;
     while at < to {
         let n = (to - at).min(zeros.len());
-        seg.file.write_at(&zeros[..n], at as u64).map_err(|e| Error::io(format!("zeroing {} at {at}", seg.name), &e))?;
+        seg.file
+            .write_at(&zeros[..n], at as u64)
+            .map_err(|e| Error::io(format!("zeroing {} at {at}", seg.name), &e))?;
         at += n;
     }
-    seg.file.sync_data().map_err(|e| Error::io(format!("fdatasync of {}", seg.name), &e))
+    seg.file
+        .sync_data()
+        .map_err(|e| Error::io(format!("fdatasync of {}", seg.name), &e))
 }
 
-fn quarantine(j: &Journal, seg: &mut Seg, from: usize, to: usize, pad_seq: u64) -> Result<Quarantined> {
+fn quarantine(
+    j: &Journal,
+    seg: &mut Seg,
+    from: usize,
+    to: usize,
+    pad_seq: u64,
+) -> Result<Quarantined> {
     if to < from + FRAME_HEADER + RECORD_HEADER {
-        return Err(Error::corrupt(&seg.name, from as u64, "damaged range too short to repair"));
+        return Err(Error::corrupt(
+            &seg.name,
+            from as u64,
+            "damaged range too short to repair",
+        ));
     }
     if seg.buf.len() < to {
         seg.buf.resize(to, 0); // the padding frame's write extends the file
@@ -278,10 +340,17 @@ fn quarantine(j: &Journal, seg: &mut Seg, from: usize, to: usize, pad_seq: u64) 
     let saved_as = format!("quarantine-{:016x}-{from}.bin", seg.n);
     let path = join(&j.dir, &saved_as);
     let _ = j.vfs.remove(&path);
-    let f = j.vfs.create(&path).map_err(|e| Error::io(format!("creating {saved_as}"), &e))?;
-    f.write_at(&seg.buf[from..to], 0).map_err(|e| Error::io(format!("writing {saved_as}"), &e))?;
-    f.sync_data().map_err(|e| Error::io(format!("fdatasync of {saved_as}"), &e))?;
-    j.vfs.sync_dir(&j.dir).map_err(|e| Error::io("fsync of the store directory", &e))?;
+    let f = j
+        .vfs
+        .create(&path)
+        .map_err(|e| Error::io(format!("creating {saved_as}"), &e))?;
+    f.write_at(&seg.buf[from..to], 0)
+        .map_err(|e| Error::io(format!("writing {saved_as}"), &e))?;
+    f.sync_data()
+        .map_err(|e| Error::io(format!("fdatasync of {saved_as}"), &e))?;
+    j.vfs
+        .sync_dir(&j.dir)
+        .map_err(|e| Error::io("fsync of the store directory", &e))?;
     // A padding frame over the whole range keeps the sequence chain whole.
     let payload_len = to - from - FRAME_HEADER;
     let mut payload = vec![0u8; payload_len];
@@ -290,8 +359,18 @@ fn quarantine(j: &Journal, seg: &mut Seg, from: usize, to: usize, pad_seq: u64) 
     let mut frame = vec![0u8; FRAME_HEADER];
     put_frame_header(&mut frame, pad_seq, 0, 1, &payload);
     frame.extend_from_slice(&payload);
-    seg.file.write_at(&frame, from as u64).map_err(|e| Error::io(format!("repairing {}", seg.name), &e))?;
-    seg.file.sync_data().map_err(|e| Error::io(format!("fdatasync of {}", seg.name), &e))?;
+    seg.file
+        .write_at(&frame, from as u64)
+        .map_err(|e| Error::io(format!("repairing {}", seg.name), &e))?;
+    seg.file
+        .sync_data()
+        .map_err(|e| Error::io(format!("fdatasync of {}", seg.name), &e))?;
     seg.buf[from..to].copy_from_slice(&frame);
-    Ok(Quarantined { file: seg.name.clone(), offset: from as u64, len: (to - from) as u64, frames_lost: 0, saved_as })
+    Ok(Quarantined {
+        file: seg.name.clone(),
+        offset: from as u64,
+        len: (to - from) as u64,
+        frames_lost: 0,
+        saved_as,
+    })
 }

@@ -1,0 +1,92 @@
+/* mqlite example: a consumer with redelivery to the dead-letter queue. Processes queue
+ * "orders" in STORE_DIR: acks good messages, nacks "poison" ones; after the redelivery policy's
+ * retries (6 by default, here with 0 ms delays so the example runs instantly) they land in the
+ * shared DLQ, which it then reads, printing why each message died.
+ *
+ *   cc consumer.c $(pkg-config --cflags --libs mqlite) -o consumer
+ *   ./consumer STORE_DIR
+ */
+#include <mqlite.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int fail(const char *what, mqlite_status st, mqlite_error *err) {
+    fprintf(stderr, "%s: %s (%s)\n", what, mqlite_error_message(err), mqlite_status_str(st));
+    mqlite_error_free(err);
+    return 1;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s STORE_DIR\n", argv[0]);
+        return 2;
+    }
+    const char *dir = argv[1];
+    mqlite_error *err = NULL;
+
+    /* Default policy (6 redeliveries) with no delay between attempts. */
+    mqlite_redelivery_policy *policy = mqlite_redelivery_policy_new();
+    mqlite_redelivery_policy_set(policy, 6, 0, 0, NULL);
+    mqlite_store_options *opts = mqlite_store_options_new();
+    mqlite_store_options_set_redelivery(opts, policy, NULL);
+    mqlite_store *store = NULL;
+    mqlite_status st = mqlite_store_open(dir, strlen(dir), opts, &store, &err);
+    mqlite_store_options_free(opts);
+    mqlite_redelivery_policy_free(policy);
+    if (st != MQLITE_OK) return fail("open", st, err);
+    mqlite_queue *orders = NULL, *dlq = NULL;
+    if ((st = mqlite_store_queue(store, "orders", 6, &orders, &err)) != MQLITE_OK) return fail("queue", st, err);
+    if ((st = mqlite_store_queue(store, "DLQ", 3, &dlq, &err)) != MQLITE_OK) return fail("dlq", st, err);
+
+    int acked = 0, nacked = 0;
+    for (;;) {
+        mqlite_delivery *d = NULL;
+        st = mqlite_queue_receive(orders, 200, &d, &err);
+        if (st == MQLITE_TIMEOUT) {
+            mqlite_error_free(err);
+            err = NULL;
+            break;
+        }
+        if (st != MQLITE_OK) return fail("receive", st, err);
+        mqlite_value poison;
+        const mqlite_message *m = mqlite_delivery_message(d);
+        if (mqlite_message_property(m, "poison", 6, &poison) == MQLITE_OK && poison.bool_value) {
+            st = mqlite_delivery_nack(d, "cannot parse order", 18, &err);
+            nacked++;
+        } else {
+            st = mqlite_delivery_ack(d, &err); /* durable: never delivered again */
+            acked++;
+        }
+        mqlite_delivery_free(d);
+        if (st != MQLITE_OK) return fail("settle", st, err);
+    }
+
+    int dead = 0;
+    for (;;) {
+        mqlite_delivery *d = NULL;
+        if (mqlite_queue_receive(dlq, 0, &d, NULL) != MQLITE_OK) break;
+        mqlite_dead_letter_info info;
+        const uint8_t *body;
+        size_t len;
+        const mqlite_message *m = mqlite_delivery_message(d);
+        mqlite_message_body(m, &body, &len);
+        if (mqlite_message_dead_letter_info(m, &info) == MQLITE_OK) {
+            printf("dead letter %.*s from %.*s (ID:%llu): %u deliveries, last failure \"%.*s\"\n", (int)len,
+                   (const char *)body, (int)info.original_queue_len, info.original_queue,
+                   (unsigned long long)info.original_id, info.delivery_count, (int)info.last_failure_len,
+                   info.last_failure);
+        }
+        mqlite_delivery_ack(d, NULL);
+        mqlite_delivery_free(d);
+        dead++;
+    }
+    printf("consumer: acked %d, nacked %d times, %d dead letters\n", acked, nacked, dead);
+    mqlite_queue_free(orders);
+    mqlite_queue_free(dlq);
+    st = mqlite_store_close(store, &err);
+    mqlite_store_free(store);
+    if (st != MQLITE_OK) return fail("close", st, err);
+    return 0;
+}

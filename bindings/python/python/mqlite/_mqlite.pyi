@@ -1,0 +1,405 @@
+"""Type stubs of the native module mqlite._mqlite (checked against it by mypy.stubtest)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import os
+import pathlib
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from types import TracebackType
+from typing import Any, Literal, Optional, Tuple, Union, final
+
+
+from mqlite._future import SendFuture
+
+__version__: str
+__all__ = [
+    "AlreadySettled",
+    "Closed",
+    "Consume",
+    "Consumer",
+    "Corrupt",
+    "DeadLetterInfo",
+    "DeadLetterStrategy",
+    "Error",
+    "Internal",
+    "InvalidArgument",
+    "InvalidName",
+    "Io",
+    "Listener",
+    "Locked",
+    "ManualClock",
+    "Message",
+    "NoSpace",
+    "NotFound",
+    "Poisoned",
+    "Queue",
+    "QueueFull",
+    "RedeliveryPolicy",
+    "Store",
+    "Timeout",
+    "Transaction",
+    "WouldDeadlock",
+    "__version__",
+    "_aio_complete",
+    "_close_open_stores",
+    "open",
+]
+
+_Seconds = Union[int, float, datetime.timedelta]
+"""A duration: seconds (int or float) or a ``datetime.timedelta``."""
+_When = Union[int, float, datetime.datetime]
+"""A point in time: seconds since the epoch or a ``datetime`` (naive = local time)."""
+_Body = Union[bytes, bytearray, memoryview, str]
+"""A message body; ``str`` is sent encoded as UTF-8."""
+_PropertyValue = Union[str, int, float, bool, bytes]
+"""A property value; it comes back with the same Python type."""
+_Properties = Mapping[str, _PropertyValue]
+_BatchItem = Union[_Body, Mapping[str, Any]]
+"""A ``send_batch`` item: a body, or a dict with ``body`` and keywords of ``Queue.send``."""
+
+class Error(Exception):
+    """The root of every mqlite error."""
+
+    kind: Optional[str]
+
+class InvalidArgument(Error, ValueError): ...
+class InvalidName(Error, ValueError): ...
+class NotFound(Error, LookupError): ...
+class Locked(Error): ...
+class QueueFull(Error): ...
+class NoSpace(Error, OSError): ...
+class Io(Error, OSError): ...
+class Corrupt(Error): ...
+class Poisoned(Error): ...
+class Closed(Error): ...
+class Timeout(Error, TimeoutError): ...
+class AlreadySettled(Error): ...
+class WouldDeadlock(Error, RuntimeError): ...
+class Internal(Error, RuntimeError): ...
+
+@final
+class RedeliveryPolicy:
+    """_When and how often a failed message is delivered again (ActiveMQ's fields and defaults)."""
+
+    max_redeliveries: int
+    initial_redelivery_delay: float
+    redelivery_delay: float
+    use_exponential_backoff: bool
+    backoff_multiplier: float
+    maximum_redelivery_delay: Optional[float]
+    use_collision_avoidance: bool
+    backoff: list[float]
+    def __new__(
+        cls,
+        *,
+        max_redeliveries: int = 6,
+        initial_redelivery_delay: Optional[_Seconds] = None,
+        redelivery_delay: Optional[_Seconds] = None,
+        use_exponential_backoff: bool = False,
+        backoff_multiplier: float = 5.0,
+        maximum_redelivery_delay: Optional[_Seconds] = None,
+        use_collision_avoidance: bool = False,
+        backoff: Optional[list[_Seconds]] = None,
+    ) -> RedeliveryPolicy: ...
+    def delay(self, n: int) -> float: ...
+
+@final
+class DeadLetterStrategy:
+    """Where dead letters go: shared (default ``"DLQ"``), individual (prefix + name), discard."""
+
+    @staticmethod
+    def shared(name: str = "DLQ") -> DeadLetterStrategy: ...
+    @staticmethod
+    def individual(prefix: str = "DLQ.") -> DeadLetterStrategy: ...
+    @staticmethod
+    def discard() -> DeadLetterStrategy: ...
+    @property
+    def kind(self) -> Literal["shared", "individual", "discard"]: ...
+    @property
+    def name(self) -> Optional[str]: ...
+
+@final
+class ManualClock:
+    """A clock that moves only when told to; every timer of a store opened with it follows it."""
+
+    def __new__(cls, start: Optional[_When] = None) -> ManualClock: ...
+    def advance(self, seconds: _Seconds) -> None: ...
+    def set(self, when: _When) -> None: ...
+    def now(self) -> float: ...
+    def now_ms(self) -> int: ...
+
+@final
+class DeadLetterInfo:
+    """Why a message of a dead-letter queue died."""
+
+    @property
+    def original_queue(self) -> str: ...
+    @property
+    def original_id(self) -> int: ...
+    @property
+    def reason(self) -> Literal["max_redeliveries", "rejected", "expired", "overflow"]: ...
+    @property
+    def last_failure(self) -> str: ...
+    @property
+    def delivery_count(self) -> int: ...
+    @property
+    def first_failure_ms(self) -> int: ...
+    @property
+    def last_failure_ms(self) -> int: ...
+
+@final
+class Message:
+    """A received delivery (settle it exactly once) or a browsed copy."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def message_id(self) -> str: ...
+    @property
+    def body(self) -> bytes: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def properties(self) -> dict[str, _PropertyValue]: ...
+    @property
+    def priority(self) -> int: ...
+    @property
+    def correlation_id(self) -> Optional[str]: ...
+    @property
+    def group(self) -> Optional[str]: ...
+    @property
+    def dedup_key(self) -> Optional[str]: ...
+    @property
+    def timestamp_ms(self) -> int: ...
+    @property
+    def expires_at_ms(self) -> Optional[int]: ...
+    @property
+    def delivery_count(self) -> int: ...
+    @property
+    def redelivered(self) -> bool: ...
+    @property
+    def queue(self) -> str: ...
+    @property
+    def dead_letter(self) -> Optional[DeadLetterInfo]: ...
+    @property
+    def settled(self) -> bool: ...
+    def ack(self) -> None: ...
+    def nack(self, reason: str = "", *, delay: Optional[_Seconds] = None) -> None: ...
+    def reject(self, reason: str = "") -> None: ...
+    def release(self) -> None: ...
+    def __enter__(self) -> Message: ...
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]] = None,
+        exc: Optional[BaseException] = None,
+        _tb: Optional[TracebackType] = None,
+    ) -> bool: ...
+
+@final
+class Consume:
+    """The iterator of ``Queue.consume``."""
+
+    def __iter__(self) -> Consume: ...
+    def __next__(self) -> Message: ...
+
+@final
+class Consumer:
+    """A pull consumer with its own ack mode (``Queue.consumer``)."""
+
+    def receive(self, timeout: Optional[_Seconds] = None) -> Optional[Message]: ...
+    def receive_batch(self, n: int, timeout: Optional[_Seconds] = None) -> list[Message]: ...
+    def close(self) -> None: ...
+    def __enter__(self) -> Consumer: ...
+    def __exit__(
+        self,
+        _exc_type: Optional[type[BaseException]] = None,
+        _exc: Optional[BaseException] = None,
+        _tb: Optional[TracebackType] = None,
+    ) -> bool: ...
+
+@final
+class Listener:
+    """A running push consumer (``Queue.listen``)."""
+
+    def stop(self) -> None: ...
+    @property
+    def running(self) -> bool: ...
+    def __enter__(self) -> Listener: ...
+    def __exit__(
+        self,
+        _exc_type: Optional[type[BaseException]] = None,
+        _exc: Optional[BaseException] = None,
+        _tb: Optional[TracebackType] = None,
+    ) -> bool: ...
+
+@final
+class Queue:
+    """A handle to one queue; thread-safe."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def store(self) -> Store: ...
+    def send(
+        self,
+        body: _Body,
+        *,
+        properties: Optional[_Properties] = None,
+        priority: Optional[int] = None,
+        ttl: Optional[_Seconds] = None,
+        delay: Optional[_Seconds] = None,
+        deliver_at: Optional[_When] = None,
+        group: Optional[str] = None,
+        dedup_key: Optional[str] = None,
+        correlation_id: Optional[str] = None,
+        repeat: Optional[Tuple[_Seconds, int]] = None,
+    ) -> int: ...
+    def send_async(
+        self,
+        body: _Body,
+        *,
+        callback: Optional[Callable[[SendFuture], object]] = None,
+        properties: Optional[_Properties] = None,
+        priority: Optional[int] = None,
+        ttl: Optional[_Seconds] = None,
+        delay: Optional[_Seconds] = None,
+        deliver_at: Optional[_When] = None,
+        group: Optional[str] = None,
+        dedup_key: Optional[str] = None,
+        correlation_id: Optional[str] = None,
+        repeat: Optional[Tuple[_Seconds, int]] = None,
+    ) -> SendFuture: ...
+    def send_async_aio(
+        self,
+        body: _Body,
+        *,
+        properties: Optional[_Properties] = None,
+        priority: Optional[int] = None,
+        ttl: Optional[_Seconds] = None,
+        delay: Optional[_Seconds] = None,
+        deliver_at: Optional[_When] = None,
+        group: Optional[str] = None,
+        dedup_key: Optional[str] = None,
+        correlation_id: Optional[str] = None,
+        repeat: Optional[Tuple[_Seconds, int]] = None,
+    ) -> asyncio.Future[int]: ...
+    def send_batch(self, messages: Iterable[_BatchItem]) -> list[int]: ...
+    def receive(self, timeout: Optional[_Seconds] = None) -> Optional[Message]: ...
+    def receive_batch(self, n: int, timeout: Optional[_Seconds] = None) -> list[Message]: ...
+    def consume(self, timeout: Optional[_Seconds] = None) -> Consume: ...
+    def receive_aio(self, timeout: Optional[_Seconds] = None) -> asyncio.Future[Optional[Message]]: ...
+    def consume_aio(self, timeout: Optional[_Seconds] = None, batch: int = 64) -> AsyncIterator[Message]: ...
+    def ack_batch(self, messages: Iterable[Message]) -> None: ...
+    def consumer(self, ack_mode: Literal["explicit", "cumulative", "auto"] = "explicit") -> Consumer: ...
+    def listen(self, handler: Callable[[Message], object]) -> Listener: ...
+    def browse(self, max: Optional[int] = None) -> list[Message]: ...
+    def purge(self) -> int: ...
+    def stats(self) -> dict[str, int]: ...
+    def replay(
+        self,
+        *,
+        reason: Optional[Literal["max_redeliveries", "rejected", "expired", "overflow"]] = None,
+        original_queue: Optional[str] = None,
+        since: Optional[_When] = None,
+        until: Optional[_When] = None,
+        ids: Optional[list[int]] = None,
+        to: Optional[str] = None,
+        limit: Optional[int] = None,
+        dry_run: bool = False,
+    ) -> int: ...
+
+@final
+class Transaction:
+    """Sends and acks across queues, committed together as one durable record."""
+
+    def send(
+        self,
+        queue: Queue,
+        body: _Body,
+        *,
+        properties: Optional[_Properties] = None,
+        priority: Optional[int] = None,
+        ttl: Optional[_Seconds] = None,
+        delay: Optional[_Seconds] = None,
+        deliver_at: Optional[_When] = None,
+        group: Optional[str] = None,
+        dedup_key: Optional[str] = None,
+        correlation_id: Optional[str] = None,
+        repeat: Optional[Tuple[_Seconds, int]] = None,
+    ) -> None: ...
+    def ack(self, message: Message) -> None: ...
+    def commit(self) -> list[int]: ...
+    def rollback(self) -> None: ...
+    @property
+    def ids(self) -> Optional[list[int]]: ...
+    def __len__(self) -> int: ...
+    def __enter__(self) -> Transaction: ...
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]] = None,
+        _exc: Optional[BaseException] = None,
+        _tb: Optional[TracebackType] = None,
+    ) -> bool: ...
+
+@final
+class Store:
+    """An open store (one directory); thread-safe."""
+
+    def queue(
+        self,
+        name: str,
+        *,
+        redelivery: Optional[RedeliveryPolicy] = None,
+        dead_letter: Optional[DeadLetterStrategy] = None,
+        durability: Optional[Literal["sync", "batched", "memory"]] = None,
+        sync_delay: Optional[_Seconds] = None,
+        max_messages: Optional[int] = None,
+        max_bytes: Optional[int] = None,
+        overflow: Optional[Literal["reject", "drop_oldest", "block"]] = None,
+        overflow_timeout: Optional[_Seconds] = None,
+        ack_timeout: Optional[_Seconds] = None,
+        process_expired: Optional[bool] = None,
+        dedup_window: Optional[_Seconds] = None,
+        dedup_window_count: Optional[int] = None,
+        group_failure: Optional[Literal["block", "skip", "park"]] = None,
+        retention: Optional[_Seconds] = None,
+    ) -> Queue: ...
+    def transaction(self) -> Transaction: ...
+    def queue_names(self) -> list[str]: ...
+    def stats(self) -> dict[str, dict[str, int]]: ...
+    def flush(self) -> None: ...
+    def close(self) -> None: ...
+    @property
+    def closed(self) -> bool: ...
+    @property
+    def path(self) -> pathlib.Path: ...
+    def disk_bytes(self) -> int: ...
+    def recovery_report(self) -> dict[str, Any]: ...
+    def __enter__(self) -> Store: ...
+    def __exit__(
+        self,
+        _exc_type: Optional[type[BaseException]] = None,
+        _exc: Optional[BaseException] = None,
+        _tb: Optional[TracebackType] = None,
+    ) -> bool: ...
+
+def open(
+    path: Union[str, os.PathLike[str]],
+    *,
+    durability: Literal["sync", "batched", "memory"] = "sync",
+    sync_delay: Optional[_Seconds] = None,
+    redelivery: Optional[RedeliveryPolicy] = None,
+    dead_letter: Optional[DeadLetterStrategy] = None,
+    max_body_bytes: Optional[int] = None,
+    segment_bytes: Optional[int] = None,
+    max_pending_bytes: Optional[int] = None,
+    max_pending_messages: Optional[int] = None,
+    block_when_window_full: bool = True,
+    repair: bool = False,
+    create: bool = True,
+    clock: Optional[ManualClock] = None,
+) -> Store: ...
+def _aio_complete(items: list[Any]) -> None: ...
+def _close_open_stores() -> None: ...

@@ -1,0 +1,273 @@
+//! Python values ↔ core values: durations, times, bodies, properties, messages.
+
+use std::time::Duration;
+
+use mqlite::{Message, Value};
+use pyo3::exceptions::PyTypeError;
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedStr;
+use pyo3::types::{PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyString};
+
+use crate::errors::invalid;
+
+/// Seconds (int or float) or a `datetime.timedelta`, as a `Duration`. Negative or NaN is an error.
+pub(crate) fn duration(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Duration> {
+    let secs: f64 = if obj.hasattr(intern!(obj.py(), "total_seconds"))? {
+        obj.call_method0(intern!(obj.py(), "total_seconds"))?
+            .extract()?
+    } else {
+        obj.extract().map_err(|_| {
+            PyTypeError::new_err(format!(
+                "{what} must be seconds (int or float) or a datetime.timedelta"
+            ))
+        })?
+    };
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(invalid(format!(
+            "{what} must be a finite number of seconds >= 0, not {secs}"
+        )));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+pub(crate) fn opt_duration(
+    obj: Option<&Bound<'_, PyAny>>,
+    what: &str,
+) -> PyResult<Option<Duration>> {
+    match obj {
+        Some(o) if !o.is_none() => Ok(Some(duration(o, what)?)),
+        _ => Ok(None),
+    }
+}
+
+/// A point in time: a `datetime.datetime` (naive = local time) or seconds since the epoch, in ms.
+pub(crate) fn time_ms(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<u64> {
+    let secs: f64 = if obj.hasattr(intern!(obj.py(), "timestamp"))? {
+        obj.call_method0(intern!(obj.py(), "timestamp"))?
+            .extract()?
+    } else {
+        obj.extract().map_err(|_| {
+            PyTypeError::new_err(format!(
+                "{what} must be a datetime or seconds since the epoch"
+            ))
+        })?
+    };
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(invalid(format!(
+            "{what} must be at or after the epoch, not {secs}"
+        )));
+    }
+    Ok((secs * 1000.0).round() as u64)
+}
+
+/// A message body: `bytes`, `bytearray`, `memoryview` (any buffer), or `str` (encoded UTF-8).
+pub(crate) fn body(obj: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
+    if let Ok(b) = obj.cast::<PyBytes>() {
+        return Ok(b.as_bytes().to_vec());
+    }
+    if let Ok(s) = obj.cast::<PyString>() {
+        let s: PyBackedStr = s.extract()?;
+        return Ok(s.as_bytes().to_vec());
+    }
+    if let Ok(b) = obj.cast::<PyByteArray>() {
+        return Ok(b.to_vec());
+    }
+    // Any other buffer (memoryview, array, numpy …), copied once. Not bytes(obj): bytes(12)
+    // would quietly make twelve zero bytes out of an int.
+    let py = obj.py();
+    match py
+        .get_type::<pyo3::types::PyMemoryView>()
+        .call1((obj,))
+        .and_then(|m| m.call_method0("tobytes"))
+    {
+        Ok(b) => Ok(b.cast::<PyBytes>()?.as_bytes().to_vec()),
+        Err(_) => Err(PyTypeError::new_err(format!(
+            "a message body must be bytes, bytearray, memoryview or str, not {}",
+            obj.get_type().name()?
+        ))),
+    }
+}
+
+/// A property value: bool, int (64-bit signed), float, str, bytes/bytearray.
+pub(crate) fn value(key: &str, v: &Bound<'_, PyAny>) -> PyResult<Value> {
+    // bool before int: bool is a subclass of int.
+    if let Ok(b) = v.cast::<PyBool>() {
+        return Ok(Value::Bool(b.is_true()));
+    }
+    if v.is_instance_of::<PyInt>() {
+        return v.extract::<i64>().map(Value::Int).map_err(|_| {
+            invalid(format!(
+                "property {key:?}: {v} does not fit in a signed 64-bit integer"
+            ))
+        });
+    }
+    if let Ok(f) = v.cast::<PyFloat>() {
+        return Ok(Value::Float(f.value()));
+    }
+    if let Ok(s) = v.cast::<PyString>() {
+        let s: PyBackedStr = s.extract()?;
+        return Ok(Value::Str(s.to_string()));
+    }
+    if let Ok(b) = v.cast::<PyBytes>() {
+        return Ok(Value::Bytes(b.as_bytes().to_vec()));
+    }
+    if let Ok(b) = v.cast::<PyByteArray>() {
+        return Ok(Value::Bytes(b.to_vec()));
+    }
+    Err(PyTypeError::new_err(format!(
+        "property {key:?}: values must be str, int, float, bool or bytes, not {}",
+        v.get_type().name()?
+    )))
+}
+
+pub(crate) fn value_to_py<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match v {
+        Value::Str(s) => PyString::new(py, s).into_any(),
+        Value::Int(i) => i.into_pyobject(py)?.into_any(),
+        Value::Float(f) => PyFloat::new(py, *f).into_any(),
+        Value::Bool(b) => PyBool::new(py, *b).to_owned().into_any(),
+        Value::Bytes(b) => PyBytes::new(py, b).into_any(),
+        // Value is #[non_exhaustive]-free today; a new variant must be added here.
+    })
+}
+
+pub(crate) fn properties_to_py<'py>(
+    py: Python<'py>,
+    props: &[(String, Value)],
+) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    for (k, v) in props {
+        d.set_item(k, value_to_py(py, v)?)?;
+    }
+    Ok(d)
+}
+
+/// The optional headers of a send, shared by `send`, `send_async`, `send_batch` items.
+#[derive(Default)]
+pub(crate) struct Headers<'a, 'py> {
+    pub properties: Option<&'a Bound<'py, PyAny>>,
+    pub priority: Option<i64>,
+    pub ttl: Option<&'a Bound<'py, PyAny>>,
+    pub delay: Option<&'a Bound<'py, PyAny>>,
+    pub deliver_at: Option<&'a Bound<'py, PyAny>>,
+    pub group: Option<String>,
+    pub dedup_key: Option<String>,
+    pub correlation_id: Option<String>,
+    /// `(period, count)`: delivered `count` more times, `period` apart (scheduled repeats).
+    pub repeat: Option<&'a Bound<'py, PyAny>>,
+}
+
+pub(crate) fn message(body_obj: &Bound<'_, PyAny>, h: Headers<'_, '_>) -> PyResult<Message> {
+    let mut m = Message::new(body(body_obj)?);
+    if let Some(props) = h.properties.filter(|p| !p.is_none()) {
+        if let Ok(d) = props.cast::<PyDict>() {
+            for (k, v) in d.iter() {
+                let k: PyBackedStr = k
+                    .extract()
+                    .map_err(|_| PyTypeError::new_err("property names must be str"))?;
+                let v = value(&k, &v)?;
+                m.set_property(k.to_string(), v);
+            }
+        } else {
+            for item in props
+                .call_method0(intern!(props.py(), "items"))?
+                .try_iter()?
+            {
+                let (k, v): (String, Bound<'_, PyAny>) = item?.extract()?;
+                let v = value(&k, &v)?;
+                m.set_property(k, v);
+            }
+        }
+    }
+    if let Some(p) = h.priority {
+        // The core rejects 10..=255 with its own message; below that range u8 cannot hold it.
+        let p =
+            u8::try_from(p).map_err(|_| invalid(format!("priority {p} is out of range 0–9")))?;
+        m = m.priority(p);
+    }
+    if let Some(t) = opt_duration(h.ttl, "ttl")? {
+        m = m.ttl(t);
+    }
+    if let Some(d) = opt_duration(h.delay, "delay")? {
+        m = m.delay(d);
+    }
+    if let Some(at) = h.deliver_at.filter(|a| !a.is_none()) {
+        m = m.deliver_at_ms(time_ms(at, "deliver_at")?);
+    }
+    if let Some(g) = h.group {
+        m = m.group(g);
+    }
+    if let Some(k) = h.dedup_key {
+        m = m.dedup_key(k);
+    }
+    if let Some(c) = h.correlation_id {
+        m = m.correlation_id(c);
+    }
+    if let Some(r) = h.repeat.filter(|r| !r.is_none()) {
+        let (period, count): (Bound<'_, PyAny>, u32) = r
+            .extract()
+            .map_err(|_| PyTypeError::new_err("repeat must be a (period, count) tuple"))?;
+        m = m.repeat(duration(&period, "repeat period")?, count);
+    }
+    Ok(m)
+}
+
+/// One item of `send_batch`: a body, or a dict with `body` and any header keyword of `send`.
+pub(crate) fn batch_item(item: &Bound<'_, PyAny>) -> PyResult<Message> {
+    let Ok(d) = item.cast::<PyDict>() else {
+        return message(item, Headers::default());
+    };
+    let get = |k: &str| d.get_item(k);
+    let body = get("body")?
+        .ok_or_else(|| PyTypeError::new_err("a send_batch dict item needs a 'body' key"))?;
+    for k in d.keys() {
+        let k: String = k.extract()?;
+        if ![
+            "body",
+            "properties",
+            "priority",
+            "ttl",
+            "delay",
+            "deliver_at",
+            "group",
+            "dedup_key",
+            "correlation_id",
+        ]
+        .contains(&k.as_str())
+        {
+            return Err(PyTypeError::new_err(format!(
+                "unknown send_batch item key {k:?}"
+            )));
+        }
+    }
+    let props = get("properties")?;
+    let ttl = get("ttl")?;
+    let delay = get("delay")?;
+    let at = get("deliver_at")?;
+    let repeat = get("repeat")?;
+    let opt_str = |k: &str| -> PyResult<Option<String>> {
+        match get(k)? {
+            Some(v) if !v.is_none() => Ok(Some(v.extract()?)),
+            _ => Ok(None),
+        }
+    };
+    let priority = match get("priority")? {
+        Some(v) if !v.is_none() => Some(v.extract()?),
+        _ => None,
+    };
+    message(
+        &body,
+        Headers {
+            properties: props.as_ref(),
+            priority,
+            ttl: ttl.as_ref(),
+            delay: delay.as_ref(),
+            deliver_at: at.as_ref(),
+            group: opt_str("group")?,
+            dedup_key: opt_str("dedup_key")?,
+            correlation_id: opt_str("correlation_id")?,
+            repeat: repeat.as_ref(),
+        },
+    )
+}

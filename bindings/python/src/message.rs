@@ -1,0 +1,371 @@
+//! `mqlite.Message` (a received delivery, or a browsed copy) and `mqlite.DeadLetterInfo`.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use mqlite::{Delivery, ErrorKind, Value};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyType};
+
+use crate::convert::{opt_duration, properties_to_py};
+use crate::errors::{mq, new_err};
+use crate::store::{check_pid, current_pid};
+
+/// Why a message was dead-lettered, as carried by a message of a dead-letter queue.
+#[pyclass(module = "mqlite", frozen, get_all)]
+pub(crate) struct DeadLetterInfo {
+    /// The queue it was sent to.
+    original_queue: String,
+    /// Its id in that queue.
+    original_id: u64,
+    /// ``"max_redeliveries"``, ``"rejected"``, ``"expired"`` or ``"overflow"``.
+    reason: &'static str,
+    /// The last failure text given to nack/reject ("" if none).
+    last_failure: String,
+    /// How many times it had been delivered.
+    delivery_count: u32,
+    /// When it first failed (ms since the epoch; 0 if it never failed, e.g. expired).
+    first_failure_ms: u64,
+    /// When it last failed or was dead-lettered (ms since the epoch).
+    last_failure_ms: u64,
+}
+
+#[pymethods]
+impl DeadLetterInfo {
+    fn __repr__(&self) -> String {
+        format!(
+            "DeadLetterInfo(original_queue={:?}, original_id={}, reason={:?}, last_failure={:?}, delivery_count={})",
+            self.original_queue, self.original_id, self.reason, self.last_failure, self.delivery_count
+        )
+    }
+}
+
+/// Everything a message carries except its body, copied out of the core message so that it
+/// stays readable after the delivery is settled.
+struct Head {
+    id: u64,
+    priority: u8,
+    properties: Vec<(String, Value)>,
+    correlation_id: Option<String>,
+    group: Option<String>,
+    dedup_key: Option<String>,
+    timestamp_ms: u64,
+    expires_at_ms: u64,
+    dead_letter: Option<mqlite::DeadLetterInfo>,
+}
+
+impl Head {
+    fn of(m: &mqlite::Message) -> Head {
+        Head {
+            id: m.id().map(|i| i.0).unwrap_or(0),
+            priority: m.get_priority(),
+            properties: m.properties().to_vec(),
+            correlation_id: m.get_correlation_id().map(str::to_string),
+            group: m.get_group().map(str::to_string),
+            dedup_key: m.get_dedup_key().map(str::to_string),
+            timestamp_ms: m.timestamp_ms(),
+            expires_at_ms: m.expires_at_ms(),
+            dead_letter: m.dead_letter_info().cloned(),
+        }
+    }
+}
+
+/// A message taken from a queue. A received message is a *delivery*: settle it exactly once with
+/// :meth:`ack`, :meth:`nack`, :meth:`reject` or :meth:`release` (or use it as a context manager).
+/// A delivery dropped unsettled counts as a failed delivery. A browsed message is a copy and
+/// cannot be settled.
+#[pyclass(module = "mqlite", frozen)]
+pub(crate) struct Message {
+    body: Py<PyBytes>,
+    head: Head,
+    delivery_count: u32,
+    queue: String,
+    delivery: Mutex<Option<Delivery>>,
+    is_delivery: bool,
+    pid: u32,
+}
+
+impl Message {
+    pub(crate) fn from_delivery(py: Python<'_>, d: Delivery) -> Message {
+        Message {
+            body: PyBytes::new(py, d.body()).unbind(),
+            head: Head::of(d.message()),
+            delivery_count: d.delivery_count(),
+            queue: d.queue().name().to_string(),
+            delivery: Mutex::new(Some(d)),
+            is_delivery: true,
+            pid: current_pid(),
+        }
+    }
+
+    pub(crate) fn browsed(py: Python<'_>, m: &mqlite::Message, queue: &str) -> Message {
+        Message {
+            body: PyBytes::new(py, m.body()).unbind(),
+            head: Head::of(m),
+            delivery_count: 0,
+            queue: queue.to_string(),
+            delivery: Mutex::new(None),
+            is_delivery: false,
+            pid: current_pid(),
+        }
+    }
+
+    /// A copy handed to a listener's handler; the listener settles it from the handler's outcome.
+    pub(crate) fn listened(py: Python<'_>, d: &Delivery) -> Message {
+        let mut m = Message::browsed(py, d.message(), d.queue().name());
+        m.delivery_count = d.delivery_count();
+        m
+    }
+
+    /// Takes the delivery out for settling; errors if already settled or not a delivery.
+    pub(crate) fn take(&self) -> PyResult<Delivery> {
+        check_pid(self.pid)?;
+        if !self.is_delivery {
+            return Err(new_err(
+                ErrorKind::InvalidArgument,
+                format!(
+                    "ID:{} is a browsed copy, not a delivery: it cannot be settled",
+                    self.head.id
+                ),
+            ));
+        }
+        self.delivery
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .ok_or_else(|| {
+                new_err(
+                    ErrorKind::AlreadySettled,
+                    format!("ID:{} is already settled", self.head.id),
+                )
+            })
+    }
+
+    pub(crate) fn queue_name(&self) -> &str {
+        &self.queue
+    }
+
+    fn is_settled(&self) -> bool {
+        self.delivery
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_none()
+    }
+}
+
+impl Drop for Message {
+    fn drop(&mut self) {
+        // In a fork() child the core's threads do not exist and its lock may be held by a thread
+        // that was copied mid-call: never touch the core there.
+        if current_pid() != self.pid {
+            if let Some(d) = self
+                .delivery
+                .get_mut()
+                .unwrap_or_else(|e| e.into_inner())
+                .take()
+            {
+                std::mem::forget(d);
+            }
+        }
+    }
+}
+
+#[pymethods]
+impl Message {
+    /// The store-unique message id.
+    #[getter]
+    fn id(&self) -> u64 {
+        self.head.id
+    }
+
+    /// The id's stable string form, ``"ID:<number>"``.
+    #[getter]
+    fn message_id(&self) -> String {
+        format!("ID:{}", self.head.id)
+    }
+
+    /// The body (``str`` bodies were sent as UTF-8).
+    #[getter]
+    fn body(&self, py: Python<'_>) -> Py<PyBytes> {
+        self.body.clone_ref(py)
+    }
+
+    /// The body decoded as UTF-8.
+    #[getter]
+    fn text(&self, py: Python<'_>) -> PyResult<String> {
+        let b = self.body.bind(py);
+        b.call_method1("decode", ("utf-8",))?.extract()
+    }
+
+    /// The properties, as a new dict (values keep their Python types).
+    #[getter]
+    fn properties<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        properties_to_py(py, &self.head.properties)
+    }
+
+    /// Priority 0–9 (higher first).
+    #[getter]
+    fn priority(&self) -> u8 {
+        self.head.priority
+    }
+
+    #[getter]
+    fn correlation_id(&self) -> Option<&str> {
+        self.head.correlation_id.as_deref()
+    }
+
+    #[getter]
+    fn group(&self) -> Option<&str> {
+        self.head.group.as_deref()
+    }
+
+    #[getter]
+    fn dedup_key(&self) -> Option<&str> {
+        self.head.dedup_key.as_deref()
+    }
+
+    /// When it was sent, in ms since the epoch (by the store's clock).
+    #[getter]
+    fn timestamp_ms(&self) -> u64 {
+        self.head.timestamp_ms
+    }
+
+    /// When it expires, in ms since the epoch; None if never.
+    #[getter]
+    fn expires_at_ms(&self) -> Option<u64> {
+        (self.head.expires_at_ms != 0).then_some(self.head.expires_at_ms)
+    }
+
+    /// How many times it has been delivered, this delivery included (0 for a browsed copy).
+    #[getter]
+    fn delivery_count(&self) -> u32 {
+        self.delivery_count
+    }
+
+    /// Whether it was delivered before.
+    #[getter]
+    fn redelivered(&self) -> bool {
+        self.delivery_count > 1
+    }
+
+    /// The name of the queue it came from.
+    #[getter]
+    fn queue(&self) -> &str {
+        &self.queue
+    }
+
+    /// Why it died, on a message of a dead-letter queue; None otherwise.
+    #[getter]
+    fn dead_letter(&self) -> Option<DeadLetterInfo> {
+        self.head.dead_letter.as_ref().map(|d| DeadLetterInfo {
+            original_queue: d.original_queue.clone(),
+            original_id: d.original_id.0,
+            reason: d.reason.as_str(),
+            last_failure: d.last_failure.clone(),
+            delivery_count: d.delivery_count,
+            first_failure_ms: d.first_failure_ms,
+            last_failure_ms: d.last_failure_ms,
+        })
+    }
+
+    /// Whether it was settled (always True for a browsed copy).
+    #[getter]
+    fn settled(&self) -> bool {
+        self.is_settled()
+    }
+
+    /// Acknowledges it: done, never delivered again once this returns (the ack is durable).
+    fn ack(&self, py: Python<'_>) -> PyResult<()> {
+        let d = self.take()?;
+        mq(py.detach(move || d.ack()))
+    }
+
+    /// A failed delivery: the queue's redelivery policy decides when it comes back, or sends it
+    /// to the dead-letter queue. ``reason`` is kept as the last failure text. ``delay``
+    /// (seconds or timedelta) overrides the policy's delay for this redelivery.
+    #[pyo3(signature = (reason = "", *, delay = None))]
+    fn nack(&self, py: Python<'_>, reason: &str, delay: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        let delay: Option<Duration> = opt_duration(delay, "delay")?;
+        let d = self.take()?;
+        let reason = reason.to_string();
+        mq(py.detach(move || match delay {
+            Some(t) => d.nack_with_delay(&reason, t),
+            None => d.nack(&reason),
+        }))
+    }
+
+    /// Poison: straight to the dead-letter queue with reason ``"rejected"``.
+    #[pyo3(signature = (reason = ""))]
+    fn reject(&self, py: Python<'_>, reason: &str) -> PyResult<()> {
+        let d = self.take()?;
+        let reason = reason.to_string();
+        mq(py.detach(move || d.reject(&reason)))
+    }
+
+    /// Gives it back without counting a failure (e.g. on graceful shutdown).
+    fn release(&self, py: Python<'_>) -> PyResult<()> {
+        let d = self.take()?;
+        mq(py.detach(move || d.release()))
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    /// Acks on a clean exit; nacks with ``"<ExceptionType>: <text>"`` on an exception (which
+    /// propagates). Does nothing if the body already settled the message.
+    #[pyo3(signature = (exc_type = None, exc = None, _tb = None))]
+    fn __exit__(
+        &self,
+        py: Python<'_>,
+        exc_type: Option<&Bound<'_, PyType>>,
+        exc: Option<&Bound<'_, PyAny>>,
+        _tb: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<bool> {
+        if !self.is_delivery || self.is_settled() {
+            return Ok(false);
+        }
+        match exc_type {
+            None => self.ack(py)?,
+            Some(t) => {
+                let text = exc
+                    .map(|e| e.str().map(|s| s.to_string()))
+                    .transpose()?
+                    .unwrap_or_default();
+                let name = t.name()?.to_string();
+                let reason = if text.is_empty() {
+                    name
+                } else {
+                    format!("{name}: {text}")
+                };
+                self.nack(py, &reason, None)?;
+            }
+        }
+        Ok(false)
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> String {
+        let n = self.body.bind(py).as_bytes().len();
+        format!(
+            "<mqlite.Message ID:{} queue={:?} body={} bytes delivery_count={}{}>",
+            self.head.id,
+            self.queue,
+            n,
+            self.delivery_count,
+            if self.is_delivery && self.is_settled() {
+                " settled"
+            } else {
+                ""
+            }
+        )
+    }
+}
+
+/// The failure text of an exception: ``"ExcType: text"`` (just the type when the text is empty).
+pub(crate) fn reason_text(type_name: &str, text: &str) -> String {
+    if text.is_empty() {
+        type_name.to_string()
+    } else {
+        format!("{type_name}: {text}")
+    }
+}

@@ -1,0 +1,528 @@
+//! `mqlite.Queue`: sends (sync, async with a future, asyncio, batch), receives, consume
+//! iterators, browse, stats.
+
+use std::time::{Duration, Instant};
+
+use mqlite::{Delivery, QueueStats};
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyList};
+
+use crate::completer::Done;
+use crate::convert::{batch_item, message, opt_duration, time_ms, Headers};
+use crate::errors::{invalid, mq};
+use crate::message::Message;
+use crate::store::Store;
+
+/// How long one blocking wait lasts before we look for Ctrl-C (signals are only delivered to
+/// Python code when we come back to it).
+const SLICE: Duration = Duration::from_millis(50);
+
+/// A handle to one queue. Thread-safe; keeps its store open while it lives.
+#[pyclass(module = "mqlite", frozen)]
+pub(crate) struct Queue {
+    q: mqlite::Queue,
+    store: Py<Store>,
+}
+
+pub(crate) fn stats_dict<'py>(py: Python<'py>, s: &QueueStats) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    for (k, v) in [
+        ("depth", s.depth),
+        ("in_flight", s.in_flight),
+        ("delayed", s.delayed),
+        ("messages", s.messages),
+        ("bytes", s.bytes),
+        ("enqueued", s.enqueued),
+        ("acked", s.acked),
+        ("redelivered", s.redelivered),
+        ("dead_lettered", s.dead_lettered),
+        ("expired", s.expired),
+        ("discarded", s.discarded),
+        ("replayed", s.replayed),
+    ] {
+        d.set_item(k, v)?;
+    }
+    Ok(d)
+}
+
+impl Queue {
+    pub(crate) fn new(q: mqlite::Queue, store: Py<Store>) -> Queue {
+        Queue { q, store }
+    }
+
+    pub(crate) fn core(&self) -> &mqlite::Queue {
+        &self.q
+    }
+
+    fn check(&self) -> PyResult<()> {
+        self.store.get().check()
+    }
+
+    /// Receives up to `n`, waiting up to `timeout` seconds (None = forever) for the first, in
+    /// slices so that Ctrl-C (and other signals) are handled while waiting.
+    fn receive_impl(
+        &self,
+        py: Python<'_>,
+        n: usize,
+        timeout: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Vec<Delivery>> {
+        self.check()?;
+        let q = &self.q;
+        receive_sliced(py, timeout, |slice| q.receive_batch(n, Some(slice)))
+    }
+
+    pub(crate) fn wrap(py: Python<'_>, ds: Vec<Delivery>) -> PyResult<Vec<Py<Message>>> {
+        ds.into_iter()
+            .map(|d| Py::new(py, Message::from_delivery(py, d)))
+            .collect()
+    }
+}
+
+/// Receives with `recv`, waiting up to `timeout` seconds (None = forever) for the first
+/// message, in slices: between slices we come back to Python so Ctrl-C (and other signals) are
+/// handled while waiting. The GIL is released during each slice.
+pub(crate) fn receive_sliced(
+    py: Python<'_>,
+    timeout: Option<&Bound<'_, PyAny>>,
+    recv: impl Fn(Duration) -> mqlite::Result<Vec<Delivery>> + Sync,
+) -> PyResult<Vec<Delivery>> {
+    let timeout = opt_duration(timeout, "timeout")?;
+    let deadline = timeout.map(|t| Instant::now() + t);
+    loop {
+        let slice = match deadline {
+            Some(d) => d.saturating_duration_since(Instant::now()).min(SLICE),
+            None => SLICE,
+        };
+        let got = mq(py.detach(|| recv(slice)))?;
+        if !got.is_empty() || deadline.is_some_and(|d| Instant::now() >= d) {
+            return Ok(got);
+        }
+        py.check_signals()?;
+    }
+}
+
+fn future_class(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
+    static C: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    C.import(py, "mqlite._future", "SendFuture")
+}
+
+fn aio_helper<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
+    static M: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    let m = M.get_or_try_init(py, || {
+        py.import("mqlite._aio").map(|m| m.into_any().unbind())
+    })?;
+    m.bind(py).getattr(name)
+}
+
+#[pymethods]
+impl Queue {
+    /// The queue's name.
+    #[getter]
+    fn name(&self) -> &str {
+        self.q.name()
+    }
+
+    /// Sends a message and returns its id once it is durable (per the queue's durability).
+    /// ``body`` is bytes-like, or ``str`` (sent as UTF-8). ``ttl``/``delay`` are seconds or
+    /// timedelta; ``deliver_at`` a datetime or epoch seconds. With a ``dedup_key`` seen within
+    /// the queue's dedup window, nothing is stored and the first message's id is returned.
+    #[pyo3(signature = (body, *, properties = None, priority = None, ttl = None, delay = None, deliver_at = None,
+        group = None, dedup_key = None, correlation_id = None, repeat = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn send(
+        &self,
+        py: Python<'_>,
+        body: &Bound<'_, PyAny>,
+        properties: Option<&Bound<'_, PyAny>>,
+        priority: Option<i64>,
+        ttl: Option<&Bound<'_, PyAny>>,
+        delay: Option<&Bound<'_, PyAny>>,
+        deliver_at: Option<&Bound<'_, PyAny>>,
+        group: Option<String>,
+        dedup_key: Option<String>,
+        correlation_id: Option<String>,
+        repeat: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<u64> {
+        self.check()?;
+        let m = message(
+            body,
+            Headers {
+                properties,
+                priority,
+                ttl,
+                delay,
+                deliver_at,
+                group,
+                dedup_key,
+                correlation_id,
+                repeat,
+            },
+        )?;
+        let q = &self.q;
+        Ok(mq(py.detach(|| q.send(m)))?.0)
+    }
+
+    /// Sends without waiting for durability. Returns a :class:`SendFuture` (a
+    /// ``concurrent.futures.Future``) that resolves to the id once the message is durable, or
+    /// to the error if it never will be. ``callback(future)``, if given, runs exactly once after
+    /// that, on a library thread with the GIL held; an exception it raises goes to
+    /// ``sys.unraisablehook``. Closing the store completes every pending future first.
+    #[pyo3(signature = (body, *, callback = None, properties = None, priority = None, ttl = None, delay = None,
+        deliver_at = None, group = None, dedup_key = None, correlation_id = None, repeat = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn send_async<'py>(
+        &self,
+        py: Python<'py>,
+        body: &Bound<'py, PyAny>,
+        callback: Option<Py<PyAny>>,
+        properties: Option<&Bound<'py, PyAny>>,
+        priority: Option<i64>,
+        ttl: Option<&Bound<'py, PyAny>>,
+        delay: Option<&Bound<'py, PyAny>>,
+        deliver_at: Option<&Bound<'py, PyAny>>,
+        group: Option<String>,
+        dedup_key: Option<String>,
+        correlation_id: Option<String>,
+        repeat: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let store = self.store.get();
+        store.check()?;
+        let m = message(
+            body,
+            Headers {
+                properties,
+                priority,
+                ttl,
+                delay,
+                deliver_at,
+                group,
+                dedup_key,
+                correlation_id,
+                repeat,
+            },
+        )?;
+        let fut = future_class(py)?.call0()?;
+        let done = Done::Future {
+            fut: fut.clone().unbind(),
+            callback,
+        };
+        let c = store.completer().clone();
+        let q = &self.q;
+        // Usually returns at once; it blocks only while the producer window is full.
+        mq(py.detach(|| q.send_async(m, move |r| c.push(done, r))))?;
+        Ok(fut)
+    }
+
+    /// asyncio: sends without blocking the loop; returns an awaitable resolving to the id once
+    /// the message is durable. Must be called with a running event loop.
+    #[pyo3(signature = (body, *, properties = None, priority = None, ttl = None, delay = None, deliver_at = None,
+        group = None, dedup_key = None, correlation_id = None, repeat = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn send_async_aio<'py>(
+        &self,
+        py: Python<'py>,
+        body: &Bound<'py, PyAny>,
+        properties: Option<&Bound<'py, PyAny>>,
+        priority: Option<i64>,
+        ttl: Option<&Bound<'py, PyAny>>,
+        delay: Option<&Bound<'py, PyAny>>,
+        deliver_at: Option<&Bound<'py, PyAny>>,
+        group: Option<String>,
+        dedup_key: Option<String>,
+        correlation_id: Option<String>,
+        repeat: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        static GET_LOOP: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+        let store = self.store.get();
+        store.check()?;
+        let m = message(
+            body,
+            Headers {
+                properties,
+                priority,
+                ttl,
+                delay,
+                deliver_at,
+                group,
+                dedup_key,
+                correlation_id,
+                repeat,
+            },
+        )?;
+        let event_loop = GET_LOOP
+            .import(py, "asyncio", "get_running_loop")?
+            .call0()?;
+        let fut = event_loop.call_method0(intern!(py, "create_future"))?;
+        let done = Done::Aio {
+            event_loop: event_loop.unbind(),
+            fut: fut.clone().unbind(),
+        };
+        let c = store.completer().clone();
+        let q = &self.q;
+        mq(py.detach(|| q.send_async(m, move |r| c.push(done, r))))?;
+        Ok(fut)
+    }
+
+    /// Sends many messages with one record batch and one wait: all are durable when it returns.
+    /// Items are bodies, or dicts with ``body`` and any keyword of :meth:`send`. If one is
+    /// refused, the ones before it are sent and the error names its index.
+    fn send_batch(&self, py: Python<'_>, messages: &Bound<'_, PyAny>) -> PyResult<Vec<u64>> {
+        self.check()?;
+        let mut ms = Vec::with_capacity(messages.len().unwrap_or(0));
+        for item in messages.try_iter()? {
+            ms.push(batch_item(&item?)?);
+        }
+        let q = &self.q;
+        Ok(mq(py.detach(|| q.send_batch(ms)))?
+            .into_iter()
+            .map(|i| i.0)
+            .collect())
+    }
+
+    /// Receives one message, waiting up to ``timeout`` seconds (None = forever, 0 = don't
+    /// wait). Returns None on timeout. Interruptible by Ctrl-C; other threads run meanwhile.
+    #[pyo3(signature = (timeout = None))]
+    fn receive(
+        &self,
+        py: Python<'_>,
+        timeout: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Option<Py<Message>>> {
+        let mut got = self.receive_impl(py, 1, timeout)?;
+        got.pop()
+            .map(|d| Py::new(py, Message::from_delivery(py, d)))
+            .transpose()
+    }
+
+    /// Receives up to ``n`` messages, waiting up to ``timeout`` for the first (None = forever).
+    /// Their delivery counts are made durable with one record.
+    #[pyo3(signature = (n, timeout = None))]
+    fn receive_batch(
+        &self,
+        py: Python<'_>,
+        n: usize,
+        timeout: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Vec<Py<Message>>> {
+        let got = self.receive_impl(py, n, timeout)?;
+        Self::wrap(py, got)
+    }
+
+    /// Iterates over messages as they arrive; stops after ``timeout`` seconds without one
+    /// (None = never). Each message must be settled (``with msg:`` does it).
+    #[pyo3(signature = (timeout = None))]
+    fn consume(slf: &Bound<'_, Self>, timeout: Option<&Bound<'_, PyAny>>) -> PyResult<Consume> {
+        slf.get().check()?;
+        let timeout = opt_duration(timeout, "timeout")?.map(|d| d.as_secs_f64());
+        Ok(Consume {
+            queue: slf.clone().unbind(),
+            timeout,
+        })
+    }
+
+    /// asyncio: awaitable receive; resolves to a message or None after ``timeout``.
+    #[pyo3(signature = (timeout = None))]
+    fn receive_aio<'py>(
+        slf: &Bound<'py, Self>,
+        timeout: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        slf.get().check()?;
+        aio_helper(slf.py(), "receive")?.call1((slf, timeout))
+    }
+
+    /// asyncio: ``async for msg in q.consume_aio(timeout=…)``; stops after ``timeout`` seconds
+    /// without a message (None = never). Receives up to ``batch`` at a time off the loop.
+    #[pyo3(signature = (timeout = None, batch = 64))]
+    fn consume_aio<'py>(
+        slf: &Bound<'py, Self>,
+        timeout: Option<&Bound<'py, PyAny>>,
+        batch: usize,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        slf.get().check()?;
+        if batch == 0 {
+            return Err(invalid("batch must be at least 1"));
+        }
+        aio_helper(slf.py(), "consume")?.call1((slf, timeout, batch))
+    }
+
+    /// Acks many messages of this queue with one durable record and one wait.
+    fn ack_batch(&self, py: Python<'_>, messages: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.check()?;
+        let msgs: Vec<Bound<'_, Message>> = if let Ok(l) = messages.cast::<PyList>() {
+            l.iter()
+                .map(|m| m.cast_into::<Message>().map_err(PyErr::from))
+                .collect::<PyResult<_>>()?
+        } else {
+            messages
+                .try_iter()?
+                .map(|m| Ok(m?.cast_into::<Message>()?))
+                .collect::<PyResult<_>>()?
+        };
+        // Check every message first: taking deliveries and then failing would drop them unsettled.
+        for m in &msgs {
+            if m.get().queue_name() != self.q.name() {
+                return Err(invalid(format!(
+                    "a message of queue {:?} cannot be acked through queue {:?}",
+                    m.get().queue_name(),
+                    self.q.name()
+                )));
+            }
+        }
+        let mut ds = Vec::with_capacity(msgs.len());
+        for m in &msgs {
+            ds.push(m.get().take()?);
+        }
+        let q = &self.q;
+        mq(py.detach(|| q.ack_batch(ds)))
+    }
+
+    /// Up to ``max`` waiting messages (all if None) in delivery order, without consuming them.
+    /// Messages of a dead-letter queue carry :attr:`Message.dead_letter`.
+    #[pyo3(signature = (max = None))]
+    fn browse(&self, py: Python<'_>, max: Option<usize>) -> PyResult<Vec<Py<Message>>> {
+        self.check()?;
+        let q = &self.q;
+        let ms = mq(py.detach(|| q.browse(max.unwrap_or(usize::MAX))))?;
+        ms.iter()
+            .map(|m| Py::new(py, Message::browsed(py, m, q.name())))
+            .collect()
+    }
+
+    /// Removes every waiting message (not those in flight); returns how many.
+    fn purge(&self, py: Python<'_>) -> PyResult<u64> {
+        self.check()?;
+        let q = &self.q;
+        mq(py.detach(|| q.purge()))
+    }
+
+    /// The queue's statistics as a dict (depth, in_flight, delayed, messages, bytes, enqueued,
+    /// acked, redelivered, dead_lettered, expired, discarded, replayed).
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        self.check()?;
+        stats_dict(py, &mq(self.q.stats())?)
+    }
+
+    /// On a dead-letter queue: moves dead letters back to their original queue (or ``to``), with
+    /// delivery counts reset; returns how many matched. Filters: ``reason`` (``"rejected"``,
+    /// ``"max_redeliveries"``, ``"expired"``, ``"overflow"``), ``original_queue``, ``since``/
+    /// ``until`` (datetime or epoch seconds, on the last failure time), ``ids`` (dead-letter or
+    /// original ids), ``limit``. ``dry_run=True`` only counts. Crash-safe: one record per move.
+    #[pyo3(signature = (*, reason = None, original_queue = None, since = None, until = None, ids = None, to = None,
+        limit = None, dry_run = false))]
+    #[allow(clippy::too_many_arguments)]
+    fn replay(
+        &self,
+        py: Python<'_>,
+        reason: Option<&str>,
+        original_queue: Option<String>,
+        since: Option<&Bound<'_, PyAny>>,
+        until: Option<&Bound<'_, PyAny>>,
+        ids: Option<Vec<u64>>,
+        to: Option<String>,
+        limit: Option<usize>,
+        dry_run: bool,
+    ) -> PyResult<u64> {
+        use mqlite::DeadLetterReason as R;
+        self.check()?;
+        let reason = reason
+            .map(|r| match r {
+                "max_redeliveries" => Ok(R::MaxRedeliveries),
+                "rejected" => Ok(R::Rejected),
+                "expired" => Ok(R::Expired),
+                "overflow" => Ok(R::Overflow),
+                other => Err(invalid(format!(
+                    "reason must be 'max_redeliveries', 'rejected', 'expired' or 'overflow', not {other:?}"
+                ))),
+            })
+            .transpose()?;
+        let time = |t: Option<&Bound<'_, PyAny>>, what: &str| {
+            t.filter(|t| !t.is_none())
+                .map(|t| time_ms(t, what))
+                .transpose()
+        };
+        let filter = mqlite::ReplayFilter {
+            reason,
+            original_queue,
+            since_ms: time(since, "since")?,
+            until_ms: time(until, "until")?,
+            ids: ids.map(|v| v.into_iter().map(mqlite::MessageId).collect()),
+            to,
+            limit,
+            dry_run,
+        };
+        let q = &self.q;
+        mq(py.detach(|| q.replay(&filter)))
+    }
+
+    /// A consumer with its own acknowledgement mode: ``"explicit"`` (each message settled on its
+    /// own, the default), ``"cumulative"`` (acking a message acks every earlier one this consumer
+    /// received, like CLIENT_ACKNOWLEDGE) or ``"auto"`` (acked on hand-over: at-most-once).
+    /// Closing it (or dropping it) returns its unsettled messages to the queue as failures.
+    #[pyo3(signature = (ack_mode = "explicit"))]
+    fn consumer(&self, ack_mode: &str) -> PyResult<crate::consumer::Consumer> {
+        self.check()?;
+        let mode = match ack_mode {
+            "explicit" => mqlite::AckMode::Explicit,
+            "cumulative" => mqlite::AckMode::Cumulative,
+            "auto" => mqlite::AckMode::Auto,
+            other => {
+                return Err(invalid(format!(
+                    "ack_mode must be 'explicit', 'cumulative' or 'auto', not {other:?}"
+                )))
+            }
+        };
+        let store = Python::attach(|py| self.store.clone_ref(py));
+        Ok(crate::consumer::Consumer::new(
+            self.q.consumer(mqlite::ConsumerOptions { ack_mode: mode }),
+            store,
+            mode == mqlite::AckMode::Auto,
+        ))
+    }
+
+    /// Push consumer: ``handler(message)`` runs on a library thread (with the GIL) for each
+    /// message; returning acks it, raising nacks it with ``"ExcType: text"``. The message is a
+    /// copy settled by that outcome (its own ack/nack methods refuse). Stops when the returned
+    /// :class:`Listener` is stopped (or closed by its ``with`` block).
+    fn listen(&self, py: Python<'_>, handler: Py<PyAny>) -> PyResult<crate::consumer::Listener> {
+        self.check()?;
+        let l = mq(self.q.listen(move |d| {
+            Python::attach(|py| {
+                let msg = Message::listened(py, d);
+                match handler.bind(py).call1((msg,)) {
+                    Ok(_) => Ok(()),
+                    Err(e) => Err(crate::consumer::failure_text(py, &e)),
+                }
+            })
+        }))?;
+        Ok(crate::consumer::Listener::new(l, self.store.clone_ref(py)))
+    }
+
+    /// The store this queue belongs to.
+    #[getter]
+    fn store(&self, py: Python<'_>) -> Py<Store> {
+        self.store.clone_ref(py)
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<mqlite.Queue {:?}>", self.q.name())
+    }
+}
+
+/// The iterator of :meth:`Queue.consume`.
+#[pyclass(module = "mqlite", frozen)]
+pub(crate) struct Consume {
+    queue: Py<Queue>,
+    timeout: Option<f64>,
+}
+
+#[pymethods]
+impl Consume {
+    fn __iter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __next__(&self, py: Python<'_>) -> PyResult<Option<Py<Message>>> {
+        let t = self.timeout.map(|t| t.into_pyobject(py)).transpose()?;
+        self.queue.get().receive(py, t.as_ref().map(|b| b.as_any()))
+    }
+}

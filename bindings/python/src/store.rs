@@ -1,0 +1,673 @@
+//! `mqlite.open`, `mqlite.Store`, and the option classes (`RedeliveryPolicy`,
+//! `DeadLetterStrategy`, `ManualClock`); fork safety.
+
+use std::mem::ManuallyDrop;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
+use std::sync::{Arc, Once};
+use std::time::Duration;
+
+use mqlite::{
+    DeadLetterStrategy as CoreDls, Durability, ErrorKind, GroupFailurePolicy, OverflowPolicy,
+    QueueOptions, StoreOptions,
+};
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::PyDict;
+
+use crate::completer::Completer;
+use crate::convert::{duration, opt_duration};
+use crate::errors::{invalid, mq, new_err};
+use crate::queue::{stats_dict, Queue};
+
+// ---------------------------------------------------------------------------------------------
+// fork(): a child gets a copy of the parent's objects but not its threads, and possibly a lock
+// held mid-call by a thread that no longer exists. Every handle records the pid that made it
+// and refuses to work elsewhere; the child also closes the inherited lock-file descriptors so
+// the parent can close and reopen its store while children live.
+
+static PID: AtomicU32 = AtomicU32::new(0);
+const LOCK_SLOTS: usize = 64;
+static LOCK_FDS: [AtomicI32; LOCK_SLOTS] = [const { AtomicI32::new(-1) }; LOCK_SLOTS];
+
+extern "C" fn after_fork_in_child() {
+    // Only async-signal-safe calls here: getpid, close, atomics.
+    PID.store(unsafe { libc::getpid() } as u32, Ordering::SeqCst);
+    for slot in &LOCK_FDS {
+        let fd = slot.swap(-1, Ordering::SeqCst);
+        if fd >= 0 {
+            unsafe { libc::close(fd) };
+        }
+    }
+}
+
+pub(crate) fn init_fork_handling() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        PID.store(std::process::id(), Ordering::SeqCst);
+        unsafe { libc::pthread_atfork(None, None, Some(after_fork_in_child)) };
+    });
+}
+
+/// The current process id, kept up to date across fork() without a syscall per call.
+pub(crate) fn current_pid() -> u32 {
+    PID.load(Ordering::Relaxed)
+}
+
+pub(crate) fn check_pid(opener: u32) -> PyResult<()> {
+    let now = current_pid();
+    if now == opener {
+        return Ok(());
+    }
+    Err(new_err(
+        ErrorKind::Closed,
+        format!(
+            "this store was opened by process {opener}; this is process {now}, a fork() child: a store \
+             cannot be shared across fork(). Open the store in the process that uses it (it belongs to \
+             one process at a time), e.g. open it after forking"
+        ),
+    ))
+}
+
+fn register_lock_fd(fd: i32) -> Option<usize> {
+    (0..LOCK_SLOTS).find(|&i| {
+        LOCK_FDS[i]
+            .compare_exchange(-1, fd, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/// When and how often a failed message is delivered again. Fields and defaults follow
+/// ActiveMQ's RedeliveryPolicy: 6 redeliveries (the 7th failure dead-letters), 1 s apart.
+/// Delays are in seconds (constructor arguments may also be ``datetime.timedelta``).
+#[pyclass(module = "mqlite", get_all, set_all)]
+#[derive(Clone)]
+pub(crate) struct RedeliveryPolicy {
+    /// Redeliveries before dead-lettering: -1 = unlimited, 0 = the first failure dead-letters.
+    max_redeliveries: i32,
+    /// Seconds before the first redelivery.
+    initial_redelivery_delay: f64,
+    /// Seconds before each later redelivery (without backoff).
+    redelivery_delay: f64,
+    /// Multiply the previous delay by ``backoff_multiplier`` for each later redelivery.
+    use_exponential_backoff: bool,
+    backoff_multiplier: f64,
+    /// Upper bound on any delay, in seconds; None = no bound.
+    maximum_redelivery_delay: Option<f64>,
+    /// Spread delays by ±15 % at random.
+    use_collision_avoidance: bool,
+    /// An explicit list of delays in seconds used instead of the formula (NATS-style).
+    backoff: Vec<f64>,
+}
+
+#[pymethods]
+impl RedeliveryPolicy {
+    #[new]
+    #[pyo3(signature = (*, max_redeliveries = 6, initial_redelivery_delay = None, redelivery_delay = None,
+        use_exponential_backoff = false, backoff_multiplier = 5.0, maximum_redelivery_delay = None,
+        use_collision_avoidance = false, backoff = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        max_redeliveries: i32,
+        initial_redelivery_delay: Option<&Bound<'_, PyAny>>,
+        redelivery_delay: Option<&Bound<'_, PyAny>>,
+        use_exponential_backoff: bool,
+        backoff_multiplier: f64,
+        maximum_redelivery_delay: Option<&Bound<'_, PyAny>>,
+        use_collision_avoidance: bool,
+        backoff: Option<Vec<Bound<'_, PyAny>>>,
+    ) -> PyResult<Self> {
+        let secs = |o: Option<&Bound<'_, PyAny>>, what: &str| -> PyResult<Option<f64>> {
+            Ok(opt_duration(o, what)?.map(|d| d.as_secs_f64()))
+        };
+        Ok(RedeliveryPolicy {
+            max_redeliveries,
+            initial_redelivery_delay: secs(initial_redelivery_delay, "initial_redelivery_delay")?
+                .unwrap_or(1.0),
+            redelivery_delay: secs(redelivery_delay, "redelivery_delay")?.unwrap_or(1.0),
+            use_exponential_backoff,
+            backoff_multiplier,
+            maximum_redelivery_delay: secs(maximum_redelivery_delay, "maximum_redelivery_delay")?,
+            use_collision_avoidance,
+            backoff: backoff
+                .unwrap_or_default()
+                .iter()
+                .map(|b| duration(b, "backoff").map(|d| d.as_secs_f64()))
+                .collect::<PyResult<_>>()?,
+        })
+    }
+
+    /// The delay in seconds before the ``n``-th redelivery (n ≥ 1), without jitter.
+    fn delay(&self, n: u32) -> PyResult<f64> {
+        if n == 0 {
+            return Err(invalid("n counts redeliveries from 1"));
+        }
+        Ok(self.to_core()?.delay_ms(n, 0.5) as f64 / 1000.0)
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "RedeliveryPolicy(max_redeliveries={}, initial_redelivery_delay={}, redelivery_delay={}, \
+             use_exponential_backoff={}, backoff_multiplier={}, maximum_redelivery_delay={:?}, \
+             use_collision_avoidance={}, backoff={:?})",
+            self.max_redeliveries,
+            self.initial_redelivery_delay,
+            self.redelivery_delay,
+            if self.use_exponential_backoff { "True" } else { "False" },
+            self.backoff_multiplier,
+            self.maximum_redelivery_delay,
+            if self.use_collision_avoidance { "True" } else { "False" },
+            self.backoff
+        )
+    }
+}
+
+impl RedeliveryPolicy {
+    fn to_core(&self) -> PyResult<mqlite::RedeliveryPolicy> {
+        let d = |s: f64, what: &str| -> PyResult<Duration> {
+            Duration::try_from_secs_f64(s)
+                .map_err(|_| invalid(format!("{what} must be >= 0 seconds, not {s}")))
+        };
+        Ok(mqlite::RedeliveryPolicy {
+            max_redeliveries: self.max_redeliveries,
+            initial_redelivery_delay: d(self.initial_redelivery_delay, "initial_redelivery_delay")?,
+            redelivery_delay: d(self.redelivery_delay, "redelivery_delay")?,
+            use_exponential_backoff: self.use_exponential_backoff,
+            backoff_multiplier: self.backoff_multiplier,
+            maximum_redelivery_delay: self
+                .maximum_redelivery_delay
+                .map(|s| d(s, "maximum_redelivery_delay"))
+                .transpose()?,
+            use_collision_avoidance: self.use_collision_avoidance,
+            backoff: self
+                .backoff
+                .iter()
+                .map(|&s| d(s, "backoff"))
+                .collect::<PyResult<_>>()?,
+        })
+    }
+}
+
+/// Where dead letters go: :meth:`shared` (one queue, default ``"DLQ"``, the default strategy),
+/// :meth:`individual` (``prefix`` + the queue's name) or :meth:`discard`.
+#[pyclass(module = "mqlite", frozen)]
+#[derive(Clone)]
+pub(crate) struct DeadLetterStrategy {
+    inner: CoreDls,
+}
+
+#[pymethods]
+impl DeadLetterStrategy {
+    /// One dead-letter queue for the whole store.
+    #[staticmethod]
+    #[pyo3(signature = (name = "DLQ"))]
+    fn shared(name: &str) -> Self {
+        DeadLetterStrategy {
+            inner: CoreDls::Shared { name: name.into() },
+        }
+    }
+
+    /// One dead-letter queue per queue: ``prefix`` + the queue's name.
+    #[staticmethod]
+    #[pyo3(signature = (prefix = "DLQ."))]
+    fn individual(prefix: &str) -> Self {
+        DeadLetterStrategy {
+            inner: CoreDls::Individual {
+                prefix: prefix.into(),
+            },
+        }
+    }
+
+    /// Drop dead letters (they are still counted in the queue's stats).
+    #[staticmethod]
+    fn discard() -> Self {
+        DeadLetterStrategy {
+            inner: CoreDls::Discard,
+        }
+    }
+
+    /// ``"shared"``, ``"individual"`` or ``"discard"``.
+    #[getter]
+    fn kind(&self) -> &'static str {
+        match self.inner {
+            CoreDls::Shared { .. } => "shared",
+            CoreDls::Individual { .. } => "individual",
+            CoreDls::Discard => "discard",
+        }
+    }
+
+    /// The queue name (shared) or prefix (individual); None for discard.
+    #[getter]
+    fn name(&self) -> Option<&str> {
+        match &self.inner {
+            CoreDls::Shared { name } => Some(name),
+            CoreDls::Individual { prefix } => Some(prefix),
+            CoreDls::Discard => None,
+        }
+    }
+
+    fn __repr__(&self) -> String {
+        match &self.inner {
+            CoreDls::Shared { name } => format!("DeadLetterStrategy.shared({name:?})"),
+            CoreDls::Individual { prefix } => format!("DeadLetterStrategy.individual({prefix:?})"),
+            CoreDls::Discard => "DeadLetterStrategy.discard()".into(),
+        }
+    }
+}
+
+/// A clock that moves only when told to. Pass it to :func:`open` (``clock=``) and every timer
+/// of the store (delays, TTLs, redelivery backoff, ack timeouts) follows it: tests advance it
+/// instead of sleeping. Times are seconds since the epoch.
+#[pyclass(module = "mqlite", frozen)]
+pub(crate) struct ManualClock {
+    inner: Arc<mqlite::ManualClock>,
+}
+
+#[pymethods]
+impl ManualClock {
+    /// A clock standing at ``start`` (seconds since the epoch or a datetime; default: now).
+    #[new]
+    #[pyo3(signature = (start = None))]
+    fn new(start: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+        let ms = match start {
+            Some(s) if !s.is_none() => crate::convert::time_ms(s, "start")?,
+            _ => std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0),
+        };
+        Ok(ManualClock {
+            inner: mqlite::ManualClock::new(ms),
+        })
+    }
+
+    /// Moves the clock forward by ``seconds`` (or a timedelta) and wakes waiting receivers.
+    fn advance(&self, py: Python<'_>, seconds: &Bound<'_, PyAny>) -> PyResult<()> {
+        let d = duration(seconds, "seconds")?;
+        let c = self.inner.clone();
+        py.detach(move || c.advance(d));
+        Ok(())
+    }
+
+    /// Sets the clock (seconds since the epoch or a datetime); it may go backwards.
+    fn set(&self, py: Python<'_>, when: &Bound<'_, PyAny>) -> PyResult<()> {
+        let ms = crate::convert::time_ms(when, "when")?;
+        let c = self.inner.clone();
+        py.detach(move || c.set_ms(ms));
+        Ok(())
+    }
+
+    /// The clock's time in seconds since the epoch.
+    fn now(&self) -> f64 {
+        use mqlite::Clock;
+        self.inner.now_ms() as f64 / 1000.0
+    }
+
+    /// The clock's time in ms since the epoch.
+    fn now_ms(&self) -> u64 {
+        use mqlite::Clock;
+        self.inner.now_ms()
+    }
+}
+
+fn durability(name: &str, sync_delay: Option<&Bound<'_, PyAny>>) -> PyResult<Durability> {
+    match name {
+        "sync" => Ok(Durability::Sync),
+        "batched" => Ok(Durability::Batched {
+            max_delay: opt_duration(sync_delay, "sync_delay")?
+                .unwrap_or(Duration::from_millis(100)),
+        }),
+        "memory" => Ok(Durability::Memory),
+        other => Err(invalid(format!(
+            "durability must be 'sync', 'batched' or 'memory', not {other:?}"
+        ))),
+    }
+}
+
+/// Opens (creating if missing) the store in directory ``path`` and recovers its durable state.
+/// Use it as a context manager, or call :meth:`Store.close`.
+#[pyfunction]
+#[pyo3(signature = (path, *, durability = "sync", sync_delay = None, redelivery = None, dead_letter = None,
+    max_body_bytes = None, segment_bytes = None, max_pending_bytes = None, max_pending_messages = None,
+    block_when_window_full = true, repair = false, create = true, clock = None))]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn open<'py>(
+    py: Python<'py>,
+    path: PathBuf,
+    durability: &str,
+    sync_delay: Option<&Bound<'_, PyAny>>,
+    redelivery: Option<&RedeliveryPolicy>,
+    dead_letter: Option<&DeadLetterStrategy>,
+    max_body_bytes: Option<usize>,
+    segment_bytes: Option<u64>,
+    max_pending_bytes: Option<usize>,
+    max_pending_messages: Option<usize>,
+    block_when_window_full: bool,
+    repair: bool,
+    create: bool,
+    clock: Option<&ManualClock>,
+) -> PyResult<Bound<'py, Store>> {
+    init_fork_handling();
+    let mut o = StoreOptions {
+        durability: self::durability(durability, sync_delay)?,
+        block_when_window_full,
+        repair,
+        create,
+        ..StoreOptions::default()
+    };
+    if let Some(r) = redelivery {
+        o.redelivery = r.to_core()?;
+    }
+    if let Some(d) = dead_letter {
+        o.dead_letter = d.inner.clone();
+    }
+    if let Some(v) = max_body_bytes {
+        o.max_body_bytes = v;
+    }
+    if let Some(v) = segment_bytes {
+        o.segment_bytes = v;
+    }
+    if let Some(v) = max_pending_bytes {
+        o.max_pending_bytes = v;
+    }
+    if let Some(v) = max_pending_messages {
+        o.max_pending_messages = v;
+    }
+    if let Some(c) = clock {
+        o.clock = c.inner.clone();
+    }
+    let store = mq(py.detach(move || mqlite::Store::open(&path, o)))?;
+    let completer = Completer::start()
+        .map_err(|e| new_err(ErrorKind::Io, format!("starting a thread: {e}")))?;
+    let lock_slot = store.lock_fd().and_then(register_lock_fd);
+    let store = Bound::new(
+        py,
+        Store {
+            store: ManuallyDrop::new(store),
+            completer: ManuallyDrop::new(completer),
+            pid: current_pid(),
+            closed: AtomicBool::new(false),
+            lock_slot,
+        },
+    )?;
+    open_stores(py)?.call_method1("add", (&store,))?;
+    Ok(store)
+}
+
+/// A `weakref.WeakSet` of the stores opened in this process, closed at interpreter exit.
+fn open_stores(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
+    static SET: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    Ok(SET
+        .get_or_try_init(py, || {
+            py.import("weakref")?
+                .getattr("WeakSet")?
+                .call0()
+                .map(Bound::unbind)
+        })?
+        .bind(py))
+}
+
+/// Registered with `atexit`: closes every store still open (flushing pending async sends and
+/// completing their futures) while Python still runs, so that no completion thread meets a
+/// finalizing interpreter.
+#[pyfunction]
+pub(crate) fn _close_open_stores(py: Python<'_>) -> PyResult<()> {
+    let stores: Vec<Bound<'_, PyAny>> = open_stores(py)?
+        .call_method0("copy")?
+        .try_iter()?
+        .collect::<PyResult<_>>()?;
+    for s in stores {
+        if let Ok(s) = s.cast::<Store>() {
+            if s.get().pid == current_pid() {
+                let _ = s.get().close_impl(py);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// An open store: one directory holding all queues of an application. Thread-safe. Closing it
+/// (or leaving its ``with`` block) flushes pending sends and completes every async-send future
+/// and callback. Opened by :func:`open`.
+#[pyclass(module = "mqlite", frozen, weakref)]
+pub(crate) struct Store {
+    store: ManuallyDrop<mqlite::Store>,
+    completer: ManuallyDrop<Arc<Completer>>,
+    pid: u32,
+    closed: AtomicBool,
+    lock_slot: Option<usize>,
+}
+
+impl Store {
+    pub(crate) fn check(&self) -> PyResult<()> {
+        check_pid(self.pid)
+    }
+
+    pub(crate) fn completer(&self) -> &Arc<Completer> {
+        &self.completer
+    }
+
+    fn close_impl(&self, py: Python<'_>) -> PyResult<()> {
+        if self.closed.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
+        if let Some(i) = self.lock_slot {
+            LOCK_FDS[i].store(-1, Ordering::SeqCst);
+        }
+        let store: &mqlite::Store = &self.store;
+        let completer: &Completer = &self.completer;
+        // The core completes every pending send (pushing to the completer) before close returns;
+        // then the completer drains and stops. Both wait for threads that may need the GIL.
+        let r = py.detach(|| {
+            let r = store.close();
+            completer.stop();
+            r
+        });
+        mq(r)
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        if current_pid() != self.pid {
+            // A fork() child: the threads do not exist here; leak rather than join or lock.
+            self.completer.forget_thread();
+            return;
+        }
+        if !self.closed.load(Ordering::SeqCst) {
+            Python::attach(|py| {
+                let _ = self.close_impl(py);
+            });
+        }
+        // SAFETY: dropped exactly once, here, and never used again.
+        unsafe {
+            ManuallyDrop::drop(&mut self.store);
+            ManuallyDrop::drop(&mut self.completer);
+        }
+    }
+}
+
+#[pymethods]
+impl Store {
+    /// A handle to queue ``name``, creating it if new. Options given here replace the queue's
+    /// options for as long as this store is open; omitted ones take the store's defaults.
+    /// Durations are seconds or ``datetime.timedelta``.
+    #[pyo3(signature = (name, *, redelivery = None, dead_letter = None, durability = None, sync_delay = None,
+        max_messages = None, max_bytes = None, overflow = None, overflow_timeout = None, ack_timeout = None,
+        process_expired = None, dedup_window = None, dedup_window_count = None, group_failure = None,
+        retention = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn queue(
+        slf: &Bound<'_, Self>,
+        name: &str,
+        redelivery: Option<&RedeliveryPolicy>,
+        dead_letter: Option<&DeadLetterStrategy>,
+        durability: Option<&str>,
+        sync_delay: Option<&Bound<'_, PyAny>>,
+        max_messages: Option<u64>,
+        max_bytes: Option<u64>,
+        overflow: Option<&str>,
+        overflow_timeout: Option<&Bound<'_, PyAny>>,
+        ack_timeout: Option<&Bound<'_, PyAny>>,
+        process_expired: Option<bool>,
+        dedup_window: Option<&Bound<'_, PyAny>>,
+        dedup_window_count: Option<usize>,
+        group_failure: Option<&str>,
+        retention: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Queue> {
+        let this = slf.get();
+        this.check()?;
+        let o = QueueOptions {
+            durability: durability
+                .map(|d| self::durability(d, sync_delay))
+                .transpose()?,
+            max_messages,
+            max_bytes,
+            overflow: overflow
+                .map(|o| match o {
+                    "reject" => Ok(OverflowPolicy::Reject),
+                    "drop_oldest" => Ok(OverflowPolicy::DropOldest),
+                    "block" => Ok(OverflowPolicy::Block {
+                        timeout: opt_duration(overflow_timeout, "overflow_timeout")?
+                            .unwrap_or(Duration::from_secs(30)),
+                    }),
+                    other => Err(invalid(format!(
+                        "overflow must be 'reject', 'drop_oldest' or 'block', not {other:?}"
+                    ))),
+                })
+                .transpose()?,
+            redelivery: redelivery.map(|r| r.to_core()).transpose()?,
+            dead_letter: dead_letter.map(|d| d.inner.clone()),
+            ack_timeout: opt_duration(ack_timeout, "ack_timeout")?,
+            process_expired,
+            dedup_window: opt_duration(dedup_window, "dedup_window")?,
+            dedup_window_count,
+            group_failure: group_failure
+                .map(|g| match g {
+                    "block" => Ok(GroupFailurePolicy::Block),
+                    "skip" => Ok(GroupFailurePolicy::Skip),
+                    "park" => Ok(GroupFailurePolicy::Park),
+                    other => Err(invalid(format!(
+                        "group_failure must be 'block', 'skip' or 'park', not {other:?}"
+                    ))),
+                })
+                .transpose()?,
+            retention: opt_duration(retention, "retention")?,
+        };
+        let any = o.retention.is_some()
+            || o.durability.is_some()
+            || o.max_messages.is_some()
+            || o.max_bytes.is_some()
+            || o.overflow.is_some()
+            || o.redelivery.is_some()
+            || o.dead_letter.is_some()
+            || o.ack_timeout.is_some()
+            || o.process_expired.is_some()
+            || o.dedup_window.is_some()
+            || o.dedup_window_count.is_some()
+            || o.group_failure.is_some();
+        let q = mq(if any {
+            this.store.queue_with(name, o)
+        } else {
+            this.store.queue(name)
+        })?;
+        Ok(Queue::new(q, slf.clone().unbind()))
+    }
+
+    /// Begins a transaction: sends and acks across queues of this store that take effect
+    /// together, as one durable record, at commit. ``with store.transaction() as tx:`` commits
+    /// on a clean exit and rolls back on an exception.
+    fn transaction(&self) -> PyResult<crate::txn::Transaction> {
+        self.check()?;
+        Ok(crate::txn::Transaction::new(
+            self.store.transaction(),
+            self.pid,
+        ))
+    }
+
+    /// The names of all queues, in creation order.
+    fn queue_names(&self) -> PyResult<Vec<String>> {
+        self.check()?;
+        Ok(self.store.queue_names())
+    }
+
+    /// Statistics of every queue: ``{name: {"depth": …, "in_flight": …, …}}``.
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        self.check()?;
+        let out = PyDict::new(py);
+        for name in self.store.queue_names() {
+            let q = mq(self.store.queue(&name))?;
+            out.set_item(&name, stats_dict(py, &mq(q.stats())?)?)?;
+        }
+        Ok(out)
+    }
+
+    /// Waits until everything sent so far is durable.
+    fn flush(&self, py: Python<'_>) -> PyResult<()> {
+        self.check()?;
+        let s: &mqlite::Store = &self.store;
+        mq(py.detach(|| s.flush()))
+    }
+
+    /// Closes the store: pending sends are flushed, every future and callback completes, the
+    /// lock is released. Idempotent. Later calls on its queues raise :class:`Closed`.
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        self.check()?;
+        self.close_impl(py)
+    }
+
+    /// Whether :meth:`close` was called.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
+    /// The store's directory (absolute).
+    #[getter]
+    fn path(&self) -> PathBuf {
+        self.store.path().to_path_buf()
+    }
+
+    /// Disk bytes used by journal segments.
+    fn disk_bytes(&self) -> PyResult<u64> {
+        self.check()?;
+        Ok(self.store.disk_bytes())
+    }
+
+    /// What recovery found when the store was opened.
+    fn recovery_report<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let r = self.store.recovery_report();
+        let d = PyDict::new(py);
+        d.set_item("segments", r.segments)?;
+        d.set_item("records", r.records)?;
+        d.set_item("bytes", r.bytes)?;
+        d.set_item("torn_tail", r.torn_tail.is_some())?;
+        Ok(d)
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    #[pyo3(signature = (_exc_type = None, _exc = None, _tb = None))]
+    fn __exit__(
+        &self,
+        py: Python<'_>,
+        _exc_type: Option<&Bound<'_, PyAny>>,
+        _exc: Option<&Bound<'_, PyAny>>,
+        _tb: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<bool> {
+        self.close(py)?;
+        Ok(false)
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "<mqlite.Store {:?}{}>",
+            self.store.path().display().to_string(),
+            if self.closed() { " closed" } else { "" }
+        )
+    }
+}

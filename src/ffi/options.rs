@@ -1,0 +1,576 @@
+//! Option builders: `mqlite_store_options`, `mqlite_queue_options`, `mqlite_redelivery_policy`.
+//!
+//! Opaque builders with one setter per field rather than C structs, so fields can be added
+//! without breaking the ABI. Each is made by `_new` with the core's defaults and freed by `_free`.
+
+use std::ffi::c_char;
+use std::time::Duration;
+
+use super::boundary::{arg, arg_mut, guard, guard_value, utf8, Failure, FfiResult};
+use super::error::{mqlite_error, mqlite_status};
+use crate::options::{
+    AckMode, DeadLetterStrategy, Durability, GroupFailurePolicy, OverflowPolicy, QueueOptions,
+    StoreOptions,
+};
+use crate::policy::RedeliveryPolicy;
+
+/// Durability modes (SPEC §1), for `mqlite_store_options_set_durability` and
+/// `mqlite_queue_options_set_durability`.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy)]
+pub enum mqlite_durability {
+    /// Returns (or fires its callback) only after the record is fdatasync'd. The default.
+    MQLITE_DURABILITY_SYNC = 0,
+    /// Returns after write(2); fsync at most `max_delay_ms` later. A power failure may lose the
+    /// last `max_delay_ms`; a process crash loses nothing.
+    MQLITE_DURABILITY_BATCHED = 1,
+    /// Not persisted (JMS NON_PERSISTENT): gone on restart.
+    MQLITE_DURABILITY_MEMORY = 2,
+}
+
+/// Dead-letter strategies (SPEC §6), for `..._set_dead_letter`.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy)]
+pub enum mqlite_dead_letter_strategy {
+    /// One queue for the store; `name` is its name (default `"DLQ"`).
+    MQLITE_DEAD_LETTER_SHARED = 0,
+    /// `name` is a prefix put before each queue's name (default `"DLQ."`).
+    MQLITE_DEAD_LETTER_INDIVIDUAL = 1,
+    /// Dead letters are dropped (and counted in stats); `name` is ignored.
+    MQLITE_DEAD_LETTER_DISCARD = 2,
+}
+
+/// What a send does when its queue is at its backlog limit (SPEC §8).
+#[repr(u32)]
+#[derive(Debug, Clone, Copy)]
+pub enum mqlite_overflow {
+    /// Fail at once with `MQLITE_QUEUE_FULL`. The default.
+    MQLITE_OVERFLOW_REJECT = 0,
+    /// Wait up to a timeout for room, then fail with `MQLITE_QUEUE_FULL`.
+    MQLITE_OVERFLOW_BLOCK = 1,
+    /// Dead-letter the oldest message (reason `overflow`) to make room.
+    MQLITE_OVERFLOW_DROP_OLDEST = 2,
+}
+
+/// What happens to a message group when one of its messages fails (SPEC §8).
+#[repr(u32)]
+#[derive(Debug, Clone, Copy)]
+pub enum mqlite_group_failure {
+    /// Retry the failed message in place; the group waits. The default.
+    MQLITE_GROUP_FAILURE_BLOCK = 0,
+    /// Dead-letter the failed message and go on with the group.
+    MQLITE_GROUP_FAILURE_SKIP = 1,
+    /// Dead-letter the failed message and the rest of its group until replayed.
+    MQLITE_GROUP_FAILURE_PARK = 2,
+}
+
+/// Acknowledgement modes of a consumer (SPEC §4).
+#[repr(u32)]
+#[derive(Debug, Clone, Copy)]
+pub enum mqlite_ack_mode {
+    /// Each delivery is settled on its own. The default.
+    MQLITE_ACK_EXPLICIT = 0,
+    /// Acking a delivery acks everything this consumer received before it.
+    MQLITE_ACK_CUMULATIVE = 1,
+    /// Acked on hand-over: at-most-once.
+    MQLITE_ACK_AUTO = 2,
+}
+
+pub(crate) fn durability(mode: u32, max_delay_ms: u64) -> FfiResult<Durability> {
+    Ok(match mode {
+        x if x == mqlite_durability::MQLITE_DURABILITY_SYNC as u32 => Durability::Sync,
+        x if x == mqlite_durability::MQLITE_DURABILITY_BATCHED as u32 => Durability::Batched {
+            max_delay: Duration::from_millis(max_delay_ms),
+        },
+        x if x == mqlite_durability::MQLITE_DURABILITY_MEMORY as u32 => Durability::Memory,
+        _ => {
+            return Err(Failure::invalid(format!(
+                "{mode} is not an mqlite_durability"
+            )))
+        }
+    })
+}
+
+pub(crate) fn ack_mode(mode: u32) -> FfiResult<AckMode> {
+    Ok(match mode {
+        x if x == mqlite_ack_mode::MQLITE_ACK_EXPLICIT as u32 => AckMode::Explicit,
+        x if x == mqlite_ack_mode::MQLITE_ACK_CUMULATIVE as u32 => AckMode::Cumulative,
+        x if x == mqlite_ack_mode::MQLITE_ACK_AUTO as u32 => AckMode::Auto,
+        _ => {
+            return Err(Failure::invalid(format!(
+                "{mode} is not an mqlite_ack_mode"
+            )))
+        }
+    })
+}
+
+unsafe fn dead_letter(
+    strategy: u32,
+    name: *const c_char,
+    name_len: usize,
+) -> FfiResult<DeadLetterStrategy> {
+    let given = unsafe { utf8(name, name_len, "name") }?;
+    Ok(match strategy {
+        x if x == mqlite_dead_letter_strategy::MQLITE_DEAD_LETTER_SHARED as u32 => {
+            DeadLetterStrategy::Shared {
+                name: if given.is_empty() {
+                    "DLQ".into()
+                } else {
+                    given.into()
+                },
+            }
+        }
+        x if x == mqlite_dead_letter_strategy::MQLITE_DEAD_LETTER_INDIVIDUAL as u32 => {
+            DeadLetterStrategy::Individual {
+                prefix: if given.is_empty() {
+                    "DLQ.".into()
+                } else {
+                    given.into()
+                },
+            }
+        }
+        x if x == mqlite_dead_letter_strategy::MQLITE_DEAD_LETTER_DISCARD as u32 => {
+            DeadLetterStrategy::Discard
+        }
+        _ => {
+            return Err(Failure::invalid(format!(
+                "{strategy} is not an mqlite_dead_letter_strategy"
+            )))
+        }
+    })
+}
+
+/// Options for `mqlite_store_open`. Not thread-safe; may be freed right after the open.
+pub struct mqlite_store_options {
+    pub(crate) opts: StoreOptions,
+}
+
+/// Options for `mqlite_store_queue_with`. Not thread-safe; may be freed right after use.
+pub struct mqlite_queue_options {
+    pub(crate) opts: QueueOptions,
+}
+
+/// A redelivery policy (SPEC §5) with ActiveMQ's defaults: 6 redeliveries, 1 s apart, no backoff.
+/// Set into store or queue options (which copy it); free it with `mqlite_redelivery_policy_free`.
+pub struct mqlite_redelivery_policy {
+    pub(crate) policy: RedeliveryPolicy,
+}
+
+// ---------------------------------------------------------------- store options
+
+/// New store options with the defaults (sync durability, default redelivery policy, shared
+/// `DLQ`, 16 MiB body limit, …). Free with `mqlite_store_options_free`. Returns NULL only if
+/// allocation failed.
+#[no_mangle]
+pub extern "C" fn mqlite_store_options_new() -> *mut mqlite_store_options {
+    guard_value(std::ptr::null_mut(), || {
+        Some(Box::into_raw(Box::new(mqlite_store_options {
+            opts: StoreOptions::default(),
+        })))
+    })
+}
+
+/// Frees store options. NULL is a no-op.
+#[no_mangle]
+pub extern "C" fn mqlite_store_options_free(options: *mut mqlite_store_options) {
+    guard_value((), || {
+        if !options.is_null() {
+            // SAFETY: made by `mqlite_store_options_new`, freed once.
+            drop(unsafe { Box::from_raw(options) });
+        }
+        Some(())
+    })
+}
+
+/// Sets the default durability of every queue: one of `MQLITE_DURABILITY_*`; `max_delay_ms`
+/// is used by `MQLITE_DURABILITY_BATCHED` only. Unknown modes: `MQLITE_INVALID_ARGUMENT`.
+#[no_mangle]
+pub extern "C" fn mqlite_store_options_set_durability(
+    options: *mut mqlite_store_options,
+    durability_mode: u32,
+    max_delay_ms: u64,
+    err: *mut *mut mqlite_error,
+) -> mqlite_status {
+    guard(err, || {
+        let o = unsafe { arg_mut(options, "options") }?;
+        o.opts.durability = durability(durability_mode, max_delay_ms)?;
+        Ok(())
+    })
+}
+
+/// Sets the store's default redelivery policy (copied; `policy` stays the caller's).
+#[no_mangle]
+pub extern "C" fn mqlite_store_options_set_redelivery(
+    options: *mut mqlite_store_options,
+    policy: *const mqlite_redelivery_policy,
+    err: *mut *mut mqlite_error,
+) -> mqlite_status {
+    guard(err, || {
+        let o = unsafe { arg_mut(options, "options") }?;
+        o.opts.redelivery = unsafe { arg(policy, "policy") }?.policy.clone();
+        Ok(())
+    })
+}
+
+/// Sets the store's default dead-letter strategy (`MQLITE_DEAD_LETTER_*`). `name`/`name_len`
+/// (UTF-8) is the shared queue's name or the individual prefix; an empty name means the
+/// default (`"DLQ"` / `"DLQ."`).
+#[no_mangle]
+pub extern "C" fn mqlite_store_options_set_dead_letter(
+    options: *mut mqlite_store_options,
+    strategy: u32,
+    name: *const c_char,
+    name_len: usize,
+    err: *mut *mut mqlite_error,
+) -> mqlite_status {
+    guard(err, || {
+        let o = unsafe { arg_mut(options, "options") }?;
+        o.opts.dead_letter = unsafe { dead_letter(strategy, name, name_len) }?;
+        Ok(())
+    })
+}
+
+/// Sets limits: the largest body accepted (default 16 MiB) and the journal segment size
+/// (default 64 MiB). 0 keeps the current value.
+#[no_mangle]
+pub extern "C" fn mqlite_store_options_set_limits(
+    options: *mut mqlite_store_options,
+    max_body_bytes: usize,
+    segment_bytes: u64,
+    err: *mut *mut mqlite_error,
+) -> mqlite_status {
+    guard(err, || {
+        let o = unsafe { arg_mut(options, "options") }?;
+        if max_body_bytes != 0 {
+            o.opts.max_body_bytes = max_body_bytes;
+        }
+        if segment_bytes != 0 {
+            o.opts.segment_bytes = segment_bytes;
+        }
+        Ok(())
+    })
+}
+
+/// Sets the producer window of async sends: at most `max_bytes` bytes and `max_messages`
+/// messages outstanding (0 keeps the current value); when full, `send_async` blocks
+/// (`block` true, the default) or fails with `MQLITE_QUEUE_FULL`.
+#[no_mangle]
+pub extern "C" fn mqlite_store_options_set_producer_window(
+    options: *mut mqlite_store_options,
+    max_bytes: usize,
+    max_messages: usize,
+    block: bool,
+    err: *mut *mut mqlite_error,
+) -> mqlite_status {
+    guard(err, || {
+        let o = unsafe { arg_mut(options, "options") }?;
+        if max_bytes != 0 {
+            o.opts.max_pending_bytes = max_bytes;
+        }
+        if max_messages != 0 {
+            o.opts.max_pending_messages = max_messages;
+        }
+        o.opts.block_when_window_full = block;
+        Ok(())
+    })
+}
+
+/// Sets whether open creates a missing directory (default true) and whether it repairs a
+/// damaged journal by quarantining damaged ranges instead of failing with `MQLITE_CORRUPT`
+/// (default false).
+#[no_mangle]
+pub extern "C" fn mqlite_store_options_set_open_flags(
+    options: *mut mqlite_store_options,
+    create: bool,
+    repair: bool,
+    err: *mut *mut mqlite_error,
+) -> mqlite_status {
+    guard(err, || {
+        let o = unsafe { arg_mut(options, "options") }?;
+        o.opts.create = create;
+        o.opts.repair = repair;
+        Ok(())
+    })
+}
+
+// ---------------------------------------------------------------- redelivery policy
+
+/// A new redelivery policy with the defaults. Free with `mqlite_redelivery_policy_free`.
+/// Returns NULL only if allocation failed.
+#[no_mangle]
+pub extern "C" fn mqlite_redelivery_policy_new() -> *mut mqlite_redelivery_policy {
+    guard_value(std::ptr::null_mut(), || {
+        Some(Box::into_raw(Box::new(mqlite_redelivery_policy {
+            policy: RedeliveryPolicy::default(),
+        })))
+    })
+}
+
+/// Frees a redelivery policy. NULL is a no-op.
+#[no_mangle]
+pub extern "C" fn mqlite_redelivery_policy_free(policy: *mut mqlite_redelivery_policy) {
+    guard_value((), || {
+        if !policy.is_null() {
+            // SAFETY: made by `mqlite_redelivery_policy_new`, freed once.
+            drop(unsafe { Box::from_raw(policy) });
+        }
+        Some(())
+    })
+}
+
+/// Sets the formula: `max_redeliveries` (−1 unlimited, 0 = the first failure dead-letters),
+/// the delay before the first redelivery and the delay before later ones (milliseconds).
+/// Values below −1 are `MQLITE_INVALID_ARGUMENT`.
+#[no_mangle]
+pub extern "C" fn mqlite_redelivery_policy_set(
+    policy: *mut mqlite_redelivery_policy,
+    max_redeliveries: i32,
+    initial_delay_ms: u64,
+    delay_ms: u64,
+    err: *mut *mut mqlite_error,
+) -> mqlite_status {
+    guard(err, || {
+        let p = unsafe { arg_mut(policy, "policy") }?;
+        if max_redeliveries < -1 {
+            return Err(Failure::invalid(format!(
+                "max_redeliveries {max_redeliveries} is below -1"
+            )));
+        }
+        p.policy.max_redeliveries = max_redeliveries;
+        p.policy.initial_redelivery_delay = Duration::from_millis(initial_delay_ms);
+        p.policy.redelivery_delay = Duration::from_millis(delay_ms);
+        Ok(())
+    })
+}
+
+/// Sets exponential backoff (each later delay = previous × `multiplier`), the cap on any delay
+/// (`max_delay_ms`, 0 = none) and ±15 % jitter (`collision_avoidance`). A multiplier that is
+/// not finite or below 1 is `MQLITE_INVALID_ARGUMENT`.
+#[no_mangle]
+pub extern "C" fn mqlite_redelivery_policy_set_backoff(
+    policy: *mut mqlite_redelivery_policy,
+    exponential: bool,
+    multiplier: f64,
+    max_delay_ms: u64,
+    collision_avoidance: bool,
+    err: *mut *mut mqlite_error,
+) -> mqlite_status {
+    guard(err, || {
+        let p = unsafe { arg_mut(policy, "policy") }?;
+        if !multiplier.is_finite() || multiplier < 1.0 {
+            return Err(Failure::invalid(format!(
+                "backoff multiplier {multiplier} is not a number >= 1"
+            )));
+        }
+        p.policy.use_exponential_backoff = exponential;
+        p.policy.backoff_multiplier = multiplier;
+        p.policy.maximum_redelivery_delay =
+            (max_delay_ms != 0).then(|| Duration::from_millis(max_delay_ms));
+        p.policy.use_collision_avoidance = collision_avoidance;
+        Ok(())
+    })
+}
+
+/// Replaces the formula with an explicit list of delays (NATS-style): the n-th redelivery waits
+/// `delays_ms[n-1]`, or the last entry past the end. `count` 0 (with `delays_ms` NULL allowed)
+/// goes back to the formula. The array is copied.
+#[no_mangle]
+pub extern "C" fn mqlite_redelivery_policy_set_delays(
+    policy: *mut mqlite_redelivery_policy,
+    delays_ms: *const u64,
+    count: usize,
+    err: *mut *mut mqlite_error,
+) -> mqlite_status {
+    guard(err, || {
+        let p = unsafe { arg_mut(policy, "policy") }?;
+        if count > isize::MAX as usize / 8 {
+            return Err(Failure::invalid(format!(
+                "count {count} is larger than any array"
+            )));
+        }
+        let list: &[u64] = if count == 0 {
+            &[]
+        } else if delays_ms.is_null() {
+            return Err(Failure::null("delays_ms"));
+        } else {
+            // SAFETY: the caller promises `count` readable values.
+            unsafe { std::slice::from_raw_parts(delays_ms, count) }
+        };
+        p.policy.backoff = list.iter().map(|&ms| Duration::from_millis(ms)).collect();
+        Ok(())
+    })
+}
+
+// ---------------------------------------------------------------- queue options
+
+/// New queue options: every field unset (the store's defaults apply). Free with
+/// `mqlite_queue_options_free`. Returns NULL only if allocation failed.
+#[no_mangle]
+pub extern "C" fn mqlite_queue_options_new() -> *mut mqlite_queue_options {
+    guard_value(std::ptr::null_mut(), || {
+        Some(Box::into_raw(Box::new(mqlite_queue_options {
+            opts: QueueOptions::default(),
+        })))
+    })
+}
+
+/// Frees queue options. NULL is a no-op.
+#[no_mangle]
+pub extern "C" fn mqlite_queue_options_free(options: *mut mqlite_queue_options) {
+    guard_value((), || {
+        if !options.is_null() {
+            // SAFETY: made by `mqlite_queue_options_new`, freed once.
+            drop(unsafe { Box::from_raw(options) });
+        }
+        Some(())
+    })
+}
+
+/// Overrides the store's durability for this queue (`MQLITE_DURABILITY_*`).
+#[no_mangle]
+pub extern "C" fn mqlite_queue_options_set_durability(
+    options: *mut mqlite_queue_options,
+    durability_mode: u32,
+    max_delay_ms: u64,
+    err: *mut *mut mqlite_error,
+) -> mqlite_status {
+    guard(err, || {
+        let o = unsafe { arg_mut(options, "options") }?;
+        o.opts.durability = Some(durability(durability_mode, max_delay_ms)?);
+        Ok(())
+    })
+}
+
+/// Sets the backlog limits (0 = unbounded) and what a send does at the limit
+/// (`MQLITE_OVERFLOW_*`; `block_timeout_ms` is used by `MQLITE_OVERFLOW_BLOCK` only).
+#[no_mangle]
+pub extern "C" fn mqlite_queue_options_set_limits(
+    options: *mut mqlite_queue_options,
+    max_messages: u64,
+    max_bytes: u64,
+    overflow: u32,
+    block_timeout_ms: u64,
+    err: *mut *mut mqlite_error,
+) -> mqlite_status {
+    guard(err, || {
+        let o = unsafe { arg_mut(options, "options") }?;
+        let policy = match overflow {
+            x if x == mqlite_overflow::MQLITE_OVERFLOW_REJECT as u32 => OverflowPolicy::Reject,
+            x if x == mqlite_overflow::MQLITE_OVERFLOW_BLOCK as u32 => OverflowPolicy::Block {
+                timeout: Duration::from_millis(block_timeout_ms),
+            },
+            x if x == mqlite_overflow::MQLITE_OVERFLOW_DROP_OLDEST as u32 => {
+                OverflowPolicy::DropOldest
+            }
+            _ => {
+                return Err(Failure::invalid(format!(
+                    "{overflow} is not an mqlite_overflow"
+                )))
+            }
+        };
+        o.opts.max_messages = (max_messages != 0).then_some(max_messages);
+        o.opts.max_bytes = (max_bytes != 0).then_some(max_bytes);
+        o.opts.overflow = Some(policy);
+        Ok(())
+    })
+}
+
+/// Overrides the store's redelivery policy for this queue (copied).
+#[no_mangle]
+pub extern "C" fn mqlite_queue_options_set_redelivery(
+    options: *mut mqlite_queue_options,
+    policy: *const mqlite_redelivery_policy,
+    err: *mut *mut mqlite_error,
+) -> mqlite_status {
+    guard(err, || {
+        let o = unsafe { arg_mut(options, "options") }?;
+        o.opts.redelivery = Some(unsafe { arg(policy, "policy") }?.policy.clone());
+        Ok(())
+    })
+}
+
+/// Overrides the store's dead-letter strategy for this queue (as
+/// `mqlite_store_options_set_dead_letter`).
+#[no_mangle]
+pub extern "C" fn mqlite_queue_options_set_dead_letter(
+    options: *mut mqlite_queue_options,
+    strategy: u32,
+    name: *const c_char,
+    name_len: usize,
+    err: *mut *mut mqlite_error,
+) -> mqlite_status {
+    guard(err, || {
+        let o = unsafe { arg_mut(options, "options") }?;
+        o.opts.dead_letter = Some(unsafe { dead_letter(strategy, name, name_len) }?);
+        Ok(())
+    })
+}
+
+/// Sets delivery behaviour: the ack (visibility) timeout in ms (0 = none), whether expired
+/// messages are dead-lettered (`process_expired`, default true), and the group failure policy
+/// (`MQLITE_GROUP_FAILURE_*`).
+#[no_mangle]
+pub extern "C" fn mqlite_queue_options_set_delivery(
+    options: *mut mqlite_queue_options,
+    ack_timeout_ms: u64,
+    process_expired: bool,
+    group_failure: u32,
+    err: *mut *mut mqlite_error,
+) -> mqlite_status {
+    guard(err, || {
+        let o = unsafe { arg_mut(options, "options") }?;
+        let g = match group_failure {
+            x if x == mqlite_group_failure::MQLITE_GROUP_FAILURE_BLOCK as u32 => {
+                GroupFailurePolicy::Block
+            }
+            x if x == mqlite_group_failure::MQLITE_GROUP_FAILURE_SKIP as u32 => {
+                GroupFailurePolicy::Skip
+            }
+            x if x == mqlite_group_failure::MQLITE_GROUP_FAILURE_PARK as u32 => {
+                GroupFailurePolicy::Park
+            }
+            _ => {
+                return Err(Failure::invalid(format!(
+                    "{group_failure} is not an mqlite_group_failure"
+                )))
+            }
+        };
+        o.opts.ack_timeout = (ack_timeout_ms != 0).then(|| Duration::from_millis(ack_timeout_ms));
+        o.opts.process_expired = Some(process_expired);
+        o.opts.group_failure = Some(g);
+        Ok(())
+    })
+}
+
+/// Sets the dedup window: how long (ms) and how many dedup keys are remembered (0 keeps the
+/// default of 10 minutes / 100,000 keys).
+#[no_mangle]
+pub extern "C" fn mqlite_queue_options_set_dedup_window(
+    options: *mut mqlite_queue_options,
+    window_ms: u64,
+    max_keys: usize,
+    err: *mut *mut mqlite_error,
+) -> mqlite_status {
+    guard(err, || {
+        let o = unsafe { arg_mut(options, "options") }?;
+        o.opts.dedup_window = (window_ms != 0).then(|| Duration::from_millis(window_ms));
+        o.opts.dedup_window_count = (max_keys != 0).then_some(max_keys);
+        Ok(())
+    })
+}
+
+/// For a dead-letter queue: dead letters older than `max_age_ms` are dropped (0 = kept, the
+/// default). Retention by count: `mqlite_queue_options_set_limits` with
+/// `MQLITE_OVERFLOW_DROP_OLDEST`.
+#[no_mangle]
+pub extern "C" fn mqlite_queue_options_set_retention(
+    options: *mut mqlite_queue_options,
+    max_age_ms: u64,
+    err: *mut *mut mqlite_error,
+) -> mqlite_status {
+    guard(err, || {
+        let o = unsafe { arg_mut(options, "options") }?;
+        o.opts.retention = (max_age_ms != 0).then(|| Duration::from_millis(max_age_ms));
+        Ok(())
+    })
+}

@@ -1,0 +1,437 @@
+//! `mqlite_queue`: sending (sync, async, batch), receiving, browsing, stats, consumers.
+
+use std::ffi::{c_char, c_void};
+
+use super::boundary::{
+    arg, bytes, guard, guard_value, out_ptr, timeout, write_out, Failure, UserData,
+};
+use super::delivery::{check_array, mqlite_consumer, mqlite_delivery, no_message, write_batch};
+use super::error::{mqlite_error, mqlite_status};
+use super::message::{boxed, mqlite_message};
+use super::options::ack_mode;
+use crate::message::Message;
+use crate::options::{AckMode, ConsumerOptions};
+use crate::queue::Queue;
+
+/// A handle to one queue. Made by `mqlite_store_queue`, freed exactly once by
+/// `mqlite_queue_free` (which does not delete the queue). Thread-safe. After the store is
+/// closed or freed, calls fail with `MQLITE_CLOSED`.
+pub struct mqlite_queue {
+    pub(crate) queue: Queue,
+}
+
+/// Completion callback of `mqlite_queue_send_async`, run exactly once on a library thread:
+/// `status` is `MQLITE_OK` with the message's `id` once it is durable, or the failure with
+/// `id` 0 and `error` describing it (borrowed: valid only during the call; NULL on success).
+/// It runs without any mqlite lock held; it may call mqlite (send, receive, ack …), but
+/// `mqlite_store_close` from inside it returns `MQLITE_WOULD_DEADLOCK`. It must not unwind
+/// (C++ exceptions, longjmp) out of the call.
+pub type mqlite_send_callback = Option<
+    unsafe extern "C" fn(
+        user_data: *mut c_void,
+        status: mqlite_status,
+        id: u64,
+        error: *const mqlite_error,
+    ),
+>;
+
+/// Frees a callback's `user_data`; run once, after the last call of the callback.
+pub type mqlite_free_fn = Option<unsafe extern "C" fn(user_data: *mut c_void)>;
+
+/// Counters and gauges of one queue.
+#[repr(C)]
+pub struct mqlite_stats {
+    /// Messages ready for delivery now.
+    pub depth: u64,
+    /// Messages delivered and not yet settled.
+    pub in_flight: u64,
+    /// Messages waiting for a delivery time or a redelivery delay.
+    pub delayed: u64,
+    /// All messages held (ready + in flight + delayed).
+    pub messages: u64,
+    /// Bytes of the records held.
+    pub bytes: u64,
+    /// Messages stored since the store was opened.
+    pub enqueued: u64,
+    /// Messages acknowledged since the store was opened.
+    pub acked: u64,
+    /// Deliveries that were redeliveries.
+    pub redelivered: u64,
+    /// Messages moved to a dead-letter queue (or discarded by the discard strategy).
+    pub dead_lettered: u64,
+    /// Messages that expired.
+    pub expired: u64,
+    /// Messages dropped by purge or discard.
+    pub discarded: u64,
+    /// Messages replayed into this queue.
+    pub replayed: u64,
+}
+
+unsafe fn queue<'a>(q: *const mqlite_queue) -> Result<&'a Queue, Failure> {
+    Ok(&unsafe { arg(q, "queue") }?.queue)
+}
+
+/// Frees a queue handle. NULL is a no-op.
+#[no_mangle]
+pub extern "C" fn mqlite_queue_free(queue: *mut mqlite_queue) {
+    guard_value((), || {
+        if !queue.is_null() {
+            // SAFETY: made by `mqlite_store_queue[_with]`, freed once.
+            drop(unsafe { Box::from_raw(queue) });
+        }
+        Some(())
+    })
+}
+
+/// The queue's name: `*name_out` points into the handle (valid until it is freed; not
+/// NUL-terminated), `*len_out` is its length.
+#[no_mangle]
+pub extern "C" fn mqlite_queue_name(
+    queue: *const mqlite_queue,
+    name_out: *mut *const c_char,
+    len_out: *mut usize,
+) -> mqlite_status {
+    guard(std::ptr::null_mut(), || {
+        let q = unsafe { self::queue(queue) }?;
+        out_ptr(name_out, "name_out")?;
+        out_ptr(len_out, "len_out")?;
+        unsafe {
+            write_out(name_out, q.name().as_ptr().cast());
+            write_out(len_out, q.name().len());
+        }
+        Ok(())
+    })
+}
+
+/// Sends a copy of `message` and waits until it is durable (per the queue's durability). On
+/// success writes its id to `*id_out` (may be NULL); for a dedup hit, the first message's id.
+#[no_mangle]
+pub extern "C" fn mqlite_queue_send(
+    queue: *const mqlite_queue,
+    message: *const mqlite_message,
+    id_out: *mut u64,
+    err: *mut *mut mqlite_error,
+) -> mqlite_status {
+    guard(err, || {
+        let q = unsafe { self::queue(queue) }?;
+        let m = unsafe { arg(message, "message") }?;
+        let id = q.send(m.msg.clone())?;
+        unsafe { write_out(id_out, id.0) };
+        Ok(())
+    })
+}
+
+/// Sends a message with body `body` (`body_len` bytes, copied) and default headers, waiting
+/// until it is durable; a shortcut for `mqlite_message_new` + `mqlite_queue_send`.
+#[no_mangle]
+pub extern "C" fn mqlite_queue_send_bytes(
+    queue: *const mqlite_queue,
+    body: *const u8,
+    body_len: usize,
+    id_out: *mut u64,
+    err: *mut *mut mqlite_error,
+) -> mqlite_status {
+    guard(err, || {
+        let q = unsafe { self::queue(queue) }?;
+        let b = unsafe { bytes(body, body_len, "body") }?;
+        let id = q.send(Message::new(b))?;
+        unsafe { write_out(id_out, id.0) };
+        Ok(())
+    })
+}
+
+/// Sends a copy of `message` without waiting. If this returns `MQLITE_OK`, `callback` (may be
+/// NULL) runs exactly once on a library thread once the message is durable or has failed, and
+/// then `free_user_data` (may be NULL) runs once with `user_data`; closing the store completes
+/// every pending callback first. If this returns an error, neither runs and `user_data` stays
+/// the caller's. When the producer window is full it blocks or fails with `MQLITE_QUEUE_FULL`
+/// (store option).
+#[no_mangle]
+pub extern "C" fn mqlite_queue_send_async(
+    queue: *const mqlite_queue,
+    message: *const mqlite_message,
+    callback: mqlite_send_callback,
+    user_data: *mut c_void,
+    free_user_data: mqlite_free_fn,
+    err: *mut *mut mqlite_error,
+) -> mqlite_status {
+    guard(err, || {
+        let q = unsafe { self::queue(queue) }?;
+        let m = unsafe { arg(message, "message") }?;
+        let ud = UserData(user_data);
+        q.send_async(m.msg.clone(), move |r| {
+            let ud = ud.get();
+            if let Some(cb) = callback {
+                match r {
+                    // SAFETY: the C callback's contract is in its doc comment.
+                    Ok(id) => unsafe { cb(ud, mqlite_status::MQLITE_OK, id.0, std::ptr::null()) },
+                    Err(e) => {
+                        let status = mqlite_status::from_kind(e.kind());
+                        let ce = mqlite_error::new(status, e.message().to_string());
+                        unsafe { cb(ud, status, 0, &ce) }
+                    }
+                }
+            }
+            if let Some(free) = free_user_data {
+                unsafe { free(ud) }
+            }
+        })?;
+        Ok(())
+    })
+}
+
+/// Sends copies of `count` messages (`messages[0..count]`, none NULL) with one lock, one journal
+/// write and one wait: all are durable when it returns OK, and their ids are written to
+/// `ids_out[0..count]` (may be NULL). If one is refused (a limit, an invalid message) the ones
+/// before it are still sent and the error message names its index; `ids_out` is then not written.
+#[no_mangle]
+pub extern "C" fn mqlite_queue_send_batch(
+    queue: *const mqlite_queue,
+    messages: *const *const mqlite_message,
+    count: usize,
+    ids_out: *mut u64,
+    err: *mut *mut mqlite_error,
+) -> mqlite_status {
+    guard(err, || {
+        let q = unsafe { self::queue(queue) }?;
+        if count > isize::MAX as usize / std::mem::size_of::<usize>() {
+            return Err(Failure::invalid(format!(
+                "count {count} is larger than any array"
+            )));
+        }
+        if count == 0 {
+            return Ok(());
+        }
+        if messages.is_null() {
+            return Err(Failure::null("messages"));
+        }
+        // SAFETY: the caller promises `count` readable pointers.
+        let ms = unsafe { std::slice::from_raw_parts(messages, count) };
+        let mut batch = Vec::with_capacity(count);
+        for (i, &m) in ms.iter().enumerate() {
+            // SAFETY: each non-NULL entry is a live message.
+            let m =
+                unsafe { m.as_ref() }.ok_or_else(|| Failure::null(&format!("messages[{i}]")))?;
+            batch.push(m.msg.clone());
+        }
+        let ids = q.send_batch(batch)?;
+        if !ids_out.is_null() {
+            for (i, id) in ids.iter().enumerate() {
+                // SAFETY: the caller gave room for `count` ids.
+                unsafe { ids_out.add(i).write(id.0) };
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Receives one message, waiting up to `timeout_ms` (negative: forever; 0: no wait). On
+/// success `*delivery_out` owns a new delivery (settle it, then `mqlite_delivery_free`).
+/// `MQLITE_TIMEOUT` if no message came in time.
+#[no_mangle]
+pub extern "C" fn mqlite_queue_receive(
+    queue: *const mqlite_queue,
+    timeout_ms: i64,
+    delivery_out: *mut *mut mqlite_delivery,
+    err: *mut *mut mqlite_error,
+) -> mqlite_status {
+    guard(err, || {
+        let q = unsafe { self::queue(queue) }?;
+        out_ptr(delivery_out, "delivery_out")?;
+        let d = q.receive(timeout(timeout_ms))?.ok_or_else(no_message)?;
+        unsafe { write_out(delivery_out, mqlite_delivery::boxed(d, false)) };
+        Ok(())
+    })
+}
+
+/// Receives up to `max` messages into the caller's array `deliveries_out` (room for `max`
+/// pointers), waiting up to `timeout_ms` for the first; their delivery counts are made durable
+/// with one record. `*count_out` is how many were written, each a new delivery the caller
+/// frees. `MQLITE_TIMEOUT` if none came; `max` 0 is `MQLITE_INVALID_ARGUMENT`.
+#[no_mangle]
+pub extern "C" fn mqlite_queue_receive_batch(
+    queue: *const mqlite_queue,
+    max: usize,
+    timeout_ms: i64,
+    deliveries_out: *mut *mut mqlite_delivery,
+    count_out: *mut usize,
+    err: *mut *mut mqlite_error,
+) -> mqlite_status {
+    guard(err, || {
+        let q = unsafe { self::queue(queue) }?;
+        check_array(deliveries_out, max)?;
+        out_ptr(count_out, "count_out")?;
+        write_batch(
+            q.receive_batch(max, timeout(timeout_ms))?,
+            false,
+            deliveries_out,
+            count_out,
+        )
+    })
+}
+
+/// Acks `count` deliveries of this queue with one journal record and one wait. All are checked
+/// first (none NULL, none settled, all from this queue); then all are settled. The handles stay
+/// the caller's to free.
+#[no_mangle]
+pub extern "C" fn mqlite_queue_ack_batch(
+    queue: *const mqlite_queue,
+    deliveries: *const *mut mqlite_delivery,
+    count: usize,
+    err: *mut *mut mqlite_error,
+) -> mqlite_status {
+    guard(err, || {
+        let q = unsafe { self::queue(queue) }?;
+        if count > isize::MAX as usize / std::mem::size_of::<usize>() {
+            return Err(Failure::invalid(format!(
+                "count {count} is larger than any array"
+            )));
+        }
+        if count == 0 {
+            return Ok(());
+        }
+        if deliveries.is_null() {
+            return Err(Failure::null("deliveries"));
+        }
+        // SAFETY: the caller promises `count` readable pointers.
+        let ds = unsafe { std::slice::from_raw_parts(deliveries, count) };
+        for (i, &d) in ds.iter().enumerate() {
+            // SAFETY: each non-NULL entry is a live delivery, used by this thread only.
+            let d =
+                unsafe { d.as_ref() }.ok_or_else(|| Failure::null(&format!("deliveries[{i}]")))?;
+            match &d.delivery {
+                None => {
+                    return Err(Failure::new(
+                        mqlite_status::MQLITE_ALREADY_SETTLED,
+                        format!("deliveries[{i}] is already settled"),
+                    ))
+                }
+                Some(x)
+                    if x.queue().qid != q.qid
+                        || !std::sync::Arc::ptr_eq(&x.queue().shared, &q.shared) =>
+                {
+                    return Err(Failure::invalid(format!(
+                        "deliveries[{i}] is not from queue {:?}",
+                        q.name()
+                    )))
+                }
+                Some(_) => {}
+            }
+        }
+        let mut taken = Vec::with_capacity(count);
+        for &d in ds {
+            // SAFETY: checked above.
+            taken.extend(unsafe { &mut *d }.delivery.take());
+        }
+        Ok(q.ack_batch(taken)?)
+    })
+}
+
+/// Copies up to `max` waiting messages, in delivery order, into the caller's array
+/// `messages_out` without consuming them; `*count_out` is how many (0 for an empty queue), each
+/// a new message the caller frees with `mqlite_message_free`.
+#[no_mangle]
+pub extern "C" fn mqlite_queue_browse(
+    queue: *const mqlite_queue,
+    max: usize,
+    messages_out: *mut *mut mqlite_message,
+    count_out: *mut usize,
+    err: *mut *mut mqlite_error,
+) -> mqlite_status {
+    guard(err, || {
+        let q = unsafe { self::queue(queue) }?;
+        if max > isize::MAX as usize / std::mem::size_of::<usize>() {
+            return Err(Failure::invalid(format!(
+                "max {max} is not a usable array capacity"
+            )));
+        }
+        if max > 0 {
+            out_ptr(messages_out, "messages_out")?;
+        }
+        out_ptr(count_out, "count_out")?;
+        let ms = q.browse(max)?;
+        let n = ms.len();
+        for (i, m) in ms.into_iter().enumerate() {
+            // SAFETY: room for `max` ≥ n pointers.
+            unsafe { messages_out.add(i).write(boxed(m)) };
+        }
+        unsafe { write_out(count_out, n) };
+        Ok(())
+    })
+}
+
+/// Removes every waiting message (not those in flight); writes how many to `*count_out` (may
+/// be NULL).
+#[no_mangle]
+pub extern "C" fn mqlite_queue_purge(
+    queue: *const mqlite_queue,
+    count_out: *mut u64,
+    err: *mut *mut mqlite_error,
+) -> mqlite_status {
+    guard(err, || {
+        let n = unsafe { self::queue(queue) }?.purge()?;
+        unsafe { write_out(count_out, n) };
+        Ok(())
+    })
+}
+
+/// The queue's statistics, written to `*stats_out`.
+#[no_mangle]
+pub extern "C" fn mqlite_queue_stats(
+    queue: *const mqlite_queue,
+    stats_out: *mut mqlite_stats,
+    err: *mut *mut mqlite_error,
+) -> mqlite_status {
+    guard(err, || {
+        let q = unsafe { self::queue(queue) }?;
+        out_ptr(stats_out, "stats_out")?;
+        let s = q.stats()?;
+        let out = mqlite_stats {
+            depth: s.depth,
+            in_flight: s.in_flight,
+            delayed: s.delayed,
+            messages: s.messages,
+            bytes: s.bytes,
+            enqueued: s.enqueued,
+            acked: s.acked,
+            redelivered: s.redelivered,
+            dead_lettered: s.dead_lettered,
+            expired: s.expired,
+            discarded: s.discarded,
+            replayed: s.replayed,
+        };
+        unsafe { write_out(stats_out, out) };
+        Ok(())
+    })
+}
+
+/// A consumer of this queue with ack mode `mode` (`MQLITE_ACK_*`). On success `*consumer_out`
+/// owns it (free with `mqlite_consumer_free`).
+#[no_mangle]
+pub extern "C" fn mqlite_queue_consumer(
+    queue: *const mqlite_queue,
+    mode: u32,
+    consumer_out: *mut *mut mqlite_consumer,
+    err: *mut *mut mqlite_error,
+) -> mqlite_status {
+    guard(err, || {
+        let q = unsafe { self::queue(queue) }?;
+        out_ptr(consumer_out, "consumer_out")?;
+        let ack_mode = ack_mode(mode)?;
+        q.shared.lock().check()?;
+        let consumer = q.consumer(ConsumerOptions { ack_mode });
+        let auto_ack = ack_mode == AckMode::Auto;
+        let c = mqlite_consumer { consumer, auto_ack };
+        unsafe { write_out(consumer_out, Box::into_raw(Box::new(c))) };
+        Ok(())
+    })
+}
+
+/// Whether this queue keeps its messages only in memory (`MQLITE_DURABILITY_MEMORY`); false for
+/// NULL.
+#[no_mangle]
+pub extern "C" fn mqlite_queue_is_memory(queue: *const mqlite_queue) -> bool {
+    guard_value(false, || {
+        unsafe { queue.as_ref() }.map(|q| q.queue.is_memory())
+    })
+}

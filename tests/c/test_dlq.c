@@ -1,0 +1,161 @@
+/* Redelivery to the dead-letter queue with the default policy (6 redeliveries), its delays set
+ * to 0 through the options so no timer has to be waited for; reject; the individual strategy. */
+#include "common.h"
+
+static mqlite_store *open_with_zero_delays(const char *dir, uint32_t strategy, const char *dlq) {
+    mqlite_store_options *o = mqlite_store_options_new();
+    mqlite_redelivery_policy *p = mqlite_redelivery_policy_new();
+    /* The default max_redeliveries (6); only the delays change. */
+    OK(mqlite_redelivery_policy_set(p, 6, 0, 0, ERR));
+    OK(mqlite_store_options_set_redelivery(o, p, ERR));
+    OK(mqlite_store_options_set_dead_letter(o, strategy, dlq, strlen(dlq), ERR));
+    mqlite_store *s = open_store(dir, o);
+    mqlite_redelivery_policy_free(p);
+    mqlite_store_options_free(o);
+    return s;
+}
+
+static void test_max_redeliveries(const char *dir) {
+    mqlite_store *s = open_with_zero_delays(dir, MQLITE_DEAD_LETTER_SHARED, "");
+    mqlite_queue *q = open_queue(s, "orders");
+    uint64_t id = 0;
+    OK(mqlite_queue_send_bytes(q, (const uint8_t *)"poison", 6, &id, ERR));
+    /* 1 delivery + 6 redeliveries = 7 failures; the 7th dead-letters. */
+    for (uint32_t n = 1; n <= 7; n++) {
+        mqlite_delivery *d = NULL;
+        OK(mqlite_queue_receive(q, 2000, &d, ERR));
+        CHECK(mqlite_delivery_id(d) == id);
+        CHECK(mqlite_delivery_count(d) == n);
+        CHECK(mqlite_delivery_redelivered(d) == (n > 1));
+        char why[32];
+        int l = snprintf(why, sizeof why, "failure %u", n);
+        OK(mqlite_delivery_nack(d, why, (size_t)l, ERR));
+        mqlite_delivery_free(d);
+    }
+    mqlite_delivery *d = NULL;
+    CHECK_STATUS(MQLITE_TIMEOUT, mqlite_queue_receive(q, 0, &d, ERR));
+    mqlite_stats st;
+    OK(mqlite_queue_stats(q, &st, ERR));
+    CHECK(st.messages == 0 && st.dead_lettered == 1 && st.redelivered == 6);
+
+    /* The DLQ is an ordinary queue named "DLQ". */
+    mqlite_queue *dlq = open_queue(s, "DLQ");
+    OK(mqlite_queue_receive(dlq, 1000, &d, ERR));
+    const mqlite_message *m = mqlite_delivery_message(d);
+    const uint8_t *body;
+    size_t len;
+    OK(mqlite_message_body(m, &body, &len));
+    CHECK(len == 6 && memcmp(body, "poison", 6) == 0);
+    mqlite_dead_letter_info info;
+    OK(mqlite_message_dead_letter_info(m, &info));
+    CHECK(info.reason == MQLITE_DEAD_LETTER_MAX_REDELIVERIES);
+    CHECK(info.original_id == id);
+    CHECK(info.original_queue_len == 6 && memcmp(info.original_queue, "orders", 6) == 0);
+    CHECK(info.last_failure_len == 9 && memcmp(info.last_failure, "failure 7", 9) == 0);
+    CHECK(info.delivery_count == 7);
+    CHECK(info.first_failure_ms > 0 && info.last_failure_ms >= info.first_failure_ms);
+    OK(mqlite_delivery_ack(d, ERR));
+    mqlite_delivery_free(d);
+
+    /* reject: straight to the DLQ */
+    OK(mqlite_queue_send_bytes(q, (const uint8_t *)"bad", 3, &id, ERR));
+    OK(mqlite_queue_receive(q, 0, &d, ERR));
+    OK(mqlite_delivery_reject(d, S("malformed"), ERR));
+    mqlite_delivery_free(d);
+    OK(mqlite_queue_receive(dlq, 1000, &d, ERR));
+    OK(mqlite_message_dead_letter_info(mqlite_delivery_message(d), &info));
+    CHECK(info.reason == MQLITE_DEAD_LETTER_REJECTED && info.original_id == id && info.delivery_count == 1);
+    CHECK(info.last_failure_len == 9 && memcmp(info.last_failure, "malformed", 9) == 0);
+    OK(mqlite_delivery_ack(d, ERR));
+    mqlite_delivery_free(d);
+    mqlite_queue_free(dlq);
+    mqlite_queue_free(q);
+    mqlite_store_free(s);
+}
+
+static void test_individual(const char *dir) {
+    mqlite_store *s = open_with_zero_delays(dir, MQLITE_DEAD_LETTER_INDIVIDUAL, "");
+    mqlite_queue *q = open_queue(s, "jobs");
+    /* per-queue override: max_redeliveries 0, the first failure dead-letters */
+    mqlite_queue_options *qo = mqlite_queue_options_new();
+    mqlite_redelivery_policy *p = mqlite_redelivery_policy_new();
+    OK(mqlite_redelivery_policy_set(p, 0, 0, 0, ERR));
+    OK(mqlite_queue_options_set_redelivery(qo, p, ERR));
+    mqlite_queue *q0 = NULL;
+    OK(mqlite_store_queue_with(s, S("jobs"), qo, &q0, ERR));
+    mqlite_redelivery_policy_free(p);
+    mqlite_queue_options_free(qo);
+    OK(mqlite_queue_send_bytes(q0, (const uint8_t *)"j", 1, NULL, ERR));
+    mqlite_delivery *d = NULL;
+    OK(mqlite_queue_receive(q0, 0, &d, ERR));
+    OK(mqlite_delivery_nack(d, NULL, 0, ERR));
+    mqlite_delivery_free(d);
+    mqlite_queue *dlq = open_queue(s, "DLQ.jobs");
+    mqlite_message *seen[4];
+    size_t n = 0;
+    OK(mqlite_queue_browse(dlq, 4, seen, &n, ERR));
+    CHECK(n == 1);
+    if (n == 1) {
+        mqlite_dead_letter_info info;
+        OK(mqlite_message_dead_letter_info(seen[0], &info));
+        CHECK(info.reason == MQLITE_DEAD_LETTER_MAX_REDELIVERIES && info.delivery_count == 1);
+        mqlite_message_free(seen[0]);
+    }
+    mqlite_queue_free(dlq);
+    mqlite_queue_free(q0);
+    mqlite_queue_free(q);
+    mqlite_store_free(s);
+}
+
+/* The untouched default policy (1 s delays) with a manual clock: time is moved, not waited for. */
+static void test_default_policy_manual_clock(const char *dir) {
+    mqlite_manual_clock *clock = mqlite_manual_clock_new(1700000000000ULL);
+    mqlite_store_options *o = mqlite_store_options_new();
+    OK(mqlite_store_options_set_manual_clock(o, clock, ERR));
+    mqlite_store *s = open_store(dir, o);
+    mqlite_store_options_free(o);
+    mqlite_queue *q = open_queue(s, "clocked");
+    uint64_t id = 0;
+    OK(mqlite_queue_send_bytes(q, (const uint8_t *)"tick", 4, &id, ERR));
+    for (uint32_t n = 1; n <= 7; n++) {
+        mqlite_delivery *d = NULL;
+        OK(mqlite_queue_receive(q, 0, &d, ERR));
+        CHECK(mqlite_delivery_count(d) == n);
+        OK(mqlite_delivery_nack(d, S("no"), ERR));
+        mqlite_delivery_free(d);
+        if (n < 7) {
+            /* waiting for its redelivery delay: not available before the clock moves 1 s */
+            CHECK_STATUS(MQLITE_TIMEOUT, mqlite_queue_receive(q, 0, &d, ERR));
+            OK(mqlite_manual_clock_advance(clock, 999, ERR));
+            CHECK_STATUS(MQLITE_TIMEOUT, mqlite_queue_receive(q, 0, &d, ERR));
+            OK(mqlite_manual_clock_advance(clock, 1, ERR));
+        }
+    }
+    mqlite_queue *dlq = open_queue(s, "DLQ");
+    mqlite_delivery *d = NULL;
+    OK(mqlite_queue_receive(dlq, 0, &d, ERR));
+    mqlite_dead_letter_info info;
+    OK(mqlite_message_dead_letter_info(mqlite_delivery_message(d), &info));
+    CHECK(info.reason == MQLITE_DEAD_LETTER_MAX_REDELIVERIES && info.delivery_count == 7 && info.original_id == id);
+    CHECK(info.first_failure_ms == 1700000000000ULL);
+    CHECK(info.last_failure_ms == mqlite_manual_clock_now(clock));
+    OK(mqlite_delivery_ack(d, ERR));
+    mqlite_delivery_free(d);
+    mqlite_queue_free(dlq);
+    mqlite_queue_free(q);
+    mqlite_store_free(s);
+    mqlite_manual_clock_free(clock);
+}
+
+int main(void) {
+    char *dir = temp_dir();
+    test_max_redeliveries(dir);
+    remove_dir(dir);
+    dir = temp_dir();
+    test_individual(dir);
+    remove_dir(dir);
+    dir = temp_dir();
+    test_default_policy_manual_clock(dir);
+    remove_dir(dir);
+    return finish("test_dlq");
+}

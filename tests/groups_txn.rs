@@ -1,0 +1,328 @@
+//! Message groups, transactions and scheduled repeats (SPEC §3, §7, §8).
+mod common;
+use common::*;
+use mqlite::*;
+use std::time::Duration;
+
+fn zero_delay() -> Option<RedeliveryPolicy> {
+    Some(RedeliveryPolicy {
+        initial_redelivery_delay: Duration::ZERO,
+        redelivery_delay: Duration::ZERO,
+        ..Default::default()
+    })
+}
+
+#[test]
+fn groups_one_in_flight_and_other_groups_flow() {
+    let env = Env::new();
+    let s = env.open();
+    let q = s.queue("q").unwrap();
+    for i in 0..3 {
+        q.send(Message::new(format!("a{i}")).group("A")).unwrap();
+        q.send(Message::new(format!("b{i}")).group("B")).unwrap();
+    }
+    q.send("free").unwrap();
+    let first = q.receive_batch(10, NOW).unwrap();
+    assert_eq!(
+        first.iter().map(body).collect::<Vec<_>>(),
+        vec!["a0", "b0", "free"],
+        "one in flight per group"
+    );
+    let mut it = first.into_iter();
+    let a0 = it.next().unwrap();
+    let b0 = it.next().unwrap();
+    // A fails: with the default `block` policy, group A waits for a0's redelivery; B flows.
+    a0.nack("a0 failed").unwrap();
+    b0.ack().unwrap();
+    it.next().unwrap().ack().unwrap();
+    let next = q.receive_batch(10, NOW).unwrap();
+    assert_eq!(
+        next.iter().map(body).collect::<Vec<_>>(),
+        vec!["b1"],
+        "group A must wait for a0"
+    );
+    q.ack_batch(next).unwrap();
+    env.clock.advance_ms(1000);
+    let d = q.receive(NOW).unwrap().unwrap();
+    assert_eq!(
+        (body(&d), d.delivery_count()),
+        ("a0".to_string(), 2),
+        "order holds under redelivery"
+    );
+    d.ack().unwrap();
+    let mut rest = Vec::new();
+    while let Some(d) = q.receive(NOW).unwrap() {
+        rest.push(body(&d));
+        d.ack().unwrap();
+    }
+    assert_eq!(rest, vec!["a1", "a2", "b2"]);
+}
+
+#[test]
+fn group_skip_and_park() {
+    let env = Env::new();
+    let s = env.open();
+    let skip = s
+        .queue_with(
+            "skip",
+            QueueOptions {
+                group_failure: Some(GroupFailurePolicy::Skip),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    for i in 0..3 {
+        skip.send(Message::new(format!("s{i}")).group("G")).unwrap();
+    }
+    skip.receive(NOW)
+        .unwrap()
+        .unwrap()
+        .nack("s0 failed")
+        .unwrap();
+    assert_eq!(drain(&skip), vec!["s1"]);
+    assert_eq!(drain(&skip), vec!["s2"]);
+    let dlq = s.queue("DLQ").unwrap();
+    let dead = dlq.browse(10).unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].body(), b"s0");
+
+    let park = s
+        .queue_with(
+            "park",
+            QueueOptions {
+                group_failure: Some(GroupFailurePolicy::Park),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    for i in 0..3 {
+        park.send(Message::new(format!("p{i}")).group("P")).unwrap();
+    }
+    park.send(Message::new("other").group("O")).unwrap();
+    park.receive(NOW)
+        .unwrap()
+        .unwrap()
+        .nack("p0 failed")
+        .unwrap();
+    assert_eq!(
+        drain(&park),
+        vec!["other"],
+        "a parked group's messages must not be delivered"
+    );
+    park.send(Message::new("p3").group("P")).unwrap();
+    assert!(drain(&park).is_empty());
+    let reasons: Vec<_> = dlq
+        .browse(10)
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                String::from_utf8(m.body().to_vec()).unwrap(),
+                m.dead_letter_info().unwrap().reason,
+            )
+        })
+        .collect();
+    assert!(reasons.contains(&("p0".into(), DeadLetterReason::MaxRedeliveries)));
+    for p in ["p1", "p2", "p3"] {
+        assert!(
+            reasons.contains(&(p.into(), DeadLetterReason::GroupParked)),
+            "{p} missing from {reasons:?}"
+        );
+    }
+    // The park survives a restart; replay unparks and restores the group's order.
+    drop((skip, park, dlq));
+    drop(s);
+    let s = env.open();
+    let park = s
+        .queue_with(
+            "park",
+            QueueOptions {
+                group_failure: Some(GroupFailurePolicy::Park),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    park.send(Message::new("p4").group("P")).unwrap();
+    assert!(drain(&park).is_empty(), "park lost on restart");
+    let dlq = s.queue("DLQ").unwrap();
+    let n = dlq
+        .replay(&ReplayFilter {
+            original_queue: Some("park".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(n, 5);
+    let mut order = Vec::new();
+    while let Some(d) = park.receive(NOW).unwrap() {
+        order.push(body(&d));
+        d.ack().unwrap();
+    }
+    assert_eq!(order, vec!["p0", "p1", "p2", "p3", "p4"]);
+}
+
+#[test]
+fn transaction_commit_is_atomic_and_durable() {
+    let env = Env::new();
+    let (a_id, ids);
+    {
+        let s = env.open();
+        let a = s.queue("a").unwrap();
+        let b = s.queue("b").unwrap();
+        a_id = a.send("in").unwrap();
+        let d = a.receive(NOW).unwrap().unwrap();
+        let mut tx = s.transaction();
+        tx.ack(d).unwrap();
+        tx.send(&b, "out1").unwrap();
+        tx.send(&b, Message::new("out2").priority(9)).unwrap();
+        assert_eq!(b.stats().unwrap().messages, 0, "visible before commit");
+        ids = tx.commit().unwrap();
+        assert_eq!(ids.len(), 2);
+        assert_eq!(a.stats().unwrap().messages, 0);
+    }
+    let s = env.open();
+    assert_eq!(
+        s.queue("a").unwrap().stats().unwrap().messages,
+        0,
+        "acked in a committed transaction, yet back"
+    );
+    let got = s.queue("b").unwrap().receive_batch(10, NOW).unwrap();
+    assert_eq!(
+        got.iter().map(|d| d.id()).collect::<Vec<_>>(),
+        vec![ids[1], ids[0]],
+        "priority order"
+    );
+    assert!(got.iter().all(|d| d.id() != a_id));
+}
+
+#[test]
+fn transaction_rollback_fails_the_acks() {
+    let env = Env::new();
+    let s = env.open();
+    let a = s
+        .queue_with(
+            "a",
+            QueueOptions {
+                redelivery: zero_delay(),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let b = s.queue("b").unwrap();
+    a.send("in").unwrap();
+    let d = a.receive(NOW).unwrap().unwrap();
+    let mut tx = s.transaction();
+    tx.ack(d).unwrap();
+    tx.send(&b, "never").unwrap();
+    tx.rollback().unwrap();
+    assert_eq!(b.stats().unwrap().messages, 0);
+    let again = a
+        .receive(NOW)
+        .unwrap()
+        .expect("rolled-back ack returns the message");
+    assert_eq!(
+        again.delivery_count(),
+        2,
+        "a rollback counts as a failed delivery"
+    );
+    // Dropping an uncommitted transaction rolls back too.
+    let mut tx = s.transaction();
+    tx.ack(again).unwrap();
+    drop(tx);
+    assert_eq!(a.receive(NOW).unwrap().unwrap().delivery_count(), 3);
+}
+
+#[test]
+fn transaction_refused_when_a_queue_is_full_changes_nothing() {
+    let env = Env::new();
+    let s = env.open();
+    let a = s
+        .queue_with(
+            "a",
+            QueueOptions {
+                redelivery: zero_delay(),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let small = s
+        .queue_with(
+            "small",
+            QueueOptions {
+                max_messages: Some(1),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    a.send("in").unwrap();
+    let d = a.receive(NOW).unwrap().unwrap();
+    let mut tx = s.transaction();
+    tx.ack(d).unwrap();
+    tx.send(&small, "1").unwrap();
+    tx.send(&small, "2").unwrap();
+    assert_eq!(tx.commit().unwrap_err().kind(), ErrorKind::QueueFull);
+    assert_eq!(small.stats().unwrap().messages, 0);
+    assert_eq!(a.receive(NOW).unwrap().unwrap().delivery_count(), 2);
+}
+
+#[test]
+fn scheduled_repeats_survive_restart() {
+    let env = Env::new();
+    {
+        let s = env.open();
+        let q = s.queue("tick").unwrap();
+        q.send(
+            Message::new("tick")
+                .delay(Duration::from_secs(10))
+                .repeat(Duration::from_secs(60), 2),
+        )
+        .unwrap();
+        assert!(q.receive(NOW).unwrap().is_none());
+        env.clock.advance_ms(10_000);
+        let d = q.receive(NOW).unwrap().unwrap();
+        assert_eq!(d.body(), b"tick");
+        d.ack().unwrap();
+        assert_eq!(
+            q.stats().unwrap().delayed,
+            1,
+            "next occurrence not scheduled"
+        );
+    }
+    let s = env.open();
+    let q = s.queue("tick").unwrap();
+    env.clock.advance_ms(59_999);
+    assert!(q.receive(NOW).unwrap().is_none());
+    env.clock.advance_ms(1);
+    let d = q.receive(NOW).unwrap().expect("second occurrence");
+    let first_id = d.id();
+    d.nack("fail once").unwrap(); // a failed occurrence does not schedule another copy
+    env.clock.advance_ms(1000);
+    let d = q.receive(NOW).unwrap().unwrap();
+    assert_eq!(d.id(), first_id);
+    d.ack().unwrap();
+    env.clock.advance_ms(59_000);
+    let third = q.receive(NOW).unwrap().expect("third occurrence");
+    assert_ne!(third.id(), first_id);
+    third.ack().unwrap();
+    env.clock.advance_ms(600_000);
+    assert!(
+        q.receive(NOW).unwrap().is_none(),
+        "more occurrences than 1 + repeats"
+    );
+    assert_eq!(q.stats().unwrap().messages, 0);
+}
+
+#[test]
+fn a_million_delayed_do_not_block_ready_ones() {
+    let env = Env::new();
+    let s = env.open();
+    let q = s.queue("q").unwrap();
+    let delayed: Vec<_> = (0..20_000)
+        .map(|i| Message::new(format!("later{i}")).delay(Duration::from_secs(3600)))
+        .collect();
+    q.send_batch(delayed).unwrap();
+    q.send("now").unwrap();
+    let d = q.receive(NOW).unwrap().unwrap();
+    assert_eq!(d.body(), b"now");
+    d.ack().unwrap();
+    assert_eq!(q.stats().unwrap().delayed, 20_000);
+}
