@@ -10,7 +10,10 @@ use std::time::Duration;
 use common::durable::*;
 use mqlite::*;
 
-const SHORT: u64 = 100;
+/// Calls of the short workload (every k of its file operations is a case).
+fn short() -> u64 {
+    size(100, 300)
+}
 
 fn short_run(
     dir: &Path,
@@ -43,7 +46,7 @@ fn short_run(
             };
             w.max_body = 6000; // bigger bodies: segment rolls within the short run
                                // Go on after an error: later calls must fail cleanly (poisoned) or work (refused send).
-            for _ in 0..SHORT / 2 {
+            for _ in 0..short() / 2 {
                 if let Err(e) = w.step(m, &store) {
                     kinds.push(e.kind());
                     if kinds.len() > 5 {
@@ -92,7 +95,10 @@ fn t5_every_kth_operation_fails() {
     let (opened, kinds) = short_run(dir.path(), &fs, &clock, &mut m);
     assert!(opened && kinds.is_empty(), "clean run failed: {kinds:?}");
     let counts: BTreeMap<Op, u64> = Op::ALL.iter().map(|&op| (op, fs.count(op))).collect();
-    eprintln!("T5 short workload: {SHORT} calls, file operations {counts:?}");
+    eprintln!(
+        "T5 short workload: {} calls, file operations {counts:?}",
+        short()
+    );
     let mut cases = 0u64;
     let mut fired = 0u64;
     let mut surfaced = 0u64;
