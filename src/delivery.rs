@@ -247,8 +247,25 @@ pub(crate) fn receive(
                 let ids: Vec<u64> = es.iter().map(|e| e.id).collect();
                 g.finish_auto_ack(queue.qid, &ids);
             }
+            let recs = match recs {
+                Ok(r) => r,
+                Err(e) => {
+                    // Nothing was handed over: give the messages back (not a failed delivery),
+                    // or they would stay in flight with no delivery to settle them until reopen.
+                    if mode != AckMode::Auto {
+                        let (now, was_empty) = (shared.now(), g.pending.is_empty());
+                        for x in &es {
+                            let _ = g.release(queue.qid, x.id, None, now);
+                        }
+                        if was_empty && !g.pending.is_empty() {
+                            shared.work.notify_one();
+                        }
+                        shared.avail.notify_all();
+                    }
+                    return Err(e);
+                }
+            };
             drop(g);
-            let recs = recs?;
             let mut out = Vec::with_capacity(es.len());
             for (e, r) in es.iter().zip(recs.iter()) {
                 let message = decode_message(r).ok_or_else(|| {

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// An open file of the store.
+// `len` is the file's size, a fallible I/O call; an `is_empty` would only invite a second one.
 #[allow(clippy::len_without_is_empty)]
 pub trait VFile: Send + Sync {
     /// Reads exactly `buf.len()` bytes at `offset` (short reads past the end are an error).

@@ -123,7 +123,10 @@ impl Queue {
             self.shared.avail.notify_all();
             return Ok(MessageId(id));
         }
-        let _g = self.shared.commit(g)?;
+        let mut g = self.shared.commit(g)?;
+        if let Some(e) = g.refused.remove(&id) {
+            return Err(e);
+        }
         Ok(MessageId(id))
     }
 
@@ -172,6 +175,14 @@ impl Queue {
             self.shared.avail.notify_all();
         } else if !ids.is_empty() {
             g = self.shared.commit(g)?;
+            // Refused for lack of space: the batch's messages shared one write, so all are.
+            let refused: Vec<_> = ids
+                .iter()
+                .filter_map(|id| g.refused.remove(&id.0))
+                .collect();
+            if let Some(e) = refused.into_iter().next() {
+                return Err(e);
+            }
         }
         drop(g);
         match failure {

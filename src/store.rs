@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use crate::clock::Clock;
 use crate::error::{Error, ErrorKind, Result};
 use crate::journal::format::{kind, Cursor};
-use crate::journal::{Files, Journal, Placed, RecoveryReport};
+use crate::journal::{Files, Journal, Placed, RecoveryReport, Written};
 use crate::message::{DeadLetterInfo, DeadLetterReason, Message, MessageId};
 use crate::options::{Durability, GroupFailurePolicy, QueueOptions, StoreOptions};
 use crate::policy::AfterFailure;
@@ -81,6 +81,8 @@ pub(crate) struct Inner {
     pub rng: u64,
     pub files: Files,
     pub max_body: usize,
+    /// Sends refused after they were queued (the disk was full): id → error, taken by the waiter.
+    pub refused: HashMap<u64, Error>,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -1278,7 +1280,9 @@ impl Rebuild {
                 }
                 let s = get_send(&mut c).ok_or_else(bad)?;
                 let h = s.h;
-                if h.priority > 9 {
+                // A message that cannot be decoded can be neither delivered nor dead-lettered; let
+                // recovery say so now rather than fail a later open (crash redelivery reads it).
+                if h.priority > 9 || s.meta().is_none() {
                     return Err(bad());
                 }
                 self.max_id = self.max_id.max(h.id);
@@ -1589,12 +1593,24 @@ impl Store {
             rng: now | 1,
             files: journal.files(),
             max_body: options.max_body_bytes,
+            refused: HashMap::new(),
             clock: clock.clone(),
         };
         let mut crashed: Vec<(u32, u64)> = Vec::new();
         // Queues in qid order; a gap (impossible unless a record was lost) gets a placeholder name.
         let max_qid = rb.names.keys().next_back().copied();
         if let Some(max) = max_qid {
+            // Queue ids are handed out densely, so only lost declarations leave gaps; a huge id
+            // is damage, not millions of queues to allocate.
+            if max as usize >= rb.names.len() + 4096 {
+                return Err(Error::new(
+                    ErrorKind::Corrupt,
+                    format!(
+                        "queue id {max} is out of range: {} queues are declared",
+                        rb.names.len()
+                    ),
+                ));
+            }
             for qid in 0..=max {
                 let (name, seg) = rb
                     .names
@@ -1955,7 +1971,21 @@ fn commit_thread(shared: Arc<Shared>, mut journal: Journal) {
         drop(g);
 
         placed.clear();
-        let mut result = journal.write(&spare.buf, &mut placed);
+        let mut refused = (Vec::new(), None);
+        let mut result = match journal.write(&spare.buf, &mut placed, false) {
+            Ok(Written::All) => Ok(()),
+            Ok(Written::NoSpace(e)) => {
+                // Disk full and nothing written: refuse the batch's new messages and write the
+                // rest (settles, which must not fail) into the segment's reserve (SPEC §1).
+                refused = (strip_new_messages(&mut spare), Some(e));
+                placed.clear();
+                match journal.write(&spare.buf, &mut placed, true) {
+                    Ok(Written::All) => Ok(()),
+                    Ok(Written::NoSpace(e)) | Err(e) => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        };
         let deadline_passed = unsynced_since.is_some_and(|t| t.elapsed() >= max_delay);
         if result.is_ok()
             && (spare.needs_sync || deadline_passed || (spare.buf.is_empty() && journal.dirty()))
@@ -1986,6 +2016,9 @@ fn commit_thread(shared: Arc<Shared>, mut journal: Journal) {
                     .into_iter()
                     .map(|s| (s, journal.segment_size(s)))
                     .collect();
+                if let (sends, Some(e)) = std::mem::take(&mut refused) {
+                    refuse_sends(&mut g, sends, &e, &mut spare);
+                }
                 g.publish(&mut spare, &placed, now);
                 if g.compacting.is_some() {
                     g.compacting = None;
@@ -2083,5 +2116,76 @@ impl Store {
             .unwrap_or_else(|e| e.into_inner())
             .as_ref()
             .map(|f| f.as_raw_fd())
+    }
+}
+
+/// Takes the new messages (top-level SEND records) and compaction's optional copies (RELOCATE,
+/// DEDUP) out of a batch that found the disk full, keeping every other record (declarations,
+/// deliveries, settles, dead-letter moves, transactions) with its offsets fixed up. Returns the
+/// refused sends.
+fn strip_new_messages(b: &mut Batch) -> Vec<PendingSend> {
+    use crate::journal::format::{records, RECORD_HEADER};
+    let old = std::mem::take(&mut b.buf);
+    // (old start, new start, length) of each kept record.
+    let mut kept: Vec<(usize, usize, usize)> = Vec::new();
+    for (at, k, body) in records(&old).flatten() {
+        let len = RECORD_HEADER + body.len();
+        if !matches!(k, kind::SEND | kind::RELOCATE | kind::DEDUP) {
+            kept.push((at, b.buf.len(), len));
+            b.buf.extend_from_slice(&old[at..at + len]);
+        }
+    }
+    // Offsets may point inside a kept record (the sends of a TXN record).
+    let remap = |off: usize| {
+        let i = kept.partition_point(|k| k.0 <= off).checked_sub(1)?;
+        let (from, to, len) = kept[i];
+        (off < from + len).then(|| to + (off - from))
+    };
+    let mut refused = Vec::new();
+    for s in std::mem::take(&mut b.sends) {
+        match remap(s.rec_off) {
+            Some(rec_off) => b.sends.push(PendingSend { rec_off, ..s }),
+            None if !s.relocate => refused.push(s),
+            None => {}
+        }
+    }
+    b.decls
+        .retain_mut(|(_, at)| remap(*at).map(|n| *at = n).is_some());
+    b.dedups
+        .retain_mut(|(_, _, at)| remap(*at).map(|n| *at = n).is_some());
+    refused
+}
+
+/// Undoes what queuing the refused sends did, and tells their callers: async callbacks get the
+/// error, synchronous senders find it in `Inner::refused` when they wake.
+fn refuse_sends(g: &mut Inner, sends: Vec<PendingSend>, e: &Error, b: &mut Batch) {
+    let err = Error::new(
+        ErrorKind::NoSpace,
+        format!(
+            "the disk is full; the message was not stored ({})",
+            e.message()
+        ),
+    );
+    let mut ids = std::collections::HashSet::new();
+    for s in sends {
+        let q = &mut g.queues[s.qid as usize];
+        q.pending_count -= 1;
+        q.pending_bytes -= s.entry.len as u64;
+        if let Some(k) = &s.dedup_key {
+            if q.dedup.get(&**k).is_some_and(|d| d.id == s.entry.id) {
+                q.dedup.remove(&**k);
+            }
+        }
+        ids.insert(s.entry.id);
+    }
+    for (_, r) in b.callbacks.iter_mut() {
+        if let Ok(id) = r {
+            if ids.remove(&id.0) {
+                *r = Err(err.clone());
+            }
+        }
+    }
+    for id in ids {
+        g.refused.insert(id, err.clone());
     }
 }

@@ -51,6 +51,30 @@ pub fn parse_segment_name(name: &str) -> Option<u64> {
     u64::from_str_radix(hex, 16).ok()
 }
 
+/// The outcome of [`Journal::write`].
+#[derive(Debug)]
+pub enum Written {
+    /// Every record was written.
+    All,
+    /// Nothing was written: there is no space for the segment the batch needs (`NoSpace`).
+    NoSpace(Error),
+}
+
+enum RollError {
+    /// Out of space before anything of the new segment became durable.
+    Full(Error),
+    /// Any other failure.
+    Io(Error),
+}
+
+impl RollError {
+    fn into_error(self) -> Error {
+        match self {
+            RollError::Full(e) | RollError::Io(e) => e,
+        }
+    }
+}
+
 /// Read access to segment files, shared with receiving threads.
 #[derive(Clone, Default)]
 pub struct Files(Arc<RwLock<BTreeMap<u64, Arc<dyn VFile>>>>);
@@ -134,7 +158,18 @@ impl Journal {
         let report = recovery::recover(&mut j, repair, apply)?;
         j.tail_cap = j.segment_size(j.tail).max(j.seg_bytes);
         if j.sizes.is_empty() {
-            j.roll(0)?;
+            j.roll(0).map_err(RollError::into_error)?;
+        } else {
+            // After a process crash, what recovery read may still be only in the page cache:
+            // frames written but never fdatasync'd, or a segment whose directory entry was never
+            // fsync'd. New frames are about to claim (in their `synced` field) that everything
+            // before them is durable, and new acks will build on what was read; make it so.
+            let tail = j.files.get(j.tail).ok_or_else(Error::closed)?;
+            tail.sync_data()
+                .map_err(|e| Error::io(format!("fdatasync of {}", segment_name(j.tail)), &e))?;
+            j.vfs
+                .sync_dir(&j.dir)
+                .map_err(|e| Error::io("fsync of the store directory", &e))?;
         }
         Ok((j, report))
     }
@@ -168,37 +203,69 @@ impl Journal {
         join(&self.dir, &segment_name(seg))
     }
 
-    /// Creates segment `tail + 1` big enough for a frame of `need` payload bytes, and makes it the tail.
-    fn roll(&mut self, need: usize) -> Result<()> {
+    /// Bytes at the end of every segment that only [`Journal::write`] with `use_reserve` may
+    /// fill: when the disk is too full for a new segment, settle records (acks, deliveries,
+    /// requeues, dead-letter moves) still have room while new messages are refused (SPEC §1).
+    /// The reserve is always allocated (the file grows ahead of the data by at least it).
+    pub fn reserve(&self) -> u64 {
+        (self.seg_bytes / 8).min(1 << 20)
+    }
+
+    /// Payload bytes that fit in one more frame of the tail.
+    fn room(&self, use_reserve: bool) -> u64 {
+        let reserve = if use_reserve { 0 } else { self.reserve() };
+        self.tail_cap
+            .saturating_sub(reserve)
+            .saturating_sub(self.tail_off + FRAME_HEADER as u64)
+    }
+
+    /// Creates segment `tail + 1` big enough for a frame of `need` payload bytes (plus the
+    /// reserve), and makes it the tail.
+    fn roll(&mut self, need: usize) -> std::result::Result<(), RollError> {
         if self.tail_dirty {
-            self.sync()?;
+            self.sync().map_err(RollError::Io)?;
         }
         let n = self.tail + 1;
-        let min = (SEGMENT_HEADER + FRAME_HEADER + need) as u64;
+        let min = (SEGMENT_HEADER + FRAME_HEADER + need) as u64 + self.reserve();
         // An oversized record gets a segment of its own, rounded up to whole MiB.
         let size = if min > self.seg_bytes {
             min.div_ceil(1 << 20) << 20
         } else {
             self.seg_bytes
         };
+        let first = size.min(GROW_BYTES.max(SEGMENT_HEADER as u64 + self.reserve()));
         let path = self.path(n);
         let name = segment_name(n);
+        let classify = |what: &str, e: &std::io::Error| {
+            let err = Error::io(format!("{what} {name}"), e);
+            if e.raw_os_error() == Some(libc::ENOSPC) {
+                RollError::Full(err)
+            } else {
+                RollError::Io(err)
+            }
+        };
         let f = self
             .vfs
             .create(&path)
-            .map_err(|e| Error::io(format!("creating {name}"), &e))?;
-        let made = (|| {
-            f.allocate(size.min(GROW_BYTES))?;
-            f.write_at(&segment_header(n, (self.now_ms)()), 0)?;
-            f.sync_data()?;
-            self.vfs.sync_dir(&self.dir)
-        })();
+            .map_err(|e| classify("creating", &e))?;
+        // Out of space while reserving room or writing the header: nothing of the new segment
+        // became durable, so the batch can be refused without poisoning the store. A failed
+        // fdatasync or directory fsync is never excused (fsyncgate), whatever its errno.
+        let made = f
+            .allocate(first)
+            .and_then(|()| f.write_at(&segment_header(n, (self.now_ms)()), 0))
+            .map_err(|e| classify("preparing", &e))
+            .and_then(|()| {
+                f.sync_data()
+                    .and_then(|()| self.vfs.sync_dir(&self.dir))
+                    .map_err(|e| RollError::Io(Error::io(format!("preparing {name}"), &e)))
+            });
         if let Err(e) = made {
             let _ = self.vfs.remove(&path);
-            return Err(Error::io(format!("preparing {name}"), &e));
+            return Err(e);
         }
         self.files.insert(n, f);
-        self.sizes.insert(n, size.min(GROW_BYTES));
+        self.sizes.insert(n, first);
         self.tail_cap = size;
         self.tail = n;
         self.tail_off = SEGMENT_HEADER as u64;
@@ -208,12 +275,32 @@ impl Journal {
     /// Writes `buf` (whole records) as one or more frames, splitting only between records and
     /// rolling to a new segment when the tail is full. Does not sync. Appends to `placed` where
     /// each part of `buf` landed.
-    pub fn write(&mut self, buf: &[u8], placed: &mut Vec<Placed>) -> Result<()> {
+    ///
+    /// Without `use_reserve` the last [`reserve`](Journal::reserve) bytes of a segment are left
+    /// alone. A batch that fits in a fresh segment but not in the tail rolls before anything is
+    /// written, so when there is no space for that segment (or for growing the tail) the whole
+    /// batch is refused with [`Written::NoSpace`] and nothing of it is on disk; the caller may
+    /// then write the records that must not fail (settles) with `use_reserve`.
+    pub fn write(
+        &mut self,
+        buf: &[u8],
+        placed: &mut Vec<Placed>,
+        use_reserve: bool,
+    ) -> Result<Written> {
+        let fresh = self
+            .seg_bytes
+            .saturating_sub((SEGMENT_HEADER + FRAME_HEADER) as u64 + self.reserve());
+        if !buf.is_empty() && buf.len() as u64 > self.room(use_reserve) && buf.len() as u64 <= fresh
+        {
+            match self.roll(buf.len()) {
+                Ok(()) => {}
+                Err(RollError::Full(e)) => return Ok(Written::NoSpace(e)),
+                Err(RollError::Io(e)) => return Err(e),
+            }
+        }
         let mut start = 0;
         while start < buf.len() {
-            let room = self
-                .tail_cap
-                .saturating_sub(self.tail_off + FRAME_HEADER as u64);
+            let room = self.room(use_reserve);
             // Take as many whole records as fit.
             let (mut end, mut count) = (start, 0u32);
             for r in records(&buf[start..]) {
@@ -236,7 +323,11 @@ impl Journal {
                     Some(Ok((_, _, body))) => RECORD_HEADER + body.len(),
                     _ => buf.len() - start,
                 };
-                self.roll(need)?;
+                match self.roll(need) {
+                    Ok(()) => {}
+                    Err(RollError::Full(e)) if start == 0 => return Ok(Written::NoSpace(e)),
+                    Err(RollError::Full(e)) | Err(RollError::Io(e)) => return Err(e),
+                }
                 continue;
             }
             let payload = &buf[start..end];
@@ -253,28 +344,42 @@ impl Journal {
             let file = self.files.get(self.tail).ok_or_else(Error::closed)?;
             let off = self.tail_off;
             let end_off = off + self.frame.len() as u64;
+            // Keep the reserve allocated beyond the data, so settles still fit on a full disk.
+            let want = (end_off + if use_reserve { 0 } else { self.reserve() })
+                .min(self.tail_cap)
+                .max(end_off);
             let allocated = self.segment_size(self.tail);
-            if end_off > allocated {
+            if want > allocated {
                 // Grow the preallocation in steps: one size change (and metadata sync) per step.
-                let grown = end_off
+                let grown = want
                     .div_ceil(GROW_BYTES)
                     .saturating_mul(GROW_BYTES)
                     .min(self.tail_cap)
-                    .max(end_off);
-                file.allocate(grown).map_err(|e| {
-                    Error::io(
+                    .max(want);
+                if let Err(e) = file.allocate(grown) {
+                    let err = Error::io(
                         format!("growing {} to {grown} bytes", segment_name(self.tail)),
                         &e,
-                    )
-                })?;
+                    );
+                    if start == 0 && e.raw_os_error() == Some(libc::ENOSPC) {
+                        return Ok(Written::NoSpace(err));
+                    }
+                    return Err(err);
+                }
                 self.sizes.insert(self.tail, grown);
             }
-            file.write_at(&self.frame, off).map_err(|e| {
-                Error::io(
+            if let Err(e) = file.write_at(&self.frame, off) {
+                let err = Error::io(
                     format!("writing {} at offset {off}", segment_name(self.tail)),
                     &e,
-                )
-            })?;
+                );
+                // ENOSPC on the first frame (file systems that allocate on write): nothing of the
+                // batch is acknowledged, and the next frame is written at this same offset.
+                if start == 0 && e.raw_os_error() == Some(libc::ENOSPC) {
+                    return Ok(Written::NoSpace(err));
+                }
+                return Err(err);
+            }
             placed.push(Placed {
                 buf_start: start,
                 buf_end: end,
@@ -286,7 +391,7 @@ impl Journal {
             self.tail_dirty = true;
             start = end;
         }
-        Ok(())
+        Ok(Written::All)
     }
 
     /// fdatasync's the tail segment (earlier segments were synced when the journal rolled past them).

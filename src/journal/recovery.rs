@@ -130,8 +130,11 @@ pub(super) fn recover(j: &mut Journal, repair: bool, apply: Apply<'_>) -> Result
         report.bytes += seg.buf.len() as u64;
         match check_segment_header(&seg.buf, &seg.name) {
             Ok(num) if num == n => {}
-            Ok(_) | Err(_) if last && seg.buf.iter().take(SEGMENT_HEADER).all(|&b| b == 0) => {
-                // Created but its header never became durable: nothing was ever written to it.
+            Ok(_) | Err(_) if last && seg.buf.iter().skip(SEGMENT_HEADER).all(|&b| b == 0) => {
+                // Created but its header never became durable (missing, zero, or torn with
+                // garbage in its sector): a roll writes and syncs the header, and fsyncs the
+                // directory, before any frame goes into a segment, so a last segment with a bad
+                // header and nothing after it never held anything.
                 j.vfs
                     .remove(&join(&j.dir, &seg.name))
                     .map_err(|e| Error::io(format!("removing {}", seg.name), &e))?;
@@ -231,11 +234,15 @@ pub(super) fn recover(j: &mut Journal, repair: bool, apply: Apply<'_>) -> Result
                 }
                 Some(_) => {
                     // Repair: cut out [pos, next valid frame in this segment) or up to its data end.
+                    // The cut holds at least a padding frame: a "valid" frame starting inside the
+                    // first bytes of the damaged one (a sequence break on a short frame, or
+                    // damage) is cut with it, and a cut at the end of a short file grows it.
+                    let min_end = pos + FRAME_HEADER + RECORD_HEADER;
                     let (cut_end, next_seq) =
-                        match next_valid(&seg.buf, pos + 1).filter(|(_, h)| h.seq >= s) {
+                        match next_valid(&seg.buf, min_end).filter(|(_, h)| h.seq >= s) {
                             Some((k, h)) => (k, h.seq),
                             None => (
-                                end.max(pos + FRAME_HEADER + RECORD_HEADER),
+                                end.max(min_end),
                                 first_seq_after(j, &numbers[i + 1..])?.unwrap_or(s + 1),
                             ),
                         };
@@ -329,7 +336,16 @@ fn quarantine(
     to: usize,
     pad_seq: u64,
 ) -> Result<Quarantined> {
-    let to = to.min(seg.buf.len());
+    if to < from + FRAME_HEADER + RECORD_HEADER {
+        return Err(Error::corrupt(
+            &seg.name,
+            from as u64,
+            "damaged range too short to repair",
+        ));
+    }
+    if seg.buf.len() < to {
+        seg.buf.resize(to, 0); // the padding frame's write extends the file
+    }
     let saved_as = format!("quarantine-{:016x}-{from}.bin", seg.n);
     let path = join(&j.dir, &saved_as);
     let _ = j.vfs.remove(&path);

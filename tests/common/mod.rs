@@ -1,4 +1,9 @@
 #![allow(dead_code)]
+
+/// The durability suites' helpers (model, workload) and fault-injecting file layer.
+pub mod durable;
+pub mod fault;
+
 use mqlite::*;
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,0 +1,7 @@
+//! The frame and record decoder on arbitrary bytes (see `harness.rs`).
+#![no_main]
+
+#[path = "../harness.rs"]
+mod harness;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| harness::decode(data));
