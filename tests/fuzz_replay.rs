@@ -1,11 +1,11 @@
-//! T10 in `cargo test`: replays the committed fuzz corpus (`fuzz/corpus/`) through the fuzz
+//! T10 in `cargo test`: replays the committed fuzz corpus (`tests/fuzz/corpus/`) through the fuzz
 //! harnesses, then runs a few thousand deterministic mutations of it. The real fuzzing is
-//! `fuzz/run.sh SECONDS` (cargo-fuzz).
+//! `tests/fuzz/run.sh SECONDS` (cargo-fuzz).
 
 // The harness brings its own copy of the fault layer (the fuzz crate has no tests/common).
 #![allow(clippy::duplicate_mod)]
 
-#[path = "../fuzz/harness.rs"]
+#[path = "fuzz/harness.rs"]
 mod harness;
 
 mod common;
@@ -14,7 +14,7 @@ use common::durable::Rng;
 
 fn corpus(target: &str) -> Vec<Vec<u8>> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fuzz/corpus")
+        .join("tests/fuzz/corpus")
         .join(target);
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .map(|d| d.flatten().map(|e| e.path()).collect())
@@ -81,7 +81,7 @@ fn t10_fuzz_corpus_replay_and_mutations() {
 #[ignore]
 fn make_seed_corpus() {
     use mqlite::journal::format::*;
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz/corpus");
     for (seed, steps) in [(1u64, 12u64), (2, 30), (3, 60)] {
         let dir = tempfile::tempdir().unwrap();
         let fs = common::durable::FaultFs::new();

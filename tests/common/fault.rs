@@ -12,7 +12,7 @@
 //!   writes and directory operations, or with the last unsynced write of each file torn at a
 //!   sector boundary (512 B or 4 KiB) and the rest of its range filled with garbage.
 //!
-//! Used by the integration tests (`tests/common/mod.rs`) and by the fuzz targets (`fuzz/`).
+//! Used by the integration tests (`tests/common/mod.rs`) and by the fuzz targets (`tests/fuzz/`).
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashMap};

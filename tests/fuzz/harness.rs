@@ -2,7 +2,7 @@
 //! crate's `tests/fuzz_replay.rs`, which replays the committed corpus on every `cargo test`.
 #![allow(dead_code)]
 
-#[path = "../tests/common/fault.rs"]
+#[path = "../common/fault.rs"]
 mod fault;
 
 use std::sync::OnceLock;
