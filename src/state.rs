@@ -326,6 +326,19 @@ impl QueueState {
         }
     }
 
+    /// Holds a message taken from waiting as in flight for no consumer, so that the one settle
+    /// path (dead-letter, drop, failure) can move it: expiry, parked groups, overflow, crashes.
+    pub fn hold(&mut self, e: Entry) {
+        self.inflight.insert(
+            e.id,
+            InFlight {
+                entry: e,
+                consumer: 0,
+                deadline: u64::MAX,
+            },
+        );
+    }
+
     /// Puts a message that was in flight (still counted) back to wait: delayed until `due`, or
     /// ready at once out of id order.
     pub fn requeue(&mut self, e: Entry, due: u64, now: u64) {

@@ -484,14 +484,7 @@ impl Inner {
                 let e = q
                     .remove_waiting(head.id, head.priority)
                     .expect("head exists");
-                q.inflight.insert(
-                    e.id,
-                    InFlight {
-                        entry: e,
-                        consumer: 0,
-                        deadline: u64::MAX,
-                    },
-                );
+                q.hold(e);
                 q.counters.expired += 1;
                 let process = q.opts.process_expired;
                 self.expire(qid, e.id, process, now, store)?;
@@ -531,14 +524,7 @@ impl Inner {
             let Some(mut e) = q.pop_next() else { break };
             let parked = e.group != 0 && q.group_state[e.group as usize - 1].parked;
             if parked || (e.expires_at != 0 && e.expires_at <= now) {
-                q.inflight.insert(
-                    e.id,
-                    InFlight {
-                        entry: e,
-                        consumer: 0,
-                        deadline: u64::MAX,
-                    },
-                );
+                q.hold(e);
                 if parked {
                     self.dead_letter(
                         qid,
@@ -1038,14 +1024,7 @@ impl Inner {
         let Some(e) = oldest else { return Ok(false) };
         let q = &mut self.queues[qid as usize];
         let e = q.remove_waiting(e.id, e.priority).expect("listed");
-        q.inflight.insert(
-            e.id,
-            InFlight {
-                entry: e,
-                consumer: 0,
-                deadline: u64::MAX,
-            },
-        );
+        q.hold(e);
         self.dead_letter(qid, e.id, DeadLetterReason::Overflow, "", now, store)?;
         Ok(true)
     }
@@ -1690,14 +1669,7 @@ impl Store {
                     }
                     q.count += 1;
                     q.bytes += e.len as u64;
-                    q.inflight.insert(
-                        e.id,
-                        InFlight {
-                            entry: e,
-                            consumer: 0,
-                            deadline: u64::MAX,
-                        },
-                    );
+                    q.hold(e);
                     crashed.push((qid, e.id));
                 } else {
                     q.insert(e, due, now);
