@@ -2,7 +2,7 @@
 //!
 //! The test binary re-executes itself as a child (`t1_child`, active only when
 //! `MQLITE_T1_CHILD` is set) that runs a mixed workload (send, send_batch, receive, ack, nack,
-//! reject, release) on a real store directory and reports each call over its stdout pipe:
+//! reject, release, transactions, dead-letter replay) on a real store directory and reports each call over its stdout pipe:
 //! `B` before the call (its outcome is in doubt from then on) and `D` once it returned. The
 //! parent SIGKILLs the child at a random moment, reopens the store, and checks it against the
 //! reported log: no acknowledged send lost, no acknowledged ack undone, every recovery succeeds.
@@ -50,7 +50,7 @@ fn t1_child() {
         let qi = rng.below(2) as usize;
         let q = &qs[qi];
         let qn = q.name().to_string();
-        match rng.below(100) {
+        match rng.below(108) {
             0..=34 => {
                 n += 1;
                 let tag = format!("{prefix}{n}");
@@ -107,6 +107,46 @@ fn t1_child() {
                 let (d, _) = held.swap_remove(rng.below(held.len() as u64) as usize);
                 d.release().unwrap();
             }
+            100..=103 if !held.is_empty() => {
+                // A transaction: ack one delivery and send a new message, all or nothing.
+                let (d, acked) = held.swap_remove(rng.below(held.len() as u64) as usize);
+                n += 1;
+                let tag = format!("{prefix}{n}");
+                say(format!("B T {acked} {tag} {qn}"));
+                let mut tx = store.transaction();
+                tx.ack(d).unwrap();
+                tx.send(q, body(&tag, 30)).unwrap();
+                let ids = tx.commit().unwrap();
+                say(format!("D T {acked} {tag} {qn} {}", ids[0].0));
+            }
+            104..=107 => {
+                // Replay a few dead letters back to their queue: each move is one record.
+                let dlq = store.queue("DLQ").unwrap();
+                let dead = dlq.browse(3).unwrap();
+                if dead.is_empty() {
+                    continue;
+                }
+                let mut moved = Vec::new();
+                for m in &dead {
+                    let tag = tag_of(m.body()).expect("an intact body");
+                    let orig = m
+                        .dead_letter_info()
+                        .expect("a dead letter")
+                        .original_queue
+                        .clone();
+                    say(format!("B P {tag} {orig}"));
+                    moved.push((tag, orig));
+                }
+                let ids = dead.iter().map(|m| m.id().unwrap()).collect();
+                dlq.replay(&ReplayFilter {
+                    ids: Some(ids),
+                    ..Default::default()
+                })
+                .unwrap();
+                for (tag, orig) in moved {
+                    say(format!("D P {tag} {orig}"));
+                }
+            }
             _ => {}
         }
     }
@@ -122,6 +162,19 @@ fn apply(m: &mut Model, line: &str) {
         ["B", "J", tag] => m.begin(tag, Loc::Dlq),
         ["D", "J", tag] => {
             m.done(tag, Loc::Dlq, None);
+            m.new_id(tag, None);
+        }
+        ["B", "T", acked, tag, q] => {
+            m.begin(acked, Loc::Absent);
+            m.begin(tag, Loc::Queue(q.to_string()));
+        }
+        ["D", "T", acked, tag, q, id] => {
+            m.done(acked, Loc::Absent, None);
+            m.done(tag, Loc::Queue(q.to_string()), Some(id.parse().unwrap()));
+        }
+        ["B", "P", tag, q] => m.begin(tag, Loc::Queue(q.to_string())),
+        ["D", "P", tag, q] => {
+            m.done(tag, Loc::Queue(q.to_string()), None);
             m.new_id(tag, None);
         }
         ["R"] => {}
