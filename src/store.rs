@@ -68,6 +68,12 @@ pub(crate) struct Inner {
     pub error: Option<Error>,
     /// The commit thread is waiting for work (so a submitter must wake it).
     pub idle: bool,
+    /// Written frames await an fsync since then (batched durability), mirrored from [`Io`].
+    pub unsynced_since: Option<Instant>,
+    /// The shortest batched-durability delay of any queue.
+    pub max_delay: Duration,
+    /// Callers waiting for a batch to be committed.
+    pub waiters: usize,
     pub closing: bool,
     pub closed: bool,
     /// Live items (messages, dedup entries, queue declarations) and bytes per segment.
@@ -104,6 +110,8 @@ pub(crate) struct Shared {
     /// The directory lock. It lives as long as any library thread (they hold this `Shared`), so
     /// a store dropped from its own callback keeps the lock until its commit thread is done.
     pub lock_file: Mutex<Option<File>>,
+    /// The journal side of group commit; its holder leads the next commit.
+    pub io: Mutex<Io>,
 }
 
 #[derive(Default)]
@@ -128,12 +136,43 @@ impl Shared {
         mut g: MutexGuard<'a, Inner>,
         no: u64,
     ) -> Result<MutexGuard<'a, Inner>> {
+        g.waiters += 1;
+        self.lead_or_wait(g, no)
+    }
+
+    fn lead_or_wait<'a>(
+        &'a self,
+        mut g: MutexGuard<'a, Inner>,
+        no: u64,
+    ) -> Result<MutexGuard<'a, Inner>> {
         while g.done_no < no {
-            if let Some(e) = &g.error {
-                return Err(poisoned(e));
+            if let Some(e) = g.error.clone() {
+                g.waiters -= 1;
+                return Err(poisoned(&e));
             }
-            g = self.done.wait(g).unwrap_or_else(|e| e.into_inner());
+            // Nobody is writing: lead the commit ourselves instead of handing it to the commit
+            // thread and waiting to be woken (two context switches per sync call). try_lock,
+            // never lock: we hold `inner`, and the lock order is io before inner.
+            g = match self.io.try_lock() {
+                Ok(mut io) => {
+                    if g.waiters > 1 {
+                        // Others wait too, some just woken by the last commit: give them a
+                        // moment to append, so this commit carries their records as well.
+                        drop(g);
+                        std::thread::yield_now();
+                        g = self.lock();
+                    }
+                    commit_once(self, &mut io, g)
+                }
+                Err(std::sync::TryLockError::Poisoned(p)) => {
+                    commit_once(self, &mut p.into_inner(), g)
+                }
+                Err(std::sync::TryLockError::WouldBlock) => {
+                    self.done.wait(g).unwrap_or_else(|e| e.into_inner())
+                }
+            };
         }
+        g.waiters -= 1;
         Ok(g)
     }
 
@@ -151,7 +190,6 @@ impl Shared {
         let no = if g.pending.is_empty() {
             g.batch_no - 1
         } else {
-            self.kick(&g);
             g.batch_no
         };
         self.wait_done(g, no)
@@ -1557,6 +1595,9 @@ impl Store {
             done_no: 0,
             error: None,
             idle: false,
+            unsynced_since: None,
+            waiters: 0,
+            max_delay: batched_delay(options.durability).unwrap_or(Duration::from_millis(100)),
             closing: false,
             closed: false,
             seg_live: BTreeMap::new(),
@@ -1708,6 +1749,7 @@ impl Store {
             opts: options,
             dir,
             lock_file: Mutex::new(Some(lock)),
+            io: Mutex::new(Io::new(journal)),
         });
         let weak = Arc::downgrade(&shared);
         let waker: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
@@ -1720,7 +1762,7 @@ impl Store {
         let s1 = shared.clone();
         let commit = std::thread::Builder::new()
             .name("mqlite-commit".into())
-            .spawn(move || commit_thread(s1, journal))
+            .spawn(move || commit_thread(s1))
             .map_err(|e| Error::io("starting the commit thread", &e))?;
         let s2 = shared.clone();
         let cbs = std::thread::Builder::new()
@@ -1862,26 +1904,49 @@ impl Drop for Store {
     }
 }
 
-fn commit_thread(shared: Arc<Shared>, mut journal: Journal) {
-    mark_library_thread();
-    let mut spare = Batch::default();
-    let mut placed: Vec<Placed> = Vec::new();
-    let batched_delay = |d: Durability| match d {
+/// What only the thread doing a group commit touches: the journal and the reusable buffers.
+/// Whoever holds this lock is the leader of the next group commit: the commit thread, or a
+/// caller waiting for its own batch while nobody else is writing (no hand-off to another thread
+/// and back on the sync-send path). Lock order: `io` before `inner`.
+pub(crate) struct Io {
+    journal: Journal,
+    spare: Batch,
+    placed: Vec<Placed>,
+    unsynced_since: Option<Instant>,
+}
+
+impl Io {
+    pub(crate) fn new(journal: Journal) -> Io {
+        Io {
+            journal,
+            spare: Batch::default(),
+            placed: Vec::new(),
+            unsynced_since: None,
+        }
+    }
+}
+
+fn batched_delay(d: Durability) -> Option<Duration> {
+    match d {
         Durability::Batched { max_delay } => Some(max_delay),
         _ => None,
-    };
-    let mut max_delay = batched_delay(shared.opts.durability).unwrap_or(Duration::from_millis(100));
-    let mut unsynced_since: Option<Instant> = None;
+    }
+}
+
+fn commit_thread(shared: Arc<Shared>) {
+    mark_library_thread();
     let mut g = shared.lock();
     loop {
         // Wait for work, or for the batched-fsync deadline.
         while g.pending.is_empty() && !g.closing {
+            let mut max_delay = g.max_delay;
             for q in &g.queues {
                 if let Some(d) = batched_delay(q.opts.durability) {
                     max_delay = max_delay.min(d);
                 }
             }
-            match unsynced_since {
+            g.max_delay = max_delay;
+            match g.unsynced_since {
                 Some(t) => {
                     let left = max_delay.saturating_sub(t.elapsed());
                     if left.is_zero() {
@@ -1914,123 +1979,157 @@ fn commit_thread(shared: Arc<Shared>, mut journal: Journal) {
                 }
             }
         }
-        if g.pending.is_empty() && g.closing && unsynced_since.is_none() {
+        // Lock order: io, then inner. Holding io also means no caller is mid-commit.
+        drop(g);
+        let mut io = shared.io.lock().unwrap_or_else(|e| e.into_inner());
+        g = shared.lock();
+        if g.pending.is_empty() && g.closing && g.unsynced_since.is_none() {
+            // Everything is written and no caller is writing (we hold io): nothing more will be,
+            // as a closing store takes no new records. Let the next opener in.
+            drop(g);
+            release_lock(&shared);
+            drop(io);
+            g = shared.lock();
             break;
         }
-        if g.error.is_some() {
-            // Poisoned: fail whatever is pending, never write again.
-            let err = g
-                .error
-                .clone()
-                .map(|e| poisoned(&e))
-                .unwrap_or_else(Error::closed);
-            let mut b = std::mem::take(&mut g.pending);
-            g.batch_no += 1;
-            fail_callbacks(&shared, &mut b, &err);
-            shared.done.notify_all();
-            if g.closing {
-                break;
-            }
-            continue;
+        let deadline = g.unsynced_since.is_some_and(|t| t.elapsed() >= g.max_delay);
+        if g.pending.is_empty() && !deadline && !(g.closing && g.unsynced_since.is_some()) {
+            continue; // a caller led the commit while we waited for the io lock
         }
-        let now = shared.now();
-        let removable = g
-            .plan_compaction(shared.opts.compact_below, now)
-            .unwrap_or_default();
-        std::mem::swap(&mut g.pending, &mut spare);
-        let no = g.batch_no;
-        g.batch_no += 1;
-        drop(g);
-
-        placed.clear();
-        let mut refused = (Vec::new(), None);
-        let mut result = match journal.write(&spare.buf, &mut placed, false) {
-            Ok(Written::All) => Ok(()),
-            Ok(Written::NoSpace(e)) => {
-                // Disk full and nothing written: refuse the batch's new messages and write the
-                // rest (settles, which must not fail) into the segment's reserve (SPEC §1).
-                refused = (strip_new_messages(&mut spare), Some(e));
-                placed.clear();
-                match journal.write(&spare.buf, &mut placed, true) {
-                    Ok(Written::All) => Ok(()),
-                    Ok(Written::NoSpace(e)) | Err(e) => Err(e),
-                }
-            }
-            Err(e) => Err(e),
-        };
-        let deadline_passed = unsynced_since.is_some_and(|t| t.elapsed() >= max_delay);
-        if result.is_ok()
-            && (spare.needs_sync || deadline_passed || (spare.buf.is_empty() && journal.dirty()))
-        {
-            result = journal.sync();
-            unsynced_since = None;
-        } else if result.is_ok() && journal.dirty() && unsynced_since.is_none() {
-            unsynced_since = Some(Instant::now());
-        }
-        if result.is_ok() && !journal.dirty() {
-            for seg in &removable {
-                if let Err(e) = journal.remove_segment(*seg) {
-                    result = Err(e);
-                    break;
-                }
-            }
-        }
-
-        g = shared.lock();
-        match result {
-            Ok(()) => {
-                let now = shared.now();
-                if !journal.dirty() {
-                    g.seg_live.retain(|s, _| journal.segment_size(*s) > 0);
-                }
-                g.segs = journal
-                    .segments()
-                    .into_iter()
-                    .map(|s| (s, journal.segment_size(s)))
-                    .collect();
-                if let (sends, Some(e)) = std::mem::take(&mut refused) {
-                    refuse_sends(&mut g, sends, &e, &mut spare);
-                }
-                g.publish(&mut spare, &placed, now);
-                if g.compacting.is_some() {
-                    g.compacting = None;
-                }
-                g.done_no = no;
-                g.async_msgs -= spare.async_msgs;
-                g.async_bytes -= spare.async_bytes;
-                let items = std::mem::take(&mut spare.callbacks);
-                if !items.is_empty() {
-                    let mut cq = shared.callbacks.lock().unwrap_or_else(|e| e.into_inner());
-                    cq.items.extend(items);
-                    shared.callbacks_cv.notify_one();
-                }
-            }
-            Err(e) => {
-                // A failed write or fsync is never retried (fsyncgate): poison the store.
-                g.error = Some(e.clone());
-                g.async_msgs -= spare.async_msgs;
-                g.async_bytes -= spare.async_bytes;
-                fail_callbacks(&shared, &mut spare, &e);
-                let mut rest = std::mem::take(&mut g.pending);
-                fail_callbacks(&shared, &mut rest, &poisoned(&e));
-                g.batch_no += 1;
-            }
-        }
-        spare.clear();
-        // Notify with the lock released: a waiter woken while we hold it would only block
-        // again on the mutex (one more futex call and context switch per batch and waiter).
-        drop(g);
-        shared.done.notify_all();
-        shared.avail.notify_all();
-        shared.room.notify_all();
-        g = shared.lock();
+        g = commit_once(&shared, &mut io, g);
     }
     drop(g);
-    // Nothing more is written: let the next opener in.
-    release_lock(&shared);
     let mut cq = shared.callbacks.lock().unwrap_or_else(|e| e.into_inner());
     cq.stop = true;
     shared.callbacks_cv.notify_all();
+}
+
+/// One group commit: takes everything pending, writes it as frames, fdatasyncs when any record
+/// needs it (or the batched deadline passed), publishes, hands callbacks to the callback thread.
+/// Called with `io` held (the caller is the leader); returns with `inner` locked again.
+pub(crate) fn commit_once<'a>(
+    shared: &'a Shared,
+    io: &mut Io,
+    mut g: MutexGuard<'a, Inner>,
+) -> MutexGuard<'a, Inner> {
+    let Io {
+        journal,
+        spare,
+        placed,
+        unsynced_since,
+    } = io;
+    if g.error.is_some() {
+        // Poisoned: fail whatever is pending, never write again.
+        let err = g
+            .error
+            .clone()
+            .map(|e| poisoned(&e))
+            .unwrap_or_else(Error::closed);
+        let mut b = std::mem::take(&mut g.pending);
+        g.batch_no += 1;
+        fail_callbacks(shared, &mut b, &err);
+        g.unsynced_since = None;
+        drop(g);
+        shared.done.notify_all();
+        return shared.lock();
+    }
+    let max_delay = g.max_delay;
+    let now = shared.now();
+    let removable = g
+        .plan_compaction(shared.opts.compact_below, now)
+        .unwrap_or_default();
+    std::mem::swap(&mut g.pending, spare);
+    let no = g.batch_no;
+    g.batch_no += 1;
+    drop(g);
+
+    placed.clear();
+    let mut refused = (Vec::new(), None);
+    let mut result = match journal.write(&spare.buf, placed, false) {
+        Ok(Written::All) => Ok(()),
+        Ok(Written::NoSpace(e)) => {
+            // Disk full and nothing written: refuse the batch's new messages and write the
+            // rest (settles, which must not fail) into the segment's reserve (SPEC §1).
+            refused = (strip_new_messages(spare), Some(e));
+            placed.clear();
+            match journal.write(&spare.buf, placed, true) {
+                Ok(Written::All) => Ok(()),
+                Ok(Written::NoSpace(e)) | Err(e) => Err(e),
+            }
+        }
+        Err(e) => Err(e),
+    };
+    let deadline_passed = unsynced_since.is_some_and(|t| t.elapsed() >= max_delay);
+    if result.is_ok()
+        && (spare.needs_sync || deadline_passed || (spare.buf.is_empty() && journal.dirty()))
+    {
+        result = journal.sync();
+        *unsynced_since = None;
+    } else if result.is_ok() && journal.dirty() && unsynced_since.is_none() {
+        *unsynced_since = Some(Instant::now());
+    }
+    if result.is_ok() && !journal.dirty() {
+        for seg in &removable {
+            if let Err(e) = journal.remove_segment(*seg) {
+                result = Err(e);
+                break;
+            }
+        }
+    }
+
+    g = shared.lock();
+    g.unsynced_since = *unsynced_since;
+    if g.unsynced_since.is_some() && g.idle {
+        // Batched writes await their fsync: the commit thread keeps that deadline.
+        shared.work.notify_one();
+    }
+    match result {
+        Ok(()) => {
+            let now = shared.now();
+            if !journal.dirty() {
+                g.seg_live.retain(|s, _| journal.segment_size(*s) > 0);
+            }
+            g.segs = journal
+                .segments()
+                .into_iter()
+                .map(|s| (s, journal.segment_size(s)))
+                .collect();
+            if let (sends, Some(e)) = std::mem::take(&mut refused) {
+                refuse_sends(&mut g, sends, &e, spare);
+            }
+            g.publish(spare, placed, now);
+            if g.compacting.is_some() {
+                g.compacting = None;
+            }
+            g.done_no = no;
+            g.async_msgs -= spare.async_msgs;
+            g.async_bytes -= spare.async_bytes;
+            let items = std::mem::take(&mut spare.callbacks);
+            if !items.is_empty() {
+                let mut cq = shared.callbacks.lock().unwrap_or_else(|e| e.into_inner());
+                cq.items.extend(items);
+                shared.callbacks_cv.notify_one();
+            }
+        }
+        Err(e) => {
+            // A failed write or fsync is never retried (fsyncgate): poison the store.
+            g.error = Some(e.clone());
+            g.async_msgs -= spare.async_msgs;
+            g.async_bytes -= spare.async_bytes;
+            fail_callbacks(shared, spare, &e);
+            let mut rest = std::mem::take(&mut g.pending);
+            fail_callbacks(shared, &mut rest, &poisoned(&e));
+            g.batch_no += 1;
+        }
+    }
+    spare.clear();
+    // Notify with the lock released: a waiter woken while we hold it would only block
+    // again on the mutex (one more futex call and context switch per batch and waiter).
+    drop(g);
+    shared.done.notify_all();
+    shared.avail.notify_all();
+    shared.room.notify_all();
+    shared.lock()
 }
 
 fn fail_callbacks(shared: &Shared, b: &mut Batch, e: &Error) {
