@@ -81,7 +81,7 @@ impl Queue {
             };
             q.forget(&entry);
             let from_journaled = q.opts.journaled();
-            g.live_forget(&entry);
+            g.live_dec(&entry);
             let mut meta = msg.meta.clone();
             meta.dead_letter = None;
             g.put_move(

@@ -339,6 +339,16 @@ impl QueueState {
         );
     }
 
+    /// Records a failed delivery of `id` (first and last failure time, last reason).
+    pub fn note_failure(&mut self, id: u64, now: u64, reason: &str) {
+        let info = self.fail.entry(id).or_default();
+        if info.first == 0 {
+            info.first = now;
+        }
+        info.last = now;
+        info.reason = reason.to_string();
+    }
+
     /// Puts a message that was in flight (still counted) back to wait: delayed until `due`, or
     /// ready at once out of id order.
     pub fn requeue(&mut self, e: Entry, due: u64, now: u64) {
@@ -546,6 +556,15 @@ pub(crate) fn check_name(name: &str) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// A whole SEND record in its own buffer: how memory queues keep their messages.
+pub(crate) fn mem_record(h: SendHeader, meta: &Meta, body: &[u8]) -> Result<Vec<u8>> {
+    let mut rec = Vec::with_capacity(SEND_OVERHEAD + body.len() + 16);
+    put_record_header(&mut rec, kind::SEND, 0);
+    put_send(&mut rec, h, meta, body)?;
+    finish_record(&mut rec, 0);
+    Ok(rec)
 }
 
 /// Encodes a SEND body (header, meta, body) into `buf`; returns the header flags.

@@ -359,10 +359,7 @@ impl Inner {
             },
         };
         if !q.opts.journaled() {
-            let mut rec = Vec::with_capacity(SEND_OVERHEAD + msg.body.len());
-            crate::journal::format::put_record_header(&mut rec, kind::SEND, 0);
-            put_send(&mut rec, h, &msg.meta, &msg.body)?;
-            finish_record(&mut rec, 0);
+            let rec = mem_record(h, &msg.meta, &msg.body)?;
             entry.len = rec.len() as u32;
             q.mem.insert(id, rec);
             q.insert(entry, due, now);
@@ -485,11 +482,7 @@ impl Inner {
     }
 
     /// The message's journal space is no longer live.
-    pub fn live_forget(&mut self, e: &Entry) {
-        self.live_dec(e);
-    }
-
-    fn live_dec(&mut self, e: &Entry) {
+    pub fn live_dec(&mut self, e: &Entry) {
         if e.seg != MEM_SEG {
             if let Some(l) = self.seg_live.get_mut(&(e.seg as u64)) {
                 l.0 = l.0.saturating_sub(1);
@@ -744,12 +737,7 @@ impl Inner {
         let f = self.take_inflight(qid, id, consumer)?;
         let random = self.random();
         let q = &mut self.queues[qid as usize];
-        let info = q.fail.entry(id).or_default();
-        if info.first == 0 {
-            info.first = now;
-        }
-        info.last = now;
-        info.reason = reason.to_string();
+        q.note_failure(id, now, reason);
         let group_policy = if f.entry.group != 0 {
             q.opts.group_failure
         } else {
@@ -827,12 +815,7 @@ impl Inner {
     ) -> Result<()> {
         let f = self.take_inflight(qid, id, consumer)?;
         let q = &mut self.queues[qid as usize];
-        let info = q.fail.entry(id).or_default();
-        if info.first == 0 {
-            info.first = now;
-        }
-        info.last = now;
-        info.reason = reason.to_string();
+        q.note_failure(id, now, reason);
         q.inflight.insert(id, f);
         self.dead_letter(qid, id, DeadLetterReason::Rejected, reason, now, store)
     }
@@ -973,10 +956,7 @@ impl Inner {
             flags,
         };
         if !d.opts.journaled() {
-            let mut r = Vec::new();
-            crate::journal::format::put_record_header(&mut r, kind::SEND, 0);
-            put_send(&mut r, h, meta, body)?;
-            finish_record(&mut r, 0);
+            let r = mem_record(h, meta, body)?;
             let d = &mut self.queues[to as usize];
             let entry = Entry {
                 len: r.len() as u32,
