@@ -2,12 +2,22 @@
 //! an unchanged header keeps its mtime) and gives the shared library its soname.
 
 use std::env;
+use std::fmt::Write as _;
 use std::fs;
 use std::path::PathBuf;
 
+// The core's defaults and limits, written once; the header carries them as MQLITE_<NAME>.
+#[path = "src/options/defaults.rs"]
+mod defaults;
+
 fn main() {
     let dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
+    println!("cargo:rerun-if-env-changed=CARGO_FEATURE_CAPI");
+    if env::var_os("CARGO_FEATURE_CAPI").is_none() {
+        return; // no C ABI: no header, no soname (the library is only linked into Rust code)
+    }
     println!("cargo:rerun-if-changed=src/ffi");
+    println!("cargo:rerun-if-changed=src/options/defaults.rs");
     println!("cargo:rerun-if-changed=cbindgen.toml");
     println!("cargo:rerun-if-changed=build.rs");
     // A hand-edited (or deleted) header is regenerated, so the staleness check sees it.
@@ -26,6 +36,14 @@ fn main() {
         v("CARGO_PKG_VERSION_PATCH"),
         v("CARGO_PKG_VERSION"),
     ));
+    let after = config.after_includes.get_or_insert_with(String::new);
+    after.push_str(
+        "\n\n/* The defaults and limits of the options (the core's, shared by every face). */",
+    );
+    for (name, value, doc) in defaults::c_defines() {
+        let doc = doc.lines().map(str::trim).collect::<Vec<_>>().join(" ");
+        let _ = write!(after, "\n/** {doc} */\n#define MQLITE_{name} {value}");
+    }
     let bindings = match cbindgen::Builder::new()
         .with_crate(&dir)
         .with_config(config)

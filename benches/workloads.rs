@@ -1,13 +1,13 @@
-//! mqlite workload benchmarks (see `/work/shared/BENCHMARKS.md` and `benches/README.md`).
+//! mqlite workload benchmarks (the workloads W1–W8 and their targets are in `benches/README.md`).
 //!
 //! Every workload runs mqlite and its SQLite baseline (rusqlite, bundled SQLite, WAL,
 //! `synchronous=FULL`) side by side in the same process and the same run, interleaved run by
 //! run, on the same disk, so the ratios hold even when the absolute figures drift.
 //!
 //! ```text
-//! cargo bench --bench workloads                     # everything, full sizes (~10 min)
-//! cargo bench --bench workloads -- W1 W3            # only some workloads
-//! MQLITE_BENCH_QUICK=1 cargo bench --bench workloads  # smoke run, small sizes
+//! cargo bench -p mqlite-bench                        # everything, full sizes (~10 min)
+//! cargo bench -p mqlite-bench -- W1 W3                # only some workloads
+//! MQLITE_BENCH_QUICK=1 cargo bench -p mqlite-bench    # smoke run, small sizes
 //! ```
 
 use std::ffi::CString;
@@ -1287,7 +1287,7 @@ fn run_w7(cfg: &Cfg, rep: &mut Report, len: usize) {
     let dir = cfg.tempdir("w7");
     let b = body(len);
     // Journal content: per SEND record 4 (len) + 1 (kind) + 48 (send header) + body bytes, plus
-    // a 32-byte frame header per group commit (SPEC format, journal/format.rs).
+    // a 32-byte frame header per group commit (the format: src/journal/format.rs).
     let content = |sent: usize| (sent * (53 + len) + sent.div_ceil(1_000) * 32) as u64;
     let t0 = Instant::now();
     let mut sent = 0usize;

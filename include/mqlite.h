@@ -46,7 +46,7 @@
  *     panic inside the library becomes MQLITE_INTERNAL. (Dangling pointers and use after
  *     `_free` cannot be detected: they remain undefined behaviour.)
  *
- * DURABILITY (the contract; see SPEC.md section 1)
+ * DURABILITY (the contract; the Rust docs' `mqlite::docs::durability` page has the whole of it)
  *   - MQLITE_DURABILITY_SYNC (default): a send, ack or commit returns MQLITE_OK (or fires its
  *     callback with MQLITE_OK) only after its journal record is fdatasync'd. Concurrent calls
  *     share one write and one fdatasync (group commit).
@@ -74,10 +74,52 @@
 #define MQLITE_VERSION_PATCH 0
 #define MQLITE_VERSION_STRING "0.1.0"
 
+/* The defaults and limits of the options (the core's, shared by every face). */
+/** Largest message body accepted by default, in bytes (16 MiB). */
+#define MQLITE_DEFAULT_MAX_BODY_BYTES 16777216ULL
+/** The largest `max_body_bytes` a store accepts, in bytes (2 GiB): a record's length and its offset inside a segment are 32-bit, and an oversized record gets a segment of its own. */
+#define MQLITE_MAX_BODY_BYTES 2147483648ULL
+/** Size of a journal segment by default, in bytes (64 MiB). */
+#define MQLITE_DEFAULT_SEGMENT_BYTES 67108864ULL
+/** The smallest `segment_bytes` a store accepts (4 KiB). */
+#define MQLITE_MIN_SEGMENT_BYTES 4096ULL
+/** The largest `segment_bytes` a store accepts (4 GiB): offsets inside a segment are 32-bit. */
+#define MQLITE_MAX_SEGMENT_BYTES 4294967296ULL
+/** Most bytes of async sends not yet completed, across the store, by default (64 MiB). */
+#define MQLITE_DEFAULT_MAX_PENDING_BYTES 67108864ULL
+/** Most async sends not yet completed, across the store, by default. */
+#define MQLITE_DEFAULT_MAX_PENDING_MESSAGES 1000000ULL
+/** The longest a written record waits for its fdatasync under batched durability when no delay is given, in ms. */
+#define MQLITE_DEFAULT_BATCHED_MAX_DELAY_MS 100ULL
+/** How long a send waits for room in a full queue with the `block` overflow policy when no timeout is given, in ms. */
+#define MQLITE_DEFAULT_BLOCK_TIMEOUT_MS 30000ULL
+/** How long a dedup key is remembered by default, in ms (10 minutes). */
+#define MQLITE_DEFAULT_DEDUP_WINDOW_MS 600000ULL
+/** How many dedup keys a queue remembers at most by default. */
+#define MQLITE_DEFAULT_DEDUP_WINDOW_COUNT 100000ULL
+/** Redeliveries before a message is dead-lettered, by default (ActiveMQ's 6: the 7th failure dead-letters). −1 means unlimited, 0 that the first failure dead-letters. */
+#define MQLITE_DEFAULT_MAX_REDELIVERIES 6
+/** Delay before the first redelivery, and before each later one without backoff, by default, in ms (ActiveMQ's 1 s). */
+#define MQLITE_DEFAULT_REDELIVERY_DELAY_MS 1000ULL
+/** The exponential backoff factor by default (ActiveMQ's 5). */
+#define MQLITE_DEFAULT_BACKOFF_MULTIPLIER 5.0
+/** A message's priority when none is set (JMS's 4); priorities are 0–9, higher first. */
+#define MQLITE_DEFAULT_PRIORITY 4
+/** The highest priority. */
+#define MQLITE_MAX_PRIORITY 9
+/** Compact the oldest segment when its live data falls below this fraction, by default. */
+#define MQLITE_DEFAULT_COMPACT_BELOW 0.25
+/** The name of the store's one dead-letter queue with the shared strategy, by default. */
+#define MQLITE_DEFAULT_DEAD_LETTER_QUEUE "DLQ"
+/** The prefix put before a queue's name with the individual dead-letter strategy, by default. */
+#define MQLITE_DEFAULT_DEAD_LETTER_PREFIX "DLQ."
+/** The longest queue name, in bytes of UTF-8. */
+#define MQLITE_MAX_NAME_BYTES 255ULL
+
 /**
  * The result of every fallible call. `MQLITE_OK` (0) is success; codes 1–14 are the core's
- * error kinds (the same kinds as Rust's `ErrorKind` and Python's exception classes); codes
- * from 100 are argument errors only C can make.
+ * error kinds with the core's numbers (the same kinds as Rust's `ErrorKind` and Python's
+ * exception classes); codes from 100 are argument errors only C can make.
  */
 enum mqlite_status
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
@@ -236,7 +278,7 @@ typedef uint32_t mqlite_dead_letter_reason;
 #endif // __cplusplus
 
 /**
- * Durability modes (SPEC §1), for `mqlite_store_options_set_durability` and
+ * Durability modes (the durability contract at the top of this header), for `mqlite_store_options_set_durability` and
  * `mqlite_queue_options_set_durability`.
  */
 enum mqlite_durability
@@ -249,8 +291,9 @@ enum mqlite_durability
    */
   MQLITE_DURABILITY_SYNC = 0,
   /**
-   * Returns after write(2); fsync at most `max_delay_ms` later. A power failure may lose the
-   * last `max_delay_ms`; a process crash loses nothing.
+   * Returns after write(2); fsync at most `max_delay_ms` later (the other faces' default is
+   * `MQLITE_DEFAULT_BATCHED_MAX_DELAY_MS`). A power failure may lose the last `max_delay_ms`;
+   * a process crash loses nothing.
    */
   MQLITE_DURABILITY_BATCHED = 1,
   /**
@@ -267,7 +310,7 @@ typedef uint32_t mqlite_durability;
 #endif // __cplusplus
 
 /**
- * Dead-letter strategies (SPEC §6), for `..._set_dead_letter`.
+ * Dead-letter strategies, for `..._set_dead_letter`.
  */
 enum mqlite_dead_letter_strategy
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
@@ -296,7 +339,7 @@ typedef uint32_t mqlite_dead_letter_strategy;
 #endif // __cplusplus
 
 /**
- * What a send does when its queue is at its backlog limit (SPEC §8).
+ * What a send does when its queue is at its backlog limit.
  */
 enum mqlite_overflow
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
@@ -308,7 +351,8 @@ enum mqlite_overflow
    */
   MQLITE_OVERFLOW_REJECT = 0,
   /**
-   * Wait up to a timeout for room, then fail with `MQLITE_QUEUE_FULL`.
+   * Wait up to a timeout for room (the other faces' default is `MQLITE_DEFAULT_BLOCK_TIMEOUT_MS`),
+   * then fail with `MQLITE_QUEUE_FULL`.
    */
   MQLITE_OVERFLOW_BLOCK = 1,
   /**
@@ -325,7 +369,7 @@ typedef uint32_t mqlite_overflow;
 #endif // __cplusplus
 
 /**
- * What happens to a message group when one of its messages fails (SPEC §8).
+ * What happens to a message group when one of its messages fails.
  */
 enum mqlite_group_failure
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
@@ -354,7 +398,7 @@ typedef uint32_t mqlite_group_failure;
 #endif // __cplusplus
 
 /**
- * Acknowledgement modes of a consumer (SPEC §4).
+ * Acknowledgement modes of a consumer.
  */
 enum mqlite_ack_mode
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
@@ -381,6 +425,17 @@ typedef enum mqlite_ack_mode mqlite_ack_mode;
 typedef uint32_t mqlite_ack_mode;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
+
+/**
+ * A consumer, by its id in the store. [`ConsumerId::NONE`] is a plain receive of a queue
+ * (explicit acks, no consumer to close).
+ */
+typedef struct ConsumerId ConsumerId;
+
+/**
+ * Why a message was dead-lettered.
+ */
+typedef struct DeadLetterReason DeadLetterReason;
 
 /**
  * A consumer of one queue with its own ack mode (`mqlite_queue_consumer`). Freeing it returns
@@ -439,7 +494,7 @@ typedef struct mqlite_queue mqlite_queue;
 typedef struct mqlite_queue_options mqlite_queue_options;
 
 /**
- * A redelivery policy (SPEC §5) with ActiveMQ's defaults: 6 redeliveries, 1 s apart, no backoff.
+ * A redelivery policy with ActiveMQ's defaults: 6 redeliveries, 1 s apart, no backoff.
  * Set into store or queue options (which copy it); free it with `mqlite_redelivery_policy_free`.
  */
 typedef struct mqlite_redelivery_policy mqlite_redelivery_policy;
@@ -518,7 +573,7 @@ typedef struct {
 } mqlite_value;
 
 /**
- * What a dead letter says about why it died (SPEC §6). The strings point into the message
+ * What a dead letter says about why it died. The strings point into the message
  * (not NUL-terminated) and are valid while it is.
  */
 typedef struct {
@@ -723,7 +778,9 @@ uint32_t mqlite_delivery_count(const mqlite_delivery *delivery);
 bool mqlite_delivery_redelivered(const mqlite_delivery *delivery);
 
 /**
- * Whether the delivery has been settled; false for NULL.
+ * Whether the delivery has been settled: through this handle, by a cumulative ack of a later
+ * delivery, by a transaction, or because it timed out or its consumer was freed (settling it
+ * then fails with `MQLITE_ALREADY_SETTLED`); false for NULL.
  */
 bool mqlite_delivery_settled(const mqlite_delivery *delivery);
 
@@ -1086,7 +1143,7 @@ mqlite_status mqlite_store_options_set_redelivery(mqlite_store_options *options,
 /**
  * Sets the store's default dead-letter strategy (`MQLITE_DEAD_LETTER_*`). `name`/`name_len`
  * (UTF-8) is the shared queue's name or the individual prefix; an empty name means the
- * default (`"DLQ"` / `"DLQ."`).
+ * default (`MQLITE_DEFAULT_DEAD_LETTER_QUEUE` / `MQLITE_DEFAULT_DEAD_LETTER_PREFIX`).
  */
 mqlite_status mqlite_store_options_set_dead_letter(mqlite_store_options *options,
                                                    uint32_t strategy,
@@ -1095,8 +1152,11 @@ mqlite_status mqlite_store_options_set_dead_letter(mqlite_store_options *options
                                                    mqlite_error **err);
 
 /**
- * Sets limits: the largest body accepted (default 16 MiB) and the journal segment size
- * (default 64 MiB). 0 keeps the current value.
+ * Sets limits: the largest body accepted (default `MQLITE_DEFAULT_MAX_BODY_BYTES`, 16 MiB, at
+ * most `MQLITE_MAX_BODY_BYTES`) and the journal segment size (default
+ * `MQLITE_DEFAULT_SEGMENT_BYTES`, 64 MiB; `MQLITE_MIN_SEGMENT_BYTES` to
+ * `MQLITE_MAX_SEGMENT_BYTES`). 0 keeps the current value. A value out of range is
+ * `MQLITE_INVALID_ARGUMENT` and changes nothing.
  */
 mqlite_status mqlite_store_options_set_limits(mqlite_store_options *options,
                                               size_t max_body_bytes,
@@ -1136,9 +1196,10 @@ mqlite_redelivery_policy *mqlite_redelivery_policy_new(void);
 void mqlite_redelivery_policy_free(mqlite_redelivery_policy *policy);
 
 /**
- * Sets the formula: `max_redeliveries` (−1 unlimited, 0 = the first failure dead-letters),
- * the delay before the first redelivery and the delay before later ones (milliseconds).
- * Values below −1 are `MQLITE_INVALID_ARGUMENT`.
+ * Sets the formula: `max_redeliveries` (−1 unlimited, 0 = the first failure dead-letters;
+ * default `MQLITE_DEFAULT_MAX_REDELIVERIES`), the delay before the first redelivery and the
+ * delay before later ones (milliseconds; default `MQLITE_DEFAULT_REDELIVERY_DELAY_MS`).
+ * Values below −1 are `MQLITE_INVALID_ARGUMENT` and change nothing.
  */
 mqlite_status mqlite_redelivery_policy_set(mqlite_redelivery_policy *policy,
                                            int32_t max_redeliveries,
@@ -1147,9 +1208,10 @@ mqlite_status mqlite_redelivery_policy_set(mqlite_redelivery_policy *policy,
                                            mqlite_error **err);
 
 /**
- * Sets exponential backoff (each later delay = previous × `multiplier`), the cap on any delay
- * (`max_delay_ms`, 0 = none) and ±15 % jitter (`collision_avoidance`). A multiplier that is
- * not finite or below 1 is `MQLITE_INVALID_ARGUMENT`.
+ * Sets exponential backoff (each later delay = previous × `multiplier`; default
+ * `MQLITE_DEFAULT_BACKOFF_MULTIPLIER`), the cap on any delay (`max_delay_ms`, 0 = none) and
+ * ±15 % jitter (`collision_avoidance`). A multiplier that is not finite or below 1 is
+ * `MQLITE_INVALID_ARGUMENT` and changes nothing.
  */
 mqlite_status mqlite_redelivery_policy_set_backoff(mqlite_redelivery_policy *policy,
                                                    bool exponential,

@@ -1,32 +1,32 @@
-//! Deliveries and how they are settled; consumers and listeners.
+//! Receiving: deliveries and how they are settled, consumers and listeners. Each call is one
+//! engine request naming the delivery by (queue, message id, delivery tag).
 
 use std::ops::Deref;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use crate::engine::{
+    mark_library_thread, on_library_thread, ConsumerId, DeliveryRef, Received, Settle,
+};
 use crate::error::{Error, ErrorKind, Result};
 use crate::message::{Message, MessageId};
 use crate::options::{AckMode, ConsumerOptions};
 use crate::queue::Queue;
-use crate::state::decode_message;
-use crate::store::{mark_library_thread, on_library_thread, Inner};
-
-/// Ids (and delivery counts) a cumulative-ack consumer has received and not settled, in order.
-type Received = Arc<Mutex<Vec<(u64, u32)>>>;
 
 /// One hand-over of a message to a consumer. Settle it with [`ack`](Delivery::ack),
 /// [`nack`](Delivery::nack), [`reject`](Delivery::reject) or [`release`](Delivery::release).
 /// Dropping it unsettled counts as a failed delivery (explicit ack mode).
 pub struct Delivery {
     queue: Queue,
-    consumer: u64,
     message: Message,
     count: u32,
+    tag: crate::engine::DeliveryTag,
+    consumer: ConsumerId,
+    /// Settled through this handle (or handed over already settled: auto-ack).
     settled: bool,
     mode: AckMode,
-    received: Option<Received>,
 }
 
 impl std::fmt::Debug for Delivery {
@@ -47,6 +47,18 @@ impl Deref for Delivery {
 }
 
 impl Delivery {
+    fn new(queue: &Queue, consumer: ConsumerId, mode: AckMode, r: Received) -> Delivery {
+        Delivery {
+            queue: queue.clone(),
+            message: r.message,
+            count: r.count,
+            tag: r.tag,
+            consumer,
+            settled: mode == AckMode::Auto,
+            mode,
+        }
+    }
+
     /// The message id.
     pub fn id(&self) -> MessageId {
         self.message.id.unwrap_or(MessageId(0))
@@ -72,25 +84,29 @@ impl Delivery {
         &self.queue
     }
 
-    /// (queue, id, tag) for transactions.
-    pub(crate) fn parts(&self) -> (u32, u64, Option<(u64, u32)>) {
-        (self.queue.qid, self.id().0, self.tag())
+    /// Whether it is settled: by this handle, by a cumulative ack of a later delivery, by a
+    /// transaction, or because it timed out or its consumer was closed (settling it then fails
+    /// with `AlreadySettled`).
+    pub fn is_settled(&self) -> bool {
+        self.settled || self.queue.engine.is_settled(self.reference())
+    }
+
+    /// How the engine names this delivery.
+    pub(crate) fn reference(&self) -> DeliveryRef {
+        DeliveryRef {
+            queue: self.queue.id,
+            id: self.id(),
+            tag: self.tag,
+            consumer: self.consumer,
+        }
     }
 
     /// Marks it settled by someone else (a committed transaction).
     pub(crate) fn mark_settled(&mut self) {
         self.settled = true;
-        self.forget_received();
     }
 
-    fn tag(&self) -> Option<(u64, u32)> {
-        Some((self.consumer, self.count))
-    }
-
-    fn settle(
-        &mut self,
-        op: impl FnOnce(&mut Inner, u32, u64, Option<(u64, u32)>, u64) -> Result<()>,
-    ) -> Result<()> {
+    fn settle(mut self, op: Settle<'_>) -> Result<()> {
         if self.settled {
             return Err(Error::new(
                 ErrorKind::AlreadySettled,
@@ -98,81 +114,41 @@ impl Delivery {
             ));
         }
         self.settled = true;
-        let shared = &self.queue.shared;
-        let mut g = shared.lock();
-        g.check()?;
-        let now = shared.now();
-        // Expire ack timeouts first, so settling a timed-out delivery fails deterministically.
-        g.tick(self.queue.qid, now, &shared.opts)?;
-        op(&mut g, self.queue.qid, self.id().0, self.tag(), now)?;
-        shared.avail.notify_all();
-        shared.room.notify_all();
-        let _g = shared.commit(g)?;
-        Ok(())
+        self.queue.engine.settle(self.reference(), op)
     }
 
     /// Acknowledges: the message is done and will not be delivered again once this returns.
     /// In cumulative mode, also acks everything this consumer received before it.
-    pub fn ack(mut self) -> Result<()> {
-        if let (AckMode::Cumulative, Some(rx)) = (self.mode, self.received.clone()) {
-            let upto: Vec<(u64, u32)> = {
-                let mut r = rx.lock().unwrap_or_else(|e| e.into_inner());
-                let Some(pos) = r.iter().position(|&(id, _)| id == self.id().0) else {
-                    self.settled = true;
-                    return Err(Error::new(
-                        ErrorKind::AlreadySettled,
-                        format!("{} is already settled", self.id()),
-                    ));
-                };
-                r.drain(..=pos).collect()
-            };
-            let consumer = self.consumer;
-            return self.settle(|g, qid, _, _, _| {
-                let ids: Vec<u64> = upto.iter().map(|x| x.0).collect();
-                let _ = consumer;
-                g.ack(qid, &ids, None)
-            });
-        }
-        self.settle(|g, qid, id, tag, _| g.ack(qid, &[id], tag))
+    pub fn ack(self) -> Result<()> {
+        self.settle(Settle::Ack)
     }
 
     /// A failed delivery: the redelivery policy decides when it comes back, or whether it goes
     /// to the dead-letter queue. `reason` is kept as the last failure text.
     pub fn nack(self, reason: &str) -> Result<()> {
-        self.nack_impl(reason, None)
+        self.settle(Settle::Nack {
+            reason,
+            delay: None,
+        })
     }
 
     /// Like [`nack`](Delivery::nack), but redelivered after `delay` instead of the policy's delay
     /// (the policy still decides when to dead-letter).
     pub fn nack_with_delay(self, reason: &str, delay: Duration) -> Result<()> {
-        self.nack_impl(reason, Some(delay.as_millis() as u64))
-    }
-
-    fn nack_impl(mut self, reason: &str, delay: Option<u64>) -> Result<()> {
-        self.forget_received();
-        let store = self.queue.shared.opts.clone();
-        self.settle(|g, qid, id, tag, now| g.fail(qid, id, reason, delay, now, tag, &store))
+        self.settle(Settle::Nack {
+            reason,
+            delay: Some(delay),
+        })
     }
 
     /// Poison: straight to the dead-letter queue with reason `rejected`.
-    pub fn reject(mut self, reason: &str) -> Result<()> {
-        self.forget_received();
-        let store = self.queue.shared.opts.clone();
-        self.settle(|g, qid, id, tag, now| g.reject(qid, id, reason, tag, now, &store))
+    pub fn reject(self, reason: &str) -> Result<()> {
+        self.settle(Settle::Reject { reason })
     }
 
     /// Gives the message back without counting a failure (e.g. on graceful shutdown).
-    pub fn release(mut self) -> Result<()> {
-        self.forget_received();
-        self.settle(|g, qid, id, tag, now| g.release(qid, id, tag, now))
-    }
-
-    fn forget_received(&mut self) {
-        if let Some(rx) = &self.received {
-            rx.lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .retain(|&(id, _)| id != self.id().0);
-        }
+    pub fn release(self) -> Result<()> {
+        self.settle(Settle::Release)
     }
 }
 
@@ -182,187 +158,79 @@ impl Drop for Delivery {
             return;
         }
         self.settled = true;
-        let shared = &self.queue.shared;
-        let mut g = shared.lock();
-        if g.check().is_err() {
-            return;
-        }
-        let store = shared.opts.clone();
-        let now = shared.now();
-        let _ = g.fail(
-            self.queue.qid,
-            self.id().0,
-            "delivery dropped without being settled",
-            None,
-            now,
-            self.tag(),
-            &store,
-        );
-        if !g.pending.is_empty() {
-            shared.kick(&g);
-        }
-        shared.avail.notify_all();
+        self.queue.engine.settle_on_drop(self.reference());
     }
 }
 
-/// The receive loop shared by queues and consumers.
-pub(crate) fn receive(
-    queue: &Queue,
-    consumer: u64,
-    mode: AckMode,
-    n: usize,
-    timeout: Option<Duration>,
-    received: Option<&Received>,
-) -> Result<Vec<Delivery>> {
-    if n == 0 {
-        return Ok(Vec::new());
+impl Queue {
+    /// Receives one message, waiting up to `timeout` (`None` = forever). The delivery must be
+    /// settled; dropping it unsettled counts as a failed delivery.
+    pub fn receive(&self, timeout: Option<Duration>) -> Result<Option<Delivery>> {
+        Ok(self.receive_batch(1, timeout)?.pop())
     }
-    let shared = &queue.shared;
-    let deadline = timeout.map(|t| Instant::now() + t);
-    let mut g = shared.lock();
-    loop {
-        g.check()?;
-        let now = shared.now();
-        let es = g.take(
-            queue.qid,
-            consumer,
-            n,
-            mode == AckMode::Auto,
-            now,
-            &shared.opts,
-        )?;
-        if es.is_empty() && !g.pending.is_empty() {
-            // Expired or parked messages were moved: wait, so the move is visible (in the
-            // dead-letter queue's stats, browse and replay) when this call returns.
-            g = shared.commit(g)?;
-        } else if !g.pending.is_empty() {
-            shared.kick(&g);
-        }
-        if !es.is_empty() {
-            let recs = g.read_records(queue.qid, &es);
-            if !g.pending.is_empty() {
-                g = shared.commit(g)?;
-            }
-            if mode == AckMode::Auto {
-                let ids: Vec<u64> = es.iter().map(|e| e.id).collect();
-                g.finish_auto_ack(queue.qid, &ids);
-            }
-            let recs = match recs {
-                Ok(r) => r,
-                Err(e) => {
-                    // Nothing was handed over: give the messages back (not a failed delivery),
-                    // or they would stay in flight with no delivery to settle them until reopen.
-                    if mode != AckMode::Auto {
-                        let (now, was_empty) = (shared.now(), g.pending.is_empty());
-                        for x in &es {
-                            let _ = g.release(queue.qid, x.id, None, now);
-                        }
-                        if was_empty && !g.pending.is_empty() {
-                            shared.work.notify_one();
-                        }
-                        shared.avail.notify_all();
-                    }
-                    return Err(e);
-                }
-            };
-            drop(g);
-            let mut out = Vec::with_capacity(es.len());
-            for (e, r) in es.iter().zip(recs.iter()) {
-                let message = decode_message(r).ok_or_else(|| {
-                    Error::new(
-                        ErrorKind::Corrupt,
-                        format!("stored record of ID:{} does not decode", e.id),
-                    )
-                })?;
-                out.push(Delivery {
-                    queue: queue.clone(),
-                    consumer,
-                    message,
-                    count: e.count,
-                    settled: mode == AckMode::Auto,
-                    mode,
-                    received: received.cloned(),
-                });
-            }
-            if let Some(rx) = received {
-                rx.lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .extend(es.iter().map(|e| (e.id, e.count)));
-            }
-            return Ok(out);
-        }
-        let mut wait = match deadline {
-            Some(d) => {
-                let left = d.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return Ok(Vec::new());
-                }
-                left
-            }
-            None => Duration::from_secs(3600),
-        };
-        if let Some(due) = g.queues[queue.qid as usize].next_due() {
-            wait = wait.min(Duration::from_millis(due.saturating_sub(now).max(1)));
-        }
-        g = shared
-            .avail
-            .wait_timeout(g, wait)
-            .unwrap_or_else(|e| e.into_inner())
-            .0;
-    }
-}
 
-/// Acks a batch of deliveries of one queue with one record.
-pub(crate) fn settle_batch(queue: &Queue, mut deliveries: Vec<Delivery>) -> Result<()> {
-    let shared = &queue.shared;
-    let mut g = shared.lock();
-    g.check()?;
-    let mut ids = Vec::with_capacity(deliveries.len());
-    for d in deliveries.iter_mut() {
-        if d.queue.qid != queue.qid {
+    /// Receives up to `n` messages, waiting up to `timeout` for the first; their delivery
+    /// counts are made durable with one record before they are handed over.
+    pub fn receive_batch(&self, n: usize, timeout: Option<Duration>) -> Result<Vec<Delivery>> {
+        let got = self.engine.receive(self.id, ConsumerId::NONE, n, timeout)?;
+        Ok(got
+            .into_iter()
+            .map(|r| Delivery::new(self, ConsumerId::NONE, AckMode::Explicit, r))
+            .collect())
+    }
+
+    /// A consumer with its own ack mode; its unsettled deliveries return to the queue (as
+    /// failures) when it is dropped. On a closed store it is closed from the start (receiving
+    /// fails with `Closed`).
+    pub fn consumer(&self, options: ConsumerOptions) -> Consumer {
+        Consumer {
+            queue: self.clone(),
+            id: self.engine.open_consumer(self.id, options.ack_mode),
+            mode: options.ack_mode,
+        }
+    }
+
+    /// Starts a listener: `handler` runs on a library thread for each message; `Ok` acks it and
+    /// `Err(reason)` nacks it (a panic nacks too). Stops when the [`Listener`] is dropped.
+    pub fn listen<F>(&self, handler: F) -> Result<Listener>
+    where
+        F: FnMut(&Delivery) -> std::result::Result<(), String> + Send + 'static,
+    {
+        Listener::start(self.clone(), handler)
+    }
+
+    /// Acks many deliveries of this queue with one record and one wait. Everything is checked
+    /// before anything is settled: refused (a delivery of another queue), the deliveries are
+    /// dropped unsettled (failed deliveries). A delivery that is no longer in flight under its
+    /// tag (timed out, redelivered) is not acked: the others are, and the call fails with
+    /// `AlreadySettled` naming it.
+    pub fn ack_batch(&self, mut deliveries: Vec<Delivery>) -> Result<()> {
+        if let Some(d) = deliveries.iter().find(|d| !d.queue.same(self)) {
             return Err(Error::invalid(format!(
                 "{} is not from queue {:?}",
                 d.id(),
-                queue.name()
+                self.name()
             )));
         }
-        if !d.settled {
+        let mut refs = Vec::with_capacity(deliveries.len());
+        for d in deliveries.iter_mut().filter(|d| !d.settled) {
             d.settled = true;
-            d.forget_received();
-            ids.push(d.id().0);
+            refs.push(d.reference());
         }
+        self.engine.ack_batch(self.id, &refs)
     }
-    g.ack(queue.qid, &ids, None)?;
-    shared.room.notify_all();
-    let _g = shared.commit(g)?;
-    Ok(())
 }
 
 /// A consumer of one queue with its own ack mode. Dropping it returns its unsettled deliveries
 /// to the queue as failed deliveries.
 pub struct Consumer {
     queue: Queue,
-    id: u64,
+    /// Its id, or why it could not be opened (a closed or poisoned store).
+    id: Result<ConsumerId>,
     mode: AckMode,
-    received: Option<Received>,
 }
 
 impl Consumer {
-    pub(crate) fn new(queue: Queue, options: ConsumerOptions) -> Self {
-        let id = {
-            let mut g = queue.shared.lock();
-            g.next_consumer += 1;
-            g.next_consumer
-        };
-        let received = (options.ack_mode == AckMode::Cumulative).then(Received::default);
-        Consumer {
-            queue,
-            id,
-            mode: options.ack_mode,
-            received,
-        }
-    }
-
     /// Receives one message, waiting up to `timeout` (`None` = forever).
     pub fn receive(&self, timeout: Option<Duration>) -> Result<Option<Delivery>> {
         Ok(self.receive_batch(1, timeout)?.pop())
@@ -370,14 +238,12 @@ impl Consumer {
 
     /// Receives up to `n` messages.
     pub fn receive_batch(&self, n: usize, timeout: Option<Duration>) -> Result<Vec<Delivery>> {
-        receive(
-            &self.queue,
-            self.id,
-            self.mode,
-            n,
-            timeout,
-            self.received.as_ref(),
-        )
+        let id = self.id.clone()?;
+        let got = self.queue.engine.receive(self.queue.id, id, n, timeout)?;
+        Ok(got
+            .into_iter()
+            .map(|r| Delivery::new(&self.queue, id, self.mode, r))
+            .collect())
     }
 
     /// The queue.
@@ -388,34 +254,9 @@ impl Consumer {
 
 impl Drop for Consumer {
     fn drop(&mut self) {
-        let shared = &self.queue.shared;
-        let mut g = shared.lock();
-        if g.check().is_err() {
-            return;
+        if let Ok(id) = self.id {
+            self.queue.engine.close_consumer(id);
         }
-        let ids: Vec<u64> = g.queues[self.queue.qid as usize]
-            .inflight
-            .values()
-            .filter(|f| f.consumer == self.id)
-            .map(|f| f.entry.id)
-            .collect();
-        let store = shared.opts.clone();
-        let now = shared.now();
-        for id in ids {
-            let _ = g.fail(
-                self.queue.qid,
-                id,
-                "the consumer was closed without settling it",
-                None,
-                now,
-                None,
-                &store,
-            );
-        }
-        if !g.pending.is_empty() {
-            shared.kick(&g);
-        }
-        shared.avail.notify_all();
     }
 }
 
@@ -429,10 +270,11 @@ pub struct Listener {
 }
 
 impl Listener {
-    pub(crate) fn start<F>(queue: Queue, mut handler: F) -> Result<Listener>
+    fn start<F>(queue: Queue, mut handler: F) -> Result<Listener>
     where
         F: FnMut(&Delivery) -> std::result::Result<(), String> + Send + 'static,
     {
+        queue.engine.check()?;
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = stop.clone();
         let thread = std::thread::Builder::new()
@@ -444,25 +286,23 @@ impl Listener {
                     // Take what is ready (up to a small batch), run the handler on each in
                     // order, and ack the successes together: one durable ack per batch instead
                     // of one fsync per message. Failures are nacked at once.
-                    match consumer.receive_batch(LISTENER_BATCH, Some(Duration::from_millis(50))) {
-                        Ok(ds) => {
-                            let mut ok = Vec::with_capacity(ds.len());
-                            for d in ds {
-                                let r =
-                                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                                        handler(&d)
-                                    }));
-                                match r {
-                                    Ok(Ok(())) => ok.push(d),
-                                    Ok(Err(reason)) => drop(d.nack(&reason)),
-                                    Err(_) => drop(d.nack("the listener panicked")),
-                                }
-                            }
-                            if !ok.is_empty() {
-                                let _ = settle_batch(consumer.queue(), ok);
-                            }
+                    let Ok(ds) =
+                        consumer.receive_batch(LISTENER_BATCH, Some(Duration::from_millis(50)))
+                    else {
+                        break;
+                    };
+                    let mut ok = Vec::with_capacity(ds.len());
+                    for d in ds {
+                        let r =
+                            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(&d)));
+                        match r {
+                            Ok(Ok(())) => ok.push(d),
+                            Ok(Err(reason)) => drop(d.nack(&reason)),
+                            Err(_) => drop(d.nack("the listener panicked")),
                         }
-                        Err(_) => break,
+                    }
+                    if !ok.is_empty() {
+                        let _ = consumer.queue().ack_batch(ok);
                     }
                 }
             })
@@ -497,6 +337,7 @@ impl Drop for Listener {
 // ---- Accessor for the C face (src/ffi). Ownership only, no semantics: the C delivery handle
 // keeps the message readable after the delivery is settled (settling consumes the Delivery)
 // without copying the body.
+#[cfg(feature = "capi")]
 impl Delivery {
     /// Moves the message out, leaving an empty message with the same id behind (settling and
     /// dropping only need the id).

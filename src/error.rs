@@ -1,65 +1,105 @@
 //! The one public error type: a kind (stable, matched on by programs and mapped to C status
 //! codes and Python exception classes) and a message naming the file, offset, queue or id concerned.
+//!
+//! The kinds are declared once, in the table below: it yields the Rust enum, each kind's stable
+//! name and numeric code, and its description. The C face's `mqlite_status` codes are these codes
+//! (a unit test of `src/ffi` holds them equal), and the Python face makes one exception class per
+//! kind from [`ErrorKind::ALL`], named after the variant.
 
 use std::fmt;
 
-/// What went wrong, in a form a program can match on.
-///
-/// The same kinds are the C `mqlite_status` codes and the Python exception classes.
-#[non_exhaustive]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[repr(u8)]
-pub enum ErrorKind {
-    /// An argument is out of range or malformed (a NULL pointer, bad UTF-8, a body over the limit).
-    InvalidArgument = 1,
-    /// A queue name is empty, longer than 255 bytes, or holds NUL or control characters.
-    InvalidName = 2,
-    /// The queue, message or delivery does not exist (any more).
-    NotFound = 3,
-    /// Another opener holds the store's lock; the message names its pid.
-    Locked = 4,
-    /// A limit was reached: the queue's backlog limit or the producer window.
-    QueueFull = 5,
-    /// The disk is full; stored messages stay readable and acks keep working.
-    NoSpace = 6,
-    /// An I/O error other than a full disk.
-    Io = 7,
-    /// A checksum or length failure inside the journal (not at its tail).
-    Corrupt = 8,
-    /// An earlier write or fsync failed; the store must be reopened to recover its durable state.
-    Poisoned = 9,
-    /// The store (or the handle used) is closed.
-    Closed = 10,
-    /// A blocking call ran out of time.
-    Timeout = 11,
-    /// The delivery was already settled (acked, nacked, rejected or released).
-    AlreadySettled = 12,
-    /// The call would deadlock (for example closing the store from inside one of its callbacks).
-    WouldDeadlock = 13,
-    /// A bug inside mqlite (a caught panic). Please report it.
-    Internal = 14,
+/// Declares [`ErrorKind`] and its table methods from one list.
+macro_rules! error_kinds {
+    ($($(#[doc = $doc:literal])+ $variant:ident = $code:literal, $name:literal;)+) => {
+        /// What went wrong, in a form a program can match on.
+        ///
+        /// The same kinds are the C `mqlite_status` codes (with the same numbers) and the Python
+        /// exception classes (with the same names).
+        #[non_exhaustive]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[repr(u8)]
+        pub enum ErrorKind {
+            $($(#[doc = $doc])+ $variant = $code,)+
+        }
+
+        impl ErrorKind {
+            /// Every kind, in code order.
+            pub const ALL: &'static [ErrorKind] = &[$(ErrorKind::$variant),+];
+
+            /// A short, stable name for the kind (`"invalid_argument"`, `"queue_full"`, …).
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(ErrorKind::$variant => $name,)+
+                }
+            }
+
+            /// The variant's name (`"QueueFull"`): the name of the Python exception class.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(ErrorKind::$variant => stringify!($variant),)+
+                }
+            }
+
+            /// What the kind means (its documentation, one sentence).
+            pub fn description(self) -> &'static str {
+                match self {
+                    $(ErrorKind::$variant => concat!($($doc),+).trim_ascii(),)+
+                }
+            }
+
+            /// The kind's number: its C status code (`MQLITE_OK` is 0, so kinds start at 1).
+            pub fn code(self) -> u32 {
+                self as u32
+            }
+
+            /// The kind with number `code`, if any.
+            pub fn from_code(code: u32) -> Option<ErrorKind> {
+                match code {
+                    $($code => Some(ErrorKind::$variant),)+
+                    _ => None,
+                }
+            }
+
+            /// [`as_str`](ErrorKind::as_str) NUL-terminated, for C.
+            #[cfg(any(feature = "capi", test))]
+            pub(crate) fn as_c_str(self) -> &'static str {
+                match self {
+                    $(ErrorKind::$variant => concat!($name, "\0"),)+
+                }
+            }
+        }
+    };
 }
 
-impl ErrorKind {
-    /// A short, stable name for the kind (`"invalid_argument"`, `"queue_full"`, …).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorKind::InvalidArgument => "invalid_argument",
-            ErrorKind::InvalidName => "invalid_name",
-            ErrorKind::NotFound => "not_found",
-            ErrorKind::Locked => "locked",
-            ErrorKind::QueueFull => "queue_full",
-            ErrorKind::NoSpace => "no_space",
-            ErrorKind::Io => "io",
-            ErrorKind::Corrupt => "corrupt",
-            ErrorKind::Poisoned => "poisoned",
-            ErrorKind::Closed => "closed",
-            ErrorKind::Timeout => "timeout",
-            ErrorKind::AlreadySettled => "already_settled",
-            ErrorKind::WouldDeadlock => "would_deadlock",
-            ErrorKind::Internal => "internal",
-        }
-    }
+error_kinds! {
+    /// An argument is out of range or malformed (a NULL pointer, bad UTF-8, a body over the limit).
+    InvalidArgument = 1, "invalid_argument";
+    /// A queue name is empty, longer than 255 bytes, or holds NUL or control characters.
+    InvalidName = 2, "invalid_name";
+    /// The queue, message or delivery does not exist (any more).
+    NotFound = 3, "not_found";
+    /// Another opener holds the store's lock; the message names its pid.
+    Locked = 4, "locked";
+    /// A limit was reached: the queue's backlog limit or the producer window.
+    QueueFull = 5, "queue_full";
+    /// The disk is full; stored messages stay readable and acks keep working.
+    NoSpace = 6, "no_space";
+    /// An I/O error other than a full disk.
+    Io = 7, "io";
+    /// A checksum or length failure inside the journal (not at its tail), or a store of another format version.
+    Corrupt = 8, "corrupt";
+    /// An earlier write or fsync failed, or a library thread panicked; reopen the store to recover its durable state.
+    Poisoned = 9, "poisoned";
+    /// The store (or the handle used) is closed.
+    Closed = 10, "closed";
+    /// A blocking call ran out of time.
+    Timeout = 11, "timeout";
+    /// The delivery was already settled (acked, nacked, rejected, released or timed out).
+    AlreadySettled = 12, "already_settled";
+    /// The call would deadlock (for example closing the store from inside one of its callbacks).
+    WouldDeadlock = 13, "would_deadlock";
+    /// A bug inside mqlite (a caught panic). Please report it.
+    Internal = 14, "internal";
 }
 
 /// An mqlite error: a [`ErrorKind`] and a message that names what is concerned.
@@ -130,3 +170,21 @@ impl Error {
 
 /// `Result` with mqlite's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::ErrorKind;
+
+    #[test]
+    fn the_table_is_consistent() {
+        for (i, &k) in ErrorKind::ALL.iter().enumerate() {
+            assert_eq!(k.code(), i as u32 + 1, "codes are dense from 1");
+            assert_eq!(ErrorKind::from_code(k.code()), Some(k));
+            assert_eq!(k.as_c_str(), format!("{}\0", k.as_str()));
+            assert!(!k.description().is_empty() && !k.name().is_empty());
+        }
+        assert_eq!(ErrorKind::from_code(0), None);
+        assert_eq!(ErrorKind::QueueFull.name(), "QueueFull");
+        assert_eq!(ErrorKind::QueueFull.as_str(), "queue_full");
+    }
+}

@@ -19,14 +19,28 @@
 //! d.ack().unwrap(); // durable: it will not be delivered again
 //! ```
 //!
-//! Data flows face (Rust / C / Python) → [`Store`] / [`Queue`] → journal → file layer ([`io`]).
-//! The durability contract: with [`Durability::Sync`] (the default) a send, ack or commit returns
-//! only after its journal record is `fdatasync`'d; everything pending at that moment shares one
-//! write and one fdatasync (group commit).
+//! Data flows face (Rust / C / Python) → [`Store`] / [`Queue`] → the engine (one request per
+//! operation; state, group commit) → journal → file layer ([`io`]). The durability contract:
+//! with [`Durability::Sync`] (the default) a send, ack or commit returns only after its journal
+//! record is `fdatasync`'d; everything pending at that moment shares one write and one
+//! fdatasync (group commit). The pages of [`docs`] hold the whole contract, the semantics and
+//! the test catalogue.
+//!
+//! ## Cargo features
+//! - `capi` (default): the C ABI (`libmqlite.so` / `.a`, `include/mqlite.h`). Turn it off
+//!   (`default-features = false`) to link mqlite into a program that exports no `mqlite_*`
+//!   symbols, as the Python extension does.
 #![deny(missing_docs)]
+
+// The integration tests' fault-injecting file layer is shared with the journal's unit tests,
+// and names the crate `mqlite`.
+#[cfg(test)]
+extern crate self as mqlite;
 
 pub mod clock;
 mod delivery;
+pub mod docs;
+mod engine;
 mod error;
 pub mod io;
 pub mod journal;
@@ -34,24 +48,31 @@ mod message;
 mod options;
 pub mod policy;
 mod queue;
-mod replay;
-mod state;
 mod store;
 mod txn;
 // The C ABI (libmqlite.so / .a, include/mqlite.h).
+#[cfg(feature = "capi")]
 mod ffi;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use delivery::{Consumer, Delivery, Listener};
+pub use engine::record;
 pub use error::{Error, ErrorKind, Result};
 pub use journal::RecoveryReport;
-pub use message::{DeadLetterInfo, DeadLetterReason, Message, MessageId, Value, DEFAULT_PRIORITY};
+pub use message::{DeadLetterInfo, DeadLetterReason, Message, MessageId, Value};
+pub use options::defaults::{
+    DEFAULT_BACKOFF_MULTIPLIER, DEFAULT_BATCHED_MAX_DELAY_MS, DEFAULT_BLOCK_TIMEOUT_MS,
+    DEFAULT_COMPACT_BELOW, DEFAULT_DEAD_LETTER_PREFIX, DEFAULT_DEAD_LETTER_QUEUE,
+    DEFAULT_DEDUP_WINDOW_COUNT, DEFAULT_DEDUP_WINDOW_MS, DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_PENDING_BYTES, DEFAULT_MAX_PENDING_MESSAGES, DEFAULT_MAX_REDELIVERIES,
+    DEFAULT_PRIORITY, DEFAULT_REDELIVERY_DELAY_MS, DEFAULT_SEGMENT_BYTES, MAX_BODY_BYTES,
+    MAX_NAME_BYTES, MAX_PRIORITY, MAX_SEGMENT_BYTES, MIN_SEGMENT_BYTES,
+};
 pub use options::{
     AckMode, ConsumerOptions, DeadLetterStrategy, Durability, GroupFailurePolicy, OverflowPolicy,
     QueueOptions, StoreOptions,
 };
 pub use policy::RedeliveryPolicy;
-pub use queue::{Queue, QueueStats};
-pub use replay::ReplayFilter;
+pub use queue::{Queue, QueueStats, ReplayFilter};
 pub use store::Store;
 pub use txn::Transaction;

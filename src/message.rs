@@ -1,4 +1,4 @@
-//! Messages: a body, properties and headers (SPEC §2).
+//! Messages: a body, properties and headers.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -6,6 +6,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::options::defaults::DEFAULT_PRIORITY;
 
 /// A store-unique, monotonic message id. Its stable string form is `ID:<decimal>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -71,7 +72,16 @@ pub enum DeadLetterReason {
 }
 
 impl DeadLetterReason {
-    /// The stable name: `max_redeliveries`, `rejected`, `expired` or `overflow`.
+    /// Every reason.
+    pub const ALL: [DeadLetterReason; 5] = [
+        DeadLetterReason::MaxRedeliveries,
+        DeadLetterReason::Rejected,
+        DeadLetterReason::Expired,
+        DeadLetterReason::Overflow,
+        DeadLetterReason::GroupParked,
+    ];
+
+    /// The stable name: `max_redeliveries`, `rejected`, `expired`, `overflow` or `group_parked`.
     pub fn as_str(self) -> &'static str {
         match self {
             DeadLetterReason::MaxRedeliveries => "max_redeliveries",
@@ -80,6 +90,26 @@ impl DeadLetterReason {
             DeadLetterReason::Overflow => "overflow",
             DeadLetterReason::GroupParked => "group_parked",
         }
+    }
+}
+
+impl FromStr for DeadLetterReason {
+    type Err = Error;
+    /// The reason named by its stable name ([`DeadLetterReason::as_str`]).
+    fn from_str(s: &str) -> Result<Self> {
+        DeadLetterReason::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| {
+                let names: Vec<String> = DeadLetterReason::ALL
+                    .iter()
+                    .map(|r| format!("{:?}", r.as_str()))
+                    .collect();
+                Error::invalid(format!(
+                    "reason must be one of {}, not {s:?}",
+                    names.join(", ")
+                ))
+            })
     }
 }
 
@@ -139,9 +169,6 @@ pub struct Message {
     pub(crate) timestamp_ms: u64,
     pub(crate) expires_at_ms: u64,
 }
-
-/// The default priority (JMS's 4).
-pub const DEFAULT_PRIORITY: u8 = 4;
 
 impl Message {
     /// A message with `body` and default headers (priority 4, no TTL, no delay).

@@ -1,6 +1,13 @@
-//! Redelivery policy (SPEC §5): pure math, no I/O, no locks.
+//! Redelivery policy: pure math, no I/O, no locks. Field names, defaults and the formula follow
+//! ActiveMQ's `RedeliveryPolicy`; an explicit list of delays (as NATS JetStream's `backoff`) may
+//! replace the formula.
 
 use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::options::defaults::{
+    DEFAULT_BACKOFF_MULTIPLIER, DEFAULT_MAX_REDELIVERIES, DEFAULT_REDELIVERY_DELAY_MS,
+};
 
 /// When and how often a failed message is delivered again, with ActiveMQ's field names and
 /// defaults: 6 redeliveries, 1 s apart, exponential backoff (×5) off.
@@ -29,11 +36,11 @@ pub struct RedeliveryPolicy {
 impl Default for RedeliveryPolicy {
     fn default() -> Self {
         RedeliveryPolicy {
-            max_redeliveries: 6,
-            initial_redelivery_delay: Duration::from_secs(1),
-            redelivery_delay: Duration::from_secs(1),
+            max_redeliveries: DEFAULT_MAX_REDELIVERIES,
+            initial_redelivery_delay: Duration::from_millis(DEFAULT_REDELIVERY_DELAY_MS),
+            redelivery_delay: Duration::from_millis(DEFAULT_REDELIVERY_DELAY_MS),
             use_exponential_backoff: false,
-            backoff_multiplier: 5.0,
+            backoff_multiplier: DEFAULT_BACKOFF_MULTIPLIER,
             maximum_redelivery_delay: None,
             use_collision_avoidance: false,
             backoff: Vec::new(),
@@ -54,6 +61,25 @@ pub enum AfterFailure {
 }
 
 impl RedeliveryPolicy {
+    /// Checks the policy: `max_redeliveries` is −1 (unlimited) or more, and the backoff
+    /// multiplier is a finite number of at least 1 (a smaller one would shrink the delays).
+    /// Every face refuses what this refuses, with `InvalidArgument`.
+    pub fn validate(&self) -> Result<()> {
+        if self.max_redeliveries < -1 {
+            return Err(Error::invalid(format!(
+                "max_redeliveries {} is below -1 (-1 means unlimited)",
+                self.max_redeliveries
+            )));
+        }
+        if !self.backoff_multiplier.is_finite() || self.backoff_multiplier < 1.0 {
+            return Err(Error::invalid(format!(
+                "backoff multiplier {} is not a number >= 1",
+                self.backoff_multiplier
+            )));
+        }
+        Ok(())
+    }
+
     /// Decides the fate of a message whose `delivery_count`-th delivery (1-based) failed.
     /// `random` is a uniform sample in [0, 1), used only for collision avoidance.
     pub fn after_failure(&self, delivery_count: u32, random: f64) -> AfterFailure {

@@ -1,4 +1,5 @@
-//! Core engine behaviour (SPEC §1–4, §9): sends, receives, settling, limits, stats.
+//! Core behaviour: sends, receives, settling, limits, stats (the semantics:
+//! `mqlite::docs::semantics`).
 mod common;
 use common::*;
 use mqlite::*;

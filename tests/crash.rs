@@ -1,4 +1,4 @@
-//! T2: simulated power loss below the file layer (RELIABILITY.md).
+//! T2: simulated power loss below the file layer (the test catalogue: `mqlite::docs::tests`).
 //!
 //! A mixed workload runs over the fault-injecting file layer, which cuts it at the k-th mutating
 //! file operation. A crash image is made from what had been synced (plus, depending on the mode,

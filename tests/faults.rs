@@ -1,4 +1,4 @@
-//! T5 (I/O errors at every k), T6 (fsync failure), T7 (disk full) from RELIABILITY.md.
+//! T5 (I/O errors at every k), T6 (fsync failure), T7 (disk full) (the test catalogue: `mqlite::docs::tests`).
 
 mod common;
 

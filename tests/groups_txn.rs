@@ -1,4 +1,4 @@
-//! Message groups, transactions and scheduled repeats (SPEC §3, §7, §8).
+//! Message groups, transactions and scheduled repeats (`mqlite::docs::semantics`).
 mod common;
 use common::*;
 use mqlite::*;

@@ -1,4 +1,4 @@
-//! T1: the kill -9 loop (RELIABILITY.md).
+//! T1: the kill -9 loop (the test catalogue: `mqlite::docs::tests`).
 //!
 //! The test binary re-executes itself as a child (`t1_child`, active only when
 //! `MQLITE_T1_CHILD` is set) that runs a mixed workload (send, send_batch, receive, ack, nack,

@@ -1,4 +1,4 @@
-//! Redelivery policy and dead-letter queues (SPEC §5, §6), on the virtual clock.
+//! Redelivery policy and dead-letter queues (`mqlite::docs::semantics`), on the virtual clock.
 mod common;
 use common::*;
 use mqlite::*;

@@ -1,4 +1,4 @@
-//! T14 (file-system safety) and T9 (concurrency) from RELIABILITY.md.
+//! T14 (file-system safety) and T9 (concurrency) (the test catalogue: `mqlite::docs::tests`).
 
 mod common;
 

@@ -1,4 +1,4 @@
-/* W1-W3 (BENCHMARKS.md) through the C API, side by side with SQLite's C API on the same disk.
+/* W1-W3 (as benches/README.md describes them) through the C API, side by side with SQLite's C API on the same disk.
  *
  *   benches/c/run.sh            # builds the release library, compiles this, runs it
  *   bench_c DIR [RUNS]          # DIR: where stores and databases go (same disk for both)

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""mqlite from Python vs the stdlib sqlite3 queue table, side by side (BENCHMARKS.md).
+"""mqlite from Python vs the stdlib sqlite3 queue table, side by side (W1–W3 as benches/README.md describes them).
 
     pip install ./bindings/python && python benches/python/bench.py [--runs 3] [--scale 1.0]
 

@@ -149,7 +149,7 @@ pub(crate) unsafe fn utf8<'a>(p: *const c_char, len: usize, name: &str) -> FfiRe
     })
 }
 
-/// A queue name: like [`utf8`], but bad UTF-8 is `INVALID_NAME` (SPEC §9: anything that is not
+/// A queue name: like [`utf8`], but bad UTF-8 is `INVALID_NAME` (anything that is not
 /// 1–255 bytes of clean UTF-8 is an invalid name); the rest of the name rules are the core's.
 pub(crate) unsafe fn name<'a>(p: *const c_char, len: usize) -> FfiResult<&'a str> {
     unsafe { utf8(p, len, "name") }.map_err(|f| match f.status {

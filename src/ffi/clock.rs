@@ -1,4 +1,4 @@
-//! `mqlite_manual_clock`: the injectable clock (SPEC §7), so C tests can move time instead of
+//! `mqlite_manual_clock`: the injectable clock, so C tests can move time instead of
 //! sleeping through redelivery delays, TTLs and delivery delays.
 
 use std::sync::Arc;

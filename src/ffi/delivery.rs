@@ -82,11 +82,13 @@ pub extern "C" fn mqlite_delivery_redelivered(delivery: *const mqlite_delivery) 
     guard_value(false, || unsafe { delivery.as_ref() }.map(|d| d.count > 1))
 }
 
-/// Whether the delivery has been settled; false for NULL.
+/// Whether the delivery has been settled: through this handle, by a cumulative ack of a later
+/// delivery, by a transaction, or because it timed out or its consumer was freed (settling it
+/// then fails with `MQLITE_ALREADY_SETTLED`); false for NULL.
 #[no_mangle]
 pub extern "C" fn mqlite_delivery_settled(delivery: *const mqlite_delivery) -> bool {
     guard_value(false, || {
-        unsafe { delivery.as_ref() }.map(|d| d.delivery.is_none())
+        unsafe { delivery.as_ref() }.map(|d| d.delivery.as_ref().is_none_or(|x| x.is_settled()))
     })
 }
 

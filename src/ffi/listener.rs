@@ -96,7 +96,6 @@ pub extern "C" fn mqlite_queue_listen(
         let q = &unsafe { arg(queue, "queue") }?.queue;
         let cb = handler.ok_or_else(|| Failure::null("handler"))?;
         out_ptr(listener_out, "listener_out")?;
-        q.shared.lock().check()?;
         let ud = UserData(user_data);
         let owner = Arc::new(FreeOnce {
             ud,

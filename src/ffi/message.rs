@@ -66,7 +66,7 @@ pub enum mqlite_dead_letter_reason {
     MQLITE_DEAD_LETTER_GROUP_PARKED = 4,
 }
 
-/// What a dead letter says about why it died (SPEC §6). The strings point into the message
+/// What a dead letter says about why it died. The strings point into the message
 /// (not NUL-terminated) and are valid while it is.
 #[repr(C)]
 pub struct mqlite_dead_letter_info {

@@ -14,21 +14,22 @@ use crate::options::{
 };
 use crate::policy::RedeliveryPolicy;
 
-/// Durability modes (SPEC §1), for `mqlite_store_options_set_durability` and
+/// Durability modes (the durability contract at the top of this header), for `mqlite_store_options_set_durability` and
 /// `mqlite_queue_options_set_durability`.
 #[repr(u32)]
 #[derive(Debug, Clone, Copy)]
 pub enum mqlite_durability {
     /// Returns (or fires its callback) only after the record is fdatasync'd. The default.
     MQLITE_DURABILITY_SYNC = 0,
-    /// Returns after write(2); fsync at most `max_delay_ms` later. A power failure may lose the
-    /// last `max_delay_ms`; a process crash loses nothing.
+    /// Returns after write(2); fsync at most `max_delay_ms` later (the other faces' default is
+    /// `MQLITE_DEFAULT_BATCHED_MAX_DELAY_MS`). A power failure may lose the last `max_delay_ms`;
+    /// a process crash loses nothing.
     MQLITE_DURABILITY_BATCHED = 1,
     /// Not persisted (JMS NON_PERSISTENT): gone on restart.
     MQLITE_DURABILITY_MEMORY = 2,
 }
 
-/// Dead-letter strategies (SPEC §6), for `..._set_dead_letter`.
+/// Dead-letter strategies, for `..._set_dead_letter`.
 #[repr(u32)]
 #[derive(Debug, Clone, Copy)]
 pub enum mqlite_dead_letter_strategy {
@@ -40,19 +41,20 @@ pub enum mqlite_dead_letter_strategy {
     MQLITE_DEAD_LETTER_DISCARD = 2,
 }
 
-/// What a send does when its queue is at its backlog limit (SPEC §8).
+/// What a send does when its queue is at its backlog limit.
 #[repr(u32)]
 #[derive(Debug, Clone, Copy)]
 pub enum mqlite_overflow {
     /// Fail at once with `MQLITE_QUEUE_FULL`. The default.
     MQLITE_OVERFLOW_REJECT = 0,
-    /// Wait up to a timeout for room, then fail with `MQLITE_QUEUE_FULL`.
+    /// Wait up to a timeout for room (the other faces' default is `MQLITE_DEFAULT_BLOCK_TIMEOUT_MS`),
+    /// then fail with `MQLITE_QUEUE_FULL`.
     MQLITE_OVERFLOW_BLOCK = 1,
     /// Dead-letter the oldest message (reason `overflow`) to make room.
     MQLITE_OVERFLOW_DROP_OLDEST = 2,
 }
 
-/// What happens to a message group when one of its messages fails (SPEC §8).
+/// What happens to a message group when one of its messages fails.
 #[repr(u32)]
 #[derive(Debug, Clone, Copy)]
 pub enum mqlite_group_failure {
@@ -64,7 +66,7 @@ pub enum mqlite_group_failure {
     MQLITE_GROUP_FAILURE_PARK = 2,
 }
 
-/// Acknowledgement modes of a consumer (SPEC §4).
+/// Acknowledgement modes of a consumer.
 #[repr(u32)]
 #[derive(Debug, Clone, Copy)]
 pub enum mqlite_ack_mode {
@@ -110,22 +112,16 @@ unsafe fn dead_letter(
     name_len: usize,
 ) -> FfiResult<DeadLetterStrategy> {
     let given = unsafe { utf8(name, name_len, "name") }?;
-    Ok(match strategy {
-        x if x == mqlite_dead_letter_strategy::MQLITE_DEAD_LETTER_SHARED as u32 => {
-            DeadLetterStrategy::Shared {
-                name: if given.is_empty() {
-                    "DLQ".into()
-                } else {
-                    given.into()
-                },
-            }
-        }
+    let strategy = match strategy {
+        x if x == mqlite_dead_letter_strategy::MQLITE_DEAD_LETTER_SHARED as u32 => match given {
+            "" => DeadLetterStrategy::shared(),
+            name => DeadLetterStrategy::Shared { name: name.into() },
+        },
         x if x == mqlite_dead_letter_strategy::MQLITE_DEAD_LETTER_INDIVIDUAL as u32 => {
-            DeadLetterStrategy::Individual {
-                prefix: if given.is_empty() {
-                    "DLQ.".into()
-                } else {
-                    given.into()
+            match given {
+                "" => DeadLetterStrategy::individual(),
+                prefix => DeadLetterStrategy::Individual {
+                    prefix: prefix.into(),
                 },
             }
         }
@@ -137,7 +133,9 @@ unsafe fn dead_letter(
                 "{strategy} is not an mqlite_dead_letter_strategy"
             )))
         }
-    })
+    };
+    strategy.validate()?;
+    Ok(strategy)
 }
 
 /// Options for `mqlite_store_open`. Not thread-safe; may be freed right after the open.
@@ -150,7 +148,7 @@ pub struct mqlite_queue_options {
     pub(crate) opts: QueueOptions,
 }
 
-/// A redelivery policy (SPEC §5) with ActiveMQ's defaults: 6 redeliveries, 1 s apart, no backoff.
+/// A redelivery policy with ActiveMQ's defaults: 6 redeliveries, 1 s apart, no backoff.
 /// Set into store or queue options (which copy it); free it with `mqlite_redelivery_policy_free`.
 pub struct mqlite_redelivery_policy {
     pub(crate) policy: RedeliveryPolicy,
@@ -214,7 +212,7 @@ pub extern "C" fn mqlite_store_options_set_redelivery(
 
 /// Sets the store's default dead-letter strategy (`MQLITE_DEAD_LETTER_*`). `name`/`name_len`
 /// (UTF-8) is the shared queue's name or the individual prefix; an empty name means the
-/// default (`"DLQ"` / `"DLQ."`).
+/// default (`MQLITE_DEFAULT_DEAD_LETTER_QUEUE` / `MQLITE_DEFAULT_DEAD_LETTER_PREFIX`).
 #[no_mangle]
 pub extern "C" fn mqlite_store_options_set_dead_letter(
     options: *mut mqlite_store_options,
@@ -230,8 +228,11 @@ pub extern "C" fn mqlite_store_options_set_dead_letter(
     })
 }
 
-/// Sets limits: the largest body accepted (default 16 MiB) and the journal segment size
-/// (default 64 MiB). 0 keeps the current value.
+/// Sets limits: the largest body accepted (default `MQLITE_DEFAULT_MAX_BODY_BYTES`, 16 MiB, at
+/// most `MQLITE_MAX_BODY_BYTES`) and the journal segment size (default
+/// `MQLITE_DEFAULT_SEGMENT_BYTES`, 64 MiB; `MQLITE_MIN_SEGMENT_BYTES` to
+/// `MQLITE_MAX_SEGMENT_BYTES`). 0 keeps the current value. A value out of range is
+/// `MQLITE_INVALID_ARGUMENT` and changes nothing.
 #[no_mangle]
 pub extern "C" fn mqlite_store_options_set_limits(
     options: *mut mqlite_store_options,
@@ -241,12 +242,15 @@ pub extern "C" fn mqlite_store_options_set_limits(
 ) -> mqlite_status {
     guard(err, || {
         let o = unsafe { arg_mut(options, "options") }?;
+        let mut next = o.opts.clone();
         if max_body_bytes != 0 {
-            o.opts.max_body_bytes = max_body_bytes;
+            next.max_body_bytes = max_body_bytes;
         }
         if segment_bytes != 0 {
-            o.opts.segment_bytes = segment_bytes;
+            next.segment_bytes = segment_bytes;
         }
+        next.validate()?;
+        o.opts = next;
         Ok(())
     })
 }
@@ -318,9 +322,10 @@ pub extern "C" fn mqlite_redelivery_policy_free(policy: *mut mqlite_redelivery_p
     })
 }
 
-/// Sets the formula: `max_redeliveries` (−1 unlimited, 0 = the first failure dead-letters),
-/// the delay before the first redelivery and the delay before later ones (milliseconds).
-/// Values below −1 are `MQLITE_INVALID_ARGUMENT`.
+/// Sets the formula: `max_redeliveries` (−1 unlimited, 0 = the first failure dead-letters;
+/// default `MQLITE_DEFAULT_MAX_REDELIVERIES`), the delay before the first redelivery and the
+/// delay before later ones (milliseconds; default `MQLITE_DEFAULT_REDELIVERY_DELAY_MS`).
+/// Values below −1 are `MQLITE_INVALID_ARGUMENT` and change nothing.
 #[no_mangle]
 pub extern "C" fn mqlite_redelivery_policy_set(
     policy: *mut mqlite_redelivery_policy,
@@ -331,21 +336,22 @@ pub extern "C" fn mqlite_redelivery_policy_set(
 ) -> mqlite_status {
     guard(err, || {
         let p = unsafe { arg_mut(policy, "policy") }?;
-        if max_redeliveries < -1 {
-            return Err(Failure::invalid(format!(
-                "max_redeliveries {max_redeliveries} is below -1"
-            )));
-        }
-        p.policy.max_redeliveries = max_redeliveries;
-        p.policy.initial_redelivery_delay = Duration::from_millis(initial_delay_ms);
-        p.policy.redelivery_delay = Duration::from_millis(delay_ms);
+        let next = RedeliveryPolicy {
+            max_redeliveries,
+            initial_redelivery_delay: Duration::from_millis(initial_delay_ms),
+            redelivery_delay: Duration::from_millis(delay_ms),
+            ..p.policy.clone()
+        };
+        next.validate()?;
+        p.policy = next;
         Ok(())
     })
 }
 
-/// Sets exponential backoff (each later delay = previous × `multiplier`), the cap on any delay
-/// (`max_delay_ms`, 0 = none) and ±15 % jitter (`collision_avoidance`). A multiplier that is
-/// not finite or below 1 is `MQLITE_INVALID_ARGUMENT`.
+/// Sets exponential backoff (each later delay = previous × `multiplier`; default
+/// `MQLITE_DEFAULT_BACKOFF_MULTIPLIER`), the cap on any delay (`max_delay_ms`, 0 = none) and
+/// ±15 % jitter (`collision_avoidance`). A multiplier that is not finite or below 1 is
+/// `MQLITE_INVALID_ARGUMENT` and changes nothing.
 #[no_mangle]
 pub extern "C" fn mqlite_redelivery_policy_set_backoff(
     policy: *mut mqlite_redelivery_policy,
@@ -357,16 +363,16 @@ pub extern "C" fn mqlite_redelivery_policy_set_backoff(
 ) -> mqlite_status {
     guard(err, || {
         let p = unsafe { arg_mut(policy, "policy") }?;
-        if !multiplier.is_finite() || multiplier < 1.0 {
-            return Err(Failure::invalid(format!(
-                "backoff multiplier {multiplier} is not a number >= 1"
-            )));
-        }
-        p.policy.use_exponential_backoff = exponential;
-        p.policy.backoff_multiplier = multiplier;
-        p.policy.maximum_redelivery_delay =
-            (max_delay_ms != 0).then(|| Duration::from_millis(max_delay_ms));
-        p.policy.use_collision_avoidance = collision_avoidance;
+        let next = RedeliveryPolicy {
+            use_exponential_backoff: exponential,
+            backoff_multiplier: multiplier,
+            maximum_redelivery_delay: (max_delay_ms != 0)
+                .then(|| Duration::from_millis(max_delay_ms)),
+            use_collision_avoidance: collision_avoidance,
+            ..p.policy.clone()
+        };
+        next.validate()?;
+        p.policy = next;
         Ok(())
     })
 }

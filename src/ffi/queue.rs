@@ -306,10 +306,7 @@ pub extern "C" fn mqlite_queue_ack_batch(
                         format!("deliveries[{i}] is already settled"),
                     ))
                 }
-                Some(x)
-                    if x.queue().qid != q.qid
-                        || !std::sync::Arc::ptr_eq(&x.queue().shared, &q.shared) =>
-                {
+                Some(x) if !x.queue().same(q) => {
                     return Err(Failure::invalid(format!(
                         "deliveries[{i}] is not from queue {:?}",
                         q.name()
@@ -418,7 +415,7 @@ pub extern "C" fn mqlite_queue_consumer(
         let q = unsafe { self::queue(queue) }?;
         out_ptr(consumer_out, "consumer_out")?;
         let ack_mode = ack_mode(mode)?;
-        q.shared.lock().check()?;
+        q.engine.check()?;
         let consumer = q.consumer(ConsumerOptions { ack_mode });
         let auto_ack = ack_mode == AckMode::Auto;
         let c = mqlite_consumer { consumer, auto_ack };

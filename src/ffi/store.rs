@@ -151,7 +151,7 @@ pub extern "C" fn mqlite_store_flush(
 ) -> mqlite_status {
     guard(err, || {
         let s = unsafe { arg(store, "store") }?;
-        s.store.shared.lock().check()?;
+        s.store.check()?;
         Ok(s.store.flush()?)
     })
 }
@@ -166,7 +166,7 @@ pub extern "C" fn mqlite_store_disk_bytes(
     guard(err, || {
         let s = unsafe { arg(store, "store") }?;
         out_ptr(bytes_out, "bytes_out")?;
-        s.store.shared.lock().check()?;
+        s.store.check()?;
         unsafe { write_out(bytes_out, s.store.disk_bytes()) };
         Ok(())
     })
@@ -231,7 +231,7 @@ pub extern "C" fn mqlite_store_queue_names(
     guard(err, || {
         let s = unsafe { arg(store, "store") }?;
         out_ptr(names_out, "names_out")?;
-        s.store.shared.lock().check()?;
+        s.store.check()?;
         let list = mqlite_name_list {
             names: s.store.queue_names(),
         };

@@ -1,7 +1,6 @@
 //! `mqlite_transaction` (sends and acks across queues, one journal record) and DLQ replay.
 
 use std::ffi::c_char;
-use std::sync::Arc;
 
 use super::boundary::{
     arg, arg_mut, guard, guard_value, out_ptr, utf8, write_out, Failure, FfiResult,
@@ -12,8 +11,7 @@ use super::message::{mqlite_dead_letter_reason, mqlite_message};
 use super::queue::mqlite_queue;
 use super::store::mqlite_store;
 use crate::message::{DeadLetterReason, MessageId};
-use crate::replay::ReplayFilter;
-use crate::store::Shared;
+use crate::queue::ReplayFilter;
 use crate::txn::Transaction;
 
 /// A transaction (`mqlite_store_transaction`): sends and acks across queues of one store that
@@ -22,9 +20,6 @@ use crate::txn::Transaction;
 /// Use from one thread at a time.
 pub struct mqlite_transaction {
     txn: Option<Transaction>,
-    /// The store, to check a delivery before handing it over (the core would drop, and so
-    /// fail, a delivery of another store).
-    shared: Arc<Shared>,
 }
 
 impl mqlite_transaction {
@@ -56,10 +51,9 @@ pub extern "C" fn mqlite_store_transaction(
     guard(err, || {
         let s = unsafe { arg(store, "store") }?;
         out_ptr(transaction_out, "transaction_out")?;
-        s.store.shared.lock().check()?;
+        s.store.check()?;
         let t = mqlite_transaction {
             txn: Some(s.store.transaction()),
-            shared: s.store.shared.clone(),
         };
         unsafe { write_out(transaction_out, Box::into_raw(Box::new(t))) };
         Ok(())
@@ -94,8 +88,10 @@ pub extern "C" fn mqlite_transaction_ack(
     guard(err, || {
         let t = unsafe { arg_mut(transaction, "transaction") }?;
         let d = unsafe { arg_mut(delivery, "delivery") }?;
+        // Checked before the delivery is taken from its handle: the core would drop (and so
+        // fail) a delivery of another store.
         if let Some(x) = &d.delivery {
-            if !Arc::ptr_eq(&x.queue().shared, &t.shared) {
+            if !t.get()?.same_store(x.queue()) {
                 return Err(Failure::invalid("the delivery belongs to another store"));
             }
         }

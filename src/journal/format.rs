@@ -51,28 +51,10 @@
 //! and reports what was lost.
 //!
 //! ## Record
-//! `len: u32` (bytes after this field) · `kind: u8` · body. Bodies, by kind:
-//!
-//! | kind | name | body |
-//! |---|---|---|
-//! | 1 | QUEUE | `qid u32` · name (UTF-8, rest of the record) |
-//! | 2 | SEND | [send header](#send-header) · meta · message body |
-//! | 3 | DELIVER | `qid u32` · `n u32` · n × (`id u64`, `delivery_count u32`): counts persisted before hand-over |
-//! | 4 | ACK | `qid u32` · `n u32` · n × `id u64` |
-//! | 5 | REQUEUE | `qid u32` · `id u64` · `delivery_count u32` · `not_before u64` · `failed_at u64` (0: a release, not a failure) · reason (UTF-8, rest) |
-//! | 6 | REMOVE | `qid u32` · `why u8` · `n u32` · n × `id u64` (purge, expiry or overflow without a dead-letter queue) |
-//! | 7 | DEAD | `from_qid u32` · `from_id u64` · a SEND body into the dead-letter queue: one record, so the move is atomic |
-//! | 8 | RELOCATE | `delivery_count u32` · `not_before u64` · `first_failure u64` · `last_failure u64` · `reason_len u32` · reason · a SEND body (compaction's copy, replacing the older one) |
-//! | 9 | DEDUP | `qid u32` · `id u64` · `at u64` · key (UTF-8, rest): a dedup entry carried forward by compaction |
-//! | 10 | PAD | ignored (written by repair over a damaged range) |
-//! | 11 | TXN | whole records back to back: a transaction commit (or a delivery that schedules a repeat), applied all or nothing |
-//! | 12 | GROUP | `qid u32` · `parked u8` · group key (UTF-8, rest): a message group parked or unparked |
-//!
-//! ### Send header
-//! 48 bytes: `id u64` · `qid u32` · `priority u8` · `flags u8` · `0 u16` · `delivery_count u32` ·
-//! `timestamp u64` · `expires_at u64` (0 = never) · `deliver_at u64` (0 = now) · `meta_len u32`;
-//! then `meta_len` bytes of bincode (standard config, size-limited before decoding): properties,
-//! correlation id, group, dedup key, dead-letter info, repeat (period ms, repeats left); then the message body (rest of the record).
+//! A frame's payload is whole records back to back: `len: u32` (bytes after this field) ·
+//! `kind: u8` · body. The journal splits a batch into frames only between records, and knows
+//! no kind but `PAD` (10), which its repair writes over a damaged range. The kinds and their
+//! bodies are the engine's record schema: [`crate::record`].
 
 use crate::error::{Error, Result};
 
@@ -88,38 +70,15 @@ pub const FRAME_MAGIC: u32 = u32::from_le_bytes(*b"MQF1");
 pub const FRAME_HEADER: usize = 32;
 /// Record header length (`len` + `kind`).
 pub const RECORD_HEADER: usize = 5;
-/// Send header length.
-pub const SEND_HEADER: usize = 48;
-/// The largest meta section decoded (checked before decoding allocates anything).
-pub const MAX_META: usize = 16 << 20;
+/// The one record kind the journal knows: padding written by repair over a damaged range.
+pub const PAD_KIND: u8 = 10;
 
-/// Record kinds.
-pub mod kind {
-    /// Queue declaration.
-    pub const QUEUE: u8 = 1;
-    /// A message.
-    pub const SEND: u8 = 2;
-    /// Delivery counts persisted before hand-over.
-    pub const DELIVER: u8 = 3;
-    /// Acknowledgements.
-    pub const ACK: u8 = 4;
-    /// Back to the queue (nack, release, failure).
-    pub const REQUEUE: u8 = 5;
-    /// Dropped without a dead letter.
-    pub const REMOVE: u8 = 6;
-    /// Moved to a dead-letter queue.
-    pub const DEAD: u8 = 7;
-    /// Compaction's copy of a live message.
-    pub const RELOCATE: u8 = 8;
-    /// A dedup entry carried forward.
-    pub const DEDUP: u8 = 9;
-    /// Padding written by repair.
-    pub const PAD: u8 = 10;
-    /// Records applied all or nothing.
-    pub const TXN: u8 = 11;
-    /// A group parked or unparked.
-    pub const GROUP: u8 = 12;
-}
+// The record schema moved to `crate::record` (the engine's); these names stay here for source
+// compatibility with code written against `mqlite::journal::format`.
+#[doc(hidden)]
+pub use crate::engine::record::{
+    bincode_config, get_bincode, kind, put_bincode, Cursor, SendHeader, MAX_META, SEND_HEADER,
+};
 
 /// Encodes a segment header.
 pub fn segment_header(number: u64, created_ms: u64) -> [u8; SEGMENT_HEADER] {
@@ -150,7 +109,10 @@ pub fn check_segment_header(h: &[u8], file: &str) -> Result<u64> {
         return Err(Error::corrupt(
             file,
             8,
-            &format!("unsupported format version {version}"),
+            &format!(
+                "the store is in format version {version}; this mqlite reads format version {VERSION} \
+                 (open it with a matching release)"
+            ),
         ));
     }
     Ok(u64_at(h, 16))
@@ -254,126 +216,6 @@ pub fn put_record_header(buf: &mut Vec<u8>, kind: u8, body_len: usize) {
     buf.push(kind);
 }
 
-/// A cursor for reading record bodies with bounds checks (a failure is a corrupt record).
-pub struct Cursor<'a> {
-    /// The bytes.
-    pub b: &'a [u8],
-    /// The position.
-    pub pos: usize,
-}
-
-impl<'a> Cursor<'a> {
-    /// A cursor at the start of `b`.
-    pub fn new(b: &'a [u8]) -> Self {
-        Cursor { b, pos: 0 }
-    }
-    /// Takes `n` bytes.
-    pub fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        let end = self.pos.checked_add(n)?;
-        let s = self.b.get(self.pos..end)?;
-        self.pos = end;
-        Some(s)
-    }
-    /// Reads a u8.
-    pub fn u8(&mut self) -> Option<u8> {
-        self.take(1).map(|s| s[0])
-    }
-    /// Reads a u32.
-    pub fn u32(&mut self) -> Option<u32> {
-        self.take(4).map(|s| u32_at(s, 0))
-    }
-    /// Reads a u64.
-    pub fn u64(&mut self) -> Option<u64> {
-        self.take(8).map(|s| u64_at(s, 0))
-    }
-    /// The rest.
-    pub fn rest(&mut self) -> &'a [u8] {
-        let s = &self.b[self.pos..];
-        self.pos = self.b.len();
-        s
-    }
-}
-
-/// The fixed part of a SEND body.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct SendHeader {
-    /// Message id.
-    pub id: u64,
-    /// Queue.
-    pub qid: u32,
-    /// Priority 0–9.
-    pub priority: u8,
-    /// Flags (reserved).
-    pub flags: u8,
-    /// Delivery count at the time of writing.
-    pub delivery_count: u32,
-    /// Send time.
-    pub timestamp: u64,
-    /// Expiry, 0 = never.
-    pub expires_at: u64,
-    /// Deliver-at, 0 = at once.
-    pub deliver_at: u64,
-    /// Meta length.
-    pub meta_len: u32,
-}
-
-impl SendHeader {
-    /// Appends the 48-byte encoding.
-    pub fn put(&self, buf: &mut Vec<u8>) {
-        buf.extend_from_slice(&self.id.to_le_bytes());
-        buf.extend_from_slice(&self.qid.to_le_bytes());
-        buf.push(self.priority);
-        buf.push(self.flags);
-        buf.extend_from_slice(&[0, 0]);
-        buf.extend_from_slice(&self.delivery_count.to_le_bytes());
-        buf.extend_from_slice(&self.timestamp.to_le_bytes());
-        buf.extend_from_slice(&self.expires_at.to_le_bytes());
-        buf.extend_from_slice(&self.deliver_at.to_le_bytes());
-        buf.extend_from_slice(&self.meta_len.to_le_bytes());
-    }
-
-    /// Decodes from `c`.
-    pub fn get(c: &mut Cursor<'_>) -> Option<Self> {
-        let b = c.take(SEND_HEADER)?;
-        Some(SendHeader {
-            id: u64_at(b, 0),
-            qid: u32_at(b, 8),
-            priority: b[12],
-            flags: b[13],
-            delivery_count: u32_at(b, 16),
-            timestamp: u64_at(b, 20),
-            expires_at: u64_at(b, 28),
-            deliver_at: u64_at(b, 36),
-            meta_len: u32_at(b, 44),
-        })
-    }
-}
-
-/// The bincode configuration of every payload, with the size limit checked before allocating.
-pub fn bincode_config() -> impl bincode::config::Config {
-    bincode::config::standard()
-        .with_little_endian()
-        .with_limit::<MAX_META>()
-}
-
-/// Encodes `value` with bincode, appending to `buf`; returns the number of bytes written.
-pub fn put_bincode<T: serde::Serialize>(buf: &mut Vec<u8>, value: &T) -> Result<usize> {
-    let before = buf.len();
-    bincode::serde::encode_into_std_write(value, buf, bincode_config())
-        .map_err(|e| Error::invalid(format!("cannot encode message headers: {e}")))?;
-    Ok(buf.len() - before)
-}
-
-/// Decodes a bincode payload.
-pub fn get_bincode<T: serde::de::DeserializeOwned>(b: &[u8]) -> Option<T> {
-    if b.len() > MAX_META {
-        return None;
-    }
-    bincode::serde::decode_from_slice(b, bincode_config())
-        .ok()
-        .map(|(v, _)| v)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -400,24 +242,5 @@ mod tests {
         let mut bad = h;
         bad[20] ^= 4;
         assert!(check_segment_header(&bad, "x").is_err());
-    }
-
-    #[test]
-    fn send_header_roundtrip() {
-        let h = SendHeader {
-            id: 9,
-            qid: 3,
-            priority: 7,
-            flags: 0,
-            delivery_count: 2,
-            timestamp: 11,
-            expires_at: 12,
-            deliver_at: 13,
-            meta_len: 14,
-        };
-        let mut b = Vec::new();
-        h.put(&mut b);
-        assert_eq!(b.len(), SEND_HEADER);
-        assert_eq!(SendHeader::get(&mut Cursor::new(&b)), Some(h));
     }
 }

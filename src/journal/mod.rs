@@ -1,21 +1,34 @@
 //! The journal: segmented, append-only, preallocated files of checksummed frames.
 //!
-//! It knows bytes, frames and segments, and nothing about queues: the store hands it a buffer of
-//! encoded records (one group commit) and gets back where each part landed; on open it replays
-//! every record it finds to a callback. The format is specified in [`format`].
+//! It knows bytes, frames and segments, and nothing about queues: the engine hands it a buffer
+//! of encoded records (one group commit) and gets back where each part landed; on open it
+//! replays every record it finds to a callback. The format is specified in [`format`].
+//!
+//! | file | job |
+//! |---|---|
+//! | `format.rs` | the on-disk format (segment header, frames, the record envelope) |
+//! | `writer.rs` | appending frames, rolling and preallocating segments, fdatasync |
+//! | `reader.rs` | read access to segments for readers outside every lock |
+//! | `recovery.rs` | replay on open: which bytes are records, torn tail or corruption, repair |
+//! | `test.rs` | unit tests that write, roll, mangle and reopen |
 
 pub mod format;
+mod reader;
 mod recovery;
+#[cfg(test)]
+mod test;
+mod writer;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::io::{join, VFile, Vfs};
-use format::*;
+use crate::io::{join, Vfs};
 
+pub use reader::Files;
 pub use recovery::{Quarantined, RecoveryReport, TornTail};
+use writer::RollError;
 
 /// The callback recovery replays records to: `(segment, record offset, record length, kind, body)`.
 pub type Apply<'a> = &'a mut dyn FnMut(u64, u64, u32, u8, &[u8]) -> Result<()>;
@@ -58,56 +71,6 @@ pub enum Written {
     All,
     /// Nothing was written: there is no space for the segment the batch needs (`NoSpace`).
     NoSpace(Error),
-}
-
-enum RollError {
-    /// Out of space before anything of the new segment became durable.
-    Full(Error),
-    /// Any other failure.
-    Io(Error),
-}
-
-impl RollError {
-    fn into_error(self) -> Error {
-        match self {
-            RollError::Full(e) | RollError::Io(e) => e,
-        }
-    }
-}
-
-/// Read access to segment files, shared with receiving threads.
-#[derive(Clone, Default)]
-pub struct Files(Arc<RwLock<BTreeMap<u64, Arc<dyn VFile>>>>);
-
-impl Files {
-    /// The file of segment `seg`.
-    pub fn get(&self, seg: u64) -> Option<Arc<dyn VFile>> {
-        self.0
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&seg)
-            .cloned()
-    }
-    fn insert(&self, seg: u64, f: Arc<dyn VFile>) {
-        self.0
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(seg, f);
-    }
-    fn remove(&self, seg: u64) {
-        self.0
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&seg);
-    }
-    /// Reads `buf.len()` bytes at `off` of segment `seg`.
-    pub fn read(&self, seg: u64, off: u64, buf: &mut [u8]) -> Result<()> {
-        let f = self.get(seg).ok_or_else(|| {
-            Error::new(crate::ErrorKind::Internal, format!("segment {seg} is gone"))
-        })?;
-        f.read_at(buf, off)
-            .map_err(|e| Error::io(format!("reading {} at {off}", segment_name(seg)), &e))
-    }
 }
 
 /// The append side of the journal (owned by the commit thread).
@@ -201,231 +164,5 @@ impl Journal {
 
     fn path(&self, seg: u64) -> PathBuf {
         join(&self.dir, &segment_name(seg))
-    }
-
-    /// Bytes at the end of every segment that only [`Journal::write`] with `use_reserve` may
-    /// fill: when the disk is too full for a new segment, settle records (acks, deliveries,
-    /// requeues, dead-letter moves) still have room while new messages are refused (SPEC §1).
-    /// The reserve is always allocated (the file grows ahead of the data by at least it).
-    pub fn reserve(&self) -> u64 {
-        (self.seg_bytes / 8).min(1 << 20)
-    }
-
-    /// Payload bytes that fit in one more frame of the tail.
-    fn room(&self, use_reserve: bool) -> u64 {
-        let reserve = if use_reserve { 0 } else { self.reserve() };
-        self.tail_cap
-            .saturating_sub(reserve)
-            .saturating_sub(self.tail_off + FRAME_HEADER as u64)
-    }
-
-    /// Creates segment `tail + 1` big enough for a frame of `need` payload bytes (plus the
-    /// reserve), and makes it the tail.
-    fn roll(&mut self, need: usize) -> std::result::Result<(), RollError> {
-        if self.tail_dirty {
-            self.sync().map_err(RollError::Io)?;
-        }
-        let n = self.tail + 1;
-        let min = (SEGMENT_HEADER + FRAME_HEADER + need) as u64 + self.reserve();
-        // An oversized record gets a segment of its own, rounded up to whole MiB.
-        let size = if min > self.seg_bytes {
-            min.div_ceil(1 << 20) << 20
-        } else {
-            self.seg_bytes
-        };
-        let first = size.min(GROW_BYTES.max(SEGMENT_HEADER as u64 + self.reserve()));
-        let path = self.path(n);
-        let name = segment_name(n);
-        let classify = |what: &str, e: &std::io::Error| {
-            let err = Error::io(format!("{what} {name}"), e);
-            if e.raw_os_error() == Some(libc::ENOSPC) {
-                RollError::Full(err)
-            } else {
-                RollError::Io(err)
-            }
-        };
-        let f = self
-            .vfs
-            .create(&path)
-            .map_err(|e| classify("creating", &e))?;
-        // Out of space while reserving room or writing the header: nothing of the new segment
-        // became durable, so the batch can be refused without poisoning the store. A failed
-        // fdatasync or directory fsync is never excused (fsyncgate), whatever its errno.
-        let made = f
-            .allocate(first)
-            .and_then(|()| f.write_at(&segment_header(n, (self.now_ms)()), 0))
-            .map_err(|e| classify("preparing", &e))
-            .and_then(|()| {
-                f.sync_data()
-                    .and_then(|()| self.vfs.sync_dir(&self.dir))
-                    .map_err(|e| RollError::Io(Error::io(format!("preparing {name}"), &e)))
-            });
-        if let Err(e) = made {
-            let _ = self.vfs.remove(&path);
-            return Err(e);
-        }
-        self.files.insert(n, f);
-        self.sizes.insert(n, first);
-        self.tail_cap = size;
-        self.tail = n;
-        self.tail_off = SEGMENT_HEADER as u64;
-        Ok(())
-    }
-
-    /// Writes `buf` (whole records) as one or more frames, splitting only between records and
-    /// rolling to a new segment when the tail is full. Does not sync. Appends to `placed` where
-    /// each part of `buf` landed.
-    ///
-    /// Without `use_reserve` the last [`reserve`](Journal::reserve) bytes of a segment are left
-    /// alone. A batch that fits in a fresh segment but not in the tail rolls before anything is
-    /// written, so when there is no space for that segment (or for growing the tail) the whole
-    /// batch is refused with [`Written::NoSpace`] and nothing of it is on disk; the caller may
-    /// then write the records that must not fail (settles) with `use_reserve`.
-    pub fn write(
-        &mut self,
-        buf: &[u8],
-        placed: &mut Vec<Placed>,
-        use_reserve: bool,
-    ) -> Result<Written> {
-        let fresh = self
-            .seg_bytes
-            .saturating_sub((SEGMENT_HEADER + FRAME_HEADER) as u64 + self.reserve());
-        if !buf.is_empty() && buf.len() as u64 > self.room(use_reserve) && buf.len() as u64 <= fresh
-        {
-            match self.roll(buf.len()) {
-                Ok(()) => {}
-                Err(RollError::Full(e)) => return Ok(Written::NoSpace(e)),
-                Err(RollError::Io(e)) => return Err(e),
-            }
-        }
-        let mut start = 0;
-        while start < buf.len() {
-            let room = self.room(use_reserve);
-            // Take as many whole records as fit.
-            let (mut end, mut count) = (start, 0u32);
-            for r in records(&buf[start..]) {
-                let (at, _, body) = r.map_err(|at| {
-                    Error::new(
-                        crate::ErrorKind::Internal,
-                        format!("malformed record at {}", start + at),
-                    )
-                })?;
-                let rec_end = start + at + RECORD_HEADER + body.len();
-                if (rec_end - start) as u64 > room {
-                    break;
-                }
-                end = rec_end;
-                count += 1;
-            }
-            if count == 0 {
-                let first = records(&buf[start..]).next();
-                let need = match first {
-                    Some(Ok((_, _, body))) => RECORD_HEADER + body.len(),
-                    _ => buf.len() - start,
-                };
-                match self.roll(need) {
-                    Ok(()) => {}
-                    Err(RollError::Full(e)) if start == 0 => return Ok(Written::NoSpace(e)),
-                    Err(RollError::Full(e)) | Err(RollError::Io(e)) => return Err(e),
-                }
-                continue;
-            }
-            let payload = &buf[start..end];
-            self.frame.clear();
-            self.frame.resize(FRAME_HEADER, 0);
-            put_frame_header(
-                &mut self.frame,
-                self.next_seq,
-                self.synced_seq,
-                count,
-                payload,
-            );
-            self.frame.extend_from_slice(payload);
-            let file = self.files.get(self.tail).ok_or_else(Error::closed)?;
-            let off = self.tail_off;
-            let end_off = off + self.frame.len() as u64;
-            // Keep the reserve allocated beyond the data, so settles still fit on a full disk.
-            let want = (end_off + if use_reserve { 0 } else { self.reserve() })
-                .min(self.tail_cap)
-                .max(end_off);
-            let allocated = self.segment_size(self.tail);
-            if want > allocated {
-                // Grow the preallocation in steps: one size change (and metadata sync) per step.
-                let grown = want
-                    .div_ceil(GROW_BYTES)
-                    .saturating_mul(GROW_BYTES)
-                    .min(self.tail_cap)
-                    .max(want);
-                if let Err(e) = file.allocate(grown) {
-                    let err = Error::io(
-                        format!("growing {} to {grown} bytes", segment_name(self.tail)),
-                        &e,
-                    );
-                    if start == 0 && e.raw_os_error() == Some(libc::ENOSPC) {
-                        return Ok(Written::NoSpace(err));
-                    }
-                    return Err(err);
-                }
-                self.sizes.insert(self.tail, grown);
-            }
-            if let Err(e) = file.write_at(&self.frame, off) {
-                let err = Error::io(
-                    format!("writing {} at offset {off}", segment_name(self.tail)),
-                    &e,
-                );
-                // ENOSPC on the first frame (file systems that allocate on write): nothing of the
-                // batch is acknowledged, and the next frame is written at this same offset.
-                if start == 0 && e.raw_os_error() == Some(libc::ENOSPC) {
-                    return Ok(Written::NoSpace(err));
-                }
-                return Err(err);
-            }
-            placed.push(Placed {
-                buf_start: start,
-                buf_end: end,
-                seg: self.tail,
-                file_off: off + FRAME_HEADER as u64,
-            });
-            self.tail_off += self.frame.len() as u64;
-            self.next_seq += 1;
-            self.tail_dirty = true;
-            start = end;
-        }
-        Ok(Written::All)
-    }
-
-    /// fdatasync's the tail segment (earlier segments were synced when the journal rolled past them).
-    pub fn sync(&mut self) -> Result<()> {
-        if !self.tail_dirty {
-            return Ok(());
-        }
-        let f = self.files.get(self.tail).ok_or_else(Error::closed)?;
-        f.sync_data()
-            .map_err(|e| Error::io(format!("fdatasync of {}", segment_name(self.tail)), &e))?;
-        self.tail_dirty = false;
-        self.synced_seq = self.next_seq - 1;
-        Ok(())
-    }
-
-    /// Whether written frames await an fsync.
-    pub fn dirty(&self) -> bool {
-        self.tail_dirty
-    }
-
-    /// Removes segment `seg` (never the tail) and fsyncs the directory.
-    pub fn remove_segment(&mut self, seg: u64) -> Result<()> {
-        if seg == self.tail || !self.sizes.contains_key(&seg) {
-            return Ok(());
-        }
-        let path = self.path(seg);
-        self.vfs
-            .remove(&path)
-            .map_err(|e| Error::io(format!("removing {}", segment_name(seg)), &e))?;
-        self.vfs
-            .sync_dir(&self.dir)
-            .map_err(|e| Error::io("fsync of the store directory", &e))?;
-        self.sizes.remove(&seg);
-        self.files.remove(seg);
-        Ok(())
     }
 }

@@ -1,4 +1,5 @@
-//! Recovery on open: replay every frame, cut a torn tail, report corruption (SPEC §1).
+//! Recovery on open: replay every frame, cut a torn tail, report corruption (a frame that a
+//! later frame proves had been durable), repair by quarantining when asked.
 
 use std::sync::Arc;
 
@@ -112,169 +113,215 @@ fn next_valid(b: &[u8], from: usize) -> Option<(usize, FrameHeader)> {
 }
 
 pub(super) fn recover(j: &mut Journal, repair: bool, apply: Apply<'_>) -> Result<RecoveryReport> {
-    let mut report = RecoveryReport::default();
     let names = j
         .vfs
         .list(&j.dir)
         .map_err(|e| Error::io(format!("listing {}", j.dir.display()), &e))?;
     let mut numbers: Vec<u64> = names.iter().filter_map(|n| parse_segment_name(n)).collect();
     numbers.sort_unstable();
-    let mut expected: Option<u64> = None;
-    let mut reuse: Vec<u8> = Vec::new();
-    let mut i = 0;
-    while i < numbers.len() {
-        let n = numbers[i];
-        let last = i + 1 == numbers.len();
-        let mut seg = load_into(j, n, std::mem::take(&mut reuse))?;
-        report.segments += 1;
-        report.bytes += seg.buf.len() as u64;
+    let mut r = Recovery {
+        j,
+        repair,
+        apply,
+        report: RecoveryReport::default(),
+        numbers,
+        expected: None,
+    };
+    r.run()?;
+    if let Some(e) = r.expected {
+        r.j.next_seq = e;
+        r.j.synced_seq = e - 1;
+    }
+    Ok(r.report)
+}
+
+/// One recovery: the segments found, the next frame sequence expected, what was found.
+struct Recovery<'j, 'a> {
+    j: &'j mut Journal,
+    repair: bool,
+    apply: Apply<'a>,
+    report: RecoveryReport,
+    /// Segment numbers, oldest first (cut when a torn tail ends the journal).
+    numbers: Vec<u64>,
+    /// The sequence number the next frame must have (`None` at the start and after a repair).
+    expected: Option<u64>,
+}
+
+impl Recovery<'_, '_> {
+    fn run(&mut self) -> Result<()> {
+        let mut reuse: Vec<u8> = Vec::new();
+        let mut i = 0;
+        while i < self.numbers.len() {
+            let n = self.numbers[i];
+            let last = i + 1 == self.numbers.len();
+            let mut seg = load_into(self.j, n, std::mem::take(&mut reuse))?;
+            self.report.segments += 1;
+            self.report.bytes += seg.buf.len() as u64;
+            if !self.header_ok(&seg, last)? {
+                i += 1;
+                continue;
+            }
+            let (pos, stop) = self.scan(i, &mut seg)?;
+            self.j.files.insert(n, seg.file.clone());
+            self.j.sizes.insert(n, seg.buf.len() as u64);
+            self.j.tail = n;
+            self.j.tail_off = pos as u64;
+            if stop {
+                break;
+            }
+            reuse = seg.buf;
+            i += 1;
+        }
+        Ok(())
+    }
+
+    /// Checks a segment's header. A last segment whose header never became durable is removed
+    /// (`false`): a roll writes and syncs the header, and fsyncs the directory, before any frame
+    /// goes into a segment, so a last segment with a bad header (missing, zero, or torn with
+    /// garbage in its sector) and nothing after it never held anything.
+    fn header_ok(&mut self, seg: &Seg, last: bool) -> Result<bool> {
         match check_segment_header(&seg.buf, &seg.name) {
-            Ok(num) if num == n => {}
+            Ok(num) if num == seg.n => Ok(true),
             Ok(_) | Err(_) if last && seg.buf.iter().skip(SEGMENT_HEADER).all(|&b| b == 0) => {
-                // Created but its header never became durable (missing, zero, or torn with
-                // garbage in its sector): a roll writes and syncs the header, and fsyncs the
-                // directory, before any frame goes into a segment, so a last segment with a bad
-                // header and nothing after it never held anything.
+                let j = &self.j;
                 j.vfs
                     .remove(&join(&j.dir, &seg.name))
                     .map_err(|e| Error::io(format!("removing {}", seg.name), &e))?;
                 j.vfs
                     .sync_dir(&j.dir)
                     .map_err(|e| Error::io("fsync of the store directory", &e))?;
-                report.removed_incomplete_segments.push(seg.name);
-                report.segments -= 1;
-                i += 1;
-                continue;
+                self.report
+                    .removed_incomplete_segments
+                    .push(seg.name.clone());
+                self.report.segments -= 1;
+                Ok(false)
             }
-            Ok(num) => {
-                return Err(Error::corrupt(
-                    &seg.name,
-                    16,
-                    &format!("header names segment {num}"),
-                ))
-            }
-            Err(e) => return Err(e),
+            Ok(num) => Err(Error::corrupt(
+                &seg.name,
+                16,
+                &format!("header names segment {num}"),
+            )),
+            Err(e) => Err(e),
         }
+    }
+
+    /// Replays the frames of segment `numbers[i]` up to its end of data or a bad frame. Returns
+    /// where its data ends and whether the journal ends there (a torn tail, or the last segment).
+    fn scan(&mut self, i: usize, seg: &mut Seg) -> Result<(usize, bool)> {
+        let last = i + 1 == self.numbers.len();
         let mut pos = SEGMENT_HEADER;
-        let mut stop = false;
         loop {
             let at_end = pos + FRAME_HEADER > seg.buf.len()
                 || seg.buf[pos..pos + FRAME_HEADER].iter().all(|&b| b == 0);
+            let expected = self.expected;
             let good = if at_end {
                 None
             } else {
                 check_frame(&seg.buf[pos..]).filter(|h| expected.is_none_or(|e| h.seq == e))
             };
             if let Some(h) = good {
-                let payload_off = pos + FRAME_HEADER;
-                for r in records(&seg.buf[payload_off..payload_off + h.len]) {
-                    let (at, kind, body) = r.map_err(|at| {
-                        Error::corrupt(&seg.name, (payload_off + at) as u64, "malformed record")
-                    })?;
-                    let rec_off = (payload_off + at) as u64;
-                    apply(n, rec_off, (RECORD_HEADER + body.len()) as u32, kind, body)?;
-                    report.records += 1;
-                }
-                report.frames += 1;
-                expected = Some(h.seq + 1);
-                pos = payload_off + h.len;
+                pos = self.replay_frame(seg, pos, h)?;
                 continue;
             }
             // End of data or a bad frame. Is there anything after it?
-            let s = expected.unwrap_or(1);
+            let s = self.expected.unwrap_or(1);
             let end = data_end(&seg.buf);
             if at_end && end <= pos {
-                if !last {
-                    break; // a full segment's unused tail: go on to the next segment
-                }
-                j.tail = n;
-                j.tail_off = pos as u64;
-                stop = true;
-                break;
+                // A full segment's unused tail: go on to the next segment (or the end).
+                return Ok((pos, last));
             }
-            // Look for proof that the data at `pos` had been durable: a later frame with synced ≥ s.
-            let proof = find_proof(j, &seg, pos, &numbers[i + 1..], s)?;
-            match proof {
+            // Proof that the data at `pos` had been durable: a later frame with synced ≥ s.
+            match find_proof(self.j, seg, pos, &self.numbers[i + 1..], s)? {
                 None => {
-                    // Torn tail: never acknowledged. Zero it so no stale frame reappears later.
-                    let bytes = end.saturating_sub(pos) as u64;
-                    if bytes > 0 {
-                        zero(&seg, pos, end)?;
-                    }
-                    for &later in &numbers[i + 1..] {
-                        let name = segment_name(later);
-                        j.vfs
-                            .remove(&join(&j.dir, &name))
-                            .map_err(|e| Error::io(format!("removing {name}"), &e))?;
-                    }
-                    if i + 1 < numbers.len() {
-                        j.vfs
-                            .sync_dir(&j.dir)
-                            .map_err(|e| Error::io("fsync of the store directory", &e))?;
-                    }
-                    if bytes > 0 || i + 1 < numbers.len() {
-                        report.torn_tail = Some(TornTail {
-                            file: seg.name.clone(),
-                            offset: pos as u64,
-                            bytes,
-                        });
-                    }
-                    numbers.truncate(i + 1);
-                    j.tail = n;
-                    j.tail_off = pos as u64;
-                    stop = true;
-                    break;
+                    self.cut_torn_tail(i, seg, pos, end)?;
+                    return Ok((pos, true));
                 }
-                Some(_) if !repair => {
+                Some(_) if !self.repair => {
                     return Err(Error::corrupt(
                         &seg.name,
                         pos as u64,
                         "frame fails its checksum, length or sequence check, and later frames prove it had been durable",
                     ));
                 }
-                Some(_) => {
-                    // Repair: cut out [pos, next valid frame in this segment) or up to its data end.
-                    // The cut holds at least a padding frame: a "valid" frame starting inside the
-                    // first bytes of the damaged one (a sequence break on a short frame, or
-                    // damage) is cut with it, and a cut at the end of a short file grows it.
-                    let min_end = pos + FRAME_HEADER + RECORD_HEADER;
-                    let (cut_end, next_seq) =
-                        match next_valid(&seg.buf, min_end).filter(|(_, h)| h.seq >= s) {
-                            Some((k, h)) => (k, h.seq),
-                            None => (
-                                end.max(min_end),
-                                first_seq_after(j, &numbers[i + 1..])?.unwrap_or(s + 1),
-                            ),
-                        };
-                    let q =
-                        quarantine(j, &mut seg, pos, cut_end, next_seq.saturating_sub(1).max(s))?;
-                    report.quarantined.push(Quarantined {
-                        frames_lost: next_seq.saturating_sub(s),
-                        ..q
-                    });
-                    expected = None;
-                    // Re-read the padded frame on the next turn of the loop.
-                    continue;
-                }
+                // Re-read the padded frame on the next turn of the loop.
+                Some(_) => self.repair_at(i, seg, pos, end, s)?,
             }
         }
-        j.files.insert(n, seg.file.clone());
-        j.sizes.insert(n, seg.buf.len() as u64);
-        if !stop {
-            j.tail = n;
-            j.tail_off = pos as u64;
-        }
-        if stop {
-            break;
-        }
-        reuse = seg.buf;
-        i += 1;
     }
-    if let Some(e) = expected {
-        j.next_seq = e;
-        j.synced_seq = e - 1;
+
+    /// Replays the records of the valid frame `h` at `pos`; returns where the next frame starts.
+    fn replay_frame(&mut self, seg: &Seg, pos: usize, h: FrameHeader) -> Result<usize> {
+        let payload_off = pos + FRAME_HEADER;
+        for r in records(&seg.buf[payload_off..payload_off + h.len]) {
+            let (at, kind, body) = r.map_err(|at| {
+                Error::corrupt(&seg.name, (payload_off + at) as u64, "malformed record")
+            })?;
+            let rec_off = (payload_off + at) as u64;
+            (self.apply)(
+                seg.n,
+                rec_off,
+                (RECORD_HEADER + body.len()) as u32,
+                kind,
+                body,
+            )?;
+            self.report.records += 1;
+        }
+        self.report.frames += 1;
+        self.expected = Some(h.seq + 1);
+        Ok(payload_off + h.len)
     }
-    Ok(report)
+
+    /// A torn tail at `pos` (never acknowledged): zeroed, so no stale frame can reappear behind
+    /// new ones, and the segments after it removed.
+    fn cut_torn_tail(&mut self, i: usize, seg: &Seg, pos: usize, end: usize) -> Result<()> {
+        let bytes = end.saturating_sub(pos) as u64;
+        if bytes > 0 {
+            zero(seg, pos, end)?;
+        }
+        let j = &self.j;
+        for &later in &self.numbers[i + 1..] {
+            let name = segment_name(later);
+            j.vfs
+                .remove(&join(&j.dir, &name))
+                .map_err(|e| Error::io(format!("removing {name}"), &e))?;
+        }
+        if i + 1 < self.numbers.len() {
+            j.vfs
+                .sync_dir(&j.dir)
+                .map_err(|e| Error::io("fsync of the store directory", &e))?;
+        }
+        if bytes > 0 || i + 1 < self.numbers.len() {
+            self.report.torn_tail = Some(TornTail {
+                file: seg.name.clone(),
+                offset: pos as u64,
+                bytes,
+            });
+        }
+        self.numbers.truncate(i + 1);
+        Ok(())
+    }
+
+    /// Repair: cuts out [pos, the next valid frame in this segment) or up to its data end, into
+    /// a quarantine file, with a padding frame over it. The cut holds at least a padding frame:
+    /// a "valid" frame starting inside the first bytes of the damaged one (a sequence break on
+    /// a short frame, or damage) is cut with it, and a cut at the end of a short file grows it.
+    fn repair_at(&mut self, i: usize, seg: &mut Seg, pos: usize, end: usize, s: u64) -> Result<()> {
+        let min_end = pos + FRAME_HEADER + RECORD_HEADER;
+        let (cut_end, next_seq) = match next_valid(&seg.buf, min_end).filter(|(_, h)| h.seq >= s) {
+            Some((k, h)) => (k, h.seq),
+            None => (
+                end.max(min_end),
+                first_seq_after(self.j, &self.numbers[i + 1..])?.unwrap_or(s + 1),
+            ),
+        };
+        let q = quarantine(self.j, seg, pos, cut_end, next_seq.saturating_sub(1).max(s))?;
+        self.report.quarantined.push(Quarantined {
+            frames_lost: next_seq.saturating_sub(s),
+            ..q
+        });
+        self.expected = None;
+        Ok(())
+    }
 }
 
 fn first_seq_after(j: &Journal, later: &[u64]) -> Result<Option<u64>> {

@@ -15,6 +15,28 @@ static void test_version(void) {
     CHECK(strcmp(mqlite_status_str(12345), "unknown_status") == 0);
 }
 
+/* Defaults and limits are the core's (MQLITE_DEFAULT_* / MQLITE_*), and so is validation. */
+static void test_options(void) {
+    mqlite_store_options *o = mqlite_store_options_new();
+    CHECK_STATUS(MQLITE_INVALID_ARGUMENT, mqlite_store_options_set_limits(o, 0, 5ULL << 30, ERR));
+    CHECK_STATUS(MQLITE_INVALID_ARGUMENT,
+                 mqlite_store_options_set_limits(o, 0, MQLITE_MAX_SEGMENT_BYTES + 1, ERR));
+    CHECK_STATUS(MQLITE_INVALID_ARGUMENT,
+                 mqlite_store_options_set_limits(o, 0, MQLITE_MIN_SEGMENT_BYTES - 1, ERR));
+    OK(mqlite_store_options_set_limits(o, 0, MQLITE_MAX_SEGMENT_BYTES, ERR));
+    mqlite_store_options_free(o);
+    mqlite_redelivery_policy *p = mqlite_redelivery_policy_new();
+    CHECK_STATUS(MQLITE_INVALID_ARGUMENT, mqlite_redelivery_policy_set(p, -2, 0, 0, ERR));
+    CHECK_STATUS(MQLITE_INVALID_ARGUMENT,
+                 mqlite_redelivery_policy_set_backoff(p, true, 0.5, 0, false, ERR));
+    OK(mqlite_redelivery_policy_set(p, -1, 0, 0, ERR));
+    mqlite_redelivery_policy_free(p);
+    CHECK(MQLITE_DEFAULT_MAX_BODY_BYTES == 16ULL << 20);
+    CHECK(MQLITE_DEFAULT_MAX_REDELIVERIES == 6 && MQLITE_DEFAULT_BACKOFF_MULTIPLIER == 5.0);
+    CHECK(strcmp(MQLITE_DEFAULT_DEAD_LETTER_QUEUE, "DLQ") == 0);
+    CHECK(strcmp(MQLITE_DEFAULT_DEAD_LETTER_PREFIX, "DLQ.") == 0);
+}
+
 static void test_round_trip(const char *dir) {
     mqlite_store *s = open_store(dir, NULL);
     mqlite_queue *q = open_queue(s, "orders");
@@ -205,7 +227,11 @@ static void test_consumers(const char *dir) {
     size_t got = 0;
     OK(mqlite_consumer_receive_batch(c, 3, 0, ds, &got, ERR));
     CHECK(got == 3);
+    CHECK(!mqlite_delivery_settled(ds[0]) && !mqlite_delivery_settled(ds[2]));
     OK(mqlite_delivery_ack(ds[2], ERR));
+    /* the earlier deliveries were acked with it: they say so, and cannot be settled again */
+    CHECK(mqlite_delivery_settled(ds[0]) && mqlite_delivery_settled(ds[1]));
+    CHECK_STATUS(MQLITE_ALREADY_SETTLED, mqlite_delivery_ack(ds[0], ERR));
     for (size_t i = 0; i < got; i++) mqlite_delivery_free(ds[i]);
     mqlite_consumer_free(c);
     mqlite_stats st;
@@ -347,6 +373,7 @@ int main(void) {
     test_version();
     test_round_trip(dir);
     test_batches(dir);
+    test_options();
     test_consumers(dir);
     test_listener(dir);
     test_after_close(dir);

@@ -1,6 +1,6 @@
 /* A child process does async sends and reports each id whose callback said MQLITE_OK over a
  * pipe; the parent SIGKILLs it mid-stream, reopens the store and checks that every reported id
- * is there (SPEC §1: a send whose callback reported success is durable). Several cycles on the
+ * is there (the durability contract: a send whose callback reported success is durable). Several cycles on the
  * same store, so each open also recovers the previous crash. */
 #include "common.h"
 

@@ -191,6 +191,9 @@ struct State {
     faults: Vec<Fault>,
     injected: Vec<(Op, u64, i32)>,
     capacity: Option<u64>,
+    /// Panic (once) in the `nth` call of the operation: a bug in the layer below, for the
+    /// poisoning tests.
+    panic_at: Option<(Op, u64)>,
 }
 
 impl State {
@@ -209,6 +212,10 @@ impl State {
                 self.crashed = true;
                 return Err(io::Error::from_raw_os_error(libc::EIO));
             }
+        }
+        if self.panic_at == Some((op, n)) {
+            self.panic_at = None;
+            panic!("injected panic in {op:?} call #{n}");
         }
         for f in &self.faults {
             if f.op == op && (n == f.nth || (f.persistent && n > f.nth)) {
@@ -314,6 +321,11 @@ impl FaultFs {
     /// Adds a fault.
     pub fn add_fault(&self, f: Fault) {
         self.lock().faults.push(f);
+    }
+
+    /// Makes the `nth` call (1-based, counted per operation) of `op` panic, once.
+    pub fn panic_at(&self, op: Op, nth: u64) {
+        self.lock().panic_at = Some((op, nth));
     }
 
     /// Removes every fault and the crash cut (a "repaired disk": the state stays as it is).

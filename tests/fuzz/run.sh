@@ -1,7 +1,7 @@
 #!/bin/sh
 # Runs every fuzz target for SECONDS each (default 30): the CI-sized run.
 #   tests/fuzz/run.sh 30      # CI
-#   tests/fuzz/run.sh 600     # the 10-CPU-minute soak per target (RELIABILITY.md T10)
+#   tests/fuzz/run.sh 600     # the 10-CPU-minute soak per target (T10 of the test catalogue, src/docs/tests.md)
 # Needs cargo-fuzz (`cargo install cargo-fuzz`); stable Rust works with RUSTC_BOOTSTRAP=1.
 # The committed seeds in tests/fuzz/corpus/<target>/ are read; new inputs go to
 # tests/fuzz/target/corpus/<target>/ (copy interesting ones into the seeds); crashes go to

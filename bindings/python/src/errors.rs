@@ -12,93 +12,19 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple, PyType};
 use pyo3::PyTypeInfo;
 
-/// (kind, class name, built-in base, docstring). Index + 1 is the kind's `repr(u8)` value.
-const KINDS: [(ErrorKind, &str, Base, &str); 14] = [
-    (
-        ErrorKind::InvalidArgument,
-        "InvalidArgument",
-        Base::Value,
-        "An argument is out of range or malformed.",
-    ),
-    (
-        ErrorKind::InvalidName,
-        "InvalidName",
-        Base::Value,
-        "A queue name is empty, over 255 bytes, or holds NUL or control characters.",
-    ),
-    (
-        ErrorKind::NotFound,
-        "NotFound",
-        Base::Lookup,
-        "The queue, message or delivery does not exist (any more).",
-    ),
-    (
-        ErrorKind::Locked,
-        "Locked",
-        Base::None,
-        "Another process holds the store's lock; the message names its pid.",
-    ),
-    (
-        ErrorKind::QueueFull,
-        "QueueFull",
-        Base::None,
-        "A limit was reached: the queue's backlog limit or the producer window.",
-    ),
-    (
-        ErrorKind::NoSpace,
-        "NoSpace",
-        Base::OS,
-        "The disk is full; stored messages stay readable and acks keep working.",
-    ),
-    (
-        ErrorKind::Io,
-        "Io",
-        Base::OS,
-        "An I/O error other than a full disk.",
-    ),
-    (
-        ErrorKind::Corrupt,
-        "Corrupt",
-        Base::None,
-        "A checksum or length failure inside the journal (not at its tail).",
-    ),
-    (
-        ErrorKind::Poisoned,
-        "Poisoned",
-        Base::None,
-        "An earlier write or fsync failed; reopen the store to recover its durable state.",
-    ),
-    (
-        ErrorKind::Closed,
-        "Closed",
-        Base::None,
-        "The store is closed, or was opened by another process (before a fork()).",
-    ),
-    (
-        ErrorKind::Timeout,
-        "Timeout",
-        Base::Timeout,
-        "A blocking call ran out of time.",
-    ),
-    (
-        ErrorKind::AlreadySettled,
-        "AlreadySettled",
-        Base::None,
-        "The delivery was already acked, nacked, rejected or released.",
-    ),
-    (
-        ErrorKind::WouldDeadlock,
-        "WouldDeadlock",
-        Base::Runtime,
-        "The call would deadlock (e.g. closing a store from its own callback thread).",
-    ),
-    (
-        ErrorKind::Internal,
-        "Internal",
-        Base::Runtime,
-        "A bug inside mqlite (a caught panic). Please report it.",
-    ),
-];
+/// The built-in exception a kind's class also derives from, so that `except ValueError` /
+/// `except TimeoutError` / `except OSError` also catch it. The kinds themselves (names, codes,
+/// descriptions) come from the core's one table, `mqlite::ErrorKind::ALL`.
+fn base(kind: ErrorKind) -> Base {
+    match kind {
+        ErrorKind::InvalidArgument | ErrorKind::InvalidName => Base::Value,
+        ErrorKind::NotFound => Base::Lookup,
+        ErrorKind::NoSpace | ErrorKind::Io => Base::OS,
+        ErrorKind::Timeout => Base::Timeout,
+        ErrorKind::WouldDeadlock | ErrorKind::Internal => Base::Runtime,
+        _ => Base::None,
+    }
+}
 
 #[derive(Clone, Copy)]
 enum Base {
@@ -110,7 +36,7 @@ enum Base {
     Runtime,
 }
 
-/// [Error, InvalidArgument, InvalidName, …] in `KINDS` order.
+/// [Error, then one class per kind in `ErrorKind::ALL` order].
 static CLASSES: PyOnceLock<Vec<Py<PyType>>> = PyOnceLock::new();
 
 fn build(py: Python<'_>) -> PyResult<Vec<Py<PyType>>> {
@@ -137,9 +63,9 @@ fn build(py: Python<'_>) -> PyResult<Vec<Py<PyType>>> {
         None,
     )?;
     let mut out = vec![root.clone_ref(py)];
-    for (kind, name, base, doc) in KINDS {
+    for &kind in ErrorKind::ALL {
         let root = root.bind(py).clone().into_any();
-        let bases = match base {
+        let bases = match base(kind) {
             Base::None => PyTuple::new(py, [root])?,
             Base::Value => PyTuple::new(py, [root, PyValueError::type_object(py).into_any()])?,
             Base::Lookup => PyTuple::new(py, [root, PyLookupError::type_object(py).into_any()])?,
@@ -147,7 +73,12 @@ fn build(py: Python<'_>) -> PyResult<Vec<Py<PyType>>> {
             Base::Timeout => PyTuple::new(py, [root, PyTimeoutError::type_object(py).into_any()])?,
             Base::Runtime => PyTuple::new(py, [root, PyRuntimeError::type_object(py).into_any()])?,
         };
-        out.push(make(name, bases, doc, Some(kind.as_str()))?);
+        out.push(make(
+            kind.name(),
+            bases,
+            kind.description(),
+            Some(kind.as_str()),
+        )?);
     }
     Ok(out)
 }
@@ -161,9 +92,11 @@ fn classes(py: Python<'_>) -> &Vec<Py<PyType>> {
 }
 
 fn class_of(py: Python<'_>, kind: ErrorKind) -> Bound<'_, PyType> {
-    let i = KINDS
+    // Looked up by kind, not by declaration order; a kind this build does not know (the core's
+    // enum is non-exhaustive) gets the root class.
+    let i = ErrorKind::ALL
         .iter()
-        .position(|k| k.0 == kind)
+        .position(|&k| k == kind)
         .map(|i| i + 1)
         .unwrap_or(0);
     classes(py)[i].bind(py).clone()
@@ -194,8 +127,8 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     let cls = classes(py);
     m.add("Error", cls[0].bind(py))?;
-    for (i, (_, name, _, _)) in KINDS.iter().enumerate() {
-        m.add(*name, cls[i + 1].bind(py))?;
+    for (i, kind) in ErrorKind::ALL.iter().enumerate() {
+        m.add(kind.name(), cls[i + 1].bind(py))?;
     }
     Ok(())
 }

@@ -18,7 +18,7 @@ pub(crate) struct DeadLetterInfo {
     original_queue: String,
     /// Its id in that queue.
     original_id: u64,
-    /// ``"max_redeliveries"``, ``"rejected"``, ``"expired"`` or ``"overflow"``.
+    /// ``"max_redeliveries"``, ``"rejected"``, ``"expired"``, ``"overflow"`` or ``"group_parked"``.
     reason: &'static str,
     /// The last failure text given to nack/reject ("" if none).
     last_failure: String,
@@ -145,11 +145,14 @@ impl Message {
         &self.queue
     }
 
+    /// Settled through this object, or in the core (a cumulative ack of a later message, a
+    /// timeout, a closed consumer).
     fn is_settled(&self) -> bool {
         self.delivery
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .is_none()
+            .as_ref()
+            .is_none_or(|d| current_pid() == self.pid && d.is_settled())
     }
 }
 

@@ -404,7 +404,7 @@ impl Queue {
 
     /// On a dead-letter queue: moves dead letters back to their original queue (or ``to``), with
     /// delivery counts reset; returns how many matched. Filters: ``reason`` (``"rejected"``,
-    /// ``"max_redeliveries"``, ``"expired"``, ``"overflow"``), ``original_queue``, ``since``/
+    /// ``"max_redeliveries"``, ``"expired"``, ``"overflow"``, ``"group_parked"``), ``original_queue``, ``since``/
     /// ``until`` (datetime or epoch seconds, on the last failure time), ``ids`` (dead-letter or
     /// original ids), ``limit``. ``dry_run=True`` only counts. Crash-safe: one record per move.
     #[pyo3(signature = (*, reason = None, original_queue = None, since = None, until = None, ids = None, to = None,
@@ -422,18 +422,9 @@ impl Queue {
         limit: Option<usize>,
         dry_run: bool,
     ) -> PyResult<u64> {
-        use mqlite::DeadLetterReason as R;
         self.check()?;
         let reason = reason
-            .map(|r| match r {
-                "max_redeliveries" => Ok(R::MaxRedeliveries),
-                "rejected" => Ok(R::Rejected),
-                "expired" => Ok(R::Expired),
-                "overflow" => Ok(R::Overflow),
-                other => Err(invalid(format!(
-                    "reason must be 'max_redeliveries', 'rejected', 'expired' or 'overflow', not {other:?}"
-                ))),
-            })
+            .map(|r| mq(r.parse::<mqlite::DeadLetterReason>()))
             .transpose()?;
         let time = |t: Option<&Bound<'_, PyAny>>, what: &str| {
             t.filter(|t| !t.is_none())

@@ -104,10 +104,13 @@ pub(crate) struct RedeliveryPolicy {
 
 #[pymethods]
 impl RedeliveryPolicy {
+    /// The defaults are the core's (``mqlite.RedeliveryPolicy`` in every face): 6
+    /// redeliveries, 1 s apart, backoff ×5 when turned on. ``max_redeliveries`` below -1 and a
+    /// ``backoff_multiplier`` below 1 raise :class:`InvalidArgument`.
     #[new]
-    #[pyo3(signature = (*, max_redeliveries = 6, initial_redelivery_delay = None, redelivery_delay = None,
-        use_exponential_backoff = false, backoff_multiplier = 5.0, maximum_redelivery_delay = None,
-        use_collision_avoidance = false, backoff = None))]
+    #[pyo3(signature = (*, max_redeliveries = mqlite::DEFAULT_MAX_REDELIVERIES, initial_redelivery_delay = None,
+        redelivery_delay = None, use_exponential_backoff = false, backoff_multiplier = mqlite::DEFAULT_BACKOFF_MULTIPLIER,
+        maximum_redelivery_delay = None, use_collision_avoidance = false, backoff = None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         max_redeliveries: i32,
@@ -122,11 +125,13 @@ impl RedeliveryPolicy {
         let secs = |o: Option<&Bound<'_, PyAny>>, what: &str| -> PyResult<Option<f64>> {
             Ok(opt_duration(o, what)?.map(|d| d.as_secs_f64()))
         };
-        Ok(RedeliveryPolicy {
+        let default = mqlite::RedeliveryPolicy::default();
+        let p = RedeliveryPolicy {
             max_redeliveries,
             initial_redelivery_delay: secs(initial_redelivery_delay, "initial_redelivery_delay")?
-                .unwrap_or(1.0),
-            redelivery_delay: secs(redelivery_delay, "redelivery_delay")?.unwrap_or(1.0),
+                .unwrap_or(default.initial_redelivery_delay.as_secs_f64()),
+            redelivery_delay: secs(redelivery_delay, "redelivery_delay")?
+                .unwrap_or(default.redelivery_delay.as_secs_f64()),
             use_exponential_backoff,
             backoff_multiplier,
             maximum_redelivery_delay: secs(maximum_redelivery_delay, "maximum_redelivery_delay")?,
@@ -136,7 +141,9 @@ impl RedeliveryPolicy {
                 .iter()
                 .map(|b| duration(b, "backoff").map(|d| d.as_secs_f64()))
                 .collect::<PyResult<_>>()?,
-        })
+        };
+        p.to_core()?;
+        Ok(p)
     }
 
     /// The delay in seconds before the ``n``-th redelivery (n ≥ 1), without jitter.
@@ -165,12 +172,13 @@ impl RedeliveryPolicy {
 }
 
 impl RedeliveryPolicy {
+    /// The core's policy, validated by the core (so every face refuses the same values).
     fn to_core(&self) -> PyResult<mqlite::RedeliveryPolicy> {
         let d = |s: f64, what: &str| -> PyResult<Duration> {
             Duration::try_from_secs_f64(s)
                 .map_err(|_| invalid(format!("{what} must be >= 0 seconds, not {s}")))
         };
-        Ok(mqlite::RedeliveryPolicy {
+        let p = mqlite::RedeliveryPolicy {
             max_redeliveries: self.max_redeliveries,
             initial_redelivery_delay: d(self.initial_redelivery_delay, "initial_redelivery_delay")?,
             redelivery_delay: d(self.redelivery_delay, "redelivery_delay")?,
@@ -186,7 +194,9 @@ impl RedeliveryPolicy {
                 .iter()
                 .map(|&s| d(s, "backoff"))
                 .collect::<PyResult<_>>()?,
-        })
+        };
+        mq(p.validate())?;
+        Ok(p)
     }
 }
 
@@ -200,22 +210,30 @@ pub(crate) struct DeadLetterStrategy {
 
 #[pymethods]
 impl DeadLetterStrategy {
-    /// One dead-letter queue for the whole store.
+    /// One dead-letter queue for the whole store, named ``name`` (default ``"DLQ"``, the
+    /// core's ``DEFAULT_DEAD_LETTER_QUEUE``).
     #[staticmethod]
-    #[pyo3(signature = (name = "DLQ"))]
-    fn shared(name: &str) -> Self {
-        DeadLetterStrategy {
-            inner: CoreDls::Shared { name: name.into() },
-        }
+    #[pyo3(signature = (name = None))]
+    fn shared(name: Option<&str>) -> PyResult<Self> {
+        let inner = match name {
+            Some(name) => CoreDls::Shared { name: name.into() },
+            None => CoreDls::shared(),
+        };
+        mq(inner.validate())?;
+        Ok(DeadLetterStrategy { inner })
     }
 
-    /// One dead-letter queue per queue: ``prefix`` + the queue's name.
+    /// One dead-letter queue per queue: ``prefix`` + the queue's name (default prefix
+    /// ``"DLQ."``, the core's ``DEFAULT_DEAD_LETTER_PREFIX``).
     #[staticmethod]
-    #[pyo3(signature = (prefix = "DLQ."))]
-    fn individual(prefix: &str) -> Self {
+    #[pyo3(signature = (prefix = None))]
+    fn individual(prefix: Option<&str>) -> Self {
         DeadLetterStrategy {
-            inner: CoreDls::Individual {
-                prefix: prefix.into(),
+            inner: match prefix {
+                Some(prefix) => CoreDls::Individual {
+                    prefix: prefix.into(),
+                },
+                None => CoreDls::individual(),
             },
         }
     }
@@ -312,12 +330,14 @@ impl ManualClock {
     }
 }
 
-fn durability(name: &str, sync_delay: Option<&Bound<'_, PyAny>>) -> PyResult<Durability> {
+/// A durability by name; ``max_delay`` is batched durability's delay (default: the core's,
+/// ``DEFAULT_BATCHED_MAX_DELAY_MS``), the knob C calls ``max_delay_ms``.
+fn durability(name: &str, max_delay: Option<&Bound<'_, PyAny>>) -> PyResult<Durability> {
     match name {
         "sync" => Ok(Durability::Sync),
-        "batched" => Ok(Durability::Batched {
-            max_delay: opt_duration(sync_delay, "sync_delay")?
-                .unwrap_or(Duration::from_millis(100)),
+        "batched" => Ok(match opt_duration(max_delay, "max_delay")? {
+            Some(max_delay) => Durability::Batched { max_delay },
+            None => Durability::batched(),
         }),
         "memory" => Ok(Durability::Memory),
         other => Err(invalid(format!(
@@ -329,7 +349,7 @@ fn durability(name: &str, sync_delay: Option<&Bound<'_, PyAny>>) -> PyResult<Dur
 /// Opens (creating if missing) the store in directory ``path`` and recovers its durable state.
 /// Use it as a context manager, or call :meth:`Store.close`.
 #[pyfunction]
-#[pyo3(signature = (path, *, durability = "sync", sync_delay = None, redelivery = None, dead_letter = None,
+#[pyo3(signature = (path, *, durability = "sync", max_delay = None, redelivery = None, dead_letter = None,
     max_body_bytes = None, segment_bytes = None, max_pending_bytes = None, max_pending_messages = None,
     block_when_window_full = true, repair = false, create = true, clock = None))]
 #[allow(clippy::too_many_arguments)]
@@ -337,7 +357,7 @@ pub(crate) fn open<'py>(
     py: Python<'py>,
     path: PathBuf,
     durability: &str,
-    sync_delay: Option<&Bound<'_, PyAny>>,
+    max_delay: Option<&Bound<'_, PyAny>>,
     redelivery: Option<&RedeliveryPolicy>,
     dead_letter: Option<&DeadLetterStrategy>,
     max_body_bytes: Option<usize>,
@@ -351,7 +371,7 @@ pub(crate) fn open<'py>(
 ) -> PyResult<Bound<'py, Store>> {
     init_fork_handling();
     let mut o = StoreOptions {
-        durability: self::durability(durability, sync_delay)?,
+        durability: self::durability(durability, max_delay)?,
         block_when_window_full,
         repair,
         create,
@@ -494,7 +514,7 @@ impl Store {
     /// A handle to queue ``name``, creating it if new. Options given here replace the queue's
     /// options for as long as this store is open; omitted ones take the store's defaults.
     /// Durations are seconds or ``datetime.timedelta``.
-    #[pyo3(signature = (name, *, redelivery = None, dead_letter = None, durability = None, sync_delay = None,
+    #[pyo3(signature = (name, *, redelivery = None, dead_letter = None, durability = None, max_delay = None,
         max_messages = None, max_bytes = None, overflow = None, overflow_timeout = None, ack_timeout = None,
         process_expired = None, dedup_window = None, dedup_window_count = None, group_failure = None,
         retention = None))]
@@ -505,7 +525,7 @@ impl Store {
         redelivery: Option<&RedeliveryPolicy>,
         dead_letter: Option<&DeadLetterStrategy>,
         durability: Option<&str>,
-        sync_delay: Option<&Bound<'_, PyAny>>,
+        max_delay: Option<&Bound<'_, PyAny>>,
         max_messages: Option<u64>,
         max_bytes: Option<u64>,
         overflow: Option<&str>,
@@ -521,7 +541,7 @@ impl Store {
         this.check()?;
         let o = QueueOptions {
             durability: durability
-                .map(|d| self::durability(d, sync_delay))
+                .map(|d| self::durability(d, max_delay))
                 .transpose()?,
             max_messages,
             max_bytes,
@@ -529,9 +549,9 @@ impl Store {
                 .map(|o| match o {
                     "reject" => Ok(OverflowPolicy::Reject),
                     "drop_oldest" => Ok(OverflowPolicy::DropOldest),
-                    "block" => Ok(OverflowPolicy::Block {
-                        timeout: opt_duration(overflow_timeout, "overflow_timeout")?
-                            .unwrap_or(Duration::from_secs(30)),
+                    "block" => Ok(match opt_duration(overflow_timeout, "overflow_timeout")? {
+                        Some(timeout) => OverflowPolicy::Block { timeout },
+                        None => OverflowPolicy::block(),
                     }),
                     other => Err(invalid(format!(
                         "overflow must be 'reject', 'drop_oldest' or 'block', not {other:?}"
@@ -556,22 +576,10 @@ impl Store {
                 .transpose()?,
             retention: opt_duration(retention, "retention")?,
         };
-        let any = o.retention.is_some()
-            || o.durability.is_some()
-            || o.max_messages.is_some()
-            || o.max_bytes.is_some()
-            || o.overflow.is_some()
-            || o.redelivery.is_some()
-            || o.dead_letter.is_some()
-            || o.ack_timeout.is_some()
-            || o.process_expired.is_some()
-            || o.dedup_window.is_some()
-            || o.dedup_window_count.is_some()
-            || o.group_failure.is_some();
-        let q = mq(if any {
-            this.store.queue_with(name, o)
-        } else {
+        let q = mq(if o.is_empty() {
             this.store.queue(name)
+        } else {
+            this.store.queue_with(name, o)
         })?;
         Ok(Queue::new(q, slf.clone().unbind()))
     }

@@ -393,6 +393,33 @@ def test_redelivery_policy_object() -> None:
     assert mqlite.RedeliveryPolicy(backoff=[1, 5, 30]).delay(5) == 30
 
 
+def test_options_are_the_cores(store_dir: Path) -> None:
+    """Defaults and validation come from the core, as in the C and Rust faces."""
+    with pytest.raises(mqlite.InvalidArgument):
+        mqlite.RedeliveryPolicy(max_redeliveries=-2)
+    with pytest.raises(mqlite.InvalidArgument):
+        mqlite.RedeliveryPolicy(backoff_multiplier=0.5)
+    p = mqlite.RedeliveryPolicy()
+    p.max_redeliveries = -2  # attributes are plain fields: the store refuses the policy
+    with pytest.raises(mqlite.InvalidArgument):
+        mqlite.open(store_dir, redelivery=p)
+    assert mqlite.RedeliveryPolicy(max_redeliveries=-1).max_redeliveries == -1
+    d = mqlite.RedeliveryPolicy()
+    assert d.max_redeliveries == 6 and d.backoff_multiplier == 5.0 and d.delay(1) == 1.0
+    assert mqlite.DeadLetterStrategy.shared().name == "DLQ"
+    assert mqlite.DeadLetterStrategy.individual().name == "DLQ."
+    with pytest.raises(mqlite.InvalidArgument, match="segment_bytes"):
+        mqlite.open(store_dir, segment_bytes=5 << 30)
+    # One name for batched durability's delay in every face: max_delay (C: max_delay_ms).
+    with mqlite.open(store_dir, durability="batched", max_delay=0.01) as s:
+        q = s.queue("b", durability="batched", max_delay=datetime.timedelta(milliseconds=5))
+        q.send(b"x")
+        dlq = s.queue("DLQ")
+        assert dlq.replay(reason="group_parked", dry_run=True) == 0
+        with pytest.raises(mqlite.InvalidArgument, match="group_parked"):
+            dlq.replay(reason="parked")  # type: ignore[arg-type]
+
+
 def test_unsettled_message_dropped_counts_as_failure(store: mqlite.Store) -> None:
     q = store.queue("q", redelivery=mqlite.RedeliveryPolicy(initial_redelivery_delay=0))
     q.send(b"x")
@@ -452,7 +479,11 @@ def test_consumer_ack_modes(store: mqlite.Store) -> None:
     with q.consumer("cumulative") as c:
         got = c.receive_batch(3, timeout=1)
         assert [m.body for m in got] == [b"1", b"2", b"3"]
+        assert not any(m.settled for m in got)
         got[1].ack()  # acks 1 and 2 as well
+        assert got[0].settled and not got[2].settled  # the earlier one was acked with it
+        with pytest.raises(mqlite.AlreadySettled):
+            got[0].ack()
     # Closing the consumer returned the unsettled "3" as a failed delivery.
     assert q.stats()["acked"] == 2
     q.send(b"4")

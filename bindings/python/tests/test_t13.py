@@ -1,4 +1,4 @@
-"""RELIABILITY.md T13: the GIL is released while blocking, Ctrl-C interrupts a blocking receive,
+"""T13 of the test catalogue (`mqlite::docs::tests`): the GIL is released while blocking, Ctrl-C interrupts a blocking receive,
 an exception in a callback reaches sys.unraisablehook, and a producer killed with SIGKILL loses
 no message whose send returned."""
 

@@ -94,11 +94,11 @@ class RedeliveryPolicy:
     def __new__(
         cls,
         *,
-        max_redeliveries: int = 6,
+        max_redeliveries: int = ...,  # the core's default: 6
         initial_redelivery_delay: Optional[_Seconds] = None,
         redelivery_delay: Optional[_Seconds] = None,
         use_exponential_backoff: bool = False,
-        backoff_multiplier: float = 5.0,
+        backoff_multiplier: float = ...,  # the core's default: 5.0
         maximum_redelivery_delay: Optional[_Seconds] = None,
         use_collision_avoidance: bool = False,
         backoff: Optional[list[_Seconds]] = None,
@@ -110,9 +110,9 @@ class DeadLetterStrategy:
     """Where dead letters go: shared (default ``"DLQ"``), individual (prefix + name), discard."""
 
     @staticmethod
-    def shared(name: str = "DLQ") -> DeadLetterStrategy: ...
+    def shared(name: Optional[str] = None) -> DeadLetterStrategy: ...
     @staticmethod
-    def individual(prefix: str = "DLQ.") -> DeadLetterStrategy: ...
+    def individual(prefix: Optional[str] = None) -> DeadLetterStrategy: ...
     @staticmethod
     def discard() -> DeadLetterStrategy: ...
     @property
@@ -139,7 +139,7 @@ class DeadLetterInfo:
     @property
     def original_id(self) -> int: ...
     @property
-    def reason(self) -> Literal["max_redeliveries", "rejected", "expired", "overflow"]: ...
+    def reason(self) -> Literal["max_redeliveries", "rejected", "expired", "overflow", "group_parked"]: ...
     @property
     def last_failure(self) -> str: ...
     @property
@@ -300,7 +300,7 @@ class Queue:
     def replay(
         self,
         *,
-        reason: Optional[Literal["max_redeliveries", "rejected", "expired", "overflow"]] = None,
+        reason: Optional[Literal["max_redeliveries", "rejected", "expired", "overflow", "group_parked"]] = None,
         original_queue: Optional[str] = None,
         since: Optional[_When] = None,
         until: Optional[_When] = None,
@@ -354,7 +354,7 @@ class Store:
         redelivery: Optional[RedeliveryPolicy] = None,
         dead_letter: Optional[DeadLetterStrategy] = None,
         durability: Optional[Literal["sync", "batched", "memory"]] = None,
-        sync_delay: Optional[_Seconds] = None,
+        max_delay: Optional[_Seconds] = None,
         max_messages: Optional[int] = None,
         max_bytes: Optional[int] = None,
         overflow: Optional[Literal["reject", "drop_oldest", "block"]] = None,
@@ -389,7 +389,7 @@ def open(
     path: Union[str, os.PathLike[str]],
     *,
     durability: Literal["sync", "batched", "memory"] = "sync",
-    sync_delay: Optional[_Seconds] = None,
+    max_delay: Optional[_Seconds] = None,
     redelivery: Optional[RedeliveryPolicy] = None,
     dead_letter: Optional[DeadLetterStrategy] = None,
     max_body_bytes: Optional[int] = None,

@@ -1,34 +1,23 @@
-//! In-memory state of the queues, and the records that change it.
+//! One queue's state: its messages by state (ready, waiting for a retry, delayed, in flight),
+//! the order they are handed out in, message groups, dedup keys and counters.
 //!
-//! Bodies stay on disk: a queued message costs one 40-byte [`Entry`] here. Every change to a
-//! durable queue is encoded as a journal record into the pending batch *while the lock is held*,
-//! so the journal's order is the order of the changes. Sends become visible to consumers only
-//! after their batch is committed ([`Inner::publish`]); settles change memory at once and the
-//! caller waits for their batch.
+//! Bodies stay on disk: a queued message costs one 40-byte [`Entry`] here. Ordering: highest
+//! priority first, then lowest id (FIFO within a priority); a message that is ready again after
+//! a redelivery delay takes its place by id among the ready ones (in `retry`), so it never
+//! blocks the messages behind it; a group hands out one message at a time, in order.
 
 use rustc_hash::FxHashMap;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
-use crate::error::{Error, ErrorKind, Result};
-use crate::journal::format::{
-    self, kind, put_record_header, Cursor, SendHeader, RECORD_HEADER, SEND_HEADER,
-};
-use crate::message::{DeadLetterInfo, DeadLetterReason, Message, MessageId, Meta};
-use crate::options::{
-    DeadLetterStrategy, Durability, GroupFailurePolicy, OverflowPolicy, QueueOptions, StoreOptions,
-};
-use crate::policy::{AfterFailure, RedeliveryPolicy};
+use super::record::flag;
+use crate::options::Resolved;
 
 /// Segment number of messages of memory queues (their records live in [`QueueState::mem`]).
 pub(crate) const MEM_SEG: u32 = u32::MAX;
-/// Send-header flag: the meta holds a dedup key.
-const FLAG_DEDUP: u8 = 1;
-/// Send-header flag: the meta holds a group key.
-const FLAG_GROUP: u8 = 2;
-/// Send-header flag: the meta holds scheduled repeats.
-pub(crate) const FLAG_REPEAT: u8 = 4;
-/// Entry flag (memory only): this occurrence already scheduled its next repeat.
+/// Entry flag: the message repeats ([`flag::REPEAT`] of its send header).
+pub(crate) const ENTRY_REPEATS: u8 = flag::REPEAT;
+/// Entry flag (memory only, never on disk): this occurrence already scheduled its next repeat.
 pub(crate) const ENTRY_REPEAT_DONE: u8 = 8;
 
 /// One message in memory. Its record (headers + body) is at `seg`/`off` on disk.
@@ -45,12 +34,17 @@ pub(crate) struct Entry {
     pub flags: u8,
 }
 
-/// A message handed to a consumer and not yet settled.
+/// A message handed to a consumer and not yet settled, or held by the engine on its way out
+/// (`tag` 0: no delivery can settle it).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct InFlight {
     pub entry: Entry,
+    /// The consumer it was handed to (0: a plain receive of the queue, or held).
     pub consumer: u64,
+    /// When it times out (`u64::MAX`: never).
     pub deadline: u64,
+    /// The delivery's tag, unique in the store: a settle must name it.
+    pub tag: u64,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -60,7 +54,7 @@ pub(crate) struct FailInfo {
     pub reason: String,
 }
 
-/// Per-queue counters (see [`crate::QueueStats`]).
+/// Per-queue counters (see [`QueueStats`](super::QueueStats)).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Counters {
     pub enqueued: u64,
@@ -70,57 +64,6 @@ pub(crate) struct Counters {
     pub expired: u64,
     pub discarded: u64,
     pub replayed: u64,
-}
-
-/// Options with the store's defaults filled in.
-#[derive(Debug, Clone)]
-pub(crate) struct Resolved {
-    pub durability: Durability,
-    pub max_messages: Option<u64>,
-    pub max_bytes: Option<u64>,
-    pub overflow: OverflowPolicy,
-    pub redelivery: RedeliveryPolicy,
-    pub dead_letter: DeadLetterStrategy,
-    pub ack_timeout_ms: Option<u64>,
-    pub process_expired: bool,
-    pub dedup_window_ms: u64,
-    pub dedup_count: usize,
-    pub group_failure: GroupFailurePolicy,
-    pub retention_ms: Option<u64>,
-}
-
-impl Resolved {
-    pub fn new(store: &StoreOptions, q: &QueueOptions) -> Self {
-        Resolved {
-            durability: q.durability.unwrap_or(store.durability),
-            max_messages: q.max_messages,
-            max_bytes: q.max_bytes,
-            overflow: q.overflow.unwrap_or(OverflowPolicy::Reject),
-            redelivery: q
-                .redelivery
-                .clone()
-                .unwrap_or_else(|| store.redelivery.clone()),
-            dead_letter: q
-                .dead_letter
-                .clone()
-                .unwrap_or_else(|| store.dead_letter.clone()),
-            ack_timeout_ms: q.ack_timeout.map(|d| d.as_millis() as u64),
-            process_expired: q.process_expired.unwrap_or(true),
-            dedup_window_ms: q
-                .dedup_window
-                .map(|d| d.as_millis() as u64)
-                .unwrap_or(600_000),
-            dedup_count: q.dedup_window_count.unwrap_or(100_000),
-            group_failure: q.group_failure.unwrap_or_default(),
-            retention_ms: q.retention.map(|d| d.as_millis() as u64),
-        }
-    }
-    pub fn journaled(&self) -> bool {
-        !matches!(self.durability, Durability::Memory)
-    }
-    pub fn needs_sync(&self) -> bool {
-        matches!(self.durability, Durability::Sync)
-    }
 }
 
 /// Delivery state of one message group.
@@ -335,6 +278,7 @@ impl QueueState {
                 entry: e,
                 consumer: 0,
                 deadline: u64::MAX,
+                tag: 0,
             },
         );
     }
@@ -494,282 +438,134 @@ impl QueueState {
     }
 }
 
-/// A send waiting for its batch to be committed.
-#[derive(Debug)]
-pub(crate) struct PendingSend {
-    pub qid: u32,
-    pub rec_off: usize,
-    pub entry: Entry,
-    pub due: u64,
-    /// A compaction copy: update the location of an existing message instead of adding one.
-    pub relocate: bool,
-    pub dedup_key: Option<Box<str>>,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::options::{QueueOptions, StoreOptions};
 
-/// The records of the next group commit.
-#[derive(Default)]
-pub(crate) struct Batch {
-    pub buf: Vec<u8>,
-    pub sends: Vec<PendingSend>,
-    pub callbacks: Vec<(crate::store::Callback, Result<MessageId>)>,
-    pub needs_sync: bool,
-    pub async_msgs: usize,
-    pub async_bytes: usize,
-    pub decls: Vec<(u32, usize)>,
-    pub dedups: Vec<(u32, Box<str>, usize)>,
-}
+    fn queue() -> QueueState {
+        let o = Resolved::new(&StoreOptions::default(), &QueueOptions::default());
+        QueueState::new(0, "q".into(), o)
+    }
 
-impl Batch {
-    pub fn is_empty(&self) -> bool {
-        self.buf.is_empty() && self.callbacks.is_empty()
-    }
-    pub fn clear(&mut self) {
-        self.buf.clear();
-        self.sends.clear();
-        self.callbacks.clear();
-        self.needs_sync = false;
-        self.async_msgs = 0;
-        self.async_bytes = 0;
-        self.decls.clear();
-        self.dedups.clear();
-    }
-}
-
-/// Validates a queue name (SPEC §9).
-pub(crate) fn check_name(name: &str) -> Result<()> {
-    if name.is_empty() || name.len() > 255 {
-        return Err(Error::new(
-            ErrorKind::InvalidName,
-            format!(
-                "queue name must be 1–255 bytes of UTF-8, got {} bytes",
-                name.len()
-            ),
-        ));
-    }
-    if let Some(c) = name.chars().find(|c| c.is_control()) {
-        return Err(Error::new(
-            ErrorKind::InvalidName,
-            format!(
-                "queue name {name:?} holds the control character U+{:04X}",
-                c as u32
-            ),
-        ));
-    }
-    Ok(())
-}
-
-/// A whole SEND record in its own buffer: how memory queues keep their messages.
-pub(crate) fn mem_record(h: SendHeader, meta: &Meta, body: &[u8]) -> Result<Vec<u8>> {
-    let mut rec = Vec::with_capacity(SEND_OVERHEAD + body.len() + 16);
-    put_record_header(&mut rec, kind::SEND, 0);
-    put_send(&mut rec, h, meta, body)?;
-    finish_record(&mut rec, 0);
-    Ok(rec)
-}
-
-/// Encodes a SEND body (header, meta, body) into `buf`; returns the header flags.
-pub(crate) fn put_send(
-    buf: &mut Vec<u8>,
-    mut h: SendHeader,
-    meta: &Meta,
-    body: &[u8],
-) -> Result<()> {
-    let start = buf.len();
-    h.flags = 0;
-    if meta.dedup_key.is_some() {
-        h.flags |= FLAG_DEDUP;
-    }
-    if meta.group.is_some() {
-        h.flags |= FLAG_GROUP;
-    }
-    if meta.repeat.is_some() {
-        h.flags |= FLAG_REPEAT;
-    }
-    h.meta_len = 0;
-    h.put(buf);
-    if *meta != Meta::default() {
-        let n = format::put_bincode(buf, meta)?;
-        buf[start + 44..start + 48].copy_from_slice(&(n as u32).to_le_bytes());
-    }
-    buf.extend_from_slice(body);
-    Ok(())
-}
-
-/// A decoded SEND body.
-pub(crate) struct SendRec<'a> {
-    pub h: SendHeader,
-    pub meta: &'a [u8],
-    pub body: &'a [u8],
-}
-
-pub(crate) fn get_send<'a>(c: &mut Cursor<'a>) -> Option<SendRec<'a>> {
-    let h = SendHeader::get(c)?;
-    let meta = c.take(h.meta_len as usize)?;
-    let body = c.rest();
-    Some(SendRec { h, meta, body })
-}
-
-impl<'a> SendRec<'a> {
-    pub fn meta(&self) -> Option<Meta> {
-        if self.meta.is_empty() {
-            Some(Meta::default())
-        } else {
-            format::get_bincode(self.meta)
+    fn entry(id: u64, priority: u8) -> Entry {
+        Entry {
+            id,
+            expires_at: 0,
+            seg: 1,
+            off: 0,
+            len: 10,
+            count: 0,
+            group: 0,
+            priority,
+            flags: 0,
         }
     }
-    pub fn has_dedup(&self) -> bool {
-        self.h.flags & FLAG_DEDUP != 0
-    }
-    pub fn has_group(&self) -> bool {
-        self.h.flags & FLAG_GROUP != 0
-    }
-    pub fn to_message(&self) -> Option<Message> {
-        let mut m = Message::new(self.body);
-        m.meta = self.meta()?;
-        m.priority = self.h.priority;
-        m.id = Some(MessageId(self.h.id));
-        m.timestamp_ms = self.h.timestamp;
-        m.expires_at_ms = self.h.expires_at;
-        Some(m)
-    }
-}
 
-/// Locates the SEND body inside a whole record of kind SEND, DEAD or RELOCATE.
-pub(crate) fn send_in_record(rec: &[u8]) -> Option<(u8, &[u8])> {
-    if rec.len() < RECORD_HEADER {
-        return None;
+    fn drain(q: &mut QueueState) -> Vec<u64> {
+        std::iter::from_fn(|| q.pop_next()).map(|e| e.id).collect()
     }
-    let k = rec[4];
-    let body = &rec[RECORD_HEADER..];
-    let mut c = Cursor::new(body);
-    match k {
-        kind::SEND => {}
-        kind::DEAD => {
-            c.take(12)?;
+
+    #[test]
+    fn priority_first_then_fifo() {
+        let mut q = queue();
+        for (id, p) in [(1, 4), (2, 9), (3, 4), (4, 0), (5, 9)] {
+            q.insert(entry(id, p), 0, 100);
         }
-        kind::RELOCATE => {
-            c.take(4 + 8 + 8 + 8)?;
-            let n = c.u32()? as usize;
-            c.take(n)?;
+        assert_eq!(drain(&mut q), vec![2, 5, 1, 3, 4]);
+    }
+
+    #[test]
+    fn a_redelivered_message_takes_its_place_by_id() {
+        let mut q = queue();
+        for id in 1..=4 {
+            q.insert(entry(id, 4), 0, 100);
         }
-        _ => return None,
+        let first = q.pop_next().unwrap();
+        let second = q.pop_next().unwrap();
+        q.hold(first);
+        q.hold(second);
+        // 2 fails and is ready again at once; 1 fails with a delay: 2 comes before 3, and 1
+        // does not block anything while it waits.
+        let e2 = q.inflight.remove(&2).unwrap().entry;
+        q.requeue(e2, 0, 100);
+        let e1 = q.inflight.remove(&1).unwrap().entry;
+        q.requeue(e1, 150, 100);
+        assert_eq!(q.next_due(), Some(150));
+        assert_eq!(drain(&mut q), vec![2, 3, 4]);
+        q.release_due(149);
+        assert_eq!(drain(&mut q), Vec::<u64>::new());
+        q.release_due(150);
+        assert_eq!(drain(&mut q), vec![1]);
     }
-    Some((k, &body[c.pos..]))
-}
 
-/// Decodes a whole stored record into a message.
-pub(crate) fn decode_message(rec: &[u8]) -> Option<Message> {
-    let (_, send) = send_in_record(rec)?;
-    let s = get_send(&mut Cursor::new(send))?;
-    s.to_message()
-}
-
-/// Builds the message that a dead-letter queue receives.
-pub(crate) fn dead_meta(mut meta: Meta, info: DeadLetterInfo) -> Meta {
-    meta.dead_letter = Some(info);
-    meta
-}
-
-/// What to do with a message whose delivery failed.
-pub(crate) fn decide(
-    policy: &RedeliveryPolicy,
-    count: u32,
-    extra_delay: Option<u64>,
-    random: f64,
-) -> AfterFailure {
-    match (policy.after_failure(count, random), extra_delay) {
-        (AfterFailure::Redeliver { .. }, Some(d)) => AfterFailure::Redeliver { delay_ms: d },
-        (x, _) => x,
+    #[test]
+    fn delayed_messages_wait_for_their_time() {
+        let mut q = queue();
+        q.insert(entry(1, 4), 200, 100);
+        q.insert(entry(2, 4), 0, 100);
+        q.insert(entry(3, 9), 300, 100);
+        assert_eq!(q.waiting_count(), 1);
+        assert_eq!(drain(&mut q), vec![2]);
+        q.release_due(300);
+        assert_eq!(
+            drain(&mut q),
+            vec![3, 1],
+            "priority first once both are due"
+        );
     }
-}
 
-/// Appends a QUEUE record.
-pub(crate) fn put_queue(buf: &mut Vec<u8>, qid: u32, name: &str) {
-    put_record_header(buf, kind::QUEUE, 4 + name.len());
-    buf.extend_from_slice(&qid.to_le_bytes());
-    buf.extend_from_slice(name.as_bytes());
-}
-
-/// Appends an ACK or REMOVE-like id list record.
-pub(crate) fn put_ids(buf: &mut Vec<u8>, k: u8, qid: u32, why: Option<u8>, ids: &[u64]) {
-    let extra = if why.is_some() { 1 } else { 0 };
-    put_record_header(buf, k, 4 + extra + 4 + 8 * ids.len());
-    buf.extend_from_slice(&qid.to_le_bytes());
-    if let Some(w) = why {
-        buf.push(w);
+    #[test]
+    fn a_group_hands_out_one_message_at_a_time_in_order() {
+        let mut q = queue();
+        let g = q.group_index("g");
+        for id in 1..=3 {
+            q.insert(
+                Entry {
+                    group: g,
+                    ..entry(id, 4)
+                },
+                0,
+                100,
+            );
+        }
+        q.insert(entry(4, 4), 0, 100);
+        let a = q.pop_next().unwrap();
+        assert_eq!(a.id, 1);
+        q.hold(a);
+        assert_eq!(
+            q.pop_next().map(|e| e.id),
+            Some(4),
+            "the group's next waits"
+        );
+        assert!(q.pop_next().is_none());
+        // 1 fails and waits for its redelivery: the group waits for it (order holds).
+        let e1 = q.inflight.remove(&1).unwrap().entry;
+        q.requeue(e1, 500, 100);
+        assert!(q.pop_next().is_none());
+        q.release_due(500);
+        assert_eq!(q.pop_next().map(|e| e.id), Some(1));
+        let e1 = q.inflight.remove(&1).map(|f| f.entry).unwrap_or(e1);
+        q.forget(&e1);
+        assert_eq!(q.pop_next().map(|e| e.id), Some(2));
     }
-    buf.extend_from_slice(&(ids.len() as u32).to_le_bytes());
-    for id in ids {
-        buf.extend_from_slice(&id.to_le_bytes());
-    }
-}
 
-/// Appends a DELIVER record.
-pub(crate) fn put_deliver(buf: &mut Vec<u8>, qid: u32, items: &[(u64, u32)]) {
-    put_record_header(buf, kind::DELIVER, 8 + 12 * items.len());
-    buf.extend_from_slice(&qid.to_le_bytes());
-    buf.extend_from_slice(&(items.len() as u32).to_le_bytes());
-    for (id, c) in items {
-        buf.extend_from_slice(&id.to_le_bytes());
-        buf.extend_from_slice(&c.to_le_bytes());
-    }
-}
-
-/// Appends a REQUEUE record.
-pub(crate) fn put_requeue(
-    buf: &mut Vec<u8>,
-    qid: u32,
-    id: u64,
-    count: u32,
-    not_before: u64,
-    failed_at: u64,
-    reason: &str,
-) {
-    put_record_header(buf, kind::REQUEUE, 4 + 8 + 4 + 8 + 8 + reason.len());
-    buf.extend_from_slice(&qid.to_le_bytes());
-    buf.extend_from_slice(&id.to_le_bytes());
-    buf.extend_from_slice(&count.to_le_bytes());
-    buf.extend_from_slice(&not_before.to_le_bytes());
-    buf.extend_from_slice(&failed_at.to_le_bytes());
-    buf.extend_from_slice(reason.as_bytes());
-}
-
-/// Appends a GROUP record.
-pub(crate) fn put_group(buf: &mut Vec<u8>, qid: u32, parked: bool, key: &str) {
-    put_record_header(buf, kind::GROUP, 4 + 1 + key.len());
-    buf.extend_from_slice(&qid.to_le_bytes());
-    buf.push(parked as u8);
-    buf.extend_from_slice(key.as_bytes());
-}
-
-/// Appends a DEDUP record.
-pub(crate) fn put_dedup(buf: &mut Vec<u8>, qid: u32, id: u64, at: u64, key: &str) {
-    put_record_header(buf, kind::DEDUP, 4 + 8 + 8 + key.len());
-    buf.extend_from_slice(&qid.to_le_bytes());
-    buf.extend_from_slice(&id.to_le_bytes());
-    buf.extend_from_slice(&at.to_le_bytes());
-    buf.extend_from_slice(key.as_bytes());
-}
-
-/// Patches the length field of a record that began at `start` once its body is complete.
-pub(crate) fn finish_record(buf: &mut [u8], start: usize) {
-    let len = (buf.len() - start - 4) as u32;
-    buf[start..start + 4].copy_from_slice(&len.to_le_bytes());
-}
-
-/// Reason codes of REMOVE records.
-pub(crate) mod why {
-    pub const PURGE: u8 = 1;
-    pub const EXPIRED: u8 = 2;
-    pub const DISCARD: u8 = 3;
-}
-
-/// Why-code of a dead-letter reason, for the counters of a discard.
-pub(crate) fn reason_code(r: DeadLetterReason) -> u8 {
-    match r {
-        DeadLetterReason::Expired => why::EXPIRED,
-        _ => why::DISCARD,
+    #[test]
+    fn forget_and_remove_waiting_keep_the_counts() {
+        let mut q = queue();
+        for id in 1..=3 {
+            q.insert(entry(id, 4), if id == 3 { 900 } else { 0 }, 100);
+        }
+        assert_eq!((q.count, q.bytes), (3, 30));
+        let e = q.remove_waiting(3, 4).expect("delayed");
+        q.forget(&e);
+        let e = q.remove_waiting(1, 4).expect("ready");
+        q.forget(&e);
+        assert_eq!((q.count, q.bytes, q.waiting_count()), (1, 10, 1));
+        assert!(q.delayed.is_empty() && q.delayed_due.is_empty());
+        assert_eq!(
+            q.ordered_waiting().iter().map(|e| e.id).collect::<Vec<_>>(),
+            vec![2]
+        );
     }
 }
-
-pub(crate) const SEND_OVERHEAD: usize = RECORD_HEADER + SEND_HEADER;

@@ -1,0 +1,207 @@
+//! Queue declaration, browse, purge, stats, and closing.
+
+use super::queue::Entry;
+use super::record::{decode_message, put_remove, why};
+use super::{on_library_thread, Engine, QueueId};
+use crate::error::{Error, ErrorKind, Result};
+use crate::message::Message;
+use crate::options::{QueueOptions, Resolved};
+
+/// Counters and gauges of one queue.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    /// Messages ready for delivery now.
+    pub depth: u64,
+    /// Messages delivered and not yet settled.
+    pub in_flight: u64,
+    /// Messages waiting for a delivery time or a redelivery delay.
+    pub delayed: u64,
+    /// All messages held (ready + in flight + delayed).
+    pub messages: u64,
+    /// Bytes of the records held (bodies and headers).
+    pub bytes: u64,
+    /// Messages stored since the store was opened.
+    pub enqueued: u64,
+    /// Messages acknowledged since the store was opened.
+    pub acked: u64,
+    /// Deliveries that were redeliveries.
+    pub redelivered: u64,
+    /// Messages moved to a dead-letter queue (or discarded by the `Discard` strategy).
+    pub dead_lettered: u64,
+    /// Messages that expired.
+    pub expired: u64,
+    /// Messages dropped by purge or discard.
+    pub discarded: u64,
+    /// Messages replayed into this queue.
+    pub replayed: u64,
+}
+
+impl Engine {
+    /// The id of queue `name`, declared (durably) if new; with `options` (validated) the queue
+    /// takes them for as long as the store is open.
+    pub(crate) fn declare_queue(
+        &self,
+        name: &str,
+        options: Option<&QueueOptions>,
+    ) -> Result<QueueId> {
+        if let Some(o) = options {
+            o.validate()?;
+        }
+        let shared = &self.shared;
+        let mut g = shared.lock();
+        g.check()?;
+        let resolved = options.map(|o| Resolved::new(&shared.opts, o));
+        let qid = g.declare(name, resolved, &shared.opts)?;
+        g = self.finish_moves(g)?;
+        // The declaration (and any recovered failures) are durable before the handle is used.
+        let _g = self.commit(g)?;
+        Ok(QueueId(qid))
+    }
+
+    /// The names of all queues, in creation order.
+    pub(crate) fn queue_names(&self) -> Result<Vec<String>> {
+        let g = self.shared.lock();
+        g.check()?;
+        Ok(g.queues.iter().map(|q| q.name.clone()).collect())
+    }
+
+    /// Whether queue `q` keeps its messages only in memory.
+    pub(crate) fn is_memory(&self, q: QueueId) -> bool {
+        !self.shared.lock().queues[q.0 as usize].opts.journaled()
+    }
+
+    /// Up to `max` waiting messages of queue `q` in delivery order, without consuming them.
+    pub(crate) fn browse(&self, q: QueueId, max: usize) -> Result<Vec<Message>> {
+        let shared = &self.shared;
+        let g = shared.lock();
+        g.check()?;
+        let mut es: Vec<Entry> = g.queues[q.0 as usize].ordered_waiting();
+        es.truncate(max);
+        let snap = g.snapshot(&shared.files, es.iter().map(|&e| (q.0, e)))?;
+        drop(g);
+        let recs = snap.read()?;
+        recs.iter()
+            .map(|r| {
+                decode_message(r)
+                    .ok_or_else(|| Error::new(ErrorKind::Corrupt, "stored record does not decode"))
+            })
+            .collect()
+    }
+
+    /// Removes every waiting message of queue `q` (not those in flight); returns how many.
+    pub(crate) fn purge(&self, q: QueueId) -> Result<u64> {
+        let mut g = self.shared.lock();
+        g.check()?;
+        let st = &mut *g;
+        let queue = &mut st.queues[q.0 as usize];
+        let mut gone: Vec<Entry> = Vec::new();
+        for dq in queue.ready.iter_mut() {
+            gone.extend(dq.drain(..));
+        }
+        gone.extend(std::mem::take(&mut queue.retry).into_values());
+        gone.extend(std::mem::take(&mut queue.delayed).into_values());
+        queue.delayed_due.clear();
+        for e in &gone {
+            queue.forget(e);
+        }
+        queue.counters.discarded += gone.len() as u64;
+        let (journaled, sync) = (queue.opts.journaled(), queue.opts.needs_sync());
+        for e in &gone {
+            st.live_dec(e);
+        }
+        if journaled && !gone.is_empty() {
+            let ids: Vec<u64> = gone.iter().map(|e| e.id).collect();
+            put_remove(&mut st.pending.buf, q.0, why::PURGE, &ids);
+            st.pending.needs_sync |= sync;
+        }
+        let _g = self.commit(g)?;
+        Ok(gone.len() as u64)
+    }
+
+    /// The statistics of queue `q` (its timers moved first).
+    pub(crate) fn stats(&self, q: QueueId) -> Result<QueueStats> {
+        let shared = &self.shared;
+        let mut g = shared.lock();
+        g.check()?;
+        g.tick(q.0, shared.now(), &shared.opts)?;
+        let g = self.finish_moves(g)?;
+        let queue = &g.queues[q.0 as usize];
+        let c = &queue.counters;
+        Ok(QueueStats {
+            depth: queue.waiting_count(),
+            in_flight: queue.inflight.len() as u64,
+            delayed: queue.delayed.len() as u64,
+            messages: queue.count,
+            bytes: queue.bytes,
+            enqueued: c.enqueued,
+            acked: c.acked,
+            redelivered: c.redelivered,
+            dead_lettered: c.dead_lettered,
+            expired: c.expired,
+            discarded: c.discarded,
+            replayed: c.replayed,
+        })
+    }
+
+    /// Disk bytes used by journal segments.
+    pub(crate) fn disk_bytes(&self) -> u64 {
+        self.shared.lock().space.segs.iter().map(|s| s.1).sum()
+    }
+
+    /// Begins closing: no new calls; the commit thread writes what is pending and ends.
+    /// Returns whether the store was already closed. From a library thread (a callback or
+    /// listener) it is `WouldDeadlock`: closing waits for those threads.
+    pub(crate) fn begin_close(&self) -> Result<bool> {
+        if on_library_thread() {
+            return Err(Error::new(
+                ErrorKind::WouldDeadlock,
+                "close() called from one of the store's own threads (a callback or listener)",
+            ));
+        }
+        let mut g = self.shared.lock();
+        if g.closed {
+            return Ok(true);
+        }
+        g.closing = true;
+        drop(g);
+        self.shared.wake_all();
+        Ok(false)
+    }
+
+    /// Closes: joins the library threads (every pending send is written and every callback
+    /// completed by then), then marks the store closed. Returns the poisoning error, if any.
+    pub(crate) fn finish_close(&self) -> Result<()> {
+        let threads: Vec<_> = std::mem::take(
+            &mut *self
+                .shared
+                .threads
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
+        for t in threads {
+            let _ = t.join();
+        }
+        let mut g = self.shared.lock();
+        g.closed = true;
+        let err = g.error.clone();
+        drop(g);
+        self.shared.wake_all();
+        match err {
+            Some(e) => Err(super::state::poisoned(&e)),
+            None => Ok(()),
+        }
+    }
+
+    /// Marks the store closing without waiting (it was dropped inside one of its own
+    /// callbacks): the commit thread writes what is pending and ends by itself. `first` runs
+    /// (under the state lock, so before the commit thread can end) if it was still open.
+    pub(crate) fn close_in_background(&self, first: impl FnOnce()) {
+        let mut g = self.shared.lock();
+        if !g.closing && !g.closed {
+            first();
+        }
+        g.closing = true;
+        drop(g);
+        self.shared.wake_all();
+    }
+}

@@ -1,0 +1,127 @@
+//! The records of the next group commit, and what is waiting for them.
+
+use super::callbacks::Callback;
+use super::queue::Entry;
+use super::State;
+use crate::error::Result;
+use crate::journal::Placed;
+use crate::message::MessageId;
+
+/// A send waiting for its batch to be committed.
+#[derive(Debug)]
+pub(crate) struct PendingSend {
+    pub qid: u32,
+    /// Where its record starts in [`Batch::buf`].
+    pub rec_off: usize,
+    pub entry: Entry,
+    pub due: u64,
+    /// A compaction copy: update the location of an existing message instead of adding one.
+    pub relocate: bool,
+    pub dedup_key: Option<Box<str>>,
+}
+
+/// The records of the next group commit: appended under the state lock, in the order the
+/// changes happen, so the journal's order is the order of the changes.
+#[derive(Default)]
+pub(crate) struct Batch {
+    pub buf: Vec<u8>,
+    pub sends: Vec<PendingSend>,
+    pub callbacks: Vec<(Callback, Result<MessageId>)>,
+    /// Some record needs an fdatasync before its call returns.
+    pub needs_sync: bool,
+    /// Async sends (count, body bytes) in this batch, for the producer window.
+    pub async_msgs: usize,
+    pub async_bytes: usize,
+    /// Queue declarations (queue, offset of the QUEUE record).
+    pub decls: Vec<(u32, usize)>,
+    /// Dedup entries carried forward by compaction (queue, key, offset of the DEDUP record).
+    pub dedups: Vec<(u32, Box<str>, usize)>,
+}
+
+impl Batch {
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty() && self.callbacks.is_empty()
+    }
+
+    pub fn clear(&mut self) {
+        self.buf.clear();
+        self.sends.clear();
+        self.callbacks.clear();
+        self.needs_sync = false;
+        self.async_msgs = 0;
+        self.async_bytes = 0;
+        self.decls.clear();
+        self.dedups.clear();
+    }
+}
+
+impl State {
+    /// Applies a committed batch: its sends become visible (at the place they were written),
+    /// declarations, dedup entries and compaction's copies get their segments.
+    pub fn publish(&mut self, batch: &mut Batch, placed: &[Placed], now: u64) {
+        let locate = |rec_off: usize| -> Option<(u64, u64)> {
+            placed
+                .iter()
+                .find(|p| p.buf_start <= rec_off && rec_off < p.buf_end)
+                .map(|p| (p.seg, p.file_off + (rec_off - p.buf_start) as u64))
+        };
+        for (qid, at) in batch.decls.drain(..) {
+            if let Some((seg, _)) = locate(at) {
+                let old = self.queues[qid as usize].decl_seg;
+                self.live_dec_item(old);
+                self.queues[qid as usize].decl_seg = seg as u32;
+                self.live_inc(seg, 0);
+            }
+        }
+        for (qid, key, at) in batch.dedups.drain(..) {
+            if let Some((seg, _)) = locate(at) {
+                let q = &mut self.queues[qid as usize];
+                if let Some(d) = q.dedup.get_mut(&*key) {
+                    let old = d.seg;
+                    d.seg = seg as u32;
+                    self.live_dec_item(old);
+                    self.live_inc(seg, 0);
+                }
+            }
+        }
+        let mut pi = 0;
+        for s in batch.sends.drain(..) {
+            while pi < placed.len() && placed[pi].buf_end <= s.rec_off {
+                pi += 1;
+            }
+            let Some(p) = placed.get(pi) else { continue };
+            let seg = p.seg;
+            let off = p.file_off + (s.rec_off - p.buf_start) as u64;
+            let mut e = s.entry;
+            e.seg = seg as u32;
+            e.off = off as u32;
+            let q = &mut self.queues[s.qid as usize];
+            if s.relocate {
+                let Some(cur) = q.find_mut(e.id, e.priority) else {
+                    continue;
+                };
+                let old = *cur;
+                cur.seg = e.seg;
+                cur.off = e.off;
+                cur.len = e.len;
+                q.bytes = q.bytes + e.len as u64 - old.len as u64;
+                self.live_dec(&old);
+                self.live_inc(seg, e.len as u64);
+                continue;
+            }
+            q.pending_count -= 1;
+            q.pending_bytes -= e.len as u64;
+            q.counters.enqueued += 1;
+            q.insert(e, s.due, now);
+            if let Some(k) = s.dedup_key {
+                if let Some(d) = q.dedup.get_mut(&*k) {
+                    if d.id == e.id {
+                        d.seg = e.seg;
+                        self.live_inc(seg, 0);
+                    }
+                }
+            }
+            self.live_inc(seg, e.len as u64);
+        }
+    }
+}

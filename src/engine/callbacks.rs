@@ -1,0 +1,116 @@
+//! Completion callbacks of async sends: queued by group commit, run by the callback thread
+//! outside every lock, each exactly once.
+
+use std::cell::Cell;
+use std::collections::VecDeque;
+
+use super::batch::Batch;
+use super::Shared;
+use crate::error::{Error, Result};
+use crate::message::MessageId;
+
+/// A completion callback of an async send.
+pub(crate) type Callback = Box<dyn FnOnce(Result<MessageId>) + Send + 'static>;
+
+/// Callbacks whose outcome is known, waiting for the callback thread.
+#[derive(Default)]
+pub(crate) struct CallbackQueue {
+    pub items: VecDeque<(Callback, Result<MessageId>)>,
+    /// The callback thread is running a batch of them.
+    pub running: bool,
+    /// No more will come: the thread ends once `items` is empty.
+    pub stop: bool,
+}
+
+thread_local! {
+    static LIBRARY_THREAD: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether the current thread is one of mqlite's own (commit, callback or listener thread).
+pub(crate) fn on_library_thread() -> bool {
+    LIBRARY_THREAD.with(|c| c.get())
+}
+
+/// Marks the current thread as one of mqlite's own (so that closing a store from it fails with
+/// `WouldDeadlock` instead of waiting for itself).
+pub(crate) fn mark_library_thread() {
+    LIBRARY_THREAD.with(|c| c.set(true));
+}
+
+impl Shared {
+    /// Hands completed callbacks to the callback thread.
+    pub(super) fn push_callbacks(
+        &self,
+        items: impl IntoIterator<Item = (Callback, Result<MessageId>)>,
+    ) {
+        let mut cq = self.callbacks.lock().unwrap_or_else(|e| e.into_inner());
+        let before = cq.items.len();
+        cq.items.extend(items);
+        if cq.items.len() > before {
+            self.callbacks_cv.notify_one();
+        }
+    }
+
+    /// Completes every callback of `b` with `e`: its batch will never be durable.
+    pub(super) fn fail_callbacks(&self, b: &mut Batch, e: &Error) {
+        let items: Vec<_> = b
+            .callbacks
+            .drain(..)
+            .map(|(cb, _)| (cb, Err(e.clone())))
+            .collect();
+        self.push_callbacks(items);
+    }
+
+    /// The callback thread: runs callbacks in order until the commit thread says stop. A
+    /// panicking callback is caught (it must neither take the library down nor skip the others);
+    /// if this loop itself panics, the callbacks it had taken go back to the front of the queue
+    /// (see [`Taken`]) for the restarted loop.
+    pub(crate) fn run_callbacks(&self) {
+        let mut taken = Taken(self, VecDeque::new());
+        loop {
+            {
+                let mut cq = self.callbacks.lock().unwrap_or_else(|e| e.into_inner());
+                cq.running = false;
+                while cq.items.is_empty() && !cq.stop {
+                    cq = self
+                        .callbacks_cv
+                        .wait(cq)
+                        .unwrap_or_else(|e| e.into_inner());
+                }
+                if cq.items.is_empty() && cq.stop {
+                    return;
+                }
+                taken.1.extend(cq.items.drain(..));
+                cq.running = true;
+            }
+            #[cfg(test)]
+            self.test_hooks.maybe_panic_in_callback_loop();
+            while let Some((cb, r)) = taken.1.pop_front() {
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || cb(r)));
+            }
+        }
+    }
+
+    /// Tells the callback thread that no more callbacks will come.
+    pub(crate) fn stop_callbacks(&self) {
+        let mut cq = self.callbacks.lock().unwrap_or_else(|e| e.into_inner());
+        cq.stop = true;
+        self.callbacks_cv.notify_all();
+    }
+}
+
+/// Callbacks the callback thread took from the queue and has not run yet. Dropped while
+/// unwinding from a panic of the loop, it puts them back in front, in order: none is lost.
+struct Taken<'a>(&'a Shared, VecDeque<(Callback, Result<MessageId>)>);
+
+impl Drop for Taken<'_> {
+    fn drop(&mut self) {
+        if self.1.is_empty() {
+            return;
+        }
+        let mut cq = self.0.callbacks.lock().unwrap_or_else(|e| e.into_inner());
+        while let Some(item) = self.1.pop_back() {
+            cq.items.push_front(item);
+        }
+    }
+}

@@ -1,0 +1,457 @@
+//! Group commit: everything pending at one moment is written as one frame and shares one
+//! fdatasync; then it is published (sends become visible) and its callbacks completed.
+//!
+//! The commit is led by whoever holds the `io` lock: the commit thread, or a caller waiting for
+//! its own batch while nobody else is writing (leader/follower: no hand-off to another thread
+//! and back on the sync-send path). A failed write or fsync is never retried (fsyncgate): the
+//! store is poisoned. A panic inside a commit poisons it too, and completes every callback.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::{Duration, Instant};
+
+use super::batch::{Batch, PendingSend};
+use super::state::poisoned;
+use super::{panic_text, Engine, Guard, Shared};
+use crate::error::{Error, ErrorKind, Result};
+use crate::journal::{Journal, Placed, Written};
+
+/// What only the leader of a group commit touches: the journal and the reusable buffers.
+pub(crate) struct Io {
+    journal: Journal,
+    /// The batch being written (swapped with the state's pending batch).
+    spare: Batch,
+    placed: Vec<Placed>,
+    /// When written frames started waiting for an fsync (batched durability).
+    unsynced_since: Option<Instant>,
+}
+
+impl Io {
+    pub(crate) fn new(journal: Journal) -> Io {
+        Io {
+            journal,
+            spare: Batch::default(),
+            placed: Vec::new(),
+            unsynced_since: None,
+        }
+    }
+
+    /// Read access to the segment files.
+    pub(crate) fn files(&self) -> crate::journal::Files {
+        self.journal.files()
+    }
+
+    /// Live segments and their sizes, oldest first.
+    pub(crate) fn segments(&self) -> Vec<(u64, u64)> {
+        self.journal
+            .segments()
+            .into_iter()
+            .map(|s| (s, self.journal.segment_size(s)))
+            .collect()
+    }
+}
+
+impl Engine {
+    /// Waits until batch `no` is committed. The guard is released while waiting; a caller whose
+    /// batch nobody is writing leads the commit itself.
+    pub(super) fn wait_done<'a>(&'a self, mut g: Guard<'a>, no: u64) -> Result<Guard<'a>> {
+        let shared = &self.shared;
+        g.progress.waiters += 1;
+        while g.progress.done_no < no {
+            if let Some(e) = g.error.clone() {
+                g.progress.waiters -= 1;
+                return Err(poisoned(&e));
+            }
+            // try_lock, never lock: we hold `state`, and the lock order is io before state.
+            g = match shared.io.try_lock() {
+                Ok(mut io) => {
+                    if g.progress.waiters > 1 {
+                        // Others wait too, some just woken by the last commit: give them a
+                        // moment to append, so this commit carries their records as well.
+                        drop(g);
+                        std::thread::yield_now();
+                        g = shared.lock();
+                    }
+                    self.commit_guarded(&mut io, g)
+                }
+                Err(std::sync::TryLockError::Poisoned(p)) => {
+                    self.commit_guarded(&mut p.into_inner(), g)
+                }
+                Err(std::sync::TryLockError::WouldBlock) => {
+                    shared.done.wait(g).unwrap_or_else(|e| e.into_inner())
+                }
+            };
+        }
+        g.progress.waiters -= 1;
+        Ok(g)
+    }
+
+    /// Waits until everything this caller appended (or depends on, like the original of a
+    /// dedup hit) is committed.
+    pub(super) fn commit<'a>(&'a self, g: Guard<'a>) -> Result<Guard<'a>> {
+        let no = if g.pending.is_empty() {
+            g.progress.batch_no - 1
+        } else {
+            g.progress.batch_no
+        };
+        self.wait_done(g, no)
+    }
+
+    /// Wakes the commit thread if it sleeps (a busy one re-checks `pending` under the lock
+    /// before it waits again, so a futex wake per call would be wasted).
+    pub(super) fn kick(&self, g: &Guard<'_>) {
+        if g.progress.idle {
+            self.shared.work.notify_one();
+        }
+    }
+
+    /// Waits until everything sent so far is durable (batched durability included).
+    pub(crate) fn flush(&self) -> Result<()> {
+        let mut g = self.shared.lock();
+        if let Some(e) = &g.error {
+            return Err(poisoned(e));
+        }
+        if !g.pending.is_empty() {
+            g.pending.needs_sync = true;
+        }
+        let _g = self.commit(g)?;
+        Ok(())
+    }
+
+    /// [`commit_once`](Engine::commit_once), with a panic inside it poisoning the store and
+    /// completing every callback (the batch being written, and every pending one).
+    fn commit_guarded<'a>(&'a self, io: &mut Io, g: Guard<'a>) -> Guard<'a> {
+        match catch_unwind(AssertUnwindSafe(|| self.commit_once(io, g))) {
+            Ok(g) => g,
+            Err(p) => {
+                self.shared
+                    .poison_after_panic("a group commit", &*p, Some(&mut io.spare));
+                io.spare.clear();
+                self.shared.lock()
+            }
+        }
+    }
+
+    /// One group commit: takes everything pending, writes it as frames, fdatasyncs when any
+    /// record needs it (or the batched deadline passed), publishes, hands callbacks to the
+    /// callback thread. Called with `io` held (the caller is the leader); returns with the
+    /// state locked again.
+    fn commit_once<'a>(&'a self, io: &mut Io, mut g: Guard<'a>) -> Guard<'a> {
+        let shared = &self.shared;
+        if let Some(e) = g.error.clone() {
+            // Poisoned: fail whatever is pending, never write again.
+            let mut b = std::mem::take(&mut g.pending);
+            g.progress.batch_no += 1;
+            g.progress.unsynced_since = None;
+            shared.fail_callbacks(&mut b, &poisoned(&e));
+            drop(g);
+            shared.done.notify_all();
+            return shared.lock();
+        }
+        let (mut g, removable) = self.prepare_compaction(g);
+        std::mem::swap(&mut g.pending, &mut io.spare);
+        let no = g.progress.batch_no;
+        g.progress.batch_no += 1;
+        let max_delay = g.progress.max_delay;
+        drop(g);
+
+        let (result, refused) = write_and_sync(io, max_delay, &removable);
+
+        let mut g = shared.lock();
+        g.progress.unsynced_since = io.unsynced_since;
+        if g.progress.unsynced_since.is_some() && g.progress.idle {
+            // Batched writes await their fsync: the commit thread keeps that deadline.
+            shared.work.notify_one();
+        }
+        match result {
+            Ok(()) => self.committed(&mut g, io, no, refused),
+            Err(e) => {
+                // A failed write or fsync is never retried (fsyncgate): poison the store.
+                g.error = Some(e.clone());
+                g.async_msgs -= io.spare.async_msgs;
+                g.async_bytes -= io.spare.async_bytes;
+                shared.fail_callbacks(&mut io.spare, &e);
+                let mut rest = std::mem::take(&mut g.pending);
+                shared.fail_callbacks(&mut rest, &poisoned(&e));
+                g.progress.batch_no += 1;
+            }
+        }
+        io.spare.clear();
+        // Notify with the lock released: a waiter woken while we hold it would only block
+        // again on the mutex (one more futex call and context switch per batch and waiter).
+        drop(g);
+        shared.done.notify_all();
+        shared.avail.notify_all();
+        shared.room.notify_all();
+        shared.lock()
+    }
+
+    /// Applies a batch that was written (and synced as needed): refuses the sends a full disk
+    /// did not take, publishes the rest, completes the callbacks.
+    fn committed(&self, g: &mut Guard<'_>, io: &mut Io, no: u64, refused: Refused) {
+        let now = self.shared.now();
+        if !io.journal.dirty() {
+            let journal = &io.journal;
+            g.space.seg_live.retain(|s, _| journal.segment_size(*s) > 0);
+        }
+        g.space.segs = io.segments();
+        if let Some((sends, e)) = refused {
+            refuse_sends(g, sends, &e, &mut io.spare);
+        }
+        g.publish(&mut io.spare, &io.placed, now);
+        g.space.compacting = None;
+        g.progress.done_no = no;
+        g.async_msgs -= io.spare.async_msgs;
+        g.async_bytes -= io.spare.async_bytes;
+        let items = std::mem::take(&mut io.spare.callbacks);
+        self.shared.push_callbacks(items);
+    }
+
+    /// The commit thread: waits for work (or for a batched-fsync deadline, or for its periodic
+    /// housekeeping), leads the commit, and at close writes what is left, releases nothing
+    /// itself (the caller of this loop releases the directory lock) and stops the callbacks.
+    pub(super) fn run_commit_loop(&self) {
+        let shared = &self.shared;
+        let mut g = shared.lock();
+        loop {
+            g = self.wait_for_work(g);
+            // Lock order: io, then state. Holding io also means no caller is mid-commit.
+            drop(g);
+            let mut io = shared.io.lock().unwrap_or_else(|e| e.into_inner());
+            g = shared.lock();
+            if g.pending.is_empty() && g.closing && g.progress.unsynced_since.is_none() {
+                // Everything is written and no caller is writing (we hold io): nothing more
+                // will be, as a closing store takes no new records.
+                break;
+            }
+            let p = &g.progress;
+            let deadline = p.unsynced_since.is_some_and(|t| t.elapsed() >= p.max_delay);
+            if g.pending.is_empty() && !deadline && !(g.closing && p.unsynced_since.is_some()) {
+                continue; // a caller led the commit while we waited for the io lock
+            }
+            g = self.commit_guarded(&mut io, g);
+        }
+    }
+
+    /// The commit thread of a store poisoned by repeated panics of its loop: it only fails
+    /// what is pending (completing the callbacks), until the store closes.
+    pub(crate) fn run_poisoned_commit_thread(&self) {
+        let shared = &self.shared;
+        let mut g = shared.lock();
+        loop {
+            if !g.pending.is_empty() {
+                let e = g
+                    .error
+                    .clone()
+                    .unwrap_or_else(|| Error::new(ErrorKind::Internal, "the commit thread failed"));
+                let mut b = std::mem::take(&mut g.pending);
+                shared.fail_callbacks(&mut b, &poisoned(&e));
+                g.progress.batch_no += 1;
+                shared.done.notify_all();
+            }
+            if g.closing {
+                return;
+            }
+            g = shared
+                .work
+                .wait_timeout(g, Duration::from_millis(250))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    /// Waits until there is something to commit, the batched-fsync deadline passed, or the
+    /// store is closing; runs the housekeeping every 250 ms while idle.
+    fn wait_for_work<'a>(&'a self, mut g: Guard<'a>) -> Guard<'a> {
+        let shared = &self.shared;
+        while g.pending.is_empty() && !g.closing {
+            let max_delay = g
+                .queues
+                .iter()
+                .filter_map(|q| q.opts.batched_delay())
+                .fold(g.progress.max_delay, Duration::min);
+            g.progress.max_delay = max_delay;
+            let wait = match g.progress.unsynced_since {
+                Some(t) => {
+                    let left = max_delay.saturating_sub(t.elapsed());
+                    if left.is_zero() {
+                        break;
+                    }
+                    left
+                }
+                None => Duration::from_millis(250),
+            };
+            let idle = g.progress.unsynced_since.is_none();
+            g.progress.idle = true;
+            g = shared
+                .work
+                .wait_timeout(g, wait)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+            g.progress.idle = false;
+            if idle {
+                // Periodic housekeeping (and after a jump of a manual clock, which wakes us).
+                g = self.housekeeping(g);
+            }
+        }
+        g
+    }
+}
+
+/// Sends a full disk refused, with the error.
+type Refused = Option<(Vec<PendingSend>, Error)>;
+
+/// Writes the batch in `io.spare`, syncs when it needs it, removes `removable` segments once
+/// everything is synced. On a full disk the batch's new messages are refused and the rest
+/// (settles, which must not fail) goes into the segment's reserve.
+fn write_and_sync(io: &mut Io, max_delay: Duration, removable: &[u64]) -> (Result<()>, Refused) {
+    let Io {
+        journal,
+        spare,
+        placed,
+        unsynced_since,
+    } = io;
+    placed.clear();
+    let mut refused = None;
+    let mut result = match journal.write(&spare.buf, placed, false) {
+        Ok(Written::All) => Ok(()),
+        Ok(Written::NoSpace(e)) => {
+            refused = Some((strip_new_messages(spare), e));
+            placed.clear();
+            match journal.write(&spare.buf, placed, true) {
+                Ok(Written::All) => Ok(()),
+                Ok(Written::NoSpace(e)) | Err(e) => Err(e),
+            }
+        }
+        Err(e) => Err(e),
+    };
+    let deadline_passed = unsynced_since.is_some_and(|t| t.elapsed() >= max_delay);
+    if result.is_ok()
+        && (spare.needs_sync || deadline_passed || (spare.buf.is_empty() && journal.dirty()))
+    {
+        result = journal.sync();
+        *unsynced_since = None;
+    } else if result.is_ok() && journal.dirty() && unsynced_since.is_none() {
+        *unsynced_since = Some(Instant::now());
+    }
+    if result.is_ok() && !journal.dirty() {
+        for seg in removable {
+            if let Err(e) = journal.remove_segment(*seg) {
+                result = Err(e);
+                break;
+            }
+        }
+    }
+    (result, refused)
+}
+
+impl Shared {
+    /// Poisons the store after a panic (`what` names where) and completes every callback that
+    /// is not done: `batch` (one being written, if the panic left it) and every pending one.
+    pub(super) fn poison_after_panic(
+        &self,
+        what: &str,
+        payload: &(dyn std::any::Any + Send),
+        batch: Option<&mut Batch>,
+    ) -> Error {
+        let e = Error::new(
+            ErrorKind::Internal,
+            format!(
+                "a bug inside mqlite: {what} panicked ({}); please report it",
+                panic_text(payload)
+            ),
+        );
+        // Not `self.lock()`: the panic poisoned the mutex, and this error says more.
+        let mut g = self.state.lock().unwrap_or_else(|p| {
+            self.state.clear_poison();
+            p.into_inner()
+        });
+        if g.error.is_none() {
+            g.error = Some(e.clone());
+        }
+        let err = poisoned(g.error.as_ref().unwrap_or(&e));
+        if let Some(b) = batch {
+            g.async_msgs = g.async_msgs.saturating_sub(b.async_msgs);
+            g.async_bytes = g.async_bytes.saturating_sub(b.async_bytes);
+            self.fail_callbacks(b, &err);
+        }
+        let mut rest = std::mem::take(&mut g.pending);
+        self.fail_callbacks(&mut rest, &err);
+        g.progress.batch_no += 1;
+        g.progress.unsynced_since = None;
+        drop(g);
+        self.wake_all();
+        e
+    }
+}
+
+/// Takes the new messages (top-level SEND records) and compaction's optional copies (RELOCATE,
+/// DEDUP) out of a batch that found the disk full, keeping every other record (declarations,
+/// deliveries, settles, dead-letter moves, transactions) with its offsets fixed up. Returns the
+/// refused sends.
+fn strip_new_messages(b: &mut Batch) -> Vec<PendingSend> {
+    use super::record::kind;
+    use crate::journal::format::{records, RECORD_HEADER};
+    let old = std::mem::take(&mut b.buf);
+    // (old start, new start, length) of each kept record.
+    let mut kept: Vec<(usize, usize, usize)> = Vec::new();
+    for (at, k, body) in records(&old).flatten() {
+        let len = RECORD_HEADER + body.len();
+        if !matches!(k, kind::SEND | kind::RELOCATE | kind::DEDUP) {
+            kept.push((at, b.buf.len(), len));
+            b.buf.extend_from_slice(&old[at..at + len]);
+        }
+    }
+    // Offsets may point inside a kept record (the sends of a TXN record).
+    let remap = |off: usize| {
+        let i = kept.partition_point(|k| k.0 <= off).checked_sub(1)?;
+        let (from, to, len) = kept[i];
+        (off < from + len).then(|| to + (off - from))
+    };
+    let mut refused = Vec::new();
+    for s in std::mem::take(&mut b.sends) {
+        match remap(s.rec_off) {
+            Some(rec_off) => b.sends.push(PendingSend { rec_off, ..s }),
+            None if !s.relocate => refused.push(s),
+            None => {}
+        }
+    }
+    b.decls
+        .retain_mut(|(_, at)| remap(*at).map(|n| *at = n).is_some());
+    b.dedups
+        .retain_mut(|(_, _, at)| remap(*at).map(|n| *at = n).is_some());
+    refused
+}
+
+/// Undoes what queuing the refused sends did, and tells their callers: async callbacks get the
+/// error, synchronous senders find it in `State::refused` when they wake.
+fn refuse_sends(g: &mut Guard<'_>, sends: Vec<PendingSend>, e: &Error, b: &mut Batch) {
+    let err = Error::new(
+        ErrorKind::NoSpace,
+        format!(
+            "the disk is full; the message was not stored ({})",
+            e.message()
+        ),
+    );
+    let mut ids = std::collections::HashSet::new();
+    for s in sends {
+        let q = &mut g.queues[s.qid as usize];
+        q.pending_count -= 1;
+        q.pending_bytes -= s.entry.len as u64;
+        if let Some(k) = &s.dedup_key {
+            if q.dedup.get(&**k).is_some_and(|d| d.id == s.entry.id) {
+                q.dedup.remove(&**k);
+            }
+        }
+        ids.insert(s.entry.id);
+    }
+    for (_, r) in b.callbacks.iter_mut() {
+        if let Ok(id) = r {
+            if ids.remove(&id.0) {
+                *r = Err(err.clone());
+            }
+        }
+    }
+    for id in ids {
+        g.refused.insert(id, err.clone());
+    }
+}

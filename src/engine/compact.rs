@@ -1,0 +1,161 @@
+//! Compaction: segments with nothing live are removed; when the oldest live segment is mostly
+//! dead, its live items are copied forward (RELOCATE, DEDUP and QUEUE records), so a few old
+//! messages never pin gigabytes of journal. The copies' bodies are read with the state lock
+//! released.
+
+use std::cmp::Reverse;
+
+use super::batch::PendingSend;
+use super::queue::{Entry, QueueState};
+use super::record::{put_dedup, put_queue, put_relocate, send_bytes_in_record, Relocation};
+use super::{Engine, Guard, State};
+
+/// The live messages of the segment being compacted: (queue, entry as it was planned).
+type Plan = Vec<(u32, Entry)>;
+
+impl QueueState {
+    /// A stored message wherever it is, and whether it is in flight.
+    fn find(&self, id: u64, priority: u8) -> Option<(&Entry, bool)> {
+        if let Some(f) = self.inflight.get(&id) {
+            return Some((&f.entry, true));
+        }
+        if let Some(due) = self.delayed_due.get(&id) {
+            return self.delayed.get(&(*due, id)).map(|e| (e, false));
+        }
+        if let Some(e) = self.retry.get(&(Reverse(priority), id)) {
+            return Some((e, false));
+        }
+        let dq = &self.ready[priority as usize];
+        let i = dq.binary_search_by_key(&id, |e| e.id).ok()?;
+        dq.get(i).map(|e| (e, false))
+    }
+}
+
+impl State {
+    /// Picks the segments that can go (the oldest run with nothing live, never the tail) and,
+    /// when the oldest live segment is mostly dead and no compaction is under way, plans to
+    /// copy its live items forward: declarations and dedup entries are appended at once (they
+    /// live in memory), messages are returned to be read.
+    fn plan_compaction(&mut self, compact_below: f64) -> (Vec<u64>, Option<(u64, Plan)>) {
+        let space = &self.space;
+        let tail = space.segs.last().map(|s| s.0).unwrap_or(0);
+        let mut removable = Vec::new();
+        let mut head = None;
+        for &(seg, size) in &space.segs {
+            if seg == tail {
+                break;
+            }
+            let (items, bytes) = space.seg_live.get(&seg).copied().unwrap_or((0, 0));
+            if items == 0 {
+                removable.push(seg);
+            } else {
+                head = Some((seg, size, bytes));
+                break;
+            }
+        }
+        let plan = match head {
+            Some((h, size, bytes))
+                if space.compacting.is_none() && (bytes as f64) < compact_below * size as f64 =>
+            {
+                Some((h, self.plan_relocation(h as u32)))
+            }
+            _ => None,
+        };
+        (removable, plan)
+    }
+
+    /// Appends the QUEUE and DEDUP records of segment `h` and lists its messages.
+    fn plan_relocation(&mut self, h: u32) -> Plan {
+        let mut plan = Vec::new();
+        for qi in 0..self.queues.len() {
+            let q = &self.queues[qi];
+            let qid = q.qid;
+            if q.decl_seg == h {
+                let at = self.pending.buf.len();
+                put_queue(&mut self.pending.buf, qid, &q.name);
+                self.pending.decls.push((qid, at));
+            }
+            q.for_each(|e, _| {
+                if e.seg == h {
+                    plan.push((qid, *e));
+                }
+            });
+            let dedups: Vec<(String, u64, u64)> = q
+                .dedup
+                .iter()
+                .filter(|(_, d)| d.seg == h)
+                .map(|(k, d)| (k.clone(), d.id, d.at))
+                .collect();
+            for (key, id, at_ms) in dedups {
+                let at = self.pending.buf.len();
+                put_dedup(&mut self.pending.buf, qid, id, at_ms, &key);
+                self.pending.dedups.push((qid, key.into_boxed_str(), at));
+            }
+        }
+        self.pending.needs_sync = true;
+        plan
+    }
+
+    /// Appends a RELOCATE record for each planned message still stored where it was planned
+    /// (one settled meanwhile is not copied: the copy would bring it back at recovery), with
+    /// its state as it is now.
+    fn append_relocations(&mut self, plan: &Plan, recs: &super::read::Records) {
+        for (&(qid, planned), rec) in plan.iter().zip(recs.iter()) {
+            let q = &self.queues[qid as usize];
+            let Some((e, in_flight)) = q.find(planned.id, planned.priority) else {
+                continue;
+            };
+            if (e.seg, e.off) != (planned.seg, planned.off) {
+                continue;
+            }
+            let Some(send) = send_bytes_in_record(rec) else {
+                continue;
+            };
+            let e = *e;
+            let fi = q.fail.get(&e.id).cloned().unwrap_or_default();
+            let r = Relocation {
+                count: e.count,
+                in_flight,
+                not_before: q.delayed_due.get(&e.id).copied().unwrap_or(0),
+                first_failure: fi.first,
+                last_failure: fi.last,
+                reason: &fi.reason,
+            };
+            let start = self.pending.buf.len();
+            let len = put_relocate(&mut self.pending.buf, &r, send);
+            self.pending.sends.push(PendingSend {
+                qid,
+                rec_off: start,
+                entry: Entry { len, ..e },
+                due: 0,
+                relocate: true,
+                dedup_key: None,
+            });
+        }
+        self.pending.needs_sync = true;
+    }
+}
+
+impl Engine {
+    /// Before a group commit (the caller leads it): the segments that can go once everything
+    /// is synced, and, when compaction starts, the copies of the oldest live segment's messages
+    /// appended to the pending batch. Their records are read with the state lock released (the
+    /// caller holds `io`, so no other commit runs meanwhile).
+    pub(super) fn prepare_compaction<'a>(&'a self, mut g: Guard<'a>) -> (Guard<'a>, Vec<u64>) {
+        let shared = &self.shared;
+        let (removable, plan) = g.plan_compaction(shared.opts.compact_below);
+        let Some((h, plan)) = plan else {
+            return (g, removable);
+        };
+        let snap = g.snapshot(&shared.files, plan.iter().copied());
+        drop(g);
+        let recs = snap.and_then(|s| s.read());
+        let mut g = shared.lock();
+        // A failed read only postpones compaction: the next commit plans it again.
+        if let Ok(recs) = recs {
+            g.append_relocations(&plan, &recs);
+            g.space.compacting = Some(h);
+        }
+        (g, removable)
+    }
+}

@@ -1,0 +1,317 @@
+//! The engine: every queue's state behind one lock, group commit, and the one request API that
+//! every face calls.
+//!
+//! ```text
+//!  faces: Queue, Delivery, Consumer, Transaction (Rust) · src/ffi (C) · bindings/python
+//!            │  one call per operation, plain data in and out (QueueId, DeliveryRef, Message…)
+//!            ▼
+//!  Engine ── state.rs (State: queues, consumers, the pending batch) ── queue.rs (ordering)
+//!            │ send.rs · deliver.rs · settle.rs · timers.rs · txn.rs · replay.rs · admin.rs
+//!            │ records appended to the pending batch under the state lock (record.rs)
+//!            ▼
+//!  commit.rs (group commit: one write + one fdatasync) ── compact.rs ── journal ── io (Vfs)
+//! ```
+//!
+//! ## Requests
+//! Every face operation is one method of [`Engine`] taking plain data (queue ids, messages,
+//! [`DeliveryRef`]s) and returning plain data ([`Received`], ids, [`QueueStats`]). Consumers and
+//! deliveries are named by ids ([`ConsumerId`], [`DeliveryTag`]), never by objects that hold a
+//! lock, so that another process can make the same calls (over a socket) and later features
+//! (prefetch buffers, lazy acks, topic subscriptions) enter through the same methods. No face
+//! touches the pending batch, the journal or a lock.
+//!
+//! ## Locks
+//! Declared in [`Shared`], taken in this order and never the other way round:
+//! 1. `io` — the journal and the commit buffers. Its holder leads the next group commit.
+//! 2. `state` — everything else: queues, consumers, the pending batch, commit progress.
+//! 3. `callbacks` — the queue of completed callbacks.
+//!
+//! A thread holding `state` never waits for `io` (it only `try_lock`s it, to lead a commit
+//! itself). Nothing reads the disk while holding `state`: record bodies are read from a
+//! [`read::Snapshot`] taken under the lock and read after it is released. Callbacks run with no
+//! lock held. The condition variables `work`, `done`, `avail` and `room` wait on `state`,
+//! `callbacks_cv` on `callbacks`.
+//!
+//! ## Failure
+//! A failed write or fsync, or a panic under the state lock or in a library thread, poisons the
+//! store (see [`State::check`]): every later call fails with `Poisoned`, every pending callback
+//! completes with an error, and closing still works.
+
+mod admin;
+mod batch;
+mod callbacks;
+mod commit;
+mod compact;
+mod deliver;
+mod queue;
+mod read;
+mod rebuild;
+pub mod record;
+mod replay;
+mod send;
+mod settle;
+mod state;
+mod timers;
+mod txn;
+
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::clock::Clock;
+use crate::error::{Error, ErrorKind, Result};
+use crate::journal::Files;
+use crate::message::{Message, MessageId};
+use crate::options::StoreOptions;
+
+pub use admin::QueueStats;
+pub(crate) use callbacks::{mark_library_thread, on_library_thread};
+pub(crate) use commit::Io;
+pub(crate) use rebuild::Rebuild;
+pub use replay::ReplayFilter;
+pub(crate) use state::State;
+
+/// A queue, by its id in the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct QueueId(pub u32);
+
+/// A consumer, by its id in the store. [`ConsumerId::NONE`] is a plain receive of a queue
+/// (explicit acks, no consumer to close).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct ConsumerId(pub u64);
+
+impl ConsumerId {
+    /// No consumer: a plain receive of the queue.
+    pub const NONE: ConsumerId = ConsumerId(0);
+}
+
+/// One hand-over of a message, unique in the store (as an AMQP delivery tag). Settling names it,
+/// so a delivery that timed out cannot settle the message's next delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct DeliveryTag(pub u64);
+
+/// A delivery, as the faces name it to settle it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DeliveryRef {
+    pub queue: QueueId,
+    pub id: MessageId,
+    pub tag: DeliveryTag,
+    /// The consumer it was handed to (cumulative acks are per consumer).
+    pub consumer: ConsumerId,
+}
+
+/// How a delivery is settled.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Settle<'a> {
+    /// Done: never delivered again (cumulative consumers: every earlier delivery too).
+    Ack,
+    /// A failed delivery; `delay` overrides the policy's delay before the redelivery.
+    Nack {
+        reason: &'a str,
+        delay: Option<Duration>,
+    },
+    /// Poison: straight to the dead-letter queue.
+    Reject { reason: &'a str },
+    /// Given back without counting a failure.
+    Release,
+}
+
+/// A message handed over by [`Engine::receive`].
+#[derive(Debug)]
+pub(crate) struct Received {
+    pub message: Message,
+    pub tag: DeliveryTag,
+    pub count: u32,
+}
+
+/// Sends and acks committed together by [`Engine::commit_txn`].
+#[derive(Debug, Default)]
+pub(crate) struct TxnSpec {
+    pub sends: Vec<(QueueId, Message)>,
+    pub acks: Vec<DeliveryRef>,
+}
+
+/// What the store's threads and every handle share. The lock order is in the module docs.
+pub(crate) struct Shared {
+    /// Lock 1: the journal side of group commit; its holder leads the next commit.
+    pub(crate) io: Mutex<Io>,
+    /// Lock 2: every queue's state and the pending batch.
+    state: Mutex<State>,
+    /// Lock 3: completed callbacks for the callback thread.
+    callbacks: Mutex<callbacks::CallbackQueue>,
+    /// The commit thread waits here (on `state`) for work.
+    work: Condvar,
+    /// Callers wait here (on `state`) for their batch.
+    done: Condvar,
+    /// Receivers wait here (on `state`) for messages.
+    avail: Condvar,
+    /// Producers wait here (on `state`) for room (queue limits, producer window).
+    room: Condvar,
+    /// The callback thread waits here (on `callbacks`).
+    callbacks_cv: Condvar,
+    clock: Arc<dyn Clock>,
+    opts: StoreOptions,
+    /// Read access to the journal's segments, for reads outside every lock.
+    files: Files,
+    /// The library threads, joined by [`Engine::close`].
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    #[cfg(test)]
+    pub(crate) test_hooks: TestHooks,
+}
+
+/// A handle to the engine: cheap to clone, usable from any thread.
+#[derive(Clone)]
+pub(crate) struct Engine {
+    shared: Arc<Shared>,
+}
+
+/// The state lock's guard.
+type Guard<'a> = MutexGuard<'a, State>;
+
+impl Shared {
+    /// Takes the state lock. A panic while it was held may have left the state half changed: the
+    /// store is poisoned then (and stays usable enough to close).
+    fn lock(&self) -> Guard<'_> {
+        match self.state.lock() {
+            Ok(g) => g,
+            Err(p) => {
+                let mut g = p.into_inner();
+                if g.error.is_none() {
+                    g.error = Some(Error::new(
+                        ErrorKind::Internal,
+                        "a panic inside mqlite interrupted a change to the store's state",
+                    ));
+                }
+                self.state.clear_poison();
+                g
+            }
+        }
+    }
+
+    fn now(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    /// Wakes every waiter: receivers, producers and the commit thread.
+    fn wake_all(&self) {
+        self.avail.notify_all();
+        self.room.notify_all();
+        self.work.notify_all();
+        self.done.notify_all();
+    }
+}
+
+impl Engine {
+    /// The engine of a store whose state was rebuilt from its journal. The caller starts the
+    /// library threads ([`Engine::run_commit_thread`], [`Engine::run_callback_thread`]).
+    pub(crate) fn new(state: State, io: Io, files: Files, opts: StoreOptions) -> Engine {
+        Engine {
+            shared: Arc::new(Shared {
+                io: Mutex::new(io),
+                state: Mutex::new(state),
+                callbacks: Mutex::new(Default::default()),
+                work: Condvar::new(),
+                done: Condvar::new(),
+                avail: Condvar::new(),
+                room: Condvar::new(),
+                callbacks_cv: Condvar::new(),
+                clock: opts.clock.clone(),
+                opts,
+                files,
+                threads: Mutex::new(Vec::new()),
+                #[cfg(test)]
+                test_hooks: TestHooks::default(),
+            }),
+        }
+    }
+
+    /// Whether `other` is a handle to the same engine.
+    pub(crate) fn same(&self, other: &Engine) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
+    }
+
+    /// A waker for a clock that jumps (a manual clock): wakes every waiter.
+    pub(crate) fn waker(&self) -> Arc<dyn Fn() + Send + Sync> {
+        let weak = Arc::downgrade(&self.shared);
+        Arc::new(move || {
+            if let Some(s) = weak.upgrade() {
+                let _g = s.lock();
+                s.wake_all();
+            }
+        })
+    }
+
+    /// Adds a library thread for [`Engine::close`] to join.
+    pub(crate) fn add_thread(&self, t: JoinHandle<()>) {
+        self.shared
+            .threads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(t);
+    }
+
+    /// `Ok` while the store is open and not poisoned.
+    pub(crate) fn check(&self) -> Result<()> {
+        self.shared.lock().check()
+    }
+
+    /// Poisons the store after a panic on a library thread (`what` names the thread) and
+    /// completes every pending callback with the error. Returns the error for the caller.
+    pub(crate) fn poison_after_panic(
+        &self,
+        what: &str,
+        payload: &(dyn std::any::Any + Send),
+    ) -> Error {
+        self.shared.poison_after_panic(what, payload, None)
+    }
+
+    /// The commit thread's body (see [`commit`]).
+    pub(crate) fn run_commit_thread(&self) {
+        self.run_commit_loop();
+    }
+
+    /// The callback thread's body.
+    pub(crate) fn run_callback_thread(&self) {
+        self.shared.run_callbacks();
+    }
+
+    /// Tells the callback thread that no more callbacks will come (the commit thread's last act).
+    pub(crate) fn stop_callback_thread(&self) {
+        self.shared.stop_callbacks();
+    }
+}
+
+/// The text of a panic's payload.
+pub(crate) fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+/// Switches for tests that make a library thread fail on purpose.
+#[cfg(test)]
+#[derive(Default)]
+pub(crate) struct TestHooks {
+    /// The callback thread's loop panics once, between taking callbacks and running them.
+    pub panic_in_callback_loop: std::sync::atomic::AtomicBool,
+}
+
+#[cfg(test)]
+impl TestHooks {
+    fn maybe_panic_in_callback_loop(&self) {
+        if self
+            .panic_in_callback_loop
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            panic!("test hook: the callback loop panics");
+        }
+    }
+}
+
+#[cfg(test)]
+impl Engine {
+    pub(crate) fn test_hooks(&self) -> &TestHooks {
+        &self.shared.test_hooks
+    }
+}

@@ -1,0 +1,335 @@
+//! Rebuilding the state on open from the records the journal replays (the journal's own
+//! recovery, in `journal/recovery.rs`, decides which bytes are records; this decides what they
+//! mean). Messages in flight when the last process ended are held, to fail once their queue is
+//! declared with this open's options.
+
+use rustc_hash::FxHashMap;
+use std::collections::{BTreeMap, HashMap};
+
+use super::queue::{
+    DedupEntry, Entry, FailInfo, QueueState, ENTRY_REPEATS, ENTRY_REPEAT_DONE, MEM_SEG,
+};
+use super::record::{decode, kind, DecodeError, Record, SendRec};
+use super::State;
+use crate::error::{Error, ErrorKind, Result};
+use crate::journal::format::{records, RECORD_HEADER};
+use crate::journal::segment_name;
+use crate::options::{QueueOptions, Resolved, StoreOptions};
+
+/// The state rebuilt from the journal, record by record.
+#[derive(Default)]
+pub(crate) struct Rebuild {
+    names: BTreeMap<u32, (String, u64)>,
+    sends: HashMap<u32, Vec<(Entry, u64)>>,
+    changes: FxHashMap<u64, Change>,
+    dedup: Vec<(u32, String, DedupEntry)>,
+    groups: FxHashMap<u64, String>,
+    parked: Vec<(u32, String, bool)>,
+    max_id: u64,
+}
+
+/// What later records say about a message.
+#[derive(Debug, Clone, Default)]
+struct Change {
+    gone: bool,
+    count: Option<u32>,
+    delivered: bool,
+    due: Option<u64>,
+    fail: Option<FailInfo>,
+}
+
+impl Rebuild {
+    /// Applies one replayed record at `off` of segment `seg`. The segment's file name is
+    /// formatted only for an error: this runs once per record of the journal.
+    pub fn apply(&mut self, seg: u64, off: u64, len: u32, k: u8, body: &[u8]) -> Result<()> {
+        let file = || segment_name(seg);
+        let r = decode(k, body).map_err(|e| match e {
+            DecodeError::Malformed => Error::corrupt(&file(), off, "record does not decode"),
+            DecodeError::UnknownKind(k) => {
+                Error::corrupt(&file(), off, &format!("unknown record kind {k}"))
+            }
+        })?;
+        match r {
+            Record::Queue { qid, name } => {
+                self.names.insert(qid, (name.to_string(), seg));
+            }
+            Record::Send(s) => self.message(seg, off, len, s, None)?,
+            Record::Dead { from_id, send, .. } => {
+                self.changes.entry(from_id).or_default().gone = true;
+                self.message(seg, off, len, send, None)?;
+            }
+            Record::Relocate { state, send } => {
+                let ch = Change {
+                    gone: false,
+                    count: Some(state.count),
+                    delivered: state.in_flight,
+                    due: Some(state.not_before),
+                    fail: (state.first_failure != 0).then(|| FailInfo {
+                        first: state.first_failure,
+                        last: state.last_failure,
+                        reason: state.reason.to_string(),
+                    }),
+                };
+                self.message(seg, off, len, send, Some(ch))?;
+            }
+            Record::Deliver { items, .. } => {
+                for (id, count) in items {
+                    let ch = self.changes.entry(id).or_default();
+                    ch.count = Some(count);
+                    ch.delivered = true;
+                }
+            }
+            Record::Ack { ids, .. } | Record::Remove { ids, .. } => {
+                for id in ids {
+                    self.changes.entry(id).or_default().gone = true;
+                }
+            }
+            Record::Requeue(r) => {
+                let ch = self.changes.entry(r.id).or_default();
+                ch.count = Some(r.count);
+                ch.delivered = false;
+                ch.due = Some(r.not_before);
+                if r.failed_at != 0 {
+                    let first = ch.fail.as_ref().map(|f| f.first).unwrap_or(r.failed_at);
+                    ch.fail = Some(FailInfo {
+                        first,
+                        last: r.failed_at,
+                        reason: r.reason.to_string(),
+                    });
+                }
+            }
+            Record::Dedup { qid, id, at, key } => {
+                let seg = seg as u32;
+                self.dedup
+                    .push((qid, key.to_string(), DedupEntry { id, at, seg }));
+            }
+            Record::Pad => {}
+            Record::Txn(inner) => self.apply_txn(seg, off, inner)?,
+            Record::Group { qid, parked, key } => {
+                self.parked.push((qid, key.to_string(), parked));
+            }
+        }
+        Ok(())
+    }
+
+    /// The records of a TXN record, at their own offsets.
+    fn apply_txn(&mut self, seg: u64, off: u64, inner: &[u8]) -> Result<()> {
+        let file = || segment_name(seg);
+        for r in records(inner) {
+            let (at, k2, sub) = r.map_err(|at| {
+                Error::corrupt(
+                    &file(),
+                    off + at as u64,
+                    "malformed record in a transaction",
+                )
+            })?;
+            let sub_off = off + (RECORD_HEADER + at) as u64;
+            if k2 == kind::TXN {
+                return Err(Error::corrupt(
+                    &file(),
+                    sub_off,
+                    "nested transaction record",
+                ));
+            }
+            self.apply(seg, sub_off, (RECORD_HEADER + sub.len()) as u32, k2, sub)?;
+        }
+        Ok(())
+    }
+
+    /// A stored message (SEND, DEAD's copy, RELOCATE's copy with its carried state).
+    fn message(
+        &mut self,
+        seg: u64,
+        off: u64,
+        len: u32,
+        s: SendRec<'_>,
+        state: Option<Change>,
+    ) -> Result<()> {
+        let h = s.h;
+        // A message that cannot be decoded can be neither delivered nor dead-lettered; let
+        // recovery say so now rather than fail a later open (crash redelivery reads it).
+        let meta = s
+            .meta()
+            .filter(|_| h.priority <= crate::options::defaults::MAX_PRIORITY);
+        let Some(meta) = meta else {
+            return Err(Error::corrupt(
+                &segment_name(seg),
+                off,
+                "record does not decode",
+            ));
+        };
+        self.max_id = self.max_id.max(h.id);
+        let e = Entry {
+            id: h.id,
+            expires_at: h.expires_at,
+            seg: seg as u32,
+            off: off as u32,
+            len,
+            count: h.delivery_count,
+            group: 0,
+            priority: h.priority,
+            flags: h.flags & ENTRY_REPEATS,
+        };
+        if let Some(g) = meta.group.filter(|_| s.has_group()) {
+            self.groups.insert(h.id, g);
+        }
+        self.sends.entry(h.qid).or_default().push((e, h.deliver_at));
+        if let Some(st) = state {
+            self.changes.insert(h.id, st);
+        } else if let Some(key) = meta.dedup_key.filter(|_| s.has_dedup()) {
+            let d = DedupEntry {
+                id: h.id,
+                at: h.timestamp,
+                seg: seg as u32,
+            };
+            self.dedup.push((h.qid, key, d));
+        }
+        Ok(())
+    }
+
+    /// The id the next message gets.
+    pub fn next_id(&self) -> u64 {
+        self.max_id + 1
+    }
+
+    /// Builds the state: queues in id order, their messages where the last records left them.
+    pub fn into_state(
+        mut self,
+        opts: &StoreOptions,
+        segs: Vec<(u64, u64)>,
+        now: u64,
+    ) -> Result<State> {
+        let mut st = State::new(opts, self.next_id(), now);
+        st.space.segs = segs;
+        self.declare_queues(&mut st, opts)?;
+        let mut crashed: Vec<(u32, u64)> = Vec::new();
+        for (qid, v) in std::mem::take(&mut self.sends) {
+            if qid as usize >= st.queues.len() {
+                return Err(Error::new(
+                    ErrorKind::Corrupt,
+                    format!("messages for undeclared queue {qid}"),
+                ));
+            }
+            self.place_messages(&mut st, qid, v, now, &mut crashed);
+        }
+        for (qid, key, parked) in std::mem::take(&mut self.parked) {
+            if let Some(q) = st.queues.get_mut(qid as usize) {
+                let g = q.group_index(&key);
+                q.group_state[g as usize - 1].parked = parked;
+            }
+        }
+        for (qid, key, d) in std::mem::take(&mut self.dedup) {
+            if let Some(q) = st.queues.get_mut(qid as usize) {
+                if d.at + q.opts.dedup_window_ms > now {
+                    if d.seg != MEM_SEG {
+                        st.space.seg_live.entry(d.seg as u64).or_insert((0, 0)).0 += 1;
+                    }
+                    q.dedup_order.push_back((d.at, key.clone()));
+                    q.dedup.insert(key, d);
+                }
+            }
+        }
+        for (qid, id) in crashed {
+            st.queues[qid as usize].crashed.push(id);
+        }
+        Ok(st)
+    }
+
+    /// Queues in id order; a gap (impossible unless a record was lost) gets a placeholder name.
+    fn declare_queues(&mut self, st: &mut State, opts: &StoreOptions) -> Result<()> {
+        let Some(max) = self.names.keys().next_back().copied() else {
+            return Ok(());
+        };
+        // Queue ids are handed out densely, so only lost declarations leave gaps; a huge id is
+        // damage, not millions of queues to allocate.
+        if max as usize >= self.names.len() + 4096 {
+            return Err(Error::new(
+                ErrorKind::Corrupt,
+                format!(
+                    "queue id {max} is out of range: {} queues are declared",
+                    self.names.len()
+                ),
+            ));
+        }
+        for qid in 0..=max {
+            let (name, seg) = self
+                .names
+                .get(&qid)
+                .cloned()
+                .unwrap_or((format!("__lost_queue_{qid}"), MEM_SEG as u64));
+            let resolved = Resolved::new(opts, &QueueOptions::default());
+            let mut q = QueueState::new(qid, name.clone(), resolved);
+            q.decl_seg = seg as u32;
+            if seg != MEM_SEG as u64 {
+                st.space.seg_live.entry(seg).or_insert((0, 0)).0 += 1;
+            }
+            st.by_name.insert(name, qid);
+            st.queues.push(q);
+        }
+        Ok(())
+    }
+
+    /// Places the messages of queue `qid`: the newest copy of each (compaction's RELOCATE comes
+    /// after the original), with the count, due time and failures later records gave it.
+    fn place_messages(
+        &self,
+        st: &mut State,
+        qid: u32,
+        mut v: Vec<(Entry, u64)>,
+        now: u64,
+        crashed: &mut Vec<(u32, u64)>,
+    ) {
+        v.sort_by_key(|(e, _)| e.id);
+        let mut newest: Vec<(Entry, u64)> = Vec::with_capacity(v.len());
+        for x in v {
+            match newest.last_mut() {
+                Some(last) if last.0.id == x.0.id => *last = x,
+                _ => newest.push(x),
+            }
+        }
+        for (mut e, deliver_at) in newest {
+            if let Some(g) = self.groups.get(&e.id) {
+                e.group = st.queues[qid as usize].group_index(g);
+            }
+            let mut due = deliver_at;
+            let mut delivered = false;
+            if let Some(ch) = self.changes.get(&e.id) {
+                if ch.gone {
+                    continue;
+                }
+                e.count = ch.count.unwrap_or(e.count);
+                due = ch.due.unwrap_or(due);
+                delivered = ch.delivered;
+                if let Some(f) = &ch.fail {
+                    st.queues[qid as usize].fail.insert(e.id, f.clone());
+                }
+            }
+            if e.count > 0 && e.flags & ENTRY_REPEATS != 0 {
+                e.flags |= ENTRY_REPEAT_DONE;
+            }
+            st.live_inc(e.seg as u64, e.len as u64);
+            let q = &mut st.queues[qid as usize];
+            if e.group != 0 && e.count > 0 && !delivered {
+                // A failed message of its group waits for redelivery: the group waits for it.
+                let g = &mut q.group_state[e.group as usize - 1];
+                if g.blocked_by.is_none_or(|b| b > e.id) {
+                    g.blocked_by = Some(e.id);
+                }
+            }
+            if delivered {
+                if e.group != 0 {
+                    let g = &mut q.group_state[e.group as usize - 1];
+                    g.messages += 1;
+                    g.inflight = Some(e.id);
+                    q.group_msgs += 1;
+                }
+                q.count += 1;
+                q.bytes += e.len as u64;
+                q.hold(e);
+                crashed.push((qid, e.id));
+            } else {
+                q.insert(e, due, now);
+            }
+        }
+    }
+}

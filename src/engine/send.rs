@@ -1,0 +1,326 @@
+//! Sending: a message becomes a SEND record in the pending batch (or a memory queue's record),
+//! checked against the queue's limits, the producer window and the dedup window.
+
+use std::time::{Duration, Instant};
+
+use super::batch::PendingSend;
+use super::callbacks::Callback;
+use super::queue::{DedupEntry, Entry, ENTRY_REPEATS, MEM_SEG};
+use super::record::{put_send, SendHeader, SEND_OVERHEAD};
+use super::{Engine, Guard, QueueId, State};
+use crate::error::{Error, ErrorKind, Result};
+use crate::message::{Message, MessageId};
+use crate::options::defaults::MAX_PRIORITY;
+use crate::options::OverflowPolicy;
+
+impl State {
+    /// Checks a message against the store's limits.
+    pub fn check_message(&self, msg: &Message) -> Result<()> {
+        if msg.body.len() > self.max_body {
+            return Err(Error::invalid(format!(
+                "message body of {} bytes is over the limit of {} bytes",
+                msg.body.len(),
+                self.max_body
+            )));
+        }
+        if msg.priority > MAX_PRIORITY {
+            return Err(Error::invalid(format!(
+                "priority {} is out of range 0–{MAX_PRIORITY}",
+                msg.priority
+            )));
+        }
+        Ok(())
+    }
+
+    /// Appends a message to queue `qid`. Returns its id and whether it was a dedup hit.
+    pub fn send(&mut self, qid: u32, msg: &Message, now: u64) -> Result<(u64, bool)> {
+        self.check_message(msg)?;
+        let q = &mut self.queues[qid as usize];
+        if let Some(key) = &msg.meta.dedup_key {
+            q.prune_dedup(now);
+            if let Some(d) = q.dedup.get(key) {
+                return Ok((d.id, true));
+            }
+        }
+        let (h, mut entry, due) = self.new_message(qid, msg, now);
+        let id = h.id;
+        let q = &mut self.queues[qid as usize];
+        if !q.opts.journaled() {
+            let mut rec = Vec::with_capacity(SEND_OVERHEAD + msg.body.len() + 16);
+            entry.len = put_send(&mut rec, h, &msg.meta, &msg.body)?;
+            q.mem.insert(id, rec);
+            q.insert(entry, due, now);
+            q.counters.enqueued += 1;
+            if let Some(key) = &msg.meta.dedup_key {
+                q.remember_dedup(key, id, now);
+            }
+            return Ok((id, false));
+        }
+        let sync = q.opts.needs_sync();
+        let start = self.pending.buf.len();
+        entry.len = put_send(&mut self.pending.buf, h, &msg.meta, &msg.body)?;
+        let q = &mut self.queues[qid as usize];
+        q.pending_count += 1;
+        q.pending_bytes += entry.len as u64;
+        let dedup_key = msg.meta.dedup_key.as_ref().map(|k| {
+            q.remember_dedup(k, id, now);
+            k.clone().into_boxed_str()
+        });
+        self.pending.needs_sync |= sync;
+        self.pending.sends.push(PendingSend {
+            qid,
+            rec_off: start,
+            entry,
+            due,
+            relocate: false,
+            dedup_key,
+        });
+        Ok((id, false))
+    }
+
+    /// A new message's id, send header and index entry (its record not written yet), and when
+    /// it becomes due.
+    fn new_message(&mut self, qid: u32, msg: &Message, now: u64) -> (SendHeader, Entry, u64) {
+        let id = self.next_id;
+        self.next_id += 1;
+        let expires_at = msg
+            .ttl_ms
+            .map(|t| now.saturating_add(t.max(1)))
+            .unwrap_or(0);
+        let due = match (msg.deliver_at_ms, msg.delay_ms) {
+            (Some(at), _) => at,
+            (None, Some(d)) => now.saturating_add(d),
+            _ => 0,
+        };
+        let h = SendHeader {
+            id,
+            qid,
+            priority: msg.priority,
+            flags: 0,
+            delivery_count: 0,
+            timestamp: now,
+            expires_at,
+            deliver_at: due,
+            meta_len: 0,
+        };
+        let q = &mut self.queues[qid as usize];
+        let group = msg
+            .meta
+            .group
+            .as_deref()
+            .map(|g| q.group_index(g))
+            .unwrap_or(0);
+        let entry = Entry {
+            id,
+            expires_at,
+            seg: MEM_SEG,
+            off: 0,
+            len: 0,
+            count: 0,
+            group,
+            priority: msg.priority,
+            flags: if msg.meta.repeat.is_some() {
+                ENTRY_REPEATS
+            } else {
+                0
+            },
+        };
+        (h, entry, due)
+    }
+
+    /// Whether queue `qid` has room for a message of `len` body bytes.
+    pub fn has_room(&self, qid: u32, len: usize) -> bool {
+        let q = &self.queues[qid as usize];
+        let n = q.count + q.pending_count;
+        let b = q.bytes + q.pending_bytes;
+        q.opts.max_messages.is_none_or(|m| n < m)
+            && q.opts
+                .max_bytes
+                .is_none_or(|m| b + (len + SEND_OVERHEAD) as u64 <= m || n == 0)
+    }
+}
+
+impl super::queue::QueueState {
+    /// Remembers dedup key `key` for message `id` (its record's segment is set once written).
+    pub fn remember_dedup(&mut self, key: &str, id: u64, now: u64) {
+        self.dedup.insert(
+            key.to_string(),
+            DedupEntry {
+                id,
+                at: now,
+                seg: MEM_SEG,
+            },
+        );
+        self.dedup_order.push_back((now, key.to_string()));
+    }
+}
+
+impl Engine {
+    /// Waits (per the queue's overflow policy) until queue `q` has room for `len` body bytes.
+    fn wait_room<'a>(&'a self, mut g: Guard<'a>, q: QueueId, len: usize) -> Result<Guard<'a>> {
+        let shared = &self.shared;
+        let mut deadline = None;
+        while !g.has_room(q.0, len) {
+            let queue = &g.queues[q.0 as usize];
+            let name = queue.name.clone();
+            match queue.opts.overflow {
+                OverflowPolicy::Reject => {
+                    return Err(Error::new(
+                        ErrorKind::QueueFull,
+                        format!("queue {name:?} is full"),
+                    ))
+                }
+                OverflowPolicy::DropOldest => {
+                    let now = shared.now();
+                    if !g.drop_oldest(q.0, now, &shared.opts)? {
+                        return Err(Error::new(
+                            ErrorKind::QueueFull,
+                            format!("queue {name:?} is full and every message is in flight"),
+                        ));
+                    }
+                    // The dropped message leaves the queue once its DEAD record is appended.
+                    g = self.finish_moves(g)?;
+                }
+                OverflowPolicy::Block { timeout } => {
+                    let d = *deadline.get_or_insert_with(|| Instant::now() + timeout);
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Err(Error::new(
+                            ErrorKind::QueueFull,
+                            format!("queue {name:?} stayed full for {timeout:?}"),
+                        ));
+                    }
+                    g = shared
+                        .room
+                        .wait_timeout(g, left)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                    g.check()?;
+                }
+            }
+        }
+        Ok(g)
+    }
+
+    /// Sends `msg` to queue `q` and waits until it is durable (per the queue's durability).
+    /// Returns its id (for a dedup hit, the first message's id).
+    pub(crate) fn send(&self, q: QueueId, msg: &Message) -> Result<MessageId> {
+        let shared = &self.shared;
+        let mut g = shared.lock();
+        g.check()?;
+        g = self.wait_room(g, q, msg.body.len())?;
+        let (id, _) = g.send(q.0, msg, shared.now())?;
+        if !g.queues[q.0 as usize].opts.journaled() {
+            shared.avail.notify_all();
+            return Ok(MessageId(id));
+        }
+        let mut g = self.commit(g)?;
+        if let Some(e) = g.refused.remove(&id) {
+            return Err(e);
+        }
+        Ok(MessageId(id))
+    }
+
+    /// Sends many messages with one lock, one record batch and one wait: all are durable when it
+    /// returns. If one is refused (a limit, an invalid message) the ones before it are still sent
+    /// and the error names its index.
+    pub(crate) fn send_batch(&self, q: QueueId, msgs: Vec<Message>) -> Result<Vec<MessageId>> {
+        let shared = &self.shared;
+        let mut ids = Vec::with_capacity(msgs.len());
+        let mut g = shared.lock();
+        g.check()?;
+        let now = shared.now();
+        let mut failure = None;
+        for (i, m) in msgs.iter().enumerate() {
+            let r = match self.wait_room(g, q, m.body.len()) {
+                Ok(g2) => {
+                    g = g2;
+                    g.send(q.0, m, now)
+                }
+                Err(e) => {
+                    g = shared.lock();
+                    Err(e)
+                }
+            };
+            match r {
+                Ok((id, _)) => ids.push(MessageId(id)),
+                Err(e) => {
+                    failure = Some(Error::new(
+                        e.kind(),
+                        format!("message {i} of the batch: {}", e.message()),
+                    ));
+                    break;
+                }
+            }
+        }
+        if !g.queues[q.0 as usize].opts.journaled() {
+            shared.avail.notify_all();
+        } else if !ids.is_empty() {
+            g = self.commit(g)?;
+            // Refused for lack of space: the batch's messages shared one write, so all are.
+            let refused: Vec<_> = ids
+                .iter()
+                .filter_map(|id| g.refused.remove(&id.0))
+                .collect();
+            if let Some(e) = refused.into_iter().next() {
+                return Err(e);
+            }
+        }
+        drop(g);
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(ids),
+        }
+    }
+
+    /// Sends without waiting: `callback` runs exactly once, on the callback thread, with the id
+    /// once the message is durable or with the error if it never will be. If this returns an
+    /// error, the callback is dropped without being called.
+    pub(crate) fn send_async(&self, q: QueueId, msg: Message, callback: Callback) -> Result<()> {
+        let shared = &self.shared;
+        let len = msg.body.len();
+        let mut g = shared.lock();
+        g.check()?;
+        g = self.wait_window(g, len)?;
+        g = self.wait_room(g, q, len)?;
+        let (id, _) = g.send(q.0, &msg, shared.now())?;
+        if !g.queues[q.0 as usize].opts.journaled() {
+            drop(g);
+            shared.avail.notify_all();
+            shared.push_callbacks([(callback, Ok(MessageId(id)))]);
+            return Ok(());
+        }
+        g.async_msgs += 1;
+        g.async_bytes += len;
+        g.pending.async_msgs += 1;
+        g.pending.async_bytes += len;
+        g.pending.callbacks.push((callback, Ok(MessageId(id))));
+        self.kick(&g);
+        Ok(())
+    }
+
+    /// Waits until the producer window of async sends has room for `len` more bytes.
+    fn wait_window<'a>(&'a self, mut g: Guard<'a>, len: usize) -> Result<Guard<'a>> {
+        let shared = &self.shared;
+        let opts = &shared.opts;
+        let mut deadline: Option<Instant> = None;
+        while g.async_msgs >= opts.max_pending_messages
+            || (g.async_bytes > 0 && g.async_bytes + len > opts.max_pending_bytes)
+        {
+            if !opts.block_when_window_full {
+                return Err(Error::new(
+                    ErrorKind::QueueFull,
+                    "the producer window of async sends is full",
+                ));
+            }
+            let d = *deadline.get_or_insert_with(|| Instant::now() + Duration::from_secs(3600));
+            g = shared
+                .room
+                .wait_timeout(g, d.saturating_duration_since(Instant::now()))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+            g.check()?;
+        }
+        Ok(g)
+    }
+}

@@ -1,0 +1,559 @@
+//! Settling: ack, the one failure path (nack, timeout, closed consumer, crash, rollback),
+//! release, reject, and moving messages to their dead-letter queue.
+
+use super::batch::PendingSend;
+use super::queue::{Entry, InFlight, ENTRY_REPEATS, MEM_SEG};
+use super::record::{
+    decode_message, put_ack, put_dead, put_group, put_remove, put_requeue, put_send, why, Requeue,
+    SendHeader,
+};
+use super::state::Move;
+use super::{DeliveryRef, DeliveryTag, Engine, Guard, Settle, State};
+use crate::error::{Error, ErrorKind, Result};
+use crate::message::{DeadLetterInfo, DeadLetterReason, MessageId, Meta};
+use crate::options::{AckMode, GroupFailurePolicy, StoreOptions};
+use crate::policy::AfterFailure;
+
+/// Why-code of a REMOVE record for a dead letter dropped by the discard strategy.
+fn reason_code(r: DeadLetterReason) -> u8 {
+    match r {
+        DeadLetterReason::Expired => why::EXPIRED,
+        _ => why::DISCARD,
+    }
+}
+
+impl State {
+    /// Takes in-flight message `id` out of flight, if `tag` names its delivery (`None`: any).
+    fn take_inflight(&mut self, qid: u32, id: u64, tag: Option<DeliveryTag>) -> Result<InFlight> {
+        let q = &mut self.queues[qid as usize];
+        match q.inflight.get(&id) {
+            Some(f) if tag.is_none_or(|t| t.0 == f.tag) => {
+                Ok(q.inflight.remove(&id).expect("checked"))
+            }
+            _ => Err(Error::new(
+                ErrorKind::AlreadySettled,
+                format!(
+                    "delivery of ID:{id} on queue {:?} is already settled (or timed out)",
+                    q.name
+                ),
+            )),
+        }
+    }
+
+    /// Whether delivery `tag` of `id` is no longer in flight (settled, timed out or failed).
+    pub fn is_settled(&self, qid: u32, id: u64, tag: DeliveryTag) -> bool {
+        self.queues[qid as usize]
+            .inflight
+            .get(&id)
+            .is_none_or(|f| f.tag != tag.0)
+    }
+
+    /// Acks deliveries, each checked against its tag; appends one ACK record. Fails with the
+    /// first error when none could be acked.
+    pub fn ack(&mut self, qid: u32, items: &[(u64, DeliveryTag)]) -> Result<()> {
+        let mut done = Vec::with_capacity(items.len());
+        let mut first_err = None;
+        for &(id, tag) in items {
+            match self.take_inflight(qid, id, Some(tag)) {
+                Ok(f) => {
+                    let q = &mut self.queues[qid as usize];
+                    q.forget(&f.entry);
+                    q.counters.acked += 1;
+                    self.live_dec(&f.entry);
+                    done.push(id);
+                }
+                Err(e) => first_err = first_err.or(Some(e)),
+            }
+        }
+        let q = &self.queues[qid as usize];
+        if !done.is_empty() && q.opts.journaled() {
+            let sync = q.opts.needs_sync();
+            put_ack(&mut self.pending.buf, qid, &done);
+            self.pending.needs_sync |= sync;
+        }
+        match first_err {
+            Some(e) if done.is_empty() => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// The one failure path (nack, timeout, closed consumer, crash, rollback): redeliver later
+    /// per the policy (`delay` overrides its delay), or dead-letter.
+    #[allow(clippy::too_many_arguments)]
+    pub fn fail(
+        &mut self,
+        qid: u32,
+        id: u64,
+        reason: &str,
+        delay: Option<u64>,
+        now: u64,
+        tag: Option<DeliveryTag>,
+        store: &StoreOptions,
+    ) -> Result<()> {
+        let f = self.take_inflight(qid, id, tag)?;
+        let random = self.random();
+        let q = &mut self.queues[qid as usize];
+        q.note_failure(id, now, reason);
+        let group_policy = if f.entry.group != 0 {
+            q.opts.group_failure
+        } else {
+            GroupFailurePolicy::Block
+        };
+        let outcome = match (
+            group_policy,
+            q.opts.redelivery.after_failure(f.entry.count, random),
+        ) {
+            (GroupFailurePolicy::Block, AfterFailure::Redeliver { delay_ms }) => {
+                AfterFailure::Redeliver {
+                    delay_ms: delay.unwrap_or(delay_ms),
+                }
+            }
+            (GroupFailurePolicy::Block, dead) => dead,
+            (GroupFailurePolicy::Skip | GroupFailurePolicy::Park, _) => AfterFailure::DeadLetter,
+        };
+        if group_policy == GroupFailurePolicy::Park {
+            let key = q.group_keys[f.entry.group as usize - 1].clone();
+            q.group_state[f.entry.group as usize - 1].parked = true;
+            if q.opts.journaled() {
+                put_group(&mut self.pending.buf, qid, true, &key);
+            }
+        }
+        match outcome {
+            AfterFailure::Redeliver { delay_ms } => {
+                let due = now.saturating_add(delay_ms);
+                let q = &self.queues[qid as usize];
+                if q.opts.journaled() {
+                    let sync = q.opts.needs_sync();
+                    let r = Requeue {
+                        qid,
+                        id,
+                        count: f.entry.count,
+                        not_before: due,
+                        failed_at: now,
+                        reason,
+                    };
+                    put_requeue(&mut self.pending.buf, &r);
+                    self.pending.needs_sync |= sync;
+                }
+                self.queues[qid as usize].requeue(f.entry, due, now);
+                Ok(())
+            }
+            AfterFailure::DeadLetter => {
+                self.queues[qid as usize].hold(f.entry);
+                let r = DeadLetterReason::MaxRedeliveries;
+                self.dead_letter(qid, id, r, reason, now, store)
+            }
+        }
+    }
+
+    /// Gives a delivery back without counting a failure.
+    pub fn release(&mut self, qid: u32, id: u64, tag: Option<DeliveryTag>, now: u64) -> Result<()> {
+        let mut f = self.take_inflight(qid, id, tag)?;
+        f.entry.count = f.entry.count.saturating_sub(1);
+        let q = &self.queues[qid as usize];
+        if q.opts.journaled() {
+            let sync = q.opts.needs_sync();
+            let r = Requeue {
+                qid,
+                id,
+                count: f.entry.count,
+                not_before: 0,
+                failed_at: 0,
+                reason: "",
+            };
+            put_requeue(&mut self.pending.buf, &r);
+            self.pending.needs_sync |= sync;
+        }
+        self.queues[qid as usize].requeue(f.entry, 0, now);
+        Ok(())
+    }
+
+    /// Rejects: straight to the dead-letter queue.
+    pub fn reject(
+        &mut self,
+        qid: u32,
+        id: u64,
+        reason: &str,
+        tag: Option<DeliveryTag>,
+        now: u64,
+        store: &StoreOptions,
+    ) -> Result<()> {
+        let f = self.take_inflight(qid, id, tag)?;
+        let q = &mut self.queues[qid as usize];
+        q.note_failure(id, now, reason);
+        q.hold(f.entry);
+        self.dead_letter(qid, id, DeadLetterReason::Rejected, reason, now, store)
+    }
+
+    /// An expired message (held): dead-lettered with reason `expired`, or dropped.
+    pub fn expire(
+        &mut self,
+        qid: u32,
+        id: u64,
+        process: bool,
+        now: u64,
+        store: &StoreOptions,
+    ) -> Result<()> {
+        if process {
+            self.dead_letter(qid, id, DeadLetterReason::Expired, "", now, store)
+        } else {
+            self.drop_inflight(qid, id, why::EXPIRED)
+        }
+    }
+
+    /// Drops a held message for good (a REMOVE record).
+    fn drop_inflight(&mut self, qid: u32, id: u64, code: u8) -> Result<()> {
+        let f = self.take_inflight(qid, id, None)?;
+        let q = &mut self.queues[qid as usize];
+        q.forget(&f.entry);
+        q.counters.discarded += 1;
+        if q.opts.journaled() {
+            let sync = q.opts.needs_sync();
+            put_remove(&mut self.pending.buf, qid, code, &[id]);
+            self.pending.needs_sync |= sync;
+        }
+        self.live_dec(&f.entry);
+        Ok(())
+    }
+
+    /// Moves held message `id` of `qid` to its dead-letter queue. Its record must be read for
+    /// the copy, which is not done under the lock: the message stays held (no delivery can
+    /// settle it) until [`Engine::finish_moves`] appends its DEAD record. Without a dead-letter
+    /// queue it is dropped at once.
+    pub fn dead_letter(
+        &mut self,
+        qid: u32,
+        id: u64,
+        reason: DeadLetterReason,
+        text: &str,
+        now: u64,
+        store: &StoreOptions,
+    ) -> Result<()> {
+        if self.dlq_for(qid, store)?.is_none() {
+            self.queues[qid as usize].counters.dead_lettered += 1;
+            return self.drop_inflight(qid, id, reason_code(reason));
+        }
+        self.moves.push(Move {
+            qid,
+            id,
+            reason,
+            text: text.to_string(),
+            now,
+        });
+        Ok(())
+    }
+
+    /// Appends the DEAD record of a move whose record was read: `rec` is the message's stored
+    /// record, read when it was held at the same place.
+    fn finish_dead_letter(&mut self, mv: &Move, rec: &[u8], store: &StoreOptions) -> Result<()> {
+        let (qid, id, now) = (mv.qid, mv.id, mv.now);
+        let Some(dlq) = self.dlq_for(qid, store)? else {
+            self.queues[qid as usize].counters.dead_lettered += 1;
+            return self.drop_inflight(qid, id, reason_code(mv.reason));
+        };
+        let f = self.take_inflight(qid, id, Some(DeliveryTag(0)))?;
+        let msg = decode_message(rec).ok_or_else(|| {
+            Error::new(
+                ErrorKind::Corrupt,
+                format!("stored record of ID:{id} does not decode"),
+            )
+        })?;
+        let q = &mut self.queues[qid as usize];
+        let fi = q.fail.remove(&id).unwrap_or_default();
+        let info = DeadLetterInfo {
+            original_queue: q.name.clone(),
+            original_id: MessageId(id),
+            reason: mv.reason,
+            last_failure: mv.text.clone(),
+            delivery_count: f.entry.count,
+            first_failure_ms: fi.first,
+            last_failure_ms: if fi.last == 0 { now } else { fi.last },
+        };
+        q.forget(&f.entry);
+        q.counters.dead_lettered += 1;
+        let src_journaled = q.opts.journaled();
+        self.live_dec(&f.entry);
+        let mut meta = msg.meta;
+        meta.dead_letter = Some(info);
+        let retention = self.queues[dlq as usize].opts.retention_ms;
+        let expires_at = retention.map(|r| now.saturating_add(r)).unwrap_or(0);
+        let to = Destination {
+            qid: dlq,
+            priority: msg.priority,
+            expires_at,
+        };
+        let from = Source {
+            qid,
+            id,
+            journaled: src_journaled,
+        };
+        self.put_move(from, to, &meta, &msg.body, now)
+    }
+
+    /// Stores a copy of a message in `to.qid` (a new id) and removes `from.id` from `from.qid`,
+    /// as one DEAD record: the move is atomic. The caller already took `from.id` out of memory.
+    pub fn put_move(
+        &mut self,
+        from: Source,
+        to: Destination,
+        meta: &Meta,
+        body: &[u8],
+        now: u64,
+    ) -> Result<()> {
+        let new_id = self.next_id;
+        self.next_id += 1;
+        let h = SendHeader {
+            id: new_id,
+            qid: to.qid,
+            priority: to.priority,
+            flags: 0,
+            delivery_count: 0,
+            timestamp: now,
+            expires_at: to.expires_at,
+            deliver_at: 0,
+            meta_len: 0,
+        };
+        let d = &mut self.queues[to.qid as usize];
+        let group = meta.group.as_deref().map(|g| d.group_index(g)).unwrap_or(0);
+        let flags = if meta.repeat.is_some() {
+            ENTRY_REPEATS
+        } else {
+            0
+        };
+        let mut entry = Entry {
+            id: new_id,
+            expires_at: to.expires_at,
+            seg: MEM_SEG,
+            off: 0,
+            len: 0,
+            count: 0,
+            group,
+            priority: to.priority,
+            flags,
+        };
+        if !d.opts.journaled() {
+            let mut rec = Vec::new();
+            entry.len = put_send(&mut rec, h, meta, body)?;
+            d.mem.insert(new_id, rec);
+            d.insert(entry, 0, now);
+            d.counters.enqueued += 1;
+            if from.journaled {
+                put_remove(&mut self.pending.buf, from.qid, why::DISCARD, &[from.id]);
+            }
+            return Ok(());
+        }
+        let sync = d.opts.needs_sync() || self.queues[from.qid as usize].opts.needs_sync();
+        let start = self.pending.buf.len();
+        entry.len = put_dead(&mut self.pending.buf, from.qid, from.id, h, meta, body)?;
+        let d = &mut self.queues[to.qid as usize];
+        d.pending_count += 1;
+        d.pending_bytes += entry.len as u64;
+        self.pending.needs_sync |= sync;
+        self.pending.sends.push(PendingSend {
+            qid: to.qid,
+            rec_off: start,
+            entry,
+            due: 0,
+            relocate: false,
+            dedup_key: None,
+        });
+        Ok(())
+    }
+
+    /// Makes room in a full queue with `drop_oldest`: dead-letters its oldest waiting message.
+    pub fn drop_oldest(&mut self, qid: u32, now: u64, store: &StoreOptions) -> Result<bool> {
+        let q = &mut self.queues[qid as usize];
+        let oldest = q.ordered_waiting().into_iter().min_by_key(|e| e.id);
+        let Some(e) = oldest else { return Ok(false) };
+        let e = q.remove_waiting(e.id, e.priority).expect("listed");
+        q.hold(e);
+        self.dead_letter(qid, e.id, DeadLetterReason::Overflow, "", now, store)?;
+        Ok(true)
+    }
+}
+
+/// The message [`State::put_move`] moves.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Source {
+    pub qid: u32,
+    pub id: u64,
+    /// Whether its queue is journaled (a memory queue's message needs no record to leave).
+    pub journaled: bool,
+}
+
+/// Where [`State::put_move`] puts the copy.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Destination {
+    pub qid: u32,
+    pub priority: u8,
+    pub expires_at: u64,
+}
+
+impl Engine {
+    /// Completes the dead-letter moves waiting in the state: reads their records with the lock
+    /// released, then appends their DEAD records. Every request that may dead-letter calls it
+    /// before it waits for its batch; when it returns, every move queued before the call has its
+    /// record appended (moves another thread took are waited for).
+    pub(super) fn finish_moves<'a>(&'a self, mut g: Guard<'a>) -> Result<Guard<'a>> {
+        let shared = &self.shared;
+        loop {
+            if g.moves.is_empty() {
+                if g.moves_reading == 0 {
+                    return Ok(g);
+                }
+                g = shared.done.wait(g).unwrap_or_else(|e| e.into_inner());
+                continue;
+            }
+            let moves = std::mem::take(&mut g.moves);
+            let held: Vec<(u32, Entry)> = moves
+                .iter()
+                .filter_map(|m| {
+                    let f = g.queues[m.qid as usize].inflight.get(&m.id)?;
+                    (f.tag == 0).then_some((m.qid, f.entry))
+                })
+                .collect();
+            if held.len() != moves.len() {
+                return Err(Error::new(
+                    ErrorKind::Internal,
+                    "a message on its way to the dead-letter queue is no longer held",
+                ));
+            }
+            let snap = g.snapshot(&shared.files, held)?;
+            g.moves_reading += 1;
+            drop(g);
+            let recs = snap.read();
+            g = shared.lock();
+            g.moves_reading -= 1;
+            shared.done.notify_all();
+            // A failed read leaves the messages held: they come back at the next open.
+            let recs = recs?;
+            for (mv, rec) in moves.iter().zip(recs.iter()) {
+                g.finish_dead_letter(mv, rec, &shared.opts)?;
+            }
+        }
+    }
+
+    /// Settles one delivery and waits until the settle is durable (per the queue's durability).
+    pub(crate) fn settle(&self, d: DeliveryRef, op: Settle<'_>) -> Result<()> {
+        let shared = &self.shared;
+        let (qid, id, tag) = (d.queue.0, d.id.0, d.tag);
+        let mut g = shared.lock();
+        g.check()?;
+        let now = shared.now();
+        // Expire ack timeouts first, so settling a timed-out delivery fails deterministically.
+        g.tick(qid, now, &shared.opts)?;
+        match op {
+            Settle::Ack if g.mode_of(d.consumer) == AckMode::Cumulative => {
+                g.ack_cumulative(d)?;
+            }
+            Settle::Ack => g.ack(qid, &[(id, tag)])?,
+            Settle::Nack { reason, delay } => {
+                g.forget_received(d.consumer, id, tag);
+                let delay = delay.map(|t| t.as_millis().min(u64::MAX as u128) as u64);
+                g.fail(qid, id, reason, delay, now, Some(tag), &shared.opts)?;
+            }
+            Settle::Reject { reason } => {
+                g.forget_received(d.consumer, id, tag);
+                g.reject(qid, id, reason, Some(tag), now, &shared.opts)?;
+            }
+            Settle::Release => {
+                g.forget_received(d.consumer, id, tag);
+                g.release(qid, id, Some(tag), now)?;
+            }
+        }
+        g = self.finish_moves(g)?;
+        shared.avail.notify_all();
+        shared.room.notify_all();
+        let _g = self.commit(g)?;
+        Ok(())
+    }
+
+    /// A delivery dropped unsettled (explicit ack mode): a failed delivery. Does not wait for
+    /// its record (a drop must not block).
+    pub(crate) fn settle_on_drop(&self, d: DeliveryRef) {
+        let shared = &self.shared;
+        let mut g = shared.lock();
+        if g.check().is_err() {
+            return;
+        }
+        let now = shared.now();
+        let text = "delivery dropped without being settled";
+        let r = g.fail(
+            d.queue.0,
+            d.id.0,
+            text,
+            None,
+            now,
+            Some(d.tag),
+            &shared.opts,
+        );
+        if r.is_ok() {
+            if let Ok(g) = self.finish_moves(g) {
+                if !g.pending.is_empty() {
+                    self.kick(&g);
+                }
+            }
+        }
+        shared.avail.notify_all();
+    }
+
+    /// Acks many deliveries of queue `q` with one record and one wait. A delivery that is no
+    /// longer in flight under its tag (timed out, redelivered) is not acked: the others are, and
+    /// the call fails with `AlreadySettled` naming it.
+    pub(crate) fn ack_batch(&self, q: super::QueueId, ds: &[DeliveryRef]) -> Result<()> {
+        let shared = &self.shared;
+        let mut g = shared.lock();
+        g.check()?;
+        let stale: Vec<String> = ds
+            .iter()
+            .filter(|d| g.is_settled(q.0, d.id.0, d.tag))
+            .map(|d| d.id.to_string())
+            .collect();
+        for d in ds {
+            g.forget_received(d.consumer, d.id.0, d.tag);
+        }
+        let items: Vec<(u64, DeliveryTag)> = ds.iter().map(|d| (d.id.0, d.tag)).collect();
+        g.ack(q.0, &items)?;
+        shared.room.notify_all();
+        let _g = self.commit(g)?;
+        if !stale.is_empty() {
+            return Err(Error::new(
+                ErrorKind::AlreadySettled,
+                format!(
+                    "{} of the batch {} already settled (or timed out); the others were acked",
+                    stale.join(", "),
+                    if stale.len() == 1 { "was" } else { "were" }
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether delivery `d` is settled (by its handle, a cumulative ack, a transaction, a
+    /// timeout or its consumer's close). A closed store settles nothing any more: `false`.
+    pub(crate) fn is_settled(&self, d: DeliveryRef) -> bool {
+        let g = self.shared.lock();
+        !g.closed && g.is_settled(d.queue.0, d.id.0, d.tag)
+    }
+}
+
+impl State {
+    /// A cumulative ack: `d` and every delivery its consumer received before it that is still
+    /// that consumer's (a timed-out one may be another consumer's redelivery by now).
+    fn ack_cumulative(&mut self, d: DeliveryRef) -> Result<()> {
+        let settled = || {
+            Error::new(
+                ErrorKind::AlreadySettled,
+                format!("{} is already settled", d.id),
+            )
+        };
+        let c = self.consumers.get_mut(&d.consumer.0).ok_or_else(settled)?;
+        let pos = c
+            .received
+            .iter()
+            .position(|&(id, t)| id == d.id.0 && t == d.tag)
+            .ok_or_else(settled)?;
+        let upto: Vec<(u64, DeliveryTag)> = c.received.drain(..=pos).collect();
+        self.ack(d.queue.0, &upto)
+    }
+}

@@ -1,0 +1,295 @@
+//! [`State`]: everything behind the state lock, and the helpers every job uses (queue
+//! declaration, dead-letter queues, journal space accounting, the consumer registry).
+
+use rustc_hash::FxHashMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::batch::Batch;
+use super::queue::{QueueState, MEM_SEG};
+use super::record::put_queue;
+use super::{ConsumerId, DeliveryTag};
+use crate::clock::Clock;
+use crate::error::{Error, ErrorKind, Result};
+use crate::message::DeadLetterReason;
+use crate::options::{
+    check_name, AckMode, DeadLetterStrategy, QueueOptions, Resolved, StoreOptions,
+};
+
+/// How far group commit has got, and who waits for it.
+#[derive(Debug)]
+pub(crate) struct Progress {
+    /// Number of the batch `pending` will be committed as.
+    pub batch_no: u64,
+    /// Last batch committed (written, and synced where its records needed it).
+    pub done_no: u64,
+    /// Callers waiting for a batch to be committed.
+    pub waiters: usize,
+    /// The commit thread is waiting for work (so a submitter must wake it).
+    pub idle: bool,
+    /// Written frames await an fsync since then (batched durability), mirrored from [`super::Io`].
+    pub unsynced_since: Option<Instant>,
+    /// The shortest batched-durability delay of any queue.
+    pub max_delay: Duration,
+}
+
+/// Journal space: what is live where, for compaction.
+#[derive(Debug, Default)]
+pub(crate) struct Space {
+    /// Live items (messages, dedup entries, queue declarations) and bytes per segment.
+    pub seg_live: BTreeMap<u64, (u64, u64)>,
+    /// Journal segments and sizes, mirrored from the commit thread, oldest first.
+    pub segs: Vec<(u64, u64)>,
+    /// The segment whose live items are being copied forward.
+    pub compacting: Option<u64>,
+}
+
+/// One consumer (not the plain receive of a queue).
+#[derive(Debug)]
+pub(crate) struct ConsumerState {
+    pub qid: u32,
+    pub mode: AckMode,
+    /// Cumulative mode: its unsettled deliveries in the order received.
+    pub received: VecDeque<(u64, DeliveryTag)>,
+}
+
+/// A message held by the engine until its record is read (outside the lock) and its DEAD
+/// record appended: see [`super::Engine::finish_moves`].
+#[derive(Debug, Clone)]
+pub(crate) struct Move {
+    pub qid: u32,
+    pub id: u64,
+    pub reason: DeadLetterReason,
+    pub text: String,
+    pub now: u64,
+}
+
+/// Everything behind the state lock.
+pub(crate) struct State {
+    pub queues: Vec<QueueState>,
+    pub by_name: HashMap<String, u32>,
+    pub consumers: FxHashMap<u64, ConsumerState>,
+    pub next_consumer: u64,
+    pub next_tag: u64,
+    pub next_id: u64,
+    /// The records of the next group commit.
+    pub pending: Batch,
+    pub progress: Progress,
+    pub space: Space,
+    /// Dead-letter moves waiting for their record to be read.
+    pub moves: Vec<Move>,
+    /// Threads reading the records of moves they took (see [`super::Engine::finish_moves`]).
+    pub moves_reading: usize,
+    /// Set once: the failure that poisoned the store.
+    pub error: Option<Error>,
+    pub closing: bool,
+    pub closed: bool,
+    /// Async sends (count, body bytes) not yet completed: the producer window.
+    pub async_msgs: usize,
+    pub async_bytes: usize,
+    /// Sends refused after they were queued (the disk was full): id → error, taken by the waiter.
+    pub refused: HashMap<u64, Error>,
+    pub rng: u64,
+    pub max_body: usize,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// The error every call gets once the store is poisoned by `e`.
+pub(crate) fn poisoned(e: &Error) -> Error {
+    Error::new(
+        ErrorKind::Poisoned,
+        format!("the store is poisoned by an earlier failure ({e}); reopen it"),
+    )
+}
+
+impl State {
+    /// An empty state for a store with `opts` whose next message id is `next_id`.
+    pub fn new(opts: &StoreOptions, next_id: u64, now: u64) -> State {
+        State {
+            queues: Vec::new(),
+            by_name: HashMap::new(),
+            consumers: FxHashMap::default(),
+            next_consumer: 1,
+            next_tag: 1,
+            next_id,
+            pending: Batch::default(),
+            progress: Progress {
+                batch_no: 1,
+                done_no: 0,
+                waiters: 0,
+                idle: false,
+                unsynced_since: None,
+                max_delay: match opts.durability {
+                    crate::options::Durability::Batched { max_delay } => max_delay,
+                    _ => Duration::from_millis(
+                        crate::options::defaults::DEFAULT_BATCHED_MAX_DELAY_MS,
+                    ),
+                },
+            },
+            space: Space::default(),
+            moves: Vec::new(),
+            moves_reading: 0,
+            error: None,
+            closing: false,
+            closed: false,
+            async_msgs: 0,
+            async_bytes: 0,
+            refused: HashMap::new(),
+            rng: now | 1,
+            max_body: opts.max_body_bytes,
+            clock: opts.clock.clone(),
+        }
+    }
+
+    /// `Ok` while the store is open and not poisoned.
+    pub fn check(&self) -> Result<()> {
+        if self.closed || self.closing {
+            return Err(Error::closed());
+        }
+        if let Some(e) = &self.error {
+            return Err(poisoned(e));
+        }
+        Ok(())
+    }
+
+    /// A uniform sample in [0, 1) for collision avoidance (xorshift64*: jitter needs no
+    /// cryptographic randomness).
+    pub fn random(&mut self) -> f64 {
+        let mut x = self.rng;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng = x;
+        (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// A new delivery tag.
+    pub fn tag(&mut self) -> DeliveryTag {
+        let t = DeliveryTag(self.next_tag);
+        self.next_tag += 1;
+        t
+    }
+
+    /// The queue id of `name`, declaring the queue (a QUEUE record) if it is new. With `opts`
+    /// the queue takes them for this open. Deliveries in flight when the last process ended
+    /// fail now, under this open's options (queue options are not stored, so recovery could not
+    /// know them).
+    pub fn declare(
+        &mut self,
+        name: &str,
+        opts: Option<Resolved>,
+        store: &StoreOptions,
+    ) -> Result<u32> {
+        check_name(name)?;
+        if let Some(&qid) = self.by_name.get(name) {
+            if let Some(o) = opts {
+                self.queues[qid as usize].opts = o;
+            }
+            let crashed = std::mem::take(&mut self.queues[qid as usize].crashed);
+            let now = self.clock.now_ms();
+            for id in crashed {
+                self.fail(
+                    qid,
+                    id,
+                    "the consumer's process ended without settling it",
+                    None,
+                    now,
+                    None,
+                    store,
+                )?;
+            }
+            return Ok(qid);
+        }
+        let qid = self.queues.len() as u32;
+        let opts = opts.unwrap_or_else(|| Resolved::new(store, &QueueOptions::default()));
+        self.queues
+            .push(QueueState::new(qid, name.to_string(), opts));
+        self.by_name.insert(name.to_string(), qid);
+        let at = self.pending.buf.len();
+        put_queue(&mut self.pending.buf, qid, name);
+        self.pending.decls.push((qid, at));
+        Ok(qid)
+    }
+
+    /// The dead-letter queue of `qid` (declared if new), or `None` when its dead letters are
+    /// dropped (the discard strategy, or the queue is its own dead-letter queue).
+    pub fn dlq_for(&mut self, qid: u32, store: &StoreOptions) -> Result<Option<u32>> {
+        let q = &self.queues[qid as usize];
+        let name = match &q.opts.dead_letter {
+            DeadLetterStrategy::Shared { name } => name.clone(),
+            DeadLetterStrategy::Individual { prefix } => format!("{prefix}{}", q.name),
+            DeadLetterStrategy::Discard => return Ok(None),
+        };
+        if name == q.name {
+            // A dead letter of the dead-letter queue itself is dropped rather than looping.
+            return Ok(None);
+        }
+        let qid = match self.by_name.get(&name) {
+            Some(&q) => q,
+            None => {
+                let mut o = Resolved::new(store, &QueueOptions::default());
+                o.dead_letter = DeadLetterStrategy::Discard;
+                self.declare(&name, Some(o), store)?
+            }
+        };
+        Ok(Some(qid))
+    }
+
+    /// The message's journal space is no longer live.
+    pub fn live_dec(&mut self, e: &super::queue::Entry) {
+        if e.seg != MEM_SEG {
+            if let Some(l) = self.space.seg_live.get_mut(&(e.seg as u64)) {
+                l.0 = l.0.saturating_sub(1);
+                l.1 = l.1.saturating_sub(e.len as u64);
+            }
+        }
+    }
+
+    /// One more live item of `len` bytes in segment `seg`.
+    pub fn live_inc(&mut self, seg: u64, len: u64) {
+        let l = self.space.seg_live.entry(seg).or_insert((0, 0));
+        l.0 += 1;
+        l.1 += len;
+    }
+
+    /// One live item less in segment `seg` (a declaration or dedup entry that moved).
+    pub fn live_dec_item(&mut self, seg: u32) {
+        if seg != MEM_SEG {
+            if let Some(l) = self.space.seg_live.get_mut(&(seg as u64)) {
+                l.0 = l.0.saturating_sub(1);
+            }
+        }
+    }
+
+    /// Registers a consumer of `qid`.
+    pub fn open_consumer(&mut self, qid: u32, mode: AckMode) -> ConsumerId {
+        let id = self.next_consumer;
+        self.next_consumer += 1;
+        self.consumers.insert(
+            id,
+            ConsumerState {
+                qid,
+                mode,
+                received: VecDeque::new(),
+            },
+        );
+        ConsumerId(id)
+    }
+
+    /// The ack mode of `consumer` (a plain receive: explicit).
+    pub fn mode_of(&self, consumer: ConsumerId) -> AckMode {
+        self.consumers
+            .get(&consumer.0)
+            .map_or(AckMode::Explicit, |c| c.mode)
+    }
+
+    /// Forgets a delivery in its cumulative consumer's list (it was settled on its own).
+    pub fn forget_received(&mut self, consumer: ConsumerId, id: u64, tag: DeliveryTag) {
+        if let Some(c) = self.consumers.get_mut(&consumer.0) {
+            if c.mode == AckMode::Cumulative {
+                c.received.retain(|&(i, t)| !(i == id && t == tag));
+            }
+        }
+    }
+}

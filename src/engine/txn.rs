@@ -1,0 +1,81 @@
+//! Transactions: sends and acks across queues committed as one TXN record, all or nothing.
+
+use std::collections::HashMap;
+
+use super::record::{txn_begin, txn_end, SEND_OVERHEAD};
+use super::{Engine, TxnSpec};
+use crate::error::{Error, ErrorKind, Result};
+use crate::message::MessageId;
+
+impl Engine {
+    /// Commits `spec`: every send and ack takes effect, as one durable journal record; returns
+    /// the ids of the sent messages in order. Everything is checked first (messages, room in
+    /// every queue — a transaction does not block on a limit —, that every delivery is still in
+    /// flight under its tag), so that applying cannot fail halfway; on error nothing took effect.
+    pub(crate) fn commit_txn(&self, spec: &TxnSpec) -> Result<Vec<MessageId>> {
+        let shared = &self.shared;
+        let mut g = shared.lock();
+        g.check()?;
+        let now = shared.now();
+        let mut need: HashMap<u32, (u64, u64)> = HashMap::new();
+        for (q, m) in &spec.sends {
+            g.check_message(m).map_err(|e| {
+                Error::invalid(format!(
+                    "invalid message for queue {:?} in transaction: {}",
+                    g.queues[q.0 as usize].name,
+                    e.message()
+                ))
+            })?;
+            let n = need.entry(q.0).or_default();
+            n.0 += 1;
+            n.1 += (m.body.len() + SEND_OVERHEAD) as u64;
+        }
+        for (&qid, &(n, b)) in &need {
+            let q = &g.queues[qid as usize];
+            let over_n = q
+                .opts
+                .max_messages
+                .is_some_and(|m| q.count + q.pending_count + n > m);
+            let over_b = q
+                .opts
+                .max_bytes
+                .is_some_and(|m| q.bytes + q.pending_bytes + b > m);
+            if over_n || over_b {
+                return Err(Error::new(
+                    ErrorKind::QueueFull,
+                    format!("queue {:?} has no room for the transaction", q.name),
+                ));
+            }
+        }
+        for d in &spec.acks {
+            if g.is_settled(d.queue.0, d.id.0, d.tag) {
+                return Err(Error::new(
+                    ErrorKind::AlreadySettled,
+                    format!("{} is no longer in flight", d.id),
+                ));
+            }
+        }
+        let start = txn_begin(&mut g.pending.buf);
+        let mut ids = vec![MessageId(0); spec.sends.len()];
+        // Journaled sends and acks inside the TXN record; memory queues after (they cannot fail).
+        for pass in [true, false] {
+            for (i, (q, m)) in spec.sends.iter().enumerate() {
+                if g.queues[q.0 as usize].opts.journaled() == pass {
+                    ids[i] = MessageId(g.send(q.0, m, now)?.0);
+                }
+            }
+            if pass {
+                for d in &spec.acks {
+                    g.forget_received(d.consumer, d.id.0, d.tag);
+                    g.ack(d.queue.0, &[(d.id.0, d.tag)])?;
+                }
+                txn_end(&mut g.pending.buf, start);
+            }
+        }
+        g.pending.needs_sync = true;
+        shared.avail.notify_all();
+        shared.room.notify_all();
+        let _g = self.commit(g)?;
+        Ok(ids)
+    }
+}

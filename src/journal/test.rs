@@ -1,0 +1,285 @@
+//! Unit tests of the journal (as fjall's `src/journal/test.rs`): write, roll, reopen, mangle,
+//! repair, and the decisions recovery makes, on the in-memory fault-injecting file layer of the
+//! integration tests (`tests/common/fault.rs`).
+
+#[path = "../../tests/common/fault.rs"]
+mod fault;
+
+use std::path::Path;
+
+use super::format::{put_record_header, records, FRAME_HEADER, RECORD_HEADER, SEGMENT_HEADER};
+use super::{segment_name, Journal, Placed, Written};
+use crate::error::ErrorKind;
+use fault::{CrashMode, FaultFs, Rng};
+
+/// (segment, record offset, record length, kind, body) as recovery replays it.
+type Replayed = Vec<(u64, u64, u32, u8, Vec<u8>)>;
+
+const DIR: &str = "/store";
+const KIND: u8 = 2;
+
+fn open(
+    fs: &FaultFs,
+    seg_bytes: u64,
+    repair: bool,
+) -> crate::Result<(Journal, Replayed, super::RecoveryReport)> {
+    let mut got = Vec::new();
+    let (j, report) = Journal::open(
+        fs.vfs(),
+        Path::new(DIR),
+        seg_bytes,
+        repair,
+        Box::new(|| 1_000),
+        &mut |seg, off, len, k, body| {
+            got.push((seg, off, len, k, body.to_vec()));
+            Ok(())
+        },
+    )?;
+    Ok((j, got, report))
+}
+
+/// A batch of `n` records whose bodies name `tag` and their index.
+fn batch(tag: u32, n: u32, body_len: usize) -> (Vec<u8>, Vec<Vec<u8>>) {
+    let mut buf = Vec::new();
+    let mut bodies = Vec::new();
+    for i in 0..n {
+        let mut body = format!("{tag}:{i}:").into_bytes();
+        body.resize(body_len.max(body.len()), b'x');
+        put_record_header(&mut buf, KIND, body.len());
+        buf.extend_from_slice(&body);
+        bodies.push(body);
+    }
+    (buf, bodies)
+}
+
+/// Writes a batch and syncs it; returns where its parts landed.
+fn write_synced(j: &mut Journal, buf: &[u8]) -> Vec<Placed> {
+    let mut placed = Vec::new();
+    assert!(matches!(
+        j.write(buf, &mut placed, false).unwrap(),
+        Written::All
+    ));
+    j.sync().unwrap();
+    placed
+}
+
+#[test]
+fn write_roll_reopen_replays_every_record_where_it_was_placed() {
+    let fs = FaultFs::new();
+    let (mut j, got, _) = open(&fs, 16 << 10, false).unwrap();
+    assert!(got.is_empty());
+    let mut want = Vec::new();
+    for tag in 0..40 {
+        let (buf, bodies) = batch(tag, 5, 300);
+        let placed = write_synced(&mut j, &buf);
+        // Where each record landed, from the placement of its part of the buffer.
+        for (at, _, body) in records(&buf).map(|r| r.unwrap()) {
+            let p = placed
+                .iter()
+                .find(|p| p.buf_start <= at && at < p.buf_end)
+                .expect("placed");
+            let off = p.file_off + (at - p.buf_start) as u64;
+            want.push((
+                p.seg,
+                off,
+                (RECORD_HEADER + body.len()) as u32,
+                KIND,
+                body.to_vec(),
+            ));
+        }
+        assert_eq!(bodies.len(), 5);
+    }
+    assert!(
+        j.segments().len() > 3,
+        "40 batches of 1.5 KiB roll 16 KiB segments"
+    );
+    drop(j);
+    let (j, got, report) = open(&fs, 16 << 10, false).unwrap();
+    assert_eq!(
+        got, want,
+        "every record, in order, at the offset it was placed at"
+    );
+    assert_eq!(report.records, want.len() as u64);
+    assert!(report.torn_tail.is_none() && report.quarantined.is_empty());
+    assert_eq!(j.segments().len(), report.segments);
+}
+
+#[test]
+fn a_record_larger_than_a_segment_gets_one_of_its_own() {
+    let fs = FaultFs::new();
+    let (mut j, _, _) = open(&fs, 16 << 10, false).unwrap();
+    let (small, _) = batch(1, 1, 10);
+    write_synced(&mut j, &small);
+    let (big, _) = batch(2, 1, 100 << 10);
+    let placed = write_synced(&mut j, &big);
+    assert_eq!(placed.len(), 1, "one frame, never split inside a record");
+    assert_eq!(placed[0].file_off, (SEGMENT_HEADER + FRAME_HEADER) as u64);
+    assert!(j.segment_size(placed[0].seg) >= 100 << 10);
+    drop(j);
+    let (_, got, _) = open(&fs, 16 << 10, false).unwrap();
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[1].4.len(), 100 << 10);
+}
+
+#[test]
+fn an_unsynced_tail_is_cut_and_writing_goes_on_behind_it() {
+    let fs = FaultFs::new();
+    let (mut j, _, _) = open(&fs, 64 << 10, false).unwrap();
+    let (a, _) = batch(1, 3, 50);
+    write_synced(&mut j, &a);
+    let (b, _) = batch(2, 3, 50);
+    let mut placed = Vec::new();
+    j.write(&b, &mut placed, false).unwrap(); // never synced
+    drop(j);
+    // A power loss that tears the unsynced frame: it was never acknowledged.
+    let mut rng = Rng::new(7);
+    let img = fs.crash_image(CrashMode::TornLast { sector: 512 }, &mut rng);
+    let (mut j, got, report) = open(&img, 64 << 10, false).unwrap();
+    assert_eq!(got.len(), 3, "only the synced batch");
+    let torn = report.torn_tail.expect("a torn tail");
+    assert_eq!(torn.file, segment_name(1));
+    assert_eq!(torn.offset, placed[0].file_off - FRAME_HEADER as u64);
+    let (c, _) = batch(3, 2, 50);
+    write_synced(&mut j, &c);
+    drop(j);
+    let (_, got, report) = open(&img, 64 << 10, false).unwrap();
+    assert_eq!(got.len(), 5, "the new batch follows the cut");
+    assert!(report.torn_tail.is_none());
+}
+
+/// Damage that a later frame proves had been durable is corruption, never a torn tail: it is
+/// refused naming the file and offset, and `repair` quarantines exactly that frame.
+#[test]
+fn proven_durable_damage_is_corrupt_and_repair_quarantines_it() {
+    let fs = FaultFs::new();
+    let (mut j, _, _) = open(&fs, 64 << 10, false).unwrap();
+    let mut frames = Vec::new();
+    for tag in 0..3 {
+        let (buf, _) = batch(tag, 2, 40);
+        frames.push(write_synced(&mut j, &buf)[0]);
+    }
+    drop(j);
+    let name = segment_name(1);
+    let mut seg = fs.read(&name).unwrap();
+    let mid = frames[1].file_off as usize + 3; // inside the second frame's payload
+    seg[mid] ^= 0x40;
+    fs.put(&name, seg);
+    let e = open(&fs, 64 << 10, false)
+        .err()
+        .expect("corruption is refused");
+    assert_eq!(e.kind(), ErrorKind::Corrupt);
+    let frame_start = frames[1].file_off - FRAME_HEADER as u64;
+    assert!(
+        e.message().contains(&name) && e.message().contains(&format!("offset {frame_start}")),
+        "{e}"
+    );
+    let (_, got, report) = open(&fs, 64 << 10, true).unwrap();
+    let kinds: Vec<u8> = got.iter().map(|r| r.3).collect();
+    assert_eq!(
+        kinds,
+        vec![KIND, KIND, super::format::PAD_KIND, KIND, KIND],
+        "the first and third frames, and the padding written over the second"
+    );
+    assert_eq!(report.quarantined.len(), 1);
+    let q = &report.quarantined[0];
+    assert_eq!(
+        (q.file.as_str(), q.offset, q.frames_lost),
+        (name.as_str(), frame_start, 1)
+    );
+    assert!(fs.read(&q.saved_as).is_some(), "the cut bytes are kept");
+    // The repair is durable: a plain open now works and replays the same.
+    let (_, again, _) = open(&fs, 64 << 10, false).unwrap();
+    assert_eq!(again, got);
+}
+
+#[test]
+fn a_last_segment_whose_creation_never_completed_is_removed() {
+    let fs = FaultFs::new();
+    let (mut j, _, _) = open(&fs, 64 << 10, false).unwrap();
+    let (a, _) = batch(1, 2, 10);
+    write_synced(&mut j, &a);
+    drop(j);
+    fs.put(&segment_name(2), vec![0; 4096]); // a header that never became durable
+    let (j, got, report) = open(&fs, 64 << 10, false).unwrap();
+    assert_eq!(got.len(), 2);
+    assert_eq!(report.removed_incomplete_segments, vec![segment_name(2)]);
+    assert_eq!(j.segments(), vec![1]);
+}
+
+#[test]
+fn a_segment_of_another_format_version_is_refused_naming_both() {
+    let fs = FaultFs::new();
+    let (mut j, _, _) = open(&fs, 64 << 10, false).unwrap();
+    let (a, _) = batch(1, 1, 10);
+    write_synced(&mut j, &a);
+    drop(j);
+    let name = segment_name(1);
+    let mut seg = fs.read(&name).unwrap();
+    seg[8..12].copy_from_slice(&7u32.to_le_bytes());
+    let crc = crc32c::crc32c(&seg[0..60]);
+    seg[60..64].copy_from_slice(&crc.to_le_bytes());
+    fs.put(&name, seg);
+    let e = open(&fs, 64 << 10, false).err().expect("refused");
+    assert_eq!(e.kind(), ErrorKind::Corrupt);
+    assert!(
+        e.message().contains("format version 7")
+            && e.message()
+                .contains(&format!("version {}", super::format::VERSION)),
+        "{e}"
+    );
+}
+
+fn tag_of(body: &[u8]) -> u32 {
+    let end = body.iter().position(|&b| b == b':').unwrap();
+    std::str::from_utf8(&body[..end]).unwrap().parse().unwrap()
+}
+
+#[test]
+fn without_the_reserve_a_full_disk_refuses_the_whole_batch() {
+    let fs = FaultFs::new();
+    let (mut j, _, _) = open(&fs, 64 << 10, false).unwrap();
+    for tag in 10..20 {
+        let (buf, _) = batch(tag, 4, 1000);
+        write_synced(&mut j, &buf);
+    }
+    // The next batch does not fit in the tail, and there is no room for a new segment.
+    fs.set_capacity(Some(fs.used()));
+    let (big, _) = batch(2, 20, 1000);
+    let mut placed = Vec::new();
+    match j.write(&big, &mut placed, false).unwrap() {
+        Written::NoSpace(e) => assert_eq!(e.kind(), ErrorKind::NoSpace),
+        Written::All => panic!("written on a full disk"),
+    }
+    assert!(placed.is_empty(), "nothing of a refused batch is written");
+    // Settles still fit in the reserve kept at the end of every segment.
+    let (small, _) = batch(3, 1, 10);
+    assert!(matches!(
+        j.write(&small, &mut placed, true).unwrap(),
+        Written::All
+    ));
+    j.sync().unwrap();
+    fs.set_capacity(None);
+    drop(j);
+    let (_, got, _) = open(&fs, 64 << 10, false).unwrap();
+    let tags: Vec<u32> = got.iter().map(|r| tag_of(&r.4)).collect();
+    let mut want: Vec<u32> = (10..20).flat_map(|t| [t; 4]).collect();
+    want.push(3);
+    assert_eq!(tags, want);
+}
+
+#[test]
+fn the_tail_is_never_removed() {
+    let fs = FaultFs::new();
+    let (mut j, _, _) = open(&fs, 16 << 10, false).unwrap();
+    for tag in 0..20 {
+        let (buf, _) = batch(tag, 4, 400);
+        write_synced(&mut j, &buf);
+    }
+    let segs = j.segments();
+    assert!(segs.len() > 2);
+    j.remove_segment(j.tail()).unwrap();
+    assert_eq!(j.segments(), segs);
+    j.remove_segment(segs[0]).unwrap();
+    assert_eq!(j.segments(), segs[1..]);
+    assert!(fs.read(&segment_name(segs[0])).is_none());
+}

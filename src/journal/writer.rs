@@ -1,0 +1,261 @@
+//! The append side: frames written at the tail, segments rolled and preallocated, the reserve
+//! kept for settles on a full disk, fdatasync, segment removal.
+
+use super::format::*;
+use super::{segment_name, Journal, Placed, Written, GROW_BYTES};
+use crate::error::{Error, Result};
+
+pub(super) enum RollError {
+    /// Out of space before anything of the new segment became durable.
+    Full(Error),
+    /// Any other failure.
+    Io(Error),
+}
+
+impl RollError {
+    pub(super) fn into_error(self) -> Error {
+        match self {
+            RollError::Full(e) | RollError::Io(e) => e,
+        }
+    }
+}
+
+impl Journal {
+    /// Bytes at the end of every segment that only [`Journal::write`] with `use_reserve` may
+    /// fill: when the disk is too full for a new segment, settle records (acks, deliveries,
+    /// requeues, dead-letter moves) still have room while new messages are refused (disk full never stops settling).
+    /// The reserve is always allocated (the file grows ahead of the data by at least it).
+    pub fn reserve(&self) -> u64 {
+        (self.seg_bytes / 8).min(1 << 20)
+    }
+
+    /// Payload bytes that fit in one more frame of the tail.
+    fn room(&self, use_reserve: bool) -> u64 {
+        let reserve = if use_reserve { 0 } else { self.reserve() };
+        self.tail_cap
+            .saturating_sub(reserve)
+            .saturating_sub(self.tail_off + FRAME_HEADER as u64)
+    }
+
+    /// Creates segment `tail + 1` big enough for a frame of `need` payload bytes (plus the
+    /// reserve), and makes it the tail.
+    pub(super) fn roll(&mut self, need: usize) -> std::result::Result<(), RollError> {
+        if self.tail_dirty {
+            self.sync().map_err(RollError::Io)?;
+        }
+        let n = self.tail + 1;
+        let min = (SEGMENT_HEADER + FRAME_HEADER + need) as u64 + self.reserve();
+        // An oversized record gets a segment of its own, rounded up to whole MiB.
+        let size = if min > self.seg_bytes {
+            min.div_ceil(1 << 20) << 20
+        } else {
+            self.seg_bytes
+        };
+        let first = size.min(GROW_BYTES.max(SEGMENT_HEADER as u64 + self.reserve()));
+        let path = self.path(n);
+        let name = segment_name(n);
+        let classify = |what: &str, e: &std::io::Error| {
+            let err = Error::io(format!("{what} {name}"), e);
+            if e.raw_os_error() == Some(libc::ENOSPC) {
+                RollError::Full(err)
+            } else {
+                RollError::Io(err)
+            }
+        };
+        let f = self
+            .vfs
+            .create(&path)
+            .map_err(|e| classify("creating", &e))?;
+        // Out of space while reserving room or writing the header: nothing of the new segment
+        // became durable, so the batch can be refused without poisoning the store. A failed
+        // fdatasync or directory fsync is never excused (fsyncgate), whatever its errno.
+        let made = f
+            .allocate(first)
+            .and_then(|()| f.write_at(&segment_header(n, (self.now_ms)()), 0))
+            .map_err(|e| classify("preparing", &e))
+            .and_then(|()| {
+                f.sync_data()
+                    .and_then(|()| self.vfs.sync_dir(&self.dir))
+                    .map_err(|e| RollError::Io(Error::io(format!("preparing {name}"), &e)))
+            });
+        if let Err(e) = made {
+            let _ = self.vfs.remove(&path);
+            return Err(e);
+        }
+        self.files.insert(n, f);
+        self.sizes.insert(n, first);
+        self.tail_cap = size;
+        self.tail = n;
+        self.tail_off = SEGMENT_HEADER as u64;
+        Ok(())
+    }
+
+    /// Writes `buf` (whole records) as one or more frames, splitting only between records and
+    /// rolling to a new segment when the tail is full. Does not sync. Appends to `placed` where
+    /// each part of `buf` landed.
+    ///
+    /// Without `use_reserve` the last [`reserve`](Journal::reserve) bytes of a segment are left
+    /// alone. A batch that fits in a fresh segment but not in the tail rolls before anything is
+    /// written, so when there is no space for that segment (or for growing the tail) the whole
+    /// batch is refused with [`Written::NoSpace`] and nothing of it is on disk; the caller may
+    /// then write the records that must not fail (settles) with `use_reserve`.
+    pub fn write(
+        &mut self,
+        buf: &[u8],
+        placed: &mut Vec<Placed>,
+        use_reserve: bool,
+    ) -> Result<Written> {
+        let fresh = self
+            .seg_bytes
+            .saturating_sub((SEGMENT_HEADER + FRAME_HEADER) as u64 + self.reserve());
+        if !buf.is_empty() && buf.len() as u64 > self.room(use_reserve) && buf.len() as u64 <= fresh
+        {
+            match self.roll(buf.len()) {
+                Ok(()) => {}
+                Err(RollError::Full(e)) => return Ok(Written::NoSpace(e)),
+                Err(RollError::Io(e)) => return Err(e),
+            }
+        }
+        let mut start = 0;
+        while start < buf.len() {
+            let (end, count) = self.fitting(buf, start, use_reserve)?;
+            if count == 0 {
+                let need = match records(&buf[start..]).next() {
+                    Some(Ok((_, _, body))) => RECORD_HEADER + body.len(),
+                    _ => buf.len() - start,
+                };
+                match self.roll(need) {
+                    Ok(()) => {}
+                    Err(RollError::Full(e)) if start == 0 => return Ok(Written::NoSpace(e)),
+                    Err(RollError::Full(e)) | Err(RollError::Io(e)) => return Err(e),
+                }
+                continue;
+            }
+            // ENOSPC on the first frame (growing the file, or file systems that allocate on
+            // write): nothing of the batch is acknowledged, the next frame goes at this offset.
+            let off = match self.put_frame(&buf[start..end], count, use_reserve) {
+                Ok(off) => off,
+                Err((e, true)) if start == 0 => return Ok(Written::NoSpace(e)),
+                Err((e, _)) => return Err(e),
+            };
+            placed.push(Placed {
+                buf_start: start,
+                buf_end: end,
+                seg: self.tail,
+                file_off: off + FRAME_HEADER as u64,
+            });
+            start = end;
+        }
+        Ok(Written::All)
+    }
+
+    /// How many whole records of `buf` from `start` fit in one more frame of the tail:
+    /// (end in `buf`, count).
+    fn fitting(&self, buf: &[u8], start: usize, use_reserve: bool) -> Result<(usize, u32)> {
+        let room = self.room(use_reserve);
+        let (mut end, mut count) = (start, 0u32);
+        for r in records(&buf[start..]) {
+            let (at, _, body) = r.map_err(|at| {
+                Error::new(
+                    crate::ErrorKind::Internal,
+                    format!("malformed record at {}", start + at),
+                )
+            })?;
+            let rec_end = start + at + RECORD_HEADER + body.len();
+            if (rec_end - start) as u64 > room {
+                break;
+            }
+            end = rec_end;
+            count += 1;
+        }
+        Ok((end, count))
+    }
+
+    /// Writes `payload` (`count` whole records that fit) as the next frame of the tail, growing
+    /// the tail's preallocation first when needed; returns the frame's offset. An error comes
+    /// with whether it was ENOSPC.
+    fn put_frame(
+        &mut self,
+        payload: &[u8],
+        count: u32,
+        use_reserve: bool,
+    ) -> std::result::Result<u64, (Error, bool)> {
+        let full = |e: &std::io::Error| e.raw_os_error() == Some(libc::ENOSPC);
+        self.frame.clear();
+        self.frame.resize(FRAME_HEADER, 0);
+        put_frame_header(
+            &mut self.frame,
+            self.next_seq,
+            self.synced_seq,
+            count,
+            payload,
+        );
+        self.frame.extend_from_slice(payload);
+        let file = self
+            .files
+            .get(self.tail)
+            .ok_or_else(|| (Error::closed(), false))?;
+        let off = self.tail_off;
+        let end_off = off + self.frame.len() as u64;
+        // Keep the reserve allocated beyond the data, so settles still fit on a full disk.
+        let want = (end_off + if use_reserve { 0 } else { self.reserve() })
+            .min(self.tail_cap)
+            .max(end_off);
+        if want > self.segment_size(self.tail) {
+            // Grow the preallocation in steps: one size change (and metadata sync) per step.
+            let grown = want
+                .div_ceil(GROW_BYTES)
+                .saturating_mul(GROW_BYTES)
+                .min(self.tail_cap)
+                .max(want);
+            file.allocate(grown).map_err(|e| {
+                let what = format!("growing {} to {grown} bytes", segment_name(self.tail));
+                (Error::io(what, &e), full(&e))
+            })?;
+            self.sizes.insert(self.tail, grown);
+        }
+        file.write_at(&self.frame, off).map_err(|e| {
+            let what = format!("writing {} at offset {off}", segment_name(self.tail));
+            (Error::io(what, &e), full(&e))
+        })?;
+        self.tail_off += self.frame.len() as u64;
+        self.next_seq += 1;
+        self.tail_dirty = true;
+        Ok(off)
+    }
+
+    /// fdatasync's the tail segment (earlier segments were synced when the journal rolled past them).
+    pub fn sync(&mut self) -> Result<()> {
+        if !self.tail_dirty {
+            return Ok(());
+        }
+        let f = self.files.get(self.tail).ok_or_else(Error::closed)?;
+        f.sync_data()
+            .map_err(|e| Error::io(format!("fdatasync of {}", segment_name(self.tail)), &e))?;
+        self.tail_dirty = false;
+        self.synced_seq = self.next_seq - 1;
+        Ok(())
+    }
+
+    /// Whether written frames await an fsync.
+    pub fn dirty(&self) -> bool {
+        self.tail_dirty
+    }
+
+    /// Removes segment `seg` (never the tail) and fsyncs the directory.
+    pub fn remove_segment(&mut self, seg: u64) -> Result<()> {
+        if seg == self.tail || !self.sizes.contains_key(&seg) {
+            return Ok(());
+        }
+        let path = self.path(seg);
+        self.vfs
+            .remove(&path)
+            .map_err(|e| Error::io(format!("removing {}", segment_name(seg)), &e))?;
+        self.vfs
+            .sync_dir(&self.dir)
+            .map_err(|e| Error::io("fsync of the store directory", &e))?;
+        self.sizes.remove(&seg);
+        self.files.remove(seg);
+        Ok(())
+    }
+}

@@ -1,0 +1,393 @@
+//! Options for stores, queues and consumers, with their defaults and their validation.
+//!
+//! Every default lives in [`defaults`] and every rule about what an option may be lives here,
+//! once: the C and Python faces take both from the core (the C header carries the defaults as
+//! `MQLITE_DEFAULT_*` constants), so a value means the same in every face.
+
+pub(crate) mod defaults;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::clock::{Clock, SystemClock};
+use crate::error::{Error, ErrorKind, Result};
+use crate::io::{RealFs, Vfs};
+use crate::policy::RedeliveryPolicy;
+use defaults::*;
+
+/// When a send, ack or commit counts as done (the durability contract: see [`crate::docs::durability`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Returns (or fires its callback) only after the record is `fdatasync`'d. The default.
+    Sync,
+    /// Returns after `write(2)`; fsync at most `max_delay` later. A power failure may lose the
+    /// last `max_delay`; a process crash loses nothing.
+    Batched {
+        /// The longest a written record waits for its fsync.
+        max_delay: Duration,
+    },
+    /// Not persisted at all (JMS NON_PERSISTENT): gone on restart.
+    Memory,
+}
+
+impl Durability {
+    /// Batched durability with the default delay ([`DEFAULT_BATCHED_MAX_DELAY_MS`], 100 ms).
+    pub fn batched() -> Self {
+        Durability::Batched {
+            max_delay: Duration::from_millis(DEFAULT_BATCHED_MAX_DELAY_MS),
+        }
+    }
+}
+
+/// What a send does when its queue is at its backlog limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OverflowPolicy {
+    /// Wait up to `timeout` for room, then fail with `QueueFull`.
+    Block {
+        /// How long to wait.
+        timeout: Duration,
+    },
+    /// Fail at once with `QueueFull`. The default.
+    Reject,
+    /// Dead-letter the oldest message (reason `overflow`) to make room.
+    DropOldest,
+}
+
+impl OverflowPolicy {
+    /// Block with the default timeout ([`DEFAULT_BLOCK_TIMEOUT_MS`], 30 s).
+    pub fn block() -> Self {
+        OverflowPolicy::Block {
+            timeout: Duration::from_millis(DEFAULT_BLOCK_TIMEOUT_MS),
+        }
+    }
+}
+
+/// Where dead letters go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeadLetterStrategy {
+    /// One queue for the whole store, named `name` (default [`DEFAULT_DEAD_LETTER_QUEUE`], `DLQ`).
+    Shared {
+        /// The dead-letter queue's name.
+        name: String,
+    },
+    /// `prefix` + the queue's name (default prefix [`DEFAULT_DEAD_LETTER_PREFIX`], `DLQ.`).
+    Individual {
+        /// The prefix.
+        prefix: String,
+    },
+    /// Dropped (and counted in the queue's stats).
+    Discard,
+}
+
+impl DeadLetterStrategy {
+    /// The shared strategy with the default queue name `DLQ` (the default strategy).
+    pub fn shared() -> Self {
+        DeadLetterStrategy::Shared {
+            name: DEFAULT_DEAD_LETTER_QUEUE.into(),
+        }
+    }
+
+    /// The individual strategy with the default prefix `DLQ.`.
+    pub fn individual() -> Self {
+        DeadLetterStrategy::Individual {
+            prefix: DEFAULT_DEAD_LETTER_PREFIX.into(),
+        }
+    }
+
+    /// Checks that the shared queue's name is a valid queue name.
+    pub fn validate(&self) -> Result<()> {
+        match self {
+            DeadLetterStrategy::Shared { name } => check_name(name),
+            DeadLetterStrategy::Individual { .. } | DeadLetterStrategy::Discard => Ok(()),
+        }
+    }
+}
+
+impl Default for DeadLetterStrategy {
+    fn default() -> Self {
+        DeadLetterStrategy::shared()
+    }
+}
+
+/// What happens to a message group when one of its messages fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GroupFailurePolicy {
+    /// Retry the failed message in place; the group waits. The default.
+    #[default]
+    Block,
+    /// Dead-letter the failed message and go on with the group.
+    Skip,
+    /// Dead-letter the failed message and the rest of its group until replayed.
+    Park,
+}
+
+/// How deliveries are acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AckMode {
+    /// Each delivery is settled on its own. The default.
+    #[default]
+    Explicit,
+    /// Acking a delivery acks everything this consumer received before it (CLIENT_ACKNOWLEDGE).
+    Cumulative,
+    /// Acked on hand-over: at-most-once.
+    Auto,
+}
+
+/// Options of one queue. Unset fields take the store's defaults.
+#[derive(Debug, Clone, Default)]
+pub struct QueueOptions {
+    /// Overrides the store's durability for this queue.
+    pub durability: Option<Durability>,
+    /// Most messages held (ready, delayed and in flight); `None` = unbounded.
+    pub max_messages: Option<u64>,
+    /// Most body bytes held; `None` = unbounded.
+    pub max_bytes: Option<u64>,
+    /// What a send does at the limit. Default [`OverflowPolicy::Reject`].
+    pub overflow: Option<OverflowPolicy>,
+    /// Overrides the store's redelivery policy.
+    pub redelivery: Option<RedeliveryPolicy>,
+    /// Overrides the store's dead-letter strategy.
+    pub dead_letter: Option<DeadLetterStrategy>,
+    /// Visibility timeout: a delivery not settled within it counts as failed. Default none.
+    pub ack_timeout: Option<Duration>,
+    /// Dead-letter expired messages (reason `expired`) rather than dropping them. Default true.
+    pub process_expired: Option<bool>,
+    /// How long a dedup key is remembered. Default 10 minutes.
+    pub dedup_window: Option<Duration>,
+    /// How many dedup keys are remembered at most. Default 100,000.
+    pub dedup_window_count: Option<usize>,
+    /// What happens to a group when one of its messages fails. Default `Block`.
+    pub group_failure: Option<GroupFailurePolicy>,
+    /// For a dead-letter queue: dead letters older than this are dropped. Default: kept.
+    /// (Retention by count: `max_messages` with [`OverflowPolicy::DropOldest`].)
+    pub retention: Option<Duration>,
+}
+
+impl QueueOptions {
+    /// Checks every option that is set: `InvalidArgument` naming the first that cannot work.
+    pub fn validate(&self) -> Result<()> {
+        if let Some(p) = &self.redelivery {
+            p.validate()?;
+        }
+        if let Some(d) = &self.dead_letter {
+            d.validate()?;
+        }
+        Ok(())
+    }
+
+    /// Whether any option is set (a queue opened with none keeps the options it has).
+    pub fn is_empty(&self) -> bool {
+        let QueueOptions {
+            durability,
+            max_messages,
+            max_bytes,
+            overflow,
+            redelivery,
+            dead_letter,
+            ack_timeout,
+            process_expired,
+            dedup_window,
+            dedup_window_count,
+            group_failure,
+            retention,
+        } = self;
+        durability.is_none()
+            && max_messages.is_none()
+            && max_bytes.is_none()
+            && overflow.is_none()
+            && redelivery.is_none()
+            && dead_letter.is_none()
+            && ack_timeout.is_none()
+            && process_expired.is_none()
+            && dedup_window.is_none()
+            && dedup_window_count.is_none()
+            && group_failure.is_none()
+            && retention.is_none()
+    }
+}
+
+/// Options of a store.
+#[derive(Clone)]
+pub struct StoreOptions {
+    /// Default durability of every queue. Default [`Durability::Sync`].
+    pub durability: Durability,
+    /// Default redelivery policy.
+    pub redelivery: RedeliveryPolicy,
+    /// Default dead-letter strategy.
+    pub dead_letter: DeadLetterStrategy,
+    /// Largest body accepted, at most [`MAX_BODY_BYTES`]. Default 16 MiB.
+    pub max_body_bytes: usize,
+    /// Size of a journal segment, [`MIN_SEGMENT_BYTES`]..=[`MAX_SEGMENT_BYTES`]. Default 64 MiB.
+    pub segment_bytes: u64,
+    /// Most bytes of async sends not yet completed, across the store. Default 64 MiB.
+    pub max_pending_bytes: usize,
+    /// Most async sends not yet completed. Default 1,000,000.
+    pub max_pending_messages: usize,
+    /// When the producer window is full: block (`true`, the default) or fail with `QueueFull`.
+    pub block_when_window_full: bool,
+    /// Quarantine damaged journal ranges instead of failing with `Corrupt`. Default false.
+    pub repair: bool,
+    /// Create the directory if missing. Default true.
+    pub create: bool,
+    /// The clock every timer reads.
+    pub clock: Arc<dyn Clock>,
+    /// The file layer (tests inject faults through it).
+    pub vfs: Arc<dyn Vfs>,
+    /// Compact the oldest segment when its live data is below this fraction (0–1). Default 0.25.
+    pub compact_below: f64,
+}
+
+impl std::fmt::Debug for StoreOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreOptions")
+            .field("durability", &self.durability)
+            .field("redelivery", &self.redelivery)
+            .field("dead_letter", &self.dead_letter)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("segment_bytes", &self.segment_bytes)
+            .field("repair", &self.repair)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            durability: Durability::Sync,
+            redelivery: RedeliveryPolicy::default(),
+            dead_letter: DeadLetterStrategy::default(),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES as usize,
+            segment_bytes: DEFAULT_SEGMENT_BYTES,
+            max_pending_bytes: DEFAULT_MAX_PENDING_BYTES as usize,
+            max_pending_messages: DEFAULT_MAX_PENDING_MESSAGES as usize,
+            block_when_window_full: true,
+            repair: false,
+            create: true,
+            clock: Arc::new(SystemClock),
+            vfs: Arc::new(RealFs),
+            compact_below: DEFAULT_COMPACT_BELOW,
+        }
+    }
+}
+
+impl StoreOptions {
+    /// Checks every option: `InvalidArgument` naming the first that cannot work. `Store::open`
+    /// calls it before it touches the directory.
+    pub fn validate(&self) -> Result<()> {
+        if !(MIN_SEGMENT_BYTES..=MAX_SEGMENT_BYTES).contains(&self.segment_bytes) {
+            return Err(Error::invalid(format!(
+                "segment_bytes {} is outside {MIN_SEGMENT_BYTES}..={MAX_SEGMENT_BYTES} \
+                 (offsets inside a segment are 32-bit)",
+                self.segment_bytes
+            )));
+        }
+        if self.max_body_bytes as u64 > MAX_BODY_BYTES {
+            return Err(Error::invalid(format!(
+                "max_body_bytes {} is over the limit of {MAX_BODY_BYTES} (a record's length is 32-bit)",
+                self.max_body_bytes
+            )));
+        }
+        if !(0.0..=1.0).contains(&self.compact_below) {
+            return Err(Error::invalid(format!(
+                "compact_below {} is not a fraction between 0 and 1",
+                self.compact_below
+            )));
+        }
+        self.redelivery.validate()?;
+        self.dead_letter.validate()
+    }
+}
+
+/// Options of a consumer.
+#[derive(Debug, Clone, Default)]
+pub struct ConsumerOptions {
+    /// How its deliveries are acknowledged.
+    pub ack_mode: AckMode,
+}
+
+/// Validates a queue name: 1–255 bytes of UTF-8 without control characters (names never
+/// become paths, so anything else is allowed).
+pub(crate) fn check_name(name: &str) -> Result<()> {
+    if name.is_empty() || name.len() as u64 > MAX_NAME_BYTES {
+        return Err(Error::new(
+            ErrorKind::InvalidName,
+            format!(
+                "queue name must be 1–{MAX_NAME_BYTES} bytes of UTF-8, got {} bytes",
+                name.len()
+            ),
+        ));
+    }
+    if let Some(c) = name.chars().find(|c| c.is_control()) {
+        return Err(Error::new(
+            ErrorKind::InvalidName,
+            format!(
+                "queue name {name:?} holds the control character U+{:04X}",
+                c as u32
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A queue's options with the store's defaults filled in.
+#[derive(Debug, Clone)]
+pub(crate) struct Resolved {
+    pub durability: Durability,
+    pub max_messages: Option<u64>,
+    pub max_bytes: Option<u64>,
+    pub overflow: OverflowPolicy,
+    pub redelivery: RedeliveryPolicy,
+    pub dead_letter: DeadLetterStrategy,
+    pub ack_timeout_ms: Option<u64>,
+    pub process_expired: bool,
+    pub dedup_window_ms: u64,
+    pub dedup_count: usize,
+    pub group_failure: GroupFailurePolicy,
+    pub retention_ms: Option<u64>,
+}
+
+impl Resolved {
+    pub fn new(store: &StoreOptions, q: &QueueOptions) -> Self {
+        let ms = |d: Duration| d.as_millis().min(u64::MAX as u128) as u64;
+        Resolved {
+            durability: q.durability.unwrap_or(store.durability),
+            max_messages: q.max_messages,
+            max_bytes: q.max_bytes,
+            overflow: q.overflow.unwrap_or(OverflowPolicy::Reject),
+            redelivery: q
+                .redelivery
+                .clone()
+                .unwrap_or_else(|| store.redelivery.clone()),
+            dead_letter: q
+                .dead_letter
+                .clone()
+                .unwrap_or_else(|| store.dead_letter.clone()),
+            ack_timeout_ms: q.ack_timeout.map(ms),
+            process_expired: q.process_expired.unwrap_or(true),
+            dedup_window_ms: q.dedup_window.map(ms).unwrap_or(DEFAULT_DEDUP_WINDOW_MS),
+            dedup_count: q
+                .dedup_window_count
+                .unwrap_or(DEFAULT_DEDUP_WINDOW_COUNT as usize),
+            group_failure: q.group_failure.unwrap_or_default(),
+            retention_ms: q.retention.map(ms),
+        }
+    }
+
+    /// Whether the queue's records go to the journal (every durability but memory).
+    pub fn journaled(&self) -> bool {
+        !matches!(self.durability, Durability::Memory)
+    }
+
+    /// Whether the queue's records must be fdatasync'd before their call returns.
+    pub fn needs_sync(&self) -> bool {
+        matches!(self.durability, Durability::Sync)
+    }
+
+    /// The batched-durability delay, if the queue is batched.
+    pub fn batched_delay(&self) -> Option<Duration> {
+        match self.durability {
+            Durability::Batched { max_delay } => Some(max_delay),
+            _ => None,
+        }
+    }
+}

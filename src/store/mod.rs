@@ -1,0 +1,200 @@
+//! The store's lifecycle: open (validate → directory → lock → journal → rebuild → threads),
+//! close, and handles to its queues. What happens in between is the engine's.
+
+mod lock;
+mod threads;
+
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::engine::{on_library_thread, Engine, Io, Rebuild};
+use crate::error::{Error, ErrorKind, Result};
+use crate::journal::{Journal, RecoveryReport};
+use crate::options::{QueueOptions, StoreOptions};
+use crate::queue::Queue;
+use lock::DirLock;
+
+/// An open store. Dropping it closes it (flushing pending sends and completing every callback).
+///
+/// ```
+/// let dir = tempfile::tempdir().unwrap();
+/// let store = mqlite::Store::open(dir.path(), mqlite::StoreOptions::default()).unwrap();
+/// let q = store.queue("jobs").unwrap();
+/// let id = q.send("hello").unwrap();
+/// let d = q.receive(Some(std::time::Duration::ZERO)).unwrap().unwrap();
+/// assert_eq!((d.id(), d.body()), (id, &b"hello"[..]));
+/// d.ack().unwrap();
+/// ```
+pub struct Store {
+    pub(crate) engine: Engine,
+    dir: PathBuf,
+    lock: Arc<DirLock>,
+    report: RecoveryReport,
+    _waker: Arc<dyn Fn() + Send + Sync>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Creates the store directory if needed and allowed, and resolves it.
+fn prepare_dir(dir: &Path, create: bool) -> Result<PathBuf> {
+    if !dir.exists() {
+        if !create {
+            return Err(Error::new(
+                ErrorKind::NotFound,
+                format!("no store at {}", dir.display()),
+            ));
+        }
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| Error::io(format!("creating {}", dir.display()), &e))?;
+    }
+    let dir = dir
+        .canonicalize()
+        .map_err(|e| Error::io(format!("resolving {}", dir.display()), &e))?;
+    if !dir.is_dir() {
+        return Err(Error::invalid(format!(
+            "{} is not a directory",
+            dir.display()
+        )));
+    }
+    let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
+    Ok(dir)
+}
+
+impl Store {
+    /// Opens the store in `dir`, creating it if missing (`options.create`), and recovers its
+    /// durable state: a torn tail is cut off; corruption elsewhere is an error of kind `Corrupt`
+    /// naming the file and offset (unless `options.repair`). Options that cannot work are
+    /// `InvalidArgument` before anything is touched.
+    pub fn open(dir: impl AsRef<Path>, options: StoreOptions) -> Result<Store> {
+        options.validate()?;
+        let dir = prepare_dir(dir.as_ref(), options.create)?;
+        let lock = Arc::new(DirLock::acquire(&dir)?);
+        let clock = options.clock.clone();
+        let mut rb = Rebuild::default();
+        let clock2 = clock.clone();
+        let (journal, report) = Journal::open(
+            options.vfs.clone(),
+            &dir,
+            options.segment_bytes,
+            options.repair,
+            Box::new(move || clock2.now_ms()),
+            &mut |seg, off, len, k, body| rb.apply(seg, off, len, k, body),
+        )?;
+        let io = Io::new(journal);
+        let files = io.files();
+        let state = rb.into_state(&options, io.segments(), clock.now_ms())?;
+        let engine = Engine::new(state, io, files, options);
+        let waker = engine.waker();
+        clock.subscribe(Arc::downgrade(&waker));
+        if let Err(e) = threads::start(&engine, lock.clone()) {
+            if engine.begin_close().is_ok() {
+                let _ = engine.finish_close();
+            }
+            return Err(e);
+        }
+        let store = Store {
+            engine,
+            dir,
+            lock,
+            report,
+            _waker: waker,
+        };
+        // Make the recovery's own records (crash failures) durable before returning.
+        store.flush()?;
+        Ok(store)
+    }
+
+    /// What recovery found when this store was opened.
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.report
+    }
+
+    /// The store's directory.
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// A handle to queue `name` with the store's default options, creating it if new.
+    pub fn queue(&self, name: &str) -> Result<Queue> {
+        let id = self.engine.declare_queue(name, None)?;
+        Ok(Queue::new(self.engine.clone(), id, name))
+    }
+
+    /// A handle to queue `name` with `options` (which replace the queue's options for this open).
+    pub fn queue_with(&self, name: &str, options: QueueOptions) -> Result<Queue> {
+        let id = self.engine.declare_queue(name, Some(&options))?;
+        Ok(Queue::new(self.engine.clone(), id, name))
+    }
+
+    /// The names of all queues, in creation order (empty once the store is closed).
+    pub fn queue_names(&self) -> Vec<String> {
+        self.engine.queue_names().unwrap_or_default()
+    }
+
+    /// Waits until everything sent so far is durable.
+    pub fn flush(&self) -> Result<()> {
+        self.engine.flush()
+    }
+
+    /// Disk bytes used by journal segments.
+    pub fn disk_bytes(&self) -> u64 {
+        self.engine.disk_bytes()
+    }
+
+    /// Closes the store: pending sends are flushed, every callback completes, the lock is
+    /// released. Later calls on its queues fail with `Closed`. Called from inside one of the
+    /// store's own callbacks it fails with `WouldDeadlock` instead of waiting for itself.
+    /// Returns `Poisoned` if an earlier write or fsync failed (or a library thread panicked).
+    pub fn close(&self) -> Result<()> {
+        if self.engine.begin_close()? {
+            return Ok(());
+        }
+        let r = self.engine.finish_close();
+        self.lock.release();
+        r
+    }
+
+    /// `Ok` while the store is open and not poisoned (for the C face's own checks).
+    #[cfg(feature = "capi")]
+    pub(crate) fn check(&self) -> Result<()> {
+        self.engine.check()
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        if on_library_thread() {
+            // Dropped inside a callback: stop without joining ourselves. The commit thread
+            // flushes, then releases the lock; an open of this directory waits for that.
+            let lock = &self.lock;
+            self.engine
+                .close_in_background(|| lock.closing_in_background());
+            return;
+        }
+        let _ = self.close();
+    }
+}
+
+// ---- Accessor for the Python binding (bindings/python): fork safety. Not part of the
+// ---- store's semantics; it only exposes a file descriptor the store already holds.
+impl Store {
+    /// The file descriptor that holds the store's exclusive lock (`None` once closed).
+    ///
+    /// A `fork()` child inherits this descriptor and with it the lock (a `flock` belongs to the
+    /// open file description), so a parent that closes the store could not reopen it while the
+    /// child lives. The Python module closes it in the child, where the store is unusable anyway.
+    #[doc(hidden)]
+    pub fn lock_fd(&self) -> Option<std::os::unix::io::RawFd> {
+        self.lock.fd()
+    }
+}

@@ -1,0 +1,136 @@
+//! Settling in batches and cumulatively: every settle path checks the delivery it names (the
+//! same check a single `ack()` makes), validates before it settles anything, and leaves every
+//! delivery it settled reporting `is_settled() == true`. On the virtual clock.
+mod common;
+use common::*;
+use mqlite::*;
+use std::time::Duration;
+
+/// Redeliver at once, so a failed delivery is ready again without moving the clock.
+fn at_once() -> RedeliveryPolicy {
+    RedeliveryPolicy {
+        initial_redelivery_delay: Duration::ZERO,
+        redelivery_delay: Duration::ZERO,
+        ..Default::default()
+    }
+}
+
+fn queue(s: &Store, name: &str, ack_timeout: Option<Duration>) -> Queue {
+    s.queue_with(
+        name,
+        QueueOptions {
+            redelivery: Some(at_once()),
+            ack_timeout,
+            ..Default::default()
+        },
+    )
+    .unwrap()
+}
+
+/// `ack_batch` refused for a delivery of another queue settles nothing: the deliveries it was
+/// given are dropped unsettled (failed deliveries, back in their queues), none stays in flight.
+#[test]
+fn ack_batch_validates_before_it_settles() {
+    let env = Env::new();
+    let s = env.open();
+    let a = queue(&s, "a", None);
+    let b = queue(&s, "b", None);
+    a.send("x").unwrap();
+    b.send("y").unwrap();
+    let da = a.receive(NOW).unwrap().unwrap();
+    let db = b.receive(NOW).unwrap().unwrap();
+    let e = a.ack_batch(vec![da, db]).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+    assert_eq!(
+        a.stats().unwrap().in_flight,
+        0,
+        "a's delivery left in flight"
+    );
+    assert_eq!(b.stats().unwrap().in_flight, 0);
+    let again = a.receive(NOW).unwrap().expect("a's message is back");
+    assert_eq!((again.body(), again.delivery_count()), (&b"x"[..], 2));
+    again.ack().unwrap();
+    assert_eq!(b.receive(NOW).unwrap().unwrap().delivery_count(), 2);
+}
+
+/// A delivery that timed out cannot ack the redelivery of its message through `ack_batch`.
+#[test]
+fn ack_batch_checks_the_delivery_tag() {
+    let env = Env::new();
+    let s = env.open();
+    let q = queue(&s, "q", Some(Duration::from_secs(1)));
+    q.send("x").unwrap();
+    let stale = q.receive(NOW).unwrap().unwrap();
+    env.clock.advance_ms(1_000);
+    let other = q.consumer(ConsumerOptions::default());
+    let fresh = other
+        .receive(NOW)
+        .unwrap()
+        .expect("redelivered after the timeout");
+    assert_eq!(fresh.delivery_count(), 2);
+    let e = q.ack_batch(vec![stale]).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::AlreadySettled, "{e}");
+    assert_eq!(q.stats().unwrap().in_flight, 1, "the redelivery was acked");
+    fresh.ack().unwrap();
+    assert_eq!(q.stats().unwrap().messages, 0);
+}
+
+/// A cumulative ack skips the earlier deliveries that are no longer this consumer's: it does
+/// not ack another consumer's redelivery of the same message.
+#[test]
+fn cumulative_ack_checks_the_delivery_tags() {
+    let env = Env::new();
+    let s = env.open();
+    let q = queue(&s, "q", Some(Duration::from_secs(1)));
+    q.send("first").unwrap();
+    let c = q.consumer(ConsumerOptions {
+        ack_mode: AckMode::Cumulative,
+    });
+    let d1 = c.receive(NOW).unwrap().unwrap();
+    env.clock.advance_ms(1_000);
+    let other = q.consumer(ConsumerOptions::default());
+    let fresh = other
+        .receive(NOW)
+        .unwrap()
+        .expect("redelivered after the timeout");
+    assert_eq!(fresh.id(), d1.id());
+    q.send("second").unwrap();
+    let d2 = c.receive(NOW).unwrap().unwrap();
+    assert_eq!(d2.body(), b"second");
+    d2.ack().unwrap(); // cumulative: up to d2; d1 is no longer this consumer's
+    assert_eq!(q.stats().unwrap().in_flight, 1, "the redelivery was acked");
+    fresh.ack().unwrap();
+    assert_eq!(q.stats().unwrap().messages, 0);
+    assert_eq!(d1.ack().unwrap_err().kind(), ErrorKind::AlreadySettled);
+}
+
+/// After a cumulative ack, the earlier deliveries it acked report settled, and settling one
+/// again says so; a delivery that timed out reports settled too.
+#[test]
+fn cumulative_ack_settles_the_earlier_deliveries() {
+    let env = Env::new();
+    let s = env.open();
+    let q = queue(&s, "q", Some(Duration::from_secs(60)));
+    q.send_batch(["a", "b", "c"]).unwrap();
+    let c = q.consumer(ConsumerOptions {
+        ack_mode: AckMode::Cumulative,
+    });
+    let mut ds = c.receive_batch(3, NOW).unwrap();
+    let last = ds.pop().unwrap();
+    let mid = ds.pop().unwrap();
+    let first = ds.pop().unwrap();
+    assert!(!first.is_settled() && !mid.is_settled() && !last.is_settled());
+    mid.ack().unwrap();
+    assert!(
+        first.is_settled(),
+        "acked cumulatively, yet reports unsettled"
+    );
+    assert!(!last.is_settled());
+    assert_eq!(first.ack().unwrap_err().kind(), ErrorKind::AlreadySettled);
+    env.clock.advance_ms(60_000);
+    assert_eq!(q.stats().unwrap().in_flight, 0, "timed out");
+    assert!(
+        last.is_settled(),
+        "a timed-out delivery can no longer be settled"
+    );
+}
