@@ -7,7 +7,7 @@ use std::fs;
 use std::path::PathBuf;
 
 // The core's defaults and limits, written once; the header carries them as MQLITE_<NAME>.
-#[path = "src/options/defaults.rs"]
+#[path = "src/defaults.rs"]
 mod defaults;
 
 fn main() {
@@ -17,7 +17,7 @@ fn main() {
         return; // no C ABI: no header, no soname (the library is only linked into Rust code)
     }
     println!("cargo:rerun-if-changed=src/ffi");
-    println!("cargo:rerun-if-changed=src/options/defaults.rs");
+    println!("cargo:rerun-if-changed=src/defaults.rs");
     println!("cargo:rerun-if-changed=cbindgen.toml");
     println!("cargo:rerun-if-changed=build.rs");
     // A hand-edited (or deleted) header is regenerated, so the staleness check sees it.

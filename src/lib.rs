@@ -38,6 +38,7 @@
 extern crate self as mqlite;
 
 pub mod clock;
+mod defaults;
 mod delivery;
 pub mod docs;
 mod engine;
@@ -55,12 +56,7 @@ mod txn;
 mod ffi;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use delivery::{Consumer, Delivery, Listener};
-pub use engine::record;
-pub use error::{Error, ErrorKind, Result};
-pub use journal::RecoveryReport;
-pub use message::{DeadLetterInfo, DeadLetterReason, Message, MessageId, Value};
-pub use options::defaults::{
+pub use defaults::{
     DEFAULT_BACKOFF_MULTIPLIER, DEFAULT_BATCHED_MAX_DELAY_MS, DEFAULT_BLOCK_TIMEOUT_MS,
     DEFAULT_COMPACT_BELOW, DEFAULT_DEAD_LETTER_PREFIX, DEFAULT_DEAD_LETTER_QUEUE,
     DEFAULT_DEDUP_WINDOW_COUNT, DEFAULT_DEDUP_WINDOW_MS, DEFAULT_MAX_BODY_BYTES,
@@ -68,6 +64,11 @@ pub use options::defaults::{
     DEFAULT_PRIORITY, DEFAULT_REDELIVERY_DELAY_MS, DEFAULT_SEGMENT_BYTES, MAX_BODY_BYTES,
     MAX_NAME_BYTES, MAX_PRIORITY, MAX_SEGMENT_BYTES, MIN_SEGMENT_BYTES,
 };
+pub use delivery::{Consumer, Delivery, Listener};
+pub use engine::record;
+pub use error::{Error, ErrorKind, Result};
+pub use journal::RecoveryReport;
+pub use message::{DeadLetterInfo, DeadLetterReason, Message, MessageId, Value};
 pub use options::{
     AckMode, ConsumerOptions, DeadLetterStrategy, Durability, GroupFailurePolicy, OverflowPolicy,
     QueueOptions, StoreOptions,

@@ -5,8 +5,8 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::defaults::DEFAULT_PRIORITY;
 use crate::error::{Error, Result};
-use crate::options::defaults::DEFAULT_PRIORITY;
 
 /// A store-unique, monotonic message id. Its stable string form is `ID:<decimal>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
-use crate::error::{Error, Result};
-use crate::options::defaults::{
+use crate::defaults::{
     DEFAULT_BACKOFF_MULTIPLIER, DEFAULT_MAX_REDELIVERIES, DEFAULT_REDELIVERY_DELAY_MS,
 };
+use crate::error::{Error, Result};
 
 /// When and how often a failed message is delivered again, with ActiveMQ's field names and
 /// defaults: 6 redeliveries, 1 s apart, exponential backoff (×5) off.

@@ -27,6 +27,19 @@ fn queue(s: &Store, name: &str, ack_timeout: Option<Duration>) -> Queue {
     .unwrap()
 }
 
+/// Lets `stale` (a delivery of queue `q`, whose ack timeout is 1 s) time out, and has another
+/// consumer receive the message again: returns that consumer and its delivery.
+fn redeliver_elsewhere(env: &Env, q: &Queue, stale: &Delivery) -> (Consumer, Delivery) {
+    env.clock.advance_ms(1_000);
+    let other = q.consumer(ConsumerOptions::default());
+    let fresh = other
+        .receive(NOW)
+        .unwrap()
+        .expect("redelivered after the timeout");
+    assert_eq!((fresh.id(), fresh.delivery_count()), (stale.id(), 2));
+    (other, fresh)
+}
+
 /// `ack_batch` refused for a delivery of another queue settles nothing: the deliveries it was
 /// given are dropped unsettled (failed deliveries, back in their queues), none stays in flight.
 #[test]
@@ -61,13 +74,7 @@ fn ack_batch_checks_the_delivery_tag() {
     let q = queue(&s, "q", Some(Duration::from_secs(1)));
     q.send("x").unwrap();
     let stale = q.receive(NOW).unwrap().unwrap();
-    env.clock.advance_ms(1_000);
-    let other = q.consumer(ConsumerOptions::default());
-    let fresh = other
-        .receive(NOW)
-        .unwrap()
-        .expect("redelivered after the timeout");
-    assert_eq!(fresh.delivery_count(), 2);
+    let (_other, fresh) = redeliver_elsewhere(&env, &q, &stale);
     let e = q.ack_batch(vec![stale]).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::AlreadySettled, "{e}");
     assert_eq!(q.stats().unwrap().in_flight, 1, "the redelivery was acked");
@@ -87,13 +94,7 @@ fn cumulative_ack_checks_the_delivery_tags() {
         ack_mode: AckMode::Cumulative,
     });
     let d1 = c.receive(NOW).unwrap().unwrap();
-    env.clock.advance_ms(1_000);
-    let other = q.consumer(ConsumerOptions::default());
-    let fresh = other
-        .receive(NOW)
-        .unwrap()
-        .expect("redelivered after the timeout");
-    assert_eq!(fresh.id(), d1.id());
+    let (_other, fresh) = redeliver_elsewhere(&env, &q, &d1);
     q.send("second").unwrap();
     let d2 = c.receive(NOW).unwrap().unwrap();
     assert_eq!(d2.body(), b"second");
@@ -115,10 +116,11 @@ fn cumulative_ack_settles_the_earlier_deliveries() {
     let c = q.consumer(ConsumerOptions {
         ack_mode: AckMode::Cumulative,
     });
-    let mut ds = c.receive_batch(3, NOW).unwrap();
-    let last = ds.pop().unwrap();
-    let mid = ds.pop().unwrap();
-    let first = ds.pop().unwrap();
+    let [first, mid, last]: [Delivery; 3] = c
+        .receive_batch(3, NOW)
+        .unwrap()
+        .try_into()
+        .expect("three deliveries");
     assert!(!first.is_settled() && !mid.is_settled() && !last.is_settled());
     mid.ack().unwrap();
     assert!(

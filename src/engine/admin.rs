@@ -105,14 +105,12 @@ impl Engine {
             queue.forget(e);
         }
         queue.counters.discarded += gone.len() as u64;
-        let (journaled, sync) = (queue.opts.journaled(), queue.opts.needs_sync());
         for e in &gone {
             st.live_dec(e);
         }
-        if journaled && !gone.is_empty() {
+        if !gone.is_empty() {
             let ids: Vec<u64> = gone.iter().map(|e| e.id).collect();
-            put_remove(&mut st.pending.buf, q.0, why::PURGE, &ids);
-            st.pending.needs_sync |= sync;
+            st.log(q.0, |b| put_remove(b, q.0, why::PURGE, &ids));
         }
         let _g = self.commit(g)?;
         Ok(gone.len() as u64)

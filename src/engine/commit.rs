@@ -390,7 +390,7 @@ impl Shared {
 /// refused sends.
 fn strip_new_messages(b: &mut Batch) -> Vec<PendingSend> {
     use super::record::kind;
-    use crate::journal::format::{records, RECORD_HEADER};
+    use crate::journal::frame::{records, RECORD_HEADER};
     let old = std::mem::take(&mut b.buf);
     // (old start, new start, length) of each kept record.
     let mut kept: Vec<(usize, usize, usize)> = Vec::new();

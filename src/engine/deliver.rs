@@ -22,6 +22,17 @@ pub(crate) struct Taken {
     pub repeats: Vec<usize>,
 }
 
+/// Appends the record that makes deliveries durable before hand-over: DELIVER with their
+/// counts, or ACK for auto-ack (at-most-once: done on hand-over).
+fn put_delivery(buf: &mut Vec<u8>, qid: u32, items: &[(u64, u32)], auto_ack: bool) {
+    if auto_ack {
+        let ids: Vec<u64> = items.iter().map(|x| x.0).collect();
+        put_ack(buf, qid, &ids);
+    } else {
+        put_deliver(buf, qid, items);
+    }
+}
+
 impl State {
     /// Takes up to `n` messages for `consumer`, appending one DELIVER (or, for auto-ack, ACK)
     /// record for them. Expired messages and messages of parked groups met on the way are
@@ -79,31 +90,17 @@ impl State {
             );
             taken.items.push((e, tag));
         }
-        let q = &self.queues[qid as usize];
-        if q.opts.journaled() {
-            let sync = q.opts.needs_sync();
+        if self.queues[qid as usize].opts.journaled() {
             let plain = |i: usize| !taken.repeats.contains(&i);
             let items: Vec<(u64, u32)> = (0..taken.items.len())
                 .filter(|&i| taken.repeats.is_empty() || plain(i))
                 .map(|i| (taken.items[i].0.id, taken.items[i].0.count))
                 .collect();
             if !items.is_empty() {
-                self.put_delivery(qid, &items, auto_ack);
-                self.pending.needs_sync |= sync;
+                self.log(qid, |b| put_delivery(b, qid, &items, auto_ack));
             }
         }
         Ok(taken)
-    }
-
-    /// Appends the record that makes deliveries durable before hand-over: DELIVER with their
-    /// counts, or ACK for auto-ack (at-most-once: done on hand-over).
-    fn put_delivery(&mut self, qid: u32, items: &[(u64, u32)], auto_ack: bool) {
-        if auto_ack {
-            let ids: Vec<u64> = items.iter().map(|x| x.0).collect();
-            put_ack(&mut self.pending.buf, qid, &ids);
-        } else {
-            put_deliver(&mut self.pending.buf, qid, items);
-        }
     }
 
     /// For each repeating message just delivered: its delivery record and its next occurrence
@@ -127,7 +124,7 @@ impl State {
                 .get(&e.id)
                 .is_some_and(|f| f.tag == tag.0);
             if journaled && still_ours {
-                self.put_delivery(qid, &[(e.id, e.count)], auto_ack);
+                put_delivery(&mut self.pending.buf, qid, &[(e.id, e.count)], auto_ack);
             }
             if let Some(s) = send_in_record(recs[i]) {
                 if let (Some(mut msg), Some((period, left))) =

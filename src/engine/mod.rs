@@ -153,7 +153,7 @@ pub(crate) struct Shared {
     opts: StoreOptions,
     /// Read access to the journal's segments, for reads outside every lock.
     files: Files,
-    /// The library threads, joined by [`Engine::close`].
+    /// The library threads, joined by [`Engine::finish_close`].
     threads: Mutex<Vec<JoinHandle<()>>>,
     #[cfg(test)]
     pub(crate) test_hooks: TestHooks,
@@ -241,7 +241,7 @@ impl Engine {
         })
     }
 
-    /// Adds a library thread for [`Engine::close`] to join.
+    /// Adds a library thread for [`Engine::finish_close`] to join.
     pub(crate) fn add_thread(&self, t: JoinHandle<()>) {
         self.shared
             .threads

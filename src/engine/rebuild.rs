@@ -12,7 +12,7 @@ use super::queue::{
 use super::record::{decode, kind, DecodeError, Record, SendRec};
 use super::State;
 use crate::error::{Error, ErrorKind, Result};
-use crate::journal::format::{records, RECORD_HEADER};
+use crate::journal::frame::{records, RECORD_HEADER};
 use crate::journal::segment_name;
 use crate::options::{QueueOptions, Resolved, StoreOptions};
 
@@ -150,7 +150,7 @@ impl Rebuild {
         // recovery say so now rather than fail a later open (crash redelivery reads it).
         let meta = s
             .meta()
-            .filter(|_| h.priority <= crate::options::defaults::MAX_PRIORITY);
+            .filter(|_| h.priority <= crate::defaults::MAX_PRIORITY);
         let Some(meta) = meta else {
             return Err(Error::corrupt(
                 &segment_name(seg),

@@ -8,9 +8,9 @@ use super::callbacks::Callback;
 use super::queue::{DedupEntry, Entry, ENTRY_REPEATS, MEM_SEG};
 use super::record::{put_send, SendHeader, SEND_OVERHEAD};
 use super::{Engine, Guard, QueueId, State};
+use crate::defaults::MAX_PRIORITY;
 use crate::error::{Error, ErrorKind, Result};
 use crate::message::{Message, MessageId};
-use crate::options::defaults::MAX_PRIORITY;
 use crate::options::OverflowPolicy;
 
 impl State {

@@ -65,11 +65,8 @@ impl State {
                 Err(e) => first_err = first_err.or(Some(e)),
             }
         }
-        let q = &self.queues[qid as usize];
-        if !done.is_empty() && q.opts.journaled() {
-            let sync = q.opts.needs_sync();
-            put_ack(&mut self.pending.buf, qid, &done);
-            self.pending.needs_sync |= sync;
+        if !done.is_empty() {
+            self.log(qid, |b| put_ack(b, qid, &done));
         }
         match first_err {
             Some(e) if done.is_empty() => Err(e),
@@ -114,27 +111,20 @@ impl State {
         if group_policy == GroupFailurePolicy::Park {
             let key = q.group_keys[f.entry.group as usize - 1].clone();
             q.group_state[f.entry.group as usize - 1].parked = true;
-            if q.opts.journaled() {
-                put_group(&mut self.pending.buf, qid, true, &key);
-            }
+            self.log(qid, |b| put_group(b, qid, true, &key));
         }
         match outcome {
             AfterFailure::Redeliver { delay_ms } => {
                 let due = now.saturating_add(delay_ms);
-                let q = &self.queues[qid as usize];
-                if q.opts.journaled() {
-                    let sync = q.opts.needs_sync();
-                    let r = Requeue {
-                        qid,
-                        id,
-                        count: f.entry.count,
-                        not_before: due,
-                        failed_at: now,
-                        reason,
-                    };
-                    put_requeue(&mut self.pending.buf, &r);
-                    self.pending.needs_sync |= sync;
-                }
+                let r = Requeue {
+                    qid,
+                    id,
+                    count: f.entry.count,
+                    not_before: due,
+                    failed_at: now,
+                    reason,
+                };
+                self.log(qid, |b| put_requeue(b, &r));
                 self.queues[qid as usize].requeue(f.entry, due, now);
                 Ok(())
             }
@@ -150,20 +140,15 @@ impl State {
     pub fn release(&mut self, qid: u32, id: u64, tag: Option<DeliveryTag>, now: u64) -> Result<()> {
         let mut f = self.take_inflight(qid, id, tag)?;
         f.entry.count = f.entry.count.saturating_sub(1);
-        let q = &self.queues[qid as usize];
-        if q.opts.journaled() {
-            let sync = q.opts.needs_sync();
-            let r = Requeue {
-                qid,
-                id,
-                count: f.entry.count,
-                not_before: 0,
-                failed_at: 0,
-                reason: "",
-            };
-            put_requeue(&mut self.pending.buf, &r);
-            self.pending.needs_sync |= sync;
-        }
+        let r = Requeue {
+            qid,
+            id,
+            count: f.entry.count,
+            not_before: 0,
+            failed_at: 0,
+            reason: "",
+        };
+        self.log(qid, |b| put_requeue(b, &r));
         self.queues[qid as usize].requeue(f.entry, 0, now);
         Ok(())
     }
@@ -207,11 +192,7 @@ impl State {
         let q = &mut self.queues[qid as usize];
         q.forget(&f.entry);
         q.counters.discarded += 1;
-        if q.opts.journaled() {
-            let sync = q.opts.needs_sync();
-            put_remove(&mut self.pending.buf, qid, code, &[id]);
-            self.pending.needs_sync |= sync;
-        }
+        self.log(qid, |b| put_remove(b, qid, code, &[id]));
         self.live_dec(&f.entry);
         Ok(())
     }

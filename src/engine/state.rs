@@ -122,9 +122,7 @@ impl State {
                 unsynced_since: None,
                 max_delay: match opts.durability {
                     crate::options::Durability::Batched { max_delay } => max_delay,
-                    _ => Duration::from_millis(
-                        crate::options::defaults::DEFAULT_BATCHED_MAX_DELAY_MS,
-                    ),
+                    _ => Duration::from_millis(crate::defaults::DEFAULT_BATCHED_MAX_DELAY_MS),
                 },
             },
             space: Space::default(),
@@ -234,6 +232,17 @@ impl State {
             }
         };
         Ok(Some(qid))
+    }
+
+    /// Appends a record of queue `qid` with `put` if the queue is journaled (memory queues write
+    /// nothing); the queue's need of an fdatasync joins the batch's.
+    pub fn log(&mut self, qid: u32, put: impl FnOnce(&mut Vec<u8>)) {
+        let q = &self.queues[qid as usize];
+        if q.opts.journaled() {
+            let sync = q.opts.needs_sync();
+            put(&mut self.pending.buf);
+            self.pending.needs_sync |= sync;
+        }
     }
 
     /// The message's journal space is no longer live.

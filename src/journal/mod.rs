@@ -2,17 +2,19 @@
 //!
 //! It knows bytes, frames and segments, and nothing about queues: the engine hands it a buffer
 //! of encoded records (one group commit) and gets back where each part landed; on open it
-//! replays every record it finds to a callback. The format is specified in [`format`].
+//! replays every record it finds to a callback. The format is specified in [`format`](mod@format).
 //!
 //! | file | job |
 //! |---|---|
-//! | `format.rs` | the on-disk format (segment header, frames, the record envelope) |
+//! | `format.rs` | the on-disk format, specified (and the items of `frame.rs`, public) |
+//! | `frame.rs` | segment headers, frames and the record envelope: encode, check, iterate |
 //! | `writer.rs` | appending frames, rolling and preallocating segments, fdatasync |
 //! | `reader.rs` | read access to segments for readers outside every lock |
 //! | `recovery.rs` | replay on open: which bytes are records, torn tail or corruption, repair |
 //! | `test.rs` | unit tests that write, roll, mangle and reopen |
 
 pub mod format;
+pub(crate) mod frame;
 mod reader;
 mod recovery;
 #[cfg(test)]

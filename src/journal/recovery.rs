@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::format::*;
+use super::frame::*;
 use super::{parse_segment_name, segment_name, Apply, Journal};
 use crate::error::{Error, Result};
 use crate::io::{join, VFile};
@@ -411,7 +411,7 @@ fn quarantine(
     let payload_len = to - from - FRAME_HEADER;
     let mut payload = vec![0u8; payload_len];
     payload[0..4].copy_from_slice(&((payload_len - 4) as u32).to_le_bytes());
-    payload[4] = kind::PAD;
+    payload[4] = PAD_KIND;
     let mut frame = vec![0u8; FRAME_HEADER];
     put_frame_header(&mut frame, pad_seq, 0, 1, &payload);
     frame.extend_from_slice(&payload);

@@ -7,7 +7,7 @@ mod fault;
 
 use std::path::Path;
 
-use super::format::{put_record_header, records, FRAME_HEADER, RECORD_HEADER, SEGMENT_HEADER};
+use super::frame::{put_record_header, records, FRAME_HEADER, RECORD_HEADER, SEGMENT_HEADER};
 use super::{segment_name, Journal, Placed, Written};
 use crate::error::ErrorKind;
 use fault::{CrashMode, FaultFs, Rng};
@@ -177,7 +177,7 @@ fn proven_durable_damage_is_corrupt_and_repair_quarantines_it() {
     let kinds: Vec<u8> = got.iter().map(|r| r.3).collect();
     assert_eq!(
         kinds,
-        vec![KIND, KIND, super::format::PAD_KIND, KIND, KIND],
+        vec![KIND, KIND, super::frame::PAD_KIND, KIND, KIND],
         "the first and third frames, and the padding written over the second"
     );
     assert_eq!(report.quarantined.len(), 1);
@@ -224,7 +224,7 @@ fn a_segment_of_another_format_version_is_refused_naming_both() {
     assert!(
         e.message().contains("format version 7")
             && e.message()
-                .contains(&format!("version {}", super::format::VERSION)),
+                .contains(&format!("version {}", super::frame::VERSION)),
         "{e}"
     );
 }

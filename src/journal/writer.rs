@@ -1,7 +1,7 @@
 //! The append side: frames written at the tail, segments rolled and preallocated, the reserve
 //! kept for settles on a full disk, fdatasync, segment removal.
 
-use super::format::*;
+use super::frame::*;
 use super::{segment_name, Journal, Placed, Written, GROW_BYTES};
 use crate::error::{Error, Result};
 

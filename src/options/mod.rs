@@ -1,19 +1,17 @@
 //! Options for stores, queues and consumers, with their defaults and their validation.
 //!
-//! Every default lives in [`defaults`] and every rule about what an option may be lives here,
+//! Every default lives in `src/defaults.rs` and every rule about what an option may be lives here,
 //! once: the C and Python faces take both from the core (the C header carries the defaults as
 //! `MQLITE_DEFAULT_*` constants), so a value means the same in every face.
-
-pub(crate) mod defaults;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::{Clock, SystemClock};
+use crate::defaults::*;
 use crate::error::{Error, ErrorKind, Result};
 use crate::io::{RealFs, Vfs};
 use crate::policy::RedeliveryPolicy;
-use defaults::*;
 
 /// When a send, ack or commit counts as done (the durability contract: see [`crate::docs::durability`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

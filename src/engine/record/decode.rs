@@ -4,7 +4,7 @@
 use super::{
     flag, get_bincode, kind, Cursor, Relocation, Requeue, SendHeader, IN_FLIGHT_BIT, SEND_HEADER,
 };
-use crate::journal::format::RECORD_HEADER;
+use crate::journal::frame::RECORD_HEADER;
 use crate::message::{Message, MessageId, Meta};
 
 /// A decoded SEND body.
@@ -113,7 +113,7 @@ pub enum Record<'a> {
     Remove {
         /// Queue id.
         qid: u32,
-        /// One of [`why`].
+        /// One of [`why`](super::why).
         why: u8,
         /// Removed ids.
         ids: Ids<'a>,

@@ -3,7 +3,7 @@
 
 use super::{flag, kind, put_bincode, SendHeader, IN_FLIGHT_BIT};
 use crate::error::Result;
-use crate::journal::format::{put_record_header, RECORD_HEADER};
+use crate::journal::frame::{put_record_header, RECORD_HEADER};
 use crate::message::Meta;
 
 /// Patches the length field of a record that began at `start` once its body is complete.
@@ -144,7 +144,7 @@ pub(crate) fn put_ack(buf: &mut Vec<u8>, qid: u32, ids: &[u64]) {
     put_id_list(buf, kind::ACK, qid, None, ids);
 }
 
-/// Appends a REMOVE record (`why` is one of [`why`]).
+/// Appends a REMOVE record (`why` is one of [`why`](super::why)).
 pub(crate) fn put_remove(buf: &mut Vec<u8>, qid: u32, why: u8, ids: &[u64]) {
     put_id_list(buf, kind::REMOVE, qid, Some(why), ids);
 }

@@ -56,7 +56,7 @@ mod encode;
 mod test;
 
 use crate::error::{Error, Result};
-use crate::journal::format::{u32_at, u64_at, RECORD_HEADER};
+use crate::journal::frame::{u32_at, u64_at, RECORD_HEADER};
 
 pub use decode::{decode, Counts, DecodeError, Ids, Record, SendRec};
 pub(crate) use decode::{decode_message, send_bytes_in_record, send_in_record};
@@ -84,7 +84,7 @@ pub mod kind {
     /// A dedup entry carried forward.
     pub const DEDUP: u8 = 9;
     /// Padding written by repair.
-    pub const PAD: u8 = crate::journal::format::PAD_KIND;
+    pub const PAD: u8 = crate::journal::frame::PAD_KIND;
     /// Records applied all or nothing.
     pub const TXN: u8 = 11;
     /// A group parked or unparked.

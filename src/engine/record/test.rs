@@ -1,7 +1,7 @@
 //! Round trips of every record kind, and malformed records refused.
 
 use super::*;
-use crate::journal::format::records;
+use crate::journal::frame::records;
 use crate::message::{DeadLetterInfo, DeadLetterReason, MessageId, Meta, Value};
 
 fn one(buf: &[u8]) -> Record<'_> {

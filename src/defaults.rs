@@ -1,4 +1,5 @@
-//! Every default and every limit of mqlite's options, written once.
+//! Every default and every limit of mqlite's options, written once (their validation is in
+//! `options`).
 //!
 //! The core's option types take their defaults from here; `build.rs` includes this file and
 //! writes each constant into `include/mqlite.h` as `MQLITE_<NAME>` (so the C face shows the same
