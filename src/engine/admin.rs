@@ -58,11 +58,10 @@ impl Engine {
         Ok(QueueId(qid))
     }
 
-    /// The names of all queues, in creation order.
-    pub(crate) fn queue_names(&self) -> Result<Vec<String>> {
+    /// The names of all queues, in creation order (also once the store is closed).
+    pub(crate) fn queue_names(&self) -> Vec<String> {
         let g = self.shared.lock();
-        g.check()?;
-        Ok(g.queues.iter().map(|q| q.name.clone()).collect())
+        g.queues.iter().map(|q| q.name.clone()).collect()
     }
 
     /// Whether queue `q` keeps its messages only in memory.

@@ -39,16 +39,20 @@ pub(crate) fn mark_library_thread() {
 
 impl Shared {
     /// Hands completed callbacks to the callback thread.
-    pub(super) fn push_callbacks(
-        &self,
-        items: impl IntoIterator<Item = (Callback, Result<MessageId>)>,
-    ) {
-        let mut cq = self.callbacks.lock().unwrap_or_else(|e| e.into_inner());
-        let before = cq.items.len();
-        cq.items.extend(items);
-        if cq.items.len() > before {
-            self.callbacks_cv.notify_one();
+    pub(super) fn push_callbacks(&self, items: Vec<(Callback, Result<MessageId>)>) {
+        if items.is_empty() {
+            return; // most commits (sync sends, settles) complete no callback
         }
+        let mut cq = self.callbacks.lock().unwrap_or_else(|e| e.into_inner());
+        cq.items.extend(items);
+        self.callbacks_cv.notify_one();
+    }
+
+    /// Hands one completed callback to the callback thread.
+    pub(super) fn push_callback(&self, cb: Callback, r: Result<MessageId>) {
+        let mut cq = self.callbacks.lock().unwrap_or_else(|e| e.into_inner());
+        cq.items.push_back((cb, r));
+        self.callbacks_cv.notify_one();
     }
 
     /// Completes every callback of `b` with `e`: its batch will never be durable.

@@ -20,6 +20,8 @@ pub(crate) struct Taken {
     /// Indexes into `items` of repeating messages whose next occurrence is still to be stored
     /// (with their delivery record, in one TXN record, once their record has been read).
     pub repeats: Vec<usize>,
+    /// Expired messages or messages of parked groups were moved out on the way.
+    pub moved: bool,
 }
 
 /// Appends the record that makes deliveries durable before hand-over: DELIVER with their
@@ -53,6 +55,7 @@ impl State {
             let Some(mut e) = q.pop_next() else { break };
             let parked = e.group != 0 && q.group_state[e.group as usize - 1].parked;
             if parked || (e.expires_at != 0 && e.expires_at <= now) {
+                taken.moved = true;
                 q.hold(e);
                 if parked {
                     let text = "its group is parked";
@@ -228,9 +231,10 @@ impl Engine {
             if !taken.items.is_empty() {
                 return self.hand_over(g, q, consumer, mode, taken);
             }
-            if !g.pending.is_empty() {
+            if taken.moved {
                 // Expired or parked messages were moved: wait, so the move is visible (in the
-                // dead-letter queue's stats, browse and replay) when this call returns.
+                // dead-letter queue's stats, browse and replay) when this call returns. (Their
+                // records may already be in a batch being written: `commit` waits for that too.)
                 g = self.commit(g)?;
             }
             let mut wait = match deadline {
@@ -272,7 +276,10 @@ impl Engine {
         if let Ok(recs) = &recs {
             g.schedule_repeats(q.0, &taken, recs, mode == AckMode::Auto, shared.now())?;
         }
-        if !g.pending.is_empty() {
+        // The delivery records are durable before hand-over. While the lock was released a
+        // leader may have taken them into a batch it is writing, so `pending` may be empty:
+        // `commit` then waits for that batch.
+        if !g.pending.is_empty() || taken.moved || g.queues[q.0 as usize].opts.journaled() {
             g = self.commit(g)?;
         }
         if mode == AckMode::Auto {

@@ -21,9 +21,9 @@ const MAX_MERGED_READ: u64 = 4 << 20;
 enum Part {
     /// A memory queue's record, copied.
     Mem(Vec<u8>),
-    /// A record on disk.
+    /// A record on disk: its segment's index in [`Snapshot::files`], the segment, offset, length.
     Disk {
-        file: Arc<dyn VFile>,
+        file: usize,
         seg: u64,
         off: u64,
         len: u32,
@@ -33,6 +33,9 @@ enum Part {
 /// Where records are, taken under the state lock; read after it is released.
 pub(crate) struct Snapshot {
     parts: Vec<Part>,
+    /// One handle per run of records in the same segment (not one per record: a receive of
+    /// 1,000 records from one segment takes one handle).
+    files: Vec<Arc<dyn VFile>>,
 }
 
 /// Records read from disk: one buffer, one range per record.
@@ -55,30 +58,38 @@ impl State {
         files: &Files,
         entries: impl IntoIterator<Item = (u32, Entry)>,
     ) -> Result<Snapshot> {
-        let mut parts = Vec::new();
+        let mut snap = Snapshot {
+            parts: Vec::new(),
+            files: Vec::new(),
+        };
+        let mut last_seg = None;
         for (qid, e) in entries {
             if e.seg == MEM_SEG {
                 let rec = self.queues[qid as usize].mem.get(&e.id).ok_or_else(|| {
                     Error::new(ErrorKind::NotFound, format!("message ID:{} is gone", e.id))
                 })?;
-                parts.push(Part::Mem(rec.clone()));
+                snap.parts.push(Part::Mem(rec.clone()));
                 continue;
             }
             let seg = e.seg as u64;
-            let file = files.get(seg).ok_or_else(|| {
-                Error::new(
-                    ErrorKind::Internal,
-                    format!("segment {} of ID:{} is gone", segment_name(seg), e.id),
-                )
-            })?;
-            parts.push(Part::Disk {
-                file,
+            if last_seg != Some(seg) {
+                let file = files.get(seg).ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::Internal,
+                        format!("segment {} of ID:{} is gone", segment_name(seg), e.id),
+                    )
+                })?;
+                snap.files.push(file);
+                last_seg = Some(seg);
+            }
+            snap.parts.push(Part::Disk {
+                file: snap.files.len() - 1,
                 seg,
                 off: e.off as u64,
                 len: e.len,
             });
         }
-        Ok(Snapshot { parts })
+        Ok(snap)
     }
 }
 
@@ -113,7 +124,7 @@ impl Snapshot {
                     seg,
                     off,
                     len,
-                } => (file, *seg, *off, *len),
+                } => (&self.files[*file], *seg, *off, *len),
             };
             // Merge the records that follow this one on disk into one read.
             let mut j = i + 1;

@@ -121,6 +121,8 @@ impl Engine {
                 }
             }
         }
+        // Declaring a target queue fails its deliveries from before a crash: finish their moves.
+        g = self.finish_moves(g)?;
         if !g.pending.is_empty() {
             g.pending.needs_sync = true;
         }

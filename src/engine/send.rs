@@ -287,7 +287,7 @@ impl Engine {
         if !g.queues[q.0 as usize].opts.journaled() {
             drop(g);
             shared.avail.notify_all();
-            shared.push_callbacks([(callback, Ok(MessageId(id)))]);
+            shared.push_callback(callback, Ok(MessageId(id)));
             return Ok(());
         }
         g.async_msgs += 1;

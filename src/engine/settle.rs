@@ -30,14 +30,18 @@ impl State {
             Some(f) if tag.is_none_or(|t| t.0 == f.tag) => {
                 Ok(q.inflight.remove(&id).expect("checked"))
             }
-            _ => Err(Error::new(
-                ErrorKind::AlreadySettled,
-                format!(
-                    "delivery of ID:{id} on queue {:?} is already settled (or timed out)",
-                    q.name
-                ),
-            )),
+            _ => Err(self.already_settled(qid, id)),
         }
+    }
+
+    fn already_settled(&self, qid: u32, id: u64) -> Error {
+        Error::new(
+            ErrorKind::AlreadySettled,
+            format!(
+                "delivery of ID:{id} on queue {:?} is already settled (or timed out)",
+                self.queues[qid as usize].name
+            ),
+        )
     }
 
     /// Whether delivery `tag` of `id` is no longer in flight (settled, timed out or failed).
@@ -48,11 +52,11 @@ impl State {
             .is_none_or(|f| f.tag != tag.0)
     }
 
-    /// Acks deliveries, each checked against its tag; appends one ACK record. Fails with the
-    /// first error when none could be acked.
-    pub fn ack(&mut self, qid: u32, items: &[(u64, DeliveryTag)]) -> Result<()> {
+    /// Acks the deliveries still in flight under their tags, with one ACK record; returns the
+    /// ids of the others (settled already, or timed out).
+    pub fn ack_checked(&mut self, qid: u32, items: &[(u64, DeliveryTag)]) -> Vec<u64> {
         let mut done = Vec::with_capacity(items.len());
-        let mut first_err = None;
+        let mut stale = Vec::new();
         for &(id, tag) in items {
             match self.take_inflight(qid, id, Some(tag)) {
                 Ok(f) => {
@@ -62,14 +66,20 @@ impl State {
                     self.live_dec(&f.entry);
                     done.push(id);
                 }
-                Err(e) => first_err = first_err.or(Some(e)),
+                Err(_) => stale.push(id),
             }
         }
         if !done.is_empty() {
             self.log(qid, |b| put_ack(b, qid, &done));
         }
-        match first_err {
-            Some(e) if done.is_empty() => Err(e),
+        stale
+    }
+
+    /// Acks deliveries, each checked against its tag; fails when none could be acked.
+    pub fn ack(&mut self, qid: u32, items: &[(u64, DeliveryTag)]) -> Result<()> {
+        let stale = self.ack_checked(qid, items);
+        match stale.first() {
+            Some(&id) if stale.len() == items.len() => Err(self.already_settled(qid, id)),
             _ => Ok(()),
         }
     }
@@ -485,25 +495,21 @@ impl Engine {
         let shared = &self.shared;
         let mut g = shared.lock();
         g.check()?;
-        let stale: Vec<String> = ds
-            .iter()
-            .filter(|d| g.is_settled(q.0, d.id.0, d.tag))
-            .map(|d| d.id.to_string())
-            .collect();
         for d in ds {
             g.forget_received(d.consumer, d.id.0, d.tag);
         }
         let items: Vec<(u64, DeliveryTag)> = ds.iter().map(|d| (d.id.0, d.tag)).collect();
-        g.ack(q.0, &items)?;
+        let stale = g.ack_checked(q.0, &items);
         shared.room.notify_all();
         let _g = self.commit(g)?;
         if !stale.is_empty() {
+            let ids: Vec<String> = stale.iter().map(|&id| MessageId(id).to_string()).collect();
             return Err(Error::new(
                 ErrorKind::AlreadySettled,
                 format!(
                     "{} of the batch {} already settled (or timed out); the others were acked",
-                    stale.join(", "),
-                    if stale.len() == 1 { "was" } else { "were" }
+                    ids.join(", "),
+                    if ids.len() == 1 { "was" } else { "were" }
                 ),
             ));
         }

@@ -288,6 +288,9 @@ impl State {
 
     /// The ack mode of `consumer` (a plain receive: explicit).
     pub fn mode_of(&self, consumer: ConsumerId) -> AckMode {
+        if consumer == ConsumerId::NONE {
+            return AckMode::Explicit;
+        }
         self.consumers
             .get(&consumer.0)
             .map_or(AckMode::Explicit, |c| c.mode)
@@ -295,6 +298,9 @@ impl State {
 
     /// Forgets a delivery in its cumulative consumer's list (it was settled on its own).
     pub fn forget_received(&mut self, consumer: ConsumerId, id: u64, tag: DeliveryTag) {
+        if consumer == ConsumerId::NONE {
+            return; // a plain receive: no consumer keeps a list
+        }
         if let Some(c) = self.consumers.get_mut(&consumer.0) {
             if c.mode == AckMode::Cumulative {
                 c.received.retain(|&(i, t)| !(i == id && t == tag));

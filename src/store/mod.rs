@@ -136,9 +136,9 @@ impl Store {
         Ok(Queue::new(self.engine.clone(), id, name))
     }
 
-    /// The names of all queues, in creation order (empty once the store is closed).
+    /// The names of all queues, in creation order.
     pub fn queue_names(&self) -> Vec<String> {
-        self.engine.queue_names().unwrap_or_default()
+        self.engine.queue_names()
     }
 
     /// Waits until everything sent so far is durable.
