@@ -57,8 +57,8 @@ impl Queue {
         &self,
         msgs: impl IntoIterator<Item = M>,
     ) -> Result<Vec<MessageId>> {
-        let msgs: Vec<Message> = msgs.into_iter().map(Into::into).collect();
-        self.engine.send_batch(self.id, msgs)
+        self.engine
+            .send_batch(self.id, msgs.into_iter().map(Into::into))
     }
 
     /// Sends without waiting. `callback` runs exactly once, on a library thread, with the id once

@@ -224,18 +224,24 @@ impl Engine {
     /// Sends many messages with one lock, one record batch and one wait: all are durable when it
     /// returns. If one is refused (a limit, an invalid message) the ones before it are still sent
     /// and the error names its index.
-    pub(crate) fn send_batch(&self, q: QueueId, msgs: Vec<Message>) -> Result<Vec<MessageId>> {
+    /// (An iterator, not a `Vec`: the messages are taken one by one, with no copy of the batch.)
+    pub(crate) fn send_batch(
+        &self,
+        q: QueueId,
+        msgs: impl IntoIterator<Item = Message>,
+    ) -> Result<Vec<MessageId>> {
         let shared = &self.shared;
-        let mut ids = Vec::with_capacity(msgs.len());
+        let msgs = msgs.into_iter();
+        let mut ids = Vec::with_capacity(msgs.size_hint().0);
         let mut g = shared.lock();
         g.check()?;
         let now = shared.now();
         let mut failure = None;
-        for (i, m) in msgs.iter().enumerate() {
+        for (i, m) in msgs.enumerate() {
             let r = match self.wait_room(g, q, m.body.len()) {
                 Ok(g2) => {
                     g = g2;
-                    g.send(q.0, m, now)
+                    g.send(q.0, &m, now)
                 }
                 Err(e) => {
                     g = shared.lock();
