@@ -115,9 +115,11 @@
 #define MQLITE_DEFAULT_DEAD_LETTER_PREFIX "DLQ."
 /** The longest queue name, in bytes of UTF-8. */
 #define MQLITE_MAX_NAME_BYTES 255ULL
+/** How long a client process waits for a store's owner to serve, by default, in ms: at open and while another process takes over after the owner went away (30 s). */
+#define MQLITE_DEFAULT_CONNECT_TIMEOUT_MS 30000ULL
 
 /**
- * The result of every fallible call. `MQLITE_OK` (0) is success; codes 1–14 are the core's
+ * The result of every fallible call. `MQLITE_OK` (0) is success; codes 1–16 are the core's
  * error kinds with the core's numbers (the same kinds as Rust's `ErrorKind` and Python's
  * exception classes); codes from 100 are argument errors only C can make.
  */
@@ -186,6 +188,16 @@ enum mqlite_status
    * A bug inside mqlite (a caught panic). Please report it.
    */
   MQLITE_INTERNAL = 14,
+  /**
+   * The delivery was handed out by a store owner process that has since died or closed: it
+   * can no longer be settled; the message comes back with its delivery count incremented.
+   */
+  MQLITE_DELIVERY_LOST = 15,
+  /**
+   * A client lost its store's owner and no owner served again within the connect timeout, or
+   * the call's outcome is unknown because the owner died during it.
+   */
+  MQLITE_OWNER_LOST = 16,
   /**
    * A required pointer argument is NULL.
    */

@@ -49,6 +49,7 @@ mod message;
 mod options;
 pub mod policy;
 mod queue;
+pub mod remote;
 mod store;
 mod txn;
 // The C ABI (libmqlite.so / .a, include/mqlite.h).
@@ -58,7 +59,7 @@ mod ffi;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use defaults::{
     DEFAULT_BACKOFF_MULTIPLIER, DEFAULT_BATCHED_MAX_DELAY_MS, DEFAULT_BLOCK_TIMEOUT_MS,
-    DEFAULT_COMPACT_BELOW, DEFAULT_DEAD_LETTER_PREFIX, DEFAULT_DEAD_LETTER_QUEUE,
+    DEFAULT_COMPACT_BELOW, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_DEAD_LETTER_PREFIX, DEFAULT_DEAD_LETTER_QUEUE,
     DEFAULT_DEDUP_WINDOW_COUNT, DEFAULT_DEDUP_WINDOW_MS, DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_PENDING_BYTES, DEFAULT_MAX_PENDING_MESSAGES, DEFAULT_MAX_REDELIVERIES,
     DEFAULT_PRIORITY, DEFAULT_REDELIVERY_DELAY_MS, DEFAULT_SEGMENT_BYTES, MAX_BODY_BYTES,
@@ -75,5 +76,6 @@ pub use options::{
 };
 pub use policy::RedeliveryPolicy;
 pub use queue::{Queue, QueueStats, ReplayFilter};
+pub use remote::{OpenAs, Role};
 pub use store::Store;
 pub use txn::Transaction;

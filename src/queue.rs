@@ -4,7 +4,8 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use crate::engine::{Engine, QueueId};
+use crate::engine::QueueId;
+use crate::remote::backend::Backend;
 use crate::error::{Error, ErrorKind, Result};
 use crate::message::{Message, MessageId};
 
@@ -14,7 +15,7 @@ pub use crate::engine::{QueueStats, ReplayFilter};
 /// call fails with `Closed` once the store is closed.
 #[derive(Clone)]
 pub struct Queue {
-    pub(crate) engine: Engine,
+    pub(crate) engine: Backend,
     pub(crate) id: QueueId,
     name: Arc<str>,
 }
@@ -26,7 +27,7 @@ impl std::fmt::Debug for Queue {
 }
 
 impl Queue {
-    pub(crate) fn new(engine: Engine, id: QueueId, name: &str) -> Queue {
+    pub(crate) fn new(engine: Backend, id: QueueId, name: &str) -> Queue {
         Queue {
             engine,
             id,
@@ -47,7 +48,7 @@ impl Queue {
     /// Sends `msg` and waits until it is durable (per the queue's durability). Returns its id
     /// (for a dedup hit, the first message's id).
     pub fn send(&self, msg: impl Into<Message>) -> Result<MessageId> {
-        self.engine.send(self.id, &msg.into())
+        self.engine.send(self.id, msg.into())
     }
 
     /// Sends many messages with one lock, one record batch and one wait: all are durable when it

@@ -2,7 +2,8 @@
 //! request at commit).
 
 use crate::delivery::Delivery;
-use crate::engine::{Engine, TxnSpec};
+use crate::engine::TxnSpec;
+use crate::remote::backend::Backend;
 use crate::error::{Error, Result};
 use crate::message::{Message, MessageId};
 use crate::queue::Queue;
@@ -16,7 +17,7 @@ use crate::store::Store;
 ///
 /// A full queue fails the commit with `QueueFull` (a transaction does not block on a limit).
 pub struct Transaction {
-    engine: Engine,
+    engine: Backend,
     sends: Vec<(Queue, Message)>,
     acks: Vec<Delivery>,
     finished: bool,
@@ -97,7 +98,7 @@ impl Transaction {
                 .collect(),
             acks: self.acks.iter().map(Delivery::reference).collect(),
         };
-        let ids = self.engine.commit_txn(&spec)?;
+        let ids = self.engine.commit_txn(spec)?;
         for d in self.acks.iter_mut() {
             d.mark_settled();
         }

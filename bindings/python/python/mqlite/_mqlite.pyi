@@ -22,6 +22,7 @@ __all__ = [
     "Corrupt",
     "DeadLetterInfo",
     "DeadLetterStrategy",
+    "DeliveryLost",
     "Error",
     "Internal",
     "InvalidArgument",
@@ -33,6 +34,7 @@ __all__ = [
     "Message",
     "NoSpace",
     "NotFound",
+    "OwnerLost",
     "Poisoned",
     "Queue",
     "QueueFull",
@@ -78,6 +80,8 @@ class Timeout(Error, TimeoutError): ...
 class AlreadySettled(Error): ...
 class WouldDeadlock(Error, RuntimeError): ...
 class Internal(Error, RuntimeError): ...
+class DeliveryLost(Error): ...
+class OwnerLost(Error): ...
 
 @final
 class RedeliveryPolicy:
