@@ -15,24 +15,8 @@ cd "$root"
 profile="${MQLITE_C_PROFILE:-release}"
 work="$(mktemp -d "${TMPDIR:-/tmp}/mqlite-c-tests.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
-passed=0
-failed=0
-failures=()
-
-pass() { passed=$((passed + 1)); echo "PASS $1"; }
-fail() { failed=$((failed + 1)); failures+=("$1"); echo "FAIL $1"; }
-# run NAME CMD...: a test step, its output shown only when it fails (or with VERBOSE=1).
-run() {
-  local name="$1"; shift
-  if "$@" > "$work/out.txt" 2>&1; then
-    pass "$name"
-    [[ "${VERBOSE:-0}" == 1 ]] && cat "$work/out.txt"
-  else
-    fail "$name"
-    tail -n 40 "$work/out.txt"
-  fi
-  return 0
-}
+# shellcheck source=../lib.sh
+source "$root/tests/lib.sh"
 
 # ---- 1. build the library (build.rs regenerates include/mqlite.h only if it changed)
 cargo_flags=(--lib)
@@ -130,14 +114,6 @@ for t in test_basic test_async test_dlq test_txn test_abi; do
 done
 
 # ---- 7. the READMEs' C path, run as written from the repository root in a clean environment
-# block FILE HEADING LANG N: the Nth fenced LANG block under the "## HEADING" section of FILE.
-block() {
-  awk -v h="## $2" -v fence='```'"$3" -v n="$4" '
-    /^## / { insec = ($0 == h) }
-    insec && $0 == fence { k++; inb = (k == n); next }
-    inb && /^```/ { inb = 0; next }
-    inb { print }' "$1"
-}
 c_system="$(block README.md "C and C++" sh 1)"   # as root: /usr/local, then build and run the examples
 c_own="$(block README.md "C and C++" sh 2)"      # any other prefix: install + the export lines
 c_build="$(grep -v '^bindings/c/install.sh' <<< "$c_system")"
@@ -219,9 +195,4 @@ if [[ -x "$work/snippet" ]]; then
   run "bindings/c/README.md snippet stops at a failed open (valgrind clean, exit 1)" snippet_failed_open
 fi
 
-echo
-if ((failed > 0)); then
-  printf 'failed: %s\n' "${failures[@]}"
-fi
-echo "c-tests: $passed passed, $failed failed"
-((failed == 0))
+summary c-tests
