@@ -39,18 +39,6 @@ pc_path() {
   command -v pkg-config > /dev/null && pkg-config --variable pc_path pkg-config | tr ':' '\n'
   return 0
 }
-# The directory for mqlite.pc: PREFIX/lib/pkgconfig, unless pkg-config looks in another
-# directory of this prefix but not there (e.g. lib64/pkgconfig or share/pkgconfig on some
-# distributions); then that one, so that a system prefix needs no PKG_CONFIG_PATH.
-pc_dir() {
-  local d want="$prefix/lib/pkgconfig" other=""
-  while IFS= read -r d; do
-    [[ -n "$d" ]] || continue
-    [[ "$d" -ef "$want" || "$d" == "$want" ]] && { echo "$want"; return; }
-    [[ -z "$other" && "$d/" == "$prefix"/* ]] && other="$d"
-  done < <(pc_path)
-  echo "${other:-$want}"
-}
 # Is DIR on pkg-config's default search path?
 on_pc_path() {
   local d
@@ -58,6 +46,17 @@ on_pc_path() {
     [[ -n "$d" && ( "$d" -ef "$1" || "$d" == "$1" ) ]] && return 0
   done < <(pc_path)
   return 1
+}
+# The directory for mqlite.pc: PREFIX/lib/pkgconfig, unless pkg-config looks in another
+# directory of this prefix but not there (e.g. lib64/pkgconfig or share/pkgconfig on some
+# distributions); then that one, so that a system prefix needs no PKG_CONFIG_PATH.
+pc_dir() {
+  local d
+  on_pc_path "$prefix/lib/pkgconfig" && { echo "$prefix/lib/pkgconfig"; return; }
+  while IFS= read -r d; do
+    [[ "$d/" == "$prefix"/* ]] && { echo "$d"; return; }
+  done < <(pc_path)
+  echo "$prefix/lib/pkgconfig"
 }
 # Does the dynamic linker's cache resolve libmqlite.so.MAJOR to the file in PREFIX/lib?
 in_ld_cache() {
