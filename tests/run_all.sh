@@ -14,10 +14,13 @@ cargo clippy --all-targets -- -D warnings
 step "rust: tests"
 cargo test --release
 
-step "c: C ABI (header, C/C++ tests plain + ASan/UBSan + valgrind, examples)"
+step "docs: the README's demo command as written, license texts, CHANGELOG format versions"
+bash tests/docs.sh
+
+step "c: C ABI (header, C/C++ tests plain + ASan/UBSan + valgrind, examples, the README's C commands)"
 bash tests/c/run.sh
 
-step "python: module (venv, pip install ./bindings/python, stubtest, mypy, pytest)"
+step "python: the wheel (build_wheel.sh, tags, auditwheel) in a fresh venv: stubtest, mypy, pytest; source install"
 bash bindings/python/run_tests.sh
 
 step "all tests passed in $(( $(date +%s) - start ))s"
