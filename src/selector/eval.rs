@@ -70,6 +70,19 @@ pub(super) enum CmpOp {
     Ge,
 }
 
+impl CmpOp {
+    pub(super) fn symbol(self) -> &'static str {
+        match self {
+            CmpOp::Eq => "=",
+            CmpOp::Ne => "<>",
+            CmpOp::Lt => "<",
+            CmpOp::Le => "<=",
+            CmpOp::Gt => ">",
+            CmpOp::Ge => ">=",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum ArithOp {
     Add,
@@ -198,28 +211,8 @@ impl Expr {
     /// The three-valued truth of an expression used as a condition: `None` is UNKNOWN.
     pub(super) fn truth<I: SelectorInput + ?Sized>(&self, m: &I) -> Option<bool> {
         match self {
-            Expr::And(items) => {
-                let mut unknown = false;
-                for e in items {
-                    match e.truth(m) {
-                        Some(false) => return Some(false),
-                        None => unknown = true,
-                        Some(true) => {}
-                    }
-                }
-                (!unknown).then_some(true)
-            }
-            Expr::Or(items) => {
-                let mut unknown = false;
-                for e in items {
-                    match e.truth(m) {
-                        Some(true) => return Some(true),
-                        None => unknown = true,
-                        Some(false) => {}
-                    }
-                }
-                (!unknown).then_some(false)
-            }
+            Expr::And(items) => all_or_any(items, m, false),
+            Expr::Or(items) => all_or_any(items, m, true),
             Expr::Not(e) => e.truth(m).map(|t| !t),
             Expr::Cmp(op, ab) => compare(*op, ab.0.value(m), ab.1.value(m)),
             Expr::Between { operands, negated } => {
@@ -264,6 +257,20 @@ impl Expr {
             },
         }
     }
+}
+
+/// SQL's AND (`decisive` false) or OR (`decisive` true) over a list: the decisive value if any
+/// item has it, else UNKNOWN if any item is UNKNOWN, else the other value.
+fn all_or_any<I: SelectorInput + ?Sized>(items: &[Expr], m: &I, decisive: bool) -> Option<bool> {
+    let mut unknown = false;
+    for e in items {
+        match e.truth(m) {
+            Some(t) if t == decisive => return Some(decisive),
+            None => unknown = true,
+            Some(_) => {}
+        }
+    }
+    (!unknown).then_some(!decisive)
 }
 
 fn and3(a: Option<bool>, b: Option<bool>) -> Option<bool> {

@@ -1,5 +1,6 @@
 //! Selector text → tokens, each with its 1-based character position (for error messages).
 
+use super::eval::CmpOp;
 use super::syntax_error;
 use crate::error::Result;
 
@@ -54,12 +55,7 @@ pub(super) enum Tok {
     },
     Float(f64),
     Kw(Kw),
-    Eq,
-    Ne,
-    Lt,
-    Le,
-    Gt,
-    Ge,
+    Cmp(CmpOp),
     Plus,
     Minus,
     Star,
@@ -86,12 +82,7 @@ impl Tok {
 
     pub(super) fn symbol(&self) -> &'static str {
         match self {
-            Tok::Eq => "=",
-            Tok::Ne => "<>",
-            Tok::Lt => "<",
-            Tok::Le => "<=",
-            Tok::Gt => ">",
-            Tok::Ge => ">=",
+            Tok::Cmp(op) => op.symbol(),
             Tok::Plus => "+",
             Tok::Minus => "-",
             Tok::Star => "*",
@@ -165,12 +156,12 @@ pub(super) fn tokenize(text: &str) -> Result<Vec<Token>> {
                 _ => {
                     let next = chars.get(i + 1).copied();
                     match (c, next) {
-                        ('<', Some('>')) => (Tok::Ne, i + 2),
-                        ('<', Some('=')) => (Tok::Le, i + 2),
-                        ('>', Some('=')) => (Tok::Ge, i + 2),
-                        ('=', _) => (Tok::Eq, i + 1),
-                        ('<', _) => (Tok::Lt, i + 1),
-                        ('>', _) => (Tok::Gt, i + 1),
+                        ('<', Some('>')) => (Tok::Cmp(CmpOp::Ne), i + 2),
+                        ('<', Some('=')) => (Tok::Cmp(CmpOp::Le), i + 2),
+                        ('>', Some('=')) => (Tok::Cmp(CmpOp::Ge), i + 2),
+                        ('=', _) => (Tok::Cmp(CmpOp::Eq), i + 1),
+                        ('<', _) => (Tok::Cmp(CmpOp::Lt), i + 1),
+                        ('>', _) => (Tok::Cmp(CmpOp::Gt), i + 1),
                         ('+', _) => (Tok::Plus, i + 1),
                         ('-', _) => (Tok::Minus, i + 1),
                         ('*', _) => (Tok::Star, i + 1),
@@ -247,14 +238,7 @@ fn number(chars: &[char], start: usize) -> Result<(Tok, usize)> {
         if end == start + 2 {
             return Err(syntax_error(pos, "hex digits after 0x"));
         }
-        let value = exact(&chars[start + 2..end], 16, pos)?;
-        (
-            Tok::Int {
-                value,
-                decimal: false,
-            },
-            end,
-        )
+        (not_decimal(&chars[start + 2..end], 16, pos)?, end)
     } else {
         let mut end = digits_from(start, 10);
         let mut float = false;
@@ -298,14 +282,7 @@ fn number(chars: &[char], start: usize) -> Result<(Tok, usize)> {
                     &format!("an octal digit, found '{bad}' (a literal with a leading 0 is octal, as in Java)"),
                 ));
             }
-            let value = exact(&chars[start + 1..end], 8, pos)?;
-            (
-                Tok::Int {
-                    value,
-                    decimal: false,
-                },
-                end,
-            )
+            (not_decimal(&chars[start + 1..end], 8, pos)?, end)
         } else {
             let value = exact(&chars[start..end], 10, pos)?;
             if value > 1 << 63 {
@@ -330,6 +307,15 @@ fn number(chars: &[char], start: usize) -> Result<(Tok, usize)> {
         ));
     }
     Ok((tok, end))
+}
+
+/// A hex or octal exact literal: any 64 bits.
+fn not_decimal(digits: &[char], radix: u32, pos: usize) -> Result<Tok> {
+    let value = exact(digits, radix, pos)?;
+    Ok(Tok::Int {
+        value,
+        decimal: false,
+    })
 }
 
 /// The value of `digits` in `radix`, within 64 bits.

@@ -64,24 +64,19 @@ fn cond(n: &Node, context: &str) -> Result<()> {
     }
 }
 
-fn num(n: &Node, op: &str) -> Result<()> {
-    match n.ty {
-        Ty::Num | Ty::Any => Ok(()),
-        ty => Err(syntax_error(
-            n.pos,
-            &format!("a number as operand of {op}, found {}", ty.name()),
-        )),
+/// An operand of `op` must be of type `want` (or of a type known only per message).
+fn operand(n: &Node, want: Ty, op: &str) -> Result<()> {
+    if n.ty == want || n.ty == Ty::Any {
+        return Ok(());
     }
+    Err(syntax_error(
+        n.pos,
+        &format!("{} as operand of {op}, found {}", want.name(), n.ty.name()),
+    ))
 }
 
-fn string(n: &Node, op: &str) -> Result<()> {
-    match n.ty {
-        Ty::Str | Ty::Any => Ok(()),
-        ty => Err(syntax_error(
-            n.pos,
-            &format!("a string as operand of {op}, found {}", ty.name()),
-        )),
-    }
+fn num(n: &Node, op: &str) -> Result<()> {
+    operand(n, Ty::Num, op)
 }
 
 fn header_type(h: Header) -> Ty {
@@ -213,12 +208,7 @@ impl Parser {
     fn predicate(&mut self, d: usize) -> Result<Node> {
         let left = self.sum(d)?;
         let op = match self.peek() {
-            Tok::Eq => CmpOp::Eq,
-            Tok::Ne => CmpOp::Ne,
-            Tok::Lt => CmpOp::Lt,
-            Tok::Le => CmpOp::Le,
-            Tok::Gt => CmpOp::Gt,
-            Tok::Ge => CmpOp::Ge,
+            &Tok::Cmp(op) => op,
             Tok::Kw(Kw::Not) => {
                 self.bump();
                 if !matches!(self.peek(), Tok::Kw(Kw::Between | Kw::In | Kw::Like)) {
@@ -239,7 +229,7 @@ impl Parser {
             }
             _ => return Ok(left),
         };
-        let symbol = self.peek().symbol();
+        let symbol = op.symbol();
         self.bump();
         let right = self.sum(d)?;
         if matches!(op, CmpOp::Eq | CmpOp::Ne) {
@@ -284,7 +274,7 @@ impl Parser {
                 (Expr::Between { operands, negated }, height)
             }
             Tok::Kw(Kw::In) => {
-                string(&left, "IN")?;
+                operand(&left, Ty::Str, "IN")?;
                 self.expect(&Tok::LParen, "'(' opening the IN list")?;
                 let mut list = Vec::new();
                 loop {
@@ -314,7 +304,7 @@ impl Parser {
                 )
             }
             _ => {
-                string(&left, "LIKE")?;
+                operand(&left, Ty::Str, "LIKE")?;
                 let pattern_pos = self.pos();
                 let Tok::Str(pattern) = self.peek().clone() else {
                     return Err(self.unexpected("a string literal as the LIKE pattern"));
