@@ -13,6 +13,14 @@ const MAX_NAME_LEN: usize = 255;
 /// of patterns). `orders.eu.created` is a topic name.
 ///
 /// Errors: [`ErrorKind::InvalidName`], naming the rule broken.
+///
+/// ```
+/// use mqlite::selector::check_topic_name;
+/// assert!(check_topic_name("orders.eu.created").is_ok());
+/// let e = check_topic_name("orders..created").unwrap_err();
+/// assert_eq!(e.kind(), mqlite::ErrorKind::InvalidName);
+/// assert!(check_topic_name("orders.*").is_err()); // wildcards only in patterns
+/// ```
 pub fn check_topic_name(name: &str) -> Result<()> {
     check(name, false)
 }
@@ -87,6 +95,15 @@ fn check(text: &str, pattern: bool) -> Result<()> {
 /// not `orders`), as in ActiveMQ and NATS. False when either is not valid
 /// ([`check_topic_pattern`], [`check_topic_name`]). To check one name against many patterns,
 /// use a [`TopicMatcher`].
+///
+/// ```
+/// use mqlite::selector::pattern_matches;
+/// assert!(pattern_matches("orders.*.created", "orders.eu.created"));
+/// assert!(!pattern_matches("orders.*", "orders.eu.created")); // `*` is exactly one segment
+/// assert!(pattern_matches("orders.>", "orders.eu.created"));
+/// assert!(!pattern_matches("orders.>", "orders")); // `>` is at least one segment
+/// assert!(!pattern_matches("orders.>.x", "orders.a.x")); // not a valid pattern
+/// ```
 pub fn pattern_matches(pattern: &str, name: &str) -> bool {
     if check_topic_pattern(pattern).is_err() || check_topic_name(name).is_err() {
         return false;
