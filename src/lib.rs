@@ -35,6 +35,7 @@ mod options;
 pub mod policy;
 mod queue;
 mod replay;
+pub mod selector;
 mod state;
 mod store;
 mod txn;
