@@ -406,9 +406,11 @@ fn store_batch(store: &Store, queue: &Queue, items: Vec<Incoming>) -> mqlite::Re
         new: 0,
         duplicates: 0,
     };
+    let mut keys = std::collections::HashSet::new();
     for it in items {
         if let Some(key) = &it.dedup_key {
-            if queue.dedup_lookup(key)?.is_some() {
+            // Known to the queue, or earlier in this batch (a producer's retry, say).
+            if !keys.insert(key.clone()) || queue.dedup_lookup(key)?.is_some() {
                 out.duplicates += 1;
                 continue;
             }
