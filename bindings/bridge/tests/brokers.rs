@@ -22,7 +22,7 @@ fn sample(i: usize) -> Message {
     Message::new(format!("body {i}"))
         .property("seq", i as i64)
         .property("price", i as f64 + 0.5)
-        .property("ok", i % 2 == 0)
+        .property("ok", i.is_multiple_of(2))
         .property("raw", vec![i as u8, 0, 255])
         .property("text", format!("é {i}\n"))
         .priority((i % 10) as u8)
