@@ -10,8 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 
-/// The whole configuration. Every field but the routes has a default.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+/// The whole configuration. Every field but the routes has a default (`Config::default()` is
+/// the same as an empty file).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// The store directory ([`crate::run`] opens it; [`crate::Bridge::start`] is given a store).
@@ -52,6 +53,23 @@ pub struct Config {
 
 fn default_stats_interval() -> Duration {
     Duration::from_secs(5)
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            store: None,
+            origin: None,
+            stats_file: None,
+            stats_interval: default_stats_interval(),
+            reconnect: Backoff::default(),
+            nats: None,
+            rabbitmq: None,
+            queues: BTreeMap::new(),
+            outbound: Vec::new(),
+            inbound: Vec::new(),
+        }
+    }
 }
 
 /// Exponential backoff between reconnection attempts (doubling from `initial` up to `max`).
@@ -439,6 +457,15 @@ mod tests {
         assert_eq!(c.outbound.len(), 2);
         assert_eq!(c.inbound.len(), 2);
         assert_eq!(c.queues["orders"].max_redeliveries, Some(10));
+    }
+
+    #[test]
+    fn the_default_is_an_empty_file() {
+        let d = Config::default();
+        let e = Config::from_toml("").unwrap();
+        assert_eq!(d.stats_interval, e.stats_interval);
+        assert_eq!(d.reconnect.initial, e.reconnect.initial);
+        d.check().unwrap();
     }
 
     #[test]
