@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # W12: the bridge's forwarding rate to NATS JetStream beside JetStream's own async publish rate.
 # Installs and starts nats-server (fsync on every write) on loopback, runs the benchmark, stops it.
-#   bash benches/bridge_w12.sh                       # full size: 200,000 messages, 3 runs
-#   MQLITE_BENCH_QUICK=1 bash benches/bridge_w12.sh  # smoke run: 20,000 messages
+#   bash benches/bridge/run.sh                       # full size: 200,000 messages, 3 runs
+#   MQLITE_BENCH_QUICK=1 bash benches/bridge/run.sh  # smoke run: 20,000 messages
 set -euo pipefail
 cd "$(dirname "$0")/.."
 srv=bindings/bridge/tests/servers.sh

@@ -4,7 +4,7 @@
 //! rate measured in the same run (async-nats publishing the same messages with up to 4,096
 //! PubAcks outstanding, every ack awaited). Target: ≥ 0.5× the broker's rate.
 //!
-//! Run with `bash benches/bridge_w12.sh` (it installs and starts nats-server on loopback).
+//! Run with `bash benches/bridge/run.sh` (it installs and starts nats-server on loopback).
 //! Environment: MQLITE_BENCH_QUICK=1 (20,000 messages), MQLITE_BENCH_RUNS (default 3),
 //! MQLITE_BENCH_W12_WINDOW (the route's window, default 256), MQLITE_BENCH_DIR (where the store
 //! is made, default target/), MQLITE_TEST_NATS_URL.
