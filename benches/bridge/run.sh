@@ -4,7 +4,7 @@
 #   bash benches/bridge/run.sh                       # full size: 200,000 messages, 3 runs
 #   MQLITE_BENCH_QUICK=1 bash benches/bridge/run.sh  # smoke run: 20,000 messages
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 srv=bindings/bridge/tests/servers.sh
 export MQLITE_BRIDGE_SERVERS="${MQLITE_BRIDGE_SERVERS:-$PWD/target/bridge-bench-servers}"
 export MQLITE_NATS_PORT="${MQLITE_NATS_PORT:-14322}"
