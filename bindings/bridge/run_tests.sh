@@ -22,4 +22,4 @@ cargo clippy -p mqlite-bridge --all-targets -- -D warnings
 cargo check -q -p mqlite-bridge --no-default-features --features nats
 cargo check -q -p mqlite-bridge --no-default-features --features rabbitmq
 # One test at a time: some restart the brokers the others use.
-cargo test --release -p mqlite-bridge -- --test-threads=1
+cargo test --release -p mqlite-bridge -- --test-threads=1 --nocapture
