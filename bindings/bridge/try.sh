@@ -7,6 +7,9 @@ cd "$(dirname "$0")/../.."
 srv=bindings/bridge/tests/servers.sh
 export MQLITE_BRIDGE_SERVERS="$PWD/target/bridge-demo-servers"
 bash "$srv" install
+bash "$srv" stop-all
+# Fresh brokers each time: the demo store is recreated too, and its message ids restart.
+rm -rf "$MQLITE_BRIDGE_SERVERS/nats" "$MQLITE_BRIDGE_SERVERS/rabbitmq"
 trap 'bash "$srv" stop-all' EXIT
 bash "$srv" start nats
 bash "$srv" start rabbitmq
