@@ -193,8 +193,9 @@ pub struct OutboundRoute {
     pub name: String,
     /// The mqlite queue it consumes.
     pub queue: String,
-    /// Most publishes awaiting their broker confirm at once. 1 keeps the queue's order even
-    /// across refused messages; larger windows give throughput. Default 256.
+    /// Most publishes awaiting their broker confirm at once (confirms are taken in publish
+    /// order, so the queue's order is kept; a refused message waits for its redelivery while
+    /// later ones go ahead, unless a message group holds them). Default 256.
     #[serde(default = "default_window")]
     pub window: usize,
     /// Publish to NATS JetStream.

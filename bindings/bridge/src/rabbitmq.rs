@@ -137,7 +137,7 @@ fn from_amqp_value(v: &AMQPValue) -> Option<Value> {
 }
 
 /// The message to store for an AMQP delivery.
-fn from_amqp(d: &Delivery, now_ms: u64) -> Message {
+fn from_amqp(d: &Delivery) -> Message {
     let p = &d.properties;
     let mut msg = Message::new(d.data.as_slice());
     let mut timestamp = p.timestamp().map(|t| t.saturating_mul(1000));
@@ -181,7 +181,6 @@ fn from_amqp(d: &Delivery, now_ms: u64) -> Message {
     if let Some(t) = timestamp {
         msg.set_property(TIMESTAMP_PROPERTY, t as i64);
     }
-    let _ = now_ms;
     msg
 }
 
@@ -359,9 +358,9 @@ impl Source for RabbitConsumer {
         Ok(out)
     }
 
-    fn incoming(&self, d: &Self::Msg, now_ms: u64) -> Incoming {
+    fn incoming(&self, d: &Self::Msg, _now_ms: u64) -> Incoming {
         Incoming {
-            message: from_amqp(d, now_ms),
+            message: from_amqp(d),
             dedup_key: d
                 .properties
                 .message_id()
