@@ -34,6 +34,7 @@ mod message;
 mod options;
 pub mod policy;
 mod queue;
+mod queue_dedup;
 mod replay;
 pub mod selector;
 mod state;

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Every test of mqlite: Rust (unit, integration, crash and fault suites), C/C++ and Python.
+# Every test of mqlite: Rust (unit, integration, crash and fault suites), C/C++, Python and the
+# broker bridges (against real nats-server and rabbitmq-server on loopback).
 # Works on a fresh machine with cargo, python3 (with pip) and gcc: it installs what else it needs.
 # Longer soak sizes: MQLITE_SOAK=1 tests/run_all.sh
 set -euo pipefail
@@ -22,5 +23,8 @@ bash tests/c/run.sh
 
 step "python: the wheel (build_wheel.sh, tags, auditwheel) in a fresh venv: stubtest, mypy, pytest; source install"
 bash bindings/python/run_tests.sh
+
+step "bridge: NATS JetStream and RabbitMQ (installs and starts both servers on loopback; T20)"
+bash bindings/bridge/run_tests.sh
 
 step "all tests passed in $(( $(date +%s) - start ))s"
