@@ -71,6 +71,12 @@ pub struct TransferReport {
     pub duplicates: u64,
 }
 
+/// Checks a queue name without creating the queue: 1–255 bytes of UTF-8, no NUL, no control
+/// characters (the rule [`crate::Store::queue`] applies). Errors: `InvalidName`, naming it.
+pub fn validate_queue_name(name: &str) -> Result<()> {
+    check_name(name)
+}
+
 impl Queue {
     /// Up to `max` stored messages with ids ≥ `from` — ready, delayed and in flight — in id
     /// (send) order, without consuming them; reads only their records. Page through a queue by
@@ -156,7 +162,10 @@ impl Queue {
             return Ok(report);
         }
         let to = g.declare(&filter.to, None, &shared.opts)?;
-        let (count, bytes) = (es.len() as u64, es.iter().map(|e| e.len as u64).sum::<u64>());
+        let (count, bytes) = (
+            es.len() as u64,
+            es.iter().map(|e| e.len as u64).sum::<u64>(),
+        );
         let t = &g.queues[to as usize];
         let full = t
             .opts

@@ -47,7 +47,9 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use compact::CompactReport;
 pub use delivery::{Consumer, Delivery, Listener};
 pub use error::{Error, ErrorKind, Result};
-pub use inspect::{MessageState, StoredMessage, TransferFilter, TransferReport};
+pub use inspect::{
+    validate_queue_name, MessageState, StoredMessage, TransferFilter, TransferReport,
+};
 pub use journal::verify::{verify, Problem, SegmentInfo, VerifyReport};
 pub use journal::RecoveryReport;
 pub use message::{DeadLetterInfo, DeadLetterReason, Message, MessageId, Value, DEFAULT_PRIORITY};

@@ -319,11 +319,6 @@ impl Message {
         self.meta.dead_letter = Some(info);
         self
     }
-
-    /// The deliver-at time set on this message (ms since the epoch), if any.
-    pub fn get_deliver_at_ms(&self) -> Option<u64> {
-        self.deliver_at_ms
-    }
 }
 
 impl From<Vec<u8>> for Message {

@@ -205,7 +205,10 @@ fn segment_numbers(dir: &Path) -> Result<Vec<u64>> {
     let rd = std::fs::read_dir(dir).map_err(|e| {
         let err = Error::io(format!("listing {}", dir.display()), &e);
         if e.kind() == std::io::ErrorKind::NotFound {
-            Error::new(ErrorKind::NotFound, format!("no store at {}", dir.display()))
+            Error::new(
+                ErrorKind::NotFound,
+                format!("no store at {}", dir.display()),
+            )
         } else {
             err
         }
@@ -366,8 +369,9 @@ fn check_record(k: u8, body: &[u8], whole: &[u8], top: bool) -> std::result::Res
     };
     let ok = match k {
         kind::QUEUE => c.u32().is_some() && utf8(c.rest()),
-        kind::SEND | kind::DEAD | kind::RELOCATE => crate::state::decode_message(whole)
-            .is_some_and(|m| m.get_priority() <= 9),
+        kind::SEND | kind::DEAD | kind::RELOCATE => {
+            crate::state::decode_message(whole).is_some_and(|m| m.get_priority() <= 9)
+        }
         kind::DELIVER => c.u32().is_some() && ids(&mut c, 12),
         kind::ACK => c.u32().is_some() && ids(&mut c, 8),
         kind::REMOVE => c.u32().is_some() && c.u8().is_some() && ids(&mut c, 8),

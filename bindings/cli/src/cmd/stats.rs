@@ -1,0 +1,229 @@
+//! `mqlite stats`: one row per queue, once or refreshed with per-second rates.
+
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
+
+use mqlite::QueueStats;
+use serde::Serialize;
+
+use crate::cli::StatsArgs;
+use crate::error::{CliError, Result};
+use crate::{open, out, parse};
+
+/// One queue's row. (Subscriptions will add rows of their own, named `topic/subscription`.)
+#[derive(Serialize)]
+struct Row {
+    queue: String,
+    depth: u64,
+    in_flight: u64,
+    delayed: u64,
+    messages: u64,
+    bytes: u64,
+    enqueued: u64,
+    acked: u64,
+    redelivered: u64,
+    dead_lettered: u64,
+    expired: u64,
+    discarded: u64,
+    replayed: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rates: Option<Rates>,
+}
+
+/// Per-second rates of the counters between two refreshes.
+#[derive(Serialize, Debug, Clone, Copy, PartialEq)]
+pub struct Rates {
+    pub enqueued: f64,
+    pub acked: f64,
+    pub redelivered: f64,
+    pub dead_lettered: f64,
+    pub expired: f64,
+}
+
+impl Rates {
+    /// The rates from `before` to `after`, `secs` seconds apart (counters never go down; a
+    /// store reopened in between would reset them, which shows as 0, not as a negative rate).
+    pub fn between(before: &QueueStats, after: &QueueStats, secs: f64) -> Rates {
+        let r = |a: u64, b: u64| {
+            if secs > 0.0 {
+                b.saturating_sub(a) as f64 / secs
+            } else {
+                0.0
+            }
+        };
+        Rates {
+            enqueued: r(before.enqueued, after.enqueued),
+            acked: r(before.acked, after.acked),
+            redelivered: r(before.redelivered, after.redelivered),
+            dead_lettered: r(before.dead_lettered, after.dead_lettered),
+            expired: r(before.expired, after.expired),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Sample<'a> {
+    time_ms: u64,
+    queues: &'a [Row],
+}
+
+fn row(queue: &str, s: &QueueStats, rates: Option<Rates>) -> Row {
+    Row {
+        queue: queue.to_string(),
+        depth: s.depth,
+        in_flight: s.in_flight,
+        delayed: s.delayed,
+        messages: s.messages,
+        bytes: s.bytes,
+        enqueued: s.enqueued,
+        acked: s.acked,
+        redelivered: s.redelivered,
+        dead_lettered: s.dead_lettered,
+        expired: s.expired,
+        discarded: s.discarded,
+        replayed: s.replayed,
+        rates,
+    }
+}
+
+pub fn run(a: &StatsArgs, json: bool, w: &mut dyn Write) -> Result<()> {
+    if !(a.interval.is_finite() && a.interval > 0.0 && a.interval <= 86_400.0) {
+        return Err(CliError::usage(format!(
+            "--interval: {} is not a number of seconds in (0, 86400]",
+            a.interval
+        )));
+    }
+    let store = open::open(&a.dir)?;
+    let queues = open::queues(&store, &a.queues)?;
+    let mut before: Option<(Instant, Vec<QueueStats>)> = None;
+    let mut refreshes = 0u64;
+    loop {
+        let now = Instant::now();
+        let stats = queues
+            .iter()
+            .map(|q| q.stats())
+            .collect::<Result<Vec<_>, _>>()?;
+        let rows: Vec<Row> = queues
+            .iter()
+            .zip(&stats)
+            .enumerate()
+            .map(|(i, (q, s))| {
+                let rates = before.as_ref().map(|(t, prev)| {
+                    Rates::between(&prev[i], s, now.duration_since(*t).as_secs_f64())
+                });
+                row(q.name(), s, rates)
+            })
+            .collect();
+        if !a.watch {
+            return if json {
+                out::json(
+                    w,
+                    &Sample {
+                        time_ms: parse::now_ms(),
+                        queues: &rows,
+                    },
+                )
+            } else {
+                write_table(w, &rows, false)
+            };
+        }
+        if json {
+            out::json(
+                w,
+                &Sample {
+                    time_ms: parse::now_ms(),
+                    queues: &rows,
+                },
+            )?;
+        } else {
+            if std::io::stdout().is_terminal() {
+                let _ = console::Term::stdout().clear_screen();
+            }
+            writeln!(
+                w,
+                "{}  every {}s  (Ctrl-C to stop)",
+                out::time(parse::now_ms()),
+                a.interval
+            )?;
+            write_table(w, &rows, true)?;
+        }
+        w.flush()?;
+        refreshes += 1;
+        if a.count.is_some_and(|c| refreshes >= c) {
+            return Ok(());
+        }
+        before = Some((now, stats));
+        std::thread::sleep(Duration::from_secs_f64(a.interval));
+    }
+}
+
+fn write_table(w: &mut dyn Write, rows: &[Row], rates: bool) -> Result<()> {
+    let mut header = vec![
+        "queue",
+        "depth",
+        "in flight",
+        "delayed",
+        "enqueued",
+        "acked",
+        "redelivered",
+        "dead-lettered",
+        "expired",
+        "bytes",
+    ];
+    if rates {
+        header.extend(["enq/s", "ack/s", "dlq/s"]);
+    }
+    let numeric: Vec<usize> = (1..header.len()).collect();
+    let mut t = out::table(&header, &numeric);
+    for r in rows {
+        let mut cells = vec![
+            r.queue.clone(),
+            r.depth.to_string(),
+            r.in_flight.to_string(),
+            r.delayed.to_string(),
+            r.enqueued.to_string(),
+            r.acked.to_string(),
+            r.redelivered.to_string(),
+            r.dead_lettered.to_string(),
+            r.expired.to_string(),
+            out::bytes(r.bytes),
+        ];
+        if rates {
+            let f = |x: Option<f64>| x.map(|v| format!("{v:.1}")).unwrap_or_else(|| "-".into());
+            cells.push(f(r.rates.map(|x| x.enqueued)));
+            cells.push(f(r.rates.map(|x| x.acked)));
+            cells.push(f(r.rates.map(|x| x.dead_lettered)));
+        }
+        t.add_row(cells);
+    }
+    writeln!(w, "{t}")?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_are_deltas_per_second() {
+        let a = QueueStats {
+            enqueued: 10,
+            acked: 4,
+            ..Default::default()
+        };
+        let b = QueueStats {
+            enqueued: 30,
+            acked: 5,
+            dead_lettered: 2,
+            ..Default::default()
+        };
+        let r = Rates::between(&a, &b, 2.0);
+        assert_eq!(
+            (r.enqueued, r.acked, r.dead_lettered, r.expired),
+            (10.0, 0.5, 1.0, 0.0)
+        );
+        // A reset (reopened store) never shows as a negative rate; zero time gives zero.
+        assert_eq!(Rates::between(&b, &a, 1.0).enqueued, 0.0);
+        assert_eq!(Rates::between(&a, &b, 0.0).enqueued, 0.0);
+    }
+}
