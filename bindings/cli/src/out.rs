@@ -50,12 +50,24 @@ pub fn table(header: &[&str], numeric: &[usize]) -> Table {
     {
         t.set_width(w);
     }
+    if let Some(c) = t.column_mut(0) {
+        c.set_padding((0, 1));
+    }
     for &i in numeric {
         if let Some(c) = t.column_mut(i) {
             c.set_cell_alignment(CellAlignment::Right);
         }
     }
     t
+}
+
+/// Writes a table without the padding at the start and end of its lines (so that its lines
+/// grep, diff and paste cleanly).
+pub fn write_table(out: &mut dyn Write, t: &Table) -> Result<()> {
+    for line in t.lines() {
+        writeln!(out, "{}", line.trim_end())?;
+    }
+    Ok(())
 }
 
 /// Writes `value` as one line of JSON.

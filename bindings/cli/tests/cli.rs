@@ -38,6 +38,7 @@ const COMMANDS: &[&[&str]] = &[
 
 #[test]
 fn every_command_has_help_with_an_example() {
+    let _serial = serial();
     for c in COMMANDS {
         let mut args = c.to_vec();
         args.push("--help");
@@ -69,6 +70,7 @@ fn every_command_has_help_with_an_example() {
 
 #[test]
 fn completions_are_generated_for_each_shell() {
+    let _serial = serial();
     for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
         let out = ok(&["completions", shell]);
         for word in ["mqlite", "replay", "import", "verify"] {
@@ -79,6 +81,7 @@ fn completions_are_generated_for_each_shell() {
 
 #[test]
 fn no_store_is_not_found_and_nothing_is_created() {
+    let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();
     let empty = tmp.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
@@ -110,6 +113,7 @@ fn no_store_is_not_found_and_nothing_is_created() {
 
 #[test]
 fn send_with_every_option_then_browse_shows_it() {
+    let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     let dir = s(d);
@@ -235,6 +239,7 @@ fn write(dir: &std::path::Path, name: &str, bytes: &[u8]) -> std::path::PathBuf 
 
 #[test]
 fn receive_settles_as_told() {
+    let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     let dir = s(d);
@@ -307,6 +312,7 @@ fn receive_settles_as_told() {
 
 #[test]
 fn stats_list_info_report_the_store() {
+    let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     let dir = s(d);
@@ -472,6 +478,7 @@ fn dead_letters(d: &std::path::Path) -> u64 {
 
 #[test]
 fn dlq_list_show_filter() {
+    let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     let dir = s(d);
@@ -542,6 +549,7 @@ fn dlq_list_show_filter() {
 
 #[test]
 fn dlq_replay_dry_run_changes_nothing_then_replays_with_counts() {
+    let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     let dir = s(d);
@@ -614,6 +622,7 @@ fn three_messages(d: &std::path::Path) {
 
 #[test]
 fn purge_needs_yes_off_a_terminal_and_dry_run_only_counts() {
+    let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     let dir = s(d);
@@ -650,6 +659,7 @@ fn purge_needs_yes_off_a_terminal_and_dry_run_only_counts() {
 
 #[test]
 fn move_and_copy_keep_headers_need_yes_and_dry_run_only_counts() {
+    let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     let dir = s(d);
@@ -737,6 +747,7 @@ fn edge_properties(m: Message) -> Message {
 
 #[test]
 fn export_import_round_trip_is_exact() {
+    let _serial = serial();
     let a = tempfile::tempdir().unwrap();
     let b = tempfile::tempdir().unwrap();
     let b_dir = b.path().join("restored");
@@ -855,6 +866,7 @@ fn export_import_round_trip_is_exact() {
 
 #[test]
 fn malformed_import_lines_are_named_and_nothing_of_their_batch_is_written() {
+    let _serial = serial();
     let good = r#"{"queue":"q","body":"aGk="}"#;
     let cases: &[(&str, &str)] = &[
         ("{not json", "bad JSON"),
@@ -968,6 +980,7 @@ fn frame_offsets(seg: &[u8]) -> Vec<usize> {
 
 #[test]
 fn verify_names_file_and_offset_of_a_flipped_bit_and_changes_nothing() {
+    let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     let dir = s(d);
@@ -1047,6 +1060,7 @@ fn verify_names_file_and_offset_of_a_flipped_bit_and_changes_nothing() {
 
 #[test]
 fn verify_reports_a_torn_tail_without_failing() {
+    let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     {
@@ -1070,6 +1084,7 @@ fn verify_reports_a_torn_tail_without_failing() {
 
 #[test]
 fn compact_removes_dead_segments_and_keeps_messages() {
+    let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     {
@@ -1105,6 +1120,7 @@ fn compact_removes_dead_segments_and_keeps_messages() {
 
 #[test]
 fn every_command_on_a_held_store_names_the_owner_pid() {
+    let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     let dir = s(d);
@@ -1155,6 +1171,7 @@ fn every_command_on_a_held_store_names_the_owner_pid() {
 
 #[test]
 fn state_of_stored_messages_is_reported() {
+    let _serial = serial();
     // browse shows in-flight messages of a store whose consumer died (they come back on open)
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();

@@ -196,7 +196,7 @@ fn list(f: &DlqFilter, limit: Option<usize>, json: bool, w: &mut dyn Write) -> R
         writeln!(w, "no dead letters match")?;
         return Ok(());
     }
-    writeln!(w, "{t}")?;
+    out::write_table(w, &t)?;
     let parts: Vec<String> = by_reason.iter().map(|(r, n)| format!("{r} {n}")).collect();
     let n = out::count(rows.len() as u64, "dead letter");
     writeln!(w, "{n} ({})", parts.join(", "))?;

@@ -117,6 +117,6 @@ pub fn run(dir: &Path, json: bool, w: &mut dyn Write) -> Result<()> {
             out::bytes(s.bytes),
         ]);
     }
-    writeln!(w, "{t}")?;
+    out::write_table(w, &t)?;
     Ok(())
 }

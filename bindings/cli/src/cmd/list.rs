@@ -50,6 +50,6 @@ pub fn run(dir: &Path, json: bool, w: &mut dyn Write) -> Result<()> {
             out::bytes(r.bytes),
         ]);
     }
-    writeln!(w, "{t}")?;
+    out::write_table(w, &t)?;
     Ok(())
 }

@@ -196,7 +196,7 @@ fn write_table(w: &mut dyn Write, rows: &[Row], rates: bool) -> Result<()> {
         }
         t.add_row(cells);
     }
-    writeln!(w, "{t}")?;
+    out::write_table(w, &t)?;
     Ok(())
 }
 

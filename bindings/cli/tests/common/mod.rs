@@ -8,6 +8,15 @@ use assert_cmd::cargo::cargo_bin_cmd;
 use mqlite::{MessageId, Store, StoreOptions, StoredMessage, Value};
 use serde_json::Value as J;
 
+/// Serializes the tests of this file. A store's lock is an `flock` on its LOCK file; a child
+/// forked by a parallel test before it execs holds a copy of every descriptor the test process
+/// had open at that moment, so a store closed during that window stays locked until the exec.
+/// A command started right after the close would then fail with `Locked`.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// What one run of the binary did.
 #[derive(Debug)]
 pub struct Run {
