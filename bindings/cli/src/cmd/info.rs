@@ -66,7 +66,7 @@ pub fn run(dir: &Path, json: bool, w: &mut dyn Write) -> Result<()> {
     }
     writeln!(w, "store     {}", store.path().display())?;
     writeln!(w, "format    version {VERSION}")?;
-    writeln!(w, "owner     pid {pid} ({role}: this command)")?;
+    writeln!(w, "owner     pid {pid}, role {role} (this command)")?;
     writeln!(
         w,
         "disk      {} in {}",
