@@ -309,18 +309,19 @@ fn compact_loses_nothing_at_any_crash_point() {
         store.close().unwrap();
         ids
     };
+    // Compaction rewrites every segment older than the tail.
+    let open_compacting = |fs: &FaultFs, dir: &Path| {
+        let o = StoreOptions {
+            compact_below: 1.0,
+            ..opts(fs, &clock)
+        };
+        Store::open(dir, o).unwrap()
+    };
     let span = {
         let dir = tempfile::tempdir().unwrap();
         let fs = FaultFs::new();
         build(&fs, dir.path());
-        let store = Store::open(
-            dir.path(),
-            StoreOptions {
-                compact_below: 1.0,
-                ..opts(&fs, &clock)
-            },
-        )
-        .unwrap();
+        let store = open_compacting(&fs, dir.path());
         let before = fs.mutations();
         let r = store.compact().unwrap();
         assert!(
@@ -342,14 +343,7 @@ fn compact_loses_nothing_at_any_crash_point() {
                 c
             };
             assert_eq!(want.len(), 10);
-            let store = Store::open(
-                dir.path(),
-                StoreOptions {
-                    compact_below: 1.0,
-                    ..opts(&fs, &clock)
-                },
-            )
-            .unwrap();
+            let store = open_compacting(&fs, dir.path());
             fs.crash_at(fs.mutations() + k);
             let _ = store.compact();
             drop(store);
@@ -366,6 +360,13 @@ fn compact_loses_nothing_at_any_crash_point() {
 fn restored_messages_keep_send_time_expiry_and_dead_letter_info() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::new(T0);
+    let open = || {
+        let o = StoreOptions {
+            clock: clock.clone(),
+            ..Default::default()
+        };
+        Store::open(dir.path(), o).unwrap()
+    };
     let info = DeadLetterInfo {
         original_queue: "orders".into(),
         original_id: MessageId(7),
@@ -376,14 +377,7 @@ fn restored_messages_keep_send_time_expiry_and_dead_letter_info() {
         last_failure_ms: T0 - 10,
     };
     {
-        let store = Store::open(
-            dir.path(),
-            StoreOptions {
-                clock: clock.clone(),
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let store = open();
         let dlq = store.queue("DLQ").unwrap();
         let m = Message::new("x")
             .ttl(Duration::from_secs(1)) // ignored: the restored expiry wins
@@ -398,14 +392,7 @@ fn restored_messages_keep_send_time_expiry_and_dead_letter_info() {
             .send(Message::new("y").ttl(Duration::from_secs(1)))
             .unwrap();
     }
-    let store = Store::open(
-        dir.path(),
-        StoreOptions {
-            clock: clock.clone(),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let store = open();
     let s = &store
         .queue("DLQ")
         .unwrap()

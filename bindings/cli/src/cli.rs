@@ -278,8 +278,9 @@ pub struct ReceiveArgs {
     /// The queue
     pub queue: String,
     /// Receive up to this many messages
-    #[arg(short = 'n', long = "count", default_value_t = 1, value_name = "N")]
-    pub n: usize,
+    #[arg(short = 'n', long = "count", default_value_t = 1, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub n: u64,
     /// Wait this long for the first message, e.g. 5s (default: do not wait)
     #[arg(long, value_name = "DURATION")]
     pub wait: Option<String>,

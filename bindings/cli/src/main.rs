@@ -15,6 +15,7 @@ mod error;
 mod open;
 mod out;
 mod parse;
+mod report;
 mod wire;
 
 fn main() -> ExitCode {

@@ -177,7 +177,7 @@ pub fn message(out: &mut dyn Write, v: &MessageView<'_>, format: BodyFormat) -> 
         )?;
     }
     for (k, val) in m.properties() {
-        writeln!(out, "  {k} = {}", value(val))?;
+        writeln!(out, "  {} = {}", k.escape_debug(), value(val))?;
     }
     let b = m.body();
     match (format, body_text(format, b)) {

@@ -8,8 +8,7 @@ use std::time::Duration;
 
 use common::*;
 use mqlite::{
-    DeadLetterReason, ManualClock, Message, MessageId, MessageState, QueueOptions,
-    RedeliveryPolicy, StoreOptions,
+    DeadLetterReason, ManualClock, Message, QueueOptions, RedeliveryPolicy, StoreOptions,
 };
 use serde_json::Value as J;
 
@@ -113,10 +112,8 @@ fn no_store_is_not_found_and_nothing_is_created() {
 
 #[test]
 fn send_with_every_option_then_browse_shows_it() {
-    let _serial = serial();
-    let tmp = tempfile::tempdir().unwrap();
-    let d = tmp.path();
-    let dir = s(d);
+    let case = Case::new();
+    let (d, dir) = (case.path(), case.dir());
     let before = now_ms();
     let sent = ok_json(&[
         "send",
@@ -200,6 +197,8 @@ fn send_with_every_option_then_browse_shows_it() {
     );
     assert!(ok(&["browse", dir, "orders", "--body", "base64"]).contains("aGVsbG8="));
     assert!(ok(&["browse", dir, "orders", "--body", "hex"]).contains("68656c6c6f"));
+    let none_json = ok_json(&["browse", dir, "orders", "--body", "none"]);
+    assert!(none_json[0].get("body").is_none() && none_json[0]["state"] == "ready");
     let none = ok(&["browse", dir, "orders", "--body", "none"]);
     assert!(none.contains("body (5 bytes)") && !none.contains("hello"));
     let raw = run(&["browse", dir, "orders", "--body", "raw"]).raw_stdout;
@@ -239,17 +238,9 @@ fn write(dir: &std::path::Path, name: &str, bytes: &[u8]) -> std::path::PathBuf 
 
 #[test]
 fn receive_settles_as_told() {
-    let _serial = serial();
-    let tmp = tempfile::tempdir().unwrap();
-    let d = tmp.path();
-    let dir = s(d);
-    {
-        let store = open(d);
-        let q = store.queue("jobs").unwrap();
-        for i in 0..6 {
-            q.send(format!("job {i}")).unwrap();
-        }
-    }
+    let case = Case::new();
+    let (d, dir) = (case.path(), case.dir());
+    fill(d, "jobs", (0..6).map(|i| format!("job {i}")));
     let got = ok_json(&["receive", dir, "jobs", "-n", "2"]);
     let got = got.as_array().unwrap();
     assert_eq!(got.len(), 2);
@@ -312,10 +303,8 @@ fn receive_settles_as_told() {
 
 #[test]
 fn stats_list_info_report_the_store() {
-    let _serial = serial();
-    let tmp = tempfile::tempdir().unwrap();
-    let d = tmp.path();
-    let dir = s(d);
+    let case = Case::new();
+    let (d, dir) = (case.path(), case.dir());
     {
         let store = open(d);
         let a = store.queue("a").unwrap();
@@ -478,10 +467,8 @@ fn dead_letters(d: &std::path::Path) -> u64 {
 
 #[test]
 fn dlq_list_show_filter() {
-    let _serial = serial();
-    let tmp = tempfile::tempdir().unwrap();
-    let d = tmp.path();
-    let dir = s(d);
+    let case = Case::new();
+    let (d, dir) = (case.path(), case.dir());
     let t0 = dead_letters(d);
     let all = ok_json(&["dlq", "list", dir]);
     let rows = all.as_array().unwrap();
@@ -549,10 +536,8 @@ fn dlq_list_show_filter() {
 
 #[test]
 fn dlq_replay_dry_run_changes_nothing_then_replays_with_counts() {
-    let _serial = serial();
-    let tmp = tempfile::tempdir().unwrap();
-    let d = tmp.path();
-    let dir = s(d);
+    let case = Case::new();
+    let (d, dir) = (case.path(), case.dir());
     dead_letters(d);
     let before = snapshot(d);
     let dry = ok_json(&["dlq", "replay", dir, "--dry-run"]);
@@ -622,10 +607,8 @@ fn three_messages(d: &std::path::Path) {
 
 #[test]
 fn purge_needs_yes_off_a_terminal_and_dry_run_only_counts() {
-    let _serial = serial();
-    let tmp = tempfile::tempdir().unwrap();
-    let d = tmp.path();
-    let dir = s(d);
+    let case = Case::new();
+    let (d, dir) = (case.path(), case.dir());
     three_messages(d);
     let before = snapshot(d);
     let line = fails(&["purge", dir, "src"], 6);
@@ -659,10 +642,8 @@ fn purge_needs_yes_off_a_terminal_and_dry_run_only_counts() {
 
 #[test]
 fn move_and_copy_keep_headers_need_yes_and_dry_run_only_counts() {
-    let _serial = serial();
-    let tmp = tempfile::tempdir().unwrap();
-    let d = tmp.path();
-    let dir = s(d);
+    let case = Case::new();
+    let (d, dir) = (case.path(), case.dir());
     three_messages(d);
     let original: Vec<String> = stored(d)
         .iter()
@@ -980,16 +961,11 @@ fn frame_offsets(seg: &[u8]) -> Vec<usize> {
 
 #[test]
 fn verify_names_file_and_offset_of_a_flipped_bit_and_changes_nothing() {
-    let _serial = serial();
-    let tmp = tempfile::tempdir().unwrap();
-    let d = tmp.path();
-    let dir = s(d);
-    {
-        let store = open(d);
-        let q = store.queue("q").unwrap();
-        for i in 0..20 {
-            q.send(format!("MARKER-{i:04}")).unwrap();
-        }
+    let case = Case::new();
+    let (d, dir) = (case.path(), case.dir());
+    // One send, one frame each: a flipped bit damages one of 20 frames.
+    for i in 0..20 {
+        fill(d, "q", [format!("MARKER-{i:04}")]);
     }
     let sound = ok_json(&["verify", dir]);
     assert_eq!(
@@ -1060,9 +1036,8 @@ fn verify_names_file_and_offset_of_a_flipped_bit_and_changes_nothing() {
 
 #[test]
 fn verify_reports_a_torn_tail_without_failing() {
-    let _serial = serial();
-    let tmp = tempfile::tempdir().unwrap();
-    let d = tmp.path();
+    let case = Case::new();
+    let d = case.path();
     {
         open(d).queue("q").unwrap().send("x").unwrap();
     }
@@ -1084,9 +1059,8 @@ fn verify_reports_a_torn_tail_without_failing() {
 
 #[test]
 fn compact_removes_dead_segments_and_keeps_messages() {
-    let _serial = serial();
-    let tmp = tempfile::tempdir().unwrap();
-    let d = tmp.path();
+    let case = Case::new();
+    let d = case.path();
     {
         let store = mqlite::Store::open(
             d,
@@ -1120,10 +1094,8 @@ fn compact_removes_dead_segments_and_keeps_messages() {
 
 #[test]
 fn every_command_on_a_held_store_names_the_owner_pid() {
-    let _serial = serial();
-    let tmp = tempfile::tempdir().unwrap();
-    let d = tmp.path();
-    let dir = s(d);
+    let case = Case::new();
+    let (d, dir) = (case.path(), case.dir());
     let store = open(d);
     store.queue("q").unwrap().send("x").unwrap();
     let before = snapshot(d);
@@ -1167,24 +1139,4 @@ fn every_command_on_a_held_store_names_the_owner_pid() {
     assert_eq!(snapshot(d), before);
     drop(store);
     ok(&["stats", dir]);
-}
-
-#[test]
-fn state_of_stored_messages_is_reported() {
-    let _serial = serial();
-    // browse shows in-flight messages of a store whose consumer died (they come back on open)
-    let tmp = tempfile::tempdir().unwrap();
-    let d = tmp.path();
-    {
-        let store = open(d);
-        let q = store.queue("q").unwrap();
-        q.send("a").unwrap();
-        q.send("b").unwrap();
-    }
-    let v = ok_json(&["browse", s(d), "q", "--body", "none"]);
-    assert!(v[0].get("body").is_none());
-    assert_eq!(v[0]["state"], "ready");
-    let st = stored(d);
-    assert!(st.iter().all(|(_, m)| m.state == MessageState::Ready));
-    assert_eq!(st[0].1.message.id(), Some(MessageId(1)));
 }

@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::cli::{DlqCommand, DlqFilter};
 use crate::cmd::browse;
 use crate::error::{CliError, Result};
+use crate::wire::DeadLetterJson;
 use crate::{open, out, parse};
 
 /// Stored messages are read this many at a time.
@@ -124,13 +125,8 @@ fn scan(
 struct Row {
     dlq: String,
     id: String,
-    original_queue: String,
-    original_id: String,
-    reason: String,
-    last_failure: String,
-    delivery_count: u32,
-    first_failure_ms: u64,
-    last_failure_ms: u64,
+    #[serde(flatten)]
+    dead_letter: DeadLetterJson,
     timestamp_ms: u64,
     body_bytes: usize,
 }
@@ -144,13 +140,7 @@ fn list(f: &DlqFilter, limit: Option<usize>, json: bool, w: &mut dyn Write) -> R
                 rows.push(Row {
                     dlq: q.name().to_string(),
                     id: s.message.id().map(|i| i.to_string()).unwrap_or_default(),
-                    original_queue: d.original_queue.clone(),
-                    original_id: d.original_id.to_string(),
-                    reason: d.reason.as_str().to_string(),
-                    last_failure: d.last_failure.clone(),
-                    delivery_count: d.delivery_count,
-                    first_failure_ms: d.first_failure_ms,
-                    last_failure_ms: d.last_failure_ms,
+                    dead_letter: DeadLetterJson::of(d),
                     timestamp_ms: s.message.timestamp_ms(),
                     body_bytes: s.message.body().len(),
                 });
@@ -176,19 +166,20 @@ fn list(f: &DlqFilter, limit: Option<usize>, json: bool, w: &mut dyn Write) -> R
     );
     let mut by_reason: BTreeMap<&str, u64> = BTreeMap::new();
     for r in &rows {
-        *by_reason.entry(&r.reason).or_default() += 1;
-        let mut error = r.last_failure.clone();
+        *by_reason.entry(&r.dead_letter.reason).or_default() += 1;
+        // Failure texts come from any program: control characters are escaped, not printed.
+        let mut error = r.dead_letter.last_failure.escape_debug().to_string();
         if error.chars().count() > 60 {
             error = error.chars().take(57).collect::<String>() + "...";
         }
         t.add_row(vec![
             r.dlq.clone(),
             r.id.clone(),
-            r.original_queue.clone(),
-            r.original_id.clone(),
-            r.reason.clone(),
-            r.delivery_count.to_string(),
-            out::time(r.last_failure_ms),
+            r.dead_letter.original_queue.clone(),
+            r.dead_letter.original_id.clone(),
+            r.dead_letter.reason.clone(),
+            r.dead_letter.delivery_count.to_string(),
+            out::time(r.dead_letter.last_failure_ms),
             error,
         ]);
     }

@@ -7,7 +7,7 @@ use mqlite::journal::format::VERSION;
 use serde_json::json;
 
 use crate::error::Result;
-use crate::{open, out};
+use crate::{open, out, report};
 
 pub fn run(dir: &Path, json: bool, w: &mut dyn Write) -> Result<()> {
     let store = open::open(dir)?;
@@ -25,42 +25,18 @@ pub fn run(dir: &Path, json: bool, w: &mut dyn Write) -> Result<()> {
     let (pid, role) = (std::process::id(), "owner");
     let disk = store.disk_bytes();
     if json {
-        let segs: Vec<_> = segments
-            .iter()
-            .map(|s| {
-                json!({"file": s.file, "number": s.number, "bytes": s.bytes,
-                       "version": s.version, "created_ms": s.created_ms})
-            })
-            .collect();
-        let torn = r
-            .torn_tail
-            .as_ref()
-            .map(|t| json!({"file": t.file, "offset": t.offset, "bytes": t.bytes}));
-        let quarantined: Vec<_> = r
-            .quarantined
-            .iter()
-            .map(|q| {
-                json!({"file": q.file, "offset": q.offset, "len": q.len,
-                       "frames_lost": q.frames_lost, "saved_as": q.saved_as})
-            })
-            .collect();
         return out::json(
             w,
             &json!({
                 "store": store.path(),
                 "format_version": VERSION,
-                "segments": segs,
+                "segments": report::segments_json(&segments),
                 "disk_bytes": disk,
                 "owner": {"pid": pid, "role": role},
                 "queues": names.len(),
                 "messages": messages,
                 "message_bytes": bytes,
-                "recovery": {
-                    "segments": r.segments, "frames": r.frames, "records": r.records,
-                    "bytes": r.bytes, "torn_tail": torn,
-                    "removed_incomplete_segments": r.removed_incomplete_segments,
-                    "quarantined": quarantined,
-                },
+                "recovery": report::recovery_json(&r),
             }),
         );
     }
@@ -80,30 +56,14 @@ pub fn run(dir: &Path, json: bool, w: &mut dyn Write) -> Result<()> {
         out::count(messages, "message"),
         out::bytes(bytes)
     )?;
-    let torn = match &r.torn_tail {
-        Some(t) => format!(
-            "torn tail cut at {} offset {} ({} bytes)",
-            t.file, t.offset, t.bytes
-        ),
-        None => "no torn tail".into(),
-    };
     writeln!(
         w,
-        "recovery  {} frames, {} records, {} read; {torn}",
-        r.frames,
-        r.records,
+        "recovery  {}, {}, {} read",
+        out::count(r.frames, "frame"),
+        out::count(r.records, "record"),
         out::bytes(r.bytes)
     )?;
-    for s in &r.removed_incomplete_segments {
-        writeln!(w, "          removed incomplete segment {s}")?;
-    }
-    for q in &r.quarantined {
-        writeln!(
-            w,
-            "          quarantined {} offset {} ({} bytes, {} frames lost) as {}",
-            q.file, q.offset, q.len, q.frames_lost, q.saved_as
-        )?;
-    }
+    report::recovery_changes(w, &r, "          ")?;
     let mut t = out::table(&["segment", "created", "version", "bytes"], &[2, 3]);
     for s in &segments {
         t.add_row(vec![

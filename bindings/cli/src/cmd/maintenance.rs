@@ -3,32 +3,12 @@
 use std::io::Write;
 use std::path::Path;
 
-use mqlite::{RecoveryReport, VerifyReport};
-use serde_json::{json, Value};
+use mqlite::VerifyReport;
+use serde_json::json;
 
 use crate::cli::RepairArgs;
 use crate::error::{CliError, Result, Status};
-use crate::{open, out};
-
-fn verify_json(r: &VerifyReport) -> Value {
-    json!({
-        "sound": r.is_sound(),
-        "segments": r.segments.iter().map(|s| json!({
-            "file": s.file, "number": s.number, "bytes": s.bytes,
-            "version": s.version, "created_ms": s.created_ms,
-        })).collect::<Vec<_>>(),
-        "frames": r.frames,
-        "records": r.records,
-        "bytes": r.bytes,
-        "torn_tail": r.torn_tail.as_ref().map(|t| json!({
-            "file": t.file, "offset": t.offset, "bytes": t.bytes,
-        })),
-        "incomplete_segments": r.incomplete_segments,
-        "problems": r.problems.iter().map(|p| json!({
-            "file": p.file, "offset": p.offset, "what": p.what,
-        })).collect::<Vec<_>>(),
-    })
-}
+use crate::{open, out, report};
 
 fn verify_text(w: &mut dyn Write, dir: &Path, r: &VerifyReport) -> Result<()> {
     writeln!(
@@ -67,7 +47,7 @@ pub fn verify(dir: &Path, json: bool, w: &mut dyn Write) -> Result<()> {
     open::require_store(dir)?;
     let r = mqlite::verify(dir)?;
     if json {
-        out::json(w, &verify_json(&r))?;
+        out::json(w, &report::verify_json(&r))?;
     } else {
         verify_text(w, dir, &r)?;
     }
@@ -87,27 +67,16 @@ pub fn verify(dir: &Path, json: bool, w: &mut dyn Write) -> Result<()> {
     ))
 }
 
-fn recovery_json(r: &RecoveryReport) -> Value {
-    json!({
-        "segments": r.segments, "frames": r.frames, "records": r.records, "bytes": r.bytes,
-        "torn_tail": r.torn_tail.as_ref().map(|t| json!({
-            "file": t.file, "offset": t.offset, "bytes": t.bytes,
-        })),
-        "removed_incomplete_segments": r.removed_incomplete_segments,
-        "quarantined": r.quarantined.iter().map(|q| json!({
-            "file": q.file, "offset": q.offset, "len": q.len,
-            "frames_lost": q.frames_lost, "saved_as": q.saved_as,
-        })).collect::<Vec<_>>(),
-    })
-}
-
 /// `mqlite repair`: the core's repair (open with `repair`), with its report.
 pub fn repair(a: &RepairArgs, json: bool, w: &mut dyn Write) -> Result<()> {
     open::require_store(&a.dir)?;
     let v = mqlite::verify(&a.dir)?;
     if a.dry_run {
         if json {
-            return out::json(w, &json!({"dry_run": true, "verify": verify_json(&v)}));
+            return out::json(
+                w,
+                &json!({"dry_run": true, "verify": report::verify_json(&v)}),
+            );
         }
         verify_text(w, &a.dir, &v)?;
         let n = out::count(v.problems.len() as u64, "damaged range");
@@ -131,7 +100,10 @@ pub fn repair(a: &RepairArgs, json: bool, w: &mut dyn Write) -> Result<()> {
     let r = store.recovery_report().clone();
     store.close()?;
     if json {
-        return out::json(w, &json!({"dry_run": false, "recovery": recovery_json(&r)}));
+        return out::json(
+            w,
+            &json!({"dry_run": false, "recovery": report::recovery_json(&r)}),
+        );
     }
     writeln!(
         w,
@@ -141,23 +113,7 @@ pub fn repair(a: &RepairArgs, json: bool, w: &mut dyn Write) -> Result<()> {
         out::count(r.frames, "frame"),
         out::count(r.records, "record")
     )?;
-    if let Some(t) = &r.torn_tail {
-        writeln!(
-            w,
-            "cut torn tail: {} at offset {} ({} bytes)",
-            t.file, t.offset, t.bytes
-        )?;
-    }
-    for s in &r.removed_incomplete_segments {
-        writeln!(w, "removed incomplete segment {s}")?;
-    }
-    for q in &r.quarantined {
-        writeln!(
-            w,
-            "quarantined: {} at offset {}, {} bytes, {} frames lost; saved as {}",
-            q.file, q.offset, q.len, q.frames_lost, q.saved_as
-        )?;
-    }
+    report::recovery_changes(w, &r, "")?;
     if r.quarantined.is_empty() {
         writeln!(w, "nothing to quarantine")?;
     }

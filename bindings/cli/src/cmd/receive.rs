@@ -27,7 +27,7 @@ pub fn run(a: &ReceiveArgs, json: bool, w: &mut dyn Write) -> Result<()> {
     };
     let store = open::open(&a.dir)?;
     let q = open::queue(&store, &a.queue)?;
-    let deliveries = q.receive_batch(a.n, Some(wait))?;
+    let deliveries = q.receive_batch(a.n as usize, Some(wait))?;
     let s = &a.settle;
     let settled = match (&s.nack, &s.reject, s.release) {
         (Some(_), _, _) => "nacked",

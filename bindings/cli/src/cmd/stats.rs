@@ -11,23 +11,43 @@ use crate::error::{CliError, Result};
 use crate::{open, out, parse};
 
 /// One queue's row. (Subscriptions will add rows of their own, named `topic/subscription`.)
-#[derive(Serialize)]
 struct Row {
     queue: String,
-    depth: u64,
-    in_flight: u64,
-    delayed: u64,
-    messages: u64,
-    bytes: u64,
-    enqueued: u64,
-    acked: u64,
-    redelivered: u64,
-    dead_lettered: u64,
-    expired: u64,
-    discarded: u64,
-    replayed: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    stats: QueueStats,
     rates: Option<Rates>,
+}
+
+/// The fields of a row: JSON name, table header (`None`: JSON only), value.
+fn fields(s: &QueueStats) -> [(&'static str, Option<&'static str>, u64); 12] {
+    [
+        ("depth", Some("depth"), s.depth),
+        ("in_flight", Some("in flight"), s.in_flight),
+        ("delayed", Some("delayed"), s.delayed),
+        ("enqueued", Some("enqueued"), s.enqueued),
+        ("acked", Some("acked"), s.acked),
+        ("redelivered", Some("redelivered"), s.redelivered),
+        ("dead_lettered", Some("dead-lettered"), s.dead_lettered),
+        ("expired", Some("expired"), s.expired),
+        ("bytes", Some("bytes"), s.bytes),
+        ("messages", None, s.messages),
+        ("discarded", None, s.discarded),
+        ("replayed", None, s.replayed),
+    ]
+}
+
+impl Serialize for Row {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = ser.serialize_map(None)?;
+        m.serialize_entry("queue", &self.queue)?;
+        for (name, _, v) in fields(&self.stats) {
+            m.serialize_entry(name, &v)?;
+        }
+        if let Some(r) = &self.rates {
+            m.serialize_entry("rates", r)?;
+        }
+        m.end()
+    }
 }
 
 /// Per-second rates of the counters between two refreshes.
@@ -67,25 +87,6 @@ struct Sample<'a> {
     queues: &'a [Row],
 }
 
-fn row(queue: &str, s: &QueueStats, rates: Option<Rates>) -> Row {
-    Row {
-        queue: queue.to_string(),
-        depth: s.depth,
-        in_flight: s.in_flight,
-        delayed: s.delayed,
-        messages: s.messages,
-        bytes: s.bytes,
-        enqueued: s.enqueued,
-        acked: s.acked,
-        redelivered: s.redelivered,
-        dead_lettered: s.dead_lettered,
-        expired: s.expired,
-        discarded: s.discarded,
-        replayed: s.replayed,
-        rates,
-    }
-}
-
 pub fn run(a: &StatsArgs, json: bool, w: &mut dyn Write) -> Result<()> {
     if !(a.interval.is_finite() && a.interval > 0.0 && a.interval <= 86_400.0) {
         return Err(CliError::usage(format!(
@@ -111,7 +112,11 @@ pub fn run(a: &StatsArgs, json: bool, w: &mut dyn Write) -> Result<()> {
                 let rates = before.as_ref().map(|(t, prev)| {
                     Rates::between(&prev[i], s, now.duration_since(*t).as_secs_f64())
                 });
-                row(q.name(), s, rates)
+                Row {
+                    queue: q.name().to_string(),
+                    stats: s.clone(),
+                    rates,
+                }
             })
             .collect();
         if !a.watch {
@@ -158,36 +163,22 @@ pub fn run(a: &StatsArgs, json: bool, w: &mut dyn Write) -> Result<()> {
 }
 
 fn write_table(w: &mut dyn Write, rows: &[Row], rates: bool) -> Result<()> {
-    let mut header = vec![
-        "queue",
-        "depth",
-        "in flight",
-        "delayed",
-        "enqueued",
-        "acked",
-        "redelivered",
-        "dead-lettered",
-        "expired",
-        "bytes",
-    ];
+    let mut header = vec!["queue"];
+    header.extend(fields(&QueueStats::default()).iter().filter_map(|f| f.1));
     if rates {
         header.extend(["enq/s", "ack/s", "dlq/s"]);
     }
     let numeric: Vec<usize> = (1..header.len()).collect();
     let mut t = out::table(&header, &numeric);
     for r in rows {
-        let mut cells = vec![
-            r.queue.clone(),
-            r.depth.to_string(),
-            r.in_flight.to_string(),
-            r.delayed.to_string(),
-            r.enqueued.to_string(),
-            r.acked.to_string(),
-            r.redelivered.to_string(),
-            r.dead_lettered.to_string(),
-            r.expired.to_string(),
-            out::bytes(r.bytes),
-        ];
+        let mut cells = vec![r.queue.clone()];
+        for (name, head, v) in fields(&r.stats) {
+            match (name, head) {
+                (_, None) => {}
+                ("bytes", _) => cells.push(out::bytes(v)),
+                _ => cells.push(v.to_string()),
+            }
+        }
         if rates {
             let f = |x: Option<f64>| x.map(|v| format!("{v:.1}")).unwrap_or_else(|| "-".into());
             cells.push(f(r.rates.map(|x| x.enqueued)));
@@ -196,8 +187,7 @@ fn write_table(w: &mut dyn Write, rows: &[Row], rates: bool) -> Result<()> {
         }
         t.add_row(cells);
     }
-    out::write_table(w, &t)?;
-    Ok(())
+    out::write_table(w, &t)
 }
 
 #[cfg(test)]

@@ -26,6 +26,26 @@ struct Outcome<'a> {
     duplicates: Option<u64>,
 }
 
+impl<'a> Outcome<'a> {
+    fn new(
+        command: &'a str,
+        queue: &'a str,
+        to: Option<&'a str>,
+        dry_run: bool,
+        matched: u64,
+    ) -> Self {
+        Outcome {
+            command,
+            queue,
+            to,
+            dry_run,
+            matched,
+            done: 0,
+            duplicates: None,
+        }
+    }
+}
+
 fn report(w: &mut dyn Write, json: bool, o: &Outcome<'_>) -> Result<()> {
     if json {
         return out::json(w, o);
@@ -69,15 +89,7 @@ pub fn purge(a: &PurgeArgs, json: bool, w: &mut dyn Write) -> Result<()> {
     let q = open::queue(&store, &a.queue)?;
     let s = q.stats()?;
     let matched = s.depth + s.delayed;
-    let mut o = Outcome {
-        command: "purge",
-        queue: &a.queue,
-        to: None,
-        dry_run: a.dry_run,
-        matched,
-        done: 0,
-        duplicates: None,
-    };
+    let mut o = Outcome::new("purge", &a.queue, None, a.dry_run, matched);
     if !a.dry_run && matched > 0 {
         out::confirm(
             a.yes,
@@ -129,15 +141,7 @@ pub fn run(a: &TransferArgs, copy: bool, json: bool, w: &mut dyn Write) -> Resul
     };
     let matched = q.transfer(&filter)?.matched;
     let command = if copy { "copy" } else { "move" };
-    let mut o = Outcome {
-        command,
-        queue: &a.from,
-        to: Some(&a.to),
-        dry_run: a.dry_run,
-        matched,
-        done: 0,
-        duplicates: None,
-    };
+    let mut o = Outcome::new(command, &a.from, Some(&a.to), a.dry_run, matched);
     if !a.dry_run && matched > 0 {
         out::confirm(
             a.yes,

@@ -17,6 +17,27 @@ pub fn serial() -> std::sync::MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// One test's store directory, with the tests serialized (see [`serial`]).
+pub struct Case {
+    _serial: std::sync::MutexGuard<'static, ()>,
+    tmp: tempfile::TempDir,
+}
+
+impl Case {
+    pub fn new() -> Case {
+        Case {
+            _serial: serial(),
+            tmp: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+    pub fn path(&self) -> &Path {
+        self.tmp.path()
+    }
+    pub fn dir(&self) -> &str {
+        s(self.tmp.path())
+    }
+}
+
 /// What one run of the binary did.
 #[derive(Debug)]
 pub struct Run {
@@ -96,6 +117,15 @@ pub fn now_ms() -> u64 {
 
 pub fn open(dir: &Path) -> Store {
     Store::open(dir, StoreOptions::default()).expect("open store")
+}
+
+/// Sends `bodies` to `queue` (one send each).
+pub fn fill(dir: &Path, queue: &str, bodies: impl IntoIterator<Item = String>) {
+    let store = open(dir);
+    let q = store.queue(queue).expect("queue");
+    for b in bodies {
+        q.send(b).expect("send");
+    }
 }
 
 /// Every stored message of every queue, in queue then id order.
