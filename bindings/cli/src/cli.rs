@@ -88,7 +88,10 @@ dead-letters on its own: --nack redelivers however often the message has failed 
     Receive(ReceiveArgs),
 
     /// Dead letters: list, show, replay
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  mqlite dlq list ./data --reason max_redeliveries\n  mqlite dlq show ./data --id ID:42\n  mqlite dlq replay ./data --queue orders --dry-run"
+    )]
     Dlq(DlqCommand),
 
     /// Remove every waiting message of a queue (asks first; --yes off a terminal)

@@ -21,6 +21,7 @@ const COMMANDS: &[&[&str]] = &[
     &["browse"],
     &["send"],
     &["receive"],
+    &["dlq"],
     &["dlq", "list"],
     &["dlq", "show"],
     &["dlq", "replay"],

@@ -1,7 +1,7 @@
 //! `mqlite import`: JSON Lines (as `export` writes them) into a store, batch by batch.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
 
 use mqlite::{Message, Store};
 use serde_json::json;
@@ -87,6 +87,11 @@ pub fn run(a: &ImportArgs, json: bool, w: &mut dyn Write) -> Result<()> {
         Some(p) => Box::new(BufReader::new(std::fs::File::open(p).map_err(|e| {
             CliError::new(Status::NotFound, format!("opening {}: {e}", p.display()))
         })?)),
+        None if std::io::stdin().is_terminal() => {
+            return Err(CliError::usage(
+                "no input: pipe JSON Lines to stdin (mqlite import DIR < file.jsonl) or pass --input FILE",
+            ))
+        }
         None => Box::new(BufReader::new(Box::new(std::io::stdin()) as Box<dyn Read>)),
     };
     let store = open::open_with(&a.dir, a.create, |_| {})?;
