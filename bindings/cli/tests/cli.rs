@@ -132,6 +132,10 @@ fn send_with_every_option_then_browse_shows_it() {
         "blob:bytes=AP8=",
         "-p",
         "note=a=b",
+        "-p",
+        "a:b=c",
+        "-p",
+        "low:float=-Infinity",
         "--priority",
         "7",
         "--ttl",
@@ -182,6 +186,8 @@ fn send_with_every_option_then_browse_shows_it() {
             {"name": "vip", "type": "bool", "value": true},
             {"name": "blob", "type": "bytes", "value": "AP8="},
             {"name": "note", "type": "str", "value": "a=b"},
+            {"name": "a:b", "type": "str", "value": "c"},
+            {"name": "low", "type": "float", "value": "-Infinity"},
         ])
     );
     assert_eq!(items[1]["state"], "delayed");
@@ -210,12 +216,22 @@ fn send_with_every_option_then_browse_shows_it() {
     let page = ok(&["browse", dir, "orders", "--limit", "1"]);
     assert!(page.contains("1 shown; more with --from ID:2"), "{page}");
     let from = ok_json(&["browse", dir, "orders", "--from", "ID:2", "--limit", "1"]);
+    assert_eq!(
+        ok_json(&["browse", dir, "orders", "--from", "2", "--limit", "1"]),
+        from
+    );
     assert_eq!(from[0]["id"], "ID:2");
     assert_eq!(from.as_array().unwrap().len(), 1);
 
     // Bad input: a clear usage error, and nothing sent.
     for bad in [
         vec!["send", dir, "orders", "x", "-p", "n:int=many"],
+        vec!["send", dir, "orders", "x", "-p", "n:int=1.5"],
+        vec!["send", dir, "orders", "x", "-p", "n:bool=yes"],
+        vec!["send", dir, "orders", "x", "-p", "n:bytes=!!"],
+        vec!["send", dir, "orders", "x", "-p", "n:float=abc"],
+        vec!["send", dir, "orders", "x", "-p", "noequals"],
+        vec!["send", dir, "orders", "x", "-p", "=v"],
         vec!["send", dir, "orders", "x", "--ttl", "soon"],
         vec!["send", dir, "orders", "x", "--priority", "12"],
         vec!["send", dir, "bad\u{1}name", "x"],
@@ -516,6 +532,18 @@ fn dlq_list_show_filter() {
     assert_eq!(count(&["--dlq", "DLQ", "--queue", "nosuch"]), 0);
     assert_eq!(run(&["dlq", "list", dir, "--reason", "tired"]).code, 2);
     assert_eq!(run(&["dlq", "list", dir, "--since", "yesterday"]).code, 2);
+    // Times as RFC 3339 and as a duration ago.
+    assert_eq!(count(&["--since", "1970-01-01T00:00:00Z"]), 4);
+    assert_eq!(count(&["--until", "1970-01-01T00:00:01Z"]), 0);
+    assert_eq!(count(&["--since", "1h"]), 4);
+    assert_eq!(count(&["--until", "1h"]), 0);
+    for rate in ["0", "-1/s", "fast"] {
+        assert_eq!(
+            run(&["dlq", "replay", dir, "--rate", rate]).code,
+            2,
+            "{rate}"
+        );
+    }
     assert!(fails(&["dlq", "list", dir, "--dlq", "nope"], 5).contains("\"nope\""));
     let text = ok(&["dlq", "list", dir]);
     assert!(

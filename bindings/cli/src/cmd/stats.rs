@@ -189,31 +189,3 @@ fn write_table(w: &mut dyn Write, rows: &[Row], rates: bool) -> Result<()> {
     }
     out::write_table(w, &t)
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rates_are_deltas_per_second() {
-        let a = QueueStats {
-            enqueued: 10,
-            acked: 4,
-            ..Default::default()
-        };
-        let b = QueueStats {
-            enqueued: 30,
-            acked: 5,
-            dead_lettered: 2,
-            ..Default::default()
-        };
-        let r = Rates::between(&a, &b, 2.0);
-        assert_eq!(
-            (r.enqueued, r.acked, r.dead_lettered, r.expired),
-            (10.0, 0.5, 1.0, 0.0)
-        );
-        // A reset (reopened store) never shows as a negative rate; zero time gives zero.
-        assert_eq!(Rates::between(&b, &a, 1.0).enqueued, 0.0);
-        assert_eq!(Rates::between(&a, &b, 0.0).enqueued, 0.0);
-    }
-}
