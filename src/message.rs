@@ -305,7 +305,8 @@ impl Message {
     /// epoch; `expires_at_ms` 0 = never) instead of "now" and now + TTL: for restoring a message
     /// exported from a store with its original headers. Any [`ttl`](Message::ttl) is ignored.
     /// A past expiry makes the message expire at once (dead-lettered with reason `expired`,
-    /// as any expired message).
+    /// as any expired message). A dedup key is remembered from the moment of the send, and
+    /// after a reopen (as every dedup key) from the stored send time.
     pub fn restore_times(mut self, timestamp_ms: u64, expires_at_ms: u64) -> Self {
         self.timestamp_ms = timestamp_ms;
         self.expires_at_ms = expires_at_ms;
