@@ -61,7 +61,7 @@ delayed, messages, bytes) are the store's state.",
     #[command(after_help = "Example:\n  mqlite list ./data")]
     List(StoreArg),
 
-    /// Show waiting messages without consuming them
+    /// Show stored messages (ready, delayed, in flight) without consuming them
     #[command(
         long_about = "Show stored messages (ready, delayed, in flight) without consuming them, in id \
 (send) order: headers, properties, and the body as UTF-8 text when it is valid UTF-8, else as hex.",
