@@ -26,8 +26,10 @@
 #![deny(missing_docs)]
 
 pub mod clock;
+mod compact;
 mod delivery;
 mod error;
+mod inspect;
 pub mod io;
 pub mod journal;
 mod message;
@@ -44,8 +46,13 @@ mod txn;
 mod ffi;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use compact::CompactReport;
 pub use delivery::{Consumer, Delivery, Listener};
 pub use error::{Error, ErrorKind, Result};
+pub use inspect::{
+    validate_queue_name, MessageState, StoredMessage, TransferFilter, TransferReport,
+};
+pub use journal::verify::{verify, Problem, SegmentInfo, VerifyReport};
 pub use journal::RecoveryReport;
 pub use message::{DeadLetterInfo, DeadLetterReason, Message, MessageId, Value, DEFAULT_PRIORITY};
 pub use options::{

@@ -1,7 +1,7 @@
 //! Replay: moving dead letters back to a queue.
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::message::{DeadLetterReason, MessageId};
+use crate::message::{DeadLetterInfo, DeadLetterReason, MessageId};
 use crate::queue::Queue;
 use crate::state::{decode_message, put_group};
 
@@ -24,6 +24,26 @@ pub struct ReplayFilter {
     pub limit: Option<usize>,
     /// Only count what would be moved.
     pub dry_run: bool,
+}
+
+impl ReplayFilter {
+    /// Whether the dead letter `id` (its id in the dead-letter queue), which says `info`, passes
+    /// the filter's reason, original queue, time range and ids (an id matches the dead letter's
+    /// own id or its original id). `to`, `limit` and `dry_run` are not looked at. Tools use it
+    /// to list exactly what [`Queue::replay`] would move.
+    pub fn matches(&self, id: MessageId, info: &DeadLetterInfo) -> bool {
+        self.reason.is_none_or(|r| r == info.reason)
+            && self
+                .original_queue
+                .as_ref()
+                .is_none_or(|q| *q == info.original_queue)
+            && self.since_ms.is_none_or(|t| info.last_failure_ms >= t)
+            && self.until_ms.is_none_or(|t| info.last_failure_ms < t)
+            && self
+                .ids
+                .as_ref()
+                .is_none_or(|ids| ids.iter().any(|i| *i == id || *i == info.original_id))
+    }
 }
 
 impl Queue {
@@ -52,18 +72,7 @@ impl Queue {
             let Some(info) = msg.dead_letter_info().cloned() else {
                 continue;
             };
-            let keep = filter.reason.is_none_or(|r| r == info.reason)
-                && filter
-                    .original_queue
-                    .as_ref()
-                    .is_none_or(|q| *q == info.original_queue)
-                && filter.since_ms.is_none_or(|t| info.last_failure_ms >= t)
-                && filter.until_ms.is_none_or(|t| info.last_failure_ms < t)
-                && filter
-                    .ids
-                    .as_ref()
-                    .is_none_or(|ids| ids.iter().any(|i| i.0 == e.id || *i == info.original_id));
-            if !keep {
+            if !filter.matches(MessageId(e.id), &info) {
                 continue;
             }
             moved += 1;

@@ -8,12 +8,14 @@ cd "$(dirname "$0")/.."
 start=$(date +%s)
 step() { printf '\n=== %s (%ss)\n' "$1" "$(( $(date +%s) - start ))"; }
 
+# The core and the `mqlite` command (bindings/cli) in one cargo invocation each, so that they
+# share one build of the core and its dependencies.
 step "rust: format and lints"
 cargo fmt --all --check
-cargo clippy --all-targets -- -D warnings
+cargo clippy --all-targets -p mqlite -p mqlite-cli -- -D warnings
 
-step "rust: tests"
-cargo test --release
+step "rust: tests (core, and the mqlite command run as a built binary)"
+cargo test --release -p mqlite -p mqlite-cli
 
 step "docs: the README's demo command as written, license texts, CHANGELOG format versions"
 bash tests/docs.sh

@@ -6,6 +6,7 @@
 
 pub mod format;
 mod recovery;
+pub mod verify;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
