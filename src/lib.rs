@@ -38,17 +38,21 @@
 extern crate self as mqlite;
 
 pub mod clock;
+mod compact;
 mod defaults;
 mod delivery;
 pub mod docs;
 mod engine;
 mod error;
+mod inspect;
 pub mod io;
 pub mod journal;
 mod message;
 mod options;
 pub mod policy;
 mod queue;
+mod queue_dedup;
+pub mod selector;
 mod store;
 mod txn;
 // The C ABI (libmqlite.so / .a, include/mqlite.h).
@@ -56,6 +60,7 @@ mod txn;
 mod ffi;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use compact::CompactReport;
 pub use defaults::{
     DEFAULT_BACKOFF_MULTIPLIER, DEFAULT_BATCHED_MAX_DELAY_MS, DEFAULT_BLOCK_TIMEOUT_MS,
     DEFAULT_COMPACT_BELOW, DEFAULT_DEAD_LETTER_PREFIX, DEFAULT_DEAD_LETTER_QUEUE,
@@ -67,6 +72,10 @@ pub use defaults::{
 pub use delivery::{Consumer, Delivery, Listener};
 pub use engine::record;
 pub use error::{Error, ErrorKind, Result};
+pub use inspect::{
+    validate_queue_name, MessageState, StoredMessage, TransferFilter, TransferReport,
+};
+pub use journal::verify::{verify, Problem, SegmentInfo, VerifyReport};
 pub use journal::RecoveryReport;
 pub use message::{DeadLetterInfo, DeadLetterReason, Message, MessageId, Value};
 pub use options::{
