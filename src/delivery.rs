@@ -49,7 +49,13 @@ impl Deref for Delivery {
 }
 
 impl Delivery {
-    fn new(queue: &Queue, consumer: ConsumerId, mode: AckMode, origin: u64, r: Received) -> Delivery {
+    fn new(
+        queue: &Queue,
+        consumer: ConsumerId,
+        mode: AckMode,
+        origin: u64,
+        r: Received,
+    ) -> Delivery {
         Delivery {
             queue: queue.clone(),
             message: r.message,

@@ -38,18 +38,22 @@
 extern crate self as mqlite;
 
 pub mod clock;
+mod compact;
 mod defaults;
 mod delivery;
 pub mod docs;
 mod engine;
 mod error;
+mod inspect;
 pub mod io;
 pub mod journal;
 mod message;
 mod options;
 pub mod policy;
 mod queue;
+mod queue_dedup;
 pub mod remote;
+pub mod selector;
 mod store;
 mod txn;
 // The C ABI (libmqlite.so / .a, include/mqlite.h).
@@ -57,17 +61,22 @@ mod txn;
 mod ffi;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use compact::CompactReport;
 pub use defaults::{
     DEFAULT_BACKOFF_MULTIPLIER, DEFAULT_BATCHED_MAX_DELAY_MS, DEFAULT_BLOCK_TIMEOUT_MS,
-    DEFAULT_COMPACT_BELOW, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_DEAD_LETTER_PREFIX, DEFAULT_DEAD_LETTER_QUEUE,
-    DEFAULT_DEDUP_WINDOW_COUNT, DEFAULT_DEDUP_WINDOW_MS, DEFAULT_MAX_BODY_BYTES,
-    DEFAULT_MAX_PENDING_BYTES, DEFAULT_MAX_PENDING_MESSAGES, DEFAULT_MAX_REDELIVERIES,
-    DEFAULT_PRIORITY, DEFAULT_REDELIVERY_DELAY_MS, DEFAULT_SEGMENT_BYTES, MAX_BODY_BYTES,
-    MAX_NAME_BYTES, MAX_PRIORITY, MAX_SEGMENT_BYTES, MIN_SEGMENT_BYTES,
+    DEFAULT_COMPACT_BELOW, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_DEAD_LETTER_PREFIX,
+    DEFAULT_DEAD_LETTER_QUEUE, DEFAULT_DEDUP_WINDOW_COUNT, DEFAULT_DEDUP_WINDOW_MS,
+    DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_PENDING_BYTES, DEFAULT_MAX_PENDING_MESSAGES,
+    DEFAULT_MAX_REDELIVERIES, DEFAULT_PRIORITY, DEFAULT_REDELIVERY_DELAY_MS, DEFAULT_SEGMENT_BYTES,
+    MAX_BODY_BYTES, MAX_NAME_BYTES, MAX_PRIORITY, MAX_SEGMENT_BYTES, MIN_SEGMENT_BYTES,
 };
 pub use delivery::{Consumer, Delivery, Listener};
 pub use engine::record;
 pub use error::{Error, ErrorKind, Result};
+pub use inspect::{
+    validate_queue_name, MessageState, StoredMessage, TransferFilter, TransferReport,
+};
+pub use journal::verify::{verify, Problem, SegmentInfo, VerifyReport};
 pub use journal::RecoveryReport;
 pub use message::{DeadLetterInfo, DeadLetterReason, Message, MessageId, Value};
 pub use options::{

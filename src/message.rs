@@ -168,6 +168,8 @@ pub struct Message {
     pub(crate) id: Option<MessageId>,
     pub(crate) timestamp_ms: u64,
     pub(crate) expires_at_ms: u64,
+    /// Send keeps `timestamp_ms` and `expires_at_ms` as they are (see [`Message::restore_times`]).
+    pub(crate) keep_times: bool,
 }
 
 impl Message {
@@ -183,6 +185,7 @@ impl Message {
             id: None,
             timestamp_ms: 0,
             expires_at_ms: 0,
+            keep_times: false,
         }
     }
 
@@ -324,6 +327,29 @@ impl Message {
     /// Why it died, on a message read from a dead-letter queue.
     pub fn dead_letter_info(&self) -> Option<&DeadLetterInfo> {
         self.meta.dead_letter.as_ref()
+    }
+}
+
+// ---- Restoring exported messages (`mqlite import`, backup tools): additive API.
+impl Message {
+    /// Makes a send store this message with the given send time and expiry (ms since the
+    /// epoch; `expires_at_ms` 0 = never) instead of "now" and now + TTL: for restoring a message
+    /// exported from a store with its original headers. Any [`ttl`](Message::ttl) is ignored.
+    /// A past expiry makes the message expire at once (dead-lettered with reason `expired`,
+    /// as any expired message). A dedup key is remembered from the moment of the send, and
+    /// after a reopen (as every dedup key) from the stored send time.
+    pub fn restore_times(mut self, timestamp_ms: u64, expires_at_ms: u64) -> Self {
+        self.timestamp_ms = timestamp_ms;
+        self.expires_at_ms = expires_at_ms;
+        self.keep_times = true;
+        self
+    }
+
+    /// Sets the dead-letter information, for restoring an exported dead letter: the message is
+    /// then a dead letter like any other (listed, and moved back by [`crate::Queue::replay`]).
+    pub fn restore_dead_letter_info(mut self, info: DeadLetterInfo) -> Self {
+        self.meta.dead_letter = Some(info);
+        self
     }
 }
 

@@ -5,9 +5,9 @@ use std::future::Future;
 use std::sync::Arc;
 
 use crate::engine::QueueId;
-use crate::remote::backend::Backend;
 use crate::error::{Error, ErrorKind, Result};
 use crate::message::{Message, MessageId};
+use crate::remote::backend::Backend;
 
 pub use crate::engine::{QueueStats, ReplayFilter};
 

@@ -3,10 +3,10 @@
 
 use crate::delivery::Delivery;
 use crate::engine::TxnSpec;
-use crate::remote::backend::Backend;
 use crate::error::{Error, Result};
 use crate::message::{Message, MessageId};
 use crate::queue::Queue;
+use crate::remote::backend::Backend;
 use crate::store::Store;
 
 /// A transaction: sends and acks, across any queues of one store, that take effect together at

@@ -7,6 +7,8 @@
 
 #[path = "fuzz/harness.rs"]
 mod harness;
+#[path = "fuzz/harness_selector.rs"]
+mod harness_selector;
 
 mod common;
 
@@ -74,6 +76,26 @@ fn t10_fuzz_corpus_replay_and_mutations() {
         counts.push(format!("{target}: {} seeds + {n} mutations", seeds.len()));
     }
     eprintln!("T10 fuzz corpus replay: {}; 0 panics", counts.join(", "));
+}
+
+/// T18 in `cargo test`: the selector fuzz corpus and deterministic mutations of it.
+#[test]
+fn t18_selector_fuzz_corpus_replay() {
+    let mut rng = Rng::new(18);
+    let n = common::durable::size(100_000, 2_000_000);
+    let seeds = corpus("selector");
+    assert!(!seeds.is_empty(), "no seed corpus for selector");
+    for s in &seeds {
+        harness_selector::selector(s);
+    }
+    for _ in 0..n {
+        let s = &seeds[rng.below(seeds.len() as u64) as usize];
+        harness_selector::selector(&mutate(&mut rng, s));
+    }
+    eprintln!(
+        "T18 selector fuzz corpus replay: {} seeds + {n} mutations; 0 panics",
+        seeds.len()
+    );
 }
 
 /// Writes the seed corpus from real stores (run once: `cargo test --test fuzz_replay -- --ignored`).

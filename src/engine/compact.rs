@@ -15,7 +15,7 @@ type Plan = Vec<(u32, Entry)>;
 
 impl QueueState {
     /// A stored message wherever it is, and whether it is in flight.
-    fn find(&self, id: u64, priority: u8) -> Option<(&Entry, bool)> {
+    pub(super) fn find(&self, id: u64, priority: u8) -> Option<(&Entry, bool)> {
         if let Some(f) = self.inflight.get(&id) {
             return Some((&f.entry, true));
         }

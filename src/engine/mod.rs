@@ -6,7 +6,8 @@
 //!            │  one call per operation, plain data in and out (QueueId, DeliveryRef, Message…)
 //!            ▼
 //!  Engine ── state.rs (State: queues, consumers, the pending batch) ── queue.rs (ordering)
-//!            │ send.rs · deliver.rs · settle.rs · timers.rs · txn.rs · replay.rs · admin.rs
+//!            │ send.rs · deliver.rs · settle.rs · timers.rs · txn.rs · replay.rs · admin.rs ·
+//!            │ inspect.rs (operators' requests)
 //!            │ records appended to the pending batch under the state lock (record.rs)
 //!            ▼
 //!  commit.rs (group commit: one write + one fdatasync) ── compact.rs ── journal ── io (Vfs)
@@ -43,7 +44,7 @@ mod callbacks;
 mod commit;
 mod compact;
 mod deliver;
-mod lookup;
+mod inspect;
 mod queue;
 mod read;
 mod rebuild;
@@ -68,6 +69,7 @@ use crate::options::StoreOptions;
 pub use admin::QueueStats;
 pub(crate) use callbacks::{mark_library_thread, on_library_thread};
 pub(crate) use commit::Io;
+pub use inspect::{CompactReport, MessageState, StoredMessage, TransferFilter, TransferReport};
 pub(crate) use rebuild::Rebuild;
 pub use replay::ReplayFilter;
 pub(crate) use state::State;

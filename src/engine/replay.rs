@@ -30,8 +30,11 @@ pub struct ReplayFilter {
 }
 
 impl ReplayFilter {
-    /// Whether dead letter `id` with `info` is selected.
-    fn keeps(&self, id: u64, info: &DeadLetterInfo) -> bool {
+    /// Whether the dead letter `id` (its id in the dead-letter queue), which says `info`, passes
+    /// the filter's reason, original queue, time range and ids (an id matches the dead letter's
+    /// own id or its original id). `to`, `limit` and `dry_run` are not looked at. Tools use it
+    /// to list exactly what [`Queue::replay`](crate::Queue::replay) would move.
+    pub fn matches(&self, id: MessageId, info: &DeadLetterInfo) -> bool {
         self.reason.is_none_or(|r| r == info.reason)
             && self
                 .original_queue
@@ -42,7 +45,7 @@ impl ReplayFilter {
             && self
                 .ids
                 .as_ref()
-                .is_none_or(|ids| ids.iter().any(|i| i.0 == id || *i == info.original_id))
+                .is_none_or(|ids| ids.iter().any(|i| *i == id || *i == info.original_id))
     }
 }
 
@@ -72,7 +75,7 @@ impl Engine {
             let Some(info) = msg.dead_letter_info().cloned() else {
                 continue;
             };
-            if filter.keeps(e.id, &info) {
+            if filter.matches(MessageId(e.id), &info) {
                 selected.push((*e, msg, info));
             }
         }

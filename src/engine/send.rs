@@ -83,10 +83,14 @@ impl State {
     fn new_message(&mut self, qid: u32, msg: &Message, now: u64) -> (SendHeader, Entry, u64) {
         let id = self.next_id;
         self.next_id += 1;
-        let expires_at = msg
-            .ttl_ms
-            .map(|t| now.saturating_add(t.max(1)))
-            .unwrap_or(0);
+        // A restored message (`Message::restore_times`) keeps its send time and expiry.
+        let expires_at = match msg.keep_times {
+            true => msg.expires_at_ms,
+            false => msg
+                .ttl_ms
+                .map(|t| now.saturating_add(t.max(1)))
+                .unwrap_or(0),
+        };
         let due = match (msg.deliver_at_ms, msg.delay_ms) {
             (Some(at), _) => at,
             (None, Some(d)) => now.saturating_add(d),
@@ -98,7 +102,11 @@ impl State {
             priority: msg.priority,
             flags: 0,
             delivery_count: 0,
-            timestamp: now,
+            timestamp: if msg.keep_times {
+                msg.timestamp_ms
+            } else {
+                now
+            },
             expires_at,
             deliver_at: due,
             meta_len: 0,

@@ -11,6 +11,7 @@
 //! | `writer.rs` | appending frames, rolling and preallocating segments, fdatasync |
 //! | `reader.rs` | read access to segments for readers outside every lock |
 //! | `recovery.rs` | replay on open: which bytes are records, torn tail or corruption, repair |
+//! | `verify.rs` | the read-only integrity check (`mqlite verify`) |
 //! | `test.rs` | unit tests that write, roll, mangle and reopen |
 
 pub mod format;
@@ -19,6 +20,7 @@ mod reader;
 mod recovery;
 #[cfg(test)]
 mod test;
+pub mod verify;
 mod writer;
 
 use std::collections::BTreeMap;

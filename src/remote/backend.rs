@@ -8,7 +8,8 @@ use super::client::{Callback, Client};
 use super::protocol::{Request, Response, WireReceived, WireRef, WireSettle, MAX_FRAME};
 use super::{fork_generation, forked_error};
 use crate::engine::{
-    ConsumerId, DeliveryRef, DeliveryTag, Engine, QueueId, QueueStats, Received, Settle, TxnSpec,
+    CompactReport, ConsumerId, DeliveryRef, DeliveryTag, Engine, QueueId, QueueStats, Received,
+    Settle, StoredMessage, TransferFilter, TransferReport, TxnSpec,
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::message::{Message, MessageId};
@@ -96,7 +97,11 @@ impl Backend {
         }
     }
 
-    pub(crate) fn declare_queue(&self, name: &str, options: Option<&QueueOptions>) -> Result<QueueId> {
+    pub(crate) fn declare_queue(
+        &self,
+        name: &str,
+        options: Option<&QueueOptions>,
+    ) -> Result<QueueId> {
         match self.engine()? {
             Some(e) => e.declare_queue(name, options),
             None => self.client().declare(name, options).map(QueueId),
@@ -172,6 +177,74 @@ impl Backend {
         }
     }
 
+    pub(crate) fn browse_stored(
+        &self,
+        q: QueueId,
+        from: MessageId,
+        max: usize,
+    ) -> Result<Vec<StoredMessage>> {
+        match self.engine()? {
+            Some(e) => e.browse_stored(q, from, max),
+            None => match self.client().call(Request::BrowseStored {
+                queue: q.0,
+                from: from.0,
+                max: max as u64,
+            })? {
+                Response::Stored(m) => Ok(m),
+                r => Err(unexpected(r)),
+            },
+        }
+    }
+
+    pub(crate) fn transfer(&self, q: QueueId, filter: &TransferFilter) -> Result<TransferReport> {
+        match self.engine()? {
+            Some(e) => e.transfer(q, filter),
+            None => match self.client().call(Request::Transfer {
+                queue: q.0,
+                filter: filter.clone(),
+            })? {
+                Response::Transferred(r) => Ok(r),
+                r => Err(unexpected(r)),
+            },
+        }
+    }
+
+    pub(crate) fn compact_now(&self) -> Result<CompactReport> {
+        match self.engine()? {
+            Some(e) => e.compact_now(),
+            None => match self.client().call(Request::Compact)? {
+                Response::Compacted(r) => Ok(r),
+                r => Err(unexpected(r)),
+            },
+        }
+    }
+
+    pub(crate) fn dedup_window(&self, q: QueueId) -> Result<(Duration, usize)> {
+        match self.engine()? {
+            Some(e) => e.dedup_window(q),
+            None => match self.client().call(Request::DedupWindow { queue: q.0 })? {
+                Response::Window { ms, count } => Ok((
+                    Duration::from_millis(ms),
+                    usize::try_from(count).unwrap_or(usize::MAX),
+                )),
+                r => Err(unexpected(r)),
+            },
+        }
+    }
+
+    pub(crate) fn dedup_lookup(&self, q: QueueId, key: &str) -> Result<Option<MessageId>> {
+        match self.engine()? {
+            Some(e) => e.dedup_lookup(q, key),
+            None => match self.client().call(Request::DedupLookup {
+                queue: q.0,
+                key: key.to_string(),
+            })? {
+                Response::Found(r) => Ok(r),
+                r => Err(unexpected(r)),
+            },
+        }
+    }
+
     pub(crate) fn disk_bytes(&self) -> u64 {
         match self.engine() {
             Ok(Some(e)) => e.disk_bytes(),
@@ -238,7 +311,12 @@ impl Backend {
     }
 
     /// One frame of a remote batch send; an error's message index counts from the batch's start.
-    fn batch_frame(&self, q: QueueId, messages: Vec<Message>, done: usize) -> Result<Vec<MessageId>> {
+    fn batch_frame(
+        &self,
+        q: QueueId,
+        messages: Vec<Message>,
+        done: usize,
+    ) -> Result<Vec<MessageId>> {
         if messages.is_empty() {
             return Ok(Vec::new());
         }
@@ -353,11 +431,10 @@ impl Backend {
                     }
                 }
                 if !deliveries.is_empty() {
-                    self.client()
-                        .call(Request::AckBatch {
-                            queue: q.0,
-                            deliveries,
-                        })?;
+                    self.client().call(Request::AckBatch {
+                        queue: q.0,
+                        deliveries,
+                    })?;
                 }
                 if lost > 0 {
                     return Err(Error::new(

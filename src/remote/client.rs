@@ -138,7 +138,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 fn lost(what: &str) -> Error {
     Error::new(
         ErrorKind::OwnerLost,
-        format!("the store's owner process went away during {what}; whether it took effect is unknown"),
+        format!(
+            "the store's owner process went away during {what}; whether it took effect is unknown"
+        ),
     )
 }
 
@@ -255,7 +257,12 @@ impl Client {
         self.call_with(req, 0, None)
     }
 
-    fn call_with(&self, req: Request, consumer: u64, deadline: Option<Instant>) -> Result<Response> {
+    fn call_with(
+        &self,
+        req: Request,
+        consumer: u64,
+        deadline: Option<Instant>,
+    ) -> Result<Response> {
         let slot = Arc::new(Slot::default());
         self.submit(req, consumer, deadline, Done::Wait(slot.clone()), None)?;
         slot.wait()?.into_result()
@@ -366,7 +373,12 @@ impl Client {
     }
 
     /// Sends without waiting; `callback` runs once on this client's callback thread.
-    pub(crate) fn send_async(&self, queue: u32, mut msg: Message, callback: Callback) -> Result<()> {
+    pub(crate) fn send_async(
+        &self,
+        queue: u32,
+        mut msg: Message,
+        callback: Callback,
+    ) -> Result<()> {
         self.stamp(&mut msg);
         let len = msg.body.len();
         self.wait_window(len)?;
@@ -419,7 +431,10 @@ impl Client {
             let server = if consumer == 0 {
                 0
             } else {
-                st.consumers.get(&consumer).map(|c| c.2).ok_or_else(Error::closed)?
+                st.consumers
+                    .get(&consumer)
+                    .map(|c| c.2)
+                    .ok_or_else(Error::closed)?
             };
             (server, st.epoch)
         };
@@ -493,7 +508,11 @@ impl Client {
     /// Closes: waits for every async send, ends the connection, fails what is still pending
     /// with `Closed`, runs the last callbacks, and closes the owner this process took over.
     pub(crate) fn close(&self) -> Result<()> {
-        if on_library_thread() && !std::thread::current().name().is_some_and(|n| n.starts_with("mqlite-listener")) {
+        if on_library_thread()
+            && !std::thread::current()
+                .name()
+                .is_some_and(|n| n.starts_with("mqlite-listener"))
+        {
             return Err(Error::new(
                 ErrorKind::WouldDeadlock,
                 "close() called from one of the store's own threads (a callback or listener)",
@@ -582,7 +601,9 @@ impl Inner {
             }
             // The first connection: `Store::open` retries (and tries the lock) itself.
             if !again || Instant::now() >= deadline {
-                let why = last.map(|e| format!(" (last error: {e})")).unwrap_or_default();
+                let why = last
+                    .map(|e| format!(" (last error: {e})"))
+                    .unwrap_or_default();
                 return Err(Error::new(
                     ErrorKind::OwnerLost,
                     format!(
@@ -628,9 +649,13 @@ impl Inner {
         let mut acc: Option<Response> = None;
         loop {
             if !read_frame(s, buf).map_err(io)? {
-                return Err(Error::new(ErrorKind::OwnerLost, "the owner closed the connection"));
+                return Err(Error::new(
+                    ErrorKind::OwnerLost,
+                    "the owner closed the connection",
+                ));
             }
-            let (_, more, r): ResponseFrame = decode(buf).map_err(|e| Error::new(ErrorKind::Internal, e))?;
+            let (_, more, r): ResponseFrame =
+                decode(buf).map_err(|e| Error::new(ErrorKind::Internal, e))?;
             match &mut acc {
                 None => acc = Some(r),
                 Some(a) => {
@@ -653,18 +678,29 @@ impl Inner {
         let mut buf = Vec::new();
         let mut moved = Vec::new();
         for (&q, (name, options)) in &queues {
-            match Self::direct(&mut s, &mut buf, &Request::Declare { name: name.clone(), options: options.clone() })? {
+            match Self::direct(
+                &mut s,
+                &mut buf,
+                &Request::Declare {
+                    name: name.clone(),
+                    options: options.clone(),
+                },
+            )? {
                 Response::Queue(n) if n == q => {}
                 _ => moved.push(q),
             }
         }
         let mut servers = HashMap::new();
         for (&id, &(queue, mode, _)) in &consumers {
-            if let Response::Consumer(server) = Self::direct(&mut s, &mut buf, &Request::OpenConsumer { queue, mode })? {
+            if let Response::Consumer(server) =
+                Self::direct(&mut s, &mut buf, &Request::OpenConsumer { queue, mode })?
+            {
                 servers.insert(id, server);
             }
         }
-        let reader = s.try_clone().map_err(|e| Error::io("cloning the client socket", &e))?;
+        let reader = s
+            .try_clone()
+            .map_err(|e| Error::io("cloning the client socket", &e))?;
         let mut w = lock(&self.writer);
         let mut st = lock(&self.st);
         st.epoch += 1;
@@ -681,10 +717,14 @@ impl Inner {
         let now = Instant::now();
         for id in ids {
             let map = st_consumers(&st.consumers);
-            let Some(p) = st.pending.get_mut(&id) else { continue };
+            let Some(p) = st.pending.get_mut(&id) else {
+                continue;
+            };
             p.partial = None;
             let on = resend(p, &map, now, &moved);
-            let Some(p) = st.pending.get_mut(&id) else { continue };
+            let Some(p) = st.pending.get_mut(&id) else {
+                continue;
+            };
             match on {
                 OnResend::Resend(req) => {
                     p.req = req;
@@ -794,7 +834,9 @@ impl Inner {
 
     fn on_answer(&self, id: u64, more: bool, resp: Response) {
         let mut st = lock(&self.st);
-        let Some(p) = st.pending.get_mut(&id) else { return };
+        let Some(p) = st.pending.get_mut(&id) else {
+            return;
+        };
         let resp = match p.partial.take() {
             Some(mut a) => {
                 a.extend(resp);
@@ -806,7 +848,9 @@ impl Inner {
             p.partial = Some(resp);
             return;
         }
-        let Some(p) = st.pending.remove(&id) else { return };
+        let Some(p) = st.pending.remove(&id) else {
+            return;
+        };
         self.uncount(&mut st, &p);
         drop(st);
         self.complete(p, Ok(resp));
@@ -837,14 +881,14 @@ fn st_consumers(c: &HashMap<u64, (u32, AckMode, u64)>) -> HashMap<u64, u64> {
 fn resend(p: &Pending, consumers: &HashMap<u64, u64>, now: Instant, moved: &[u32]) -> OnResend {
     let names_moved = |q: &u32| moved.contains(q);
     match &p.req {
-        Request::Send { queue, .. } | Request::SendAsync { queue, .. } | Request::SendBatch { queue, .. }
+        Request::Send { queue, .. }
+        | Request::SendAsync { queue, .. }
+        | Request::SendBatch { queue, .. }
             if names_moved(queue) =>
         {
             OnResend::Fail(lost("a send (its queue changed id)"))
         }
-        Request::Receive {
-            queue, max, ..
-        } => {
+        Request::Receive { queue, max, .. } => {
             let consumer = if p.consumer == 0 {
                 Some(0)
             } else {
@@ -877,6 +921,7 @@ fn resend(p: &Pending, consumers: &HashMap<u64, u64>, now: Instant, moved: &[u32
         Request::IsSettled { .. } => OnResend::Resend(p.req.clone()).map_settled(),
         Request::Purge { .. } => OnResend::Fail(lost("a purge")),
         Request::Replay { .. } => OnResend::Fail(lost("a replay")),
+        Request::Transfer { .. } => OnResend::Fail(lost("a move or copy")),
         Request::OpenConsumer { .. }
         | Request::CloseConsumer { .. }
         | Request::CommitProbe { .. }
@@ -889,6 +934,10 @@ fn resend(p: &Pending, consumers: &HashMap<u64, u64>, now: Instant, moved: &[u32
         | Request::Browse { .. }
         | Request::Stats { .. }
         | Request::IsMemory { .. }
+        | Request::BrowseStored { .. }
+        | Request::DedupWindow { .. }
+        | Request::DedupLookup { .. }
+        | Request::Compact
         | Request::Flush
         | Request::DiskBytes
         | Request::Check => OnResend::Resend(p.req.clone()),

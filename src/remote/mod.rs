@@ -76,7 +76,8 @@ pub enum OpenAs {
 
 /// The store directory's identity: its device and inode.
 pub(crate) fn dir_identity(dir: &Path) -> Result<(u64, u64)> {
-    let m = std::fs::metadata(dir).map_err(|e| Error::io(format!("reading {}", dir.display()), &e))?;
+    let m =
+        std::fs::metadata(dir).map_err(|e| Error::io(format!("reading {}", dir.display()), &e))?;
     Ok((m.dev(), m.ino()))
 }
 
@@ -109,7 +110,8 @@ fn socket_path(dir: &Path) -> Result<(PathBuf, Option<std::fs::File>)> {
     if p.as_os_str().len() < 100 {
         return Ok((p, None));
     }
-    let f = std::fs::File::open(dir).map_err(|e| Error::io(format!("opening {}", dir.display()), &e))?;
+    let f = std::fs::File::open(dir)
+        .map_err(|e| Error::io(format!("opening {}", dir.display()), &e))?;
     let short = PathBuf::from(format!("/proc/self/fd/{}/{SOCKET_NAME}", f.as_raw_fd()));
     Ok((short, Some(f)))
 }
@@ -123,7 +125,8 @@ pub(crate) fn bind_socket(dir: &Path) -> Result<UnixListener> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(Error::io(format!("removing the stale {}", p.display()), &e)),
     }
-    let l = UnixListener::bind(&p).map_err(|e| Error::io(format!("binding {}", p.display()), &e))?;
+    let l =
+        UnixListener::bind(&p).map_err(|e| Error::io(format!("binding {}", p.display()), &e))?;
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600))
         .map_err(|e| Error::io(format!("setting the mode of {}", p.display()), &e))?;

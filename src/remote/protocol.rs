@@ -20,7 +20,7 @@ use std::io::{self, Read, Write};
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::QueueStats;
+use crate::engine::{CompactReport, QueueStats, StoredMessage, TransferFilter, TransferReport};
 use crate::error::{Error, ErrorKind};
 use crate::message::{Message, MessageId};
 use crate::options::{AckMode, QueueOptions};
@@ -117,7 +117,9 @@ impl Welcome {
         let kind = u32_at(&b, 21);
         let len = u32_at(&b, 25) as usize;
         if len > MAX_WELCOME_TEXT {
-            return Err(format!("the owner's welcome text of {len} bytes is over the limit"));
+            return Err(format!(
+                "the owner's welcome text of {len} bytes is over the limit"
+            ));
         }
         let mut text = vec![0u8; len];
         r.read_exact(&mut text)
@@ -248,6 +250,23 @@ pub enum Request {
         queue: u32,
         filter: ReplayFilter,
     },
+    BrowseStored {
+        queue: u32,
+        from: u64,
+        max: u64,
+    },
+    Transfer {
+        queue: u32,
+        filter: TransferFilter,
+    },
+    DedupWindow {
+        queue: u32,
+    },
+    DedupLookup {
+        queue: u32,
+        key: String,
+    },
+    Compact,
     Flush,
     DiskBytes,
     Check,
@@ -275,6 +294,11 @@ pub enum Response {
     Count(u64),
     Flag(bool),
     Stats(QueueStats),
+    Stored(Vec<StoredMessage>),
+    Transferred(TransferReport),
+    Compacted(CompactReport),
+    Window { ms: u64, count: u64 },
+    Found(Option<MessageId>),
     Error { kind: u32, message: String },
 }
 
@@ -303,6 +327,7 @@ impl Response {
         match (self, part) {
             (Response::Received(a), Response::Received(b)) => a.extend(b),
             (Response::Messages(a), Response::Messages(b)) => a.extend(b),
+            (Response::Stored(a), Response::Stored(b)) => a.extend(b),
             _ => return false,
         }
         true
@@ -337,7 +362,10 @@ pub fn put_frame<T: Serialize>(buf: &mut Vec<u8>, value: &T) -> Result<(), Error
 /// Decodes a frame payload: the whole payload must be one value.
 pub fn decode<T: serde::de::DeserializeOwned>(payload: &[u8]) -> Result<T, String> {
     if payload.len() > MAX_FRAME {
-        return Err(format!("a frame of {} bytes is over the limit", payload.len()));
+        return Err(format!(
+            "a frame of {} bytes is over the limit",
+            payload.len()
+        ));
     }
     match bincode::serde::decode_from_slice(payload, config()) {
         Ok((v, n)) if n == payload.len() => Ok(v),
@@ -403,14 +431,27 @@ pub fn split(resp: Response) -> Vec<Response> {
         m.body.len() + 256
     }
     match resp {
-        Response::Received(items) if items.iter().map(|r| size(&r.message)).sum::<usize>() > PART_BYTES => {
+        Response::Received(items)
+            if items.iter().map(|r| size(&r.message)).sum::<usize>() > PART_BYTES =>
+        {
             chunks(items, |r| size(&r.message))
                 .into_iter()
                 .map(Response::Received)
                 .collect()
         }
         Response::Messages(items) if items.iter().map(size).sum::<usize>() > PART_BYTES => {
-            chunks(items, size).into_iter().map(Response::Messages).collect()
+            chunks(items, size)
+                .into_iter()
+                .map(Response::Messages)
+                .collect()
+        }
+        Response::Stored(items)
+            if items.iter().map(|s| size(&s.message)).sum::<usize>() > PART_BYTES =>
+        {
+            chunks(items, |s| size(&s.message))
+                .into_iter()
+                .map(Response::Stored)
+                .collect()
         }
         r => vec![r],
     }

@@ -201,10 +201,12 @@ impl ServerShared {
     }
 
     fn spawn(self: &Arc<Self>, name: &str, f: impl FnOnce() + Send + 'static) -> bool {
-        match std::thread::Builder::new().name(name.into()).spawn(move || {
-            mark_library_thread();
-            f()
-        }) {
+        match std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || {
+                mark_library_thread();
+                f()
+            }) {
             Ok(t) => {
                 let mut ts = lock(&self.threads);
                 ts.retain(|t| !t.is_finished());
@@ -255,7 +257,10 @@ impl ServerShared {
         }
         let err = |e: std::io::Error| Error::io("accepting a client", &e);
         let conn = Arc::new(Conn {
-            reader: Mutex::new(BufReader::with_capacity(64 << 10, stream.try_clone().map_err(err)?)),
+            reader: Mutex::new(BufReader::with_capacity(
+                64 << 10,
+                stream.try_clone().map_err(err)?,
+            )),
             writer: Mutex::new(stream.try_clone().map_err(err)?),
             stream,
             st: Mutex::new(ConnState {
@@ -565,7 +570,7 @@ impl ServerShared {
                 for (q, m) in &sends {
                     let q = self.queue(c, *q)?;
                     let key = m.meta.dedup_key.as_deref().unwrap_or_default();
-                    match e.dedup_lookup(q, key) {
+                    match e.dedup_lookup(q, key)? {
                         Some(id) if key.starts_with(AUTO_KEY_PREFIX) => ids.push(id),
                         _ => {
                             return Err(Error::new(
@@ -579,15 +584,40 @@ impl ServerShared {
                 }
                 Response::Ids(ids)
             }
-            Request::Browse { queue, max } => Response::Messages(
-                e.browse(self.queue(c, queue)?, usize::try_from(max).unwrap_or(usize::MAX))?,
-            ),
+            Request::Browse { queue, max } => Response::Messages(e.browse(
+                self.queue(c, queue)?,
+                usize::try_from(max).unwrap_or(usize::MAX),
+            )?),
             Request::Purge { queue } => Response::Count(e.purge(self.queue(c, queue)?)?),
             Request::Stats { queue } => Response::Stats(e.stats(self.queue(c, queue)?)?),
             Request::IsMemory { queue } => Response::Flag(e.is_memory(self.queue(c, queue)?)),
             Request::Replay { queue, filter } => {
                 Response::Count(e.replay(self.queue(c, queue)?, &filter)?)
             }
+            Request::BrowseStored { queue, from, max } => Response::Stored(e.browse_stored(
+                self.queue(c, queue)?,
+                MessageId(from),
+                usize::try_from(max).unwrap_or(usize::MAX),
+            )?),
+            Request::Transfer { queue, filter } => {
+                let r = e.transfer(self.queue(c, queue)?, &filter)?;
+                // The target queue may be new: the connection may name it from now on.
+                if let Ok(t) = e.declare_queue(&filter.to, None) {
+                    lock(&c.st).queues.insert(t.0);
+                }
+                Response::Transferred(r)
+            }
+            Request::DedupWindow { queue } => {
+                let (w, n) = e.dedup_window(self.queue(c, queue)?)?;
+                Response::Window {
+                    ms: w.as_millis().min(u64::MAX as u128) as u64,
+                    count: n as u64,
+                }
+            }
+            Request::DedupLookup { queue, key } => {
+                Response::Found(e.dedup_lookup(self.queue(c, queue)?, &key)?)
+            }
+            Request::Compact => Response::Compacted(e.compact_now()?),
             Request::Flush => {
                 e.flush()?;
                 Response::Done

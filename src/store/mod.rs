@@ -116,7 +116,9 @@ impl Store {
                     })
                 }
                 // The owner went away while we connected: take the lock or find the next one.
-                Err(e) if e.kind() == ErrorKind::OwnerLost && std::time::Instant::now() < deadline => {}
+                Err(e)
+                    if e.kind() == ErrorKind::OwnerLost && std::time::Instant::now() < deadline => {
+                }
                 Err(e) => return Err(e),
             }
             std::thread::sleep(backoff);

@@ -4,7 +4,9 @@
 # compiles every C/C++ test and runs it plain and under ASan+UBSan, links one statically, and
 # runs the examples (built through pkg-config) under valgrind. Prints a final line
 #   c-tests: N passed, M failed
-# and exits non-zero on any failure. The non-forking tests also run under valgrind.
+# and exits non-zero on any failure. The non-forking tests also run under valgrind. Last, it runs
+# README.md's C commands as written (a temporary prefix; /usr/local when root, as in CI, removed
+# afterwards unless it was there before) and bindings/c/README.md's snippet.
 #
 #   tests/c/run.sh                      # MQLITE_C_PROFILE=debug|release (default release)
 set -euo pipefail
@@ -13,24 +15,8 @@ cd "$root"
 profile="${MQLITE_C_PROFILE:-release}"
 work="$(mktemp -d "${TMPDIR:-/tmp}/mqlite-c-tests.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
-passed=0
-failed=0
-failures=()
-
-pass() { passed=$((passed + 1)); echo "PASS $1"; }
-fail() { failed=$((failed + 1)); failures+=("$1"); echo "FAIL $1"; }
-# run NAME CMD...: a test step, its output shown only when it fails (or with VERBOSE=1).
-run() {
-  local name="$1"; shift
-  if "$@" > "$work/out.txt" 2>&1; then
-    pass "$name"
-    [[ "${VERBOSE:-0}" == 1 ]] && cat "$work/out.txt"
-  else
-    fail "$name"
-    tail -n 40 "$work/out.txt"
-  fi
-  return 0
-}
+# shellcheck source=../lib.sh
+source "$root/tests/lib.sh"
 
 # ---- 1. build the library (build.rs regenerates include/mqlite.h only if it changed)
 cargo_flags=(--lib)
@@ -50,6 +36,10 @@ header_fresh() {
 run "header is not stale" header_fresh
 
 # ---- 3. install into a temporary prefix; everything below links through pkg-config
+if ! command -v pkg-config > /dev/null; then
+  echo "== installing pkg-config"
+  (apt-get update -qq && apt-get install -y -qq pkg-config) > /dev/null
+fi
 prefix="$work/prefix"
 MQLITE_NO_BUILD=1 bindings/c/install.sh "$prefix" "$profile" > /dev/null
 export PKG_CONFIG_PATH="$prefix/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
@@ -110,7 +100,7 @@ examples() {
     grep -q "acked 36, nacked 28 times, 4 dead letters" "$work/consumer.txt"
 }
 run "examples: producer then consumer with DLQ" examples
-vg() { valgrind -q --leak-check=full --errors-for-leak-kinds=definite,possible --error-exitcode=1 "$@"; }
+vg() { valgrind -q --leak-check=full --errors-for-leak-kinds=definite,possible --error-exitcode="${vg_exit:-1}" "$@"; }
 examples_valgrind() {
   local store="$work/example-store-vg"
   vg "$work/producer" "$store" 20 && vg "$work/consumer" "$store" | tee "$work/consumer-vg.txt" &&
@@ -123,9 +113,86 @@ for t in test_basic test_async test_dlq test_txn test_abi; do
   [[ -x "$work/$t" ]] && run "$t (valgrind)" vg "$work/$t"
 done
 
-echo
-if ((failed > 0)); then
-  printf 'failed: %s\n' "${failures[@]}"
+# ---- 7. the READMEs' C path, run as written from the repository root in a clean environment
+c_system="$(block README.md "C and C++" sh 1)"   # as root: /usr/local, then build and run the examples
+c_own="$(block README.md "C and C++" sh 2)"      # any other prefix: install + the export lines
+c_build="$(grep -v '^bindings/c/install.sh' <<< "$c_system")"
+readme_blocks_ok() {
+  [[ "$c_system" == bindings/c/install.sh\ /usr/local* && "$c_own" == bindings/c/install.sh\ ~/.local* ]] &&
+    grep -q '^cc ' <<< "$c_build" || { echo "README.md's C section no longer has the two blocks this test runs"; return 1; }
+}
+run "README.md: the C section's blocks are where this test reads them" readme_blocks_ok
+# clean_run SCRIPT: runs it with bash -euo pipefail from the repository root, with no
+# PKG_CONFIG_PATH or LD_LIBRARY_PATH (a fresh shell), after removing the examples' outputs.
+clean_run() {
+  rm -rf target/producer target/consumer target/example-store
+  env -u PKG_CONFIG_PATH -u LD_LIBRARY_PATH -u MQLITE_NO_BUILD bash -euo pipefail -c "$1"
+}
+examples_ran() { grep -q "producer: sent 100 messages" "$1" && grep -q "acked 90, nacked 70 times, 10 dead letters" "$1"; }
+own_prefix="$work/own-prefix"
+readme_own_prefix() {
+  local out="$work/readme-own.txt" script
+  # The README's prefix ~/.local, here a temporary one; then the README's cc and run lines.
+  script="$(sed -e "s|~/\.local|$own_prefix|g" -e "s|\$HOME/\.local|$own_prefix|g" <<< "$c_own")"
+  clean_run "$script
+$c_build
+ldd target/producer | grep -F '$own_prefix/lib/libmqlite.so.0'" > "$out" 2>&1 || { cat "$out"; return 1; }
+  examples_ran "$out" || { cat "$out"; return 1; }
+  # install.sh prints exactly the export lines the README shows.
+  diff <(grep '^export ' "$out") <(grep '^export ' <<< "$script") ||
+    { echo "install.sh printed other export lines than README.md shows"; return 1; }
+}
+run "README.md C path: install.sh ~/.local (a temporary prefix), its export lines, examples build and run" readme_own_prefix
+readme_system_prefix() {
+  local out="$work/readme-system.txt" had=0 rc=0
+  [[ -e /usr/local/lib/libmqlite.so.0 ]] && had=1
+  clean_run "$c_system
+ldd target/producer | grep -F '/usr/local/lib/libmqlite.so.0'" > "$out" 2>&1 || rc=1
+  # A system prefix needs nothing set: install.sh prints no export line.
+  if grep -q '^export ' "$out"; then rc=1; fi
+  examples_ran "$out" || rc=1
+  ((rc == 0)) || cat "$out"
+  # Leave /usr/local as it was found: remove the install unless one was there before.
+  ((had)) || bindings/c/install.sh --uninstall /usr/local > /dev/null
+  return $rc
+}
+if [[ "$(id -u)" == 0 ]]; then
+  run "README.md C path as root: install.sh /usr/local (ldconfig, nothing to set), examples build and run" readme_system_prefix
+else
+  echo "NOT RUN README.md C path into /usr/local: needs root (CI runs as root)"
 fi
-echo "c-tests: $passed passed, $failed failed"
-((failed == 0))
+stripped() {
+  local so="$own_prefix/lib/libmqlite.so.$(pkg-config --modversion mqlite)" a="$own_prefix/lib/libmqlite.a" rc=0
+  echo "installed: $so $(stat -c %s "$so") bytes, $a $(stat -c %s "$a") bytes"
+  readelf -S --wide "$so" | grep -qE '\.debug_|\.symtab' && { echo "$so is not stripped"; rc=1; }
+  readelf -S --wide "$a" | grep -qE '\.debug_|\.llvmbc' && { echo "$a carries debug info or bitcode"; rc=1; }
+  return $rc
+}
+run "installed release libraries carry no debug info (.so stripped)" stripped
+# The C README's snippet, in a main(), built with the test flags: it runs, and when the open
+# fails it stops there, cleanly (valgrind sees every read of an uninitialised value).
+snippet_build() {
+  local s="$(block bindings/c/README.md Use c 1)"
+  { echo '#include <stdio.h>'; grep '^#include' <<< "$s"; echo 'int main(void) {'
+    grep -v '^#include' <<< "$s"; echo 'return 0;'; echo '}'; } > "$work/snippet.c"
+  build_c "$work/snippet.c" "${pc_flags[@]}" -o "$work/snippet"
+}
+run "bindings/c/README.md snippet compiles (-Wall -Wextra -Werror -pedantic)" snippet_build
+snippet_runs() {
+  mkdir -p "$work/snippet-ok" && (cd "$work/snippet-ok" && vg "$work/snippet") > "$work/snippet.txt" &&
+    [[ "$(cat "$work/snippet.txt")" == hello ]]
+}
+snippet_failed_open() {
+  local rc=0
+  mkdir -p "$work/snippet-bad" && touch "$work/snippet-bad/data" # a file where the store should be
+  # valgrind exits 99 on a memory error; the snippet itself must exit 1 after printing the error.
+  (cd "$work/snippet-bad" && vg_exit=99 vg "$work/snippet") > "$work/snippet-bad.txt" 2>&1 || rc=$?
+  cat "$work/snippet-bad.txt"
+  [[ $rc == 1 ]] && grep -q data "$work/snippet-bad.txt"
+}
+if [[ -x "$work/snippet" ]]; then
+  run "bindings/c/README.md snippet runs (valgrind): prints hello" snippet_runs
+  run "bindings/c/README.md snippet stops at a failed open (valgrind clean, exit 1)" snippet_failed_open
+fi
+
+summary c-tests

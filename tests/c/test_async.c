@@ -228,8 +228,10 @@ static void free_store(void *ud, mqlite_status st, uint64_t id, const mqlite_err
 static void test_free_from_callbacks(const char *dir) {
     mqlite_store *s = open_store(dir, NULL);
     mqlite_queue *q = open_queue(s, "free-inside");
-    OK(mqlite_queue_send_bytes(q, (const uint8_t *)"a", 1, NULL, ERR));
+    /* Listen first, send after: the handler reads fr_listener, which mqlite_queue_listen writes
+     * only as it returns (a message already queued could reach the handler before that). */
     OK(mqlite_queue_listen(q, stop_self, NULL, count_free, &fr_listener, ERR));
+    OK(mqlite_queue_send_bytes(q, (const uint8_t *)"a", 1, NULL, ERR));
     pthread_mutex_lock(&fr_mu);
     while (fr_stage < 1 || fr_freed < 1) pthread_cond_wait(&fr_cv, &fr_mu);
     pthread_mutex_unlock(&fr_mu);

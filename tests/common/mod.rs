@@ -11,7 +11,22 @@ use std::time::Duration;
 pub const T0: u64 = 1_700_000_000_000;
 pub const NOW: Option<Duration> = Some(Duration::ZERO);
 
+/// Whether this test binary runs the semantics suites through a client process's API: the
+/// conformance harness `tests/conformance_client.rs` (or `MQLITE_TEST_ROLE=client`). Then
+/// [`Env::open`] opens the store's owner in this process (with the test's options and manual
+/// clock) and hands the test a *client* of it, connected over the store's socket: every call the
+/// test makes goes through the wire protocol and the owner's server, as from another process.
+pub fn client_role() -> bool {
+    std::env::var("MQLITE_TEST_ROLE").is_ok_and(|r| r == "client")
+        || std::env::args()
+            .next()
+            .is_some_and(|a| a.contains("conformance_client"))
+}
+
 pub struct Env {
+    /// The owner behind the test's client (client role only); replaced on each open, so that
+    /// the test's store options (which are the owner's) take effect.
+    owner: std::sync::Mutex<Option<Store>>,
     pub dir: tempfile::TempDir,
     pub clock: Arc<ManualClock>,
 }
@@ -19,6 +34,7 @@ pub struct Env {
 impl Env {
     pub fn new() -> Env {
         Env {
+            owner: std::sync::Mutex::new(None),
             dir: tempfile::tempdir().unwrap(),
             clock: ManualClock::new(T0),
         }
@@ -30,12 +46,39 @@ impl Env {
         }
     }
     pub fn open(&self) -> Store {
-        Store::open(self.dir.path(), self.opts()).unwrap()
+        self.open_with(|_| {})
     }
     pub fn open_with(&self, f: impl FnOnce(&mut StoreOptions)) -> Store {
         let mut o = self.opts();
         f(&mut o);
-        Store::open(self.dir.path(), o).unwrap()
+        if !client_role() {
+            return Store::open(self.dir.path(), o).unwrap();
+        }
+        let mut owner = self.owner.lock().unwrap();
+        // A reopen: the previous owner closes (as a process would exit) and a new one recovers.
+        if let Some(old) = owner.take() {
+            old.close().unwrap();
+        }
+        let new = Store::open(
+            self.dir.path(),
+            StoreOptions {
+                open_as: OpenAs::Owner,
+                ..o.clone()
+            },
+        )
+        .unwrap();
+        assert_eq!(new.role(), Role::Owner);
+        *owner = Some(new);
+        let c = Store::open(
+            self.dir.path(),
+            StoreOptions {
+                open_as: OpenAs::Client,
+                ..o
+            },
+        )
+        .unwrap();
+        assert_eq!(c.role(), Role::Client);
+        c
     }
 }
 

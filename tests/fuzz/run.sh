@@ -10,8 +10,11 @@ set -eu
 cd "$(dirname "$0")/../.."   # the repository root; the fuzz crate is tests/fuzz
 SECONDS_PER_TARGET="${1:-30}"
 export RUSTC_BOOTSTRAP=1
-for target in decode recover; do
+for target in decode recover selector; do
     mkdir -p "tests/fuzz/target/corpus/$target"
+    # A target may have a dictionary of its tokens (tests/fuzz/<target>.dict).
+    dict=""
+    if [ -f "tests/fuzz/$target.dict" ]; then dict="-dict=tests/fuzz/$target.dict"; fi
     cargo fuzz run --fuzz-dir tests/fuzz --release "$target" "tests/fuzz/target/corpus/$target" "tests/fuzz/corpus/$target" -- \
-        -max_total_time="$SECONDS_PER_TARGET" -max_len=65536 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
+        -max_total_time="$SECONDS_PER_TARGET" -max_len=65536 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 $dict
 done

@@ -3,8 +3,8 @@
  * retries (6 by default, here with 0 ms delays so the example runs instantly) they land in the
  * shared DLQ, which it then reads, printing why each message died.
  *
- *   cc consumer.c $(pkg-config --cflags --libs mqlite) -o consumer
- *   ./consumer STORE_DIR
+ *   cc bindings/c/examples/consumer.c $(pkg-config --cflags --libs mqlite) -o target/consumer
+ *   target/consumer STORE_DIR
  */
 #include <mqlite.h>
 

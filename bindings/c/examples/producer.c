@@ -2,8 +2,8 @@
  * blocking durable send, the rest with async sends whose callbacks are counted; every tenth
  * message is marked poison (the consumer example rejects it after retries).
  *
- *   cc producer.c $(pkg-config --cflags --libs mqlite) -o producer
- *   ./producer STORE_DIR [COUNT]
+ *   cc bindings/c/examples/producer.c $(pkg-config --cflags --libs mqlite) -lpthread -o target/producer
+ *   target/producer STORE_DIR [COUNT]
  */
 #include <mqlite.h>
 

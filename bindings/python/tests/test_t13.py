@@ -60,8 +60,14 @@ def test_blocking_calls_release_the_gil(store: mqlite.Store) -> None:
 
 
 def test_ctrl_c_interrupts_a_blocking_receive(tmp_path: Path) -> None:
+    # A process started with SIGINT ignored (a background job of a non-interactive shell, or a
+    # child of one: the test command under `&` or nohup) inherits SIG_IGN, and Python then
+    # installs no KeyboardInterrupt handler. The child sets Python's default handler itself, as
+    # an interactive program would have it, so the test does not depend on how it was started.
     code = textwrap.dedent(
         f"""
+        import signal
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         import mqlite
         with mqlite.open({str(tmp_path / "s")!r}) as store:
             q = store.queue("empty")

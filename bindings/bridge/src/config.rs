@@ -1,0 +1,498 @@
+//! The bridge's configuration: what the TOML file holds, and what a program builds in code.
+//!
+//! Durations are written as text with a unit (`"250ms"`, `"30s"`, `"10m"`, `"1h"`).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+
+/// The whole configuration. Every field but the routes has a default (`Config::default()` is
+/// the same as an empty file).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The store directory ([`crate::run`] opens it; [`crate::Bridge::start`] is given a store).
+    #[serde(default)]
+    pub store: Option<PathBuf>,
+    /// Prefix of the broker-side message ids of outbound messages (`<origin>:ID:<n>`), so that
+    /// two stores forwarding to one broker never share an id. Default: the host name and the
+    /// store directory. At most 200 bytes.
+    #[serde(default)]
+    pub origin: Option<String>,
+    /// Where [`crate::run`] writes the routes' counters as JSON (rewritten every
+    /// `stats_interval` and at stop). Default: none.
+    #[serde(default)]
+    pub stats_file: Option<PathBuf>,
+    /// How often the stats file and the lag figures are refreshed. Default 5 s.
+    #[serde(default = "default_stats_interval", with = "humantime_serde")]
+    pub stats_interval: Duration,
+    /// Waits between reconnection attempts while a broker is away.
+    #[serde(default)]
+    pub reconnect: Backoff,
+    /// The NATS server, for routes with a `nats` table.
+    #[serde(default)]
+    pub nats: Option<NatsServer>,
+    /// The RabbitMQ server, for routes with a `rabbitmq` table.
+    #[serde(default)]
+    pub rabbitmq: Option<RabbitServer>,
+    /// Options of the store's queues, by name, applied when [`crate::run`] opens the store
+    /// (queue options are set per open, not stored).
+    #[serde(default)]
+    pub queues: BTreeMap<String, QueueConfig>,
+    /// Routes from an mqlite queue to a broker.
+    #[serde(default)]
+    pub outbound: Vec<OutboundRoute>,
+    /// Routes from a broker to an mqlite queue.
+    #[serde(default)]
+    pub inbound: Vec<InboundRoute>,
+}
+
+fn default_stats_interval() -> Duration {
+    Duration::from_secs(5)
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            store: None,
+            origin: None,
+            stats_file: None,
+            stats_interval: default_stats_interval(),
+            reconnect: Backoff::default(),
+            nats: None,
+            rabbitmq: None,
+            queues: BTreeMap::new(),
+            outbound: Vec::new(),
+            inbound: Vec::new(),
+        }
+    }
+}
+
+/// Exponential backoff between reconnection attempts (doubling from `initial` up to `max`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Backoff {
+    /// The first wait. Default 100 ms.
+    #[serde(default = "default_initial", with = "humantime_serde")]
+    pub initial: Duration,
+    /// The longest wait. Default 5 s.
+    #[serde(default = "default_max", with = "humantime_serde")]
+    pub max: Duration,
+}
+
+fn default_initial() -> Duration {
+    Duration::from_millis(100)
+}
+fn default_max() -> Duration {
+    Duration::from_secs(5)
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            initial: default_initial(),
+            max: default_max(),
+        }
+    }
+}
+
+/// A NATS server (JetStream enabled).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NatsServer {
+    /// Server URL(s), comma-separated: `nats://127.0.0.1:4222`.
+    pub url: String,
+    /// How long a publish waits for its PubAck before it counts as a lost connection (the
+    /// message is then published again). Default 5 s.
+    #[serde(default = "default_ack_timeout", with = "humantime_serde")]
+    pub ack_timeout: Duration,
+}
+
+fn default_ack_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+
+/// A RabbitMQ server.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RabbitServer {
+    /// AMQP URI: `amqp://user:password@127.0.0.1:5672/%2f`.
+    pub url: String,
+}
+
+/// Options of one mqlite queue (unset fields keep the store's defaults).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueConfig {
+    /// Redeliveries before a message is dead-lettered (−1 = unlimited). Default 6.
+    #[serde(default)]
+    pub max_redeliveries: Option<i32>,
+    /// Delay before a failed message is delivered again. Default 1 s.
+    #[serde(default, with = "humantime_serde")]
+    pub redelivery_delay: Option<Duration>,
+    /// Multiply the delay by 5 for each later redelivery. Default off.
+    #[serde(default)]
+    pub exponential_backoff: Option<bool>,
+    /// Upper bound of any redelivery delay. Default none.
+    #[serde(default, with = "humantime_serde")]
+    pub maximum_redelivery_delay: Option<Duration>,
+    /// Name of the dead-letter queue (one shared queue). Default `DLQ`.
+    #[serde(default)]
+    pub dead_letter_queue: Option<String>,
+    /// How long a dedup key is remembered. Default 10 minutes.
+    #[serde(default, with = "humantime_serde")]
+    pub dedup_window: Option<Duration>,
+    /// How many dedup keys are remembered at most. Default 100,000.
+    #[serde(default)]
+    pub dedup_window_count: Option<usize>,
+}
+
+impl QueueConfig {
+    /// As mqlite queue options, on top of `store`'s defaults.
+    pub fn to_options(&self, store: &mqlite::StoreOptions) -> mqlite::QueueOptions {
+        let mut policy = store.redelivery.clone();
+        if let Some(n) = self.max_redeliveries {
+            policy.max_redeliveries = n;
+        }
+        if let Some(d) = self.redelivery_delay {
+            policy.initial_redelivery_delay = d;
+            policy.redelivery_delay = d;
+        }
+        if let Some(b) = self.exponential_backoff {
+            policy.use_exponential_backoff = b;
+        }
+        if self.maximum_redelivery_delay.is_some() {
+            policy.maximum_redelivery_delay = self.maximum_redelivery_delay;
+        }
+        mqlite::QueueOptions {
+            redelivery: Some(policy),
+            dead_letter: self
+                .dead_letter_queue
+                .clone()
+                .map(|name| mqlite::DeadLetterStrategy::Shared { name }),
+            dedup_window: self.dedup_window,
+            dedup_window_count: self.dedup_window_count,
+            ..mqlite::QueueOptions::default()
+        }
+    }
+}
+
+fn default_window() -> usize {
+    256
+}
+
+/// A route from an mqlite queue to a broker (exactly one of `nats` and `rabbitmq`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboundRoute {
+    /// The route's name (in logs and stats); unique among all routes.
+    pub name: String,
+    /// The mqlite queue it consumes.
+    pub queue: String,
+    /// Most publishes awaiting their broker confirm at once (confirms are taken in publish
+    /// order, so the queue's order is kept; a refused message waits for its redelivery while
+    /// later ones go ahead, unless a message group holds them). Default 256.
+    #[serde(default = "default_window")]
+    pub window: usize,
+    /// Publish to NATS JetStream.
+    #[serde(default)]
+    pub nats: Option<NatsTarget>,
+    /// Publish to RabbitMQ.
+    #[serde(default)]
+    pub rabbitmq: Option<RabbitTarget>,
+}
+
+/// Where an outbound route publishes in NATS.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NatsTarget {
+    /// The subject (a JetStream stream must capture it, or every publish is refused).
+    pub subject: String,
+    /// Also set JetStream's per-message TTL header (`Nats-TTL`) from the message's remaining
+    /// time to live; the stream must allow per-message TTLs (server 2.11+). Default false.
+    #[serde(default)]
+    pub message_ttl: bool,
+}
+
+/// Where an outbound route publishes in RabbitMQ.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RabbitTarget {
+    /// The exchange (`""` = the default exchange, which routes by queue name). Default `""`.
+    #[serde(default)]
+    pub exchange: String,
+    /// The routing key.
+    pub routing_key: String,
+}
+
+fn default_max_outage() -> Duration {
+    Duration::from_secs(300)
+}
+
+/// A route from a broker to an mqlite queue (exactly one of `nats` and `rabbitmq`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InboundRoute {
+    /// The route's name (in logs and stats); unique among all routes.
+    pub name: String,
+    /// The mqlite queue it stores into.
+    pub queue: String,
+    /// Most broker messages taken at once (one local transaction each). Default 256.
+    #[serde(default = "default_window")]
+    pub window: usize,
+    /// The longest the bridge may be stopped (or cut off from the store) while the broker
+    /// holds messages it delivered but never saw acknowledged. With the broker's redelivery
+    /// delay it makes the horizon the queue's dedup window must cover; the route refuses to
+    /// start otherwise. Default 5 minutes.
+    #[serde(default = "default_max_outage", with = "humantime_serde")]
+    pub max_outage: Duration,
+    /// Consume a JetStream stream.
+    #[serde(default)]
+    pub nats: Option<NatsSource>,
+    /// Consume a RabbitMQ queue.
+    #[serde(default)]
+    pub rabbitmq: Option<RabbitSource>,
+}
+
+fn default_ack_wait() -> Duration {
+    Duration::from_secs(30)
+}
+fn yes() -> bool {
+    true
+}
+
+/// The JetStream consumer an inbound route reads.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NatsSource {
+    /// The stream.
+    pub stream: String,
+    /// The durable pull consumer's name.
+    pub consumer: String,
+    /// Only subjects matching this filter. Default: the whole stream.
+    #[serde(default)]
+    pub filter_subject: Option<String>,
+    /// Create the consumer when it is missing (explicit acks, unlimited deliveries). Default true.
+    #[serde(default = "yes")]
+    pub create: bool,
+    /// Ack wait of a created consumer: a message not acknowledged within it is delivered
+    /// again. Default 30 s.
+    #[serde(default = "default_ack_wait", with = "humantime_serde")]
+    pub ack_wait: Duration,
+}
+
+/// The RabbitMQ queue an inbound route reads.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RabbitSource {
+    /// The queue (it must exist).
+    pub queue: String,
+}
+
+impl OutboundRoute {
+    /// A route from `queue` to the NATS subject `subject`.
+    pub fn nats(name: &str, queue: &str, subject: &str) -> Self {
+        OutboundRoute {
+            name: name.into(),
+            queue: queue.into(),
+            window: default_window(),
+            nats: Some(NatsTarget {
+                subject: subject.into(),
+                message_ttl: false,
+            }),
+            rabbitmq: None,
+        }
+    }
+
+    /// A route from `queue` to the RabbitMQ `exchange` with `routing_key`.
+    pub fn rabbitmq(name: &str, queue: &str, exchange: &str, routing_key: &str) -> Self {
+        OutboundRoute {
+            name: name.into(),
+            queue: queue.into(),
+            window: default_window(),
+            nats: None,
+            rabbitmq: Some(RabbitTarget {
+                exchange: exchange.into(),
+                routing_key: routing_key.into(),
+            }),
+        }
+    }
+
+    /// The same route with another window.
+    pub fn window(mut self, window: usize) -> Self {
+        self.window = window;
+        self
+    }
+}
+
+impl InboundRoute {
+    /// A route from the durable JetStream consumer `consumer` of `stream` to `queue`.
+    pub fn nats(name: &str, stream: &str, consumer: &str, queue: &str) -> Self {
+        InboundRoute {
+            name: name.into(),
+            queue: queue.into(),
+            window: default_window(),
+            max_outage: default_max_outage(),
+            nats: Some(NatsSource {
+                stream: stream.into(),
+                consumer: consumer.into(),
+                filter_subject: None,
+                create: true,
+                ack_wait: default_ack_wait(),
+            }),
+            rabbitmq: None,
+        }
+    }
+
+    /// A route from the RabbitMQ queue `source` to `queue`.
+    pub fn rabbitmq(name: &str, source: &str, queue: &str) -> Self {
+        InboundRoute {
+            name: name.into(),
+            queue: queue.into(),
+            window: default_window(),
+            max_outage: default_max_outage(),
+            nats: None,
+            rabbitmq: Some(RabbitSource {
+                queue: source.into(),
+            }),
+        }
+    }
+
+    /// The same route with another window.
+    pub fn window(mut self, window: usize) -> Self {
+        self.window = window;
+        self
+    }
+}
+
+impl Config {
+    /// Reads and checks a TOML file.
+    pub fn from_file(path: &Path) -> Result<Config, Error> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Config(format!("reading {}: {e}", path.display())))?;
+        Config::from_toml(&text).map_err(|e| match e {
+            Error::Config(m) => Error::Config(format!("{}: {m}", path.display())),
+            e => e,
+        })
+    }
+
+    /// Parses and checks TOML text.
+    pub fn from_toml(text: &str) -> Result<Config, Error> {
+        let c: Config = toml::from_str(text).map_err(|e| Error::Config(e.to_string()))?;
+        c.check()?;
+        Ok(c)
+    }
+
+    /// Checks what the types cannot: one broker per route, unique names, limits.
+    pub fn check(&self) -> Result<(), Error> {
+        let bad = |m: String| Err(Error::Config(m));
+        let mut names = std::collections::HashSet::new();
+        let routes = self
+            .outbound
+            .iter()
+            .map(|r| (&r.name, r.window, r.nats.is_some(), r.rabbitmq.is_some()))
+            .chain(
+                self.inbound
+                    .iter()
+                    .map(|r| (&r.name, r.window, r.nats.is_some(), r.rabbitmq.is_some())),
+            );
+        for (name, window, nats, rabbit) in routes {
+            if !names.insert(name) {
+                return bad(format!("route name {name:?} is used twice"));
+            }
+            if nats == rabbit {
+                return bad(format!(
+                    "route {name:?} needs exactly one of a `nats` or a `rabbitmq` table"
+                ));
+            }
+            if !(1..=65_535).contains(&window) {
+                return bad(format!(
+                    "route {name:?}: window {window} is outside 1..=65535"
+                ));
+            }
+            if nats && self.nats.is_none() {
+                return bad(format!(
+                    "route {name:?} uses NATS but there is no [nats] table with its url"
+                ));
+            }
+            if rabbit && self.rabbitmq.is_none() {
+                return bad(format!(
+                    "route {name:?} uses RabbitMQ but there is no [rabbitmq] table with its url"
+                ));
+            }
+        }
+        for r in &self.outbound {
+            if let Some(t) = &r.rabbitmq {
+                if t.exchange.len() > 255 || t.routing_key.len() > 255 {
+                    return bad(format!(
+                        "route {:?}: exchange and routing key are at most 255 bytes",
+                        r.name
+                    ));
+                }
+            }
+        }
+        if self.origin.as_ref().is_some_and(|o| o.len() > 200) {
+            return bad("origin is longer than 200 bytes".into());
+        }
+        if self.reconnect.initial.is_zero() || self.reconnect.max < self.reconnect.initial {
+            return bad("reconnect: need 0 < initial <= max".into());
+        }
+        if self.stats_interval.is_zero() {
+            return bad("stats_interval must be above zero".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_readme_example_parses() {
+        let c = Config::from_toml(include_str!("../bridge.example.toml")).unwrap();
+        assert_eq!(c.outbound.len(), 2);
+        assert_eq!(c.inbound.len(), 2);
+        assert_eq!(c.queues["orders"].max_redeliveries, Some(10));
+    }
+
+    #[test]
+    fn the_default_is_an_empty_file() {
+        let d = Config::default();
+        let e = Config::from_toml("").unwrap();
+        assert_eq!(d.stats_interval, e.stats_interval);
+        assert_eq!(d.reconnect.initial, e.reconnect.initial);
+        d.check().unwrap();
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let two = r#"
+            [nats]
+            url = "nats://127.0.0.1:4222"
+            [rabbitmq]
+            url = "amqp://127.0.0.1"
+            [[outbound]]
+            name = "x"
+            queue = "q"
+            nats = { subject = "s" }
+            rabbitmq = { routing_key = "k" }
+        "#;
+        let e = Config::from_toml(two).unwrap_err().to_string();
+        assert!(e.contains("exactly one"), "{e}");
+        let no_url = "[[inbound]]\nname='i'\nqueue='q'\nrabbitmq={queue='x'}";
+        let e = Config::from_toml(no_url).unwrap_err().to_string();
+        assert!(e.contains("[rabbitmq]"), "{e}");
+        let typo = "stats_intervall = '1s'";
+        let e = Config::from_toml(typo).unwrap_err().to_string();
+        assert!(e.contains("stats_intervall"), "{e}");
+        let dup = "[nats]\nurl='x'\n[[outbound]]\nname='a'\nqueue='q'\nnats={subject='s'}\n\
+                   [[inbound]]\nname='a'\nqueue='q'\nnats={stream='S',consumer='c'}";
+        let e = Config::from_toml(dup).unwrap_err().to_string();
+        assert!(e.contains("twice"), "{e}");
+    }
+}

@@ -1,0 +1,609 @@
+//! The two forwarding loops, written once for every broker: a broker is a [`Sink`] (outbound)
+//! or a [`Source`] (inbound). Every mqlite call blocks (it may wait for an fdatasync), so each
+//! runs on tokio's blocking pool, never on the loop's own task.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mqlite::{Delivery, ErrorKind, Message, Queue, Store};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::{debug, error, info, warn};
+
+use crate::config::Backoff;
+use crate::stats::Counters;
+
+/// Why a publish (or a connection) did not succeed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Failure {
+    /// The broker (or the mapping) refused this message: nack it under the redelivery policy.
+    Refused(String),
+    /// The connection is lost or the broker is not ready: give the message back and reconnect.
+    Transient(String),
+}
+
+/// What a broker's confirm said about an accepted publish.
+pub(crate) struct Confirmed {
+    /// The broker recognised the message id as one it already stored.
+    pub duplicate: bool,
+}
+
+/// A pending broker confirm.
+pub(crate) type Confirm = Pin<Box<dyn Future<Output = Result<Confirmed, Failure>> + Send>>;
+
+/// A broker as the target of an outbound route.
+pub(crate) trait Sink: Send + 'static {
+    /// Connects (or checks that the connection is usable).
+    fn connect(&mut self) -> impl Future<Output = Result<(), String>> + Send;
+    /// Publishes `msg` under the broker-side id `id`; the returned future is its confirm.
+    fn publish(
+        &mut self,
+        msg: &Message,
+        id: &str,
+    ) -> impl Future<Output = Result<Confirm, Failure>> + Send;
+    /// Drops the connection after a transient failure.
+    fn disconnect(&mut self);
+}
+
+/// One broker message as the inbound loop sees it.
+pub(crate) struct Incoming {
+    /// The message to store.
+    pub message: Message,
+    /// Its dedup key (from the broker's identity of the message), if it has one.
+    pub dedup_key: Option<String>,
+    /// The broker marked it as delivered before.
+    pub redelivered: bool,
+}
+
+/// A broker as the source of an inbound route.
+pub(crate) trait Source: Send + 'static {
+    /// A delivered broker message.
+    type Msg: Send + 'static;
+    /// Connects and starts consuming.
+    fn connect(&mut self) -> impl Future<Output = Result<(), String>> + Send;
+    /// Waits for at least one message and returns up to `max` (cancel-safe).
+    fn next_batch(
+        &mut self,
+        max: usize,
+    ) -> impl Future<Output = Result<Vec<Self::Msg>, String>> + Send;
+    /// The message to store.
+    fn incoming(&self, m: &Self::Msg, now_ms: u64) -> Incoming;
+    /// Acknowledges messages stored durably.
+    fn ack(&mut self, msgs: Vec<Self::Msg>) -> impl Future<Output = Result<(), String>> + Send;
+    /// Ends the delivery of a message the store refuses for good.
+    fn reject(&mut self, m: Self::Msg) -> impl Future<Output = Result<(), String>> + Send;
+    /// Hands messages back for a later delivery (the store is full or failing for now).
+    fn requeue(&mut self, msgs: Vec<Self::Msg>) -> impl Future<Output = Result<(), String>> + Send;
+    /// Messages the broker holds for this route and not yet acknowledged, if it can tell.
+    fn lag(&mut self) -> impl Future<Output = Option<u64>> + Send;
+    /// Drops the connection after a failure.
+    fn disconnect(&mut self);
+    /// How long after a delivery the broker delivers an unacknowledged message again while
+    /// the bridge stays connected (JetStream's ack wait; zero for RabbitMQ, which redelivers
+    /// when the channel closes).
+    fn redelivery_delay(&self) -> Duration;
+}
+
+/// What every route's loop gets besides its broker.
+#[derive(Clone)]
+pub(crate) struct RouteCtx {
+    pub name: String,
+    pub stats: Arc<Counters>,
+    pub stop: watch::Receiver<bool>,
+    pub reconnect: Backoff,
+    pub stats_interval: Duration,
+}
+
+/// Doubling waits between reconnection attempts.
+struct Waits {
+    cfg: Backoff,
+    next: Duration,
+}
+
+impl Waits {
+    fn new(cfg: &Backoff) -> Self {
+        Waits {
+            cfg: cfg.clone(),
+            next: cfg.initial,
+        }
+    }
+    fn reset(&mut self) {
+        self.next = self.cfg.initial;
+    }
+    /// Sleeps for the next wait; `false` if asked to stop meanwhile.
+    async fn sleep(&mut self, stop: &mut watch::Receiver<bool>) -> bool {
+        let d = self.next;
+        self.next = (self.next * 2).min(self.cfg.max);
+        tokio::select! {
+            _ = tokio::time::sleep(d) => true,
+            _ = stopped(stop) => false,
+        }
+    }
+}
+
+/// Resolves once the bridge is asked to stop.
+pub(crate) async fn stopped(rx: &mut watch::Receiver<bool>) {
+    // The guard `wait_for` returns must not live across an await (it is not `Send`).
+    let _ = rx.wait_for(|s| *s).await.map(|_| ());
+}
+
+/// Runs `f` on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> mqlite::Result<T> + Send + 'static,
+) -> mqlite::Result<T> {
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
+        Err(mqlite::Error::new(
+            ErrorKind::Internal,
+            format!("a store call of the bridge did not finish: {e}"),
+        ))
+    })
+}
+
+/// Awaits the future in `slot`, or forever if there is none.
+async fn maybe<F: Future + Unpin>(slot: &mut Option<F>) -> F::Output {
+    match slot {
+        Some(f) => f.await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Gives deliveries back without counting a failure.
+async fn release_all(ds: Vec<Delivery>, stats: &Counters) {
+    Counters::add(&stats.released, ds.len() as u64);
+    let _ = blocking(move || {
+        for d in ds {
+            d.release()?;
+        }
+        Ok(())
+    })
+    .await;
+}
+
+/// How long a receive waits before the loop looks at its other work again.
+const RECEIVE_WAIT: Duration = Duration::from_millis(100);
+
+/// Outbound: receive from `queue`, publish each message with id `<origin>:<mqlite id>`, and
+/// settle it once the broker answered — ack (confirmed), nack with the broker's error text
+/// (refused), or release (connection lost). Confirms are taken in publish order, so acks
+/// follow the queue's order; at most `window` publishes await their confirm at once.
+pub(crate) async fn outbound<S: Sink>(
+    mut ctx: RouteCtx,
+    queue: Queue,
+    mut sink: S,
+    window: usize,
+    origin: String,
+) {
+    let stats = ctx.stats.clone();
+    let mut waits = Waits::new(&ctx.reconnect);
+    let mut pending: VecDeque<(Delivery, Confirm)> = VecDeque::new();
+    let mut receiving: Option<JoinHandle<mqlite::Result<Vec<Delivery>>>> = None;
+    let mut acking: Option<JoinHandle<mqlite::Result<()>>> = None;
+    let mut confirmed: Vec<Delivery> = Vec::new();
+    let mut connected = false;
+    let mut broken = false;
+    let mut lag_tick = tokio::time::interval(ctx.stats_interval.min(Duration::from_secs(1)));
+    let fatal = |e: String| {
+        error!(route = %ctx.name, "route stopped: {e}");
+        stats.error(e);
+        stats
+            .stopped
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    };
+    loop {
+        let stopping = *ctx.stop.borrow();
+        if stopping && receiving.is_none() && pending.is_empty() {
+            break;
+        }
+        if !connected && !stopping {
+            match sink.connect().await {
+                Ok(()) => {
+                    info!(route = %ctx.name, "connected");
+                    connected = true;
+                    broken = false;
+                    waits.reset();
+                    stats
+                        .connected
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+                Err(e) => {
+                    debug!(route = %ctx.name, "broker not reachable: {e}");
+                    stats.error(e);
+                    if !waits.sleep(&mut ctx.stop).await {
+                        break;
+                    }
+                    continue;
+                }
+            }
+        }
+        if receiving.is_none() && !broken && !stopping && pending.len() < window {
+            let (q, n) = (queue.clone(), window - pending.len());
+            receiving = Some(tokio::task::spawn_blocking(move || {
+                q.receive_batch(n, Some(RECEIVE_WAIT))
+            }));
+        }
+        if acking.is_none() && !confirmed.is_empty() {
+            let (q, batch) = (queue.clone(), std::mem::take(&mut confirmed));
+            acking = Some(tokio::task::spawn_blocking(move || q.ack_batch(batch)));
+        }
+        Counters::set(&stats.in_flight, pending.len() as u64);
+        tokio::select! {
+            biased;
+            r = maybe(&mut acking) => {
+                acking = None;
+                if let Err(e) = r.map_err(|e| e.to_string()).and_then(|r| r.map_err(|e| e.to_string())) {
+                    fatal(format!("acking forwarded messages in queue {:?}: {e}", queue.name()));
+                    break;
+                }
+            }
+            r = async {
+                match pending.front_mut() {
+                    Some(p) => (&mut p.1).await,
+                    None => std::future::pending().await,
+                }
+            }, if !pending.is_empty() => {
+                let Some((d, _)) = pending.pop_front() else { continue };
+                match r {
+                    Ok(c) => {
+                        Counters::add(&stats.forwarded, 1);
+                        if c.duplicate {
+                            Counters::add(&stats.duplicates, 1);
+                        }
+                        confirmed.push(d);
+                    }
+                    Err(Failure::Refused(text)) => {
+                        warn!(route = %ctx.name, id = %d.id(), "publish refused: {text}");
+                        Counters::add(&stats.failed, 1);
+                        stats.error(text.clone());
+                        if let Err(e) = blocking(move || d.nack(&text)).await {
+                            fatal(format!("nacking a refused message: {e}"));
+                            break;
+                        }
+                    }
+                    Err(Failure::Transient(text)) => {
+                        if !broken {
+                            warn!(route = %ctx.name, "connection lost: {text}");
+                            stats.error(text);
+                        }
+                        broken = true;
+                        release_all(vec![d], &stats).await;
+                    }
+                }
+            }
+            r = maybe(&mut receiving) => {
+                receiving = None;
+                let ds = match r {
+                    Ok(Ok(ds)) => ds,
+                    Ok(Err(e)) => { fatal(format!("receiving from queue {:?}: {e}", queue.name())); break; }
+                    Err(e) => { fatal(format!("receiving: {e}")); break; }
+                };
+                if broken || stopping {
+                    release_all(ds, &stats).await;
+                    continue;
+                }
+                let mut ds = ds.into_iter();
+                let mut dead = false;
+                while let Some(d) = ds.next() {
+                    if d.redelivered() {
+                        Counters::add(&stats.redelivered, 1);
+                    }
+                    let id = format!("{origin}:{}", d.id());
+                    match sink.publish(d.message(), &id).await {
+                        Ok(confirm) => pending.push_back((d, confirm)),
+                        Err(Failure::Refused(text)) => {
+                            warn!(route = %ctx.name, id = %d.id(), "message refused: {text}");
+                            Counters::add(&stats.failed, 1);
+                            stats.error(text.clone());
+                            if let Err(e) = blocking(move || d.nack(&text)).await {
+                                fatal(format!("nacking a refused message: {e}"));
+                                dead = true;
+                                break;
+                            }
+                        }
+                        Err(Failure::Transient(text)) => {
+                            warn!(route = %ctx.name, "connection lost: {text}");
+                            stats.error(text);
+                            broken = true;
+                            let mut rest = vec![d];
+                            rest.extend(ds.by_ref());
+                            release_all(rest, &stats).await;
+                        }
+                    }
+                }
+                if dead {
+                    break;
+                }
+            }
+            _ = lag_tick.tick() => {
+                let q = queue.clone();
+                if let Ok(s) = blocking(move || q.stats()).await {
+                    Counters::set(&stats.lag, s.messages);
+                }
+            }
+            _ = stopped(&mut ctx.stop), if !stopping => {}
+        }
+        if broken && pending.is_empty() && receiving.is_none() {
+            sink.disconnect();
+            connected = false;
+            broken = false;
+            stats
+                .connected
+                .store(false, std::sync::atomic::Ordering::Relaxed);
+            Counters::add(&stats.reconnects, 1);
+            if !waits.sleep(&mut ctx.stop).await {
+                break;
+            }
+        }
+    }
+    // Graceful stop: what is confirmed is acked; what is not yet is given back.
+    if let Some(h) = acking.take() {
+        let _ = h.await;
+    }
+    let mut rest: Vec<Delivery> = pending.into_iter().map(|p| p.0).collect();
+    if let Some(h) = receiving.take() {
+        if let Ok(Ok(ds)) = h.await {
+            rest.extend(ds);
+        }
+    }
+    if !confirmed.is_empty() {
+        let q = queue.clone();
+        if let Err(e) = blocking(move || q.ack_batch(confirmed)).await {
+            stats.error(format!("acking at stop: {e}"));
+        }
+    }
+    release_all(rest, &stats).await;
+    Counters::set(&stats.in_flight, 0);
+    stats
+        .connected
+        .store(false, std::sync::atomic::Ordering::Relaxed);
+    info!(route = %ctx.name, "stopped");
+}
+
+/// Checks that the queue's dedup window covers the time within which the broker may deliver a
+/// stored message again: the bridge's longest outage plus the broker's redelivery delay.
+pub(crate) fn check_dedup_horizon(
+    queue: &Queue,
+    max_outage: Duration,
+    redelivery_delay: Duration,
+    window: usize,
+) -> Result<(), String> {
+    let (dedup, count) = queue.dedup_window().map_err(|e| e.to_string())?;
+    let horizon = max_outage + redelivery_delay;
+    if dedup < horizon {
+        return Err(format!(
+            "queue {:?} remembers dedup keys for {}, less than the broker's redelivery horizon of \
+             {} (max_outage {} + redelivery delay {}): a message redelivered after a crash could \
+             be stored twice; raise the queue's dedup_window or lower max_outage",
+            queue.name(),
+            humantime::format_duration(dedup),
+            humantime::format_duration(horizon),
+            humantime::format_duration(max_outage),
+            humantime::format_duration(redelivery_delay),
+        ));
+    }
+    if count < window {
+        return Err(format!(
+            "queue {:?} remembers at most {count} dedup keys, fewer than the route's window of \
+             {window}",
+            queue.name()
+        ));
+    }
+    Ok(())
+}
+
+/// What one local transaction did.
+struct Stored {
+    new: u64,
+    duplicates: u64,
+}
+
+/// Stores `items` in one transaction, skipping those whose dedup key the queue already holds.
+fn store_batch(store: &Store, queue: &Queue, items: Vec<Incoming>) -> mqlite::Result<Stored> {
+    let mut txn = store.transaction();
+    let mut out = Stored {
+        new: 0,
+        duplicates: 0,
+    };
+    let mut keys = std::collections::HashSet::new();
+    for it in items {
+        if let Some(key) = &it.dedup_key {
+            // Known to the queue, or earlier in this batch (a producer's retry, say).
+            if !keys.insert(key.clone()) || queue.dedup_lookup(key)?.is_some() {
+                out.duplicates += 1;
+                continue;
+            }
+        }
+        let mut m = it.message;
+        if let Some(key) = it.dedup_key {
+            m = m.dedup_key(key);
+        }
+        txn.send(queue, m)?;
+        out.new += 1;
+    }
+    if out.new > 0 {
+        txn.commit()?;
+    }
+    Ok(out)
+}
+
+/// Inbound: take up to `window` broker messages, store them in one durable local transaction
+/// (each with its dedup key, skipping keys the queue already holds), then acknowledge them to
+/// the broker. A crash between the two makes the broker deliver them again, and their dedup
+/// keys keep them from being stored twice.
+pub(crate) async fn inbound<S: Source>(
+    mut ctx: RouteCtx,
+    store: Arc<Store>,
+    queue: Queue,
+    mut source: S,
+    window: usize,
+    max_outage: Duration,
+) {
+    let stats = ctx.stats.clone();
+    let mut waits = Waits::new(&ctx.reconnect);
+    let mut connected = false;
+    let mut checked = false;
+    let mut lag_tick = tokio::time::interval(ctx.stats_interval.min(Duration::from_secs(1)));
+    let fatal = |e: String| {
+        error!(route = %ctx.name, "route stopped: {e}");
+        stats.error(e);
+        stats
+            .stopped
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    };
+    loop {
+        if *ctx.stop.borrow() {
+            break;
+        }
+        if !connected {
+            match source.connect().await {
+                Ok(()) => {
+                    if !checked {
+                        let r = check_dedup_horizon(
+                            &queue,
+                            max_outage,
+                            source.redelivery_delay(),
+                            window,
+                        );
+                        if let Err(e) = r {
+                            fatal(e);
+                            break;
+                        }
+                        checked = true;
+                    }
+                    info!(route = %ctx.name, "connected");
+                    connected = true;
+                    waits.reset();
+                    stats
+                        .connected
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+                Err(e) => {
+                    debug!(route = %ctx.name, "broker not reachable: {e}");
+                    stats.error(e);
+                    if !waits.sleep(&mut ctx.stop).await {
+                        break;
+                    }
+                    continue;
+                }
+            }
+        }
+        let batch = tokio::select! {
+            biased;
+            _ = stopped(&mut ctx.stop) => break,
+            _ = lag_tick.tick() => {
+                if let Some(n) = source.lag().await {
+                    Counters::set(&stats.lag, n);
+                }
+                continue;
+            }
+            b = source.next_batch(window) => b,
+        };
+        let result = match batch {
+            Ok(batch) if batch.is_empty() => continue,
+            Ok(batch) => store_and_ack(&ctx, &store, &queue, &mut source, batch).await,
+            Err(e) => Err(Failure::Transient(e)),
+        };
+        match result {
+            Ok(()) => {}
+            Err(Failure::Refused(e)) => {
+                fatal(e);
+                break;
+            }
+            Err(Failure::Transient(e)) => {
+                warn!(route = %ctx.name, "{e}");
+                stats.error(e);
+                source.disconnect();
+                connected = false;
+                stats
+                    .connected
+                    .store(false, std::sync::atomic::Ordering::Relaxed);
+                Counters::add(&stats.reconnects, 1);
+                if !waits.sleep(&mut ctx.stop).await {
+                    break;
+                }
+            }
+        }
+    }
+    source.disconnect();
+    stats
+        .connected
+        .store(false, std::sync::atomic::Ordering::Relaxed);
+    info!(route = %ctx.name, "stopped");
+}
+
+/// One inbound batch: store, then ack. `Refused` means the route cannot go on (the store is
+/// closed or poisoned); `Transient` that the broker connection must be rebuilt.
+async fn store_and_ack<S: Source>(
+    ctx: &RouteCtx,
+    store: &Arc<Store>,
+    queue: &Queue,
+    source: &mut S,
+    batch: Vec<S::Msg>,
+) -> Result<(), Failure> {
+    let stats = &ctx.stats;
+    let now = crate::mapping::now_ms();
+    let items: Vec<Incoming> = batch.iter().map(|m| source.incoming(m, now)).collect();
+    Counters::set(&stats.in_flight, items.len() as u64);
+    let redelivered = items.iter().filter(|i| i.redelivered).count() as u64;
+    Counters::add(&stats.redelivered, redelivered);
+    let (s, q) = (store.clone(), queue.clone());
+    let r = blocking(move || store_batch(&s, &q, items)).await;
+    Counters::set(&stats.in_flight, 0);
+    match r {
+        Ok(done) => {
+            Counters::add(&stats.forwarded, done.new);
+            Counters::add(&stats.duplicates, done.duplicates);
+            source.ack(batch).await.map_err(Failure::Transient)
+        }
+        Err(e) if e.kind() == ErrorKind::InvalidArgument => {
+            // One message the store refuses (too large a body, say) must not hold up the
+            // rest: store them one by one and end the refused ones' delivery at the broker.
+            let mut ok = Vec::new();
+            for m in batch {
+                let item = source.incoming(&m, now);
+                let (s, q) = (store.clone(), queue.clone());
+                match blocking(move || store_batch(&s, &q, vec![item])).await {
+                    Ok(done) => {
+                        Counters::add(&stats.forwarded, done.new);
+                        Counters::add(&stats.duplicates, done.duplicates);
+                        ok.push(m);
+                    }
+                    Err(e) if e.kind() == ErrorKind::InvalidArgument => {
+                        error!(route = %ctx.name, "message refused by the store: {e}");
+                        Counters::add(&stats.failed, 1);
+                        stats.error(format!("refused by the store: {e}"));
+                        source.reject(m).await.map_err(Failure::Transient)?;
+                    }
+                    Err(e) => return local_failure(ctx, source, ok, e).await,
+                }
+            }
+            source.ack(ok).await.map_err(Failure::Transient)
+        }
+        Err(e) => local_failure(ctx, source, batch, e).await,
+    }
+}
+
+/// The store failed for a reason other than the message: a closed or poisoned store ends
+/// the route; anything else (a full queue, a full disk) hands the messages back and waits.
+async fn local_failure<S: Source>(
+    ctx: &RouteCtx,
+    source: &mut S,
+    msgs: Vec<S::Msg>,
+    e: mqlite::Error,
+) -> Result<(), Failure> {
+    let text = format!("storing into the queue: {e}");
+    if matches!(e.kind(), ErrorKind::Closed | ErrorKind::Poisoned) {
+        return Err(Failure::Refused(text));
+    }
+    warn!(route = %ctx.name, "{text}; the broker keeps the messages");
+    ctx.stats.error(text);
+    source.requeue(msgs).await.map_err(Failure::Transient)?;
+    let mut stop = ctx.stop.clone();
+    tokio::select! {
+        _ = tokio::time::sleep(ctx.reconnect.max) => {}
+        _ = stopped(&mut stop) => {}
+    }
+    Ok(())
+}

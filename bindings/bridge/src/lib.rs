@@ -1,0 +1,361 @@
+//! # mqlite-bridge — store-and-forward between mqlite queues and a distributed broker
+//!
+//! A bridge runs any number of **routes**, each on its own tokio task:
+//!
+//! * **outbound** (an mqlite queue → NATS JetStream or RabbitMQ): receive from the queue,
+//!   publish with a broker-side message id (`<origin>:ID:<n>`: JetStream's `Nats-Msg-Id`,
+//!   AMQP's `message_id`), wait for the broker's confirm (JetStream PubAck; RabbitMQ publisher
+//!   confirm of a persistent, mandatory publish), then ack locally. A publish the broker refuses
+//!   (no stream captures the subject, an unroutable message, a nack) is nacked locally with the
+//!   broker's error as the failure text, so the queue's redelivery policy retries it and its
+//!   dead-letter queue finally holds it. A lost connection releases the message unpublished (no
+//!   failure counted); the route reconnects with backoff and forwards everything stored
+//!   meanwhile. Confirms are taken in publish order and at most `window` publishes await
+//!   theirs, so messages leave in the queue's order (per group when groups are used: the queue
+//!   hands out one message of a group at a time).
+//! * **inbound** (a JetStream durable pull consumer with explicit acks, or a RabbitMQ queue with
+//!   manual acks → an mqlite queue): store a batch durably in one transaction, each message with a
+//!   dedup key derived from the broker's identity of the message (JetStream: stream, creation
+//!   time and stream sequence; RabbitMQ: queue and `message_id`), then ack the broker. A crash
+//!   between the two makes the broker deliver them again, and the queue's dedup window keeps
+//!   them from being stored twice — provided the window covers the broker's redelivery horizon,
+//!   which the route checks before it starts.
+//!
+//! Everything at-least-once: a crash of the bridge re-sends what was published but not yet
+//! acked locally (JetStream's duplicate window drops it; RabbitMQ has no publisher dedup, so a
+//! consumer must dedup on `message_id` — an inbound route does).
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use mqlite_bridge::{Bridge, Config, NatsServer, OutboundRoute, InboundRoute};
+//!
+//! # async fn demo() -> Result<(), mqlite_bridge::Error> {
+//! let store = Arc::new(mqlite::Store::open("/tmp/app-store", Default::default())?);
+//! let config = Config {
+//!     nats: Some(NatsServer { url: "nats://127.0.0.1:4222".into(), ack_timeout: std::time::Duration::from_secs(5) }),
+//!     outbound: vec![OutboundRoute::nats("orders-out", "orders", "orders.created")],
+//!     inbound: vec![InboundRoute::nats("commands-in", "COMMANDS", "edge-1", "commands")],
+//!     ..Config::default()
+//! };
+//! let bridge = Bridge::start(store.clone(), config).await?;
+//! // ... the application sends to "orders" and receives from "commands" as usual ...
+//! for s in bridge.stats() {
+//!     println!("{}: {} forwarded, {} waiting", s.name, s.forwarded, s.lag);
+//! }
+//! bridge.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! The message mapping (properties with their types, priority, expiry, correlation id,
+//! message id, timestamp, group) is described in the README's "Beyond one machine" section
+//! and in [`mapping`].
+#![deny(missing_docs)]
+
+mod config;
+mod engine;
+pub mod mapping;
+#[cfg(feature = "nats")]
+mod nats;
+#[cfg(feature = "rabbitmq")]
+mod rabbitmq;
+mod stats;
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::info;
+
+pub use config::{
+    Backoff, Config, InboundRoute, NatsServer, NatsSource, NatsTarget, OutboundRoute, QueueConfig,
+    RabbitServer, RabbitSource, RabbitTarget,
+};
+pub use stats::RouteStats;
+
+use engine::RouteCtx;
+use stats::Counters;
+
+/// What can stop a bridge from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The configuration is invalid (the message names the field or route).
+    #[error("configuration: {0}")]
+    Config(String),
+    /// The store could not be opened or a queue declared.
+    #[error("store: {0}")]
+    Store(#[from] mqlite::Error),
+    /// A route needs a broker client this build lacks (cargo feature `nats` or `rabbitmq`).
+    #[error("{0}")]
+    Unsupported(String),
+    /// Writing the stats file failed.
+    #[error("stats file: {0}")]
+    Stats(String),
+}
+
+struct Route {
+    name: String,
+    direction: &'static str,
+    broker: &'static str,
+    stats: Arc<Counters>,
+    task: JoinHandle<()>,
+}
+
+/// A running bridge: its routes' tasks on the current tokio runtime.
+pub struct Bridge {
+    routes: Vec<Route>,
+    stop: watch::Sender<bool>,
+}
+
+impl Bridge {
+    /// Starts every route of `config` on the current tokio runtime, over `store` (its queues
+    /// are declared with their present options; [`run`] applies `config.queues` when it opens
+    /// the store itself). Brokers that are down do not stop the start: their routes connect
+    /// when they come up. Errors: an invalid configuration, a route whose broker feature is
+    /// not compiled in, a queue name the store refuses.
+    pub async fn start(store: Arc<mqlite::Store>, config: Config) -> Result<Bridge, Error> {
+        config.check()?;
+        let (stop, stop_rx) = watch::channel(false);
+        let origin = match &config.origin {
+            Some(o) => o.clone(),
+            None => default_origin(store.path()),
+        };
+        let origin = mapping::encode_text(&origin).0;
+        #[cfg(feature = "nats")]
+        let js = match &config.nats {
+            Some(server) => Some(
+                nats::connect(server, config.reconnect.max)
+                    .await
+                    .map_err(Error::Config)?,
+            ),
+            None => None,
+        };
+        let mut routes = Vec::new();
+        let ctx = |name: &str, stats: &Arc<Counters>| RouteCtx {
+            name: name.to_string(),
+            stats: stats.clone(),
+            stop: stop_rx.clone(),
+            reconnect: config.reconnect.clone(),
+            stats_interval: config.stats_interval,
+        };
+        for r in &config.outbound {
+            let queue = store.queue(&r.queue)?;
+            let stats = Arc::new(Counters::default());
+            let c = ctx(&r.name, &stats);
+            let (origin, window) = (origin.clone(), r.window);
+            let (broker, task): (&'static str, JoinHandle<()>) = if let Some(t) = &r.nats {
+                #[cfg(feature = "nats")]
+                {
+                    let sink = nats::NatsSink::new(js.clone().ok_or_else(no_server)?, t.clone());
+                    (
+                        "nats",
+                        tokio::spawn(engine::outbound(c, queue, sink, window, origin)),
+                    )
+                }
+                #[cfg(not(feature = "nats"))]
+                return Err(missing("nats", &r.name, t));
+            } else if let Some(t) = &r.rabbitmq {
+                #[cfg(feature = "rabbitmq")]
+                {
+                    let server = config.rabbitmq.clone().ok_or_else(no_server)?;
+                    let sink = rabbitmq::RabbitSink::new(server, t.clone());
+                    (
+                        "rabbitmq",
+                        tokio::spawn(engine::outbound(c, queue, sink, window, origin)),
+                    )
+                }
+                #[cfg(not(feature = "rabbitmq"))]
+                return Err(missing("rabbitmq", &r.name, t));
+            } else {
+                return Err(no_server());
+            };
+            routes.push(Route {
+                name: r.name.clone(),
+                direction: "outbound",
+                broker,
+                stats,
+                task,
+            });
+        }
+        for r in &config.inbound {
+            let queue = store.queue(&r.queue)?;
+            let stats = Arc::new(Counters::default());
+            let c = ctx(&r.name, &stats);
+            let (st, window, outage) = (store.clone(), r.window, r.max_outage);
+            let (broker, task): (&'static str, JoinHandle<()>) = if let Some(s) = &r.nats {
+                #[cfg(feature = "nats")]
+                {
+                    let src = nats::NatsConsumer::new(js.clone().ok_or_else(no_server)?, s.clone());
+                    (
+                        "nats",
+                        tokio::spawn(engine::inbound(c, st, queue, src, window, outage)),
+                    )
+                }
+                #[cfg(not(feature = "nats"))]
+                return Err(missing("nats", &r.name, s));
+            } else if let Some(s) = &r.rabbitmq {
+                #[cfg(feature = "rabbitmq")]
+                {
+                    let server = config.rabbitmq.clone().ok_or_else(no_server)?;
+                    let src = rabbitmq::RabbitConsumer::new(server, s.clone(), window);
+                    (
+                        "rabbitmq",
+                        tokio::spawn(engine::inbound(c, st, queue, src, window, outage)),
+                    )
+                }
+                #[cfg(not(feature = "rabbitmq"))]
+                return Err(missing("rabbitmq", &r.name, s));
+            } else {
+                return Err(no_server());
+            };
+            routes.push(Route {
+                name: r.name.clone(),
+                direction: "inbound",
+                broker,
+                stats,
+                task,
+            });
+        }
+        info!(routes = routes.len(), origin = %origin, "bridge started");
+        Ok(Bridge { routes, stop })
+    }
+
+    /// The counters of every route, in configuration order (outbound routes first).
+    pub fn stats(&self) -> Vec<RouteStats> {
+        self.routes
+            .iter()
+            .map(|r| r.stats.snapshot(&r.name, r.direction, r.broker))
+            .collect()
+    }
+
+    /// Stops gracefully: no new message is taken; publishes awaiting a confirm get it (or are
+    /// given back to the queue without counting a failure), an inbound batch being stored is
+    /// finished and acked. Returns the final counters once every route has stopped.
+    pub async fn shutdown(mut self) -> Vec<RouteStats> {
+        let _ = self.stop.send(true);
+        for r in &mut self.routes.iter_mut() {
+            let _ = (&mut r.task).await;
+        }
+        self.stats()
+    }
+}
+
+fn no_server() -> Error {
+    Error::Config("a route's broker has no server configured".into())
+}
+
+#[allow(dead_code)]
+fn missing<T>(feature: &str, route: &str, _: &T) -> Error {
+    Error::Unsupported(format!(
+        "route {route:?} needs the `{feature}` cargo feature of mqlite-bridge"
+    ))
+}
+
+/// `<host name><store directory>`: unique per machine and store.
+fn default_origin(store: &Path) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into());
+    let dir = store.canonicalize().unwrap_or_else(|_| store.to_path_buf());
+    let mut origin = format!("{host}{}", dir.display());
+    if origin.len() > 200 {
+        let cut = (origin.len() - 200..origin.len())
+            .find(|&i| origin.is_char_boundary(i))
+            .unwrap_or(0);
+        origin = origin[cut..].to_string();
+    }
+    origin
+}
+
+/// Writes `stats` as JSON to `path` (through a temporary file and a rename, so a reader never
+/// sees half a file).
+pub fn write_stats(path: &Path, stats: &[RouteStats]) -> Result<(), Error> {
+    let json = serde_json::to_vec_pretty(&serde_json::json!({ "routes": stats }))
+        .map_err(|e| Error::Stats(e.to_string()))?;
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, json)
+        .and_then(|_| std::fs::rename(&tmp, path))
+        .map_err(|e| Error::Stats(format!("{}: {e}", path.display())))
+}
+
+/// Opens the store named by `config.store` (with `config.queues` applied), runs the bridge
+/// until `shutdown` completes, then stops it gracefully and closes the store. The stats file,
+/// if configured, is rewritten every `stats_interval` and once more at the end. This is the
+/// whole `mqlite-bridge --config FILE` command, minus signals and logging.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+    config.check()?;
+    let dir = config
+        .store
+        .clone()
+        .ok_or_else(|| Error::Config("`store` (the store directory) is missing".into()))?;
+    let store_opts = mqlite::StoreOptions::default();
+    let store = Arc::new(mqlite::Store::open(&dir, store_opts.clone())?);
+    for (name, q) in &config.queues {
+        store.queue_with(name, q.to_options(&store_opts))?;
+    }
+    let stats_file = config.stats_file.clone();
+    let interval = config.stats_interval;
+    let bridge = Bridge::start(store.clone(), config).await?;
+    tokio::pin!(shutdown);
+    let mut tick = tokio::time::interval(interval);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            _ = tick.tick() => {
+                if let Some(path) = &stats_file {
+                    if let Err(e) = write_stats(path, &bridge.stats()) {
+                        tracing::warn!("{e}");
+                    }
+                }
+            }
+        }
+    }
+    info!("stopping");
+    let last = bridge.shutdown().await;
+    let mut last_write = Ok(());
+    if let Some(path) = &stats_file {
+        // Counters after the stop (the final acks and releases included).
+        last_write = write_stats(path, &last);
+    }
+    store.close()?;
+    last_write
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(mut i), Ok(mut t)) => {
+            tokio::select! {
+                _ = i.recv() => {}
+                _ = t.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// The `mqlite-bridge --config FILE` command as one call (for a command line that wants it as
+/// a subcommand): logs to stderr through `tracing` (filter from `RUST_LOG`, default `info`),
+/// reads the configuration, runs until SIGINT or SIGTERM, stops gracefully.
+pub fn main_with_config(path: &Path) -> Result<(), Error> {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+    let config = Config::from_file(path)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Config(format!("starting the tokio runtime: {e}")))?;
+    rt.block_on(run(config, signal()))
+}

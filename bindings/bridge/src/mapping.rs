@@ -1,0 +1,386 @@
+//! How an mqlite message travels in a broker whose headers are plain strings (NATS), and back.
+//!
+//! mqlite properties are typed (string, 64-bit integer, 64-bit float, boolean, bytes); NATS
+//! headers are strings. The encoding keeps both worlds readable:
+//!
+//! * A property becomes one header. Its **name** is the property key, with every byte outside
+//!   `A–Z a–z 0–9 - _ . ! # $ & ' * + ^ ` | ~` written as `%XX` (so `%` itself is `%25`), and
+//!   the first character escaped the same way when the key starts with `Mqlite-` or `Nats-`
+//!   (case-insensitive) — those prefixes are reserved for the fields below and for the server.
+//! * Its **value** is the natural text: `42`, `1.5`, `true`, or the string itself. Bytes are
+//!   base64 (standard alphabet, padded). A string that is not printable ASCII, or that starts or
+//!   ends with a space, is percent-encoded the same way as names.
+//! * One header, `Mqlite-Types`, lists the properties that are not plain strings, as
+//!   `name=type` pairs joined by `,` (names as encoded above): `i` integer, `f` float,
+//!   `b` boolean, `x` bytes, `s` percent-encoded string. Every message the bridge publishes
+//!   carries it (empty when every property is a plain string); its presence tells the inbound
+//!   side that names are encoded. A message from another publisher (no `Mqlite-Types`) keeps
+//!   every header as a string property under its own name.
+//!
+//! The message's own fields travel in reserved headers: `Mqlite-Priority` (0–9),
+//! `Mqlite-Expires` (ms since the epoch), `Mqlite-Correlation-Id` and `Mqlite-Group`
+//! (percent-encoded), `Mqlite-Timestamp` (the send time, ms since the epoch).
+
+use base64::Engine as _;
+use mqlite::{Message, Value, DEFAULT_PRIORITY};
+
+/// Header listing the typed properties.
+pub const TYPES: &str = "Mqlite-Types";
+/// Header with the priority (0–9).
+pub const PRIORITY: &str = "Mqlite-Priority";
+/// Header with the absolute expiry (ms since the epoch).
+pub const EXPIRES: &str = "Mqlite-Expires";
+/// Header with the correlation id.
+pub const CORRELATION_ID: &str = "Mqlite-Correlation-Id";
+/// Header with the group key (JMSXGroupID).
+pub const GROUP: &str = "Mqlite-Group";
+/// Header with the original send time (ms since the epoch).
+pub const TIMESTAMP: &str = "Mqlite-Timestamp";
+/// Property under which an inbound message keeps its original send time (ms since the epoch),
+/// because the receiving store stamps its own send time on every message.
+pub const TIMESTAMP_PROPERTY: &str = "bridge.timestamp_ms";
+
+fn name_byte_ok(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-_.!#$&'*+^`|~".contains(&b)
+}
+
+fn value_byte_ok(b: u8) -> bool {
+    (0x20..0x7f).contains(&b) && b != b'%'
+}
+
+fn pct_encode(s: &str, ok: impl Fn(u8) -> bool, out: &mut String) {
+    for &b in s.as_bytes() {
+        if ok(b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+}
+
+/// Decodes `%XX` sequences; `None` if a sequence is malformed or the result is not UTF-8.
+pub fn pct_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The header name of property `key`.
+pub fn encode_name(key: &str) -> String {
+    let mut out = String::with_capacity(key.len() + 4);
+    let lower = key.to_ascii_lowercase();
+    if lower.starts_with("mqlite-") || lower.starts_with("nats-") {
+        out.push_str(&format!("%{:02X}", key.as_bytes()[0]));
+        pct_encode(&key[1..], name_byte_ok, &mut out);
+    } else {
+        pct_encode(key, name_byte_ok, &mut out);
+    }
+    out
+}
+
+/// A string as a header value; `true` if it had to be percent-encoded.
+pub fn encode_text(s: &str) -> (String, bool) {
+    let plain = s.bytes().all(value_byte_ok) && !s.starts_with(' ') && !s.ends_with(' ');
+    if plain {
+        return (s.to_string(), false);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for (i, &b) in s.as_bytes().iter().enumerate() {
+        let edge_space = b == b' ' && (i == 0 || i + 1 == s.len());
+        if value_byte_ok(b) && !edge_space {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    (out, true)
+}
+
+/// Why a message cannot be mapped (a refusal: the message goes the way of a failed publish).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MapError(pub String);
+
+/// The headers of `msg` for a string-header broker.
+pub fn to_string_headers(msg: &Message) -> Result<Vec<(String, String)>, MapError> {
+    let mut out = Vec::with_capacity(msg.properties().len() + 4);
+    let mut types = String::new();
+    for (key, value) in msg.properties() {
+        if key.is_empty() {
+            return Err(MapError(
+                "a property with an empty name cannot be a header".into(),
+            ));
+        }
+        let name = encode_name(key);
+        let (text, code) = match value {
+            Value::Str(s) => {
+                let (t, escaped) = encode_text(s);
+                (t, escaped.then_some('s'))
+            }
+            Value::Int(i) => (i.to_string(), Some('i')),
+            Value::Float(f) => (f.to_string(), Some('f')),
+            Value::Bool(b) => (b.to_string(), Some('b')),
+            Value::Bytes(b) => (
+                base64::engine::general_purpose::STANDARD.encode(b),
+                Some('x'),
+            ),
+        };
+        if let Some(c) = code {
+            if !types.is_empty() {
+                types.push(',');
+            }
+            types.push_str(&name);
+            types.push('=');
+            types.push(c);
+        }
+        out.push((name, text));
+    }
+    out.push((TYPES.to_string(), types));
+    if msg.get_priority() != DEFAULT_PRIORITY {
+        out.push((PRIORITY.to_string(), msg.get_priority().to_string()));
+    }
+    if msg.expires_at_ms() > 0 {
+        out.push((EXPIRES.to_string(), msg.expires_at_ms().to_string()));
+    }
+    if let Some(c) = msg.get_correlation_id() {
+        out.push((CORRELATION_ID.to_string(), encode_text(c).0));
+    }
+    if let Some(g) = msg.get_group() {
+        out.push((GROUP.to_string(), encode_text(g).0));
+    }
+    if msg.timestamp_ms() > 0 {
+        out.push((TIMESTAMP.to_string(), msg.timestamp_ms().to_string()));
+    }
+    Ok(out)
+}
+
+/// Decodes a typed value; falls back to the text itself when it does not parse.
+fn decode_value(text: &str, code: Option<&str>) -> Value {
+    let parsed = match code {
+        Some("i") => text.parse().ok().map(Value::Int),
+        Some("f") => text.parse().ok().map(Value::Float),
+        Some("b") => text.parse().ok().map(Value::Bool),
+        Some("x") => base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .ok()
+            .map(Value::Bytes),
+        Some("s") => pct_decode(text).map(Value::Str),
+        _ => None,
+    };
+    parsed.unwrap_or_else(|| Value::Str(text.to_string()))
+}
+
+/// Rebuilds a message from a string-header broker's body and headers (the first value of a
+/// repeated header counts). `published_ms` is the broker's own time for the message, kept when
+/// no `Mqlite-Timestamp` came with it; `now_ms` turns `Mqlite-Expires` back into a TTL.
+pub fn from_string_headers<'a>(
+    body: &[u8],
+    headers: impl IntoIterator<Item = (&'a str, &'a str)>,
+    published_ms: Option<u64>,
+    now_ms: u64,
+) -> Message {
+    let headers: Vec<(&str, &str)> = headers.into_iter().collect();
+    let types: Option<Vec<(&str, &str)>> = headers.iter().find(|(n, _)| *n == TYPES).map(|t| {
+        t.1.split(',')
+            .filter_map(|pair| pair.split_once('='))
+            .collect()
+    });
+    let mut msg = Message::new(body);
+    let mut timestamp = published_ms;
+    let mut seen: Vec<&str> = Vec::new();
+    for &(name, text) in &headers {
+        if seen.contains(&name) {
+            continue;
+        }
+        seen.push(name);
+        match name {
+            TYPES => {}
+            PRIORITY => {
+                if let Ok(p) = text.trim().parse::<u8>() {
+                    msg = msg.priority(p.min(9));
+                }
+            }
+            EXPIRES => {
+                if let Ok(at) = text.trim().parse::<u64>() {
+                    // Already past: the shortest TTL, so it expires (and is dead-lettered as
+                    // expired) in the receiving store rather than being dropped here unseen.
+                    msg = msg.ttl(std::time::Duration::from_millis(
+                        at.saturating_sub(now_ms).max(1),
+                    ));
+                }
+            }
+            CORRELATION_ID => {
+                msg = msg.correlation_id(pct_decode(text).unwrap_or_else(|| text.to_string()))
+            }
+            GROUP => msg = msg.group(pct_decode(text).unwrap_or_else(|| text.to_string())),
+            TIMESTAMP => {
+                if let Ok(t) = text.trim().parse::<u64>() {
+                    timestamp = Some(t);
+                }
+            }
+            _ => match &types {
+                Some(types) => {
+                    let code = types.iter().find(|(n, _)| *n == name).map(|(_, c)| *c);
+                    let key = pct_decode(name).unwrap_or_else(|| name.to_string());
+                    msg.set_property(key, decode_value(text, code));
+                }
+                None => msg.set_property(name, text),
+            },
+        }
+    }
+    if let Some(t) = timestamp {
+        msg.set_property(TIMESTAMP_PROPERTY, t as i64);
+    }
+    msg
+}
+
+/// The remaining time to live of `msg` at `now_ms`, if it expires (at least 1 ms).
+pub fn remaining_ttl_ms(msg: &Message, now_ms: u64) -> Option<u64> {
+    (msg.expires_at_ms() > 0).then(|| msg.expires_at_ms().saturating_sub(now_ms).max(1))
+}
+
+/// Milliseconds since the epoch by the system clock.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn round_trip(msg: &Message) -> Message {
+        let h = to_string_headers(msg).unwrap();
+        for (n, v) in &h {
+            assert!(
+                n.bytes().all(|b| b.is_ascii_graphic() && b != b':'),
+                "bad name {n:?}"
+            );
+            assert!(!v.contains(['\r', '\n']), "bad value {v:?}");
+            assert_eq!(v.trim(), v, "value {v:?} would be trimmed");
+        }
+        from_string_headers(
+            msg.body(),
+            h.iter().map(|(a, b)| (a.as_str(), b.as_str())),
+            None,
+            1_000,
+        )
+    }
+
+    #[test]
+    fn typed_properties_survive_with_their_types() {
+        let m = Message::new("body")
+            .property("plain", "text")
+            .property("count", 42i64)
+            .property("neg", -7i64)
+            .property("price", 1.5f64)
+            .property("tiny", 1e-300f64)
+            .property("flag", true)
+            .property("raw", vec![0u8, 255, 10, 13])
+            .property("empty", "")
+            .property("looks-int", "42")
+            .property("weird key: é,=%", "line\r\nbreak % é")
+            .property(" edge ", " spaced ")
+            .property("Mqlite-Priority", "user's own")
+            .property("nats-msg-id", "user's own too")
+            .priority(7)
+            .correlation_id("corr\n1")
+            .group("g%1");
+        let back = round_trip(&m);
+        assert_eq!(back.body(), b"body");
+        for (k, v) in m.properties() {
+            assert_eq!(back.get_property(k), Some(v), "property {k:?}");
+        }
+        assert_eq!(back.get_priority(), 7);
+        assert_eq!(back.get_correlation_id(), Some("corr\n1"));
+        assert_eq!(back.get_group(), Some("g%1"));
+        // Nothing but the properties and the original send time (absent here).
+        assert_eq!(back.properties().len(), m.properties().len());
+    }
+
+    #[test]
+    fn plain_strings_stay_readable_and_specials_round_trip() {
+        let m = Message::new("")
+            .property("kind", "order")
+            .property("nan", f64::NAN)
+            .property("inf", f64::NEG_INFINITY);
+        let h = to_string_headers(&m).unwrap();
+        assert!(h.contains(&("kind".into(), "order".into())));
+        assert!(h.contains(&(TYPES.into(), "nan=f,inf=f".into())));
+        let back = round_trip(&m);
+        assert!(matches!(back.get_property("nan"), Some(Value::Float(f)) if f.is_nan()));
+        assert_eq!(
+            back.get_property("inf"),
+            Some(&Value::Float(f64::NEG_INFINITY))
+        );
+    }
+
+    #[test]
+    fn foreign_headers_are_strings_and_a_bad_typed_value_stays_text() {
+        let back = from_string_headers(
+            b"x",
+            [
+                ("Nats-Msg-Id", "abc"),
+                ("a%20b", "1"),
+                ("x", "1"),
+                ("x", "2"),
+            ],
+            Some(5),
+            0,
+        );
+        assert_eq!(
+            back.get_property("Nats-Msg-Id"),
+            Some(&Value::Str("abc".into()))
+        );
+        assert_eq!(back.get_property("a%20b"), Some(&Value::Str("1".into())));
+        assert_eq!(back.get_property("x"), Some(&Value::Str("1".into())));
+        assert_eq!(back.get_property(TIMESTAMP_PROPERTY), Some(&Value::Int(5)));
+        let back = from_string_headers(b"", [(TYPES, "n=i"), ("n", "not a number")], None, 0);
+        assert_eq!(
+            back.get_property("n"),
+            Some(&Value::Str("not a number".into()))
+        );
+    }
+
+    #[test]
+    fn expiry_becomes_the_remaining_ttl() {
+        let back = from_string_headers(b"", [(EXPIRES, "5000"), (PRIORITY, "99")], None, 1_000);
+        assert_eq!(back.get_priority(), 9);
+        // A TTL cannot be read back from an unsent message; send it to see it.
+        let dir = tempfile::tempdir().unwrap();
+        let clock = mqlite::ManualClock::new(1_000);
+        let store = mqlite::Store::open(
+            dir.path(),
+            mqlite::StoreOptions {
+                clock,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let q = store.queue("q").unwrap();
+        q.send(back).unwrap();
+        let d = q.receive(Some(Duration::ZERO)).unwrap().unwrap();
+        assert_eq!(d.expires_at_ms(), 5_000);
+        assert_eq!(remaining_ttl_ms(&d, 4_000), Some(1_000));
+        assert_eq!(remaining_ttl_ms(&d, 9_000), Some(1));
+        d.ack().unwrap();
+    }
+
+    #[test]
+    fn empty_property_name_is_refused() {
+        assert!(to_string_headers(&Message::new("").property("", 1i64)).is_err());
+    }
+}

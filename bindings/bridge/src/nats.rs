@@ -1,0 +1,312 @@
+//! NATS JetStream (async-nats): a subject as an outbound target, a durable pull consumer with
+//! explicit acks as an inbound source. The client reconnects by itself (forever); the routes
+//! only wait for it and for JetStream to answer.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_nats::connection::State;
+use async_nats::jetstream::consumer::{pull, AckPolicy, Consumer};
+use async_nats::jetstream::context::{GetStreamByNameErrorKind, PublishError, PublishErrorKind};
+use async_nats::jetstream::{self, AckKind, Context};
+use async_nats::{HeaderMap, HeaderName, HeaderValue};
+use futures_util::{FutureExt, StreamExt};
+use mqlite::Message;
+
+use crate::config::{NatsServer, NatsSource, NatsTarget};
+use crate::engine::{Confirm, Confirmed, Failure, Incoming, Sink, Source};
+use crate::mapping;
+
+/// Connects a client that keeps reconnecting (and connects in the background when the server
+/// is not up yet), and its JetStream context.
+pub(crate) async fn connect(server: &NatsServer, max_wait: Duration) -> Result<Context, String> {
+    let client = async_nats::ConnectOptions::new()
+        .name("mqlite-bridge")
+        .retry_on_initial_connect()
+        .max_reconnects(None)
+        .reconnect_delay_callback(move |attempt| {
+            (Duration::from_millis(100) * 2u32.saturating_pow(attempt.min(16) as u32)).min(max_wait)
+        })
+        .connect(server.url.as_str())
+        .await
+        .map_err(|e| format!("nats: connecting to {}: {e}", server.url))?;
+    Ok(jetstream::ContextBuilder::new()
+        .timeout(server.ack_timeout)
+        // The routes bound their own windows; the context must never refuse a publish.
+        .max_ack_inflight(1 << 20)
+        .build(client))
+}
+
+/// Whether the client is connected and JetStream answers.
+async fn ready(js: &Context) -> Result<(), String> {
+    if js.client().connection_state() != State::Connected {
+        return Err("nats: not connected".into());
+    }
+    js.query_account()
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("nats: JetStream does not answer: {e}"))
+}
+
+/// An outbound route's target.
+pub(crate) struct NatsSink {
+    js: Context,
+    target: NatsTarget,
+}
+
+impl NatsSink {
+    pub fn new(js: Context, target: NatsTarget) -> Self {
+        NatsSink { js, target }
+    }
+}
+
+fn headers(list: Vec<(String, String)>) -> Result<HeaderMap, Failure> {
+    let mut h = HeaderMap::new();
+    for (n, v) in list {
+        let name = HeaderName::from_str(&n)
+            .map_err(|_| Failure::Refused(format!("mapping: {n:?} is not a header name")))?;
+        let value = HeaderValue::from_str(&v)
+            .map_err(|_| Failure::Refused(format!("mapping: {v:?} is not a header value")))?;
+        h.insert(name, value);
+    }
+    Ok(h)
+}
+
+/// Sorts a failed publish: a lost connection or a server not ready is transient; what the
+/// stream says about this message is a refusal. "No responders" is ambiguous (no stream
+/// captures the subject, or JetStream is still starting), so the stream list decides.
+async fn classify(js: &Context, subject: &str, e: PublishError) -> Failure {
+    let text = format!("nats: {e}");
+    match e.kind() {
+        PublishErrorKind::TimedOut
+        | PublishErrorKind::BrokenPipe
+        | PublishErrorKind::MaxAckPending => Failure::Transient(text),
+        PublishErrorKind::StreamNotFound => match js.stream_by_subject(subject).await {
+            Err(e) if e.kind() == GetStreamByNameErrorKind::NotFound => {
+                Failure::Refused(format!("nats: no stream captures subject {subject:?}"))
+            }
+            _ => Failure::Transient(text),
+        },
+        PublishErrorKind::Other => {
+            let unavailable = std::error::Error::source(&e)
+                .and_then(|s| s.downcast_ref::<jetstream::Error>())
+                .is_some_and(|j| j.code() == 503);
+            if unavailable || js.client().connection_state() != State::Connected {
+                Failure::Transient(text)
+            } else {
+                Failure::Refused(text)
+            }
+        }
+        _ => Failure::Refused(text),
+    }
+}
+
+impl Sink for NatsSink {
+    async fn connect(&mut self) -> Result<(), String> {
+        ready(&self.js).await
+    }
+
+    async fn publish(&mut self, msg: &Message, id: &str) -> Result<Confirm, Failure> {
+        let list = mapping::to_string_headers(msg).map_err(|e| Failure::Refused(e.0))?;
+        let mut h = headers(list)?;
+        if self.target.message_ttl {
+            if let Some(ms) = mapping::remaining_ttl_ms(msg, mapping::now_ms()) {
+                // JetStream's per-message TTL has a resolution of one second.
+                h.insert("Nats-TTL", format!("{}s", ms.div_ceil(1000)).as_str());
+            }
+        }
+        let publish = jetstream::message::PublishMessage::build()
+            .payload(msg.body().to_vec().into())
+            .headers(h)
+            .message_id(id);
+        let subject = self.target.subject.clone();
+        let js = self.js.clone();
+        match self.js.send_publish(subject.clone(), publish).await {
+            Ok(ack) => Ok(Box::pin(async move {
+                match ack.await {
+                    Ok(a) => Ok(Confirmed {
+                        duplicate: a.duplicate,
+                    }),
+                    Err(e) => Err(classify(&js, &subject, e).await),
+                }
+            })),
+            Err(e) => Err(classify(&self.js, &subject, e).await),
+        }
+    }
+
+    fn disconnect(&mut self) {
+        // The client reconnects by itself; nothing to drop.
+    }
+}
+
+/// An inbound route's source: a durable pull consumer with explicit acks.
+pub(crate) struct NatsConsumer {
+    js: Context,
+    source: NatsSource,
+    consumer: Option<Consumer<pull::Config>>,
+    messages: Option<pull::Stream>,
+    /// `nats:<stream>:<creation time in ns>:` — a recreated stream restarts its sequences,
+    /// so its creation time keeps old and new keys apart.
+    key_prefix: String,
+    ack_wait: Duration,
+}
+
+impl NatsConsumer {
+    pub fn new(js: Context, source: NatsSource) -> Self {
+        let ack_wait = source.ack_wait;
+        NatsConsumer {
+            js,
+            source,
+            consumer: None,
+            messages: None,
+            key_prefix: String::new(),
+            ack_wait,
+        }
+    }
+}
+
+impl Source for NatsConsumer {
+    type Msg = jetstream::Message;
+
+    async fn connect(&mut self) -> Result<(), String> {
+        ready(&self.js).await?;
+        let name = &self.source.stream;
+        let stream = self
+            .js
+            .get_stream(name)
+            .await
+            .map_err(|e| format!("nats: stream {name:?}: {e}"))?;
+        let created = stream.cached_info().created.unix_timestamp_nanos();
+        self.key_prefix = format!("nats:{name}:{created}:");
+        let cname = self.source.consumer.as_str();
+        let consumer: Consumer<pull::Config> = if self.source.create {
+            let config = pull::Config {
+                durable_name: Some(cname.to_string()),
+                ack_policy: AckPolicy::Explicit,
+                ack_wait: self.source.ack_wait,
+                max_deliver: -1,
+                filter_subject: self.source.filter_subject.clone().unwrap_or_default(),
+                ..Default::default()
+            };
+            stream
+                .get_or_create_consumer(cname, config)
+                .await
+                .map_err(|e| e.to_string())
+        } else {
+            stream.get_consumer(cname).await.map_err(|e| e.to_string())
+        }
+        .map_err(|e| format!("nats: consumer {cname:?} of stream {name:?}: {e}"))?;
+        let c = &consumer.cached_info().config;
+        if c.ack_policy != AckPolicy::Explicit || c.max_deliver > 0 {
+            // Not transient, but reported as a connection failure it is retried (and shown
+            // in the stats) until an operator fixes the consumer.
+            return Err(format!(
+                "nats: consumer {cname:?} must have ack_policy explicit and unlimited \
+                 max_deliver (has {:?} and {}): a message delivered that often without \
+                 reaching the store would be dropped",
+                c.ack_policy, c.max_deliver
+            ));
+        }
+        self.ack_wait = c.ack_wait;
+        self.messages = Some(
+            consumer
+                .messages()
+                .await
+                .map_err(|e| format!("nats: pulling from {cname:?}: {e}"))?,
+        );
+        self.consumer = Some(consumer);
+        Ok(())
+    }
+
+    async fn next_batch(&mut self, max: usize) -> Result<Vec<Self::Msg>, String> {
+        let Some(stream) = self.messages.as_mut() else {
+            return Err("nats: not consuming".into());
+        };
+        let mut out = Vec::new();
+        let first = stream.next().await;
+        let mut item = first;
+        loop {
+            match item {
+                Some(Ok(m)) => out.push(m),
+                Some(Err(e)) => {
+                    if out.is_empty() {
+                        return Err(format!("nats: consuming: {e}"));
+                    }
+                    // Store what arrived; the error comes back with the next pull.
+                    break;
+                }
+                None => {
+                    if out.is_empty() {
+                        return Err("nats: the consumer's message stream ended".into());
+                    }
+                    break;
+                }
+            }
+            if out.len() >= max {
+                break;
+            }
+            match stream.next().now_or_never() {
+                Some(next) => item = next,
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+
+    fn incoming(&self, m: &Self::Msg, now_ms: u64) -> Incoming {
+        let info = m.info().ok();
+        let published = info
+            .as_ref()
+            .map(|i| (i.published.unix_timestamp_nanos() / 1_000_000) as u64);
+        let headers = m
+            .headers
+            .iter()
+            .flat_map(|h| h.iter())
+            .filter_map(|(n, vs)| vs.first().map(|v| (n.as_ref(), v.as_str())));
+        let message = mapping::from_string_headers(&m.payload, headers, published, now_ms);
+        Incoming {
+            message,
+            dedup_key: info
+                .as_ref()
+                .map(|i| format!("{}{}", self.key_prefix, i.stream_sequence)),
+            redelivered: info.is_some_and(|i| i.delivered > 1),
+        }
+    }
+
+    async fn ack(&mut self, msgs: Vec<Self::Msg>) -> Result<(), String> {
+        for m in msgs {
+            m.ack().await.map_err(|e| format!("nats: ack: {e}"))?;
+        }
+        Ok(())
+    }
+
+    async fn reject(&mut self, m: Self::Msg) -> Result<(), String> {
+        m.ack_with(AckKind::Term)
+            .await
+            .map_err(|e| format!("nats: term: {e}"))
+    }
+
+    async fn requeue(&mut self, msgs: Vec<Self::Msg>) -> Result<(), String> {
+        for m in msgs {
+            m.ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+                .await
+                .map_err(|e| format!("nats: nak: {e}"))?;
+        }
+        Ok(())
+    }
+
+    async fn lag(&mut self) -> Option<u64> {
+        let c = self.consumer.as_mut()?;
+        let info = c.info().await.ok()?;
+        Some(info.num_pending + info.num_ack_pending as u64)
+    }
+
+    fn disconnect(&mut self) {
+        self.messages = None;
+        self.consumer = None;
+    }
+
+    fn redelivery_delay(&self) -> Duration {
+        self.ack_wait
+    }
+}

@@ -1,0 +1,466 @@
+//! RabbitMQ (lapin, AMQP 0-9-1): an exchange + routing key as an outbound target (publisher
+//! confirms, persistent, mandatory), a queue consumed with manual acks as an inbound source.
+//! Each route has its own connection, rebuilt by the route after a failure.
+//!
+//! AMQP headers are typed, so properties keep their types natively: string → long string,
+//! integer → signed 64-bit, float → double, boolean → boolean, bytes → byte array.
+
+use std::time::Duration;
+
+use futures_util::{FutureExt, StreamExt};
+use lapin::message::Delivery;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
+    BasicRejectOptions, ConfirmSelectOptions, QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
+use mqlite::{Message, Value, DEFAULT_PRIORITY};
+
+use crate::config::{RabbitServer, RabbitSource, RabbitTarget};
+use crate::engine::{Confirm, Confirmed, Failure, Incoming, Sink, Source};
+use crate::mapping::{self, CORRELATION_ID, GROUP, TIMESTAMP, TIMESTAMP_PROPERTY};
+
+/// Prefix of the properties that mirror AMQP's basic properties without an mqlite field.
+const AMQP_PREFIX: &str = "amqp.";
+/// The basic properties mirrored as `amqp.<name>` properties, both ways.
+const MIRRORED: [&str; 5] = [
+    "content_type",
+    "content_encoding",
+    "type",
+    "reply_to",
+    "app_id",
+];
+/// How long a connection attempt may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a confirm may take before the connection is presumed dead.
+const CONFIRM_TIMEOUT: Duration = Duration::from_secs(30);
+
+async fn open(server: &RabbitServer) -> Result<(Connection, Channel), String> {
+    let conn = tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        Connection::connect(&server.url, ConnectionProperties::default()),
+    )
+    .await
+    .map_err(|_| "rabbitmq: connecting timed out".to_string())?
+    .map_err(|e| format!("rabbitmq: connecting: {e}"))?;
+    let ch = conn
+        .create_channel()
+        .await
+        .map_err(|e| format!("rabbitmq: opening a channel: {e}"))?;
+    Ok((conn, ch))
+}
+
+fn short(s: &str, what: &str) -> Result<ShortString, Failure> {
+    ShortString::try_new(s)
+        .map_err(|_| Failure::Refused(format!("mapping: {what} is longer than 255 bytes")))
+}
+
+/// The AMQP properties and headers of `msg`.
+fn to_amqp(msg: &Message, id: &str, now_ms: u64) -> Result<BasicProperties, Failure> {
+    let mut headers = FieldTable::default();
+    let mut props = BasicProperties::default()
+        .with_message_id(short(id, "the message id")?)
+        .with_delivery_mode(2)
+        .with_priority(msg.get_priority());
+    for (key, value) in msg.properties() {
+        if let (Some(name), Value::Str(s)) = (key.strip_prefix(AMQP_PREFIX), value) {
+            if let (true, Ok(v)) = (MIRRORED.contains(&name), ShortString::try_new(s.as_str())) {
+                props = match name {
+                    "content_type" => props.with_content_type(v),
+                    "content_encoding" => props.with_content_encoding(v),
+                    "type" => props.with_type(v),
+                    "reply_to" => props.with_reply_to(v),
+                    _ => props.with_app_id(v),
+                };
+                continue;
+            }
+        }
+        let v = match value {
+            Value::Str(s) => AMQPValue::LongString(LongString::from(s.as_str())),
+            Value::Int(i) => AMQPValue::LongLongInt(*i),
+            Value::Float(f) => AMQPValue::Double(*f),
+            Value::Bool(b) => AMQPValue::Boolean(*b),
+            Value::Bytes(b) => AMQPValue::ByteArray(b.as_slice().into()),
+        };
+        headers.insert(short(key, &format!("property name {key:?}"))?, v);
+    }
+    if let Some(ttl) = mapping::remaining_ttl_ms(msg, now_ms) {
+        props = props.with_expiration(short(&ttl.to_string(), "expiration")?);
+    }
+    if let Some(c) = msg.get_correlation_id() {
+        match ShortString::try_new(c) {
+            Ok(c) => props = props.with_correlation_id(c),
+            Err(_) => {
+                headers.insert(CORRELATION_ID.into(), AMQPValue::LongString(c.into()));
+            }
+        }
+    }
+    if let Some(g) = msg.get_group() {
+        headers.insert(GROUP.into(), AMQPValue::LongString(g.into()));
+    }
+    if msg.timestamp_ms() > 0 {
+        props = props.with_timestamp(msg.timestamp_ms() / 1000);
+        headers.insert(
+            TIMESTAMP.into(),
+            AMQPValue::LongLongInt(msg.timestamp_ms() as i64),
+        );
+    }
+    Ok(props.with_headers(headers))
+}
+
+/// An AMQP header value as a property value (`None` for void).
+fn from_amqp_value(v: &AMQPValue) -> Option<Value> {
+    Some(match v {
+        AMQPValue::Boolean(b) => Value::Bool(*b),
+        AMQPValue::ShortShortInt(i) => Value::Int(*i as i64),
+        AMQPValue::ShortShortUInt(i) => Value::Int(*i as i64),
+        AMQPValue::ShortInt(i) => Value::Int(*i as i64),
+        AMQPValue::ShortUInt(i) => Value::Int(*i as i64),
+        AMQPValue::LongInt(i) => Value::Int(*i as i64),
+        AMQPValue::LongUInt(i) => Value::Int(*i as i64),
+        AMQPValue::LongLongInt(i) => Value::Int(*i),
+        AMQPValue::Timestamp(t) => Value::Int(*t as i64),
+        AMQPValue::Float(f) => Value::Float(*f as f64),
+        AMQPValue::Double(f) => Value::Float(*f),
+        AMQPValue::ShortString(s) => Value::Str(s.as_str().to_string()),
+        AMQPValue::LongString(s) => match std::str::from_utf8(s.as_bytes()) {
+            Ok(s) => Value::Str(s.to_string()),
+            Err(_) => Value::Bytes(s.as_bytes().to_vec()),
+        },
+        AMQPValue::ByteArray(b) => Value::Bytes(b.as_slice().to_vec()),
+        AMQPValue::DecimalValue(d) => Value::Str(format!("{}e-{}", d.value, d.scale)),
+        // Nested tables and arrays have no property type: kept as readable text.
+        AMQPValue::FieldArray(_) | AMQPValue::FieldTable(_) => Value::Str(format!("{v:?}")),
+        AMQPValue::Void => return None,
+    })
+}
+
+/// The message to store for an AMQP delivery.
+fn from_amqp(d: &Delivery) -> Message {
+    let p = &d.properties;
+    let mut msg = Message::new(d.data.as_slice());
+    let mut timestamp = p.timestamp().map(|t| t.saturating_mul(1000));
+    if let Some(h) = p.headers() {
+        for (k, v) in h.inner() {
+            let Some(value) = from_amqp_value(v) else {
+                continue;
+            };
+            match (k.as_str(), value) {
+                (GROUP, Value::Str(g)) => msg = msg.group(g),
+                (CORRELATION_ID, Value::Str(c)) => msg = msg.correlation_id(c),
+                (TIMESTAMP, Value::Int(t)) => timestamp = Some(t as u64),
+                (k, value) => msg.set_property(k, value),
+            }
+        }
+    }
+    if let (Some(c), None) = (p.correlation_id(), msg.get_correlation_id()) {
+        msg = msg.correlation_id(c.as_str());
+    }
+    msg = msg.priority(p.priority().unwrap_or(DEFAULT_PRIORITY).min(9));
+    if let Some(ms) = p
+        .expiration()
+        .as_ref()
+        .and_then(|e| e.as_str().parse::<u64>().ok())
+    {
+        msg = msg.ttl(Duration::from_millis(ms.max(1)));
+    }
+    let mirrored = [
+        ("content_type", p.content_type()),
+        ("content_encoding", p.content_encoding()),
+        ("type", p.kind()),
+        ("reply_to", p.reply_to()),
+        ("app_id", p.app_id()),
+        ("message_id", p.message_id()),
+    ];
+    for (name, v) in mirrored {
+        if let Some(v) = v {
+            msg.set_property(format!("{AMQP_PREFIX}{name}"), v.as_str());
+        }
+    }
+    if let Some(t) = timestamp {
+        msg.set_property(TIMESTAMP_PROPERTY, t as i64);
+    }
+    msg
+}
+
+/// An outbound route's target.
+pub(crate) struct RabbitSink {
+    server: RabbitServer,
+    target: RabbitTarget,
+    conn: Option<(Connection, Channel)>,
+}
+
+impl RabbitSink {
+    pub fn new(server: RabbitServer, target: RabbitTarget) -> Self {
+        RabbitSink {
+            server,
+            target,
+            conn: None,
+        }
+    }
+}
+
+/// Sorts a failed AMQP operation: a channel error the broker raised for this message (a
+/// missing exchange, a refused access) is a refusal; anything else means the connection is
+/// gone.
+fn classify(e: lapin::Error) -> Failure {
+    if e.is_amqp_soft_error() {
+        Failure::Refused(format!("rabbitmq: {e}"))
+    } else {
+        Failure::Transient(format!("rabbitmq: {e}"))
+    }
+}
+
+impl Sink for RabbitSink {
+    async fn connect(&mut self) -> Result<(), String> {
+        if self
+            .conn
+            .as_ref()
+            .is_some_and(|(c, ch)| c.status().connected() && ch.status().connected())
+        {
+            return Ok(());
+        }
+        let (conn, ch) = open(&self.server).await?;
+        ch.confirm_select(ConfirmSelectOptions::default())
+            .await
+            .map_err(|e| format!("rabbitmq: confirm.select: {e}"))?;
+        self.conn = Some((conn, ch));
+        Ok(())
+    }
+
+    async fn publish(&mut self, msg: &Message, id: &str) -> Result<Confirm, Failure> {
+        let Some((_, ch)) = &self.conn else {
+            return Err(Failure::Transient("rabbitmq: not connected".into()));
+        };
+        let props = to_amqp(msg, id, mapping::now_ms())?;
+        let confirm = ch
+            .basic_publish(
+                short(&self.target.exchange, "exchange")?,
+                short(&self.target.routing_key, "routing key")?,
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..Default::default()
+                },
+                msg.body(),
+                props,
+            )
+            .await
+            .map_err(classify)?;
+        Ok(Box::pin(async move {
+            match tokio::time::timeout(CONFIRM_TIMEOUT, confirm).await {
+                Err(_) => Err(Failure::Transient("rabbitmq: no confirm in time".into())),
+                Ok(Err(e)) => Err(classify(e)),
+                Ok(Ok(Confirmation::Ack(None))) => Ok(Confirmed { duplicate: false }),
+                Ok(Ok(Confirmation::Ack(Some(r)))) | Ok(Ok(Confirmation::Nack(Some(r)))) => {
+                    Err(Failure::Refused(format!(
+                        "rabbitmq: returned as unroutable: {} {}",
+                        r.reply_code, r.reply_text
+                    )))
+                }
+                Ok(Ok(Confirmation::Nack(None))) => Err(Failure::Refused(
+                    "rabbitmq: the broker nacked the message".into(),
+                )),
+                Ok(Ok(Confirmation::NotRequested)) => Err(Failure::Transient(
+                    "rabbitmq: publisher confirms are off on this channel".into(),
+                )),
+            }
+        }))
+    }
+
+    fn disconnect(&mut self) {
+        drop_connection(self.conn.take());
+    }
+}
+
+/// Closes a connection in the background (the broker may be gone; nothing waits for it).
+fn drop_connection(conn: Option<(Connection, Channel)>) {
+    if let Some((c, _)) = conn {
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout(Duration::from_secs(1), c.close(200, "bye".into())).await;
+        });
+    }
+}
+
+/// An inbound route's source: a queue consumed with manual acks and a prefetch of the window.
+pub(crate) struct RabbitConsumer {
+    server: RabbitServer,
+    source: RabbitSource,
+    prefetch: u16,
+    conn: Option<(Connection, Channel)>,
+    consumer: Option<lapin::Consumer>,
+}
+
+impl RabbitConsumer {
+    pub fn new(server: RabbitServer, source: RabbitSource, window: usize) -> Self {
+        RabbitConsumer {
+            server,
+            source,
+            prefetch: window.min(u16::MAX as usize) as u16,
+            conn: None,
+            consumer: None,
+        }
+    }
+
+    fn channel(&self) -> Result<&Channel, String> {
+        self.conn
+            .as_ref()
+            .map(|c| &c.1)
+            .ok_or_else(|| "rabbitmq: not connected".to_string())
+    }
+}
+
+impl Source for RabbitConsumer {
+    type Msg = Delivery;
+
+    async fn connect(&mut self) -> Result<(), String> {
+        let (conn, ch) = open(&self.server).await?;
+        ch.basic_qos(self.prefetch, BasicQosOptions::default())
+            .await
+            .map_err(|e| format!("rabbitmq: basic.qos: {e}"))?;
+        let q = ShortString::try_new(self.source.queue.as_str())
+            .map_err(|_| "rabbitmq: queue name longer than 255 bytes".to_string())?;
+        let consumer = ch
+            .basic_consume(
+                q,
+                "mqlite-bridge".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(|e| format!("rabbitmq: consuming {:?}: {e}", self.source.queue))?;
+        self.conn = Some((conn, ch));
+        self.consumer = Some(consumer);
+        Ok(())
+    }
+
+    async fn next_batch(&mut self, max: usize) -> Result<Vec<Self::Msg>, String> {
+        let Some(consumer) = self.consumer.as_mut() else {
+            return Err("rabbitmq: not consuming".into());
+        };
+        let mut out = Vec::new();
+        let mut item = consumer.next().await;
+        loop {
+            match item {
+                Some(Ok(d)) => out.push(d),
+                Some(Err(e)) if out.is_empty() => return Err(format!("rabbitmq: consuming: {e}")),
+                None if out.is_empty() => return Err("rabbitmq: the consumer was cancelled".into()),
+                _ => break,
+            }
+            if out.len() >= max {
+                break;
+            }
+            match consumer.next().now_or_never() {
+                Some(next) => item = next,
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+
+    fn incoming(&self, d: &Self::Msg, _now_ms: u64) -> Incoming {
+        Incoming {
+            message: from_amqp(d),
+            dedup_key: d
+                .properties
+                .message_id()
+                .as_ref()
+                .map(|id| format!("amqp:{}:{}", self.source.queue, id.as_str())),
+            redelivered: d.redelivered,
+        }
+    }
+
+    async fn ack(&mut self, msgs: Vec<Self::Msg>) -> Result<(), String> {
+        // Deliveries of one channel carry increasing tags: one ack with `multiple` covers the
+        // batch (earlier batches are settled already).
+        let Some(last) = msgs.iter().map(|d| d.delivery_tag).max() else {
+            return Ok(());
+        };
+        self.channel()?
+            .basic_ack(last, BasicAckOptions { multiple: true })
+            .await
+            .map_err(|e| format!("rabbitmq: basic.ack: {e}"))
+    }
+
+    async fn reject(&mut self, m: Self::Msg) -> Result<(), String> {
+        // Not requeued: the queue's dead-letter exchange gets it, if it has one.
+        self.channel()?
+            .basic_reject(m.delivery_tag, BasicRejectOptions { requeue: false })
+            .await
+            .map_err(|e| format!("rabbitmq: basic.reject: {e}"))
+    }
+
+    async fn requeue(&mut self, msgs: Vec<Self::Msg>) -> Result<(), String> {
+        let Some(last) = msgs.iter().map(|d| d.delivery_tag).max() else {
+            return Ok(());
+        };
+        self.channel()?
+            .basic_nack(
+                last,
+                BasicNackOptions {
+                    multiple: true,
+                    requeue: true,
+                },
+            )
+            .await
+            .map_err(|e| format!("rabbitmq: basic.nack: {e}"))
+    }
+
+    async fn lag(&mut self) -> Option<u64> {
+        let ch = self.channel().ok()?;
+        let q = ShortString::try_new(self.source.queue.as_str()).ok()?;
+        let opts = QueueDeclareOptions {
+            passive: true,
+            ..Default::default()
+        };
+        let info = ch
+            .queue_declare(q, opts, FieldTable::default())
+            .await
+            .ok()?;
+        Some(info.message_count() as u64)
+    }
+
+    fn disconnect(&mut self) {
+        self.consumer = None;
+        drop_connection(self.conn.take());
+    }
+
+    fn redelivery_delay(&self) -> Duration {
+        Duration::ZERO
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn properties_keep_their_amqp_types_and_fields() {
+        let m = Message::new("b")
+            .property("s", "text")
+            .property("i", -3i64)
+            .property("f", 2.5f64)
+            .property("t", true)
+            .property("x", vec![1u8, 2])
+            .property("amqp.content_type", "application/json")
+            .priority(8)
+            .correlation_id("c-1")
+            .group("g");
+        let p = to_amqp(&m, "o:ID:1", 0).unwrap();
+        assert_eq!(p.message_id().as_ref().map(|s| s.as_str()), Some("o:ID:1"));
+        assert_eq!(*p.delivery_mode(), Some(2));
+        assert_eq!(*p.priority(), Some(8));
+        assert_eq!(
+            p.content_type().as_ref().map(|s| s.as_str()),
+            Some("application/json")
+        );
+        let h = p.headers().as_ref().unwrap().inner();
+        assert_eq!(h.get("i"), Some(&AMQPValue::LongLongInt(-3)));
+        assert_eq!(h.get("f"), Some(&AMQPValue::Double(2.5)));
+        let long = "k".repeat(256);
+        assert!(matches!(
+            to_amqp(&Message::new("").property(long, 1i64), "id", 0),
+            Err(Failure::Refused(_))
+        ));
+    }
+}

@@ -1,0 +1,106 @@
+//! Per-route counters: updated by the route's task, read at any time as [`RouteStats`].
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+
+use serde::Serialize;
+
+/// A snapshot of one route's counters (since the bridge started), as [`crate::Bridge::stats`]
+/// returns them and as the stats file holds them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RouteStats {
+    /// The route's name.
+    pub name: String,
+    /// `outbound` (mqlite → broker) or `inbound` (broker → mqlite).
+    pub direction: &'static str,
+    /// `nats` or `rabbitmq`.
+    pub broker: &'static str,
+    /// Whether the route is connected to its broker now.
+    pub connected: bool,
+    /// Whether the route stopped for good (its `last_error` says why).
+    pub stopped: bool,
+    /// Messages forwarded: outbound, confirmed by the broker and acked locally; inbound, stored
+    /// durably and acked to the broker.
+    pub forwarded: u64,
+    /// Messages that failed: outbound, refused by the broker (nacked locally under the queue's
+    /// redelivery policy, so one message may count several times before it is dead-lettered);
+    /// inbound, refused by the store (terminated at the broker).
+    pub failed: u64,
+    /// Duplicates removed: outbound, publishes the broker reported as duplicates of an earlier
+    /// one (JetStream's duplicate window; RabbitMQ has none); inbound, broker deliveries whose
+    /// dedup key the queue already held (mqlite's dedup window).
+    pub duplicates: u64,
+    /// Redeliveries seen: outbound, local deliveries that were redeliveries (a publish that may
+    /// have reached the broker before); inbound, deliveries the broker marked as redelivered.
+    pub redelivered: u64,
+    /// Outbound messages given back to the queue unpublished or unconfirmed because the
+    /// connection was lost (not counted as failures; published again after reconnecting).
+    pub released: u64,
+    /// Publishes awaiting a confirm (outbound) or messages being stored (inbound), now.
+    pub in_flight: u64,
+    /// Messages waiting to be forwarded, as last measured: outbound, the local queue's
+    /// messages; inbound, the broker's messages not yet acknowledged by the bridge.
+    pub lag: u64,
+    /// Connections lost since the start.
+    pub reconnects: u64,
+    /// The last error (a refused publish, a lost connection, a store error), if any.
+    pub last_error: Option<String>,
+}
+
+/// The live counters of one route.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub forwarded: AtomicU64,
+    pub failed: AtomicU64,
+    pub duplicates: AtomicU64,
+    pub redelivered: AtomicU64,
+    pub released: AtomicU64,
+    pub in_flight: AtomicU64,
+    pub lag: AtomicU64,
+    pub reconnects: AtomicU64,
+    pub connected: AtomicBool,
+    pub stopped: AtomicBool,
+    pub last_error: Mutex<Option<String>>,
+}
+
+impl Counters {
+    pub fn add(c: &AtomicU64, n: u64) {
+        c.fetch_add(n, Relaxed);
+    }
+
+    pub fn set(c: &AtomicU64, n: u64) {
+        c.store(n, Relaxed);
+    }
+
+    pub fn error(&self, e: impl Into<String>) {
+        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.into());
+    }
+
+    pub fn snapshot(
+        &self,
+        name: &str,
+        direction: &'static str,
+        broker: &'static str,
+    ) -> RouteStats {
+        RouteStats {
+            name: name.to_string(),
+            direction,
+            broker,
+            connected: self.connected.load(Relaxed),
+            stopped: self.stopped.load(Relaxed),
+            forwarded: self.forwarded.load(Relaxed),
+            failed: self.failed.load(Relaxed),
+            duplicates: self.duplicates.load(Relaxed),
+            redelivered: self.redelivered.load(Relaxed),
+            released: self.released.load(Relaxed),
+            in_flight: self.in_flight.load(Relaxed),
+            lag: self.lag.load(Relaxed),
+            reconnects: self.reconnects.load(Relaxed),
+            last_error: self
+                .last_error
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+        }
+    }
+}

@@ -1,0 +1,409 @@
+//! Both directions against both real brokers (started by `run_tests.sh`), with the failure
+//! paths: a refused publish ends in the dead-letter queue with the broker's error; a broker
+//! that is away keeps messages waiting until it is back; a redelivery already stored is not
+//! stored twice.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use lapin::options::BasicPublishOptions;
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::BasicProperties;
+use mqlite::{Message, QueueOptions, Value};
+use mqlite_bridge::{mapping, Bridge, InboundRoute, OutboundRoute, RouteStats};
+
+fn route<'a>(stats: &'a [RouteStats], name: &str) -> &'a RouteStats {
+    stats.iter().find(|s| s.name == name).expect("route")
+}
+
+fn sample(i: usize) -> Message {
+    Message::new(format!("body {i}"))
+        .property("seq", i as i64)
+        .property("price", i as f64 + 0.5)
+        .property("ok", i.is_multiple_of(2))
+        .property("raw", vec![i as u8, 0, 255])
+        .property("text", format!("é {i}\n"))
+        .priority((i % 10) as u8)
+        .correlation_id(format!("corr-{i}"))
+        .ttl(Duration::from_secs(3600))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_outbound_in_order_with_types_and_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    let js = jetstream().await;
+    let (stream, subject) = (unique("OUT"), unique("out.subject"));
+    create_stream(&js, &stream, &[&subject]).await;
+    let q = store.queue("out").unwrap();
+    // One priority, so the queue's order is the send order.
+    let n = 300;
+    q.send_batch((0..n).map(|i| sample(i).priority(4))).unwrap();
+    let mut config = base_config();
+    config.outbound = vec![OutboundRoute::nats("o", "out", &subject).window(64)];
+    let bridge = Bridge::start(store.clone(), config).await.unwrap();
+    until(30, "300 forwarded", || async {
+        route(&bridge.stats(), "o").forwarded == n as u64
+    })
+    .await;
+    until(10, "the local queue empty", || async {
+        q.stats().unwrap().messages == 0
+    })
+    .await;
+    let stats = bridge.shutdown().await;
+    assert_eq!(stats[0].failed, 0);
+    let msgs = read_stream(&js, &stream).await;
+    assert_eq!(msgs.len(), n);
+    let origin = base_config().origin; // a fresh one: only the shape is compared
+    assert!(origin.is_some());
+    for (i, m) in msgs.iter().enumerate() {
+        let h = m.headers.as_ref().unwrap();
+        let id = h.get("Nats-Msg-Id").unwrap().as_str();
+        assert!(id.ends_with(&format!(":ID:{}", i + 1)), "{id}");
+        let back = mapping::from_string_headers(
+            &m.payload,
+            h.iter().map(|(k, v)| (k.as_ref(), v[0].as_str())),
+            None,
+            mapping::now_ms(),
+        );
+        let want = sample(i);
+        assert_eq!(back.body(), want.body());
+        for (k, v) in want.properties() {
+            assert_eq!(back.get_property(k), Some(v), "message {i} property {k}");
+        }
+        assert_eq!(back.get_correlation_id(), want.get_correlation_id());
+        assert!(back.get_property(mapping::TIMESTAMP_PROPERTY).is_some());
+        assert!(h.get(mapping::EXPIRES).is_some());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_refused_publish_is_dead_lettered_with_the_broker_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    let q = store
+        .queue_with(
+            "nowhere",
+            QueueOptions {
+                redelivery: Some(mqlite::RedeliveryPolicy {
+                    max_redeliveries: 0,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    q.send("lost?").unwrap();
+    let mut config = base_config();
+    let subject = unique("no.stream.here");
+    config.outbound = vec![OutboundRoute::nats("o", "nowhere", &subject)];
+    let bridge = Bridge::start(store.clone(), config).await.unwrap();
+    let dlq = store.queue("DLQ").unwrap();
+    until(20, "a dead letter", || async {
+        dlq.stats().unwrap().messages == 1
+    })
+    .await;
+    let stats = bridge.shutdown().await;
+    assert_eq!(stats[0].failed, 1);
+    assert_eq!(stats[0].forwarded, 0);
+    let d = dlq.receive(Some(Duration::ZERO)).unwrap().unwrap();
+    let info = d.dead_letter_info().unwrap();
+    assert!(
+        info.last_failure.contains("no stream captures subject"),
+        "{}",
+        info.last_failure
+    );
+    assert_eq!(d.body(), b"lost?");
+    d.ack().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_inbound_stores_once_and_acks() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    let js = jetstream().await;
+    let (stream, subject) = (unique("IN"), unique("in.subject"));
+    create_stream(&js, &stream, &[&subject]).await;
+    let n = 200u64;
+    for i in 0..n {
+        let mut h = async_nats::HeaderMap::new();
+        h.insert("kind", "order");
+        h.insert(mapping::TYPES, "n=i");
+        h.insert("n", i.to_string().as_str());
+        h.insert(mapping::PRIORITY, "8");
+        js.publish_with_headers(subject.clone(), h, format!("m{i}").into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    // The first 20 were stored before a crash that lost the broker acks: the local queue
+    // holds their dedup keys already.
+    let created = js
+        .get_stream(&stream)
+        .await
+        .unwrap()
+        .cached_info()
+        .created
+        .unix_timestamp_nanos();
+    let q = store.queue("in").unwrap();
+    for seq in 1..=20 {
+        q.send(
+            Message::new(format!("m{}", seq - 1))
+                .dedup_key(format!("nats:{stream}:{created}:{seq}")),
+        )
+        .unwrap();
+    }
+    let mut config = base_config();
+    config.inbound = vec![InboundRoute::nats("i", &stream, "bridge", "in").window(32)];
+    let bridge = Bridge::start(store.clone(), config).await.unwrap();
+    until(30, "180 stored and 20 skipped", || async {
+        let s = route(&bridge.stats(), "i").clone();
+        s.forwarded == n - 20 && s.duplicates == 20
+    })
+    .await;
+    until(10, "every broker message acked", || {
+        let js = js.clone();
+        let stream = stream.clone();
+        async move {
+            let mut c = js
+                .get_stream(&stream)
+                .await
+                .unwrap()
+                .get_consumer::<async_nats::jetstream::consumer::pull::Config>("bridge")
+                .await
+                .unwrap();
+            let i = c.info().await.unwrap();
+            i.num_ack_pending == 0 && i.num_pending == 0
+        }
+    })
+    .await;
+    bridge.shutdown().await;
+    let got = q.receive_batch(1000, Some(Duration::ZERO)).unwrap();
+    assert_eq!(got.len() as u64, n, "each message stored exactly once");
+    let mut seen = std::collections::HashSet::new();
+    for d in &got {
+        assert!(
+            seen.insert(d.body().to_vec()),
+            "stored twice: {:?}",
+            d.body()
+        );
+        if d.get_property("kind").is_some() {
+            assert_eq!(d.get_priority(), 8);
+            assert!(matches!(d.get_property("n"), Some(Value::Int(_))));
+            assert!(d
+                .get_dedup_key()
+                .unwrap()
+                .starts_with(&format!("nats:{stream}:")));
+        }
+    }
+    q.ack_batch(got).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_both_ways_with_types() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    let (_conn, ch) = amqp().await;
+    let (exchange, queue) = (unique("x"), unique("q"));
+    declare_bound_queue(&ch, &exchange, &queue).await;
+    let out = store.queue("to-rabbit").unwrap();
+    let n = 100;
+    out.send_batch((0..n).map(|i| sample(i).priority(4).group("g")))
+        .unwrap();
+    let mut config = base_config();
+    config.outbound = vec![OutboundRoute::rabbitmq("o", "to-rabbit", &exchange, &queue)];
+    // The same RabbitMQ queue comes back in, into another local queue.
+    config.inbound = vec![InboundRoute::rabbitmq("i", &queue, "from-rabbit")];
+    let bridge = Bridge::start(store.clone(), config).await.unwrap();
+    until(30, "out and back", || async {
+        let s = bridge.stats();
+        route(&s, "o").forwarded == n as u64 && route(&s, "i").forwarded == n as u64
+    })
+    .await;
+    bridge.shutdown().await;
+    let back = store.queue("from-rabbit").unwrap();
+    assert_eq!(back.stats().unwrap().messages, n as u64);
+    for i in 0..n {
+        // One group: the queue hands out its messages one at a time, in order.
+        let d = back.receive(Some(Duration::ZERO)).unwrap().unwrap();
+        let want = sample(i);
+        assert_eq!(d.body(), want.body(), "in queue order");
+        for (k, v) in want.properties() {
+            assert_eq!(d.get_property(k), Some(v), "message {i} property {k}");
+        }
+        assert_eq!(d.get_correlation_id(), want.get_correlation_id());
+        assert_eq!(d.get_group(), Some("g"));
+        assert!(d.expires_at_ms() > 0, "expiration came back as a TTL");
+        let id = d.get_property("amqp.message_id").unwrap();
+        assert!(matches!(id, Value::Str(s) if s.ends_with(&format!(":ID:{}", i + 1))));
+        assert!(d.get_dedup_key().unwrap().starts_with("amqp:"));
+        d.ack().unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_unroutable_is_dead_lettered_with_the_broker_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    let (_conn, ch) = amqp().await;
+    let exchange = unique("x-unbound");
+    declare_bound_queue(&ch, &exchange, &unique("q")).await;
+    let q = store
+        .queue_with(
+            "unroutable",
+            QueueOptions {
+                redelivery: Some(mqlite::RedeliveryPolicy {
+                    max_redeliveries: 0,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    q.send("no route").unwrap();
+    let mut config = base_config();
+    config.outbound = vec![OutboundRoute::rabbitmq(
+        "o",
+        "unroutable",
+        &exchange,
+        "no-such-key",
+    )];
+    let bridge = Bridge::start(store.clone(), config).await.unwrap();
+    let dlq = store.queue("DLQ").unwrap();
+    until(20, "a dead letter", || async {
+        dlq.stats().unwrap().messages == 1
+    })
+    .await;
+    let stats = bridge.shutdown().await;
+    assert_eq!((stats[0].failed, stats[0].forwarded), (1, 0));
+    let d = dlq.receive(Some(Duration::ZERO)).unwrap().unwrap();
+    let text = &d.dead_letter_info().unwrap().last_failure;
+    assert!(text.contains("312") && text.contains("NO_ROUTE"), "{text}");
+    d.ack().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_inbound_dedups_on_message_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    let (_conn, ch) = amqp().await;
+    let queue = unique("q-in");
+    declare_queue(&ch, &queue).await;
+    let mut headers = FieldTable::default();
+    headers.insert("n".into(), AMQPValue::LongInt(7));
+    // "a" is published twice (a producer's retry): stored once.
+    for id in ["a", "b", "a", "c"] {
+        ch.basic_publish(
+            "".into(),
+            queue.as_str().into(),
+            BasicPublishOptions::default(),
+            id.as_bytes(),
+            BasicProperties::default()
+                .with_message_id(id.into())
+                .with_delivery_mode(2)
+                .with_headers(headers.clone()),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    }
+    let mut config = base_config();
+    config.inbound = vec![InboundRoute::rabbitmq("i", &queue, "in")];
+    let bridge = Bridge::start(store.clone(), config).await.unwrap();
+    until(20, "3 stored, 1 duplicate", || async {
+        let s = route(&bridge.stats(), "i").clone();
+        s.forwarded == 3 && s.duplicates == 1
+    })
+    .await;
+    bridge.shutdown().await;
+    let q = store.queue("in").unwrap();
+    let got = q.receive_batch(10, Some(Duration::ZERO)).unwrap();
+    let bodies: Vec<&[u8]> = got.iter().map(|d| d.body()).collect();
+    assert_eq!(bodies, [&b"a"[..], b"b", b"c"]);
+    assert_eq!(got[0].get_property("n"), Some(&Value::Int(7)));
+    q.ack_batch(got).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn brokers_away_messages_wait_then_forwarded() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    let js = jetstream().await;
+    let (stream, subject) = (unique("AWAY"), unique("away.subject"));
+    create_stream(&js, &stream, &[&subject]).await;
+    let (conn, ch) = amqp().await;
+    let (exchange, queue) = (unique("x-away"), unique("q-away"));
+    declare_bound_queue(&ch, &exchange, &queue).await;
+    drop((ch, conn));
+    servers("stop", "nats");
+    servers("stop", "rabbitmq");
+    let mut config = base_config();
+    config.outbound = vec![
+        OutboundRoute::nats("n", "to-nats", &subject),
+        OutboundRoute::rabbitmq("r", "to-rabbit", &exchange, &queue),
+    ];
+    let bridge = Bridge::start(store.clone(), config).await.unwrap();
+    let (qn, qr) = (
+        store.queue("to-nats").unwrap(),
+        store.queue("to-rabbit").unwrap(),
+    );
+    let n = 50;
+    qn.send_batch((0..n).map(|i| format!("n{i}"))).unwrap();
+    qr.send_batch((0..n).map(|i| format!("r{i}"))).unwrap();
+    // Both routes tried and failed to connect; every message is still here.
+    until(20, "both routes reporting the broker away", || async {
+        bridge
+            .stats()
+            .iter()
+            .all(|s| !s.connected && s.last_error.is_some())
+    })
+    .await;
+    assert_eq!(qn.stats().unwrap().messages, n as u64);
+    assert_eq!(qr.stats().unwrap().messages, n as u64);
+    servers("start", "nats");
+    servers("start", "rabbitmq");
+    until(60, "everything forwarded after the restart", || async {
+        bridge.stats().iter().all(|s| s.forwarded == n as u64)
+    })
+    .await;
+    bridge.shutdown().await;
+    let js = jetstream().await;
+    assert_eq!(read_stream(&js, &stream).await.len(), n);
+    let (_conn, ch) = amqp().await;
+    assert_eq!(drain_amqp(&ch, &queue, n).await.len(), n);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inbound_refuses_a_dedup_window_shorter_than_the_redelivery_horizon() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    store
+        .queue_with(
+            "short",
+            QueueOptions {
+                dedup_window: Some(Duration::from_secs(60)),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let js = jetstream().await;
+    let stream = unique("HORIZON");
+    create_stream(&js, &stream, &[&unique("h.subject")]).await;
+    let mut config = base_config();
+    config.inbound = vec![InboundRoute::nats("i", &stream, "c", "short")];
+    let bridge = Bridge::start(store.clone(), config).await.unwrap();
+    until(20, "the route to stop", || async {
+        bridge.stats()[0].stopped
+    })
+    .await;
+    let e = bridge.stats()[0].last_error.clone().unwrap();
+    assert!(
+        e.contains("redelivery horizon") && e.contains("5m 30s"),
+        "{e}"
+    );
+    bridge.shutdown().await;
+}

@@ -1,0 +1,444 @@
+//! The command line: every command, its options, and its help with an example.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const ABOUT: &str =
+    "Operate an mqlite store from the shell: look inside, send and receive, replay dead \
+letters, export and import, verify and repair.";
+
+const LONG_ABOUT: &str = "\
+Operate an mqlite store from the shell: look inside, send and receive, replay dead letters, \
+export and import, verify and repair.
+
+Every command takes the store directory DIR first and opens it as its owner, the way a program \
+linking mqlite does (recovery runs; a torn tail is cut). A store that another process holds is \
+refused with exit status 4 and the owner's pid. `verify` alone never writes.
+
+Queue options (redelivery policy, dead-letter strategy, limits) live in the programs that use a \
+store, not in the store. This command uses the defaults, except that it never dead-letters a \
+message on its own: its redelivery policy is unlimited (see `receive --help`).";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "mqlite",
+    version,
+    about = ABOUT,
+    long_about = LONG_ABOUT,
+    after_help = "Examples:\n  mqlite stats ./data\n  mqlite dlq list ./data\n  mqlite dlq replay ./data --queue orders --dry-run",
+    after_long_help = concat!(
+        "Examples:\n  mqlite stats ./data\n  mqlite dlq list ./data\n  mqlite dlq replay ./data --queue orders --dry-run\n\n",
+        crate::exit_statuses!()
+    ),
+)]
+pub struct Cli {
+    /// Print data as JSON instead of text (errors too, as one JSON object on stderr)
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Format version, segments, disk use, owner pid and role, and what recovery found
+    #[command(after_help = "Example:\n  mqlite info ./data\n  mqlite info ./data --json")]
+    Info(StoreArg),
+
+    /// One row per queue: depth, in flight, delayed, counters, bytes
+    #[command(
+        long_about = "One row per queue: depth (ready now), in flight, delayed, enqueued, acked, \
+redelivered, dead-lettered, expired, bytes. The counters (enqueued, acked, …) count since the store \
+was opened, so they move only while this command holds it (--watch); the gauges (depth, in flight, \
+delayed, messages, bytes) are the store's state.",
+        after_help = "Examples:\n  mqlite stats ./data\n  mqlite stats ./data orders payments --json\n  mqlite stats ./data --watch --interval 1"
+    )]
+    Stats(StatsArgs),
+
+    /// Queues and dead-letter queues, with their message counts
+    #[command(after_help = "Example:\n  mqlite list ./data")]
+    List(StoreArg),
+
+    /// Show stored messages (ready, delayed, in flight) without consuming them
+    #[command(
+        long_about = "Show stored messages (ready, delayed, in flight) without consuming them, in id \
+(send) order: headers, properties, and the body as UTF-8 text when it is valid UTF-8, else as hex.",
+        after_help = "Examples:\n  mqlite browse ./data orders --limit 10\n  mqlite browse ./data orders --from ID:1200 --body none\n  mqlite browse ./data orders --json"
+    )]
+    Browse(BrowseArgs),
+
+    /// Send one message (body from the argument, --file, or stdin)
+    #[command(
+        after_help = "Examples:\n  mqlite send ./data orders 'order #1' --property customer:int=42 --priority 7\n  mqlite send ./data orders --file order.json --ttl 10m --dedup-key order-1\n  echo hello | mqlite send ./data orders"
+    )]
+    Send(SendArgs),
+
+    /// Receive messages and settle them (ack by default)
+    #[command(
+        long_about = "Receive up to N messages and settle each: --ack (the default) removes it, --nack \
+counts a failed delivery and makes it available again after the redelivery delay (1 s), --reject \
+dead-letters it (to DLQ), --release gives it back without counting a failure.
+
+The application's redelivery policy is not stored in the store, so this command never \
+dead-letters on its own: --nack redelivers however often the message has failed (use --reject).",
+        after_help = "Examples:\n  mqlite receive ./data orders\n  mqlite receive ./data orders -n 10 --release\n  mqlite receive ./data orders --reject 'bad payload' --json"
+    )]
+    Receive(ReceiveArgs),
+
+    /// Dead letters: list, show, replay
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  mqlite dlq list ./data --reason max_redeliveries\n  mqlite dlq show ./data --id ID:42\n  mqlite dlq replay ./data --queue orders --dry-run"
+    )]
+    Dlq(DlqCommand),
+
+    /// Remove every waiting message of a queue (asks first; --yes off a terminal)
+    #[command(
+        after_help = "Examples:\n  mqlite purge ./data orders --dry-run\n  mqlite purge ./data orders --yes"
+    )]
+    Purge(PurgeArgs),
+
+    /// Move waiting messages to another queue, keeping their headers (asks first)
+    #[command(
+        after_help = "Examples:\n  mqlite move ./data orders orders.slow --id ID:12 --id ID:13 --yes\n  mqlite move ./data orders archive --limit 100 --dry-run"
+    )]
+    Move(TransferArgs),
+
+    /// Copy waiting messages to another queue, keeping their headers (asks first)
+    #[command(after_help = "Example:\n  mqlite copy ./data orders orders.audit --yes")]
+    Copy(TransferArgs),
+
+    /// Write messages as JSON Lines (one object a message) to stdout
+    #[command(
+        long_about = "Write every stored message of the given queues (default: all) to stdout as JSON \
+Lines, one object a message: queue, id, timestamp_ms, expires_at_ms, deliver_at_ms, priority, \
+correlation_id, group, dedup_key, repeat, properties (name, type, value), dead_letter, and body \
+(base64). `mqlite import` restores them exactly (with new ids).",
+        after_help = "Examples:\n  mqlite export ./data > all.jsonl\n  mqlite export ./data orders DLQ > some.jsonl"
+    )]
+    Export(ExportArgs),
+
+    /// Read messages as JSON Lines (from `export`) from stdin and store them
+    #[command(
+        long_about = "Store the messages of a JSON Lines stream as written by `mqlite export`, with \
+their original headers, properties and dead-letter information (new ids). Lines are read in \
+batches; every line of a batch is checked before any is written, and a batch is stored as one \
+transaction. A malformed line stops the import with exit status 7, naming the line: nothing of \
+its batch is written (earlier batches are).",
+        after_help = "Examples:\n  mqlite import ./data < all.jsonl\n  mqlite import ./restored --create < all.jsonl\n  mqlite import ./data --queue orders.replayed < some.jsonl"
+    )]
+    Import(ImportArgs),
+
+    /// Read-only integrity scan of every journal segment
+    #[command(
+        long_about = "Scan every journal segment read-only and report what opening the store would \
+find: exit status 0 when the journal is sound, 3 with the file and offset of each damaged place. \
+A torn tail (a last write that never became durable) is reported but is not damage: the next open \
+cuts it. The store's lock is held during the scan (the LOCK file is not written).",
+        after_help = "Example:\n  mqlite verify ./data && echo sound"
+    )]
+    Verify(StoreArg),
+
+    /// Open the store with repair: quarantine damaged ranges and report what was lost
+    #[command(
+        long_about = "Open the store with repair: each damaged journal range is copied to a \
+quarantine-<segment>-<offset>.bin file in the store and cut out, and the report says how many \
+frames were lost. Asks first when there is damage (--yes off a terminal); --dry-run only verifies.",
+        after_help = "Examples:\n  mqlite repair ./data --dry-run\n  mqlite repair ./data --yes"
+    )]
+    Repair(RepairArgs),
+
+    /// Rewrite live messages forward and remove the journal segments they free
+    #[command(after_help = "Example:\n  mqlite compact ./data")]
+    Compact(StoreArg),
+
+    /// Print a shell completion script
+    #[command(
+        after_help = "Examples:\n  mqlite completions bash > ~/.local/share/bash-completion/completions/mqlite\n  mqlite completions zsh > ~/.zfunc/_mqlite"
+    )]
+    Completions {
+        /// The shell
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct StoreArg {
+    /// The store directory
+    pub dir: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct StatsArgs {
+    /// The store directory
+    pub dir: PathBuf,
+    /// Only these queues (default: all)
+    pub queues: Vec<String>,
+    /// Refresh until interrupted, with per-second rates of the counters
+    #[arg(long)]
+    pub watch: bool,
+    /// Seconds between refreshes with --watch
+    #[arg(long, default_value_t = 2.0, value_name = "SECONDS")]
+    pub interval: f64,
+    /// Stop after this many refreshes with --watch
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
+}
+
+/// How a body is shown.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyFormat {
+    /// UTF-8 text when it is valid UTF-8, else hex
+    Auto,
+    /// Base64
+    Base64,
+    /// Hex
+    Hex,
+    /// The bytes as they are
+    Raw,
+    /// Not shown
+    None,
+}
+
+#[derive(Args, Debug)]
+pub struct BrowseArgs {
+    /// The store directory
+    pub dir: PathBuf,
+    /// The queue
+    pub queue: String,
+    /// Show at most this many messages
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub limit: usize,
+    /// Start at this message id (ID:n or n)
+    #[arg(long, value_name = "ID")]
+    pub from: Option<String>,
+    /// How to show bodies
+    #[arg(long, value_enum, default_value_t = BodyFormat::Auto)]
+    pub body: BodyFormat,
+}
+
+#[derive(Args, Debug)]
+pub struct SendArgs {
+    /// The store directory
+    pub dir: PathBuf,
+    /// The queue (created if new)
+    pub queue: String,
+    /// The body (else --file, else stdin)
+    #[arg(conflicts_with = "file")]
+    pub body: Option<String>,
+    /// Read the body from this file
+    #[arg(long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// A property NAME[:TYPE]=VALUE; TYPE is str (default), int, float, bool or bytes (base64)
+    #[arg(long = "property", short = 'p', value_name = "NAME[:TYPE]=VALUE")]
+    pub properties: Vec<String>,
+    /// Priority 0–9 (default 4; higher first)
+    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=9))]
+    pub priority: Option<u8>,
+    /// Time to live, e.g. 30s, 10m, 2h: undelivered by then, it expires
+    #[arg(long, value_name = "DURATION")]
+    pub ttl: Option<String>,
+    /// Delivery delay, e.g. 500ms, 5m
+    #[arg(long, value_name = "DURATION")]
+    pub delay: Option<String>,
+    /// Group key (JMSXGroupID): same-key messages go in order, one at a time
+    #[arg(long)]
+    pub group: Option<String>,
+    /// Dedup key: a second send with the same key within the dedup window stores nothing
+    #[arg(long)]
+    pub dedup_key: Option<String>,
+    /// Correlation id
+    #[arg(long)]
+    pub correlation_id: Option<String>,
+    /// Create the store if DIR holds none
+    #[arg(long)]
+    pub create: bool,
+}
+
+#[derive(Args, Debug)]
+#[group(id = "settle", multiple = false)]
+pub struct Settle {
+    /// Acknowledge: the message is removed (the default)
+    #[arg(long, group = "settle")]
+    pub ack: bool,
+    /// Count a failed delivery with this reason: redelivered after the redelivery delay
+    #[arg(long, value_name = "REASON", group = "settle")]
+    pub nack: Option<String>,
+    /// Dead-letter it at once with this reason
+    #[arg(long, value_name = "REASON", group = "settle")]
+    pub reject: Option<String>,
+    /// Give it back without counting a failure
+    #[arg(long, group = "settle")]
+    pub release: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ReceiveArgs {
+    /// The store directory
+    pub dir: PathBuf,
+    /// The queue
+    pub queue: String,
+    /// Receive up to this many messages
+    #[arg(short = 'n', long = "count", default_value_t = 1, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub n: u64,
+    /// Wait this long for the first message, e.g. 5s (default: do not wait)
+    #[arg(long, value_name = "DURATION")]
+    pub wait: Option<String>,
+    #[command(flatten)]
+    pub settle: Settle,
+    /// How to show bodies
+    #[arg(long, value_enum, default_value_t = BodyFormat::Auto)]
+    pub body: BodyFormat,
+}
+
+/// Which dead letters a dlq command works on.
+#[derive(Args, Debug, Clone)]
+pub struct DlqFilter {
+    /// The store directory
+    pub dir: PathBuf,
+    /// Only dead letters from this (original) queue
+    #[arg(long, value_name = "QUEUE")]
+    pub queue: Option<String>,
+    /// Only this reason: max_redeliveries, rejected, expired, overflow, group_parked
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Only dead letters whose last failure is at or after TIME (RFC 3339, ms since the epoch, or a duration ago such as 2h)
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Only dead letters whose last failure is before TIME (same forms as --since)
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// Only these ids (the dead letter's own id or its original id; repeatable)
+    #[arg(long = "id", value_name = "ID")]
+    pub ids: Vec<String>,
+    /// The dead-letter queues to look in (repeatable; default: DLQ and every DLQ.* queue)
+    #[arg(long = "dlq", value_name = "QUEUE")]
+    pub dlqs: Vec<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DlqCommand {
+    /// One row per dead letter: why it died, where from, when
+    #[command(
+        after_help = "Examples:\n  mqlite dlq list ./data\n  mqlite dlq list ./data --queue orders --reason max_redeliveries --since 2h --json"
+    )]
+    List {
+        #[command(flatten)]
+        filter: DlqFilter,
+        /// Show at most this many
+        #[arg(long, value_name = "N")]
+        limit: Option<usize>,
+    },
+    /// Everything about the matching dead letters: headers, properties, body, failure
+    #[command(
+        after_help = "Examples:\n  mqlite dlq show ./data --id ID:42\n  mqlite dlq show ./data --queue orders --body hex"
+    )]
+    Show {
+        #[command(flatten)]
+        filter: DlqFilter,
+        /// How to show bodies
+        #[arg(long, value_enum, default_value_t = BodyFormat::Auto)]
+        body: BodyFormat,
+        /// Show at most this many
+        #[arg(long, value_name = "N")]
+        limit: Option<usize>,
+    },
+    /// Move matching dead letters back to their original queue (or --to), delivery counts reset
+    #[command(
+        long_about = "Move the matching dead letters back to their original queue (or --to QUEUE), \
+with delivery counts reset. Each move is one journal record: a crash in the middle loses and \
+doubles nothing, and running the command again finishes the job. --dry-run only counts. A \
+progress bar shows on a terminal.",
+        after_help = "Examples:\n  mqlite dlq replay ./data --queue orders --dry-run\n  mqlite dlq replay ./data --reason max_redeliveries --rate 100/s\n  mqlite dlq replay ./data --id ID:42 --to orders.retry"
+    )]
+    Replay {
+        #[command(flatten)]
+        filter: DlqFilter,
+        /// Send them here instead of to their original queue
+        #[arg(long, value_name = "QUEUE")]
+        to: Option<String>,
+        /// Only count what would be replayed
+        #[arg(long)]
+        dry_run: bool,
+        /// At most this many per second, e.g. 100 or 100/s
+        #[arg(long, value_name = "N/s")]
+        rate: Option<String>,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct PurgeArgs {
+    /// The store directory
+    pub dir: PathBuf,
+    /// The queue
+    pub queue: String,
+    /// Do not ask
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Only count what would be removed
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct TransferArgs {
+    /// The store directory
+    pub dir: PathBuf,
+    /// The source queue
+    pub from: String,
+    /// The target queue (created if new)
+    pub to: String,
+    /// Only these messages (repeatable)
+    #[arg(long = "id", value_name = "ID")]
+    pub ids: Vec<String>,
+    /// At most this many (lowest ids first)
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    /// Do not ask
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Only count what would be moved or copied
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// The store directory
+    pub dir: PathBuf,
+    /// Only these queues (default: all)
+    pub queues: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ImportArgs {
+    /// The store directory
+    pub dir: PathBuf,
+    /// Store every message in this queue instead of the one its line names
+    #[arg(long, value_name = "QUEUE")]
+    pub queue: Option<String>,
+    /// Lines per batch (each batch is checked whole, then stored as one transaction)
+    #[arg(long, default_value_t = 1000, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub batch: u64,
+    /// Read from this file instead of stdin
+    #[arg(long, value_name = "FILE")]
+    pub input: Option<PathBuf>,
+    /// Create the store if DIR holds none
+    #[arg(long)]
+    pub create: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct RepairArgs {
+    /// The store directory
+    pub dir: PathBuf,
+    /// Do not ask
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Only verify: show what a repair would cut out
+    #[arg(long)]
+    pub dry_run: bool,
+}

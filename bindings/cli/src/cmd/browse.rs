@@ -1,0 +1,86 @@
+//! `mqlite browse`: stored messages without consuming them.
+
+use std::io::Write;
+
+use mqlite::{MessageId, StoredMessage};
+use serde::Serialize;
+
+use crate::cli::{BodyFormat, BrowseArgs};
+use crate::error::Result;
+use crate::wire::MessageJson;
+use crate::{open, out, parse};
+
+/// A stored message in `--json` output: the export form plus its delivery state.
+#[derive(Serialize)]
+pub struct StoredJson {
+    #[serde(flatten)]
+    pub message: MessageJson,
+    pub state: &'static str,
+    pub delivery_count: u32,
+}
+
+impl StoredJson {
+    pub fn of(queue: &str, s: &StoredMessage, body: BodyFormat) -> Self {
+        StoredJson {
+            message: MessageJson::of(queue, &s.message, s.deliver_at_ms, body != BodyFormat::None),
+            state: s.state.as_str(),
+            delivery_count: s.delivery_count,
+        }
+    }
+}
+
+/// Writes stored messages as text blocks, or as one JSON array.
+pub fn write_stored(
+    w: &mut dyn Write,
+    queue: &str,
+    items: &[StoredMessage],
+    body: BodyFormat,
+    json: bool,
+) -> Result<()> {
+    if json {
+        let v: Vec<_> = items
+            .iter()
+            .map(|s| StoredJson::of(queue, s, body))
+            .collect();
+        return out::json(w, &v);
+    }
+    for (i, s) in items.iter().enumerate() {
+        if i > 0 {
+            writeln!(w)?;
+        }
+        let view = out::MessageView {
+            message: &s.message,
+            state: s.state.as_str(),
+            delivery_count: s.delivery_count,
+            deliver_at_ms: s.deliver_at_ms,
+        };
+        out::message(w, &view, body)?;
+    }
+    Ok(())
+}
+
+pub fn run(a: &BrowseArgs, json: bool, w: &mut dyn Write) -> Result<()> {
+    let from = a
+        .from
+        .as_deref()
+        .map(parse::id)
+        .transpose()?
+        .unwrap_or(MessageId(0));
+    let store = open::open(&a.dir)?;
+    let q = open::queue(&store, &a.queue)?;
+    let items = q.browse_stored(from, a.limit)?;
+    write_stored(w, q.name(), &items, a.body, json)?;
+    if !json {
+        let next = items.last().map(|m| m.message.id().map_or(0, |i| i.0) + 1);
+        let more = match next {
+            Some(n) => !q.browse_stored(MessageId(n), 1)?.is_empty(),
+            None => false,
+        };
+        match (items.len(), more, next) {
+            (0, _, _) => writeln!(w, "no messages in queue {:?} from {from}", q.name())?,
+            (n, true, Some(next)) => writeln!(w, "\n{n} shown; more with --from ID:{next}")?,
+            _ => {}
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,310 @@
+//! `mqlite dlq list|show|replay`: why messages died, and bringing them back.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use mqlite::{MessageId, MessageState, Queue, ReplayFilter, Store, StoredMessage};
+use serde::Serialize;
+
+use crate::cli::{DlqCommand, DlqFilter};
+use crate::cmd::browse;
+use crate::error::{CliError, Result};
+use crate::wire::DeadLetterJson;
+use crate::{open, out, parse};
+
+/// Stored messages are read this many at a time.
+const PAGE: usize = 1000;
+
+pub fn run(c: DlqCommand, json: bool, w: &mut dyn Write) -> Result<()> {
+    match c {
+        DlqCommand::List { filter, limit } => list(&filter, limit, json, w),
+        DlqCommand::Show {
+            filter,
+            body,
+            limit,
+        } => {
+            let (store, f) = prepare(&filter)?;
+            let mut found = Vec::new();
+            for q in dlqs(&store, &filter)? {
+                scan(&q, &f, |s| {
+                    found.push((q.name().to_string(), s));
+                    limit.is_none_or(|l| found.len() < l)
+                })?;
+            }
+            if found.is_empty() && !json {
+                writeln!(w, "no dead letters match")?;
+            }
+            if json {
+                let v: Vec<_> = found
+                    .iter()
+                    .map(|(q, s)| browse::StoredJson::of(q, s, body))
+                    .collect();
+                return out::json(w, &v);
+            }
+            for (i, (q, s)) in found.iter().enumerate() {
+                if i > 0 {
+                    writeln!(w)?;
+                }
+                writeln!(w, "in dead-letter queue {q:?}:")?;
+                browse::write_stored(w, q, std::slice::from_ref(s), body, false)?;
+            }
+            Ok(())
+        }
+        DlqCommand::Replay {
+            filter,
+            to,
+            dry_run,
+            rate,
+        } => replay(&filter, to, dry_run, rate.as_deref(), json, w),
+    }
+}
+
+/// Opens the store and turns the options into the core's filter.
+fn prepare(f: &DlqFilter) -> Result<(Store, ReplayFilter)> {
+    let filter = ReplayFilter {
+        reason: f.reason.as_deref().map(parse::reason).transpose()?,
+        original_queue: f.queue.clone(),
+        since_ms: f
+            .since
+            .as_deref()
+            .map(|s| parse::time("--since", s))
+            .transpose()?,
+        until_ms: f
+            .until
+            .as_deref()
+            .map(|s| parse::time("--until", s))
+            .transpose()?,
+        ids: parse::ids(&f.ids)?,
+        ..ReplayFilter::default()
+    };
+    Ok((open::open(&f.dir)?, filter))
+}
+
+/// The dead-letter queues looked in: `--dlq` ones (which must exist), else `DLQ` and `DLQ.*`.
+fn dlqs(store: &Store, f: &DlqFilter) -> Result<Vec<Queue>> {
+    if !f.dlqs.is_empty() {
+        return open::queues(store, &f.dlqs);
+    }
+    let names: Vec<String> = store
+        .queue_names()
+        .into_iter()
+        .filter(|n| open::is_dlq(n))
+        .collect();
+    names.iter().map(|n| open::queue(store, n)).collect()
+}
+
+/// Calls `each` with every dead letter of `q` that passes `filter`, in id order, until it
+/// returns false.
+fn scan(
+    q: &Queue,
+    filter: &ReplayFilter,
+    mut each: impl FnMut(StoredMessage) -> bool,
+) -> Result<()> {
+    let mut from = MessageId(0);
+    loop {
+        let page = q.browse_stored(from, PAGE)?;
+        let Some(last) = page.last().and_then(|s| s.message.id()) else {
+            return Ok(());
+        };
+        from = MessageId(last.0 + 1);
+        for s in page {
+            let id = s.message.id().unwrap_or(MessageId(0));
+            let keep = s
+                .message
+                .dead_letter_info()
+                .is_some_and(|info| filter.matches(id, info));
+            if keep && !each(s) {
+                return Ok(());
+            }
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Row {
+    dlq: String,
+    id: String,
+    #[serde(flatten)]
+    dead_letter: DeadLetterJson,
+    timestamp_ms: u64,
+    body_bytes: usize,
+}
+
+fn list(f: &DlqFilter, limit: Option<usize>, json: bool, w: &mut dyn Write) -> Result<()> {
+    let (store, filter) = prepare(f)?;
+    let mut rows = Vec::new();
+    for q in dlqs(&store, f)? {
+        scan(&q, &filter, |s| {
+            if let Some(d) = s.message.dead_letter_info() {
+                rows.push(Row {
+                    dlq: q.name().to_string(),
+                    id: s.message.id().map(|i| i.to_string()).unwrap_or_default(),
+                    dead_letter: DeadLetterJson::of(d),
+                    timestamp_ms: s.message.timestamp_ms(),
+                    body_bytes: s.message.body().len(),
+                });
+            }
+            limit.is_none_or(|l| rows.len() < l)
+        })?;
+    }
+    if json {
+        return out::json(w, &rows);
+    }
+    let mut t = out::table(
+        &[
+            "dlq",
+            "id",
+            "from queue",
+            "original id",
+            "reason",
+            "deliveries",
+            "last failure",
+            "error",
+        ],
+        &[5],
+    );
+    let mut by_reason: BTreeMap<&str, u64> = BTreeMap::new();
+    for r in &rows {
+        *by_reason.entry(&r.dead_letter.reason).or_default() += 1;
+        // Failure texts come from any program: control characters are escaped, not printed.
+        let mut error = r.dead_letter.last_failure.escape_debug().to_string();
+        if error.chars().count() > 60 {
+            error = error.chars().take(57).collect::<String>() + "...";
+        }
+        t.add_row(vec![
+            r.dlq.clone(),
+            r.id.clone(),
+            r.dead_letter.original_queue.clone(),
+            r.dead_letter.original_id.clone(),
+            r.dead_letter.reason.clone(),
+            r.dead_letter.delivery_count.to_string(),
+            out::time(r.dead_letter.last_failure_ms),
+            error,
+        ]);
+    }
+    if rows.is_empty() {
+        writeln!(w, "no dead letters match")?;
+        return Ok(());
+    }
+    out::write_table(w, &t)?;
+    let parts: Vec<String> = by_reason.iter().map(|(r, n)| format!("{r} {n}")).collect();
+    let n = out::count(rows.len() as u64, "dead letter");
+    writeln!(w, "{n} ({})", parts.join(", "))?;
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct Replayed {
+    dry_run: bool,
+    matched: u64,
+    replayed: u64,
+    /// Target queue → how many (would) go there.
+    by_queue: BTreeMap<String, u64>,
+}
+
+fn replay(
+    f: &DlqFilter,
+    to: Option<String>,
+    dry_run: bool,
+    rate: Option<&str>,
+    json: bool,
+    w: &mut dyn Write,
+) -> Result<()> {
+    let rate = rate.map(parse::rate).transpose()?;
+    if let Some(t) = &to {
+        mqlite::validate_queue_name(t)?;
+    }
+    let (store, filter) = prepare(f)?;
+    let filter = ReplayFilter {
+        to: to.clone(),
+        ..filter
+    };
+    // Count first, exactly as replay will choose: ready dead letters that pass the filter.
+    let mut plan: Vec<(Queue, u64)> = Vec::new();
+    let mut by_queue: BTreeMap<String, u64> = BTreeMap::new();
+    for q in dlqs(&store, f)? {
+        let mut n = 0u64;
+        scan(&q, &filter, |s| {
+            if s.state == MessageState::Ready {
+                n += 1;
+                let target = match (&to, s.message.dead_letter_info()) {
+                    (Some(t), _) => t.clone(),
+                    (None, Some(d)) => d.original_queue.clone(),
+                    (None, None) => String::new(),
+                };
+                *by_queue.entry(target).or_default() += 1;
+            }
+            true
+        })?;
+        if n > 0 {
+            plan.push((q, n));
+        }
+    }
+    let matched: u64 = plan.iter().map(|(_, n)| n).sum();
+    let mut replayed = 0u64;
+    if !dry_run && matched > 0 {
+        let bar = out::progress(matched, "replaying");
+        // Chunks: a tenth of a second's worth under --rate; a percent of the work when a bar
+        // shows; otherwise one call per dead-letter queue.
+        let chunk = match rate {
+            Some(r) => ((r / 10.0).ceil() as u64).max(1),
+            None if !bar.is_hidden() => (matched / 100).max(100),
+            None => u64::MAX,
+        };
+        let start = Instant::now();
+        for (q, n) in &plan {
+            let mut done = 0u64;
+            while done < *n {
+                let limit = chunk.min(n - done);
+                let step = ReplayFilter {
+                    limit: Some(limit as usize),
+                    ..filter.clone()
+                };
+                let moved = q.replay(&step).map_err(|e| {
+                    CliError::from(e).context(format!(
+                        "replay from dead-letter queue {:?} stopped after {replayed} of {matched}",
+                        q.name()
+                    ))
+                })?;
+                if moved == 0 {
+                    break;
+                }
+                done += moved;
+                replayed += moved;
+                bar.inc(moved);
+                if let Some(r) = rate {
+                    let due = Duration::from_secs_f64(replayed as f64 / r);
+                    std::thread::sleep(due.saturating_sub(start.elapsed()));
+                }
+            }
+        }
+        bar.finish_and_clear();
+    }
+    let report = Replayed {
+        dry_run,
+        matched,
+        replayed,
+        by_queue,
+    };
+    if json {
+        return out::json(w, &report);
+    }
+    let parts: Vec<String> = report
+        .by_queue
+        .iter()
+        .map(|(q, n)| format!("{n} to {q:?}"))
+        .collect();
+    let detail = if parts.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", parts.join(", "))
+    };
+    let letters = out::count(matched, "dead letter");
+    if dry_run {
+        writeln!(w, "would replay {letters}{detail} (dry run: nothing moved)")?;
+    } else {
+        writeln!(w, "replayed {replayed} of {letters}{detail}")?;
+    }
+    Ok(())
+}

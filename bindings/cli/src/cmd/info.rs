@@ -1,0 +1,82 @@
+//! `mqlite info`: what the store is made of and who owns it.
+
+use std::io::Write;
+use std::path::Path;
+
+use mqlite::journal::format::VERSION;
+use serde_json::json;
+
+use crate::error::Result;
+use crate::{open, out, report};
+
+pub fn run(dir: &Path, json: bool, w: &mut dyn Write) -> Result<()> {
+    let store = open::open(dir)?;
+    let segments = mqlite::journal::verify::segments(store.path())?;
+    let r = store.recovery_report().clone();
+    let (mut messages, mut bytes) = (0u64, 0u64);
+    let names = store.queue_names();
+    for q in open::queues(&store, &[])? {
+        let s = q.stats()?;
+        messages += s.messages;
+        bytes += s.bytes;
+    }
+    // Until several processes can share a store, whoever runs a command is its owner; a client
+    // of a live owner will report that owner's pid and the role "client" here.
+    let (pid, role) = (std::process::id(), "owner");
+    let disk = store.disk_bytes();
+    if json {
+        return out::json(
+            w,
+            &json!({
+                "store": store.path(),
+                "format_version": VERSION,
+                "segments": report::segments_json(&segments),
+                "disk_bytes": disk,
+                "owner": {"pid": pid, "role": role},
+                "queues": names.len(),
+                "messages": messages,
+                "message_bytes": bytes,
+                "recovery": report::recovery_json(&r),
+            }),
+        );
+    }
+    writeln!(w, "store     {}", store.path().display())?;
+    writeln!(w, "format    version {VERSION}")?;
+    writeln!(w, "owner     pid {pid}, role {role} (this command)")?;
+    writeln!(
+        w,
+        "disk      {} in {}",
+        out::bytes(disk),
+        out::count(segments.len() as u64, "segment")
+    )?;
+    writeln!(
+        w,
+        "queues    {} holding {} ({})",
+        names.len(),
+        out::count(messages, "message"),
+        out::bytes(bytes)
+    )?;
+    writeln!(
+        w,
+        "recovery  {}, {}, {} read",
+        out::count(r.frames, "frame"),
+        out::count(r.records, "record"),
+        out::bytes(r.bytes)
+    )?;
+    report::recovery_changes(w, &r, "          ")?;
+    let mut t = out::table(&["segment", "created", "version", "bytes"], &[2, 3]);
+    for s in &segments {
+        t.add_row(vec![
+            s.file.clone(),
+            s.created_ms
+                .map(out::time)
+                .unwrap_or_else(|| "bad header".into()),
+            s.version
+                .map(|v| v.to_string())
+                .unwrap_or_else(|| "-".into()),
+            out::bytes(s.bytes),
+        ]);
+    }
+    out::write_table(w, &t)?;
+    Ok(())
+}

@@ -1,0 +1,45 @@
+//! The commands, one module each.
+
+use std::io::Write;
+
+use clap::CommandFactory;
+
+use crate::cli::{Cli, Command};
+use crate::error::Result;
+
+mod browse;
+mod dlq;
+mod export;
+mod import;
+mod info;
+mod list;
+mod maintenance;
+mod receive;
+mod send;
+mod stats;
+mod transfer;
+
+pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
+    let json = cli.json;
+    match cli.command {
+        Command::Info(a) => info::run(&a.dir, json, out),
+        Command::Stats(a) => stats::run(&a, json, out),
+        Command::List(a) => list::run(&a.dir, json, out),
+        Command::Browse(a) => browse::run(&a, json, out),
+        Command::Send(a) => send::run(a, json, out),
+        Command::Receive(a) => receive::run(&a, json, out),
+        Command::Dlq(c) => dlq::run(c, json, out),
+        Command::Purge(a) => transfer::purge(&a, json, out),
+        Command::Move(a) => transfer::run(&a, false, json, out),
+        Command::Copy(a) => transfer::run(&a, true, json, out),
+        Command::Export(a) => export::run(&a, out),
+        Command::Import(a) => import::run(&a, json, out),
+        Command::Verify(a) => maintenance::verify(&a.dir, json, out),
+        Command::Repair(a) => maintenance::repair(&a, json, out),
+        Command::Compact(a) => maintenance::compact(&a.dir, json, out),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "mqlite", out);
+            Ok(())
+        }
+    }
+}

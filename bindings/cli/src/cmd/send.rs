@@ -1,0 +1,66 @@
+//! `mqlite send`: one message from the argument, a file or stdin.
+
+use std::io::{IsTerminal, Read, Write};
+
+use mqlite::Message;
+use serde_json::json;
+
+use crate::cli::SendArgs;
+use crate::error::{CliError, Result, Status};
+use crate::{open, out, parse};
+
+pub fn run(a: SendArgs, json: bool, w: &mut dyn Write) -> Result<()> {
+    // Everything is checked before the store is opened (or created).
+    mqlite::validate_queue_name(&a.queue)?;
+    let body = match (a.body, &a.file) {
+        (Some(b), _) => b.into_bytes(),
+        (None, Some(f)) => std::fs::read(f).map_err(|e| {
+            CliError::new(Status::NotFound, format!("reading {}: {e}", f.display()))
+        })?,
+        (None, None) if !std::io::stdin().is_terminal() => {
+            let mut b = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut b)
+                .map_err(|e| CliError::new(Status::Failed, format!("reading stdin: {e}")))?;
+            b
+        }
+        (None, None) => {
+            return Err(CliError::usage(
+                "no body: give BODY, --file FILE, or pipe it to stdin",
+            ))
+        }
+    };
+    let mut m = Message::new(body);
+    for p in &a.properties {
+        let (k, v) = parse::property(p)?;
+        m.set_property(k, v);
+    }
+    if let Some(p) = a.priority {
+        m = m.priority(p);
+    }
+    if let Some(t) = &a.ttl {
+        m = m.ttl(parse::duration("--ttl", t)?);
+    }
+    if let Some(d) = &a.delay {
+        m = m.delay(parse::duration("--delay", d)?);
+    }
+    if let Some(g) = a.group {
+        m = m.group(g);
+    }
+    if let Some(k) = a.dedup_key {
+        m = m.dedup_key(k);
+    }
+    if let Some(c) = a.correlation_id {
+        m = m.correlation_id(c);
+    }
+    let store = open::open_with(&a.dir, a.create, |_| {})?;
+    let q = open::queue_or_create(&store, &a.queue)?;
+    let id = q
+        .send(m)
+        .map_err(|e| CliError::from(e).context(format!("queue {:?}", a.queue)))?;
+    if json {
+        return out::json(w, &json!({"queue": a.queue, "id": id.to_string()}));
+    }
+    writeln!(w, "sent {id} to queue {:?}", a.queue)?;
+    Ok(())
+}

@@ -1,0 +1,191 @@
+//! `mqlite stats`: one row per queue, once or refreshed with per-second rates.
+
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
+
+use mqlite::QueueStats;
+use serde::Serialize;
+
+use crate::cli::StatsArgs;
+use crate::error::{CliError, Result};
+use crate::{open, out, parse};
+
+/// One queue's row. (Subscriptions will add rows of their own, named `topic/subscription`.)
+struct Row {
+    queue: String,
+    stats: QueueStats,
+    rates: Option<Rates>,
+}
+
+/// The fields of a row: JSON name, table header (`None`: JSON only), value.
+fn fields(s: &QueueStats) -> [(&'static str, Option<&'static str>, u64); 12] {
+    [
+        ("depth", Some("depth"), s.depth),
+        ("in_flight", Some("in flight"), s.in_flight),
+        ("delayed", Some("delayed"), s.delayed),
+        ("enqueued", Some("enqueued"), s.enqueued),
+        ("acked", Some("acked"), s.acked),
+        ("redelivered", Some("redelivered"), s.redelivered),
+        ("dead_lettered", Some("dead-lettered"), s.dead_lettered),
+        ("expired", Some("expired"), s.expired),
+        ("bytes", Some("bytes"), s.bytes),
+        ("messages", None, s.messages),
+        ("discarded", None, s.discarded),
+        ("replayed", None, s.replayed),
+    ]
+}
+
+impl Serialize for Row {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = ser.serialize_map(None)?;
+        m.serialize_entry("queue", &self.queue)?;
+        for (name, _, v) in fields(&self.stats) {
+            m.serialize_entry(name, &v)?;
+        }
+        if let Some(r) = &self.rates {
+            m.serialize_entry("rates", r)?;
+        }
+        m.end()
+    }
+}
+
+/// Per-second rates of the counters between two refreshes.
+#[derive(Serialize, Debug, Clone, Copy, PartialEq)]
+pub struct Rates {
+    pub enqueued: f64,
+    pub acked: f64,
+    pub redelivered: f64,
+    pub dead_lettered: f64,
+    pub expired: f64,
+}
+
+impl Rates {
+    /// The rates from `before` to `after`, `secs` seconds apart (counters never go down; a
+    /// store reopened in between would reset them, which shows as 0, not as a negative rate).
+    pub fn between(before: &QueueStats, after: &QueueStats, secs: f64) -> Rates {
+        let r = |a: u64, b: u64| {
+            if secs > 0.0 {
+                b.saturating_sub(a) as f64 / secs
+            } else {
+                0.0
+            }
+        };
+        Rates {
+            enqueued: r(before.enqueued, after.enqueued),
+            acked: r(before.acked, after.acked),
+            redelivered: r(before.redelivered, after.redelivered),
+            dead_lettered: r(before.dead_lettered, after.dead_lettered),
+            expired: r(before.expired, after.expired),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Sample<'a> {
+    time_ms: u64,
+    queues: &'a [Row],
+}
+
+pub fn run(a: &StatsArgs, json: bool, w: &mut dyn Write) -> Result<()> {
+    if !(a.interval.is_finite() && a.interval > 0.0 && a.interval <= 86_400.0) {
+        return Err(CliError::usage(format!(
+            "--interval: {} is not a number of seconds in (0, 86400]",
+            a.interval
+        )));
+    }
+    let store = open::open(&a.dir)?;
+    let queues = open::queues(&store, &a.queues)?;
+    let mut before: Option<(Instant, Vec<QueueStats>)> = None;
+    let mut refreshes = 0u64;
+    loop {
+        let now = Instant::now();
+        let stats = queues
+            .iter()
+            .map(|q| q.stats())
+            .collect::<Result<Vec<_>, _>>()?;
+        let rows: Vec<Row> = queues
+            .iter()
+            .zip(&stats)
+            .enumerate()
+            .map(|(i, (q, s))| {
+                let rates = before.as_ref().map(|(t, prev)| {
+                    Rates::between(&prev[i], s, now.duration_since(*t).as_secs_f64())
+                });
+                Row {
+                    queue: q.name().to_string(),
+                    stats: s.clone(),
+                    rates,
+                }
+            })
+            .collect();
+        if !a.watch {
+            return if json {
+                out::json(
+                    w,
+                    &Sample {
+                        time_ms: parse::now_ms(),
+                        queues: &rows,
+                    },
+                )
+            } else {
+                write_table(w, &rows, false)
+            };
+        }
+        if json {
+            out::json(
+                w,
+                &Sample {
+                    time_ms: parse::now_ms(),
+                    queues: &rows,
+                },
+            )?;
+        } else {
+            if std::io::stdout().is_terminal() {
+                let _ = console::Term::stdout().clear_screen();
+            }
+            writeln!(
+                w,
+                "{}  every {}s  (Ctrl-C to stop)",
+                out::time(parse::now_ms()),
+                a.interval
+            )?;
+            write_table(w, &rows, true)?;
+        }
+        w.flush()?;
+        refreshes += 1;
+        if a.count.is_some_and(|c| refreshes >= c) {
+            return Ok(());
+        }
+        before = Some((now, stats));
+        std::thread::sleep(Duration::from_secs_f64(a.interval));
+    }
+}
+
+fn write_table(w: &mut dyn Write, rows: &[Row], rates: bool) -> Result<()> {
+    let mut header = vec!["queue"];
+    header.extend(fields(&QueueStats::default()).iter().filter_map(|f| f.1));
+    if rates {
+        header.extend(["enq/s", "ack/s", "dlq/s"]);
+    }
+    let numeric: Vec<usize> = (1..header.len()).collect();
+    let mut t = out::table(&header, &numeric);
+    for r in rows {
+        let mut cells = vec![r.queue.clone()];
+        for (name, head, v) in fields(&r.stats) {
+            match (name, head) {
+                (_, None) => {}
+                ("bytes", _) => cells.push(out::bytes(v)),
+                _ => cells.push(v.to_string()),
+            }
+        }
+        if rates {
+            let f = |x: Option<f64>| x.map(|v| format!("{v:.1}")).unwrap_or_else(|| "-".into());
+            cells.push(f(r.rates.map(|x| x.enqueued)));
+            cells.push(f(r.rates.map(|x| x.acked)));
+            cells.push(f(r.rates.map(|x| x.dead_lettered)));
+        }
+        t.add_row(cells);
+    }
+    out::write_table(w, &t)
+}

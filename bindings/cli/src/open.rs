@@ -1,0 +1,107 @@
+//! Opening a store and its queues the way every command does.
+
+use std::path::Path;
+
+use mqlite::{Queue, QueueOptions, RedeliveryPolicy, Store, StoreOptions};
+
+use crate::error::{CliError, Result, Status};
+
+/// Whether `dir` holds a store (at least one journal segment). Commands never create a store
+/// by accident: a typo in DIR must not leave an empty store behind.
+pub fn is_store(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|rd| {
+        rd.filter_map(|e| e.ok()).any(|e| {
+            e.file_name()
+                .to_str()
+                .and_then(mqlite::journal::parse_segment_name)
+                .is_some()
+        })
+    })
+}
+
+/// Fails with `NotFound` unless `dir` holds a store.
+pub fn require_store(dir: &Path) -> Result<()> {
+    if is_store(dir) {
+        return Ok(());
+    }
+    let why = if dir.is_dir() {
+        "the directory holds no journal segments"
+    } else {
+        "no such directory"
+    };
+    Err(CliError::new(
+        Status::NotFound,
+        format!("no store at {} ({why})", dir.display()),
+    ))
+}
+
+/// Opens the store in `dir` as its owner; `create` allows making a new one. `tweak` adjusts
+/// the options (repair, compaction threshold).
+pub fn open_with(dir: &Path, create: bool, tweak: impl FnOnce(&mut StoreOptions)) -> Result<Store> {
+    if !create {
+        require_store(dir)?;
+    }
+    let mut options = StoreOptions {
+        create,
+        ..StoreOptions::default()
+    };
+    tweak(&mut options);
+    Ok(Store::open(dir, options)?)
+}
+
+/// Opens an existing store.
+pub fn open(dir: &Path) -> Result<Store> {
+    open_with(dir, false, |_| {})
+}
+
+/// The options of every queue handle the command takes. Queue options are not stored in the
+/// store, so the command cannot know the application's redelivery policy; with an unlimited one
+/// it never dead-letters on its own (neither on `receive --nack` nor when it fails deliveries a
+/// crashed process left in flight): the application decides at its next failure.
+pub fn queue_options() -> QueueOptions {
+    QueueOptions {
+        redelivery: Some(RedeliveryPolicy {
+            max_redeliveries: -1,
+            ..RedeliveryPolicy::default()
+        }),
+        ..QueueOptions::default()
+    }
+}
+
+/// A handle to queue `name`, which must exist.
+pub fn queue(store: &Store, name: &str) -> Result<Queue> {
+    if !store.queue_names().iter().any(|q| q == name) {
+        return Err(CliError::new(
+            Status::NotFound,
+            format!(
+                "queue {name:?} not found in store {}",
+                store.path().display()
+            ),
+        ));
+    }
+    Ok(store.queue_with(name, queue_options())?)
+}
+
+/// A handle to queue `name`, created if new.
+pub fn queue_or_create(store: &Store, name: &str) -> Result<Queue> {
+    store
+        .queue_with(name, queue_options())
+        .map_err(|e| CliError::from(e).context(format!("queue {name:?}")))
+}
+
+/// The queues named, or every queue of the store when none is.
+pub fn queues(store: &Store, names: &[String]) -> Result<Vec<Queue>> {
+    if names.is_empty() {
+        return store
+            .queue_names()
+            .iter()
+            .map(|n| queue(store, n))
+            .collect();
+    }
+    names.iter().map(|n| queue(store, n)).collect()
+}
+
+/// Whether a queue is a dead-letter queue under the default strategies (`DLQ`, `DLQ.<queue>`).
+pub fn is_dlq(name: &str) -> bool {
+    name == "DLQ" || name.starts_with("DLQ.")
+}

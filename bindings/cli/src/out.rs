@@ -1,0 +1,251 @@
+//! Output: tables, JSON, messages as text, progress bars and confirmation (only on a terminal).
+
+use std::io::{self, IsTerminal, Write};
+use std::time::{Duration, UNIX_EPOCH};
+
+use base64::Engine;
+use comfy_table::{CellAlignment, ContentArrangement, Table};
+use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
+use mqlite::{Message, Value};
+use serde::Serialize;
+
+use crate::cli::BodyFormat;
+use crate::error::{CliError, Result, Status};
+use crate::parse;
+
+/// A time in ms since the epoch as RFC 3339 UTC with milliseconds; `-` for 0 (never / none).
+pub fn time(ms: u64) -> String {
+    if ms == 0 {
+        return "-".into();
+    }
+    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
+}
+
+pub fn bytes(n: u64) -> String {
+    HumanBytes(n).to_string()
+}
+
+/// A comfy-table preset (19 positions; a space leaves that part out): only the header rule.
+const RULE_UNDER_HEADER: &str = "     ──            ";
+
+/// `n` and a noun, plural unless `n` is 1: "1 segment", "3 segments".
+pub fn count(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+/// A table with a header row; the columns listed in `numeric` are right-aligned.
+pub fn table(header: &[&str], numeric: &[usize]) -> Table {
+    let mut t = Table::new();
+    // Columns and a rule under the header, nothing else: easy to read, grep and paste.
+    t.load_preset(RULE_UNDER_HEADER)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_header(header.to_vec());
+    if let Some((_, w)) = io::stdout()
+        .is_terminal()
+        .then(|| console::Term::stdout().size())
+    {
+        t.set_width(w);
+    }
+    if let Some(c) = t.column_mut(0) {
+        c.set_padding((0, 1));
+    }
+    for &i in numeric {
+        if let Some(c) = t.column_mut(i) {
+            c.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+    t
+}
+
+/// Writes a table without the padding at the start and end of its lines (so that its lines
+/// grep, diff and paste cleanly).
+pub fn write_table(out: &mut dyn Write, t: &Table) -> Result<()> {
+    for line in t.lines() {
+        writeln!(out, "{}", line.trim_end())?;
+    }
+    Ok(())
+}
+
+/// Writes `value` as one line of JSON.
+pub fn json<T: Serialize>(out: &mut dyn Write, value: &T) -> Result<()> {
+    serde_json::to_writer(&mut *out, value)
+        .map_err(|e| CliError::new(Status::Failed, format!("writing JSON: {e}")))?;
+    writeln!(out)?;
+    Ok(())
+}
+
+/// A body as text per `format`; `None` for [`BodyFormat::None`] and [`BodyFormat::Raw`] (raw
+/// bytes are written as they are).
+pub fn body_text(format: BodyFormat, b: &[u8]) -> Option<(&'static str, String)> {
+    let hex = || b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    match format {
+        BodyFormat::None | BodyFormat::Raw => None,
+        BodyFormat::Hex => Some(("hex", hex())),
+        BodyFormat::Base64 => Some((
+            "base64",
+            base64::engine::general_purpose::STANDARD.encode(b),
+        )),
+        BodyFormat::Auto => match std::str::from_utf8(b) {
+            // Text with terminal control characters is shown as hex: it could rewrite the screen.
+            Ok(s)
+                if !s
+                    .chars()
+                    .any(|c| c.is_control() && !matches!(c, '\n' | '\t' | '\r')) =>
+            {
+                Some(("text", s.to_string()))
+            }
+            _ => Some(("hex", hex())),
+        },
+    }
+}
+
+/// A property value as text: strings quoted, bytes in base64.
+pub fn value(v: &Value) -> String {
+    match v {
+        Value::Str(s) => format!("{s:?} (str)"),
+        Value::Int(i) => format!("{i} (int)"),
+        Value::Float(f) => match parse::non_finite(*f) {
+            Some(t) => format!("{t} (float)"),
+            None => format!("{f:?} (float)"),
+        },
+        Value::Bool(b) => format!("{b} (bool)"),
+        Value::Bytes(b) => format!(
+            "{} (bytes, base64)",
+            base64::engine::general_purpose::STANDARD.encode(b)
+        ),
+    }
+}
+
+/// What is shown about one stored message or delivery.
+pub struct MessageView<'a> {
+    pub message: &'a Message,
+    /// `ready`, `delayed`, `in flight`, or the settlement of a received message.
+    pub state: &'a str,
+    pub delivery_count: u32,
+    pub deliver_at_ms: u64,
+}
+
+/// Writes a message as a block of text: a head line, headers, dead-letter info, properties, body.
+pub fn message(out: &mut dyn Write, v: &MessageView<'_>, format: BodyFormat) -> Result<()> {
+    let m = v.message;
+    let id = m.id().map(|i| i.to_string()).unwrap_or_default();
+    writeln!(
+        out,
+        "{id}  {}  priority {}  sent {}  deliveries {}",
+        v.state,
+        m.get_priority(),
+        time(m.timestamp_ms()),
+        v.delivery_count
+    )?;
+    let mut heads = Vec::new();
+    if m.expires_at_ms() != 0 {
+        heads.push(format!("expires {}", time(m.expires_at_ms())));
+    }
+    if v.deliver_at_ms != 0 {
+        heads.push(format!("deliver at {}", time(v.deliver_at_ms)));
+    }
+    if let Some(c) = m.get_correlation_id() {
+        heads.push(format!("correlation id {c:?}"));
+    }
+    if let Some(g) = m.get_group() {
+        heads.push(format!("group {g:?}"));
+    }
+    if let Some(k) = m.get_dedup_key() {
+        heads.push(format!("dedup key {k:?}"));
+    }
+    if let Some((period, left)) = m.get_repeat() {
+        heads.push(format!("repeats {left} more, every {period} ms"));
+    }
+    if !heads.is_empty() {
+        writeln!(out, "  {}", heads.join("  "))?;
+    }
+    if let Some(d) = m.dead_letter_info() {
+        writeln!(
+            out,
+            "  dead letter: {} from {:?} {}, after {} deliveries, first failure {}, last {}: {:?}",
+            d.reason,
+            d.original_queue,
+            d.original_id,
+            d.delivery_count,
+            time(d.first_failure_ms),
+            time(d.last_failure_ms),
+            d.last_failure
+        )?;
+    }
+    for (k, val) in m.properties() {
+        writeln!(out, "  {} = {}", k.escape_debug(), value(val))?;
+    }
+    let b = m.body();
+    match (format, body_text(format, b)) {
+        (BodyFormat::Raw, _) => {
+            write!(out, "  body ({} bytes, raw): ", b.len())?;
+            out.write_all(b)?;
+            writeln!(out)?;
+        }
+        (_, Some((kind, text))) => {
+            writeln!(out, "  body ({} bytes, {kind}): {text}", b.len())?;
+        }
+        (_, None) => writeln!(out, "  body ({} bytes)", b.len())?,
+    }
+    Ok(())
+}
+
+/// Whether progress bars and questions may be shown (stderr and stdin are a terminal).
+pub fn interactive() -> bool {
+    io::stderr().is_terminal() && io::stdin().is_terminal()
+}
+
+/// A progress bar on stderr when it is a terminal; hidden otherwise.
+pub fn progress(len: u64, what: &str) -> ProgressBar {
+    if !io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len);
+    if let Ok(style) =
+        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({per_sec}, {eta} left)")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(what.to_string());
+    bar
+}
+
+/// Asks whether to `action` ("purge 3 waiting messages of …") on a terminal; without one, only
+/// `--yes` lets a destructive command run.
+pub fn confirm(yes: bool, action: &str) -> Result<()> {
+    if yes {
+        return Ok(());
+    }
+    if !interactive() {
+        return Err(CliError::new(
+            Status::NotConfirmed,
+            format!("not confirmed: {action}; pass --yes (no terminal to ask on); nothing changed"),
+        ));
+    }
+    let mut question = action.to_string();
+    if let Some(first) = question.get(..1) {
+        question.replace_range(..1, &first.to_uppercase());
+    }
+    let ok = dialoguer::Confirm::new()
+        .with_prompt(format!("{question}?"))
+        .default(false)
+        .interact()
+        .map_err(|e| {
+            CliError::new(
+                Status::NotConfirmed,
+                format!("not confirmed: {action} ({e})"),
+            )
+        })?;
+    if ok {
+        Ok(())
+    } else {
+        Err(CliError::new(
+            Status::NotConfirmed,
+            format!("declined: {action}; nothing changed"),
+        ))
+    }
+}

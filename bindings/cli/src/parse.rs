@@ -1,0 +1,176 @@
+//! Parsing of option values: durations, times, ids, properties, reasons, rates.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use mqlite::{DeadLetterReason, MessageId, Value};
+
+use crate::error::{CliError, Result};
+
+/// Every dead-letter reason, for parsing its stable name.
+pub const REASONS: [DeadLetterReason; 5] = [
+    DeadLetterReason::MaxRedeliveries,
+    DeadLetterReason::Rejected,
+    DeadLetterReason::Expired,
+    DeadLetterReason::Overflow,
+    DeadLetterReason::GroupParked,
+];
+
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// A duration such as `500ms`, `30s`, `10m`, `2h 30m`.
+pub fn duration(what: &str, s: &str) -> Result<Duration> {
+    humantime::parse_duration(s).map_err(|e| {
+        CliError::usage(format!(
+            "{what}: {s:?} is not a duration ({e}; e.g. 30s, 10m)"
+        ))
+    })
+}
+
+/// A point in time, in ms since the epoch: RFC 3339 (`2024-05-01T10:00:00Z`), a number of ms
+/// since the epoch, or a duration ago (`2h`).
+pub fn time(what: &str, s: &str) -> Result<u64> {
+    if let Ok(ms) = s.parse::<u64>() {
+        return Ok(ms);
+    }
+    if let Ok(t) = humantime::parse_rfc3339_weak(s) {
+        return Ok(t
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0));
+    }
+    if let Ok(d) = humantime::parse_duration(s) {
+        return Ok(now_ms().saturating_sub(d.as_millis() as u64));
+    }
+    Err(CliError::usage(format!(
+        "{what}: {s:?} is not a time (RFC 3339 such as 2024-05-01T10:00:00Z, ms since the epoch, or a duration ago such as 2h)"
+    )))
+}
+
+/// A message id: `ID:42` or `42`.
+pub fn id(s: &str) -> Result<MessageId> {
+    s.parse::<u64>()
+        .map(MessageId)
+        .or_else(|_| s.parse::<MessageId>())
+        .map_err(|_| CliError::usage(format!("{s:?} is not a message id (ID:<n> or <n>)")))
+}
+
+pub fn ids(v: &[String]) -> Result<Option<Vec<MessageId>>> {
+    if v.is_empty() {
+        return Ok(None);
+    }
+    v.iter().map(|s| id(s)).collect::<Result<_>>().map(Some)
+}
+
+/// A dead-letter reason by its stable name.
+pub fn reason(s: &str) -> Result<DeadLetterReason> {
+    REASONS
+        .into_iter()
+        .find(|r| r.as_str() == s)
+        .ok_or_else(|| {
+            let names: Vec<_> = REASONS.iter().map(|r| r.as_str()).collect();
+            CliError::usage(format!(
+                "{s:?} is not a dead-letter reason (one of {})",
+                names.join(", ")
+            ))
+        })
+}
+
+/// A rate: `100`, `100/s`, `2.5/s`.
+pub fn rate(s: &str) -> Result<f64> {
+    let n = s.strip_suffix("/s").unwrap_or(s);
+    match n.parse::<f64>() {
+        Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
+        _ => Err(CliError::usage(format!(
+            "--rate: {s:?} is not a positive rate (e.g. 100 or 100/s)"
+        ))),
+    }
+}
+
+/// The property types, as written in `--property NAME:TYPE=VALUE` and in exported JSON.
+pub const TYPES: [&str; 5] = ["str", "int", "float", "bool", "bytes"];
+
+/// `NAME[:TYPE]=VALUE`.
+pub fn property(s: &str) -> Result<(String, Value)> {
+    let bad = |why: String| CliError::usage(format!("--property {s:?}: {why}"));
+    let (left, value) = s
+        .split_once('=')
+        .ok_or_else(|| bad("expected NAME[:TYPE]=VALUE".into()))?;
+    let (name, kind) = match left.rsplit_once(':') {
+        Some((n, t)) if TYPES.contains(&t) => (n, t),
+        _ => (left, "str"),
+    };
+    if name.is_empty() {
+        return Err(bad("the name is empty".into()));
+    }
+    let v = value_of(kind, value).map_err(bad)?;
+    Ok((name.to_string(), v))
+}
+
+/// A property value of type `kind` from its text form.
+pub fn value_of(kind: &str, s: &str) -> std::result::Result<Value, String> {
+    Ok(match kind {
+        "str" => Value::Str(s.to_string()),
+        "int" => Value::Int(
+            s.parse()
+                .map_err(|_| format!("{s:?} is not a 64-bit integer"))?,
+        ),
+        "float" => Value::Float(float(s).ok_or_else(|| format!("{s:?} is not a float"))?),
+        "bool" => Value::Bool(match s {
+            "true" => true,
+            "false" => false,
+            _ => return Err(format!("{s:?} is not a bool (true or false)")),
+        }),
+        "bytes" => Value::Bytes(
+            base64::engine::general_purpose::STANDARD
+                .decode(s)
+                .map_err(|e| format!("invalid base64 ({e})"))?,
+        ),
+        other => {
+            return Err(format!(
+                "unknown type {other:?} (one of {})",
+                TYPES.join(", ")
+            ))
+        }
+    })
+}
+
+/// A float from text: a decimal, or `NaN`, `Infinity`, `-Infinity`, or `NaN:0x<16 hex digits>`
+/// for a NaN with another bit pattern (so that every f64 round-trips exactly).
+pub fn float(s: &str) -> Option<f64> {
+    match s {
+        "NaN" => Some(f64::NAN),
+        "Infinity" | "inf" => Some(f64::INFINITY),
+        "-Infinity" | "-inf" => Some(f64::NEG_INFINITY),
+        _ => {
+            if let Some(hex) = s.strip_prefix("NaN:0x") {
+                let bits = u64::from_str_radix(hex, 16).ok()?;
+                let f = f64::from_bits(bits);
+                return f.is_nan().then_some(f);
+            }
+            s.parse::<f64>().ok().filter(|f| f.is_finite())
+        }
+    }
+}
+
+/// The text form of a non-finite float (see [`float`]); `None` for a finite one.
+pub fn non_finite(f: f64) -> Option<String> {
+    if f.is_finite() {
+        None
+    } else if f.is_nan() {
+        Some(if f.to_bits() == f64::NAN.to_bits() {
+            "NaN".to_string()
+        } else {
+            format!("NaN:0x{:016x}", f.to_bits())
+        })
+    } else if f > 0.0 {
+        Some("Infinity".to_string())
+    } else {
+        Some("-Infinity".to_string())
+    }
+}

@@ -1,0 +1,239 @@
+//! The JSON form of a message: one line of `export`/`import`, and the message part of
+//! `browse --json`, `receive --json` and `dlq show --json`.
+//!
+//! Exact round trip: the body is base64; properties are a list (their order is kept) of
+//! `{"name", "type", "value"}` with type `str`, `int` (a JSON integer, full i64 range), `float` (a
+//! JSON number printed in shortest round-trip form; `NaN`, `Infinity`, `-Infinity` or
+//! `NaN:0x<bits>` as strings), `bool`, or `bytes` (base64); times are ms since the epoch.
+
+use base64::Engine;
+use mqlite::{DeadLetterInfo, Message, Value};
+use serde::{Deserialize, Serialize};
+
+use crate::parse;
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MessageJson {
+    /// The queue it is in (import stores it there unless `--queue` says otherwise).
+    pub queue: String,
+    /// Its id in that queue (`ID:<n>`); import gives each message a new id.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// When it was sent (ms since the epoch); import keeps it (absent: the time of the import).
+    #[serde(default)]
+    pub timestamp_ms: Option<u64>,
+    /// When it expires (ms since the epoch), 0 = never.
+    #[serde(default)]
+    pub expires_at_ms: Option<u64>,
+    /// The deliver-at time it was sent with, 0 = none.
+    #[serde(default)]
+    pub deliver_at_ms: u64,
+    #[serde(default = "default_priority")]
+    pub priority: u8,
+    #[serde(default)]
+    pub correlation_id: Option<String>,
+    #[serde(default)]
+    pub group: Option<String>,
+    #[serde(default)]
+    pub dedup_key: Option<String>,
+    #[serde(default)]
+    pub repeat: Option<RepeatJson>,
+    #[serde(default)]
+    pub properties: Vec<PropertyJson>,
+    #[serde(default)]
+    pub dead_letter: Option<DeadLetterJson>,
+    /// The body, base64 (absent in `browse --body none`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+}
+
+fn default_priority() -> u8 {
+    mqlite::DEFAULT_PRIORITY
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RepeatJson {
+    pub period_ms: u64,
+    pub remaining: u32,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PropertyJson {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub value: serde_json::Value,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DeadLetterJson {
+    pub original_queue: String,
+    pub original_id: String,
+    pub reason: String,
+    pub last_failure: String,
+    pub delivery_count: u32,
+    pub first_failure_ms: u64,
+    pub last_failure_ms: u64,
+}
+
+impl DeadLetterJson {
+    pub fn of(d: &DeadLetterInfo) -> Self {
+        DeadLetterJson {
+            original_queue: d.original_queue.clone(),
+            original_id: d.original_id.to_string(),
+            reason: d.reason.as_str().to_string(),
+            last_failure: d.last_failure.clone(),
+            delivery_count: d.delivery_count,
+            first_failure_ms: d.first_failure_ms,
+            last_failure_ms: d.last_failure_ms,
+        }
+    }
+
+    fn to_info(&self) -> Result<DeadLetterInfo, String> {
+        let wrap = |e: crate::error::CliError| format!("dead_letter: {}", e.message);
+        Ok(DeadLetterInfo {
+            original_queue: self.original_queue.clone(),
+            original_id: parse::id(&self.original_id).map_err(wrap)?,
+            reason: parse::reason(&self.reason).map_err(wrap)?,
+            last_failure: self.last_failure.clone(),
+            delivery_count: self.delivery_count,
+            first_failure_ms: self.first_failure_ms,
+            last_failure_ms: self.last_failure_ms,
+        })
+    }
+}
+
+impl PropertyJson {
+    pub fn of(name: &str, v: &Value) -> Self {
+        let (kind, value) = match v {
+            Value::Str(s) => ("str", serde_json::Value::from(s.as_str())),
+            Value::Int(i) => ("int", serde_json::Value::from(*i)),
+            Value::Float(f) => (
+                "float",
+                match parse::non_finite(*f) {
+                    Some(text) => serde_json::Value::from(text),
+                    None => serde_json::Value::from(*f),
+                },
+            ),
+            Value::Bool(b) => ("bool", serde_json::Value::from(*b)),
+            Value::Bytes(b) => ("bytes", serde_json::Value::from(B64.encode(b))),
+        };
+        PropertyJson {
+            name: name.to_string(),
+            kind: kind.to_string(),
+            value,
+        }
+    }
+
+    fn to_value(&self) -> Result<Value, String> {
+        use serde_json::Value as J;
+        let bad = |want: &str| {
+            format!(
+                "property {:?}: type {} needs {want}, got {}",
+                self.name, self.kind, self.value
+            )
+        };
+        Ok(match (self.kind.as_str(), &self.value) {
+            ("str", J::String(s)) => Value::Str(s.clone()),
+            ("str", _) => return Err(bad("a string")),
+            ("int", J::Number(n)) => Value::Int(n.as_i64().ok_or_else(|| bad("a 64-bit integer"))?),
+            ("int", _) => return Err(bad("an integer")),
+            ("float", J::Number(n)) => Value::Float(n.as_f64().ok_or_else(|| bad("a number"))?),
+            ("float", J::String(s)) => Value::Float(parse::float(s).ok_or_else(|| {
+                bad("a number, or \"NaN\", \"Infinity\", \"-Infinity\", \"NaN:0x<bits>\"")
+            })?),
+            ("float", _) => return Err(bad("a number")),
+            ("bool", J::Bool(b)) => Value::Bool(*b),
+            ("bool", _) => return Err(bad("true or false")),
+            ("bytes", J::String(s)) => Value::Bytes(
+                B64.decode(s)
+                    .map_err(|e| format!("property {:?}: invalid base64 ({e})", self.name))?,
+            ),
+            ("bytes", _) => return Err(bad("a base64 string")),
+            (other, _) => {
+                return Err(format!(
+                    "property {:?}: unknown type {other:?} (one of {})",
+                    self.name,
+                    parse::TYPES.join(", ")
+                ))
+            }
+        })
+    }
+}
+
+impl MessageJson {
+    /// The JSON form of a stored message of `queue`; `body` false leaves the body out.
+    pub fn of(queue: &str, m: &Message, deliver_at_ms: u64, body: bool) -> Self {
+        MessageJson {
+            queue: queue.to_string(),
+            id: m.id().map(|i| i.to_string()),
+            timestamp_ms: Some(m.timestamp_ms()),
+            expires_at_ms: Some(m.expires_at_ms()),
+            deliver_at_ms,
+            priority: m.get_priority(),
+            correlation_id: m.get_correlation_id().map(str::to_string),
+            group: m.get_group().map(str::to_string),
+            dedup_key: m.get_dedup_key().map(str::to_string),
+            repeat: m.get_repeat().map(|(period_ms, remaining)| RepeatJson {
+                period_ms,
+                remaining,
+            }),
+            properties: m
+                .properties()
+                .iter()
+                .map(|(k, v)| PropertyJson::of(k, v))
+                .collect(),
+            dead_letter: m.dead_letter_info().map(DeadLetterJson::of),
+            body: body.then(|| B64.encode(m.body())),
+        }
+    }
+
+    /// The message to store: every header restored; `now_ms` stands in for a missing send time.
+    /// The error says which field is wrong (the caller adds the line number).
+    pub fn to_message(&self, now_ms: u64) -> Result<Message, String> {
+        let body = self.body.as_deref().ok_or("missing field `body`")?;
+        let body = B64
+            .decode(body)
+            .map_err(|e| format!("body: invalid base64 ({e})"))?;
+        if self.priority > 9 {
+            return Err(format!("priority {} is out of range 0–9", self.priority));
+        }
+        mqlite::validate_queue_name(&self.queue).map_err(|e| format!("queue: {}", e.message()))?;
+        let mut m = Message::new(body).priority(self.priority);
+        for p in &self.properties {
+            m.set_property(p.name.clone(), p.to_value()?);
+        }
+        if let Some(c) = &self.correlation_id {
+            m = m.correlation_id(c.clone());
+        }
+        if let Some(g) = &self.group {
+            m = m.group(g.clone());
+        }
+        if let Some(k) = &self.dedup_key {
+            m = m.dedup_key(k.clone());
+        }
+        if let Some(r) = &self.repeat {
+            if r.remaining == 0 || r.period_ms == 0 {
+                return Err("repeat: period_ms and remaining must be at least 1".into());
+            }
+            m = m.repeat(std::time::Duration::from_millis(r.period_ms), r.remaining);
+        }
+        if self.deliver_at_ms != 0 {
+            m = m.deliver_at_ms(self.deliver_at_ms);
+        }
+        if let Some(d) = &self.dead_letter {
+            m = m.restore_dead_letter_info(d.to_info()?);
+        }
+        m = m.restore_times(
+            self.timestamp_ms.unwrap_or(now_ms),
+            self.expires_at_ms.unwrap_or(0),
+        );
+        Ok(m)
+    }
+}

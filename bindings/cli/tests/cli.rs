@@ -1,0 +1,1171 @@
+//! The `mqlite` command, run as a built binary on stores made here: every command, its JSON
+//! output, its exit statuses, confirmation and dry runs, the export → import round trip,
+//! malformed imports, verify on a damaged journal, and a store held by another process.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use mqlite::{
+    DeadLetterReason, ManualClock, Message, QueueOptions, RedeliveryPolicy, StoreOptions,
+};
+use serde_json::Value as J;
+
+// ---------------------------------------------------------------- help, completions, no store
+
+const COMMANDS: &[&[&str]] = &[
+    &["info"],
+    &["stats"],
+    &["list"],
+    &["browse"],
+    &["send"],
+    &["receive"],
+    &["dlq"],
+    &["dlq", "list"],
+    &["dlq", "show"],
+    &["dlq", "replay"],
+    &["purge"],
+    &["move"],
+    &["copy"],
+    &["export"],
+    &["import"],
+    &["verify"],
+    &["repair"],
+    &["compact"],
+    &["completions"],
+];
+
+#[test]
+fn every_command_has_help_with_an_example() {
+    let _serial = serial();
+    for c in COMMANDS {
+        let mut args = c.to_vec();
+        args.push("--help");
+        let out = ok(&args);
+        assert!(
+            out.contains("Example"),
+            "{c:?} --help has no example:\n{out}"
+        );
+        assert!(
+            out.contains("mqlite "),
+            "{c:?} --help example does not run mqlite"
+        );
+    }
+    let top = ok(&["--help"]);
+    for status in [
+        "0  success",
+        "3  corrupt",
+        "4  locked",
+        "5  not found",
+        "6  not confirmed",
+        "7  bad input",
+    ] {
+        assert!(top.contains(status), "--help lacks exit status {status:?}");
+    }
+    // Usage errors are clap's: exit status 2.
+    assert_eq!(run(&["stats"]).code, 2);
+    assert_eq!(run(&["frobnicate"]).code, 2);
+}
+
+#[test]
+fn completions_are_generated_for_each_shell() {
+    let _serial = serial();
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let out = ok(&["completions", shell]);
+        for word in ["mqlite", "replay", "import", "verify"] {
+            assert!(out.contains(word), "{shell} completion lacks {word}");
+        }
+    }
+}
+
+#[test]
+fn no_store_is_not_found_and_nothing_is_created() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let missing = tmp.path().join("missing");
+    for dir in [&empty, &missing] {
+        for args in [
+            vec!["stats", s(dir)],
+            vec!["list", s(dir)],
+            vec!["verify", s(dir)],
+            vec!["send", s(dir), "q", "x"],
+            vec!["export", s(dir)],
+        ] {
+            let line = fails(&args, 5);
+            assert!(line.contains(s(dir)) && line.contains("no store"), "{line}");
+        }
+    }
+    assert_eq!(
+        std::fs::read_dir(&empty).unwrap().count(),
+        0,
+        "a store was created"
+    );
+    assert!(!missing.exists());
+    // --create makes one.
+    ok(&["send", s(&missing), "q", "x", "--create"]);
+    assert_eq!(stored(&missing).len(), 1);
+}
+
+// ---------------------------------------------------------------- send, browse, receive
+
+#[test]
+fn send_with_every_option_then_browse_shows_it() {
+    let case = Case::new();
+    let (d, dir) = (case.path(), case.dir());
+    let before = now_ms();
+    let sent = ok_json(&[
+        "send",
+        dir,
+        "orders",
+        "hello",
+        "--create",
+        "-p",
+        "customer:int=-42",
+        "-p",
+        "ratio:float=0.25",
+        "-p",
+        "vip:bool=true",
+        "-p",
+        "blob:bytes=AP8=",
+        "-p",
+        "note=a=b",
+        "-p",
+        "a:b=c",
+        "-p",
+        "low:float=-Infinity",
+        "--priority",
+        "7",
+        "--ttl",
+        "10m",
+        "--group",
+        "g1",
+        "--dedup-key",
+        "k1",
+        "--correlation-id",
+        "c1",
+    ]);
+    assert_eq!(sent["queue"], "orders");
+    let id = sent["id"].as_str().unwrap().to_string();
+    ok(&[
+        "send",
+        dir,
+        "orders",
+        "--delay",
+        "1h",
+        "--file",
+        s(&write(d, "b.bin", &[0, 159, 255])),
+    ]);
+    let r = run_with(&["send", dir, "orders"], "from stdin".as_bytes());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.starts_with("sent ID:"), "{}", r.stdout);
+
+    let v = ok_json(&["browse", dir, "orders"]);
+    let items = v.as_array().unwrap();
+    assert_eq!(items.len(), 3);
+    let m = &items[0];
+    assert_eq!(m["id"], J::from(id.clone()));
+    assert_eq!(
+        (m["priority"].as_u64(), m["state"].as_str()),
+        (Some(7), Some("ready"))
+    );
+    assert_eq!(m["group"], "g1");
+    assert_eq!(m["dedup_key"], "k1");
+    assert_eq!(m["correlation_id"], "c1");
+    let ts = m["timestamp_ms"].as_u64().unwrap();
+    assert!(ts >= before && ts <= now_ms());
+    assert_eq!(m["expires_at_ms"].as_u64().unwrap(), ts + 600_000);
+    assert_eq!(m["body"], "aGVsbG8=");
+    assert_eq!(
+        m["properties"],
+        serde_json::json!([
+            {"name": "customer", "type": "int", "value": -42},
+            {"name": "ratio", "type": "float", "value": 0.25},
+            {"name": "vip", "type": "bool", "value": true},
+            {"name": "blob", "type": "bytes", "value": "AP8="},
+            {"name": "note", "type": "str", "value": "a=b"},
+            {"name": "a:b", "type": "str", "value": "c"},
+            {"name": "low", "type": "float", "value": "-Infinity"},
+        ])
+    );
+    assert_eq!(items[1]["state"], "delayed");
+    assert_eq!(items[1]["body"], "AJ//");
+    assert_eq!(items[2]["body"], "ZnJvbSBzdGRpbg==");
+
+    // Text: UTF-8 bodies as text, others as hex; --body switches; --limit/--from page.
+    let text = ok(&["browse", dir, "orders"]);
+    assert!(text.contains("body (5 bytes, text): hello"), "{text}");
+    assert!(text.contains("body (3 bytes, hex): 009fff"), "{text}");
+    assert!(
+        text.contains("customer = -42 (int)") && text.contains("group \"g1\""),
+        "{text}"
+    );
+    assert!(ok(&["browse", dir, "orders", "--body", "base64"]).contains("aGVsbG8="));
+    assert!(ok(&["browse", dir, "orders", "--body", "hex"]).contains("68656c6c6f"));
+    let none_json = ok_json(&["browse", dir, "orders", "--body", "none"]);
+    assert!(none_json[0].get("body").is_none() && none_json[0]["state"] == "ready");
+    let none = ok(&["browse", dir, "orders", "--body", "none"]);
+    assert!(none.contains("body (5 bytes)") && !none.contains("hello"));
+    let raw = run(&["browse", dir, "orders", "--body", "raw"]).raw_stdout;
+    assert!(
+        raw.windows(3).any(|w| w == [0, 159, 255]),
+        "raw bytes written as they are"
+    );
+    let page = ok(&["browse", dir, "orders", "--limit", "1"]);
+    assert!(page.contains("1 shown; more with --from ID:2"), "{page}");
+    let from = ok_json(&["browse", dir, "orders", "--from", "ID:2", "--limit", "1"]);
+    assert_eq!(
+        ok_json(&["browse", dir, "orders", "--from", "2", "--limit", "1"]),
+        from
+    );
+    assert_eq!(from[0]["id"], "ID:2");
+    assert_eq!(from.as_array().unwrap().len(), 1);
+
+    // Bad input: a clear usage error, and nothing sent.
+    for bad in [
+        vec!["send", dir, "orders", "x", "-p", "n:int=many"],
+        vec!["send", dir, "orders", "x", "-p", "n:int=1.5"],
+        vec!["send", dir, "orders", "x", "-p", "n:bool=yes"],
+        vec!["send", dir, "orders", "x", "-p", "n:bytes=!!"],
+        vec!["send", dir, "orders", "x", "-p", "n:float=abc"],
+        vec!["send", dir, "orders", "x", "-p", "noequals"],
+        vec!["send", dir, "orders", "x", "-p", "=v"],
+        vec!["send", dir, "orders", "x", "--ttl", "soon"],
+        vec!["send", dir, "orders", "x", "--priority", "12"],
+        vec!["send", dir, "bad\u{1}name", "x"],
+        vec!["browse", dir, "orders", "--from", "first"],
+    ] {
+        assert_eq!(run(&bad).code, 2, "{bad:?}");
+    }
+    let line = fails(&["browse", dir, "nosuch"], 5);
+    assert!(line.contains("\"nosuch\"") && line.contains(dir), "{line}");
+    assert_eq!(stored(d).len(), 3);
+}
+
+fn write(dir: &std::path::Path, name: &str, bytes: &[u8]) -> std::path::PathBuf {
+    let p = dir.join("..").join(format!(
+        "{}-{name}",
+        dir.file_name().unwrap().to_string_lossy()
+    ));
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+#[test]
+fn receive_settles_as_told() {
+    let case = Case::new();
+    let (d, dir) = (case.path(), case.dir());
+    fill(d, "jobs", (0..6).map(|i| format!("job {i}")));
+    let got = ok_json(&["receive", dir, "jobs", "-n", "2"]);
+    let got = got.as_array().unwrap();
+    assert_eq!(got.len(), 2);
+    assert_eq!(
+        (
+            got[0]["settled"].as_str(),
+            got[0]["delivery_count"].as_u64()
+        ),
+        (Some("acked"), Some(1))
+    );
+    assert_eq!(got[0]["body"], "am9iIDA="); // "job 0"
+
+    let rel = ok_json(&["receive", dir, "jobs", "--release"]);
+    assert_eq!(rel[0]["settled"], "released");
+    let nack = ok_json(&["receive", dir, "jobs", "--nack", "flaky"]);
+    assert_eq!(nack[0]["settled"], "nacked");
+    let rej = ok_json(&["receive", dir, "jobs", "--reject", "poison"]);
+    assert_eq!(rej[0]["settled"], "rejected");
+
+    // Two acked; one released (still ready); one nacked (waiting for its redelivery delay);
+    // one rejected (in DLQ); one never touched.
+    let st = ok_json(&["stats", dir]);
+    let q = |name: &str| {
+        st["queues"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["queue"] == name)
+            .unwrap()
+            .clone()
+    };
+    let jobs = q("jobs");
+    assert_eq!(
+        (jobs["messages"].as_u64(), jobs["delayed"].as_u64()),
+        (Some(3), Some(1))
+    );
+    assert_eq!(q("DLQ")["messages"], 1);
+    let dl = ok_json(&["dlq", "list", dir]);
+    assert_eq!(
+        (dl[0]["reason"].as_str(), dl[0]["last_failure"].as_str()),
+        (Some("rejected"), Some("poison"))
+    );
+    let text = ok(&["receive", dir, "jobs"]);
+    assert!(
+        text.contains("acked") && text.contains("body (5 bytes, text): job "),
+        "{text}"
+    );
+    assert!(
+        run(&["receive", dir, "jobs", "--ack", "--release"]).code == 2,
+        "settle options exclude each other"
+    );
+    let empty = tempfile::tempdir().unwrap();
+    {
+        open(empty.path()).queue("none").unwrap();
+    }
+    assert!(ok(&["receive", s(empty.path()), "none"]).contains("no message"));
+}
+
+// ---------------------------------------------------------------- stats, list, info
+
+#[test]
+fn stats_list_info_report_the_store() {
+    let case = Case::new();
+    let (d, dir) = (case.path(), case.dir());
+    {
+        let store = open(d);
+        let a = store.queue("a").unwrap();
+        a.send_batch((0..5).map(|i| format!("m{i}"))).unwrap();
+        a.send(Message::new("later").delay(Duration::from_secs(3600)))
+            .unwrap();
+        let d1 = a.receive(Some(Duration::ZERO)).unwrap().unwrap();
+        d1.reject("bad").unwrap();
+        store.queue("b").unwrap();
+    }
+    let st = ok_json(&["stats", dir]);
+    let rows = st["queues"].as_array().unwrap();
+    let names: Vec<&str> = rows.iter().map(|r| r["queue"].as_str().unwrap()).collect();
+    assert_eq!(names, ["a", "DLQ", "b"]);
+    assert_eq!(
+        (
+            rows[0]["depth"].as_u64(),
+            rows[0]["delayed"].as_u64(),
+            rows[0]["messages"].as_u64()
+        ),
+        (Some(4), Some(1), Some(5))
+    );
+    assert!(rows[0]["bytes"].as_u64().unwrap() > 0);
+    assert_eq!(rows[1]["depth"], 1);
+    for key in [
+        "in_flight",
+        "enqueued",
+        "acked",
+        "redelivered",
+        "dead_lettered",
+        "expired",
+    ] {
+        assert!(rows[0][key].is_u64(), "stats lacks {key}");
+    }
+    let only = ok_json(&["stats", dir, "b"]);
+    assert_eq!(only["queues"].as_array().unwrap().len(), 1);
+    let line = fails(&["stats", dir, "zzz"], 5);
+    assert!(line.contains("\"zzz\""), "{line}");
+    let table = ok(&["stats", dir]);
+    assert!(table.lines().next().unwrap().contains("depth"), "{table}");
+
+    // --watch: one JSON document per refresh; rates from the second on.
+    let w = ok(&[
+        "stats",
+        dir,
+        "--watch",
+        "--interval",
+        "0.05",
+        "--count",
+        "2",
+        "--json",
+    ]);
+    let docs: Vec<J> = w
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(docs.len(), 2);
+    assert!(docs[0]["queues"][0].get("rates").is_none());
+    assert_eq!(docs[1]["queues"][0]["rates"]["enqueued"], 0.0);
+    let wt = ok(&[
+        "stats",
+        dir,
+        "--watch",
+        "--interval",
+        "0.05",
+        "--count",
+        "2",
+    ]);
+    assert!(
+        wt.contains("enq/s") && wt.matches("every").count() == 2,
+        "{wt}"
+    );
+    assert_eq!(run(&["stats", dir, "--watch", "--interval", "0"]).code, 2);
+
+    let l = ok_json(&["list", dir]);
+    let kinds: Vec<(&str, &str)> = l["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| (q["name"].as_str().unwrap(), q["kind"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [("a", "queue"), ("DLQ", "dead_letter_queue"), ("b", "queue")]
+    );
+    assert!(ok(&["list", dir]).contains("dead letter queue"));
+
+    let info = ok_json(&["info", dir]);
+    assert_eq!(info["format_version"], 1);
+    assert_eq!(info["owner"]["role"], "owner");
+    assert!(info["owner"]["pid"].as_u64().unwrap() > 0);
+    assert_eq!(
+        (info["queues"].as_u64(), info["messages"].as_u64()),
+        (Some(3), Some(6))
+    );
+    let segs = info["segments"].as_array().unwrap();
+    assert_eq!(segs[0]["file"], "0000000000000001.seg");
+    assert_eq!(segs[0]["version"], 1);
+    assert!(info["recovery"]["records"].as_u64().unwrap() > 0);
+    assert!(info["recovery"]["torn_tail"].is_null());
+    let text = ok(&["info", dir]);
+    assert!(
+        text.contains("format    version 1") && text.contains("0000000000000001.seg"),
+        "{text}"
+    );
+}
+
+// ---------------------------------------------------------------- dead letters
+
+/// A store with dead letters of three reasons from two queues, at known times.
+fn dead_letters(d: &std::path::Path) -> u64 {
+    let t0 = now_ms();
+    let clock = ManualClock::new(t0);
+    let store = mqlite::Store::open(
+        d,
+        StoreOptions {
+            clock: clock.clone(),
+            ..StoreOptions::default()
+        },
+    )
+    .unwrap();
+    let strict = QueueOptions {
+        redelivery: Some(RedeliveryPolicy {
+            max_redeliveries: 0,
+            ..Default::default()
+        }),
+        ..QueueOptions::default()
+    };
+    let orders = store.queue_with("orders", strict.clone()).unwrap();
+    let pay = store.queue_with("payments", strict).unwrap();
+    orders.send(Message::new("o1").property("n", 1i64)).unwrap();
+    orders.send("o2").unwrap();
+    pay.send("p1").unwrap();
+    pay.send(Message::new("p2").ttl(Duration::from_secs(1)))
+        .unwrap();
+    orders
+        .receive(Some(Duration::ZERO))
+        .unwrap()
+        .unwrap()
+        .nack("timeout")
+        .unwrap(); // t0
+    clock.advance_ms(10_000);
+    orders
+        .receive(Some(Duration::ZERO))
+        .unwrap()
+        .unwrap()
+        .reject("bad order")
+        .unwrap(); // t0+10s
+    clock.advance_ms(10_000);
+    pay.receive(Some(Duration::ZERO))
+        .unwrap()
+        .unwrap()
+        .nack("declined")
+        .unwrap(); // t0+20s
+                   // p2's TTL has run out: the next receive dead-letters it (reason expired), delivers nothing.
+    assert!(pay.receive(Some(Duration::ZERO)).unwrap().is_none());
+    store.close().unwrap();
+    t0
+}
+
+#[test]
+fn dlq_list_show_filter() {
+    let case = Case::new();
+    let (d, dir) = (case.path(), case.dir());
+    let t0 = dead_letters(d);
+    let all = ok_json(&["dlq", "list", dir]);
+    let rows = all.as_array().unwrap();
+    assert_eq!(rows.len(), 4);
+    let summary: Vec<(&str, &str, &str)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["original_queue"].as_str().unwrap(),
+                r["reason"].as_str().unwrap(),
+                r["last_failure"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("orders", "max_redeliveries", "timeout"),
+            ("orders", "rejected", "bad order"),
+            ("payments", "max_redeliveries", "declined"),
+            ("payments", "expired", ""),
+        ]
+    );
+    assert_eq!(rows[0]["dlq"], "DLQ");
+    assert_eq!(rows[0]["original_id"], "ID:1");
+    assert_eq!(rows[0]["delivery_count"], 1);
+    assert_eq!(rows[1]["last_failure_ms"], t0 + 10_000);
+
+    let count = |extra: &[&str]| {
+        let mut a = vec!["dlq", "list", dir];
+        a.extend_from_slice(extra);
+        ok_json(&a).as_array().unwrap().len()
+    };
+    assert_eq!(count(&["--queue", "orders"]), 2);
+    assert_eq!(count(&["--reason", "max_redeliveries"]), 2);
+    assert_eq!(count(&["--queue", "payments", "--reason", "expired"]), 1);
+    let t10 = (t0 + 10_000).to_string();
+    let t20 = (t0 + 20_000).to_string();
+    assert_eq!(count(&["--since", &t10, "--until", &t20]), 1);
+    assert_eq!(count(&["--id", "ID:1"]), 1); // by original id
+    let own = rows[2]["id"].as_str().unwrap();
+    assert_eq!(count(&["--id", own]), 1); // by its id in the DLQ
+    assert_eq!(count(&["--limit", "3"]), 3);
+    assert_eq!(count(&["--dlq", "DLQ", "--queue", "nosuch"]), 0);
+    assert_eq!(run(&["dlq", "list", dir, "--reason", "tired"]).code, 2);
+    assert_eq!(run(&["dlq", "list", dir, "--since", "yesterday"]).code, 2);
+    // Times as RFC 3339 and as a duration ago.
+    assert_eq!(count(&["--since", "1970-01-01T00:00:00Z"]), 4);
+    assert_eq!(count(&["--until", "1970-01-01T00:00:01Z"]), 0);
+    assert_eq!(count(&["--since", "1h"]), 4);
+    assert_eq!(count(&["--until", "1h"]), 0);
+    for rate in ["0", "-1/s", "fast"] {
+        assert_eq!(
+            run(&["dlq", "replay", dir, "--rate", rate]).code,
+            2,
+            "{rate}"
+        );
+    }
+    assert!(fails(&["dlq", "list", dir, "--dlq", "nope"], 5).contains("\"nope\""));
+    let text = ok(&["dlq", "list", dir]);
+    assert!(
+        text.contains("4 dead letters (expired 1, max_redeliveries 2, rejected 1)"),
+        "{text}"
+    );
+    assert!(text.contains("bad order"), "{text}");
+
+    let show = ok_json(&["dlq", "show", dir, "--id", "ID:1"]);
+    assert_eq!(show[0]["dead_letter"]["original_queue"], "orders");
+    assert_eq!(show[0]["properties"][0]["name"], "n");
+    assert_eq!(show[0]["body"], "bzE=");
+    let text = ok(&["dlq", "show", dir, "--reason", "rejected"]);
+    assert!(
+        text.contains("dead letter: rejected from \"orders\" ID:2") && text.contains("o2"),
+        "{text}"
+    );
+}
+
+#[test]
+fn dlq_replay_dry_run_changes_nothing_then_replays_with_counts() {
+    let case = Case::new();
+    let (d, dir) = (case.path(), case.dir());
+    dead_letters(d);
+    let before = snapshot(d);
+    let dry = ok_json(&["dlq", "replay", dir, "--dry-run"]);
+    assert_eq!(
+        dry,
+        serde_json::json!({"dry_run": true, "matched": 4, "replayed": 0,
+        "by_queue": {"orders": 2, "payments": 2}})
+    );
+    assert!(
+        ok(&["dlq", "replay", dir, "--queue", "orders", "--dry-run"])
+            .contains("would replay 2 dead letters: 2 to \"orders\" (dry run: nothing moved)")
+    );
+    assert_eq!(snapshot(d), before, "a dry run wrote to the store");
+
+    let r = ok_json(&[
+        "dlq",
+        "replay",
+        dir,
+        "--reason",
+        "max_redeliveries",
+        "--rate",
+        "1000/s",
+    ]);
+    assert_eq!(
+        r,
+        serde_json::json!({"dry_run": false, "matched": 2, "replayed": 2,
+        "by_queue": {"orders": 1, "payments": 1}})
+    );
+    let r = ok_json(&["dlq", "replay", dir, "--to", "retry"]);
+    assert_eq!(r["by_queue"], serde_json::json!({"retry": 2}));
+    assert_eq!(ok_json(&["dlq", "list", dir]).as_array().unwrap().len(), 0);
+    let st = stored(d);
+    let bodies = |q: &str| -> Vec<Vec<u8>> {
+        st.iter()
+            .filter(|(n, _)| n == q)
+            .map(|(_, m)| m.message.body().to_vec())
+            .collect()
+    };
+    assert_eq!(bodies("orders"), [b"o1".to_vec()]);
+    assert_eq!(bodies("payments"), [b"p1".to_vec()]);
+    assert_eq!(bodies("retry"), [b"o2".to_vec(), b"p2".to_vec()]);
+    // Replayed messages carry no dead-letter info and start their delivery count again.
+    assert!(st
+        .iter()
+        .all(|(_, m)| m.message.dead_letter_info().is_none() && m.delivery_count == 0));
+    assert!(ok(&["dlq", "replay", dir]).contains("replayed 0 of 0 dead letters"));
+}
+
+// ---------------------------------------------------------------- destructive commands
+
+fn three_messages(d: &std::path::Path) {
+    let store = open(d);
+    let q = store.queue("src").unwrap();
+    q.send(
+        Message::new("one")
+            .property("k", "v")
+            .priority(9)
+            .ttl(Duration::from_secs(86_400)),
+    )
+    .unwrap();
+    q.send(Message::new("two").group("g").correlation_id("c"))
+        .unwrap();
+    q.send(Message::new("three").delay(Duration::from_secs(3600)))
+        .unwrap();
+    store.queue("other").unwrap().send("x").unwrap();
+}
+
+#[test]
+fn purge_needs_yes_off_a_terminal_and_dry_run_only_counts() {
+    let case = Case::new();
+    let (d, dir) = (case.path(), case.dir());
+    three_messages(d);
+    let before = snapshot(d);
+    let line = fails(&["purge", dir, "src"], 6);
+    assert!(
+        line.contains("--yes") && line.contains("\"src\"") && line.contains("3 waiting messages"),
+        "{line}"
+    );
+    let dry = ok_json(&["purge", dir, "src", "--dry-run"]);
+    assert_eq!(
+        (
+            dry["matched"].as_u64(),
+            dry["done"].as_u64(),
+            dry["dry_run"].as_bool()
+        ),
+        (Some(3), Some(0), Some(true))
+    );
+    assert_eq!(
+        snapshot(d),
+        before,
+        "refused or dry-run purge wrote to the store"
+    );
+    let done = ok_json(&["purge", dir, "src", "--yes"]);
+    assert_eq!(done["done"], 3);
+    let left: Vec<String> = stored(d).into_iter().map(|(q, _)| q).collect();
+    assert_eq!(left, ["other"]);
+    assert!(
+        ok(&["purge", dir, "src"]).contains("nothing changed"),
+        "an empty queue needs no confirmation"
+    );
+}
+
+#[test]
+fn move_and_copy_keep_headers_need_yes_and_dry_run_only_counts() {
+    let case = Case::new();
+    let (d, dir) = (case.path(), case.dir());
+    three_messages(d);
+    let original: Vec<String> = stored(d)
+        .iter()
+        .filter(|(q, _)| q == "src")
+        .map(|(_, m)| fingerprint("", m))
+        .collect();
+    let before = snapshot(d);
+    for cmd in ["move", "copy"] {
+        let line = fails(&[cmd, dir, "src", "dst"], 6);
+        assert!(line.contains("--yes") && line.contains("\"dst\""), "{line}");
+        let dry = ok_json(&[cmd, dir, "src", "dst", "--dry-run", "--limit", "2"]);
+        assert_eq!(dry["matched"], 2);
+        let line = fails(
+            &[
+                cmd, dir, "src", "dst", "--id", "ID:1", "--id", "ID:77", "--yes",
+            ],
+            5,
+        );
+        assert!(line.contains("ID:77") && line.contains("\"src\""), "{line}");
+    }
+    assert_eq!(
+        snapshot(d),
+        before,
+        "refused or dry-run move/copy wrote to the store"
+    );
+    assert!(fails(&["move", dir, "src", "src", "--yes"], 2).contains("itself"));
+
+    let c = ok_json(&["copy", dir, "src", "copies", "--yes"]);
+    assert_eq!(
+        (c["matched"].as_u64(), c["done"].as_u64()),
+        (Some(3), Some(3))
+    );
+    let m = ok_json(&["move", dir, "src", "dst", "--id", "ID:2", "--yes"]);
+    assert_eq!(m["done"], 1);
+    let m = ok_json(&["move", dir, "src", "dst", "--yes"]);
+    assert_eq!(m["done"], 2);
+    let st = stored(d);
+    let prints = |q: &str| -> Vec<String> {
+        let mut v: Vec<String> = st
+            .iter()
+            .filter(|(n, _)| n == q)
+            .map(|(_, m)| fingerprint("", m))
+            .collect();
+        v.sort();
+        v
+    };
+    let mut want = original.clone();
+    want.sort();
+    assert_eq!(prints("copies"), want, "copy changed a header");
+    assert_eq!(prints("dst"), want, "move changed a header");
+    assert!(prints("src").is_empty());
+    assert_eq!(prints("other").len(), 1);
+}
+
+// ---------------------------------------------------------------- export / import
+
+/// Every property type with its edge values.
+fn edge_properties(m: Message) -> Message {
+    let odd_nan = f64::from_bits(0x7ff4_0000_0000_0abc);
+    let all_bytes: Vec<u8> = (0..=255).collect();
+    m.property("s_empty", "")
+        .property("s_text", "naïve \"quoted\" \\ \n\t\u{1} 🦀")
+        .property("i_min", i64::MIN)
+        .property("i_max", i64::MAX)
+        .property("i_zero", 0i64)
+        .property("f_zero", 0.0)
+        .property("f_negzero", -0.0)
+        .property("f_tenth", 0.1)
+        .property("f_min_pos", f64::MIN_POSITIVE)
+        .property("f_subnormal", 5e-324)
+        .property("f_max", f64::MAX)
+        .property("f_min", f64::MIN)
+        .property("f_inf", f64::INFINITY)
+        .property("f_neginf", f64::NEG_INFINITY)
+        .property("f_nan", f64::NAN)
+        .property("f_odd_nan", odd_nan)
+        .property("b_true", true)
+        .property("b_false", false)
+        .property("y_empty", Vec::<u8>::new())
+        .property("y_all", all_bytes)
+}
+
+#[test]
+fn export_import_round_trip_is_exact() {
+    let _serial = serial();
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    let b_dir = b.path().join("restored");
+    {
+        let clock = ManualClock::new(now_ms());
+        let store = mqlite::Store::open(
+            a.path(),
+            StoreOptions {
+                clock: clock.clone(),
+                ..StoreOptions::default()
+            },
+        )
+        .unwrap();
+        let q = store
+            .queue_with(
+                "bytes",
+                QueueOptions {
+                    redelivery: Some(RedeliveryPolicy {
+                        max_redeliveries: 0,
+                        ..Default::default()
+                    }),
+                    ..QueueOptions::default()
+                },
+            )
+            .unwrap();
+        let all: Vec<u8> = (0..=255).collect();
+        q.send(edge_properties(Message::new(all.clone())).priority(0))
+            .unwrap();
+        q.send_batch((0..=255u8).map(|b| vec![b])).unwrap();
+        q.send(Message::new(Vec::new()).priority(9)).unwrap();
+        let headers = store.queue("headers").unwrap();
+        headers
+            .send(
+                Message::new(&b"\xff\xfe not utf-8"[..])
+                    .ttl(Duration::from_secs(10 * 86_400))
+                    .group("grp")
+                    .dedup_key("dk")
+                    .correlation_id("corr")
+                    .repeat(Duration::from_secs(60), 3)
+                    .deliver_at_ms(now_ms() + 86_400_000),
+            )
+            .unwrap();
+        headers
+            .send(Message::new("soon").delay(Duration::from_secs(3600)))
+            .unwrap();
+        // Dead letters of every reason this store can make here, with their failure times.
+        q.send(edge_properties(Message::new(all.clone()))).unwrap();
+        q.send("reject me").unwrap();
+        let exp = store.queue("exp").unwrap();
+        exp.send(Message::new("expire me").ttl(Duration::from_secs(1)))
+            .unwrap();
+        for d in q.receive_batch(10_000, Some(Duration::ZERO)).unwrap() {
+            match d.body() {
+                b"reject me" => d.reject("no thanks").unwrap(),
+                body if body == all.as_slice() && d.get_priority() == 4 => {
+                    clock.advance_ms(5);
+                    d.nack("boom").unwrap()
+                }
+                _ => d.release().unwrap(),
+            }
+        }
+        clock.advance_ms(2_000);
+        assert!(
+            exp.receive(Some(Duration::ZERO)).unwrap().is_none(),
+            "expired, dead-lettered"
+        );
+        store.close().unwrap();
+    }
+    let reasons: Vec<DeadLetterReason> = stored(a.path())
+        .iter()
+        .filter_map(|(_, m)| m.message.dead_letter_info().map(|i| i.reason))
+        .collect();
+    assert_eq!(reasons.len(), 3, "{reasons:?}");
+    for r in [
+        DeadLetterReason::MaxRedeliveries,
+        DeadLetterReason::Rejected,
+        DeadLetterReason::Expired,
+    ] {
+        assert!(reasons.contains(&r), "no {r} dead letter to round-trip");
+    }
+
+    let exported = ok(&["export", s(a.path())]);
+    assert_eq!(exported.lines().count(), stored(a.path()).len());
+    let imp = run_with(
+        &["import", s(&b_dir), "--create", "--json"],
+        exported.as_bytes(),
+    );
+    assert_eq!(imp.code, 0, "{}", imp.stderr);
+    assert_eq!(imp.stderr, "", "no progress bar off a terminal");
+    let imported: J = serde_json::from_str(&imp.stdout).unwrap();
+    assert_eq!(
+        imported["imported"].as_u64(),
+        Some(stored(a.path()).len() as u64)
+    );
+
+    // The second export equals the first but for the ids…
+    assert_eq!(export_without_ids(&b_dir), export_without_ids(a.path()));
+    // …and so does every stored message, compared through the core (floats by their bits).
+    let fa: Vec<String> = stored(a.path())
+        .iter()
+        .map(|(q, m)| fingerprint(q, m))
+        .collect();
+    let fb: Vec<String> = stored(&b_dir)
+        .iter()
+        .map(|(q, m)| fingerprint(q, m))
+        .collect();
+    assert_eq!(fa, fb);
+    // The restored dead letters are dead letters: replayable.
+    let r = ok_json(&["dlq", "replay", s(&b_dir), "--reason", "rejected"]);
+    assert_eq!(r["replayed"], 1);
+    // Selected queues only; an unknown one is named.
+    let some = ok(&["export", s(a.path()), "headers"]);
+    assert_eq!(some.lines().count(), 2);
+    assert!(fails(&["export", s(a.path()), "nope"], 5).contains("\"nope\""));
+}
+
+#[test]
+fn malformed_import_lines_are_named_and_nothing_of_their_batch_is_written() {
+    let _serial = serial();
+    let good = r#"{"queue":"q","body":"aGk="}"#;
+    let cases: &[(&str, &str)] = &[
+        ("{not json", "bad JSON"),
+        (
+            r#"{"queue":"q","body":"aGk=","priority":"high"}"#,
+            "bad JSON: invalid type",
+        ),
+        (
+            r#"{"queue":"q","body":"aGk=","colour":"red"}"#,
+            "unknown field `colour`",
+        ),
+        (r#"{"queue":"q"}"#, "missing field `body`"),
+        (r#"{"queue":"q","body":"!!!"}"#, "body: invalid base64"),
+        (
+            r#"{"queue":"q","body":"aGk=","properties":[{"name":"n","type":"int","value":"7"}]}"#,
+            "type int needs an integer",
+        ),
+        (
+            r#"{"queue":"q","body":"aGk=","properties":[{"name":"n","type":"int","value":1.5}]}"#,
+            "type int needs a 64-bit integer",
+        ),
+        (
+            r#"{"queue":"q","body":"aGk=","properties":[{"name":"n","type":"bytes","value":"%%"}]}"#,
+            "property \"n\": invalid base64",
+        ),
+        (
+            r#"{"queue":"q","body":"aGk=","properties":[{"name":"n","type":"float","value":"big"}]}"#,
+            "type float needs",
+        ),
+        (
+            r#"{"queue":"q","body":"aGk=","properties":[{"name":"n","type":"date","value":1}]}"#,
+            "unknown type \"date\"",
+        ),
+        (
+            r#"{"queue":"q","body":"aGk=","priority":12}"#,
+            "priority 12 is out of range",
+        ),
+        (r#"{"queue":"","body":"aGk="}"#, "queue:"),
+        (
+            r#"{"queue":"q","body":"aGk=","dead_letter":{"original_queue":"x","original_id":"ID:1","reason":"sad","last_failure":"","delivery_count":1,"first_failure_ms":0,"last_failure_ms":0}}"#,
+            "not a dead-letter reason",
+        ),
+    ];
+    for (bad, why) in cases {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        {
+            open(d).queue("q").unwrap().send("existing").unwrap();
+        }
+        let before = snapshot(d);
+        let input = format!("{good}\n\n{good}\n{bad}\n{good}\n");
+        let line = fails_with(&["import", s(d)], input.as_bytes(), 7);
+        assert!(
+            line.contains("line 4: "),
+            "{bad}: the line is not named: {line}"
+        );
+        assert!(line.contains(why), "{bad}: {line}");
+        assert!(line.contains("nothing of lines 1–5 was written"), "{line}");
+        assert_eq!(
+            snapshot(d),
+            before,
+            "{bad}: something of the batch was written"
+        );
+    }
+    // Bytes that are not UTF-8.
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    {
+        open(d).queue("q").unwrap();
+    }
+    let mut input = format!("{good}\n").into_bytes();
+    input.extend_from_slice(b"{\"queue\":\"q\",\"body\":\"\xff\"}\n");
+    assert!(fails_with(&["import", s(d)], &input, 7).contains("line 2: not UTF-8"));
+    assert_eq!(stored(d).len(), 0);
+
+    // Batches: those before the bad line's batch are stored, and the error says so.
+    let input = format!("{good}\n{good}\n{good}\n{{\n{good}\n");
+    let line = fails_with(&["import", s(d), "--batch", "2"], input.as_bytes(), 7);
+    assert!(
+        line.contains("line 4: bad JSON")
+            && line.contains(
+                "nothing of lines 3–4 was written (2 messages of earlier lines imported)"
+            ),
+        "{line}"
+    );
+    assert_eq!(stored(d).len(), 2);
+    // A good file with --queue goes where it is told; --input reads a file.
+    let file = tmp.path().join("in.jsonl");
+    std::fs::write(&file, format!("{good}\n{good}\n")).unwrap();
+    let r = ok_json(&["import", s(d), "--input", s(&file), "--queue", "elsewhere"]);
+    assert_eq!(
+        r,
+        serde_json::json!({"imported": 2, "queues": {"elsewhere": 2}})
+    );
+}
+
+// ---------------------------------------------------------------- verify, repair, compact
+
+/// Offsets of the frames of a segment file, from the documented format: a 64-byte segment
+/// header, then frames of a 32-byte header (magic `MQF1`, payload length, …) and the payload.
+fn frame_offsets(seg: &[u8]) -> Vec<usize> {
+    let mut v = Vec::new();
+    let mut pos = 64;
+    while pos + 32 <= seg.len() && &seg[pos..pos + 4] == b"MQF1" {
+        v.push(pos);
+        let len = u32::from_le_bytes(seg[pos + 4..pos + 8].try_into().unwrap()) as usize;
+        pos += 32 + len;
+    }
+    v
+}
+
+#[test]
+fn verify_names_file_and_offset_of_a_flipped_bit_and_changes_nothing() {
+    let case = Case::new();
+    let (d, dir) = (case.path(), case.dir());
+    // One send, one frame each: a flipped bit damages one of 20 frames.
+    for i in 0..20 {
+        fill(d, "q", [format!("MARKER-{i:04}")]);
+    }
+    let sound = ok_json(&["verify", dir]);
+    assert_eq!(
+        (
+            sound["sound"].as_bool(),
+            sound["problems"].as_array().map(Vec::len)
+        ),
+        (Some(true), Some(0))
+    );
+    assert!(ok(&["verify", dir]).contains("sound"));
+
+    let seg_path = d.join("0000000000000001.seg");
+    let mut seg = std::fs::read(&seg_path).unwrap();
+    let at = seg.windows(11).position(|w| w == b"MARKER-0007").unwrap() + 8;
+    let frame = *frame_offsets(&seg)
+        .iter()
+        .filter(|&&f| f < at)
+        .max()
+        .unwrap();
+    seg[at] ^= 0x10;
+    std::fs::write(&seg_path, &seg).unwrap();
+    let before = snapshot(d);
+    let mtime = std::fs::metadata(&seg_path).unwrap().modified().unwrap();
+
+    let r = run(&["verify", dir]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    let place = format!("0000000000000001.seg at offset {frame}");
+    assert!(
+        r.stdout.contains(&format!("damaged: {place}")),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stderr.contains(&place) && r.stderr.lines().count() == 1,
+        "{}",
+        r.stderr
+    );
+    let j = run(&["verify", dir, "--json"]);
+    assert_eq!(j.code, 3);
+    let v: J = serde_json::from_str(&j.stdout).unwrap();
+    assert_eq!(v["sound"], false);
+    assert_eq!(v["problems"][0]["file"], "0000000000000001.seg");
+    assert_eq!(v["problems"][0]["offset"], frame as u64);
+    assert_eq!(v["problems"].as_array().unwrap().len(), 1);
+    assert_eq!(snapshot(d), before, "verify wrote to the store");
+    assert_eq!(
+        std::fs::metadata(&seg_path).unwrap().modified().unwrap(),
+        mtime
+    );
+
+    // Every other command refuses the damaged store with the same status, naming the place.
+    let line = fails(&["stats", dir], 3);
+    assert!(line.contains(&place), "{line}");
+    // Repair: refused without --yes, a dry run changes nothing, then it quarantines.
+    assert!(fails(&["repair", dir], 6).contains("--yes"));
+    assert!(ok(&["repair", dir, "--dry-run"]).contains("would quarantine 1 damaged range"));
+    assert_eq!(snapshot(d), before);
+    let rep = ok_json(&["repair", dir, "--yes"]);
+    let q = &rep["recovery"]["quarantined"][0];
+    assert_eq!(
+        (q["file"].as_str(), q["offset"].as_u64()),
+        (Some("0000000000000001.seg"), Some(frame as u64))
+    );
+    assert!(d.join(q["saved_as"].as_str().unwrap()).exists());
+    ok(&["verify", dir]);
+    assert_eq!(stored(d).len(), 19, "exactly the damaged message is lost");
+}
+
+#[test]
+fn verify_reports_a_torn_tail_without_failing() {
+    let case = Case::new();
+    let d = case.path();
+    {
+        open(d).queue("q").unwrap().send("x").unwrap();
+    }
+    let seg_path = d.join("0000000000000001.seg");
+    let mut seg = std::fs::read(&seg_path).unwrap();
+    let end = frame_offsets(&seg)
+        .last()
+        .map(|&f| f + 32 + u32::from_le_bytes(seg[f + 4..f + 8].try_into().unwrap()) as usize)
+        .unwrap();
+    seg[end..end + 40].copy_from_slice(&[0xAB; 40]);
+    std::fs::write(&seg_path, &seg).unwrap();
+    let v = ok_json(&["verify", s(d)]);
+    assert_eq!(v["sound"], true);
+    assert_eq!(v["torn_tail"]["offset"], end as u64);
+    assert!(
+        ok(&["verify", s(d)]).contains(&format!("torn tail: 0000000000000001.seg at offset {end}"))
+    );
+}
+
+#[test]
+fn compact_removes_dead_segments_and_keeps_messages() {
+    let case = Case::new();
+    let d = case.path();
+    {
+        let store = mqlite::Store::open(
+            d,
+            StoreOptions {
+                segment_bytes: 64 << 10,
+                compact_below: 0.0,
+                ..StoreOptions::default()
+            },
+        )
+        .unwrap();
+        let q = store.queue("q").unwrap();
+        q.send_batch((0..400).map(|i| Message::new(vec![i as u8; 900]).property("i", i as i64)))
+            .unwrap();
+        let ds = q.receive_batch(390, Some(Duration::ZERO)).unwrap();
+        q.ack_batch(ds).unwrap();
+    }
+    let before = export_without_ids(d);
+    assert_eq!(before.len(), 10);
+    let r = ok_json(&["compact", s(d)]);
+    let (b, a) = (
+        r["segments_before"].as_u64().unwrap(),
+        r["segments_after"].as_u64().unwrap(),
+    );
+    assert!(b >= 5 && a < b && a <= 2, "segments {b} -> {a}");
+    assert_eq!(export_without_ids(d), before);
+    ok(&["verify", s(d)]);
+    assert!(ok(&["compact", s(d)]).contains("compacted store"));
+}
+
+// ---------------------------------------------------------------- a store another process holds
+
+#[test]
+fn every_command_on_a_held_store_names_the_owner_pid() {
+    let case = Case::new();
+    let (d, dir) = (case.path(), case.dir());
+    let store = open(d);
+    store.queue("q").unwrap().send("x").unwrap();
+    let before = snapshot(d);
+    let pid = format!("pid {}", std::process::id());
+    let commands: Vec<Vec<&str>> = vec![
+        vec!["info", dir],
+        vec!["stats", dir],
+        vec!["list", dir],
+        vec!["browse", dir, "q"],
+        vec!["send", dir, "q", "y"],
+        vec!["receive", dir, "q"],
+        vec!["dlq", "list", dir],
+        vec!["dlq", "show", dir],
+        vec!["dlq", "replay", dir],
+        vec!["purge", dir, "q", "--yes"],
+        vec!["move", dir, "q", "r", "--yes"],
+        vec!["copy", dir, "q", "r", "--yes"],
+        vec!["export", dir],
+        vec!["import", dir],
+        vec!["verify", dir],
+        vec!["repair", dir, "--yes"],
+        vec!["compact", dir],
+    ];
+    for c in &commands {
+        let line = fails(c, 4);
+        assert!(
+            line.contains(&pid) && line.contains("locked"),
+            "{c:?}: {line}"
+        );
+    }
+    let mut j = commands[1].clone();
+    j.push("--json");
+    let err: J = serde_json::from_str(&fails(&j, 4)).unwrap();
+    assert_eq!(
+        (
+            err["error"]["status"].as_u64(),
+            err["error"]["kind"].as_str()
+        ),
+        (Some(4), Some("locked"))
+    );
+    assert_eq!(snapshot(d), before);
+    drop(store);
+    ok(&["stats", dir]);
+}

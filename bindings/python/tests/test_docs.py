@@ -1,0 +1,58 @@
+"""The Python README against the installed module: its example runs as written, and every option
+of `mqlite.open` and `Store.queue` and every public member of `Store` is documented there."""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+import mqlite
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def _documented(name: str, text: str) -> bool:
+    # Written as code: `name`, `name=…`, `store.name(…)`, or `name` inside a longer code span.
+    return re.search(r"`[^`]*\b" + re.escape(name) + r"\b[^`]*`", text) is not None
+
+
+def _keywords(func: Callable[..., object]) -> list[str]:
+    sig = inspect.signature(func)
+    return [p.name for p in sig.parameters.values() if p.kind is inspect.Parameter.KEYWORD_ONLY]
+
+
+@pytest.mark.parametrize("func", [mqlite.open, mqlite.Store.queue], ids=["open", "Store.queue"])
+def test_every_option_is_documented(func: Callable[..., object]) -> None:
+    text = README.read_text(encoding="utf-8")
+    names = _keywords(func)
+    assert names, "the signature lists no keyword options"
+    missing = [n for n in names if not _documented(n, text)]
+    assert not missing, f"{README} does not document {missing}"
+
+
+def test_every_store_member_is_documented() -> None:
+    text = README.read_text(encoding="utf-8")
+    names = [n for n in dir(mqlite.Store) if not n.startswith("_")]
+    assert "recovery_report" in names
+    missing = [n for n in names if not _documented(f"store.{n}", text)]
+    assert not missing, f"{README} does not document Store.{missing}"
+
+
+def test_the_readme_example_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = README.read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    assert blocks, "the README has no python example"
+    monkeypatch.chdir(tmp_path)  # it creates its store in the current directory
+    exec(compile(blocks[0], str(README), "exec"), {"__name__": "readme_example"})
+    out = capsys.readouterr().out.splitlines()
+    # It sends two messages, prints the async send's id, then each message it consumed and acked.
+    assert out[0] == "sent 2", out
+    assert out[1:] == ["1 b'order #1' {'customer': 42}", "2 b'order #2' {}"], out
+    with mqlite.open(tmp_path / "demo-store") as store:
+        assert store.queue("orders").stats()["messages"] == 0

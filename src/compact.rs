@@ -1,0 +1,26 @@
+//! Compaction on demand (`mqlite compact`).
+//!
+//! Compaction normally rides on group commits: each commit removes the oldest segments with
+//! nothing live and, when the oldest live segment holds less than `compact_below` of live data,
+//! copies its live items forward so that it can go at the next commit. A store with no traffic
+//! therefore never compacts; [`Store::compact`] drives those same commits until there is
+//! nothing left to do.
+
+use crate::error::Result;
+use crate::store::Store;
+
+pub use crate::engine::CompactReport;
+
+impl Store {
+    /// Compacts now: runs group commits (empty ones if nothing is pending) until every segment
+    /// older than the current tail segment is gone, or compaction stops making progress (the
+    /// oldest segment is mostly live: above the store's `compact_below`, default 0.25; open the
+    /// store with `compact_below: 1.0` to rewrite every older segment). Live messages, their
+    /// delivery counts and dedup entries are copied forward, each copy durable before the old
+    /// segment is removed, so a crash at any moment loses nothing.
+    ///
+    /// Errors: `Closed`, `Poisoned`, or the `Io`/`NoSpace` error of a failed commit.
+    pub fn compact(&self) -> Result<CompactReport> {
+        self.engine.compact_now()
+    }
+}

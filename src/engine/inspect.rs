@@ -1,0 +1,339 @@
+//! Operators' requests (`mqlite browse`, `export`, `dlq list`, `move`, `copy`, `compact`):
+//! every stored message of a queue with its delivery state; atomic moves and copies between
+//! queues that keep every header; compaction on demand; the dedup window. Record bodies are
+//! read with the state lock released, as everywhere.
+
+use std::time::Duration;
+
+use super::queue::Entry;
+use super::record::{put_remove, send_in_record, txn_begin, txn_end, why};
+use super::{Engine, QueueId, State};
+use crate::error::{Error, ErrorKind, Result};
+use crate::message::{Message, MessageId};
+use crate::options::check_name;
+
+/// Where a stored message is in its queue's life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum MessageState {
+    /// Waiting, deliverable now.
+    Ready,
+    /// Waiting for its delivery time or its redelivery delay.
+    Delayed,
+    /// Handed to a consumer and not yet settled.
+    InFlight,
+}
+
+impl MessageState {
+    /// The stable name: `ready`, `delayed` or `in_flight`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageState::Ready => "ready",
+            MessageState::Delayed => "delayed",
+            MessageState::InFlight => "in_flight",
+        }
+    }
+}
+
+/// A message as stored in a queue: the message (id, send time, expiry, properties, headers,
+/// dead-letter information) and its delivery state.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct StoredMessage {
+    /// The message, as a delivery would carry it.
+    pub message: Message,
+    /// The deliver-at time it was sent with (ms since the epoch), 0 if none.
+    pub deliver_at_ms: u64,
+    /// Failed deliveries so far (0 for a message never delivered).
+    pub delivery_count: u32,
+    /// Ready, delayed or in flight.
+    pub state: MessageState,
+}
+
+/// Which messages [`Queue::transfer`](crate::Queue::transfer) moves or copies, and where.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct TransferFilter {
+    /// The queue they go to (created if new). Must differ from the source.
+    pub to: String,
+    /// Only these messages (ids in the source queue).
+    pub ids: Option<Vec<MessageId>>,
+    /// At most this many (the lowest ids first).
+    pub limit: Option<usize>,
+    /// Copy: leave the originals in place.
+    pub copy: bool,
+    /// Only count what would be moved or copied; change nothing.
+    pub dry_run: bool,
+}
+
+/// What [`Queue::transfer`](crate::Queue::transfer) did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TransferReport {
+    /// Messages that passed the filter.
+    pub matched: u64,
+    /// Messages stored in the target (0 on a dry run).
+    pub transferred: u64,
+    /// Messages whose dedup key the target already holds within its dedup window: nothing was
+    /// stored for them, and a move left them in the source.
+    pub duplicates: u64,
+}
+
+/// What [`Store::compact`](crate::Store::compact) did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CompactReport {
+    /// Journal segments before.
+    pub segments_before: usize,
+    /// Journal segments after.
+    pub segments_after: usize,
+    /// Disk bytes of the journal before (segments are preallocated: this is disk use).
+    pub bytes_before: u64,
+    /// Disk bytes of the journal after.
+    pub bytes_after: u64,
+    /// Group commits run to get there.
+    pub commits: usize,
+}
+
+/// Decodes a stored record: the message and the deliver-at time of its send header.
+fn decode_stored(id: u64, rec: &[u8]) -> Result<(Message, u64)> {
+    send_in_record(rec)
+        .and_then(|s| Some((s.to_message()?, s.h.deliver_at)))
+        .ok_or_else(|| {
+            Error::new(
+                ErrorKind::Corrupt,
+                format!("stored record of ID:{id} does not decode"),
+            )
+        })
+}
+
+impl State {
+    /// Whether the target of a transfer has room for `count` more messages of `bytes` bytes.
+    fn room_for(&self, to: u32, count: u64, bytes: u64) -> bool {
+        let t = &self.queues[to as usize];
+        !(t.opts
+            .max_messages
+            .is_some_and(|m| t.count + t.pending_count + count > m)
+            || t.opts
+                .max_bytes
+                .is_some_and(|m| t.bytes + t.pending_bytes + bytes > m))
+    }
+}
+
+impl Engine {
+    /// Up to `max` stored messages of queue `q` with ids ≥ `from` — ready, delayed and in
+    /// flight — in id order, without consuming them.
+    pub(crate) fn browse_stored(
+        &self,
+        q: QueueId,
+        from: MessageId,
+        max: usize,
+    ) -> Result<Vec<StoredMessage>> {
+        let shared = &self.shared;
+        let g = shared.lock();
+        g.check()?;
+        let queue = &g.queues[q.0 as usize];
+        let mut es: Vec<(Entry, MessageState)> = Vec::new();
+        queue.for_each(|e, inflight| {
+            if e.id >= from.0 {
+                let state = if inflight {
+                    MessageState::InFlight
+                } else if queue.delayed_due.contains_key(&e.id) {
+                    MessageState::Delayed
+                } else {
+                    MessageState::Ready
+                };
+                es.push((*e, state));
+            }
+        });
+        if es.len() > max {
+            es.select_nth_unstable_by_key(max, |(e, _)| e.id);
+            es.truncate(max);
+        }
+        es.sort_unstable_by_key(|(e, _)| e.id);
+        let snap = g.snapshot(&shared.files, es.iter().map(|&(e, _)| (q.0, e)))?;
+        drop(g);
+        let recs = snap.read()?;
+        es.iter()
+            .zip(recs.iter())
+            .map(|((e, state), rec)| {
+                let (message, deliver_at_ms) = decode_stored(e.id, rec)?;
+                Ok(StoredMessage {
+                    message,
+                    deliver_at_ms,
+                    delivery_count: e.count,
+                    state: *state,
+                })
+            })
+            .collect()
+    }
+
+    /// Moves (or copies) waiting messages of queue `q` to `filter.to`, lowest ids first, each
+    /// keeping every header, all in one TXN record. A message consumed while its record was
+    /// read is not moved (nor copied).
+    pub(crate) fn transfer(&self, q: QueueId, filter: &TransferFilter) -> Result<TransferReport> {
+        check_name(&filter.to)?;
+        let shared = &self.shared;
+        let g = shared.lock();
+        g.check()?;
+        let src = &g.queues[q.0 as usize];
+        if filter.to == src.name {
+            return Err(Error::invalid(format!(
+                "cannot transfer messages of queue {:?} to itself",
+                filter.to
+            )));
+        }
+        let mut es: Vec<Entry> = Vec::new();
+        src.for_each(|e, inflight| {
+            let wanted = filter
+                .ids
+                .as_ref()
+                .is_none_or(|ids| ids.contains(&MessageId(e.id)));
+            if !inflight && wanted {
+                es.push(*e);
+            }
+        });
+        es.sort_unstable_by_key(|e| e.id);
+        es.truncate(filter.limit.unwrap_or(usize::MAX));
+        let mut report = TransferReport {
+            matched: es.len() as u64,
+            ..Default::default()
+        };
+        if filter.dry_run || es.is_empty() {
+            return Ok(report);
+        }
+        let snap = g.snapshot(&shared.files, es.iter().map(|&e| (q.0, e)))?;
+        drop(g);
+        let recs = snap.read()?;
+        let mut g = shared.lock();
+        g.check()?;
+        let to = g.declare(&filter.to, None, &shared.opts)?;
+        let bytes = es.iter().map(|e| e.len as u64).sum::<u64>();
+        if !g.room_for(to, es.len() as u64, bytes) {
+            return Err(Error::new(
+                ErrorKind::QueueFull,
+                format!(
+                    "queue {:?} has no room for {} messages",
+                    filter.to,
+                    es.len()
+                ),
+            ));
+        }
+        let now = shared.now();
+        let start = txn_begin(&mut g.pending.buf);
+        let mut removed: Vec<u64> = Vec::new();
+        let mut outcome = Ok(());
+        for (e, rec) in es.iter().zip(recs.iter()) {
+            let waiting = g.queues[q.0 as usize]
+                .find(e.id, e.priority)
+                .is_some_and(|(_, inflight)| !inflight);
+            if !waiting {
+                continue; // consumed (or moved) while its record was read
+            }
+            let step = decode_stored(e.id, rec).and_then(|(m, deliver_at)| {
+                let (ts, exp) = (m.timestamp_ms(), m.expires_at_ms());
+                let mut m = m.restore_times(ts, exp);
+                if deliver_at != 0 {
+                    m = m.deliver_at_ms(deliver_at);
+                }
+                g.send(to, &m, now)
+            });
+            let (_, duplicate) = match step {
+                Ok(x) => x,
+                Err(err) => {
+                    // What was done so far stays consistent: each message is in one place.
+                    outcome = Err(err);
+                    break;
+                }
+            };
+            if duplicate {
+                report.duplicates += 1;
+                continue;
+            }
+            report.transferred += 1;
+            if !filter.copy {
+                let src = &mut g.queues[q.0 as usize];
+                if let Some(entry) = src.remove_waiting(e.id, e.priority) {
+                    src.forget(&entry);
+                    g.live_dec(&entry);
+                    removed.push(e.id);
+                }
+            }
+        }
+        if !removed.is_empty() {
+            g.log(q.0, |b| put_remove(b, q.0, why::DISCARD, &removed));
+        }
+        txn_end(&mut g.pending.buf, start);
+        g.pending.needs_sync = true;
+        g = self.finish_moves(g)?;
+        shared.avail.notify_all();
+        drop(self.commit(g)?);
+        outcome.map(|()| report)
+    }
+
+    /// Compacts now: runs group commits (empty ones when nothing is pending: every commit plans
+    /// compaction first) until every segment older than the current tail is gone, or
+    /// compaction stops making progress.
+    pub(crate) fn compact_now(&self) -> Result<CompactReport> {
+        let shape = |g: &State| {
+            let segs = &g.space.segs;
+            (
+                segs.len(),
+                segs.iter().map(|s| s.1).sum::<u64>(),
+                segs.first().map(|s| s.0),
+            )
+        };
+        let shared = &self.shared;
+        let (segments_before, bytes_before, start_tail) = {
+            let g = shared.lock();
+            g.check()?;
+            let (n, b, _) = shape(&g);
+            (n, b, g.space.segs.last().map(|s| s.0).unwrap_or(0))
+        };
+        let (mut commits, mut stalled, mut last) = (0, 0, None);
+        // Each segment needs one commit to be copied forward and one to be removed.
+        while commits < 2 * segments_before + 8 {
+            let g = shared.lock();
+            g.check()?;
+            let (n, _, head) = shape(&g);
+            if head.is_none_or(|h| h >= start_tail) {
+                break;
+            }
+            if last == Some((n, head)) {
+                stalled += 1;
+                if stalled > 2 {
+                    break;
+                }
+            } else {
+                stalled = 0;
+                last = Some((n, head));
+            }
+            let no = g.progress.batch_no;
+            drop(self.wait_done(g, no)?);
+            commits += 1;
+        }
+        let g = shared.lock();
+        let (segments_after, bytes_after, _) = shape(&g);
+        Ok(CompactReport {
+            segments_before,
+            segments_after,
+            bytes_before,
+            bytes_after,
+            commits,
+        })
+    }
+
+    /// Queue `q`'s dedup window as resolved for this open: (time, most keys).
+    pub(crate) fn dedup_window(&self, q: QueueId) -> Result<(Duration, usize)> {
+        let g = self.shared.lock();
+        g.check()?;
+        let o = &g.queues[q.0 as usize].opts;
+        Ok((Duration::from_millis(o.dedup_window_ms), o.dedup_count))
+    }
+
+    /// The id stored under dedup key `key` in queue `q`, if the key is inside the window (keys
+    /// past it are forgotten, as a send would).
+    pub(crate) fn dedup_lookup(&self, q: QueueId, key: &str) -> Result<Option<MessageId>> {
+        let mut g = self.shared.lock();
+        g.check()?;
+        let now = self.shared.now();
+        let queue = &mut g.queues[q.0 as usize];
+        queue.prune_dedup(now);
+        Ok(queue.dedup.get(key).map(|d| MessageId(d.id)))
+    }
+}

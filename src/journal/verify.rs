@@ -1,0 +1,399 @@
+//! A read-only integrity scan of a store's journal, for operators (`mqlite verify`) and backup
+//! tools: the checks recovery makes when a store is opened, without changing a byte.
+//!
+//! Recovery itself writes (it zeroes a torn tail, removes an incomplete last segment and, with
+//! `repair`, quarantines damaged ranges), so it cannot serve as a check. [`verify`] opens every
+//! file read-only, classifies what it finds exactly as recovery would — a bad frame is a *torn
+//! tail* when no later frame proves it had been durable, otherwise *corruption* — and, unlike
+//! recovery, goes on after a problem so that one scan names every damaged place.
+//!
+//! While it scans it holds the store's lock (taken on a read-only descriptor, the `LOCK` file is
+//! neither created nor written), so no process can open the store and append meanwhile; a store
+//! that another process holds is refused with `Locked`, naming that process's pid.
+
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::io::AsRawFd;
+use std::path::Path;
+
+use super::format::*;
+use super::recovery::{data_end, next_valid};
+use super::{parse_segment_name, segment_name, TornTail};
+use crate::error::{Error, ErrorKind, Result};
+
+/// One journal segment file, as its header describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentInfo {
+    /// The file name in the store directory (`<16 hex digits>.seg`).
+    pub file: String,
+    /// The segment number (from the file name).
+    pub number: u64,
+    /// The file's size in bytes (segments are preallocated, so this is disk use, not data).
+    pub bytes: u64,
+    /// The format version its header declares; `None` if the header does not check out.
+    pub version: Option<u32>,
+    /// When it was created (ms since the epoch), from its header; `None` if the header is bad.
+    pub created_ms: Option<u64>,
+}
+
+/// A damaged place found by [`verify`]: the file and byte offset, and what is wrong there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The file name in the store directory.
+    pub file: String,
+    /// Byte offset in that file.
+    pub offset: u64,
+    /// What is wrong.
+    pub what: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} at offset {}: {}", self.file, self.offset, self.what)
+    }
+}
+
+/// What [`verify`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Every segment file, oldest first.
+    pub segments: Vec<SegmentInfo>,
+    /// Frames that passed their checks.
+    pub frames: u64,
+    /// Records in those frames.
+    pub records: u64,
+    /// Bytes of journal read.
+    pub bytes: u64,
+    /// A torn tail (a last write that never became durable): not a problem, the next open cuts
+    /// it off. Later segments, if any, would be removed with it.
+    pub torn_tail: Option<TornTail>,
+    /// A last segment whose creation never completed: not a problem, the next open removes it.
+    pub incomplete_segments: Vec<String>,
+    /// Corruption: checksum, length, sequence or decoding failures that recovery would refuse
+    /// with `Corrupt` (or a `repair` would quarantine). Empty when the journal is sound.
+    pub problems: Vec<Problem>,
+}
+
+impl VerifyReport {
+    /// Whether the journal is sound: the store opens without `Corrupt` and loses nothing that was
+    /// durable.
+    pub fn is_sound(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// The segment files of the store in `dir`, oldest first, with what their headers say. Reads
+/// only each file's 64-byte header; takes no lock (a snapshot for `mqlite info`).
+///
+/// Errors: `NotFound` if `dir` does not exist, `Io` if it cannot be listed or a file not read.
+pub fn segments(dir: &Path) -> Result<Vec<SegmentInfo>> {
+    segment_numbers(dir)?
+        .into_iter()
+        .map(|n| {
+            let name = segment_name(n);
+            let f = open_read_only(&dir.join(&name))?;
+            let len = f
+                .metadata()
+                .map_err(|e| Error::io(format!("size of {name}"), &e))?
+                .len();
+            let mut h = vec![0u8; SEGMENT_HEADER.min(len as usize)];
+            f.read_exact_at(&mut h, 0)
+                .map_err(|e| Error::io(format!("reading {name}"), &e))?;
+            Ok(segment_info(n, name, len, &h))
+        })
+        .collect()
+}
+
+/// Scans every segment of the store in `dir` read-only and reports what recovery would find,
+/// going on past each problem. See the module documentation.
+///
+/// Errors (about the scan, not the journal — damage is reported in [`VerifyReport::problems`]):
+/// `NotFound` if `dir` does not exist, `Locked` (naming the owner's pid) if another opener holds
+/// the store, `Io` if a file cannot be read.
+pub fn verify(dir: &Path) -> Result<VerifyReport> {
+    let _lock = lock_read_only(dir)?;
+    let numbers = segment_numbers(dir)?;
+    let mut report = VerifyReport::default();
+    let mut expected: Option<u64> = None;
+    let mut buf = Vec::new();
+    for (i, &n) in numbers.iter().enumerate() {
+        let name = segment_name(n);
+        read_whole(dir, &name, &mut buf)?;
+        report.bytes += buf.len() as u64;
+        report
+            .segments
+            .push(segment_info(n, name.clone(), buf.len() as u64, &buf));
+        let last = i + 1 == numbers.len();
+        match check_segment_header(&buf, &name) {
+            Ok(num) if num == n => {}
+            _ if last && buf.iter().skip(SEGMENT_HEADER).all(|&b| b == 0) => {
+                report.incomplete_segments.push(name);
+                continue;
+            }
+            Ok(num) => {
+                report.problems.push(Problem {
+                    file: name,
+                    offset: 16,
+                    what: format!("header names segment {num}"),
+                });
+                expected = None;
+                continue;
+            }
+            Err(e) => {
+                report.problems.push(problem_of(&name, &e));
+                expected = None;
+                continue;
+            }
+        }
+        let mut pos = SEGMENT_HEADER;
+        loop {
+            let at_end = pos + FRAME_HEADER > buf.len()
+                || buf[pos..pos + FRAME_HEADER].iter().all(|&b| b == 0);
+            let good = if at_end {
+                None
+            } else {
+                check_frame(&buf[pos..]).filter(|h| expected.is_none_or(|e| h.seq == e))
+            };
+            if let Some(h) = good {
+                let payload_off = pos + FRAME_HEADER;
+                let payload = &buf[payload_off..payload_off + h.len];
+                report.records += check_records(payload, &name, payload_off, &mut report.problems);
+                report.frames += 1;
+                expected = Some(h.seq + 1);
+                pos = payload_off + h.len;
+                continue;
+            }
+            let s = expected.unwrap_or(1);
+            let end = data_end(&buf);
+            if at_end && end <= pos {
+                break; // end of this segment's data
+            }
+            if !durable_later(dir, &buf, pos, &numbers[i + 1..], s)? {
+                // Never acknowledged as durable: recovery cuts it (and removes later segments).
+                report.torn_tail = Some(TornTail {
+                    file: name,
+                    offset: pos as u64,
+                    bytes: end.saturating_sub(pos) as u64,
+                });
+                return Ok(report);
+            }
+            report.problems.push(Problem {
+                file: name.clone(),
+                offset: pos as u64,
+                what: "frame fails its checksum, length or sequence check, and later frames \
+                       prove it had been durable"
+                    .into(),
+            });
+            // Go on at the next frame that continues the sequence, as a repair would.
+            match next_valid(&buf, pos + 1).filter(|(_, h)| h.seq >= s) {
+                Some((k, _)) => {
+                    pos = k;
+                    expected = None;
+                }
+                None => {
+                    expected = None;
+                    break;
+                }
+            }
+        }
+    }
+    Ok(report)
+}
+
+fn segment_numbers(dir: &Path) -> Result<Vec<u64>> {
+    let rd = std::fs::read_dir(dir).map_err(|e| {
+        let err = Error::io(format!("listing {}", dir.display()), &e);
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::new(
+                ErrorKind::NotFound,
+                format!("no store at {}", dir.display()),
+            )
+        } else {
+            err
+        }
+    })?;
+    let mut numbers = Vec::new();
+    for e in rd {
+        let e = e.map_err(|e| Error::io(format!("listing {}", dir.display()), &e))?;
+        if let Some(n) = e.file_name().to_str().and_then(parse_segment_name) {
+            numbers.push(n);
+        }
+    }
+    numbers.sort_unstable();
+    Ok(numbers)
+}
+
+fn segment_info(number: u64, file: String, bytes: u64, header: &[u8]) -> SegmentInfo {
+    let ok = check_segment_header(header, &file).is_ok();
+    SegmentInfo {
+        file,
+        number,
+        bytes,
+        version: ok.then(|| u32_at(header, 8)),
+        created_ms: ok.then(|| u64_at(header, 24)),
+    }
+}
+
+fn open_read_only(path: &Path) -> Result<File> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|e| Error::io(format!("opening {}", path.display()), &e))
+}
+
+fn read_whole(dir: &Path, name: &str, buf: &mut Vec<u8>) -> Result<()> {
+    let mut f = open_read_only(&dir.join(name))?;
+    buf.clear();
+    f.read_to_end(buf)
+        .map_err(|e| Error::io(format!("reading {name}"), &e))?;
+    Ok(())
+}
+
+/// Takes the store's exclusive lock on a read-only descriptor of `LOCK` (if the file exists):
+/// held until the returned file is dropped. `Locked` names the pid the owner wrote there.
+fn lock_read_only(dir: &Path) -> Result<Option<File>> {
+    if !dir.is_dir() {
+        return Err(Error::new(
+            ErrorKind::NotFound,
+            format!("no store at {}", dir.display()),
+        ));
+    }
+    let path = dir.join("LOCK");
+    let mut f = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+        .open(&path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(format!("opening {}", path.display()), &e)),
+    };
+    // SAFETY: flock on a descriptor this function owns.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let err = std::io::Error::last_os_error();
+        if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+            let mut s = String::new();
+            let _ = f.read_to_string(&mut s);
+            let pid = match s.trim() {
+                "" => "unknown",
+                p => p,
+            };
+            return Err(Error::new(
+                ErrorKind::Locked,
+                format!("store {} is locked by pid {pid}", dir.display()),
+            ));
+        }
+        return Err(Error::io(format!("locking {}", path.display()), &err));
+    }
+    Ok(Some(f))
+}
+
+fn problem_of(file: &str, e: &Error) -> Problem {
+    // `Error::corrupt` messages read "<file> at offset <n>: <what>".
+    let msg = e.message();
+    let rest = msg
+        .strip_prefix(file)
+        .and_then(|r| r.strip_prefix(" at offset "));
+    let parsed = rest.and_then(|r| {
+        let (off, what) = r.split_once(": ")?;
+        Some((off.parse().ok()?, what.to_string()))
+    });
+    let (offset, what) = parsed.unwrap_or((0, msg.to_string()));
+    Problem {
+        file: file.to_string(),
+        offset,
+        what,
+    }
+}
+
+/// Whether a frame after `pos` of this segment, or in a later one, says that sequence number
+/// `s` had been durable (the proof that tells corruption from a torn tail).
+fn durable_later(dir: &Path, buf: &[u8], pos: usize, later: &[u64], s: u64) -> Result<bool> {
+    let proves = |b: &[u8], from: usize| {
+        let mut k = from;
+        while let Some((off, h)) = next_valid(b, k) {
+            if h.synced >= s {
+                return true;
+            }
+            k = off + 1;
+        }
+        false
+    };
+    if proves(buf, pos + 1) {
+        return Ok(true);
+    }
+    let mut other = Vec::new();
+    for &n in later {
+        read_whole(dir, &segment_name(n), &mut other)?;
+        if proves(&other, SEGMENT_HEADER) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Checks that every record of a frame payload can be read as recovery reads it; returns the
+/// number of records and appends a [`Problem`] for each that cannot.
+fn check_records(payload: &[u8], file: &str, payload_off: usize, out: &mut Vec<Problem>) -> u64 {
+    let mut n = 0;
+    for r in records(payload) {
+        n += 1;
+        let (at, what) = match r {
+            Err(at) => (at, Some("malformed record".to_string())),
+            Ok((at, k, body)) => {
+                let whole = &payload[at..at + RECORD_HEADER + body.len()];
+                (at, check_record(k, body, whole, true).err())
+            }
+        };
+        if let Some(what) = what {
+            out.push(Problem {
+                file: file.to_string(),
+                offset: (payload_off + at) as u64,
+                what,
+            });
+        }
+    }
+    n
+}
+
+/// Whether one record decodes; `whole` is the record with its header.
+fn check_record(k: u8, body: &[u8], whole: &[u8], top: bool) -> std::result::Result<(), String> {
+    let mut c = Cursor::new(body);
+    let utf8 = |b: &[u8]| std::str::from_utf8(b).is_ok();
+    let ids = |c: &mut Cursor<'_>, each: usize| {
+        c.u32()
+            .and_then(|n| c.take((n as usize).checked_mul(each)?))
+            .is_some()
+    };
+    let ok = match k {
+        kind::QUEUE => c.u32().is_some() && utf8(c.rest()),
+        kind::SEND | kind::DEAD | kind::RELOCATE => {
+            crate::engine::record::decode_message(whole).is_some_and(|m| m.get_priority() <= 9)
+        }
+        kind::DELIVER => c.u32().is_some() && ids(&mut c, 12),
+        kind::ACK => c.u32().is_some() && ids(&mut c, 8),
+        kind::REMOVE => c.u32().is_some() && c.u8().is_some() && ids(&mut c, 8),
+        kind::REQUEUE => c.take(4 + 8 + 4 + 8 + 8).is_some(),
+        kind::DEDUP => c.take(4 + 8 + 8).is_some() && utf8(c.rest()),
+        kind::PAD => true,
+        kind::GROUP => c.u32().is_some() && c.u8().is_some() && utf8(c.rest()),
+        kind::TXN if top => {
+            for r in records(body) {
+                let (at, k2, sub) = r.map_err(|_| "malformed record in a transaction")?;
+                let sub_whole = &body[at..at + RECORD_HEADER + sub.len()];
+                check_record(k2, sub, sub_whole, false)
+                    .map_err(|e| format!("in a transaction: {e}"))?;
+            }
+            true
+        }
+        kind::TXN => return Err("nested transaction record".into()),
+        _ => return Err(format!("unknown record kind {k}")),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("record of kind {k} does not decode"))
+    }
+}

@@ -1,0 +1,424 @@
+//! The compiled selector and its evaluation: a tree walked once per message, borrowing every
+//! string it compares (from the selector or from the message), so evaluation allocates nothing.
+
+use super::SelectorInput;
+use crate::Value;
+
+/// A literal of the selector text.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Lit {
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(Box<str>),
+}
+
+/// A header identifier (see the module docs for what each reads).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Header {
+    Priority,
+    Timestamp,
+    CorrelationId,
+    MessageId,
+    DeliveryMode,
+    Redelivered,
+    Expiration,
+    GroupId,
+    DeliveryCount,
+}
+
+impl Header {
+    pub(super) const ALL: [(&'static str, Header); 9] = [
+        ("JMSPriority", Header::Priority),
+        ("JMSTimestamp", Header::Timestamp),
+        ("JMSCorrelationID", Header::CorrelationId),
+        ("JMSMessageID", Header::MessageId),
+        ("JMSDeliveryMode", Header::DeliveryMode),
+        ("JMSRedelivered", Header::Redelivered),
+        ("JMSExpiration", Header::Expiration),
+        ("JMSXGroupID", Header::GroupId),
+        ("JMSXDeliveryCount", Header::DeliveryCount),
+    ];
+
+    fn value<'a, I: SelectorInput + ?Sized>(self, m: &'a I) -> Val<'a> {
+        let opt_str = |s: Option<&'a str>| s.map_or(Val::Null, Val::Str);
+        match self {
+            Header::Priority => Val::Int(m.jms_priority().into()),
+            Header::Timestamp => Val::Int(m.jms_timestamp_ms() as i64),
+            Header::CorrelationId => opt_str(m.jms_correlation_id()),
+            Header::MessageId => m.jms_message_id().map_or(Val::Null, |id| Val::Id(id.0)),
+            Header::DeliveryMode => Val::Str(if m.jms_persistent() {
+                "PERSISTENT"
+            } else {
+                "NON_PERSISTENT"
+            }),
+            Header::Redelivered => Val::Bool(m.jms_redelivered()),
+            Header::Expiration => Val::Int(m.jms_expiration_ms() as i64),
+            Header::GroupId => opt_str(m.jmsx_group_id()),
+            Header::DeliveryCount => Val::Int(m.jmsx_delivery_count().into()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum CmpOp {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+impl CmpOp {
+    pub(super) fn symbol(self) -> &'static str {
+        match self {
+            CmpOp::Eq => "=",
+            CmpOp::Ne => "<>",
+            CmpOp::Lt => "<",
+            CmpOp::Le => "<=",
+            CmpOp::Gt => ">",
+            CmpOp::Ge => ">=",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ArithOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+}
+
+/// The compiled selector.
+#[derive(Debug, Clone)]
+pub(super) enum Expr {
+    Lit(Lit),
+    Prop(Box<str>),
+    Header(Header),
+    /// Unary minus.
+    Neg(Box<Expr>),
+    /// Unary plus: the operand if it is a number, else UNKNOWN.
+    Pos(Box<Expr>),
+    Arith(ArithOp, Box<(Expr, Expr)>),
+    Cmp(CmpOp, Box<(Expr, Expr)>),
+    And(Vec<Expr>),
+    Or(Vec<Expr>),
+    Not(Box<Expr>),
+    Between {
+        operands: Box<(Expr, Expr, Expr)>,
+        negated: bool,
+    },
+    /// `list` is sorted and deduplicated, for a binary search.
+    In {
+        operand: Box<Expr>,
+        list: Box<[Box<str>]>,
+        negated: bool,
+    },
+    Like {
+        operand: Box<Expr>,
+        pattern: LikePattern,
+        negated: bool,
+    },
+    IsNull {
+        operand: Box<Expr>,
+        negated: bool,
+    },
+}
+
+/// A value during evaluation; strings are borrowed from the selector or the message.
+#[derive(Debug, Clone, Copy)]
+enum Val<'a> {
+    /// NULL, or UNKNOWN where a condition stands for a value.
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(&'a str),
+    /// A message id, a string (`ID:<decimal>`) whose text is made only when it is compared.
+    Id(u64),
+    /// Bytes have no selector type (JMS properties have none): only `IS NULL` sees them.
+    Bytes,
+}
+
+impl<'a> Val<'a> {
+    fn of(v: &'a Value) -> Val<'a> {
+        match v {
+            Value::Str(s) => Val::Str(s),
+            Value::Int(i) => Val::Int(*i),
+            Value::Float(f) => Val::Float(*f),
+            Value::Bool(b) => Val::Bool(*b),
+            Value::Bytes(_) => Val::Bytes,
+        }
+    }
+
+    fn of_truth(t: Option<bool>) -> Val<'a> {
+        t.map_or(Val::Null, Val::Bool)
+    }
+}
+
+/// Room for `ID:` and the 20 digits of the largest u64.
+type IdBuf = [u8; 23];
+
+/// The text of a string value (a message id written into `buf`), or `None` for anything else.
+fn text<'c>(v: Val<'c>, buf: &'c mut IdBuf) -> Option<&'c str> {
+    match v {
+        Val::Str(s) => Some(s),
+        Val::Id(mut n) => {
+            let mut at = buf.len();
+            loop {
+                at -= 1;
+                buf[at] = b'0' + (n % 10) as u8;
+                n /= 10;
+                if n == 0 {
+                    break;
+                }
+            }
+            at -= 3;
+            buf[at..at + 3].copy_from_slice(b"ID:");
+            std::str::from_utf8(&buf[at..]).ok()
+        }
+        _ => None,
+    }
+}
+
+impl Expr {
+    /// The value of an expression used as an operand.
+    fn value<'a, I: SelectorInput + ?Sized>(&'a self, m: &'a I) -> Val<'a> {
+        match self {
+            Expr::Lit(Lit::Bool(b)) => Val::Bool(*b),
+            Expr::Lit(Lit::Int(i)) => Val::Int(*i),
+            Expr::Lit(Lit::Float(f)) => Val::Float(*f),
+            Expr::Lit(Lit::Str(s)) => Val::Str(s),
+            Expr::Prop(name) => m.property_value(name).map_or(Val::Null, Val::of),
+            Expr::Header(h) => h.value(m),
+            Expr::Neg(e) => match e.value(m) {
+                // Java's long negation wraps: -Long.MIN_VALUE is Long.MIN_VALUE.
+                Val::Int(i) => Val::Int(i.wrapping_neg()),
+                Val::Float(f) => Val::Float(-f),
+                _ => Val::Null,
+            },
+            Expr::Pos(e) => match e.value(m) {
+                v @ (Val::Int(_) | Val::Float(_)) => v,
+                _ => Val::Null,
+            },
+            Expr::Arith(op, ab) => arith(*op, ab.0.value(m), ab.1.value(m)),
+            _ => Val::of_truth(self.truth(m)),
+        }
+    }
+
+    /// The three-valued truth of an expression used as a condition: `None` is UNKNOWN.
+    pub(super) fn truth<I: SelectorInput + ?Sized>(&self, m: &I) -> Option<bool> {
+        match self {
+            Expr::And(items) => all_or_any(items, m, false),
+            Expr::Or(items) => all_or_any(items, m, true),
+            Expr::Not(e) => e.truth(m).map(|t| !t),
+            Expr::Cmp(op, ab) => compare(*op, ab.0.value(m), ab.1.value(m)),
+            Expr::Between { operands, negated } => {
+                let (v, lo, hi) = (
+                    operands.0.value(m),
+                    operands.1.value(m),
+                    operands.2.value(m),
+                );
+                if *negated {
+                    or3(compare(CmpOp::Lt, v, lo), compare(CmpOp::Gt, v, hi))
+                } else {
+                    and3(compare(CmpOp::Ge, v, lo), compare(CmpOp::Le, v, hi))
+                }
+            }
+            Expr::In {
+                operand,
+                list,
+                negated,
+            } => {
+                let mut buf = IdBuf::default();
+                let s = text(operand.value(m), &mut buf)?;
+                let found = list.binary_search_by(|x| (**x).cmp(s)).is_ok();
+                Some(found != *negated)
+            }
+            Expr::Like {
+                operand,
+                pattern,
+                negated,
+            } => {
+                let mut buf = IdBuf::default();
+                let s = text(operand.value(m), &mut buf)?;
+                Some(pattern.matches(s) != *negated)
+            }
+            Expr::IsNull { operand, negated } => {
+                Some(matches!(operand.value(m), Val::Null) != *negated)
+            }
+            // A literal, an identifier or arithmetic where a condition is needed: only a boolean
+            // value is a truth value.
+            _ => match self.value(m) {
+                Val::Bool(b) => Some(b),
+                _ => None,
+            },
+        }
+    }
+}
+
+/// SQL's AND (`decisive` false) or OR (`decisive` true) over a list: the decisive value if any
+/// item has it, else UNKNOWN if any item is UNKNOWN, else the other value.
+fn all_or_any<I: SelectorInput + ?Sized>(items: &[Expr], m: &I, decisive: bool) -> Option<bool> {
+    let mut unknown = false;
+    for e in items {
+        match e.truth(m) {
+            Some(t) if t == decisive => return Some(decisive),
+            None => unknown = true,
+            Some(_) => {}
+        }
+    }
+    (!unknown).then_some(!decisive)
+}
+
+fn and3(a: Option<bool>, b: Option<bool>) -> Option<bool> {
+    match (a, b) {
+        (Some(false), _) | (_, Some(false)) => Some(false),
+        (Some(true), Some(true)) => Some(true),
+        _ => None,
+    }
+}
+
+fn or3(a: Option<bool>, b: Option<bool>) -> Option<bool> {
+    match (a, b) {
+        (Some(true), _) | (_, Some(true)) => Some(true),
+        (Some(false), Some(false)) => Some(false),
+        _ => None,
+    }
+}
+
+/// A comparison with JMS's type rules (module docs): NULL or unlike types give UNKNOWN.
+fn compare(op: CmpOp, a: Val, b: Val) -> Option<bool> {
+    fn ord<T: PartialOrd>(op: CmpOp, x: T, y: T) -> bool {
+        // PartialOrd on f64 is Java's primitive comparison: NaN is neither <, >, nor ==.
+        match op {
+            CmpOp::Eq => x == y,
+            CmpOp::Ne => x != y,
+            CmpOp::Lt => x < y,
+            CmpOp::Le => x <= y,
+            CmpOp::Gt => x > y,
+            CmpOp::Ge => x >= y,
+        }
+    }
+    let equality = matches!(op, CmpOp::Eq | CmpOp::Ne);
+    match (a, b) {
+        (Val::Int(x), Val::Int(y)) => Some(ord(op, x, y)),
+        // Java's binary numeric promotion: a long meets a double as a double.
+        (Val::Int(x), Val::Float(y)) => Some(ord(op, x as f64, y)),
+        (Val::Float(x), Val::Int(y)) => Some(ord(op, x, y as f64)),
+        (Val::Float(x), Val::Float(y)) => Some(ord(op, x, y)),
+        (Val::Bool(x), Val::Bool(y)) if equality => Some(ord(op, x, y)),
+        (Val::Str(_) | Val::Id(_), Val::Str(_) | Val::Id(_)) if equality => {
+            let (mut ba, mut bb) = (IdBuf::default(), IdBuf::default());
+            Some(ord(op, text(a, &mut ba)?, text(b, &mut bb)?))
+        }
+        _ => None,
+    }
+}
+
+/// Arithmetic with Java's rules for long and double; anything else is NULL (UNKNOWN).
+fn arith<'a>(op: ArithOp, a: Val<'a>, b: Val<'a>) -> Val<'a> {
+    fn float(op: ArithOp, x: f64, y: f64) -> f64 {
+        match op {
+            ArithOp::Add => x + y,
+            ArithOp::Sub => x - y,
+            ArithOp::Mul => x * y,
+            ArithOp::Div => x / y,
+        }
+    }
+    match (a, b) {
+        (Val::Int(x), Val::Int(y)) => match op {
+            ArithOp::Add => Val::Int(x.wrapping_add(y)),
+            ArithOp::Sub => Val::Int(x.wrapping_sub(y)),
+            ArithOp::Mul => Val::Int(x.wrapping_mul(y)),
+            // Java throws on a long division by zero (ActiveMQ then selects nothing): UNKNOWN.
+            ArithOp::Div if y == 0 => Val::Null,
+            ArithOp::Div => Val::Int(x.wrapping_div(y)),
+        },
+        (Val::Int(x), Val::Float(y)) => Val::Float(float(op, x as f64, y)),
+        (Val::Float(x), Val::Int(y)) => Val::Float(float(op, x, y as f64)),
+        (Val::Float(x), Val::Float(y)) => Val::Float(float(op, x, y)),
+        _ => Val::Null,
+    }
+}
+
+/// One element of a compiled `LIKE` pattern.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum El {
+    Char(char),
+    /// `_`: any one character.
+    One,
+    /// `%`: any sequence of characters, possibly empty (runs of `%` are merged).
+    Many,
+}
+
+/// A compiled `LIKE` pattern.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct LikePattern(Box<[El]>);
+
+impl LikePattern {
+    /// Compiles `pattern` with an optional escape character; `Err(char index)` (0-based) when
+    /// the pattern ends with the escape character, which then escapes nothing.
+    pub(super) fn new(pattern: &str, escape: Option<char>) -> Result<LikePattern, usize> {
+        let mut els = Vec::with_capacity(pattern.len());
+        let mut chars = pattern.chars().enumerate();
+        while let Some((i, c)) = chars.next() {
+            let el = if Some(c) == escape {
+                match chars.next() {
+                    Some((_, next)) => El::Char(next),
+                    None => return Err(i),
+                }
+            } else {
+                match c {
+                    '%' => El::Many,
+                    '_' => El::One,
+                    c => El::Char(c),
+                }
+            };
+            if !(el == El::Many && els.last() == Some(&El::Many)) {
+                els.push(el);
+            }
+        }
+        Ok(LikePattern(els.into()))
+    }
+
+    /// Whether the whole of `s` matches. Greedy with one backtrack point (the last `%`): a later
+    /// `%` can absorb anything an earlier one could, so backtracking further is never needed,
+    /// and the work is at most pattern length × string length steps.
+    pub(super) fn matches(&self, s: &str) -> bool {
+        let p = &self.0;
+        let (mut pi, mut si) = (0usize, 0usize);
+        // (pattern index after the last `%`, string index where that `%` stopped absorbing).
+        let mut star: Option<(usize, usize)> = None;
+        loop {
+            let c = s[si..].chars().next();
+            match (p.get(pi), c) {
+                (Some(El::Many), _) => {
+                    star = Some((pi + 1, si));
+                    pi += 1;
+                }
+                (Some(El::One), Some(c)) => {
+                    pi += 1;
+                    si += c.len_utf8();
+                }
+                (Some(El::Char(pc)), Some(c)) if *pc == c => {
+                    pi += 1;
+                    si += c.len_utf8();
+                }
+                (None, None) => return true,
+                _ => {
+                    // Mismatch (or one side ran out): let the last `%` absorb one more character.
+                    let Some((sp, ss)) = star else { return false };
+                    let Some(c) = s[ss..].chars().next() else {
+                        return false;
+                    };
+                    star = Some((sp, ss + c.len_utf8()));
+                    pi = sp;
+                    si = ss + c.len_utf8();
+                }
+            }
+        }
+    }
+}
