@@ -346,7 +346,7 @@ impl Client {
         if m.meta.dedup_key.is_none() {
             let seq = self.inner.seq.fetch_add(1, Ordering::Relaxed);
             m.meta.dedup_key = Some(format!(
-                "{AUTO_KEY_PREFIX}{:016x}.{seq}",
+                "{AUTO_KEY_PREFIX}{:x}.{seq:x}",
                 self.inner.producer
             ));
         }
@@ -551,6 +551,31 @@ impl Client {
         match hosted {
             Some(o) => o.close(),
             None => Ok(()),
+        }
+    }
+}
+
+impl Client {
+    /// Closes without waiting (dropped inside one of its own callbacks): the connection ends,
+    /// the reader thread fails what is pending with `Closed` and lets the callback thread finish
+    /// the callbacks queued so far; an owner this process took over closes in the background.
+    pub(crate) fn close_in_background(&self) {
+        let inner = &self.inner;
+        let hosted = {
+            let w = lock(&inner.writer);
+            let mut st = lock(&inner.st);
+            if st.closed {
+                return;
+            }
+            st.closed = true;
+            if let Some(s) = &w.stream {
+                let _ = s.shutdown(std::net::Shutdown::Both);
+            }
+            st.hosted.take()
+        };
+        inner.cv.notify_all();
+        if let Some(o) = hosted {
+            o.close_in_background();
         }
     }
 }
@@ -817,6 +842,12 @@ impl Inner {
                     let _ = s.shutdown(std::net::Shutdown::Both);
                 }
                 if st.closed {
+                    drop(st);
+                    drop(w);
+                    self.fail_all(|_| Error::closed());
+                    let mut cb = lock(&self.callbacks);
+                    cb.stop = true;
+                    self.callbacks_cv.notify_all();
                     return;
                 }
             }

@@ -38,7 +38,7 @@ pub const SOCKET_NAME: &str = "owner.sock";
 
 /// Automatic dedup keys of client sends start with this (a control character, so no key a
 /// program chooses is mistaken for one); [`Message::get_dedup_key`](crate::Message) hides them.
-pub(crate) const AUTO_KEY_PREFIX: &str = "\u{1}mqlite-producer:";
+pub(crate) const AUTO_KEY_PREFIX: &str = "\u{1}mq";
 
 /// Which part a process plays for a store it opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -131,6 +131,14 @@ pub(crate) fn bind_socket(dir: &Path) -> Result<UnixListener> {
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600))
         .map_err(|e| Error::io(format!("setting the mode of {}", p.display()), &e))?;
     Ok(l)
+}
+
+/// Removes the owner's socket when it closes (the caller still holds the store's lock, so the
+/// file is its own and not a next owner's).
+pub(crate) fn remove_socket(dir: &Path) {
+    if let Ok((p, _keep)) = socket_path(dir) {
+        let _ = std::fs::remove_file(p);
+    }
 }
 
 /// Connects to the owner's socket.

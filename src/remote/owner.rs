@@ -17,6 +17,7 @@ pub(crate) struct Owner {
     pub(crate) engine: Engine,
     pub(crate) lock: Arc<DirLock>,
     server: Option<Server>,
+    dir: std::path::PathBuf,
     pub(crate) report: RecoveryReport,
     _waker: Arc<dyn Fn() + Send + Sync>,
 }
@@ -54,6 +55,7 @@ impl Owner {
             engine,
             lock,
             server: None,
+            dir: dir.to_path_buf(),
             report,
             _waker: waker,
         };
@@ -89,6 +91,7 @@ impl Owner {
         };
         if let Some(s) = &self.server {
             s.finish_stop();
+            super::remove_socket(&self.dir);
         }
         self.lock.release();
         r

@@ -88,7 +88,11 @@ struct Conn {
 struct ConnState {
     /// Requests read and not yet answered.
     outstanding: usize,
+    /// Live threads of the connection (its serving threads and its writer thread).
     threads: usize,
+    /// Live serving threads (they take turns reading), and how many of them run a blocking
+    /// request: when none would read next, another is started.
+    servers: usize,
     busy: usize,
     /// Queue ids this connection declared (it may name no other).
     queues: HashSet<u32>,
@@ -265,6 +269,7 @@ impl ServerShared {
             stream,
             st: Mutex::new(ConnState {
                 threads: 2,
+                servers: 1,
                 ..Default::default()
             }),
             cv: Condvar::new(),
@@ -281,6 +286,7 @@ impl ServerShared {
             } else {
                 c.die();
             }
+            lock(&c.st).servers -= 1;
             s.thread_done(&c);
         });
         let (s, c) = (self.clone(), conn.clone());
@@ -292,6 +298,7 @@ impl ServerShared {
             conn.die();
             let mut st = lock(&conn.st);
             st.threads -= (!first) as usize + (!writer) as usize;
+            st.servers -= (!first) as usize;
         }
         Ok(())
     }
@@ -398,9 +405,10 @@ impl ServerShared {
             let spawn = {
                 let mut st = lock(&c.st);
                 st.busy += 1;
-                let spawn = st.threads - st.busy == 0 && st.threads < MAX_THREADS;
+                let spawn = st.servers == st.busy && st.servers < MAX_THREADS;
                 if spawn {
                     st.threads += 1;
+                    st.servers += 1;
                 }
                 spawn
             };
@@ -409,9 +417,12 @@ impl ServerShared {
                 let (s, c2) = (self.clone(), c.clone());
                 if !self.spawn("mqlite-owner-conn", move || {
                     s.serve(&c2);
+                    lock(&c2.st).servers -= 1;
                     s.thread_done(&c2);
                 }) {
-                    lock(&c.st).threads -= 1;
+                    let mut st = lock(&c.st);
+                    st.threads -= 1;
+                    st.servers -= 1;
                 }
             }
             let out = self.handle(c, id, req);

@@ -206,9 +206,10 @@ impl Drop for Store {
         if on_library_thread() {
             // Dropped inside a callback: stop without joining ourselves. The commit thread
             // flushes, then releases the lock; an open of this directory waits for that.
-            if let Some(o) = &self.owner {
-                o.close_in_background();
-                return;
+            match (&self.owner, &self.engine) {
+                (Some(o), _) => return o.close_in_background(),
+                (None, Backend::Remote(c)) => return c.close_in_background(),
+                (None, Backend::Local(..)) => {}
             }
         }
         let _ = self.close();
