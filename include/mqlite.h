@@ -1450,11 +1450,35 @@ mqlite_status mqlite_queue_consumer(const mqlite_queue *queue,
 bool mqlite_queue_is_memory(const mqlite_queue *queue);
 
 /**
+ * Sets which roles open may take (`MQLITE_OPEN_AS_*`; unknown values:
+ * `MQLITE_INVALID_ARGUMENT`) and how long, in ms, a client waits for an owner to serve, at
+ * open and while another process takes the store over (0: the default,
+ * `MQLITE_DEFAULT_CONNECT_TIMEOUT_MS`).
+ */
+mqlite_status mqlite_store_options_set_open_as(mqlite_store_options *options,
+                                               uint32_t open_as,
+                                               uint64_t connect_timeout_ms,
+                                               mqlite_error **err);
+
+/**
+ * Writes this process's role for `store` (`MQLITE_ROLE_OWNER` or `MQLITE_ROLE_CLIENT`) to
+ * `*role_out` and the owner's pid (this process's own for an owner) to `*owner_pid_out` (may
+ * be NULL). A client that took the store over after its owner went away is an owner from then
+ * on. `MQLITE_CLOSED` after close.
+ */
+mqlite_status mqlite_store_role(const mqlite_store *store,
+                                uint32_t *role_out,
+                                uint32_t *owner_pid_out,
+                                mqlite_error **err);
+
+/**
  * Opens (and, by default, creates) the store in directory `path` (`path_len` bytes, no NUL
  * needed; any bytes but NUL) and recovers its durable state. `options` may be NULL for the
  * defaults; it is only read during the call. On success `*store_out` owns the new store.
- * Fails with `MQLITE_LOCKED` (naming the owner's pid) if another opener holds it, or
- * `MQLITE_CORRUPT` naming the file and offset of damage that is not a torn tail.
+ * If another process owns the store, this one becomes its client (same API, see
+ * `mqlite_store_role`), unless `mqlite_store_options_set_open_as` forbids it: then
+ * `MQLITE_LOCKED` naming the owner's pid. `MQLITE_CORRUPT` names the file and offset of damage
+ * that is not a torn tail.
  */
 mqlite_status mqlite_store_open(const char *path,
                                 size_t path_len,

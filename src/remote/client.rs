@@ -946,8 +946,14 @@ fn resend(p: &Pending, consumers: &HashMap<u64, u64>, now: Instant, moved: &[u32
                 })
             }
         }
+        // In flight when the owner went away: it may or may not have been made durable.
         Request::Settle { .. } | Request::AckBatch { .. } | Request::SettleOnDrop { .. } => {
-            OnResend::Fail(delivery_lost())
+            OnResend::Fail(Error::new(
+                ErrorKind::DeliveryLost,
+                "the store's owner process went away while this settle was in flight: if it was \
+                 made durable first, the delivery is settled; otherwise the message comes back \
+                 with its delivery count incremented",
+            ))
         }
         Request::IsSettled { .. } => OnResend::Resend(p.req.clone()).map_settled(),
         Request::Purge { .. } => OnResend::Fail(lost("a purge")),

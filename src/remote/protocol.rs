@@ -26,6 +26,9 @@ use crate::message::{Message, MessageId};
 use crate::options::{AckMode, QueueOptions};
 use crate::queue::ReplayFilter;
 
+/// The journal format version the hello carries (the owner's format is the store's).
+pub use crate::journal::format::VERSION as FORMAT_VERSION;
+
 /// The protocol version; a peer of another version is refused at the hello.
 pub const PROTOCOL_VERSION: u32 = 1;
 /// Magic of the hello and welcome.

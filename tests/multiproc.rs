@@ -1,0 +1,394 @@
+//! Several processes, one store: a client of an owner in another process; a client's death
+//! (SIGKILL) returns its deliveries; the owner's death makes a client take over; the owner's
+//! socket under attack (garbage, huge lengths, another protocol version).
+//!
+//! The test binary re-executes itself as the other process (`mp_child`, active only when
+//! `MQLITE_MP_CHILD` is set); the child reports over its stdout pipe.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use mqlite::*;
+
+const NOW: Option<Duration> = Some(Duration::ZERO);
+
+/// The other process: `owner` (opens as owner, serves until stdin closes or it is killed) or
+/// `client` (opens as client, takes 3 deliveries of `q` without settling them, opens a
+/// transaction that acks one, then waits to be killed).
+#[test]
+fn mp_child() {
+    let Ok(arg) = std::env::var("MQLITE_MP_CHILD") else {
+        return;
+    };
+    let (what, dir) = arg.split_once(',').expect("what,dir");
+    let mut out = std::io::stdout().lock();
+    let mut say = |line: &str| {
+        // "@@": libtest may print "test mp_child ... " on the same line first.
+        out.write_all(format!("@@{line}\n").as_bytes()).unwrap();
+        out.flush().unwrap();
+    };
+    match what {
+        "owner" => {
+            let s = Store::open(
+                dir,
+                StoreOptions {
+                    open_as: OpenAs::Owner,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+            say("R");
+            let mut rest = Vec::new();
+            let _ = std::io::stdin().read_to_end(&mut rest);
+            s.close().unwrap();
+        }
+        "client" => {
+            let s = Store::open(
+                dir,
+                StoreOptions {
+                    open_as: OpenAs::Client,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+            assert_eq!(s.role(), Role::Client);
+            let q = s.queue("q").unwrap();
+            let held = q.receive_batch(3, NOW).unwrap();
+            assert_eq!(held.len(), 3);
+            let mut t = s.transaction();
+            t.send(&q, "never committed").unwrap();
+            say("R");
+            std::thread::sleep(Duration::from_secs(600));
+            drop((held, t));
+        }
+        _ => panic!("unknown child {what}"),
+    }
+}
+
+fn spawn(what: &str, dir: &std::path::Path) -> (Child, BufReader<std::process::ChildStdout>) {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "mp_child", "--nocapture", "--test-threads=1"])
+        .env("MQLITE_MP_CHILD", format!("{what},{}", dir.display()))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(
+            out.read_line(&mut line).unwrap() > 0,
+            "the child died early"
+        );
+        if line.trim_end().ends_with("@@R") {
+            return (child, out);
+        }
+    }
+}
+
+fn kill(mut c: Child) {
+    c.kill().unwrap();
+    c.wait().unwrap();
+}
+
+fn client_opts() -> StoreOptions {
+    StoreOptions {
+        open_as: OpenAs::Client,
+        connect_timeout: Duration::from_secs(10),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_client_of_an_owner_in_another_process_has_the_whole_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let (owner, _out) = spawn("owner", dir.path());
+    let s = Store::open(dir.path(), client_opts()).unwrap();
+    assert_eq!(s.role(), Role::Client);
+    assert_eq!(s.owner_pid(), owner.id());
+    // Refusing to be a client: `Locked` naming the owner.
+    let e = Store::open(
+        dir.path(),
+        StoreOptions {
+            open_as: OpenAs::Owner,
+            ..Default::default()
+        },
+    )
+    .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Locked);
+    assert!(e.message().contains(&owner.id().to_string()), "{e}");
+
+    let q = s
+        .queue_with(
+            "q",
+            QueueOptions {
+                redelivery: Some(RedeliveryPolicy {
+                    initial_redelivery_delay: Duration::ZERO,
+                    redelivery_delay: Duration::ZERO,
+                    max_redeliveries: 1,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let a = q.send("a").unwrap();
+    let ids = q.send_batch(["b", "c", "d"].map(Message::from)).unwrap();
+    assert_eq!(ids.len(), 3);
+    let (tx, rx) = std::sync::mpsc::channel();
+    q.send_async("e", move |r| tx.send(r.map(|id| id.0)).unwrap())
+        .unwrap();
+    let e_id = rx.recv_timeout(Duration::from_secs(10)).unwrap().unwrap();
+    assert!(e_id > ids[2].0);
+    assert!(
+        rx.recv_timeout(Duration::from_millis(100)).is_err(),
+        "callback fired twice"
+    );
+    assert_eq!(q.stats().unwrap().depth, 5);
+
+    let d = q.receive(NOW).unwrap().unwrap();
+    assert_eq!((d.id(), d.body()), (a, &b"a"[..]));
+    d.ack().unwrap();
+    let d = q.receive(NOW).unwrap().unwrap();
+    d.nack("try again").unwrap();
+    let d = q.receive(Some(Duration::from_secs(5))).unwrap().unwrap();
+    assert_eq!(d.body(), b"b");
+    assert_eq!(d.delivery_count(), 2, "its second delivery");
+    d.nack("again").unwrap(); // the second failure: dead-lettered (max_redeliveries 1)
+    let d = q.receive(NOW).unwrap().unwrap();
+    d.reject("poison").unwrap();
+    let dlq = s.queue("DLQ").unwrap();
+    assert_eq!(dlq.stats().unwrap().depth, 2);
+    assert_eq!(q.browse(10).unwrap().len(), 2);
+
+    // A transaction from the client: a send and an ack, atomically.
+    let d = q.receive(NOW).unwrap().unwrap();
+    let mut t = s.transaction();
+    t.ack(d).unwrap();
+    t.send(&q, "f").unwrap();
+    t.commit().unwrap();
+    let rest: Vec<_> = q.receive_batch(10, NOW).unwrap();
+    let bodies: Vec<_> = rest.iter().map(|d| d.body().to_vec()).collect();
+    assert_eq!(bodies, vec![b"e".to_vec(), b"f".to_vec()]);
+    q.ack_batch(rest).unwrap();
+    assert_eq!(q.stats().unwrap().depth, 0);
+
+    // A receive waiting in the client is woken by a send of another process (here: another
+    // client of the same owner), not by polling.
+    let q2 = q.clone();
+    let t = std::thread::spawn(move || q2.receive(Some(Duration::from_secs(30))).unwrap());
+    std::thread::sleep(Duration::from_millis(50)); // let it block (not a timer wait)
+    let other = Store::open(dir.path(), client_opts()).unwrap();
+    other.queue("q").unwrap().send("wake").unwrap();
+    let d = t.join().unwrap().unwrap();
+    assert_eq!(d.body(), b"wake");
+    d.ack().unwrap();
+    drop(other);
+    s.close().unwrap();
+    kill(owner);
+}
+
+#[test]
+fn a_killed_client_returns_its_deliveries_as_failed_and_its_transaction_is_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(
+        dir.path(),
+        StoreOptions {
+            redelivery: common::durable::no_delay_policy(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(s.role(), Role::Owner);
+    let q = s.queue("q").unwrap();
+    q.send_batch(["1", "2", "3", "4"].map(Message::from))
+        .unwrap();
+    let (client, _out) = spawn("client", dir.path());
+    let st = q.stats().unwrap();
+    assert_eq!((st.depth, st.in_flight), (1, 3), "{st:?}");
+    kill(client);
+    // The owner notices the closed connection and returns the 3 deliveries, each counted as
+    // a failed delivery (delivered now for the second time); the transaction's send was never
+    // stored.
+    let mut back = Vec::new();
+    for _ in 0..100 {
+        back.extend(
+            q.receive_batch(10, Some(Duration::from_millis(100)))
+                .unwrap(),
+        );
+        if back.len() == 4 {
+            break;
+        }
+    }
+    let mut counts: Vec<_> = back
+        .iter()
+        .map(|d| (d.body().to_vec(), d.delivery_count()))
+        .collect();
+    counts.sort();
+    assert_eq!(
+        counts,
+        vec![
+            (b"1".to_vec(), 2),
+            (b"2".to_vec(), 2),
+            (b"3".to_vec(), 2),
+            (b"4".to_vec(), 1)
+        ]
+    );
+    q.ack_batch(back).unwrap();
+    assert_eq!(q.stats().unwrap().in_flight, 0);
+}
+
+#[test]
+fn when_the_owner_is_killed_a_client_takes_over_and_nothing_is_lost_or_doubled() {
+    let dir = tempfile::tempdir().unwrap();
+    let (owner, _out) = spawn("owner", dir.path());
+    let s = Store::open(
+        dir.path(),
+        StoreOptions {
+            connect_timeout: Duration::from_secs(10),
+            // Used once this process owns the store: recovery's failed deliveries come back
+            // at once.
+            redelivery: common::durable::no_delay_policy(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(s.role(), Role::Client);
+    let q = s.queue("q").unwrap();
+    for i in 0..20 {
+        q.send(format!("m{i}")).unwrap();
+    }
+    let held = q.receive(NOW).unwrap().unwrap();
+    assert_eq!(held.body(), b"m0");
+    kill(owner);
+    // The next call finds the owner gone: this process takes the lock, recovers and serves.
+    for i in 20..40 {
+        q.send(format!("m{i}")).unwrap();
+    }
+    assert_eq!(s.role(), Role::Owner);
+    // The delivery handed out by the dead owner can no longer be settled ...
+    assert_eq!(held.ack().unwrap_err().kind(), ErrorKind::DeliveryLost);
+    // ... and comes back through recovery, its delivery count incremented.
+    let all = q.receive_batch(100, NOW).unwrap();
+    let bodies: Vec<String> = all
+        .iter()
+        .map(|d| String::from_utf8(d.body().to_vec()).unwrap())
+        .collect();
+    let want: Vec<String> = (0..40).map(|i| format!("m{i}")).collect();
+    assert_eq!(bodies, want, "a send was lost or doubled");
+    assert_eq!(
+        all[0].delivery_count(),
+        2,
+        "the old owner's delivery counted as failed"
+    );
+    q.ack_batch(all).unwrap();
+    // A client of the new owner (this process) works.
+    let c = Store::open(dir.path(), client_opts()).unwrap();
+    assert_eq!(c.owner_pid(), std::process::id());
+    c.queue("q").unwrap().send("after").unwrap();
+    assert_eq!(q.receive(NOW).unwrap().unwrap().body(), b"after");
+}
+
+/// Connects to the owner's socket by hand.
+fn raw(dir: &std::path::Path) -> UnixStream {
+    UnixStream::connect(dir.join("owner.sock")).unwrap()
+}
+
+fn hello(dir: &std::path::Path, protocol: u32) -> Vec<u8> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(dir).unwrap();
+    remote::protocol::Hello {
+        protocol,
+        format: remote::protocol::FORMAT_VERSION,
+        pid: std::process::id(),
+        dir: (m.dev(), m.ino()),
+    }
+    .encode()
+    .to_vec()
+}
+
+#[test]
+fn the_owner_survives_garbage_huge_lengths_and_other_versions() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    let q = s.queue("q").unwrap();
+    let c = Store::open(dir.path(), client_opts()).unwrap();
+    let cq = c.queue("q").unwrap();
+
+    // Not mqlite at all: refused with a welcome that says so, then closed.
+    let mut g = raw(dir.path());
+    g.write_all(&[0xAB; 64]).unwrap();
+    let w = remote::protocol::Welcome::read(&mut g).unwrap();
+    assert!(w.refusal.is_some());
+    // Another protocol version: a clear error naming both.
+    let mut v = raw(dir.path());
+    v.write_all(&hello(dir.path(), 999)).unwrap();
+    let w = remote::protocol::Welcome::read(&mut v).unwrap();
+    let (_, text) = w.refusal.unwrap();
+    assert!(text.contains("999"), "{text}");
+    // A frame announcing 4 GiB, then nothing: the connection is dropped, nothing allocated.
+    let mut h = raw(dir.path());
+    h.write_all(&hello(dir.path(), remote::protocol::PROTOCOL_VERSION))
+        .unwrap();
+    assert!(remote::protocol::Welcome::read(&mut h)
+        .unwrap()
+        .refusal
+        .is_none());
+    h.write_all(&u32::MAX.to_le_bytes()).unwrap();
+    let mut rest = Vec::new();
+    let _ = h.read_to_end(&mut rest);
+    // A well-framed payload that does not decode: dropped.
+    let mut b = raw(dir.path());
+    b.write_all(&hello(dir.path(), remote::protocol::PROTOCOL_VERSION))
+        .unwrap();
+    remote::protocol::Welcome::read(&mut b).unwrap();
+    b.write_all(&8u32.to_le_bytes()).unwrap();
+    b.write_all(&[0xFF; 8]).unwrap();
+    let _ = b.read_to_end(&mut rest);
+    // A client that sends and never reads: its window bounds what the owner holds for it.
+    let mut lazy = raw(dir.path());
+    lazy.write_all(&hello(dir.path(), remote::protocol::PROTOCOL_VERSION))
+        .unwrap();
+    remote::protocol::Welcome::read(&mut lazy).unwrap();
+    lazy.set_nonblocking(true).unwrap();
+    let mut frame = Vec::new();
+    remote::protocol::put_frame(&mut frame, &(1u64, remote::protocol::Request::QueueNames))
+        .unwrap();
+    let mut written = 0usize;
+    for _ in 0..200_000 {
+        match lazy.write(&frame) {
+            Ok(n) => written += n,
+            Err(_) => break,
+        }
+    }
+    assert!(
+        written < 200_000 * frame.len(),
+        "the owner kept reading from a client that never reads its answers"
+    );
+
+    // The others keep working.
+    cq.send("still here").unwrap();
+    assert_eq!(q.receive(NOW).unwrap().unwrap().body(), b"still here");
+    drop(lazy);
+}
+
+#[test]
+fn protocol_decoder_fuzz_short() {
+    // The decoder never panics on arbitrary bytes (tests/fuzz has the long-running target).
+    let mut rng = common::fault::Rng::new(7);
+    let mut buf = vec![0u8; 512];
+    for i in 0..20_000 {
+        let n = (rng.below(512) as usize).max(1);
+        rng.fill(&mut buf[..n]);
+        if i % 3 == 0 {
+            let len = rng.below(600) as u32;
+            buf[..4].copy_from_slice(&len.to_le_bytes());
+        }
+        remote::protocol::fuzz_decode(&buf[..n]);
+    }
+}
