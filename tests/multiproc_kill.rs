@@ -54,8 +54,13 @@ fn t16_worker() {
         move |line: String| {
             let mut o = out.lock().unwrap();
             // One write per line (below PIPE_BUF: atomic), flushed before going on.
-            // "@@": libtest may print "test t16_worker ... " on the same line first.
-            o.write_all(format!("@@{line}\n").as_bytes()).unwrap();
+            // "@@": libtest may print "test t16_worker ... " on the same line first. The time
+            // (the system clock, shared by the workers) orders reports across pipes.
+            let t = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos();
+            o.write_all(format!("@@{t} {line}\n").as_bytes()).unwrap();
             o.flush().unwrap();
         }
     };
@@ -68,7 +73,13 @@ fn t16_worker() {
         n += 1;
         format!("{prefix}.{n}")
     };
+    let mut role = store.role();
     loop {
+        // A takeover (this client became the owner) is reported as another "R owner".
+        if store.role() != role {
+            role = store.role();
+            say(format!("R {}", role.as_str()));
+        }
         match rng.below(10) {
             0..=2 => {
                 let t = tag();
@@ -173,6 +184,9 @@ struct Log {
     delivered: BTreeSet<String>,
     /// Deliveries after an ack of the same tag returned.
     redelivered_after_ack: Vec<String>,
+    /// When each tag's ack returned, and when each delivery was handed over (ns).
+    acked_at: BTreeMap<String, u128>,
+    delivered_at: Vec<(String, u128)>,
     /// Every id a tag was seen under (a send stored twice has two).
     ids: BTreeMap<String, BTreeSet<u64>>,
     /// Workers that reported "R", by role.
@@ -180,13 +194,20 @@ struct Log {
     /// Prefixes of workers killed.
     killed: BTreeSet<String>,
     lines: u64,
+    /// Every reported line per tag, with the worker that reported it (for failure messages).
+    history: BTreeMap<String, Vec<String>>,
 }
 
 impl Log {
-    fn take(&mut self, line: &str) {
+    fn take(&mut self, worker: &str, line: &str) {
         self.lines += 1;
         let mut it = line.split(' ');
+        let at: u128 = it.next().and_then(|t| t.parse().ok()).unwrap_or(0);
         let (k, tag) = (it.next().unwrap_or(""), it.next().unwrap_or(""));
+        self.history
+            .entry(tag.to_string())
+            .or_default()
+            .push(format!("{worker}: {line}"));
         let id = it.next().and_then(|s| s.parse::<u64>().ok());
         match k {
             "R" => *self.roles.entry(tag.to_string()).or_default() += 1,
@@ -200,9 +221,7 @@ impl Log {
             }
             "G" => {
                 self.delivered.insert(tag.to_string());
-                if self.acked.contains(tag) {
-                    self.redelivered_after_ack.push(tag.to_string());
-                }
+                self.delivered_at.push((tag.to_string(), at));
                 self.ids
                     .entry(tag.to_string())
                     .or_default()
@@ -210,6 +229,7 @@ impl Log {
             }
             "K" => {
                 self.acked.insert(tag.to_string());
+                self.acked_at.insert(tag.to_string(), at);
             }
             _ => {}
         }
@@ -233,7 +253,7 @@ fn t16_multi_process_kill_loop() {
         let until = Instant::now() + wait;
         while let Some(left) = until.checked_duration_since(Instant::now()) {
             match rx.recv_timeout(left) {
-                Ok((_, line)) => log.take(&line),
+                Ok((w, line)) => log.take(&w, &line),
                 Err(_) => break,
             }
         }
@@ -254,8 +274,8 @@ fn t16_multi_process_kill_loop() {
         w.child.wait().unwrap();
     }
     drop(tx);
-    while let Ok((_, line)) = rx.recv_timeout(Duration::from_secs(2)) {
-        log.take(&line);
+    while let Ok((w, line)) = rx.recv_timeout(Duration::from_secs(2)) {
+        log.take(&w, &line);
     }
     assert!(
         log.roles.get("owner").copied().unwrap_or(0) > kills / 10,
@@ -268,6 +288,13 @@ fn t16_multi_process_kill_loop() {
         log.lines
     );
 
+    // A delivery after the ack of the same message returned (by the time of the reports: the
+    // pipes of different workers are read in no particular order).
+    for (t, at) in &log.delivered_at {
+        if log.acked_at.get(t).is_some_and(|k| k < at) {
+            log.redelivered_after_ack.push(t.clone());
+        }
+    }
     // What is left in the store.
     let s = Store::open(
         dir.path(),
@@ -300,8 +327,11 @@ fn t16_multi_process_kill_loop() {
     assert!(lost.is_empty(), "acknowledged sends lost: {lost:?}");
     assert!(
         log.redelivered_after_ack.is_empty(),
-        "delivered again after their ack returned: {:?}",
+        "delivered again after their ack returned: {:?}; the first one's reports: {:?}",
+        log.redelivered_after_ack,
         log.redelivered_after_ack
+            .first()
+            .and_then(|t| log.history.get(t))
     );
     let doubled: Vec<_> = log.ids.iter().filter(|(_, ids)| ids.len() > 1).collect();
     assert!(doubled.is_empty(), "sends stored twice: {doubled:?}");

@@ -112,6 +112,9 @@ enum Done {
 struct Slot {
     r: Mutex<Option<Result<Response>>>,
     cv: Condvar,
+    /// The connection whose owner answered (deliveries carry it: only that owner can settle
+    /// them, and the current connection may already be a later one when the caller wakes).
+    epoch: AtomicU64,
 }
 
 impl Slot {
@@ -263,9 +266,21 @@ impl Client {
         consumer: u64,
         deadline: Option<Instant>,
     ) -> Result<Response> {
+        self.call_answered_by(req, consumer, deadline)
+            .map(|(r, _)| r)
+    }
+
+    /// A call, and the connection whose owner answered it.
+    fn call_answered_by(
+        &self,
+        req: Request,
+        consumer: u64,
+        deadline: Option<Instant>,
+    ) -> Result<(Response, u64)> {
         let slot = Arc::new(Slot::default());
         self.submit(req, consumer, deadline, Done::Wait(slot.clone()), None)?;
-        slot.wait()?.into_result()
+        let r = slot.wait()?.into_result()?;
+        Ok((r, slot.epoch.load(Ordering::SeqCst)))
     }
 
     /// Queues a request and writes it if connected (else the reconnection writes it).
@@ -444,10 +459,11 @@ impl Client {
             max,
             timeout_ms: timeout.map(|t| t.as_millis().min(u64::MAX as u128) as u64),
         };
-        let r = self.call_with(req, consumer, deadline)?;
-        // The answer may come from a later connection than the one asked (a resend).
+        // The answer may come from a later connection than the one asked (a resend); the
+        // deliveries carry the one that answered.
         let _ = epoch;
-        Ok((self.epoch(), r))
+        let (r, answered) = self.call_answered_by(req, consumer, deadline)?;
+        Ok((answered, r))
     }
 
     /// Opens a consumer; returns this client's id for it.
@@ -826,10 +842,12 @@ impl Inner {
         let mut buf = Vec::new();
         loop {
             if let Some(s) = stream.take() {
+                // The connection just installed: its answers carry its number.
+                let epoch = lock(&self.st).epoch;
                 let mut r = BufReader::with_capacity(64 << 10, s);
                 while let Ok(true) = read_frame(&mut r, &mut buf) {
                     match decode::<ResponseFrame>(&buf) {
-                        Ok((id, more, resp)) => self.on_answer(id, more, resp),
+                        Ok((id, more, resp)) => self.on_answer(id, more, resp, epoch),
                         Err(_) => break,
                     }
                 }
@@ -863,7 +881,7 @@ impl Inner {
         }
     }
 
-    fn on_answer(&self, id: u64, more: bool, resp: Response) {
+    fn on_answer(&self, id: u64, more: bool, resp: Response, epoch: u64) {
         let mut st = lock(&self.st);
         let Some(p) = st.pending.get_mut(&id) else {
             return;
@@ -884,6 +902,9 @@ impl Inner {
         };
         self.uncount(&mut st, &p);
         drop(st);
+        if let Done::Wait(slot) = &p.done {
+            slot.epoch.store(epoch, Ordering::SeqCst);
+        }
         self.complete(p, Ok(resp));
     }
 
