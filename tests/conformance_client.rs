@@ -3,6 +3,10 @@
 //! suites are the same files as their in-process runs; `common::client_role()` sees this
 //! binary's name and makes `Env::open` hand out clients (see `tests/common/mod.rs`).
 
+// Each suite declares `mod common;` as it does in its own test binary: the helpers are compiled
+// once per suite here, unchanged.
+#![allow(clippy::duplicate_mod)]
+
 #[path = "core.rs"]
 mod core_suite;
 #[path = "groups_txn.rs"]

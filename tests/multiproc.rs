@@ -69,6 +69,8 @@ fn mp_child() {
     }
 }
 
+// The child is returned to the caller, which kills and waits for it (`kill`).
+#[allow(clippy::zombie_processes)]
 fn spawn(what: &str, dir: &std::path::Path) -> (Child, BufReader<std::process::ChildStdout>) {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "mp_child", "--nocapture", "--test-threads=1"])

@@ -157,7 +157,7 @@ fn delivery_lost() -> Error {
 
 /// How a pending request fares when the connection is replaced.
 enum OnResend {
-    Resend(Request),
+    Resend(Box<Request>),
     Fail(Error),
 }
 
@@ -241,11 +241,6 @@ impl Client {
     /// The pid of the owner it is connected to.
     pub(crate) fn owner_pid(&self) -> u32 {
         lock(&self.inner.st).owner_pid
-    }
-
-    /// The current connection's number: deliveries carry it as their origin.
-    pub(crate) fn epoch(&self) -> u64 {
-        lock(&self.inner.st).epoch
     }
 
     fn check_fork(&self) -> Result<()> {
@@ -768,7 +763,7 @@ impl Inner {
             };
             match on {
                 OnResend::Resend(req) => {
-                    p.req = req;
+                    p.req = *req;
                     let w = &mut *w;
                     w.buf.clear();
                     if put_frame(&mut w.buf, &(id, &p.req)).is_ok() {
@@ -835,10 +830,7 @@ impl Inner {
 
     /// The reader thread: completes requests; reconnects when the connection breaks.
     fn read_loop(self: &Arc<Self>, first: UnixStream) {
-        let mut stream = match self.install(first) {
-            Ok(s) => Some(s),
-            Err(_) => None,
-        };
+        let mut stream = self.install(first).ok();
         let mut buf = Vec::new();
         loop {
             if let Some(s) = stream.take() {
@@ -948,23 +940,23 @@ fn resend(p: &Pending, consumers: &HashMap<u64, u64>, now: Instant, moved: &[u32
             };
             match consumer {
                 None => OnResend::Fail(Error::closed()),
-                Some(consumer) => OnResend::Resend(Request::Receive {
+                Some(consumer) => OnResend::Resend(Box::new(Request::Receive {
                     queue: *queue,
                     consumer,
                     max: *max,
                     timeout_ms: p
                         .deadline
                         .map(|d| d.saturating_duration_since(now).as_millis() as u64),
-                }),
+                })),
             }
         }
         Request::Commit { sends, acks } if !acks.is_empty() => {
             if sends.is_empty() {
                 OnResend::Fail(delivery_lost())
             } else {
-                OnResend::Resend(Request::CommitProbe {
+                OnResend::Resend(Box::new(Request::CommitProbe {
                     sends: sends.clone(),
-                })
+                }))
             }
         }
         // In flight when the owner went away: it may or may not have been made durable.
@@ -976,7 +968,7 @@ fn resend(p: &Pending, consumers: &HashMap<u64, u64>, now: Instant, moved: &[u32
                  with its delivery count incremented",
             ))
         }
-        Request::IsSettled { .. } => OnResend::Resend(p.req.clone()).map_settled(),
+        Request::IsSettled { .. } => OnResend::Resend(Box::new(p.req.clone())).map_settled(),
         Request::Purge { .. } => OnResend::Fail(lost("a purge")),
         Request::Replay { .. } => OnResend::Fail(lost("a replay")),
         Request::Transfer { .. } => OnResend::Fail(lost("a move or copy")),
@@ -998,7 +990,7 @@ fn resend(p: &Pending, consumers: &HashMap<u64, u64>, now: Instant, moved: &[u32
         | Request::Compact
         | Request::Flush
         | Request::DiskBytes
-        | Request::Check => OnResend::Resend(p.req.clone()),
+        | Request::Check => OnResend::Resend(Box::new(p.req.clone())),
     }
 }
 

@@ -415,9 +415,7 @@ pub fn read_frame(r: &mut impl Read, buf: &mut Vec<u8>) -> io::Result<bool> {
         let want = (len - buf.len()).min(STEP);
         let at = buf.len();
         buf.resize(at + want, 0);
-        if let Err(e) = r.read_exact(&mut buf[at..]) {
-            return Err(e);
-        }
+        r.read_exact(&mut buf[at..])?;
     }
     Ok(true)
 }
@@ -488,7 +486,7 @@ pub fn fuzz_decode(data: &[u8]) -> usize {
         n += Hello::decode(h).is_some() as usize;
     }
     n += Welcome::read(&mut &data[..]).is_ok() as usize;
-    let mut r = &data[..];
+    let mut r = data;
     let mut buf = Vec::new();
     while let Ok(true) = read_frame(&mut r, &mut buf) {
         n += decode::<RequestFrame>(&buf).is_ok() as usize;
