@@ -111,6 +111,8 @@ pub fn segments(dir: &Path) -> Result<Vec<SegmentInfo>> {
 /// Errors (about the scan, not the journal — damage is reported in [`VerifyReport::problems`]):
 /// `NotFound` if `dir` does not exist, `Locked` (naming the owner's pid) if another opener holds
 /// the store, `Io` if a file cannot be read.
+// Long (≈90 lines): one pass over the segments that reports every problem and goes on; each
+// check is a few lines and splitting them would scatter the scan's cursor state.
 pub fn verify(dir: &Path) -> Result<VerifyReport> {
     let _lock = lock_read_only(dir)?;
     let numbers = segment_numbers(dir)?;
