@@ -17,10 +17,11 @@ use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::Path;
 
-use super::format::*;
-use super::recovery::{data_end, next_valid};
-use super::{parse_segment_name, segment_name, TornTail};
+use crate::engine::record::{kind, Cursor};
 use crate::error::{Error, ErrorKind, Result};
+use crate::journal::format::*;
+use crate::journal::recovery::{data_end, next_valid};
+use crate::journal::{parse_segment_name, segment_name, TornTail};
 
 /// One journal segment file, as its header describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
