@@ -1387,9 +1387,11 @@ mqlite_status mqlite_queue_receive_batch(const mqlite_queue *queue,
                                          mqlite_error **err);
 
 /**
- * Acks `count` deliveries of this queue with one journal record and one wait. All are checked
- * first (none NULL, none settled, all from this queue); then all are settled. The handles stay
- * the caller's to free.
+ * Acks `count` deliveries of this queue with one journal record and one wait. The handles are
+ * checked first (none NULL, none settled by its handle, all from this queue): if one fails,
+ * nothing is settled. A delivery that is no longer in flight under its tag (its ack timeout
+ * passed, it was redelivered) cannot be acked: the others are, and the call returns
+ * `MQLITE_ALREADY_SETTLED` naming it. The handles stay the caller's to free.
  */
 mqlite_status mqlite_queue_ack_batch(const mqlite_queue *queue,
                                      mqlite_delivery *const *deliveries,

@@ -207,7 +207,7 @@ impl Queue {
     pub fn ack_batch(&self, mut deliveries: Vec<Delivery>) -> Result<()> {
         if let Some(d) = deliveries.iter().find(|d| !d.queue.same(self)) {
             return Err(Error::invalid(format!(
-                "{} is not from queue {:?}",
+                "{} is not a delivery of queue {:?} of this store",
                 d.id(),
                 self.name()
             )));

@@ -217,7 +217,11 @@ impl Engine {
         timeout: Option<Duration>,
     ) -> Result<Vec<Received>> {
         if n == 0 {
-            return Ok(Vec::new());
+            // Refused in every face alike: a batch of none is a caller's bug, and waiting for
+            // "the first of none" would never end.
+            return Err(Error::invalid(
+                "a receive batch of 0 messages: ask for at least 1",
+            ));
         }
         let shared = &self.shared;
         let deadline = timeout.map(|t| Instant::now().checked_add(t));

@@ -8,7 +8,6 @@ use super::callbacks::Callback;
 use super::queue::{DedupEntry, Entry, ENTRY_REPEATS, MEM_SEG};
 use super::record::{put_send, SendHeader, SEND_OVERHEAD};
 use super::{Engine, Guard, QueueId, State};
-use crate::defaults::MAX_PRIORITY;
 use crate::error::{Error, ErrorKind, Result};
 use crate::message::{Message, MessageId};
 use crate::options::OverflowPolicy;
@@ -23,13 +22,7 @@ impl State {
                 self.max_body
             )));
         }
-        if msg.priority > MAX_PRIORITY {
-            return Err(Error::invalid(format!(
-                "priority {} is out of range 0–{MAX_PRIORITY}",
-                msg.priority
-            )));
-        }
-        Ok(())
+        crate::options::check_priority(msg.priority)
     }
 
     /// Appends a message to queue `qid`. Returns its id and whether it was a dedup hit.

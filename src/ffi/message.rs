@@ -227,9 +227,7 @@ pub extern "C" fn mqlite_message_set_priority(
     err: *mut *mut mqlite_error,
 ) -> mqlite_status {
     set(message, err, |m| {
-        if priority > 9 {
-            return Err(Failure::invalid(format!("priority {priority} is above 9")));
-        }
+        crate::options::check_priority(priority)?;
         rebuild(m, |x| x.priority(priority));
         Ok(())
     })

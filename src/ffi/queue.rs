@@ -270,9 +270,11 @@ pub extern "C" fn mqlite_queue_receive_batch(
     })
 }
 
-/// Acks `count` deliveries of this queue with one journal record and one wait. All are checked
-/// first (none NULL, none settled, all from this queue); then all are settled. The handles stay
-/// the caller's to free.
+/// Acks `count` deliveries of this queue with one journal record and one wait. The handles are
+/// checked first (none NULL, none settled by its handle, all from this queue): if one fails,
+/// nothing is settled. A delivery that is no longer in flight under its tag (its ack timeout
+/// passed, it was redelivered) cannot be acked: the others are, and the call returns
+/// `MQLITE_ALREADY_SETTLED` naming it. The handles stay the caller's to free.
 #[no_mangle]
 pub extern "C" fn mqlite_queue_ack_batch(
     queue: *const mqlite_queue,
@@ -308,7 +310,7 @@ pub extern "C" fn mqlite_queue_ack_batch(
                 }
                 Some(x) if !x.queue().same(q) => {
                     return Err(Failure::invalid(format!(
-                        "deliveries[{i}] is not from queue {:?}",
+                        "deliveries[{i}] is not a delivery of queue {:?} of this store",
                         q.name()
                     )))
                 }

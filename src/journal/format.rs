@@ -12,8 +12,9 @@
 //! All integers are little-endian.
 //!
 //! ## Segment
-//! A segment is preallocated (`fallocate`) to its full size when created, so an append followed
-//! by `fdatasync` does not have to update the file size. It starts with a 64-byte header:
+//! A segment is preallocated (`fallocate`) ahead of the tail in 4 MiB steps (`GROW_BYTES` in
+//! `src/journal/mod.rs`), up to `segment_bytes`, so an append followed by `fdatasync` rarely has to update
+//! the file size. It starts with a 64-byte header:
 //!
 //! | offset | size | field |
 //! |---|---|---|

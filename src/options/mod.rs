@@ -303,6 +303,16 @@ pub struct ConsumerOptions {
     pub ack_mode: AckMode,
 }
 
+/// Validates a message priority: 0–9, as JMS's JMSPriority (higher is delivered first).
+pub(crate) fn check_priority(priority: u8) -> Result<()> {
+    if priority > MAX_PRIORITY {
+        return Err(Error::invalid(format!(
+            "priority {priority} is out of range 0–{MAX_PRIORITY}"
+        )));
+    }
+    Ok(())
+}
+
 /// Validates a queue name: 1–255 bytes of UTF-8 without control characters (names never
 /// become paths, so anything else is allowed).
 pub(crate) fn check_name(name: &str) -> Result<()> {

@@ -182,8 +182,12 @@ pub(crate) fn message(body_obj: &Bound<'_, PyAny>, h: Headers<'_, '_>) -> PyResu
     }
     if let Some(p) = h.priority {
         // The core rejects 10..=255 with its own message; below that range u8 cannot hold it.
-        let p =
-            u8::try_from(p).map_err(|_| invalid(format!("priority {p} is out of range 0–9")))?;
+        let p = u8::try_from(p).map_err(|_| {
+            invalid(format!(
+                "priority {p} is out of range 0–{}",
+                mqlite::MAX_PRIORITY
+            ))
+        })?;
         m = m.priority(p);
     }
     if let Some(t) = opt_duration(h.ttl, "ttl")? {
