@@ -132,7 +132,12 @@ fn a_receive_batch_of_zero_is_refused() {
     let e = c.receive_batch(0, None).expect_err("0 was accepted");
     assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
     // Nothing was taken: the message is still there for a real receive.
-    assert_eq!(q.receive_batch(1, Some(std::time::Duration::ZERO)).unwrap().len(), 1);
+    assert_eq!(
+        q.receive_batch(1, Some(std::time::Duration::ZERO))
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 /// Priorities are checked once, in the core, with the one limit.
@@ -146,5 +151,6 @@ fn priority_above_the_maximum_is_refused() {
         .expect_err("priority 10 accepted");
     assert_eq!(e.kind(), ErrorKind::InvalidArgument);
     assert!(e.to_string().contains("0–9"), "{e}");
-    q.send(Message::new(&b"x"[..]).priority(MAX_PRIORITY)).unwrap();
+    q.send(Message::new(&b"x"[..]).priority(MAX_PRIORITY))
+        .unwrap();
 }
