@@ -166,6 +166,8 @@ impl Engine {
     /// Moves (or copies) waiting messages of queue `q` to `filter.to`, lowest ids first, each
     /// keeping every header, all in one TXN record. A message consumed while its record was
     /// read is not moved (nor copied).
+    // Long (≈100 lines): pick under the lock, read with it released, then re-check and append
+    // under it again; the three phases share one guard's hand-offs and read best in sequence.
     pub(crate) fn transfer(&self, q: QueueId, filter: &TransferFilter) -> Result<TransferReport> {
         check_name(&filter.to)?;
         let shared = &self.shared;

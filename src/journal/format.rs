@@ -59,10 +59,3 @@
 //! (The code of this layout is in `src/journal/frame.rs`; its items are re-exported here.)
 
 pub use super::frame::*;
-
-// The record schema is the engine's (`crate::record`); these names stay here for source
-// compatibility with code written against `mqlite::journal::format`.
-#[doc(hidden)]
-pub use crate::engine::record::{
-    bincode_config, get_bincode, kind, put_bincode, Cursor, SendHeader, MAX_META, SEND_HEADER,
-};

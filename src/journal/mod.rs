@@ -17,10 +17,9 @@
 pub mod format;
 pub(crate) mod frame;
 mod reader;
-mod recovery;
+pub(crate) mod recovery;
 #[cfg(test)]
 mod test;
-pub mod verify;
 mod writer;
 
 use std::collections::BTreeMap;

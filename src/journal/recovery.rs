@@ -84,7 +84,7 @@ fn load_into(j: &Journal, n: u64, mut buf: Vec<u8>) -> Result<Seg> {
 }
 
 /// Offset just past the last non-zero byte of `b`.
-pub(super) fn data_end(b: &[u8]) -> usize {
+pub(crate) fn data_end(b: &[u8]) -> usize {
     // Skip zero words 8 bytes at a time: the unused tail of a segment is long.
     let mut end = b.len();
     while end >= 8 && b[end - 8..end] == [0u8; 8] {
@@ -98,7 +98,7 @@ pub(super) fn data_end(b: &[u8]) -> usize {
 }
 
 /// The first valid frame at or after `from` in `b` (every byte offset is tried).
-pub(super) fn next_valid(b: &[u8], from: usize) -> Option<(usize, FrameHeader)> {
+pub(crate) fn next_valid(b: &[u8], from: usize) -> Option<(usize, FrameHeader)> {
     let magic = FRAME_MAGIC.to_le_bytes();
     let mut k = from;
     while k + FRAME_HEADER <= b.len() {

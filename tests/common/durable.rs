@@ -622,6 +622,7 @@ pub fn reopen_and_verify(
 /// A listing of the frames and records of every segment of `fs` (for failure reports).
 pub fn dump(fs: &FaultFs) -> String {
     use mqlite::journal::format::*;
+    use mqlite::record::*;
     let mut out = String::new();
     for name in fs.names() {
         let Some(b) = fs.read(&name) else { continue };
