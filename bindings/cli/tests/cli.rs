@@ -108,8 +108,11 @@ fn bridge_runs_the_bridge_program_beside_it_or_says_it_is_missing() {
     // With a stand-in bridge beside it: its arguments and exit status pass through.
     let seen = c.path().join("args");
     let fake = bin.join("mqlite-bridge");
-    std::fs::write(&fake, format!("#!/bin/sh\necho \"$@\" > '{}'\nexit 3\n", s(&seen)))
-        .expect("write stand-in");
+    std::fs::write(
+        &fake,
+        format!("#!/bin/sh\necho \"$@\" > '{}'\nexit 3\n", s(&seen)),
+    )
+    .expect("write stand-in");
     std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     let out = run_in("/usr/bin:/bin");
     assert_eq!(out.status.code(), Some(3), "{:?}", out);
