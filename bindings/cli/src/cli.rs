@@ -162,6 +162,29 @@ frames were lost. Asks first when there is damage (--yes off a terminal); --dry-
         /// The shell
         shell: clap_complete::Shell,
     },
+
+    /// Run store-and-forward bridges to NATS JetStream or RabbitMQ until SIGINT or SIGTERM
+    #[command(
+        long_about = "Run the routes of a bridge configuration file (TOML) until SIGINT or SIGTERM: \
+outbound routes forward a queue's messages to NATS JetStream or RabbitMQ (acked locally only after \
+the broker confirmed), inbound routes store a broker's messages durably (deduplicated) before \
+acking the broker. The fields are documented in bindings/bridge/bridge.example.toml and the \
+README's \"Beyond one machine\" section.
+
+The bridge is its own program, `mqlite-bridge` (crate bindings/bridge), so that this command does \
+not carry the broker clients: `mqlite bridge ARGS` runs `mqlite-bridge ARGS`, found beside this \
+program or else on PATH (`cargo install --path bindings/bridge` installs it). Its exit status is \
+the bridge's.",
+        after_help = "Example:\n  mqlite bridge --config bindings/bridge/bridge.example.toml"
+    )]
+    Bridge(BridgeArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BridgeArgs {
+    /// The configuration file (TOML): brokers, routes, queue options
+    #[arg(long, short)]
+    pub config: PathBuf,
 }
 
 #[derive(Args, Debug)]

@@ -34,6 +34,7 @@ const COMMANDS: &[&[&str]] = &[
     &["repair"],
     &["compact"],
     &["completions"],
+    &["bridge"],
 ];
 
 #[test]
@@ -77,6 +78,46 @@ fn completions_are_generated_for_each_shell() {
             assert!(out.contains(word), "{shell} completion lacks {word}");
         }
     }
+}
+
+/// `mqlite bridge` runs the `mqlite-bridge` program found beside it, with the configuration
+/// file, and exits with its status; without that program it says which program is missing.
+#[test]
+fn bridge_runs_the_bridge_program_beside_it_or_says_it_is_missing() {
+    use std::os::unix::fs::PermissionsExt;
+    let c = Case::new();
+    let bin = c.path().join("bin");
+    std::fs::create_dir(&bin).expect("bin dir");
+    let mqlite = bin.join("mqlite");
+    std::fs::copy(env!("CARGO_BIN_EXE_mqlite"), &mqlite).expect("copy mqlite");
+    let run_in = |path_var: &str| {
+        std::process::Command::new(&mqlite)
+            .args(["bridge", "--config", "routes.toml"])
+            .env("PATH", path_var)
+            .output()
+            .expect("run mqlite bridge")
+    };
+
+    // Alone, with an empty PATH: one line naming the missing program, status 1.
+    let out = run_in("");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("mqlite-bridge"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+
+    // With a stand-in bridge beside it: its arguments and exit status pass through.
+    let seen = c.path().join("args");
+    let fake = bin.join("mqlite-bridge");
+    std::fs::write(
+        &fake,
+        format!("#!/bin/sh\necho \"$@\" > '{}'\nexit 3\n", s(&seen)),
+    )
+    .expect("write stand-in");
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let out = run_in("/usr/bin:/bin");
+    assert_eq!(out.status.code(), Some(3), "{:?}", out);
+    let args = std::fs::read_to_string(&seen).expect("the stand-in ran");
+    assert_eq!(args.trim(), "--config=routes.toml");
 }
 
 #[test]
