@@ -54,6 +54,7 @@ mod queue;
 mod queue_dedup;
 pub mod selector;
 mod store;
+mod topic;
 mod txn;
 // The C ABI (libmqlite.so / .a, include/mqlite.h).
 #[cfg(feature = "capi")]
@@ -85,4 +86,5 @@ pub use options::{
 pub use policy::RedeliveryPolicy;
 pub use queue::{Queue, QueueStats, ReplayFilter};
 pub use store::Store;
+pub use topic::{Subscription, SubscriptionInfo, SubscriptionOptions, Topic, TopicStats};
 pub use txn::Transaction;

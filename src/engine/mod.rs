@@ -7,7 +7,7 @@
 //!            ▼
 //!  Engine ── state.rs (State: queues, consumers, the pending batch) ── queue.rs (ordering)
 //!            │ send.rs · deliver.rs · settle.rs · timers.rs · txn.rs · replay.rs · admin.rs ·
-//!            │ inspect.rs (operators' requests)
+//!            │ inspect.rs (operators' requests) · topic.rs (publish, subscriptions)
 //!            │ records appended to the pending batch under the state lock (record.rs)
 //!            ▼
 //!  commit.rs (group commit: one write + one fdatasync) ── compact.rs ── journal ── io (Vfs)
@@ -54,6 +54,7 @@ mod send;
 mod settle;
 mod state;
 mod timers;
+mod topic;
 mod txn;
 
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -72,6 +73,9 @@ pub(crate) use commit::Io;
 pub use inspect::{CompactReport, MessageState, StoredMessage, TransferFilter, TransferReport};
 pub(crate) use rebuild::Rebuild;
 pub use replay::ReplayFilter;
+pub(crate) use send::Dest;
+pub(crate) use topic::{queue_name as topic_queue_name, SUBSCRIPTION_PREFIX};
+pub use topic::{SubscriptionInfo, SubscriptionOptions, TopicStats};
 pub(crate) use state::State;
 
 /// A queue, by its id in the store.

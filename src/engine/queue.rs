@@ -32,6 +32,17 @@ pub(crate) struct Entry {
     pub group: u32,
     pub priority: u8,
     pub flags: u8,
+    /// How many queues hold a reference to its record (1; n for a message published to n
+    /// subscriptions): each accounts for `len / refs` live journal bytes, so a body stored once
+    /// is counted once.
+    pub refs: u16,
+}
+
+impl Entry {
+    /// The journal bytes this reference keeps live.
+    pub fn live_bytes(&self) -> u64 {
+        self.len as u64 / self.refs.max(1) as u64
+    }
 }
 
 /// A message handed to a consumer and not yet settled, or held by the engine on its way out
@@ -459,6 +470,7 @@ mod tests {
             group: 0,
             priority,
             flags: 0,
+            refs: 1,
         }
     }
 

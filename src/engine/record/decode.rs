@@ -31,7 +31,9 @@ impl<'a> SendRec<'a> {
         if self.meta.is_empty() {
             Some(Meta::default())
         } else {
-            get_bincode(self.meta)
+            // A meta of format version 1 lacks the trailing topic: read it compatibly.
+            get_bincode::<Meta>(self.meta)
+                .or_else(|| get_bincode::<crate::message::MetaV1>(self.meta).map(Meta::from))
         }
     }
     /// Whether the meta holds a dedup key.
@@ -79,6 +81,41 @@ impl Iterator for Counts<'_> {
         self.0 = rest;
         Some((u64::from_le_bytes(*id), u32::from_le_bytes(*count)))
     }
+}
+
+/// The queue ids of a PUBLISH record, decoded as iterated.
+#[derive(Debug, Clone, Copy)]
+pub struct Qids<'a>(&'a [u8]);
+
+impl Iterator for Qids<'_> {
+    type Item = u32;
+    fn next(&mut self) -> Option<u32> {
+        let (head, rest) = self.0.split_first_chunk::<4>()?;
+        self.0 = rest;
+        Some(u32::from_le_bytes(*head))
+    }
+}
+
+impl Qids<'_> {
+    /// How many references the record holds.
+    pub fn count(&self) -> usize {
+        self.0.len() / 4
+    }
+}
+
+/// A SUBSCRIBE record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subscribe<'a> {
+    /// The subscription's queue.
+    pub qid: u32,
+    /// [`sub_flag`](super::sub_flag) bits.
+    pub flags: u8,
+    /// The subscription's name.
+    pub name: &'a str,
+    /// Its topic pattern.
+    pub pattern: &'a str,
+    /// Its selector text (empty: every message).
+    pub selector: &'a str,
 }
 
 /// A decoded record. Decoding checks every length, so iterating what it holds cannot fail.
@@ -149,6 +186,20 @@ pub enum Record<'a> {
     Pad,
     /// TXN: the records inside, framed as in a frame payload.
     Txn(&'a [u8]),
+    /// PUBLISH.
+    Publish {
+        /// The subscriptions' queues, one reference each.
+        qids: Qids<'a>,
+        /// The message (its header's `qid` is [`NO_QUEUE`](super::NO_QUEUE)).
+        send: SendRec<'a>,
+    },
+    /// SUBSCRIBE.
+    Subscribe(Subscribe<'a>),
+    /// UNSUBSCRIBE.
+    Unsubscribe {
+        /// The subscription's queue.
+        qid: u32,
+    },
     /// GROUP.
     Group {
         /// Queue id.
@@ -270,19 +321,49 @@ pub fn decode(k: u8, body: &[u8]) -> std::result::Result<Record<'_>, DecodeError
                 key: c.rest_str()?,
             })
         })(),
+        kind::PUBLISH => (|| {
+            let n = c.u32()? as usize;
+            let qids = Qids(c.take(n.checked_mul(4)?)?);
+            Some(Record::Publish {
+                qids,
+                send: SendRec::get(c)?,
+            })
+        })(),
+        kind::SUBSCRIBE => (|| {
+            let qid = c.u32()?;
+            let flags = c.u8()?;
+            let mut text = || {
+                let n = u16::from_le_bytes(c.take(2)?.try_into().ok()?) as usize;
+                std::str::from_utf8(c.take(n)?).ok()
+            };
+            let name = text()?;
+            let pattern = text()?;
+            Some(Record::Subscribe(Subscribe {
+                qid,
+                flags,
+                name,
+                pattern,
+                selector: c.rest_str()?,
+            }))
+        })(),
+        kind::UNSUBSCRIBE => (|| {
+            let qid = c.u32()?;
+            (c.pos == c.b.len()).then_some(Record::Unsubscribe { qid })
+        })(),
         _ => return Err(DecodeError::UnknownKind(k)),
     };
     r.ok_or(DecodeError::Malformed)
 }
 
-/// The SEND body inside a whole stored record (kind, length and all) of kind SEND, DEAD or
-/// RELOCATE: what the index points at for every message.
+/// The SEND body inside a whole stored record (kind, length and all) of kind SEND, DEAD,
+/// RELOCATE or PUBLISH: what the index points at for every message.
 pub(crate) fn send_in_record(rec: &[u8]) -> Option<SendRec<'_>> {
     let k = *rec.get(4)?;
     match decode(k, rec.get(RECORD_HEADER..)?).ok()? {
-        Record::Send(s) | Record::Dead { send: s, .. } | Record::Relocate { send: s, .. } => {
-            Some(s)
-        }
+        Record::Send(s)
+        | Record::Dead { send: s, .. }
+        | Record::Relocate { send: s, .. }
+        | Record::Publish { send: s, .. } => Some(s),
         _ => None,
     }
 }
