@@ -19,11 +19,11 @@
 //! let orders = store.topic("orders.eu.created").unwrap();
 //! orders.publish(Message::new("big").property("amount", 150i64).property("region", "eu")).unwrap();
 //! orders.publish(Message::new("small").property("amount", 5i64).property("region", "eu")).unwrap();
-//! let d = billing.receive(std::time::Duration::ZERO).unwrap().expect("the big order");
+//! let d = billing.receive(Some(std::time::Duration::ZERO)).unwrap().expect("the big order");
 //! assert_eq!(d.message().body(), b"big");
 //! assert_eq!(d.message().topic(), Some("orders.eu.created"));
 //! d.ack().unwrap();
-//! assert!(billing.receive(std::time::Duration::ZERO).unwrap().is_none());
+//! assert!(billing.receive(Some(std::time::Duration::ZERO)).unwrap().is_none());
 //! ```
 
 use std::future::Future;

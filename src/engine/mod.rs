@@ -74,9 +74,9 @@ pub use inspect::{CompactReport, MessageState, StoredMessage, TransferFilter, Tr
 pub(crate) use rebuild::Rebuild;
 pub use replay::ReplayFilter;
 pub(crate) use send::Dest;
+pub(crate) use state::State;
 pub(crate) use topic::{queue_name as topic_queue_name, SUBSCRIPTION_PREFIX};
 pub use topic::{SubscriptionInfo, SubscriptionOptions, TopicStats};
-pub(crate) use state::State;
 
 /// A queue, by its id in the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

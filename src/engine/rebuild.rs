@@ -59,7 +59,7 @@ impl Rebuild {
             }
             Record::Send(s) => self.message(seg, off, len, s, None, 1)?,
             Record::Publish { qids, mut send } => {
-                let refs = qids.count().min(u16::MAX as usize) as u16;
+                let refs = qids.len().min(u16::MAX as usize) as u16;
                 for qid in qids {
                     send.h.qid = qid;
                     self.message(seg, off, len, send, None, refs)?;

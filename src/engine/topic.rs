@@ -24,7 +24,9 @@ use super::{Engine, QueueId, State};
 use crate::error::{Error, ErrorKind, Result};
 use crate::message::{Message, MessageId};
 use crate::options::{check_name_as, Durability, QueueOptions, Resolved, StoreOptions};
-use crate::selector::{check_topic_name, check_topic_pattern, Selector, SelectorInput, TopicMatcher};
+use crate::selector::{
+    check_topic_name, check_topic_pattern, Selector, SelectorInput, TopicMatcher,
+};
 use crate::Value;
 
 /// The prefix of a subscription's queue name: `$sub.billing` is subscription `billing`'s queue.
@@ -224,7 +226,10 @@ impl State {
     /// back; non-durable ones and the slots of ended ones become free slots.
     pub fn restore_subscriptions(&mut self, recs: BTreeMap<u32, SubRecord>) -> Result<()> {
         for qid in 0..self.queues.len() as u32 {
-            if !self.queues[qid as usize].name.starts_with(SUBSCRIPTION_PREFIX) {
+            if !self.queues[qid as usize]
+                .name
+                .starts_with(SUBSCRIPTION_PREFIX)
+            {
                 continue;
             }
             match recs.get(&qid) {
@@ -324,7 +329,11 @@ impl State {
                     "subscription {name:?} is in use by {} subscriber(s){}; JMS allows a second \
                      subscriber only on a shared subscription with the same pattern and selector",
                     s.handles,
-                    if same { "" } else { " with another pattern or selector" }
+                    if same {
+                        ""
+                    } else {
+                        " with another pattern or selector"
+                    }
                 )));
             }
             if same {
@@ -525,7 +534,14 @@ impl State {
             });
         }
         let start = self.pending.buf.len();
-        let len = put_publish(&mut self.pending.buf, durable, topic, h, &msg.meta, &msg.body)?;
+        let len = put_publish(
+            &mut self.pending.buf,
+            durable,
+            topic,
+            h,
+            &msg.meta,
+            &msg.body,
+        )?;
         let refs = durable.len().min(u16::MAX as usize) as u16;
         for &qid in durable.iter() {
             let mut entry = self.entry_for(qid, msg, h.id, h.expires_at, len, refs);

@@ -160,7 +160,11 @@ impl Store {
         options: crate::SubscriptionOptions,
     ) -> Result<crate::Subscription> {
         let (id, name) = self.engine.subscribe(pattern, &options)?;
-        let queue = Queue::new(self.engine.clone(), id, &crate::engine::topic_queue_name(&name));
+        let queue = Queue::new(
+            self.engine.clone(),
+            id,
+            &crate::engine::topic_queue_name(&name),
+        );
         Ok(crate::Subscription::new(queue, name))
     }
 

@@ -83,23 +83,45 @@ impl Iterator for Counts<'_> {
     }
 }
 
-/// The queue ids of a PUBLISH record, decoded as iterated.
+/// The queue ids of a PUBLISH record (LEB128), decoded as iterated; decoding the record
+/// checked them all.
 #[derive(Debug, Clone, Copy)]
-pub struct Qids<'a>(&'a [u8]);
+pub struct Qids<'a> {
+    b: &'a [u8],
+    n: usize,
+}
+
+/// One LEB128 u32 from the front of `b`: the value and the bytes it took.
+fn leb128(b: &[u8]) -> Option<(u32, usize)> {
+    let mut v: u32 = 0;
+    for (i, &x) in b.iter().enumerate().take(5) {
+        v |= u32::from(x & 0x7f).checked_shl(7 * i as u32)?;
+        if x & 0x80 == 0 {
+            return Some((v, i + 1));
+        }
+    }
+    None
+}
 
 impl Iterator for Qids<'_> {
     type Item = u32;
     fn next(&mut self) -> Option<u32> {
-        let (head, rest) = self.0.split_first_chunk::<4>()?;
-        self.0 = rest;
-        Some(u32::from_le_bytes(*head))
+        let (v, used) = leb128(self.b)?;
+        self.b = &self.b[used..];
+        self.n -= 1;
+        Some(v)
     }
 }
 
 impl Qids<'_> {
-    /// How many references the record holds.
-    pub fn count(&self) -> usize {
-        self.0.len() / 4
+    /// How many references are left (all of them before iterating).
+    pub fn len(&self) -> usize {
+        self.n
+    }
+
+    /// Whether none is left.
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
     }
 }
 
@@ -323,7 +345,15 @@ pub fn decode(k: u8, body: &[u8]) -> std::result::Result<Record<'_>, DecodeError
         })(),
         kind::PUBLISH => (|| {
             let n = c.u32()? as usize;
-            let qids = Qids(c.take(n.checked_mul(4)?)?);
+            let start = c.pos;
+            for _ in 0..n {
+                let (_, used) = leb128(&c.b[c.pos..])?;
+                c.pos += used;
+            }
+            let qids = Qids {
+                b: &c.b[start..c.pos],
+                n,
+            };
             Some(Record::Publish {
                 qids,
                 send: SendRec::get(c)?,

@@ -22,7 +22,7 @@
 //! | 10 | PAD | ignored (written by repair over a damaged range) |
 //! | 11 | TXN | whole records back to back, applied all or nothing: a transaction commit, or a delivery that schedules a repeat |
 //! | 12 | GROUP | `qid u32` · `parked u8` (1 parked, 0 unparked) · group key |
-//! | 13 | PUBLISH | `n u32` · n × `qid u32` · a SEND body (header `qid` [`NO_QUEUE`]): one message published to a topic, stored once, with a reference in each of the n subscriptions' queues (all of them or none: one record) |
+//! | 13 | PUBLISH | `n u32` · n × `qid` (LEB128, 1–5 bytes) · a SEND body (header `qid` [`NO_QUEUE`]): one message published to a topic, stored once, with a reference in each of the n subscriptions' queues (all of them or none: one record) |
 //! | 14 | SUBSCRIBE | `qid u32` · `flags u8` ([`sub_flag`]) · `name_len u16` · subscription name · `pattern_len u16` · pattern · selector (rest): declares queue `qid` as a subscription (it is the queue's declaration; a later SUBSCRIBE of the same `qid` replaces it) |
 //! | 15 | UNSUBSCRIBE | `qid u32`: the subscription ends, and every message it held with it |
 //!
