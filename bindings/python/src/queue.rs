@@ -24,6 +24,9 @@ const SLICE: Duration = Duration::from_millis(50);
 pub(crate) struct Queue {
     q: mqlite::Queue,
     store: Py<Store>,
+    /// The subscriber's handle when this queue is a subscription: dropping the Python object
+    /// detaches it (a non-durable subscription then ends).
+    sub: Option<mqlite::Subscription>,
 }
 
 pub(crate) fn stats_dict<'py>(py: Python<'py>, s: &QueueStats) -> PyResult<Bound<'py, PyDict>> {
@@ -49,7 +52,20 @@ pub(crate) fn stats_dict<'py>(py: Python<'py>, s: &QueueStats) -> PyResult<Bound
 
 impl Queue {
     pub(crate) fn new(q: mqlite::Queue, store: Py<Store>) -> Queue {
-        Queue { q, store }
+        Queue {
+            q,
+            store,
+            sub: None,
+        }
+    }
+
+    /// A subscription, with the receiving API of a queue.
+    pub(crate) fn of_subscription(s: mqlite::Subscription, store: Py<Store>) -> Queue {
+        Queue {
+            q: s.queue().clone(),
+            store,
+            sub: Some(s),
+        }
     }
 
     pub(crate) fn core(&self) -> &mqlite::Queue {
@@ -103,7 +119,7 @@ pub(crate) fn receive_sliced(
     }
 }
 
-fn future_class(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
+pub(crate) fn future_class(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
     static C: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
     C.import(py, "mqlite._future", "SendFuture")
 }
@@ -122,6 +138,13 @@ impl Queue {
     #[getter]
     fn name(&self) -> &str {
         self.q.name()
+    }
+
+    /// The subscription's name when this queue is a subscription (``store.subscribe``); None
+    /// for a plain queue. Its queue's name is ``$sub.<name>``.
+    #[getter]
+    fn subscription(&self) -> Option<&str> {
+        self.sub.as_ref().map(|s| s.subscription_name())
     }
 
     /// Sends a message and returns its id once it is durable (per the queue's durability).
