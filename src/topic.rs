@@ -67,6 +67,10 @@ impl Topic {
         &self.name
     }
 
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
     /// Publishes `msg` to every matching subscription (patterns and selectors evaluated now)
     /// and waits until it is durable in the durable ones. The body is stored once, with one
     /// reference per matching subscription, in one journal record: all of them get it or none.

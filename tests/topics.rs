@@ -677,3 +677,62 @@ fn t19_image(seed: u64, k: u64, mode: CrashMode) -> u64 {
     }
     checked
 }
+
+#[test]
+fn a_transaction_publishes_sends_and_acks_all_or_nothing() {
+    let _s = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_tmp(dir.path());
+    let sub = store.subscribe("ev.>", durable("s")).unwrap();
+    let nd = store
+        .subscribe("ev.>", SubscriptionOptions::default())
+        .unwrap();
+    let q = store
+        .queue_with(
+            "work",
+            QueueOptions {
+                redelivery: Some(no_delay_policy()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let out = store.queue("out").unwrap();
+    q.send("job").unwrap();
+    let t = store.topic("ev.done").unwrap();
+
+    let d = q.receive(NOW).unwrap().unwrap();
+    let mut tx = store.transaction();
+    tx.ack(d).unwrap();
+    tx.publish(&t, "done").unwrap();
+    tx.send(&out, "result").unwrap();
+    tx.rollback().unwrap();
+    assert!(sub.receive(NOW).unwrap().is_none() && nd.receive(NOW).unwrap().is_none());
+    assert!(out.receive(NOW).unwrap().is_none());
+
+    let d = q
+        .receive(NOW)
+        .unwrap()
+        .expect("failed by the rollback, redelivered");
+    let mut tx = store.transaction();
+    tx.ack(d).unwrap();
+    tx.publish(&t, "done").unwrap();
+    tx.send(&out, "result").unwrap();
+    let ids = tx.commit().unwrap();
+    assert_eq!(ids.len(), 2);
+    let got = sub.receive(NOW).unwrap().expect("published at commit");
+    assert_eq!((got.id(), got.message().topic()), (ids[0], Some("ev.done")));
+    got.ack().unwrap();
+    assert_eq!(bodies(&nd), ["done"]);
+    assert_eq!(bodies(&out), ["result"]);
+    assert!(q.receive(NOW).unwrap().is_none(), "acked with the commit");
+
+    // A transaction's publish is in the journal with it: it survives a reopen.
+    let mut tx = store.transaction();
+    tx.publish(&t, "kept").unwrap();
+    tx.commit().unwrap();
+    drop((sub, nd, q, out, t));
+    drop(store);
+    let store = open_tmp(dir.path());
+    let sub = store.subscribe("ev.>", durable("s")).unwrap();
+    assert_eq!(bodies(&sub), ["kept"]);
+}

@@ -131,10 +131,17 @@ pub(crate) struct Received {
     pub count: u32,
 }
 
-/// Sends and acks committed together by [`Engine::commit_txn`].
+/// Where a transaction's message goes: a queue, or a topic (published at commit).
+#[derive(Debug, Clone)]
+pub(crate) enum TxnDest {
+    Queue(QueueId),
+    Topic(Arc<str>),
+}
+
+/// Sends, publishes and acks committed together by [`Engine::commit_txn`].
 #[derive(Debug, Default)]
 pub(crate) struct TxnSpec {
-    pub sends: Vec<(QueueId, Message)>,
+    pub sends: Vec<(TxnDest, Message)>,
     pub acks: Vec<DeliveryRef>,
 }
 

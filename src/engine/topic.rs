@@ -438,14 +438,7 @@ impl State {
     /// durable subscription, a copy in every matching non-durable one. Nothing is stored when
     /// nothing matches (counted as unrouted).
     pub fn publish_to(&mut self, topic: &str, msg: &Message, now: u64) -> Result<Appended> {
-        check_topic_name(topic)?;
-        self.check_message(msg)?;
-        if msg.meta.dedup_key.is_some() || msg.meta.repeat.is_some() {
-            return Err(Error::invalid(
-                "a message published to a topic cannot carry a dedup key or scheduled repeats \
-                 (they are queue features)",
-            ));
-        }
+        self.check_publish_message(topic, msg)?;
         let (h, due) = self.new_header(msg, now);
         let input = Publishing {
             msg,
@@ -564,6 +557,28 @@ impl State {
             journaled: true,
             in_memory,
         })
+    }
+
+    /// Checks a message to publish to `topic`.
+    fn check_publish_message(&self, topic: &str, msg: &Message) -> Result<()> {
+        check_topic_name(topic)?;
+        self.check_message(msg)?;
+        if msg.meta.dedup_key.is_some() || msg.meta.repeat.is_some() {
+            return Err(Error::invalid(
+                "a message published to a topic cannot carry a dedup key or scheduled repeats \
+                 (they are queue features)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks a message to publish to `topic` (in a transaction) and returns the queues of the
+    /// subscriptions whose pattern matches it: where it may be stored at commit.
+    pub fn check_publish(&self, topic: &str, msg: &Message) -> Result<Vec<u32>> {
+        self.check_publish_message(topic, msg)?;
+        let mut v = Vec::new();
+        self.topics.matcher.for_each_match(topic, |&q| v.push(q));
+        Ok(v)
     }
 
     fn topic_stats(&self, topic: &str) -> TopicStats {
