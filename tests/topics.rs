@@ -736,3 +736,60 @@ fn a_transaction_publishes_sends_and_acks_all_or_nothing() {
     let sub = store.subscribe("ev.>", durable("s")).unwrap();
     assert_eq!(bodies(&sub), ["kept"]);
 }
+
+/// A selective queue consumer finds its matches deep in a large backlog, leaves the rest for
+/// others, and sees `JMSRedelivered` as the delivery it is about to get.
+#[test]
+fn a_selective_queue_consumer_sees_matches_deep_in_a_backlog() {
+    let _s = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_tmp(dir.path());
+    let q = store
+        .queue_with(
+            "work",
+            QueueOptions {
+                redelivery: Some(no_delay_policy()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let n = 5000;
+    q.send_batch((0..n).map(|i| {
+        Message::new(format!("m{i}"))
+            .property("kind", if i % 1000 == 999 { "rare" } else { "common" })
+    }))
+    .unwrap();
+    let rare = q
+        .consumer_with_selector(ConsumerOptions::default(), "kind = 'rare'")
+        .unwrap();
+    let got = rare.receive_batch(10, NOW).unwrap();
+    let bodies: Vec<&[u8]> = got.iter().map(|d| d.message().body()).collect();
+    assert_eq!(
+        bodies,
+        [&b"m999"[..], b"m1999", b"m2999", b"m3999", b"m4999"]
+    );
+    // A failed one comes back to the selective consumer, redelivered.
+    let mut it = got.into_iter();
+    it.next().unwrap().nack("again").unwrap();
+    for d in it {
+        d.ack().unwrap();
+    }
+    let again = rare.receive(NOW).unwrap().expect("redelivered");
+    assert_eq!(again.message().body(), b"m999");
+    assert!(again.redelivered());
+    again.ack().unwrap();
+    let redelivered = q
+        .consumer_with_selector(ConsumerOptions::default(), "JMSRedelivered")
+        .unwrap();
+    assert!(redelivered.receive(NOW).unwrap().is_none());
+    // The others stayed, in order, for a plain receive.
+    assert_eq!(q.stats().unwrap().depth, (n - 5) as u64);
+    let first = q.receive(NOW).unwrap().unwrap();
+    assert_eq!(first.message().body(), b"m0");
+    first.release().unwrap();
+    let e = q
+        .consumer_with_selector(ConsumerOptions::default(), "kind == 'x'")
+        .err()
+        .expect("a bad selector is refused");
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+}

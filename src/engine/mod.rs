@@ -50,6 +50,7 @@ mod read;
 mod rebuild;
 pub mod record;
 mod replay;
+mod select;
 mod send;
 mod settle;
 mod state;

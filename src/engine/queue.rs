@@ -217,6 +217,32 @@ impl QueueState {
         Some(e)
     }
 
+    /// Takes waiting (ready, not delayed) message `id` if it may be delivered now, as
+    /// [`QueueState::pop_next`] would (its group's bookkeeping included).
+    pub fn take_waiting(&mut self, id: u64, priority: u8) -> Option<Entry> {
+        if self.delayed_due.contains_key(&id) {
+            return None;
+        }
+        let e = match self.retry.get(&(Reverse(priority), id)) {
+            Some(e) => *e,
+            None => {
+                let dq = &self.ready[priority as usize];
+                *dq.get(dq.binary_search_by_key(&id, |e| e.id).ok()?)?
+            }
+        };
+        if !self.eligible(&e) {
+            return None;
+        }
+        let e = self.remove_waiting(id, priority)?;
+        if let Some(g) = self.group_mut(&e) {
+            if !g.parked {
+                g.inflight = Some(e.id);
+                g.blocked_by = None;
+            }
+        }
+        Some(e)
+    }
+
     fn pop_eligible(&mut self) -> Option<Entry> {
         for p in (0..10u8).rev() {
             let mut found = None;
