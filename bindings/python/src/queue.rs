@@ -472,8 +472,15 @@ impl Queue {
     /// own, the default), ``"cumulative"`` (acking a message acks every earlier one this consumer
     /// received, like CLIENT_ACKNOWLEDGE) or ``"auto"`` (acked on hand-over: at-most-once).
     /// Closing it (or dropping it) returns its unsettled messages to the queue as failures.
-    #[pyo3(signature = (ack_mode = "explicit"))]
-    fn consumer(&self, ack_mode: &str) -> PyResult<crate::consumer::Consumer> {
+    /// With ``selector`` (a JMS message selector) it receives only the messages the selector
+    /// selects, wherever they sit in the queue; the others stay for other consumers. Raises
+    /// InvalidArgument naming the position of a selector that does not parse.
+    #[pyo3(signature = (ack_mode = "explicit", *, selector = None))]
+    fn consumer(
+        &self,
+        ack_mode: &str,
+        selector: Option<&str>,
+    ) -> PyResult<crate::consumer::Consumer> {
         self.check()?;
         let mode = match ack_mode {
             "explicit" => mqlite::AckMode::Explicit,
@@ -486,8 +493,13 @@ impl Queue {
             }
         };
         let store = Python::attach(|py| self.store.clone_ref(py));
+        let options = mqlite::ConsumerOptions { ack_mode: mode };
+        let c = match selector {
+            None => self.q.consumer(options),
+            Some(s) => mq(self.q.consumer_with_selector(options, s))?,
+        };
         Ok(crate::consumer::Consumer::new(
-            self.q.consumer(mqlite::ConsumerOptions { ack_mode: mode }),
+            c,
             store,
             mode == mqlite::AckMode::Auto,
         ))

@@ -141,3 +141,16 @@ def test_per_subscription_dead_letters_name_topic_and_subscription(store: mqlite
     assert len(dead) == 1 and dead[0].topic == "pay.card"
     info = dead[0].dead_letter
     assert info is not None and info.subscription == "strict" and info.original_queue == "$sub.strict"
+
+
+def test_selective_queue_consumer_finds_matches_deep_in_the_backlog(store: mqlite.Store) -> None:
+    q = store.queue("work")
+    q.send_batch([{"body": f"m{i}", "properties": {"kind": "rare" if i % 500 == 499 else "common"}} for i in range(2000)])
+    c = q.consumer(selector="kind = 'rare'")
+    got = c.receive_batch(10, timeout=0)
+    assert [m.body for m in got] == [b"m499", b"m999", b"m1499", b"m1999"]
+    for m in got:
+        m.ack()
+    assert q.stats()["depth"] == 1996
+    with pytest.raises(mqlite.InvalidArgument, match="at character"):
+        q.consumer(selector="kind == 'x'")
