@@ -39,6 +39,7 @@ __all__ = [
     "RedeliveryPolicy",
     "Store",
     "Timeout",
+    "Topic",
     "Transaction",
     "WouldDeadlock",
     "__version__",
