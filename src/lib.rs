@@ -54,6 +54,7 @@ mod queue;
 mod queue_dedup;
 pub mod selector;
 mod store;
+mod topic;
 mod txn;
 pub mod verify;
 // The C ABI (libmqlite.so / .a, include/mqlite.h).
@@ -85,5 +86,6 @@ pub use options::{
 pub use policy::RedeliveryPolicy;
 pub use queue::{Queue, QueueStats, ReplayFilter};
 pub use store::Store;
+pub use topic::{Subscription, SubscriptionInfo, SubscriptionOptions, Topic, TopicStats};
 pub use txn::Transaction;
 pub use verify::{verify, Problem, SegmentInfo, VerifyReport};

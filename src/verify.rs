@@ -372,7 +372,7 @@ fn check_record(k: u8, body: &[u8], whole: &[u8], top: bool) -> std::result::Res
     };
     let ok = match k {
         kind::QUEUE => c.u32().is_some() && utf8(c.rest()),
-        kind::SEND | kind::DEAD | kind::RELOCATE => {
+        kind::SEND | kind::DEAD | kind::RELOCATE | kind::PUBLISH => {
             crate::engine::record::decode_message(whole).is_some_and(|m| m.get_priority() <= 9)
         }
         kind::DELIVER => c.u32().is_some() && ids(&mut c, 12),
@@ -381,6 +381,7 @@ fn check_record(k: u8, body: &[u8], whole: &[u8], top: bool) -> std::result::Res
         kind::REQUEUE => c.take(4 + 8 + 4 + 8 + 8).is_some(),
         kind::DEDUP => c.take(4 + 8 + 8).is_some() && utf8(c.rest()),
         kind::PAD => true,
+        kind::SUBSCRIBE | kind::UNSUBSCRIBE => crate::engine::record::decode(k, body).is_ok(),
         kind::GROUP => c.u32().is_some() && c.u8().is_some() && utf8(c.rest()),
         kind::TXN if top => {
             for r in records(body) {

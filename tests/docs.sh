@@ -70,6 +70,7 @@ run "LICENSE-MIT and LICENSE-APACHE for the declared MIT OR Apache-2.0" licenses
 
 changelog() {
   local fmt entries stated
+  # The constant lives in frame.rs (format.rs specifies the format and re-exports it).
   fmt="$(sed -n 's/^pub const VERSION: u32 = \([0-9]*\);/\1/p' src/journal/frame.rs)"
   [[ -n "$fmt" ]] || { echo "no VERSION in src/journal/frame.rs"; return 1; }
   # Each "## " entry and the format version it states (or "-" when it states none).

@@ -61,7 +61,13 @@ impl Engine {
     /// The names of all queues, in creation order (also once the store is closed).
     pub(crate) fn queue_names(&self) -> Vec<String> {
         let g = self.shared.lock();
-        g.queues.iter().map(|q| q.name.clone()).collect()
+        // Subscriptions' queues (`$sub.<name>`) are listed; the slots of ended ones (no name)
+        // are not.
+        g.queues
+            .iter()
+            .filter(|q| !q.name.is_empty())
+            .map(|q| q.name.clone())
+            .collect()
     }
 
     /// Whether queue `q` keeps its messages only in memory.

@@ -384,7 +384,7 @@ impl Shared {
     }
 }
 
-/// Takes the new messages (top-level SEND records) and compaction's optional copies (RELOCATE,
+/// Takes the new messages (top-level SEND and PUBLISH records) and compaction's optional copies (RELOCATE,
 /// DEDUP) out of a batch that found the disk full, keeping every other record (declarations,
 /// deliveries, settles, dead-letter moves, transactions) with its offsets fixed up. Returns the
 /// refused sends.
@@ -396,7 +396,7 @@ fn strip_new_messages(b: &mut Batch) -> Vec<PendingSend> {
     let mut kept: Vec<(usize, usize, usize)> = Vec::new();
     for (at, k, body) in records(&old).flatten() {
         let len = RECORD_HEADER + body.len();
-        if !matches!(k, kind::SEND | kind::RELOCATE | kind::DEDUP) {
+        if !matches!(k, kind::SEND | kind::PUBLISH | kind::RELOCATE | kind::DEDUP) {
             kept.push((at, b.buf.len(), len));
             b.buf.extend_from_slice(&old[at..at + len]);
         }

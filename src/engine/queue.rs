@@ -32,6 +32,17 @@ pub(crate) struct Entry {
     pub group: u32,
     pub priority: u8,
     pub flags: u8,
+    /// How many queues hold a reference to its record (1; n for a message published to n
+    /// subscriptions): each accounts for `len / refs` live journal bytes, so a body stored once
+    /// is counted once.
+    pub refs: u16,
+}
+
+impl Entry {
+    /// The journal bytes this reference keeps live.
+    pub fn live_bytes(&self) -> u64 {
+        self.len as u64 / self.refs.max(1) as u64
+    }
 }
 
 /// A message handed to a consumer and not yet settled, or held by the engine on its way out
@@ -197,6 +208,32 @@ impl QueueState {
         } else {
             self.pop_eligible()?
         };
+        if let Some(g) = self.group_mut(&e) {
+            if !g.parked {
+                g.inflight = Some(e.id);
+                g.blocked_by = None;
+            }
+        }
+        Some(e)
+    }
+
+    /// Takes waiting (ready, not delayed) message `id` if it may be delivered now, as
+    /// [`QueueState::pop_next`] would (its group's bookkeeping included).
+    pub fn take_waiting(&mut self, id: u64, priority: u8) -> Option<Entry> {
+        if self.delayed_due.contains_key(&id) {
+            return None;
+        }
+        let e = match self.retry.get(&(Reverse(priority), id)) {
+            Some(e) => *e,
+            None => {
+                let dq = &self.ready[priority as usize];
+                *dq.get(dq.binary_search_by_key(&id, |e| e.id).ok()?)?
+            }
+        };
+        if !self.eligible(&e) {
+            return None;
+        }
+        let e = self.remove_waiting(id, priority)?;
         if let Some(g) = self.group_mut(&e) {
             if !g.parked {
                 g.inflight = Some(e.id);
@@ -459,6 +496,7 @@ mod tests {
             group: 0,
             priority,
             flags: 0,
+            refs: 1,
         }
     }
 

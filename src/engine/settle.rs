@@ -321,6 +321,7 @@ impl State {
             group,
             priority: to.priority,
             flags,
+            refs: 1,
         };
         if !d.opts.journaled() {
             let mut rec = Vec::new();

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use super::record::{txn_begin, txn_end, SEND_OVERHEAD};
-use super::{Engine, TxnSpec};
+use super::{Engine, TxnDest, TxnSpec};
 use crate::error::{Error, ErrorKind, Result};
 use crate::message::MessageId;
 
@@ -18,17 +18,30 @@ impl Engine {
         g.check()?;
         let now = shared.now();
         let mut need: HashMap<u32, (u64, u64)> = HashMap::new();
-        for (q, m) in &spec.sends {
-            g.check_message(m).map_err(|e| {
-                Error::invalid(format!(
-                    "invalid message for queue {:?} in transaction: {}",
-                    g.queues[q.0 as usize].name,
-                    e.message()
-                ))
+        for (to, m) in &spec.sends {
+            let (what, targets) = match to {
+                TxnDest::Queue(q) => {
+                    let name = &g.queues[q.0 as usize].name;
+                    (
+                        format!("queue {name:?}"),
+                        g.check_message(m).map(|()| vec![q.0]),
+                    )
+                }
+                // A publish needs room in every subscription its pattern matches (its selector
+                // is not evaluated yet: the room check is conservative).
+                TxnDest::Topic(t) => (format!("topic {t:?}"), g.check_publish(t, m)),
+            };
+            let targets = targets.map_err(|e| {
+                Error::new(
+                    e.kind(),
+                    format!("message for {what} in transaction: {}", e.message()),
+                )
             })?;
-            let n = need.entry(q.0).or_default();
-            n.0 += 1;
-            n.1 += (m.body.len() + SEND_OVERHEAD) as u64;
+            for qid in targets {
+                let n = need.entry(qid).or_default();
+                n.0 += 1;
+                n.1 += (m.body.len() + SEND_OVERHEAD) as u64;
+            }
         }
         for (&qid, &(n, b)) in &need {
             let q = &g.queues[qid as usize];
@@ -57,11 +70,19 @@ impl Engine {
         }
         let start = txn_begin(&mut g.pending.buf);
         let mut ids = vec![MessageId(0); spec.sends.len()];
-        // Journaled sends and acks inside the TXN record; memory queues after (they cannot fail).
+        // Journaled sends, publishes and acks inside the TXN record; memory queues after (they
+        // cannot fail). A publish's copies for non-durable subscriptions are made with its
+        // record: nothing after it can fail.
         for pass in [true, false] {
-            for (i, (q, m)) in spec.sends.iter().enumerate() {
-                if g.queues[q.0 as usize].opts.journaled() == pass {
-                    ids[i] = MessageId(g.send(q.0, m, now)?.0);
+            for (i, (to, m)) in spec.sends.iter().enumerate() {
+                match to {
+                    TxnDest::Queue(q) if g.queues[q.0 as usize].opts.journaled() == pass => {
+                        ids[i] = MessageId(g.send(q.0, m, now)?.0);
+                    }
+                    TxnDest::Topic(t) if pass => {
+                        ids[i] = MessageId(g.publish_to(t, m, now)?.id);
+                    }
+                    _ => {}
                 }
             }
             if pass {

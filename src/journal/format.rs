@@ -19,7 +19,7 @@
 //! | offset | size | field |
 //! |---|---|---|
 //! | 0 | 8 | magic `MQLITEJ\0` |
-//! | 8 | 4 | format version (1) |
+//! | 8 | 4 | format version (2; version-1 segments are read too) |
 //! | 12 | 4 | header length (64) |
 //! | 16 | 8 | segment number |
 //! | 24 | 8 | creation time, ms since the epoch |

@@ -316,11 +316,17 @@ pub(crate) fn check_priority(priority: u8) -> Result<()> {
 /// Validates a queue name: 1–255 bytes of UTF-8 without control characters (names never
 /// become paths, so anything else is allowed).
 pub(crate) fn check_name(name: &str) -> Result<()> {
+    check_name_as("queue name", name)
+}
+
+/// The rules every name in a store follows (queues, topics, patterns, subscriptions): 1–255
+/// bytes of UTF-8 without control characters. `what` names the kind in the error.
+pub(crate) fn check_name_as(what: &str, name: &str) -> Result<()> {
     if name.is_empty() || name.len() as u64 > MAX_NAME_BYTES {
         return Err(Error::new(
             ErrorKind::InvalidName,
             format!(
-                "queue name must be 1–{MAX_NAME_BYTES} bytes of UTF-8, got {} bytes",
+                "{what} must be 1–{MAX_NAME_BYTES} bytes of UTF-8, got {} bytes",
                 name.len()
             ),
         ));
@@ -329,7 +335,7 @@ pub(crate) fn check_name(name: &str) -> Result<()> {
         return Err(Error::new(
             ErrorKind::InvalidName,
             format!(
-                "queue name {name:?} holds the control character U+{:04X}",
+                "{what} {name:?} holds the control character U+{:04X}",
                 c as u32
             ),
         ));

@@ -136,6 +136,52 @@ impl Store {
         Ok(Queue::new(self.engine.clone(), id, name))
     }
 
+    /// A handle to topic `name` (dot-separated segments, no wildcards: `orders.eu.created`).
+    /// Publishing to it reaches every subscription whose pattern and selector match.
+    ///
+    /// Errors: `InvalidName` naming the rule broken.
+    pub fn topic(&self, name: &str) -> Result<crate::Topic> {
+        crate::Topic::new(self.engine.clone(), name)
+    }
+
+    /// Subscribes to the topics matching `pattern` (`*` one segment, `>` all remaining ones, as
+    /// ActiveMQ and NATS): creates the subscription, attaches to the existing one of the same
+    /// name (a durable subscription resumes with what it collected; a shared one gets one more
+    /// competing consumer), or, when its pattern or selector changed and nobody is attached,
+    /// replaces it and drops what it held (JMS). Durable when it returns.
+    ///
+    /// Errors: `InvalidName` for a bad pattern or subscription name; `InvalidArgument` for a
+    /// selector that does not parse (naming the character position), a durable or shared
+    /// subscription without a name, or a subscription in use by another subscriber (an
+    /// unshared one, or one with another pattern or selector).
+    pub fn subscribe(
+        &self,
+        pattern: &str,
+        options: crate::SubscriptionOptions,
+    ) -> Result<crate::Subscription> {
+        let (id, name) = self.engine.subscribe(pattern, &options)?;
+        let queue = Queue::new(
+            self.engine.clone(),
+            id,
+            &crate::engine::topic_queue_name(&name),
+        );
+        Ok(crate::Subscription::new(queue, name))
+    }
+
+    /// Ends subscription `name` and drops every message it holds (JMS `unsubscribe`); their
+    /// journal space is reclaimed as compaction goes.
+    ///
+    /// Errors: `NotFound` if there is no such subscription; `InvalidArgument` while a
+    /// subscriber is attached to it (JMS forbids deleting an active subscription).
+    pub fn unsubscribe(&self, name: &str) -> Result<()> {
+        self.engine.unsubscribe(name)
+    }
+
+    /// Every subscription, by name.
+    pub fn subscriptions(&self) -> Vec<crate::SubscriptionInfo> {
+        self.engine.subscriptions()
+    }
+
     /// The names of all queues, in creation order.
     pub fn queue_names(&self) -> Vec<String> {
         self.engine.queue_names()

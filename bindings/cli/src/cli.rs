@@ -57,7 +57,7 @@ delayed, messages, bytes) are the store's state.",
     )]
     Stats(StatsArgs),
 
-    /// Queues and dead-letter queues, with their message counts
+    /// Queues, dead-letter queues and subscriptions, with their message counts
     #[command(after_help = "Example:\n  mqlite list ./data")]
     List(StoreArg),
 
@@ -65,13 +65,13 @@ delayed, messages, bytes) are the store's state.",
     #[command(
         long_about = "Show stored messages (ready, delayed, in flight) without consuming them, in id \
 (send) order: headers, properties, and the body as UTF-8 text when it is valid UTF-8, else as hex.",
-        after_help = "Examples:\n  mqlite browse ./data orders --limit 10\n  mqlite browse ./data orders --from ID:1200 --body none\n  mqlite browse ./data orders --json"
+        after_help = "Examples:\n  mqlite browse ./data orders --limit 10\n  mqlite browse ./data orders --from ID:1200 --body none\n  mqlite browse ./data orders --json\n  mqlite browse ./data orders --selector \"amount > 100\""
     )]
     Browse(BrowseArgs),
 
     /// Send one message (body from the argument, --file, or stdin)
     #[command(
-        after_help = "Examples:\n  mqlite send ./data orders 'order #1' --property customer:int=42 --priority 7\n  mqlite send ./data orders --file order.json --ttl 10m --dedup-key order-1\n  echo hello | mqlite send ./data orders"
+        after_help = "Examples:\n  mqlite send ./data orders 'order #1' --property customer:int=42 --priority 7\n  mqlite send ./data orders --file order.json --ttl 10m --dedup-key order-1\n  echo hello | mqlite send ./data orders\n  mqlite send ./data orders.eu.created --topic 'order #2' -p amount:int=150"
     )]
     Send(SendArgs),
 
@@ -240,14 +240,20 @@ pub struct BrowseArgs {
     /// How to show bodies
     #[arg(long, value_enum, default_value_t = BodyFormat::Auto)]
     pub body: BodyFormat,
+    /// Only messages this JMS message selector selects (e.g. "amount > 100 AND region = 'eu'")
+    #[arg(long, value_name = "SELECTOR")]
+    pub selector: Option<String>,
 }
 
 #[derive(Args, Debug)]
 pub struct SendArgs {
     /// The store directory
     pub dir: PathBuf,
-    /// The queue (created if new)
+    /// The queue (created if new), or with --topic the topic
     pub queue: String,
+    /// Publish to topic QUEUE instead: every matching subscription gets the message
+    #[arg(long)]
+    pub topic: bool,
     /// The body (else --file, else stdin)
     #[arg(conflicts_with = "file")]
     pub body: Option<String>,

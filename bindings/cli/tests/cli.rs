@@ -451,7 +451,7 @@ fn stats_list_info_report_the_store() {
     assert!(ok(&["list", dir]).contains("dead letter queue"));
 
     let info = ok_json(&["info", dir]);
-    assert_eq!(info["format_version"], 1);
+    assert_eq!(info["format_version"], mqlite::journal::format::VERSION);
     assert_eq!(info["owner"]["role"], "owner");
     assert!(info["owner"]["pid"].as_u64().unwrap() > 0);
     assert_eq!(
@@ -460,12 +460,15 @@ fn stats_list_info_report_the_store() {
     );
     let segs = info["segments"].as_array().unwrap();
     assert_eq!(segs[0]["file"], "0000000000000001.seg");
-    assert_eq!(segs[0]["version"], 1);
+    assert_eq!(segs[0]["version"], mqlite::journal::format::VERSION);
     assert!(info["recovery"]["records"].as_u64().unwrap() > 0);
     assert!(info["recovery"]["torn_tail"].is_null());
     let text = ok(&["info", dir]);
     assert!(
-        text.contains("format    version 1") && text.contains("0000000000000001.seg"),
+        text.contains(&format!(
+            "format    version {}",
+            mqlite::journal::format::VERSION
+        )) && text.contains("0000000000000001.seg"),
         "{text}"
     );
 }
@@ -1209,4 +1212,82 @@ fn every_command_on_a_held_store_names_the_owner_pid() {
     assert_eq!(snapshot(d), before);
     drop(store);
     ok(&["stats", dir]);
+}
+
+#[test]
+fn topics_list_publish_and_browse_with_a_selector() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = s(tmp.path());
+    {
+        let store = open(tmp.path());
+        let _sub = store
+            .subscribe(
+                "orders.>",
+                mqlite::SubscriptionOptions {
+                    name: Some("billing".into()),
+                    durable: true,
+                    selector: Some("amount > 100".into()),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        let q = store.queue("plain").unwrap();
+        for a in [5i64, 500, 7, 900] {
+            q.send(mqlite::Message::new(format!("a{a}")).property("amount", a))
+                .unwrap();
+        }
+    }
+    let out = ok(&[
+        "send",
+        dir,
+        "orders.eu",
+        "--topic",
+        "big",
+        "-p",
+        "amount:int=150",
+    ]);
+    assert!(
+        out.contains("published") && out.contains("orders.eu"),
+        "{out}"
+    );
+    let out = ok(&[
+        "send",
+        dir,
+        "orders.eu",
+        "--topic",
+        "small",
+        "-p",
+        "amount:int=1",
+    ]);
+    assert!(out.contains("nothing was stored"), "{out}");
+    let out = ok(&["send", dir, "invoices.x", "--topic", "x"]);
+    assert!(out.contains("no subscription matched"), "{out}");
+    assert_eq!(run(&["send", dir, "orders.*", "--topic", "x"]).code, 2);
+
+    let l = ok_json(&["list", dir]);
+    let subs = l["subscriptions"].as_array().unwrap();
+    assert_eq!(subs.len(), 1);
+    assert_eq!(
+        (subs[0]["name"].as_str(), subs[0]["pattern"].as_str()),
+        (Some("billing"), Some("orders.>"))
+    );
+    assert_eq!(subs[0]["messages"], 1);
+    assert!(l["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|q| q["name"] == "$sub.billing" && q["kind"] == "subscription"));
+    assert!(ok(&["list", dir]).contains("billing"));
+    assert!(ok(&["stats", dir]).contains("$sub.billing"));
+
+    let b = ok(&["browse", dir, "plain", "--selector", "amount > 100"]);
+    assert!(b.contains("a500") && b.contains("a900"), "{b}");
+    assert!(!b.contains("a5\n") && !b.contains("a7"), "{b}");
+    let b = ok_json(&["browse", dir, "plain", "--selector", "amount > 100"]);
+    assert_eq!(b.as_array().unwrap().len(), 2);
+    assert_eq!(
+        run(&["browse", dir, "plain", "--selector", "amount >> 1"]).code,
+        2
+    );
 }

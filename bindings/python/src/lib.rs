@@ -10,6 +10,7 @@ mod errors;
 mod message;
 mod queue;
 mod store;
+mod topic;
 mod txn;
 
 use pyo3::prelude::*;
@@ -25,6 +26,7 @@ fn _mqlite(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<store::DeadLetterStrategy>()?;
     m.add_class::<store::ManualClock>()?;
     m.add_class::<queue::Queue>()?;
+    m.add_class::<topic::Topic>()?;
     m.add_class::<queue::Consume>()?;
     m.add_class::<consumer::Consumer>()?;
     m.add_class::<consumer::Listener>()?;

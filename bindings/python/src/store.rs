@@ -584,6 +584,89 @@ impl Store {
         Ok(Queue::new(q, slf.clone().unbind()))
     }
 
+    /// A topic handle: ``store.topic("orders.eu.created")`` (dot-separated segments, no
+    /// wildcards). Raises InvalidName naming the rule broken.
+    fn topic(slf: &Bound<'_, Self>, name: &str) -> PyResult<crate::topic::Topic> {
+        let this = slf.get();
+        this.check()?;
+        let t = mq(this.store.topic(name))?;
+        Ok(crate::topic::Topic::new(t, slf.clone().unbind()))
+    }
+
+    /// Subscribes to the topics matching ``pattern`` (``*`` one segment, ``>`` all remaining
+    /// ones, as ActiveMQ and NATS) and returns the subscription: a :class:`Queue` with the
+    /// whole receiving API (``receive``, ``consume``, ``consumer``, ``listen``, ``browse``,
+    /// ``stats``, acks, nack/reject/release). ``selector`` is a JMS message selector evaluated
+    /// at publish time. A durable subscription (``name`` required) keeps collecting while
+    /// nobody is attached and across restarts, until :meth:`unsubscribe`; a non-durable one
+    /// ends when its last handle is dropped. ``shared=True`` lets several handles consume it as
+    /// competing consumers (JMS 2.0). Subscribing again under a name with another pattern or
+    /// selector replaces the subscription and drops what it held (JMS). ``redelivery``,
+    /// ``dead_letter``, ``max_messages``, ``max_bytes`` and ``ack_timeout`` (seconds) are the
+    /// subscription's own, as for a queue. Raises InvalidName (pattern or name),
+    /// InvalidArgument (a selector that does not parse, naming the character position; a
+    /// durable or shared subscription without a name; a subscription in use).
+    #[pyo3(signature = (pattern, *, name = None, durable = false, shared = false, selector = None,
+        redelivery = None, dead_letter = None, max_messages = None, max_bytes = None, ack_timeout = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn subscribe(
+        slf: &Bound<'_, Self>,
+        pattern: &str,
+        name: Option<String>,
+        durable: bool,
+        shared: bool,
+        selector: Option<String>,
+        redelivery: Option<&RedeliveryPolicy>,
+        dead_letter: Option<&DeadLetterStrategy>,
+        max_messages: Option<u64>,
+        max_bytes: Option<u64>,
+        ack_timeout: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Queue> {
+        let this = slf.get();
+        this.check()?;
+        let queue = QueueOptions {
+            redelivery: redelivery.map(|r| r.to_core()).transpose()?,
+            dead_letter: dead_letter.map(|d| d.inner.clone()),
+            max_messages,
+            max_bytes,
+            ack_timeout: opt_duration(ack_timeout, "ack_timeout")?,
+            ..Default::default()
+        };
+        let o = crate::topic::options(name, durable, shared, selector, queue);
+        let store = &this.store;
+        let sub = mq(slf.py().detach(|| store.subscribe(pattern, o)))?;
+        Ok(Queue::of_subscription(sub, slf.clone().unbind()))
+    }
+
+    /// Ends subscription ``name`` and drops every message it holds (JMS ``unsubscribe``).
+    /// Raises NotFound if there is none, InvalidArgument while a subscriber is attached.
+    fn unsubscribe(&self, py: Python<'_>, name: &str) -> PyResult<()> {
+        self.check()?;
+        let store = &self.store;
+        mq(py.detach(|| store.unsubscribe(name)))
+    }
+
+    /// Every subscription: a list of dicts with ``name``, ``pattern``, ``selector``,
+    /// ``durable``, ``shared``, ``subscribers`` and ``queue`` (``$sub.<name>``).
+    fn subscriptions<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
+        self.check()?;
+        self.store
+            .subscriptions()
+            .into_iter()
+            .map(|i| {
+                let d = PyDict::new(py);
+                d.set_item("name", i.name)?;
+                d.set_item("pattern", i.pattern)?;
+                d.set_item("selector", i.selector)?;
+                d.set_item("durable", i.durable)?;
+                d.set_item("shared", i.shared)?;
+                d.set_item("subscribers", i.subscribers)?;
+                d.set_item("queue", i.queue)?;
+                Ok(d)
+            })
+            .collect()
+    }
+
     /// Begins a transaction: sends and acks across queues of this store that take effect
     /// together, as one durable record, at commit. ``with store.transaction() as tx:`` commits
     /// on a clean exit and rolls back on an exception.
