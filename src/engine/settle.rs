@@ -5,7 +5,7 @@ use super::batch::PendingSend;
 use super::queue::{Entry, InFlight, ENTRY_REPEATS, MEM_SEG};
 use super::record::{
     decode_message, put_ack, put_dead, put_group, put_remove, put_requeue, put_send, why, Requeue,
-    SendHeader,
+    SendHeader, MAX_REASON_BYTES,
 };
 use super::state::Move;
 use super::{DeliveryRef, DeliveryTag, Engine, Guard, Settle, State};
@@ -125,7 +125,7 @@ impl State {
         }
         match outcome {
             AfterFailure::Redeliver { delay_ms } => {
-                let due = now.saturating_add(delay_ms);
+                let due = self.due_after(now, delay_ms);
                 let r = Requeue {
                     qid,
                     id,
@@ -428,6 +428,16 @@ impl Engine {
     pub(crate) fn settle(&self, d: DeliveryRef, op: Settle<'_>) -> Result<()> {
         let shared = &self.shared;
         let (qid, id, tag) = (d.queue.0, d.id.0, d.tag);
+        if let Settle::Nack { reason, .. } | Settle::Reject { reason } = op {
+            // The text is stored (REQUEUE records, a dead letter's headers): its size is
+            // checked here, where the caller can still be told.
+            if reason.len() > MAX_REASON_BYTES {
+                return Err(Error::invalid(format!(
+                    "failure reason of {} bytes is over the limit of {MAX_REASON_BYTES} bytes",
+                    reason.len()
+                )));
+            }
+        }
         let mut g = shared.lock();
         g.check()?;
         let now = shared.now();
@@ -440,7 +450,7 @@ impl Engine {
             Settle::Ack => g.ack(qid, &[(id, tag)])?,
             Settle::Nack { reason, delay } => {
                 g.forget_received(d.consumer, id, tag);
-                let delay = delay.map(|t| t.as_millis().min(u64::MAX as u128) as u64);
+                let delay = delay.map(crate::clock::ms_ceil);
                 g.fail(qid, id, reason, delay, now, Some(tag), &shared.opts)?;
             }
             Settle::Reject { reason } => {

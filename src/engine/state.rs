@@ -104,6 +104,16 @@ pub(crate) fn poisoned(e: &Error) -> Error {
 }
 
 impl State {
+    /// The due time of something `delay_ms` after `now` (0: at once): never before the true
+    /// time plus the delay, whatever the clock truncated (see [`Clock::slack_ms`]).
+    pub fn due_after(&self, now: u64, delay_ms: u64) -> u64 {
+        if delay_ms == 0 {
+            return now;
+        }
+        now.saturating_add(delay_ms)
+            .saturating_add(self.clock.slack_ms())
+    }
+
     /// An empty state for a store with `opts` whose next message id is `next_id`.
     pub fn new(opts: &StoreOptions, next_id: u64, now: u64) -> State {
         State {

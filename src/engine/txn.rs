@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use super::record::{txn_begin, txn_end, SEND_OVERHEAD};
+use super::record::{txn_begin, txn_end};
 use super::{Engine, TxnSpec};
 use crate::error::{Error, ErrorKind, Result};
 use crate::message::MessageId;
@@ -28,19 +28,11 @@ impl Engine {
             })?;
             let n = need.entry(q.0).or_default();
             n.0 += 1;
-            n.1 += (m.body.len() + SEND_OVERHEAD) as u64;
+            n.1 += m.body.len() as u64;
         }
         for (&qid, &(n, b)) in &need {
             let q = &g.queues[qid as usize];
-            let over_n = q
-                .opts
-                .max_messages
-                .is_some_and(|m| q.count + q.pending_count + n > m);
-            let over_b = q
-                .opts
-                .max_bytes
-                .is_some_and(|m| q.bytes + q.pending_bytes + b > m);
-            if over_n || over_b {
+            if !q.room_for(n, b) {
                 return Err(Error::new(
                     ErrorKind::QueueFull,
                     format!("queue {:?} has no room for the transaction", q.name),

@@ -232,6 +232,19 @@ impl Journal {
         let f = self.files.get(self.tail).ok_or_else(Error::closed)?;
         f.sync_data()
             .map_err(|e| Error::io(format!("fdatasync of {}", segment_name(self.tail)), &e))?;
+        // A store whose directory was deleted while open would go on "syncing" into unlinked
+        // files: nothing written would survive. Fail (the store is poisoned) instead of acking.
+        if !f.linked().unwrap_or(true) {
+            return Err(Error::new(
+                crate::error::ErrorKind::Io,
+                format!(
+                    "the store directory {} (or its segment {}) was deleted while the store was \
+                     open: nothing written since is durable; close the store",
+                    self.dir.display(),
+                    segment_name(self.tail)
+                ),
+            ));
+        }
         self.tail_dirty = false;
         self.synced_seq = self.next_seq - 1;
         Ok(())

@@ -175,8 +175,11 @@ impl RedeliveryPolicy {
     /// The core's policy, validated by the core (so every face refuses the same values).
     fn to_core(&self) -> PyResult<mqlite::RedeliveryPolicy> {
         let d = |s: f64, what: &str| -> PyResult<Duration> {
-            Duration::try_from_secs_f64(s)
-                .map_err(|_| invalid(format!("{what} must be >= 0 seconds, not {s}")))
+            if !(s >= 0.0) {
+                return Err(invalid(format!("{what} must be >= 0 seconds, not {s}")));
+            }
+            // Too long for a Duration: saturate ("never"), as every duration in this module.
+            Ok(Duration::try_from_secs_f64(s).unwrap_or(Duration::MAX))
         };
         let p = mqlite::RedeliveryPolicy {
             max_redeliveries: self.max_redeliveries,

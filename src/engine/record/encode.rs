@@ -1,7 +1,7 @@
 //! Encoders: each appends one whole record to a batch buffer. A record that can fail to encode
 //! (a meta that bincode refuses) leaves the buffer as it was.
 
-use super::{flag, kind, put_bincode, SendHeader, IN_FLIGHT_BIT};
+use super::{flag, kind, put_bincode, SendHeader, IN_FLIGHT_BIT, MAX_META, MAX_SEND_META};
 use crate::error::Result;
 use crate::journal::frame::{put_record_header, RECORD_HEADER};
 use crate::message::Meta;
@@ -34,7 +34,13 @@ fn put_send_body(buf: &mut Vec<u8>, mut h: SendHeader, meta: &Meta, body: &[u8])
     h.meta_len = 0;
     h.put(buf);
     if *meta != Meta::default() {
-        let n = put_bincode(buf, meta)?;
+        // A message as sent keeps room for the dead-letter headers it may get later.
+        let limit = if meta.dead_letter.is_some() {
+            MAX_META
+        } else {
+            MAX_SEND_META
+        };
+        let n = put_bincode(buf, meta, limit)?;
         buf[start + 44..start + 48].copy_from_slice(&(n as u32).to_le_bytes());
     }
     buf.extend_from_slice(body);
