@@ -4,7 +4,7 @@
 //!
 //! | file | what |
 //! |---|---|
-//! | `LOCK` | the exclusive lock (`flock`), holding the owner's pid as text |
+//! | `LOCK` | the exclusive lock (a POSIX record lock, `fcntl(F_SETLK)`: never inherited by a `fork()` child), holding the owner's pid as text |
 //! | `<16 hex digits>.seg` | journal segments, numbered from 1, oldest first |
 //! | `quarantine-<seg>-<offset>.bin` | byte ranges cut out by a repair (open with `repair`) |
 //!

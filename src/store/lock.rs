@@ -5,7 +5,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
-use std::os::unix::io::{AsRawFd, RawFd};
+use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::Duration;
@@ -56,15 +56,6 @@ impl DirLock {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(self.dir.clone());
-    }
-
-    /// The descriptor holding the lock (`None` once released).
-    pub fn fd(&self) -> Option<RawFd> {
-        self.file
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-            .map(|f| f.file().as_raw_fd())
     }
 }
 

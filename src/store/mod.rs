@@ -206,17 +206,3 @@ impl Drop for Store {
         let _ = self.close();
     }
 }
-
-// ---- Accessor for the Python binding (bindings/python): fork safety. Not part of the
-// ---- store's semantics; it only exposes a file descriptor the store already holds.
-impl Store {
-    /// The file descriptor that holds the store's exclusive lock (`None` once closed).
-    ///
-    /// The lock is a POSIX record lock, which a `fork()` child does not inherit; the child
-    /// inherits the descriptor only, which the Python module closes there (the store is
-    /// unusable in a child anyway).
-    #[doc(hidden)]
-    pub fn lock_fd(&self) -> Option<std::os::unix::io::RawFd> {
-        self.lock.fd()
-    }
-}

@@ -3,7 +3,7 @@
 
 use std::mem::ManuallyDrop;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Once};
 use std::time::Duration;
 
@@ -23,22 +23,14 @@ use crate::queue::{stats_dict, Queue};
 // ---------------------------------------------------------------------------------------------
 // fork(): a child gets a copy of the parent's objects but not its threads, and possibly a lock
 // held mid-call by a thread that no longer exists. Every handle records the pid that made it
-// and refuses to work elsewhere; the child also closes the inherited lock-file descriptors so
-// the parent can close and reopen its store while children live.
+// and refuses to work elsewhere. (The store's directory lock is a POSIX record lock, which a
+// child never holds: the parent closes and reopens its store while children live.)
 
 static PID: AtomicU32 = AtomicU32::new(0);
-const LOCK_SLOTS: usize = 64;
-static LOCK_FDS: [AtomicI32; LOCK_SLOTS] = [const { AtomicI32::new(-1) }; LOCK_SLOTS];
 
 extern "C" fn after_fork_in_child() {
-    // Only async-signal-safe calls here: getpid, close, atomics.
+    // Only async-signal-safe calls here: getpid, atomics.
     PID.store(unsafe { libc::getpid() } as u32, Ordering::SeqCst);
-    for slot in &LOCK_FDS {
-        let fd = slot.swap(-1, Ordering::SeqCst);
-        if fd >= 0 {
-            unsafe { libc::close(fd) };
-        }
-    }
 }
 
 pub(crate) fn init_fork_handling() {
@@ -67,14 +59,6 @@ pub(crate) fn check_pid(opener: u32) -> PyResult<()> {
              one process at a time), e.g. open it after forking"
         ),
     ))
-}
-
-fn register_lock_fd(fd: i32) -> Option<usize> {
-    (0..LOCK_SLOTS).find(|&i| {
-        LOCK_FDS[i]
-            .compare_exchange(-1, fd, Ordering::SeqCst, Ordering::SeqCst)
-            .is_ok()
-    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -404,7 +388,6 @@ pub(crate) fn open<'py>(
     let store = mq(py.detach(move || mqlite::Store::open(&path, o)))?;
     let completer = Completer::start()
         .map_err(|e| new_err(ErrorKind::Io, format!("starting a thread: {e}")))?;
-    let lock_slot = store.lock_fd().and_then(register_lock_fd);
     let store = Bound::new(
         py,
         Store {
@@ -412,7 +395,6 @@ pub(crate) fn open<'py>(
             completer: ManuallyDrop::new(completer),
             pid: current_pid(),
             closed: AtomicBool::new(false),
-            lock_slot,
         },
     )?;
     open_stores(py)?.call_method1("add", (&store,))?;
@@ -460,7 +442,6 @@ pub(crate) struct Store {
     completer: ManuallyDrop<Arc<Completer>>,
     pid: u32,
     closed: AtomicBool,
-    lock_slot: Option<usize>,
 }
 
 impl Store {
@@ -475,9 +456,6 @@ impl Store {
     fn close_impl(&self, py: Python<'_>) -> PyResult<()> {
         if self.closed.swap(true, Ordering::SeqCst) {
             return Ok(());
-        }
-        if let Some(i) = self.lock_slot {
-            LOCK_FDS[i].store(-1, Ordering::SeqCst);
         }
         let store: &mqlite::Store = &self.store;
         let completer: &Completer = &self.completer;
