@@ -101,6 +101,12 @@ impl Delivery {
         }
     }
 
+    /// Notes that a transaction owns it now (see [`crate::Transaction::ack`]): no consumer
+    /// does any more.
+    pub(crate) fn claimed_by_transaction(&mut self) {
+        self.consumer = ConsumerId::NONE;
+    }
+
     /// Marks it settled by someone else (a committed transaction).
     pub(crate) fn mark_settled(&mut self) {
         self.settled = true;

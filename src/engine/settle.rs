@@ -201,10 +201,19 @@ impl State {
         let f = self.take_inflight(qid, id, None)?;
         let q = &mut self.queues[qid as usize];
         q.forget(&f.entry);
-        q.counters.discarded += 1;
+        // Not counted here: the caller's event (expiry, dead-lettering) is the one counter.
         self.log(qid, |b| put_remove(b, qid, code, &[id]));
         self.live_dec(&f.entry);
         Ok(())
+    }
+
+    /// Counts a message leaving `qid` for its dead-letter queue (or dropped by the discard
+    /// strategy): one event, one counter. An expired message was counted as `expired` when it
+    /// expired, so it is not counted again as dead-lettered.
+    fn count_dead_letter(&mut self, qid: u32, reason: DeadLetterReason) {
+        if reason != DeadLetterReason::Expired {
+            self.queues[qid as usize].counters.dead_lettered += 1;
+        }
     }
 
     /// Moves held message `id` of `qid` to its dead-letter queue. Its record must be read for
@@ -221,7 +230,7 @@ impl State {
         store: &StoreOptions,
     ) -> Result<()> {
         if self.dlq_for(qid, store)?.is_none() {
-            self.queues[qid as usize].counters.dead_lettered += 1;
+            self.count_dead_letter(qid, reason);
             return self.drop_inflight(qid, id, reason_code(reason));
         }
         self.moves.push(Move {
@@ -239,7 +248,7 @@ impl State {
     fn finish_dead_letter(&mut self, mv: &Move, rec: &[u8], store: &StoreOptions) -> Result<()> {
         let (qid, id, now) = (mv.qid, mv.id, mv.now);
         let Some(dlq) = self.dlq_for(qid, store)? else {
-            self.queues[qid as usize].counters.dead_lettered += 1;
+            self.count_dead_letter(qid, mv.reason);
             return self.drop_inflight(qid, id, reason_code(mv.reason));
         };
         let f = self.take_inflight(qid, id, Some(DeliveryTag(0)))?;
@@ -261,9 +270,10 @@ impl State {
             last_failure_ms: if fi.last == 0 { now } else { fi.last },
         };
         q.forget(&f.entry);
-        q.counters.dead_lettered += 1;
         let src_journaled = q.opts.journaled();
+        self.count_dead_letter(qid, mv.reason);
         self.live_dec(&f.entry);
+        let timestamp = msg.timestamp_ms();
         let mut meta = msg.meta;
         meta.dead_letter = Some(info);
         let retention = self.queues[dlq as usize].opts.retention_ms;
@@ -272,6 +282,7 @@ impl State {
             qid: dlq,
             priority: msg.priority,
             expires_at,
+            timestamp,
         };
         let from = Source {
             qid,
@@ -299,7 +310,7 @@ impl State {
             priority: to.priority,
             flags: 0,
             delivery_count: 0,
-            timestamp: now,
+            timestamp: if to.timestamp != 0 { to.timestamp } else { now },
             expires_at: to.expires_at,
             deliver_at: 0,
             meta_len: 0,
@@ -378,6 +389,8 @@ pub(crate) struct Destination {
     pub qid: u32,
     pub priority: u8,
     pub expires_at: u64,
+    /// The message's original send time, kept through dead-lettering and replay (0: now).
+    pub timestamp: u64,
 }
 
 impl Engine {

@@ -445,8 +445,18 @@ pub(crate) struct Store {
 }
 
 impl Store {
+    /// Every method of the store and of the objects made from it (queues, consumers,
+    /// transactions) starts here: `Closed` once the store is closed (as the C face's
+    /// `MQLITE_CLOSED`) or in a `fork()` child.
     pub(crate) fn check(&self) -> PyResult<()> {
-        check_pid(self.pid)
+        check_pid(self.pid)?;
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(new_err(
+                ErrorKind::Closed,
+                format!("the store at {} is closed", self.store.path().display()),
+            ));
+        }
+        Ok(())
     }
 
     pub(crate) fn completer(&self) -> &Arc<Completer> {
@@ -603,7 +613,7 @@ impl Store {
     /// Closes the store: pending sends are flushed, every future and callback completes, the
     /// lock is released. Idempotent. Later calls on its queues raise :class:`Closed`.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
-        self.check()?;
+        check_pid(self.pid)?;
         self.close_impl(py)
     }
 
