@@ -243,3 +243,36 @@ fn max_bytes_counts_body_bytes() {
     tx.commit().unwrap();
     assert_eq!(t.stats().unwrap().messages, 10);
 }
+
+/// A message whose TTL passed leaves on time, without a consumer: after a manual clock's jump
+/// (and a flush, which waits for the records) it is in the dead-letter queue with reason
+/// `expired`, counted once; a due delay is listed by browse without a receive or stats first.
+#[test]
+fn timers_run_without_a_consumer() {
+    let env = Env::new();
+    let s = env.open();
+    let q = s.queue("q").unwrap();
+    let dlq = s.queue("DLQ").unwrap();
+    q.send(Message::new("ttl").ttl(Duration::from_secs(1)))
+        .unwrap();
+    q.send(Message::new("late").delay(Duration::from_secs(1)))
+        .unwrap();
+    assert_eq!(q.browse(10).unwrap().len(), 1, "only the TTL one is ready");
+    env.clock.advance_ms(1_000);
+    s.flush().unwrap();
+    let d = dlq.receive(NOW).unwrap().expect("moved on time");
+    assert_eq!(
+        d.message().dead_letter_info().unwrap().reason,
+        DeadLetterReason::Expired
+    );
+    d.ack().unwrap();
+    let b = q.browse(10).unwrap();
+    assert_eq!(b.len(), 1, "the due delay is listed");
+    assert_eq!(b[0].body(), b"late");
+    let st = q.stats().unwrap();
+    assert_eq!(
+        (st.expired, st.dead_lettered, st.messages),
+        (1, 0, 1),
+        "{st:?}"
+    );
+}

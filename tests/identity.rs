@@ -26,7 +26,11 @@ fn a_dead_letter_keeps_its_send_time_through_the_dlq_and_back() {
     dl.release().unwrap();
     assert_eq!(dlq.replay(&ReplayFilter::default()).unwrap(), 1);
     let back = q.receive(NOW).unwrap().unwrap();
-    assert_eq!(back.message().timestamp_ms(), T0, "send time kept on replay");
+    assert_eq!(
+        back.message().timestamp_ms(),
+        T0,
+        "send time kept on replay"
+    );
     back.ack().unwrap();
 }
 
@@ -49,7 +53,10 @@ fn a_transaction_owns_its_acks_after_the_consumer_closes() {
     tx.rollback().expect("rollback after the consumer closed");
     let again = q.receive(NOW).unwrap().expect("back after the rollback");
     assert_eq!(again.delivery_count(), 2);
-    assert!(q.receive(NOW).unwrap().is_none(), "delivered once more, not twice");
+    assert!(
+        q.receive(NOW).unwrap().is_none(),
+        "delivered once more, not twice"
+    );
     // And the commit path: the ack holds although the consumer closed first.
     again.release().unwrap();
     let c = q.consumer(ConsumerOptions::default());

@@ -76,8 +76,11 @@ impl Engine {
     /// Up to `max` waiting messages of queue `q` in delivery order, without consuming them.
     pub(crate) fn browse(&self, q: QueueId, max: usize) -> Result<Vec<Message>> {
         let shared = &self.shared;
-        let g = shared.lock();
+        let mut g = shared.lock();
         g.check()?;
+        // Due delays become ready and expired messages leave before the listing, as for stats.
+        g.tick(q.0, shared.now(), &shared.opts)?;
+        let g = self.finish_moves(g)?;
         let mut es: Vec<Entry> = g.queues[q.0 as usize].ordered_waiting();
         es.truncate(max);
         let snap = g.snapshot(&shared.files, es.iter().map(|&e| (q.0, e)))?;

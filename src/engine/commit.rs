@@ -15,6 +15,10 @@ use super::{panic_text, Engine, Guard, Shared};
 use crate::error::{Error, ErrorKind, Result};
 use crate::journal::{Journal, Placed, Written};
 
+/// How often the commit thread runs the timers of every queue (expiry, due delays, ack
+/// timeouts), idle or busy; a manual clock's jump runs them at once.
+const HOUSEKEEPING_EVERY: Duration = Duration::from_millis(250);
+
 /// What only the leader of a group commit touches: the journal and the reusable buffers.
 pub(crate) struct Io {
     journal: Journal,
@@ -263,6 +267,10 @@ impl Engine {
     /// store is closing; runs the housekeeping every 250 ms while idle.
     fn wait_for_work<'a>(&'a self, mut g: Guard<'a>) -> Guard<'a> {
         let shared = &self.shared;
+        if g.progress.housekept.elapsed() >= HOUSEKEEPING_EVERY && !g.closing {
+            // A busy store (never idle) keeps its timers too.
+            g = self.housekeeping(g);
+        }
         while g.pending.is_empty() && !g.closing {
             let max_delay = g
                 .queues
@@ -278,7 +286,7 @@ impl Engine {
                     }
                     left
                 }
-                None => Duration::from_millis(250),
+                None => HOUSEKEEPING_EVERY,
             };
             let idle = g.progress.unsynced_since.is_none();
             g.progress.idle = true;

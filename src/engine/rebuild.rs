@@ -325,6 +325,7 @@ impl Rebuild {
                 }
                 q.count += 1;
                 q.bytes += e.len as u64;
+                q.track_expiry(&e);
                 q.hold(e);
                 crashed.push((qid, e.id));
             } else {

@@ -32,6 +32,8 @@ pub(crate) struct Progress {
     pub unsynced_since: Option<Instant>,
     /// The shortest batched-durability delay of any queue.
     pub max_delay: Duration,
+    /// When the commit thread last ran its housekeeping (timers of every queue).
+    pub housekept: Instant,
 }
 
 /// Journal space: what is live where, for compaction.
@@ -130,6 +132,7 @@ impl State {
                 waiters: 0,
                 idle: false,
                 unsynced_since: None,
+                housekept: Instant::now(),
                 max_delay: match opts.durability {
                     crate::options::Durability::Batched { max_delay } => max_delay,
                     _ => Duration::from_millis(crate::defaults::DEFAULT_BATCHED_MAX_DELAY_MS),
