@@ -276,3 +276,40 @@ fn timers_run_without_a_consumer() {
         "{st:?}"
     );
 }
+
+/// `overflow = drop_oldest` holds for a batch and for async sends as for single sends: the
+/// newest `max_messages` stay, the oldest go to the dead-letter queue with reason `overflow`.
+#[test]
+fn drop_oldest_works_for_batches_and_async_sends() {
+    let env = Env::new();
+    let s = env.open();
+    let opts = QueueOptions {
+        max_messages: Some(3),
+        overflow: Some(OverflowPolicy::DropOldest),
+        ..Default::default()
+    };
+    let b = s.queue_with("b", opts.clone()).unwrap();
+    b.send_batch((1..=5).map(|i| format!("b{i}"))).unwrap();
+    assert_eq!(drain(&b), ["b3", "b4", "b5"]);
+    let a = s.queue_with("a", opts).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    for i in 1..=5 {
+        let tx = tx.clone();
+        a.send_async(format!("a{i}"), move |r| tx.send(r.map(|_| ())).unwrap())
+            .unwrap();
+    }
+    for _ in 1..=5 {
+        rx.recv().unwrap().expect("every async send was stored");
+    }
+    assert_eq!(drain(&a), ["a3", "a4", "a5"]);
+    let dlq = s.queue("DLQ").unwrap();
+    let reasons: Vec<_> = (0..4)
+        .map(|_| {
+            let d = dlq.receive(NOW).unwrap().unwrap();
+            let r = d.message().dead_letter_info().unwrap().reason;
+            d.ack().unwrap();
+            r
+        })
+        .collect();
+    assert!(reasons.iter().all(|r| *r == DeadLetterReason::Overflow));
+}

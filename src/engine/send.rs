@@ -197,6 +197,12 @@ impl Engine {
                 OverflowPolicy::DropOldest => {
                     let now = shared.now();
                     if !g.drop_oldest(q.0, now, &shared.opts)? {
+                        if g.queues[q.0 as usize].pending_count > 0 {
+                            // The oldest are sends not yet committed (earlier messages of this
+                            // send_batch, async sends): commit them, then drop them like any.
+                            g = self.commit(g)?;
+                            continue;
+                        }
                         return Err(Error::new(
                             ErrorKind::QueueFull,
                             format!("queue {name:?} is full and every message is in flight"),

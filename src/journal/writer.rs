@@ -127,7 +127,10 @@ impl Journal {
                 match self.roll(need) {
                     Ok(()) => {}
                     Err(RollError::Full(e)) if start == 0 => return Ok(Written::NoSpace(e)),
-                    Err(RollError::Full(e)) | Err(RollError::Io(e)) => return Err(e),
+                    // Full part way through: what was written stays, the rest is refused (a
+                    // full disk never poisons the store).
+                    Err(RollError::Full(e)) => return Ok(Written::Partial(start, e)),
+                    Err(RollError::Io(e)) => return Err(e),
                 }
                 continue;
             }
@@ -136,6 +139,7 @@ impl Journal {
             let off = match self.put_frame(&buf[start..end], count, use_reserve) {
                 Ok(off) => off,
                 Err((e, true)) if start == 0 => return Ok(Written::NoSpace(e)),
+                Err((e, true)) => return Ok(Written::Partial(start, e)),
                 Err((e, _)) => return Err(e),
             };
             placed.push(Placed {

@@ -73,7 +73,8 @@ pub(crate) struct RedeliveryPolicy {
     max_redeliveries: i32,
     /// Seconds before the first redelivery.
     initial_redelivery_delay: f64,
-    /// Seconds before each later redelivery (without backoff).
+    /// Seconds before each later redelivery (without backoff); with backoff, the delay after a
+    /// zero delay (as ActiveMQ: initial 0, then this, then multiplied: 0, 1, 2, 4 s).
     redelivery_delay: f64,
     /// Multiply the previous delay by ``backoff_multiplier`` for each later redelivery.
     use_exponential_backoff: bool,
