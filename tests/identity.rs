@@ -94,13 +94,26 @@ fn one_event_one_counter() {
             },
         )
         .unwrap();
-    let t = s.queue("t").unwrap();
+    let t = s
+        .queue_with(
+            "t",
+            QueueOptions {
+                process_expired: Some(true),
+                ..Default::default()
+            },
+        )
+        .unwrap();
     t.send(Message::new("ttl").ttl(Duration::from_secs(1)))
         .unwrap();
     env.clock.advance_ms(1_000);
     assert!(t.receive(NOW).unwrap().is_none());
     let st = t.stats().unwrap();
     assert_eq!((st.expired, st.dead_lettered), (1, 0), "{st:?}");
+    assert_eq!(
+        dlq.stats().unwrap().messages,
+        1,
+        "the expired message was dead-lettered"
+    );
     env.clock.advance_ms(10_000);
     assert!(dlq.receive(NOW).unwrap().is_none());
     let st = dlq.stats().unwrap();

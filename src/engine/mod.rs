@@ -234,8 +234,7 @@ impl Engine {
     }
 
     /// A waker for a clock that jumps (a manual clock): runs the timers of every queue at once
-    /// (expiry, due delays, ack timeouts: their records are in the next commit, which
-    /// [`Engine::flush`] waits for) and wakes every waiter.
+    /// (expiry, due delays, ack timeouts), waits for their records, and wakes every waiter.
     pub(crate) fn waker(&self) -> Arc<dyn Fn() + Send + Sync> {
         let weak = Arc::downgrade(&self.shared);
         Arc::new(move || {
@@ -243,9 +242,11 @@ impl Engine {
                 let engine = Engine { shared };
                 let g = engine.shared.lock();
                 if g.check().is_ok() {
+                    // Wait for the timers' records (expiry moves): when the clock's `advance`
+                    // returns, what it made happen is visible everywhere.
                     let g = engine.housekeeping(g);
                     if !g.pending.is_empty() {
-                        engine.kick(&g);
+                        drop(engine.commit(g));
                     }
                 }
                 engine.shared.wake_all();

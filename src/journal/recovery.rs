@@ -51,6 +51,10 @@ pub struct RecoveryReport {
     pub removed_incomplete_segments: Vec<String>,
     /// Ranges quarantined by a repair.
     pub quarantined: Vec<Quarantined>,
+    /// Queues whose declaration was lost to damage (a repair cut it out) while messages of
+    /// theirs survived: the messages are kept, in a queue of this placeholder name
+    /// (`__lost_queue_<id>`), declared durably so that the next open finds it.
+    pub lost_queues: Vec<String>,
 }
 
 struct Seg {

@@ -636,14 +636,32 @@ impl Store {
         Ok(self.store.disk_bytes())
     }
 
-    /// What recovery found when the store was opened.
+    /// What recovery found when the store was opened, as the Rust and C faces report it:
+    /// ``segments``, ``records``, ``bytes`` (read), ``torn_tail`` (bool: an unsynced tail was
+    /// cut), ``quarantined`` (what a repair cut out: a list of dicts with ``file``, ``offset``,
+    /// ``len``, ``frames_lost``, ``saved_as``, the file in the store directory holding the
+    /// bytes) and ``lost_queues`` (placeholder names of queues whose declaration a repair cut
+    /// out; their surviving messages are kept there).
     fn recovery_report<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        self.check()?;
         let r = self.store.recovery_report();
         let d = PyDict::new(py);
         d.set_item("segments", r.segments)?;
         d.set_item("records", r.records)?;
         d.set_item("bytes", r.bytes)?;
         d.set_item("torn_tail", r.torn_tail.is_some())?;
+        let quarantined = pyo3::types::PyList::empty(py);
+        for x in &r.quarantined {
+            let q = PyDict::new(py);
+            q.set_item("file", &x.file)?;
+            q.set_item("offset", x.offset)?;
+            q.set_item("len", x.len)?;
+            q.set_item("frames_lost", x.frames_lost)?;
+            q.set_item("saved_as", &x.saved_as)?;
+            quarantined.append(q)?;
+        }
+        d.set_item("quarantined", quarantined)?;
+        d.set_item("lost_queues", r.lost_queues.clone())?;
         Ok(d)
     }
 

@@ -153,3 +153,26 @@ def test_transaction_owns_its_acks(store: mqlite.Store) -> None:
     again = q.receive(0)
     assert again is not None and again.delivery_count == 2
     again.ack()
+
+
+def test_recovery_report_names_what_repair_quarantined(store_dir: Path) -> None:
+    with mqlite.open(store_dir) as s:
+        q = s.queue("orders")
+        for i in range(5):
+            q.send(b"m%d" % i)
+    seg = store_dir / "0000000000000001.seg"
+    b = bytearray(seg.read_bytes())
+    b[64 + 40] ^= 0xFF  # the frame holding the queue's declaration
+    seg.write_bytes(bytes(b))
+    with pytest.raises(mqlite.Corrupt):
+        mqlite.open(store_dir)
+    with mqlite.open(store_dir, repair=True) as s:
+        r = s.recovery_report()
+        assert len(r["quarantined"]) == 1
+        qd = r["quarantined"][0]
+        assert qd["file"] == "0000000000000001.seg" and qd["frames_lost"] >= 1
+        assert (store_dir / qd["saved_as"]).exists()
+        assert r["lost_queues"] == ["__lost_queue_0"]
+    with mqlite.open(store_dir) as s:
+        assert s.recovery_report()["quarantined"] == []
+        assert s.queue("__lost_queue_0").stats()["messages"] == 5
