@@ -106,6 +106,12 @@ impl Queue {
         self.engine.stats(self.id)
     }
 
+    /// `Ok` while the store is open: `Closed` once it is closed, `Poisoned` after a failure (what
+    /// every other call would return). For faces that must check before they consume anything.
+    pub fn check_open(&self) -> Result<()> {
+        self.engine.check()
+    }
+
     /// Whether this queue keeps its messages only in memory.
     pub fn is_memory(&self) -> bool {
         self.engine.is_memory(self.id)

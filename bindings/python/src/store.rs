@@ -579,11 +579,12 @@ impl Store {
     /// Begins a transaction: sends and acks across queues of this store that take effect
     /// together, as one durable record, at commit. ``with store.transaction() as tx:`` commits
     /// on a clean exit and rolls back on an exception.
-    fn transaction(&self) -> PyResult<crate::txn::Transaction> {
-        self.check()?;
+    fn transaction(slf: &Bound<'_, Self>) -> PyResult<crate::txn::Transaction> {
+        let this = slf.get();
+        this.check()?;
         Ok(crate::txn::Transaction::new(
-            self.store.transaction(),
-            self.pid,
+            this.store.transaction(),
+            slf.clone().unbind(),
         ))
     }
 
