@@ -38,3 +38,40 @@ fn repair_keeps_messages_whose_queue_declaration_was_damaged() {
         ["m0", "m1", "m2", "m3", "m4"]
     );
 }
+
+/// Repairing the same place twice keeps both quarantine files: the second repair used to
+/// overwrite the first, destroying the bytes it saved.
+#[test]
+fn a_second_repair_never_overwrites_a_quarantine_file() {
+    let env = Env::new();
+    let s = env.open();
+    let q = s.queue("q").unwrap();
+    for i in 0..5 {
+        q.send(format!("m{i}")).unwrap();
+    }
+    drop(q);
+    s.close().unwrap();
+    let seg = env.dir.path().join("0000000000000001.seg");
+    let damage = || {
+        let mut b = std::fs::read(&seg).unwrap();
+        b[64 + 40] ^= 0xff;
+        std::fs::write(&seg, &b).unwrap();
+    };
+    damage();
+    let first = env.open_with(|o| o.repair = true);
+    let saved1 = first.recovery_report().quarantined[0].saved_as.clone();
+    first.close().unwrap();
+    let bytes1 = std::fs::read(env.dir.path().join(&saved1)).unwrap();
+    damage();
+    let second = env.open_with(|o| o.repair = true);
+    let saved2 = second.recovery_report().quarantined[0].saved_as.clone();
+    second.close().unwrap();
+    assert_ne!(saved1, saved2);
+    assert_eq!(
+        std::fs::read(env.dir.path().join(&saved1)).unwrap(),
+        bytes1,
+        "the first quarantine file was changed"
+    );
+    assert!(env.dir.path().join(&saved2).exists());
+    env.open().close().unwrap();
+}

@@ -397,9 +397,20 @@ fn quarantine(
     if seg.buf.len() < to {
         seg.buf.resize(to, 0); // the padding frame's write extends the file
     }
-    let saved_as = format!("quarantine-{:016x}-{from}.bin", seg.n);
+    // Never over an earlier quarantine file (a second repair of the same range): the bytes it
+    // saved are the user's only copy.
+    let names = j
+        .vfs
+        .list(&j.dir)
+        .map_err(|e| Error::io("listing the store directory", &e))?;
+    let base = format!("quarantine-{:016x}-{from}", seg.n);
+    let mut saved_as = format!("{base}.bin");
+    let mut k = 1;
+    while names.contains(&saved_as) {
+        k += 1;
+        saved_as = format!("{base}-{k}.bin");
+    }
     let path = join(&j.dir, &saved_as);
-    let _ = j.vfs.remove(&path);
     let f = j
         .vfs
         .create(&path)
