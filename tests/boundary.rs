@@ -313,3 +313,31 @@ fn drop_oldest_works_for_batches_and_async_sends() {
         .collect();
     assert!(reasons.iter().all(|r| *r == DeadLetterReason::Overflow));
 }
+
+/// A send callback that blocks on another send's future (completed by the callback thread
+/// itself) gets `WouldDeadlock` instead of hanging the callback thread for good; every later
+/// send completes and close returns.
+#[test]
+fn a_callback_waiting_on_a_pending_future_gets_would_deadlock() {
+    let env = Env::new();
+    let s = env.open();
+    let q = s.queue("q").unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let q2 = q.clone();
+    q.send_async("a", move |_| {
+        let fut = q2.send_future("b");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        tx.send(rt.block_on(fut).map_err(|e| e.kind())).unwrap();
+    })
+    .unwrap();
+    let got = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the callback hung");
+    assert_eq!(got, Err(ErrorKind::WouldDeadlock));
+    q.send("c").unwrap();
+    assert_eq!(drain(&q), ["a", "b", "c"]);
+    drop(q);
+    s.close().unwrap();
+}

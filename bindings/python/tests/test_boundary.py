@@ -176,3 +176,36 @@ def test_recovery_report_names_what_repair_quarantined(store_dir: Path) -> None:
     with mqlite.open(store_dir) as s:
         assert s.recovery_report()["quarantined"] == []
         assert s.queue("__lost_queue_0").stats()["messages"] == 5
+
+
+def test_a_send_callback_waiting_on_another_pending_future_raises_would_deadlock(store: mqlite.Store) -> None:
+    import threading
+
+    q = store.queue("q")
+    outcome: list[Any] = []
+    done = threading.Event()
+    ready = threading.Event()
+    pending: list[Any] = []
+
+    def cb(f: Any) -> None:
+        ready.wait(30)
+        other = pending[0]
+        try:
+            if other.done():
+                outcome.append("done already")
+            else:
+                # The other future is completed by this very thread: waiting would hang.
+                other.result()
+                outcome.append("returned")
+        except BaseException as e:  # noqa: BLE001 - recorded for the assertion
+            outcome.append(e)
+        finally:
+            done.set()
+
+    first = q.send_async(b"a", callback=cb)
+    pending.append(q.send_async(b"b"))
+    ready.set()
+    assert done.wait(30)
+    assert first.result() > 0 and pending[0].result() > 0
+    assert outcome[0] == "done already" or isinstance(outcome[0], mqlite.WouldDeadlock), outcome
+    store.close()  # returns: the callback thread was not hung
