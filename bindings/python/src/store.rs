@@ -160,7 +160,7 @@ impl RedeliveryPolicy {
     /// The core's policy, validated by the core (so every face refuses the same values).
     fn to_core(&self) -> PyResult<mqlite::RedeliveryPolicy> {
         let d = |s: f64, what: &str| -> PyResult<Duration> {
-            if !(s >= 0.0) {
+            if s.is_nan() || s < 0.0 {
                 return Err(invalid(format!("{what} must be >= 0 seconds, not {s}")));
             }
             // Too long for a Duration: saturate ("never"), as every duration in this module.
