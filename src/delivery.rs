@@ -101,6 +101,12 @@ impl Delivery {
         }
     }
 
+    /// Notes that a transaction owns it now (see [`crate::Transaction::ack`]): no consumer
+    /// does any more.
+    pub(crate) fn claimed_by_transaction(&mut self) {
+        self.consumer = ConsumerId::NONE;
+    }
+
     /// Marks it settled by someone else (a committed transaction).
     pub(crate) fn mark_settled(&mut self) {
         self.settled = true;
@@ -114,7 +120,13 @@ impl Delivery {
             ));
         }
         self.settled = true;
-        self.queue.engine.settle(self.reference(), op)
+        let r = self.queue.engine.settle(self.reference(), op);
+        if matches!(&r, Err(e) if e.kind() == ErrorKind::InvalidArgument) {
+            // Refused before anything changed (an oversized reason): still in flight, so the
+            // drop that follows fails the delivery instead of leaving it in flight for good.
+            self.settled = false;
+        }
+        r
     }
 
     /// Acknowledges: the message is done and will not be delivered again once this returns.
@@ -124,7 +136,8 @@ impl Delivery {
     }
 
     /// A failed delivery: the redelivery policy decides when it comes back, or whether it goes
-    /// to the dead-letter queue. `reason` is kept as the last failure text.
+    /// to the dead-letter queue. `reason` is kept as the last failure text (at most 32 KiB:
+    /// a longer one is `InvalidArgument`, and the dropped delivery counts as failed).
     pub fn nack(self, reason: &str) -> Result<()> {
         self.settle(Settle::Nack {
             reason,
@@ -141,7 +154,8 @@ impl Delivery {
         })
     }
 
-    /// Poison: straight to the dead-letter queue with reason `rejected`.
+    /// Poison: straight to the dead-letter queue with reason `rejected` (`reason` at most
+    /// 32 KiB, as for [`nack`](Delivery::nack)).
     pub fn reject(self, reason: &str) -> Result<()> {
         self.settle(Settle::Reject { reason })
     }

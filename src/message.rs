@@ -241,13 +241,13 @@ impl Message {
 
     /// Time to live: a message not delivered within `ttl` of its send expires and is never delivered.
     pub fn ttl(mut self, ttl: Duration) -> Self {
-        self.ttl_ms = Some(ttl.as_millis() as u64);
+        self.ttl_ms = Some(crate::clock::ms_ceil(ttl));
         self
     }
 
     /// Delivery delay: the message becomes available `delay` after its send.
     pub fn delay(mut self, delay: Duration) -> Self {
-        self.delay_ms = Some(delay.as_millis() as u64);
+        self.delay_ms = Some(crate::clock::ms_ceil(delay));
         self
     }
 
@@ -274,7 +274,7 @@ impl Message {
     /// delivery time the message is delivered `repeats` more times, `period` apart, each
     /// occurrence a new message with its own id.
     pub fn repeat(mut self, period: Duration, repeats: u32) -> Self {
-        self.meta.repeat = (repeats > 0).then_some((period.as_millis().max(1) as u64, repeats));
+        self.meta.repeat = (repeats > 0).then_some((crate::clock::ms_ceil(period).max(1), repeats));
         self
     }
 

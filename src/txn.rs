@@ -53,6 +53,7 @@ impl Transaction {
 
     /// Adds a send; the message is stored at commit.
     pub fn send(&mut self, queue: &Queue, msg: impl Into<Message>) -> Result<()> {
+        self.engine.check()?;
         self.check_store(queue)?;
         self.sends.push((TxnDest::Queue(queue.id), msg.into()));
         Ok(())
@@ -74,8 +75,11 @@ impl Transaction {
     }
 
     /// Adds an ack; the delivery stays in flight until commit (acked) or rollback (failed).
-    pub fn ack(&mut self, delivery: Delivery) -> Result<()> {
+    /// The transaction owns it from now on (as in JMS): closing its consumer does not fail it.
+    pub fn ack(&mut self, mut delivery: Delivery) -> Result<()> {
         self.check_store(delivery.queue())?;
+        self.engine.txn_claim(delivery.reference())?;
+        delivery.claimed_by_transaction();
         self.acks.push(delivery);
         Ok(())
     }

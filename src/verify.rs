@@ -14,7 +14,6 @@
 use std::fs::File;
 use std::io::Read;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
-use std::os::unix::io::AsRawFd;
 use std::path::Path;
 
 use crate::engine::record::{kind, Cursor};
@@ -254,43 +253,16 @@ fn read_whole(dir: &Path, name: &str, buf: &mut Vec<u8>) -> Result<()> {
     Ok(())
 }
 
-/// Takes the store's exclusive lock on a read-only descriptor of `LOCK` (if the file exists):
-/// held until the returned file is dropped. `Locked` names the pid the owner wrote there.
-fn lock_read_only(dir: &Path) -> Result<Option<File>> {
+/// Takes the store's exclusive lock (if its `LOCK` file exists): held until the returned lock
+/// is dropped. `Locked` names the pid the owner wrote there.
+fn lock_read_only(dir: &Path) -> Result<Option<crate::store::HeldLock>> {
     if !dir.is_dir() {
         return Err(Error::new(
             ErrorKind::NotFound,
             format!("no store at {}", dir.display()),
         ));
     }
-    let path = dir.join("LOCK");
-    let mut f = match std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
-        .open(&path)
-    {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io(format!("opening {}", path.display()), &e)),
-    };
-    // SAFETY: flock on a descriptor this function owns.
-    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        let err = std::io::Error::last_os_error();
-        if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
-            let mut s = String::new();
-            let _ = f.read_to_string(&mut s);
-            let pid = match s.trim() {
-                "" => "unknown",
-                p => p,
-            };
-            return Err(Error::new(
-                ErrorKind::Locked,
-                format!("store {} is locked by pid {pid}", dir.display()),
-            ));
-        }
-        return Err(Error::io(format!("locking {}", path.display()), &err));
-    }
-    Ok(Some(f))
+    crate::store::lock_file(dir, false)
 }
 
 fn problem_of(file: &str, e: &Error) -> Problem {

@@ -102,19 +102,6 @@ fn decode_stored(id: u64, rec: &[u8]) -> Result<(Message, u64)> {
         })
 }
 
-impl State {
-    /// Whether the target of a transfer has room for `count` more messages of `bytes` bytes.
-    fn room_for(&self, to: u32, count: u64, bytes: u64) -> bool {
-        let t = &self.queues[to as usize];
-        !(t.opts
-            .max_messages
-            .is_some_and(|m| t.count + t.pending_count + count > m)
-            || t.opts
-                .max_bytes
-                .is_some_and(|m| t.bytes + t.pending_bytes + bytes > m))
-    }
-}
-
 impl Engine {
     /// Up to `max` stored messages of queue `q` with ids ≥ `from` — ready, delayed and in
     /// flight — in id order, without consuming them.
@@ -205,8 +192,8 @@ impl Engine {
         let mut g = shared.lock();
         g.check()?;
         let to = g.declare(&filter.to, None, &shared.opts)?;
-        let bytes = es.iter().map(|e| e.len as u64).sum::<u64>();
-        if !g.room_for(to, es.len() as u64, bytes) {
+        let bytes = es.iter().map(|e| e.payload()).sum::<u64>();
+        if !g.queues[to as usize].room_for(es.len() as u64, bytes) {
             return Err(Error::new(
                 ErrorKind::QueueFull,
                 format!(

@@ -245,13 +245,23 @@ impl Engine {
         Arc::ptr_eq(&self.shared, &other.shared)
     }
 
-    /// A waker for a clock that jumps (a manual clock): wakes every waiter.
+    /// A waker for a clock that jumps (a manual clock): runs the timers of every queue at once
+    /// (expiry, due delays, ack timeouts), waits for their records, and wakes every waiter.
     pub(crate) fn waker(&self) -> Arc<dyn Fn() + Send + Sync> {
         let weak = Arc::downgrade(&self.shared);
         Arc::new(move || {
-            if let Some(s) = weak.upgrade() {
-                let _g = s.lock();
-                s.wake_all();
+            if let Some(shared) = weak.upgrade() {
+                let engine = Engine { shared };
+                let g = engine.shared.lock();
+                if g.check().is_ok() {
+                    // Wait for the timers' records (expiry moves): when the clock's `advance`
+                    // returns, what it made happen is visible everywhere.
+                    let g = engine.housekeeping(g);
+                    if !g.pending.is_empty() {
+                        drop(engine.commit(g));
+                    }
+                }
+                engine.shared.wake_all();
             }
         })
     }

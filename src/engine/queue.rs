@@ -8,7 +8,7 @@
 
 use rustc_hash::FxHashMap;
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use super::record::flag;
 use crate::options::Resolved;
@@ -110,6 +110,9 @@ pub(crate) struct QueueState {
     /// Messages waiting for a time, by (due, id).
     pub delayed: BTreeMap<(u64, u64), Entry>,
     pub delayed_due: FxHashMap<u64, u64>,
+    /// Messages held that expire (TTL, or a dead-letter queue's retention), by (expires_at, id,
+    /// priority): the timers expire them on time, without a consumer coming by.
+    pub expiring: BTreeSet<(u64, u64, u8)>,
     pub inflight: FxHashMap<u64, InFlight>,
     pub fail: FxHashMap<u64, FailInfo>,
     pub dedup: HashMap<String, DedupEntry>,
@@ -142,6 +145,7 @@ impl QueueState {
             retry: BTreeMap::new(),
             delayed: BTreeMap::new(),
             delayed_due: FxHashMap::default(),
+            expiring: BTreeSet::new(),
             inflight: FxHashMap::default(),
             fail: FxHashMap::default(),
             dedup: HashMap::new(),
@@ -164,6 +168,7 @@ impl QueueState {
     pub fn insert(&mut self, e: Entry, due: u64, now: u64) {
         self.count += 1;
         self.bytes += e.len as u64;
+        self.track_expiry(&e);
         if e.group != 0 {
             self.group_msgs += 1;
             self.group_state[e.group as usize - 1].messages += 1;
@@ -434,10 +439,20 @@ impl QueueState {
         v
     }
 
+    /// Enters a message that expires into the expiry index (see [`QueueState::expiring`]).
+    pub fn track_expiry(&mut self, e: &Entry) {
+        if e.expires_at != 0 {
+            self.expiring.insert((e.expires_at, e.id, e.priority));
+        }
+    }
+
     /// Accounts for a message leaving the queue for good.
     pub fn forget(&mut self, e: &Entry) {
         self.count -= 1;
         self.bytes -= e.len as u64;
+        if e.expires_at != 0 {
+            self.expiring.remove(&(e.expires_at, e.id, e.priority));
+        }
         if let Some(g) = self.group_mut(e) {
             if g.inflight == Some(e.id) {
                 g.inflight = None;

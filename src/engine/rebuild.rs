@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use super::queue::{
     DedupEntry, Entry, FailInfo, QueueState, ENTRY_REPEATS, ENTRY_REPEAT_DONE, MEM_SEG,
 };
-use super::record::{decode, kind, DecodeError, Record, SendRec};
+use super::record::{decode, kind, put_queue, DecodeError, Record, SendRec};
 use super::State;
 use crate::error::{Error, ErrorKind, Result};
 use crate::journal::frame::{records, RECORD_HEADER};
@@ -222,23 +222,20 @@ impl Rebuild {
     }
 
     /// Builds the state: queues in id order, their messages where the last records left them.
+    /// Queues whose declaration was lost (repair) get placeholders, named in `lost`.
     pub fn into_state(
         mut self,
         opts: &StoreOptions,
         segs: Vec<(u64, u64)>,
         now: u64,
+        lost: &mut Vec<String>,
     ) -> Result<State> {
         let mut st = State::new(opts, self.next_id(), now);
         st.space.segs = segs;
-        self.declare_queues(&mut st, opts)?;
+        let max_sent = self.sends.keys().copied().max();
+        self.declare_queues(&mut st, opts, max_sent, lost)?;
         let mut crashed: Vec<(u32, u64)> = Vec::new();
         for (qid, v) in std::mem::take(&mut self.sends) {
-            if qid as usize >= st.queues.len() {
-                return Err(Error::new(
-                    ErrorKind::Corrupt,
-                    format!("messages for undeclared queue {qid}"),
-                ));
-            }
             self.place_messages(&mut st, qid, v, now, &mut crashed);
         }
         for (qid, key, parked) in std::mem::take(&mut self.parked) {
@@ -265,9 +262,18 @@ impl Rebuild {
         Ok(st)
     }
 
-    /// Queues in id order; a gap (impossible unless a record was lost) gets a placeholder name.
-    fn declare_queues(&mut self, st: &mut State, opts: &StoreOptions) -> Result<()> {
-        let Some(max) = self.names.keys().next_back().copied() else {
+    /// Queues in id order, up to the highest id declared or holding messages. A queue whose
+    /// declaration was lost (only damage cut out by a repair does that) gets a placeholder name,
+    /// declared again durably (a QUEUE record in the first commit), so that its messages are
+    /// kept and the next plain open finds the queue.
+    fn declare_queues(
+        &mut self,
+        st: &mut State,
+        opts: &StoreOptions,
+        max_sent: Option<u32>,
+        lost: &mut Vec<String>,
+    ) -> Result<()> {
+        let Some(max) = self.names.keys().next_back().copied().max(max_sent) else {
             return Ok(());
         };
         // Queue ids are handed out densely, so only lost declarations leave gaps; a huge id is
@@ -287,6 +293,13 @@ impl Rebuild {
                 .get(&qid)
                 .cloned()
                 .unwrap_or((format!("__lost_queue_{qid}"), MEM_SEG as u64));
+            if seg == MEM_SEG as u64 {
+                let at = st.pending.buf.len();
+                put_queue(&mut st.pending.buf, qid, &name);
+                st.pending.decls.push((qid, at));
+                st.pending.needs_sync = true;
+                lost.push(name.clone());
+            }
             let resolved = Resolved::new(opts, &QueueOptions::default());
             let mut q = QueueState::new(qid, name.clone(), resolved);
             q.decl_seg = seg as u32;
@@ -355,6 +368,7 @@ impl Rebuild {
                 }
                 q.count += 1;
                 q.bytes += e.len as u64;
+                q.track_expiry(&e);
                 q.hold(e);
                 crashed.push((qid, e.id));
             } else {

@@ -110,7 +110,7 @@ impl State {
         };
         let due = match (msg.deliver_at_ms, msg.delay_ms) {
             (Some(at), _) => at,
-            (None, Some(d)) => now.saturating_add(d),
+            (None, Some(d)) => self.due_after(now, d),
             _ => 0,
         };
         let h = SendHeader {
@@ -185,17 +185,33 @@ impl State {
 
     /// Whether queue `qid` has room for a message of `len` body bytes.
     pub fn has_room(&self, qid: u32, len: usize) -> bool {
-        let q = &self.queues[qid as usize];
-        let n = q.count + q.pending_count;
-        let b = q.bytes + q.pending_bytes;
-        q.opts.max_messages.is_none_or(|m| n < m)
-            && q.opts
-                .max_bytes
-                .is_none_or(|m| b + (len + SEND_OVERHEAD) as u64 <= m || n == 0)
+        self.queues[qid as usize].room_for(1, len as u64)
+    }
+}
+
+impl Entry {
+    /// The bytes of the message that `max_bytes` counts: its body and the headers its sender
+    /// set (properties, correlation id, group, dedup key), not the fixed record header.
+    pub fn payload(&self) -> u64 {
+        (self.len as u64).saturating_sub(SEND_OVERHEAD as u64)
     }
 }
 
 impl super::queue::QueueState {
+    /// Whether `count` more messages of `body` bytes in all fit the queue's limits (the one
+    /// check of every way in: send, batch, transaction, transfer). `max_bytes` counts body
+    /// bytes (and the headers their senders set, see [`Entry::payload`]), not the fixed
+    /// record header of each message; a single message always fits an empty queue.
+    pub fn room_for(&self, count: u64, body: u64) -> bool {
+        let n = self.count + self.pending_count;
+        let held = (self.bytes + self.pending_bytes).saturating_sub(n * SEND_OVERHEAD as u64);
+        self.opts.max_messages.is_none_or(|m| n + count <= m)
+            && self
+                .opts
+                .max_bytes
+                .is_none_or(|m| held + body <= m || (n == 0 && count == 1))
+    }
+
     /// Remembers dedup key `key` for message `id` (its record's segment is set once written).
     pub fn remember_dedup(&mut self, key: &str, id: u64, now: u64) {
         self.dedup.insert(
@@ -230,6 +246,12 @@ impl Engine {
                 OverflowPolicy::DropOldest => {
                     let now = shared.now();
                     if !g.drop_oldest(q.0, now, &shared.opts)? {
+                        if g.queues[q.0 as usize].pending_count > 0 {
+                            // The oldest are sends not yet committed (earlier messages of this
+                            // send_batch, async sends): commit them, then drop them like any.
+                            g = self.commit(g)?;
+                            continue;
+                        }
                         return Err(Error::new(
                             ErrorKind::QueueFull,
                             format!("queue {name:?} is full and every message is in flight"),
@@ -239,8 +261,11 @@ impl Engine {
                     g = self.finish_moves(g)?;
                 }
                 OverflowPolicy::Block { timeout } => {
-                    let d = *deadline.get_or_insert_with(|| Instant::now() + timeout);
-                    let left = d.saturating_duration_since(Instant::now());
+                    // A timeout past what an Instant can hold waits forever (no deadline).
+                    let d = *deadline.get_or_insert_with(|| Instant::now().checked_add(timeout));
+                    let left = d.map_or(Duration::MAX, |d| {
+                        d.saturating_duration_since(Instant::now())
+                    });
                     if left.is_zero() {
                         return Err(Error::new(
                             ErrorKind::QueueFull,

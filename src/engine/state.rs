@@ -32,6 +32,8 @@ pub(crate) struct Progress {
     pub unsynced_since: Option<Instant>,
     /// The shortest batched-durability delay of any queue.
     pub max_delay: Duration,
+    /// When the commit thread last ran its housekeeping (timers of every queue).
+    pub housekept: Instant,
 }
 
 /// Journal space: what is live where, for compaction.
@@ -106,6 +108,16 @@ pub(crate) fn poisoned(e: &Error) -> Error {
 }
 
 impl State {
+    /// The due time of something `delay_ms` after `now` (0: at once): never before the true
+    /// time plus the delay, whatever the clock truncated (see [`Clock::slack_ms`]).
+    pub fn due_after(&self, now: u64, delay_ms: u64) -> u64 {
+        if delay_ms == 0 {
+            return now;
+        }
+        now.saturating_add(delay_ms)
+            .saturating_add(self.clock.slack_ms())
+    }
+
     /// An empty state for a store with `opts` whose next message id is `next_id`.
     pub fn new(opts: &StoreOptions, next_id: u64, now: u64) -> State {
         State {
@@ -122,6 +134,7 @@ impl State {
                 waiters: 0,
                 idle: false,
                 unsynced_since: None,
+                housekept: Instant::now(),
                 max_delay: match opts.durability {
                     crate::options::Durability::Batched { max_delay } => max_delay,
                     _ => Duration::from_millis(crate::defaults::DEFAULT_BATCHED_MAX_DELAY_MS),

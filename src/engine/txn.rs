@@ -2,12 +2,36 @@
 
 use std::collections::HashMap;
 
-use super::record::{txn_begin, txn_end, SEND_OVERHEAD};
-use super::{Engine, TxnDest, TxnSpec};
+use super::record::{txn_begin, txn_end};
+use super::{ConsumerId, DeliveryRef, Engine, TxnDest, TxnSpec};
 use crate::error::{Error, ErrorKind, Result};
 use crate::message::MessageId;
 
 impl Engine {
+    /// Hands delivery `d` to a transaction (an ack added to it): from now on the transaction,
+    /// not the consumer, owns it (as in JMS), so closing the consumer does not fail it, and the
+    /// transaction's commit acks it or its rollback fails it. `AlreadySettled` if it is no
+    /// longer in flight under its tag; `Closed` on a closed store.
+    pub(crate) fn txn_claim(&self, d: DeliveryRef) -> Result<()> {
+        let mut g = self.shared.lock();
+        g.check()?;
+        let q = &mut g.queues[d.queue.0 as usize];
+        match q.inflight.get_mut(&d.id.0) {
+            Some(f) if f.tag == d.tag.0 => f.consumer = ConsumerId::NONE.0,
+            _ => {
+                return Err(Error::new(
+                    ErrorKind::AlreadySettled,
+                    format!(
+                        "delivery of {} on queue {:?} is already settled (or timed out)",
+                        d.id, q.name
+                    ),
+                ))
+            }
+        }
+        g.forget_received(d.consumer, d.id.0, d.tag);
+        Ok(())
+    }
+
     /// Commits `spec`: every send and ack takes effect, as one durable journal record; returns
     /// the ids of the sent messages in order. Everything is checked first (messages, room in
     /// every queue — a transaction does not block on a limit —, that every delivery is still in
@@ -40,20 +64,12 @@ impl Engine {
             for qid in targets {
                 let n = need.entry(qid).or_default();
                 n.0 += 1;
-                n.1 += (m.body.len() + SEND_OVERHEAD) as u64;
+                n.1 += m.body.len() as u64;
             }
         }
         for (&qid, &(n, b)) in &need {
             let q = &g.queues[qid as usize];
-            let over_n = q
-                .opts
-                .max_messages
-                .is_some_and(|m| q.count + q.pending_count + n > m);
-            let over_b = q
-                .opts
-                .max_bytes
-                .is_some_and(|m| q.bytes + q.pending_bytes + b > m);
-            if over_n || over_b {
+            if !q.room_for(n, b) {
                 return Err(Error::new(
                     ErrorKind::QueueFull,
                     format!("queue {:?} has no room for the transaction", q.name),

@@ -4,9 +4,9 @@
 //!
 //! | file | what |
 //! |---|---|
-//! | `LOCK` | the exclusive lock (`flock`), holding the owner's pid as text |
+//! | `LOCK` | the exclusive lock (a POSIX record lock, `fcntl(F_SETLK)`: never inherited by a `fork()` child), holding the owner's pid as text |
 //! | `<16 hex digits>.seg` | journal segments, numbered from 1, oldest first |
-//! | `quarantine-<seg>-<offset>.bin` | byte ranges cut out by a repair (open with `repair`) |
+//! | `quarantine-<seg>-<offset>[-<n>].bin` | byte ranges cut out by a repair (open with `repair`); a second repair of the same range adds `-2`, `-3`… and never overwrites |
 //!
 //! Queue names never become file names. Files are created 0600, the directory 0700.
 //! All integers are little-endian.

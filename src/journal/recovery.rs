@@ -51,6 +51,10 @@ pub struct RecoveryReport {
     pub removed_incomplete_segments: Vec<String>,
     /// Ranges quarantined by a repair.
     pub quarantined: Vec<Quarantined>,
+    /// Queues whose declaration was lost to damage (a repair cut it out) while messages of
+    /// theirs survived: the messages are kept, in a queue of this placeholder name
+    /// (`__lost_queue_<id>`), declared durably so that the next open finds it.
+    pub lost_queues: Vec<String>,
 }
 
 struct Seg {
@@ -393,9 +397,20 @@ fn quarantine(
     if seg.buf.len() < to {
         seg.buf.resize(to, 0); // the padding frame's write extends the file
     }
-    let saved_as = format!("quarantine-{:016x}-{from}.bin", seg.n);
+    // Never over an earlier quarantine file (a second repair of the same range): the bytes it
+    // saved are the user's only copy.
+    let names = j
+        .vfs
+        .list(&j.dir)
+        .map_err(|e| Error::io("listing the store directory", &e))?;
+    let base = format!("quarantine-{:016x}-{from}", seg.n);
+    let mut saved_as = format!("{base}.bin");
+    let mut k = 1;
+    while names.contains(&saved_as) {
+        k += 1;
+        saved_as = format!("{base}-{k}.bin");
+    }
     let path = join(&j.dir, &saved_as);
-    let _ = j.vfs.remove(&path);
     let f = j
         .vfs
         .create(&path)

@@ -138,7 +138,9 @@ pub struct QueueOptions {
     pub durability: Option<Durability>,
     /// Most messages held (ready, delayed and in flight); `None` = unbounded.
     pub max_messages: Option<u64>,
-    /// Most body bytes held; `None` = unbounded.
+    /// Most body bytes held (bodies and the headers their senders set: properties, correlation
+    /// id, group, dedup key; not the fixed per-record header); `None` = unbounded. A single
+    /// message larger than the limit is still accepted into an empty queue.
     pub max_bytes: Option<u64>,
     /// What a send does at the limit. Default [`OverflowPolicy::Reject`].
     pub overflow: Option<OverflowPolicy>,
@@ -169,6 +171,22 @@ impl QueueOptions {
         }
         if let Some(d) = &self.dead_letter {
             d.validate()?;
+        }
+        // Values that cannot work are refused here, once, for every face (a face that spells
+        // "unbounded" or "off" as 0 maps it to `None` before this).
+        if self.max_messages == Some(0) {
+            return Err(Error::invalid(
+                "max_messages 0 would refuse every message (unset it for no limit)",
+            ));
+        }
+        if self
+            .ack_timeout
+            .is_some_and(|t| crate::clock::ms_ceil(t) == 0)
+        {
+            return Err(Error::invalid(
+                "ack_timeout 0 would time out every delivery before it can be acked \
+                 (unset it for no timeout)",
+            ));
         }
         Ok(())
     }
@@ -291,6 +309,14 @@ impl StoreOptions {
                 self.compact_below
             )));
         }
+        if self.max_pending_messages == 0 || self.max_pending_bytes == 0 {
+            return Err(Error::invalid(format!(
+                "the producer window of async sends must admit at least one message and one \
+                 byte (max_pending_messages {}, max_pending_bytes {}): a zero window would \
+                 block every send_async for good",
+                self.max_pending_messages, self.max_pending_bytes
+            )));
+        }
         self.redelivery.validate()?;
         self.dead_letter.validate()
     }
@@ -362,7 +388,7 @@ pub(crate) struct Resolved {
 
 impl Resolved {
     pub fn new(store: &StoreOptions, q: &QueueOptions) -> Self {
-        let ms = |d: Duration| d.as_millis().min(u64::MAX as u128) as u64;
+        let ms = crate::clock::ms_ceil;
         Resolved {
             durability: q.durability.unwrap_or(store.durability),
             max_messages: q.max_messages,

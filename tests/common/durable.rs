@@ -30,10 +30,9 @@ pub fn size(ci: u64, soak_size: u64) -> u64 {
 
 static PANICS: AtomicUsize = AtomicUsize::new(0);
 
-/// Tests of one binary that open stores or start processes hold this, one at a time: a child
-/// started with fork + exec inherits, until its exec, every descriptor open at the fork, so a
-/// store closed and reopened meanwhile by a parallel test finds its LOCK still held (flock
-/// locks belong to the open file description) and fails with Locked.
+/// Tests of one binary that open stores or start processes hold this, one at a time, so that
+/// what one test measures (descriptors, processes, timing of children) is not disturbed by
+/// another. (The store lock itself is a POSIX record lock, which a forked child never holds.)
 pub static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Takes [`SERIAL`] (even if a previous holder panicked).

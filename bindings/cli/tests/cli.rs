@@ -507,6 +507,8 @@ fn dead_letters(d: &std::path::Path) -> u64 {
         .unwrap()
         .nack("timeout")
         .unwrap(); // t0
+                   // p2's TTL runs out here: the store's timers dead-letter it (reason expired) at once, with
+                   // no receive needed.
     clock.advance_ms(10_000);
     orders
         .receive(Some(Duration::ZERO))
@@ -520,7 +522,6 @@ fn dead_letters(d: &std::path::Path) -> u64 {
         .unwrap()
         .nack("declined")
         .unwrap(); // t0+20s
-                   // p2's TTL has run out: the next receive dead-letters it (reason expired), delivers nothing.
     assert!(pay.receive(Some(Duration::ZERO)).unwrap().is_none());
     store.close().unwrap();
     t0
@@ -548,9 +549,9 @@ fn dlq_list_show_filter() {
         summary,
         [
             ("orders", "max_redeliveries", "timeout"),
+            ("payments", "expired", ""),
             ("orders", "rejected", "bad order"),
             ("payments", "max_redeliveries", "declined"),
-            ("payments", "expired", ""),
         ]
     );
     assert_eq!(rows[0]["dlq"], "DLQ");
@@ -568,7 +569,7 @@ fn dlq_list_show_filter() {
     assert_eq!(count(&["--queue", "payments", "--reason", "expired"]), 1);
     let t10 = (t0 + 10_000).to_string();
     let t20 = (t0 + 20_000).to_string();
-    assert_eq!(count(&["--since", &t10, "--until", &t20]), 1);
+    assert_eq!(count(&["--since", &t10, "--until", &t20]), 2); // expired and rejected at t10
     assert_eq!(count(&["--id", "ID:1"]), 1); // by original id
     let own = rows[2]["id"].as_str().unwrap();
     assert_eq!(count(&["--id", own]), 1); // by its id in the DLQ
@@ -651,7 +652,7 @@ fn dlq_replay_dry_run_changes_nothing_then_replays_with_counts() {
     };
     assert_eq!(bodies("orders"), [b"o1".to_vec()]);
     assert_eq!(bodies("payments"), [b"p1".to_vec()]);
-    assert_eq!(bodies("retry"), [b"o2".to_vec(), b"p2".to_vec()]);
+    assert_eq!(bodies("retry"), [b"p2".to_vec(), b"o2".to_vec()]);
     // Replayed messages carry no dead-letter info and start their delivery count again.
     assert!(st
         .iter()

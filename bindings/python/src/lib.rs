@@ -21,6 +21,7 @@ fn _mqlite(m: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::register(m)?;
     m.add_function(wrap_pyfunction!(store::open, m)?)?;
     m.add_function(wrap_pyfunction!(completer::_aio_complete, m)?)?;
+    m.add_function(wrap_pyfunction!(completer::_on_callback_thread, m)?)?;
     m.add_class::<store::Store>()?;
     m.add_class::<store::RedeliveryPolicy>()?;
     m.add_class::<store::DeadLetterStrategy>()?;

@@ -134,16 +134,18 @@ impl Message {
                 ),
             ));
         }
-        self.delivery
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-            .ok_or_else(|| {
-                new_err(
-                    ErrorKind::AlreadySettled,
-                    format!("ID:{} is already settled", self.head.id),
-                )
-            })
+        let mut g = self.delivery.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(d) = g.as_ref() {
+            // Closed before anything is consumed: the message stays settleable by nobody, but
+            // every later call says Closed too, not AlreadySettled.
+            mq(d.queue().check_open())?;
+        }
+        g.take().ok_or_else(|| {
+            new_err(
+                ErrorKind::AlreadySettled,
+                format!("ID:{} is already settled", self.head.id),
+            )
+        })
     }
 
     pub(crate) fn queue_name(&self) -> &str {

@@ -105,7 +105,8 @@ pub(crate) fn receive_sliced(
     recv: impl Fn(Duration) -> mqlite::Result<Vec<Delivery>> + Sync,
 ) -> PyResult<Vec<Delivery>> {
     let timeout = opt_duration(timeout, "timeout")?;
-    let deadline = timeout.map(|t| Instant::now() + t);
+    // A timeout past what an Instant can hold waits forever, as None does.
+    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
     loop {
         let slice = match deadline {
             Some(d) => d.saturating_duration_since(Instant::now()).min(SLICE),

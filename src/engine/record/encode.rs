@@ -1,7 +1,7 @@
 //! Encoders: each appends one whole record to a batch buffer. A record that can fail to encode
 //! (a meta that bincode refuses) leaves the buffer as it was.
 
-use super::{flag, kind, put_bincode, SendHeader, IN_FLIGHT_BIT};
+use super::{flag, kind, put_bincode, SendHeader, IN_FLIGHT_BIT, MAX_META, MAX_SEND_META};
 use crate::error::Result;
 use crate::journal::frame::{put_record_header, RECORD_HEADER};
 use crate::message::Meta;
@@ -42,13 +42,19 @@ fn put_send_body(
     h.meta_len = 0;
     h.put(buf);
     if *meta != Meta::default() || topic.is_some() {
-        let mut n = put_bincode(buf, meta)?;
+        // A message as sent keeps room for the dead-letter headers it may get later.
+        let limit = if meta.dead_letter.is_some() {
+            MAX_META
+        } else {
+            MAX_SEND_META
+        };
+        let mut n = put_bincode(buf, meta, limit)?;
         if let (Some(t), None) = (topic, &meta.topic) {
             // The topic is the meta's last field: bincode wrote `None` as one 0 byte; write
-            // `Some(t)` (a 1 byte, then the string) in its place.
+            // `Some(t)` (a 1 byte, then the string) in its place. Its room counts in the limit.
             buf.pop();
             buf.push(1);
-            n += put_bincode(buf, &t)?;
+            n += put_bincode(buf, &t, limit.saturating_sub(n))?;
         }
         buf[start + 44..start + 48].copy_from_slice(&(n as u32).to_le_bytes());
     }

@@ -139,8 +139,19 @@ pub mod why {
 pub const SEND_HEADER: usize = 48;
 /// Bytes of a SEND record besides its meta and body.
 pub const SEND_OVERHEAD: usize = RECORD_HEADER + SEND_HEADER;
-/// The largest meta section decoded (checked before decoding allocates anything).
+/// The largest meta section decoded (checked before decoding allocates anything). Encoding
+/// refuses a larger one (bincode checks its limit only when decoding): whatever a send accepts
+/// decodes at recovery.
 pub const MAX_META: usize = 16 << 20;
+/// The longest failure text (`nack`/`reject` reason) a settle accepts, in bytes: it is stored in
+/// REQUEUE records and in a dead letter's headers.
+pub const MAX_REASON_BYTES: usize = 32 << 10;
+/// Room kept in a sent message's meta for the dead-letter information added when it is
+/// dead-lettered (original queue name ≤ 255 bytes, failure text ≤ [`MAX_REASON_BYTES`], times,
+/// counts), so that dead-lettering a message a send accepted cannot fail to encode.
+pub const DEAD_LETTER_ROOM: usize = MAX_REASON_BYTES + 4096;
+/// The largest meta section a send accepts (properties, correlation id, group, dedup key).
+pub const MAX_SEND_META: usize = MAX_META - DEAD_LETTER_ROOM;
 /// RELOCATE state bit: the message was in flight when compaction copied it.
 pub const IN_FLIGHT_BIT: u32 = 1 << 31;
 
@@ -250,12 +261,29 @@ pub fn bincode_config() -> impl bincode::config::Config {
         .with_limit::<MAX_META>()
 }
 
-/// Encodes `value` with bincode, appending to `buf`; returns the number of bytes written.
-pub fn put_bincode<T: serde::Serialize>(buf: &mut Vec<u8>, value: &T) -> Result<usize> {
+/// Encodes `value` with bincode, appending to `buf`; returns the number of bytes written. A
+/// payload over `limit` bytes (at most [`MAX_META`], what the decoder accepts) is refused with
+/// `InvalidArgument` and leaves `buf` as it was.
+pub fn put_bincode<T: serde::Serialize>(
+    buf: &mut Vec<u8>,
+    value: &T,
+    limit: usize,
+) -> Result<usize> {
     let before = buf.len();
-    bincode::serde::encode_into_std_write(value, buf, bincode_config())
-        .map_err(|e| Error::invalid(format!("cannot encode message headers: {e}")))?;
-    Ok(buf.len() - before)
+    bincode::serde::encode_into_std_write(value, buf, bincode_config()).map_err(|e| {
+        buf.truncate(before);
+        Error::invalid(format!("cannot encode message headers: {e}"))
+    })?;
+    let n = buf.len() - before;
+    if n > limit.min(MAX_META) {
+        buf.truncate(before);
+        return Err(Error::invalid(format!(
+            "message headers (properties, correlation id, group, dedup key) take {n} bytes, over \
+             the limit of {} bytes",
+            limit.min(MAX_META)
+        )));
+    }
+    Ok(n)
 }
 
 /// Decodes a bincode payload.

@@ -367,7 +367,7 @@ fn a_meta_of_format_version_1_still_decodes() {
         repeat: None,
     };
     let mut meta_bytes = Vec::new();
-    let n = put_bincode(&mut meta_bytes, &v1).unwrap();
+    let n = put_bincode(&mut meta_bytes, &v1, MAX_META).unwrap();
     let mut h = header(5, 1);
     h.meta_len = n as u32;
     let mut body = Vec::new();
@@ -381,4 +381,64 @@ fn a_meta_of_format_version_1_still_decodes() {
     assert_eq!(m.get_correlation_id(), Some("c"));
     assert_eq!(m.topic(), None);
     assert_eq!(m.body(), b"old");
+}
+
+/// Lengths around every limit the encoder and the decoder share, and far beyond it.
+fn meta_len() -> impl proptest::strategy::Strategy<Value = usize> {
+    use proptest::prelude::*;
+    prop_oneof![
+        0usize..64,
+        (MAX_SEND_META - 64)..(MAX_SEND_META + 64),
+        (MAX_META - 64)..(MAX_META + 64),
+        Just(17 << 20),
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+    /// Whatever a SEND (or a DEAD record with the longest failure text) encodes, the recovery
+    /// decoder decodes; whatever it cannot, the encoder refuses with `InvalidArgument` and
+    /// leaves the buffer as it was.
+    #[test]
+    fn every_encoded_send_decodes(field in 0usize..5, len in meta_len(), dead in proptest::bool::ANY) {
+        let big = "x".repeat(len);
+        let mut m = Meta::default();
+        match field {
+            0 => m.properties.push((big, Value::Int(1))),
+            1 => m.properties.push(("k".into(), Value::Str(big))),
+            2 => m.correlation_id = Some(big),
+            3 => m.group = Some(big),
+            _ => m.dedup_key = Some(big),
+        }
+        let mut b = vec![7u8; 3];
+        let r = put_send(&mut b, header(1, 2), &m, b"body");
+        match r {
+            Ok(n) => {
+                let rec = &b[3..];
+                assert_eq!(n as usize, rec.len());
+                let Record::Send(s) = one(rec) else { panic!("a SEND record") };
+                assert_eq!(s.meta(), Some(m.clone()));
+                if dead {
+                    m.dead_letter = Some(DeadLetterInfo {
+                        original_queue: "q".repeat(255),
+                        original_id: MessageId(u64::MAX),
+                        reason: DeadLetterReason::MaxRedeliveries,
+                        last_failure: "r".repeat(MAX_REASON_BYTES),
+                        delivery_count: u32::MAX,
+                        first_failure_ms: u64::MAX,
+                        last_failure_ms: u64::MAX,
+                    });
+                    let mut d = Vec::new();
+                    put_dead(&mut d, 1, 2, header(3, 4), &m, b"body").expect("a dead letter of an accepted message encodes");
+                    let Record::Dead { send, .. } = one(&d) else { panic!("a DEAD record") };
+                    assert_eq!(send.meta(), Some(m));
+                }
+            }
+            Err(e) => {
+                assert_eq!(e.kind(), crate::error::ErrorKind::InvalidArgument);
+                assert_eq!(b, vec![7u8; 3], "a refused record leaves the buffer as it was");
+                assert!(len > MAX_SEND_META - 64, "refused a meta of {len} bytes");
+            }
+        }
+    }
 }
