@@ -126,7 +126,9 @@ correlation_id, group, dedup_key, repeat, properties (name, type, value), dead_l
 their original headers, properties and dead-letter information (new ids). Lines are read in \
 batches; every line of a batch is checked before any is written, and a batch is stored as one \
 transaction. A malformed line stops the import with exit status 7, naming the line: nothing of \
-its batch is written (earlier batches are).",
+its batch is written (earlier batches are). Every line holds one JSON object (JSON Lines): a \
+blank line, or a JSON array, is malformed. A message whose dedup key its queue already holds \
+is dropped by the dedup window and counted apart from the imported ones.",
         after_help = "Examples:\n  mqlite import ./data < all.jsonl\n  mqlite import ./restored --create < all.jsonl\n  mqlite import ./data --queue orders.replayed < some.jsonl"
     )]
     Import(ImportArgs),
@@ -232,7 +234,7 @@ pub struct BrowseArgs {
     /// The queue
     pub queue: String,
     /// Show at most this many messages
-    #[arg(long, default_value_t = 100, value_name = "N")]
+    #[arg(long, default_value_t = 100, value_name = "N", value_parser = at_least_one())]
     pub limit: usize,
     /// Start at this message id (ID:n or n)
     #[arg(long, value_name = "ID")]
@@ -260,7 +262,8 @@ pub struct SendArgs {
     /// Read the body from this file
     #[arg(long, value_name = "FILE")]
     pub file: Option<PathBuf>,
-    /// A property NAME[:TYPE]=VALUE; TYPE is str (default), int, float, bool or bytes (base64)
+    /// A property NAME[:TYPE]=VALUE; TYPE is str (default), int, float, bool or bytes (base64);
+    /// what follows the last `:` before `=` is always the TYPE (a name with `:` needs one)
     #[arg(long = "property", short = 'p', value_name = "NAME[:TYPE]=VALUE")]
     pub properties: Vec<String>,
     /// Priority 0–9 (default 4; higher first)
@@ -340,7 +343,8 @@ pub struct DlqFilter {
     /// Only dead letters whose last failure is before TIME (same forms as --since)
     #[arg(long, value_name = "TIME")]
     pub until: Option<String>,
-    /// Only these ids (the dead letter's own id or its original id; repeatable)
+    /// Only these ids (the dead letter's own id or its original id; repeatable); an id no
+    /// dead letter has fails with exit status 5
     #[arg(long = "id", value_name = "ID")]
     pub ids: Vec<String>,
     /// The dead-letter queues to look in (repeatable; default: DLQ and every DLQ.* queue)
@@ -358,7 +362,7 @@ pub enum DlqCommand {
         #[command(flatten)]
         filter: DlqFilter,
         /// Show at most this many
-        #[arg(long, value_name = "N")]
+        #[arg(long, value_name = "N", value_parser = at_least_one())]
         limit: Option<usize>,
     },
     /// Everything about the matching dead letters: headers, properties, body, failure
@@ -372,7 +376,7 @@ pub enum DlqCommand {
         #[arg(long, value_enum, default_value_t = BodyFormat::Auto)]
         body: BodyFormat,
         /// Show at most this many
-        #[arg(long, value_name = "N")]
+        #[arg(long, value_name = "N", value_parser = at_least_one())]
         limit: Option<usize>,
     },
     /// Move matching dead letters back to their original queue (or --to), delivery counts reset
@@ -424,7 +428,7 @@ pub struct TransferArgs {
     #[arg(long = "id", value_name = "ID")]
     pub ids: Vec<String>,
     /// At most this many (lowest ids first)
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = at_least_one())]
     pub limit: Option<usize>,
     /// Do not ask
     #[arg(long, short = 'y')]
@@ -470,4 +474,9 @@ pub struct RepairArgs {
     /// Only verify: show what a repair would cut out
     #[arg(long)]
     pub dry_run: bool,
+}
+
+/// A count of at least 1 (`--limit 0` would ask for nothing and is refused as a mistake).
+fn at_least_one() -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
 }

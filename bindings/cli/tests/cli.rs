@@ -174,7 +174,7 @@ fn send_with_every_option_then_browse_shows_it() {
         "-p",
         "note=a=b",
         "-p",
-        "a:b=c",
+        "a:b:str=c",
         "-p",
         "low:float=-Infinity",
         "--priority",
@@ -972,7 +972,7 @@ fn malformed_import_lines_are_named_and_nothing_of_their_batch_is_written() {
             open(d).queue("q").unwrap().send("existing").unwrap();
         }
         let before = snapshot(d);
-        let input = format!("{good}\n\n{good}\n{bad}\n{good}\n");
+        let input = format!("{good}\n{good}\n{good}\n{bad}\n{good}\n");
         let line = fails_with(&["import", s(d)], input.as_bytes(), 7);
         assert!(
             line.contains("line 4: "),
@@ -1014,7 +1014,7 @@ fn malformed_import_lines_are_named_and_nothing_of_their_batch_is_written() {
     let r = ok_json(&["import", s(d), "--input", s(&file), "--queue", "elsewhere"]);
     assert_eq!(
         r,
-        serde_json::json!({"imported": 2, "queues": {"elsewhere": 2}})
+        serde_json::json!({"imported": 2, "duplicates": 0, "queues": {"elsewhere": 2}})
     );
 }
 
@@ -1291,4 +1291,172 @@ fn topics_list_publish_and_browse_with_a_selector() {
         run(&["browse", dir, "plain", "--selector", "amount >> 1"]).code,
         2
     );
+}
+
+// ---------------------------------------------------------------- review findings (new users)
+
+#[test]
+fn far_future_times_are_shown_as_raw_ms_and_nothing_panics() {
+    let c = Case::new();
+    let d = c.dir();
+    // Past year 9999 (RFC 3339 has four-digit years): an import can carry such times.
+    let line = format!(
+        "{{\"queue\":\"q\",\"body\":\"aGk=\",\"expires_at_ms\":{},\"timestamp_ms\":{}}}\n",
+        u64::MAX,
+        300_000_000_000_000u64
+    );
+    let r = run_with(&["import", d, "--create"], line.as_bytes());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for args in [&["browse", d, "q"][..], &["receive", d, "q"][..]] {
+        let r = run(args);
+        assert_eq!(r.code, 0, "mqlite {args:?}: {}", r.stderr);
+        assert!(
+            r.stdout.contains(&format!(
+                "expires {} ms since the epoch (after year 9999)",
+                u64::MAX
+            )) && r.stdout.contains("sent 300000000000000 ms since the epoch"),
+            "{}",
+            r.stdout
+        );
+    }
+    // The receive acked it.
+    assert_eq!(stored(c.path()).len(), 0);
+}
+
+#[test]
+fn usage_errors_with_json_are_one_json_object_with_status_2() {
+    let _serial = serial();
+    for args in [
+        &["--json", "stats"][..],
+        &["frobnicate", "--json"][..],
+        &["browse", "/nonexistent", "q", "--limit", "0", "--json"][..],
+    ] {
+        let line = fails(args, 2);
+        let v: J = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{args:?}: {e}: {line}"));
+        assert_eq!(v["error"]["status"], 2, "{line}");
+        assert_eq!(v["error"]["kind"], "usage", "{line}");
+        assert!(!v["error"]["message"].as_str().unwrap().is_empty());
+    }
+    // Without --json clap's own text, still status 2; help is not an error.
+    let r = run(&["stats"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("Usage"), "{}", r.stderr);
+    assert_eq!(run(&["--help", "--json"]).code, 0);
+}
+
+#[test]
+fn unreadable_dir_is_permission_denied_and_a_file_is_not_a_directory() {
+    let c = Case::new();
+    fill(c.path(), "q", ["x".to_string()]);
+    let file = c.path().join("plain");
+    std::fs::write(&file, b"x").unwrap();
+    let line = fails(&["stats", s(&file)], 5);
+    assert!(line.contains("not a directory"), "{line}");
+    let line = fails(&["info", &format!("{}/sub", s(&file))], 5);
+    assert!(line.contains("not a directory"), "{line}");
+    // A directory the user may not read. Permission bits do not bind root: as root the
+    // command runs as nobody (setpriv, util-linux), for whom the whole temp dir is closed.
+    let locked = c.path().join("locked");
+    std::fs::create_dir(&locked).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let r = if std::fs::read_dir(&locked).is_err() {
+        run(&["stats", s(&locked)])
+    } else {
+        let out = std::process::Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(env!("CARGO_BIN_EXE_mqlite"))
+            .args(["stats", s(&locked)])
+            .output()
+            .expect("setpriv (util-linux) runs the command as nobody");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            raw_stdout: out.stdout,
+        }
+    };
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("permission denied"), "{}", r.stderr);
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // send to a missing store hints --create.
+    let line = fails(&["send", &format!("{}/none", c.dir()), "q", "x"], 5);
+    assert!(line.contains("--create"), "{line}");
+}
+
+#[test]
+fn import_counts_duplicates_apart_and_refuses_blank_lines_and_arrays() {
+    let c = Case::new();
+    let d = c.dir();
+    let keyed = r#"{"queue":"q","body":"aGk=","dedup_key":"k1"}"#;
+    let plain = r#"{"queue":"q","body":"aGk="}"#;
+    let input = format!("{keyed}\n{keyed}\n{plain}\n");
+    let r: J = serde_json::from_str(
+        &run_with(&["import", d, "--create", "--json"], input.as_bytes()).stdout,
+    )
+    .unwrap();
+    assert_eq!(
+        r,
+        serde_json::json!({"imported": 2, "duplicates": 1, "queues": {"q": 2}})
+    );
+    // Again: the key is still in the window.
+    let out =
+        String::from_utf8(run_with(&["import", d], format!("{keyed}\n").as_bytes()).raw_stdout)
+            .unwrap();
+    assert!(
+        out.contains("imported 0 messages") && out.contains("1 duplicate dropped"),
+        "{out}"
+    );
+    assert_eq!(stored(c.path()).len(), 2);
+    for (input, why) in [
+        (format!("{plain}\n\n{plain}\n"), "line 2: empty line"),
+        (
+            "[\"q\",\"aGk=\"]\n".to_string(),
+            "line 1: bad JSON: the line must be a JSON object, not an array",
+        ),
+        (
+            format!(
+                "{}\n",
+                r#"{"queue":"q","body":"aGk=","properties":[["n","int",1]]}"#
+            ),
+            "properties[0] must be a JSON object",
+        ),
+        (
+            format!("{}\n", r#"{"queue":"q","body":"aGk=","repeat":[1,2]}"#),
+            "repeat must be a JSON object",
+        ),
+    ] {
+        let line = fails_with(&["import", d], input.as_bytes(), 7);
+        assert!(line.contains(why), "{input:?}: {line}");
+    }
+    assert_eq!(stored(c.path()).len(), 2, "a refused batch wrote something");
+}
+
+#[test]
+fn an_explicit_missing_id_is_not_found_everywhere_and_bad_values_are_refused() {
+    let c = Case::new();
+    let d = c.dir();
+    fill(c.path(), "q", ["x".to_string()]);
+    let _ = dead_letters(c.path());
+    for sub in ["list", "show", "replay"] {
+        let line = fails(&["dlq", sub, d, "--id", "ID:999"], 5);
+        assert!(line.contains("ID:999"), "dlq {sub}: {line}");
+    }
+    fails(&["move", d, "q", "r", "--id", "ID:99", "--yes"], 5);
+    // An unknown property TYPE is refused with the list of types.
+    let line = fails(&["send", d, "q", "x", "-p", "n:weird=1"], 2);
+    assert!(
+        line.contains("unknown type \"weird\"") && line.contains("str, int, float, bool, bytes"),
+        "{line}"
+    );
+    let v = ok_json(&["send", d, "q", "x", "-p", "a:b:str=1"]);
+    assert!(v["id"].is_string());
+    // --limit 0 asks for nothing: refused.
+    for args in [
+        &["browse", d, "q", "--limit", "0"][..],
+        &["dlq", "list", d, "--limit", "0"][..],
+        &["move", d, "q", "r", "--limit", "0", "--yes"][..],
+    ] {
+        assert_eq!(run(args).code, 2, "{args:?}");
+    }
 }

@@ -57,7 +57,13 @@ pub fn run(a: SendArgs, json: bool, w: &mut dyn Write) -> Result<()> {
     if let Some(c) = a.correlation_id {
         m = m.correlation_id(c);
     }
-    let store = open::open_with(&a.dir, a.create, |_| {})?;
+    let store = open::open_with(&a.dir, a.create, |_| {}).map_err(|e| {
+        if e.status == Status::NotFound {
+            e.hint("pass --create to make a new store there")
+        } else {
+            e
+        }
+    })?;
     if a.topic {
         return publish(&store, &a.queue, m, json, w);
     }
