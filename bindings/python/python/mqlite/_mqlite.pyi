@@ -45,6 +45,7 @@ __all__ = [
     "__version__",
     "_aio_complete",
     "_close_open_stores",
+    "_on_callback_thread",
     "open",
 ]
 
