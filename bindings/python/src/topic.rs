@@ -153,6 +153,7 @@ impl Topic {
     /// Counters since the store was opened: ``published`` (reached a subscription),
     /// ``unrouted`` (matched none: stored nowhere), ``subscriptions`` (matching it now).
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        self.store.get().check()?;
         let s = mq(self.t.stats())?;
         let d = PyDict::new(py);
         d.set_item("published", s.published)?;

@@ -18,6 +18,12 @@ import mqlite
 # Arguments for methods that need some; every other method is called with none.
 ARGS: dict[str, Callable[[Any], tuple[Any, ...]]] = {
     "Store.queue": lambda ctx: ("q",),
+    "Store.topic": lambda ctx: ("t",),
+    "Store.subscribe": lambda ctx: ("orders.>",),
+    "Store.unsubscribe": lambda ctx: ("sub",),
+    "Topic.publish": lambda ctx: (b"x",),
+    "Topic.publish_async": lambda ctx: (b"x",),
+    "Topic.publish_batch": lambda ctx: ([b"x"],),
     "Queue.send": lambda ctx: (b"x",),
     "Queue.send_async": lambda ctx: (b"x",),
     "Queue.send_async_aio": lambda ctx: (b"x",),
@@ -68,8 +74,16 @@ def test_every_method_raises_closed_after_close(store_dir: Path) -> None:
     ctx["msg3"] = q.receive(0)
     consumer = q.consumer()
     tx = s.transaction()
+    topic = s.topic("t")
     s.close()
-    objects = {"Store": s, "Queue": q, "Consumer": consumer, "Transaction": tx, "Message": ctx["msg"]}
+    objects = {
+        "Store": s,
+        "Queue": q,
+        "Consumer": consumer,
+        "Transaction": tx,
+        "Message": ctx["msg"],
+        "Topic": topic,
+    }
     checked = []
     for cls_name, obj in objects.items():
         for name in _methods(type(obj)):
