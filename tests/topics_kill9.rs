@@ -9,8 +9,7 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::io::Write;
 use std::time::Duration;
 
 use common::durable::*;
@@ -96,33 +95,16 @@ fn t19_topics_under_kill9() {
     let _serial = serial();
     let cycles = size(40, 400);
     let dir = tempfile::tempdir().unwrap();
-    let exe = std::env::current_exe().unwrap();
     let mut rng = Rng::new(0x7119);
     let mut log: BTreeMap<String, Pub> = BTreeMap::new();
     let mut checked = 0u64;
     for cycle in 0..cycles {
-        let mut child = Command::new(&exe)
-            .args(["--exact", "t19_child", "--nocapture", "--test-threads=1"])
-            .env(
-                "MQLITE_T19_CHILD",
-                format!("{},{},c{cycle}-", dir.path().display(), rng.next_u64()),
-            )
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel::<String>();
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let line = line.trim_start_matches("test t19_child ... ").to_string();
-                let ours = line == "R" || line.starts_with("B ") || line.starts_with("D ");
-                if ours && tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let child = KillChild::spawn(
+            "t19_child",
+            "MQLITE_T19_CHILD",
+            format!("{},{},c{cycle}-", dir.path().display(), rng.next_u64()),
+        );
+        let rx = &child.lines;
         let mut got = Vec::new();
         while let Ok(l) = rx.recv_timeout(Duration::from_secs(30)) {
             let ready = l == "R";
@@ -137,10 +119,7 @@ fn t19_topics_under_kill9() {
         );
         let delay = Duration::from_micros(2_000 + rng.below(40_000));
         std::thread::sleep(delay); // the child works meanwhile; the kill lands at a random point
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
-        reader.join().unwrap();
-        got.extend(rx.try_iter());
+        child.kill(&mut got);
         for line in &got {
             let f: Vec<&str> = line.split(' ').collect();
             match f.as_slice() {
