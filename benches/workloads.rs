@@ -1575,6 +1575,8 @@ fn run_w10(cfg: &Cfg, rep: &mut Report) {
 
 // ---------------------------------------------------------------------------------------------
 
+mod w11;
+
 fn main() {
     if let Ok(step) = std::env::var("MQLITE_BENCH_CHILD") {
         child_main(&step);
@@ -1589,8 +1591,8 @@ fn main() {
         .collect();
     let sel = |id: &str| want.is_empty() || want.iter().any(|w| w == id);
     for w in &want {
-        if !["W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "W10"].contains(&w.as_str()) {
-            eprintln!("unknown workload {w:?} (known: W1 W2 W3 W4 W5 W6 W7 W8 W10)");
+        if !["W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "W10", "W11"].contains(&w.as_str()) {
+            eprintln!("unknown workload {w:?} (known: W1 W2 W3 W4 W5 W6 W7 W8 W10 W11)");
             std::process::exit(2);
         }
     }
@@ -1660,6 +1662,9 @@ fn main() {
     }
     if sel("W10") {
         run_w10(&cfg, &mut rep);
+    }
+    if sel("W11") {
+        w11::run_w11(&cfg, &mut rep);
     }
     rep.print();
     println!(

@@ -48,7 +48,7 @@ impl Queue {
     /// Sends `msg` and waits until it is durable (per the queue's durability). Returns its id
     /// (for a dedup hit, the first message's id).
     pub fn send(&self, msg: impl Into<Message>) -> Result<MessageId> {
-        self.engine.send(self.id, msg.into())
+        self.engine.send(self.id.into(), msg.into())
     }
 
     /// Sends many messages with one lock, one record batch and one wait: all are durable when it
@@ -59,7 +59,7 @@ impl Queue {
         msgs: impl IntoIterator<Item = M>,
     ) -> Result<Vec<MessageId>> {
         self.engine
-            .send_batch(self.id, msgs.into_iter().map(Into::into))
+            .send_batch(self.id.into(), msgs.into_iter().map(Into::into))
     }
 
     /// Sends without waiting. `callback` runs exactly once, on a library thread, with the id once
@@ -72,7 +72,7 @@ impl Queue {
         F: FnOnce(Result<MessageId>) + Send + 'static,
     {
         self.engine
-            .send_async(self.id, msg.into(), Box::new(callback))
+            .send_async(self.id.into(), msg.into(), Box::new(callback))
     }
 
     /// Sends and returns a future that resolves once the message is durable (for tokio and other
@@ -85,10 +85,23 @@ impl Queue {
         let started = self.send_async(msg, move |r| {
             let _ = tx.send(r);
         });
+        let mut rx = rx;
         async move {
             started?;
-            rx.await
-                .map_err(|_| Error::new(ErrorKind::Internal, "the completion was dropped"))?
+            // Completions run on the store's callback thread: a callback that waits (block_on)
+            // for another send's future there would wait for good. Say so instead.
+            std::future::poll_fn(|cx| match std::pin::Pin::new(&mut rx).poll(cx) {
+                std::task::Poll::Pending if crate::engine::on_library_thread() => {
+                    std::task::Poll::Ready(Ok(Err(Error::new(
+                        ErrorKind::WouldDeadlock,
+                        "waiting on a send's future in a send callback would deadlock: the \
+                             callback thread is the one that completes it",
+                    ))))
+                }
+                p => p,
+            })
+            .await
+            .map_err(|_| Error::new(ErrorKind::Internal, "the completion was dropped"))?
         }
     }
 
@@ -105,6 +118,12 @@ impl Queue {
     /// The queue's statistics.
     pub fn stats(&self) -> Result<QueueStats> {
         self.engine.stats(self.id)
+    }
+
+    /// `Ok` while the store is open: `Closed` once it is closed, `Poisoned` after a failure (what
+    /// every other call would return). For faces that must check before they consume anything.
+    pub fn check_open(&self) -> Result<()> {
+        self.engine.check()
     }
 
     /// Whether this queue keeps its messages only in memory.

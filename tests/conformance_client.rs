@@ -15,3 +15,5 @@ mod groups_txn_suite;
 mod redelivery_suite;
 #[path = "settle.rs"]
 mod settle_suite;
+#[path = "topics.rs"]
+mod topics_suite;

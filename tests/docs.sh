@@ -70,22 +70,23 @@ run "LICENSE-MIT and LICENSE-APACHE for the declared MIT OR Apache-2.0" licenses
 
 changelog() {
   local fmt entries stated
-  fmt="$(sed -n 's/^pub const VERSION: u32 = \([0-9]*\);/\1/p' src/journal/format.rs)"
-  [[ -n "$fmt" ]] || { echo "no VERSION in src/journal/format.rs"; return 1; }
+  # The constant lives in frame.rs (format.rs specifies the format and re-exports it).
+  fmt="$(sed -n 's/^pub const VERSION: u32 = \([0-9]*\);/\1/p' src/journal/frame.rs)"
+  [[ -n "$fmt" ]] || { echo "no VERSION in src/journal/frame.rs"; return 1; }
   # Each "## " entry and the format version it states (or "-" when it states none).
   entries="$(awk '/^## / { if (e) print e, (v ? v : "-"); e = $2; v = "" }
     /^On-disk format version: / { v = $4; gsub(/[^0-9]/, "", v) }
     END { if (e) print e, (v ? v : "-") }' CHANGELOG.md)"
-  echo "format.rs VERSION = $fmt; CHANGELOG entries (entry, format version):"
+  echo "journal VERSION = $fmt; CHANGELOG entries (entry, format version):"
   echo "$entries"
   [[ -n "$entries" ]] && ! grep -q ' -$' <<< "$entries" || { echo "an entry states no format version"; return 1; }
   stated="$(head -n 1 <<< "$entries" | cut -d' ' -f2)"
-  [[ "$stated" == "$fmt" ]] || { echo "the newest entry states format $stated, format.rs has $fmt"; return 1; }
+  [[ "$stated" == "$fmt" ]] || { echo "the newest entry states format $stated, the journal has $fmt"; return 1; }
   # The crate's version is the newest entry, or is released below an Unreleased entry.
   local version
   version="$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)"
   grep -qE "^## ($version|Unreleased)( |$)" CHANGELOG.md || { echo "no entry for $version"; return 1; }
 }
-run "CHANGELOG.md states the on-disk format version of each release (newest = format.rs)" changelog
+run "CHANGELOG.md states the on-disk format version of each release (newest = the journal's VERSION)" changelog
 
 summary docs-tests

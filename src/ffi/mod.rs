@@ -22,6 +22,7 @@ pub mod options;
 pub mod queue;
 pub mod remote;
 pub mod store;
+pub mod topic;
 pub mod transaction;
 
 use std::ffi::c_char;

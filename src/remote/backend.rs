@@ -5,16 +5,18 @@
 use std::time::Duration;
 
 use super::client::{Callback, Client};
-use super::protocol::{Request, Response, WireReceived, WireRef, WireSettle, MAX_FRAME};
+use super::protocol::{Request, Response, WireDest, WireReceived, WireRef, WireSettle, MAX_FRAME};
 use super::{fork_generation, forked_error};
 use crate::engine::{
-    CompactReport, ConsumerId, DeliveryRef, DeliveryTag, Engine, QueueId, QueueStats, Received,
-    Settle, StoredMessage, TransferFilter, TransferReport, TxnSpec,
+    CompactReport, ConsumerId, DeliveryRef, DeliveryTag, Dest, Engine, QueueId, QueueStats,
+    Received, Settle, StoredMessage, SubscriptionInfo, SubscriptionOptions, TopicStats,
+    TransferFilter, TransferReport, TxnDest, TxnSpec,
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::message::{Message, MessageId};
 use crate::options::{AckMode, QueueOptions};
 use crate::queue::ReplayFilter;
+use crate::selector::Selector;
 
 /// Local or remote.
 #[derive(Clone)]
@@ -265,16 +267,28 @@ impl Backend {
         }
     }
 
-    pub(crate) fn send(&self, q: QueueId, mut msg: Message) -> Result<MessageId> {
+    /// Sends to a queue or publishes to a topic. A client's queue sends carry an automatic
+    /// dedup key (resent safely after a takeover); publishes cannot (a topic has no dedup
+    /// window), so a publish in flight when the owner dies fails with `OwnerLost`.
+    pub(crate) fn send(&self, to: Dest<'_>, mut msg: Message) -> Result<MessageId> {
         match self.engine()? {
-            Some(e) => e.send(q, &msg),
+            Some(e) => e.send(to, &msg),
             None => {
                 let c = self.client();
-                c.stamp(&mut msg);
-                match c.call(Request::Send {
-                    queue: q.0,
-                    message: msg,
-                })? {
+                let req = match to {
+                    Dest::Queue(q) => {
+                        c.stamp(&mut msg);
+                        Request::Send {
+                            queue: q.0,
+                            message: msg,
+                        }
+                    }
+                    Dest::Topic(t) => Request::Publish {
+                        topic: t.to_string(),
+                        message: msg,
+                    },
+                };
+                match c.call(req)? {
                     Response::Id(id) => Ok(id),
                     r => Err(unexpected(r)),
                 }
@@ -284,27 +298,29 @@ impl Backend {
 
     pub(crate) fn send_batch(
         &self,
-        q: QueueId,
+        to: Dest<'_>,
         msgs: impl IntoIterator<Item = Message>,
     ) -> Result<Vec<MessageId>> {
         match self.engine()? {
-            Some(e) => e.send_batch(q, msgs),
+            Some(e) => e.send_batch(to, msgs),
             None => {
                 let c = self.client();
                 let (mut ids, mut frame, mut bytes) = (Vec::new(), Vec::new(), 0);
                 for mut m in msgs {
-                    c.stamp(&mut m);
+                    if let Dest::Queue(_) = to {
+                        c.stamp(&mut m);
+                    }
                     let size = m.body.len() + 64;
                     if !frame.is_empty() && bytes + size > BATCH_FRAME_BYTES {
                         let done = ids.len();
-                        ids.extend(self.batch_frame(q, std::mem::take(&mut frame), done)?);
+                        ids.extend(self.batch_frame(to, std::mem::take(&mut frame), done)?);
                         bytes = 0;
                     }
                     bytes += size;
                     frame.push(m);
                 }
                 let done = ids.len();
-                ids.extend(self.batch_frame(q, frame, done)?);
+                ids.extend(self.batch_frame(to, frame, done)?);
                 Ok(ids)
             }
         }
@@ -313,17 +329,24 @@ impl Backend {
     /// One frame of a remote batch send; an error's message index counts from the batch's start.
     fn batch_frame(
         &self,
-        q: QueueId,
+        to: Dest<'_>,
         messages: Vec<Message>,
         done: usize,
     ) -> Result<Vec<MessageId>> {
         if messages.is_empty() {
             return Ok(Vec::new());
         }
-        match self.client().call(Request::SendBatch {
-            queue: q.0,
-            messages,
-        }) {
+        let req = match to {
+            Dest::Queue(q) => Request::SendBatch {
+                queue: q.0,
+                messages,
+            },
+            Dest::Topic(t) => Request::PublishBatch {
+                topic: t.to_string(),
+                messages,
+            },
+        };
+        match self.client().call(req) {
             Ok(Response::Ids(ids)) => Ok(ids),
             Ok(r) => Err(unexpected(r)),
             Err(e) if done > 0 => Err(renumber(e, done)),
@@ -331,10 +354,10 @@ impl Backend {
         }
     }
 
-    pub(crate) fn send_async(&self, q: QueueId, msg: Message, callback: Callback) -> Result<()> {
+    pub(crate) fn send_async(&self, to: Dest<'_>, msg: Message, callback: Callback) -> Result<()> {
         match self.engine()? {
-            Some(e) => e.send_async(q, msg, callback),
-            None => self.client().send_async(q.0, msg, callback),
+            Some(e) => e.send_async(to, msg, callback),
+            None => self.client().send_async(to, msg, callback),
         }
     }
 
@@ -346,14 +369,47 @@ impl Backend {
         n: usize,
         timeout: Option<Duration>,
     ) -> Result<(u64, Vec<Received>)> {
+        self.receive_with(q, consumer, n, timeout, None)
+    }
+
+    /// Receives for a selective consumer (see [`Engine::receive_selected`]).
+    pub(crate) fn receive_selected(
+        &self,
+        q: QueueId,
+        consumer: ConsumerId,
+        n: usize,
+        timeout: Option<Duration>,
+        selector: &Selector,
+    ) -> Result<(u64, Vec<Received>)> {
+        self.receive_with(q, consumer, n, timeout, Some(selector))
+    }
+
+    fn receive_with(
+        &self,
+        q: QueueId,
+        consumer: ConsumerId,
+        n: usize,
+        timeout: Option<Duration>,
+        selector: Option<&Selector>,
+    ) -> Result<(u64, Vec<Received>)> {
         match self.engine()? {
-            Some(e) => Ok((0, e.receive(q, consumer, n, timeout)?)),
+            Some(e) => Ok((
+                0,
+                match selector {
+                    None => e.receive(q, consumer, n, timeout)?,
+                    Some(s) => e.receive_selected(q, consumer, n, timeout, s)?,
+                },
+            )),
             None => {
                 if n == 0 {
                     return Ok((0, Vec::new()));
                 }
                 let max = u32::try_from(n).unwrap_or(u32::MAX);
-                match self.client().receive(q.0, consumer.0, max, timeout)? {
+                let selector = selector.map(|s| s.as_str().to_string());
+                match self
+                    .client()
+                    .receive(q.0, consumer.0, max, timeout, selector)?
+                {
                     (origin, Response::Received(items)) => Ok((origin, received(items))),
                     (_, r) => Err(unexpected(r)),
                 }
@@ -480,9 +536,12 @@ impl Backend {
                 let sends = spec
                     .sends
                     .into_iter()
-                    .map(|(q, mut m)| {
-                        c.stamp(&mut m);
-                        (q.0, m)
+                    .map(|(to, mut m)| match to {
+                        TxnDest::Queue(q) => {
+                            c.stamp(&mut m);
+                            (WireDest::Queue(q.0), m)
+                        }
+                        TxnDest::Topic(t) => (WireDest::Topic(t.to_string()), m),
                     })
                     .collect();
                 match c.call(Request::Commit { sends, acks })? {
@@ -490,6 +549,75 @@ impl Backend {
                     r => Err(unexpected(r)),
                 }
             }
+        }
+    }
+    pub(crate) fn txn_claim(&self, d: DeliveryRef) -> Result<()> {
+        match self.engine()? {
+            Some(e) => e.txn_claim(d),
+            None => {
+                let delivery = self.wire(&d)?;
+                self.client()
+                    .call(Request::TxnClaim { delivery })
+                    .map(|_| ())
+            }
+        }
+    }
+
+    pub(crate) fn topic_stats(&self, topic: &str) -> Result<TopicStats> {
+        match self.engine()? {
+            Some(e) => e.topic_stats(topic),
+            None => match self.client().call(Request::TopicStats {
+                topic: topic.to_string(),
+            })? {
+                Response::TopicStats(s) => Ok(s),
+                r => Err(unexpected(r)),
+            },
+        }
+    }
+
+    /// Attaches a subscriber; returns the subscription's queue and name.
+    pub(crate) fn subscribe(
+        &self,
+        pattern: &str,
+        options: &SubscriptionOptions,
+    ) -> Result<(QueueId, String)> {
+        match self.engine()? {
+            Some(e) => e.subscribe(pattern, options),
+            None => self
+                .client()
+                .subscribe(pattern, options)
+                .map(|(q, n)| (QueueId(q), n)),
+        }
+    }
+
+    /// Detaches a subscriber (a non-durable subscription ends with its last one).
+    pub(crate) fn close_subscription(&self, q: QueueId) -> Result<()> {
+        match self.engine()? {
+            Some(e) => e.close_subscription(q),
+            None => self.client().close_subscription(q.0),
+        }
+    }
+
+    pub(crate) fn unsubscribe(&self, name: &str) -> Result<()> {
+        match self.engine()? {
+            Some(e) => e.unsubscribe(name),
+            None => self
+                .client()
+                .call(Request::Unsubscribe {
+                    name: name.to_string(),
+                })
+                .map(|_| ()),
+        }
+    }
+
+    pub(crate) fn subscriptions(&self) -> Vec<SubscriptionInfo> {
+        match self.engine() {
+            Ok(Some(e)) => e.subscriptions(),
+            Ok(None) => match self.client().call(Request::Subscriptions) {
+                Ok(Response::Subscriptions(v)) => v,
+                _ => Vec::new(),
+            },
+            Err(_) => Vec::new(),
         }
     }
 }

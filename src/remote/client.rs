@@ -22,11 +22,11 @@ use std::time::{Duration, Instant};
 
 use super::owner::Owner;
 use super::protocol::{
-    decode, put_frame, read_frame, Hello, Request, Response, ResponseFrame, Welcome,
+    decode, put_frame, read_frame, Hello, Request, Response, ResponseFrame, Welcome, WireDest,
     PROTOCOL_VERSION,
 };
 use super::{connect_socket, fork_generation, forked_error, AUTO_KEY_PREFIX};
-use crate::engine::{mark_library_thread, on_library_thread};
+use crate::engine::{mark_library_thread, on_library_thread, Dest, SubscriptionOptions};
 use crate::error::{Error, ErrorKind, Result};
 use crate::journal::format::VERSION as FORMAT_VERSION;
 use crate::message::{Message, MessageId};
@@ -83,6 +83,9 @@ struct St {
     pending: BTreeMap<u64, Pending>,
     /// Declared queues (id → name, options), declared again on every new connection.
     queues: BTreeMap<u32, (String, Option<QueueOptions>)>,
+    /// Attached subscribers (queue id → pattern, options with the subscription's name, how many
+    /// handles), attached again on every new connection.
+    subs: BTreeMap<u32, (String, SubscriptionOptions, usize)>,
     /// This client's consumers (its id → queue, ack mode, the owner's id for it).
     consumers: HashMap<u64, (u32, AckMode, u64)>,
     next_consumer: u64,
@@ -101,6 +104,8 @@ struct Pending {
     done: Done,
     partial: Option<Response>,
     async_bytes: Option<usize>,
+    /// Written to a connection (else it cannot have taken effect, and is simply sent).
+    sent: bool,
 }
 
 enum Done {
@@ -123,13 +128,23 @@ impl Slot {
         self.cv.notify_all();
     }
 
-    fn wait(&self) -> Result<Response> {
+    /// The answer, or `None` if none came within `limit`.
+    fn wait_for(&self, limit: Duration) -> Option<Result<Response>> {
+        let end = Instant::now() + limit;
         let mut g = lock(&self.r);
         loop {
             if let Some(r) = g.take() {
-                return r;
+                return Some(r);
             }
-            g = self.cv.wait(g).unwrap_or_else(|e| e.into_inner());
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            g = self
+                .cv
+                .wait_timeout(g, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
     }
 }
@@ -188,6 +203,7 @@ impl Client {
                 closed: false,
                 pending: BTreeMap::new(),
                 queues: BTreeMap::new(),
+                subs: BTreeMap::new(),
                 consumers: HashMap::new(),
                 next_consumer: 1,
                 async_msgs: 0,
@@ -273,9 +289,66 @@ impl Client {
         deadline: Option<Instant>,
     ) -> Result<(Response, u64)> {
         let slot = Arc::new(Slot::default());
-        self.submit(req, consumer, deadline, Done::Wait(slot.clone()), None)?;
-        let r = slot.wait()?.into_result()?;
+        let id = self.submit(req, consumer, deadline, Done::Wait(slot.clone()), None)?;
+        let r = self.wait_answer(&slot, id)?.into_result()?;
         Ok((r, slot.epoch.load(Ordering::SeqCst)))
+    }
+
+    /// Waits for the answer of request `id`. A call may legitimately wait long (a receive, a
+    /// send blocked on a full queue), so silence alone proves nothing: after each
+    /// `connect_timeout` without an answer the owner is pinged (a request its reading thread
+    /// answers at once), and an owner that does not answer the ping either — alive, holding
+    /// the store's lock, but hung (stopped, deadlocked) — fails the call with `Timeout`
+    /// instead of hanging the caller forever.
+    fn wait_answer(&self, slot: &Slot, id: u64) -> Result<Response> {
+        loop {
+            if let Some(r) = slot.wait_for(self.inner.timeout) {
+                return r;
+            }
+            if self.owner_answers() {
+                continue;
+            }
+            let mut st = lock(&self.inner.st);
+            if let Some(p) = st.pending.remove(&id) {
+                self.inner.uncount(&mut st, &p);
+            }
+            drop(st);
+            // It may have been answered just now.
+            if let Some(r) = slot.wait_for(Duration::ZERO) {
+                return r;
+            }
+            return Err(self.hung_error());
+        }
+    }
+
+    /// Whether the owner answers a ping within `connect_timeout` (or is being replaced: the
+    /// reconnection has its own deadline).
+    fn owner_answers(&self) -> bool {
+        if !lock(&self.inner.st).up {
+            return true;
+        }
+        let slot = Arc::new(Slot::default());
+        let Ok(id) = self.submit(Request::Check, 0, None, Done::Wait(slot.clone()), None) else {
+            return true; // closed or failed: the call's own answer says so
+        };
+        if slot.wait_for(self.inner.timeout).is_some() {
+            return true;
+        }
+        let mut st = lock(&self.inner.st);
+        st.pending.remove(&id);
+        !st.up
+    }
+
+    fn hung_error(&self) -> Error {
+        Error::new(
+            ErrorKind::Timeout,
+            format!(
+                "the store's owner (pid {}) holds the store but did not answer within {:?}: it \
+                 is hung or stopped; the call's outcome is unknown",
+                self.owner_pid(),
+                self.inner.timeout
+            ),
+        )
     }
 
     /// Queues a request and writes it if connected (else the reconnection writes it).
@@ -286,7 +359,7 @@ impl Client {
         deadline: Option<Instant>,
         done: Done,
         async_bytes: Option<usize>,
-    ) -> Result<()> {
+    ) -> Result<u64> {
         self.check_fork()?;
         let inner = &self.inner;
         let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
@@ -317,6 +390,7 @@ impl Client {
                 done,
                 partial: None,
                 async_bytes,
+                sent: write,
             },
         );
         drop(st);
@@ -329,7 +403,7 @@ impl Client {
                 }
             }
         }
-        Ok(())
+        Ok(id)
     }
 
     /// Sends a request that wants no answer (a dropped delivery, a closed consumer): only on
@@ -382,26 +456,31 @@ impl Client {
         }
     }
 
-    /// Sends without waiting; `callback` runs once on this client's callback thread.
+    /// Sends (or publishes) without waiting; `callback` runs once on this client's callback
+    /// thread.
     pub(crate) fn send_async(
         &self,
-        queue: u32,
+        to: Dest<'_>,
         mut msg: Message,
         callback: Callback,
     ) -> Result<()> {
-        self.stamp(&mut msg);
         let len = msg.body.len();
-        self.wait_window(len)?;
-        self.submit(
-            Request::SendAsync {
-                queue,
+        let req = match to {
+            Dest::Queue(q) => {
+                self.stamp(&mut msg);
+                Request::SendAsync {
+                    queue: q.0,
+                    message: msg,
+                }
+            }
+            Dest::Topic(t) => Request::PublishAsync {
+                topic: t.to_string(),
                 message: msg,
             },
-            0,
-            None,
-            Done::Callback(callback),
-            Some(len),
-        )
+        };
+        self.wait_window(len)?;
+        self.submit(req, 0, None, Done::Callback(callback), Some(len))
+            .map(|_| ())
     }
 
     /// Waits for room in this client's window of async sends (the store's producer window
@@ -434,6 +513,7 @@ impl Client {
         consumer: u64,
         max: u32,
         timeout: Option<Duration>,
+        selector: Option<String>,
     ) -> Result<(u64, Response)> {
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         let (server, epoch) = {
@@ -453,12 +533,57 @@ impl Client {
             consumer: server,
             max,
             timeout_ms: timeout.map(|t| t.as_millis().min(u64::MAX as u128) as u64),
+            selector,
         };
         // The answer may come from a later connection than the one asked (a resend); the
         // deliveries carry the one that answered.
         let _ = epoch;
         let (r, answered) = self.call_answered_by(req, consumer, deadline)?;
         Ok((answered, r))
+    }
+
+    /// Attaches a subscriber; remembered (by the subscription's name), to be attached again
+    /// on every new connection. Returns the subscription's queue and name.
+    pub(crate) fn subscribe(
+        &self,
+        pattern: &str,
+        options: &SubscriptionOptions,
+    ) -> Result<(u32, String)> {
+        options.queue.validate()?;
+        match self.call(Request::Subscribe {
+            pattern: pattern.to_string(),
+            options: options.clone(),
+        })? {
+            Response::Subscribed { queue, name } => {
+                let mut st = lock(&self.inner.st);
+                let e = st.subs.entry(queue).or_insert_with(|| {
+                    let mut o = options.clone();
+                    o.name = Some(name.clone());
+                    (pattern.to_string(), o, 0)
+                });
+                e.2 += 1;
+                Ok((queue, name))
+            }
+            r => Err(unexpected(&r)),
+        }
+    }
+
+    /// Detaches a subscriber (on the current connection: one that ended detached it already).
+    pub(crate) fn close_subscription(&self, queue: u32) -> Result<()> {
+        {
+            let mut st = lock(&self.inner.st);
+            match st.subs.get_mut(&queue) {
+                Some(e) if e.2 > 1 => e.2 -= 1,
+                Some(_) => {
+                    st.subs.remove(&queue);
+                }
+                None => return Ok(()),
+            }
+        }
+        match self.call(Request::CloseSubscription { queue }) {
+            Err(e) if e.kind() == ErrorKind::OwnerLost => Ok(()),
+            r => r.map(|_| ()),
+        }
     }
 
     /// Opens a consumer; returns this client's id for it.
@@ -598,6 +723,37 @@ fn unexpected(r: &Response) -> Error {
     )
 }
 
+/// Whether `s` has something to read (or is closed) within `limit` (poll(2)).
+fn readable_within(s: &UnixStream, limit: Duration) -> bool {
+    use std::os::unix::io::AsRawFd;
+    let mut p = libc::pollfd {
+        fd: s.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let end = Instant::now() + limit;
+    loop {
+        let left = end.saturating_duration_since(Instant::now());
+        let ms = left.as_millis().min(i32::MAX as u128) as i32;
+        // SAFETY: one valid pollfd, count 1.
+        let rc = unsafe { libc::poll(&mut p, 1, ms) };
+        if rc > 0 {
+            return true;
+        }
+        if rc == 0 || std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            return false;
+        }
+    }
+}
+
+/// "pid N" of the process holding the store's lock, as its LOCK file says.
+fn lock_holder(dir: &std::path::Path) -> String {
+    match std::fs::read_to_string(dir.join("LOCK")) {
+        Ok(t) if !t.trim().is_empty() => format!("pid {}", t.trim()),
+        _ => "pid unknown".to_string(),
+    }
+}
+
 /// A random producer id for this client's automatic dedup keys (pid, time and an address:
 /// unique enough among the processes of one store).
 fn producer_id() -> u64 {
@@ -664,6 +820,20 @@ impl Inner {
             dir: self.dir_id,
         };
         s.write_all(&h.encode()).map_err(|_| None)?;
+        if !readable_within(&s, self.timeout) {
+            // Connected (the kernel queues connections) but never welcomed: the process holding
+            // the store's lock does not serve.
+            return Err(Some(Error::new(
+                ErrorKind::Timeout,
+                format!(
+                    "the owner of store {} ({}) holds its lock but did not answer within {:?}: \
+                     it is hung or stopped",
+                    self.dir.display(),
+                    lock_holder(&self.dir),
+                    self.timeout
+                ),
+            )));
+        }
         let w = match Welcome::read(&mut s) {
             Ok(w) => w,
             // An owner that closed or died during the hello: try again.
@@ -707,9 +877,9 @@ impl Inner {
     /// Declares the queues and opens the consumers again on a new connection, installs it and
     /// resends what is pending.
     fn install(self: &Arc<Self>, mut s: UnixStream) -> Result<UnixStream> {
-        let (queues, consumers) = {
+        let (queues, subs, consumers) = {
             let st = lock(&self.st);
-            (st.queues.clone(), st.consumers.clone())
+            (st.queues.clone(), st.subs.clone(), st.consumers.clone())
         };
         let mut buf = Vec::new();
         let mut moved = Vec::new();
@@ -724,6 +894,21 @@ impl Inner {
             )? {
                 Response::Queue(n) if n == q => {}
                 _ => moved.push(q),
+            }
+        }
+        for (&q, (pattern, options, n)) in &subs {
+            for _ in 0..*n {
+                let r = Self::direct(
+                    &mut s,
+                    &mut buf,
+                    &Request::Subscribe {
+                        pattern: pattern.clone(),
+                        options: options.clone(),
+                    },
+                );
+                if !matches!(r, Ok(Response::Subscribed { queue, .. }) if queue == q) {
+                    moved.push(q);
+                }
             }
         }
         let mut servers = HashMap::new();
@@ -764,6 +949,7 @@ impl Inner {
             match on {
                 OnResend::Resend(req) => {
                     p.req = *req;
+                    p.sent = true;
                     let w = &mut *w;
                     w.buf.clear();
                     if put_frame(&mut w.buf, &(id, &p.req)).is_ok() {
@@ -932,7 +1118,12 @@ fn resend(p: &Pending, consumers: &HashMap<u64, u64>, now: Instant, moved: &[u32
         {
             OnResend::Fail(lost("a send (its queue changed id)"))
         }
-        Request::Receive { queue, max, .. } => {
+        Request::Receive {
+            queue,
+            max,
+            selector,
+            ..
+        } => {
             let consumer = if p.consumer == 0 {
                 Some(0)
             } else {
@@ -947,9 +1138,35 @@ fn resend(p: &Pending, consumers: &HashMap<u64, u64>, now: Instant, moved: &[u32
                     timeout_ms: p
                         .deadline
                         .map(|d| d.saturating_duration_since(now).as_millis() as u64),
+                    selector: selector.clone(),
                 })),
             }
         }
+        // Never written: it cannot have taken effect.
+        Request::Publish { .. }
+        | Request::PublishAsync { .. }
+        | Request::PublishBatch { .. }
+        | Request::Commit { .. }
+        | Request::TxnClaim { .. }
+        | Request::Subscribe { .. }
+        | Request::Unsubscribe { .. }
+            if !p.sent =>
+        {
+            OnResend::Resend(Box::new(p.req.clone()))
+        }
+        // A publish carries no dedup key (a topic has no dedup window): resending it could
+        // store it twice, so one in doubt fails.
+        Request::Publish { .. } | Request::PublishAsync { .. } | Request::PublishBatch { .. } => {
+            OnResend::Fail(lost("a publish"))
+        }
+        Request::Commit { sends, .. }
+            if sends.iter().any(|(d, _)| matches!(d, WireDest::Topic(_))) =>
+        {
+            OnResend::Fail(lost("a transaction with publishes"))
+        }
+        Request::TxnClaim { .. } => OnResend::Fail(delivery_lost()),
+        Request::Subscribe { .. } => OnResend::Fail(lost("a subscribe")),
+        Request::Unsubscribe { .. } => OnResend::Fail(lost("an unsubscribe")),
         Request::Commit { sends, acks } if !acks.is_empty() => {
             if sends.is_empty() {
                 OnResend::Fail(delivery_lost())
@@ -987,6 +1204,9 @@ fn resend(p: &Pending, consumers: &HashMap<u64, u64>, now: Instant, moved: &[u32
         | Request::BrowseStored { .. }
         | Request::DedupWindow { .. }
         | Request::DedupLookup { .. }
+        | Request::TopicStats { .. }
+        | Request::CloseSubscription { .. }
+        | Request::Subscriptions
         | Request::Compact
         | Request::Flush
         | Request::DiskBytes

@@ -41,7 +41,13 @@ impl Owner {
         )?;
         let io = Io::new(journal);
         let files = io.files();
-        let state = rb.into_state(&options, io.segments(), clock.now_ms())?;
+        let mut report = report;
+        let state = rb.into_state(
+            &options,
+            io.segments(),
+            clock.now_ms(),
+            &mut report.lost_queues,
+        )?;
         let engine = Engine::new(state, io, files, options);
         let waker = engine.waker();
         clock.subscribe(Arc::downgrade(&waker));

@@ -20,7 +20,10 @@ use std::io::{self, Read, Write};
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{CompactReport, QueueStats, StoredMessage, TransferFilter, TransferReport};
+use crate::engine::{
+    CompactReport, QueueStats, StoredMessage, SubscriptionInfo, SubscriptionOptions, TopicStats,
+    TransferFilter, TransferReport,
+};
 use crate::error::{Error, ErrorKind};
 use crate::message::{Message, MessageId};
 use crate::options::{AckMode, QueueOptions};
@@ -29,8 +32,9 @@ use crate::queue::ReplayFilter;
 /// The journal format version the hello carries (the owner's format is the store's).
 pub use crate::journal::format::VERSION as FORMAT_VERSION;
 
-/// The protocol version; a peer of another version is refused at the hello.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// The protocol version; a peer of another version is refused at the hello. 2: topics and
+/// subscriptions, selective consumers, transactional publishes (journal format 2).
+pub const PROTOCOL_VERSION: u32 = 2;
 /// Magic of the hello and welcome.
 pub const MAGIC: &[u8; 8] = b"MQLITEP\0";
 /// The largest frame payload either side accepts (64 MiB): bodies sent by clients are bounded
@@ -178,6 +182,13 @@ pub enum WireSettle {
     Release,
 }
 
+/// Where a transaction's send goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WireDest {
+    Queue(u32),
+    Topic(String),
+}
+
 /// One request: one engine call.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Request {
@@ -204,6 +215,8 @@ pub enum Request {
         consumer: u64,
         max: u32,
         timeout_ms: Option<u64>,
+        /// A selective consumer's selector text.
+        selector: Option<String>,
     },
     OpenConsumer {
         queue: u32,
@@ -228,14 +241,47 @@ pub enum Request {
         delivery: WireRef,
     },
     Commit {
-        sends: Vec<(u32, Message)>,
+        sends: Vec<(WireDest, Message)>,
         acks: Vec<WireRef>,
     },
     /// Whether a transaction whose answer was lost with the previous owner was committed: the
-    /// ids of its sends if the first one's dedup key is known, else `DeliveryLost`.
+    /// ids of its sends if their dedup keys are known, else `DeliveryLost`.
     CommitProbe {
-        sends: Vec<(u32, Message)>,
+        sends: Vec<(WireDest, Message)>,
     },
+    /// A delivery added to a transaction.
+    TxnClaim {
+        delivery: WireRef,
+    },
+    Publish {
+        topic: String,
+        message: Message,
+    },
+    /// Answered once the message is durable (the owner's async publish).
+    PublishAsync {
+        topic: String,
+        message: Message,
+    },
+    PublishBatch {
+        topic: String,
+        messages: Vec<Message>,
+    },
+    TopicStats {
+        topic: String,
+    },
+    /// Attaches a subscriber (answered with the subscription's queue and name); the
+    /// connection holds it until `CloseSubscription` or until it ends.
+    Subscribe {
+        pattern: String,
+        options: SubscriptionOptions,
+    },
+    CloseSubscription {
+        queue: u32,
+    },
+    Unsubscribe {
+        name: String,
+    },
+    Subscriptions,
     Browse {
         queue: u32,
         max: u64,
@@ -302,6 +348,9 @@ pub enum Response {
     Compacted(CompactReport),
     Window { ms: u64, count: u64 },
     Found(Option<MessageId>),
+    Subscribed { queue: u32, name: String },
+    Subscriptions(Vec<SubscriptionInfo>),
+    TopicStats(TopicStats),
     Error { kind: u32, message: String },
 }
 
@@ -490,6 +539,157 @@ pub fn fuzz_decode(data: &[u8]) -> usize {
     let mut buf = Vec::new();
     while let Ok(true) = read_frame(&mut r, &mut buf) {
         n += decode::<RequestFrame>(&buf).is_ok() as usize;
+        if let Ok((_, _, resp)) = decode::<ResponseFrame>(&buf) {
+            // What the client does with a reply: split and rejoin parts, read an error.
+            let mut parts = split(resp).into_iter();
+            if let Some(mut first) = parts.next() {
+                for p in parts {
+                    first.extend(p);
+                }
+                n += 1;
+                let _ = first.into_result();
+            }
+        }
     }
     n
+}
+
+/// Valid encodings the fuzz harnesses start from: a hello, a welcome, and one frame (length
+/// included) of each kind of request and of the main replies, so that mutations reach deep
+/// into every variant's decoding rather than failing at the first byte.
+#[doc(hidden)]
+pub fn fuzz_seeds() -> Vec<Vec<u8>> {
+    let msg = || {
+        Message::new(&b"body"[..])
+            .property("k", 1i64)
+            .dedup_key("\u{1}mq1.2")
+    };
+    let wref = WireRef {
+        queue: 1,
+        id: 2,
+        tag: 3,
+        consumer: 4,
+    };
+    let requests = vec![
+        Request::Declare {
+            name: "q".into(),
+            options: Some(QueueOptions::default()),
+        },
+        Request::QueueNames,
+        Request::Send {
+            queue: 0,
+            message: msg(),
+        },
+        Request::SendAsync {
+            queue: 0,
+            message: msg(),
+        },
+        Request::SendBatch {
+            queue: 0,
+            messages: vec![msg(), msg()],
+        },
+        Request::Receive {
+            queue: 0,
+            consumer: 1,
+            max: 10,
+            timeout_ms: Some(5),
+            selector: Some("k > 0".into()),
+        },
+        Request::OpenConsumer {
+            queue: 0,
+            mode: AckMode::Explicit,
+        },
+        Request::Settle {
+            delivery: wref,
+            op: WireSettle::Nack {
+                reason: "r".into(),
+                delay_ms: Some(1),
+            },
+        },
+        Request::AckBatch {
+            queue: 0,
+            deliveries: vec![wref, wref],
+        },
+        Request::Commit {
+            sends: vec![
+                (WireDest::Queue(0), msg()),
+                (WireDest::Topic("a.b".into()), msg()),
+            ],
+            acks: vec![wref],
+        },
+        Request::Publish {
+            topic: "a.b".into(),
+            message: msg(),
+        },
+        Request::Subscribe {
+            pattern: "a.>".into(),
+            options: SubscriptionOptions {
+                name: Some("s".into()),
+                durable: true,
+                selector: Some("k = 1".into()),
+                ..Default::default()
+            },
+        },
+        Request::Replay {
+            queue: 0,
+            filter: ReplayFilter::default(),
+        },
+        Request::Transfer {
+            queue: 0,
+            filter: TransferFilter {
+                to: "b".into(),
+                ids: Some(vec![MessageId(1)]),
+                limit: Some(3),
+                copy: true,
+                dry_run: false,
+            },
+        },
+    ];
+    let responses = vec![
+        Response::Ids(vec![MessageId(1), MessageId(2)]),
+        Response::Received(vec![WireReceived {
+            message: msg(),
+            tag: 1,
+            count: 2,
+        }]),
+        Response::Stats(QueueStats::default()),
+        Response::Subscribed {
+            queue: 3,
+            name: "s".into(),
+        },
+        Response::Error {
+            kind: 1,
+            message: "e".into(),
+        },
+    ];
+    let mut out = vec![
+        Hello {
+            protocol: PROTOCOL_VERSION,
+            format: FORMAT_VERSION,
+            pid: 1,
+            dir: (2, 3),
+        }
+        .encode()
+        .to_vec(),
+        Welcome {
+            protocol: PROTOCOL_VERSION,
+            format: FORMAT_VERSION,
+            owner_pid: 1,
+            refusal: Some((ErrorKind::Locked, "no".into())),
+        }
+        .encode(),
+    ];
+    for (i, r) in requests.into_iter().enumerate() {
+        let mut b = Vec::new();
+        if put_frame(&mut b, &(i as u64, r)).is_ok() {
+            out.push(b);
+        }
+    }
+    for (i, r) in responses.into_iter().enumerate() {
+        let mut b = Vec::new();
+        if put_frame(&mut b, &(i as u64, false, r)).is_ok() {
+            out.push(b);
+        }
+    }
+    out
 }

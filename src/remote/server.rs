@@ -30,14 +30,15 @@ use std::time::{Duration, Instant};
 
 use super::protocol::{
     decode, put_frame, read_frame, split, Hello, Request, RequestFrame, Response, Welcome,
-    WireReceived, WireRef, WireSettle, HELLO_LEN, PROTOCOL_VERSION,
+    WireDest, WireReceived, WireRef, WireSettle, HELLO_LEN, PROTOCOL_VERSION,
 };
 use super::{peer_uid, AUTO_KEY_PREFIX};
 use crate::engine::{mark_library_thread, ConsumerId, DeliveryRef, DeliveryTag, Engine, QueueId};
-use crate::engine::{Settle, TxnSpec};
+use crate::engine::{Dest, Settle, TxnDest, TxnSpec};
 use crate::error::{Error, ErrorKind, Result};
 use crate::journal::format::VERSION as FORMAT_VERSION;
 use crate::message::MessageId;
+use crate::remote::client::Callback;
 
 /// Most requests of one connection read and not yet answered.
 pub const WINDOW: usize = 4096;
@@ -100,6 +101,9 @@ struct ConnState {
     consumers: HashSet<u64>,
     /// Per queue, the consumer behind its plain receives (so that they are returned if it dies).
     plain: HashMap<u32, ConsumerId>,
+    /// Subscribers it attached, per subscription queue (detached if it dies: a non-durable
+    /// subscription of a dead client ends).
+    subs: HashMap<u32, usize>,
 }
 
 impl Server {
@@ -132,14 +136,7 @@ impl Server {
     /// Stops taking connections and requests (the owner is closing). Requests being served go
     /// on; their answers are still written.
     pub(crate) fn begin_stop(&self) {
-        let s = &self.shared;
-        s.stopping.store(true, Ordering::SeqCst);
-        // SAFETY: shutdown on the listener's own descriptor: its accept returns.
-        unsafe { libc::shutdown(s.listener.as_raw_fd(), libc::SHUT_RDWR) };
-        for c in lock(&s.conns).iter() {
-            let _ = c.stream.shutdown(std::net::Shutdown::Read);
-            c.cv.notify_all();
-        }
+        self.stop_in_background();
         if let Some(t) = lock(&self.accept).take() {
             let _ = t.join();
         }
@@ -358,9 +355,15 @@ impl ServerShared {
         // The last thread out: return what the client held.
         let mut consumers: Vec<u64> = st.consumers.drain().collect();
         consumers.extend(st.plain.drain().map(|(_, c)| c.0));
+        let subs: Vec<(u32, usize)> = st.subs.drain().collect();
         drop(st);
         for id in consumers {
             self.engine.close_consumer(ConsumerId(id));
+        }
+        for (q, n) in subs {
+            for _ in 0..n {
+                let _ = self.engine.close_subscription(QueueId(q));
+            }
         }
         lock(&self.conns).retain(|x| !Arc::ptr_eq(x, c));
     }
@@ -492,26 +495,52 @@ impl ServerShared {
             }
             Request::SendAsync { queue, message } => {
                 let q = self.queue(c, queue)?;
-                let (s, c2) = (self.clone(), c.clone());
-                e.send_async(
-                    q,
-                    message,
-                    Box::new(move |r| {
-                        let resp = match r {
-                            Ok(id) => Response::Id(id),
-                            Err(e)
-                                if e.kind() == ErrorKind::Closed
-                                    && s.stopping.load(Ordering::SeqCst) =>
-                            {
-                                c2.queue_answer(id, None);
-                                return;
-                            }
-                            Err(e) => Response::error(&e),
-                        };
-                        c2.queue_answer(id, Some(resp));
-                    }),
-                )?;
+                e.send_async(q, message, self.later(c, id))?;
                 return Ok(Outcome::Later);
+            }
+            Request::PublishAsync { topic, message } => {
+                e.send_async(Dest::Topic(&topic), message, self.later(c, id))?;
+                return Ok(Outcome::Later);
+            }
+            Request::Publish { topic, message } => {
+                Response::Id(e.send(Dest::Topic(&topic), &message)?)
+            }
+            Request::PublishBatch { topic, messages } => {
+                Response::Ids(e.send_batch(Dest::Topic(&topic), messages)?)
+            }
+            Request::TopicStats { topic } => Response::TopicStats(e.topic_stats(&topic)?),
+            Request::Subscribe { pattern, options } => {
+                let (q, name) = e.subscribe(&pattern, &options)?;
+                let mut st = lock(&c.st);
+                st.queues.insert(q.0);
+                *st.subs.entry(q.0).or_default() += 1;
+                Response::Subscribed { queue: q.0, name }
+            }
+            Request::CloseSubscription { queue } => {
+                let attached = {
+                    let mut st = lock(&c.st);
+                    match st.subs.get_mut(&queue) {
+                        Some(n) if *n > 1 => {
+                            *n -= 1;
+                            true
+                        }
+                        Some(_) => st.subs.remove(&queue).is_some(),
+                        None => false,
+                    }
+                };
+                if attached {
+                    e.close_subscription(QueueId(queue))?;
+                }
+                Response::Done
+            }
+            Request::Unsubscribe { name } => {
+                e.unsubscribe(&name)?;
+                Response::Done
+            }
+            Request::Subscriptions => Response::Subscriptions(e.subscriptions()),
+            Request::TxnClaim { delivery } => {
+                e.txn_claim(self.delivery(c, &delivery)?)?;
+                Response::Done
             }
             Request::SendBatch { queue, messages } => {
                 Response::Ids(e.send_batch(self.queue(c, queue)?, messages)?)
@@ -521,7 +550,13 @@ impl ServerShared {
                 consumer,
                 max,
                 timeout_ms,
-            } => self.receive(c, queue, consumer, max, timeout_ms)?,
+                selector,
+            } => {
+                let selector = selector
+                    .map(|s| crate::selector::Selector::parse(&s))
+                    .transpose()?;
+                self.receive(c, queue, consumer, max, timeout_ms, selector.as_ref())?
+            }
             Request::OpenConsumer { queue, mode } => {
                 let cid = e.open_consumer(self.queue(c, queue)?, mode)?;
                 lock(&c.st).consumers.insert(cid.0);
@@ -567,7 +602,12 @@ impl ServerShared {
                 let spec = TxnSpec {
                     sends: sends
                         .into_iter()
-                        .map(|(q, m)| Ok((self.queue(c, q)?, m)))
+                        .map(|(to, m)| {
+                            Ok(match to {
+                                WireDest::Queue(q) => (TxnDest::Queue(self.queue(c, q)?), m),
+                                WireDest::Topic(t) => (TxnDest::Topic(t.into()), m),
+                            })
+                        })
                         .collect::<Result<_>>()?,
                     acks: acks
                         .iter()
@@ -578,8 +618,14 @@ impl ServerShared {
             }
             Request::CommitProbe { sends } => {
                 let mut ids = Vec::with_capacity(sends.len());
-                for (q, m) in &sends {
-                    let q = self.queue(c, *q)?;
+                for (to, m) in &sends {
+                    let q = match to {
+                        WireDest::Queue(q) => self.queue(c, *q)?,
+                        // Never asked (a transaction with publishes in doubt fails at once).
+                        WireDest::Topic(_) => {
+                            return Err(Error::invalid("a publish has no dedup key"))
+                        }
+                    };
                     let key = m.meta.dedup_key.as_deref().unwrap_or_default();
                     match e.dedup_lookup(q, key)? {
                         Some(id) if key.starts_with(AUTO_KEY_PREFIX) => ids.push(id),
@@ -650,6 +696,7 @@ impl ServerShared {
         consumer: u64,
         max: u32,
         timeout_ms: Option<u64>,
+        selector: Option<&crate::selector::Selector>,
     ) -> Result<Response> {
         let q = self.queue(c, queue)?;
         let consumer = if consumer == 0 {
@@ -673,7 +720,12 @@ impl ServerShared {
         loop {
             let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
             let slice = left.map_or(RECEIVE_SLICE, |l| l.min(RECEIVE_SLICE));
-            let got = self.engine.receive(q, consumer, max, Some(slice))?;
+            let got = match selector {
+                None => self.engine.receive(q, consumer, max, Some(slice))?,
+                Some(s) => self
+                    .engine
+                    .receive_selected(q, consumer, max, Some(slice), s)?,
+            };
             let over = left.is_some_and(|l| l <= slice);
             if !got.is_empty() || over || c.is_dead() || self.stopping.load(Ordering::SeqCst) {
                 if got.is_empty() && !over && self.stopping.load(Ordering::SeqCst) {
@@ -693,6 +745,25 @@ impl ServerShared {
     }
 }
 
+impl ServerShared {
+    /// The completion of an async send or publish: answered by the engine's callback thread
+    /// through the connection's writer (or not at all while the owner closes: resent).
+    fn later(self: &Arc<Self>, c: &Arc<Conn>, id: u64) -> Callback {
+        let (s, c2) = (self.clone(), c.clone());
+        Box::new(move |r| {
+            let resp = match r {
+                Ok(id) => Response::Id(id),
+                Err(e) if e.kind() == ErrorKind::Closed && s.stopping.load(Ordering::SeqCst) => {
+                    c2.queue_answer(id, None);
+                    return;
+                }
+                Err(e) => Response::error(&e),
+            };
+            c2.queue_answer(id, Some(resp));
+        })
+    }
+}
+
 /// What becomes of a request.
 enum Outcome {
     /// Answered now.
@@ -709,6 +780,7 @@ fn is_quick(req: &Request) -> bool {
     matches!(
         req,
         Request::SendAsync { .. }
+            | Request::PublishAsync { .. }
             | Request::QueueNames
             | Request::OpenConsumer { .. }
             | Request::CloseConsumer { .. }

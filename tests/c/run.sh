@@ -64,7 +64,7 @@ run "test_abi.c calls every exported function" abi_covers_all
 cflags=(-std=c11 -Wall -Wextra -Werror -pedantic -g -O1)
 cxxflags=(-std=c++17 -Wall -Wextra -Werror -g -O1)
 san=(-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all)
-c_tests=(test_basic test_async test_dlq test_txn test_abi test_kill)
+c_tests=(test_basic test_async test_dlq test_txn test_abi test_kill test_topics test_boundary)
 build_c() { gcc "${cflags[@]}" "$@"; }
 build_cxx() { g++ "${cxxflags[@]}" "$@"; }
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:exitcode=86"
@@ -100,6 +100,11 @@ examples() {
     grep -q "acked 36, nacked 28 times, 4 dead letters" "$work/consumer.txt"
 }
 run "examples: producer then consumer with DLQ" examples
+# Several processes on one store (T16 from C): an owner, the producer example as its client,
+# the owner SIGKILLed mid-stream, then the consumer example; nothing lost or stored twice.
+run "compile test_multiproc" build_c tests/c/test_multiproc.c "${pc_flags[@]}" -lpthread -lm -o "$work/test_multiproc"
+[[ -x "$work/test_multiproc" ]] && run "test_multiproc (examples as separate processes, owner killed)" \
+  "$work/test_multiproc" "$work/producer" "$work/consumer"
 vg() { valgrind -q --leak-check=full --errors-for-leak-kinds=definite,possible --error-exitcode="${vg_exit:-1}" "$@"; }
 examples_valgrind() {
   local store="$work/example-store-vg"
@@ -109,7 +114,7 @@ examples_valgrind() {
 run "examples under valgrind" examples_valgrind
 # valgrind also sees the Rust side's memory accesses, which ASan (instrumenting only the C code)
 # does not: run the tests that do not fork under it too (the plain builds from step 5).
-for t in test_basic test_async test_dlq test_txn test_abi; do
+for t in test_basic test_async test_dlq test_txn test_abi test_topics test_boundary; do
   [[ -x "$work/$t" ]] && run "$t (valgrind)" vg "$work/$t"
 done
 

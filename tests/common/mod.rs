@@ -92,3 +92,42 @@ pub fn drain(q: &Queue) -> Vec<String> {
     q.ack_batch(ds).unwrap();
     v
 }
+
+/// Owners of the stores the suites open with [`open_store`] in the client role, by directory.
+static OWNERS: std::sync::Mutex<Vec<(std::path::PathBuf, Store)>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// `Store::open`, except in the client role (see [`client_role`]): there it opens the store's
+/// owner in this process with `options` (closing the previous owner of `dir` first, as a
+/// restarted process would) and returns a client of it, so the suite's calls go through the
+/// wire protocol. The owner stays open until the next open of `dir` (or the test's end).
+pub fn open_store(dir: &std::path::Path, options: StoreOptions) -> Result<Store> {
+    if !client_role() {
+        return Store::open(dir, options);
+    }
+    let key = dir.to_path_buf();
+    let mut owners = OWNERS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(i) = owners.iter().position(|(d, _)| *d == key) {
+        let (_, old) = owners.swap_remove(i);
+        old.close()?;
+    }
+    let owner = Store::open(
+        dir,
+        StoreOptions {
+            open_as: OpenAs::Owner,
+            ..options.clone()
+        },
+    )?;
+    assert_eq!(owner.role(), Role::Owner);
+    owners.push((key, owner));
+    drop(owners);
+    let c = Store::open(
+        dir,
+        StoreOptions {
+            open_as: OpenAs::Client,
+            ..options
+        },
+    )?;
+    assert_eq!(c.role(), Role::Client);
+    Ok(c)
+}

@@ -24,6 +24,9 @@ const SLICE: Duration = Duration::from_millis(50);
 pub(crate) struct Queue {
     q: mqlite::Queue,
     store: Py<Store>,
+    /// The subscriber's handle when this queue is a subscription: dropping the Python object
+    /// detaches it (a non-durable subscription then ends).
+    sub: Option<mqlite::Subscription>,
 }
 
 pub(crate) fn stats_dict<'py>(py: Python<'py>, s: &QueueStats) -> PyResult<Bound<'py, PyDict>> {
@@ -49,7 +52,20 @@ pub(crate) fn stats_dict<'py>(py: Python<'py>, s: &QueueStats) -> PyResult<Bound
 
 impl Queue {
     pub(crate) fn new(q: mqlite::Queue, store: Py<Store>) -> Queue {
-        Queue { q, store }
+        Queue {
+            q,
+            store,
+            sub: None,
+        }
+    }
+
+    /// A subscription, with the receiving API of a queue.
+    pub(crate) fn of_subscription(s: mqlite::Subscription, store: Py<Store>) -> Queue {
+        Queue {
+            q: s.queue().clone(),
+            store,
+            sub: Some(s),
+        }
     }
 
     pub(crate) fn core(&self) -> &mqlite::Queue {
@@ -89,7 +105,8 @@ pub(crate) fn receive_sliced(
     recv: impl Fn(Duration) -> mqlite::Result<Vec<Delivery>> + Sync,
 ) -> PyResult<Vec<Delivery>> {
     let timeout = opt_duration(timeout, "timeout")?;
-    let deadline = timeout.map(|t| Instant::now() + t);
+    // A timeout past what an Instant can hold waits forever, as None does.
+    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
     loop {
         let slice = match deadline {
             Some(d) => d.saturating_duration_since(Instant::now()).min(SLICE),
@@ -103,7 +120,7 @@ pub(crate) fn receive_sliced(
     }
 }
 
-fn future_class(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
+pub(crate) fn future_class(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
     static C: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
     C.import(py, "mqlite._future", "SendFuture")
 }
@@ -122,6 +139,13 @@ impl Queue {
     #[getter]
     fn name(&self) -> &str {
         self.q.name()
+    }
+
+    /// The subscription's name when this queue is a subscription (``store.subscribe``); None
+    /// for a plain queue. Its queue's name is ``$sub.<name>``.
+    #[getter]
+    fn subscription(&self) -> Option<&str> {
+        self.sub.as_ref().map(|s| s.subscription_name())
     }
 
     /// Sends a message and returns its id once it is durable (per the queue's durability).
@@ -449,8 +473,15 @@ impl Queue {
     /// own, the default), ``"cumulative"`` (acking a message acks every earlier one this consumer
     /// received, like CLIENT_ACKNOWLEDGE) or ``"auto"`` (acked on hand-over: at-most-once).
     /// Closing it (or dropping it) returns its unsettled messages to the queue as failures.
-    #[pyo3(signature = (ack_mode = "explicit"))]
-    fn consumer(&self, ack_mode: &str) -> PyResult<crate::consumer::Consumer> {
+    /// With ``selector`` (a JMS message selector) it receives only the messages the selector
+    /// selects, wherever they sit in the queue; the others stay for other consumers. Raises
+    /// InvalidArgument naming the position of a selector that does not parse.
+    #[pyo3(signature = (ack_mode = "explicit", *, selector = None))]
+    fn consumer(
+        &self,
+        ack_mode: &str,
+        selector: Option<&str>,
+    ) -> PyResult<crate::consumer::Consumer> {
         self.check()?;
         let mode = match ack_mode {
             "explicit" => mqlite::AckMode::Explicit,
@@ -463,8 +494,13 @@ impl Queue {
             }
         };
         let store = Python::attach(|py| self.store.clone_ref(py));
+        let options = mqlite::ConsumerOptions { ack_mode: mode };
+        let c = match selector {
+            None => self.q.consumer(options),
+            Some(s) => mq(self.q.consumer_with_selector(options, s))?,
+        };
         Ok(crate::consumer::Consumer::new(
-            self.q.consumer(mqlite::ConsumerOptions { ack_mode: mode }),
+            c,
             store,
             mode == mqlite::AckMode::Auto,
         ))

@@ -127,3 +127,43 @@ def test_three_processes_owner_killed_mid_stream(store_dir: Path) -> None:
     assert set(everything) <= want
     # An ack in flight when the owner died may have been made durable (then the message is gone).
     assert want - set(everything) <= doubt, "an acknowledged send was lost"
+
+
+def test_a_forked_child_of_a_client_gets_the_clear_error_and_can_open_its_own(
+    store_dir: Path,
+) -> None:
+    owner = _py(OWNER, str(store_dir))
+    try:
+        assert owner.stdout is not None and owner.stdout.readline().strip() == "ready"
+        c = mqlite.open(store_dir, open_as="client")
+        q = c.queue("q")
+        q.send(b"parent")
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child
+            code = 1
+            try:
+                try:
+                    q.send(b"through the parent's connection")
+                except mqlite.Closed as e:
+                    os.write(w, str(e).encode() + b"\n")
+                    with mqlite.open(store_dir, open_as="client") as own:
+                        own.queue("q").send(b"child")
+                        os.write(w, own.role().encode())
+                    code = 0
+            finally:
+                os._exit(code)
+        os.close(w)
+        _, status = os.waitpid(pid, 0)
+        text = os.read(r, 4096).decode()
+        assert os.WEXITSTATUS(status) == 0, text
+        assert "fork()" in text and text.endswith("client"), text
+        bodies = []
+        while (d := q.receive(timeout=0)) is not None:
+            bodies.append(d.body)
+            d.ack()
+        assert sorted(bodies) == [b"child", b"parent"]
+        c.close()
+    finally:
+        owner.kill()
+        owner.wait()
