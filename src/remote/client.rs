@@ -926,6 +926,11 @@ impl Inner {
         let mut st = lock(&self.st);
         st.epoch += 1;
         w.epoch = st.epoch;
+        if st.closed {
+            // Closed while this connection was being set up (close() found no stream to shut
+            // down): end it now, or the reader would wait on it forever.
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
         w.stream = Some(s);
         st.up = true;
         for (id, server) in servers {
