@@ -54,6 +54,7 @@
 mod config;
 mod engine;
 pub mod mapping;
+mod names;
 #[cfg(feature = "nats")]
 mod nats;
 #[cfg(feature = "rabbitmq")]
