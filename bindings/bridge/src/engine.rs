@@ -265,7 +265,7 @@ pub(crate) async fn outbound<S: Sink>(
                 let Some((d, _, _)) = pending.pop_front() else { continue };
                 match r {
                     Ok(c) => {
-                        Counters::add(&stats.forwarded, 1);
+                        stats.forwarded(1);
                         if c.duplicate {
                             Counters::add(&stats.duplicates, 1);
                         }
@@ -579,7 +579,7 @@ async fn store_and_ack<S: Source>(
     Counters::set(&stats.in_flight, 0);
     match r {
         Ok(done) => {
-            Counters::add(&stats.forwarded, done.new);
+            stats.forwarded(done.new);
             Counters::add(&stats.duplicates, done.duplicates);
             source.ack(batch).await.map_err(Failure::Transient)
         }
@@ -592,7 +592,7 @@ async fn store_and_ack<S: Source>(
                 let (s, q) = (store.clone(), queue.clone());
                 match blocking(move || store_batch(&s, &q, vec![item])).await {
                     Ok(done) => {
-                        Counters::add(&stats.forwarded, done.new);
+                        stats.forwarded(done.new);
                         Counters::add(&stats.duplicates, done.duplicates);
                         ok.push(m);
                     }
