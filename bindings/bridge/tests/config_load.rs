@@ -53,3 +53,29 @@ fn a_stats_file_in_a_missing_or_read_only_directory_is_refused_at_load() {
         "the probe file is left"
     );
 }
+
+/// `mqlite-bridge --json` (what `mqlite --json bridge` runs): log events and the final error
+/// are JSON objects, one a line.
+#[test]
+fn with_json_the_log_and_the_error_are_json_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bridge.toml");
+    std::fs::write(&path, "stats_interval = \"0s\"\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mqlite-bridge"))
+        .arg("--json")
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(!err.trim().is_empty());
+    for line in err.lines() {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
+        assert!(v.is_object(), "{line}");
+    }
+    let last: serde_json::Value = serde_json::from_str(err.lines().last().unwrap()).unwrap();
+    let message = last["error"]["message"].as_str().unwrap();
+    assert!(message.contains("stats_interval"), "{message}");
+}
