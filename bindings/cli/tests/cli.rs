@@ -118,6 +118,16 @@ fn bridge_runs_the_bridge_program_beside_it_or_says_it_is_missing() {
     assert_eq!(out.status.code(), Some(3), "{:?}", out);
     let args = std::fs::read_to_string(&seen).expect("the stand-in ran");
     assert_eq!(args.trim(), "--config=routes.toml");
+
+    // `mqlite --json bridge`: the bridge is asked for JSON lines too.
+    let out = std::process::Command::new(&mqlite)
+        .args(["--json", "bridge", "--config", "routes.toml"])
+        .env("PATH", "/usr/bin:/bin")
+        .output()
+        .expect("run mqlite --json bridge");
+    assert_eq!(out.status.code(), Some(3), "{:?}", out);
+    let args = std::fs::read_to_string(&seen).expect("the stand-in ran");
+    assert_eq!(args.trim(), "--json --config=routes.toml");
 }
 
 #[test]
