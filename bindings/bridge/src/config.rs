@@ -398,8 +398,8 @@ impl Config {
         Ok(c)
     }
 
-    /// Checks that the stats file can be written: its directory exists, is a directory and
-    /// takes a new file (probed by creating and removing one), so that a typo is refused at
+    /// Checks that the stats file can be written: it is not a directory, its directory exists,
+    /// is a directory and takes a new file (probed by creating and removing one), so that a typo is refused at
     /// load rather than reported at the first write, `stats_interval` later.
     pub fn check_stats_file(&self) -> Result<(), Error> {
         let Some(path) = &self.stats_file else {
@@ -408,6 +408,14 @@ impl Config {
         let bad = |m: String| Err(Error::Config(format!("stats_file {}: {m}", path.display())));
         if path.file_name().is_none() {
             return bad("names no file".into());
+        }
+        // The file is replaced by a rename at every write, which fails on a directory: every
+        // write would warn and the final one would make a clean stop exit non-zero.
+        if path.is_dir() {
+            return Err(Error::Config(format!(
+                "stats_file {} is a directory",
+                path.display()
+            )));
         }
         let dir = match path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d,

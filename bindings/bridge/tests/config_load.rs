@@ -23,7 +23,7 @@ fn a_toml_error_names_file_line_and_column_on_one_line() {
 }
 
 #[test]
-fn a_stats_file_in_a_missing_or_read_only_directory_is_refused_at_load() {
+fn a_stats_file_that_is_a_directory_or_in_a_missing_or_read_only_directory_is_refused_at_load() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bridge.toml");
     let load = |stats: &std::path::Path| {
@@ -46,6 +46,15 @@ fn a_stats_file_in_a_missing_or_read_only_directory_is_refused_at_load() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("not writable"), "{e}");
+    // An existing directory: every write (a rename onto it) would fail.
+    let sub = dir.path().join("stats-dir");
+    std::fs::create_dir(&sub).unwrap();
+    let e = load(&sub).unwrap_err().to_string();
+    assert!(
+        e.contains(&format!("stats_file {} is a directory", sub.display())),
+        "{e}"
+    );
+    std::fs::remove_dir(&sub).unwrap();
     load(&dir.path().join("stats.json")).unwrap();
     assert_eq!(
         std::fs::read_dir(dir.path()).unwrap().count(),
