@@ -11,6 +11,7 @@ pub(crate) fn check(c: &Config) -> Result<(), String> {
         r.map_err(|e| format!("route {route:?}: {field} {e}"))
     };
     for r in &c.outbound {
+        named(&r.name, "queue", local_queue(&r.queue))?;
         if let Some(t) = &r.nats {
             named(&r.name, "nats.subject", publish_subject(&t.subject))?;
         }
@@ -24,6 +25,7 @@ pub(crate) fn check(c: &Config) -> Result<(), String> {
         }
     }
     for r in &c.inbound {
+        named(&r.name, "queue", local_queue(&r.queue))?;
         if let Some(s) = &r.nats {
             named(&r.name, "nats.stream", nats_name(&s.stream))?;
             named(&r.name, "nats.consumer", nats_name(&s.consumer))?;
@@ -35,7 +37,19 @@ pub(crate) fn check(c: &Config) -> Result<(), String> {
             named(&r.name, "rabbitmq.queue", amqp_text(&s.queue, true))?;
         }
     }
+    for (name, q) in &c.queues {
+        local_queue(name).map_err(|e| format!("[queues] table {name:?} {e}"))?;
+        if let Some(dlq) = &q.dead_letter_queue {
+            local_queue(dlq).map_err(|e| format!("[queues.{name:?}] dead_letter_queue {e}"))?;
+        }
+    }
     Ok(())
+}
+
+/// A local mqlite queue name, by the store's own rule ([`mqlite::validate_queue_name`]), so that
+/// a bad name is refused at load, naming its place, before the store directory is created.
+fn local_queue(s: &str) -> Result<(), String> {
+    mqlite::validate_queue_name(s).map_err(|e| format!("is refused: {}", e.message()))
 }
 
 /// A NATS subject to publish to: dot-separated tokens, none empty, no white space or control

@@ -63,6 +63,50 @@ fn a_stats_file_that_is_a_directory_or_in_a_missing_or_read_only_directory_is_re
     );
 }
 
+/// A local queue name the store would refuse (empty, over 255 bytes, a control character) is
+/// refused at load by the store's own rule, naming the file, the route (or `[queues]` table)
+/// and the field — before any store directory is created.
+#[test]
+fn a_bad_local_queue_name_is_refused_at_load_naming_file_route_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bridge.toml");
+    let store = dir.path().join("store");
+    let head = format!(
+        "store = {:?}\n[nats]\nurl = \"nats://127.0.0.1:4222\"\n",
+        store.display().to_string()
+    );
+    // As TOML strings (TOML's escape is `\u0001`, not Rust's `\u{1}`).
+    let long = format!("\"{}\"", "q".repeat(256));
+    for (queue, what) in [
+        ("\"\"", "0 bytes"),
+        (long.as_str(), "256 bytes"),
+        ("\"a\\u0001b\"", "U+0001"),
+    ] {
+        for route in [
+            format!("[[outbound]]\nname = \"r\"\nqueue = {queue}\nnats = {{ subject = \"s\" }}\n"),
+            format!("[[inbound]]\nname = \"r\"\nqueue = {queue}\nnats = {{ stream = \"S\", consumer = \"c\" }}\n"),
+        ] {
+            std::fs::write(&path, format!("{head}{route}")).unwrap();
+            let e = Config::from_file(&path).unwrap_err().to_string();
+            assert!(e.contains(&path.display().to_string()), "{e}");
+            assert!(e.contains("route \"r\": queue is refused"), "{e}");
+            assert!(e.contains(what), "{e}");
+        }
+        let ok = "[[outbound]]\nname = \"r\"\nqueue = \"q\"\nnats = { subject = \"s\" }\n";
+        std::fs::write(&path, format!("{head}{ok}[queues.{queue}]\n")).unwrap();
+        let e = Config::from_file(&path).unwrap_err().to_string();
+        assert!(e.contains("[queues] table") && e.contains(what), "{e}");
+        let dlq = format!("[queues.q]\ndead_letter_queue = {queue}\n");
+        std::fs::write(&path, format!("{head}{ok}{dlq}")).unwrap();
+        let e = Config::from_file(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("dead_letter_queue is refused") && e.contains(what),
+            "{e}"
+        );
+    }
+    assert!(!store.exists(), "nothing is created before the check");
+}
+
 /// `mqlite-bridge --json` (what `mqlite --json bridge` runs): log events and the final error
 /// are JSON objects, one a line.
 #[test]
