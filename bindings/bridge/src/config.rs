@@ -378,16 +378,35 @@ impl InboundRoute {
 }
 
 impl Config {
-    /// Reads and checks a TOML file.
+    /// Reads and checks a TOML file for [`crate::run`] (so it must name a `store` and at least
+    /// one route); every error names the file.
     pub fn from_file(path: &Path) -> Result<Config, Error> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::Config(format!("reading {}: {e}", path.display())))?;
-        let c = Config::from_toml(&text).map_err(|e| match e {
+        let named = |e| match e {
             Error::Config(m) => Error::Config(format!("{}: {m}", path.display())),
             e => e,
-        })?;
+        };
+        let c = Config::from_toml(&text).map_err(named)?;
+        c.check_runnable().map_err(named)?;
         c.check_stats_file()?;
         Ok(c)
+    }
+
+    /// Checks what [`crate::run`] needs beyond [`Config::check`]: a `store` directory, and at
+    /// least one route (a bridge with nothing to forward is a mistake, not a configuration).
+    pub fn check_runnable(&self) -> Result<(), Error> {
+        if self.store.is_none() {
+            return Err(Error::Config(
+                "`store` (the store directory) is missing".into(),
+            ));
+        }
+        if self.outbound.is_empty() && self.inbound.is_empty() {
+            return Err(Error::Config(
+                "no routes: add an [[outbound]] or [[inbound]] route".into(),
+            ));
+        }
+        Ok(())
     }
 
     /// Parses and checks TOML text. A syntax or type error is one line naming its line and

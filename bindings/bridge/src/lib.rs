@@ -334,6 +334,7 @@ pub fn write_stats(path: &Path, stats: &[RouteStats]) -> Result<(), Error> {
 /// whole `mqlite-bridge --config FILE` command, minus signals and logging.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
     config.check()?;
+    config.check_runnable()?;
     config.check_stats_file()?;
     let dir = config
         .store

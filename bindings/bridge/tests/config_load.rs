@@ -2,6 +2,28 @@
 
 use mqlite_bridge::Config;
 
+/// A store and one route: the least a file needs to load.
+const ROUTE: &str = "store = \"/nonexistent/store\"\n[nats]\nurl = \"nats://127.0.0.1:4222\"\n\
+                     [[outbound]]\nname = \"r\"\nqueue = \"q\"\nnats = { subject = \"s\" }\n";
+
+/// An empty file names the file in its error (as every other config error does); a file with a
+/// store but no routes is refused too: a bridge with nothing to forward is a mistake.
+#[test]
+fn an_empty_file_or_one_without_routes_is_refused_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bridge.toml");
+    std::fs::write(&path, "").unwrap();
+    let e = Config::from_file(&path).unwrap_err().to_string();
+    assert!(e.contains(&path.display().to_string()), "{e}");
+    assert!(e.contains("`store`"), "{e}");
+    std::fs::write(&path, "store = \"/nonexistent/store\"\n").unwrap();
+    let e = Config::from_file(&path).unwrap_err().to_string();
+    assert!(e.contains(&path.display().to_string()), "{e}");
+    assert!(e.contains("no routes"), "{e}");
+    std::fs::write(&path, ROUTE).unwrap();
+    Config::from_file(&path).unwrap();
+}
+
 /// A type error deep in a multi-line file: one line naming the file, line and column.
 #[test]
 fn a_toml_error_names_file_line_and_column_on_one_line() {
@@ -29,7 +51,7 @@ fn a_stats_file_that_is_a_directory_or_in_a_missing_or_read_only_directory_is_re
     let load = |stats: &std::path::Path| {
         std::fs::write(
             &path,
-            format!("stats_file = {:?}\n", stats.display().to_string()),
+            format!("stats_file = {:?}\n{ROUTE}", stats.display().to_string()),
         )
         .unwrap();
         Config::from_file(&path)
