@@ -509,24 +509,13 @@ impl Config {
                 check_url(url.trim(), &["nats", "tls", "ws", "wss"], true)
                     .map_err(|e| Error::Config(format!("[nats] url {:?}: {e}", n.url)))?;
             }
-            if n.ack_timeout.is_zero() {
-                return bad("[nats] ack_timeout must be above zero".into());
-            }
         }
         if let Some(r) = &self.rabbitmq {
             check_url(&r.url, &["amqp", "amqps"], false)
                 .map_err(|e| Error::Config(format!("[rabbitmq] url {:?}: {e}", r.url)))?;
-            if r.ack_timeout.is_zero() {
-                return bad("[rabbitmq] ack_timeout must be above zero".into());
-            }
         }
-        if self.reconnect.initial.is_zero() || self.reconnect.max < self.reconnect.initial {
-            return bad("reconnect: need 0 < initial <= max".into());
-        }
-        if self.stats_interval.is_zero() {
-            return bad("stats_interval must be above zero".into());
-        }
-        Ok(())
+        crate::limits::check(self).map_err(Error::Config)?;
+        crate::loops::check(self).map_err(Error::Config)
     }
 }
 

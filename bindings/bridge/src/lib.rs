@@ -53,6 +53,8 @@
 
 mod config;
 mod engine;
+mod limits;
+mod loops;
 pub mod mapping;
 mod names;
 #[cfg(feature = "nats")]

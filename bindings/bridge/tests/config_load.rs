@@ -154,3 +154,56 @@ fn with_json_the_log_and_the_error_are_json_lines() {
     let message = last["error"]["message"].as_str().unwrap();
     assert!(message.contains("stats_interval"), "{message}");
 }
+
+/// `ack_wait = "0s"` (JetStream would take it as its 30 s default) and other zero or absurd
+/// durations are refused at load, naming the file, the route and the field.
+#[test]
+fn a_zero_or_absurd_duration_is_refused_at_load_naming_file_route_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bridge.toml");
+    let inbound = |extra: &str| {
+        format!(
+            "{ROUTE}[[inbound]]\nname = \"w2\"\nqueue = \"in\"\n\
+             nats = {{ stream = \"ORD\", consumer = \"c\"{extra} }}\n"
+        )
+    };
+    for (extra, field) in [
+        (", ack_wait = \"0s\"", "route \"w2\": nats.ack_wait 0s"),
+        (", ack_wait = \"5000years\"", "route \"w2\": nats.ack_wait"),
+    ] {
+        std::fs::write(&path, inbound(extra)).unwrap();
+        let e = Config::from_file(&path).unwrap_err().to_string();
+        assert!(e.contains(&path.display().to_string()), "{e}");
+        assert!(e.contains(field), "{e}");
+    }
+    std::fs::write(&path, inbound(", ack_wait = \"30s\"")).unwrap();
+    Config::from_file(&path).unwrap();
+}
+
+/// A route that feeds itself (an outbound subject its own queue's inbound route reads back)
+/// and two outbound routes splitting one queue are refused at load, naming both routes.
+#[test]
+fn routes_that_feed_themselves_or_split_a_queue_are_refused_at_load_naming_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bridge.toml");
+    let head = "store = \"/nonexistent/store\"\n[nats]\nurl = \"nats://127.0.0.1:4222\"\n";
+    let out = "[[outbound]]\nname = \"out\"\nqueue = \"loop\"\nnats = { subject = \"cmd.loop\" }\n";
+    let inb = "[[inbound]]\nname = \"in\"\nqueue = \"loop\"\n\
+               nats = { stream = \"CMD\", consumer = \"c\", filter_subject = \"cmd.*\" }\n";
+    std::fs::write(&path, format!("{head}{out}{inb}")).unwrap();
+    let e = Config::from_file(&path).unwrap_err().to_string();
+    assert!(e.contains(&path.display().to_string()), "{e}");
+    assert!(
+        e.contains("\"out\"") && e.contains("\"in\"") && e.contains("feed themselves"),
+        "{e}"
+    );
+    let out2 = out
+        .replace("\"out\"", "\"out2\"")
+        .replace("cmd.loop", "other");
+    std::fs::write(&path, format!("{head}{out}{out2}")).unwrap();
+    let e = Config::from_file(&path).unwrap_err().to_string();
+    assert!(
+        e.contains("\"out\" and \"out2\" both read queue \"loop\""),
+        "{e}"
+    );
+}
