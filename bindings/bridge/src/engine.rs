@@ -23,6 +23,11 @@ pub(crate) enum Failure {
     Refused(String),
     /// The connection is lost or the broker is not ready: give the message back and reconnect.
     Transient(String),
+    /// The broker closed the channel because what the route names is missing (a RabbitMQ
+    /// exchange deleted under it): the message is not at fault, so it is given back, and the
+    /// route sets up again — where connect finds the missing exchange and reports it — without
+    /// counting a lost connection.
+    Target(String),
 }
 
 /// What a broker's confirm said about an accepted publish.
@@ -36,8 +41,11 @@ pub(crate) type Confirm = Pin<Box<dyn Future<Output = Result<Confirmed, Failure>
 
 /// A broker as the target of an outbound route.
 pub(crate) trait Sink: Send + 'static {
-    /// Connects (or checks that the connection is usable).
-    fn connect(&mut self) -> impl Future<Output = Result<(), String>> + Send;
+    /// Connects (or checks that the connection is usable). `Refused` when the broker answers
+    /// but the route's target is missing (an exchange): logged as an error every attempt and
+    /// retried with backoff, since it may be created later; `Transient` when it is not
+    /// reachable.
+    fn connect(&mut self) -> impl Future<Output = Result<(), Failure>> + Send;
     /// Publishes `msg` under the broker-side id `id`; the returned future is its confirm.
     fn publish(
         &mut self,
@@ -46,9 +54,10 @@ pub(crate) trait Sink: Send + 'static {
     ) -> impl Future<Output = Result<Confirm, Failure>> + Send;
     /// Drops the connection after a transient failure.
     fn disconnect(&mut self);
-    /// Whether the connection is up now (checked between publishes, so that an outage while
-    /// the route is idle is noticed and counted as a reconnect).
-    fn is_connected(&self) -> bool;
+    /// Whether the connection is usable now (checked between publishes, so that an outage
+    /// while the route is idle is noticed and counted as a reconnect): `Transient` when it is
+    /// lost, `Target` when the broker closed only the channel over a missing target.
+    fn health(&self) -> Result<(), Failure>;
     /// How long a publish, and then its confirm, may take before the connection is presumed
     /// lost (the broker's `ack_timeout`).
     fn ack_timeout(&self) -> Duration;
@@ -202,6 +211,9 @@ pub(crate) async fn outbound<S: Sink>(
     let mut confirmed: Vec<Delivery> = Vec::new();
     let mut connected = false;
     let mut broken = false;
+    // The channel was closed over a missing target, the connection itself is fine: setting up
+    // again is not a reconnect.
+    let mut unfit = false;
     let mut lag_tick = tokio::time::interval(ctx.stats_interval.min(Duration::from_secs(1)));
     let (name, failed) = (ctx.name.clone(), ctx.failed.clone());
     let fatal = |e: String| fail_route(&name, &stats, &failed, e);
@@ -230,9 +242,18 @@ pub(crate) async fn outbound<S: Sink>(
                     waits.reset();
                     stats.up();
                 }
-                Err(e) => {
-                    debug!(route = %ctx.name, "broker not reachable: {e}");
-                    stats.error(e);
+                Err(f) => {
+                    match &f {
+                        // A misconfiguration, not an outage: an error every attempt (the
+                        // backoff bounds how often), until an operator creates what is missing.
+                        Failure::Refused(e) | Failure::Target(e) => {
+                            error!(route = %ctx.name, "{e} (retrying with backoff)")
+                        }
+                        Failure::Transient(e) => {
+                            debug!(route = %ctx.name, "broker not reachable: {e}")
+                        }
+                    }
+                    stats.error(f.text());
                     if !waits.sleep(&mut ctx.stop).await {
                         break;
                     }
@@ -286,9 +307,8 @@ pub(crate) async fn outbound<S: Sink>(
                             break;
                         }
                     }
-                    Err(Failure::Transient(text)) => {
-                        warn!(route = %ctx.name, "connection lost: {text}");
-                        stats.error(text);
+                    Err(f) => {
+                        unfit |= lost(&ctx.name, &stats, f);
                         broken = true;
                         release_all(vec![d], &stats).await;
                     }
@@ -328,9 +348,8 @@ pub(crate) async fn outbound<S: Sink>(
                                 break;
                             }
                         }
-                        Err(Failure::Transient(text)) => {
-                            warn!(route = %ctx.name, "connection lost: {text}");
-                            stats.error(text);
+                        Err(f) => {
+                            unfit |= lost(&ctx.name, &stats, f);
                             broken = true;
                             let mut rest = vec![d];
                             rest.extend(ds.by_ref());
@@ -344,9 +363,8 @@ pub(crate) async fn outbound<S: Sink>(
             }
             _ = lag_tick.tick() => {
                 // An outage while the route is idle fails no publish: notice it here.
-                if !broken && !sink.is_connected() {
-                    warn!(route = %ctx.name, "connection lost");
-                    stats.error("connection lost");
+                if let (false, Err(f)) = (broken, sink.health()) {
+                    unfit |= lost(&ctx.name, &stats, f);
                     broken = true;
                 }
             }
@@ -363,7 +381,11 @@ pub(crate) async fn outbound<S: Sink>(
             sink.disconnect();
             connected = false;
             broken = false;
-            stats.down();
+            if std::mem::take(&mut unfit) {
+                stats.offline();
+            } else {
+                stats.down();
+            }
             if !waits.sleep(&mut ctx.stop).await {
                 break;
             }
@@ -390,6 +412,30 @@ pub(crate) async fn outbound<S: Sink>(
     Counters::set(&stats.in_flight, 0);
     stats.ended();
     info!(route = %ctx.name, "stopped");
+}
+
+impl Failure {
+    /// The error's text.
+    pub(crate) fn text(self) -> String {
+        match self {
+            Failure::Refused(t) | Failure::Transient(t) | Failure::Target(t) => t,
+        }
+    }
+}
+
+/// A publish failed for a reason other than the message (`Refused` is handled by the caller):
+/// logs it and keeps it as the last error. True for a missing target (an error, not counted as
+/// a reconnect), false for a lost connection (a warning).
+fn lost(route: &str, stats: &Counters, f: Failure) -> bool {
+    let target = matches!(f, Failure::Target(_));
+    let text = f.text();
+    if target {
+        error!(route = %route, "{text}");
+    } else {
+        warn!(route = %route, "connection lost: {text}");
+    }
+    stats.error(text);
+    target
 }
 
 /// Ends a route for good on an error: logged, kept as its `last_error`, and told to the bridge
@@ -519,7 +565,7 @@ pub(crate) async fn inbound<S: Source>(
                     waits.reset();
                     stats.up();
                 }
-                Err(Failure::Refused(e)) => {
+                Err(Failure::Refused(e) | Failure::Target(e)) => {
                     // A misconfiguration, not an outage: an error every attempt (the backoff
                     // bounds how often), until an operator creates what is missing.
                     error!(route = %ctx.name, "{e} (retrying with backoff)");
@@ -568,7 +614,7 @@ pub(crate) async fn inbound<S: Source>(
         };
         match result {
             Ok(()) => {}
-            Err(Failure::Refused(e)) => {
+            Err(Failure::Refused(e) | Failure::Target(e)) => {
                 fatal(e);
                 break;
             }

@@ -149,6 +149,8 @@ impl Bridge {
             None => None,
         };
         let mut routes = Vec::new();
+        #[cfg(feature = "nats")]
+        let loops = Arc::new(loops::Guard::new(&config));
         let failed = Arc::new(tokio::sync::Notify::new());
         let ctx = |name: &str, stats: &Arc<Counters>| RouteCtx {
             name: name.to_string(),
@@ -212,7 +214,8 @@ impl Bridge {
             let (broker, task): (&'static str, JoinHandle<()>) = if let Some(s) = &r.nats {
                 #[cfg(feature = "nats")]
                 {
-                    let src = nats::NatsConsumer::new(js.clone().ok_or_else(no_server)?, s.clone());
+                    let js = js.clone().ok_or_else(no_server)?;
+                    let src = nats::NatsConsumer::new(js, &r.name, loops.clone(), s.clone());
                     (
                         "nats",
                         tokio::spawn(engine::inbound(c, st, queue, src, window, outage)),

@@ -152,12 +152,14 @@ fn static_edges(c: &Config) -> Vec<Edge> {
 
 /// The routes of a running bridge, for the checks only the server can answer.
 #[derive(Debug)]
+#[cfg_attr(not(feature = "nats"), allow(dead_code))]
 pub(crate) struct Guard {
     config: Config,
     /// Edges found so far: from the configuration, and from streams' subjects at connect.
     edges: Mutex<Vec<Edge>>,
 }
 
+#[cfg_attr(not(feature = "nats"), allow(dead_code))]
 impl Guard {
     pub fn new(config: &Config) -> Self {
         Guard {

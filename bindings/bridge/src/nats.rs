@@ -3,6 +3,7 @@
 //! only wait for it and for JetStream to answer.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::connection::State;
@@ -18,6 +19,7 @@ use mqlite::Message;
 
 use crate::config::{NatsServer, NatsSource, NatsTarget};
 use crate::engine::{Confirm, Confirmed, Failure, Incoming, Sink, Source};
+use crate::loops::Guard;
 use crate::mapping;
 
 /// Connects a client that keeps reconnecting (and connects in the background when the server
@@ -40,8 +42,23 @@ pub(crate) async fn connect(server: &NatsServer, max_wait: Duration) -> Result<C
         .build(client))
 }
 
-/// Whether the client is connected and JetStream answers.
+/// How long a route waits for the shared client's first connection before it reports the
+/// server as not reachable.
+const FIRST_CONNECT_WAIT: Duration = Duration::from_secs(5);
+
+/// Whether the client is connected and JetStream answers. At startup the shared client is
+/// still making its first connection in the background (state `Pending`, since it retries the
+/// initial connect): that is no error to report — it would stay as an idle route's
+/// `last_error` — so this waits for it, up to [`FIRST_CONNECT_WAIT`] (a server that is down
+/// is then reported as not connected, and the route retries with backoff).
 async fn ready(js: &Context) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + FIRST_CONNECT_WAIT;
+    // The client exposes its state but no way to await it; this runs once per connect
+    // attempt, only while the first connection is being made.
+    while js.client().connection_state() == State::Pending && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     if js.client().connection_state() != State::Connected {
         return Err("nats: not connected".into());
     }
@@ -110,8 +127,8 @@ async fn classify(js: &Context, subject: &str, e: PublishError) -> Failure {
 }
 
 impl Sink for NatsSink {
-    async fn connect(&mut self) -> Result<(), String> {
-        ready(&self.js).await
+    async fn connect(&mut self) -> Result<(), Failure> {
+        ready(&self.js).await.map_err(Failure::Transient)
     }
 
     async fn publish(&mut self, msg: &Message, id: &str) -> Result<Confirm, Failure> {
@@ -146,8 +163,11 @@ impl Sink for NatsSink {
         // The client reconnects by itself; nothing to drop.
     }
 
-    fn is_connected(&self) -> bool {
-        self.js.client().connection_state() == State::Connected
+    fn health(&self) -> Result<(), Failure> {
+        match self.js.client().connection_state() {
+            State::Connected => Ok(()),
+            _ => Err(Failure::Transient("nats: connection lost".into())),
+        }
     }
 
     fn ack_timeout(&self) -> Duration {
@@ -158,6 +178,9 @@ impl Sink for NatsSink {
 /// An inbound route's source: a durable pull consumer with explicit acks.
 pub(crate) struct NatsConsumer {
     js: Context,
+    /// The route's name, for the loop check.
+    route: String,
+    loops: Arc<Guard>,
     source: NatsSource,
     consumer: Option<Consumer<pull::Config>>,
     messages: Option<pull::Stream>,
@@ -168,10 +191,12 @@ pub(crate) struct NatsConsumer {
 }
 
 impl NatsConsumer {
-    pub fn new(js: Context, source: NatsSource) -> Self {
+    pub fn new(js: Context, route: &str, loops: Arc<Guard>, source: NatsSource) -> Self {
         let ack_wait = source.ack_wait;
         NatsConsumer {
             js,
+            route: route.to_string(),
+            loops,
             source,
             consumer: None,
             messages: None,
@@ -196,6 +221,12 @@ impl Source for NatsConsumer {
                 _ => Failure::Transient(text),
             }
         })?;
+        // An outbound route publishing to a subject this stream captures, from the queue this
+        // route stores into, would loop: only the server knows the stream's subjects.
+        let subjects = &stream.cached_info().config.subjects;
+        self.loops
+            .check_stream(&self.route, subjects)
+            .map_err(|e| Failure::Refused(format!("nats: {e}")))?;
         let created = stream.cached_info().created.unix_timestamp_nanos();
         self.key_prefix = format!("nats:{name}:{created}:");
         let cname = self.source.consumer.as_str();

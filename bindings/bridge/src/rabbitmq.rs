@@ -11,10 +11,13 @@ use futures_util::{FutureExt, StreamExt};
 use lapin::message::Delivery;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
-    BasicRejectOptions, ConfirmSelectOptions, QueueDeclareOptions,
+    BasicRejectOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
-use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
+use lapin::{
+    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ConnectionStatus,
+    ExchangeKind,
+};
 use mqlite::{Message, Value, DEFAULT_PRIORITY};
 
 use crate::config::{RabbitServer, RabbitSource, RabbitTarget};
@@ -199,32 +202,101 @@ impl RabbitSink {
     }
 }
 
-/// Sorts a failed AMQP operation: a channel error the broker raised for this message (a
-/// missing exchange, a refused access) is a refusal; anything else means the connection is
-/// gone.
-fn classify(e: lapin::Error) -> Failure {
-    if e.is_amqp_soft_error() {
-        Failure::Refused(format!("rabbitmq: {e}"))
+/// The broker's reply in an error that closed a channel: `NOT_FOUND - no exchange 'x' in
+/// vhost '/' (404)`.
+fn reply(e: &lapin::Error) -> String {
+    match e.kind() {
+        lapin::ErrorKind::ProtocolError(p) => format!("{} ({})", p.get_message(), p.get_id()),
+        _ => e.to_string(),
+    }
+}
+
+/// Whether the broker answered 404 NOT_FOUND.
+fn not_found(e: &lapin::Error) -> bool {
+    use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
+    matches!(e.kind(), lapin::ErrorKind::ProtocolError(p)
+        if matches!(p.kind(), AMQPErrorKind::Soft(AMQPSoftError::NOTFOUND)))
+}
+
+/// Sorts a failed publish or confirm on `ch`: a missing exchange (404, the broker then closes
+/// the channel) is the route's target, not the message, at fault; another channel error the
+/// broker raised for this message (a refused access) is a refusal; a channel the broker closed
+/// (for an earlier publish) while the connection stays up is the target again; anything else
+/// means the connection is gone.
+fn classify(exchange: &str, conn: &ConnectionStatus, ch: &Channel, e: lapin::Error) -> Failure {
+    if not_found(&e) {
+        Failure::Target(format!(
+            "rabbitmq: exchange {exchange:?} not found: {}",
+            reply(&e)
+        ))
+    } else if e.is_amqp_soft_error() {
+        Failure::Refused(format!("rabbitmq: {}", reply(&e)))
+    } else if conn.connected() && !ch.status().connected() {
+        Failure::Target(format!("rabbitmq: the broker closed the channel: {e}"))
     } else {
         Failure::Transient(format!("rabbitmq: {e}"))
     }
 }
 
-impl Sink for RabbitSink {
-    async fn connect(&mut self) -> Result<(), String> {
-        if self.is_connected() {
+impl RabbitSink {
+    /// Checks that the exchange exists (a passive declare, which creates nothing), so that a
+    /// missing one is reported at connect, with the broker's reply, rather than by a publish
+    /// that closes the channel. The default exchange (`""`) always exists.
+    async fn check_exchange(&self, ch: &Channel) -> Result<(), Failure> {
+        let name = self.target.exchange.as_str();
+        if name.is_empty() {
             return Ok(());
         }
-        let (conn, ch) = open(&self.server).await?;
-        ch.confirm_select(ConfirmSelectOptions::default())
+        let passive = ExchangeDeclareOptions {
+            passive: true,
+            ..Default::default()
+        };
+        let kind = ExchangeKind::Direct; // Ignored by a passive declare.
+        match ch
+            .exchange_declare(
+                short(name, "exchange")?,
+                kind,
+                passive,
+                FieldTable::default(),
+            )
             .await
-            .map_err(|e| format!("rabbitmq: confirm.select: {e}"))?;
+        {
+            Ok(()) => Ok(()),
+            Err(e) if refused(&e) => Err(Failure::Refused(format!(
+                "rabbitmq: exchange {name:?}{}: {}",
+                if not_found(&e) { " not found" } else { "" },
+                reply(&e)
+            ))),
+            Err(e) => Err(Failure::Transient(format!(
+                "rabbitmq: checking exchange {name:?}: {e}"
+            ))),
+        }
+    }
+}
+
+impl Sink for RabbitSink {
+    async fn connect(&mut self) -> Result<(), Failure> {
+        if self.health().is_ok() {
+            return Ok(());
+        }
+        drop_connection(self.conn.take());
+        let (conn, ch) = open(&self.server).await.map_err(Failure::Transient)?;
+        let ready = async {
+            self.check_exchange(&ch).await?;
+            ch.confirm_select(ConfirmSelectOptions::default())
+                .await
+                .map_err(|e| Failure::Transient(format!("rabbitmq: confirm.select: {e}")))
+        };
+        if let Err(f) = ready.await {
+            drop_connection(Some((conn, ch)));
+            return Err(f);
+        }
         self.conn = Some((conn, ch));
         Ok(())
     }
 
     async fn publish(&mut self, msg: &Message, id: &str) -> Result<Confirm, Failure> {
-        let Some((_, ch)) = &self.conn else {
+        let Some((conn, ch)) = &self.conn else {
             return Err(Failure::Transient("rabbitmq: not connected".into()));
         };
         let props = to_amqp(msg, id, mapping::now_ms())?;
@@ -240,11 +312,13 @@ impl Sink for RabbitSink {
                 props,
             )
             .await
-            .map_err(classify)?;
+            .map_err(|e| classify(&self.target.exchange, conn.status(), ch, e))?;
+        let exchange = self.target.exchange.clone();
+        let (conn, ch) = (conn.status().clone(), ch.clone());
         Ok(Box::pin(async move {
             // The route bounds the wait by `ack_timeout`.
             match confirm.await {
-                Err(e) => Err(classify(e)),
+                Err(e) => Err(classify(&exchange, &conn, &ch, e)),
                 Ok(Confirmation::Ack(None)) => Ok(Confirmed { duplicate: false }),
                 Ok(Confirmation::Ack(Some(r))) | Ok(Confirmation::Nack(Some(r))) => {
                     Err(Failure::Refused(format!(
@@ -266,10 +340,15 @@ impl Sink for RabbitSink {
         drop_connection(self.conn.take());
     }
 
-    fn is_connected(&self) -> bool {
-        self.conn
-            .as_ref()
-            .is_some_and(|(c, ch)| c.status().connected() && ch.status().connected())
+    fn health(&self) -> Result<(), Failure> {
+        match &self.conn {
+            Some((c, ch)) if c.status().connected() && ch.status().connected() => Ok(()),
+            // Closed over a publish (a missing exchange): setting up again finds out why.
+            Some((c, _)) if c.status().connected() => Err(Failure::Target(
+                "rabbitmq: the broker closed the channel".into(),
+            )),
+            _ => Err(Failure::Transient("rabbitmq: connection lost".into())),
+        }
     }
 
     fn ack_timeout(&self) -> Duration {

@@ -114,6 +114,12 @@ impl Counters {
         Self::add(&self.reconnects, 1);
     }
 
+    /// The route is not connected, but not because the connection was lost (a channel the
+    /// broker closed over a missing target): not counted as a reconnect.
+    pub fn offline(&self) {
+        self.connected.store(false, Relaxed);
+    }
+
     /// The route stopped for good on `e`.
     pub fn fail(&self, e: impl Into<String>) {
         self.error(e);
