@@ -4,109 +4,17 @@
 
 use std::collections::VecDeque;
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mqlite::{Delivery, ErrorKind, Message, Queue, Store};
+use mqlite::{Delivery, ErrorKind, Queue, Store};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
 
+use crate::broker::{Confirm, Failure, Incoming, Sink, Source};
 use crate::config::Backoff;
 use crate::stats::Counters;
-
-/// Why a publish (or a connection) did not succeed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Failure {
-    /// The broker (or the mapping) refused this message: nack it under the redelivery policy.
-    Refused(String),
-    /// The connection is lost or the broker is not ready: give the message back and reconnect.
-    Transient(String),
-    /// The broker closed the channel because what the route names is missing (a RabbitMQ
-    /// exchange deleted under it): the message is not at fault, so it is given back, and the
-    /// route sets up again — where connect finds the missing exchange and reports it — without
-    /// counting a lost connection.
-    Target(String),
-}
-
-/// What a broker's confirm said about an accepted publish.
-pub(crate) struct Confirmed {
-    /// The broker recognised the message id as one it already stored.
-    pub duplicate: bool,
-}
-
-/// A pending broker confirm.
-pub(crate) type Confirm = Pin<Box<dyn Future<Output = Result<Confirmed, Failure>> + Send>>;
-
-/// A broker as the target of an outbound route.
-pub(crate) trait Sink: Send + 'static {
-    /// Connects (or checks that the connection is usable). `Refused` when the broker answers
-    /// but the route's target is missing (an exchange): logged as an error every attempt and
-    /// retried with backoff, since it may be created later; `Transient` when it is not
-    /// reachable.
-    fn connect(&mut self) -> impl Future<Output = Result<(), Failure>> + Send;
-    /// Publishes `msg` under the broker-side id `id`; the returned future is its confirm.
-    fn publish(
-        &mut self,
-        msg: &Message,
-        id: &str,
-    ) -> impl Future<Output = Result<Confirm, Failure>> + Send;
-    /// Drops the connection after a transient failure.
-    fn disconnect(&mut self);
-    /// Whether the connection is usable now (checked between publishes, so that an outage
-    /// while the route is idle is noticed and counted as a reconnect): `Transient` when it is
-    /// lost, `Target` when the broker closed only the channel over a missing target.
-    fn health(&self) -> Result<(), Failure>;
-    /// How long a publish, and then its confirm, may take before the connection is presumed
-    /// lost (the broker's `ack_timeout`).
-    fn ack_timeout(&self) -> Duration;
-}
-
-/// One broker message as the inbound loop sees it.
-pub(crate) struct Incoming {
-    /// The message to store.
-    pub message: Message,
-    /// Its dedup key (from the broker's identity of the message), if it has one.
-    pub dedup_key: Option<String>,
-    /// The broker marked it as delivered before.
-    pub redelivered: bool,
-}
-
-/// A broker as the source of an inbound route.
-pub(crate) trait Source: Send + 'static {
-    /// A delivered broker message.
-    type Msg: Send + 'static;
-    /// Connects and starts consuming. `Refused` when the broker answers but what the route
-    /// names is missing or unfit (a stream, consumer or queue): the route logs it as an error
-    /// and retries with backoff, since it may be created later; `Transient` when the broker
-    /// is not reachable.
-    fn connect(&mut self) -> impl Future<Output = Result<(), Failure>> + Send;
-    /// Whether the connection is up now (checked while waiting for messages, so that an
-    /// outage is noticed, counted and shown even when no message is due).
-    fn is_connected(&self) -> bool;
-    /// Waits for at least one message and returns up to `max` (cancel-safe).
-    fn next_batch(
-        &mut self,
-        max: usize,
-    ) -> impl Future<Output = Result<Vec<Self::Msg>, String>> + Send;
-    /// The message to store.
-    fn incoming(&self, m: &Self::Msg, now_ms: u64) -> Incoming;
-    /// Acknowledges messages stored durably.
-    fn ack(&mut self, msgs: Vec<Self::Msg>) -> impl Future<Output = Result<(), String>> + Send;
-    /// Ends the delivery of a message the store refuses for good.
-    fn reject(&mut self, m: Self::Msg) -> impl Future<Output = Result<(), String>> + Send;
-    /// Hands messages back for a later delivery (the store is full or failing for now).
-    fn requeue(&mut self, msgs: Vec<Self::Msg>) -> impl Future<Output = Result<(), String>> + Send;
-    /// Messages the broker holds for this route and not yet acknowledged, if it can tell.
-    fn lag(&mut self) -> impl Future<Output = Option<u64>> + Send;
-    /// Drops the connection after a failure.
-    fn disconnect(&mut self);
-    /// How long after a delivery the broker delivers an unacknowledged message again while
-    /// the bridge stays connected (JetStream's ack wait; zero for RabbitMQ, which redelivers
-    /// when the channel closes).
-    fn redelivery_delay(&self) -> Duration;
-}
 
 /// What every route's loop gets besides its broker.
 #[derive(Clone)]
@@ -412,15 +320,6 @@ pub(crate) async fn outbound<S: Sink>(
     Counters::set(&stats.in_flight, 0);
     stats.ended();
     info!(route = %ctx.name, "stopped");
-}
-
-impl Failure {
-    /// The error's text.
-    pub(crate) fn text(self) -> String {
-        match self {
-            Failure::Refused(t) | Failure::Transient(t) | Failure::Target(t) => t,
-        }
-    }
 }
 
 /// A publish failed for a reason other than the message (`Refused` is handled by the caller):

@@ -51,6 +51,7 @@
 //! and in [`mapping`].
 #![deny(missing_docs)]
 
+mod broker;
 mod config;
 mod engine;
 mod limits;
@@ -66,7 +67,6 @@ mod stats;
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -173,7 +173,7 @@ impl Bridge {
                     let timeout = config
                         .nats
                         .as_ref()
-                        .map_or(Duration::ZERO, |n| n.ack_timeout);
+                        .map_or(std::time::Duration::ZERO, |n| n.ack_timeout);
                     let sink = nats::NatsSink::new(js, t.clone(), timeout);
                     (
                         "nats",

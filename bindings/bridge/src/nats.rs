@@ -17,8 +17,8 @@ use async_nats::{HeaderMap, HeaderName, HeaderValue};
 use futures_util::{FutureExt, StreamExt};
 use mqlite::Message;
 
+use crate::broker::{Confirm, Confirmed, Failure, Incoming, Sink, Source};
 use crate::config::{NatsServer, NatsSource, NatsTarget};
-use crate::engine::{Confirm, Confirmed, Failure, Incoming, Sink, Source};
 use crate::loops::Guard;
 use crate::mapping;
 

@@ -20,8 +20,8 @@ use lapin::{
 };
 use mqlite::{Message, Value, DEFAULT_PRIORITY};
 
+use crate::broker::{Confirm, Confirmed, Failure, Incoming, Sink, Source};
 use crate::config::{RabbitServer, RabbitSource, RabbitTarget};
-use crate::engine::{Confirm, Confirmed, Failure, Incoming, Sink, Source};
 use crate::mapping::{self, CORRELATION_ID, GROUP, TIMESTAMP, TIMESTAMP_PROPERTY};
 
 /// Prefix of the properties that mirror AMQP's basic properties without an mqlite field.
