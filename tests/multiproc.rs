@@ -457,6 +457,44 @@ fn a_hung_owner_gives_clients_a_timeout_error_not_a_hang() {
     kill(owner);
 }
 
+/// A receive given up on (its owner missed a ping) that the owner answers later: the client
+/// releases the late delivery at once, instead of leaving it in flight until its consumer
+/// closes or the ack timeout passes.
+#[test]
+fn a_late_answer_to_an_abandoned_receive_is_released_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (owner, _out) = spawn("owner", dir.path());
+    let c = Store::open(
+        dir.path(),
+        StoreOptions {
+            open_as: OpenAs::Client,
+            connect_timeout: Duration::from_millis(500),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let q = c.queue("late").unwrap();
+    let pid = owner.id() as libc::pid_t;
+    // SAFETY: signals to our own child.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+    // The owner takes the receive (queued in its socket) but cannot answer it, nor the ping.
+    let e = q.receive(Some(Duration::from_secs(60))).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGCONT) }, 0);
+    // Awake, the owner hands this message to the receive still waiting there.
+    q.send("late").unwrap();
+    let d = q
+        .receive(Some(Duration::from_secs(20)))
+        .unwrap()
+        .expect("the late delivery was not released back");
+    assert_eq!(d.body(), b"late");
+    d.ack().unwrap();
+    assert_eq!(q.stats().unwrap().in_flight, 0);
+    drop(c);
+    kill(owner);
+}
+
 /// T17: a peer of another uid is refused by SO_PEERCRED even when the file modes would let it
 /// connect (here loosened on purpose: the directory 0755, the socket 0666). Needs root, to run
 /// the client as `nobody` with `setpriv` (util-linux); CI runs as root.

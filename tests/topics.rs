@@ -505,9 +505,9 @@ fn a_body_is_stored_once_however_many_subscriptions_match() {
     let t_dir = tempfile::tempdir().unwrap();
     let n = 50_000;
     let one_queue = {
-        // The baseline in-process also in the client role: a client's queue sends carry an
-        // automatic dedup key (for resends after a takeover), which would enlarge it.
-        let store = Store::open(q_dir.path(), StoreOptions::default()).unwrap();
+        // Opened as the topic's store is (in the client role too: a client's sends and
+        // publishes both carry an automatic dedup key, for resends after a takeover).
+        let store = open_tmp(q_dir.path());
         let q = store.queue("q").unwrap();
         q.send_batch((0..n).map(|i| body(&format!("m{i}"), 100)))
             .unwrap();
@@ -794,4 +794,64 @@ fn a_selective_queue_consumer_sees_matches_deep_in_a_backlog() {
         .err()
         .expect("a bad selector is refused");
     assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+}
+
+/// A client process's automatic dedup key (producer id and sequence, under the prefix the
+/// client gives them) makes a publish resent after its owner's death store nothing twice: each
+/// subscription it reached remembers the key in its dedup window, across a reopen and after
+/// compaction removed the segment of the PUBLISH record (the keys carried forward in DEDUP
+/// records). A dedup key of the program's own is still refused (a queue feature).
+#[test]
+fn a_client_publish_resent_under_its_automatic_key_is_stored_once() {
+    let _s = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let opts = || StoreOptions {
+        segment_bytes: 256 << 10,
+        ..Default::default()
+    };
+    let once = || Message::new("once").dedup_key("\u{1}mq5eed.1");
+    let store = common::open_store(dir.path(), opts()).unwrap();
+    let a = store.subscribe("ev.*", durable("a")).unwrap();
+    let b = store.subscribe("ev.x", durable("b")).unwrap();
+    let t = store.topic("ev.x").unwrap();
+    let e = t
+        .publish(Message::new("own").dedup_key("mine"))
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+    let id = t.publish(once()).unwrap();
+    assert_eq!(t.publish(once()).unwrap(), id);
+    assert_eq!(t.publish_batch([once(), once()]).unwrap(), vec![id, id]);
+    assert_eq!(bodies(&a), vec!["once"]);
+    assert_eq!(bodies(&b), vec!["once"]);
+    // Consumed: the key is still remembered.
+    assert_eq!(t.publish(once()).unwrap(), id);
+    // Enough traffic to fill segments, all consumed, then compaction.
+    for round in 0..10 {
+        let msgs: Vec<Vec<u8>> = (0..100)
+            .map(|i| body(&format!("r{round}-{i}"), 1000))
+            .collect();
+        t.publish_batch(msgs).unwrap();
+        for s in [&a, &b] {
+            for d in s.receive_batch(1000, NOW).unwrap() {
+                d.ack().unwrap();
+            }
+        }
+    }
+    store.compact().unwrap();
+    let held = store.disk_bytes();
+    assert!(held < 3 * (256 << 10), "compaction left {held} bytes");
+    drop((a, b, t));
+    store.close().unwrap();
+    drop(store);
+    let store = common::open_store(dir.path(), opts()).unwrap();
+    let a = store.subscribe("ev.*", durable("a")).unwrap();
+    let b = store.subscribe("ev.x", durable("b")).unwrap();
+    let t = store.topic("ev.x").unwrap();
+    assert_eq!(t.publish(once()).unwrap(), id);
+    assert!(bodies(&a).is_empty());
+    assert!(bodies(&b).is_empty());
+    // A new key is published as usual.
+    t.publish(Message::new("next").dedup_key("\u{1}mq5eed.2"))
+        .unwrap();
+    assert_eq!(bodies(&a), vec!["next"]);
 }

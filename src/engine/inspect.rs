@@ -315,14 +315,23 @@ impl Engine {
         Ok((Duration::from_millis(o.dedup_window_ms), o.dedup_count))
     }
 
+    /// The id a publish to `topic` with dedup key `key` (a client's automatic key) was stored
+    /// under, if a subscription the topic matches holds the key in its dedup window.
+    pub(crate) fn published_lookup(&self, topic: &str, key: &str) -> Result<Option<MessageId>> {
+        let mut g = self.shared.lock();
+        g.check()?;
+        let now = self.shared.now();
+        Ok(g.published_under(topic, key, now).map(MessageId))
+    }
+
     /// The id stored under dedup key `key` in queue `q`, if the key is inside the window (keys
     /// past it are forgotten, as a send would).
     pub(crate) fn dedup_lookup(&self, q: QueueId, key: &str) -> Result<Option<MessageId>> {
         let mut g = self.shared.lock();
         g.check()?;
         let now = self.shared.now();
-        let queue = &mut g.queues[q.0 as usize];
-        queue.prune_dedup(now);
+        g.prune_dedup(q.0, now);
+        let queue = &g.queues[q.0 as usize];
         Ok(queue.dedup.get(key).map(|d| MessageId(d.id)))
     }
 }

@@ -473,8 +473,9 @@ impl QueueState {
         self.ready.iter().map(|d| d.len() as u64).sum::<u64>() + self.retry.len() as u64
     }
 
-    /// Forgets dedup keys past the window.
-    pub fn prune_dedup(&mut self, now: u64) {
+    /// Forgets dedup keys past the window; `freed` gets the segment of each entry forgotten
+    /// (an entry counts as a live item of the segment holding its record).
+    pub fn prune_dedup(&mut self, now: u64, mut freed: impl FnMut(u32)) {
         while let Some((at, _)) = self.dedup_order.front() {
             let old = *at + self.opts.dedup_window_ms <= now
                 || self.dedup_order.len() > self.opts.dedup_count;
@@ -483,7 +484,9 @@ impl QueueState {
             }
             if let Some((at, key)) = self.dedup_order.pop_front() {
                 if self.dedup.get(&key).is_some_and(|d| d.at == at) {
-                    self.dedup.remove(&key);
+                    if let Some(d) = self.dedup.remove(&key) {
+                        freed(d.seg);
+                    }
                 }
             }
         }

@@ -75,6 +75,7 @@ impl Rebuild {
                 self.subs.remove(&qid);
                 self.sends.remove(&qid);
                 self.parked.retain(|p| p.0 != qid);
+                self.dedup.retain(|d| d.0 != qid);
             }
             Record::Dead {
                 from_qid,

@@ -44,10 +44,9 @@ impl State {
     /// Appends a message to queue `qid`. Returns its id and whether it was a dedup hit.
     pub fn send(&mut self, qid: u32, msg: &Message, now: u64) -> Result<(u64, bool)> {
         self.check_message(msg)?;
-        let q = &mut self.queues[qid as usize];
         if let Some(key) = &msg.meta.dedup_key {
-            q.prune_dedup(now);
-            if let Some(d) = q.dedup.get(key) {
+            self.prune_dedup(qid, now);
+            if let Some(d) = self.queues[qid as usize].dedup.get(key) {
                 return Ok((d.id, true));
             }
         }

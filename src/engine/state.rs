@@ -47,6 +47,17 @@ pub(crate) struct Space {
     pub compacting: Option<u64>,
 }
 
+impl Space {
+    /// One live item less in segment `seg`.
+    pub fn dec_item(&mut self, seg: u32) {
+        if seg != MEM_SEG {
+            if let Some(l) = self.seg_live.get_mut(&(seg as u64)) {
+                l.0 = l.0.saturating_sub(1);
+            }
+        }
+    }
+}
+
 /// One consumer (not the plain receive of a queue).
 #[derive(Debug)]
 pub(crate) struct ConsumerState {
@@ -290,11 +301,13 @@ impl State {
 
     /// One live item less in segment `seg` (a declaration or dedup entry that moved).
     pub fn live_dec_item(&mut self, seg: u32) {
-        if seg != MEM_SEG {
-            if let Some(l) = self.space.seg_live.get_mut(&(seg as u64)) {
-                l.0 = l.0.saturating_sub(1);
-            }
-        }
+        self.space.dec_item(seg);
+    }
+
+    /// Forgets queue `qid`'s dedup keys past its window (their segments' live counts with them).
+    pub fn prune_dedup(&mut self, qid: u32, now: u64) {
+        let space = &mut self.space;
+        self.queues[qid as usize].prune_dedup(now, |seg| space.dec_item(seg));
     }
 
     /// Registers a consumer of `qid`.

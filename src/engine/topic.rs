@@ -423,6 +423,11 @@ impl State {
         for e in &held {
             self.live_dec(e);
         }
+        // Its dedup entries (publishes' keys) go with it.
+        let q = &mut self.queues[qid as usize];
+        for (_, d) in q.dedup.drain() {
+            self.space.dec_item(d.seg);
+        }
         let q = &mut self.queues[qid as usize];
         self.by_name.remove(&q.name);
         let decl_seg = q.decl_seg;
@@ -437,8 +442,22 @@ impl State {
     /// Appends a message published to `topic`: one PUBLISH record referenced by every matching
     /// durable subscription, a copy in every matching non-durable one. Nothing is stored when
     /// nothing matches (counted as unrouted).
+    ///
+    /// A message with a client's automatic dedup key (a producer id and sequence, see
+    /// [`crate::remote`]) already held under that key by a subscription its topic matches is
+    /// not stored again: its first id is returned. So a publish resent after its owner died is
+    /// stored once. The key enters each subscription's dedup window (with its queue options'
+    /// window), and recovery rebuilds those windows from the PUBLISH records' keys.
     pub fn publish_to(&mut self, topic: &str, msg: &Message, now: u64) -> Result<Appended> {
         self.check_publish_message(topic, msg)?;
+        let key = msg.meta.dedup_key.as_deref();
+        if let Some(id) = key.and_then(|k| self.published_under(topic, k, now)) {
+            return Ok(Appended {
+                id,
+                journaled: false,
+                in_memory: false,
+            });
+        }
         let (h, due) = self.new_header(msg, now);
         let input = Publishing {
             msg,
@@ -475,6 +494,23 @@ impl State {
             c.unrouted += 1;
         }
         Ok(appended)
+    }
+
+    /// The id a publish with automatic dedup key `key` was stored under, if a subscription
+    /// that `topic` matches still holds the key in its dedup window.
+    pub(super) fn published_under(&mut self, topic: &str, key: &str, now: u64) -> Option<u64> {
+        let mut matched = std::mem::take(&mut self.topics.scratch);
+        matched.clear();
+        self.topics
+            .matcher
+            .for_each_match(topic, |&qid| matched.push(qid));
+        let mut found = None;
+        for &qid in &matched {
+            self.prune_dedup(qid, now);
+            found = found.or_else(|| self.queues[qid as usize].dedup.get(key).map(|d| d.id));
+        }
+        self.topics.scratch = matched;
+        found
     }
 
     /// Stores a published message in the subscriptions `matched` (checked for room first: all
@@ -517,6 +553,9 @@ impl State {
             q.mem.insert(h.id, rec);
             q.insert(entry, due, now);
             q.counters.enqueued += 1;
+            if let Some(key) = &msg.meta.dedup_key {
+                q.remember_dedup(key, h.id, now);
+            }
             in_memory = true;
         }
         if durable.is_empty() {
@@ -542,13 +581,17 @@ impl State {
             let q = &mut self.queues[qid as usize];
             q.pending_count += 1;
             q.pending_bytes += len as u64;
+            let dedup_key = msg.meta.dedup_key.as_ref().map(|k| {
+                q.remember_dedup(k, h.id, now);
+                k.clone().into_boxed_str()
+            });
             self.pending.sends.push(PendingSend {
                 qid,
                 rec_off: start,
                 entry,
                 due,
                 relocate: false,
-                dedup_key: None,
+                dedup_key,
             });
         }
         self.pending.needs_sync |= sync;
@@ -563,7 +606,14 @@ impl State {
     fn check_publish_message(&self, topic: &str, msg: &Message) -> Result<()> {
         check_topic_name(topic)?;
         self.check_message(msg)?;
-        if msg.meta.dedup_key.is_some() || msg.meta.repeat.is_some() {
+        // A client's automatic key (producer id and sequence) is the one dedup key a publish
+        // carries: it makes a resend after an owner's death store nothing twice.
+        let own_key = msg
+            .meta
+            .dedup_key
+            .as_deref()
+            .is_some_and(|k| !k.starts_with(crate::remote::AUTO_KEY_PREFIX));
+        if own_key || msg.meta.repeat.is_some() {
             return Err(Error::invalid(
                 "a message published to a topic cannot carry a dedup key or scheduled repeats \
                  (they are queue features)",

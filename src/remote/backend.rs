@@ -267,22 +267,20 @@ impl Backend {
         }
     }
 
-    /// Sends to a queue or publishes to a topic. A client's queue sends carry an automatic
-    /// dedup key (resent safely after a takeover); publishes cannot (a topic has no dedup
-    /// window), so a publish in flight when the owner dies fails with `OwnerLost`.
+    /// Sends to a queue or publishes to a topic. A client's sends and publishes carry an
+    /// automatic dedup key (producer id and sequence), so one resent after a takeover is stored
+    /// once: by the queue's dedup window, or by those of the subscriptions a publish reached.
     pub(crate) fn send(&self, to: Dest<'_>, mut msg: Message) -> Result<MessageId> {
         match self.engine()? {
             Some(e) => e.send(to, &msg),
             None => {
                 let c = self.client();
+                c.stamp(&mut msg);
                 let req = match to {
-                    Dest::Queue(q) => {
-                        c.stamp(&mut msg);
-                        Request::Send {
-                            queue: q.0,
-                            message: msg,
-                        }
-                    }
+                    Dest::Queue(q) => Request::Send {
+                        queue: q.0,
+                        message: msg,
+                    },
                     Dest::Topic(t) => Request::Publish {
                         topic: t.to_string(),
                         message: msg,
@@ -307,9 +305,7 @@ impl Backend {
                 let c = self.client();
                 let (mut ids, mut frame, mut bytes) = (Vec::new(), Vec::new(), 0);
                 for mut m in msgs {
-                    if let Dest::Queue(_) = to {
-                        c.stamp(&mut m);
-                    }
+                    c.stamp(&mut m);
                     let size = m.body.len() + 64;
                     if !frame.is_empty() && bytes + size > BATCH_FRAME_BYTES {
                         let done = ids.len();
@@ -536,12 +532,12 @@ impl Backend {
                 let sends = spec
                     .sends
                     .into_iter()
-                    .map(|(to, mut m)| match to {
-                        TxnDest::Queue(q) => {
-                            c.stamp(&mut m);
-                            (WireDest::Queue(q.0), m)
+                    .map(|(to, mut m)| {
+                        c.stamp(&mut m);
+                        match to {
+                            TxnDest::Queue(q) => (WireDest::Queue(q.0), m),
+                            TxnDest::Topic(t) => (WireDest::Topic(t.to_string()), m),
                         }
-                        TxnDest::Topic(t) => (WireDest::Topic(t.to_string()), m),
                     })
                     .collect();
                 match c.call(Request::Commit { sends, acks })? {

@@ -3,10 +3,10 @@
 //!
 //! Every request waits in `pending` until its answer arrives. When the connection breaks, the
 //! reader thread connects again — to a new owner, or, if this process wins the store's lock,
-//! to the owner it starts itself — and resends what is unanswered: sends carry an automatic
-//! dedup key (producer id + sequence, the Kafka idempotent-producer scheme on the store's
-//! dedup window), so a send whose answer was lost is stored once and answered with the first
-//! id; a receive is simply asked again (what the dead owner handed out comes back through
+//! to the owner it starts itself — and resends what is unanswered: sends and publishes carry
+//! an automatic dedup key (producer id + sequence, the Kafka idempotent-producer scheme on the
+//! dedup windows of the queue, or of the subscriptions a publish reached), so a send whose
+//! answer was lost is stored once and answered with the first id; a receive is simply asked again (what the dead owner handed out comes back through
 //! recovery). Settles of deliveries of the old owner fail with `DeliveryLost`; a purge or
 //! replay in doubt fails with `OwnerLost`. Async callbacks run on this client's own library
 //! thread, each exactly once.
@@ -22,8 +22,8 @@ use std::time::{Duration, Instant};
 
 use super::owner::Owner;
 use super::protocol::{
-    decode, put_frame, read_frame, Hello, Request, Response, ResponseFrame, Welcome, WireDest,
-    PROTOCOL_VERSION,
+    decode, put_frame, read_frame, Hello, Request, Response, ResponseFrame, Welcome, WireReceived,
+    WireRef, WireSettle, PROTOCOL_VERSION,
 };
 use super::{connect_socket, fork_generation, forked_error, AUTO_KEY_PREFIX};
 use crate::engine::{mark_library_thread, on_library_thread, Dest, SubscriptionOptions};
@@ -91,6 +91,9 @@ struct St {
     next_consumer: u64,
     async_msgs: usize,
     async_bytes: usize,
+    /// Receives given up on (their owner missed a ping), by request id: their queue and the
+    /// owner's consumer id. Deliveries a late answer brings are released back at once.
+    abandoned: HashMap<u64, (u32, u64)>,
     /// The owner this process started when it took over (it serves the other clients too).
     hosted: Option<Arc<Owner>>,
     owner_pid: u32,
@@ -208,6 +211,7 @@ impl Client {
                 next_consumer: 1,
                 async_msgs: 0,
                 async_bytes: 0,
+                abandoned: HashMap::new(),
                 hosted: None,
                 owner_pid: 0,
             }),
@@ -311,6 +315,12 @@ impl Client {
             let mut st = lock(&self.inner.st);
             if let Some(p) = st.pending.remove(&id) {
                 self.inner.uncount(&mut st, &p);
+                if let Request::Receive {
+                    queue, consumer, ..
+                } = p.req
+                {
+                    st.abandoned.insert(id, (queue, consumer));
+                }
             }
             drop(st);
             // It may have been answered just now.
@@ -465,14 +475,12 @@ impl Client {
         callback: Callback,
     ) -> Result<()> {
         let len = msg.body.len();
+        self.stamp(&mut msg);
         let req = match to {
-            Dest::Queue(q) => {
-                self.stamp(&mut msg);
-                Request::SendAsync {
-                    queue: q.0,
-                    message: msg,
-                }
-            }
+            Dest::Queue(q) => Request::SendAsync {
+                queue: q.0,
+                message: msg,
+            },
             Dest::Topic(t) => Request::PublishAsync {
                 topic: t.to_string(),
                 message: msg,
@@ -926,6 +934,8 @@ impl Inner {
         let mut st = lock(&self.st);
         st.epoch += 1;
         w.epoch = st.epoch;
+        // Late answers of the previous owner cannot come any more.
+        st.abandoned.clear();
         if st.closed {
             // Closed while this connection was being set up (close() found no stream to shut
             // down): end it now, or the reader would wait on it forever.
@@ -1067,6 +1077,14 @@ impl Inner {
     fn on_answer(&self, id: u64, more: bool, resp: Response, epoch: u64) {
         let mut st = lock(&self.st);
         let Some(p) = st.pending.get_mut(&id) else {
+            let gone = match more {
+                true => st.abandoned.get(&id).copied(),
+                false => st.abandoned.remove(&id),
+            };
+            drop(st);
+            if let (Some((queue, consumer)), Response::Received(items)) = (gone, resp) {
+                self.release_late(queue, consumer, items, epoch);
+            }
             return;
         };
         let resp = match p.partial.take() {
@@ -1089,6 +1107,35 @@ impl Inner {
             slot.epoch.store(epoch, Ordering::SeqCst);
         }
         self.complete(p, Ok(resp));
+    }
+
+    /// Releases the deliveries of a receive its caller gave up on (the owner answered after
+    /// missing a ping): nobody will settle them, and they would otherwise stay in flight until
+    /// their consumer closes or the ack timeout passes. A release does not count as a failed
+    /// delivery (JMS: the session recovers them).
+    fn release_late(&self, queue: u32, consumer: u64, items: Vec<WireReceived>, epoch: u64) {
+        let mut w = lock(&self.writer);
+        if w.epoch != epoch {
+            return; // that owner is gone: recovery brings them back
+        }
+        let w = &mut *w;
+        for r in items {
+            let req = Request::Settle {
+                delivery: WireRef {
+                    queue,
+                    id: r.message.id().map_or(0, |m| m.0),
+                    tag: r.tag,
+                    consumer,
+                },
+                op: WireSettle::Release,
+            };
+            w.buf.clear();
+            if put_frame(&mut w.buf, &(0u64, &req)).is_ok() {
+                if let Some(s) = &mut w.stream {
+                    let _ = s.write_all(&w.buf);
+                }
+            }
+        }
     }
 
     fn run_callbacks(&self) {
@@ -1148,26 +1195,13 @@ fn resend(p: &Pending, consumers: &HashMap<u64, u64>, now: Instant, moved: &[u32
             }
         }
         // Never written: it cannot have taken effect.
-        Request::Publish { .. }
-        | Request::PublishAsync { .. }
-        | Request::PublishBatch { .. }
-        | Request::Commit { .. }
+        Request::Commit { .. }
         | Request::TxnClaim { .. }
         | Request::Subscribe { .. }
         | Request::Unsubscribe { .. }
             if !p.sent =>
         {
             OnResend::Resend(Box::new(p.req.clone()))
-        }
-        // A publish carries no dedup key (a topic has no dedup window): resending it could
-        // store it twice, so one in doubt fails.
-        Request::Publish { .. } | Request::PublishAsync { .. } | Request::PublishBatch { .. } => {
-            OnResend::Fail(lost("a publish"))
-        }
-        Request::Commit { sends, .. }
-            if sends.iter().any(|(d, _)| matches!(d, WireDest::Topic(_))) =>
-        {
-            OnResend::Fail(lost("a transaction with publishes"))
         }
         Request::TxnClaim { .. } => OnResend::Fail(delivery_lost()),
         Request::Subscribe { .. } => OnResend::Fail(lost("a subscribe")),
@@ -1200,9 +1234,13 @@ fn resend(p: &Pending, consumers: &HashMap<u64, u64>, now: Instant, moved: &[u32
         | Request::Commit { .. }
         | Request::Declare { .. }
         | Request::QueueNames
+        // Sends and publishes carry automatic dedup keys: stored once however often resent.
         | Request::Send { .. }
         | Request::SendAsync { .. }
         | Request::SendBatch { .. }
+        | Request::Publish { .. }
+        | Request::PublishAsync { .. }
+        | Request::PublishBatch { .. }
         | Request::Browse { .. }
         | Request::Stats { .. }
         | Request::IsMemory { .. }

@@ -619,15 +619,26 @@ impl ServerShared {
             Request::CommitProbe { sends } => {
                 let mut ids = Vec::with_capacity(sends.len());
                 for (to, m) in &sends {
-                    let q = match to {
-                        WireDest::Queue(q) => self.queue(c, *q)?,
-                        // Never asked (a transaction with publishes in doubt fails at once).
-                        WireDest::Topic(_) => {
-                            return Err(Error::invalid("a publish has no dedup key"))
-                        }
-                    };
                     let key = m.meta.dedup_key.as_deref().unwrap_or_default();
-                    match e.dedup_lookup(q, key)? {
+                    let found = match to {
+                        WireDest::Queue(q) => e.dedup_lookup(self.queue(c, *q)?, key)?,
+                        WireDest::Topic(t) => match e.published_lookup(t, key)? {
+                            // Published to no subscription (now): stored nowhere either way.
+                            None if e.topic_stats(t)?.subscriptions == 0 => {
+                                return Err(Error::new(
+                                    ErrorKind::OwnerLost,
+                                    format!(
+                                        "the store's owner died while this transaction was \
+                                         being committed; whether it was is unknown (its \
+                                         publish to topic {t:?} matches no subscription, so \
+                                         left no trace)"
+                                    ),
+                                ))
+                            }
+                            found => found,
+                        },
+                    };
+                    match found {
                         Some(id) if key.starts_with(AUTO_KEY_PREFIX) => ids.push(id),
                         _ => {
                             return Err(Error::new(

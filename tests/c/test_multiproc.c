@@ -1,7 +1,11 @@
-/* Several processes, one store, from C: an owner process (forked), the producer example
- * (fork + exec) as its client, the owner SIGKILLed mid-stream (the producer takes the store
- * over and goes on), then the consumer example (fork + exec). Afterwards every message sent
- * was consumed or is in the store, once: nothing lost, nothing stored twice.
+/* Several processes, one store, from C: an owner process (forked), then the producer and the
+ * consumer examples (fork + exec) at the same time, both its clients; the owner is SIGKILLed
+ * mid-stream (one of them takes the store over, the other reconnects; when the producer ends,
+ * its close hands the store over to the consumer, or the other way round). Afterwards every
+ * message sent was consumed exactly once (acked, or dead-lettered and read) or is in the store,
+ * once: nothing lost, nothing stored or acked twice. An ack whose owner died in flight may or
+ * may not have been made durable (the consumer counts those "in doubt"): the counts must add
+ * up within them.
  *
  *   test_multiproc PRODUCER CONSUMER     (the examples' binaries)
  */
@@ -44,18 +48,18 @@ static int exit_code(pid_t pid) {
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-/* Messages waiting in `name` of the store in `dir`, seen through a client of its owner. */
-static long depth_as_client(const char *dir, const char *name) {
+/* Statistics of queue `name` of the store in `dir`, seen through a client of its owner (its
+ * counters count since that owner opened the store). */
+static int stats_as_client(const char *dir, const char *name, mqlite_stats *st) {
     mqlite_store_options *o = mqlite_store_options_new();
     mqlite_store *s = NULL;
-    long n = -1;
+    int n = -1;
     if (mqlite_store_options_set_open_as(o, MQLITE_OPEN_AS_CLIENT, 10000, NULL) == MQLITE_OK &&
         mqlite_store_open(dir, strlen(dir), o, &s, NULL) == MQLITE_OK) {
         mqlite_queue *q = NULL;
-        mqlite_stats st;
         if (mqlite_store_queue(s, name, strlen(name), &q, NULL) == MQLITE_OK &&
-            mqlite_queue_stats(q, &st, NULL) == MQLITE_OK)
-            n = (long)st.messages;
+            mqlite_queue_stats(q, st, NULL) == MQLITE_OK)
+            n = 0;
         mqlite_queue_free(q);
         mqlite_store_close(s, NULL);
         mqlite_store_free(s);
@@ -107,35 +111,37 @@ int main(int argc, char **argv) {
     CHECK(read(pipefd[0], &c, 1) == 1 && c == 'R');
     close(pipefd[0]);
 
+    /* Both at once: the consumer stops once no message came for 5 s (the producer is done). */
     pid_t producer = spawn(argv[1], dir, count, prod_out);
-    /* Mid-stream: once a sixth of the messages are stored, the owner dies. */
+    pid_t consumer = spawn(argv[2], dir, "5000", cons_out);
+    /* Mid-stream: once a sixth of the messages are stored and a twelfth acked, the owner dies. */
     struct timespec tick = {0, 2 * 1000 * 1000};
-    long depth = 0;
-    for (int i = 0; i < 15000 && depth < COUNT / 6; i++) {
-        depth = depth_as_client(dir, "orders");
+    mqlite_stats st = {0};
+    for (int i = 0; i < 15000 && (st.enqueued < COUNT / 6 || st.acked < COUNT / 12); i++) {
+        if (stats_as_client(dir, "orders", &st) != 0) memset(&st, 0, sizeof st);
         nanosleep(&tick, NULL);
     }
-    CHECK(depth >= COUNT / 6 && depth < COUNT);
+    fprintf(stderr, "test_multiproc: owner killed after %llu stored, %llu acked\n",
+            (unsigned long long)st.enqueued, (unsigned long long)st.acked);
+    CHECK(st.enqueued >= COUNT / 6 && st.enqueued < COUNT && st.acked >= COUNT / 12);
     CHECK(kill(owner, SIGKILL) == 0);
     CHECK(exit_code(owner) == 128 + SIGKILL);
-    /* The producer, now the owner, finishes every send (those in flight are resent). The
-     * consumer runs after it: the example exits at its first failed settle, and a delivery
-     * handed out by an owner that closes meanwhile can no longer be settled (by design). */
+    /* Both go on (sends in flight are resent; deliveries of the dead owner come back). */
     CHECK(exit_code(producer) == 0);
-    pid_t consumer = spawn(argv[2], dir, NULL, cons_out);
     CHECK(exit_code(consumer) == 0);
 
-    int acked = -1, nacked = -1, dead = -1, sent = -1;
+    int acked = -1, nacked = -1, dead = -1, sent = -1, in_doubt = 0;
     FILE *f = fopen(prod_out, "r");
     char line[512];
     while (f && fgets(line, sizeof line, f))
         if (sscanf(line, "producer: sent %d", &sent) == 1) break;
     if (f) fclose(f);
     f = fopen(cons_out, "r");
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "consumer: acked %d, nacked %d times, %d dead letters", &acked, &nacked,
-                   &dead) == 3)
-            break;
+    while (f && fgets(line, sizeof line, f)) {
+        sscanf(line, "consumer: acked %d, nacked %d times, %d dead letters", &acked, &nacked,
+               &dead);
+        sscanf(line, "consumer: %d acks in doubt", &in_doubt);
+    }
     if (f) fclose(f);
     CHECK(sent == COUNT);
     CHECK(acked >= 0 && dead >= 0);
@@ -148,11 +154,15 @@ int main(int argc, char **argv) {
     mqlite_queue *dlq = open_queue(s, "DLQ");
     int left = drain(orders, seen, &twice) + drain(dlq, seen, &twice);
     CHECK(twice == 0);
-    /* Every message sent: acked by the consumer, dead-lettered (read by it), or left. */
-    if (acked + dead + left != COUNT)
-        fprintf(stderr, "acked %d + dead letters %d + left %d != sent %d\n", acked, dead, left,
-                COUNT);
-    CHECK(acked + dead + left == COUNT);
+    /* Every message sent: acked by the consumer, dead-lettered (read by it), or left; an ack in
+     * doubt may have taken effect or not. More would be a message consumed twice, fewer one
+     * lost. */
+    fprintf(stderr,
+            "test_multiproc: acked %d + dead letters %d + left %d (+ %d acks in doubt) for %d "
+            "sent\n",
+            acked, dead, left, in_doubt, COUNT);
+    CHECK(acked + dead + left <= COUNT && COUNT <= acked + dead + left + in_doubt);
+    CHECK(acked > COUNT / 2);
     mqlite_queue_free(orders);
     mqlite_queue_free(dlq);
     OK(mqlite_store_close(s, ERR));

@@ -3,8 +3,14 @@
  * retries (6 by default, here with 0 ms delays so the example runs instantly) they land in the
  * shared DLQ, which it then reads, printing why each message died.
  *
+ * It stops once no message came for IDLE_MS milliseconds (default 200). Another process may
+ * own the store meanwhile (this one is then its client): if that owner dies, a delivery it
+ * handed out can no longer be settled (MQLITE_DELIVERY_LOST) and comes back, so the consumer
+ * just goes on; an ack that failed so may still have been made durable just before the owner
+ * died, and is counted "in doubt".
+ *
  *   cc bindings/c/examples/consumer.c $(pkg-config --cflags --libs mqlite) -o target/consumer
- *   target/consumer STORE_DIR
+ *   target/consumer STORE_DIR [IDLE_MS]
  */
 #include <mqlite.h>
 
@@ -20,10 +26,11 @@ static int fail(const char *what, mqlite_status st, mqlite_error *err) {
 
 int main(int argc, char **argv) {
     if (argc < 2) {
-        fprintf(stderr, "usage: %s STORE_DIR\n", argv[0]);
+        fprintf(stderr, "usage: %s STORE_DIR [IDLE_MS]\n", argv[0]);
         return 2;
     }
     const char *dir = argv[1];
+    int64_t idle_ms = argc > 2 ? atoll(argv[2]) : 200;
     mqlite_error *err = NULL;
 
     /* Default policy (6 redeliveries) with no delay between attempts. */
@@ -40,10 +47,10 @@ int main(int argc, char **argv) {
     if ((st = mqlite_store_queue(store, "orders", 6, &orders, &err)) != MQLITE_OK) return fail("queue", st, err);
     if ((st = mqlite_store_queue(store, "DLQ", 3, &dlq, &err)) != MQLITE_OK) return fail("dlq", st, err);
 
-    int acked = 0, nacked = 0;
+    int acked = 0, nacked = 0, in_doubt = 0;
     for (;;) {
         mqlite_delivery *d = NULL;
-        st = mqlite_queue_receive(orders, 200, &d, &err);
+        st = mqlite_queue_receive(orders, idle_ms, &d, &err);
         if (st == MQLITE_TIMEOUT) {
             mqlite_error_free(err);
             err = NULL;
@@ -52,15 +59,25 @@ int main(int argc, char **argv) {
         if (st != MQLITE_OK) return fail("receive", st, err);
         mqlite_value poison;
         const mqlite_message *m = mqlite_delivery_message(d);
+        int is_ack = 0;
         if (mqlite_message_property(m, "poison", 6, &poison) == MQLITE_OK && poison.bool_value) {
             st = mqlite_delivery_nack(d, "cannot parse order", 18, &err);
-            nacked++;
         } else {
             st = mqlite_delivery_ack(d, &err); /* durable: never delivered again */
-            acked++;
+            is_ack = 1;
         }
         mqlite_delivery_free(d);
+        if (st == MQLITE_DELIVERY_LOST) { /* the owner that handed it out died */
+            mqlite_error_free(err);
+            err = NULL;
+            in_doubt += is_ack;
+            continue;
+        }
         if (st != MQLITE_OK) return fail("settle", st, err);
+        if (is_ack)
+            acked++;
+        else
+            nacked++;
     }
 
     int dead = 0;
@@ -78,11 +95,12 @@ int main(int argc, char **argv) {
                    (unsigned long long)info.original_id, info.delivery_count, (int)info.last_failure_len,
                    info.last_failure);
         }
-        mqlite_delivery_ack(d, NULL);
+        /* Not acked (its owner died): it is received again. */
+        if (mqlite_delivery_ack(d, NULL) == MQLITE_OK) dead++;
         mqlite_delivery_free(d);
-        dead++;
     }
     printf("consumer: acked %d, nacked %d times, %d dead letters\n", acked, nacked, dead);
+    if (in_doubt) printf("consumer: %d acks in doubt (their owner died)\n", in_doubt);
     mqlite_queue_free(orders);
     mqlite_queue_free(dlq);
     st = mqlite_store_close(store, &err);

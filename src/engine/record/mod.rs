@@ -54,7 +54,10 @@
 //! means none of them. (Format version 1 had no topic field: such a meta decodes without it.)
 //!
 //! A message published to a topic has the same id in every subscription it reached; the queue
-//! id tells its references apart in DELIVER, ACK, REQUEUE, REMOVE and DEAD records.
+//! id tells its references apart in DELIVER, ACK, REQUEUE, REMOVE and DEAD records. The only
+//! dedup key a PUBLISH meta carries is a client process's automatic one (producer id and
+//! sequence); recovery enters it in the dedup window of each subscription listed, as a SEND's
+//! key in its queue's, and compaction carries it forward per subscription in DEDUP records.
 
 mod decode;
 mod encode;
