@@ -79,8 +79,8 @@ pub use journal::verify::{verify, Problem, SegmentInfo, VerifyReport};
 pub use journal::RecoveryReport;
 pub use message::{DeadLetterInfo, DeadLetterReason, Message, MessageId, Value};
 pub use options::{
-    AckMode, ConsumerOptions, DeadLetterStrategy, Durability, GroupFailurePolicy, OverflowPolicy,
-    QueueOptions, StoreOptions,
+    AckDurability, AckMode, ConsumerOptions, DeadLetterStrategy, Durability, GroupFailurePolicy,
+    OverflowPolicy, QueueOptions, StoreOptions,
 };
 pub use policy::RedeliveryPolicy;
 pub use queue::{Queue, QueueStats, ReplayFilter};

@@ -300,6 +300,7 @@ fn consumer_drop_returns_unsettled_as_failures() {
     {
         let c = q.consumer(ConsumerOptions {
             ack_mode: AckMode::Cumulative,
+            ..Default::default()
         });
         let ds = c.receive_batch(2, NOW).unwrap();
         assert_eq!(ds.len(), 2);
@@ -322,6 +323,7 @@ fn cumulative_and_auto_ack() {
     q.send_batch(["a", "b", "c"]).unwrap();
     let c = q.consumer(ConsumerOptions {
         ack_mode: AckMode::Cumulative,
+        ..Default::default()
     });
     let mut ds = c.receive_batch(3, NOW).unwrap();
     let last = ds.pop().unwrap();
@@ -334,6 +336,7 @@ fn cumulative_and_auto_ack() {
     q.send("auto").unwrap();
     let c = q.consumer(ConsumerOptions {
         ack_mode: AckMode::Auto,
+        ..Default::default()
     });
     let d = c.receive(NOW).unwrap().unwrap();
     assert_eq!(

@@ -30,7 +30,8 @@
 //! A thread holding `state` never waits for `io` (it only `try_lock`s it, to lead a commit
 //! itself). Nothing reads the disk while holding `state`: record bodies are read from a
 //! [`read::Snapshot`] taken under the lock and read after it is released. Callbacks run with no
-//! lock held. The condition variables `work`, `done`, `avail` and `room` wait on `state`,
+//! lock held. The condition variables `work`, `done`, `gather`, `avail` and `room` wait on
+//! `state`,
 //! `callbacks_cv` on `callbacks`.
 //!
 //! ## Failure
@@ -45,6 +46,7 @@ mod commit;
 mod compact;
 mod deliver;
 mod inspect;
+mod prefetch;
 mod queue;
 mod read;
 mod rebuild;
@@ -106,8 +108,12 @@ pub(crate) struct DeliveryRef {
 /// How a delivery is settled.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Settle<'a> {
-    /// Done: never delivered again (cumulative consumers: every earlier delivery too).
+    /// Done: never delivered again (cumulative consumers: every earlier delivery too). Lazy
+    /// unless the queue's ack durability is `Sync`: returns once the ack is queued for the next
+    /// group commit, due within the lazy-ack interval.
     Ack,
+    /// [`Settle::Ack`] that returns only once the ack is durable.
+    AckSync,
     /// A failed delivery; `delay` overrides the policy's delay before the redelivery.
     Nack {
         reason: &'a str,
@@ -146,6 +152,9 @@ pub(crate) struct Shared {
     work: Condvar,
     /// Callers wait here (on `state`) for their batch.
     done: Condvar,
+    /// A leader waits here (on `state`) for callers to join its batch (group commit across
+    /// threads).
+    gather: Condvar,
     /// Receivers wait here (on `state`) for messages.
     avail: Condvar,
     /// Producers wait here (on `state`) for room (queue limits, producer window).
@@ -215,6 +224,7 @@ impl Engine {
                 callbacks: Mutex::new(Default::default()),
                 work: Condvar::new(),
                 done: Condvar::new(),
+                gather: Condvar::new(),
                 avail: Condvar::new(),
                 room: Condvar::new(),
                 callbacks_cv: Condvar::new(),

@@ -41,6 +41,7 @@ pub(crate) fn stats_dict<'py>(py: Python<'py>, s: &QueueStats) -> PyResult<Bound
         ("expired", s.expired),
         ("discarded", s.discarded),
         ("replayed", s.replayed),
+        ("prefetched", s.prefetched),
     ] {
         d.set_item(k, v)?;
     }
@@ -345,8 +346,11 @@ impl Queue {
         aio_helper(slf.py(), "consume")?.call1((slf, timeout, batch))
     }
 
-    /// Acks many messages of this queue with one durable record and one wait.
-    fn ack_batch(&self, py: Python<'_>, messages: &Bound<'_, PyAny>) -> PyResult<()> {
+    /// Acks many messages of this queue with one record. Lazy like :meth:`Message.ack` (the
+    /// next receive's delivery record shares their commit: one fsync per receive/ack cycle);
+    /// with ``sync=True`` it returns once the acks are durable.
+    #[pyo3(signature = (messages, *, sync = false))]
+    fn ack_batch(&self, py: Python<'_>, messages: &Bound<'_, PyAny>, sync: bool) -> PyResult<()> {
         self.check()?;
         let msgs: Vec<Bound<'_, Message>> = if let Ok(l) = messages.cast::<PyList>() {
             l.iter()
@@ -373,7 +377,13 @@ impl Queue {
             ds.push(m.get().take()?);
         }
         let q = &self.q;
-        mq(py.detach(|| q.ack_batch(ds)))
+        mq(py.detach(|| {
+            if sync {
+                q.ack_batch_sync(ds)
+            } else {
+                q.ack_batch(ds)
+            }
+        }))
     }
 
     /// Up to ``max`` waiting messages (all if None) in delivery order, without consuming them.
@@ -448,9 +458,16 @@ impl Queue {
     /// A consumer with its own acknowledgement mode: ``"explicit"`` (each message settled on its
     /// own, the default), ``"cumulative"`` (acking a message acks every earlier one this consumer
     /// received, like CLIENT_ACKNOWLEDGE) or ``"auto"`` (acked on hand-over: at-most-once).
-    /// Closing it (or dropping it) returns its unsettled messages to the queue as failures.
-    #[pyo3(signature = (ack_mode = "explicit"))]
-    fn consumer(&self, ack_mode: &str) -> PyResult<crate::consumer::Consumer> {
+    /// Closing it (or dropping it) returns its unsettled messages to the queue as failures, and
+    /// its prefetched messages not yet handed out, uncounted. ``prefetch`` (None: the queue's)
+    /// is how many messages it takes at once with one durable delivery-count record (0 or 1:
+    /// none); auto-ack consumers never prefetch.
+    #[pyo3(signature = (ack_mode = "explicit", *, prefetch = None))]
+    fn consumer(
+        &self,
+        ack_mode: &str,
+        prefetch: Option<u32>,
+    ) -> PyResult<crate::consumer::Consumer> {
         self.check()?;
         let mode = match ack_mode {
             "explicit" => mqlite::AckMode::Explicit,
@@ -462,9 +479,14 @@ impl Queue {
                 )))
             }
         };
+        let options = mqlite::ConsumerOptions {
+            ack_mode: mode,
+            prefetch,
+        };
+        mq(options.validate())?;
         let store = Python::attach(|py| self.store.clone_ref(py));
         Ok(crate::consumer::Consumer::new(
-            self.q.consumer(mqlite::ConsumerOptions { ack_mode: mode }),
+            self.q.consumer(options),
             store,
             mode == mqlite::AckMode::Auto,
         ))

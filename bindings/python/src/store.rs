@@ -514,10 +514,18 @@ impl Store {
     /// A handle to queue ``name``, creating it if new. Options given here replace the queue's
     /// options for as long as this store is open; omitted ones take the store's defaults.
     /// Durations are seconds or ``datetime.timedelta``.
+    ///
+    /// ``prefetch`` (default 1000, as ActiveMQ; 0 or 1 = none): how many messages a consumer
+    /// of this queue, ``receive()`` and listeners included, takes at once with one durable
+    /// delivery-count record and then hands out one by one; those not yet handed out go back
+    /// uncounted when their consumer closes, and after a crash each counts one failed delivery.
+    /// ``ack_durability``: ``"lazy"`` (default: ``ack()`` returns once the ack is queued for the
+    /// next group commit, within about a millisecond; a crash before it redelivers the message)
+    /// or ``"sync"`` (``ack()`` returns once the ack is fdatasync'd, like ``ack_sync()``).
     #[pyo3(signature = (name, *, redelivery = None, dead_letter = None, durability = None, max_delay = None,
         max_messages = None, max_bytes = None, overflow = None, overflow_timeout = None, ack_timeout = None,
         process_expired = None, dedup_window = None, dedup_window_count = None, group_failure = None,
-        retention = None))]
+        retention = None, prefetch = None, ack_durability = None))]
     #[allow(clippy::too_many_arguments)]
     fn queue(
         slf: &Bound<'_, Self>,
@@ -536,6 +544,8 @@ impl Store {
         dedup_window_count: Option<usize>,
         group_failure: Option<&str>,
         retention: Option<&Bound<'_, PyAny>>,
+        prefetch: Option<u32>,
+        ack_durability: Option<&str>,
     ) -> PyResult<Queue> {
         let this = slf.get();
         this.check()?;
@@ -575,6 +585,16 @@ impl Store {
                 })
                 .transpose()?,
             retention: opt_duration(retention, "retention")?,
+            prefetch,
+            ack_durability: ack_durability
+                .map(|a| match a {
+                    "lazy" => Ok(mqlite::AckDurability::Lazy),
+                    "sync" => Ok(mqlite::AckDurability::Sync),
+                    other => Err(invalid(format!(
+                        "ack_durability must be 'lazy' or 'sync', not {other:?}"
+                    ))),
+                })
+                .transpose()?,
         };
         let q = mq(if o.is_empty() {
             this.store.queue(name)
