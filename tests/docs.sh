@@ -4,7 +4,7 @@
 #    root; the totals it ends with match what it printed, and its temporary store is gone after;
 #  - LICENSE-MIT and LICENSE-APACHE exist for the `MIT OR Apache-2.0` that Cargo.toml and
 #    pyproject.toml declare;
-#  - CHANGELOG.md's newest entry states the on-disk format version of src/journal/format.rs,
+#  - CHANGELOG.md's newest entry states the on-disk format version of src/journal (frame.rs),
 #    and every entry states one.
 # (The README's C commands are run by tests/c/run.sh, the Python README by the Python tests.)
 # Prints "docs-tests: N passed, M failed"; exits non-zero on any failure.
@@ -70,8 +70,10 @@ run "LICENSE-MIT and LICENSE-APACHE for the declared MIT OR Apache-2.0" licenses
 
 changelog() {
   local fmt entries stated
-  fmt="$(sed -n 's/^pub const VERSION: u32 = \([0-9]*\);/\1/p' src/journal/format.rs)"
-  [[ -n "$fmt" ]] || { echo "no VERSION in src/journal/format.rs"; return 1; }
+  # The journal's format version: `pub const VERSION` in src/journal (frame.rs since the engine
+  # restructure; format.rs before it).
+  fmt="$(sed -n 's/^pub const VERSION: u32 = \([0-9]*\);/\1/p' src/journal/*.rs | head -n 1)"
+  [[ -n "$fmt" ]] || { echo "no VERSION in src/journal"; return 1; }
   # Each "## " entry and the format version it states (or "-" when it states none).
   entries="$(awk '/^## / { if (e) print e, (v ? v : "-"); e = $2; v = "" }
     /^On-disk format version: / { v = $4; gsub(/[^0-9]/, "", v) }

@@ -248,8 +248,10 @@ impl Engine {
             if !got.is_empty() {
                 if !g.moves.is_empty() {
                     g = self.finish_moves(g)?;
-                    self.kick(&g);
                 }
+                // Records nobody waits for (an expired message dropped or moved, a ticked
+                // timeout) go out with the commit thread.
+                self.kick_unless_lazy(&g);
                 return Ok(got);
             }
             let fill = if mode == AckMode::Auto {

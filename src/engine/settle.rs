@@ -481,7 +481,7 @@ impl Engine {
     }
 
     /// Wakes the commit thread when the batch holds more than lazy acks (a ticked timeout).
-    fn kick_unless_lazy(&self, g: &Guard<'_>) {
+    pub(super) fn kick_unless_lazy(&self, g: &Guard<'_>) {
         if g.pending
             .may_wait(self.shared.now())
             .is_some_and(|w| w.is_zero())
