@@ -1266,8 +1266,8 @@ fn run_w5(cfg: &Cfg, rep: &mut Report) {
             ),
             format!("{r:.2}× W1, {:.2}× SQLite", o.med / s.med),
         ],
-        "≥ 5× W1",
-        verdict(r >= 5.0).to_string(),
+        "≥ 6× W1",
+        verdict(r >= 6.0).to_string(),
     );
 }
 

@@ -435,6 +435,32 @@ typedef uint32_t mqlite_ack_mode;
 #endif // __cplusplus
 
 /**
+ * When `mqlite_delivery_ack` is durable (queue option).
+ */
+enum mqlite_ack_durability
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * The ack returns once queued for the next group commit (within about a millisecond); a
+   * crash before it redelivers the message, never loses it. The default.
+   */
+  MQLITE_ACK_DURABILITY_LAZY = 0,
+  /**
+   * The ack returns once fdatasync'd (as `mqlite_delivery_ack_sync`).
+   */
+  MQLITE_ACK_DURABILITY_SYNC = 1,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum mqlite_ack_durability mqlite_ack_durability;
+#else
+typedef uint32_t mqlite_ack_durability;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * A consumer, by its id in the store. [`ConsumerId::NONE`] is a plain receive of a queue
  * (explicit acks, no consumer to close).
  */
