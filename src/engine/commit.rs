@@ -82,7 +82,14 @@ impl Engine {
                     self.commit_guarded(&mut p.into_inner(), g)
                 }
                 Err(std::sync::TryLockError::WouldBlock) => {
-                    shared.done.wait(g).unwrap_or_else(|e| e.into_inner())
+                    // Bounded: if the holder of `io` ends without committing our batch (the
+                    // commit thread finding only lazy acks that are not due), we look again and
+                    // lead the commit ourselves rather than wait for a wake-up that never comes.
+                    shared
+                        .done
+                        .wait_timeout(g, Duration::from_millis(5))
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
                 }
             };
         }
