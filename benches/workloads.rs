@@ -1563,6 +1563,8 @@ fn run_w8(cfg: &Cfg, rep: &mut Report) {
 
 // ---------------------------------------------------------------------------------------------
 
+mod w11;
+
 fn main() {
     if let Ok(step) = std::env::var("MQLITE_BENCH_CHILD") {
         child_main(&step);
@@ -1577,8 +1579,8 @@ fn main() {
         .collect();
     let sel = |id: &str| want.is_empty() || want.iter().any(|w| w == id);
     for w in &want {
-        if !["W1", "W2", "W3", "W3S", "W4", "W5", "W6", "W7", "W8"].contains(&w.as_str()) {
-            eprintln!("unknown workload {w:?} (known: W1 W2 W3 W3s W4 W5 W6 W7 W8)");
+        if !["W1", "W2", "W3", "W3S", "W4", "W5", "W6", "W7", "W8", "W11"].contains(&w.as_str()) {
+            eprintln!("unknown workload {w:?} (known: W1 W2 W3 W3s W4 W5 W6 W7 W8 W11)");
             std::process::exit(2);
         }
     }
@@ -1648,6 +1650,9 @@ fn main() {
     }
     if sel("W8") {
         run_w8(&cfg, &mut rep);
+    }
+    if sel("W11") {
+        w11::run_w11(&cfg, &mut rep);
     }
     rep.print();
     println!(

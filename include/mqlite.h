@@ -461,6 +461,32 @@ typedef uint32_t mqlite_ack_durability;
 #endif // __cplusplus
 
 /**
+ * The bits of `mqlite_store_subscribe`'s `flags` (OR them together; 0: non-durable, unshared).
+ */
+enum mqlite_subscribe_flag
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * Durable: keeps collecting while no subscriber is attached and across restarts, until
+   * `mqlite_store_unsubscribe`.
+   */
+  MQLITE_SUBSCRIBE_DURABLE = 1,
+  /**
+   * Shared: several handles consume it as competing consumers (JMS 2.0).
+   */
+  MQLITE_SUBSCRIBE_SHARED = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum mqlite_subscribe_flag mqlite_subscribe_flag;
+#else
+typedef uint32_t mqlite_subscribe_flag;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * A consumer, by its id in the store. [`ConsumerId::NONE`] is a plain receive of a queue
  * (explicit acks, no consumer to close).
  */
@@ -550,6 +576,13 @@ typedef struct mqlite_store mqlite_store;
  * Options for `mqlite_store_open`. Not thread-safe; may be freed right after the open.
  */
 typedef struct mqlite_store_options mqlite_store_options;
+
+/**
+ * A handle to one topic. Made by `mqlite_store_topic`, freed exactly once by
+ * `mqlite_topic_free`. Thread-safe. A topic is no stored object: the handle is its checked
+ * name.
+ */
+typedef struct mqlite_topic mqlite_topic;
 
 /**
  * A transaction (`mqlite_store_transaction`): sends and acks across queues of one store that
@@ -745,6 +778,24 @@ typedef struct {
    */
   uint64_t quarantined;
 } mqlite_recovery_report;
+
+/**
+ * A topic's counters since the store was opened.
+ */
+typedef struct {
+  /**
+   * Messages published that reached at least one subscription.
+   */
+  uint64_t published;
+  /**
+   * Messages published while no subscription matched: stored nowhere.
+   */
+  uint64_t unrouted;
+  /**
+   * Subscriptions whose pattern matches the topic now.
+   */
+  uint64_t subscriptions;
+} mqlite_topic_stats;
 
 #ifdef __cplusplus
 extern "C" {
@@ -1118,6 +1169,14 @@ mqlite_status mqlite_message_correlation_id(const mqlite_message *message,
                                             size_t *len_out);
 
 /**
+ * The topic it was published to (as `mqlite_message_correlation_id`), on a message of a
+ * subscription or a dead letter of one; `MQLITE_NOT_FOUND` for a message sent to a queue.
+ */
+mqlite_status mqlite_message_topic(const mqlite_message *message,
+                                   const char **data_out,
+                                   size_t *len_out);
+
+/**
  * The group key (as `mqlite_message_correlation_id`), or `MQLITE_NOT_FOUND` if unset.
  */
 mqlite_status mqlite_message_group(const mqlite_message *message,
@@ -1247,8 +1306,10 @@ void mqlite_redelivery_policy_free(mqlite_redelivery_policy *policy);
 /**
  * Sets the formula: `max_redeliveries` (−1 unlimited, 0 = the first failure dead-letters;
  * default `MQLITE_DEFAULT_MAX_REDELIVERIES`), the delay before the first redelivery and the
- * delay before later ones (milliseconds; default `MQLITE_DEFAULT_REDELIVERY_DELAY_MS`).
- * Values below −1 are `MQLITE_INVALID_ARGUMENT` and change nothing.
+ * delay before later ones (milliseconds; default `MQLITE_DEFAULT_REDELIVERY_DELAY_MS`). With
+ * exponential backoff, a zero delay is followed by `delay_ms` and then multiplied (as
+ * ActiveMQ: initial 0, delay 1000, multiplier 2 give 0, 1000, 2000, 4000 ms). Values below −1
+ * are `MQLITE_INVALID_ARGUMENT` and change nothing.
  */
 mqlite_status mqlite_redelivery_policy_set(mqlite_redelivery_policy *policy,
                                            int32_t max_redeliveries,
@@ -1449,11 +1510,13 @@ mqlite_status mqlite_queue_receive_batch(const mqlite_queue *queue,
                                          mqlite_error **err);
 
 /**
- * Acks `count` deliveries of this queue with one journal record. All are checked first (none
- * NULL, none settled, all from this queue); then all are settled. The handles stay the
- * caller's to free. The acks are lazy like `mqlite_delivery_ack` (the next receive's delivery
- * record shares their commit: one fsync per receive/ack cycle); `mqlite_queue_ack_batch_sync`
- * returns once they are durable.
+ * Acks `count` deliveries of this queue with one journal record. The handles are checked first
+ * (none NULL, none settled by its handle, all from this queue): if one fails, nothing is
+ * settled. A delivery that is no longer in flight under its tag (its ack timeout passed, it was
+ * redelivered) cannot be acked: the others are, and the call returns `MQLITE_ALREADY_SETTLED`
+ * naming it. The handles stay the caller's to free. The acks are lazy like
+ * `mqlite_delivery_ack` (the next receive's delivery record shares their commit: one fsync per
+ * receive/ack cycle); `mqlite_queue_ack_batch_sync` returns once they are durable.
  */
 mqlite_status mqlite_queue_ack_batch(const mqlite_queue *queue,
                                      mqlite_delivery *const *deliveries,
@@ -1625,6 +1688,100 @@ mqlite_status mqlite_name_list_get(const mqlite_name_list *list,
  * Frees a name list. NULL is a no-op.
  */
 void mqlite_name_list_free(mqlite_name_list *list);
+
+/**
+ * A handle to topic `topic_name` (`name_len` bytes of UTF-8: dot-separated segments, no
+ * wildcards, e.g. `orders.eu.created`). `MQLITE_INVALID_NAME` names the rule broken.
+ */
+mqlite_status mqlite_store_topic(const mqlite_store *store,
+                                 const char *topic_name,
+                                 size_t name_len,
+                                 mqlite_topic **topic_out,
+                                 mqlite_error **err);
+
+/**
+ * Frees a topic handle. NULL is a no-op.
+ */
+void mqlite_topic_free(mqlite_topic *topic);
+
+/**
+ * Publishes a copy of `message` to every subscription whose pattern and selector match (the
+ * body stored once, one reference per subscription, in one journal record) and waits until it
+ * is durable. Writes its id (the same in every subscription) to `*id_out` (may be NULL). When
+ * nothing matches, nothing is stored and the topic's `unrouted` counter counts it.
+ * `MQLITE_INVALID_ARGUMENT` for a message with a dedup key or repeats; `MQLITE_QUEUE_FULL`
+ * naming a subscription at its limit (nothing is stored).
+ */
+mqlite_status mqlite_topic_publish(const mqlite_topic *topic,
+                                   const mqlite_message *message,
+                                   uint64_t *id_out,
+                                   mqlite_error **err);
+
+/**
+ * Publishes a copy of `message` without waiting; `callback` and `free_user_data` follow the
+ * rules of `mqlite_queue_send_async`.
+ */
+mqlite_status mqlite_topic_publish_async(const mqlite_topic *topic,
+                                         const mqlite_message *message,
+                                         mqlite_send_callback callback,
+                                         void *user_data,
+                                         mqlite_free_fn free_user_data,
+                                         mqlite_error **err);
+
+/**
+ * Publishes copies of `count` messages with one lock, one journal write and one wait; ids go
+ * to `ids_out[0..count]` (may be NULL). If one is refused the ones before it are published and
+ * the error names its index; `ids_out` is then not written.
+ */
+mqlite_status mqlite_topic_publish_batch(const mqlite_topic *topic,
+                                         const mqlite_message *const *messages,
+                                         size_t count,
+                                         uint64_t *ids_out,
+                                         mqlite_error **err);
+
+/**
+ * The topic's counters (see `mqlite_topic_stats`).
+ */
+mqlite_status mqlite_topic_stats_get(const mqlite_topic *topic,
+                                     mqlite_topic_stats *stats_out,
+                                     mqlite_error **err);
+
+/**
+ * Subscribes to the topics matching `pattern` (`*` one segment, `>` all remaining ones, as
+ * ActiveMQ and NATS) and writes the subscription to `*queue_out`: an `mqlite_queue` with the
+ * whole receiving API (receive, consumers, listeners, browse, stats, settling); freeing it
+ * detaches the subscriber (a non-durable subscription ends with its last one).
+ * `sub_name` (`sub_name_len` bytes) may be NULL for a non-durable unshared subscription;
+ * `flags` is a bitwise OR of `MQLITE_SUBSCRIBE_DURABLE` and `MQLITE_SUBSCRIBE_SHARED`;
+ * `selector` (`selector_len` bytes; NULL: every message) is a JMS message selector evaluated
+ * at publish time; `options` (may be NULL) are the subscription queue's own (redelivery
+ * policy, dead-letter strategy, limits). Subscribing again under a name with another pattern
+ * or selector replaces the subscription and drops what it held (JMS).
+ * Errors: `MQLITE_INVALID_NAME` (pattern, name), `MQLITE_INVALID_ARGUMENT` (a selector that
+ * does not parse, naming the character position; a durable or shared subscription without a
+ * name; unknown flags; a subscription in use by another subscriber).
+ */
+mqlite_status mqlite_store_subscribe(const mqlite_store *store,
+                                     const char *pattern,
+                                     size_t pattern_len,
+                                     const char *sub_name,
+                                     size_t sub_name_len,
+                                     uint32_t flags,
+                                     const char *selector,
+                                     size_t selector_len,
+                                     const mqlite_queue_options *options,
+                                     mqlite_queue **queue_out,
+                                     mqlite_error **err);
+
+/**
+ * Ends subscription `sub_name` and drops every message it holds (JMS `unsubscribe`).
+ * `MQLITE_NOT_FOUND` if there is none; `MQLITE_INVALID_ARGUMENT` while a subscriber handle is
+ * open on it.
+ */
+mqlite_status mqlite_store_unsubscribe(const mqlite_store *store,
+                                       const char *sub_name,
+                                       size_t sub_name_len,
+                                       mqlite_error **err);
 
 /**
  * Begins a transaction. On success `*transaction_out` owns it. `MQLITE_CLOSED` after close.

@@ -4,7 +4,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// A source of wall-clock time in milliseconds since the Unix epoch.
 pub trait Clock: Send + Sync + 'static {
@@ -13,6 +13,19 @@ pub trait Clock: Send + Sync + 'static {
     /// Called by the store so that a clock that jumps (a [`ManualClock`]) can wake waiting
     /// receivers; real clocks ignore it.
     fn subscribe(&self, _waker: Weak<dyn Fn() + Send + Sync>) {}
+    /// How far [`now_ms`](Clock::now_ms) may lag the true time, in ms (a clock that truncates
+    /// to whole ms lags by up to 1). Due times computed from `now_ms` add it, so that nothing is
+    /// delivered before it is due. Default 0 (a clock whose ms are exact, as [`ManualClock`]).
+    fn slack_ms(&self) -> u64 {
+        0
+    }
+}
+
+/// `d` in whole milliseconds, rounded up (a due time is never earlier than asked) and saturating
+/// at `u64::MAX` (a duration too long for the clock means "never" rather than a wrap).
+pub fn ms_ceil(d: Duration) -> u64 {
+    let ms = d.as_nanos().div_ceil(1_000_000);
+    u64::try_from(ms).unwrap_or(u64::MAX)
 }
 
 /// The system's real-time clock.
@@ -23,8 +36,12 @@ impl Clock for SystemClock {
     fn now_ms(&self) -> u64 {
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
             .unwrap_or(0)
+    }
+    fn slack_ms(&self) -> u64 {
+        // now_ms truncates the sub-millisecond part.
+        1
     }
 }
 
@@ -45,15 +62,20 @@ impl ManualClock {
         })
     }
 
-    /// Moves the clock forward by `ms` and wakes every store waiting on it.
+    /// Moves the clock forward by `ms` (saturating at `u64::MAX` ms, never wrapping) and wakes
+    /// every store waiting on it.
     pub fn advance_ms(&self, ms: u64) {
-        self.now.fetch_add(ms, Ordering::SeqCst);
+        let _ = self
+            .now
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                Some(n.saturating_add(ms))
+            });
         self.wake();
     }
 
-    /// Moves the clock forward by `d`.
-    pub fn advance(&self, d: std::time::Duration) {
-        self.advance_ms(d.as_millis() as u64);
+    /// Moves the clock forward by `d`, rounded up to whole ms (saturating).
+    pub fn advance(&self, d: Duration) {
+        self.advance_ms(ms_ceil(d));
     }
 
     /// Sets the clock to `ms` (may go backwards, to test clock steps).

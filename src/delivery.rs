@@ -101,6 +101,12 @@ impl Delivery {
         }
     }
 
+    /// Notes that a transaction owns it now (see [`crate::Transaction::ack`]): no consumer
+    /// does any more.
+    pub(crate) fn claimed_by_transaction(&mut self) {
+        self.consumer = ConsumerId::NONE;
+    }
+
     /// Marks it settled by someone else (a committed transaction).
     pub(crate) fn mark_settled(&mut self) {
         self.settled = true;
@@ -114,7 +120,13 @@ impl Delivery {
             ));
         }
         self.settled = true;
-        self.queue.engine.settle(self.reference(), op)
+        let r = self.queue.engine.settle(self.reference(), op);
+        if matches!(&r, Err(e) if e.kind() == ErrorKind::InvalidArgument) {
+            // Refused before anything changed (an oversized reason): still in flight, so the
+            // drop that follows fails the delivery instead of leaving it in flight for good.
+            self.settled = false;
+        }
+        r
     }
 
     /// Acknowledges: the message is done. In cumulative mode, also acks everything this
@@ -139,7 +151,8 @@ impl Delivery {
     }
 
     /// A failed delivery: the redelivery policy decides when it comes back, or whether it goes
-    /// to the dead-letter queue. `reason` is kept as the last failure text.
+    /// to the dead-letter queue. `reason` is kept as the last failure text (at most 32 KiB:
+    /// a longer one is `InvalidArgument`, and the dropped delivery counts as failed).
     pub fn nack(self, reason: &str) -> Result<()> {
         self.settle(Settle::Nack {
             reason,
@@ -156,7 +169,8 @@ impl Delivery {
         })
     }
 
-    /// Poison: straight to the dead-letter queue with reason `rejected`.
+    /// Poison: straight to the dead-letter queue with reason `rejected` (`reason` at most
+    /// 32 KiB, as for [`nack`](Delivery::nack)).
     pub fn reject(self, reason: &str) -> Result<()> {
         self.settle(Settle::Reject { reason })
     }
@@ -210,7 +224,27 @@ impl Queue {
             queue: self.clone(),
             id,
             mode: options.ack_mode,
+            selector: None,
         }
+    }
+
+    /// A consumer that receives only the messages `selector` (a JMS message selector, see
+    /// [`crate::selector`]) selects, wherever they sit in the queue; the others stay for other
+    /// consumers (JMS `createConsumer(queue, selector)`). Each receive reads the waiting
+    /// messages ahead of its matches (their properties are on disk): to pick one kind of
+    /// message out of a large backlog often, subscribe to a topic with that selector instead.
+    ///
+    /// Errors: `InvalidArgument` naming the character position of a selector that does not
+    /// parse.
+    pub fn consumer_with_selector(
+        &self,
+        options: ConsumerOptions,
+        selector: &str,
+    ) -> Result<Consumer> {
+        let selector = crate::selector::Selector::parse(selector)?;
+        let mut c = self.consumer(options);
+        c.selector = (!selector.is_select_all()).then(|| std::sync::Arc::new(selector));
+        Ok(c)
     }
 
     /// Starts a listener: `handler` runs on a library thread for each message; `Ok` acks it and
@@ -243,7 +277,7 @@ impl Queue {
     fn ack_many(&self, mut deliveries: Vec<Delivery>, sync: bool) -> Result<()> {
         if let Some(d) = deliveries.iter().find(|d| !d.queue.same(self)) {
             return Err(Error::invalid(format!(
-                "{} is not from queue {:?}",
+                "{} is not a delivery of queue {:?} of this store",
                 d.id(),
                 self.name()
             )));
@@ -264,6 +298,8 @@ pub struct Consumer {
     /// Its id, or why it could not be opened (a closed or poisoned store).
     id: Result<ConsumerId>,
     mode: AckMode,
+    /// A selective consumer's selector.
+    selector: Option<std::sync::Arc<crate::selector::Selector>>,
 }
 
 impl Consumer {
@@ -275,7 +311,11 @@ impl Consumer {
     /// Receives up to `n` messages.
     pub fn receive_batch(&self, n: usize, timeout: Option<Duration>) -> Result<Vec<Delivery>> {
         let id = self.id.clone()?;
-        let got = self.queue.engine.receive(self.queue.id, id, n, timeout)?;
+        let engine = &self.queue.engine;
+        let got = match &self.selector {
+            None => engine.receive(self.queue.id, id, n, timeout)?,
+            Some(s) => engine.receive_selected(self.queue.id, id, n, timeout, s)?,
+        };
         Ok(got
             .into_iter()
             .map(|r| Delivery::new(&self.queue, id, self.mode, r))

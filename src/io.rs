@@ -26,6 +26,11 @@ pub trait VFile: Send + Sync {
     fn len(&self) -> io::Result<u64>;
     /// Truncates or extends the file to `len` bytes.
     fn set_len(&self, len: u64) -> io::Result<()>;
+    /// Whether the file still has a name (its directory was not deleted under it). Checked after
+    /// each fdatasync: data synced into an unlinked file is not durable anywhere. Default: yes.
+    fn linked(&self) -> io::Result<bool> {
+        Ok(true)
+    }
 }
 
 /// The directory operations of the store.
@@ -77,6 +82,10 @@ impl VFile for RealFile {
     }
     fn len(&self) -> io::Result<u64> {
         Ok(self.0.metadata()?.len())
+    }
+    fn linked(&self) -> io::Result<bool> {
+        use std::os::unix::fs::MetadataExt;
+        Ok(self.0.metadata()?.nlink() > 0)
     }
     fn set_len(&self, len: u64) -> io::Result<()> {
         self.0.set_len(len)

@@ -54,7 +54,9 @@ mod queue;
 mod queue_dedup;
 pub mod selector;
 mod store;
+mod topic;
 mod txn;
+pub mod verify;
 // The C ABI (libmqlite.so / .a, include/mqlite.h).
 #[cfg(feature = "capi")]
 mod ffi;
@@ -76,7 +78,6 @@ pub use error::{Error, ErrorKind, Result};
 pub use inspect::{
     validate_queue_name, MessageState, StoredMessage, TransferFilter, TransferReport,
 };
-pub use journal::verify::{verify, Problem, SegmentInfo, VerifyReport};
 pub use journal::RecoveryReport;
 pub use message::{DeadLetterInfo, DeadLetterReason, Message, MessageId, Value};
 pub use options::{
@@ -86,4 +87,6 @@ pub use options::{
 pub use policy::RedeliveryPolicy;
 pub use queue::{Queue, QueueStats, ReplayFilter};
 pub use store::Store;
+pub use topic::{Subscription, SubscriptionInfo, SubscriptionOptions, Topic, TopicStats};
 pub use txn::Transaction;
+pub use verify::{verify, Problem, SegmentInfo, VerifyReport};

@@ -147,6 +147,34 @@ pub(crate) struct Meta {
     pub dedup_key: Option<String>,
     pub dead_letter: Option<DeadLetterInfo>,
     pub repeat: Option<(u64, u32)>,
+    /// The topic it was published to (JMSDestination of a topic message). Last, so that a meta
+    /// written before topics existed (format version 1) decodes as [`MetaV1`].
+    pub topic: Option<String>,
+}
+
+/// The meta of format version 1 (no topic): read compatibly.
+#[derive(Deserialize)]
+pub(crate) struct MetaV1 {
+    pub properties: Vec<(String, Value)>,
+    pub correlation_id: Option<String>,
+    pub group: Option<String>,
+    pub dedup_key: Option<String>,
+    pub dead_letter: Option<DeadLetterInfo>,
+    pub repeat: Option<(u64, u32)>,
+}
+
+impl From<MetaV1> for Meta {
+    fn from(m: MetaV1) -> Meta {
+        Meta {
+            properties: m.properties,
+            correlation_id: m.correlation_id,
+            group: m.group,
+            dedup_key: m.dedup_key,
+            dead_letter: m.dead_letter,
+            repeat: m.repeat,
+            topic: None,
+        }
+    }
 }
 
 /// A message: what is sent, and what a delivery carries.
@@ -213,13 +241,13 @@ impl Message {
 
     /// Time to live: a message not delivered within `ttl` of its send expires and is never delivered.
     pub fn ttl(mut self, ttl: Duration) -> Self {
-        self.ttl_ms = Some(ttl.as_millis() as u64);
+        self.ttl_ms = Some(crate::clock::ms_ceil(ttl));
         self
     }
 
     /// Delivery delay: the message becomes available `delay` after its send.
     pub fn delay(mut self, delay: Duration) -> Self {
-        self.delay_ms = Some(delay.as_millis() as u64);
+        self.delay_ms = Some(crate::clock::ms_ceil(delay));
         self
     }
 
@@ -246,7 +274,7 @@ impl Message {
     /// delivery time the message is delivered `repeats` more times, `period` apart, each
     /// occurrence a new message with its own id.
     pub fn repeat(mut self, period: Duration, repeats: u32) -> Self {
-        self.meta.repeat = (repeats > 0).then_some((period.as_millis().max(1) as u64, repeats));
+        self.meta.repeat = (repeats > 0).then_some((crate::clock::ms_ceil(period).max(1), repeats));
         self
     }
 
@@ -323,6 +351,21 @@ impl Message {
     /// Why it died, on a message read from a dead-letter queue.
     pub fn dead_letter_info(&self) -> Option<&DeadLetterInfo> {
         self.meta.dead_letter.as_ref()
+    }
+
+    /// The topic it was published to, on a message received from a subscription (or a dead
+    /// letter of one); `None` for a message sent to a queue.
+    pub fn topic(&self) -> Option<&str> {
+        self.meta.topic.as_deref()
+    }
+}
+
+impl DeadLetterInfo {
+    /// The subscription it died in, when it was received from a subscription (its
+    /// `original_queue` is then the subscription's queue, named `$sub.<subscription>`).
+    pub fn subscription(&self) -> Option<&str> {
+        self.original_queue
+            .strip_prefix(crate::engine::SUBSCRIPTION_PREFIX)
     }
 }
 

@@ -18,7 +18,8 @@ pub struct RedeliveryPolicy {
     pub max_redeliveries: i32,
     /// Delay before the first redelivery. Default 1 s.
     pub initial_redelivery_delay: Duration,
-    /// Delay before each later redelivery when backoff is off. Default 1 s.
+    /// Delay before each later redelivery when backoff is off; with backoff, the delay after a
+    /// zero delay (as ActiveMQ: initial 0 with multiplier 2 gives 0, 1, 2, 4 s). Default 1 s.
     pub redelivery_delay: Duration,
     /// Multiply the previous delay by `backoff_multiplier` for each later redelivery. Default off.
     pub use_exponential_backoff: bool,
@@ -95,17 +96,26 @@ impl RedeliveryPolicy {
 
     /// The delay before the n-th redelivery (n ≥ 1), in ms.
     pub fn delay_ms(&self, n: u32, random: f64) -> u64 {
-        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        // From whole nanoseconds, so that 1,001 ms is 1001.0 exactly (not 1000.999…, which
+        // truncated to 1,000 ms and delivered early); the result is rounded up.
+        let ms = |d: Duration| d.as_nanos() as f64 / 1e6;
         let mut delay = if !self.backoff.is_empty() {
             ms(self.backoff[(n as usize - 1).min(self.backoff.len() - 1)])
         } else if n == 1 {
             ms(self.initial_redelivery_delay)
         } else if self.use_exponential_backoff {
-            // initial × multiplier^(n-1), capped at each step so it cannot overflow.
+            // As ActiveMQ's RedeliveryPolicy.getNextRedeliveryDelay: each delay is the previous
+            // one × multiplier, except after a zero delay, which is followed by
+            // `redelivery_delay` (so initial 0 gives 0, redelivery_delay, × multiplier, …).
+            // Capped at each step so it cannot overflow.
             let cap = self.maximum_redelivery_delay.map(ms).unwrap_or(f64::MAX);
             let mut d = ms(self.initial_redelivery_delay);
             for _ in 1..n {
-                d = (d * self.backoff_multiplier).min(cap);
+                d = if d > 0.0 {
+                    (d * self.backoff_multiplier).min(cap)
+                } else {
+                    ms(self.redelivery_delay).min(cap)
+                };
             }
             d
         } else {
@@ -117,7 +127,7 @@ impl RedeliveryPolicy {
         if self.use_collision_avoidance {
             delay *= 1.0 + 0.15 * (2.0 * random.clamp(0.0, 1.0) - 1.0);
         }
-        delay.max(0.0).min(u64::MAX as f64 / 2.0) as u64
+        delay.ceil().max(0.0).min(u64::MAX as f64 / 2.0) as u64
     }
 }
 
@@ -149,6 +159,21 @@ mod tests {
     }
 
     #[test]
+    fn zero_initial_delay_is_followed_by_redelivery_delay_then_multiplies() {
+        // As ActiveMQ: [0, 1, 2, 4] s, not [0, 0, 0, 0] (a poison message would reach the
+        // dead-letter queue in milliseconds).
+        let p = RedeliveryPolicy {
+            initial_redelivery_delay: Duration::ZERO,
+            redelivery_delay: Duration::from_secs(1),
+            use_exponential_backoff: true,
+            backoff_multiplier: 2.0,
+            ..Default::default()
+        };
+        let d: Vec<u64> = (1..=4).map(|n| p.delay_ms(n, 0.5)).collect();
+        assert_eq!(d, vec![0, 1000, 2000, 4000]);
+    }
+
+    #[test]
     fn redelivery_delay_used_even_when_initial_is_nonzero() {
         let p = RedeliveryPolicy {
             initial_redelivery_delay: Duration::from_millis(10),
@@ -166,7 +191,7 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(p.delay_ms(1, 0.0), 850);
-        assert_eq!(p.delay_ms(1, 0.999_999), 1149);
+        assert_eq!(p.delay_ms(1, 0.999_999), 1150);
     }
 
     #[test]

@@ -84,10 +84,23 @@ impl Queue {
         let started = self.send_async(msg, move |r| {
             let _ = tx.send(r);
         });
+        let mut rx = rx;
         async move {
             started?;
-            rx.await
-                .map_err(|_| Error::new(ErrorKind::Internal, "the completion was dropped"))?
+            // Completions run on the store's callback thread: a callback that waits (block_on)
+            // for another send's future there would wait for good. Say so instead.
+            std::future::poll_fn(|cx| match std::pin::Pin::new(&mut rx).poll(cx) {
+                std::task::Poll::Pending if crate::engine::on_library_thread() => {
+                    std::task::Poll::Ready(Ok(Err(Error::new(
+                        ErrorKind::WouldDeadlock,
+                        "waiting on a send's future in a send callback would deadlock: the \
+                             callback thread is the one that completes it",
+                    ))))
+                }
+                p => p,
+            })
+            .await
+            .map_err(|_| Error::new(ErrorKind::Internal, "the completion was dropped"))?
         }
     }
 
@@ -104,6 +117,12 @@ impl Queue {
     /// The queue's statistics.
     pub fn stats(&self) -> Result<QueueStats> {
         self.engine.stats(self.id)
+    }
+
+    /// `Ok` while the store is open: `Closed` once it is closed, `Poisoned` after a failure (what
+    /// every other call would return). For faces that must check before they consume anything.
+    pub fn check_open(&self) -> Result<()> {
+        self.engine.check()
     }
 
     /// Whether this queue keeps its messages only in memory.

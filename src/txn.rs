@@ -2,13 +2,13 @@
 //! request at commit).
 
 use crate::delivery::Delivery;
-use crate::engine::{Engine, TxnSpec};
+use crate::engine::{Engine, TxnDest, TxnSpec};
 use crate::error::{Error, Result};
 use crate::message::{Message, MessageId};
 use crate::queue::Queue;
 use crate::store::Store;
 
-/// A transaction: sends and acks, across any queues of one store, that take effect together at
+/// A transaction: sends, publishes and acks, across any queues and topics of one store, that take effect together at
 /// [`commit`](Transaction::commit) — one journal record, durable when `commit` returns — or not at
 /// all. [`rollback`](Transaction::rollback) (or dropping it uncommitted) discards the sends and
 /// makes the acked deliveries fail: they count as failed deliveries under the redelivery policy,
@@ -17,7 +17,7 @@ use crate::store::Store;
 /// A full queue fails the commit with `QueueFull` (a transaction does not block on a limit).
 pub struct Transaction {
     engine: Engine,
-    sends: Vec<(Queue, Message)>,
+    sends: Vec<(TxnDest, Message)>,
     acks: Vec<Delivery>,
     finished: bool,
 }
@@ -53,14 +53,33 @@ impl Transaction {
 
     /// Adds a send; the message is stored at commit.
     pub fn send(&mut self, queue: &Queue, msg: impl Into<Message>) -> Result<()> {
+        self.engine.check()?;
         self.check_store(queue)?;
-        self.sends.push((queue.clone(), msg.into()));
+        self.sends.push((TxnDest::Queue(queue.id), msg.into()));
+        Ok(())
+    }
+
+    /// Adds a publish to `topic`; at commit it reaches the subscriptions that match then, in the
+    /// same journal record as the transaction's sends and acks (all or nothing). Its id is among
+    /// those `commit` returns, in the order added.
+    pub fn publish(&mut self, topic: &crate::Topic, msg: impl Into<Message>) -> Result<()> {
+        if !self.engine.same(topic.engine()) {
+            return Err(Error::invalid(format!(
+                "topic {:?} belongs to another store",
+                topic.name()
+            )));
+        }
+        self.sends
+            .push((TxnDest::Topic(topic.name().into()), msg.into()));
         Ok(())
     }
 
     /// Adds an ack; the delivery stays in flight until commit (acked) or rollback (failed).
-    pub fn ack(&mut self, delivery: Delivery) -> Result<()> {
+    /// The transaction owns it from now on (as in JMS): closing its consumer does not fail it.
+    pub fn ack(&mut self, mut delivery: Delivery) -> Result<()> {
         self.check_store(delivery.queue())?;
+        self.engine.txn_claim(delivery.reference())?;
+        delivery.claimed_by_transaction();
         self.acks.push(delivery);
         Ok(())
     }
@@ -91,10 +110,7 @@ impl Transaction {
 
     fn try_commit(&mut self) -> Result<Vec<MessageId>> {
         let spec = TxnSpec {
-            sends: std::mem::take(&mut self.sends)
-                .into_iter()
-                .map(|(q, m)| (q.id, m))
-                .collect(),
+            sends: std::mem::take(&mut self.sends),
             acks: self.acks.iter().map(Delivery::reference).collect(),
         };
         let ids = self.engine.commit_txn(&spec)?;

@@ -196,7 +196,8 @@ fn limits_reject_and_block() {
         .unwrap();
     b.send(vec![0u8; 150]).unwrap();
     let b2 = b.clone();
-    let t = std::thread::spawn(move || b2.send(vec![1u8; 150]));
+    // max_bytes counts body bytes: 150 + 151 > 300.
+    let t = std::thread::spawn(move || b2.send(vec![1u8; 151]));
     std::thread::sleep(Duration::from_millis(50));
     assert!(!t.is_finished(), "send did not block on a full queue");
     drain(&b);

@@ -208,6 +208,7 @@ fn t2_power_loss_crash_images() {
 /// Frames of a segment image: (start, end, message id if the frame holds one SEND).
 fn frames(seg: &[u8]) -> Vec<(usize, usize, Option<u64>)> {
     use mqlite::journal::format::*;
+    use mqlite::record::*;
     let mut out = Vec::new();
     let mut pos = SEGMENT_HEADER;
     while let Some(h) = check_frame(&seg[pos..]) {

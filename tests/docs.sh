@@ -4,7 +4,7 @@
 #    root; the totals it ends with match what it printed, and its temporary store is gone after;
 #  - LICENSE-MIT and LICENSE-APACHE exist for the `MIT OR Apache-2.0` that Cargo.toml and
 #    pyproject.toml declare;
-#  - CHANGELOG.md's newest entry states the on-disk format version of src/journal (frame.rs),
+#  - CHANGELOG.md's newest entry states the on-disk format version of src/journal/format.rs,
 #    and every entry states one.
 # (The README's C commands are run by tests/c/run.sh, the Python README by the Python tests.)
 # Prints "docs-tests: N passed, M failed"; exits non-zero on any failure.
@@ -70,24 +70,23 @@ run "LICENSE-MIT and LICENSE-APACHE for the declared MIT OR Apache-2.0" licenses
 
 changelog() {
   local fmt entries stated
-  # The journal's format version: `pub const VERSION` in src/journal (frame.rs since the engine
-  # restructure; format.rs before it).
-  fmt="$(sed -n 's/^pub const VERSION: u32 = \([0-9]*\);/\1/p' src/journal/*.rs | head -n 1)"
-  [[ -n "$fmt" ]] || { echo "no VERSION in src/journal"; return 1; }
+  # The constant lives in frame.rs (format.rs specifies the format and re-exports it).
+  fmt="$(sed -n 's/^pub const VERSION: u32 = \([0-9]*\);/\1/p' src/journal/frame.rs)"
+  [[ -n "$fmt" ]] || { echo "no VERSION in src/journal/frame.rs"; return 1; }
   # Each "## " entry and the format version it states (or "-" when it states none).
   entries="$(awk '/^## / { if (e) print e, (v ? v : "-"); e = $2; v = "" }
     /^On-disk format version: / { v = $4; gsub(/[^0-9]/, "", v) }
     END { if (e) print e, (v ? v : "-") }' CHANGELOG.md)"
-  echo "format.rs VERSION = $fmt; CHANGELOG entries (entry, format version):"
+  echo "journal VERSION = $fmt; CHANGELOG entries (entry, format version):"
   echo "$entries"
   [[ -n "$entries" ]] && ! grep -q ' -$' <<< "$entries" || { echo "an entry states no format version"; return 1; }
   stated="$(head -n 1 <<< "$entries" | cut -d' ' -f2)"
-  [[ "$stated" == "$fmt" ]] || { echo "the newest entry states format $stated, format.rs has $fmt"; return 1; }
+  [[ "$stated" == "$fmt" ]] || { echo "the newest entry states format $stated, the journal has $fmt"; return 1; }
   # The crate's version is the newest entry, or is released below an Unreleased entry.
   local version
   version="$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)"
   grep -qE "^## ($version|Unreleased)( |$)" CHANGELOG.md || { echo "no entry for $version"; return 1; }
 }
-run "CHANGELOG.md states the on-disk format version of each release (newest = format.rs)" changelog
+run "CHANGELOG.md states the on-disk format version of each release (newest = the journal's VERSION)" changelog
 
 summary docs-tests

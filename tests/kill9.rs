@@ -13,8 +13,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use common::durable::*;
@@ -197,37 +196,18 @@ fn t1_kill9_loop() {
     let panics0 = count_panics();
     let cycles = size(100, 1_000);
     let dir = tempfile::tempdir().unwrap();
-    let exe = std::env::current_exe().unwrap();
     let mut m = Model::default();
     let mut rng = Rng::new(0x7111);
     let mut total = Checked::default();
     let (mut lines, mut before_ready, mut torn, mut dones) = (0u64, 0u64, 0u64, 0u64);
     let started = Instant::now();
     for cycle in 0..cycles {
-        let mut child = Command::new(&exe)
-            .args(["--exact", "t1_child", "--nocapture", "--test-threads=1"])
-            .env(
-                "MQLITE_T1_CHILD",
-                format!("{},{},c{cycle}-", dir.path().display(), rng.next_u64()),
-            )
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel::<String>();
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                // The test harness prints around the child's lines; ours are the only ones that
-                // start with a tag letter and a space.
-                let line = line.trim_start_matches("test t1_child ... ").to_string();
-                let ours = line == "R" || line.starts_with("B ") || line.starts_with("D ");
-                if ours && tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let child = KillChild::spawn(
+            "t1_child",
+            "MQLITE_T1_CHILD",
+            format!("{},{},c{cycle}-", dir.path().display(), rng.next_u64()),
+        );
+        let rx = &child.lines;
         // Kill at a random moment: mostly while working, sometimes during startup or recovery.
         let early = rng.chance(0.1);
         let delay = Duration::from_micros(if early {
@@ -262,10 +242,7 @@ fn t1_kill9_loop() {
                 Err(_) => break,
             }
         }
-        child.kill().unwrap(); // SIGKILL
-        let status = child.wait().unwrap();
-        reader.join().unwrap();
-        got.extend(rx.try_iter());
+        let status = child.kill(&mut got);
         ready |= got.iter().any(|l| l == "R");
         if !ready {
             before_ready += 1;

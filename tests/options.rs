@@ -117,3 +117,40 @@ fn defaults_are_the_cores() {
     assert_eq!(p.max_redeliveries, DEFAULT_MAX_REDELIVERIES);
     assert_eq!(p.backoff_multiplier, DEFAULT_BACKOFF_MULTIPLIER);
 }
+
+/// A receive batch of none is refused alike in every face (C's `max` 0 included), by the queue
+/// and by a consumer, instead of returning at once in some faces and waiting in others.
+#[test]
+fn a_receive_batch_of_zero_is_refused() {
+    let env = Env::new();
+    let s = env.open();
+    let q = s.queue("q").unwrap();
+    q.send(Message::new(&b"x"[..])).unwrap();
+    let e = q.receive_batch(0, None).expect_err("0 was accepted");
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+    let c = q.consumer(ConsumerOptions::default());
+    let e = c.receive_batch(0, None).expect_err("0 was accepted");
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+    // Nothing was taken: the message is still there for a real receive.
+    assert_eq!(
+        q.receive_batch(1, Some(std::time::Duration::ZERO))
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+/// Priorities are checked once, in the core, with the one limit.
+#[test]
+fn priority_above_the_maximum_is_refused() {
+    let env = Env::new();
+    let s = env.open();
+    let q = s.queue("q").unwrap();
+    let e = q
+        .send(Message::new(&b"x"[..]).priority(MAX_PRIORITY + 1))
+        .expect_err("priority 10 accepted");
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+    assert!(e.to_string().contains("0–9"), "{e}");
+    q.send(Message::new(&b"x"[..]).priority(MAX_PRIORITY))
+        .unwrap();
+}

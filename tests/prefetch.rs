@@ -483,3 +483,86 @@ fn sigkill_child() {
     }
     unreachable!("SIGKILL did not end the process");
 }
+
+/// A selective consumer takes its matches out of a plain consumer's prefetch buffer (it is not
+/// starved by it), never prefetches what its selector refuses, and holds nothing others could
+/// take.
+#[test]
+fn a_selective_consumer_takes_its_matches_from_a_buffer_and_prefetches_nothing() {
+    let env = Env::new();
+    let s = env.open();
+    let q = s.queue("q").unwrap();
+    for i in 0..20i64 {
+        q.send(Message::new(format!("m{i}")).property("n", i))
+            .unwrap();
+    }
+    let plain = q.consumer(ConsumerOptions::default());
+    let first = plain.receive(NOW).unwrap().unwrap();
+    assert_eq!(body(&first), "m0");
+    assert_eq!(
+        q.stats().unwrap().prefetched,
+        19,
+        "the plain consumer holds the rest"
+    );
+    let sel = q
+        .consumer_with_selector(ConsumerOptions::default(), "n = 7 OR n = 15")
+        .unwrap();
+    let a = sel.receive(NOW).unwrap().expect("a match from the buffer");
+    assert_eq!((body(&a), a.delivery_count()), ("m7".to_string(), 1));
+    let b = sel.receive(NOW).unwrap().expect("the second match");
+    assert_eq!(body(&b), "m15");
+    assert!(sel.receive(NOW).unwrap().is_none(), "nothing else matches");
+    let st = q.stats().unwrap();
+    assert_eq!((st.in_flight, st.prefetched), (3, 17));
+    a.ack().unwrap();
+    b.ack().unwrap();
+    drop(plain);
+    // Back uncounted: a selective consumer on a plain queue takes exactly what it asks for.
+    let st = q.stats().unwrap();
+    assert_eq!((st.depth, st.prefetched, st.redelivered), (17, 0, 0));
+    let sel2 = q
+        .consumer_with_selector(ConsumerOptions::default(), "n > 10")
+        .unwrap();
+    let c = sel2.receive(NOW).unwrap().unwrap();
+    assert_eq!(body(&c), "m11");
+    let st = q.stats().unwrap();
+    assert_eq!(
+        (st.depth, st.in_flight, st.prefetched),
+        (16, 1, 0),
+        "the selective consumer prefetched nothing (m0 waits for its redelivery delay)"
+    );
+}
+
+/// A topic subscription is a queue: its consumers prefetch with one record, and its acks are
+/// lazy until a later sync call.
+#[test]
+fn subscriptions_prefetch_and_ack_lazily() {
+    let env = Env::new();
+    let fs = FaultFs::new();
+    let s = on(&env, &fs);
+    let sub = s
+        .subscribe(
+            "ev.>",
+            SubscriptionOptions {
+                name: Some("billing".into()),
+                durable: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let t = s.topic("ev.x").unwrap();
+    t.publish_batch((0..10).map(|i| format!("e{i}"))).unwrap();
+    fs.reset_counts();
+    let d = sub.receive(NOW).unwrap().unwrap();
+    assert_eq!(fs.fsync_calls(), 1, "one record for the prefetch");
+    assert_eq!(sub.stats().unwrap().prefetched, 9);
+    for _ in 0..9 {
+        sub.receive(NOW).unwrap().unwrap().ack().unwrap();
+    }
+    d.ack().unwrap();
+    assert_eq!(
+        fs.fsync_calls(),
+        1,
+        "the buffer and lazy acks cost no fsync"
+    );
+}

@@ -119,8 +119,12 @@ fn t14_symlinks_locks_and_modes() {
     let s = Store::open(&link, StoreOptions::default()).unwrap();
     s.queue("a").unwrap().send("via link").unwrap();
     assert!(real.join("LOCK").exists() && real.join("0000000000000001.seg").exists());
-    // Modes: directory 0700 (even though it was created 0755), files 0600.
-    assert_eq!(mode(&real), 0o700, "store directory mode");
+    // Modes: the user's directory keeps its mode (0755, it is theirs); files 0600.
+    assert_eq!(
+        mode(&real),
+        0o755,
+        "an existing directory's mode is left alone"
+    );
     assert_eq!(mode(&real.join("LOCK")), 0o600, "LOCK mode");
     assert_eq!(
         mode(&real.join("0000000000000001.seg")),
@@ -182,7 +186,7 @@ fn t14_symlinks_locks_and_modes() {
     }
     eprintln!(
         "T14 store dir: a symlinked store directory works (files in the target); second openers (same process by both \
-         paths, another process) got Locked naming pid {pid}; modes: dir 0700, LOCK 0600, segments 0600; planted symlinks \
+         paths, another process) got Locked naming pid {pid}; modes: existing dir kept, LOCK 0600, segments 0600; planted symlinks \
          (segment, LOCK) pointing outside were not followed"
     );
 }

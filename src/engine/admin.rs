@@ -29,11 +29,15 @@ pub struct QueueStats {
     pub acked: u64,
     /// Deliveries that were redeliveries.
     pub redelivered: u64,
-    /// Messages moved to a dead-letter queue (or discarded by the `Discard` strategy).
+    /// Messages that failed (too many redeliveries, rejected, overflow, a parked group) and
+    /// left for the dead-letter queue, or were dropped by the `Discard` strategy. Each message
+    /// that leaves a queue counts once, in one of `acked`, `dead_lettered`, `expired`,
+    /// `discarded`.
     pub dead_lettered: u64,
-    /// Messages that expired.
+    /// Messages whose TTL (or a dead-letter queue's retention) passed, whether moved to the
+    /// dead-letter queue or dropped.
     pub expired: u64,
-    /// Messages dropped by purge or discard.
+    /// Messages dropped by purge.
     pub discarded: u64,
     /// Messages replayed into this queue.
     pub replayed: u64,
@@ -64,7 +68,13 @@ impl Engine {
     /// The names of all queues, in creation order (also once the store is closed).
     pub(crate) fn queue_names(&self) -> Vec<String> {
         let g = self.shared.lock();
-        g.queues.iter().map(|q| q.name.clone()).collect()
+        // Subscriptions' queues (`$sub.<name>`) are listed; the slots of ended ones (no name)
+        // are not.
+        g.queues
+            .iter()
+            .filter(|q| !q.name.is_empty())
+            .map(|q| q.name.clone())
+            .collect()
     }
 
     /// Whether queue `q` keeps its messages only in memory.
@@ -79,9 +89,10 @@ impl Engine {
         let shared = &self.shared;
         let mut g = shared.lock();
         g.check()?;
-        if g.unbuffer_all(Some(q.0), shared.now()) > 0 {
-            self.kick(&g);
-        }
+        g.unbuffer_all(Some(q.0), shared.now());
+        // Due delays become ready and expired messages leave before the listing, as for stats.
+        g.tick(q.0, shared.now(), &shared.opts)?;
+        let g = self.finish_moves(g)?;
         let mut es: Vec<Entry> = g.queues[q.0 as usize].ordered_waiting();
         es.truncate(max);
         let snap = g.snapshot(&shared.files, es.iter().map(|&e| (q.0, e)))?;

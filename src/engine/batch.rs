@@ -140,9 +140,10 @@ impl State {
                 cur.seg = e.seg;
                 cur.off = e.off;
                 cur.len = e.len;
+                cur.refs = e.refs;
                 q.bytes = q.bytes + e.len as u64 - old.len as u64;
                 self.live_dec(&old);
-                self.live_inc(seg, e.len as u64);
+                self.live_inc(seg, e.live_bytes());
                 continue;
             }
             q.pending_count -= 1;
@@ -157,7 +158,7 @@ impl State {
                     }
                 }
             }
-            self.live_inc(seg, e.len as u64);
+            self.live_inc(seg, e.live_bytes());
         }
     }
 }

@@ -19,6 +19,10 @@ use crate::journal::{Journal, Placed, Written};
 /// fdatasync of a fast disk, so a wait that runs out costs at most one fsync's time.
 const GATHER_MAX: Duration = Duration::from_micros(100);
 
+/// How often the commit thread runs the timers of every queue (expiry, due delays, ack
+/// timeouts), idle or busy; a manual clock's jump runs them at once.
+const HOUSEKEEPING_EVERY: Duration = Duration::from_millis(250);
+
 /// What only the leader of a group commit touches: the journal and the reusable buffers.
 pub(crate) struct Io {
     journal: Journal,
@@ -314,6 +318,10 @@ impl Engine {
     /// Lazy acks alone wait up to the lazy-ack interval, so that one commit takes many.
     fn wait_for_work<'a>(&'a self, mut g: Guard<'a>) -> Guard<'a> {
         let shared = &self.shared;
+        if g.progress.housekept.elapsed() >= HOUSEKEEPING_EVERY && !g.closing {
+            // A busy store (never idle) keeps its timers too.
+            g = self.housekeeping(g);
+        }
         while !g.closing {
             let lazy_left = g.pending.may_wait(shared.now());
             if lazy_left.is_some_and(|l| l.is_zero()) {
@@ -333,7 +341,7 @@ impl Engine {
                     }
                     left
                 }
-                None => Duration::from_millis(250),
+                None => HOUSEKEEPING_EVERY,
             };
             if let Some(l) = lazy_left {
                 wait = wait.min(l);
@@ -372,14 +380,8 @@ fn write_and_sync(io: &mut Io, max_delay: Duration, removable: &[u64]) -> (Resul
     let mut refused = None;
     let mut result = match journal.write(&spare.buf, placed, false) {
         Ok(Written::All) => Ok(()),
-        Ok(Written::NoSpace(e)) => {
-            refused = Some((strip_new_messages(spare), e));
-            placed.clear();
-            match journal.write(&spare.buf, placed, true) {
-                Ok(Written::All) => Ok(()),
-                Ok(Written::NoSpace(e)) | Err(e) => Err(e),
-            }
-        }
+        Ok(Written::NoSpace(e)) => write_after_full(journal, spare, placed, 0, e, &mut refused),
+        Ok(Written::Partial(n, e)) => write_after_full(journal, spare, placed, n, e, &mut refused),
         Err(e) => Err(e),
     };
     let deadline_passed = unsynced_since.is_some_and(|t| t.elapsed() >= max_delay);
@@ -442,11 +444,37 @@ impl Shared {
     }
 }
 
-/// Takes the new messages (top-level SEND records) and compaction's optional copies (RELOCATE,
-/// DEDUP) out of a batch that found the disk full, keeping every other record (declarations,
+/// The disk filled up after `buf[..n]` was written: that part stays (it is on disk and is synced
+/// with the rest); the new messages after it are refused (their callers are told they were not
+/// stored: a full disk never poisons the store), and the other records after it (settles,
+/// moves, declarations) are written into the reserve kept for them.
+fn write_after_full(
+    journal: &mut Journal,
+    spare: &mut Batch,
+    placed: &mut Vec<Placed>,
+    n: usize,
+    e: Error,
+    refused: &mut Refused,
+) -> Result<()> {
+    *refused = Some((strip_new_messages(spare, n), e));
+    let first = placed.len();
+    let r = journal.write(&spare.buf[n..], placed, true);
+    for p in &mut placed[first..] {
+        p.buf_start += n;
+        p.buf_end += n;
+    }
+    match r {
+        Ok(Written::All) => Ok(()),
+        Ok(Written::NoSpace(e)) | Ok(Written::Partial(_, e)) | Err(e) => Err(e),
+    }
+}
+
+/// Takes the new messages (top-level SEND and PUBLISH records) and compaction's optional copies (RELOCATE,
+/// DEDUP) after offset `from` (what the disk took before it filled up) out of a batch that found
+/// the disk full, keeping every record before `from` and every other record (declarations,
 /// deliveries, settles, dead-letter moves, transactions) with its offsets fixed up. Returns the
 /// refused sends.
-fn strip_new_messages(b: &mut Batch) -> Vec<PendingSend> {
+fn strip_new_messages(b: &mut Batch, from: usize) -> Vec<PendingSend> {
     use super::record::kind;
     use crate::journal::frame::{records, RECORD_HEADER};
     let old = std::mem::take(&mut b.buf);
@@ -454,7 +482,7 @@ fn strip_new_messages(b: &mut Batch) -> Vec<PendingSend> {
     let mut kept: Vec<(usize, usize, usize)> = Vec::new();
     for (at, k, body) in records(&old).flatten() {
         let len = RECORD_HEADER + body.len();
-        if !matches!(k, kind::SEND | kind::RELOCATE | kind::DEDUP) {
+        if at < from || !matches!(k, kind::SEND | kind::PUBLISH | kind::RELOCATE | kind::DEDUP) {
             kept.push((at, b.buf.len(), len));
             b.buf.extend_from_slice(&old[at..at + len]);
         }

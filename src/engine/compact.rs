@@ -7,7 +7,7 @@ use std::cmp::Reverse;
 
 use super::batch::PendingSend;
 use super::queue::{Entry, QueueState};
-use super::record::{put_dedup, put_queue, put_relocate, send_bytes_in_record, Relocation};
+use super::record::{put_dedup, put_relocate, send_bytes_in_record, Relocation};
 use super::{Engine, Guard, State};
 
 /// The live messages of the segment being compacted: (queue, entry as it was planned).
@@ -71,10 +71,9 @@ impl State {
             let q = &self.queues[qi];
             let qid = q.qid;
             if q.decl_seg == h {
-                let at = self.pending.buf.len();
-                put_queue(&mut self.pending.buf, qid, &q.name);
-                self.pending.decls.push((qid, at));
+                self.put_declaration(qid);
             }
+            let q = &self.queues[qi];
             q.for_each(|e, _| {
                 if e.seg == h {
                     plan.push((qid, *e));
@@ -122,11 +121,12 @@ impl State {
                 reason: &fi.reason,
             };
             let start = self.pending.buf.len();
-            let len = put_relocate(&mut self.pending.buf, &r, send);
+            let len = put_relocate(&mut self.pending.buf, &r, qid, send);
             self.pending.sends.push(PendingSend {
                 qid,
                 rec_off: start,
-                entry: Entry { len, ..e },
+                // The copy is this queue's own record, whatever the original was shared by.
+                entry: Entry { len, refs: 1, ..e },
                 due: 0,
                 relocate: true,
                 dedup_key: None,

@@ -60,44 +60,90 @@ impl State {
         let mut bytes = 0u64;
         while taken.items.len() < n && (taken.items.len() < at_least || bytes < PREFETCH_MAX_BYTES)
         {
-            let q = &mut self.queues[qid as usize];
-            let Some(mut e) = q.pop_next() else { break };
-            let parked = e.group != 0 && q.group_state[e.group as usize - 1].parked;
-            if parked || (e.expires_at != 0 && e.expires_at <= now) {
-                taken.moved = true;
-                q.hold(e);
-                if parked {
-                    let text = "its group is parked";
-                    self.dead_letter(qid, e.id, DeadLetterReason::GroupParked, text, now, store)?;
-                } else {
-                    let process = q.opts.process_expired;
-                    q.counters.expired += 1;
-                    self.expire(qid, e.id, process, now, store)?;
-                }
-                continue;
+            let Some(e) = self.queues[qid as usize].pop_next() else {
+                break;
+            };
+            if self.take_one(qid, consumer, e, now, store, &mut taken)? {
+                bytes += e.len as u64;
             }
-            e.count += 1;
-            bytes += e.len as u64;
-            if e.count > 1 {
-                q.counters.redelivered += 1;
-            }
-            if e.flags & ENTRY_REPEATS != 0 && e.flags & ENTRY_REPEAT_DONE == 0 {
-                e.flags |= ENTRY_REPEAT_DONE;
-                taken.repeats.push(taken.items.len());
-            }
-            let tag = self.tag();
-            let q = &mut self.queues[qid as usize];
-            q.inflight.insert(
-                e.id,
-                InFlight {
-                    entry: e,
-                    consumer,
-                    deadline: u64::MAX,
-                    tag: tag.0,
-                },
-            );
-            taken.items.push((e, tag));
         }
+        self.log_taken(qid, &taken, auto_ack);
+        Ok(taken)
+    }
+
+    /// Takes the messages `ids` (with their priorities) for `consumer` where they still wait
+    /// and may be delivered (a selective consumer's choice), as [`State::take`] does.
+    pub fn take_ids(
+        &mut self,
+        qid: u32,
+        consumer: ConsumerId,
+        ids: &[(u64, u8)],
+        auto_ack: bool,
+        now: u64,
+        store: &StoreOptions,
+    ) -> Result<Taken> {
+        let mut taken = Taken::default();
+        for &(id, priority) in ids {
+            if let Some(e) = self.queues[qid as usize].take_waiting(id, priority) {
+                self.take_one(qid, consumer.0, e, now, store, &mut taken)?;
+            }
+        }
+        self.log_taken(qid, &taken, auto_ack);
+        Ok(taken)
+    }
+
+    /// Takes message `e` (just taken from waiting) for consumer `consumer`, or moves it out
+    /// when it expired or its group is parked. Returns whether it was taken. Its ack deadline
+    /// starts at hand-over ([`State::hand_out`]), not here: a prefetched message has none.
+    fn take_one(
+        &mut self,
+        qid: u32,
+        consumer: u64,
+        mut e: Entry,
+        now: u64,
+        store: &StoreOptions,
+        taken: &mut Taken,
+    ) -> Result<bool> {
+        let q = &mut self.queues[qid as usize];
+        let parked = e.group != 0 && q.group_state[e.group as usize - 1].parked;
+        if parked || (e.expires_at != 0 && e.expires_at <= now) {
+            taken.moved = true;
+            q.hold(e);
+            if parked {
+                let text = "its group is parked";
+                self.dead_letter(qid, e.id, DeadLetterReason::GroupParked, text, now, store)?;
+            } else {
+                let process = q.opts.process_expired;
+                q.counters.expired += 1;
+                self.expire(qid, e.id, process, now, store)?;
+            }
+            return Ok(false);
+        }
+        e.count += 1;
+        if e.count > 1 {
+            q.counters.redelivered += 1;
+        }
+        if e.flags & ENTRY_REPEATS != 0 && e.flags & ENTRY_REPEAT_DONE == 0 {
+            e.flags |= ENTRY_REPEAT_DONE;
+            taken.repeats.push(taken.items.len());
+        }
+        let tag = self.tag();
+        let q = &mut self.queues[qid as usize];
+        q.inflight.insert(
+            e.id,
+            InFlight {
+                entry: e,
+                consumer,
+                deadline: u64::MAX,
+                tag: tag.0,
+            },
+        );
+        taken.items.push((e, tag));
+        Ok(true)
+    }
+
+    /// Appends the one DELIVER (or ACK) record of what was taken.
+    fn log_taken(&mut self, qid: u32, taken: &Taken, auto_ack: bool) {
         if self.queues[qid as usize].opts.journaled() {
             let plain = |i: usize| !taken.repeats.contains(&i);
             let items: Vec<(u64, u32)> = (0..taken.items.len())
@@ -108,7 +154,6 @@ impl State {
                 self.log(qid, |b| put_delivery(b, qid, &items, auto_ack));
             }
         }
-        Ok(taken)
     }
 
     /// For each repeating message just delivered: its delivery record and its next occurrence
@@ -233,7 +278,11 @@ impl Engine {
         timeout: Option<Duration>,
     ) -> Result<Vec<Received>> {
         if n == 0 {
-            return Ok(Vec::new());
+            // Refused in every face alike: a batch of none is a caller's bug, and waiting for
+            // "the first of none" would never end.
+            return Err(Error::invalid(
+                "a receive batch of 0 messages: ask for at least 1",
+            ));
         }
         let shared = &self.shared;
         let deadline = timeout.map(|t| Instant::now().checked_add(t));
@@ -298,7 +347,7 @@ impl Engine {
     /// Reads and decodes the records of what was taken (with the lock released), makes their
     /// delivery record durable, hands over the first `n` and buffers the rest for consumer
     /// `cid`. (Over 80 lines: the error paths must give back exactly what was taken.)
-    fn hand_over(
+    pub(super) fn hand_over(
         &self,
         g: Guard<'_>,
         q: QueueId,

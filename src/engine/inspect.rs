@@ -102,19 +102,6 @@ fn decode_stored(id: u64, rec: &[u8]) -> Result<(Message, u64)> {
         })
 }
 
-impl State {
-    /// Whether the target of a transfer has room for `count` more messages of `bytes` bytes.
-    fn room_for(&self, to: u32, count: u64, bytes: u64) -> bool {
-        let t = &self.queues[to as usize];
-        !(t.opts
-            .max_messages
-            .is_some_and(|m| t.count + t.pending_count + count > m)
-            || t.opts
-                .max_bytes
-                .is_some_and(|m| t.bytes + t.pending_bytes + bytes > m))
-    }
-}
-
 impl Engine {
     /// Up to `max` stored messages of queue `q` with ids ≥ `from` — ready, delayed and in
     /// flight — in id order, without consuming them.
@@ -166,6 +153,8 @@ impl Engine {
     /// Moves (or copies) waiting messages of queue `q` to `filter.to`, lowest ids first, each
     /// keeping every header, all in one TXN record. A message consumed while its record was
     /// read is not moved (nor copied).
+    // Long (≈100 lines): pick under the lock, read with it released, then re-check and append
+    // under it again; the three phases share one guard's hand-offs and read best in sequence.
     pub(crate) fn transfer(&self, q: QueueId, filter: &TransferFilter) -> Result<TransferReport> {
         check_name(&filter.to)?;
         let shared = &self.shared;
@@ -203,8 +192,8 @@ impl Engine {
         let mut g = shared.lock();
         g.check()?;
         let to = g.declare(&filter.to, None, &shared.opts)?;
-        let bytes = es.iter().map(|e| e.len as u64).sum::<u64>();
-        if !g.room_for(to, es.len() as u64, bytes) {
+        let bytes = es.iter().map(|e| e.payload()).sum::<u64>();
+        if !g.queues[to as usize].room_for(es.len() as u64, bytes) {
             return Err(Error::new(
                 ErrorKind::QueueFull,
                 format!(

@@ -7,7 +7,7 @@
 //!            ▼
 //!  Engine ── state.rs (State: queues, consumers, the pending batch) ── queue.rs (ordering)
 //!            │ send.rs · deliver.rs · settle.rs · timers.rs · txn.rs · replay.rs · admin.rs ·
-//!            │ inspect.rs (operators' requests)
+//!            │ inspect.rs (operators' requests) · topic.rs (publish, subscriptions)
 //!            │ records appended to the pending batch under the state lock (record.rs)
 //!            ▼
 //!  commit.rs (group commit: one write + one fdatasync) ── compact.rs ── journal ── io (Vfs)
@@ -52,10 +52,12 @@ mod read;
 mod rebuild;
 pub mod record;
 mod replay;
+mod select;
 mod send;
 mod settle;
 mod state;
 mod timers;
+mod topic;
 mod txn;
 
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -74,7 +76,10 @@ pub(crate) use commit::Io;
 pub use inspect::{CompactReport, MessageState, StoredMessage, TransferFilter, TransferReport};
 pub(crate) use rebuild::Rebuild;
 pub use replay::ReplayFilter;
+pub(crate) use send::Dest;
 pub(crate) use state::State;
+pub(crate) use topic::{queue_name as topic_queue_name, SUBSCRIPTION_PREFIX};
+pub use topic::{SubscriptionInfo, SubscriptionOptions, TopicStats};
 
 /// A queue, by its id in the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -133,10 +138,17 @@ pub(crate) struct Received {
     pub count: u32,
 }
 
-/// Sends and acks committed together by [`Engine::commit_txn`].
+/// Where a transaction's message goes: a queue, or a topic (published at commit).
+#[derive(Debug, Clone)]
+pub(crate) enum TxnDest {
+    Queue(QueueId),
+    Topic(Arc<str>),
+}
+
+/// Sends, publishes and acks committed together by [`Engine::commit_txn`].
 #[derive(Debug, Default)]
 pub(crate) struct TxnSpec {
-    pub sends: Vec<(QueueId, Message)>,
+    pub sends: Vec<(TxnDest, Message)>,
     pub acks: Vec<DeliveryRef>,
 }
 
@@ -243,13 +255,23 @@ impl Engine {
         Arc::ptr_eq(&self.shared, &other.shared)
     }
 
-    /// A waker for a clock that jumps (a manual clock): wakes every waiter.
+    /// A waker for a clock that jumps (a manual clock): runs the timers of every queue at once
+    /// (expiry, due delays, ack timeouts), waits for their records, and wakes every waiter.
     pub(crate) fn waker(&self) -> Arc<dyn Fn() + Send + Sync> {
         let weak = Arc::downgrade(&self.shared);
         Arc::new(move || {
-            if let Some(s) = weak.upgrade() {
-                let _g = s.lock();
-                s.wake_all();
+            if let Some(shared) = weak.upgrade() {
+                let engine = Engine { shared };
+                let g = engine.shared.lock();
+                if g.check().is_ok() {
+                    // Wait for the timers' records (expiry moves): when the clock's `advance`
+                    // returns, what it made happen is visible everywhere.
+                    let g = engine.housekeeping(g);
+                    if !g.pending.is_empty() {
+                        drop(engine.commit(g));
+                    }
+                }
+                engine.shared.wake_all();
             }
         })
     }

@@ -8,7 +8,7 @@
 
 use rustc_hash::FxHashMap;
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use super::record::flag;
 use crate::options::Resolved;
@@ -32,6 +32,17 @@ pub(crate) struct Entry {
     pub group: u32,
     pub priority: u8,
     pub flags: u8,
+    /// How many queues hold a reference to its record (1; n for a message published to n
+    /// subscriptions): each accounts for `len / refs` live journal bytes, so a body stored once
+    /// is counted once.
+    pub refs: u16,
+}
+
+impl Entry {
+    /// The journal bytes this reference keeps live.
+    pub fn live_bytes(&self) -> u64 {
+        self.len as u64 / self.refs.max(1) as u64
+    }
 }
 
 /// A message handed to a consumer and not yet settled, or held by the engine on its way out
@@ -99,6 +110,9 @@ pub(crate) struct QueueState {
     /// Messages waiting for a time, by (due, id).
     pub delayed: BTreeMap<(u64, u64), Entry>,
     pub delayed_due: FxHashMap<u64, u64>,
+    /// Messages held that expire (TTL, or a dead-letter queue's retention), by (expires_at, id,
+    /// priority): the timers expire them on time, without a consumer coming by.
+    pub expiring: BTreeSet<(u64, u64, u8)>,
     pub inflight: FxHashMap<u64, InFlight>,
     pub fail: FxHashMap<u64, FailInfo>,
     pub dedup: HashMap<String, DedupEntry>,
@@ -131,6 +145,7 @@ impl QueueState {
             retry: BTreeMap::new(),
             delayed: BTreeMap::new(),
             delayed_due: FxHashMap::default(),
+            expiring: BTreeSet::new(),
             inflight: FxHashMap::default(),
             fail: FxHashMap::default(),
             dedup: HashMap::new(),
@@ -153,6 +168,7 @@ impl QueueState {
     pub fn insert(&mut self, e: Entry, due: u64, now: u64) {
         self.count += 1;
         self.bytes += e.len as u64;
+        self.track_expiry(&e);
         if e.group != 0 {
             self.group_msgs += 1;
             self.group_state[e.group as usize - 1].messages += 1;
@@ -197,6 +213,32 @@ impl QueueState {
         } else {
             self.pop_eligible()?
         };
+        if let Some(g) = self.group_mut(&e) {
+            if !g.parked {
+                g.inflight = Some(e.id);
+                g.blocked_by = None;
+            }
+        }
+        Some(e)
+    }
+
+    /// Takes waiting (ready, not delayed) message `id` if it may be delivered now, as
+    /// [`QueueState::pop_next`] would (its group's bookkeeping included).
+    pub fn take_waiting(&mut self, id: u64, priority: u8) -> Option<Entry> {
+        if self.delayed_due.contains_key(&id) {
+            return None;
+        }
+        let e = match self.retry.get(&(Reverse(priority), id)) {
+            Some(e) => *e,
+            None => {
+                let dq = &self.ready[priority as usize];
+                *dq.get(dq.binary_search_by_key(&id, |e| e.id).ok()?)?
+            }
+        };
+        if !self.eligible(&e) {
+            return None;
+        }
+        let e = self.remove_waiting(id, priority)?;
         if let Some(g) = self.group_mut(&e) {
             if !g.parked {
                 g.inflight = Some(e.id);
@@ -397,10 +439,20 @@ impl QueueState {
         v
     }
 
+    /// Enters a message that expires into the expiry index (see [`QueueState::expiring`]).
+    pub fn track_expiry(&mut self, e: &Entry) {
+        if e.expires_at != 0 {
+            self.expiring.insert((e.expires_at, e.id, e.priority));
+        }
+    }
+
     /// Accounts for a message leaving the queue for good.
     pub fn forget(&mut self, e: &Entry) {
         self.count -= 1;
         self.bytes -= e.len as u64;
+        if e.expires_at != 0 {
+            self.expiring.remove(&(e.expires_at, e.id, e.priority));
+        }
         if let Some(g) = self.group_mut(e) {
             if g.inflight == Some(e.id) {
                 g.inflight = None;
@@ -459,6 +511,7 @@ mod tests {
             group: 0,
             priority,
             flags: 0,
+            refs: 1,
         }
     }
 

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use super::queue::{
     DedupEntry, Entry, FailInfo, QueueState, ENTRY_REPEATS, ENTRY_REPEAT_DONE, MEM_SEG,
 };
-use super::record::{decode, kind, DecodeError, Record, SendRec};
+use super::record::{decode, kind, put_queue, DecodeError, Record, SendRec};
 use super::State;
 use crate::error::{Error, ErrorKind, Result};
 use crate::journal::frame::{records, RECORD_HEADER};
@@ -21,7 +21,11 @@ use crate::options::{QueueOptions, Resolved, StoreOptions};
 pub(crate) struct Rebuild {
     names: BTreeMap<u32, (String, u64)>,
     sends: HashMap<u32, Vec<(Entry, u64)>>,
-    changes: FxHashMap<u64, Change>,
+    /// What later records say, by (queue, id): a published message has the same id in every
+    /// subscription it reached.
+    changes: FxHashMap<(u32, u64), Change>,
+    /// Subscriptions declared (SUBSCRIBE), by queue id; UNSUBSCRIBE removes them.
+    subs: BTreeMap<u32, super::topic::SubRecord>,
     dedup: Vec<(u32, String, DedupEntry)>,
     groups: FxHashMap<u64, String>,
     parked: Vec<(u32, String, bool)>,
@@ -53,10 +57,32 @@ impl Rebuild {
             Record::Queue { qid, name } => {
                 self.names.insert(qid, (name.to_string(), seg));
             }
-            Record::Send(s) => self.message(seg, off, len, s, None)?,
-            Record::Dead { from_id, send, .. } => {
-                self.changes.entry(from_id).or_default().gone = true;
-                self.message(seg, off, len, send, None)?;
+            Record::Send(s) => self.message(seg, off, len, s, None, 1)?,
+            Record::Publish { qids, mut send } => {
+                let refs = qids.len().min(u16::MAX as usize) as u16;
+                for qid in qids {
+                    send.h.qid = qid;
+                    self.message(seg, off, len, send, None, refs)?;
+                }
+            }
+            Record::Subscribe(s) => {
+                self.names
+                    .insert(s.qid, (super::topic::queue_name(s.name), seg));
+                self.subs.insert(s.qid, super::topic::SubRecord::from(&s));
+            }
+            Record::Unsubscribe { qid } => {
+                // The subscription ends with every message it held (all recorded before this).
+                self.subs.remove(&qid);
+                self.sends.remove(&qid);
+                self.parked.retain(|p| p.0 != qid);
+            }
+            Record::Dead {
+                from_qid,
+                from_id,
+                send,
+            } => {
+                self.changes.entry((from_qid, from_id)).or_default().gone = true;
+                self.message(seg, off, len, send, None, 1)?;
             }
             Record::Relocate { state, send } => {
                 let ch = Change {
@@ -70,22 +96,22 @@ impl Rebuild {
                         reason: state.reason.to_string(),
                     }),
                 };
-                self.message(seg, off, len, send, Some(ch))?;
+                self.message(seg, off, len, send, Some(ch), 1)?;
             }
-            Record::Deliver { items, .. } => {
+            Record::Deliver { qid, items } => {
                 for (id, count) in items {
-                    let ch = self.changes.entry(id).or_default();
+                    let ch = self.changes.entry((qid, id)).or_default();
                     ch.count = Some(count);
                     ch.delivered = true;
                 }
             }
-            Record::Ack { ids, .. } | Record::Remove { ids, .. } => {
+            Record::Ack { qid, ids } | Record::Remove { qid, ids, .. } => {
                 for id in ids {
-                    self.changes.entry(id).or_default().gone = true;
+                    self.changes.entry((qid, id)).or_default().gone = true;
                 }
             }
             Record::Requeue(r) => {
-                let ch = self.changes.entry(r.id).or_default();
+                let ch = self.changes.entry((r.qid, r.id)).or_default();
                 ch.count = Some(r.count);
                 ch.delivered = false;
                 ch.due = Some(r.not_before);
@@ -136,7 +162,8 @@ impl Rebuild {
         Ok(())
     }
 
-    /// A stored message (SEND, DEAD's copy, RELOCATE's copy with its carried state).
+    /// A stored message (SEND, DEAD's copy, RELOCATE's copy with its carried state, one
+    /// reference of a PUBLISH shared by `refs` queues).
     fn message(
         &mut self,
         seg: u64,
@@ -144,6 +171,7 @@ impl Rebuild {
         len: u32,
         s: SendRec<'_>,
         state: Option<Change>,
+        refs: u16,
     ) -> Result<()> {
         let h = s.h;
         // A message that cannot be decoded can be neither delivered nor dead-lettered; let
@@ -169,13 +197,14 @@ impl Rebuild {
             group: 0,
             priority: h.priority,
             flags: h.flags & ENTRY_REPEATS,
+            refs,
         };
         if let Some(g) = meta.group.filter(|_| s.has_group()) {
             self.groups.insert(h.id, g);
         }
         self.sends.entry(h.qid).or_default().push((e, h.deliver_at));
         if let Some(st) = state {
-            self.changes.insert(h.id, st);
+            self.changes.insert((h.qid, h.id), st);
         } else if let Some(key) = meta.dedup_key.filter(|_| s.has_dedup()) {
             let d = DedupEntry {
                 id: h.id,
@@ -193,23 +222,20 @@ impl Rebuild {
     }
 
     /// Builds the state: queues in id order, their messages where the last records left them.
+    /// Queues whose declaration was lost (repair) get placeholders, named in `lost`.
     pub fn into_state(
         mut self,
         opts: &StoreOptions,
         segs: Vec<(u64, u64)>,
         now: u64,
+        lost: &mut Vec<String>,
     ) -> Result<State> {
         let mut st = State::new(opts, self.next_id(), now);
         st.space.segs = segs;
-        self.declare_queues(&mut st, opts)?;
+        let max_sent = self.sends.keys().copied().max();
+        self.declare_queues(&mut st, opts, max_sent, lost)?;
         let mut crashed: Vec<(u32, u64)> = Vec::new();
         for (qid, v) in std::mem::take(&mut self.sends) {
-            if qid as usize >= st.queues.len() {
-                return Err(Error::new(
-                    ErrorKind::Corrupt,
-                    format!("messages for undeclared queue {qid}"),
-                ));
-            }
             self.place_messages(&mut st, qid, v, now, &mut crashed);
         }
         for (qid, key, parked) in std::mem::take(&mut self.parked) {
@@ -232,12 +258,22 @@ impl Rebuild {
         for (qid, id) in crashed {
             st.queues[qid as usize].crashed.push(id);
         }
+        st.restore_subscriptions(std::mem::take(&mut self.subs))?;
         Ok(st)
     }
 
-    /// Queues in id order; a gap (impossible unless a record was lost) gets a placeholder name.
-    fn declare_queues(&mut self, st: &mut State, opts: &StoreOptions) -> Result<()> {
-        let Some(max) = self.names.keys().next_back().copied() else {
+    /// Queues in id order, up to the highest id declared or holding messages. A queue whose
+    /// declaration was lost (only damage cut out by a repair does that) gets a placeholder name,
+    /// declared again durably (a QUEUE record in the first commit), so that its messages are
+    /// kept and the next plain open finds the queue.
+    fn declare_queues(
+        &mut self,
+        st: &mut State,
+        opts: &StoreOptions,
+        max_sent: Option<u32>,
+        lost: &mut Vec<String>,
+    ) -> Result<()> {
+        let Some(max) = self.names.keys().next_back().copied().max(max_sent) else {
             return Ok(());
         };
         // Queue ids are handed out densely, so only lost declarations leave gaps; a huge id is
@@ -257,6 +293,13 @@ impl Rebuild {
                 .get(&qid)
                 .cloned()
                 .unwrap_or((format!("__lost_queue_{qid}"), MEM_SEG as u64));
+            if seg == MEM_SEG as u64 {
+                let at = st.pending.buf.len();
+                put_queue(&mut st.pending.buf, qid, &name);
+                st.pending.decls.push((qid, at));
+                st.pending.needs_sync = true;
+                lost.push(name.clone());
+            }
             let resolved = Resolved::new(opts, &QueueOptions::default());
             let mut q = QueueState::new(qid, name.clone(), resolved);
             q.decl_seg = seg as u32;
@@ -293,7 +336,7 @@ impl Rebuild {
             }
             let mut due = deliver_at;
             let mut delivered = false;
-            if let Some(ch) = self.changes.get(&e.id) {
+            if let Some(ch) = self.changes.get(&(qid, e.id)) {
                 if ch.gone {
                     continue;
                 }
@@ -307,7 +350,7 @@ impl Rebuild {
             if e.count > 0 && e.flags & ENTRY_REPEATS != 0 {
                 e.flags |= ENTRY_REPEAT_DONE;
             }
-            st.live_inc(e.seg as u64, e.len as u64);
+            st.live_inc(e.seg as u64, e.live_bytes());
             let q = &mut st.queues[qid as usize];
             if e.group != 0 && e.count > 0 && !delivered {
                 // A failed message of its group waits for redelivery: the group waits for it.
@@ -325,6 +368,7 @@ impl Rebuild {
                 }
                 q.count += 1;
                 q.bytes += e.len as u64;
+                q.track_expiry(&e);
                 q.hold(e);
                 crashed.push((qid, e.id));
             } else {

@@ -55,28 +55,48 @@ impl Engine {
     /// parked group unpark it. Messages in flight are left alone.
     pub(crate) fn replay(&self, q: QueueId, filter: &ReplayFilter) -> Result<u64> {
         let shared = &self.shared;
-        let g = shared.lock();
+        let mut g = shared.lock();
         g.check()?;
         let es = g.queues[q.0 as usize].ordered_waiting();
-        let snap = g.snapshot(&shared.files, es.iter().map(|&e| (q.0, e)))?;
         drop(g);
-        let recs = snap.read()?;
+        // Records are read in chunks, only until `limit` matched: a chunked replay of a large
+        // dead-letter queue (limit 100 per call) reads what it replays, not the whole queue on
+        // every call.
+        let chunk = filter.limit.map_or(es.len(), |l| l.clamp(16, 4096));
         let mut selected: Vec<(Entry, Message, DeadLetterInfo)> = Vec::new();
-        for (e, rec) in es.iter().zip(recs.iter()) {
+        for part in es.chunks(chunk.max(1)) {
             if filter.limit.is_some_and(|l| selected.len() >= l) {
                 break;
             }
-            let msg = decode_message(rec).ok_or_else(|| {
-                Error::new(
-                    ErrorKind::Corrupt,
-                    format!("stored record of ID:{} does not decode", e.id),
-                )
-            })?;
-            let Some(info) = msg.dead_letter_info().cloned() else {
-                continue;
-            };
-            if filter.matches(MessageId(e.id), &info) {
-                selected.push((*e, msg, info));
+            g = shared.lock();
+            g.check()?;
+            // Only those still waiting, where they are now (taken or compacted meanwhile).
+            let src = &mut g.queues[q.0 as usize];
+            let mut live: Vec<Entry> = Vec::with_capacity(part.len());
+            for e in part {
+                if !src.inflight.contains_key(&e.id) {
+                    live.extend(src.find_mut(e.id, e.priority).map(|x| *x));
+                }
+            }
+            let snap = g.snapshot(&shared.files, live.iter().map(|&e| (q.0, e)))?;
+            drop(g);
+            let recs = snap.read()?;
+            for (e, rec) in live.iter().zip(recs.iter()) {
+                if filter.limit.is_some_and(|l| selected.len() >= l) {
+                    break;
+                }
+                let msg = decode_message(rec).ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::Corrupt,
+                        format!("stored record of ID:{} does not decode", e.id),
+                    )
+                })?;
+                let Some(info) = msg.dead_letter_info().cloned() else {
+                    continue;
+                };
+                if filter.matches(MessageId(e.id), &info) {
+                    selected.push((*e, msg, info));
+                }
             }
         }
         let matched = selected.len() as u64;
@@ -97,12 +117,14 @@ impl Engine {
             src.forget(&entry);
             let from_journaled = src.opts.journaled();
             g.live_dec(&entry);
+            let timestamp = msg.timestamp_ms();
             let mut meta = msg.meta;
             meta.dead_letter = None;
             let dest = Destination {
                 qid: to,
                 priority: msg.priority,
                 expires_at: 0,
+                timestamp,
             };
             let from = Source {
                 qid: q.0,

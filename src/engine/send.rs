@@ -7,11 +7,26 @@ use super::batch::PendingSend;
 use super::callbacks::Callback;
 use super::queue::{DedupEntry, Entry, ENTRY_REPEATS, MEM_SEG};
 use super::record::{put_send, SendHeader, SEND_OVERHEAD};
+use super::topic::Appended;
 use super::{Engine, Guard, QueueId, State};
-use crate::defaults::MAX_PRIORITY;
 use crate::error::{Error, ErrorKind, Result};
 use crate::message::{Message, MessageId};
 use crate::options::OverflowPolicy;
+
+/// Where a message goes: a queue, or a topic (every subscription that matches it).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Dest<'a> {
+    /// A queue.
+    Queue(QueueId),
+    /// A topic, by name.
+    Topic(&'a str),
+}
+
+impl From<QueueId> for Dest<'_> {
+    fn from(q: QueueId) -> Self {
+        Dest::Queue(q)
+    }
+}
 
 impl State {
     /// Checks a message against the store's limits.
@@ -23,13 +38,7 @@ impl State {
                 self.max_body
             )));
         }
-        if msg.priority > MAX_PRIORITY {
-            return Err(Error::invalid(format!(
-                "priority {} is out of range 0–{MAX_PRIORITY}",
-                msg.priority
-            )));
-        }
-        Ok(())
+        crate::options::check_priority(msg.priority)
     }
 
     /// Appends a message to queue `qid`. Returns its id and whether it was a dedup hit.
@@ -81,6 +90,14 @@ impl State {
     /// A new message's id, send header and index entry (its record not written yet), and when
     /// it becomes due.
     fn new_message(&mut self, qid: u32, msg: &Message, now: u64) -> (SendHeader, Entry, u64) {
+        let (mut h, due) = self.new_header(msg, now);
+        h.qid = qid;
+        let entry = self.entry_for(qid, msg, h.id, h.expires_at, 0, 1);
+        (h, entry, due)
+    }
+
+    /// A new message's id and send header (for no queue yet), and when it becomes due.
+    pub(super) fn new_header(&mut self, msg: &Message, now: u64) -> (SendHeader, u64) {
         let id = self.next_id;
         self.next_id += 1;
         // A restored message (`Message::restore_times`) keeps its send time and expiry.
@@ -93,12 +110,12 @@ impl State {
         };
         let due = match (msg.deliver_at_ms, msg.delay_ms) {
             (Some(at), _) => at,
-            (None, Some(d)) => now.saturating_add(d),
+            (None, Some(d)) => self.due_after(now, d),
             _ => 0,
         };
         let h = SendHeader {
             id,
-            qid,
+            qid: 0,
             priority: msg.priority,
             flags: 0,
             delivery_count: 0,
@@ -111,6 +128,20 @@ impl State {
             deliver_at: due,
             meta_len: 0,
         };
+        (h, due)
+    }
+
+    /// The index entry of message `id` in queue `qid` (a record of `len` bytes shared by `refs`
+    /// queues), its group registered in the queue.
+    pub(super) fn entry_for(
+        &mut self,
+        qid: u32,
+        msg: &Message,
+        id: u64,
+        expires_at: u64,
+        len: u32,
+        refs: u16,
+    ) -> Entry {
         let q = &mut self.queues[qid as usize];
         let group = msg
             .meta
@@ -118,12 +149,12 @@ impl State {
             .as_deref()
             .map(|g| q.group_index(g))
             .unwrap_or(0);
-        let entry = Entry {
+        Entry {
             id,
             expires_at,
             seg: MEM_SEG,
             off: 0,
-            len: 0,
+            len,
             count: 0,
             group,
             priority: msg.priority,
@@ -132,23 +163,55 @@ impl State {
             } else {
                 0
             },
-        };
-        (h, entry, due)
+            refs,
+        }
+    }
+
+    /// Appends a message to a queue or publishes it to a topic.
+    pub fn send_to(&mut self, to: Dest<'_>, msg: &Message, now: u64) -> Result<Appended> {
+        match to {
+            Dest::Queue(q) => {
+                let (id, _) = self.send(q.0, msg, now)?;
+                let journaled = self.queues[q.0 as usize].opts.journaled();
+                Ok(Appended {
+                    id,
+                    journaled,
+                    in_memory: !journaled,
+                })
+            }
+            Dest::Topic(t) => self.publish_to(t, msg, now),
+        }
     }
 
     /// Whether queue `qid` has room for a message of `len` body bytes.
     pub fn has_room(&self, qid: u32, len: usize) -> bool {
-        let q = &self.queues[qid as usize];
-        let n = q.count + q.pending_count;
-        let b = q.bytes + q.pending_bytes;
-        q.opts.max_messages.is_none_or(|m| n < m)
-            && q.opts
-                .max_bytes
-                .is_none_or(|m| b + (len + SEND_OVERHEAD) as u64 <= m || n == 0)
+        self.queues[qid as usize].room_for(1, len as u64)
+    }
+}
+
+impl Entry {
+    /// The bytes of the message that `max_bytes` counts: its body and the headers its sender
+    /// set (properties, correlation id, group, dedup key), not the fixed record header.
+    pub fn payload(&self) -> u64 {
+        (self.len as u64).saturating_sub(SEND_OVERHEAD as u64)
     }
 }
 
 impl super::queue::QueueState {
+    /// Whether `count` more messages of `body` bytes in all fit the queue's limits (the one
+    /// check of every way in: send, batch, transaction, transfer). `max_bytes` counts body
+    /// bytes (and the headers their senders set, see [`Entry::payload`]), not the fixed
+    /// record header of each message; a single message always fits an empty queue.
+    pub fn room_for(&self, count: u64, body: u64) -> bool {
+        let n = self.count + self.pending_count;
+        let held = (self.bytes + self.pending_bytes).saturating_sub(n * SEND_OVERHEAD as u64);
+        self.opts.max_messages.is_none_or(|m| n + count <= m)
+            && self
+                .opts
+                .max_bytes
+                .is_none_or(|m| held + body <= m || (n == 0 && count == 1))
+    }
+
     /// Remembers dedup key `key` for message `id` (its record's segment is set once written).
     pub fn remember_dedup(&mut self, key: &str, id: u64, now: u64) {
         self.dedup.insert(
@@ -165,7 +228,9 @@ impl super::queue::QueueState {
 
 impl Engine {
     /// Waits (per the queue's overflow policy) until queue `q` has room for `len` body bytes.
-    fn wait_room<'a>(&'a self, mut g: Guard<'a>, q: QueueId, len: usize) -> Result<Guard<'a>> {
+    fn wait_room<'a>(&'a self, mut g: Guard<'a>, to: Dest<'_>, len: usize) -> Result<Guard<'a>> {
+        // A publish checks each subscription's room itself (and refuses rather than waits).
+        let Dest::Queue(q) = to else { return Ok(g) };
         let shared = &self.shared;
         let mut deadline = None;
         while !g.has_room(q.0, len) {
@@ -181,6 +246,12 @@ impl Engine {
                 OverflowPolicy::DropOldest => {
                     let now = shared.now();
                     if !g.drop_oldest(q.0, now, &shared.opts)? {
+                        if g.queues[q.0 as usize].pending_count > 0 {
+                            // The oldest are sends not yet committed (earlier messages of this
+                            // send_batch, async sends): commit them, then drop them like any.
+                            g = self.commit(g)?;
+                            continue;
+                        }
                         return Err(Error::new(
                             ErrorKind::QueueFull,
                             format!("queue {name:?} is full and every message is in flight"),
@@ -190,8 +261,11 @@ impl Engine {
                     g = self.finish_moves(g)?;
                 }
                 OverflowPolicy::Block { timeout } => {
-                    let d = *deadline.get_or_insert_with(|| Instant::now() + timeout);
-                    let left = d.saturating_duration_since(Instant::now());
+                    // A timeout past what an Instant can hold waits forever (no deadline).
+                    let d = *deadline.get_or_insert_with(|| Instant::now().checked_add(timeout));
+                    let left = d.map_or(Duration::MAX, |d| {
+                        d.saturating_duration_since(Instant::now())
+                    });
                     if left.is_zero() {
                         return Err(Error::new(
                             ErrorKind::QueueFull,
@@ -212,14 +286,18 @@ impl Engine {
 
     /// Sends `msg` to queue `q` and waits until it is durable (per the queue's durability).
     /// Returns its id (for a dedup hit, the first message's id).
-    pub(crate) fn send(&self, q: QueueId, msg: &Message) -> Result<MessageId> {
+    pub(crate) fn send<'t>(&self, to: impl Into<Dest<'t>>, msg: &Message) -> Result<MessageId> {
+        let to = to.into();
         let shared = &self.shared;
         let mut g = shared.lock();
         g.check()?;
-        g = self.wait_room(g, q, msg.body.len())?;
-        let (id, _) = g.send(q.0, msg, shared.now())?;
-        if !g.queues[q.0 as usize].opts.journaled() {
+        g = self.wait_room(g, to, msg.body.len())?;
+        let a = g.send_to(to, msg, shared.now())?;
+        let id = a.id;
+        if a.in_memory {
             shared.avail.notify_all();
+        }
+        if !a.journaled {
             return Ok(MessageId(id));
         }
         let mut g = self.commit(g)?;
@@ -233,11 +311,12 @@ impl Engine {
     /// returns. If one is refused (a limit, an invalid message) the ones before it are still sent
     /// and the error names its index.
     /// (An iterator, not a `Vec`: the messages are taken one by one, with no copy of the batch.)
-    pub(crate) fn send_batch(
+    pub(crate) fn send_batch<'t>(
         &self,
-        q: QueueId,
+        to: impl Into<Dest<'t>>,
         msgs: impl IntoIterator<Item = Message>,
     ) -> Result<Vec<MessageId>> {
+        let to = to.into();
         let shared = &self.shared;
         let msgs = msgs.into_iter();
         let mut ids = Vec::with_capacity(msgs.size_hint().0);
@@ -245,11 +324,12 @@ impl Engine {
         g.check()?;
         let now = shared.now();
         let mut failure = None;
+        let (mut journaled, mut in_memory) = (false, false);
         for (i, m) in msgs.enumerate() {
-            let r = match self.wait_room(g, q, m.body.len()) {
+            let r = match self.wait_room(g, to, m.body.len()) {
                 Ok(g2) => {
                     g = g2;
-                    g.send(q.0, &m, now)
+                    g.send_to(to, &m, now)
                 }
                 Err(e) => {
                     g = shared.lock();
@@ -257,7 +337,11 @@ impl Engine {
                 }
             };
             match r {
-                Ok((id, _)) => ids.push(MessageId(id)),
+                Ok(a) => {
+                    ids.push(MessageId(a.id));
+                    journaled |= a.journaled;
+                    in_memory |= a.in_memory;
+                }
                 Err(e) => {
                     failure = Some(Error::new(
                         e.kind(),
@@ -267,9 +351,10 @@ impl Engine {
                 }
             }
         }
-        if !g.queues[q.0 as usize].opts.journaled() {
+        if in_memory {
             shared.avail.notify_all();
-        } else if !ids.is_empty() {
+        }
+        if journaled {
             g = self.commit(g)?;
             // Refused for lack of space: the batch's messages shared one write, so all are.
             let refused: Vec<_> = ids
@@ -290,19 +375,31 @@ impl Engine {
     /// Sends without waiting: `callback` runs exactly once, on the callback thread, with the id
     /// once the message is durable or with the error if it never will be. If this returns an
     /// error, the callback is dropped without being called.
-    pub(crate) fn send_async(&self, q: QueueId, msg: Message, callback: Callback) -> Result<()> {
+    pub(crate) fn send_async<'t>(
+        &self,
+        to: impl Into<Dest<'t>>,
+        msg: Message,
+        callback: Callback,
+    ) -> Result<()> {
+        let to = to.into();
         let shared = &self.shared;
         let len = msg.body.len();
         let mut g = shared.lock();
         g.check()?;
         g = self.wait_window(g, len)?;
-        g = self.wait_room(g, q, len)?;
-        let (id, _) = g.send(q.0, &msg, shared.now())?;
-        if !g.queues[q.0 as usize].opts.journaled() {
+        g = self.wait_room(g, to, len)?;
+        let a = g.send_to(to, &msg, shared.now())?;
+        let id = a.id;
+        if !a.journaled {
             drop(g);
-            shared.avail.notify_all();
+            if a.in_memory {
+                shared.avail.notify_all();
+            }
             shared.push_callback(callback, Ok(MessageId(id)));
             return Ok(());
+        }
+        if a.in_memory {
+            shared.avail.notify_all();
         }
         g.async_msgs += 1;
         g.async_bytes += len;

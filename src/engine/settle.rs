@@ -5,7 +5,7 @@ use super::batch::PendingSend;
 use super::queue::{Entry, InFlight, ENTRY_REPEATS, MEM_SEG};
 use super::record::{
     decode_message, put_ack, put_dead, put_group, put_remove, put_requeue, put_send, why, Requeue,
-    SendHeader,
+    SendHeader, MAX_REASON_BYTES,
 };
 use super::state::Move;
 use super::{DeliveryRef, DeliveryTag, Engine, Guard, Settle, State};
@@ -125,7 +125,7 @@ impl State {
         }
         match outcome {
             AfterFailure::Redeliver { delay_ms } => {
-                let due = now.saturating_add(delay_ms);
+                let due = self.due_after(now, delay_ms);
                 let r = Requeue {
                     qid,
                     id,
@@ -201,10 +201,19 @@ impl State {
         let f = self.take_inflight(qid, id, None)?;
         let q = &mut self.queues[qid as usize];
         q.forget(&f.entry);
-        q.counters.discarded += 1;
+        // Not counted here: the caller's event (expiry, dead-lettering) is the one counter.
         self.log(qid, |b| put_remove(b, qid, code, &[id]));
         self.live_dec(&f.entry);
         Ok(())
+    }
+
+    /// Counts a message leaving `qid` for its dead-letter queue (or dropped by the discard
+    /// strategy): one event, one counter. An expired message was counted as `expired` when it
+    /// expired, so it is not counted again as dead-lettered.
+    fn count_dead_letter(&mut self, qid: u32, reason: DeadLetterReason) {
+        if reason != DeadLetterReason::Expired {
+            self.queues[qid as usize].counters.dead_lettered += 1;
+        }
     }
 
     /// Moves held message `id` of `qid` to its dead-letter queue. Its record must be read for
@@ -221,7 +230,7 @@ impl State {
         store: &StoreOptions,
     ) -> Result<()> {
         if self.dlq_for(qid, store)?.is_none() {
-            self.queues[qid as usize].counters.dead_lettered += 1;
+            self.count_dead_letter(qid, reason);
             return self.drop_inflight(qid, id, reason_code(reason));
         }
         self.moves.push(Move {
@@ -239,7 +248,7 @@ impl State {
     fn finish_dead_letter(&mut self, mv: &Move, rec: &[u8], store: &StoreOptions) -> Result<()> {
         let (qid, id, now) = (mv.qid, mv.id, mv.now);
         let Some(dlq) = self.dlq_for(qid, store)? else {
-            self.queues[qid as usize].counters.dead_lettered += 1;
+            self.count_dead_letter(qid, mv.reason);
             return self.drop_inflight(qid, id, reason_code(mv.reason));
         };
         let f = self.take_inflight(qid, id, Some(DeliveryTag(0)))?;
@@ -261,9 +270,10 @@ impl State {
             last_failure_ms: if fi.last == 0 { now } else { fi.last },
         };
         q.forget(&f.entry);
-        q.counters.dead_lettered += 1;
         let src_journaled = q.opts.journaled();
+        self.count_dead_letter(qid, mv.reason);
         self.live_dec(&f.entry);
+        let timestamp = msg.timestamp_ms();
         let mut meta = msg.meta;
         meta.dead_letter = Some(info);
         let retention = self.queues[dlq as usize].opts.retention_ms;
@@ -272,6 +282,7 @@ impl State {
             qid: dlq,
             priority: msg.priority,
             expires_at,
+            timestamp,
         };
         let from = Source {
             qid,
@@ -299,7 +310,7 @@ impl State {
             priority: to.priority,
             flags: 0,
             delivery_count: 0,
-            timestamp: now,
+            timestamp: if to.timestamp != 0 { to.timestamp } else { now },
             expires_at: to.expires_at,
             deliver_at: 0,
             meta_len: 0,
@@ -321,6 +332,7 @@ impl State {
             group,
             priority: to.priority,
             flags,
+            refs: 1,
         };
         if !d.opts.journaled() {
             let mut rec = Vec::new();
@@ -378,6 +390,8 @@ pub(crate) struct Destination {
     pub qid: u32,
     pub priority: u8,
     pub expires_at: u64,
+    /// The message's original send time, kept through dead-lettering and replay (0: now).
+    pub timestamp: u64,
 }
 
 impl Engine {
@@ -428,6 +442,16 @@ impl Engine {
     pub(crate) fn settle(&self, d: DeliveryRef, op: Settle<'_>) -> Result<()> {
         let shared = &self.shared;
         let (qid, id, tag) = (d.queue.0, d.id.0, d.tag);
+        if let Settle::Nack { reason, .. } | Settle::Reject { reason } = op {
+            // The text is stored (REQUEUE records, a dead letter's headers): its size is
+            // checked here, where the caller can still be told.
+            if reason.len() > MAX_REASON_BYTES {
+                return Err(Error::invalid(format!(
+                    "failure reason of {} bytes is over the limit of {MAX_REASON_BYTES} bytes",
+                    reason.len()
+                )));
+            }
+        }
         let mut g = shared.lock();
         g.check()?;
         let now = shared.now();
@@ -441,7 +465,7 @@ impl Engine {
             Settle::Ack | Settle::AckSync => g.ack(qid, &[(id, tag)])?,
             Settle::Nack { reason, delay } => {
                 g.forget_received(d.consumer, id, tag);
-                let delay = delay.map(|t| t.as_millis().min(u64::MAX as u128) as u64);
+                let delay = delay.map(crate::clock::ms_ceil);
                 g.fail(qid, id, reason, delay, now, Some(tag), &shared.opts)?;
             }
             Settle::Reject { reason } => {

@@ -39,6 +39,8 @@ pub(crate) struct Progress {
     pub unsynced_since: Option<Instant>,
     /// The shortest batched-durability delay of any queue.
     pub max_delay: Duration,
+    /// When the commit thread last ran its housekeeping (timers of every queue).
+    pub housekept: Instant,
 }
 
 /// Journal space: what is live where, for compaction.
@@ -106,6 +108,8 @@ pub(crate) struct State {
     pub rng: u64,
     pub max_body: usize,
     pub clock: Arc<dyn Clock>,
+    /// Topics: subscriptions, their pattern index, per-topic counters.
+    pub topics: super::topic::Topics,
 }
 
 /// The error every call gets once the store is poisoned by `e`.
@@ -117,6 +121,16 @@ pub(crate) fn poisoned(e: &Error) -> Error {
 }
 
 impl State {
+    /// The due time of something `delay_ms` after `now` (0: at once): never before the true
+    /// time plus the delay, whatever the clock truncated (see [`Clock::slack_ms`]).
+    pub fn due_after(&self, now: u64, delay_ms: u64) -> u64 {
+        if delay_ms == 0 {
+            return now;
+        }
+        now.saturating_add(delay_ms)
+            .saturating_add(self.clock.slack_ms())
+    }
+
     /// An empty state for a store with `opts` whose next message id is `next_id`.
     pub fn new(opts: &StoreOptions, next_id: u64, now: u64) -> State {
         State {
@@ -137,6 +151,7 @@ impl State {
                 gathering: false,
                 idle: false,
                 unsynced_since: None,
+                housekept: Instant::now(),
                 max_delay: match opts.durability {
                     crate::options::Durability::Batched { max_delay } => max_delay,
                     _ => Duration::from_millis(crate::defaults::DEFAULT_BATCHED_MAX_DELAY_MS),
@@ -154,6 +169,7 @@ impl State {
             rng: now | 1,
             max_body: opts.max_body_bytes,
             clock: opts.clock.clone(),
+            topics: Default::default(),
         }
     }
 
@@ -196,26 +212,17 @@ impl State {
         opts: Option<Resolved>,
         store: &StoreOptions,
     ) -> Result<u32> {
-        check_name(name)?;
         if let Some(&qid) = self.by_name.get(name) {
             if let Some(o) = opts {
                 self.queues[qid as usize].opts = o;
             }
-            let crashed = std::mem::take(&mut self.queues[qid as usize].crashed);
-            let now = self.clock.now_ms();
-            for id in crashed {
-                self.fail(
-                    qid,
-                    id,
-                    "the consumer's process ended without settling it",
-                    None,
-                    now,
-                    None,
-                    store,
-                )?;
-            }
+            self.fail_crashed(qid, store)?;
             return Ok(qid);
         }
+        check_name(name)?;
+        // A subscription's queue is created by subscribing; one that is gone cannot come back
+        // as a plain queue (a replay of its dead letters, say).
+        super::topic::refuse_subscription_queue(name)?;
         let qid = self.queues.len() as u32;
         let opts = opts.unwrap_or_else(|| Resolved::new(store, &QueueOptions::default()));
         self.queues
@@ -225,6 +232,25 @@ impl State {
         put_queue(&mut self.pending.buf, qid, name);
         self.pending.decls.push((qid, at));
         Ok(qid)
+    }
+
+    /// Fails the deliveries of queue `qid` that were in flight when the last process ended,
+    /// under this open's options (once: at the queue's first declaration in this open).
+    pub fn fail_crashed(&mut self, qid: u32, store: &StoreOptions) -> Result<()> {
+        let crashed = std::mem::take(&mut self.queues[qid as usize].crashed);
+        let now = self.clock.now_ms();
+        for id in crashed {
+            self.fail(
+                qid,
+                id,
+                "the consumer's process ended without settling it",
+                None,
+                now,
+                None,
+                store,
+            )?;
+        }
+        Ok(())
     }
 
     /// The dead-letter queue of `qid` (declared if new), or `None` when its dead letters are
@@ -267,7 +293,7 @@ impl State {
         if e.seg != MEM_SEG {
             if let Some(l) = self.space.seg_live.get_mut(&(e.seg as u64)) {
                 l.0 = l.0.saturating_sub(1);
-                l.1 = l.1.saturating_sub(e.len as u64);
+                l.1 = l.1.saturating_sub(e.live_bytes());
             }
         }
     }

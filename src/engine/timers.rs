@@ -1,6 +1,8 @@
-//! Time-driven work: delayed messages becoming ready, dead-letter retention, ack timeouts.
-//! Every timer reads the store's one clock; receives and settles tick the queue they touch, and
-//! the commit thread ticks queues with ack timeouts while it is idle.
+//! Time-driven work: delayed messages becoming ready, expiry (TTL and dead-letter retention),
+//! ack timeouts. Every timer reads the store's one clock; receives, settles, stats and browse
+//! tick the queue they touch, and the commit thread ticks every queue with a timer while it is
+//! idle (every 250 ms, and at once when a manual clock jumps), so that time-driven work happens
+//! without a consumer.
 
 use super::{Engine, State};
 use crate::error::Result;
@@ -12,24 +14,25 @@ impl State {
     pub fn tick(&mut self, qid: u32, now: u64, store: &StoreOptions) -> Result<()> {
         let q = &mut self.queues[qid as usize];
         q.release_due(now);
-        // Drop expired messages at the head of a dead-letter queue with retention, so they do
-        // not linger in stats or on disk until a consumer comes by.
-        if q.opts.retention_ms.is_some() {
-            loop {
+        // Expire what is due (TTL, a dead-letter queue's retention) on time, through the expiry
+        // index: not only when a consumer reaches it. In-flight messages are left to their
+        // delivery (they stay indexed, and expire if they come back).
+        if q.expiring.first().is_some_and(|&(at, _, _)| at <= now) {
+            let due: Vec<(u64, u8)> = q
+                .expiring
+                .range(..=(now, u64::MAX, u8::MAX))
+                .filter(|&&(_, id, _)| !q.inflight.contains_key(&id))
+                .map(|&(_, id, p)| (id, p))
+                .collect();
+            for (id, priority) in due {
                 let q = &mut self.queues[qid as usize];
-                let Some(head) = q.ready.iter().rev().find_map(|d| d.front().copied()) else {
-                    break;
-                };
-                if head.expires_at == 0 || head.expires_at > now {
-                    break;
-                }
-                let Some(e) = q.remove_waiting(head.id, head.priority) else {
-                    break;
+                let Some(e) = q.remove_waiting(id, priority) else {
+                    continue;
                 };
                 q.hold(e);
                 q.counters.expired += 1;
                 let process = q.opts.process_expired;
-                self.expire(qid, e.id, process, now, store)?;
+                self.expire(qid, id, process, now, store)?;
             }
         }
         let q = &mut self.queues[qid as usize];
@@ -54,10 +57,18 @@ impl Engine {
     pub(super) fn housekeeping<'a>(&'a self, mut g: super::Guard<'a>) -> super::Guard<'a> {
         let shared = &self.shared;
         let now = shared.now();
+        g.progress.housekept = std::time::Instant::now();
         for qid in 0..g.queues.len() as u32 {
-            if g.queues[qid as usize].opts.ack_timeout_ms.is_some() {
+            let q = &g.queues[qid as usize];
+            let due = q.next_due().is_some_and(|d| d <= now)
+                || q.expiring.first().is_some_and(|&(at, _, _)| at <= now);
+            if due || (q.opts.ack_timeout_ms.is_some() && !q.inflight.is_empty()) {
                 let _ = g.tick(qid, now, &shared.opts);
             }
+        }
+        if !g.pending.is_empty() {
+            // Expiry records: the commit thread writes them next (it is the caller).
+            g.pending.needs_sync = true;
         }
         if !g.moves.is_empty() {
             g = match self.finish_moves(g) {

@@ -2,12 +2,36 @@
 
 use std::collections::HashMap;
 
-use super::record::{txn_begin, txn_end, SEND_OVERHEAD};
-use super::{Engine, TxnSpec};
+use super::record::{txn_begin, txn_end};
+use super::{ConsumerId, DeliveryRef, Engine, TxnDest, TxnSpec};
 use crate::error::{Error, ErrorKind, Result};
 use crate::message::MessageId;
 
 impl Engine {
+    /// Hands delivery `d` to a transaction (an ack added to it): from now on the transaction,
+    /// not the consumer, owns it (as in JMS), so closing the consumer does not fail it, and the
+    /// transaction's commit acks it or its rollback fails it. `AlreadySettled` if it is no
+    /// longer in flight under its tag; `Closed` on a closed store.
+    pub(crate) fn txn_claim(&self, d: DeliveryRef) -> Result<()> {
+        let mut g = self.shared.lock();
+        g.check()?;
+        let q = &mut g.queues[d.queue.0 as usize];
+        match q.inflight.get_mut(&d.id.0) {
+            Some(f) if f.tag == d.tag.0 => f.consumer = ConsumerId::NONE.0,
+            _ => {
+                return Err(Error::new(
+                    ErrorKind::AlreadySettled,
+                    format!(
+                        "delivery of {} on queue {:?} is already settled (or timed out)",
+                        d.id, q.name
+                    ),
+                ))
+            }
+        }
+        g.forget_received(d.consumer, d.id.0, d.tag);
+        Ok(())
+    }
+
     /// Commits `spec`: every send and ack takes effect, as one durable journal record; returns
     /// the ids of the sent messages in order. Everything is checked first (messages, room in
     /// every queue — a transaction does not block on a limit —, that every delivery is still in
@@ -18,29 +42,34 @@ impl Engine {
         g.check()?;
         let now = shared.now();
         let mut need: HashMap<u32, (u64, u64)> = HashMap::new();
-        for (q, m) in &spec.sends {
-            g.check_message(m).map_err(|e| {
-                Error::invalid(format!(
-                    "invalid message for queue {:?} in transaction: {}",
-                    g.queues[q.0 as usize].name,
-                    e.message()
-                ))
+        for (to, m) in &spec.sends {
+            let (what, targets) = match to {
+                TxnDest::Queue(q) => {
+                    let name = &g.queues[q.0 as usize].name;
+                    (
+                        format!("queue {name:?}"),
+                        g.check_message(m).map(|()| vec![q.0]),
+                    )
+                }
+                // A publish needs room in every subscription its pattern matches (its selector
+                // is not evaluated yet: the room check is conservative).
+                TxnDest::Topic(t) => (format!("topic {t:?}"), g.check_publish(t, m)),
+            };
+            let targets = targets.map_err(|e| {
+                Error::new(
+                    e.kind(),
+                    format!("message for {what} in transaction: {}", e.message()),
+                )
             })?;
-            let n = need.entry(q.0).or_default();
-            n.0 += 1;
-            n.1 += (m.body.len() + SEND_OVERHEAD) as u64;
+            for qid in targets {
+                let n = need.entry(qid).or_default();
+                n.0 += 1;
+                n.1 += m.body.len() as u64;
+            }
         }
         for (&qid, &(n, b)) in &need {
             let q = &g.queues[qid as usize];
-            let over_n = q
-                .opts
-                .max_messages
-                .is_some_and(|m| q.count + q.pending_count + n > m);
-            let over_b = q
-                .opts
-                .max_bytes
-                .is_some_and(|m| q.bytes + q.pending_bytes + b > m);
-            if over_n || over_b {
+            if !q.room_for(n, b) {
                 return Err(Error::new(
                     ErrorKind::QueueFull,
                     format!("queue {:?} has no room for the transaction", q.name),
@@ -57,11 +86,19 @@ impl Engine {
         }
         let start = txn_begin(&mut g.pending.buf);
         let mut ids = vec![MessageId(0); spec.sends.len()];
-        // Journaled sends and acks inside the TXN record; memory queues after (they cannot fail).
+        // Journaled sends, publishes and acks inside the TXN record; memory queues after (they
+        // cannot fail). A publish's copies for non-durable subscriptions are made with its
+        // record: nothing after it can fail.
         for pass in [true, false] {
-            for (i, (q, m)) in spec.sends.iter().enumerate() {
-                if g.queues[q.0 as usize].opts.journaled() == pass {
-                    ids[i] = MessageId(g.send(q.0, m, now)?.0);
+            for (i, (to, m)) in spec.sends.iter().enumerate() {
+                match to {
+                    TxnDest::Queue(q) if g.queues[q.0 as usize].opts.journaled() == pass => {
+                        ids[i] = MessageId(g.send(q.0, m, now)?.0);
+                    }
+                    TxnDest::Topic(t) if pass => {
+                        ids[i] = MessageId(g.publish_to(t, m, now)?.id);
+                    }
+                    _ => {}
                 }
             }
             if pass {

@@ -231,7 +231,8 @@ pub(crate) fn no_message() -> Failure {
 }
 
 pub(crate) fn check_array(p: *mut *mut mqlite_delivery, max: usize) -> FfiResult {
-    if max == 0 || max > isize::MAX as usize / std::mem::size_of::<usize>() {
+    // `max` 0 is refused by the core (as in every face); here only what C alone can get wrong.
+    if max > isize::MAX as usize / std::mem::size_of::<usize>() {
         return Err(Failure::invalid(format!(
             "max {max} is not a usable array capacity"
         )));

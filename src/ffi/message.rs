@@ -227,9 +227,7 @@ pub extern "C" fn mqlite_message_set_priority(
     err: *mut *mut mqlite_error,
 ) -> mqlite_status {
     set(message, err, |m| {
-        if priority > 9 {
-            return Err(Failure::invalid(format!("priority {priority} is above 9")));
-        }
+        crate::options::check_priority(priority)?;
         rebuild(m, |x| x.priority(priority));
         Ok(())
     })
@@ -443,6 +441,17 @@ pub extern "C" fn mqlite_message_correlation_id(
     len_out: *mut usize,
 ) -> mqlite_status {
     header(message, data_out, len_out, Message::get_correlation_id)
+}
+
+/// The topic it was published to (as `mqlite_message_correlation_id`), on a message of a
+/// subscription or a dead letter of one; `MQLITE_NOT_FOUND` for a message sent to a queue.
+#[no_mangle]
+pub extern "C" fn mqlite_message_topic(
+    message: *const mqlite_message,
+    data_out: *mut *const c_char,
+    len_out: *mut usize,
+) -> mqlite_status {
+    header(message, data_out, len_out, Message::topic)
 }
 
 /// The group key (as `mqlite_message_correlation_id`), or `MQLITE_NOT_FOUND` if unset.

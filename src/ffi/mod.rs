@@ -21,6 +21,7 @@ pub mod message;
 pub mod options;
 pub mod queue;
 pub mod store;
+pub mod topic;
 pub mod transaction;
 
 use std::ffi::c_char;

@@ -335,8 +335,10 @@ pub extern "C" fn mqlite_redelivery_policy_free(policy: *mut mqlite_redelivery_p
 
 /// Sets the formula: `max_redeliveries` (−1 unlimited, 0 = the first failure dead-letters;
 /// default `MQLITE_DEFAULT_MAX_REDELIVERIES`), the delay before the first redelivery and the
-/// delay before later ones (milliseconds; default `MQLITE_DEFAULT_REDELIVERY_DELAY_MS`).
-/// Values below −1 are `MQLITE_INVALID_ARGUMENT` and change nothing.
+/// delay before later ones (milliseconds; default `MQLITE_DEFAULT_REDELIVERY_DELAY_MS`). With
+/// exponential backoff, a zero delay is followed by `delay_ms` and then multiplied (as
+/// ActiveMQ: initial 0, delay 1000, multiplier 2 give 0, 1000, 2000, 4000 ms). Values below −1
+/// are `MQLITE_INVALID_ARGUMENT` and change nothing.
 #[no_mangle]
 pub extern "C" fn mqlite_redelivery_policy_set(
     policy: *mut mqlite_redelivery_policy,

@@ -18,6 +18,81 @@ use crate::queue::Queue;
 /// closed or freed, calls fail with `MQLITE_CLOSED`.
 pub struct mqlite_queue {
     pub(crate) queue: Queue,
+    /// The subscriber's handle when this is a subscription (`mqlite_store_subscribe`): freeing
+    /// the handle detaches it. Held only for that (its `Drop`), never read.
+    #[allow(dead_code)]
+    pub(crate) sub: Option<crate::Subscription>,
+}
+
+impl mqlite_queue {
+    /// A boxed handle to a plain queue.
+    pub(crate) fn boxed(queue: Queue) -> *mut mqlite_queue {
+        Box::into_raw(Box::new(mqlite_queue { queue, sub: None }))
+    }
+}
+
+/// The completion of an async send or publish: calls `callback` with the outcome, then
+/// `free_user_data`.
+pub(crate) fn completion(
+    callback: mqlite_send_callback,
+    user_data: *mut c_void,
+    free_user_data: mqlite_free_fn,
+) -> impl FnOnce(crate::Result<crate::MessageId>) + Send + 'static {
+    let ud = UserData(user_data);
+    move |r| {
+        let ud = ud.get();
+        if let Some(cb) = callback {
+            match r {
+                // SAFETY: the C callback's contract is in its doc comment.
+                Ok(id) => unsafe { cb(ud, mqlite_status::MQLITE_OK, id.0, std::ptr::null()) },
+                Err(e) => {
+                    let status = mqlite_status::from_kind(e.kind());
+                    let ce = mqlite_error::new(status, e.message().to_string());
+                    unsafe { cb(ud, status, 0, &ce) }
+                }
+            }
+        }
+        if let Some(free) = free_user_data {
+            unsafe { free(ud) }
+        }
+    }
+}
+
+/// Copies `messages[0..count]` (none NULL) for a batch send or publish.
+pub(crate) fn batch_of(
+    messages: *const *const mqlite_message,
+    count: usize,
+) -> Result<Vec<Message>, Failure> {
+    if count > isize::MAX as usize / std::mem::size_of::<usize>() {
+        return Err(Failure::invalid(format!(
+            "count {count} is larger than any array"
+        )));
+    }
+    if count == 0 {
+        return Ok(Vec::new());
+    }
+    if messages.is_null() {
+        return Err(Failure::null("messages"));
+    }
+    // SAFETY: the caller promises `count` readable pointers.
+    let ms = unsafe { std::slice::from_raw_parts(messages, count) };
+    let mut batch = Vec::with_capacity(count);
+    for (i, &m) in ms.iter().enumerate() {
+        // SAFETY: each non-NULL entry is a live message.
+        let m = unsafe { m.as_ref() }.ok_or_else(|| Failure::null(&format!("messages[{i}]")))?;
+        batch.push(m.msg.clone());
+    }
+    Ok(batch)
+}
+
+/// Writes the ids of a batch to `ids_out` (may be NULL; room for all of them).
+pub(crate) fn write_ids(ids: &[crate::MessageId], ids_out: *mut u64) {
+    if !ids_out.is_null() {
+        for (i, id) in ids.iter().enumerate() {
+            // SAFETY: the caller gave room for `count` ids.
+            unsafe { ids_out.add(i).write(id.0) };
+        }
+    }
 }
 
 /// Completion callback of `mqlite_queue_send_async`, run exactly once on a library thread:
@@ -160,24 +235,10 @@ pub extern "C" fn mqlite_queue_send_async(
     guard(err, || {
         let q = unsafe { self::queue(queue) }?;
         let m = unsafe { arg(message, "message") }?;
-        let ud = UserData(user_data);
-        q.send_async(m.msg.clone(), move |r| {
-            let ud = ud.get();
-            if let Some(cb) = callback {
-                match r {
-                    // SAFETY: the C callback's contract is in its doc comment.
-                    Ok(id) => unsafe { cb(ud, mqlite_status::MQLITE_OK, id.0, std::ptr::null()) },
-                    Err(e) => {
-                        let status = mqlite_status::from_kind(e.kind());
-                        let ce = mqlite_error::new(status, e.message().to_string());
-                        unsafe { cb(ud, status, 0, &ce) }
-                    }
-                }
-            }
-            if let Some(free) = free_user_data {
-                unsafe { free(ud) }
-            }
-        })?;
+        q.send_async(
+            m.msg.clone(),
+            completion(callback, user_data, free_user_data),
+        )?;
         Ok(())
     })
 }
@@ -196,33 +257,12 @@ pub extern "C" fn mqlite_queue_send_batch(
 ) -> mqlite_status {
     guard(err, || {
         let q = unsafe { self::queue(queue) }?;
-        if count > isize::MAX as usize / std::mem::size_of::<usize>() {
-            return Err(Failure::invalid(format!(
-                "count {count} is larger than any array"
-            )));
-        }
-        if count == 0 {
+        let batch = batch_of(messages, count)?;
+        if batch.is_empty() {
             return Ok(());
         }
-        if messages.is_null() {
-            return Err(Failure::null("messages"));
-        }
-        // SAFETY: the caller promises `count` readable pointers.
-        let ms = unsafe { std::slice::from_raw_parts(messages, count) };
-        let mut batch = Vec::with_capacity(count);
-        for (i, &m) in ms.iter().enumerate() {
-            // SAFETY: each non-NULL entry is a live message.
-            let m =
-                unsafe { m.as_ref() }.ok_or_else(|| Failure::null(&format!("messages[{i}]")))?;
-            batch.push(m.msg.clone());
-        }
         let ids = q.send_batch(batch)?;
-        if !ids_out.is_null() {
-            for (i, id) in ids.iter().enumerate() {
-                // SAFETY: the caller gave room for `count` ids.
-                unsafe { ids_out.add(i).write(id.0) };
-            }
-        }
+        write_ids(&ids, ids_out);
         Ok(())
     })
 }
@@ -272,11 +312,13 @@ pub extern "C" fn mqlite_queue_receive_batch(
     })
 }
 
-/// Acks `count` deliveries of this queue with one journal record. All are checked first (none
-/// NULL, none settled, all from this queue); then all are settled. The handles stay the
-/// caller's to free. The acks are lazy like `mqlite_delivery_ack` (the next receive's delivery
-/// record shares their commit: one fsync per receive/ack cycle); `mqlite_queue_ack_batch_sync`
-/// returns once they are durable.
+/// Acks `count` deliveries of this queue with one journal record. The handles are checked first
+/// (none NULL, none settled by its handle, all from this queue): if one fails, nothing is
+/// settled. A delivery that is no longer in flight under its tag (its ack timeout passed, it was
+/// redelivered) cannot be acked: the others are, and the call returns `MQLITE_ALREADY_SETTLED`
+/// naming it. The handles stay the caller's to free. The acks are lazy like
+/// `mqlite_delivery_ack` (the next receive's delivery record shares their commit: one fsync per
+/// receive/ack cycle); `mqlite_queue_ack_batch_sync` returns once they are durable.
 #[no_mangle]
 pub extern "C" fn mqlite_queue_ack_batch(
     queue: *const mqlite_queue,
@@ -333,7 +375,7 @@ fn ack_batch(
                 }
                 Some(x) if !x.queue().same(q) => {
                     return Err(Failure::invalid(format!(
-                        "deliveries[{i}] is not from queue {:?}",
+                        "deliveries[{i}] is not a delivery of queue {:?} of this store",
                         q.name()
                     )))
                 }

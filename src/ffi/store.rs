@@ -112,7 +112,7 @@ pub extern "C" fn mqlite_store_queue(
         }
         let n = unsafe { name(queue_name, name_len) }?;
         let queue = s.store.queue(n)?;
-        unsafe { write_out(queue_out, Box::into_raw(Box::new(mqlite_queue { queue }))) };
+        unsafe { write_out(queue_out, mqlite_queue::boxed(queue)) };
         Ok(())
     })
 }
@@ -137,7 +137,7 @@ pub extern "C" fn mqlite_store_queue_with(
         }
         let n = unsafe { name(queue_name, name_len) }?;
         let queue = s.store.queue_with(n, o.opts.clone())?;
-        unsafe { write_out(queue_out, Box::into_raw(Box::new(mqlite_queue { queue }))) };
+        unsafe { write_out(queue_out, mqlite_queue::boxed(queue)) };
         Ok(())
     })
 }

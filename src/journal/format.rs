@@ -4,21 +4,22 @@
 //!
 //! | file | what |
 //! |---|---|
-//! | `LOCK` | the exclusive lock (`flock`), holding the owner's pid as text |
+//! | `LOCK` | the exclusive lock (a POSIX record lock, `fcntl(F_SETLK)`: never inherited by a `fork()` child), holding the owner's pid as text |
 //! | `<16 hex digits>.seg` | journal segments, numbered from 1, oldest first |
-//! | `quarantine-<seg>-<offset>.bin` | byte ranges cut out by a repair (open with `repair`) |
+//! | `quarantine-<seg>-<offset>[-<n>].bin` | byte ranges cut out by a repair (open with `repair`); a second repair of the same range adds `-2`, `-3`… and never overwrites |
 //!
 //! Queue names never become file names. Files are created 0600, the directory 0700.
 //! All integers are little-endian.
 //!
 //! ## Segment
-//! A segment is preallocated (`fallocate`) to its full size when created, so an append followed
-//! by `fdatasync` does not have to update the file size. It starts with a 64-byte header:
+//! A segment is preallocated (`fallocate`) ahead of the tail in 4 MiB steps (`GROW_BYTES` in
+//! `src/journal/mod.rs`), up to `segment_bytes`, so an append followed by `fdatasync` rarely has to update
+//! the file size. It starts with a 64-byte header:
 //!
 //! | offset | size | field |
 //! |---|---|---|
 //! | 0 | 8 | magic `MQLITEJ\0` |
-//! | 8 | 4 | format version (1) |
+//! | 8 | 4 | format version (2; version-1 segments are read too) |
 //! | 12 | 4 | header length (64) |
 //! | 16 | 8 | segment number |
 //! | 24 | 8 | creation time, ms since the epoch |
@@ -59,10 +60,3 @@
 //! (The code of this layout is in `src/journal/frame.rs`; its items are re-exported here.)
 
 pub use super::frame::*;
-
-// The record schema is the engine's (`crate::record`); these names stay here for source
-// compatibility with code written against `mqlite::journal::format`.
-#[doc(hidden)]
-pub use crate::engine::record::{
-    bincode_config, get_bincode, kind, put_bincode, Cursor, SendHeader, MAX_META, SEND_HEADER,
-};

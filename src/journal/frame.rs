@@ -5,8 +5,12 @@ use crate::error::{Error, Result};
 
 /// Segment header magic.
 pub const SEGMENT_MAGIC: &[u8; 8] = b"MQLITEJ\0";
-/// Format version.
-pub const VERSION: u32 = 1;
+/// Format version written into new segments. Version 2 added the topic records (PUBLISH,
+/// SUBSCRIBE, UNSUBSCRIBE) and the topic in a message's meta; a version-1 segment is read as it
+/// is (its records are a subset), while an older mqlite refuses a version-2 segment by name.
+pub const VERSION: u32 = 2;
+/// The oldest format version this mqlite reads.
+pub const OLDEST_READ_VERSION: u32 = 1;
 /// Segment header length.
 pub const SEGMENT_HEADER: usize = 64;
 /// Frame magic.
@@ -43,13 +47,13 @@ pub fn check_segment_header(h: &[u8], file: &str) -> Result<u64> {
         return Err(Error::corrupt(file, 60, "segment header checksum mismatch"));
     }
     let version = u32_at(h, 8);
-    if version != VERSION {
+    if !(OLDEST_READ_VERSION..=VERSION).contains(&version) {
         return Err(Error::corrupt(
             file,
             8,
             &format!(
-                "the store is in format version {version}; this mqlite reads format version {VERSION} \
-                 (open it with a matching release)"
+                "the store is in format version {version}; this mqlite reads format version \
+                 {OLDEST_READ_VERSION} up to version {VERSION} (open it with a matching release)"
             ),
         ));
     }

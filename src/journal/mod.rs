@@ -17,10 +17,9 @@
 pub mod format;
 pub(crate) mod frame;
 mod reader;
-mod recovery;
+pub(crate) mod recovery;
 #[cfg(test)]
 mod test;
-pub mod verify;
 mod writer;
 
 use std::collections::BTreeMap;
@@ -75,6 +74,10 @@ pub enum Written {
     All,
     /// Nothing was written: there is no space for the segment the batch needs (`NoSpace`).
     NoSpace(Error),
+    /// The disk filled up part way through a batch larger than what was left: the whole
+    /// records of `buf[..n]` were written (and are in `placed`), nothing after them. The caller
+    /// keeps what was written (it is on disk and will be synced) and refuses the rest.
+    Partial(usize, Error),
 }
 
 /// The append side of the journal (owned by the commit thread).

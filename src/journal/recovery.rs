@@ -51,6 +51,10 @@ pub struct RecoveryReport {
     pub removed_incomplete_segments: Vec<String>,
     /// Ranges quarantined by a repair.
     pub quarantined: Vec<Quarantined>,
+    /// Queues whose declaration was lost to damage (a repair cut it out) while messages of
+    /// theirs survived: the messages are kept, in a queue of this placeholder name
+    /// (`__lost_queue_<id>`), declared durably so that the next open finds it.
+    pub lost_queues: Vec<String>,
 }
 
 struct Seg {
@@ -84,7 +88,7 @@ fn load_into(j: &Journal, n: u64, mut buf: Vec<u8>) -> Result<Seg> {
 }
 
 /// Offset just past the last non-zero byte of `b`.
-pub(super) fn data_end(b: &[u8]) -> usize {
+pub(crate) fn data_end(b: &[u8]) -> usize {
     // Skip zero words 8 bytes at a time: the unused tail of a segment is long.
     let mut end = b.len();
     while end >= 8 && b[end - 8..end] == [0u8; 8] {
@@ -98,7 +102,7 @@ pub(super) fn data_end(b: &[u8]) -> usize {
 }
 
 /// The first valid frame at or after `from` in `b` (every byte offset is tried).
-pub(super) fn next_valid(b: &[u8], from: usize) -> Option<(usize, FrameHeader)> {
+pub(crate) fn next_valid(b: &[u8], from: usize) -> Option<(usize, FrameHeader)> {
     let magic = FRAME_MAGIC.to_le_bytes();
     let mut k = from;
     while k + FRAME_HEADER <= b.len() {
@@ -393,9 +397,20 @@ fn quarantine(
     if seg.buf.len() < to {
         seg.buf.resize(to, 0); // the padding frame's write extends the file
     }
-    let saved_as = format!("quarantine-{:016x}-{from}.bin", seg.n);
+    // Never over an earlier quarantine file (a second repair of the same range): the bytes it
+    // saved are the user's only copy.
+    let names = j
+        .vfs
+        .list(&j.dir)
+        .map_err(|e| Error::io("listing the store directory", &e))?;
+    let base = format!("quarantine-{:016x}-{from}", seg.n);
+    let mut saved_as = format!("{base}.bin");
+    let mut k = 1;
+    while names.contains(&saved_as) {
+        k += 1;
+        saved_as = format!("{base}-{k}.bin");
+    }
     let path = join(&j.dir, &saved_as);
-    let _ = j.vfs.remove(&path);
     let f = j
         .vfs
         .create(&path)

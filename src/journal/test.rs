@@ -248,7 +248,7 @@ fn without_the_reserve_a_full_disk_refuses_the_whole_batch() {
     let mut placed = Vec::new();
     match j.write(&big, &mut placed, false).unwrap() {
         Written::NoSpace(e) => assert_eq!(e.kind(), ErrorKind::NoSpace),
-        Written::All => panic!("written on a full disk"),
+        Written::All | Written::Partial(..) => panic!("written on a full disk"),
     }
     assert!(placed.is_empty(), "nothing of a refused batch is written");
     // Settles still fit in the reserve kept at the end of every segment.

@@ -127,7 +127,10 @@ impl Journal {
                 match self.roll(need) {
                     Ok(()) => {}
                     Err(RollError::Full(e)) if start == 0 => return Ok(Written::NoSpace(e)),
-                    Err(RollError::Full(e)) | Err(RollError::Io(e)) => return Err(e),
+                    // Full part way through: what was written stays, the rest is refused (a
+                    // full disk never poisons the store).
+                    Err(RollError::Full(e)) => return Ok(Written::Partial(start, e)),
+                    Err(RollError::Io(e)) => return Err(e),
                 }
                 continue;
             }
@@ -136,6 +139,7 @@ impl Journal {
             let off = match self.put_frame(&buf[start..end], count, use_reserve) {
                 Ok(off) => off,
                 Err((e, true)) if start == 0 => return Ok(Written::NoSpace(e)),
+                Err((e, true)) => return Ok(Written::Partial(start, e)),
                 Err((e, _)) => return Err(e),
             };
             placed.push(Placed {
@@ -232,6 +236,19 @@ impl Journal {
         let f = self.files.get(self.tail).ok_or_else(Error::closed)?;
         f.sync_data()
             .map_err(|e| Error::io(format!("fdatasync of {}", segment_name(self.tail)), &e))?;
+        // A store whose directory was deleted while open would go on "syncing" into unlinked
+        // files: nothing written would survive. Fail (the store is poisoned) instead of acking.
+        if !f.linked().unwrap_or(true) {
+            return Err(Error::new(
+                crate::error::ErrorKind::Io,
+                format!(
+                    "the store directory {} (or its segment {}) was deleted while the store was \
+                     open: nothing written since is durable; close the store",
+                    self.dir.display(),
+                    segment_name(self.tail)
+                ),
+            ));
+        }
         self.tail_dirty = false;
         self.synced_seq = self.next_seq - 1;
         Ok(())

@@ -153,7 +153,9 @@ pub struct QueueOptions {
     pub durability: Option<Durability>,
     /// Most messages held (ready, delayed and in flight); `None` = unbounded.
     pub max_messages: Option<u64>,
-    /// Most body bytes held; `None` = unbounded.
+    /// Most body bytes held (bodies and the headers their senders set: properties, correlation
+    /// id, group, dedup key; not the fixed per-record header); `None` = unbounded. A single
+    /// message larger than the limit is still accepted into an empty queue.
     pub max_bytes: Option<u64>,
     /// What a send does at the limit. Default [`OverflowPolicy::Reject`].
     pub overflow: Option<OverflowPolicy>,
@@ -193,6 +195,22 @@ impl QueueOptions {
         }
         if let Some(d) = &self.dead_letter {
             d.validate()?;
+        }
+        // Values that cannot work are refused here, once, for every face (a face that spells
+        // "unbounded" or "off" as 0 maps it to `None` before this).
+        if self.max_messages == Some(0) {
+            return Err(Error::invalid(
+                "max_messages 0 would refuse every message (unset it for no limit)",
+            ));
+        }
+        if self
+            .ack_timeout
+            .is_some_and(|t| crate::clock::ms_ceil(t) == 0)
+        {
+            return Err(Error::invalid(
+                "ack_timeout 0 would time out every delivery before it can be acked \
+                 (unset it for no timeout)",
+            ));
         }
         check_prefetch(self.prefetch)
     }
@@ -319,6 +337,14 @@ impl StoreOptions {
                 self.compact_below
             )));
         }
+        if self.max_pending_messages == 0 || self.max_pending_bytes == 0 {
+            return Err(Error::invalid(format!(
+                "the producer window of async sends must admit at least one message and one \
+                 byte (max_pending_messages {}, max_pending_bytes {}): a zero window would \
+                 block every send_async for good",
+                self.max_pending_messages, self.max_pending_bytes
+            )));
+        }
         self.redelivery.validate()?;
         self.dead_letter.validate()
     }
@@ -350,14 +376,30 @@ fn check_prefetch(p: Option<u32>) -> Result<()> {
     }
 }
 
+/// Validates a message priority: 0–9, as JMS's JMSPriority (higher is delivered first).
+pub(crate) fn check_priority(priority: u8) -> Result<()> {
+    if priority > MAX_PRIORITY {
+        return Err(Error::invalid(format!(
+            "priority {priority} is out of range 0–{MAX_PRIORITY}"
+        )));
+    }
+    Ok(())
+}
+
 /// Validates a queue name: 1–255 bytes of UTF-8 without control characters (names never
 /// become paths, so anything else is allowed).
 pub(crate) fn check_name(name: &str) -> Result<()> {
+    check_name_as("queue name", name)
+}
+
+/// The rules every name in a store follows (queues, topics, patterns, subscriptions): 1–255
+/// bytes of UTF-8 without control characters. `what` names the kind in the error.
+pub(crate) fn check_name_as(what: &str, name: &str) -> Result<()> {
     if name.is_empty() || name.len() as u64 > MAX_NAME_BYTES {
         return Err(Error::new(
             ErrorKind::InvalidName,
             format!(
-                "queue name must be 1–{MAX_NAME_BYTES} bytes of UTF-8, got {} bytes",
+                "{what} must be 1–{MAX_NAME_BYTES} bytes of UTF-8, got {} bytes",
                 name.len()
             ),
         ));
@@ -366,7 +408,7 @@ pub(crate) fn check_name(name: &str) -> Result<()> {
         return Err(Error::new(
             ErrorKind::InvalidName,
             format!(
-                "queue name {name:?} holds the control character U+{:04X}",
+                "{what} {name:?} holds the control character U+{:04X}",
                 c as u32
             ),
         ));
@@ -395,7 +437,7 @@ pub(crate) struct Resolved {
 
 impl Resolved {
     pub fn new(store: &StoreOptions, q: &QueueOptions) -> Self {
-        let ms = |d: Duration| d.as_millis().min(u64::MAX as u128) as u64;
+        let ms = crate::clock::ms_ceil;
         Resolved {
             durability: q.durability.unwrap_or(store.durability),
             max_messages: q.max_messages,

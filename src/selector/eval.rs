@@ -233,8 +233,13 @@ impl Expr {
                 negated,
             } => {
                 let mut buf = IdBuf::default();
-                let s = text(operand.value(m), &mut buf)?;
-                let found = list.binary_search_by(|x| (**x).cmp(s)).is_ok();
+                let v = operand.value(m);
+                if matches!(v, Val::Null | Val::Bytes) {
+                    return None;
+                }
+                // `IN` is a list of `=` comparisons with strings: a non-string equals none.
+                let found = text(v, &mut buf)
+                    .is_some_and(|s| list.binary_search_by(|x| (**x).cmp(s)).is_ok());
                 Some(found != *negated)
             }
             Expr::Like {
@@ -289,7 +294,9 @@ fn or3(a: Option<bool>, b: Option<bool>) -> Option<bool> {
     }
 }
 
-/// A comparison with JMS's type rules (module docs): NULL or unlike types give UNKNOWN.
+/// A comparison with JMS's type rules (module docs): NULL gives UNKNOWN; unlike types, and an
+/// ordering of strings or booleans, give FALSE (JMS 2.0 §3.8.1.2: "If comparison of non-like
+/// type values is attempted, the value of the operation is false").
 fn compare(op: CmpOp, a: Val, b: Val) -> Option<bool> {
     fn ord<T: PartialOrd>(op: CmpOp, x: T, y: T) -> bool {
         // PartialOrd on f64 is Java's primitive comparison: NaN is neither <, >, nor ==.
@@ -314,7 +321,9 @@ fn compare(op: CmpOp, a: Val, b: Val) -> Option<bool> {
             let (mut ba, mut bb) = (IdBuf::default(), IdBuf::default());
             Some(ord(op, text(a, &mut ba)?, text(b, &mut bb)?))
         }
-        _ => None,
+        // Bytes have no selector type: UNKNOWN, as NULL is.
+        (Val::Null | Val::Bytes, _) | (_, Val::Null | Val::Bytes) => None,
+        _ => Some(false),
     }
 }
 

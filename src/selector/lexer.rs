@@ -225,6 +225,8 @@ fn string(chars: &[char], start: usize) -> Result<(Tok, usize)> {
 
 /// A numeric literal with Java's syntax: decimal, `0x` hex or `0` octal exact literals with an
 /// optional `L` suffix; approximate literals with a decimal point and/or an exponent.
+// Long (≈80 lines): Java's numeric literal grammar (radix prefixes, suffixes, exponents) in one
+// place, so it can be read against the language specification.
 fn number(chars: &[char], start: usize) -> Result<(Tok, usize)> {
     let digits_from = |from: usize, radix: u32| {
         (from..chars.len())

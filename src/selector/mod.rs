@@ -75,14 +75,14 @@
 //!   as Java's long does; with an approximate operand it is IEEE double arithmetic.
 //! - Strings compare only with strings and booleans only with booleans, and only with `=` and
 //!   `<>` (two strings are equal when they hold the same characters).
-//! - **Values of different types are UNKNOWN when compared**, and so are `<`, `<=`, `>`, `>=` on
-//!   strings or booleans, arithmetic on non-numbers, `LIKE` and `IN` on non-strings, bytes in
-//!   anything but `IS NULL`, and a non-boolean property where a condition is needed. JMS says a
-//!   comparison of unlike types "is false"; UNKNOWN gives the same result for every operator as
-//!   written (`s = 1`, `s <> 1`, `s NOT IN ('a')`, `s NOT BETWEEN 1 AND 2` all fail to select a
-//!   message whose `s` is a string), and it keeps `NOT` the exact complement: `NOT (s = 1)` does
-//!   not select that message either. (ActiveMQ gives FALSE for `s = 1` and then TRUE for
-//!   `s <> 1`, which JMS does not allow; Qpid fixed the same for `NOT IN` and `BETWEEN`.)
+//! - **Values of different types compare FALSE** (JMS 2.0 §3.8.1.2: "If comparison of non-like
+//!   type values is attempted, the value of the operation is false"), with every comparison
+//!   operator: `s = 1` and `s <> 1` are both FALSE for a string `s`, so `NOT (s = 1)` is TRUE.
+//!   `<`, `<=`, `>`, `>=` on strings or booleans are FALSE too (JMS restricts them to `=` and
+//!   `<>`). `BETWEEN` and `IN` are comparisons, so the same holds (`s BETWEEN 1 AND 2` and
+//!   `n IN ('a')` with `n` a number are FALSE, their `NOT` forms TRUE). Arithmetic on
+//!   non-numbers, `LIKE` on non-strings, bytes in anything but `IS NULL`, and a non-boolean
+//!   property where a condition is needed are UNKNOWN.
 //!   Where the types are known when parsing, a mismatch is an error instead: `'a' < 'b'`,
 //!   `JMSPriority = 'high'`, `'x' + 1`, `amount + 1` as a whole selector.
 //! - Integer division by zero is UNKNOWN (Java throws, and ActiveMQ then does not select the

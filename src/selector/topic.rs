@@ -5,9 +5,6 @@ use rustc_hash::FxHashMap;
 
 use crate::error::{Error, ErrorKind, Result};
 
-/// The longest topic name or pattern, in bytes (the store's name limit).
-const MAX_NAME_LEN: usize = 255;
-
 /// Checks a topic name: 1–255 bytes of UTF-8 without control characters (the store's rules for
 /// every name), made of non-empty segments separated by `.`, without `*` or `>` (the wildcards
 /// of patterns). `orders.eu.created` is a topic name.
@@ -47,15 +44,8 @@ fn check(text: &str, pattern: bool) -> Result<()> {
             format!("{what} {text:?} {why}"),
         ))
     };
-    if text.is_empty() || text.len() > MAX_NAME_LEN {
-        return bad(format!(
-            "must be 1–{MAX_NAME_LEN} bytes of UTF-8, got {} bytes",
-            text.len()
-        ));
-    }
-    if let Some(c) = text.chars().find(|c| c.is_control()) {
-        return bad(format!("holds the control character U+{:04X}", c as u32));
-    }
+    // The rules of every name in the store first (one check for queues and topics).
+    crate::options::check_name_as(what, text)?;
     let count = text.split('.').count();
     for (i, seg) in text.split('.').enumerate() {
         let n = i + 1;

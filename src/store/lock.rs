@@ -1,11 +1,11 @@
-//! The directory lock: `LOCK` in the store directory, held with `flock` for as long as the
+//! The directory lock: `LOCK` in the store directory, held with `fcntl` for as long as the
 //! store's commit thread runs, holding the owner's pid as text. Nothing is done to a store
 //! before its lock is held.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
-use std::os::unix::io::{AsRawFd, RawFd};
+use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::Duration;
@@ -16,7 +16,7 @@ use crate::error::{Error, ErrorKind, Result};
 /// The held lock of one store directory. Released when the commit thread ends (or by an
 /// explicit [`DirLock::release`]).
 pub(crate) struct DirLock {
-    file: Mutex<Option<File>>,
+    file: Mutex<Option<HeldLock>>,
     dir: PathBuf,
 }
 
@@ -57,15 +57,6 @@ impl DirLock {
             .unwrap_or_else(|e| e.into_inner())
             .push(self.dir.clone());
     }
-
-    /// The descriptor holding the lock (`None` once released).
-    pub fn fd(&self) -> Option<RawFd> {
-        self.file
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-            .map(|f| f.as_raw_fd())
-    }
 }
 
 /// Directories of stores of this process that are closing in the background.
@@ -75,35 +66,118 @@ fn closing_dirs() -> &'static (Mutex<Vec<PathBuf>>, Condvar) {
     CLOSING.get_or_init(Default::default)
 }
 
-fn lock_dir(dir: &Path) -> Result<File> {
+/// A held lock on a store's `LOCK` file: a POSIX record lock (`fcntl(F_SETLK)`), plus this
+/// process's registry entry for the file.
+///
+/// Why a record lock and not `flock`: a `flock` belongs to the open file description, which a
+/// `fork()` child shares, so a child forked (by any thread, at any moment) kept the store
+/// locked after the parent closed it. A record lock belongs to the process: a child never holds
+/// it, and the parent's close releases it at once. Record locks do not exclude the same process,
+/// and closing *any* descriptor of the file releases them, so the registry refuses a second
+/// lock of the same file in this process before a descriptor of it is ever opened.
+pub(crate) struct HeldLock {
+    file: Option<File>,
+    key: (u64, u64),
+}
+
+impl HeldLock {
+    /// The locked file.
+    pub fn file(&self) -> &File {
+        self.file.as_ref().expect("held until drop")
+    }
+}
+
+impl Drop for HeldLock {
+    fn drop(&mut self) {
+        let mut reg = registry().lock().unwrap_or_else(|e| e.into_inner());
+        // Close first (releasing the record lock), then leave the registry, both under its
+        // mutex so that no other lock of this file in this process can slip in between.
+        self.file.take();
+        reg.retain(|k| *k != self.key);
+    }
+}
+
+/// `(device, inode)` of every `LOCK` file this process holds.
+fn registry() -> &'static Mutex<Vec<(u64, u64)>> {
+    static HELD: OnceLock<Mutex<Vec<(u64, u64)>>> = OnceLock::new();
+    HELD.get_or_init(Default::default)
+}
+
+fn locked_error(dir: &Path, pid: &str) -> Error {
+    let pid = if pid.trim().is_empty() {
+        "unknown"
+    } else {
+        pid.trim()
+    };
+    Error::new(
+        ErrorKind::Locked,
+        format!("store {} is locked by pid {pid}", dir.display()),
+    )
+}
+
+/// Takes the exclusive lock of store directory `dir` (its `LOCK` file, created if `create`).
+/// `Ok(None)`: no `LOCK` file and `create` is false. Another holder, in this process or
+/// another: `Locked` naming its pid.
+pub(crate) fn lock_file(dir: &Path, create: bool) -> Result<Option<HeldLock>> {
+    use std::os::unix::fs::MetadataExt;
     let path = dir.join("LOCK");
-    let mut f = OpenOptions::new()
+    let mut reg = registry().lock().unwrap_or_else(|e| e.into_inner());
+    if let Ok(m) = std::fs::symlink_metadata(&path) {
+        if reg.contains(&(m.dev(), m.ino())) {
+            // Held by this process: opening (and closing) a descriptor of it would release it.
+            return Err(locked_error(dir, &std::process::id().to_string()));
+        }
+    }
+    let f = match OpenOptions::new()
         .read(true)
         .write(true)
-        .create(true)
+        .create(create)
         .truncate(false)
         .mode(0o600)
         .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
         .open(&path)
-        .map_err(|e| Error::io(format!("opening {}", path.display()), &e))?;
-    // SAFETY: flock on a descriptor we own.
-    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if rc != 0 {
+    {
+        Ok(f) => f,
+        Err(e) if !create && e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(format!("opening {}", path.display()), &e)),
+    };
+    let m = f
+        .metadata()
+        .map_err(|e| Error::io(format!("inspecting {}", path.display()), &e))?;
+    let key = (m.dev(), m.ino());
+    if reg.contains(&key) {
+        // Replaced between the check and the open; still ours: do not close what we hold.
+        std::mem::forget(f);
+        return Err(locked_error(dir, &std::process::id().to_string()));
+    }
+    // SAFETY: an all-zero flock struct is valid; fields set below.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = libc::F_WRLCK as libc::c_short;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    // SAFETY: fcntl on a descriptor we own, with a valid flock struct.
+    if unsafe { libc::fcntl(f.as_raw_fd(), libc::F_SETLK, &fl) } != 0 {
         let err = std::io::Error::last_os_error();
-        if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        if matches!(err.raw_os_error(), Some(libc::EAGAIN) | Some(libc::EACCES)) {
             let mut s = String::new();
-            let _ = f.read_to_string(&mut s);
-            let pid = s.trim();
-            let pid = if pid.is_empty() { "unknown" } else { pid };
-            return Err(Error::new(
-                ErrorKind::Locked,
-                format!("store {} is locked by pid {pid}", dir.display()),
-            ));
+            let _ = (&f).read_to_string(&mut s);
+            return Err(locked_error(dir, &s));
         }
         return Err(Error::io(format!("locking {}", path.display()), &err));
     }
+    reg.push(key);
+    Ok(Some(HeldLock { file: Some(f), key }))
+}
+
+fn lock_dir(dir: &Path) -> Result<HeldLock> {
+    let held = lock_file(dir, true)?.ok_or_else(|| {
+        Error::new(
+            ErrorKind::NotFound,
+            format!("no store at {}", dir.display()),
+        )
+    })?;
+    let mut f = held.file();
     f.set_len(0).map_err(|e| Error::io("truncating LOCK", &e))?;
     f.write_all(std::process::id().to_string().as_bytes())
         .map_err(|e| Error::io("writing LOCK", &e))?;
-    Ok(f)
+    Ok(held)
 }

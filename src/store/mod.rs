@@ -4,7 +4,7 @@
 mod lock;
 mod threads;
 
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -14,6 +14,7 @@ use crate::journal::{Journal, RecoveryReport};
 use crate::options::{QueueOptions, StoreOptions};
 use crate::queue::Queue;
 use lock::DirLock;
+pub(crate) use lock::{lock_file, HeldLock};
 
 /// An open store. Dropping it closes it (flushing pending sends and completing every callback).
 ///
@@ -42,7 +43,10 @@ impl std::fmt::Debug for Store {
     }
 }
 
-/// Creates the store directory if needed and allowed, and resolves it.
+/// Creates the store directory if needed and allowed, and resolves it. The directory is the
+/// user's: only one mqlite creates gets a mode (0700, as the store may hold private data); an
+/// existing one is not changed. With `create` false, a directory that holds no store (no
+/// journal segment) is `NotFound`, and it is left as it was.
 fn prepare_dir(dir: &Path, create: bool) -> Result<PathBuf> {
     if !dir.exists() {
         if !create {
@@ -66,8 +70,26 @@ fn prepare_dir(dir: &Path, create: bool) -> Result<PathBuf> {
             dir.display()
         )));
     }
-    let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
+    if !create && !holds_store(&dir)? {
+        return Err(Error::new(
+            ErrorKind::NotFound,
+            format!(
+                "no store at {} (the directory holds no journal segment; open with create to \
+                 make one there)",
+                dir.display()
+            ),
+        ));
+    }
     Ok(dir)
+}
+
+/// Whether `dir` holds a store: a journal segment (`*.seg`).
+fn holds_store(dir: &Path) -> Result<bool> {
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| Error::io(format!("reading {}", dir.display()), &e))?;
+    Ok(entries
+        .flatten()
+        .any(|e| e.file_name().to_string_lossy().ends_with(".seg")))
 }
 
 impl Store {
@@ -92,7 +114,13 @@ impl Store {
         )?;
         let io = Io::new(journal);
         let files = io.files();
-        let state = rb.into_state(&options, io.segments(), clock.now_ms())?;
+        let mut report = report;
+        let state = rb.into_state(
+            &options,
+            io.segments(),
+            clock.now_ms(),
+            &mut report.lost_queues,
+        )?;
         let engine = Engine::new(state, io, files, options);
         let waker = engine.waker();
         clock.subscribe(Arc::downgrade(&waker));
@@ -134,6 +162,52 @@ impl Store {
     pub fn queue_with(&self, name: &str, options: QueueOptions) -> Result<Queue> {
         let id = self.engine.declare_queue(name, Some(&options))?;
         Ok(Queue::new(self.engine.clone(), id, name))
+    }
+
+    /// A handle to topic `name` (dot-separated segments, no wildcards: `orders.eu.created`).
+    /// Publishing to it reaches every subscription whose pattern and selector match.
+    ///
+    /// Errors: `InvalidName` naming the rule broken.
+    pub fn topic(&self, name: &str) -> Result<crate::Topic> {
+        crate::Topic::new(self.engine.clone(), name)
+    }
+
+    /// Subscribes to the topics matching `pattern` (`*` one segment, `>` all remaining ones, as
+    /// ActiveMQ and NATS): creates the subscription, attaches to the existing one of the same
+    /// name (a durable subscription resumes with what it collected; a shared one gets one more
+    /// competing consumer), or, when its pattern or selector changed and nobody is attached,
+    /// replaces it and drops what it held (JMS). Durable when it returns.
+    ///
+    /// Errors: `InvalidName` for a bad pattern or subscription name; `InvalidArgument` for a
+    /// selector that does not parse (naming the character position), a durable or shared
+    /// subscription without a name, or a subscription in use by another subscriber (an
+    /// unshared one, or one with another pattern or selector).
+    pub fn subscribe(
+        &self,
+        pattern: &str,
+        options: crate::SubscriptionOptions,
+    ) -> Result<crate::Subscription> {
+        let (id, name) = self.engine.subscribe(pattern, &options)?;
+        let queue = Queue::new(
+            self.engine.clone(),
+            id,
+            &crate::engine::topic_queue_name(&name),
+        );
+        Ok(crate::Subscription::new(queue, name))
+    }
+
+    /// Ends subscription `name` and drops every message it holds (JMS `unsubscribe`); their
+    /// journal space is reclaimed as compaction goes.
+    ///
+    /// Errors: `NotFound` if there is no such subscription; `InvalidArgument` while a
+    /// subscriber is attached to it (JMS forbids deleting an active subscription).
+    pub fn unsubscribe(&self, name: &str) -> Result<()> {
+        self.engine.unsubscribe(name)
+    }
+
+    /// Every subscription, by name.
+    pub fn subscriptions(&self) -> Vec<crate::SubscriptionInfo> {
+        self.engine.subscriptions()
     }
 
     /// The names of all queues, in creation order.
@@ -182,19 +256,5 @@ impl Drop for Store {
             return;
         }
         let _ = self.close();
-    }
-}
-
-// ---- Accessor for the Python binding (bindings/python): fork safety. Not part of the
-// ---- store's semantics; it only exposes a file descriptor the store already holds.
-impl Store {
-    /// The file descriptor that holds the store's exclusive lock (`None` once closed).
-    ///
-    /// A `fork()` child inherits this descriptor and with it the lock (a `flock` belongs to the
-    /// open file description), so a parent that closes the store could not reopen it while the
-    /// child lives. The Python module closes it in the child, where the store is unusable anyway.
-    #[doc(hidden)]
-    pub fn lock_fd(&self) -> Option<std::os::unix::io::RawFd> {
-        self.lock.fd()
     }
 }

@@ -487,6 +487,75 @@ static void settle_after_close(const char *dir) {
     mqlite_store_free(s);
 }
 
+/* Topics and subscriptions: NULLs, bad UTF-8, huge lengths, bad flags, and after close. */
+static void topics(const char *dir) {
+    mqlite_store *s = open_store(dir, NULL);
+    mqlite_topic *t = NULL, *tsent = (mqlite_topic *)&t, *tout = tsent;
+    mqlite_queue *q = NULL, *qsent = (mqlite_queue *)&q, *qout = qsent;
+    T(NUL_, mqlite_store_topic(NULL, S("t"), &tout, ERR));
+    T(NUL_, mqlite_store_topic(s, NULL, 1, &tout, ERR));
+    T(NUL_, mqlite_store_topic(s, S("t"), NULL, ERR));
+    T(MQLITE_INVALID_NAME, mqlite_store_topic(s, S(BAD), &tout, ERR));
+    T(INV, mqlite_store_topic(s, "t", SIZE_MAX, &tout, ERR));
+    T(MQLITE_INVALID_NAME, mqlite_store_topic(s, S("a..b"), &tout, ERR));
+    V(tout == tsent);
+    T(MQLITE_OK, mqlite_store_topic(s, S("t.x"), &t, ERR));
+    T(NUL_, mqlite_store_subscribe(NULL, S("t.>"), S("n"), 1, NULL, 0, NULL, &qout, ERR));
+    T(NUL_, mqlite_store_subscribe(s, NULL, 3, S("n"), 1, NULL, 0, NULL, &qout, ERR));
+    T(NUL_, mqlite_store_subscribe(s, S("t.>"), S("n"), 1, NULL, 0, NULL, NULL, ERR));
+    T(MQLITE_INVALID_NAME, mqlite_store_subscribe(s, S(BAD), S("n"), 1, NULL, 0, NULL, &qout, ERR));
+    T(MQLITE_INVALID_NAME, mqlite_store_subscribe(s, S("t.>"), S(BAD), 1, NULL, 0, NULL, &qout, ERR));
+    T(UTF, mqlite_store_subscribe(s, S("t.>"), S("n"), 1, S(BAD), NULL, &qout, ERR));
+    T(INV, mqlite_store_subscribe(s, S("t.>"), S("n"), 1, "x", SIZE_MAX, NULL, &qout, ERR));
+    T(INV, mqlite_store_subscribe(s, S("t.>"), S("n"), 4, NULL, 0, NULL, &qout, ERR));
+    T(INV, mqlite_store_subscribe(s, S("t.>"), NULL, 0, MQLITE_SUBSCRIBE_DURABLE, NULL, 0, NULL, &qout, ERR));
+    V(qout == qsent);
+    mqlite_queue_options *qo = mqlite_queue_options_new();
+    T(MQLITE_OK, mqlite_store_subscribe(s, S("t.>"), S("n"), 1, S("k > 1"), qo, &q, ERR));
+    mqlite_queue_options_free(qo);
+    mqlite_message *m = NULL;
+    T(MQLITE_OK, mqlite_message_new(B, 4, &m, ERR));
+    const char *str;
+    size_t len;
+    T(NUL_, mqlite_message_topic(NULL, &str, &len));
+    T(NUL_, mqlite_message_topic(m, NULL, &len));
+    T(NUL_, mqlite_message_topic(m, &str, NULL));
+    T(MQLITE_NOT_FOUND, mqlite_message_topic(m, &str, &len));
+    uint64_t u, ids[2];
+    const mqlite_message *batch[2] = {m, m}, *batch_bad[2] = {m, NULL};
+    T(NUL_, mqlite_topic_publish(NULL, m, &u, ERR));
+    T(NUL_, mqlite_topic_publish(t, NULL, &u, ERR));
+    T(MQLITE_OK, mqlite_topic_publish(t, m, NULL, ERR));
+    T(NUL_, mqlite_topic_publish_async(NULL, m, cb, NULL, NULL, ERR));
+    T(NUL_, mqlite_topic_publish_async(t, NULL, cb, NULL, NULL, ERR));
+    T(NUL_, mqlite_topic_publish_batch(NULL, batch, 2, ids, ERR));
+    T(NUL_, mqlite_topic_publish_batch(t, NULL, 2, ids, ERR));
+    T(NUL_, mqlite_topic_publish_batch(t, batch_bad, 2, ids, ERR));
+    T(INV, mqlite_topic_publish_batch(t, batch, SIZE_MAX, ids, ERR));
+    T(MQLITE_OK, mqlite_topic_publish_batch(t, NULL, 0, NULL, ERR));
+    mqlite_topic_stats st;
+    T(NUL_, mqlite_topic_stats_get(NULL, &st, ERR));
+    T(NUL_, mqlite_topic_stats_get(t, NULL, ERR));
+    T(MQLITE_OK, mqlite_topic_stats_get(t, &st, ERR));
+    V(st.unrouted == 1 && st.subscriptions == 1); /* no property k: the selector is UNKNOWN */
+    T(NUL_, mqlite_store_unsubscribe(NULL, S("n"), ERR));
+    T(NUL_, mqlite_store_unsubscribe(s, NULL, 1, ERR));
+    T(MQLITE_INVALID_NAME, mqlite_store_unsubscribe(s, S(BAD), ERR));
+    T(INV, mqlite_store_unsubscribe(s, S("n"), ERR)); /* attached */
+    T(MQLITE_NOT_FOUND, mqlite_store_unsubscribe(s, S("none"), ERR));
+    T(MQLITE_OK, mqlite_store_close(s, ERR));
+    T(MQLITE_CLOSED, mqlite_topic_publish(t, m, &u, ERR));
+    T(MQLITE_CLOSED, mqlite_topic_publish_async(t, m, cb, NULL, NULL, ERR));
+    T(MQLITE_CLOSED, mqlite_store_subscribe(s, S("t.>"), S("n2"), 1, NULL, 0, NULL, &qout, ERR));
+    T(MQLITE_CLOSED, mqlite_store_unsubscribe(s, S("n"), ERR));
+    T(MQLITE_CLOSED, mqlite_store_topic(s, S("t.x"), &tout, ERR));
+    mqlite_topic_free(NULL);
+    mqlite_topic_free(t);
+    mqlite_queue_free(q); /* detaching after close is quiet */
+    mqlite_message_free(m);
+    mqlite_store_free(s);
+}
+
 int main(void) {
     char *dir = temp_dir();
     errors_and_version();
@@ -494,6 +563,7 @@ int main(void) {
     messages();
     store_and_queue(dir);
     settle_after_close(dir);
+    topics(dir);
     remove_dir(dir);
     return finish("test_abi");
 }

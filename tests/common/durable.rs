@@ -30,10 +30,9 @@ pub fn size(ci: u64, soak_size: u64) -> u64 {
 
 static PANICS: AtomicUsize = AtomicUsize::new(0);
 
-/// Tests of one binary that open stores or start processes hold this, one at a time: a child
-/// started with fork + exec inherits, until its exec, every descriptor open at the fork, so a
-/// store closed and reopened meanwhile by a parallel test finds its LOCK still held (flock
-/// locks belong to the open file description) and fails with Locked.
+/// Tests of one binary that open stores or start processes hold this, one at a time, so that
+/// what one test measures (descriptors, processes, timing of children) is not disturbed by
+/// another. (The store lock itself is a POSIX record lock, which a forked child never holds.)
 pub static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Takes [`SERIAL`] (even if a previous holder panicked).
@@ -660,6 +659,7 @@ pub fn reopen_and_verify(
 /// A listing of the frames and records of every segment of `fs` (for failure reports).
 pub fn dump(fs: &FaultFs) -> String {
     use mqlite::journal::format::*;
+    use mqlite::record::*;
     let mut out = String::new();
     for name in fs.names() {
         let Some(b) = fs.read(&name) else { continue };
@@ -696,4 +696,59 @@ pub fn dump(fs: &FaultFs) -> String {
         out += &format!("  end of frames @{pos}\n");
     }
     out
+}
+
+/// A child of a kill -9 loop: this test binary re-executed as `--exact <test>` with
+/// `<env_var>=<arg>`, and its protocol lines (`R` ready, `B …` begun, `D …` done) sent to
+/// [`KillChild::lines`] by a reader thread, without the harness's own output around them.
+pub struct KillChild {
+    child: std::process::Child,
+    /// The child's protocol lines, in order.
+    pub lines: std::sync::mpsc::Receiver<String>,
+    reader: std::thread::JoinHandle<()>,
+}
+
+impl KillChild {
+    /// Starts the child test `test` of this binary.
+    pub fn spawn(test: &str, env_var: &str, arg: String) -> KillChild {
+        use std::io::{BufRead, BufReader};
+        use std::process::{Command, Stdio};
+        let exe = std::env::current_exe().expect("the test binary");
+        let mut child = Command::new(exe)
+            .args(["--exact", test, "--nocapture", "--test-threads=1"])
+            .env(env_var, arg)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("re-execute the test binary");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, lines) = std::sync::mpsc::channel::<String>();
+        let prefix = format!("test {test} ... ");
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                // The test harness prints around the child's lines; ours are the only ones that
+                // start with a tag letter and a space.
+                let line = line.trim_start_matches(prefix.as_str()).to_string();
+                let ours = line == "R" || line.starts_with("B ") || line.starts_with("D ");
+                if ours && tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        KillChild {
+            child,
+            lines,
+            reader,
+        }
+    }
+
+    /// SIGKILLs the child, waits for it, and appends every line it wrote to `got`.
+    pub fn kill(mut self, got: &mut Vec<String>) -> std::process::ExitStatus {
+        self.child.kill().expect("SIGKILL");
+        let status = self.child.wait().expect("wait for the child");
+        self.reader.join().expect("the reader thread");
+        got.extend(self.lines.try_iter());
+        status
+    }
 }

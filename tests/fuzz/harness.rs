@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use fault::FaultFs;
 use mqlite::journal::format::*;
+use mqlite::record::*;
 use mqlite::{ManualClock, Store, StoreOptions};
 
 /// The frame and record decoder: never panics on any input; whatever it accepts lies within the

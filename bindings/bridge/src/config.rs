@@ -122,6 +122,14 @@ fn default_ack_timeout() -> Duration {
 pub struct RabbitServer {
     /// AMQP URI: `amqp://user:password@127.0.0.1:5672/%2f`.
     pub url: String,
+    /// How long a publish, and then its publisher confirm, may take before the connection
+    /// counts as lost (the message is then published again). Default 30 s.
+    #[serde(default = "default_rabbit_ack_timeout", with = "humantime_serde")]
+    pub ack_timeout: Duration,
+}
+
+fn default_rabbit_ack_timeout() -> Duration {
+    Duration::from_secs(30)
 }
 
 /// Options of one mqlite queue (unset fields keep the store's defaults).
@@ -435,8 +443,33 @@ impl Config {
                 }
             }
         }
-        if self.origin.as_ref().is_some_and(|o| o.len() > 200) {
-            return bad("origin is longer than 200 bytes".into());
+        for r in &self.outbound {
+            if r.nats.as_ref().is_some_and(|t| t.subject.trim().is_empty()) {
+                return bad(format!("route {:?}: the NATS subject is empty", r.name));
+            }
+        }
+        match &self.origin {
+            Some(o) if o.len() > 200 => return bad("origin is longer than 200 bytes".into()),
+            Some(o) if o.trim().is_empty() => {
+                return bad("origin is empty (leave it out for the default)".into())
+            }
+            _ => {}
+        }
+        if let Some(n) = &self.nats {
+            for url in n.url.split(',') {
+                check_url(url.trim(), &["nats", "tls", "ws", "wss"], true)
+                    .map_err(|e| Error::Config(format!("[nats] url {:?}: {e}", n.url)))?;
+            }
+            if n.ack_timeout.is_zero() {
+                return bad("[nats] ack_timeout must be above zero".into());
+            }
+        }
+        if let Some(r) = &self.rabbitmq {
+            check_url(&r.url, &["amqp", "amqps"], false)
+                .map_err(|e| Error::Config(format!("[rabbitmq] url {:?}: {e}", r.url)))?;
+            if r.ack_timeout.is_zero() {
+                return bad("[rabbitmq] ack_timeout must be above zero".into());
+            }
         }
         if self.reconnect.initial.is_zero() || self.reconnect.max < self.reconnect.initial {
             return bad("reconnect: need 0 < initial <= max".into());
@@ -446,6 +479,44 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// Checks the shape of a broker URL, `scheme://[user[:password]@]host[:port][/path]`, so that
+/// a typo (`nats//host:4222`) is refused at load instead of being retried forever: the scheme
+/// must be one of `schemes` (it may be left out when `bare` — NATS then assumes `nats://`), the
+/// host must not be empty, the port must be a number, and a path is allowed only when not
+/// `bare` (AMQP's vhost). The clients parse the URL again at connect; this only catches what
+/// they would take for a host name they then never reach.
+fn check_url(url: &str, schemes: &[&str], bare: bool) -> Result<(), String> {
+    let rest = match url.split_once("://") {
+        Some((scheme, rest)) if schemes.contains(&scheme) => rest,
+        Some((scheme, _)) => {
+            return Err(format!(
+                "scheme {scheme:?} is not one of {}",
+                schemes.join(", ")
+            ));
+        }
+        None if bare => url,
+        None => return Err(format!("needs a scheme: {}://host", schemes[0])),
+    };
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    if bare && !path.is_empty() {
+        return Err(format!("unexpected path {path:?} (expected host:port)"));
+    }
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let (host, port) = match host_port.rsplit_once(':') {
+        // An IPv6 address in brackets holds colons of its own.
+        Some((h, p)) if !p.contains(']') => (h, Some(p)),
+        _ => (host_port, None),
+    };
+    if host.is_empty() || host.contains(|c: char| c.is_whitespace() || c == '/') {
+        return Err(format!("no valid host in {host_port:?}"));
+    }
+    if let Some(p) = port {
+        p.parse::<u16>()
+            .map_err(|_| format!("port {p:?} is not a number in 0..=65535"))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -494,5 +565,38 @@ mod tests {
                    [[inbound]]\nname='a'\nqueue='q'\nnats={stream='S',consumer='c'}";
         let e = Config::from_toml(dup).unwrap_err().to_string();
         assert!(e.contains("twice"), "{e}");
+    }
+
+    #[test]
+    fn malformed_urls_empty_subjects_and_origins_are_refused_at_load() {
+        let route = "[[outbound]]\nname='a'\nqueue='q'\nnats={subject='s'}\n";
+        for (url, what) in [
+            ("nats//127.0.0.1:14222", "path"),
+            ("http://127.0.0.1:4222", "scheme"),
+            ("nats://:4222", "host"),
+            ("nats://127.0.0.1:42x2", "port"),
+            ("nats://127.0.0.1:4222,nats//h:1", "path"),
+        ] {
+            let text = format!("[nats]\nurl='{url}'\n{route}");
+            let e = Config::from_toml(&text).unwrap_err().to_string();
+            assert!(e.contains("[nats] url") && e.contains(what), "{url}: {e}");
+        }
+        for url in [
+            "nats://127.0.0.1:4222",
+            "127.0.0.1:4222",
+            "tls://u:p@h:1,nats://[::1]:2",
+        ] {
+            Config::from_toml(&format!("[nats]\nurl='{url}'\n{route}")).unwrap();
+        }
+        let rabbit = "[rabbitmq]\nurl='amqp//guest@h'";
+        let e = Config::from_toml(rabbit).unwrap_err().to_string();
+        assert!(e.contains("[rabbitmq] url"), "{e}");
+        Config::from_toml("[rabbitmq]\nurl='amqp://guest:guest@127.0.0.1:5672/%2f'").unwrap();
+        let empty =
+            "[nats]\nurl='nats://h:1'\n[[outbound]]\nname='a'\nqueue='q'\nnats={subject=''}";
+        let e = Config::from_toml(empty).unwrap_err().to_string();
+        assert!(e.contains("subject is empty"), "{e}");
+        let e = Config::from_toml("origin = ''").unwrap_err().to_string();
+        assert!(e.contains("origin is empty"), "{e}");
     }
 }

@@ -46,6 +46,12 @@ pub(crate) trait Sink: Send + 'static {
     ) -> impl Future<Output = Result<Confirm, Failure>> + Send;
     /// Drops the connection after a transient failure.
     fn disconnect(&mut self);
+    /// Whether the connection is up now (checked between publishes, so that an outage while
+    /// the route is idle is noticed and counted as a reconnect).
+    fn is_connected(&self) -> bool;
+    /// How long a publish, and then its confirm, may take before the connection is presumed
+    /// lost (the broker's `ack_timeout`).
+    fn ack_timeout(&self) -> Duration;
 }
 
 /// One broker message as the inbound loop sees it.
@@ -95,6 +101,8 @@ pub(crate) struct RouteCtx {
     pub stop: watch::Receiver<bool>,
     pub reconnect: Backoff,
     pub stats_interval: Duration,
+    /// Told when a route stops for good on an error, so the bridge can stop as a whole.
+    pub failed: Arc<tokio::sync::Notify>,
 }
 
 /// Doubling waits between reconnection attempts.
@@ -178,19 +186,24 @@ pub(crate) async fn outbound<S: Sink>(
 ) {
     let stats = ctx.stats.clone();
     let mut waits = Waits::new(&ctx.reconnect);
-    let mut pending: VecDeque<(Delivery, Confirm)> = VecDeque::new();
+    let ack_timeout = sink.ack_timeout();
+    // Each publish with its confirm and the moment it is given up (publish time + ack_timeout):
+    // a confirm that never comes (a broker restarted under the connection) must not hold the
+    // window, nor a graceful stop, for longer than that.
+    let mut pending: VecDeque<(Delivery, Confirm, tokio::time::Instant)> = VecDeque::new();
     let mut receiving: Option<JoinHandle<mqlite::Result<Vec<Delivery>>>> = None;
     let mut acking: Option<JoinHandle<mqlite::Result<()>>> = None;
     let mut confirmed: Vec<Delivery> = Vec::new();
     let mut connected = false;
     let mut broken = false;
     let mut lag_tick = tokio::time::interval(ctx.stats_interval.min(Duration::from_secs(1)));
-    let fatal = |e: String| {
-        error!(route = %ctx.name, "route stopped: {e}");
-        stats.error(e);
-        stats
-            .stopped
-            .store(true, std::sync::atomic::Ordering::Relaxed);
+    let (name, failed) = (ctx.name.clone(), ctx.failed.clone());
+    let fatal = |e: String| fail_route(&name, &stats, &failed, e);
+    let no_confirm = || {
+        Failure::Transient(format!(
+            "no confirm within the ack_timeout of {}",
+            humantime::format_duration(ack_timeout)
+        ))
     };
     loop {
         let stopping = *ctx.stop.borrow();
@@ -198,15 +211,18 @@ pub(crate) async fn outbound<S: Sink>(
             break;
         }
         if !connected && !stopping {
-            match sink.connect().await {
+            let mut stop = ctx.stop.clone();
+            let r = tokio::select! {
+                r = sink.connect() => r,
+                _ = stopped(&mut stop) => continue,
+            };
+            match r {
                 Ok(()) => {
                     info!(route = %ctx.name, "connected");
                     connected = true;
                     broken = false;
                     waits.reset();
-                    stats
-                        .connected
-                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                    stats.up();
                 }
                 Err(e) => {
                     debug!(route = %ctx.name, "broker not reachable: {e}");
@@ -240,11 +256,13 @@ pub(crate) async fn outbound<S: Sink>(
             }
             r = async {
                 match pending.front_mut() {
-                    Some(p) => (&mut p.1).await,
+                    Some(p) => tokio::time::timeout_at(p.2, &mut p.1)
+                        .await
+                        .unwrap_or_else(|_| Err(no_confirm())),
                     None => std::future::pending().await,
                 }
             }, if !pending.is_empty() => {
-                let Some((d, _)) = pending.pop_front() else { continue };
+                let Some((d, _, _)) = pending.pop_front() else { continue };
                 match r {
                     Ok(c) => {
                         Counters::add(&stats.forwarded, 1);
@@ -263,10 +281,8 @@ pub(crate) async fn outbound<S: Sink>(
                         }
                     }
                     Err(Failure::Transient(text)) => {
-                        if !broken {
-                            warn!(route = %ctx.name, "connection lost: {text}");
-                            stats.error(text);
-                        }
+                        warn!(route = %ctx.name, "connection lost: {text}");
+                        stats.error(text);
                         broken = true;
                         release_all(vec![d], &stats).await;
                     }
@@ -290,8 +306,12 @@ pub(crate) async fn outbound<S: Sink>(
                         Counters::add(&stats.redelivered, 1);
                     }
                     let id = format!("{origin}:{}", d.id());
-                    match sink.publish(d.message(), &id).await {
-                        Ok(confirm) => pending.push_back((d, confirm)),
+                    let deadline = tokio::time::Instant::now() + ack_timeout;
+                    let published = tokio::time::timeout_at(deadline, sink.publish(d.message(), &id))
+                        .await
+                        .unwrap_or_else(|_| Err(no_confirm()));
+                    match published {
+                        Ok(confirm) => pending.push_back((d, confirm, deadline)),
                         Err(Failure::Refused(text)) => {
                             warn!(route = %ctx.name, id = %d.id(), "message refused: {text}");
                             Counters::add(&stats.failed, 1);
@@ -317,21 +337,27 @@ pub(crate) async fn outbound<S: Sink>(
                 }
             }
             _ = lag_tick.tick() => {
-                let q = queue.clone();
-                if let Ok(s) = blocking(move || q.stats()).await {
-                    Counters::set(&stats.lag, s.messages);
+                // An outage while the route is idle fails no publish: notice it here.
+                if !broken && !sink.is_connected() {
+                    warn!(route = %ctx.name, "connection lost");
+                    stats.error("connection lost");
+                    broken = true;
                 }
             }
             _ = stopped(&mut ctx.stop), if !stopping => {}
         }
-        if broken && pending.is_empty() && receiving.is_none() {
+        if broken && !pending.is_empty() {
+            // The later confirms ride the same lost connection: give the whole window back now
+            // rather than wait for each (they are published again, with the same ids, after
+            // reconnecting).
+            let rest = pending.drain(..).map(|p| p.0).collect();
+            release_all(rest, &stats).await;
+        }
+        if broken && receiving.is_none() {
             sink.disconnect();
             connected = false;
             broken = false;
-            stats
-                .connected
-                .store(false, std::sync::atomic::Ordering::Relaxed);
-            Counters::add(&stats.reconnects, 1);
+            stats.down();
             if !waits.sleep(&mut ctx.stop).await {
                 break;
             }
@@ -341,6 +367,7 @@ pub(crate) async fn outbound<S: Sink>(
     if let Some(h) = acking.take() {
         let _ = h.await;
     }
+    // Bounded: pending confirms were awaited at most until their deadlines.
     let mut rest: Vec<Delivery> = pending.into_iter().map(|p| p.0).collect();
     if let Some(h) = receiving.take() {
         if let Ok(Ok(ds)) = h.await {
@@ -355,10 +382,16 @@ pub(crate) async fn outbound<S: Sink>(
     }
     release_all(rest, &stats).await;
     Counters::set(&stats.in_flight, 0);
-    stats
-        .connected
-        .store(false, std::sync::atomic::Ordering::Relaxed);
+    stats.ended();
     info!(route = %ctx.name, "stopped");
+}
+
+/// Ends a route for good on an error: logged, kept as its `last_error`, and told to the bridge
+/// (which then stops as a whole: a route that cannot run is a failed start, not a quiet gap).
+fn fail_route(route: &str, stats: &Counters, failed: &tokio::sync::Notify, e: String) {
+    error!(route = %route, "route stopped: {e}");
+    stats.fail(e);
+    failed.notify_one();
 }
 
 /// Checks that the queue's dedup window covers the time within which the broker may deliver a
@@ -445,19 +478,19 @@ pub(crate) async fn inbound<S: Source>(
     let mut connected = false;
     let mut checked = false;
     let mut lag_tick = tokio::time::interval(ctx.stats_interval.min(Duration::from_secs(1)));
-    let fatal = |e: String| {
-        error!(route = %ctx.name, "route stopped: {e}");
-        stats.error(e);
-        stats
-            .stopped
-            .store(true, std::sync::atomic::Ordering::Relaxed);
-    };
+    let (name, failed) = (ctx.name.clone(), ctx.failed.clone());
+    let fatal = |e: String| fail_route(&name, &stats, &failed, e);
     loop {
         if *ctx.stop.borrow() {
             break;
         }
         if !connected {
-            match source.connect().await {
+            let mut stop = ctx.stop.clone();
+            let r = tokio::select! {
+                r = source.connect() => r,
+                _ = stopped(&mut stop) => break,
+            };
+            match r {
                 Ok(()) => {
                     if !checked {
                         let r = check_dedup_horizon(
@@ -475,9 +508,7 @@ pub(crate) async fn inbound<S: Source>(
                     info!(route = %ctx.name, "connected");
                     connected = true;
                     waits.reset();
-                    stats
-                        .connected
-                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                    stats.up();
                 }
                 Err(e) => {
                     debug!(route = %ctx.name, "broker not reachable: {e}");
@@ -516,10 +547,7 @@ pub(crate) async fn inbound<S: Source>(
                 stats.error(e);
                 source.disconnect();
                 connected = false;
-                stats
-                    .connected
-                    .store(false, std::sync::atomic::Ordering::Relaxed);
-                Counters::add(&stats.reconnects, 1);
+                stats.down();
                 if !waits.sleep(&mut ctx.stop).await {
                     break;
                 }
@@ -527,9 +555,7 @@ pub(crate) async fn inbound<S: Source>(
         }
     }
     source.disconnect();
-    stats
-        .connected
-        .store(false, std::sync::atomic::Ordering::Relaxed);
+    stats.ended();
     info!(route = %ctx.name, "stopped");
 }
 

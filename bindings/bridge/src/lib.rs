@@ -63,6 +63,7 @@ mod stats;
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -92,6 +93,16 @@ pub enum Error {
     /// Writing the stats file failed.
     #[error("stats file: {0}")]
     Stats(String),
+    /// A route stopped for good on an error (its queue's dedup window is too short for the
+    /// broker's redelivery horizon, the store closed, …): [`run`] then stops the whole bridge
+    /// gracefully and returns this, so the command exits non-zero.
+    #[error("route {route:?} stopped: {error}")]
+    Route {
+        /// The route's name.
+        route: String,
+        /// Why it stopped.
+        error: String,
+    },
 }
 
 struct Route {
@@ -100,12 +111,15 @@ struct Route {
     broker: &'static str,
     stats: Arc<Counters>,
     task: JoinHandle<()>,
+    /// The local queue of an outbound route: its lag is read from it at each snapshot.
+    queue: Option<mqlite::Queue>,
 }
 
 /// A running bridge: its routes' tasks on the current tokio runtime.
 pub struct Bridge {
     routes: Vec<Route>,
     stop: watch::Sender<bool>,
+    failed: Arc<tokio::sync::Notify>,
 }
 
 impl Bridge {
@@ -132,22 +146,30 @@ impl Bridge {
             None => None,
         };
         let mut routes = Vec::new();
+        let failed = Arc::new(tokio::sync::Notify::new());
         let ctx = |name: &str, stats: &Arc<Counters>| RouteCtx {
             name: name.to_string(),
             stats: stats.clone(),
             stop: stop_rx.clone(),
             reconnect: config.reconnect.clone(),
             stats_interval: config.stats_interval,
+            failed: failed.clone(),
         };
         for r in &config.outbound {
             let queue = store.queue(&r.queue)?;
+            let lag_of = queue.clone();
             let stats = Arc::new(Counters::default());
             let c = ctx(&r.name, &stats);
             let (origin, window) = (origin.clone(), r.window);
             let (broker, task): (&'static str, JoinHandle<()>) = if let Some(t) = &r.nats {
                 #[cfg(feature = "nats")]
                 {
-                    let sink = nats::NatsSink::new(js.clone().ok_or_else(no_server)?, t.clone());
+                    let js = js.clone().ok_or_else(no_server)?;
+                    let timeout = config
+                        .nats
+                        .as_ref()
+                        .map_or(Duration::ZERO, |n| n.ack_timeout);
+                    let sink = nats::NatsSink::new(js, t.clone(), timeout);
                     (
                         "nats",
                         tokio::spawn(engine::outbound(c, queue, sink, window, origin)),
@@ -176,6 +198,7 @@ impl Bridge {
                 broker,
                 stats,
                 task,
+                queue: Some(lag_of),
             });
         }
         for r in &config.inbound {
@@ -215,23 +238,48 @@ impl Bridge {
                 broker,
                 stats,
                 task,
+                queue: None,
             });
         }
         info!(routes = routes.len(), origin = %origin, "bridge started");
-        Ok(Bridge { routes, stop })
+        Ok(Bridge {
+            routes,
+            stop,
+            failed,
+        })
     }
 
     /// The counters of every route, in configuration order (outbound routes first).
     pub fn stats(&self) -> Vec<RouteStats> {
         self.routes
             .iter()
-            .map(|r| r.stats.snapshot(&r.name, r.direction, r.broker))
+            .map(|r| {
+                let mut s = r.stats.snapshot(&r.name, r.direction, r.broker);
+                if let Some(Ok(q)) = r.queue.as_ref().map(|q| q.stats()) {
+                    s.lag = q.messages;
+                }
+                s
+            })
             .collect()
     }
 
-    /// Stops gracefully: no new message is taken; publishes awaiting a confirm get it (or are
-    /// given back to the queue without counting a failure), an inbound batch being stored is
-    /// finished and acked. Returns the final counters once every route has stopped.
+    /// The first route that stopped for good on an error, with that error.
+    pub fn failed_route(&self) -> Option<(String, String)> {
+        self.stats()
+            .into_iter()
+            .find(|s| s.stopped && s.last_error.is_some())
+            .map(|s| (s.name, s.last_error.unwrap_or_default()))
+    }
+
+    /// Resolves when a route stops for good on an error (see [`Bridge::failed_route`]).
+    pub async fn route_failed(&self) {
+        self.failed.notified().await
+    }
+
+    /// Stops gracefully: no new message is taken; publishes awaiting a confirm get it within
+    /// the broker's `ack_timeout` (or are given back to the queue without counting a failure),
+    /// an inbound batch being stored is finished and acked. Bounded: the longest wait is one
+    /// `ack_timeout`, whatever state the broker is in. Returns the final counters once every route has stopped.
     pub async fn shutdown(mut self) -> Vec<RouteStats> {
         let _ = self.stop.send(true);
         for r in &mut self.routes.iter_mut() {
@@ -302,6 +350,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
+            _ = bridge.route_failed() => break,
             _ = tick.tick() => {
                 if let Some(path) = &stats_file {
                     if let Err(e) = write_stats(path, &bridge.stats()) {
@@ -312,6 +361,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         }
     }
     info!("stopping");
+    let failed = bridge.failed_route();
     let last = bridge.shutdown().await;
     let mut last_write = Ok(());
     if let Some(path) = &stats_file {
@@ -319,6 +369,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         last_write = write_stats(path, &last);
     }
     store.close()?;
+    if let Some((route, error)) = failed {
+        return Err(Error::Route { route, error });
+    }
     last_write
 }
 
@@ -343,7 +396,9 @@ pub async fn signal() {
 
 /// The `mqlite-bridge --config FILE` command as one call (for a command line that wants it as
 /// a subcommand): logs to stderr through `tracing` (filter from `RUST_LOG`, default `info`),
-/// reads the configuration, runs until SIGINT or SIGTERM, stops gracefully.
+/// reads the configuration, runs until SIGINT or SIGTERM, stops gracefully. A route that stops
+/// for good on an error stops the whole bridge (gracefully) and makes this an error, so the
+/// command exits non-zero.
 pub fn main_with_config(path: &Path) -> Result<(), Error> {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
@@ -351,6 +406,8 @@ pub fn main_with_config(path: &Path) -> Result<(), Error> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only for a terminal: a log file or journald gets plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
     let config = Config::from_file(path)?;
     let rt = tokio::runtime::Builder::new_multi_thread()

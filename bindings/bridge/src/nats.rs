@@ -52,11 +52,16 @@ async fn ready(js: &Context) -> Result<(), String> {
 pub(crate) struct NatsSink {
     js: Context,
     target: NatsTarget,
+    ack_timeout: Duration,
 }
 
 impl NatsSink {
-    pub fn new(js: Context, target: NatsTarget) -> Self {
-        NatsSink { js, target }
+    pub fn new(js: Context, target: NatsTarget, ack_timeout: Duration) -> Self {
+        NatsSink {
+            js,
+            target,
+            ack_timeout,
+        }
     }
 }
 
@@ -136,6 +141,14 @@ impl Sink for NatsSink {
 
     fn disconnect(&mut self) {
         // The client reconnects by itself; nothing to drop.
+    }
+
+    fn is_connected(&self) -> bool {
+        self.js.client().connection_state() == State::Connected
+    }
+
+    fn ack_timeout(&self) -> Duration {
+        self.ack_timeout
     }
 }
 

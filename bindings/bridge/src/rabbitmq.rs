@@ -33,8 +33,6 @@ const MIRRORED: [&str; 5] = [
 ];
 /// How long a connection attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long a confirm may take before the connection is presumed dead.
-const CONFIRM_TIMEOUT: Duration = Duration::from_secs(30);
 
 async fn open(server: &RabbitServer) -> Result<(Connection, Channel), String> {
     let conn = tokio::time::timeout(
@@ -214,11 +212,7 @@ fn classify(e: lapin::Error) -> Failure {
 
 impl Sink for RabbitSink {
     async fn connect(&mut self) -> Result<(), String> {
-        if self
-            .conn
-            .as_ref()
-            .is_some_and(|(c, ch)| c.status().connected() && ch.status().connected())
-        {
+        if self.is_connected() {
             return Ok(());
         }
         let (conn, ch) = open(&self.server).await?;
@@ -248,20 +242,20 @@ impl Sink for RabbitSink {
             .await
             .map_err(classify)?;
         Ok(Box::pin(async move {
-            match tokio::time::timeout(CONFIRM_TIMEOUT, confirm).await {
-                Err(_) => Err(Failure::Transient("rabbitmq: no confirm in time".into())),
-                Ok(Err(e)) => Err(classify(e)),
-                Ok(Ok(Confirmation::Ack(None))) => Ok(Confirmed { duplicate: false }),
-                Ok(Ok(Confirmation::Ack(Some(r)))) | Ok(Ok(Confirmation::Nack(Some(r)))) => {
+            // The route bounds the wait by `ack_timeout`.
+            match confirm.await {
+                Err(e) => Err(classify(e)),
+                Ok(Confirmation::Ack(None)) => Ok(Confirmed { duplicate: false }),
+                Ok(Confirmation::Ack(Some(r))) | Ok(Confirmation::Nack(Some(r))) => {
                     Err(Failure::Refused(format!(
                         "rabbitmq: returned as unroutable: {} {}",
                         r.reply_code, r.reply_text
                     )))
                 }
-                Ok(Ok(Confirmation::Nack(None))) => Err(Failure::Refused(
+                Ok(Confirmation::Nack(None)) => Err(Failure::Refused(
                     "rabbitmq: the broker nacked the message".into(),
                 )),
-                Ok(Ok(Confirmation::NotRequested)) => Err(Failure::Transient(
+                Ok(Confirmation::NotRequested) => Err(Failure::Transient(
                     "rabbitmq: publisher confirms are off on this channel".into(),
                 )),
             }
@@ -270,6 +264,16 @@ impl Sink for RabbitSink {
 
     fn disconnect(&mut self) {
         drop_connection(self.conn.take());
+    }
+
+    fn is_connected(&self) -> bool {
+        self.conn
+            .as_ref()
+            .is_some_and(|(c, ch)| c.status().connected() && ch.status().connected())
+    }
+
+    fn ack_timeout(&self) -> Duration {
+        self.server.ack_timeout
     }
 }
 

@@ -17,7 +17,8 @@ pub struct RouteStats {
     pub broker: &'static str,
     /// Whether the route is connected to its broker now.
     pub connected: bool,
-    /// Whether the route stopped for good (its `last_error` says why).
+    /// Whether the route's task has ended: after a graceful stop (then `last_error` is
+    /// `None`), or for good on an error (`last_error` says why; the bridge then stops too).
     pub stopped: bool,
     /// Messages forwarded: outbound, confirmed by the broker and acked locally; inbound, stored
     /// durably and acked to the broker.
@@ -38,12 +39,16 @@ pub struct RouteStats {
     pub released: u64,
     /// Publishes awaiting a confirm (outbound) or messages being stored (inbound), now.
     pub in_flight: u64,
-    /// Messages waiting to be forwarded, as last measured: outbound, the local queue's
-    /// messages; inbound, the broker's messages not yet acknowledged by the bridge.
+    /// Messages waiting to be forwarded: outbound, the local queue's messages not yet acked
+    /// (measured when the snapshot is taken, so it holds while the broker is down); inbound,
+    /// the broker's messages not yet acknowledged by the bridge, as last measured while
+    /// connected.
     pub lag: u64,
-    /// Connections lost since the start.
+    /// Connections lost since the start (each one is re-established with backoff).
     pub reconnects: u64,
-    /// The last error (a refused publish, a lost connection, a store error), if any.
+    /// The last error (a refused publish, a lost connection, a store error) since the route
+    /// last connected; cleared when it (re)connects and at a graceful stop, kept when the
+    /// route stopped on it.
     pub last_error: Option<String>,
 }
 
@@ -60,6 +65,8 @@ pub(crate) struct Counters {
     pub reconnects: AtomicU64,
     pub connected: AtomicBool,
     pub stopped: AtomicBool,
+    /// The route stopped on an error (not by a graceful stop).
+    pub fatal: AtomicBool,
     pub last_error: Mutex<Option<String>>,
 }
 
@@ -74,6 +81,34 @@ impl Counters {
 
     pub fn error(&self, e: impl Into<String>) {
         *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.into());
+    }
+
+    /// The route is connected: the error that kept it from being so is over.
+    pub fn up(&self) {
+        self.connected.store(true, Relaxed);
+        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// The route lost its connection (it reconnects with backoff).
+    pub fn down(&self) {
+        self.connected.store(false, Relaxed);
+        Self::add(&self.reconnects, 1);
+    }
+
+    /// The route stopped for good on `e`.
+    pub fn fail(&self, e: impl Into<String>) {
+        self.error(e);
+        self.fatal.store(true, Relaxed);
+        self.stopped.store(true, Relaxed);
+    }
+
+    /// The route's task ended (a graceful stop, or after [`Counters::fail`]).
+    pub fn ended(&self) {
+        self.connected.store(false, Relaxed);
+        if !self.fatal.load(Relaxed) {
+            *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        }
+        self.stopped.store(true, Relaxed);
     }
 
     pub fn snapshot(

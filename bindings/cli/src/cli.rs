@@ -57,7 +57,7 @@ delayed, messages, bytes) are the store's state.",
     )]
     Stats(StatsArgs),
 
-    /// Queues and dead-letter queues, with their message counts
+    /// Queues, dead-letter queues and subscriptions, with their message counts
     #[command(after_help = "Example:\n  mqlite list ./data")]
     List(StoreArg),
 
@@ -65,13 +65,13 @@ delayed, messages, bytes) are the store's state.",
     #[command(
         long_about = "Show stored messages (ready, delayed, in flight) without consuming them, in id \
 (send) order: headers, properties, and the body as UTF-8 text when it is valid UTF-8, else as hex.",
-        after_help = "Examples:\n  mqlite browse ./data orders --limit 10\n  mqlite browse ./data orders --from ID:1200 --body none\n  mqlite browse ./data orders --json"
+        after_help = "Examples:\n  mqlite browse ./data orders --limit 10\n  mqlite browse ./data orders --from ID:1200 --body none\n  mqlite browse ./data orders --json\n  mqlite browse ./data orders --selector \"amount > 100\""
     )]
     Browse(BrowseArgs),
 
     /// Send one message (body from the argument, --file, or stdin)
     #[command(
-        after_help = "Examples:\n  mqlite send ./data orders 'order #1' --property customer:int=42 --priority 7\n  mqlite send ./data orders --file order.json --ttl 10m --dedup-key order-1\n  echo hello | mqlite send ./data orders"
+        after_help = "Examples:\n  mqlite send ./data orders 'order #1' --property customer:int=42 --priority 7\n  mqlite send ./data orders --file order.json --ttl 10m --dedup-key order-1\n  echo hello | mqlite send ./data orders\n  mqlite send ./data orders.eu.created --topic 'order #2' -p amount:int=150"
     )]
     Send(SendArgs),
 
@@ -126,7 +126,9 @@ correlation_id, group, dedup_key, repeat, properties (name, type, value), dead_l
 their original headers, properties and dead-letter information (new ids). Lines are read in \
 batches; every line of a batch is checked before any is written, and a batch is stored as one \
 transaction. A malformed line stops the import with exit status 7, naming the line: nothing of \
-its batch is written (earlier batches are).",
+its batch is written (earlier batches are). Every line holds one JSON object (JSON Lines): a \
+blank line, or a JSON array, is malformed. A message whose dedup key its queue already holds \
+is dropped by the dedup window and counted apart from the imported ones.",
         after_help = "Examples:\n  mqlite import ./data < all.jsonl\n  mqlite import ./restored --create < all.jsonl\n  mqlite import ./data --queue orders.replayed < some.jsonl"
     )]
     Import(ImportArgs),
@@ -162,6 +164,29 @@ frames were lost. Asks first when there is damage (--yes off a terminal); --dry-
         /// The shell
         shell: clap_complete::Shell,
     },
+
+    /// Run store-and-forward bridges to NATS JetStream or RabbitMQ until SIGINT or SIGTERM
+    #[command(
+        long_about = "Run the routes of a bridge configuration file (TOML) until SIGINT or SIGTERM: \
+outbound routes forward a queue's messages to NATS JetStream or RabbitMQ (acked locally only after \
+the broker confirmed), inbound routes store a broker's messages durably (deduplicated) before \
+acking the broker. The fields are documented in bindings/bridge/bridge.example.toml and the \
+README's \"Beyond one machine\" section.
+
+The bridge is its own program, `mqlite-bridge` (crate bindings/bridge), so that this command does \
+not carry the broker clients: `mqlite bridge ARGS` runs `mqlite-bridge ARGS`, found beside this \
+program or else on PATH (`cargo install --path bindings/bridge` installs it). Its exit status is \
+the bridge's.",
+        after_help = "Example:\n  mqlite bridge --config bindings/bridge/bridge.example.toml"
+    )]
+    Bridge(BridgeArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BridgeArgs {
+    /// The configuration file (TOML): brokers, routes, queue options
+    #[arg(long, short)]
+    pub config: PathBuf,
 }
 
 #[derive(Args, Debug)]
@@ -209,7 +234,7 @@ pub struct BrowseArgs {
     /// The queue
     pub queue: String,
     /// Show at most this many messages
-    #[arg(long, default_value_t = 100, value_name = "N")]
+    #[arg(long, default_value_t = 100, value_name = "N", value_parser = at_least_one())]
     pub limit: usize,
     /// Start at this message id (ID:n or n)
     #[arg(long, value_name = "ID")]
@@ -217,21 +242,28 @@ pub struct BrowseArgs {
     /// How to show bodies
     #[arg(long, value_enum, default_value_t = BodyFormat::Auto)]
     pub body: BodyFormat,
+    /// Only messages this JMS message selector selects (e.g. "amount > 100 AND region = 'eu'")
+    #[arg(long, value_name = "SELECTOR")]
+    pub selector: Option<String>,
 }
 
 #[derive(Args, Debug)]
 pub struct SendArgs {
     /// The store directory
     pub dir: PathBuf,
-    /// The queue (created if new)
+    /// The queue (created if new), or with --topic the topic
     pub queue: String,
+    /// Publish to topic QUEUE instead: every matching subscription gets the message
+    #[arg(long)]
+    pub topic: bool,
     /// The body (else --file, else stdin)
     #[arg(conflicts_with = "file")]
     pub body: Option<String>,
     /// Read the body from this file
     #[arg(long, value_name = "FILE")]
     pub file: Option<PathBuf>,
-    /// A property NAME[:TYPE]=VALUE; TYPE is str (default), int, float, bool or bytes (base64)
+    /// A property NAME[:TYPE]=VALUE; TYPE is str (default), int, float, bool or bytes (base64);
+    /// what follows the last `:` before `=` is always the TYPE (a name with `:` needs one)
     #[arg(long = "property", short = 'p', value_name = "NAME[:TYPE]=VALUE")]
     pub properties: Vec<String>,
     /// Priority 0–9 (default 4; higher first)
@@ -311,7 +343,8 @@ pub struct DlqFilter {
     /// Only dead letters whose last failure is before TIME (same forms as --since)
     #[arg(long, value_name = "TIME")]
     pub until: Option<String>,
-    /// Only these ids (the dead letter's own id or its original id; repeatable)
+    /// Only these ids (the dead letter's own id or its original id; repeatable); an id no
+    /// dead letter has fails with exit status 5
     #[arg(long = "id", value_name = "ID")]
     pub ids: Vec<String>,
     /// The dead-letter queues to look in (repeatable; default: DLQ and every DLQ.* queue)
@@ -329,7 +362,7 @@ pub enum DlqCommand {
         #[command(flatten)]
         filter: DlqFilter,
         /// Show at most this many
-        #[arg(long, value_name = "N")]
+        #[arg(long, value_name = "N", value_parser = at_least_one())]
         limit: Option<usize>,
     },
     /// Everything about the matching dead letters: headers, properties, body, failure
@@ -343,7 +376,7 @@ pub enum DlqCommand {
         #[arg(long, value_enum, default_value_t = BodyFormat::Auto)]
         body: BodyFormat,
         /// Show at most this many
-        #[arg(long, value_name = "N")]
+        #[arg(long, value_name = "N", value_parser = at_least_one())]
         limit: Option<usize>,
     },
     /// Move matching dead letters back to their original queue (or --to), delivery counts reset
@@ -395,7 +428,7 @@ pub struct TransferArgs {
     #[arg(long = "id", value_name = "ID")]
     pub ids: Vec<String>,
     /// At most this many (lowest ids first)
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = at_least_one())]
     pub limit: Option<usize>,
     /// Do not ask
     #[arg(long, short = 'y')]
@@ -441,4 +474,9 @@ pub struct RepairArgs {
     /// Only verify: show what a repair would cut out
     #[arg(long)]
     pub dry_run: bool,
+}
+
+/// A count of at least 1 (`--limit 0` would ask for nothing and is refused as a mistake).
+fn at_least_one() -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
 }

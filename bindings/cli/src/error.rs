@@ -98,6 +98,12 @@ impl CliError {
         self
     }
 
+    /// Adds a hint after the message ("…; pass --create …").
+    pub fn hint(mut self, hint: impl fmt::Display) -> Self {
+        self.message = format!("{}; {hint}", self.message);
+        self
+    }
+
     /// Prints the error as one line on stderr (a JSON object with `--json`) and gives the exit code.
     pub fn report(&self, json: bool) -> ExitCode {
         let line = if json {

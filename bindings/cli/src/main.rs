@@ -19,7 +19,10 @@ mod report;
 mod wire;
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
     let json = cli.json;
     let stdout = io::stdout();
     let mut out = BufWriter::new(stdout.lock());
@@ -34,4 +37,21 @@ fn main() -> ExitCode {
             e.report(json)
         }
     }
+}
+
+/// A command line clap refuses. With `--json` anywhere on it, the error goes through the same
+/// reporter as every other failure (one JSON object on stderr, status 2); without, clap prints
+/// its own text (with the usage line) and exits 2. `--help` and `--version` print as usual.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    let json = std::env::args_os().skip(1).any(|a| a == "--json");
+    let informational = matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion);
+    if !json || informational {
+        e.exit();
+    }
+    let text = e.render().to_string();
+    // clap's first line is the error ("error: unexpected argument …"); the rest is usage.
+    let first = text.lines().next().unwrap_or_default();
+    let message = first.strip_prefix("error: ").unwrap_or(first);
+    error::CliError::usage(format!("{message} (see `mqlite --help`)")).report(true)
 }

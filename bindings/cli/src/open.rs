@@ -2,37 +2,53 @@
 
 use std::path::Path;
 
-use mqlite::{Queue, QueueOptions, RedeliveryPolicy, Store, StoreOptions};
+use mqlite::{MessageId, Queue, QueueOptions, RedeliveryPolicy, Store, StoreOptions};
 
 use crate::error::{CliError, Result, Status};
 
-/// Whether `dir` holds a store (at least one journal segment). Commands never create a store
-/// by accident: a typo in DIR must not leave an empty store behind.
-pub fn is_store(dir: &Path) -> bool {
-    std::fs::read_dir(dir).is_ok_and(|rd| {
-        rd.filter_map(|e| e.ok()).any(|e| {
-            e.file_name()
-                .to_str()
-                .and_then(mqlite::journal::parse_segment_name)
-                .is_some()
-        })
-    })
-}
-
-/// Fails with `NotFound` unless `dir` holds a store.
+/// Fails unless `dir` holds a store (at least one journal segment): `NotFound` when there is
+/// no such directory, DIR is not a directory, or it holds no segments; `Failed` when it cannot
+/// be read (permission denied, …) — that is not an absent store, and saying so would send the
+/// operator looking in the wrong place. Commands never create a store by accident: a typo in
+/// DIR must not leave an empty store behind.
 pub fn require_store(dir: &Path) -> Result<()> {
-    if is_store(dir) {
-        return Ok(());
-    }
-    let why = if dir.is_dir() {
-        "the directory holds no journal segments"
-    } else {
-        "no such directory"
+    let at = dir.display();
+    let missing = |why: &str| {
+        Err(CliError::new(
+            Status::NotFound,
+            format!("no store at {at} ({why})"),
+        ))
     };
-    Err(CliError::new(
-        Status::NotFound,
-        format!("no store at {} ({why})", dir.display()),
-    ))
+    match std::fs::read_dir(dir) {
+        Ok(rd) => {
+            let segment = rd.filter_map(|e| e.ok()).any(|e| {
+                e.file_name()
+                    .to_str()
+                    .and_then(mqlite::journal::parse_segment_name)
+                    .is_some()
+            });
+            if segment {
+                Ok(())
+            } else {
+                missing("the directory holds no journal segments")
+            }
+        }
+        Err(_) if dir.metadata().is_ok_and(|m| !m.is_dir()) => {
+            missing("it is a file, not a directory")
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => missing("no such directory"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {
+            missing("a part of the path is a file, not a directory")
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Err(CliError::new(
+            Status::Failed,
+            format!("cannot read the store directory {at}: permission denied"),
+        )),
+        Err(e) => Err(CliError::new(
+            Status::Failed,
+            format!("cannot read the store directory {at}: {e}"),
+        )),
+    }
 }
 
 /// Opens the store in `dir` as its owner; `create` allows making a new one. `tweak` adjusts
@@ -99,6 +115,20 @@ pub fn queues(store: &Store, names: &[String]) -> Result<Vec<Queue>> {
             .collect();
     }
     names.iter().map(|n| queue(store, n)).collect()
+}
+
+/// The ids among `ids` that none of `queues` holds (a command given an explicit `--id` that
+/// does not exist fails with `NotFound`, whatever else it does).
+pub fn missing_ids(queues: &[Queue], ids: &[MessageId]) -> Vec<MessageId> {
+    ids.iter()
+        .copied()
+        .filter(|id| {
+            !queues.iter().any(|q| {
+                q.browse_stored(*id, 1)
+                    .is_ok_and(|v| v.first().and_then(|s| s.message.id()) == Some(*id))
+            })
+        })
+        .collect()
 }
 
 /// Whether a queue is a dead-letter queue under the default strategies (`DLQ`, `DLQ.<queue>`).

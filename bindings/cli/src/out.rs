@@ -13,12 +13,21 @@ use crate::cli::BodyFormat;
 use crate::error::{CliError, Result, Status};
 use crate::parse;
 
+/// The last instant RFC 3339 can write (9999-12-31T23:59:59.999Z), in ms since the epoch.
+const RFC3339_MAX_MS: u64 = 253_402_300_799_999;
+
 /// A time in ms since the epoch as RFC 3339 UTC with milliseconds; `-` for 0 (never / none).
+/// Total: a time past year 9999 (a store may hold one: a huge TTL or delay, an imported
+/// `expires_at_ms`) is shown as its raw milliseconds, since RFC 3339 has only four-digit years
+/// (humantime's formatter fails on it, and a failing `Display` panics in `format!`).
 pub fn time(ms: u64) -> String {
-    if ms == 0 {
-        return "-".into();
+    match ms {
+        0 => "-".into(),
+        1..=RFC3339_MAX_MS => {
+            humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
+        }
+        _ => format!("{ms} ms since the epoch (after year 9999)"),
     }
-    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
 }
 
 pub fn bytes(n: u64) -> String {

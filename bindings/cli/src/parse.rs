@@ -101,14 +101,22 @@ pub fn property(s: &str) -> Result<(String, Value)> {
     let (left, value) = s
         .split_once('=')
         .ok_or_else(|| bad("expected NAME[:TYPE]=VALUE".into()))?;
-    let (name, kind) = match left.rsplit_once(':') {
-        Some((n, t)) if TYPES.contains(&t) => (n, t),
-        _ => (left, "str"),
-    };
+    // What follows the last ':' is the TYPE, always: an unknown one is refused rather than
+    // taken as part of the name (`n:itn=1` is a typo, not a string property "n:itn"). A name
+    // that contains ':' is written with its type: `a:b:str=x`.
+    let (name, kind) = left.rsplit_once(':').unwrap_or((left, "str"));
     if name.is_empty() {
         return Err(bad("the name is empty".into()));
     }
-    let v = value_of(kind, value).map_err(bad)?;
+    let v = value_of(kind, value).map_err(|e| {
+        if TYPES.contains(&kind) {
+            bad(e)
+        } else {
+            bad(format!(
+                "{e}; a name containing ':' is written with its type, as in NAME:str=VALUE"
+            ))
+        }
+    })?;
     Ok((name.to_string(), v))
 }
 

@@ -50,6 +50,46 @@ pub struct MessageJson {
     pub body: Option<String>,
 }
 
+impl MessageJson {
+    /// One import line: a JSON object of this shape. Objects only: serde's derived structs
+    /// also accept a JSON array of the fields in order, which no export writes and which would
+    /// silently take a mistake (`["q","aGk="]`) for a message; so the line is read as a JSON
+    /// value first and every place that holds an object here must hold one.
+    pub fn from_line(text: &str) -> Result<MessageJson, String> {
+        let v: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| format!("bad JSON: {e}"))?;
+        object("the line", &v)?;
+        for field in ["repeat", "dead_letter"] {
+            match v.get(field) {
+                None | Some(serde_json::Value::Null) => {}
+                Some(x) => object(field, x)?,
+            }
+        }
+        if let Some(serde_json::Value::Array(ps)) = v.get("properties") {
+            for (i, p) in ps.iter().enumerate() {
+                object(&format!("properties[{i}]"), p)?;
+            }
+        }
+        serde_json::from_value(v).map_err(|e| format!("bad JSON: {e}"))
+    }
+}
+
+/// Fails unless `v` is a JSON object.
+fn object(what: &str, v: &serde_json::Value) -> Result<(), String> {
+    use serde_json::Value as J;
+    let found = match v {
+        J::Object(_) => return Ok(()),
+        J::Null => "null",
+        J::Bool(_) => "a boolean",
+        J::Number(_) => "a number",
+        J::String(_) => "a string",
+        J::Array(_) => "an array",
+    };
+    Err(format!(
+        "bad JSON: {what} must be a JSON object, not {found}"
+    ))
+}
+
 fn default_priority() -> u8 {
     mqlite::DEFAULT_PRIORITY
 }

@@ -34,6 +34,7 @@ const COMMANDS: &[&[&str]] = &[
     &["repair"],
     &["compact"],
     &["completions"],
+    &["bridge"],
 ];
 
 #[test]
@@ -77,6 +78,46 @@ fn completions_are_generated_for_each_shell() {
             assert!(out.contains(word), "{shell} completion lacks {word}");
         }
     }
+}
+
+/// `mqlite bridge` runs the `mqlite-bridge` program found beside it, with the configuration
+/// file, and exits with its status; without that program it says which program is missing.
+#[test]
+fn bridge_runs_the_bridge_program_beside_it_or_says_it_is_missing() {
+    use std::os::unix::fs::PermissionsExt;
+    let c = Case::new();
+    let bin = c.path().join("bin");
+    std::fs::create_dir(&bin).expect("bin dir");
+    let mqlite = bin.join("mqlite");
+    std::fs::copy(env!("CARGO_BIN_EXE_mqlite"), &mqlite).expect("copy mqlite");
+    let run_in = |path_var: &str| {
+        std::process::Command::new(&mqlite)
+            .args(["bridge", "--config", "routes.toml"])
+            .env("PATH", path_var)
+            .output()
+            .expect("run mqlite bridge")
+    };
+
+    // Alone, with an empty PATH: one line naming the missing program, status 1.
+    let out = run_in("");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("mqlite-bridge"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+
+    // With a stand-in bridge beside it: its arguments and exit status pass through.
+    let seen = c.path().join("args");
+    let fake = bin.join("mqlite-bridge");
+    std::fs::write(
+        &fake,
+        format!("#!/bin/sh\necho \"$@\" > '{}'\nexit 3\n", s(&seen)),
+    )
+    .expect("write stand-in");
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let out = run_in("/usr/bin:/bin");
+    assert_eq!(out.status.code(), Some(3), "{:?}", out);
+    let args = std::fs::read_to_string(&seen).expect("the stand-in ran");
+    assert_eq!(args.trim(), "--config=routes.toml");
 }
 
 #[test]
@@ -133,7 +174,7 @@ fn send_with_every_option_then_browse_shows_it() {
         "-p",
         "note=a=b",
         "-p",
-        "a:b=c",
+        "a:b:str=c",
         "-p",
         "low:float=-Infinity",
         "--priority",
@@ -410,7 +451,7 @@ fn stats_list_info_report_the_store() {
     assert!(ok(&["list", dir]).contains("dead letter queue"));
 
     let info = ok_json(&["info", dir]);
-    assert_eq!(info["format_version"], 1);
+    assert_eq!(info["format_version"], mqlite::journal::format::VERSION);
     assert_eq!(info["owner"]["role"], "owner");
     assert!(info["owner"]["pid"].as_u64().unwrap() > 0);
     assert_eq!(
@@ -419,12 +460,15 @@ fn stats_list_info_report_the_store() {
     );
     let segs = info["segments"].as_array().unwrap();
     assert_eq!(segs[0]["file"], "0000000000000001.seg");
-    assert_eq!(segs[0]["version"], 1);
+    assert_eq!(segs[0]["version"], mqlite::journal::format::VERSION);
     assert!(info["recovery"]["records"].as_u64().unwrap() > 0);
     assert!(info["recovery"]["torn_tail"].is_null());
     let text = ok(&["info", dir]);
     assert!(
-        text.contains("format    version 1") && text.contains("0000000000000001.seg"),
+        text.contains(&format!(
+            "format    version {}",
+            mqlite::journal::format::VERSION
+        )) && text.contains("0000000000000001.seg"),
         "{text}"
     );
 }
@@ -466,6 +510,8 @@ fn dead_letters(d: &std::path::Path) -> u64 {
         .unwrap()
         .nack("timeout")
         .unwrap(); // t0
+                   // p2's TTL runs out here: the store's timers dead-letter it (reason expired) at once, with
+                   // no receive needed.
     clock.advance_ms(10_000);
     orders
         .receive(Some(Duration::ZERO))
@@ -479,7 +525,6 @@ fn dead_letters(d: &std::path::Path) -> u64 {
         .unwrap()
         .nack("declined")
         .unwrap(); // t0+20s
-                   // p2's TTL has run out: the next receive dead-letters it (reason expired), delivers nothing.
     assert!(pay.receive(Some(Duration::ZERO)).unwrap().is_none());
     store.close().unwrap();
     t0
@@ -507,9 +552,9 @@ fn dlq_list_show_filter() {
         summary,
         [
             ("orders", "max_redeliveries", "timeout"),
+            ("payments", "expired", ""),
             ("orders", "rejected", "bad order"),
             ("payments", "max_redeliveries", "declined"),
-            ("payments", "expired", ""),
         ]
     );
     assert_eq!(rows[0]["dlq"], "DLQ");
@@ -527,7 +572,7 @@ fn dlq_list_show_filter() {
     assert_eq!(count(&["--queue", "payments", "--reason", "expired"]), 1);
     let t10 = (t0 + 10_000).to_string();
     let t20 = (t0 + 20_000).to_string();
-    assert_eq!(count(&["--since", &t10, "--until", &t20]), 1);
+    assert_eq!(count(&["--since", &t10, "--until", &t20]), 2); // expired and rejected at t10
     assert_eq!(count(&["--id", "ID:1"]), 1); // by original id
     let own = rows[2]["id"].as_str().unwrap();
     assert_eq!(count(&["--id", own]), 1); // by its id in the DLQ
@@ -610,7 +655,7 @@ fn dlq_replay_dry_run_changes_nothing_then_replays_with_counts() {
     };
     assert_eq!(bodies("orders"), [b"o1".to_vec()]);
     assert_eq!(bodies("payments"), [b"p1".to_vec()]);
-    assert_eq!(bodies("retry"), [b"o2".to_vec(), b"p2".to_vec()]);
+    assert_eq!(bodies("retry"), [b"p2".to_vec(), b"o2".to_vec()]);
     // Replayed messages carry no dead-letter info and start their delivery count again.
     assert!(st
         .iter()
@@ -930,7 +975,7 @@ fn malformed_import_lines_are_named_and_nothing_of_their_batch_is_written() {
             open(d).queue("q").unwrap().send("existing").unwrap();
         }
         let before = snapshot(d);
-        let input = format!("{good}\n\n{good}\n{bad}\n{good}\n");
+        let input = format!("{good}\n{good}\n{good}\n{bad}\n{good}\n");
         let line = fails_with(&["import", s(d)], input.as_bytes(), 7);
         assert!(
             line.contains("line 4: "),
@@ -972,7 +1017,7 @@ fn malformed_import_lines_are_named_and_nothing_of_their_batch_is_written() {
     let r = ok_json(&["import", s(d), "--input", s(&file), "--queue", "elsewhere"]);
     assert_eq!(
         r,
-        serde_json::json!({"imported": 2, "queues": {"elsewhere": 2}})
+        serde_json::json!({"imported": 2, "duplicates": 0, "queues": {"elsewhere": 2}})
     );
 }
 
@@ -1171,4 +1216,250 @@ fn every_command_on_a_held_store_names_the_owner_pid() {
     assert_eq!(snapshot(d), before);
     drop(store);
     ok(&["stats", dir]);
+}
+
+#[test]
+fn topics_list_publish_and_browse_with_a_selector() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = s(tmp.path());
+    {
+        let store = open(tmp.path());
+        let _sub = store
+            .subscribe(
+                "orders.>",
+                mqlite::SubscriptionOptions {
+                    name: Some("billing".into()),
+                    durable: true,
+                    selector: Some("amount > 100".into()),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        let q = store.queue("plain").unwrap();
+        for a in [5i64, 500, 7, 900] {
+            q.send(mqlite::Message::new(format!("a{a}")).property("amount", a))
+                .unwrap();
+        }
+    }
+    let out = ok(&[
+        "send",
+        dir,
+        "orders.eu",
+        "--topic",
+        "big",
+        "-p",
+        "amount:int=150",
+    ]);
+    assert!(
+        out.contains("published") && out.contains("orders.eu"),
+        "{out}"
+    );
+    let out = ok(&[
+        "send",
+        dir,
+        "orders.eu",
+        "--topic",
+        "small",
+        "-p",
+        "amount:int=1",
+    ]);
+    assert!(out.contains("nothing was stored"), "{out}");
+    let out = ok(&["send", dir, "invoices.x", "--topic", "x"]);
+    assert!(out.contains("no subscription matched"), "{out}");
+    assert_eq!(run(&["send", dir, "orders.*", "--topic", "x"]).code, 2);
+
+    let l = ok_json(&["list", dir]);
+    let subs = l["subscriptions"].as_array().unwrap();
+    assert_eq!(subs.len(), 1);
+    assert_eq!(
+        (subs[0]["name"].as_str(), subs[0]["pattern"].as_str()),
+        (Some("billing"), Some("orders.>"))
+    );
+    assert_eq!(subs[0]["messages"], 1);
+    assert!(l["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|q| q["name"] == "$sub.billing" && q["kind"] == "subscription"));
+    assert!(ok(&["list", dir]).contains("billing"));
+    assert!(ok(&["stats", dir]).contains("$sub.billing"));
+
+    let b = ok(&["browse", dir, "plain", "--selector", "amount > 100"]);
+    assert!(b.contains("a500") && b.contains("a900"), "{b}");
+    assert!(!b.contains("a5\n") && !b.contains("a7"), "{b}");
+    let b = ok_json(&["browse", dir, "plain", "--selector", "amount > 100"]);
+    assert_eq!(b.as_array().unwrap().len(), 2);
+    assert_eq!(
+        run(&["browse", dir, "plain", "--selector", "amount >> 1"]).code,
+        2
+    );
+}
+
+// ---------------------------------------------------------------- review findings (new users)
+
+#[test]
+fn far_future_times_are_shown_as_raw_ms_and_nothing_panics() {
+    let c = Case::new();
+    let d = c.dir();
+    // Past year 9999 (RFC 3339 has four-digit years): an import can carry such times.
+    let line = format!(
+        "{{\"queue\":\"q\",\"body\":\"aGk=\",\"expires_at_ms\":{},\"timestamp_ms\":{}}}\n",
+        u64::MAX,
+        300_000_000_000_000u64
+    );
+    let r = run_with(&["import", d, "--create"], line.as_bytes());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for args in [&["browse", d, "q"][..], &["receive", d, "q"][..]] {
+        let r = run(args);
+        assert_eq!(r.code, 0, "mqlite {args:?}: {}", r.stderr);
+        assert!(
+            r.stdout.contains(&format!(
+                "expires {} ms since the epoch (after year 9999)",
+                u64::MAX
+            )) && r.stdout.contains("sent 300000000000000 ms since the epoch"),
+            "{}",
+            r.stdout
+        );
+    }
+    // The receive acked it.
+    assert_eq!(stored(c.path()).len(), 0);
+}
+
+#[test]
+fn usage_errors_with_json_are_one_json_object_with_status_2() {
+    let _serial = serial();
+    for args in [
+        &["--json", "stats"][..],
+        &["frobnicate", "--json"][..],
+        &["browse", "/nonexistent", "q", "--limit", "0", "--json"][..],
+    ] {
+        let line = fails(args, 2);
+        let v: J = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{args:?}: {e}: {line}"));
+        assert_eq!(v["error"]["status"], 2, "{line}");
+        assert_eq!(v["error"]["kind"], "usage", "{line}");
+        assert!(!v["error"]["message"].as_str().unwrap().is_empty());
+    }
+    // Without --json clap's own text, still status 2; help is not an error.
+    let r = run(&["stats"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("Usage"), "{}", r.stderr);
+    assert_eq!(run(&["--help", "--json"]).code, 0);
+}
+
+#[test]
+fn unreadable_dir_is_permission_denied_and_a_file_is_not_a_directory() {
+    let c = Case::new();
+    fill(c.path(), "q", ["x".to_string()]);
+    let file = c.path().join("plain");
+    std::fs::write(&file, b"x").unwrap();
+    let line = fails(&["stats", s(&file)], 5);
+    assert!(line.contains("not a directory"), "{line}");
+    let line = fails(&["info", &format!("{}/sub", s(&file))], 5);
+    assert!(line.contains("not a directory"), "{line}");
+    // A directory the user may not read. Permission bits do not bind root: as root the
+    // command runs as nobody (setpriv, util-linux), for whom the whole temp dir is closed.
+    let locked = c.path().join("locked");
+    std::fs::create_dir(&locked).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let r = if std::fs::read_dir(&locked).is_err() {
+        run(&["stats", s(&locked)])
+    } else {
+        let out = std::process::Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(env!("CARGO_BIN_EXE_mqlite"))
+            .args(["stats", s(&locked)])
+            .output()
+            .expect("setpriv (util-linux) runs the command as nobody");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            raw_stdout: out.stdout,
+        }
+    };
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("permission denied"), "{}", r.stderr);
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // send to a missing store hints --create.
+    let line = fails(&["send", &format!("{}/none", c.dir()), "q", "x"], 5);
+    assert!(line.contains("--create"), "{line}");
+}
+
+#[test]
+fn import_counts_duplicates_apart_and_refuses_blank_lines_and_arrays() {
+    let c = Case::new();
+    let d = c.dir();
+    let keyed = r#"{"queue":"q","body":"aGk=","dedup_key":"k1"}"#;
+    let plain = r#"{"queue":"q","body":"aGk="}"#;
+    let input = format!("{keyed}\n{keyed}\n{plain}\n");
+    let r: J = serde_json::from_str(
+        &run_with(&["import", d, "--create", "--json"], input.as_bytes()).stdout,
+    )
+    .unwrap();
+    assert_eq!(
+        r,
+        serde_json::json!({"imported": 2, "duplicates": 1, "queues": {"q": 2}})
+    );
+    // Again: the key is still in the window.
+    let out =
+        String::from_utf8(run_with(&["import", d], format!("{keyed}\n").as_bytes()).raw_stdout)
+            .unwrap();
+    assert!(
+        out.contains("imported 0 messages") && out.contains("1 duplicate dropped"),
+        "{out}"
+    );
+    assert_eq!(stored(c.path()).len(), 2);
+    for (input, why) in [
+        (format!("{plain}\n\n{plain}\n"), "line 2: empty line"),
+        (
+            "[\"q\",\"aGk=\"]\n".to_string(),
+            "line 1: bad JSON: the line must be a JSON object, not an array",
+        ),
+        (
+            format!(
+                "{}\n",
+                r#"{"queue":"q","body":"aGk=","properties":[["n","int",1]]}"#
+            ),
+            "properties[0] must be a JSON object",
+        ),
+        (
+            format!("{}\n", r#"{"queue":"q","body":"aGk=","repeat":[1,2]}"#),
+            "repeat must be a JSON object",
+        ),
+    ] {
+        let line = fails_with(&["import", d], input.as_bytes(), 7);
+        assert!(line.contains(why), "{input:?}: {line}");
+    }
+    assert_eq!(stored(c.path()).len(), 2, "a refused batch wrote something");
+}
+
+#[test]
+fn an_explicit_missing_id_is_not_found_everywhere_and_bad_values_are_refused() {
+    let c = Case::new();
+    let d = c.dir();
+    fill(c.path(), "q", ["x".to_string()]);
+    let _ = dead_letters(c.path());
+    for sub in ["list", "show", "replay"] {
+        let line = fails(&["dlq", sub, d, "--id", "ID:999"], 5);
+        assert!(line.contains("ID:999"), "dlq {sub}: {line}");
+    }
+    fails(&["move", d, "q", "r", "--id", "ID:99", "--yes"], 5);
+    // An unknown property TYPE is refused with the list of types.
+    let line = fails(&["send", d, "q", "x", "-p", "n:weird=1"], 2);
+    assert!(
+        line.contains("unknown type \"weird\"") && line.contains("str, int, float, bool, bytes"),
+        "{line}"
+    );
+    let v = ok_json(&["send", d, "q", "x", "-p", "a:b:str=1"]);
+    assert!(v["id"].is_string());
+    // --limit 0 asks for nothing: refused.
+    for args in [
+        &["browse", d, "q", "--limit", "0"][..],
+        &["dlq", "list", d, "--limit", "0"][..],
+        &["move", d, "q", "r", "--limit", "0", "--yes"][..],
+    ] {
+        assert_eq!(run(args).code, 2, "{args:?}");
+    }
 }

@@ -107,6 +107,7 @@ impl Completer {
     }
 
     fn run(self: Arc<Self>) {
+        ON_COMPLETER.with(|c| c.set(true));
         loop {
             let items = {
                 let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -246,4 +247,17 @@ pub(crate) fn _aio_complete(py: Python<'_>, items: &Bound<'_, PyList>) -> PyResu
         }
     }
     Ok(())
+}
+
+thread_local! {
+    /// Set on completer threads: their callbacks cannot wait for another send's completion
+    /// (this very thread completes it).
+    static ON_COMPLETER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether the calling thread runs send callbacks (a completer thread). `SendFuture.result()`
+/// and `.exception()` on a pending future raise `WouldDeadlock` there instead of hanging.
+#[pyfunction]
+pub(crate) fn _on_callback_thread() -> bool {
+    ON_COMPLETER.with(|c| c.get())
 }

@@ -11,7 +11,9 @@ use pyo3::types::{PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyString
 
 use crate::errors::invalid;
 
-/// Seconds (int or float) or a `datetime.timedelta`, as a `Duration`. Negative or NaN is an error.
+/// Seconds (int or float) or a `datetime.timedelta`, as a `Duration`. Negative or NaN is an error;
+/// a value too long for a `Duration` (`sys.maxsize`, `1e300`, "forever") saturates at
+/// `Duration::MAX`, which every consumer of a duration treats as "never".
 pub(crate) fn duration(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Duration> {
     let secs: f64 = if obj.hasattr(intern!(obj.py(), "total_seconds"))? {
         obj.call_method0(intern!(obj.py(), "total_seconds"))?
@@ -28,7 +30,7 @@ pub(crate) fn duration(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Duration>
             "{what} must be a finite number of seconds >= 0, not {secs}"
         )));
     }
-    Ok(Duration::from_secs_f64(secs))
+    Ok(Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX))
 }
 
 pub(crate) fn opt_duration(
@@ -182,8 +184,12 @@ pub(crate) fn message(body_obj: &Bound<'_, PyAny>, h: Headers<'_, '_>) -> PyResu
     }
     if let Some(p) = h.priority {
         // The core rejects 10..=255 with its own message; below that range u8 cannot hold it.
-        let p =
-            u8::try_from(p).map_err(|_| invalid(format!("priority {p} is out of range 0–9")))?;
+        let p = u8::try_from(p).map_err(|_| {
+            invalid(format!(
+                "priority {p} is out of range 0–{}",
+                mqlite::MAX_PRIORITY
+            ))
+        })?;
         m = m.priority(p);
     }
     if let Some(t) = opt_duration(h.ttl, "ttl")? {

@@ -10,6 +10,7 @@ mod errors;
 mod message;
 mod queue;
 mod store;
+mod topic;
 mod txn;
 
 use pyo3::prelude::*;
@@ -20,11 +21,13 @@ fn _mqlite(m: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::register(m)?;
     m.add_function(wrap_pyfunction!(store::open, m)?)?;
     m.add_function(wrap_pyfunction!(completer::_aio_complete, m)?)?;
+    m.add_function(wrap_pyfunction!(completer::_on_callback_thread, m)?)?;
     m.add_class::<store::Store>()?;
     m.add_class::<store::RedeliveryPolicy>()?;
     m.add_class::<store::DeadLetterStrategy>()?;
     m.add_class::<store::ManualClock>()?;
     m.add_class::<queue::Queue>()?;
+    m.add_class::<topic::Topic>()?;
     m.add_class::<queue::Consume>()?;
     m.add_class::<consumer::Consumer>()?;
     m.add_class::<consumer::Listener>()?;

@@ -28,6 +28,9 @@ pub(crate) struct DeadLetterInfo {
     first_failure_ms: u64,
     /// When it last failed or was dead-lettered (ms since the epoch).
     last_failure_ms: u64,
+    /// The subscription it died in (its ``original_queue`` is then ``$sub.<subscription>``);
+    /// None for a queue's dead letter.
+    subscription: Option<String>,
 }
 
 #[pymethods]
@@ -52,6 +55,7 @@ struct Head {
     timestamp_ms: u64,
     expires_at_ms: u64,
     dead_letter: Option<mqlite::DeadLetterInfo>,
+    topic: Option<String>,
 }
 
 impl Head {
@@ -66,6 +70,7 @@ impl Head {
             timestamp_ms: m.timestamp_ms(),
             expires_at_ms: m.expires_at_ms(),
             dead_letter: m.dead_letter_info().cloned(),
+            topic: m.topic().map(str::to_string),
         }
     }
 }
@@ -129,16 +134,18 @@ impl Message {
                 ),
             ));
         }
-        self.delivery
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-            .ok_or_else(|| {
-                new_err(
-                    ErrorKind::AlreadySettled,
-                    format!("ID:{} is already settled", self.head.id),
-                )
-            })
+        let mut g = self.delivery.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(d) = g.as_ref() {
+            // Closed before anything is consumed: the message stays settleable by nobody, but
+            // every later call says Closed too, not AlreadySettled.
+            mq(d.queue().check_open())?;
+        }
+        g.take().ok_or_else(|| {
+            new_err(
+                ErrorKind::AlreadySettled,
+                format!("ID:{} is already settled", self.head.id),
+            )
+        })
     }
 
     pub(crate) fn queue_name(&self) -> &str {
@@ -268,7 +275,15 @@ impl Message {
             delivery_count: d.delivery_count,
             first_failure_ms: d.first_failure_ms,
             last_failure_ms: d.last_failure_ms,
+            subscription: d.subscription().map(str::to_string),
         })
+    }
+
+    /// The topic it was published to, on a message of a subscription (or a dead letter of
+    /// one); None for a message sent to a queue.
+    #[getter]
+    fn topic(&self) -> Option<&str> {
+        self.head.topic.as_deref()
     }
 
     /// Whether it was settled (always True for a browsed copy).

@@ -24,6 +24,9 @@ const SLICE: Duration = Duration::from_millis(50);
 pub(crate) struct Queue {
     q: mqlite::Queue,
     store: Py<Store>,
+    /// The subscriber's handle when this queue is a subscription: dropping the Python object
+    /// detaches it (a non-durable subscription then ends).
+    sub: Option<mqlite::Subscription>,
 }
 
 pub(crate) fn stats_dict<'py>(py: Python<'py>, s: &QueueStats) -> PyResult<Bound<'py, PyDict>> {
@@ -50,7 +53,20 @@ pub(crate) fn stats_dict<'py>(py: Python<'py>, s: &QueueStats) -> PyResult<Bound
 
 impl Queue {
     pub(crate) fn new(q: mqlite::Queue, store: Py<Store>) -> Queue {
-        Queue { q, store }
+        Queue {
+            q,
+            store,
+            sub: None,
+        }
+    }
+
+    /// A subscription, with the receiving API of a queue.
+    pub(crate) fn of_subscription(s: mqlite::Subscription, store: Py<Store>) -> Queue {
+        Queue {
+            q: s.queue().clone(),
+            store,
+            sub: Some(s),
+        }
     }
 
     pub(crate) fn core(&self) -> &mqlite::Queue {
@@ -90,7 +106,8 @@ pub(crate) fn receive_sliced(
     recv: impl Fn(Duration) -> mqlite::Result<Vec<Delivery>> + Sync,
 ) -> PyResult<Vec<Delivery>> {
     let timeout = opt_duration(timeout, "timeout")?;
-    let deadline = timeout.map(|t| Instant::now() + t);
+    // A timeout past what an Instant can hold waits forever, as None does.
+    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
     loop {
         let slice = match deadline {
             Some(d) => d.saturating_duration_since(Instant::now()).min(SLICE),
@@ -104,7 +121,7 @@ pub(crate) fn receive_sliced(
     }
 }
 
-fn future_class(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
+pub(crate) fn future_class(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
     static C: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
     C.import(py, "mqlite._future", "SendFuture")
 }
@@ -123,6 +140,13 @@ impl Queue {
     #[getter]
     fn name(&self) -> &str {
         self.q.name()
+    }
+
+    /// The subscription's name when this queue is a subscription (``store.subscribe``); None
+    /// for a plain queue. Its queue's name is ``$sub.<name>``.
+    #[getter]
+    fn subscription(&self) -> Option<&str> {
+        self.sub.as_ref().map(|s| s.subscription_name())
     }
 
     /// Sends a message and returns its id once it is durable (per the queue's durability).
@@ -461,11 +485,15 @@ impl Queue {
     /// Closing it (or dropping it) returns its unsettled messages to the queue as failures, and
     /// its prefetched messages not yet handed out, uncounted. ``prefetch`` (None: the queue's)
     /// is how many messages it takes at once with one durable delivery-count record (0 or 1:
-    /// none); auto-ack consumers never prefetch.
-    #[pyo3(signature = (ack_mode = "explicit", *, prefetch = None))]
+    /// none); auto-ack consumers never prefetch, nor do selective ones (they take only what
+    /// they are given). With ``selector`` (a JMS message selector) it receives only the
+    /// messages the selector selects, wherever they sit in the queue; the others stay for other
+    /// consumers. Raises InvalidArgument naming the position of a selector that does not parse.
+    #[pyo3(signature = (ack_mode = "explicit", *, selector = None, prefetch = None))]
     fn consumer(
         &self,
         ack_mode: &str,
+        selector: Option<&str>,
         prefetch: Option<u32>,
     ) -> PyResult<crate::consumer::Consumer> {
         self.check()?;
@@ -485,8 +513,12 @@ impl Queue {
         };
         mq(options.validate())?;
         let store = Python::attach(|py| self.store.clone_ref(py));
+        let c = match selector {
+            None => self.q.consumer(options),
+            Some(s) => mq(self.q.consumer_with_selector(options, s))?,
+        };
         Ok(crate::consumer::Consumer::new(
-            self.q.consumer(options),
+            c,
             store,
             mode == mqlite::AckMode::Auto,
         ))

@@ -3,7 +3,7 @@
 
 use std::mem::ManuallyDrop;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Once};
 use std::time::Duration;
 
@@ -23,22 +23,14 @@ use crate::queue::{stats_dict, Queue};
 // ---------------------------------------------------------------------------------------------
 // fork(): a child gets a copy of the parent's objects but not its threads, and possibly a lock
 // held mid-call by a thread that no longer exists. Every handle records the pid that made it
-// and refuses to work elsewhere; the child also closes the inherited lock-file descriptors so
-// the parent can close and reopen its store while children live.
+// and refuses to work elsewhere. (The store's directory lock is a POSIX record lock, which a
+// child never holds: the parent closes and reopens its store while children live.)
 
 static PID: AtomicU32 = AtomicU32::new(0);
-const LOCK_SLOTS: usize = 64;
-static LOCK_FDS: [AtomicI32; LOCK_SLOTS] = [const { AtomicI32::new(-1) }; LOCK_SLOTS];
 
 extern "C" fn after_fork_in_child() {
-    // Only async-signal-safe calls here: getpid, close, atomics.
+    // Only async-signal-safe calls here: getpid, atomics.
     PID.store(unsafe { libc::getpid() } as u32, Ordering::SeqCst);
-    for slot in &LOCK_FDS {
-        let fd = slot.swap(-1, Ordering::SeqCst);
-        if fd >= 0 {
-            unsafe { libc::close(fd) };
-        }
-    }
 }
 
 pub(crate) fn init_fork_handling() {
@@ -69,14 +61,6 @@ pub(crate) fn check_pid(opener: u32) -> PyResult<()> {
     ))
 }
 
-fn register_lock_fd(fd: i32) -> Option<usize> {
-    (0..LOCK_SLOTS).find(|&i| {
-        LOCK_FDS[i]
-            .compare_exchange(-1, fd, Ordering::SeqCst, Ordering::SeqCst)
-            .is_ok()
-    })
-}
-
 // ---------------------------------------------------------------------------------------------
 
 /// When and how often a failed message is delivered again. Fields and defaults follow
@@ -89,7 +73,8 @@ pub(crate) struct RedeliveryPolicy {
     max_redeliveries: i32,
     /// Seconds before the first redelivery.
     initial_redelivery_delay: f64,
-    /// Seconds before each later redelivery (without backoff).
+    /// Seconds before each later redelivery (without backoff); with backoff, the delay after a
+    /// zero delay (as ActiveMQ: initial 0, then this, then multiplied: 0, 1, 2, 4 s).
     redelivery_delay: f64,
     /// Multiply the previous delay by ``backoff_multiplier`` for each later redelivery.
     use_exponential_backoff: bool,
@@ -175,8 +160,11 @@ impl RedeliveryPolicy {
     /// The core's policy, validated by the core (so every face refuses the same values).
     fn to_core(&self) -> PyResult<mqlite::RedeliveryPolicy> {
         let d = |s: f64, what: &str| -> PyResult<Duration> {
-            Duration::try_from_secs_f64(s)
-                .map_err(|_| invalid(format!("{what} must be >= 0 seconds, not {s}")))
+            if s.is_nan() || s < 0.0 {
+                return Err(invalid(format!("{what} must be >= 0 seconds, not {s}")));
+            }
+            // Too long for a Duration: saturate ("never"), as every duration in this module.
+            Ok(Duration::try_from_secs_f64(s).unwrap_or(Duration::MAX))
         };
         let p = mqlite::RedeliveryPolicy {
             max_redeliveries: self.max_redeliveries,
@@ -401,7 +389,6 @@ pub(crate) fn open<'py>(
     let store = mq(py.detach(move || mqlite::Store::open(&path, o)))?;
     let completer = Completer::start()
         .map_err(|e| new_err(ErrorKind::Io, format!("starting a thread: {e}")))?;
-    let lock_slot = store.lock_fd().and_then(register_lock_fd);
     let store = Bound::new(
         py,
         Store {
@@ -409,7 +396,6 @@ pub(crate) fn open<'py>(
             completer: ManuallyDrop::new(completer),
             pid: current_pid(),
             closed: AtomicBool::new(false),
-            lock_slot,
         },
     )?;
     open_stores(py)?.call_method1("add", (&store,))?;
@@ -457,12 +443,21 @@ pub(crate) struct Store {
     completer: ManuallyDrop<Arc<Completer>>,
     pid: u32,
     closed: AtomicBool,
-    lock_slot: Option<usize>,
 }
 
 impl Store {
+    /// Every method of the store and of the objects made from it (queues, consumers,
+    /// transactions) starts here: `Closed` once the store is closed (as the C face's
+    /// `MQLITE_CLOSED`) or in a `fork()` child.
     pub(crate) fn check(&self) -> PyResult<()> {
-        check_pid(self.pid)
+        check_pid(self.pid)?;
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(new_err(
+                ErrorKind::Closed,
+                format!("the store at {} is closed", self.store.path().display()),
+            ));
+        }
+        Ok(())
     }
 
     pub(crate) fn completer(&self) -> &Arc<Completer> {
@@ -472,9 +467,6 @@ impl Store {
     fn close_impl(&self, py: Python<'_>) -> PyResult<()> {
         if self.closed.swap(true, Ordering::SeqCst) {
             return Ok(());
-        }
-        if let Some(i) = self.lock_slot {
-            LOCK_FDS[i].store(-1, Ordering::SeqCst);
         }
         let store: &mqlite::Store = &self.store;
         let completer: &Completer = &self.completer;
@@ -604,14 +596,98 @@ impl Store {
         Ok(Queue::new(q, slf.clone().unbind()))
     }
 
+    /// A topic handle: ``store.topic("orders.eu.created")`` (dot-separated segments, no
+    /// wildcards). Raises InvalidName naming the rule broken.
+    fn topic(slf: &Bound<'_, Self>, name: &str) -> PyResult<crate::topic::Topic> {
+        let this = slf.get();
+        this.check()?;
+        let t = mq(this.store.topic(name))?;
+        Ok(crate::topic::Topic::new(t, slf.clone().unbind()))
+    }
+
+    /// Subscribes to the topics matching ``pattern`` (``*`` one segment, ``>`` all remaining
+    /// ones, as ActiveMQ and NATS) and returns the subscription: a :class:`Queue` with the
+    /// whole receiving API (``receive``, ``consume``, ``consumer``, ``listen``, ``browse``,
+    /// ``stats``, acks, nack/reject/release). ``selector`` is a JMS message selector evaluated
+    /// at publish time. A durable subscription (``name`` required) keeps collecting while
+    /// nobody is attached and across restarts, until :meth:`unsubscribe`; a non-durable one
+    /// ends when its last handle is dropped. ``shared=True`` lets several handles consume it as
+    /// competing consumers (JMS 2.0). Subscribing again under a name with another pattern or
+    /// selector replaces the subscription and drops what it held (JMS). ``redelivery``,
+    /// ``dead_letter``, ``max_messages``, ``max_bytes`` and ``ack_timeout`` (seconds) are the
+    /// subscription's own, as for a queue. Raises InvalidName (pattern or name),
+    /// InvalidArgument (a selector that does not parse, naming the character position; a
+    /// durable or shared subscription without a name; a subscription in use).
+    #[pyo3(signature = (pattern, *, name = None, durable = false, shared = false, selector = None,
+        redelivery = None, dead_letter = None, max_messages = None, max_bytes = None, ack_timeout = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn subscribe(
+        slf: &Bound<'_, Self>,
+        pattern: &str,
+        name: Option<String>,
+        durable: bool,
+        shared: bool,
+        selector: Option<String>,
+        redelivery: Option<&RedeliveryPolicy>,
+        dead_letter: Option<&DeadLetterStrategy>,
+        max_messages: Option<u64>,
+        max_bytes: Option<u64>,
+        ack_timeout: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Queue> {
+        let this = slf.get();
+        this.check()?;
+        let queue = QueueOptions {
+            redelivery: redelivery.map(|r| r.to_core()).transpose()?,
+            dead_letter: dead_letter.map(|d| d.inner.clone()),
+            max_messages,
+            max_bytes,
+            ack_timeout: opt_duration(ack_timeout, "ack_timeout")?,
+            ..Default::default()
+        };
+        let o = crate::topic::options(name, durable, shared, selector, queue);
+        let store = &this.store;
+        let sub = mq(slf.py().detach(|| store.subscribe(pattern, o)))?;
+        Ok(Queue::of_subscription(sub, slf.clone().unbind()))
+    }
+
+    /// Ends subscription ``name`` and drops every message it holds (JMS ``unsubscribe``).
+    /// Raises NotFound if there is none, InvalidArgument while a subscriber is attached.
+    fn unsubscribe(&self, py: Python<'_>, name: &str) -> PyResult<()> {
+        self.check()?;
+        let store = &self.store;
+        mq(py.detach(|| store.unsubscribe(name)))
+    }
+
+    /// Every subscription: a list of dicts with ``name``, ``pattern``, ``selector``,
+    /// ``durable``, ``shared``, ``subscribers`` and ``queue`` (``$sub.<name>``).
+    fn subscriptions<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
+        self.check()?;
+        self.store
+            .subscriptions()
+            .into_iter()
+            .map(|i| {
+                let d = PyDict::new(py);
+                d.set_item("name", i.name)?;
+                d.set_item("pattern", i.pattern)?;
+                d.set_item("selector", i.selector)?;
+                d.set_item("durable", i.durable)?;
+                d.set_item("shared", i.shared)?;
+                d.set_item("subscribers", i.subscribers)?;
+                d.set_item("queue", i.queue)?;
+                Ok(d)
+            })
+            .collect()
+    }
+
     /// Begins a transaction: sends and acks across queues of this store that take effect
     /// together, as one durable record, at commit. ``with store.transaction() as tx:`` commits
     /// on a clean exit and rolls back on an exception.
-    fn transaction(&self) -> PyResult<crate::txn::Transaction> {
-        self.check()?;
+    fn transaction(slf: &Bound<'_, Self>) -> PyResult<crate::txn::Transaction> {
+        let this = slf.get();
+        this.check()?;
         Ok(crate::txn::Transaction::new(
-            self.store.transaction(),
-            self.pid,
+            this.store.transaction(),
+            slf.clone().unbind(),
         ))
     }
 
@@ -642,7 +718,7 @@ impl Store {
     /// Closes the store: pending sends are flushed, every future and callback completes, the
     /// lock is released. Idempotent. Later calls on its queues raise :class:`Closed`.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
-        self.check()?;
+        check_pid(self.pid)?;
         self.close_impl(py)
     }
 
@@ -664,14 +740,32 @@ impl Store {
         Ok(self.store.disk_bytes())
     }
 
-    /// What recovery found when the store was opened.
+    /// What recovery found when the store was opened, as the Rust and C faces report it:
+    /// ``segments``, ``records``, ``bytes`` (read), ``torn_tail`` (bool: an unsynced tail was
+    /// cut), ``quarantined`` (what a repair cut out: a list of dicts with ``file``, ``offset``,
+    /// ``len``, ``frames_lost``, ``saved_as``, the file in the store directory holding the
+    /// bytes) and ``lost_queues`` (placeholder names of queues whose declaration a repair cut
+    /// out; their surviving messages are kept there).
     fn recovery_report<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        self.check()?;
         let r = self.store.recovery_report();
         let d = PyDict::new(py);
         d.set_item("segments", r.segments)?;
         d.set_item("records", r.records)?;
         d.set_item("bytes", r.bytes)?;
         d.set_item("torn_tail", r.torn_tail.is_some())?;
+        let quarantined = pyo3::types::PyList::empty(py);
+        for x in &r.quarantined {
+            let q = PyDict::new(py);
+            q.set_item("file", &x.file)?;
+            q.set_item("offset", x.offset)?;
+            q.set_item("len", x.len)?;
+            q.set_item("frames_lost", x.frames_lost)?;
+            q.set_item("saved_as", &x.saved_as)?;
+            quarantined.append(q)?;
+        }
+        d.set_item("quarantined", quarantined)?;
+        d.set_item("lost_queues", r.lost_queues.clone())?;
         Ok(d)
     }
 

@@ -10,7 +10,7 @@ use crate::convert::{message, Headers};
 use crate::errors::{mq, new_err};
 use crate::message::Message;
 use crate::queue::Queue;
-use crate::store::{check_pid, current_pid};
+use crate::store::current_pid;
 
 /// A transaction of a store (from :meth:`Store.transaction`). Sends are stored and acks take
 /// effect only at :meth:`commit`, all together and durably; :meth:`rollback` (or an exception
@@ -19,20 +19,23 @@ use crate::store::{check_pid, current_pid};
 pub(crate) struct Transaction {
     tx: Mutex<Option<mqlite::Transaction>>,
     ids: Mutex<Option<Vec<u64>>>,
+    /// Its store: every method checks it first (`Closed` once the store is closed).
+    store: Py<crate::store::Store>,
     pid: u32,
 }
 
 impl Transaction {
-    pub(crate) fn new(tx: mqlite::Transaction, pid: u32) -> Self {
+    pub(crate) fn new(tx: mqlite::Transaction, store: Py<crate::store::Store>) -> Self {
         Transaction {
             tx: Mutex::new(Some(tx)),
             ids: Mutex::new(None),
-            pid,
+            store,
+            pid: current_pid(),
         }
     }
 
     fn with_tx<T>(&self, f: impl FnOnce(&mut mqlite::Transaction) -> PyResult<T>) -> PyResult<T> {
-        check_pid(self.pid)?;
+        self.store.get().check()?;
         let mut g = self.tx.lock().unwrap_or_else(|e| e.into_inner());
         match g.as_mut() {
             Some(tx) => f(tx),
@@ -44,7 +47,7 @@ impl Transaction {
     }
 
     fn finish(&self) -> PyResult<mqlite::Transaction> {
-        check_pid(self.pid)?;
+        self.store.get().check()?;
         self.tx
             .lock()
             .unwrap_or_else(|e| e.into_inner())

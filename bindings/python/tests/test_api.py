@@ -238,6 +238,9 @@ def test_receive_batch_and_ack_batch(store: mqlite.Store) -> None:
     assert not any(m.settled for m in rest)  # nothing was taken by the refused call
     q.ack_batch(rest)
     assert q.stats()["acked"] == 100
+    # A batch of none is refused as in every face (it used to wait for "the first of none").
+    with pytest.raises(mqlite.InvalidArgument, match="at least 1"):
+        q.receive_batch(0, timeout=None)
 
 
 def test_browse_purge_stats(store: mqlite.Store) -> None:

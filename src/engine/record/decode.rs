@@ -31,7 +31,9 @@ impl<'a> SendRec<'a> {
         if self.meta.is_empty() {
             Some(Meta::default())
         } else {
-            get_bincode(self.meta)
+            // A meta of format version 1 lacks the trailing topic: read it compatibly.
+            get_bincode::<Meta>(self.meta)
+                .or_else(|| get_bincode::<crate::message::MetaV1>(self.meta).map(Meta::from))
         }
     }
     /// Whether the meta holds a dedup key.
@@ -79,6 +81,63 @@ impl Iterator for Counts<'_> {
         self.0 = rest;
         Some((u64::from_le_bytes(*id), u32::from_le_bytes(*count)))
     }
+}
+
+/// The queue ids of a PUBLISH record (LEB128), decoded as iterated; decoding the record
+/// checked them all.
+#[derive(Debug, Clone, Copy)]
+pub struct Qids<'a> {
+    b: &'a [u8],
+    n: usize,
+}
+
+/// One LEB128 u32 from the front of `b`: the value and the bytes it took.
+fn leb128(b: &[u8]) -> Option<(u32, usize)> {
+    let mut v: u32 = 0;
+    for (i, &x) in b.iter().enumerate().take(5) {
+        v |= u32::from(x & 0x7f).checked_shl(7 * i as u32)?;
+        if x & 0x80 == 0 {
+            return Some((v, i + 1));
+        }
+    }
+    None
+}
+
+impl Iterator for Qids<'_> {
+    type Item = u32;
+    fn next(&mut self) -> Option<u32> {
+        let (v, used) = leb128(self.b)?;
+        self.b = &self.b[used..];
+        self.n -= 1;
+        Some(v)
+    }
+}
+
+impl Qids<'_> {
+    /// How many references are left (all of them before iterating).
+    pub fn len(&self) -> usize {
+        self.n
+    }
+
+    /// Whether none is left.
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+}
+
+/// A SUBSCRIBE record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subscribe<'a> {
+    /// The subscription's queue.
+    pub qid: u32,
+    /// [`sub_flag`](super::sub_flag) bits.
+    pub flags: u8,
+    /// The subscription's name.
+    pub name: &'a str,
+    /// Its topic pattern.
+    pub pattern: &'a str,
+    /// Its selector text (empty: every message).
+    pub selector: &'a str,
 }
 
 /// A decoded record. Decoding checks every length, so iterating what it holds cannot fail.
@@ -149,6 +208,20 @@ pub enum Record<'a> {
     Pad,
     /// TXN: the records inside, framed as in a frame payload.
     Txn(&'a [u8]),
+    /// PUBLISH.
+    Publish {
+        /// The subscriptions' queues, one reference each.
+        qids: Qids<'a>,
+        /// The message (its header's `qid` is [`NO_QUEUE`](super::NO_QUEUE)).
+        send: SendRec<'a>,
+    },
+    /// SUBSCRIBE.
+    Subscribe(Subscribe<'a>),
+    /// UNSUBSCRIBE.
+    Unsubscribe {
+        /// The subscription's queue.
+        qid: u32,
+    },
     /// GROUP.
     Group {
         /// Queue id.
@@ -270,19 +343,57 @@ pub fn decode(k: u8, body: &[u8]) -> std::result::Result<Record<'_>, DecodeError
                 key: c.rest_str()?,
             })
         })(),
+        kind::PUBLISH => (|| {
+            let n = c.u32()? as usize;
+            let start = c.pos;
+            for _ in 0..n {
+                let (_, used) = leb128(&c.b[c.pos..])?;
+                c.pos += used;
+            }
+            let qids = Qids {
+                b: &c.b[start..c.pos],
+                n,
+            };
+            Some(Record::Publish {
+                qids,
+                send: SendRec::get(c)?,
+            })
+        })(),
+        kind::SUBSCRIBE => (|| {
+            let qid = c.u32()?;
+            let flags = c.u8()?;
+            let mut text = || {
+                let n = u16::from_le_bytes(c.take(2)?.try_into().ok()?) as usize;
+                std::str::from_utf8(c.take(n)?).ok()
+            };
+            let name = text()?;
+            let pattern = text()?;
+            Some(Record::Subscribe(Subscribe {
+                qid,
+                flags,
+                name,
+                pattern,
+                selector: c.rest_str()?,
+            }))
+        })(),
+        kind::UNSUBSCRIBE => (|| {
+            let qid = c.u32()?;
+            (c.pos == c.b.len()).then_some(Record::Unsubscribe { qid })
+        })(),
         _ => return Err(DecodeError::UnknownKind(k)),
     };
     r.ok_or(DecodeError::Malformed)
 }
 
-/// The SEND body inside a whole stored record (kind, length and all) of kind SEND, DEAD or
-/// RELOCATE: what the index points at for every message.
+/// The SEND body inside a whole stored record (kind, length and all) of kind SEND, DEAD,
+/// RELOCATE or PUBLISH: what the index points at for every message.
 pub(crate) fn send_in_record(rec: &[u8]) -> Option<SendRec<'_>> {
     let k = *rec.get(4)?;
     match decode(k, rec.get(RECORD_HEADER..)?).ok()? {
-        Record::Send(s) | Record::Dead { send: s, .. } | Record::Relocate { send: s, .. } => {
-            Some(s)
-        }
+        Record::Send(s)
+        | Record::Dead { send: s, .. }
+        | Record::Relocate { send: s, .. }
+        | Record::Publish { send: s, .. } => Some(s),
         _ => None,
     }
 }

@@ -1,7 +1,7 @@
 //! Encoders: each appends one whole record to a batch buffer. A record that can fail to encode
 //! (a meta that bincode refuses) leaves the buffer as it was.
 
-use super::{flag, kind, put_bincode, SendHeader, IN_FLIGHT_BIT};
+use super::{flag, kind, put_bincode, SendHeader, IN_FLIGHT_BIT, MAX_META, MAX_SEND_META};
 use crate::error::Result;
 use crate::journal::frame::{put_record_header, RECORD_HEADER};
 use crate::message::Meta;
@@ -27,14 +27,35 @@ pub(crate) fn flags_of(meta: &Meta) -> u8 {
     f
 }
 
-/// Appends a SEND body (header with flags and meta length filled in, meta, body).
-fn put_send_body(buf: &mut Vec<u8>, mut h: SendHeader, meta: &Meta, body: &[u8]) -> Result<()> {
+/// Appends a SEND body (header with flags and meta length filled in, meta, body). `topic`, when
+/// given, is written as the meta's topic (whose own `topic` is then `None`): the meta is encoded
+/// as it is and its last field patched, so publishing copies no headers.
+fn put_send_body(
+    buf: &mut Vec<u8>,
+    mut h: SendHeader,
+    meta: &Meta,
+    topic: Option<&str>,
+    body: &[u8],
+) -> Result<()> {
     let start = buf.len();
     h.flags = flags_of(meta);
     h.meta_len = 0;
     h.put(buf);
-    if *meta != Meta::default() {
-        let n = put_bincode(buf, meta)?;
+    if *meta != Meta::default() || topic.is_some() {
+        // A message as sent keeps room for the dead-letter headers it may get later.
+        let limit = if meta.dead_letter.is_some() {
+            MAX_META
+        } else {
+            MAX_SEND_META
+        };
+        let mut n = put_bincode(buf, meta, limit)?;
+        if let (Some(t), None) = (topic, &meta.topic) {
+            // The topic is the meta's last field: bincode wrote `None` as one 0 byte; write
+            // `Some(t)` (a 1 byte, then the string) in its place. Its room counts in the limit.
+            buf.pop();
+            buf.push(1);
+            n += put_bincode(buf, &t, limit.saturating_sub(n))?;
+        }
         buf[start + 44..start + 48].copy_from_slice(&(n as u32).to_le_bytes());
     }
     buf.extend_from_slice(body);
@@ -45,7 +66,7 @@ fn put_send_body(buf: &mut Vec<u8>, mut h: SendHeader, meta: &Meta, body: &[u8])
 pub(crate) fn put_send(buf: &mut Vec<u8>, h: SendHeader, meta: &Meta, body: &[u8]) -> Result<u32> {
     let start = buf.len();
     put_record_header(buf, kind::SEND, 0);
-    if let Err(e) = put_send_body(buf, h, meta, body) {
+    if let Err(e) = put_send_body(buf, h, meta, None, body) {
         buf.truncate(start);
         return Err(e);
     }
@@ -67,12 +88,65 @@ pub(crate) fn put_dead(
     put_record_header(buf, kind::DEAD, 0);
     buf.extend_from_slice(&from_qid.to_le_bytes());
     buf.extend_from_slice(&from_id.to_le_bytes());
-    if let Err(e) = put_send_body(buf, h, meta, body) {
+    if let Err(e) = put_send_body(buf, h, meta, None, body) {
         buf.truncate(start);
         return Err(e);
     }
     finish(buf, start);
     Ok((buf.len() - start) as u32)
+}
+
+/// Appends a PUBLISH record: message `h.id` published to `topic`, with a reference in each queue
+/// of `qids`; returns its length.
+pub(crate) fn put_publish(
+    buf: &mut Vec<u8>,
+    qids: &[u32],
+    topic: &str,
+    mut h: SendHeader,
+    meta: &Meta,
+    body: &[u8],
+) -> Result<u32> {
+    let start = buf.len();
+    put_record_header(buf, kind::PUBLISH, 0);
+    buf.extend_from_slice(&(qids.len() as u32).to_le_bytes());
+    for &q in qids {
+        // LEB128: a queue id under 128 takes one byte (ten references cost ten bytes, which
+        // keeps a topic's disk use near one queue's).
+        let mut v = q;
+        while v >= 0x80 {
+            buf.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        buf.push(v as u8);
+    }
+    h.qid = super::NO_QUEUE;
+    if let Err(e) = put_send_body(buf, h, meta, Some(topic), body) {
+        buf.truncate(start);
+        return Err(e);
+    }
+    finish(buf, start);
+    Ok((buf.len() - start) as u32)
+}
+
+/// Appends a SUBSCRIBE record (see [`super::Subscribe`] for the fields).
+pub(crate) fn put_subscribe(buf: &mut Vec<u8>, s: &super::Subscribe<'_>) {
+    let start = buf.len();
+    put_record_header(buf, kind::SUBSCRIBE, 0);
+    buf.extend_from_slice(&s.qid.to_le_bytes());
+    buf.push(s.flags);
+    for t in [s.name, s.pattern] {
+        // Names and patterns are at most 255 bytes (checked when subscribing).
+        buf.extend_from_slice(&(t.len() as u16).to_le_bytes());
+        buf.extend_from_slice(t.as_bytes());
+    }
+    buf.extend_from_slice(s.selector.as_bytes());
+    finish(buf, start);
+}
+
+/// Appends an UNSUBSCRIBE record.
+pub(crate) fn put_unsubscribe(buf: &mut Vec<u8>, qid: u32) {
+    put_record_header(buf, kind::UNSUBSCRIBE, 4);
+    buf.extend_from_slice(&qid.to_le_bytes());
 }
 
 /// A message's state as compaction carries it forward (RELOCATE).
@@ -92,8 +166,9 @@ pub struct Relocation<'a> {
     pub reason: &'a str,
 }
 
-/// Appends a RELOCATE record carrying `send` (the SEND body of the older copy); returns its length.
-pub(crate) fn put_relocate(buf: &mut Vec<u8>, r: &Relocation<'_>, send: &[u8]) -> u32 {
+/// Appends a RELOCATE record carrying `send` (the SEND body of the older copy) for queue `qid`
+/// (written into the copy's header: a PUBLISH record's body names no queue); returns its length.
+pub(crate) fn put_relocate(buf: &mut Vec<u8>, r: &Relocation<'_>, qid: u32, send: &[u8]) -> u32 {
     let start = buf.len();
     put_record_header(buf, kind::RELOCATE, 0);
     let state = (r.count & !IN_FLIGHT_BIT) | if r.in_flight { IN_FLIGHT_BIT } else { 0 };
@@ -103,7 +178,11 @@ pub(crate) fn put_relocate(buf: &mut Vec<u8>, r: &Relocation<'_>, send: &[u8]) -
     buf.extend_from_slice(&r.last_failure.to_le_bytes());
     buf.extend_from_slice(&(r.reason.len() as u32).to_le_bytes());
     buf.extend_from_slice(r.reason.as_bytes());
+    let at = buf.len();
     buf.extend_from_slice(send);
+    if send.len() >= super::SEND_HEADER {
+        buf[at + 8..at + 12].copy_from_slice(&qid.to_le_bytes());
+    }
     finish(buf, start);
     (buf.len() - start) as u32
 }

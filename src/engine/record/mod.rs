@@ -22,6 +22,9 @@
 //! | 10 | PAD | ignored (written by repair over a damaged range) |
 //! | 11 | TXN | whole records back to back, applied all or nothing: a transaction commit, or a delivery that schedules a repeat |
 //! | 12 | GROUP | `qid u32` · `parked u8` (1 parked, 0 unparked) · group key |
+//! | 13 | PUBLISH | `n u32` · n × `qid` (LEB128, 1–5 bytes) · a SEND body (header `qid` [`NO_QUEUE`]): one message published to a topic, stored once, with a reference in each of the n subscriptions' queues (all of them or none: one record) |
+//! | 14 | SUBSCRIBE | `qid u32` · `flags u8` ([`sub_flag`]) · `name_len u16` · subscription name · `pattern_len u16` · pattern · selector (rest): declares queue `qid` as a subscription (it is the queue's declaration; a later SUBSCRIBE of the same `qid` replaces it) |
+//! | 15 | UNSUBSCRIBE | `qid u32`: the subscription ends, and every message it held with it |
 //!
 //! RELOCATE's `state` is the message's delivery count in bits 0–30 and, in bit 31
 //! ([`IN_FLIGHT_BIT`]), whether it was in flight when it was copied: a message in flight at the
@@ -47,8 +50,11 @@
 //! group key; bit 2 ([`flag::REPEAT`]) scheduled repeats. Bits 3–7 are zero (a reader ignores
 //! them). The meta is bincode (standard configuration, little-endian, its size checked against
 //! [`MAX_META`] before decoding allocates anything) of: properties, correlation id, group, dedup
-//! key, dead-letter info, repeat (period ms, repeats left); an empty meta (`meta_len` 0) means
-//! none of them.
+//! key, dead-letter info, repeat (period ms, repeats left), topic; an empty meta (`meta_len` 0)
+//! means none of them. (Format version 1 had no topic field: such a meta decodes without it.)
+//!
+//! A message published to a topic has the same id in every subscription it reached; the queue
+//! id tells its references apart in DELIVER, ACK, REQUEUE, REMOVE and DEAD records.
 
 mod decode;
 mod encode;
@@ -58,7 +64,7 @@ mod test;
 use crate::error::{Error, Result};
 use crate::journal::frame::{u32_at, u64_at, RECORD_HEADER};
 
-pub use decode::{decode, Counts, DecodeError, Ids, Record, SendRec};
+pub use decode::{decode, Counts, DecodeError, Ids, Qids, Record, SendRec, Subscribe};
 pub(crate) use decode::{decode_message, send_bytes_in_record, send_in_record};
 pub(crate) use encode::*;
 pub use encode::{Relocation, Requeue};
@@ -89,7 +95,25 @@ pub mod kind {
     pub const TXN: u8 = 11;
     /// A group parked or unparked.
     pub const GROUP: u8 = 12;
+    /// A message published to a topic: one body, one reference per matching subscription.
+    pub const PUBLISH: u8 = 13;
+    /// A subscription declared (or replaced).
+    pub const SUBSCRIBE: u8 = 14;
+    /// A subscription ended.
+    pub const UNSUBSCRIBE: u8 = 15;
 }
+
+/// SUBSCRIBE flag bits.
+pub mod sub_flag {
+    /// Durable: it survives restarts. (A non-durable subscription writes its SUBSCRIBE only to
+    /// hold its queue id; recovery drops it.)
+    pub const DURABLE: u8 = 1;
+    /// Shared: several consumers may attach to it at once (JMS 2.0 shared subscription).
+    pub const SHARED: u8 = 2;
+}
+
+/// The `qid` of the SEND header inside a PUBLISH record (its queues are listed before it).
+pub const NO_QUEUE: u32 = u32::MAX;
 
 /// Send-header flag bits.
 pub mod flag {
@@ -115,8 +139,19 @@ pub mod why {
 pub const SEND_HEADER: usize = 48;
 /// Bytes of a SEND record besides its meta and body.
 pub const SEND_OVERHEAD: usize = RECORD_HEADER + SEND_HEADER;
-/// The largest meta section decoded (checked before decoding allocates anything).
+/// The largest meta section decoded (checked before decoding allocates anything). Encoding
+/// refuses a larger one (bincode checks its limit only when decoding): whatever a send accepts
+/// decodes at recovery.
 pub const MAX_META: usize = 16 << 20;
+/// The longest failure text (`nack`/`reject` reason) a settle accepts, in bytes: it is stored in
+/// REQUEUE records and in a dead letter's headers.
+pub const MAX_REASON_BYTES: usize = 32 << 10;
+/// Room kept in a sent message's meta for the dead-letter information added when it is
+/// dead-lettered (original queue name ≤ 255 bytes, failure text ≤ [`MAX_REASON_BYTES`], times,
+/// counts), so that dead-lettering a message a send accepted cannot fail to encode.
+pub const DEAD_LETTER_ROOM: usize = MAX_REASON_BYTES + 4096;
+/// The largest meta section a send accepts (properties, correlation id, group, dedup key).
+pub const MAX_SEND_META: usize = MAX_META - DEAD_LETTER_ROOM;
 /// RELOCATE state bit: the message was in flight when compaction copied it.
 pub const IN_FLIGHT_BIT: u32 = 1 << 31;
 
@@ -226,12 +261,29 @@ pub fn bincode_config() -> impl bincode::config::Config {
         .with_limit::<MAX_META>()
 }
 
-/// Encodes `value` with bincode, appending to `buf`; returns the number of bytes written.
-pub fn put_bincode<T: serde::Serialize>(buf: &mut Vec<u8>, value: &T) -> Result<usize> {
+/// Encodes `value` with bincode, appending to `buf`; returns the number of bytes written. A
+/// payload over `limit` bytes (at most [`MAX_META`], what the decoder accepts) is refused with
+/// `InvalidArgument` and leaves `buf` as it was.
+pub fn put_bincode<T: serde::Serialize>(
+    buf: &mut Vec<u8>,
+    value: &T,
+    limit: usize,
+) -> Result<usize> {
     let before = buf.len();
-    bincode::serde::encode_into_std_write(value, buf, bincode_config())
-        .map_err(|e| Error::invalid(format!("cannot encode message headers: {e}")))?;
-    Ok(buf.len() - before)
+    bincode::serde::encode_into_std_write(value, buf, bincode_config()).map_err(|e| {
+        buf.truncate(before);
+        Error::invalid(format!("cannot encode message headers: {e}"))
+    })?;
+    let n = buf.len() - before;
+    if n > limit.min(MAX_META) {
+        buf.truncate(before);
+        return Err(Error::invalid(format!(
+            "message headers (properties, correlation id, group, dedup key) take {n} bytes, over \
+             the limit of {} bytes",
+            limit.min(MAX_META)
+        )));
+    }
+    Ok(n)
 }
 
 /// Decodes a bincode payload.

@@ -197,7 +197,10 @@ pub fn base_config() -> mqlite_bridge::Config {
             url: nats_url(),
             ack_timeout: Duration::from_secs(5),
         }),
-        rabbitmq: Some(mqlite_bridge::RabbitServer { url: amqp_url() }),
+        rabbitmq: Some(mqlite_bridge::RabbitServer {
+            url: amqp_url(),
+            ack_timeout: Duration::from_secs(30),
+        }),
         origin: Some(unique("origin")),
         stats_interval: Duration::from_millis(200),
         reconnect: mqlite_bridge::Backoff {

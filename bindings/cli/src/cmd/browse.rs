@@ -59,6 +59,31 @@ pub fn write_stored(
     Ok(())
 }
 
+/// Up to `limit` stored messages from `from` on that `selector` selects, read page by page so
+/// that matches deep in the queue are found.
+fn selected(
+    q: &mqlite::Queue,
+    selector: &mqlite::selector::Selector,
+    from: MessageId,
+    limit: usize,
+) -> Result<Vec<StoredMessage>> {
+    let mut out = Vec::new();
+    let mut next = from;
+    while out.len() < limit {
+        let page = q.browse_stored(next, 1_000)?;
+        let Some(last) = page.last().and_then(|m| m.message.id()) else {
+            break;
+        };
+        next = MessageId(last.0 + 1);
+        out.extend(
+            page.into_iter()
+                .filter(|m| selector.matches(&m.message))
+                .take(limit - out.len()),
+        );
+    }
+    Ok(out)
+}
+
 pub fn run(a: &BrowseArgs, json: bool, w: &mut dyn Write) -> Result<()> {
     let from = a
         .from
@@ -66,9 +91,18 @@ pub fn run(a: &BrowseArgs, json: bool, w: &mut dyn Write) -> Result<()> {
         .map(parse::id)
         .transpose()?
         .unwrap_or(MessageId(0));
+    // The selector is checked before the store is opened.
+    let selector = a
+        .selector
+        .as_deref()
+        .map(mqlite::selector::Selector::parse)
+        .transpose()?;
     let store = open::open(&a.dir)?;
     let q = open::queue(&store, &a.queue)?;
-    let items = q.browse_stored(from, a.limit)?;
+    let items = match &selector {
+        None => q.browse_stored(from, a.limit)?,
+        Some(s) => selected(&q, s, from, a.limit)?,
+    };
     write_stored(w, q.name(), &items, a.body, json)?;
     if !json {
         let next = items.last().map(|m| m.message.id().map_or(0, |i| i.0) + 1);

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::cli::{DlqCommand, DlqFilter};
 use crate::cmd::browse;
-use crate::error::{CliError, Result};
+use crate::error::{CliError, Result, Status};
 use crate::wire::DeadLetterJson;
 use crate::{open, out, parse};
 
@@ -82,16 +82,58 @@ fn prepare(f: &DlqFilter) -> Result<(Store, ReplayFilter)> {
 }
 
 /// The dead-letter queues looked in: `--dlq` ones (which must exist), else `DLQ` and `DLQ.*`.
+/// Every `--id` named must be in one of them (`NotFound` otherwise, as `move --id` does).
 fn dlqs(store: &Store, f: &DlqFilter) -> Result<Vec<Queue>> {
-    if !f.dlqs.is_empty() {
-        return open::queues(store, &f.dlqs);
+    let queues = if f.dlqs.is_empty() {
+        let names: Vec<String> = store
+            .queue_names()
+            .into_iter()
+            .filter(|n| open::is_dlq(n))
+            .collect();
+        names
+            .iter()
+            .map(|n| open::queue(store, n))
+            .collect::<Result<Vec<_>>>()?
+    } else {
+        open::queues(store, &f.dlqs)?
+    };
+    if let Some(ids) = parse::ids(&f.ids)? {
+        // An id names a dead letter by its id in the DLQ or by its original id.
+        let mut missing = Vec::new();
+        for id in ids {
+            let only = ReplayFilter {
+                ids: Some(vec![id]),
+                ..ReplayFilter::default()
+            };
+            let mut found = false;
+            for q in &queues {
+                scan(q, &only, |_| {
+                    found = true;
+                    false
+                })?;
+            }
+            if !found {
+                missing.push(id.to_string());
+            }
+        }
+        if !missing.is_empty() {
+            let names: Vec<&str> = queues.iter().map(|q| q.name()).collect();
+            return Err(CliError::new(
+                Status::NotFound,
+                format!(
+                    "{} not in the dead-letter queues ({}) of store {}",
+                    missing.join(", "),
+                    if names.is_empty() {
+                        "none".to_string()
+                    } else {
+                        names.join(", ")
+                    },
+                    store.path().display()
+                ),
+            ));
+        }
     }
-    let names: Vec<String> = store
-        .queue_names()
-        .into_iter()
-        .filter(|n| open::is_dlq(n))
-        .collect();
-    names.iter().map(|n| open::queue(store, n)).collect()
+    Ok(queues)
 }
 
 /// Calls `each` with every dead letter of `q` that passes `filter`, in id order, until it

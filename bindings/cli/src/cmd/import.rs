@@ -14,7 +14,8 @@ use crate::{open, out, parse};
 /// A line checked and ready to store: its number, queue and message.
 type Ready = (usize, String, Message);
 
-/// Reads up to `max` non-blank lines; returns them with their line numbers (1-based).
+/// Reads up to `max` lines; returns them with their line numbers (1-based). A blank line is
+/// kept, to be refused by [`check_line`]: JSON Lines has one JSON value on every line.
 fn read_batch(r: &mut dyn BufRead, line_no: &mut usize, max: u64) -> Result<Vec<(usize, Vec<u8>)>> {
     let mut lines = Vec::new();
     while (lines.len() as u64) < max {
@@ -29,9 +30,6 @@ fn read_batch(r: &mut dyn BufRead, line_no: &mut usize, max: u64) -> Result<Vec<
             break;
         }
         *line_no += 1;
-        if buf.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
         lines.push((*line_no, buf));
     }
     Ok(lines)
@@ -44,8 +42,13 @@ fn check_line(
     now: u64,
 ) -> std::result::Result<(String, Message), String> {
     let text = std::str::from_utf8(raw).map_err(|e| format!("not UTF-8 ({e})"))?;
-    let j: MessageJson =
-        serde_json::from_str(text.trim_end()).map_err(|e| format!("bad JSON: {e}"))?;
+    if text.trim().is_empty() {
+        return Err(
+            "empty line (JSON Lines holds one JSON object on every line, blank lines included)"
+                .into(),
+        );
+    }
+    let j = MessageJson::from_line(text.trim_end())?;
     let m = j.to_message(now)?;
     let max = mqlite::StoreOptions::default().max_body_bytes;
     if m.body().len() > max {
@@ -57,25 +60,48 @@ fn check_line(
     Ok((queue.map_or(j.queue, str::to_string), m))
 }
 
-/// Stores one checked batch as one transaction.
-fn store_batch(store: &Store, batch: Vec<Ready>, counts: &mut BTreeMap<String, u64>) -> Result<()> {
+/// What the import stored: messages by queue, and those its dedup window dropped.
+#[derive(Default)]
+struct Tally {
+    by_queue: BTreeMap<String, u64>,
+    duplicates: u64,
+}
+
+/// Stores one checked batch as one transaction. A message whose dedup key the queue already
+/// holds (or an earlier line of the batch carries) would store nothing: it is counted as a
+/// duplicate, not as imported.
+fn store_batch(store: &Store, batch: Vec<Ready>, tally: &mut Tally) -> Result<()> {
     let (first, last) = match (batch.first(), batch.last()) {
         (Some(f), Some(l)) => (f.0, l.0),
         _ => return Ok(()),
     };
     let mut handles: BTreeMap<String, mqlite::Queue> = BTreeMap::new();
+    let mut keys = std::collections::HashSet::new();
     let mut txn = store.transaction();
+    let mut stored = BTreeMap::<String, u64>::new();
+    let mut duplicates = 0;
     for (_, queue, m) in batch {
         if !handles.contains_key(&queue) {
             handles.insert(queue.clone(), open::queue_or_create(store, &queue)?);
         }
-        if let Some(q) = handles.get(&queue) {
-            txn.send(q, m)?;
+        let Some(q) = handles.get(&queue) else {
+            continue;
+        };
+        if let Some(key) = m.get_dedup_key() {
+            if !keys.insert((queue.clone(), key.to_string())) || q.dedup_lookup(key)?.is_some() {
+                duplicates += 1;
+                continue;
+            }
         }
-        *counts.entry(queue).or_default() += 1;
+        txn.send(q, m)?;
+        *stored.entry(queue).or_default() += 1;
     }
     txn.commit()
         .map_err(|e| CliError::from(e).context(format!("lines {first}–{last} were not stored")))?;
+    for (q, n) in stored {
+        *tally.by_queue.entry(q).or_default() += n;
+    }
+    tally.duplicates += duplicates;
     Ok(())
 }
 
@@ -98,8 +124,8 @@ pub fn run(a: &ImportArgs, json: bool, w: &mut dyn Write) -> Result<()> {
     let bar = out::progress(0, "importing");
     let now = parse::now_ms();
     let mut line_no = 0usize;
-    let mut imported = 0u64;
-    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+    let mut tally = Tally::default();
+    let imported = |t: &Tally| t.by_queue.values().sum::<u64>();
     loop {
         let lines = read_batch(&mut input, &mut line_no, a.batch)?;
         let (Some(first), Some(last)) = (lines.first().map(|l| l.0), lines.last().map(|l| l.0))
@@ -115,27 +141,43 @@ pub fn run(a: &ImportArgs, json: bool, w: &mut dyn Write) -> Result<()> {
                     format!(
                         "line {n}: {why}; nothing of lines {first}–{last} was written ({} of \
                          earlier lines imported)",
-                        out::count(imported, "message")
+                        out::count(imported(&tally), "message")
                     ),
                 )
             })?;
             batch.push((*n, queue, m));
         }
         let len = batch.len() as u64;
-        store_batch(&store, batch, &mut counts)?;
-        imported += len;
+        store_batch(&store, batch, &mut tally)?;
         bar.inc_length(len);
         bar.inc(len);
     }
     bar.finish_and_clear();
+    let (n, dups) = (imported(&tally), tally.duplicates);
     if json {
-        return out::json(w, &json!({"imported": imported, "queues": counts}));
+        return out::json(
+            w,
+            &json!({"imported": n, "duplicates": dups, "queues": tally.by_queue}),
+        );
     }
-    let parts: Vec<String> = counts
+    let parts: Vec<String> = tally
+        .by_queue
         .iter()
         .map(|(q, n)| format!("{n} to {q:?}"))
         .collect();
-    let n = out::count(imported, "message");
-    writeln!(w, "imported {n} ({})", parts.join(", "))?;
+    write!(
+        w,
+        "imported {} ({})",
+        out::count(n, "message"),
+        parts.join(", ")
+    )?;
+    if dups > 0 {
+        write!(
+            w,
+            "; {} dropped by the dedup window",
+            out::count(dups, "duplicate")
+        )?;
+    }
+    writeln!(w)?;
     Ok(())
 }

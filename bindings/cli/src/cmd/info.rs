@@ -11,7 +11,7 @@ use crate::{open, out, report};
 
 pub fn run(dir: &Path, json: bool, w: &mut dyn Write) -> Result<()> {
     let store = open::open(dir)?;
-    let segments = mqlite::journal::verify::segments(store.path())?;
+    let segments = mqlite::verify::segments(store.path())?;
     let r = store.recovery_report().clone();
     let (mut messages, mut bytes) = (0u64, 0u64);
     let names = store.queue_names();

@@ -11,7 +11,11 @@ use crate::{open, out, parse};
 
 pub fn run(a: SendArgs, json: bool, w: &mut dyn Write) -> Result<()> {
     // Everything is checked before the store is opened (or created).
-    mqlite::validate_queue_name(&a.queue)?;
+    if a.topic {
+        mqlite::selector::check_topic_name(&a.queue)?;
+    } else {
+        mqlite::validate_queue_name(&a.queue)?;
+    }
     let body = match (a.body, &a.file) {
         (Some(b), _) => b.into_bytes(),
         (None, Some(f)) => std::fs::read(f).map_err(|e| {
@@ -53,7 +57,16 @@ pub fn run(a: SendArgs, json: bool, w: &mut dyn Write) -> Result<()> {
     if let Some(c) = a.correlation_id {
         m = m.correlation_id(c);
     }
-    let store = open::open_with(&a.dir, a.create, |_| {})?;
+    let store = open::open_with(&a.dir, a.create, |_| {}).map_err(|e| {
+        if e.status == Status::NotFound {
+            e.hint("pass --create to make a new store there")
+        } else {
+            e
+        }
+    })?;
+    if a.topic {
+        return publish(&store, &a.queue, m, json, w);
+    }
     let q = open::queue_or_create(&store, &a.queue)?;
     let id = q
         .send(m)
@@ -62,5 +75,37 @@ pub fn run(a: SendArgs, json: bool, w: &mut dyn Write) -> Result<()> {
         return out::json(w, &json!({"queue": a.queue, "id": id.to_string()}));
     }
     writeln!(w, "sent {id} to queue {:?}", a.queue)?;
+    Ok(())
+}
+
+/// `send --topic`: publishes to every matching durable subscription (a non-durable one cannot be
+/// attached from another process), and says how many matched.
+fn publish(
+    store: &mqlite::Store,
+    topic: &str,
+    m: Message,
+    json: bool,
+    w: &mut dyn Write,
+) -> Result<()> {
+    let t = store.topic(topic)?;
+    let id = t
+        .publish(m)
+        .map_err(|e| CliError::from(e).context(format!("topic {topic:?}")))?;
+    let st = t.stats()?;
+    let routed = st.published > 0;
+    if json {
+        return out::json(
+            w,
+            &json!({"topic": topic, "id": id.to_string(), "subscriptions": st.subscriptions, "routed": routed}),
+        );
+    }
+    if routed {
+        writeln!(w, "published {id} to topic {topic:?}")?;
+    } else {
+        writeln!(
+            w,
+            "published {id} to topic {topic:?}: no subscription matched, nothing was stored"
+        )?;
+    }
     Ok(())
 }

@@ -111,13 +111,8 @@ pub fn run(a: &TransferArgs, copy: bool, json: bool, w: &mut dyn Write) -> Resul
     let store = open::open(&a.dir)?;
     let q = open::queue(&store, &a.from)?;
     if let Some(ids) = &ids {
-        let missing: Vec<String> = ids
+        let missing: Vec<String> = open::missing_ids(std::slice::from_ref(&q), ids)
             .iter()
-            .filter(|id| {
-                q.browse_stored(**id, 1)
-                    .map(|v| v.first().and_then(|s| s.message.id()) != Some(**id))
-                    .unwrap_or(true)
-            })
             .map(MessageId::to_string)
             .collect();
         if !missing.is_empty() {

@@ -8,10 +8,9 @@ use assert_cmd::cargo::cargo_bin_cmd;
 use mqlite::{MessageId, Store, StoreOptions, StoredMessage, Value};
 use serde_json::Value as J;
 
-/// Serializes the tests of this file. A store's lock is an `flock` on its LOCK file; a child
-/// forked by a parallel test before it execs holds a copy of every descriptor the test process
-/// had open at that moment, so a store closed during that window stays locked until the exec.
-/// A command started right after the close would then fail with `Locked`.
+/// Serializes the tests of this file, so that one test's commands and stores do not disturb
+/// another's. (The store lock is a POSIX record lock: a child forked by a parallel test does
+/// not hold it, so a command started right after a close finds the store unlocked.)
 pub fn serial() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     LOCK.lock().unwrap_or_else(|e| e.into_inner())

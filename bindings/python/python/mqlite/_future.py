@@ -74,5 +74,25 @@ class SendFuture(Future):  # type: ignore[type-arg]
             self._condition.notify_all()
         self._invoke_callbacks()  # type: ignore[attr-defined]
 
+    def _check_deadlock(self) -> None:
+        # A send callback runs on the thread that completes every send of its store: waiting
+        # there for a send that is not complete yet would wait for good.
+        if self._state is RUNNING:
+            from . import _mqlite
+
+            if _mqlite._on_callback_thread():
+                raise _mqlite.WouldDeadlock(
+                    "waiting in a send callback for another send's future would deadlock: "
+                    "the callback thread is the one that completes it"
+                )
+
+    def result(self, timeout: float | None = None) -> int:
+        self._check_deadlock()
+        return super().result(timeout)  # type: ignore[no-any-return]
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        self._check_deadlock()
+        return super().exception(timeout)
+
     def __await__(self) -> Generator[Any, None, int]:
         return asyncio.wrap_future(self).__await__()

@@ -39,11 +39,13 @@ __all__ = [
     "RedeliveryPolicy",
     "Store",
     "Timeout",
+    "Topic",
     "Transaction",
     "WouldDeadlock",
     "__version__",
     "_aio_complete",
     "_close_open_stores",
+    "_on_callback_thread",
     "open",
 ]
 
@@ -148,6 +150,8 @@ class DeadLetterInfo:
     def first_failure_ms(self) -> int: ...
     @property
     def last_failure_ms(self) -> int: ...
+    @property
+    def subscription(self) -> Optional[str]: ...
 
 @final
 class Message:
@@ -183,6 +187,8 @@ class Message:
     def queue(self) -> str: ...
     @property
     def dead_letter(self) -> Optional[DeadLetterInfo]: ...
+    @property
+    def topic(self) -> Optional[str]: ...
     @property
     def settled(self) -> bool: ...
     def ack(self) -> None: ...
@@ -237,10 +243,12 @@ class Listener:
 
 @final
 class Queue:
-    """A handle to one queue; thread-safe."""
+    """A handle to one queue, or a subscription (``store.subscribe``); thread-safe."""
 
     @property
     def name(self) -> str: ...
+    @property
+    def subscription(self) -> Optional[str]: ...
     @property
     def store(self) -> Store: ...
     def send(
@@ -298,6 +306,7 @@ class Queue:
         ack_mode: Literal["explicit", "cumulative", "auto"] = "explicit",
         *,
         prefetch: Optional[int] = None,
+        selector: Optional[str] = None,
     ) -> Consumer: ...
     def listen(self, handler: Callable[[Message], object]) -> Listener: ...
     def browse(self, max: Optional[int] = None) -> list[Message]: ...
@@ -350,6 +359,40 @@ class Transaction:
     ) -> bool: ...
 
 @final
+class Topic:
+    """A topic: publishing reaches every subscription whose pattern and selector match."""
+
+    @property
+    def name(self) -> str: ...
+    def publish(
+        self,
+        body: _Body,
+        *,
+        properties: Optional[_Properties] = None,
+        priority: Optional[int] = None,
+        ttl: Optional[_Seconds] = None,
+        delay: Optional[_Seconds] = None,
+        deliver_at: Optional[_When] = None,
+        group: Optional[str] = None,
+        correlation_id: Optional[str] = None,
+    ) -> int: ...
+    def publish_async(
+        self,
+        body: _Body,
+        *,
+        callback: Optional[Callable[[SendFuture], object]] = None,
+        properties: Optional[_Properties] = None,
+        priority: Optional[int] = None,
+        ttl: Optional[_Seconds] = None,
+        delay: Optional[_Seconds] = None,
+        deliver_at: Optional[_When] = None,
+        group: Optional[str] = None,
+        correlation_id: Optional[str] = None,
+    ) -> SendFuture: ...
+    def publish_batch(self, messages: Iterable[_BatchItem]) -> list[int]: ...
+    def stats(self) -> dict[str, int]: ...
+
+@final
 class Store:
     """An open store (one directory); thread-safe."""
 
@@ -374,6 +417,23 @@ class Store:
         prefetch: Optional[int] = None,
         ack_durability: Optional[Literal["lazy", "sync"]] = None,
     ) -> Queue: ...
+    def topic(self, name: str) -> Topic: ...
+    def subscribe(
+        self,
+        pattern: str,
+        *,
+        name: Optional[str] = None,
+        durable: bool = False,
+        shared: bool = False,
+        selector: Optional[str] = None,
+        redelivery: Optional[RedeliveryPolicy] = None,
+        dead_letter: Optional[DeadLetterStrategy] = None,
+        max_messages: Optional[int] = None,
+        max_bytes: Optional[int] = None,
+        ack_timeout: Optional[_Seconds] = None,
+    ) -> Queue: ...
+    def unsubscribe(self, name: str) -> None: ...
+    def subscriptions(self) -> list[dict[str, Any]]: ...
     def transaction(self) -> Transaction: ...
     def queue_names(self) -> list[str]: ...
     def stats(self) -> dict[str, dict[str, int]]: ...
@@ -410,4 +470,5 @@ def open(
     clock: Optional[ManualClock] = None,
 ) -> Store: ...
 def _aio_complete(items: list[Any]) -> None: ...
+def _on_callback_thread() -> bool: ...
 def _close_open_stores() -> None: ...

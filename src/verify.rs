@@ -14,13 +14,13 @@
 use std::fs::File;
 use std::io::Read;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
-use std::os::unix::io::AsRawFd;
 use std::path::Path;
 
-use super::format::*;
-use super::recovery::{data_end, next_valid};
-use super::{parse_segment_name, segment_name, TornTail};
+use crate::engine::record::{kind, Cursor};
 use crate::error::{Error, ErrorKind, Result};
+use crate::journal::format::*;
+use crate::journal::recovery::{data_end, next_valid};
+use crate::journal::{parse_segment_name, segment_name, TornTail};
 
 /// One journal segment file, as its header describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,6 +111,8 @@ pub fn segments(dir: &Path) -> Result<Vec<SegmentInfo>> {
 /// Errors (about the scan, not the journal — damage is reported in [`VerifyReport::problems`]):
 /// `NotFound` if `dir` does not exist, `Locked` (naming the owner's pid) if another opener holds
 /// the store, `Io` if a file cannot be read.
+// Long (≈90 lines): one pass over the segments that reports every problem and goes on; each
+// check is a few lines and splitting them would scatter the scan's cursor state.
 pub fn verify(dir: &Path) -> Result<VerifyReport> {
     let _lock = lock_read_only(dir)?;
     let numbers = segment_numbers(dir)?;
@@ -251,43 +253,16 @@ fn read_whole(dir: &Path, name: &str, buf: &mut Vec<u8>) -> Result<()> {
     Ok(())
 }
 
-/// Takes the store's exclusive lock on a read-only descriptor of `LOCK` (if the file exists):
-/// held until the returned file is dropped. `Locked` names the pid the owner wrote there.
-fn lock_read_only(dir: &Path) -> Result<Option<File>> {
+/// Takes the store's exclusive lock (if its `LOCK` file exists): held until the returned lock
+/// is dropped. `Locked` names the pid the owner wrote there.
+fn lock_read_only(dir: &Path) -> Result<Option<crate::store::HeldLock>> {
     if !dir.is_dir() {
         return Err(Error::new(
             ErrorKind::NotFound,
             format!("no store at {}", dir.display()),
         ));
     }
-    let path = dir.join("LOCK");
-    let mut f = match std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
-        .open(&path)
-    {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io(format!("opening {}", path.display()), &e)),
-    };
-    // SAFETY: flock on a descriptor this function owns.
-    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        let err = std::io::Error::last_os_error();
-        if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
-            let mut s = String::new();
-            let _ = f.read_to_string(&mut s);
-            let pid = match s.trim() {
-                "" => "unknown",
-                p => p,
-            };
-            return Err(Error::new(
-                ErrorKind::Locked,
-                format!("store {} is locked by pid {pid}", dir.display()),
-            ));
-        }
-        return Err(Error::io(format!("locking {}", path.display()), &err));
-    }
-    Ok(Some(f))
+    crate::store::lock_file(dir, false)
 }
 
 fn problem_of(file: &str, e: &Error) -> Problem {
@@ -369,7 +344,7 @@ fn check_record(k: u8, body: &[u8], whole: &[u8], top: bool) -> std::result::Res
     };
     let ok = match k {
         kind::QUEUE => c.u32().is_some() && utf8(c.rest()),
-        kind::SEND | kind::DEAD | kind::RELOCATE => {
+        kind::SEND | kind::DEAD | kind::RELOCATE | kind::PUBLISH => {
             crate::engine::record::decode_message(whole).is_some_and(|m| m.get_priority() <= 9)
         }
         kind::DELIVER => c.u32().is_some() && ids(&mut c, 12),
@@ -378,6 +353,7 @@ fn check_record(k: u8, body: &[u8], whole: &[u8], top: bool) -> std::result::Res
         kind::REQUEUE => c.take(4 + 8 + 4 + 8 + 8).is_some(),
         kind::DEDUP => c.take(4 + 8 + 8).is_some() && utf8(c.rest()),
         kind::PAD => true,
+        kind::SUBSCRIBE | kind::UNSUBSCRIBE => crate::engine::record::decode(k, body).is_ok(),
         kind::GROUP => c.u32().is_some() && c.u8().is_some() && utf8(c.rest()),
         kind::TXN if top => {
             for r in records(body) {

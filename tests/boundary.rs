@@ -1,0 +1,343 @@
+//! What a caller passes is checked where it enters: nothing a send, a settle or an option
+//! accepts may panic or make the store unopenable, and options that cannot work are refused
+//! once, in the core. Time values round up (nothing is due early) and saturate (never wrap).
+mod common;
+use common::*;
+use mqlite::*;
+use std::time::Duration;
+
+/// Headers the journal's decoder would refuse (a 17 MiB property, correlation id, group or
+/// dedup key) are refused at the send with `InvalidArgument`; the store stays openable and
+/// keeps every message it accepted.
+#[test]
+fn headers_the_journal_cannot_hold_are_refused_at_the_send() {
+    let env = Env::new();
+    let s = env.open();
+    let q = s.queue("q").unwrap();
+    q.send("before").unwrap();
+    let big = "x".repeat(17 << 20);
+    let msgs = [
+        Message::new("p").property("k", big.as_str()),
+        Message::new("k").property(big.as_str(), 1i64),
+        Message::new("c").correlation_id(big.as_str()),
+        Message::new("g").group(big.as_str()),
+        Message::new("d").dedup_key(big.as_str()),
+    ];
+    for m in msgs {
+        let e = q
+            .send(m.clone())
+            .expect_err("an oversized header was accepted");
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+        let e = q
+            .send_batch([m])
+            .expect_err("an oversized header was accepted in a batch");
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+    }
+    // Just under the limit is accepted, and survives a reopen.
+    let fits = "y".repeat(15 << 20);
+    q.send(Message::new("fits").property("k", fits.as_str()))
+        .unwrap();
+    q.send("after").unwrap();
+    drop(q);
+    s.close().unwrap();
+    let s = env.open();
+    let q = s.queue("q").unwrap();
+    assert_eq!(drain(&q), ["before", "fits", "after"]);
+}
+
+/// A failure text longer than 32 KiB is refused by nack and reject (it is stored, and goes
+/// into a dead letter's headers), and the delivery still counts as failed.
+#[test]
+fn an_oversized_failure_reason_is_refused() {
+    let env = Env::new();
+    let s = env.open_with(|o| o.redelivery = common::durable::no_delay_policy());
+    let q = s.queue("q").unwrap();
+    q.send("m").unwrap();
+    let long = "r".repeat(32 * 1024 + 1);
+    let d = q.receive(NOW).unwrap().unwrap();
+    let e = d.nack(&long).expect_err("a 32 KiB + 1 reason");
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+    let d = q
+        .receive(NOW)
+        .unwrap()
+        .expect("the dropped delivery came back");
+    assert_eq!(d.delivery_count(), 2);
+    d.reject(&"r".repeat(32 * 1024)).unwrap();
+    drop(q);
+    s.close().unwrap();
+    let s = env.open();
+    let dlq = s.queue("DLQ").unwrap();
+    let d = dlq.receive(NOW).unwrap().unwrap();
+    assert_eq!(
+        d.message().dead_letter_info().unwrap().last_failure.len(),
+        32 * 1024
+    );
+}
+
+/// Options that cannot work are refused by the core's validation, for every face.
+#[test]
+fn options_that_cannot_work_are_refused() {
+    let env = Env::new();
+    for f in [
+        (|o: &mut StoreOptions| o.max_pending_messages = 0) as fn(&mut StoreOptions),
+        |o| o.max_pending_bytes = 0,
+    ] {
+        let mut o = env.opts();
+        f(&mut o);
+        let e = Store::open(env.dir.path(), o).expect_err("a zero producer window");
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+    }
+    let s = env.open();
+    for o in [
+        QueueOptions {
+            ack_timeout: Some(Duration::ZERO),
+            ..Default::default()
+        },
+        QueueOptions {
+            max_messages: Some(0),
+            ..Default::default()
+        },
+    ] {
+        let e = s
+            .queue_with("q", o)
+            .expect_err("an option that cannot work");
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+    }
+}
+
+/// A manual clock advanced past the end of time stays there (it used to wrap to a small value).
+#[test]
+fn manual_clock_saturates() {
+    let c = ManualClock::new(T0);
+    c.advance_ms(u64::MAX);
+    assert_eq!(c.now_ms(), u64::MAX);
+    c.advance(Duration::MAX);
+    assert_eq!(c.now_ms(), u64::MAX);
+}
+
+/// Durations far beyond the clock's range (a delay or TTL of `Duration::MAX`, a receive that
+/// waits "forever" in a tight loop of zero) saturate: nothing panics, nothing wraps.
+#[test]
+fn huge_durations_saturate() {
+    let env = Env::new();
+    let s = env.open();
+    let q = s.queue("q").unwrap();
+    q.send(Message::new("late").delay(Duration::MAX)).unwrap();
+    q.send(Message::new("long").ttl(Duration::MAX)).unwrap();
+    env.clock.advance_ms(1 << 62);
+    let d = q.receive(NOW).unwrap().expect("the TTL'd message");
+    assert_eq!(d.body(), b"long");
+    d.nack_with_delay("later", Duration::MAX).unwrap();
+    assert!(q.receive(NOW).unwrap().is_none());
+    assert_eq!(q.stats().unwrap().messages, 2);
+    drop(q);
+    s.close().unwrap();
+    let s = env.open();
+    assert_eq!(s.queue("q").unwrap().stats().unwrap().messages, 2);
+}
+
+/// Nothing is delivered before it is due: every redelivery delay and delivery delay from 1 to
+/// 20,000 ms makes the message deliverable exactly at its due time and not a millisecond
+/// before (1,001 ms used to come out as 1,000: 419 of these values were 1 ms short).
+#[test]
+fn due_times_round_up_never_down() {
+    let env = Env::new();
+    let s = env.open_with(|o| o.durability = Durability::Memory);
+    let q = s.queue("q").unwrap();
+    for ms in 1..=20_000u64 {
+        let p = RedeliveryPolicy {
+            initial_redelivery_delay: Duration::from_millis(ms),
+            ..Default::default()
+        };
+        assert_eq!(p.delay_ms(1, 0.5), ms, "redelivery delay of {ms} ms");
+    }
+    // Through the store, on a sample of the values (each sends, nacks and waits for one).
+    for ms in (1..=20_000u64).step_by(97).chain([1001, 50, 51]) {
+        q.send(Message::new("m").delay(Duration::from_millis(ms)))
+            .unwrap();
+        env.clock.advance_ms(ms - 1);
+        assert!(q.receive(NOW).unwrap().is_none(), "delay {ms} ms: early");
+        env.clock.advance_ms(1);
+        let d = q.receive(NOW).unwrap().expect("due");
+        d.nack_with_delay("x", Duration::from_millis(ms)).unwrap();
+        env.clock.advance_ms(ms - 1);
+        assert!(
+            q.receive(NOW).unwrap().is_none(),
+            "nack delay {ms} ms: early"
+        );
+        env.clock.advance_ms(1);
+        q.receive(NOW).unwrap().expect("due").ack().unwrap();
+    }
+    // A fraction of a millisecond rounds up, never down (50.7 ms is due at 51 ms).
+    q.send(Message::new("m").delay(Duration::from_micros(50_700)))
+        .unwrap();
+    env.clock.advance_ms(50);
+    assert!(
+        q.receive(NOW).unwrap().is_none(),
+        "50.7 ms delivered at 50 ms"
+    );
+    env.clock.advance_ms(1);
+    q.receive(NOW)
+        .unwrap()
+        .expect("due at 51 ms")
+        .ack()
+        .unwrap();
+}
+
+/// As ActiveMQ's RedeliveryPolicy: a zero first delay is followed by `redelivery_delay`, then
+/// the multiplier applies ([0, 1, 2, 4] s), through the store as well as in the policy.
+#[test]
+fn zero_initial_redelivery_delay_then_backoff() {
+    let env = Env::new();
+    let policy = RedeliveryPolicy {
+        initial_redelivery_delay: Duration::ZERO,
+        redelivery_delay: Duration::from_secs(1),
+        use_exponential_backoff: true,
+        backoff_multiplier: 2.0,
+        ..Default::default()
+    };
+    let s = env.open_with(|o| o.redelivery = policy);
+    let q = s.queue("q").unwrap();
+    q.send("poison").unwrap();
+    // The first delivery, then the redeliveries after 0, 1, 2 and 4 s.
+    for wait in [0u64, 0, 1000, 2000, 4000] {
+        if wait > 0 {
+            env.clock.advance_ms(wait - 1);
+            assert!(q.receive(NOW).unwrap().is_none(), "early at {wait} ms");
+            env.clock.advance_ms(1);
+        }
+        q.receive(NOW)
+            .unwrap()
+            .expect("redelivered")
+            .nack("x")
+            .unwrap();
+    }
+    assert_eq!(q.stats().unwrap().dead_lettered, 0);
+}
+
+/// `max_bytes` counts body bytes as documented: 100 bytes hold ten 10-byte bodies (it used to
+/// count ~53 bytes of record header per message and admit one), in a send, a batch and a
+/// transaction alike.
+#[test]
+fn max_bytes_counts_body_bytes() {
+    let env = Env::new();
+    let s = env.open();
+    let opts = QueueOptions {
+        max_bytes: Some(100),
+        ..Default::default()
+    };
+    let q = s.queue_with("q", opts.clone()).unwrap();
+    for i in 0..10 {
+        q.send(format!("{i:010}")).unwrap();
+    }
+    let e = q.send("0123456789").expect_err("an 11th message");
+    assert_eq!(e.kind(), ErrorKind::QueueFull, "{e}");
+    let b = s.queue_with("b", opts.clone()).unwrap();
+    b.send_batch((0..10).map(|i| format!("{i:010}"))).unwrap();
+    assert_eq!(b.stats().unwrap().messages, 10);
+    let t = s.queue_with("t", opts).unwrap();
+    let mut tx = s.transaction();
+    for i in 0..10 {
+        tx.send(&t, format!("{i:010}")).unwrap();
+    }
+    tx.commit().unwrap();
+    assert_eq!(t.stats().unwrap().messages, 10);
+}
+
+/// A message whose TTL passed leaves on time, without a consumer: after a manual clock's jump
+/// (and a flush, which waits for the records) it is in the dead-letter queue with reason
+/// `expired`, counted once; a due delay is listed by browse without a receive or stats first.
+#[test]
+fn timers_run_without_a_consumer() {
+    let env = Env::new();
+    let s = env.open();
+    let q = s.queue("q").unwrap();
+    let dlq = s.queue("DLQ").unwrap();
+    q.send(Message::new("ttl").ttl(Duration::from_secs(1)))
+        .unwrap();
+    q.send(Message::new("late").delay(Duration::from_secs(1)))
+        .unwrap();
+    assert_eq!(q.browse(10).unwrap().len(), 1, "only the TTL one is ready");
+    env.clock.advance_ms(1_000);
+    s.flush().unwrap();
+    let d = dlq.receive(NOW).unwrap().expect("moved on time");
+    assert_eq!(
+        d.message().dead_letter_info().unwrap().reason,
+        DeadLetterReason::Expired
+    );
+    d.ack().unwrap();
+    let b = q.browse(10).unwrap();
+    assert_eq!(b.len(), 1, "the due delay is listed");
+    assert_eq!(b[0].body(), b"late");
+    let st = q.stats().unwrap();
+    assert_eq!(
+        (st.expired, st.dead_lettered, st.messages),
+        (1, 0, 1),
+        "{st:?}"
+    );
+}
+
+/// `overflow = drop_oldest` holds for a batch and for async sends as for single sends: the
+/// newest `max_messages` stay, the oldest go to the dead-letter queue with reason `overflow`.
+#[test]
+fn drop_oldest_works_for_batches_and_async_sends() {
+    let env = Env::new();
+    let s = env.open();
+    let opts = QueueOptions {
+        max_messages: Some(3),
+        overflow: Some(OverflowPolicy::DropOldest),
+        ..Default::default()
+    };
+    let b = s.queue_with("b", opts.clone()).unwrap();
+    b.send_batch((1..=5).map(|i| format!("b{i}"))).unwrap();
+    assert_eq!(drain(&b), ["b3", "b4", "b5"]);
+    let a = s.queue_with("a", opts).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    for i in 1..=5 {
+        let tx = tx.clone();
+        a.send_async(format!("a{i}"), move |r| tx.send(r.map(|_| ())).unwrap())
+            .unwrap();
+    }
+    for _ in 1..=5 {
+        rx.recv().unwrap().expect("every async send was stored");
+    }
+    assert_eq!(drain(&a), ["a3", "a4", "a5"]);
+    let dlq = s.queue("DLQ").unwrap();
+    let reasons: Vec<_> = (0..4)
+        .map(|_| {
+            let d = dlq.receive(NOW).unwrap().unwrap();
+            let r = d.message().dead_letter_info().unwrap().reason;
+            d.ack().unwrap();
+            r
+        })
+        .collect();
+    assert!(reasons.iter().all(|r| *r == DeadLetterReason::Overflow));
+}
+
+/// A send callback that blocks on another send's future (completed by the callback thread
+/// itself) gets `WouldDeadlock` instead of hanging the callback thread for good; every later
+/// send completes and close returns.
+#[test]
+fn a_callback_waiting_on_a_pending_future_gets_would_deadlock() {
+    let env = Env::new();
+    let s = env.open();
+    let q = s.queue("q").unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let q2 = q.clone();
+    q.send_async("a", move |_| {
+        let fut = q2.send_future("b");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        tx.send(rt.block_on(fut).map_err(|e| e.kind())).unwrap();
+    })
+    .unwrap();
+    let got = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the callback hung");
+    assert_eq!(got, Err(ErrorKind::WouldDeadlock));
+    q.send("c").unwrap();
+    assert_eq!(drain(&q), ["a", "b", "c"]);
+    drop(q);
+    s.close().unwrap();
+}

@@ -1,0 +1,128 @@
+/* What a C caller passes is checked where it enters (the C face of tests/boundary.rs): headers
+ * the journal cannot hold are refused and the store stays openable, huge durations saturate,
+ * the manual clock never wraps, a zero initial redelivery delay is followed by the redelivery
+ * delay (as ActiveMQ), max_bytes counts body bytes, and a transaction owns the acks added to
+ * it (rollback after the consumer is freed succeeds). */
+#include "common.h"
+
+#include <stdint.h>
+
+static void test_oversized_headers(const char *dir) {
+    mqlite_store *s = open_store(dir, NULL);
+    mqlite_queue *q = open_queue(s, "q");
+    size_t n = (size_t)17 << 20;
+    char *big = malloc(n);
+    memset(big, 'x', n);
+    mqlite_message *m = NULL;
+    OK(mqlite_message_new((const uint8_t *)"m", 1, &m, ERR));
+    OK(mqlite_message_set_property_string(m, S("k"), big, n, ERR));
+    uint64_t id = 0;
+    CHECK_STATUS(MQLITE_INVALID_ARGUMENT, mqlite_queue_send(q, m, &id, ERR));
+    mqlite_message_free(m);
+    OK(mqlite_message_new((const uint8_t *)"m", 1, &m, ERR));
+    OK(mqlite_message_set_correlation_id(m, big, n, ERR));
+    CHECK_STATUS(MQLITE_INVALID_ARGUMENT, mqlite_queue_send(q, m, &id, ERR));
+    mqlite_message_free(m);
+    free(big);
+    OK(mqlite_queue_send_bytes(q, (const uint8_t *)"ok", 2, &id, ERR));
+    mqlite_queue_free(q);
+    mqlite_store_free(s);
+    /* Everything accepted survives a reopen. */
+    s = open_store(dir, NULL);
+    q = open_queue(s, "q");
+    mqlite_stats st;
+    OK(mqlite_queue_stats(q, &st, ERR));
+    CHECK(st.messages == 1);
+    mqlite_queue_free(q);
+    mqlite_store_free(s);
+}
+
+static void test_clock_and_durations(const char *dir) {
+    mqlite_manual_clock *c = mqlite_manual_clock_new(1000);
+    OK(mqlite_manual_clock_advance(c, UINT64_MAX, ERR));
+    CHECK(mqlite_manual_clock_now(c) == UINT64_MAX); /* saturates, never wraps */
+    OK(mqlite_manual_clock_set(c, 1700000000000ULL, ERR));
+    mqlite_store_options *o = mqlite_store_options_new();
+    OK(mqlite_store_options_set_manual_clock(o, c, ERR));
+    mqlite_redelivery_policy *p = mqlite_redelivery_policy_new();
+    OK(mqlite_redelivery_policy_set(p, -1, 0, 1000, ERR));
+    OK(mqlite_redelivery_policy_set_backoff(p, true, 2.0, 0, false, ERR));
+    OK(mqlite_store_options_set_redelivery(o, p, ERR));
+    mqlite_redelivery_policy_free(p);
+    mqlite_store *s = open_store(dir, o);
+    mqlite_store_options_free(o);
+    mqlite_queue *q = open_queue(s, "zero-first");
+    mqlite_message *m = NULL;
+    uint64_t id = 0;
+    OK(mqlite_message_new((const uint8_t *)"m", 1, &m, ERR));
+    OK(mqlite_message_set_delay_ms(m, UINT64_MAX, ERR));
+    OK(mqlite_queue_send(q, m, &id, ERR));
+    mqlite_message_free(m);
+    OK(mqlite_queue_send_bytes(q, (const uint8_t *)"p", 1, &id, ERR));
+    /* Redeliveries after 0, 1000, 2000 ms: never earlier. */
+    uint64_t waits[] = {0, 0, 1000, 2000};
+    for (int i = 0; i < 4; i++) {
+        mqlite_delivery *d = NULL;
+        if (waits[i] > 0) {
+            OK(mqlite_manual_clock_advance(c, waits[i] - 1, ERR));
+            CHECK_STATUS(MQLITE_TIMEOUT, mqlite_queue_receive(q, 0, &d, ERR));
+            OK(mqlite_manual_clock_advance(c, 1, ERR));
+        }
+        OK(mqlite_queue_receive(q, 0, &d, ERR));
+        CHECK(d != NULL && mqlite_delivery_id(d) == id);
+        if (d) OK(mqlite_delivery_nack(d, S("x"), ERR));
+        mqlite_delivery_free(d);
+    }
+    mqlite_queue_free(q);
+    mqlite_store_free(s);
+    mqlite_manual_clock_free(c);
+}
+
+static void test_max_bytes_counts_bodies(const char *dir) {
+    mqlite_store *s = open_store(dir, NULL);
+    mqlite_queue_options *qo = mqlite_queue_options_new();
+    OK(mqlite_queue_options_set_limits(qo, 0, 100, MQLITE_OVERFLOW_REJECT, 0, ERR));
+    mqlite_queue *q = NULL;
+    OK(mqlite_store_queue_with(s, S("bytes"), qo, &q, ERR));
+    mqlite_queue_options_free(qo);
+    uint64_t id;
+    for (int i = 0; i < 10; i++) OK(mqlite_queue_send_bytes(q, (const uint8_t *)"0123456789", 10, &id, ERR));
+    CHECK_STATUS(MQLITE_QUEUE_FULL, mqlite_queue_send_bytes(q, (const uint8_t *)"0123456789", 10, &id, ERR));
+    mqlite_queue_free(q);
+    mqlite_store_free(s);
+}
+
+static void test_transaction_owns_its_acks(const char *dir) {
+    mqlite_store *s = open_store(dir, NULL);
+    mqlite_queue *q = open_queue(s, "txn");
+    uint64_t id;
+    OK(mqlite_queue_send_bytes(q, (const uint8_t *)"m", 1, &id, ERR));
+    mqlite_consumer *c = NULL;
+    OK(mqlite_queue_consumer(q, MQLITE_ACK_EXPLICIT, &c, ERR));
+    mqlite_delivery *d = NULL;
+    OK(mqlite_consumer_receive(c, 0, &d, ERR));
+    mqlite_transaction *t = NULL;
+    OK(mqlite_store_transaction(s, &t, ERR));
+    OK(mqlite_transaction_ack(t, d, ERR));
+    mqlite_consumer_free(c);
+    OK(mqlite_transaction_rollback(t, ERR)); /* the transaction, not the consumer, owns it */
+    mqlite_transaction_free(t);
+    mqlite_delivery_free(d);
+    mqlite_stats st;
+    OK(mqlite_queue_stats(q, &st, ERR));
+    CHECK(st.messages == 1 && st.in_flight == 0);
+    mqlite_queue_free(q);
+    mqlite_store_free(s);
+}
+
+int main(void) {
+    char *dir = temp_dir();
+    test_oversized_headers(dir);
+    remove_dir(dir);
+    dir = temp_dir();
+    test_clock_and_durations(dir);
+    test_max_bytes_counts_bodies(dir);
+    test_transaction_owns_its_acks(dir);
+    remove_dir(dir);
+    return finish("test_boundary");
+}
