@@ -45,6 +45,11 @@ pub(crate) struct Batch {
     /// When the first lazy ack of this batch was appended (ms of the store's clock, so a test's
     /// manual clock decides when lazy acks are due).
     pub lazy_since: Option<u64>,
+    /// A caller waits for this batch ([`super::Engine::wait_done`]): it is due now, even if it
+    /// holds only lazy acks. (Without it a caller that waits for a batch of lazy acks, e.g. a
+    /// delivery record taken by a leader while later lazy acks filled `pending`, waits until
+    /// the lazy-ack interval passes on the store's clock, which a manual clock never does.)
+    pub awaited: bool,
 }
 
 impl Batch {
@@ -63,6 +68,7 @@ impl Batch {
         self.dedups.clear();
         self.lazy_bytes = 0;
         self.lazy_since = None;
+        self.awaited = false;
     }
 
     /// Notes that the records appended since `buf` was `before` bytes long are lazy acks.
@@ -82,7 +88,11 @@ impl Batch {
             return None;
         }
         match self.lazy_since {
-            Some(t) if self.buf.len() == self.lazy_bytes && self.callbacks.is_empty() => {
+            Some(t)
+                if self.buf.len() == self.lazy_bytes
+                    && self.callbacks.is_empty()
+                    && !self.awaited =>
+            {
                 let due = t.saturating_add(LAZY_ACK_INTERVAL_MS);
                 Some(Duration::from_millis(due.saturating_sub(now)))
             }

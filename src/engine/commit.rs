@@ -65,6 +65,8 @@ impl Engine {
         let shared = &self.shared;
         g.progress.waiters += 1;
         if no == g.progress.batch_no {
+            // Whoever leads the next commit must not hold this batch back as lazy.
+            g.pending.awaited = true;
             let p = &mut g.progress;
             p.joined += 1;
             if p.gathering && p.joined >= p.expect_joined {
@@ -86,14 +88,12 @@ impl Engine {
                     self.commit_guarded(&mut p.into_inner(), g)
                 }
                 Err(std::sync::TryLockError::WouldBlock) => {
-                    // Bounded: if the holder of `io` ends without committing our batch (the
-                    // commit thread finding only lazy acks that are not due), we look again and
-                    // lead the commit ourselves rather than wait for a wake-up that never comes.
-                    shared
-                        .done
-                        .wait_timeout(g, Duration::from_millis(5))
-                        .unwrap_or_else(|e| e.into_inner())
-                        .0
+                    // The holder of `io` is a leader (it wakes us when its commit is done; then
+                    // we lead ours) or the commit thread, which after its commit finds our batch
+                    // awaited (`Batch::awaited`) and commits it at once (a sleeping one is
+                    // woken: it may be waiting out a lazy-ack interval).
+                    self.kick(&g);
+                    shared.done.wait(g).unwrap_or_else(|e| e.into_inner())
                 }
             };
         }

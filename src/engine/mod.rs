@@ -59,6 +59,8 @@ mod state;
 mod timers;
 mod topic;
 mod txn;
+#[cfg(test)]
+mod wake_tests;
 
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
