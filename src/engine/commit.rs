@@ -286,6 +286,21 @@ impl Engine {
         }
     }
 
+    /// How long the idle commit thread sleeps before its housekeeping. (A test can make it
+    /// sleep for good, so that no periodic wake-up hides a missed one.)
+    fn idle_wait(&self) -> Duration {
+        #[cfg(test)]
+        if self
+            .shared
+            .test_hooks
+            .no_periodic_wake
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            return Duration::from_secs(3600);
+        }
+        HOUSEKEEPING_EVERY
+    }
+
     /// The commit thread of a store poisoned by repeated panics of its loop: it only fails
     /// what is pending (completing the callbacks), until the store closes.
     pub(crate) fn run_poisoned_commit_thread(&self) {
@@ -341,7 +356,7 @@ impl Engine {
                     }
                     left
                 }
-                None => HOUSEKEEPING_EVERY,
+                None => self.idle_wait(),
             };
             if let Some(l) = lazy_left {
                 wait = wait.min(l);

@@ -332,6 +332,8 @@ pub(crate) fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
 pub(crate) struct TestHooks {
     /// The callback thread's loop panics once, between taking callbacks and running them.
     pub panic_in_callback_loop: std::sync::atomic::AtomicBool,
+    /// The idle commit thread sleeps for good instead of waking for its housekeeping.
+    pub no_periodic_wake: std::sync::atomic::AtomicBool,
 }
 
 #[cfg(test)]

@@ -56,3 +56,47 @@ fn a_caller_waiting_for_a_batch_of_lazy_acks_is_not_left_waiting() {
         .unwrap();
     assert_eq!(q.stats().unwrap().messages, 0);
 }
+
+/// A producer blocked by `overflow = block` is woken by the ack (ack durability sync) that
+/// makes room, appends its message and, like the acker, finds the io lock held by a leader that
+/// is not writing their batch. When the leader lets go, their batch must be committed at once,
+/// not at the commit thread's next periodic wake-up (250 ms): here that wake-up is switched
+/// off, so a missed wake-up hangs both until the failure bound.
+#[test]
+fn a_blocked_producer_returns_once_an_ack_made_room() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    s.engine
+        .test_hooks()
+        .no_periodic_wake
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    // A commit thread already asleep for its 250 ms is woken, to sleep for good from now on.
+    s.engine.shared.work.notify_one();
+    let q = s
+        .queue_with(
+            "q",
+            crate::QueueOptions {
+                max_messages: Some(1),
+                overflow: Some(crate::OverflowPolicy::Block { timeout: BOUND }),
+                ack_durability: Some(crate::AckDurability::Sync),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    q.send("a").unwrap();
+    let d = q.receive(Some(Duration::ZERO)).unwrap().unwrap();
+    let (tx, rx) = mpsc::channel();
+    let q2 = q.clone();
+    let producer = tx.clone();
+    std::thread::spawn(move || drop(producer.send(q2.send("b").map(|_| ()))));
+    let io = s.engine.shared.io.lock().unwrap();
+    std::thread::spawn(move || drop(tx.send(d.ack())));
+    until_waiters(&s, 2); // the acker and the producer wait for their batch
+    drop(io);
+    for _ in 0..2 {
+        rx.recv_timeout(BOUND)
+            .expect("a caller was never woken")
+            .unwrap();
+    }
+    assert_eq!(q.stats().unwrap().messages, 1);
+}
