@@ -23,10 +23,18 @@ fn open(dir: &std::path::Path) -> Store {
     .unwrap()
 }
 
+/// The store's own engine (a store opened alone is its owner).
+fn engine(s: &Store) -> &super::Engine {
+    match &s.engine {
+        crate::remote::backend::Backend::Local(e, _) => e,
+        crate::remote::backend::Backend::Remote(_) => panic!("a store opened alone is its owner"),
+    }
+}
+
 /// Waits (bounded) until `n` callers wait for a commit.
 fn until_waiters(s: &Store, n: usize) {
     let end = Instant::now() + BOUND;
-    while s.engine.shared.lock().progress.waiters < n {
+    while engine(s).shared.lock().progress.waiters < n {
         assert!(Instant::now() < end, "the caller never started to wait");
         std::thread::yield_now();
     }
@@ -45,7 +53,7 @@ fn a_caller_waiting_for_a_batch_of_lazy_acks_is_not_left_waiting() {
     q.send("m").unwrap();
     let d = q.receive(Some(Duration::ZERO)).unwrap().unwrap();
     d.ack().unwrap(); // lazy: pending, not due on the manual clock
-    let io = s.engine.shared.io.lock().unwrap();
+    let io = engine(&s).shared.io.lock().unwrap();
     let (tx, rx) = mpsc::channel();
     let e = s.engine.clone();
     std::thread::spawn(move || drop(tx.send(e.flush())));
@@ -66,12 +74,12 @@ fn a_caller_waiting_for_a_batch_of_lazy_acks_is_not_left_waiting() {
 fn a_blocked_producer_returns_once_an_ack_made_room() {
     let dir = tempfile::tempdir().unwrap();
     let s = open(dir.path());
-    s.engine
+    engine(&s)
         .test_hooks()
         .no_periodic_wake
         .store(true, std::sync::atomic::Ordering::SeqCst);
     // A commit thread already asleep for its 250 ms is woken, to sleep for good from now on.
-    s.engine.shared.work.notify_one();
+    engine(&s).shared.work.notify_one();
     let q = s
         .queue_with(
             "q",
@@ -89,7 +97,7 @@ fn a_blocked_producer_returns_once_an_ack_made_room() {
     let q2 = q.clone();
     let producer = tx.clone();
     std::thread::spawn(move || drop(producer.send(q2.send("b").map(|_| ()))));
-    let io = s.engine.shared.io.lock().unwrap();
+    let io = engine(&s).shared.io.lock().unwrap();
     std::thread::spawn(move || drop(tx.send(d.ack())));
     until_waiters(&s, 2); // the acker and the producer wait for their batch
     drop(io);
