@@ -107,6 +107,14 @@
 #define MQLITE_DEFAULT_PRIORITY 4
 /** The highest priority. */
 #define MQLITE_MAX_PRIORITY 9
+/** How many messages a consumer takes at once with one durable delivery-count record and then hands out one by one, by default (JMS prefetch; ActiveMQ's queue default of 1000). 0 and 1 both mean no prefetch. */
+#define MQLITE_DEFAULT_PREFETCH 1000ULL
+/** The largest prefetch accepted. */
+#define MQLITE_MAX_PREFETCH 1048576ULL
+/** Most record bytes one prefetch takes beyond what the receive asked for (4 MiB), so a prefetch of large messages stays bounded in memory. */
+#define MQLITE_PREFETCH_MAX_BYTES 4194304ULL
+/** The commit interval of lazy acks, in ms: a lazy ack is written and fdatasync'd at most this long after `ack()` returned, with no further traffic needed. */
+#define MQLITE_LAZY_ACK_INTERVAL_MS 1ULL
 /** Compact the oldest segment when its live data falls below this fraction, by default. */
 #define MQLITE_DEFAULT_COMPACT_BELOW 0.25
 /** The name of the store's one dead-letter queue with the shared strategy, by default. */
@@ -439,6 +447,32 @@ typedef uint32_t mqlite_ack_mode;
 #endif // __cplusplus
 
 /**
+ * When `mqlite_delivery_ack` is durable (queue option).
+ */
+enum mqlite_ack_durability
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * The ack returns once queued for the next group commit (within about a millisecond); a
+   * crash before it redelivers the message, never loses it. The default.
+   */
+  MQLITE_ACK_DURABILITY_LAZY = 0,
+  /**
+   * The ack returns once fdatasync'd (as `mqlite_delivery_ack_sync`).
+   */
+  MQLITE_ACK_DURABILITY_SYNC = 1,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum mqlite_ack_durability mqlite_ack_durability;
+#else
+typedef uint32_t mqlite_ack_durability;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * The bits of `mqlite_store_subscribe`'s `flags` (OR them together; 0: non-durable, unshared).
  */
 enum mqlite_subscribe_flag
@@ -741,7 +775,7 @@ typedef struct {
    */
   uint64_t depth;
   /**
-   * Messages delivered and not yet settled.
+   * Messages handed out to a consumer and not yet settled.
    */
   uint64_t in_flight;
   /**
@@ -784,6 +818,10 @@ typedef struct {
    * Messages replayed into this queue.
    */
   uint64_t replayed;
+  /**
+   * Messages taken by consumers' prefetch and not yet handed out.
+   */
+  uint64_t prefetched;
 } mqlite_stats;
 
 /**
@@ -907,12 +945,23 @@ bool mqlite_delivery_redelivered(const mqlite_delivery *delivery);
 bool mqlite_delivery_settled(const mqlite_delivery *delivery);
 
 /**
- * Acknowledges: once this returns OK the ack is durable and the message will not be delivered
- * again. (Cumulative consumers: also acks everything received before it.) A second settle of
+ * Acknowledges. (Cumulative consumers: also acks everything received before it.) Lazy by
+ * default (as RabbitMQ consumer acks or JMS `DUPS_OK_ACKNOWLEDGE`): it returns once the ack is
+ * queued for the next group commit, which follows within about a millisecond; a crash before
+ * it delivers the message again with `redelivered` true, never loses it. The ack is durable
+ * once `mqlite_delivery_ack_sync` or a later durable call of the store (a sync send, a
+ * transaction commit, `mqlite_store_flush`) returned or the store was closed; with the queue
+ * option `MQLITE_ACK_DURABILITY_SYNC` this is `mqlite_delivery_ack_sync`. A second settle of
  * the same delivery: `MQLITE_ALREADY_SETTLED`. The delivery is settled even if the call fails
  * (e.g. `MQLITE_CLOSED`); the message then comes back after a reopen.
  */
 mqlite_status mqlite_delivery_ack(mqlite_delivery *delivery, mqlite_error **err);
+
+/**
+ * Acknowledges like `mqlite_delivery_ack`, but returns OK only once the ack is durable
+ * (fdatasync'd): the message is never delivered again, even after a crash or power loss.
+ */
+mqlite_status mqlite_delivery_ack_sync(mqlite_delivery *delivery, mqlite_error **err);
 
 /**
  * A failed delivery: the redelivery policy decides when it comes back or whether it goes to
@@ -1439,6 +1488,19 @@ mqlite_status mqlite_queue_options_set_retention(mqlite_queue_options *options,
                                                  mqlite_error **err);
 
 /**
+ * Sets how this queue's consumers take messages: `prefetch` messages at once with one durable
+ * delivery-count record, handed out one by one (JMS prefetch; 0 keeps the default of
+ * `MQLITE_DEFAULT_PREFETCH`, 1 = none; at most `MQLITE_MAX_PREFETCH`), and when an ack is
+ * durable (`MQLITE_ACK_DURABILITY_*`). Prefetched messages not yet handed out go back
+ * uncounted when their consumer is freed or the store closes; after a crash each counts one
+ * failed delivery.
+ */
+mqlite_status mqlite_queue_options_set_consuming(mqlite_queue_options *options,
+                                                 uint32_t prefetch,
+                                                 uint32_t ack_durability,
+                                                 mqlite_error **err);
+
+/**
  * Frees a queue handle. NULL is a no-op.
  */
 void mqlite_queue_free(mqlite_queue *queue);
@@ -1519,16 +1581,26 @@ mqlite_status mqlite_queue_receive_batch(const mqlite_queue *queue,
                                          mqlite_error **err);
 
 /**
- * Acks `count` deliveries of this queue with one journal record and one wait. The handles are
- * checked first (none NULL, none settled by its handle, all from this queue): if one fails,
- * nothing is settled. A delivery that is no longer in flight under its tag (its ack timeout
- * passed, it was redelivered) cannot be acked: the others are, and the call returns
- * `MQLITE_ALREADY_SETTLED` naming it. The handles stay the caller's to free.
+ * Acks `count` deliveries of this queue with one journal record. The handles are checked first
+ * (none NULL, none settled by its handle, all from this queue): if one fails, nothing is
+ * settled. A delivery that is no longer in flight under its tag (its ack timeout passed, it was
+ * redelivered) cannot be acked: the others are, and the call returns `MQLITE_ALREADY_SETTLED`
+ * naming it. The handles stay the caller's to free. The acks are lazy like
+ * `mqlite_delivery_ack` (the next receive's delivery record shares their commit: one fsync per
+ * receive/ack cycle); `mqlite_queue_ack_batch_sync` returns once they are durable.
  */
 mqlite_status mqlite_queue_ack_batch(const mqlite_queue *queue,
                                      mqlite_delivery *const *deliveries,
                                      size_t count,
                                      mqlite_error **err);
+
+/**
+ * `mqlite_queue_ack_batch` that returns OK only once the acks are durable (fdatasync'd).
+ */
+mqlite_status mqlite_queue_ack_batch_sync(const mqlite_queue *queue,
+                                          mqlite_delivery *const *deliveries,
+                                          size_t count,
+                                          mqlite_error **err);
 
 /**
  * Copies up to `max` waiting messages, in delivery order, into the caller's array
@@ -1557,13 +1629,26 @@ mqlite_status mqlite_queue_stats(const mqlite_queue *queue,
                                  mqlite_error **err);
 
 /**
- * A consumer of this queue with ack mode `mode` (`MQLITE_ACK_*`). On success `*consumer_out`
- * owns it (free with `mqlite_consumer_free`).
+ * A consumer of this queue with ack mode `mode` (`MQLITE_ACK_*`) and the queue's prefetch. On
+ * success `*consumer_out` owns it (free with `mqlite_consumer_free`).
  */
 mqlite_status mqlite_queue_consumer(const mqlite_queue *queue,
                                     uint32_t mode,
                                     mqlite_consumer **consumer_out,
                                     mqlite_error **err);
+
+/**
+ * `mqlite_queue_consumer` with its own prefetch: up to `prefetch` messages are taken at once
+ * with one durable delivery-count record and handed out one by one (0 = the queue's prefetch,
+ * 1 = none; at most `MQLITE_MAX_PREFETCH`, else `MQLITE_INVALID_ARGUMENT`). Prefetched messages
+ * not yet handed out go back uncounted when the consumer is freed; after a crash each counts
+ * one failed delivery.
+ */
+mqlite_status mqlite_queue_consumer_prefetch(const mqlite_queue *queue,
+                                             uint32_t mode,
+                                             uint32_t prefetch,
+                                             mqlite_consumer **consumer_out,
+                                             mqlite_error **err);
 
 /**
  * Whether this queue keeps its messages only in memory (`MQLITE_DURABILITY_MEMORY`); false for
@@ -1765,7 +1850,8 @@ mqlite_status mqlite_topic_stats_get(const mqlite_topic *topic,
  * `flags` is a bitwise OR of `MQLITE_SUBSCRIBE_DURABLE` and `MQLITE_SUBSCRIBE_SHARED`;
  * `selector` (`selector_len` bytes; NULL: every message) is a JMS message selector evaluated
  * at publish time; `options` (may be NULL) are the subscription queue's own (redelivery
- * policy, dead-letter strategy, limits). Subscribing again under a name with another pattern
+ * policy, dead-letter strategy, limits, prefetch and ack durability:
+ * `mqlite_queue_options_set_consuming`). Subscribing again under a name with another pattern
  * or selector replaces the subscription and drops what it held (JMS).
  * Errors: `MQLITE_INVALID_NAME` (pattern, name), `MQLITE_INVALID_ARGUMENT` (a selector that
  * does not parse, naming the character position; a durable or shared subscription without a

@@ -94,6 +94,18 @@ constants! {
     pub const DEFAULT_PRIORITY: u8 = 4;
     /// The highest priority.
     pub const MAX_PRIORITY: u8 = 9;
+    /// How many messages a consumer takes at once with one durable delivery-count record and
+    /// then hands out one by one, by default (JMS prefetch; ActiveMQ's queue default of 1000).
+    /// 0 and 1 both mean no prefetch.
+    pub const DEFAULT_PREFETCH: u64 = 1_000;
+    /// The largest prefetch accepted.
+    pub const MAX_PREFETCH: u64 = 1 << 20;
+    /// Most record bytes one prefetch takes beyond what the receive asked for (4 MiB), so a
+    /// prefetch of large messages stays bounded in memory.
+    pub const PREFETCH_MAX_BYTES: u64 = 4 << 20;
+    /// The commit interval of lazy acks, in ms: a lazy ack is written and fdatasync'd at most
+    /// this long after `ack()` returned, with no further traffic needed.
+    pub const LAZY_ACK_INTERVAL_MS: u64 = 1;
     /// Compact the oldest segment when its live data falls below this fraction, by default.
     pub const DEFAULT_COMPACT_BELOW: f64 = 0.25;
     /// The name of the store's one dead-letter queue with the shared strategy, by default.

@@ -139,10 +139,25 @@ impl Delivery {
         r
     }
 
-    /// Acknowledges: the message is done and will not be delivered again once this returns.
-    /// In cumulative mode, also acks everything this consumer received before it.
+    /// Acknowledges: the message is done. In cumulative mode, also acks everything this
+    /// consumer received before it.
+    ///
+    /// Lazy by default (as RabbitMQ consumer acks, JMS `DUPS_OK_ACKNOWLEDGE`): it returns once
+    /// the ack is queued for the next group commit, which follows within about a millisecond
+    /// without waiting for more traffic. A crash before that commit delivers the message again
+    /// with `redelivered() == true`; it is never lost. The ack is durable once
+    /// [`ack_sync`](Delivery::ack_sync) or any later durable call of the same store (a sync
+    /// send, a transaction commit, [`Store::flush`](crate::Store::flush)) returned, or the store
+    /// was closed. With the queue option
+    /// `ack_durability: Some(AckDurability::Sync)` it is [`ack_sync`](Delivery::ack_sync).
     pub fn ack(self) -> Result<()> {
         self.settle(Settle::Ack)
+    }
+
+    /// Acknowledges and returns only once the ack is durable (fdatasync'd): the message is
+    /// never delivered again, even after a crash or power loss.
+    pub fn ack_sync(self) -> Result<()> {
+        self.settle(Settle::AckSync)
     }
 
     /// A failed delivery: the redelivery policy decides when it comes back, or whether it goes
@@ -206,10 +221,18 @@ impl Queue {
     /// A consumer with its own ack mode; its unsettled deliveries return to the queue (as
     /// failures) when it is dropped. On a closed store it is closed from the start (receiving
     /// fails with `Closed`).
+    ///
+    /// The consumer prefetches up to `options.prefetch` messages (default: the queue's) with
+    /// one durable delivery-count record; those not yet handed out go back uncounted when it is
+    /// dropped. An invalid prefetch makes a consumer whose receives fail with that error.
     pub fn consumer(&self, options: ConsumerOptions) -> Consumer {
+        let id = options.validate().and_then(|()| {
+            self.engine
+                .open_consumer(self.id, options.ack_mode, options.prefetch)
+        });
         Consumer {
             queue: self.clone(),
-            id: self.engine.open_consumer(self.id, options.ack_mode),
+            id,
             mode: options.ack_mode,
             selector: None,
         }
@@ -248,7 +271,20 @@ impl Queue {
     /// dropped unsettled (failed deliveries). A delivery that is no longer in flight under its
     /// tag (timed out, redelivered) is not acked: the others are, and the call fails with
     /// `AlreadySettled` naming it.
-    pub fn ack_batch(&self, mut deliveries: Vec<Delivery>) -> Result<()> {
+    ///
+    /// The acks are lazy like [`Delivery::ack`] (unless the queue's ack durability is `Sync`):
+    /// the next receive's delivery record shares their commit, so a loop of `receive_batch` and
+    /// `ack_batch` pays one fsync per cycle. [`ack_batch_sync`](Queue::ack_batch_sync) waits.
+    pub fn ack_batch(&self, deliveries: Vec<Delivery>) -> Result<()> {
+        self.ack_many(deliveries, false)
+    }
+
+    /// [`ack_batch`](Queue::ack_batch) that returns only once the acks are durable.
+    pub fn ack_batch_sync(&self, deliveries: Vec<Delivery>) -> Result<()> {
+        self.ack_many(deliveries, true)
+    }
+
+    fn ack_many(&self, mut deliveries: Vec<Delivery>, sync: bool) -> Result<()> {
         if let Some(d) = deliveries.iter().find(|d| !d.queue.same(self)) {
             return Err(Error::invalid(format!(
                 "{} is not a delivery of queue {:?} of this store",
@@ -261,7 +297,7 @@ impl Queue {
             d.settled = true;
             refs.push(d.reference());
         }
-        self.engine.ack_batch(self.id, &refs)
+        self.engine.ack_batch(self.id, &refs, sync)
     }
 }
 

@@ -69,8 +69,9 @@ pub use defaults::{
     DEFAULT_COMPACT_BELOW, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_DEAD_LETTER_PREFIX,
     DEFAULT_DEAD_LETTER_QUEUE, DEFAULT_DEDUP_WINDOW_COUNT, DEFAULT_DEDUP_WINDOW_MS,
     DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_PENDING_BYTES, DEFAULT_MAX_PENDING_MESSAGES,
-    DEFAULT_MAX_REDELIVERIES, DEFAULT_PRIORITY, DEFAULT_REDELIVERY_DELAY_MS, DEFAULT_SEGMENT_BYTES,
-    MAX_BODY_BYTES, MAX_NAME_BYTES, MAX_PRIORITY, MAX_SEGMENT_BYTES, MIN_SEGMENT_BYTES,
+    DEFAULT_MAX_REDELIVERIES, DEFAULT_PREFETCH, DEFAULT_PRIORITY, DEFAULT_REDELIVERY_DELAY_MS,
+    DEFAULT_SEGMENT_BYTES, LAZY_ACK_INTERVAL_MS, MAX_BODY_BYTES, MAX_NAME_BYTES, MAX_PREFETCH,
+    MAX_PRIORITY, MAX_SEGMENT_BYTES, MIN_SEGMENT_BYTES, PREFETCH_MAX_BYTES,
 };
 pub use delivery::{Consumer, Delivery, Listener};
 pub use engine::record;
@@ -81,8 +82,8 @@ pub use inspect::{
 pub use journal::RecoveryReport;
 pub use message::{DeadLetterInfo, DeadLetterReason, Message, MessageId, Value};
 pub use options::{
-    AckMode, ConsumerOptions, DeadLetterStrategy, Durability, GroupFailurePolicy, OverflowPolicy,
-    QueueOptions, StoreOptions,
+    AckDurability, AckMode, ConsumerOptions, DeadLetterStrategy, Durability, GroupFailurePolicy,
+    OverflowPolicy, QueueOptions, StoreOptions,
 };
 pub use policy::RedeliveryPolicy;
 pub use queue::{Queue, QueueStats, ReplayFilter};

@@ -301,6 +301,7 @@ fn consumer_drop_returns_unsettled_as_failures() {
     {
         let c = q.consumer(ConsumerOptions {
             ack_mode: AckMode::Cumulative,
+            ..Default::default()
         });
         let ds = c.receive_batch(2, NOW).unwrap();
         assert_eq!(ds.len(), 2);
@@ -323,6 +324,7 @@ fn cumulative_and_auto_ack() {
     q.send_batch(["a", "b", "c"]).unwrap();
     let c = q.consumer(ConsumerOptions {
         ack_mode: AckMode::Cumulative,
+        ..Default::default()
     });
     let mut ds = c.receive_batch(3, NOW).unwrap();
     let last = ds.pop().unwrap();
@@ -335,6 +337,7 @@ fn cumulative_and_auto_ack() {
     q.send("auto").unwrap();
     let c = q.consumer(ConsumerOptions {
         ack_mode: AckMode::Auto,
+        ..Default::default()
     });
     let d = c.receive(NOW).unwrap().unwrap();
     assert_eq!(
@@ -599,7 +602,14 @@ fn second_opener_gets_locked_with_pid() {
 fn disk_use_stays_bounded_and_old_live_messages_move_forward() {
     let env = Env::new();
     let s = env.open_with(|o| o.segment_bytes = 64 << 10);
-    let q = s.queue("q").unwrap();
+    // A consumer that keeps up exactly: one batch of 50 per 50 sent. With prefetch, a receive
+    // hands out what the buffer holds first and may return fewer than 50 (the rest stays
+    // ready), so a backlog — live data compaction must carry — would build up.
+    let one = QueueOptions {
+        prefetch: Some(1),
+        ..Default::default()
+    };
+    let q = s.queue_with("q", one).unwrap();
     let old = q.send("old but live").unwrap();
     let mut peak = 0;
     for round in 0..200 {

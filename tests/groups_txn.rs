@@ -55,7 +55,11 @@ fn groups_one_in_flight_and_other_groups_flow() {
         rest.push(body(&d));
         d.ack().unwrap();
     }
-    assert_eq!(rest, vec!["a1", "a2", "b2"]);
+    // Each group in order; b2, prefetched with a0's redelivery, may come before group A's rest.
+    let a: Vec<&String> = rest.iter().filter(|b| b.starts_with('a')).collect();
+    assert_eq!(a, vec!["a1", "a2"]);
+    assert_eq!(rest.len(), 3);
+    assert!(rest.contains(&"b2".to_string()), "{rest:?}");
 }
 
 #[test]

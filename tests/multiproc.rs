@@ -170,6 +170,8 @@ fn a_client_of_an_owner_in_another_process_has_the_whole_api() {
                     max_redeliveries: 1,
                     ..Default::default()
                 }),
+                // No prefetch: a nacked message is redelivered before those a buffer holds.
+                prefetch: Some(1),
                 ..Default::default()
             },
         )
@@ -247,11 +249,12 @@ fn a_killed_client_returns_its_deliveries_as_failed_and_its_transaction_is_gone(
         .unwrap();
     let (client, _out) = spawn("client", dir.path());
     let st = q.stats().unwrap();
-    assert_eq!((st.depth, st.in_flight), (1, 3), "{st:?}");
+    // The client's receive prefetched the fourth message (its buffer is kept by the owner).
+    assert_eq!((st.depth, st.in_flight, st.prefetched), (0, 3, 1), "{st:?}");
     kill(client);
     // The owner notices the closed connection and returns the 3 deliveries, each counted as
-    // a failed delivery (delivered now for the second time); the transaction's send was never
-    // stored.
+    // a failed delivery (delivered now for the second time), and the prefetched one uncounted;
+    // the transaction's send was never stored.
     let mut back = Vec::new();
     for _ in 0..100 {
         back.extend(

@@ -92,6 +92,7 @@ fn cumulative_ack_checks_the_delivery_tags() {
     q.send("first").unwrap();
     let c = q.consumer(ConsumerOptions {
         ack_mode: AckMode::Cumulative,
+        ..Default::default()
     });
     let d1 = c.receive(NOW).unwrap().unwrap();
     let (_other, fresh) = redeliver_elsewhere(&env, &q, &d1);
@@ -115,6 +116,7 @@ fn cumulative_ack_settles_the_earlier_deliveries() {
     q.send_batch(["a", "b", "c"]).unwrap();
     let c = q.consumer(ConsumerOptions {
         ack_mode: AckMode::Cumulative,
+        ..Default::default()
     });
     let [first, mid, last]: [Delivery; 3] = c
         .receive_batch(3, NOW)

@@ -582,6 +582,9 @@ fn t19_image(seed: u64, k: u64, mode: CrashMode) -> u64 {
     let mut done: BTreeMap<String, BTreeSet<usize>> = BTreeMap::new();
     let mut in_doubt: Vec<String> = Vec::new();
     let mut ack_doubt: BTreeSet<(String, usize)> = BTreeSet::new();
+    // Lazy acks returned but not yet known durable: they are once a later publish (a sync
+    // operation of the same store) returned.
+    let mut lazy: Vec<(String, usize)> = Vec::new();
     {
         let Ok(store) = open(dir, &fs, &clock) else {
             return 0;
@@ -601,6 +604,11 @@ fn t19_image(seed: u64, k: u64, mode: CrashMode) -> u64 {
             let tag = format!("p{step}");
             match t.publish(body(&tag, 50 + rng.below(300) as usize)) {
                 Ok(_) => {
+                    for (t, si) in lazy.drain(..) {
+                        if let Some(s) = done.get_mut(&t) {
+                            s.insert(si);
+                        }
+                    }
                     done.insert(tag, BTreeSet::new());
                 }
                 Err(_) => {
@@ -613,9 +621,7 @@ fn t19_image(seed: u64, k: u64, mode: CrashMode) -> u64 {
                 if let Ok(Some(d)) = subs[si].receive(NOW) {
                     let tag = tag_of(d.message().body()).expect("intact");
                     if d.ack().is_ok() {
-                        if let Some(s) = done.get_mut(&tag) {
-                            s.insert(si);
-                        }
+                        lazy.push((tag, si));
                     } else {
                         // An ack in doubt: the message may or may not come back there.
                         ack_doubt.insert((tag, si));
@@ -627,6 +633,7 @@ fn t19_image(seed: u64, k: u64, mode: CrashMode) -> u64 {
         std::mem::forget(subs);
         drop(store);
     }
+    ack_doubt.extend(lazy);
     let image = fs.crash_image(mode, &mut Rng::new(seed ^ 0x5eed));
     let store =
         open(dir, &image, &clock).unwrap_or_else(|e| panic!("seed {seed} k {k}: reopen: {e}"));

@@ -1,4 +1,4 @@
-/* W1-W3 (as benches/README.md describes them) through the C API, side by side with SQLite's C API on the same disk.
+/* W1-W3 and W3s (as benches/README.md describes them) through the C API, side by side with SQLite's C API on the same disk.
  *
  *   benches/c/run.sh            # builds the release library, compiles this, runs it
  *   bench_c DIR [RUNS]          # DIR: where stores and databases go (same disk for both)
@@ -10,6 +10,7 @@
 #include <mqlite.h>
 #include <sqlite3.h>
 
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,7 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { BODY = 100, W1_N = 10000, W2_N = 200000, W3_N = 200000, BATCH = 1000 };
+enum { BODY = 100, W1_N = 10000, W2_N = 200000, W3_N = 200000, W3S_SQ_N = 20000, BATCH = 1000 };
 
 static uint8_t body[BODY];
 static const char *base;
@@ -133,12 +134,26 @@ static void mq_drain(struct opened *o, long n) {
     }
 }
 
+/* W3s: the idiomatic consumer with default options (prefetch, lazy acks): receive one, ack it */
+static void mq_each(struct opened *o, long n) {
+    for (long i = 0; i < n; i++) {
+        mqlite_delivery *d = NULL;
+        M(mqlite_queue_receive(o->q, 1000, &d, &e_));
+        if (d == NULL) {
+            fprintf(stderr, "W3s: the backlog ran dry\n");
+            exit(1);
+        }
+        M(mqlite_delivery_ack(d, &e_));
+        mqlite_delivery_free(d);
+    }
+}
+
 /* ------------------------------------------------------------------ SQLite */
 
 struct db {
     char *path;
     sqlite3 *db;
-    sqlite3_stmt *ins, *sel, *del, *begin, *commit;
+    sqlite3_stmt *ins, *sel, *sel1, *del, *begin, *commit;
 };
 
 static void exec(sqlite3 *db, const char *sql) {
@@ -166,6 +181,7 @@ static struct db sq_open(void) {
                "CREATE TABLE q (id INTEGER PRIMARY KEY, body BLOB NOT NULL, state INTEGER NOT NULL DEFAULT 0)");
     sqlite3_prepare_v2(d.db, "INSERT INTO q (body) VALUES (?)", -1, &d.ins, NULL);
     sqlite3_prepare_v2(d.db, "SELECT id, body FROM q WHERE state = 0 ORDER BY id LIMIT 100", -1, &d.sel, NULL);
+    sqlite3_prepare_v2(d.db, "SELECT id, body FROM q WHERE state = 0 ORDER BY id LIMIT 1", -1, &d.sel1, NULL);
     sqlite3_prepare_v2(d.db, "DELETE FROM q WHERE id = ?", -1, &d.del, NULL);
     sqlite3_prepare_v2(d.db, "BEGIN IMMEDIATE", -1, &d.begin, NULL);
     sqlite3_prepare_v2(d.db, "COMMIT", -1, &d.commit, NULL);
@@ -175,6 +191,7 @@ static struct db sq_open(void) {
 static void sq_close(struct db *d) {
     sqlite3_finalize(d->ins);
     sqlite3_finalize(d->sel);
+    sqlite3_finalize(d->sel1);
     sqlite3_finalize(d->del);
     sqlite3_finalize(d->begin);
     sqlite3_finalize(d->commit);
@@ -215,6 +232,36 @@ static void sq_drain(struct db *d, long n) {
         n -= got;
         if (got == 0) break;
     }
+}
+
+/* W3s baseline: one transaction per consumed message (select the oldest, delete it, commit) */
+static void sq_each(struct db *d, long n) {
+    for (long i = 0; i < n; i++) {
+        step(d->begin);
+        if (sqlite3_step(d->sel1) != SQLITE_ROW) exit(1);
+        sqlite3_int64 id = sqlite3_column_int64(d->sel1, 0);
+        (void)sqlite3_column_blob(d->sel1, 1);
+        sqlite3_reset(d->sel1);
+        sqlite3_bind_int64(d->del, 1, id);
+        step(d->del);
+        step(d->commit);
+    }
+}
+
+/* The disk's own rate: 100-byte pwrite + fdatasync into a preallocated file. */
+static double disk_rate(long n) {
+    char *p = fresh_path("raw");
+    int fd = open(p, O_RDWR | O_CREAT, 0600);
+    if (fd < 0 || posix_fallocate(fd, 0, (n + 1) * BODY) != 0 || fsync(fd) != 0) exit(1);
+    double t0 = now_s();
+    for (long i = 0; i < n; i++) {
+        if (pwrite(fd, body, BODY, i * BODY) != BODY || fdatasync(fd) != 0) exit(1);
+    }
+    double r = (double)n / (now_s() - t0);
+    close(fd);
+    rm_rf(p);
+    free(p);
+    return r;
 }
 
 /* ------------------------------------------------------------------ driver */
@@ -309,23 +356,34 @@ static struct result w2(void) {
     return r;
 }
 
-static struct result w3(void) {
+/* A drain of a backlog of `mq_n` (mqlite) and `sq_n` (SQLite) messages, filled untimed, each
+ * drained chunk by chunk in turn by `mq_step` and `sq_step`. */
+static struct result drain_both(void (*mq_step)(struct opened *, long), long mq_n,
+                                void (*sq_step)(struct db *, long), long sq_n) {
     struct opened o = mq_open();
     struct db d = sq_open();
-    mq_batches(&o, W3_N); /* the backlog, not timed */
-    sq_batches(&d, W3_N);
+    mq_batches(&o, mq_n);
+    sq_batches(&d, sq_n);
     double tm = 0, ts = 0;
     for (int c = 0; c < CHUNKS; c++) {
         double t0 = now_s();
-        mq_drain(&o, W3_N / CHUNKS);
+        mq_step(&o, mq_n / CHUNKS);
         double t1 = now_s();
-        sq_drain(&d, W3_N / CHUNKS);
+        sq_step(&d, sq_n / CHUNKS);
         double t2 = now_s();
         tm += t1 - t0, ts += t2 - t1;
     }
-    struct result r = {W3_N / tm, 0, W3_N / ts, 0, 0, 0, 0};
+    struct result r = {(double)mq_n / tm, 0, (double)sq_n / ts, 0, 0, 0, 0};
     mq_close(&o);
     sq_close(&d);
+    return r;
+}
+
+static struct result w3(void) { return drain_both(mq_drain, W3_N, sq_drain, W3_N); }
+
+static struct result w3s_run(void) {
+    struct result r = drain_both(mq_each, W3_N, sq_each, W3S_SQ_N);
+    r.mq2 = disk_rate(W1_N);
     return r;
 }
 
@@ -342,13 +400,16 @@ int main(int argc, char **argv) {
            sqlite3_libversion(), runs, base);
 
     struct series w1m = {{0}, 0}, w1s = {{0}, 0}, w2a = {{0}, 0}, w2b = {{0}, 0}, w2s = {{0}, 0}, w3m = {{0}, 0},
-                  w3s = {{0}, 0}, p50m = {{0}, 0}, p99m = {{0}, 0}, p50s = {{0}, 0}, p99s = {{0}, 0};
+                  w3s = {{0}, 0}, p50m = {{0}, 0}, p99m = {{0}, 0}, p50s = {{0}, 0}, p99s = {{0}, 0},
+                  e3m = {{0}, 0}, e3s = {{0}, 0}, disk = {{0}, 0};
     for (int r = 0; r < runs; r++) {
         struct result a = w1(), b = w2(), c = w3();
         w1m.v[w1m.n++] = a.mq, w1s.v[w1s.n++] = a.sq;
         p50m.v[p50m.n++] = a.p50m, p99m.v[p99m.n++] = a.p99m, p50s.v[p50s.n++] = a.p50s, p99s.v[p99s.n++] = a.p99s;
         w2a.v[w2a.n++] = b.mq, w2b.v[w2b.n++] = b.mq2, w2s.v[w2s.n++] = b.sq;
         w3m.v[w3m.n++] = c.mq, w3s.v[w3s.n++] = c.sq;
+        struct result e = w3s_run();
+        e3m.v[e3m.n++] = e.mq, e3s.v[e3s.n++] = e.sq, disk.v[disk.n++] = e.mq2;
         fprintf(stderr, "run %d: W1 %.0f/%.0f  W2 %.0f|%.0f/%.0f  W3 %.0f/%.0f\n", r + 1, a.mq, a.sq, b.mq, b.mq2,
                 b.sq, c.mq, c.sq);
     }
@@ -358,5 +419,10 @@ int main(int argc, char **argv) {
     report("W2 async send + callback (200k)", &w2a, &w2s);
     report("W2 send_batch of 1000 (200k)", &w2b, &w2s);
     report("W3 drain 200k, batch receive+ack", &w3m, &w3s);
+    report("W3s receive(timeout)+ack each", &e3m, &e3s);
+    printf("%-34s %10.0f /s (the disk's own rate, for scale; SQLite above: one transaction per message)\n",
+           "disk 100 B pwrite+fdatasync", median(&disk));
+    printf("W3s target: >= 300,000 msgs/s (as Rust) and >= 30x SQLite: %s, %s\n",
+           median(&e3m) >= 3e5 ? "PASS" : "MISS", median(&e3m) / median(&e3s) >= 30 ? "PASS" : "MISS");
     return 0;
 }

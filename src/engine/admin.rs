@@ -12,11 +12,14 @@ use crate::options::{QueueOptions, Resolved};
 pub struct QueueStats {
     /// Messages ready for delivery now.
     pub depth: u64,
-    /// Messages delivered and not yet settled.
+    /// Messages handed out to a consumer and not yet settled.
     pub in_flight: u64,
+    /// Messages taken by consumers' prefetch and not yet handed out (their delivery counts are
+    /// durable: after a crash each counts one failed delivery).
+    pub prefetched: u64,
     /// Messages waiting for a delivery time or a redelivery delay.
     pub delayed: u64,
-    /// All messages held (ready + in flight + delayed).
+    /// All messages held (ready + in flight + prefetched + delayed).
     pub messages: u64,
     /// Bytes of the records held (bodies and headers).
     pub bytes: u64,
@@ -80,10 +83,13 @@ impl Engine {
     }
 
     /// Up to `max` waiting messages of queue `q` in delivery order, without consuming them.
+    /// Prefetched messages are given back first (uncounted), so a browse shows every message
+    /// that is not handed out.
     pub(crate) fn browse(&self, q: QueueId, max: usize) -> Result<Vec<Message>> {
         let shared = &self.shared;
         let mut g = shared.lock();
         g.check()?;
+        g.unbuffer_all(Some(q.0), shared.now());
         // Due delays become ready and expired messages leave before the listing, as for stats.
         g.tick(q.0, shared.now(), &shared.opts)?;
         let g = self.finish_moves(g)?;
@@ -100,10 +106,13 @@ impl Engine {
             .collect()
     }
 
-    /// Removes every waiting message of queue `q` (not those in flight); returns how many.
+    /// Removes every waiting message of queue `q` (and those prefetched, not yet handed out;
+    /// not those in flight); returns how many.
     pub(crate) fn purge(&self, q: QueueId) -> Result<u64> {
         let mut g = self.shared.lock();
         g.check()?;
+        let now = self.shared.now();
+        g.unbuffer_all(Some(q.0), now);
         let st = &mut *g;
         let queue = &mut st.queues[q.0 as usize];
         let mut gone: Vec<Entry> = Vec::new();
@@ -135,11 +144,13 @@ impl Engine {
         g.check()?;
         g.tick(q.0, shared.now(), &shared.opts)?;
         let g = self.finish_moves(g)?;
+        let prefetched = g.prefetched(q.0);
         let queue = &g.queues[q.0 as usize];
         let c = &queue.counters;
         Ok(QueueStats {
             depth: queue.waiting_count(),
-            in_flight: queue.inflight.len() as u64,
+            in_flight: (queue.inflight.len() as u64).saturating_sub(prefetched),
+            prefetched,
             delayed: queue.delayed.len() as u64,
             messages: queue.count,
             bytes: queue.bytes,
@@ -171,6 +182,11 @@ impl Engine {
         let mut g = self.shared.lock();
         if g.closed {
             return Ok(true);
+        }
+        if !g.closing && g.error.is_none() {
+            // Prefetched messages go back uncounted; the commit thread writes that at close.
+            let now = self.shared.now();
+            g.unbuffer_all(None, now);
         }
         g.closing = true;
         drop(g);
@@ -209,6 +225,10 @@ impl Engine {
         let mut g = self.shared.lock();
         if !g.closing && !g.closed {
             first();
+            if g.error.is_none() {
+                let now = self.shared.now();
+                g.unbuffer_all(None, now);
+            }
         }
         g.closing = true;
         drop(g);

@@ -1,8 +1,11 @@
 //! The records of the next group commit, and what is waiting for them.
 
+use std::time::Duration;
+
 use super::callbacks::Callback;
 use super::queue::Entry;
 use super::State;
+use crate::defaults::LAZY_ACK_INTERVAL_MS;
 use crate::error::Result;
 use crate::journal::Placed;
 use crate::message::MessageId;
@@ -36,6 +39,17 @@ pub(crate) struct Batch {
     pub decls: Vec<(u32, usize)>,
     /// Dedup entries carried forward by compaction (queue, key, offset of the DEDUP record).
     pub dedups: Vec<(u32, Box<str>, usize)>,
+    /// Bytes of `buf` that are lazy acks (no caller waits for them; they are due within the
+    /// lazy-ack commit interval of `lazy_since`).
+    pub lazy_bytes: usize,
+    /// When the first lazy ack of this batch was appended (ms of the store's clock, so a test's
+    /// manual clock decides when lazy acks are due).
+    pub lazy_since: Option<u64>,
+    /// A caller waits for this batch ([`super::Engine::wait_done`]): it is due now, even if it
+    /// holds only lazy acks. (Without it a caller that waits for a batch of lazy acks, e.g. a
+    /// delivery record taken by a leader while later lazy acks filled `pending`, waits until
+    /// the lazy-ack interval passes on the store's clock, which a manual clock never does.)
+    pub awaited: bool,
 }
 
 impl Batch {
@@ -52,6 +66,38 @@ impl Batch {
         self.async_bytes = 0;
         self.decls.clear();
         self.dedups.clear();
+        self.lazy_bytes = 0;
+        self.lazy_since = None;
+        self.awaited = false;
+    }
+
+    /// Notes that the records appended since `buf` was `before` bytes long are lazy acks.
+    /// Returns whether they are the batch's first (the commit thread must learn its deadline).
+    pub fn mark_lazy(&mut self, before: usize, now: u64) -> bool {
+        self.lazy_bytes += self.buf.len() - before;
+        let first = self.lazy_since.is_none();
+        self.lazy_since.get_or_insert(now);
+        first
+    }
+
+    /// How long the commit of this batch may still wait at `now` (ms): `None` when it is
+    /// empty, zero when a caller may be waiting for it (anything but lazy acks) or the lazy acks
+    /// are due ([`LAZY_ACK_INTERVAL_MS`] after the first).
+    pub fn may_wait(&self, now: u64) -> Option<Duration> {
+        if self.is_empty() {
+            return None;
+        }
+        match self.lazy_since {
+            Some(t)
+                if self.buf.len() == self.lazy_bytes
+                    && self.callbacks.is_empty()
+                    && !self.awaited =>
+            {
+                let due = t.saturating_add(LAZY_ACK_INTERVAL_MS);
+                Some(Duration::from_millis(due.saturating_sub(now)))
+            }
+            _ => Some(Duration::ZERO),
+        }
     }
 }
 

@@ -15,6 +15,10 @@ use super::{panic_text, Engine, Guard, Shared};
 use crate::error::{Error, ErrorKind, Result};
 use crate::journal::{Journal, Placed, Written};
 
+/// Longest a leader waits for callers to join its batch ([`Engine::gather`]): about one
+/// fdatasync of a fast disk, so a wait that runs out costs at most one fsync's time.
+const GATHER_MAX: Duration = Duration::from_micros(100);
+
 /// How often the commit thread runs the timers of every queue (expiry, due delays, ack
 /// timeouts), idle or busy; a manual clock's jump runs them at once.
 const HOUSEKEEPING_EVERY: Duration = Duration::from_millis(250);
@@ -60,6 +64,15 @@ impl Engine {
     pub(super) fn wait_done<'a>(&'a self, mut g: Guard<'a>, no: u64) -> Result<Guard<'a>> {
         let shared = &self.shared;
         g.progress.waiters += 1;
+        if no == g.progress.batch_no {
+            // Whoever leads the next commit must not hold this batch back as lazy.
+            g.pending.awaited = true;
+            let p = &mut g.progress;
+            p.joined += 1;
+            if p.gathering && p.joined >= p.expect_joined {
+                shared.gather.notify_one();
+            }
+        }
         while g.progress.done_no < no {
             if let Some(e) = g.error.clone() {
                 g.progress.waiters -= 1;
@@ -68,25 +81,61 @@ impl Engine {
             // try_lock, never lock: we hold `state`, and the lock order is io before state.
             g = match shared.io.try_lock() {
                 Ok(mut io) => {
-                    if g.progress.waiters > 1 {
-                        // Others wait too, some just woken by the last commit: give them a
-                        // moment to append, so this commit carries their records as well.
-                        drop(g);
-                        std::thread::yield_now();
-                        g = shared.lock();
-                    }
+                    g = self.gather(g);
                     self.commit_guarded(&mut io, g)
                 }
                 Err(std::sync::TryLockError::Poisoned(p)) => {
                     self.commit_guarded(&mut p.into_inner(), g)
                 }
                 Err(std::sync::TryLockError::WouldBlock) => {
+                    // The holder of `io` is a leader (it wakes us when its commit is done; then
+                    // we lead ours) or the commit thread, which after its commit finds our batch
+                    // awaited (`Batch::awaited`) and commits it at once (a sleeping one is
+                    // woken: it may be waiting out a lazy-ack interval).
+                    self.kick(&g);
                     shared.done.wait(g).unwrap_or_else(|e| e.into_inner())
                 }
             };
         }
         g.progress.waiters -= 1;
         Ok(g)
+    }
+
+    /// The leader of a commit (holding `io`) waits, at most [`GATHER_MAX`], until as many
+    /// callers joined its batch as shared the last one: the callers the last commit woke are
+    /// about to send again, and on a machine with fewer cores than producer threads they need a
+    /// moment to run. Without it each fsync carries the one or two that ran first (W5: 8
+    /// threads, about 3 per fsync). The expectation follows the load: it is what joined, and
+    /// shrinks by one each time the wait runs out (a producer stopped), so a lone producer never
+    /// waits.
+    fn gather<'a>(&'a self, mut g: Guard<'a>) -> Guard<'a> {
+        let want = g.progress.expect_joined;
+        let mut timed_out = false;
+        if g.progress.joined < want {
+            let deadline = Instant::now() + GATHER_MAX;
+            g.progress.gathering = true;
+            while g.progress.joined < want {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    timed_out = true;
+                    break;
+                }
+                g = self
+                    .shared
+                    .gather
+                    .wait_timeout(g, left)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+            }
+            g.progress.gathering = false;
+        }
+        let p = &mut g.progress;
+        p.expect_joined = if timed_out {
+            want.saturating_sub(1).max(1)
+        } else {
+            p.joined.max(1)
+        };
+        g
     }
 
     /// Waits until everything this caller appended (or depends on, like the original of a
@@ -155,6 +204,7 @@ impl Engine {
         std::mem::swap(&mut g.pending, &mut io.spare);
         let no = g.progress.batch_no;
         g.progress.batch_no += 1;
+        g.progress.joined = 0;
         let max_delay = g.progress.max_delay;
         drop(g);
 
@@ -236,6 +286,21 @@ impl Engine {
         }
     }
 
+    /// How long the idle commit thread sleeps before its housekeeping. (A test can make it
+    /// sleep for good, so that no periodic wake-up hides a missed one.)
+    fn idle_wait(&self) -> Duration {
+        #[cfg(test)]
+        if self
+            .shared
+            .test_hooks
+            .no_periodic_wake
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            return Duration::from_secs(3600);
+        }
+        HOUSEKEEPING_EVERY
+    }
+
     /// The commit thread of a store poisoned by repeated panics of its loop: it only fails
     /// what is pending (completing the callbacks), until the store closes.
     pub(crate) fn run_poisoned_commit_thread(&self) {
@@ -265,20 +330,25 @@ impl Engine {
 
     /// Waits until there is something to commit, the batched-fsync deadline passed, or the
     /// store is closing; runs the housekeeping every 250 ms while idle.
+    /// Lazy acks alone wait up to the lazy-ack interval, so that one commit takes many.
     fn wait_for_work<'a>(&'a self, mut g: Guard<'a>) -> Guard<'a> {
         let shared = &self.shared;
         if g.progress.housekept.elapsed() >= HOUSEKEEPING_EVERY && !g.closing {
             // A busy store (never idle) keeps its timers too.
             g = self.housekeeping(g);
         }
-        while g.pending.is_empty() && !g.closing {
+        while !g.closing {
+            let lazy_left = g.pending.may_wait(shared.now());
+            if lazy_left.is_some_and(|l| l.is_zero()) {
+                break;
+            }
             let max_delay = g
                 .queues
                 .iter()
                 .filter_map(|q| q.opts.batched_delay())
                 .fold(g.progress.max_delay, Duration::min);
             g.progress.max_delay = max_delay;
-            let wait = match g.progress.unsynced_since {
+            let mut wait = match g.progress.unsynced_since {
                 Some(t) => {
                     let left = max_delay.saturating_sub(t.elapsed());
                     if left.is_zero() {
@@ -286,9 +356,12 @@ impl Engine {
                     }
                     left
                 }
-                None => HOUSEKEEPING_EVERY,
+                None => self.idle_wait(),
             };
-            let idle = g.progress.unsynced_since.is_none();
+            if let Some(l) = lazy_left {
+                wait = wait.min(l);
+            }
+            let idle = g.progress.unsynced_since.is_none() && lazy_left.is_none();
             g.progress.idle = true;
             g = shared
                 .work

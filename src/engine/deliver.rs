@@ -8,6 +8,7 @@ use super::queue::{Entry, InFlight, ENTRY_REPEATS, ENTRY_REPEAT_DONE};
 use super::read::Records;
 use super::record::{decode_message, put_ack, put_deliver, send_in_record, txn_begin, txn_end};
 use super::{ConsumerId, DeliveryTag, Engine, Guard, QueueId, Received, State};
+use crate::defaults::PREFETCH_MAX_BYTES;
 use crate::error::{Error, ErrorKind, Result};
 use crate::message::DeadLetterReason;
 use crate::options::{AckMode, StoreOptions};
@@ -39,22 +40,32 @@ impl State {
     /// Takes up to `n` messages for `consumer`, appending one DELIVER (or, for auto-ack, ACK)
     /// record for them. Expired messages and messages of parked groups met on the way are
     /// moved out (dead-lettered or dropped).
+    ///
+    /// Takes `n` when that many are ready, but stops after `at_least` once the records taken
+    /// reach [`PREFETCH_MAX_BYTES`] (a prefetch of large messages stays bounded). Ack deadlines
+    /// start at hand-over ([`State::hand_out`]), not here: a prefetched message has none.
+    #[allow(clippy::too_many_arguments)]
     pub fn take(
         &mut self,
         qid: u32,
-        consumer: ConsumerId,
+        consumer: u64,
         n: usize,
+        at_least: usize,
         auto_ack: bool,
         now: u64,
         store: &StoreOptions,
     ) -> Result<Taken> {
         self.tick(qid, now, store)?;
         let mut taken = Taken::default();
-        while taken.items.len() < n {
+        let mut bytes = 0u64;
+        while taken.items.len() < n && (taken.items.len() < at_least || bytes < PREFETCH_MAX_BYTES)
+        {
             let Some(e) = self.queues[qid as usize].pop_next() else {
                 break;
             };
-            self.hand_out(qid, consumer, e, now, store, &mut taken)?;
+            if self.take_one(qid, consumer, e, now, store, &mut taken)? {
+                bytes += e.len as u64;
+            }
         }
         self.log_taken(qid, &taken, auto_ack);
         Ok(taken)
@@ -74,24 +85,25 @@ impl State {
         let mut taken = Taken::default();
         for &(id, priority) in ids {
             if let Some(e) = self.queues[qid as usize].take_waiting(id, priority) {
-                self.hand_out(qid, consumer, e, now, store, &mut taken)?;
+                self.take_one(qid, consumer.0, e, now, store, &mut taken)?;
             }
         }
         self.log_taken(qid, &taken, auto_ack);
         Ok(taken)
     }
 
-    /// Hands message `e` (just taken from waiting) to `consumer`, or moves it out when it
-    /// expired or its group is parked.
-    fn hand_out(
+    /// Takes message `e` (just taken from waiting) for consumer `consumer`, or moves it out
+    /// when it expired or its group is parked. Returns whether it was taken. Its ack deadline
+    /// starts at hand-over ([`State::hand_out`]), not here: a prefetched message has none.
+    fn take_one(
         &mut self,
         qid: u32,
-        consumer: ConsumerId,
+        consumer: u64,
         mut e: Entry,
         now: u64,
         store: &StoreOptions,
         taken: &mut Taken,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let q = &mut self.queues[qid as usize];
         let parked = e.group != 0 && q.group_state[e.group as usize - 1].parked;
         if parked || (e.expires_at != 0 && e.expires_at <= now) {
@@ -105,17 +117,12 @@ impl State {
                 q.counters.expired += 1;
                 self.expire(qid, e.id, process, now, store)?;
             }
-            return Ok(());
+            return Ok(false);
         }
         e.count += 1;
         if e.count > 1 {
             q.counters.redelivered += 1;
         }
-        let deadline = q
-            .opts
-            .ack_timeout_ms
-            .map(|t| now.saturating_add(t))
-            .unwrap_or(u64::MAX);
         if e.flags & ENTRY_REPEATS != 0 && e.flags & ENTRY_REPEAT_DONE == 0 {
             e.flags |= ENTRY_REPEAT_DONE;
             taken.repeats.push(taken.items.len());
@@ -126,13 +133,13 @@ impl State {
             e.id,
             InFlight {
                 entry: e,
-                consumer: consumer.0,
-                deadline,
+                consumer,
+                deadline: u64::MAX,
                 tag: tag.0,
             },
         );
         taken.items.push((e, tag));
-        Ok(())
+        Ok(true)
     }
 
     /// Appends the one DELIVER (or ACK) record of what was taken.
@@ -215,24 +222,33 @@ impl State {
 }
 
 impl Engine {
-    /// Registers a consumer of queue `q` with its ack mode.
-    pub(crate) fn open_consumer(&self, q: QueueId, mode: AckMode) -> Result<ConsumerId> {
+    /// Registers a consumer of queue `q` with its ack mode and prefetch (`None`: the queue's).
+    pub(crate) fn open_consumer(
+        &self,
+        q: QueueId,
+        mode: AckMode,
+        prefetch: Option<u32>,
+    ) -> Result<ConsumerId> {
         let mut g = self.shared.lock();
         g.check()?;
-        Ok(g.open_consumer(q.0, mode))
+        Ok(g.open_consumer(q.0, mode, prefetch))
     }
 
-    /// Closes a consumer: its unsettled deliveries return to the queue as failed deliveries.
-    /// Does not wait for their records (a dropped handle must not block).
+    /// Closes a consumer: its prefetched messages go back uncounted, its unsettled deliveries
+    /// return to the queue as failed deliveries. Does not wait for their records (a dropped
+    /// handle must not block).
     pub(crate) fn close_consumer(&self, consumer: ConsumerId) {
         let shared = &self.shared;
         let mut g = shared.lock();
+        if g.check().is_err() {
+            g.consumers.remove(&consumer.0);
+            return;
+        }
+        let now = shared.now();
+        g.unbuffer(consumer.0, now);
         let Some(c) = g.consumers.remove(&consumer.0) else {
             return;
         };
-        if g.check().is_err() {
-            return;
-        }
         let qid = c.qid;
         let ids: Vec<u64> = g.queues[qid as usize]
             .inflight
@@ -240,7 +256,6 @@ impl Engine {
             .filter(|f| f.consumer == consumer.0)
             .map(|f| f.entry.id)
             .collect();
-        let now = shared.now();
         for id in ids {
             let text = "the consumer was closed without settling it";
             let _ = g.fail(qid, id, text, None, now, None, &shared.opts);
@@ -254,7 +269,10 @@ impl Engine {
     }
 
     /// Receives up to `n` messages of queue `q` for `consumer`, waiting up to `timeout` (`None`:
-    /// forever) for the first. Their delivery counts are durable before this returns.
+    /// forever) for the first. Hands out the consumer's prefetched messages first; otherwise
+    /// takes up to its prefetch with one delivery record, durable before this returns, and keeps
+    /// what is beyond `n` in its buffer; a consumer that finds the queue empty takes from another
+    /// consumer's buffer.
     pub(crate) fn receive(
         &self,
         q: QueueId,
@@ -276,10 +294,31 @@ impl Engine {
             g.check()?;
             let now = shared.now();
             let mode = g.mode_of(consumer);
-            let taken = g.take(q.0, consumer, n, mode == AckMode::Auto, now, &shared.opts)?;
+            let cid = g.consumer_for(q.0, consumer);
+            g.tick(q.0, now, &shared.opts)?;
+            let got = g.pop_buffered(q.0, cid, n, now, &shared.opts)?;
+            if !got.is_empty() {
+                if !g.moves.is_empty() {
+                    g = self.finish_moves(g)?;
+                }
+                // Records nobody waits for (an expired message dropped or moved, a ticked
+                // timeout) go out with the commit thread.
+                self.kick_unless_lazy(&g);
+                return Ok(got);
+            }
+            let fill = if mode == AckMode::Auto {
+                n
+            } else {
+                g.fill_size(cid, n)
+            };
+            let auto = mode == AckMode::Auto;
+            let taken = g.take(q.0, cid, fill, n, auto, now, &shared.opts)?;
             g = self.finish_moves(g)?;
             if !taken.items.is_empty() {
-                return self.hand_over(g, q, consumer, mode, taken);
+                return self.hand_over(g, q, cid, mode, taken, n);
+            }
+            if g.steal(q.0, cid) {
+                continue;
             }
             if taken.moved {
                 // Expired or parked messages were moved: wait, so the move is visible (in the
@@ -308,20 +347,26 @@ impl Engine {
         }
     }
 
-    /// Reads the records of what was taken (with the lock released), makes their delivery
-    /// records durable, and hands them over.
+    /// Reads and decodes the records of what was taken (with the lock released), makes their
+    /// delivery record durable, hands over the first `n` and buffers the rest for consumer
+    /// `cid`. (Over 80 lines: the error paths must give back exactly what was taken.)
     pub(super) fn hand_over(
         &self,
         g: Guard<'_>,
         q: QueueId,
-        consumer: ConsumerId,
+        cid: u64,
         mode: AckMode,
         taken: Taken,
+        n: usize,
     ) -> Result<Vec<Received>> {
         let shared = &self.shared;
         let snap = g.snapshot(&shared.files, taken.items.iter().map(|&(e, _)| (q.0, e)));
         drop(g);
         let recs = snap.and_then(|s| s.read());
+        let msgs = match &recs {
+            Ok(r) => decode_all(r),
+            Err(e) => Err(e.clone()),
+        };
         let mut g = shared.lock();
         if let Ok(recs) = &recs {
             g.schedule_repeats(q.0, &taken, recs, mode == AckMode::Auto, shared.now())?;
@@ -335,8 +380,8 @@ impl Engine {
         if mode == AckMode::Auto {
             g.finish_auto_ack(q.0, &taken);
         }
-        let recs = match recs {
-            Ok(r) => r,
+        let msgs = match msgs {
+            Ok(m) => m,
             Err(e) => {
                 // Nothing was handed over: give the messages back (not a failed delivery),
                 // or they would stay in flight with no delivery to settle them until reopen.
@@ -359,27 +404,50 @@ impl Engine {
                 return Err(e);
             }
         };
-        if mode == AckMode::Cumulative {
-            if let Some(c) = g.consumers.get_mut(&consumer.0) {
-                c.received
-                    .extend(taken.items.iter().map(|&(e, tag)| (e.id, tag)));
+        let now = shared.now();
+        let mut out = Vec::with_capacity(n.min(taken.items.len()));
+        let mut rest = Vec::new();
+        for (&(e, tag), message) in taken.items.iter().zip(msgs) {
+            if out.len() < n {
+                g.hand_out(q.0, cid, &e, tag, now);
+                out.push(Received {
+                    message,
+                    tag,
+                    count: e.count,
+                });
+            } else {
+                rest.push(super::prefetch::Prefetched {
+                    id: e.id,
+                    tag,
+                    count: e.count,
+                    message,
+                });
             }
         }
-        drop(g);
-        let mut out = Vec::with_capacity(taken.items.len());
-        for (&(e, tag), r) in taken.items.iter().zip(recs.iter()) {
-            let message = decode_message(r).ok_or_else(|| {
-                Error::new(
-                    ErrorKind::Corrupt,
-                    format!("stored record of ID:{} does not decode", e.id),
-                )
-            })?;
-            out.push(Received {
-                message,
-                tag,
-                count: e.count,
-            });
+        if !rest.is_empty() {
+            match g.consumers.get_mut(&cid) {
+                Some(c) => c.buffer.extend(rest),
+                None => {
+                    // Closed while its records were read: they go back uncounted.
+                    for p in rest {
+                        let _ = g.release(q.0, p.id, Some(p.tag), now);
+                    }
+                    self.kick(&g);
+                }
+            }
+            // A competing consumer waiting for the queue may take from this buffer.
+            shared.avail.notify_all();
         }
         Ok(out)
     }
+}
+
+/// Decodes every record read for a take.
+fn decode_all(recs: &Records) -> Result<Vec<crate::message::Message>> {
+    recs.iter()
+        .map(|r| {
+            decode_message(r)
+                .ok_or_else(|| Error::new(ErrorKind::Corrupt, "a stored record does not decode"))
+        })
+        .collect()
 }

@@ -30,7 +30,8 @@
 //! A thread holding `state` never waits for `io` (it only `try_lock`s it, to lead a commit
 //! itself). Nothing reads the disk while holding `state`: record bodies are read from a
 //! [`read::Snapshot`] taken under the lock and read after it is released. Callbacks run with no
-//! lock held. The condition variables `work`, `done`, `avail` and `room` wait on `state`,
+//! lock held. The condition variables `work`, `done`, `gather`, `avail` and `room` wait on
+//! `state`,
 //! `callbacks_cv` on `callbacks`.
 //!
 //! ## Failure
@@ -45,6 +46,7 @@ mod commit;
 mod compact;
 mod deliver;
 mod inspect;
+mod prefetch;
 mod queue;
 mod read;
 mod rebuild;
@@ -57,6 +59,8 @@ mod state;
 mod timers;
 mod topic;
 mod txn;
+#[cfg(test)]
+mod wake_tests;
 
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -114,8 +118,12 @@ pub(crate) struct DeliveryRef {
 /// How a delivery is settled.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Settle<'a> {
-    /// Done: never delivered again (cumulative consumers: every earlier delivery too).
+    /// Done: never delivered again (cumulative consumers: every earlier delivery too). Lazy
+    /// unless the queue's ack durability is `Sync`: returns once the ack is queued for the next
+    /// group commit, due within the lazy-ack interval.
     Ack,
+    /// [`Settle::Ack`] that returns only once the ack is durable.
+    AckSync,
     /// A failed delivery; `delay` overrides the policy's delay before the redelivery.
     Nack {
         reason: &'a str,
@@ -161,6 +169,9 @@ pub(crate) struct Shared {
     work: Condvar,
     /// Callers wait here (on `state`) for their batch.
     done: Condvar,
+    /// A leader waits here (on `state`) for callers to join its batch (group commit across
+    /// threads).
+    gather: Condvar,
     /// Receivers wait here (on `state`) for messages.
     avail: Condvar,
     /// Producers wait here (on `state`) for room (queue limits, producer window).
@@ -230,6 +241,7 @@ impl Engine {
                 callbacks: Mutex::new(Default::default()),
                 work: Condvar::new(),
                 done: Condvar::new(),
+                gather: Condvar::new(),
                 avail: Condvar::new(),
                 room: Condvar::new(),
                 callbacks_cv: Condvar::new(),
@@ -323,6 +335,8 @@ pub(crate) fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
 pub(crate) struct TestHooks {
     /// The callback thread's loop panics once, between taking callbacks and running them.
     pub panic_in_callback_loop: std::sync::atomic::AtomicBool,
+    /// The idle commit thread sleeps for good instead of waking for its housekeeping.
+    pub no_periodic_wake: std::sync::atomic::AtomicBool,
 }
 
 #[cfg(test)]

@@ -8,11 +8,18 @@
 //! read of the messages ahead of the matches on each receive; a consumer that needs one kind of
 //! message out of a large backlog is better served by a subscription, whose selector is
 //! evaluated once, at publish.
+//!
+//! A selective consumer never prefetches: it takes only the messages its selector selects, and
+//! holds none that other consumers could take. Messages waiting in other consumers' prefetch
+//! buffers are not in the queue's waiting list, so a selective consumer takes its matches out
+//! of those buffers first ([`State::take_buffered_selected`]): a plain consumer's prefetch never
+//! starves it.
 
 use std::time::{Duration, Instant};
 
+use super::prefetch::Prefetched;
 use super::record::decode_message;
-use super::{ConsumerId, Engine, Guard, QueueId, Received};
+use super::{ConsumerId, Engine, Guard, QueueId, Received, State};
 use crate::error::Result;
 use crate::message::{Message, MessageId};
 use crate::options::AckMode;
@@ -85,15 +92,22 @@ impl Engine {
             let now = shared.now();
             g.tick(q.0, now, &shared.opts)?;
             g = self.finish_moves(g)?;
+            let mode = g.mode_of(consumer);
+            if mode != AckMode::Auto {
+                let got = g.take_buffered_selected(q.0, consumer.0, n, selector, now);
+                if !got.is_empty() {
+                    return Ok(got);
+                }
+            }
             let (ids, g2) = self.scan(g, q, n, selector)?;
             g = g2;
             if !ids.is_empty() {
-                let mode = g.mode_of(consumer);
                 let auto = mode == AckMode::Auto;
                 let taken = g.take_ids(q.0, consumer, &ids, auto, now, &shared.opts)?;
                 g = self.finish_moves(g)?;
                 if !taken.items.is_empty() {
-                    return self.hand_over(g, q, consumer, mode, taken);
+                    let all = taken.items.len();
+                    return self.hand_over(g, q, consumer.0, mode, taken, all);
                 }
                 continue; // taken by another consumer meanwhile: scan again
             }
@@ -158,5 +172,68 @@ impl Engine {
             }
         }
         Ok((found, g))
+    }
+}
+
+impl State {
+    /// Selective consumer `cid` takes up to `n` messages `selector` selects out of the prefetch
+    /// buffers of the other consumers of queue `qid`, and hands them out. Their delivery counts
+    /// are already durable (the prefetch's record), so this needs no record. (An auto-ack
+    /// consumer must not call this: its hand-over needs an ACK record.) A buffered message that
+    /// expired is left for its owner, who moves it out.
+    pub fn take_buffered_selected(
+        &mut self,
+        qid: u32,
+        cid: u64,
+        n: usize,
+        selector: &Selector,
+        now: u64,
+    ) -> Vec<Received> {
+        let persistent = self.queues[qid as usize].opts.journaled();
+        let mut owners: Vec<u64> = self
+            .consumers
+            .iter()
+            .filter(|(&id, c)| id != cid && c.qid == qid && !c.buffer.is_empty())
+            .map(|(&id, _)| id)
+            .collect();
+        owners.sort_unstable();
+        let mut moved: Vec<Prefetched> = Vec::new();
+        let q = &self.queues[qid as usize];
+        for owner in owners {
+            let Some(c) = self.consumers.get_mut(&owner) else {
+                continue;
+            };
+            let mut i = 0;
+            while i < c.buffer.len() && moved.len() < n {
+                let p = &c.buffer[i];
+                let expires = q.inflight.get(&p.id).map_or(0, |f| f.entry.expires_at);
+                let input = Waiting {
+                    msg: &p.message,
+                    count: p.count.saturating_sub(1), // the count before this delivery
+                    persistent,
+                };
+                if (expires == 0 || expires > now) && selector.matches(&input) {
+                    moved.extend(c.buffer.remove(i));
+                } else {
+                    i += 1;
+                }
+            }
+        }
+        let mut out = Vec::with_capacity(moved.len());
+        for p in moved {
+            let q = &mut self.queues[qid as usize];
+            let Some(f) = q.inflight.get_mut(&p.id).filter(|f| f.tag == p.tag.0) else {
+                continue;
+            };
+            f.consumer = cid;
+            let e = f.entry;
+            self.hand_out(qid, cid, &e, p.tag, now);
+            out.push(Received {
+                message: p.message,
+                tag: p.tag,
+                count: p.count,
+            });
+        }
+        out
     }
 }

@@ -11,7 +11,7 @@ use super::state::Move;
 use super::{DeliveryRef, DeliveryTag, Engine, Guard, Settle, State};
 use crate::error::{Error, ErrorKind, Result};
 use crate::message::{DeadLetterInfo, DeadLetterReason, MessageId, Meta};
-use crate::options::{AckMode, GroupFailurePolicy, StoreOptions};
+use crate::options::{AckDurability, AckMode, GroupFailurePolicy, StoreOptions};
 use crate::policy::AfterFailure;
 
 /// Why-code of a REMOVE record for a dead letter dropped by the discard strategy.
@@ -457,11 +457,12 @@ impl Engine {
         let now = shared.now();
         // Expire ack timeouts first, so settling a timed-out delivery fails deterministically.
         g.tick(qid, now, &shared.opts)?;
+        let before = g.pending.buf.len();
         match op {
-            Settle::Ack if g.mode_of(d.consumer) == AckMode::Cumulative => {
+            Settle::Ack | Settle::AckSync if g.mode_of(d.consumer) == AckMode::Cumulative => {
                 g.ack_cumulative(d)?;
             }
-            Settle::Ack => g.ack(qid, &[(id, tag)])?,
+            Settle::Ack | Settle::AckSync => g.ack(qid, &[(id, tag)])?,
             Settle::Nack { reason, delay } => {
                 g.forget_received(d.consumer, id, tag);
                 let delay = delay.map(crate::clock::ms_ceil);
@@ -479,8 +480,38 @@ impl Engine {
         g = self.finish_moves(g)?;
         shared.avail.notify_all();
         shared.room.notify_all();
+        if matches!(op, Settle::Ack) && self.lazy_acks(&mut g, qid, before) {
+            return Ok(());
+        }
         let _g = self.commit(g)?;
         Ok(())
+    }
+
+    /// Whether the acks of queue `qid` appended since the batch was `before` bytes long may be
+    /// lazy (the queue's ack durability); if so they are marked lazy and the commit thread
+    /// learns when they are due. (Records of memory queues are never written: nothing to wait
+    /// for either.)
+    fn lazy_acks(&self, g: &mut Guard<'_>, qid: u32, before: usize) -> bool {
+        let o = &g.queues[qid as usize].opts;
+        if o.ack_durability == AckDurability::Sync {
+            return false;
+        }
+        let now = self.shared.now();
+        if g.pending.buf.len() > before && g.pending.mark_lazy(before, now) && g.progress.idle {
+            self.shared.work.notify_one();
+        }
+        self.kick_unless_lazy(g);
+        true
+    }
+
+    /// Wakes the commit thread when the batch holds more than lazy acks (a ticked timeout).
+    pub(super) fn kick_unless_lazy(&self, g: &Guard<'_>) {
+        if g.pending
+            .may_wait(self.shared.now())
+            .is_some_and(|w| w.is_zero())
+        {
+            self.kick(g);
+        }
     }
 
     /// A delivery dropped unsettled (explicit ack mode): a failed delivery. Does not wait for
@@ -515,7 +546,17 @@ impl Engine {
     /// Acks many deliveries of queue `q` with one record and one wait. A delivery that is no
     /// longer in flight under its tag (timed out, redelivered) is not acked: the others are, and
     /// the call fails with `AlreadySettled` naming it.
-    pub(crate) fn ack_batch(&self, q: super::QueueId, ds: &[DeliveryRef]) -> Result<()> {
+    ///
+    /// With `sync` (or the queue's `ack_durability = Sync`) it returns once the acks are
+    /// durable; otherwise they are lazy, like [`Settle::Ack`]: the next commit of the store (a
+    /// receive's delivery record, a send, or the commit thread within the lazy-ack interval)
+    /// writes them, so a receive-batch/ack-batch loop pays one fsync per cycle.
+    pub(crate) fn ack_batch(
+        &self,
+        q: super::QueueId,
+        ds: &[DeliveryRef],
+        sync: bool,
+    ) -> Result<()> {
         let shared = &self.shared;
         let mut g = shared.lock();
         g.check()?;
@@ -523,9 +564,14 @@ impl Engine {
             g.forget_received(d.consumer, d.id.0, d.tag);
         }
         let items: Vec<(u64, DeliveryTag)> = ds.iter().map(|d| (d.id.0, d.tag)).collect();
+        let before = g.pending.buf.len();
         let stale = g.ack_checked(q.0, &items);
         shared.room.notify_all();
-        let _g = self.commit(g)?;
+        let _g = if !sync && self.lazy_acks(&mut g, q.0, before) {
+            g
+        } else {
+            self.commit(g)?
+        };
         if !stale.is_empty() {
             let ids: Vec<String> = stale.iter().map(|&id| MessageId(id).to_string()).collect();
             return Err(Error::new(

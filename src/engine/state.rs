@@ -26,6 +26,13 @@ pub(crate) struct Progress {
     pub done_no: u64,
     /// Callers waiting for a batch to be committed.
     pub waiters: usize,
+    /// Callers waiting for the pending batch (`batch_no`) — they joined it.
+    pub joined: usize,
+    /// How many callers a leader waits to join its batch before it commits (how many shared
+    /// the last one; see `Engine::gather`).
+    pub expect_joined: usize,
+    /// A leader waits on `gather` for callers to join its batch.
+    pub gathering: bool,
     /// The commit thread is waiting for work (so a submitter must wake it).
     pub idle: bool,
     /// Written frames await an fsync since then (batched durability), mirrored from [`super::Io`].
@@ -58,13 +65,17 @@ impl Space {
     }
 }
 
-/// One consumer (not the plain receive of a queue).
+/// One consumer (or the plain receive of a queue: see [`State::consumer_for`]).
 #[derive(Debug)]
 pub(crate) struct ConsumerState {
     pub qid: u32,
     pub mode: AckMode,
     /// Cumulative mode: its unsettled deliveries in the order received.
     pub received: VecDeque<(u64, DeliveryTag)>,
+    /// How many messages one take may prefetch (1: none).
+    pub prefetch: usize,
+    /// Prefetched messages not yet handed out, in delivery order (their counts are durable).
+    pub buffer: VecDeque<super::prefetch::Prefetched>,
 }
 
 /// A message held by the engine until its record is read (outside the lock) and its DEAD
@@ -83,6 +94,8 @@ pub(crate) struct State {
     pub queues: Vec<QueueState>,
     pub by_name: HashMap<String, u32>,
     pub consumers: FxHashMap<u64, ConsumerState>,
+    /// The consumer behind each queue's plain `receive`, by queue (made at its first receive).
+    pub plain: FxHashMap<u32, u64>,
     pub next_consumer: u64,
     pub next_tag: u64,
     pub next_id: u64,
@@ -135,6 +148,7 @@ impl State {
             queues: Vec::new(),
             by_name: HashMap::new(),
             consumers: FxHashMap::default(),
+            plain: FxHashMap::default(),
             next_consumer: 1,
             next_tag: 1,
             next_id,
@@ -143,6 +157,9 @@ impl State {
                 batch_no: 1,
                 done_no: 0,
                 waiters: 0,
+                joined: 0,
+                expect_joined: 1,
+                gathering: false,
                 idle: false,
                 unsynced_since: None,
                 housekept: Instant::now(),
@@ -310,16 +327,23 @@ impl State {
         self.queues[qid as usize].prune_dedup(now, |seg| space.dec_item(seg));
     }
 
-    /// Registers a consumer of `qid`.
-    pub fn open_consumer(&mut self, qid: u32, mode: AckMode) -> ConsumerId {
+    /// Registers a consumer of `qid`; `prefetch` `None` takes the queue's. Auto-ack consumers
+    /// never prefetch (a prefetched message would be acked before it was handed over).
+    pub fn open_consumer(&mut self, qid: u32, mode: AckMode, prefetch: Option<u32>) -> ConsumerId {
         let id = self.next_consumer;
         self.next_consumer += 1;
+        let prefetch = match mode {
+            AckMode::Auto => 1,
+            _ => prefetch.map_or(self.queues[qid as usize].opts.prefetch, |p| p as usize),
+        };
         self.consumers.insert(
             id,
             ConsumerState {
                 qid,
                 mode,
                 received: VecDeque::new(),
+                prefetch: prefetch.max(1),
+                buffer: VecDeque::new(),
             },
         );
         ConsumerId(id)

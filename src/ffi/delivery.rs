@@ -92,8 +92,13 @@ pub extern "C" fn mqlite_delivery_settled(delivery: *const mqlite_delivery) -> b
     })
 }
 
-/// Acknowledges: once this returns OK the ack is durable and the message will not be delivered
-/// again. (Cumulative consumers: also acks everything received before it.) A second settle of
+/// Acknowledges. (Cumulative consumers: also acks everything received before it.) Lazy by
+/// default (as RabbitMQ consumer acks or JMS `DUPS_OK_ACKNOWLEDGE`): it returns once the ack is
+/// queued for the next group commit, which follows within about a millisecond; a crash before
+/// it delivers the message again with `redelivered` true, never loses it. The ack is durable
+/// once `mqlite_delivery_ack_sync` or a later durable call of the store (a sync send, a
+/// transaction commit, `mqlite_store_flush`) returned or the store was closed; with the queue
+/// option `MQLITE_ACK_DURABILITY_SYNC` this is `mqlite_delivery_ack_sync`. A second settle of
 /// the same delivery: `MQLITE_ALREADY_SETTLED`. The delivery is settled even if the call fails
 /// (e.g. `MQLITE_CLOSED`); the message then comes back after a reopen.
 #[no_mangle]
@@ -103,6 +108,20 @@ pub extern "C" fn mqlite_delivery_ack(
 ) -> mqlite_status {
     guard(err, || {
         Ok(unsafe { arg_mut(delivery, "delivery") }?.take()?.ack()?)
+    })
+}
+
+/// Acknowledges like `mqlite_delivery_ack`, but returns OK only once the ack is durable
+/// (fdatasync'd): the message is never delivered again, even after a crash or power loss.
+#[no_mangle]
+pub extern "C" fn mqlite_delivery_ack_sync(
+    delivery: *mut mqlite_delivery,
+    err: *mut *mut mqlite_error,
+) -> mqlite_status {
+    guard(err, || {
+        Ok(unsafe { arg_mut(delivery, "delivery") }?
+            .take()?
+            .ack_sync()?)
     })
 }
 

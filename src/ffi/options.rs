@@ -9,8 +9,8 @@ use std::time::Duration;
 use super::boundary::{arg, arg_mut, guard, guard_value, utf8, Failure, FfiResult};
 use super::error::{mqlite_error, mqlite_status};
 use crate::options::{
-    AckMode, DeadLetterStrategy, Durability, GroupFailurePolicy, OverflowPolicy, QueueOptions,
-    StoreOptions,
+    AckDurability, AckMode, DeadLetterStrategy, Durability, GroupFailurePolicy, OverflowPolicy,
+    QueueOptions, StoreOptions,
 };
 use crate::policy::RedeliveryPolicy;
 
@@ -64,6 +64,17 @@ pub enum mqlite_group_failure {
     MQLITE_GROUP_FAILURE_SKIP = 1,
     /// Dead-letter the failed message and the rest of its group until replayed.
     MQLITE_GROUP_FAILURE_PARK = 2,
+}
+
+/// When `mqlite_delivery_ack` is durable (queue option).
+#[repr(u32)]
+#[derive(Debug, Clone, Copy)]
+pub enum mqlite_ack_durability {
+    /// The ack returns once queued for the next group commit (within about a millisecond); a
+    /// crash before it redelivers the message, never loses it. The default.
+    MQLITE_ACK_DURABILITY_LAZY = 0,
+    /// The ack returns once fdatasync'd (as `mqlite_delivery_ack_sync`).
+    MQLITE_ACK_DURABILITY_SYNC = 1,
 }
 
 /// Acknowledgement modes of a consumer.
@@ -579,6 +590,46 @@ pub extern "C" fn mqlite_queue_options_set_retention(
     guard(err, || {
         let o = unsafe { arg_mut(options, "options") }?;
         o.opts.retention = (max_age_ms != 0).then(|| Duration::from_millis(max_age_ms));
+        Ok(())
+    })
+}
+
+/// Sets how this queue's consumers take messages: `prefetch` messages at once with one durable
+/// delivery-count record, handed out one by one (JMS prefetch; 0 keeps the default of
+/// `MQLITE_DEFAULT_PREFETCH`, 1 = none; at most `MQLITE_MAX_PREFETCH`), and when an ack is
+/// durable (`MQLITE_ACK_DURABILITY_*`). Prefetched messages not yet handed out go back
+/// uncounted when their consumer is freed or the store closes; after a crash each counts one
+/// failed delivery.
+#[no_mangle]
+pub extern "C" fn mqlite_queue_options_set_consuming(
+    options: *mut mqlite_queue_options,
+    prefetch: u32,
+    ack_durability: u32,
+    err: *mut *mut mqlite_error,
+) -> mqlite_status {
+    guard(err, || {
+        let o = unsafe { arg_mut(options, "options") }?;
+        let d = match ack_durability {
+            x if x == mqlite_ack_durability::MQLITE_ACK_DURABILITY_LAZY as u32 => {
+                AckDurability::Lazy
+            }
+            x if x == mqlite_ack_durability::MQLITE_ACK_DURABILITY_SYNC as u32 => {
+                AckDurability::Sync
+            }
+            _ => {
+                return Err(Failure::invalid(format!(
+                    "{ack_durability} is not an mqlite_ack_durability"
+                )))
+            }
+        };
+        let prefetch = (prefetch != 0).then_some(prefetch);
+        let check = QueueOptions {
+            prefetch,
+            ..Default::default()
+        };
+        check.validate()?;
+        o.opts.prefetch = prefetch;
+        o.opts.ack_durability = Some(d);
         Ok(())
     })
 }

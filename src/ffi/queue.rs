@@ -118,7 +118,7 @@ pub type mqlite_free_fn = Option<unsafe extern "C" fn(user_data: *mut c_void)>;
 pub struct mqlite_stats {
     /// Messages ready for delivery now.
     pub depth: u64,
-    /// Messages delivered and not yet settled.
+    /// Messages handed out to a consumer and not yet settled.
     pub in_flight: u64,
     /// Messages waiting for a delivery time or a redelivery delay.
     pub delayed: u64,
@@ -140,6 +140,8 @@ pub struct mqlite_stats {
     pub discarded: u64,
     /// Messages replayed into this queue.
     pub replayed: u64,
+    /// Messages taken by consumers' prefetch and not yet handed out.
+    pub prefetched: u64,
 }
 
 unsafe fn queue<'a>(q: *const mqlite_queue) -> Result<&'a Queue, Failure> {
@@ -310,16 +312,39 @@ pub extern "C" fn mqlite_queue_receive_batch(
     })
 }
 
-/// Acks `count` deliveries of this queue with one journal record and one wait. The handles are
-/// checked first (none NULL, none settled by its handle, all from this queue): if one fails,
-/// nothing is settled. A delivery that is no longer in flight under its tag (its ack timeout
-/// passed, it was redelivered) cannot be acked: the others are, and the call returns
-/// `MQLITE_ALREADY_SETTLED` naming it. The handles stay the caller's to free.
+/// Acks `count` deliveries of this queue with one journal record. The handles are checked first
+/// (none NULL, none settled by its handle, all from this queue): if one fails, nothing is
+/// settled. A delivery that is no longer in flight under its tag (its ack timeout passed, it was
+/// redelivered) cannot be acked: the others are, and the call returns `MQLITE_ALREADY_SETTLED`
+/// naming it. The handles stay the caller's to free. The acks are lazy like
+/// `mqlite_delivery_ack` (the next receive's delivery record shares their commit: one fsync per
+/// receive/ack cycle); `mqlite_queue_ack_batch_sync` returns once they are durable.
 #[no_mangle]
 pub extern "C" fn mqlite_queue_ack_batch(
     queue: *const mqlite_queue,
     deliveries: *const *mut mqlite_delivery,
     count: usize,
+    err: *mut *mut mqlite_error,
+) -> mqlite_status {
+    ack_batch(queue, deliveries, count, false, err)
+}
+
+/// `mqlite_queue_ack_batch` that returns OK only once the acks are durable (fdatasync'd).
+#[no_mangle]
+pub extern "C" fn mqlite_queue_ack_batch_sync(
+    queue: *const mqlite_queue,
+    deliveries: *const *mut mqlite_delivery,
+    count: usize,
+    err: *mut *mut mqlite_error,
+) -> mqlite_status {
+    ack_batch(queue, deliveries, count, true, err)
+}
+
+fn ack_batch(
+    queue: *const mqlite_queue,
+    deliveries: *const *mut mqlite_delivery,
+    count: usize,
+    sync: bool,
     err: *mut *mut mqlite_error,
 ) -> mqlite_status {
     guard(err, || {
@@ -362,7 +387,12 @@ pub extern "C" fn mqlite_queue_ack_batch(
             // SAFETY: checked above.
             taken.extend(unsafe { &mut *d }.delivery.take());
         }
-        Ok(q.ack_batch(taken)?)
+        if sync {
+            q.ack_batch_sync(taken)?;
+        } else {
+            q.ack_batch(taken)?;
+        }
+        Ok(())
     })
 }
 
@@ -438,18 +468,35 @@ pub extern "C" fn mqlite_queue_stats(
             expired: s.expired,
             discarded: s.discarded,
             replayed: s.replayed,
+            prefetched: s.prefetched,
         };
         unsafe { write_out(stats_out, out) };
         Ok(())
     })
 }
 
-/// A consumer of this queue with ack mode `mode` (`MQLITE_ACK_*`). On success `*consumer_out`
-/// owns it (free with `mqlite_consumer_free`).
+/// A consumer of this queue with ack mode `mode` (`MQLITE_ACK_*`) and the queue's prefetch. On
+/// success `*consumer_out` owns it (free with `mqlite_consumer_free`).
 #[no_mangle]
 pub extern "C" fn mqlite_queue_consumer(
     queue: *const mqlite_queue,
     mode: u32,
+    consumer_out: *mut *mut mqlite_consumer,
+    err: *mut *mut mqlite_error,
+) -> mqlite_status {
+    mqlite_queue_consumer_prefetch(queue, mode, 0, consumer_out, err)
+}
+
+/// `mqlite_queue_consumer` with its own prefetch: up to `prefetch` messages are taken at once
+/// with one durable delivery-count record and handed out one by one (0 = the queue's prefetch,
+/// 1 = none; at most `MQLITE_MAX_PREFETCH`, else `MQLITE_INVALID_ARGUMENT`). Prefetched messages
+/// not yet handed out go back uncounted when the consumer is freed; after a crash each counts
+/// one failed delivery.
+#[no_mangle]
+pub extern "C" fn mqlite_queue_consumer_prefetch(
+    queue: *const mqlite_queue,
+    mode: u32,
+    prefetch: u32,
     consumer_out: *mut *mut mqlite_consumer,
     err: *mut *mut mqlite_error,
 ) -> mqlite_status {
@@ -458,7 +505,12 @@ pub extern "C" fn mqlite_queue_consumer(
         out_ptr(consumer_out, "consumer_out")?;
         let ack_mode = ack_mode(mode)?;
         q.engine.check()?;
-        let consumer = q.consumer(ConsumerOptions { ack_mode });
+        let options = ConsumerOptions {
+            ack_mode,
+            prefetch: (prefetch != 0).then_some(prefetch),
+        };
+        options.validate()?;
+        let consumer = q.consumer(options);
         let auto_ack = ack_mode == AckMode::Auto;
         let c = mqlite_consumer { consumer, auto_ack };
         unsafe { write_out(consumer_out, Box::into_raw(Box::new(c))) };

@@ -181,7 +181,8 @@ pub extern "C" fn mqlite_topic_stats_get(
 /// `flags` is a bitwise OR of `MQLITE_SUBSCRIBE_DURABLE` and `MQLITE_SUBSCRIBE_SHARED`;
 /// `selector` (`selector_len` bytes; NULL: every message) is a JMS message selector evaluated
 /// at publish time; `options` (may be NULL) are the subscription queue's own (redelivery
-/// policy, dead-letter strategy, limits). Subscribing again under a name with another pattern
+/// policy, dead-letter strategy, limits, prefetch and ack durability:
+/// `mqlite_queue_options_set_consuming`). Subscribing again under a name with another pattern
 /// or selector replaces the subscription and drops what it held (JMS).
 /// Errors: `MQLITE_INVALID_NAME` (pattern, name), `MQLITE_INVALID_ARGUMENT` (a selector that
 /// does not parse, naming the character position; a durable or shared subscription without a

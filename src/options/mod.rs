@@ -122,6 +122,21 @@ pub enum GroupFailurePolicy {
     Park,
 }
 
+/// When an `ack()` is durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum AckDurability {
+    /// `ack()` returns once the ack is queued for the next group commit, which follows within
+    /// the commit interval (about a millisecond) without waiting for more traffic — as RabbitMQ
+    /// consumer acks, JMS `DUPS_OK_ACKNOWLEDGE` or JetStream's plain ack. A crash before that
+    /// commit delivers the message again with `redelivered = true`; nothing is lost. An ack is
+    /// durable once `ack_sync()` or any later durable call of the same store returned. The
+    /// default.
+    #[default]
+    Lazy,
+    /// `ack()` returns only once the ack is fdatasync'd (what `ack_sync()` always does).
+    Sync,
+}
+
 /// How deliveries are acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum AckMode {
@@ -164,6 +179,15 @@ pub struct QueueOptions {
     /// For a dead-letter queue: dead letters older than this are dropped. Default: kept.
     /// (Retention by count: `max_messages` with [`OverflowPolicy::DropOldest`].)
     pub retention: Option<Duration>,
+    /// How many messages a consumer of this queue (the plain `receive` of the queue included)
+    /// takes at once with one durable delivery-count record, to hand them out one by one (JMS
+    /// prefetch). Default 1,000 (ActiveMQ's); 0 and 1 mean no prefetch. Prefetched messages not
+    /// yet handed out go back uncounted when their consumer closes, and a consumer that finds
+    /// the queue empty takes them from another consumer's buffer. After a crash each prefetched
+    /// message counts one failed delivery. Auto-ack consumers never prefetch.
+    pub prefetch: Option<u32>,
+    /// When `ack()` is durable. Default [`AckDurability::Lazy`].
+    pub ack_durability: Option<AckDurability>,
 }
 
 impl QueueOptions {
@@ -191,7 +215,7 @@ impl QueueOptions {
                  (unset it for no timeout)",
             ));
         }
-        Ok(())
+        check_prefetch(self.prefetch)
     }
 
     /// Whether any option is set (a queue opened with none keeps the options it has).
@@ -209,6 +233,8 @@ impl QueueOptions {
             dedup_window_count,
             group_failure,
             retention,
+            prefetch,
+            ack_durability,
         } = self;
         durability.is_none()
             && max_messages.is_none()
@@ -222,6 +248,8 @@ impl QueueOptions {
             && dedup_window_count.is_none()
             && group_failure.is_none()
             && retention.is_none()
+            && prefetch.is_none()
+            && ack_durability.is_none()
     }
 }
 
@@ -338,6 +366,25 @@ impl StoreOptions {
 pub struct ConsumerOptions {
     /// How its deliveries are acknowledged.
     pub ack_mode: AckMode,
+    /// Its prefetch (see [`QueueOptions::prefetch`]); `None` takes the queue's.
+    pub prefetch: Option<u32>,
+}
+
+impl ConsumerOptions {
+    /// Checks the options: `InvalidArgument` naming the first that cannot work.
+    pub fn validate(&self) -> Result<()> {
+        check_prefetch(self.prefetch)
+    }
+}
+
+/// A prefetch is at most [`MAX_PREFETCH`].
+fn check_prefetch(p: Option<u32>) -> Result<()> {
+    match p {
+        Some(p) if p as u64 > MAX_PREFETCH => Err(Error::invalid(format!(
+            "prefetch {p} is over the limit of {MAX_PREFETCH} messages"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// Validates a message priority: 0–9, as JMS's JMSPriority (higher is delivered first).
@@ -395,6 +442,8 @@ pub(crate) struct Resolved {
     pub dedup_count: usize,
     pub group_failure: GroupFailurePolicy,
     pub retention_ms: Option<u64>,
+    pub prefetch: usize,
+    pub ack_durability: AckDurability,
 }
 
 impl Resolved {
@@ -421,6 +470,8 @@ impl Resolved {
                 .unwrap_or(DEFAULT_DEDUP_WINDOW_COUNT as usize),
             group_failure: q.group_failure.unwrap_or_default(),
             retention_ms: q.retention.map(ms),
+            prefetch: q.prefetch.map_or(DEFAULT_PREFETCH as usize, |p| p as usize),
+            ack_durability: q.ack_durability.unwrap_or_default(),
         }
     }
 

@@ -413,10 +413,18 @@ impl Backend {
         }
     }
 
-    pub(crate) fn open_consumer(&self, q: QueueId, mode: AckMode) -> Result<ConsumerId> {
+    pub(crate) fn open_consumer(
+        &self,
+        q: QueueId,
+        mode: AckMode,
+        prefetch: Option<u32>,
+    ) -> Result<ConsumerId> {
         match self.engine()? {
-            Some(e) => e.open_consumer(q, mode),
-            None => self.client().open_consumer(q.0, mode).map(ConsumerId),
+            Some(e) => e.open_consumer(q, mode, prefetch),
+            None => self
+                .client()
+                .open_consumer(q.0, mode, prefetch)
+                .map(ConsumerId),
         }
     }
 
@@ -441,6 +449,7 @@ impl Backend {
                 let delivery = self.wire(&d)?;
                 let op = match op {
                     Settle::Ack => WireSettle::Ack,
+                    Settle::AckSync => WireSettle::AckSync,
                     Settle::Nack { reason, delay } => WireSettle::Nack {
                         reason: reason.to_string(),
                         delay_ms: delay.map(|t| t.as_millis().min(u64::MAX as u128) as u64),
@@ -470,9 +479,11 @@ impl Backend {
         }
     }
 
-    pub(crate) fn ack_batch(&self, q: QueueId, ds: &[DeliveryRef]) -> Result<()> {
+    /// Acks many deliveries; `sync`: returns once they are durable (for a client: once the
+    /// owner's fdatasync of them returned).
+    pub(crate) fn ack_batch(&self, q: QueueId, ds: &[DeliveryRef], sync: bool) -> Result<()> {
         match self.engine()? {
-            Some(e) => e.ack_batch(q, ds),
+            Some(e) => e.ack_batch(q, ds, sync),
             None => {
                 let mut deliveries = Vec::with_capacity(ds.len());
                 let mut lost = 0;
@@ -486,6 +497,7 @@ impl Backend {
                     self.client().call(Request::AckBatch {
                         queue: q.0,
                         deliveries,
+                        sync,
                     })?;
                 }
                 if lost > 0 {

@@ -86,8 +86,8 @@ struct St {
     /// Attached subscribers (queue id → pattern, options with the subscription's name, how many
     /// handles), attached again on every new connection.
     subs: BTreeMap<u32, (String, SubscriptionOptions, usize)>,
-    /// This client's consumers (its id → queue, ack mode, the owner's id for it).
-    consumers: HashMap<u64, (u32, AckMode, u64)>,
+    /// This client's consumers (its id → queue, ack mode, the owner's id for it, prefetch).
+    consumers: HashMap<u64, (u32, AckMode, u64, Option<u32>)>,
     next_consumer: u64,
     async_msgs: usize,
     async_bytes: usize,
@@ -595,13 +595,22 @@ impl Client {
     }
 
     /// Opens a consumer; returns this client's id for it.
-    pub(crate) fn open_consumer(&self, queue: u32, mode: AckMode) -> Result<u64> {
-        match self.call(Request::OpenConsumer { queue, mode })? {
+    pub(crate) fn open_consumer(
+        &self,
+        queue: u32,
+        mode: AckMode,
+        prefetch: Option<u32>,
+    ) -> Result<u64> {
+        match self.call(Request::OpenConsumer {
+            queue,
+            mode,
+            prefetch,
+        })? {
             Response::Consumer(server) => {
                 let mut st = lock(&self.inner.st);
                 let id = st.next_consumer;
                 st.next_consumer += 1;
-                st.consumers.insert(id, (queue, mode, server));
+                st.consumers.insert(id, (queue, mode, server, prefetch));
                 Ok(id)
             }
             r => Err(unexpected(&r)),
@@ -614,7 +623,7 @@ impl Client {
             let mut st = lock(&self.inner.st);
             (st.consumers.remove(&consumer), st.epoch)
         };
-        if let Some((_, _, server)) = c {
+        if let Some((_, _, server, _)) = c {
             self.tell(Request::CloseConsumer { consumer: server }, epoch);
         }
     }
@@ -920,10 +929,13 @@ impl Inner {
             }
         }
         let mut servers = HashMap::new();
-        for (&id, &(queue, mode, _)) in &consumers {
-            if let Response::Consumer(server) =
-                Self::direct(&mut s, &mut buf, &Request::OpenConsumer { queue, mode })?
-            {
+        for (&id, &(queue, mode, _, prefetch)) in &consumers {
+            let open = Request::OpenConsumer {
+                queue,
+                mode,
+                prefetch,
+            };
+            if let Response::Consumer(server) = Self::direct(&mut s, &mut buf, &open)? {
                 servers.insert(id, server);
             }
         }
@@ -1155,7 +1167,7 @@ impl Inner {
     }
 }
 
-fn st_consumers(c: &HashMap<u64, (u32, AckMode, u64)>) -> HashMap<u64, u64> {
+fn st_consumers(c: &HashMap<u64, (u32, AckMode, u64, Option<u32>)>) -> HashMap<u64, u64> {
     c.iter().map(|(&k, v)| (k, v.2)).collect()
 }
 

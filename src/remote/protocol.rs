@@ -26,15 +26,17 @@ use crate::engine::{
 };
 use crate::error::{Error, ErrorKind};
 use crate::message::{Message, MessageId};
-use crate::options::{AckMode, QueueOptions};
+use crate::options::{AckDurability, AckMode, QueueOptions};
 use crate::queue::ReplayFilter;
 
 /// The journal format version the hello carries (the owner's format is the store's).
 pub use crate::journal::format::VERSION as FORMAT_VERSION;
 
 /// The protocol version; a peer of another version is refused at the hello. 2: topics and
-/// subscriptions, selective consumers, transactional publishes (journal format 2).
-pub const PROTOCOL_VERSION: u32 = 2;
+/// subscriptions, selective consumers, transactional publishes (journal format 2). 3: prefetch
+/// (queue option and `OpenConsumer`), `ack_durability` (queue option), `AckSync` and the
+/// `sync` flag of `AckBatch`, `prefetched` in queue stats.
+pub const PROTOCOL_VERSION: u32 = 3;
 /// Magic of the hello and welcome.
 pub const MAGIC: &[u8; 8] = b"MQLITEP\0";
 /// The largest frame payload either side accepts (64 MiB): bodies sent by clients are bounded
@@ -171,7 +173,10 @@ pub struct WireRef {
 /// How a delivery is settled.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum WireSettle {
+    /// Lazy unless the queue's ack durability is sync: answered once the owner queued it.
     Ack,
+    /// Answered only once the owner's fdatasync of the ack returned.
+    AckSync,
     Nack {
         reason: String,
         delay_ms: Option<u64>,
@@ -221,6 +226,8 @@ pub enum Request {
     OpenConsumer {
         queue: u32,
         mode: AckMode,
+        /// The consumer's prefetch; `None` takes the queue's.
+        prefetch: Option<u32>,
     },
     CloseConsumer {
         consumer: u64,
@@ -236,6 +243,8 @@ pub enum Request {
     AckBatch {
         queue: u32,
         deliveries: Vec<WireRef>,
+        /// Answered only once the acks are durable (otherwise as the queue's ack durability).
+        sync: bool,
     },
     IsSettled {
         delivery: WireRef,
@@ -575,6 +584,14 @@ pub fn fuzz_seeds() -> Vec<Vec<u8>> {
             name: "q".into(),
             options: Some(QueueOptions::default()),
         },
+        Request::Declare {
+            name: "q".into(),
+            options: Some(QueueOptions {
+                prefetch: Some(10),
+                ack_durability: Some(AckDurability::Sync),
+                ..Default::default()
+            }),
+        },
         Request::QueueNames,
         Request::Send {
             queue: 0,
@@ -598,6 +615,11 @@ pub fn fuzz_seeds() -> Vec<Vec<u8>> {
         Request::OpenConsumer {
             queue: 0,
             mode: AckMode::Explicit,
+            prefetch: Some(100),
+        },
+        Request::Settle {
+            delivery: wref,
+            op: WireSettle::AckSync,
         },
         Request::Settle {
             delivery: wref,
@@ -609,6 +631,7 @@ pub fn fuzz_seeds() -> Vec<Vec<u8>> {
         Request::AckBatch {
             queue: 0,
             deliveries: vec![wref, wref],
+            sync: true,
         },
         Request::Commit {
             sends: vec![
@@ -652,7 +675,12 @@ pub fn fuzz_seeds() -> Vec<Vec<u8>> {
             tag: 1,
             count: 2,
         }]),
-        Response::Stats(QueueStats::default()),
+        Response::Stats(QueueStats {
+            depth: 1,
+            in_flight: 2,
+            prefetched: 3,
+            ..Default::default()
+        }),
         Response::Subscribed {
             queue: 3,
             name: "s".into(),

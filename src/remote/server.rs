@@ -557,8 +557,12 @@ impl ServerShared {
                     .transpose()?;
                 self.receive(c, queue, consumer, max, timeout_ms, selector.as_ref())?
             }
-            Request::OpenConsumer { queue, mode } => {
-                let cid = e.open_consumer(self.queue(c, queue)?, mode)?;
+            Request::OpenConsumer {
+                queue,
+                mode,
+                prefetch,
+            } => {
+                let cid = e.open_consumer(self.queue(c, queue)?, mode, prefetch)?;
                 lock(&c.st).consumers.insert(cid.0);
                 Response::Consumer(cid.0)
             }
@@ -572,6 +576,7 @@ impl ServerShared {
                 let d = self.delivery(c, &delivery)?;
                 let op = match &op {
                     WireSettle::Ack => Settle::Ack,
+                    WireSettle::AckSync => Settle::AckSync,
                     WireSettle::Nack { reason, delay_ms } => Settle::Nack {
                         reason,
                         delay: delay_ms.map(Duration::from_millis),
@@ -586,13 +591,17 @@ impl ServerShared {
                 e.settle_on_drop(self.delivery(c, &delivery)?);
                 Response::Done
             }
-            Request::AckBatch { queue, deliveries } => {
+            Request::AckBatch {
+                queue,
+                deliveries,
+                sync,
+            } => {
                 let q = self.queue(c, queue)?;
                 let ds = deliveries
                     .iter()
                     .map(|d| self.delivery(c, d))
                     .collect::<Result<Vec<_>>>()?;
-                e.ack_batch(q, &ds)?;
+                e.ack_batch(q, &ds, sync)?;
                 Response::Done
             }
             Request::IsSettled { delivery } => {
@@ -716,9 +725,9 @@ impl ServerShared {
                 Some(&id) => id,
                 None => {
                     drop(st);
-                    let id = self
-                        .engine
-                        .open_consumer(q, crate::options::AckMode::Explicit)?;
+                    let id =
+                        self.engine
+                            .open_consumer(q, crate::options::AckMode::Explicit, None)?;
                     lock(&c.st).plain.insert(queue, id);
                     id
                 }

@@ -97,6 +97,10 @@ static void options(void) {
     T(NUL_, mqlite_queue_options_set_dedup_window(NULL, 0, 0, ERR));
     T(NUL_, mqlite_queue_options_set_retention(NULL, 1000, ERR));
     T(MQLITE_OK, mqlite_queue_options_set_retention(qo, 1000, ERR));
+    T(NUL_, mqlite_queue_options_set_consuming(NULL, 10, MQLITE_ACK_DURABILITY_LAZY, ERR));
+    T(INV, mqlite_queue_options_set_consuming(qo, 10, 7, ERR));
+    T(INV, mqlite_queue_options_set_consuming(qo, UINT32_MAX, MQLITE_ACK_DURABILITY_SYNC, ERR));
+    T(MQLITE_OK, mqlite_queue_options_set_consuming(qo, 0, MQLITE_ACK_DURABILITY_LAZY, ERR));
 
     mqlite_replay_filter *f = mqlite_replay_filter_new();
     uint64_t some_ids[1] = {1};
@@ -349,6 +353,10 @@ static void store_and_queue(const char *dir) {
     T(NUL_, mqlite_queue_consumer(q, MQLITE_ACK_EXPLICIT, NULL, ERR));
     T(INV, mqlite_queue_consumer(q, 77, &cout, ERR));
     T(MQLITE_OK, mqlite_queue_consumer(q, MQLITE_ACK_EXPLICIT, &c, ERR));
+    T(NUL_, mqlite_queue_consumer_prefetch(NULL, MQLITE_ACK_EXPLICIT, 5, &cout, ERR));
+    T(NUL_, mqlite_queue_consumer_prefetch(q, MQLITE_ACK_EXPLICIT, 5, NULL, ERR));
+    T(INV, mqlite_queue_consumer_prefetch(q, 77, 5, &cout, ERR));
+    T(INV, mqlite_queue_consumer_prefetch(q, MQLITE_ACK_EXPLICIT, UINT32_MAX, &cout, ERR));
     mqlite_listener *l = NULL;
     T(NUL_, mqlite_queue_listen(NULL, handler, NULL, NULL, &l, ERR));
     T(NUL_, mqlite_queue_listen(q, NULL, NULL, NULL, &l, ERR));
@@ -371,6 +379,7 @@ static void store_and_queue(const char *dir) {
     V(!mqlite_delivery_redelivered(NULL));
     V(!mqlite_delivery_settled(NULL));
     T(NUL_, mqlite_delivery_ack(NULL, ERR));
+    T(NUL_, mqlite_delivery_ack_sync(NULL, ERR));
     T(NUL_, mqlite_delivery_nack(NULL, S("r"), ERR));
     T(NUL_, mqlite_delivery_nack(d, NULL, 1, ERR));
     T(UTF, mqlite_delivery_nack(d, S(BAD), ERR));
@@ -397,6 +406,9 @@ static void store_and_queue(const char *dir) {
     V(!mqlite_delivery_settled(d));
     T(MQLITE_OK, mqlite_delivery_ack(d, ERR));
     T(MQLITE_ALREADY_SETTLED, mqlite_queue_ack_batch(q, two, 1, ERR));
+    T(NUL_, mqlite_queue_ack_batch_sync(NULL, two, 1, ERR));
+    T(MQLITE_ALREADY_SETTLED, mqlite_queue_ack_batch_sync(q, two, 1, ERR));
+    T(MQLITE_ALREADY_SETTLED, mqlite_delivery_ack_sync(d, ERR));
     T(MQLITE_ALREADY_SETTLED, mqlite_delivery_release(d, ERR));
     /* transactions and replay */
     mqlite_transaction *t = NULL, *tout = NULL;

@@ -393,6 +393,41 @@ static void test_after_close(const char *dir) {
     mqlite_store_free(s);
 }
 
+/* prefetch: one receive takes the queue's messages into the consumer's buffer (stats say
+ * prefetched); freeing the consumer gives the rest back uncounted; ack_sync and the sync queue
+ * option settle durably. */
+static void test_prefetch(const char *dir) {
+    mqlite_store *s = open_store(dir, NULL);
+    mqlite_queue_options *qo = mqlite_queue_options_new();
+    OK(mqlite_queue_options_set_consuming(qo, 0, MQLITE_ACK_DURABILITY_SYNC, ERR));
+    mqlite_queue *q = NULL;
+    OK(mqlite_store_queue_with(s, S("prefetch"), qo, &q, ERR));
+    mqlite_queue_options_free(qo);
+    for (int i = 0; i < 5; i++) OK(mqlite_queue_send_bytes(q, (const uint8_t *)"p", 1, NULL, ERR));
+    mqlite_consumer *c = NULL;
+    OK(mqlite_queue_consumer_prefetch(q, MQLITE_ACK_EXPLICIT, 4, &c, ERR));
+    mqlite_delivery *d = NULL;
+    OK(mqlite_consumer_receive(c, 0, &d, ERR));
+    mqlite_stats st;
+    OK(mqlite_queue_stats(q, &st, ERR));
+    CHECK(st.in_flight == 1 && st.prefetched == 3 && st.depth == 1);
+    OK(mqlite_delivery_ack(d, ERR)); /* the queue's option: durable on return */
+    mqlite_delivery_free(d);
+    OK(mqlite_consumer_receive(c, 0, &d, ERR));
+    OK(mqlite_delivery_ack_sync(d, ERR));
+    mqlite_delivery_free(d);
+    mqlite_consumer_free(c); /* the 2 prefetched go back, uncounted */
+    OK(mqlite_queue_stats(q, &st, ERR));
+    CHECK(st.prefetched == 0 && st.in_flight == 0 && st.depth == 3 && st.acked == 2);
+    OK(mqlite_queue_receive(q, 0, &d, ERR));
+    CHECK(d != NULL && mqlite_delivery_count(d) == 1 && !mqlite_delivery_redelivered(d));
+    OK(mqlite_delivery_ack(d, ERR));
+    mqlite_delivery_free(d);
+    mqlite_queue_free(q);
+    OK(mqlite_store_close(s, ERR));
+    mqlite_store_free(s);
+}
+
 int main(void) {
     char *dir = temp_dir();
     test_version();
@@ -400,6 +435,7 @@ int main(void) {
     test_batches(dir);
     test_options();
     test_consumers(dir);
+    test_prefetch(dir);
     test_listener(dir);
     test_after_close(dir);
     remove_dir(dir);

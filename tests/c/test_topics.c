@@ -86,6 +86,25 @@ int main(void) {
     OK(mqlite_topic_stats_get(t, &st, ERR));
     CHECK(st.published == 5 && st.unrouted == 0 && st.subscriptions == 4);
 
+    /* A subscription's own consuming options (prefetch, ack durability), as for a queue. */
+    mqlite_queue_options *qo = mqlite_queue_options_new();
+    OK(mqlite_queue_options_set_consuming(qo, 3, MQLITE_ACK_DURABILITY_SYNC, ERR));
+    mqlite_queue *pf = NULL;
+    OK(mqlite_store_subscribe(s, S("pf.>"), NULL, 0, 0, NULL, 0, qo, &pf, ERR));
+    mqlite_queue_options_free(qo);
+    mqlite_topic *pt = NULL;
+    OK(mqlite_store_topic(s, S("pf.x"), &pt, ERR));
+    for (int i = 0; i < 4; i++) publish(pt, "p", NULL, 0);
+    mqlite_delivery *d = NULL;
+    OK(mqlite_queue_receive(pf, 0, &d, ERR));
+    mqlite_stats ps;
+    OK(mqlite_queue_stats(pf, &ps, ERR));
+    CHECK(ps.in_flight == 1 && ps.prefetched == 2 && ps.depth == 1);
+    OK(mqlite_delivery_ack(d, ERR));
+    mqlite_delivery_free(d);
+    mqlite_queue_free(pf);
+    mqlite_topic_free(pt);
+
     /* Unsubscribe is refused while attached; after the handle is freed it works. */
     CHECK_STATUS(MQLITE_INVALID_ARGUMENT, mqlite_store_unsubscribe(s, S("big"), ERR));
     mqlite_queue_free(big);

@@ -191,6 +191,9 @@ pub struct Model {
     /// The highest delivery count a receive returned, per tag (reset by moves to and from the
     /// dead-letter queue, which make a new message).
     pub seen: HashMap<String, u32>,
+    /// Lazy acks that returned and are not known durable yet: in doubt (acked, or delivered
+    /// again) until a later durable call of the store returns.
+    pub lazy: Vec<String>,
 }
 
 fn set(locs: &[Loc]) -> BTreeSet<Loc> {
@@ -206,8 +209,33 @@ impl Model {
         });
         e.allowed.insert(to);
     }
-    /// Records that the call moving `tag` to `to` returned successfully.
+    /// Records that a send of `tag` was refused: it was never stored.
+    pub fn refused(&mut self, tag: &str) {
+        if let Some(e) = self.msgs.get_mut(tag) {
+            e.allowed = set(&[Loc::Absent]);
+        }
+    }
+
+    /// Records that a lazy ack of `tag` returned: it stays in doubt (begun with
+    /// [`begin`](Model::begin)) until a later durable call returns ([`Model::done`]).
+    pub fn lazy_ack(&mut self, tag: &str) {
+        self.lazy.push(tag.to_string());
+    }
+
+    /// A durable call returned: every lazy ack before it is durable too (it was in the same or an
+    /// earlier group commit).
+    pub fn synced(&mut self) {
+        for t in self.lazy.drain(..) {
+            if let Some(e) = self.msgs.get_mut(&t) {
+                e.allowed = set(&[Loc::Absent]);
+            }
+        }
+    }
+
+    /// Records that the call moving `tag` to `to` returned successfully (every call but a lazy
+    /// ack waits for its group commit, so earlier lazy acks are durable too).
     pub fn done(&mut self, tag: &str, to: Loc, id: Option<u64>) {
+        self.synced();
         let e = self.msgs.entry(tag.to_string()).or_insert(Expect {
             allowed: BTreeSet::new(),
             id: None,
@@ -288,6 +316,7 @@ impl Model {
             c.txns += 1;
         }
         self.txns.clear();
+        self.lazy.clear();
         for (tag, e) in self.msgs.iter_mut() {
             let (loc, id) = found.get(tag).cloned().unwrap_or((Loc::Absent, 0));
             if !e.allowed.contains(&loc) {
@@ -397,7 +426,7 @@ impl Workload {
                 m.begin(&tag, loc.clone());
                 let id = self.queues[qi].send(body(&tag, len)).inspect_err(|e| {
                     if e.kind() == ErrorKind::NoSpace {
-                        m.done(&tag, Loc::Absent, None); // refused: never stored
+                        m.refused(&tag); // never stored
                     }
                 })?;
                 m.done(&tag, loc, Some(id.0));
@@ -415,9 +444,7 @@ impl Workload {
                 }
                 let ids = self.queues[qi].send_batch(bodies).inspect_err(|e| {
                     if e.kind() == ErrorKind::NoSpace {
-                        for t in &tags {
-                            m.done(t, Loc::Absent, None);
-                        }
+                        tags.iter().for_each(|t| m.refused(t));
                     }
                 })?;
                 for (t, id) in tags.iter().zip(ids) {
@@ -442,10 +469,16 @@ impl Workload {
                 let Some((d, tag)) = self.take_held() else {
                     return Ok(());
                 };
-                *self.calls.entry("ack").or_default() += 1;
                 m.begin(&tag, Loc::Absent);
-                d.ack()?;
-                m.done(&tag, Loc::Absent, None);
+                if self.rng.chance(0.5) {
+                    *self.calls.entry("ack").or_default() += 1;
+                    d.ack()?;
+                    m.lazy_ack(&tag);
+                } else {
+                    *self.calls.entry("ack_sync").or_default() += 1;
+                    d.ack_sync()?;
+                    m.done(&tag, Loc::Absent, None);
+                }
             }
             70..=76 => {
                 let Some((d, _tag)) = self.take_held() else {
@@ -479,6 +512,7 @@ impl Workload {
                 *self.calls.entry("drop").or_default() += 1;
                 drop(d); // counts as a failed delivery
                 store.flush()?;
+                m.synced();
             }
             85..=87 => {
                 // Batch ack of the held deliveries of one queue.
@@ -496,9 +530,13 @@ impl Workload {
                 for t in &tags {
                     m.begin(t, Loc::Absent);
                 }
-                self.queues[qi].ack_batch(mine.into_iter().map(|x| x.0).collect())?;
-                for t in &tags {
-                    m.done(t, Loc::Absent, None);
+                let ds = mine.into_iter().map(|x| x.0).collect();
+                if self.rng.chance(0.5) {
+                    self.queues[qi].ack_batch(ds)?;
+                    tags.iter().for_each(|t| m.lazy_ack(t));
+                } else {
+                    self.queues[qi].ack_batch_sync(ds)?;
+                    tags.iter().for_each(|t| m.done(t, Loc::Absent, None));
                 }
             }
             88..=94 => {

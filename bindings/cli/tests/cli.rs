@@ -502,6 +502,9 @@ fn dead_letters(d: &std::path::Path) -> u64 {
             max_redeliveries: 0,
             ..Default::default()
         }),
+        // One message per receive, so the expired p2 is found (and dead-lettered) by the last
+        // receive, not by a prefetch with p1: the dead letters' order is part of the test.
+        prefetch: Some(1),
         ..QueueOptions::default()
     };
     let orders = store.queue_with("orders", strict.clone()).unwrap();

@@ -292,10 +292,22 @@ impl Message {
         self.is_settled()
     }
 
-    /// Acknowledges it: done, never delivered again once this returns (the ack is durable).
+    /// Acknowledges it: done. Lazy by default (as RabbitMQ consumer acks or JMS
+    /// ``DUPS_OK_ACKNOWLEDGE``): returns once the ack is queued for the next group commit,
+    /// which follows within about a millisecond; a crash before it delivers the message again
+    /// with ``redelivered`` true, never loses it. Durable once :meth:`ack_sync` or a later
+    /// durable call of the store (a send, a transaction commit, ``store.flush()``) returned, or
+    /// the store closed. With the queue option ``ack_durability="sync"`` it is :meth:`ack_sync`.
     fn ack(&self, py: Python<'_>) -> PyResult<()> {
         let d = self.take()?;
         mq(py.detach(move || d.ack()))
+    }
+
+    /// Acknowledges it and returns only once the ack is durable (fdatasync'd): never delivered
+    /// again, even after a crash or power loss.
+    fn ack_sync(&self, py: Python<'_>) -> PyResult<()> {
+        let d = self.take()?;
+        mq(py.detach(move || d.ack_sync()))
     }
 
     /// A failed delivery: the queue's redelivery policy decides when it comes back, or sends it

@@ -44,6 +44,7 @@ pub(crate) fn stats_dict<'py>(py: Python<'py>, s: &QueueStats) -> PyResult<Bound
         ("expired", s.expired),
         ("discarded", s.discarded),
         ("replayed", s.replayed),
+        ("prefetched", s.prefetched),
     ] {
         d.set_item(k, v)?;
     }
@@ -369,8 +370,11 @@ impl Queue {
         aio_helper(slf.py(), "consume")?.call1((slf, timeout, batch))
     }
 
-    /// Acks many messages of this queue with one durable record and one wait.
-    fn ack_batch(&self, py: Python<'_>, messages: &Bound<'_, PyAny>) -> PyResult<()> {
+    /// Acks many messages of this queue with one record. Lazy like :meth:`Message.ack` (the
+    /// next receive's delivery record shares their commit: one fsync per receive/ack cycle);
+    /// with ``sync=True`` it returns once the acks are durable.
+    #[pyo3(signature = (messages, *, sync = false))]
+    fn ack_batch(&self, py: Python<'_>, messages: &Bound<'_, PyAny>, sync: bool) -> PyResult<()> {
         self.check()?;
         let msgs: Vec<Bound<'_, Message>> = if let Ok(l) = messages.cast::<PyList>() {
             l.iter()
@@ -397,7 +401,13 @@ impl Queue {
             ds.push(m.get().take()?);
         }
         let q = &self.q;
-        mq(py.detach(|| q.ack_batch(ds)))
+        mq(py.detach(|| {
+            if sync {
+                q.ack_batch_sync(ds)
+            } else {
+                q.ack_batch(ds)
+            }
+        }))
     }
 
     /// Up to ``max`` waiting messages (all if None) in delivery order, without consuming them.
@@ -472,15 +482,19 @@ impl Queue {
     /// A consumer with its own acknowledgement mode: ``"explicit"`` (each message settled on its
     /// own, the default), ``"cumulative"`` (acking a message acks every earlier one this consumer
     /// received, like CLIENT_ACKNOWLEDGE) or ``"auto"`` (acked on hand-over: at-most-once).
-    /// Closing it (or dropping it) returns its unsettled messages to the queue as failures.
-    /// With ``selector`` (a JMS message selector) it receives only the messages the selector
-    /// selects, wherever they sit in the queue; the others stay for other consumers. Raises
-    /// InvalidArgument naming the position of a selector that does not parse.
-    #[pyo3(signature = (ack_mode = "explicit", *, selector = None))]
+    /// Closing it (or dropping it) returns its unsettled messages to the queue as failures, and
+    /// its prefetched messages not yet handed out, uncounted. ``prefetch`` (None: the queue's)
+    /// is how many messages it takes at once with one durable delivery-count record (0 or 1:
+    /// none); auto-ack consumers never prefetch, nor do selective ones (they take only what
+    /// they are given). With ``selector`` (a JMS message selector) it receives only the
+    /// messages the selector selects, wherever they sit in the queue; the others stay for other
+    /// consumers. Raises InvalidArgument naming the position of a selector that does not parse.
+    #[pyo3(signature = (ack_mode = "explicit", *, selector = None, prefetch = None))]
     fn consumer(
         &self,
         ack_mode: &str,
         selector: Option<&str>,
+        prefetch: Option<u32>,
     ) -> PyResult<crate::consumer::Consumer> {
         self.check()?;
         let mode = match ack_mode {
@@ -493,8 +507,12 @@ impl Queue {
                 )))
             }
         };
+        let options = mqlite::ConsumerOptions {
+            ack_mode: mode,
+            prefetch,
+        };
+        mq(options.validate())?;
         let store = Python::attach(|py| self.store.clone_ref(py));
-        let options = mqlite::ConsumerOptions { ack_mode: mode };
         let c = match selector {
             None => self.q.consumer(options),
             Some(s) => mq(self.q.consumer_with_selector(options, s))?,

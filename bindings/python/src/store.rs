@@ -530,10 +530,18 @@ impl Store {
     /// A handle to queue ``name``, creating it if new. Options given here replace the queue's
     /// options for as long as this store is open; omitted ones take the store's defaults.
     /// Durations are seconds or ``datetime.timedelta``.
+    ///
+    /// ``prefetch`` (default 1000, as ActiveMQ; 0 or 1 = none): how many messages a consumer
+    /// of this queue, ``receive()`` and listeners included, takes at once with one durable
+    /// delivery-count record and then hands out one by one; those not yet handed out go back
+    /// uncounted when their consumer closes, and after a crash each counts one failed delivery.
+    /// ``ack_durability``: ``"lazy"`` (default: ``ack()`` returns once the ack is queued for the
+    /// next group commit, within about a millisecond; a crash before it redelivers the message)
+    /// or ``"sync"`` (``ack()`` returns once the ack is fdatasync'd, like ``ack_sync()``).
     #[pyo3(signature = (name, *, redelivery = None, dead_letter = None, durability = None, max_delay = None,
         max_messages = None, max_bytes = None, overflow = None, overflow_timeout = None, ack_timeout = None,
         process_expired = None, dedup_window = None, dedup_window_count = None, group_failure = None,
-        retention = None))]
+        retention = None, prefetch = None, ack_durability = None))]
     #[allow(clippy::too_many_arguments)]
     fn queue(
         slf: &Bound<'_, Self>,
@@ -552,6 +560,8 @@ impl Store {
         dedup_window_count: Option<usize>,
         group_failure: Option<&str>,
         retention: Option<&Bound<'_, PyAny>>,
+        prefetch: Option<u32>,
+        ack_durability: Option<&str>,
     ) -> PyResult<Queue> {
         let this = slf.get();
         this.check()?;
@@ -591,6 +601,8 @@ impl Store {
                 })
                 .transpose()?,
             retention: opt_duration(retention, "retention")?,
+            prefetch,
+            ack_durability: self::ack_durability(ack_durability)?,
         };
         let q = mq(if o.is_empty() {
             this.store.queue(name)
@@ -618,12 +630,14 @@ impl Store {
     /// ends when its last handle is dropped. ``shared=True`` lets several handles consume it as
     /// competing consumers (JMS 2.0). Subscribing again under a name with another pattern or
     /// selector replaces the subscription and drops what it held (JMS). ``redelivery``,
-    /// ``dead_letter``, ``max_messages``, ``max_bytes`` and ``ack_timeout`` (seconds) are the
-    /// subscription's own, as for a queue. Raises InvalidName (pattern or name),
+    /// ``dead_letter``, ``max_messages``, ``max_bytes``, ``ack_timeout`` (seconds),
+    /// ``prefetch`` and ``ack_durability`` are the subscription's own, as for a queue
+    /// (:meth:`queue`: prefetch default 1000, ``"lazy"`` or ``"sync"`` acks). Raises InvalidName (pattern or name),
     /// InvalidArgument (a selector that does not parse, naming the character position; a
     /// durable or shared subscription without a name; a subscription in use).
     #[pyo3(signature = (pattern, *, name = None, durable = false, shared = false, selector = None,
-        redelivery = None, dead_letter = None, max_messages = None, max_bytes = None, ack_timeout = None))]
+        redelivery = None, dead_letter = None, max_messages = None, max_bytes = None, ack_timeout = None,
+        prefetch = None, ack_durability = None))]
     #[allow(clippy::too_many_arguments)]
     fn subscribe(
         slf: &Bound<'_, Self>,
@@ -637,6 +651,8 @@ impl Store {
         max_messages: Option<u64>,
         max_bytes: Option<u64>,
         ack_timeout: Option<&Bound<'_, PyAny>>,
+        prefetch: Option<u32>,
+        ack_durability: Option<&str>,
     ) -> PyResult<Queue> {
         let this = slf.get();
         this.check()?;
@@ -646,6 +662,8 @@ impl Store {
             max_messages,
             max_bytes,
             ack_timeout: opt_duration(ack_timeout, "ack_timeout")?,
+            prefetch,
+            ack_durability: self::ack_durability(ack_durability)?,
             ..Default::default()
         };
         let o = crate::topic::options(name, durable, shared, selector, queue);
@@ -811,4 +829,16 @@ impl Store {
             if self.closed() { " closed" } else { "" }
         )
     }
+}
+
+/// The ``ack_durability`` option of a queue or subscription: ``"lazy"`` or ``"sync"``.
+fn ack_durability(a: Option<&str>) -> PyResult<Option<mqlite::AckDurability>> {
+    a.map(|a| match a {
+        "lazy" => Ok(mqlite::AckDurability::Lazy),
+        "sync" => Ok(mqlite::AckDurability::Sync),
+        other => Err(invalid(format!(
+            "ack_durability must be 'lazy' or 'sync', not {other:?}"
+        ))),
+    })
+    .transpose()
 }

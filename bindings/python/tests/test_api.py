@@ -533,3 +533,36 @@ def test_listener_acks_or_nacks_from_the_handler(store: mqlite.Store) -> None:
     assert q.stats()["acked"] == 2
     (dead,) = store.queue("DLQ").browse()
     assert dead.dead_letter is not None and dead.dead_letter.last_failure == "ValueError: cannot parse"
+
+
+def test_prefetch_stats_and_close_give_back_uncounted(store: mqlite.Store) -> None:
+    q = store.queue("pf")
+    q.send_batch([b"a", b"b", b"c", b"d"])
+    c = q.consumer(prefetch=3)
+    m = c.receive(timeout=0)
+    assert m is not None and m.body == b"a"
+    st = q.stats()
+    assert (st["in_flight"], st["prefetched"], st["depth"]) == (1, 2, 1)
+    m.ack_sync()
+    c.close()  # the two prefetched go back, uncounted
+    st = q.stats()
+    assert (st["in_flight"], st["prefetched"], st["depth"]) == (0, 0, 3)
+    rest = q.receive_batch(10, timeout=0)
+    assert [x.body for x in rest] == [b"b", b"c", b"d"]
+    assert all(x.delivery_count == 1 and not x.redelivered for x in rest)
+    q.ack_batch(rest, sync=True)
+    with pytest.raises(mqlite.InvalidArgument):
+        q.consumer(prefetch=2**31).receive(timeout=0)
+
+
+def test_queue_consuming_options(store: mqlite.Store) -> None:
+    q = store.queue("sync-acks", prefetch=1, ack_durability="sync")
+    q.send_batch([b"x", b"y"])
+    m = q.receive(timeout=0)
+    assert m is not None
+    assert q.stats()["prefetched"] == 0  # prefetch 1: one at a time
+    m.ack()
+    with pytest.raises(mqlite.InvalidArgument):
+        store.queue("bad", ack_durability="later")
+    with pytest.raises(mqlite.InvalidArgument):
+        store.queue("bad", prefetch=2**31)

@@ -1,5 +1,6 @@
 """The Python README against the installed module: its example runs as written, and every option
-of `mqlite.open` and `Store.queue` and every public member of `Store` is documented there."""
+of `mqlite.open`, `Store.queue` and `Store.subscribe` and every public member of `Store` is
+documented there."""
 
 from __future__ import annotations
 
@@ -25,7 +26,11 @@ def _keywords(func: Callable[..., object]) -> list[str]:
     return [p.name for p in sig.parameters.values() if p.kind is inspect.Parameter.KEYWORD_ONLY]
 
 
-@pytest.mark.parametrize("func", [mqlite.open, mqlite.Store.queue], ids=["open", "Store.queue"])
+@pytest.mark.parametrize(
+    "func",
+    [mqlite.open, mqlite.Store.queue, mqlite.Store.subscribe],
+    ids=["open", "Store.queue", "Store.subscribe"],
+)
 def test_every_option_is_documented(func: Callable[..., object]) -> None:
     text = README.read_text(encoding="utf-8")
     names = _keywords(func)

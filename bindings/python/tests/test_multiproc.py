@@ -45,7 +45,9 @@ while idle < 20:
     idle = 0
     body = d.body.decode()
     try:
-        d.ack()
+        # ack_sync: "acked" must mean durable (a lazy ack() lost with the killed owner would
+        # bring its message back).
+        d.ack_sync()
         print("acked", body, flush=True)
     except mqlite.DeliveryLost:
         print("doubt", body, flush=True)  # in flight when the owner died

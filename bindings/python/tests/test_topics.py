@@ -154,3 +154,24 @@ def test_selective_queue_consumer_finds_matches_deep_in_the_backlog(store: mqlit
     assert q.stats()["depth"] == 1996
     with pytest.raises(mqlite.InvalidArgument, match="at character"):
         q.consumer(selector="kind == 'x'")
+
+
+def test_subscription_prefetch_and_ack_durability(store: mqlite.Store) -> None:
+    # The subscription queue's own consuming options, as for store.queue(...).
+    s = store.subscribe("pf.>", name="pf", durable=True, prefetch=3, ack_durability="sync")
+    t = store.topic("pf.x")
+    t.publish_batch([b"a", b"b", b"c", b"d"])
+    m = s.receive(timeout=0)
+    assert m is not None and m.body == b"a"
+    st = s.stats()
+    assert (st["in_flight"], st["prefetched"], st["depth"]) == (1, 2, 1)
+    m.ack()
+    one = store.subscribe("pf1.>", prefetch=1)
+    store.topic("pf1.x").publish_batch([b"x", b"y"])
+    m = one.receive(timeout=0)
+    assert m is not None and one.stats()["prefetched"] == 0
+    m.ack()
+    with pytest.raises(mqlite.InvalidArgument):
+        store.subscribe("pf2.>", ack_durability="later")
+    with pytest.raises(mqlite.InvalidArgument):
+        store.subscribe("pf2.>", prefetch=2**31)

@@ -18,7 +18,7 @@ struct Row {
 }
 
 /// The fields of a row: JSON name, table header (`None`: JSON only), value.
-fn fields(s: &QueueStats) -> [(&'static str, Option<&'static str>, u64); 12] {
+fn fields(s: &QueueStats) -> [(&'static str, Option<&'static str>, u64); 13] {
     [
         ("depth", Some("depth"), s.depth),
         ("in_flight", Some("in flight"), s.in_flight),
@@ -32,6 +32,7 @@ fn fields(s: &QueueStats) -> [(&'static str, Option<&'static str>, u64); 12] {
         ("messages", None, s.messages),
         ("discarded", None, s.discarded),
         ("replayed", None, s.replayed),
+        ("prefetched", None, s.prefetched),
     ]
 }
 

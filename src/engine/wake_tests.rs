@@ -1,0 +1,110 @@
+//! Missed wake-ups of the commit mechanism, reproduced deterministically: the io lock is held
+//! by the test (as a leader or the commit thread would hold it) at the moment a caller starts
+//! to wait, and the store's clock is a manual one that never makes lazy acks due by itself.
+
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use crate::clock::ManualClock;
+use crate::{Store, StoreOptions};
+
+/// Generous bound for a wait that must end (a failure bound, not a timing).
+const BOUND: Duration = Duration::from_secs(20);
+
+fn open(dir: &std::path::Path) -> Store {
+    let clock = ManualClock::new(1_000_000);
+    Store::open(
+        dir,
+        StoreOptions {
+            clock,
+            ..Default::default()
+        },
+    )
+    .unwrap()
+}
+
+/// The store's own engine (a store opened alone is its owner).
+fn engine(s: &Store) -> &super::Engine {
+    match &s.engine {
+        crate::remote::backend::Backend::Local(e, _) => e,
+        crate::remote::backend::Backend::Remote(_) => panic!("a store opened alone is its owner"),
+    }
+}
+
+/// Waits (bounded) until `n` callers wait for a commit.
+fn until_waiters(s: &Store, n: usize) {
+    let end = Instant::now() + BOUND;
+    while engine(s).shared.lock().progress.waiters < n {
+        assert!(Instant::now() < end, "the caller never started to wait");
+        std::thread::yield_now();
+    }
+}
+
+/// A caller waits for a batch that holds only lazy acks (here `flush`; in the field a
+/// receive whose delivery record a leader had taken while later lazy acks filled the batch)
+/// while another thread holds the io lock. When that holder lets go without committing the
+/// batch, the commit thread must commit it at once: the lazy-ack interval never passes on a
+/// manual clock, so holding the batch back as lazy hangs the caller for good.
+#[test]
+fn a_caller_waiting_for_a_batch_of_lazy_acks_is_not_left_waiting() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let q = s.queue("q").unwrap();
+    q.send("m").unwrap();
+    let d = q.receive(Some(Duration::ZERO)).unwrap().unwrap();
+    d.ack().unwrap(); // lazy: pending, not due on the manual clock
+    let io = engine(&s).shared.io.lock().unwrap();
+    let (tx, rx) = mpsc::channel();
+    let e = s.engine.clone();
+    std::thread::spawn(move || drop(tx.send(e.flush())));
+    until_waiters(&s, 1);
+    drop(io);
+    rx.recv_timeout(BOUND)
+        .expect("the caller was never woken")
+        .unwrap();
+    assert_eq!(q.stats().unwrap().messages, 0);
+}
+
+/// A producer blocked by `overflow = block` is woken by the ack (ack durability sync) that
+/// makes room, appends its message and, like the acker, finds the io lock held by a leader that
+/// is not writing their batch. When the leader lets go, their batch must be committed at once,
+/// not at the commit thread's next periodic wake-up (250 ms): here that wake-up is switched
+/// off, so a missed wake-up hangs both until the failure bound.
+#[test]
+fn a_blocked_producer_returns_once_an_ack_made_room() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    engine(&s)
+        .test_hooks()
+        .no_periodic_wake
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    // A commit thread already asleep for its 250 ms is woken, to sleep for good from now on.
+    engine(&s).shared.work.notify_one();
+    let q = s
+        .queue_with(
+            "q",
+            crate::QueueOptions {
+                max_messages: Some(1),
+                overflow: Some(crate::OverflowPolicy::Block { timeout: BOUND }),
+                ack_durability: Some(crate::AckDurability::Sync),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    q.send("a").unwrap();
+    let d = q.receive(Some(Duration::ZERO)).unwrap().unwrap();
+    let (tx, rx) = mpsc::channel();
+    let q2 = q.clone();
+    let producer = tx.clone();
+    std::thread::spawn(move || drop(producer.send(q2.send("b").map(|_| ()))));
+    let io = engine(&s).shared.io.lock().unwrap();
+    std::thread::spawn(move || drop(tx.send(d.ack())));
+    until_waiters(&s, 2); // the acker and the producer wait for their batch
+    drop(io);
+    for _ in 0..2 {
+        rx.recv_timeout(BOUND)
+            .expect("a caller was never woken")
+            .unwrap();
+    }
+    assert_eq!(q.stats().unwrap().messages, 1);
+}
