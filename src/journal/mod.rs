@@ -11,11 +11,13 @@
 //! | `writer.rs` | appending frames, rolling and preallocating segments, fdatasync |
 //! | `reader.rs` | read access to segments for readers outside every lock |
 //! | `recovery.rs` | replay on open: which bytes are records, torn tail or corruption, repair |
+//! | `missing.rs` | the chain of files: a missing segment, one cut short, a damaged header, a stray file |
 //! | `verify.rs` | the read-only integrity check (`mqlite verify`) |
 //! | `test.rs` | unit tests that write, roll, mangle and reopen |
 
 pub mod format;
 pub(crate) mod frame;
+pub(crate) mod missing;
 mod reader;
 pub(crate) mod recovery;
 #[cfg(test)]
@@ -29,6 +31,7 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::io::{join, Vfs};
 
+pub use missing::Missing;
 pub use reader::Files;
 pub use recovery::{Quarantined, RecoveryReport, TornTail};
 use writer::RollError;
@@ -95,6 +98,8 @@ pub struct Journal {
     next_seq: u64,
     synced_seq: u64,
     tail_dirty: bool,
+    /// Whether the tail is of the current format version (it may be given SEAL and TRIM marks).
+    tail_current: bool,
     frame: Vec<u8>,
     now_ms: Box<dyn Fn() -> u64 + Send>,
 }
@@ -122,6 +127,7 @@ impl Journal {
             next_seq: 1,
             synced_seq: 0,
             tail_dirty: false,
+            tail_current: false,
             frame: Vec::new(),
             now_ms,
         };
