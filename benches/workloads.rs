@@ -1416,6 +1416,15 @@ fn child_main(step: &str) {
             );
             store.close().expect("close");
         }
+        "w10-owner" => {
+            // W10's owner: serves the benchmark's client until its stdin closes.
+            let store = open_store(&dir);
+            println!("ready");
+            std::io::Write::flush(&mut std::io::stdout()).expect("flush stdout");
+            let mut rest = Vec::new();
+            let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut rest);
+            store.close().expect("close");
+        }
         other => panic!("unknown child step {other}"),
     }
 }
@@ -1468,6 +1477,102 @@ fn run_w8(cfg: &Cfg, rep: &mut Report) {
     );
 }
 
+/// W10's client side: sync durable `send` from this process, a client of the owner process
+/// serving `dir` (a fresh client per run; the queue's warm-up untimed).
+fn client_w1<'a>(dir: &'a Path, lat: Option<&'a Lat>) -> Step<'a> {
+    let store = Store::open(
+        dir,
+        StoreOptions {
+            open_as: mqlite::OpenAs::Client,
+            ..StoreOptions::default()
+        },
+    )
+    .expect("opening as a client");
+    assert_eq!(store.role(), mqlite::Role::Client);
+    let q = store.queue("q").expect("queue");
+    q.send(Message::new(&b"warm-up"[..])).expect("warm-up send");
+    let b = body(100);
+    new_run(lat);
+    Box::new(move |k| {
+        let _keep = &store;
+        let t0 = Instant::now();
+        for _ in 0..k {
+            let t = Instant::now();
+            q.send(Message::new(b.as_slice())).expect("send");
+            record(lat, t.elapsed());
+        }
+        t0.elapsed()
+    })
+}
+
+/// W10: W1 (sync durable send, 100 B) from a client process against the same from the owner,
+/// interleaved; the owner of the client's store is a child process of this benchmark.
+fn run_w10(cfg: &Cfg, rep: &mut Report) {
+    let n = cfg.w1_n;
+    println!(
+        "\n== W10: sync durable send() of 100 B from a client process vs from the owner, {} msgs/run, {} runs, interleaved",
+        thousands(n as f64),
+        cfg.runs
+    );
+    let dir = cfg.tempdir("w10");
+    let mut owner = Command::new(std::env::current_exe().expect("current_exe"))
+        .env("MQLITE_BENCH_CHILD", "w10-owner")
+        .env("MQLITE_BENCH_CHILD_DIR", dir.path())
+        .env("MQLITE_BENCH_CHILD_N", "0")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("starting the W10 owner");
+    let mut ready = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(owner.stdout.take().expect("owner stdout")),
+        &mut ready,
+    )
+    .expect("reading the owner's ready line");
+    assert_eq!(ready.trim(), "ready", "the W10 owner did not start");
+    let lats: Vec<Lat> = (0..2).map(|_| Lat::default()).collect();
+    let rates = interleave(
+        cfg,
+        10,
+        &[
+            side(n, || client_w1(dir.path(), Some(&lats[0]))),
+            side(n, || ours_w1(cfg, Some(&lats[1]), 0)),
+        ],
+    );
+    drop(owner.stdin.take());
+    let _ = owner.wait();
+    let names = [
+        "mqlite send() from a client process",
+        "mqlite send() in the owner process",
+    ];
+    let mut pct = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let run = median_index(&rates[i]);
+        let (p50, p99) = percentiles(&mut lats[i].borrow_mut()[run]);
+        println!(
+            "  {name:<64} {:<30} p50 {:>7}  p99 {:>7}",
+            rate_str(stat(&rates[i])),
+            us(p50),
+            us(p99)
+        );
+        pct.push((p50, p99));
+    }
+    let (c, o) = (stat(&rates[0]), stat(&rates[1]));
+    let r = c.med / o.med;
+    rep.add(
+        "W10",
+        "client sync send vs owner's (W1 from a client)",
+        [
+            format!("{}, p50 {} p99 {}", rate_str(c), us(pct[0].0), us(pct[0].1)),
+            format!("owner {}/s, p50 {}", thousands(o.med), us(pct[1].0)),
+            format!("{r:.2}× the owner"),
+        ],
+        "≥ 0.85× the owner's W1",
+        verdict(r >= 0.85).to_string(),
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 
 mod w11;
@@ -1486,8 +1591,8 @@ fn main() {
         .collect();
     let sel = |id: &str| want.is_empty() || want.iter().any(|w| w == id);
     for w in &want {
-        if !["W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "W11"].contains(&w.as_str()) {
-            eprintln!("unknown workload {w:?} (known: W1 W2 W3 W4 W5 W6 W7 W8 W11)");
+        if !["W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "W10", "W11"].contains(&w.as_str()) {
+            eprintln!("unknown workload {w:?} (known: W1 W2 W3 W4 W5 W6 W7 W8 W10 W11)");
             std::process::exit(2);
         }
     }
@@ -1554,6 +1659,9 @@ fn main() {
     }
     if sel("W8") {
         run_w8(&cfg, &mut rep);
+    }
+    if sel("W10") {
+        run_w10(&cfg, &mut rep);
     }
     if sel("W11") {
         w11::run_w11(&cfg, &mut rep);

@@ -115,9 +115,11 @@
 #define MQLITE_DEFAULT_DEAD_LETTER_PREFIX "DLQ."
 /** The longest queue name, in bytes of UTF-8. */
 #define MQLITE_MAX_NAME_BYTES 255ULL
+/** How long a client process waits for a store's owner to serve, by default, in ms: at open and while another process takes over after the owner went away (30 s). */
+#define MQLITE_DEFAULT_CONNECT_TIMEOUT_MS 30000ULL
 
 /**
- * The result of every fallible call. `MQLITE_OK` (0) is success; codes 1–14 are the core's
+ * The result of every fallible call. `MQLITE_OK` (0) is success; codes 1–16 are the core's
  * error kinds with the core's numbers (the same kinds as Rust's `ErrorKind` and Python's
  * exception classes); codes from 100 are argument errors only C can make.
  */
@@ -186,6 +188,16 @@ enum mqlite_status
    * A bug inside mqlite (a caught panic). Please report it.
    */
   MQLITE_INTERNAL = 14,
+  /**
+   * The delivery was handed out by a store owner process that has since died or closed: it
+   * can no longer be settled; the message comes back with its delivery count incremented.
+   */
+  MQLITE_DELIVERY_LOST = 15,
+  /**
+   * A client lost its store's owner and no owner served again within the connect timeout, or
+   * the call's outcome is unknown because the owner died during it.
+   */
+  MQLITE_OWNER_LOST = 16,
   /**
    * A required pointer argument is NULL.
    */
@@ -486,6 +498,65 @@ enum mqlite_subscribe_flag
 typedef enum mqlite_subscribe_flag mqlite_subscribe_flag;
 #else
 typedef uint32_t mqlite_subscribe_flag;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * Which roles `mqlite_store_open` may take when another process has the store open
+ * (`mqlite_store_options_set_open_as`).
+ */
+enum mqlite_open_as
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * Owner if no other process owns the store, else a client of the process that does (and
+   * its successor if that owner goes away). The default.
+   */
+  MQLITE_OPEN_AS_ANY = 0,
+  /**
+   * Only as owner: if another process owns the store, open fails with `MQLITE_LOCKED`
+   * naming its pid.
+   */
+  MQLITE_OPEN_AS_OWNER = 1,
+  /**
+   * Only as client: open waits up to the connect timeout for an owner to serve, and never
+   * takes the store over.
+   */
+  MQLITE_OPEN_AS_CLIENT = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum mqlite_open_as mqlite_open_as;
+#else
+typedef uint32_t mqlite_open_as;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * The part this process plays for an open store (`mqlite_store_role`).
+ */
+enum mqlite_role
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * This process holds the store's lock, keeps its journal and serves the other processes.
+   */
+  MQLITE_ROLE_OWNER = 1,
+  /**
+   * Another process owns the store; this one is served by it over the store's socket
+   * (`owner.sock` in the store directory).
+   */
+  MQLITE_ROLE_CLIENT = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum mqlite_role mqlite_role;
+#else
+typedef uint32_t mqlite_role;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
@@ -1578,11 +1649,35 @@ mqlite_status mqlite_queue_consumer(const mqlite_queue *queue,
 bool mqlite_queue_is_memory(const mqlite_queue *queue);
 
 /**
+ * Sets which roles open may take (`MQLITE_OPEN_AS_*`; unknown values:
+ * `MQLITE_INVALID_ARGUMENT`) and how long, in ms, a client waits for an owner to serve, at
+ * open and while another process takes the store over (0: the default,
+ * `MQLITE_DEFAULT_CONNECT_TIMEOUT_MS`).
+ */
+mqlite_status mqlite_store_options_set_open_as(mqlite_store_options *options,
+                                               uint32_t open_as,
+                                               uint64_t connect_timeout_ms,
+                                               mqlite_error **err);
+
+/**
+ * Writes this process's role for `store` (`MQLITE_ROLE_OWNER` or `MQLITE_ROLE_CLIENT`) to
+ * `*role_out` and the owner's pid (this process's own for an owner) to `*owner_pid_out` (may
+ * be NULL). A client that took the store over after its owner went away is an owner from then
+ * on. `MQLITE_CLOSED` after close.
+ */
+mqlite_status mqlite_store_role(const mqlite_store *store,
+                                uint32_t *role_out,
+                                uint32_t *owner_pid_out,
+                                mqlite_error **err);
+
+/**
  * Opens (and, by default, creates) the store in directory `path` (`path_len` bytes, no NUL
  * needed; any bytes but NUL) and recovers its durable state. `options` may be NULL for the
  * defaults; it is only read during the call. On success `*store_out` owns the new store.
- * Fails with `MQLITE_LOCKED` (naming the owner's pid) if another opener holds it, or
- * `MQLITE_CORRUPT` naming the file and offset of damage that is not a torn tail.
+ * If another process owns the store, this one becomes its client (same API, see
+ * `mqlite_store_role`), unless `mqlite_store_options_set_open_as` forbids it: then
+ * `MQLITE_LOCKED` naming the owner's pid. `MQLITE_CORRUPT` names the file and offset of damage
+ * that is not a torn tail.
  */
 mqlite_status mqlite_store_open(const char *path,
                                 size_t path_len,

@@ -102,4 +102,7 @@ constants! {
     pub const DEFAULT_DEAD_LETTER_PREFIX: &str = "DLQ.";
     /// The longest queue name, in bytes of UTF-8.
     pub const MAX_NAME_BYTES: u64 = 255;
+    /// How long a client process waits for a store's owner to serve, by default, in ms: at open
+    /// and while another process takes over after the owner went away (30 s).
+    pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 30_000;
 }

@@ -26,6 +26,8 @@ pub struct Delivery {
     consumer: ConsumerId,
     /// Settled through this handle (or handed over already settled: auto-ack).
     settled: bool,
+    /// Which connection to the store's owner handed it out (0: this process's engine).
+    origin: u64,
     mode: AckMode,
 }
 
@@ -47,7 +49,13 @@ impl Deref for Delivery {
 }
 
 impl Delivery {
-    fn new(queue: &Queue, consumer: ConsumerId, mode: AckMode, r: Received) -> Delivery {
+    fn new(
+        queue: &Queue,
+        consumer: ConsumerId,
+        mode: AckMode,
+        origin: u64,
+        r: Received,
+    ) -> Delivery {
         Delivery {
             queue: queue.clone(),
             message: r.message,
@@ -55,6 +63,7 @@ impl Delivery {
             tag: r.tag,
             consumer,
             settled: mode == AckMode::Auto,
+            origin,
             mode,
         }
     }
@@ -98,6 +107,7 @@ impl Delivery {
             id: self.id(),
             tag: self.tag,
             consumer: self.consumer,
+            origin: self.origin,
         }
     }
 
@@ -186,10 +196,10 @@ impl Queue {
     /// Receives up to `n` messages, waiting up to `timeout` for the first; their delivery
     /// counts are made durable with one record before they are handed over.
     pub fn receive_batch(&self, n: usize, timeout: Option<Duration>) -> Result<Vec<Delivery>> {
-        let got = self.engine.receive(self.id, ConsumerId::NONE, n, timeout)?;
+        let (origin, got) = self.engine.receive(self.id, ConsumerId::NONE, n, timeout)?;
         Ok(got
             .into_iter()
-            .map(|r| Delivery::new(self, ConsumerId::NONE, AckMode::Explicit, r))
+            .map(|r| Delivery::new(self, ConsumerId::NONE, AckMode::Explicit, origin, r))
             .collect())
     }
 
@@ -276,13 +286,13 @@ impl Consumer {
     pub fn receive_batch(&self, n: usize, timeout: Option<Duration>) -> Result<Vec<Delivery>> {
         let id = self.id.clone()?;
         let engine = &self.queue.engine;
-        let got = match &self.selector {
+        let (origin, got) = match &self.selector {
             None => engine.receive(self.queue.id, id, n, timeout)?,
             Some(s) => engine.receive_selected(self.queue.id, id, n, timeout, s)?,
         };
         Ok(got
             .into_iter()
-            .map(|r| Delivery::new(&self.queue, id, self.mode, r))
+            .map(|r| Delivery::new(&self.queue, id, self.mode, origin, r))
             .collect())
     }
 

@@ -100,6 +100,10 @@ error_kinds! {
     WouldDeadlock = 13, "would_deadlock";
     /// A bug inside mqlite (a caught panic). Please report it.
     Internal = 14, "internal";
+    /// The delivery was handed out by a store owner process that has since died or closed: it can no longer be settled, and the message comes back through recovery with its delivery count incremented.
+    DeliveryLost = 15, "delivery_lost";
+    /// A client lost its store's owner process and no owner served again within the connect timeout, or a call's outcome is unknown because the owner died during it.
+    OwnerLost = 16, "owner_lost";
 }
 
 /// An mqlite error: a [`ErrorKind`] and a message that names what is concerned.

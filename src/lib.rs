@@ -52,6 +52,7 @@ mod options;
 pub mod policy;
 mod queue;
 mod queue_dedup;
+pub mod remote;
 pub mod selector;
 mod store;
 mod topic;
@@ -65,11 +66,11 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use compact::CompactReport;
 pub use defaults::{
     DEFAULT_BACKOFF_MULTIPLIER, DEFAULT_BATCHED_MAX_DELAY_MS, DEFAULT_BLOCK_TIMEOUT_MS,
-    DEFAULT_COMPACT_BELOW, DEFAULT_DEAD_LETTER_PREFIX, DEFAULT_DEAD_LETTER_QUEUE,
-    DEFAULT_DEDUP_WINDOW_COUNT, DEFAULT_DEDUP_WINDOW_MS, DEFAULT_MAX_BODY_BYTES,
-    DEFAULT_MAX_PENDING_BYTES, DEFAULT_MAX_PENDING_MESSAGES, DEFAULT_MAX_REDELIVERIES,
-    DEFAULT_PRIORITY, DEFAULT_REDELIVERY_DELAY_MS, DEFAULT_SEGMENT_BYTES, MAX_BODY_BYTES,
-    MAX_NAME_BYTES, MAX_PRIORITY, MAX_SEGMENT_BYTES, MIN_SEGMENT_BYTES,
+    DEFAULT_COMPACT_BELOW, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_DEAD_LETTER_PREFIX,
+    DEFAULT_DEAD_LETTER_QUEUE, DEFAULT_DEDUP_WINDOW_COUNT, DEFAULT_DEDUP_WINDOW_MS,
+    DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_PENDING_BYTES, DEFAULT_MAX_PENDING_MESSAGES,
+    DEFAULT_MAX_REDELIVERIES, DEFAULT_PRIORITY, DEFAULT_REDELIVERY_DELAY_MS, DEFAULT_SEGMENT_BYTES,
+    MAX_BODY_BYTES, MAX_NAME_BYTES, MAX_PRIORITY, MAX_SEGMENT_BYTES, MIN_SEGMENT_BYTES,
 };
 pub use delivery::{Consumer, Delivery, Listener};
 pub use engine::record;
@@ -85,6 +86,7 @@ pub use options::{
 };
 pub use policy::RedeliveryPolicy;
 pub use queue::{Queue, QueueStats, ReplayFilter};
+pub use remote::{OpenAs, Role};
 pub use store::Store;
 pub use topic::{Subscription, SubscriptionInfo, SubscriptionOptions, Topic, TopicStats};
 pub use txn::Transaction;

@@ -185,7 +185,7 @@ impl From<MetaV1> for Meta {
 /// let m = Message::new("hello").property("kind", "greeting").priority(7).ttl(Duration::from_secs(60));
 /// assert_eq!(m.body(), b"hello");
 /// ```
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Message {
     pub(crate) body: Vec<u8>,
     pub(crate) meta: Meta,
@@ -331,9 +331,13 @@ impl Message {
         self.meta.group.as_deref()
     }
 
-    /// The dedup key.
+    /// The dedup key (none for a message sent by a client process without one: the key it
+    /// got automatically, to store a resent message once, is not the program's).
     pub fn get_dedup_key(&self) -> Option<&str> {
-        self.meta.dedup_key.as_deref()
+        self.meta
+            .dedup_key
+            .as_deref()
+            .filter(|k| !k.starts_with(crate::remote::AUTO_KEY_PREFIX))
     }
 
     /// The id (set on stored and delivered messages).

@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 
 /// When and how often a failed message is delivered again, with ActiveMQ's field names and
 /// defaults: 6 redeliveries, 1 s apart, exponential backoff (×5) off.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RedeliveryPolicy {
     /// Redeliveries before the message is dead-lettered: −1 = unlimited, 0 = the first failure
     /// dead-letters. Default 6 (so the 7th failure dead-letters).

@@ -4,9 +4,10 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use crate::engine::{Engine, QueueId};
+use crate::engine::QueueId;
 use crate::error::{Error, ErrorKind, Result};
 use crate::message::{Message, MessageId};
+use crate::remote::backend::Backend;
 
 pub use crate::engine::{QueueStats, ReplayFilter};
 
@@ -14,7 +15,7 @@ pub use crate::engine::{QueueStats, ReplayFilter};
 /// call fails with `Closed` once the store is closed.
 #[derive(Clone)]
 pub struct Queue {
-    pub(crate) engine: Engine,
+    pub(crate) engine: Backend,
     pub(crate) id: QueueId,
     name: Arc<str>,
 }
@@ -26,7 +27,7 @@ impl std::fmt::Debug for Queue {
 }
 
 impl Queue {
-    pub(crate) fn new(engine: Engine, id: QueueId, name: &str) -> Queue {
+    pub(crate) fn new(engine: Backend, id: QueueId, name: &str) -> Queue {
         Queue {
             engine,
             id,
@@ -47,7 +48,7 @@ impl Queue {
     /// Sends `msg` and waits until it is durable (per the queue's durability). Returns its id
     /// (for a dedup hit, the first message's id).
     pub fn send(&self, msg: impl Into<Message>) -> Result<MessageId> {
-        self.engine.send(self.id, &msg.into())
+        self.engine.send(self.id.into(), msg.into())
     }
 
     /// Sends many messages with one lock, one record batch and one wait: all are durable when it
@@ -58,7 +59,7 @@ impl Queue {
         msgs: impl IntoIterator<Item = M>,
     ) -> Result<Vec<MessageId>> {
         self.engine
-            .send_batch(self.id, msgs.into_iter().map(Into::into))
+            .send_batch(self.id.into(), msgs.into_iter().map(Into::into))
     }
 
     /// Sends without waiting. `callback` runs exactly once, on a library thread, with the id once
@@ -71,7 +72,7 @@ impl Queue {
         F: FnOnce(Result<MessageId>) + Send + 'static,
     {
         self.engine
-            .send_async(self.id, msg.into(), Box::new(callback))
+            .send_async(self.id.into(), msg.into(), Box::new(callback))
     }
 
     /// Sends and returns a future that resolves once the message is durable (for tokio and other

@@ -30,10 +30,11 @@ use std::future::Future;
 use std::ops::Deref;
 use std::sync::Arc;
 
-use crate::engine::{Dest, Engine};
+use crate::engine::Dest;
 use crate::error::{Error, ErrorKind, Result};
 use crate::message::{Message, MessageId};
 use crate::queue::Queue;
+use crate::remote::backend::Backend;
 use crate::selector::check_topic_name;
 
 pub use crate::engine::{SubscriptionInfo, SubscriptionOptions, TopicStats};
@@ -43,7 +44,7 @@ pub use crate::engine::{SubscriptionInfo, SubscriptionOptions, TopicStats};
 /// handle is only its checked name.
 #[derive(Clone)]
 pub struct Topic {
-    engine: Engine,
+    engine: Backend,
     name: Arc<str>,
 }
 
@@ -54,7 +55,7 @@ impl std::fmt::Debug for Topic {
 }
 
 impl Topic {
-    pub(crate) fn new(engine: Engine, name: &str) -> Result<Topic> {
+    pub(crate) fn new(engine: Backend, name: &str) -> Result<Topic> {
         check_topic_name(name)?;
         Ok(Topic {
             engine,
@@ -67,7 +68,7 @@ impl Topic {
         &self.name
     }
 
-    pub(crate) fn engine(&self) -> &Engine {
+    pub(crate) fn engine(&self) -> &Backend {
         &self.engine
     }
 
@@ -81,7 +82,7 @@ impl Topic {
     /// over the body limit; `QueueFull` naming a subscription at its limit (nothing is stored);
     /// `Closed`, `Poisoned`, `NoSpace` as for a send.
     pub fn publish(&self, msg: impl Into<Message>) -> Result<MessageId> {
-        self.engine.send(Dest::Topic(&self.name), &msg.into())
+        self.engine.send(Dest::Topic(&self.name), msg.into())
     }
 
     /// Publishes many messages with one lock, one record batch and one wait. If one is refused

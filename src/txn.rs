@@ -2,10 +2,11 @@
 //! request at commit).
 
 use crate::delivery::Delivery;
-use crate::engine::{Engine, TxnDest, TxnSpec};
+use crate::engine::{TxnDest, TxnSpec};
 use crate::error::{Error, Result};
 use crate::message::{Message, MessageId};
 use crate::queue::Queue;
+use crate::remote::backend::Backend;
 use crate::store::Store;
 
 /// A transaction: sends, publishes and acks, across any queues and topics of one store, that take effect together at
@@ -16,7 +17,7 @@ use crate::store::Store;
 ///
 /// A full queue fails the commit with `QueueFull` (a transaction does not block on a limit).
 pub struct Transaction {
-    engine: Engine,
+    engine: Backend,
     sends: Vec<(TxnDest, Message)>,
     acks: Vec<Delivery>,
     finished: bool,
@@ -113,7 +114,7 @@ impl Transaction {
             sends: std::mem::take(&mut self.sends),
             acks: self.acks.iter().map(Delivery::reference).collect(),
         };
-        let ids = self.engine.commit_txn(&spec)?;
+        let ids = self.engine.commit_txn(spec)?;
         for d in self.acks.iter_mut() {
             d.mark_settled();
         }

@@ -131,14 +131,25 @@ fn t14_symlinks_locks_and_modes() {
         0o600,
         "segment mode"
     );
-    // A second opener, in this process, by the real path or the link: Locked, naming our pid.
+    // The owner's socket: 0600 in the 0700 directory.
+    assert_eq!(mode(&real.join("owner.sock")), 0o600, "owner.sock mode");
+    // A second opener that refuses to be a client, in this process, by the real path or the
+    // link: Locked, naming our pid.
     let pid = std::process::id().to_string();
+    let owner_only = || StoreOptions {
+        open_as: OpenAs::Owner,
+        ..Default::default()
+    };
     for p in [&real, &link] {
-        let e = Store::open(p, StoreOptions::default()).expect_err("second opener");
+        let e = Store::open(p, owner_only()).expect_err("second opener");
         assert_eq!(e.kind(), ErrorKind::Locked, "{e}");
         assert!(e.message().contains(&pid), "{e} must name pid {pid}");
     }
-    // A second opener in another process.
+    // By the link, a default opener becomes a client of the owner (the same directory).
+    let c = Store::open(&link, StoreOptions::default()).unwrap();
+    assert_eq!(c.role(), Role::Client);
+    drop(c);
+    // A second opener in another process that refuses to be a client.
     let out = std::process::Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
@@ -197,7 +208,11 @@ fn child_opens_store() {
     let Ok(dir) = std::env::var("MQLITE_CHILD_OPEN") else {
         return;
     };
-    match Store::open(&dir, StoreOptions::default()) {
+    let owner_only = StoreOptions {
+        open_as: OpenAs::Owner,
+        ..Default::default()
+    };
+    match Store::open(&dir, owner_only) {
         Ok(_) => println!("@@ opened"),
         Err(e) => println!("@@ {} {}", e.kind(), e.message()),
     }

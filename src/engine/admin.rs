@@ -8,7 +8,7 @@ use crate::message::Message;
 use crate::options::{QueueOptions, Resolved};
 
 /// Counters and gauges of one queue.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct QueueStats {
     /// Messages ready for delivery now.
     pub depth: u64,

@@ -182,6 +182,9 @@ impl State {
                         s.h.timestamp
                     };
                     msg.meta.repeat = (left > 1).then_some((period, left - 1));
+                    // The dedup key named the send, not its occurrences: kept, it would make the
+                    // dedup window swallow the next occurrence.
+                    msg.meta.dedup_key = None;
                     msg.deliver_at_ms = Some(base.saturating_add(period).max(now));
                     msg.delay_ms = None;
                     // The occurrence is stored "as of" its due time so TTLs count from it.

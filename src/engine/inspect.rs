@@ -13,7 +13,7 @@ use crate::message::{Message, MessageId};
 use crate::options::check_name;
 
 /// Where a stored message is in its queue's life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum MessageState {
     /// Waiting, deliverable now.
     Ready,
@@ -73,7 +73,7 @@ impl super::queue::QueueState {
 
 /// A message as stored in a queue: the message (id, send time, expiry, properties, headers,
 /// dead-letter information) and its delivery state.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct StoredMessage {
     /// The message, as a delivery would carry it.
     pub message: Message,
@@ -86,7 +86,7 @@ pub struct StoredMessage {
 }
 
 /// Which messages [`Queue::transfer`](crate::Queue::transfer) moves or copies, and where.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct TransferFilter {
     /// The queue they go to (created if new). Must differ from the source.
     pub to: String,
@@ -101,7 +101,7 @@ pub struct TransferFilter {
 }
 
 /// What [`Queue::transfer`](crate::Queue::transfer) did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TransferReport {
     /// Messages that passed the filter.
     pub matched: u64,
@@ -113,7 +113,7 @@ pub struct TransferReport {
 }
 
 /// What [`Store::compact`](crate::Store::compact) did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CompactReport {
     /// Journal segments before.
     pub segments_before: usize,

@@ -106,6 +106,9 @@ pub(crate) struct DeliveryRef {
     pub tag: DeliveryTag,
     /// The consumer it was handed to (cumulative acks are per consumer).
     pub consumer: ConsumerId,
+    /// Which connection to the store's owner handed it out (0: this process's own engine); a
+    /// delivery of an earlier connection can no longer be settled (see `src/remote`).
+    pub origin: u64,
 }
 
 /// How a delivery is settled.

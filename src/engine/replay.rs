@@ -11,7 +11,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::message::{DeadLetterInfo, DeadLetterReason, Message, MessageId};
 
 /// Which dead letters [`Queue::replay`](crate::Queue::replay) moves, and where.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct ReplayFilter {
     /// Only dead letters with this reason.
     pub reason: Option<DeadLetterReason>,

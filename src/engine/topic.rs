@@ -53,7 +53,7 @@ pub(crate) fn refuse_subscription_queue(name: &str) -> Result<()> {
 }
 
 /// What a subscriber asks for: [`crate::Store::subscribe`]'s options.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct SubscriptionOptions {
     /// The subscription's name (1–255 bytes of UTF-8, no control characters). Required for a
     /// durable or shared subscription, which is found again by it; a non-durable unshared
@@ -122,7 +122,7 @@ impl Sub {
 }
 
 /// Counters of one topic since the store was opened.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TopicStats {
     /// Messages published that reached at least one subscription.
     pub published: u64,
@@ -134,7 +134,7 @@ pub struct TopicStats {
 }
 
 /// One subscription, as listed by [`crate::Store::subscriptions`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SubscriptionInfo {
     /// Its name.
     pub name: String,

@@ -5,7 +5,7 @@ use std::ffi::{c_char, CString};
 use super::boundary::guard_value;
 use crate::error::ErrorKind;
 
-/// The result of every fallible call. `MQLITE_OK` (0) is success; codes 1–14 are the core's
+/// The result of every fallible call. `MQLITE_OK` (0) is success; codes 1–16 are the core's
 /// error kinds with the core's numbers (the same kinds as Rust's `ErrorKind` and Python's
 /// exception classes); codes from 100 are argument errors only C can make.
 #[repr(u32)]
@@ -42,6 +42,12 @@ pub enum mqlite_status {
     MQLITE_WOULD_DEADLOCK = 13,
     /// A bug inside mqlite (a caught panic). Please report it.
     MQLITE_INTERNAL = 14,
+    /// The delivery was handed out by a store owner process that has since died or closed: it
+    /// can no longer be settled; the message comes back with its delivery count incremented.
+    MQLITE_DELIVERY_LOST = 15,
+    /// A client lost its store's owner and no owner served again within the connect timeout, or
+    /// the call's outcome is unknown because the owner died during it.
+    MQLITE_OWNER_LOST = 16,
     /// A required pointer argument is NULL.
     MQLITE_NULL_ARGUMENT = 100,
     /// A string argument is not valid UTF-8.
@@ -68,10 +74,12 @@ impl mqlite_status {
             ErrorKind::AlreadySettled => MQLITE_ALREADY_SETTLED,
             ErrorKind::WouldDeadlock => MQLITE_WOULD_DEADLOCK,
             ErrorKind::Internal => MQLITE_INTERNAL,
+            ErrorKind::DeliveryLost => MQLITE_DELIVERY_LOST,
+            ErrorKind::OwnerLost => MQLITE_OWNER_LOST,
         }
     }
 
-    /// The static NUL-terminated name of a status code: the core kind's name for codes 1–14.
+    /// The static NUL-terminated name of a status code: the core kind's name for codes 1–16.
     fn as_cstr(code: u32) -> &'static str {
         match code {
             0 => "ok\0",

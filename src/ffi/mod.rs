@@ -21,6 +21,7 @@ pub mod listener;
 pub mod message;
 pub mod options;
 pub mod queue;
+pub mod remote;
 pub mod store;
 pub mod topic;
 pub mod transaction;

@@ -43,8 +43,10 @@ pub struct mqlite_recovery_report {
 /// Opens (and, by default, creates) the store in directory `path` (`path_len` bytes, no NUL
 /// needed; any bytes but NUL) and recovers its durable state. `options` may be NULL for the
 /// defaults; it is only read during the call. On success `*store_out` owns the new store.
-/// Fails with `MQLITE_LOCKED` (naming the owner's pid) if another opener holds it, or
-/// `MQLITE_CORRUPT` naming the file and offset of damage that is not a torn tail.
+/// If another process owns the store, this one becomes its client (same API, see
+/// `mqlite_store_role`), unless `mqlite_store_options_set_open_as` forbids it: then
+/// `MQLITE_LOCKED` naming the owner's pid. `MQLITE_CORRUPT` names the file and offset of damage
+/// that is not a torn tail.
 #[no_mangle]
 pub extern "C" fn mqlite_store_open(
     path: *const c_char,

@@ -7,14 +7,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
 use crate::clock::{Clock, SystemClock};
 use crate::defaults::*;
 use crate::error::{Error, ErrorKind, Result};
 use crate::io::{RealFs, Vfs};
 use crate::policy::RedeliveryPolicy;
+use crate::remote::OpenAs;
 
 /// When a send, ack or commit counts as done (the durability contract: see [`crate::docs::durability`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Durability {
     /// Returns (or fires its callback) only after the record is `fdatasync`'d. The default.
     Sync,
@@ -38,7 +41,7 @@ impl Durability {
 }
 
 /// What a send does when its queue is at its backlog limit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum OverflowPolicy {
     /// Wait up to `timeout` for room, then fail with `QueueFull`.
     Block {
@@ -61,7 +64,7 @@ impl OverflowPolicy {
 }
 
 /// Where dead letters go.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DeadLetterStrategy {
     /// One queue for the whole store, named `name` (default [`DEFAULT_DEAD_LETTER_QUEUE`], `DLQ`).
     Shared {
@@ -108,7 +111,7 @@ impl Default for DeadLetterStrategy {
 }
 
 /// What happens to a message group when one of its messages fails.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum GroupFailurePolicy {
     /// Retry the failed message in place; the group waits. The default.
     #[default]
@@ -120,7 +123,7 @@ pub enum GroupFailurePolicy {
 }
 
 /// How deliveries are acknowledged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum AckMode {
     /// Each delivery is settled on its own. The default.
     #[default]
@@ -132,7 +135,7 @@ pub enum AckMode {
 }
 
 /// Options of one queue. Unset fields take the store's defaults.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct QueueOptions {
     /// Overrides the store's durability for this queue.
     pub durability: Option<Durability>,
@@ -251,6 +254,12 @@ pub struct StoreOptions {
     pub vfs: Arc<dyn Vfs>,
     /// Compact the oldest segment when its live data is below this fraction (0–1). Default 0.25.
     pub compact_below: f64,
+    /// Which roles `open` may take when several processes open the store: owner or client
+    /// ([`OpenAs::Any`], the default), owner only, or client only.
+    pub open_as: OpenAs,
+    /// How long a client waits for an owner to serve: at open, and after its owner went away
+    /// (while another process takes over and recovers). Default 30 s; then `OwnerLost`.
+    pub connect_timeout: Duration,
 }
 
 impl std::fmt::Debug for StoreOptions {
@@ -282,6 +291,8 @@ impl Default for StoreOptions {
             clock: Arc::new(SystemClock),
             vfs: Arc::new(RealFs),
             compact_below: DEFAULT_COMPACT_BELOW,
+            open_as: OpenAs::Any,
+            connect_timeout: Duration::from_millis(DEFAULT_CONNECT_TIMEOUT_MS),
         }
     }
 }

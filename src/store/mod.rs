@@ -4,17 +4,22 @@
 mod lock;
 mod threads;
 
+pub(crate) use lock::DirLock;
+pub(crate) use lock::{lock_file, HeldLock};
+pub(crate) use threads::start as start_threads;
+
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use crate::engine::{on_library_thread, Engine, Io, Rebuild};
+use crate::engine::on_library_thread;
 use crate::error::{Error, ErrorKind, Result};
-use crate::journal::{Journal, RecoveryReport};
+use crate::journal::RecoveryReport;
 use crate::options::{QueueOptions, StoreOptions};
 use crate::queue::Queue;
-use lock::DirLock;
-pub(crate) use lock::{lock_file, HeldLock};
+use crate::remote::backend::Backend;
+use crate::remote::client::Client;
+use crate::remote::owner::Owner;
+use crate::remote::{dir_identity, OpenAs, Role};
 
 /// An open store. Dropping it closes it (flushing pending sends and completing every callback).
 ///
@@ -28,11 +33,11 @@ pub(crate) use lock::{lock_file, HeldLock};
 /// d.ack().unwrap();
 /// ```
 pub struct Store {
-    pub(crate) engine: Engine,
+    pub(crate) engine: Backend,
     dir: PathBuf,
-    lock: Arc<DirLock>,
+    /// Set when this process owns the store (else it is a client of the owner).
+    owner: Option<Owner>,
     report: RecoveryReport,
-    _waker: Arc<dyn Fn() + Send + Sync>,
 }
 
 impl std::fmt::Debug for Store {
@@ -97,49 +102,69 @@ impl Store {
     /// durable state: a torn tail is cut off; corruption elsewhere is an error of kind `Corrupt`
     /// naming the file and offset (unless `options.repair`). Options that cannot work are
     /// `InvalidArgument` before anything is touched.
+    ///
+    /// Several processes may open one store: the first (the one that gets the store's lock)
+    /// becomes its **owner** and serves the others, which become its **clients** (see
+    /// [`Store::role`]) with the same API; `options.open_as` restricts the roles allowed.
     pub fn open(dir: impl AsRef<Path>, options: StoreOptions) -> Result<Store> {
         options.validate()?;
         let dir = prepare_dir(dir.as_ref(), options.create)?;
-        let lock = Arc::new(DirLock::acquire(&dir)?);
-        let clock = options.clock.clone();
-        let mut rb = Rebuild::default();
-        let clock2 = clock.clone();
-        let (journal, report) = Journal::open(
-            options.vfs.clone(),
-            &dir,
-            options.segment_bytes,
-            options.repair,
-            Box::new(move || clock2.now_ms()),
-            &mut |seg, off, len, k, body| rb.apply(seg, off, len, k, body),
-        )?;
-        let io = Io::new(journal);
-        let files = io.files();
-        let mut report = report;
-        let state = rb.into_state(
-            &options,
-            io.segments(),
-            clock.now_ms(),
-            &mut report.lost_queues,
-        )?;
-        let engine = Engine::new(state, io, files, options);
-        let waker = engine.waker();
-        clock.subscribe(Arc::downgrade(&waker));
-        if let Err(e) = threads::start(&engine, lock.clone()) {
-            if engine.begin_close().is_ok() {
-                let _ = engine.finish_close();
+        let deadline = std::time::Instant::now() + options.connect_timeout;
+        let mut backoff = std::time::Duration::from_millis(2);
+        loop {
+            if options.open_as != OpenAs::Client {
+                match Owner::open(&dir, &options) {
+                    Ok(owner) => {
+                        return Ok(Store {
+                            engine: Backend::local(owner.engine.clone()),
+                            report: owner.report.clone(),
+                            owner: Some(owner),
+                            dir,
+                        })
+                    }
+                    Err(e) if e.kind() == ErrorKind::Locked && options.open_as == OpenAs::Any => {}
+                    Err(e) => return Err(e),
+                }
             }
-            return Err(e);
+            let may_own = options.open_as == OpenAs::Any;
+            let id = dir_identity(&dir)?;
+            match Client::connect(dir.clone(), id, &options, may_own) {
+                Ok(c) => {
+                    return Ok(Store {
+                        engine: Backend::Remote(c),
+                        dir,
+                        owner: None,
+                        report: RecoveryReport::default(),
+                    })
+                }
+                // The owner went away while we connected: take the lock or find the next one.
+                Err(e)
+                    if e.kind() == ErrorKind::OwnerLost && std::time::Instant::now() < deadline => {
+                }
+                Err(e) => return Err(e),
+            }
+            std::thread::sleep(backoff);
+            backoff = (backoff * 2).min(std::time::Duration::from_millis(100));
         }
-        let store = Store {
-            engine,
-            dir,
-            lock,
-            report,
-            _waker: waker,
-        };
-        // Make the recovery's own records (crash failures) durable before returning.
-        store.flush()?;
-        Ok(store)
+    }
+
+    /// Whether this process owns the store (and serves the other processes that opened it) or
+    /// is a client of the process that does. A client that took the store over when its owner
+    /// went away is an owner from then on.
+    pub fn role(&self) -> Role {
+        match &self.engine {
+            Backend::Local(..) => Role::Owner,
+            Backend::Remote(c) if c.hosts_owner() => Role::Owner,
+            Backend::Remote(_) => Role::Client,
+        }
+    }
+
+    /// The pid of the process that owns the store (this process's own for an owner).
+    pub fn owner_pid(&self) -> u32 {
+        match &self.engine {
+            Backend::Local(..) => std::process::id(),
+            Backend::Remote(c) => c.owner_pid(),
+        }
     }
 
     /// What recovery found when this store was opened.
@@ -230,12 +255,11 @@ impl Store {
     /// store's own callbacks it fails with `WouldDeadlock` instead of waiting for itself.
     /// Returns `Poisoned` if an earlier write or fsync failed (or a library thread panicked).
     pub fn close(&self) -> Result<()> {
-        if self.engine.begin_close()? {
-            return Ok(());
+        match (&self.owner, &self.engine) {
+            (Some(o), _) => o.close(),
+            (None, Backend::Remote(c)) => c.close(),
+            (None, Backend::Local(..)) => Ok(()),
         }
-        let r = self.engine.finish_close();
-        self.lock.release();
-        r
     }
 
     /// `Ok` while the store is open and not poisoned (for the C face's own checks).
@@ -250,10 +274,11 @@ impl Drop for Store {
         if on_library_thread() {
             // Dropped inside a callback: stop without joining ourselves. The commit thread
             // flushes, then releases the lock; an open of this directory waits for that.
-            let lock = &self.lock;
-            self.engine
-                .close_in_background(|| lock.closing_in_background());
-            return;
+            match (&self.owner, &self.engine) {
+                (Some(o), _) => return o.close_in_background(),
+                (None, Backend::Remote(c)) => return c.close_in_background(),
+                (None, Backend::Local(..)) => {}
+            }
         }
         let _ = self.close();
     }

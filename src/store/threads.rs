@@ -72,7 +72,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(dir.path(), StoreOptions::default()).unwrap();
         let q = s.queue("q").unwrap();
-        s.engine
+        let crate::remote::backend::Backend::Local(engine, _) = &s.engine else {
+            panic!("a store opened alone is its owner");
+        };
+        engine
             .test_hooks()
             .panic_in_callback_loop
             .store(true, Ordering::SeqCst);

@@ -100,6 +100,11 @@ examples() {
     grep -q "acked 36, nacked 28 times, 4 dead letters" "$work/consumer.txt"
 }
 run "examples: producer then consumer with DLQ" examples
+# Several processes on one store (T16 from C): an owner, the producer example as its client,
+# the owner SIGKILLed mid-stream, then the consumer example; nothing lost or stored twice.
+run "compile test_multiproc" build_c tests/c/test_multiproc.c "${pc_flags[@]}" -lpthread -lm -o "$work/test_multiproc"
+[[ -x "$work/test_multiproc" ]] && run "test_multiproc (examples as separate processes, owner killed)" \
+  "$work/test_multiproc" "$work/producer" "$work/consumer"
 vg() { valgrind -q --leak-check=full --errors-for-leak-kinds=definite,possible --error-exitcode="${vg_exit:-1}" "$@"; }
 examples_valgrind() {
   local store="$work/example-store-vg"

@@ -238,7 +238,20 @@ static void store_and_queue(const char *dir) {
     T(INV, mqlite_store_open("a\0b", 3, NULL, &so, ERR));
     V(so == sent);
     T(MQLITE_OK, mqlite_store_open(dir, strlen(dir), NULL, &s, ERR));
-    T(MQLITE_LOCKED, mqlite_store_open(dir, strlen(dir), NULL, &so, ERR));
+    {
+        /* Another opener becomes a client unless it refuses to. */
+        mqlite_store_options *oo = mqlite_store_options_new();
+        T(MQLITE_OK, mqlite_store_options_set_open_as(oo, MQLITE_OPEN_AS_OWNER, 0, ERR));
+        T(MQLITE_LOCKED, mqlite_store_open(dir, strlen(dir), oo, &so, ERR));
+        T(INV, mqlite_store_options_set_open_as(oo, UINT32_MAX, UINT64_MAX, ERR));
+        T(NUL_, mqlite_store_options_set_open_as(NULL, 0, 0, ERR));
+        mqlite_store_options_free(oo);
+        uint32_t r;
+        T(NUL_, mqlite_store_role(NULL, &r, NULL, ERR));
+        T(NUL_, mqlite_store_role(s, NULL, NULL, ERR));
+        T(MQLITE_OK, mqlite_store_role(s, &r, NULL, ERR));
+        V(r == MQLITE_ROLE_OWNER);
+    }
     mqlite_store_free(NULL);
     T(NUL_, mqlite_store_close(NULL, ERR));
     T(NUL_, mqlite_store_flush(NULL, ERR));

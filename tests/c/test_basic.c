@@ -3,6 +3,7 @@
 #include "common.h"
 
 #include <pthread.h>
+#include <unistd.h>
 
 static void test_version(void) {
     const char *v = mqlite_version();
@@ -357,14 +358,38 @@ static void test_after_close(const char *dir) {
     mqlite_delivery_free(d);
     mqlite_queue_free(q);
 
-    /* A second opener gets LOCKED naming the pid. */
+    /* A second opener becomes a client of the owner (the same API); one that refuses to be a
+     * client gets LOCKED naming the owner's pid. */
     s = open_store(dir, NULL);
+    uint32_t role = 0, owner_pid = 0;
+    OK(mqlite_store_role(s, &role, &owner_pid, ERR));
+    CHECK(role == MQLITE_ROLE_OWNER && owner_pid == (uint32_t)getpid());
+    mqlite_store_options *o = mqlite_store_options_new();
+    OK(mqlite_store_options_set_open_as(o, MQLITE_OPEN_AS_OWNER, 0, ERR));
     mqlite_store *s2 = NULL;
     err = NULL;
-    CHECK(mqlite_store_open(dir, strlen(dir), NULL, &s2, &err) == MQLITE_LOCKED);
+    CHECK(mqlite_store_open(dir, strlen(dir), o, &s2, &err) == MQLITE_LOCKED);
     CHECK(s2 == NULL);
     CHECK(strstr(mqlite_error_message(err), "pid") != NULL);
     mqlite_error_free(err);
+    CHECK_STATUS(MQLITE_INVALID_ARGUMENT, mqlite_store_options_set_open_as(o, 7, 0, ERR));
+    OK(mqlite_store_options_set_open_as(o, MQLITE_OPEN_AS_CLIENT, 5000, ERR));
+    OK(mqlite_store_open(dir, strlen(dir), o, &s2, ERR));
+    mqlite_store_options_free(o);
+    OK(mqlite_store_role(s2, &role, NULL, ERR));
+    CHECK(role == MQLITE_ROLE_CLIENT);
+    mqlite_queue *cq = open_queue(s2, "via-owner");
+    uint64_t cid = 0;
+    OK(mqlite_queue_send_bytes(cq, (const uint8_t *)"hi", 2, &cid, ERR));
+    mqlite_queue *oq = open_queue(s, "via-owner");
+    mqlite_delivery *od = NULL;
+    OK(mqlite_queue_receive(oq, 0, &od, ERR));
+    CHECK(od != NULL && mqlite_delivery_id(od) == cid);
+    OK(mqlite_delivery_ack(od, ERR));
+    mqlite_delivery_free(od);
+    mqlite_queue_free(cq);
+    mqlite_queue_free(oq);
+    mqlite_store_free(s2);
     mqlite_store_free(s);
 }
 

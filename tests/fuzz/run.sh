@@ -10,7 +10,7 @@ set -eu
 cd "$(dirname "$0")/../.."   # the repository root; the fuzz crate is tests/fuzz
 SECONDS_PER_TARGET="${1:-30}"
 export RUSTC_BOOTSTRAP=1
-for target in decode recover selector; do
+for target in decode recover selector protocol; do
     mkdir -p "tests/fuzz/target/corpus/$target"
     # A target may have a dictionary of its tokens (tests/fuzz/<target>.dict).
     dict=""

@@ -382,17 +382,53 @@ impl Config {
     pub fn from_file(path: &Path) -> Result<Config, Error> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::Config(format!("reading {}: {e}", path.display())))?;
-        Config::from_toml(&text).map_err(|e| match e {
+        let c = Config::from_toml(&text).map_err(|e| match e {
             Error::Config(m) => Error::Config(format!("{}: {m}", path.display())),
             e => e,
-        })
+        })?;
+        c.check_stats_file()?;
+        Ok(c)
     }
 
-    /// Parses and checks TOML text.
+    /// Parses and checks TOML text. A syntax or type error is one line naming its line and
+    /// column (`line 7, column 12: invalid type: …`), from the parser's span.
     pub fn from_toml(text: &str) -> Result<Config, Error> {
-        let c: Config = toml::from_str(text).map_err(|e| Error::Config(e.to_string()))?;
+        let c: Config = toml::from_str(text).map_err(|e| Error::Config(toml_error(text, &e)))?;
         c.check()?;
         Ok(c)
+    }
+
+    /// Checks that the stats file can be written: its directory exists, is a directory and
+    /// takes a new file (probed by creating and removing one), so that a typo is refused at
+    /// load rather than reported at the first write, `stats_interval` later.
+    pub fn check_stats_file(&self) -> Result<(), Error> {
+        let Some(path) = &self.stats_file else {
+            return Ok(());
+        };
+        let bad = |m: String| Err(Error::Config(format!("stats_file {}: {m}", path.display())));
+        if path.file_name().is_none() {
+            return bad("names no file".into());
+        }
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        match std::fs::metadata(dir) {
+            Err(e) => return bad(format!("its directory {}: {e}", dir.display())),
+            Ok(m) if !m.is_dir() => return bad(format!("{} is not a directory", dir.display())),
+            Ok(_) => {}
+        }
+        let probe = dir.join(format!(".mqlite-bridge-probe-{}", std::process::id()));
+        match std::fs::File::create(&probe) {
+            Ok(_) => {
+                let _ = std::fs::remove_file(&probe);
+                Ok(())
+            }
+            Err(e) => bad(format!(
+                "its directory {} is not writable: {e}",
+                dir.display()
+            )),
+        }
     }
 
     /// Checks what the types cannot: one broker per route, unique names, limits.
@@ -433,21 +469,7 @@ impl Config {
                 ));
             }
         }
-        for r in &self.outbound {
-            if let Some(t) = &r.rabbitmq {
-                if t.exchange.len() > 255 || t.routing_key.len() > 255 {
-                    return bad(format!(
-                        "route {:?}: exchange and routing key are at most 255 bytes",
-                        r.name
-                    ));
-                }
-            }
-        }
-        for r in &self.outbound {
-            if r.nats.as_ref().is_some_and(|t| t.subject.trim().is_empty()) {
-                return bad(format!("route {:?}: the NATS subject is empty", r.name));
-            }
-        }
+        crate::names::check(self).map_err(Error::Config)?;
         match &self.origin {
             Some(o) if o.len() > 200 => return bad("origin is longer than 200 bytes".into()),
             Some(o) if o.trim().is_empty() => {
@@ -479,6 +501,19 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// One line for a TOML error: `line L, column C: <message>` (1-based, from the error's byte
+/// span; the parser's own text is several lines with the source quoted).
+fn toml_error(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim().replace('\n', "; ");
+    let Some(span) = e.span() else {
+        return message;
+    };
+    let before = &text[..span.start.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    format!("line {line}, column {column}: {message}")
 }
 
 /// Checks the shape of a broker URL, `scheme://[user[:password]@]host[:port][/path]`, so that

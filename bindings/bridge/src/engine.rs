@@ -68,8 +68,14 @@ pub(crate) struct Incoming {
 pub(crate) trait Source: Send + 'static {
     /// A delivered broker message.
     type Msg: Send + 'static;
-    /// Connects and starts consuming.
-    fn connect(&mut self) -> impl Future<Output = Result<(), String>> + Send;
+    /// Connects and starts consuming. `Refused` when the broker answers but what the route
+    /// names is missing or unfit (a stream, consumer or queue): the route logs it as an error
+    /// and retries with backoff, since it may be created later; `Transient` when the broker
+    /// is not reachable.
+    fn connect(&mut self) -> impl Future<Output = Result<(), Failure>> + Send;
+    /// Whether the connection is up now (checked while waiting for messages, so that an
+    /// outage is noticed, counted and shown even when no message is due).
+    fn is_connected(&self) -> bool;
     /// Waits for at least one message and returns up to `max` (cancel-safe).
     fn next_batch(
         &mut self,
@@ -265,7 +271,7 @@ pub(crate) async fn outbound<S: Sink>(
                 let Some((d, _, _)) = pending.pop_front() else { continue };
                 match r {
                     Ok(c) => {
-                        Counters::add(&stats.forwarded, 1);
+                        stats.forwarded(1);
                         if c.duplicate {
                             Counters::add(&stats.duplicates, 1);
                         }
@@ -476,6 +482,8 @@ pub(crate) async fn inbound<S: Source>(
     let stats = ctx.stats.clone();
     let mut waits = Waits::new(&ctx.reconnect);
     let mut connected = false;
+    // The first failed attempt of an outage is a warning; the retries are debug.
+    let mut first_failure = true;
     let mut checked = false;
     let mut lag_tick = tokio::time::interval(ctx.stats_interval.min(Duration::from_secs(1)));
     let (name, failed) = (ctx.name.clone(), ctx.failed.clone());
@@ -507,11 +515,27 @@ pub(crate) async fn inbound<S: Source>(
                     }
                     info!(route = %ctx.name, "connected");
                     connected = true;
+                    first_failure = true;
                     waits.reset();
                     stats.up();
                 }
-                Err(e) => {
-                    debug!(route = %ctx.name, "broker not reachable: {e}");
+                Err(Failure::Refused(e)) => {
+                    // A misconfiguration, not an outage: an error every attempt (the backoff
+                    // bounds how often), until an operator creates what is missing.
+                    error!(route = %ctx.name, "{e} (retrying with backoff)");
+                    stats.error(e);
+                    if !waits.sleep(&mut ctx.stop).await {
+                        break;
+                    }
+                    continue;
+                }
+                Err(Failure::Transient(e)) => {
+                    if first_failure {
+                        warn!(route = %ctx.name, "broker not reachable: {e}");
+                    } else {
+                        debug!(route = %ctx.name, "broker not reachable: {e}");
+                    }
+                    first_failure = false;
                     stats.error(e);
                     if !waits.sleep(&mut ctx.stop).await {
                         break;
@@ -524,10 +548,16 @@ pub(crate) async fn inbound<S: Source>(
             biased;
             _ = stopped(&mut ctx.stop) => break,
             _ = lag_tick.tick() => {
-                if let Some(n) = source.lag().await {
-                    Counters::set(&stats.lag, n);
+                // The client may hide an outage from a waiting consumer (async-nats
+                // reconnects underneath it): ask the connection itself.
+                if !source.is_connected() {
+                    Err("connection lost".to_string())
+                } else {
+                    if let Some(n) = source.lag().await {
+                        Counters::set(&stats.lag, n);
+                    }
+                    continue;
                 }
-                continue;
             }
             b = source.next_batch(window) => b,
         };
@@ -579,7 +609,7 @@ async fn store_and_ack<S: Source>(
     Counters::set(&stats.in_flight, 0);
     match r {
         Ok(done) => {
-            Counters::add(&stats.forwarded, done.new);
+            stats.forwarded(done.new);
             Counters::add(&stats.duplicates, done.duplicates);
             source.ack(batch).await.map_err(Failure::Transient)
         }
@@ -592,7 +622,7 @@ async fn store_and_ack<S: Source>(
                 let (s, q) = (store.clone(), queue.clone());
                 match blocking(move || store_batch(&s, &q, vec![item])).await {
                     Ok(done) => {
-                        Counters::add(&stats.forwarded, done.new);
+                        stats.forwarded(done.new);
                         Counters::add(&stats.duplicates, done.duplicates);
                         ok.push(m);
                     }

@@ -54,6 +54,7 @@
 mod config;
 mod engine;
 pub mod mapping;
+mod names;
 #[cfg(feature = "nats")]
 mod nats;
 #[cfg(feature = "rabbitmq")]
@@ -333,6 +334,7 @@ pub fn write_stats(path: &Path, stats: &[RouteStats]) -> Result<(), Error> {
 /// whole `mqlite-bridge --config FILE` command, minus signals and logging.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
     config.check()?;
+    config.check_stats_file()?;
     let dir = config
         .store
         .clone()
@@ -400,15 +402,30 @@ pub async fn signal() {
 /// for good on an error stops the whole bridge (gracefully) and makes this an error, so the
 /// command exits non-zero.
 pub fn main_with_config(path: &Path) -> Result<(), Error> {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        // Colour codes only for a terminal: a log file or journald gets plain text.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+    main_with_config_as(path, false)
+}
+
+/// [`main_with_config`], logging as JSON lines when `json` (one object per event, as
+/// `tracing-subscriber`'s JSON format: `timestamp`, `level`, `fields.message`, `fields.route`).
+pub fn main_with_config_as(path: &Path, json: bool) -> Result<(), Error> {
+    let filter = || {
+        tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
+    };
+    let _ = if json {
+        tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter())
+            .with_writer(std::io::stderr)
+            .try_init()
+    } else {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter())
+            .with_writer(std::io::stderr)
+            // Colours only for a terminal: a log file or journald gets plain text.
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init()
+    };
     let config = Config::from_file(path)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -13,12 +13,21 @@ struct Args {
     /// The configuration file (TOML).
     #[arg(long, short)]
     config: PathBuf,
+    /// Log as JSON lines on stderr (one object per event: timestamp, level, fields with the
+    /// route and the message), and a final error as `{"error":{"message":…}}`.
+    #[arg(long)]
+    json: bool,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    match mqlite_bridge::main_with_config(&args.config) {
+    match mqlite_bridge::main_with_config_as(&args.config, args.json) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if args.json => {
+            let line = serde_json::json!({"error": {"message": e.to_string()}});
+            eprintln!("{line}");
+            ExitCode::FAILURE
+        }
         Err(e) => {
             eprintln!("mqlite-bridge: {e}");
             ExitCode::FAILURE

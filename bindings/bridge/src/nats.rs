@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use async_nats::connection::State;
 use async_nats::jetstream::consumer::{pull, AckPolicy, Consumer};
-use async_nats::jetstream::context::{GetStreamByNameErrorKind, PublishError, PublishErrorKind};
+use async_nats::jetstream::context::{
+    ConsumerInfoError, ConsumerInfoErrorKind, GetStreamByNameErrorKind, GetStreamErrorKind,
+    PublishError, PublishErrorKind,
+};
 use async_nats::jetstream::{self, AckKind, Context};
 use async_nats::{HeaderMap, HeaderName, HeaderValue};
 use futures_util::{FutureExt, StreamExt};
@@ -181,17 +184,22 @@ impl NatsConsumer {
 impl Source for NatsConsumer {
     type Msg = jetstream::Message;
 
-    async fn connect(&mut self) -> Result<(), String> {
-        ready(&self.js).await?;
+    async fn connect(&mut self) -> Result<(), Failure> {
+        ready(&self.js).await.map_err(Failure::Transient)?;
         let name = &self.source.stream;
-        let stream = self
-            .js
-            .get_stream(name)
-            .await
-            .map_err(|e| format!("nats: stream {name:?}: {e}"))?;
+        let stream = self.js.get_stream(name).await.map_err(|e| {
+            let text = format!("nats: stream {name:?}: {e}");
+            match e.kind() {
+                GetStreamErrorKind::JetStream(j) if j.code() == 404 => {
+                    Failure::Refused(format!("nats: stream {name:?} does not exist"))
+                }
+                _ => Failure::Transient(text),
+            }
+        })?;
         let created = stream.cached_info().created.unix_timestamp_nanos();
         self.key_prefix = format!("nats:{name}:{created}:");
         let cname = self.source.consumer.as_str();
+        let what = format!("nats: consumer {cname:?} of stream {name:?}");
         let consumer: Consumer<pull::Config> = if self.source.create {
             let config = pull::Config {
                 durable_name: Some(cname.to_string()),
@@ -204,31 +212,44 @@ impl Source for NatsConsumer {
             stream
                 .get_or_create_consumer(cname, config)
                 .await
-                .map_err(|e| e.to_string())
+                .map_err(|e| Failure::Transient(format!("{what}: {e}")))?
         } else {
-            stream.get_consumer(cname).await.map_err(|e| e.to_string())
-        }
-        .map_err(|e| format!("nats: consumer {cname:?} of stream {name:?}: {e}"))?;
+            stream.get_consumer(cname).await.map_err(|e| {
+                let missing = e.downcast_ref::<ConsumerInfoError>().is_some_and(|e| {
+                    matches!(
+                        e.kind(),
+                        ConsumerInfoErrorKind::NotFound | ConsumerInfoErrorKind::StreamNotFound
+                    )
+                });
+                if missing {
+                    Failure::Refused(format!("{what} does not exist (and create = false)"))
+                } else {
+                    Failure::Transient(format!("{what}: {e}"))
+                }
+            })?
+        };
         let c = &consumer.cached_info().config;
         if c.ack_policy != AckPolicy::Explicit || c.max_deliver > 0 {
-            // Not transient, but reported as a connection failure it is retried (and shown
-            // in the stats) until an operator fixes the consumer.
-            return Err(format!(
+            return Err(Failure::Refused(format!(
                 "nats: consumer {cname:?} must have ack_policy explicit and unlimited \
                  max_deliver (has {:?} and {}): a message delivered that often without \
                  reaching the store would be dropped",
                 c.ack_policy, c.max_deliver
-            ));
+            )));
         }
         self.ack_wait = c.ack_wait;
         self.messages = Some(
             consumer
                 .messages()
                 .await
-                .map_err(|e| format!("nats: pulling from {cname:?}: {e}"))?,
+                .map_err(|e| Failure::Transient(format!("nats: pulling from {cname:?}: {e}")))?,
         );
         self.consumer = Some(consumer);
         Ok(())
+    }
+
+    fn is_connected(&self) -> bool {
+        self.messages.is_some() && self.js.client().connection_state() == State::Connected
     }
 
     async fn next_batch(&mut self, max: usize) -> Result<Vec<Self::Msg>, String> {

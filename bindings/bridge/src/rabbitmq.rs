@@ -277,6 +277,14 @@ impl Sink for RabbitSink {
     }
 }
 
+/// Whether the broker refused a request for what the route names — a missing queue
+/// (404 NOT_FOUND) or one this user may not use (403 ACCESS_REFUSED) — rather than failed.
+fn refused(e: &lapin::Error) -> bool {
+    use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
+    matches!(e.kind(), lapin::ErrorKind::ProtocolError(p)
+        if matches!(p.kind(), AMQPErrorKind::Soft(AMQPSoftError::NOTFOUND | AMQPSoftError::ACCESSREFUSED)))
+}
+
 /// Closes a connection in the background (the broker may be gone; nothing waits for it).
 fn drop_connection(conn: Option<(Connection, Channel)>) {
     if let Some((c, _)) = conn {
@@ -317,25 +325,44 @@ impl RabbitConsumer {
 impl Source for RabbitConsumer {
     type Msg = Delivery;
 
-    async fn connect(&mut self) -> Result<(), String> {
-        let (conn, ch) = open(&self.server).await?;
+    async fn connect(&mut self) -> Result<(), Failure> {
+        let (conn, ch) = open(&self.server).await.map_err(Failure::Transient)?;
         ch.basic_qos(self.prefetch, BasicQosOptions::default())
             .await
-            .map_err(|e| format!("rabbitmq: basic.qos: {e}"))?;
+            .map_err(|e| Failure::Transient(format!("rabbitmq: basic.qos: {e}")))?;
         let q = ShortString::try_new(self.source.queue.as_str())
-            .map_err(|_| "rabbitmq: queue name longer than 255 bytes".to_string())?;
-        let consumer = ch
+            .map_err(|_| Failure::Refused("rabbitmq: queue name longer than 255 bytes".into()))?;
+        let consumed = ch
             .basic_consume(
                 q,
                 "mqlite-bridge".into(),
                 BasicConsumeOptions::default(),
                 FieldTable::default(),
             )
-            .await
-            .map_err(|e| format!("rabbitmq: consuming {:?}: {e}", self.source.queue))?;
+            .await;
+        let consumer = match consumed {
+            Ok(c) => c,
+            Err(e) => {
+                let text = format!("rabbitmq: consuming {:?}: {e}", self.source.queue);
+                drop_connection(Some((conn, ch)));
+                return Err(if refused(&e) {
+                    Failure::Refused(text)
+                } else {
+                    Failure::Transient(text)
+                });
+            }
+        };
         self.conn = Some((conn, ch));
         self.consumer = Some(consumer);
         Ok(())
+    }
+
+    fn is_connected(&self) -> bool {
+        self.consumer.is_some()
+            && self
+                .conn
+                .as_ref()
+                .is_some_and(|(c, ch)| c.status().connected() && ch.status().connected())
     }
 
     async fn next_batch(&mut self, max: usize) -> Result<Vec<Self::Msg>, String> {

@@ -46,10 +46,12 @@ pub struct RouteStats {
     pub lag: u64,
     /// Connections lost since the start (each one is re-established with backoff).
     pub reconnects: u64,
-    /// The last error (a refused publish, a lost connection, a store error) since the route
-    /// last connected; cleared when it (re)connects and at a graceful stop, kept when the
-    /// route stopped on it.
+    /// The last error (a refused publish, a lost connection, a missing stream or queue, a
+    /// store error). Kept until a message is forwarded after it — not cleared by a reconnect
+    /// or a stop, so a confirm that keeps stalling after each reconnect stays visible.
     pub last_error: Option<String>,
+    /// When `last_error` happened, in milliseconds since the Unix epoch.
+    pub last_error_at_ms: Option<u64>,
 }
 
 /// The live counters of one route.
@@ -67,7 +69,10 @@ pub(crate) struct Counters {
     pub stopped: AtomicBool,
     /// The route stopped on an error (not by a graceful stop).
     pub fatal: AtomicBool,
-    pub last_error: Mutex<Option<String>>,
+    /// The last error and when it happened (ms since the Unix epoch).
+    pub last_error: Mutex<Option<(String, u64)>>,
+    /// Whether `last_error` is set: forwarding checks this, not the mutex, per message.
+    pub has_error: AtomicBool,
 }
 
 impl Counters {
@@ -80,13 +85,27 @@ impl Counters {
     }
 
     pub fn error(&self, e: impl Into<String>) {
-        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.into());
+        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((e.into(), crate::mapping::now_ms()));
+        self.has_error.store(true, Relaxed);
     }
 
-    /// The route is connected: the error that kept it from being so is over.
+    /// `n` messages were forwarded: the last error, if any, is over (a reconnect alone does
+    /// not say so — the next publish may stall again).
+    pub fn forwarded(&self, n: u64) {
+        if n == 0 {
+            return;
+        }
+        Self::add(&self.forwarded, n);
+        if self.has_error.load(Relaxed) && !self.fatal.load(Relaxed) {
+            self.has_error.store(false, Relaxed);
+            *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        }
+    }
+
+    /// The route is connected.
     pub fn up(&self) {
         self.connected.store(true, Relaxed);
-        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
     /// The route lost its connection (it reconnects with backoff).
@@ -105,9 +124,6 @@ impl Counters {
     /// The route's task ended (a graceful stop, or after [`Counters::fail`]).
     pub fn ended(&self) {
         self.connected.store(false, Relaxed);
-        if !self.fatal.load(Relaxed) {
-            *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = None;
-        }
         self.stopped.store(true, Relaxed);
     }
 
@@ -117,6 +133,11 @@ impl Counters {
         direction: &'static str,
         broker: &'static str,
     ) -> RouteStats {
+        let last = self
+            .last_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         RouteStats {
             name: name.to_string(),
             direction,
@@ -131,11 +152,41 @@ impl Counters {
             in_flight: self.in_flight.load(Relaxed),
             lag: self.lag.load(Relaxed),
             reconnects: self.reconnects.load(Relaxed),
-            last_error: self
-                .last_error
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone(),
+            last_error: last.as_ref().map(|l| l.0.clone()),
+            last_error_at_ms: last.map(|l| l.1),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_last_error_outlives_reconnects_and_stops_until_a_message_is_forwarded() {
+        let c = Counters::default();
+        c.error("no confirm within the ack_timeout of 2s");
+        let at = c.snapshot("r", "outbound", "nats").last_error_at_ms;
+        assert!(at.is_some_and(|t| t > 1_600_000_000_000), "{at:?}");
+        c.down();
+        c.up();
+        c.forwarded(0);
+        c.ended();
+        let s = c.snapshot("r", "outbound", "nats");
+        assert_eq!(
+            s.last_error.as_deref(),
+            Some("no confirm within the ack_timeout of 2s")
+        );
+        assert_eq!(s.last_error_at_ms, at);
+        c.forwarded(3);
+        let s = c.snapshot("r", "outbound", "nats");
+        assert_eq!(
+            (s.last_error, s.last_error_at_ms, s.forwarded),
+            (None, None, 3)
+        );
+        // An error the route stopped on stays.
+        c.fail("store closed");
+        c.forwarded(1);
+        assert!(c.snapshot("r", "outbound", "nats").last_error.is_some());
     }
 }

@@ -15,7 +15,7 @@ use common::*;
 const NATS_BACKLOG: usize = 20_000;
 const AMQP_BACKLOG: usize = 3_000;
 
-fn config(dir: &Path, exchange: &str, queue: &str) -> String {
+fn config(dir: &Path, exchange: &str, queue: &str, in_queue: &str) -> String {
     format!(
         r#"
 store = "{store}"
@@ -41,6 +41,14 @@ name = "out-amqp"
 queue = "out-amqp"
 window = 256
 rabbitmq = {{ exchange = "{exchange}", routing_key = "{queue}" }}
+[[inbound]]
+name = "in-nats"
+queue = "in-nats"
+nats = {{ stream = "RESTARTIN", consumer = "restart-in", ack_wait = "2s" }}
+[[inbound]]
+name = "in-amqp"
+queue = "in-amqp"
+rabbitmq = {{ queue = "{in_queue}" }}
 "#,
         store = dir.join("store").display(),
         stats = dir.join("stats.json").display(),
@@ -64,10 +72,14 @@ async fn a_broker_restart_mid_forwarding_resumes_and_sigterm_exits_with_final_st
     let js = jetstream().await;
     let _ = js.delete_stream("RESTART").await;
     create_stream(&js, "RESTART", &["restart.out"]).await;
+    let _ = js.delete_stream("RESTARTIN").await;
+    create_stream(&js, "RESTARTIN", &["restart.in"]).await;
     let (exchange, queue) = (unique("restartx"), unique("restart.q"));
+    let in_queue = unique("restart.in");
     {
         let (_c, ch) = amqp().await;
         declare_bound_queue(&ch, &exchange, &queue).await;
+        declare_queue(&ch, &in_queue).await;
     }
     {
         let store = mqlite::Store::open(dir.join("store"), Default::default()).unwrap();
@@ -83,7 +95,11 @@ async fn a_broker_restart_mid_forwarding_resumes_and_sigterm_exits_with_final_st
             .unwrap();
         store.close().unwrap();
     }
-    std::fs::write(dir.join("bridge.toml"), config(dir, &exchange, &queue)).unwrap();
+    std::fs::write(
+        dir.join("bridge.toml"),
+        config(dir, &exchange, &queue, &in_queue),
+    )
+    .unwrap();
     let mut bridge = Command::new(env!("CARGO_BIN_EXE_mqlite-bridge"))
         .arg("--config")
         .arg(dir.join("bridge.toml"))
@@ -118,8 +134,42 @@ async fn a_broker_restart_mid_forwarding_resumes_and_sigterm_exits_with_final_st
         r[0]["last_error"].is_string(),
         "no error while NATS is down: {r:?}"
     );
+    // Every route, inbound ones included, shows the outage: not connected, counted.
+    let down = r.clone();
+    for r in &r {
+        assert_eq!(
+            r["connected"], false,
+            "connected while its broker is down: {r}"
+        );
+        assert!(
+            r["reconnects"].as_u64() >= Some(1),
+            "outage not counted: {r}"
+        );
+        assert!(r["last_error"].is_string(), "no error while down: {r}");
+    }
     servers("start", "nats");
     servers("start", "rabbitmq");
+    // One message to each inbound source: forwarding it clears the inbound routes' errors.
+    let js = jetstream().await;
+    js.publish("restart.in", "in".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    {
+        let (_c, ch) = amqp().await;
+        ch.basic_publish(
+            "".into(),
+            in_queue.as_str().into(),
+            Default::default(),
+            b"in",
+            lapin::BasicProperties::default().with_delivery_mode(2),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    }
 
     // Resumes: the backlog drains (a stalled window would hold it for in_flight ×
     // ack_timeout, minutes).
@@ -129,9 +179,13 @@ async fn a_broker_restart_mid_forwarding_resumes_and_sigterm_exits_with_final_st
         || {
             let r = routes(dir);
             async move {
-                r.len() == 2
-                    && r.iter()
-                        .all(|r| r["lag"] == 0 && r["in_flight"] == 0 && r["connected"] == true)
+                r.len() == 4
+                    && r.iter().all(|r| {
+                        r["lag"] == 0
+                            && r["in_flight"] == 0
+                            && r["connected"] == true
+                            && r["forwarded"].as_u64() > Some(0)
+                    })
             }
         },
     )
@@ -141,7 +195,13 @@ async fn a_broker_restart_mid_forwarding_resumes_and_sigterm_exits_with_final_st
         r[0]["reconnects"].as_u64() >= Some(1),
         "the NATS restart is not counted: {r:?}"
     );
-    assert!(r.iter().all(|r| r["last_error"].is_null()), "{r:?}");
+    // The outage's error stays (with its time) on a route that had nothing left to forward
+    // after it, and is over on one that forwarded since.
+    let forwarded_since =
+        |r: &serde_json::Value, i: usize| r["forwarded"].as_u64() > down[i]["forwarded"].as_u64();
+    for (i, r) in r.iter().enumerate() {
+        assert_eq!(r["last_error"].is_null(), forwarded_since(r, i), "{r}");
+    }
     let mut s = js.get_stream("RESTART").await.unwrap();
     assert_eq!(
         s.info().await.unwrap().state.messages,
@@ -170,11 +230,11 @@ async fn a_broker_restart_mid_forwarding_resumes_and_sigterm_exits_with_final_st
     };
     assert!(status.success(), "graceful stop failed: {status}");
     let r = routes(dir);
-    assert_eq!(r.len(), 2, "the stats file is not rewritten at stop");
-    for r in &r {
+    assert_eq!(r.len(), 4, "the stats file is not rewritten at stop");
+    for (i, r) in r.iter().enumerate() {
         assert_eq!(r["stopped"], true, "{r}");
         assert_eq!(r["connected"], false, "{r}");
-        assert!(r["last_error"].is_null(), "{r}");
+        assert_eq!(r["last_error"].is_null(), forwarded_since(r, i), "{r}");
         assert_eq!(r["lag"], 0, "{r}");
     }
     let log = std::fs::read_to_string(dir.join("bridge.log")).unwrap();
@@ -246,4 +306,134 @@ rabbitmq = {{ queue = "{queue}" }}
         r[0]["last_error"].as_str().unwrap().contains("dedup"),
         "{r:?}"
     );
+}
+
+/// What an inbound route names may be missing: a stream, a consumer (with `create = false`),
+/// a queue. The broker answers, so this is a misconfiguration, not an outage: an ERROR in the
+/// log (seen with RUST_LOG=error) and the route's last_error, retried with backoff — and the
+/// route runs as soon as an operator creates what was missing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_stream_consumer_or_queue_is_an_error_retried_until_it_is_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let js = jetstream().await;
+    let (no_stream, has_stream) = (unique("NOSTREAM"), unique("HASSTREAM"));
+    let (s1, s2) = (unique("nostream"), unique("hasstream"));
+    create_stream(&js, &has_stream, &[&s2]).await;
+    let no_queue = unique("noqueue");
+    let config = format!(
+        r#"
+store = "{store}"
+stats_file = "{stats}"
+stats_interval = "100ms"
+[reconnect]
+initial = "50ms"
+max = "300ms"
+[nats]
+url = "{nats}"
+[rabbitmq]
+url = "{amqp}"
+[[inbound]]
+name = "no-stream"
+queue = "a"
+nats = {{ stream = "{no_stream}", consumer = "c" }}
+[[inbound]]
+name = "no-consumer"
+queue = "b"
+nats = {{ stream = "{has_stream}", consumer = "absent", create = false }}
+[[inbound]]
+name = "no-queue"
+queue = "c"
+rabbitmq = {{ queue = "{no_queue}" }}
+"#,
+        store = dir.join("store").display(),
+        stats = dir.join("stats.json").display(),
+        nats = nats_url(),
+        amqp = amqp_url(),
+    );
+    std::fs::write(dir.join("bridge.toml"), config).unwrap();
+    let mut bridge = Command::new(env!("CARGO_BIN_EXE_mqlite-bridge"))
+        .arg("--config")
+        .arg(dir.join("bridge.toml"))
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("bridge.log")).unwrap())
+        .spawn()
+        .expect("starting mqlite-bridge");
+    until(60, "each route showing what is missing", || {
+        let r = routes(dir);
+        async move {
+            r.len() == 3
+                && r.iter().all(|r| {
+                    r["connected"] == false
+                        && r["stopped"] == false
+                        && r["last_error_at_ms"].is_u64()
+                        && r["last_error"].as_str().is_some_and(|e| {
+                            e.contains("does not exist") || e.contains("NOT_FOUND")
+                        })
+                })
+        }
+    })
+    .await;
+    let log = std::fs::read_to_string(dir.join("bridge.log")).unwrap();
+    for (route, name) in [
+        ("no-stream", &no_stream),
+        ("no-consumer", &"absent".to_string()),
+        ("no-queue", &no_queue),
+    ] {
+        assert!(
+            log.lines()
+                .any(|l| l.contains("ERROR") && l.contains(route) && l.contains(name.as_str())),
+            "no error naming {route} / {name}: {log}"
+        );
+    }
+
+    // An operator creates them: each route connects and forwards, and its error is over.
+    create_stream(&js, &no_stream, &[&s1]).await;
+    let stream = js.get_stream(&has_stream).await.unwrap();
+    stream
+        .create_consumer(async_nats::jetstream::consumer::pull::Config {
+            durable_name: Some("absent".into()),
+            ack_policy: async_nats::jetstream::consumer::AckPolicy::Explicit,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    js.publish(s1, "1".into()).await.unwrap().await.unwrap();
+    js.publish(s2, "2".into()).await.unwrap().await.unwrap();
+    {
+        let (_c, ch) = amqp().await;
+        declare_queue(&ch, &no_queue).await;
+        ch.basic_publish(
+            "".into(),
+            no_queue.as_str().into(),
+            Default::default(),
+            b"3",
+            lapin::BasicProperties::default().with_delivery_mode(2),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    }
+    until(
+        60,
+        "each route forwarding once what it names exists",
+        || {
+            let r = routes(dir);
+            async move {
+                r.len() == 3
+                    && r.iter().all(|r| {
+                        r["connected"] == true && r["forwarded"] == 1 && r["last_error"].is_null()
+                    })
+            }
+        },
+    )
+    .await;
+    unsafe {
+        libc::kill(bridge.id() as i32, libc::SIGTERM);
+    }
+    assert!(bridge.wait().unwrap().success());
+    let _ = js.delete_stream(&no_stream).await;
+    let _ = js.delete_stream(&has_stream).await;
 }

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use mqlite::{MessageId, Queue, QueueOptions, RedeliveryPolicy, Store, StoreOptions};
+use mqlite::{MessageId, OpenAs, Queue, QueueOptions, RedeliveryPolicy, Role, Store, StoreOptions};
 
 use crate::error::{CliError, Result, Status};
 
@@ -51,8 +51,9 @@ pub fn require_store(dir: &Path) -> Result<()> {
     }
 }
 
-/// Opens the store in `dir` as its owner; `create` allows making a new one. `tweak` adjusts
-/// the options (repair, compaction threshold).
+/// Opens the store in `dir`: as its owner, or, if another process owns it, as that owner's
+/// client (every command but the maintenance ones works through a client); `create` allows
+/// making a new one. `tweak` adjusts the options (repair, compaction threshold, owner only).
 pub fn open_with(dir: &Path, create: bool, tweak: impl FnOnce(&mut StoreOptions)) -> Result<Store> {
     if !create {
         require_store(dir)?;
@@ -65,9 +66,18 @@ pub fn open_with(dir: &Path, create: bool, tweak: impl FnOnce(&mut StoreOptions)
     Ok(Store::open(dir, options)?)
 }
 
-/// Opens an existing store.
+/// Opens an existing store (as owner or client).
 pub fn open(dir: &Path) -> Result<Store> {
     open_with(dir, false, |_| {})
+}
+
+/// Opens an existing store as its owner only (the maintenance commands: they need the journal
+/// to themselves): `Locked` naming the owner's pid if another process has it open.
+pub fn open_owner(dir: &Path, tweak: impl FnOnce(&mut StoreOptions)) -> Result<Store> {
+    open_with(dir, false, |o| {
+        o.open_as = OpenAs::Owner;
+        tweak(o)
+    })
 }
 
 /// The options of every queue handle the command takes. Queue options are not stored in the
@@ -95,14 +105,22 @@ pub fn queue(store: &Store, name: &str) -> Result<Queue> {
             ),
         ));
     }
-    Ok(store.queue_with(name, queue_options())?)
+    Ok(handle(store, name)?)
+}
+
+/// A queue handle with the command's options — but, as a client, with the owner's: queue
+/// options given by a client replace the owner's for as long as it is open, and the command must
+/// not change the policy of the application that owns the store.
+fn handle(store: &Store, name: &str) -> mqlite::Result<Queue> {
+    match store.role() {
+        Role::Owner => store.queue_with(name, queue_options()),
+        Role::Client => store.queue(name),
+    }
 }
 
 /// A handle to queue `name`, created if new.
 pub fn queue_or_create(store: &Store, name: &str) -> Result<Queue> {
-    store
-        .queue_with(name, queue_options())
-        .map_err(|e| CliError::from(e).context(format!("queue {name:?}")))
+    handle(store, name).map_err(|e| CliError::from(e).context(format!("queue {name:?}")))
 }
 
 /// The queues named, or every queue of the store when none is.

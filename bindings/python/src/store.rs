@@ -336,10 +336,19 @@ fn durability(name: &str, max_delay: Option<&Bound<'_, PyAny>>) -> PyResult<Dura
 
 /// Opens (creating if missing) the store in directory ``path`` and recovers its durable state.
 /// Use it as a context manager, or call :meth:`Store.close`.
+///
+/// Several processes may open one store: the first becomes its *owner* (it keeps the journal
+/// and serves the others over ``owner.sock`` in the directory); the others become its
+/// *clients*, with the same API (:meth:`Store.role`). ``open_as``: ``"any"`` (the default),
+/// ``"owner"`` (raise :class:`Locked` naming the owner's pid rather than be a client) or
+/// ``"client"`` (never own). ``connect_timeout`` (seconds, default 30): how long a client waits
+/// for an owner to serve, at open and while another process takes the store over. The store
+/// options (durability, redelivery, …) of a client are its owner's; queue options are its own.
 #[pyfunction]
 #[pyo3(signature = (path, *, durability = "sync", max_delay = None, redelivery = None, dead_letter = None,
     max_body_bytes = None, segment_bytes = None, max_pending_bytes = None, max_pending_messages = None,
-    block_when_window_full = true, repair = false, create = true, clock = None))]
+    block_when_window_full = true, repair = false, create = true, clock = None, open_as = "any",
+    connect_timeout = None))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn open<'py>(
     py: Python<'py>,
@@ -356,6 +365,8 @@ pub(crate) fn open<'py>(
     repair: bool,
     create: bool,
     clock: Option<&ManualClock>,
+    open_as: &str,
+    connect_timeout: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Bound<'py, Store>> {
     init_fork_handling();
     let mut o = StoreOptions {
@@ -385,6 +396,19 @@ pub(crate) fn open<'py>(
     }
     if let Some(c) = clock {
         o.clock = c.inner.clone();
+    }
+    o.open_as = match open_as {
+        "any" => mqlite::OpenAs::Any,
+        "owner" => mqlite::OpenAs::Owner,
+        "client" => mqlite::OpenAs::Client,
+        other => {
+            return Err(invalid(format!(
+                "open_as must be 'any', 'owner' or 'client', not {other:?}"
+            )))
+        }
+    };
+    if let Some(t) = connect_timeout {
+        o.connect_timeout = crate::convert::duration(t, "connect_timeout")?;
     }
     let store = mq(py.detach(move || mqlite::Store::open(&path, o)))?;
     let completer = Completer::start()
@@ -712,6 +736,21 @@ impl Store {
     #[getter]
     fn path(&self) -> PathBuf {
         self.store.path().to_path_buf()
+    }
+
+    /// ``"owner"`` if this process owns the store (keeps its journal and serves the other
+    /// processes that opened it), ``"client"`` if it is served by the process that does. A
+    /// client that took the store over after its owner went away is ``"owner"`` from then on.
+    fn role(&self) -> PyResult<&'static str> {
+        self.check()?;
+        Ok(self.store.role().as_str())
+    }
+
+    /// The pid of the process that owns the store (this process's own for an owner).
+    #[getter]
+    fn owner_pid(&self) -> PyResult<u32> {
+        self.check()?;
+        Ok(self.store.owner_pid())
     }
 
     /// Disk bytes used by journal segments.

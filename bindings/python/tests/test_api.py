@@ -75,6 +75,8 @@ def test_exception_tree(store: mqlite.Store) -> None:
         "AlreadySettled": None,
         "WouldDeadlock": RuntimeError,
         "Internal": RuntimeError,
+        "DeliveryLost": None,
+        "OwnerLost": None,
     }
     for name, base in kinds.items():
         cls = getattr(mqlite, name)
@@ -89,11 +91,15 @@ def test_exception_tree(store: mqlite.Store) -> None:
 
 
 def test_locked_names_the_pid(store_dir: Path) -> None:
-    with mqlite.open(store_dir):
+    with mqlite.open(store_dir) as s:
         import subprocess
         import sys
 
-        code = f"import mqlite\ntry:\n    mqlite.open({str(store_dir)!r})\nexcept mqlite.Locked as e:\n    print(e)\n"
+        assert s.role() == "owner" and s.owner_pid == os.getpid()
+        code = (
+            f"import mqlite\ntry:\n    mqlite.open({str(store_dir)!r}, open_as='owner')\n"
+            "except mqlite.Locked as e:\n    print(e)\n"
+        )
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
         assert str(os.getpid()) in out.stdout, out
 

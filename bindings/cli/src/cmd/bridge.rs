@@ -16,12 +16,18 @@ use crate::error::{CliError, Result, Status};
 /// The bridge program's file name.
 const PROGRAM: &str = "mqlite-bridge";
 
-pub fn run(args: &BridgeArgs) -> Result<()> {
+/// With `json` (the command line's `--json`), the bridge logs JSON lines and reports a final
+/// error as a JSON object, as every other command does.
+pub fn run(args: &BridgeArgs, json: bool) -> Result<()> {
     let program = beside_this_program().unwrap_or_else(|| PathBuf::from(PROGRAM));
     let mut config = OsString::from("--config=");
     config.push(&args.config);
+    let mut command = Command::new(&program);
+    if json {
+        command.arg("--json");
+    }
     // `exec` returns only when it failed.
-    let e = Command::new(&program).arg(config).exec();
+    let e = command.arg(config).exec();
     let message = if e.kind() == std::io::ErrorKind::NotFound {
         format!(
             "bridge: the program {PROGRAM} was found neither beside this one nor on PATH \

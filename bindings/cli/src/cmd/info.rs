@@ -20,9 +20,8 @@ pub fn run(dir: &Path, json: bool, w: &mut dyn Write) -> Result<()> {
         messages += s.messages;
         bytes += s.bytes;
     }
-    // Until several processes can share a store, whoever runs a command is its owner; a client
-    // of a live owner will report that owner's pid and the role "client" here.
-    let (pid, role) = (std::process::id(), "owner");
+    // The command is the owner when no other process has the store open, else its client.
+    let (pid, role) = (store.owner_pid(), store.role().as_str());
     let disk = store.disk_bytes();
     if json {
         return out::json(
@@ -42,7 +41,7 @@ pub fn run(dir: &Path, json: bool, w: &mut dyn Write) -> Result<()> {
     }
     writeln!(w, "store     {}", store.path().display())?;
     writeln!(w, "format    version {VERSION}")?;
-    writeln!(w, "owner     pid {pid}, role {role} (this command)")?;
+    writeln!(w, "owner     pid {pid}; this command is its {role}")?;
     writeln!(
         w,
         "disk      {} in {}",

@@ -96,7 +96,7 @@ pub fn repair(a: &RepairArgs, json: bool, w: &mut dyn Write) -> Result<()> {
             ),
         )?;
     }
-    let store = open::open_with(&a.dir, false, |o| o.repair = true)?;
+    let store = open::open_owner(&a.dir, |o| o.repair = true)?;
     let r = store.recovery_report().clone();
     store.close()?;
     if json {
@@ -122,7 +122,7 @@ pub fn repair(a: &RepairArgs, json: bool, w: &mut dyn Write) -> Result<()> {
 
 /// `mqlite compact`: every segment older than the tail is rewritten and removed.
 pub fn compact(dir: &Path, json: bool, w: &mut dyn Write) -> Result<()> {
-    let store = open::open_with(dir, false, |o| o.compact_below = 1.0)?;
+    let store = open::open_owner(dir, |o| o.compact_below = 1.0)?;
     let r = store.compact()?;
     store.close()?;
     if json {

@@ -38,7 +38,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
         Command::Verify(a) => maintenance::verify(&a.dir, json, out),
         Command::Repair(a) => maintenance::repair(&a, json, out),
         Command::Compact(a) => maintenance::compact(&a.dir, json, out),
-        Command::Bridge(a) => bridge::run(&a),
+        Command::Bridge(a) => bridge::run(&a, json),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "mqlite", out);
             Ok(())

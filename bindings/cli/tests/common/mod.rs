@@ -153,12 +153,13 @@ pub fn export_without_ids(dir: &Path) -> Vec<J> {
 }
 
 /// The journal files of a store and their bytes (the LOCK file, rewritten with the opener's
-/// pid by every open, is left out): to prove that a command changed nothing.
+/// pid by every open, and the owner's socket are left out): to prove that a command changed
+/// nothing.
 pub fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let mut v: Vec<_> = std::fs::read_dir(dir)
         .expect("list store")
         .map(|e| e.expect("entry"))
-        .filter(|e| e.file_name() != "LOCK")
+        .filter(|e| e.file_name() != "LOCK" && e.file_type().is_ok_and(|t| t.is_file()))
         .map(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
             (name, std::fs::read(e.path()).expect("read"))

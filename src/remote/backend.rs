@@ -1,0 +1,636 @@
+//! The one type behind every face handle (Store, Queue, Consumer, Delivery, Transaction,
+//! Listener): this process's own engine, or a connection to the owner of the store. Its methods
+//! are the engine's requests, with the same arguments and the same semantics either way.
+
+use std::time::Duration;
+
+use super::client::{Callback, Client};
+use super::protocol::{Request, Response, WireDest, WireReceived, WireRef, WireSettle, MAX_FRAME};
+use super::{fork_generation, forked_error};
+use crate::engine::{
+    CompactReport, ConsumerId, DeliveryRef, DeliveryTag, Dest, Engine, QueueId, QueueStats,
+    Received, Settle, StoredMessage, SubscriptionInfo, SubscriptionOptions, TopicStats,
+    TransferFilter, TransferReport, TxnDest, TxnSpec,
+};
+use crate::error::{Error, ErrorKind, Result};
+use crate::message::{Message, MessageId};
+use crate::options::{AckMode, QueueOptions};
+use crate::queue::ReplayFilter;
+use crate::selector::Selector;
+
+/// Local or remote.
+#[derive(Clone)]
+pub(crate) enum Backend {
+    /// This process owns the store.
+    Local(Engine, u64),
+    /// Another process does.
+    Remote(Client),
+}
+
+/// Most body bytes of one frame of a remote batch send (batches are split into frames).
+const BATCH_FRAME_BYTES: usize = MAX_FRAME / 2;
+
+fn unexpected(r: Response) -> Error {
+    Error::new(
+        ErrorKind::Internal,
+        format!("the owner answered with an unexpected reply: {r:?}"),
+    )
+}
+
+fn wire(d: &DeliveryRef, consumer: u64) -> WireRef {
+    WireRef {
+        queue: d.queue.0,
+        id: d.id.0,
+        tag: d.tag.0,
+        consumer,
+    }
+}
+
+fn received(items: Vec<WireReceived>) -> Vec<Received> {
+    items
+        .into_iter()
+        .map(|r| Received {
+            message: r.message,
+            tag: DeliveryTag(r.tag),
+            count: r.count,
+        })
+        .collect()
+}
+
+impl Backend {
+    /// This process's own engine.
+    pub(crate) fn local(engine: Engine) -> Backend {
+        Backend::Local(engine, fork_generation())
+    }
+
+    /// The engine, checked not to be used in a `fork()` child.
+    fn engine(&self) -> Result<Option<&Engine>> {
+        match self {
+            Backend::Local(e, gen) => {
+                if *gen != fork_generation() {
+                    return Err(forked_error());
+                }
+                Ok(Some(e))
+            }
+            Backend::Remote(_) => Ok(None),
+        }
+    }
+
+    fn client(&self) -> &Client {
+        match self {
+            Backend::Remote(c) => c,
+            Backend::Local(..) => unreachable!("a local backend has no client"),
+        }
+    }
+
+    /// Whether `other` is a handle to the same store (opened once).
+    pub(crate) fn same(&self, other: &Backend) -> bool {
+        match (self, other) {
+            (Backend::Local(a, _), Backend::Local(b, _)) => a.same(b),
+            (Backend::Remote(a), Backend::Remote(b)) => a.same(b),
+            _ => false,
+        }
+    }
+
+    pub(crate) fn check(&self) -> Result<()> {
+        match self.engine()? {
+            Some(e) => e.check(),
+            None => self.client().call(Request::Check).map(|_| ()),
+        }
+    }
+
+    pub(crate) fn declare_queue(
+        &self,
+        name: &str,
+        options: Option<&QueueOptions>,
+    ) -> Result<QueueId> {
+        match self.engine()? {
+            Some(e) => e.declare_queue(name, options),
+            None => self.client().declare(name, options).map(QueueId),
+        }
+    }
+
+    pub(crate) fn queue_names(&self) -> Vec<String> {
+        match self.engine() {
+            Ok(Some(e)) => e.queue_names(),
+            Ok(None) => match self.client().call(Request::QueueNames) {
+                Ok(Response::Names(n)) => n,
+                _ => Vec::new(),
+            },
+            Err(_) => Vec::new(),
+        }
+    }
+
+    pub(crate) fn is_memory(&self, q: QueueId) -> bool {
+        match self.engine() {
+            Ok(Some(e)) => e.is_memory(q),
+            Ok(None) => matches!(
+                self.client().call(Request::IsMemory { queue: q.0 }),
+                Ok(Response::Flag(true))
+            ),
+            Err(_) => false,
+        }
+    }
+
+    pub(crate) fn browse(&self, q: QueueId, max: usize) -> Result<Vec<Message>> {
+        match self.engine()? {
+            Some(e) => e.browse(q, max),
+            None => match self.client().call(Request::Browse {
+                queue: q.0,
+                max: max as u64,
+            })? {
+                Response::Messages(m) => Ok(m),
+                r => Err(unexpected(r)),
+            },
+        }
+    }
+
+    fn count(&self, req: Request) -> Result<u64> {
+        match self.client().call(req)? {
+            Response::Count(n) => Ok(n),
+            r => Err(unexpected(r)),
+        }
+    }
+
+    pub(crate) fn purge(&self, q: QueueId) -> Result<u64> {
+        match self.engine()? {
+            Some(e) => e.purge(q),
+            None => self.count(Request::Purge { queue: q.0 }),
+        }
+    }
+
+    pub(crate) fn stats(&self, q: QueueId) -> Result<QueueStats> {
+        match self.engine()? {
+            Some(e) => e.stats(q),
+            None => match self.client().call(Request::Stats { queue: q.0 })? {
+                Response::Stats(s) => Ok(s),
+                r => Err(unexpected(r)),
+            },
+        }
+    }
+
+    pub(crate) fn replay(&self, q: QueueId, filter: &ReplayFilter) -> Result<u64> {
+        match self.engine()? {
+            Some(e) => e.replay(q, filter),
+            None => self.count(Request::Replay {
+                queue: q.0,
+                filter: filter.clone(),
+            }),
+        }
+    }
+
+    pub(crate) fn browse_stored(
+        &self,
+        q: QueueId,
+        from: MessageId,
+        max: usize,
+    ) -> Result<Vec<StoredMessage>> {
+        match self.engine()? {
+            Some(e) => e.browse_stored(q, from, max),
+            None => match self.client().call(Request::BrowseStored {
+                queue: q.0,
+                from: from.0,
+                max: max as u64,
+            })? {
+                Response::Stored(m) => Ok(m),
+                r => Err(unexpected(r)),
+            },
+        }
+    }
+
+    pub(crate) fn transfer(&self, q: QueueId, filter: &TransferFilter) -> Result<TransferReport> {
+        match self.engine()? {
+            Some(e) => e.transfer(q, filter),
+            None => match self.client().call(Request::Transfer {
+                queue: q.0,
+                filter: filter.clone(),
+            })? {
+                Response::Transferred(r) => Ok(r),
+                r => Err(unexpected(r)),
+            },
+        }
+    }
+
+    pub(crate) fn compact_now(&self) -> Result<CompactReport> {
+        match self.engine()? {
+            Some(e) => e.compact_now(),
+            None => match self.client().call(Request::Compact)? {
+                Response::Compacted(r) => Ok(r),
+                r => Err(unexpected(r)),
+            },
+        }
+    }
+
+    pub(crate) fn dedup_window(&self, q: QueueId) -> Result<(Duration, usize)> {
+        match self.engine()? {
+            Some(e) => e.dedup_window(q),
+            None => match self.client().call(Request::DedupWindow { queue: q.0 })? {
+                Response::Window { ms, count } => Ok((
+                    Duration::from_millis(ms),
+                    usize::try_from(count).unwrap_or(usize::MAX),
+                )),
+                r => Err(unexpected(r)),
+            },
+        }
+    }
+
+    pub(crate) fn dedup_lookup(&self, q: QueueId, key: &str) -> Result<Option<MessageId>> {
+        match self.engine()? {
+            Some(e) => e.dedup_lookup(q, key),
+            None => match self.client().call(Request::DedupLookup {
+                queue: q.0,
+                key: key.to_string(),
+            })? {
+                Response::Found(r) => Ok(r),
+                r => Err(unexpected(r)),
+            },
+        }
+    }
+
+    pub(crate) fn disk_bytes(&self) -> u64 {
+        match self.engine() {
+            Ok(Some(e)) => e.disk_bytes(),
+            Ok(None) => self.count(Request::DiskBytes).unwrap_or(0),
+            Err(_) => 0,
+        }
+    }
+
+    /// Waits until everything sent so far (by this process) is durable.
+    pub(crate) fn flush(&self) -> Result<()> {
+        match self.engine()? {
+            Some(e) => e.flush(),
+            None => {
+                let c = self.client();
+                c.wait_async();
+                c.call(Request::Flush).map(|_| ())
+            }
+        }
+    }
+
+    /// Sends to a queue or publishes to a topic. A client's queue sends carry an automatic
+    /// dedup key (resent safely after a takeover); publishes cannot (a topic has no dedup
+    /// window), so a publish in flight when the owner dies fails with `OwnerLost`.
+    pub(crate) fn send(&self, to: Dest<'_>, mut msg: Message) -> Result<MessageId> {
+        match self.engine()? {
+            Some(e) => e.send(to, &msg),
+            None => {
+                let c = self.client();
+                let req = match to {
+                    Dest::Queue(q) => {
+                        c.stamp(&mut msg);
+                        Request::Send {
+                            queue: q.0,
+                            message: msg,
+                        }
+                    }
+                    Dest::Topic(t) => Request::Publish {
+                        topic: t.to_string(),
+                        message: msg,
+                    },
+                };
+                match c.call(req)? {
+                    Response::Id(id) => Ok(id),
+                    r => Err(unexpected(r)),
+                }
+            }
+        }
+    }
+
+    pub(crate) fn send_batch(
+        &self,
+        to: Dest<'_>,
+        msgs: impl IntoIterator<Item = Message>,
+    ) -> Result<Vec<MessageId>> {
+        match self.engine()? {
+            Some(e) => e.send_batch(to, msgs),
+            None => {
+                let c = self.client();
+                let (mut ids, mut frame, mut bytes) = (Vec::new(), Vec::new(), 0);
+                for mut m in msgs {
+                    if let Dest::Queue(_) = to {
+                        c.stamp(&mut m);
+                    }
+                    let size = m.body.len() + 64;
+                    if !frame.is_empty() && bytes + size > BATCH_FRAME_BYTES {
+                        let done = ids.len();
+                        ids.extend(self.batch_frame(to, std::mem::take(&mut frame), done)?);
+                        bytes = 0;
+                    }
+                    bytes += size;
+                    frame.push(m);
+                }
+                let done = ids.len();
+                ids.extend(self.batch_frame(to, frame, done)?);
+                Ok(ids)
+            }
+        }
+    }
+
+    /// One frame of a remote batch send; an error's message index counts from the batch's start.
+    fn batch_frame(
+        &self,
+        to: Dest<'_>,
+        messages: Vec<Message>,
+        done: usize,
+    ) -> Result<Vec<MessageId>> {
+        if messages.is_empty() {
+            return Ok(Vec::new());
+        }
+        let req = match to {
+            Dest::Queue(q) => Request::SendBatch {
+                queue: q.0,
+                messages,
+            },
+            Dest::Topic(t) => Request::PublishBatch {
+                topic: t.to_string(),
+                messages,
+            },
+        };
+        match self.client().call(req) {
+            Ok(Response::Ids(ids)) => Ok(ids),
+            Ok(r) => Err(unexpected(r)),
+            Err(e) if done > 0 => Err(renumber(e, done)),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub(crate) fn send_async(&self, to: Dest<'_>, msg: Message, callback: Callback) -> Result<()> {
+        match self.engine()? {
+            Some(e) => e.send_async(to, msg, callback),
+            None => self.client().send_async(to, msg, callback),
+        }
+    }
+
+    /// Receives for `consumer`; returns the origin its deliveries carry.
+    pub(crate) fn receive(
+        &self,
+        q: QueueId,
+        consumer: ConsumerId,
+        n: usize,
+        timeout: Option<Duration>,
+    ) -> Result<(u64, Vec<Received>)> {
+        self.receive_with(q, consumer, n, timeout, None)
+    }
+
+    /// Receives for a selective consumer (see [`Engine::receive_selected`]).
+    pub(crate) fn receive_selected(
+        &self,
+        q: QueueId,
+        consumer: ConsumerId,
+        n: usize,
+        timeout: Option<Duration>,
+        selector: &Selector,
+    ) -> Result<(u64, Vec<Received>)> {
+        self.receive_with(q, consumer, n, timeout, Some(selector))
+    }
+
+    fn receive_with(
+        &self,
+        q: QueueId,
+        consumer: ConsumerId,
+        n: usize,
+        timeout: Option<Duration>,
+        selector: Option<&Selector>,
+    ) -> Result<(u64, Vec<Received>)> {
+        match self.engine()? {
+            Some(e) => Ok((
+                0,
+                match selector {
+                    None => e.receive(q, consumer, n, timeout)?,
+                    Some(s) => e.receive_selected(q, consumer, n, timeout, s)?,
+                },
+            )),
+            None => {
+                if n == 0 {
+                    return Ok((0, Vec::new()));
+                }
+                let max = u32::try_from(n).unwrap_or(u32::MAX);
+                let selector = selector.map(|s| s.as_str().to_string());
+                match self
+                    .client()
+                    .receive(q.0, consumer.0, max, timeout, selector)?
+                {
+                    (origin, Response::Received(items)) => Ok((origin, received(items))),
+                    (_, r) => Err(unexpected(r)),
+                }
+            }
+        }
+    }
+
+    pub(crate) fn open_consumer(&self, q: QueueId, mode: AckMode) -> Result<ConsumerId> {
+        match self.engine()? {
+            Some(e) => e.open_consumer(q, mode),
+            None => self.client().open_consumer(q.0, mode).map(ConsumerId),
+        }
+    }
+
+    pub(crate) fn close_consumer(&self, consumer: ConsumerId) {
+        match self.engine() {
+            Ok(Some(e)) => e.close_consumer(consumer),
+            Ok(None) => self.client().close_consumer(consumer.0),
+            Err(_) => {}
+        }
+    }
+
+    /// The wire name of a delivery of the current connection, or `DeliveryLost`.
+    fn wire(&self, d: &DeliveryRef) -> Result<WireRef> {
+        let server = self.client().server_consumer(d.consumer.0, d.origin)?;
+        Ok(wire(d, server))
+    }
+
+    pub(crate) fn settle(&self, d: DeliveryRef, op: Settle<'_>) -> Result<()> {
+        match self.engine()? {
+            Some(e) => e.settle(d, op),
+            None => {
+                let delivery = self.wire(&d)?;
+                let op = match op {
+                    Settle::Ack => WireSettle::Ack,
+                    Settle::Nack { reason, delay } => WireSettle::Nack {
+                        reason: reason.to_string(),
+                        delay_ms: delay.map(|t| t.as_millis().min(u64::MAX as u128) as u64),
+                    },
+                    Settle::Reject { reason } => WireSettle::Reject {
+                        reason: reason.to_string(),
+                    },
+                    Settle::Release => WireSettle::Release,
+                };
+                self.client()
+                    .call(Request::Settle { delivery, op })
+                    .map(|_| ())
+            }
+        }
+    }
+
+    pub(crate) fn settle_on_drop(&self, d: DeliveryRef) {
+        match self.engine() {
+            Ok(Some(e)) => e.settle_on_drop(d),
+            Ok(None) => {
+                if let Ok(delivery) = self.wire(&d) {
+                    self.client()
+                        .drop_delivery(Request::SettleOnDrop { delivery }, d.origin);
+                }
+            }
+            Err(_) => {}
+        }
+    }
+
+    pub(crate) fn ack_batch(&self, q: QueueId, ds: &[DeliveryRef]) -> Result<()> {
+        match self.engine()? {
+            Some(e) => e.ack_batch(q, ds),
+            None => {
+                let mut deliveries = Vec::with_capacity(ds.len());
+                let mut lost = 0;
+                for d in ds {
+                    match self.wire(d) {
+                        Ok(w) => deliveries.push(w),
+                        Err(_) => lost += 1,
+                    }
+                }
+                if !deliveries.is_empty() {
+                    self.client().call(Request::AckBatch {
+                        queue: q.0,
+                        deliveries,
+                    })?;
+                }
+                if lost > 0 {
+                    return Err(Error::new(
+                        ErrorKind::DeliveryLost,
+                        format!(
+                            "{lost} of the batch {} handed out by a store owner process that has \
+                             since gone away and could not be acked (they come back with their \
+                             delivery counts incremented); the others were acked",
+                            if lost == 1 { "was" } else { "were" }
+                        ),
+                    ));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    pub(crate) fn is_settled(&self, d: DeliveryRef) -> bool {
+        match self.engine() {
+            Ok(Some(e)) => e.is_settled(d),
+            Ok(None) => match self.wire(&d) {
+                // A delivery of a previous owner can no longer be settled.
+                Err(_) => true,
+                Ok(delivery) => !matches!(
+                    self.client().call(Request::IsSettled { delivery }),
+                    Ok(Response::Flag(false))
+                ),
+            },
+            Err(_) => false,
+        }
+    }
+
+    pub(crate) fn commit_txn(&self, spec: TxnSpec) -> Result<Vec<MessageId>> {
+        match self.engine()? {
+            Some(e) => e.commit_txn(&spec),
+            None => {
+                let c = self.client();
+                let acks = spec
+                    .acks
+                    .iter()
+                    .map(|d| self.wire(d))
+                    .collect::<Result<Vec<_>>>()?;
+                let sends = spec
+                    .sends
+                    .into_iter()
+                    .map(|(to, mut m)| match to {
+                        TxnDest::Queue(q) => {
+                            c.stamp(&mut m);
+                            (WireDest::Queue(q.0), m)
+                        }
+                        TxnDest::Topic(t) => (WireDest::Topic(t.to_string()), m),
+                    })
+                    .collect();
+                match c.call(Request::Commit { sends, acks })? {
+                    Response::Ids(ids) => Ok(ids),
+                    r => Err(unexpected(r)),
+                }
+            }
+        }
+    }
+    pub(crate) fn txn_claim(&self, d: DeliveryRef) -> Result<()> {
+        match self.engine()? {
+            Some(e) => e.txn_claim(d),
+            None => {
+                let delivery = self.wire(&d)?;
+                self.client()
+                    .call(Request::TxnClaim { delivery })
+                    .map(|_| ())
+            }
+        }
+    }
+
+    pub(crate) fn topic_stats(&self, topic: &str) -> Result<TopicStats> {
+        match self.engine()? {
+            Some(e) => e.topic_stats(topic),
+            None => match self.client().call(Request::TopicStats {
+                topic: topic.to_string(),
+            })? {
+                Response::TopicStats(s) => Ok(s),
+                r => Err(unexpected(r)),
+            },
+        }
+    }
+
+    /// Attaches a subscriber; returns the subscription's queue and name.
+    pub(crate) fn subscribe(
+        &self,
+        pattern: &str,
+        options: &SubscriptionOptions,
+    ) -> Result<(QueueId, String)> {
+        match self.engine()? {
+            Some(e) => e.subscribe(pattern, options),
+            None => self
+                .client()
+                .subscribe(pattern, options)
+                .map(|(q, n)| (QueueId(q), n)),
+        }
+    }
+
+    /// Detaches a subscriber (a non-durable subscription ends with its last one).
+    pub(crate) fn close_subscription(&self, q: QueueId) -> Result<()> {
+        match self.engine()? {
+            Some(e) => e.close_subscription(q),
+            None => self.client().close_subscription(q.0),
+        }
+    }
+
+    pub(crate) fn unsubscribe(&self, name: &str) -> Result<()> {
+        match self.engine()? {
+            Some(e) => e.unsubscribe(name),
+            None => self
+                .client()
+                .call(Request::Unsubscribe {
+                    name: name.to_string(),
+                })
+                .map(|_| ()),
+        }
+    }
+
+    pub(crate) fn subscriptions(&self) -> Vec<SubscriptionInfo> {
+        match self.engine() {
+            Ok(Some(e)) => e.subscriptions(),
+            Ok(None) => match self.client().call(Request::Subscriptions) {
+                Ok(Response::Subscriptions(v)) => v,
+                _ => Vec::new(),
+            },
+            Err(_) => Vec::new(),
+        }
+    }
+}
+
+/// An error of a later frame of a split batch, its message index counted from the batch's start.
+fn renumber(e: Error, done: usize) -> Error {
+    let msg = e.message();
+    if let Some(rest) = msg.strip_prefix("message ") {
+        if let Some((n, tail)) = rest.split_once(' ') {
+            if let Ok(n) = n.parse::<usize>() {
+                return Error::new(e.kind(), format!("message {} {tail}", n + done));
+            }
+        }
+    }
+    e
+}

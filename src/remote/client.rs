@@ -1,0 +1,1227 @@
+//! The client's side: one connection to the owner, requests pipelined over it, a reader thread
+//! that completes them, and reconnection (or takeover) when the owner goes away.
+//!
+//! Every request waits in `pending` until its answer arrives. When the connection breaks, the
+//! reader thread connects again — to a new owner, or, if this process wins the store's lock,
+//! to the owner it starts itself — and resends what is unanswered: sends carry an automatic
+//! dedup key (producer id + sequence, the Kafka idempotent-producer scheme on the store's
+//! dedup window), so a send whose answer was lost is stored once and answered with the first
+//! id; a receive is simply asked again (what the dead owner handed out comes back through
+//! recovery). Settles of deliveries of the old owner fail with `DeliveryLost`; a purge or
+//! replay in doubt fails with `OwnerLost`. Async callbacks run on this client's own library
+//! thread, each exactly once.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::io::{BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::owner::Owner;
+use super::protocol::{
+    decode, put_frame, read_frame, Hello, Request, Response, ResponseFrame, Welcome, WireDest,
+    PROTOCOL_VERSION,
+};
+use super::{connect_socket, fork_generation, forked_error, AUTO_KEY_PREFIX};
+use crate::engine::{mark_library_thread, on_library_thread, Dest, SubscriptionOptions};
+use crate::error::{Error, ErrorKind, Result};
+use crate::journal::format::VERSION as FORMAT_VERSION;
+use crate::message::{Message, MessageId};
+use crate::options::{AckMode, QueueOptions, StoreOptions};
+
+/// A completion callback of an async send.
+pub(crate) type Callback = Box<dyn FnOnce(Result<MessageId>) + Send + 'static>;
+
+/// A connection to a store's owner. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    dir: PathBuf,
+    dir_id: (u64, u64),
+    opts: StoreOptions,
+    may_own: bool,
+    timeout: Duration,
+    fork_gen: u64,
+    producer: u64,
+    seq: AtomicU64,
+    next_id: AtomicU64,
+    st: Mutex<St>,
+    /// Waits on `st`: room in the async window; everything answered (flush, close).
+    cv: Condvar,
+    writer: Mutex<Writer>,
+    callbacks: Mutex<Callbacks>,
+    callbacks_cv: Condvar,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+struct Writer {
+    epoch: u64,
+    stream: Option<UnixStream>,
+    buf: Vec<u8>,
+}
+
+#[derive(Default)]
+struct Callbacks {
+    items: VecDeque<(Callback, Result<MessageId>)>,
+    stop: bool,
+}
+
+struct St {
+    /// Which connection is current (1, 2, … : one more per reconnection).
+    epoch: u64,
+    /// Connected (not reconnecting).
+    up: bool,
+    /// No owner could be reached again: every call fails with this.
+    failed: Option<Error>,
+    closed: bool,
+    pending: BTreeMap<u64, Pending>,
+    /// Declared queues (id → name, options), declared again on every new connection.
+    queues: BTreeMap<u32, (String, Option<QueueOptions>)>,
+    /// Attached subscribers (queue id → pattern, options with the subscription's name, how many
+    /// handles), attached again on every new connection.
+    subs: BTreeMap<u32, (String, SubscriptionOptions, usize)>,
+    /// This client's consumers (its id → queue, ack mode, the owner's id for it).
+    consumers: HashMap<u64, (u32, AckMode, u64)>,
+    next_consumer: u64,
+    async_msgs: usize,
+    async_bytes: usize,
+    /// The owner this process started when it took over (it serves the other clients too).
+    hosted: Option<Arc<Owner>>,
+    owner_pid: u32,
+}
+
+struct Pending {
+    req: Request,
+    /// For a receive: this client's consumer id (the owner's changes with the connection).
+    consumer: u64,
+    deadline: Option<Instant>,
+    done: Done,
+    partial: Option<Response>,
+    async_bytes: Option<usize>,
+    /// Written to a connection (else it cannot have taken effect, and is simply sent).
+    sent: bool,
+}
+
+enum Done {
+    Wait(Arc<Slot>),
+    Callback(Callback),
+}
+
+#[derive(Default)]
+struct Slot {
+    r: Mutex<Option<Result<Response>>>,
+    cv: Condvar,
+    /// The connection whose owner answered (deliveries carry it: only that owner can settle
+    /// them, and the current connection may already be a later one when the caller wakes).
+    epoch: AtomicU64,
+}
+
+impl Slot {
+    fn set(&self, r: Result<Response>) {
+        *lock(&self.r) = Some(r);
+        self.cv.notify_all();
+    }
+
+    /// The answer, or `None` if none came within `limit`.
+    fn wait_for(&self, limit: Duration) -> Option<Result<Response>> {
+        let end = Instant::now() + limit;
+        let mut g = lock(&self.r);
+        loop {
+            if let Some(r) = g.take() {
+                return Some(r);
+            }
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            g = self
+                .cv
+                .wait_timeout(g, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn lost(what: &str) -> Error {
+    Error::new(
+        ErrorKind::OwnerLost,
+        format!(
+            "the store's owner process went away during {what}; whether it took effect is unknown"
+        ),
+    )
+}
+
+fn delivery_lost() -> Error {
+    Error::new(
+        ErrorKind::DeliveryLost,
+        "this delivery was handed out by a store owner process that has since died or closed: \
+         it can no longer be settled; the message comes back with its delivery count incremented",
+    )
+}
+
+/// How a pending request fares when the connection is replaced.
+enum OnResend {
+    Resend(Box<Request>),
+    Fail(Error),
+}
+
+impl Client {
+    /// Connects to the owner of `dir` (whose lock is held by another process), waiting up to
+    /// `options.connect_timeout` for one to serve. `may_own`: if the owner goes away, this
+    /// process may take the store over.
+    pub(crate) fn connect(
+        dir: PathBuf,
+        dir_id: (u64, u64),
+        opts: &StoreOptions,
+        may_own: bool,
+    ) -> Result<Client> {
+        let inner = Arc::new(Inner {
+            dir,
+            dir_id,
+            opts: opts.clone(),
+            may_own,
+            timeout: opts.connect_timeout,
+            fork_gen: fork_generation(),
+            producer: producer_id(),
+            seq: AtomicU64::new(1),
+            next_id: AtomicU64::new(1),
+            st: Mutex::new(St {
+                epoch: 0,
+                up: false,
+                failed: None,
+                closed: false,
+                pending: BTreeMap::new(),
+                queues: BTreeMap::new(),
+                subs: BTreeMap::new(),
+                consumers: HashMap::new(),
+                next_consumer: 1,
+                async_msgs: 0,
+                async_bytes: 0,
+                hosted: None,
+                owner_pid: 0,
+            }),
+            cv: Condvar::new(),
+            writer: Mutex::new(Writer {
+                epoch: 0,
+                stream: None,
+                buf: Vec::new(),
+            }),
+            callbacks: Mutex::new(Callbacks::default()),
+            callbacks_cv: Condvar::new(),
+            threads: Mutex::new(Vec::new()),
+        });
+        let first = inner.establish(false)?;
+        let c = Client { inner };
+        let i2 = c.inner.clone();
+        let reader = std::thread::Builder::new()
+            .name("mqlite-client".into())
+            .spawn(move || {
+                mark_library_thread();
+                i2.read_loop(first)
+            })
+            .map_err(|e| Error::io("starting the client's reader thread", &e))?;
+        lock(&c.inner.threads).push(reader);
+        let i2 = c.inner.clone();
+        let cbs = std::thread::Builder::new()
+            .name("mqlite-callbacks".into())
+            .spawn(move || {
+                mark_library_thread();
+                i2.run_callbacks()
+            })
+            .map_err(|e| Error::io("starting the client's callback thread", &e))?;
+        lock(&c.inner.threads).push(cbs);
+        Ok(c)
+    }
+
+    /// Whether `other` is the same connection.
+    pub(crate) fn same(&self, other: &Client) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    /// Whether this process took the store over and now owns it.
+    pub(crate) fn hosts_owner(&self) -> bool {
+        lock(&self.inner.st).hosted.is_some()
+    }
+
+    /// The pid of the owner it is connected to.
+    pub(crate) fn owner_pid(&self) -> u32 {
+        lock(&self.inner.st).owner_pid
+    }
+
+    fn check_fork(&self) -> Result<()> {
+        if fork_generation() != self.inner.fork_gen {
+            return Err(forked_error());
+        }
+        Ok(())
+    }
+
+    /// Sends a request and waits for its answer.
+    pub(crate) fn call(&self, req: Request) -> Result<Response> {
+        self.call_with(req, 0, None)
+    }
+
+    fn call_with(
+        &self,
+        req: Request,
+        consumer: u64,
+        deadline: Option<Instant>,
+    ) -> Result<Response> {
+        self.call_answered_by(req, consumer, deadline)
+            .map(|(r, _)| r)
+    }
+
+    /// A call, and the connection whose owner answered it.
+    fn call_answered_by(
+        &self,
+        req: Request,
+        consumer: u64,
+        deadline: Option<Instant>,
+    ) -> Result<(Response, u64)> {
+        let slot = Arc::new(Slot::default());
+        let id = self.submit(req, consumer, deadline, Done::Wait(slot.clone()), None)?;
+        let r = self.wait_answer(&slot, id)?.into_result()?;
+        Ok((r, slot.epoch.load(Ordering::SeqCst)))
+    }
+
+    /// Waits for the answer of request `id`. A call may legitimately wait long (a receive, a
+    /// send blocked on a full queue), so silence alone proves nothing: after each
+    /// `connect_timeout` without an answer the owner is pinged (a request its reading thread
+    /// answers at once), and an owner that does not answer the ping either — alive, holding
+    /// the store's lock, but hung (stopped, deadlocked) — fails the call with `Timeout`
+    /// instead of hanging the caller forever.
+    fn wait_answer(&self, slot: &Slot, id: u64) -> Result<Response> {
+        loop {
+            if let Some(r) = slot.wait_for(self.inner.timeout) {
+                return r;
+            }
+            if self.owner_answers() {
+                continue;
+            }
+            let mut st = lock(&self.inner.st);
+            if let Some(p) = st.pending.remove(&id) {
+                self.inner.uncount(&mut st, &p);
+            }
+            drop(st);
+            // It may have been answered just now.
+            if let Some(r) = slot.wait_for(Duration::ZERO) {
+                return r;
+            }
+            return Err(self.hung_error());
+        }
+    }
+
+    /// Whether the owner answers a ping within `connect_timeout` (or is being replaced: the
+    /// reconnection has its own deadline).
+    fn owner_answers(&self) -> bool {
+        if !lock(&self.inner.st).up {
+            return true;
+        }
+        let slot = Arc::new(Slot::default());
+        let Ok(id) = self.submit(Request::Check, 0, None, Done::Wait(slot.clone()), None) else {
+            return true; // closed or failed: the call's own answer says so
+        };
+        if slot.wait_for(self.inner.timeout).is_some() {
+            return true;
+        }
+        let mut st = lock(&self.inner.st);
+        st.pending.remove(&id);
+        !st.up
+    }
+
+    fn hung_error(&self) -> Error {
+        Error::new(
+            ErrorKind::Timeout,
+            format!(
+                "the store's owner (pid {}) holds the store but did not answer within {:?}: it \
+                 is hung or stopped; the call's outcome is unknown",
+                self.owner_pid(),
+                self.inner.timeout
+            ),
+        )
+    }
+
+    /// Queues a request and writes it if connected (else the reconnection writes it).
+    fn submit(
+        &self,
+        req: Request,
+        consumer: u64,
+        deadline: Option<Instant>,
+        done: Done,
+        async_bytes: Option<usize>,
+    ) -> Result<u64> {
+        self.check_fork()?;
+        let inner = &self.inner;
+        let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut w = lock(&inner.writer);
+        let mut st = lock(&inner.st);
+        if st.closed {
+            return Err(Error::closed());
+        }
+        if let Some(e) = &st.failed {
+            return Err(e.clone());
+        }
+        let write = st.up && w.epoch == st.epoch;
+        if write {
+            let w = &mut *w;
+            w.buf.clear();
+            put_frame(&mut w.buf, &(id, &req))?;
+        }
+        if let Some(b) = async_bytes {
+            st.async_msgs += 1;
+            st.async_bytes += b;
+        }
+        st.pending.insert(
+            id,
+            Pending {
+                req,
+                consumer,
+                deadline,
+                done,
+                partial: None,
+                async_bytes,
+                sent: write,
+            },
+        );
+        drop(st);
+        if write {
+            let w = &mut *w;
+            if let Some(s) = &mut w.stream {
+                if s.write_all(&w.buf).is_err() {
+                    // The reader notices the broken connection and resends this.
+                    let _ = s.shutdown(std::net::Shutdown::Both);
+                }
+            }
+        }
+        Ok(id)
+    }
+
+    /// Sends a request that wants no answer (a dropped delivery, a closed consumer): only on
+    /// the current connection; lost with it, as what it concerned is.
+    fn tell(&self, req: Request, epoch: u64) {
+        if self.check_fork().is_err() {
+            return;
+        }
+        let mut w = lock(&self.inner.writer);
+        if w.epoch != epoch {
+            return;
+        }
+        let w = &mut *w;
+        w.buf.clear();
+        if put_frame(&mut w.buf, &(0u64, &req)).is_ok() {
+            if let Some(s) = &mut w.stream {
+                let _ = s.write_all(&w.buf);
+            }
+        }
+    }
+
+    /// Gives a message its automatic dedup key (unless it has one of its own).
+    pub(crate) fn stamp(&self, m: &mut Message) {
+        if m.meta.dedup_key.is_none() {
+            let seq = self.inner.seq.fetch_add(1, Ordering::Relaxed);
+            m.meta.dedup_key = Some(format!(
+                "{AUTO_KEY_PREFIX}{:x}.{seq:x}",
+                self.inner.producer
+            ));
+        }
+    }
+
+    /// Declares a queue; remembered, to be declared again on every new connection.
+    pub(crate) fn declare(&self, name: &str, options: Option<&QueueOptions>) -> Result<u32> {
+        if let Some(o) = options {
+            o.validate()?;
+        }
+        let r = self.call(Request::Declare {
+            name: name.to_string(),
+            options: options.cloned(),
+        })?;
+        match r {
+            Response::Queue(q) => {
+                lock(&self.inner.st)
+                    .queues
+                    .insert(q, (name.to_string(), options.cloned()));
+                Ok(q)
+            }
+            r => Err(unexpected(&r)),
+        }
+    }
+
+    /// Sends (or publishes) without waiting; `callback` runs once on this client's callback
+    /// thread.
+    pub(crate) fn send_async(
+        &self,
+        to: Dest<'_>,
+        mut msg: Message,
+        callback: Callback,
+    ) -> Result<()> {
+        let len = msg.body.len();
+        let req = match to {
+            Dest::Queue(q) => {
+                self.stamp(&mut msg);
+                Request::SendAsync {
+                    queue: q.0,
+                    message: msg,
+                }
+            }
+            Dest::Topic(t) => Request::PublishAsync {
+                topic: t.to_string(),
+                message: msg,
+            },
+        };
+        self.wait_window(len)?;
+        self.submit(req, 0, None, Done::Callback(callback), Some(len))
+            .map(|_| ())
+    }
+
+    /// Waits for room in this client's window of async sends (the store's producer window
+    /// options, applied per client).
+    fn wait_window(&self, len: usize) -> Result<()> {
+        let inner = &self.inner;
+        let o = &inner.opts;
+        let mut st = lock(&inner.st);
+        while st.async_msgs >= o.max_pending_messages
+            || (st.async_bytes > 0 && st.async_bytes + len > o.max_pending_bytes)
+        {
+            if !o.block_when_window_full {
+                return Err(Error::new(
+                    ErrorKind::QueueFull,
+                    "the producer window of async sends is full",
+                ));
+            }
+            if st.closed || st.failed.is_some() {
+                break;
+            }
+            st = inner.cv.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+        Ok(())
+    }
+
+    /// A receive: `consumer` is this client's consumer id (0: a plain receive).
+    pub(crate) fn receive(
+        &self,
+        queue: u32,
+        consumer: u64,
+        max: u32,
+        timeout: Option<Duration>,
+        selector: Option<String>,
+    ) -> Result<(u64, Response)> {
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        let (server, epoch) = {
+            let st = lock(&self.inner.st);
+            let server = if consumer == 0 {
+                0
+            } else {
+                st.consumers
+                    .get(&consumer)
+                    .map(|c| c.2)
+                    .ok_or_else(Error::closed)?
+            };
+            (server, st.epoch)
+        };
+        let req = Request::Receive {
+            queue,
+            consumer: server,
+            max,
+            timeout_ms: timeout.map(|t| t.as_millis().min(u64::MAX as u128) as u64),
+            selector,
+        };
+        // The answer may come from a later connection than the one asked (a resend); the
+        // deliveries carry the one that answered.
+        let _ = epoch;
+        let (r, answered) = self.call_answered_by(req, consumer, deadline)?;
+        Ok((answered, r))
+    }
+
+    /// Attaches a subscriber; remembered (by the subscription's name), to be attached again
+    /// on every new connection. Returns the subscription's queue and name.
+    pub(crate) fn subscribe(
+        &self,
+        pattern: &str,
+        options: &SubscriptionOptions,
+    ) -> Result<(u32, String)> {
+        options.queue.validate()?;
+        match self.call(Request::Subscribe {
+            pattern: pattern.to_string(),
+            options: options.clone(),
+        })? {
+            Response::Subscribed { queue, name } => {
+                let mut st = lock(&self.inner.st);
+                let e = st.subs.entry(queue).or_insert_with(|| {
+                    let mut o = options.clone();
+                    o.name = Some(name.clone());
+                    (pattern.to_string(), o, 0)
+                });
+                e.2 += 1;
+                Ok((queue, name))
+            }
+            r => Err(unexpected(&r)),
+        }
+    }
+
+    /// Detaches a subscriber (on the current connection: one that ended detached it already).
+    pub(crate) fn close_subscription(&self, queue: u32) -> Result<()> {
+        {
+            let mut st = lock(&self.inner.st);
+            match st.subs.get_mut(&queue) {
+                Some(e) if e.2 > 1 => e.2 -= 1,
+                Some(_) => {
+                    st.subs.remove(&queue);
+                }
+                None => return Ok(()),
+            }
+        }
+        match self.call(Request::CloseSubscription { queue }) {
+            Err(e) if e.kind() == ErrorKind::OwnerLost => Ok(()),
+            r => r.map(|_| ()),
+        }
+    }
+
+    /// Opens a consumer; returns this client's id for it.
+    pub(crate) fn open_consumer(&self, queue: u32, mode: AckMode) -> Result<u64> {
+        match self.call(Request::OpenConsumer { queue, mode })? {
+            Response::Consumer(server) => {
+                let mut st = lock(&self.inner.st);
+                let id = st.next_consumer;
+                st.next_consumer += 1;
+                st.consumers.insert(id, (queue, mode, server));
+                Ok(id)
+            }
+            r => Err(unexpected(&r)),
+        }
+    }
+
+    /// Closes a consumer (its unsettled deliveries return, as failed deliveries).
+    pub(crate) fn close_consumer(&self, consumer: u64) {
+        let (c, epoch) = {
+            let mut st = lock(&self.inner.st);
+            (st.consumers.remove(&consumer), st.epoch)
+        };
+        if let Some((_, _, server)) = c {
+            self.tell(Request::CloseConsumer { consumer: server }, epoch);
+        }
+    }
+
+    /// The owner's consumer id for this client's `consumer` (0 stays 0), if `origin` is the
+    /// current connection.
+    pub(crate) fn server_consumer(&self, consumer: u64, origin: u64) -> Result<u64> {
+        let st = lock(&self.inner.st);
+        if origin != st.epoch {
+            return Err(delivery_lost());
+        }
+        if consumer == 0 {
+            return Ok(0);
+        }
+        st.consumers
+            .get(&consumer)
+            .map(|c| c.2)
+            .ok_or_else(delivery_lost)
+    }
+
+    /// Tells the owner of a dropped delivery (if it is still the one that handed it out).
+    pub(crate) fn drop_delivery(&self, req: Request, origin: u64) {
+        self.tell(req, origin);
+    }
+
+    /// Waits until every async send made so far is answered.
+    pub(crate) fn wait_async(&self) {
+        let inner = &self.inner;
+        let mut st = lock(&inner.st);
+        while st.async_msgs > 0 && !st.closed {
+            st = inner.cv.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Closes: waits for every async send, ends the connection, fails what is still pending
+    /// with `Closed`, runs the last callbacks, and closes the owner this process took over.
+    pub(crate) fn close(&self) -> Result<()> {
+        if on_library_thread()
+            && !std::thread::current()
+                .name()
+                .is_some_and(|n| n.starts_with("mqlite-listener"))
+        {
+            return Err(Error::new(
+                ErrorKind::WouldDeadlock,
+                "close() called from one of the store's own threads (a callback or listener)",
+            ));
+        }
+        self.check_fork()?;
+        let inner = &self.inner;
+        if lock(&inner.st).closed {
+            return Ok(());
+        }
+        self.wait_async();
+        let hosted = {
+            let w = lock(&inner.writer);
+            let mut st = lock(&inner.st);
+            st.closed = true;
+            if let Some(s) = &w.stream {
+                let _ = s.shutdown(std::net::Shutdown::Both);
+            }
+            st.hosted.take()
+        };
+        inner.cv.notify_all();
+        let threads: Vec<_> = std::mem::take(&mut *lock(&inner.threads));
+        let mut it = threads.into_iter();
+        if let Some(reader) = it.next() {
+            let _ = reader.join();
+        }
+        inner.fail_all(|_| Error::closed());
+        {
+            let mut cb = lock(&inner.callbacks);
+            cb.stop = true;
+            inner.callbacks_cv.notify_all();
+        }
+        for t in it {
+            let _ = t.join();
+        }
+        match hosted {
+            Some(o) => o.close(),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Client {
+    /// Closes without waiting (dropped inside one of its own callbacks): the connection ends,
+    /// the reader thread fails what is pending with `Closed` and lets the callback thread finish
+    /// the callbacks queued so far; an owner this process took over closes in the background.
+    pub(crate) fn close_in_background(&self) {
+        let inner = &self.inner;
+        let hosted = {
+            let w = lock(&inner.writer);
+            let mut st = lock(&inner.st);
+            if st.closed {
+                return;
+            }
+            st.closed = true;
+            if let Some(s) = &w.stream {
+                let _ = s.shutdown(std::net::Shutdown::Both);
+            }
+            st.hosted.take()
+        };
+        inner.cv.notify_all();
+        if let Some(o) = hosted {
+            o.close_in_background();
+        }
+    }
+}
+
+fn unexpected(r: &Response) -> Error {
+    Error::new(
+        ErrorKind::Internal,
+        format!("the owner answered with an unexpected reply: {r:?}"),
+    )
+}
+
+/// Whether `s` has something to read (or is closed) within `limit` (poll(2)).
+fn readable_within(s: &UnixStream, limit: Duration) -> bool {
+    use std::os::unix::io::AsRawFd;
+    let mut p = libc::pollfd {
+        fd: s.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let end = Instant::now() + limit;
+    loop {
+        let left = end.saturating_duration_since(Instant::now());
+        let ms = left.as_millis().min(i32::MAX as u128) as i32;
+        // SAFETY: one valid pollfd, count 1.
+        let rc = unsafe { libc::poll(&mut p, 1, ms) };
+        if rc > 0 {
+            return true;
+        }
+        if rc == 0 || std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            return false;
+        }
+    }
+}
+
+/// "pid N" of the process holding the store's lock, as its LOCK file says.
+fn lock_holder(dir: &std::path::Path) -> String {
+    match std::fs::read_to_string(dir.join("LOCK")) {
+        Ok(t) if !t.trim().is_empty() => format!("pid {}", t.trim()),
+        _ => "pid unknown".to_string(),
+    }
+}
+
+/// A random producer id for this client's automatic dedup keys (pid, time and an address:
+/// unique enough among the processes of one store).
+fn producer_id() -> u64 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let x = &t as *const u64 as u64;
+    let mut h = t ^ (u64::from(std::process::id()) << 32) ^ x.rotate_left(17);
+    // splitmix64 finaliser
+    h = (h ^ (h >> 30)).wrapping_mul(0xbf58476d1ce4e5b9);
+    h = (h ^ (h >> 27)).wrapping_mul(0x94d049bb133111eb);
+    h ^ (h >> 31)
+}
+
+impl Inner {
+    /// Connects to an owner — or becomes the owner if the lock is free and this process may —
+    /// retrying with backoff until the connect timeout. Returns the new connection's stream.
+    fn establish(self: &Arc<Self>, again: bool) -> Result<UnixStream> {
+        let deadline = Instant::now() + self.timeout;
+        let mut backoff = Duration::from_millis(2);
+        let mut last: Option<Error> = None;
+        loop {
+            if lock(&self.st).closed {
+                return Err(Error::closed());
+            }
+            if again && self.may_own && lock(&self.st).hosted.is_none() {
+                match Owner::open(&self.dir, &self.opts) {
+                    Ok(o) => lock(&self.st).hosted = Some(Arc::new(o)),
+                    Err(e) if e.kind() == ErrorKind::Locked => {}
+                    Err(e) => last = Some(e),
+                }
+            }
+            match self.hello() {
+                Ok(s) => return Ok(s),
+                Err(Some(e)) => return Err(e),
+                Err(None) => {}
+            }
+            // The first connection: `Store::open` retries (and tries the lock) itself.
+            if !again || Instant::now() >= deadline {
+                let why = last
+                    .map(|e| format!(" (last error: {e})"))
+                    .unwrap_or_default();
+                return Err(Error::new(
+                    ErrorKind::OwnerLost,
+                    format!(
+                        "no process served store {} within {:?}{why}",
+                        self.dir.display(),
+                        self.timeout
+                    ),
+                ));
+            }
+            std::thread::sleep(backoff);
+            backoff = (backoff * 2).min(Duration::from_millis(100));
+        }
+    }
+
+    /// Connects and says hello. `Err(None)`: nobody is listening (yet); `Err(Some)`: refused.
+    fn hello(&self) -> std::result::Result<UnixStream, Option<Error>> {
+        let mut s = connect_socket(&self.dir).map_err(|_| None)?;
+        let h = Hello {
+            protocol: PROTOCOL_VERSION,
+            format: FORMAT_VERSION,
+            pid: std::process::id(),
+            dir: self.dir_id,
+        };
+        s.write_all(&h.encode()).map_err(|_| None)?;
+        if !readable_within(&s, self.timeout) {
+            // Connected (the kernel queues connections) but never welcomed: the process holding
+            // the store's lock does not serve.
+            return Err(Some(Error::new(
+                ErrorKind::Timeout,
+                format!(
+                    "the owner of store {} ({}) holds its lock but did not answer within {:?}: \
+                     it is hung or stopped",
+                    self.dir.display(),
+                    lock_holder(&self.dir),
+                    self.timeout
+                ),
+            )));
+        }
+        let w = match Welcome::read(&mut s) {
+            Ok(w) => w,
+            // An owner that closed or died during the hello: try again.
+            Err(_) => return Err(None),
+        };
+        if let Some((kind, text)) = w.refusal {
+            return Err(Some(Error::new(kind, text)));
+        }
+        lock(&self.st).owner_pid = w.owner_pid;
+        Ok(s)
+    }
+
+    /// Runs a request on a stream not yet installed (during reconnection).
+    fn direct(s: &mut UnixStream, buf: &mut Vec<u8>, req: &Request) -> Result<Response> {
+        buf.clear();
+        put_frame(buf, &(u64::MAX, req))?;
+        let io = |e: std::io::Error| Error::io("talking to the store's owner", &e);
+        s.write_all(buf).map_err(io)?;
+        let mut acc: Option<Response> = None;
+        loop {
+            if !read_frame(s, buf).map_err(io)? {
+                return Err(Error::new(
+                    ErrorKind::OwnerLost,
+                    "the owner closed the connection",
+                ));
+            }
+            let (_, more, r): ResponseFrame =
+                decode(buf).map_err(|e| Error::new(ErrorKind::Internal, e))?;
+            match &mut acc {
+                None => acc = Some(r),
+                Some(a) => {
+                    a.extend(r);
+                }
+            }
+            if !more {
+                return acc.unwrap_or(Response::Done).into_result();
+            }
+        }
+    }
+
+    /// Declares the queues and opens the consumers again on a new connection, installs it and
+    /// resends what is pending.
+    fn install(self: &Arc<Self>, mut s: UnixStream) -> Result<UnixStream> {
+        let (queues, subs, consumers) = {
+            let st = lock(&self.st);
+            (st.queues.clone(), st.subs.clone(), st.consumers.clone())
+        };
+        let mut buf = Vec::new();
+        let mut moved = Vec::new();
+        for (&q, (name, options)) in &queues {
+            match Self::direct(
+                &mut s,
+                &mut buf,
+                &Request::Declare {
+                    name: name.clone(),
+                    options: options.clone(),
+                },
+            )? {
+                Response::Queue(n) if n == q => {}
+                _ => moved.push(q),
+            }
+        }
+        for (&q, (pattern, options, n)) in &subs {
+            for _ in 0..*n {
+                let r = Self::direct(
+                    &mut s,
+                    &mut buf,
+                    &Request::Subscribe {
+                        pattern: pattern.clone(),
+                        options: options.clone(),
+                    },
+                );
+                if !matches!(r, Ok(Response::Subscribed { queue, .. }) if queue == q) {
+                    moved.push(q);
+                }
+            }
+        }
+        let mut servers = HashMap::new();
+        for (&id, &(queue, mode, _)) in &consumers {
+            if let Response::Consumer(server) =
+                Self::direct(&mut s, &mut buf, &Request::OpenConsumer { queue, mode })?
+            {
+                servers.insert(id, server);
+            }
+        }
+        let reader = s
+            .try_clone()
+            .map_err(|e| Error::io("cloning the client socket", &e))?;
+        let mut w = lock(&self.writer);
+        let mut st = lock(&self.st);
+        st.epoch += 1;
+        w.epoch = st.epoch;
+        if st.closed {
+            // Closed while this connection was being set up (close() found no stream to shut
+            // down): end it now, or the reader would wait on it forever.
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+        w.stream = Some(s);
+        st.up = true;
+        for (id, server) in servers {
+            if let Some(c) = st.consumers.get_mut(&id) {
+                c.2 = server;
+            }
+        }
+        let mut failed = Vec::new();
+        let ids: Vec<u64> = st.pending.keys().copied().collect();
+        let now = Instant::now();
+        for id in ids {
+            let map = st_consumers(&st.consumers);
+            let Some(p) = st.pending.get_mut(&id) else {
+                continue;
+            };
+            p.partial = None;
+            let on = resend(p, &map, now, &moved);
+            let Some(p) = st.pending.get_mut(&id) else {
+                continue;
+            };
+            match on {
+                OnResend::Resend(req) => {
+                    p.req = *req;
+                    p.sent = true;
+                    let w = &mut *w;
+                    w.buf.clear();
+                    if put_frame(&mut w.buf, &(id, &p.req)).is_ok() {
+                        if let Some(s) = &mut w.stream {
+                            let _ = s.write_all(&w.buf);
+                        }
+                    }
+                }
+                OnResend::Fail(e) => failed.push((id, e)),
+            }
+        }
+        let mut done = Vec::new();
+        for (id, e) in failed {
+            if let Some(p) = st.pending.remove(&id) {
+                self.uncount(&mut st, &p);
+                done.push((p, e));
+            }
+        }
+        drop(st);
+        drop(w);
+        for (p, e) in done {
+            self.complete(p, Err(e));
+        }
+        Ok(reader)
+    }
+
+    fn uncount(&self, st: &mut St, p: &Pending) {
+        if let Some(b) = p.async_bytes {
+            st.async_msgs -= 1;
+            st.async_bytes -= b;
+            self.cv.notify_all();
+        }
+    }
+
+    fn complete(&self, p: Pending, r: Result<Response>) {
+        match p.done {
+            Done::Wait(slot) => slot.set(r),
+            Done::Callback(cb) => {
+                let r = r.and_then(Response::into_result).and_then(|r| match r {
+                    Response::Id(id) => Ok(id),
+                    r => Err(unexpected(&r)),
+                });
+                let mut q = lock(&self.callbacks);
+                q.items.push_back((cb, r));
+                self.callbacks_cv.notify_one();
+            }
+        }
+    }
+
+    /// Fails every pending request.
+    fn fail_all(&self, e: impl Fn(&Pending) -> Error) {
+        let mut st = lock(&self.st);
+        let all = std::mem::take(&mut st.pending);
+        for p in all.values() {
+            self.uncount(&mut st, p);
+        }
+        drop(st);
+        for (_, p) in all {
+            let err = e(&p);
+            self.complete(p, Err(err));
+        }
+        self.cv.notify_all();
+    }
+
+    /// The reader thread: completes requests; reconnects when the connection breaks.
+    fn read_loop(self: &Arc<Self>, first: UnixStream) {
+        let mut stream = self.install(first).ok();
+        let mut buf = Vec::new();
+        loop {
+            if let Some(s) = stream.take() {
+                // The connection just installed: its answers carry its number.
+                let epoch = lock(&self.st).epoch;
+                let mut r = BufReader::with_capacity(64 << 10, s);
+                while let Ok(true) = read_frame(&mut r, &mut buf) {
+                    match decode::<ResponseFrame>(&buf) {
+                        Ok((id, more, resp)) => self.on_answer(id, more, resp, epoch),
+                        Err(_) => break,
+                    }
+                }
+            }
+            {
+                let w = lock(&self.writer);
+                let mut st = lock(&self.st);
+                st.up = false;
+                if let Some(s) = &w.stream {
+                    let _ = s.shutdown(std::net::Shutdown::Both);
+                }
+                if st.closed {
+                    drop(st);
+                    drop(w);
+                    self.fail_all(|_| Error::closed());
+                    let mut cb = lock(&self.callbacks);
+                    cb.stop = true;
+                    self.callbacks_cv.notify_all();
+                    return;
+                }
+            }
+            match self.establish(true).and_then(|s| self.install(s)) {
+                Ok(s) => stream = Some(s),
+                Err(e) if e.kind() == ErrorKind::Closed => return,
+                Err(e) => {
+                    lock(&self.st).failed = Some(e.clone());
+                    self.fail_all(|_| e.clone());
+                    return;
+                }
+            }
+        }
+    }
+
+    fn on_answer(&self, id: u64, more: bool, resp: Response, epoch: u64) {
+        let mut st = lock(&self.st);
+        let Some(p) = st.pending.get_mut(&id) else {
+            return;
+        };
+        let resp = match p.partial.take() {
+            Some(mut a) => {
+                a.extend(resp);
+                a
+            }
+            None => resp,
+        };
+        if more {
+            p.partial = Some(resp);
+            return;
+        }
+        let Some(p) = st.pending.remove(&id) else {
+            return;
+        };
+        self.uncount(&mut st, &p);
+        drop(st);
+        if let Done::Wait(slot) = &p.done {
+            slot.epoch.store(epoch, Ordering::SeqCst);
+        }
+        self.complete(p, Ok(resp));
+    }
+
+    fn run_callbacks(&self) {
+        let mut q = lock(&self.callbacks);
+        loop {
+            if let Some((cb, r)) = q.items.pop_front() {
+                drop(q);
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cb(r)));
+                q = lock(&self.callbacks);
+                continue;
+            }
+            if q.stop {
+                return;
+            }
+            q = self.callbacks_cv.wait(q).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+fn st_consumers(c: &HashMap<u64, (u32, AckMode, u64)>) -> HashMap<u64, u64> {
+    c.iter().map(|(&k, v)| (k, v.2)).collect()
+}
+
+/// What to do with a request whose answer was lost with the previous connection.
+fn resend(p: &Pending, consumers: &HashMap<u64, u64>, now: Instant, moved: &[u32]) -> OnResend {
+    let names_moved = |q: &u32| moved.contains(q);
+    match &p.req {
+        Request::Send { queue, .. }
+        | Request::SendAsync { queue, .. }
+        | Request::SendBatch { queue, .. }
+            if names_moved(queue) =>
+        {
+            OnResend::Fail(lost("a send (its queue changed id)"))
+        }
+        Request::Receive {
+            queue,
+            max,
+            selector,
+            ..
+        } => {
+            let consumer = if p.consumer == 0 {
+                Some(0)
+            } else {
+                consumers.get(&p.consumer).copied()
+            };
+            match consumer {
+                None => OnResend::Fail(Error::closed()),
+                Some(consumer) => OnResend::Resend(Box::new(Request::Receive {
+                    queue: *queue,
+                    consumer,
+                    max: *max,
+                    timeout_ms: p
+                        .deadline
+                        .map(|d| d.saturating_duration_since(now).as_millis() as u64),
+                    selector: selector.clone(),
+                })),
+            }
+        }
+        // Never written: it cannot have taken effect.
+        Request::Publish { .. }
+        | Request::PublishAsync { .. }
+        | Request::PublishBatch { .. }
+        | Request::Commit { .. }
+        | Request::TxnClaim { .. }
+        | Request::Subscribe { .. }
+        | Request::Unsubscribe { .. }
+            if !p.sent =>
+        {
+            OnResend::Resend(Box::new(p.req.clone()))
+        }
+        // A publish carries no dedup key (a topic has no dedup window): resending it could
+        // store it twice, so one in doubt fails.
+        Request::Publish { .. } | Request::PublishAsync { .. } | Request::PublishBatch { .. } => {
+            OnResend::Fail(lost("a publish"))
+        }
+        Request::Commit { sends, .. }
+            if sends.iter().any(|(d, _)| matches!(d, WireDest::Topic(_))) =>
+        {
+            OnResend::Fail(lost("a transaction with publishes"))
+        }
+        Request::TxnClaim { .. } => OnResend::Fail(delivery_lost()),
+        Request::Subscribe { .. } => OnResend::Fail(lost("a subscribe")),
+        Request::Unsubscribe { .. } => OnResend::Fail(lost("an unsubscribe")),
+        Request::Commit { sends, acks } if !acks.is_empty() => {
+            if sends.is_empty() {
+                OnResend::Fail(delivery_lost())
+            } else {
+                OnResend::Resend(Box::new(Request::CommitProbe {
+                    sends: sends.clone(),
+                }))
+            }
+        }
+        // In flight when the owner went away: it may or may not have been made durable.
+        Request::Settle { .. } | Request::AckBatch { .. } | Request::SettleOnDrop { .. } => {
+            OnResend::Fail(Error::new(
+                ErrorKind::DeliveryLost,
+                "the store's owner process went away while this settle was in flight: if it was \
+                 made durable first, the delivery is settled; otherwise the message comes back \
+                 with its delivery count incremented",
+            ))
+        }
+        Request::IsSettled { .. } => OnResend::Resend(Box::new(p.req.clone())).map_settled(),
+        Request::Purge { .. } => OnResend::Fail(lost("a purge")),
+        Request::Replay { .. } => OnResend::Fail(lost("a replay")),
+        Request::Transfer { .. } => OnResend::Fail(lost("a move or copy")),
+        Request::OpenConsumer { .. }
+        | Request::CloseConsumer { .. }
+        | Request::CommitProbe { .. }
+        | Request::Commit { .. }
+        | Request::Declare { .. }
+        | Request::QueueNames
+        | Request::Send { .. }
+        | Request::SendAsync { .. }
+        | Request::SendBatch { .. }
+        | Request::Browse { .. }
+        | Request::Stats { .. }
+        | Request::IsMemory { .. }
+        | Request::BrowseStored { .. }
+        | Request::DedupWindow { .. }
+        | Request::DedupLookup { .. }
+        | Request::TopicStats { .. }
+        | Request::CloseSubscription { .. }
+        | Request::Subscriptions
+        | Request::Compact
+        | Request::Flush
+        | Request::DiskBytes
+        | Request::Check => OnResend::Resend(Box::new(p.req.clone())),
+    }
+}
+
+impl OnResend {
+    /// A delivery of the old owner is settled as far as this client can tell.
+    fn map_settled(self) -> OnResend {
+        OnResend::Fail(delivery_lost())
+    }
+}
