@@ -218,7 +218,7 @@ typedef uint32_t mqlite_status;
 /**
  * Where a browsed message was in its queue.
  */
-enum mqlite_message_state
+enum mqlite_browse_state
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
   : uint32_t
 #endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
@@ -246,9 +246,9 @@ enum mqlite_message_state
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
-typedef enum mqlite_message_state mqlite_message_state;
+typedef enum mqlite_browse_state mqlite_browse_state;
 #else
-typedef uint32_t mqlite_message_state;
+typedef uint32_t mqlite_browse_state;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
@@ -904,7 +904,7 @@ mqlite_status mqlite_queue_browse_ready(const mqlite_queue *queue,
  * The state of a message returned by `mqlite_queue_browse`; `MQLITE_STATE_NONE` for any
  * other message and for NULL.
  */
-mqlite_message_state mqlite_message_state(const mqlite_message *message);
+mqlite_browse_state mqlite_message_state(const mqlite_message *message);
 
 /**
  * How many times a message returned by `mqlite_queue_browse` has been delivered (the
@@ -1738,7 +1738,8 @@ mqlite_status mqlite_store_disk_bytes(const mqlite_store *store,
                                       mqlite_error **err);
 
 /**
- * What recovery found when the store was opened (available after close too).
+ * What recovery found when the store was opened (available after close too); for a client,
+ * what its owner's recovery found.
  */
 mqlite_status mqlite_store_recovery_report(const mqlite_store *store,
                                            mqlite_recovery_report *report_out,

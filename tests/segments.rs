@@ -331,3 +331,36 @@ fn a_roll_that_crashed_before_the_seal_leaves_an_empty_segment_that_is_removed()
     assert_eq!(got.len(), N);
     assert_eq!(r.removed_incomplete_segments, [name(&path)], "{r:?}");
 }
+
+/// A process that opens the store as a client of the owner that repaired it reports what the
+/// owner's recovery found (the missing file), as the owner does: the report crosses the wire.
+#[test]
+fn a_client_reports_the_missing_segment_its_owner_repaired() {
+    let env = Env::new();
+    let segs = filled(&env);
+    std::fs::remove_file(&segs[1]).unwrap();
+    let owner = Store::open(
+        env.dir.path(),
+        StoreOptions {
+            repair: true,
+            open_as: OpenAs::Owner,
+            ..env.opts()
+        },
+    )
+    .unwrap();
+    let client = Store::open(
+        env.dir.path(),
+        StoreOptions {
+            open_as: OpenAs::Client,
+            ..env.opts()
+        },
+    )
+    .unwrap();
+    assert_eq!(client.role(), Role::Client);
+    let (o, c) = (owner.recovery_report(), client.recovery_report());
+    assert_eq!(o.missing.len(), 1, "{o:?}");
+    assert_eq!(o.missing[0].file, name(&segs[1]));
+    assert_eq!(c, o, "the client's report is the owner's");
+    client.close().unwrap();
+    owner.close().unwrap();
+}

@@ -11,7 +11,7 @@ use crate::queue::Queue;
 /// Where a browsed message was in its queue.
 #[repr(u32)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum mqlite_message_state {
+pub enum mqlite_browse_state {
     /// Not a browsed message (a new, received or dead-letter message, or NULL).
     MQLITE_STATE_NONE = 0,
     /// Deliverable now.
@@ -78,8 +78,8 @@ pub extern "C" fn mqlite_queue_browse_ready(
 /// The state of a message returned by `mqlite_queue_browse`; `MQLITE_STATE_NONE` for any
 /// other message and for NULL.
 #[no_mangle]
-pub extern "C" fn mqlite_message_state(message: *const mqlite_message) -> mqlite_message_state {
-    use mqlite_message_state::*;
+pub extern "C" fn mqlite_message_state(message: *const mqlite_message) -> mqlite_browse_state {
+    use mqlite_browse_state::*;
     guard_value(MQLITE_STATE_NONE, || {
         let m = unsafe { message.as_ref() }?;
         Some(match m.msg.state()? {

@@ -182,7 +182,8 @@ pub extern "C" fn mqlite_store_disk_bytes(
     })
 }
 
-/// What recovery found when the store was opened (available after close too).
+/// What recovery found when the store was opened (available after close too); for a client,
+/// what its owner's recovery found.
 #[no_mangle]
 pub extern "C" fn mqlite_store_recovery_report(
     store: *const mqlite_store,

@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::io::{join, VFile};
 
 /// Part of the journal found missing (see [`RecoveryReport::missing`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Missing {
     /// The segment file that is missing, or that ends before its frames do.
     pub file: String,

@@ -140,9 +140,15 @@ impl Journal {
             // frames written but never fdatasync'd, or a segment whose directory entry was never
             // fsync'd. New frames are about to claim (in their `synced` field) that everything
             // before them is durable, and new acks will build on what was read; make it so.
-            let tail = j.files.get(j.tail).ok_or_else(Error::closed)?;
-            tail.sync_data()
-                .map_err(|e| Error::io(format!("fdatasync of {}", segment_name(j.tail)), &e))?;
+            // The segment before the tail too: a roll writes the SEAL into it after its
+            // successor was created, and a crash before that SEAL's fdatasync leaves it only in
+            // the page cache while the new tail's frames would claim it durable.
+            let before = j.sizes.range(..j.tail).next_back().map(|(k, _)| *k);
+            for n in before.into_iter().chain(std::iter::once(j.tail)) {
+                let f = j.files.get(n).ok_or_else(Error::closed)?;
+                f.sync_data()
+                    .map_err(|e| Error::io(format!("fdatasync of {}", segment_name(n)), &e))?;
+            }
             j.vfs
                 .sync_dir(&j.dir)
                 .map_err(|e| Error::io("fsync of the store directory", &e))?;

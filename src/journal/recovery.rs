@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::io::{join, VFile};
 
 /// A torn tail that recovery cut off.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TornTail {
     /// The segment file.
     pub file: String,
@@ -21,7 +21,7 @@ pub struct TornTail {
 }
 
 /// A damaged range that a repair cut out.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Quarantined {
     /// The segment file.
     pub file: String,
@@ -36,7 +36,7 @@ pub struct Quarantined {
 }
 
 /// What recovery found.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RecoveryReport {
     /// Segments read.
     pub segments: usize,

@@ -80,12 +80,20 @@ impl Journal {
                     .and_then(|()| self.vfs.sync_dir(&self.dir))
                     .map_err(|e| RollError::Io(Error::io(format!("preparing {name}"), &e)))
             });
+        if let Err(e) = made {
+            let _ = self.vfs.remove(&path);
+            return Err(e);
+        }
         // Seal the old tail now that its successor exists durably: a last segment that ends
         // with a SEAL tells recovery that the segment after it is missing. (A crash before the
         // seal leaves an unsealed tail and an empty successor, which recovery removes.)
-        let made = made.and_then(|()| self.seal(n));
-        if let Err(e) = made {
-            let _ = self.vfs.remove(&path);
+        if let Err(e) = self.seal(n) {
+            // A SEAL whose write or fdatasync failed may still reach the disk: the successor
+            // it names stays (durable and empty: recovery keeps or removes it). Only a SEAL
+            // refused for space was surely not written.
+            if matches!(e, RollError::Full(_)) {
+                let _ = self.vfs.remove(&path);
+            }
             return Err(e);
         }
         self.tail_current = true;

@@ -144,6 +144,18 @@ static void test_missing_segment_is_named_and_repaired(const char *dir) {
     mqlite_recovery_report rep;
     OK(mqlite_store_recovery_report(s, &rep, ERR));
     CHECK(rep.missing == 1 && rep.quarantined == 0);
+    {
+        /* A client reports what its owner's recovery found: the report crosses the socket. */
+        mqlite_store_options *co = mqlite_store_options_new();
+        OK(mqlite_store_options_set_open_as(co, MQLITE_OPEN_AS_CLIENT, 20000, ERR));
+        mqlite_store *c = open_store(dir, co);
+        mqlite_recovery_report crep;
+        OK(mqlite_store_recovery_report(c, &crep, ERR));
+        CHECK(crep.missing == 1 && crep.quarantined == 0 && crep.segments == rep.segments);
+        CHECK(crep.records == rep.records && crep.lost_queues == rep.lost_queues);
+        mqlite_store_free(c);
+        mqlite_store_options_free(co);
+    }
     q = open_queue(s, "segs");
     mqlite_stats st;
     OK(mqlite_queue_stats(q, &st, ERR));
@@ -189,7 +201,7 @@ static void test_browse_tells_states(const char *dir) {
     size_t n = 0;
     OK(mqlite_queue_browse(q, 8, seen, &n, ERR));
     CHECK(n == 4);
-    mqlite_message_state want[4] = {MQLITE_STATE_READY, MQLITE_STATE_REDELIVERY_WAIT,
+    mqlite_browse_state want[4] = {MQLITE_STATE_READY, MQLITE_STATE_REDELIVERY_WAIT,
                                     MQLITE_STATE_DELAYED, MQLITE_STATE_IN_FLIGHT};
     uint32_t counts[4] = {1, 1, 0, 1};
     for (size_t i = 0; i < n && i < 4; i++) {

@@ -557,11 +557,12 @@ fn dlq_list_show_filter() {
         .collect();
     assert_eq!(
         summary,
+        // In id order: a dead letter keeps its message's id (o1, o2, p1, p2 = ids 1 to 4).
         [
             ("orders", "max_redeliveries", "timeout"),
-            ("payments", "expired", ""),
             ("orders", "rejected", "bad order"),
             ("payments", "max_redeliveries", "declined"),
+            ("payments", "expired", ""),
         ]
     );
     assert_eq!(rows[0]["dlq"], "DLQ");
@@ -662,7 +663,8 @@ fn dlq_replay_dry_run_changes_nothing_then_replays_with_counts() {
     };
     assert_eq!(bodies("orders"), [b"o1".to_vec()]);
     assert_eq!(bodies("payments"), [b"p1".to_vec()]);
-    assert_eq!(bodies("retry"), [b"p2".to_vec(), b"o2".to_vec()]);
+    // Stored in id order: o2 (id 2) before p2 (id 4), ids kept through the DLQ and the replay.
+    assert_eq!(bodies("retry"), [b"o2".to_vec(), b"p2".to_vec()]);
     // Replayed messages carry no dead-letter info and start their delivery count again.
     assert!(st
         .iter()

@@ -765,8 +765,9 @@ impl Store {
     /// ``len``, ``frames_lost``, ``saved_as``, the file in the store directory holding the
     /// bytes), ``missing`` (segment files found deleted, or cut short before their last
     /// frames, that a repair replaced or bridged: a list of dicts with ``file``, ``what``,
-    /// ``frames_lost``, 0 when unknown) and ``lost_queues`` (placeholder names of queues whose declaration a repair cut
-    /// out; their surviving messages are kept there).
+    /// ``frames_lost``, 0 when unknown) and ``lost_queues`` (placeholder names of queues whose
+    /// declaration a repair cut out; their surviving messages are kept there). A client
+    /// reports what its owner's recovery found.
     fn recovery_report<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         self.check()?;
         let r = self.store.recovery_report();

@@ -243,6 +243,10 @@ def test_a_deleted_segment_is_named_and_repair_reports_it_and_sticks(store_dir: 
         assert r["missing"][0]["frames_lost"] >= 1
         kept = [m.body for m in s.queue("segs").browse(1000)]
         assert 40 < len(kept) < 60
+        # A client reports what its owner's recovery found: the report crosses the socket.
+        with mqlite.open(store_dir, open_as="client") as c:
+            assert c.role() == "client"
+            assert c.recovery_report() == r
     with mqlite.open(store_dir) as s:
         assert s.recovery_report()["missing"] == []
         assert [m.body for m in s.queue("segs").browse(1000)] == kept
