@@ -344,6 +344,12 @@ static void store_and_queue(const char *dir) {
     T(NUL_, mqlite_queue_browse(NULL, 4, ms, &n, ERR));
     T(NUL_, mqlite_queue_browse(q, 4, NULL, &n, ERR));
     T(NUL_, mqlite_queue_browse(q, 4, ms, NULL, ERR));
+    T(NUL_, mqlite_queue_browse_ready(NULL, 4, ms, &n, ERR));
+    T(NUL_, mqlite_queue_browse_ready(q, 4, NULL, &n, ERR));
+    T(NUL_, mqlite_queue_browse_ready(q, 4, ms, NULL, ERR));
+    T(INV, mqlite_queue_browse_ready(q, SIZE_MAX, ms, &n, ERR));
+    V(mqlite_message_state(NULL) == MQLITE_STATE_NONE);
+    V(mqlite_message_delivery_count(NULL) == 0);
     T(INV, mqlite_queue_browse(q, SIZE_MAX, ms, &n, ERR));
     T(NUL_, mqlite_queue_purge(NULL, &u, ERR));
     mqlite_stats st;

@@ -3,9 +3,9 @@
  * the manual clock never wraps, a zero initial redelivery delay is followed by the redelivery
  * delay (as ActiveMQ), max_bytes counts body bytes, and a transaction owns the acks added to
  * it (rollback after the consumer is freed succeeds). */
-#include <unistd.h>
-
 #include "common.h"
+
+#include <unistd.h>
 
 #include <stdint.h>
 
