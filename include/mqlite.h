@@ -224,6 +224,43 @@ typedef uint32_t mqlite_status;
 #endif // __cplusplus
 
 /**
+ * Where a browsed message was in its queue.
+ */
+enum mqlite_browse_state
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * Not a browsed message (a new, received or dead-letter message, or NULL).
+   */
+  MQLITE_STATE_NONE = 0,
+  /**
+   * Deliverable now.
+   */
+  MQLITE_STATE_READY = 1,
+  /**
+   * Waiting for its delivery time (sent with a delay or deliver-at, or a scheduled repeat).
+   */
+  MQLITE_STATE_DELAYED = 2,
+  /**
+   * Handed to a consumer and not yet settled.
+   */
+  MQLITE_STATE_IN_FLIGHT = 3,
+  /**
+   * Waiting out a redelivery delay after a failed delivery (ActiveMQ's RedeliveryPolicy).
+   */
+  MQLITE_STATE_REDELIVERY_WAIT = 4,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum mqlite_browse_state mqlite_browse_state;
+#else
+typedef uint32_t mqlite_browse_state;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
  * The type of a property value.
  */
 enum mqlite_value_kind
@@ -845,9 +882,21 @@ typedef struct {
    */
   bool torn_tail;
   /**
-   * Damaged ranges quarantined by a repair open.
+   * Damaged ranges quarantined by a repair open (a damaged segment header and a stray file
+   * named like a segment count here too: the bytes are kept in a quarantine file).
    */
   uint64_t quarantined;
+  /**
+   * Segment files a repair open found missing (deleted: first, middle or last) or cut short
+   * before their last frames, and replaced by an empty segment or bridged. Without repair
+   * such damage fails the open with `MQLITE_CORRUPT` naming the file.
+   */
+  uint64_t missing;
+  /**
+   * Queues whose declaration a repair cut out while messages of theirs survived: the
+   * messages are kept in a queue named `__lost_queue_<id>`.
+   */
+  uint64_t lost_queues;
 } mqlite_recovery_report;
 
 /**
@@ -877,6 +926,30 @@ extern "C" {
  * header's `MQLITE_VERSION_*` macros to detect a header/library mismatch). Never free it.
  */
 const char *mqlite_version(void);
+
+/**
+ * Copies up to `max` ready messages (deliverable now), in the order a receive would take
+ * them, into the caller's array `messages_out` without consuming them; `*count_out` is how
+ * many. As `mqlite_queue_browse`, which lists every message the queue holds.
+ */
+mqlite_status mqlite_queue_browse_ready(const mqlite_queue *queue,
+                                        size_t max,
+                                        mqlite_message **messages_out,
+                                        size_t *count_out,
+                                        mqlite_error **err);
+
+/**
+ * The state of a message returned by `mqlite_queue_browse`; `MQLITE_STATE_NONE` for any
+ * other message and for NULL.
+ */
+mqlite_browse_state mqlite_message_state(const mqlite_message *message);
+
+/**
+ * How many times a message returned by `mqlite_queue_browse` has been delivered (the
+ * delivery in progress included while it is in flight); 0 for a message never delivered, for
+ * any other message and for NULL.
+ */
+uint32_t mqlite_message_delivery_count(const mqlite_message *message);
 
 /**
  * A manual clock standing at `start_ms` milliseconds since the epoch. Returns NULL only if
@@ -1603,9 +1676,13 @@ mqlite_status mqlite_queue_ack_batch_sync(const mqlite_queue *queue,
                                           mqlite_error **err);
 
 /**
- * Copies up to `max` waiting messages, in delivery order, into the caller's array
- * `messages_out` without consuming them; `*count_out` is how many (0 for an empty queue), each
- * a new message the caller frees with `mqlite_message_free`.
+ * Copies up to `max` messages the queue holds — every state: ready, delayed, redelivery
+ * wait, in flight — into the caller's array `messages_out` without consuming them; ready ones
+ * first in delivery order, then delayed and redelivery-waiting ones by due time, then those
+ * in flight. `*count_out` is how many (0 for an empty queue), each a new message the caller
+ * frees with `mqlite_message_free`; `mqlite_message_state` and
+ * `mqlite_message_delivery_count` tell each one's state and delivery count.
+ * `mqlite_queue_browse_ready` lists only the ready ones.
  */
 mqlite_status mqlite_queue_browse(const mqlite_queue *queue,
                                   size_t max,
@@ -1746,7 +1823,8 @@ mqlite_status mqlite_store_disk_bytes(const mqlite_store *store,
                                       mqlite_error **err);
 
 /**
- * What recovery found when the store was opened (available after close too).
+ * What recovery found when the store was opened (available after close too); for a client,
+ * what its owner's recovery found.
  */
 mqlite_status mqlite_store_recovery_report(const mqlite_store *store,
                                            mqlite_recovery_report *report_out,

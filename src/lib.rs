@@ -79,7 +79,7 @@ pub use error::{Error, ErrorKind, Result};
 pub use inspect::{
     validate_queue_name, MessageState, StoredMessage, TransferFilter, TransferReport,
 };
-pub use journal::RecoveryReport;
+pub use journal::{Missing, RecoveryReport};
 pub use message::{DeadLetterInfo, DeadLetterReason, Message, MessageId, Value};
 pub use options::{
     AckDurability, AckMode, ConsumerOptions, DeadLetterStrategy, Durability, GroupFailurePolicy,

@@ -198,6 +198,8 @@ pub struct Message {
     pub(crate) expires_at_ms: u64,
     /// Send keeps `timestamp_ms` and `expires_at_ms` as they are (see [`Message::restore_times`]).
     pub(crate) keep_times: bool,
+    /// Where a browsed message was in its queue, and its delivery count (`None` otherwise).
+    pub(crate) browsed: Option<(crate::engine::MessageState, u32)>,
 }
 
 impl Message {
@@ -214,6 +216,7 @@ impl Message {
             timestamp_ms: 0,
             expires_at_ms: 0,
             keep_times: false,
+            browsed: None,
         }
     }
 
@@ -370,6 +373,25 @@ impl DeadLetterInfo {
     pub fn subscription(&self) -> Option<&str> {
         self.original_queue
             .strip_prefix(crate::engine::SUBSCRIPTION_PREFIX)
+    }
+}
+
+// ---- What browse tells about a message.
+impl Message {
+    /// For a message returned by [`crate::Queue::browse`]: where it was in its queue — ready,
+    /// delayed (waiting for its delivery time), redelivery wait (waiting out a redelivery delay
+    /// after a failed delivery) or in flight (handed to a consumer, not yet settled). `None`
+    /// for any other message.
+    pub fn state(&self) -> Option<crate::engine::MessageState> {
+        self.browsed.map(|(s, _)| s)
+    }
+
+    /// For a message returned by [`crate::Queue::browse`]: how many times it has been
+    /// delivered (the delivery in progress included while it is in flight), as
+    /// `Delivery::delivery_count` counts. 0 for a message never delivered and for any message
+    /// not returned by browse.
+    pub fn delivery_count(&self) -> u32 {
+        self.browsed.map_or(0, |(_, n)| n)
     }
 }
 

@@ -105,9 +105,23 @@ impl Queue {
         }
     }
 
-    /// Up to `max` waiting messages in delivery order, without consuming them.
+    /// Up to `max` messages the queue holds, without consuming them: every one, whatever its
+    /// state, each telling its [`state`](Message::state) (ready, delayed, redelivery wait, in
+    /// flight) and its true [`delivery_count`](Message::delivery_count). Ready messages come
+    /// first in the order a receive would take them (priority, then send order), then
+    /// delayed and redelivery-waiting ones by due time, then those in flight by id. As a JMS
+    /// `QueueBrowser` of ActiveMQ shows what the queue holds; [`browse_ready`](Queue::browse_ready)
+    /// lists only what a receive could take now.
+    ///
+    /// Errors: `Closed`, `Poisoned`, `Corrupt` if a stored record does not decode.
     pub fn browse(&self, max: usize) -> Result<Vec<Message>> {
-        self.engine.browse(self.id, max)
+        self.engine.browse(self.id, max, false)
+    }
+
+    /// Up to `max` ready messages (deliverable now), in the order a receive would take them,
+    /// without consuming them. See [`browse`](Queue::browse) for every message.
+    pub fn browse_ready(&self, max: usize) -> Result<Vec<Message>> {
+        self.engine.browse(self.id, max, true)
     }
 
     /// Removes every waiting message (not those in flight); returns how many.

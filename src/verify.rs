@@ -19,7 +19,10 @@ use std::path::Path;
 use crate::engine::record::{kind, Cursor};
 use crate::error::{Error, ErrorKind, Result};
 use crate::journal::format::*;
-use crate::journal::recovery::{data_end, next_valid};
+use crate::journal::missing::{
+    first_why, gap_why, last_why, missing_file_msg, truncated_msg, STRAY_MSG,
+};
+use crate::journal::recovery::{data_end, in_sequence, next_valid};
 use crate::journal::{parse_segment_name, segment_name, TornTail};
 
 /// One journal segment file, as its header describes it.
@@ -111,96 +114,206 @@ pub fn segments(dir: &Path) -> Result<Vec<SegmentInfo>> {
 /// Errors (about the scan, not the journal — damage is reported in [`VerifyReport::problems`]):
 /// `NotFound` if `dir` does not exist, `Locked` (naming the owner's pid) if another opener holds
 /// the store, `Io` if a file cannot be read.
-// Long (≈90 lines): one pass over the segments that reports every problem and goes on; each
-// check is a few lines and splitting them would scatter the scan's cursor state.
 pub fn verify(dir: &Path) -> Result<VerifyReport> {
     let _lock = lock_read_only(dir)?;
-    let numbers = segment_numbers(dir)?;
-    let mut report = VerifyReport::default();
-    let mut expected: Option<u64> = None;
+    let all = segment_numbers(dir)?;
+    let mut v = Scan {
+        dir,
+        report: VerifyReport::default(),
+        expected: None,
+        oldest: 0,
+        sealed: None,
+        prev: None,
+        numbers: Vec::new(),
+    };
     let mut buf = Vec::new();
-    for (i, &n) in numbers.iter().enumerate() {
+    // The chain of files first: a stray file is no segment, and a gap is a missing file.
+    let mut kept: Vec<u64> = Vec::new();
+    for (i, &n) in all.iter().enumerate() {
         let name = segment_name(n);
         read_whole(dir, &name, &mut buf)?;
-        report.bytes += buf.len() as u64;
-        report
-            .segments
-            .push(segment_info(n, name.clone(), buf.len() as u64, &buf));
-        let last = i + 1 == numbers.len();
-        match check_segment_header(&buf, &name) {
-            Ok(num) if num == n => {}
-            _ if last && buf.iter().skip(SEGMENT_HEADER).all(|&b| b == 0) => {
-                report.incomplete_segments.push(name);
-                continue;
-            }
-            Ok(num) => {
-                report.problems.push(Problem {
-                    file: name,
-                    offset: 16,
-                    what: format!("header names segment {num}"),
-                });
-                expected = None;
-                continue;
-            }
-            Err(e) => {
-                report.problems.push(problem_of(&name, &e));
-                expected = None;
-                continue;
+        let stray = check_segment_header(&buf, &name).is_err()
+            && !(i + 1 == all.len() && buf.iter().skip(SEGMENT_HEADER).all(|&b| b == 0))
+            && next_valid(&buf, 0).is_none();
+        if stray {
+            v.problem(&name, 0, STRAY_MSG.into());
+            continue;
+        }
+        if let Some(&prev) = kept.last() {
+            for gap in prev + 1..n {
+                v.problem(&segment_name(gap), 0, missing_file_msg(&gap_why(prev, n)));
             }
         }
+        kept.push(n);
+    }
+    v.numbers = kept.clone();
+    for (i, &n) in kept.iter().enumerate() {
+        let name = segment_name(n);
+        read_whole(dir, &name, &mut buf)?;
+        v.report.bytes += buf.len() as u64;
+        v.report
+            .segments
+            .push(segment_info(n, name.clone(), buf.len() as u64, &buf));
+        if v.header(i, n, &buf)? && v.segment(i, &name, &buf)? {
+            return Ok(v.report);
+        }
+    }
+    v.ends();
+    Ok(v.report)
+}
+
+/// One [`verify`] scan: its report and the cursor state recovery would have.
+struct Scan<'d> {
+    dir: &'d Path,
+    report: VerifyReport,
+    /// The sequence number the next frame must have.
+    expected: Option<u64>,
+    /// The oldest segment the journal must hold (TRIM marks and headers; 0: unknown).
+    oldest: u64,
+    /// The segment a SEAL names, when the last frame read was one.
+    sealed: Option<u64>,
+    /// The last segment read: (number, where its data ends, whether of the current version).
+    prev: Option<(u64, usize, bool)>,
+    /// The segments in the chain (strays left out), oldest first.
+    numbers: Vec<u64>,
+}
+
+impl Scan<'_> {
+    fn problem(&mut self, file: &str, offset: u64, what: String) {
+        self.report.problems.push(Problem {
+            file: file.to_string(),
+            offset,
+            what,
+        });
+    }
+
+    /// Checks segment `numbers[i]`'s header; whether its frames are to be read.
+    fn header(&mut self, i: usize, n: u64, buf: &[u8]) -> Result<bool> {
+        let name = segment_name(n);
+        let last = i + 1 == self.numbers.len();
+        let empty = data_end(buf) <= SEGMENT_HEADER;
+        match check_segment_header(buf, &name) {
+            // A roll that crashed before sealing the old tail: nothing was in the new one.
+            Ok(num) if num == n && last && empty && self.prev.is_some_and(|p| p.2) => {
+                if self.sealed.is_none() {
+                    self.report.incomplete_segments.push(name);
+                    return Ok(false);
+                }
+                Ok(true)
+            }
+            Ok(num) if num == n => Ok(true),
+            _ if last && buf.iter().skip(SEGMENT_HEADER).all(|&b| b == 0) => {
+                self.report.incomplete_segments.push(name);
+                Ok(false)
+            }
+            Ok(num) => {
+                self.problem(&name, 16, format!("header names segment {num}"));
+                self.expected = None;
+                Ok(false)
+            }
+            Err(e) => {
+                self.report.problems.push(problem_of(&name, &e));
+                self.expected = None;
+                Ok(false)
+            }
+        }
+    }
+
+    /// Reads the frames of segment `numbers[i]`; whether the journal ends there (a torn tail).
+    fn segment(&mut self, i: usize, name: &str, buf: &[u8]) -> Result<bool> {
+        self.oldest = self.oldest.max(header_oldest(buf));
+        let n = self.numbers[i];
         let mut pos = SEGMENT_HEADER;
         loop {
             let at_end = pos + FRAME_HEADER > buf.len()
                 || buf[pos..pos + FRAME_HEADER].iter().all(|&b| b == 0);
-            let good = if at_end {
+            let found = if at_end {
                 None
             } else {
-                check_frame(&buf[pos..]).filter(|h| expected.is_none_or(|e| h.seq == e))
+                check_frame(&buf[pos..])
             };
-            if let Some(h) = good {
+            let expected = self.expected;
+            if let (Some(h), Some(e), Some((p, p_end, _))) = (found, expected, self.prev) {
+                if pos == SEGMENT_HEADER && h.seq > e && !in_sequence(&buf[pos..], &h, expected) {
+                    // After a gap the missing file was named already.
+                    if p + 1 == n {
+                        let what = truncated_msg(e, name, h.seq);
+                        self.problem(&segment_name(p), p_end as u64, what);
+                    }
+                    self.expected = Some(h.seq);
+                }
+            }
+            if let Some(h) = found.filter(|h| in_sequence(&buf[pos..], h, self.expected)) {
                 let payload_off = pos + FRAME_HEADER;
                 let payload = &buf[payload_off..payload_off + h.len];
-                report.records += check_records(payload, &name, payload_off, &mut report.problems);
-                report.frames += 1;
-                expected = Some(h.seq + 1);
+                self.sealed = None;
+                match mark_of(payload, h.count) {
+                    Some((SEAL_KIND, next)) => self.sealed = Some(next),
+                    Some((_, first)) => self.oldest = self.oldest.max(first),
+                    None => {
+                        let problems = &mut self.report.problems;
+                        self.report.records += check_records(payload, name, payload_off, problems);
+                    }
+                }
+                self.report.frames += 1;
+                self.expected = Some(h.seq + 1);
                 pos = payload_off + h.len;
                 continue;
             }
-            let s = expected.unwrap_or(1);
-            let end = data_end(&buf);
+            let s = self.expected.unwrap_or(1);
+            let end = data_end(buf);
             if at_end && end <= pos {
-                break; // end of this segment's data
+                self.prev = Some((n, pos, u32_at(buf, 8) == VERSION));
+                return Ok(false); // end of this segment's data
             }
-            if !durable_later(dir, &buf, pos, &numbers[i + 1..], s)? {
+            if !durable_later(self.dir, buf, pos, &self.numbers[i + 1..], s)? {
                 // Never acknowledged as durable: recovery cuts it (and removes later segments).
-                report.torn_tail = Some(TornTail {
-                    file: name,
+                self.report.torn_tail = Some(TornTail {
+                    file: name.to_string(),
                     offset: pos as u64,
                     bytes: end.saturating_sub(pos) as u64,
                 });
-                return Ok(report);
+                return Ok(true);
             }
-            report.problems.push(Problem {
-                file: name.clone(),
-                offset: pos as u64,
-                what: "frame fails its checksum, length or sequence check, and later frames \
-                       prove it had been durable"
+            self.problem(
+                name,
+                pos as u64,
+                "frame fails its checksum, length or sequence check, and later frames \
+                 prove it had been durable"
                     .into(),
-            });
+            );
             // Go on at the next frame that continues the sequence, as a repair would.
-            match next_valid(&buf, pos + 1).filter(|(_, h)| h.seq >= s) {
-                Some((k, _)) => {
-                    pos = k;
-                    expected = None;
-                }
+            self.expected = None;
+            match next_valid(buf, pos + 1).filter(|(_, h)| h.seq >= s) {
+                Some((k, _)) => pos = k,
                 None => {
-                    expected = None;
-                    break;
+                    self.prev = Some((n, pos, u32_at(buf, 8) == VERSION));
+                    return Ok(false);
                 }
             }
         }
     }
-    Ok(report)
+
+    /// The journal starts no later than its marks say, and does not end with a SEAL naming a
+    /// segment that is not there.
+    fn ends(&mut self) {
+        let (Some(&first), Some((tail, _, _))) = (self.numbers.first(), self.prev) else {
+            return;
+        };
+        if self.oldest > 0 && first > self.oldest {
+            let what = missing_file_msg(&first_why(first, self.oldest));
+            for n in self.oldest..first {
+                self.problem(&segment_name(n), 0, what.clone());
+            }
+        }
+        if let Some(next) = self.sealed.filter(|&n| n > tail) {
+            self.problem(
+                &segment_name(next),
+                0,
+                missing_file_msg(&last_why(tail, next)),
+            );
+        }
+    }
 }
 
 fn segment_numbers(dir: &Path) -> Result<Vec<u64>> {

@@ -257,7 +257,11 @@ fn timers_run_without_a_consumer() {
         .unwrap();
     q.send(Message::new("late").delay(Duration::from_secs(1)))
         .unwrap();
-    assert_eq!(q.browse(10).unwrap().len(), 1, "only the TTL one is ready");
+    assert_eq!(
+        q.browse_ready(10).unwrap().len(),
+        1,
+        "only the TTL one is ready"
+    );
     env.clock.advance_ms(1_000);
     s.flush().unwrap();
     let d = dlq.receive(NOW).unwrap().expect("moved on time");
@@ -266,7 +270,7 @@ fn timers_run_without_a_consumer() {
         DeadLetterReason::Expired
     );
     d.ack().unwrap();
-    let b = q.browse(10).unwrap();
+    let b = q.browse_ready(10).unwrap();
     assert_eq!(b.len(), 1, "the due delay is listed");
     assert_eq!(b[0].body(), b"late");
     let st = q.stats().unwrap();

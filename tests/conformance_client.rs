@@ -7,10 +7,14 @@
 // once per suite here, unchanged.
 #![allow(clippy::duplicate_mod)]
 
+#[path = "browse.rs"]
+mod browse_suite;
 #[path = "core.rs"]
 mod core_suite;
 #[path = "groups_txn.rs"]
 mod groups_txn_suite;
+#[path = "identity.rs"]
+mod identity_suite;
 #[path = "redelivery.rs"]
 mod redelivery_suite;
 #[path = "settle.rs"]

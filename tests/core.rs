@@ -476,13 +476,27 @@ fn browse_purge_stats() {
     let q = s.queue("q").unwrap();
     q.send_batch(["a", "b", "c"]).unwrap();
     let d = q.receive(NOW).unwrap().unwrap();
-    let seen: Vec<_> = q
-        .browse(10)
-        .unwrap()
-        .iter()
-        .map(|m| m.body().to_vec())
-        .collect();
-    assert_eq!(seen, vec![b"b".to_vec(), b"c".to_vec()]);
+    let view = |ms: Vec<Message>| -> Vec<(Vec<u8>, Option<MessageState>, u32)> {
+        ms.iter()
+            .map(|m| (m.body().to_vec(), m.state(), m.delivery_count()))
+            .collect()
+    };
+    // browse lists every message with its state; browse_ready what a receive could take.
+    assert_eq!(
+        view(q.browse(10).unwrap()),
+        vec![
+            (b"b".to_vec(), Some(MessageState::Ready), 0),
+            (b"c".to_vec(), Some(MessageState::Ready), 0),
+            (b"a".to_vec(), Some(MessageState::InFlight), 1),
+        ]
+    );
+    assert_eq!(
+        view(q.browse_ready(10).unwrap()),
+        vec![
+            (b"b".to_vec(), Some(MessageState::Ready), 0),
+            (b"c".to_vec(), Some(MessageState::Ready), 0),
+        ]
+    );
     let st = q.stats().unwrap();
     assert_eq!(
         (st.depth, st.in_flight, st.messages, st.enqueued),

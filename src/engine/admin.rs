@@ -82,10 +82,11 @@ impl Engine {
         !self.shared.lock().queues[q.0 as usize].opts.journaled()
     }
 
-    /// Up to `max` waiting messages of queue `q` in delivery order, without consuming them.
-    /// Prefetched messages are given back first (uncounted), so a browse shows every message
-    /// that is not handed out.
-    pub(crate) fn browse(&self, q: QueueId, max: usize) -> Result<Vec<Message>> {
+    /// Up to `max` stored messages of queue `q` — every state, or with `ready_only` the ready
+    /// ones — in delivery order (see `QueueState::browse_order`), without consuming them; each
+    /// carries its state and delivery count. Prefetched messages are given back first (uncounted),
+    /// so they show as ready.
+    pub(crate) fn browse(&self, q: QueueId, max: usize, ready_only: bool) -> Result<Vec<Message>> {
         let shared = &self.shared;
         let mut g = shared.lock();
         g.check()?;
@@ -93,15 +94,19 @@ impl Engine {
         // Due delays become ready and expired messages leave before the listing, as for stats.
         g.tick(q.0, shared.now(), &shared.opts)?;
         let g = self.finish_moves(g)?;
-        let mut es: Vec<Entry> = g.queues[q.0 as usize].ordered_waiting();
+        let mut es = g.queues[q.0 as usize].browse_order(ready_only);
         es.truncate(max);
-        let snap = g.snapshot(&shared.files, es.iter().map(|&e| (q.0, e)))?;
+        let snap = g.snapshot(&shared.files, es.iter().map(|&(e, _)| (q.0, e)))?;
         drop(g);
         let recs = snap.read()?;
         recs.iter()
-            .map(|r| {
-                decode_message(r)
-                    .ok_or_else(|| Error::new(ErrorKind::Corrupt, "stored record does not decode"))
+            .zip(es.iter())
+            .map(|(r, &(e, state))| {
+                let mut m = decode_message(r).ok_or_else(|| {
+                    Error::new(ErrorKind::Corrupt, "stored record does not decode")
+                })?;
+                m.browsed = Some((state, e.count));
+                Ok(m)
             })
             .collect()
     }

@@ -17,20 +17,57 @@ use crate::options::check_name;
 pub enum MessageState {
     /// Waiting, deliverable now.
     Ready,
-    /// Waiting for its delivery time or its redelivery delay.
+    /// Waiting for its delivery time (sent with a delay or deliver-at, or a scheduled repeat).
     Delayed,
     /// Handed to a consumer and not yet settled.
     InFlight,
+    /// Waiting out a redelivery delay after a failed delivery (nack, or an ack timeout), as
+    /// ActiveMQ's RedeliveryPolicy schedules it.
+    RedeliveryWait,
 }
 
 impl MessageState {
-    /// The stable name: `ready`, `delayed` or `in_flight`.
+    /// The stable name: `ready`, `delayed`, `in_flight` or `redelivery_wait`.
     pub fn as_str(self) -> &'static str {
         match self {
             MessageState::Ready => "ready",
             MessageState::Delayed => "delayed",
             MessageState::InFlight => "in_flight",
+            MessageState::RedeliveryWait => "redelivery_wait",
         }
+    }
+}
+
+impl super::queue::QueueState {
+    /// The state of stored message `e` (`inflight`: it is in the in-flight table).
+    pub(super) fn state_of(&self, e: &Entry, inflight: bool) -> MessageState {
+        if inflight {
+            MessageState::InFlight
+        } else if !self.delayed_due.contains_key(&e.id) {
+            MessageState::Ready
+        } else if e.count > 0 || self.fail.contains_key(&e.id) {
+            MessageState::RedeliveryWait
+        } else {
+            MessageState::Delayed
+        }
+    }
+
+    /// Every stored message with its state, in delivery order: ready ones as a receive would
+    /// take them (priority, then id), then those delayed or waiting to be redelivered by due
+    /// time, then those in flight by id; with `ready_only`, the ready ones alone.
+    pub(super) fn browse_order(&self, ready_only: bool) -> Vec<(Entry, MessageState)> {
+        let mut v: Vec<(Entry, MessageState)> = self
+            .ordered_waiting()
+            .into_iter()
+            .map(|e| (e, MessageState::Ready))
+            .collect();
+        if !ready_only {
+            v.extend(self.delayed.values().map(|e| (*e, self.state_of(e, false))));
+            let mut fl: Vec<Entry> = self.inflight.values().map(|i| i.entry).collect();
+            fl.sort_unstable_by_key(|e| e.id);
+            v.extend(fl.into_iter().map(|e| (e, MessageState::InFlight)));
+        }
+        v
     }
 }
 
@@ -118,14 +155,7 @@ impl Engine {
         let mut es: Vec<(Entry, MessageState)> = Vec::new();
         queue.for_each(|e, inflight| {
             if e.id >= from.0 {
-                let state = if inflight {
-                    MessageState::InFlight
-                } else if queue.delayed_due.contains_key(&e.id) {
-                    MessageState::Delayed
-                } else {
-                    MessageState::Ready
-                };
-                es.push((*e, state));
+                es.push((*e, queue.state_of(e, inflight)));
             }
         });
         if es.len() > max {

@@ -204,6 +204,11 @@ impl Rebuild {
             self.groups.insert(h.id, g);
         }
         self.sends.entry(h.qid).or_default().push((e, h.deliver_at));
+        if state.is_none() {
+            // A message back in a queue it left under the same id (dead-lettered, then
+            // replayed): what earlier records said of (queue, id) was its earlier stay there.
+            self.changes.remove(&(h.qid, h.id));
+        }
         if let Some(st) = state {
             self.changes.insert((h.qid, h.id), st);
         } else if let Some(key) = meta.dedup_key.filter(|_| s.has_dedup()) {

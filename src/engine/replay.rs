@@ -1,10 +1,12 @@
 //! Replay: moving dead letters back to a queue, each move one DEAD record (crash-safe: nothing
 //! lost, nothing doubled). The dead letters' records are read with the state lock released.
 
-use super::queue::Entry;
+use std::cmp::Reverse;
+
+use super::queue::{Entry, QueueState};
 use super::record::{decode_message, put_group};
 use super::settle::{Destination, Source};
-use super::{Engine, QueueId};
+use super::{Engine, QueueId, State};
 use crate::error::{Error, ErrorKind, Result};
 use crate::message::{DeadLetterInfo, DeadLetterReason, Message, MessageId};
 
@@ -154,5 +156,49 @@ impl Engine {
         shared.avail.notify_all();
         let _g = self.commit(g)?;
         Ok(matched)
+    }
+}
+
+impl QueueState {
+    /// Whether the queue holds a message with id `id`, in any state.
+    fn holds(&self, id: u64) -> bool {
+        self.inflight.contains_key(&id)
+            || self.delayed_due.contains_key(&id)
+            || self.mem.contains_key(&id)
+            || (0..self.ready.len()).any(|p| {
+                self.retry.contains_key(&(Reverse(p as u8), id))
+                    || self.ready[p].binary_search_by_key(&id, |e| e.id).is_ok()
+            })
+    }
+}
+
+impl State {
+    /// The id of the copy a dead-letter move or a replay stores in queue `to`: the message's
+    /// own id, as ActiveMQ keeps the JMSMessageID through the dead-letter queue and back (an
+    /// idempotent consumer or a trace keys on it). Ids are unique in the store, so only a
+    /// message published to a topic (`published`: one id in every subscription it reached) can
+    /// meet its id in the target, held or pending there; it then gets a new id, as does a move
+    /// within one queue. Recovery tells the incarnations apart by queue and journal order.
+    pub(super) fn moved_id(
+        &mut self,
+        from: &super::settle::Source,
+        to: u32,
+        published: bool,
+    ) -> u64 {
+        let id = from.id;
+        let taken = from.qid == to
+            || (published
+                && (self.queues[to as usize].holds(id)
+                    || self
+                        .pending
+                        .sends
+                        .iter()
+                        .any(|p| p.qid == to && p.entry.id == id)));
+        if !taken {
+            return id;
+        }
+        let new_id = self.next_id;
+        self.next_id += 1;
+        new_id
     }
 }

@@ -292,7 +292,8 @@ impl State {
         self.put_move(from, to, &meta, &msg.body, now)
     }
 
-    /// Stores a copy of a message in `to.qid` (a new id) and removes `from.id` from `from.qid`,
+    /// Stores a copy of a message in `to.qid` (keeping its id: see `State::moved_id`) and
+    /// removes `from.id` from `from.qid`,
     /// as one DEAD record: the move is atomic. The caller already took `from.id` out of memory.
     pub fn put_move(
         &mut self,
@@ -302,8 +303,7 @@ impl State {
         body: &[u8],
         now: u64,
     ) -> Result<()> {
-        let new_id = self.next_id;
-        self.next_id += 1;
+        let new_id = self.moved_id(&from, to.qid, meta.topic.is_some());
         let h = SendHeader {
             id: new_id,
             qid: to.qid,

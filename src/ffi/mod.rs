@@ -13,6 +13,7 @@
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
 
 pub mod boundary;
+pub mod browse;
 pub mod clock;
 pub mod delivery;
 pub mod error;

@@ -7,7 +7,7 @@ use super::boundary::{
 };
 use super::delivery::{check_array, mqlite_consumer, mqlite_delivery, no_message, write_batch};
 use super::error::{mqlite_error, mqlite_status};
-use super::message::{boxed, mqlite_message};
+use super::message::mqlite_message;
 use super::options::ack_mode;
 use crate::message::Message;
 use crate::options::{AckMode, ConsumerOptions};
@@ -144,7 +144,7 @@ pub struct mqlite_stats {
     pub prefetched: u64,
 }
 
-unsafe fn queue<'a>(q: *const mqlite_queue) -> Result<&'a Queue, Failure> {
+pub(super) unsafe fn queue<'a>(q: *const mqlite_queue) -> Result<&'a Queue, Failure> {
     Ok(&unsafe { arg(q, "queue") }?.queue)
 }
 
@@ -396,9 +396,13 @@ fn ack_batch(
     })
 }
 
-/// Copies up to `max` waiting messages, in delivery order, into the caller's array
-/// `messages_out` without consuming them; `*count_out` is how many (0 for an empty queue), each
-/// a new message the caller frees with `mqlite_message_free`.
+/// Copies up to `max` messages the queue holds — every state: ready, delayed, redelivery
+/// wait, in flight — into the caller's array `messages_out` without consuming them; ready ones
+/// first in delivery order, then delayed and redelivery-waiting ones by due time, then those
+/// in flight. `*count_out` is how many (0 for an empty queue), each a new message the caller
+/// frees with `mqlite_message_free`; `mqlite_message_state` and
+/// `mqlite_message_delivery_count` tell each one's state and delivery count.
+/// `mqlite_queue_browse_ready` lists only the ready ones.
 #[no_mangle]
 pub extern "C" fn mqlite_queue_browse(
     queue: *const mqlite_queue,
@@ -409,23 +413,7 @@ pub extern "C" fn mqlite_queue_browse(
 ) -> mqlite_status {
     guard(err, || {
         let q = unsafe { self::queue(queue) }?;
-        if max > isize::MAX as usize / std::mem::size_of::<usize>() {
-            return Err(Failure::invalid(format!(
-                "max {max} is not a usable array capacity"
-            )));
-        }
-        if max > 0 {
-            out_ptr(messages_out, "messages_out")?;
-        }
-        out_ptr(count_out, "count_out")?;
-        let ms = q.browse(max)?;
-        let n = ms.len();
-        for (i, m) in ms.into_iter().enumerate() {
-            // SAFETY: room for `max` ≥ n pointers.
-            unsafe { messages_out.add(i).write(boxed(m)) };
-        }
-        unsafe { write_out(count_out, n) };
-        Ok(())
+        unsafe { super::browse::browse_into(q, max, messages_out, count_out, false) }
     })
 }
 

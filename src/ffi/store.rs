@@ -28,8 +28,16 @@ pub struct mqlite_recovery_report {
     pub bytes: u64,
     /// Whether a torn tail (a partial last record, e.g. after a crash) was cut off.
     pub torn_tail: bool,
-    /// Damaged ranges quarantined by a repair open.
+    /// Damaged ranges quarantined by a repair open (a damaged segment header and a stray file
+    /// named like a segment count here too: the bytes are kept in a quarantine file).
     pub quarantined: u64,
+    /// Segment files a repair open found missing (deleted: first, middle or last) or cut short
+    /// before their last frames, and replaced by an empty segment or bridged. Without repair
+    /// such damage fails the open with `MQLITE_CORRUPT` naming the file.
+    pub missing: u64,
+    /// Queues whose declaration a repair cut out while messages of theirs survived: the
+    /// messages are kept in a queue named `__lost_queue_<id>`.
+    pub lost_queues: u64,
 }
 
 /// Opens (and, by default, creates) the store in directory `path` (`path_len` bytes, no NUL
@@ -174,7 +182,8 @@ pub extern "C" fn mqlite_store_disk_bytes(
     })
 }
 
-/// What recovery found when the store was opened (available after close too).
+/// What recovery found when the store was opened (available after close too); for a client,
+/// what its owner's recovery found.
 #[no_mangle]
 pub extern "C" fn mqlite_store_recovery_report(
     store: *const mqlite_store,
@@ -191,6 +200,8 @@ pub extern "C" fn mqlite_store_recovery_report(
             bytes: r.bytes,
             torn_tail: r.torn_tail.is_some(),
             quarantined: r.quarantined.len() as u64,
+            missing: r.missing.len() as u64,
+            lost_queues: r.lost_queues.len() as u64,
         };
         unsafe { write_out(report_out, out) };
         Ok(())

@@ -19,14 +19,38 @@
 //! | offset | size | field |
 //! |---|---|---|
 //! | 0 | 8 | magic `MQLITEJ\0` |
-//! | 8 | 4 | format version (2; version-1 segments are read too) |
+//! | 8 | 4 | format version (3; version-1 and version-2 segments are read too) |
 //! | 12 | 4 | header length (64) |
 //! | 16 | 8 | segment number |
 //! | 24 | 8 | creation time, ms since the epoch |
-//! | 32 | 28 | zero |
+//! | 32 | 8 | `oldest`: the oldest segment the journal held when this one was created (version 3; 0 = unknown, as in a header a repair rewrote) |
+//! | 40 | 20 | zero |
 //! | 60 | 4 | CRC32C of bytes 0..60 |
 //!
 //! The header is written and fdatasync'd, and the directory fsync'd, before any frame is written.
+//!
+//! ## Telling a missing segment from a removed one (version 3)
+//! Segment numbers are consecutive: compaction removes only the oldest segments and a torn
+//! tail only the newest, so a gap in the numbers is a missing file. Two journal marks, each a
+//! frame of one record, cover the ends:
+//!
+//! - **SEAL** (kind 16, body `next u64`): when the journal rolls on, the new segment is
+//!   created (header durable, directory fsync'd) and then a SEAL naming it is written and
+//!   fdatasync'd as the old segment's last frame; every segment keeps room for it. A last
+//!   segment that ends with a SEAL is missing its successor. A crash between the two steps
+//!   leaves an unsealed segment followed by an empty one, which recovery removes.
+//! - **TRIM** (kind 17, body `first u64`): made durable before compaction removes segments
+//!   below `first`. A journal that starts after the highest TRIM and after every header's
+//!   `oldest` is missing its first segments.
+//!
+//! Without `repair` a missing segment fails the open with `Corrupt` naming the missing file;
+//! a segment followed by one whose first frame is ahead of the sequence is named as cut short
+//! (its last frames are missing), not the healthy frame after it. A repair writes an empty
+//! placeholder segment for each missing file and a padding frame at the end of a segment cut
+//! short; a padding frame may skip sequence numbers (the repair declared the frames between
+//! lost), so the next plain open reads the journal as whole. A file named like a segment whose
+//! header is damaged gets a new header (the old bytes saved to `quarantine-<seg>-0.bin`); one
+//! in which nothing checks out is renamed to `quarantine-<name>.bin`.
 //!
 //! ## Frame
 //! Frames follow the header back to back. One frame is one `write(2)` of group commit: every
@@ -54,7 +78,8 @@
 //! ## Record
 //! A frame's payload is whole records back to back: `len: u32` (bytes after this field) ·
 //! `kind: u8` · body. The journal splits a batch into frames only between records, and knows
-//! no kind but `PAD` (10), which its repair writes over a damaged range. The kinds and their
+//! no kinds but `PAD` (10), which its repair writes over a damaged range, and its marks SEAL (16)
+//! and TRIM (17), which it never hands to the engine. The kinds and their
 //! bodies are the engine's record schema: [`crate::record`].
 //!
 //! (The code of this layout is in `src/journal/frame.rs`; its items are re-exported here.)

@@ -6,9 +6,11 @@ use crate::error::{Error, Result};
 /// Segment header magic.
 pub const SEGMENT_MAGIC: &[u8; 8] = b"MQLITEJ\0";
 /// Format version written into new segments. Version 2 added the topic records (PUBLISH,
-/// SUBSCRIBE, UNSUBSCRIBE) and the topic in a message's meta; a version-1 segment is read as it
-/// is (its records are a subset), while an older mqlite refuses a version-2 segment by name.
-pub const VERSION: u32 = 2;
+/// SUBSCRIBE, UNSUBSCRIBE) and the topic in a message's meta; version 3 added the segment
+/// header's `oldest` field and the journal's SEAL and TRIM marks, which let recovery tell a
+/// segment file that is missing from one compaction removed. Older segments are read as they
+/// are (their records are a subset), while an older mqlite refuses a newer segment by name.
+pub const VERSION: u32 = 3;
 /// The oldest format version this mqlite reads.
 pub const OLDEST_READ_VERSION: u32 = 1;
 /// Segment header length.
@@ -19,17 +21,56 @@ pub const FRAME_MAGIC: u32 = u32::from_le_bytes(*b"MQF1");
 pub const FRAME_HEADER: usize = 32;
 /// Record header length (`len` + `kind`).
 pub const RECORD_HEADER: usize = 5;
-/// The one record kind the journal knows: padding written by repair over a damaged range.
+/// A record kind the journal knows: padding written by repair over a damaged range (or over
+/// frames it found missing). A frame holding only padding may skip sequence numbers: the
+/// repair that wrote it declared the frames in between lost.
 pub const PAD_KIND: u8 = 10;
+/// A journal mark (format version 3): `next u64`. The last frame of a segment, written when the
+/// next segment had been created: a last segment that ends with it means its successor is
+/// missing.
+pub const SEAL_KIND: u8 = 16;
+/// A journal mark (format version 3): `first u64`. Written (and made durable) before compaction
+/// removes segments below `first`: segments below the highest TRIM were removed on purpose.
+pub const TRIM_KIND: u8 = 17;
+/// Bytes of a frame holding one mark (SEAL or TRIM). Every segment keeps room for one at its
+/// end, so a full segment can always be sealed.
+pub const MARK_FRAME: usize = FRAME_HEADER + RECORD_HEADER + 8;
 
-/// Encodes a segment header.
-pub fn segment_header(number: u64, created_ms: u64) -> [u8; SEGMENT_HEADER] {
+/// The payload of a frame holding one mark of `kind` with `value`.
+pub fn mark_payload(kind: u8, value: u64) -> [u8; RECORD_HEADER + 8] {
+    let mut p = [0u8; RECORD_HEADER + 8];
+    p[0..4].copy_from_slice(&9u32.to_le_bytes());
+    p[4] = kind;
+    p[5..13].copy_from_slice(&value.to_le_bytes());
+    p
+}
+
+/// The mark a frame payload of `count` records holds, if it is one: `(kind, value)`.
+pub fn mark_of(payload: &[u8], count: u32) -> Option<(u8, u64)> {
+    if count != 1 || payload.len() != RECORD_HEADER + 8 || u32_at(payload, 0) != 9 {
+        return None;
+    }
+    matches!(payload[4], SEAL_KIND | TRIM_KIND).then(|| (payload[4], u64_at(payload, 5)))
+}
+
+/// Whether a frame payload of `count` records is one padding record (written by a repair).
+pub fn is_pad(payload: &[u8], count: u32) -> bool {
+    count == 1
+        && payload.len() >= RECORD_HEADER
+        && payload[4] == PAD_KIND
+        && u32_at(payload, 0) as usize == payload.len() - 4
+}
+
+/// Encodes a segment header; `oldest` is the oldest segment the journal held when this one was
+/// created (0: unknown, as in a header rewritten by repair).
+pub fn segment_header(number: u64, created_ms: u64, oldest: u64) -> [u8; SEGMENT_HEADER] {
     let mut h = [0u8; SEGMENT_HEADER];
     h[0..8].copy_from_slice(SEGMENT_MAGIC);
     h[8..12].copy_from_slice(&VERSION.to_le_bytes());
     h[12..16].copy_from_slice(&(SEGMENT_HEADER as u32).to_le_bytes());
     h[16..24].copy_from_slice(&number.to_le_bytes());
     h[24..32].copy_from_slice(&created_ms.to_le_bytes());
+    h[32..40].copy_from_slice(&oldest.to_le_bytes());
     let crc = crc32c::crc32c(&h[0..60]);
     h[60..64].copy_from_slice(&crc.to_le_bytes());
     h
@@ -58,6 +99,15 @@ pub fn check_segment_header(h: &[u8], file: &str) -> Result<u64> {
         ));
     }
     Ok(u64_at(h, 16))
+}
+
+/// The `oldest` field of a header that passed [`check_segment_header`] (0 before version 3).
+pub fn header_oldest(h: &[u8]) -> u64 {
+    if u32_at(h, 8) >= 3 {
+        u64_at(h, 32)
+    } else {
+        0
+    }
 }
 
 /// The parsed header of a frame that passed its checks.
@@ -179,8 +229,9 @@ mod tests {
 
     #[test]
     fn segment_header_roundtrip() {
-        let h = segment_header(42, 1000);
+        let h = segment_header(42, 1000, 40);
         assert_eq!(check_segment_header(&h, "x").unwrap(), 42);
+        assert_eq!(header_oldest(&h), 40);
         let mut bad = h;
         bad[20] ^= 4;
         assert!(check_segment_header(&bad, "x").is_err());

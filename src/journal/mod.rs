@@ -11,11 +11,13 @@
 //! | `writer.rs` | appending frames, rolling and preallocating segments, fdatasync |
 //! | `reader.rs` | read access to segments for readers outside every lock |
 //! | `recovery.rs` | replay on open: which bytes are records, torn tail or corruption, repair |
+//! | `missing.rs` | the chain of files: a missing segment, one cut short, a damaged header, a stray file |
 //! | `verify.rs` | the read-only integrity check (`mqlite verify`) |
 //! | `test.rs` | unit tests that write, roll, mangle and reopen |
 
 pub mod format;
 pub(crate) mod frame;
+pub(crate) mod missing;
 mod reader;
 pub(crate) mod recovery;
 #[cfg(test)]
@@ -29,6 +31,7 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::io::{join, Vfs};
 
+pub use missing::Missing;
 pub use reader::Files;
 pub use recovery::{Quarantined, RecoveryReport, TornTail};
 use writer::RollError;
@@ -95,6 +98,8 @@ pub struct Journal {
     next_seq: u64,
     synced_seq: u64,
     tail_dirty: bool,
+    /// Whether the tail is of the current format version (it may be given SEAL and TRIM marks).
+    tail_current: bool,
     frame: Vec<u8>,
     now_ms: Box<dyn Fn() -> u64 + Send>,
 }
@@ -122,6 +127,7 @@ impl Journal {
             next_seq: 1,
             synced_seq: 0,
             tail_dirty: false,
+            tail_current: false,
             frame: Vec::new(),
             now_ms,
         };
@@ -134,9 +140,15 @@ impl Journal {
             // frames written but never fdatasync'd, or a segment whose directory entry was never
             // fsync'd. New frames are about to claim (in their `synced` field) that everything
             // before them is durable, and new acks will build on what was read; make it so.
-            let tail = j.files.get(j.tail).ok_or_else(Error::closed)?;
-            tail.sync_data()
-                .map_err(|e| Error::io(format!("fdatasync of {}", segment_name(j.tail)), &e))?;
+            // The segment before the tail too: a roll writes the SEAL into it after its
+            // successor was created, and a crash before that SEAL's fdatasync leaves it only in
+            // the page cache while the new tail's frames would claim it durable.
+            let before = j.sizes.range(..j.tail).next_back().map(|(k, _)| *k);
+            for n in before.into_iter().chain(std::iter::once(j.tail)) {
+                let f = j.files.get(n).ok_or_else(Error::closed)?;
+                f.sync_data()
+                    .map_err(|e| Error::io(format!("fdatasync of {}", segment_name(n)), &e))?;
+            }
             j.vfs
                 .sync_dir(&j.dir)
                 .map_err(|e| Error::io("fsync of the store directory", &e))?;

@@ -4,12 +4,13 @@
 use std::sync::Arc;
 
 use super::frame::*;
+use super::missing::Missing;
 use super::{parse_segment_name, segment_name, Apply, Journal};
 use crate::error::{Error, Result};
 use crate::io::{join, VFile};
 
 /// A torn tail that recovery cut off.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TornTail {
     /// The segment file.
     pub file: String,
@@ -20,7 +21,7 @@ pub struct TornTail {
 }
 
 /// A damaged range that a repair cut out.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Quarantined {
     /// The segment file.
     pub file: String,
@@ -35,7 +36,7 @@ pub struct Quarantined {
 }
 
 /// What recovery found.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RecoveryReport {
     /// Segments read.
     pub segments: usize,
@@ -51,20 +52,26 @@ pub struct RecoveryReport {
     pub removed_incomplete_segments: Vec<String>,
     /// Ranges quarantined by a repair.
     pub quarantined: Vec<Quarantined>,
+    /// What was missing from the journal: segment files deleted (first, middle or last) and
+    /// segments cut short before their end. Without `repair` any of these fails the open with
+    /// `Corrupt` naming the file; a repair records them here and makes the journal whole again
+    /// (an empty placeholder segment for a missing file, a padding frame bridging missing
+    /// frames), so the next plain open succeeds.
+    pub missing: Vec<Missing>,
     /// Queues whose declaration was lost to damage (a repair cut it out) while messages of
     /// theirs survived: the messages are kept, in a queue of this placeholder name
     /// (`__lost_queue_<id>`), declared durably so that the next open finds it.
     pub lost_queues: Vec<String>,
 }
 
-struct Seg {
-    n: u64,
-    name: String,
-    file: Arc<dyn VFile>,
-    buf: Vec<u8>,
+pub(super) struct Seg {
+    pub(super) n: u64,
+    pub(super) name: String,
+    pub(super) file: Arc<dyn VFile>,
+    pub(super) buf: Vec<u8>,
 }
 
-fn load(j: &Journal, n: u64) -> Result<Seg> {
+pub(super) fn load(j: &Journal, n: u64) -> Result<Seg> {
     load_into(j, n, Vec::new())
 }
 
@@ -130,8 +137,13 @@ pub(super) fn recover(j: &mut Journal, repair: bool, apply: Apply<'_>) -> Result
         report: RecoveryReport::default(),
         numbers,
         expected: None,
+        oldest: 0,
+        sealed: None,
+        prev_current: false,
     };
+    r.check_files()?;
     r.run()?;
+    r.check_ends()?;
     if let Some(e) = r.expected {
         r.j.next_seq = e;
         r.j.synced_seq = e - 1;
@@ -140,15 +152,22 @@ pub(super) fn recover(j: &mut Journal, repair: bool, apply: Apply<'_>) -> Result
 }
 
 /// One recovery: the segments found, the next frame sequence expected, what was found.
-struct Recovery<'j, 'a> {
-    j: &'j mut Journal,
-    repair: bool,
+pub(super) struct Recovery<'j, 'a> {
+    pub(super) j: &'j mut Journal,
+    pub(super) repair: bool,
     apply: Apply<'a>,
-    report: RecoveryReport,
+    pub(super) report: RecoveryReport,
     /// Segment numbers, oldest first (cut when a torn tail ends the journal).
-    numbers: Vec<u64>,
+    pub(super) numbers: Vec<u64>,
     /// The sequence number the next frame must have (`None` at the start and after a repair).
-    expected: Option<u64>,
+    pub(super) expected: Option<u64>,
+    /// The oldest segment the journal must still hold: the highest of the segment headers'
+    /// `oldest` fields and the TRIM marks (0: no such record, as in older stores).
+    pub(super) oldest: u64,
+    /// The segment a SEAL names, when the last frame replayed was one.
+    pub(super) sealed: Option<u64>,
+    /// Whether the last segment read is of the current format version.
+    prev_current: bool,
 }
 
 impl Recovery<'_, '_> {
@@ -161,21 +180,51 @@ impl Recovery<'_, '_> {
             let mut seg = load_into(self.j, n, std::mem::take(&mut reuse))?;
             self.report.segments += 1;
             self.report.bytes += seg.buf.len() as u64;
-            if !self.header_ok(&seg, last)? {
+            if !self.header_ok(&seg, last)? || (last && i > 0 && self.incomplete_roll(&seg)?) {
                 i += 1;
                 continue;
             }
+            let current = u32_at(&seg.buf, 8) == VERSION;
+            self.oldest = self.oldest.max(header_oldest(&seg.buf));
             let (pos, stop) = self.scan(i, &mut seg)?;
             self.j.files.insert(n, seg.file.clone());
             self.j.sizes.insert(n, seg.buf.len() as u64);
             self.j.tail = n;
             self.j.tail_off = pos as u64;
+            self.j.tail_current = current;
+            self.prev_current = current;
             if stop {
                 break;
             }
             reuse = seg.buf;
             i += 1;
         }
+        Ok(())
+    }
+
+    /// A last segment with no frame after an unsealed current-version segment: the journal
+    /// rolled (the new segment was created) but crashed before sealing the old one, so nothing
+    /// was ever written into it. It is removed (and the old one stays the tail).
+    fn incomplete_roll(&mut self, seg: &Seg) -> Result<bool> {
+        if !self.prev_current || self.sealed.is_some() || data_end(&seg.buf) > SEGMENT_HEADER {
+            return Ok(false);
+        }
+        self.remove_incomplete(seg)?;
+        Ok(true)
+    }
+
+    fn remove_incomplete(&mut self, seg: &Seg) -> Result<()> {
+        let j = &self.j;
+        j.vfs
+            .remove(&join(&j.dir, &seg.name))
+            .map_err(|e| Error::io(format!("removing {}", seg.name), &e))?;
+        j.vfs
+            .sync_dir(&j.dir)
+            .map_err(|e| Error::io("fsync of the store directory", &e))?;
+        self.report
+            .removed_incomplete_segments
+            .push(seg.name.clone());
+        self.report.segments -= 1;
         Ok(())
     }
 
@@ -187,17 +236,7 @@ impl Recovery<'_, '_> {
         match check_segment_header(&seg.buf, &seg.name) {
             Ok(num) if num == seg.n => Ok(true),
             Ok(_) | Err(_) if last && seg.buf.iter().skip(SEGMENT_HEADER).all(|&b| b == 0) => {
-                let j = &self.j;
-                j.vfs
-                    .remove(&join(&j.dir, &seg.name))
-                    .map_err(|e| Error::io(format!("removing {}", seg.name), &e))?;
-                j.vfs
-                    .sync_dir(&j.dir)
-                    .map_err(|e| Error::io("fsync of the store directory", &e))?;
-                self.report
-                    .removed_incomplete_segments
-                    .push(seg.name.clone());
-                self.report.segments -= 1;
+                self.remove_incomplete(seg)?;
                 Ok(false)
             }
             Ok(num) => Err(Error::corrupt(
@@ -221,8 +260,18 @@ impl Recovery<'_, '_> {
             let good = if at_end {
                 None
             } else {
-                check_frame(&seg.buf[pos..]).filter(|h| expected.is_none_or(|e| h.seq == e))
+                check_frame(&seg.buf[pos..]).filter(|h| in_sequence(&seg.buf[pos..], h, expected))
             };
+            if good.is_none() && !at_end && pos == SEGMENT_HEADER && i > 0 {
+                // A sound first frame ahead of the sequence: the previous segment lost its last
+                // frames (named as such, rather than blaming this healthy frame).
+                let ahead =
+                    check_frame(&seg.buf[pos..]).filter(|h| expected.is_some_and(|e| h.seq > e));
+                if let (Some(h), Some(e)) = (ahead, expected) {
+                    self.missing_frames(&seg.name, e, h.seq)?;
+                    continue;
+                }
+            }
             if let Some(h) = good {
                 pos = self.replay_frame(seg, pos, h)?;
                 continue;
@@ -256,7 +305,16 @@ impl Recovery<'_, '_> {
     /// Replays the records of the valid frame `h` at `pos`; returns where the next frame starts.
     fn replay_frame(&mut self, seg: &Seg, pos: usize, h: FrameHeader) -> Result<usize> {
         let payload_off = pos + FRAME_HEADER;
-        for r in records(&seg.buf[payload_off..payload_off + h.len]) {
+        let payload = &seg.buf[payload_off..payload_off + h.len];
+        self.sealed = None;
+        // The journal's own marks are not records of the engine's.
+        let mark = mark_of(payload, h.count);
+        match mark {
+            Some((SEAL_KIND, next)) => self.sealed = Some(next),
+            Some((_, first)) => self.oldest = self.oldest.max(first),
+            None => {}
+        }
+        for r in records(payload).filter(|_| mark.is_none()) {
             let (at, kind, body) = r.map_err(|at| {
                 Error::corrupt(&seg.name, (payload_off + at) as u64, "malformed record")
             })?;
@@ -283,7 +341,8 @@ impl Recovery<'_, '_> {
             zero(seg, pos, end)?;
         }
         let j = &self.j;
-        for &later in &self.numbers[i + 1..] {
+        // Newest first: a crash part way leaves a shorter journal, never one with a gap.
+        for &later in self.numbers[i + 1..].iter().rev() {
             let name = segment_name(later);
             j.vfs
                 .remove(&join(&j.dir, &name))
@@ -397,39 +456,13 @@ fn quarantine(
     if seg.buf.len() < to {
         seg.buf.resize(to, 0); // the padding frame's write extends the file
     }
-    // Never over an earlier quarantine file (a second repair of the same range): the bytes it
-    // saved are the user's only copy.
-    let names = j
-        .vfs
-        .list(&j.dir)
-        .map_err(|e| Error::io("listing the store directory", &e))?;
-    let base = format!("quarantine-{:016x}-{from}", seg.n);
-    let mut saved_as = format!("{base}.bin");
-    let mut k = 1;
-    while names.contains(&saved_as) {
-        k += 1;
-        saved_as = format!("{base}-{k}.bin");
-    }
-    let path = join(&j.dir, &saved_as);
-    let f = j
-        .vfs
-        .create(&path)
-        .map_err(|e| Error::io(format!("creating {saved_as}"), &e))?;
-    f.write_at(&seg.buf[from..to], 0)
-        .map_err(|e| Error::io(format!("writing {saved_as}"), &e))?;
-    f.sync_data()
-        .map_err(|e| Error::io(format!("fdatasync of {saved_as}"), &e))?;
-    j.vfs
-        .sync_dir(&j.dir)
-        .map_err(|e| Error::io("fsync of the store directory", &e))?;
+    let saved_as = save_aside(
+        j,
+        &format!("quarantine-{:016x}-{from}", seg.n),
+        &seg.buf[from..to],
+    )?;
     // A padding frame over the whole range keeps the sequence chain whole.
-    let payload_len = to - from - FRAME_HEADER;
-    let mut payload = vec![0u8; payload_len];
-    payload[0..4].copy_from_slice(&((payload_len - 4) as u32).to_le_bytes());
-    payload[4] = PAD_KIND;
-    let mut frame = vec![0u8; FRAME_HEADER];
-    put_frame_header(&mut frame, pad_seq, 0, 1, &payload);
-    frame.extend_from_slice(&payload);
+    let frame = pad_frame(to - from, pad_seq);
     seg.file
         .write_at(&frame, from as u64)
         .map_err(|e| Error::io(format!("repairing {}", seg.name), &e))?;
@@ -444,4 +477,59 @@ fn quarantine(
         frames_lost: 0,
         saved_as,
     })
+}
+
+/// A padding frame of `len` bytes in all (at least a frame and a record header) with sequence
+/// number `seq`: written by repair, it may skip sequence numbers (see [`in_sequence`]).
+pub(super) fn pad_frame(len: usize, seq: u64) -> Vec<u8> {
+    let payload_len = len - FRAME_HEADER;
+    let mut payload = vec![0u8; payload_len];
+    payload[0..4].copy_from_slice(&((payload_len - 4) as u32).to_le_bytes());
+    payload[4] = PAD_KIND;
+    let mut frame = vec![0u8; FRAME_HEADER];
+    put_frame_header(&mut frame, seq, 0, 1, &payload);
+    frame.extend_from_slice(&payload);
+    frame
+}
+
+/// Whether the sound frame `h` at the start of `b` continues a chain expecting `expected`:
+/// the next number, or (a padding frame a repair wrote over lost frames) a later one.
+pub(crate) fn in_sequence(b: &[u8], h: &FrameHeader, expected: Option<u64>) -> bool {
+    expected.is_none_or(|e| {
+        h.seq == e || (h.seq > e && is_pad(&b[FRAME_HEADER..FRAME_HEADER + h.len], h.count))
+    })
+}
+
+/// Copies `bytes` into a new quarantine file `<base>.bin` (or `<base>-2.bin`…: never over an
+/// earlier one, whose bytes are the user's only copy), durably; returns its name.
+pub(super) fn save_aside(j: &Journal, base: &str, bytes: &[u8]) -> Result<String> {
+    let saved_as = unique_name(j, base)?;
+    let path = join(&j.dir, &saved_as);
+    let f = j
+        .vfs
+        .create(&path)
+        .map_err(|e| Error::io(format!("creating {saved_as}"), &e))?;
+    f.write_at(bytes, 0)
+        .map_err(|e| Error::io(format!("writing {saved_as}"), &e))?;
+    f.sync_data()
+        .map_err(|e| Error::io(format!("fdatasync of {saved_as}"), &e))?;
+    j.vfs
+        .sync_dir(&j.dir)
+        .map_err(|e| Error::io("fsync of the store directory", &e))?;
+    Ok(saved_as)
+}
+
+/// `<base>.bin`, or `<base>-<k>.bin` with the first `k` from 2 that names no file yet.
+pub(super) fn unique_name(j: &Journal, base: &str) -> Result<String> {
+    let names = j
+        .vfs
+        .list(&j.dir)
+        .map_err(|e| Error::io("listing the store directory", &e))?;
+    let mut name = format!("{base}.bin");
+    let mut k = 1;
+    while names.contains(&name) {
+        k += 1;
+        name = format!("{base}-{k}.bin");
+    }
+    Ok(name)
 }

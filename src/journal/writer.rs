@@ -32,9 +32,10 @@ impl Journal {
     /// Payload bytes that fit in one more frame of the tail.
     fn room(&self, use_reserve: bool) -> u64 {
         let reserve = if use_reserve { 0 } else { self.reserve() };
+        // The last MARK_FRAME bytes are kept for the SEAL written when the journal rolls on.
         self.tail_cap
             .saturating_sub(reserve)
-            .saturating_sub(self.tail_off + FRAME_HEADER as u64)
+            .saturating_sub(self.tail_off + (FRAME_HEADER + MARK_FRAME) as u64)
     }
 
     /// Creates segment `tail + 1` big enough for a frame of `need` payload bytes (plus the
@@ -44,7 +45,7 @@ impl Journal {
             self.sync().map_err(RollError::Io)?;
         }
         let n = self.tail + 1;
-        let min = (SEGMENT_HEADER + FRAME_HEADER + need) as u64 + self.reserve();
+        let min = (SEGMENT_HEADER + FRAME_HEADER + MARK_FRAME + need) as u64 + self.reserve();
         // An oversized record gets a segment of its own, rounded up to whole MiB.
         let size = if min > self.seg_bytes {
             min.div_ceil(1 << 20) << 20
@@ -69,9 +70,10 @@ impl Journal {
         // Out of space while reserving room or writing the header: nothing of the new segment
         // became durable, so the batch can be refused without poisoning the store. A failed
         // fdatasync or directory fsync is never excused (fsyncgate), whatever its errno.
+        let oldest = self.sizes.keys().next().copied().unwrap_or(n);
         let made = f
             .allocate(first)
-            .and_then(|()| f.write_at(&segment_header(n, (self.now_ms)()), 0))
+            .and_then(|()| f.write_at(&segment_header(n, (self.now_ms)(), oldest), 0))
             .map_err(|e| classify("preparing", &e))
             .and_then(|()| {
                 f.sync_data()
@@ -82,12 +84,42 @@ impl Journal {
             let _ = self.vfs.remove(&path);
             return Err(e);
         }
+        // Seal the old tail now that its successor exists durably: a last segment that ends
+        // with a SEAL tells recovery that the segment after it is missing. (A crash before the
+        // seal leaves an unsealed tail and an empty successor, which recovery removes.)
+        if let Err(e) = self.seal(n) {
+            // A SEAL whose write or fdatasync failed may still reach the disk: the successor
+            // it names stays (durable and empty: recovery keeps or removes it). Only a SEAL
+            // refused for space was surely not written.
+            if matches!(e, RollError::Full(_)) {
+                let _ = self.vfs.remove(&path);
+            }
+            return Err(e);
+        }
+        self.tail_current = true;
         self.files.insert(n, f);
         self.sizes.insert(n, first);
         self.tail_cap = size;
         self.tail = n;
         self.tail_off = SEGMENT_HEADER as u64;
         Ok(())
+    }
+
+    /// Writes the SEAL naming segment `next` as the last frame of the tail and syncs it, when
+    /// the tail is of the current format version (an older one is not given records its
+    /// version does not know) and has the room every current segment keeps for it.
+    fn seal(&mut self, next: u64) -> std::result::Result<(), RollError> {
+        if self.sizes.is_empty()
+            || !self.tail_current
+            || self.tail_off + MARK_FRAME as u64 > self.tail_cap
+        {
+            return Ok(());
+        }
+        match self.put_frame(&mark_payload(SEAL_KIND, next), 1, true) {
+            Ok(_) => self.sync().map_err(RollError::Io),
+            Err((e, true)) => Err(RollError::Full(e)),
+            Err((e, false)) => Err(RollError::Io(e)),
+        }
     }
 
     /// Writes `buf` (whole records) as one or more frames, splitting only between records and
@@ -107,7 +139,7 @@ impl Journal {
     ) -> Result<Written> {
         let fresh = self
             .seg_bytes
-            .saturating_sub((SEGMENT_HEADER + FRAME_HEADER) as u64 + self.reserve());
+            .saturating_sub((SEGMENT_HEADER + FRAME_HEADER + MARK_FRAME) as u64 + self.reserve());
         if !buf.is_empty() && buf.len() as u64 > self.room(use_reserve) && buf.len() as u64 <= fresh
         {
             match self.roll(buf.len()) {
@@ -202,7 +234,7 @@ impl Journal {
         let off = self.tail_off;
         let end_off = off + self.frame.len() as u64;
         // Keep the reserve allocated beyond the data, so settles still fit on a full disk.
-        let want = (end_off + if use_reserve { 0 } else { self.reserve() })
+        let want = (end_off + MARK_FRAME as u64 + if use_reserve { 0 } else { self.reserve() })
             .min(self.tail_cap)
             .max(end_off);
         if want > self.segment_size(self.tail) {
@@ -259,10 +291,29 @@ impl Journal {
         self.tail_dirty
     }
 
-    /// Removes segment `seg` (never the tail) and fsyncs the directory.
+    /// Removes segment `seg` (never the tail) and fsyncs the directory. A TRIM mark naming the
+    /// segment after it is made durable first, so that recovery knows the segments below were
+    /// removed on purpose; on a disk too full for the mark the segment stays (for a later try).
     pub fn remove_segment(&mut self, seg: u64) -> Result<()> {
         if seg == self.tail || !self.sizes.contains_key(&seg) {
             return Ok(());
+        }
+        let first = self
+            .sizes
+            .range(seg + 1..)
+            .next()
+            .map_or(self.tail, |(k, _)| *k);
+        // The TRIM takes reserve space but never the SEAL's: without room for both, wait
+        // for the next segment.
+        if self.tail_off + 2 * MARK_FRAME as u64 > self.tail_cap {
+            return Ok(());
+        }
+        if self.tail_current {
+            match self.put_frame(&mark_payload(TRIM_KIND, first), 1, true) {
+                Ok(_) => self.sync()?,
+                Err((_, true)) => return Ok(()),
+                Err((e, false)) => return Err(e),
+            }
         }
         let path = self.path(seg);
         self.vfs

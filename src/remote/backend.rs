@@ -132,12 +132,13 @@ impl Backend {
         }
     }
 
-    pub(crate) fn browse(&self, q: QueueId, max: usize) -> Result<Vec<Message>> {
+    pub(crate) fn browse(&self, q: QueueId, max: usize, ready_only: bool) -> Result<Vec<Message>> {
         match self.engine()? {
-            Some(e) => e.browse(q, max),
+            Some(e) => e.browse(q, max, ready_only),
             None => match self.client().call(Request::Browse {
                 queue: q.0,
                 max: max as u64,
+                ready_only,
             })? {
                 Response::Messages(m) => Ok(m),
                 r => Err(unexpected(r)),

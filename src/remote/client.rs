@@ -270,6 +270,14 @@ impl Client {
         Ok(())
     }
 
+    /// What recovery found when the owner opened the store (a client's `recovery_report`).
+    pub(crate) fn owner_report(&self) -> Result<crate::journal::RecoveryReport> {
+        match self.call(Request::RecoveryReport)? {
+            Response::Report(r) => Ok(r),
+            r => Err(unexpected(&r)),
+        }
+    }
+
     /// Sends a request and waits for its answer.
     pub(crate) fn call(&self, req: Request) -> Result<Response> {
         self.call_with(req, 0, None)
@@ -1265,6 +1273,7 @@ fn resend(p: &Pending, consumers: &HashMap<u64, u64>, now: Instant, moved: &[u32
         | Request::Compact
         | Request::Flush
         | Request::DiskBytes
+        | Request::RecoveryReport
         | Request::Check => OnResend::Resend(Box::new(p.req.clone())),
     }
 }

@@ -71,8 +71,10 @@ impl Owner {
             return Err(e);
         }
         // The stale socket of a dead owner is removed only now, while the lock is held.
-        let served = bind_socket(dir)
-            .and_then(|l| Server::start(owner.engine.clone(), l, dir_identity(dir)?));
+        let served = bind_socket(dir).and_then(|l| {
+            let report = owner.report.clone();
+            Server::start(owner.engine.clone(), l, dir_identity(dir)?, report)
+        });
         match served {
             Ok(s) => owner.server = Some(s),
             Err(e) => {

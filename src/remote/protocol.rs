@@ -25,6 +25,7 @@ use crate::engine::{
     TransferFilter, TransferReport,
 };
 use crate::error::{Error, ErrorKind};
+use crate::journal::{Missing, RecoveryReport};
 use crate::message::{Message, MessageId};
 use crate::options::{AckDurability, AckMode, QueueOptions};
 use crate::queue::ReplayFilter;
@@ -35,7 +36,9 @@ pub use crate::journal::format::VERSION as FORMAT_VERSION;
 /// The protocol version; a peer of another version is refused at the hello. 2: topics and
 /// subscriptions, selective consumers, transactional publishes (journal format 2). 3: prefetch
 /// (queue option and `OpenConsumer`), `ack_durability` (queue option), `AckSync` and the
-/// `sync` flag of `AckBatch`, `prefetched` in queue stats.
+/// `sync` flag of `AckBatch`, `prefetched` in queue stats; browse of every state or of ready
+/// messages only, each browsed message with its state and delivery count; the owner's recovery
+/// report (journal format 3).
 pub const PROTOCOL_VERSION: u32 = 3;
 /// Magic of the hello and welcome.
 pub const MAGIC: &[u8; 8] = b"MQLITEP\0";
@@ -294,6 +297,8 @@ pub enum Request {
     Browse {
         queue: u32,
         max: u64,
+        /// Ready messages only (else every message, whatever its state).
+        ready_only: bool,
     },
     Purge {
         queue: u32,
@@ -328,6 +333,8 @@ pub enum Request {
     Flush,
     DiskBytes,
     Check,
+    /// What recovery found when the owner opened the store.
+    RecoveryReport,
 }
 
 /// A message handed over by a receive.
@@ -360,6 +367,7 @@ pub enum Response {
     Subscribed { queue: u32, name: String },
     Subscriptions(Vec<SubscriptionInfo>),
     TopicStats(TopicStats),
+    Report(RecoveryReport),
     Error { kind: u32, message: String },
 }
 
@@ -657,6 +665,12 @@ pub fn fuzz_seeds() -> Vec<Vec<u8>> {
             queue: 0,
             filter: ReplayFilter::default(),
         },
+        Request::Browse {
+            queue: 0,
+            max: 10,
+            ready_only: true,
+        },
+        Request::RecoveryReport,
         Request::Transfer {
             queue: 0,
             filter: TransferFilter {
@@ -679,6 +693,19 @@ pub fn fuzz_seeds() -> Vec<Vec<u8>> {
             depth: 1,
             in_flight: 2,
             prefetched: 3,
+            ..Default::default()
+        }),
+        Response::Messages(vec![{
+            let mut m = msg();
+            m.browsed = Some((crate::engine::MessageState::RedeliveryWait, 2));
+            m
+        }]),
+        Response::Report(RecoveryReport {
+            missing: vec![Missing {
+                file: "00000000000000000002.seg".into(),
+                what: "segment file is missing".into(),
+                frames_lost: 0,
+            }],
             ..Default::default()
         }),
         Response::Subscribed {

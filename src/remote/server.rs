@@ -37,6 +37,7 @@ use crate::engine::{mark_library_thread, ConsumerId, DeliveryRef, DeliveryTag, E
 use crate::engine::{Dest, Settle, TxnDest, TxnSpec};
 use crate::error::{Error, ErrorKind, Result};
 use crate::journal::format::VERSION as FORMAT_VERSION;
+use crate::journal::RecoveryReport;
 use crate::message::MessageId;
 use crate::remote::client::Callback;
 
@@ -62,6 +63,8 @@ pub(crate) struct Server {
 struct ServerShared {
     engine: Engine,
     dir: (u64, u64),
+    /// What recovery found when the owner opened the store (a client's `recovery_report`).
+    report: RecoveryReport,
     uid: u32,
     listener: UnixListener,
     /// The owner is closing: no new connections or requests; calls failing with `Closed` get
@@ -108,10 +111,17 @@ struct ConnState {
 
 impl Server {
     /// Serves `engine` on `listener` (bound by the caller while holding the store's lock).
-    pub(crate) fn start(engine: Engine, listener: UnixListener, dir: (u64, u64)) -> Result<Server> {
+    /// `report`: what the owner's recovery found, as clients ask for it.
+    pub(crate) fn start(
+        engine: Engine,
+        listener: UnixListener,
+        dir: (u64, u64),
+        report: RecoveryReport,
+    ) -> Result<Server> {
         let shared = Arc::new(ServerShared {
             engine,
             dir,
+            report,
             // SAFETY: geteuid has no preconditions.
             uid: unsafe { libc::geteuid() },
             listener,
@@ -661,9 +671,14 @@ impl ServerShared {
                 }
                 Response::Ids(ids)
             }
-            Request::Browse { queue, max } => Response::Messages(e.browse(
+            Request::Browse {
+                queue,
+                max,
+                ready_only,
+            } => Response::Messages(e.browse(
                 self.queue(c, queue)?,
                 usize::try_from(max).unwrap_or(usize::MAX),
+                ready_only,
             )?),
             Request::Purge { queue } => Response::Count(e.purge(self.queue(c, queue)?)?),
             Request::Stats { queue } => Response::Stats(e.stats(self.queue(c, queue)?)?),
@@ -704,6 +719,7 @@ impl ServerShared {
                 e.check()?;
                 Response::Done
             }
+            Request::RecoveryReport => Response::Report(self.report.clone()),
         };
         Ok(Outcome::Answer(r))
     }
@@ -809,6 +825,7 @@ fn is_quick(req: &Request) -> bool {
             | Request::IsMemory { .. }
             | Request::DiskBytes
             | Request::Check
+            | Request::RecoveryReport
     )
 }
 

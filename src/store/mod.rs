@@ -130,12 +130,15 @@ impl Store {
             let id = dir_identity(&dir)?;
             match Client::connect(dir.clone(), id, &options, may_own) {
                 Ok(c) => {
+                    // A client reports what the owner's recovery found (missing segments,
+                    // quarantined ranges), as the owner itself does.
+                    let report = c.owner_report()?;
                     return Ok(Store {
                         engine: Backend::Remote(c),
                         dir,
                         owner: None,
-                        report: RecoveryReport::default(),
-                    })
+                        report,
+                    });
                 }
                 // The owner went away while we connected: take the lock or find the next one.
                 Err(e)
@@ -167,7 +170,8 @@ impl Store {
         }
     }
 
-    /// What recovery found when this store was opened.
+    /// What recovery found when this store was opened: by this process if it became the
+    /// store's owner, else by the owner it connected to (as the owner reported it then).
     pub fn recovery_report(&self) -> &RecoveryReport {
         &self.report
     }

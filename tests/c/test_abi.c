@@ -5,6 +5,7 @@
 #include "common.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define BAD "\xff\xfe" /* not UTF-8 */
@@ -279,6 +280,10 @@ static void store_and_queue(const char *dir) {
     mqlite_name_list_free(names);
     mqlite_name_list_free(NULL);
     mqlite_recovery_report rep;
+    /* The layout the library writes (missing and lost_queues were added at the end). */
+    CHECK(sizeof rep == 7 * sizeof(uint64_t));
+    CHECK(offsetof(mqlite_recovery_report, missing) == 5 * sizeof(uint64_t));
+    CHECK(offsetof(mqlite_recovery_report, lost_queues) == 6 * sizeof(uint64_t));
     T(NUL_, mqlite_store_recovery_report(NULL, &rep, ERR));
     T(NUL_, mqlite_store_recovery_report(s, NULL, ERR));
 
@@ -343,6 +348,12 @@ static void store_and_queue(const char *dir) {
     T(NUL_, mqlite_queue_browse(NULL, 4, ms, &n, ERR));
     T(NUL_, mqlite_queue_browse(q, 4, NULL, &n, ERR));
     T(NUL_, mqlite_queue_browse(q, 4, ms, NULL, ERR));
+    T(NUL_, mqlite_queue_browse_ready(NULL, 4, ms, &n, ERR));
+    T(NUL_, mqlite_queue_browse_ready(q, 4, NULL, &n, ERR));
+    T(NUL_, mqlite_queue_browse_ready(q, 4, ms, NULL, ERR));
+    T(INV, mqlite_queue_browse_ready(q, SIZE_MAX, ms, &n, ERR));
+    V(mqlite_message_state(NULL) == MQLITE_STATE_NONE);
+    V(mqlite_message_delivery_count(NULL) == 0);
     T(INV, mqlite_queue_browse(q, SIZE_MAX, ms, &n, ERR));
     T(NUL_, mqlite_queue_purge(NULL, &u, ERR));
     mqlite_stats st;

@@ -5,6 +5,8 @@
  * it (rollback after the consumer is freed succeeds). */
 #include "common.h"
 
+#include <unistd.h>
+
 #include <stdint.h>
 
 static void test_oversized_headers(const char *dir) {
@@ -115,6 +117,112 @@ static void test_transaction_owns_its_acks(const char *dir) {
     mqlite_store_free(s);
 }
 
+/* A deleted middle segment fails the open with MQLITE_CORRUPT naming that file; a repair
+ * open reports it missing and keeps every message of the other segments; the next plain open
+ * succeeds (repair sticks). */
+static void test_missing_segment_is_named_and_repaired(const char *dir) {
+    mqlite_store_options *o = mqlite_store_options_new();
+    OK(mqlite_store_options_set_limits(o, 0, 4096, ERR));
+    mqlite_store *s = open_store(dir, o);
+    mqlite_queue *q = open_queue(s, "segs");
+    char body[400];
+    memset(body, 'z', sizeof body);
+    uint64_t id;
+    for (int i = 0; i < 60; i++) OK(mqlite_queue_send_bytes(q, (const uint8_t *)body, sizeof body, &id, ERR));
+    mqlite_queue_free(q);
+    mqlite_store_free(s);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/0000000000000003.seg", dir);
+    CHECK(unlink(path) == 0);
+    mqlite_error *err = NULL;
+    CHECK(mqlite_store_open(dir, strlen(dir), o, &s, &err) == MQLITE_CORRUPT);
+    CHECK(err && strstr(mqlite_error_message(err), "0000000000000003.seg") != NULL);
+    CHECK(err && strstr(mqlite_error_message(err), "missing") != NULL);
+    mqlite_error_free(err);
+    OK(mqlite_store_options_set_open_flags(o, false, true, ERR));
+    s = open_store(dir, o);
+    mqlite_recovery_report rep;
+    OK(mqlite_store_recovery_report(s, &rep, ERR));
+    CHECK(rep.missing == 1 && rep.quarantined == 0);
+    {
+        /* A client reports what its owner's recovery found: the report crosses the socket. */
+        mqlite_store_options *co = mqlite_store_options_new();
+        OK(mqlite_store_options_set_open_as(co, MQLITE_OPEN_AS_CLIENT, 20000, ERR));
+        mqlite_store *c = open_store(dir, co);
+        mqlite_recovery_report crep;
+        OK(mqlite_store_recovery_report(c, &crep, ERR));
+        CHECK(crep.missing == 1 && crep.quarantined == 0 && crep.segments == rep.segments);
+        CHECK(crep.records == rep.records && crep.lost_queues == rep.lost_queues);
+        mqlite_store_free(c);
+        mqlite_store_options_free(co);
+    }
+    q = open_queue(s, "segs");
+    mqlite_stats st;
+    OK(mqlite_queue_stats(q, &st, ERR));
+    uint64_t kept = st.messages;
+    CHECK(kept > 40 && kept < 60);
+    mqlite_queue_free(q);
+    mqlite_store_free(s);
+    s = open_store(dir, NULL);
+    OK(mqlite_store_recovery_report(s, &rep, ERR));
+    CHECK(rep.missing == 0);
+    q = open_queue(s, "segs");
+    OK(mqlite_queue_stats(q, &st, ERR));
+    CHECK(st.messages == kept);
+    mqlite_queue_free(q);
+    mqlite_store_free(s);
+    mqlite_store_options_free(o);
+}
+
+/* browse lists every message with its state and true delivery count; browse_ready only the
+ * ready ones. */
+static void test_browse_tells_states(const char *dir) {
+    mqlite_store *s = open_store(dir, NULL);
+    mqlite_queue *q = open_queue(s, "states");
+    uint64_t id;
+    OK(mqlite_queue_send_bytes(q, (const uint8_t *)"waiting", 7, &id, ERR));
+    OK(mqlite_queue_send_bytes(q, (const uint8_t *)"ready", 5, &id, ERR));
+    mqlite_message *m = NULL;
+    OK(mqlite_message_new((const uint8_t *)"delayed", 7, &m, ERR));
+    OK(mqlite_message_set_delay_ms(m, 60000, ERR));
+    OK(mqlite_queue_send(q, m, &id, ERR));
+    mqlite_message_free(m);
+    OK(mqlite_queue_send_bytes(q, (const uint8_t *)"taken", 5, &id, ERR));
+    mqlite_delivery *d = NULL;
+    OK(mqlite_queue_receive(q, 0, &d, ERR));
+    OK(mqlite_delivery_nack_with_delay(d, S("later"), 30000, ERR));
+    mqlite_delivery_free(d);
+    OK(mqlite_queue_receive(q, 0, &d, ERR));
+    mqlite_delivery *taken = NULL;
+    OK(mqlite_queue_receive(q, 0, &taken, ERR));
+    OK(mqlite_delivery_nack_with_delay(d, S("again"), 0, ERR));
+    mqlite_delivery_free(d);
+    mqlite_message *seen[8];
+    size_t n = 0;
+    OK(mqlite_queue_browse(q, 8, seen, &n, ERR));
+    CHECK(n == 4);
+    mqlite_browse_state want[4] = {MQLITE_STATE_READY, MQLITE_STATE_REDELIVERY_WAIT,
+                                    MQLITE_STATE_DELAYED, MQLITE_STATE_IN_FLIGHT};
+    uint32_t counts[4] = {1, 1, 0, 1};
+    for (size_t i = 0; i < n && i < 4; i++) {
+        CHECK(mqlite_message_state(seen[i]) == want[i]);
+        CHECK(mqlite_message_delivery_count(seen[i]) == counts[i]);
+        mqlite_message_free(seen[i]);
+    }
+    OK(mqlite_queue_browse_ready(q, 8, seen, &n, ERR));
+    CHECK(n == 1);
+    if (n == 1) {
+        CHECK(mqlite_message_state(seen[0]) == MQLITE_STATE_READY);
+        mqlite_message_free(seen[0]);
+    }
+    CHECK(mqlite_message_state(NULL) == MQLITE_STATE_NONE);
+    CHECK(mqlite_message_delivery_count(NULL) == 0);
+    OK(mqlite_delivery_ack(taken, ERR));
+    mqlite_delivery_free(taken);
+    mqlite_queue_free(q);
+    mqlite_store_free(s);
+}
+
 int main(void) {
     char *dir = temp_dir();
     test_oversized_headers(dir);
@@ -123,6 +231,12 @@ int main(void) {
     test_clock_and_durations(dir);
     test_max_bytes_counts_bodies(dir);
     test_transaction_owns_its_acks(dir);
+    remove_dir(dir);
+    dir = temp_dir();
+    test_missing_segment_is_named_and_repaired(dir);
+    remove_dir(dir);
+    dir = temp_dir();
+    test_browse_tells_states(dir);
     remove_dir(dir);
     return finish("test_boundary");
 }

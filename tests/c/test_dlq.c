@@ -147,6 +147,61 @@ static void test_default_policy_manual_clock(const char *dir) {
     mqlite_manual_clock_free(clock);
 }
 
+/* How many dead letters the shared DLQ holds; each must carry `id`. */
+static size_t dead_letters_with_id(mqlite_store *s, uint64_t id) {
+    mqlite_queue *dlq = open_queue(s, "DLQ");
+    mqlite_message *seen[4];
+    size_t n = 0;
+    OK(mqlite_queue_browse(dlq, 4, seen, &n, ERR));
+    for (size_t i = 0; i < n; i++) {
+        CHECK(mqlite_message_id(seen[i]) == id);
+        mqlite_message_free(seen[i]);
+    }
+    mqlite_queue_free(dlq);
+    return n;
+}
+
+/* A message keeps its id through dead-lettering and replay, as ActiveMQ keeps the JMSMessageID
+ * (idempotent consumers key on it), also across a reopen: recovery does not take the replayed
+ * message for its earlier stay in the queue. */
+static void test_id_kept_through_dlq_and_replay(const char *dir) {
+    mqlite_store *s = open_with_zero_delays(dir, MQLITE_DEAD_LETTER_SHARED, "");
+    mqlite_queue *q = open_queue(s, "orders");
+    uint64_t id = 0;
+    OK(mqlite_queue_send_bytes(q, (const uint8_t *)"poison", 6, &id, ERR));
+    CHECK(id != 0);
+    mqlite_delivery *d = NULL;
+    OK(mqlite_queue_receive(q, 0, &d, ERR));
+    OK(mqlite_delivery_reject(d, S("bad"), ERR));
+    mqlite_delivery_free(d);
+    CHECK(dead_letters_with_id(s, id) == 1);
+    mqlite_queue *dlq = open_queue(s, "DLQ");
+    uint64_t moved = 0;
+    OK(mqlite_queue_replay(dlq, NULL, &moved, ERR));
+    CHECK(moved == 1);
+    mqlite_queue_free(dlq);
+    mqlite_queue_free(q);
+    mqlite_store_free(s);
+
+    s = open_with_zero_delays(dir, MQLITE_DEAD_LETTER_SHARED, "");
+    q = open_queue(s, "orders");
+    OK(mqlite_queue_receive(q, 0, &d, ERR));
+    CHECK(mqlite_delivery_id(d) == id);
+    CHECK(mqlite_message_id(mqlite_delivery_message(d)) == id);
+    OK(mqlite_delivery_ack(d, ERR));
+    mqlite_delivery_free(d);
+    CHECK(dead_letters_with_id(s, id) == 0);
+    mqlite_queue_free(q);
+    mqlite_store_free(s);
+
+    /* The ack holds: nothing comes back at the next open. */
+    s = open_with_zero_delays(dir, MQLITE_DEAD_LETTER_SHARED, "");
+    q = open_queue(s, "orders");
+    CHECK_STATUS(MQLITE_TIMEOUT, mqlite_queue_receive(q, 0, &d, ERR));
+    mqlite_queue_free(q);
+    mqlite_store_free(s);
+}
+
 int main(void) {
     char *dir = temp_dir();
     test_max_redeliveries(dir);
@@ -156,6 +211,9 @@ int main(void) {
     remove_dir(dir);
     dir = temp_dir();
     test_default_policy_manual_clock(dir);
+    remove_dir(dir);
+    dir = temp_dir();
+    test_id_kept_through_dlq_and_replay(dir);
     remove_dir(dir);
     return finish("test_dlq");
 }

@@ -66,7 +66,7 @@ fn dir() -> &'static std::path::Path {
 /// inside reach the store's record decoder; otherwise the rest is raw bytes after a valid
 /// segment header. Bit 1 = sequence numbers and `synced` fields taken from the input too.
 pub fn segment(data: &[u8]) -> Vec<u8> {
-    let mut seg = segment_header(1, 1_700_000_000_000).to_vec();
+    let mut seg = segment_header(1, 1_700_000_000_000, 1).to_vec();
     let (flags, rest) = match data.split_first() {
         Some((f, r)) => (*f, r),
         None => return seg,

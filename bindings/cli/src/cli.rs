@@ -245,6 +245,10 @@ pub struct BrowseArgs {
     /// Only messages this JMS message selector selects (e.g. "amount > 100 AND region = 'eu'")
     #[arg(long, value_name = "SELECTOR")]
     pub selector: Option<String>,
+    /// Only ready messages (deliverable now); by default every message the queue holds is
+    /// shown with its state: ready, delayed, redelivery_wait or in_flight
+    #[arg(long)]
+    pub ready_only: bool,
 }
 
 #[derive(Args, Debug)]

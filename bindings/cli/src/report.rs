@@ -35,6 +35,10 @@ pub fn recovery_json(r: &RecoveryReport) -> Value {
             "file": q.file, "offset": q.offset, "len": q.len,
             "frames_lost": q.frames_lost, "saved_as": q.saved_as,
         })).collect::<Vec<_>>(),
+        "missing": r.missing.iter().map(|m| json!({
+            "file": m.file, "what": m.what, "frames_lost": m.frames_lost,
+        })).collect::<Vec<_>>(),
+        "lost_queues": r.lost_queues,
     })
 }
 
@@ -54,7 +58,8 @@ pub fn verify_json(r: &VerifyReport) -> Value {
 }
 
 /// What recovery changed, one line each, after `indent`: the torn tail cut, incomplete
-/// segments removed, ranges quarantined.
+/// segments removed, ranges quarantined, segments or frames found missing, queues kept under
+/// a placeholder name.
 pub fn recovery_changes(w: &mut dyn Write, r: &RecoveryReport, indent: &str) -> Result<()> {
     if let Some(t) = &r.torn_tail {
         writeln!(
@@ -75,6 +80,15 @@ pub fn recovery_changes(w: &mut dyn Write, r: &RecoveryReport, indent: &str) -> 
             q.len,
             out::count(q.frames_lost, "frame"),
             q.saved_as
+        )?;
+    }
+    for m in &r.missing {
+        writeln!(w, "{indent}missing: {}: {}", m.file, m.what)?;
+    }
+    for q in &r.lost_queues {
+        writeln!(
+            w,
+            "{indent}kept messages of a queue whose declaration was lost under {q}"
         )?;
     }
     Ok(())

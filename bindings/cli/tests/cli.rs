@@ -560,11 +560,12 @@ fn dlq_list_show_filter() {
         .collect();
     assert_eq!(
         summary,
+        // In id order: a dead letter keeps its message's id (o1, o2, p1, p2 = ids 1 to 4).
         [
             ("orders", "max_redeliveries", "timeout"),
-            ("payments", "expired", ""),
             ("orders", "rejected", "bad order"),
             ("payments", "max_redeliveries", "declined"),
+            ("payments", "expired", ""),
         ]
     );
     assert_eq!(rows[0]["dlq"], "DLQ");
@@ -665,7 +666,8 @@ fn dlq_replay_dry_run_changes_nothing_then_replays_with_counts() {
     };
     assert_eq!(bodies("orders"), [b"o1".to_vec()]);
     assert_eq!(bodies("payments"), [b"p1".to_vec()]);
-    assert_eq!(bodies("retry"), [b"p2".to_vec(), b"o2".to_vec()]);
+    // Stored in id order: o2 (id 2) before p2 (id 4), ids kept through the DLQ and the replay.
+    assert_eq!(bodies("retry"), [b"o2".to_vec(), b"p2".to_vec()]);
     // Replayed messages carry no dead-letter info and start their delivery count again.
     assert!(st
         .iter()
@@ -1142,6 +1144,122 @@ fn verify_reports_a_torn_tail_without_failing() {
     assert!(
         ok(&["verify", s(d)]).contains(&format!("torn tail: 0000000000000001.seg at offset {end}"))
     );
+}
+
+/// `browse` shows every message with its state and delivery count (a redelivery wait is its
+/// own state); `--ready-only` shows only the ready ones.
+#[test]
+fn browse_shows_each_state_and_ready_only_filters() {
+    let case = Case::new();
+    let (d, dir) = (case.path(), case.dir());
+    {
+        let store = open(d);
+        let q = store.queue("q").unwrap();
+        q.send("waiting").unwrap();
+        q.send("ready").unwrap();
+        q.send(Message::new("delayed").delay(Duration::from_secs(3600)))
+            .unwrap();
+        let dl = q.receive(Some(Duration::ZERO)).unwrap().unwrap();
+        dl.nack_with_delay("later", Duration::from_secs(3600))
+            .unwrap();
+    }
+    let v = ok_json(&["browse", dir, "q"]);
+    let got: Vec<(String, String, u64)> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["text"].as_str().unwrap_or_default().to_string(),
+                m["state"].as_str().unwrap().to_string(),
+                m["delivery_count"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let states: Vec<(&str, u64)> = got.iter().map(|(_, s, c)| (s.as_str(), *c)).collect();
+    assert_eq!(
+        states,
+        [("redelivery_wait", 1), ("ready", 0), ("delayed", 0)],
+        "{v}"
+    );
+    let ready = ok_json(&["browse", dir, "q", "--ready-only"]);
+    let ready = ready.as_array().unwrap();
+    assert_eq!(ready.len(), 1, "{ready:?}");
+    assert_eq!(ready[0]["state"], "ready");
+    let text = ok(&["browse", dir, "q"]);
+    assert!(text.contains("redelivery_wait"), "{text}");
+}
+
+/// A store of 60 sends over several 4 KiB segments; returns its segment files, oldest first.
+fn segmented(d: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let opts = StoreOptions {
+        segment_bytes: 4 << 10,
+        ..StoreOptions::default()
+    };
+    {
+        let store = mqlite::Store::open(d, opts).unwrap();
+        let q = store.queue("q").unwrap();
+        for i in 0..60 {
+            q.send(format!("m{i:03}-{}", "y".repeat(400))).unwrap();
+        }
+    }
+    let mut v: Vec<_> = std::fs::read_dir(d)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+        .collect();
+    v.sort();
+    assert!(v.len() >= 5, "{v:?}");
+    v
+}
+
+/// `verify` fails (status 3) naming the file for a deleted first, middle or last segment and
+/// for a segment cut short (not the healthy frame after it); `repair` reports what was
+/// missing, and verify is sound after it. A torn tail of the last segment stays sound.
+#[test]
+fn verify_names_a_deleted_or_truncated_segment_and_repair_reports_it() {
+    for what in ["first", "middle", "last", "truncated"] {
+        let case = Case::new();
+        let (d, dir) = (case.path(), case.dir());
+        let segs = segmented(d);
+        let victim = match what {
+            "first" => segs[0].clone(),
+            "last" => segs[segs.len() - 1].clone(),
+            _ => segs[2].clone(),
+        };
+        let file = victim.file_name().unwrap().to_str().unwrap().to_string();
+        if what == "truncated" {
+            let b = std::fs::read(&victim).unwrap();
+            let frames = frame_offsets(&b);
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&victim)
+                .unwrap();
+            f.set_len(frames[frames.len() - 2] as u64).unwrap();
+        } else {
+            std::fs::remove_file(&victim).unwrap();
+        }
+        let r = run(&["verify", dir]);
+        assert_eq!(r.code, 3, "{what}: {}", r.stdout);
+        assert!(r.stderr.contains(&file), "{what}: {}", r.stderr);
+        assert!(
+            r.stdout.contains(&format!("damaged: {file}")),
+            "{what}: {}",
+            r.stdout
+        );
+        let v: J = serde_json::from_str(&run(&["verify", dir, "--json"]).stdout).unwrap();
+        assert_eq!(v["problems"][0]["file"], file.as_str(), "{what}: {v}");
+        let line = fails(&["stats", dir], 3);
+        assert!(line.contains(&file), "{what}: {line}");
+        let rep = ok_json(&["repair", dir, "--yes"]);
+        assert_eq!(
+            rep["recovery"]["missing"][0]["file"],
+            file.as_str(),
+            "{what}: {rep}"
+        );
+        assert!(ok(&["verify", dir]).contains("sound"), "{what}");
+        ok(&["stats", dir]);
+    }
 }
 
 #[test]

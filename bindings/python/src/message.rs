@@ -84,6 +84,8 @@ pub(crate) struct Message {
     body: Py<PyBytes>,
     head: Head,
     delivery_count: u32,
+    /// Where a browsed copy was in its queue (`None` for a delivery).
+    state: Option<&'static str>,
     queue: String,
     delivery: Mutex<Option<Delivery>>,
     is_delivery: bool,
@@ -96,6 +98,7 @@ impl Message {
             body: PyBytes::new(py, d.body()).unbind(),
             head: Head::of(d.message()),
             delivery_count: d.delivery_count(),
+            state: None,
             queue: d.queue().name().to_string(),
             delivery: Mutex::new(Some(d)),
             is_delivery: true,
@@ -107,7 +110,8 @@ impl Message {
         Message {
             body: PyBytes::new(py, m.body()).unbind(),
             head: Head::of(m),
-            delivery_count: 0,
+            delivery_count: m.delivery_count(),
+            state: m.state().map(|s| s.as_str()),
             queue: queue.to_string(),
             delivery: Mutex::new(None),
             is_delivery: false,
@@ -119,6 +123,7 @@ impl Message {
     pub(crate) fn listened(py: Python<'_>, d: &Delivery) -> Message {
         let mut m = Message::browsed(py, d.message(), d.queue().name());
         m.delivery_count = d.delivery_count();
+        m.state = None;
         m
     }
 
@@ -246,10 +251,20 @@ impl Message {
         (self.head.expires_at_ms != 0).then_some(self.head.expires_at_ms)
     }
 
-    /// How many times it has been delivered, this delivery included (0 for a browsed copy).
+    /// How many times it has been delivered, this delivery included; for a browsed copy, how
+    /// many times it had been delivered when browsed (the delivery in progress included while
+    /// it is in flight; 0 if never).
     #[getter]
     fn delivery_count(&self) -> u32 {
         self.delivery_count
+    }
+
+    /// For a browsed copy, where it was in its queue: ``"ready"``, ``"delayed"`` (waiting for
+    /// its delivery time), ``"redelivery_wait"`` (waiting out a redelivery delay after a
+    /// failed delivery) or ``"in_flight"`` (delivered, not yet settled); None for a delivery.
+    #[getter]
+    fn state(&self) -> Option<&'static str> {
+        self.state
     }
 
     /// Whether it was delivered before.

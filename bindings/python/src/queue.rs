@@ -410,13 +410,30 @@ impl Queue {
         }))
     }
 
-    /// Up to ``max`` waiting messages (all if None) in delivery order, without consuming them.
-    /// Messages of a dead-letter queue carry :attr:`Message.dead_letter`.
-    #[pyo3(signature = (max = None))]
-    fn browse(&self, py: Python<'_>, max: Option<usize>) -> PyResult<Vec<Py<Message>>> {
+    /// Up to ``max`` messages the queue holds (all if None), without consuming them: every
+    /// message whatever its state, each with :attr:`Message.state` (``"ready"``,
+    /// ``"delayed"``, ``"redelivery_wait"``, ``"in_flight"``) and its true
+    /// :attr:`Message.delivery_count`; ready ones first in delivery order, then delayed and
+    /// redelivery-waiting ones by due time, then those in flight. ``ready_only=True`` lists only
+    /// the ready messages (what a receive could take now). Messages of a dead-letter queue
+    /// carry :attr:`Message.dead_letter`.
+    #[pyo3(signature = (max = None, *, ready_only = false))]
+    fn browse(
+        &self,
+        py: Python<'_>,
+        max: Option<usize>,
+        ready_only: bool,
+    ) -> PyResult<Vec<Py<Message>>> {
         self.check()?;
         let q = &self.q;
-        let ms = mq(py.detach(|| q.browse(max.unwrap_or(usize::MAX))))?;
+        let max = max.unwrap_or(usize::MAX);
+        let ms = mq(py.detach(|| {
+            if ready_only {
+                q.browse_ready(max)
+            } else {
+                q.browse(max)
+            }
+        }))?;
         ms.iter()
             .map(|m| Py::new(py, Message::browsed(py, m, q.name())))
             .collect()

@@ -781,8 +781,11 @@ impl Store {
     /// ``segments``, ``records``, ``bytes`` (read), ``torn_tail`` (bool: an unsynced tail was
     /// cut), ``quarantined`` (what a repair cut out: a list of dicts with ``file``, ``offset``,
     /// ``len``, ``frames_lost``, ``saved_as``, the file in the store directory holding the
-    /// bytes) and ``lost_queues`` (placeholder names of queues whose declaration a repair cut
-    /// out; their surviving messages are kept there).
+    /// bytes), ``missing`` (segment files found deleted, or cut short before their last
+    /// frames, that a repair replaced or bridged: a list of dicts with ``file``, ``what``,
+    /// ``frames_lost``, 0 when unknown) and ``lost_queues`` (placeholder names of queues whose
+    /// declaration a repair cut out; their surviving messages are kept there). A client
+    /// reports what its owner's recovery found.
     fn recovery_report<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         self.check()?;
         let r = self.store.recovery_report();
@@ -802,6 +805,15 @@ impl Store {
             quarantined.append(q)?;
         }
         d.set_item("quarantined", quarantined)?;
+        let missing = pyo3::types::PyList::empty(py);
+        for x in &r.missing {
+            let m = PyDict::new(py);
+            m.set_item("file", &x.file)?;
+            m.set_item("what", &x.what)?;
+            m.set_item("frames_lost", x.frames_lost)?;
+            missing.append(m)?;
+        }
+        d.set_item("missing", missing)?;
         d.set_item("lost_queues", r.lost_queues.clone())?;
         Ok(d)
     }

@@ -223,3 +223,30 @@ def test_a_send_callback_waiting_on_another_pending_future_raises_would_deadlock
     assert first.result() > 0 and pending[0].result() > 0
     assert outcome[0] == "done already" or isinstance(outcome[0], mqlite.WouldDeadlock), outcome
     store.close()  # returns: the callback thread was not hung
+
+
+def test_a_deleted_segment_is_named_and_repair_reports_it_and_sticks(store_dir: Path) -> None:
+    with mqlite.open(store_dir, segment_bytes=4096) as s:
+        q = s.queue("segs")
+        for i in range(60):
+            q.send(b"%05d" % i + b"z" * 400)
+    segs = sorted(store_dir.glob("*.seg"))
+    assert len(segs) >= 5
+    victim = segs[2]
+    victim.unlink()
+    with pytest.raises(mqlite.Corrupt) as e:
+        mqlite.open(store_dir)
+    assert victim.name in str(e.value) and "missing" in str(e.value)
+    with mqlite.open(store_dir, repair=True) as s:
+        r = s.recovery_report()
+        assert [m["file"] for m in r["missing"]] == [victim.name]
+        assert r["missing"][0]["frames_lost"] >= 1
+        kept = [m.body for m in s.queue("segs").browse(1000)]
+        assert 40 < len(kept) < 60
+        # A client reports what its owner's recovery found: the report crosses the socket.
+        with mqlite.open(store_dir, open_as="client") as c:
+            assert c.role() == "client"
+            assert c.recovery_report() == r
+    with mqlite.open(store_dir) as s:
+        assert s.recovery_report()["missing"] == []
+        assert [m.body for m in s.queue("segs").browse(1000)] == kept

@@ -25,6 +25,8 @@
 //! | 13 | PUBLISH | `n u32` · n × `qid` (LEB128, 1–5 bytes) · a SEND body (header `qid` [`NO_QUEUE`]): one message published to a topic, stored once, with a reference in each of the n subscriptions' queues (all of them or none: one record) |
 //! | 14 | SUBSCRIBE | `qid u32` · `flags u8` ([`sub_flag`]) · `name_len u16` · subscription name · `pattern_len u16` · pattern · selector (rest): declares queue `qid` as a subscription (it is the queue's declaration; a later SUBSCRIBE of the same `qid` replaces it) |
 //! | 15 | UNSUBSCRIBE | `qid u32`: the subscription ends, and every message it held with it |
+//! | 16 | SEAL | `next u64`: the journal's own mark (format version 3), never replayed to the engine: see [`crate::journal::format`] |
+//! | 17 | TRIM | `first u64`: the journal's own mark (format version 3), never replayed to the engine |
 //!
 //! RELOCATE's `state` is the message's delivery count in bits 0–30 and, in bit 31
 //! ([`IN_FLIGHT_BIT`]), whether it was in flight when it was copied: a message in flight at the

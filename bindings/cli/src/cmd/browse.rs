@@ -59,11 +59,11 @@ pub fn write_stored(
     Ok(())
 }
 
-/// Up to `limit` stored messages from `from` on that `selector` selects, read page by page so
+/// Up to `limit` stored messages from `from` on that `wanted` keeps, read page by page so
 /// that matches deep in the queue are found.
 fn selected(
     q: &mqlite::Queue,
-    selector: &mqlite::selector::Selector,
+    wanted: &dyn Fn(&StoredMessage) -> bool,
     from: MessageId,
     limit: usize,
 ) -> Result<Vec<StoredMessage>> {
@@ -77,7 +77,7 @@ fn selected(
         next = MessageId(last.0 + 1);
         out.extend(
             page.into_iter()
-                .filter(|m| selector.matches(&m.message))
+                .filter(|m| wanted(m))
                 .take(limit - out.len()),
         );
     }
@@ -99,9 +99,15 @@ pub fn run(a: &BrowseArgs, json: bool, w: &mut dyn Write) -> Result<()> {
         .transpose()?;
     let store = open::open(&a.dir)?;
     let q = open::queue(&store, &a.queue)?;
-    let items = match &selector {
-        None => q.browse_stored(from, a.limit)?,
-        Some(s) => selected(&q, s, from, a.limit)?,
+    let ready_only = a.ready_only;
+    let wanted = |m: &StoredMessage| {
+        (!ready_only || m.state == mqlite::MessageState::Ready)
+            && selector.as_ref().is_none_or(|s| s.matches(&m.message))
+    };
+    let items = if selector.is_none() && !ready_only {
+        q.browse_stored(from, a.limit)?
+    } else {
+        selected(&q, &wanted, from, a.limit)?
     };
     write_stored(w, q.name(), &items, a.body, json)?;
     if !json {

@@ -114,7 +114,7 @@ pub fn repair(a: &RepairArgs, json: bool, w: &mut dyn Write) -> Result<()> {
         out::count(r.records, "record")
     )?;
     report::recovery_changes(w, &r, "")?;
-    if r.quarantined.is_empty() {
+    if r.quarantined.is_empty() && r.missing.is_empty() {
         writeln!(w, "nothing to quarantine")?;
     }
     Ok(())

@@ -1,0 +1,273 @@
+//! Recovery's checks of the journal as a chain of files: a segment file that is missing
+//! (first, middle or last), a segment that ends before its frames do, a damaged header, a
+//! stray file named like a segment. Without `repair` each fails the open with `Corrupt` naming
+//! the file; a repair makes the chain whole again so that the next plain open succeeds, and
+//! records what was lost.
+//!
+//! How a missing file is told from one compaction removed (format version 3): segment numbers
+//! are consecutive (compaction removes only the oldest, a torn tail only the newest), so a gap
+//! is damage; a TRIM mark is made durable before compaction removes segments, and each
+//! segment header names the oldest segment of its time, so a journal that starts later than
+//! both says is missing its first segments; a SEAL is the last frame of every segment the
+//! journal rolled on from, so a last segment that ends with one is missing its successor.
+
+use std::sync::Arc;
+
+use super::frame::*;
+use super::recovery::{load, pad_frame, save_aside, unique_name, Quarantined, Recovery};
+use super::{segment_name, Journal};
+use crate::error::{Error, Result};
+use crate::io::{join, VFile};
+
+/// Part of the journal found missing (see [`RecoveryReport::missing`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Missing {
+    /// The segment file that is missing, or that ends before its frames do.
+    pub file: String,
+    /// What is missing, in words.
+    pub what: String,
+    /// Frames known lost (0 when unknown: a missing file's frame count is not recorded).
+    pub frames_lost: u64,
+}
+
+/// The message for a segment file that is missing (recovery and `verify` say the same).
+pub(crate) fn missing_file_msg(why: &str) -> String {
+    format!("segment file is missing: {why}")
+}
+
+/// Why segments between `prev` and `n` are missing.
+pub(crate) fn gap_why(prev: u64, n: u64) -> String {
+    format!(
+        "the journal goes from {} to {}",
+        segment_name(prev),
+        segment_name(n)
+    )
+}
+
+/// Why segments from `oldest` up to `first` are missing.
+pub(crate) fn first_why(first: u64, oldest: u64) -> String {
+    format!(
+        "the journal starts at {} but compaction removed no segment from {} on",
+        segment_name(first),
+        segment_name(oldest)
+    )
+}
+
+/// Why segment `next` after the last one, `tail`, is missing.
+pub(crate) fn last_why(tail: u64, next: u64) -> String {
+    format!(
+        "{} ends with the mark written when {} was created",
+        segment_name(tail),
+        segment_name(next)
+    )
+}
+
+/// The message for a segment whose last frames are missing: it ends at frame `s - 1` while
+/// `next` (a file name) starts at frame `first`.
+pub(crate) fn truncated_msg(s: u64, next: &str, first: u64) -> String {
+    format!(
+        "segment ends before its last frames: {next} starts at frame {first}, so frames {s}..{} \
+         are missing (the file was truncated or overwritten)",
+        first - 1
+    )
+}
+
+/// The message for a file named like a segment in which nothing checks out.
+pub(crate) const STRAY_MSG: &str = "not a journal segment: its header and every frame fail their \
+     checks (a stray or overwritten file; a repair moves it aside)";
+
+/// Creates an empty segment `n` (header only, durable) standing in for a missing file.
+fn placeholder(j: &Journal, n: u64, oldest: u64) -> Result<Arc<dyn VFile>> {
+    let name = segment_name(n);
+    let f = j
+        .vfs
+        .create(&join(&j.dir, &name))
+        .map_err(|e| Error::io(format!("creating {name}"), &e))?;
+    f.write_at(&segment_header(n, (j.now_ms)(), oldest), 0)
+        .and_then(|()| f.sync_data())
+        .and_then(|()| j.vfs.sync_dir(&j.dir))
+        .map_err(|e| Error::io(format!("creating {name}"), &e))?;
+    Ok(f)
+}
+
+impl Recovery<'_, '_> {
+    /// Before replay: every file named like a segment has a sound header (a repair rewrites a
+    /// damaged one, keeping the old bytes in a quarantine file, or moves aside a file in which
+    /// nothing checks out), and the numbers run without a gap (a repair puts an empty
+    /// placeholder where a file is missing).
+    pub(super) fn check_files(&mut self) -> Result<()> {
+        let count = self.numbers.len();
+        let mut kept = Vec::with_capacity(count);
+        for (i, n) in std::mem::take(&mut self.numbers).into_iter().enumerate() {
+            if self.header_sound(n, i + 1 == count)? {
+                kept.push(n);
+            }
+        }
+        let mut numbers = Vec::with_capacity(kept.len());
+        for (k, &n) in kept.iter().enumerate() {
+            if let Some(&prev) = k.checked_sub(1).and_then(|p| kept.get(p)) {
+                for gap in prev + 1..n {
+                    self.missing_file(gap, &gap_why(prev, n), 0)?;
+                    numbers.push(gap);
+                }
+            }
+            numbers.push(n);
+        }
+        self.numbers = numbers;
+        Ok(())
+    }
+
+    /// Whether segment `n` is kept: its header is sound (or a repair made it so), or it is
+    /// the last segment and empty behind its header (`run` removes it as incomplete).
+    fn header_sound(&mut self, n: u64, last: bool) -> Result<bool> {
+        let name = segment_name(n);
+        let mut head = [0u8; SEGMENT_HEADER];
+        let f = self
+            .j
+            .vfs
+            .open(&join(&self.j.dir, &name))
+            .map_err(|e| Error::io(format!("opening {name}"), &e))?;
+        let len = f
+            .len()
+            .map_err(|e| Error::io(format!("size of {name}"), &e))?;
+        let got = (len as usize).min(SEGMENT_HEADER);
+        f.read_at(&mut head[..got], 0)
+            .map_err(|e| Error::io(format!("reading {name}"), &e))?;
+        if check_segment_header(&head[..got], &name).is_ok_and(|num| num == n) {
+            return Ok(true);
+        }
+        let seg = load(self.j, n)?;
+        if last && seg.buf.iter().skip(SEGMENT_HEADER).all(|&b| b == 0) {
+            return Ok(true);
+        }
+        let err = match check_segment_header(&seg.buf, &name) {
+            Ok(num) => Error::corrupt(&name, 16, &format!("header names segment {num}")),
+            Err(e) => e,
+        };
+        let has_frame = recovery_has_frame(&seg.buf);
+        if !self.repair {
+            return Err(if has_frame {
+                err
+            } else {
+                Error::corrupt(&name, 0, STRAY_MSG)
+            });
+        }
+        let j = &self.j;
+        if has_frame {
+            // A segment whose header alone is damaged: a new header, the old bytes kept.
+            let cut = SEGMENT_HEADER.min(seg.buf.len());
+            let saved_as = save_aside(j, &format!("quarantine-{n:016x}-0"), &seg.buf[..cut])?;
+            seg.file
+                .write_at(&segment_header(n, (j.now_ms)(), 0), 0)
+                .and_then(|()| seg.file.sync_data())
+                .map_err(|e| Error::io(format!("repairing the header of {name}"), &e))?;
+            self.report.quarantined.push(Quarantined {
+                file: name,
+                offset: 0,
+                len: cut as u64,
+                frames_lost: 0,
+                saved_as,
+            });
+            return Ok(true);
+        }
+        // Nothing in it is a segment's: moved aside whole (renamed, not copied or deleted).
+        let saved_as = unique_name(j, &format!("quarantine-{}", name.trim_end_matches(".seg")))?;
+        j.vfs
+            .rename(&join(&j.dir, &name), &join(&j.dir, &saved_as))
+            .and_then(|()| j.vfs.sync_dir(&j.dir))
+            .map_err(|e| Error::io(format!("moving {name} aside"), &e))?;
+        self.report.quarantined.push(Quarantined {
+            file: name,
+            offset: 0,
+            len,
+            frames_lost: 0,
+            saved_as,
+        });
+        Ok(false)
+    }
+
+    /// Segment `n` is missing: `Corrupt` naming it, or (repair) an empty placeholder.
+    fn missing_file(&mut self, n: u64, why: &str, oldest: u64) -> Result<Arc<dyn VFile>> {
+        let name = segment_name(n);
+        let what = missing_file_msg(why);
+        if !self.repair {
+            return Err(Error::corrupt(&name, 0, &what));
+        }
+        let f = placeholder(self.j, n, oldest)?;
+        self.report.missing.push(Missing {
+            file: name,
+            what,
+            frames_lost: 0,
+        });
+        Ok(f)
+    }
+
+    /// After replay: the journal starts no later than its TRIM marks and headers say, and does
+    /// not end with a SEAL naming a segment that is not there.
+    pub(super) fn check_ends(&mut self) -> Result<()> {
+        let Some(&first) = self.j.sizes.keys().next() else {
+            return Ok(());
+        };
+        let oldest = self.oldest;
+        if oldest > 0 && first > oldest {
+            let why = first_why(first, oldest);
+            for n in oldest..first {
+                let f = self.missing_file(n, &why, oldest)?;
+                self.j.files.insert(n, f);
+                self.j.sizes.insert(n, SEGMENT_HEADER as u64);
+            }
+        }
+        if let Some(next) = self.sealed.filter(|&n| n > self.j.tail) {
+            let why = last_why(self.j.tail, next);
+            let f = self.missing_file(next, &why, first.min(oldest.max(1)))?;
+            self.j.files.insert(next, f);
+            self.j.sizes.insert(next, SEGMENT_HEADER as u64);
+            self.j.tail = next;
+            self.j.tail_off = SEGMENT_HEADER as u64;
+            self.j.tail_current = true;
+            self.sealed = None;
+        }
+        Ok(())
+    }
+
+    /// The segment before `next` (the tail so far) ends at frame `s - 1` while `next` starts
+    /// at frame `first`: `Corrupt` naming it, or (repair) a padding frame at its end bridging
+    /// the lost frames.
+    pub(super) fn missing_frames(&mut self, next: &str, s: u64, first: u64) -> Result<()> {
+        let prev = self.j.tail;
+        let name = segment_name(prev);
+        let what = truncated_msg(s, next, first);
+        let at = self.j.tail_off;
+        if !self.repair {
+            return Err(Error::corrupt(&name, at, &what));
+        }
+        let frame = pad_frame(FRAME_HEADER + RECORD_HEADER + 8, first - 1);
+        let f = self.j.files.get(prev).ok_or_else(Error::closed)?;
+        f.write_at(&frame, at)
+            .and_then(|()| f.sync_data())
+            .map_err(|e| Error::io(format!("repairing {name} at {at}"), &e))?;
+        let end = at + frame.len() as u64;
+        let size = self.j.sizes.entry(prev).or_insert(end);
+        *size = (*size).max(end);
+        self.j.tail_off = end;
+        match self.report.missing.last_mut() {
+            // The placeholder this repair just made for a missing file: one loss, one entry.
+            Some(m) if m.file == name && m.frames_lost == 0 => {
+                m.frames_lost = first - s;
+                m.what = format!("{} (frames {s}..{} lost)", m.what, first - 1);
+            }
+            _ => self.report.missing.push(Missing {
+                file: name,
+                what,
+                frames_lost: first - s,
+            }),
+        }
+        self.expected = Some(first);
+        Ok(())
+    }
+}
+
+/// Whether any sound frame is in `b`.
+fn recovery_has_frame(b: &[u8]) -> bool {
+    super::recovery::next_valid(b, 0).is_some()
+}
