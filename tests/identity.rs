@@ -180,7 +180,13 @@ fn a_message_keeps_its_id_through_the_dlq_and_back_across_reopen_and_compaction(
         o.compact_below = 1.0;
     };
     let s = env.open_with(opts);
-    let q = s.queue("orders").unwrap();
+    // Prefetch 1: with a larger one the receive's buffer would already hold "fine" when the
+    // replayed message comes back, and hand it out first (as a JMS consumer's prefetch does).
+    let one = QueueOptions {
+        prefetch: Some(1),
+        ..Default::default()
+    };
+    let q = s.queue_with("orders", one).unwrap();
     let id = q.send("poison").unwrap();
     let other = q.send("fine").unwrap();
     for round in 0..2 {

@@ -256,8 +256,17 @@ impl Rebuild {
                     if d.seg != MEM_SEG {
                         st.space.seg_live.entry(d.seg as u64).or_insert((0, 0)).0 += 1;
                     }
-                    q.dedup_order.push_back((d.at, key.clone()));
-                    q.dedup.insert(key, d);
+                    // A key seen twice (its first record and a DEDUP copy compaction moved
+                    // forward): the later record holds it, and only that one stays live, else
+                    // the earlier segment would be counted live for ever and never removed.
+                    let at = d.at;
+                    let old = q.dedup.insert(key.clone(), d);
+                    if let Some(old) = &old {
+                        st.space.dec_item(old.seg);
+                    }
+                    if old.is_none_or(|o| o.at != at) {
+                        q.dedup_order.push_back((at, key));
+                    }
                 }
             }
         }
