@@ -226,13 +226,19 @@ fn browse_and_purge_see_prefetched_messages() {
     let q = s.queue("q").unwrap();
     q.send_batch(["a", "b", "c"]).unwrap();
     let d = q.receive(NOW).unwrap().unwrap();
-    let seen: Vec<Vec<u8>> = q
-        .browse(10)
-        .unwrap()
-        .iter()
-        .map(|m| m.body().to_vec())
-        .collect();
-    assert_eq!(seen, vec![b"b".to_vec(), b"c".to_vec()]);
+    let bodies =
+        |ms: Vec<Message>| -> Vec<Vec<u8>> { ms.iter().map(|m| m.body().to_vec()).collect() };
+    // The prefetched ones show as ready; the one handed out as in flight, after them.
+    assert_eq!(
+        bodies(q.browse_ready(10).unwrap()),
+        vec![b"b".to_vec(), b"c".to_vec()]
+    );
+    let all = q.browse(10).unwrap();
+    assert_eq!(
+        bodies(all.clone()),
+        vec![b"b".to_vec(), b"c".to_vec(), b"a".to_vec()]
+    );
+    assert_eq!(all[2].state(), Some(MessageState::InFlight));
     q.receive(NOW).unwrap().unwrap().ack().unwrap(); // prefetches again
     assert_eq!(
         q.purge().unwrap(),
