@@ -572,3 +572,37 @@ fn subscriptions_prefetch_and_ack_lazily() {
         "the buffer and lazy acks cost no fsync"
     );
 }
+
+/// A batch receive that empties the consumer's buffer fills the rest of the batch from the
+/// queue: `receive_batch(30)` with 7 prefetched and 90 waiting returns 30, not 7.
+#[test]
+fn a_batch_receive_is_not_cut_short_by_the_buffer() {
+    let env = Env::new();
+    let s = env.open();
+    let q = s
+        .queue_with(
+            "q",
+            QueueOptions {
+                prefetch: Some(10),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let bodies: Vec<String> = (0..100).map(|i| format!("m{i}")).collect();
+    q.send_batch(bodies.iter().map(|b| b.as_str())).unwrap();
+    let first = q.receive_batch(3, NOW).unwrap();
+    assert_eq!(first.len(), 3);
+    assert_eq!(q.stats().unwrap().prefetched, 7);
+    let second = q.receive_batch(30, NOW).unwrap();
+    assert_eq!(second.len(), 30, "the batch was cut at the buffer's end");
+    // In order, nothing skipped or doubled.
+    let got: Vec<String> = first
+        .iter()
+        .chain(second.iter())
+        .map(|d| String::from_utf8(d.body().to_vec()).unwrap())
+        .collect();
+    assert_eq!(got, bodies[..33].to_vec());
+    q.ack_batch(first).unwrap();
+    q.ack_batch(second).unwrap();
+    assert_eq!(q.stats().unwrap().messages, 67);
+}

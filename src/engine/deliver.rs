@@ -296,7 +296,30 @@ impl Engine {
             let mode = g.mode_of(consumer);
             let cid = g.consumer_for(q.0, consumer);
             g.tick(q.0, now, &shared.opts)?;
-            let got = g.pop_buffered(q.0, cid, n, now, &shared.opts)?;
+            let mut got = g.pop_buffered(q.0, cid, n, now, &shared.opts)?;
+            if !got.is_empty() && got.len() < n && mode != AckMode::Auto {
+                // The buffer ran out before the batch was full: fill it from the queue (one
+                // delivery record, as a take from an empty buffer), so a batch receive is not
+                // cut short by what a previous take happened to leave behind.
+                let more = n - got.len();
+                let fill = g.fill_size(cid, more);
+                // From here on an error must not lose `got` (already handed out): it is
+                // returned, and the error shows at the next call.
+                let Ok(taken) = g.take(q.0, cid, fill, more, false, now, &shared.opts) else {
+                    return Ok(got);
+                };
+                let Ok(g2) = self.finish_moves(g) else {
+                    return Ok(got);
+                };
+                g = g2;
+                if !taken.items.is_empty() {
+                    // `hand_over` gives back what it took when it fails.
+                    if let Ok(rest) = self.hand_over(g, q, cid, mode, taken, more) {
+                        got.extend(rest);
+                    }
+                    return Ok(got);
+                }
+            }
             if !got.is_empty() {
                 if !g.moves.is_empty() {
                     g = self.finish_moves(g)?;
