@@ -7,7 +7,9 @@
  * own the store meanwhile (this one is then its client): if that owner dies, a delivery it
  * handed out can no longer be settled (MQLITE_DELIVERY_LOST) and comes back, so the consumer
  * just goes on; an ack that failed so may still have been made durable just before the owner
- * died, and is counted "in doubt".
+ * died, and is counted "in doubt". It acks with mqlite_delivery_ack_sync (durable when it
+ * returns), so its counts hold even if the owner dies; mqlite_delivery_ack is faster (lazy:
+ * durable with the next commit, and a message whose lazy ack died with its owner comes back).
  *
  *   cc bindings/c/examples/consumer.c $(pkg-config --cflags --libs mqlite) -o target/consumer
  *   target/consumer STORE_DIR [IDLE_MS]
@@ -63,7 +65,7 @@ int main(int argc, char **argv) {
         if (mqlite_message_property(m, "poison", 6, &poison) == MQLITE_OK && poison.bool_value) {
             st = mqlite_delivery_nack(d, "cannot parse order", 18, &err);
         } else {
-            st = mqlite_delivery_ack(d, &err); /* durable: never delivered again */
+            st = mqlite_delivery_ack_sync(d, &err); /* durable: never delivered again */
             is_ack = 1;
         }
         mqlite_delivery_free(d);
@@ -96,7 +98,7 @@ int main(int argc, char **argv) {
                    info.last_failure);
         }
         /* Not acked (its owner died): it is received again. */
-        if (mqlite_delivery_ack(d, NULL) == MQLITE_OK) dead++;
+        if (mqlite_delivery_ack_sync(d, NULL) == MQLITE_OK) dead++;
         mqlite_delivery_free(d);
     }
     printf("consumer: acked %d, nacked %d times, %d dead letters\n", acked, nacked, dead);
