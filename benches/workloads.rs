@@ -18,7 +18,7 @@ use std::os::unix::fs::FileExt;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -878,30 +878,51 @@ fn ours_w3s<'a>(cfg: &Cfg, n: usize) -> Step<'a> {
     })
 }
 
+/// W5's fdatasyncs and the sync senders they released, summed over every timed chunk (from
+/// `Store::commit_stats`): their ratio is how many of the threads shared an fsync.
+static W5_SYNCS: AtomicU64 = AtomicU64::new(0);
+static W5_RELEASED: AtomicU64 = AtomicU64::new(0);
+
 /// W5: `threads` producers, each doing sync sends on its own clone of the queue handle.
 fn ours_w5<'a>(cfg: &Cfg, threads: usize) -> Step<'a> {
     let s = Fresh::new(cfg);
     let b = body(100);
     Box::new(move |k| {
         let s = &s; // capture the whole store (not just the queue field), so it stays open
-        let barrier = Barrier::new(threads + 1);
-        let per = k / threads;
-        std::thread::scope(|sc| {
-            for _ in 0..threads {
-                let q = s.q.clone();
-                let (b, barrier) = (&b, &barrier);
-                sc.spawn(move || {
-                    barrier.wait();
-                    for _ in 0..per {
-                        q.send(Message::new(b.as_slice())).expect("send");
-                    }
-                });
-            }
-            barrier.wait();
-            Instant::now()
-        })
-        .elapsed()
+        let before = s
+            .store
+            .commit_stats()
+            .expect("the store's own process commits");
+        let took = w5_chunk(s, threads, k, &b);
+        let after = s
+            .store
+            .commit_stats()
+            .expect("the store's own process commits");
+        W5_SYNCS.fetch_add(after.syncs - before.syncs, Ordering::Relaxed);
+        W5_RELEASED.fetch_add(after.sync_callers - before.sync_callers, Ordering::Relaxed);
+        took
     })
+}
+
+/// One timed chunk of W5: `k` sync sends spread over `threads` threads.
+fn w5_chunk(s: &Fresh, threads: usize, k: usize, b: &[u8]) -> Duration {
+    let barrier = Barrier::new(threads + 1);
+    let per = k / threads;
+    std::thread::scope(|sc| {
+        for _ in 0..threads {
+            let q = s.q.clone();
+            let barrier = &barrier;
+            sc.spawn(move || {
+                barrier.wait();
+                for _ in 0..per {
+                    q.send(Message::new(b)).expect("send");
+                }
+            });
+        }
+        barrier.wait();
+        Instant::now()
+    })
+    .elapsed()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1253,6 +1274,14 @@ fn run_w5(cfg: &Cfg, rep: &mut Report) {
     line(&format!("mqlite, {t} threads"), o);
     line("mqlite, 1 thread (W1, same run)", w1);
     line(&format!("SQLite: {t} connections, 1 INSERT/transaction"), s);
+    let (syncs, released) = (
+        W5_SYNCS.load(Ordering::Relaxed),
+        W5_RELEASED.load(Ordering::Relaxed),
+    );
+    println!(
+        "  group commit: {syncs} fdatasyncs released {released} sync sends: {:.2} of {t} threads per fsync",
+        released as f64 / syncs.max(1) as f64
+    );
     let r = o.med / w1.med;
     rep.add(
         "W5",

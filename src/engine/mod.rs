@@ -73,7 +73,8 @@ use crate::message::{Message, MessageId};
 use crate::options::StoreOptions;
 
 pub use admin::QueueStats;
-pub(crate) use callbacks::{mark_library_thread, on_library_thread};
+pub(crate) use callbacks::{mark_library_thread, on_library_thread, Callback, PlainCallback};
+pub use commit::CommitStats;
 pub(crate) use commit::Io;
 pub use inspect::{CompactReport, MessageState, StoredMessage, TransferFilter, TransferReport};
 pub(crate) use rebuild::Rebuild;
