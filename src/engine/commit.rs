@@ -132,7 +132,7 @@ impl Engine {
     fn gather<'a>(&'a self, mut g: Guard<'a>) -> Guard<'a> {
         let want = g.progress.expect_joined;
         if g.progress.joined < want {
-            let deadline = Instant::now() + GATHER_MAX;
+            let deadline = Instant::now() + self.gather_max();
             g.progress.gathering = true;
             while g.progress.joined < want {
                 let left = deadline.saturating_duration_since(Instant::now());
@@ -149,6 +149,23 @@ impl Engine {
             g.progress.gathering = false;
         }
         g
+    }
+
+    /// The longest a leader waits in [`gather`](Engine::gather) ([`GATHER_MAX`]; a test may
+    /// make it longer).
+    fn gather_max(&self) -> Duration {
+        #[cfg(test)]
+        {
+            let ms = self
+                .shared
+                .test_hooks
+                .gather_max_ms
+                .load(std::sync::atomic::Ordering::SeqCst);
+            if ms > 0 {
+                return Duration::from_millis(ms);
+            }
+        }
+        GATHER_MAX
     }
 
     /// Waits until everything this caller appended (or depends on, like the original of a
@@ -303,6 +320,12 @@ impl Engine {
             let deadline = p.unsynced_since.is_some_and(|t| t.elapsed() >= p.max_delay);
             if g.pending.is_empty() && !deadline && !(g.closing && p.unsynced_since.is_some()) {
                 continue; // a caller led the commit while we waited for the io lock
+            }
+            if g.progress.joined > 0 {
+                // Callers wait for this batch: the commit thread leads it as they would, waiting
+                // for the callers the last commit released (else whether a batch gathers them
+                // depends on which thread won the io lock).
+                g = self.gather(g);
             }
             g = self.commit_guarded(&mut io, g);
         }
