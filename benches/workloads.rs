@@ -25,6 +25,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use mqlite::{Message, Store, StoreOptions};
 use rusqlite::Connection;
 
+mod cface;
+
 // ---------------------------------------------------------------------------------------------
 // Configuration
 // ---------------------------------------------------------------------------------------------
@@ -998,6 +1000,22 @@ fn run_w1(cfg: &Cfg, rep: &mut Report) {
     );
 }
 
+/// The C face against the Rust API in the same run (target: within 10 %).
+fn c_vs_rust(rep: &mut Report, id: &'static str, what: &str, c: Stat, rust: Stat) {
+    let r = c.med / rust.med;
+    rep.add(
+        id,
+        what,
+        [
+            rate_str(c),
+            format!("Rust {}/s", thousands(rust.med)),
+            format!("{r:.2}× Rust"),
+        ],
+        "C within 10 % of Rust",
+        verdict(r >= 0.9).to_string(),
+    );
+}
+
 fn run_w2(cfg: &Cfg, rep: &mut Report) {
     let n = cfg.w2_n;
     println!(
@@ -1013,10 +1031,14 @@ fn run_w2(cfg: &Cfg, rep: &mut Report) {
             side(n, || ours_async(cfg, 100)),
             side(n, || ours_batch(cfg, 100)),
             side(n, || sqlite_w2(cfg, 100)),
+            side(n, || cface::c_async(cfg)),
         ],
     );
     let (c, b, s) = (stat(&rates[0]), stat(&rates[1]), stat(&rates[2]));
+    let cf = stat(&rates[3]);
     line("mqlite send_async() + callback per message", c);
+    line("C face: mqlite_queue_send_async + callback (same run)", cf);
+    c_vs_rust(rep, "W2", "C face async send + callback", cf, c);
     line("mqlite send_batch() of 1,000", b);
     line(
         "SQLite: WAL, synchronous=FULL, 1,000 INSERTs/transaction",
@@ -1063,6 +1085,7 @@ fn run_w3(cfg: &Cfg, rep: &mut Report) {
             side(n, || ours_w3(cfg, n, 100, Ack::Batch, 0)),
             side(each, || ours_w3(cfg, each, batch, Ack::Each, 0)),
             side(n, || sqlite_w3(cfg, n)),
+            side(n, || cface::c_w3(cfg, n, batch)),
         ],
     );
     let (b, b100, e, s) = (
@@ -1071,7 +1094,13 @@ fn run_w3(cfg: &Cfg, rep: &mut Report) {
         stat(&rates[2]),
         stat(&rates[3]),
     );
+    let cf = stat(&rates[4]);
     line(&format!("mqlite receive_batch({batch}) + ack_batch"), b);
+    line(
+        &format!("C face: mqlite_queue_receive_into({batch}) + batch ack (same run)"),
+        cf,
+    );
+    c_vs_rust(rep, "W3", "C face receive_into + batch ack", cf, b);
     line("mqlite receive_batch(100) + ack_batch (info)", b100);
     line(
         &format!(
