@@ -18,12 +18,14 @@ use std::os::unix::fs::FileExt;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use mqlite::{Message, Store, StoreOptions};
 use rusqlite::Connection;
+
+mod cface;
 
 // ---------------------------------------------------------------------------------------------
 // Configuration
@@ -878,30 +880,51 @@ fn ours_w3s<'a>(cfg: &Cfg, n: usize) -> Step<'a> {
     })
 }
 
+/// W5's fdatasyncs and the sync senders they released, summed over every timed chunk (from
+/// `Store::commit_stats`): their ratio is how many of the threads shared an fsync.
+static W5_SYNCS: AtomicU64 = AtomicU64::new(0);
+static W5_RELEASED: AtomicU64 = AtomicU64::new(0);
+
 /// W5: `threads` producers, each doing sync sends on its own clone of the queue handle.
 fn ours_w5<'a>(cfg: &Cfg, threads: usize) -> Step<'a> {
     let s = Fresh::new(cfg);
     let b = body(100);
     Box::new(move |k| {
         let s = &s; // capture the whole store (not just the queue field), so it stays open
-        let barrier = Barrier::new(threads + 1);
-        let per = k / threads;
-        std::thread::scope(|sc| {
-            for _ in 0..threads {
-                let q = s.q.clone();
-                let (b, barrier) = (&b, &barrier);
-                sc.spawn(move || {
-                    barrier.wait();
-                    for _ in 0..per {
-                        q.send(Message::new(b.as_slice())).expect("send");
-                    }
-                });
-            }
-            barrier.wait();
-            Instant::now()
-        })
-        .elapsed()
+        let before = s
+            .store
+            .commit_stats()
+            .expect("the store's own process commits");
+        let took = w5_chunk(s, threads, k, &b);
+        let after = s
+            .store
+            .commit_stats()
+            .expect("the store's own process commits");
+        W5_SYNCS.fetch_add(after.syncs - before.syncs, Ordering::Relaxed);
+        W5_RELEASED.fetch_add(after.sync_callers - before.sync_callers, Ordering::Relaxed);
+        took
     })
+}
+
+/// One timed chunk of W5: `k` sync sends spread over `threads` threads.
+fn w5_chunk(s: &Fresh, threads: usize, k: usize, b: &[u8]) -> Duration {
+    let barrier = Barrier::new(threads + 1);
+    let per = k / threads;
+    std::thread::scope(|sc| {
+        for _ in 0..threads {
+            let q = s.q.clone();
+            let barrier = &barrier;
+            sc.spawn(move || {
+                barrier.wait();
+                for _ in 0..per {
+                    q.send(Message::new(b)).expect("send");
+                }
+            });
+        }
+        barrier.wait();
+        Instant::now()
+    })
+    .elapsed()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -977,6 +1000,22 @@ fn run_w1(cfg: &Cfg, rep: &mut Report) {
     );
 }
 
+/// The C face against the Rust API in the same run (target: within 10 %).
+fn c_vs_rust(rep: &mut Report, id: &'static str, what: &str, c: Stat, rust: Stat) {
+    let r = c.med / rust.med;
+    rep.add(
+        id,
+        what,
+        [
+            rate_str(c),
+            format!("Rust {}/s", thousands(rust.med)),
+            format!("{r:.2}× Rust"),
+        ],
+        "C within 10 % of Rust",
+        verdict(r >= 0.9).to_string(),
+    );
+}
+
 fn run_w2(cfg: &Cfg, rep: &mut Report) {
     let n = cfg.w2_n;
     println!(
@@ -992,10 +1031,14 @@ fn run_w2(cfg: &Cfg, rep: &mut Report) {
             side(n, || ours_async(cfg, 100)),
             side(n, || ours_batch(cfg, 100)),
             side(n, || sqlite_w2(cfg, 100)),
+            side(n, || cface::c_async(cfg)),
         ],
     );
     let (c, b, s) = (stat(&rates[0]), stat(&rates[1]), stat(&rates[2]));
+    let cf = stat(&rates[3]);
     line("mqlite send_async() + callback per message", c);
+    line("C face: mqlite_queue_send_async + callback (same run)", cf);
+    c_vs_rust(rep, "W2", "C face async send + callback", cf, c);
     line("mqlite send_batch() of 1,000", b);
     line(
         "SQLite: WAL, synchronous=FULL, 1,000 INSERTs/transaction",
@@ -1042,6 +1085,7 @@ fn run_w3(cfg: &Cfg, rep: &mut Report) {
             side(n, || ours_w3(cfg, n, 100, Ack::Batch, 0)),
             side(each, || ours_w3(cfg, each, batch, Ack::Each, 0)),
             side(n, || sqlite_w3(cfg, n)),
+            side(n, || cface::c_w3(cfg, n, batch)),
         ],
     );
     let (b, b100, e, s) = (
@@ -1050,7 +1094,13 @@ fn run_w3(cfg: &Cfg, rep: &mut Report) {
         stat(&rates[2]),
         stat(&rates[3]),
     );
+    let cf = stat(&rates[4]);
     line(&format!("mqlite receive_batch({batch}) + ack_batch"), b);
+    line(
+        &format!("C face: mqlite_queue_receive_into({batch}) + batch ack (same run)"),
+        cf,
+    );
+    c_vs_rust(rep, "W3", "C face receive_into + batch ack", cf, b);
     line("mqlite receive_batch(100) + ack_batch (info)", b100);
     line(
         &format!(
@@ -1253,6 +1303,14 @@ fn run_w5(cfg: &Cfg, rep: &mut Report) {
     line(&format!("mqlite, {t} threads"), o);
     line("mqlite, 1 thread (W1, same run)", w1);
     line(&format!("SQLite: {t} connections, 1 INSERT/transaction"), s);
+    let (syncs, released) = (
+        W5_SYNCS.load(Ordering::Relaxed),
+        W5_RELEASED.load(Ordering::Relaxed),
+    );
+    println!(
+        "  group commit: {syncs} fdatasyncs released {released} sync sends: {:.2} of {t} threads per fsync",
+        released as f64 / syncs.max(1) as f64
+    );
     let r = o.med / w1.med;
     rep.add(
         "W5",

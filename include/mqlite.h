@@ -4,7 +4,8 @@
  *
  * THREADING
  *   - mqlite_store and mqlite_queue handles are thread-safe: any number of threads may use one
- *     handle at once. mqlite_message, mqlite_delivery, mqlite_consumer and the option builders
+ *     handle at once. mqlite_message, mqlite_delivery, mqlite_delivery_batch, mqlite_consumer
+ *     and the option builders
  *     are not: use each from one thread at a time (they may move between threads).
  *   - Callbacks (async-send completions, listener handlers) run on library threads, never
  *     while an mqlite lock is held. user_data must therefore be usable from another thread.
@@ -20,7 +21,10 @@
  *     `_new` function) is yours and is freed exactly once with its `_free` function:
  *     mqlite_store_free, mqlite_queue_free, mqlite_message_free, mqlite_delivery_free,
  *     mqlite_consumer_free, mqlite_listener_free, mqlite_error_free, mqlite_*_options_free,
- *     mqlite_redelivery_policy_free. Every `_free(NULL)` is a no-op.
+ *     mqlite_redelivery_policy_free, mqlite_delivery_batch_free. Every `_free(NULL)` is a no-op.
+ *   - The deliveries in an mqlite_delivery_batch (mqlite_queue_receive_into,
+ *     mqlite_consumer_receive_into) belong to the batch: settle them, never free them; they stay
+ *     valid until the next receive into the batch, mqlite_delivery_batch_clear or _free.
  *   - Pointers the library returns *into* an object (message bodies, property keys and values,
  *     header strings, dead-letter info, a delivery's message, queue names) are borrowed: valid
  *     until that object is freed; never free them.
@@ -620,6 +624,17 @@ typedef struct mqlite_consumer mqlite_consumer;
 typedef struct mqlite_delivery mqlite_delivery;
 
 /**
+ * Deliveries received together, owned by the batch. Made by `mqlite_delivery_batch_new`,
+ * filled by `mqlite_queue_receive_into` / `mqlite_consumer_receive_into`, freed exactly once by
+ * `mqlite_delivery_batch_free`. The deliveries in it (`mqlite_delivery_batch_get`) belong to
+ * the batch: settle them with `mqlite_delivery_ack` & co. or all at once with
+ * `mqlite_delivery_batch_ack` (`mqlite_delivery_free` leaves them alone). They stay valid
+ * until the next receive into the batch, `mqlite_delivery_batch_clear` or
+ * `mqlite_delivery_batch_free`. Use from one thread at a time.
+ */
+typedef struct mqlite_delivery_batch mqlite_delivery_batch;
+
+/**
  * Details of a failed call: its status and a message naming the file, queue, id or argument
  * concerned. Created by the library, owned by the caller, freed with `mqlite_error_free`.
  */
@@ -928,6 +943,78 @@ extern "C" {
 const char *mqlite_version(void);
 
 /**
+ * A new, empty delivery batch (never NULL). Free it with `mqlite_delivery_batch_free`.
+ */
+mqlite_delivery_batch *mqlite_delivery_batch_new(void);
+
+/**
+ * Frees a batch and the deliveries in it; an unsettled one counts as a failed delivery (as
+ * `mqlite_delivery_free`). NULL is a no-op.
+ */
+void mqlite_delivery_batch_free(mqlite_delivery_batch *batch);
+
+/**
+ * Drops the deliveries in the batch (an unsettled one counts as a failed delivery, as
+ * `mqlite_delivery_free`) and keeps its memory for the next receive. NULL is a no-op.
+ */
+void mqlite_delivery_batch_clear(mqlite_delivery_batch *batch);
+
+/**
+ * How many deliveries the batch holds (what the last receive into it wrote to `*count_out`);
+ * 0 for NULL.
+ */
+size_t mqlite_delivery_batch_count(const mqlite_delivery_batch *batch);
+
+/**
+ * Delivery `index` (0-based) of the batch, owned by the batch (see `mqlite_delivery_batch`):
+ * read and settle it with the `mqlite_delivery_*` calls; never free it. NULL if `batch` is
+ * NULL or `index` is not below `mqlite_delivery_batch_count`.
+ */
+mqlite_delivery *mqlite_delivery_batch_get(mqlite_delivery_batch *batch, size_t index);
+
+/**
+ * Receives up to `max` messages of `queue` into `batch`, waiting up to `timeout_ms` for the
+ * first (negative: forever; 0: no wait); their delivery counts are made durable with one
+ * record, as `mqlite_queue_receive_batch`, but the deliveries live in the batch (no handle per
+ * delivery to free). `*count_out` is how many it holds now. The batch's previous deliveries are
+ * dropped first; all of them must be settled, else `MQLITE_INVALID_ARGUMENT` and nothing is
+ * received. `MQLITE_TIMEOUT` if no message came (the batch is then unchanged); `max` 0 is
+ * `MQLITE_INVALID_ARGUMENT`; a huge `max` only bounds the count (the batch grows to what
+ * arrives).
+ */
+mqlite_status mqlite_queue_receive_into(const mqlite_queue *queue,
+                                        size_t max,
+                                        int64_t timeout_ms,
+                                        mqlite_delivery_batch *batch,
+                                        size_t *count_out,
+                                        mqlite_error **err);
+
+/**
+ * `mqlite_queue_receive_into` through a consumer (its ack mode: deliveries of an auto-ack
+ * consumer arrive settled).
+ */
+mqlite_status mqlite_consumer_receive_into(const mqlite_consumer *consumer,
+                                           size_t max,
+                                           int64_t timeout_ms,
+                                           mqlite_delivery_batch *batch,
+                                           size_t *count_out,
+                                           mqlite_error **err);
+
+/**
+ * Acks every delivery of the batch not yet settled through its handle, with one journal
+ * record (as `mqlite_queue_ack_batch`: lazy, the next receive's delivery record shares its
+ * commit). An empty batch is OK. A delivery that is no longer in flight under its tag (its
+ * ack timeout passed) is not acked: the others are, and the call returns
+ * `MQLITE_ALREADY_SETTLED` naming it. The deliveries stay in the batch, settled.
+ */
+mqlite_status mqlite_delivery_batch_ack(mqlite_delivery_batch *batch, mqlite_error **err);
+
+/**
+ * `mqlite_delivery_batch_ack` that returns OK only once the acks are durable (fdatasync'd).
+ */
+mqlite_status mqlite_delivery_batch_ack_sync(mqlite_delivery_batch *batch, mqlite_error **err);
+
+/**
  * Copies up to `max` ready messages (deliverable now), in the order a receive would take
  * them, into the caller's array `messages_out` without consuming them; `*count_out` is how
  * many. As `mqlite_queue_browse`, which lists every message the queue holds.
@@ -1072,7 +1159,8 @@ mqlite_status mqlite_delivery_release(mqlite_delivery *delivery, mqlite_error **
 
 /**
  * Frees a delivery. If it was not settled (explicit ack mode), this counts as a failed
- * delivery. NULL is a no-op.
+ * delivery. NULL is a no-op, and so is a delivery owned by an `mqlite_delivery_batch` (the
+ * batch frees it).
  */
 void mqlite_delivery_free(mqlite_delivery *delivery);
 

@@ -75,6 +75,7 @@ pub use defaults::{
 };
 pub use delivery::{Consumer, Delivery, Listener};
 pub use engine::record;
+pub use engine::CommitStats;
 pub use error::{Error, ErrorKind, Result};
 pub use inspect::{
     validate_queue_name, MessageState, StoredMessage, TransferFilter, TransferReport,

@@ -71,8 +71,17 @@ impl Queue {
     where
         F: FnOnce(Result<MessageId>) + Send + 'static,
     {
-        self.engine
-            .send_async(self.id.into(), msg.into(), Box::new(callback))
+        self.send_async_with(msg.into(), crate::engine::Callback::boxed(callback))
+    }
+
+    /// [`send_async`](Queue::send_async) with a callback already made (the C face's, which
+    /// allocates nothing per send).
+    pub(crate) fn send_async_with(
+        &self,
+        msg: Message,
+        callback: crate::engine::Callback,
+    ) -> Result<()> {
+        self.engine.send_async(self.id.into(), msg, callback)
     }
 
     /// Sends and returns a future that resolves once the message is durable (for tokio and other

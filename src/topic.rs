@@ -103,8 +103,18 @@ impl Topic {
     where
         F: FnOnce(Result<MessageId>) + Send + 'static,
     {
+        self.publish_async_with(msg.into(), crate::engine::Callback::boxed(callback))
+    }
+
+    /// [`publish_async`](Topic::publish_async) with a callback already made (the C face's,
+    /// which allocates nothing per publish).
+    pub(crate) fn publish_async_with(
+        &self,
+        msg: Message,
+        callback: crate::engine::Callback,
+    ) -> Result<()> {
         self.engine
-            .send_async(Dest::Topic(&self.name), msg.into(), Box::new(callback))
+            .send_async(Dest::Topic(&self.name), msg, callback)
     }
 
     /// Publishes and returns a future that resolves once the message is durable.

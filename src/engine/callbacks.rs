@@ -10,7 +10,37 @@ use crate::error::{Error, Result};
 use crate::message::MessageId;
 
 /// A completion callback of an async send.
-pub(crate) type Callback = Box<dyn FnOnce(Result<MessageId>) + Send + 'static>;
+pub(crate) enum Callback {
+    /// A Rust closure (one allocation per send, unless it captures nothing).
+    Boxed(Box<dyn FnOnce(Result<MessageId>) + Send + 'static>),
+    /// A plain function and three words of data: the C face's callback, its `user_data` and
+    /// its free function travel as they are, so an async send from C allocates nothing for
+    /// its completion.
+    Plain(PlainCallback),
+}
+
+/// A completion without an allocation: `run(data, outcome)`. The words are whatever the
+/// maker of the callback put there (the C face: two function pointers and a `void *`); `run`
+/// alone knows what they are.
+pub(crate) struct PlainCallback {
+    pub run: fn([usize; 3], Result<MessageId>),
+    pub data: [usize; 3],
+}
+
+impl Callback {
+    /// A callback from a closure.
+    pub(crate) fn boxed(f: impl FnOnce(Result<MessageId>) + Send + 'static) -> Callback {
+        Callback::Boxed(Box::new(f))
+    }
+
+    /// Runs the callback with the outcome of its send (exactly once: it is consumed).
+    pub(crate) fn call(self, r: Result<MessageId>) {
+        match self {
+            Callback::Boxed(f) => f(r),
+            Callback::Plain(p) => (p.run)(p.data, r),
+        }
+    }
+}
 
 /// Callbacks whose outcome is known, waiting for the callback thread.
 #[derive(Default)]
@@ -90,7 +120,7 @@ impl Shared {
             #[cfg(test)]
             self.test_hooks.maybe_panic_in_callback_loop();
             while let Some((cb, r)) = taken.1.pop_front() {
-                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || cb(r)));
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || cb.call(r)));
             }
         }
     }

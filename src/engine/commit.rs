@@ -23,6 +23,20 @@ const GATHER_MAX: Duration = Duration::from_micros(100);
 /// timeouts), idle or busy; a manual clock's jump runs them at once.
 const HOUSEKEEPING_EVERY: Duration = Duration::from_millis(250);
 
+/// Counters of group commit since the store was opened ([`crate::Store::commit_stats`]): how
+/// well fsyncs are shared. `sync_callers / syncs` is how many waiting callers (sync sends,
+/// `ack_sync`, flushes, transactions …) one fdatasync released on average; with `n` threads
+/// each doing sync sends it approaches `n` when group commit shares every fsync among them all.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CommitStats {
+    /// Group commits (journal writes of a batch of records).
+    pub commits: u64,
+    /// Commits that ended with an fdatasync.
+    pub syncs: u64,
+    /// Callers that waited for a commit ending with an fdatasync and were released by it.
+    pub sync_callers: u64,
+}
+
 /// What only the leader of a group commit touches: the journal and the reusable buffers.
 pub(crate) struct Io {
     journal: Journal,
@@ -59,6 +73,11 @@ impl Io {
 }
 
 impl Engine {
+    /// The group-commit counters since the store was opened.
+    pub(crate) fn commit_stats(&self) -> CommitStats {
+        self.shared.lock().progress.counters
+    }
+
     /// Waits until batch `no` is committed. The guard is released while waiting; a caller whose
     /// batch nobody is writing leads the commit itself.
     pub(super) fn wait_done<'a>(&'a self, mut g: Guard<'a>, no: u64) -> Result<Guard<'a>> {
@@ -102,22 +121,22 @@ impl Engine {
     }
 
     /// The leader of a commit (holding `io`) waits, at most [`GATHER_MAX`], until as many
-    /// callers joined its batch as shared the last one: the callers the last commit woke are
-    /// about to send again, and on a machine with fewer cores than producer threads they need a
-    /// moment to run. Without it each fsync carries the one or two that ran first (W5: 8
-    /// threads, about 3 per fsync). The expectation follows the load: it is what joined, and
-    /// shrinks by one each time the wait runs out (a producer stopped), so a lone producer never
-    /// waits.
+    /// callers joined its batch as [`committed`](Engine::committed) expects: those who joined
+    /// while the last commit was being written, plus those that commit released (they are
+    /// about to call again, and on a machine with fewer cores than producer threads they need
+    /// a moment to run). Expecting only as many as shared the last fsync (an earlier version)
+    /// locks the callers into two halves that take turns (W5: 8 threads, about 3 per fsync):
+    /// while one half's batch is written the other half fills the next, whose leader starts
+    /// before the first half is back. The expectation is counted afresh at every commit, so
+    /// a producer that stopped costs one wait at most, and a lone producer never waits.
     fn gather<'a>(&'a self, mut g: Guard<'a>) -> Guard<'a> {
         let want = g.progress.expect_joined;
-        let mut timed_out = false;
         if g.progress.joined < want {
-            let deadline = Instant::now() + GATHER_MAX;
+            let deadline = Instant::now() + self.gather_max();
             g.progress.gathering = true;
             while g.progress.joined < want {
                 let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero() {
-                    timed_out = true;
                     break;
                 }
                 g = self
@@ -129,13 +148,24 @@ impl Engine {
             }
             g.progress.gathering = false;
         }
-        let p = &mut g.progress;
-        p.expect_joined = if timed_out {
-            want.saturating_sub(1).max(1)
-        } else {
-            p.joined.max(1)
-        };
         g
+    }
+
+    /// The longest a leader waits in [`gather`](Engine::gather) ([`GATHER_MAX`]; a test may
+    /// make it longer).
+    fn gather_max(&self) -> Duration {
+        #[cfg(test)]
+        {
+            let ms = self
+                .shared
+                .test_hooks
+                .gather_max_ms
+                .load(std::sync::atomic::Ordering::SeqCst);
+            if ms > 0 {
+                return Duration::from_millis(ms);
+            }
+        }
+        GATHER_MAX
     }
 
     /// Waits until everything this caller appended (or depends on, like the original of a
@@ -204,13 +234,22 @@ impl Engine {
         std::mem::swap(&mut g.pending, &mut io.spare);
         let no = g.progress.batch_no;
         g.progress.batch_no += 1;
-        g.progress.joined = 0;
+        let released = std::mem::take(&mut g.progress.joined);
         let max_delay = g.progress.max_delay;
         drop(g);
 
-        let (result, refused) = write_and_sync(io, max_delay, &removable);
+        let (result, refused, synced) = write_and_sync(io, max_delay, &removable);
 
         let mut g = shared.lock();
+        let p = &mut g.progress;
+        p.counters.commits += 1;
+        if synced {
+            p.counters.syncs += 1;
+            p.counters.sync_callers += released as u64;
+        }
+        // The next leader waits for the callers that joined while this batch was written and
+        // for the ones it releases now (see `gather`).
+        p.expect_joined = (p.joined + released).max(1);
         g.progress.unsynced_since = io.unsynced_since;
         if g.progress.unsynced_since.is_some() && g.progress.idle {
             // Batched writes await their fsync: the commit thread keeps that deadline.
@@ -281,6 +320,12 @@ impl Engine {
             let deadline = p.unsynced_since.is_some_and(|t| t.elapsed() >= p.max_delay);
             if g.pending.is_empty() && !deadline && !(g.closing && p.unsynced_since.is_some()) {
                 continue; // a caller led the commit while we waited for the io lock
+            }
+            if g.progress.joined > 0 {
+                // Callers wait for this batch: the commit thread leads it as they would, waiting
+                // for the callers the last commit released (else whether a batch gathers them
+                // depends on which thread won the io lock).
+                g = self.gather(g);
             }
             g = self.commit_guarded(&mut io, g);
         }
@@ -384,7 +429,12 @@ type Refused = Option<(Vec<PendingSend>, Error)>;
 /// Writes the batch in `io.spare`, syncs when it needs it, removes `removable` segments once
 /// everything is synced. On a full disk the batch's new messages are refused and the rest
 /// (settles, which must not fail) goes into the segment's reserve.
-fn write_and_sync(io: &mut Io, max_delay: Duration, removable: &[u64]) -> (Result<()>, Refused) {
+/// Returns the outcome, the sends a full disk refused, and whether it fdatasynced.
+fn write_and_sync(
+    io: &mut Io,
+    max_delay: Duration,
+    removable: &[u64],
+) -> (Result<()>, Refused, bool) {
     let Io {
         journal,
         spare,
@@ -400,10 +450,12 @@ fn write_and_sync(io: &mut Io, max_delay: Duration, removable: &[u64]) -> (Resul
         Err(e) => Err(e),
     };
     let deadline_passed = unsynced_since.is_some_and(|t| t.elapsed() >= max_delay);
+    let mut synced = false;
     if result.is_ok()
         && (spare.needs_sync || deadline_passed || (spare.buf.is_empty() && journal.dirty()))
     {
         result = journal.sync();
+        synced = true;
         *unsynced_since = None;
     } else if result.is_ok() && journal.dirty() && unsynced_since.is_none() {
         *unsynced_since = Some(Instant::now());
@@ -416,7 +468,7 @@ fn write_and_sync(io: &mut Io, max_delay: Duration, removable: &[u64]) -> (Resul
             }
         }
     }
-    (result, refused)
+    (result, refused, synced)
 }
 
 impl Shared {

@@ -43,6 +43,8 @@ mod admin;
 mod batch;
 mod callbacks;
 mod commit;
+#[cfg(test)]
+mod commit_tests;
 mod compact;
 mod deliver;
 mod inspect;
@@ -73,7 +75,8 @@ use crate::message::{Message, MessageId};
 use crate::options::StoreOptions;
 
 pub use admin::QueueStats;
-pub(crate) use callbacks::{mark_library_thread, on_library_thread};
+pub(crate) use callbacks::{mark_library_thread, on_library_thread, Callback, PlainCallback};
+pub use commit::CommitStats;
 pub(crate) use commit::Io;
 pub use inspect::{CompactReport, MessageState, StoredMessage, TransferFilter, TransferReport};
 pub(crate) use rebuild::Rebuild;
@@ -337,6 +340,9 @@ pub(crate) struct TestHooks {
     pub panic_in_callback_loop: std::sync::atomic::AtomicBool,
     /// The idle commit thread sleeps for good instead of waking for its housekeeping.
     pub no_periodic_wake: std::sync::atomic::AtomicBool,
+    /// When not 0: how long (ms) a leader may wait for callers to join its batch, instead of
+    /// `GATHER_MAX` (a test that checks who joins must not depend on how fast threads run).
+    pub gather_max_ms: std::sync::atomic::AtomicU64,
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::batch::Batch;
+use super::commit::CommitStats;
 use super::queue::{QueueState, MEM_SEG};
 use super::record::put_queue;
 use super::{ConsumerId, DeliveryTag};
@@ -28,9 +29,12 @@ pub(crate) struct Progress {
     pub waiters: usize,
     /// Callers waiting for the pending batch (`batch_no`) — they joined it.
     pub joined: usize,
-    /// How many callers a leader waits to join its batch before it commits (how many shared
-    /// the last one; see `Engine::gather`).
+    /// How many callers a leader waits to join its batch before it commits: those who joined
+    /// it while the last commit was written plus those that commit released (they are about
+    /// to call again; see `Engine::gather`).
     pub expect_joined: usize,
+    /// Commits, fdatasyncs and the callers they released, since the store was opened.
+    pub counters: CommitStats,
     /// A leader waits on `gather` for callers to join its batch.
     pub gathering: bool,
     /// The commit thread is waiting for work (so a submitter must wake it).
@@ -159,6 +163,7 @@ impl State {
                 waiters: 0,
                 joined: 0,
                 expect_joined: 1,
+                counters: CommitStats::default(),
                 gathering: false,
                 idle: false,
                 unsynced_since: None,

@@ -24,7 +24,7 @@ fn open(dir: &std::path::Path) -> Store {
 }
 
 /// The store's own engine (a store opened alone is its owner).
-fn engine(s: &Store) -> &super::Engine {
+pub(super) fn engine(s: &Store) -> &super::Engine {
     match &s.engine {
         crate::remote::backend::Backend::Local(e, _) => e,
         crate::remote::backend::Backend::Remote(_) => panic!("a store opened alone is its owner"),

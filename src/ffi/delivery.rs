@@ -19,20 +19,28 @@ pub struct mqlite_delivery {
     pub(crate) delivery: Option<Delivery>,
     id: u64,
     count: u32,
+    /// Owned by an `mqlite_delivery_batch`: `mqlite_delivery_free` leaves it alone.
+    pub(crate) in_batch: bool,
 }
 
 impl mqlite_delivery {
-    pub(crate) fn boxed(mut d: Delivery, auto_acked: bool) -> *mut mqlite_delivery {
+    /// The C handle of a delivery (`auto_acked`: it arrived settled).
+    pub(crate) fn new(mut d: Delivery, auto_acked: bool) -> mqlite_delivery {
         let (id, count) = (d.id().0, d.delivery_count());
         let message = mqlite_message {
             msg: d.take_message(),
         };
-        Box::into_raw(Box::new(mqlite_delivery {
+        mqlite_delivery {
             message,
             delivery: (!auto_acked).then_some(d),
             id,
             count,
-        }))
+            in_batch: false,
+        }
+    }
+
+    pub(crate) fn boxed(d: Delivery, auto_acked: bool) -> *mut mqlite_delivery {
+        Box::into_raw(Box::new(mqlite_delivery::new(d, auto_acked)))
     }
 
     pub(crate) fn take(&mut self) -> FfiResult<Delivery> {
@@ -190,11 +198,13 @@ pub extern "C" fn mqlite_delivery_release(
 }
 
 /// Frees a delivery. If it was not settled (explicit ack mode), this counts as a failed
-/// delivery. NULL is a no-op.
+/// delivery. NULL is a no-op, and so is a delivery owned by an `mqlite_delivery_batch` (the
+/// batch frees it).
 #[no_mangle]
 pub extern "C" fn mqlite_delivery_free(delivery: *mut mqlite_delivery) {
     guard_value((), || {
-        if !delivery.is_null() {
+        // SAFETY: a live delivery (its own box, or an element of a live batch).
+        if !delivery.is_null() && !unsafe { &*delivery }.in_batch {
             // SAFETY: made by `mqlite_delivery::boxed`, freed once.
             drop(unsafe { Box::from_raw(delivery) });
         }

@@ -12,6 +12,7 @@
 // and documents the rest of its pointer contract in the header.
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
 
+pub mod batch;
 pub mod boundary;
 pub mod browse;
 pub mod clock;

@@ -2,13 +2,12 @@
 
 use std::ffi::{c_char, c_void};
 
-use super::boundary::{
-    arg, bytes, guard, guard_value, out_ptr, timeout, write_out, Failure, UserData,
-};
+use super::boundary::{arg, bytes, guard, guard_value, out_ptr, timeout, write_out, Failure};
 use super::delivery::{check_array, mqlite_consumer, mqlite_delivery, no_message, write_batch};
 use super::error::{mqlite_error, mqlite_status};
 use super::message::mqlite_message;
 use super::options::ack_mode;
+use crate::engine::{Callback, PlainCallback};
 use crate::message::Message;
 use crate::options::{AckMode, ConsumerOptions};
 use crate::queue::Queue;
@@ -32,29 +31,43 @@ impl mqlite_queue {
 }
 
 /// The completion of an async send or publish: calls `callback` with the outcome, then
-/// `free_user_data`.
+/// `free_user_data`. Plain data (two function pointers and `user_data` as words), not a boxed
+/// closure: an async send from C allocates nothing for its completion.
 pub(crate) fn completion(
     callback: mqlite_send_callback,
     user_data: *mut c_void,
     free_user_data: mqlite_free_fn,
-) -> impl FnOnce(crate::Result<crate::MessageId>) + Send + 'static {
-    let ud = UserData(user_data);
-    move |r| {
-        let ud = ud.get();
-        if let Some(cb) = callback {
-            match r {
-                // SAFETY: the C callback's contract is in its doc comment.
-                Ok(id) => unsafe { cb(ud, mqlite_status::MQLITE_OK, id.0, std::ptr::null()) },
-                Err(e) => {
-                    let status = mqlite_status::from_kind(e.kind());
-                    let ce = mqlite_error::new(status, e.message().to_string());
-                    unsafe { cb(ud, status, 0, &ce) }
-                }
+) -> Callback {
+    // An `Option<extern "C" fn>` is one pointer wide, `None` being 0 (Rust's null-pointer
+    // optimisation, guaranteed for function pointers).
+    let cb: usize = callback.map_or(0, |f| f as usize);
+    let free: usize = free_user_data.map_or(0, |f| f as usize);
+    Callback::Plain(PlainCallback {
+        run: run_completion,
+        data: [cb, user_data as usize, free],
+    })
+}
+
+/// Runs a completion made by [`completion`].
+fn run_completion(data: [usize; 3], r: crate::Result<crate::MessageId>) {
+    let [cb, ud, free] = data;
+    // SAFETY: the words were made by `completion` from these very types (see there).
+    let callback = unsafe { std::mem::transmute::<usize, mqlite_send_callback>(cb) };
+    let free_user_data = unsafe { std::mem::transmute::<usize, mqlite_free_fn>(free) };
+    let ud = ud as *mut c_void;
+    if let Some(cb) = callback {
+        match r {
+            // SAFETY: the C callback's contract is in its doc comment.
+            Ok(id) => unsafe { cb(ud, mqlite_status::MQLITE_OK, id.0, std::ptr::null()) },
+            Err(e) => {
+                let status = mqlite_status::from_kind(e.kind());
+                let ce = mqlite_error::new(status, e.message().to_string());
+                unsafe { cb(ud, status, 0, &ce) }
             }
         }
-        if let Some(free) = free_user_data {
-            unsafe { free(ud) }
-        }
+    }
+    if let Some(free) = free_user_data {
+        unsafe { free(ud) }
     }
 }
 
@@ -235,7 +248,7 @@ pub extern "C" fn mqlite_queue_send_async(
     guard(err, || {
         let q = unsafe { self::queue(queue) }?;
         let m = unsafe { arg(message, "message") }?;
-        q.send_async(
+        q.send_async_with(
             m.msg.clone(),
             completion(callback, user_data, free_user_data),
         )?;

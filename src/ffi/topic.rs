@@ -121,7 +121,7 @@ pub extern "C" fn mqlite_topic_publish_async(
     guard(err, || {
         let t = unsafe { self::topic(topic) }?;
         let m = unsafe { arg(message, "message") }?;
-        t.publish_async(
+        t.publish_async_with(
             m.msg.clone(),
             completion(callback, user_data, free_user_data),
         )?;

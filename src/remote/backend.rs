@@ -248,6 +248,11 @@ impl Backend {
         }
     }
 
+    /// The engine's group-commit counters; `None` in a client.
+    pub(crate) fn commit_stats(&self) -> Option<crate::CommitStats> {
+        self.engine().ok().flatten().map(|e| e.commit_stats())
+    }
+
     pub(crate) fn disk_bytes(&self) -> u64 {
         match self.engine() {
             Ok(Some(e)) => e.disk_bytes(),

@@ -32,8 +32,7 @@ use crate::journal::format::VERSION as FORMAT_VERSION;
 use crate::message::{Message, MessageId};
 use crate::options::{AckMode, QueueOptions, StoreOptions};
 
-/// A completion callback of an async send.
-pub(crate) type Callback = Box<dyn FnOnce(Result<MessageId>) + Send + 'static>;
+pub(crate) use crate::engine::Callback;
 
 /// A connection to a store's owner. Cheap to clone.
 #[derive(Clone)]
@@ -1182,7 +1181,7 @@ impl Inner {
         loop {
             if let Some((cb, r)) = q.items.pop_front() {
                 drop(q);
-                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cb(r)));
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cb.call(r)));
                 q = lock(&self.callbacks);
                 continue;
             }

@@ -786,7 +786,7 @@ impl ServerShared {
     /// through the connection's writer (or not at all while the owner closes: resent).
     fn later(self: &Arc<Self>, c: &Arc<Conn>, id: u64) -> Callback {
         let (s, c2) = (self.clone(), c.clone());
-        Box::new(move |r| {
+        Callback::boxed(move |r| {
             let resp = match r {
                 Ok(id) => Response::Id(id),
                 Err(e) if e.kind() == ErrorKind::Closed && s.stopping.load(Ordering::SeqCst) => {

@@ -249,6 +249,13 @@ impl Store {
         self.engine.flush()
     }
 
+    /// How group commit shared its fdatasyncs since the store was opened (commits, syncs,
+    /// callers released per sync; see [`CommitStats`](crate::CommitStats)). `None` in a client
+    /// of another process's store: the owner commits.
+    pub fn commit_stats(&self) -> Option<crate::CommitStats> {
+        self.engine.commit_stats()
+    }
+
     /// Disk bytes used by journal segments.
     pub fn disk_bytes(&self) -> u64 {
         self.engine.disk_bytes()

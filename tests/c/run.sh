@@ -64,7 +64,7 @@ run "test_abi.c calls every exported function" abi_covers_all
 cflags=(-std=c11 -Wall -Wextra -Werror -pedantic -g -O1)
 cxxflags=(-std=c++17 -Wall -Wextra -Werror -g -O1)
 san=(-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all)
-c_tests=(test_basic test_async test_dlq test_txn test_abi test_kill test_topics test_boundary)
+c_tests=(test_basic test_async test_batch test_dlq test_txn test_abi test_kill test_topics test_boundary)
 build_c() { gcc "${cflags[@]}" "$@"; }
 build_cxx() { g++ "${cxxflags[@]}" "$@"; }
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:exitcode=86"
@@ -114,7 +114,7 @@ examples_valgrind() {
 run "examples under valgrind" examples_valgrind
 # valgrind also sees the Rust side's memory accesses, which ASan (instrumenting only the C code)
 # does not: run the tests that do not fork under it too (the plain builds from step 5).
-for t in test_basic test_async test_dlq test_txn test_abi test_topics test_boundary; do
+for t in test_basic test_async test_batch test_dlq test_txn test_abi test_topics test_boundary; do
   [[ -x "$work/$t" ]] && run "$t (valgrind)" vg "$work/$t"
 done
 

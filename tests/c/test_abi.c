@@ -382,6 +382,28 @@ static void store_and_queue(const char *dir) {
     T(NUL_, mqlite_consumer_receive_batch(c, 4, 0, ds, NULL, ERR));
     T(INV, mqlite_consumer_receive_batch(c, SIZE_MAX, 0, ds, &n, ERR));
     T(INV, mqlite_consumer_receive_batch(c, 0, 0, ds, &n, ERR));
+    /* delivery batches (the batch owns its deliveries: see test_batch.c) */
+    mqlite_delivery_batch *db = mqlite_delivery_batch_new();
+    V(db != NULL);
+    T(NUL_, mqlite_queue_receive_into(NULL, 4, 0, db, &n, ERR));
+    T(NUL_, mqlite_queue_receive_into(q, 4, 0, NULL, &n, ERR));
+    T(NUL_, mqlite_queue_receive_into(q, 4, 0, db, NULL, ERR));
+    T(INV, mqlite_queue_receive_into(q, 0, 0, db, &n, ERR));
+    T(MQLITE_TIMEOUT, mqlite_queue_receive_into(q2, SIZE_MAX, 0, db, &n, ERR));
+    T(NUL_, mqlite_consumer_receive_into(NULL, 4, 0, db, &n, ERR));
+    T(NUL_, mqlite_consumer_receive_into(c, 4, 0, NULL, &n, ERR));
+    T(NUL_, mqlite_consumer_receive_into(c, 4, 0, db, NULL, ERR));
+    T(INV, mqlite_consumer_receive_into(c, 0, 0, db, &n, ERR));
+    T(NUL_, mqlite_delivery_batch_ack(NULL, ERR));
+    T(NUL_, mqlite_delivery_batch_ack_sync(NULL, ERR));
+    T(MQLITE_OK, mqlite_delivery_batch_ack(db, ERR));
+    T(MQLITE_OK, mqlite_delivery_batch_ack_sync(db, ERR));
+    V(mqlite_delivery_batch_count(NULL) == 0 && mqlite_delivery_batch_count(db) == 0);
+    V(mqlite_delivery_batch_get(NULL, 0) == NULL && mqlite_delivery_batch_get(db, SIZE_MAX) == NULL);
+    mqlite_delivery_batch_clear(NULL);
+    mqlite_delivery_batch_clear(db);
+    mqlite_delivery_batch_free(NULL);
+    mqlite_delivery_batch_free(db);
     T(MQLITE_OK, mqlite_consumer_receive(c, 0, &d, ERR));
     mqlite_consumer_free(NULL);
     V(mqlite_delivery_message(NULL) == NULL);
