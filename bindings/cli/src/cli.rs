@@ -273,7 +273,8 @@ pub struct SendArgs {
     /// Priority 0–9 (default 4; higher first)
     #[arg(long, value_parser = clap::value_parser!(u8).range(0..=9))]
     pub priority: Option<u8>,
-    /// Time to live, e.g. 30s, 10m, 2h: undelivered by then, it expires
+    /// Time to live, e.g. 30s, 10m, 2h: undelivered by then, it expires (dead-lettered as
+    /// expired); 0s means it never expires, as JMS's time to live of 0
     #[arg(long, value_name = "DURATION")]
     pub ttl: Option<String>,
     /// Delivery delay, e.g. 500ms, 5m
@@ -394,7 +395,8 @@ progress bar shows on a terminal.",
     Replay {
         #[command(flatten)]
         filter: DlqFilter,
-        /// Send them here instead of to their original queue
+        /// Send them here instead of to their original queue (not a dead-letter queue: a
+        /// replay strips the dead-letter information)
         #[arg(long, value_name = "QUEUE")]
         to: Option<String>,
         /// Only count what would be replayed
