@@ -730,6 +730,10 @@ pub fn fuzz_seeds() -> Vec<Vec<u8>> {
             kind: 1,
             message: "e".into(),
         },
+        Response::Published {
+            id: MessageId(7),
+            subscriptions: 2,
+        },
     ];
     let mut out = vec![
         Hello {
