@@ -1450,6 +1450,51 @@ fn dlq_replay_into_a_dead_letter_queue_is_refused() {
 }
 
 #[test]
+fn verify_reads_a_store_it_may_not_write() {
+    // Review r1 #22: verify opened LOCK for writing, so a read-only copy could not be checked.
+    // Permission bits do not bind root: as root the command runs as nobody (setpriv).
+    use std::os::unix::fs::PermissionsExt;
+    let c = Case::new();
+    let store = c.path().join("ro");
+    let d = s(&store);
+    ok(&["send", d, "q", "x", "--create"]);
+    let mode = |p: &std::path::Path, m: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap()
+    };
+    mode(c.path(), 0o755);
+    for e in std::fs::read_dir(&store).unwrap() {
+        mode(&e.unwrap().path(), 0o444);
+    }
+    mode(&store, 0o555);
+    let as_nobody = std::fs::OpenOptions::new()
+        .write(true)
+        .open(store.join("LOCK"))
+        .is_ok();
+    let out = if as_nobody {
+        std::process::Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(env!("CARGO_BIN_EXE_mqlite"))
+            .args(["verify", d])
+            .output()
+            .expect("setpriv (util-linux) runs the command as nobody")
+    } else {
+        std::process::Command::new(env!("CARGO_BIN_EXE_mqlite"))
+            .args(["verify", d])
+            .output()
+            .unwrap()
+    };
+    mode(&store, 0o755);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("sound"), "{text}");
+}
+
+#[test]
 fn ttl_zero_means_never_expires() {
     // Review r1 #4: `--ttl 0s` dead-lettered the message as expired at once.
     let case = Case::new();
