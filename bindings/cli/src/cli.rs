@@ -12,9 +12,11 @@ const LONG_ABOUT: &str = "\
 Operate an mqlite store from the shell: look inside, send and receive, replay dead letters, \
 export and import, verify and repair.
 
-Every command takes the store directory DIR first and opens it as its owner, the way a program \
-linking mqlite does (recovery runs; a torn tail is cut). A store that another process holds is \
-refused with exit status 4 and the owner's pid. `verify` alone never writes.
+Every command takes the store directory DIR first and opens it the way a program linking mqlite \
+does: as its owner when no other process has it open (recovery runs; a torn tail is cut), else \
+as the owner's client (then the owner's queue options apply). `verify`, `repair` and `compact` \
+need the store to themselves: on a store another process holds they exit with status 4 naming \
+the owner's pid. `verify` never writes.
 
 Queue options (redelivery policy, dead-letter strategy, limits) live in the programs that use a \
 store, not in the store. This command uses the defaults, except that it never dead-letters a \
