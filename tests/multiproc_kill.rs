@@ -210,7 +210,11 @@ fn spawn(
             format!("{},{seed},{prefix},{}", dir.display(), stop.display()),
         )
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        // Kept beside the stop file: a worker that did not end cleanly shows why.
+        .stderr(
+            std::fs::File::create(stop.with_file_name(format!("{prefix}.err")))
+                .map_or_else(|_| Stdio::null(), Stdio::from),
+        )
         .spawn()
         .unwrap();
     let out = BufReader::new(child.stdout.take().unwrap());
@@ -371,9 +375,15 @@ fn t16_multi_process_kill_loop() {
         "workers did not stop within 120 s: {hung:?}"
     );
     let unclean: Vec<_> = stopped.iter().filter(|w| !log.ended.contains(*w)).collect();
+    let why = |w: &String| {
+        let err = std::fs::read_to_string(ctl.path().join(format!("{w}.err"))).unwrap_or_default();
+        let tail: Vec<&str> = err.lines().rev().take(15).collect();
+        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+    };
     assert!(
         unclean.is_empty(),
-        "workers did not close cleanly: {unclean:?}"
+        "workers did not close cleanly: {unclean:?}; the first one's stderr:\n{}",
+        unclean.first().map(|w| why(w)).unwrap_or_default()
     );
     assert!(
         log.failed.is_empty(),

@@ -1082,7 +1082,7 @@ impl Inner {
                     return;
                 }
             }
-            match self.establish(true).and_then(|s| self.install(s)) {
+            match self.reconnect() {
                 Ok(s) => stream = Some(s),
                 Err(e) if e.kind() == ErrorKind::Closed => return,
                 Err(e) => {
@@ -1090,6 +1090,25 @@ impl Inner {
                     self.fail_all(|_| e.clone());
                     return;
                 }
+            }
+        }
+    }
+
+    /// Connects to the store's next owner (or takes the store over) and installs the
+    /// connection. A next owner that goes away while the connection is being set up (it was
+    /// closing too, as when every process of a store stops at once) is not the end: the next
+    /// one is tried, so requests in flight are resent rather than failed.
+    fn reconnect(self: &Arc<Self>) -> Result<UnixStream> {
+        let mut tries = 0;
+        loop {
+            let s = self.establish(true)?;
+            match self.install(s) {
+                Err(e)
+                    if matches!(e.kind(), ErrorKind::OwnerLost | ErrorKind::Io) && tries < 100 =>
+                {
+                    tries += 1
+                }
+                r => return r,
             }
         }
     }
@@ -1224,7 +1243,9 @@ fn resend(p: &Pending, consumers: &HashMap<u64, u64>, now: Instant, moved: &[u32
             OnResend::Resend(Box::new(p.req.clone()))
         }
         Request::TxnClaim { .. } => OnResend::Fail(delivery_lost()),
-        Request::Subscribe { .. } => OnResend::Fail(lost("a subscribe")),
+        // Subscribing again under the same name, pattern and selector changes nothing (JMS),
+        // and a non-durable subscription of the previous owner is gone with it: always safe.
+        Request::Subscribe { .. } => OnResend::Resend(Box::new(p.req.clone())),
         Request::Unsubscribe { .. } => OnResend::Fail(lost("an unsubscribe")),
         Request::Commit { sends, acks } if !acks.is_empty() => {
             if sends.is_empty() {
