@@ -1302,7 +1302,9 @@ mqlite_status mqlite_message_set_priority(mqlite_message *message,
                                           mqlite_error **err);
 
 /**
- * Sets the time to live in ms: a message not delivered in time expires and is never delivered.
+ * Sets the time to live in ms: a message not delivered in time expires and is never delivered
+ * (it is dead-lettered as expired). 0 means it never expires (JMS's time to live of 0) and
+ * clears an earlier time to live.
  */
 mqlite_status mqlite_message_set_ttl_ms(mqlite_message *message,
                                         uint64_t ttl_ms,
@@ -2154,7 +2156,9 @@ mqlite_status mqlite_replay_filter_set_limit(mqlite_replay_filter *filter,
  * Moves dead letters of this dead-letter queue back to their original queue (or the filter's
  * target), with delivery counts reset; `filter` may be NULL to move all. Writes how many
  * matched to `*count_out` (may be NULL). Each move is one journal record: a crash in the
- * middle loses and doubles nothing.
+ * middle loses and doubles nothing. A target that is a dead-letter queue (this one or another
+ * queue's) is refused with `MQLITE_INVALID_ARGUMENT`: a replay strips the dead-letter
+ * information.
  */
 mqlite_status mqlite_queue_replay(const mqlite_queue *queue,
                                   const mqlite_replay_filter *filter,

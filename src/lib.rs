@@ -90,6 +90,8 @@ pub use policy::RedeliveryPolicy;
 pub use queue::{Queue, QueueStats, ReplayFilter};
 pub use remote::{OpenAs, Role};
 pub use store::Store;
-pub use topic::{Subscription, SubscriptionInfo, SubscriptionOptions, Topic, TopicStats};
+pub use topic::{
+    Published, Subscription, SubscriptionInfo, SubscriptionOptions, Topic, TopicStats,
+};
 pub use txn::Transaction;
 pub use verify::{verify, Problem, SegmentInfo, VerifyReport};

@@ -242,9 +242,12 @@ impl Message {
         self
     }
 
-    /// Time to live: a message not delivered within `ttl` of its send expires and is never delivered.
+    /// Time to live: a message not delivered within `ttl` of its send expires and is never
+    /// delivered (it is dead-lettered as expired). A `ttl` of zero means the message never
+    /// expires, as JMS's `Message.setJMSExpiration` / a producer's time to live of 0; it
+    /// clears an earlier `ttl`.
     pub fn ttl(mut self, ttl: Duration) -> Self {
-        self.ttl_ms = Some(crate::clock::ms_ceil(ttl));
+        self.ttl_ms = (!ttl.is_zero()).then(|| crate::clock::ms_ceil(ttl));
         self
     }
 

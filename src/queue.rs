@@ -158,6 +158,10 @@ impl Queue {
     /// `filter.to`), with delivery counts reset; returns how many matched. Each move is one
     /// journal record, so a crash in the middle loses and doubles nothing. Messages of a parked
     /// group unpark it. Messages in flight are left alone.
+    ///
+    /// Errors: `InvalidArgument` when `filter.to` names a dead-letter queue (this one, or the
+    /// dead-letter queue of a queue the store knows): a replay strips the dead-letter
+    /// information, which would leave plain messages no dead-letter tool finds again.
     pub fn replay(&self, filter: &ReplayFilter) -> Result<u64> {
         self.engine.replay(self.id, filter)
     }

@@ -85,6 +85,18 @@ impl Topic {
         self.engine.send(Dest::Topic(&self.name), msg.into())
     }
 
+    /// [`Topic::publish`], also saying whether the message reached a subscription: its id and
+    /// how many subscriptions' patterns and selectors matched it (0: nothing was stored, as
+    /// JMS drops a topic message nobody subscribes to). The count is the publish's own outcome,
+    /// evaluated by the store's owner when this process is its client; a publish resent to a new
+    /// owner (see [`crate::OpenAs`]) reports the subscriptions that hold it.
+    ///
+    /// Errors: as [`Topic::publish`].
+    pub fn publish_routed(&self, msg: impl Into<Message>) -> Result<Published> {
+        let (id, subscriptions) = self.engine.publish(&self.name, msg.into())?;
+        Ok(Published { id, subscriptions })
+    }
+
     /// Publishes many messages with one lock, one record batch and one wait. If one is refused
     /// the ones before it are still published and the error names its index.
     pub fn publish_batch<M: Into<Message>>(
@@ -137,6 +149,15 @@ impl Topic {
     pub fn stats(&self) -> Result<TopicStats> {
         self.engine.topic_stats(&self.name)
     }
+}
+
+/// The outcome of one publish ([`Topic::publish_routed`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Published {
+    /// The message's id (`JMSMessageID`), the same in every subscription that holds it.
+    pub id: MessageId,
+    /// How many subscriptions stored it; 0 when none matched and nothing was stored.
+    pub subscriptions: u32,
 }
 
 /// A subscriber's handle to a subscription: a [`Queue`] (it dereferences to one: `receive`,

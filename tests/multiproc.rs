@@ -100,6 +100,21 @@ fn mp_child() {
             say(&format!("E {:?} {}", e.kind(), e.message()));
             say("R");
         }
+        "receive-once" => {
+            // A client that, at a line on stdin, takes one message with a zero timeout (as
+            // `mqlite receive` without --wait) and says whether it got one.
+            let s = Store::open(dir, client_opts()).unwrap();
+            let q = s.queue("q").unwrap();
+            say("R");
+            let mut go = String::new();
+            std::io::stdin().read_line(&mut go).unwrap();
+            let got = q.receive(NOW).unwrap();
+            say(&format!("G {}", u8::from(got.is_some())));
+            if let Some(d) = got {
+                d.ack_sync().unwrap();
+            }
+            s.close().unwrap();
+        }
         _ => panic!("unknown child {what}"),
     }
 }
@@ -139,6 +154,40 @@ fn client_opts() -> StoreOptions {
         connect_timeout: Duration::from_secs(10),
         ..Default::default()
     }
+}
+
+/// Review r1 #5: parallel `mqlite receive` processes said "no message" while the queue held
+/// hundreds. A receive that takes a prefetch moves the messages out of the queue, then reads
+/// them and makes their delivery record durable with the lock released; a competing receive
+/// with a zero timeout found nothing ready and no buffer to take from, and answered "empty".
+/// Here several clients receive at the same moment from a full queue: every one gets a message.
+#[test]
+fn competing_zero_timeout_receives_never_see_a_prefetch_as_an_empty_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    let q = s.queue("q").unwrap();
+    q.send_batch((0..2000).map(|i| format!("m{i}"))).unwrap();
+    for round in 0..3 {
+        let mut kids: Vec<_> = (0..6).map(|_| spawn("receive-once", dir.path())).collect();
+        for (c, _) in &mut kids {
+            c.stdin.as_mut().unwrap().write_all(b"go\n").unwrap();
+        }
+        let mut empty = 0;
+        for (mut c, mut out) in kids {
+            let mut line = String::new();
+            let got = loop {
+                line.clear();
+                assert!(out.read_line(&mut line).unwrap() > 0, "a child died");
+                if let Some(i) = line.find("@@G ") {
+                    break line[i + 4..].trim_end() == "1";
+                }
+            };
+            empty += usize::from(!got);
+            assert!(c.wait().unwrap().success());
+        }
+        assert_eq!(empty, 0, "round {round}: {empty} of 6 receives said empty");
+    }
+    assert_eq!(q.stats().unwrap().depth, 2000 - 18);
 }
 
 #[test]

@@ -352,6 +352,31 @@ fn expiry_goes_to_dlq_or_is_dropped() {
 }
 
 #[test]
+fn a_ttl_of_zero_never_expires_as_in_jms() {
+    // Review r1 #4: `ttl(0)` expired the message at once (dead-lettered as expired).
+    let env = Env::new();
+    let s = env.open();
+    let q = s.queue("q").unwrap();
+    q.send(Message::new("forever").ttl(Duration::ZERO)).unwrap();
+    // A zero ttl also clears an earlier one.
+    q.send(
+        Message::new("cleared")
+            .ttl(Duration::from_millis(1))
+            .ttl(Duration::ZERO),
+    )
+    .unwrap();
+    env.clock.advance_ms(10 * 365 * 24 * 3600 * 1000);
+    for body in [&b"forever"[..], b"cleared"] {
+        let d = q.receive(NOW).unwrap().unwrap();
+        assert_eq!(d.body(), body);
+        assert_eq!(d.expires_at_ms(), 0);
+        d.ack().unwrap();
+    }
+    assert_eq!(q.stats().unwrap().expired, 0);
+    assert_eq!(s.queue("DLQ").unwrap().stats().unwrap().messages, 0);
+}
+
+#[test]
 fn ack_timeout_counts_as_failure() {
     let env = Env::new();
     let s = env.open();
@@ -426,6 +451,58 @@ fn drop_oldest_overflow_and_retention() {
         "dead letters past retention were kept"
     );
     assert_eq!(dlq.stats().unwrap().messages, 0);
+}
+
+#[test]
+fn replay_into_a_dead_letter_queue_is_refused() {
+    // Review r1 #20: replaying DLQ into DLQ stripped the dead-letter info, so the letters sat
+    // there as plain messages no dead-letter tool found again.
+    let env = Env::new();
+    let s = env.open();
+    let a = s.queue("a").unwrap();
+    let b = s
+        .queue_with(
+            "b",
+            QueueOptions {
+                dead_letter: Some(DeadLetterStrategy::Individual {
+                    prefix: "DLQ.".into(),
+                }),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    a.send("a1").unwrap();
+    a.receive(NOW).unwrap().unwrap().reject("bad").unwrap();
+    let dlq = s.queue("DLQ").unwrap();
+    for to in ["DLQ", "DLQ.b"] {
+        for dry_run in [true, false] {
+            let e = dlq
+                .replay(&ReplayFilter {
+                    to: Some(to.into()),
+                    dry_run,
+                    ..Default::default()
+                })
+                .unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{to}: {e}");
+            assert!(e.message().contains(to), "{e}");
+        }
+    }
+    let info = dlq.browse(10).unwrap();
+    assert_eq!(info.len(), 1);
+    assert!(
+        info[0].dead_letter_info().is_some(),
+        "dead-letter info lost"
+    );
+    // An ordinary queue is still a target.
+    assert_eq!(
+        dlq.replay(&ReplayFilter {
+            to: Some("b".into()),
+            ..Default::default()
+        })
+        .unwrap(),
+        1
+    );
+    assert_eq!(drain(&b), vec!["a1"]);
 }
 
 #[test]

@@ -2,21 +2,44 @@
 # A tour of the bridge with bridge.example.toml: starts nats-server and rabbitmq-server on
 # loopback (installing them if needed), prepares the streams, queues and the store, runs the
 # bridge for a few seconds, then shows where the messages went.
+# Ports: MQLITE_NATS_PORT (default 14222), MQLITE_AMQP_PORT (15699) and MQLITE_EPMD_PORT (14369)
+# as for servers.sh; set them on a shared machine. It stops only what it started.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 srv=bindings/bridge/tests/servers.sh
 export MQLITE_BRIDGE_SERVERS="$PWD/target/bridge-demo-servers"
+nats_port="${MQLITE_NATS_PORT:-14222}"
+amqp_port="${MQLITE_AMQP_PORT:-15699}"
+epmd_port="${MQLITE_EPMD_PORT:-14369}"
+listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+for p in "$nats_port" "$amqp_port"; do
+  if listening "$p"; then
+    echo "try.sh: port $p is in use (another broker?); set MQLITE_NATS_PORT/MQLITE_AMQP_PORT" >&2
+    exit 1
+  fi
+done
+# rabbitmq-server starts an epmd on the EPMD port unless one runs there already: stop it at the
+# end only if this run started it.
+epmd_ours=1
+if listening "$epmd_port"; then epmd_ours=0; fi
 bash "$srv" install
-bash "$srv" stop-all
 # Fresh brokers each time: the demo store is recreated too, and its message ids restart.
 rm -rf "$MQLITE_BRIDGE_SERVERS/nats" "$MQLITE_BRIDGE_SERVERS/rabbitmq"
-trap 'bash "$srv" stop-all' EXIT
+stop() {
+  bash "$srv" stop nats
+  bash "$srv" stop rabbitmq
+  if [ "$epmd_ours" = 1 ]; then bash "$srv" stop-all; fi
+}
+trap stop EXIT
 bash "$srv" start nats
 bash "$srv" start rabbitmq
 rm -rf /tmp/mqlite-bridge-demo && mkdir -p /tmp/mqlite-bridge-demo
+# The example config with this run's ports.
+sed -e "s/127.0.0.1:14222/127.0.0.1:$nats_port/" -e "s/127.0.0.1:15699/127.0.0.1:$amqp_port/" \
+  bindings/bridge/bridge.example.toml > /tmp/mqlite-bridge-demo/bridge.toml
 cargo run -q --release -p mqlite-bridge --example demo_setup
 cargo build -q --release -p mqlite-bridge
-target/release/mqlite-bridge --config bindings/bridge/bridge.example.toml &
+target/release/mqlite-bridge --config /tmp/mqlite-bridge-demo/bridge.toml &
 bridge=$!
 sleep 3
 kill -TERM "$bridge" && wait "$bridge"

@@ -343,6 +343,17 @@ impl Engine {
             if g.steal(q.0, cid) {
                 continue;
             }
+            if g.queues[q.0 as usize].prefetching > 0 {
+                // Another consumer's prefetch is between the queue and its buffer (one read
+                // and one fdatasync): the queue is not empty, whatever the deadline says. Wait
+                // for the buffer (its hand-over notifies `avail`) and steal from it.
+                g = shared
+                    .avail
+                    .wait_timeout(g, Duration::from_millis(50))
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+                continue;
+            }
             if taken.moved {
                 // Expired or parked messages were moved: wait, so the move is visible (in the
                 // dead-letter queue's stats, browse and replay) when this call returns. (Their
@@ -375,7 +386,7 @@ impl Engine {
     /// `cid`. (Over 80 lines: the error paths must give back exactly what was taken.)
     pub(super) fn hand_over(
         &self,
-        g: Guard<'_>,
+        mut g: Guard<'_>,
         q: QueueId,
         cid: u64,
         mode: AckMode,
@@ -383,6 +394,12 @@ impl Engine {
         n: usize,
     ) -> Result<Vec<Received>> {
         let shared = &self.shared;
+        // Counted while the lock is released (see `QueueState::prefetching`); the count is
+        // given back on every way out, errors included.
+        let _prefetch = (taken.items.len() > n).then(|| {
+            g.queues[q.0 as usize].prefetching += 1;
+            PrefetchUnderWay { engine: self, q }
+        });
         let snap = g.snapshot(&shared.files, taken.items.iter().map(|&(e, _)| (q.0, e)));
         drop(g);
         let recs = snap.and_then(|s| s.read());
@@ -462,6 +479,24 @@ impl Engine {
             shared.avail.notify_all();
         }
         Ok(out)
+    }
+}
+
+/// One prefetch under way (`QueueState::prefetching`), given back when dropped: after the
+/// hand-over's guard is released (it is declared before that guard), so it takes the lock itself.
+struct PrefetchUnderWay<'a> {
+    engine: &'a Engine,
+    q: QueueId,
+}
+
+impl Drop for PrefetchUnderWay<'_> {
+    fn drop(&mut self) {
+        let shared = &self.engine.shared;
+        let mut g = shared.lock();
+        let p = &mut g.queues[self.q.0 as usize].prefetching;
+        *p = p.saturating_sub(1);
+        drop(g);
+        shared.avail.notify_all();
     }
 }
 

@@ -351,7 +351,8 @@ impl Engine {
         let mut g = self.shared.lock();
         g.check()?;
         let now = self.shared.now();
-        Ok(g.published_under(topic, key, now).map(MessageId))
+        Ok(g.published_under(topic, key, now)
+            .map(|(id, _)| MessageId(id)))
     }
 
     /// The id stored under dedup key `key` in queue `q`, if the key is inside the window (keys

@@ -129,6 +129,11 @@ pub(crate) struct QueueState {
     pub bytes: u64,
     pub pending_count: u64,
     pub pending_bytes: u64,
+    /// Prefetches under way: messages taken for a consumer's buffer whose records are being
+    /// read and whose delivery record is being made durable (the state lock released). They
+    /// are neither ready nor in a buffer yet, so a competing receive that finds the queue empty
+    /// waits for them rather than report an empty queue (see `Engine::receive`).
+    pub prefetching: u32,
     pub counters: Counters,
     /// Messages in flight when the last process ended, failed at the first handle of this open.
     pub crashed: Vec<u64>,
@@ -159,6 +164,7 @@ impl QueueState {
             bytes: 0,
             pending_count: 0,
             pending_bytes: 0,
+            prefetching: 0,
             counters: Counters::default(),
             crashed: Vec::new(),
         }

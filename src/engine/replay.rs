@@ -9,6 +9,7 @@ use super::settle::{Destination, Source};
 use super::{Engine, QueueId, State};
 use crate::error::{Error, ErrorKind, Result};
 use crate::message::{DeadLetterInfo, DeadLetterReason, Message, MessageId};
+use crate::options::DeadLetterStrategy;
 
 /// Which dead letters [`Queue::replay`](crate::Queue::replay) moves, and where.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
@@ -23,7 +24,9 @@ pub struct ReplayFilter {
     pub until_ms: Option<u64>,
     /// Only these messages (dead-letter ids or original ids).
     pub ids: Option<Vec<MessageId>>,
-    /// Move them here instead of to their original queue.
+    /// Move them here instead of to their original queue. A dead-letter queue (the one
+    /// replayed, or another queue's) is refused with `InvalidArgument`: a replay strips the
+    /// dead-letter information.
     pub to: Option<String>,
     /// At most this many.
     pub limit: Option<usize>,
@@ -59,6 +62,9 @@ impl Engine {
         let shared = &self.shared;
         let mut g = shared.lock();
         g.check()?;
+        if let Some(to) = filter.to.as_deref() {
+            g.check_replay_target(q.0, to)?;
+        }
         let es = g.queues[q.0 as usize].ordered_waiting();
         drop(g);
         // Records are read in chunks, only until `limit` matched: a chunked replay of a large
@@ -173,6 +179,32 @@ impl QueueState {
 }
 
 impl State {
+    /// Refuses a replay of dead-letter queue `qid` into `to` when `to` is a dead-letter queue:
+    /// the one replayed, or the dead-letter queue of a queue this store knows (its options'
+    /// strategy). A replay strips the dead-letter information, so the letters would sit there
+    /// as plain messages that no dead-letter listing or replay could find again.
+    pub fn check_replay_target(&self, qid: u32, to: &str) -> Result<()> {
+        let replayed = &self.queues[qid as usize].name;
+        let dead_letter_of = self.queues.iter().find(|q| {
+            let name = match &q.opts.dead_letter {
+                DeadLetterStrategy::Shared { name } => name.as_str() == to,
+                DeadLetterStrategy::Individual { prefix } => {
+                    to.strip_prefix(prefix.as_str()) == Some(q.name.as_str())
+                }
+                DeadLetterStrategy::Discard => false,
+            };
+            name && q.name != to
+        });
+        if to == replayed.as_str() || dead_letter_of.is_some() {
+            return Err(Error::invalid(format!(
+                "cannot replay dead letters into {to:?}: it is a dead-letter queue, and a \
+                 replay strips the dead-letter information (reason, original queue); replay \
+                 to their original queues (no target) or to an ordinary queue"
+            )));
+        }
+        Ok(())
+    }
+
     /// The id of the copy a dead-letter move or a replay stores in queue `to`: the message's
     /// own id, as ActiveMQ keeps the JMSMessageID through the dead-letter queue and back (an
     /// idempotent consumer or a trace keys on it). Ids are unique in the store, so only a

@@ -104,7 +104,9 @@ impl State {
             true => msg.expires_at_ms,
             false => msg
                 .ttl_ms
-                .map(|t| now.saturating_add(t.max(1)))
+                // 0 never expires (JMS), also from a message that came over the socket.
+                .filter(|&t| t > 0)
+                .map(|t| now.saturating_add(t))
                 .unwrap_or(0),
         };
         let due = match (msg.deliver_at_ms, msg.delay_ms) {
@@ -176,6 +178,7 @@ impl State {
                     id,
                     journaled,
                     in_memory: !journaled,
+                    reached: 1,
                 })
             }
             Dest::Topic(t) => self.publish_to(t, msg, now),
@@ -286,24 +289,34 @@ impl Engine {
     /// Sends `msg` to queue `q` and waits until it is durable (per the queue's durability).
     /// Returns its id (for a dedup hit, the first message's id).
     pub(crate) fn send<'t>(&self, to: impl Into<Dest<'t>>, msg: &Message) -> Result<MessageId> {
-        let to = to.into();
+        self.send_reached(to.into(), msg).map(|(id, _)| id)
+    }
+
+    /// Publishes `msg` to `topic` and waits until it is durable: its id and how many
+    /// subscriptions it reached (0: none matched, nothing was stored).
+    pub(crate) fn publish(&self, topic: &str, msg: &Message) -> Result<(MessageId, u32)> {
+        self.send_reached(Dest::Topic(topic), msg)
+    }
+
+    /// [`Engine::send`], also saying how many queues hold the message (see [`Appended`]).
+    fn send_reached(&self, to: Dest<'_>, msg: &Message) -> Result<(MessageId, u32)> {
         let shared = &self.shared;
         let mut g = shared.lock();
         g.check()?;
         g = self.wait_room(g, to, msg.body.len())?;
         let a = g.send_to(to, msg, shared.now())?;
-        let id = a.id;
+        let (id, reached) = (a.id, a.reached);
         if a.in_memory {
             shared.avail.notify_all();
         }
         if !a.journaled {
-            return Ok(MessageId(id));
+            return Ok((MessageId(id), reached));
         }
         let mut g = self.commit(g)?;
         if let Some(e) = g.refused.remove(&id) {
             return Err(e);
         }
-        Ok(MessageId(id))
+        Ok((MessageId(id), reached))
     }
 
     /// Sends many messages with one lock, one record batch and one wait: all are durable when it

@@ -219,6 +219,9 @@ pub(crate) struct Appended {
     pub id: u64,
     pub journaled: bool,
     pub in_memory: bool,
+    /// How many queues hold the message: 1 for a queue send, the matching subscriptions for a
+    /// publish (0: no subscription's pattern and selector matched, nothing was stored).
+    pub reached: u32,
 }
 
 impl State {
@@ -451,11 +454,12 @@ impl State {
     pub fn publish_to(&mut self, topic: &str, msg: &Message, now: u64) -> Result<Appended> {
         self.check_publish_message(topic, msg)?;
         let key = msg.meta.dedup_key.as_deref();
-        if let Some(id) = key.and_then(|k| self.published_under(topic, k, now)) {
+        if let Some((id, reached)) = key.and_then(|k| self.published_under(topic, k, now)) {
             return Ok(Appended {
                 id,
                 journaled: false,
                 in_memory: false,
+                reached,
             });
         }
         let (h, due) = self.new_header(msg, now);
@@ -497,20 +501,30 @@ impl State {
     }
 
     /// The id a publish with automatic dedup key `key` was stored under, if a subscription
-    /// that `topic` matches still holds the key in its dedup window.
-    pub(super) fn published_under(&mut self, topic: &str, key: &str, now: u64) -> Option<u64> {
+    /// that `topic` matches still holds the key in its dedup window, and how many such
+    /// subscriptions hold it.
+    pub(super) fn published_under(
+        &mut self,
+        topic: &str,
+        key: &str,
+        now: u64,
+    ) -> Option<(u64, u32)> {
         let mut matched = std::mem::take(&mut self.topics.scratch);
         matched.clear();
         self.topics
             .matcher
             .for_each_match(topic, |&qid| matched.push(qid));
         let mut found = None;
+        let mut holders = 0u32;
         for &qid in &matched {
             self.prune_dedup(qid, now);
-            found = found.or_else(|| self.queues[qid as usize].dedup.get(key).map(|d| d.id));
+            if let Some(d) = self.queues[qid as usize].dedup.get(key) {
+                found = found.or(Some(d.id));
+                holders += 1;
+            }
         }
         self.topics.scratch = matched;
-        found
+        found.map(|id| (id, holders))
     }
 
     /// Stores a published message in the subscriptions `matched` (checked for room first: all
@@ -558,11 +572,13 @@ impl State {
             }
             in_memory = true;
         }
+        let reached = matched.len().min(u32::MAX as usize) as u32;
         if durable.is_empty() {
             return Ok(Appended {
                 id: h.id,
                 journaled: false,
                 in_memory,
+                reached,
             });
         }
         let start = self.pending.buf.len();
@@ -599,6 +615,7 @@ impl State {
             id: h.id,
             journaled: true,
             in_memory,
+            reached,
         })
     }
 

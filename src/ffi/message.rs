@@ -233,7 +233,9 @@ pub extern "C" fn mqlite_message_set_priority(
     })
 }
 
-/// Sets the time to live in ms: a message not delivered in time expires and is never delivered.
+/// Sets the time to live in ms: a message not delivered in time expires and is never delivered
+/// (it is dead-lettered as expired). 0 means it never expires (JMS's time to live of 0) and
+/// clears an earlier time to live.
 #[no_mangle]
 pub extern "C" fn mqlite_message_set_ttl_ms(
     message: *mut mqlite_message,

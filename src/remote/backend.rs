@@ -293,7 +293,27 @@ impl Backend {
                     },
                 };
                 match c.call(req)? {
-                    Response::Id(id) => Ok(id),
+                    Response::Id(id) | Response::Published { id, .. } => Ok(id),
+                    r => Err(unexpected(r)),
+                }
+            }
+        }
+    }
+
+    /// Publishes to `topic`: the id and how many subscriptions the message reached, as the
+    /// engine that stored it (this process's or the owner's) counted them.
+    pub(crate) fn publish(&self, topic: &str, mut msg: Message) -> Result<(MessageId, u32)> {
+        match self.engine()? {
+            Some(e) => e.publish(topic, &msg),
+            None => {
+                let c = self.client();
+                c.stamp(&mut msg);
+                let req = Request::Publish {
+                    topic: topic.to_string(),
+                    message: msg,
+                };
+                match c.call(req)? {
+                    Response::Published { id, subscriptions } => Ok((id, subscriptions)),
                     r => Err(unexpected(r)),
                 }
             }

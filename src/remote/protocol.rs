@@ -362,13 +362,27 @@ pub enum Response {
     Stored(Vec<StoredMessage>),
     Transferred(TransferReport),
     Compacted(CompactReport),
-    Window { ms: u64, count: u64 },
+    Window {
+        ms: u64,
+        count: u64,
+    },
     Found(Option<MessageId>),
-    Subscribed { queue: u32, name: String },
+    Subscribed {
+        queue: u32,
+        name: String,
+    },
     Subscriptions(Vec<SubscriptionInfo>),
     TopicStats(TopicStats),
     Report(RecoveryReport),
-    Error { kind: u32, message: String },
+    Error {
+        kind: u32,
+        message: String,
+    },
+    /// A publish's id and how many subscriptions it reached (0: stored nowhere).
+    Published {
+        id: MessageId,
+        subscriptions: u32,
+    },
 }
 
 impl Response {
@@ -715,6 +729,10 @@ pub fn fuzz_seeds() -> Vec<Vec<u8>> {
         Response::Error {
             kind: 1,
             message: "e".into(),
+        },
+        Response::Published {
+            id: MessageId(7),
+            subscriptions: 2,
         },
     ];
     let mut out = vec![

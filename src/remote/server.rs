@@ -513,7 +513,8 @@ impl ServerShared {
                 return Ok(Outcome::Later);
             }
             Request::Publish { topic, message } => {
-                Response::Id(e.send(Dest::Topic(&topic), &message)?)
+                let (id, subscriptions) = e.publish(&topic, &message)?;
+                Response::Published { id, subscriptions }
             }
             Request::PublishBatch { topic, messages } => {
                 Response::Ids(e.send_batch(Dest::Topic(&topic), messages)?)

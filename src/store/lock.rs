@@ -118,6 +118,11 @@ fn locked_error(dir: &Path, pid: &str) -> Error {
 /// Takes the exclusive lock of store directory `dir` (its `LOCK` file, created if `create`).
 /// `Ok(None)`: no `LOCK` file and `create` is false. Another holder, in this process or
 /// another: `Locked` naming its pid.
+///
+/// Without `create` (a read-only scan: `verify`), a `LOCK` file this process may not open for
+/// writing (a read-only copy, a read-only mount) is opened read-only and held with a shared
+/// (read) lock instead: it still conflicts with an owner's write lock, so a store in use is
+/// still refused, and a store nobody can write is what such a scan wants to read.
 pub(crate) fn lock_file(dir: &Path, create: bool) -> Result<Option<HeldLock>> {
     use std::os::unix::fs::MetadataExt;
     let path = dir.join("LOCK");
@@ -128,17 +133,26 @@ pub(crate) fn lock_file(dir: &Path, create: bool) -> Result<Option<HeldLock>> {
             return Err(locked_error(dir, &std::process::id().to_string()));
         }
     }
-    let f = match OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(create)
-        .truncate(false)
-        .mode(0o600)
-        .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
-        .open(&path)
-    {
-        Ok(f) => f,
+    let open = |write: bool| {
+        OpenOptions::new()
+            .read(true)
+            .write(write)
+            .create(create && write)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+            .open(&path)
+    };
+    let not_writable = |e: &std::io::Error| {
+        e.kind() == std::io::ErrorKind::PermissionDenied || e.raw_os_error() == Some(libc::EROFS)
+    };
+    let (f, shared) = match open(true) {
+        Ok(f) => (f, false),
         Err(e) if !create && e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if !create && not_writable(&e) => match open(false) {
+            Ok(f) => (f, true),
+            Err(e) => return Err(Error::io(format!("opening {}", path.display()), &e)),
+        },
         Err(e) => return Err(Error::io(format!("opening {}", path.display()), &e)),
     };
     let m = f
@@ -152,7 +166,7 @@ pub(crate) fn lock_file(dir: &Path, create: bool) -> Result<Option<HeldLock>> {
     }
     // SAFETY: an all-zero flock struct is valid; fields set below.
     let mut fl: libc::flock = unsafe { std::mem::zeroed() };
-    fl.l_type = libc::F_WRLCK as libc::c_short;
+    fl.l_type = if shared { libc::F_RDLCK } else { libc::F_WRLCK } as libc::c_short;
     fl.l_whence = libc::SEEK_SET as libc::c_short;
     // SAFETY: fcntl on a descriptor we own, with a valid flock struct.
     if unsafe { libc::fcntl(f.as_raw_fd(), libc::F_SETLK, &fl) } != 0 {

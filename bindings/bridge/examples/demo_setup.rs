@@ -12,14 +12,20 @@ use lapin::{BasicProperties, Connection, ConnectionProperties, ExchangeKind};
 
 const STORE: &str = "/tmp/mqlite-bridge-demo/store";
 
+/// A broker port: the environment's (`servers.sh` starts the brokers there too), else the default.
+fn port(var: &str, default: u16) -> String {
+    std::env::var(var).unwrap_or_else(|_| default.to_string())
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let js = jetstream::new(async_nats::connect("nats://127.0.0.1:14222").await?);
-    let conn = Connection::connect(
-        "amqp://guest:guest@127.0.0.1:15699/%2f",
-        ConnectionProperties::default(),
-    )
-    .await?;
+    let nats = format!("nats://127.0.0.1:{}", port("MQLITE_NATS_PORT", 14222));
+    let js = jetstream::new(async_nats::connect(nats).await?);
+    let amqp = format!(
+        "amqp://guest:guest@127.0.0.1:{}/%2f",
+        port("MQLITE_AMQP_PORT", 15699)
+    );
+    let conn = Connection::connect(&amqp, ConnectionProperties::default()).await?;
     let ch = conn.create_channel().await?;
     if std::env::args().nth(1).as_deref() == Some("show") {
         let store = mqlite::Store::open(STORE, Default::default())?;

@@ -18,6 +18,11 @@ pub struct Config {
     /// The store directory ([`crate::run`] opens it; [`crate::Bridge::start`] is given a store).
     #[serde(default)]
     pub store: Option<PathBuf>,
+    /// Make a new store when `store` holds none (as `mqlite --create`). Default false: a typo
+    /// in the path is refused, naming it, rather than leaving an empty store that the
+    /// outbound routes would watch forever.
+    #[serde(default)]
+    pub create: bool,
     /// Prefix of the broker-side message ids of outbound messages (`<origin>:ID:<n>`), so that
     /// two stores forwarding to one broker never share an id. Default: the host name and the
     /// store directory. At most 200 bytes.
@@ -59,6 +64,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             store: None,
+            create: false,
             origin: None,
             stats_file: None,
             stats_interval: default_stats_interval(),
@@ -461,6 +467,27 @@ impl Config {
     /// Checks what the types cannot: one broker per route, unique names, limits.
     pub fn check(&self) -> Result<(), Error> {
         let bad = |m: String| Err(Error::Config(m));
+        if self
+            .store
+            .as_ref()
+            .is_some_and(|s| s.as_os_str().is_empty())
+        {
+            return bad("store is empty (the store directory's path)".into());
+        }
+        // Empty names: a route is named in every log line and stat, and an empty one names
+        // nothing (the other string fields are checked where their rules live: names.rs,
+        // check_url, origin below).
+        let unnamed = (self.outbound.iter().map(|r| ("outbound", &r.name)))
+            .chain(self.inbound.iter().map(|r| ("inbound", &r.name)))
+            .enumerate()
+            .find(|(_, (_, n))| n.trim().is_empty() || n.chars().any(char::is_control));
+        if let Some((i, (kind, n))) = unnamed {
+            return bad(format!(
+                "{kind} route {} (counting all routes from 1) has the name {n:?}: a route \
+                 needs a name without control characters that is not empty",
+                i + 1
+            ));
+        }
         let mut names = std::collections::HashSet::new();
         let routes = self
             .outbound
@@ -649,5 +676,35 @@ mod tests {
         assert!(e.contains("subject is empty"), "{e}");
         let e = Config::from_toml("origin = ''").unwrap_err().to_string();
         assert!(e.contains("origin is empty"), "{e}");
+    }
+
+    #[test]
+    fn empty_route_names_and_store_paths_are_refused_at_load() {
+        // Review r1 #17: `name = ""` was accepted (logs and stats named the route "").
+        let nats = "[nats]\nurl='nats://h:1'\n";
+        for name in ["", " ", "a\\u0001"] {
+            let text = format!(
+                "{nats}[[outbound]]\nname='ok'\nqueue='q'\nnats={{subject='s'}}\n\
+                 [[inbound]]\nname=\"{name}\"\nqueue='r'\nnats={{stream='S',consumer='c'}}"
+            );
+            let e = Config::from_toml(&text).unwrap_err().to_string();
+            assert!(
+                e.contains("inbound route 2") && e.contains("name"),
+                "{name:?}: {e}"
+            );
+        }
+        let e = Config::from_toml("store = ''").unwrap_err().to_string();
+        assert!(e.contains("store is empty"), "{e}");
+        for field in ["url = ''"] {
+            let e = Config::from_toml(&format!("[nats]\n{field}")).unwrap_err();
+            assert!(e.to_string().contains("[nats] url"), "{e}");
+            let e = Config::from_toml(&format!("[rabbitmq]\n{field}")).unwrap_err();
+            assert!(e.to_string().contains("[rabbitmq] url"), "{e}");
+        }
+        let e = Config::from_toml(&format!(
+            "{nats}[[outbound]]\nname='a'\nqueue=''\nnats={{subject='s'}}"
+        ))
+        .unwrap_err();
+        assert!(e.to_string().contains("queue"), "{e}");
     }
 }

@@ -345,8 +345,20 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         .store
         .clone()
         .ok_or_else(|| Error::Config("`store` (the store directory) is missing".into()))?;
-    let store_opts = mqlite::StoreOptions::default();
-    let store = Arc::new(mqlite::Store::open(&dir, store_opts.clone())?);
+    let store_opts = mqlite::StoreOptions {
+        create: config.create,
+        ..Default::default()
+    };
+    let store = match mqlite::Store::open(&dir, store_opts.clone()) {
+        Err(e) if e.kind() == mqlite::ErrorKind::NotFound && !config.create => {
+            return Err(Error::Config(format!(
+                "store {}: {} (set `create = true` in the config to make a new store there)",
+                dir.display(),
+                e.message()
+            )))
+        }
+        r => Arc::new(r?),
+    };
     for (name, q) in &config.queues {
         store.queue_with(name, q.to_options(&store_opts))?;
     }

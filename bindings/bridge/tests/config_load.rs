@@ -207,3 +207,45 @@ fn routes_that_feed_themselves_or_split_a_queue_are_refused_at_load_naming_both(
         "{e}"
     );
 }
+
+/// Review r1 #18: a store path that holds no store (a typo) is refused naming the path, and
+/// nothing is created there, unless the config says `create = true` (as `mqlite --create`).
+#[test]
+fn a_missing_store_is_refused_naming_it_unless_create_is_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("deep").join("store");
+    let path = dir.path().join("bridge.toml");
+    let text = ROUTE.replace("/nonexistent/store", &store.display().to_string());
+    std::fs::write(&path, &text).unwrap();
+    let run = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_mqlite-bridge"))
+            .arg("--config")
+            .arg(&path)
+            .output()
+            .unwrap()
+    };
+    let out = run();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&store.display().to_string()) && err.contains("create = true"),
+        "{err}"
+    );
+    assert!(!dir.path().join("deep").exists(), "a store was created");
+    // With `create = true` the store is made (the bridge is stopped at once; its routes wait
+    // for their broker in the background).
+    let c = Config::from_toml(&format!("create = true\n{text}")).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(mqlite_bridge::run(c, async {})).unwrap();
+    assert!(mqlite::Store::open(
+        &store,
+        mqlite::StoreOptions {
+            create: false,
+            ..Default::default()
+        }
+    )
+    .is_ok());
+}

@@ -19,6 +19,7 @@ fn config(dir: &Path, exchange: &str, queue: &str, in_queue: &str) -> String {
     format!(
         r#"
 store = "{store}"
+create = true
 origin = "restart"
 stats_file = "{stats}"
 stats_interval = "100ms"
@@ -255,6 +256,7 @@ async fn a_route_that_cannot_start_stops_the_bridge_with_a_non_zero_status() {
     let config = format!(
         r#"
 store = "{store}"
+create = true
 stats_file = "{stats}"
 [rabbitmq]
 url = "{amqp}"
@@ -324,6 +326,7 @@ async fn a_missing_stream_consumer_or_queue_is_an_error_retried_until_it_is_crea
     let config = format!(
         r#"
 store = "{store}"
+create = true
 stats_file = "{stats}"
 stats_interval = "100ms"
 [reconnect]

@@ -36,6 +36,7 @@ fn config(dir: &Path, stream_in: &str, exchange: &str, loop_q: &str) -> String {
     format!(
         r#"
 store = "{store}"
+create = true
 origin = "t20"
 stats_file = "{stats}"
 stats_interval = "100ms"

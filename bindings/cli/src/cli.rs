@@ -12,9 +12,11 @@ const LONG_ABOUT: &str = "\
 Operate an mqlite store from the shell: look inside, send and receive, replay dead letters, \
 export and import, verify and repair.
 
-Every command takes the store directory DIR first and opens it as its owner, the way a program \
-linking mqlite does (recovery runs; a torn tail is cut). A store that another process holds is \
-refused with exit status 4 and the owner's pid. `verify` alone never writes.
+Every command takes the store directory DIR first and opens it the way a program linking mqlite \
+does: as its owner when no other process has it open (recovery runs; a torn tail is cut), else \
+as the owner's client (then the owner's queue options apply). `verify`, `repair` and `compact` \
+need the store to themselves: on a store another process holds they exit with status 4 naming \
+the owner's pid. `verify` never writes.
 
 Queue options (redelivery policy, dead-letter strategy, limits) live in the programs that use a \
 store, not in the store. This command uses the defaults, except that it never dead-letters a \
@@ -273,7 +275,8 @@ pub struct SendArgs {
     /// Priority 0–9 (default 4; higher first)
     #[arg(long, value_parser = clap::value_parser!(u8).range(0..=9))]
     pub priority: Option<u8>,
-    /// Time to live, e.g. 30s, 10m, 2h: undelivered by then, it expires
+    /// Time to live, e.g. 30s, 10m, 2h: undelivered by then, it expires (dead-lettered as
+    /// expired); 0s means it never expires, as JMS's time to live of 0
     #[arg(long, value_name = "DURATION")]
     pub ttl: Option<String>,
     /// Delivery delay, e.g. 500ms, 5m
@@ -394,7 +397,8 @@ progress bar shows on a terminal.",
     Replay {
         #[command(flatten)]
         filter: DlqFilter,
-        /// Send them here instead of to their original queue
+        /// Send them here instead of to their original queue (not a dead-letter queue: a
+        /// replay strips the dead-letter information)
         #[arg(long, value_name = "QUEUE")]
         to: Option<String>,
         /// Only count what would be replayed

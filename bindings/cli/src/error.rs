@@ -136,7 +136,7 @@ impl From<mqlite::Error> for CliError {
                 " (another process owns it: stop that process or let it close the store, then retry)",
             ),
             ErrorKind::Corrupt => message.push_str(
-                " (`mqlite verify DIR` lists every damaged place; `mqlite repair DIR` quarantines them)",
+                " (`mqlite verify DIR` lists every damaged place; `mqlite repair DIR --yes` quarantines them)",
             ),
             _ => {}
         }

@@ -1438,6 +1438,137 @@ fn topics_list_publish_and_browse_with_a_selector() {
 // ---------------------------------------------------------------- review findings (new users)
 
 #[test]
+fn dlq_replay_into_a_dead_letter_queue_is_refused() {
+    // Review r1 #20: `--to DLQ` stripped the dead-letter info of the letters it "replayed".
+    let case = Case::new();
+    let dir = case.dir();
+    ok(&["send", dir, "orders", "x", "--create"]);
+    ok(&["receive", dir, "orders", "--reject", "r1"]);
+    let e = fails(&["dlq", "replay", dir, "--to", "DLQ"], 2);
+    assert!(e.contains("dead-letter queue"), "{e}");
+    assert!(ok(&["dlq", "list", dir]).contains("r1"));
+}
+
+#[test]
+fn verify_reads_a_store_it_may_not_write() {
+    // Review r1 #22: verify opened LOCK for writing, so a read-only copy could not be checked.
+    // Permission bits do not bind root: as root the command runs as nobody (setpriv).
+    use std::os::unix::fs::PermissionsExt;
+    let c = Case::new();
+    let store = c.path().join("ro");
+    let d = s(&store);
+    ok(&["send", d, "q", "x", "--create"]);
+    let mode = |p: &std::path::Path, m: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap()
+    };
+    mode(c.path(), 0o755);
+    for e in std::fs::read_dir(&store).unwrap() {
+        mode(&e.unwrap().path(), 0o444);
+    }
+    mode(&store, 0o555);
+    let as_nobody = std::fs::OpenOptions::new()
+        .write(true)
+        .open(store.join("LOCK"))
+        .is_ok();
+    let out = if as_nobody {
+        std::process::Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(env!("CARGO_BIN_EXE_mqlite"))
+            .args(["verify", d])
+            .output()
+            .expect("setpriv (util-linux) runs the command as nobody")
+    } else {
+        std::process::Command::new(env!("CARGO_BIN_EXE_mqlite"))
+            .args(["verify", d])
+            .output()
+            .unwrap()
+    };
+    mode(&store, 0o755);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("sound"), "{text}");
+}
+
+#[test]
+fn ttl_zero_means_never_expires() {
+    // Review r1 #4: `--ttl 0s` dead-lettered the message as expired at once.
+    let case = Case::new();
+    let dir = case.dir();
+    ok(&["send", dir, "q", "forever", "--ttl", "0s", "--create"]);
+    let got = ok_json(&["receive", dir, "q"]);
+    assert_eq!(
+        (got[0]["body"].as_str(), got[0]["expires_at_ms"].as_u64()),
+        (Some("Zm9yZXZlcg=="), Some(0)),
+        "{got}"
+    );
+    assert!(ok(&["dlq", "list", dir]).contains("no dead letters"));
+}
+
+#[test]
+fn a_publish_as_client_reports_what_the_selector_decided() {
+    // Review r1 #29: as the owner's client, a publish the subscription's selector rejected was
+    // reported "routed" (the CLI read the owner's cumulative topic counters).
+    let case = Case::new();
+    let (d, dir) = (case.path(), case.dir());
+    let store = open(d);
+    let sub = store
+        .subscribe(
+            "orders.>",
+            mqlite::SubscriptionOptions {
+                name: Some("billing".into()),
+                durable: true,
+                selector: Some("amount > 100".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let big = ok_json(&[
+        "send",
+        dir,
+        "orders.eu",
+        "--topic",
+        "big",
+        "-p",
+        "amount:int=150",
+    ]);
+    assert_eq!(
+        (big["routed"].as_bool(), big["subscriptions"].as_u64()),
+        (Some(true), Some(1)),
+        "{big}"
+    );
+    let small = ok_json(&[
+        "send",
+        dir,
+        "orders.eu",
+        "--topic",
+        "small",
+        "-p",
+        "amount:int=1",
+    ]);
+    assert_eq!(
+        (small["routed"].as_bool(), small["subscriptions"].as_u64()),
+        (Some(false), Some(0)),
+        "{small}"
+    );
+    let out = ok(&[
+        "send",
+        dir,
+        "orders.eu",
+        "--topic",
+        "small",
+        "-p",
+        "amount:int=2",
+    ]);
+    assert!(out.contains("nothing was stored"), "{out}");
+    assert_eq!(sub.stats().unwrap().depth, 1);
+}
+
+#[test]
 fn far_future_times_are_shown_as_raw_ms_and_nothing_panics() {
     let c = Case::new();
     let d = c.dir();

@@ -151,7 +151,8 @@ impl Queue {
 
     /// Sends a message and returns its id once it is durable (per the queue's durability).
     /// ``body`` is bytes-like, or ``str`` (sent as UTF-8). ``ttl``/``delay`` are seconds or
-    /// timedelta; ``deliver_at`` a datetime or epoch seconds. With a ``dedup_key`` seen within
+    /// timedelta; a ``ttl`` of 0 means the message never expires (JMS's time to live of 0);
+    /// ``deliver_at`` a datetime or epoch seconds. With a ``dedup_key`` seen within
     /// the queue's dedup window, nothing is stored and the first message's id is returned.
     #[pyo3(signature = (body, *, properties = None, priority = None, ttl = None, delay = None, deliver_at = None,
         group = None, dedup_key = None, correlation_id = None, repeat = None))]
@@ -458,6 +459,8 @@ impl Queue {
     /// ``"max_redeliveries"``, ``"expired"``, ``"overflow"``, ``"group_parked"``), ``original_queue``, ``since``/
     /// ``until`` (datetime or epoch seconds, on the last failure time), ``ids`` (dead-letter or
     /// original ids), ``limit``. ``dry_run=True`` only counts. Crash-safe: one record per move.
+    /// Raises InvalidArgument when ``to`` is a dead-letter queue (this one or another queue's):
+    /// a replay strips the dead-letter information.
     #[pyo3(signature = (*, reason = None, original_queue = None, since = None, until = None, ids = None, to = None,
         limit = None, dry_run = false))]
     #[allow(clippy::too_many_arguments)]

@@ -52,7 +52,8 @@ impl Topic {
 
     /// Publishes a message and returns its id (the same in every subscription) once it is
     /// durable in the durable subscriptions. When no subscription matches, nothing is stored
-    /// and ``stats()["unrouted"]`` counts it. ``ttl``/``delay`` are seconds or timedelta.
+    /// and ``stats()["unrouted"]`` counts it. ``ttl``/``delay`` are seconds or timedelta
+    /// (a ``ttl`` of 0: never expires, as JMS).
     /// Raises InvalidArgument for a dedup key or repeats (queue features), QueueFull naming a
     /// subscription at its limit (then nothing is stored).
     #[pyo3(signature = (body, *, properties = None, priority = None, ttl = None, delay = None, deliver_at = None,

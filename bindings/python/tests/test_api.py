@@ -59,6 +59,18 @@ def test_bad_properties(store: mqlite.Store) -> None:
         q.send(b"x", ttl=-1)
 
 
+def test_ttl_zero_never_expires(store: mqlite.Store) -> None:
+    # As JMS: a time to live of 0 means the message never expires (it expired at once before).
+    q = store.queue("q")
+    q.send(b"forever", ttl=0)
+    q.send(b"soon", ttl=3600)
+    got = {m.body: m.expires_at_ms for m in q.browse()}
+    assert got[b"forever"] is None and got[b"soon"] is not None, got
+    msg = q.receive(timeout=0)
+    assert msg is not None and msg.body == b"forever"
+    msg.ack()
+
+
 def test_exception_tree(store: mqlite.Store) -> None:
     kinds = {
         "InvalidArgument": ValueError,

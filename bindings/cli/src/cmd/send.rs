@@ -88,15 +88,16 @@ fn publish(
     w: &mut dyn Write,
 ) -> Result<()> {
     let t = store.topic(topic)?;
-    let id = t
-        .publish(m)
+    // The publish's own outcome (the topic's counters are cumulative and, as a client, the
+    // owner's): how many subscriptions' patterns and selectors took this message.
+    let p = t
+        .publish_routed(m)
         .map_err(|e| CliError::from(e).context(format!("topic {topic:?}")))?;
-    let st = t.stats()?;
-    let routed = st.published > 0;
+    let (id, routed) = (p.id, p.subscriptions > 0);
     if json {
         return out::json(
             w,
-            &json!({"topic": topic, "id": id.to_string(), "subscriptions": st.subscriptions, "routed": routed}),
+            &json!({"topic": topic, "id": id.to_string(), "subscriptions": p.subscriptions, "routed": routed}),
         );
     }
     if routed {
