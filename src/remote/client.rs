@@ -689,7 +689,16 @@ impl Client {
             let mut st = lock(&inner.st);
             st.closed = true;
             if let Some(s) = &w.stream {
-                let _ = s.shutdown(std::net::Shutdown::Both);
+                // Half-close and wait for the owner's end of the connection: the owner closes
+                // its side only once it has given back what this client held (prefetched
+                // messages, unsettled deliveries, subscriptions), so that when `close` returns
+                // another process sees them, as it would after a local consumer's close. An
+                // owner that does not answer within `connect_timeout` is not waited for.
+                if st.up && s.set_read_timeout(Some(inner.timeout)).is_ok() {
+                    let _ = s.shutdown(std::net::Shutdown::Write);
+                } else {
+                    let _ = s.shutdown(std::net::Shutdown::Both);
+                }
             }
             st.hosted.take()
         };

@@ -376,6 +376,7 @@ impl ServerShared {
             }
         }
         lock(&self.conns).retain(|x| !Arc::ptr_eq(x, c));
+        let _ = c.stream.shutdown(std::net::Shutdown::Both);
     }
 
     /// One of a connection's threads: take turns reading, answer what was read.
@@ -913,8 +914,8 @@ impl Conn {
                 continue;
             }
             if self.is_dead() && lock(&self.st).outstanding == 0 {
-                drop(q);
-                let _ = self.stream.shutdown(std::net::Shutdown::Both);
+                // The stream is shut down by the last thread out, after it returned what the
+                // client held (`thread_done`): a client closing cleanly waits for that.
                 return;
             }
             q = self
