@@ -1818,6 +1818,41 @@ mqlite_status mqlite_queue_consumer_prefetch(const mqlite_queue *queue,
                                              mqlite_error **err);
 
 /**
+ * A selective consumer of this queue (JMS `Session.createConsumer(queue, messageSelector)`)
+ * with ack mode `mode` (`MQLITE_ACK_*`): it receives only the messages that `selector`
+ * selects, wherever they sit in the queue, in delivery order among themselves; the messages it
+ * does not select stay in the queue, in their order, for other consumers. On success
+ * `*consumer_out` owns it (free with `mqlite_consumer_free`); it has the whole consumer API.
+ *
+ * `selector` is `selector_len` bytes of UTF-8 (no NUL terminator needed) in the JMS message
+ * selector language (the JMS 2.0 specification, section 3.8.1: SQL-92 conditional expressions
+ * over message properties and the `JMSPriority`, `JMSTimestamp`, `JMSCorrelationID`,
+ * `JMSMessageID`, `JMSDeliveryMode` and `JMSRedelivered` headers, with three-valued logic),
+ * the same language as `mqlite_store_subscribe`'s selector. NULL (any length) or an empty
+ * selector selects every message: the consumer is then a plain one, as from
+ * `mqlite_queue_consumer`.
+ *
+ * A selective consumer never prefetches (it takes only what it selects, holding nothing other
+ * consumers could take), and it takes matching messages out of other consumers' prefetch
+ * buffers too. Each receive reads the waiting messages ahead of its matches (their properties
+ * are on disk): to pick one kind of message out of a large backlog often, subscribe to a
+ * topic with that selector instead (evaluated once, at publish).
+ *
+ * Errors (nothing is created and the queue is untouched): `MQLITE_NULL_ARGUMENT` for a NULL
+ * `queue` or `consumer_out`; `MQLITE_INVALID_UTF8` when `selector` is not UTF-8;
+ * `MQLITE_INVALID_ARGUMENT` for a selector that does not parse (the error message names the
+ * 1-based character position and what was expected there: `invalid selector at character 8:
+ * expected ...`) or is longer than 64 KiB, a `selector_len` above `PTRDIFF_MAX` (such as
+ * `SIZE_MAX`), or an unknown `mode`; `MQLITE_CLOSED` after the store is closed.
+ */
+mqlite_status mqlite_queue_consumer_selector(const mqlite_queue *queue,
+                                             const char *selector,
+                                             size_t selector_len,
+                                             uint32_t mode,
+                                             mqlite_consumer **consumer_out,
+                                             mqlite_error **err);
+
+/**
  * Whether this queue keeps its messages only in memory (`MQLITE_DURABILITY_MEMORY`); false for
  * NULL.
  */

@@ -2,7 +2,7 @@
 
 use std::ffi::{c_char, c_void};
 
-use super::boundary::{arg, bytes, guard, guard_value, out_ptr, timeout, write_out, Failure};
+use super::boundary::{arg, bytes, guard, guard_value, out_ptr, timeout, utf8, write_out, Failure};
 use super::delivery::{check_array, mqlite_consumer, mqlite_delivery, no_message, write_batch};
 use super::error::{mqlite_error, mqlite_status};
 use super::message::mqlite_message;
@@ -512,6 +512,62 @@ pub extern "C" fn mqlite_queue_consumer_prefetch(
         };
         options.validate()?;
         let consumer = q.consumer(options);
+        let auto_ack = ack_mode == AckMode::Auto;
+        let c = mqlite_consumer { consumer, auto_ack };
+        unsafe { write_out(consumer_out, Box::into_raw(Box::new(c))) };
+        Ok(())
+    })
+}
+
+/// A selective consumer of this queue (JMS `Session.createConsumer(queue, messageSelector)`)
+/// with ack mode `mode` (`MQLITE_ACK_*`): it receives only the messages that `selector`
+/// selects, wherever they sit in the queue, in delivery order among themselves; the messages it
+/// does not select stay in the queue, in their order, for other consumers. On success
+/// `*consumer_out` owns it (free with `mqlite_consumer_free`); it has the whole consumer API.
+///
+/// `selector` is `selector_len` bytes of UTF-8 (no NUL terminator needed) in the JMS message
+/// selector language (the JMS 2.0 specification, section 3.8.1: SQL-92 conditional expressions
+/// over message properties and the `JMSPriority`, `JMSTimestamp`, `JMSCorrelationID`,
+/// `JMSMessageID`, `JMSDeliveryMode` and `JMSRedelivered` headers, with three-valued logic),
+/// the same language as `mqlite_store_subscribe`'s selector. NULL (any length) or an empty
+/// selector selects every message: the consumer is then a plain one, as from
+/// `mqlite_queue_consumer`.
+///
+/// A selective consumer never prefetches (it takes only what it selects, holding nothing other
+/// consumers could take), and it takes matching messages out of other consumers' prefetch
+/// buffers too. Each receive reads the waiting messages ahead of its matches (their properties
+/// are on disk): to pick one kind of message out of a large backlog often, subscribe to a
+/// topic with that selector instead (evaluated once, at publish).
+///
+/// Errors (nothing is created and the queue is untouched): `MQLITE_NULL_ARGUMENT` for a NULL
+/// `queue` or `consumer_out`; `MQLITE_INVALID_UTF8` when `selector` is not UTF-8;
+/// `MQLITE_INVALID_ARGUMENT` for a selector that does not parse (the error message names the
+/// 1-based character position and what was expected there: `invalid selector at character 8:
+/// expected ...`) or is longer than 64 KiB, a `selector_len` above `PTRDIFF_MAX` (such as
+/// `SIZE_MAX`), or an unknown `mode`; `MQLITE_CLOSED` after the store is closed.
+#[no_mangle]
+pub extern "C" fn mqlite_queue_consumer_selector(
+    queue: *const mqlite_queue,
+    selector: *const c_char,
+    selector_len: usize,
+    mode: u32,
+    consumer_out: *mut *mut mqlite_consumer,
+    err: *mut *mut mqlite_error,
+) -> mqlite_status {
+    guard(err, || {
+        let q = unsafe { self::queue(queue) }?;
+        out_ptr(consumer_out, "consumer_out")?;
+        let selector = match selector.is_null() {
+            true => "",
+            false => unsafe { utf8(selector, selector_len, "selector") }?,
+        };
+        let ack_mode = ack_mode(mode)?;
+        q.engine.check()?;
+        let options = ConsumerOptions {
+            ack_mode,
+            prefetch: None,
+        };
+        let consumer = q.consumer_with_selector(options, selector)?;
         let auto_ack = ack_mode == AckMode::Auto;
         let c = mqlite_consumer { consumer, auto_ack };
         unsafe { write_out(consumer_out, Box::into_raw(Box::new(c))) };

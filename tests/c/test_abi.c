@@ -602,6 +602,49 @@ static void topics(const char *dir) {
     mqlite_store_free(s);
 }
 
+/* Selective queue consumers: NULLs, bad UTF-8, SIZE_MAX, a selector that does not parse (a clear
+ * error naming the position), an unknown mode, and after close; a refused call creates nothing
+ * and leaves the queue's messages where they were. */
+static void selective_consumer(const char *dir) {
+    mqlite_store *s = open_store(dir, NULL);
+    mqlite_queue *q = open_queue(s, "sel");
+    uint64_t u;
+    T(MQLITE_OK, mqlite_queue_send_bytes(q, B, 4, &u, ERR));
+    T(MQLITE_OK, mqlite_queue_send_bytes(q, B, 4, &u, ERR));
+    mqlite_consumer *c = NULL, *csent = (mqlite_consumer *)&c, *cout = csent;
+    T(NUL_, mqlite_queue_consumer_selector(NULL, S("k = 1"), MQLITE_ACK_EXPLICIT, &cout, ERR));
+    T(NUL_, mqlite_queue_consumer_selector(q, S("k = 1"), MQLITE_ACK_EXPLICIT, NULL, ERR));
+    T(UTF, mqlite_queue_consumer_selector(q, S(BAD), MQLITE_ACK_EXPLICIT, &cout, ERR));
+    T(INV, mqlite_queue_consumer_selector(q, "k = 1", SIZE_MAX, MQLITE_ACK_EXPLICIT, &cout, ERR));
+    T(INV, mqlite_queue_consumer_selector(q, S("k = 1"), 77, &cout, ERR));
+    T(INV, mqlite_queue_consumer_selector(q, S("k >> 1"), MQLITE_ACK_EXPLICIT, &cout, ERR));
+    /* The syntax error says where and what: the character position and what was expected. */
+    mqlite_error *e = NULL;
+    V(mqlite_queue_consumer_selector(q, S("k >> 1"), MQLITE_ACK_EXPLICIT, &cout, &e) == INV);
+    const char *msg = mqlite_error_message(e);
+    V(strstr(msg, "selector") && strstr(msg, "character 4") && strstr(msg, "expected"));
+    if (!strstr(msg, "character 4")) fprintf(stderr, "selector error: %s\n", msg);
+    mqlite_error_free(e);
+    V(cout == csent);
+    mqlite_stats st;
+    T(MQLITE_OK, mqlite_queue_stats(q, &st, ERR));
+    V(st.depth == 2 && st.in_flight == 0 && st.messages == 2);
+    /* NULL selects every message: both are still there. */
+    T(MQLITE_OK, mqlite_queue_consumer_selector(q, NULL, 0, MQLITE_ACK_AUTO, &c, ERR));
+    mqlite_delivery *d = NULL;
+    for (int i = 0; i < 2; i++) {
+        T(MQLITE_OK, mqlite_consumer_receive(c, 0, &d, ERR));
+        mqlite_delivery_free(d);
+    }
+    T(MQLITE_TIMEOUT, mqlite_consumer_receive(c, 0, &d, ERR));
+    mqlite_consumer_free(c);
+    T(MQLITE_OK, mqlite_store_close(s, ERR));
+    T(MQLITE_CLOSED, mqlite_queue_consumer_selector(q, S("k = 1"), MQLITE_ACK_EXPLICIT, &cout, ERR));
+    V(cout == csent);
+    mqlite_queue_free(q);
+    mqlite_store_free(s);
+}
+
 int main(void) {
     char *dir = temp_dir();
     errors_and_version();
@@ -610,6 +653,7 @@ int main(void) {
     store_and_queue(dir);
     settle_after_close(dir);
     topics(dir);
+    selective_consumer(dir);
     remove_dir(dir);
     return finish("test_abi");
 }

@@ -1,6 +1,7 @@
 /* Topics from C: fan-out to durable and non-durable subscriptions with one id and the topic,
  * selectors evaluated at publish (bad ones refused with the position), a shared subscription's
- * competing consumers, a durable subscription across reopen, unsubscribe, stats. */
+ * competing consumers, a durable subscription across reopen, unsubscribe, stats; a selective
+ * queue consumer (mqlite_queue_consumer_selector) finding its matches deep in a backlog. */
 #include "common.h"
 
 static mqlite_queue *sub(mqlite_store *s, const char *pattern, const char *name, uint32_t flags,
@@ -39,6 +40,72 @@ static long take(mqlite_queue *q, uint64_t want_id) {
     OK(mqlite_delivery_ack(d, ERR));
     mqlite_delivery_free(d);
     return (long)len;
+}
+
+/* The int property "n" of a delivery's message (-1: none). */
+static int64_t prop_n(const mqlite_delivery *d) {
+    mqlite_value v;
+    if (mqlite_message_property(mqlite_delivery_message(d), S("n"), &v) != MQLITE_OK) return -1;
+    return v.kind == MQLITE_VALUE_INT ? v.int_value : -1;
+}
+
+/* A selective queue consumer (JMS createConsumer(queue, selector)) sees its 3 matches however
+ * deep in a 2,000-message backlog they sit (ActiveMQ's consumers starve past the first page),
+ * in order; the 1,997 others stay, in their order, for a plain consumer. */
+enum { BACKLOG = 2000 };
+static void selective_consumer(mqlite_store *s) {
+    mqlite_queue *q = open_queue(s, "backlog");
+    const int64_t match[3] = {1500, 1800, BACKLOG - 1};
+    static mqlite_message *ms[BACKLOG];
+    for (int64_t i = 0; i < BACKLOG; i++) {
+        OK(mqlite_message_new((const uint8_t *)"m", 1, &ms[i], ERR));
+        OK(mqlite_message_set_property_int(ms[i], S("n"), i, ERR));
+        int hit = i == match[0] || i == match[1] || i == match[2];
+        OK(mqlite_message_set_property_string(ms[i], S("kind"), S(hit ? "audit" : "order"), ERR));
+    }
+    OK(mqlite_queue_send_batch(q, (const mqlite_message *const *)ms, BACKLOG, NULL, ERR));
+    for (int i = 0; i < BACKLOG; i++) mqlite_message_free(ms[i]);
+
+    mqlite_consumer *sel = NULL;
+    OK(mqlite_queue_consumer_selector(q, S("kind = 'audit' AND n >= 1000"), MQLITE_ACK_EXPLICIT,
+                                      &sel, ERR));
+    for (int k = 0; k < 3; k++) {
+        mqlite_delivery *d = NULL;
+        OK(mqlite_consumer_receive(sel, 0, &d, ERR));
+        if (!d) break;
+        CHECK(prop_n(d) == match[k]);
+        OK(mqlite_delivery_ack(d, ERR));
+        mqlite_delivery_free(d);
+    }
+    mqlite_delivery *none = NULL;
+    CHECK_STATUS(MQLITE_TIMEOUT, mqlite_consumer_receive(sel, 0, &none, ERR));
+    CHECK(none == NULL);
+    mqlite_consumer_free(sel);
+    mqlite_stats st;
+    OK(mqlite_queue_stats(q, &st, ERR));
+    CHECK(st.depth == BACKLOG - 3 && st.in_flight == 0 && st.acked == 3);
+
+    /* The rest, in order, for a plain consumer; nothing lost, nothing twice. */
+    mqlite_consumer *plain = NULL;
+    OK(mqlite_queue_consumer(q, MQLITE_ACK_EXPLICIT, &plain, ERR));
+    int64_t want = 0;
+    long got = 0, out_of_order = 0;
+    for (;;) {
+        mqlite_delivery *d = NULL;
+        mqlite_status rs = mqlite_consumer_receive(plain, 0, &d, NULL);
+        if (rs == MQLITE_TIMEOUT) break;
+        CHECK(rs == MQLITE_OK);
+        if (rs != MQLITE_OK) break;
+        while (want == match[0] || want == match[1] || want == match[2]) want++;
+        if (prop_n(d) != want) out_of_order++;
+        want++;
+        got++;
+        OK(mqlite_delivery_ack(d, ERR));
+        mqlite_delivery_free(d);
+    }
+    CHECK(got == BACKLOG - 3 && out_of_order == 0);
+    mqlite_consumer_free(plain);
+    mqlite_queue_free(q);
 }
 
 int main(void) {
@@ -104,6 +171,8 @@ int main(void) {
     mqlite_delivery_free(d);
     mqlite_queue_free(pf);
     mqlite_topic_free(pt);
+
+    selective_consumer(s);
 
     /* Unsubscribe is refused while attached; after the handle is freed it works. */
     CHECK_STATUS(MQLITE_INVALID_ARGUMENT, mqlite_store_unsubscribe(s, S("big"), ERR));

@@ -34,6 +34,47 @@ pub(crate) enum Done {
     },
 }
 
+/// An async send's or publish's completion, handed to the core as its callback: pushes the
+/// outcome to the store's completer thread.
+pub(crate) struct Completion {
+    completer: Arc<Completer>,
+    done: Done,
+}
+
+impl Completion {
+    /// Queues `done` to be completed with `r` (called once, on the core's callback thread).
+    pub(crate) fn complete(self, r: mqlite::Result<MessageId>) {
+        self.completer.push(self.done, r)
+    }
+}
+
+/// The asyncio form of an async send or publish (`Queue.send_async_aio`,
+/// `Topic.publish_async_aio`): makes a future of the running event loop and calls `start` with
+/// the completion that resolves it, inside that loop, to the id or the error. `start` runs with
+/// the GIL released (it returns at once unless the producer window is full). Returns the
+/// future. Errors: `RuntimeError` without a running loop (asyncio's), the error `start` returns
+/// (then the future is dropped unresolved and nothing is sent).
+pub(crate) fn aio_send<'py>(
+    py: Python<'py>,
+    completer: &Arc<Completer>,
+    start: impl FnOnce(Completion) -> mqlite::Result<()> + Send,
+) -> PyResult<Bound<'py, PyAny>> {
+    static GET_LOOP: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    let event_loop = GET_LOOP
+        .import(py, "asyncio", "get_running_loop")?
+        .call0()?;
+    let fut = event_loop.call_method0(intern!(py, "create_future"))?;
+    let completion = Completion {
+        completer: completer.clone(),
+        done: Done::Aio {
+            event_loop: event_loop.unbind(),
+            fut: fut.clone().unbind(),
+        },
+    };
+    crate::errors::mq(py.detach(|| start(completion)))?;
+    Ok(fut)
+}
+
 /// Completions run per GIL hold.
 const CHUNK: usize = 4096;
 

@@ -4,12 +4,11 @@
 use std::time::{Duration, Instant};
 
 use mqlite::{Delivery, QueueStats};
-use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyList};
 
-use crate::completer::Done;
+use crate::completer::{aio_send, Done};
 use crate::convert::{batch_item, message, opt_duration, time_ms, Headers};
 use crate::errors::{invalid, mq};
 use crate::message::Message;
@@ -260,7 +259,6 @@ impl Queue {
         correlation_id: Option<String>,
         repeat: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        static GET_LOOP: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
         let store = self.store.get();
         store.check()?;
         let m = message(
@@ -277,18 +275,10 @@ impl Queue {
                 repeat,
             },
         )?;
-        let event_loop = GET_LOOP
-            .import(py, "asyncio", "get_running_loop")?
-            .call0()?;
-        let fut = event_loop.call_method0(intern!(py, "create_future"))?;
-        let done = Done::Aio {
-            event_loop: event_loop.unbind(),
-            fut: fut.clone().unbind(),
-        };
-        let c = store.completer().clone();
         let q = &self.q;
-        mq(py.detach(|| q.send_async(m, move |r| c.push(done, r))))?;
-        Ok(fut)
+        aio_send(py, store.completer(), |done| {
+            q.send_async(m, move |r| done.complete(r))
+        })
     }
 
     /// Sends many messages with one record batch and one wait: all are durable when it returns.

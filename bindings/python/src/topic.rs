@@ -4,7 +4,7 @@ use mqlite::SubscriptionOptions;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use crate::completer::Done;
+use crate::completer::{aio_send, Done};
 use crate::convert::{batch_item, message, Headers};
 use crate::errors::mq;
 use crate::queue::future_class;
@@ -133,6 +133,48 @@ impl Topic {
         let t = &self.t;
         mq(py.detach(|| t.publish_async(m, move |r| c.push(done, r))))?;
         Ok(fut)
+    }
+
+    /// asyncio: publishes without blocking the loop; returns an awaitable resolving to the id
+    /// once the message is durable (at once when no durable subscription matched), as
+    /// :meth:`publish` returns it, or raising its error. The keywords are :meth:`publish`'s.
+    /// Must be called with a running event loop (else RuntimeError); raises Closed on a closed
+    /// store.
+    #[pyo3(signature = (body, *, properties = None, priority = None, ttl = None, delay = None,
+        deliver_at = None, group = None, correlation_id = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn publish_async_aio<'py>(
+        &self,
+        py: Python<'py>,
+        body: &Bound<'py, PyAny>,
+        properties: Option<&Bound<'py, PyAny>>,
+        priority: Option<i64>,
+        ttl: Option<&Bound<'py, PyAny>>,
+        delay: Option<&Bound<'py, PyAny>>,
+        deliver_at: Option<&Bound<'py, PyAny>>,
+        group: Option<String>,
+        correlation_id: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let store = self.store.get();
+        store.check()?;
+        let m = message(
+            body,
+            Headers {
+                properties,
+                priority,
+                ttl,
+                delay,
+                deliver_at,
+                group,
+                dedup_key: None,
+                correlation_id,
+                repeat: None,
+            },
+        )?;
+        let t = &self.t;
+        aio_send(py, store.completer(), |done| {
+            t.publish_async(m, move |r| done.complete(r))
+        })
     }
 
     /// Publishes many messages with one record batch and one wait. Items are bodies, or dicts

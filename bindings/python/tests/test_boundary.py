@@ -23,6 +23,7 @@ ARGS: dict[str, Callable[[Any], tuple[Any, ...]]] = {
     "Store.unsubscribe": lambda ctx: ("sub",),
     "Topic.publish": lambda ctx: (b"x",),
     "Topic.publish_async": lambda ctx: (b"x",),
+    "Topic.publish_async_aio": lambda ctx: (b"x",),
     "Topic.publish_batch": lambda ctx: ([b"x"],),
     "Queue.send": lambda ctx: (b"x",),
     "Queue.send_async": lambda ctx: (b"x",),
@@ -100,6 +101,7 @@ def test_every_method_raises_closed_after_close(store_dir: Path) -> None:
                 asyncio.run(call())
             checked.append(key)
     assert {"Store.transaction", "Store.flush", "Store.queue_names", "Queue.consumer"} <= set(checked)
+    assert {"Queue.send_async_aio", "Topic.publish_async_aio"} <= set(checked)
     assert len(checked) > 30, checked
     s.close()  # idempotent
 

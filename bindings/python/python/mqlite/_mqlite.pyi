@@ -395,6 +395,18 @@ class Topic:
         group: Optional[str] = None,
         correlation_id: Optional[str] = None,
     ) -> SendFuture: ...
+    def publish_async_aio(
+        self,
+        body: _Body,
+        *,
+        properties: Optional[_Properties] = None,
+        priority: Optional[int] = None,
+        ttl: Optional[_Seconds] = None,
+        delay: Optional[_Seconds] = None,
+        deliver_at: Optional[_When] = None,
+        group: Optional[str] = None,
+        correlation_id: Optional[str] = None,
+    ) -> asyncio.Future[int]: ...
     def publish_batch(self, messages: Iterable[_BatchItem]) -> list[int]: ...
     def stats(self) -> dict[str, int]: ...
 
