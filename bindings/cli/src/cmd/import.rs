@@ -110,9 +110,7 @@ pub fn run(a: &ImportArgs, json: bool, w: &mut dyn Write) -> Result<()> {
         mqlite::validate_queue_name(q)?;
     }
     let mut input: Box<dyn BufRead> = match &a.input {
-        Some(p) => Box::new(BufReader::new(std::fs::File::open(p).map_err(|e| {
-            CliError::new(Status::NotFound, format!("opening {}: {e}", p.display()))
-        })?)),
+        Some(p) => Box::new(BufReader::new(open::input_file("--input", p)?)),
         None if std::io::stdin().is_terminal() => {
             return Err(CliError::usage(
                 "no input: pipe JSON Lines to stdin (mqlite import DIR < file.jsonl) or pass --input FILE",

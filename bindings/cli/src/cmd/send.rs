@@ -18,9 +18,7 @@ pub fn run(a: SendArgs, json: bool, w: &mut dyn Write) -> Result<()> {
     }
     let body = match (a.body, &a.file) {
         (Some(b), _) => b.into_bytes(),
-        (None, Some(f)) => std::fs::read(f).map_err(|e| {
-            CliError::new(Status::NotFound, format!("reading {}: {e}", f.display()))
-        })?,
+        (None, Some(f)) => open::read_input_file("--file", f)?,
         (None, None) if !std::io::stdin().is_terminal() => {
             let mut b = Vec::new();
             std::io::stdin()
@@ -35,8 +33,7 @@ pub fn run(a: SendArgs, json: bool, w: &mut dyn Write) -> Result<()> {
         }
     };
     let mut m = Message::new(body);
-    for p in &a.properties {
-        let (k, v) = parse::property(p)?;
+    for (k, v) in parse::properties(&a.properties)? {
         m.set_property(k, v);
     }
     if let Some(p) = a.priority {
@@ -93,20 +90,26 @@ fn publish(
     let p = t
         .publish_routed(m)
         .map_err(|e| CliError::from(e).context(format!("topic {topic:?}")))?;
-    let (id, routed) = (p.id, p.subscriptions > 0);
+    // An unrouted publish stores nothing (the core's stats count no message), so the id the
+    // core gave it names no message: it is not shown (`null` in JSON), lest an operator look
+    // for it with browse or dlq.
+    let id = (p.subscriptions > 0).then(|| p.id.to_string());
     if json {
         return out::json(
             w,
-            &json!({"topic": topic, "id": id.to_string(), "subscriptions": p.subscriptions, "routed": routed}),
+            &json!({"topic": topic, "id": id, "subscriptions": p.subscriptions, "routed": id.is_some()}),
         );
     }
-    if routed {
-        writeln!(w, "published {id} to topic {topic:?}")?;
-    } else {
-        writeln!(
+    match id {
+        Some(id) => writeln!(
             w,
-            "published {id} to topic {topic:?}: no subscription matched, nothing was stored"
-        )?;
+            "published {id} to topic {topic:?} ({})",
+            out::count(u64::from(p.subscriptions), "subscription")
+        )?,
+        None => writeln!(
+            w,
+            "topic {topic:?}: no subscription matched, nothing was stored"
+        )?,
     }
     Ok(())
 }
