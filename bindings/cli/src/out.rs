@@ -223,11 +223,14 @@ pub fn message(out: &mut dyn Write, v: &MessageView<'_>, format: BodyFormat) -> 
     if let Some(d) = m.dead_letter_info() {
         writeln!(
             out,
-            "  dead letter: {} from {:?} {}, after {} deliveries, first failure {}, last {}: {:?}",
+            "  dead letter: {} from {:?} {}, after {}, first failure {}, last {}: {:?}",
             d.reason,
             d.original_queue,
             d.original_id,
-            d.delivery_count,
+            match d.delivery_count {
+                1 => "1 delivery".to_string(),
+                n => format!("{n} deliveries"),
+            },
             time(d.first_failure_ms),
             time(d.last_failure_ms),
             d.last_failure

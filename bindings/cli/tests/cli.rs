@@ -2000,3 +2000,87 @@ fn the_replay_progress_bar_shows_a_whole_number_rate() {
     }
     assert!(!screen.contains("/s,") || screen.contains("msgs/s,"), "{screen:?}");
 }
+
+// ---------------------------------------------------------------- found running it as an operator
+
+#[test]
+fn importing_a_subscription_queue_without_its_subscription_names_the_line() {
+    // An export of a store with a durable subscription holds lines of queue $sub.NAME; a plain
+    // import into a new store failed with a core error naming no line.
+    let c = Case::new();
+    let src = c.path().join("src");
+    {
+        let store = mqlite::Store::open(
+            &src,
+            StoreOptions {
+                create: true,
+                ..StoreOptions::default()
+            },
+        )
+        .unwrap();
+        let _sub = store
+            .subscribe(
+                "orders.>",
+                mqlite::SubscriptionOptions {
+                    name: Some("billing".into()),
+                    durable: true,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        store.queue("plain").unwrap().send("p").unwrap();
+        store
+            .topic("orders.eu")
+            .unwrap()
+            .publish(Message::new("o"))
+            .unwrap();
+        store.close().unwrap();
+    }
+    let lines = ok(&["export", s(&src)]);
+    assert_eq!(lines.lines().count(), 2, "{lines}");
+    let to = c.path().join("to");
+    let line = fails_with(&["import", s(&to), "--create"], lines.as_bytes(), 5);
+    assert!(
+        line.contains("line 1: queue \"$sub.billing\"")
+            && line.contains("subscription \"billing\"")
+            && line.contains("nothing of lines 1–2 was written"),
+        "{line}"
+    );
+    assert_eq!(stored(&to).len(), 0);
+    // With --queue the lines go to an ordinary queue.
+    let r = run_with(&["import", s(&to), "--queue", "restored"], lines.as_bytes());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(stored(&to).len(), 2);
+}
+
+#[test]
+fn a_send_the_dedup_window_drops_says_nothing_was_stored() {
+    let c = Case::new();
+    let d = c.dir();
+    let first = ok_json(&["send", d, "q", "x", "--dedup-key", "k1", "--create"]);
+    assert_eq!(first["duplicate"], false, "{first}");
+    let again = ok_json(&["send", d, "q", "x", "--dedup-key", "k1"]);
+    assert_eq!(
+        (again["id"].clone(), again["duplicate"].clone()),
+        (first["id"].clone(), J::Bool(true)),
+        "{again}"
+    );
+    let out = ok(&["send", d, "q", "x", "--dedup-key", "k1"]);
+    assert!(
+        out.starts_with("nothing stored") && out.contains("\"k1\""),
+        "{out}"
+    );
+    assert_eq!(stored(c.path()).len(), 1);
+}
+
+#[test]
+fn counts_read_as_english() {
+    let c = Case::new();
+    let d = c.dir();
+    ok(&["send", d, "q", "x", "--create"]);
+    ok(&["receive", d, "q", "--reject", "bad"]);
+    let out = ok(&["dlq", "show", d]);
+    assert!(out.contains("after 1 delivery,"), "{out}");
+    let out = ok(&["import", d]);
+    assert_eq!(out, "imported 0 messages\n");
+}

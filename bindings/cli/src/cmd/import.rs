@@ -119,6 +119,11 @@ pub fn run(a: &ImportArgs, json: bool, w: &mut dyn Write) -> Result<()> {
         None => Box::new(BufReader::new(Box::new(std::io::stdin()) as Box<dyn Read>)),
     };
     let store = open::open_with(&a.dir, a.create, |_| {})?;
+    // A subscription's queue ($sub.NAME) exists only with its subscription, which an export
+    // does not carry (a program subscribes): its lines are refused, naming the first, before
+    // anything of their batch is written.
+    let sub_queues: std::collections::HashSet<String> =
+        store.subscriptions().into_iter().map(|i| i.queue).collect();
     let bar = out::progress(0, "importing");
     let now = parse::now_ms();
     let mut line_no = 0usize;
@@ -143,6 +148,20 @@ pub fn run(a: &ImportArgs, json: bool, w: &mut dyn Write) -> Result<()> {
                     ),
                 )
             })?;
+            if queue.starts_with("$sub.") && !sub_queues.contains(&queue) {
+                return Err(CliError::new(
+                    Status::NotFound,
+                    format!(
+                        "line {n}: queue {queue:?} is the queue of subscription {:?}, which store \
+                         {} does not have (a program creates it by subscribing; or import these \
+                         lines with --queue QUEUE); nothing of lines {first}–{last} was written \
+                         ({} of earlier lines imported)",
+                        &queue["$sub.".len()..],
+                        a.dir.display(),
+                        out::count(imported(&tally), "message")
+                    ),
+                ));
+            }
             batch.push((*n, queue, m));
         }
         let len = batch.len() as u64;
@@ -163,12 +182,10 @@ pub fn run(a: &ImportArgs, json: bool, w: &mut dyn Write) -> Result<()> {
         .iter()
         .map(|(q, n)| format!("{n} to {q:?}"))
         .collect();
-    write!(
-        w,
-        "imported {} ({})",
-        out::count(n, "message"),
-        parts.join(", ")
-    )?;
+    write!(w, "imported {}", out::count(n, "message"))?;
+    if !parts.is_empty() {
+        write!(w, " ({})", parts.join(", "))?;
+    }
     if dups > 0 {
         write!(
             w,

@@ -65,13 +65,33 @@ pub fn run(a: SendArgs, json: bool, w: &mut dyn Write) -> Result<()> {
         return publish(&store, &a.queue, m, json, w);
     }
     let q = open::queue_or_create(&store, &a.queue)?;
+    // A send whose dedup key the queue's window holds stores nothing and answers the first
+    // message's id: say so rather than "sent" (an operator would look for a second message).
+    let key = m.get_dedup_key().map(str::to_string);
+    let earlier = match &key {
+        Some(k) => q
+            .dedup_lookup(k)
+            .map_err(|e| CliError::from(e).context(format!("queue {:?}", a.queue)))?,
+        None => None,
+    };
     let id = q
         .send(m)
         .map_err(|e| CliError::from(e).context(format!("queue {:?}", a.queue)))?;
+    let duplicate = earlier == Some(id);
     if json {
-        return out::json(w, &json!({"queue": a.queue, "id": id.to_string()}));
+        return out::json(
+            w,
+            &json!({"queue": a.queue, "id": id.to_string(), "duplicate": duplicate}),
+        );
     }
-    writeln!(w, "sent {id} to queue {:?}", a.queue)?;
+    match (duplicate, key) {
+        (true, Some(k)) => writeln!(
+            w,
+            "nothing stored: queue {:?} already took dedup key {k:?} as {id} (within its dedup window)",
+            a.queue
+        )?,
+        _ => writeln!(w, "sent {id} to queue {:?}", a.queue)?,
+    }
     Ok(())
 }
 
