@@ -207,7 +207,12 @@ pub struct StatsArgs {
     #[arg(long)]
     pub watch: bool,
     /// Seconds between refreshes (only with --watch)
-    #[arg(long, default_value_t = 2.0, value_name = "SECONDS", requires = "watch")]
+    #[arg(
+        long,
+        default_value_t = 2.0,
+        value_name = "SECONDS",
+        requires = "watch"
+    )]
     pub interval: f64,
     /// Stop after this many refreshes (only with --watch)
     #[arg(long, value_name = "N", requires = "watch",

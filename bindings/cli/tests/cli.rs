@@ -1761,21 +1761,48 @@ fn browse_hints_at_more_only_when_the_limit_cut_and_a_match_follows() {
     };
     // The two matches are shown, exactly at the limit; the messages after them do not match.
     assert_eq!(
-        hint(&["browse", d, "q", "--selector", "amount > 100", "--limit", "2"]),
+        hint(&[
+            "browse",
+            d,
+            "q",
+            "--selector",
+            "amount > 100",
+            "--limit",
+            "2"
+        ]),
         None
     );
     // The limit cut the listing and a match follows: the hint names where it starts.
-    let h = hint(&["browse", d, "q", "--selector", "amount > 100", "--limit", "1"])
-        .expect("a hint when a further match follows");
+    let h = hint(&[
+        "browse",
+        d,
+        "q",
+        "--selector",
+        "amount > 100",
+        "--limit",
+        "1",
+    ])
+    .expect("a hint when a further match follows");
     assert!(h.starts_with("1 shown; more with --from ID:"), "{h}");
     let from = h.rsplit(' ').next().unwrap();
-    let rest = ok(&["browse", d, "q", "--selector", "amount > 100", "--from", from]);
+    let rest = ok(&[
+        "browse",
+        d,
+        "q",
+        "--selector",
+        "amount > 100",
+        "--from",
+        from,
+    ]);
     assert!(rest.contains("a900") && !rest.contains("a500"), "{rest}");
     // Without a filter: exactly at the limit, no hint; one short of it, a hint.
     assert_eq!(hint(&["browse", d, "q", "--limit", "4"]), None);
     assert!(hint(&["browse", d, "q", "--limit", "3"]).is_some());
     // --ready-only: the delayed message after the limit is not a further match.
-    assert_eq!(hint(&["browse", d, "r", "--ready-only", "--limit", "1"]), None);
+    assert_eq!(
+        hint(&["browse", d, "r", "--ready-only", "--limit", "1"]),
+        None
+    );
 }
 
 /// The write end of a pipe whose read end is closed: every write to it fails with `EPIPE`.
@@ -1844,8 +1871,27 @@ fn a_reader_that_goes_away_ends_every_command_quietly_with_status_0() {
 fn float_properties_take_any_spelling_of_nan_and_a_name_given_twice_is_refused() {
     let c = Case::new();
     let d = c.dir();
-    ok(&["send", d, "q", "x", "--create", "-p", "x:float=nan", "-p", "y:float=-inf"]);
-    ok(&["send", d, "q", "y", "-p", "x:float=NaN", "-p", "y:float=+Infinity"]);
+    ok(&[
+        "send",
+        d,
+        "q",
+        "x",
+        "--create",
+        "-p",
+        "x:float=nan",
+        "-p",
+        "y:float=-inf",
+    ]);
+    ok(&[
+        "send",
+        d,
+        "q",
+        "y",
+        "-p",
+        "x:float=NaN",
+        "-p",
+        "y:float=+Infinity",
+    ]);
     let b = ok_json(&["browse", d, "q"]);
     for m in b.as_array().unwrap() {
         let ps = m["properties"].as_array().unwrap();
@@ -1857,7 +1903,10 @@ fn float_properties_take_any_spelling_of_nan_and_a_name_given_twice_is_refused()
     let line = fails(&["send", d, "q", "x", "-p", "x:float=1e999"], 2);
     assert!(line.contains("is not a float"), "{line}");
     // A name twice: refused, naming it, and nothing is sent.
-    let line = fails(&["send", d, "q", "x", "-p", "amount=1", "-p", "amount:int=2"], 2);
+    let line = fails(
+        &["send", d, "q", "x", "-p", "amount=1", "-p", "amount:int=2"],
+        2,
+    );
     assert!(
         line.contains("\"amount\"") && line.contains("given twice"),
         "{line}"
@@ -1865,7 +1914,10 @@ fn float_properties_take_any_spelling_of_nan_and_a_name_given_twice_is_refused()
     // The same in an import line (a second value would silently replace the first).
     let dup = r#"{"queue":"q","body":"aGk=","properties":[{"name":"a","type":"int","value":1},{"name":"a","type":"str","value":"b"}]}"#;
     let line = fails_with(&["import", d], format!("{dup}\n").as_bytes(), 7);
-    assert!(line.contains("line 1") && line.contains("\"a\" is given twice"), "{line}");
+    assert!(
+        line.contains("line 1") && line.contains("\"a\" is given twice"),
+        "{line}"
+    );
     assert_eq!(stored(c.path()).len(), 2);
 }
 
@@ -1875,12 +1927,21 @@ fn an_input_file_that_is_a_directory_is_status_1_naming_the_option() {
     let d = c.dir();
     ok(&["send", d, "q", "x", "--create"]);
     let line = fails(&["send", d, "q", "--file", d], 1);
-    assert!(line.contains("--file") && line.contains("directory"), "{line}");
+    assert!(
+        line.contains("--file") && line.contains("directory"),
+        "{line}"
+    );
     let missing = format!("{d}/no-such-file");
     let line = fails(&["send", d, "q", "--file", &missing], 5);
-    assert!(line.contains("--file") && line.contains("no such file"), "{line}");
+    assert!(
+        line.contains("--file") && line.contains("no such file"),
+        "{line}"
+    );
     let line = fails(&["import", d, "--input", d], 1);
-    assert!(line.contains("--input") && line.contains("directory"), "{line}");
+    assert!(
+        line.contains("--input") && line.contains("directory"),
+        "{line}"
+    );
     assert_eq!(stored(c.path()).len(), 1);
 }
 
@@ -1943,7 +2004,9 @@ fn dlq_refuses_an_empty_time_window_and_a_queue_of_ordinary_messages() {
     }
     // The right way round, and the dead-letter queue named: as before.
     let later = (now_ms() + 3_600_000).to_string();
-    let rows = ok_json(&["dlq", "list", d, "--since", "2h", "--until", &later, "--dlq", "DLQ"]);
+    let rows = ok_json(&[
+        "dlq", "list", d, "--since", "2h", "--until", &later, "--dlq", "DLQ",
+    ]);
     assert_eq!(rows.as_array().unwrap().len(), 4);
     assert_eq!(rows.as_array().unwrap().len(), dead_letter_count(c.path()));
     assert_eq!(stored(c.path()).len(), 5);
@@ -1985,7 +2048,10 @@ fn the_replay_progress_bar_shows_a_whole_number_rate() {
         .expect("script (util-linux) runs the command on a terminal");
     let screen = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{screen}");
-    assert!(screen.contains("replayed 20 of 20 dead letters"), "{screen}");
+    assert!(
+        screen.contains("replayed 20 of 20 dead letters"),
+        "{screen}"
+    );
     let rates: Vec<&str> = screen
         .split(['(', ','])
         .filter(|p| p.trim_end().ends_with("msgs/s"))
@@ -1998,7 +2064,10 @@ fn the_replay_progress_bar_shows_a_whole_number_rate() {
             "rate {r:?} is not a whole number: {screen:?}"
         );
     }
-    assert!(!screen.contains("/s,") || screen.contains("msgs/s,"), "{screen:?}");
+    assert!(
+        !screen.contains("/s,") || screen.contains("msgs/s,"),
+        "{screen:?}"
+    );
 }
 
 // ---------------------------------------------------------------- found running it as an operator

@@ -109,7 +109,11 @@ fn check_dlq(q: &Queue) -> Result<()> {
             return Ok(());
         };
         if let Some(plain) = page.iter().find(|s| s.message.dead_letter_info().is_none()) {
-            let id = plain.message.id().map(|i| i.to_string()).unwrap_or_default();
+            let id = plain
+                .message
+                .id()
+                .map(|i| i.to_string())
+                .unwrap_or_default();
             return Err(CliError::usage(format!(
                 "--dlq {:?}: not a dead-letter queue (it holds ordinary messages: {id} has no \
                  dead-letter information); dead-letter queues are DLQ and DLQ.<queue> \
