@@ -27,11 +27,10 @@ fn main() -> ExitCode {
     let stdout = io::stdout();
     let mut out = BufWriter::new(out::Stdout::new(stdout.lock()));
     let result = cmd::run(cli, &mut out).and_then(|()| Ok(out.flush()?));
-    // Whatever was printed before a failure goes out first.
-    let result = result.map_err(|e| {
+    if result.is_err() {
+        // Whatever was printed before the failure goes out first.
         let _ = out.flush();
-        e
-    });
+    }
     // The reader went away (`mqlite export … | head`, `mqlite stats DIR --json | head -c1`):
     // stop quietly with status 0, as cat, grep and git do, whatever the write that found the
     // pipe closed turned into on its way up (an I/O error, serde_json's error, a flush).
