@@ -206,11 +206,17 @@ pub struct StatsArgs {
     /// Refresh until interrupted, with per-second rates of the counters
     #[arg(long)]
     pub watch: bool,
-    /// Seconds between refreshes with --watch
-    #[arg(long, default_value_t = 2.0, value_name = "SECONDS")]
+    /// Seconds between refreshes (only with --watch)
+    #[arg(
+        long,
+        default_value_t = 2.0,
+        value_name = "SECONDS",
+        requires = "watch"
+    )]
     pub interval: f64,
-    /// Stop after this many refreshes with --watch
-    #[arg(long, value_name = "N")]
+    /// Stop after this many refreshes (only with --watch)
+    #[arg(long, value_name = "N", requires = "watch",
+          value_parser = clap::value_parser!(u64).range(1..))]
     pub count: Option<u64>,
 }
 
@@ -268,8 +274,9 @@ pub struct SendArgs {
     /// Read the body from this file
     #[arg(long, value_name = "FILE")]
     pub file: Option<PathBuf>,
-    /// A property NAME[:TYPE]=VALUE; TYPE is str (default), int, float, bool or bytes (base64);
-    /// what follows the last `:` before `=` is always the TYPE (a name with `:` needs one)
+    /// A property NAME[:TYPE]=VALUE (repeatable, each NAME once); TYPE is str (default), int,
+    /// float (a decimal, or nan, inf, -inf in any case), bool or bytes (base64); what follows
+    /// the last `:` before `=` is always the TYPE (a name with `:` needs one)
     #[arg(long = "property", short = 'p', value_name = "NAME[:TYPE]=VALUE")]
     pub properties: Vec<String>,
     /// Priority 0–9 (default 4; higher first)
@@ -347,14 +354,15 @@ pub struct DlqFilter {
     /// Only dead letters whose last failure is at or after TIME (RFC 3339, ms since the epoch, or a duration ago such as 2h)
     #[arg(long, value_name = "TIME")]
     pub since: Option<String>,
-    /// Only dead letters whose last failure is before TIME (same forms as --since)
+    /// Only dead letters whose last failure is before TIME (same forms as --since; after it)
     #[arg(long, value_name = "TIME")]
     pub until: Option<String>,
     /// Only these ids (the dead letter's own id or its original id; repeatable); an id no
     /// dead letter has fails with exit status 5
     #[arg(long = "id", value_name = "ID")]
     pub ids: Vec<String>,
-    /// The dead-letter queues to look in (repeatable; default: DLQ and every DLQ.* queue)
+    /// The dead-letter queues to look in (repeatable; default: DLQ and every DLQ.* queue); a
+    /// queue of ordinary messages is refused
     #[arg(long = "dlq", value_name = "QUEUE")]
     pub dlqs: Vec<String>,
 }

@@ -11,12 +11,12 @@ use mqlite::ErrorKind;
 macro_rules! exit_statuses {
     () => {
         "Exit statuses:
-  0  success (verify: the journal is sound)
+  0  success (verify: the journal is sound); also when the reader of stdout goes away (| head)
   1  error: I/O, a full queue or disk, a closed or poisoned store, anything else
   2  usage: bad arguments, option values, queue names or property values
   3  corrupt: verify found damage, or the store does not open because of it (see repair)
   4  locked: another process owns the store; the message names its pid
-  5  not found: no store at DIR, no such queue or message
+  5  not found: no store at DIR, no such queue, message or input file (--file, --input)
   6  not confirmed: a destructive command was declined, or --yes is missing off a terminal
   7  bad input: import stopped at a malformed line (named); nothing of its batch was written"
     };
@@ -39,8 +39,6 @@ pub enum Status {
     NotConfirmed,
     /// 7
     BadInput,
-    /// stdout was closed by its reader: not reported.
-    BrokenPipe,
 }
 
 impl Status {
@@ -53,7 +51,6 @@ impl Status {
             Status::NotFound => 5,
             Status::NotConfirmed => 6,
             Status::BadInput => 7,
-            Status::BrokenPipe => 0,
         }
     }
 
@@ -66,7 +63,6 @@ impl Status {
             Status::NotFound => "not_found",
             Status::NotConfirmed => "not_confirmed",
             Status::BadInput => "bad_input",
-            Status::BrokenPipe => "broken_pipe",
         }
     }
 }
@@ -144,12 +140,10 @@ impl From<mqlite::Error> for CliError {
     }
 }
 
-/// Errors writing the output (reading input names its file or line where it fails).
+/// Errors writing the output (reading input names its file or line where it fails). A pipe
+/// closed by its reader is not reported at all: `main` ends with status 0 (see `out::Stdout`).
 impl From<std::io::Error> for CliError {
     fn from(e: std::io::Error) -> Self {
-        if e.kind() == std::io::ErrorKind::BrokenPipe {
-            return CliError::new(Status::BrokenPipe, "broken pipe");
-        }
         CliError::new(Status::Failed, format!("writing the output: {e}"))
     }
 }

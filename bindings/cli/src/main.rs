@@ -25,17 +25,21 @@ fn main() -> ExitCode {
     };
     let json = cli.json;
     let stdout = io::stdout();
-    let mut out = BufWriter::new(stdout.lock());
+    let mut out = BufWriter::new(out::Stdout::new(stdout.lock()));
     let result = cmd::run(cli, &mut out).and_then(|()| Ok(out.flush()?));
+    if result.is_err() {
+        // Whatever was printed before the failure goes out first.
+        let _ = out.flush();
+    }
+    // The reader went away (`mqlite export … | head`, `mqlite stats DIR --json | head -c1`):
+    // stop quietly with status 0, as cat, grep and git do, whatever the write that found the
+    // pipe closed turned into on its way up (an I/O error, serde_json's error, a flush).
+    if out.get_ref().reader_gone() {
+        return ExitCode::SUCCESS;
+    }
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        // The reader went away (`mqlite export … | head`): stop quietly, as other tools do.
-        Err(e) if e.status == error::Status::BrokenPipe => ExitCode::SUCCESS,
-        Err(e) => {
-            // Whatever was printed before the failure goes out first.
-            let _ = out.flush();
-            e.report(json)
-        }
+        Err(e) => e.report(json),
     }
 }
 

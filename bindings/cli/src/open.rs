@@ -51,6 +51,37 @@ pub fn require_store(dir: &Path) -> Result<()> {
     }
 }
 
+/// Opens the input file that option `option` (`--file`, `--input`) names, for reading: `NotFound`
+/// (status 5) when there is no such file, `Failed` (status 1) when it is a directory or cannot
+/// be read; the message names the option and the path.
+pub fn input_file(option: &str, path: &Path) -> Result<std::fs::File> {
+    let at = path.display();
+    let failed = |why: String| CliError::new(Status::Failed, format!("{option} {at}: {why}"));
+    // A directory opens on Linux (reading it then fails with EISDIR): refuse it up front.
+    if path.is_dir() {
+        return Err(failed("is a directory, not a file".into()));
+    }
+    std::fs::File::open(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => {
+            CliError::new(Status::NotFound, format!("{option} {at}: no such file"))
+        }
+        _ => failed(format!("cannot open it: {e}")),
+    })
+}
+
+/// The whole content of the file that option `option` names (see [`input_file`]).
+pub fn read_input_file(option: &str, path: &Path) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let mut b = Vec::new();
+    input_file(option, path)?.read_to_end(&mut b).map_err(|e| {
+        CliError::new(
+            Status::Failed,
+            format!("{option} {}: cannot read it: {e}", path.display()),
+        )
+    })?;
+    Ok(b)
+}
+
 /// Opens the store in `dir`: as its owner, or, if another process owns it, as that owner's
 /// client (every command but the maintenance ones works through a client); `create` allows
 /// making a new one. `tweak` adjusts the options (repair, compaction threshold, owner only).

@@ -5,7 +5,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use base64::Engine;
 use comfy_table::{CellAlignment, ContentArrangement, Table};
-use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
+use indicatif::{HumanBytes, ProgressBar, ProgressState, ProgressStyle};
 use mqlite::{Message, Value};
 use serde::Serialize;
 
@@ -79,12 +79,60 @@ pub fn write_table(out: &mut dyn Write, t: &Table) -> Result<()> {
     Ok(())
 }
 
-/// Writes `value` as one line of JSON.
+/// Writes `value` as one line of JSON. A failed write is an I/O error (a closed pipe among
+/// them, which [`Stdout`] notes for `main`); serde_json's other errors cannot occur for the
+/// types written here, and would be reported as a failure to write JSON.
 pub fn json<T: Serialize>(out: &mut dyn Write, value: &T) -> Result<()> {
-    serde_json::to_writer(&mut *out, value)
-        .map_err(|e| CliError::new(Status::Failed, format!("writing JSON: {e}")))?;
+    serde_json::to_writer(&mut *out, value).map_err(|e| {
+        if e.is_io() {
+            CliError::from(io::Error::from(e))
+        } else {
+            CliError::new(Status::Failed, format!("writing JSON: {e}"))
+        }
+    })?;
     writeln!(out)?;
     Ok(())
+}
+
+/// The command's standard output: notes when a write finds that the reader went away
+/// (`EPIPE`: `mqlite stats DIR | head -1`), so that `main` ends quietly with status 0 for every
+/// command, whatever the error became on its way up. Rust ignores `SIGPIPE`, so a closed pipe
+/// shows as this error rather than killing the process.
+pub struct Stdout<W: Write> {
+    inner: W,
+    gone: bool,
+}
+
+impl<W: Write> Stdout<W> {
+    pub fn new(inner: W) -> Self {
+        Stdout { inner, gone: false }
+    }
+
+    /// Whether a write or flush found the pipe closed by its reader.
+    pub fn reader_gone(&self) -> bool {
+        self.gone
+    }
+
+    fn note<T>(&mut self, r: io::Result<T>) -> io::Result<T> {
+        if r.as_ref()
+            .is_err_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+        {
+            self.gone = true;
+        }
+        r
+    }
+}
+
+impl<W: Write> Write for Stdout<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let r = self.inner.write(buf);
+        self.note(r)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        let r = self.inner.flush();
+        self.note(r)
+    }
 }
 
 /// A body as text per `format`; `None` for [`BodyFormat::None`] and [`BodyFormat::Raw`] (raw
@@ -175,11 +223,14 @@ pub fn message(out: &mut dyn Write, v: &MessageView<'_>, format: BodyFormat) -> 
     if let Some(d) = m.dead_letter_info() {
         writeln!(
             out,
-            "  dead letter: {} from {:?} {}, after {} deliveries, first failure {}, last {}: {:?}",
+            "  dead letter: {} from {:?} {}, after {}, first failure {}, last {}: {:?}",
             d.reason,
             d.original_queue,
             d.original_id,
-            d.delivery_count,
+            match d.delivery_count {
+                1 => "1 delivery".to_string(),
+                n => format!("{n} deliveries"),
+            },
             time(d.first_failure_ms),
             time(d.last_failure_ms),
             d.last_failure
@@ -215,12 +266,21 @@ pub fn progress(len: u64, what: &str) -> ProgressBar {
     }
     let bar = ProgressBar::new(len);
     if let Ok(style) =
-        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({per_sec}, {eta} left)")
+        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({rate}, {eta} left)")
     {
-        bar.set_style(style.progress_chars("=> "));
+        bar.set_style(style.progress_chars("=> ").with_key("rate", rate));
     }
     bar.set_message(what.to_string());
     bar
+}
+
+/// The `{rate}` of a progress bar: a whole number of messages a second ("1250 msgs/s").
+/// indicatif's own `{per_sec}` prints four decimals ("1249.8731/s"), noise on a count of
+/// messages.
+fn rate(state: &ProgressState, w: &mut dyn std::fmt::Write) {
+    let r = state.per_sec();
+    let r = if r.is_finite() { r.max(0.0) } else { 0.0 };
+    let _ = write!(w, "{r:.0} msgs/s");
 }
 
 /// Asks whether to `action` ("purge 3 waiting messages of …") on a terminal; without one, only

@@ -120,6 +120,23 @@ pub fn property(s: &str) -> Result<(String, Value)> {
     Ok((name.to_string(), v))
 }
 
+/// Every `--property` of one command, in order. A name given twice is refused, naming it: the
+/// core keeps one value a name, so the second would silently replace the first.
+pub fn properties(v: &[String]) -> Result<Vec<(String, Value)>> {
+    let mut out: Vec<(String, Value)> = Vec::with_capacity(v.len());
+    for s in v {
+        let (name, value) = property(s)?;
+        if out.iter().any(|(n, _)| *n == name) {
+            return Err(CliError::usage(format!(
+                "--property {s:?}: the property {name:?} is given twice (a message holds one \
+                 value a name)"
+            )));
+        }
+        out.push((name, value));
+    }
+    Ok(out)
+}
+
 /// A property value of type `kind` from its text form.
 pub fn value_of(kind: &str, s: &str) -> std::result::Result<Value, String> {
     Ok(match kind {
@@ -148,22 +165,20 @@ pub fn value_of(kind: &str, s: &str) -> std::result::Result<Value, String> {
     })
 }
 
-/// A float from text: a decimal, or `NaN`, `Infinity`, `-Infinity`, or `NaN:0x<16 hex digits>`
-/// for a NaN with another bit pattern (so that every f64 round-trips exactly).
+/// A float from text: a decimal, or a non-finite value spelled `NaN`, `Infinity`, `inf`
+/// (any case, with an optional sign: `nan`, `-Infinity`, `+inf`), or `NaN:0x<16 hex digits>`
+/// for a NaN with another bit pattern (so that every f64 round-trips exactly). A decimal too
+/// large for an f64 (`1e999`) is refused rather than taken as infinity.
 pub fn float(s: &str) -> Option<f64> {
-    match s {
-        "NaN" => Some(f64::NAN),
-        "Infinity" | "inf" => Some(f64::INFINITY),
-        "-Infinity" | "-inf" => Some(f64::NEG_INFINITY),
-        _ => {
-            if let Some(hex) = s.strip_prefix("NaN:0x") {
-                let bits = u64::from_str_radix(hex, 16).ok()?;
-                let f = f64::from_bits(bits);
-                return f.is_nan().then_some(f);
-            }
-            s.parse::<f64>().ok().filter(|f| f.is_finite())
-        }
+    if let Some(hex) = s.strip_prefix("NaN:0x") {
+        let bits = u64::from_str_radix(hex, 16).ok()?;
+        let f = f64::from_bits(bits);
+        return f.is_nan().then_some(f);
     }
+    // Rust's parser reads the non-finite spellings above as well as decimals.
+    let f = s.parse::<f64>().ok()?;
+    let spelled = s.trim_start_matches(['+', '-']).to_ascii_lowercase();
+    (f.is_finite() || matches!(spelled.as_str(), "nan" | "inf" | "infinity")).then_some(f)
 }
 
 /// The text form of a non-finite float (see [`float`]); `None` for a finite one.

@@ -246,7 +246,12 @@ impl MessageJson {
         }
         mqlite::validate_queue_name(&self.queue).map_err(|e| format!("queue: {}", e.message()))?;
         let mut m = Message::new(body).priority(self.priority);
-        for p in &self.properties {
+        for (i, p) in self.properties.iter().enumerate() {
+            // One value a name (export writes each once): a second would silently replace
+            // the first, and the round trip would not be exact.
+            if self.properties[..i].iter().any(|q| q.name == p.name) {
+                return Err(format!("property {:?} is given twice", p.name));
+            }
             m.set_property(p.name.clone(), p.to_value()?);
         }
         if let Some(c) = &self.correlation_id {

@@ -104,23 +104,33 @@ pub fn run(a: &BrowseArgs, json: bool, w: &mut dyn Write) -> Result<()> {
         (!ready_only || m.state == mqlite::MessageState::Ready)
             && selector.as_ref().is_none_or(|s| s.matches(&m.message))
     };
-    let items = if selector.is_none() && !ready_only {
-        q.browse_stored(from, a.limit)?
-    } else {
+    let filtered = selector.is_some() || ready_only;
+    let items = if filtered {
         selected(&q, &wanted, from, a.limit)?
+    } else {
+        q.browse_stored(from, a.limit)?
     };
     write_stored(w, q.name(), &items, a.body, json)?;
-    if !json {
-        let next = items.last().map(|m| m.message.id().map_or(0, |i| i.0) + 1);
-        let more = match next {
-            Some(n) => !q.browse_stored(MessageId(n), 1)?.is_empty(),
-            None => false,
+    if json {
+        return Ok(());
+    }
+    let Some(next) = items.last().map(|m| m.message.id().map_or(0, |i| i.0) + 1) else {
+        writeln!(w, "no messages in queue {:?} from {from}", q.name())?;
+        return Ok(());
+    };
+    // The hint promises more: only when the limit cut the listing and a message that this
+    // listing would show (that passes --selector and --ready-only) follows the last one shown.
+    // A listing that ended exactly at the limit, or whose later messages are all filtered out,
+    // is complete.
+    let cut = items.len() == a.limit;
+    let more = cut
+        && if filtered {
+            !selected(&q, &wanted, MessageId(next), 1)?.is_empty()
+        } else {
+            !q.browse_stored(MessageId(next), 1)?.is_empty()
         };
-        match (items.len(), more, next) {
-            (0, _, _) => writeln!(w, "no messages in queue {:?} from {from}", q.name())?,
-            (n, true, Some(next)) => writeln!(w, "\n{n} shown; more with --from ID:{next}")?,
-            _ => {}
-        }
+    if more {
+        writeln!(w, "\n{} shown; more with --from ID:{next}", items.len())?;
     }
     Ok(())
 }

@@ -78,7 +78,51 @@ fn prepare(f: &DlqFilter) -> Result<(Store, ReplayFilter)> {
         ids: parse::ids(&f.ids)?,
         ..ReplayFilter::default()
     };
+    // The window is [since, until): one that ends before it starts selects nothing, which is
+    // a mistake (the two swapped), not a question whose answer is "no dead letters".
+    if let (Some(since), Some(until)) = (filter.since_ms, filter.until_ms) {
+        if since >= until {
+            return Err(CliError::usage(format!(
+                "--since {} ({}) is not before --until {} ({}): no dead letter can match",
+                f.since.as_deref().unwrap_or_default(),
+                out::time(since),
+                f.until.as_deref().unwrap_or_default(),
+                out::time(until)
+            )));
+        }
+    }
     Ok((open::open(&f.dir)?, filter))
+}
+
+/// Refuses `--dlq QUEUE` naming an ordinary queue: one not named as the default strategies
+/// name dead-letter queues (`DLQ`, `DLQ.*`) that holds a message without dead-letter
+/// information. Its messages would silently match nothing. (An application may dead-letter
+/// into a queue of another name, which is accepted while it holds only dead letters.)
+fn check_dlq(q: &Queue) -> Result<()> {
+    if open::is_dlq(q.name()) {
+        return Ok(());
+    }
+    let mut from = MessageId(0);
+    loop {
+        let page = q.browse_stored(from, PAGE)?;
+        let Some(last) = page.last().and_then(|s| s.message.id()) else {
+            return Ok(());
+        };
+        if let Some(plain) = page.iter().find(|s| s.message.dead_letter_info().is_none()) {
+            let id = plain
+                .message
+                .id()
+                .map(|i| i.to_string())
+                .unwrap_or_default();
+            return Err(CliError::usage(format!(
+                "--dlq {:?}: not a dead-letter queue (it holds ordinary messages: {id} has no \
+                 dead-letter information); dead-letter queues are DLQ and DLQ.<queue> \
+                 (`mqlite list DIR` shows them)",
+                q.name()
+            )));
+        }
+        from = MessageId(last.0 + 1);
+    }
 }
 
 /// The dead-letter queues looked in: `--dlq` ones (which must exist), else `DLQ` and `DLQ.*`.
@@ -95,7 +139,11 @@ fn dlqs(store: &Store, f: &DlqFilter) -> Result<Vec<Queue>> {
             .map(|n| open::queue(store, n))
             .collect::<Result<Vec<_>>>()?
     } else {
-        open::queues(store, &f.dlqs)?
+        let queues = open::queues(store, &f.dlqs)?;
+        for q in &queues {
+            check_dlq(q)?;
+        }
+        queues
     };
     if let Some(ids) = parse::ids(&f.ids)? {
         // An id names a dead letter by its id in the DLQ or by its original id.

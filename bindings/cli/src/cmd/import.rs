@@ -110,9 +110,7 @@ pub fn run(a: &ImportArgs, json: bool, w: &mut dyn Write) -> Result<()> {
         mqlite::validate_queue_name(q)?;
     }
     let mut input: Box<dyn BufRead> = match &a.input {
-        Some(p) => Box::new(BufReader::new(std::fs::File::open(p).map_err(|e| {
-            CliError::new(Status::NotFound, format!("opening {}: {e}", p.display()))
-        })?)),
+        Some(p) => Box::new(BufReader::new(open::input_file("--input", p)?)),
         None if std::io::stdin().is_terminal() => {
             return Err(CliError::usage(
                 "no input: pipe JSON Lines to stdin (mqlite import DIR < file.jsonl) or pass --input FILE",
@@ -121,6 +119,11 @@ pub fn run(a: &ImportArgs, json: bool, w: &mut dyn Write) -> Result<()> {
         None => Box::new(BufReader::new(Box::new(std::io::stdin()) as Box<dyn Read>)),
     };
     let store = open::open_with(&a.dir, a.create, |_| {})?;
+    // A subscription's queue ($sub.NAME) exists only with its subscription, which an export
+    // does not carry (a program subscribes): its lines are refused, naming the first, before
+    // anything of their batch is written.
+    let sub_queues: std::collections::HashSet<String> =
+        store.subscriptions().into_iter().map(|i| i.queue).collect();
     let bar = out::progress(0, "importing");
     let now = parse::now_ms();
     let mut line_no = 0usize;
@@ -145,6 +148,20 @@ pub fn run(a: &ImportArgs, json: bool, w: &mut dyn Write) -> Result<()> {
                     ),
                 )
             })?;
+            if queue.starts_with("$sub.") && !sub_queues.contains(&queue) {
+                return Err(CliError::new(
+                    Status::NotFound,
+                    format!(
+                        "line {n}: queue {queue:?} is the queue of subscription {:?}, which store \
+                         {} does not have (a program creates it by subscribing; or import these \
+                         lines with --queue QUEUE); nothing of lines {first}–{last} was written \
+                         ({} of earlier lines imported)",
+                        &queue["$sub.".len()..],
+                        a.dir.display(),
+                        out::count(imported(&tally), "message")
+                    ),
+                ));
+            }
             batch.push((*n, queue, m));
         }
         let len = batch.len() as u64;
@@ -165,12 +182,10 @@ pub fn run(a: &ImportArgs, json: bool, w: &mut dyn Write) -> Result<()> {
         .iter()
         .map(|(q, n)| format!("{n} to {q:?}"))
         .collect();
-    write!(
-        w,
-        "imported {} ({})",
-        out::count(n, "message"),
-        parts.join(", ")
-    )?;
+    write!(w, "imported {}", out::count(n, "message"))?;
+    if !parts.is_empty() {
+        write!(w, " ({})", parts.join(", "))?;
+    }
     if dups > 0 {
         write!(
             w,

@@ -40,8 +40,11 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
         Command::Compact(a) => maintenance::compact(&a.dir, json, out),
         Command::Bridge(a) => bridge::run(&a, json),
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "mqlite", out);
-            Ok(())
+            // clap_complete panics when its writer fails (a closed pipe): it writes to memory,
+            // and the script goes out through `out` like every other command's output.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "mqlite", &mut script);
+            Ok(out.write_all(&script)?)
         }
     }
 }

@@ -18,9 +18,7 @@ pub fn run(a: SendArgs, json: bool, w: &mut dyn Write) -> Result<()> {
     }
     let body = match (a.body, &a.file) {
         (Some(b), _) => b.into_bytes(),
-        (None, Some(f)) => std::fs::read(f).map_err(|e| {
-            CliError::new(Status::NotFound, format!("reading {}: {e}", f.display()))
-        })?,
+        (None, Some(f)) => open::read_input_file("--file", f)?,
         (None, None) if !std::io::stdin().is_terminal() => {
             let mut b = Vec::new();
             std::io::stdin()
@@ -35,8 +33,7 @@ pub fn run(a: SendArgs, json: bool, w: &mut dyn Write) -> Result<()> {
         }
     };
     let mut m = Message::new(body);
-    for p in &a.properties {
-        let (k, v) = parse::property(p)?;
+    for (k, v) in parse::properties(&a.properties)? {
         m.set_property(k, v);
     }
     if let Some(p) = a.priority {
@@ -68,13 +65,33 @@ pub fn run(a: SendArgs, json: bool, w: &mut dyn Write) -> Result<()> {
         return publish(&store, &a.queue, m, json, w);
     }
     let q = open::queue_or_create(&store, &a.queue)?;
+    // A send whose dedup key the queue's window holds stores nothing and answers the first
+    // message's id: say so rather than "sent" (an operator would look for a second message).
+    let key = m.get_dedup_key().map(str::to_string);
+    let earlier = match &key {
+        Some(k) => q
+            .dedup_lookup(k)
+            .map_err(|e| CliError::from(e).context(format!("queue {:?}", a.queue)))?,
+        None => None,
+    };
     let id = q
         .send(m)
         .map_err(|e| CliError::from(e).context(format!("queue {:?}", a.queue)))?;
+    let duplicate = earlier == Some(id);
     if json {
-        return out::json(w, &json!({"queue": a.queue, "id": id.to_string()}));
+        return out::json(
+            w,
+            &json!({"queue": a.queue, "id": id.to_string(), "duplicate": duplicate}),
+        );
     }
-    writeln!(w, "sent {id} to queue {:?}", a.queue)?;
+    match (duplicate, key) {
+        (true, Some(k)) => writeln!(
+            w,
+            "nothing stored: queue {:?} already took dedup key {k:?} as {id} (within its dedup window)",
+            a.queue
+        )?,
+        _ => writeln!(w, "sent {id} to queue {:?}", a.queue)?,
+    }
     Ok(())
 }
 
@@ -93,20 +110,26 @@ fn publish(
     let p = t
         .publish_routed(m)
         .map_err(|e| CliError::from(e).context(format!("topic {topic:?}")))?;
-    let (id, routed) = (p.id, p.subscriptions > 0);
+    // An unrouted publish stores nothing (the core's stats count no message), so the id the
+    // core gave it names no message: it is not shown (`null` in JSON), lest an operator look
+    // for it with browse or dlq.
+    let id = (p.subscriptions > 0).then(|| p.id.to_string());
     if json {
         return out::json(
             w,
-            &json!({"topic": topic, "id": id.to_string(), "subscriptions": p.subscriptions, "routed": routed}),
+            &json!({"topic": topic, "id": id, "subscriptions": p.subscriptions, "routed": id.is_some()}),
         );
     }
-    if routed {
-        writeln!(w, "published {id} to topic {topic:?}")?;
-    } else {
-        writeln!(
+    match id {
+        Some(id) => writeln!(
             w,
-            "published {id} to topic {topic:?}: no subscription matched, nothing was stored"
-        )?;
+            "published {id} to topic {topic:?} ({})",
+            out::count(u64::from(p.subscriptions), "subscription")
+        )?,
+        None => writeln!(
+            w,
+            "topic {topic:?}: no subscription matched, nothing was stored"
+        )?,
     }
     Ok(())
 }
