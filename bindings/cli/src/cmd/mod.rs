@@ -40,7 +40,12 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
         Command::Compact(a) => maintenance::compact(&a.dir, json, out),
         Command::Bridge(a) => bridge::run(&a, json),
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "mqlite", out);
+            // clap_complete's `generate` panics when a write fails (`| head` closed the pipe):
+            // the script is made in memory, then written like any output, so a closed pipe
+            // ends quietly with status 0.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "mqlite", &mut script);
+            out.write_all(&script)?;
             Ok(())
         }
     }
