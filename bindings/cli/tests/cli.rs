@@ -1896,31 +1896,6 @@ fn import_refuses_a_dead_letter_whose_original_queue_is_no_queue_name() {
     }
 }
 
-#[test]
-fn the_core_refuses_a_dead_letter_whose_original_queue_is_no_queue_name() {
-    // Review r3 #3, in the core: any face (C, Python, Rust) sends through the same check.
-    let case = Case::new();
-    let store = open(case.path());
-    let q = store.queue("DLQ").unwrap();
-    let info = |name: &str| mqlite::DeadLetterInfo {
-        original_queue: name.to_string(),
-        original_id: mqlite::MessageId(1),
-        reason: DeadLetterReason::Rejected,
-        last_failure: "x".into(),
-        delivery_count: 1,
-        first_failure_ms: 0,
-        last_failure_ms: 0,
-    };
-    for bad in ["", "a\u{1b}b"] {
-        let e = q
-            .send(Message::new("x").restore_dead_letter_info(info(bad)))
-            .unwrap_err();
-        assert_eq!(e.kind(), mqlite::ErrorKind::InvalidName, "{bad:?}: {e}");
-    }
-    q.send(Message::new("x").restore_dead_letter_info(info("orders")))
-        .unwrap();
-}
-
 /// Rewrites the same-length bytes `from` as `to` inside one frame's payload of the store's
 /// journal and seals the frame again (CRC-32C over header bytes 0–27 and the payload, at bytes
 /// 28–31, as the documented format says): a store then holds what no face writes any more, as a
