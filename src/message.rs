@@ -415,6 +415,8 @@ impl Message {
 
     /// Sets the dead-letter information, for restoring an exported dead letter: the message is
     /// then a dead letter like any other (listed, and moved back by [`crate::Queue::replay`]).
+    /// Its `original_queue` must follow the queue-name rule ([`crate::validate_queue_name`]):
+    /// a send of the message fails with `InvalidName` otherwise.
     pub fn restore_dead_letter_info(mut self, info: DeadLetterInfo) -> Self {
         self.meta.dead_letter = Some(info);
         self

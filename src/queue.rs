@@ -157,7 +157,9 @@ impl Queue {
     /// Moves dead letters of this (dead-letter) queue back to their original queue (or
     /// `filter.to`), with delivery counts reset; returns how many matched. Each move is one
     /// journal record, so a crash in the middle loses and doubles nothing. Messages of a parked
-    /// group unpark it. Messages in flight are left alone.
+    /// group unpark it. Messages in flight are left alone, and so (without `filter.to`) are dead
+    /// letters whose original queue is not a queue name (only a store written before sends
+    /// checked it holds one): they are neither moved nor counted.
     ///
     /// Errors: `InvalidArgument` when `filter.to` names a dead-letter queue (this one, or the
     /// dead-letter queue of a queue the store knows): a replay strips the dead-letter

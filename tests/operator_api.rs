@@ -430,3 +430,38 @@ fn restored_messages_keep_send_time_expiry_and_dead_letter_info() {
         ErrorKind::InvalidName
     );
 }
+
+#[test]
+fn a_restored_dead_letter_whose_original_queue_is_no_queue_name_is_refused_from_every_path() {
+    // Review r3 #3: `mqlite import` stored dead letters from "" and from an ESC sequence; a
+    // replay then stopped at them. The rule is checked at send, so every face (C, Python, Rust,
+    // a client through its owner), a transaction and a topic publish refuse it alike.
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    let q = store.queue("DLQ").unwrap();
+    let info = |name: &str| DeadLetterInfo {
+        original_queue: name.to_string(),
+        original_id: MessageId(1),
+        reason: DeadLetterReason::Rejected,
+        last_failure: "x".into(),
+        delivery_count: 1,
+        first_failure_ms: 0,
+        last_failure_ms: 0,
+    };
+    let long = "q".repeat(256);
+    for bad in ["", "a\u{1b}[2Jb", long.as_str()] {
+        let m = || Message::new("x").restore_dead_letter_info(info(bad));
+        let e = q.send(m()).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidName, "{bad:?}: {e}");
+        let mut txn = store.transaction();
+        let e = txn.send(&q, m()).and_then(|_| txn.commit()).unwrap_err();
+        assert_eq!(
+            e.kind(),
+            ErrorKind::InvalidName,
+            "{bad:?} in a transaction: {e}"
+        );
+    }
+    assert_eq!(q.stats().unwrap().depth, 0);
+    q.send(Message::new("x").restore_dead_letter_info(info("orders")))
+        .unwrap();
+}

@@ -102,7 +102,12 @@ impl Engine {
                 let Some(info) = msg.dead_letter_info().cloned() else {
                     continue;
                 };
-                if filter.matches(MessageId(e.id), &info) {
+                // A dead letter whose original queue is not a queue name (stored before sends
+                // checked it) cannot go back: it stays, and the others are replayed, instead of
+                // the whole call failing half-way with `InvalidName`.
+                let replayable =
+                    filter.to.is_some() || crate::options::check_name(&info.original_queue).is_ok();
+                if replayable && filter.matches(MessageId(e.id), &info) {
                     selected.push((*e, msg, info));
                 }
             }

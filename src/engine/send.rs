@@ -29,7 +29,10 @@ impl From<QueueId> for Dest<'_> {
 }
 
 impl State {
-    /// Checks a message against the store's limits.
+    /// Checks a message against the store's limits, and the original queue of a restored dead
+    /// letter ([`Message::restore_dead_letter_info`]) against the queue-name rule
+    /// (`InvalidName`): a replay sends it back there, so a name no queue can have would leave a
+    /// dead letter nobody can replay, whichever face stored it.
     pub fn check_message(&self, msg: &Message) -> Result<()> {
         if msg.body.len() > self.max_body {
             return Err(Error::invalid(format!(
@@ -37,6 +40,9 @@ impl State {
                 msg.body.len(),
                 self.max_body
             )));
+        }
+        if let Some(d) = &msg.meta.dead_letter {
+            crate::options::check_name_as("dead-letter original queue name", &d.original_queue)?;
         }
         crate::options::check_priority(msg.priority)
     }

@@ -160,7 +160,7 @@ frames were lost. Asks first when there is damage (--yes off a terminal); --dry-
 
     /// Print a shell completion script
     #[command(
-        after_help = "Examples:\n  mqlite completions bash > ~/.local/share/bash-completion/completions/mqlite\n  mqlite completions zsh > ~/.zfunc/_mqlite"
+        after_help = "Examples:\n  mkdir -p ~/.local/share/bash-completion/completions\n  mqlite completions bash > ~/.local/share/bash-completion/completions/mqlite\n  mqlite completions zsh > ~/.zfunc/_mqlite"
     )]
     Completions {
         /// The shell
@@ -412,7 +412,8 @@ progress bar shows on a terminal.",
         /// Only count what would be replayed
         #[arg(long)]
         dry_run: bool,
-        /// At most this many per second, e.g. 100 or 100/s
+        /// At most this many per second, e.g. 100 or 100/s; from 0.001 (one per 1,000 s) to
+        /// 1000000 (a rate outside is refused with exit status 2 before anything moves)
         #[arg(long, value_name = "N/s")]
         rate: Option<String>,
     },

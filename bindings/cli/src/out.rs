@@ -30,6 +30,23 @@ pub fn time(ms: u64) -> String {
     }
 }
 
+/// Stored text as a table cell: control characters (ESC, newline, …) escaped as Rust does
+/// (`\u{1b}`, `\n`), everything else as it is. Any program may have written the text (a
+/// failure reason, a queue name in an old or foreign record), and printed raw it could move the
+/// cursor, clear the screen or break the table's lines. Every cell that shows stored text goes
+/// through here.
+pub fn printable(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 pub fn bytes(n: u64) -> String {
     HumanBytes(n).to_string()
 }

@@ -137,6 +137,10 @@ impl DeadLetterJson {
 
     fn to_info(&self) -> Result<DeadLetterInfo, String> {
         let wrap = |e: crate::error::CliError| format!("dead_letter: {}", e.message);
+        // The queue a replay sends it back to: the rule of every queue name (as `queue`), so
+        // that no store holds a dead letter that cannot be replayed.
+        mqlite::validate_queue_name(&self.original_queue)
+            .map_err(|e| format!("dead_letter.original_queue: {}", e.message()))?;
         Ok(DeadLetterInfo {
             original_queue: self.original_queue.clone(),
             original_id: parse::id(&self.original_id).map_err(wrap)?,
@@ -173,6 +177,7 @@ impl PropertyJson {
 
     fn to_value(&self) -> Result<Value, String> {
         use serde_json::Value as J;
+        parse::property_name(&self.name).map_err(|e| format!("property {:?}: {e}", self.name))?;
         let bad = |want: &str| {
             format!(
                 "property {:?}: type {} needs {want}, got {}",
@@ -235,8 +240,10 @@ impl MessageJson {
     }
 
     /// The message to store: every header restored; `now_ms` stands in for a missing send time.
+    /// `queue_given` (`import --queue`): the line's own `queue` is ignored, so not checked
+    /// either (a fix-up of an export with a bad queue name is what `--queue` is for).
     /// The error says which field is wrong (the caller adds the line number).
-    pub fn to_message(&self, now_ms: u64) -> Result<Message, String> {
+    pub fn to_message(&self, now_ms: u64, queue_given: bool) -> Result<Message, String> {
         let body = self.body.as_deref().ok_or("missing field `body`")?;
         let body = B64
             .decode(body)
@@ -244,7 +251,10 @@ impl MessageJson {
         if self.priority > 9 {
             return Err(format!("priority {} is out of range 0–9", self.priority));
         }
-        mqlite::validate_queue_name(&self.queue).map_err(|e| format!("queue: {}", e.message()))?;
+        if !queue_given {
+            mqlite::validate_queue_name(&self.queue)
+                .map_err(|e| format!("queue: {}", e.message()))?;
+        }
         let mut m = Message::new(body).priority(self.priority);
         for (i, p) in self.properties.iter().enumerate() {
             // One value a name (export writes each once): a second would silently replace

@@ -2152,4 +2152,381 @@ fn counts_read_as_english() {
     assert!(out.contains("after 1 delivery,"), "{out}");
     let out = ok(&["import", d]);
     assert_eq!(out, "imported 0 messages\n");
+// ---------------------------------------------------------------- review r3
+
+/// A `mqlite receive DIR q` whose output has begun and is blocked on a pipe nobody reads (as
+/// under `| less` with a long first body): its message was received and settled, the rest of
+/// the output waits.
+struct BlockedReceive {
+    child: std::process::Child,
+    _out: std::process::ChildStdout,
+}
+
+impl BlockedReceive {
+    fn start(dir: &str) -> BlockedReceive {
+        use std::io::Read;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mqlite"))
+            .args(["receive", dir, "q"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start mqlite receive");
+        let mut out = child.stdout.take().expect("stdout");
+        // Output is written only after the settle: its first bytes prove the receive is done.
+        let mut first = [0u8; 64];
+        out.read_exact(&mut first).expect("receive output begins");
+        BlockedReceive { child, _out: out }
+    }
+
+    /// Sends `signal` (e.g. `-INT`) and waits for the exit.
+    fn signal(mut self, signal: &str) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let sent = std::process::Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill {signal} {pid}");
+        self.child.wait().expect("wait for mqlite receive")
+    }
+}
+
+/// A big first message (its output fills the pipe), then 20 small ones.
+fn big_then_twenty() -> impl Iterator<Item = String> {
+    std::iter::once("a".repeat(300_000)).chain((1..=20).map(|i| format!("m{i}")))
+}
+
+/// The stored messages of queue `q` as (state, delivery count).
+fn states(q: &mqlite::Queue) -> Vec<(mqlite::MessageState, u32)> {
+    q.browse_stored(mqlite::MessageId(0), usize::MAX)
+        .unwrap()
+        .iter()
+        .map(|s| (s.state, s.delivery_count))
+        .collect()
+}
+
+#[test]
+fn receive_as_owner_takes_only_what_it_asks_and_an_interrupt_counts_nothing_else() {
+    // Review r3 #1: `receive` (-n 1) took the queue's prefetch (every message, up to 1,000);
+    // a Ctrl-C while it printed counted a failed delivery on each of them.
+    let case = Case::new();
+    let (d, dir) = (case.path(), case.dir());
+    fill(d, "q", big_then_twenty());
+    let r = BlockedReceive::start(dir);
+    // The command owns the store: `stats` is its client.
+    let st = ok_json(&["stats", dir]);
+    let row = &st["queues"][0];
+    assert_eq!(
+        (
+            row["depth"].as_u64(),
+            row["prefetched"].as_u64(),
+            row["in_flight"].as_u64()
+        ),
+        (Some(20), Some(0), Some(0)),
+        "{st}"
+    );
+    let status = r.signal("-INT");
+    assert_eq!(status.code(), Some(130), "SIGINT closes and exits 130");
+    let store = open(d);
+    let q = store.queue("q").unwrap();
+    assert_eq!(
+        states(&q),
+        vec![(mqlite::MessageState::Ready, 0); 20],
+        "the 20 messages nobody was shown count no delivery"
+    );
+}
+
+#[test]
+fn receive_as_client_takes_only_what_it_asks_and_sigterm_closes_it() {
+    // Review r3 #1, as a client of a live owner whose queue prefetches 1,000: the command's
+    // consumer-level prefetch reaches the owner.
+    let case = Case::new();
+    let (d, dir) = (case.path(), case.dir());
+    let store = open(d);
+    let q = store.queue("q").unwrap();
+    for b in big_then_twenty() {
+        q.send(b).unwrap();
+    }
+    let r = BlockedReceive::start(dir);
+    let st = q.stats().unwrap();
+    assert_eq!(
+        (st.depth, st.prefetched, st.in_flight),
+        (20, 0, 0),
+        "{st:?}"
+    );
+    let status = r.signal("-TERM");
+    assert_eq!(status.code(), Some(130), "SIGTERM closes and exits 130");
+    assert_eq!(states(&q), vec![(mqlite::MessageState::Ready, 0); 20]);
+}
+
+#[test]
+fn stats_table_shows_prefetched_messages() {
+    // Review r3 #2: 20 messages held by a consumer's prefetch appeared nowhere in the table.
+    let case = Case::new();
+    let (d, dir) = (case.path(), case.dir());
+    let store = open(d);
+    let q = store.queue("q").unwrap();
+    for i in 0..5 {
+        q.send(format!("m{i}")).unwrap();
+    }
+    let c = q.consumer(mqlite::ConsumerOptions {
+        prefetch: Some(5),
+        ..Default::default()
+    });
+    let got = c.receive(Some(Duration::ZERO)).unwrap().unwrap();
+    let table = ok(&["stats", dir]);
+    let lines: Vec<&str> = table.lines().collect();
+    let head: Vec<&str> = lines[0].split_whitespace().collect();
+    assert_eq!(
+        &head[..5],
+        &["queue", "depth", "in", "flight", "prefetched"],
+        "{table}"
+    );
+    let row: Vec<&str> = lines[2].split_whitespace().collect();
+    assert_eq!(&row[..4], &["q", "0", "1", "4"], "{table}");
+    assert_eq!(ok_json(&["stats", dir])["queues"][0]["prefetched"], 4);
+    got.ack().unwrap();
+}
+
+/// A dead letter's import line with `original_queue` as given (a JSON string literal).
+fn dead_letter_line(original_queue: &str) -> String {
+    format!(
+        r#"{{"queue":"DLQ","body":"aGk=","dead_letter":{{"original_queue":{original_queue},"original_id":"ID:0","reason":"rejected","last_failure":"x","delivery_count":1,"first_failure_ms":0,"last_failure_ms":0}}}}"#
+    )
+}
+
+#[test]
+fn import_refuses_a_dead_letter_whose_original_queue_is_no_queue_name() {
+    // Review r3 #3: such dead letters were stored, then blocked every replay.
+    let case = Case::new();
+    let dir = case.dir();
+    for bad in [r#""""#, r#""\u001b[2J\u001b[31mevil""#] {
+        let input = format!(
+            "{}\n{}\n",
+            dead_letter_line(r#""orders""#),
+            dead_letter_line(bad)
+        );
+        let err = fails_with(&["import", dir, "--create"], input.as_bytes(), 7);
+        assert!(
+            err.contains("line 2: dead_letter.original_queue: queue name"),
+            "{err}"
+        );
+    }
+}
+
+/// Rewrites the same-length bytes `from` as `to` inside one frame's payload of the store's
+/// journal and seals the frame again (CRC-32C over header bytes 0–27 and the payload, at bytes
+/// 28–31, as the documented format says): a store then holds what no face writes any more, as a
+/// store written by an older version may.
+fn rewrite_in_journal(d: &std::path::Path, from: &[u8], to: &[u8]) {
+    assert_eq!(from.len(), to.len());
+    for e in std::fs::read_dir(d).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_none_or(|x| x != "seg") {
+            continue;
+        }
+        let mut b = std::fs::read(&p).unwrap();
+        for off in frame_offsets(&b) {
+            let len = u32::from_le_bytes(b[off + 4..off + 8].try_into().unwrap()) as usize;
+            let payload = off + 32..off + 32 + len;
+            let Some(at) = b[payload.clone()]
+                .windows(from.len())
+                .position(|w| w == from)
+            else {
+                continue;
+            };
+            let at = payload.start + at;
+            b[at..at + to.len()].copy_from_slice(to);
+            let crc = crc32c::crc32c_append(crc32c::crc32c(&b[off..off + 28]), &b[payload]);
+            b[off + 28..off + 32].copy_from_slice(&crc.to_le_bytes());
+            std::fs::write(&p, &b).unwrap();
+            return;
+        }
+    }
+    panic!(
+        "{:?} is in no frame of {}",
+        String::from_utf8_lossy(from),
+        d.display()
+    );
+}
+
+/// A store whose `DLQ` holds three dead letters from `orders` (ID:1 to ID:3), the second
+/// rewritten to come from `"\e[2J\e[31mevi"` (clear screen, red): a name no face stores now.
+fn store_with_an_evil_dead_letter(d: &std::path::Path) {
+    let store = open(d);
+    let q = store.queue("DLQ").unwrap();
+    for (i, from) in ["orders", "EVILEVILEVIL", "orders"].iter().enumerate() {
+        let info = mqlite::DeadLetterInfo {
+            original_queue: from.to_string(),
+            original_id: mqlite::MessageId(i as u64 + 1),
+            reason: DeadLetterReason::Rejected,
+            last_failure: "x".into(),
+            delivery_count: 1,
+            first_failure_ms: 0,
+            last_failure_ms: 0,
+        };
+        q.send(Message::new("hi").restore_dead_letter_info(info))
+            .unwrap();
+    }
+    store.close().unwrap();
+    rewrite_in_journal(d, b"EVILEVILEVIL", b"\x1b[2J\x1b[31mevi");
+}
+
+#[test]
+fn dlq_list_escapes_every_cell_of_stored_text() {
+    // Review r3 #3: the "from queue" cell printed ESC sequences raw (the error cell did not).
+    let case = Case::new();
+    let (d, dir) = (case.path(), case.dir());
+    store_with_an_evil_dead_letter(d);
+    let table = ok(&["dlq", "list", dir]);
+    assert!(
+        !table.contains('\u{1b}') && table.contains("\\u{1b}[2J\\u{1b}[31mevi"),
+        "{table}"
+    );
+    // Failure texts of any program too, through the same escaping.
+    let store = open(d);
+    let q = store.queue("orders").unwrap();
+    q.send("x").unwrap();
+    q.receive(Some(Duration::ZERO))
+        .unwrap()
+        .unwrap()
+        .reject("\u{1b}[2Jboom\nline")
+        .unwrap();
+    drop(store);
+    let table = ok(&["dlq", "list", dir]);
+    assert!(
+        !table.contains('\u{1b}') && table.contains("\\u{1b}[2Jboom\\nline"),
+        "{table}"
+    );
+}
+
+#[test]
+fn dlq_replay_reports_an_unreplayable_dead_letter_and_replays_the_rest() {
+    // Review r3 #3: one such dead letter stopped the whole replay with exit 2 (usage).
+    let case = Case::new();
+    let (d, dir) = (case.path(), case.dir());
+    store_with_an_evil_dead_letter(d);
+    let dry = run(&["dlq", "replay", dir, "--dry-run"]);
+    assert_eq!(dry.code, 1, "{}", dry.stderr);
+    assert!(
+        dry.stdout
+            .contains("would replay 2 dead letters: 2 to \"orders\""),
+        "{}",
+        dry.stdout
+    );
+    let r = run(&["dlq", "replay", dir, "--json"]);
+    assert_eq!(
+        r.code, 1,
+        "bad stored data is a failure, not a usage error: {}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("1 dead letter cannot be replayed") && r.stderr.contains("ID:2"),
+        "{}",
+        r.stderr
+    );
+    let v: J = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(
+        (v["matched"].as_u64(), v["replayed"].as_u64()),
+        (Some(2), Some(2)),
+        "{v}"
+    );
+    assert_eq!(v["unreplayable"][0]["id"], "ID:2", "{v}");
+    let left = stored(d);
+    let names: Vec<&str> = left.iter().map(|(q, _)| q.as_str()).collect();
+    assert_eq!(
+        names,
+        ["DLQ", "orders", "orders"],
+        "the two replayed, the bad one stays"
+    );
+    // Through the core alone: the bad one is skipped, not an error.
+    let store = open(d);
+    let moved = store
+        .queue("DLQ")
+        .unwrap()
+        .replay(&mqlite::ReplayFilter::default());
+    assert_eq!(moved.unwrap(), 0);
+}
+
+#[test]
+fn dlq_replay_refuses_a_rate_out_of_range_before_anything_moves() {
+    // Review r3 #4: `--rate 1e-20` replayed one dead letter, then panicked computing the wait.
+    let case = Case::new();
+    let (d, dir) = (case.path(), case.dir());
+    dead_letters(d);
+    let before = snapshot(d);
+    for rate in ["1e-20", "0.0009/s", "1e7", "0", "-1", "NaN", "inf"] {
+        let opt = format!("--rate={rate}");
+        let err = fails(&["dlq", "replay", dir, &opt], 2);
+        assert!(
+            err.contains("--rate") && err.contains("0.001"),
+            "{rate}: {err}"
+        );
+    }
+    assert_eq!(snapshot(d), before, "nothing moved");
+    // The slowest rate allowed waits before a next chunk only: one chunk, no wait after it.
+    let got = ok_json(&["dlq", "replay", dir, "--rate", "0.001", "--id", "ID:1"]);
+    assert_eq!(got["replayed"], 1, "{got}");
+}
+
+#[test]
+fn import_and_send_share_one_property_name_rule() {
+    // Review r3 #5: import stored an empty property name that `send -p '=v'` refuses.
+    let case = Case::new();
+    let dir = case.dir();
+    let line = r#"{"queue":"x","body":"aGk=","properties":[{"name":"","type":"str","value":"v"}]}"#;
+    let err = fails_with(
+        &["import", dir, "--create"],
+        format!("{line}\n").as_bytes(),
+        7,
+    );
+    assert!(
+        err.contains("line 1: property \"\": the name is empty"),
+        "{err}"
+    );
+    ok(&["send", dir, "x", "hi", "--create"]);
+    let err = fails(&["send", dir, "x", "hi", "-p", "=v"], 2);
+    assert!(err.contains("the name is empty"), "{err}");
+}
+
+#[test]
+fn import_with_queue_ignores_the_lines_own_queue() {
+    // Review r3 #6: `--queue good` still refused a line whose own queue was not a queue name.
+    let case = Case::new();
+    let (d, dir) = (case.path(), case.dir());
+    let line = "{\"queue\":\"bad\\u0001\",\"body\":\"aGk=\"}\n";
+    let got = run_with(
+        &["import", dir, "--create", "--queue", "good"],
+        line.as_bytes(),
+    );
+    assert_eq!(got.code, 0, "{}", got.stderr);
+    let names: Vec<String> = stored(d).into_iter().map(|(q, _)| q).collect();
+    assert_eq!(names, ["good"]);
+    // Without --queue the line's queue is checked as before.
+    let err = fails_with(&["import", dir], line.as_bytes(), 7);
+    assert!(err.contains("line 1: queue:"), "{err}");
+}
+
+#[test]
+fn completions_into_a_closed_pipe_end_quietly() {
+    // Review r3 #7: clap_complete's `generate` panicked on a closed pipe (`| head`). The
+    // reader's end is closed before the command writes: deterministic, unlike `| head`.
+    use std::os::fd::OwnedFd;
+    let _serial = serial();
+    for shell in ["bash", "elvish"] {
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+        drop(ours);
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_mqlite"))
+            .args(["completions", shell])
+            .stdout(std::process::Stdio::from(OwnedFd::from(theirs)))
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            (out.status.code(), stderr.as_ref()),
+            (Some(0), ""),
+            "{shell}"
+        );
+    }
 }

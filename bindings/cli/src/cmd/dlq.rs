@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use mqlite::{MessageId, MessageState, Queue, ReplayFilter, Store, StoredMessage};
 use serde::Serialize;
@@ -257,17 +257,17 @@ fn list(f: &DlqFilter, limit: Option<usize>, json: bool, w: &mut dyn Write) -> R
     let mut by_reason: BTreeMap<&str, u64> = BTreeMap::new();
     for r in &rows {
         *by_reason.entry(&r.dead_letter.reason).or_default() += 1;
-        // Failure texts come from any program: control characters are escaped, not printed.
-        let mut error = r.dead_letter.last_failure.escape_debug().to_string();
+        // Every cell of stored text is escaped (out::printable): any program wrote it.
+        let mut error = out::printable(&r.dead_letter.last_failure);
         if error.chars().count() > 60 {
             error = error.chars().take(57).collect::<String>() + "...";
         }
         t.add_row(vec![
-            r.dlq.clone(),
-            r.id.clone(),
-            r.dead_letter.original_queue.clone(),
-            r.dead_letter.original_id.clone(),
-            r.dead_letter.reason.clone(),
+            out::printable(&r.dlq),
+            out::printable(&r.id),
+            out::printable(&r.dead_letter.original_queue),
+            out::printable(&r.dead_letter.original_id),
+            out::printable(&r.dead_letter.reason),
             r.dead_letter.delivery_count.to_string(),
             out::time(r.dead_letter.last_failure_ms),
             error,
@@ -291,6 +291,19 @@ struct Replayed {
     replayed: u64,
     /// Target queue → how many (would) go there.
     by_queue: BTreeMap<String, u64>,
+    /// Dead letters that pass the filter but cannot be replayed (their original queue is not a
+    /// queue name: stored by an older version); left where they are. Omitted when none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    unreplayable: Vec<Unreplayable>,
+}
+
+/// A dead letter `replay` leaves where it is, and why.
+#[derive(Serialize)]
+struct Unreplayable {
+    dlq: String,
+    id: String,
+    original_queue: String,
+    why: String,
 }
 
 fn replay(
@@ -311,18 +324,30 @@ fn replay(
         ..filter
     };
     // Count first, exactly as replay will choose: ready dead letters that pass the filter.
+    // A dead letter whose original queue is not a queue name cannot go back there: the core's
+    // replay leaves it (it moves the others), and it is reported here, not counted.
     let mut plan: Vec<(Queue, u64)> = Vec::new();
     let mut by_queue: BTreeMap<String, u64> = BTreeMap::new();
+    let mut unreplayable = Vec::new();
     for q in dlqs(&store, f)? {
         let mut n = 0u64;
         scan(&q, &filter, |s| {
             if s.state == MessageState::Ready {
-                n += 1;
                 let target = match (&to, s.message.dead_letter_info()) {
                     (Some(t), _) => t.clone(),
                     (None, Some(d)) => d.original_queue.clone(),
                     (None, None) => String::new(),
                 };
+                if let Err(e) = mqlite::validate_queue_name(&target) {
+                    unreplayable.push(Unreplayable {
+                        dlq: q.name().to_string(),
+                        id: s.message.id().map(|i| i.to_string()).unwrap_or_default(),
+                        original_queue: target,
+                        why: e.message().to_string(),
+                    });
+                    return true;
+                }
+                n += 1;
                 *by_queue.entry(target).or_default() += 1;
             }
             true
@@ -346,6 +371,12 @@ fn replay(
         for (q, n) in &plan {
             let mut done = 0u64;
             while done < *n {
+                if let Some(r) = rate {
+                    // The next chunk starts when the ones before are due: a wait before each
+                    // chunk but the first, none after the last.
+                    let due = parse::secs(replayed as f64 / r);
+                    std::thread::sleep(due.saturating_sub(start.elapsed()));
+                }
                 let limit = chunk.min(n - done);
                 let step = ReplayFilter {
                     limit: Some(limit as usize),
@@ -363,10 +394,6 @@ fn replay(
                 done += moved;
                 replayed += moved;
                 bar.inc(moved);
-                if let Some(r) = rate {
-                    let due = Duration::from_secs_f64(replayed as f64 / r);
-                    std::thread::sleep(due.saturating_sub(start.elapsed()));
-                }
             }
         }
         bar.finish_and_clear();
@@ -376,9 +403,32 @@ fn replay(
         matched,
         replayed,
         by_queue,
+        unreplayable,
+    };
+    // Dead letters left behind fail the command (status 1: bad stored data, not a usage error)
+    // once the rest is replayed and reported.
+    let left = match report.unreplayable.as_slice() {
+        [] => Ok(()),
+        v => {
+            let first = &v[0];
+            Err(CliError::new(
+                Status::Failed,
+                format!(
+                    "{} cannot be replayed and stayed where {}: {} in {:?}: original queue {:?}: {}{}",
+                    out::count(v.len() as u64, "dead letter"),
+                    if v.len() == 1 { "it is" } else { "they are" },
+                    first.id,
+                    first.dlq,
+                    first.original_queue,
+                    first.why,
+                    if v.len() > 1 { " (and others: see --json)" } else { "" }
+                ),
+            ))
+        }
     };
     if json {
-        return out::json(w, &report);
+        out::json(w, &report)?;
+        return left;
     }
     let parts: Vec<String> = report
         .by_queue
@@ -396,5 +446,5 @@ fn replay(
     } else {
         writeln!(w, "replayed {replayed} of {letters}{detail}")?;
     }
-    Ok(())
+    left
 }

@@ -49,7 +49,7 @@ fn check_line(
         );
     }
     let j = MessageJson::from_line(text.trim_end())?;
-    let m = j.to_message(now)?;
+    let m = j.to_message(now, queue.is_some())?;
     let max = mqlite::StoreOptions::default().max_body_bytes;
     if m.body().len() > max {
         return Err(format!(

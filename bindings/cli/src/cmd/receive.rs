@@ -1,13 +1,15 @@
 //! `mqlite receive`: consume messages and settle them.
 
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
-use mqlite::{Delivery, Message};
+use mqlite::{AckMode, ConsumerOptions, Delivery, Message, Store};
 use serde::Serialize;
 
 use crate::cli::ReceiveArgs;
-use crate::error::{CliError, Result};
+use crate::error::{CliError, Result, Status};
 use crate::wire::MessageJson;
 use crate::{open, out, parse};
 
@@ -20,14 +22,76 @@ struct Received {
     settled: &'static str,
 }
 
+/// Set by the signal handler before it closes the store: a failure the close causes in the
+/// command's own thread (`Closed`) is then not reported; the handler exits with 130.
+static SIGNALLED: AtomicBool = AtomicBool::new(false);
+
+/// Exit status after SIGINT, SIGTERM or SIGHUP (128 + SIGINT, as shells report an interrupt).
+const INTERRUPTED: i32 = 130;
+
+/// On SIGINT, SIGTERM or SIGHUP (Ctrl-C while paging the output, a closed ssh session), closes
+/// the store and exits with status 130 instead of dying: a clean close gives back whatever the
+/// store's consumers took and did not hand out, uncounted, where death would count one failed
+/// delivery on each (and, as a client, tells the owner at once). Deliveries already handed out
+/// and not settled still count as failed, as they must. `ctrlc` (with its `termination`
+/// feature) runs the handler on a thread of its own, so it may take locks and close the store;
+/// a raw signal handler may not.
+fn close_on_signal(store: &Arc<Store>) -> Result<()> {
+    let store = Arc::clone(store);
+    ctrlc::set_handler(move || {
+        SIGNALLED.store(true, Ordering::SeqCst);
+        let _ = store.close();
+        std::process::exit(INTERRUPTED);
+    })
+    .map_err(|e| {
+        CliError::new(
+            Status::Failed,
+            format!("installing the signal handler: {e}"),
+        )
+    })
+}
+
 pub fn run(a: &ReceiveArgs, json: bool, w: &mut dyn Write) -> Result<()> {
     let wait = match &a.wait {
         Some(d) => parse::duration("--wait", d)?,
         None => Duration::ZERO,
     };
-    let store = open::open(&a.dir)?;
-    let q = open::queue(&store, &a.queue)?;
-    let deliveries = q.receive_batch(a.n as usize, Some(wait))?;
+    let store = Arc::new(open::open(&a.dir)?);
+    close_on_signal(&store)?;
+    let r = receive(&store, a, wait, json, w);
+    // Closed here, not by a drop: the signal handler holds the store too. The close writes the
+    // lazy acks (and, as a client, waits for the owner to take back what this one held), so
+    // its failure is the command's.
+    let closed = store
+        .close()
+        .map_err(|e| CliError::from(e).context("closing the store"));
+    if SIGNALLED.load(Ordering::SeqCst) {
+        // The handler is closing the store and will exit with 130: wait for it.
+        loop {
+            std::thread::park();
+        }
+    }
+    r.and(closed)
+}
+
+fn receive(
+    store: &Store,
+    a: &ReceiveArgs,
+    wait: Duration,
+    json: bool,
+    w: &mut dyn Write,
+) -> Result<()> {
+    let q = open::queue(store, &a.queue)?;
+    // A command asked for N messages takes N: its own consumer with no prefetch (the take is
+    // exactly the batch asked for, `max(prefetch, n)` in the engine), not the queue's prefetch,
+    // which would hold up to 1,000 more messages this command never shows, each counted as one
+    // failed delivery if the command is killed. A consumer-level prefetch goes to the owner as
+    // it is when this command is a client, so both roles take exactly N.
+    let consumer = q.consumer(ConsumerOptions {
+        ack_mode: AckMode::Explicit,
+        prefetch: Some(0),
+    });
+    let deliveries = consumer.receive_batch(a.n as usize, Some(wait))?;
     let s = &a.settle;
     let settled = match (&s.nack, &s.reject, s.release) {
         (Some(_), _, _) => "nacked",

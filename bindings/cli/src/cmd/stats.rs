@@ -1,7 +1,7 @@
 //! `mqlite stats`: one row per queue, once or refreshed with per-second rates.
 
 use std::io::{IsTerminal, Write};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use mqlite::QueueStats;
 use serde::Serialize;
@@ -17,7 +17,7 @@ struct Row {
     rates: Option<Rates>,
 }
 
-/// The fields of a row: JSON name, table header (`None`: JSON only), value.
+/// The fields of a row in JSON order: JSON name, table header (`None`: JSON only), value.
 fn fields(s: &QueueStats) -> [(&'static str, Option<&'static str>, u64); 13] {
     [
         ("depth", Some("depth"), s.depth),
@@ -32,9 +32,26 @@ fn fields(s: &QueueStats) -> [(&'static str, Option<&'static str>, u64); 13] {
         ("messages", None, s.messages),
         ("discarded", None, s.discarded),
         ("replayed", None, s.replayed),
-        ("prefetched", None, s.prefetched),
+        ("prefetched", Some("prefetched"), s.prefetched),
     ]
 }
+
+/// The table's columns, by JSON name, in the order shown: `prefetched` beside `in flight`
+/// (both are taken by a consumer; prefetched ones are not handed out yet, and a crash of their
+/// consumer counts a failed delivery on each), where an operator looking for held messages
+/// reads. (`--json` keeps the order of [`fields`].)
+const TABLE: [&str; 10] = [
+    "depth",
+    "in_flight",
+    "prefetched",
+    "delayed",
+    "enqueued",
+    "acked",
+    "redelivered",
+    "dead_lettered",
+    "expired",
+    "bytes",
+];
 
 impl Serialize for Row {
     fn serialize<S: serde::Serializer>(&self, ser: S) -> std::result::Result<S::Ok, S::Error> {
@@ -159,13 +176,15 @@ pub fn run(a: &StatsArgs, json: bool, w: &mut dyn Write) -> Result<()> {
             return Ok(());
         }
         before = Some((now, stats));
-        std::thread::sleep(Duration::from_secs_f64(a.interval));
+        std::thread::sleep(parse::secs(a.interval));
     }
 }
 
 fn write_table(w: &mut dyn Write, rows: &[Row], rates: bool) -> Result<()> {
+    let heads = fields(&QueueStats::default());
+    let head = |name: &str| heads.iter().find(|f| f.0 == name).and_then(|f| f.1);
     let mut header = vec!["queue"];
-    header.extend(fields(&QueueStats::default()).iter().filter_map(|f| f.1));
+    header.extend(TABLE.iter().filter_map(|n| head(n)));
     if rates {
         header.extend(["enq/s", "ack/s", "dlq/s"]);
     }
@@ -173,12 +192,13 @@ fn write_table(w: &mut dyn Write, rows: &[Row], rates: bool) -> Result<()> {
     let mut t = out::table(&header, &numeric);
     for r in rows {
         let mut cells = vec![r.queue.clone()];
-        for (name, head, v) in fields(&r.stats) {
-            match (name, head) {
-                (_, None) => {}
-                ("bytes", _) => cells.push(out::bytes(v)),
-                _ => cells.push(v.to_string()),
-            }
+        let values = fields(&r.stats);
+        for name in TABLE {
+            let v = values.iter().find(|f| f.0 == name).map_or(0, |f| f.2);
+            cells.push(match name {
+                "bytes" => out::bytes(v),
+                _ => v.to_string(),
+            });
         }
         if rates {
             let f = |x: Option<f64>| x.map(|v| format!("{v:.1}")).unwrap_or_else(|| "-".into());
