@@ -2152,6 +2152,8 @@ fn counts_read_as_english() {
     assert!(out.contains("after 1 delivery,"), "{out}");
     let out = ok(&["import", d]);
     assert_eq!(out, "imported 0 messages\n");
+}
+
 // ---------------------------------------------------------------- review r3
 
 /// A `mqlite receive DIR q` whose output has begun and is blocked on a pipe nobody reads (as
