@@ -818,8 +818,11 @@ impl Store {
         Ok(d)
     }
 
-    fn __enter__(slf: Py<Self>) -> Py<Self> {
-        slf
+    /// Enters its ``with`` block (closing it at the end). Raises :class:`Closed` if it is
+    /// already closed: a block over a closed store could only fail at its first call.
+    fn __enter__(slf: Py<Self>) -> PyResult<Py<Self>> {
+        slf.get().check()?;
+        Ok(slf)
     }
 
     #[pyo3(signature = (_exc_type = None, _exc = None, _tb = None))]
