@@ -83,10 +83,10 @@ impl Consumer {
     fn receive_batch(
         &self,
         py: Python<'_>,
-        n: usize,
+        n: &Bound<'_, PyAny>,
         timeout: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Vec<Py<Message>>> {
-        self.receive_impl(py, n, timeout)
+        self.receive_impl(py, crate::convert::int(n, "n")?, timeout)
     }
 
     /// Closes it: its unsettled messages go back to the queue as failed deliveries.

@@ -64,7 +64,7 @@ impl Topic {
         py: Python<'_>,
         body: &Bound<'_, PyAny>,
         properties: Option<&Bound<'_, PyAny>>,
-        priority: Option<i64>,
+        priority: Option<&Bound<'_, PyAny>>,
         ttl: Option<&Bound<'_, PyAny>>,
         delay: Option<&Bound<'_, PyAny>>,
         deliver_at: Option<&Bound<'_, PyAny>>,
@@ -101,7 +101,7 @@ impl Topic {
         body: &Bound<'py, PyAny>,
         callback: Option<Py<PyAny>>,
         properties: Option<&Bound<'py, PyAny>>,
-        priority: Option<i64>,
+        priority: Option<&Bound<'_, PyAny>>,
         ttl: Option<&Bound<'py, PyAny>>,
         delay: Option<&Bound<'py, PyAny>>,
         deliver_at: Option<&Bound<'py, PyAny>>,
@@ -151,8 +151,16 @@ impl Topic {
             .collect())
     }
 
-    /// Counters since the store was opened: ``published`` (reached a subscription),
-    /// ``unrouted`` (matched none: stored nowhere), ``subscriptions`` (matching it now).
+    /// The topic's statistics as a ``dict[str, int]``:
+    ///
+    /// - ``published``: messages published that reached at least one subscription, since the
+    ///   store was opened (0 at every open).
+    /// - ``unrouted``: messages published while no subscription matched them (stored nowhere,
+    ///   as JMS topics), since the store was opened.
+    /// - ``subscriptions``: subscriptions whose pattern matches the topic now (a gauge).
+    ///
+    /// Per-subscription counts are the subscription's :meth:`Queue.stats`. Raises
+    /// :class:`Closed` after close.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         self.store.get().check()?;
         let s = mq(self.t.stats())?;

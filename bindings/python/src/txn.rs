@@ -82,7 +82,7 @@ impl Transaction {
         queue: &Queue,
         body: &Bound<'_, PyAny>,
         properties: Option<&Bound<'_, PyAny>>,
-        priority: Option<i64>,
+        priority: Option<&Bound<'_, PyAny>>,
         ttl: Option<&Bound<'_, PyAny>>,
         delay: Option<&Bound<'_, PyAny>>,
         deliver_at: Option<&Bound<'_, PyAny>>,
