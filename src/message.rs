@@ -512,7 +512,7 @@ mod prop_tests {
         for i in 0..N {
             m.set_property(format!("k{i}"), i as i64);
             assert!(
-                i + 1 < INDEX_FROM || m.prop_index.covers == i + 1,
+                i < INDEX_FROM || m.prop_index.covers == i + 1,
                 "the index stopped covering the properties at {i}"
             );
         }
