@@ -370,7 +370,11 @@ fn a_message_with_100k_properties_round_trips() {
     assert_eq!(props.len(), N as usize);
     for (i, (k, v)) in props.iter().enumerate() {
         assert_eq!(k, &format!("p{i}"));
-        let want = if i == 5 { Value::from("last") } else { Value::Int(i as i64) };
+        let want = if i == 5 {
+            Value::from("last")
+        } else {
+            Value::Int(i as i64)
+        };
         assert_eq!(v, &want, "{k}");
     }
     assert_eq!(d.get_property("p99999"), Some(&Value::Int(N - 1)));

@@ -132,7 +132,8 @@ fn close_of_a_poisoned_store_says_it_is_closed_and_a_second_close_is_ok() {
     let e = s.close().expect_err("a poisoned store reports it at close");
     assert_eq!(e.kind(), ErrorKind::Poisoned, "{e}");
     assert!(
-        e.message().starts_with("the store is closed; it had been poisoned"),
+        e.message()
+            .starts_with("the store is closed; it had been poisoned"),
         "{e}"
     );
     assert!(e.message().contains("fdatasync"), "names the cause: {e}");

@@ -169,7 +169,10 @@ impl Listener {
     /// Enters its ``with`` block. Raises :class:`Closed` if it was already stopped.
     fn __enter__(slf: Py<Self>) -> PyResult<Py<Self>> {
         if !slf.get().running() {
-            return Err(new_err(mqlite::ErrorKind::Closed, "the listener is stopped"));
+            return Err(new_err(
+                mqlite::ErrorKind::Closed,
+                "the listener is stopped",
+            ));
         }
         Ok(slf)
     }

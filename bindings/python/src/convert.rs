@@ -280,8 +280,24 @@ pub(crate) fn message(body_obj: &Bound<'_, PyAny>, h: Headers<'_, '_>) -> PyResu
     Ok(m)
 }
 
+/// The items of `send_batch` / `publish_batch`. An item that does not convert (an option out
+/// of range, a wrong type) raises its error with "message {i} of the batch: " in front, as
+/// the core names an item it refuses.
+pub(crate) fn batch_items(messages: &Bound<'_, PyAny>) -> PyResult<Vec<Message>> {
+    let mut ms = Vec::with_capacity(messages.len().unwrap_or(0));
+    for (i, item) in messages.try_iter()?.enumerate() {
+        let m = batch_item(&item?).map_err(|e| {
+            let py = messages.py();
+            let text = e.value(py).str().map(|s| s.to_string()).unwrap_or_default();
+            PyErr::from_type(e.get_type(py), format!("message {i} of the batch: {text}"))
+        })?;
+        ms.push(m);
+    }
+    Ok(ms)
+}
+
 /// One item of `send_batch`: a body, or a dict with `body` and any header keyword of `send`.
-pub(crate) fn batch_item(item: &Bound<'_, PyAny>) -> PyResult<Message> {
+fn batch_item(item: &Bound<'_, PyAny>) -> PyResult<Message> {
     let Ok(d) = item.cast::<PyDict>() else {
         return message(item, Headers::default());
     };

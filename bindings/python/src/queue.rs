@@ -10,7 +10,7 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyList};
 
 use crate::completer::Done;
-use crate::convert::{batch_item, int, message, opt_duration, opt_int, time_ms, Headers};
+use crate::convert::{batch_items, int, message, opt_duration, opt_int, time_ms, Headers};
 use crate::errors::{invalid, mq};
 use crate::message::Message;
 use crate::store::Store;
@@ -301,10 +301,7 @@ impl Queue {
     /// refused, the ones before it are sent and the error names its index.
     fn send_batch(&self, py: Python<'_>, messages: &Bound<'_, PyAny>) -> PyResult<Vec<u64>> {
         self.check()?;
-        let mut ms = Vec::with_capacity(messages.len().unwrap_or(0));
-        for item in messages.try_iter()? {
-            ms.push(batch_item(&item?)?);
-        }
+        let ms = batch_items(messages)?;
         let q = &self.q;
         Ok(mq(py.detach(|| q.send_batch(ms)))?
             .into_iter()

@@ -5,7 +5,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::completer::Done;
-use crate::convert::{batch_item, message, Headers};
+use crate::convert::{batch_items, message, Headers};
 use crate::errors::mq;
 use crate::queue::future_class;
 use crate::store::Store;
@@ -140,10 +140,7 @@ impl Topic {
     /// published and the error names its index.
     fn publish_batch(&self, py: Python<'_>, messages: &Bound<'_, PyAny>) -> PyResult<Vec<u64>> {
         self.store.get().check()?;
-        let mut ms = Vec::with_capacity(messages.len().unwrap_or(0));
-        for item in messages.try_iter()? {
-            ms.push(batch_item(&item?)?);
-        }
+        let ms = batch_items(messages)?;
         let t = &self.t;
         Ok(mq(py.detach(|| t.publish_batch(ms)))?
             .into_iter()
