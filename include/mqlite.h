@@ -1900,7 +1900,8 @@ mqlite_status mqlite_store_open(const char *path,
  * threads and releases the directory lock. The handle stays valid (free it with
  * `mqlite_store_free`); later calls fail with `MQLITE_CLOSED`. Closing twice is OK.
  * Called from inside one of the store's callbacks it returns `MQLITE_WOULD_DEADLOCK`.
- * Returns `MQLITE_POISONED` if an earlier write or fsync had failed.
+ * Returns `MQLITE_POISONED` if an earlier write or fsync had failed: the store is closed all
+ * the same (the message says so) and a second close returns `MQLITE_OK`.
  */
 mqlite_status mqlite_store_close(const mqlite_store *store, mqlite_error **err);
 

@@ -200,6 +200,31 @@ pub struct Message {
     pub(crate) keep_times: bool,
     /// Where a browsed message was in its queue, and its delivery count (`None` otherwise).
     pub(crate) browsed: Option<(crate::engine::MessageState, u32)>,
+    /// Key → position in `meta.properties`, derived from it (not stored, not compared).
+    #[serde(skip)]
+    pub(crate) prop_index: PropIndex,
+}
+
+/// Properties from which [`Message::set_property`] keeps a key index: below, a scan of a few
+/// keys is cheaper than hashing (and allocates nothing).
+const INDEX_FROM: usize = 16;
+
+/// The key index of a message's properties, so that setting N properties costs O(N) in all
+/// (issue 15 F2: a linear search per set made it quadratic). It covers the first `covers`
+/// properties; when that is not all of them (fewer than [`INDEX_FROM`] so far, or a decode put
+/// the properties in place) the next set rebuilds it once. `meta.properties` changes only
+/// through `set_property` or by a decode into a fresh message, so a full index stays true.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PropIndex {
+    map: std::collections::HashMap<String, usize>,
+    covers: usize,
+}
+
+impl PartialEq for PropIndex {
+    /// Derived from the properties, which [`Message`]'s equality compares.
+    fn eq(&self, _: &PropIndex) -> bool {
+        true
+    }
 }
 
 impl Message {
@@ -217,6 +242,7 @@ impl Message {
             expires_at_ms: 0,
             keep_times: false,
             browsed: None,
+            prop_index: PropIndex::default(),
         }
     }
 
@@ -226,13 +252,37 @@ impl Message {
         self
     }
 
-    /// Sets a property in place (replacing one of the same key).
+    /// Sets a property in place. A key set again keeps its first position and takes the last
+    /// value (JMS `setObjectProperty`); new keys go last. Amortised O(1) per call: a message
+    /// with N properties is built in O(N).
     pub fn set_property(&mut self, key: impl Into<String>, value: impl Into<Value>) {
         let key = key.into();
         let value = value.into();
-        match self.meta.properties.iter_mut().find(|(k, _)| *k == key) {
-            Some(slot) => slot.1 = value,
-            None => self.meta.properties.push((key, value)),
+        let props = &mut self.meta.properties;
+        if props.len() < INDEX_FROM {
+            match props.iter_mut().find(|(k, _)| *k == key) {
+                Some(slot) => slot.1 = value,
+                None => props.push((key, value)),
+            }
+            return;
+        }
+        let idx = &mut self.prop_index;
+        if idx.covers != props.len() {
+            idx.map.clear();
+            idx.map.reserve(props.len());
+            for (i, (k, _)) in props.iter().enumerate() {
+                // First occurrence wins, as the scan in `get_property` finds it.
+                idx.map.entry(k.clone()).or_insert(i);
+            }
+            idx.covers = props.len();
+        }
+        match idx.map.get(&key) {
+            Some(&i) => props[i].1 = value,
+            None => {
+                idx.map.insert(key.clone(), props.len());
+                props.push((key, value));
+                idx.covers += 1;
+            }
         }
     }
 
@@ -307,11 +357,12 @@ impl Message {
 
     /// A property by key.
     pub fn get_property(&self, key: &str) -> Option<&Value> {
-        self.meta
-            .properties
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v)
+        let props = &self.meta.properties;
+        let idx = &self.prop_index;
+        if idx.covers == props.len() && !idx.map.is_empty() {
+            return idx.map.get(key).map(|&i| &props[i].1);
+        }
+        props.iter().find(|(k, _)| k == key).map(|(_, v)| v)
     }
 
     /// All properties, in the order they were set.
@@ -446,5 +497,52 @@ impl From<String> for Message {
 impl<const N: usize> From<&[u8; N]> for Message {
     fn from(b: &[u8; N]) -> Self {
         Message::new(&b[..])
+    }
+}
+
+#[cfg(test)]
+mod prop_tests {
+    use super::*;
+
+    /// Issue 15 F2: setting N properties is O(N) — past a few keys every set goes through a
+    /// key index covering all of them (no scan of the earlier keys), and JMS semantics hold: a
+    /// key set twice keeps its first position and the last value.
+    #[test]
+    fn many_properties_are_indexed_and_a_repeated_key_keeps_its_place() {
+        const N: usize = 100_000;
+        let mut m = Message::new("x");
+        for i in 0..N {
+            m.set_property(format!("k{i}"), i as i64);
+            assert!(
+                i < INDEX_FROM || m.prop_index.covers == i + 1,
+                "the index stopped covering the properties at {i}"
+            );
+        }
+        assert_eq!(m.prop_index.map.len(), N);
+        m.set_property("k7", "again");
+        m.set_property("k99999", -1i64);
+        assert_eq!(m.properties().len(), N);
+        assert_eq!(m.properties()[7], ("k7".into(), Value::from("again")));
+        assert_eq!(m.get_property("k99999"), Some(&Value::Int(-1)));
+        assert_eq!(m.get_property("k500"), Some(&Value::Int(500)));
+        assert_eq!(m.get_property("missing"), None);
+        // Few properties: a plain scan, nothing allocated for an index.
+        let small = Message::new("y").property("a", 1i64).property("a", 2i64);
+        assert!(small.prop_index.map.is_empty());
+        assert_eq!(small.properties(), &[("a".to_string(), Value::Int(2))]);
+    }
+
+    /// Properties put in place by a decode (no index yet) are indexed on the next set, which
+    /// then replaces, not duplicates, a key already there.
+    #[test]
+    fn a_set_after_properties_were_put_in_place_rebuilds_the_index() {
+        let mut m = Message::new("x");
+        m.meta.properties = (0..40).map(|i| (format!("k{i}"), Value::Int(i))).collect();
+        m.set_property("k3", 0i64);
+        assert_eq!(m.properties().len(), 40);
+        assert_eq!(m.get_property("k3"), Some(&Value::Int(0)));
+        m.set_property("new", 1i64);
+        assert_eq!(m.properties().len(), 41);
+        assert_eq!(m.prop_index.covers, 41);
     }
 }

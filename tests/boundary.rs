@@ -345,3 +345,38 @@ fn a_callback_waiting_on_a_pending_future_gets_would_deadlock() {
     drop(q);
     s.close().unwrap();
 }
+
+/// Issue 15 F2: a message with 100,000 properties (building it is linear: see the unit test
+/// `message::prop_tests`, which checks the key index) is sent, received and reopened with every
+/// property, in order, and a key set twice holds its last value at its first place.
+#[test]
+fn a_message_with_100k_properties_round_trips() {
+    const N: i64 = 100_000;
+    let env = Env::new();
+    let s = env.open();
+    let q = s.queue("q").unwrap();
+    let mut m = Message::new("many");
+    for i in 0..N {
+        m.set_property(format!("p{i}"), i);
+    }
+    m.set_property("p5", "last");
+    q.send(m).unwrap();
+    drop(q);
+    s.close().unwrap();
+    let s = env.open();
+    let q = s.queue("q").unwrap();
+    let d = q.receive(NOW).unwrap().unwrap();
+    let props = d.properties();
+    assert_eq!(props.len(), N as usize);
+    for (i, (k, v)) in props.iter().enumerate() {
+        assert_eq!(k, &format!("p{i}"));
+        let want = if i == 5 {
+            Value::from("last")
+        } else {
+            Value::Int(i as i64)
+        };
+        assert_eq!(v, &want, "{k}");
+    }
+    assert_eq!(d.get_property("p99999"), Some(&Value::Int(N - 1)));
+    d.ack().unwrap();
+}

@@ -3,7 +3,7 @@
 //! `Poisoned`, every pending async-send callback completes exactly once, and `close()` returns
 //! instead of hanging. What was acknowledged before stays durable.
 mod common;
-use common::fault::{FaultFs, Op};
+use common::fault::{Fault, FaultFs, Op};
 use common::*;
 use mqlite::*;
 use std::sync::mpsc;
@@ -104,6 +104,44 @@ fn a_panic_in_a_commit_led_by_a_caller_fails_that_call_and_poisons() {
     let e = within_a_minute("close()", move || s.close()).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Poisoned);
     // The store reopens with what was durable.
+    let s = open(&env, &fs);
+    let d = s.queue("q").unwrap().receive(NOW).unwrap().unwrap();
+    assert_eq!(d.body(), b"before");
+}
+
+/// `close()` of a store poisoned by a failed fdatasync (issue 15): it returns `Poisoned`, and
+/// the message says the store is now closed (not "reopen it" as if it were still open); a
+/// second `close()` returns `Ok`; the store reopens at once with what was durable.
+#[test]
+fn close_of_a_poisoned_store_says_it_is_closed_and_a_second_close_is_ok() {
+    let env = Env::new();
+    let fs = FaultFs::new();
+    let s = open(&env, &fs);
+    let q = s.queue("q").unwrap();
+    q.send("before").unwrap();
+    fs.add_fault(Fault {
+        op: Op::Sync,
+        nth: fs.count(Op::Sync) + 1,
+        errno: libc::EIO,
+        persistent: false,
+    });
+    q.send("lost").expect_err("a send whose fdatasync failed");
+    let e = q.send("after").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Poisoned, "{e}");
+    assert!(!e.message().contains("is closed"), "still open: {e}");
+    let e = s.close().expect_err("a poisoned store reports it at close");
+    assert_eq!(e.kind(), ErrorKind::Poisoned, "{e}");
+    assert!(
+        e.message()
+            .starts_with("the store is closed; it had been poisoned"),
+        "{e}"
+    );
+    assert!(e.message().contains("fdatasync"), "names the cause: {e}");
+    s.close().expect("a second close of a poisoned store");
+    let e = q.send("after close").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Closed, "{e}");
+    drop(q);
+    drop(s);
     let s = open(&env, &fs);
     let d = s.queue("q").unwrap().receive(NOW).unwrap().unwrap();
     assert_eq!(d.body(), b"before");

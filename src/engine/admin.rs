@@ -200,7 +200,8 @@ impl Engine {
     }
 
     /// Closes: joins the library threads (every pending send is written and every callback
-    /// completed by then), then marks the store closed. Returns the poisoning error, if any.
+    /// completed by then), then marks the store closed. Returns `Poisoned` (saying the store is now closed) if an
+    /// earlier failure poisoned it.
     pub(crate) fn finish_close(&self) -> Result<()> {
         let threads: Vec<_> = std::mem::take(
             &mut *self
@@ -218,7 +219,7 @@ impl Engine {
         drop(g);
         self.shared.wake_all();
         match err {
-            Some(e) => Err(super::state::poisoned(&e)),
+            Some(e) => Err(super::state::poisoned_at_close(&e)),
             None => Ok(()),
         }
     }

@@ -131,7 +131,20 @@ pub(crate) struct State {
 pub(crate) fn poisoned(e: &Error) -> Error {
     Error::new(
         ErrorKind::Poisoned,
-        format!("the store is poisoned by an earlier failure ({e}); reopen it"),
+        format!("the store is poisoned by an earlier failure ({e}); close and reopen it"),
+    )
+}
+
+/// The error `close()` of a store poisoned by `e` returns: the store *is* closed by then (its
+/// lock released, so reopening is the next step), and the message says so rather than asking
+/// the caller to do what already happened. A second `close()` returns `Ok`.
+pub(crate) fn poisoned_at_close(e: &Error) -> Error {
+    Error::new(
+        ErrorKind::Poisoned,
+        format!(
+            "the store is closed; it had been poisoned by an earlier failure ({e}); reopen it \
+             to go on with what was durable"
+        ),
     )
 }
 

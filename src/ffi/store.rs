@@ -79,7 +79,8 @@ pub extern "C" fn mqlite_store_open(
 /// threads and releases the directory lock. The handle stays valid (free it with
 /// `mqlite_store_free`); later calls fail with `MQLITE_CLOSED`. Closing twice is OK.
 /// Called from inside one of the store's callbacks it returns `MQLITE_WOULD_DEADLOCK`.
-/// Returns `MQLITE_POISONED` if an earlier write or fsync had failed.
+/// Returns `MQLITE_POISONED` if an earlier write or fsync had failed: the store is closed all
+/// the same (the message says so) and a second close returns `MQLITE_OK`.
 #[no_mangle]
 pub extern "C" fn mqlite_store_close(
     store: *const mqlite_store,

@@ -264,7 +264,8 @@ impl Store {
     /// Closes the store: pending sends are flushed, every callback completes, the lock is
     /// released. Later calls on its queues fail with `Closed`. Called from inside one of the
     /// store's own callbacks it fails with `WouldDeadlock` instead of waiting for itself.
-    /// Returns `Poisoned` if an earlier write or fsync failed (or a library thread panicked).
+    /// Returns `Poisoned` if an earlier write or fsync failed (or a library thread panicked);
+    /// the store is closed all the same (the error says so), and a second `close()` returns `Ok`.
     pub fn close(&self) -> Result<()> {
         match (&self.owner, &self.engine) {
             (Some(o), _) => o.close(),

@@ -223,7 +223,37 @@ static void test_browse_tells_states(const char *dir) {
     mqlite_store_free(s);
 }
 
+/* Issue 15: close of a store poisoned by a failed write (its directory was deleted while open)
+ * returns MQLITE_POISONED with a message saying the store is now closed; a second close is OK. */
+static void test_close_of_a_poisoned_store(void) {
+    char *parent = temp_dir();
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s/s", parent);
+    mqlite_store *s = open_store(dir, NULL);
+    mqlite_queue *q = open_queue(s, "q");
+    uint64_t id = 0;
+    OK(mqlite_queue_send_bytes(q, (const uint8_t *)"kept", 4, &id, ERR));
+    char cmd[4300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    CHECK(system(cmd) == 0);
+    mqlite_error *err = NULL;
+    CHECK(mqlite_queue_send_bytes(q, (const uint8_t *)"lost", 4, &id, &err) != MQLITE_OK);
+    mqlite_error_free(err);
+    err = NULL;
+    CHECK(mqlite_store_close(s, &err) == MQLITE_POISONED);
+    CHECK(err != NULL && strncmp(mqlite_error_message(err), "the store is closed; it had been poisoned",
+                                 strlen("the store is closed; it had been poisoned")) == 0);
+    if (err) fprintf(stderr, "close of a poisoned store: %s\n", mqlite_error_message(err));
+    mqlite_error_free(err);
+    OK(mqlite_store_close(s, ERR));
+    CHECK_STATUS(MQLITE_CLOSED, mqlite_queue_send_bytes(q, (const uint8_t *)"x", 1, &id, ERR));
+    mqlite_queue_free(q);
+    mqlite_store_free(s);
+    remove_dir(parent);
+}
+
 int main(void) {
+    test_close_of_a_poisoned_store();
     char *dir = temp_dir();
     test_oversized_headers(dir);
     remove_dir(dir);

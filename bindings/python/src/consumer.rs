@@ -83,10 +83,10 @@ impl Consumer {
     fn receive_batch(
         &self,
         py: Python<'_>,
-        n: usize,
+        n: &Bound<'_, PyAny>,
         timeout: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Vec<Py<Message>>> {
-        self.receive_impl(py, n, timeout)
+        self.receive_impl(py, crate::convert::int(n, "n")?, timeout)
     }
 
     /// Closes it: its unsettled messages go back to the queue as failed deliveries.
@@ -97,8 +97,15 @@ impl Consumer {
         Ok(())
     }
 
-    fn __enter__(slf: Py<Self>) -> Py<Self> {
-        slf
+    /// Enters its ``with`` block. Raises :class:`Closed` if it (or its store) is already closed:
+    /// a block over a closed consumer could only fail later, at its first receive.
+    fn __enter__(slf: Py<Self>) -> PyResult<Py<Self>> {
+        let this = slf.get();
+        this.store.get().check()?;
+        if this.c.lock().unwrap_or_else(|e| e.into_inner()).is_none() {
+            return Err(new_err(mqlite::ErrorKind::Closed, "the consumer is closed"));
+        }
+        Ok(slf)
     }
 
     #[pyo3(signature = (_exc_type = None, _exc = None, _tb = None))]
@@ -159,8 +166,15 @@ impl Listener {
         self.l.lock().unwrap_or_else(|e| e.into_inner()).is_some()
     }
 
-    fn __enter__(slf: Py<Self>) -> Py<Self> {
-        slf
+    /// Enters its ``with`` block. Raises :class:`Closed` if it was already stopped.
+    fn __enter__(slf: Py<Self>) -> PyResult<Py<Self>> {
+        if !slf.get().running() {
+            return Err(new_err(
+                mqlite::ErrorKind::Closed,
+                "the listener is stopped",
+            ));
+        }
+        Ok(slf)
     }
 
     #[pyo3(signature = (_exc_type = None, _exc = None, _tb = None))]

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use mqlite::{Message, Value};
-use pyo3::exceptions::PyTypeError;
+use pyo3::exceptions::{PyOverflowError, PyTypeError};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
@@ -40,6 +40,70 @@ pub(crate) fn opt_duration(
     match obj {
         Some(o) if !o.is_none() => Ok(Some(duration(o, what)?)),
         _ => Ok(None),
+    }
+}
+
+/// An integer type a Python int option converts to: its range, for the error.
+pub(crate) trait IntOption: TryFrom<i128> {
+    const MIN: i128;
+    const MAX: i128;
+}
+
+macro_rules! int_option {
+    ($($t:ty),*) => {$(
+        impl IntOption for $t {
+            const MIN: i128 = <$t>::MIN as i128;
+            const MAX: i128 = <$t>::MAX as i128;
+        }
+    )*};
+}
+int_option!(u8, u32, u64, usize, i32, i64);
+
+/// The integer option or argument `what` as a `T`: every integer a caller passes goes through
+/// here (or [`int_in`]), so that a value out of range is `InvalidArgument` (a `ValueError`)
+/// naming the option and its range, never a bare `OverflowError` from the conversion (issue 15
+/// F4), and a non-integer is a `TypeError` naming it.
+pub(crate) fn int<T: IntOption>(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<T> {
+    let v = int_in(obj, what, T::MIN, T::MAX)?;
+    // In range by the check above.
+    T::try_from(v).map_err(|_| invalid(format!("{what} is out of range")))
+}
+
+/// [`int`] for an optional argument (`None` or absent: `None`).
+pub(crate) fn opt_int<T: IntOption>(
+    obj: Option<&Bound<'_, PyAny>>,
+    what: &str,
+) -> PyResult<Option<T>> {
+    match obj {
+        Some(o) if !o.is_none() => Ok(Some(int(o, what)?)),
+        _ => Ok(None),
+    }
+}
+
+/// The integer `what`, which must lie in `min..=max` (`InvalidArgument` otherwise, naming it;
+/// `TypeError` if it is not an integer: a float is refused, as `operator.index` refuses it).
+pub(crate) fn int_in(obj: &Bound<'_, PyAny>, what: &str, min: i128, max: i128) -> PyResult<i128> {
+    let out_of_range = || {
+        let shown = obj
+            .repr()
+            .map(|r| r.to_string())
+            .unwrap_or_else(|_| "the value given".into());
+        invalid(format!(
+            "{what} must be an integer from {min} to {max}, not {shown}"
+        ))
+    };
+    match obj.extract::<i128>() {
+        Ok(v) if (min..=max).contains(&v) => Ok(v),
+        Ok(_) => Err(out_of_range()),
+        // Beyond even i128: out of every option's range.
+        Err(e) if e.is_instance_of::<PyOverflowError>(obj.py()) => Err(out_of_range()),
+        Err(_) => Err(PyTypeError::new_err(format!(
+            "{what} must be an int, not {}",
+            obj.get_type()
+                .name()
+                .map(|n| n.to_string())
+                .unwrap_or_else(|_| "that type".into())
+        ))),
     }
 }
 
@@ -149,7 +213,7 @@ pub(crate) fn properties_to_py<'py>(
 #[derive(Default)]
 pub(crate) struct Headers<'a, 'py> {
     pub properties: Option<&'a Bound<'py, PyAny>>,
-    pub priority: Option<i64>,
+    pub priority: Option<&'a Bound<'py, PyAny>>,
     pub ttl: Option<&'a Bound<'py, PyAny>>,
     pub delay: Option<&'a Bound<'py, PyAny>>,
     pub deliver_at: Option<&'a Bound<'py, PyAny>>,
@@ -182,15 +246,9 @@ pub(crate) fn message(body_obj: &Bound<'_, PyAny>, h: Headers<'_, '_>) -> PyResu
             }
         }
     }
-    if let Some(p) = h.priority {
-        // The core rejects 10..=255 with its own message; below that range u8 cannot hold it.
-        let p = u8::try_from(p).map_err(|_| {
-            invalid(format!(
-                "priority {p} is out of range 0–{}",
-                mqlite::MAX_PRIORITY
-            ))
-        })?;
-        m = m.priority(p);
+    if let Some(p) = h.priority.filter(|p| !p.is_none()) {
+        let p = int_in(p, "priority", 0, mqlite::MAX_PRIORITY.into())?;
+        m = m.priority(p as u8);
     }
     if let Some(t) = opt_duration(h.ttl, "ttl")? {
         m = m.ttl(t);
@@ -211,16 +269,35 @@ pub(crate) fn message(body_obj: &Bound<'_, PyAny>, h: Headers<'_, '_>) -> PyResu
         m = m.correlation_id(c);
     }
     if let Some(r) = h.repeat.filter(|r| !r.is_none()) {
-        let (period, count): (Bound<'_, PyAny>, u32) = r
+        let (period, count): (Bound<'_, PyAny>, Bound<'_, PyAny>) = r
             .extract()
             .map_err(|_| PyTypeError::new_err("repeat must be a (period, count) tuple"))?;
-        m = m.repeat(duration(&period, "repeat period")?, count);
+        m = m.repeat(
+            duration(&period, "repeat period")?,
+            int(&count, "repeat count")?,
+        );
     }
     Ok(m)
 }
 
+/// The items of `send_batch` / `publish_batch`. An item that does not convert (an option out
+/// of range, a wrong type) raises its error with "message {i} of the batch: " in front, as
+/// the core names an item it refuses.
+pub(crate) fn batch_items(messages: &Bound<'_, PyAny>) -> PyResult<Vec<Message>> {
+    let mut ms = Vec::with_capacity(messages.len().unwrap_or(0));
+    for (i, item) in messages.try_iter()?.enumerate() {
+        let m = batch_item(&item?).map_err(|e| {
+            let py = messages.py();
+            let text = e.value(py).str().map(|s| s.to_string()).unwrap_or_default();
+            PyErr::from_type(e.get_type(py), format!("message {i} of the batch: {text}"))
+        })?;
+        ms.push(m);
+    }
+    Ok(ms)
+}
+
 /// One item of `send_batch`: a body, or a dict with `body` and any header keyword of `send`.
-pub(crate) fn batch_item(item: &Bound<'_, PyAny>) -> PyResult<Message> {
+fn batch_item(item: &Bound<'_, PyAny>) -> PyResult<Message> {
     let Ok(d) = item.cast::<PyDict>() else {
         return message(item, Headers::default());
     };
@@ -258,15 +335,12 @@ pub(crate) fn batch_item(item: &Bound<'_, PyAny>) -> PyResult<Message> {
             _ => Ok(None),
         }
     };
-    let priority = match get("priority")? {
-        Some(v) if !v.is_none() => Some(v.extract()?),
-        _ => None,
-    };
+    let priority = get("priority")?;
     message(
         &body,
         Headers {
             properties: props.as_ref(),
-            priority,
+            priority: priority.as_ref(),
             ttl: ttl.as_ref(),
             delay: delay.as_ref(),
             deliver_at: at.as_ref(),

@@ -9,7 +9,7 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyList};
 
 use crate::completer::{aio_send, Done};
-use crate::convert::{batch_item, message, opt_duration, time_ms, Headers};
+use crate::convert::{batch_items, int, message, opt_duration, opt_int, time_ms, Headers};
 use crate::errors::{invalid, mq};
 use crate::message::Message;
 use crate::store::Store;
@@ -133,6 +133,11 @@ fn aio_helper<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
     m.bind(py).getattr(name)
 }
 
+/// `consume_aio`'s `batch` through [`int`] (a default keeps it out of an `Option`).
+fn batch_arg(o: &Bound<'_, PyAny>) -> PyResult<usize> {
+    int(o, "batch")
+}
+
 #[pymethods]
 impl Queue {
     /// The queue's name.
@@ -161,7 +166,7 @@ impl Queue {
         py: Python<'_>,
         body: &Bound<'_, PyAny>,
         properties: Option<&Bound<'_, PyAny>>,
-        priority: Option<i64>,
+        priority: Option<&Bound<'_, PyAny>>,
         ttl: Option<&Bound<'_, PyAny>>,
         delay: Option<&Bound<'_, PyAny>>,
         deliver_at: Option<&Bound<'_, PyAny>>,
@@ -203,7 +208,7 @@ impl Queue {
         body: &Bound<'py, PyAny>,
         callback: Option<Py<PyAny>>,
         properties: Option<&Bound<'py, PyAny>>,
-        priority: Option<i64>,
+        priority: Option<&Bound<'_, PyAny>>,
         ttl: Option<&Bound<'py, PyAny>>,
         delay: Option<&Bound<'py, PyAny>>,
         deliver_at: Option<&Bound<'py, PyAny>>,
@@ -250,7 +255,7 @@ impl Queue {
         py: Python<'py>,
         body: &Bound<'py, PyAny>,
         properties: Option<&Bound<'py, PyAny>>,
-        priority: Option<i64>,
+        priority: Option<&Bound<'_, PyAny>>,
         ttl: Option<&Bound<'py, PyAny>>,
         delay: Option<&Bound<'py, PyAny>>,
         deliver_at: Option<&Bound<'py, PyAny>>,
@@ -286,10 +291,7 @@ impl Queue {
     /// refused, the ones before it are sent and the error names its index.
     fn send_batch(&self, py: Python<'_>, messages: &Bound<'_, PyAny>) -> PyResult<Vec<u64>> {
         self.check()?;
-        let mut ms = Vec::with_capacity(messages.len().unwrap_or(0));
-        for item in messages.try_iter()? {
-            ms.push(batch_item(&item?)?);
-        }
+        let ms = batch_items(messages)?;
         let q = &self.q;
         Ok(mq(py.detach(|| q.send_batch(ms)))?
             .into_iter()
@@ -317,10 +319,10 @@ impl Queue {
     fn receive_batch(
         &self,
         py: Python<'_>,
-        n: usize,
+        n: &Bound<'_, PyAny>,
         timeout: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Vec<Py<Message>>> {
-        let got = self.receive_impl(py, n, timeout)?;
+        let got = self.receive_impl(py, int(n, "n")?, timeout)?;
         Self::wrap(py, got)
     }
 
@@ -352,7 +354,7 @@ impl Queue {
     fn consume_aio<'py>(
         slf: &Bound<'py, Self>,
         timeout: Option<&Bound<'py, PyAny>>,
-        batch: usize,
+        #[pyo3(from_py_with = batch_arg)] batch: usize,
     ) -> PyResult<Bound<'py, PyAny>> {
         slf.get().check()?;
         if batch == 0 {
@@ -412,12 +414,12 @@ impl Queue {
     fn browse(
         &self,
         py: Python<'_>,
-        max: Option<usize>,
+        max: Option<&Bound<'_, PyAny>>,
         ready_only: bool,
     ) -> PyResult<Vec<Py<Message>>> {
         self.check()?;
         let q = &self.q;
-        let max = max.unwrap_or(usize::MAX);
+        let max = opt_int(max, "max")?.unwrap_or(usize::MAX);
         let ms = mq(py.detach(|| {
             if ready_only {
                 q.browse_ready(max)
@@ -437,8 +439,33 @@ impl Queue {
         mq(py.detach(|| q.purge()))
     }
 
-    /// The queue's statistics as a dict (depth, in_flight, delayed, messages, bytes, enqueued,
-    /// acked, redelivered, dead_lettered, expired, discarded, replayed).
+    /// The queue's statistics as a ``dict[str, int]`` (a subscription's too: it is a queue).
+    /// Gauges, counted in messages at the time of the call:
+    ///
+    /// - ``depth``: ready for delivery now.
+    /// - ``in_flight``: handed out to a consumer and not yet settled.
+    /// - ``prefetched``: taken by a consumer's prefetch and not yet handed out (their delivery
+    ///   counts are durable: after a crash each counts one failed delivery).
+    /// - ``delayed``: waiting for a delivery time or a redelivery delay.
+    /// - ``messages``: all held (``depth + in_flight + prefetched + delayed``).
+    /// - ``bytes``: bytes of the journal records the held messages occupy (bodies and
+    ///   headers), in bytes.
+    ///
+    /// Counters, in messages since the store was opened (they start at 0 at every open; the
+    /// messages themselves are durable):
+    ///
+    /// - ``enqueued``: stored into this queue (sent, published, dead-lettered or replayed in).
+    /// - ``acked``: acknowledged.
+    /// - ``redelivered``: deliveries that were redeliveries (each one counts).
+    /// - ``dead_lettered``: failed (too many redeliveries, rejected, overflow, a parked group)
+    ///   and left for the dead-letter queue, or dropped by the discard strategy.
+    /// - ``expired``: their TTL (or a dead-letter queue's retention) passed, moved to the
+    ///   dead-letter queue or dropped.
+    /// - ``discarded``: dropped by :meth:`purge`.
+    /// - ``replayed``: replayed into this queue from a dead-letter queue.
+    ///
+    /// A message that leaves the queue counts once, in one of ``acked``, ``dead_lettered``,
+    /// ``expired``, ``discarded`` (the core's ``QueueStats``). Raises :class:`Closed` after close.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         self.check()?;
         stats_dict(py, &mq(self.q.stats())?)
@@ -461,9 +488,9 @@ impl Queue {
         original_queue: Option<String>,
         since: Option<&Bound<'_, PyAny>>,
         until: Option<&Bound<'_, PyAny>>,
-        ids: Option<Vec<u64>>,
+        ids: Option<Vec<Bound<'_, PyAny>>>,
         to: Option<String>,
-        limit: Option<usize>,
+        limit: Option<&Bound<'_, PyAny>>,
         dry_run: bool,
     ) -> PyResult<u64> {
         self.check()?;
@@ -480,9 +507,15 @@ impl Queue {
             original_queue,
             since_ms: time(since, "since")?,
             until_ms: time(until, "until")?,
-            ids: ids.map(|v| v.into_iter().map(mqlite::MessageId).collect()),
+            ids: ids
+                .map(|v| {
+                    v.iter()
+                        .map(|i| int(i, "ids").map(mqlite::MessageId))
+                        .collect::<PyResult<_>>()
+                })
+                .transpose()?,
             to,
-            limit,
+            limit: opt_int(limit, "limit")?,
             dry_run,
         };
         let q = &self.q;
@@ -504,7 +537,7 @@ impl Queue {
         &self,
         ack_mode: &str,
         selector: Option<&str>,
-        prefetch: Option<u32>,
+        prefetch: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<crate::consumer::Consumer> {
         self.check()?;
         let mode = match ack_mode {
@@ -519,7 +552,7 @@ impl Queue {
         };
         let options = mqlite::ConsumerOptions {
             ack_mode: mode,
-            prefetch,
+            prefetch: opt_int(prefetch, "prefetch")?,
         };
         mq(options.validate())?;
         let store = Python::attach(|py| self.store.clone_ref(py));

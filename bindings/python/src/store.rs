@@ -16,7 +16,7 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::PyDict;
 
 use crate::completer::Completer;
-use crate::convert::{duration, opt_duration};
+use crate::convert::{duration, int, opt_duration, opt_int};
 use crate::errors::{invalid, mq, new_err};
 use crate::queue::{stats_dict, Queue};
 
@@ -87,6 +87,11 @@ pub(crate) struct RedeliveryPolicy {
     backoff: Vec<f64>,
 }
 
+/// `max_redeliveries` through [`int`] (a default keeps it out of an `Option`).
+fn max_redeliveries_arg(o: &Bound<'_, PyAny>) -> PyResult<i32> {
+    int(o, "max_redeliveries")
+}
+
 #[pymethods]
 impl RedeliveryPolicy {
     /// The defaults are the core's (``mqlite.RedeliveryPolicy`` in every face): 6
@@ -98,7 +103,7 @@ impl RedeliveryPolicy {
         maximum_redelivery_delay = None, use_collision_avoidance = false, backoff = None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
-        max_redeliveries: i32,
+        #[pyo3(from_py_with = max_redeliveries_arg)] max_redeliveries: i32,
         initial_redelivery_delay: Option<&Bound<'_, PyAny>>,
         redelivery_delay: Option<&Bound<'_, PyAny>>,
         use_exponential_backoff: bool,
@@ -132,7 +137,8 @@ impl RedeliveryPolicy {
     }
 
     /// The delay in seconds before the ``n``-th redelivery (n ≥ 1), without jitter.
-    fn delay(&self, n: u32) -> PyResult<f64> {
+    fn delay(&self, n: &Bound<'_, PyAny>) -> PyResult<f64> {
+        let n: u32 = int(n, "n")?;
         if n == 0 {
             return Err(invalid("n counts redeliveries from 1"));
         }
@@ -357,10 +363,10 @@ pub(crate) fn open<'py>(
     max_delay: Option<&Bound<'_, PyAny>>,
     redelivery: Option<&RedeliveryPolicy>,
     dead_letter: Option<&DeadLetterStrategy>,
-    max_body_bytes: Option<usize>,
-    segment_bytes: Option<u64>,
-    max_pending_bytes: Option<usize>,
-    max_pending_messages: Option<usize>,
+    max_body_bytes: Option<&Bound<'_, PyAny>>,
+    segment_bytes: Option<&Bound<'_, PyAny>>,
+    max_pending_bytes: Option<&Bound<'_, PyAny>>,
+    max_pending_messages: Option<&Bound<'_, PyAny>>,
     block_when_window_full: bool,
     repair: bool,
     create: bool,
@@ -382,16 +388,16 @@ pub(crate) fn open<'py>(
     if let Some(d) = dead_letter {
         o.dead_letter = d.inner.clone();
     }
-    if let Some(v) = max_body_bytes {
+    if let Some(v) = opt_int(max_body_bytes, "max_body_bytes")? {
         o.max_body_bytes = v;
     }
-    if let Some(v) = segment_bytes {
+    if let Some(v) = opt_int(segment_bytes, "segment_bytes")? {
         o.segment_bytes = v;
     }
-    if let Some(v) = max_pending_bytes {
+    if let Some(v) = opt_int(max_pending_bytes, "max_pending_bytes")? {
         o.max_pending_bytes = v;
     }
-    if let Some(v) = max_pending_messages {
+    if let Some(v) = opt_int(max_pending_messages, "max_pending_messages")? {
         o.max_pending_messages = v;
     }
     if let Some(c) = clock {
@@ -550,17 +556,17 @@ impl Store {
         dead_letter: Option<&DeadLetterStrategy>,
         durability: Option<&str>,
         max_delay: Option<&Bound<'_, PyAny>>,
-        max_messages: Option<u64>,
-        max_bytes: Option<u64>,
+        max_messages: Option<&Bound<'_, PyAny>>,
+        max_bytes: Option<&Bound<'_, PyAny>>,
         overflow: Option<&str>,
         overflow_timeout: Option<&Bound<'_, PyAny>>,
         ack_timeout: Option<&Bound<'_, PyAny>>,
         process_expired: Option<bool>,
         dedup_window: Option<&Bound<'_, PyAny>>,
-        dedup_window_count: Option<usize>,
+        dedup_window_count: Option<&Bound<'_, PyAny>>,
         group_failure: Option<&str>,
         retention: Option<&Bound<'_, PyAny>>,
-        prefetch: Option<u32>,
+        prefetch: Option<&Bound<'_, PyAny>>,
         ack_durability: Option<&str>,
     ) -> PyResult<Queue> {
         let this = slf.get();
@@ -569,8 +575,8 @@ impl Store {
             durability: durability
                 .map(|d| self::durability(d, max_delay))
                 .transpose()?,
-            max_messages,
-            max_bytes,
+            max_messages: opt_int(max_messages, "max_messages")?,
+            max_bytes: opt_int(max_bytes, "max_bytes")?,
             overflow: overflow
                 .map(|o| match o {
                     "reject" => Ok(OverflowPolicy::Reject),
@@ -589,7 +595,7 @@ impl Store {
             ack_timeout: opt_duration(ack_timeout, "ack_timeout")?,
             process_expired,
             dedup_window: opt_duration(dedup_window, "dedup_window")?,
-            dedup_window_count,
+            dedup_window_count: opt_int(dedup_window_count, "dedup_window_count")?,
             group_failure: group_failure
                 .map(|g| match g {
                     "block" => Ok(GroupFailurePolicy::Block),
@@ -601,7 +607,7 @@ impl Store {
                 })
                 .transpose()?,
             retention: opt_duration(retention, "retention")?,
-            prefetch,
+            prefetch: opt_int(prefetch, "prefetch")?,
             ack_durability: self::ack_durability(ack_durability)?,
         };
         let q = mq(if o.is_empty() {
@@ -648,10 +654,10 @@ impl Store {
         selector: Option<String>,
         redelivery: Option<&RedeliveryPolicy>,
         dead_letter: Option<&DeadLetterStrategy>,
-        max_messages: Option<u64>,
-        max_bytes: Option<u64>,
+        max_messages: Option<&Bound<'_, PyAny>>,
+        max_bytes: Option<&Bound<'_, PyAny>>,
         ack_timeout: Option<&Bound<'_, PyAny>>,
-        prefetch: Option<u32>,
+        prefetch: Option<&Bound<'_, PyAny>>,
         ack_durability: Option<&str>,
     ) -> PyResult<Queue> {
         let this = slf.get();
@@ -659,10 +665,10 @@ impl Store {
         let queue = QueueOptions {
             redelivery: redelivery.map(|r| r.to_core()).transpose()?,
             dead_letter: dead_letter.map(|d| d.inner.clone()),
-            max_messages,
-            max_bytes,
+            max_messages: opt_int(max_messages, "max_messages")?,
+            max_bytes: opt_int(max_bytes, "max_bytes")?,
             ack_timeout: opt_duration(ack_timeout, "ack_timeout")?,
-            prefetch,
+            prefetch: opt_int(prefetch, "prefetch")?,
             ack_durability: self::ack_durability(ack_durability)?,
             ..Default::default()
         };
@@ -719,7 +725,19 @@ impl Store {
         Ok(self.store.queue_names())
     }
 
-    /// Statistics of every queue: ``{name: {"depth": …, "in_flight": …, …}}``.
+    /// Statistics of every queue of the store (dead-letter queues and subscriptions included),
+    /// as ``dict[str, dict[str, int]]``: queue name → the dict :meth:`Queue.stats` returns,
+    /// with the same keys and units:
+    ///
+    /// - gauges in messages: ``depth`` (ready), ``in_flight`` (handed out, unsettled),
+    ///   ``prefetched`` (taken by a prefetch, not yet handed out), ``delayed`` (waiting for a
+    ///   delivery time or redelivery delay), ``messages`` (all held: the four added up);
+    ///   ``bytes``: bytes of the journal records held (bodies and headers), in bytes;
+    /// - counters in messages since the store was opened (0 at every open): ``enqueued``,
+    ///   ``acked``, ``redelivered`` (deliveries that were redeliveries), ``dead_lettered``,
+    ///   ``expired``, ``discarded`` (by purge), ``replayed`` (into the queue).
+    ///
+    /// Raises :class:`Closed` after close.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         self.check()?;
         let out = PyDict::new(py);
@@ -818,8 +836,11 @@ impl Store {
         Ok(d)
     }
 
-    fn __enter__(slf: Py<Self>) -> Py<Self> {
-        slf
+    /// Enters its ``with`` block (closing it at the end). Raises :class:`Closed` if it is
+    /// already closed: a block over a closed store could only fail at its first call.
+    fn __enter__(slf: Py<Self>) -> PyResult<Py<Self>> {
+        slf.get().check()?;
+        Ok(slf)
     }
 
     #[pyo3(signature = (_exc_type = None, _exc = None, _tb = None))]

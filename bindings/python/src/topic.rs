@@ -5,7 +5,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::completer::{aio_send, Done};
-use crate::convert::{batch_item, message, Headers};
+use crate::convert::{batch_items, message, Headers};
 use crate::errors::mq;
 use crate::queue::future_class;
 use crate::store::Store;
@@ -64,7 +64,7 @@ impl Topic {
         py: Python<'_>,
         body: &Bound<'_, PyAny>,
         properties: Option<&Bound<'_, PyAny>>,
-        priority: Option<i64>,
+        priority: Option<&Bound<'_, PyAny>>,
         ttl: Option<&Bound<'_, PyAny>>,
         delay: Option<&Bound<'_, PyAny>>,
         deliver_at: Option<&Bound<'_, PyAny>>,
@@ -101,7 +101,7 @@ impl Topic {
         body: &Bound<'py, PyAny>,
         callback: Option<Py<PyAny>>,
         properties: Option<&Bound<'py, PyAny>>,
-        priority: Option<i64>,
+        priority: Option<&Bound<'_, PyAny>>,
         ttl: Option<&Bound<'py, PyAny>>,
         delay: Option<&Bound<'py, PyAny>>,
         deliver_at: Option<&Bound<'py, PyAny>>,
@@ -148,7 +148,7 @@ impl Topic {
         py: Python<'py>,
         body: &Bound<'py, PyAny>,
         properties: Option<&Bound<'py, PyAny>>,
-        priority: Option<i64>,
+        priority: Option<&Bound<'py, PyAny>>,
         ttl: Option<&Bound<'py, PyAny>>,
         delay: Option<&Bound<'py, PyAny>>,
         deliver_at: Option<&Bound<'py, PyAny>>,
@@ -182,10 +182,7 @@ impl Topic {
     /// published and the error names its index.
     fn publish_batch(&self, py: Python<'_>, messages: &Bound<'_, PyAny>) -> PyResult<Vec<u64>> {
         self.store.get().check()?;
-        let mut ms = Vec::with_capacity(messages.len().unwrap_or(0));
-        for item in messages.try_iter()? {
-            ms.push(batch_item(&item?)?);
-        }
+        let ms = batch_items(messages)?;
         let t = &self.t;
         Ok(mq(py.detach(|| t.publish_batch(ms)))?
             .into_iter()
@@ -193,8 +190,16 @@ impl Topic {
             .collect())
     }
 
-    /// Counters since the store was opened: ``published`` (reached a subscription),
-    /// ``unrouted`` (matched none: stored nowhere), ``subscriptions`` (matching it now).
+    /// The topic's statistics as a ``dict[str, int]``:
+    ///
+    /// - ``published``: messages published that reached at least one subscription, since the
+    ///   store was opened (0 at every open).
+    /// - ``unrouted``: messages published while no subscription matched them (stored nowhere,
+    ///   as JMS topics), since the store was opened.
+    /// - ``subscriptions``: subscriptions whose pattern matches the topic now (a gauge).
+    ///
+    /// Per-subscription counts are the subscription's :meth:`Queue.stats`. Raises
+    /// :class:`Closed` after close.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         self.store.get().check()?;
         let s = mq(self.t.stats())?;

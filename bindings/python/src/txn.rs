@@ -82,7 +82,7 @@ impl Transaction {
         queue: &Queue,
         body: &Bound<'_, PyAny>,
         properties: Option<&Bound<'_, PyAny>>,
-        priority: Option<i64>,
+        priority: Option<&Bound<'_, PyAny>>,
         ttl: Option<&Bound<'_, PyAny>>,
         delay: Option<&Bound<'_, PyAny>>,
         deliver_at: Option<&Bound<'_, PyAny>>,
@@ -151,8 +151,20 @@ impl Transaction {
             .unwrap_or(0)
     }
 
-    fn __enter__(slf: Py<Self>) -> Py<Self> {
-        slf
+    /// Enters its ``with`` block. Raises :class:`Closed` if its store is closed or the
+    /// transaction is already finished (committed or rolled back): the block's sends and acks
+    /// could not be committed, and a silent enter would only defer the failure.
+    fn __enter__(slf: Py<Self>) -> PyResult<Py<Self>> {
+        let this = slf.get();
+        this.store.get().check()?;
+        if this.tx.lock().unwrap_or_else(|e| e.into_inner()).is_none() {
+            return Err(new_err(
+                ErrorKind::Closed,
+                "the transaction is already committed or rolled back; start a new one with \
+                 Store.transaction()",
+            ));
+        }
+        Ok(slf)
     }
 
     /// Commits on a clean exit (unless already finished); rolls back on an exception.

@@ -252,3 +252,106 @@ def test_a_deleted_segment_is_named_and_repair_reports_it_and_sticks(store_dir: 
     with mqlite.open(store_dir) as s:
         assert s.recovery_report()["missing"] == []
         assert [m.body for m in s.queue("segs").browse(1000)] == kept
+
+
+def test_entering_a_closed_store_consumer_or_transaction_raises_closed(store_dir: Path) -> None:
+    s = mqlite.open(store_dir)
+    q = s.queue("q")
+    c = q.consumer()
+    c.close()
+    with pytest.raises(mqlite.Closed, match="consumer is closed"):
+        with c:
+            pass
+    tx = s.transaction()
+    tx.commit()
+    with pytest.raises(mqlite.Closed, match="already committed or rolled back"):
+        with tx:
+            pass
+    listener = q.listen(lambda m: m.ack())
+    listener.stop()
+    with pytest.raises(mqlite.Closed, match="stopped"):
+        with listener:
+            pass
+    open_consumer = q.consumer()
+    open_tx = s.transaction()
+    s.close()
+    for what in [s, open_consumer, open_tx]:
+        with pytest.raises(mqlite.Closed, match="store at .* is closed"):
+            with what:
+                pass
+
+
+def test_close_of_a_poisoned_store_says_it_is_closed_and_a_second_close_is_ok(tmp_path: Path) -> None:
+    import shutil
+
+    d = tmp_path / "s"
+    s = mqlite.open(d)
+    q = s.queue("q")
+    q.send(b"kept")
+    shutil.rmtree(d)  # the next durable write fails: the store is poisoned
+    with pytest.raises(mqlite.Error, match="deleted"):
+        q.send(b"lost")
+    with pytest.raises(mqlite.Poisoned) as e:
+        s.close()
+    assert str(e.value).startswith("the store is closed; it had been poisoned"), e.value
+    assert s.closed
+    s.close()  # a second close returns normally
+    with pytest.raises(mqlite.Closed):
+        q.send(b"after")
+
+
+_BIG = 2**70
+# (call, option name): every integer option or argument, out of its range. Each must raise
+# InvalidArgument (a ValueError) naming the option, never a bare OverflowError.
+_OUT_OF_RANGE: list[tuple[str, Callable[[mqlite.Store, Path], object]]] = [
+    ("max_body_bytes", lambda s, d: mqlite.open(d / "o1", max_body_bytes=_BIG)),
+    ("segment_bytes", lambda s, d: mqlite.open(d / "o2", segment_bytes=-1)),
+    ("max_pending_bytes", lambda s, d: mqlite.open(d / "o3", max_pending_bytes=2**64)),
+    ("max_pending_messages", lambda s, d: mqlite.open(d / "o4", max_pending_messages=-5)),
+    ("max_messages", lambda s, d: s.queue("a", max_messages=-1)),
+    ("max_bytes", lambda s, d: s.queue("a", max_bytes=2**64)),
+    ("dedup_window_count", lambda s, d: s.queue("a", dedup_window_count=_BIG)),
+    ("prefetch", lambda s, d: s.queue("a", prefetch=2**64)),
+    ("max_messages", lambda s, d: s.subscribe("t.>", max_messages=_BIG)),
+    ("max_bytes", lambda s, d: s.subscribe("t.>", max_bytes=-1)),
+    ("prefetch", lambda s, d: s.subscribe("t.>", prefetch=2**32)),
+    ("prefetch", lambda s, d: s.queue("q").consumer(prefetch=2**64)),
+    ("priority", lambda s, d: s.queue("q").send(b"x", priority=300)),
+    ("priority", lambda s, d: s.queue("q").send(b"x", priority=_BIG)),
+    ("priority", lambda s, d: s.queue("q").send(b"x", priority=-1)),
+    ("priority", lambda s, d: s.queue("q").send_async(b"x", priority=_BIG)),
+    ("message 0 of the batch: priority", lambda s, d: s.queue("q").send_batch([{"body": b"x", "priority": _BIG}])),
+    ("message 1 of the batch: priority", lambda s, d: s.topic("t.a").publish_batch([b"ok", {"body": b"x", "priority": -1}])),
+    ("priority", lambda s, d: s.topic("t.a").publish(b"x", priority=_BIG)),
+    ("priority", lambda s, d: s.transaction().send(s.queue("q"), b"x", priority=_BIG)),
+    ("repeat count", lambda s, d: s.queue("q").send(b"x", repeat=(1, 2**32))),
+    ("n", lambda s, d: s.queue("q").receive_batch(-1, 0)),
+    ("n", lambda s, d: s.queue("q").receive_batch(_BIG, 0)),
+    ("n", lambda s, d: s.queue("q").consumer().receive_batch(_BIG, 0)),
+    ("max", lambda s, d: s.queue("q").browse(-1)),
+    ("limit", lambda s, d: s.queue("q").replay(limit=_BIG)),
+    ("ids", lambda s, d: s.queue("q").replay(ids=[-1])),
+    ("batch", lambda s, d: s.queue("q").consume_aio(batch=_BIG)),
+    ("max_redeliveries", lambda s, d: mqlite.RedeliveryPolicy(max_redeliveries=_BIG)),
+    ("n", lambda s, d: mqlite.RedeliveryPolicy().delay(2**32)),
+]
+
+
+@pytest.mark.parametrize(
+    "option, call", _OUT_OF_RANGE, ids=[f"{i}-{o}" for i, (o, _) in enumerate(_OUT_OF_RANGE)]
+)
+def test_an_out_of_range_integer_option_is_invalid_argument_naming_it(
+    store: mqlite.Store, tmp_path: Path, option: str, call: Callable[[mqlite.Store, Path], object]
+) -> None:
+    with pytest.raises(mqlite.InvalidArgument) as e:
+        call(store, tmp_path)
+    assert isinstance(e.value, ValueError)
+    assert option in str(e.value), e.value
+
+
+def test_a_non_integer_option_is_a_type_error_naming_it(store: mqlite.Store) -> None:
+    # A float is refused, not truncated (as operator.index refuses it).
+    with pytest.raises(TypeError, match="max_messages must be an int, not float"):
+        store.queue("q", max_messages=1.5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="priority must be an int"):
+        store.queue("q").send(b"x", priority="high")  # type: ignore[arg-type]

@@ -61,3 +61,41 @@ def test_the_readme_example_runs(
     assert out[1:] == ["1 b'order #1' {'customer': 42}", "2 b'order #2' {}"], out
     with mqlite.open(tmp_path / "demo-store") as store:
         assert store.queue("orders").stats()["messages"] == 0
+
+
+def _stub_doc(cls: str, method: str) -> str:
+    import ast
+
+    stub = Path(mqlite.__file__).resolve().parent / "_mqlite.pyi"
+    for node in ast.parse(stub.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.ClassDef) and node.name == cls:
+            for f in node.body:
+                if isinstance(f, ast.FunctionDef) and f.name == method:
+                    return ast.get_docstring(f) or ""
+    raise AssertionError(f"the stub has no {cls}.{method}")
+
+
+def test_every_stats_key_is_documented(tmp_path: Path) -> None:
+    """Every key `stats()` returns (store, queue, subscription, topic) is named in the method's
+    docstring, in the .pyi stub's, and in the README, with its unit (issue 15)."""
+    readme = README.read_text(encoding="utf-8")
+    with mqlite.open(tmp_path / "s") as store:
+        q = store.queue("q")
+        sub = store.subscribe("t.>", name="sub", durable=True)
+        t = store.topic("t.x")
+        t.publish(b"x")
+        cases = [
+            ("Queue", q.stats()),
+            ("Queue", sub.stats()),
+            ("Topic", t.stats()),
+            ("Store", store.stats()["q"]),
+        ]
+        for cls, stats in cases:
+            method = getattr(getattr(mqlite, cls), "stats")
+            for where, doc in [("docstring", method.__doc__ or ""), ("stub", _stub_doc(cls, "stats")), ("README", readme)]:
+                missing = [k for k in stats if not re.search(r"`+" + re.escape(k) + r"`+", doc)]
+                assert not missing, f"{cls}.stats {where} does not document {missing}"
+            doc = method.__doc__ or ""
+            assert "since the store was opened" in doc, doc
+            if "bytes" in stats:
+                assert re.search(r"``bytes``[^.]*in bytes|bytes``: bytes", doc), doc

@@ -317,7 +317,19 @@ class Queue:
     def listen(self, handler: Callable[[Message], object]) -> Listener: ...
     def browse(self, max: Optional[int] = None, *, ready_only: bool = False) -> list[Message]: ...
     def purge(self) -> int: ...
-    def stats(self) -> dict[str, int]: ...
+    def stats(self) -> dict[str, int]:
+        """Statistics of this queue (or subscription), in messages unless said.
+
+        Gauges now: ``depth`` (ready), ``in_flight`` (handed out, unsettled), ``prefetched``
+        (taken by a consumer's prefetch, not yet handed out), ``delayed`` (waiting for a delivery
+        time or redelivery delay), ``messages`` (all held: the four added up), ``bytes`` (bytes
+        of the journal records held, bodies and headers). Counters since the store was opened
+        (0 at every open): ``enqueued`` (stored into the queue), ``acked``, ``redelivered``
+        (deliveries that were redeliveries), ``dead_lettered`` (left for the dead-letter queue or
+        dropped by the discard strategy), ``expired`` (TTL or retention passed), ``discarded``
+        (by purge), ``replayed`` (replayed into the queue). A message that leaves counts once,
+        in one of acked, dead_lettered, expired, discarded. Raises Closed after close.
+        """
     def replay(
         self,
         *,
@@ -408,7 +420,12 @@ class Topic:
         correlation_id: Optional[str] = None,
     ) -> asyncio.Future[int]: ...
     def publish_batch(self, messages: Iterable[_BatchItem]) -> list[int]: ...
-    def stats(self) -> dict[str, int]: ...
+    def stats(self) -> dict[str, int]:
+        """Statistics of this topic: ``published`` (messages that reached at least one
+        subscription) and ``unrouted`` (messages no subscription matched: stored nowhere), both
+        counted since the store was opened (0 at every open); ``subscriptions`` (subscriptions
+        whose pattern matches the topic now). Raises Closed after close.
+        """
 
 @final
 class Store:
@@ -456,7 +473,14 @@ class Store:
     def subscriptions(self) -> list[dict[str, Any]]: ...
     def transaction(self) -> Transaction: ...
     def queue_names(self) -> list[str]: ...
-    def stats(self) -> dict[str, dict[str, int]]: ...
+    def stats(self) -> dict[str, dict[str, int]]:
+        """Statistics of every queue (dead-letter queues and subscriptions included): queue
+        name -> the dict ``Queue.stats()`` returns, with its keys and units: gauges in messages
+        ``depth``, ``in_flight``, ``prefetched``, ``delayed``, ``messages``; ``bytes`` in bytes
+        of journal records held; counters in messages since the store was opened ``enqueued``,
+        ``acked``, ``redelivered``, ``dead_lettered``, ``expired``, ``discarded``, ``replayed``.
+        Raises Closed after close.
+        """
     def flush(self) -> None: ...
     def close(self) -> None: ...
     @property
