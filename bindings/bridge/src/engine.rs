@@ -410,7 +410,11 @@ async fn refused(
     Counters::add(&stats.failed, 1);
     if d.message().dead_letter_info().is_some() {
         warn!(route = %route, id = %d.id(), "{what}: {text} (a dead letter: kept in its queue, retried after a pause)");
-        stats.error(format!("{text} (dead letter {} kept in queue {:?})", d.id(), d.queue().name()));
+        stats.error(format!(
+            "{text} (dead letter {} kept in queue {:?})",
+            d.id(),
+            d.queue().name()
+        ));
         blocking(move || d.release()).await.map(|_| true)
     } else {
         warn!(route = %route, id = %d.id(), "{what}: {text}");

@@ -38,7 +38,10 @@ pub(crate) fn check(c: &Config) -> Result<(), String> {
         }
     }
     for r in &c.outbound {
-        let own = c.queues.get(&r.queue).and_then(|q| q.dead_letter_queue.as_ref());
+        let own = c
+            .queues
+            .get(&r.queue)
+            .and_then(|q| q.dead_letter_queue.as_ref());
         if own == Some(&r.queue) {
             return Err(format!(
                 "route {:?}: queue {:?} is its own dead_letter_queue ([queues.{:?}]): the store \
@@ -208,8 +211,11 @@ mod tests {
         // Another queue as its dead-letter queue is fine, and so is a self-DLQ no route reads.
         Config::from_toml(&text.replace("dead_letter_queue='oq'", "dead_letter_queue='bad'"))
             .unwrap();
-        Config::from_toml(&text.replace("[queues.oq]", "[queues.x]").replace("'oq'\n", "'x'\n"))
-            .unwrap();
+        Config::from_toml(&text.replace(
+            "[queues.oq]\ndead_letter_queue='oq'",
+            "[queues.x]\ndead_letter_queue='x'",
+        ))
+        .unwrap();
     }
 
     #[test]

@@ -128,7 +128,9 @@ fn a_stats_file_that_is_a_link_a_device_or_a_fifo_is_refused_and_never_replaced(
         .file_type()
         .is_char_device());
     // At write time too (the link made after the load, say): refused, left as it was.
-    let e = mqlite_bridge::write_stats(&link, &[]).unwrap_err().to_string();
+    let e = mqlite_bridge::write_stats(&link, &[])
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("is a symbolic link"), "{e}");
     assert!(std::fs::symlink_metadata(&link)
         .unwrap()

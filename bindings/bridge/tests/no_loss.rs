@@ -36,7 +36,10 @@ async fn a_store_recreated_at_the_same_path_keeps_its_first_messages() {
         config.origin = None; // the default
         config.outbound = vec![OutboundRoute::nats("o", "oq", &subject)];
         let bridge = Bridge::start(store.clone(), config).await.unwrap();
-        until(20, "forwarded", || async { bridge.stats()[0].forwarded == 1 }).await;
+        until(20, "forwarded", || async {
+            bridge.stats()[0].forwarded == 1
+        })
+        .await;
         let stats = bridge.shutdown().await;
         assert_eq!(stats[0].duplicates, 0, "{body}: dropped as a duplicate");
         store.close().unwrap();
@@ -59,7 +62,10 @@ async fn a_store_recreated_at_the_same_path_keeps_its_first_messages() {
     let origin = config.origin.clone().unwrap();
     config.outbound = vec![OutboundRoute::nats("o", "oq", &subject)];
     let bridge = Bridge::start(store.clone(), config).await.unwrap();
-    until(20, "forwarded", || async { bridge.stats()[0].forwarded == 1 }).await;
+    until(20, "forwarded", || async {
+        bridge.stats()[0].forwarded == 1
+    })
+    .await;
     bridge.shutdown().await;
     let msgs = read_stream(&js, &stream).await;
     let h = msgs[2].headers.as_ref().unwrap();
@@ -98,7 +104,12 @@ async fn the_route_outlives_its_store_owner(kill: bool) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store");
     let mut owner = Command::new(std::env::current_exe().unwrap())
-        .args(["owner_process", "--exact", "--nocapture", "--test-threads=1"])
+        .args([
+            "owner_process",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("MQLITE_TEST_OWNER_OF", &path)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -215,10 +226,17 @@ async fn a_refused_dead_letter_stays_in_its_dead_letter_queue() {
     let e = stats[0].last_error.clone().unwrap_or_default();
     assert!(e.contains("no stream captures subject"), "{e}");
     assert!(e.contains("kept in queue \"DLQ\""), "{e}");
-    assert_eq!(dlq.stats().unwrap().messages, 1, "the dead letter was dropped");
+    assert_eq!(
+        dlq.stats().unwrap().messages,
+        1,
+        "the dead letter was dropped"
+    );
     let d = dlq.receive(Some(Duration::from_secs(5))).unwrap().unwrap();
     assert_eq!(d.body(), b"precious");
     let info = d.dead_letter_info().unwrap();
-    assert_eq!((info.original_queue.as_str(), info.last_failure.as_str()), ("work", "bad"));
+    assert_eq!(
+        (info.original_queue.as_str(), info.last_failure.as_str()),
+        ("work", "bad")
+    );
     d.ack().unwrap();
 }
