@@ -574,7 +574,7 @@ fn names_are_validated_and_never_paths() {
         // in the client role the owner is still open here).
         names
             .iter()
-            .all(|n| n == "LOCK" || n.ends_with(".seg") || n == "owner.sock"),
+            .all(|n| n == "LOCK" || n == "STORE_ID" || n.ends_with(".seg") || n == "owner.sock"),
         "{names:?}"
     );
     let outside: Vec<_> = std::fs::read_dir(env.dir.path().join("inner"))

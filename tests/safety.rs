@@ -126,6 +126,7 @@ fn t14_symlinks_locks_and_modes() {
         "an existing directory's mode is left alone"
     );
     assert_eq!(mode(&real.join("LOCK")), 0o600, "LOCK mode");
+    assert_eq!(mode(&real.join("STORE_ID")), 0o600, "STORE_ID mode");
     assert_eq!(
         mode(&real.join("0000000000000001.seg")),
         0o600,
@@ -179,7 +180,7 @@ fn t14_symlinks_locks_and_modes() {
     // Planted symlinks are not followed: a segment name or the LOCK pointing outside.
     let outside = parent.path().join("outside");
     std::fs::write(&outside, b"precious").unwrap();
-    for planted in ["0000000000000001.seg", "LOCK"] {
+    for planted in ["0000000000000001.seg", "LOCK", "STORE_ID", "STORE_ID.tmp"] {
         let d = parent.path().join(format!("planted-{planted}"));
         std::fs::create_dir(&d).unwrap();
         std::os::unix::fs::symlink(&outside, d.join(planted)).unwrap();
@@ -198,7 +199,7 @@ fn t14_symlinks_locks_and_modes() {
     eprintln!(
         "T14 store dir: a symlinked store directory works (files in the target); second openers (same process by both \
          paths, another process) got Locked naming pid {pid}; modes: existing dir kept, LOCK 0600, segments 0600; planted symlinks \
-         (segment, LOCK) pointing outside were not followed"
+         (segment, LOCK, STORE_ID and its temporary) pointing outside were not followed"
     );
 }
 

@@ -5,6 +5,7 @@
 //! | file | what |
 //! |---|---|
 //! | `LOCK` | the exclusive lock (a POSIX record lock, `fcntl(F_SETLK)`: never inherited by a `fork()` child), holding the owner's pid as text |
+//! | `STORE_ID` | the store's identity: 32 random hex digits and a newline, written (through `STORE_ID.tmp`, fsync'd, renamed) when the store is created, replaced when a store is created again in the directory (no segment there), kept otherwise (`Store::id`) |
 //! | `<16 hex digits>.seg` | journal segments, numbered from 1, oldest first |
 //! | `quarantine-<seg>-<offset>[-<n>].bin` | byte ranges cut out by a repair (open with `repair`); a second repair of the same range adds `-2`, `-3`… and never overwrites |
 //!

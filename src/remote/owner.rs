@@ -19,6 +19,8 @@ pub(crate) struct Owner {
     server: Option<Server>,
     dir: std::path::PathBuf,
     pub(crate) report: RecoveryReport,
+    /// The store's identity (`STORE_ID`, see [`crate::Store::id`]).
+    pub(crate) id: String,
     _waker: Arc<dyn Fn() + Send + Sync>,
 }
 
@@ -31,6 +33,8 @@ impl Owner {
         let clock = options.clock.clone();
         let mut rb = Rebuild::default();
         let clock2 = clock.clone();
+        // Checked under the lock: no journal segment yet means this open creates the store.
+        let created = !crate::store::holds_store(dir)?;
         let (journal, report) = Journal::open(
             options.vfs.clone(),
             dir,
@@ -39,6 +43,7 @@ impl Owner {
             Box::new(move || clock2.now_ms()),
             &mut |seg, off, len, k, body| rb.apply(seg, off, len, k, body),
         )?;
+        let id = crate::store::identity::ensure(dir, created)?;
         let io = Io::new(journal);
         let files = io.files();
         let mut report = report;
@@ -63,6 +68,7 @@ impl Owner {
             server: None,
             dir: dir.to_path_buf(),
             report,
+            id,
             _waker: waker,
         };
         // Make the recovery's own records (crash failures) durable before serving anyone.

@@ -1,6 +1,7 @@
 //! The store's lifecycle: open (validate → directory → lock → journal → rebuild → threads),
 //! close, and handles to its queues. What happens in between is the engine's.
 
+pub(crate) mod identity;
 mod lock;
 mod threads;
 
@@ -38,6 +39,7 @@ pub struct Store {
     /// Set when this process owns the store (else it is a client of the owner).
     owner: Option<Owner>,
     report: RecoveryReport,
+    id: String,
 }
 
 impl std::fmt::Debug for Store {
@@ -89,7 +91,7 @@ fn prepare_dir(dir: &Path, create: bool) -> Result<PathBuf> {
 }
 
 /// Whether `dir` holds a store: a journal segment (`*.seg`).
-fn holds_store(dir: &Path) -> Result<bool> {
+pub(crate) fn holds_store(dir: &Path) -> Result<bool> {
     let entries =
         std::fs::read_dir(dir).map_err(|e| Error::io(format!("reading {}", dir.display()), &e))?;
     Ok(entries
@@ -118,6 +120,7 @@ impl Store {
                         return Ok(Store {
                             engine: Backend::local(owner.engine.clone()),
                             report: owner.report.clone(),
+                            id: owner.id.clone(),
                             owner: Some(owner),
                             dir,
                         })
@@ -133,7 +136,15 @@ impl Store {
                     // A client reports what the owner's recovery found (missing segments,
                     // quarantined ranges), as the owner itself does.
                     let report = c.owner_report()?;
+                    // The owner wrote it before it served anyone.
+                    let id = identity::read(&dir).ok_or_else(|| {
+                        Error::io(
+                            format!("reading {}", dir.join(identity::FILE).display()),
+                            &std::io::Error::from(std::io::ErrorKind::NotFound),
+                        )
+                    })?;
                     return Ok(Store {
+                        id,
                         engine: Backend::Remote(c),
                         dir,
                         owner: None,
@@ -149,6 +160,15 @@ impl Store {
             std::thread::sleep(backoff);
             backoff = (backoff * 2).min(std::time::Duration::from_millis(100));
         }
+    }
+
+    /// The store's identity: 32 hex digits, random, made when the store is created and kept in
+    /// its `STORE_ID` file for as long as the store lives. A store deleted and created again at
+    /// the same path gets a new one (its message ids restart from `ID:1`, so an id alone does
+    /// not tell two incarnations apart; this does). A store made before identities existed
+    /// gets one the first time it is opened by an owner.
+    pub fn id(&self) -> &str {
+        &self.id
     }
 
     /// Whether this process owns the store (and serves the other processes that opened it) or

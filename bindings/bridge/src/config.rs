@@ -24,8 +24,10 @@ pub struct Config {
     #[serde(default)]
     pub create: bool,
     /// Prefix of the broker-side message ids of outbound messages (`<origin>:ID:<n>`), so that
-    /// two stores forwarding to one broker never share an id. Default: the host name and the
-    /// store directory. At most 200 bytes.
+    /// two stores forwarding to one broker never share an id. Default: the host name, the
+    /// store directory and the store's id ([`mqlite::Store::id`], new when a store is created
+    /// again at the same path, whose ids restart at `ID:1`). Used as written when set: it must
+    /// then change when the store is re-created. At most 200 bytes.
     #[serde(default)]
     pub origin: Option<String>,
     /// Where [`crate::run`] writes the routes' counters as JSON (rewritten every
@@ -434,13 +436,18 @@ impl Config {
         if path.file_name().is_none() {
             return bad("names no file".into());
         }
-        // The file is replaced by a rename at every write, which fails on a directory: every
-        // write would warn and the final one would make a clean stop exit non-zero.
-        if path.is_dir() {
-            return Err(Error::Config(format!(
-                "stats_file {} is a directory",
-                path.display()
-            )));
+        // The file is replaced by a rename at every write, which fails on a directory (every
+        // write would warn and the final one would make a clean stop exit non-zero), and would
+        // replace a symbolic link, a device (`/dev/stdout`, `/dev/null`), a fifo or a socket
+        // with a regular file instead of writing through it.
+        if let Ok(m) = std::fs::symlink_metadata(path) {
+            if let Some(what) = not_regular(&m) {
+                return Err(Error::Config(format!(
+                    "stats_file {} is {what}: it is rewritten by renaming a new file over it, \
+                     which would replace it; name a regular file (or a new one)",
+                    path.display()
+                )));
+            }
         }
         let dir = match path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d,
@@ -595,6 +602,29 @@ fn check_url(url: &str, schemes: &[&str], bare: bool) -> Result<(), String> {
             .map_err(|_| format!("port {p:?} is not a number in 0..=65535"))?;
     }
     Ok(())
+}
+
+/// What a file that exists and is not a regular file is (`None` for a regular file), from its
+/// own metadata (`symlink_metadata`: a link is not followed).
+pub(crate) fn not_regular(m: &std::fs::Metadata) -> Option<&'static str> {
+    use std::os::unix::fs::FileTypeExt;
+    let t = m.file_type();
+    if t.is_file() {
+        return None;
+    }
+    Some(if t.is_dir() {
+        "a directory"
+    } else if t.is_symlink() {
+        "a symbolic link"
+    } else if t.is_char_device() || t.is_block_device() {
+        "a device"
+    } else if t.is_fifo() {
+        "a fifo"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
+    })
 }
 
 #[cfg(test)]

@@ -44,10 +44,15 @@ impl Waits {
     fn reset(&mut self) {
         self.next = self.cfg.initial;
     }
-    /// Sleeps for the next wait; `false` if asked to stop meanwhile.
-    async fn sleep(&mut self, stop: &mut watch::Receiver<bool>) -> bool {
+    /// The next wait (and doubles the one after it).
+    fn bump(&mut self) -> Duration {
         let d = self.next;
         self.next = (self.next * 2).min(self.cfg.max);
+        d
+    }
+    /// Sleeps for the next wait; `false` if asked to stop meanwhile.
+    async fn sleep(&mut self, stop: &mut watch::Receiver<bool>) -> bool {
+        let d = self.bump();
         tokio::select! {
             _ = tokio::time::sleep(d) => true,
             _ = stopped(stop) => false,
@@ -109,6 +114,12 @@ pub(crate) async fn outbound<S: Sink>(
 ) {
     let stats = ctx.stats.clone();
     let mut waits = Waits::new(&ctx.reconnect);
+    // Between receives that failed for a passing reason (the store's owner being replaced).
+    let mut store_waits = Waits::new(&ctx.reconnect);
+    // A refused dead letter is kept in its queue (see `refused`): receiving pauses until
+    // `hold`, with the reconnect backoff, so it is not published again at once.
+    let mut refusal_waits = Waits::new(&ctx.reconnect);
+    let mut hold: Option<tokio::time::Instant> = None;
     let ack_timeout = sink.ack_timeout();
     // Each publish with its confirm and the moment it is given up (publish time + ack_timeout):
     // a confirm that never comes (a broker restarted under the connection) must not hold the
@@ -169,7 +180,10 @@ pub(crate) async fn outbound<S: Sink>(
                 }
             }
         }
-        if receiving.is_none() && !broken && !stopping && pending.len() < window {
+        if hold.is_some_and(|t| t <= tokio::time::Instant::now()) {
+            hold = None;
+        }
+        if receiving.is_none() && !broken && !stopping && hold.is_none() && pending.len() < window {
             let (q, n) = (queue.clone(), window - pending.len());
             receiving = Some(tokio::task::spawn_blocking(move || {
                 q.receive_batch(n, Some(RECEIVE_WAIT))
@@ -184,9 +198,13 @@ pub(crate) async fn outbound<S: Sink>(
             biased;
             r = maybe(&mut acking) => {
                 acking = None;
-                if let Err(e) = r.map_err(|e| e.to_string()).and_then(|r| r.map_err(|e| e.to_string())) {
-                    fatal(format!("acking forwarded messages in queue {:?}: {e}", queue.name()));
-                    break;
+                if let Err(e) = r.unwrap_or_else(|e| Err(unfinished(e))) {
+                    let text = format!("acking forwarded messages in queue {:?}: {e}", queue.name());
+                    if store_unusable(&e) {
+                        fatal(text);
+                        break;
+                    }
+                    settle_failed(&ctx.name, &stats, text);
                 }
             }
             r = async {
@@ -200,6 +218,7 @@ pub(crate) async fn outbound<S: Sink>(
                 let Some((d, _, _)) = pending.pop_front() else { continue };
                 match r {
                     Ok(c) => {
+                        refusal_waits.reset();
                         stats.forwarded(1);
                         if c.duplicate {
                             Counters::add(&stats.duplicates, 1);
@@ -207,12 +226,20 @@ pub(crate) async fn outbound<S: Sink>(
                         confirmed.push(d);
                     }
                     Err(Failure::Refused(text)) => {
-                        warn!(route = %ctx.name, id = %d.id(), "publish refused: {text}");
-                        Counters::add(&stats.failed, 1);
-                        stats.error(text.clone());
-                        if let Err(e) = blocking(move || d.nack(&text)).await {
-                            fatal(format!("nacking a refused message: {e}"));
-                            break;
+                        match refused(&ctx.name, &stats, d, text, "publish refused").await {
+                            Ok(kept) => {
+                                if kept {
+                                    hold = Some(tokio::time::Instant::now() + refusal_waits.bump());
+                                }
+                            }
+                            Err(e) => {
+                                let text = format!("settling a refused message: {e}");
+                                if store_unusable(&e) {
+                                    fatal(text);
+                                    break;
+                                }
+                                settle_failed(&ctx.name, &stats, text);
+                            }
                         }
                     }
                     Err(f) => {
@@ -224,10 +251,24 @@ pub(crate) async fn outbound<S: Sink>(
             }
             r = maybe(&mut receiving) => {
                 receiving = None;
-                let ds = match r {
-                    Ok(Ok(ds)) => ds,
-                    Ok(Err(e)) => { fatal(format!("receiving from queue {:?}: {e}", queue.name())); break; }
-                    Err(e) => { fatal(format!("receiving: {e}")); break; }
+                let ds = match r.unwrap_or_else(|e| Err(unfinished(e))) {
+                    Ok(ds) => {
+                        store_waits.reset();
+                        ds
+                    }
+                    Err(e) => {
+                        let text = format!("receiving from queue {:?}: {e}", queue.name());
+                        if store_unusable(&e) {
+                            fatal(text);
+                            break;
+                        }
+                        // An owner being replaced, a timeout: wait (with backoff) and go on.
+                        warn!(route = %ctx.name, "{text}");
+                        stats.error(text);
+                        // A stop during the wait is seen at the top of the loop.
+                        let _ = store_waits.sleep(&mut ctx.stop).await;
+                        continue;
+                    }
                 };
                 if broken || stopping {
                     release_all(ds, &stats).await;
@@ -247,13 +288,21 @@ pub(crate) async fn outbound<S: Sink>(
                     match published {
                         Ok(confirm) => pending.push_back((d, confirm, deadline)),
                         Err(Failure::Refused(text)) => {
-                            warn!(route = %ctx.name, id = %d.id(), "message refused: {text}");
-                            Counters::add(&stats.failed, 1);
-                            stats.error(text.clone());
-                            if let Err(e) = blocking(move || d.nack(&text)).await {
-                                fatal(format!("nacking a refused message: {e}"));
-                                dead = true;
-                                break;
+                            match refused(&ctx.name, &stats, d, text, "message refused").await {
+                                Ok(kept) => {
+                                    if kept {
+                                        hold = Some(tokio::time::Instant::now() + refusal_waits.bump());
+                                    }
+                                }
+                                Err(e) => {
+                                    let text = format!("settling a refused message: {e}");
+                                    if store_unusable(&e) {
+                                        fatal(text);
+                                        dead = true;
+                                        break;
+                                    }
+                                    settle_failed(&ctx.name, &stats, text);
+                                }
                             }
                         }
                         Err(f) => {
@@ -276,6 +325,11 @@ pub(crate) async fn outbound<S: Sink>(
                     broken = true;
                 }
             }
+            _ = async {
+                if let Some(t) = hold {
+                    tokio::time::sleep_until(t).await
+                }
+            }, if hold.is_some() => {}
             _ = stopped(&mut ctx.stop), if !stopping => {}
         }
         if broken && !pending.is_empty() {
@@ -335,6 +389,68 @@ fn lost(route: &str, stats: &Counters, f: Failure) -> bool {
     }
     stats.error(text);
     target
+}
+
+/// Settles a message the broker refused (counted as failed, the broker's error kept as the
+/// last error). A message that is not a dead letter is nacked with the error as its failure
+/// text: the queue's redelivery policy retries it and finally dead-letters it. A dead letter
+/// (the route ships a dead-letter queue) is released instead, and `Ok(true)` returned so the
+/// route pauses: nacking it would count against the dead-letter queue's own policy, whose
+/// dead letters are dropped (mqlite declares a dead-letter queue with the discard strategy, and
+/// a queue that is its own dead-letter queue drops them) — the one copy of the message would be
+/// lost. Released, it stays in its dead-letter queue (`mqlite dlq list` shows it) and is
+/// retried with the reconnect backoff until the broker takes it or an operator moves it.
+async fn refused(
+    route: &str,
+    stats: &Counters,
+    d: Delivery,
+    text: String,
+    what: &str,
+) -> mqlite::Result<bool> {
+    Counters::add(&stats.failed, 1);
+    if d.message().dead_letter_info().is_some() {
+        warn!(route = %route, id = %d.id(), "{what}: {text} (a dead letter: kept in its queue, retried after a pause)");
+        stats.error(format!(
+            "{text} (dead letter {} kept in queue {:?})",
+            d.id(),
+            d.queue().name()
+        ));
+        blocking(move || d.release()).await.map(|_| true)
+    } else {
+        warn!(route = %route, id = %d.id(), "{what}: {text}");
+        stats.error(text.clone());
+        blocking(move || d.nack(&text)).await.map(|_| false)
+    }
+}
+
+/// A store call the bridge ran on the blocking pool that panicked or was cancelled.
+fn unfinished(e: tokio::task::JoinError) -> mqlite::Error {
+    mqlite::Error::new(
+        ErrorKind::Internal,
+        format!("a store call of the bridge did not finish: {e}"),
+    )
+}
+
+/// Whether a store error leaves the store unusable for a route: it is closed, or must be
+/// reopened to recover (poisoned, corrupt, a bug inside mqlite). The route then stops. Any
+/// other error of a receive or a settle belongs to one message or one moment — a delivery
+/// handed out by a store owner process that has since gone away (`delivery_lost`: the message
+/// comes back), an owner being replaced (`owner_lost`), a timeout, a full disk — and the route
+/// goes on.
+fn store_unusable(e: &mqlite::Error) -> bool {
+    matches!(
+        e.kind(),
+        ErrorKind::Closed | ErrorKind::Poisoned | ErrorKind::Corrupt | ErrorKind::Internal
+    )
+}
+
+/// A local settle (ack of forwarded messages, nack of a refused one) failed without making the
+/// store unusable: what was not settled comes back to the queue and is published again under
+/// the same broker ids (a duplicate the broker or the consumer drops), so the route goes on.
+fn settle_failed(route: &str, stats: &Counters, text: String) {
+    warn!(route = %route, "{text} (the messages not settled come back and are published again under the same ids)");
+    Counters::add(&stats.settle_errors, 1);
+    stats.error(text);
 }
 
 /// Ends a route for good on an error: logged, kept as its `last_error`, and told to the bridge

@@ -136,7 +136,7 @@ impl Bridge {
         let (stop, stop_rx) = watch::channel(false);
         let origin = match &config.origin {
             Some(o) => o.clone(),
-            None => default_origin(store.path()),
+            None => default_origin(store.path(), store.id()),
         };
         let origin = mapping::encode_text(&origin).0;
         #[cfg(feature = "nats")]
@@ -306,13 +306,17 @@ fn missing<T>(feature: &str, route: &str, _: &T) -> Error {
     ))
 }
 
-/// `<host name><store directory>`: unique per machine and store.
-fn default_origin(store: &Path) -> String {
+/// `<host name><store directory>#<store id>`: unique per machine and store, and per incarnation
+/// of the store: a store deleted and created again at the same path restarts its message ids
+/// from `ID:1`, and without its new [`mqlite::Store::id`] those ids would repeat the old
+/// store's, which JetStream's duplicate window drops as duplicates (loss).
+fn default_origin(store: &Path, id: &str) -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_else(|_| "localhost".into());
     let dir = store.canonicalize().unwrap_or_else(|_| store.to_path_buf());
-    let mut origin = format!("{host}{}", dir.display());
+    let mut origin = format!("{host}{}#{id}", dir.display());
+    // Cut from the front: the store id and the end of the path tell stores apart best.
     if origin.len() > 200 {
         let cut = (origin.len() - 200..origin.len())
             .find(|&i| origin.is_char_boundary(i))
@@ -323,14 +327,33 @@ fn default_origin(store: &Path) -> String {
 }
 
 /// Writes `stats` as JSON to `path` (through a temporary file and a rename, so a reader never
-/// sees half a file).
+/// sees half a file). Errors: `path` exists and is not a regular file (a symbolic link, a
+/// device, a fifo: the rename would replace it, not write through it), or an I/O error.
 pub fn write_stats(path: &Path, stats: &[RouteStats]) -> Result<(), Error> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let err = |e: String| Error::Stats(format!("{}: {e}", path.display()));
+    if let Some(what) = std::fs::symlink_metadata(path)
+        .ok()
+        .as_ref()
+        .and_then(config::not_regular)
+    {
+        return Err(err(format!("is {what}, not replaced")));
+    }
     let json = serde_json::to_vec_pretty(&serde_json::json!({ "routes": stats }))
         .map_err(|e| Error::Stats(e.to_string()))?;
     let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, json)
+    // Never through a link planted at the temporary name: it is removed, and `create_new`
+    // (O_EXCL) refuses any name that exists, a link included.
+    let _ = std::fs::remove_file(&tmp);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(&json))
         .and_then(|_| std::fs::rename(&tmp, path))
-        .map_err(|e| Error::Stats(format!("{}: {e}", path.display())))
+        .map_err(|e| err(e.to_string()))
 }
 
 /// Opens the store named by `config.store` (with `config.queues` applied), runs the bridge

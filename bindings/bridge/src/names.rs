@@ -37,6 +37,21 @@ pub(crate) fn check(c: &Config) -> Result<(), String> {
             named(&r.name, "rabbitmq.queue", amqp_text(&s.queue, true))?;
         }
     }
+    for r in &c.outbound {
+        let own = c
+            .queues
+            .get(&r.queue)
+            .and_then(|q| q.dead_letter_queue.as_ref());
+        if own == Some(&r.queue) {
+            return Err(format!(
+                "route {:?}: queue {:?} is its own dead_letter_queue ([queues.{:?}]): the store \
+                 drops a dead letter of a queue that is its own dead-letter queue, so a message \
+                 the broker keeps refusing would be lost; name another queue (the default is \
+                 \"DLQ\")",
+                r.name, r.queue, r.queue
+            ));
+        }
+    }
     for (name, q) in &c.queues {
         local_queue(name).map_err(|e| format!("[queues] table {name:?} {e}"))?;
         if let Some(dlq) = &q.dead_letter_queue {
@@ -182,6 +197,25 @@ mod tests {
             let e = Config::from_toml(&format!("{head}{route}")).unwrap_err().to_string();
             assert!(e.contains(&format!("route \"r\": {field} ")), "{route}: {e}");
         }
+    }
+
+    #[test]
+    fn a_route_queue_that_is_its_own_dead_letter_queue_is_refused_naming_the_route() {
+        let text = "[nats]\nurl='nats://h:1'\n[[outbound]]\nname='ship'\nqueue='oq'\n\
+                    nats={subject='out.y'}\n[queues.oq]\ndead_letter_queue='oq'\n";
+        let e = Config::from_toml(text).unwrap_err().to_string();
+        assert!(
+            e.contains("route \"ship\": queue \"oq\" is its own dead_letter_queue"),
+            "{e}"
+        );
+        // Another queue as its dead-letter queue is fine, and so is a self-DLQ no route reads.
+        Config::from_toml(&text.replace("dead_letter_queue='oq'", "dead_letter_queue='bad'"))
+            .unwrap();
+        Config::from_toml(&text.replace(
+            "[queues.oq]\ndead_letter_queue='oq'",
+            "[queues.x]\ndead_letter_queue='x'",
+        ))
+        .unwrap();
     }
 
     #[test]

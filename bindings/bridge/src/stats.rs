@@ -37,6 +37,13 @@ pub struct RouteStats {
     /// Outbound messages given back to the queue unpublished or unconfirmed because the
     /// connection was lost (not counted as failures; published again after reconnecting).
     pub released: u64,
+    /// Outbound: local settles that failed without stopping the route — an ack of confirmed
+    /// messages or a nack of a refused one whose delivery was handed out by a store owner
+    /// process that has since gone away (`delivery_lost`), or whose outcome is unknown. Each
+    /// counts one call (an ack covers a batch). The messages not settled come back to the
+    /// queue and are published again under the same broker ids (JetStream drops them as
+    /// duplicates; a RabbitMQ consumer dedups on `message_id`).
+    pub settle_errors: u64,
     /// Publishes awaiting a confirm (outbound) or messages being stored (inbound), now.
     pub in_flight: u64,
     /// Messages waiting to be forwarded: outbound, the local queue's messages not yet acked
@@ -62,6 +69,7 @@ pub(crate) struct Counters {
     pub duplicates: AtomicU64,
     pub redelivered: AtomicU64,
     pub released: AtomicU64,
+    pub settle_errors: AtomicU64,
     pub in_flight: AtomicU64,
     pub lag: AtomicU64,
     pub reconnects: AtomicU64,
@@ -155,6 +163,7 @@ impl Counters {
             duplicates: self.duplicates.load(Relaxed),
             redelivered: self.redelivered.load(Relaxed),
             released: self.released.load(Relaxed),
+            settle_errors: self.settle_errors.load(Relaxed),
             in_flight: self.in_flight.load(Relaxed),
             lag: self.lag.load(Relaxed),
             reconnects: self.reconnects.load(Relaxed),

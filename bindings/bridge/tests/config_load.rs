@@ -85,6 +85,63 @@ fn a_stats_file_that_is_a_directory_or_in_a_missing_or_read_only_directory_is_re
     );
 }
 
+/// A stats file is rewritten by renaming a new file over it: a symbolic link, a device
+/// (`/dev/null`, `/dev/stdout`) or a fifo there would be replaced by a regular file (as root,
+/// the machine's `/dev/null`). Refused at load, naming what it is; and a write never replaces
+/// one made after the load.
+#[test]
+fn a_stats_file_that_is_a_link_a_device_or_a_fifo_is_refused_and_never_replaced() {
+    use std::os::unix::fs::FileTypeExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bridge.toml");
+    let load = |stats: &std::path::Path| {
+        std::fs::write(
+            &path,
+            format!("stats_file = {:?}\n{ROUTE}", stats.display().to_string()),
+        )
+        .unwrap();
+        Config::from_file(&path)
+    };
+    let target = dir.path().join("real.json");
+    std::fs::write(&target, "keep").unwrap();
+    let link = dir.path().join("link.json");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let fifo = dir.path().join("fifo.json");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    for (p, what) in [
+        (link.as_path(), "a symbolic link"),
+        (fifo.as_path(), "a fifo"),
+        (std::path::Path::new("/dev/null"), "a device"),
+    ] {
+        let e = load(p).unwrap_err().to_string();
+        assert!(
+            e.contains(&format!("stats_file {} is {what}", p.display())),
+            "{e}"
+        );
+    }
+    assert!(std::fs::metadata("/dev/null")
+        .unwrap()
+        .file_type()
+        .is_char_device());
+    // At write time too (the link made after the load, say): refused, left as it was.
+    let e = mqlite_bridge::write_stats(&link, &[])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("is a symbolic link"), "{e}");
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep");
+    // A regular file is rewritten.
+    mqlite_bridge::write_stats(&target, &[]).unwrap();
+    assert!(std::fs::read_to_string(&target).unwrap().contains("routes"));
+}
+
 /// A local queue name the store would refuse (empty, over 255 bytes, a control character) is
 /// refused at load by the store's own rule, naming the file, the route (or `[queues]` table)
 /// and the field — before any store directory is created.

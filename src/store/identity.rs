@@ -1,0 +1,94 @@
+//! The store's identity: 32 hex digits, random, written to the `STORE_ID` file when the store
+//! is created (its journal is made anew), so that a store re-created at the same path is told
+//! apart from the one before it (whose message ids it reuses, from `ID:1`).
+
+use std::hash::{BuildHasher, Hasher};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+/// The file name of the identity in the store directory.
+pub(crate) const FILE: &str = "STORE_ID";
+
+/// 128 random bits as 32 hex digits: std's `RandomState` keys come from the OS's random source
+/// (per process), mixed with the time and pid so two stores made in one process differ too.
+fn fresh() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let mut parts = [0u64; 2];
+    for (i, p) in parts.iter_mut().enumerate() {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(nanos);
+        h.write_u32(std::process::id());
+        h.write_usize(i);
+        *p = h.finish();
+    }
+    format!("{:016x}{:016x}", parts[0], parts[1])
+}
+
+fn valid(s: &str) -> bool {
+    s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The identity kept in `dir`, if the file is there and well formed.
+pub(crate) fn read(dir: &Path) -> Option<String> {
+    let s = std::fs::read_to_string(dir.join(FILE)).ok()?;
+    let s = s.trim();
+    valid(s).then(|| s.to_string())
+}
+
+/// Called by the owner, holding the store's lock: a store whose journal was just made
+/// (`created`) gets a new identity, replacing any left by an earlier store at that path; an
+/// existing store keeps its own (one made before identities existed gets one now). Written
+/// through a temporary file, fsync'd and renamed, and the directory fsync'd.
+pub(crate) fn ensure(dir: &Path, created: bool) -> Result<String> {
+    if !created {
+        if let Some(id) = read(dir) {
+            return Ok(id);
+        }
+    }
+    let id = fresh();
+    let path = dir.join(FILE);
+    let tmp = dir.join(format!("{FILE}.tmp"));
+    let io = |what: &str, e: std::io::Error| Error::io(format!("{what} {}", path.display()), &e);
+    // A stale temporary file (or a link planted there) is removed, never written through.
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+        .open(&tmp)
+        .map_err(|e| io("writing", e))?;
+    f.write_all(format!("{id}\n").as_bytes())
+        .and_then(|_| f.sync_all())
+        .map_err(|e| io("writing", e))?;
+    std::fs::rename(&tmp, &path).map_err(|e| io("writing", e))?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io("syncing the directory of", e))?;
+    Ok(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kept_while_the_store_lives_and_new_when_it_is_created_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = ensure(dir.path(), true).unwrap();
+        assert!(valid(&a), "{a}");
+        assert_eq!(ensure(dir.path(), false).unwrap(), a);
+        assert_eq!(read(dir.path()).as_deref(), Some(a.as_str()));
+        let b = ensure(dir.path(), true).unwrap();
+        assert_ne!(a, b);
+        std::fs::write(dir.path().join(FILE), "garbage").unwrap();
+        let c = ensure(dir.path(), false).unwrap();
+        assert!(valid(&c) && c != b);
+    }
+}
