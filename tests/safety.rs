@@ -81,11 +81,14 @@ fn t14_queue_names_are_never_paths() {
         assert_eq!(e.kind(), ErrorKind::InvalidName, "{name:?}: {e}");
     }
     s.close().unwrap();
-    // Only the store directory, its lock and its segments exist.
+    // Only the store directory, its lock, its identity and its segments exist.
     let files = tree(parent.path());
     for f in &files {
         assert!(
-            f == "store" || f == "store/LOCK" || (f.starts_with("store/") && f.ends_with(".seg")),
+            f == "store"
+                || f == "store/LOCK"
+                || f == "store/STORE_ID"
+                || (f.starts_with("store/") && f.ends_with(".seg")),
             "unexpected file {f:?} in {files:?}"
         );
     }
