@@ -108,6 +108,7 @@ impl Delivery {
             tag: self.tag,
             consumer: self.consumer,
             origin: self.origin,
+            count: self.count,
         }
     }
 

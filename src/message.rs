@@ -320,7 +320,9 @@ impl Message {
     }
 
     /// Dedup key: a second send with the same key within the queue's dedup window stores nothing
-    /// and returns the first message's id.
+    /// and returns the first message's id. Keys beginning with U+0001 `mq` are the form of the
+    /// automatic resend keys of client processes (SPEC §10, kept in a window of their own): a
+    /// message with such a key is sent as one without a key.
     pub fn dedup_key(mut self, key: impl Into<String>) -> Self {
         self.meta.dedup_key = Some(key.into());
         self

@@ -397,16 +397,7 @@ fn raw(dir: &std::path::Path) -> UnixStream {
 }
 
 fn hello(dir: &std::path::Path, protocol: u32) -> Vec<u8> {
-    use std::os::unix::fs::MetadataExt;
-    let m = std::fs::metadata(dir).unwrap();
-    remote::protocol::Hello {
-        protocol,
-        format: remote::protocol::FORMAT_VERSION,
-        pid: std::process::id(),
-        dir: (m.dev(), m.ino()),
-    }
-    .encode()
-    .to_vec()
+    common::raw::hello(dir, protocol)
 }
 
 /// The durable subscription `dur` of the subscriber child.
@@ -746,4 +737,165 @@ fn make_protocol_seeds() {
     for (i, s) in remote::protocol::fuzz_seeds().iter().enumerate() {
         std::fs::write(dir.join(format!("seed-{i:02}")), s).unwrap();
     }
+}
+
+/// A client's send as the client library writes it: with its automatic resend key `key`,
+/// on a fresh connection (as after a reconnection) to queue `q` declared with `options`.
+fn raw_send(dir: &std::path::Path, options: &QueueOptions, key: &str, body: &str) -> MessageId {
+    use remote::protocol::{Request, Response};
+    let mut c = common::raw::client(dir);
+    let q = match common::raw::call(
+        &mut c,
+        1,
+        Request::Declare {
+            name: "q".into(),
+            options: Some(options.clone()),
+        },
+    ) {
+        Response::Queue(q) => q,
+        r => panic!("{r:?}"),
+    };
+    let message = Message::new(body).dedup_key(key);
+    match common::raw::call(&mut c, 2, Request::Send { queue: q, message }) {
+        Response::Id(id) => id,
+        r => panic!("{r:?}"),
+    }
+}
+
+/// F11: a client's automatic resend keys live in a window of the engine's own, not in the
+/// queue's dedup window. The queue here remembers no key of the program's (window 0), yet a
+/// client's send whose answer was lost with its owner, resent to the next owner (the key is
+/// rebuilt from the journal at recovery), is stored once; and a program's key equal in text to
+/// an automatic one is not taken for it.
+#[test]
+fn a_resend_to_the_next_owner_is_stored_once_whatever_the_queues_dedup_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let no_dedup = QueueOptions {
+        dedup_window: Some(Duration::ZERO),
+        ..Default::default()
+    };
+    let key = "\u{1}mq5eed.1";
+    let first = {
+        let s = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        let q = s.queue_with("q", no_dedup.clone()).unwrap();
+        // The queue's own window is off: a program's key stores twice.
+        q.send(Message::new("u").dedup_key("mine")).unwrap();
+        q.send(Message::new("u").dedup_key("mine")).unwrap();
+        let first = raw_send(dir.path(), &no_dedup, key, "once");
+        // A resend to the same owner.
+        assert_eq!(raw_send(dir.path(), &no_dedup, key, "once"), first);
+        assert_eq!(q.stats().unwrap().depth, 3);
+        s.close().unwrap();
+        first
+    };
+    // The next owner recovers the key from the journal.
+    let s = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    let q = s.queue_with("q", no_dedup.clone()).unwrap();
+    assert_eq!(raw_send(dir.path(), &no_dedup, key, "once"), first);
+    assert_eq!(q.stats().unwrap().depth, 3, "the resend was stored again");
+    // A program's key of the same text is not the client's: stored, under a new id.
+    let mine = q.send(Message::new("mine").dedup_key(key)).unwrap();
+    assert_ne!(mine, first);
+    assert_eq!(q.stats().unwrap().depth, 4);
+    // Nor does it enter the engine's window: a client's resend of that key still finds its own.
+    assert_eq!(raw_send(dir.path(), &no_dedup, key, "once"), first);
+    let bodies: Vec<Vec<u8>> = q
+        .receive_batch(10, NOW)
+        .unwrap()
+        .iter()
+        .map(|d| d.body().to_vec())
+        .collect();
+    assert_eq!(bodies, [&b"u"[..], b"u", b"once", b"mine"]);
+}
+
+/// F10 (SPEC §10: "a normal close() of the owner hands over without any error in the
+/// clients"): the owner process closes cleanly while this client holds deliveries of a plain
+/// receive and of a consumer; this process takes the store over, and the client settles them
+/// through the new owner: no error, no failed delivery counted, nothing delivered again.
+#[test]
+fn a_clean_close_of_the_owner_hands_the_clients_deliveries_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut owner, _out) = spawn("owner", dir.path());
+    let s = Store::open(
+        dir.path(),
+        StoreOptions {
+            connect_timeout: Duration::from_secs(10),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(s.role(), Role::Client);
+    let q = s.queue("q").unwrap();
+    for i in 0..10 {
+        q.send(format!("m{i}")).unwrap();
+    }
+    let mut held = q.receive_batch(3, NOW).unwrap();
+    let c = q.consumer(ConsumerOptions::default());
+    let by_consumer = c.receive(NOW).unwrap().unwrap();
+    let mut want: Vec<String> = (0..10).map(|i| format!("m{i}")).collect();
+    want.retain(|b| {
+        b.as_bytes() != by_consumer.body() && held.iter().all(|d| d.body() != b.as_bytes())
+    });
+    want.push("after".into());
+    // The owner closes normally (its stdin ends).
+    drop(owner.stdin.take());
+    assert!(owner.wait().unwrap().success());
+    // The next call finds the owner gone: this process takes the store over.
+    q.send("after").unwrap();
+    assert_eq!(s.role(), Role::Owner);
+    let st = q.stats().unwrap();
+    assert_eq!((st.depth, st.in_flight), (7, 4), "{st:?}");
+    // Every way of settling works on a delivery handed over.
+    let last = held.pop().unwrap();
+    held.remove(0).ack().unwrap();
+    held.remove(0).ack_sync().unwrap();
+    q.ack_batch(vec![last]).unwrap();
+    by_consumer.ack().unwrap();
+    let st = q.stats().unwrap();
+    assert_eq!(
+        (st.depth, st.in_flight, st.redelivered),
+        (7, 0, 0),
+        "{st:?}"
+    );
+    // Nothing comes again, and what comes was never counted as failed.
+    let rest = q.receive_batch(100, NOW).unwrap();
+    let bodies: Vec<String> = rest
+        .iter()
+        .map(|d| String::from_utf8(d.body().to_vec()).unwrap())
+        .collect();
+    assert_eq!(bodies, want);
+    assert!(rest.iter().all(|d| d.delivery_count() == 1));
+    q.ack_batch(rest).unwrap();
+    assert_eq!(q.stats().unwrap().depth, 0);
+    drop(c);
+}
+
+/// F10, the other half: a handed-over delivery its client drops unsettled, or nacks, counts
+/// as a failed delivery, as any; and after the owner's crash (SIGKILL) nothing is handed over:
+/// the settle fails with `DeliveryLost` and the message comes back counted.
+#[test]
+fn after_an_owners_crash_nothing_is_handed_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let (owner, _out) = spawn("owner", dir.path());
+    let s = Store::open(
+        dir.path(),
+        StoreOptions {
+            connect_timeout: Duration::from_secs(10),
+            redelivery: common::durable::no_delay_policy(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let q = s.queue("q").unwrap();
+    q.send("a").unwrap();
+    let held = q.receive(NOW).unwrap().unwrap();
+    kill(owner);
+    q.send("b").unwrap();
+    assert_eq!(s.role(), Role::Owner);
+    let e = held.ack().unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::DeliveryLost, "{e}");
+    let again = q.receive(NOW).unwrap().unwrap();
+    assert_eq!((again.body(), again.delivery_count()), (&b"a"[..], 2));
+    again.ack().unwrap();
+    assert!(!dir.path().join("HANDOVER").exists());
 }

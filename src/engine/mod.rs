@@ -47,6 +47,7 @@ mod commit;
 mod commit_tests;
 mod compact;
 mod deliver;
+mod handover;
 mod inspect;
 mod prefetch;
 mod queue;
@@ -78,7 +79,9 @@ pub use admin::QueueStats;
 pub(crate) use callbacks::{mark_library_thread, on_library_thread, Callback, PlainCallback};
 pub use commit::CommitStats;
 pub(crate) use commit::Io;
+pub(crate) use handover::Handed;
 pub use inspect::{CompactReport, MessageState, StoredMessage, TransferFilter, TransferReport};
+pub(crate) use queue::is_resend_key;
 pub(crate) use rebuild::Rebuild;
 pub use replay::ReplayFilter;
 pub(crate) use send::Dest;
@@ -116,6 +119,9 @@ pub(crate) struct DeliveryRef {
     /// Which connection to the store's owner handed it out (0: this process's own engine); a
     /// delivery of an earlier connection can no longer be settled (see `src/remote`).
     pub origin: u64,
+    /// Its delivery count: with the queue and id, it names a delivery handed over by an owner's
+    /// clean close to the next owner (see `handover`).
+    pub count: u32,
 }
 
 /// How a delivery is settled.

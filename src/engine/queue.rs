@@ -20,6 +20,27 @@ pub(crate) const ENTRY_REPEATS: u8 = flag::REPEAT;
 /// Entry flag (memory only, never on disk): this occurrence already scheduled its next repeat.
 pub(crate) const ENTRY_REPEAT_DONE: u8 = 8;
 
+/// How long the engine remembers a client process's automatic resend key (10 minutes), apart
+/// from the queue's dedup window: a send whose answer was lost with its owner, resent to the
+/// next owner within this time, is stored once whatever the queue's dedup options (SPEC §10).
+pub(crate) const RESEND_WINDOW_MS: u64 = 10 * 60 * 1000;
+/// How many automatic resend keys a queue keeps at least, however old (the window is the
+/// larger of [`RESEND_WINDOW_MS`] and this many keys).
+pub(crate) const RESEND_WINDOW_KEYS: usize = 100_000;
+
+/// Whether dedup key `key` is a client process's automatic resend key (producer id and
+/// sequence, `remote::AUTO_KEY_PREFIX`). A program's own key never is: the faces drop a key
+/// of that form a program gives (`remote::drop_reserved_key`).
+pub(crate) fn is_resend_key(key: &str) -> bool {
+    key.starts_with(crate::remote::AUTO_KEY_PREFIX)
+}
+
+/// Whether a resend key remembered at `at` (ms) is still inside the engine's window at `now`,
+/// `newer` keys having been remembered after it in its queue.
+pub(crate) fn resend_key_kept(at: u64, now: u64, newer: usize) -> bool {
+    at.saturating_add(RESEND_WINDOW_MS) > now || newer < RESEND_WINDOW_KEYS
+}
+
 /// One message in memory. Its record (headers + body) is at `seg`/`off` on disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Entry {
@@ -115,8 +136,14 @@ pub(crate) struct QueueState {
     pub expiring: BTreeSet<(u64, u64, u8)>,
     pub inflight: FxHashMap<u64, InFlight>,
     pub fail: FxHashMap<u64, FailInfo>,
+    /// Dedup keys → the message stored under each: the program's keys and, apart from them,
+    /// the automatic resend keys of client processes (see [`is_resend_key`]).
     pub dedup: HashMap<String, DedupEntry>,
+    /// The program's keys in the order remembered (the queue's dedup window prunes them).
     pub dedup_order: VecDeque<(u64, String)>,
+    /// The automatic resend keys in the order remembered: pruned by the engine's own window
+    /// ([`RESEND_WINDOW_MS`], [`RESEND_WINDOW_KEYS`]), never by the queue's.
+    pub resend_order: VecDeque<(u64, String)>,
     /// Records of memory-queue messages, by id.
     pub mem: FxHashMap<u64, Vec<u8>>,
     /// Group keys → index + 1 (0 in an entry means no group).
@@ -137,6 +164,9 @@ pub(crate) struct QueueState {
     pub counters: Counters,
     /// Messages in flight when the last process ended, failed at the first handle of this open.
     pub crashed: Vec<u64>,
+    /// Deliveries handed over by the previous owner's clean close are held until then (ms);
+    /// those not settled by then fail (see `handover`).
+    pub handover_until: Option<u64>,
 }
 
 impl QueueState {
@@ -155,6 +185,7 @@ impl QueueState {
             fail: FxHashMap::default(),
             dedup: HashMap::new(),
             dedup_order: VecDeque::new(),
+            resend_order: VecDeque::new(),
             mem: FxHashMap::default(),
             groups: HashMap::new(),
             group_keys: Vec::new(),
@@ -167,6 +198,7 @@ impl QueueState {
             prefetching: 0,
             counters: Counters::default(),
             crashed: Vec::new(),
+            handover_until: None,
         }
     }
 
@@ -482,6 +514,18 @@ impl QueueState {
     /// Forgets dedup keys past the window; `freed` gets the segment of each entry forgotten
     /// (an entry counts as a live item of the segment holding its record).
     pub fn prune_dedup(&mut self, now: u64, mut freed: impl FnMut(u32)) {
+        while let Some((at, _)) = self.resend_order.front() {
+            if resend_key_kept(*at, now, self.resend_order.len() - 1) {
+                break;
+            }
+            if let Some((at, key)) = self.resend_order.pop_front() {
+                if self.dedup.get(&key).is_some_and(|d| d.at == at) {
+                    if let Some(d) = self.dedup.remove(&key) {
+                        freed(d.seg);
+                    }
+                }
+            }
+        }
         while let Some((at, _)) = self.dedup_order.front() {
             let old = *at + self.opts.dedup_window_ms <= now
                 || self.dedup_order.len() > self.opts.dedup_count;

@@ -252,7 +252,11 @@ impl Rebuild {
         }
         for (qid, key, d) in std::mem::take(&mut self.dedup) {
             if let Some(q) = st.queues.get_mut(qid as usize) {
-                if d.at + q.opts.dedup_window_ms > now {
+                // A client's resend key is kept by the engine's own window, whatever the
+                // queue's: every one is entered here and the window pruned below, once they
+                // are in time order (a DEDUP copy compaction moved forward comes later).
+                let resend = super::queue::is_resend_key(&key);
+                if resend || d.at + q.opts.dedup_window_ms > now {
                     if d.seg != MEM_SEG {
                         st.space.seg_live.entry(d.seg as u64).or_insert((0, 0)).0 += 1;
                     }
@@ -265,9 +269,19 @@ impl Rebuild {
                         st.space.dec_item(old.seg);
                     }
                     if old.is_none_or(|o| o.at != at) {
-                        q.dedup_order.push_back((at, key));
+                        match resend {
+                            true => q.resend_order.push_back((at, key)),
+                            false => q.dedup_order.push_back((at, key)),
+                        }
                     }
                 }
+            }
+        }
+        for q in st.queues.iter_mut() {
+            if !q.resend_order.is_empty() {
+                q.resend_order.make_contiguous().sort_by_key(|(at, _)| *at);
+                let space = &mut st.space;
+                q.prune_dedup(now, |seg| space.dec_item(seg));
             }
         }
         for (qid, id) in crashed {

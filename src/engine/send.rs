@@ -230,7 +230,11 @@ impl super::queue::QueueState {
                 seg: MEM_SEG,
             },
         );
-        self.dedup_order.push_back((now, key.to_string()));
+        let order = match super::queue::is_resend_key(key) {
+            true => &mut self.resend_order,
+            false => &mut self.dedup_order,
+        };
+        order.push_back((now, key.to_string()));
     }
 }
 

@@ -36,6 +36,27 @@ impl State {
             }
         }
         let q = &mut self.queues[qid as usize];
+        if q.handover_until.is_some_and(|t| t <= now) {
+            q.handover_until = None;
+            let late: Vec<u64> = q
+                .inflight
+                .values()
+                .filter(|f| f.consumer == super::handover::HANDED_OVER)
+                .map(|f| f.entry.id)
+                .collect();
+            for id in late {
+                self.fail(
+                    qid,
+                    id,
+                    "handed over by the previous owner's close and not settled by its client in time",
+                    None,
+                    now,
+                    None,
+                    store,
+                )?;
+            }
+        }
+        let q = &mut self.queues[qid as usize];
         if q.opts.ack_timeout_ms.is_some() && !q.inflight.is_empty() {
             let late: Vec<u64> = q
                 .inflight
@@ -62,7 +83,8 @@ impl Engine {
             let q = &g.queues[qid as usize];
             let due = q.next_due().is_some_and(|d| d <= now)
                 || q.expiring.first().is_some_and(|&(at, _, _)| at <= now);
-            if due || (q.opts.ack_timeout_ms.is_some() && !q.inflight.is_empty()) {
+            let handover = q.handover_until.is_some_and(|t| t <= now);
+            if due || handover || (q.opts.ack_timeout_ms.is_some() && !q.inflight.is_empty()) {
                 let _ = g.tick(qid, now, &shared.opts);
             }
         }

@@ -30,6 +30,22 @@ pub(crate) enum Backend {
 /// Most body bytes of one frame of a remote batch send (batches are split into frames).
 const BATCH_FRAME_BYTES: usize = MAX_FRAME / 2;
 
+/// Takes from a program's message a dedup key of the reserved form of the automatic resend
+/// keys (`\u{1}mq…`, [`AUTO_KEY_PREFIX`](super::AUTO_KEY_PREFIX)): such a key is never the
+/// program's (a received message sent on again carries its sender's, which
+/// [`Message::get_dedup_key`] hides), and kept it would be taken for a client's resend key —
+/// entered in the engine's resend window, not the queue's — and could make the engine drop
+/// another client's send as a resend of it.
+fn drop_reserved_key(m: &mut Message) {
+    if m.meta
+        .dedup_key
+        .as_deref()
+        .is_some_and(crate::engine::is_resend_key)
+    {
+        m.meta.dedup_key = None;
+    }
+}
+
 fn unexpected(r: Response) -> Error {
     Error::new(
         ErrorKind::Internal,
@@ -43,6 +59,33 @@ fn wire(d: &DeliveryRef, consumer: u64) -> WireRef {
         id: d.id.0,
         tag: d.tag.0,
         consumer,
+    }
+}
+
+/// The wire form of a settle.
+fn wire_settle(op: Settle<'_>) -> WireSettle {
+    match op {
+        Settle::Ack => WireSettle::Ack,
+        Settle::AckSync => WireSettle::AckSync,
+        Settle::Nack { reason, delay } => WireSettle::Nack {
+            reason: reason.to_string(),
+            delay_ms: delay.map(|t| t.as_millis().min(u64::MAX as u128) as u64),
+        },
+        Settle::Reject { reason } => WireSettle::Reject {
+            reason: reason.to_string(),
+        },
+        Settle::Release => WireSettle::Release,
+    }
+}
+
+/// The settle of a delivery of an earlier owner, as one handed over to the current owner
+/// (named by queue, message id and delivery count).
+fn handed_over(d: &DeliveryRef, op: WireSettle) -> Request {
+    Request::SettleHandedOver {
+        queue: d.queue.0,
+        id: d.id.0,
+        count: d.count,
+        op,
     }
 }
 
@@ -277,6 +320,7 @@ impl Backend {
     /// automatic dedup key (producer id and sequence), so one resent after a takeover is stored
     /// once: by the queue's dedup window, or by those of the subscriptions a publish reached.
     pub(crate) fn send(&self, to: Dest<'_>, mut msg: Message) -> Result<MessageId> {
+        drop_reserved_key(&mut msg);
         match self.engine()? {
             Some(e) => e.send(to, &msg),
             None => {
@@ -303,6 +347,7 @@ impl Backend {
     /// Publishes to `topic`: the id and how many subscriptions the message reached, as the
     /// engine that stored it (this process's or the owner's) counted them.
     pub(crate) fn publish(&self, topic: &str, mut msg: Message) -> Result<(MessageId, u32)> {
+        drop_reserved_key(&mut msg);
         match self.engine()? {
             Some(e) => e.publish(topic, &msg),
             None => {
@@ -325,6 +370,10 @@ impl Backend {
         to: Dest<'_>,
         msgs: impl IntoIterator<Item = Message>,
     ) -> Result<Vec<MessageId>> {
+        let msgs = msgs.into_iter().map(|mut m| {
+            drop_reserved_key(&mut m);
+            m
+        });
         match self.engine()? {
             Some(e) => e.send_batch(to, msgs),
             None => {
@@ -376,7 +425,13 @@ impl Backend {
         }
     }
 
-    pub(crate) fn send_async(&self, to: Dest<'_>, msg: Message, callback: Callback) -> Result<()> {
+    pub(crate) fn send_async(
+        &self,
+        to: Dest<'_>,
+        mut msg: Message,
+        callback: Callback,
+    ) -> Result<()> {
+        drop_reserved_key(&mut msg);
         match self.engine()? {
             Some(e) => e.send_async(to, msg, callback),
             None => self.client().send_async(to, msg, callback),
@@ -468,26 +523,26 @@ impl Backend {
         Ok(wire(d, server))
     }
 
+    /// Whether `d` was handed out by an earlier connection's owner: its settle goes to the
+    /// current owner as a delivery handed over (which it is if that owner closed cleanly).
+    fn handed_over(&self, d: &DeliveryRef) -> bool {
+        d.origin != 0 && d.origin < self.client().epoch()
+    }
+
     pub(crate) fn settle(&self, d: DeliveryRef, op: Settle<'_>) -> Result<()> {
         match self.engine()? {
             Some(e) => e.settle(d, op),
             None => {
-                let delivery = self.wire(&d)?;
-                let op = match op {
-                    Settle::Ack => WireSettle::Ack,
-                    Settle::AckSync => WireSettle::AckSync,
-                    Settle::Nack { reason, delay } => WireSettle::Nack {
-                        reason: reason.to_string(),
-                        delay_ms: delay.map(|t| t.as_millis().min(u64::MAX as u128) as u64),
-                    },
-                    Settle::Reject { reason } => WireSettle::Reject {
-                        reason: reason.to_string(),
-                    },
-                    Settle::Release => WireSettle::Release,
+                let op = wire_settle(op);
+                let req = if self.handed_over(&d) {
+                    handed_over(&d, op)
+                } else {
+                    Request::Settle {
+                        delivery: self.wire(&d)?,
+                        op,
+                    }
                 };
-                self.client()
-                    .call(Request::Settle { delivery, op })
-                    .map(|_| ())
+                self.client().call(req).map(|_| ())
             }
         }
     }
@@ -496,9 +551,16 @@ impl Backend {
         match self.engine() {
             Ok(Some(e)) => e.settle_on_drop(d),
             Ok(None) => {
-                if let Ok(delivery) = self.wire(&d) {
-                    self.client()
-                        .drop_delivery(Request::SettleOnDrop { delivery }, d.origin);
+                let c = self.client();
+                if self.handed_over(&d) {
+                    // A failed delivery, as a dropped one is (no answer wanted).
+                    let op = WireSettle::Nack {
+                        reason: "dropped unsettled".into(),
+                        delay_ms: None,
+                    };
+                    c.drop_delivery(handed_over(&d, op), c.epoch());
+                } else if let Ok(delivery) = self.wire(&d) {
+                    c.drop_delivery(Request::SettleOnDrop { delivery }, d.origin);
                 }
             }
             Err(_) => {}
@@ -514,6 +576,19 @@ impl Backend {
                 let mut deliveries = Vec::with_capacity(ds.len());
                 let mut lost = 0;
                 for d in ds {
+                    if self.handed_over(d) {
+                        let op = if sync {
+                            WireSettle::AckSync
+                        } else {
+                            WireSettle::Ack
+                        };
+                        match self.client().call(handed_over(d, op)) {
+                            Ok(_) => {}
+                            Err(e) if e.kind() == ErrorKind::DeliveryLost => lost += 1,
+                            Err(e) => return Err(e),
+                        }
+                        continue;
+                    }
                     match self.wire(d) {
                         Ok(w) => deliveries.push(w),
                         Err(_) => lost += 1,
@@ -557,7 +632,10 @@ impl Backend {
         }
     }
 
-    pub(crate) fn commit_txn(&self, spec: TxnSpec) -> Result<Vec<MessageId>> {
+    pub(crate) fn commit_txn(&self, mut spec: TxnSpec) -> Result<Vec<MessageId>> {
+        for (_, m) in &mut spec.sends {
+            drop_reserved_key(m);
+        }
         match self.engine()? {
             Some(e) => e.commit_txn(&spec),
             None => {

@@ -257,6 +257,11 @@ impl Client {
         lock(&self.inner.st).hosted.is_some()
     }
 
+    /// The current connection's number (deliveries carry the one that handed them out).
+    pub(crate) fn epoch(&self) -> u64 {
+        lock(&self.inner.st).epoch
+    }
+
     /// The pid of the owner it is connected to.
     pub(crate) fn owner_pid(&self) -> u32 {
         lock(&self.inner.st).owner_pid
@@ -1265,7 +1270,10 @@ fn resend(p: &Pending, consumers: &HashMap<u64, u64>, now: Instant, moved: &[u32
             }
         }
         // In flight when the owner went away: it may or may not have been made durable.
-        Request::Settle { .. } | Request::AckBatch { .. } | Request::SettleOnDrop { .. } => {
+        Request::Settle { .. }
+        | Request::SettleHandedOver { .. }
+        | Request::AckBatch { .. }
+        | Request::SettleOnDrop { .. } => {
             OnResend::Fail(Error::new(
                 ErrorKind::DeliveryLost,
                 "the store's owner process went away while this settle was in flight: if it was \

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::server::Server;
 use super::{bind_socket, dir_identity};
-use crate::engine::{Engine, Io, Rebuild};
+use crate::engine::{Engine, Handed, Io, Rebuild};
 use crate::error::Result;
 use crate::journal::{Journal, RecoveryReport};
 use crate::options::StoreOptions;
@@ -30,6 +30,7 @@ impl Owner {
     pub(crate) fn open(dir: &Path, options: &StoreOptions) -> Result<Owner> {
         let lock = Arc::new(DirLock::acquire(dir)?);
         let options = options.clone();
+        let engine_opts = options.clone();
         let clock = options.clock.clone();
         let mut rb = Rebuild::default();
         let clock2 = clock.clone();
@@ -54,6 +55,11 @@ impl Owner {
             &mut report.lost_queues,
         )?;
         let engine = Engine::new(state, io, files, options);
+        // Deliveries the previous owner's clean close handed over to its clients stay theirs
+        // (read before anyone can declare a queue and so fail them as crashed deliveries).
+        if let Some(items) = take_handover(dir, &id) {
+            engine.adopt_handover(&items, handover_hold_ms(&engine_opts));
+        }
         let waker = engine.waker();
         clock.subscribe(Arc::downgrade(&waker));
         if let Err(e) = start_threads(&engine, lock.clone()) {
@@ -103,6 +109,15 @@ impl Owner {
         } else {
             self.engine.finish_close()
         };
+        if let (Ok(()), Some(s)) = (&r, &self.server) {
+            // A clean close: the deliveries the clients hold are handed over to the next
+            // owner. Should the list not be written, they come back as after a crash
+            // (counted, and their settles fail with `DeliveryLost`): nothing is lost.
+            let items = self.engine.in_flight_of(&s.client_consumers());
+            if !items.is_empty() {
+                let _ = write_handover(&self.dir, &self.id, &items);
+            }
+        }
         if let Some(s) = &self.server {
             s.finish_stop();
             super::remove_socket(&self.dir);
@@ -120,4 +135,67 @@ impl Owner {
         self.engine
             .close_in_background(|| lock.closing_in_background());
     }
+}
+
+/// The file in the store directory listing the deliveries an owner's clean close handed over
+/// to the next owner (see `engine::handover`): a line `mqlite-handover 1 <store id>`, then one
+/// line `<queue id> <message id> <delivery count>` per delivery. It lives from the close to
+/// the next owner's open, which reads and removes it.
+pub(crate) const HANDOVER_FILE: &str = "HANDOVER";
+
+/// How long the next owner holds the deliveries handed over to clients (ms): twice the time a
+/// client waits for a next owner (`connect_timeout`), at least a minute. A delivery its client
+/// does not settle by then fails, as a crashed process's delivery.
+fn handover_hold_ms(o: &StoreOptions) -> u64 {
+    let t = o.connect_timeout.saturating_mul(2).as_millis();
+    u64::try_from(t).unwrap_or(u64::MAX).max(60_000)
+}
+
+/// Writes the handover list (through a temporary file, fsync'd and renamed, the directory
+/// fsync'd: the next owner reads it whole or not at all).
+fn write_handover(dir: &Path, id: &str, items: &[Handed]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut text = format!("mqlite-handover 1 {id}\n");
+    for (q, m, c) in items {
+        text.push_str(&format!("{q} {m} {c}\n"));
+    }
+    let tmp = dir.join(format!("{HANDOVER_FILE}.tmp"));
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+        .open(&tmp)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, dir.join(HANDOVER_FILE))?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// Reads and removes the handover list of the previous owner, if there is one for this store
+/// (`id`). A list that does not parse, or names another store, is removed and not used: the
+/// deliveries then fail as crashed ones, today's path.
+fn take_handover(dir: &Path, id: &str) -> Option<Vec<Handed>> {
+    let path = dir.join(HANDOVER_FILE);
+    let text = std::fs::read_to_string(&path).ok();
+    let _ = std::fs::remove_file(&path);
+    let _ = std::fs::remove_file(dir.join(format!("{HANDOVER_FILE}.tmp")));
+    let text = text?;
+    let mut lines = text.lines();
+    if lines.next()? != format!("mqlite-handover 1 {id}") {
+        return None;
+    }
+    lines
+        .map(|l| {
+            let mut f = l.split(' ');
+            let item = (
+                f.next()?.parse().ok()?,
+                f.next()?.parse().ok()?,
+                f.next()?.parse().ok()?,
+            );
+            f.next().is_none().then_some(item)
+        })
+        .collect()
 }

@@ -38,8 +38,9 @@ pub use crate::journal::format::VERSION as FORMAT_VERSION;
 /// (queue option and `OpenConsumer`), `ack_durability` (queue option), `AckSync` and the
 /// `sync` flag of `AckBatch`, `prefetched` in queue stats; browse of every state or of ready
 /// messages only, each browsed message with its state and delivery count; the owner's recovery
-/// report (journal format 3).
-pub const PROTOCOL_VERSION: u32 = 3;
+/// report (journal format 3). 4: `SettleHandedOver` (deliveries an owner's clean close handed
+/// over to the next owner).
+pub const PROTOCOL_VERSION: u32 = 4;
 /// Magic of the hello and welcome.
 pub const MAGIC: &[u8; 8] = b"MQLITEP\0";
 /// The largest frame payload either side accepts (64 MiB): bodies sent by clients are bounded
@@ -237,6 +238,15 @@ pub enum Request {
     },
     Settle {
         delivery: WireRef,
+        op: WireSettle,
+    },
+    /// Settles a delivery the previous owner handed over at its clean close, named by queue,
+    /// message id and delivery count (its tag was the previous owner's); `DeliveryLost` if it
+    /// was not handed over (the previous owner died).
+    SettleHandedOver {
+        queue: u32,
+        id: u64,
+        count: u32,
         op: WireSettle,
     },
     /// A delivery dropped unsettled: a failed delivery.
@@ -654,6 +664,12 @@ pub fn fuzz_seeds() -> Vec<Vec<u8>> {
             queue: 0,
             deliveries: vec![wref, wref],
             sync: true,
+        },
+        Request::SettleHandedOver {
+            queue: 1,
+            id: 2,
+            count: 3,
+            op: WireSettle::Ack,
         },
         Request::Commit {
             sends: vec![

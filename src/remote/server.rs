@@ -72,6 +72,9 @@ struct ServerShared {
     stopping: AtomicBool,
     conns: Mutex<Vec<Arc<Conn>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    /// Consumers of connections that ended while the owner was closing: their deliveries are
+    /// handed over to the next owner.
+    handed: Mutex<HashSet<u64>>,
 }
 
 /// One client connection.
@@ -128,6 +131,7 @@ impl Server {
             stopping: AtomicBool::new(false),
             conns: Mutex::new(Vec::new()),
             threads: Mutex::new(Vec::new()),
+            handed: Mutex::new(HashSet::new()),
         });
         let s2 = shared.clone();
         let accept = std::thread::Builder::new()
@@ -163,6 +167,20 @@ impl Server {
             let _ = c.stream.shutdown(std::net::Shutdown::Read);
             c.cv.notify_all();
         }
+    }
+
+    /// The consumers of the client connections (those of connections still open and of those
+    /// that ended while the owner was closing): at a clean close, their deliveries in flight
+    /// are handed over to the next owner.
+    pub(crate) fn client_consumers(&self) -> HashSet<u64> {
+        let s = &self.shared;
+        let mut all = lock(&s.handed).clone();
+        for c in lock(&s.conns).iter() {
+            let st = lock(&c.st);
+            all.extend(st.consumers.iter().copied());
+            all.extend(st.plain.values().map(|c| c.0));
+        }
+        all
     }
 
     /// Waits for every connection's threads (after the engine closed, so every answer that will
@@ -367,8 +385,14 @@ impl ServerShared {
         consumers.extend(st.plain.drain().map(|(_, c)| c.0));
         let subs: Vec<(u32, usize)> = st.subs.drain().collect();
         drop(st);
-        for id in consumers {
-            self.engine.close_consumer(ConsumerId(id));
+        if self.stopping.load(Ordering::SeqCst) {
+            // The owner is closing cleanly: what the client holds is handed over to the next
+            // owner (`Server::client_consumers`), not returned as failed deliveries.
+            lock(&self.handed).extend(consumers.iter().copied());
+        } else {
+            for id in consumers {
+                self.engine.close_consumer(ConsumerId(id));
+            }
         }
         for (q, n) in subs {
             for _ in 0..n {
@@ -466,6 +490,7 @@ impl ServerShared {
             tag: DeliveryTag(d.tag),
             consumer,
             origin: 0,
+            count: 0,
         })
     }
 
@@ -586,17 +611,17 @@ impl ServerShared {
             }
             Request::Settle { delivery, op } => {
                 let d = self.delivery(c, &delivery)?;
-                let op = match &op {
-                    WireSettle::Ack => Settle::Ack,
-                    WireSettle::AckSync => Settle::AckSync,
-                    WireSettle::Nack { reason, delay_ms } => Settle::Nack {
-                        reason,
-                        delay: delay_ms.map(Duration::from_millis),
-                    },
-                    WireSettle::Reject { reason } => Settle::Reject { reason },
-                    WireSettle::Release => Settle::Release,
-                };
-                e.settle(d, op)?;
+                e.settle(d, settle_op(&op))?;
+                Response::Done
+            }
+            Request::SettleHandedOver {
+                queue,
+                id,
+                count,
+                op,
+            } => {
+                let q = self.queue(c, queue)?;
+                e.settle_handed_over(q, MessageId(id), count, settle_op(&op))?;
                 Response::Done
             }
             Request::SettleOnDrop { delivery } => {
@@ -802,6 +827,20 @@ impl ServerShared {
     }
 }
 
+/// The engine's settle of a wire settle.
+fn settle_op(op: &WireSettle) -> Settle<'_> {
+    match op {
+        WireSettle::Ack => Settle::Ack,
+        WireSettle::AckSync => Settle::AckSync,
+        WireSettle::Nack { reason, delay_ms } => Settle::Nack {
+            reason,
+            delay: delay_ms.map(Duration::from_millis),
+        },
+        WireSettle::Reject { reason } => Settle::Reject { reason },
+        WireSettle::Release => Settle::Release,
+    }
+}
+
 /// What becomes of a request.
 enum Outcome {
     /// Answered now.
@@ -850,7 +889,13 @@ impl Conn {
         let st = lock(&self.st);
         if st.outstanding == 0 {
             drop(st);
-            self.die();
+            // Only the read half: the client, closing, waits for the owner's end of the
+            // connection to learn that what it held was given back, and the last thread out
+            // (`thread_done`) ends it only after that. Ending it here raced with that.
+            self.dead.store(true, Ordering::SeqCst);
+            let _ = self.stream.shutdown(std::net::Shutdown::Read);
+            self.cv.notify_all();
+            self.out_cv.notify_all();
             return;
         }
         drop(st);

@@ -3,6 +3,8 @@
 /// The durability suites' helpers (model, workload) and fault-injecting file layer.
 pub mod durable;
 pub mod fault;
+/// A hand-made connection to an owner's socket.
+pub mod raw;
 
 use mqlite::*;
 use std::sync::Arc;
