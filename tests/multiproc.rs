@@ -899,3 +899,68 @@ fn after_an_owners_crash_nothing_is_handed_over() {
     again.ack().unwrap();
     assert!(!dir.path().join("HANDOVER").exists());
 }
+
+/// F6: what the owner takes in one call a client takes in one call too, however large:
+/// requests and replies over one frame's limit (64 MiB) go as several frames, each within the
+/// limit, joined by the other side.
+#[test]
+fn requests_and_replies_over_64_mib_go_as_several_frames() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(
+        dir.path(),
+        StoreOptions {
+            max_body_bytes: 96 << 20,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let q = s.queue("big").unwrap();
+    let c = Store::open(dir.path(), client_opts()).unwrap();
+    assert_eq!(c.role(), Role::Client);
+    let cq = c.queue("big").unwrap();
+    let body = |i: u8, n: usize| vec![i; n];
+    // A batch of 80 MiB: one call, all of it or nothing.
+    let ids = cq
+        .send_batch((0..5u8).map(|i| Message::new(body(i, 16 << 20))))
+        .unwrap();
+    assert_eq!(ids.len(), 5);
+    // One body over a frame's limit, each way.
+    let huge = cq.send(Message::new(body(9, 80 << 20))).unwrap();
+    assert_eq!(q.stats().unwrap().depth, 6);
+    let browsed = cq.browse(10).unwrap();
+    assert_eq!(browsed.len(), 6);
+    assert_eq!(browsed[5].body().len(), 80 << 20);
+    // A reply of 160 MiB.
+    let got = cq.receive_batch(10, NOW).unwrap();
+    assert_eq!(got.len(), 6);
+    for (i, d) in got.iter().take(5).enumerate() {
+        assert_eq!((d.id(), d.body()), (ids[i], &body(i as u8, 16 << 20)[..]));
+    }
+    assert_eq!((got[5].id(), got[5].body().len()), (huge, 80 << 20));
+    assert!(got[5].body().iter().all(|&b| b == 9));
+    cq.ack_batch(got).unwrap();
+    assert_eq!(q.stats().unwrap().depth, 0);
+    // Pieces that do not make a payload are refused: the connection is dropped, nothing else.
+    use remote::protocol::{MAX_FRAME, MORE_FRAMES};
+    let more = |n: u32| (n | MORE_FRAMES).to_le_bytes();
+    let attacks: [Vec<u8>; 4] = [
+        // A piece, then a length over the frame limit.
+        [&more(8)[..], &[0; 8], &(MAX_FRAME as u32 + 1).to_le_bytes()].concat(),
+        // A piece, then the end of the stream.
+        [&more(8)[..], &[1; 8]].concat(),
+        // An empty piece said to be followed by more.
+        more(0).to_vec(),
+        // Pieces joining into garbage.
+        [&more(4)[..], &[0xFF; 4], &4u32.to_le_bytes(), &[0xFF; 4]].concat(),
+    ];
+    for a in attacks {
+        let mut g = common::raw::client(dir.path());
+        g.write_all(&a).unwrap();
+        g.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut rest = Vec::new();
+        let _ = g.read_to_end(&mut rest);
+        assert!(rest.is_empty(), "the owner answered garbage: {rest:?}");
+    }
+    cq.send("still here").unwrap();
+    assert_eq!(cq.receive(NOW).unwrap().unwrap().body(), b"still here");
+}

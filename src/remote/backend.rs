@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::client::{Callback, Client};
-use super::protocol::{Request, Response, WireDest, WireReceived, WireRef, WireSettle, MAX_FRAME};
+use super::protocol::{Request, Response, WireDest, WireReceived, WireRef, WireSettle};
 use super::{fork_generation, forked_error};
 use crate::engine::{
     CompactReport, ConsumerId, DeliveryRef, DeliveryTag, Dest, Engine, QueueId, QueueStats,
@@ -26,9 +26,6 @@ pub(crate) enum Backend {
     /// Another process does.
     Remote(Client),
 }
-
-/// Most body bytes of one frame of a remote batch send (batches are split into frames).
-const BATCH_FRAME_BYTES: usize = MAX_FRAME / 2;
 
 /// Takes from a program's message a dedup key of the reserved form of the automatic resend
 /// keys (`\u{1}mq…`, [`AUTO_KEY_PREFIX`](super::AUTO_KEY_PREFIX)): such a key is never the
@@ -377,33 +374,23 @@ impl Backend {
         match self.engine()? {
             Some(e) => e.send_batch(to, msgs),
             None => {
+                // One request, all or nothing as in the owner (one over 64 MiB goes as several
+                // frames).
                 let c = self.client();
-                let (mut ids, mut frame, mut bytes) = (Vec::new(), Vec::new(), 0);
-                for mut m in msgs {
-                    c.stamp(&mut m);
-                    let size = m.body.len() + 64;
-                    if !frame.is_empty() && bytes + size > BATCH_FRAME_BYTES {
-                        let done = ids.len();
-                        ids.extend(self.batch_frame(to, std::mem::take(&mut frame), done)?);
-                        bytes = 0;
-                    }
-                    bytes += size;
-                    frame.push(m);
-                }
-                let done = ids.len();
-                ids.extend(self.batch_frame(to, frame, done)?);
-                Ok(ids)
+                let messages: Vec<Message> = msgs
+                    .into_iter()
+                    .map(|mut m| {
+                        c.stamp(&mut m);
+                        m
+                    })
+                    .collect();
+                self.batch_frame(to, messages)
             }
         }
     }
 
-    /// One frame of a remote batch send; an error's message index counts from the batch's start.
-    fn batch_frame(
-        &self,
-        to: Dest<'_>,
-        messages: Vec<Message>,
-        done: usize,
-    ) -> Result<Vec<MessageId>> {
+    /// A remote batch send.
+    fn batch_frame(&self, to: Dest<'_>, messages: Vec<Message>) -> Result<Vec<MessageId>> {
         if messages.is_empty() {
             return Ok(Vec::new());
         }
@@ -417,11 +404,9 @@ impl Backend {
                 messages,
             },
         };
-        match self.client().call(req) {
-            Ok(Response::Ids(ids)) => Ok(ids),
-            Ok(r) => Err(unexpected(r)),
-            Err(e) if done > 0 => Err(renumber(e, done)),
-            Err(e) => Err(e),
+        match self.client().call(req)? {
+            Response::Ids(ids) => Ok(ids),
+            r => Err(unexpected(r)),
         }
     }
 
@@ -732,17 +717,4 @@ impl Backend {
             Err(_) => Vec::new(),
         }
     }
-}
-
-/// An error of a later frame of a split batch, its message index counted from the batch's start.
-fn renumber(e: Error, done: usize) -> Error {
-    let msg = e.message();
-    if let Some(rest) = msg.strip_prefix("message ") {
-        if let Some((n, tail)) = rest.split_once(' ') {
-            if let Ok(n) = n.parse::<usize>() {
-                return Error::new(e.kind(), format!("message {} {tail}", n + done));
-            }
-        }
-    }
-    e
 }

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use super::owner::Owner;
 use super::protocol::{
     decode, put_frame, read_frame, Hello, Request, Response, ResponseFrame, Welcome, WireReceived,
-    WireRef, WireSettle, PROTOCOL_VERSION,
+    WireRef, WireSettle, MAX_FRAME, PROTOCOL_VERSION,
 };
 use super::{connect_socket, fork_generation, forked_error, AUTO_KEY_PREFIX};
 use crate::engine::{mark_library_thread, on_library_thread, Dest, SubscriptionOptions};
@@ -1072,7 +1072,12 @@ impl Inner {
                 let epoch = lock(&self.st).epoch;
                 let mut r = BufReader::with_capacity(64 << 10, s);
                 while let Ok(true) = read_frame(&mut r, &mut buf) {
-                    match decode::<ResponseFrame>(&buf) {
+                    let decoded = decode::<ResponseFrame>(&buf);
+                    if buf.capacity() > MAX_FRAME {
+                        // A reply in several frames: its buffer is not kept.
+                        buf = Vec::new();
+                    }
+                    match decoded {
                         Ok((id, more, resp)) => self.on_answer(id, more, resp, epoch),
                         Err(_) => break,
                     }

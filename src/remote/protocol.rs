@@ -8,6 +8,9 @@
 //!  then frames both ways: u32 little-endian payload length, then the payload in bincode:
 //!          client → owner: (request id, Request)        id 0: no reply wanted
 //!          owner → client: (request id, more, Response)  `more`: further parts follow
+//!  a payload over MAX_FRAME (64 MiB) goes as several frames of at most MAX_FRAME bytes each,
+//!  every one but the last with bit 31 of its length set (MORE_FRAMES); the reader joins them,
+//!  up to MAX_MESSAGE bytes in all
 //! ```
 //!
 //! Requests are pipelined: a client may send many before the first reply, and replies come in
@@ -39,13 +42,25 @@ pub use crate::journal::format::VERSION as FORMAT_VERSION;
 /// `sync` flag of `AckBatch`, `prefetched` in queue stats; browse of every state or of ready
 /// messages only, each browsed message with its state and delivery count; the owner's recovery
 /// report (journal format 3). 4: `SettleHandedOver` (deliveries an owner's clean close handed
-/// over to the next owner).
+/// over to the next owner); requests and replies over [`MAX_FRAME`] as several frames
+/// ([`MORE_FRAMES`]).
 pub const PROTOCOL_VERSION: u32 = 4;
 /// Magic of the hello and welcome.
 pub const MAGIC: &[u8; 8] = b"MQLITEP\0";
-/// The largest frame payload either side accepts (64 MiB): bodies sent by clients are bounded
-/// by it, and larger receive and browse replies are split into parts.
+/// The largest frame payload either side accepts (64 MiB). A request or reply larger than this
+/// goes as several frames (see [`MORE_FRAMES`]); receive and browse replies are also split into
+/// parts of about [`PART_BYTES`] (each its own reply frame), so that the client gets them in
+/// pieces.
 pub const MAX_FRAME: usize = 64 << 20;
+/// Bit 31 of a frame's length word: this frame holds one piece of a payload over
+/// [`MAX_FRAME`], and more pieces follow (the last one has the bit clear).
+pub const MORE_FRAMES: u32 = 1 << 31;
+/// The largest payload of a request or reply, its frames together: the largest body a store
+/// accepts ([`MAX_BODY_BYTES`](crate::MAX_BODY_BYTES), 2 GiB) and [`MAX_FRAME`] more for the
+/// rest of the message, so that any call the owner takes a client can make. It bounds what the
+/// owner gathers for a connection at once: a connection is read by one thread at a time, whose
+/// buffer grows only as bytes arrive and is given back after a payload over [`MAX_FRAME`].
+pub const MAX_MESSAGE: usize = crate::MAX_BODY_BYTES as usize + MAX_FRAME;
 /// Replies are split into parts of about this many bytes.
 pub const PART_BYTES: usize = 8 << 20;
 /// Length of the hello.
@@ -430,7 +445,7 @@ impl Response {
 fn config() -> impl bincode::config::Config {
     bincode::config::standard()
         .with_little_endian()
-        .with_limit::<MAX_FRAME>()
+        .with_limit::<MAX_MESSAGE>()
 }
 
 /// Appends one frame (length, then the bincode of `value`) to `buf`.
@@ -442,19 +457,45 @@ pub fn put_frame<T: Serialize>(buf: &mut Vec<u8>, value: &T) -> Result<(), Error
         return Err(Error::invalid(format!("cannot encode a request: {e}")));
     }
     let len = buf.len() - start - 4;
-    if len > MAX_FRAME {
+    if len > MAX_MESSAGE {
         buf.truncate(start);
         return Err(Error::invalid(format!(
-            "a request of {len} bytes is over the limit of {MAX_FRAME} bytes between processes"
+            "a request or reply of {len} bytes is over the limit of {MAX_MESSAGE} bytes \
+             between processes"
         )));
     }
-    buf[start..start + 4].copy_from_slice(&(len as u32).to_le_bytes());
+    if len <= MAX_FRAME {
+        buf[start..start + 4].copy_from_slice(&(len as u32).to_le_bytes());
+        return Ok(());
+    }
+    let payload = buf.split_off(start + 4);
+    buf.truncate(start);
+    put_pieces(buf, &payload, MAX_FRAME);
     Ok(())
+}
+
+/// Appends `payload` as frames of at most `piece` bytes, all but the last marked
+/// [`MORE_FRAMES`].
+pub fn put_pieces(buf: &mut Vec<u8>, payload: &[u8], piece: usize) {
+    let piece = piece.clamp(1, MAX_FRAME);
+    let mut pieces = payload.chunks(piece).peekable();
+    if pieces.peek().is_none() {
+        buf.extend_from_slice(&0u32.to_le_bytes());
+    }
+    while let Some(p) = pieces.next() {
+        let more = if pieces.peek().is_some() {
+            MORE_FRAMES
+        } else {
+            0
+        };
+        buf.extend_from_slice(&(p.len() as u32 | more).to_le_bytes());
+        buf.extend_from_slice(p);
+    }
 }
 
 /// Decodes a frame payload: the whole payload must be one value.
 pub fn decode<T: serde::de::DeserializeOwned>(payload: &[u8]) -> Result<T, String> {
-    if payload.len() > MAX_FRAME {
+    if payload.len() > MAX_MESSAGE {
         return Err(format!(
             "a frame of {} bytes is over the limit",
             payload.len()
@@ -476,38 +517,53 @@ pub type RequestFrame = (u64, Request);
 /// An owner's reply frame: request id, whether more parts follow, the (part of the) reply.
 pub type ResponseFrame = (u64, bool, Response);
 
-/// Reads one frame's payload into `buf` (replacing its contents). `Ok(false)` at a clean end
-/// of stream before a frame. The length is checked before anything is allocated, and the
-/// buffer grows only as bytes actually arrive, so a peer that announces a huge frame and sends
-/// nothing costs nothing.
+/// Reads one payload into `buf` (replacing its contents): one frame, or the frames of a
+/// payload over [`MAX_FRAME`] joined. `Ok(false)` at a clean end of stream before a frame.
+/// Every length is checked before anything is allocated for it (a frame's against
+/// [`MAX_FRAME`], the joined payload's against [`MAX_MESSAGE`]), and the buffer grows only as
+/// bytes actually arrive, so a peer that announces a huge frame and sends nothing costs
+/// nothing. A piece marked as followed by more must not be empty.
 pub fn read_frame(r: &mut impl Read, buf: &mut Vec<u8>) -> io::Result<bool> {
-    let mut len = [0u8; 4];
-    let mut got = 0;
-    while got < 4 {
-        match r.read(&mut len[got..]) {
-            Ok(0) if got == 0 => return Ok(false),
-            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
-            Ok(n) => got += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+    buf.clear();
+    let bad = |what: String| io::Error::new(io::ErrorKind::InvalidData, what);
+    loop {
+        let mut word = [0u8; 4];
+        let mut got = 0;
+        while got < 4 {
+            match r.read(&mut word[got..]) {
+                Ok(0) if got == 0 && buf.is_empty() => return Ok(false),
+                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok(n) => got += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let word = u32::from_le_bytes(word);
+        let more = word & MORE_FRAMES != 0;
+        let len = (word & !MORE_FRAMES) as usize;
+        if len > MAX_FRAME {
+            return Err(bad(format!(
+                "a frame of {len} bytes is over the limit of {MAX_FRAME}"
+            )));
+        }
+        if more && len == 0 {
+            return Err(bad("an empty frame is marked as followed by more".into()));
+        }
+        let end = buf.len() + len;
+        if end > MAX_MESSAGE {
+            return Err(bad(format!("frames joining into over {MAX_MESSAGE} bytes")));
+        }
+        const STEP: usize = 1 << 20;
+        while buf.len() < end {
+            let want = (end - buf.len()).min(STEP);
+            let at = buf.len();
+            buf.resize(at + want, 0);
+            r.read_exact(&mut buf[at..])?;
+        }
+        if !more {
+            return Ok(true);
         }
     }
-    let len = u32::from_le_bytes(len) as usize;
-    if len > MAX_FRAME {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("a frame of {len} bytes is over the limit of {MAX_FRAME}"),
-        ));
-    }
-    buf.clear();
-    const STEP: usize = 1 << 20;
-    while buf.len() < len {
-        let want = (len - buf.len()).min(STEP);
-        let at = buf.len();
-        buf.resize(at + want, 0);
-        r.read_exact(&mut buf[at..])?;
-    }
-    Ok(true)
 }
 
 /// Writes bytes already framed.
@@ -779,6 +835,35 @@ pub fn fuzz_seeds() -> Vec<Vec<u8>> {
         if put_frame(&mut b, &(i as u64, false, r)).is_ok() {
             out.push(b);
         }
+    }
+    // A request and a reply in pieces, as one over MAX_FRAME goes (here in small pieces).
+    let mut b = Vec::new();
+    if put_frame(
+        &mut b,
+        &(
+            7u64,
+            Request::SendBatch {
+                queue: 0,
+                messages: vec![msg(), msg()],
+            },
+        ),
+    )
+    .is_ok()
+    {
+        let mut pieces = Vec::new();
+        put_pieces(&mut pieces, &b[4..], 16);
+        out.push(pieces);
+    }
+    let mut b = Vec::new();
+    let reply = Response::Received(vec![WireReceived {
+        message: msg(),
+        tag: 1,
+        count: 1,
+    }]);
+    if put_frame(&mut b, &(8u64, false, reply)).is_ok() {
+        let mut pieces = Vec::new();
+        put_pieces(&mut pieces, &b[4..], 24);
+        out.push(pieces);
     }
     out
 }

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use super::protocol::{
     decode, put_frame, read_frame, split, Hello, Request, RequestFrame, Response, Welcome,
-    WireDest, WireReceived, WireRef, WireSettle, HELLO_LEN, PROTOCOL_VERSION,
+    WireDest, WireReceived, WireRef, WireSettle, HELLO_LEN, MAX_FRAME, PROTOCOL_VERSION,
 };
 use super::{peer_uid, AUTO_KEY_PREFIX};
 use crate::engine::{mark_library_thread, ConsumerId, DeliveryRef, DeliveryTag, Engine, QueueId};
@@ -425,7 +425,13 @@ impl ServerShared {
                     return;
                 }
             }
-            let (id, req) = match decode::<RequestFrame>(&buf) {
+            let decoded = decode::<RequestFrame>(&buf);
+            if buf.capacity() > MAX_FRAME {
+                // A request in several frames: its buffer is not kept (one per serving thread
+                // would hold up to MAX_MESSAGE each).
+                buf = Vec::new();
+            }
+            let (id, req) = match decoded {
                 Ok(x) => x,
                 Err(_) => {
                     // Garbage: nothing after it can be trusted to be framed right.
