@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use super::owner::Owner;
 use super::protocol::{
     decode, put_frame, read_frame, Hello, Request, Response, ResponseFrame, Welcome, WireReceived,
-    WireRef, WireSettle, MAX_FRAME, PROTOCOL_VERSION,
+    WireRef, WireSettle, GOODBYE_ID, MAX_FRAME, PROTOCOL_VERSION,
 };
 use super::{connect_socket, fork_generation, forked_error, AUTO_KEY_PREFIX};
 use crate::engine::{mark_library_thread, on_library_thread, Dest, SubscriptionOptions};
@@ -96,6 +96,9 @@ struct St {
     /// The owner this process started when it took over (it serves the other clients too).
     hosted: Option<Arc<Owner>>,
     owner_pid: u32,
+    /// The current connection's owner said goodbye (it closes cleanly): what it did not answer
+    /// had no effect.
+    goodbye: bool,
 }
 
 struct Pending {
@@ -213,6 +216,7 @@ impl Client {
                 abandoned: HashMap::new(),
                 hosted: None,
                 owner_pid: 0,
+                goodbye: false,
             }),
             cv: Condvar::new(),
             writer: Mutex::new(Writer {
@@ -898,8 +902,11 @@ impl Inner {
                     "the owner closed the connection",
                 ));
             }
-            let (_, more, r): ResponseFrame =
+            let (id, more, r): ResponseFrame =
                 decode(buf).map_err(|e| Error::new(ErrorKind::Internal, e))?;
+            if id == GOODBYE_ID {
+                continue; // closing: the end of the stream comes next
+            }
             match &mut acc {
                 None => acc = Some(r),
                 Some(a) => {
@@ -984,13 +991,14 @@ impl Inner {
         let mut failed = Vec::new();
         let ids: Vec<u64> = st.pending.keys().copied().collect();
         let now = Instant::now();
+        let clean = std::mem::take(&mut st.goodbye);
         for id in ids {
             let map = st_consumers(&st.consumers);
             let Some(p) = st.pending.get_mut(&id) else {
                 continue;
             };
             p.partial = None;
-            let on = resend(p, &map, now, &moved);
+            let on = resend(p, &map, now, &moved, clean);
             let Some(p) = st.pending.get_mut(&id) else {
                 continue;
             };
@@ -1133,6 +1141,10 @@ impl Inner {
 
     fn on_answer(&self, id: u64, more: bool, resp: Response, epoch: u64) {
         let mut st = lock(&self.st);
+        if id == GOODBYE_ID {
+            st.goodbye = true;
+            return;
+        }
         let Some(p) = st.pending.get_mut(&id) else {
             let gone = match more {
                 true => st.abandoned.get(&id).copied(),
@@ -1216,10 +1228,22 @@ fn st_consumers(c: &HashMap<u64, (u32, AckMode, u64, Option<u32>)>) -> HashMap<u
     c.iter().map(|(&k, v)| (k, v.2)).collect()
 }
 
-/// What to do with a request whose answer was lost with the previous connection.
-fn resend(p: &Pending, consumers: &HashMap<u64, u64>, now: Instant, moved: &[u32]) -> OnResend {
+/// What to do with a request whose answer was lost with the previous connection. `clean`: that
+/// connection's owner said goodbye (closed cleanly), so a request it did not answer had no
+/// effect and is sent again where its outcome would otherwise be unknown (a purge, a replay,
+/// an unsubscribe; not a move or copy, which may have been partly done when the engine closed).
+fn resend(
+    p: &Pending,
+    consumers: &HashMap<u64, u64>,
+    now: Instant,
+    moved: &[u32],
+    clean: bool,
+) -> OnResend {
     let names_moved = |q: &u32| moved.contains(q);
     match &p.req {
+        Request::Purge { .. } | Request::Replay { .. } | Request::Unsubscribe { .. } if clean => {
+            OnResend::Resend(Box::new(p.req.clone()))
+        }
         Request::Send { queue, .. }
         | Request::SendAsync { queue, .. }
         | Request::SendBatch { queue, .. }
@@ -1324,5 +1348,64 @@ impl OnResend {
     /// A delivery of the old owner is settled as far as this client can tell.
     fn map_settled(self) -> OnResend {
         OnResend::Fail(delivery_lost())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending(req: Request) -> Pending {
+        Pending {
+            req,
+            consumer: 0,
+            deadline: None,
+            done: Done::Wait(Arc::new(Slot::default())),
+            partial: None,
+            async_bytes: None,
+            sent: true,
+        }
+    }
+
+    /// Review r3 #9: a replay (or purge, or unsubscribe) whose owner closed cleanly (it said
+    /// goodbye) before answering had no effect and is sent again to the next owner; after a
+    /// crash its outcome is unknown (`OwnerLost`). A move or copy stays in doubt either way.
+    #[test]
+    fn what_a_cleanly_closed_owner_did_not_answer_is_sent_again() {
+        let now = Instant::now();
+        let none = HashMap::new();
+        let in_doubt = [
+            Request::Replay {
+                queue: 1,
+                filter: crate::queue::ReplayFilter::default(),
+            },
+            Request::Purge { queue: 1 },
+            Request::Unsubscribe { name: "s".into() },
+        ];
+        for req in in_doubt {
+            let p = pending(req.clone());
+            assert!(matches!(
+                resend(&p, &none, now, &[], true),
+                OnResend::Resend(_)
+            ));
+            match resend(&p, &none, now, &[], false) {
+                OnResend::Fail(e) => assert_eq!(e.kind(), ErrorKind::OwnerLost, "{req:?}"),
+                OnResend::Resend(_) => panic!("{req:?} resent after a crash"),
+            }
+        }
+        let copy = pending(Request::Transfer {
+            queue: 1,
+            filter: crate::engine::TransferFilter {
+                to: "b".into(),
+                ids: None,
+                limit: None,
+                copy: true,
+                dry_run: false,
+            },
+        });
+        assert!(matches!(
+            resend(&copy, &none, now, &[], true),
+            OnResend::Fail(_)
+        ));
     }
 }

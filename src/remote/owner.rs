@@ -178,8 +178,19 @@ fn write_handover(dir: &Path, id: &str, items: &[Handed]) -> std::io::Result<()>
 /// (`id`). A list that does not parse, or names another store, is removed and not used: the
 /// deliveries then fail as crashed ones, today's path.
 fn take_handover(dir: &Path, id: &str) -> Option<Vec<Handed>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
     let path = dir.join(HANDOVER_FILE);
-    let text = std::fs::read_to_string(&path).ok();
+    // A link planted in its place is not followed (as for the store's other files).
+    let text = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+        .open(&path)
+        .and_then(|mut f| {
+            let mut t = String::new();
+            f.read_to_string(&mut t).map(|_| t)
+        })
+        .ok();
     let _ = std::fs::remove_file(&path);
     let _ = std::fs::remove_file(dir.join(format!("{HANDOVER_FILE}.tmp")));
     let text = text?;

@@ -8,6 +8,8 @@
 //!  then frames both ways: u32 little-endian payload length, then the payload in bincode:
 //!          client → owner: (request id, Request)        id 0: no reply wanted
 //!          owner → client: (request id, more, Response)  `more`: further parts follow
+//!          owner → client: (0, false, Done) last, at a clean close (GOODBYE_ID): every request
+//!                          it did not answer on the connection had no effect
 //!  a payload over MAX_FRAME (64 MiB) goes as several frames of at most MAX_FRAME bytes each,
 //!  every one but the last with bit 31 of its length set (MORE_FRAMES); the reader joins them,
 //!  up to MAX_MESSAGE bytes in all
@@ -45,6 +47,11 @@ pub use crate::journal::format::VERSION as FORMAT_VERSION;
 /// over to the next owner); requests and replies over [`MAX_FRAME`] as several frames
 /// ([`MORE_FRAMES`]).
 pub const PROTOCOL_VERSION: u32 = 4;
+/// The request id of the owner's goodbye: its last frame on a connection when it closes
+/// cleanly, after every answer it will give. What it did not answer had no effect (it was not
+/// read, or failed as the engine closed), so the client may send it again to the next owner
+/// even where the outcome of a lost answer is otherwise unknown.
+pub const GOODBYE_ID: u64 = 0;
 /// Magic of the hello and welcome.
 pub const MAGIC: &[u8; 8] = b"MQLITEP\0";
 /// The largest frame payload either side accepts (64 MiB). A request or reply larger than this

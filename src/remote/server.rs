@@ -30,7 +30,8 @@ use std::time::{Duration, Instant};
 
 use super::protocol::{
     decode, put_frame, read_frame, split, Hello, Request, RequestFrame, Response, Welcome,
-    WireDest, WireReceived, WireRef, WireSettle, HELLO_LEN, MAX_FRAME, PROTOCOL_VERSION,
+    WireDest, WireReceived, WireRef, WireSettle, GOODBYE_ID, HELLO_LEN, MAX_FRAME,
+    PROTOCOL_VERSION,
 };
 use super::{peer_uid, AUTO_KEY_PREFIX};
 use crate::engine::{mark_library_thread, ConsumerId, DeliveryRef, DeliveryTag, Engine, QueueId};
@@ -400,6 +401,14 @@ impl ServerShared {
             }
         }
         lock(&self.conns).retain(|x| !Arc::ptr_eq(x, c));
+        if self.stopping.load(Ordering::SeqCst) {
+            // Every answer this connection will get is written: say goodbye, so that the
+            // client knows what was not answered had no effect.
+            let mut bye = Vec::new();
+            if put_frame(&mut bye, &(GOODBYE_ID, false, Response::Done)).is_ok() {
+                let _ = lock(&c.writer).write_all(&bye);
+            }
+        }
         let _ = c.stream.shutdown(std::net::Shutdown::Both);
     }
 
