@@ -26,14 +26,15 @@ pub(crate) type Handed = (u32, u64, u32);
 
 impl Engine {
     /// The deliveries of journaled queues held in flight by `consumers` (the consumers of the
-    /// owner's client connections), as (queue id, message id, delivery count). Read after the
-    /// engine closed, when what the state says is what the journal says.
+    /// owner's client connections), and those handed over to this owner and not settled yet
+    /// (handed over again), as (queue id, message id, delivery count). Read after the engine
+    /// closed, when what the state says is what the journal says.
     pub(crate) fn in_flight_of(&self, consumers: &HashSet<u64>) -> Vec<Handed> {
         let g = self.shared.lock();
         let mut out = Vec::new();
         for q in g.queues.iter().filter(|q| q.opts.journaled()) {
             for f in q.inflight.values() {
-                if f.tag != 0 && consumers.contains(&f.consumer) {
+                if f.tag != 0 && (f.consumer == HANDED_OVER || consumers.contains(&f.consumer)) {
                     out.push((q.qid, f.entry.id, f.entry.count));
                 }
             }
