@@ -6,11 +6,81 @@ use std::sync::Arc;
 
 use super::server::Server;
 use super::{bind_socket, dir_identity};
-use crate::engine::{Engine, Io, Rebuild};
+use crate::engine::{checkpoint, Engine, Io, Rebuild, State};
 use crate::error::Result;
 use crate::journal::{Journal, RecoveryReport};
 use crate::options::StoreOptions;
 use crate::store::{start_threads, DirLock};
+
+/// Recovers the store in `dir`: from its index checkpoint when that is valid (see
+/// `src/engine/checkpoint.rs`), else by replaying the whole journal. The checkpoint is removed
+/// either way before anything is written.
+fn recover(dir: &Path, options: &StoreOptions) -> Result<(Io, State, RecoveryReport)> {
+    let clock = options.clock.clone();
+    let now_ms = || {
+        let c = clock.clone();
+        Box::new(move || c.now_ms()) as Box<dyn Fn() -> u64 + Send>
+    };
+    let vfs = &options.vfs;
+    let found = match checkpoint::read(vfs, dir) {
+        Ok(None) => None,
+        // A repair changes the journal under the checkpoint: it replays everything.
+        _ if options.repair => Some(Err("the store is opened with repair".to_string())),
+        Ok(Some(c)) => Some(Ok(c)),
+        Err(why) => Some(Err(why)),
+    };
+    let used = found.map(|found| {
+        found.and_then(|c| {
+            let at = Journal::open_at(
+                vfs.clone(),
+                dir,
+                options.segment_bytes,
+                now_ms(),
+                c.position(),
+            );
+            match at {
+                Err(e) => Err(format!("checking the journal against it: {e}")),
+                Ok(Err(why)) => Err(why),
+                Ok(Ok((journal, mut report))) => {
+                    let io = Io::new(journal);
+                    let state = c.into_state(
+                        options,
+                        io.segments(),
+                        clock.now_ms(),
+                        &mut report.lost_queues,
+                    )?;
+                    report.checkpoint_used = true;
+                    Ok((io, state, report))
+                }
+            }
+        })
+    });
+    // Removed before anything is written, used or not (and a temporary one a crash left).
+    checkpoint::remove(vfs, dir);
+    let ignored = match used {
+        Some(Ok(r)) => return Ok(r),
+        Some(Err(why)) => Some(why),
+        None => None,
+    };
+    let mut rb = Rebuild::default();
+    let (journal, mut report) = Journal::open(
+        vfs.clone(),
+        dir,
+        options.segment_bytes,
+        options.repair,
+        now_ms(),
+        &mut |seg, off, len, k, body| rb.apply(seg, off, len, k, body),
+    )?;
+    report.checkpoint_ignored = ignored;
+    let io = Io::new(journal);
+    let state = rb.into_state(
+        options,
+        io.segments(),
+        clock.now_ms(),
+        &mut report.lost_queues,
+    )?;
+    Ok((io, state, report))
+}
 
 /// An open store owned by this process, with its server.
 pub(crate) struct Owner {
@@ -31,28 +101,11 @@ impl Owner {
         let lock = Arc::new(DirLock::acquire(dir)?);
         let options = options.clone();
         let clock = options.clock.clone();
-        let mut rb = Rebuild::default();
-        let clock2 = clock.clone();
         // Checked under the lock: no journal segment yet means this open creates the store.
         let created = !crate::store::holds_store(dir)?;
-        let (journal, report) = Journal::open(
-            options.vfs.clone(),
-            dir,
-            options.segment_bytes,
-            options.repair,
-            Box::new(move || clock2.now_ms()),
-            &mut |seg, off, len, k, body| rb.apply(seg, off, len, k, body),
-        )?;
+        let (io, state, report) = recover(dir, &options)?;
         let id = crate::store::identity::ensure(dir, created)?;
-        let io = Io::new(journal);
         let files = io.files();
-        let mut report = report;
-        let state = rb.into_state(
-            &options,
-            io.segments(),
-            clock.now_ms(),
-            &mut report.lost_queues,
-        )?;
         let engine = Engine::new(state, io, files, options);
         let waker = engine.waker();
         clock.subscribe(Arc::downgrade(&waker));
