@@ -239,6 +239,8 @@ pub(crate) fn write(journal: &Journal, st: &State) -> Result<bool> {
     let vfs = journal.vfs();
     let dir = journal.dir();
     let tmp = join(dir, TMP);
+    // One a failed write left (the file is created exclusively, never through a link).
+    let _ = vfs.remove(&tmp);
     let f = vfs
         .create(&tmp)
         .map_err(|e| Error::io(format!("creating {TMP}"), &e))?;
