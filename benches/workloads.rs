@@ -1489,7 +1489,11 @@ fn run_w7(cfg: &Cfg, rep: &mut Report, len: usize) {
             println!(
                 "  open {:.3} s {} (close {:.3} s, writes the checkpoint), {} messages recovered",
                 el,
-                if full { "by full replay  " } else { "from checkpoint " },
+                if full {
+                    "by full replay  "
+                } else {
+                    "from checkpoint "
+                },
                 t.elapsed().as_secs_f64(),
                 thousands(n as f64)
             );

@@ -276,6 +276,13 @@ pub(crate) fn write(journal: &Journal, st: &State) -> Result<bool> {
     Ok(true)
 }
 
+/// `items` more live items of `bytes` in segment `seg` (as `items` calls of `State::live_inc`).
+fn live_add(st: &mut State, seg: u64, items: u64, bytes: u64) {
+    let l = st.space.seg_live.entry(seg).or_insert((0, 0));
+    l.0 += items;
+    l.1 += bytes;
+}
+
 /// Removes the checkpoint (and a temporary one a crash left). Failures are ignored: a
 /// checkpoint left behind is still checked against the journal before use (see the module
 /// docs), so removing it is not what keeps a stale one from being loaded.
@@ -477,6 +484,9 @@ impl Checkpoint {
                     q.ready[p].reserve_exact(k.min(n) as usize);
                 }
                 let mut last_id = None;
+                // Live journal space, counted per run of one segment (messages of a queue are
+                // mostly in segment order): one map update per run, not per message.
+                let mut run: Option<(u64, u64, u64)> = None;
                 for _ in 0..n {
                     r.read_exact(&mut b)
                         .map_err(|e| bad(format!("reading an entry: {e}")))?;
@@ -491,7 +501,23 @@ impl Checkpoint {
                     let group = (e.group != 0).then(|| groups[e.group as usize - 1].as_str());
                     let fail = fails.remove(&e.id);
                     let e = Entry { group: 0, ..e };
+                    let seg = e.seg as u64;
+                    match &mut run {
+                        Some((s, items, bytes)) if *s == seg => {
+                            *items += 1;
+                            *bytes += e.live_bytes();
+                        }
+                        _ => {
+                            if let Some((s, items, bytes)) = run.take() {
+                                live_add(st, s, items, bytes);
+                            }
+                            run = Some((seg, 1, e.live_bytes()));
+                        }
+                    }
                     Rebuild::place(st, qid, e, group, due, in_flight, fail, now, crashed);
+                }
+                if let Some((s, items, bytes)) = run {
+                    live_add(st, s, items, bytes);
                 }
             }
             Ok(())

@@ -414,12 +414,14 @@ impl Rebuild {
                 delivered = ch.delivered;
                 fail = ch.fail.clone();
             }
+            st.live_inc(e.seg as u64, e.live_bytes());
             Self::place(st, qid, e, group, due, delivered, fail, now, crashed);
         }
     }
 
     /// Places one message of queue `qid` (messages of a queue come in id order), as the last
     /// records left it: its count (`e.count`), due time, whether it was in flight, its failures.
+    /// The caller counts its journal space live (`State::live_inc`).
     #[allow(clippy::too_many_arguments)]
     pub(super) fn place(
         st: &mut State,
@@ -442,7 +444,6 @@ impl Rebuild {
             if e.count > 0 && e.flags & ENTRY_REPEATS != 0 {
                 e.flags |= ENTRY_REPEAT_DONE;
             }
-            st.live_inc(e.seg as u64, e.live_bytes());
             let q = &mut st.queues[qid as usize];
             if e.group != 0 && e.count > 0 && !delivered {
                 // A failed message of its group waits for redelivery: the group waits for it.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::server::Server;
 use super::{bind_socket, dir_identity};
 use crate::engine::{checkpoint, Engine, Io, Rebuild, State};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::journal::{Journal, RecoveryReport};
 use crate::options::StoreOptions;
 use crate::store::{start_threads, DirLock};
@@ -31,24 +31,37 @@ fn recover(dir: &Path, options: &StoreOptions) -> Result<(Io, State, RecoveryRep
     };
     let used = found.map(|found| {
         found.and_then(|c| {
-            let at = Journal::open_at(
-                vfs.clone(),
-                dir,
-                options.segment_bytes,
-                now_ms(),
-                c.position(),
-            );
+            // The covered segments' CRC check (a sequential read of the whole journal) runs
+            // beside the streaming of the checkpoint's state: neither waits for the other, and
+            // the state is dropped if the check fails.
+            let pos = c.position().clone();
+            let mut lost = Vec::new();
+            let (at, state) = std::thread::scope(|sc| {
+                let check = std::thread::Builder::new()
+                    .name("mqlite-checkpoint".into())
+                    .spawn_scoped(sc, || {
+                        Journal::open_at(vfs.clone(), dir, options.segment_bytes, now_ms(), &pos)
+                    });
+                let state = c.into_state(options, Vec::new(), clock.now_ms(), &mut lost);
+                let at = match check {
+                    Ok(h) => h.join().unwrap_or_else(|_| {
+                        Err(Error::new(
+                            crate::ErrorKind::Internal,
+                            "the checkpoint check panicked",
+                        ))
+                    }),
+                    Err(e) => Err(Error::io("starting the checkpoint check", &e)),
+                };
+                (at, state)
+            });
             match at {
                 Err(e) => Err(format!("checking the journal against it: {e}")),
                 Ok(Err(why)) => Err(why),
                 Ok(Ok((journal, mut report))) => {
                     let io = Io::new(journal);
-                    let state = c.into_state(
-                        options,
-                        io.segments(),
-                        clock.now_ms(),
-                        &mut report.lost_queues,
-                    )?;
+                    let mut state = state?;
+                    state.space.segs = io.segments();
+                    report.lost_queues = lost;
                     report.checkpoint_used = true;
                     Ok((io, state, report))
                 }

@@ -475,7 +475,12 @@ fn stats_list_info_report_the_store() {
     // checkpoint and replayed no record.
     assert_eq!(info["recovery"]["checkpoint"]["used"], true, "{info}");
     assert_eq!(info["recovery"]["records"], 0);
-    assert!(info["recovery"]["checkpoint"]["covers_segments"].as_u64().unwrap() >= 1);
+    assert!(
+        info["recovery"]["checkpoint"]["covers_segments"]
+            .as_u64()
+            .unwrap()
+            >= 1
+    );
     assert!(info["recovery"]["torn_tail"].is_null());
     let text = ok(&["info", dir]);
     assert!(
