@@ -39,6 +39,13 @@ fn open(dir: &Path, fs: &FaultFs, clock: &Arc<ManualClock>) -> Store {
 /// Everything a user can observe of a store without changing it: queues (with their stats and
 /// every stored message, in flight or not, with its state and count) and subscriptions.
 fn observe(s: &Store) -> String {
+    observe_ids_below(s, u64::MAX)
+}
+
+/// [`observe`], with the ids of messages made after the reopen (`>= new`) shown as `new`: a
+/// replay may hand out again an id that was given to a publish no subscription took (no record
+/// holds it), where the checkpoint keeps the store's next id, so ids are never given twice.
+fn observe_ids_below(s: &Store, new: u64) -> String {
     let mut out = String::new();
     let mut names: Vec<String> = s
         .queue_names()
@@ -54,9 +61,10 @@ fn observe(s: &Store) -> String {
             st.depth, st.in_flight, st.delayed, st.messages, st.bytes
         );
         for m in q.browse(1 << 20).unwrap() {
+            let id = m.id().filter(|i| i.0 < new);
             out += &format!(
                 "  {:?} {:?} count {} prio {} group {:?} dedup {:?} exp {} dl {:?} body {:?}\n",
-                m.id(),
+                id,
                 m.state(),
                 m.delivery_count(),
                 m.get_priority(),
@@ -78,6 +86,15 @@ fn observe(s: &Store) -> String {
 /// order, with counts and the redelivered flag, each rejected (so its failure history shows in
 /// the dead letter it becomes); then what the store holds after that.
 fn drain(s: &Store, clock: &ManualClock) -> String {
+    let new = s
+        .queue_names()
+        .iter()
+        .filter(|n| !n.is_empty())
+        .flat_map(|n| s.queue(n).unwrap().browse(1 << 20).unwrap())
+        .filter_map(|m| m.id())
+        .map(|i| i.0 + 1)
+        .max()
+        .unwrap_or(1);
     clock.advance(Duration::from_secs(1));
     let mut out = String::new();
     let mut names: Vec<String> = s
@@ -96,7 +113,7 @@ fn drain(s: &Store, clock: &ManualClock) -> String {
             for d in &ds {
                 out += &format!(
                     "{name} {:?} count {} redelivered {}\n",
-                    d.id(),
+                    Some(d.id()).filter(|i| i.0 < new),
                     d.delivery_count(),
                     d.redelivered()
                 );
@@ -106,11 +123,8 @@ fn drain(s: &Store, clock: &ManualClock) -> String {
             }
         }
     }
-    out += &observe(s);
-    // Dedup windows: a key still remembered takes no new message. (The new messages' ids are
-    // left out: a replay may hand out again an id that was given to a publish no subscription
-    // took, or to a memory queue's message, as no record holds it; the checkpoint keeps the
-    // store's next id, so ids are never handed out twice.)
+    out += &observe_ids_below(s, new);
+    // Dedup windows: a key still remembered takes no new message.
     for q in ["q0", "q1"] {
         let Ok(q) = s.queue(q) else { continue };
         for k in 0..4 {
