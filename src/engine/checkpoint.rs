@@ -14,8 +14,8 @@
 //! Two guards, each sufficient. (1) Validation: it is accepted only when the journal's bytes
 //! are exactly those it summarised (every segment's CRC32C) and nothing follows its end, so a
 //! journal that went on after it (a later open that crashed, compaction, a repair) fails the
-//! check. (2) Deletion: an owner removes it as soon as its open has read it (or ignored it),
-//! before the store writes anything, so a checkpoint on disk only ever describes a journal
+//! check. (2) Deletion: an owner removes it as soon as its recovery succeeded (from it or by
+//! a replay), before the store writes anything, so a checkpoint on disk only ever describes a journal
 //! nobody has written to since. (1) alone would suffice; (2) spares the next open a CRC scan
 //! that is bound to fail, and keeps what the directory holds obvious.
 //!

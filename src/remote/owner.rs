@@ -14,7 +14,7 @@ use crate::store::{start_threads, DirLock};
 
 /// Recovers the store in `dir`: from its index checkpoint when that is valid (see
 /// `src/engine/checkpoint.rs`), else by replaying the whole journal. The checkpoint is removed
-/// either way before anything is written.
+/// once recovery succeeded, before the store writes anything.
 fn recover(dir: &Path, options: &StoreOptions) -> Result<(Io, State, RecoveryReport)> {
     let clock = options.clock.clone();
     let now_ms = || {
@@ -68,10 +68,12 @@ fn recover(dir: &Path, options: &StoreOptions) -> Result<(Io, State, RecoveryRep
             }
         })
     });
-    // Removed before anything is written, used or not (and a temporary one a crash left).
-    checkpoint::remove(vfs, dir);
     let ignored = match used {
-        Some(Ok(r)) => return Ok(r),
+        Some(Ok(r)) => {
+            // Removed before the store writes anything (and a temporary one a crash left).
+            checkpoint::remove(vfs, dir);
+            return Ok(r);
+        }
         Some(Err(why)) => Some(why),
         None => None,
     };
@@ -92,6 +94,10 @@ fn recover(dir: &Path, options: &StoreOptions) -> Result<(Io, State, RecoveryRep
         clock.now_ms(),
         &mut report.lost_queues,
     )?;
+    // Only once the open succeeded: an open that fails (a damaged journal) leaves the
+    // directory as it found it. Recovery's own writes (a torn tail cut) do not depend on it:
+    // a checkpoint is used only if the journal is byte for byte the one it covers.
+    checkpoint::remove(vfs, dir);
     Ok((io, state, report))
 }
 
