@@ -571,10 +571,13 @@ fn names_are_validated_and_never_paths() {
         .collect();
     assert!(
         // `owner.sock`: the owner's socket for other processes (removed when the owner closes;
-        // in the client role the owner is still open here).
-        names
-            .iter()
-            .all(|n| n == "LOCK" || n == "STORE_ID" || n.ends_with(".seg") || n == "owner.sock"),
+        // in the client role the owner is still open here); `CHECKPOINT`: the index checkpoint
+        // a clean close writes.
+        names.iter().all(|n| n == "LOCK"
+            || n == "STORE_ID"
+            || n == "CHECKPOINT"
+            || n.ends_with(".seg")
+            || n == "owner.sock"),
         "{names:?}"
     );
     let outside: Vec<_> = std::fs::read_dir(env.dir.path().join("inner"))

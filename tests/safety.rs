@@ -81,13 +81,15 @@ fn t14_queue_names_are_never_paths() {
         assert_eq!(e.kind(), ErrorKind::InvalidName, "{name:?}: {e}");
     }
     s.close().unwrap();
-    // Only the store directory, its lock, its identity and its segments exist.
+    // Only the store directory, its lock, its identity, its index checkpoint and its segments
+    // exist.
     let files = tree(parent.path());
     for f in &files {
         assert!(
             f == "store"
                 || f == "store/LOCK"
                 || f == "store/STORE_ID"
+                || f == "store/CHECKPOINT"
                 || (f.starts_with("store/") && f.ends_with(".seg")),
             "unexpected file {f:?} in {files:?}"
         );
@@ -183,7 +185,14 @@ fn t14_symlinks_locks_and_modes() {
     // Planted symlinks are not followed: a segment name or the LOCK pointing outside.
     let outside = parent.path().join("outside");
     std::fs::write(&outside, b"precious").unwrap();
-    for planted in ["0000000000000001.seg", "LOCK", "STORE_ID", "STORE_ID.tmp"] {
+    for planted in [
+        "0000000000000001.seg",
+        "LOCK",
+        "STORE_ID",
+        "STORE_ID.tmp",
+        "CHECKPOINT",
+        "CHECKPOINT.tmp",
+    ] {
         let d = parent.path().join(format!("planted-{planted}"));
         std::fs::create_dir(&d).unwrap();
         std::os::unix::fs::symlink(&outside, d.join(planted)).unwrap();
@@ -202,7 +211,7 @@ fn t14_symlinks_locks_and_modes() {
     eprintln!(
         "T14 store dir: a symlinked store directory works (files in the target); second openers (same process by both \
          paths, another process) got Locked naming pid {pid}; modes: existing dir kept, LOCK 0600, segments 0600; planted symlinks \
-         (segment, LOCK, STORE_ID and its temporary) pointing outside were not followed"
+         (segment, LOCK, STORE_ID, CHECKPOINT and their temporaries) pointing outside were not followed"
     );
 }
 

@@ -57,6 +57,11 @@ impl Io {
         }
     }
 
+    /// The journal.
+    pub(crate) fn journal(&self) -> &Journal {
+        &self.journal
+    }
+
     /// Read access to the segment files.
     pub(crate) fn files(&self) -> crate::journal::Files {
         self.journal.files()
@@ -313,7 +318,12 @@ impl Engine {
             g = shared.lock();
             if g.pending.is_empty() && g.closing && g.progress.unsynced_since.is_none() {
                 // Everything is written and no caller is writing (we hold io): nothing more
-                // will be, as a closing store takes no new records.
+                // will be, as a closing store takes no new records. The index checkpoint
+                // saves the next open its replay; it is only an optimisation, so a failure to
+                // write it costs the next open a full replay and nothing else.
+                if g.error.is_none() {
+                    let _ = super::checkpoint::write(io.journal(), &g);
+                }
                 break;
             }
             let p = &g.progress;

@@ -42,6 +42,7 @@
 mod admin;
 mod batch;
 mod callbacks;
+pub(crate) mod checkpoint;
 mod commit;
 #[cfg(test)]
 mod commit_tests;

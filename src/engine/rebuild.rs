@@ -55,7 +55,7 @@ impl Rebuild {
         })?;
         match r {
             Record::Queue { qid, name } => {
-                self.names.insert(qid, (name.to_string(), seg));
+                self.declare(qid, Err(name.to_string()), seg);
             }
             Record::Send(s) => self.message(seg, off, len, s, None, 1)?,
             Record::Publish { qids, mut send } => {
@@ -66,9 +66,7 @@ impl Rebuild {
                 }
             }
             Record::Subscribe(s) => {
-                self.names
-                    .insert(s.qid, (super::topic::queue_name(s.name), seg));
-                self.subs.insert(s.qid, super::topic::SubRecord::from(&s));
+                self.declare(s.qid, Ok(super::topic::SubRecord::from(&s)), seg);
             }
             Record::Unsubscribe { qid } => {
                 // The subscription ends with every message it held (all recorded before this).
@@ -137,6 +135,39 @@ impl Rebuild {
             }
         }
         Ok(())
+    }
+
+    /// A QUEUE record (`Err(name)`) or a SUBSCRIBE record of queue `qid` in segment `seg`.
+    pub(super) fn declare(
+        &mut self,
+        qid: u32,
+        decl: std::result::Result<super::topic::SubRecord, String>,
+        seg: u64,
+    ) {
+        match decl {
+            Err(name) => {
+                self.names.insert(qid, (name, seg));
+            }
+            Ok(sub) => {
+                self.names.insert(qid, (sub.queue_name(), seg));
+                self.subs.insert(qid, sub);
+            }
+        }
+    }
+
+    /// A parked (or unparked) group of queue `qid`, as a GROUP record says.
+    pub(super) fn park(&mut self, qid: u32, key: String, parked: bool) {
+        self.parked.push((qid, key, parked));
+    }
+
+    /// A dedup key of queue `qid`, as a DEDUP record (or a message's own key) says.
+    pub(super) fn dedup_key(&mut self, qid: u32, key: String, d: DedupEntry) {
+        self.dedup.push((qid, key, d));
+    }
+
+    /// Messages with ids below `next_id` existed (an index checkpoint's next id).
+    pub(super) fn ids_below(&mut self, next_id: u64) {
+        self.max_id = self.max_id.max(next_id.saturating_sub(1));
     }
 
     /// The records of a TXN record, at their own offsets.
@@ -236,14 +267,34 @@ impl Rebuild {
         now: u64,
         lost: &mut Vec<String>,
     ) -> Result<State> {
+        let sends = std::mem::take(&mut self.sends);
+        let max_sent = sends.keys().copied().max();
+        self.into_state_with(opts, segs, now, lost, max_sent, |rb, st, crashed| {
+            for (qid, v) in sends {
+                rb.place_messages(st, qid, v, now, crashed);
+            }
+            Ok(())
+        })
+    }
+
+    /// [`Rebuild::into_state`] with the messages placed by `place` (which calls
+    /// [`Rebuild::place`] for each): from this rebuild's SEND records, or streamed from an
+    /// index checkpoint without holding them twice. `max_sent`: the highest queue id holding
+    /// messages.
+    pub(super) fn into_state_with(
+        mut self,
+        opts: &StoreOptions,
+        segs: Vec<(u64, u64)>,
+        now: u64,
+        lost: &mut Vec<String>,
+        max_sent: Option<u32>,
+        place: impl FnOnce(&Self, &mut State, &mut Vec<(u32, u64)>) -> Result<()>,
+    ) -> Result<State> {
         let mut st = State::new(opts, self.next_id(), now);
         st.space.segs = segs;
-        let max_sent = self.sends.keys().copied().max();
         self.declare_queues(&mut st, opts, max_sent, lost)?;
         let mut crashed: Vec<(u32, u64)> = Vec::new();
-        for (qid, v) in std::mem::take(&mut self.sends) {
-            self.place_messages(&mut st, qid, v, now, &mut crashed);
-        }
+        place(&self, &mut st, &mut crashed)?;
         for (qid, key, parked) in std::mem::take(&mut self.parked) {
             if let Some(q) = st.queues.get_mut(qid as usize) {
                 let g = q.group_index(&key);
@@ -360,26 +411,53 @@ impl Rebuild {
             }
         }
         for (mut e, deliver_at) in newest {
-            if let Some(g) = self.groups.get(&e.id) {
-                e.group = st.queues[qid as usize].group_index(g);
-            }
+            let group = self.groups.get(&e.id).map(|g| g.as_str());
             let mut due = deliver_at;
             let mut delivered = false;
+            let mut fail = None;
             if let Some(ch) = self.changes.get(&(qid, e.id)) {
                 if ch.gone {
+                    if let Some(g) = group {
+                        // A group index is made for it all the same (as ever: harmless).
+                        st.queues[qid as usize].group_index(g);
+                    }
                     continue;
                 }
                 e.count = ch.count.unwrap_or(e.count);
                 due = ch.due.unwrap_or(due);
                 delivered = ch.delivered;
-                if let Some(f) = &ch.fail {
-                    st.queues[qid as usize].fail.insert(e.id, f.clone());
-                }
+                fail = ch.fail.clone();
+            }
+            st.live_inc(e.seg as u64, e.live_bytes());
+            Self::place(st, qid, e, group, due, delivered, fail, now, crashed);
+        }
+    }
+
+    /// Places one message of queue `qid` (messages of a queue come in id order), as the last
+    /// records left it: its count (`e.count`), due time, whether it was in flight, its failures.
+    /// The caller counts its journal space live (`State::live_inc`).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn place(
+        st: &mut State,
+        qid: u32,
+        mut e: Entry,
+        group: Option<&str>,
+        due: u64,
+        delivered: bool,
+        fail: Option<FailInfo>,
+        now: u64,
+        crashed: &mut Vec<(u32, u64)>,
+    ) {
+        {
+            if let Some(g) = group {
+                e.group = st.queues[qid as usize].group_index(g);
+            }
+            if let Some(f) = fail {
+                st.queues[qid as usize].fail.insert(e.id, f);
             }
             if e.count > 0 && e.flags & ENTRY_REPEATS != 0 {
                 e.flags |= ENTRY_REPEAT_DONE;
             }
-            st.live_inc(e.seg as u64, e.live_bytes());
             let q = &mut st.queues[qid as usize];
             if e.group != 0 && e.count > 0 && !delivered {
                 // A failed message of its group waits for redelivery: the group waits for it.

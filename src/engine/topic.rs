@@ -77,13 +77,21 @@ pub struct SubscriptionOptions {
     pub queue: QueueOptions,
 }
 
-/// A subscription's SUBSCRIBE record, as recovery found it.
-#[derive(Debug, Clone)]
+/// A subscription's SUBSCRIBE record, as recovery found it (and as an index checkpoint keeps
+/// it).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct SubRecord {
     flags: u8,
     name: String,
     pattern: String,
     selector: String,
+}
+
+impl SubRecord {
+    /// The name of the queue the record declares.
+    pub fn queue_name(&self) -> String {
+        queue_name(&self.name)
+    }
 }
 
 impl From<&Subscribe<'_>> for SubRecord {
@@ -274,6 +282,25 @@ impl State {
         // Lowest slot first.
         self.topics.free.reverse();
         Ok(())
+    }
+
+    /// The declaration record of queue `qid` as [`State::put_declaration`] would write it:
+    /// `Err(name)` for a QUEUE record, `Ok` for a SUBSCRIBE record (a subscription or an ended
+    /// one's slot). An index checkpoint keeps it so that loading it declares what a replay would.
+    pub fn declaration(&self, qid: u32) -> std::result::Result<SubRecord, String> {
+        let t = &self.topics;
+        if let Some((name, s)) = t.names.get(&qid).and_then(|n| Some((n, t.subs.get(n)?))) {
+            Ok(SubRecord {
+                flags: s.flags(),
+                name: name.clone(),
+                pattern: s.pattern.clone(),
+                selector: s.selector.as_str().to_string(),
+            })
+        } else if t.tombstones.contains(&qid) {
+            Ok(SubRecord::from(&tombstone(qid)))
+        } else {
+            Err(self.queues[qid as usize].name.clone())
+        }
     }
 
     /// Appends the declaration of queue `qid` (compaction carries it forward): a SUBSCRIBE

@@ -7,6 +7,7 @@
 //! | `LOCK` | the exclusive lock (a POSIX record lock, `fcntl(F_SETLK)`: never inherited by a `fork()` child), holding the owner's pid as text |
 //! | `STORE_ID` | the store's identity: 32 random hex digits and a newline, written (through `STORE_ID.tmp`, fsync'd, renamed) when the store is created, replaced when a store is created again in the directory (no segment there), kept otherwise (`Store::id`) |
 //! | `<16 hex digits>.seg` | journal segments, numbered from 1, oldest first |
+//! | `CHECKPOINT` | the index checkpoint: the state a replay of the journal rebuilds, written (through `CHECKPOINT.tmp`, fdatasync'd, renamed, directory fsync'd) at a clean close, with a CRC32C of every segment it covers; the next open uses it instead of replaying if it matches the journal exactly, and removes it before writing anything. Its own format (version 2) is specified in `src/engine/checkpoint.rs` |
 //! | `quarantine-<seg>-<offset>[-<n>].bin` | byte ranges cut out by a repair (open with `repair`); a second repair of the same range adds `-2`, `-3`… and never overwrites |
 //!
 //! Queue names never become file names. Files are created 0600, the directory 0700.

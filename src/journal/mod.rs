@@ -15,6 +15,7 @@
 //! | `verify.rs` | the read-only integrity check (`mqlite verify`) |
 //! | `test.rs` | unit tests that write, roll, mangle and reopen |
 
+mod covered;
 pub mod format;
 pub(crate) mod frame;
 pub(crate) mod missing;
@@ -31,6 +32,7 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::io::{join, Vfs};
 
+pub use covered::{CoveredSegment, Position};
 pub use missing::Missing;
 pub use reader::Files;
 pub use recovery::{Quarantined, RecoveryReport, TornTail};
@@ -115,7 +117,38 @@ impl Journal {
         now_ms: Box<dyn Fn() -> u64 + Send>,
         apply: Apply<'_>,
     ) -> Result<(Journal, RecoveryReport)> {
-        let mut j = Journal {
+        let mut j = Journal::unopened(vfs, dir, seg_bytes, now_ms);
+        let report = recovery::recover(&mut j, repair, apply)?;
+        j.finish_open()?;
+        Ok((j, report))
+    }
+
+    /// Opens the journal in `dir` at `pos` (an index checkpoint's), replaying nothing: `Ok(Err(why))`
+    /// when the directory does not hold exactly what `pos` describes (see
+    /// [`Journal::resume`]); the caller then opens it with [`Journal::open`].
+    pub(crate) fn open_at(
+        vfs: Arc<dyn Vfs>,
+        dir: &Path,
+        seg_bytes: u64,
+        now_ms: Box<dyn Fn() -> u64 + Send>,
+        pos: &Position,
+    ) -> Result<std::result::Result<(Journal, RecoveryReport), String>> {
+        let mut j = Journal::unopened(vfs, dir, seg_bytes, now_ms);
+        let mut report = RecoveryReport::default();
+        if let Err(why) = j.resume(pos, &mut report)? {
+            return Ok(Err(why));
+        }
+        j.finish_open()?;
+        Ok(Ok((j, report)))
+    }
+
+    fn unopened(
+        vfs: Arc<dyn Vfs>,
+        dir: &Path,
+        seg_bytes: u64,
+        now_ms: Box<dyn Fn() -> u64 + Send>,
+    ) -> Journal {
+        Journal {
             vfs,
             dir: dir.to_path_buf(),
             seg_bytes: seg_bytes.max(4096),
@@ -130,8 +163,13 @@ impl Journal {
             tail_current: false,
             frame: Vec::new(),
             now_ms,
-        };
-        let report = recovery::recover(&mut j, repair, apply)?;
+        }
+    }
+
+    /// What every open does once the journal's segments are known: the tail's capacity, a
+    /// first segment for a new store, the recovered bytes made durable.
+    fn finish_open(&mut self) -> Result<()> {
+        let j = self;
         j.tail_cap = j.segment_size(j.tail).max(j.seg_bytes);
         if j.sizes.is_empty() {
             j.roll(0).map_err(RollError::into_error)?;
@@ -153,7 +191,17 @@ impl Journal {
                 .sync_dir(&j.dir)
                 .map_err(|e| Error::io("fsync of the store directory", &e))?;
         }
-        Ok((j, report))
+        Ok(())
+    }
+
+    /// The file layer the journal uses.
+    pub(crate) fn vfs(&self) -> &Arc<dyn Vfs> {
+        &self.vfs
+    }
+
+    /// The store directory.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// Shared read access to the segment files.

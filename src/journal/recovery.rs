@@ -62,6 +62,16 @@ pub struct RecoveryReport {
     /// theirs survived: the messages are kept, in a queue of this placeholder name
     /// (`__lost_queue_<id>`), declared durably so that the next open finds it.
     pub lost_queues: Vec<String>,
+    /// Whether the state came from the index checkpoint (the `CHECKPOINT` file written at the
+    /// last clean close) instead of a replay of every record: the segments it covers were
+    /// checked against their CRC32C, and `frames`/`records` are then 0.
+    #[serde(default)]
+    pub checkpoint_used: bool,
+    /// Why a checkpoint that was present was ignored (stale, torn, another format version, a
+    /// segment changed or missing, a CRC mismatch, a decode error, a repair); the open then
+    /// replayed the whole journal, as without a checkpoint.
+    #[serde(default)]
+    pub checkpoint_ignored: Option<String>,
 }
 
 pub(super) struct Seg {

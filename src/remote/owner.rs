@@ -6,11 +6,100 @@ use std::sync::Arc;
 
 use super::server::Server;
 use super::{bind_socket, dir_identity};
-use crate::engine::{Engine, Handed, Io, Rebuild};
-use crate::error::Result;
+use crate::engine::{checkpoint, Engine, Handed, Io, Rebuild, State};
+use crate::error::{Error, Result};
 use crate::journal::{Journal, RecoveryReport};
 use crate::options::StoreOptions;
 use crate::store::{start_threads, DirLock};
+
+/// Recovers the store in `dir`: from its index checkpoint when that is valid (see
+/// `src/engine/checkpoint.rs`), else by replaying the whole journal. The checkpoint is removed
+/// once recovery succeeded, before the store writes anything.
+fn recover(dir: &Path, options: &StoreOptions) -> Result<(Io, State, RecoveryReport)> {
+    let clock = options.clock.clone();
+    let now_ms = || {
+        let c = clock.clone();
+        Box::new(move || c.now_ms()) as Box<dyn Fn() -> u64 + Send>
+    };
+    let vfs = &options.vfs;
+    let found = match checkpoint::read(vfs, dir) {
+        Ok(None) => None,
+        // A repair changes the journal under the checkpoint: it replays everything.
+        _ if options.repair => Some(Err("the store is opened with repair".to_string())),
+        Ok(Some(c)) => Some(Ok(c)),
+        Err(why) => Some(Err(why)),
+    };
+    let used = found.map(|found| {
+        found.and_then(|c| {
+            // The covered segments' CRC check (a sequential read of the whole journal) runs
+            // beside the streaming of the checkpoint's state: neither waits for the other, and
+            // the state is dropped if the check fails.
+            let pos = c.position().clone();
+            let mut lost = Vec::new();
+            let (at, state) = std::thread::scope(|sc| {
+                let check = std::thread::Builder::new()
+                    .name("mqlite-checkpoint".into())
+                    .spawn_scoped(sc, || {
+                        Journal::open_at(vfs.clone(), dir, options.segment_bytes, now_ms(), &pos)
+                    });
+                let state = c.into_state(options, Vec::new(), clock.now_ms(), &mut lost);
+                let at = match check {
+                    Ok(h) => h.join().unwrap_or_else(|_| {
+                        Err(Error::new(
+                            crate::ErrorKind::Internal,
+                            "the checkpoint check panicked",
+                        ))
+                    }),
+                    Err(e) => Err(Error::io("starting the checkpoint check", &e)),
+                };
+                (at, state)
+            });
+            match at {
+                Err(e) => Err(format!("checking the journal against it: {e}")),
+                Ok(Err(why)) => Err(why),
+                Ok(Ok((journal, mut report))) => {
+                    let io = Io::new(journal);
+                    let mut state = state?;
+                    state.space.segs = io.segments();
+                    report.lost_queues = lost;
+                    report.checkpoint_used = true;
+                    Ok((io, state, report))
+                }
+            }
+        })
+    });
+    let ignored = match used {
+        Some(Ok(r)) => {
+            // Removed before the store writes anything (and a temporary one a crash left).
+            checkpoint::remove(vfs, dir);
+            return Ok(r);
+        }
+        Some(Err(why)) => Some(why),
+        None => None,
+    };
+    let mut rb = Rebuild::default();
+    let (journal, mut report) = Journal::open(
+        vfs.clone(),
+        dir,
+        options.segment_bytes,
+        options.repair,
+        now_ms(),
+        &mut |seg, off, len, k, body| rb.apply(seg, off, len, k, body),
+    )?;
+    report.checkpoint_ignored = ignored;
+    let io = Io::new(journal);
+    let state = rb.into_state(
+        options,
+        io.segments(),
+        clock.now_ms(),
+        &mut report.lost_queues,
+    )?;
+    // Only once the open succeeded: an open that fails (a damaged journal) leaves the
+    // directory as it found it. Recovery's own writes (a torn tail cut) do not depend on it:
+    // a checkpoint is used only if the journal is byte for byte the one it covers.
+    checkpoint::remove(vfs, dir);
+    Ok((io, state, report))
+}
 
 /// An open store owned by this process, with its server.
 pub(crate) struct Owner {
@@ -32,28 +121,11 @@ impl Owner {
         let options = options.clone();
         let engine_opts = options.clone();
         let clock = options.clock.clone();
-        let mut rb = Rebuild::default();
-        let clock2 = clock.clone();
         // Checked under the lock: no journal segment yet means this open creates the store.
         let created = !crate::store::holds_store(dir)?;
-        let (journal, report) = Journal::open(
-            options.vfs.clone(),
-            dir,
-            options.segment_bytes,
-            options.repair,
-            Box::new(move || clock2.now_ms()),
-            &mut |seg, off, len, k, body| rb.apply(seg, off, len, k, body),
-        )?;
+        let (io, state, report) = recover(dir, &options)?;
         let id = crate::store::identity::ensure(dir, created)?;
-        let io = Io::new(journal);
         let files = io.files();
-        let mut report = report;
-        let state = rb.into_state(
-            &options,
-            io.segments(),
-            clock.now_ms(),
-            &mut report.lost_queues,
-        )?;
         let engine = Engine::new(state, io, files, options);
         // Deliveries the previous owner's clean close handed over to its clients stay theirs
         // (read before anyone can declare a queue and so fail them as crashed deliveries).

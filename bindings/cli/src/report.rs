@@ -39,6 +39,11 @@ pub fn recovery_json(r: &RecoveryReport) -> Value {
             "file": m.file, "what": m.what, "frames_lost": m.frames_lost,
         })).collect::<Vec<_>>(),
         "lost_queues": r.lost_queues,
+        "checkpoint": {
+            "used": r.checkpoint_used,
+            "covers_segments": if r.checkpoint_used { r.segments } else { 0 },
+            "ignored": r.checkpoint_ignored,
+        },
     })
 }
 

@@ -471,14 +471,24 @@ fn stats_list_info_report_the_store() {
     let segs = info["segments"].as_array().unwrap();
     assert_eq!(segs[0]["file"], "0000000000000001.seg");
     assert_eq!(segs[0]["version"], mqlite::journal::format::VERSION);
-    assert!(info["recovery"]["records"].as_u64().unwrap() > 0);
+    // The last command closed the store cleanly: this open took the state from its index
+    // checkpoint and replayed no record.
+    assert_eq!(info["recovery"]["checkpoint"]["used"], true, "{info}");
+    assert_eq!(info["recovery"]["records"], 0);
+    assert!(
+        info["recovery"]["checkpoint"]["covers_segments"]
+            .as_u64()
+            .unwrap()
+            >= 1
+    );
     assert!(info["recovery"]["torn_tail"].is_null());
     let text = ok(&["info", dir]);
     assert!(
         text.contains(&format!(
             "format    version {}",
             mqlite::journal::format::VERSION
-        )) && text.contains("0000000000000001.seg"),
+        )) && text.contains("0000000000000001.seg")
+            && text.contains("checkpoint yes, covers 1 segment"),
         "{text}"
     );
 }

@@ -802,8 +802,11 @@ impl Store {
     /// bytes), ``missing`` (segment files found deleted, or cut short before their last
     /// frames, that a repair replaced or bridged: a list of dicts with ``file``, ``what``,
     /// ``frames_lost``, 0 when unknown) and ``lost_queues`` (placeholder names of queues whose
-    /// declaration a repair cut out; their surviving messages are kept there). A client
-    /// reports what its owner's recovery found.
+    /// declaration a repair cut out; their surviving messages are kept there),
+    /// ``checkpoint_used`` (bool: the state came from the index checkpoint the last clean
+    /// close wrote, and no record was replayed) and ``checkpoint_ignored`` (why a checkpoint
+    /// that was there was not used, or ``None``). A client reports what its owner's recovery
+    /// found.
     fn recovery_report<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         self.check()?;
         let r = self.store.recovery_report();
@@ -833,6 +836,8 @@ impl Store {
         }
         d.set_item("missing", missing)?;
         d.set_item("lost_queues", r.lost_queues.clone())?;
+        d.set_item("checkpoint_used", r.checkpoint_used)?;
+        d.set_item("checkpoint_ignored", r.checkpoint_ignored.clone())?;
         Ok(d)
     }
 

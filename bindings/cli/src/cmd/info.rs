@@ -62,6 +62,16 @@ pub fn run(dir: &Path, json: bool, w: &mut dyn Write) -> Result<()> {
         out::count(r.records, "record"),
         out::bytes(r.bytes)
     )?;
+    // The index checkpoint the last clean close wrote: this open read it instead of the records.
+    match (&r.checkpoint_ignored, r.checkpoint_used) {
+        (_, true) => writeln!(
+            w,
+            "checkpoint yes, covers {}",
+            out::count(r.segments as u64, "segment")
+        )?,
+        (Some(why), false) => writeln!(w, "checkpoint ignored ({why}): full replay")?,
+        (None, false) => writeln!(w, "checkpoint none: full replay")?,
+    }
     report::recovery_changes(w, &r, "          ")?;
     let mut t = out::table(&["segment", "created", "version", "bytes"], &[2, 3]);
     for s in &segments {
