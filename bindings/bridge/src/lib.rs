@@ -315,15 +315,26 @@ fn default_origin(store: &Path, id: &str) -> String {
         .map(|h| h.trim().to_string())
         .unwrap_or_else(|_| "localhost".into());
     let dir = store.canonicalize().unwrap_or_else(|_| store.to_path_buf());
-    let mut origin = format!("{host}{}#{id}", dir.display());
-    // Cut from the front: the store id and the end of the path tell stores apart best.
-    if origin.len() > 200 {
-        let cut = (origin.len() - 200..origin.len())
-            .find(|&i| origin.is_char_boundary(i))
-            .unwrap_or(0);
-        origin = origin[cut..].to_string();
+    cut_origin(&format!("{host}{}#{id}", dir.display()))
+}
+
+/// The longest tail of `origin` that takes at most [`config::MAX_ORIGIN`] bytes once
+/// percent-encoded (review r3 #5: cutting before encoding let a non-ASCII path make every
+/// RabbitMQ message id longer than AMQP's 255 bytes). Cut from the front: the store id and the
+/// end of the path tell stores apart best.
+fn cut_origin(origin: &str) -> String {
+    let mut encoded = 0;
+    let mut start = origin.len();
+    for (i, c) in origin.char_indices().rev() {
+        let mut buf = [0; 4];
+        let len = mapping::encode_text(c.encode_utf8(&mut buf)).0.len();
+        if encoded + len > config::MAX_ORIGIN {
+            break;
+        }
+        encoded += len;
+        start = i;
     }
-    origin
+    origin[start..].to_string()
 }
 
 /// Writes `stats` as JSON to `path` (through a temporary file and a rename, so a reader never
@@ -473,4 +484,26 @@ pub fn main_with_config_as(path: &Path, json: bool) -> Result<(), Error> {
         .build()
         .map_err(|e| Error::Config(format!("starting the tokio runtime: {e}")))?;
     rt.block_on(run(config, signal()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_default_origin_fits_the_limit_once_encoded() {
+        // Review r3 #5: a store under a long non-ASCII path gave an origin of 200 raw bytes,
+        // about 580 once percent-encoded: every RabbitMQ message id was refused.
+        let long = format!("host/tmp/{}#0123456789abcdef", "数据".repeat(30));
+        let cut = cut_origin(&long);
+        let encoded = mapping::encode_text(&cut).0;
+        assert!(encoded.len() <= config::MAX_ORIGIN, "{}", encoded.len());
+        assert!(encoded.len() > config::MAX_ORIGIN - 9, "{}", encoded.len());
+        assert!(cut.ends_with("数据#0123456789abcdef"), "{cut}");
+        assert!(long.ends_with(&cut));
+        // `<origin>:ID:<u64::MAX>` fits an AMQP short string.
+        assert!(format!("{encoded}:ID:{}", u64::MAX).len() <= 255);
+        let short = "host/tmp/s#id";
+        assert_eq!(cut_origin(short), short);
+    }
 }
