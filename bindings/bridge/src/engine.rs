@@ -226,20 +226,11 @@ pub(crate) async fn outbound<S: Sink>(
                         confirmed.push(d);
                     }
                     Err(Failure::Refused(text)) => {
-                        match refused(&ctx.name, &stats, d, text, "publish refused").await {
-                            Ok(kept) => {
-                                if kept {
-                                    hold = Some(tokio::time::Instant::now() + refusal_waits.bump());
-                                }
-                            }
-                            Err(e) => {
-                                let text = format!("settling a refused message: {e}");
-                                if store_unusable(&e) {
-                                    fatal(text);
-                                    break;
-                                }
-                                settle_failed(&ctx.name, &stats, text);
-                            }
+                        let what = "publish refused";
+                        let r = settle_refused(&ctx.name, &stats, d, text, what, &mut refusal_waits, &mut hold);
+                        if let Err(text) = r.await {
+                            fatal(text);
+                            break;
                         }
                     }
                     Err(f) => {
@@ -288,21 +279,12 @@ pub(crate) async fn outbound<S: Sink>(
                     match published {
                         Ok(confirm) => pending.push_back((d, confirm, deadline)),
                         Err(Failure::Refused(text)) => {
-                            match refused(&ctx.name, &stats, d, text, "message refused").await {
-                                Ok(kept) => {
-                                    if kept {
-                                        hold = Some(tokio::time::Instant::now() + refusal_waits.bump());
-                                    }
-                                }
-                                Err(e) => {
-                                    let text = format!("settling a refused message: {e}");
-                                    if store_unusable(&e) {
-                                        fatal(text);
-                                        dead = true;
-                                        break;
-                                    }
-                                    settle_failed(&ctx.name, &stats, text);
-                                }
+                            let what = "message refused";
+                            let r = settle_refused(&ctx.name, &stats, d, text, what, &mut refusal_waits, &mut hold);
+                            if let Err(text) = r.await {
+                                fatal(text);
+                                dead = true;
+                                break;
                             }
                         }
                         Err(f) => {
@@ -421,6 +403,33 @@ async fn refused(
         stats.error(text.clone());
         blocking(move || d.nack(&text)).await.map(|_| false)
     }
+}
+
+/// [`refused`], then the route's reaction: a dead letter kept in its queue pauses receiving
+/// until `hold` (the refusal backoff, so it is not published again at once); a settle that
+/// failed is counted, or — the store being unusable — returned as `Err` with the text that
+/// stops the route.
+async fn settle_refused(
+    route: &str,
+    stats: &Counters,
+    d: Delivery,
+    text: String,
+    what: &str,
+    waits: &mut Waits,
+    hold: &mut Option<tokio::time::Instant>,
+) -> Result<(), String> {
+    match refused(route, stats, d, text, what).await {
+        Ok(true) => *hold = Some(tokio::time::Instant::now() + waits.bump()),
+        Ok(false) => {}
+        Err(e) => {
+            let text = format!("settling a refused message: {e}");
+            if store_unusable(&e) {
+                return Err(text);
+            }
+            settle_failed(route, stats, text);
+        }
+    }
+    Ok(())
 }
 
 /// A store call the bridge ran on the blocking pool that panicked or was cancelled.
