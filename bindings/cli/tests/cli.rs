@@ -2532,3 +2532,47 @@ fn completions_into_a_closed_pipe_end_quietly() {
         );
     }
 }
+
+#[test]
+fn oversized_bodies_and_lines_are_refused_before_they_are_read_whole() {
+    // Review r3 #38: `send` read all of stdin and `import` a whole line before checking the
+    // 16 MiB body limit, so `/dev/zero` or a file without newlines grew without bound.
+    let case = Case::new();
+    let (d, dir) = (case.path(), case.dir());
+    ok(&["send", dir, "q", "first", "--create"]);
+    let max = mqlite::StoreOptions::default().max_body_bytes;
+    let big = d.join("big.bin");
+    std::fs::write(&big, vec![b'x'; max + 1]).unwrap();
+    let err = fails(&["send", dir, "q", "--file", big.to_str().unwrap()], 7);
+    assert!(
+        err.contains("the body is over the limit of 16777216 bytes"),
+        "{err}"
+    );
+    // Endless stdin: refused once max + 1 bytes are read.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mqlite"))
+        .args(["send", dir, "q"])
+        .stdin(std::fs::File::open("/dev/zero").unwrap())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(7), "{stderr}");
+    assert!(
+        stderr.contains("stdin: the body is over the limit"),
+        "{stderr}"
+    );
+    // An import line longer than any export line (a file with no newline at all).
+    let mut text = b"{\"queue\":\"q\",\"body\":\"aGk=\"}\n".to_vec();
+    text.extend(std::iter::repeat_n(b'x', 3 * max));
+    std::fs::write(&big, &text).unwrap();
+    let err = fails(&["import", dir, "--input", big.to_str().unwrap()], 7);
+    assert!(err.contains("line 2: longer than"), "{err}");
+    let bodies: Vec<Vec<u8>> = stored(d)
+        .into_iter()
+        .map(|(_, m)| m.message.body().to_vec())
+        .collect();
+    assert_eq!(
+        bodies,
+        [b"first".to_vec()],
+        "nothing of the refused batch is stored"
+    );
+}

@@ -20,11 +20,7 @@ pub fn run(a: SendArgs, json: bool, w: &mut dyn Write) -> Result<()> {
         (Some(b), _) => b.into_bytes(),
         (None, Some(f)) => open::read_input_file("--file", f)?,
         (None, None) if !std::io::stdin().is_terminal() => {
-            let mut b = Vec::new();
-            std::io::stdin()
-                .read_to_end(&mut b)
-                .map_err(|e| CliError::new(Status::Failed, format!("reading stdin: {e}")))?;
-            b
+            open::read_body(std::io::stdin().lock(), "stdin")?
         }
         (None, None) => {
             return Err(CliError::usage(
