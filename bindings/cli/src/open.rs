@@ -204,3 +204,16 @@ pub fn missing_ids(queues: &[Queue], ids: &[MessageId]) -> Vec<MessageId> {
 pub fn is_dlq(name: &str) -> bool {
     name == "DLQ" || name.starts_with("DLQ.")
 }
+
+/// Refuses `queue` as the target of a message without dead-letter information when it is a
+/// dead-letter queue (review r3 #37): `dlq list`, `show` and `replay` see only dead letters, so
+/// such a message would sit there unseen by every `dlq` command.
+pub fn plain_into_dlq(queue: &str) -> std::result::Result<(), String> {
+    if is_dlq(queue) {
+        return Err(format!(
+            "queue {queue:?} is a dead-letter queue: a message put there without dead-letter \
+             information is invisible to `mqlite dlq`; choose another queue"
+        ));
+    }
+    Ok(())
+}

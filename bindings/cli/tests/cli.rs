@@ -2576,3 +2576,29 @@ fn oversized_bodies_and_lines_are_refused_before_they_are_read_whole() {
         "nothing of the refused batch is stored"
     );
 }
+
+#[test]
+fn plain_messages_are_refused_as_targets_in_dead_letter_queues() {
+    // Review r3 #37: `send DIR DLQ …` stored a message that every `dlq` command then missed.
+    let case = Case::new();
+    let (d, dir) = (case.path(), case.dir());
+    ok(&["send", dir, "q", "one", "--create"]);
+    for target in ["DLQ", "DLQ.q"] {
+        let err = fails(&["send", dir, target, "plain"], 2);
+        assert!(err.contains("is a dead-letter queue"), "{err}");
+        let err = fails(&["move", dir, "q", target, "--yes"], 2);
+        assert!(err.contains("is a dead-letter queue"), "{err}");
+        let err = fails(&["copy", dir, "q", target, "--yes"], 2);
+        assert!(err.contains("is a dead-letter queue"), "{err}");
+        let line = format!("{{\"queue\":\"{target}\",\"body\":\"aGk=\"}}\n");
+        let err = fails_with(&["import", dir], line.as_bytes(), 7);
+        assert!(err.contains("line 1: queue \"DLQ"), "{err}");
+    }
+    let names: Vec<String> = stored(d).into_iter().map(|(q, _)| q).collect();
+    assert_eq!(names, ["q"]);
+    // A dead letter may still move between dead-letter queues.
+    ok(&["receive", dir, "q", "--reject", "bad"]);
+    ok(&["move", dir, "DLQ", "DLQ.q", "--yes"]);
+    let got = ok_json(&["dlq", "list", dir]);
+    assert_eq!(got[0]["dlq"], "DLQ.q", "{got}");
+}

@@ -81,7 +81,11 @@ fn check_line(
             m.body().len()
         ));
     }
-    Ok((queue.map_or(j.queue, str::to_string), m))
+    let queue = queue.map_or(j.queue, str::to_string);
+    if m.dead_letter_info().is_none() {
+        open::plain_into_dlq(&queue)?;
+    }
+    Ok((queue, m))
 }
 
 /// What the import stored: messages by queue, and those its dedup window dropped.

@@ -15,6 +15,7 @@ pub fn run(a: SendArgs, json: bool, w: &mut dyn Write) -> Result<()> {
         mqlite::selector::check_topic_name(&a.queue)?;
     } else {
         mqlite::validate_queue_name(&a.queue)?;
+        open::plain_into_dlq(&a.queue).map_err(CliError::usage)?;
     }
     let body = match (a.body, &a.file) {
         (Some(b), _) => b.into_bytes(),
