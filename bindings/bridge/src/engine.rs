@@ -133,6 +133,10 @@ pub(crate) async fn outbound<S: Sink>(
     // The channel was closed over a missing target, the connection itself is fine: setting up
     // again is not a reconnect.
     let mut unfit = false;
+    // The last setup ended on a target that refused to take messages (a RabbitMQ nack under
+    // back-pressure): a connect that succeeds proves nothing about it, so the backoff keeps
+    // growing until a publish is confirmed.
+    let mut keep_backoff = false;
     let mut lag_tick = tokio::time::interval(ctx.stats_interval.min(Duration::from_secs(1)));
     let (name, failed) = (ctx.name.clone(), ctx.failed.clone());
     let fatal = |e: String| fail_route(&name, &stats, &failed, e);
@@ -158,7 +162,9 @@ pub(crate) async fn outbound<S: Sink>(
                     info!(route = %ctx.name, "connected");
                     connected = true;
                     broken = false;
-                    waits.reset();
+                    if !std::mem::take(&mut keep_backoff) {
+                        waits.reset();
+                    }
                     stats.up();
                 }
                 Err(f) => {
@@ -219,6 +225,7 @@ pub(crate) async fn outbound<S: Sink>(
                 match r {
                     Ok(c) => {
                         refusal_waits.reset();
+                        waits.reset();
                         stats.forwarded(1);
                         if c.duplicate {
                             Counters::add(&stats.duplicates, 1);
@@ -326,6 +333,7 @@ pub(crate) async fn outbound<S: Sink>(
             connected = false;
             broken = false;
             if std::mem::take(&mut unfit) {
+                keep_backoff = true;
                 stats.offline();
             } else {
                 stats.down();
