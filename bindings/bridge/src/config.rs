@@ -16,6 +16,8 @@ use crate::Error;
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// The store directory ([`crate::run`] opens it; [`crate::Bridge::start`] is given a store).
+    /// A relative path read from a file ([`Config::from_file`]) is relative to the file's
+    /// directory, as is `stats_file`'s.
     #[serde(default)]
     pub store: Option<PathBuf>,
     /// Make a new store when `store` holds none (as `mqlite --create`). Default false: a typo
@@ -397,10 +399,26 @@ impl Config {
             Error::Config(m) => Error::Config(format!("{}: {m}", path.display())),
             e => e,
         };
-        let c = Config::from_toml(&text).map_err(named)?;
+        let mut c = Config::from_toml(&text).map_err(named)?;
+        c.resolve_paths(path.parent().unwrap_or(Path::new("")));
         c.check_runnable().map_err(named)?;
         c.check_stats_file()?;
         Ok(c)
+    }
+
+    /// Makes relative `store` and `stats_file` paths relative to `base`, the directory of the
+    /// configuration file, as daemons resolve their configuration's paths (review r3 #36:
+    /// started by a service manager in `/`, a relative store with `create = true` became a new,
+    /// empty `/store` that the application never saw).
+    pub fn resolve_paths(&mut self, base: &Path) {
+        for p in [&mut self.store, &mut self.stats_file]
+            .into_iter()
+            .flatten()
+        {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
     }
 
     /// Checks what [`crate::run`] needs beyond [`Config::check`]: a `store` directory, and at

@@ -351,8 +351,15 @@ pub fn write_stats(path: &Path, stats: &[RouteStats]) -> Result<(), Error> {
     {
         return Err(err(format!("is {what}, not replaced")));
     }
-    let json = serde_json::to_vec_pretty(&serde_json::json!({ "routes": stats }))
-        .map_err(|e| Error::Stats(e.to_string()))?;
+    // `time_ms` and `pid` tell a monitor whether the file is current (review r3 #33: a killed
+    // bridge's last file said every route was connected, forever): older than a few
+    // `stats_interval`s, or naming a pid that is gone, means the bridge is not running.
+    let doc = serde_json::json!({
+        "time_ms": mapping::now_ms(),
+        "pid": std::process::id(),
+        "routes": stats,
+    });
+    let json = serde_json::to_vec_pretty(&doc).map_err(|e| Error::Stats(e.to_string()))?;
     let tmp = path.with_extension("json.tmp");
     // Never through a link planted at the temporary name: it is removed, and `create_new`
     // (O_EXCL) refuses any name that exists, a link included.
@@ -417,16 +424,19 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     info!("stopping");
     let failed = bridge.failed_route();
     let last = bridge.shutdown().await;
-    let mut last_write = Ok(());
     if let Some(path) = &stats_file {
-        // Counters after the stop (the final acks and releases included).
-        last_write = write_stats(path, &last);
+        // Counters after the stop (the final acks and releases included). The file is a side
+        // output: its failure (a directory removed meanwhile) is a warning, not a failed stop
+        // (review r3 #35: a supervisor recorded a graceful stop as failed).
+        if let Err(e) = write_stats(path, &last) {
+            tracing::warn!("{e}");
+        }
     }
     store.close()?;
     if let Some((route, error)) = failed {
         return Err(Error::Route { route, error });
     }
-    last_write
+    Ok(())
 }
 
 /// Resolves on SIGINT or SIGTERM.

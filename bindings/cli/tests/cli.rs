@@ -2602,3 +2602,41 @@ fn plain_messages_are_refused_as_targets_in_dead_letter_queues() {
     let got = ok_json(&["dlq", "list", dir]);
     assert_eq!(got[0]["dlq"], "DLQ.q", "{got}");
 }
+
+#[test]
+fn invisible_and_bidi_characters_in_names_are_shown_escaped() {
+    // Review r3 #31: a zero-width space made two queues read "ab"; U+202E made a name read
+    // backwards. The tables escape them; JSON keeps the names as they are.
+    let case = Case::new();
+    let dir = case.dir();
+    ok(&["send", dir, "a\u{200b}b", "z", "--create"]);
+    ok(&["send", dir, "ab", "z"]);
+    ok(&["send", dir, "rtl\u{202e}gnp.exe", "z"]);
+    for cmd in ["list", "stats"] {
+        let text = ok(&[cmd, dir]);
+        assert!(text.contains("a\\u{200b}b"), "{cmd}: {text}");
+        assert!(text.contains("rtl\\u{202e}gnp.exe"), "{cmd}: {text}");
+        assert!(
+            !text.contains('\u{200b}') && !text.contains('\u{202e}'),
+            "{cmd}: {text}"
+        );
+    }
+    let got = ok_json(&["list", dir]).to_string();
+    assert!(got.contains("a\u{200b}b"), "{got}");
+}
+
+#[test]
+fn no_create_hint_for_a_path_that_is_a_file() {
+    // Review r3 #26: `send FILE q x` suggested --create, which cannot help there.
+    let case = Case::new();
+    let file = case.path().join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let err = fails(&["send", file.to_str().unwrap(), "q", "x"], 5);
+    assert!(
+        err.contains("not a directory") && !err.contains("--create"),
+        "{err}"
+    );
+    let missing = case.path().join("nothing-here");
+    let err = fails(&["send", missing.to_str().unwrap(), "q", "x"], 5);
+    assert!(err.contains("pass --create"), "{err}");
+}

@@ -52,7 +52,8 @@ pub fn run(a: SendArgs, json: bool, w: &mut dyn Write) -> Result<()> {
         m = m.correlation_id(c);
     }
     let store = open::open_with(&a.dir, a.create, |_| {}).map_err(|e| {
-        if e.status == Status::NotFound {
+        // (Review r3 #26: not for a path that is a file, where --create cannot help.)
+        if e.status == Status::NotFound && !a.dir.is_file() {
             e.hint("pass --create to make a new store there")
         } else {
             e
