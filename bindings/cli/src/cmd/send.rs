@@ -1,6 +1,6 @@
 //! `mqlite send`: one message from the argument, a file or stdin.
 
-use std::io::{IsTerminal, Read, Write};
+use std::io::{IsTerminal, Write};
 
 use mqlite::Message;
 use serde_json::json;
