@@ -138,3 +138,40 @@ fn cumulative_ack_settles_the_earlier_deliveries() {
         "a timed-out delivery can no longer be settled"
     );
 }
+
+#[test]
+fn a_released_message_is_delivered_again_before_later_prefetched_ones() {
+    // A bridge route releasing a message it could not forward then forwarded the next one
+    // first: the released message went back to the queue while the later ones sat in the
+    // receiving consumer's prefetch buffer. Release keeps the queue's order, for a plain
+    // receive and for a consumer (as a JMS session's recover does).
+    let env = Env::new();
+    let s = env.open();
+    let q = queue(&s, "q", None);
+    q.send_batch((0..4).map(|i| format!("m{i}"))).unwrap();
+    let d = q.receive(NOW).unwrap().unwrap();
+    assert_eq!(
+        q.stats().unwrap().prefetched,
+        3,
+        "the plain receive prefetched"
+    );
+    d.release().unwrap();
+    let again = q.receive(NOW).unwrap().unwrap();
+    assert_eq!((body(&again), again.delivery_count()), ("m0".into(), 1));
+    let c = q.consumer(ConsumerOptions::default());
+    again.release().unwrap();
+    let mut got = Vec::new();
+    for i in 0..4 {
+        let d = c.receive(NOW).unwrap().unwrap();
+        got.push(body(&d));
+        if i == 1 {
+            d.release().unwrap(); // m1, with m2 and m3 in `c`'s buffer
+        } else {
+            d.ack().unwrap();
+        }
+    }
+    assert_eq!(got, ["m0", "m1", "m1", "m2"]);
+    let last = c.receive(NOW).unwrap().unwrap();
+    assert_eq!(body(&last), "m3");
+    last.ack().unwrap();
+}

@@ -474,7 +474,21 @@ impl Engine {
             }
             Settle::Release => {
                 g.forget_received(d.consumer, id, tag);
+                // The consumer that took it (a plain receive's too: the queue's own consumer,
+                // or a client connection's).
+                let taker = g.queues[qid as usize]
+                    .inflight
+                    .get(&id)
+                    .filter(|f| f.tag == tag.0)
+                    .map(|f| f.consumer);
                 g.release(qid, id, Some(tag), now)?;
+                // A released message is the next one its consumer's receives deliver (as a
+                // JMS session's recover): the later messages that consumer prefetched go back
+                // too, uncounted, or they would overtake it (a bridge route giving a message
+                // back forwarded the next one first).
+                if let Some(cid) = taker.filter(|&c| c != 0) {
+                    g.unbuffer(cid, now);
+                }
             }
         }
         g = self.finish_moves(g)?;

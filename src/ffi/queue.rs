@@ -7,6 +7,7 @@ use super::delivery::{check_array, mqlite_consumer, mqlite_delivery, no_message,
 use super::error::{mqlite_error, mqlite_status};
 use super::message::mqlite_message;
 use super::options::ack_mode;
+use crate::delivery::Consumer;
 use crate::engine::{Callback, PlainCallback};
 use crate::message::Message;
 use crate::options::{AckMode, ConsumerOptions};
@@ -512,9 +513,7 @@ pub extern "C" fn mqlite_queue_consumer_prefetch(
         };
         options.validate()?;
         let consumer = q.consumer(options);
-        let auto_ack = ack_mode == AckMode::Auto;
-        let c = mqlite_consumer { consumer, auto_ack };
-        unsafe { write_out(consumer_out, Box::into_raw(Box::new(c))) };
+        unsafe { hand_out(consumer, ack_mode, consumer_out) };
         Ok(())
     })
 }
@@ -568,11 +567,17 @@ pub extern "C" fn mqlite_queue_consumer_selector(
             prefetch: None,
         };
         let consumer = q.consumer_with_selector(options, selector)?;
-        let auto_ack = ack_mode == AckMode::Auto;
-        let c = mqlite_consumer { consumer, auto_ack };
-        unsafe { write_out(consumer_out, Box::into_raw(Box::new(c))) };
+        unsafe { hand_out(consumer, ack_mode, consumer_out) };
         Ok(())
     })
+}
+
+/// Gives `consumer` to the caller through `out` (checked non-NULL by the caller), to be freed
+/// with `mqlite_consumer_free`. Auto-ack consumers settle what they hand out themselves.
+unsafe fn hand_out(consumer: Consumer, ack_mode: AckMode, out: *mut *mut mqlite_consumer) {
+    let auto_ack = ack_mode == AckMode::Auto;
+    let c = mqlite_consumer { consumer, auto_ack };
+    unsafe { write_out(out, Box::into_raw(Box::new(c))) };
 }
 
 /// Whether this queue keeps its messages only in memory (`MQLITE_DURABILITY_MEMORY`); false for

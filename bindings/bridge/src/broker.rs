@@ -14,11 +14,11 @@ pub(crate) enum Failure {
     Refused(String),
     /// The connection is lost or the broker is not ready: give the message back and reconnect.
     Transient(String),
-    /// The broker closed the channel because what the route names is missing (a RabbitMQ
-    /// exchange deleted under it): the message is not at fault, so it is given back, and the
-    /// route sets up again — where connect finds the missing exchange and reports it — without
-    /// counting a lost connection.
-    #[cfg_attr(not(feature = "rabbitmq"), allow(dead_code))]
+    /// What the route names is missing or cannot take messages for now (a RabbitMQ exchange
+    /// deleted under it, no JetStream stream capturing the subject, a RabbitMQ queue refusing
+    /// publishes at its length limit): the message is not at fault, so it is given back, and
+    /// the route sets up again after the backoff — where connect finds a missing target and
+    /// reports it — without counting a lost connection.
     Target(String),
 }
 

@@ -16,6 +16,8 @@ use crate::Error;
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// The store directory ([`crate::run`] opens it; [`crate::Bridge::start`] is given a store).
+    /// A relative path read from a file ([`Config::from_file`]) is relative to the file's
+    /// directory, as is `stats_file`'s.
     #[serde(default)]
     pub store: Option<PathBuf>,
     /// Make a new store when `store` holds none (as `mqlite --create`). Default false: a typo
@@ -27,7 +29,9 @@ pub struct Config {
     /// two stores forwarding to one broker never share an id. Default: the host name, the
     /// store directory and the store's id ([`mqlite::Store::id`], new when a store is created
     /// again at the same path, whose ids restart at `ID:1`). Used as written when set: it must
-    /// then change when the store is re-created. At most 200 bytes.
+    /// then change when the store is re-created. At most [`MAX_ORIGIN`] bytes once
+    /// percent-encoded as header values are (each byte outside printable ASCII, and `%`, takes
+    /// three), so that every id fits AMQP's 255-byte `message_id`.
     #[serde(default)]
     pub origin: Option<String>,
     /// Where [`crate::run`] writes the routes' counters as JSON (rewritten every
@@ -395,10 +399,26 @@ impl Config {
             Error::Config(m) => Error::Config(format!("{}: {m}", path.display())),
             e => e,
         };
-        let c = Config::from_toml(&text).map_err(named)?;
+        let mut c = Config::from_toml(&text).map_err(named)?;
+        c.resolve_paths(path.parent().unwrap_or(Path::new("")));
         c.check_runnable().map_err(named)?;
         c.check_stats_file()?;
         Ok(c)
+    }
+
+    /// Makes relative `store` and `stats_file` paths relative to `base`, the directory of the
+    /// configuration file, as daemons resolve their configuration's paths (review r3 #36:
+    /// started by a service manager in `/`, a relative store with `create = true` became a new,
+    /// empty `/store` that the application never saw).
+    pub fn resolve_paths(&mut self, base: &Path) {
+        for p in [&mut self.store, &mut self.stats_file]
+            .into_iter()
+            .flatten()
+        {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
     }
 
     /// Checks what [`crate::run`] needs beyond [`Config::check`]: a `store` directory, and at
@@ -532,7 +552,13 @@ impl Config {
         }
         crate::names::check(self).map_err(Error::Config)?;
         match &self.origin {
-            Some(o) if o.len() > 200 => return bad("origin is longer than 200 bytes".into()),
+            Some(o) if crate::mapping::encode_text(o).0.len() > MAX_ORIGIN => {
+                return bad(format!(
+                    "origin is {} bytes once percent-encoded, more than {MAX_ORIGIN} (each \
+                     non-ASCII byte takes three)",
+                    crate::mapping::encode_text(o).0.len()
+                ))
+            }
             Some(o) if o.trim().is_empty() => {
                 return bad("origin is empty (leave it out for the default)".into())
             }
@@ -627,6 +653,10 @@ pub(crate) fn not_regular(m: &std::fs::Metadata) -> Option<&'static str> {
     })
 }
 
+/// The most bytes an `origin` may take once percent-encoded: with `:ID:` and a 20-digit
+/// message number it still fits AMQP's 255-byte short string `message_id`.
+pub const MAX_ORIGIN: usize = 200;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -706,6 +736,19 @@ mod tests {
         assert!(e.contains("subject is empty"), "{e}");
         let e = Config::from_toml("origin = ''").unwrap_err().to_string();
         assert!(e.contains("origin is empty"), "{e}");
+        // Review r3 #5: 100 × `é` is 200 bytes but 600 once percent-encoded, which made every
+        // RabbitMQ message id too long (every message dead-lettered). Refused at load now.
+        let e = Config::from_toml(&format!("origin = '{}'", "é".repeat(100)))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("origin is 600 bytes once percent-encoded"),
+            "{e}"
+        );
+        Config::from_toml(&format!("origin = '{}'", "é".repeat(33))).unwrap();
+        Config::from_toml(&format!("origin = '{}'", "e".repeat(200))).unwrap();
+        let e = Config::from_toml(&format!("origin = '{}'", "e".repeat(201))).unwrap_err();
+        assert!(e.to_string().contains("201 bytes"), "{e}");
     }
 
     #[test]

@@ -133,6 +133,10 @@ pub(crate) async fn outbound<S: Sink>(
     // The channel was closed over a missing target, the connection itself is fine: setting up
     // again is not a reconnect.
     let mut unfit = false;
+    // The last setup ended on a target that refused to take messages (a RabbitMQ nack under
+    // back-pressure): a connect that succeeds proves nothing about it, so the backoff keeps
+    // growing until a publish is confirmed.
+    let mut keep_backoff = false;
     let mut lag_tick = tokio::time::interval(ctx.stats_interval.min(Duration::from_secs(1)));
     let (name, failed) = (ctx.name.clone(), ctx.failed.clone());
     let fatal = |e: String| fail_route(&name, &stats, &failed, e);
@@ -158,7 +162,9 @@ pub(crate) async fn outbound<S: Sink>(
                     info!(route = %ctx.name, "connected");
                     connected = true;
                     broken = false;
-                    waits.reset();
+                    if !std::mem::take(&mut keep_backoff) {
+                        waits.reset();
+                    }
                     stats.up();
                 }
                 Err(f) => {
@@ -219,6 +225,7 @@ pub(crate) async fn outbound<S: Sink>(
                 match r {
                     Ok(c) => {
                         refusal_waits.reset();
+                        waits.reset();
                         stats.forwarded(1);
                         if c.duplicate {
                             Counters::add(&stats.duplicates, 1);
@@ -226,20 +233,11 @@ pub(crate) async fn outbound<S: Sink>(
                         confirmed.push(d);
                     }
                     Err(Failure::Refused(text)) => {
-                        match refused(&ctx.name, &stats, d, text, "publish refused").await {
-                            Ok(kept) => {
-                                if kept {
-                                    hold = Some(tokio::time::Instant::now() + refusal_waits.bump());
-                                }
-                            }
-                            Err(e) => {
-                                let text = format!("settling a refused message: {e}");
-                                if store_unusable(&e) {
-                                    fatal(text);
-                                    break;
-                                }
-                                settle_failed(&ctx.name, &stats, text);
-                            }
+                        let what = "publish refused";
+                        let r = settle_refused(&ctx.name, &stats, d, text, what, &mut refusal_waits, &mut hold);
+                        if let Err(text) = r.await {
+                            fatal(text);
+                            break;
                         }
                     }
                     Err(f) => {
@@ -288,21 +286,12 @@ pub(crate) async fn outbound<S: Sink>(
                     match published {
                         Ok(confirm) => pending.push_back((d, confirm, deadline)),
                         Err(Failure::Refused(text)) => {
-                            match refused(&ctx.name, &stats, d, text, "message refused").await {
-                                Ok(kept) => {
-                                    if kept {
-                                        hold = Some(tokio::time::Instant::now() + refusal_waits.bump());
-                                    }
-                                }
-                                Err(e) => {
-                                    let text = format!("settling a refused message: {e}");
-                                    if store_unusable(&e) {
-                                        fatal(text);
-                                        dead = true;
-                                        break;
-                                    }
-                                    settle_failed(&ctx.name, &stats, text);
-                                }
+                            let what = "message refused";
+                            let r = settle_refused(&ctx.name, &stats, d, text, what, &mut refusal_waits, &mut hold);
+                            if let Err(text) = r.await {
+                                fatal(text);
+                                dead = true;
+                                break;
                             }
                         }
                         Err(f) => {
@@ -344,6 +333,7 @@ pub(crate) async fn outbound<S: Sink>(
             connected = false;
             broken = false;
             if std::mem::take(&mut unfit) {
+                keep_backoff = true;
                 stats.offline();
             } else {
                 stats.down();
@@ -421,6 +411,33 @@ async fn refused(
         stats.error(text.clone());
         blocking(move || d.nack(&text)).await.map(|_| false)
     }
+}
+
+/// [`refused`], then the route's reaction: a dead letter kept in its queue pauses receiving
+/// until `hold` (the refusal backoff, so it is not published again at once); a settle that
+/// failed is counted, or — the store being unusable — returned as `Err` with the text that
+/// stops the route.
+async fn settle_refused(
+    route: &str,
+    stats: &Counters,
+    d: Delivery,
+    text: String,
+    what: &str,
+    waits: &mut Waits,
+    hold: &mut Option<tokio::time::Instant>,
+) -> Result<(), String> {
+    match refused(route, stats, d, text, what).await {
+        Ok(true) => *hold = Some(tokio::time::Instant::now() + waits.bump()),
+        Ok(false) => {}
+        Err(e) => {
+            let text = format!("settling a refused message: {e}");
+            if store_unusable(&e) {
+                return Err(text);
+            }
+            settle_failed(route, stats, text);
+        }
+    }
+    Ok(())
 }
 
 /// A store call the bridge ran on the blocking pool that panicked or was cancelled.

@@ -315,15 +315,26 @@ fn default_origin(store: &Path, id: &str) -> String {
         .map(|h| h.trim().to_string())
         .unwrap_or_else(|_| "localhost".into());
     let dir = store.canonicalize().unwrap_or_else(|_| store.to_path_buf());
-    let mut origin = format!("{host}{}#{id}", dir.display());
-    // Cut from the front: the store id and the end of the path tell stores apart best.
-    if origin.len() > 200 {
-        let cut = (origin.len() - 200..origin.len())
-            .find(|&i| origin.is_char_boundary(i))
-            .unwrap_or(0);
-        origin = origin[cut..].to_string();
+    cut_origin(&format!("{host}{}#{id}", dir.display()))
+}
+
+/// The longest tail of `origin` that takes at most [`config::MAX_ORIGIN`] bytes once
+/// percent-encoded (review r3 #5: cutting before encoding let a non-ASCII path make every
+/// RabbitMQ message id longer than AMQP's 255 bytes). Cut from the front: the store id and the
+/// end of the path tell stores apart best.
+fn cut_origin(origin: &str) -> String {
+    let mut encoded = 0;
+    let mut start = origin.len();
+    for (i, c) in origin.char_indices().rev() {
+        let mut buf = [0; 4];
+        let len = mapping::encode_text(c.encode_utf8(&mut buf)).0.len();
+        if encoded + len > config::MAX_ORIGIN {
+            break;
+        }
+        encoded += len;
+        start = i;
     }
-    origin
+    origin[start..].to_string()
 }
 
 /// Writes `stats` as JSON to `path` (through a temporary file and a rename, so a reader never
@@ -340,8 +351,15 @@ pub fn write_stats(path: &Path, stats: &[RouteStats]) -> Result<(), Error> {
     {
         return Err(err(format!("is {what}, not replaced")));
     }
-    let json = serde_json::to_vec_pretty(&serde_json::json!({ "routes": stats }))
-        .map_err(|e| Error::Stats(e.to_string()))?;
+    // `time_ms` and `pid` tell a monitor whether the file is current (review r3 #33: a killed
+    // bridge's last file said every route was connected, forever): older than a few
+    // `stats_interval`s, or naming a pid that is gone, means the bridge is not running.
+    let doc = serde_json::json!({
+        "time_ms": mapping::now_ms(),
+        "pid": std::process::id(),
+        "routes": stats,
+    });
+    let json = serde_json::to_vec_pretty(&doc).map_err(|e| Error::Stats(e.to_string()))?;
     let tmp = path.with_extension("json.tmp");
     // Never through a link planted at the temporary name: it is removed, and `create_new`
     // (O_EXCL) refuses any name that exists, a link included.
@@ -406,16 +424,19 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     info!("stopping");
     let failed = bridge.failed_route();
     let last = bridge.shutdown().await;
-    let mut last_write = Ok(());
     if let Some(path) = &stats_file {
-        // Counters after the stop (the final acks and releases included).
-        last_write = write_stats(path, &last);
+        // Counters after the stop (the final acks and releases included). The file is a side
+        // output: its failure (a directory removed meanwhile) is a warning, not a failed stop
+        // (review r3 #35: a supervisor recorded a graceful stop as failed).
+        if let Err(e) = write_stats(path, &last) {
+            tracing::warn!("{e}");
+        }
     }
     store.close()?;
     if let Some((route, error)) = failed {
         return Err(Error::Route { route, error });
     }
-    last_write
+    Ok(())
 }
 
 /// Resolves on SIGINT or SIGTERM.
@@ -473,4 +494,26 @@ pub fn main_with_config_as(path: &Path, json: bool) -> Result<(), Error> {
         .build()
         .map_err(|e| Error::Config(format!("starting the tokio runtime: {e}")))?;
     rt.block_on(run(config, signal()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_default_origin_fits_the_limit_once_encoded() {
+        // Review r3 #5: a store under a long non-ASCII path gave an origin of 200 raw bytes,
+        // about 580 once percent-encoded: every RabbitMQ message id was refused.
+        let long = format!("host/tmp/{}#0123456789abcdef", "数据".repeat(30));
+        let cut = cut_origin(&long);
+        let encoded = mapping::encode_text(&cut).0;
+        assert!(encoded.len() <= config::MAX_ORIGIN, "{}", encoded.len());
+        assert!(encoded.len() > config::MAX_ORIGIN - 9, "{}", encoded.len());
+        assert!(cut.ends_with("数据#0123456789abcdef"), "{cut}");
+        assert!(long.ends_with(&cut));
+        // `<origin>:ID:<u64::MAX>` fits an AMQP short string.
+        assert!(format!("{encoded}:ID:{}", u64::MAX).len() <= 255);
+        let short = "host/tmp/s#id";
+        assert_eq!(cut_origin(short), short);
+    }
 }

@@ -98,8 +98,11 @@ fn headers(list: Vec<(String, String)>) -> Result<HeaderMap, Failure> {
 }
 
 /// Sorts a failed publish: a lost connection or a server not ready is transient; what the
-/// stream says about this message is a refusal. "No responders" is ambiguous (no stream
-/// captures the subject, or JetStream is still starting), so the stream list decides.
+/// stream says about this message (its size, say) is a refusal. "No responders" is ambiguous
+/// (no stream captures the subject, or JetStream is still starting), so the stream list
+/// decides; no stream is a missing target, not the message's fault (review r3 #13: a stream
+/// being re-created sent the whole backlog to the dead-letter queue): the route gives the
+/// message back and waits, as for a missing RabbitMQ exchange.
 async fn classify(js: &Context, subject: &str, e: PublishError) -> Failure {
     let text = format!("nats: {e}");
     match e.kind() {
@@ -108,7 +111,7 @@ async fn classify(js: &Context, subject: &str, e: PublishError) -> Failure {
         | PublishErrorKind::MaxAckPending => Failure::Transient(text),
         PublishErrorKind::StreamNotFound => match js.stream_by_subject(subject).await {
             Err(e) if e.kind() == GetStreamByNameErrorKind::NotFound => {
-                Failure::Refused(format!("nats: no stream captures subject {subject:?}"))
+                Failure::Target(no_stream(subject))
             }
             _ => Failure::Transient(text),
         },
@@ -126,9 +129,26 @@ async fn classify(js: &Context, subject: &str, e: PublishError) -> Failure {
     }
 }
 
+fn no_stream(subject: &str) -> String {
+    format!("nats: no stream captures subject {subject:?} (messages wait until one does)")
+}
+
 impl Sink for NatsSink {
+    /// Ready when JetStream answers and a stream captures the route's subject (`Target`
+    /// otherwise: logged as an error every attempt, with backoff, until one is created).
     async fn connect(&mut self) -> Result<(), Failure> {
-        ready(&self.js).await.map_err(Failure::Transient)
+        ready(&self.js).await.map_err(Failure::Transient)?;
+        match self
+            .js
+            .stream_by_subject(self.target.subject.as_str())
+            .await
+        {
+            Err(e) if e.kind() == GetStreamByNameErrorKind::NotFound => {
+                Err(Failure::Target(no_stream(&self.target.subject)))
+            }
+            // Anything else (a timeout) is for the publish to find out.
+            _ => Ok(()),
+        }
     }
 
     async fn publish(&mut self, msg: &Message, id: &str) -> Result<Confirm, Failure> {

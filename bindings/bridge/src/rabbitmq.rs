@@ -326,8 +326,14 @@ impl Sink for RabbitSink {
                         r.reply_code, r.reply_text
                     )))
                 }
-                Ok(Confirmation::Nack(None)) => Err(Failure::Refused(
-                    "rabbitmq: the broker nacked the message".into(),
+                // A nack without a returned message is the broker's back-pressure (a queue
+                // at its `x-max-length` with `x-overflow = reject-publish`) or an internal
+                // error, not this message's fault (review r3 #13: it dead-lettered the whole
+                // backlog within seconds): given back, published again after the backoff.
+                Ok(Confirmation::Nack(None)) => Err(Failure::Target(
+                    "rabbitmq: the broker nacked the message (a queue at its x-max-length with \
+                     reject-publish?); it waits and is published again"
+                        .into(),
                 )),
                 Ok(Confirmation::NotRequested) => Err(Failure::Transient(
                     "rabbitmq: publisher confirms are off on this channel".into(),

@@ -79,26 +79,37 @@ async fn nats_outbound_in_order_with_types_and_ids() {
     }
 }
 
+/// A queue whose messages go to the dead-letter queue at their first failure.
+fn no_retries(store: &mqlite::Store, name: &str) -> mqlite::Queue {
+    let options = QueueOptions {
+        redelivery: Some(mqlite::RedeliveryPolicy {
+            max_redeliveries: 0,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    store.queue_with(name, options).unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nats_refused_publish_is_dead_lettered_with_the_broker_error() {
+    // A refusal about the message itself: the stream takes at most 16-byte messages.
     let dir = tempfile::tempdir().unwrap();
     let store = store(dir.path());
-    let q = store
-        .queue_with(
-            "nowhere",
-            QueueOptions {
-                redelivery: Some(mqlite::RedeliveryPolicy {
-                    max_redeliveries: 0,
-                    ..Default::default()
-                }),
-                ..Default::default()
-            },
-        )
-        .unwrap();
-    q.send("lost?").unwrap();
+    let js = jetstream().await;
+    let (stream, subject) = (unique("SMALL"), unique("small.subject"));
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: stream.clone(),
+        subjects: vec![subject.clone()],
+        max_message_size: 16,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let q = no_retries(&store, "big");
+    q.send("far too long for this stream").unwrap();
     let mut config = base_config();
-    let subject = unique("no.stream.here");
-    config.outbound = vec![OutboundRoute::nats("o", "nowhere", &subject)];
+    config.outbound = vec![OutboundRoute::nats("o", "big", &subject)];
     let bridge = Bridge::start(store.clone(), config).await.unwrap();
     let dlq = store.queue("DLQ").unwrap();
     until(20, "a dead letter", || async {
@@ -106,17 +117,57 @@ async fn nats_refused_publish_is_dead_lettered_with_the_broker_error() {
     })
     .await;
     let stats = bridge.shutdown().await;
-    assert_eq!(stats[0].failed, 1);
-    assert_eq!(stats[0].forwarded, 0);
+    assert_eq!((stats[0].failed, stats[0].forwarded), (1, 0));
     let d = dlq.receive(Some(Duration::ZERO)).unwrap().unwrap();
-    let info = d.dead_letter_info().unwrap();
+    let text = &d.dead_letter_info().unwrap().last_failure;
     assert!(
-        info.last_failure.contains("no stream captures subject"),
-        "{}",
-        info.last_failure
+        text.starts_with("nats: ") && !text.contains("no stream"),
+        "{text}"
     );
-    assert_eq!(d.body(), b"lost?");
+    assert_eq!(d.body(), b"far too long for this stream");
     d.ack().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_a_missing_stream_makes_messages_wait_not_die() {
+    // Review r3 #13: with no stream capturing the subject (one being re-created, say) every
+    // message was refused and the whole backlog dead-lettered within seconds.
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    let q = no_retries(&store, "later");
+    for i in 0..3 {
+        q.send(format!("m{i}")).unwrap();
+    }
+    let (stream, subject) = (unique("LATE"), unique("late.subject"));
+    let mut config = base_config();
+    config.outbound = vec![OutboundRoute::nats("o", "later", &subject)];
+    let bridge = Bridge::start(store.clone(), config).await.unwrap();
+    until(20, "the missing stream reported", || async {
+        let s = bridge.stats();
+        let e = route(&s, "o").last_error.clone().unwrap_or_default();
+        e.contains("no stream captures subject")
+    })
+    .await;
+    // Nothing failed or died: the messages wait in their queue.
+    let s = route(&bridge.stats(), "o").clone();
+    assert_eq!((s.failed, s.forwarded, s.connected), (0, 0, false));
+    assert_eq!(store.queue("DLQ").unwrap().stats().unwrap().messages, 0);
+    assert_eq!(q.stats().unwrap().messages, 3);
+    let js = jetstream().await;
+    create_stream(&js, &stream, &[&subject]).await;
+    until(30, "3 forwarded once the stream exists", || async {
+        route(&bridge.stats(), "o").forwarded == 3
+    })
+    .await;
+    let stats = bridge.shutdown().await;
+    assert_eq!(stats[0].failed, 0);
+    let bodies: Vec<Vec<u8>> = read_stream(&js, &stream)
+        .await
+        .iter()
+        .map(|m| m.payload.to_vec())
+        .collect();
+    assert_eq!(bodies, [b"m0".to_vec(), b"m1".to_vec(), b"m2".to_vec()]);
+    assert_eq!(store.queue("DLQ").unwrap().stats().unwrap().messages, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -283,6 +334,60 @@ async fn rabbitmq_unroutable_is_dead_lettered_with_the_broker_error() {
     let text = &d.dead_letter_info().unwrap().last_failure;
     assert!(text.contains("312") && text.contains("NO_ROUTE"), "{text}");
     d.ack().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_back_pressure_makes_messages_wait_not_die() {
+    // Review r3 #13: a queue at its x-max-length with reject-publish nacks publishes; each
+    // nack dead-lettered a message, so the backlog died within seconds.
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    let (_conn, ch) = amqp().await;
+    let limited = unique("limited");
+    let mut args = FieldTable::default();
+    args.insert("x-max-length".into(), AMQPValue::LongLongInt(1));
+    args.insert(
+        "x-overflow".into(),
+        AMQPValue::LongString("reject-publish".into()),
+    );
+    ch.queue_declare(
+        limited.as_str().into(),
+        lapin::options::QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        },
+        args,
+    )
+    .await
+    .unwrap();
+    let q = no_retries(&store, "pressed");
+    for i in 0..3 {
+        q.send(format!("m{i}")).unwrap();
+    }
+    let mut config = base_config();
+    config.outbound = vec![OutboundRoute::rabbitmq("o", "pressed", "", &limited).window(1)];
+    let bridge = Bridge::start(store.clone(), config).await.unwrap();
+    until(20, "the broker's nack reported", || async {
+        let s = bridge.stats();
+        let e = route(&s, "o").last_error.clone().unwrap_or_default();
+        e.contains("nacked")
+    })
+    .await;
+    assert_eq!(route(&bridge.stats(), "o").failed, 0);
+    assert_eq!(store.queue("DLQ").unwrap().stats().unwrap().messages, 0);
+    // Taking the messages out at the broker makes room: every one arrives, in order.
+    let mut got = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while got.len() < 3 {
+        assert!(std::time::Instant::now() < deadline, "got only {got:?}");
+        for m in drain_amqp(&ch, &limited, 1).await {
+            got.push(String::from_utf8(m.delivery.data.clone()).unwrap());
+        }
+    }
+    assert_eq!(got, ["m0", "m1", "m2"]);
+    let stats = bridge.shutdown().await;
+    assert_eq!((stats[0].failed, stats[0].forwarded), (0, 3));
+    assert_eq!(store.queue("DLQ").unwrap().stats().unwrap().messages, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

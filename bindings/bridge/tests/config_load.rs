@@ -306,3 +306,70 @@ fn a_missing_store_is_refused_naming_it_unless_create_is_set() {
     )
     .is_ok());
 }
+
+/// Review r3 #36: relative `store` and `stats_file` paths are relative to the configuration
+/// file's directory, not to wherever the bridge was started (a service manager starts it in
+/// `/`); absolute paths stay as written.
+#[test]
+fn relative_paths_are_relative_to_the_configuration_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bridge.toml");
+    let text = ROUTE.replace("/nonexistent/store", "data/store");
+    std::fs::write(&path, format!("stats_file = \"stats.json\"\n{text}")).unwrap();
+    let c = Config::from_file(&path).unwrap();
+    assert_eq!(c.store.unwrap(), dir.path().join("data/store"));
+    assert_eq!(c.stats_file.unwrap(), dir.path().join("stats.json"));
+    std::fs::write(&path, ROUTE).unwrap();
+    let c = Config::from_file(&path).unwrap();
+    assert_eq!(c.store.unwrap(), std::path::Path::new("/nonexistent/store"));
+}
+
+/// Review r3 #33: the stats file carries when it was written and by which process, so a
+/// monitor can tell a killed bridge's leftover file from a live one.
+#[test]
+fn the_stats_file_says_when_and_by_whom_it_was_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("stats.json");
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    mqlite_bridge::write_stats(&path, &[]).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let t = v["time_ms"].as_u64().unwrap();
+    assert!(t >= before && t < before + 60_000, "{v}");
+    assert_eq!(v["pid"].as_u64(), Some(std::process::id() as u64), "{v}");
+    assert_eq!(v["routes"], serde_json::json!([]));
+}
+
+/// Review r3 #35: the stats file is a side output: when its directory is gone at stop, the
+/// graceful stop still succeeds (a supervisor recorded it as a failed stop). No broker needed:
+/// a route whose broker is down does not stop a start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stats_file_that_cannot_be_written_at_stop_does_not_fail_the_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let side = dir.path().join("side");
+    std::fs::create_dir(&side).unwrap();
+    let path = dir.path().join("bridge.toml");
+    let text = ROUTE
+        .replace("/nonexistent/store", "store")
+        .replace("4222", "1");
+    std::fs::write(
+        &path,
+        format!("create = true\nstats_file = \"side/stats.json\"\n{text}"),
+    )
+    .unwrap();
+    let config = Config::from_file(&path).unwrap();
+    let gone = side.clone();
+    let r = mqlite_bridge::run(config, async move {
+        std::fs::remove_dir_all(&gone).unwrap();
+    })
+    .await;
+    assert!(r.is_ok(), "{r:?}");
+    assert!(!side.exists());
+    assert!(
+        dir.path().join("store").is_dir(),
+        "the store beside the file"
+    );
+}

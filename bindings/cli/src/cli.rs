@@ -52,9 +52,11 @@ pub enum Command {
     /// One row per queue: depth, in flight, delayed, counters, bytes
     #[command(
         long_about = "One row per queue: depth (ready now), in flight, delayed, enqueued, acked, \
-redelivered, dead-lettered, expired, bytes. The counters (enqueued, acked, …) count since the store \
-was opened, so they move only while this command holds it (--watch); the gauges (depth, in flight, \
-delayed, messages, bytes) are the store's state.",
+redelivered, dead-lettered, expired, bytes. The counters (enqueued, acked, …) count since the \
+store's owner opened it: on a store no other process has open this command is the owner, so they \
+start at 0 and move only while it holds the store (--watch); on a store another process owns, \
+they are that owner's. The gauges (depth, in flight, prefetched, delayed, messages, bytes) are the \
+store's state.",
         after_help = "Examples:\n  mqlite stats ./data\n  mqlite stats ./data orders payments --json\n  mqlite stats ./data --watch --interval 1"
     )]
     Stats(StatsArgs),
@@ -83,8 +85,11 @@ delayed, messages, bytes) are the store's state.",
 counts a failed delivery and makes it available again after the redelivery delay (1 s), --reject \
 dead-letters it (to DLQ), --release gives it back without counting a failure.
 
-The application's redelivery policy is not stored in the store, so this command never \
-dead-letters on its own: --nack redelivers however often the message has failed (use --reject).",
+The application's redelivery policy is not stored in the store, so on a store this command owns \
+it never dead-letters on its own: --nack redelivers however often the message has failed (use \
+--reject). On a store another process owns, the command is its client and the owner's policy \
+applies: a --nack past the owner's max_redeliveries dead-letters the message (mqlite dlq list \
+shows it).",
         after_help = "Examples:\n  mqlite receive ./data orders\n  mqlite receive ./data orders -n 10 --release\n  mqlite receive ./data orders --reject 'bad payload' --json"
     )]
     Receive(ReceiveArgs),

@@ -69,17 +69,37 @@ pub fn input_file(option: &str, path: &Path) -> Result<std::fs::File> {
     })
 }
 
-/// The whole content of the file that option `option` names (see [`input_file`]).
-pub fn read_input_file(option: &str, path: &Path) -> Result<Vec<u8>> {
+/// The largest body a message may have here: the store's default `max_body_bytes` (16 MiB).
+pub fn max_body() -> usize {
+    mqlite::StoreOptions::default().max_body_bytes
+}
+
+/// Reads all of `r` as one message body, refusing (status 7, naming `what`) as soon as it is
+/// over [`max_body`] bytes: review r3 #38 — reading first and checking after let a wrong input
+/// (`/dev/zero`, a huge file) grow the command's memory without bound.
+pub fn read_body(r: impl std::io::Read, what: &str) -> Result<Vec<u8>> {
     use std::io::Read;
+    let max = max_body();
     let mut b = Vec::new();
-    input_file(option, path)?.read_to_end(&mut b).map_err(|e| {
-        CliError::new(
-            Status::Failed,
-            format!("{option} {}: cannot read it: {e}", path.display()),
-        )
-    })?;
+    r.take(max as u64 + 1)
+        .read_to_end(&mut b)
+        .map_err(|e| CliError::new(Status::Failed, format!("{what}: cannot read it: {e}")))?;
+    if b.len() > max {
+        return Err(CliError::new(
+            Status::BadInput,
+            format!("{what}: the body is over the limit of {max} bytes (max_body_bytes)"),
+        ));
+    }
     Ok(b)
+}
+
+/// The content of the file that option `option` names (see [`input_file`]), as one message
+/// body (see [`read_body`]).
+pub fn read_input_file(option: &str, path: &Path) -> Result<Vec<u8>> {
+    read_body(
+        input_file(option, path)?,
+        &format!("{option} {}", path.display()),
+    )
 }
 
 /// Opens the store in `dir`: as its owner, or, if another process owns it, as that owner's
@@ -183,4 +203,17 @@ pub fn missing_ids(queues: &[Queue], ids: &[MessageId]) -> Vec<MessageId> {
 /// Whether a queue is a dead-letter queue under the default strategies (`DLQ`, `DLQ.<queue>`).
 pub fn is_dlq(name: &str) -> bool {
     name == "DLQ" || name.starts_with("DLQ.")
+}
+
+/// Refuses `queue` as the target of a message without dead-letter information when it is a
+/// dead-letter queue (review r3 #37): `dlq list`, `show` and `replay` see only dead letters, so
+/// such a message would sit there unseen by every `dlq` command.
+pub fn plain_into_dlq(queue: &str) -> std::result::Result<(), String> {
+    if is_dlq(queue) {
+        return Err(format!(
+            "queue {queue:?} is a dead-letter queue: a message put there without dead-letter \
+             information is invisible to `mqlite dlq`; choose another queue"
+        ));
+    }
+    Ok(())
 }

@@ -31,20 +31,42 @@ pub fn time(ms: u64) -> String {
 }
 
 /// Stored text as a table cell: control characters (ESC, newline, …) escaped as Rust does
-/// (`\u{1b}`, `\n`), everything else as it is. Any program may have written the text (a
-/// failure reason, a queue name in an old or foreign record), and printed raw it could move the
-/// cursor, clear the screen or break the table's lines. Every cell that shows stored text goes
-/// through here.
+/// (`\u{1b}`, `\n`), invisible and bidirectional formatting characters as `\u{200b}`,
+/// everything else as it is. Any program may have written the text (a failure reason, a queue
+/// name in an old or foreign record), and printed raw it could move the cursor, clear the
+/// screen or break the table's lines — or make two queue names look the same (a zero-width
+/// space) or read backwards (U+202E; review r3 #31), so that an operator acting on the name
+/// they see targets another queue. Every cell that shows stored text goes through here.
 pub fn printable(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         if c.is_control() {
             out.extend(c.escape_debug());
+        } else if invisible(c) {
+            out.extend(c.escape_unicode());
         } else {
             out.push(c);
         }
     }
     out
+}
+
+/// The format characters (Unicode category Cf) that render as nothing or reorder the text
+/// around them: soft hyphen, Arabic letter mark, zero-width and directional marks, the
+/// embedding, override and isolate controls, word joiner and invisible operators, the BOM.
+fn invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{ad}'
+            | '\u{61c}'
+            | '\u{180e}'
+            | '\u{200b}'..='\u{200f}'
+            | '\u{202a}'..='\u{202e}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206f}'
+            | '\u{feff}'
+            | '\u{fff9}'..='\u{fffb}'
+    )
 }
 
 pub fn bytes(n: u64) -> String {

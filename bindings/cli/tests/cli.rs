@@ -2542,3 +2542,111 @@ fn completions_into_a_closed_pipe_end_quietly() {
         );
     }
 }
+
+#[test]
+fn oversized_bodies_and_lines_are_refused_before_they_are_read_whole() {
+    // Review r3 #38: `send` read all of stdin and `import` a whole line before checking the
+    // 16 MiB body limit, so `/dev/zero` or a file without newlines grew without bound.
+    let case = Case::new();
+    let (d, dir) = (case.path(), case.dir());
+    ok(&["send", dir, "q", "first", "--create"]);
+    let max = mqlite::StoreOptions::default().max_body_bytes;
+    let big = d.join("big.bin");
+    std::fs::write(&big, vec![b'x'; max + 1]).unwrap();
+    let err = fails(&["send", dir, "q", "--file", big.to_str().unwrap()], 7);
+    assert!(
+        err.contains("the body is over the limit of 16777216 bytes"),
+        "{err}"
+    );
+    // Endless stdin: refused once max + 1 bytes are read.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mqlite"))
+        .args(["send", dir, "q"])
+        .stdin(std::fs::File::open("/dev/zero").unwrap())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(7), "{stderr}");
+    assert!(
+        stderr.contains("stdin: the body is over the limit"),
+        "{stderr}"
+    );
+    // An import line longer than any export line (a file with no newline at all).
+    let mut text = b"{\"queue\":\"q\",\"body\":\"aGk=\"}\n".to_vec();
+    text.extend(std::iter::repeat_n(b'x', 3 * max));
+    std::fs::write(&big, &text).unwrap();
+    let err = fails(&["import", dir, "--input", big.to_str().unwrap()], 7);
+    assert!(err.contains("line 2: longer than"), "{err}");
+    let bodies: Vec<Vec<u8>> = stored(d)
+        .into_iter()
+        .map(|(_, m)| m.message.body().to_vec())
+        .collect();
+    assert_eq!(
+        bodies,
+        [b"first".to_vec()],
+        "nothing of the refused batch is stored"
+    );
+}
+
+#[test]
+fn plain_messages_are_refused_as_targets_in_dead_letter_queues() {
+    // Review r3 #37: `send DIR DLQ …` stored a message that every `dlq` command then missed.
+    let case = Case::new();
+    let (d, dir) = (case.path(), case.dir());
+    ok(&["send", dir, "q", "one", "--create"]);
+    for target in ["DLQ", "DLQ.q"] {
+        let err = fails(&["send", dir, target, "plain"], 2);
+        assert!(err.contains("is a dead-letter queue"), "{err}");
+        let err = fails(&["move", dir, "q", target, "--yes"], 2);
+        assert!(err.contains("is a dead-letter queue"), "{err}");
+        let err = fails(&["copy", dir, "q", target, "--yes"], 2);
+        assert!(err.contains("is a dead-letter queue"), "{err}");
+        let line = format!("{{\"queue\":\"{target}\",\"body\":\"aGk=\"}}\n");
+        let err = fails_with(&["import", dir], line.as_bytes(), 7);
+        assert!(err.contains("line 1: queue \"DLQ"), "{err}");
+    }
+    let names: Vec<String> = stored(d).into_iter().map(|(q, _)| q).collect();
+    assert_eq!(names, ["q"]);
+    // A dead letter may still move between dead-letter queues.
+    ok(&["receive", dir, "q", "--reject", "bad"]);
+    ok(&["move", dir, "DLQ", "DLQ.q", "--yes"]);
+    let got = ok_json(&["dlq", "list", dir]);
+    assert_eq!(got[0]["dlq"], "DLQ.q", "{got}");
+}
+
+#[test]
+fn invisible_and_bidi_characters_in_names_are_shown_escaped() {
+    // Review r3 #31: a zero-width space made two queues read "ab"; U+202E made a name read
+    // backwards. The tables escape them; JSON keeps the names as they are.
+    let case = Case::new();
+    let dir = case.dir();
+    ok(&["send", dir, "a\u{200b}b", "z", "--create"]);
+    ok(&["send", dir, "ab", "z"]);
+    ok(&["send", dir, "rtl\u{202e}gnp.exe", "z"]);
+    for cmd in ["list", "stats"] {
+        let text = ok(&[cmd, dir]);
+        assert!(text.contains("a\\u{200b}b"), "{cmd}: {text}");
+        assert!(text.contains("rtl\\u{202e}gnp.exe"), "{cmd}: {text}");
+        assert!(
+            !text.contains('\u{200b}') && !text.contains('\u{202e}'),
+            "{cmd}: {text}"
+        );
+    }
+    let got = ok_json(&["list", dir]).to_string();
+    assert!(got.contains("a\u{200b}b"), "{got}");
+}
+
+#[test]
+fn no_create_hint_for_a_path_that_is_a_file() {
+    // Review r3 #26: `send FILE q x` suggested --create, which cannot help there.
+    let case = Case::new();
+    let file = case.path().join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let err = fails(&["send", file.to_str().unwrap(), "q", "x"], 5);
+    assert!(
+        err.contains("not a directory") && !err.contains("--create"),
+        "{err}"
+    );
+    let missing = case.path().join("nothing-here");
+    let err = fails(&["send", missing.to_str().unwrap(), "q", "x"], 5);
+    assert!(err.contains("pass --create"), "{err}");
+}

@@ -14,22 +14,46 @@ use crate::{open, out, parse};
 /// A line checked and ready to store: its number, queue and message.
 type Ready = (usize, String, Message);
 
+/// The longest line an export can hold: a body of [`open::max_body`] bytes in base64 (4/3),
+/// plus as much again for its properties and headers. A longer line is no export line (review
+/// r3 #38: `import < backup.tar` or a file without newlines grew the command's memory without
+/// bound before the body limit was checked).
+fn max_line() -> usize {
+    open::max_body() / 3 * 4 + 8 + open::max_body()
+}
+
 /// Reads up to `max` lines; returns them with their line numbers (1-based). A blank line is
-/// kept, to be refused by [`check_line`]: JSON Lines has one JSON value on every line.
+/// kept, to be refused by [`check_line`]: JSON Lines has one JSON value on every line. A line
+/// over [`max_line`] bytes is refused (status 7, naming it) as soon as that many are read.
 fn read_batch(r: &mut dyn BufRead, line_no: &mut usize, max: u64) -> Result<Vec<(usize, Vec<u8>)>> {
     let mut lines = Vec::new();
+    let cap = max_line();
     while (lines.len() as u64) < max {
         let mut buf = Vec::new();
-        let n = r.read_until(b'\n', &mut buf).map_err(|e| {
-            CliError::new(
-                Status::Failed,
-                format!("reading line {}: {e}", *line_no + 1),
-            )
-        })?;
+        let n = (&mut *r)
+            .take(cap as u64 + 1)
+            .read_until(b'\n', &mut buf)
+            .map_err(|e| {
+                CliError::new(
+                    Status::Failed,
+                    format!("reading line {}: {e}", *line_no + 1),
+                )
+            })?;
         if n == 0 {
             break;
         }
         *line_no += 1;
+        if buf.len() > cap {
+            return Err(CliError::new(
+                Status::BadInput,
+                format!(
+                    "line {}: longer than {cap} bytes, more than a message of at most {} bytes \
+                     takes as an export line (nothing of this batch was written)",
+                    *line_no,
+                    open::max_body()
+                ),
+            ));
+        }
         lines.push((*line_no, buf));
     }
     Ok(lines)
@@ -50,14 +74,18 @@ fn check_line(
     }
     let j = MessageJson::from_line(text.trim_end())?;
     let m = j.to_message(now, queue.is_some())?;
-    let max = mqlite::StoreOptions::default().max_body_bytes;
+    let max = open::max_body();
     if m.body().len() > max {
         return Err(format!(
             "body of {} bytes is over the limit of {max} bytes",
             m.body().len()
         ));
     }
-    Ok((queue.map_or(j.queue, str::to_string), m))
+    let queue = queue.map_or(j.queue, str::to_string);
+    if m.dead_letter_info().is_none() {
+        open::plain_into_dlq(&queue)?;
+    }
+    Ok((queue, m))
 }
 
 /// What the import stored: messages by queue, and those its dedup window dropped.

@@ -88,7 +88,7 @@ pub fn run(dir: &Path, json: bool, w: &mut dyn Write) -> Result<()> {
     let mut t = out::table(&["queue", "kind", "messages", "bytes"], &[2, 3]);
     for r in &rows {
         t.add_row(vec![
-            r.name.clone(),
+            out::printable(&r.name),
             r.kind.replace('_', " "),
             r.messages.to_string(),
             out::bytes(r.bytes),
@@ -109,9 +109,9 @@ pub fn run(dir: &Path, json: bool, w: &mut dyn Write) -> Result<()> {
                 (false, false) => "non-durable",
             };
             t.add_row(vec![
-                s.name.clone(),
-                s.pattern.clone(),
-                s.selector.clone(),
+                out::printable(&s.name),
+                out::printable(&s.pattern),
+                out::printable(&s.selector),
                 kind.to_string(),
                 s.messages.to_string(),
             ]);

@@ -1,6 +1,6 @@
 //! `mqlite send`: one message from the argument, a file or stdin.
 
-use std::io::{IsTerminal, Read, Write};
+use std::io::{IsTerminal, Write};
 
 use mqlite::Message;
 use serde_json::json;
@@ -15,16 +15,13 @@ pub fn run(a: SendArgs, json: bool, w: &mut dyn Write) -> Result<()> {
         mqlite::selector::check_topic_name(&a.queue)?;
     } else {
         mqlite::validate_queue_name(&a.queue)?;
+        open::plain_into_dlq(&a.queue).map_err(CliError::usage)?;
     }
     let body = match (a.body, &a.file) {
         (Some(b), _) => b.into_bytes(),
         (None, Some(f)) => open::read_input_file("--file", f)?,
         (None, None) if !std::io::stdin().is_terminal() => {
-            let mut b = Vec::new();
-            std::io::stdin()
-                .read_to_end(&mut b)
-                .map_err(|e| CliError::new(Status::Failed, format!("reading stdin: {e}")))?;
-            b
+            open::read_body(std::io::stdin().lock(), "stdin")?
         }
         (None, None) => {
             return Err(CliError::usage(
@@ -55,7 +52,8 @@ pub fn run(a: SendArgs, json: bool, w: &mut dyn Write) -> Result<()> {
         m = m.correlation_id(c);
     }
     let store = open::open_with(&a.dir, a.create, |_| {}).map_err(|e| {
-        if e.status == Status::NotFound {
+        // (Review r3 #26: not for a path that is a file, where --create cannot help.)
+        if e.status == Status::NotFound && !a.dir.is_file() {
             e.hint("pass --create to make a new store there")
         } else {
             e

@@ -191,7 +191,7 @@ fn write_table(w: &mut dyn Write, rows: &[Row], rates: bool) -> Result<()> {
     let numeric: Vec<usize> = (1..header.len()).collect();
     let mut t = out::table(&header, &numeric);
     for r in rows {
-        let mut cells = vec![r.queue.clone()];
+        let mut cells = vec![out::printable(&r.queue)];
         let values = fields(&r.stats);
         for name in TABLE {
             let v = values.iter().find(|f| f.0 == name).map_or(0, |f| f.2);

@@ -107,6 +107,10 @@ pub fn purge(a: &PurgeArgs, json: bool, w: &mut dyn Write) -> Result<()> {
 
 pub fn run(a: &TransferArgs, copy: bool, json: bool, w: &mut dyn Write) -> Result<()> {
     mqlite::validate_queue_name(&a.to)?;
+    // Dead letters may move between dead-letter queues (they keep their information).
+    if !open::is_dlq(&a.from) {
+        open::plain_into_dlq(&a.to).map_err(CliError::usage)?;
+    }
     let ids = parse::ids(&a.ids)?;
     let store = open::open(&a.dir)?;
     let q = open::queue(&store, &a.from)?;
