@@ -373,3 +373,42 @@ fn a_roll_refused_for_space_part_way_is_retried_cleanly() {
     }
     assert!(cases > 4, "the faults hit rolls in {cases} cases only");
 }
+
+/// F16: two segment files whose contents were exchanged (2 ↔ 3) are refused without `repair`;
+/// a repair that drops what it cannot use must report every frame it dropped: each
+/// quarantined range counts the frames it holds, and what the report says was lost covers
+/// every frame not replayed (it used to say `frames_lost` 0).
+#[test]
+fn repair_of_swapped_segments_reports_what_it_dropped() {
+    let fs = FaultFs::new();
+    let (mut j, _, _) = open(&fs, 16 << 10, false).unwrap();
+    let mut frames = 0u64;
+    for tag in 0..40 {
+        let (buf, _) = batch(tag, 5, 300);
+        frames += write_synced(&mut j, &buf).len() as u64;
+    }
+    assert!(j.segments().len() > 4);
+    drop(j);
+    let (a, b) = (segment_name(2), segment_name(3));
+    let (da, db) = (fs.read(&a).unwrap(), fs.read(&b).unwrap());
+    fs.put(&a, db);
+    fs.put(&b, da);
+    let e = open(&fs, 16 << 10, false).err().expect("refused");
+    assert_eq!(e.kind(), ErrorKind::Corrupt, "{e}");
+    let (_, got, report) = open(&fs, 16 << 10, true).expect("repair");
+    let kept = got.iter().filter(|r| r.3 == KIND).count() as u64;
+    assert!(kept < 200, "the swapped segments' records are not replayed in the wrong order");
+    // Every quarantined range that held a whole frame says how many it dropped (a range of
+    // frames from the past, out of order, used to count 0).
+    for q in &report.quarantined {
+        let saved = fs.read(&q.saved_as).unwrap();
+        let held = super::recovery::frames_in(&saved, 0, saved.len());
+        assert_eq!(q.frames_lost.max(held), q.frames_lost, "{q:?}");
+        if q.offset > 0 && q.len > 1000 {
+            assert!(q.frames_lost > 0, "{q:?}");
+        }
+    }
+    let lost: u64 = report.quarantined.iter().map(|q| q.frames_lost).sum::<u64>()
+        + report.missing.iter().map(|m| m.frames_lost).sum::<u64>();
+    assert!(lost >= frames - kept / 5, "lost {lost}, kept {kept} records: {report:?}");
+}
