@@ -59,7 +59,9 @@ pub fn deadline_after(d: Duration) -> Option<Instant> {
 
 /// Time left until `deadline` (`None`: never, `Duration::MAX`), zero once it passed.
 pub fn time_left(deadline: Option<Instant>) -> Duration {
-    deadline.map_or(Duration::MAX, |d| d.saturating_duration_since(Instant::now()))
+    deadline.map_or(Duration::MAX, |d| {
+        d.saturating_duration_since(Instant::now())
+    })
 }
 
 /// The clock time `after_ms` past `now_ms`, or `None` when it does not fit the clock

@@ -346,7 +346,9 @@ fn transactions_honour_the_overflow_policy() {
         overflow: Some(overflow),
         ..Default::default()
     };
-    let q = s.queue_with("drop", limit(OverflowPolicy::DropOldest)).unwrap();
+    let q = s
+        .queue_with("drop", limit(OverflowPolicy::DropOldest))
+        .unwrap();
     for i in 0..3 {
         q.send(format!("old{i}")).unwrap();
     }
@@ -363,7 +365,9 @@ fn transactions_honour_the_overflow_policy() {
     assert_eq!(bodies, [&b"old2"[..], b"new0", b"new1"]);
     assert_eq!(q.stats().unwrap().dead_lettered, 2);
 
-    let q = s.queue_with("reject", limit(OverflowPolicy::Reject)).unwrap();
+    let q = s
+        .queue_with("reject", limit(OverflowPolicy::Reject))
+        .unwrap();
     for i in 0..3 {
         q.send(format!("old{i}")).unwrap();
     }

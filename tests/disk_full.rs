@@ -207,7 +207,10 @@ fn dead_letter_moves_on_a_full_disk_refuse_instead_of_poisoning() {
             }
         }
     }
-    assert!(refused > 0, "a reject found room: the test does not fill the disk");
+    assert!(
+        refused > 0,
+        "a reject found room: the test does not fill the disk"
+    );
     // Redelivery exhaustion (max_redeliveries 0): nobody to tell; the message stays.
     let d = q.receive(Some(Duration::ZERO)).unwrap().expect("a message");
     d.nack("failed").expect("a nack is a settle");

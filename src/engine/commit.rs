@@ -548,7 +548,9 @@ fn carries_message(k: u8, body: &[u8]) -> bool {
     use crate::journal::frame::records;
     match k {
         kind::SEND | kind::PUBLISH | kind::RELOCATE | kind::DEDUP | kind::DEAD => true,
-        kind::TXN => records(body).flatten().any(|(_, k, b)| carries_message(k, b)),
+        kind::TXN => records(body)
+            .flatten()
+            .any(|(_, k, b)| carries_message(k, b)),
         _ => false,
     }
 }

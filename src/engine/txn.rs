@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 
 use super::batch::Counted;
-use super::send::payload_of;
 use super::record::{txn_begin, txn_end};
+use super::send::payload_of;
 use super::{ConsumerId, DeliveryRef, Engine, TxnDest, TxnSpec};
 use crate::error::{Error, ErrorKind, Result};
 use crate::message::MessageId;
@@ -72,18 +72,16 @@ impl Engine {
         }
         // Room in every queue, by each queue's overflow policy (as `send_batch`). A wait
         // releases the lock: every queue is looked at again until all have room at once.
-        let mut need: Vec<(u32, u64, u64)> = need.into_iter().map(|(q, (n, b))| (q, n, b)).collect();
+        let mut need: Vec<(u32, u64, u64)> =
+            need.into_iter().map(|(q, (n, b))| (q, n, b)).collect();
         need.sort_unstable();
         while let Some(&(qid, n, b)) = need
             .iter()
             .find(|&&(qid, n, b)| !g.queues[qid as usize].room_for(n, b))
         {
-            g = self.wait_room_for(g, qid, n, b).map_err(|e| {
-                Error::new(
-                    e.kind(),
-                    format!("transaction: {}", e.message()),
-                )
-            })?;
+            g = self
+                .wait_room_for(g, qid, n, b)
+                .map_err(|e| Error::new(e.kind(), format!("transaction: {}", e.message())))?;
             g.check()?;
         }
         let now = shared.now();

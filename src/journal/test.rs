@@ -354,7 +354,10 @@ fn a_roll_refused_for_space_part_way_is_retried_cleanly() {
                 let (j, got, report) = open(&img, 16 << 10, false)
                     .unwrap_or_else(|e| panic!("{op} #{k}: reopen: {e}"));
                 let tags: Vec<u32> = got.iter().map(|r| tag_of(&r.4)).collect();
-                assert_eq!(tags, acked, "{op} #{k}: the records acknowledged, once each");
+                assert_eq!(
+                    tags, acked,
+                    "{op} #{k}: the records acknowledged, once each"
+                );
                 assert!(
                     report.torn_tail.is_none() && report.quarantined.is_empty(),
                     "{op} #{k}: {report:?}"
@@ -397,7 +400,10 @@ fn repair_of_swapped_segments_reports_what_it_dropped() {
     assert_eq!(e.kind(), ErrorKind::Corrupt, "{e}");
     let (_, got, report) = open(&fs, 16 << 10, true).expect("repair");
     let kept = got.iter().filter(|r| r.3 == KIND).count() as u64;
-    assert!(kept < 200, "the swapped segments' records are not replayed in the wrong order");
+    assert!(
+        kept < 200,
+        "the swapped segments' records are not replayed in the wrong order"
+    );
     // Every quarantined range that held a whole frame says how many it dropped (a range of
     // frames from the past, out of order, used to count 0).
     for q in &report.quarantined {
@@ -408,7 +414,14 @@ fn repair_of_swapped_segments_reports_what_it_dropped() {
             assert!(q.frames_lost > 0, "{q:?}");
         }
     }
-    let lost: u64 = report.quarantined.iter().map(|q| q.frames_lost).sum::<u64>()
+    let lost: u64 = report
+        .quarantined
+        .iter()
+        .map(|q| q.frames_lost)
+        .sum::<u64>()
         + report.missing.iter().map(|m| m.frames_lost).sum::<u64>();
-    assert!(lost >= frames - kept / 5, "lost {lost}, kept {kept} records: {report:?}");
+    assert!(
+        lost >= frames - kept / 5,
+        "lost {lost}, kept {kept} records: {report:?}"
+    );
 }

@@ -755,7 +755,8 @@ impl ServerShared {
         };
         let max = max.clamp(1, MAX_RECEIVE) as usize;
         // `None`: no timeout, or one past what an Instant holds: both wait for good.
-        let deadline = timeout_ms.and_then(|t| crate::clock::deadline_after(Duration::from_millis(t)));
+        let deadline =
+            timeout_ms.and_then(|t| crate::clock::deadline_after(Duration::from_millis(t)));
         loop {
             let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
             let slice = left.map_or(RECEIVE_SLICE, |l| l.min(RECEIVE_SLICE));

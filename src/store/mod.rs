@@ -155,9 +155,7 @@ impl Store {
                 // The owner went away while we connected: take the lock or find the next one.
                 Err(e)
                     if e.kind() == ErrorKind::OwnerLost
-                        && !crate::clock::time_left(deadline).is_zero() =>
-                {
-                }
+                        && !crate::clock::time_left(deadline).is_zero() => {}
                 Err(e) => return Err(e),
             }
             std::thread::sleep(backoff);
