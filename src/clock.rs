@@ -4,7 +4,9 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::error::{Error, Result};
 
 /// A source of wall-clock time in milliseconds since the Unix epoch.
 pub trait Clock: Send + Sync + 'static {
@@ -28,6 +30,48 @@ pub fn ms_ceil(d: Duration) -> u64 {
     u64::try_from(ms).unwrap_or(u64::MAX)
 }
 
+/// `d` in whole milliseconds, rounded down and saturating at `u64::MAX` (for reporting a
+/// duration, e.g. a remaining timeout; `as_millis() as u64` would wrap above 2^64 ms).
+pub fn ms_floor(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// `secs` seconds (a caller's `f64`: Python, the command line) as a `Duration`. NaN or a
+/// negative number is `InvalidArgument` naming `what`; `+inf` or a number too large for a
+/// `Duration` (`sys.maxsize`, `1e300`) saturates at `Duration::MAX`, which every timer treats
+/// as "never". (`Duration::from_secs_f64` panics on all of these.) Every conversion of a
+/// caller's seconds goes through here.
+pub fn secs_to_duration(secs: f64, what: &str) -> Result<Duration> {
+    if secs.is_nan() || secs < 0.0 {
+        return Err(Error::invalid(format!(
+            "{what} must be a number of seconds >= 0, not {secs}"
+        )));
+    }
+    Ok(Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX))
+}
+
+/// The `Instant` `d` from now, or `None` ("never") when it is past what an `Instant` can hold
+/// (`Instant + Duration` panics there). Every deadline built from a caller's duration (receive
+/// and block timeouts, connect timeouts) goes through here.
+pub fn deadline_after(d: Duration) -> Option<Instant> {
+    Instant::now().checked_add(d)
+}
+
+/// Time left until `deadline` (`None`: never, `Duration::MAX`), zero once it passed.
+pub fn time_left(deadline: Option<Instant>) -> Duration {
+    deadline.map_or(Duration::MAX, |d| {
+        d.saturating_duration_since(Instant::now())
+    })
+}
+
+/// The clock time `after_ms` past `now_ms`, or `None` when it does not fit the clock
+/// (`u64::MAX` ms is the clock's saturation point, which a saturating [`ManualClock`] reaches):
+/// a deadline past the clock's range is "never", not a wrapped or saturated value that a
+/// clock standing at its maximum would take as already passed.
+pub fn due_after(now_ms: u64, after_ms: u64) -> Option<u64> {
+    now_ms.checked_add(after_ms).filter(|&t| t < u64::MAX)
+}
+
 /// The system's real-time clock.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SystemClock;
@@ -36,7 +80,7 @@ impl Clock for SystemClock {
     fn now_ms(&self) -> u64 {
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            .map(ms_floor)
             .unwrap_or(0)
     }
     fn slack_ms(&self) -> u64 {

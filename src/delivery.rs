@@ -181,7 +181,9 @@ impl Delivery {
     }
 
     /// Poison: straight to the dead-letter queue with reason `rejected` (`reason` at most
-    /// 32 KiB, as for [`nack`](Delivery::nack)).
+    /// 32 KiB, as for [`nack`](Delivery::nack)). The move stores a copy of the message: on a
+    /// full disk it fails with `NoSpace` and the message stays in its queue, ready again
+    /// (`mqlite::docs::durability`).
     pub fn reject(self, reason: &str) -> Result<()> {
         self.settle(Settle::Reject { reason })
     }

@@ -32,7 +32,8 @@ impl Queue {
     ///
     /// Errors: `InvalidName` for a bad target name, `InvalidArgument` if the target is this
     /// queue, `QueueFull` if the target's limits leave no room for all of them (then nothing is
-    /// done), `Corrupt` if a stored record does not decode, `Closed`/`Poisoned`.
+    /// done), `NoSpace` if the disk is full (nothing done: the one record is refused whole),
+    /// `Corrupt` if a stored record does not decode, `Closed`/`Poisoned`.
     pub fn transfer(&self, filter: &TransferFilter) -> Result<TransferReport> {
         self.engine.transfer(self.id, filter)
     }

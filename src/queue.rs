@@ -164,6 +164,7 @@ impl Queue {
     /// Errors: `InvalidArgument` when `filter.to` names a dead-letter queue (this one, or the
     /// dead-letter queue of a queue the store knows): a replay strips the dead-letter
     /// information, which would leave plain messages no dead-letter tool finds again.
+    /// `NoSpace` on a full disk: the dead letters it could not move stay (the error counts them).
     pub fn replay(&self, filter: &ReplayFilter) -> Result<u64> {
         self.engine.replay(self.id, filter)
     }

@@ -98,6 +98,12 @@ impl Transaction {
     /// Commits: every send and ack takes effect, as one durable journal record; returns the ids
     /// of the sent messages in order. On error nothing took effect and the acked deliveries are
     /// failed as in a rollback.
+    ///
+    /// A queue at its `max_messages`/`max_bytes` applies its overflow policy as for a send
+    /// (`drop_oldest` dead-letters its oldest, `block` waits up to its timeout).
+    /// Errors: `QueueFull` (`reject`, a `block` timeout, every message in flight),
+    /// `AlreadySettled` for an ack whose delivery is no longer in flight, `NoSpace` when the disk
+    /// is full (the store stays usable; see `mqlite::docs::durability`), `Closed`/`Poisoned`.
     pub fn commit(mut self) -> Result<Vec<MessageId>> {
         self.finished = true;
         match self.try_commit() {

@@ -136,6 +136,64 @@ fn huge_durations_saturate() {
     assert_eq!(s.queue("q").unwrap().stats().unwrap().messages, 2);
 }
 
+/// An ack deadline past the clock's range is "none": with the clock near its maximum, an ack
+/// timeout of an hour (or `Duration::MAX`) must not saturate to a deadline that the clock
+/// reaches at once (the delivery used to time out and the ack fail with `AlreadySettled`).
+#[test]
+fn an_ack_deadline_past_the_clock_is_none() {
+    let env = Env::new();
+    env.clock.set_ms(u64::MAX - 5);
+    let s = env.open();
+    for (name, t) in [("hour", Duration::from_secs(3600)), ("max", Duration::MAX)] {
+        let q = s
+            .queue_with(
+                name,
+                QueueOptions {
+                    ack_timeout: Some(t),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        q.send("m").unwrap();
+        let d = q.receive(NOW).unwrap().expect("the message");
+        env.clock.advance_ms(u64::MAX);
+        s.flush().unwrap();
+        assert_eq!(q.stats().unwrap().in_flight, 1, "{name}: still in flight");
+        d.ack().unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+}
+
+/// Every duration a Rust caller passes saturates where it becomes an `Instant` or a clock
+/// time: a connect timeout, a receive timeout and an overflow block timeout of
+/// `Duration::MAX` work (`Instant + Duration::MAX` used to panic).
+#[test]
+fn duration_max_everywhere_saturates() {
+    let env = Env::new();
+    let s = env.open_with(|o| o.connect_timeout = Duration::MAX);
+    let q = s
+        .queue_with(
+            "q",
+            QueueOptions {
+                max_messages: Some(1),
+                overflow: Some(OverflowPolicy::Block {
+                    timeout: Duration::MAX,
+                }),
+                ack_timeout: Some(Duration::MAX),
+                dedup_window: Some(Duration::MAX),
+                retention: Some(Duration::MAX),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    q.send(Message::new("a").ttl(Duration::MAX).delay(Duration::ZERO))
+        .unwrap();
+    let d = q.receive(Some(Duration::MAX)).unwrap().expect("a message");
+    d.ack().unwrap();
+    q.send("b").unwrap();
+    drop(q);
+    s.close().unwrap();
+}
+
 /// Nothing is delivered before it is due: every redelivery delay and delivery delay from 1 to
 /// 20,000 ms makes the message deliverable exactly at its due time and not a millisecond
 /// before (1,001 ms used to come out as 1,000: 419 of these values were 1 ms short).
@@ -242,6 +300,105 @@ fn max_bytes_counts_body_bytes() {
     }
     tx.commit().unwrap();
     assert_eq!(t.stats().unwrap().messages, 10);
+}
+
+/// `max_bytes` counts the headers a sender sets as well as the body (its documented rule), for
+/// the message coming in as for those held, in every way in: 50 bytes held, a 10-byte body
+/// with ~60 bytes of properties does not fit a 100-byte limit (the incoming message used to
+/// be measured by its body alone and admitted).
+#[test]
+fn max_bytes_counts_headers_of_the_incoming_message_in_every_way_in() {
+    let env = Env::new();
+    let s = env.open();
+    let opts = QueueOptions {
+        max_bytes: Some(100),
+        ..Default::default()
+    };
+    let big = || Message::new("0123456789").property("p", "x".repeat(60));
+    for way in ["send", "batch", "async", "txn"] {
+        let q = s.queue_with(way, opts.clone()).unwrap();
+        q.send("y".repeat(50)).unwrap();
+        let r = match way {
+            "send" => q.send(big()).map(drop),
+            "batch" => q.send_batch([big()]).map(drop),
+            "async" => q.send_async(big(), |_| {}),
+            _ => {
+                let mut tx = s.transaction();
+                tx.send(&q, big()).unwrap();
+                tx.commit().map(drop)
+            }
+        };
+        let e = r.expect_err(way);
+        assert_eq!(e.kind(), ErrorKind::QueueFull, "{way}: {e}");
+        assert_eq!(q.stats().unwrap().messages, 1, "{way}");
+    }
+}
+
+/// A transaction's sends into a full queue follow the queue's overflow policy exactly as plain
+/// sends do: `drop_oldest` dead-letters the oldest (it used to fail with `QueueFull`),
+/// `reject` fails with `QueueFull`, `block` waits for room.
+#[test]
+fn transactions_honour_the_overflow_policy() {
+    let env = Env::new();
+    let s = env.open();
+    let limit = |overflow| QueueOptions {
+        max_messages: Some(3),
+        overflow: Some(overflow),
+        ..Default::default()
+    };
+    let q = s
+        .queue_with("drop", limit(OverflowPolicy::DropOldest))
+        .unwrap();
+    for i in 0..3 {
+        q.send(format!("old{i}")).unwrap();
+    }
+    let mut tx = s.transaction();
+    tx.send(&q, "new0").unwrap();
+    tx.send(&q, "new1").unwrap();
+    tx.commit().expect("drop_oldest makes room");
+    let bodies: Vec<Vec<u8>> = q
+        .browse(10)
+        .unwrap()
+        .iter()
+        .map(|m| m.body().to_vec())
+        .collect();
+    assert_eq!(bodies, [&b"old2"[..], b"new0", b"new1"]);
+    assert_eq!(q.stats().unwrap().dead_lettered, 2);
+
+    let q = s
+        .queue_with("reject", limit(OverflowPolicy::Reject))
+        .unwrap();
+    for i in 0..3 {
+        q.send(format!("old{i}")).unwrap();
+    }
+    let mut tx = s.transaction();
+    tx.send(&q, "new").unwrap();
+    let e = tx.commit().expect_err("reject");
+    assert_eq!(e.kind(), ErrorKind::QueueFull, "{e}");
+
+    let q = s
+        .queue_with(
+            "block",
+            limit(OverflowPolicy::Block {
+                timeout: Duration::from_secs(600),
+            }),
+        )
+        .unwrap();
+    for i in 0..3 {
+        q.send(format!("old{i}")).unwrap();
+    }
+    std::thread::scope(|sc| {
+        let t = sc.spawn(|| {
+            let mut tx = s.transaction();
+            tx.send(&q, "new").unwrap();
+            tx.commit()
+        });
+        // Room comes once a message is acked: the commit waits for it (it used to fail at once).
+        let d = q.receive(NOW).unwrap().unwrap();
+        d.ack().unwrap();
+        t.join().unwrap().expect("block waits for room");
+    });
+    assert_eq!(q.stats().unwrap().messages, 3);
 }
 
 /// A message whose TTL passed leaves on time, without a consumer: after a manual clock's jump

@@ -112,3 +112,200 @@ fn a_batch_that_fills_the_disk_part_way_keeps_what_was_written() {
     let want: Vec<String> = (1..n).map(|i| format!("m{i}")).collect();
     assert_eq!(tags, want);
 }
+
+// ---- Every operation that stores a message refuses cleanly on a full disk (issue 15 §5,
+// review r3 #3): a transaction's commit, a dead-letter move (reject, redelivery exhaustion),
+// a dead-letter replay, a move and a copy fail with `NoSpace` (or, without a caller to tell,
+// leave the message where it was) instead of poisoning the store. Afterwards receive, ack,
+// stats and close work, and after a reopen the store holds exactly what the calls said.
+
+const BIG: usize = 200 << 10;
+
+fn full_disk_options(fs: &FaultFs) -> StoreOptions {
+    StoreOptions {
+        vfs: fs.vfs(),
+        clock: ManualClock::new(1_700_000_000_000),
+        // 1 MiB segments keep a 128 KiB reserve: one 200 KiB message does not fit it, so a
+        // record carrying one cannot hide in the reserve either.
+        segment_bytes: 1 << 20,
+        redelivery: RedeliveryPolicy {
+            max_redeliveries: 0,
+            initial_redelivery_delay: Duration::ZERO,
+            redelivery_delay: Duration::ZERO,
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+/// Sends 200 KiB messages to `q` until the disk is full; returns their tags.
+fn fill(q: &Queue, prefix: &str) -> BTreeSet<String> {
+    let mut tags = BTreeSet::new();
+    for i in 0.. {
+        let tag = format!("{prefix}{i}");
+        match q.send(body(&tag, BIG)) {
+            Ok(_) => {
+                tags.insert(tag);
+            }
+            Err(e) => {
+                assert_eq!(e.kind(), ErrorKind::NoSpace, "{e}");
+                break;
+            }
+        }
+        assert!(i < 1000, "the disk never filled");
+    }
+    tags
+}
+
+/// The tags of every message `q` holds, in any state.
+fn held(s: &Store, q: &str) -> BTreeSet<String> {
+    s.queue(q)
+        .unwrap()
+        .browse(usize::MAX)
+        .unwrap()
+        .iter()
+        .map(|m| tag_of(m.body()).unwrap())
+        .collect()
+}
+
+/// The store is not poisoned: stats, a small ack (the reserve takes settles) and close work.
+fn still_usable(s: Store, q: &Queue) {
+    q.stats().expect("stats after the refusal");
+    let d = q
+        .receive(Some(Duration::ZERO))
+        .expect("receive after the refusal")
+        .expect("a message");
+    d.release().expect("release after the refusal");
+    s.flush().expect("flush after the refusal");
+    s.close().expect("close after the refusal");
+}
+
+#[test]
+fn dead_letter_moves_on_a_full_disk_refuse_instead_of_poisoning() {
+    let _serial = serial();
+    let fs = FaultFs::new();
+    fs.set_capacity(Some(3 << 20));
+    let dir = tempfile::tempdir().unwrap();
+    let o = full_disk_options(&fs);
+    let s = Store::open(dir.path(), o.clone()).unwrap();
+    let q = s.queue("a").unwrap();
+    let mut in_a = fill(&q, "a");
+    let mut in_dlq = BTreeSet::new();
+    let mut refused = 0;
+    // Rejects: each is a dead-letter move carrying a 200 KiB copy.
+    for _ in 0..4 {
+        let d = q.receive(Some(Duration::ZERO)).unwrap().expect("a message");
+        let tag = tag_of(d.body()).unwrap();
+        match d.reject("bad") {
+            Ok(()) => {
+                in_a.remove(&tag);
+                in_dlq.insert(tag);
+            }
+            Err(e) => {
+                assert_eq!(e.kind(), ErrorKind::NoSpace, "{e}");
+                refused += 1;
+            }
+        }
+    }
+    assert!(
+        refused > 0,
+        "a reject found room: the test does not fill the disk"
+    );
+    // Redelivery exhaustion (max_redeliveries 0): nobody to tell; the message stays.
+    let d = q.receive(Some(Duration::ZERO)).unwrap().expect("a message");
+    d.nack("failed").expect("a nack is a settle");
+    assert_eq!(held(&s, "a"), in_a);
+    assert_eq!(held(&s, "DLQ"), in_dlq);
+    still_usable(s, &q);
+    drop(q);
+    let s = Store::open(dir.path(), o).unwrap();
+    assert_eq!(held(&s, "a"), in_a, "after reopen");
+    assert_eq!(held(&s, "DLQ"), in_dlq, "after reopen");
+}
+
+#[test]
+fn a_transaction_on_a_full_disk_fails_whole_and_leaves_the_store_usable() {
+    let _serial = serial();
+    let fs = FaultFs::new();
+    fs.set_capacity(Some(3 << 20));
+    let dir = tempfile::tempdir().unwrap();
+    let o = full_disk_options(&fs);
+    let s = Store::open(dir.path(), o.clone()).unwrap();
+    let q = s.queue("a").unwrap();
+    let b = s.queue("b").unwrap();
+    let in_a = fill(&q, "a");
+    let mut tx = s.transaction();
+    let d = q.receive(Some(Duration::ZERO)).unwrap().expect("a message");
+    tx.ack(d).unwrap();
+    tx.send(&b, body("t", BIG)).unwrap();
+    let e = tx.commit().expect_err("a 200 KiB send on a full disk");
+    assert_eq!(e.kind(), ErrorKind::NoSpace, "{e}");
+    // Nothing of it took effect: the acked message is back, nothing reached b.
+    assert_eq!(held(&s, "a"), in_a);
+    assert!(held(&s, "b").is_empty());
+    // A transaction of acks only is a settle: it commits on the full disk.
+    let d = q.receive(Some(Duration::ZERO)).unwrap().expect("a message");
+    let acked = tag_of(d.body()).unwrap();
+    let mut tx = s.transaction();
+    tx.ack(d).unwrap();
+    tx.commit().expect("acks only");
+    let mut in_a = in_a;
+    in_a.remove(&acked);
+    assert_eq!(held(&s, "a"), in_a);
+    still_usable(s, &q);
+    drop((q, b));
+    let s = Store::open(dir.path(), o).unwrap();
+    assert_eq!(held(&s, "a"), in_a, "after reopen");
+    assert!(held(&s, "b").is_empty(), "after reopen");
+}
+
+#[test]
+fn replay_move_and_copy_on_a_full_disk_refuse_instead_of_poisoning() {
+    let _serial = serial();
+    let fs = FaultFs::new();
+    fs.set_capacity(Some(3 << 20));
+    let dir = tempfile::tempdir().unwrap();
+    let o = full_disk_options(&fs);
+    let s = Store::open(dir.path(), o.clone()).unwrap();
+    let d_q = s.queue("d").unwrap();
+    let mut dead = BTreeSet::new();
+    for i in 0..2 {
+        let tag = format!("d{i}");
+        d_q.send(body(&tag, BIG)).unwrap();
+        d_q.receive(Some(Duration::ZERO))
+            .unwrap()
+            .unwrap()
+            .reject("bad")
+            .unwrap();
+        dead.insert(tag);
+    }
+    let q = s.queue("a").unwrap();
+    let in_a = fill(&q, "a");
+    let dlq = s.queue("DLQ").unwrap();
+    let e = dlq
+        .replay(&ReplayFilter::default())
+        .expect_err("replaying 200 KiB dead letters on a full disk");
+    assert_eq!(e.kind(), ErrorKind::NoSpace, "{e}");
+    assert_eq!(held(&s, "DLQ"), dead);
+    assert!(held(&s, "d").is_empty());
+    for copy in [false, true] {
+        let e = q
+            .transfer(&TransferFilter {
+                to: "b".into(),
+                limit: Some(2),
+                copy,
+                ..Default::default()
+            })
+            .expect_err("moving 200 KiB messages on a full disk");
+        assert_eq!(e.kind(), ErrorKind::NoSpace, "copy {copy}: {e}");
+        assert_eq!(held(&s, "a"), in_a, "copy {copy}");
+        assert!(held(&s, "b").is_empty(), "copy {copy}");
+    }
+    still_usable(s, &q);
+    drop((q, d_q, dlq));
+    let s = Store::open(dir.path(), o).unwrap();
+    assert_eq!(held(&s, "a"), in_a, "after reopen");
+    assert_eq!(held(&s, "DLQ"), dead, "after reopen");
+    assert!(held(&s, "b").is_empty(), "after reopen");
+    assert!(held(&s, "d").is_empty(), "after reopen");
+}

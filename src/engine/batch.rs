@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::callbacks::Callback;
-use super::queue::Entry;
+use super::queue::{Entry, InFlight};
 use super::State;
 use crate::defaults::LAZY_ACK_INTERVAL_MS;
 use crate::error::Result;
@@ -21,6 +21,39 @@ pub(crate) struct PendingSend {
     /// A compaction copy: update the location of an existing message instead of adding one.
     pub relocate: bool,
     pub dedup_key: Option<Box<str>>,
+}
+
+/// A message a record of the batch takes out of its queue in memory (a dead-letter move,
+/// a replay, a transfer, a transaction's ack) together with a copy of it or other messages:
+/// such a record is refused as a whole on a full disk (it is not a small settle that the
+/// segment's reserve is kept for), and then the message goes back where it was.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Restore {
+    /// Where the record that took it out starts in [`Batch::buf`].
+    pub rec_off: usize,
+    pub qid: u32,
+    pub entry: Entry,
+    /// The counter the taking counted, to be taken back.
+    pub counted: Counted,
+    /// A caller waits to learn the outcome: a refusal is left in `State::refused` under the
+    /// entry's id (nobody would take it otherwise: dead-lettering by a timer).
+    pub tell: bool,
+    /// The delivery tag it was in flight under, to put it back in flight (a transaction's
+    /// ack: the failed commit's rollback then fails the delivery as for any rollback);
+    /// `None`: back to ready.
+    pub tag: Option<u64>,
+}
+
+/// The counter a [`Restore`]'s record counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Counted {
+    Nothing,
+    /// `acked` of its queue.
+    Acked,
+    /// `dead_lettered` of its queue.
+    DeadLettered,
+    /// `replayed` of queue `.0` (the replay's target).
+    Replayed(u32),
 }
 
 /// The records of the next group commit: appended under the state lock, in the order the
@@ -50,6 +83,9 @@ pub(crate) struct Batch {
     /// delivery record taken by a leader while later lazy acks filled `pending`, waits until
     /// the lazy-ack interval passes on the store's clock, which a manual clock never does.)
     pub awaited: bool,
+    /// Messages the batch's records take out of their queues, put back if such a record is
+    /// refused on a full disk.
+    pub restores: Vec<Restore>,
 }
 
 impl Batch {
@@ -69,6 +105,7 @@ impl Batch {
         self.lazy_bytes = 0;
         self.lazy_since = None;
         self.awaited = false;
+        self.restores.clear();
     }
 
     /// Notes that the records appended since `buf` was `before` bytes long are lazy acks.
@@ -102,6 +139,66 @@ impl Batch {
 }
 
 impl State {
+    /// Notes that the record starting at `rec_off` of the pending batch took `entry` out of
+    /// queue `qid` (see [`Restore`]). Nothing to note when no record was appended there (a
+    /// memory queue's change is not written, so no disk can refuse it).
+    pub fn note_restore(
+        &mut self,
+        rec_off: usize,
+        qid: u32,
+        entry: Entry,
+        counted: Counted,
+        tell: bool,
+        tag: Option<u64>,
+    ) {
+        if self.pending.buf.len() > rec_off {
+            self.pending.restores.push(Restore {
+                rec_off,
+                qid,
+                entry,
+                counted,
+                tell,
+                tag,
+            });
+        }
+    }
+
+    /// Puts back a message whose taking-out record a full disk refused: ready again in its
+    /// queue (the journal still holds it as it was), its counter taken back.
+    pub fn restore(&mut self, r: &Restore, now: u64) {
+        let q = &mut self.queues[r.qid as usize];
+        match r.counted {
+            Counted::Nothing => {}
+            Counted::Acked => q.counters.acked = q.counters.acked.saturating_sub(1),
+            Counted::DeadLettered => {
+                q.counters.dead_lettered = q.counters.dead_lettered.saturating_sub(1)
+            }
+            Counted::Replayed(t) => {
+                let t = &mut self.queues[t as usize].counters;
+                t.replayed = t.replayed.saturating_sub(1);
+            }
+        }
+        let q = &mut self.queues[r.qid as usize];
+        if q.find(r.entry.id, r.entry.priority).is_some() {
+            return;
+        }
+        q.insert(r.entry, 0, now);
+        if let Some(tag) = r.tag {
+            if let Some(e) = q.take_back(r.entry.id, r.entry.priority) {
+                q.inflight.insert(
+                    e.id,
+                    InFlight {
+                        entry: e,
+                        consumer: 0,
+                        deadline: None,
+                        tag,
+                    },
+                );
+            }
+        }
+        self.live_inc(r.entry.seg as u64, r.entry.live_bytes());
+    }
+
     /// Applies a committed batch: its sends become visible (at the place they were written),
     /// declarations, dedup entries and compaction's copies get their segments.
     pub fn publish(&mut self, batch: &mut Batch, placed: &[Placed], now: u64) {

@@ -9,7 +9,7 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
-use super::batch::{Batch, PendingSend};
+use super::batch::{Batch, PendingSend, Restore};
 use super::state::poisoned;
 use super::{panic_text, Engine, Guard, Shared};
 use crate::error::{Error, ErrorKind, Result};
@@ -292,8 +292,8 @@ impl Engine {
             g.space.seg_live.retain(|s, _| journal.segment_size(*s) > 0);
         }
         g.space.segs = io.segments();
-        if let Some((sends, e)) = refused {
-            refuse_sends(g, sends, &e, &mut io.spare);
+        if let Some((sends, restores, e)) = refused {
+            refuse_sends(g, sends, &restores, &e, &mut io.spare, now);
         }
         g.publish(&mut io.spare, &io.placed, now);
         g.space.compacting = None;
@@ -433,12 +433,12 @@ impl Engine {
     }
 }
 
-/// Sends a full disk refused, with the error.
-type Refused = Option<(Vec<PendingSend>, Error)>;
+/// Sends a full disk refused, the messages their records had taken out, and the error.
+type Refused = Option<(Vec<PendingSend>, Vec<Restore>, Error)>;
 
 /// Writes the batch in `io.spare`, syncs when it needs it, removes `removable` segments once
-/// everything is synced. On a full disk the batch's new messages are refused and the rest
-/// (settles, which must not fail) goes into the segment's reserve.
+/// everything is synced. On a full disk the batch's records that carry messages are refused
+/// and the rest (settles, which must not fail) goes into the segment's reserve.
 /// Returns the outcome, the sends a full disk refused, and whether it fdatasynced.
 fn write_and_sync(
     io: &mut Io,
@@ -522,9 +522,10 @@ impl Shared {
 }
 
 /// The disk filled up after `buf[..n]` was written: that part stays (it is on disk and is synced
-/// with the rest); the new messages after it are refused (their callers are told they were not
-/// stored: a full disk never poisons the store), and the other records after it (settles,
-/// moves, declarations) are written into the reserve kept for them.
+/// with the rest); the records after it that carry a message (new messages, dead-letter moves,
+/// replays, transactions and transfers with sends) are refused (their callers are told nothing
+/// was done: a full disk never poisons the store), and the other records after it (settles,
+/// declarations) are written into the reserve kept for them.
 fn write_after_full(
     journal: &mut Journal,
     spare: &mut Batch,
@@ -533,7 +534,8 @@ fn write_after_full(
     e: Error,
     refused: &mut Refused,
 ) -> Result<()> {
-    *refused = Some((strip_new_messages(spare, n), e));
+    let (sends, restores) = strip_new_messages(spare, n);
+    *refused = Some((sends, restores, e));
     let first = placed.len();
     let r = journal.write(&spare.buf[n..], placed, true);
     for p in &mut placed[first..] {
@@ -546,25 +548,41 @@ fn write_after_full(
     }
 }
 
-/// Takes the new messages (top-level SEND and PUBLISH records) and compaction's optional copies (RELOCATE,
-/// DEDUP) after offset `from` (what the disk took before it filled up) out of a batch that found
-/// the disk full, keeping every record before `from` and every other record (declarations,
-/// deliveries, settles, dead-letter moves, transactions) with its offsets fixed up. Returns the
-/// refused sends.
-fn strip_new_messages(b: &mut Batch, from: usize) -> Vec<PendingSend> {
+/// Whether a record of kind `k` (with `body`) carries a message: a new one (SEND, PUBLISH),
+/// compaction's optional copies (RELOCATE, DEDUP), a dead-letter move or replay (DEAD: the
+/// message's copy), or a transaction holding any of those (TXN: all or nothing). On a full
+/// disk such a record is refused rather than written into the reserve, which is sized for
+/// settles (an ack or a delivery count is bytes; a moved message may be megabytes).
+fn carries_message(k: u8, body: &[u8]) -> bool {
     use super::record::kind;
+    use crate::journal::frame::records;
+    match k {
+        kind::SEND | kind::PUBLISH | kind::RELOCATE | kind::DEDUP | kind::DEAD => true,
+        kind::TXN => records(body)
+            .flatten()
+            .any(|(_, k, b)| carries_message(k, b)),
+        _ => false,
+    }
+}
+
+/// Takes the records that carry a message (see [`carries_message`]) after offset `from` (what
+/// the disk took before it filled up) out of a batch that found the disk full, keeping every
+/// record before `from` and every other record (declarations, deliveries, settles) with its
+/// offsets fixed up. Returns the refused sends and the messages the refused records had taken
+/// out of their queues (to be put back).
+fn strip_new_messages(b: &mut Batch, from: usize) -> (Vec<PendingSend>, Vec<Restore>) {
     use crate::journal::frame::{records, RECORD_HEADER};
     let old = std::mem::take(&mut b.buf);
     // (old start, new start, length) of each kept record.
     let mut kept: Vec<(usize, usize, usize)> = Vec::new();
     for (at, k, body) in records(&old).flatten() {
         let len = RECORD_HEADER + body.len();
-        if at < from || !matches!(k, kind::SEND | kind::PUBLISH | kind::RELOCATE | kind::DEDUP) {
+        if at < from || !carries_message(k, body) {
             kept.push((at, b.buf.len(), len));
             b.buf.extend_from_slice(&old[at..at + len]);
         }
     }
-    // Offsets may point inside a kept record (the sends of a TXN record).
+    // Offsets may point inside a kept record (the acks of a TXN record).
     let remap = |off: usize| {
         let i = kept.partition_point(|k| k.0 <= off).checked_sub(1)?;
         let (from, to, len) = kept[i];
@@ -582,12 +600,25 @@ fn strip_new_messages(b: &mut Batch, from: usize) -> Vec<PendingSend> {
         .retain_mut(|(_, at)| remap(*at).map(|n| *at = n).is_some());
     b.dedups
         .retain_mut(|(_, _, at)| remap(*at).map(|n| *at = n).is_some());
-    refused
+    let restores = std::mem::take(&mut b.restores)
+        .into_iter()
+        .filter(|r| remap(r.rec_off).is_none())
+        .collect();
+    (refused, restores)
 }
 
-/// Undoes what queuing the refused sends did, and tells their callers: async callbacks get the
-/// error, synchronous senders find it in `State::refused` when they wake.
-fn refuse_sends(g: &mut Guard<'_>, sends: Vec<PendingSend>, e: &Error, b: &mut Batch) {
+/// Undoes what queuing the refused sends did and puts back the messages the refused records
+/// had taken out, and tells their callers: async callbacks get the error, synchronous callers
+/// (senders, settles, replays, transfers, transactions) find it in `State::refused` under the
+/// message's id when they wake.
+fn refuse_sends(
+    g: &mut Guard<'_>,
+    sends: Vec<PendingSend>,
+    restores: &[Restore],
+    e: &Error,
+    b: &mut Batch,
+    now: u64,
+) {
     let err = Error::new(
         ErrorKind::NoSpace,
         format!(
@@ -612,6 +643,21 @@ fn refuse_sends(g: &mut Guard<'_>, sends: Vec<PendingSend>, e: &Error, b: &mut B
             if ids.remove(&id.0) {
                 *r = Err(err.clone());
             }
+        }
+    }
+    let stays = Error::new(
+        ErrorKind::NoSpace,
+        format!(
+            "the disk is full; nothing was moved, the message stays where it was ({})",
+            e.message()
+        ),
+    );
+    for r in restores {
+        g.restore(r, now);
+        // A move's copy has the moved message's id: its caller (if any) is told below.
+        ids.remove(&r.entry.id);
+        if r.tell {
+            g.refused.insert(r.entry.id, stays.clone());
         }
     }
     for id in ids {

@@ -134,7 +134,7 @@ impl State {
             InFlight {
                 entry: e,
                 consumer,
-                deadline: u64::MAX,
+                deadline: None,
                 tag: tag.0,
             },
         );

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use super::batch::Counted;
 use super::queue::Entry;
 use super::record::{put_remove, send_in_record, txn_begin, txn_end, why};
 use super::{Engine, QueueId, State};
@@ -236,6 +237,7 @@ impl Engine {
         let now = shared.now();
         let start = txn_begin(&mut g.pending.buf);
         let mut removed: Vec<u64> = Vec::new();
+        let mut sent: Vec<u64> = Vec::new();
         let mut outcome = Ok(());
         for (e, rec) in es.iter().zip(recs.iter()) {
             let waiting = g.queues[q.0 as usize]
@@ -252,7 +254,7 @@ impl Engine {
                 }
                 g.send(to, &m, now)
             });
-            let (_, duplicate) = match step {
+            let (id, duplicate) = match step {
                 Ok(x) => x,
                 Err(err) => {
                     // What was done so far stays consistent: each message is in one place.
@@ -265,11 +267,15 @@ impl Engine {
                 continue;
             }
             report.transferred += 1;
+            sent.push(id);
             if !filter.copy {
                 let src = &mut g.queues[q.0 as usize];
                 if let Some(entry) = src.remove_waiting(e.id, e.priority) {
                     src.forget(&entry);
                     g.live_dec(&entry);
+                    // The TXN record carries the copies: refused on a full disk as a whole,
+                    // and then the message stays.
+                    g.note_restore(start, q.0, entry, Counted::Nothing, true, None);
                     removed.push(e.id);
                 }
             }
@@ -281,7 +287,23 @@ impl Engine {
         g.pending.needs_sync = true;
         g = self.finish_moves(g)?;
         shared.avail.notify_all();
-        drop(self.commit(g)?);
+        let mut g = self.commit(g)?;
+        // A full disk refuses the whole TXN record: nothing moved, nothing copied.
+        let refused: Vec<Error> = sent
+            .iter()
+            .chain(&removed)
+            .filter_map(|id| g.refused.remove(id))
+            .collect();
+        if let Some(e) = refused.first() {
+            return Err(Error::new(
+                ErrorKind::NoSpace,
+                format!(
+                    "nothing was {}: {}",
+                    if filter.copy { "copied" } else { "moved" },
+                    e.message()
+                ),
+            ));
+        }
         outcome.map(|()| report)
     }
 

@@ -97,7 +97,7 @@ impl State {
         let q = &mut self.queues[qid as usize];
         if let Some(t) = q.opts.ack_timeout_ms {
             if let Some(f) = q.inflight.get_mut(&e.id) {
-                f.deadline = now.saturating_add(t);
+                f.deadline = crate::clock::due_after(now, t);
             }
         }
         if let Some(c) = self.consumers.get_mut(&cid) {

@@ -73,8 +73,9 @@ pub(crate) struct InFlight {
     pub entry: Entry,
     /// The consumer it was handed to (0: a plain receive of the queue, or held).
     pub consumer: u64,
-    /// When it times out (`u64::MAX`: never).
-    pub deadline: u64,
+    /// When it times out (ms of the store's clock); `None`: never (no ack timeout, or one past
+    /// the clock's range: see [`crate::clock::due_after`]).
+    pub deadline: Option<u64>,
     /// The delivery's tag, unique in the store: a settle must name it.
     pub tag: u64,
 }
@@ -260,6 +261,16 @@ impl QueueState {
         Some(e)
     }
 
+    /// Takes waiting message `id` back into flight whatever its group's state (a refused
+    /// settle puts back a delivery: [`super::batch::Restore`]).
+    pub fn take_back(&mut self, id: u64, priority: u8) -> Option<Entry> {
+        let e = self.remove_waiting(id, priority)?;
+        if let Some(g) = self.group_mut(&e) {
+            g.inflight = Some(e.id);
+        }
+        Some(e)
+    }
+
     /// Takes waiting (ready, not delayed) message `id` if it may be delivered now, as
     /// [`QueueState::pop_next`] would (its group's bookkeeping included).
     pub fn take_waiting(&mut self, id: u64, priority: u8) -> Option<Entry> {
@@ -357,7 +368,7 @@ impl QueueState {
             InFlight {
                 entry: e,
                 consumer: 0,
-                deadline: u64::MAX,
+                deadline: None,
                 tag: 0,
             },
         );

@@ -3,6 +3,7 @@
 
 use std::cmp::Reverse;
 
+use super::batch::Counted;
 use super::queue::{Entry, QueueState};
 use super::record::{decode_message, put_group};
 use super::settle::{Destination, Source};
@@ -119,6 +120,7 @@ impl Engine {
         let mut g = shared.lock();
         g.check()?;
         let now = shared.now();
+        let mut moved = Vec::new();
         for (e, msg, info) in selected {
             let target = filter.to.as_deref().unwrap_or(&info.original_queue);
             let to = g.declare(target, None, &shared.opts)?;
@@ -144,7 +146,11 @@ impl Engine {
                 id: e.id,
                 journaled: from_journaled,
             };
+            let at = g.pending.buf.len();
             g.put_move(from, dest, &meta, &msg.body, now)?;
+            // Refused on a full disk: the dead letter stays, and this call says so.
+            g.note_restore(at, q.0, entry, Counted::Replayed(to), true, None);
+            moved.push(e.id);
             let t = &mut g.queues[to as usize];
             t.counters.replayed += 1;
             if let Some(key) = &meta.group {
@@ -165,7 +171,20 @@ impl Engine {
             g.pending.needs_sync = true;
         }
         shared.avail.notify_all();
-        let _g = self.commit(g)?;
+        let mut g = self.commit(g)?;
+        let refused: Vec<Error> = moved.iter().filter_map(|id| g.refused.remove(id)).collect();
+        if let Some(e) = refused.first() {
+            return Err(Error::new(
+                ErrorKind::NoSpace,
+                format!(
+                    "{} of the {} dead letters to replay were not replayed (they stay in \
+                     the dead-letter queue): {}",
+                    refused.len(),
+                    moved.len(),
+                    e.message()
+                ),
+            ));
+        }
         Ok(matched)
     }
 }

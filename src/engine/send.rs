@@ -191,10 +191,20 @@ impl State {
         }
     }
 
-    /// Whether queue `qid` has room for a message of `len` body bytes.
-    pub fn has_room(&self, qid: u32, len: usize) -> bool {
-        self.queues[qid as usize].room_for(1, len as u64)
+    /// Whether queue `qid` has room for one more message of `payload` bytes (see
+    /// [`payload_of`]).
+    pub fn has_room(&self, qid: u32, payload: u64) -> bool {
+        self.queues[qid as usize].room_for(1, payload)
     }
+}
+
+/// The bytes of `msg` that a queue's `max_bytes` counts: its body and the headers its sender
+/// set (properties, correlation id, group, dedup key), not the fixed record header — the rule
+/// of [`crate::QueueOptions::max_bytes`], the same as [`Entry::payload`] of a stored message.
+/// Every way into a queue (send, send_batch, async sends, transactions, transfers, topic
+/// publishes) measures a new message with it.
+pub(crate) fn payload_of(msg: &Message) -> u64 {
+    msg.body.len() as u64 + super::record::meta_bytes(&msg.meta)
 }
 
 impl Entry {
@@ -206,10 +216,11 @@ impl Entry {
 }
 
 impl super::queue::QueueState {
-    /// Whether `count` more messages of `body` bytes in all fit the queue's limits (the one
-    /// check of every way in: send, batch, transaction, transfer). `max_bytes` counts body
-    /// bytes (and the headers their senders set, see [`Entry::payload`]), not the fixed
-    /// record header of each message; a single message always fits an empty queue.
+    /// Whether `count` more messages of `body` payload bytes in all ([`payload_of`]) fit the
+    /// queue's limits (the one check of every way in: send, batch, transaction, transfer,
+    /// publish). `max_bytes` counts body bytes and the headers their senders set (see
+    /// [`Entry::payload`]), not the fixed record header of each message; a single message
+    /// always fits an empty queue.
     pub fn room_for(&self, count: u64, body: u64) -> bool {
         let n = self.count + self.pending_count;
         let held = (self.bytes + self.pending_bytes).saturating_sub(n * SEND_OVERHEAD as u64);
@@ -239,13 +250,29 @@ impl super::queue::QueueState {
 }
 
 impl Engine {
-    /// Waits (per the queue's overflow policy) until queue `q` has room for `len` body bytes.
-    fn wait_room<'a>(&'a self, mut g: Guard<'a>, to: Dest<'_>, len: usize) -> Result<Guard<'a>> {
+    /// Waits (per the queue's overflow policy) until queue `q` has room for `msg`.
+    fn wait_room<'a>(&'a self, g: Guard<'a>, to: Dest<'_>, msg: &Message) -> Result<Guard<'a>> {
         // A publish checks each subscription's room itself (and refuses rather than waits).
         let Dest::Queue(q) = to else { return Ok(g) };
+        self.wait_room_for(g, q.0, 1, payload_of(msg))
+    }
+
+    /// Waits (per queue `qid`'s overflow policy) until it has room for `count` more messages
+    /// of `payload` bytes in all: `Reject` fails with `QueueFull`, `DropOldest` dead-letters
+    /// the oldest waiting messages (`QueueFull` when every message is in flight), `Block`
+    /// waits up to its timeout (then `QueueFull`). The one overflow rule of sends, batches,
+    /// async sends and transactions.
+    pub(super) fn wait_room_for<'a>(
+        &'a self,
+        mut g: Guard<'a>,
+        qid: u32,
+        count: u64,
+        payload: u64,
+    ) -> Result<Guard<'a>> {
+        let q = QueueId(qid);
         let shared = &self.shared;
         let mut deadline = None;
-        while !g.has_room(q.0, len) {
+        while !g.queues[qid as usize].room_for(count, payload) {
             let queue = &g.queues[q.0 as usize];
             let name = queue.name.clone();
             match queue.opts.overflow {
@@ -274,10 +301,8 @@ impl Engine {
                 }
                 OverflowPolicy::Block { timeout } => {
                     // A timeout past what an Instant can hold waits forever (no deadline).
-                    let d = *deadline.get_or_insert_with(|| Instant::now().checked_add(timeout));
-                    let left = d.map_or(Duration::MAX, |d| {
-                        d.saturating_duration_since(Instant::now())
-                    });
+                    let d = *deadline.get_or_insert_with(|| crate::clock::deadline_after(timeout));
+                    let left = crate::clock::time_left(d);
                     if left.is_zero() {
                         return Err(Error::new(
                             ErrorKind::QueueFull,
@@ -313,7 +338,7 @@ impl Engine {
         let shared = &self.shared;
         let mut g = shared.lock();
         g.check()?;
-        g = self.wait_room(g, to, msg.body.len())?;
+        g = self.wait_room(g, to, msg)?;
         let a = g.send_to(to, msg, shared.now())?;
         let (id, reached) = (a.id, a.reached);
         if a.in_memory {
@@ -348,7 +373,7 @@ impl Engine {
         let mut failure = None;
         let (mut journaled, mut in_memory) = (false, false);
         for (i, m) in msgs.enumerate() {
-            let r = match self.wait_room(g, to, m.body.len()) {
+            let r = match self.wait_room(g, to, &m) {
                 Ok(g2) => {
                     g = g2;
                     g.send_to(to, &m, now)
@@ -409,7 +434,7 @@ impl Engine {
         let mut g = shared.lock();
         g.check()?;
         g = self.wait_window(g, len)?;
-        g = self.wait_room(g, to, len)?;
+        g = self.wait_room(g, to, &msg)?;
         let a = g.send_to(to, &msg, shared.now())?;
         let id = a.id;
         if !a.journaled {

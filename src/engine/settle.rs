@@ -1,7 +1,7 @@
 //! Settling: ack, the one failure path (nack, timeout, closed consumer, crash, rollback),
 //! release, reject, and moving messages to their dead-letter queue.
 
-use super::batch::PendingSend;
+use super::batch::{Counted, PendingSend};
 use super::queue::{Entry, InFlight, ENTRY_REPEATS, MEM_SEG};
 use super::record::{
     decode_message, put_ack, put_dead, put_group, put_remove, put_requeue, put_send, why, Requeue,
@@ -289,7 +289,18 @@ impl State {
             id,
             journaled: src_journaled,
         };
-        self.put_move(from, to, &meta, &msg.body, now)
+        let at = self.pending.buf.len();
+        self.put_move(from, to, &meta, &msg.body, now)?;
+        // Refused on a full disk (the DEAD record carries the message): the message stays in
+        // its queue, and a reject's caller is told (the other dead-lettering has none).
+        let counted = if mv.reason == DeadLetterReason::Expired {
+            Counted::Nothing
+        } else {
+            Counted::DeadLettered
+        };
+        let tell = mv.reason == DeadLetterReason::Rejected;
+        self.note_restore(at, qid, f.entry, counted, tell, None);
+        Ok(())
     }
 
     /// Stores a copy of a message in `to.qid` (keeping its id: see `State::moved_id`) and
@@ -497,7 +508,13 @@ impl Engine {
         if matches!(op, Settle::Ack) && self.lazy_acks(&mut g, qid, before) {
             return Ok(());
         }
-        let _g = self.commit(g)?;
+        let mut g = self.commit(g)?;
+        if matches!(op, Settle::Reject { .. }) {
+            // The dead-letter move was refused (a full disk): the message is back in its queue.
+            if let Some(e) = g.refused.remove(&id) {
+                return Err(e);
+            }
+        }
         Ok(())
     }
 

@@ -61,7 +61,7 @@ impl State {
             let late: Vec<u64> = q
                 .inflight
                 .values()
-                .filter(|f| f.deadline <= now)
+                .filter(|f| f.deadline.is_some_and(|d| d <= now))
                 .map(|f| f.entry.id)
                 .collect();
             for id in late {

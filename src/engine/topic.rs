@@ -570,7 +570,7 @@ impl State {
         now: u64,
     ) -> Result<Appended> {
         for &qid in matched {
-            if !self.has_room(qid, msg.body.len()) {
+            if !self.has_room(qid, super::send::payload_of(msg)) {
                 let name = self.topics.names.get(&qid).cloned().unwrap_or_default();
                 return Err(Error::new(
                     ErrorKind::QueueFull,

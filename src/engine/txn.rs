@@ -2,7 +2,9 @@
 
 use std::collections::HashMap;
 
+use super::batch::Counted;
 use super::record::{txn_begin, txn_end};
+use super::send::payload_of;
 use super::{ConsumerId, DeliveryRef, Engine, TxnDest, TxnSpec};
 use crate::error::{Error, ErrorKind, Result};
 use crate::message::MessageId;
@@ -34,13 +36,14 @@ impl Engine {
 
     /// Commits `spec`: every send and ack takes effect, as one durable journal record; returns
     /// the ids of the sent messages in order. Everything is checked first (messages, room in
-    /// every queue — a transaction does not block on a limit —, that every delivery is still in
-    /// flight under its tag), so that applying cannot fail halfway; on error nothing took effect.
+    /// every queue — at a limit each queue's overflow policy applies as for its sends:
+    /// `reject` fails with `QueueFull`, `drop_oldest` dead-letters the oldest, `block` waits
+    /// up to its timeout —, that every delivery is still in flight under its tag), so that
+    /// applying cannot fail halfway; on error nothing took effect (a full disk: `NoSpace`).
     pub(crate) fn commit_txn(&self, spec: &TxnSpec) -> Result<Vec<MessageId>> {
         let shared = &self.shared;
         let mut g = shared.lock();
         g.check()?;
-        let now = shared.now();
         let mut need: HashMap<u32, (u64, u64)> = HashMap::new();
         for (to, m) in &spec.sends {
             let (what, targets) = match to {
@@ -64,18 +67,24 @@ impl Engine {
             for qid in targets {
                 let n = need.entry(qid).or_default();
                 n.0 += 1;
-                n.1 += m.body.len() as u64;
+                n.1 += payload_of(m);
             }
         }
-        for (&qid, &(n, b)) in &need {
-            let q = &g.queues[qid as usize];
-            if !q.room_for(n, b) {
-                return Err(Error::new(
-                    ErrorKind::QueueFull,
-                    format!("queue {:?} has no room for the transaction", q.name),
-                ));
-            }
+        // Room in every queue, by each queue's overflow policy (as `send_batch`). A wait
+        // releases the lock: every queue is looked at again until all have room at once.
+        let mut need: Vec<(u32, u64, u64)> =
+            need.into_iter().map(|(q, (n, b))| (q, n, b)).collect();
+        need.sort_unstable();
+        while let Some(&(qid, n, b)) = need
+            .iter()
+            .find(|&&(qid, n, b)| !g.queues[qid as usize].room_for(n, b))
+        {
+            g = self
+                .wait_room_for(g, qid, n, b)
+                .map_err(|e| Error::new(e.kind(), format!("transaction: {}", e.message())))?;
+            g.check()?;
         }
+        let now = shared.now();
         for d in &spec.acks {
             if g.is_settled(d.queue.0, d.id.0, d.tag) {
                 return Err(Error::new(
@@ -104,7 +113,14 @@ impl Engine {
             if pass {
                 for d in &spec.acks {
                     g.forget_received(d.consumer, d.id.0, d.tag);
+                    let held = g.queues[d.queue.0 as usize].inflight.get(&d.id.0);
+                    let entry = held.map(|f| (f.entry, f.tag));
                     g.ack(d.queue.0, &[(d.id.0, d.tag)])?;
+                    // A full disk refuses the TXN record as a whole (it carries the sends):
+                    // then the acked message is back in its queue.
+                    if let Some((e, tag)) = entry {
+                        g.note_restore(start, d.queue.0, e, Counted::Acked, true, Some(tag));
+                    }
                 }
                 txn_end(&mut g.pending.buf, start);
             }
@@ -112,7 +128,23 @@ impl Engine {
         g.pending.needs_sync = true;
         shared.avail.notify_all();
         shared.room.notify_all();
-        let _g = self.commit(g)?;
+        let mut g = self.commit(g)?;
+        // Refused as a whole on a full disk (see `commit::carries_message`): nothing took effect.
+        let refused: Vec<Error> = ids
+            .iter()
+            .map(|id| id.0)
+            .chain(spec.acks.iter().map(|d| d.id.0))
+            .filter_map(|id| g.refused.remove(&id))
+            .collect();
+        if let Some(e) = refused.into_iter().next() {
+            return Err(Error::new(
+                ErrorKind::NoSpace,
+                format!(
+                    "the transaction was not committed (nothing of it took effect): {}",
+                    e.message()
+                ),
+            ));
+        }
         Ok(ids)
     }
 }

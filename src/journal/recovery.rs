@@ -133,6 +133,25 @@ pub(crate) fn next_valid(b: &[u8], from: usize) -> Option<(usize, FrameHeader)> 
     None
 }
 
+/// How many whole valid frames lie in `b[from..to]` (each checked by its own checksum, found
+/// where the one before it ends or, past damage, by scanning): what a cut of that range drops.
+/// A repair reports it, whatever the frames' sequence numbers say (frames out of order — a
+/// segment whose contents were exchanged with another's — are dropped all the same).
+pub(super) fn frames_in(b: &[u8], from: usize, to: usize) -> u64 {
+    let b = &b[..to.min(b.len())];
+    let mut n = 0;
+    let mut k = from;
+    while let Some((at, h)) = next_valid(b, k) {
+        let end = at + FRAME_HEADER + h.len;
+        if end > b.len() {
+            break;
+        }
+        n += 1;
+        k = end;
+    }
+    n
+}
+
 pub(super) fn recover(j: &mut Journal, repair: bool, apply: Apply<'_>) -> Result<RecoveryReport> {
     let names = j
         .vfs
@@ -387,9 +406,12 @@ impl Recovery<'_, '_> {
                 first_seq_after(self.j, &self.numbers[i + 1..])?.unwrap_or(s + 1),
             ),
         };
+        // The frames the cut drops, counted in the range itself: the gap in sequence numbers
+        // says 0 for frames older than expected (a segment holding another's contents).
+        let dropped = frames_in(&seg.buf, pos, cut_end);
         let q = quarantine(self.j, seg, pos, cut_end, next_seq.saturating_sub(1).max(s))?;
         self.report.quarantined.push(Quarantined {
-            frames_lost: next_seq.saturating_sub(s),
+            frames_lost: next_seq.saturating_sub(s).max(dropped),
             ..q
         });
         self.expected = None;

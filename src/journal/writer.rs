@@ -63,10 +63,17 @@ impl Journal {
                 RollError::Io(err)
             }
         };
-        let f = self
-            .vfs
-            .create(&path)
-            .map_err(|e| classify("creating", &e))?;
+        let f = match self.vfs.create(&path) {
+            // A segment past the tail is never in use: it is what an earlier roll that failed
+            // left when its clean-up removal failed too (its header, nothing else). Replace it,
+            // rather than fail every later roll on the taken name (or write a second header).
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => self
+                .vfs
+                .remove(&path)
+                .and_then(|()| self.vfs.create(&path))
+                .map_err(|e| classify("creating", &e))?,
+            r => r.map_err(|e| classify("creating", &e))?,
+        };
         // Out of space while reserving room or writing the header: nothing of the new segment
         // became durable, so the batch can be refused without poisoning the store. A failed
         // fdatasync or directory fsync is never excused (fsyncgate), whatever its errno.

@@ -160,7 +160,8 @@ pub struct QueueOptions {
     /// id, group, dedup key; not the fixed per-record header); `None` = unbounded. A single
     /// message larger than the limit is still accepted into an empty queue.
     pub max_bytes: Option<u64>,
-    /// What a send does at the limit. Default [`OverflowPolicy::Reject`].
+    /// What a send (a batch, an async send, a transaction's send) does at the limit. Default
+    /// [`OverflowPolicy::Reject`].
     pub overflow: Option<OverflowPolicy>,
     /// Overrides the store's redelivery policy.
     pub redelivery: Option<RedeliveryPolicy>,

@@ -135,13 +135,13 @@ impl Slot {
 
     /// The answer, or `None` if none came within `limit`.
     fn wait_for(&self, limit: Duration) -> Option<Result<Response>> {
-        let end = Instant::now() + limit;
+        let end = crate::clock::deadline_after(limit);
         let mut g = lock(&self.r);
         loop {
             if let Some(r) = g.take() {
                 return Some(r);
             }
-            let left = end.saturating_duration_since(Instant::now());
+            let left = crate::clock::time_left(end);
             if left.is_zero() {
                 return None;
             }
@@ -773,9 +773,9 @@ fn readable_within(s: &UnixStream, limit: Duration) -> bool {
         events: libc::POLLIN,
         revents: 0,
     };
-    let end = Instant::now() + limit;
+    let end = crate::clock::deadline_after(limit);
     loop {
-        let left = end.saturating_duration_since(Instant::now());
+        let left = crate::clock::time_left(end);
         let ms = left.as_millis().min(i32::MAX as u128) as i32;
         // SAFETY: one valid pollfd, count 1.
         let rc = unsafe { libc::poll(&mut p, 1, ms) };
@@ -814,7 +814,7 @@ impl Inner {
     /// Connects to an owner — or becomes the owner if the lock is free and this process may —
     /// retrying with backoff until the connect timeout. Returns the new connection's stream.
     fn establish(self: &Arc<Self>, again: bool) -> Result<UnixStream> {
-        let deadline = Instant::now() + self.timeout;
+        let deadline = crate::clock::deadline_after(self.timeout);
         let mut backoff = Duration::from_millis(2);
         let mut last: Option<Error> = None;
         loop {
@@ -834,7 +834,7 @@ impl Inner {
                 Err(None) => {}
             }
             // The first connection: `Store::open` retries (and tries the lock) itself.
-            if !again || Instant::now() >= deadline {
+            if !again || crate::clock::time_left(deadline).is_zero() {
                 let why = last
                     .map(|e| format!(" (last error: {e})"))
                     .unwrap_or_default();
@@ -1270,7 +1270,7 @@ fn resend(
                     max: *max,
                     timeout_ms: p
                         .deadline
-                        .map(|d| d.saturating_duration_since(now).as_millis() as u64),
+                        .map(|d| crate::clock::ms_floor(d.saturating_duration_since(now))),
                     selector: selector.clone(),
                 })),
             }

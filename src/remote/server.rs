@@ -794,7 +794,9 @@ impl ServerShared {
             self.consumer(c, consumer)?
         };
         let max = max.clamp(1, MAX_RECEIVE) as usize;
-        let deadline = timeout_ms.map(|t| Instant::now() + Duration::from_millis(t));
+        // `None`: no timeout, or one past what an Instant holds: both wait for good.
+        let deadline =
+            timeout_ms.and_then(|t| crate::clock::deadline_after(Duration::from_millis(t)));
         loop {
             let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
             let slice = left.map_or(RECEIVE_SLICE, |l| l.min(RECEIVE_SLICE));

@@ -111,7 +111,8 @@ impl Store {
     pub fn open(dir: impl AsRef<Path>, options: StoreOptions) -> Result<Store> {
         options.validate()?;
         let dir = prepare_dir(dir.as_ref(), options.create)?;
-        let deadline = std::time::Instant::now() + options.connect_timeout;
+        // A connect timeout past what an Instant holds never runs out (no panic).
+        let deadline = crate::clock::deadline_after(options.connect_timeout);
         let mut backoff = std::time::Duration::from_millis(2);
         loop {
             if options.open_as != OpenAs::Client {
@@ -153,8 +154,8 @@ impl Store {
                 }
                 // The owner went away while we connected: take the lock or find the next one.
                 Err(e)
-                    if e.kind() == ErrorKind::OwnerLost && std::time::Instant::now() < deadline => {
-                }
+                    if e.kind() == ErrorKind::OwnerLost
+                        && !crate::clock::time_left(deadline).is_zero() => {}
                 Err(e) => return Err(e),
             }
             std::thread::sleep(backoff);

@@ -80,6 +80,39 @@ static void test_clock_and_durations(const char *dir) {
     mqlite_manual_clock_free(c);
 }
 
+/* An ack deadline past the clock's range is "none": with the manual clock near UINT64_MAX, an
+ * ack timeout of an hour (and of UINT64_MAX ms) must not saturate to a deadline the clock
+ * reaches at once (the delivery used to time out and the ack fail). */
+static void test_ack_deadline_past_the_clock(const char *dir) {
+    mqlite_manual_clock *c = mqlite_manual_clock_new(UINT64_MAX - 5);
+    mqlite_store_options *o = mqlite_store_options_new();
+    OK(mqlite_store_options_set_manual_clock(o, c, ERR));
+    mqlite_store *s = open_store(dir, o);
+    mqlite_store_options_free(o);
+    uint64_t timeouts[] = {3600000, UINT64_MAX};
+    const char *names[] = {"hour", "max"};
+    for (int i = 0; i < 2; i++) {
+        mqlite_queue_options *qo = mqlite_queue_options_new();
+        OK(mqlite_queue_options_set_delivery(qo, timeouts[i], true, MQLITE_GROUP_FAILURE_BLOCK, ERR));
+        mqlite_queue *q = NULL;
+        OK(mqlite_store_queue_with(s, names[i], strlen(names[i]), qo, &q, ERR));
+        mqlite_queue_options_free(qo);
+        uint64_t id;
+        OK(mqlite_queue_send_bytes(q, (const uint8_t *)"m", 1, &id, ERR));
+        mqlite_delivery *d = NULL;
+        OK(mqlite_queue_receive(q, 0, &d, ERR));
+        OK(mqlite_manual_clock_advance(c, UINT64_MAX, ERR));
+        mqlite_stats st;
+        OK(mqlite_queue_stats(q, &st, ERR));
+        CHECK(st.in_flight == 1);
+        if (d) OK(mqlite_delivery_ack(d, ERR));
+        mqlite_delivery_free(d);
+        mqlite_queue_free(q);
+    }
+    mqlite_store_free(s);
+    mqlite_manual_clock_free(c);
+}
+
 static void test_max_bytes_counts_bodies(const char *dir) {
     mqlite_store *s = open_store(dir, NULL);
     mqlite_queue_options *qo = mqlite_queue_options_new();
@@ -261,6 +294,9 @@ int main(void) {
     test_clock_and_durations(dir);
     test_max_bytes_counts_bodies(dir);
     test_transaction_owns_its_acks(dir);
+    remove_dir(dir);
+    dir = temp_dir();
+    test_ack_deadline_past_the_clock(dir);
     remove_dir(dir);
     dir = temp_dir();
     test_missing_segment_is_named_and_repaired(dir);

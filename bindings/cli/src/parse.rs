@@ -26,18 +26,15 @@ pub fn now_ms() -> u64 {
 /// A duration in whole ms, saturating at `u64::MAX` (a `Duration` holds up to 2^64 s, which
 /// `as_millis() as u64` would wrap). Every conversion of a user's duration to ms goes here.
 pub fn ms(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+    mqlite::clock::ms_floor(d)
 }
 
 /// `secs` seconds as a `Duration`, saturating: `Duration::MAX` above its range (or for +∞),
 /// zero for a negative number or NaN. `Duration::from_secs_f64` panics on those instead.
 /// Every conversion of a user's number of seconds (`--rate`, `--interval`) goes here.
 pub fn secs(secs: f64) -> Duration {
-    Duration::try_from_secs_f64(secs).unwrap_or(if secs > 0.0 {
-        Duration::MAX
-    } else {
-        Duration::ZERO
-    })
+    // The core's one conversion; what it refuses (NaN, negative) means "no wait" here.
+    mqlite::clock::secs_to_duration(secs, "seconds").unwrap_or(Duration::ZERO)
 }
 
 /// A duration such as `500ms`, `30s`, `10m`, `2h 30m`.

@@ -11,8 +11,9 @@ use pyo3::types::{PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyString
 
 use crate::errors::invalid;
 
-/// Seconds (int or float) or a `datetime.timedelta`, as a `Duration`. Negative or NaN is an error;
-/// a value too long for a `Duration` (`sys.maxsize`, `1e300`, "forever") saturates at
+/// Seconds (int or float) or a `datetime.timedelta`, as a `Duration`, by the core's one rule
+/// (`mqlite::clock::secs_to_duration`): negative or NaN is `InvalidArgument`; a value too long
+/// for a `Duration` (`sys.maxsize`, `1e300`, `math.inf`, "forever") saturates at
 /// `Duration::MAX`, which every consumer of a duration treats as "never".
 pub(crate) fn duration(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Duration> {
     let secs: f64 = if obj.hasattr(intern!(obj.py(), "total_seconds"))? {
@@ -25,12 +26,7 @@ pub(crate) fn duration(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Duration>
             ))
         })?
     };
-    if !secs.is_finite() || secs < 0.0 {
-        return Err(invalid(format!(
-            "{what} must be a finite number of seconds >= 0, not {secs}"
-        )));
-    }
-    Ok(Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX))
+    crate::errors::mq(mqlite::clock::secs_to_duration(secs, what))
 }
 
 pub(crate) fn opt_duration(

@@ -165,12 +165,9 @@ impl RedeliveryPolicy {
 impl RedeliveryPolicy {
     /// The core's policy, validated by the core (so every face refuses the same values).
     fn to_core(&self) -> PyResult<mqlite::RedeliveryPolicy> {
+        // The core's one conversion: NaN/negative refused, too long saturates ("never").
         let d = |s: f64, what: &str| -> PyResult<Duration> {
-            if s.is_nan() || s < 0.0 {
-                return Err(invalid(format!("{what} must be >= 0 seconds, not {s}")));
-            }
-            // Too long for a Duration: saturate ("never"), as every duration in this module.
-            Ok(Duration::try_from_secs_f64(s).unwrap_or(Duration::MAX))
+            crate::errors::mq(mqlite::clock::secs_to_duration(s, what))
         };
         let p = mqlite::RedeliveryPolicy {
             max_redeliveries: self.max_redeliveries,
@@ -287,7 +284,7 @@ impl ManualClock {
             Some(s) if !s.is_none() => crate::convert::time_ms(s, "start")?,
             _ => std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_millis() as u64)
+                .map(mqlite::clock::ms_floor)
                 .unwrap_or(0),
         };
         Ok(ManualClock {

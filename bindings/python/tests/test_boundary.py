@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import math
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -119,6 +120,46 @@ def test_huge_durations_saturate_instead_of_panicking(store: mqlite.Store) -> No
         q.send(b"x", delay=float("nan"))
     with pytest.raises(mqlite.InvalidArgument):
         q.send(b"x", ttl=-1)
+
+
+@pytest.mark.parametrize("huge", [sys.maxsize, 1e300, sys.float_info.max, math.inf])
+def test_every_duration_saturates_through_the_one_conversion(store_dir: Path, huge: float) -> None:
+    # Every duration a Python caller passes goes through the core's one conversion: too long
+    # (sys.maxsize, 1e300, inf) saturates to "never", NaN and negative are InvalidArgument.
+    # (inf used to be refused by some options and accepted by others; Instant + Duration::MAX
+    # panicked in connect_timeout.)
+    clock = mqlite.ManualClock(1)
+    redelivery = mqlite.RedeliveryPolicy(initial_redelivery_delay=huge, redelivery_delay=huge)
+    with mqlite.open(store_dir, clock=clock, connect_timeout=huge, max_delay=huge) as s:
+        q = s.queue(
+            "q",
+            redelivery=redelivery,
+            overflow="block",
+            overflow_timeout=huge,
+            ack_timeout=huge,
+            dedup_window=huge,
+            retention=huge,
+            max_delay=huge,
+        )
+        q.send(b"m", ttl=huge)
+        q.send(b"later", delay=huge)
+        m = q.receive(timeout=huge)
+        assert m is not None and m.body == b"m"
+        assert q.receive(timeout=0) is None  # "later" is not due
+        # An ack deadline past the clock's range is "never": the clock at its end does not
+        # time the delivery out (it used to saturate to a deadline reached at once).
+        clock.advance(huge)
+        assert q.stats()["in_flight"] == 1
+        m.nack(delay=huge)
+        for bad in [math.nan, -1.0]:
+            with pytest.raises(mqlite.InvalidArgument):
+                q.send(b"x", delay=bad)
+            with pytest.raises(mqlite.InvalidArgument):
+                q.receive(timeout=bad)
+            with pytest.raises(mqlite.InvalidArgument):
+                s.queue("r", ack_timeout=bad)
+            with pytest.raises(mqlite.InvalidArgument):
+                mqlite.RedeliveryPolicy(redelivery_delay=bad)
 
 
 def test_options_that_cannot_work_are_refused(store_dir: Path) -> None:

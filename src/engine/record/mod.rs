@@ -291,6 +291,20 @@ pub fn put_bincode<T: serde::Serialize>(
     Ok(n)
 }
 
+/// The bytes `meta` takes in a SEND record (0 for a message without headers, as
+/// `put_send_body` writes none): what [`crate::engine::payload_of`] adds to the body.
+pub(crate) fn meta_bytes(meta: &crate::message::Meta) -> u64 {
+    if *meta == crate::message::Meta::default() {
+        return 0;
+    }
+    let mut w = bincode::enc::write::SizeWriter::default();
+    // A meta too large to encode is refused by the send itself; count it as the limit.
+    match bincode::serde::encode_into_writer(meta, &mut w, bincode_config()) {
+        Ok(()) => w.bytes_written as u64,
+        Err(_) => MAX_META as u64,
+    }
+}
+
 /// Decodes a bincode payload.
 pub fn get_bincode<T: serde::de::DeserializeOwned>(b: &[u8]) -> Option<T> {
     if b.len() > MAX_META {
