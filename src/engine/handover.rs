@@ -74,7 +74,7 @@ impl Engine {
                 if let Some(f) = q.inflight.get_mut(&id) {
                     f.consumer = HANDED_OVER;
                     f.tag = tag.0;
-                    f.deadline = until;
+                    f.deadline = Some(until);
                     q.handover_until = Some(until);
                     n += 1;
                 }
