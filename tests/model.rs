@@ -295,6 +295,13 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                         m.count -= 1;
                         m.inflight = None;
                         m.due = now;
+                        // The released message is the next one delivered: the later messages
+                        // its (the plain receive's) buffer held go back too, uncounted.
+                        for id in model.buffer.drain(..) {
+                            let m = model.msgs.get_mut(&id).unwrap();
+                            m.buffered = false;
+                            m.count -= 1;
+                        }
                     }
                 }
             }
