@@ -170,7 +170,8 @@ static void test_round_trip(const char *dir) {
     CHECK(st.messages == 1);
     mqlite_recovery_report rep;
     OK(mqlite_store_recovery_report(s, &rep, ERR));
-    CHECK(rep.records > 0);
+    /* After a clean close the open loads the index checkpoint: no record is replayed. */
+    CHECK(rep.records == 0);
     uint64_t n = 0;
     OK(mqlite_queue_purge(q, &n, ERR));
     mqlite_queue_free(q);
