@@ -215,24 +215,11 @@ fn handover_hold_ms(o: &StoreOptions) -> u64 {
 /// Writes the handover list (through a temporary file, fsync'd and renamed, the directory
 /// fsync'd: the next owner reads it whole or not at all).
 fn write_handover(dir: &Path, id: &str, items: &[Handed]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
     let mut text = format!("mqlite-handover 1 {id}\n");
     for (q, m, c) in items {
         text.push_str(&format!("{q} {m} {c}\n"));
     }
-    let tmp = dir.join(format!("{HANDOVER_FILE}.tmp"));
-    let _ = std::fs::remove_file(&tmp);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
-        .open(&tmp)?;
-    f.write_all(text.as_bytes())?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, dir.join(HANDOVER_FILE))?;
-    std::fs::File::open(dir)?.sync_all()
+    crate::store::identity::replace_file(dir, HANDOVER_FILE, text.as_bytes()).map_err(|(_, e)| e)
 }
 
 /// Reads and removes the handover list of the previous owner, if there is one for this store

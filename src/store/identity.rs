@@ -53,25 +53,34 @@ pub(crate) fn ensure(dir: &Path, created: bool) -> Result<String> {
     }
     let id = fresh();
     let path = dir.join(FILE);
-    let tmp = dir.join(format!("{FILE}.tmp"));
-    let io = |what: &str, e: std::io::Error| Error::io(format!("{what} {}", path.display()), &e);
-    // A stale temporary file (or a link planted there) is removed, never written through.
+    replace_file(dir, FILE, format!("{id}\n").as_bytes())
+        .map_err(|(what, e)| Error::io(format!("{what} {}", path.display()), &e))?;
+    Ok(id)
+}
+
+/// Replaces the small file `name` in the store directory `dir` with `bytes`, whole or not at
+/// all: written to `<name>.tmp` (a stale one, or a link planted there, is removed, never
+/// written through), fsync'd, renamed over `name`, and the directory fsync'd. The error says
+/// which step failed: "writing" or "syncing the directory of". (`STORE_ID`, `HANDOVER`.)
+pub(crate) fn replace_file(
+    dir: &Path,
+    name: &str,
+    bytes: &[u8],
+) -> std::result::Result<(), (&'static str, std::io::Error)> {
+    let tmp = dir.join(format!("{name}.tmp"));
     let _ = std::fs::remove_file(&tmp);
-    let mut f = std::fs::OpenOptions::new()
+    std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
         .open(&tmp)
-        .map_err(|e| io("writing", e))?;
-    f.write_all(format!("{id}\n").as_bytes())
-        .and_then(|_| f.sync_all())
-        .map_err(|e| io("writing", e))?;
-    std::fs::rename(&tmp, &path).map_err(|e| io("writing", e))?;
+        .and_then(|mut f| f.write_all(bytes).and_then(|_| f.sync_all()))
+        .and_then(|_| std::fs::rename(&tmp, dir.join(name)))
+        .map_err(|e| ("writing", e))?;
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())
-        .map_err(|e| io("syncing the directory of", e))?;
-    Ok(id)
+        .map_err(|e| ("syncing the directory of", e))
 }
 
 #[cfg(test)]
