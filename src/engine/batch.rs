@@ -118,10 +118,12 @@ impl Batch {
     }
 
     /// How long the commit of this batch may still wait at `now` (ms): `None` when it is
-    /// empty, zero when a caller may be waiting for it (anything but lazy acks) or the lazy acks
-    /// are due ([`LAZY_ACK_INTERVAL_MS`] after the first).
+    /// empty and no caller waits for it, zero when a caller may be waiting for it (anything but
+    /// lazy acks, or [`awaited`](Batch::awaited) even when empty: `compact` drives commits by
+    /// waiting for empty batches) or the lazy acks are due ([`LAZY_ACK_INTERVAL_MS`] after the
+    /// first).
     pub fn may_wait(&self, now: u64) -> Option<Duration> {
-        if self.is_empty() {
+        if self.is_empty() && !self.awaited {
             return None;
         }
         match self.lazy_since {

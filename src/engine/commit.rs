@@ -316,7 +316,11 @@ impl Engine {
             drop(g);
             let mut io = shared.io.lock().unwrap_or_else(|e| e.into_inner());
             g = shared.lock();
-            if g.pending.is_empty() && g.closing && g.progress.unsynced_since.is_none() {
+            if g.pending.is_empty()
+                && !g.pending.awaited
+                && g.closing
+                && g.progress.unsynced_since.is_none()
+            {
                 // Everything is written and no caller is writing (we hold io): nothing more
                 // will be, as a closing store takes no new records. The index checkpoint
                 // saves the next open its replay; it is only an optimisation, so a failure to
@@ -328,7 +332,15 @@ impl Engine {
             }
             let p = &g.progress;
             let deadline = p.unsynced_since.is_some_and(|t| t.elapsed() >= p.max_delay);
-            if g.pending.is_empty() && !deadline && !(g.closing && p.unsynced_since.is_some()) {
+            // An empty batch a caller waits for is committed all the same: that caller may have
+            // found io held by us and be waiting for our commit's wake-up, and nobody else will
+            // commit it (a waiter that finds io held never takes it; see `wait_done`).
+            let awaited = g.pending.awaited;
+            if g.pending.is_empty()
+                && !awaited
+                && !deadline
+                && !(g.closing && p.unsynced_since.is_some())
+            {
                 continue; // a caller led the commit while we waited for the io lock
             }
             if g.progress.joined > 0 {

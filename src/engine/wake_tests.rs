@@ -108,3 +108,37 @@ fn a_blocked_producer_returns_once_an_ack_made_room() {
     }
     assert_eq!(q.stats().unwrap().messages, 1);
 }
+
+/// `compact` drives commits by waiting for the batch being gathered, which may be empty. A
+/// caller waiting for an empty batch finds the io lock held (here by the test; in the field by
+/// the commit thread, which took it and let go again without a commit) and sleeps until a
+/// commit's wake-up. The commit thread must take that empty batch as work and commit it: an
+/// earlier version saw "nothing pending", slept, and left the caller (and `compact`, and every
+/// client request behind it) waiting for good. The periodic wake-up is switched off, so a
+/// missed wake-up hangs the caller until the failure bound.
+#[test]
+fn a_caller_waiting_for_an_empty_batch_is_not_left_waiting() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    engine(&s)
+        .test_hooks()
+        .no_periodic_wake
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    engine(&s).shared.work.notify_one();
+    let io = engine(&s).shared.io.lock().unwrap();
+    let (tx, rx) = mpsc::channel();
+    let crate::remote::backend::Backend::Local(e, _) = s.engine.clone() else {
+        panic!("a store opened alone is its owner")
+    };
+    std::thread::spawn(move || {
+        let g = e.shared.lock();
+        assert!(g.pending.is_empty(), "nothing is pending");
+        let no = g.progress.batch_no;
+        drop(tx.send(e.wait_done(g, no).map(drop)));
+    });
+    until_waiters(&s, 1);
+    drop(io);
+    rx.recv_timeout(BOUND)
+        .expect("the caller was never woken")
+        .unwrap();
+}
