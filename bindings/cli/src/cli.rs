@@ -39,6 +39,18 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub json: bool,
 
+    /// How long to wait for the store's owner process to answer when another process holds
+    /// the store (this command is then its client), e.g. 5s, 500ms, or a number of seconds;
+    /// from 1ms to 24h, default 30s. A stopped or hung owner makes a command fail with
+    /// `timeout` (exit status 1) after this long
+    #[arg(
+        long,
+        global = true,
+        value_name = "DURATION",
+        env = "MQLITE_CONNECT_TIMEOUT"
+    )]
+    pub timeout: Option<String>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -228,7 +240,8 @@ pub struct StatsArgs {
 /// How a body is shown.
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BodyFormat {
-    /// UTF-8 text when it is valid UTF-8, else hex
+    /// UTF-8 text when it is valid UTF-8, else hex; only the first 1 KiB of a longer body
+    /// (with how many bytes more there are): the other formats show all of it
     Auto,
     /// Base64
     Base64,
