@@ -2228,6 +2228,8 @@ fn a_send_the_dedup_window_drops_says_nothing_was_stored() {
     let d = c.dir();
     let first = ok_json(&["send", d, "q", "x", "--dedup-key", "k1", "--create"]);
     assert_eq!(first["duplicate"], false, "{first}");
+    // Review r3 #34: consumed meanwhile, the key is still in the window (nothing to browse).
+    ok(&["receive", d, "q"]);
     let again = ok_json(&["send", d, "q", "x", "--dedup-key", "k1"]);
     assert_eq!(
         (again["id"].clone(), again["duplicate"].clone()),
@@ -2239,7 +2241,7 @@ fn a_send_the_dedup_window_drops_says_nothing_was_stored() {
         out.starts_with("nothing stored") && out.contains("\"k1\""),
         "{out}"
     );
-    assert_eq!(stored(c.path()).len(), 1);
+    assert_eq!(stored(c.path()).len(), 0);
 }
 
 #[test]
@@ -3037,4 +3039,66 @@ fn the_question_declines_on_ctrl_c_ctrl_d_and_esc_and_never_hides_the_cursor() {
     let (code, shown) = on_a_terminal(&["purge", d, "q"], b"y");
     assert_eq!(code, Some(0), "{shown:?}");
     assert_eq!(stored(c.path()).len(), 0);
+}
+
+#[test]
+fn dlq_replay_leaves_the_dead_letters_of_an_ended_subscription_and_replays_the_rest() {
+    // Review r3 #10: a replay into a `$sub.` queue whose subscription is gone is refused by
+    // the core; the dry run promised it.
+    let c = Case::new();
+    let (p, d) = (c.path(), c.dir());
+    {
+        let store = open(p);
+        let sub = store
+            .subscribe(
+                "orders.>",
+                mqlite::SubscriptionOptions {
+                    name: Some("billing".into()),
+                    durable: true,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        store.topic("orders.eu").unwrap().publish("o").unwrap();
+        sub.receive(Some(Duration::ZERO))
+            .unwrap()
+            .unwrap()
+            .reject("bad")
+            .unwrap();
+        sub.close().unwrap();
+        store.unsubscribe("billing").unwrap();
+        let q = store.queue("plain").unwrap();
+        q.send("p").unwrap();
+        q.receive(Some(Duration::ZERO))
+            .unwrap()
+            .unwrap()
+            .reject("bad")
+            .unwrap();
+        store.close().unwrap();
+    }
+    let r = run(&["dlq", "replay", d, "--dry-run", "--json"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let v: J = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["matched"], 1, "{v}");
+    assert_eq!(
+        v["unreplayable"][0]["original_queue"], "$sub.billing",
+        "{v}"
+    );
+    assert!(
+        r.stderr.contains("no longer exists") && r.stderr.contains("billing"),
+        "{}",
+        r.stderr
+    );
+    let r = run(&["dlq", "replay", d]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stdout
+            .contains("replayed 1 of 1 dead letter: 1 to \"plain\""),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stderr.contains("$sub.billing"), "{}", r.stderr);
+    let left = ok_json(&["dlq", "list", d]);
+    assert_eq!(left.as_array().map(Vec::len), Some(1), "{left}");
+    assert_eq!(left[0]["original_queue"], "$sub.billing");
 }

@@ -86,7 +86,7 @@ fn read_batch(r: &mut dyn BufRead, line_no: &mut usize, max: u64) -> Result<Vec<
 
 /// A line checked: a message for a queue, or a subscription to re-create.
 enum Checked {
-    Message(String, Message),
+    Message(String, Box<Message>),
     Subscription(SubscriptionJson),
 }
 
@@ -126,7 +126,7 @@ fn check_line(raw: &[u8], queue: Option<&str>, now: u64) -> std::result::Result<
     if m.dead_letter_info().is_none() {
         open::plain_into_dlq(&queue)?;
     }
-    Ok(Checked::Message(queue, m))
+    Ok(Checked::Message(queue, Box::new(m)))
 }
 
 /// Why subscription line `sub` cannot be imported into a store whose subscription of that name
@@ -281,7 +281,7 @@ pub fn run(a: &ImportArgs, json: bool, w: &mut dyn Write) -> Result<()> {
         for (n, raw) in &lines {
             let (queue, m) =
                 match check_line(raw, a.queue.as_deref(), now).map_err(|w| bad(*n, w))? {
-                    Checked::Message(queue, m) => (queue, m),
+                    Checked::Message(queue, m) => (queue, *m),
                     // With --queue every message goes to that queue: no subscription is needed.
                     Checked::Subscription(_) if a.queue.is_some() => continue,
                     Checked::Subscription(sub) => {
