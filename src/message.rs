@@ -474,6 +474,16 @@ impl Message {
         self.meta.dead_letter = Some(info);
         self
     }
+
+    /// Sets the topic the message was published to, for restoring an exported message of a
+    /// subscription (or a dead letter of one): [`Message::topic`] then reads it as on the
+    /// original. Sent to a subscription's queue (`$sub.<name>`), it is stored there as the
+    /// published message was; nothing is published. The text should follow the topic-name rule
+    /// ([`crate::selector::check_topic_name`]); it is stored as given (`mqlite import` checks it).
+    pub fn restore_topic(mut self, topic: impl Into<String>) -> Self {
+        self.meta.topic = Some(topic.into());
+        self
+    }
 }
 
 impl From<Vec<u8>> for Message {

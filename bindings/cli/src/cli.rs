@@ -39,6 +39,18 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub json: bool,
 
+    /// How long to wait for the store's owner process to answer when another process holds
+    /// the store (this command is then its client), e.g. 5s, 500ms, or a number of seconds;
+    /// from 1ms to 24h, default 30s. A stopped or hung owner makes a command fail with
+    /// `timeout` (exit status 1) after this long
+    #[arg(
+        long,
+        global = true,
+        value_name = "DURATION",
+        env = "MQLITE_CONNECT_TIMEOUT"
+    )]
+    pub timeout: Option<String>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -103,12 +115,21 @@ shows it).",
 
     /// Remove every waiting message of a queue (asks first; --yes off a terminal)
     #[command(
+        long_about = "Remove every waiting message of a queue (ready or delayed). Messages a \
+consumer holds (in flight, or prefetched and not handed out yet) are left, and the output says \
+how many. Asks first on a terminal (y; n, Enter, Esc, Ctrl-C or Ctrl-D decline with exit \
+status 6); needs --yes otherwise.",
         after_help = "Examples:\n  mqlite purge ./data orders --dry-run\n  mqlite purge ./data orders --yes"
     )]
     Purge(PurgeArgs),
 
     /// Move waiting messages to another queue, keeping their headers (asks first)
     #[command(
+        long_about = "Move waiting messages to another queue, keeping their headers. Messages a \
+consumer holds (in flight or prefetched) are left, and the output says how many; an --id that a \
+consumer holds fails with exit status 5 before anything moves. A target that is the queue of a \
+subscription the store does not have ($sub.NAME) is refused, in a dry run too. Asks first on a \
+terminal, needs --yes otherwise.",
         after_help = "Examples:\n  mqlite move ./data orders orders.slow --id ID:12 --id ID:13 --yes\n  mqlite move ./data orders archive --limit 100 --dry-run"
     )]
     Move(TransferArgs),
@@ -121,8 +142,11 @@ shows it).",
     #[command(
         long_about = "Write every stored message of the given queues (default: all) to stdout as JSON \
 Lines, one object a message: queue, id, timestamp_ms, expires_at_ms, deliver_at_ms, priority, \
-correlation_id, group, dedup_key, repeat, properties (name, type, value), dead_letter, and body \
-(base64). `mqlite import` restores them exactly (with new ids).",
+correlation_id, group, dedup_key, repeat, properties (name, type, value), dead_letter, topic (the \
+topic a subscription's message was published to, else null), and body (base64). The durable \
+subscriptions whose queues ($sub.NAME) are exported come first, one line each: {\"subscription\": \
+{\"name\", \"pattern\", \"selector\", \"shared\"}}. `mqlite import` restores them exactly (with new \
+ids).",
         after_help = "Examples:\n  mqlite export ./data > all.jsonl\n  mqlite export ./data orders DLQ > some.jsonl"
     )]
     Export(ExportArgs),
@@ -134,8 +158,15 @@ their original headers, properties and dead-letter information (new ids). Lines 
 batches; every line of a batch is checked before any is written, and a batch is stored as one \
 transaction. A malformed line stops the import with exit status 7, naming the line: nothing of \
 its batch is written (earlier batches are). Every line holds one JSON object (JSON Lines): a \
-blank line, or a JSON array, is malformed. A message whose dedup key its queue already holds \
-is dropped by the dedup window and counted apart from the imported ones.",
+blank line followed by more lines, or a JSON array, is malformed; blank lines at the end of the \
+input and a UTF-8 byte order mark at its start are skipped. A message whose dedup key its queue \
+already holds is dropped by the dedup window and counted apart from the imported ones.
+
+A subscription line (as export writes them first) re-creates that durable subscription before \
+its messages are stored; one the store already has with the same pattern, selector and sharing \
+is kept as it is, and one with other settings is refused (re-creating it would drop what it \
+holds). A message line for a subscription's queue ($sub.NAME) that neither the store nor an \
+earlier line has is malformed. With --queue, subscription lines are skipped.",
         after_help = "Examples:\n  mqlite import ./data < all.jsonl\n  mqlite import ./restored --create < all.jsonl\n  mqlite import ./data --queue orders.replayed < some.jsonl"
     )]
     Import(ImportArgs),
@@ -228,7 +259,8 @@ pub struct StatsArgs {
 /// How a body is shown.
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BodyFormat {
-    /// UTF-8 text when it is valid UTF-8, else hex
+    /// UTF-8 text when it is valid UTF-8, else hex; only the first 1 KiB of a longer body
+    /// (with how many bytes more there are): the other formats show all of it
     Auto,
     /// Base64
     Base64,

@@ -16,7 +16,8 @@ macro_rules! exit_statuses {
   2  usage: bad arguments, option values, queue names or property values
   3  corrupt: verify found damage, or the store does not open because of it (see repair)
   4  locked: another process owns the store; the message names its pid
-  5  not found: no store at DIR, no such queue, message or input file (--file, --input)
+  5  not found: no store at DIR, no such queue, subscription, message or input file (--file,
+     --input); a message given by --id that a consumer holds (not waiting)
   6  not confirmed: a destructive command was declined, or --yes is missing off a terminal
   7  bad input: import stopped at a malformed line (named); nothing of its batch was written"
     };

@@ -53,9 +53,21 @@ fn usage_error(e: clap::Error) -> ExitCode {
     if !json || informational {
         e.exit();
     }
+    error::CliError::usage(format!("{} (see `mqlite --help`)", usage_message(&e))).report(true)
+}
+
+/// clap's error without its usage part, on one line: the error ("error: the following required
+/// arguments were not provided:") and its context lines (the missing `<QUEUE>`, a `tip: …`) up
+/// to the "Usage:" line. Review r3 #23: only the first line was kept, so a script got no clue
+/// which argument was missing.
+fn usage_message(e: &clap::Error) -> String {
     let text = e.render().to_string();
-    // clap's first line is the error ("error: unexpected argument …"); the rest is usage.
-    let first = text.lines().next().unwrap_or_default();
-    let message = first.strip_prefix("error: ").unwrap_or(first);
-    error::CliError::usage(format!("{message} (see `mqlite --help`)")).report(true)
+    let parts: Vec<&str> = text
+        .lines()
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let line = parts.join(" ");
+    line.strip_prefix("error: ").unwrap_or(&line).to_string()
 }

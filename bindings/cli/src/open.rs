@@ -102,6 +102,16 @@ pub fn read_input_file(option: &str, path: &Path) -> Result<Vec<u8>> {
     )
 }
 
+/// The `--timeout` of this run, set once before any store is opened (see [`set_connect_timeout`]).
+static CONNECT_TIMEOUT: std::sync::OnceLock<std::time::Duration> = std::sync::OnceLock::new();
+
+/// Sets how long a client waits for the store's owner (`--timeout`, `MQLITE_CONNECT_TIMEOUT`):
+/// the core's `StoreOptions::connect_timeout` of every open of this run. Set once, by
+/// `cmd::run`, before anything is opened; a second call is ignored.
+pub fn set_connect_timeout(t: std::time::Duration) {
+    let _ = CONNECT_TIMEOUT.set(t);
+}
+
 /// Opens the store in `dir`: as its owner, or, if another process owns it, as that owner's
 /// client (every command but the maintenance ones works through a client); `create` allows
 /// making a new one. `tweak` adjusts the options (repair, compaction threshold, owner only).
@@ -113,6 +123,9 @@ pub fn open_with(dir: &Path, create: bool, tweak: impl FnOnce(&mut StoreOptions)
         create,
         ..StoreOptions::default()
     };
+    if let Some(t) = CONNECT_TIMEOUT.get() {
+        options.connect_timeout = *t;
+    }
     tweak(&mut options);
     Ok(Store::open(dir, options)?)
 }

@@ -199,6 +199,26 @@ pub fn body_text(format: BodyFormat, b: &[u8]) -> Option<(&'static str, String)>
     }
 }
 
+/// The most of a body `--body auto` shows (bytes).
+pub const PREVIEW_BYTES: usize = 1024;
+
+/// The first [`PREVIEW_BYTES`] of `b`, cut back to a UTF-8 character boundary when `b` is text
+/// (so that a cut never turns text into hex).
+fn preview(b: &[u8]) -> &[u8] {
+    if b.len() <= PREVIEW_BYTES {
+        return b;
+    }
+    let head = &b[..PREVIEW_BYTES];
+    match std::str::from_utf8(head) {
+        Ok(_) => head,
+        // A character cut in two at the end (at most 3 bytes): end before it.
+        Err(e) if e.error_len().is_none() && std::str::from_utf8(b).is_ok() => {
+            &head[..e.valid_up_to()]
+        }
+        Err(_) => head,
+    }
+}
+
 /// A property value as text: strings quoted, bytes in base64.
 pub fn value(v: &Value) -> String {
     match v {
@@ -278,7 +298,18 @@ pub fn message(out: &mut dyn Write, v: &MessageView<'_>, format: BodyFormat) -> 
     for (k, val) in m.properties() {
         writeln!(out, "  {} = {}", k.escape_debug(), value(val))?;
     }
-    let b = m.body();
+    let full = m.body();
+    // `auto` shows a preview (review r3 #16: one 16 MiB body, or a page of them, flooded the
+    // terminal or the pager); an explicit format shows every byte, as `--json` does.
+    let b = match format {
+        BodyFormat::Auto => preview(full),
+        _ => full,
+    };
+    let more = match full.len() - b.len() {
+        0 => String::new(),
+        1 => " … (1 more byte; --body hex|base64|raw shows all)".to_string(),
+        n => format!(" … ({n} more bytes; --body hex|base64|raw shows all)"),
+    };
     match (format, body_text(format, b)) {
         (BodyFormat::Raw, _) => {
             write!(out, "  body ({} bytes, raw): ", b.len())?;
@@ -286,9 +317,9 @@ pub fn message(out: &mut dyn Write, v: &MessageView<'_>, format: BodyFormat) -> 
             writeln!(out)?;
         }
         (_, Some((kind, text))) => {
-            writeln!(out, "  body ({} bytes, {kind}): {text}", b.len())?;
+            writeln!(out, "  body ({} bytes, {kind}): {text}{more}", full.len())?;
         }
-        (_, None) => writeln!(out, "  body ({} bytes)", b.len())?,
+        (_, None) => writeln!(out, "  body ({} bytes)", full.len())?,
     }
     Ok(())
 }
@@ -338,22 +369,51 @@ pub fn confirm(yes: bool, action: &str) -> Result<()> {
     if let Some(first) = question.get(..1) {
         question.replace_range(..1, &first.to_uppercase());
     }
-    let ok = dialoguer::Confirm::new()
-        .with_prompt(format!("{question}?"))
-        .default(false)
-        .interact()
-        .map_err(|e| {
-            CliError::new(
-                Status::NotConfirmed,
-                format!("not confirmed: {action} ({e})"),
-            )
-        })?;
-    if ok {
-        Ok(())
-    } else {
-        Err(CliError::new(
+    let declined = |how: &str| {
+        CliError::new(
             Status::NotConfirmed,
-            format!("declined: {action}; nothing changed"),
-        ))
+            format!("declined{how}: {action}; nothing changed"),
+        )
+    };
+    match ask(&format!("{question}? [y/N] ")) {
+        Ok(Answer::Yes) => Ok(()),
+        Ok(Answer::No) => Err(declined("")),
+        Ok(Answer::Interrupted) => Err(declined(" (interrupted)")),
+        Err(e) => Err(CliError::new(
+            Status::NotConfirmed,
+            format!("not confirmed: {action} (reading the answer: {e}); nothing changed"),
+        )),
     }
+}
+
+/// An answer to [`ask`].
+enum Answer {
+    Yes,
+    No,
+    /// Ctrl-C, Ctrl-D or Esc.
+    Interrupted,
+}
+
+/// Asks a yes/no question on the terminal (stderr), one key, "no" by default. Review r3 #17:
+/// dialoguer's prompt hid the cursor and raised SIGINT on Ctrl-C, so the process died with the
+/// cursor hidden, and it ignored Ctrl-D. Here the cursor is never hidden, and the keys are read
+/// with `read_key_raw`, which gives Ctrl-C as a key rather than a signal: Ctrl-C, Ctrl-D and Esc
+/// decline like "n" (status 6, nothing changed), as a shell's or an editor's prompt does.
+fn ask(prompt: &str) -> io::Result<Answer> {
+    use console::Key;
+    let term = console::Term::stderr();
+    term.write_str(prompt)?;
+    let answer = loop {
+        match term.read_key_raw()? {
+            Key::Char('y' | 'Y') => break Answer::Yes,
+            Key::Char('n' | 'N') | Key::Enter => break Answer::No,
+            Key::CtrlC | Key::Escape | Key::Char('\u{3}' | '\u{4}') => break Answer::Interrupted,
+            _ => {}
+        }
+    };
+    term.write_line(match answer {
+        Answer::Yes => "yes",
+        Answer::No | Answer::Interrupted => "no",
+    })?;
+    Ok(answer)
 }

@@ -46,6 +46,31 @@ pub fn duration(what: &str, s: &str) -> Result<Duration> {
     })
 }
 
+/// The shortest `--timeout` (`MQLITE_CONNECT_TIMEOUT`): 0 would give up on a live owner before
+/// it can answer.
+pub const MIN_TIMEOUT: Duration = Duration::from_millis(1);
+/// The longest `--timeout`: a day. Longer is a mistake (a hung owner would hold the command
+/// for ever), and the core adds the timeout to the clock's `Instant`, which must not overflow.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+
+/// The `--timeout` (`MQLITE_CONNECT_TIMEOUT`) value: a duration (`5s`, `500ms`, `1m`) or a
+/// number of seconds (`2.5`, converted saturating), within [`MIN_TIMEOUT`]–[`MAX_TIMEOUT`];
+/// anything else is a usage error naming the value and the range (review r3 #25).
+pub fn connect_timeout(s: &str) -> Result<Duration> {
+    let t = s.trim();
+    let d = match t.parse::<f64>() {
+        Ok(n) if !n.is_nan() => Some(secs(n)),
+        _ => humantime::parse_duration(t).ok(),
+    };
+    match d {
+        Some(d) if (MIN_TIMEOUT..=MAX_TIMEOUT).contains(&d) => Ok(d),
+        _ => Err(CliError::usage(format!(
+            "--timeout (or MQLITE_CONNECT_TIMEOUT): {s:?} is not a duration from 1ms to 24h \
+             (e.g. 5s, 500ms, or 10 for ten seconds)"
+        ))),
+    }
+}
+
 /// A point in time, in ms since the epoch: RFC 3339 (`2024-05-01T10:00:00Z`), a number of ms
 /// since the epoch, or a duration ago (`2h`).
 pub fn time(what: &str, s: &str) -> Result<u64> {

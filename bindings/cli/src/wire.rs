@@ -45,9 +45,88 @@ pub struct MessageJson {
     pub properties: Vec<PropertyJson>,
     #[serde(default)]
     pub dead_letter: Option<DeadLetterJson>,
+    /// The topic it was published to (a subscription's message, or a dead letter of one);
+    /// null for a message sent to a queue.
+    #[serde(default)]
+    pub topic: Option<String>,
     /// The body, base64 (absent in `browse --body none`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<String>,
+}
+
+/// A durable subscription, as an export line `{"subscription": {…}}` carries it: written before
+/// every message line, so that `import` re-creates the subscription before it stores the
+/// messages of its queue (`$sub.<name>`). Review r3 #10: without it, an export of a store with
+/// subscriptions could not be imported.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SubscriptionJson {
+    /// Its name (the queue-name rule).
+    pub name: String,
+    /// Its topic pattern (`*` one segment, `>` the rest).
+    pub pattern: String,
+    /// Its JMS selector; empty: every message.
+    #[serde(default)]
+    pub selector: String,
+    /// Whether several handles may consume it at once.
+    #[serde(default)]
+    pub shared: bool,
+}
+
+impl SubscriptionJson {
+    pub fn of(i: &mqlite::SubscriptionInfo) -> Self {
+        SubscriptionJson {
+            name: i.name.clone(),
+            pattern: i.pattern.clone(),
+            selector: i.selector.clone(),
+            shared: i.shared,
+        }
+    }
+
+    /// Checks the name, pattern and selector by the core's rules (the error names the field).
+    pub fn check(&self) -> Result<(), String> {
+        mqlite::validate_queue_name(&self.name)
+            .map_err(|e| format!("subscription.name: {}", e.message()))?;
+        mqlite::selector::check_topic_pattern(&self.pattern)
+            .map_err(|e| format!("subscription.pattern: {}", e.message()))?;
+        if !self.selector.is_empty() {
+            mqlite::selector::Selector::parse(&self.selector)
+                .map_err(|e| format!("subscription.selector: {}", e.message()))?;
+        }
+        Ok(())
+    }
+
+    /// Its queue's name.
+    pub fn queue(&self) -> String {
+        format!("$sub.{}", self.name)
+    }
+}
+
+/// One line of an export: a subscription or a message.
+pub enum Line {
+    Subscription(SubscriptionJson),
+    Message(Box<MessageJson>),
+}
+
+impl Line {
+    /// A JSON object with the one key `subscription` is a subscription line; any other object a
+    /// message line (see [`MessageJson::from_line`]).
+    pub fn parse(text: &str) -> Result<Line, String> {
+        let v: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| format!("bad JSON: {e}"))?;
+        if let Some(o) = v.as_object().filter(|o| o.contains_key("subscription")) {
+            if o.len() != 1 {
+                return Err(
+                    "bad JSON: a subscription line holds only the key `subscription`".into(),
+                );
+            }
+            object("subscription", &o["subscription"])?;
+            let s: SubscriptionJson = serde_json::from_value(o["subscription"].clone())
+                .map_err(|e| format!("bad JSON: subscription: {e}"))?;
+            return Ok(Line::Subscription(s));
+        }
+        MessageJson::from_value(v).map(|m| Line::Message(Box::new(m)))
+    }
 }
 
 impl MessageJson {
@@ -55,9 +134,7 @@ impl MessageJson {
     /// also accept a JSON array of the fields in order, which no export writes and which would
     /// silently take a mistake (`["q","aGk="]`) for a message; so the line is read as a JSON
     /// value first and every place that holds an object here must hold one.
-    pub fn from_line(text: &str) -> Result<MessageJson, String> {
-        let v: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| format!("bad JSON: {e}"))?;
+    pub fn from_value(v: serde_json::Value) -> Result<MessageJson, String> {
         object("the line", &v)?;
         for field in ["repeat", "dead_letter"] {
             match v.get(field) {
@@ -235,6 +312,7 @@ impl MessageJson {
                 .map(|(k, v)| PropertyJson::of(k, v))
                 .collect(),
             dead_letter: m.dead_letter_info().map(DeadLetterJson::of),
+            topic: m.topic().map(str::to_string),
             body: body.then(|| B64.encode(m.body())),
         }
     }
@@ -284,6 +362,10 @@ impl MessageJson {
         }
         if let Some(d) = &self.dead_letter {
             m = m.restore_dead_letter_info(d.to_info()?);
+        }
+        if let Some(t) = &self.topic {
+            mqlite::selector::check_topic_name(t).map_err(|e| format!("topic: {}", e.message()))?;
+            m = m.restore_topic(t.clone());
         }
         m = m.restore_times(
             self.timestamp_ms.unwrap_or(now_ms),

@@ -1039,7 +1039,7 @@ fn malformed_import_lines_are_named_and_nothing_of_their_batch_is_written() {
     let r = ok_json(&["import", s(d), "--input", s(&file), "--queue", "elsewhere"]);
     assert_eq!(
         r,
-        serde_json::json!({"imported": 2, "duplicates": 0, "queues": {"elsewhere": 2}})
+        serde_json::json!({"imported": 2, "duplicates": 0, "queues": {"elsewhere": 2}, "subscriptions_created": 0})
     );
 }
 
@@ -1680,7 +1680,7 @@ fn import_counts_duplicates_apart_and_refuses_blank_lines_and_arrays() {
     .unwrap();
     assert_eq!(
         r,
-        serde_json::json!({"imported": 2, "duplicates": 1, "queues": {"q": 2}})
+        serde_json::json!({"imported": 2, "duplicates": 1, "queues": {"q": 2}, "subscriptions_created": 0})
     );
     // Again: the key is still in the window.
     let out =
@@ -2083,9 +2083,10 @@ fn the_replay_progress_bar_shows_a_whole_number_rate() {
 // ---------------------------------------------------------------- found running it as an operator
 
 #[test]
-fn importing_a_subscription_queue_without_its_subscription_names_the_line() {
-    // An export of a store with a durable subscription holds lines of queue $sub.NAME; a plain
-    // import into a new store failed with a core error naming no line.
+fn export_import_of_a_store_with_subscriptions_is_a_round_trip() {
+    // Review r3 #10: the export held neither the subscription nor each message's topic, so its
+    // import into a new store failed ("not found", status 5); a line for a missing `$sub.`
+    // queue was not named as bad input, and dry runs into one promised what the run refused.
     let c = Case::new();
     let src = c.path().join("src");
     {
@@ -2103,33 +2104,122 @@ fn importing_a_subscription_queue_without_its_subscription_names_the_line() {
                 mqlite::SubscriptionOptions {
                     name: Some("billing".into()),
                     durable: true,
+                    selector: Some("amount > 10".into()),
                     ..Default::default()
                 },
             )
             .unwrap();
         store.queue("plain").unwrap().send("p").unwrap();
-        store
-            .topic("orders.eu")
-            .unwrap()
-            .publish(Message::new("o"))
-            .unwrap();
+        let mut m = Message::new("o");
+        m.set_property("amount", mqlite::Value::Int(11));
+        store.topic("orders.eu").unwrap().publish(m).unwrap();
         store.close().unwrap();
     }
     let lines = ok(&["export", s(&src)]);
-    assert_eq!(lines.lines().count(), 2, "{lines}");
+    let first: J = serde_json::from_str(lines.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        first,
+        serde_json::json!({"subscription": {"name": "billing", "pattern": "orders.>",
+                                            "selector": "amount > 10", "shared": false}}),
+        "{lines}"
+    );
+    assert_eq!(lines.lines().count(), 3, "{lines}");
     let to = c.path().join("to");
-    let line = fails_with(&["import", s(&to), "--create"], lines.as_bytes(), 5);
+    let r = run_with(&["import", s(&to), "--create", "--json"], lines.as_bytes());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v: J = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(
+        (v["imported"].as_u64(), v["subscriptions_created"].as_u64()),
+        (Some(2), Some(1)),
+        "{v}"
+    );
+    // The same export again, less the ids import renews: subscription, topic and all.
+    let no_ids = |text: &str| -> Vec<J> {
+        text.lines()
+            .map(|l| {
+                let mut j: J = serde_json::from_str(l).unwrap();
+                if let Some(o) = j.as_object_mut() {
+                    o.remove("id");
+                }
+                j
+            })
+            .collect()
+    };
+    let again = ok(&["export", s(&to)]);
+    assert_eq!(no_ids(&again), no_ids(&lines), "{again}");
+    assert!(again.contains("\"topic\":\"orders.eu\""), "{again}");
+    {
+        // The re-created subscription collects new publishes, by its selector.
+        let store = open(&to);
+        let subs = store.subscriptions();
+        assert_eq!((subs.len(), subs[0].durable), (1, true), "{subs:?}");
+        let t = store.topic("orders.us").unwrap();
+        let mut big = Message::new("big");
+        big.set_property("amount", mqlite::Value::Int(99));
+        assert_eq!(t.publish_routed(big).unwrap().subscriptions, 1);
+        assert_eq!(
+            t.publish_routed(Message::new("small"))
+                .unwrap()
+                .subscriptions,
+            0
+        );
+        store.close().unwrap();
+    }
+    // A second import finds the subscription as it is and adds the messages.
+    let r = run_with(&["import", s(&to)], lines.as_bytes());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(!r.stdout.contains("created"), "{}", r.stdout);
+    // A subscription of that name with another pattern is not replaced (that would drop what
+    // it holds): the line is refused, nothing of its batch is written.
+    let other = lines.replace("orders.>", "orders.*");
+    let before = stored(&to).len();
+    let line = fails_with(&["import", s(&to)], other.as_bytes(), 7);
     assert!(
-        line.contains("line 1: queue \"$sub.billing\"")
-            && line.contains("subscription \"billing\"")
+        line.contains("line 1: subscription \"billing\" exists")
+            && line.contains("pattern \"orders.>\", not \"orders.*\""),
+        "{line}"
+    );
+    assert_eq!(stored(&to).len(), before);
+    // A message line for a subscription neither the store has nor a line declares: bad input
+    // naming the line.
+    let bad = "{\"queue\":\"ok\",\"body\":\"aGk=\"}\n{\"queue\":\"$sub.zz\",\"body\":\"aGk=\"}\n";
+    let line = fails_with(&["import", s(&to)], bad.as_bytes(), 7);
+    assert!(
+        line.contains("line 2: queue \"$sub.zz\"")
             && line.contains("nothing of lines 1–2 was written"),
         "{line}"
     );
-    assert_eq!(stored(&to).len(), 0);
-    // With --queue the lines go to an ordinary queue.
-    let r = run_with(&["import", s(&to), "--queue", "restored"], lines.as_bytes());
+    assert_eq!(stored(&to).len(), before);
+    // With --queue the lines go to an ordinary queue (the subscription line is not needed).
+    let fresh = c.path().join("fresh");
+    let r = run_with(
+        &["import", s(&fresh), "--create", "--queue", "restored"],
+        lines.as_bytes(),
+    );
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert_eq!(stored(&to).len(), 2);
+    assert_eq!(stored(&fresh).len(), 2);
+    assert!(open(&fresh).subscriptions().is_empty());
+    // Dry runs into a missing subscription's queue fail as the real runs do.
+    for dry in [true, false] {
+        let mut args = vec!["move", s(&to), "plain", "$sub.other", "--yes"];
+        if dry {
+            args.push("--dry-run");
+        }
+        let line = fails(&args, 5);
+        assert!(line.contains("subscription \"other\""), "{line}");
+    }
+    ok(&["receive", s(&to), "plain", "--reject", "x"]);
+    let line = fails(
+        &["dlq", "replay", s(&to), "--to", "$sub.nope", "--dry-run"],
+        5,
+    );
+    assert!(line.contains("subscription \"nope\""), "{line}");
+    let line = fails(&["dlq", "replay", s(&to), "--to", "$sub.nope"], 5);
+    assert!(line.contains("subscription \"nope\""), "{line}");
+    assert_eq!(
+        ok_json(&["dlq", "list", s(&to)]).as_array().map(Vec::len),
+        Some(1)
+    );
 }
 
 #[test]
@@ -2138,6 +2228,8 @@ fn a_send_the_dedup_window_drops_says_nothing_was_stored() {
     let d = c.dir();
     let first = ok_json(&["send", d, "q", "x", "--dedup-key", "k1", "--create"]);
     assert_eq!(first["duplicate"], false, "{first}");
+    // Review r3 #34: consumed meanwhile, the key is still in the window (nothing to browse).
+    ok(&["receive", d, "q"]);
     let again = ok_json(&["send", d, "q", "x", "--dedup-key", "k1"]);
     assert_eq!(
         (again["id"].clone(), again["duplicate"].clone()),
@@ -2149,7 +2241,7 @@ fn a_send_the_dedup_window_drops_says_nothing_was_stored() {
         out.starts_with("nothing stored") && out.contains("\"k1\""),
         "{out}"
     );
-    assert_eq!(stored(c.path()).len(), 1);
+    assert_eq!(stored(c.path()).len(), 0);
 }
 
 #[test]
@@ -2178,7 +2270,8 @@ impl BlockedReceive {
     fn start(dir: &str) -> BlockedReceive {
         use std::io::Read;
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mqlite"))
-            .args(["receive", dir, "q"])
+            // (raw: the whole 300 kB body, which fills the pipe; auto shows 1 KiB of it)
+            .args(["receive", dir, "q", "--body", "raw"])
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
@@ -2649,4 +2742,363 @@ fn no_create_hint_for_a_path_that_is_a_file() {
     let missing = case.path().join("nothing-here");
     let err = fails(&["send", missing.to_str().unwrap(), "q", "x"], 5);
     assert!(err.contains("pass --create"), "{err}");
+}
+
+#[test]
+fn json_usage_errors_name_the_missing_argument() {
+    // Review r3 #23: only clap's first line was kept ("… were not provided:"), not `<QUEUE>`.
+    let _serial = serial();
+    let line = fails(&["--json", "browse", "/nonexistent"], 2);
+    let v: J = serde_json::from_str(&line).unwrap();
+    let m = v["error"]["message"].as_str().unwrap();
+    assert!(
+        m.contains("not provided") && m.contains("<QUEUE>") && !m.contains("Usage"),
+        "{m}"
+    );
+}
+
+#[test]
+fn import_skips_a_leading_bom_and_trailing_blank_lines() {
+    // Review r3 #18: a BOM gave "bad JSON … column 1"; one blank line at the end of the file
+    // refused the whole last batch.
+    let c = Case::new();
+    let d = c.dir();
+    let line = |b: &str| format!("{{\"queue\":\"q\",\"body\":\"{b}\"}}\n");
+    let mut input = b"\xef\xbb\xbf".to_vec();
+    input.extend(line("aGk=").as_bytes());
+    input.extend(line("aG8=").as_bytes());
+    input.extend(b"\n  \r\n\n");
+    let r = run_with(&["import", d, "--create", "--batch", "1"], &input);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(stored(c.path()).len(), 2);
+    // A blank line with a message after it is still refused, naming it (across batches too).
+    let input = format!("{}\n\n{}", line("aGk="), line("aG8="));
+    let err = fails_with(&["import", d, "--batch", "1"], input.as_bytes(), 7);
+    assert!(err.contains("line 2: empty line"), "{err}");
+    // A BOM anywhere but at the start is named.
+    let input = format!("{}\u{feff}{}", line("aGk="), line("aG8="));
+    let err = fails_with(&["import", d], input.as_bytes(), 7);
+    assert!(
+        err.contains("line 2: the line starts with a UTF-8 byte order mark"),
+        "{err}"
+    );
+    assert_eq!(stored(c.path()).len(), 3);
+}
+
+#[test]
+fn browse_auto_shows_a_preview_of_a_long_body() {
+    // Review r3 #16: a 300 kB body was printed whole (a page of 16 MiB bodies: gigabytes).
+    let c = Case::new();
+    let d = c.dir();
+    let big = c.path().join("big");
+    std::fs::write(&big, "a".repeat(300_000)).unwrap();
+    ok(&["send", d, "q", "--file", s(&big), "--create"]);
+    let mut bin = vec![0xffu8; 5000];
+    bin[0] = 0;
+    std::fs::write(c.path().join("bin"), &bin).unwrap();
+    let f = c.path().join("bin");
+    ok(&["send", d, "q", "--file", s(&f)]);
+    // A long text cut inside a multi-byte character stays text.
+    ok(&[
+        "send",
+        d,
+        "q",
+        &format!("{}é{}", "b".repeat(1023), "c".repeat(2000)),
+    ]);
+    let out = ok(&["browse", d, "q"]);
+    assert!(out.len() < 10_000, "{} bytes", out.len());
+    assert!(
+        out.contains(&format!(
+            "body (300000 bytes, text): {} … (298976 more bytes; --body hex|base64|raw shows all)",
+            "a".repeat(1024)
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "body (5000 bytes, hex): 00{} … (3976 more bytes",
+            "ff".repeat(1023)
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "body (3025 bytes, text): {} … (2002 more bytes",
+            "b".repeat(1023)
+        )),
+        "{out}"
+    );
+    // Explicit formats and JSON show every byte.
+    let raw = ok(&["browse", d, "q", "--body", "raw", "--limit", "1"]);
+    assert!(raw.contains(&"a".repeat(300_000)) && !raw.contains("more bytes"));
+    let j = ok_json(&["browse", d, "q", "--limit", "1"]);
+    assert_eq!(
+        j[0]["body"].as_str().map(str::len),
+        Some(400_000),
+        "base64 of 300000 bytes"
+    );
+}
+
+#[test]
+fn purge_and_move_say_what_consumers_hold() {
+    // Review r3 #15: messages a consumer held (in flight, prefetched) were skipped with
+    // "nothing changed" and exit 0, even for an explicit --id.
+    let c = Case::new();
+    let (p, d) = (c.path(), c.dir());
+    let store = open(p);
+    let q = store.queue("q").unwrap();
+    for i in 0..3 {
+        q.send(format!("m{i}")).unwrap();
+    }
+    let got = q.receive(Some(Duration::ZERO)).unwrap().unwrap();
+    let held_id = got.id().to_string();
+    let st = q.stats().unwrap();
+    let held = st.in_flight + st.prefetched;
+    assert!(held >= 1);
+    let j = ok_json(&["purge", d, "q", "--dry-run"]);
+    assert_eq!(j["held"].as_u64(), Some(held), "{j}");
+    let out = ok(&["move", d, "q", "other", "--dry-run"]);
+    assert!(
+        out.contains(&format!("{held} message")) && out.contains("held by consumers"),
+        "{out}"
+    );
+    let line = fails(&["move", d, "q", "other", "--id", &held_id, "--yes"], 5);
+    assert!(
+        line.contains(&held_id)
+            && line.contains("held by a consumer")
+            && line.contains("nothing changed"),
+        "{line}"
+    );
+    let out = ok(&["purge", d, "q", "--yes"]);
+    assert!(
+        out.contains("held by consumers") && out.contains("were left"),
+        "{out}"
+    );
+    got.ack().unwrap();
+    drop(q);
+    store.close().unwrap();
+}
+
+#[test]
+fn timeout_bounds_the_wait_for_a_stopped_owner_and_is_validated() {
+    // Review r3 #25: a stopped owner made every command wait the core's 30 s, with no way to
+    // shorten it.
+    let c = Case::new();
+    let d = c.dir();
+    for bad in ["0", "0s", "25h", "1e300", "-1", "soon", "NaN"] {
+        let line = fails(&[&format!("--timeout={bad}"), "stats", d], 2);
+        assert!(
+            line.contains("--timeout") && line.contains("1ms to 24h"),
+            "{bad}: {line}"
+        );
+        let r = std::process::Command::new(env!("CARGO_BIN_EXE_mqlite"))
+            .args(["stats", d])
+            .env("MQLITE_CONNECT_TIMEOUT", bad)
+            .output()
+            .unwrap();
+        assert_eq!(r.status.code(), Some(2), "{bad}");
+    }
+    ok(&["send", d, "q", "x", "--create"]);
+    ok(&["--timeout", "2.5", "stats", d]);
+    // An owner (a receive waiting on an empty queue), then stopped.
+    ok(&["send", d, "empty", "x"]);
+    ok(&["receive", d, "empty"]);
+    let mut owner = std::process::Command::new(env!("CARGO_BIN_EXE_mqlite"))
+        .args(["receive", d, "empty", "--wait", "60s"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let info = ok_json(&["info", d]);
+        if info["owner"]["pid"].as_u64() == Some(u64::from(owner.id())) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no owner: {info}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pid = owner.id() as libc::pid_t;
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let t = std::time::Instant::now();
+    let line = fails(&["--timeout", "1s", "stats", d], 1);
+    let took = t.elapsed();
+    let r = std::process::Command::new(env!("CARGO_BIN_EXE_mqlite"))
+        .args(["list", d])
+        .env("MQLITE_CONNECT_TIMEOUT", "500ms")
+        .output()
+        .unwrap();
+    let took_env = t.elapsed() - took;
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let _ = owner.wait();
+    assert!(line.contains("timeout"), "{line}");
+    assert!(took < Duration::from_secs(15), "{took:?}");
+    assert_eq!(
+        r.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    assert!(took_env < Duration::from_secs(15), "{took_env:?}");
+}
+
+/// Runs `mqlite args…` with stdin and stderr on a pseudo-terminal (raw mode, as the prompt
+/// sets it), answers `keys` once the question shows, and returns the exit code (`None`: killed
+/// by a signal, or still running after 20 s) and what the terminal showed.
+fn on_a_terminal(args: &[&str], keys: &[u8]) -> (Option<i32>, String) {
+    use std::io::{Read, Write};
+    use std::os::fd::FromRawFd;
+    let (mut master, mut slave) = (0, 0);
+    let rc = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(rc, 0, "openpty");
+    unsafe {
+        let mut t: libc::termios = std::mem::zeroed();
+        libc::tcgetattr(slave, &mut t);
+        libc::cfmakeraw(&mut t);
+        libc::tcsetattr(slave, libc::TCSANOW, &t);
+    }
+    let (master, slave) = unsafe {
+        (
+            std::fs::File::from_raw_fd(master),
+            std::fs::File::from_raw_fd(slave),
+        )
+    };
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mqlite"))
+        .args(args)
+        .stdin(slave.try_clone().unwrap())
+        .stderr(slave)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let shown = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut reader = master.try_clone().unwrap();
+    let sink = shown.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().extend_from_slice(&buf[..n]);
+        }
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !String::from_utf8_lossy(&shown.lock().unwrap()).contains("?") {
+        assert!(std::time::Instant::now() < deadline, "no question");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (&master).write_all(keys).unwrap();
+    let code = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s.code();
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    let text = String::from_utf8_lossy(&shown.lock().unwrap()).into_owned();
+    (code, text)
+}
+
+#[test]
+fn the_question_declines_on_ctrl_c_ctrl_d_and_esc_and_never_hides_the_cursor() {
+    // Review r3 #17: Ctrl-C killed the command with the cursor hidden; Ctrl-D was ignored.
+    let c = Case::new();
+    let d = c.dir();
+    ok(&["send", d, "q", "x", "--create"]);
+    for (key, what) in [
+        (&b"\x03"[..], "Ctrl-C"),
+        (b"\x04", "Ctrl-D"),
+        (b"\x1b", "Esc"),
+        (b"n", "n"),
+    ] {
+        let (code, shown) = on_a_terminal(&["purge", d, "q"], key);
+        assert_eq!(code, Some(6), "{what}: {shown:?}");
+        assert!(
+            shown.contains("declined") && shown.contains("nothing changed"),
+            "{what}: {shown:?}"
+        );
+        assert!(
+            !shown.contains("\x1b[?25l"),
+            "{what}: the cursor was hidden: {shown:?}"
+        );
+        assert_eq!(stored(c.path()).len(), 1, "{what}");
+    }
+    let (code, shown) = on_a_terminal(&["purge", d, "q"], b"y");
+    assert_eq!(code, Some(0), "{shown:?}");
+    assert_eq!(stored(c.path()).len(), 0);
+}
+
+#[test]
+fn dlq_replay_leaves_the_dead_letters_of_an_ended_subscription_and_replays_the_rest() {
+    // Review r3 #10: a replay into a `$sub.` queue whose subscription is gone is refused by
+    // the core; the dry run promised it.
+    let c = Case::new();
+    let (p, d) = (c.path(), c.dir());
+    {
+        let store = open(p);
+        let sub = store
+            .subscribe(
+                "orders.>",
+                mqlite::SubscriptionOptions {
+                    name: Some("billing".into()),
+                    durable: true,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        store.topic("orders.eu").unwrap().publish("o").unwrap();
+        sub.receive(Some(Duration::ZERO))
+            .unwrap()
+            .unwrap()
+            .reject("bad")
+            .unwrap();
+        sub.close().unwrap();
+        store.unsubscribe("billing").unwrap();
+        let q = store.queue("plain").unwrap();
+        q.send("p").unwrap();
+        q.receive(Some(Duration::ZERO))
+            .unwrap()
+            .unwrap()
+            .reject("bad")
+            .unwrap();
+        store.close().unwrap();
+    }
+    let r = run(&["dlq", "replay", d, "--dry-run", "--json"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let v: J = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["matched"], 1, "{v}");
+    assert_eq!(
+        v["unreplayable"][0]["original_queue"], "$sub.billing",
+        "{v}"
+    );
+    assert!(
+        r.stderr.contains("no longer exists") && r.stderr.contains("billing"),
+        "{}",
+        r.stderr
+    );
+    let r = run(&["dlq", "replay", d]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stdout
+            .contains("replayed 1 of 1 dead letter: 1 to \"plain\""),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stderr.contains("$sub.billing"), "{}", r.stderr);
+    let left = ok_json(&["dlq", "list", d]);
+    assert_eq!(left.as_array().map(Vec::len), Some(1), "{left}");
+    assert_eq!(left[0]["original_queue"], "$sub.billing");
 }

@@ -319,18 +319,30 @@ fn replay(
         mqlite::validate_queue_name(t)?;
     }
     let (store, filter) = prepare(f)?;
+    if let Some(t) = &to {
+        // The same outcome in a dry run as in the real run (review r3 #10).
+        crate::cmd::transfer::check_target(&store, t)?;
+    }
     let filter = ReplayFilter {
         to: to.clone(),
         ..filter
     };
+    // The queues of the subscriptions the store has: a dead letter of a subscription that has
+    // ended has no queue to go back to (the core refuses to create a `$sub.` queue).
+    let sub_queues: std::collections::HashSet<String> =
+        store.subscriptions().into_iter().map(|i| i.queue).collect();
     // Count first, exactly as replay will choose: ready dead letters that pass the filter.
     // A dead letter whose original queue is not a queue name cannot go back there: the core's
     // replay leaves it (it moves the others), and it is reported here, not counted.
-    let mut plan: Vec<(Queue, u64)> = Vec::new();
+    // Each dead-letter queue with how many it replays, and, when it holds dead letters left
+    // behind for a missing subscription, the ids it replays (so the core never picks those).
+    let mut plan: Vec<(Queue, u64, Option<Vec<MessageId>>)> = Vec::new();
     let mut by_queue: BTreeMap<String, u64> = BTreeMap::new();
     let mut unreplayable = Vec::new();
     for q in dlqs(&store, f)? {
         let mut n = 0u64;
+        let mut ids = Vec::new();
+        let mut gone = false;
         scan(&q, &filter, |s| {
             if s.state == MessageState::Ready {
                 let target = match (&to, s.message.dead_letter_info()) {
@@ -347,16 +359,31 @@ fn replay(
                     });
                     return true;
                 }
+                if let Some(sub) = target.strip_prefix("$sub.") {
+                    if !sub_queues.contains(&target) {
+                        gone = true;
+                        unreplayable.push(Unreplayable {
+                            dlq: q.name().to_string(),
+                            id: s.message.id().map(|i| i.to_string()).unwrap_or_default(),
+                            original_queue: target.clone(),
+                            why: format!(
+                                "subscription {sub:?} no longer exists (replay it with --to QUEUE)"
+                            ),
+                        });
+                        return true;
+                    }
+                }
                 n += 1;
+                ids.extend(s.message.id());
                 *by_queue.entry(target).or_default() += 1;
             }
             true
         })?;
         if n > 0 {
-            plan.push((q, n));
+            plan.push((q, n, gone.then_some(ids)));
         }
     }
-    let matched: u64 = plan.iter().map(|(_, n)| n).sum();
+    let matched: u64 = plan.iter().map(|(_, n, _)| n).sum();
     let mut replayed = 0u64;
     if !dry_run && matched > 0 {
         let bar = out::progress(matched, "replaying");
@@ -368,7 +395,7 @@ fn replay(
             None => u64::MAX,
         };
         let start = Instant::now();
-        for (q, n) in &plan {
+        for (q, n, only) in &plan {
             let mut done = 0u64;
             while done < *n {
                 if let Some(r) = rate {
@@ -378,10 +405,13 @@ fn replay(
                     std::thread::sleep(due.saturating_sub(start.elapsed()));
                 }
                 let limit = chunk.min(n - done);
-                let step = ReplayFilter {
+                let mut step = ReplayFilter {
                     limit: Some(limit as usize),
                     ..filter.clone()
                 };
+                if let Some(ids) = only {
+                    step.ids = Some(ids.clone());
+                }
                 let moved = q.replay(&step).map_err(|e| {
                     CliError::from(e).context(format!(
                         "replay from dead-letter queue {:?} stopped after {replayed} of {matched}",

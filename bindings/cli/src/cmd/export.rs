@@ -6,8 +6,9 @@ use mqlite::MessageId;
 
 use crate::cli::ExportArgs;
 use crate::error::Result;
-use crate::wire::MessageJson;
+use crate::wire::{MessageJson, SubscriptionJson};
 use crate::{open, out};
+use serde_json::json;
 
 /// Messages are read this many at a time (bodies stay on disk until written out).
 const PAGE: usize = 1000;
@@ -18,6 +19,13 @@ pub fn run(a: &ExportArgs, w: &mut dyn Write) -> Result<()> {
     let mut total = 0;
     for q in &queues {
         total += q.stats()?.messages;
+    }
+    // The durable subscriptions whose queues are exported, first: `import` re-creates them
+    // before it stores their messages (a non-durable one ends with its subscriber: not kept).
+    for sub in store.subscriptions() {
+        if sub.durable && queues.iter().any(|q| q.name() == sub.queue) {
+            out::json(w, &json!({"subscription": SubscriptionJson::of(&sub)}))?;
+        }
     }
     let bar = out::progress(total, "exporting");
     let mut written = 0u64;

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::cli::ImportArgs;
 use crate::error::{CliError, Result, Status};
-use crate::wire::MessageJson;
+use crate::wire::{Line, SubscriptionJson};
 use crate::{open, out, parse};
 
 /// A line checked and ready to store: its number, queue and message.
@@ -22,12 +22,27 @@ fn max_line() -> usize {
     open::max_body() / 3 * 4 + 8 + open::max_body()
 }
 
-/// Reads up to `max` lines; returns them with their line numbers (1-based). A blank line is
-/// kept, to be refused by [`check_line`]: JSON Lines has one JSON value on every line. A line
-/// over [`max_line`] bytes is refused (status 7, naming it) as soon as that many are read.
+/// The UTF-8 byte order mark, which Windows editors put at the start of a text file.
+const BOM: &[u8] = b"\xef\xbb\xbf";
+
+/// Whether a line holds nothing but white space.
+fn blank(line: &[u8]) -> bool {
+    line.iter().all(u8::is_ascii_whitespace)
+}
+
+/// Reads up to `max` message lines; returns them with their line numbers (1-based). JSON Lines
+/// has one JSON value on every line, so a blank line followed by a message line is kept (the
+/// first of a run of them, as an empty line), to be refused by [`check_line`]; blank lines at
+/// the end of the input are dropped, as is a UTF-8 byte order mark at the start of line 1
+/// (review r3 #18: a trailing empty line, as `echo >>` or an editor leaves, refused the whole
+/// last batch, and a BOM gave "bad JSON … column 1"). A line over [`max_line`] bytes is refused
+/// (status 7, naming it) as soon as that many are read.
 fn read_batch(r: &mut dyn BufRead, line_no: &mut usize, max: u64) -> Result<Vec<(usize, Vec<u8>)>> {
     let mut lines = Vec::new();
     let cap = max_line();
+    // The first blank line not yet known to be followed by a message line (only its number is
+    // kept: a stream of blank lines must not grow the memory).
+    let mut first_blank: Option<usize> = None;
     while (lines.len() as u64) < max {
         let mut buf = Vec::new();
         let n = (&mut *r)
@@ -54,25 +69,51 @@ fn read_batch(r: &mut dyn BufRead, line_no: &mut usize, max: u64) -> Result<Vec<
                 ),
             ));
         }
+        if *line_no == 1 && buf.starts_with(BOM) {
+            buf.drain(..BOM.len());
+        }
+        if blank(&buf) {
+            first_blank.get_or_insert(*line_no);
+            continue;
+        }
+        if let Some(b) = first_blank.take() {
+            lines.push((b, Vec::new()));
+        }
         lines.push((*line_no, buf));
     }
     Ok(lines)
 }
 
+/// A line checked: a message for a queue, or a subscription to re-create.
+enum Checked {
+    Message(String, Box<Message>),
+    Subscription(SubscriptionJson),
+}
+
 /// Checks one line: JSON, field types, base64, names, ranges.
-fn check_line(
-    raw: &[u8],
-    queue: Option<&str>,
-    now: u64,
-) -> std::result::Result<(String, Message), String> {
+fn check_line(raw: &[u8], queue: Option<&str>, now: u64) -> std::result::Result<Checked, String> {
     let text = std::str::from_utf8(raw).map_err(|e| format!("not UTF-8 ({e})"))?;
     if text.trim().is_empty() {
         return Err(
-            "empty line (JSON Lines holds one JSON object on every line, blank lines included)"
+            "empty line before more messages (JSON Lines holds one JSON object on every line; \
+             only blank lines at the end of the input are skipped)"
                 .into(),
         );
     }
-    let j = MessageJson::from_line(text.trim_end())?;
+    if text.starts_with('\u{feff}') {
+        return Err(
+            "the line starts with a UTF-8 byte order mark (U+FEFF); only one at the \
+                    start of the input is skipped (files joined together? strip it)"
+                .into(),
+        );
+    }
+    let j = match Line::parse(text.trim_end())? {
+        Line::Subscription(sub) => {
+            sub.check()?;
+            return Ok(Checked::Subscription(sub));
+        }
+        Line::Message(j) => j,
+    };
     let m = j.to_message(now, queue.is_some())?;
     let max = open::max_body();
     if m.body().len() > max {
@@ -85,7 +126,61 @@ fn check_line(
     if m.dead_letter_info().is_none() {
         open::plain_into_dlq(&queue)?;
     }
-    Ok((queue, m))
+    Ok(Checked::Message(queue, Box::new(m)))
+}
+
+/// Why subscription line `sub` cannot be imported into a store whose subscription of that name
+/// is `have`: a different pattern, selector or sharing. (`subscribe` would replace it and drop
+/// every message it holds — JMS's rule for a changed subscription — which an import must never
+/// do.)
+fn conflict(sub: &SubscriptionJson, have: &mqlite::SubscriptionInfo) -> Option<String> {
+    let mut diffs = Vec::new();
+    if sub.pattern != have.pattern {
+        diffs.push(format!("pattern {:?}, not {:?}", have.pattern, sub.pattern));
+    }
+    if sub.selector != have.selector {
+        diffs.push(format!(
+            "selector {:?}, not {:?}",
+            have.selector, sub.selector
+        ));
+    }
+    if sub.shared != have.shared {
+        diffs.push(format!("shared {}, not {}", have.shared, sub.shared));
+    }
+    if !have.durable {
+        diffs.push("non-durable".into());
+    }
+    (!diffs.is_empty()).then(|| {
+        format!(
+            "subscription {:?} exists in the store with {} (importing it would drop what it \
+             holds; unsubscribe it first, or import the messages with --queue QUEUE)",
+            sub.name,
+            diffs.join(", ")
+        )
+    })
+}
+
+/// Re-creates the subscriptions of a batch before its messages are stored: durable, with the
+/// exported pattern, selector and sharing, and the queue options of every queue this command
+/// takes (as its owner). The handle is dropped at once (a durable subscription keeps collecting without one).
+fn create_subscriptions(store: &Store, subs: &[SubscriptionJson]) -> Result<()> {
+    for sub in subs {
+        let options = mqlite::SubscriptionOptions {
+            name: Some(sub.name.clone()),
+            durable: true,
+            shared: sub.shared,
+            selector: (!sub.selector.is_empty()).then(|| sub.selector.clone()),
+            // As a client, no options: the owner's defaults (a client's would replace them).
+            queue: match store.role() {
+                mqlite::Role::Owner => open::queue_options(),
+                mqlite::Role::Client => mqlite::QueueOptions::default(),
+            },
+        };
+        store
+            .subscribe(&sub.pattern, options)
+            .map_err(|e| CliError::from(e).context(format!("subscription {:?}", sub.name)))?;
+    }
+    Ok(())
 }
 
 /// What the import stored: messages by queue, and those its dedup window dropped.
@@ -147,11 +242,17 @@ pub fn run(a: &ImportArgs, json: bool, w: &mut dyn Write) -> Result<()> {
         None => Box::new(BufReader::new(Box::new(std::io::stdin()) as Box<dyn Read>)),
     };
     let store = open::open_with(&a.dir, a.create, |_| {})?;
-    // A subscription's queue ($sub.NAME) exists only with its subscription, which an export
-    // does not carry (a program subscribes): its lines are refused, naming the first, before
-    // anything of their batch is written.
-    let sub_queues: std::collections::HashSet<String> =
-        store.subscriptions().into_iter().map(|i| i.queue).collect();
+    // A subscription's queue ($sub.NAME) exists only with its subscription: the store's, or
+    // one a subscription line before it re-creates. A line for any other is refused, naming
+    // it, before anything of its batch is written (status 7, as any line the store cannot take).
+    let existing: BTreeMap<String, mqlite::SubscriptionInfo> = store
+        .subscriptions()
+        .into_iter()
+        .map(|i| (i.name.clone(), i))
+        .collect();
+    let mut sub_queues: std::collections::HashSet<String> =
+        existing.values().map(|i| i.queue.clone()).collect();
+    let mut subs_created = 0u64;
     let bar = out::progress(0, "importing");
     let now = parse::now_ms();
     let mut line_no = 0usize;
@@ -165,33 +266,56 @@ pub fn run(a: &ImportArgs, json: bool, w: &mut dyn Write) -> Result<()> {
         };
         // Every line of the batch is checked before anything of it is written.
         let mut batch: Vec<Ready> = Vec::with_capacity(lines.len());
+        let mut new_subs: Vec<SubscriptionJson> = Vec::new();
+        let earlier = imported(&tally);
+        let bad = |n: usize, why: String| {
+            CliError::new(
+                Status::BadInput,
+                format!(
+                    "line {n}: {why}; nothing of lines {first}–{last} was written ({} of \
+                     earlier lines imported)",
+                    out::count(earlier, "message")
+                ),
+            )
+        };
         for (n, raw) in &lines {
-            let (queue, m) = check_line(raw, a.queue.as_deref(), now).map_err(|why| {
-                CliError::new(
-                    Status::BadInput,
-                    format!(
-                        "line {n}: {why}; nothing of lines {first}–{last} was written ({} of \
-                         earlier lines imported)",
-                        out::count(imported(&tally), "message")
-                    ),
-                )
-            })?;
+            let (queue, m) =
+                match check_line(raw, a.queue.as_deref(), now).map_err(|w| bad(*n, w))? {
+                    Checked::Message(queue, m) => (queue, *m),
+                    // With --queue every message goes to that queue: no subscription is needed.
+                    Checked::Subscription(_) if a.queue.is_some() => continue,
+                    Checked::Subscription(sub) => {
+                        match existing.get(&sub.name) {
+                            Some(have) => {
+                                if let Some(why) = conflict(&sub, have) {
+                                    return Err(bad(*n, why));
+                                }
+                            }
+                            None if !sub_queues.contains(&sub.queue()) => {
+                                sub_queues.insert(sub.queue());
+                                new_subs.push(sub);
+                            }
+                            None => {}
+                        }
+                        continue;
+                    }
+                };
             if queue.starts_with("$sub.") && !sub_queues.contains(&queue) {
-                return Err(CliError::new(
-                    Status::NotFound,
+                return Err(bad(
+                    *n,
                     format!(
-                        "line {n}: queue {queue:?} is the queue of subscription {:?}, which store \
-                         {} does not have (a program creates it by subscribing; or import these \
-                         lines with --queue QUEUE); nothing of lines {first}–{last} was written \
-                         ({} of earlier lines imported)",
+                        "queue {queue:?} is the queue of subscription {:?}, which store {} does \
+                         not have and no line before this one declares (a `subscription` line, \
+                         as export writes; or import these lines with --queue QUEUE)",
                         &queue["$sub.".len()..],
                         a.dir.display(),
-                        out::count(imported(&tally), "message")
                     ),
                 ));
             }
             batch.push((*n, queue, m));
         }
+        create_subscriptions(&store, &new_subs)?;
+        subs_created += new_subs.len() as u64;
         let len = batch.len() as u64;
         store_batch(&store, batch, &mut tally)?;
         bar.inc_length(len);
@@ -202,7 +326,8 @@ pub fn run(a: &ImportArgs, json: bool, w: &mut dyn Write) -> Result<()> {
     if json {
         return out::json(
             w,
-            &json!({"imported": n, "duplicates": dups, "queues": tally.by_queue}),
+            &json!({"imported": n, "duplicates": dups, "queues": tally.by_queue,
+                    "subscriptions_created": subs_created}),
         );
     }
     let parts: Vec<String> = tally
@@ -220,6 +345,9 @@ pub fn run(a: &ImportArgs, json: bool, w: &mut dyn Write) -> Result<()> {
             "; {} dropped by the dedup window",
             out::count(dups, "duplicate")
         )?;
+    }
+    if subs_created > 0 {
+        write!(w, "; {} created", out::count(subs_created, "subscription"))?;
     }
     writeln!(w)?;
     Ok(())

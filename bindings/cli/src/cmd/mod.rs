@@ -22,6 +22,9 @@ mod transfer;
 
 pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
     let json = cli.json;
+    if let Some(t) = &cli.timeout {
+        crate::open::set_connect_timeout(crate::parse::connect_timeout(t)?);
+    }
     match cli.command {
         Command::Info(a) => info::run(&a.dir, json, out),
         Command::Stats(a) => stats::run(&a, json, out),

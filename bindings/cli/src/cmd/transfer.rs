@@ -24,6 +24,9 @@ struct Outcome<'a> {
     /// Messages the target already held by dedup key (nothing stored; a move leaves them).
     #[serde(skip_serializing_if = "Option::is_none")]
     duplicates: Option<u64>,
+    /// Messages of the queue a consumer holds (in flight or prefetched): only waiting messages
+    /// are purged, moved or copied, so these were left where they are.
+    held: u64,
 }
 
 impl<'a> Outcome<'a> {
@@ -42,6 +45,7 @@ impl<'a> Outcome<'a> {
             matched,
             done: 0,
             duplicates: None,
+            held: 0,
         }
     }
 }
@@ -81,7 +85,24 @@ fn report(w: &mut dyn Write, json: bool, o: &Outcome<'_>) -> Result<()> {
             )?;
         }
     }
+    if o.held > 0 {
+        // Review r3 #15: "nothing changed" with no word about the messages a consumer held.
+        writeln!(
+            w,
+            "{} of queue {:?} held by consumers (in flight or prefetched) {} left as {}",
+            out::count(o.held, "message"),
+            o.queue,
+            if o.dry_run { "would be" } else { "were" },
+            if o.held == 1 { "it is" } else { "they are" },
+        )?;
+    }
     Ok(())
+}
+
+/// The messages of a queue a consumer holds: in flight, or prefetched by a consumer and not
+/// handed out yet. Neither is waiting, so `purge`, `move` and `copy` leave them.
+fn held(s: &mqlite::QueueStats) -> u64 {
+    s.in_flight + s.prefetched
 }
 
 pub fn purge(a: &PurgeArgs, json: bool, w: &mut dyn Write) -> Result<()> {
@@ -90,6 +111,7 @@ pub fn purge(a: &PurgeArgs, json: bool, w: &mut dyn Write) -> Result<()> {
     let s = q.stats()?;
     let matched = s.depth + s.delayed;
     let mut o = Outcome::new("purge", &a.queue, None, a.dry_run, matched);
+    o.held = held(&s);
     if !a.dry_run && matched > 0 {
         out::confirm(
             a.yes,
@@ -130,10 +152,38 @@ pub fn run(a: &TransferArgs, copy: bool, json: bool, w: &mut dyn Write) -> Resul
                 ),
             ));
         }
+        // An id that is there but held by a consumer cannot move now: asked for by name, it
+        // fails as a missing one does (status 5), naming why, before anything changes.
+        let busy: Vec<String> = ids
+            .iter()
+            .filter(|id| {
+                q.browse_stored(**id, 1).is_ok_and(|v| {
+                    v.first().is_some_and(|s| {
+                        s.message.id() == Some(**id) && s.state == mqlite::MessageState::InFlight
+                    })
+                })
+            })
+            .map(MessageId::to_string)
+            .collect();
+        if !busy.is_empty() {
+            return Err(CliError::new(
+                Status::NotFound,
+                format!(
+                    "{} of queue {:?} in store {} {} held by a consumer (in flight or \
+                     prefetched), not waiting; nothing changed (retry once it is settled or \
+                     released)",
+                    busy.join(", "),
+                    a.from,
+                    a.dir.display(),
+                    if busy.len() == 1 { "is" } else { "are" }
+                ),
+            ));
+        }
     }
+    check_target(&store, &a.to)?;
     let mut filter = TransferFilter {
         to: a.to.clone(),
-        ids,
+        ids: ids.clone(),
         limit: a.limit,
         copy,
         dry_run: true,
@@ -141,6 +191,9 @@ pub fn run(a: &TransferArgs, copy: bool, json: bool, w: &mut dyn Write) -> Resul
     let matched = q.transfer(&filter)?.matched;
     let command = if copy { "copy" } else { "move" };
     let mut o = Outcome::new(command, &a.from, Some(&a.to), a.dry_run, matched);
+    if ids.is_none() {
+        o.held = held(&q.stats()?);
+    }
     if !a.dry_run && matched > 0 {
         out::confirm(
             a.yes,
@@ -160,4 +213,24 @@ pub fn run(a: &TransferArgs, copy: bool, json: bool, w: &mut dyn Write) -> Resul
         o.duplicates = Some(r.duplicates);
     }
     report(w, json, &o)
+}
+
+/// Refuses a target that is the queue of a subscription the store does not have (`$sub.NAME`):
+/// the core refuses to create one (a subscription's queue comes with its subscription), so the
+/// real run would fail; the dry run must fail the same way (review r3 #10), before it counts.
+pub fn check_target(store: &mqlite::Store, to: &str) -> Result<()> {
+    let Some(name) = to.strip_prefix("$sub.") else {
+        return Ok(());
+    };
+    if store.subscriptions().iter().any(|s| s.queue == to) {
+        return Ok(());
+    }
+    Err(CliError::new(
+        Status::NotFound,
+        format!(
+            "queue {to:?} is the queue of subscription {name:?}, which store {} does not have \
+             (a program creates it by subscribing); nothing changed",
+            store.path().display()
+        ),
+    ))
 }
