@@ -335,12 +335,8 @@ impl Engine {
             // An empty batch a caller waits for is committed all the same: that caller may have
             // found io held by us and be waiting for our commit's wake-up, and nobody else will
             // commit it (a waiter that finds io held never takes it; see `wait_done`).
-            let awaited = g.pending.awaited;
-            if g.pending.is_empty()
-                && !awaited
-                && !deadline
-                && !(g.closing && p.unsynced_since.is_some())
-            {
+            let due = g.pending.awaited || deadline || (g.closing && p.unsynced_since.is_some());
+            if g.pending.is_empty() && !due {
                 continue; // a caller led the commit while we waited for the io lock
             }
             if g.progress.joined > 0 {
