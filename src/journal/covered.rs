@@ -2,6 +2,13 @@
 //! replaying every frame, the segments the checkpoint covers are checked against the CRC32C it
 //! recorded for each (a sequential read, far cheaper than decoding records), and the journal
 //! resumes where the checkpoint says it ended.
+//!
+//! The CRCs a checkpoint records come from the writer (`Journal::crcs`: a running CRC32C of
+//! each segment, extended by every frame as it is written, taken over from the check when the
+//! journal was opened from a checkpoint), so a clean close does not read the journal back; only
+//! segments a full replay opened (or whose write failed) are read. A wrong running CRC could
+//! only make the next open ignore the checkpoint (its check reads the files), never load a
+//! state the journal does not hold.
 
 use super::frame::{u32_at, SEGMENT_HEADER, VERSION};
 use super::recovery::{data_end, RecoveryReport};

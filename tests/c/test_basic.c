@@ -180,9 +180,9 @@ static void test_round_trip(const char *dir) {
     mqlite_store_free(s);
 
     /* A torn checkpoint (one byte) is ignored, the report says why, the journal is replayed. */
-    char path[4096];
-    snprintf(path, sizeof path, "%s/CHECKPOINT", dir);
-    FILE *f = fopen(path, "wb");
+    char ckpt[4096];
+    snprintf(ckpt, sizeof ckpt, "%s/CHECKPOINT", dir);
+    FILE *f = fopen(ckpt, "wb");
     CHECK(f != NULL);
     CHECK(fputc('x', f) == 'x');
     CHECK(fclose(f) == 0);
