@@ -912,6 +912,24 @@ typedef struct {
    * messages are kept in a queue named `__lost_queue_<id>`.
    */
   uint64_t lost_queues;
+  /**
+   * Whether the state came from the index checkpoint (`CHECKPOINT`, written by the last
+   * clean close) instead of a replay of every record: the segments it covers were checked
+   * against their CRC32C, and `records` is 0.
+   */
+  bool checkpoint_used;
+  /**
+   * Why a checkpoint that was present was ignored (stale, torn, another format version, a
+   * covered segment changed or missing, a CRC mismatch, an open with repair), as UTF-8 text
+   * of `checkpoint_ignored_len` bytes, not NUL-terminated; the open then replayed the whole
+   * journal. NULL (and 0) when none was ignored. Points into the store handle: valid until
+   * `mqlite_store_free`.
+   */
+  const char *checkpoint_ignored;
+  /**
+   * Length in bytes of `checkpoint_ignored`.
+   */
+  size_t checkpoint_ignored_len;
 } mqlite_recovery_report;
 
 /**

@@ -214,6 +214,57 @@ fn a_valid_checkpoint_is_used_and_replays_nothing() {
     assert!(rep.segments > 1, "{rep:?}");
 }
 
+/// A clean close writes the checkpoint from the segments' running CRC32C, reading no journal
+/// byte back: for a new store, for one opened from its checkpoint (the tail goes on from the
+/// CRC the open checked) that then rolled on and compacted, and, reading them, for segments a
+/// full replay opened. Every such checkpoint is used by the next open.
+#[test]
+fn a_clean_close_reads_no_segment_it_wrote_or_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = FaultFs::new();
+    let clock = ManualClock::new(T0);
+    // Closes `s`, returns the reads the close made.
+    let close = |s: Store| {
+        s.flush().unwrap();
+        fs.reset_counts();
+        s.close().unwrap();
+        fs.count(common::fault::Op::Read)
+    };
+    let s = open(dir.path(), &fs, &clock);
+    fill(&s, 300);
+    assert!(segments(&fs).len() > 1);
+    assert_eq!(close(s), 0, "a new store's close");
+    for round in 0..3 {
+        let s = open(dir.path(), &fs, &clock);
+        assert!(
+            s.recovery_report().checkpoint_used,
+            "{:?}",
+            s.recovery_report()
+        );
+        let before = segments(&fs);
+        fill(&s, 300);
+        s.compact().unwrap();
+        assert_ne!(segments(&fs), before, "round {round}: it rolled on");
+        assert_eq!(
+            close(s),
+            0,
+            "round {round}: a close after an open from the checkpoint"
+        );
+    }
+    // A full replay knows no segment's CRC: the close reads them, and its checkpoint is good.
+    fs.delete("CHECKPOINT");
+    let s = open(dir.path(), &fs, &clock);
+    assert!(!s.recovery_report().checkpoint_used);
+    fill(&s, 30);
+    assert!(close(s) > 0, "segments replayed at open are read back");
+    let s = open(dir.path(), &fs, &clock);
+    assert!(
+        s.recovery_report().checkpoint_used,
+        "{:?}",
+        s.recovery_report()
+    );
+}
+
 fn segments(fs: &FaultFs) -> Vec<String> {
     fs.names()
         .into_iter()

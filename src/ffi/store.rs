@@ -38,6 +38,18 @@ pub struct mqlite_recovery_report {
     /// Queues whose declaration a repair cut out while messages of theirs survived: the
     /// messages are kept in a queue named `__lost_queue_<id>`.
     pub lost_queues: u64,
+    /// Whether the state came from the index checkpoint (`CHECKPOINT`, written by the last
+    /// clean close) instead of a replay of every record: the segments it covers were checked
+    /// against their CRC32C, and `records` is 0.
+    pub checkpoint_used: bool,
+    /// Why a checkpoint that was present was ignored (stale, torn, another format version, a
+    /// covered segment changed or missing, a CRC mismatch, an open with repair), as UTF-8 text
+    /// of `checkpoint_ignored_len` bytes, not NUL-terminated; the open then replayed the whole
+    /// journal. NULL (and 0) when none was ignored. Points into the store handle: valid until
+    /// `mqlite_store_free`.
+    pub checkpoint_ignored: *const c_char,
+    /// Length in bytes of `checkpoint_ignored`.
+    pub checkpoint_ignored_len: usize,
 }
 
 /// Opens (and, by default, creates) the store in directory `path` (`path_len` bytes, no NUL
@@ -203,6 +215,12 @@ pub extern "C" fn mqlite_store_recovery_report(
             quarantined: r.quarantined.len() as u64,
             missing: r.missing.len() as u64,
             lost_queues: r.lost_queues.len() as u64,
+            checkpoint_used: r.checkpoint_used,
+            checkpoint_ignored: r
+                .checkpoint_ignored
+                .as_deref()
+                .map_or(std::ptr::null(), |why| why.as_ptr().cast()),
+            checkpoint_ignored_len: r.checkpoint_ignored.as_deref().map_or(0, str::len),
         };
         unsafe { write_out(report_out, out) };
         Ok(())

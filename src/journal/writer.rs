@@ -78,9 +78,10 @@ impl Journal {
         // became durable, so the batch can be refused without poisoning the store. A failed
         // fdatasync or directory fsync is never excused (fsyncgate), whatever its errno.
         let oldest = self.sizes.keys().next().copied().unwrap_or(n);
+        let header = segment_header(n, (self.now_ms)(), oldest);
         let made = f
             .allocate(first)
-            .and_then(|()| f.write_at(&segment_header(n, (self.now_ms)(), oldest), 0))
+            .and_then(|()| f.write_at(&header, 0))
             .map_err(|e| classify("preparing", &e))
             .and_then(|()| {
                 f.sync_data()
@@ -104,6 +105,8 @@ impl Journal {
             return Err(e);
         }
         self.tail_current = true;
+        self.crcs
+            .insert(n, (SEGMENT_HEADER as u64, crc32c::crc32c(&header)));
         self.files.insert(n, f);
         self.sizes.insert(n, first);
         self.tail_cap = size;
@@ -257,10 +260,23 @@ impl Journal {
             })?;
             self.sizes.insert(self.tail, grown);
         }
-        file.write_at(&self.frame, off).map_err(|e| {
+        if let Err(e) = file.write_at(&self.frame, off) {
+            // Part of the frame may be in the file now: its bytes are no longer all known.
+            self.crcs.remove(&self.tail);
             let what = format!("writing {} at offset {off}", segment_name(self.tail));
-            (Error::io(what, &e), full(&e))
-        })?;
+            return Err((Error::io(what, &e), full(&e)));
+        }
+        // The segment's running CRC32C (`Journal::crcs`), from the bytes at hand: a clean
+        // close then need not read the journal back for the checkpoint.
+        match self.crcs.get_mut(&self.tail) {
+            Some((len, crc)) if *len == off => {
+                *crc = crc32c::crc32c_append(*crc, &self.frame);
+                *len = end_off;
+            }
+            _ => {
+                self.crcs.remove(&self.tail);
+            }
+        }
         self.tail_off += self.frame.len() as u64;
         self.next_seq += 1;
         self.tail_dirty = true;
@@ -330,6 +346,7 @@ impl Journal {
             .sync_dir(&self.dir)
             .map_err(|e| Error::io("fsync of the store directory", &e))?;
         self.sizes.remove(&seg);
+        self.crcs.remove(&seg);
         self.files.remove(seg);
         Ok(())
     }

@@ -280,10 +280,14 @@ static void store_and_queue(const char *dir) {
     mqlite_name_list_free(names);
     mqlite_name_list_free(NULL);
     mqlite_recovery_report rep;
-    /* The layout the library writes (missing and lost_queues were added at the end). */
-    CHECK(sizeof rep == 7 * sizeof(uint64_t));
+    /* The layout the library writes (missing and lost_queues, then the checkpoint fields, were
+     * added at the end). */
     CHECK(offsetof(mqlite_recovery_report, missing) == 5 * sizeof(uint64_t));
     CHECK(offsetof(mqlite_recovery_report, lost_queues) == 6 * sizeof(uint64_t));
+    CHECK(offsetof(mqlite_recovery_report, checkpoint_used) == 7 * sizeof(uint64_t));
+    CHECK(offsetof(mqlite_recovery_report, checkpoint_ignored_len) ==
+          offsetof(mqlite_recovery_report, checkpoint_ignored) + sizeof(const char *));
+    CHECK(sizeof rep == offsetof(mqlite_recovery_report, checkpoint_ignored_len) + sizeof(size_t));
     T(NUL_, mqlite_store_recovery_report(NULL, &rep, ERR));
     T(NUL_, mqlite_store_recovery_report(s, NULL, ERR));
 

@@ -172,9 +172,27 @@ static void test_round_trip(const char *dir) {
     OK(mqlite_store_recovery_report(s, &rep, ERR));
     /* After a clean close the open loads the index checkpoint: no record is replayed. */
     CHECK(rep.records == 0);
+    CHECK(rep.checkpoint_used);
+    CHECK(rep.checkpoint_ignored == NULL && rep.checkpoint_ignored_len == 0);
     uint64_t n = 0;
     OK(mqlite_queue_purge(q, &n, ERR));
     mqlite_queue_free(q);
+    mqlite_store_free(s);
+
+    /* A torn checkpoint (one byte) is ignored, the report says why, the journal is replayed. */
+    char ckpt[4096];
+    snprintf(ckpt, sizeof ckpt, "%s/CHECKPOINT", dir);
+    FILE *f = fopen(ckpt, "wb");
+    CHECK(f != NULL);
+    CHECK(fputc('x', f) == 'x');
+    CHECK(fclose(f) == 0);
+    s = open_store(dir, NULL);
+    OK(mqlite_store_recovery_report(s, &rep, ERR));
+    CHECK(!rep.checkpoint_used);
+    CHECK(rep.records > 0);
+    CHECK(rep.checkpoint_ignored != NULL);
+    CHECK(rep.checkpoint_ignored_len == strlen("torn: 1 bytes"));
+    CHECK(memcmp(rep.checkpoint_ignored, "torn: 1 bytes", rep.checkpoint_ignored_len) == 0);
     mqlite_store_free(s);
 }
 
