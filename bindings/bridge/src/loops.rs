@@ -43,6 +43,7 @@ pub(crate) fn subject_matches(pattern: &str, subject: &str) -> bool {
 /// `*` matches one token, `>` one or more trailing tokens, other tokens match themselves).
 /// An inbound route's `filter_subject` that overlaps none of its stream's subjects can never
 /// receive a message (review r3 #14).
+#[cfg(any(feature = "nats", test))]
 pub(crate) fn subjects_overlap(a: &str, b: &str) -> bool {
     let (mut a, mut b) = (a.split('.'), b.split('.'));
     loop {
