@@ -14,12 +14,17 @@ pub(crate) enum Failure {
     Refused(String),
     /// The connection is lost or the broker is not ready: give the message back and reconnect.
     Transient(String),
-    /// What the route names is missing or cannot take messages for now (a RabbitMQ exchange
-    /// deleted under it, no JetStream stream capturing the subject, a RabbitMQ queue refusing
-    /// publishes at its length limit): the message is not at fault, so it is given back, and
+    /// What the route names is missing (a RabbitMQ exchange deleted under it, no JetStream
+    /// stream capturing the subject): the message is not at fault, so it is given back, and
     /// the route sets up again after the backoff — where connect finds a missing target and
     /// reports it — without counting a lost connection.
     Target(String),
+    /// The broker is up and the target exists, but it has no room for this message now (a
+    /// JetStream stream at its limits with `discard: new`, a RabbitMQ queue at its
+    /// `x-max-length` with `reject-publish`): the message is given back and the route pauses
+    /// receiving with backoff, staying connected — neither a lost connection nor the
+    /// message's fault (review r3 #32).
+    Full(String),
 }
 
 /// What a broker's confirm said about an accepted publish.
@@ -104,7 +109,9 @@ impl Failure {
     /// The error's text.
     pub(crate) fn text(self) -> String {
         match self {
-            Failure::Refused(t) | Failure::Transient(t) | Failure::Target(t) => t,
+            Failure::Refused(t) | Failure::Transient(t) | Failure::Target(t) | Failure::Full(t) => {
+                t
+            }
         }
     }
 }

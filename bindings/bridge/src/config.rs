@@ -393,8 +393,13 @@ impl Config {
     /// Reads and checks a TOML file for [`crate::run`] (so it must name a `store` and at least
     /// one route); every error names the file.
     pub fn from_file(path: &Path) -> Result<Config, Error> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::Config(format!("reading {}: {e}", path.display())))?;
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            let text = format!("reading {}: {e}", path.display());
+            match e.kind() {
+                std::io::ErrorKind::NotFound => Error::NotFound(text),
+                _ => Error::Config(text),
+            }
+        })?;
         let named = |e| match e {
             Error::Config(m) => Error::Config(format!("{}: {m}", path.display())),
             e => e,

@@ -120,6 +120,10 @@ pub(crate) async fn outbound<S: Sink>(
     // `hold`, with the reconnect backoff, so it is not published again at once.
     let mut refusal_waits = Waits::new(&ctx.reconnect);
     let mut hold: Option<tokio::time::Instant> = None;
+    // The broker has no room now (`Failure::Full`): the window is given back and receiving
+    // pauses until `hold`, with this backoff, while the route stays connected.
+    let mut full_waits = Waits::new(&ctx.reconnect);
+    let mut full = false;
     let ack_timeout = sink.ack_timeout();
     // Each publish with its confirm and the moment it is given up (publish time + ack_timeout):
     // a confirm that never comes (a broker restarted under the connection) must not hold the
@@ -133,9 +137,9 @@ pub(crate) async fn outbound<S: Sink>(
     // The channel was closed over a missing target, the connection itself is fine: setting up
     // again is not a reconnect.
     let mut unfit = false;
-    // The last setup ended on a target that refused to take messages (a RabbitMQ nack under
-    // back-pressure): a connect that succeeds proves nothing about it, so the backoff keeps
-    // growing until a publish is confirmed.
+    // The last setup ended on a missing target (a RabbitMQ channel closed over a deleted
+    // exchange): a connect that succeeds proves nothing about the next publish, so the backoff
+    // keeps growing until a publish is confirmed.
     let mut keep_backoff = false;
     let mut lag_tick = tokio::time::interval(ctx.stats_interval.min(Duration::from_secs(1)));
     let (name, failed) = (ctx.name.clone(), ctx.failed.clone());
@@ -174,7 +178,7 @@ pub(crate) async fn outbound<S: Sink>(
                         Failure::Refused(e) | Failure::Target(e) => {
                             error!(route = %ctx.name, "{e} (retrying with backoff)")
                         }
-                        Failure::Transient(e) => {
+                        Failure::Transient(e) | Failure::Full(e) => {
                             debug!(route = %ctx.name, "broker not reachable: {e}")
                         }
                     }
@@ -189,7 +193,13 @@ pub(crate) async fn outbound<S: Sink>(
         if hold.is_some_and(|t| t <= tokio::time::Instant::now()) {
             hold = None;
         }
-        if receiving.is_none() && !broken && !stopping && hold.is_none() && pending.len() < window {
+        if receiving.is_none()
+            && !broken
+            && !full
+            && !stopping
+            && hold.is_none()
+            && pending.len() < window
+        {
             let (q, n) = (queue.clone(), window - pending.len());
             receiving = Some(tokio::task::spawn_blocking(move || {
                 q.receive_batch(n, Some(RECEIVE_WAIT))
@@ -225,6 +235,7 @@ pub(crate) async fn outbound<S: Sink>(
                 match r {
                     Ok(c) => {
                         refusal_waits.reset();
+                        full_waits.reset();
                         waits.reset();
                         stats.forwarded(1);
                         if c.duplicate {
@@ -239,6 +250,11 @@ pub(crate) async fn outbound<S: Sink>(
                             fatal(text);
                             break;
                         }
+                    }
+                    Err(Failure::Full(text)) => {
+                        broker_full(&ctx.name, &stats, text, full);
+                        full = true;
+                        release_all(vec![d], &stats).await;
                     }
                     Err(f) => {
                         unfit |= lost(&ctx.name, &stats, f);
@@ -268,7 +284,7 @@ pub(crate) async fn outbound<S: Sink>(
                         continue;
                     }
                 };
-                if broken || stopping {
+                if broken || full || stopping {
                     release_all(ds, &stats).await;
                     continue;
                 }
@@ -293,6 +309,13 @@ pub(crate) async fn outbound<S: Sink>(
                                 dead = true;
                                 break;
                             }
+                        }
+                        Err(Failure::Full(text)) => {
+                            broker_full(&ctx.name, &stats, text, full);
+                            full = true;
+                            let mut rest = vec![d];
+                            rest.extend(ds.by_ref());
+                            release_all(rest, &stats).await;
                         }
                         Err(f) => {
                             unfit |= lost(&ctx.name, &stats, f);
@@ -320,6 +343,17 @@ pub(crate) async fn outbound<S: Sink>(
                 }
             }, if hold.is_some() => {}
             _ = stopped(&mut ctx.stop), if !stopping => {}
+        }
+        if full {
+            // The later publishes of the window may be taken once room is made, ahead of
+            // the one given back: give them all back (published again in order, under the
+            // same ids, after the pause; JetStream drops those it had taken), then pause.
+            let rest: Vec<Delivery> = pending.drain(..).map(|p| p.0).collect();
+            release_all(rest, &stats).await;
+            if receiving.is_none() {
+                full = false;
+                hold = Some(tokio::time::Instant::now() + full_waits.bump());
+            }
         }
         if broken && !pending.is_empty() {
             // The later confirms ride the same lost connection: give the whole window back now
@@ -379,6 +413,16 @@ fn lost(route: &str, stats: &Counters, f: Failure) -> bool {
     }
     stats.error(text);
     target
+}
+
+/// The broker had no room for a publish ([`Failure::Full`]): counted, kept as the last error,
+/// logged as a warning once per pause (`already` when this pause was already reported).
+fn broker_full(route: &str, stats: &Counters, text: String, already: bool) {
+    Counters::add(&stats.broker_full, 1);
+    if !already {
+        warn!(route = %route, "broker full, waiting: {text}");
+    }
+    stats.error(format!("broker full, waiting: {text}"));
 }
 
 /// Settles a message the broker refused (counted as failed, the broker's error kept as the
@@ -607,7 +651,7 @@ pub(crate) async fn inbound<S: Source>(
                     }
                     continue;
                 }
-                Err(Failure::Transient(e)) => {
+                Err(Failure::Transient(e) | Failure::Full(e)) => {
                     if first_failure {
                         warn!(route = %ctx.name, "broker not reachable: {e}");
                     } else {
@@ -650,7 +694,7 @@ pub(crate) async fn inbound<S: Source>(
                 fatal(e);
                 break;
             }
-            Err(Failure::Transient(e)) => {
+            Err(Failure::Transient(e) | Failure::Full(e)) => {
                 warn!(route = %ctx.name, "{e}");
                 stats.error(e);
                 source.disconnect();

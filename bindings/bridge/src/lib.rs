@@ -87,6 +87,10 @@ pub enum Error {
     /// The configuration is invalid (the message names the field or route).
     #[error("configuration: {0}")]
     Config(String),
+    /// A file or store the command was pointed at does not exist: the configuration file, or
+    /// the `store` directory without `create = true` (the message names it).
+    #[error("configuration: {0}")]
+    NotFound(String),
     /// The store could not be opened or a queue declared.
     #[error("store: {0}")]
     Store(#[from] mqlite::Error),
@@ -106,6 +110,42 @@ pub enum Error {
         /// Why it stopped.
         error: String,
     },
+}
+
+impl Error {
+    /// The exit status of the command for this error, by the `mqlite` command line's table
+    /// (`mqlite --help`), so a script driving `mqlite --json …` needs no special case for the
+    /// bridge (review r3 #29): 2 usage (an invalid configuration, a route whose broker client
+    /// is not compiled in, an invalid queue name or option), 3 corrupt, 4 locked (another
+    /// process owns the store), 5 not found (no configuration file, no store at `store`),
+    /// 1 anything else (a route stopped on an error, the stats file, I/O).
+    pub fn status(&self) -> u8 {
+        use mqlite::ErrorKind as K;
+        match self {
+            Error::Config(_) | Error::Unsupported(_) => 2,
+            Error::NotFound(_) => 5,
+            Error::Store(e) => match e.kind() {
+                K::Locked => 4,
+                K::NotFound => 5,
+                K::Corrupt => 3,
+                K::InvalidArgument | K::InvalidName => 2,
+                _ => 1,
+            },
+            Error::Stats(_) | Error::Route { .. } => 1,
+        }
+    }
+
+    /// The name of [`Error::status`] as `mqlite --json` reports it in `error.kind`: `failed`,
+    /// `usage`, `corrupt`, `locked` or `not_found`.
+    pub fn kind(&self) -> &'static str {
+        match self.status() {
+            2 => "usage",
+            3 => "corrupt",
+            4 => "locked",
+            5 => "not_found",
+            _ => "failed",
+        }
+    }
 }
 
 struct Route {
@@ -392,7 +432,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     };
     let store = match mqlite::Store::open(&dir, store_opts.clone()) {
         Err(e) if e.kind() == mqlite::ErrorKind::NotFound && !config.create => {
-            return Err(Error::Config(format!(
+            return Err(Error::NotFound(format!(
                 "store {}: {} (set `create = true` in the config to make a new store there)",
                 dir.display(),
                 e.message()
@@ -467,13 +507,30 @@ pub fn main_with_config(path: &Path) -> Result<(), Error> {
     main_with_config_as(path, false)
 }
 
+/// The log filter of the command: `RUST_LOG` (default `info`), with lapin's own events off
+/// unless `RUST_LOG` names `lapin`. lapin logs an ordinary broker restart at ERROR level
+/// ("error doing IO", "Connection error"), beside the bridge's own WARN for the lost
+/// connection (review r3 #27: operators alerting on ERROR were paged by every restart).
+/// Every failure lapin has is returned to the bridge, which logs it itself: a WARN for an
+/// outage, an ERROR for a misconfiguration. `RUST_LOG=info,lapin=debug` shows lapin's events.
+/// An unparsable `RUST_LOG` falls back to the default.
+pub fn log_filter(rust_log: Option<&str>) -> tracing_subscriber::EnvFilter {
+    let spec = rust_log.filter(|s| !s.trim().is_empty()).unwrap_or("info");
+    let filter = tracing_subscriber::EnvFilter::try_new(spec)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    if spec.contains("lapin") {
+        return filter;
+    }
+    match "lapin=off".parse() {
+        Ok(d) => filter.add_directive(d),
+        Err(_) => filter,
+    }
+}
+
 /// [`main_with_config`], logging as JSON lines when `json` (one object per event, as
 /// `tracing-subscriber`'s JSON format: `timestamp`, `level`, `fields.message`, `fields.route`).
 pub fn main_with_config_as(path: &Path, json: bool) -> Result<(), Error> {
-    let filter = || {
-        tracing_subscriber::EnvFilter::try_from_default_env()
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
-    };
+    let filter = || log_filter(std::env::var("RUST_LOG").ok().as_deref());
     let _ = if json {
         tracing_subscriber::fmt()
             .json()
@@ -499,6 +556,23 @@ pub fn main_with_config_as(path: &Path, json: bool) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lapin_events_are_off_unless_named() {
+        // Review r3 #27: lapin's ERROR on a broker restart must not reach the log by default.
+        for spec in [
+            None,
+            Some("info"),
+            Some("debug"),
+            Some("warn,mqlite_bridge=debug"),
+        ] {
+            let f = log_filter(spec).to_string();
+            assert!(f.contains("lapin=off"), "{spec:?}: {f}");
+        }
+        assert!(!log_filter(Some("info,lapin=debug"))
+            .to_string()
+            .contains("lapin=off"));
+    }
 
     #[test]
     fn a_default_origin_fits_the_limit_once_encoded() {

@@ -39,6 +39,24 @@ pub(crate) fn subject_matches(pattern: &str, subject: &str) -> bool {
     s.next().is_none()
 }
 
+/// Whether two NATS subject patterns can match one same subject (NATS subject-matching rules:
+/// `*` matches one token, `>` one or more trailing tokens, other tokens match themselves).
+/// An inbound route's `filter_subject` that overlaps none of its stream's subjects can never
+/// receive a message (review r3 #14).
+#[cfg(any(feature = "nats", test))]
+pub(crate) fn subjects_overlap(a: &str, b: &str) -> bool {
+    let (mut a, mut b) = (a.split('.'), b.split('.'));
+    loop {
+        match (a.next(), b.next()) {
+            (None, None) => return true,
+            // `>` needs at least one token, which the other side has here.
+            (Some(">"), Some(_)) | (Some(_), Some(">")) => return true,
+            (Some(x), Some(y)) if x == "*" || y == "*" || x == y => {}
+            _ => return false,
+        }
+    }
+}
+
 /// What the configuration alone shows: `out` feeds `inb`, and how.
 fn static_edge(out: &OutboundRoute, inb: &InboundRoute) -> Option<String> {
     if let (Some(t), Some(s)) = (&out.nats, &inb.nats) {
@@ -239,6 +257,19 @@ mod tests {
         assert!(subject_matches("cmd.loop", "cmd.loop"));
         assert!(!subject_matches("cmd.loo", "cmd.loop"));
         assert!(subject_matches(">", "a"));
+    }
+
+    #[test]
+    fn subject_pattern_overlaps() {
+        assert!(subjects_overlap("orders.>", "orders.eu"));
+        assert!(subjects_overlap("orders.*", "*.eu"));
+        assert!(subjects_overlap("orders.*.x", "orders.>"));
+        assert!(subjects_overlap(">", "a.b.c"));
+        assert!(subjects_overlap("a.b", "a.b"));
+        assert!(!subjects_overlap("order.>", "orders.>"));
+        assert!(!subjects_overlap("orders", "orders.>"));
+        assert!(!subjects_overlap("orders.*", "orders.a.b"));
+        assert!(!subjects_overlap("in.>", "other.x"));
     }
 
     #[test]

@@ -19,7 +19,9 @@
 //!
 //! The message's own fields travel in reserved headers: `Mqlite-Priority` (0–9),
 //! `Mqlite-Expires` (ms since the epoch), `Mqlite-Correlation-Id` and `Mqlite-Group`
-//! (percent-encoded), `Mqlite-Timestamp` (the send time, ms since the epoch).
+//! (percent-encoded), `Mqlite-Timestamp` (the send time, ms since the epoch), `Mqlite-Topic`
+//! (percent-encoded: the topic a message received from a subscription, `$sub.<name>`, was
+//! published to; inbound it becomes the property [`TOPIC_PROPERTY`]).
 
 use base64::Engine as _;
 use mqlite::{Message, Value, DEFAULT_PRIORITY};
@@ -36,6 +38,13 @@ pub const CORRELATION_ID: &str = "Mqlite-Correlation-Id";
 pub const GROUP: &str = "Mqlite-Group";
 /// Header with the original send time (ms since the epoch).
 pub const TIMESTAMP: &str = "Mqlite-Timestamp";
+/// Header with the topic a message was published to (a route reading a subscription's queue,
+/// `$sub.<name>`): consumers on the broker side can tell `orders.eu` from `orders.us` though
+/// the route publishes both to one subject (review r3 #30).
+pub const TOPIC: &str = "Mqlite-Topic";
+/// Property under which an inbound message keeps the topic of its `Mqlite-Topic` header (a
+/// message sent to a queue has no topic of its own).
+pub const TOPIC_PROPERTY: &str = "bridge.topic";
 /// Property under which an inbound message keeps its original send time (ms since the epoch),
 /// because the receiving store stamps its own send time on every message.
 pub const TIMESTAMP_PROPERTY: &str = "bridge.timestamp_ms";
@@ -107,6 +116,31 @@ pub fn encode_text(s: &str) -> (String, bool) {
     (out, true)
 }
 
+/// The property name under which an inbound header named `name` is stored (both brokers):
+/// the name itself, unless it is empty or holds a control character (U+0000–U+001F, U+007F),
+/// which no face of mqlite takes (`mqlite send -p '=v'` is refused) and an outbound NATS
+/// route cannot forward (a header needs a name). Then, deterministically: an empty name
+/// becomes `%`, and each control character `%XX` (its byte in upper-case hex, as in a NATS
+/// header name), so `"a\x01b"` is stored as `"a%01b"` — a name every outbound route can
+/// forward (review r3 #20). Two headers that map to one name keep the first.
+pub fn property_name(name: &str) -> std::borrow::Cow<'_, str> {
+    if name.is_empty() {
+        return "%".into();
+    }
+    if !name.chars().any(|c| c.is_ascii_control()) {
+        return name.into();
+    }
+    let mut out = String::with_capacity(name.len() + 4);
+    for c in name.chars() {
+        if c.is_ascii_control() {
+            out.push_str(&format!("%{:02X}", c as u8));
+        } else {
+            out.push(c);
+        }
+    }
+    out.into()
+}
+
 /// Why a message cannot be mapped (a refusal: the message goes the way of a failed publish).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MapError(pub String);
@@ -160,6 +194,9 @@ pub fn to_string_headers(msg: &Message) -> Result<Vec<(String, String)>, MapErro
     }
     if msg.timestamp_ms() > 0 {
         out.push((TIMESTAMP.to_string(), msg.timestamp_ms().to_string()));
+    }
+    if let Some(t) = msg.topic() {
+        out.push((TOPIC.to_string(), encode_text(t).0));
     }
     Ok(out)
 }
@@ -228,11 +265,18 @@ pub fn from_string_headers<'a>(
                     timestamp = Some(t);
                 }
             }
+            TOPIC => msg.set_property(
+                TOPIC_PROPERTY,
+                pct_decode(text).unwrap_or_else(|| text.to_string()),
+            ),
             _ => match &types {
                 Some(types) => {
                     let code = types.iter().find(|(n, _)| *n == name).map(|(_, c)| *c);
                     let key = pct_decode(name).unwrap_or_else(|| name.to_string());
-                    msg.set_property(key, decode_value(text, code));
+                    let key = property_name(&key).into_owned();
+                    if msg.get_property(&key).is_none() {
+                        msg.set_property(key, decode_value(text, code));
+                    }
                 }
                 None => msg.set_property(name, text),
             },
@@ -377,6 +421,18 @@ mod tests {
         assert_eq!(remaining_ttl_ms(&d, 4_000), Some(1_000));
         assert_eq!(remaining_ttl_ms(&d, 9_000), Some(1));
         d.ack().unwrap();
+    }
+
+    #[test]
+    fn names_no_face_takes_are_mapped_deterministically() {
+        assert_eq!(property_name("plain"), "plain");
+        assert_eq!(property_name(""), "%");
+        assert_eq!(property_name("a\x01b\x7f"), "a%01b%7F");
+        assert_eq!(property_name("é\n"), "é%0A");
+        // Bridged in with a NATS publisher's encoding, such a name is stored mapped.
+        let back = from_string_headers(b"", [(TYPES, ""), ("a%01b", "v")], None, 0);
+        assert_eq!(back.get_property("a%01b"), Some(&Value::Str("v".into())));
+        assert!(to_string_headers(&back).is_ok());
     }
 
     #[test]

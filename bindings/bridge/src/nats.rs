@@ -12,7 +12,7 @@ use async_nats::jetstream::context::{
     ConsumerInfoError, ConsumerInfoErrorKind, GetStreamByNameErrorKind, GetStreamErrorKind,
     PublishError, PublishErrorKind,
 };
-use async_nats::jetstream::{self, AckKind, Context};
+use async_nats::jetstream::{self, AckKind, Context, ErrorCode};
 use async_nats::{HeaderMap, HeaderName, HeaderValue};
 use futures_util::{FutureExt, StreamExt};
 use mqlite::Message;
@@ -116,10 +116,25 @@ async fn classify(js: &Context, subject: &str, e: PublishError) -> Failure {
             _ => Failure::Transient(text),
         },
         PublishErrorKind::Other => {
-            let unavailable = std::error::Error::source(&e)
-                .and_then(|s| s.downcast_ref::<jetstream::Error>())
-                .is_some_and(|j| j.code() == 503);
-            if unavailable || js.client().connection_state() != State::Connected {
+            let server =
+                std::error::Error::source(&e).and_then(|s| s.downcast_ref::<jetstream::Error>());
+            // A stream at its limits with `discard: new` refuses with 503 and a store error
+            // ("maximum messages exceeded", 10077) or a lack of storage: the broker is full,
+            // not gone (review r3 #32: it was counted as a lost connection).
+            let full = server.is_some_and(|j| {
+                matches!(
+                    j.error_code(),
+                    ErrorCode::STREAM_STORE_FAILED
+                        | ErrorCode::STORAGE_RESOURCES_EXCEEDED
+                        | ErrorCode::MEMORY_RESOURCES_EXCEEDED
+                        | ErrorCode::ACCOUNT_RESOURCES_EXCEEDED
+                        | ErrorCode::INSUFFICIENT_RESOURCES
+                )
+            });
+            let unavailable = server.is_some_and(|j| j.code() == 503);
+            if full {
+                Failure::Full(text)
+            } else if unavailable || js.client().connection_state() != State::Connected {
                 Failure::Transient(text)
             } else {
                 Failure::Refused(text)
@@ -195,6 +210,30 @@ impl Sink for NatsSink {
     }
 }
 
+/// Refuses a consumer filter that overlaps none of the stream's subjects: a misconfiguration
+/// (a typo such as `order.>` for `orders.>`), not a quiet stream (review r3 #14), reported
+/// like a missing stream (an error, retried with backoff). Empty filters mean "no filter".
+fn check_filters<'a>(
+    filters: impl IntoIterator<Item = &'a String>,
+    stream_subjects: &[String],
+    consumer: &str,
+    stream: &str,
+) -> Result<(), Failure> {
+    for f in filters.into_iter().filter(|f| !f.is_empty()) {
+        if !stream_subjects
+            .iter()
+            .any(|s| crate::loops::subjects_overlap(f, s))
+        {
+            return Err(Failure::Refused(format!(
+                "nats: the filter subject {f:?} of consumer {consumer:?} matches no subject of \
+                 stream {stream:?} (it captures {}): the route would never receive a message",
+                stream_subjects.join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// An inbound route's source: a durable pull consumer with explicit acks.
 pub(crate) struct NatsConsumer {
     js: Context,
@@ -243,14 +282,28 @@ impl Source for NatsConsumer {
         })?;
         // An outbound route publishing to a subject this stream captures, from the queue this
         // route stores into, would loop: only the server knows the stream's subjects.
-        let subjects = &stream.cached_info().config.subjects;
+        let sconfig = &stream.cached_info().config;
+        let subjects = &sconfig.subjects;
         self.loops
             .check_stream(&self.route, subjects)
             .map_err(|e| Failure::Refused(format!("nats: {e}")))?;
+        // A stream fed by a mirror or sources stores its messages under their origin's
+        // subjects, which its own config does not list: its filters cannot be checked.
+        let fed =
+            sconfig.mirror.is_some() || sconfig.sources.as_ref().is_some_and(|s| !s.is_empty());
+        let stream_subjects = match subjects.is_empty() {
+            // A stream created without subjects captures its own name.
+            true => vec![name.clone()],
+            false => subjects.clone(),
+        };
         let created = stream.cached_info().created.unix_timestamp_nanos();
         self.key_prefix = format!("nats:{name}:{created}:");
         let cname = self.source.consumer.as_str();
         let what = format!("nats: consumer {cname:?} of stream {name:?}");
+        if let (false, Some(f)) = (fed, &self.source.filter_subject) {
+            // Before a consumer that could never receive is created.
+            check_filters([f], &stream_subjects, cname, name)?;
+        }
         let consumer: Consumer<pull::Config> = if self.source.create {
             let config = pull::Config {
                 durable_name: Some(cname.to_string()),
@@ -287,6 +340,9 @@ impl Source for NatsConsumer {
                  reaching the store would be dropped",
                 c.ack_policy, c.max_deliver
             )));
+        }
+        if !fed {
+            check_filters([&c.filter_subject], &stream_subjects, cname, name)?;
         }
         self.ack_wait = c.ack_wait;
         self.messages = Some(

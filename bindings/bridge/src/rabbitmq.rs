@@ -22,7 +22,9 @@ use mqlite::{Message, Value, DEFAULT_PRIORITY};
 
 use crate::broker::{Confirm, Confirmed, Failure, Incoming, Sink, Source};
 use crate::config::{RabbitServer, RabbitSource, RabbitTarget};
-use crate::mapping::{self, CORRELATION_ID, GROUP, TIMESTAMP, TIMESTAMP_PROPERTY};
+use crate::mapping::{
+    self, CORRELATION_ID, GROUP, TIMESTAMP, TIMESTAMP_PROPERTY, TOPIC, TOPIC_PROPERTY,
+};
 
 /// Prefix of the properties that mirror AMQP's basic properties without an mqlite field.
 const AMQP_PREFIX: &str = "amqp.";
@@ -100,6 +102,9 @@ fn to_amqp(msg: &Message, id: &str, now_ms: u64) -> Result<BasicProperties, Fail
     if let Some(g) = msg.get_group() {
         headers.insert(GROUP.into(), AMQPValue::LongString(g.into()));
     }
+    if let Some(t) = msg.topic() {
+        headers.insert(TOPIC.into(), AMQPValue::LongString(t.into()));
+    }
     if msg.timestamp_ms() > 0 {
         props = props.with_timestamp(msg.timestamp_ms() / 1000);
         headers.insert(
@@ -130,11 +135,63 @@ fn from_amqp_value(v: &AMQPValue) -> Option<Value> {
             Err(_) => Value::Bytes(s.as_bytes().to_vec()),
         },
         AMQPValue::ByteArray(b) => Value::Bytes(b.as_slice().to_vec()),
-        AMQPValue::DecimalValue(d) => Value::Str(format!("{}e-{}", d.value, d.scale)),
-        // Nested tables and arrays have no property type: kept as readable text.
-        AMQPValue::FieldArray(_) | AMQPValue::FieldTable(_) => Value::Str(format!("{v:?}")),
+        AMQPValue::DecimalValue(d) => Value::Str(decimal_text(d.value, d.scale)),
+        // Nested tables and arrays have no property type: JSON text, a stable format any
+        // consumer can parse (review r3 #24: it was lapin's debug dump).
+        AMQPValue::FieldArray(_) | AMQPValue::FieldTable(_) => Value::Str(amqp_json(v).to_string()),
         AMQPValue::Void => return None,
     })
+}
+
+/// An AMQP decimal (`value` × 10^-`scale`) as plain decimal text, exact and with the scale's
+/// digits: (15, 1) → `1.5`, (5, 3) → `0.005`, (100, 2) → `1.00`, (7, 0) → `7`.
+fn decimal_text(value: u32, scale: u8) -> String {
+    let digits = value.to_string();
+    let scale = scale as usize;
+    if scale == 0 {
+        return digits;
+    }
+    let padded = format!("{digits:0>width$}", width = scale + 1);
+    let (int, frac) = padded.split_at(padded.len() - scale);
+    format!("{int}.{frac}")
+}
+
+/// A nested AMQP value as JSON: tables → objects, arrays → arrays, integers and finite floats
+/// → numbers (a NaN or infinity → null), booleans, strings (a long string that is not UTF-8
+/// and a byte array → base64 text, standard alphabet), a decimal → its exact text (`"1.5"`),
+/// void → null.
+fn amqp_json(v: &AMQPValue) -> serde_json::Value {
+    use base64::Engine as _;
+    use serde_json::Value as J;
+    let b64 = |b: &[u8]| J::String(base64::engine::general_purpose::STANDARD.encode(b));
+    match v {
+        AMQPValue::Boolean(b) => J::Bool(*b),
+        AMQPValue::ShortShortInt(i) => J::from(*i),
+        AMQPValue::ShortShortUInt(i) => J::from(*i),
+        AMQPValue::ShortInt(i) => J::from(*i),
+        AMQPValue::ShortUInt(i) => J::from(*i),
+        AMQPValue::LongInt(i) => J::from(*i),
+        AMQPValue::LongUInt(i) => J::from(*i),
+        AMQPValue::LongLongInt(i) => J::from(*i),
+        AMQPValue::Timestamp(t) => J::from(*t),
+        AMQPValue::Float(f) => serde_json::Number::from_f64(*f as f64).map_or(J::Null, J::Number),
+        AMQPValue::Double(f) => serde_json::Number::from_f64(*f).map_or(J::Null, J::Number),
+        AMQPValue::ShortString(s) => J::String(s.as_str().to_string()),
+        AMQPValue::LongString(s) => match std::str::from_utf8(s.as_bytes()) {
+            Ok(s) => J::String(s.to_string()),
+            Err(_) => b64(s.as_bytes()),
+        },
+        AMQPValue::ByteArray(b) => b64(b.as_slice()),
+        AMQPValue::DecimalValue(d) => J::String(decimal_text(d.value, d.scale)),
+        AMQPValue::FieldArray(a) => J::Array(a.as_slice().iter().map(amqp_json).collect()),
+        AMQPValue::FieldTable(t) => J::Object(
+            t.inner()
+                .iter()
+                .map(|(k, v)| (k.as_str().to_string(), amqp_json(v)))
+                .collect(),
+        ),
+        AMQPValue::Void => J::Null,
+    }
 }
 
 /// The message to store for an AMQP delivery.
@@ -151,7 +208,14 @@ fn from_amqp(d: &Delivery) -> Message {
                 (GROUP, Value::Str(g)) => msg = msg.group(g),
                 (CORRELATION_ID, Value::Str(c)) => msg = msg.correlation_id(c),
                 (TIMESTAMP, Value::Int(t)) => timestamp = Some(t as u64),
-                (k, value) => msg.set_property(k, value),
+                (TOPIC, Value::Str(t)) => msg.set_property(TOPIC_PROPERTY, t),
+                (k, value) => {
+                    let name = mapping::property_name(k);
+                    // Two names mapped to one (`""` and `"%"`): the first stays.
+                    if name == k || msg.get_property(&name).is_none() {
+                        msg.set_property(name.into_owned(), value)
+                    }
+                }
             }
         }
     }
@@ -330,7 +394,7 @@ impl Sink for RabbitSink {
                 // at its `x-max-length` with `x-overflow = reject-publish`) or an internal
                 // error, not this message's fault (review r3 #13: it dead-lettered the whole
                 // backlog within seconds): given back, published again after the backoff.
-                Ok(Confirmation::Nack(None)) => Err(Failure::Target(
+                Ok(Confirmation::Nack(None)) => Err(Failure::Full(
                     "rabbitmq: the broker nacked the message (a queue at its x-max-length with \
                      reject-publish?); it waits and is published again"
                         .into(),
@@ -549,6 +613,34 @@ impl Source for RabbitConsumer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decimals_and_nested_values_become_plain_text_and_json() {
+        assert_eq!(decimal_text(15, 1), "1.5");
+        assert_eq!(decimal_text(5, 3), "0.005");
+        assert_eq!(decimal_text(100, 2), "1.00");
+        assert_eq!(decimal_text(7, 0), "7");
+        let mut t = FieldTable::default();
+        t.insert(
+            "k".into(),
+            AMQPValue::FieldArray(vec![AMQPValue::LongInt(1), AMQPValue::LongInt(2)].into()),
+        );
+        t.insert(
+            "d".into(),
+            AMQPValue::DecimalValue(lapin::types::DecimalValue {
+                scale: 1,
+                value: 15,
+            }),
+        );
+        t.insert("x".into(), AMQPValue::ByteArray(vec![0u8, 255].into()));
+        t.insert("n".into(), AMQPValue::Double(f64::NAN));
+        assert_eq!(
+            from_amqp_value(&AMQPValue::FieldTable(t)),
+            Some(Value::Str(
+                r#"{"d":"1.5","k":[1,2],"n":null,"x":"AP8="}"#.into()
+            ))
+        );
+    }
 
     #[test]
     fn properties_keep_their_amqp_types_and_fields() {

@@ -44,6 +44,12 @@ pub struct RouteStats {
     /// queue and are published again under the same broker ids (JetStream drops them as
     /// duplicates; a RabbitMQ consumer dedups on `message_id`).
     pub settle_errors: u64,
+    /// Outbound publishes the broker refused for lack of room — a JetStream stream at its
+    /// limits with `discard: new` (err_code 10077 and the resource-limit codes), a RabbitMQ
+    /// queue at its `x-max-length` with `reject-publish` (a nack): given back to the queue,
+    /// not counted as failures, published again after a pause with the reconnect backoff.
+    /// The route stays `connected`; `last_error` starts with "broker full, waiting".
+    pub broker_full: u64,
     /// Publishes awaiting a confirm (outbound) or messages being stored (inbound), now.
     pub in_flight: u64,
     /// Messages waiting to be forwarded: outbound, the local queue's messages not yet acked
@@ -70,6 +76,7 @@ pub(crate) struct Counters {
     pub redelivered: AtomicU64,
     pub released: AtomicU64,
     pub settle_errors: AtomicU64,
+    pub broker_full: AtomicU64,
     pub in_flight: AtomicU64,
     pub lag: AtomicU64,
     pub reconnects: AtomicU64,
@@ -164,6 +171,7 @@ impl Counters {
             redelivered: self.redelivered.load(Relaxed),
             released: self.released.load(Relaxed),
             settle_errors: self.settle_errors.load(Relaxed),
+            broker_full: self.broker_full.load(Relaxed),
             in_flight: self.in_flight.load(Relaxed),
             lag: self.lag.load(Relaxed),
             reconnects: self.reconnects.load(Relaxed),

@@ -512,3 +512,241 @@ async fn inbound_refuses_a_dedup_window_shorter_than_the_redelivery_horizon() {
     );
     bridge.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_a_filter_matching_no_subject_of_the_stream_is_an_error_retried() {
+    // Review r3 #14: a typo in `filter_subject` looked exactly like a quiet stream.
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    let js = jetstream().await;
+    let (stream, subject) = (unique("FILT"), unique("filt"));
+    create_stream(&js, &stream, &[&format!("{subject}.in.>")]).await;
+    let mut r = InboundRoute::nats("i", &stream, &unique("c"), "filtered");
+    r.nats.as_mut().unwrap().filter_subject = Some(format!("{subject}.other.x"));
+    let mut config = base_config();
+    config.inbound = vec![r];
+    let bridge = Bridge::start(store.clone(), config).await.unwrap();
+    until(20, "the filter reported", || async {
+        let s = bridge.stats();
+        route(&s, "i")
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("matches no subject of stream"))
+    })
+    .await;
+    let s = bridge.stats();
+    assert!(!route(&s, "i").connected, "{s:?}");
+    assert!(!route(&s, "i").stopped, "retried, not stopped: {s:?}");
+    // Once the stream captures the filter's subjects, the route runs without a restart.
+    let mut st = js.get_stream(&stream).await.unwrap();
+    let mut c = st.info().await.unwrap().config.clone();
+    c.subjects.push(format!("{subject}.other.>"));
+    js.update_stream(c).await.unwrap();
+    js.publish(format!("{subject}.other.x"), "hello".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    until(20, "the message stored", || async {
+        route(&bridge.stats(), "i").forwarded == 1
+    })
+    .await;
+    let s = bridge.shutdown().await;
+    assert!(s[0].last_error.is_none(), "{s:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_a_full_stream_is_waited_for_connected_and_not_a_reconnect() {
+    // Review r3 #32: a stream at its limits (discard new) was reported as a lost connection.
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    let js = jetstream().await;
+    let (stream, subject) = (unique("LIM"), unique("lim.x"));
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: stream.clone(),
+        subjects: vec![subject.clone()],
+        max_messages: 2,
+        discard: async_nats::jetstream::stream::DiscardPolicy::New,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let q = no_retries(&store, "lim");
+    for i in 0..6 {
+        q.send(format!("m{i}")).unwrap();
+    }
+    let mut config = base_config();
+    config.outbound = vec![OutboundRoute::nats("o", "lim", &subject).window(4)];
+    let bridge = Bridge::start(store.clone(), config).await.unwrap();
+    until(20, "the full stream reported", || async {
+        route(&bridge.stats(), "o").broker_full > 0
+    })
+    .await;
+    // Several pauses later: still connected, no reconnect, nothing failed or dead-lettered.
+    until(20, "a few full pauses", || async {
+        route(&bridge.stats(), "o").broker_full >= 3
+    })
+    .await;
+    let s = bridge.stats();
+    let o = route(&s, "o");
+    assert!(o.connected, "{o:?}");
+    assert_eq!((o.reconnects, o.failed, o.forwarded), (0, 0, 2), "{o:?}");
+    let e = o.last_error.as_deref().unwrap_or_default();
+    assert!(e.starts_with("broker full, waiting: nats: "), "{e}");
+    assert_eq!(store.queue("DLQ").unwrap().stats().unwrap().messages, 0);
+    // Room made: everything arrives, in queue order, once.
+    let mut st = js.get_stream(&stream).await.unwrap();
+    let mut c = st.info().await.unwrap().config.clone();
+    c.max_messages = -1;
+    js.update_stream(c).await.unwrap();
+    until(30, "every message forwarded", || async {
+        route(&bridge.stats(), "o").forwarded == 6
+    })
+    .await;
+    let s = bridge.shutdown().await;
+    assert_eq!((s[0].reconnects, s[0].failed), (0, 0), "{s:?}");
+    let bodies: Vec<String> = read_stream(&js, &stream)
+        .await
+        .iter()
+        .map(|m| String::from_utf8(m.payload.to_vec()).unwrap())
+        .collect();
+    assert_eq!(bodies, ["m0", "m1", "m2", "m3", "m4", "m5"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_inbound_header_names_nested_values_and_decimals_map_to_forwardable_text() {
+    // Review r3 #20: header names no face takes (empty, control characters) were stored as
+    // is, and an outbound NATS route then dead-lettered the message. Review r3 #24: nested
+    // tables and decimals were lapin's debug dump.
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    let (_conn, ch) = amqp().await;
+    let queue = unique("odd");
+    declare_queue(&ch, &queue).await;
+    let js = jetstream().await;
+    let (stream, subject) = (unique("ODD"), unique("odd.out"));
+    create_stream(&js, &stream, &[&subject]).await;
+    let mut nested = FieldTable::default();
+    nested.insert(
+        "k".into(),
+        AMQPValue::FieldArray(vec![AMQPValue::LongInt(1), AMQPValue::LongInt(2)].into()),
+    );
+    let mut h = FieldTable::default();
+    h.insert("".into(), AMQPValue::LongString("empty".into()));
+    h.insert("a\u{1}b".into(), AMQPValue::LongInt(1));
+    h.insert("nested".into(), AMQPValue::FieldTable(nested));
+    h.insert(
+        "dec".into(),
+        AMQPValue::DecimalValue(lapin::types::DecimalValue {
+            scale: 1,
+            value: 15,
+        }),
+    );
+    ch.basic_publish(
+        "".into(),
+        queue.as_str().into(),
+        BasicPublishOptions::default(),
+        b"odd",
+        BasicProperties::default()
+            .with_delivery_mode(2)
+            .with_message_id("odd-1".into())
+            .with_headers(h),
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
+    let mut config = base_config();
+    config.inbound = vec![InboundRoute::rabbitmq("i", &queue, "odd")];
+    // What came in goes on to NATS: every stored name must be forwardable.
+    config.outbound = vec![OutboundRoute::nats("o", "odd", &subject)];
+    let bridge = Bridge::start(store.clone(), config).await.unwrap();
+    until(20, "in and on to NATS", || async {
+        let s = bridge.stats();
+        route(&s, "i").forwarded == 1 && route(&s, "o").forwarded == 1
+    })
+    .await;
+    let s = bridge.shutdown().await;
+    assert!(s.iter().all(|r| r.failed == 0), "{s:?}");
+    let m = read_stream(&js, &stream).await.remove(0);
+    let back = mapping::from_string_headers(
+        &m.payload,
+        m.headers
+            .iter()
+            .flat_map(|h| h.iter())
+            .filter_map(|(n, vs)| vs.first().map(|v| (n.as_ref(), v.as_str()))),
+        None,
+        0,
+    );
+    let str_of = |k: &str| match back.get_property(k) {
+        Some(Value::Str(s)) => s.clone(),
+        v => panic!("{k}: {v:?}"),
+    };
+    assert_eq!(str_of("%"), "empty");
+    assert_eq!(back.get_property("a%01b"), Some(&Value::Int(1)));
+    assert_eq!(str_of("nested"), r#"{"k":[1,2]}"#);
+    assert_eq!(str_of("dec"), "1.5");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_is_a_route_source_and_its_topic_travels_both_brokers() {
+    // Review r3 #30: `queue = "$sub.<name>"` forwards a subscription; each message carries
+    // the topic it was published to (`Mqlite-Topic`), back in as property `bridge.topic`.
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    let js = jetstream().await;
+    let (stream, subject) = (unique("SUB"), unique("sub.out"));
+    create_stream(&js, &stream, &[&subject]).await;
+    let (_conn, ch) = amqp().await;
+    let (exchange, queue) = (unique("subx"), unique("subq"));
+    declare_bound_queue(&ch, &exchange, &queue).await;
+    for name in ["billing", "audit"] {
+        store
+            .subscribe(
+                "orders.>",
+                mqlite::SubscriptionOptions {
+                    name: Some(name.into()),
+                    durable: true,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+    }
+    store.topic("orders.eu").unwrap().publish("e").unwrap();
+    store.topic("orders.us").unwrap().publish("u").unwrap();
+    let mut config = base_config();
+    config.outbound = vec![
+        OutboundRoute::nats("n", "$sub.billing", &subject),
+        OutboundRoute::rabbitmq("r", "$sub.audit", &exchange, &queue),
+    ];
+    config.inbound = vec![InboundRoute::rabbitmq("i", &queue, "back")];
+    let bridge = Bridge::start(store.clone(), config).await.unwrap();
+    until(20, "both forwarded both ways", || async {
+        let s = bridge.stats();
+        ["n", "r", "i"].iter().all(|n| route(&s, n).forwarded == 2)
+    })
+    .await;
+    bridge.shutdown().await;
+    let msgs = read_stream(&js, &stream).await;
+    let topics: Vec<&str> = msgs
+        .iter()
+        .map(|m| {
+            m.headers
+                .as_ref()
+                .unwrap()
+                .get(mapping::TOPIC)
+                .unwrap()
+                .as_str()
+        })
+        .collect();
+    assert_eq!(topics, ["orders.eu", "orders.us"]);
+    let back = store.queue("back").unwrap();
+    for want in ["orders.eu", "orders.us"] {
+        let d = back.receive(Some(Duration::ZERO)).unwrap().unwrap();
+        assert_eq!(
+            d.get_property(mapping::TOPIC_PROPERTY),
+            Some(&Value::Str(want.into()))
+        );
+        d.ack().unwrap();
+    }
+}

@@ -199,7 +199,12 @@ fn with_json_the_log_and_the_error_are_json_lines() {
         .arg(&path)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    // Review r3 #29: statuses and the error object as every `mqlite --json` command's.
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "an invalid configuration is usage"
+    );
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(!err.trim().is_empty());
     for line in err.lines() {
@@ -210,6 +215,26 @@ fn with_json_the_log_and_the_error_are_json_lines() {
     let last: serde_json::Value = serde_json::from_str(err.lines().last().unwrap()).unwrap();
     let message = last["error"]["message"].as_str().unwrap();
     assert!(message.contains("stats_interval"), "{message}");
+    assert_eq!(last["error"]["kind"], "usage", "{last}");
+    assert_eq!(last["error"]["status"], 2, "{last}");
+    // No such configuration file: not found, 5.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mqlite-bridge"))
+        .arg("--json")
+        .arg("--config")
+        .arg(dir.path().join("nosuch.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(5));
+    let err = String::from_utf8(out.stderr).unwrap();
+    let last: serde_json::Value = serde_json::from_str(err.lines().last().unwrap()).unwrap();
+    assert_eq!(last["error"]["kind"], "not_found", "{last}");
+    assert_eq!(last["error"]["status"], 5, "{last}");
+    assert!(
+        last["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("nosuch.toml")),
+        "{last}"
+    );
 }
 
 /// `ack_wait = "0s"` (JetStream would take it as its 30 s default) and other zero or absurd
@@ -282,7 +307,8 @@ fn a_missing_store_is_refused_naming_it_unless_create_is_set() {
             .unwrap()
     };
     let out = run();
-    assert_eq!(out.status.code(), Some(1));
+    // No store there: not found, as `mqlite stats DIR` (review r3 #29).
+    assert_eq!(out.status.code(), Some(5));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains(&store.display().to_string()) && err.contains("create = true"),

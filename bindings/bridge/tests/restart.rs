@@ -240,6 +240,10 @@ async fn a_broker_restart_mid_forwarding_resumes_and_sigterm_exits_with_final_st
     }
     let log = std::fs::read_to_string(dir.join("bridge.log")).unwrap();
     assert!(!log.contains('\x1b'), "ANSI colours in a log file");
+    // Review r3 #27: the broker restart is the bridge's WARN, not lapin's own ERROR events
+    // ("error doing IO", "Connection error"), which the default filter keeps out.
+    let noise: Vec<&str> = log.lines().filter(|l| l.contains(" lapin::")).collect();
+    assert!(noise.is_empty(), "lapin's own events in the log: {noise:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
