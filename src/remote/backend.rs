@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::client::{Callback, Client};
+use super::client::{unanswered_at_close, Callback, Client};
 use super::protocol::{Request, Response, WireDest, WireReceived, WireRef, WireSettle};
 use super::{fork_generation, forked_error};
 use crate::engine::{
@@ -519,15 +519,20 @@ impl Backend {
             Some(e) => e.settle(d, op),
             None => {
                 let op = wire_settle(op);
-                let req = if self.handed_over(&d) {
-                    handed_over(&d, op)
-                } else {
-                    Request::Settle {
-                        delivery: self.wire(&d)?,
-                        op,
-                    }
+                if self.handed_over(&d) {
+                    return self.client().call(handed_over(&d, op)).map(|_| ());
+                }
+                let req = Request::Settle {
+                    delivery: self.wire(&d)?,
+                    op: op.clone(),
                 };
-                self.client().call(req).map(|_| ())
+                match self.client().call(req) {
+                    // Its owner closed cleanly without answering: settle it where it went.
+                    Err(e) if unanswered_at_close(&e) && self.handed_over(&d) => {
+                        self.client().call(handed_over(&d, op)).map(|_| ())
+                    }
+                    r => r.map(|_| ()),
+                }
             }
         }
     }
@@ -559,32 +564,59 @@ impl Backend {
             Some(e) => e.ack_batch(q, ds, sync),
             None => {
                 let mut deliveries = Vec::with_capacity(ds.len());
+                // The deliveries of `deliveries`, should they have to be acked again.
+                let mut current = Vec::new();
                 let mut lost = 0;
+                let op = if sync {
+                    WireSettle::AckSync
+                } else {
+                    WireSettle::Ack
+                };
+                let ack_handed_over = |d: &DeliveryRef, lost: &mut usize| match self
+                    .client()
+                    .call(handed_over(d, op.clone()))
+                {
+                    Ok(_) => Ok(()),
+                    Err(e) if e.kind() == ErrorKind::DeliveryLost => {
+                        *lost += 1;
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                };
                 for d in ds {
                     if self.handed_over(d) {
-                        let op = if sync {
-                            WireSettle::AckSync
-                        } else {
-                            WireSettle::Ack
-                        };
-                        match self.client().call(handed_over(d, op)) {
-                            Ok(_) => {}
-                            Err(e) if e.kind() == ErrorKind::DeliveryLost => lost += 1,
-                            Err(e) => return Err(e),
-                        }
+                        ack_handed_over(d, &mut lost)?;
                         continue;
                     }
                     match self.wire(d) {
-                        Ok(w) => deliveries.push(w),
+                        Ok(w) => {
+                            deliveries.push(w);
+                            current.push(d);
+                        }
                         Err(_) => lost += 1,
                     }
                 }
                 if !deliveries.is_empty() {
-                    self.client().call(Request::AckBatch {
+                    let r = self.client().call(Request::AckBatch {
                         queue: q.0,
                         deliveries,
                         sync,
-                    })?;
+                    });
+                    match r {
+                        // Its owner closed cleanly without answering: ack them where they went.
+                        Err(e) if unanswered_at_close(&e) => {
+                            for d in current {
+                                if self.handed_over(d) {
+                                    ack_handed_over(d, &mut lost)?;
+                                } else {
+                                    lost += 1;
+                                }
+                            }
+                        }
+                        r => {
+                            r?;
+                        }
+                    }
                 }
                 if lost > 0 {
                     return Err(Error::new(

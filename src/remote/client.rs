@@ -167,6 +167,19 @@ fn lost(what: &str) -> Error {
     )
 }
 
+/// The text of the `DeliveryLost` a settle gets when its owner closed cleanly (said goodbye)
+/// without answering it. By the protocol's rule such a request had no effect, and the owner
+/// handed the delivery over to the next one: [`Backend`](super::backend::Backend) sends the
+/// settle again there as a delivery handed over, so the caller sees no error.
+const UNANSWERED_AT_CLOSE: &str = "the store's owner process closed before it answered this \
+     settle, which had no effect: the delivery was handed over to the next owner";
+
+/// Whether `e` is a settle left unanswered by a cleanly closing owner (see
+/// [`UNANSWERED_AT_CLOSE`]): to be sent again as a delivery handed over.
+pub(crate) fn unanswered_at_close(e: &Error) -> bool {
+    e.kind() == ErrorKind::DeliveryLost && e.message() == UNANSWERED_AT_CLOSE
+}
+
 fn delivery_lost() -> Error {
     Error::new(
         ErrorKind::DeliveryLost,
@@ -1298,6 +1311,11 @@ fn resend(
                 }))
             }
         }
+        // Unanswered by an owner that said goodbye: no effect, and the delivery was handed
+        // over; the caller settles it again through the next owner (`Backend::settle`).
+        Request::Settle { .. } | Request::AckBatch { .. } if clean => {
+            OnResend::Fail(Error::new(ErrorKind::DeliveryLost, UNANSWERED_AT_CLOSE))
+        }
         // In flight when the owner went away: it may or may not have been made durable.
         Request::Settle { .. }
         | Request::SettleHandedOver { .. }
@@ -1407,5 +1425,47 @@ mod tests {
             resend(&copy, &none, now, &[], true),
             OnResend::Fail(_)
         ));
+    }
+
+    /// A settle (or ack batch) a cleanly closing owner did not answer had no effect: it fails
+    /// with the mark that makes the backend settle it again through the next owner, as a
+    /// delivery handed over (else a settle in flight at the instant of a clean close was
+    /// `DeliveryLost`, seen as `settle_errors` by the bridge's no_loss test). After a crash
+    /// its outcome is unknown: a plain `DeliveryLost`, never the mark.
+    #[test]
+    fn a_settle_a_cleanly_closed_owner_did_not_answer_is_settled_again() {
+        let now = Instant::now();
+        let none = HashMap::new();
+        let wref = WireRef {
+            queue: 1,
+            id: 2,
+            tag: 3,
+            consumer: 4,
+        };
+        let settles = [
+            Request::Settle {
+                delivery: wref,
+                op: WireSettle::Ack,
+            },
+            Request::AckBatch {
+                queue: 1,
+                deliveries: vec![wref],
+                sync: false,
+            },
+        ];
+        for req in settles {
+            let p = pending(req.clone());
+            match resend(&p, &none, now, &[], true) {
+                OnResend::Fail(e) => assert!(unanswered_at_close(&e), "{req:?}: {e}"),
+                OnResend::Resend(_) => panic!("{req:?} resent as it was"),
+            }
+            match resend(&p, &none, now, &[], false) {
+                OnResend::Fail(e) => {
+                    assert_eq!(e.kind(), ErrorKind::DeliveryLost, "{req:?}");
+                    assert!(!unanswered_at_close(&e), "{req:?} after a crash");
+                }
+                OnResend::Resend(_) => panic!("{req:?} resent after a crash"),
+            }
+        }
     }
 }
