@@ -2278,7 +2278,8 @@ impl BlockedReceive {
             .spawn()
             .expect("start mqlite receive");
         let mut out = child.stdout.take().expect("stdout");
-        // Output is written only after the settle: its first bytes prove the receive is done.
+        // Output is written before the settle (review r4 #4): its first bytes prove the message
+        // was taken; it stays in flight until written whole (the pipe is full: it is not).
         let mut first = [0u8; 64];
         out.read_exact(&mut first).expect("receive output begins");
         BlockedReceive { child, _out: out }
@@ -2327,15 +2328,21 @@ fn receive_as_owner_takes_only_what_it_asks_and_an_interrupt_counts_nothing_else
             row["prefetched"].as_u64(),
             row["in_flight"].as_u64()
         ),
-        (Some(20), Some(0), Some(0)),
+        (Some(20), Some(0), Some(1)),
         "{st}"
     );
     let status = r.signal("-INT");
     assert_eq!(status.code(), Some(130), "SIGINT closes and exits 130");
     let store = open(d);
     let q = store.queue("q").unwrap();
+    let st = states(&q);
     assert_eq!(
-        states(&q),
+        st.len(),
+        21,
+        "the big message, never shown whole, was not acked"
+    );
+    assert_eq!(
+        st[1..],
         vec![(mqlite::MessageState::Ready, 0); 20],
         "the 20 messages nobody was shown count no delivery"
     );
@@ -2356,12 +2363,18 @@ fn receive_as_client_takes_only_what_it_asks_and_sigterm_closes_it() {
     let st = q.stats().unwrap();
     assert_eq!(
         (st.depth, st.prefetched, st.in_flight),
-        (20, 0, 0),
+        (20, 0, 1),
         "{st:?}"
     );
     let status = r.signal("-TERM");
     assert_eq!(status.code(), Some(130), "SIGTERM closes and exits 130");
-    assert_eq!(states(&q), vec![(mqlite::MessageState::Ready, 0); 20]);
+    let st = states(&q);
+    assert_eq!(
+        st.len(),
+        21,
+        "the big message, never shown whole, was not acked"
+    );
+    assert_eq!(st[1..], vec![(mqlite::MessageState::Ready, 0); 20]);
 }
 
 #[test]
@@ -3101,4 +3114,44 @@ fn dlq_replay_leaves_the_dead_letters_of_an_ended_subscription_and_replays_the_r
     let left = ok_json(&["dlq", "list", d]);
     assert_eq!(left.as_array().map(Vec::len), Some(1), "{left}");
     assert_eq!(left[0]["original_queue"], "$sub.billing");
+}
+
+/// Review r4 #4: `mqlite receive … | head -1` acked every message it took before printing
+/// any, so those the reader never saw were deleted. Now a message is settled only once it was
+/// written; when the output's reader is gone, the rest are released (back, uncounted). The
+/// reader here is gone before the command starts (the pipe's read end is closed), so no write
+/// can succeed, deterministically: every message must stay in the queue, in text and JSON.
+#[test]
+fn receive_into_a_closed_pipe_acks_nothing_it_did_not_show() {
+    use std::os::fd::FromRawFd;
+    for json in [false, true] {
+        let c = Case::new();
+        fill(c.path(), "q", (0..5).map(|i| format!("m{i}")));
+        let mut fds = [0; 2];
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0, "pipe");
+        let (read, write) = unsafe {
+            (
+                std::fs::File::from_raw_fd(fds[0]),
+                std::fs::File::from_raw_fd(fds[1]),
+            )
+        };
+        drop(read);
+        let mut args = vec!["receive", c.dir(), "q", "-n", "5"];
+        if json {
+            args.insert(0, "--json");
+        }
+        let r = std::process::Command::new(env!("CARGO_BIN_EXE_mqlite"))
+            .args(&args)
+            .stdout(write)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&r.stderr);
+        assert_eq!(r.status.code(), Some(0), "json {json}: {err}");
+        assert!(
+            err.contains("5 messages of queue \"q\" not shown were released"),
+            "json {json}: {err}"
+        );
+        let st = open(c.path()).queue("q").unwrap().stats().unwrap();
+        assert_eq!(st.messages, 5, "json {json}: messages acked unseen");
+    }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use mqlite::{AckMode, ConsumerOptions, Delivery, Message, Store};
 use serde::Serialize;
 
-use crate::cli::ReceiveArgs;
+use crate::cli::{BodyFormat, ReceiveArgs};
 use crate::error::{CliError, Result, Status};
 use crate::wire::MessageJson;
 use crate::{open, out, parse};
@@ -99,12 +99,39 @@ fn receive(
         (_, _, true) => "released",
         _ => "acked",
     };
-    // What is shown is taken before settling (settling consumes the delivery); it is printed
-    // only once the settle has succeeded.
+    // Shown first, settled after (review r4 #4): a message is settled only once its lines were
+    // written and flushed. When the output fails (the reader went away, as in `| head -1`), the
+    // message being written and every later one are released (back to the queue, uncounted)
+    // instead of being acked unseen; those written before it are settled. (A pipe's buffer may
+    // still hold the last ones written when its reader exits: `-n` is the way to take fewer.)
     let shown: Vec<(Message, u32, bool)> = deliveries
         .iter()
         .map(|d| (d.message().clone(), d.delivery_count(), d.redelivered()))
         .collect();
+    let written = if json {
+        let v: Vec<_> = shown
+            .iter()
+            .map(|(m, count, redelivered)| Received {
+                message: MessageJson::of(&a.queue, m, 0, true),
+                delivery_count: *count,
+                redelivered: *redelivered,
+                settled,
+            })
+            .collect();
+        match out::json(w, &v).and_then(|()| w.flush().map_err(CliError::from)) {
+            Ok(()) => shown.len(),
+            Err(_) => 0,
+        }
+    } else {
+        show(w, &a.queue, &shown, settled, a.body)
+    };
+    let mut deliveries = deliveries;
+    let unshown = deliveries.split_off(written);
+    let released = unshown.len();
+    for d in unshown {
+        d.release()
+            .map_err(|e| CliError::from(e).context(format!("releasing in queue {:?}", a.queue)))?;
+    }
     let settle_one = |d: Delivery| {
         let id = d.id();
         let r = match (&s.nack, &s.reject, s.release) {
@@ -123,32 +150,59 @@ fn receive(
             settle_one(d)?;
         }
     }
-    if json {
-        let v: Vec<_> = shown
-            .iter()
-            .map(|(m, count, redelivered)| Received {
-                message: MessageJson::of(&a.queue, m, 0, true),
-                delivery_count: *count,
-                redelivered: *redelivered,
-                settled,
-            })
-            .collect();
-        return out::json(w, &v);
+    if released > 0 {
+        // The reader is gone: stdout cannot say it, and the exit status stays 0 as for every
+        // command whose reader went away (main.rs); stderr tells an operator what happened.
+        eprintln!(
+            "mqlite: the output's reader went away: {released} message{} of queue {:?} not shown \
+             {} released (back in the queue, not counted as failed deliveries)",
+            if released == 1 { "" } else { "s" },
+            a.queue,
+            if released == 1 { "was" } else { "were" },
+        );
     }
+    Ok(())
+}
+
+/// Writes the messages as text, flushing after each; returns how many were written whole
+/// (the first write or flush that fails stops it).
+fn show(
+    w: &mut dyn Write,
+    queue: &str,
+    shown: &[(Message, u32, bool)],
+    settled: &str,
+    body: BodyFormat,
+) -> usize {
     if shown.is_empty() {
-        writeln!(w, "no message in queue {:?}", a.queue)?;
+        let _ = writeln!(w, "no message in queue {queue:?}");
     }
     for (i, (m, count, _)) in shown.iter().enumerate() {
-        if i > 0 {
-            writeln!(w)?;
+        if show_one(w, i, m, *count, settled, body).is_err() {
+            return i;
         }
-        let view = out::MessageView {
-            message: m,
-            state: settled,
-            delivery_count: *count,
-            deliver_at_ms: 0,
-        };
-        out::message(w, &view, a.body)?;
     }
+    shown.len()
+}
+
+/// One message of [`show`], flushed.
+fn show_one(
+    w: &mut dyn Write,
+    i: usize,
+    m: &Message,
+    count: u32,
+    settled: &str,
+    body: BodyFormat,
+) -> Result<()> {
+    if i > 0 {
+        writeln!(w)?;
+    }
+    let view = out::MessageView {
+        message: m,
+        state: settled,
+        delivery_count: count,
+        deliver_at_ms: 0,
+    };
+    out::message(w, &view, body)?;
+    w.flush()?;
     Ok(())
 }
