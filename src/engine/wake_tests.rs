@@ -31,6 +31,17 @@ pub(super) fn engine(s: &Store) -> &super::Engine {
     }
 }
 
+/// Switches off the commit thread's periodic wake-up, so that a missed wake-up hangs its
+/// caller until the failure bound instead of being hidden.
+fn no_periodic_wake(s: &Store) {
+    engine(s)
+        .test_hooks()
+        .no_periodic_wake
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    // A commit thread already asleep for its 250 ms is woken, to sleep for good from now on.
+    engine(s).shared.work.notify_one();
+}
+
 /// Waits (bounded) until `n` callers wait for a commit.
 fn until_waiters(s: &Store, n: usize) {
     let end = Instant::now() + BOUND;
@@ -74,12 +85,7 @@ fn a_caller_waiting_for_a_batch_of_lazy_acks_is_not_left_waiting() {
 fn a_blocked_producer_returns_once_an_ack_made_room() {
     let dir = tempfile::tempdir().unwrap();
     let s = open(dir.path());
-    engine(&s)
-        .test_hooks()
-        .no_periodic_wake
-        .store(true, std::sync::atomic::Ordering::SeqCst);
-    // A commit thread already asleep for its 250 ms is woken, to sleep for good from now on.
-    engine(&s).shared.work.notify_one();
+    no_periodic_wake(&s);
     let q = s
         .queue_with(
             "q",
@@ -120,11 +126,7 @@ fn a_blocked_producer_returns_once_an_ack_made_room() {
 fn a_caller_waiting_for_an_empty_batch_is_not_left_waiting() {
     let dir = tempfile::tempdir().unwrap();
     let s = open(dir.path());
-    engine(&s)
-        .test_hooks()
-        .no_periodic_wake
-        .store(true, std::sync::atomic::Ordering::SeqCst);
-    engine(&s).shared.work.notify_one();
+    no_periodic_wake(&s);
     let io = engine(&s).shared.io.lock().unwrap();
     let (tx, rx) = mpsc::channel();
     let crate::remote::backend::Backend::Local(e, _) = s.engine.clone() else {
