@@ -95,7 +95,9 @@ store's state.",
     #[command(
         long_about = "Receive up to N messages and settle each: --ack (the default) removes it, --nack \
 counts a failed delivery and makes it available again after the redelivery delay (1 s), --reject \
-dead-letters it (to DLQ), --release gives it back without counting a failure.
+dead-letters it (to DLQ; refused on a dead-letter queue, DLQ or DLQ.*: a dead letter is not \
+dead-lettered again — --ack deletes it, `mqlite dlq replay` sends it back), --release gives it \
+back without counting a failure.
 
 The application's redelivery policy is not stored in the store, so on a store this command owns \
 it never dead-letters on its own: --nack redelivers however often the message has failed (use \
@@ -308,7 +310,7 @@ pub struct SendArgs {
     /// The body (else --file, else stdin)
     #[arg(conflicts_with = "file")]
     pub body: Option<String>,
-    /// Read the body from this file
+    /// Read the body from this file (`-`: stdin)
     #[arg(long, value_name = "FILE")]
     pub file: Option<PathBuf>,
     /// A property NAME[:TYPE]=VALUE (repeatable, each NAME once); TYPE is str (default), int,
@@ -349,7 +351,7 @@ pub struct Settle {
     /// Count a failed delivery with this reason: redelivered after the redelivery delay
     #[arg(long, value_name = "REASON", group = "settle")]
     pub nack: Option<String>,
-    /// Dead-letter it at once with this reason
+    /// Dead-letter it at once with this reason (not from a dead-letter queue: status 2)
     #[arg(long, value_name = "REASON", group = "settle")]
     pub reject: Option<String>,
     /// Give it back without counting a failure
@@ -510,7 +512,7 @@ pub struct ImportArgs {
     /// Lines per batch (each batch is checked whole, then stored as one transaction)
     #[arg(long, default_value_t = 1000, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub batch: u64,
-    /// Read from this file instead of stdin
+    /// Read from this file instead of stdin (`-`: stdin)
     #[arg(long, value_name = "FILE")]
     pub input: Option<PathBuf>,
     /// Create the store if DIR holds none

@@ -135,6 +135,14 @@ impl From<mqlite::Error> for CliError {
             ErrorKind::Corrupt => message.push_str(
                 " (`mqlite verify DIR` lists every damaged place; `mqlite repair DIR --yes` quarantines them)",
             ),
+            ErrorKind::Timeout => {
+                if let Some(t) = crate::open::short_timeout() {
+                    message.push_str(&format!(
+                        " (or --timeout {t} is too short: a live owner may take longer to \
+                         answer; try 1s)"
+                    ));
+                }
+            }
             _ => {}
         }
         CliError { status, message }

@@ -24,22 +24,43 @@ fn main() -> ExitCode {
         Err(e) => return usage_error(e),
     };
     let json = cli.json;
+    // One handler for the whole run, before any store is opened: on SIGINT, SIGTERM or SIGHUP
+    // every command closes its stores cleanly and exits with 130 (review r4 #10).
+    if let Err(e) = open::close_on_signal() {
+        return e.report(json);
+    }
     let stdout = io::stdout();
     let mut out = BufWriter::new(out::Stdout::new(stdout.lock()));
     let result = cmd::run(cli, &mut out).and_then(|()| Ok(out.flush()?));
+    if open::signalled() {
+        // The handler is closing the stores and will exit with 130: what failed here is the
+        // close it caused, not the command's (wait for it).
+        loop {
+            std::thread::park();
+        }
+    }
     if result.is_err() {
         // Whatever was printed before the failure goes out first.
         let _ = out.flush();
     }
-    // The reader went away (`mqlite export … | head`, `mqlite stats DIR --json | head -c1`):
-    // stop quietly with status 0, as cat, grep and git do, whatever the write that found the
-    // pipe closed turned into on its way up (an I/O error, serde_json's error, a flush).
-    if out.get_ref().reader_gone() {
-        return ExitCode::SUCCESS;
-    }
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => e.report(json),
+    // The outcome is reported before the stores are closed (review r4 #3: a close can wait,
+    // as a client, on an owner that stopped answering; the operator hears of the failure first).
+    let code = if out.get_ref().reader_gone() {
+        // The reader went away (`mqlite export … | head`, `mqlite stats DIR --json | head -c1`):
+        // stop quietly with status 0, as cat, grep and git do, whatever the write that found
+        // the pipe closed turned into on its way up (an I/O error, serde_json's error, a flush).
+        ExitCode::SUCCESS
+    } else {
+        match &result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => e.report(json),
+        }
+    };
+    // A close that fails after a success is the command's failure (a client's close hands back
+    // what it held); after a failure, the first failure is the one reported.
+    match (open::close_all(), &result) {
+        (Err(e), Ok(())) if !open::signalled() => e.report(json),
+        _ => code,
     }
 }
 

@@ -1,10 +1,12 @@
 //! Opening a store and its queues the way every command does.
 
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use mqlite::{MessageId, OpenAs, Queue, QueueOptions, RedeliveryPolicy, Role, Store, StoreOptions};
 
 use crate::error::{CliError, Result, Status};
+use crate::parse;
 
 /// Fails unless `dir` holds a store (at least one journal segment): `NotFound` when there is
 /// no such directory, DIR is not a directory, or it holds no segments; `Failed` when it cannot
@@ -102,42 +104,134 @@ pub fn read_input_file(option: &str, path: &Path) -> Result<Vec<u8>> {
     )
 }
 
-/// The `--timeout` of this run, set once before any store is opened (see [`set_connect_timeout`]).
-static CONNECT_TIMEOUT: std::sync::OnceLock<std::time::Duration> = std::sync::OnceLock::new();
+/// The `--timeout` of this run as given, set once before any store is opened (see
+/// [`set_connect_timeout`]).
+static CONNECT_TIMEOUT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
 /// Sets how long a client waits for the store's owner (`--timeout`, `MQLITE_CONNECT_TIMEOUT`):
-/// the core's `StoreOptions::connect_timeout` of every open of this run. Set once, by
-/// `cmd::run`, before anything is opened; a second call is ignored.
-pub fn set_connect_timeout(t: std::time::Duration) {
+/// the core's `StoreOptions::connect_timeout` of every open of this run that may be a client.
+/// The value is checked there ([`parse::connect_timeout`]), not here: a command that never
+/// waits on an owner (`completions`, `verify`, the owner-only maintenance commands) is not
+/// broken by a bad value in the environment (review r4 #13). Set once, by `cmd::run`; a second
+/// call is ignored.
+pub fn set_connect_timeout(t: String) {
     let _ = CONNECT_TIMEOUT.set(t);
+}
+
+/// Below this, a `--timeout` that expires may be the timeout's fault, not the owner's: a
+/// healthy owner's answer to the connect handshake can take a few milliseconds on a busy
+/// machine (review r4 #15).
+const SHORT_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// The `--timeout` given, when it is short enough that an owner that is alive may not answer
+/// within it (the error of a timeout then says so).
+pub fn short_timeout() -> Option<&'static str> {
+    let t = CONNECT_TIMEOUT.get()?;
+    parse::connect_timeout(t)
+        .is_ok_and(|d| d < SHORT_TIMEOUT)
+        .then_some(t.as_str())
+}
+
+/// Every store this run opened, until `main` closes them ([`close_all`]) once the outcome is
+/// reported, or the signal handler ([`close_on_signal`]) closes them and exits. A command's own
+/// handle going out of scope does not close the store: review r4 #3 — a close can wait (as a
+/// client, for its owner), and the command's error must be printed before that wait.
+static OPENED: Mutex<Vec<Arc<Store>>> = Mutex::new(Vec::new());
+
+fn opened() -> std::sync::MutexGuard<'static, Vec<Arc<Store>>> {
+    // A panic while the list was held leaves it intact (it is only pushed to and drained).
+    OPENED.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Closes every store this run opened (a close already done is a no-op) and returns the
+/// first failure. Called by `main` once the command's outcome is reported.
+pub fn close_all() -> Result<()> {
+    let stores: Vec<Arc<Store>> = std::mem::take(&mut *opened());
+    let mut first = Ok(());
+    for s in stores {
+        if let Err(e) = s.close() {
+            if first.is_ok() {
+                first = Err(CliError::from(e).context("closing the store"));
+            }
+        }
+    }
+    first
+}
+
+/// Set by the signal handler before it closes the stores: a failure the close causes in the
+/// command's own thread (`Closed`) is then not reported; the handler exits with
+/// [`INTERRUPTED`].
+static SIGNALLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Exit status after SIGINT, SIGTERM or SIGHUP (128 + SIGINT, as shells report an interrupt).
+pub const INTERRUPTED: u8 = 130;
+
+/// Whether a signal ended the run (its handler is closing the stores and will exit).
+pub fn signalled() -> bool {
+    SIGNALLED.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// Installs the run's one handler of SIGINT, SIGTERM and SIGHUP (Ctrl-C, `kill`, a closed ssh
+/// session): it closes every store the run opened and exits with status 130 (6 at a
+/// confirmation prompt, whose terminal it restores first: see [`crate::out::confirm`]),
+/// instead of dying. Review r4 #10: dying as an owner is a crash to its clients (their calls
+/// in flight fail with `owner_lost`, their deliveries count a failure), where a clean close
+/// hands the store over; as a consumer, a clean close gives back what it took and did not
+/// hand out, uncounted. `ctrlc` (with its `termination` feature) runs the handler on a thread
+/// of its own, so it may take locks and close the store; a raw signal handler may not.
+pub fn close_on_signal() -> Result<()> {
+    ctrlc::set_handler(|| {
+        SIGNALLED.store(true, std::sync::atomic::Ordering::SeqCst);
+        let status = match crate::out::restore_terminal() {
+            true => crate::error::Status::NotConfirmed.code(),
+            false => INTERRUPTED,
+        };
+        let _ = close_all();
+        std::process::exit(i32::from(status));
+    })
+    .map_err(|e| {
+        CliError::new(
+            Status::Failed,
+            format!("installing the signal handler: {e}"),
+        )
+    })
 }
 
 /// Opens the store in `dir`: as its owner, or, if another process owns it, as that owner's
 /// client (every command but the maintenance ones works through a client); `create` allows
 /// making a new one. `tweak` adjusts the options (repair, compaction threshold, owner only).
-pub fn open_with(dir: &Path, create: bool, tweak: impl FnOnce(&mut StoreOptions)) -> Result<Store> {
-    if !create {
-        require_store(dir)?;
-    }
+/// The store stays open until the run ends (see [`close_all`]) unless the command closes it.
+pub fn open_with(
+    dir: &Path,
+    create: bool,
+    tweak: impl FnOnce(&mut StoreOptions),
+) -> Result<Arc<Store>> {
     let mut options = StoreOptions {
         create,
         ..StoreOptions::default()
     };
-    if let Some(t) = CONNECT_TIMEOUT.get() {
-        options.connect_timeout = *t;
-    }
     tweak(&mut options);
-    Ok(Store::open(dir, options)?)
+    if !matches!(options.open_as, OpenAs::Owner) {
+        if let Some(t) = CONNECT_TIMEOUT.get() {
+            options.connect_timeout = parse::connect_timeout(t)?;
+        }
+    }
+    if !create {
+        require_store(dir)?;
+    }
+    let store = Arc::new(Store::open(dir, options)?);
+    opened().push(Arc::clone(&store));
+    Ok(store)
 }
 
 /// Opens an existing store (as owner or client).
-pub fn open(dir: &Path) -> Result<Store> {
+pub fn open(dir: &Path) -> Result<Arc<Store>> {
     open_with(dir, false, |_| {})
 }
 
 /// Opens an existing store as its owner only (the maintenance commands: they need the journal
 /// to themselves): `Locked` naming the owner's pid if another process has it open.
-pub fn open_owner(dir: &Path, tweak: impl FnOnce(&mut StoreOptions)) -> Result<Store> {
+pub fn open_owner(dir: &Path, tweak: impl FnOnce(&mut StoreOptions)) -> Result<Arc<Store>> {
     open_with(dir, false, |o| {
         o.open_as = OpenAs::Owner;
         tweak(o)
@@ -187,7 +281,9 @@ pub fn queue_or_create(store: &Store, name: &str) -> Result<Queue> {
     handle(store, name).map_err(|e| CliError::from(e).context(format!("queue {name:?}")))
 }
 
-/// The queues named, or every queue of the store when none is.
+/// The queues named, each once in the order first named (review r4 #11: `export DIR q q`
+/// wrote every message twice, `dlq replay --dlq DLQ --dlq DLQ` counted each dead letter
+/// twice), or every queue of the store when none is.
 pub fn queues(store: &Store, names: &[String]) -> Result<Vec<Queue>> {
     if names.is_empty() {
         return store
@@ -196,7 +292,12 @@ pub fn queues(store: &Store, names: &[String]) -> Result<Vec<Queue>> {
             .map(|n| queue(store, n))
             .collect();
     }
-    names.iter().map(|n| queue(store, n)).collect()
+    let mut seen = std::collections::HashSet::new();
+    names
+        .iter()
+        .filter(|n| seen.insert(n.as_str()))
+        .map(|n| queue(store, n))
+        .collect()
 }
 
 /// The ids among `ids` that none of `queues` holds (a command given an explicit `--id` that

@@ -85,6 +85,16 @@ pub fn count(n: u64, noun: &str) -> String {
     }
 }
 
+/// A range of input lines, 1-based and inclusive: "line 4", "lines 1–3" (review r4 #2: not
+/// "lines 1–1").
+pub fn lines(first: usize, last: usize) -> String {
+    if first == last {
+        format!("line {first}")
+    } else {
+        format!("lines {first}–{last}")
+    }
+}
+
 /// A table with a header row; the columns listed in `numeric` are right-aligned.
 pub fn table(header: &[&str], numeric: &[usize]) -> Table {
     let mut t = Table::new();
@@ -386,6 +396,76 @@ pub fn confirm(yes: bool, action: &str) -> Result<()> {
     }
 }
 
+/// The terminal a prompt reads its key from, with its settings before the prompt put it in raw
+/// mode, and the question: for the signal handler ([`restore_terminal`]).
+struct Prompt {
+    tty: std::fs::File,
+    saved: libc::termios,
+    question: String,
+}
+
+static PROMPT: std::sync::Mutex<Option<Prompt>> = std::sync::Mutex::new(None);
+
+fn prompt() -> std::sync::MutexGuard<'static, Option<Prompt>> {
+    PROMPT.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Saves the settings of the terminal the prompt reads from (stdin if it is one, else
+/// /dev/tty, as `console` chooses) before `read_key_raw` puts it in raw mode.
+fn save_terminal(question: &str) {
+    use std::os::fd::{AsFd, AsRawFd};
+    let stdin = io::stdin();
+    let tty = if stdin.is_terminal() {
+        stdin.as_fd().try_clone_to_owned().map(std::fs::File::from)
+    } else {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/tty")
+    };
+    let Ok(tty) = tty else {
+        return;
+    };
+    let mut saved = std::mem::MaybeUninit::<libc::termios>::uninit();
+    // SAFETY: tcgetattr fills the termios it is given when it returns 0; it is read only then.
+    if unsafe { libc::tcgetattr(tty.as_raw_fd(), saved.as_mut_ptr()) } != 0 {
+        return;
+    }
+    let saved = unsafe { saved.assume_init() };
+    *prompt() = Some(Prompt {
+        tty,
+        saved,
+        question: question.trim_end().trim_end_matches("? [y/N]").to_string(),
+    });
+}
+
+fn forget_terminal() {
+    *prompt() = None;
+}
+
+/// Called by the signal handler: when a confirmation prompt is showing, restores its
+/// terminal's settings (review r4 #5: a SIGINT, SIGTERM or SIGHUP at the prompt left the
+/// operator's terminal in raw mode, without echo) and prints that it was declined; returns
+/// whether a prompt was showing (the run then exits 6, not 130: nothing changed).
+pub fn restore_terminal() -> bool {
+    use std::os::fd::AsRawFd;
+    let Some(p) = prompt().take() else {
+        return false;
+    };
+    // SAFETY: the termios is the one tcgetattr filled for this very terminal.
+    unsafe { libc::tcsetattr(p.tty.as_raw_fd(), libc::TCSANOW, &p.saved) };
+    eprintln!();
+    CliError::new(
+        Status::NotConfirmed,
+        format!(
+            "declined (interrupted by a signal): {}; nothing changed",
+            p.question
+        ),
+    )
+    .report(std::env::args_os().any(|a| a == "--json"));
+    true
+}
+
 /// An answer to [`ask`].
 enum Answer {
     Yes,
@@ -402,15 +482,28 @@ enum Answer {
 fn ask(prompt: &str) -> io::Result<Answer> {
     use console::Key;
     let term = console::Term::stderr();
-    term.write_str(prompt)?;
+    // Saved before the question shows: a signal from then on finds it.
+    save_terminal(prompt);
+    if let Err(e) = term.write_str(prompt) {
+        forget_terminal();
+        return Err(e);
+    }
     let answer = loop {
-        match term.read_key_raw()? {
-            Key::Char('y' | 'Y') => break Answer::Yes,
-            Key::Char('n' | 'N') | Key::Enter => break Answer::No,
-            Key::CtrlC | Key::Escape | Key::Char('\u{3}' | '\u{4}') => break Answer::Interrupted,
-            _ => {}
+        match term.read_key_raw() {
+            Ok(Key::Char('y' | 'Y')) => break Answer::Yes,
+            Ok(Key::Char('n' | 'N') | Key::Enter) => break Answer::No,
+            Ok(Key::CtrlC | Key::Escape | Key::Char('\u{3}' | '\u{4}')) => {
+                break Answer::Interrupted
+            }
+            Ok(_) => {}
+            Err(e) => return Err(e),
         }
     };
+    // Forgotten only when the command goes on: a signal can end the read too (as Ctrl-C or an
+    // error), and its handler, racing this thread, must still find the prompt to exit 6.
+    if let Answer::Yes = answer {
+        forget_terminal();
+    }
     term.write_line(match answer {
         Answer::Yes => "yes",
         Answer::No | Answer::Interrupted => "no",

@@ -112,8 +112,7 @@ impl Line {
     /// A JSON object with the one key `subscription` is a subscription line; any other object a
     /// message line (see [`MessageJson::from_line`]).
     pub fn parse(text: &str) -> Result<Line, String> {
-        let v: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| format!("bad JSON: {e}"))?;
+        let Strict(v) = serde_json::from_str(text).map_err(|e| format!("bad JSON: {e}"))?;
         if let Some(o) = v.as_object().filter(|o| o.contains_key("subscription")) {
             if o.len() != 1 {
                 return Err(
@@ -148,6 +147,67 @@ impl MessageJson {
             }
         }
         serde_json::from_value(v).map_err(|e| format!("bad JSON: {e}"))
+    }
+}
+
+/// A JSON value whose every object holds each key once. Review r4 #14: `serde_json::Value`
+/// keeps the last of a repeated key, so `{"queue":"iq","queue":"x",…}` was stored in "x"
+/// without a word; a hand-edited or joined line with a repeated key is a mistake of the same
+/// kind as an unknown field, refused naming the key.
+struct Strict(serde_json::Value);
+
+impl<'de> Deserialize<'de> for Strict {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(StrictVisitor).map(Strict)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StrictVisitor {
+    type Value = serde_json::Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, b: bool) -> Result<Self::Value, E> {
+        Ok(b.into())
+    }
+    fn visit_i64<E>(self, n: i64) -> Result<Self::Value, E> {
+        Ok(n.into())
+    }
+    fn visit_u64<E>(self, n: u64) -> Result<Self::Value, E> {
+        Ok(n.into())
+    }
+    fn visit_f64<E>(self, n: f64) -> Result<Self::Value, E> {
+        Ok(serde_json::Number::from_f64(n).map_or(serde_json::Value::Null, Into::into))
+    }
+    fn visit_str<E>(self, s: &str) -> Result<Self::Value, E> {
+        Ok(s.into())
+    }
+    fn visit_string<E>(self, s: String) -> Result<Self::Value, E> {
+        Ok(s.into())
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut v = Vec::new();
+        while let Some(Strict(x)) = seq.next_element()? {
+            v.push(x);
+        }
+        Ok(v.into())
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut o = serde_json::Map::new();
+        while let Some(k) = map.next_key::<String>()? {
+            if o.contains_key(&k) {
+                return Err(serde::de::Error::custom(format!("field `{k}` given twice")));
+            }
+            let Strict(v) = map.next_value()?;
+            o.insert(k, v);
+        }
+        Ok(o.into())
     }
 }
 
@@ -218,6 +278,15 @@ impl DeadLetterJson {
         // that no store holds a dead letter that cannot be replayed.
         mqlite::validate_queue_name(&self.original_queue)
             .map_err(|e| format!("dead_letter.original_queue: {}", e.message()))?;
+        // Review r4 #17: a replay would put it back into a dead-letter queue as a plain
+        // message, which no `dlq` command sees.
+        if crate::open::is_dlq(&self.original_queue) {
+            return Err(format!(
+                "dead_letter.original_queue: {:?} is a dead-letter queue (DLQ, DLQ.*), which a \
+                 dead letter cannot be replayed into; name the queue it should go back to",
+                self.original_queue
+            ));
+        }
         Ok(DeadLetterInfo {
             original_queue: self.original_queue.clone(),
             original_id: parse::id(&self.original_id).map_err(wrap)?,

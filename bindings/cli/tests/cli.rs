@@ -1039,7 +1039,7 @@ fn malformed_import_lines_are_named_and_nothing_of_their_batch_is_written() {
     let r = ok_json(&["import", s(d), "--input", s(&file), "--queue", "elsewhere"]);
     assert_eq!(
         r,
-        serde_json::json!({"imported": 2, "duplicates": 0, "queues": {"elsewhere": 2}, "subscriptions_created": 0})
+        serde_json::json!({"imported": 2, "duplicates": 0, "queues": {"elsewhere": 2}, "subscriptions_created": 0, "lines": 2})
     );
 }
 
@@ -1680,7 +1680,7 @@ fn import_counts_duplicates_apart_and_refuses_blank_lines_and_arrays() {
     .unwrap();
     assert_eq!(
         r,
-        serde_json::json!({"imported": 2, "duplicates": 1, "queues": {"q": 2}, "subscriptions_created": 0})
+        serde_json::json!({"imported": 2, "duplicates": 1, "queues": {"q": 2}, "subscriptions_created": 0, "lines": 3})
     );
     // Again: the key is still in the window.
     let out =
@@ -2959,8 +2959,24 @@ fn timeout_bounds_the_wait_for_a_stopped_owner_and_is_validated() {
 /// sets it), answers `keys` once the question shows, and returns the exit code (`None`: killed
 /// by a signal, or still running after 20 s) and what the terminal showed.
 fn on_a_terminal(args: &[&str], keys: &[u8]) -> (Option<i32>, String) {
-    use std::io::{Read, Write};
-    use std::os::fd::FromRawFd;
+    use std::io::Write;
+    let (code, text, _) = terminal_run(args, true, &|master, _| {
+        let mut m = master;
+        m.write_all(keys).unwrap();
+    });
+    (code, text)
+}
+
+/// [`on_a_terminal`] with the terminal in raw mode (`raw`) or in the cooked mode of a shell
+/// (echo, line editing), and `act` (given the terminal's master side and the child's pid) done
+/// once the question shows; also returns the terminal's local flags (`c_lflag`) after the exit.
+fn terminal_run(
+    args: &[&str],
+    raw: bool,
+    act: &dyn Fn(&std::fs::File, u32),
+) -> (Option<i32>, String, libc::tcflag_t) {
+    use std::io::Read;
+    use std::os::fd::{AsRawFd, FromRawFd};
     let (mut master, mut slave) = (0, 0);
     let rc = unsafe {
         libc::openpty(
@@ -2975,7 +2991,11 @@ fn on_a_terminal(args: &[&str], keys: &[u8]) -> (Option<i32>, String) {
     unsafe {
         let mut t: libc::termios = std::mem::zeroed();
         libc::tcgetattr(slave, &mut t);
-        libc::cfmakeraw(&mut t);
+        if raw {
+            libc::cfmakeraw(&mut t);
+        } else {
+            t.c_lflag |= libc::ICANON | libc::ECHO | libc::ISIG;
+        }
         libc::tcsetattr(slave, libc::TCSANOW, &t);
     }
     let (master, slave) = unsafe {
@@ -2984,6 +3004,7 @@ fn on_a_terminal(args: &[&str], keys: &[u8]) -> (Option<i32>, String) {
             std::fs::File::from_raw_fd(slave),
         )
     };
+    let ours = slave.try_clone().unwrap();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mqlite"))
         .args(args)
         .stdin(slave.try_clone().unwrap())
@@ -3008,7 +3029,7 @@ fn on_a_terminal(args: &[&str], keys: &[u8]) -> (Option<i32>, String) {
         assert!(std::time::Instant::now() < deadline, "no question");
         std::thread::sleep(Duration::from_millis(20));
     }
-    (&master).write_all(keys).unwrap();
+    act(&master, child.id());
     let code = loop {
         if let Some(s) = child.try_wait().unwrap() {
             break s.code();
@@ -3022,7 +3043,9 @@ fn on_a_terminal(args: &[&str], keys: &[u8]) -> (Option<i32>, String) {
     };
     std::thread::sleep(Duration::from_millis(100));
     let text = String::from_utf8_lossy(&shown.lock().unwrap()).into_owned();
-    (code, text)
+    let mut t: libc::termios = unsafe { std::mem::zeroed() };
+    unsafe { libc::tcgetattr(ours.as_raw_fd(), &mut t) };
+    (code, text, t.c_lflag)
 }
 
 #[test]
@@ -3154,4 +3177,489 @@ fn receive_into_a_closed_pipe_acks_nothing_it_did_not_show() {
         let st = open(c.path()).queue("q").unwrap().stats().unwrap();
         assert_eq!(st.messages, 5, "json {json}: messages acked unseen");
     }
+}
+
+// ---------------------------------------------------------------- review r4 (the command as a new operator)
+
+#[test]
+fn receive_reject_from_a_dead_letter_queue_is_refused_before_anything_is_received() {
+    // Review r4 #16: the core drops a message rejected from its own dead-letter queue, so
+    // `receive DLQ --reject` deleted the dead letter while saying "rejected".
+    let case = Case::new();
+    let dir = case.dir();
+    let input = format!("{}\n", dead_letter_line(r#""orders""#));
+    assert_eq!(
+        run_with(&["import", dir, "--create"], input.as_bytes()).code,
+        0
+    );
+    // DLQ.orders need not exist: the usage error comes first.
+    for q in ["DLQ", "DLQ.orders"] {
+        let e = fails(&["receive", dir, q, "--reject", "again"], 2);
+        assert!(
+            e.contains("cannot be dead-lettered again")
+                && e.contains("--ack")
+                && e.contains("mqlite dlq replay"),
+            "{e}"
+        );
+    }
+    let st = ok_json(&["stats", dir, "DLQ"]);
+    let row = &st["queues"][0];
+    assert_eq!(
+        (row["depth"].as_u64(), row["in_flight"].as_u64()),
+        (Some(1), Some(0)),
+        "nothing was received: {st}"
+    );
+    assert_eq!(dead_letter_count(case.path()), 1);
+}
+
+/// The number `L` in the "resume with `tail -n +L …`" of an import's error.
+fn resume_line(err: &str) -> usize {
+    let at = err
+        .find("tail -n +")
+        .unwrap_or_else(|| panic!("no resume line: {err}"));
+    let digits: String = err[at + "tail -n +".len()..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().unwrap_or_else(|_| panic!("{err}"))
+}
+
+#[test]
+fn an_interrupted_import_names_the_line_to_resume_from_and_resuming_doubles_nothing() {
+    // Review r4 #1: the README counted messages (depth) to resume, but subscription lines are
+    // lines that store no message, so the resume re-imported that many messages.
+    let case = Case::new();
+    let src = case.path().join("src");
+    let dst = case.path().join("dst");
+    let (src, dst) = (s(&src), s(&dst));
+    let sub = "{\"subscription\":{\"name\":\"all\",\"pattern\":\">\"}}\n";
+    assert_eq!(
+        run_with(&["import", src, "--create"], sub.as_bytes()).code,
+        0
+    );
+    for i in 1..=10 {
+        ok(&["send", src, "orders.x", "--topic", &format!("m{i}")]);
+    }
+    let all = ok(&["export", src, "$sub.all"]);
+    let lines: Vec<&str> = all.lines().collect();
+    assert_eq!(lines.len(), 11, "{all}");
+    // Line 11 broken: batches 1–4 and 5–8 are stored, 9–11 is not.
+    let mut broken = lines.clone();
+    broken[10] = "{broken";
+    let broken = broken.join("\n") + "\n";
+    let err = fails_with(
+        &["import", dst, "--create", "--batch", "4"],
+        broken.as_bytes(),
+        7,
+    );
+    assert!(
+        err.contains("line 11:") && err.contains("lines 1–8 stored"),
+        "{err}"
+    );
+    let from = resume_line(&err);
+    assert_eq!(from, 9, "{err}");
+    // The resume as the error says: `tail -n +9` of the (fixed) input.
+    let rest = lines[from - 1..].join("\n") + "\n";
+    let r = run_with(&["import", dst], rest.as_bytes());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("lines 1–3 read"), "{}", r.stdout);
+    let body = |m: &J| m["body"].as_str().unwrap().to_string();
+    let mut bodies: Vec<String> = ok_json(&["browse", dst, "$sub.all"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(body)
+        .collect();
+    bodies.sort();
+    let mut want: Vec<String> = lines[1..]
+        .iter()
+        .map(|l| body(&serde_json::from_str(l).unwrap()))
+        .collect();
+    want.sort();
+    assert_eq!(bodies.len(), 10, "each message once");
+    assert_eq!(bodies, want, "each message once");
+}
+
+/// Starts `mqlite args…` (stdout and stderr discarded) and waits until it owns store `d`.
+fn start_owner(d: &str, args: &[&str]) -> std::process::Child {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mqlite"))
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start mqlite");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let info = ok_json(&["info", d]);
+        if info["owner"]["pid"].as_u64() == Some(u64::from(child.id())) {
+            return child;
+        }
+        if let Ok(Some(st)) = child.try_wait() {
+            panic!("mqlite {args:?} exited ({st}) before it owned the store: {info}");
+        }
+        assert!(std::time::Instant::now() < deadline, "no owner: {info}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_signal_to_an_owning_stats_watch_closes_the_store_and_its_client_keeps_its_delivery() {
+    // Review r4 #10: only `receive` closed the store on a signal; Ctrl-C on `stats --watch`
+    // (or any other command) that owned the store killed the owner as a crash would, and its
+    // clients lost their calls in flight (`owner_lost`, deliveries counted as failed).
+    let case = Case::new();
+    let (d, dir) = (case.path(), case.dir());
+    fill(d, "q", ["a".to_string(), "b".to_string()]);
+    for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        let mut watch = start_owner(dir, &["stats", dir, "--watch", "--interval", "0.2"]);
+        // The test is the watch's client and holds a delivery.
+        let store = open(d);
+        let q = store.queue("q").unwrap();
+        let got = q
+            .receive(Some(Duration::from_secs(5)))
+            .unwrap()
+            .expect("a message");
+        unsafe { libc::kill(watch.id() as libc::pid_t, signal) };
+        let status = watch.wait().unwrap();
+        assert_eq!(status.code(), Some(130), "signal {signal}: {status}");
+        // A clean hand-over: the delivery is settled through the next owner, no failure.
+        got.ack().unwrap_or_else(|e| panic!("signal {signal}: {e}"));
+        let st = q.stats().unwrap();
+        assert_eq!((st.redelivered, st.dead_lettered), (0, 0), "{st:?}");
+        drop(q);
+        store.close().unwrap();
+        fill(d, "q", ["c".to_string()]);
+    }
+}
+
+#[test]
+fn a_subscription_declared_twice_differently_in_one_input_is_refused_naming_both_lines() {
+    // Review r4 #2: the second declaration was silently ignored (exit 0), where the same line
+    // against the store's subscription is refused; the store's hint named a command that does
+    // not exist (`unsubscribe`), and a one-line batch read "lines 1–1".
+    let case = Case::new();
+    let dir = case.dir();
+    let a = r#"{"subscription":{"name":"x","pattern":"a.>"}}"#;
+    let b = r#"{"subscription":{"name":"x","pattern":"b.>","selector":"k = 1","shared":true}}"#;
+    let err = fails_with(
+        &["import", dir, "--create"],
+        format!("{a}\n{b}\n").as_bytes(),
+        7,
+    );
+    assert!(
+        err.contains("line 2:")
+            && err.contains("declared on line 1")
+            && err.contains(r#"pattern "a.>", not "b.>""#),
+        "{err}"
+    );
+    // The same declaration twice is no conflict.
+    let r = run_with(
+        &["import", dir, "--create"],
+        format!("{a}\n{a}\n").as_bytes(),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("1 subscription created"), "{}", r.stdout);
+    // Against the store: no `unsubscribe` named, and "line 1", not "lines 1–1".
+    let err = fails_with(&["import", dir], format!("{b}\n").as_bytes(), 7);
+    assert!(
+        err.contains("exists in the store")
+            && !err.contains("unsubscribe")
+            && err.contains("nothing of line 1 was written")
+            && !err.contains("1–1"),
+        "{err}"
+    );
+}
+
+#[test]
+fn dlq_replay_to_a_dead_letter_queue_is_a_usage_error_in_the_dry_run_too() {
+    // Review r4 #8: the dry run said "would replay 5 dead letters: 5 to "DLQ"", the run failed
+    // as "stopped after 0 of 5".
+    let case = Case::new();
+    let dir = case.dir();
+    let input = format!("{}\n", dead_letter_line(r#""orders""#));
+    assert_eq!(
+        run_with(&["import", dir, "--create"], input.as_bytes()).code,
+        0
+    );
+    for to in ["DLQ", "DLQ.foo"] {
+        for dry in [true, false] {
+            let mut args = vec!["dlq", "replay", dir, "--to", to];
+            if dry {
+                args.push("--dry-run");
+            }
+            let e = fails(&args, 2);
+            assert!(
+                e.contains("dead-letter queue") && !e.contains("stopped after"),
+                "{args:?}: {e}"
+            );
+        }
+    }
+    assert_eq!(dead_letter_count(case.path()), 1);
+}
+
+#[test]
+fn a_dead_letter_whose_original_queue_is_a_dead_letter_queue_is_refused_and_not_replayed() {
+    // Review r4 #17: import took it, and `dlq replay` turned it into a plain message inside
+    // DLQ, invisible to every `dlq` command.
+    let case = Case::new();
+    let (d, dir) = (case.path(), case.dir());
+    for q in [r#""DLQ""#, r#""DLQ.orders""#] {
+        let input = format!("{}\n", dead_letter_line(q));
+        let err = fails_with(&["import", dir, "--create"], input.as_bytes(), 7);
+        assert!(
+            err.contains("line 1: dead_letter.original_queue") && err.contains("dead-letter queue"),
+            "{err}"
+        );
+    }
+    // An application rejects a message of queue DLQ.orders: the shared strategy puts it in DLQ
+    // with original queue "DLQ.orders". Beside it, an ordinary dead letter of "orders".
+    let store = open(d);
+    for name in ["DLQ.orders", "orders"] {
+        let q = store.queue(name).unwrap();
+        q.send("x").unwrap();
+        q.receive(Some(Duration::from_secs(5)))
+            .unwrap()
+            .expect("a message")
+            .reject("bad")
+            .unwrap();
+    }
+    store.close().unwrap();
+    assert_eq!(dead_letter_count(d), 2);
+    let r = run(&["dlq", "replay", dir]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.contains("cannot be replayed") && r.stderr.contains("\"DLQ.orders\""),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stdout.contains("replayed 1 of 1 dead letter"),
+        "{}",
+        r.stdout
+    );
+    let left = stored(d);
+    assert_eq!(dead_letter_count(d), 1, "{left:?}");
+    let rows = ok_json(&["dlq", "list", dir]);
+    assert_eq!(rows[0]["original_queue"], "DLQ.orders", "{rows}");
+}
+
+#[test]
+fn a_queue_named_twice_is_worked_on_once() {
+    // Review r4 #11: `export DIR q q` wrote every message twice (an import then doubled them);
+    // `dlq list/replay --dlq DLQ --dlq DLQ` counted each dead letter twice.
+    let case = Case::new();
+    let (d, dir) = (case.path(), case.dir());
+    let input = format!("{}\n", dead_letter_line(r#""orders""#));
+    assert_eq!(
+        run_with(&["import", dir, "--create"], input.as_bytes()).code,
+        0
+    );
+    fill(d, "plain", ["a".to_string(), "b".to_string()]);
+    assert_eq!(ok(&["export", dir, "plain", "plain"]).lines().count(), 2);
+    let st = ok_json(&["stats", dir, "plain", "plain"]);
+    assert_eq!(st["queues"].as_array().unwrap().len(), 1, "{st}");
+    let rows = ok_json(&["dlq", "list", dir, "--dlq", "DLQ", "--dlq", "DLQ"]);
+    assert_eq!(rows.as_array().unwrap().len(), 1, "{rows}");
+    let r = ok_json(&["dlq", "replay", dir, "--dlq", "DLQ", "--dlq", "DLQ"]);
+    assert_eq!(
+        (r["matched"].as_u64(), r["replayed"].as_u64()),
+        (Some(1), Some(1)),
+        "{r}"
+    );
+}
+
+#[test]
+fn info_json_on_a_path_that_is_not_utf8_writes_it_lossily() {
+    // Review r4 #7: serde refuses a non-UTF-8 `Path`, and `json!` panicked (exit 101).
+    use std::os::unix::ffi::OsStrExt;
+    let case = Case::new();
+    let d = case.path().join(std::ffi::OsStr::from_bytes(b"bad\xffdir"));
+    std::fs::create_dir(&d).unwrap();
+    fill(&d, "q", ["x".to_string()]);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mqlite"))
+        .arg("info")
+        .arg(&d)
+        .arg("--json")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let v: J = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        v["store"].as_str().unwrap().ends_with("bad\u{fffd}dir"),
+        "{v}"
+    );
+}
+
+#[test]
+fn a_bad_connect_timeout_in_the_environment_breaks_only_commands_that_may_wait_on_an_owner() {
+    // Review r4 #13: `MQLITE_CONNECT_TIMEOUT=bogus` broke `completions` and `verify`.
+    let case = Case::new();
+    let dir = case.dir();
+    ok(&["send", dir, "q", "x", "--create"]);
+    let with_env = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_mqlite"))
+            .args(args)
+            .env("MQLITE_CONNECT_TIMEOUT", "bogus")
+            .output()
+            .unwrap()
+    };
+    for args in [
+        &["completions", "bash"][..],
+        &["verify", dir],
+        &["compact", dir],
+    ] {
+        let r = with_env(args);
+        assert_eq!(
+            r.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&r.stderr)
+        );
+    }
+    let r = with_env(&["stats", dir]);
+    assert_eq!(r.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("MQLITE_CONNECT_TIMEOUT"));
+}
+
+#[test]
+fn file_and_input_dash_read_stdin() {
+    // Review r4 #20: `--file -` and `--input -` were taken as a file named "-".
+    let case = Case::new();
+    let dir = case.dir();
+    ok(&["send", dir, "q", "x", "--create"]);
+    let r = run_with(&["send", dir, "q", "--file", "-"], b"from stdin");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let line = ok(&["export", dir, "q"]);
+    let r = run_with(
+        &["import", dir, "--input", "-", "--queue", "copy"],
+        line.as_bytes(),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let bodies: Vec<Vec<u8>> = stored(case.path())
+        .iter()
+        .filter(|(q, _)| q == "copy")
+        .map(|(_, s)| s.message.body().to_vec())
+        .collect();
+    assert_eq!(bodies, vec![b"x".to_vec(), b"from stdin".to_vec()]);
+}
+
+#[test]
+fn a_short_timeout_that_expires_says_it_may_be_too_short() {
+    // Review r4 #15: `--timeout 1ms` against a healthy, idle owner failed at random, the message
+    // calling the owner "hung or stopped". A stopped owner stands in for a slow answer here.
+    let case = Case::new();
+    let dir = case.dir();
+    ok(&["send", dir, "empty", "x", "--create"]);
+    ok(&["receive", dir, "empty"]);
+    let mut owner = start_owner(dir, &["receive", dir, "empty", "--wait", "60s"]);
+    let pid = owner.id() as libc::pid_t;
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let short = fails(&["--timeout", "50ms", "stats", dir], 1);
+    let long = fails(&["--timeout", "300ms", "stats", dir], 1);
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let _ = owner.wait();
+    assert!(
+        short.contains("timeout") && short.contains("--timeout 50ms is too short"),
+        "{short}"
+    );
+    assert!(
+        long.contains("timeout") && !long.contains("too short"),
+        "{long}"
+    );
+}
+
+#[test]
+fn an_import_line_with_a_key_given_twice_is_refused_naming_it() {
+    // Review r4 #14: the last of a repeated key won, so the line went to queue "x" silently.
+    let case = Case::new();
+    let dir = case.dir();
+    for line in [
+        r#"{"queue":"iq","queue":"x","body":"aGk="}"#,
+        r#"{"queue":"iq","body":"aGk=","repeat":{"period_ms":1,"period_ms":2,"remaining":1}}"#,
+        r#"{"subscription":{"name":"a","name":"b","pattern":">"}}"#,
+    ] {
+        let err = fails_with(
+            &["import", dir, "--create"],
+            format!("{line}\n").as_bytes(),
+            7,
+        );
+        assert!(
+            err.contains("line 1: bad JSON") && err.contains("given twice"),
+            "{err}"
+        );
+    }
+    // Nothing was stored (the store was created, empty).
+    assert!(stored(case.path()).is_empty());
+}
+
+#[test]
+fn a_dlq_listing_cut_by_limit_says_how_many_match() {
+    // Review r4 #9: "2 dead letters (rejected 2)" when 5 matched.
+    let case = Case::new();
+    let dir = case.dir();
+    let input: String = (0..5)
+        .map(|_| dead_letter_line(r#""orders""#) + "\n")
+        .collect();
+    assert_eq!(
+        run_with(&["import", dir, "--create"], input.as_bytes()).code,
+        0
+    );
+    let out = ok(&["dlq", "list", dir, "--limit", "2"]);
+    assert!(
+        out.contains("2 of 5 dead letters shown (--limit 2"),
+        "{out}"
+    );
+    let out = ok(&["dlq", "show", dir, "--limit", "2"]);
+    assert!(
+        out.contains("2 of 5 dead letters shown (--limit 2)"),
+        "{out}"
+    );
+    let out = ok(&["dlq", "list", dir, "--limit", "5"]);
+    assert!(out.contains("5 dead letters (rejected 5)"), "{out}");
+}
+
+#[test]
+fn an_empty_browse_says_which_filter_left_nothing() {
+    // Review r4 #12: "no messages in queue "plain" from ID:0" for a selector that matched
+    // nothing in a queue of 2, and a "from ID:0" nobody gave.
+    let case = Case::new();
+    let dir = case.dir();
+    ok(&["send", dir, "plain", "a", "--create"]);
+    ok(&["send", dir, "plain", "b"]);
+    ok(&["send", dir, "empty", "c"]);
+    ok(&["receive", dir, "empty"]);
+    let out = ok(&["browse", dir, "plain", "--selector", "u = 'x'"]);
+    assert_eq!(
+        out.trim(),
+        r#"no messages in queue "plain" matching the selector (2 messages stored)"#
+    );
+    assert_eq!(
+        ok(&["browse", dir, "empty"]).trim(),
+        r#"no messages in queue "empty""#
+    );
+}
+
+#[test]
+fn a_signal_at_the_question_restores_the_terminal_and_declines() {
+    // Review r4 #5: SIGINT, SIGTERM or SIGHUP at the prompt killed the command with the
+    // terminal left in raw mode (no echo, no line editing) and a signal death for a status.
+    let c = Case::new();
+    let d = c.dir();
+    ok(&["send", d, "q", "x", "--create"]);
+    for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        let (code, shown, lflag) = terminal_run(&["purge", d, "q"], false, &|_, pid| unsafe {
+            libc::kill(pid as libc::pid_t, signal);
+        });
+        assert_eq!(code, Some(6), "signal {signal}: {shown}");
+        assert!(shown.contains("declined (interrupted"), "{shown}");
+        assert_eq!(
+            lflag & (libc::ICANON | libc::ECHO),
+            libc::ICANON | libc::ECHO,
+            "signal {signal}: the terminal is left in raw mode"
+        );
+    }
+    assert_eq!(stored(c.path()).len(), 1, "nothing purged");
 }

@@ -115,7 +115,30 @@ pub fn run(a: &BrowseArgs, json: bool, w: &mut dyn Write) -> Result<()> {
         return Ok(());
     }
     let Some(next) = items.last().map(|m| m.message.id().map_or(0, |i| i.0) + 1) else {
-        writeln!(w, "no messages in queue {:?} from {from}", q.name())?;
+        // Review r4 #12: "no messages in queue … from ID:0" when the queue held messages the
+        // filters refused, and a "from" the operator never gave.
+        let mut why = Vec::new();
+        if let Some(f) = &a.from {
+            why.push(format!("from {f}"));
+        }
+        if a.selector.is_some() {
+            why.push("matching the selector".to_string());
+        }
+        if ready_only {
+            why.push("ready".to_string());
+        }
+        let stored = q.stats()?.messages;
+        if why.is_empty() || stored == 0 {
+            writeln!(w, "no messages in queue {:?}", q.name())?;
+        } else {
+            writeln!(
+                w,
+                "no messages in queue {:?} {} ({} stored)",
+                q.name(),
+                why.join(", "),
+                out::count(stored, "message")
+            )?;
+        }
         return Ok(());
     };
     // The hint promises more: only when the limit cut the listing and a message that this

@@ -26,10 +26,15 @@ pub fn run(c: DlqCommand, json: bool, w: &mut dyn Write) -> Result<()> {
         } => {
             let (store, f) = prepare(&filter)?;
             let mut found = Vec::new();
+            // Every match is counted, so that a listing `--limit` cut says so (review r4 #9).
+            let mut matched = 0u64;
             for q in dlqs(&store, &filter)? {
                 scan(&q, &f, |s| {
-                    found.push((q.name().to_string(), s));
-                    limit.is_none_or(|l| found.len() < l)
+                    matched += 1;
+                    if limit.is_none_or(|l| found.len() < l) {
+                        found.push((q.name().to_string(), s));
+                    }
+                    true
                 })?;
             }
             if found.is_empty() && !json {
@@ -49,6 +54,14 @@ pub fn run(c: DlqCommand, json: bool, w: &mut dyn Write) -> Result<()> {
                 writeln!(w, "in dead-letter queue {q:?}:")?;
                 browse::write_stored(w, q, std::slice::from_ref(s), body, false)?;
             }
+            if let (Some(l), true) = (limit, found.len() as u64 != matched) {
+                writeln!(
+                    w,
+                    "\n{} of {} shown (--limit {l})",
+                    found.len(),
+                    out::count(matched, "dead letter")
+                )?;
+            }
             Ok(())
         }
         DlqCommand::Replay {
@@ -61,7 +74,7 @@ pub fn run(c: DlqCommand, json: bool, w: &mut dyn Write) -> Result<()> {
 }
 
 /// Opens the store and turns the options into the core's filter.
-fn prepare(f: &DlqFilter) -> Result<(Store, ReplayFilter)> {
+fn prepare(f: &DlqFilter) -> Result<(std::sync::Arc<Store>, ReplayFilter)> {
     let filter = ReplayFilter {
         reason: f.reason.as_deref().map(parse::reason).transpose()?,
         original_queue: f.queue.clone(),
@@ -224,8 +237,14 @@ struct Row {
 fn list(f: &DlqFilter, limit: Option<usize>, json: bool, w: &mut dyn Write) -> Result<()> {
     let (store, filter) = prepare(f)?;
     let mut rows = Vec::new();
+    // Every match is counted, so that a listing `--limit` cut says so (review r4 #9).
+    let mut matched = 0u64;
     for q in dlqs(&store, f)? {
         scan(&q, &filter, |s| {
+            matched += 1;
+            if limit.is_some_and(|l| rows.len() >= l) {
+                return true;
+            }
             if let Some(d) = s.message.dead_letter_info() {
                 rows.push(Row {
                     dlq: q.name().to_string(),
@@ -235,7 +254,7 @@ fn list(f: &DlqFilter, limit: Option<usize>, json: bool, w: &mut dyn Write) -> R
                     body_bytes: s.message.body().len(),
                 });
             }
-            limit.is_none_or(|l| rows.len() < l)
+            true
         })?;
     }
     if json {
@@ -280,7 +299,16 @@ fn list(f: &DlqFilter, limit: Option<usize>, json: bool, w: &mut dyn Write) -> R
     out::write_table(w, &t)?;
     let parts: Vec<String> = by_reason.iter().map(|(r, n)| format!("{r} {n}")).collect();
     let n = out::count(rows.len() as u64, "dead letter");
-    writeln!(w, "{n} ({})", parts.join(", "))?;
+    match limit {
+        Some(l) if rows.len() as u64 != matched => writeln!(
+            w,
+            "{} of {} shown (--limit {l}; {})",
+            rows.len(),
+            out::count(matched, "dead letter"),
+            parts.join(", ")
+        )?,
+        _ => writeln!(w, "{n} ({})", parts.join(", "))?,
+    }
     Ok(())
 }
 
@@ -289,7 +317,7 @@ struct Replayed {
     dry_run: bool,
     matched: u64,
     replayed: u64,
-    /// Target queue → how many (would) go there.
+    /// Target queue → how many went there (in a dry run: would go there).
     by_queue: BTreeMap<String, u64>,
     /// Dead letters that pass the filter but cannot be replayed (their original queue is not a
     /// queue name: stored by an older version); left where they are. Omitted when none.
@@ -317,6 +345,14 @@ fn replay(
     let rate = rate.map(parse::rate).transpose()?;
     if let Some(t) = &to {
         mqlite::validate_queue_name(t)?;
+        // Review r4 #8: the core refuses it at the first chunk, so the dry run promised a
+        // replay the run then failed as "stopped after 0 of N". Refused up front, in both.
+        if open::is_dlq(t) {
+            return Err(CliError::usage(format!(
+                "--to {t:?}: a dead-letter queue (DLQ, DLQ.*): a replay sends dead letters back \
+                 to an ordinary queue, where they are consumed again"
+            )));
+        }
     }
     let (store, filter) = prepare(f)?;
     if let Some(t) = &to {
@@ -336,11 +372,15 @@ fn replay(
     // replay leaves it (it moves the others), and it is reported here, not counted.
     // Each dead-letter queue with how many it replays, and, when it holds dead letters left
     // behind for a missing subscription, the ids it replays (so the core never picks those).
-    let mut plan: Vec<(Queue, u64, Option<Vec<MessageId>>)> = Vec::new();
+    // Each dead-letter queue with how many it replays to each target queue (review r4 #21:
+    // replayed target by target, so that the report counts what was done, not the plan).
+    type Targets = BTreeMap<String, u64>;
+    let mut plan: Vec<(Queue, Targets, Option<Vec<MessageId>>)> = Vec::new();
     let mut by_queue: BTreeMap<String, u64> = BTreeMap::new();
     let mut unreplayable = Vec::new();
     for q in dlqs(&store, f)? {
         let mut n = 0u64;
+        let mut targets = Targets::new();
         let mut ids = Vec::new();
         let mut gone = false;
         scan(&q, &filter, |s| {
@@ -359,6 +399,19 @@ fn replay(
                     });
                     return true;
                 }
+                // A dead letter of a dead-letter queue (stored by an application's reject
+                // there, or an older import) would become a plain message inside it, seen by
+                // no `dlq` command (review r4 #17).
+                if open::is_dlq(&target) {
+                    unreplayable.push(Unreplayable {
+                        dlq: q.name().to_string(),
+                        id: s.message.id().map(|i| i.to_string()).unwrap_or_default(),
+                        original_queue: target.clone(),
+                        why: "a dead-letter queue (replay it with --to QUEUE)".to_string(),
+                    });
+                    gone = true;
+                    return true;
+                }
                 if let Some(sub) = target.strip_prefix("$sub.") {
                     if !sub_queues.contains(&target) {
                         gone = true;
@@ -375,15 +428,16 @@ fn replay(
                 }
                 n += 1;
                 ids.extend(s.message.id());
-                *by_queue.entry(target).or_default() += 1;
+                *by_queue.entry(target.clone()).or_default() += 1;
+                *targets.entry(target).or_default() += 1;
             }
             true
         })?;
         if n > 0 {
-            plan.push((q, n, gone.then_some(ids)));
+            plan.push((q, targets, gone.then_some(ids)));
         }
     }
-    let matched: u64 = plan.iter().map(|(_, n, _)| n).sum();
+    let matched: u64 = by_queue.values().sum();
     let mut replayed = 0u64;
     if !dry_run && matched > 0 {
         let bar = out::progress(matched, "replaying");
@@ -395,9 +449,15 @@ fn replay(
             None => u64::MAX,
         };
         let start = Instant::now();
-        for (q, n, only) in &plan {
+        // What was done, by target (the plan's counts are only what the scan saw: another
+        // replay or consumer may take some meanwhile).
+        let mut done_by_queue: BTreeMap<String, u64> = BTreeMap::new();
+        let steps = plan
+            .iter()
+            .flat_map(|(q, targets, only)| targets.iter().map(move |(t, n)| (q, t, *n, only)));
+        for (q, target, n, only) in steps {
             let mut done = 0u64;
-            while done < *n {
+            while done < n {
                 if let Some(r) = rate {
                     // The next chunk starts when the ones before are due: a wait before each
                     // chunk but the first, none after the last.
@@ -412,6 +472,10 @@ fn replay(
                 if let Some(ids) = only {
                     step.ids = Some(ids.clone());
                 }
+                if to.is_none() {
+                    // Back to their original queue: this target's dead letters only.
+                    step.original_queue = Some(target.clone());
+                }
                 let moved = q.replay(&step).map_err(|e| {
                     CliError::from(e).context(format!(
                         "replay from dead-letter queue {:?} stopped after {replayed} of {matched}",
@@ -423,10 +487,12 @@ fn replay(
                 }
                 done += moved;
                 replayed += moved;
+                *done_by_queue.entry(target.clone()).or_default() += moved;
                 bar.inc(moved);
             }
         }
         bar.finish_and_clear();
+        by_queue = done_by_queue;
     }
     let report = Replayed {
         dry_run,
@@ -474,7 +540,11 @@ fn replay(
     if dry_run {
         writeln!(w, "would replay {letters}{detail} (dry run: nothing moved)")?;
     } else {
-        writeln!(w, "replayed {replayed} of {letters}{detail}")?;
+        let gone = match matched - replayed.min(matched) {
+            0 => String::new(),
+            n => format!(" ({n} no longer there: another replay or consumer took them)"),
+        };
+        writeln!(w, "replayed {replayed} of {letters}{detail}{gone}")?;
     }
     left
 }

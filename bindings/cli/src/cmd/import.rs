@@ -129,11 +129,9 @@ fn check_line(raw: &[u8], queue: Option<&str>, now: u64) -> std::result::Result<
     Ok(Checked::Message(queue, Box::new(m)))
 }
 
-/// Why subscription line `sub` cannot be imported into a store whose subscription of that name
-/// is `have`: a different pattern, selector or sharing. (`subscribe` would replace it and drop
-/// every message it holds — JMS's rule for a changed subscription — which an import must never
-/// do.)
-fn conflict(sub: &SubscriptionJson, have: &mqlite::SubscriptionInfo) -> Option<String> {
+/// How subscription line `sub` differs from `have` (the store's subscription of that name, or
+/// one an earlier line declares): pattern, selector, sharing, durability; empty when alike.
+fn differences(sub: &SubscriptionJson, have: &SubscriptionJson, durable: bool) -> Vec<String> {
     let mut diffs = Vec::new();
     if sub.pattern != have.pattern {
         diffs.push(format!("pattern {:?}, not {:?}", have.pattern, sub.pattern));
@@ -147,13 +145,36 @@ fn conflict(sub: &SubscriptionJson, have: &mqlite::SubscriptionInfo) -> Option<S
     if sub.shared != have.shared {
         diffs.push(format!("shared {}, not {}", have.shared, sub.shared));
     }
-    if !have.durable {
+    if !durable {
         diffs.push("non-durable".into());
     }
+    diffs
+}
+
+/// Why subscription line `sub` cannot be imported into a store whose subscription of that name
+/// is `have`: a different pattern, selector or sharing. (`subscribe` would replace it and drop
+/// every message it holds — JMS's rule for a changed subscription — which an import must never
+/// do.) The hint names what the operator can do: the command has no `unsubscribe`.
+fn conflict(sub: &SubscriptionJson, have: &mqlite::SubscriptionInfo) -> Option<String> {
+    let diffs = differences(sub, &SubscriptionJson::of(have), have.durable);
     (!diffs.is_empty()).then(|| {
         format!(
             "subscription {:?} exists in the store with {} (importing it would drop what it \
-             holds; unsubscribe it first, or import the messages with --queue QUEUE)",
+             holds; import into another store, or the messages with --queue QUEUE)",
+            sub.name,
+            diffs.join(", ")
+        )
+    })
+}
+
+/// Why subscription line `sub` (line `n`) contradicts line `at`, which declared the same name
+/// as `have` (review r4 #2: two exports joined together; the second was silently ignored).
+fn conflict_in_input(sub: &SubscriptionJson, at: usize, have: &SubscriptionJson) -> Option<String> {
+    let diffs = differences(sub, have, true);
+    (!diffs.is_empty()).then(|| {
+        format!(
+            "subscription {:?} is declared on line {at} with {} (two inputs joined together? \
+             import them apart, one with --queue QUEUE)",
             sub.name,
             diffs.join(", ")
         )
@@ -219,8 +240,9 @@ fn store_batch(store: &Store, batch: Vec<Ready>, tally: &mut Tally) -> Result<()
         txn.send(q, m)?;
         *stored.entry(queue).or_default() += 1;
     }
-    txn.commit()
-        .map_err(|e| CliError::from(e).context(format!("lines {first}–{last} were not stored")))?;
+    txn.commit().map_err(|e| {
+        CliError::from(e).context(format!("{} were not stored", out::lines(first, last)))
+    })?;
     for (q, n) in stored {
         *tally.by_queue.entry(q).or_default() += n;
     }
@@ -232,7 +254,12 @@ pub fn run(a: &ImportArgs, json: bool, w: &mut dyn Write) -> Result<()> {
     if let Some(q) = &a.queue {
         mqlite::validate_queue_name(q)?;
     }
-    let mut input: Box<dyn BufRead> = match &a.input {
+    // `--input -` is stdin, as for most commands (review r4 #20).
+    let file = a
+        .input
+        .as_deref()
+        .filter(|f| *f != std::path::Path::new("-"));
+    let mut input: Box<dyn BufRead> = match file {
         Some(p) => Box::new(BufReader::new(open::input_file("--input", p)?)),
         None if std::io::stdin().is_terminal() => {
             return Err(CliError::usage(
@@ -252,14 +279,32 @@ pub fn run(a: &ImportArgs, json: bool, w: &mut dyn Write) -> Result<()> {
         .collect();
     let mut sub_queues: std::collections::HashSet<String> =
         existing.values().map(|i| i.queue.clone()).collect();
+    // The subscriptions the input declares, with the line that first did.
+    let mut declared: BTreeMap<String, (usize, SubscriptionJson)> = BTreeMap::new();
     let mut subs_created = 0u64;
     let bar = out::progress(0, "importing");
     let now = parse::now_ms();
     let mut line_no = 0usize;
+    // The last line of the input whose batch is stored (0: none yet). Review r4 #1: the
+    // resume point is a line number, which every failure names, not a count of messages
+    // (subscription lines and duplicates are lines that store no message).
+    let mut stored_through = 0usize;
     let mut tally = Tally::default();
     let imported = |t: &Tally| t.by_queue.values().sum::<u64>();
+    // Every failure once the input is being read names the line to resume from.
+    let resume = |e: CliError, stored_through: usize| {
+        let stored = match stored_through {
+            0 => "no line is stored".to_string(),
+            n => format!("{} stored", out::lines(1, n)),
+        };
+        e.hint(format!(
+            "{stored}: resume with `tail -n +{} INPUT | mqlite import DIR`",
+            stored_through + 1
+        ))
+    };
     loop {
-        let lines = read_batch(&mut input, &mut line_no, a.batch)?;
+        let lines =
+            read_batch(&mut input, &mut line_no, a.batch).map_err(|e| resume(e, stored_through))?;
         let (Some(first), Some(last)) = (lines.first().map(|l| l.0), lines.last().map(|l| l.0))
         else {
             break;
@@ -269,13 +314,17 @@ pub fn run(a: &ImportArgs, json: bool, w: &mut dyn Write) -> Result<()> {
         let mut new_subs: Vec<SubscriptionJson> = Vec::new();
         let earlier = imported(&tally);
         let bad = |n: usize, why: String| {
-            CliError::new(
-                Status::BadInput,
-                format!(
-                    "line {n}: {why}; nothing of lines {first}–{last} was written ({} of \
-                     earlier lines imported)",
-                    out::count(earlier, "message")
+            resume(
+                CliError::new(
+                    Status::BadInput,
+                    format!(
+                        "line {n}: {why}; nothing of {} was written ({} of earlier lines \
+                         imported)",
+                        out::lines(first, last),
+                        out::count(earlier, "message")
+                    ),
                 ),
+                stored_through,
             )
         };
         for (n, raw) in &lines {
@@ -285,6 +334,17 @@ pub fn run(a: &ImportArgs, json: bool, w: &mut dyn Write) -> Result<()> {
                     // With --queue every message goes to that queue: no subscription is needed.
                     Checked::Subscription(_) if a.queue.is_some() => continue,
                     Checked::Subscription(sub) => {
+                        match declared.get(&sub.name) {
+                            Some((at, have)) => {
+                                if let Some(why) = conflict_in_input(&sub, *at, have) {
+                                    return Err(bad(*n, why));
+                                }
+                                continue;
+                            }
+                            None => {
+                                declared.insert(sub.name.clone(), (*n, sub.clone()));
+                            }
+                        }
                         match existing.get(&sub.name) {
                             Some(have) => {
                                 if let Some(why) = conflict(&sub, have) {
@@ -314,10 +374,13 @@ pub fn run(a: &ImportArgs, json: bool, w: &mut dyn Write) -> Result<()> {
             }
             batch.push((*n, queue, m));
         }
-        create_subscriptions(&store, &new_subs)?;
+        create_subscriptions(&store, &new_subs).map_err(|e| resume(e, stored_through))?;
         subs_created += new_subs.len() as u64;
         let len = batch.len() as u64;
-        store_batch(&store, batch, &mut tally)?;
+        store_batch(&store, batch, &mut tally).map_err(|e| resume(e, stored_through))?;
+        stored_through = last;
+        // A kill -9 leaves the last of these on the terminal: the line to resume from.
+        bar.set_message(format!("importing (lines 1–{stored_through} stored)"));
         bar.inc_length(len);
         bar.inc(len);
     }
@@ -327,7 +390,7 @@ pub fn run(a: &ImportArgs, json: bool, w: &mut dyn Write) -> Result<()> {
         return out::json(
             w,
             &json!({"imported": n, "duplicates": dups, "queues": tally.by_queue,
-                    "subscriptions_created": subs_created}),
+                    "subscriptions_created": subs_created, "lines": stored_through}),
         );
     }
     let parts: Vec<String> = tally
@@ -348,6 +411,9 @@ pub fn run(a: &ImportArgs, json: bool, w: &mut dyn Write) -> Result<()> {
     }
     if subs_created > 0 {
         write!(w, "; {} created", out::count(subs_created, "subscription"))?;
+    }
+    if stored_through > 0 {
+        write!(w, "; {} read", out::lines(1, stored_through))?;
     }
     writeln!(w)?;
     Ok(())

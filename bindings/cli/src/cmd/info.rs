@@ -27,7 +27,7 @@ pub fn run(dir: &Path, json: bool, w: &mut dyn Write) -> Result<()> {
         return out::json(
             w,
             &json!({
-                "store": store.path(),
+                "store": store.path().to_string_lossy(),
                 "format_version": VERSION,
                 "segments": report::segments_json(&segments),
                 "disk_bytes": disk,

@@ -22,8 +22,10 @@ mod transfer;
 
 pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
     let json = cli.json;
-    if let Some(t) = &cli.timeout {
-        crate::open::set_connect_timeout(crate::parse::connect_timeout(t)?);
+    if let Some(t) = cli.timeout {
+        // Checked by the commands that may wait on an owner, when they open a store (review
+        // r4 #13: a bad MQLITE_CONNECT_TIMEOUT in a profile broke `completions`, `verify`).
+        crate::open::set_connect_timeout(t);
     }
     match cli.command {
         Command::Info(a) => info::run(&a.dir, json, out),

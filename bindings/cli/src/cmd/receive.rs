@@ -1,15 +1,13 @@
 //! `mqlite receive`: consume messages and settle them.
 
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use mqlite::{AckMode, ConsumerOptions, Delivery, Message, Store};
 use serde::Serialize;
 
 use crate::cli::{BodyFormat, ReceiveArgs};
-use crate::error::{CliError, Result, Status};
+use crate::error::{CliError, Result};
 use crate::wire::MessageJson;
 use crate::{open, out, parse};
 
@@ -22,56 +20,33 @@ struct Received {
     settled: &'static str,
 }
 
-/// Set by the signal handler before it closes the store: a failure the close causes in the
-/// command's own thread (`Closed`) is then not reported; the handler exits with 130.
-static SIGNALLED: AtomicBool = AtomicBool::new(false);
-
-/// Exit status after SIGINT, SIGTERM or SIGHUP (128 + SIGINT, as shells report an interrupt).
-const INTERRUPTED: i32 = 130;
-
-/// On SIGINT, SIGTERM or SIGHUP (Ctrl-C while paging the output, a closed ssh session), closes
-/// the store and exits with status 130 instead of dying: a clean close gives back whatever the
-/// store's consumers took and did not hand out, uncounted, where death would count one failed
-/// delivery on each (and, as a client, tells the owner at once). Deliveries already handed out
-/// and not settled still count as failed, as they must. `ctrlc` (with its `termination`
-/// feature) runs the handler on a thread of its own, so it may take locks and close the store;
-/// a raw signal handler may not.
-fn close_on_signal(store: &Arc<Store>) -> Result<()> {
-    let store = Arc::clone(store);
-    ctrlc::set_handler(move || {
-        SIGNALLED.store(true, Ordering::SeqCst);
-        let _ = store.close();
-        std::process::exit(INTERRUPTED);
-    })
-    .map_err(|e| {
-        CliError::new(
-            Status::Failed,
-            format!("installing the signal handler: {e}"),
-        )
-    })
-}
-
 pub fn run(a: &ReceiveArgs, json: bool, w: &mut dyn Write) -> Result<()> {
     let wait = match &a.wait {
         Some(d) => parse::duration("--wait", d)?,
         None => Duration::ZERO,
     };
-    let store = Arc::new(open::open(&a.dir)?);
-    close_on_signal(&store)?;
-    let r = receive(&store, a, wait, json, w);
-    // Closed here, not by a drop: the signal handler holds the store too. The close writes the
-    // lazy acks (and, as a client, waits for the owner to take back what this one held), so
-    // its failure is the command's.
-    let closed = store
-        .close()
-        .map_err(|e| CliError::from(e).context("closing the store"));
-    if SIGNALLED.load(Ordering::SeqCst) {
-        // The handler is closing the store and will exit with 130: wait for it.
-        loop {
-            std::thread::park();
-        }
+    // Review r4 #16: the core drops a message rejected from a dead-letter queue (a dead letter
+    // is not dead-lettered again: `dlq_for` would name its own queue), so `--reject` there is a
+    // delete that reads as a reject. Refused before anything is received.
+    if a.settle.reject.is_some() && open::is_dlq(&a.queue) {
+        return Err(CliError::usage(format!(
+            "--reject from {:?}: a dead letter cannot be dead-lettered again; use --ack to \
+             delete it, or `mqlite dlq replay` to send it back",
+            a.queue
+        )));
     }
-    r.and(closed)
+    // On SIGINT, SIGTERM or SIGHUP (Ctrl-C while paging the output) main's handler closes the
+    // store and exits with 130: a clean close gives back whatever the consumer took and did
+    // not hand out, uncounted, where death would count one failed delivery on each.
+    let store = open::open(&a.dir)?;
+    // A failure is reported before the store is closed (review r4 #3: the close may wait on
+    // the owner); main closes it after.
+    receive(&store, a, wait, json, w)?;
+    // Closed here on success: the close writes the lazy acks (and, as a client, waits for the
+    // owner to take back what this one held), so its failure is the command's.
+    store
+        .close()
+        .map_err(|e| CliError::from(e).context("closing the store"))
 }
 
 fn receive(

@@ -17,7 +17,12 @@ pub fn run(a: SendArgs, json: bool, w: &mut dyn Write) -> Result<()> {
         mqlite::validate_queue_name(&a.queue)?;
         open::plain_into_dlq(&a.queue).map_err(CliError::usage)?;
     }
-    let body = match (a.body, &a.file) {
+    // `--file -` is stdin, as for most commands (review r4 #20).
+    let file = a
+        .file
+        .as_deref()
+        .filter(|f| *f != std::path::Path::new("-"));
+    let body = match (a.body, file) {
         (Some(b), _) => b.into_bytes(),
         (None, Some(f)) => open::read_input_file("--file", f)?,
         (None, None) if !std::io::stdin().is_terminal() => {
