@@ -3663,3 +3663,113 @@ fn a_signal_at_the_question_restores_the_terminal_and_declines() {
     }
     assert_eq!(stored(c.path()).len(), 1, "nothing purged");
 }
+
+#[test]
+fn a_failure_is_printed_before_the_store_is_closed() {
+    // Review r4 #3 (the command's side): the store was closed before the error was printed,
+    // and a client's close waits on its owner, so a replay whose owner stopped said nothing
+    // for as long as the owner stayed stopped (10 minutes observed).
+    use std::io::BufRead;
+    let case = Case::new();
+    let dir = case.dir();
+    let input: String = (0..2000)
+        .map(|_| dead_letter_line(r#""work""#) + "\n")
+        .collect();
+    assert_eq!(
+        run_with(&["import", dir, "--create"], input.as_bytes()).code,
+        0
+    );
+    ok(&["send", dir, "idle", "x"]);
+    ok(&["receive", dir, "idle"]);
+    let mut owner = start_owner(dir, &["receive", dir, "idle", "--wait", "60s"]);
+    let mut replay = std::process::Command::new(env!("CARGO_BIN_EXE_mqlite"))
+        .args(["dlq", "replay", dir, "--rate", "200", "--timeout", "1s"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The replay is under way once the dead-letter queue has shrunk.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let st = ok_json(&["stats", dir, "DLQ"]);
+        if st["queues"][0]["depth"].as_u64() < Some(2000) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no replay: {st}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pid = owner.id() as libc::pid_t;
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let stderr = replay.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = std::io::BufReader::new(stderr).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    // With the owner still stopped: the error is out within the timeout (and a margin).
+    let line = rx.recv_timeout(Duration::from_secs(15));
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let _ = owner.wait();
+    let status = replay.wait().unwrap();
+    let line = line.expect("the error is printed while the owner is stopped");
+    assert!(
+        line.contains("stopped after") && line.contains("timeout"),
+        "{line}"
+    );
+    assert_eq!(status.code(), Some(1));
+}
+
+#[test]
+fn two_replays_at_once_each_report_what_they_did() {
+    // Review r4 #21: the per-queue counts repeated the plan, so two replays at once reported
+    // more than there was ("20000 to work" and "15000 to work" for 20,000 dead letters).
+    let case = Case::new();
+    let dir = case.dir();
+    let n = 5000u64;
+    let input: String = (0..n)
+        .map(|_| dead_letter_line(r#""work""#) + "\n")
+        .collect();
+    assert_eq!(
+        run_with(&["import", dir, "--create"], input.as_bytes()).code,
+        0
+    );
+    // A: the owner, paced over 2.5 s; B: its client, once A has begun.
+    let a = std::process::Command::new(env!("CARGO_BIN_EXE_mqlite"))
+        .args(["dlq", "replay", dir, "--rate", "2000", "--json"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while ok_json(&["stats", dir, "DLQ"])["queues"][0]["depth"].as_u64() == Some(n) {
+        assert!(std::time::Instant::now() < deadline, "no replay");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let b = ok_json(&["dlq", "replay", dir]);
+    let a: J = serde_json::from_slice(&a.wait_with_output().unwrap().stdout).unwrap();
+    let sum = |v: &J| {
+        v["by_queue"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|x| x.as_u64().unwrap())
+            .sum::<u64>()
+    };
+    for r in [&a, &b] {
+        assert_eq!(Some(sum(r)), r["replayed"].as_u64(), "{a} {b}");
+    }
+    assert_eq!(
+        a["replayed"].as_u64().unwrap() + b["replayed"].as_u64().unwrap(),
+        n,
+        "{a} {b}"
+    );
+    assert!(
+        b["replayed"].as_u64() > Some(0),
+        "B ran while A did: {a} {b}"
+    );
+    assert_eq!(dead_letter_count(case.path()), 0);
+}
