@@ -445,9 +445,10 @@ def test_options_are_the_cores(store_dir: Path) -> None:
     with pytest.raises(mqlite.InvalidArgument):
         mqlite.RedeliveryPolicy(backoff_multiplier=0.5)
     p = mqlite.RedeliveryPolicy()
-    p.max_redeliveries = -2  # attributes are plain fields: the store refuses the policy
-    with pytest.raises(mqlite.InvalidArgument):
-        mqlite.open(store_dir, redelivery=p)
+    # A setter checks as the constructor does (the core's check), and leaves the policy as it was.
+    with pytest.raises(mqlite.InvalidArgument, match="max_redeliveries"):
+        p.max_redeliveries = -2
+    assert p.max_redeliveries == 6
     assert mqlite.RedeliveryPolicy(max_redeliveries=-1).max_redeliveries == -1
     d = mqlite.RedeliveryPolicy()
     assert d.max_redeliveries == 6 and d.backoff_multiplier == 5.0 and d.delay(1) == 1.0
