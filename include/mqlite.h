@@ -863,7 +863,8 @@ typedef struct {
    */
   uint64_t expired;
   /**
-   * Messages dropped by purge or discard.
+   * Messages dropped by purge, and dead letters whose redeliveries ran out in their
+   * dead-letter queue (a dead letter is not dead-lettered again).
    */
   uint64_t discarded;
   /**
@@ -1163,7 +1164,9 @@ mqlite_status mqlite_delivery_nack_with_delay(mqlite_delivery *delivery,
 
 /**
  * Rejects the message as poison: straight to the dead-letter queue (reason `rejected`) with
- * `reason` (UTF-8) as its failure text.
+ * `reason` (UTF-8) as its failure text. A message of a dead-letter queue is a dead letter
+ * already: `MQLITE_INVALID_ARGUMENT` ("a dead letter cannot be dead-lettered again": ack it to
+ * delete it, or replay it), and the delivery stays held, to be acked or released.
  */
 mqlite_status mqlite_delivery_reject(mqlite_delivery *delivery,
                                      const char *reason,

@@ -124,6 +124,12 @@ impl Delivery {
     }
 
     fn settle(mut self, op: Settle<'_>) -> Result<()> {
+        self.settle_in_place(op)
+    }
+
+    /// Settles without consuming: after an `InvalidArgument` (refused before anything changed)
+    /// it is still unsettled.
+    fn settle_in_place(&mut self, op: Settle<'_>) -> Result<()> {
         if self.settled {
             return Err(Error::new(
                 ErrorKind::AlreadySettled,
@@ -184,8 +190,23 @@ impl Delivery {
     /// 32 KiB, as for [`nack`](Delivery::nack)). The move stores a copy of the message: on a
     /// full disk it fails with `NoSpace` and the message stays in its queue, ready again
     /// (`mqlite::docs::durability`).
+    ///
+    /// A message of a dead-letter queue is a dead letter already: its reject is refused with
+    /// `InvalidArgument` ("a dead letter cannot be dead-lettered again": ack it to delete it,
+    /// or replay it) instead of dropping it silently (review r4 #16). The refused delivery,
+    /// dropped here, counts as failed and comes back; [`try_reject`](Delivery::try_reject)
+    /// keeps it.
     pub fn reject(self, reason: &str) -> Result<()> {
         self.settle(Settle::Reject { reason })
+    }
+
+    /// [`reject`](Delivery::reject) that keeps the delivery when the reject is refused before
+    /// anything changed (`InvalidArgument`: a message of a dead-letter queue, a reason over
+    /// 32 KiB): it is still held, to be acked, released or nacked. After `Ok` or any other
+    /// error it is settled (a later settle is `AlreadySettled`). The C and Python faces'
+    /// reject.
+    pub fn try_reject(&mut self, reason: &str) -> Result<()> {
+        self.settle_in_place(Settle::Reject { reason })
     }
 
     /// Gives the message back without counting a failure (e.g. on graceful shutdown).

@@ -74,7 +74,7 @@ impl RedeliveryPolicy {
         }
         if !self.backoff_multiplier.is_finite() || self.backoff_multiplier < 1.0 {
             return Err(Error::invalid(format!(
-                "backoff multiplier {} is not a number >= 1",
+                "backoff_multiplier {} is not a number >= 1",
                 self.backoff_multiplier
             )));
         }

@@ -143,6 +143,21 @@ fn spawn(what: &str, dir: &std::path::Path) -> (Child, BufReader<std::process::C
     }
 }
 
+/// Stops child `pid` (SIGSTOP) and returns once it is stopped: `kill` returns when the signal
+/// is sent, and a thread of the child could still answer a request in between.
+fn stop(pid: libc::pid_t) {
+    // SAFETY: signals to and waits for our own child; `status` is a valid out-pointer.
+    unsafe {
+        assert_eq!(libc::kill(pid, libc::SIGSTOP), 0);
+        let mut status = 0;
+        assert_eq!(libc::waitpid(pid, &mut status, libc::WUNTRACED), pid);
+        assert!(
+            libc::WIFSTOPPED(status),
+            "child {pid} not stopped: {status:#x}"
+        );
+    }
+}
+
 fn kill(mut c: Child) {
     c.kill().unwrap();
     c.wait().unwrap();
@@ -484,8 +499,7 @@ fn a_hung_owner_gives_clients_a_timeout_error_not_a_hang() {
     let q = c.queue("q").unwrap();
     q.send("before").unwrap();
     let pid = owner.id() as libc::pid_t;
-    // SAFETY: signals to our own child.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+    stop(pid);
     // A connected client: its call is not answered, nor its ping.
     let e = q.send("while stopped").unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
@@ -494,7 +508,7 @@ fn a_hung_owner_gives_clients_a_timeout_error_not_a_hang() {
     let e = Store::open(dir.path(), opts()).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
     assert!(e.message().contains(&format!("pid {pid}")), "{e}");
-    // SAFETY: as above.
+    // SAFETY: signals to our own child.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGCONT) }, 0);
     // Awake again, it answers.
     assert_eq!(
@@ -506,6 +520,60 @@ fn a_hung_owner_gives_clients_a_timeout_error_not_a_hang() {
     );
     drop(c);
     kill(owner);
+}
+
+/// Review r4 #3: a call to a stopped owner failed with `Timeout`, but the client's close then
+/// hung until the owner was resumed (its reader thread sat in `recv` on the owner's socket).
+/// Close is bounded whatever the owner does: about `connect_timeout` per step; an async send
+/// the stopped owner never answered completes with `Timeout` (outcome unknown), not `Closed`.
+#[test]
+fn closing_a_client_of_a_stopped_owner_returns_within_about_the_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let (owner, _out) = spawn("owner", dir.path());
+    let timeout = Duration::from_millis(500);
+    let c = Store::open(
+        dir.path(),
+        StoreOptions {
+            open_as: OpenAs::Client,
+            connect_timeout: timeout,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let q = c.queue("q").unwrap();
+    q.send("before").unwrap();
+    let held = q.receive(NOW).unwrap().unwrap();
+    let pid = owner.id() as libc::pid_t;
+    stop(pid);
+    let e = q.send("while stopped").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+    let (tx, rx) = std::sync::mpsc::channel();
+    q.send_async("async while stopped", move |r| {
+        let _ = tx.send(r.map(|_| ()));
+    })
+    .unwrap();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let t0 = std::time::Instant::now();
+    std::thread::spawn(move || {
+        drop(held);
+        let r = c.close();
+        let _ = done_tx.send(r);
+    });
+    let closed = done_rx.recv_timeout(Duration::from_secs(20));
+    let took = t0.elapsed();
+    // SAFETY: signals to our own child (resumed before any assertion can fail, so it can be
+    // killed).
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGCONT) }, 0);
+    kill(owner);
+    assert!(
+        matches!(closed, Ok(Ok(()))),
+        "close did not return within 20 s of a stopped owner: {closed:?}"
+    );
+    // The async wait (a timeout and a ping), the owner's end (a timeout): a few timeouts
+    // (with room for a loaded machine), not until the owner is resumed.
+    assert!(took < timeout * 10, "close took {took:?}");
+    let cb = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    assert_eq!(cb.unwrap_err().kind(), ErrorKind::Timeout);
 }
 
 /// A receive given up on (its owner missed a ping) that the owner answers later: the client
@@ -526,12 +594,11 @@ fn a_late_answer_to_an_abandoned_receive_is_released_at_once() {
     .unwrap();
     let q = c.queue("late").unwrap();
     let pid = owner.id() as libc::pid_t;
-    // SAFETY: signals to our own child.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+    stop(pid);
     // The owner takes the receive (queued in its socket) but cannot answer it, nor the ping.
     let e = q.receive(Some(Duration::from_secs(60))).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
-    // SAFETY: as above.
+    // SAFETY: signals to our own child.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGCONT) }, 0);
     // Awake, the owner hands this message to the receive still waiting there.
     q.send("late").unwrap();

@@ -560,3 +560,176 @@ fn replay_moves_back_once_with_counts_reset() {
     assert_eq!(s.queue("DLQ").unwrap().stats().unwrap().messages, 0);
     assert_eq!(s.queue("a").unwrap().stats().unwrap().messages, 0);
 }
+
+/// Review r4 #16: a reject of a message held from a dead-letter queue dropped it ("a dead letter
+/// of the dead-letter queue itself is dropped rather than looping"): a silent delete. It is
+/// refused with `InvalidArgument` before anything changes; the delivery stays held. In every
+/// kind of dead-letter queue: the shared one, an individual one, a queue whose strategy names
+/// itself.
+#[test]
+fn a_reject_from_a_dead_letter_queue_is_refused_and_loses_nothing() {
+    let env = Env::new();
+    let s = env.open();
+    let no_delay = || RedeliveryPolicy {
+        max_redeliveries: -1,
+        initial_redelivery_delay: Duration::ZERO,
+        redelivery_delay: Duration::ZERO,
+        ..Default::default()
+    };
+    let with = |name: &str, dead_letter: DeadLetterStrategy| {
+        s.queue_with(
+            name,
+            QueueOptions {
+                dead_letter: Some(dead_letter),
+                redelivery: Some(no_delay()),
+                ..Default::default()
+            },
+        )
+        .unwrap()
+    };
+    let a = s.queue("a").unwrap();
+    let b = with(
+        "b",
+        DeadLetterStrategy::Individual {
+            prefix: "DLQ.".into(),
+        },
+    );
+    let own = with("own", DeadLetterStrategy::Shared { name: "own".into() });
+    for q in [&a, &b] {
+        q.send("m").unwrap();
+        q.receive(NOW).unwrap().unwrap().reject("bad").unwrap();
+    }
+    own.send("m").unwrap();
+    for name in ["DLQ", "DLQ.b", "own"] {
+        let q = s.queue(name).unwrap();
+        let mut d = q.receive(NOW).unwrap().unwrap();
+        let e = d.try_reject("again").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{name}: {e}");
+        assert!(
+            e.message().contains("cannot be dead-lettered again") && e.message().contains(name),
+            "{name}: {e}"
+        );
+        let st = q.stats().unwrap();
+        assert_eq!((st.in_flight, st.dead_lettered, st.discarded), (1, 0, 0));
+        // Still held: released, it comes back uncounted.
+        d.release().unwrap();
+        let d = q.receive(NOW).unwrap().unwrap();
+        assert_eq!(d.delivery_count(), 1, "{name}");
+        // The consuming reject: refused too; the dropped delivery counts as failed.
+        let e = d.reject("again").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{name}: {e}");
+        assert_eq!(
+            q.stats().unwrap().messages,
+            1,
+            "{name}: the dead letter is gone"
+        );
+    }
+    // Nothing was dropped anywhere; the dead letters still say where they came from.
+    let dlq = s.queue("DLQ").unwrap();
+    env.clock.advance(Duration::from_secs(10));
+    let d = dlq.receive(NOW).unwrap().unwrap();
+    assert_eq!(d.dead_letter_info().unwrap().original_queue, "a");
+    // An ack deletes it.
+    d.ack().unwrap();
+    assert_eq!(dlq.stats().unwrap().messages, 0);
+    assert_eq!(s.queue("DLQ.b").unwrap().stats().unwrap().messages, 1);
+}
+
+/// Review r4 #16: a dead letter whose redeliveries in its dead-letter queue run out is not
+/// dead-lettered again (nowhere to go): it is dropped and counted once, as `discarded`.
+#[test]
+fn a_dead_letter_whose_redeliveries_run_out_is_discarded_counted_once() {
+    let env = Env::new();
+    let s = env.open();
+    let a = s.queue("a").unwrap();
+    let dlq = s
+        .queue_with(
+            "DLQ",
+            QueueOptions {
+                redelivery: Some(RedeliveryPolicy {
+                    max_redeliveries: 1,
+                    initial_redelivery_delay: Duration::ZERO,
+                    redelivery_delay: Duration::ZERO,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    a.send("m").unwrap();
+    a.receive(NOW).unwrap().unwrap().reject("bad").unwrap();
+    for _ in 0..2 {
+        dlq.receive(NOW)
+            .unwrap()
+            .unwrap()
+            .nack("still bad")
+            .unwrap();
+    }
+    let st = dlq.stats().unwrap();
+    assert_eq!(
+        (st.messages, st.discarded, st.dead_lettered, st.acked),
+        (0, 1, 0, 0),
+        "{st:?}"
+    );
+}
+
+/// Issue 15 §6 (F16): a replay ignored its target's limits (`max_messages`, `max_bytes`),
+/// filling a queue past them. Refused with `QueueFull` before anything moves (and by its dry
+/// run), whatever the target's overflow policy: a replay neither drops a queue's oldest
+/// messages nor waits.
+#[test]
+fn a_replay_past_its_targets_limits_is_refused_before_anything_moves() {
+    let env = Env::new();
+    let s = env.open();
+    // Bodies of 150 bytes: with `max_bytes` 400 one held and two replayed (450) do not fit, one
+    // held and one replayed do (with whatever headers a client adds).
+    let b = |tag: &str| format!("{tag}{}", "x".repeat(150 - tag.len()));
+    let cases = [
+        ("by_count", Some(2), None, OverflowPolicy::Reject),
+        ("by_count_drop", Some(2), None, OverflowPolicy::DropOldest),
+        ("by_bytes", None, Some(400), OverflowPolicy::Reject),
+    ];
+    for (name, max_messages, max_bytes, overflow) in cases {
+        let q = s
+            .queue_with(
+                name,
+                QueueOptions {
+                    max_messages,
+                    max_bytes,
+                    overflow: Some(overflow),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        for tag in ["dead-1", "dead-2"] {
+            q.send(b(tag)).unwrap();
+            q.receive(NOW).unwrap().unwrap().reject("bad").unwrap();
+        }
+        q.send(b("kept")).unwrap();
+        let dlq = s.queue("DLQ").unwrap();
+        let only = |limit: Option<usize>, dry_run: bool| ReplayFilter {
+            original_queue: Some(name.into()),
+            limit,
+            dry_run,
+            ..Default::default()
+        };
+        for dry_run in [true, false] {
+            let e = dlq.replay(&only(None, dry_run)).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::QueueFull, "{name}: {e}");
+            assert!(e.message().contains("nothing moved"), "{name}: {e}");
+            assert_eq!(q.stats().unwrap().messages, 1, "{name}");
+        }
+        // Room for one: one goes back, the held message stays.
+        assert_eq!(dlq.replay(&only(Some(1), false)).unwrap(), 1, "{name}");
+        let mut got = drain(&q);
+        got.sort();
+        assert_eq!(got, vec![b("dead-1"), b("kept")], "{name}");
+        assert_eq!(dlq.replay(&only(None, false)).unwrap(), 1, "{name}");
+        assert_eq!(drain(&q), vec![b("dead-2")], "{name}");
+        assert_eq!(
+            q.stats().unwrap().dead_lettered,
+            2,
+            "{name}: nothing dropped"
+        );
+    }
+}

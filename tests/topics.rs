@@ -871,3 +871,67 @@ fn a_client_publish_resent_under_its_automatic_key_is_stored_once() {
     raw(Message::new("next").dedup_key("\u{1}mq5eed.2"));
     assert_eq!(bodies(&a), vec!["next"]);
 }
+
+/// A replay whose targets include the queue of a subscription that is gone stopped half-way
+/// (the letters before it moved, then `NotFound`), and its dry run promised the whole replay.
+/// Every target is checked first: the whole replay (and its dry run) is refused, nothing moves.
+#[test]
+fn a_replay_to_a_missing_subscription_is_refused_before_anything_moves() {
+    let _s = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_tmp(dir.path());
+    let plain = store.queue("plain").unwrap();
+    plain.send("q1").unwrap();
+    plain.receive(NOW).unwrap().unwrap().reject("bad").unwrap();
+    let gone = store
+        .subscribe(
+            "ev.>",
+            SubscriptionOptions {
+                queue: QueueOptions {
+                    redelivery: Some(RedeliveryPolicy {
+                        max_redeliveries: 0,
+                        ..no_delay_policy()
+                    }),
+                    ..Default::default()
+                },
+                ..durable("gone")
+            },
+        )
+        .unwrap();
+    store.topic("ev.a").unwrap().publish("p1").unwrap();
+    gone.receive(NOW).unwrap().unwrap().nack("boom").unwrap();
+    drop(gone);
+    store.unsubscribe("gone").unwrap();
+    let dlq = store.queue("DLQ").unwrap();
+    assert_eq!(dlq.stats().unwrap().messages, 2);
+    for dry_run in [true, false] {
+        let e = dlq
+            .replay(&ReplayFilter {
+                dry_run,
+                ..Default::default()
+            })
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+        assert!(e.message().contains("nothing moved"), "{e}");
+        assert!(e.message().contains("$sub.gone"), "{e}");
+        assert_eq!(dlq.stats().unwrap().messages, 2, "dry run {dry_run}");
+        assert_eq!(plain.stats().unwrap().messages, 0, "dry run {dry_run}");
+    }
+    // An explicit target that is a missing subscription's queue: refused the same way.
+    let e = dlq
+        .replay(&ReplayFilter {
+            to: Some("$sub.nope".into()),
+            ..Default::default()
+        })
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+    assert_eq!(dlq.stats().unwrap().messages, 2);
+    // Left out by a filter, the others go back.
+    let only_plain = ReplayFilter {
+        original_queue: Some("plain".into()),
+        ..Default::default()
+    };
+    assert_eq!(dlq.replay(&only_plain).unwrap(), 1);
+    assert_eq!(plain.stats().unwrap().messages, 1);
+    assert_eq!(dlq.stats().unwrap().messages, 1);
+}

@@ -37,7 +37,8 @@ pub struct QueueStats {
     /// Messages whose TTL (or a dead-letter queue's retention) passed, whether moved to the
     /// dead-letter queue or dropped.
     pub expired: u64,
-    /// Messages dropped by purge.
+    /// Messages dropped by purge, and dead letters whose redeliveries ran out in their
+    /// dead-letter queue (a dead letter is not dead-lettered again).
     pub discarded: u64,
     /// Messages replayed into this queue.
     pub replayed: u64,

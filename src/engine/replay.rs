@@ -114,11 +114,33 @@ impl Engine {
             }
         }
         let matched = selected.len() as u64;
+        // A replay strips the dead-letter information: what the targets' limits count is the
+        // message without it.
+        for (_, msg, _) in selected.iter_mut() {
+            msg.meta.dead_letter = None;
+        }
+        // Every target is checked before anything moves: a target that cannot be declared (the
+        // queue of a subscription that is gone) failed the call half-way, after the letters
+        // before it had moved. A dry run says the same as the run.
+        let mut g = shared.lock();
+        g.check()?;
+        g.check_replay_targets(
+            selected
+                .iter()
+                .map(|(e, _, info)| (e.id, filter.to.as_deref().unwrap_or(&info.original_queue))),
+        )?;
+        let mut need: std::collections::BTreeMap<&str, (u64, u64)> = Default::default();
+        for (_, msg, info) in &selected {
+            let to = filter.to.as_deref().unwrap_or(&info.original_queue);
+            let n = need.entry(to).or_default();
+            n.0 += 1;
+            n.1 += super::send::payload_of(msg);
+        }
+        g.check_replay_room(&need, &shared.opts)?;
+        drop(need);
         if filter.dry_run {
             return Ok(matched);
         }
-        let mut g = shared.lock();
-        g.check()?;
         let now = shared.now();
         let mut moved = Vec::new();
         for (e, msg, info) in selected {
@@ -225,6 +247,69 @@ impl State {
                  replay strips the dead-letter information (reason, original queue); replay \
                  to their original queues (no target) or to an ordinary queue"
             )));
+        }
+        Ok(())
+    }
+
+    /// Refuses a replay, before anything moves, when one of its targets (dead letter id,
+    /// queue) cannot take messages: a queue name that is not valid, or the queue of a
+    /// subscription that does not exist (only subscribing creates one).
+    pub fn check_replay_targets<'a>(
+        &self,
+        targets: impl Iterator<Item = (u64, &'a str)>,
+    ) -> Result<()> {
+        let mut seen = std::collections::HashSet::new();
+        for (id, to) in targets {
+            if self.by_name.contains_key(to) || !seen.insert(to) {
+                continue;
+            }
+            let ok = crate::options::check_name(to)
+                .and_then(|()| super::topic::refuse_subscription_queue(to));
+            if let Err(e) = ok {
+                return Err(Error::new(
+                    e.kind(),
+                    format!(
+                        "replay refused, nothing moved: dead letter ID:{id} cannot go to {to:?}: \
+                         {}; leave it out (a filter by original queue or ids) or choose a \
+                         target",
+                        e.message()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses a replay with `QueueFull`, before anything moves, when a target's limits
+    /// (`max_messages`, `max_bytes`: the one room rule of every way in) cannot take what it
+    /// would get (`need`: target → messages, payload bytes). Whatever the target's overflow
+    /// policy: a replay neither drops a queue's oldest messages (they would go to a
+    /// dead-letter queue while others come back from one) nor waits for room.
+    pub fn check_replay_room(
+        &self,
+        need: &std::collections::BTreeMap<&str, (u64, u64)>,
+        store: &crate::options::StoreOptions,
+    ) -> Result<()> {
+        for (&to, &(count, payload)) in need {
+            let fits = match self.by_name.get(to) {
+                Some(&qid) => self.queues[qid as usize].room_for(count, payload),
+                None => QueueState::new(
+                    u32::MAX,
+                    to.to_string(),
+                    crate::options::Resolved::new(store, &Default::default()),
+                )
+                .room_for(count, payload),
+            };
+            if !fits {
+                return Err(Error::new(
+                    ErrorKind::QueueFull,
+                    format!(
+                        "replay refused, nothing moved: queue {to:?} has no room for {count} \
+                         more messages ({payload} bytes) within its limits; replay fewer (a \
+                         limit or a filter) once its consumers made room"
+                    ),
+                ));
+            }
         }
         Ok(())
     }

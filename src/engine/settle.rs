@@ -216,6 +216,23 @@ impl State {
         }
     }
 
+    /// Counts a message that would leave `qid` for a dead-letter queue but is dropped (no
+    /// dead-letter queue: the discard strategy): `dead_lettered`, as a move would be — except
+    /// in a dead-letter queue, where a dead letter whose redeliveries ran out is not
+    /// dead-lettered again but `discarded` (one event, one counter).
+    fn count_dropped_dead_letter(
+        &mut self,
+        qid: u32,
+        reason: DeadLetterReason,
+        store: &StoreOptions,
+    ) {
+        if reason != DeadLetterReason::Expired && self.is_dead_letter_queue(qid, store) {
+            self.queues[qid as usize].counters.discarded += 1;
+        } else {
+            self.count_dead_letter(qid, reason);
+        }
+    }
+
     /// Moves held message `id` of `qid` to its dead-letter queue. Its record must be read for
     /// the copy, which is not done under the lock: the message stays held (no delivery can
     /// settle it) until [`Engine::finish_moves`] appends its DEAD record. Without a dead-letter
@@ -230,7 +247,7 @@ impl State {
         store: &StoreOptions,
     ) -> Result<()> {
         if self.dlq_for(qid, store)?.is_none() {
-            self.count_dead_letter(qid, reason);
+            self.count_dropped_dead_letter(qid, reason, store);
             return self.drop_inflight(qid, id, reason_code(reason));
         }
         self.moves.push(Move {
@@ -248,7 +265,7 @@ impl State {
     fn finish_dead_letter(&mut self, mv: &Move, rec: &[u8], store: &StoreOptions) -> Result<()> {
         let (qid, id, now) = (mv.qid, mv.id, mv.now);
         let Some(dlq) = self.dlq_for(qid, store)? else {
-            self.count_dead_letter(qid, mv.reason);
+            self.count_dropped_dead_letter(qid, mv.reason, store);
             return self.drop_inflight(qid, id, reason_code(mv.reason));
         };
         let f = self.take_inflight(qid, id, Some(DeliveryTag(0)))?;
@@ -465,6 +482,10 @@ impl Engine {
         }
         let mut g = shared.lock();
         g.check()?;
+        if matches!(op, Settle::Reject { .. }) && g.is_dead_letter_queue(qid, &shared.opts) {
+            let name = &g.queues[qid as usize].name;
+            return Err(super::state::dead_letter_reject_refused(name));
+        }
         let now = shared.now();
         // Expire ack timeouts first, so settling a timed-out delivery fails deterministically.
         g.tick(qid, now, &shared.opts)?;

@@ -282,6 +282,27 @@ impl State {
         Ok(())
     }
 
+    /// Whether queue `qid` is a dead-letter queue: its own strategy names itself, another
+    /// queue's strategy names it, or the store's default strategy does (`DLQ`, `DLQ.<queue>`
+    /// with the defaults). Its messages are dead letters already: a reject of one is refused
+    /// ([`dead_letter_reject_refused`]), and one whose redeliveries run out is discarded.
+    pub fn is_dead_letter_queue(&self, qid: u32, store: &StoreOptions) -> bool {
+        let name = self.queues[qid as usize].name.as_str();
+        let names = |s: &DeadLetterStrategy, of: Option<&str>| match s {
+            DeadLetterStrategy::Shared { name: n } => n == name,
+            DeadLetterStrategy::Individual { prefix } => match of {
+                Some(of) => name.strip_prefix(prefix.as_str()) == Some(of),
+                None => name.len() > prefix.len() && name.starts_with(prefix.as_str()),
+            },
+            DeadLetterStrategy::Discard => false,
+        };
+        names(&store.dead_letter, None)
+            || self
+                .queues
+                .iter()
+                .any(|q| names(&q.opts.dead_letter, Some(q.name.as_str())))
+    }
+
     /// The dead-letter queue of `qid` (declared if new), or `None` when its dead letters are
     /// dropped (the discard strategy, or the queue is its own dead-letter queue).
     pub fn dlq_for(&mut self, qid: u32, store: &StoreOptions) -> Result<Option<u32>> {
@@ -388,4 +409,15 @@ impl State {
             }
         }
     }
+}
+
+/// The error of a reject of a message held from a dead-letter queue (review r4 #16). The
+/// message is a dead letter already; dead-lettering it again could only drop it (its queue is
+/// its own dead-letter queue, or a discarding one), a silent delete. Refused before anything
+/// changes: the delivery stays held, to be acked (deleted), released, or replayed later.
+pub fn dead_letter_reject_refused(queue: &str) -> Error {
+    Error::invalid(format!(
+        "a dead letter cannot be dead-lettered again: queue {queue:?} is a dead-letter queue; \
+         ack it to delete it, or replay it (the delivery is still held)"
+    ))
 }

@@ -169,7 +169,9 @@ pub extern "C" fn mqlite_delivery_nack_with_delay(
 }
 
 /// Rejects the message as poison: straight to the dead-letter queue (reason `rejected`) with
-/// `reason` (UTF-8) as its failure text.
+/// `reason` (UTF-8) as its failure text. A message of a dead-letter queue is a dead letter
+/// already: `MQLITE_INVALID_ARGUMENT` ("a dead letter cannot be dead-lettered again": ack it to
+/// delete it, or replay it), and the delivery stays held, to be acked or released.
 #[no_mangle]
 pub extern "C" fn mqlite_delivery_reject(
     delivery: *mut mqlite_delivery,
@@ -180,7 +182,14 @@ pub extern "C" fn mqlite_delivery_reject(
     guard(err, || {
         let d = unsafe { arg_mut(delivery, "delivery") }?;
         let r = unsafe { utf8(reason, reason_len, "reason") }?;
-        Ok(d.take()?.reject(r)?)
+        let mut held = d.take()?;
+        let out = held.try_reject(r);
+        if matches!(&out, Err(e) if e.kind() == crate::ErrorKind::InvalidArgument) {
+            // Refused before anything changed (a dead letter, an oversized reason): the
+            // delivery is still held and settleable through this handle.
+            d.delivery = Some(held);
+        }
+        Ok(out?)
     })
 }
 

@@ -150,7 +150,8 @@ pub struct mqlite_stats {
     pub dead_lettered: u64,
     /// Messages that expired.
     pub expired: u64,
-    /// Messages dropped by purge or discard.
+    /// Messages dropped by purge, and dead letters whose redeliveries ran out in their
+    /// dead-letter queue (a dead letter is not dead-lettered again).
     pub discarded: u64,
     /// Messages replayed into this queue.
     pub replayed: u64,

@@ -72,6 +72,9 @@ pub(crate) fn truncated_msg(s: u64, next: &str, first: u64) -> String {
     )
 }
 
+/// The suffix of a segment file a repair is renaming back to the name its header gives.
+const MOVING: &str = ".moving";
+
 /// The message for a file named like a segment in which nothing checks out.
 pub(crate) const STRAY_MSG: &str = "not a journal segment: its header and every frame fail their \
      checks (a stray or overwritten file; a repair moves it aside)";
@@ -96,6 +99,9 @@ impl Recovery<'_, '_> {
     /// nothing checks out), and the numbers run without a gap (a repair puts an empty
     /// placeholder where a file is missing).
     pub(super) fn check_files(&mut self) -> Result<()> {
+        if self.repair {
+            self.restore_misplaced()?;
+        }
         let count = self.numbers.len();
         let mut kept = Vec::with_capacity(count);
         for (i, n) in std::mem::take(&mut self.numbers).into_iter().enumerate() {
@@ -114,6 +120,130 @@ impl Recovery<'_, '_> {
             numbers.push(n);
         }
         self.numbers = numbers;
+        Ok(())
+    }
+
+    /// Repair: gives every segment file whose sound header names another segment the name its
+    /// header gives — two files whose contents were exchanged (F16, issue 15 §6), or a file
+    /// renamed — so that every frame in it is kept, in order (it used to be replayed out of
+    /// order and the frames that did not fit cut out). Only where nothing is clobbered: the
+    /// target name is free or itself held by a misplaced file. Each move is reported in
+    /// `missing` (the file was missing under its name) with no frame lost. Crash-safe: every
+    /// file goes first to `<target>.moving`, then to its target; an interrupted repair is
+    /// finished by the next one.
+    fn restore_misplaced(&mut self) -> Result<()> {
+        let j = &self.j;
+        let listing = j
+            .vfs
+            .list(&j.dir)
+            .map_err(|e| Error::io(format!("listing {}", j.dir.display()), &e))?;
+        let mut moves: Vec<(String, u64)> = Vec::new();
+        // A repair interrupted between its two renames.
+        for name in &listing {
+            let Some(target) = name
+                .strip_suffix(MOVING)
+                .and_then(super::parse_segment_name)
+            else {
+                continue;
+            };
+            if !self.numbers.contains(&target) {
+                moves.push((name.clone(), target));
+            }
+        }
+        let mut named: Vec<(u64, u64)> = Vec::new();
+        for &n in &self.numbers {
+            let name = segment_name(n);
+            let f = j
+                .vfs
+                .open(&join(&j.dir, &name))
+                .map_err(|e| Error::io(format!("opening {name}"), &e))?;
+            let mut head = [0u8; SEGMENT_HEADER];
+            let len = f
+                .len()
+                .map_err(|e| Error::io(format!("size of {name}"), &e))?;
+            let got = (len as usize).min(SEGMENT_HEADER);
+            f.read_at(&mut head[..got], 0)
+                .map_err(|e| Error::io(format!("reading {name}"), &e))?;
+            if let Ok(m) = check_segment_header(&head[..got], &name) {
+                if m != n {
+                    named.push((n, m));
+                }
+            }
+        }
+        let from: std::collections::HashSet<u64> = named.iter().map(|&(n, _)| n).collect();
+        let mut targets = std::collections::HashSet::new();
+        let mut dup = std::collections::HashSet::new();
+        for &(_, m) in &named {
+            if !targets.insert(m) {
+                dup.insert(m);
+            }
+        }
+        let mut renames: Vec<(u64, u64)> = named
+            .into_iter()
+            .filter(|&(_, m)| {
+                !dup.contains(&m) && (!self.numbers.contains(&m) || from.contains(&m))
+            })
+            .collect();
+        // A file that stays (its target is not free) keeps the name another one would take.
+        loop {
+            let moving: std::collections::HashSet<u64> = renames.iter().map(|&(n, _)| n).collect();
+            let before = renames.len();
+            renames.retain(|&(_, m)| !self.numbers.contains(&m) || moving.contains(&m));
+            if renames.len() == before {
+                break;
+            }
+        }
+        renames.sort_unstable_by_key(|&(_, m)| m);
+        for &(n, m) in &renames {
+            let to = format!("{}{MOVING}", segment_name(m));
+            j.vfs
+                .rename(&join(&j.dir, &segment_name(n)), &join(&j.dir, &to))
+                .map_err(|e| Error::io(format!("renaming {} to {to}", segment_name(n)), &e))?;
+            moves.push((to, m));
+        }
+        if moves.is_empty() {
+            return Ok(());
+        }
+        j.vfs
+            .sync_dir(&j.dir)
+            .map_err(|e| Error::io("fsync of the store directory", &e))?;
+        for (name, m) in &moves {
+            let target = segment_name(*m);
+            j.vfs
+                .rename(&join(&j.dir, name), &join(&j.dir, &target))
+                .map_err(|e| Error::io(format!("renaming {name} to {target}"), &e))?;
+        }
+        j.vfs
+            .sync_dir(&j.dir)
+            .map_err(|e| Error::io("fsync of the store directory", &e))?;
+        for &(n, m) in &renames {
+            self.numbers.retain(|&x| x != n);
+            self.report.missing.push(Missing {
+                file: segment_name(m),
+                what: format!(
+                    "segment file was found as {} (its header names it: the contents of segment \
+                     files were exchanged, or a file renamed); the repair renamed it back, every \
+                     frame kept",
+                    segment_name(n)
+                ),
+                frames_lost: 0,
+            });
+        }
+        for (name, m) in &moves {
+            if name.ends_with(MOVING) && !renames.iter().any(|&(_, t)| t == *m) {
+                self.report.missing.push(Missing {
+                    file: segment_name(*m),
+                    what: format!(
+                        "segment file was found as {name}, left by a repair interrupted while \
+                         renaming it back; the repair finished it, every frame kept"
+                    ),
+                    frames_lost: 0,
+                });
+            }
+        }
+        self.numbers.extend(moves.iter().map(|&(_, m)| m));
+        self.numbers.sort_unstable();
+        self.numbers.dedup();
         Ok(())
     }
 

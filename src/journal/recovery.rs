@@ -52,8 +52,9 @@ pub struct RecoveryReport {
     pub removed_incomplete_segments: Vec<String>,
     /// Ranges quarantined by a repair.
     pub quarantined: Vec<Quarantined>,
-    /// What was missing from the journal: segment files deleted (first, middle or last) and
-    /// segments cut short before their end. Without `repair` any of these fails the open with
+    /// What was missing from the journal: segment files deleted (first, middle or last),
+    /// segments cut short before their end, and segment files found under another segment's
+    /// name (contents exchanged, a file renamed: a repair renames them back, `frames_lost` 0). Without `repair` any of these fails the open with
     /// `Corrupt` naming the file; a repair records them here and makes the journal whole again
     /// (an empty placeholder segment for a missing file, a padding frame bridging missing
     /// frames), so the next plain open succeeds.
@@ -409,7 +410,19 @@ impl Recovery<'_, '_> {
         // The frames the cut drops, counted in the range itself: the gap in sequence numbers
         // says 0 for frames older than expected (a segment holding another's contents).
         let dropped = frames_in(&seg.buf, pos, cut_end);
-        let q = quarantine(self.j, seg, pos, cut_end, next_seq.saturating_sub(1).max(s))?;
+        if next_seq <= s {
+            // Nothing is missing from the sequence (garbage behind the last frame of a
+            // segment): a padding frame would take number `s`, which the next frame has, and
+            // that sound frame would be cut next. The range is zeroed instead (the unused tail
+            // of a segment), the frame numbers run on unchanged.
+            let q = quarantine_zeroed(self.j, seg, pos, end.max(pos))?;
+            self.report.quarantined.push(Quarantined {
+                frames_lost: dropped,
+                ..q
+            });
+            return Ok(());
+        }
+        let q = quarantine(self.j, seg, pos, cut_end, next_seq - 1)?;
         self.report.quarantined.push(Quarantined {
             frames_lost: next_seq.saturating_sub(s).max(dropped),
             ..q
@@ -502,6 +515,25 @@ fn quarantine(
         .sync_data()
         .map_err(|e| Error::io(format!("fdatasync of {}", seg.name), &e))?;
     seg.buf[from..to].copy_from_slice(&frame);
+    Ok(Quarantined {
+        file: seg.name.clone(),
+        offset: from as u64,
+        len: (to - from) as u64,
+        frames_lost: 0,
+        saved_as,
+    })
+}
+
+/// Repair of damage behind a segment's last frame: `seg[from..to]` saved into a quarantine
+/// file, then zeroed (durably), as the unused tail of a segment is.
+fn quarantine_zeroed(j: &Journal, seg: &mut Seg, from: usize, to: usize) -> Result<Quarantined> {
+    let saved_as = save_aside(
+        j,
+        &format!("quarantine-{:016x}-{from}", seg.n),
+        &seg.buf[from..to],
+    )?;
+    zero(seg, from, to)?;
+    seg.buf[from..to].fill(0);
     Ok(Quarantined {
         file: seg.name.clone(),
         offset: from as u64,

@@ -377,18 +377,20 @@ fn a_roll_refused_for_space_part_way_is_retried_cleanly() {
     assert!(cases > 4, "the faults hit rolls in {cases} cases only");
 }
 
-/// F16: two segment files whose contents were exchanged (2 ↔ 3) are refused without `repair`;
-/// a repair that drops what it cannot use must report every frame it dropped: each
-/// quarantined range counts the frames it holds, and what the report says was lost covers
-/// every frame not replayed (it used to say `frames_lost` 0).
+/// F16: two segment files whose contents were exchanged (2 ↔ 3) are refused without `repair`,
+/// naming the file. A repair used to replay them out of order and cut out the frames that did
+/// not fit (and, its padding taking the next segment's first frame number, the sound first
+/// frame of segment 4 too): good frames destroyed. It renames the files back: every frame is
+/// kept, in order, the report says what it did with nothing lost, and a plain open follows.
 #[test]
-fn repair_of_swapped_segments_reports_what_it_dropped() {
+fn repair_of_swapped_segments_keeps_every_frame() {
     let fs = FaultFs::new();
     let (mut j, _, _) = open(&fs, 16 << 10, false).unwrap();
-    let mut frames = 0u64;
+    let mut written = Vec::new();
     for tag in 0..40 {
-        let (buf, _) = batch(tag, 5, 300);
-        frames += write_synced(&mut j, &buf).len() as u64;
+        let (buf, bodies) = batch(tag, 5, 300);
+        write_synced(&mut j, &buf);
+        written.extend(bodies);
     }
     assert!(j.segments().len() > 4);
     drop(j);
@@ -398,30 +400,94 @@ fn repair_of_swapped_segments_reports_what_it_dropped() {
     fs.put(&b, da);
     let e = open(&fs, 16 << 10, false).err().expect("refused");
     assert_eq!(e.kind(), ErrorKind::Corrupt, "{e}");
+    assert!(e.message().contains(&a), "{e}");
     let (_, got, report) = open(&fs, 16 << 10, true).expect("repair");
-    let kept = got.iter().filter(|r| r.3 == KIND).count() as u64;
+    let bodies: Vec<Vec<u8>> = got
+        .into_iter()
+        .filter(|r| r.3 == KIND)
+        .map(|r| r.4)
+        .collect();
+    assert_eq!(bodies, written, "every record, in order");
+    assert!(report.quarantined.is_empty(), "{report:?}");
+    let files: Vec<&str> = report.missing.iter().map(|m| m.file.as_str()).collect();
+    assert_eq!(files, vec![a.as_str(), b.as_str()], "{report:?}");
     assert!(
-        kept < 200,
-        "the swapped segments' records are not replayed in the wrong order"
+        report.missing.iter().all(|m| m.frames_lost == 0),
+        "{report:?}"
     );
-    // Every quarantined range that held a whole frame says how many it dropped (a range of
-    // frames from the past, out of order, used to count 0).
-    for q in &report.quarantined {
-        let saved = fs.read(&q.saved_as).unwrap();
-        let held = super::recovery::frames_in(&saved, 0, saved.len());
-        assert_eq!(q.frames_lost.max(held), q.frames_lost, "{q:?}");
-        if q.offset > 0 && q.len > 1000 {
-            assert!(q.frames_lost > 0, "{q:?}");
-        }
+    assert!(report.missing[0].what.contains(&b), "{report:?}");
+    let (_, again, report) = open(&fs, 16 << 10, false).expect("a plain open after the repair");
+    assert_eq!(again.iter().filter(|r| r.3 == KIND).count(), written.len());
+    assert_eq!(report.missing, vec![]);
+    assert!(
+        fs.names().iter().all(|n| !n.ends_with(".moving")),
+        "{:?}",
+        fs.names()
+    );
+}
+
+/// A repair interrupted between its two renames (a file left as `<segment>.moving`) is
+/// finished by the next repair, every frame kept.
+#[test]
+fn an_interrupted_rename_back_is_finished_by_the_next_repair() {
+    let fs = FaultFs::new();
+    let (mut j, _, _) = open(&fs, 16 << 10, false).unwrap();
+    let mut written = 0;
+    for tag in 0..40 {
+        let (buf, bodies) = batch(tag, 5, 300);
+        write_synced(&mut j, &buf);
+        written += bodies.len();
     }
-    let lost: u64 = report
-        .quarantined
-        .iter()
-        .map(|q| q.frames_lost)
-        .sum::<u64>()
-        + report.missing.iter().map(|m| m.frames_lost).sum::<u64>();
-    assert!(
-        lost >= frames - kept / 5,
-        "lost {lost}, kept {kept} records: {report:?}"
+    drop(j);
+    let a = segment_name(2);
+    let da = fs.read(&a).unwrap();
+    fs.delete(&a);
+    fs.put(&format!("{a}.moving"), da);
+    assert_eq!(
+        open(&fs, 16 << 10, false).err().expect("refused").kind(),
+        ErrorKind::Corrupt
     );
+    let (_, got, report) = open(&fs, 16 << 10, true).expect("repair");
+    assert_eq!(got.iter().filter(|r| r.3 == KIND).count(), written);
+    assert_eq!(report.missing.len(), 1, "{report:?}");
+    assert_eq!(report.missing[0].frames_lost, 0, "{report:?}");
+    assert!(report.quarantined.is_empty(), "{report:?}");
+}
+
+/// Garbage behind the last frame of a segment (proven damage: later segments hold frames) is
+/// cut out by a repair — but no sequence number is missing, so a padding frame there took the
+/// number of the next segment's first frame, and that sound frame was cut next. The range is
+/// zeroed instead: every frame is kept and the report drops none.
+#[test]
+fn repair_of_garbage_behind_a_segments_last_frame_keeps_the_next_segments_first_frame() {
+    let fs = FaultFs::new();
+    let (mut j, _, _) = open(&fs, 16 << 10, false).unwrap();
+    let mut written = 0;
+    for tag in 0..40 {
+        let (buf, bodies) = batch(tag, 5, 300);
+        write_synced(&mut j, &buf);
+        written += bodies.len();
+    }
+    drop(j);
+    let a = segment_name(2);
+    let mut da = fs.read(&a).unwrap();
+    let end = super::recovery::data_end(&da);
+    assert!(end + 100 < da.len(), "room behind the last frame");
+    da[end + 10..end + 60].fill(0xA5);
+    fs.put(&a, da);
+    assert_eq!(
+        open(&fs, 16 << 10, false).err().expect("refused").kind(),
+        ErrorKind::Corrupt
+    );
+    let (_, got, report) = open(&fs, 16 << 10, true).expect("repair");
+    assert_eq!(
+        got.iter().filter(|r| r.3 == KIND).count(),
+        written,
+        "{report:?}"
+    );
+    assert_eq!(report.quarantined.len(), 1, "{report:?}");
+    assert_eq!(report.quarantined[0].frames_lost, 0, "{report:?}");
+    assert!(report.missing.is_empty(), "{report:?}");
+    let (_, again, _) = open(&fs, 16 << 10, false).expect("a plain open after the repair");
+    assert_eq!(again.iter().filter(|r| r.3 == KIND).count(), written);
 }

@@ -96,6 +96,12 @@ struct St {
     /// The owner this process started when it took over (it serves the other clients too).
     hosted: Option<Arc<Owner>>,
     owner_pid: u32,
+    /// A second handle on the current connection's socket, outside the writer's lock: `close`
+    /// shuts it down to wake a reader blocked in `recv` and a writer blocked in `send` on the
+    /// socket of a hung (stopped) owner, which would otherwise wait forever.
+    conn: Option<UnixStream>,
+    /// The reader thread has ended (`close` waits for it only until its deadline).
+    reader_done: bool,
     /// The current connection's owner said goodbye (it closes cleanly): what it did not answer
     /// had no effect.
     goodbye: bool,
@@ -229,6 +235,8 @@ impl Client {
                 abandoned: HashMap::new(),
                 hosted: None,
                 owner_pid: 0,
+                conn: None,
+                reader_done: false,
                 goodbye: false,
             }),
             cv: Condvar::new(),
@@ -248,7 +256,9 @@ impl Client {
             .name("mqlite-client".into())
             .spawn(move || {
                 mark_library_thread();
-                i2.read_loop(first)
+                i2.read_loop(first);
+                lock(&i2.st).reader_done = true;
+                i2.cv.notify_all();
             })
             .map_err(|e| Error::io("starting the client's reader thread", &e))?;
         lock(&c.inner.threads).push(reader);
@@ -687,8 +697,54 @@ impl Client {
         }
     }
 
+    /// Waits until every async send made so far is answered, as long as the owner answers:
+    /// after each `connect_timeout` of silence it is pinged, as a call's wait does. `false`:
+    /// the owner holds the store but answers nothing (stopped, deadlocked).
+    fn wait_async_while_alive(&self) -> bool {
+        let inner = &self.inner;
+        let mut stuck = 0;
+        loop {
+            let end = crate::clock::deadline_after(inner.timeout);
+            let mut st = lock(&inner.st);
+            while st.async_msgs > 0 && !st.closed && st.failed.is_none() {
+                let left = crate::clock::time_left(end);
+                if left.is_zero() {
+                    break;
+                }
+                st = inner
+                    .cv
+                    .wait_timeout(st, left)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+            }
+            if st.async_msgs == 0 || st.closed || st.failed.is_some() {
+                return true;
+            }
+            drop(st);
+            // A writer blocked in `send` holds the writer's lock (a ping would wait for it):
+            // a whole `connect_timeout` of that twice over is an owner that reads nothing.
+            if inner.writer.try_lock().is_err() {
+                stuck += 1;
+                if stuck >= 2 {
+                    return false;
+                }
+                continue;
+            }
+            stuck = 0;
+            if !self.owner_answers() {
+                return false;
+            }
+        }
+    }
+
     /// Closes: waits for every async send, ends the connection, fails what is still pending
     /// with `Closed`, runs the last callbacks, and closes the owner this process took over.
+    ///
+    /// Bounded whatever the owner does (r4 #3): an owner that stops answering (SIGSTOP,
+    /// deadlock) is waited for about `connect_timeout` per step (the async sends, with a ping;
+    /// the owner's end of the connection), then the socket is shut down, which wakes the
+    /// reader thread blocked in `recv` and any writer blocked in `send`. Async sends it left
+    /// unanswered complete with `Timeout` (outcome unknown), not `Closed`.
     pub(crate) fn close(&self) -> Result<()> {
         if on_library_thread()
             && !std::thread::current()
@@ -705,18 +761,22 @@ impl Client {
         if lock(&inner.st).closed {
             return Ok(());
         }
-        self.wait_async();
+        let alive = self.wait_async_while_alive();
+        if !alive {
+            let e = self.hung_error();
+            inner.fail_all(|_| e.clone());
+        }
         let hosted = {
-            let w = lock(&inner.writer);
+            // Not the writer's lock: a writer blocked in `send` to a stopped owner holds it.
             let mut st = lock(&inner.st);
             st.closed = true;
-            if let Some(s) = &w.stream {
+            if let Some(s) = &st.conn {
                 // Half-close and wait for the owner's end of the connection: the owner closes
                 // its side only once it has given back what this client held (prefetched
                 // messages, unsettled deliveries, subscriptions), so that when `close` returns
                 // another process sees them, as it would after a local consumer's close. An
                 // owner that does not answer within `connect_timeout` is not waited for.
-                if st.up && s.set_read_timeout(Some(inner.timeout)).is_ok() {
+                if st.up && alive {
                     let _ = s.shutdown(std::net::Shutdown::Write);
                 } else {
                     let _ = s.shutdown(std::net::Shutdown::Both);
@@ -725,6 +785,27 @@ impl Client {
             st.hosted.take()
         };
         inner.cv.notify_all();
+        // The reader ends when the owner closes its end (or at once, if the connection is
+        // down); one blocked in `recv` on a hung owner is woken by shutting the socket down.
+        // (A read timeout set now would not reach a `recv` already waiting.)
+        {
+            let end = crate::clock::deadline_after(inner.timeout);
+            let mut st = lock(&inner.st);
+            while !st.reader_done {
+                let left = crate::clock::time_left(end);
+                if left.is_zero() {
+                    if let Some(s) = &st.conn {
+                        let _ = s.shutdown(std::net::Shutdown::Both);
+                    }
+                    break;
+                }
+                st = inner
+                    .cv
+                    .wait_timeout(st, left)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+            }
+        }
         let threads: Vec<_> = std::mem::take(&mut *lock(&inner.threads));
         let mut it = threads.into_iter();
         if let Some(reader) = it.next() {
@@ -753,13 +834,12 @@ impl Client {
     pub(crate) fn close_in_background(&self) {
         let inner = &self.inner;
         let hosted = {
-            let w = lock(&inner.writer);
             let mut st = lock(&inner.st);
             if st.closed {
                 return;
             }
             st.closed = true;
-            if let Some(s) = &w.stream {
+            if let Some(s) = &st.conn {
                 let _ = s.shutdown(std::net::Shutdown::Both);
             }
             st.hosted.take()
@@ -905,7 +985,14 @@ impl Inner {
     fn direct(s: &mut UnixStream, buf: &mut Vec<u8>, req: &Request) -> Result<Response> {
         buf.clear();
         put_frame(buf, &(u64::MAX, req))?;
-        let io = |e: std::io::Error| Error::io("talking to the store's owner", &e);
+        let io = |e: std::io::Error| match e.kind() {
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => Error::new(
+                ErrorKind::Timeout,
+                "the store's new owner holds the store but did not answer while the connection \
+                 was being set up: it is hung or stopped",
+            ),
+            _ => Error::io("talking to the store's owner", &e),
+        };
         s.write_all(buf).map_err(io)?;
         let mut acc: Option<Response> = None;
         loop {
@@ -939,6 +1026,10 @@ impl Inner {
             let st = lock(&self.st);
             (st.queues.clone(), st.subs.clone(), st.consumers.clone())
         };
+        // An owner that stops answering while the connection is set up must not hold the
+        // reader thread (and so `close`) forever: each answer is waited for `connect_timeout`.
+        s.set_read_timeout(Some(self.timeout))
+            .map_err(|e| Error::io("setting the client socket's read timeout", &e))?;
         let mut buf = Vec::new();
         let mut moved = Vec::new();
         for (&q, (name, options)) in &queues {
@@ -980,6 +1071,8 @@ impl Inner {
                 servers.insert(id, server);
             }
         }
+        s.set_read_timeout(None)
+            .map_err(|e| Error::io("clearing the client socket's read timeout", &e))?;
         let reader = s
             .try_clone()
             .map_err(|e| Error::io("cloning the client socket", &e))?;
@@ -994,6 +1087,7 @@ impl Inner {
             // down): end it now, or the reader would wait on it forever.
             let _ = s.shutdown(std::net::Shutdown::Both);
         }
+        st.conn = s.try_clone().ok();
         w.stream = Some(s);
         st.up = true;
         for (id, server) in servers {

@@ -66,8 +66,27 @@ static void test_max_redeliveries(const char *dir) {
     OK(mqlite_message_dead_letter_info(mqlite_delivery_message(d), &info));
     CHECK(info.reason == MQLITE_DEAD_LETTER_REJECTED && info.original_id == id && info.delivery_count == 1);
     CHECK(info.last_failure_len == 9 && memcmp(info.last_failure, "malformed", 9) == 0);
+    /* Review r4 #16: a reject of a dead letter (held from a dead-letter queue) dropped it
+     * silently. Refused with MQLITE_INVALID_ARGUMENT, the delivery stays held through the same
+     * handle: a release gives it back, an ack deletes it. */
+    {
+        mqlite_error *e = NULL;
+        CHECK(mqlite_delivery_reject(d, S("again"), &e) == MQLITE_INVALID_ARGUMENT);
+        CHECK(e != NULL && strstr(mqlite_error_message(e), "cannot be dead-lettered again") != NULL);
+        mqlite_error_free(e);
+    }
+    mqlite_stats dst;
+    OK(mqlite_queue_stats(dlq, &dst, ERR));
+    CHECK(dst.in_flight == 1 && dst.messages == 1 && dst.dead_lettered == 0 && dst.discarded == 0);
+    OK(mqlite_delivery_release(d, ERR));
+    mqlite_delivery_free(d);
+    OK(mqlite_queue_receive(dlq, 0, &d, ERR));
+    CHECK(mqlite_delivery_id(d) == id);
+    CHECK_STATUS(MQLITE_INVALID_ARGUMENT, mqlite_delivery_reject(d, S("again"), ERR));
     OK(mqlite_delivery_ack(d, ERR));
     mqlite_delivery_free(d);
+    OK(mqlite_queue_stats(dlq, &dst, ERR));
+    CHECK(dst.messages == 0 && dst.discarded == 0 && dst.dead_lettered == 0);
     mqlite_queue_free(dlq);
     mqlite_queue_free(q);
     mqlite_store_free(s);

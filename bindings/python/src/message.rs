@@ -339,12 +339,23 @@ impl Message {
         }))
     }
 
-    /// Poison: straight to the dead-letter queue with reason ``"rejected"``.
+    /// Poison: straight to the dead-letter queue with reason ``"rejected"``. A message of a
+    /// dead-letter queue is a dead letter already: ``InvalidArgument`` ("a dead letter cannot
+    /// be dead-lettered again": ack it to delete it, or replay it), and it stays held, to be
+    /// acked or released.
     #[pyo3(signature = (reason = ""))]
     fn reject(&self, py: Python<'_>, reason: &str) -> PyResult<()> {
-        let d = self.take()?;
+        let mut d = self.take()?;
         let reason = reason.to_string();
-        mq(py.detach(move || d.reject(&reason)))
+        let (d, r) = py.detach(move || {
+            let r = d.try_reject(&reason);
+            (d, r)
+        });
+        if matches!(&r, Err(e) if e.kind() == ErrorKind::InvalidArgument) {
+            // Refused before anything changed: still held, settleable through this object.
+            *self.delivery.lock().unwrap_or_else(|e| e.into_inner()) = Some(d);
+        }
+        mq(r)
     }
 
     /// Gives it back without counting a failure (e.g. on graceful shutdown).

@@ -66,7 +66,10 @@ pub(crate) fn check_pid(opener: u32) -> PyResult<()> {
 /// When and how often a failed message is delivered again. Fields and defaults follow
 /// ActiveMQ's RedeliveryPolicy: 6 redeliveries (the 7th failure dead-letters), 1 s apart.
 /// Delays are in seconds (constructor arguments may also be ``datetime.timedelta``).
-#[pyclass(module = "mqlite", get_all, set_all)]
+///
+/// Every attribute can be set; a value the constructor would refuse raises
+/// :class:`InvalidArgument` naming the attribute and its range, and leaves the policy as it was.
+#[pyclass(module = "mqlite", get_all)]
 #[derive(Clone)]
 pub(crate) struct RedeliveryPolicy {
     /// Redeliveries before dead-lettering: -1 = unlimited, 0 = the first failure dead-letters.
@@ -77,11 +80,13 @@ pub(crate) struct RedeliveryPolicy {
     /// zero delay (as ActiveMQ: initial 0, then this, then multiplied: 0, 1, 2, 4 s).
     redelivery_delay: f64,
     /// Multiply the previous delay by ``backoff_multiplier`` for each later redelivery.
+    #[pyo3(set)]
     use_exponential_backoff: bool,
     backoff_multiplier: f64,
     /// Upper bound on any delay, in seconds; None = no bound.
     maximum_redelivery_delay: Option<f64>,
     /// Spread delays by ±15 % at random.
+    #[pyo3(set)]
     use_collision_avoidance: bool,
     /// An explicit list of delays in seconds used instead of the formula (NATS-style).
     backoff: Vec<f64>,
@@ -90,6 +95,17 @@ pub(crate) struct RedeliveryPolicy {
 /// `max_redeliveries` through [`int`] (a default keeps it out of an `Option`).
 fn max_redeliveries_arg(o: &Bound<'_, PyAny>) -> PyResult<i32> {
     int(o, "max_redeliveries")
+}
+
+/// `backoff_multiplier`: a number (an int too large for a float is `InvalidArgument` naming
+/// it, not an `OverflowError`); its range is the core's check.
+fn backoff_multiplier_arg(o: &Bound<'_, PyAny>) -> PyResult<f64> {
+    o.extract::<f64>().map_err(|_| {
+        invalid(format!(
+            "backoff_multiplier must be a number from 1 (no growth) up, not {}",
+            o.repr().map(|r| r.to_string()).unwrap_or_default()
+        ))
+    })
 }
 
 #[pymethods]
@@ -107,7 +123,7 @@ impl RedeliveryPolicy {
         initial_redelivery_delay: Option<&Bound<'_, PyAny>>,
         redelivery_delay: Option<&Bound<'_, PyAny>>,
         use_exponential_backoff: bool,
-        backoff_multiplier: f64,
+        #[pyo3(from_py_with = backoff_multiplier_arg)] backoff_multiplier: f64,
         maximum_redelivery_delay: Option<&Bound<'_, PyAny>>,
         use_collision_avoidance: bool,
         backoff: Option<Vec<Bound<'_, PyAny>>>,
@@ -134,6 +150,45 @@ impl RedeliveryPolicy {
         };
         p.to_core()?;
         Ok(p)
+    }
+
+    #[setter]
+    fn set_max_redeliveries(&mut self, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        let v = max_redeliveries_arg(value)?;
+        self.set_checked(|p| p.max_redeliveries = v)
+    }
+
+    #[setter]
+    fn set_initial_redelivery_delay(&mut self, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        let v = duration(value, "initial_redelivery_delay")?.as_secs_f64();
+        self.set_checked(|p| p.initial_redelivery_delay = v)
+    }
+
+    #[setter]
+    fn set_redelivery_delay(&mut self, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        let v = duration(value, "redelivery_delay")?.as_secs_f64();
+        self.set_checked(|p| p.redelivery_delay = v)
+    }
+
+    #[setter]
+    fn set_backoff_multiplier(&mut self, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        let v = backoff_multiplier_arg(value)?;
+        self.set_checked(|p| p.backoff_multiplier = v)
+    }
+
+    #[setter]
+    fn set_maximum_redelivery_delay(&mut self, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        let v = opt_duration(Some(value), "maximum_redelivery_delay")?.map(|d| d.as_secs_f64());
+        self.set_checked(|p| p.maximum_redelivery_delay = v)
+    }
+
+    #[setter]
+    fn set_backoff(&mut self, value: Vec<Bound<'_, PyAny>>) -> PyResult<()> {
+        let v = value
+            .iter()
+            .map(|b| duration(b, "backoff").map(|d| d.as_secs_f64()))
+            .collect::<PyResult<Vec<f64>>>()?;
+        self.set_checked(|p| p.backoff = v)
     }
 
     /// The delay in seconds before the ``n``-th redelivery (n ≥ 1), without jitter.
@@ -163,6 +218,16 @@ impl RedeliveryPolicy {
 }
 
 impl RedeliveryPolicy {
+    /// Sets an attribute only if the policy it makes passes the constructor's checks (the
+    /// core's): a refused value leaves the policy as it was.
+    fn set_checked(&mut self, f: impl FnOnce(&mut Self)) -> PyResult<()> {
+        let mut next = self.clone();
+        f(&mut next);
+        next.to_core()?;
+        *self = next;
+        Ok(())
+    }
+
     /// The core's policy, validated by the core (so every face refuses the same values).
     fn to_core(&self) -> PyResult<mqlite::RedeliveryPolicy> {
         // The core's one conversion: NaN/negative refused, too long saturates ("never").

@@ -151,15 +151,16 @@ impl Transaction {
             .unwrap_or(0)
     }
 
-    /// Enters its ``with`` block. Raises :class:`Closed` if its store is closed or the
-    /// transaction is already finished (committed or rolled back): the block's sends and acks
+    /// Enters its ``with`` block. Raises :class:`Closed` if its store is closed, and
+    /// :class:`AlreadySettled` if the transaction is already finished (committed or rolled
+    /// back), as its every other method and the C face's calls do: the block's sends and acks
     /// could not be committed, and a silent enter would only defer the failure.
     fn __enter__(slf: Py<Self>) -> PyResult<Py<Self>> {
         let this = slf.get();
         this.store.get().check()?;
         if this.tx.lock().unwrap_or_else(|e| e.into_inner()).is_none() {
             return Err(new_err(
-                ErrorKind::Closed,
+                ErrorKind::AlreadySettled,
                 "the transaction is already committed or rolled back; start a new one with \
                  Store.transaction()",
             ));

@@ -371,6 +371,30 @@ def test_dlq_browse_and_replay(store: mqlite.Store) -> None:
     q.ack_batch(got)
 
 
+def test_a_reject_from_a_dead_letter_queue_is_refused_and_the_message_stays_held(store: mqlite.Store) -> None:
+    # Review r4 #16: it was dropped silently (the dead-letter queue is its own).
+    q = store.queue("orders")
+    q.send(b"p1")
+    m = q.receive(timeout=1)
+    assert m is not None
+    m.reject("bad format")
+    dlq = store.queue("DLQ")
+    d = dlq.receive(timeout=1)
+    assert d is not None
+    with pytest.raises(mqlite.InvalidArgument, match="cannot be dead-lettered again"):
+        d.reject("again")
+    assert not d.settled
+    st = dlq.stats()
+    assert (st["in_flight"], st["messages"], st["dead_lettered"], st["discarded"]) == (1, 1, 0, 0)
+    d.release()
+    d = dlq.receive(timeout=1)
+    assert d is not None and d.body == b"p1"
+    with pytest.raises(mqlite.InvalidArgument):
+        d.reject("again")
+    d.ack()
+    assert dlq.stats()["messages"] == 0
+
+
 def test_individual_dead_letter_strategy(store_dir: Path) -> None:
     with mqlite.open(store_dir, dead_letter=mqlite.DeadLetterStrategy.individual()) as s:
         q = s.queue("jobs")
@@ -421,9 +445,10 @@ def test_options_are_the_cores(store_dir: Path) -> None:
     with pytest.raises(mqlite.InvalidArgument):
         mqlite.RedeliveryPolicy(backoff_multiplier=0.5)
     p = mqlite.RedeliveryPolicy()
-    p.max_redeliveries = -2  # attributes are plain fields: the store refuses the policy
-    with pytest.raises(mqlite.InvalidArgument):
-        mqlite.open(store_dir, redelivery=p)
+    # A setter checks as the constructor does (the core's check), and leaves the policy as it was.
+    with pytest.raises(mqlite.InvalidArgument, match="max_redeliveries"):
+        p.max_redeliveries = -2
+    assert p.max_redeliveries == 6
     assert mqlite.RedeliveryPolicy(max_redeliveries=-1).max_redeliveries == -1
     d = mqlite.RedeliveryPolicy()
     assert d.max_redeliveries == 6 and d.backoff_multiplier == 5.0 and d.delay(1) == 1.0

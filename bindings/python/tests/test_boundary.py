@@ -303,11 +303,14 @@ def test_entering_a_closed_store_consumer_or_transaction_raises_closed(store_dir
     with pytest.raises(mqlite.Closed, match="consumer is closed"):
         with c:
             pass
-    tx = s.transaction()
-    tx.commit()
-    with pytest.raises(mqlite.Closed, match="already committed or rolled back"):
-        with tx:
-            pass
+    # A finished transaction is not closed but settled: AlreadySettled, as its commit, send
+    # and ack say (and the C face's calls), not Closed.
+    for finish in ["commit", "rollback"]:
+        tx = s.transaction()
+        getattr(tx, finish)()
+        for call in [lambda: tx.__enter__(), tx.commit, tx.rollback, lambda: tx.send(q, b"x")]:
+            with pytest.raises(mqlite.AlreadySettled, match="already committed or rolled back"):
+                call()
     listener = q.listen(lambda m: m.ack())
     listener.stop()
     with pytest.raises(mqlite.Closed, match="stopped"):
@@ -388,6 +391,55 @@ def test_an_out_of_range_integer_option_is_invalid_argument_naming_it(
         call(store, tmp_path)
     assert isinstance(e.value, ValueError)
     assert option in str(e.value), e.value
+
+
+# (attribute, value): a RedeliveryPolicy attribute set out of its range. Each must raise
+# InvalidArgument naming the attribute (a setter raised a bare OverflowError), as the
+# constructor does, and leave the policy as it was.
+_POLICY_OUT_OF_RANGE: list[tuple[str, object]] = [
+    ("max_redeliveries", _BIG),
+    ("max_redeliveries", 2**31),
+    ("max_redeliveries", -2),
+    ("backoff_multiplier", 2**2000),
+    ("backoff_multiplier", 0.5),
+    ("backoff_multiplier", float("nan")),
+    ("initial_redelivery_delay", -1),
+    ("redelivery_delay", float("nan")),
+    ("maximum_redelivery_delay", -0.5),
+    ("backoff", [1, -1]),
+]
+
+
+@pytest.mark.parametrize(
+    "field, value", _POLICY_OUT_OF_RANGE, ids=[f"{i}-{f}" for i, (f, _) in enumerate(_POLICY_OUT_OF_RANGE)]
+)
+def test_a_redelivery_policy_setter_out_of_range_is_invalid_argument_naming_it(field: str, value: object) -> None:
+    p = mqlite.RedeliveryPolicy()
+    before = repr(p)
+    with pytest.raises(mqlite.InvalidArgument) as e:
+        setattr(p, field, value)
+    assert isinstance(e.value, ValueError)
+    assert field in str(e.value), e.value
+    assert repr(p) == before
+    # The constructor says the same.
+    with pytest.raises(mqlite.InvalidArgument, match=field):
+        mqlite.RedeliveryPolicy(**{field: value})  # type: ignore[arg-type]
+
+
+def test_redelivery_policy_setters_take_what_the_constructor_takes() -> None:
+    from datetime import timedelta
+
+    p = mqlite.RedeliveryPolicy()
+    p.max_redeliveries = -1
+    p.initial_redelivery_delay = timedelta(milliseconds=250)
+    p.redelivery_delay = 2
+    p.backoff_multiplier = 3
+    p.maximum_redelivery_delay = None
+    p.use_exponential_backoff = True
+    p.backoff = [0.5, timedelta(seconds=1)]
+    assert (p.max_redeliveries, p.initial_redelivery_delay, p.redelivery_delay) == (-1, 0.25, 2.0)
+    assert (p.backoff_multiplier, p.maximum_redelivery_delay, p.backoff) == (3.0, None, [0.5, 1.0])
+    assert p.use_exponential_backoff
 
 
 def test_a_non_integer_option_is_a_type_error_naming_it(store: mqlite.Store) -> None:
