@@ -44,7 +44,7 @@ use super::queue::{DedupEntry, Entry, FailInfo, MEM_SEG};
 use super::topic::SubRecord;
 use super::{Rebuild, State};
 use crate::error::{Error, ErrorKind, Result};
-use crate::io::{join, VFile, Vfs};
+use crate::io::{join, Mapped, VFile, Vfs};
 use crate::journal::{Journal, Position};
 use crate::options::StoreOptions;
 
@@ -364,21 +364,32 @@ pub(crate) struct Checkpoint {
 }
 
 /// Entries handed out per [`Entries::next`] call: the block is decoded while it is in the
-/// core's cache, right after the read that brought it in.
+/// core's cache, right after the CRC pass that brought it in.
 const BLOCK_ENTRIES: usize = 4096;
+/// Bytes of entries mapped at a time (a whole number of entries, about 8 MiB): the map is
+/// resident while it lives, and the whole file mapped at once would add its size to the peak
+/// memory of an open (target W8).
+const MAP_BYTES: u64 = ((8 << 20) / ENTRY_BYTES * ENTRY_BYTES) as u64;
 
-/// The entries part of a checkpoint, read block by block into one buffer (no copy per entry,
-/// no allocation per entry), with the CRC32C of every byte read from the file.
+/// The entries part of a checkpoint, handed out block by block, with the CRC32C of every byte
+/// taken from the file: from read-only maps of the file where it offers them (no copy), else
+/// read into one buffer (no allocation or copy per entry).
 struct Entries {
     f: Arc<dyn VFile>,
-    /// The next file offset to read, and where the entries end.
+    /// The next file offset to map or read, and where the entries end.
     at: u64,
     end: u64,
     crc: u32,
-    /// `buf[lo..hi]`: bytes read and not yet handed out.
+    /// `buf[lo..hi]`: bytes read and not yet handed out (first, what the head's reader read
+    /// ahead).
     buf: Vec<u8>,
     lo: usize,
     hi: usize,
+    /// The window mapped now, and how much of it was handed out.
+    map: Option<Mapped>,
+    mlo: usize,
+    /// Whether the file may offer a map (false once it did not).
+    mapping: bool,
 }
 
 impl Entries {
@@ -386,11 +397,42 @@ impl Entries {
     /// an error if the file ends first.
     fn next(&mut self, n: u64) -> std::io::Result<&[u8]> {
         let want = n.min(BLOCK_ENTRIES as u64) as usize * ENTRY_BYTES;
+        if self.lo == self.hi {
+            // At an entry boundary (the buffer is only ever filled up to one): a window of
+            // whole entries may be mapped.
+            let spent = self.map.as_ref().is_none_or(|m| self.mlo == m.len());
+            if spent && self.mapping && self.at < self.end {
+                let k = MAP_BYTES.min(self.end - self.at);
+                self.map = self.f.map(self.at, k)?;
+                self.mlo = 0;
+                match self.map {
+                    Some(_) => self.at += k,
+                    None => self.mapping = false,
+                }
+            }
+            if let Some(m) = &self.map {
+                if self.mlo < m.len() {
+                    let k = want.min(m.len() - self.mlo);
+                    let out = &m[self.mlo..self.mlo + k];
+                    self.mlo += k;
+                    self.crc = crc32c::crc32c_append(self.crc, out);
+                    return Ok(out);
+                }
+            }
+        }
         if self.hi - self.lo < want && self.at < self.end {
             self.buf.copy_within(self.lo..self.hi, 0);
             self.hi -= self.lo;
             self.lo = 0;
-            let k = ((self.buf.len() - self.hi) as u64).min(self.end - self.at) as usize;
+            let room = ((self.buf.len() - self.hi) as u64).min(self.end - self.at) as usize;
+            // Up to an entry boundary, so that what follows may be mapped (`read` checked
+            // that the file ends on one).
+            let whole = (self.hi + room) / ENTRY_BYTES * ENTRY_BYTES;
+            let k = if whole > self.hi {
+                whole - self.hi
+            } else {
+                room
+            };
             let new = &mut self.buf[self.hi..self.hi + k];
             self.f.read_at(new, self.at)?;
             self.crc = crc32c::crc32c_append(self.crc, new);
@@ -406,9 +448,11 @@ impl Entries {
         Ok(out)
     }
 
-    /// Whether every byte of the file was read and handed out.
+    /// Whether every byte of the file was taken and handed out.
     fn done(&self) -> bool {
-        self.at == self.end && self.lo == self.hi
+        self.at == self.end
+            && self.lo == self.hi
+            && self.map.as_ref().is_none_or(|m| self.mlo == m.len())
     }
 }
 
@@ -490,6 +534,9 @@ pub(crate) fn read(
             buf,
             lo: 0,
             hi,
+            map: None,
+            mlo: 0,
+            mapping: true,
         },
         crc: u32::from_le_bytes(tail),
     }))
