@@ -31,6 +31,26 @@ pub trait VFile: Send + Sync {
     fn linked(&self) -> io::Result<bool> {
         Ok(true)
     }
+    /// Bytes `offset..offset + len` of the file mapped read-only into memory (`mmap(2)`), to
+    /// read a large file (a journal segment) in place instead of copying it through a buffer.
+    /// `Ok(None)`: no mapping (the range is empty or goes past the end of the file, or this
+    /// file offers none): the caller reads with [`VFile::read_at`] instead. The default is
+    /// `None`, so that a test layer sees every read. The file must not shrink while the map
+    /// lives (the store's lock keeps other processes from writing its files).
+    fn map(&self, offset: u64, len: u64) -> io::Result<Option<Mapped>> {
+        let _ = (offset, len);
+        Ok(None)
+    }
+}
+
+/// A read-only memory map of a file's bytes (see [`VFile::map`]).
+pub struct Mapped(memmap2::Mmap);
+
+impl std::ops::Deref for Mapped {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
 }
 
 /// The directory operations of the store.
@@ -89,6 +109,31 @@ impl VFile for RealFile {
     }
     fn set_len(&self, len: u64) -> io::Result<()> {
         self.0.set_len(len)
+    }
+    fn map(&self, offset: u64, len: u64) -> io::Result<Option<Mapped>> {
+        let Ok(n) = usize::try_from(len) else {
+            return Ok(None);
+        };
+        // mmap(2) maps no empty range; and a map past the end of the file would fault
+        // (SIGBUS) where a read reports an error: those are left to `read_at`.
+        let size = self.0.metadata()?.len();
+        if n == 0 || offset.checked_add(len).is_none_or(|end| end > size) {
+            return Ok(None);
+        }
+        // SAFETY: the map is only read, and only while the store's directory lock is held,
+        // which keeps every other mqlite process from writing or truncating its files; this
+        // process does not shrink a file it has mapped (see `VFile::map`). What the map reads
+        // is checked (CRC32C) before it is trusted.
+        let m = unsafe {
+            memmap2::MmapOptions::new()
+                .offset(offset)
+                .len(n)
+                // Its pages are mapped in one call (the file is read whole, front to back):
+                // no page fault per page.
+                .populate()
+                .map(&self.0)?
+        };
+        Ok(Some(Mapped(m)))
     }
 }
 

@@ -44,7 +44,7 @@ use super::queue::{DedupEntry, Entry, FailInfo, MEM_SEG};
 use super::topic::SubRecord;
 use super::{Rebuild, State};
 use crate::error::{Error, ErrorKind, Result};
-use crate::io::{join, VFile, Vfs};
+use crate::io::{join, Mapped, VFile, Vfs};
 use crate::journal::{Journal, Position};
 use crate::options::StoreOptions;
 
@@ -358,9 +358,102 @@ impl Read for FileRead {
 /// messages streamed into the state.
 pub(crate) struct Checkpoint {
     head: Head,
-    r: BufReader<FileRead>,
+    entries: Entries,
     /// The CRC32C its last 4 bytes say the rest has.
     crc: u32,
+}
+
+/// Entries handed out per [`Entries::next`] call: the block is decoded while it is in the
+/// core's cache, right after the CRC pass that brought it in.
+const BLOCK_ENTRIES: usize = 4096;
+/// Bytes of entries mapped at a time (a whole number of entries, about 8 MiB): the map is
+/// resident while it lives, and the whole file mapped at once would add its size to the peak
+/// memory of an open (target W8).
+const MAP_BYTES: u64 = ((8 << 20) / ENTRY_BYTES * ENTRY_BYTES) as u64;
+
+/// The entries part of a checkpoint, handed out block by block, with the CRC32C of every byte
+/// taken from the file: from read-only maps of the file where it offers them (no copy), else
+/// read into one buffer (no allocation or copy per entry).
+struct Entries {
+    f: Arc<dyn VFile>,
+    /// The next file offset to map or read, and where the entries end.
+    at: u64,
+    end: u64,
+    crc: u32,
+    /// `buf[lo..hi]`: bytes read and not yet handed out (first, what the head's reader read
+    /// ahead).
+    buf: Vec<u8>,
+    lo: usize,
+    hi: usize,
+    /// The window mapped now, and how much of it was handed out.
+    map: Option<Mapped>,
+    mlo: usize,
+    /// Whether the file may offer a map (false once it did not).
+    mapping: bool,
+}
+
+impl Entries {
+    /// The bytes of the next `n` entries or fewer (at most [`BLOCK_ENTRIES`], at least one);
+    /// an error if the file ends first.
+    fn next(&mut self, n: u64) -> std::io::Result<&[u8]> {
+        let want = n.min(BLOCK_ENTRIES as u64) as usize * ENTRY_BYTES;
+        if self.lo == self.hi {
+            // At an entry boundary (the buffer is only ever filled up to one): a window of
+            // whole entries may be mapped.
+            let spent = self.map.as_ref().is_none_or(|m| self.mlo == m.len());
+            if spent && self.mapping && self.at < self.end {
+                let k = MAP_BYTES.min(self.end - self.at);
+                self.map = self.f.map(self.at, k)?;
+                self.mlo = 0;
+                match self.map {
+                    Some(_) => self.at += k,
+                    None => self.mapping = false,
+                }
+            }
+            if let Some(m) = &self.map {
+                if self.mlo < m.len() {
+                    let k = want.min(m.len() - self.mlo);
+                    let out = &m[self.mlo..self.mlo + k];
+                    self.mlo += k;
+                    self.crc = crc32c::crc32c_append(self.crc, out);
+                    return Ok(out);
+                }
+            }
+        }
+        if self.hi - self.lo < want && self.at < self.end {
+            self.buf.copy_within(self.lo..self.hi, 0);
+            self.hi -= self.lo;
+            self.lo = 0;
+            let room = ((self.buf.len() - self.hi) as u64).min(self.end - self.at) as usize;
+            // Up to an entry boundary, so that what follows may be mapped (`read` checked
+            // that the file ends on one).
+            let whole = (self.hi + room) / ENTRY_BYTES * ENTRY_BYTES;
+            let k = if whole > self.hi {
+                whole - self.hi
+            } else {
+                room
+            };
+            let new = &mut self.buf[self.hi..self.hi + k];
+            self.f.read_at(new, self.at)?;
+            self.crc = crc32c::crc32c_append(self.crc, new);
+            self.at += k as u64;
+            self.hi += k;
+        }
+        let k = want.min((self.hi - self.lo) / ENTRY_BYTES * ENTRY_BYTES);
+        if k == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        let out = &self.buf[self.lo..self.lo + k];
+        self.lo += k;
+        Ok(out)
+    }
+
+    /// Whether every byte of the file was taken and handed out.
+    fn done(&self) -> bool {
+        self.at == self.end
+            && self.lo == self.hi
+            && self.map.as_ref().is_none_or(|m| self.mlo == m.len())
+    }
 }
 
 /// Reads the head of the checkpoint in `dir`: `Ok(None)` when there is none, `Err(why)` when
@@ -420,9 +513,31 @@ pub(crate) fn read(
             "torn or damaged: {left} bytes of entries, the head counts {entries:?} entries"
         ));
     }
+    // What the reader read ahead is the start of the entries; its CRC32C covers it already.
+    let left_over = r.buffer();
+    let mut buf = vec![0u8; IO_CHUNK.max(left_over.len())];
+    buf[..left_over.len()].copy_from_slice(left_over);
+    let hi = left_over.len();
+    let FileRead {
+        f,
+        at,
+        end,
+        crc: so_far,
+    } = r.into_inner();
     Ok(Some(Checkpoint {
         head,
-        r,
+        entries: Entries {
+            f,
+            at,
+            end,
+            crc: so_far,
+            buf,
+            lo: 0,
+            hi,
+            map: None,
+            mlo: 0,
+            mapping: true,
+        },
         crc: u32::from_le_bytes(tail),
     }))
 }
@@ -443,7 +558,11 @@ impl Checkpoint {
         now: u64,
         lost: &mut Vec<String>,
     ) -> std::result::Result<State, String> {
-        let Checkpoint { head, mut r, crc } = self;
+        let Checkpoint {
+            head,
+            mut entries,
+            crc,
+        } = self;
         let mut rb = Rebuild::default();
         let mut queues = Vec::with_capacity(head.queues.len());
         for q in head.queues {
@@ -473,7 +592,6 @@ impl Checkpoint {
         rb.ids_below(head.next_id);
         let bad = |what: String| Error::new(ErrorKind::Corrupt, what);
         let state = rb.into_state_with(opts, segs, now, lost, None, |_, st, crashed| {
-            let mut b = [0u8; ENTRY_BYTES];
             for (qid, n, ready, groups, mut fails) in queues {
                 let q = st
                     .queues
@@ -487,34 +605,45 @@ impl Checkpoint {
                 // Live journal space, counted per run of one segment (messages of a queue are
                 // mostly in segment order): one map update per run, not per message.
                 let mut run: Option<(u64, u64, u64)> = None;
-                for _ in 0..n {
-                    r.read_exact(&mut b)
+                let mut left = n;
+                while left > 0 {
+                    let block = entries
+                        .next(left)
                         .map_err(|e| bad(format!("reading an entry: {e}")))?;
-                    let Item { e, due, in_flight } = get_item(&b);
-                    if e.priority > crate::defaults::MAX_PRIORITY
-                        || e.group as usize > groups.len()
-                        || last_id.is_some_and(|l| l >= e.id)
-                    {
-                        return Err(bad(format!("entry of message {} does not decode", e.id)));
-                    }
-                    last_id = Some(e.id);
-                    let group = (e.group != 0).then(|| groups[e.group as usize - 1].as_str());
-                    let fail = fails.remove(&e.id);
-                    let e = Entry { group: 0, ..e };
-                    let seg = e.seg as u64;
-                    match &mut run {
-                        Some((s, items, bytes)) if *s == seg => {
-                            *items += 1;
-                            *bytes += e.live_bytes();
+                    left -= (block.len() / ENTRY_BYTES) as u64;
+                    for b in block.chunks_exact(ENTRY_BYTES) {
+                        let b = b.try_into().map_err(|_| bad("an entry's length".into()))?;
+                        let Item { e, due, in_flight } = get_item(b);
+                        if e.priority > crate::defaults::MAX_PRIORITY
+                            || e.group as usize > groups.len()
+                            || last_id.is_some_and(|l| l >= e.id)
+                        {
+                            return Err(bad(format!("entry of message {} does not decode", e.id)));
                         }
-                        _ => {
-                            if let Some((s, items, bytes)) = run.take() {
-                                live_add(st, s, items, bytes);
+                        last_id = Some(e.id);
+                        let group = (e.group != 0).then(|| groups[e.group as usize - 1].as_str());
+                        // Most stores have no failure on record: no hash lookup per message.
+                        let fail = if fails.is_empty() {
+                            None
+                        } else {
+                            fails.remove(&e.id)
+                        };
+                        let e = Entry { group: 0, ..e };
+                        let seg = e.seg as u64;
+                        match &mut run {
+                            Some((s, items, bytes)) if *s == seg => {
+                                *items += 1;
+                                *bytes += e.live_bytes();
                             }
-                            run = Some((seg, 1, e.live_bytes()));
+                            _ => {
+                                if let Some((s, items, bytes)) = run.take() {
+                                    live_add(st, s, items, bytes);
+                                }
+                                run = Some((seg, 1, e.live_bytes()));
+                            }
                         }
+                        Rebuild::place(st, qid, e, group, due, in_flight, fail, now, crashed);
                     }
-                    Rebuild::place(st, qid, e, group, due, in_flight, fail, now, crashed);
                 }
                 if let Some((s, items, bytes)) = run {
                     live_add(st, s, items, bytes);
@@ -524,11 +653,10 @@ impl Checkpoint {
         });
         let state = state.map_err(|e| format!("torn or damaged: {}", e.message()))?;
         // Everything read (the count check in `read` makes this hold) and its CRC32C.
-        let mut rest = [0u8; 1];
-        if r.read(&mut rest).map_err(|e| format!("reading it: {e}"))? != 0 {
+        if !entries.done() {
             return Err("torn or damaged: bytes after its last entry".into());
         }
-        if r.get_ref().crc != crc {
+        if entries.crc != crc {
             return Err("torn or damaged: its CRC32C does not match".into());
         }
         Ok(state)

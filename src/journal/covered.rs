@@ -1,12 +1,13 @@
 //! Opening the journal from an index checkpoint (`src/engine/checkpoint.rs`): instead of
 //! replaying every frame, the segments the checkpoint covers are checked against the CRC32C it
-//! recorded for each (a sequential read, far cheaper than decoding records), and the journal
-//! resumes where the checkpoint says it ended.
+//! recorded for each (a sequential pass through read-only memory maps, far cheaper than
+//! decoding records), and the journal resumes where the checkpoint says it ended.
 //!
 //! The CRCs a checkpoint records come from the writer (`Journal::crcs`: a running CRC32C of
 //! each segment, extended by every frame as it is written, taken over from the check when the
-//! journal was opened from a checkpoint), so a clean close does not read the journal back; only
-//! segments a full replay opened (or whose write failed) are read. A wrong running CRC could
+//! journal was opened from a checkpoint, or from a full replay, which extends it by every frame
+//! it replays), so a clean close does not read the journal back; only segments a repair wrote
+//! into (or whose write failed) are read. A wrong running CRC could
 //! only make the next open ignore the checkpoint (its check reads the files), never load a
 //! state the journal does not hold.
 
@@ -45,27 +46,43 @@ pub struct Position {
     pub next_seq: u64,
 }
 
-/// CRC32C of bytes `0..len` of `f`, read in [`CHUNK`]s into `buf`; `Ok(None)` if the file is
-/// shorter. Also returns whether anything after `len` (up to `scan_to`) is non-zero.
+/// Bytes mapped at a time while checking a segment's CRC (see [`VFile::map`]): the map is
+/// resident while it lives, and a whole segment (64 MiB) at a time would add to the peak
+/// memory of an open (target W8).
+const MAP_WINDOW: u64 = 8 << 20;
+
+/// CRC32C of bytes `0..len` of `f`, and whether anything after `len` (up to `scan_to`) is
+/// non-zero. The file is mapped window by window (no copy) where it can be, else read in
+/// [`CHUNK`]s into `buf`. Errors are the reads' (a file shorter than `scan_to` among them).
 fn crc_of(
     f: &dyn VFile,
     len: u64,
     scan_to: u64,
     buf: &mut Vec<u8>,
 ) -> std::io::Result<(u32, bool)> {
-    buf.resize(CHUNK, 0);
     let mut crc = 0u32;
     let mut at = 0u64;
     let mut beyond = false;
+    let mut mapping = true;
     while at < scan_to {
-        let n = (scan_to - at).min(CHUNK as u64) as usize;
-        f.read_at(&mut buf[..n], at)?;
-        let covered = (len.saturating_sub(at) as usize).min(n);
-        crc = crc32c::crc32c_append(crc, &buf[..covered]);
-        if covered < n && data_end(&buf[covered..n]) > 0 {
+        let mut n = (scan_to - at).min(MAP_WINDOW);
+        let map = if mapping { f.map(at, n)? } else { None };
+        let bytes: &[u8] = match &map {
+            Some(m) => m,
+            None => {
+                mapping = false;
+                n = n.min(CHUNK as u64);
+                buf.resize(CHUNK, 0);
+                f.read_at(&mut buf[..n as usize], at)?;
+                &buf[..n as usize]
+            }
+        };
+        let covered = (len.saturating_sub(at)).min(n) as usize;
+        crc = crc32c::crc32c_append(crc, &bytes[..covered]);
+        if covered < bytes.len() && data_end(&bytes[covered..]) > 0 {
             beyond = true;
         }
-        at += n as u64;
+        at += n;
     }
     Ok((crc, beyond))
 }
@@ -86,7 +103,8 @@ fn crc_zeros(mut crc: u32, mut n: u64) -> u32 {
 impl Journal {
     /// The journal's position now, with each segment's CRC32C: the running CRC kept as the
     /// segment was written (see `Journal::crcs`), or, for a segment whose bytes this process
-    /// does not all know (replayed at open, a failed write), read back from its file. Call it
+    /// does not all know (a repair at open wrote into it, a failed write), read back from its
+    /// file. Call it
     /// only when nothing is being written (a closing store; the caller holds `io`).
     pub fn position(&self) -> Result<Position> {
         let mut segments = Vec::with_capacity(self.sizes.len());

@@ -105,10 +105,10 @@ pub struct Journal {
     frame: Vec<u8>,
     now_ms: Box<dyn Fn() -> u64 + Send>,
     /// Per segment, `(len, crc)`: the CRC32C of its bytes `0..len`, kept as they are written
-    /// (or as an open from a checkpoint verified them), so that a clean close can write the
-    /// index checkpoint without reading the journal back. A segment is absent when its bytes
-    /// are not all known to this process (it was replayed at open, or a write to it failed):
-    /// [`Journal::position`] then reads it.
+    /// (or as an open from a checkpoint verified them, or a full replay read them), so that a
+    /// clean close can write the index checkpoint without reading the journal back. A segment
+    /// is absent when its bytes are not all known to this process (a repair wrote into it at
+    /// open, or a write to it failed): [`Journal::position`] then reads it.
     crcs: BTreeMap<u64, (u64, u32)>,
 }
 

@@ -170,6 +170,7 @@ pub(super) fn recover(j: &mut Journal, repair: bool, apply: Apply<'_>) -> Result
         oldest: 0,
         sealed: None,
         prev_current: false,
+        seg_crc: None,
     };
     r.check_files()?;
     r.run()?;
@@ -198,6 +199,11 @@ pub(super) struct Recovery<'j, 'a> {
     pub(super) sealed: Option<u64>,
     /// Whether the last segment read is of the current format version.
     prev_current: bool,
+    /// The running CRC32C of the segment being scanned, `(len, crc)` of its bytes `0..len`,
+    /// extended by each frame as it is replayed (while in cache): it becomes the journal's
+    /// (`Journal::crcs`), so that the close after a full replay need not read the journal
+    /// back to write the index checkpoint. `None` once the bytes replayed are not contiguous.
+    seg_crc: Option<(u64, u32)>,
 }
 
 impl Recovery<'_, '_> {
@@ -216,7 +222,20 @@ impl Recovery<'_, '_> {
             }
             let current = u32_at(&seg.buf, 8) == VERSION;
             self.oldest = self.oldest.max(header_oldest(&seg.buf));
+            self.seg_crc = Some((
+                SEGMENT_HEADER as u64,
+                crc32c::crc32c(&seg.buf[..SEGMENT_HEADER]),
+            ));
             let (pos, stop) = self.scan(i, &mut seg)?;
+            // The bytes after `pos` are zero (a segment the journal goes on past), or not part
+            // of the journal (the tail): `Journal::position` takes it from there. A repair
+            // writes into segments (this one or the one before): their bytes are read back.
+            match self.seg_crc.take() {
+                Some((len, crc)) if len == pos as u64 && !self.repair => {
+                    self.j.crcs.insert(n, (len, crc));
+                }
+                _ => {}
+            }
             self.j.files.insert(n, seg.file.clone());
             self.j.sizes.insert(n, seg.buf.len() as u64);
             self.j.tail = n;
@@ -360,7 +379,14 @@ impl Recovery<'_, '_> {
         }
         self.report.frames += 1;
         self.expected = Some(h.seq + 1);
-        Ok(payload_off + h.len)
+        let end = payload_off + h.len;
+        self.seg_crc = match self.seg_crc {
+            Some((len, crc)) if len == pos as u64 => {
+                Some((end as u64, crc32c::crc32c_append(crc, &seg.buf[pos..end])))
+            }
+            _ => None,
+        };
+        Ok(end)
     }
 
     /// A torn tail at `pos` (never acknowledged): zeroed, so no stale frame can reappear behind
