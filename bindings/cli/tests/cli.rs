@@ -1374,17 +1374,7 @@ fn topics_list_publish_and_browse_with_a_selector() {
     let dir = s(tmp.path());
     {
         let store = open(tmp.path());
-        let _sub = store
-            .subscribe(
-                "orders.>",
-                mqlite::SubscriptionOptions {
-                    name: Some("billing".into()),
-                    durable: true,
-                    selector: Some("amount > 100".into()),
-                    ..Default::default()
-                },
-            )
-            .unwrap();
+        let _sub = billing(&store, Some("amount > 100"));
         let q = store.queue("plain").unwrap();
         for a in [5i64, 500, 7, 900] {
             q.send(mqlite::Message::new(format!("a{a}")).property("amount", a))
@@ -1526,17 +1516,7 @@ fn a_publish_as_client_reports_what_the_selector_decided() {
     let case = Case::new();
     let (d, dir) = (case.path(), case.dir());
     let store = open(d);
-    let sub = store
-        .subscribe(
-            "orders.>",
-            mqlite::SubscriptionOptions {
-                name: Some("billing".into()),
-                durable: true,
-                selector: Some("amount > 100".into()),
-                ..Default::default()
-            },
-        )
-        .unwrap();
+    let sub = billing(&store, Some("amount > 100"));
     let big = ok_json(&[
         "send",
         dir,
@@ -2098,17 +2078,7 @@ fn export_import_of_a_store_with_subscriptions_is_a_round_trip() {
             },
         )
         .unwrap();
-        let _sub = store
-            .subscribe(
-                "orders.>",
-                mqlite::SubscriptionOptions {
-                    name: Some("billing".into()),
-                    durable: true,
-                    selector: Some("amount > 10".into()),
-                    ..Default::default()
-                },
-            )
-            .unwrap();
+        let _sub = billing(&store, Some("amount > 10"));
         store.queue("plain").unwrap().send("p").unwrap();
         let mut m = Message::new("o");
         m.set_property("amount", mqlite::Value::Int(11));
@@ -3085,16 +3055,7 @@ fn dlq_replay_leaves_the_dead_letters_of_an_ended_subscription_and_replays_the_r
     let (p, d) = (c.path(), c.dir());
     {
         let store = open(p);
-        let sub = store
-            .subscribe(
-                "orders.>",
-                mqlite::SubscriptionOptions {
-                    name: Some("billing".into()),
-                    durable: true,
-                    ..Default::default()
-                },
-            )
-            .unwrap();
+        let sub = billing(&store, None);
         store.topic("orders.eu").unwrap().publish("o").unwrap();
         sub.receive(Some(Duration::ZERO))
             .unwrap()

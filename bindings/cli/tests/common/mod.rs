@@ -203,3 +203,19 @@ pub fn fingerprint(queue: &str, m: &StoredMessage) -> String {
 }
 
 pub const SECOND: Duration = Duration::from_secs(1);
+
+/// The durable subscription "billing" to `orders.>` (with `selector`, if any) that the tests of
+/// subscriptions share.
+pub fn billing(store: &Store, selector: Option<&str>) -> mqlite::Subscription {
+    store
+        .subscribe(
+            "orders.>",
+            mqlite::SubscriptionOptions {
+                name: Some("billing".into()),
+                durable: true,
+                selector: selector.map(Into::into),
+                ..Default::default()
+            },
+        )
+        .expect("durable subscription \"billing\"")
+}
