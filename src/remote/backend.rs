@@ -526,7 +526,7 @@ impl Backend {
                     delivery: self.wire(&d)?,
                     op: op.clone(),
                 };
-                match self.client().call(req) {
+                match self.client().call_in(req, d.origin) {
                     // Its owner closed cleanly without answering: settle it where it went.
                     Err(e) if unanswered_at_close(&e) && self.handed_over(&d) => {
                         self.client().call(handed_over(&d, op)).map(|_| ())
@@ -583,25 +583,31 @@ impl Backend {
                     }
                     Err(e) => Err(e),
                 };
+                // The connection the batch is made for: a delivery of an earlier one goes to
+                // the current owner as handed over, one each (the connection may be replaced
+                // while the batch is made: each is checked again).
+                let epoch = self.client().epoch();
                 for d in ds {
-                    if self.handed_over(d) {
+                    if d.origin != epoch && self.handed_over(d) {
                         ack_handed_over(d, &mut lost)?;
                         continue;
                     }
                     match self.wire(d) {
-                        Ok(w) => {
+                        Ok(w) if d.origin == epoch => {
                             deliveries.push(w);
                             current.push(d);
                         }
-                        Err(_) => lost += 1,
+                        _ if self.handed_over(d) => ack_handed_over(d, &mut lost)?,
+                        _ => lost += 1,
                     }
                 }
                 if !deliveries.is_empty() {
-                    let r = self.client().call(Request::AckBatch {
+                    let req = Request::AckBatch {
                         queue: q.0,
                         deliveries,
                         sync,
-                    });
+                    };
+                    let r = self.client().call_in(req, epoch);
                     match r {
                         // Its owner closed cleanly without answering: ack them where they went.
                         Err(e) if unanswered_at_close(&e) => {
@@ -641,7 +647,8 @@ impl Backend {
                 // A delivery of a previous owner can no longer be settled.
                 Err(_) => true,
                 Ok(delivery) => !matches!(
-                    self.client().call(Request::IsSettled { delivery }),
+                    self.client()
+                        .call_in(Request::IsSettled { delivery }, d.origin),
                     Ok(Response::Flag(false))
                 ),
             },
@@ -657,6 +664,8 @@ impl Backend {
             Some(e) => e.commit_txn(&spec),
             None => {
                 let c = self.client();
+                // The connection the acks were handed out on (one, or `wire` fails).
+                let built = spec.acks.first().map(|d| d.origin);
                 let acks = spec
                     .acks
                     .iter()
@@ -673,7 +682,12 @@ impl Backend {
                         }
                     })
                     .collect();
-                match c.call(Request::Commit { sends, acks })? {
+                let req = Request::Commit { sends, acks };
+                let r = match built {
+                    Some(epoch) => c.call_in(req, epoch)?,
+                    None => c.call(req)?,
+                };
+                match r {
                     Response::Ids(ids) => Ok(ids),
                     r => Err(unexpected(r)),
                 }
@@ -686,7 +700,7 @@ impl Backend {
             None => {
                 let delivery = self.wire(&d)?;
                 self.client()
-                    .call(Request::TxnClaim { delivery })
+                    .call_in(Request::TxnClaim { delivery }, d.origin)
                     .map(|_| ())
             }
         }

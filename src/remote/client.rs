@@ -311,28 +311,58 @@ impl Client {
 
     /// Sends a request and waits for its answer.
     pub(crate) fn call(&self, req: Request) -> Result<Response> {
-        self.call_with(req, 0, None)
+        self.call_answered_by(req, 0, None, None).map(|(r, _)| r)
     }
 
-    fn call_with(
-        &self,
-        req: Request,
-        consumer: u64,
-        deadline: Option<Instant>,
-    ) -> Result<Response> {
-        self.call_answered_by(req, consumer, deadline)
+    /// Sends a request that names what connection `epoch` handed out (an owner's consumer id,
+    /// a delivery tag) and waits for its answer. Should the connection have been replaced since
+    /// the request was made, it is not sent as it is — the next owner's ids mean other things —
+    /// but as a request pending at the replacement would be (see [`resend`]): a settle fails
+    /// with the error that has [`Backend`](super::backend::Backend) settle it as a delivery
+    /// handed over, a receive asks the next owner through the consumer opened there again.
+    pub(crate) fn call_in(&self, req: Request, epoch: u64) -> Result<Response> {
+        self.call_answered_by(req, 0, None, Some(epoch))
             .map(|(r, _)| r)
     }
 
-    /// A call, and the connection whose owner answered it.
+    /// Calls `req` until the connection that answered it is still the current one, and gives
+    /// its answer to `record` under the client's state lock: what the client remembers to
+    /// set up again on every new connection (a declared queue, an open consumer, a
+    /// subscription) is then never remembered from a connection already replaced, which the
+    /// replacement would not have set up.
+    fn call_recorded<T>(
+        &self,
+        req: Request,
+        mut record: impl FnMut(&mut St, Response) -> Result<T>,
+    ) -> Result<T> {
+        for _ in 0..100 {
+            let (r, answered) = self.call_answered_by(req.clone(), 0, None, None)?;
+            let mut st = lock(&self.inner.st);
+            if st.epoch == answered {
+                return record(&mut st, r);
+            }
+        }
+        Err(lost("setting up a queue, consumer or subscription"))
+    }
+
+    /// A call, and the connection whose owner answered it. `built`: the connection the
+    /// request's ids belong to, if it names any (see [`Client::call_in`]).
     fn call_answered_by(
         &self,
         req: Request,
         consumer: u64,
         deadline: Option<Instant>,
+        built: Option<u64>,
     ) -> Result<(Response, u64)> {
         let slot = Arc::new(Slot::default());
-        let id = self.submit(req, consumer, deadline, Done::Wait(slot.clone()), None)?;
+        let id = self.submit(
+            req,
+            consumer,
+            deadline,
+            Done::Wait(slot.clone()),
+            None,
+            built,
+        )?;
         let r = self.wait_answer(&slot, id)?.into_result()?;
         Ok((r, slot.epoch.load(Ordering::SeqCst)))
     }
@@ -377,7 +407,14 @@ impl Client {
             return true;
         }
         let slot = Arc::new(Slot::default());
-        let Ok(id) = self.submit(Request::Check, 0, None, Done::Wait(slot.clone()), None) else {
+        let Ok(id) = self.submit(
+            Request::Check,
+            0,
+            None,
+            Done::Wait(slot.clone()),
+            None,
+            None,
+        ) else {
             return true; // closed or failed: the call's own answer says so
         };
         if slot.wait_for(self.inner.timeout).is_some() {
@@ -408,6 +445,7 @@ impl Client {
         deadline: Option<Instant>,
         done: Done,
         async_bytes: Option<usize>,
+        built: Option<u64>,
     ) -> Result<u64> {
         self.check_fork()?;
         let inner = &self.inner;
@@ -419,6 +457,25 @@ impl Client {
         }
         if let Some(e) = &st.failed {
             return Err(e.clone());
+        }
+        let mut req = req;
+        if built.is_some_and(|b| b != st.epoch) {
+            // Made for a connection replaced since: what it names (an owner's consumer id, a
+            // delivery tag) means something else to the current owner. It was never sent, so
+            // it had no effect: treated as a request pending at the replacement.
+            let p = Pending {
+                req,
+                consumer,
+                deadline,
+                done: Done::Wait(Arc::new(Slot::default())),
+                partial: None,
+                async_bytes: None,
+                sent: false,
+            };
+            match resend(&p, &st_consumers(&st.consumers), Instant::now(), &[], true) {
+                OnResend::Resend(r) => req = *r,
+                OnResend::Fail(e) => return Err(e),
+            }
         }
         let write = st.up && w.epoch == st.epoch;
         if write {
@@ -490,19 +547,17 @@ impl Client {
         if let Some(o) = options {
             o.validate()?;
         }
-        let r = self.call(Request::Declare {
+        let req = Request::Declare {
             name: name.to_string(),
             options: options.cloned(),
-        })?;
-        match r {
+        };
+        self.call_recorded(req, |st, r| match r {
             Response::Queue(q) => {
-                lock(&self.inner.st)
-                    .queues
-                    .insert(q, (name.to_string(), options.cloned()));
+                st.queues.insert(q, (name.to_string(), options.cloned()));
                 Ok(q)
             }
             r => Err(unexpected(&r)),
-        }
+        })
     }
 
     /// Sends (or publishes) without waiting; `callback` runs once on this client's callback
@@ -526,7 +581,7 @@ impl Client {
             },
         };
         self.wait_window(len)?;
-        self.submit(req, 0, None, Done::Callback(callback), Some(len))
+        self.submit(req, 0, None, Done::Callback(callback), Some(len), None)
             .map(|_| ())
     }
 
@@ -582,10 +637,9 @@ impl Client {
             timeout_ms: timeout.map(|t| t.as_millis().min(u64::MAX as u128) as u64),
             selector,
         };
-        // The answer may come from a later connection than the one asked (a resend); the
-        // deliveries carry the one that answered.
-        let _ = epoch;
-        let (r, answered) = self.call_answered_by(req, consumer, deadline)?;
+        // The answer may come from a later connection than the one asked (a resend, or the
+        // connection replaced before it was sent); the deliveries carry the one that answered.
+        let (r, answered) = self.call_answered_by(req, consumer, deadline, Some(epoch))?;
         Ok((answered, r))
     }
 
@@ -597,12 +651,12 @@ impl Client {
         options: &SubscriptionOptions,
     ) -> Result<(u32, String)> {
         options.queue.validate()?;
-        match self.call(Request::Subscribe {
+        let req = Request::Subscribe {
             pattern: pattern.to_string(),
             options: options.clone(),
-        })? {
+        };
+        self.call_recorded(req, |st, r| match r {
             Response::Subscribed { queue, name } => {
-                let mut st = lock(&self.inner.st);
                 let e = st.subs.entry(queue).or_insert_with(|| {
                     let mut o = options.clone();
                     o.name = Some(name.clone());
@@ -612,7 +666,7 @@ impl Client {
                 Ok((queue, name))
             }
             r => Err(unexpected(&r)),
-        }
+        })
     }
 
     /// Detaches a subscriber (on the current connection: one that ended detached it already).
@@ -640,20 +694,20 @@ impl Client {
         mode: AckMode,
         prefetch: Option<u32>,
     ) -> Result<u64> {
-        match self.call(Request::OpenConsumer {
+        let req = Request::OpenConsumer {
             queue,
             mode,
             prefetch,
-        })? {
+        };
+        self.call_recorded(req, |st, r| match r {
             Response::Consumer(server) => {
-                let mut st = lock(&self.inner.st);
                 let id = st.next_consumer;
                 st.next_consumer += 1;
                 st.consumers.insert(id, (queue, mode, server, prefetch));
                 Ok(id)
             }
             r => Err(unexpected(&r)),
-        }
+        })
     }
 
     /// Closes a consumer (its unsettled deliveries return, as failed deliveries).
@@ -1338,6 +1392,8 @@ fn resend(
     clean: bool,
 ) -> OnResend {
     let names_moved = |q: &u32| moved.contains(q);
+    // A request never written cannot have taken effect, whoever the owner was.
+    let clean = clean || !p.sent;
     match &p.req {
         Request::Purge { .. } | Request::Replay { .. } | Request::Unsubscribe { .. } if clean => {
             OnResend::Resend(Box::new(p.req.clone()))
@@ -1373,16 +1429,19 @@ fn resend(
                 })),
             }
         }
+        // Never written, it had no effect; but the acks of a transaction (and a claim) name
+        // deliveries by the replaced connection's ids, which mean other things to the next
+        // owner: those deliveries can no longer be settled, so nothing of it is committed.
+        Request::Commit { acks, .. } if !p.sent && !acks.is_empty() => {
+            OnResend::Fail(delivery_lost())
+        }
+        Request::TxnClaim { .. } => OnResend::Fail(delivery_lost()),
         // Never written: it cannot have taken effect.
-        Request::Commit { .. }
-        | Request::TxnClaim { .. }
-        | Request::Subscribe { .. }
-        | Request::Unsubscribe { .. }
+        Request::Commit { .. } | Request::Subscribe { .. } | Request::Unsubscribe { .. }
             if !p.sent =>
         {
             OnResend::Resend(Box::new(p.req.clone()))
         }
-        Request::TxnClaim { .. } => OnResend::Fail(delivery_lost()),
         // Subscribing again under the same name, pattern and selector changes nothing (JMS),
         // and a non-durable subscription of the previous owner is gone with it: always safe.
         Request::Subscribe { .. } => OnResend::Resend(Box::new(p.req.clone())),
@@ -1401,6 +1460,9 @@ fn resend(
         Request::Settle { .. } | Request::AckBatch { .. } if clean => {
             OnResend::Fail(Error::new(ErrorKind::DeliveryLost, UNANSWERED_AT_CLOSE))
         }
+        // Named by (queue, id, delivery count), not by the connection: if the owner it went to
+        // closed cleanly without answering, that owner handed the delivery over again.
+        Request::SettleHandedOver { .. } if clean => OnResend::Resend(Box::new(p.req.clone())),
         // In flight when the owner went away: it may or may not have been made durable.
         Request::Settle { .. }
         | Request::SettleHandedOver { .. }
@@ -1457,6 +1519,7 @@ impl OnResend {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::QueueId;
 
     fn pending(req: Request) -> Pending {
         Pending {
@@ -1552,5 +1615,105 @@ mod tests {
                 OnResend::Resend(_) => panic!("{req:?} resent after a crash"),
             }
         }
+    }
+
+    /// A settle (or ack batch, or claim) never written to the connection it was made for had
+    /// no effect, whether or not that connection's owner said goodbye: a settle is settled
+    /// again as a delivery handed over (the next owner tells whether it was), never reported
+    /// as "in doubt"; a transaction's acks, which name the replaced connection's deliveries,
+    /// fail it whole.
+    #[test]
+    fn a_settle_never_written_had_no_effect() {
+        let now = Instant::now();
+        let none = HashMap::new();
+        let wref = WireRef {
+            queue: 1,
+            id: 2,
+            tag: 3,
+            consumer: 4,
+        };
+        let unsent = |req| Pending {
+            sent: false,
+            ..pending(req)
+        };
+        for clean in [true, false] {
+            let p = unsent(Request::Settle {
+                delivery: wref,
+                op: WireSettle::Ack,
+            });
+            match resend(&p, &none, now, &[], clean) {
+                OnResend::Fail(e) => assert!(unanswered_at_close(&e), "{e}"),
+                OnResend::Resend(_) => panic!("a settle resent with the old connection's ids"),
+            }
+            let p = unsent(Request::Commit {
+                sends: vec![],
+                acks: vec![wref],
+            });
+            match resend(&p, &none, now, &[], clean) {
+                OnResend::Fail(e) => assert_eq!(e.kind(), ErrorKind::DeliveryLost),
+                OnResend::Resend(_) => panic!("a commit resent with the old connection's ids"),
+            }
+        }
+    }
+
+    /// The bridge's no_loss test (CI, stop 25) saw a clean owner close end in a settle error:
+    /// an ack batch made for the first owner's connection (its consumer id and tags) was sent,
+    /// after the connection was replaced, to the next owner, to which those ids meant nothing.
+    /// A request is now bound to the connection it was made for: sent once that connection is
+    /// replaced, it is treated as pending at the replacement (the settle is settled again as
+    /// handed over), and what a replaced connection answered (a consumer opened) is not
+    /// remembered but asked for again.
+    #[test]
+    fn a_request_made_for_a_replaced_connection_is_not_sent_as_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = StoreOptions::default();
+        let owner = Owner::open(dir.path(), &opts).unwrap();
+        let q = owner.engine.declare_queue("q", None).unwrap();
+        owner.engine.send(q, &Message::new("m")).unwrap();
+        let id = super::super::dir_identity(dir.path()).unwrap();
+        let c = Client::connect(dir.path().to_path_buf(), id, &opts, false).unwrap();
+        let qid = c.declare("q", None).unwrap();
+        let consumer = c.open_consumer(qid, AckMode::Explicit, None).unwrap();
+        let (epoch, r) = c
+            .receive(qid, consumer, 1, Some(Duration::from_secs(10)), None)
+            .unwrap();
+        let Response::Received(items) = r else {
+            panic!("{r:?}")
+        };
+        let d = &items[0];
+        let server = c.server_consumer(consumer, epoch).unwrap();
+        let settle = Request::Settle {
+            delivery: WireRef {
+                queue: qid,
+                id: d.message.id().unwrap().0,
+                tag: d.tag,
+                consumer: server,
+            },
+            op: WireSettle::Ack,
+        };
+        // A clean close hands the delivery over; the next owner (this process again) serves
+        // the client once it reconnects.
+        owner.close().unwrap();
+        drop(owner);
+        let next = Owner::open(dir.path(), &opts).unwrap();
+        c.call(Request::Check).unwrap();
+        assert!(c.epoch() > epoch, "the client reconnected");
+        let e = c.call_in(settle, epoch).unwrap_err();
+        assert!(unanswered_at_close(&e), "{e}");
+        let before = next.engine.stats(QueueId(qid)).unwrap();
+        assert_eq!(before.in_flight, 1, "the delivery is held for its client");
+        // The backend's next step: the settle as a delivery handed over.
+        c.call(Request::SettleHandedOver {
+            queue: qid,
+            id: d.message.id().unwrap().0,
+            count: d.count,
+            op: WireSettle::AckSync,
+        })
+        .unwrap();
+        let after = next.engine.stats(QueueId(qid)).unwrap();
+        assert_eq!((after.messages, after.in_flight), (0, 0), "{after:?}");
+        assert_eq!(after.redelivered, 0, "nothing came back as failed");
+        c.close().unwrap();
+        next.close().unwrap();
     }
 }
