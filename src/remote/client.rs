@@ -12,7 +12,7 @@
 //! thread, each exactly once.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::io::{BufReader, Write};
+use std::io::BufReader;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -502,10 +502,20 @@ impl Client {
         drop(st);
         if write {
             let w = &mut *w;
-            if let Some(s) = &mut w.stream {
-                if s.write_all(&w.buf).is_err() {
-                    // The reader notices the broken connection and resends this.
-                    let _ = s.shutdown(std::net::Shutdown::Both);
+            if let Some(s) = &w.stream {
+                if super::send_all(s, &w.buf).is_err() {
+                    // The owner no longer reads (it is closing, or gone). Not even part of
+                    // the request was taken: it had no effect, and is handled as never sent
+                    // when the connection is replaced (the writer's lock, held, keeps that
+                    // from happening before this). Only this side's writing is shut: the
+                    // answers the owner still writes, and its goodbye, which says that what
+                    // it did not answer had no effect, must still be read (shutting both
+                    // ways lost them: settles in flight at a clean close were taken as in
+                    // doubt, the bridge's no_loss test).
+                    let _ = s.shutdown(std::net::Shutdown::Write);
+                    if let Some(p) = lock(&inner.st).pending.get_mut(&id) {
+                        p.sent = false;
+                    }
                 }
             }
         }
@@ -526,7 +536,7 @@ impl Client {
         w.buf.clear();
         if put_frame(&mut w.buf, &(0u64, &req)).is_ok() {
             if let Some(s) = &mut w.stream {
-                let _ = s.write_all(&w.buf);
+                let _ = super::send_all(s, &w.buf);
             }
         }
     }
@@ -999,7 +1009,7 @@ impl Inner {
             pid: std::process::id(),
             dir: self.dir_id,
         };
-        s.write_all(&h.encode()).map_err(|_| None)?;
+        super::send_all(&s, &h.encode()).map_err(|_| None)?;
         if !readable_within(&s, self.timeout) {
             // Connected (the kernel queues connections) but never welcomed: the process holding
             // the store's lock does not serve.
@@ -1038,7 +1048,7 @@ impl Inner {
             ),
             _ => Error::io("talking to the store's owner", &e),
         };
-        s.write_all(buf).map_err(io)?;
+        super::send_all(s, buf).map_err(io)?;
         let mut acc: Option<Response> = None;
         loop {
             if !read_frame(s, buf).map_err(io)? {
@@ -1162,7 +1172,7 @@ impl Inner {
                     w.buf.clear();
                     if put_frame(&mut w.buf, &(id, &p.req)).is_ok() {
                         if let Some(s) = &mut w.stream {
-                            let _ = s.write_all(&w.buf);
+                            let _ = super::send_all(s, &w.buf);
                         }
                     }
                 }
@@ -1353,7 +1363,7 @@ impl Inner {
             w.buf.clear();
             if put_frame(&mut w.buf, &(0u64, &req)).is_ok() {
                 if let Some(s) = &mut w.stream {
-                    let _ = s.write_all(&w.buf);
+                    let _ = super::send_all(s, &w.buf);
                 }
             }
         }
@@ -1713,6 +1723,72 @@ mod tests {
         let after = next.engine.stats(QueueId(qid)).unwrap();
         assert_eq!((after.messages, after.in_flight), (0, 0), "{after:?}");
         assert_eq!(after.redelivered, 0, "nothing came back as failed");
+        c.close().unwrap();
+        next.close().unwrap();
+    }
+
+    /// A write to a peer that went away is an error, never a SIGPIPE: a C host program does
+    /// not ignore the signal, whose default action kills it (an owner answering a client that
+    /// just died, a client writing to an owner that is closing). Run in a child process that
+    /// restores the signal's default action.
+    #[test]
+    fn a_write_to_a_peer_gone_is_an_error_not_a_sigpipe() {
+        if std::env::var_os("MQLITE_TEST_SIGPIPE_CHILD").is_some() {
+            // SAFETY: setting a signal's disposition to its default.
+            unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+            let (a, b) = UnixStream::pair().unwrap();
+            drop(b);
+            let e = super::super::send_all(&a, b"x").unwrap_err();
+            assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe);
+            return;
+        }
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "remote::client::tests::a_write_to_a_peer_gone_is_an_error_not_a_sigpipe",
+                "--exact",
+                "--test-threads=1",
+            ])
+            .env("MQLITE_TEST_SIGPIPE_CHILD", "1")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{:?}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+
+    /// A request written after the owner stopped reading (it is closing) was refused whole
+    /// (`EPIPE`): it had no effect, and the client still reads the owner's goodbye, so a purge
+    /// — which after a crash would be in doubt — is simply run by the next owner. (The client
+    /// shut its socket both ways on the failed write, so the goodbye and the answers still
+    /// coming were lost: the bridge's no_loss test saw a settle in flight at a clean close
+    /// reported as in doubt.)
+    #[test]
+    fn a_request_a_closing_owner_no_longer_reads_goes_to_the_next_owner() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = StoreOptions::default();
+        let owner = Owner::open(dir.path(), &opts).unwrap();
+        let q = owner.engine.declare_queue("q", None).unwrap();
+        owner.engine.send(q, &Message::new("a")).unwrap();
+        owner.engine.send(q, &Message::new("b")).unwrap();
+        let id = super::super::dir_identity(dir.path()).unwrap();
+        let c = Client::connect(dir.path().to_path_buf(), id, &opts, false).unwrap();
+        let qid = c.declare("q", None).unwrap();
+        owner.stop_reading_requests();
+        let c2 = c.clone();
+        let purge = std::thread::spawn(move || c2.call(Request::Purge { queue: qid }));
+        // The purge is submitted (its write refused) before the owner goes on closing.
+        while lock(&c.inner.st).pending.is_empty() {
+            std::thread::yield_now();
+        }
+        owner.close().unwrap();
+        drop(owner);
+        let next = Owner::open(dir.path(), &opts).unwrap();
+        let r = purge.join().unwrap();
+        assert!(matches!(r, Ok(Response::Count(2))), "{r:?}");
+        assert_eq!(next.engine.stats(QueueId(qid)).unwrap().messages, 0);
         c.close().unwrap();
         next.close().unwrap();
     }

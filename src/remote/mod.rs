@@ -141,6 +141,37 @@ pub(crate) fn remove_socket(dir: &Path) {
     }
 }
 
+/// Writes all of `buf` to `s` with `send(MSG_NOSIGNAL)`: a peer that went away is an `EPIPE`
+/// error (`BrokenPipe`) for the caller to handle, never a `SIGPIPE`, whose default action kills
+/// the host program. Rust and Python programs ignore SIGPIPE, a C program does not: a C owner
+/// answering a client that just died, or a C client writing to an owner that is closing, was
+/// killed by the signal. Every write of the protocol goes through this.
+pub(crate) fn send_all(s: &UnixStream, mut buf: &[u8]) -> std::io::Result<()> {
+    while !buf.is_empty() {
+        // SAFETY: `buf` is valid for `buf.len()` bytes; the descriptor is the stream's own.
+        let n = unsafe {
+            libc::send(
+                s.as_raw_fd(),
+                buf.as_ptr().cast(),
+                buf.len(),
+                libc::MSG_NOSIGNAL,
+            )
+        };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        buf = &buf[n as usize..];
+    }
+    Ok(())
+}
+
 /// Connects to the owner's socket.
 pub(crate) fn connect_socket(dir: &Path) -> std::io::Result<UnixStream> {
     let (p, _keep) = socket_path(dir).map_err(|e| std::io::Error::other(e.to_string()))?;

@@ -201,6 +201,15 @@ impl Owner {
         r
     }
 
+    /// Stops reading the clients' requests, as the first step of [`Owner::close`] does (tests
+    /// of what a client sees in between).
+    #[cfg(test)]
+    pub(crate) fn stop_reading_requests(&self) {
+        if let Some(s) = &self.server {
+            s.begin_stop();
+        }
+    }
+
     /// Closes without waiting (dropped inside one of its own callbacks).
     pub(crate) fn close_in_background(&self) {
         if let Some(s) = &self.server {

@@ -20,7 +20,7 @@
 //! and nothing it held remains.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::io::{BufReader, Write};
+use std::io::BufReader;
 use std::os::unix::io::AsRawFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -257,7 +257,7 @@ impl ServerShared {
                 owner_pid: std::process::id(),
                 refusal: Some((kind, text.clone())),
             };
-            let _ = (&*stream).write_all(&w.encode());
+            let _ = super::send_all(stream, &w.encode());
             Err(Error::new(kind, text))
         };
         match peer_uid(&stream) {
@@ -371,7 +371,7 @@ impl ServerShared {
             owner_pid: std::process::id(),
             refusal,
         };
-        let wrote = lock(&c.writer).write_all(&w.encode()).is_ok();
+        let wrote = super::send_all(&lock(&c.writer), &w.encode()).is_ok();
         ok && wrote
     }
 
@@ -406,7 +406,7 @@ impl ServerShared {
             // client knows what was not answered had no effect.
             let mut bye = Vec::new();
             if put_frame(&mut bye, &(GOODBYE_ID, false, Response::Done)).is_ok() {
-                let _ = lock(&c.writer).write_all(&bye);
+                let _ = super::send_all(&lock(&c.writer), &bye);
             }
         }
         let _ = c.stream.shutdown(std::net::Shutdown::Both);
@@ -938,8 +938,8 @@ impl Conn {
             Outcome::Answer(resp) => {
                 if id != 0 {
                     let bytes = frames(id, resp);
-                    let mut w = lock(&self.writer);
-                    if w.write_all(&bytes).is_err() {
+                    let w = lock(&self.writer);
+                    if super::send_all(&w, &bytes).is_err() {
                         drop(w);
                         self.die();
                     }
@@ -967,7 +967,7 @@ impl Conn {
         loop {
             if let Some(bytes) = q.pop_front() {
                 drop(q);
-                let failed = lock(&self.writer).write_all(&bytes).is_err();
+                let failed = super::send_all(&lock(&self.writer), &bytes).is_err();
                 if failed {
                     self.die();
                 }
