@@ -1776,11 +1776,33 @@ mod tests {
         let id = super::super::dir_identity(dir.path()).unwrap();
         let c = Client::connect(dir.path().to_path_buf(), id, &opts, false).unwrap();
         let qid = c.declare("q", None).unwrap();
+        // A send blocked on a full queue keeps a request outstanding at the owner, so that
+        // its goodbye waits for the engine's close, after the purge below was refused.
+        let full = QueueOptions {
+            max_messages: Some(1),
+            overflow: Some(crate::options::OverflowPolicy::Block {
+                timeout: Duration::from_secs(600),
+            }),
+            ..Default::default()
+        };
+        let fq = owner.engine.declare_queue("full", Some(&full)).unwrap();
+        owner.engine.send(fq, &Message::new("x")).unwrap();
+        let fid = c.declare("full", Some(&full)).unwrap();
+        let c2 = c.clone();
+        let blocked = std::thread::spawn(move || {
+            c2.call(Request::Send {
+                queue: fid,
+                message: Message::new("y"),
+            })
+        });
+        while lock(&c.inner.st).pending.is_empty() {
+            std::thread::yield_now();
+        }
         owner.stop_reading_requests();
         let c2 = c.clone();
         let purge = std::thread::spawn(move || c2.call(Request::Purge { queue: qid }));
         // The purge is submitted (its write refused) before the owner goes on closing.
-        while lock(&c.inner.st).pending.is_empty() {
+        while lock(&c.inner.st).pending.len() < 2 {
             std::thread::yield_now();
         }
         owner.close().unwrap();
@@ -1789,6 +1811,9 @@ mod tests {
         let r = purge.join().unwrap();
         assert!(matches!(r, Ok(Response::Count(2))), "{r:?}");
         assert_eq!(next.engine.stats(QueueId(qid)).unwrap().messages, 0);
+        // The blocked send goes on at the next owner (where the queue is still full).
+        next.engine.purge(QueueId(fid)).unwrap();
+        assert!(matches!(blocked.join().unwrap(), Ok(Response::Id(_))));
         c.close().unwrap();
         next.close().unwrap();
     }
