@@ -126,7 +126,15 @@ impl Owner {
         let clock = options.clock.clone();
         // Checked under the lock: no journal segment yet means this open creates the store.
         let created = !crate::store::holds_store(dir)?;
-        let (io, state, report) = recover(dir, &options)?;
+        let (mut io, state, report) = recover(dir, &options)?;
+        // Taken under the lock: from now on every write checks that the directory and the
+        // `LOCK` file are still these (a moved directory or a deleted lock poisons the store).
+        if let Some(lock_key) = lock.key() {
+            io.set_home(crate::journal::Home {
+                dir: dir_identity(dir)?,
+                lock: lock_key,
+            });
+        }
         let id = crate::store::identity::ensure(dir, created)?;
         let files = io.files();
         let engine = Engine::new(state, io, files, options);
