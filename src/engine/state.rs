@@ -91,6 +91,9 @@ pub(crate) struct Move {
     pub reason: DeadLetterReason,
     pub text: String,
     pub now: u64,
+    /// A caller waits for the outcome (a reject, a nack): a full disk's refusal is left for
+    /// it in `State::refused`.
+    pub tell: bool,
 }
 
 /// Everything behind the state lock.
