@@ -255,6 +255,10 @@ enum mqlite_browse_state
    * Waiting out a redelivery delay after a failed delivery (ActiveMQ's RedeliveryPolicy).
    */
   MQLITE_STATE_REDELIVERY_WAIT = 4,
+  /**
+   * In a consumer's prefetch buffer, not handed out yet (the queue's `prefetched` stat).
+   */
+  MQLITE_STATE_PREFETCHED = 5,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
