@@ -503,7 +503,8 @@ fn drop_oldest_drops_prefetched_messages() {
     assert_eq!(d.body(), b"m0");
     let st = q.stats().unwrap();
     assert_eq!((st.in_flight, st.prefetched, st.depth), (1, 2, 0));
-    q.send("new").expect("drop_oldest drops a prefetched message");
+    q.send("new")
+        .expect("drop_oldest drops a prefetched message");
     let st = q.stats().unwrap();
     assert_eq!((st.messages, st.dead_lettered), (3, 1), "{st:?}");
     let dlq = s.queue("DLQ").unwrap();

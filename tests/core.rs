@@ -494,7 +494,13 @@ fn browse_purge_stats() {
     assert_eq!(view(q.browse_ready(10).unwrap()), vec![]);
     let st = q.stats().unwrap();
     assert_eq!(
-        (st.depth, st.prefetched, st.in_flight, st.messages, st.enqueued),
+        (
+            st.depth,
+            st.prefetched,
+            st.in_flight,
+            st.messages,
+            st.enqueued
+        ),
         (0, 2, 1, 3, 3)
     );
     assert_eq!(q.purge().unwrap(), 2);

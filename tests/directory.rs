@@ -189,7 +189,10 @@ fn a_deleted_lock_file_keeps_a_second_owner_out_and_stops_the_first() {
     let e = q
         .send("after")
         .expect_err("a send was acked by an owner whose LOCK is gone");
-    assert!(e.message().contains("LOCK"), "the error names the lock: {e}");
+    assert!(
+        e.message().contains("LOCK"),
+        "the error names the lock: {e}"
+    );
     drop(q);
     let _ = s.close();
     // Nothing was lost: the store opens (now unlocked) with what was acked.
@@ -211,7 +214,10 @@ fn a_replaced_lock_file_stops_the_owner() {
     std::fs::remove_file(dir.join("LOCK")).unwrap();
     std::fs::write(dir.join("LOCK"), "12345").unwrap();
     let e = q.send("after").expect_err("acked under a foreign LOCK");
-    assert!(e.message().contains("LOCK"), "the error names the lock: {e}");
+    assert!(
+        e.message().contains("LOCK"),
+        "the error names the lock: {e}"
+    );
     drop(q);
     let _ = s.close();
 }
@@ -282,7 +288,10 @@ fn close_releases_every_file_whatever_handles_remain() {
             .filter(|p| p.starts_with(&real))
             .collect::<Vec<_>>()
     };
-    assert!(!open_in_store().is_empty(), "the open store holds its files");
+    assert!(
+        !open_in_store().is_empty(),
+        "the open store holds its files"
+    );
     s.close().unwrap();
     assert_eq!(open_in_store(), Vec::<std::path::PathBuf>::new());
     drop(q);

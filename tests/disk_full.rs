@@ -214,7 +214,9 @@ fn dead_letter_moves_on_a_full_disk_refuse_instead_of_poisoning() {
     // Redelivery exhaustion (max_redeliveries 0): the nack is told, as a reject is; the
     // message stays.
     let d = q.receive(Some(Duration::ZERO)).unwrap().expect("a message");
-    let e = d.nack("failed").expect_err("a refused dead-letter move reported success");
+    let e = d
+        .nack("failed")
+        .expect_err("a refused dead-letter move reported success");
     assert_eq!(e.kind(), ErrorKind::NoSpace, "{e}");
     assert_eq!(held(&s, "a"), in_a);
     assert_eq!(held(&s, "DLQ"), in_dlq);
@@ -245,14 +247,19 @@ fn an_exhausted_nack_on_a_full_disk_fails_and_the_message_waits() {
     let all = fill(&q, "a");
     let d = q.receive(Some(Duration::ZERO)).unwrap().expect("a message");
     let tag = tag_of(d.body()).unwrap();
-    let e = d.nack("poison").expect_err("the nack reported a dead-lettering that did not happen");
+    let e = d
+        .nack("poison")
+        .expect_err("the nack reported a dead-lettering that did not happen");
     assert_eq!(e.kind(), ErrorKind::NoSpace, "{e}");
     let st = q.stats().unwrap();
     assert_eq!((st.dead_lettered, st.messages), (0, all.len() as u64));
     // Not deliverable at once: every other message is, this one is not.
     let others = q.receive_batch(usize::MAX, Some(Duration::ZERO)).unwrap();
     let got: BTreeSet<String> = others.iter().map(|d| tag_of(d.body()).unwrap()).collect();
-    assert!(!got.contains(&tag), "redelivered at once after the refused move");
+    assert!(
+        !got.contains(&tag),
+        "redelivered at once after the refused move"
+    );
     assert_eq!(got.len(), all.len() - 1);
     for d in others {
         d.release().unwrap();

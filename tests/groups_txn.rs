@@ -358,7 +358,12 @@ fn a_parked_group_leaves_the_queue_at_once() {
     q.receive(NOW).unwrap().unwrap().nack("x").unwrap();
     let st = q.stats().unwrap();
     assert_eq!((st.messages, st.dead_lettered), (1, 3), "{st:?}");
-    let left: Vec<Vec<u8>> = q.browse(10).unwrap().iter().map(|m| m.body().to_vec()).collect();
+    let left: Vec<Vec<u8>> = q
+        .browse(10)
+        .unwrap()
+        .iter()
+        .map(|m| m.body().to_vec())
+        .collect();
     assert_eq!(left, [b"other".to_vec()]);
     let dlq = s.queue("DLQ").unwrap();
     let dead: Vec<(Vec<u8>, DeadLetterReason)> = dlq

@@ -236,7 +236,10 @@ fn browse_and_purge_see_prefetched_messages() {
         bodies(all.clone()),
         vec![b"b".to_vec(), b"c".to_vec(), b"a".to_vec()]
     );
-    let states: Vec<_> = all.iter().map(|m| (m.state(), m.delivery_count())).collect();
+    let states: Vec<_> = all
+        .iter()
+        .map(|m| (m.state(), m.delivery_count()))
+        .collect();
     assert_eq!(
         states,
         [
@@ -639,7 +642,11 @@ fn a_prefetched_message_expires_on_time_without_its_consumer() {
     // The dead-letter queue's own view (its stats tick only it): moved on time.
     let dlq = s.queue("DLQ").unwrap();
     let dead = dlq.browse(10).unwrap();
-    assert_eq!(dead.len(), 1, "the expired prefetched message was not moved");
+    assert_eq!(
+        dead.len(),
+        1,
+        "the expired prefetched message was not moved"
+    );
     assert_eq!(dead[0].body(), b"second");
     assert_eq!(
         dead[0].dead_letter_info().unwrap().reason,

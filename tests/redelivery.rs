@@ -742,12 +742,18 @@ fn a_queue_cannot_be_its_own_dead_letter_queue() {
     let env = Env::new();
     let s = env.open();
     for (name, dl) in [
-        ("orders", DeadLetterStrategy::Shared {
-            name: "orders".into(),
-        }),
-        ("orders", DeadLetterStrategy::Individual {
-            prefix: String::new(),
-        }),
+        (
+            "orders",
+            DeadLetterStrategy::Shared {
+                name: "orders".into(),
+            },
+        ),
+        (
+            "orders",
+            DeadLetterStrategy::Individual {
+                prefix: String::new(),
+            },
+        ),
     ] {
         let e = s
             .queue_with(

@@ -45,8 +45,7 @@ impl State {
                         f.entry
                     }
                     None => {
-                        let Some(e) = self.queues[qid as usize].remove_waiting(id, priority)
-                        else {
+                        let Some(e) = self.queues[qid as usize].remove_waiting(id, priority) else {
                             continue;
                         };
                         e

@@ -710,7 +710,11 @@ impl Engine {
         if let Some(name) = &o.name {
             // The subscription's dead letters need a valid dead-letter queue name too.
             let queue = queue_name(name);
-            let strategy = o.queue.dead_letter.as_ref().unwrap_or(&shared.opts.dead_letter);
+            let strategy = o
+                .queue
+                .dead_letter
+                .as_ref()
+                .unwrap_or(&shared.opts.dead_letter);
             strategy.check_for(&queue)?;
         }
         let mut g = shared.lock();

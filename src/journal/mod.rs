@@ -207,7 +207,11 @@ impl Journal {
         let Some(home) = self.home else {
             return Ok(());
         };
-        let key = |p: &Path| std::fs::symlink_metadata(p).ok().map(|m| (m.dev(), m.ino()));
+        let key = |p: &Path| {
+            std::fs::symlink_metadata(p)
+                .ok()
+                .map(|m| (m.dev(), m.ino()))
+        };
         if key(&self.dir) != Some(home.dir) {
             return Err(Error::new(
                 crate::error::ErrorKind::Io,

@@ -123,13 +123,11 @@ impl DeadLetterStrategy {
                 }
                 Ok(())
             }
-            DeadLetterStrategy::Individual { prefix } if prefix.is_empty() => {
-                Err(Error::invalid(
-                    "an individual dead-letter strategy with an empty prefix makes every queue \
+            DeadLetterStrategy::Individual { prefix } if prefix.is_empty() => Err(Error::invalid(
+                "an individual dead-letter strategy with an empty prefix makes every queue \
                      its own dead-letter queue (its failed messages would be discarded); give a \
                      prefix such as \"DLQ.\"",
-                ))
-            }
+            )),
             DeadLetterStrategy::Individual { prefix } if prefix.starts_with(sub) => {
                 Err(Error::invalid(format!(
                     "dead-letter prefix {prefix:?} names subscriptions' queues ({sub}…): dead \
