@@ -261,7 +261,9 @@ impl Message {
 
     /// For a browsed copy, where it was in its queue: ``"ready"``, ``"delayed"`` (waiting for
     /// its delivery time), ``"redelivery_wait"`` (waiting out a redelivery delay after a
-    /// failed delivery) or ``"in_flight"`` (delivered, not yet settled); None for a delivery.
+    /// failed delivery), ``"in_flight"`` (delivered, not yet settled) or ``"prefetched"``
+    /// (taken by a consumer's prefetch, not handed out yet: the queue's ``prefetched`` stat);
+    /// None for a delivery.
     #[getter]
     fn state(&self) -> Option<&'static str> {
         self.state
