@@ -141,20 +141,30 @@ fn competing_consumers_are_not_starved_by_a_buffer() {
 }
 
 /// The same with four threads receiving with a timeout: every message exactly once, and every
-/// consumer gets a share.
+/// consumer gets a share — a consumer's prefetch does not keep the others from theirs. Each
+/// thread holds its first delivery until all four hold one (a barrier, not the scheduler's luck:
+/// on a loaded machine one thread could otherwise drain the queue before another starts).
 #[test]
 fn competing_consumer_threads_each_get_a_share() {
     let env = Env::new();
     let s = env.open();
     let q = s.queue("q").unwrap();
     q.send_batch((0..2000).map(|i| format!("m{i}"))).unwrap();
+    let all_hold_one = std::sync::Arc::new(std::sync::Barrier::new(4));
     let threads: Vec<_> = (0..4)
         .map(|_| {
-            let c = q.consumer(ConsumerOptions::default());
+            let c = q.consumer(ConsumerOptions {
+                prefetch: Some(1),
+                ..Default::default()
+            });
+            let all_hold_one = all_hold_one.clone();
             std::thread::spawn(move || {
                 let mut got = Vec::new();
                 while let Some(d) = c.receive(Some(Duration::from_millis(200))).unwrap() {
                     got.push(body(&d));
+                    if got.len() == 1 {
+                        all_hold_one.wait();
+                    }
                     d.ack().unwrap();
                     if got.len() % 50 == 0 {
                         std::thread::yield_now();

@@ -152,19 +152,7 @@ impl Recovery<'_, '_> {
         }
         let mut named: Vec<(u64, u64)> = Vec::new();
         for &n in &self.numbers {
-            let name = segment_name(n);
-            let f = j
-                .vfs
-                .open(&join(&j.dir, &name))
-                .map_err(|e| Error::io(format!("opening {name}"), &e))?;
-            let mut head = [0u8; SEGMENT_HEADER];
-            let len = f
-                .len()
-                .map_err(|e| Error::io(format!("size of {name}"), &e))?;
-            let got = (len as usize).min(SEGMENT_HEADER);
-            f.read_at(&mut head[..got], 0)
-                .map_err(|e| Error::io(format!("reading {name}"), &e))?;
-            if let Ok(m) = check_segment_header(&head[..got], &name) {
+            if let Some(m) = header_number(j, &segment_name(n))? {
                 if m != n {
                     named.push((n, m));
                 }
@@ -251,19 +239,7 @@ impl Recovery<'_, '_> {
     /// the last segment and empty behind its header (`run` removes it as incomplete).
     fn header_sound(&mut self, n: u64, last: bool) -> Result<bool> {
         let name = segment_name(n);
-        let mut head = [0u8; SEGMENT_HEADER];
-        let f = self
-            .j
-            .vfs
-            .open(&join(&self.j.dir, &name))
-            .map_err(|e| Error::io(format!("opening {name}"), &e))?;
-        let len = f
-            .len()
-            .map_err(|e| Error::io(format!("size of {name}"), &e))?;
-        let got = (len as usize).min(SEGMENT_HEADER);
-        f.read_at(&mut head[..got], 0)
-            .map_err(|e| Error::io(format!("reading {name}"), &e))?;
-        if check_segment_header(&head[..got], &name).is_ok_and(|num| num == n) {
+        if header_number(self.j, &name)? == Some(n) {
             return Ok(true);
         }
         let seg = load(self.j, n)?;
@@ -309,7 +285,8 @@ impl Recovery<'_, '_> {
         self.report.quarantined.push(Quarantined {
             file: name,
             offset: 0,
-            len,
+            // The whole file (`load` read all of it).
+            len: seg.buf.len() as u64,
             frames_lost: 0,
             saved_as,
         });
@@ -400,4 +377,21 @@ impl Recovery<'_, '_> {
 /// Whether any sound frame is in `b`.
 fn recovery_has_frame(b: &[u8]) -> bool {
     super::recovery::next_valid(b, 0).is_some()
+}
+
+/// The segment number the header of segment file `name` gives, or `None` when the header is
+/// short or unsound (the caller decides what that means: a rename source or damage).
+fn header_number(j: &Journal, name: &str) -> Result<Option<u64>> {
+    let f = j
+        .vfs
+        .open(&join(&j.dir, name))
+        .map_err(|e| Error::io(format!("opening {name}"), &e))?;
+    let len = f
+        .len()
+        .map_err(|e| Error::io(format!("size of {name}"), &e))?;
+    let mut head = [0u8; SEGMENT_HEADER];
+    let got = (len as usize).min(SEGMENT_HEADER);
+    f.read_at(&mut head[..got], 0)
+        .map_err(|e| Error::io(format!("reading {name}"), &e))?;
+    Ok(check_segment_header(&head[..got], name).ok())
 }

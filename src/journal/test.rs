@@ -38,6 +38,20 @@ fn open(
     Ok((j, got, report))
 }
 
+/// Writes 40 synced batches of 5 bodies of 300 B into a journal of 16 KiB segments (more than
+/// four segments, for the tests that damage one in the middle) and closes it; the bodies written.
+fn fill_segments(fs: &FaultFs) -> Vec<Vec<u8>> {
+    let (mut j, _, _) = open(fs, 16 << 10, false).unwrap();
+    let mut written = Vec::new();
+    for tag in 0..40 {
+        let (buf, bodies) = batch(tag, 5, 300);
+        write_synced(&mut j, &buf);
+        written.extend(bodies);
+    }
+    assert!(j.segments().len() > 4);
+    written
+}
+
 /// A batch of `n` records whose bodies name `tag` and their index.
 fn batch(tag: u32, n: u32, body_len: usize) -> (Vec<u8>, Vec<Vec<u8>>) {
     let mut buf = Vec::new();
@@ -385,15 +399,7 @@ fn a_roll_refused_for_space_part_way_is_retried_cleanly() {
 #[test]
 fn repair_of_swapped_segments_keeps_every_frame() {
     let fs = FaultFs::new();
-    let (mut j, _, _) = open(&fs, 16 << 10, false).unwrap();
-    let mut written = Vec::new();
-    for tag in 0..40 {
-        let (buf, bodies) = batch(tag, 5, 300);
-        write_synced(&mut j, &buf);
-        written.extend(bodies);
-    }
-    assert!(j.segments().len() > 4);
-    drop(j);
+    let written = fill_segments(&fs);
     let (a, b) = (segment_name(2), segment_name(3));
     let (da, db) = (fs.read(&a).unwrap(), fs.read(&b).unwrap());
     fs.put(&a, db);
@@ -431,14 +437,7 @@ fn repair_of_swapped_segments_keeps_every_frame() {
 #[test]
 fn an_interrupted_rename_back_is_finished_by_the_next_repair() {
     let fs = FaultFs::new();
-    let (mut j, _, _) = open(&fs, 16 << 10, false).unwrap();
-    let mut written = 0;
-    for tag in 0..40 {
-        let (buf, bodies) = batch(tag, 5, 300);
-        write_synced(&mut j, &buf);
-        written += bodies.len();
-    }
-    drop(j);
+    let written = fill_segments(&fs).len();
     let a = segment_name(2);
     let da = fs.read(&a).unwrap();
     fs.delete(&a);
@@ -461,14 +460,7 @@ fn an_interrupted_rename_back_is_finished_by_the_next_repair() {
 #[test]
 fn repair_of_garbage_behind_a_segments_last_frame_keeps_the_next_segments_first_frame() {
     let fs = FaultFs::new();
-    let (mut j, _, _) = open(&fs, 16 << 10, false).unwrap();
-    let mut written = 0;
-    for tag in 0..40 {
-        let (buf, bodies) = batch(tag, 5, 300);
-        write_synced(&mut j, &buf);
-        written += bodies.len();
-    }
-    drop(j);
+    let written = fill_segments(&fs).len();
     let a = segment_name(2);
     let mut da = fs.read(&a).unwrap();
     let end = super::recovery::data_end(&da);

@@ -697,6 +697,18 @@ impl Client {
         }
     }
 
+    /// Waits at most `connect_timeout` (what a healthy owner answers within) until `done`
+    /// holds of the state: the state, locked, and whether `done` held.
+    fn wait_timeout_for(&self, done: impl Fn(&St) -> bool) -> (MutexGuard<'_, St>, bool) {
+        let inner = &self.inner;
+        let (st, _) = inner
+            .cv
+            .wait_timeout_while(lock(&inner.st), inner.timeout, |st| !done(st))
+            .unwrap_or_else(|e| e.into_inner());
+        let held = done(&st);
+        (st, held)
+    }
+
     /// Waits until every async send made so far is answered, as long as the owner answers:
     /// after each `connect_timeout` of silence it is pinged, as a call's wait does. `false`:
     /// the owner holds the store but answers nothing (stopped, deadlocked).
@@ -704,20 +716,9 @@ impl Client {
         let inner = &self.inner;
         let mut stuck = 0;
         loop {
-            let end = crate::clock::deadline_after(inner.timeout);
-            let mut st = lock(&inner.st);
-            while st.async_msgs > 0 && !st.closed && st.failed.is_none() {
-                let left = crate::clock::time_left(end);
-                if left.is_zero() {
-                    break;
-                }
-                st = inner
-                    .cv
-                    .wait_timeout(st, left)
-                    .unwrap_or_else(|e| e.into_inner())
-                    .0;
-            }
-            if st.async_msgs == 0 || st.closed || st.failed.is_some() {
+            let (st, done) =
+                self.wait_timeout_for(|st| st.async_msgs == 0 || st.closed || st.failed.is_some());
+            if done {
                 return true;
             }
             drop(st);
@@ -789,21 +790,11 @@ impl Client {
         // down); one blocked in `recv` on a hung owner is woken by shutting the socket down.
         // (A read timeout set now would not reach a `recv` already waiting.)
         {
-            let end = crate::clock::deadline_after(inner.timeout);
-            let mut st = lock(&inner.st);
-            while !st.reader_done {
-                let left = crate::clock::time_left(end);
-                if left.is_zero() {
-                    if let Some(s) = &st.conn {
-                        let _ = s.shutdown(std::net::Shutdown::Both);
-                    }
-                    break;
+            let (st, done) = self.wait_timeout_for(|st| st.reader_done);
+            if !done {
+                if let Some(s) = &st.conn {
+                    let _ = s.shutdown(std::net::Shutdown::Both);
                 }
-                st = inner
-                    .cv
-                    .wait_timeout(st, left)
-                    .unwrap_or_else(|e| e.into_inner())
-                    .0;
             }
         }
         let threads: Vec<_> = std::mem::take(&mut *lock(&inner.threads));
