@@ -141,6 +141,23 @@ impl Journal {
         Ok((j, report))
     }
 
+    /// Starts a new journal in `dir`, which holds no segment file, after every segment of an
+    /// earlier one was lost (a repair accepting that loss): its first segment is numbered
+    /// `after + 1`, so that no new segment reuses the name of a lost one (a copy of a lost
+    /// segment put back later is then never taken for a new one).
+    pub(crate) fn open_after_loss(
+        vfs: Arc<dyn Vfs>,
+        dir: &Path,
+        seg_bytes: u64,
+        now_ms: Box<dyn Fn() -> u64 + Send>,
+        after: u64,
+    ) -> Result<Journal> {
+        let mut j = Journal::unopened(vfs, dir, seg_bytes, now_ms);
+        j.tail = after;
+        j.finish_open()?;
+        Ok(j)
+    }
+
     /// Opens the journal in `dir` at `pos` (an index checkpoint's), replaying nothing: `Ok(Err(why))`
     /// when the directory does not hold exactly what `pos` describes (see
     /// [`Journal::resume`]); the caller then opens it with [`Journal::open`].
