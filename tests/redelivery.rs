@@ -833,3 +833,114 @@ fn an_individual_dead_letter_queue_name_must_fit() {
         .expect_err("a subscription whose DLQ name cannot exist was accepted");
     assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
 }
+
+/// Review r5 #23: limits on a dead-letter queue used to be accepted and ignored (a DLQ of
+/// `max_messages: 2` held 4 dead letters). The rule: with `drop_oldest` they apply to dead
+/// letters (the oldest discarded to make room, counted `discarded`: retention by count); with
+/// reject or block (the default overflow is reject) they are refused at declaration, since a
+/// dead letter has nowhere else to go — also on a queue that names an existing limited queue
+/// as its own dead-letter queue.
+#[test]
+fn dead_letter_queue_limits_keep_the_newest_or_are_refused() {
+    let env = Env::new();
+    let s = env.open();
+    for overflow in [
+        None,
+        Some(OverflowPolicy::Reject),
+        Some(OverflowPolicy::Block {
+            timeout: Duration::from_secs(1),
+        }),
+    ] {
+        for (max_messages, max_bytes) in [(Some(2), None), (None, Some(100))] {
+            let e = s
+                .queue_with(
+                    "DLQ",
+                    QueueOptions {
+                        max_messages,
+                        max_bytes,
+                        overflow,
+                        ..Default::default()
+                    },
+                )
+                .expect_err("limits that would refuse dead letters");
+            assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+            assert!(
+                e.message().contains("\"DLQ\" is a dead-letter queue")
+                    && e.message().contains("retention")
+                    && e.message().contains("drop_oldest"),
+                "{e}"
+            );
+        }
+    }
+    // A working queue whose own strategy names an existing queue limited with reject.
+    s.queue_with(
+        "parking",
+        QueueOptions {
+            max_messages: Some(1),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let e = s
+        .queue_with(
+            "w",
+            QueueOptions {
+                dead_letter: Some(DeadLetterStrategy::Shared {
+                    name: "parking".into(),
+                }),
+                ..Default::default()
+            },
+        )
+        .expect_err("its dead-letter queue would refuse dead letters");
+    assert!(e.message().contains("\"parking\""), "{e}");
+
+    // drop_oldest: the newest two dead letters stay, the two oldest are discarded.
+    let dlq = s
+        .queue_with(
+            "DLQ",
+            QueueOptions {
+                max_messages: Some(2),
+                overflow: Some(OverflowPolicy::DropOldest),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let q = s
+        .queue_with(
+            "q",
+            QueueOptions {
+                redelivery: Some(RedeliveryPolicy {
+                    max_redeliveries: 0,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    for i in 0..4 {
+        q.send(format!("{i}")).unwrap();
+    }
+    for i in 0..4 {
+        let d = q.receive(NOW).unwrap().unwrap();
+        if i == 3 {
+            d.nack("exhausted").unwrap();
+        } else {
+            d.reject("bad").unwrap();
+        }
+    }
+    let st = dlq.stats().unwrap();
+    assert_eq!((st.messages, st.discarded), (2, 2), "{st:?}");
+    let kept: Vec<String> = dlq
+        .browse(10)
+        .unwrap()
+        .iter()
+        .map(|m| String::from_utf8(m.body().to_vec()).unwrap())
+        .collect();
+    assert_eq!(kept, ["2", "3"]);
+    assert_eq!(q.stats().unwrap().dead_lettered, 4);
+    // What it kept, it keeps across a reopen.
+    drop((q, dlq));
+    s.close().unwrap();
+    let s = env.open();
+    assert_eq!(drain(&s.queue("DLQ").unwrap()), ["2", "3"]);
+}

@@ -64,6 +64,9 @@ impl Engine {
         }
         let mut g = shared.lock();
         g.check()?;
+        if let Some(o) = options {
+            g.check_dead_letter_limits(name, o, &shared.opts)?;
+        }
         let resolved = options.map(|o| Resolved::new(&shared.opts, o));
         let qid = g.declare(name, resolved, &shared.opts)?;
         g = self.finish_moves(g)?;

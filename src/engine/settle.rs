@@ -4,8 +4,8 @@
 use super::batch::{Counted, PendingSend};
 use super::queue::{Entry, InFlight, ENTRY_REPEATS, MEM_SEG};
 use super::record::{
-    decode_message, put_ack, put_dead, put_group, put_remove, put_requeue, put_send, why, Requeue,
-    SendHeader, MAX_REASON_BYTES,
+    decode_message, meta_bytes, put_ack, put_dead, put_group, put_remove, put_requeue, put_send,
+    why, Requeue, SendHeader, MAX_REASON_BYTES,
 };
 use super::state::Move;
 use super::{DeliveryRef, DeliveryTag, Engine, Guard, Settle, State};
@@ -332,6 +332,7 @@ impl State {
             id,
             journaled: src_journaled,
         };
+        self.make_room_for_dead_letter(dlq, msg.body.len() as u64 + meta_bytes(&meta), now)?;
         let at = self.pending.buf.len();
         self.put_move(from, to, &meta, &msg.body, now)?;
         // Refused on a full disk (the DEAD record carries the message): the message stays in
@@ -428,6 +429,35 @@ impl State {
             dedup_key: None,
         });
         Ok(())
+    }
+
+    /// A dead-letter queue at its `max_messages`/`max_bytes` (with `drop_oldest`, the only
+    /// overflow policy a dead-letter queue takes: see [`check_dead_letter_limits`]) discards
+    /// its oldest dead letters not handed out until one more of `payload` bytes fits, each
+    /// counted `discarded` in it: retention by count (review r5 #23: the limits used to be
+    /// ignored for dead letters). A dead letter is never refused for room: when every dead
+    /// letter is handed out (or still being written in this batch), it is stored over the
+    /// limit, and the next dead letter makes room again.
+    fn make_room_for_dead_letter(&mut self, dlq: u32, payload: u64, now: u64) -> Result<()> {
+        loop {
+            let q = &self.queues[dlq as usize];
+            if q.room_for(1, payload) {
+                return Ok(());
+            }
+            let waiting = q.ordered_waiting().into_iter().map(|e| e.id).min();
+            if let Some(p) = self.oldest_prefetched(dlq) {
+                if waiting.is_none_or(|w| p < w) {
+                    self.unbuffer_one(dlq, p, now);
+                }
+            }
+            let q = &mut self.queues[dlq as usize];
+            let oldest = q.ordered_waiting().into_iter().min_by_key(|e| e.id);
+            let Some(e) = oldest else { return Ok(()) };
+            let e = q.remove_waiting(e.id, e.priority).expect("listed");
+            q.hold(e);
+            q.counters.discarded += 1;
+            self.drop_inflight(dlq, e.id, why::DISCARD)?;
+        }
     }
 
     /// Makes room in a full queue with `drop_oldest`: dead-letters its oldest message that is

@@ -258,7 +258,9 @@ pub struct QueueOptions {
     /// What happens to a group when one of its messages fails. Default `Block`.
     pub group_failure: Option<GroupFailurePolicy>,
     /// For a dead-letter queue: dead letters older than this are dropped. Default: kept.
-    /// (Retention by count: `max_messages` with [`OverflowPolicy::DropOldest`].)
+    /// (Retention by count: `max_messages`/`max_bytes` with [`OverflowPolicy::DropOldest`],
+    /// which discards the oldest dead letters, counted `discarded`; a dead-letter queue with
+    /// limits and another overflow policy is `InvalidArgument` at declaration.)
     pub retention: Option<Duration>,
     /// How many messages a consumer of this queue (the plain `receive` of the queue included)
     /// takes at once with one durable delivery-count record, to hand them out one by one (JMS
