@@ -471,7 +471,8 @@ def test_with_block_keeps_the_handlers_own_exception_and_cuts_a_long_reason(stor
     assert e.value.__context__ is None
     assert m.settled
     [dead] = store.queue("DLQ").browse()
-    reason = dead.last_failure
+    assert dead.dead_letter is not None
+    reason = dead.dead_letter.last_failure
     assert reason.startswith("ValueError: éé") and reason.endswith("…"), reason[:40]
     assert MAX_REASON - 4 <= len(reason.encode()) <= MAX_REASON
 
@@ -490,8 +491,10 @@ def test_a_listener_exception_with_a_long_text_is_cut_not_replaced(store: mqlite
         q.send(b"x")
         assert seen.wait(10)
     [dead] = store.queue("DLQ").browse()
-    assert dead.last_failure.startswith("KeyError: 'kkk"), dead.last_failure[:40]
-    assert len(dead.last_failure.encode()) == MAX_REASON
+    assert dead.dead_letter is not None
+    reason = dead.dead_letter.last_failure
+    assert reason.startswith("KeyError: 'kkk"), reason[:40]
+    assert len(reason.encode()) == MAX_REASON
 
 
 @pytest.mark.parametrize("settle", ["nack", "nack_delay", "reject"])
