@@ -149,6 +149,10 @@ fn every_segment_deleted_is_corrupt_and_a_repair_reports_them_missing() {
         r.missing[0].what.contains("every journal segment is gone"),
         "{r:?}"
     );
+    assert!(
+        r.checkpoint_ignored.is_some() && !r.checkpoint_used,
+        "{r:?}"
+    );
     assert_eq!(s.id(), id, "the store keeps its identity");
     assert_eq!(s.queue("q").unwrap().stats().unwrap().messages, 0);
     s.queue("q").unwrap().send("after").unwrap();
@@ -180,5 +184,6 @@ fn every_segment_deleted_without_a_checkpoint_is_corrupt_too() {
     let s = env.open_with(|o| o.repair = true);
     let r = s.recovery_report();
     assert_eq!(r.missing.len(), 1, "{r:?}");
+    assert_eq!(r.checkpoint_ignored, None, "no checkpoint was there: {r:?}");
     assert_eq!(s.id(), id);
 }

@@ -114,6 +114,8 @@ struct Lost {
     range: Option<(u64, u64)>,
     /// What tells that the directory held a store.
     evidence: String,
+    /// Whether a `CHECKPOINT` is there (readable or not): it describes the lost journal.
+    checkpoint: bool,
 }
 
 /// `Some` when `dir` holds no journal segment file while its `CHECKPOINT` or `STORE_ID` is
@@ -149,15 +151,18 @@ fn all_segments_lost(
                     ),
                     None => "its CHECKPOINT is there".into(),
                 },
+                checkpoint: true,
             }
         }
         Err(why) => Lost {
             range: None,
             evidence: format!("its CHECKPOINT is there (unreadable: {why})"),
+            checkpoint: true,
         },
         Ok(None) if names.iter().any(|n| n == crate::store::identity::FILE) => Lost {
             range: None,
             evidence: "its STORE_ID is there (no checkpoint says which segments it had)".into(),
+            checkpoint: false,
         },
         Ok(None) => return Ok(None),
     };
@@ -194,7 +199,9 @@ fn recover_lost(
         ));
     }
     let mut report = RecoveryReport {
-        checkpoint_ignored: Some("every segment it covers is missing".into()),
+        checkpoint_ignored: lost
+            .checkpoint
+            .then(|| "every segment of the journal it covers is missing".into()),
         ..RecoveryReport::default()
     };
     let after = match lost.range {
