@@ -255,6 +255,10 @@ enum mqlite_browse_state
    * Waiting out a redelivery delay after a failed delivery (ActiveMQ's RedeliveryPolicy).
    */
   MQLITE_STATE_REDELIVERY_WAIT = 4,
+  /**
+   * In a consumer's prefetch buffer, not handed out yet (the queue's `prefetched` stat).
+   */
+  MQLITE_STATE_PREFETCHED = 5,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -1145,7 +1149,8 @@ mqlite_status mqlite_delivery_ack_sync(mqlite_delivery *delivery, mqlite_error *
 /**
  * A failed delivery: the redelivery policy decides when it comes back or whether it goes to
  * the dead-letter queue. `reason` (UTF-8, may be NULL with length 0) is kept as the last
- * failure text.
+ * failure text: at most 32 KiB (32768 bytes), a longer one is
+ * `MQLITE_INVALID_ARGUMENT` and the delivery stays held and unsettled, to be settled again.
  */
 mqlite_status mqlite_delivery_nack(mqlite_delivery *delivery,
                                    const char *reason,

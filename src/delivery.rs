@@ -1,12 +1,14 @@
 //! Receiving: deliveries and how they are settled, consumers and listeners. Each call is one
 //! engine request naming the delivery by (queue, message id, delivery tag).
 
+use std::borrow::Cow;
 use std::ops::Deref;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use crate::engine::record::MAX_REASON_BYTES;
 use crate::engine::{
     mark_library_thread, on_library_thread, ConsumerId, DeliveryRef, Received, Settle,
 };
@@ -136,6 +138,11 @@ impl Delivery {
                 format!("{} is already settled", self.id()),
             ));
         }
+        if let Settle::Nack { reason, .. } | Settle::Reject { reason } = op {
+            // Checked before the handle counts as settled, in every face and for a remote
+            // owner alike (review r5 #11: a refused nack used to settle the delivery).
+            check_reason(reason)?;
+        }
         self.settled = true;
         let r = self.queue.engine.settle(self.reference(), op);
         if matches!(&r, Err(e) if e.kind() == ErrorKind::InvalidArgument) {
@@ -168,8 +175,11 @@ impl Delivery {
     }
 
     /// A failed delivery: the redelivery policy decides when it comes back, or whether it goes
-    /// to the dead-letter queue. `reason` is kept as the last failure text (at most 32 KiB:
-    /// a longer one is `InvalidArgument`, and the dropped delivery counts as failed).
+    /// to the dead-letter queue. `reason` is kept as the last failure text (at most
+    /// [`MAX_REASON_BYTES`]: a longer one is `InvalidArgument`, refused before anything changed;
+    /// this consuming call then drops the delivery, which counts as failed with its own text —
+    /// [`try_nack`](Delivery::try_nack) keeps it held instead, and [`truncate_reason`] shortens a
+    /// text the caller did not write itself).
     pub fn nack(self, reason: &str) -> Result<()> {
         self.settle(Settle::Nack {
             reason,
@@ -181,6 +191,26 @@ impl Delivery {
     /// (the policy still decides when to dead-letter).
     pub fn nack_with_delay(self, reason: &str, delay: Duration) -> Result<()> {
         self.settle(Settle::Nack {
+            reason,
+            delay: Some(delay),
+        })
+    }
+
+    /// [`nack`](Delivery::nack) that keeps the delivery when the nack is refused before anything
+    /// changed (`InvalidArgument`: a reason over [`MAX_REASON_BYTES`]): it is still held and
+    /// unsettled, to be nacked again, acked or released. After `Ok` or any other error it is
+    /// settled (a later settle is `AlreadySettled`). The C and Python faces' nack.
+    pub fn try_nack(&mut self, reason: &str) -> Result<()> {
+        self.settle_in_place(Settle::Nack {
+            reason,
+            delay: None,
+        })
+    }
+
+    /// [`nack_with_delay`](Delivery::nack_with_delay) that keeps the delivery when refused
+    /// before anything changed, as [`try_nack`](Delivery::try_nack).
+    pub fn try_nack_with_delay(&mut self, reason: &str, delay: Duration) -> Result<()> {
+        self.settle_in_place(Settle::Nack {
             reason,
             delay: Some(delay),
         })
@@ -213,6 +243,40 @@ impl Delivery {
     pub fn release(self) -> Result<()> {
         self.settle(Settle::Release)
     }
+}
+
+/// Refuses a failure text over [`MAX_REASON_BYTES`] with `InvalidArgument` (the engine checks
+/// again: a remote owner's requests reach it without passing here).
+pub(crate) fn check_reason(reason: &str) -> Result<()> {
+    if reason.len() > MAX_REASON_BYTES {
+        return Err(Error::invalid(format!(
+            "failure reason of {} bytes is over the limit of {MAX_REASON_BYTES} bytes",
+            reason.len()
+        )));
+    }
+    Ok(())
+}
+
+/// What a failure text longer than [`MAX_REASON_BYTES`] is cut to: its first bytes, on a char
+/// boundary, followed by this marker, `MAX_REASON_BYTES` bytes at most in all.
+pub const REASON_ELLIPSIS: &str = "…";
+
+/// A failure text that fits a settle: `text` itself when it is at most [`MAX_REASON_BYTES`]
+/// (UTF-8 bytes), else its longest prefix that ends on a char boundary and leaves room for
+/// [`REASON_ELLIPSIS`], followed by it. For the texts a program composes rather than writes
+/// (an exception's `"Type: text"`, a broker's error, a listener handler's `Err`): the library
+/// uses it for every reason it builds itself, so that a long exception text is kept in part
+/// instead of replacing the failure by `InvalidArgument` (review r5 #11). A reason passed to
+/// `nack`/`reject` is never cut: a long one there is refused.
+pub fn truncate_reason(text: &str) -> Cow<'_, str> {
+    if text.len() <= MAX_REASON_BYTES {
+        return Cow::Borrowed(text);
+    }
+    let mut end = MAX_REASON_BYTES - REASON_ELLIPSIS.len();
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    Cow::Owned(format!("{}{REASON_ELLIPSIS}", &text[..end]))
 }
 
 impl Drop for Delivery {
@@ -407,7 +471,9 @@ impl Listener {
                             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(&d)));
                         match r {
                             Ok(Ok(())) => ok.push(d),
-                            Ok(Err(reason)) => drop(d.nack(&reason)),
+                            // The handler's text is a composed one (an error's display): cut
+                            // rather than refused, or the failure would lose its reason.
+                            Ok(Err(reason)) => drop(d.nack(&truncate_reason(&reason))),
                             Err(_) => drop(d.nack("the listener panicked")),
                         }
                     }

@@ -73,8 +73,9 @@ pub use defaults::{
     DEFAULT_SEGMENT_BYTES, LAZY_ACK_INTERVAL_MS, MAX_BODY_BYTES, MAX_NAME_BYTES, MAX_PREFETCH,
     MAX_PRIORITY, MAX_SEGMENT_BYTES, MIN_SEGMENT_BYTES, PREFETCH_MAX_BYTES,
 };
-pub use delivery::{Consumer, Delivery, Listener};
+pub use delivery::{truncate_reason, Consumer, Delivery, Listener, REASON_ELLIPSIS};
 pub use engine::record;
+pub use engine::record::MAX_REASON_BYTES;
 pub use engine::CommitStats;
 pub use error::{Error, ErrorKind, Result};
 pub use inspect::{

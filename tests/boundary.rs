@@ -475,6 +475,102 @@ fn drop_oldest_works_for_batches_and_async_sends() {
     assert!(reasons.iter().all(|r| *r == DeadLetterReason::Overflow));
 }
 
+/// r5 #17: `drop_oldest` with a consumer that prefetched the backlog (not handed out): the
+/// oldest prefetched message is taken back from the buffer and dropped, not a false "every
+/// message is in flight". Only the handed-out delivery is undroppable.
+#[test]
+fn drop_oldest_drops_prefetched_messages() {
+    let env = Env::new();
+    let s = env.open();
+    let q = s
+        .queue_with(
+            "q",
+            QueueOptions {
+                max_messages: Some(3),
+                overflow: Some(OverflowPolicy::DropOldest),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    for i in 0..3 {
+        q.send(format!("m{i}")).unwrap();
+    }
+    let c = q.consumer(ConsumerOptions {
+        prefetch: Some(10),
+        ..Default::default()
+    });
+    let d = c.receive(NOW).unwrap().unwrap();
+    assert_eq!(d.body(), b"m0");
+    let st = q.stats().unwrap();
+    assert_eq!((st.in_flight, st.prefetched, st.depth), (1, 2, 0));
+    q.send("new")
+        .expect("drop_oldest drops a prefetched message");
+    let st = q.stats().unwrap();
+    assert_eq!((st.messages, st.dead_lettered), (3, 1), "{st:?}");
+    let dlq = s.queue("DLQ").unwrap();
+    let dead = dlq.receive(NOW).unwrap().unwrap();
+    assert_eq!(dead.body(), b"m1", "the oldest not handed out");
+    dead.ack().unwrap();
+    // The consumer still gets what it did not lose, in order; the handed-out one is intact.
+    let rest: Vec<Vec<u8>> = c
+        .receive_batch(10, NOW)
+        .unwrap()
+        .into_iter()
+        .map(|d| {
+            let b = d.body().to_vec();
+            d.ack().unwrap();
+            b
+        })
+        .collect();
+    assert_eq!(rest, [&b"m2"[..], b"new"]);
+    d.ack().unwrap();
+    // Every message handed out: now the refusal is true, and says so.
+    q.send("a").unwrap();
+    q.send("b").unwrap();
+    q.send("c").unwrap();
+    let held: Vec<Delivery> = q.receive_batch(3, NOW).unwrap();
+    assert_eq!(held.len(), 3);
+    let e = q.send("d").expect_err("nothing can be dropped");
+    assert_eq!(e.kind(), ErrorKind::QueueFull, "{e}");
+    assert!(e.message().contains("handed out"), "{e}");
+}
+
+/// r5 #6: a transaction with more sends to a `drop_oldest` queue than its `max_messages` can
+/// never fit (its own sends are one atomic record, never dropped): it is refused with a
+/// `QueueFull` that says so, before anything is dropped — not "every message is in flight".
+#[test]
+fn a_transaction_larger_than_the_queue_is_refused_truthfully() {
+    let env = Env::new();
+    let s = env.open();
+    let q = s
+        .queue_with(
+            "q",
+            QueueOptions {
+                max_messages: Some(3),
+                overflow: Some(OverflowPolicy::DropOldest),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    q.send("kept").unwrap();
+    let mut tx = s.transaction();
+    for i in 0..5 {
+        tx.send(&q, format!("t{i}")).unwrap();
+    }
+    let e = tx.commit().expect_err("5 sends cannot fit max_messages 3");
+    assert_eq!(e.kind(), ErrorKind::QueueFull, "{e}");
+    assert!(
+        e.message().contains("5 sends") && e.message().contains("max_messages 3"),
+        "{e}"
+    );
+    let st = q.stats().unwrap();
+    assert_eq!(
+        (st.messages, st.dead_lettered),
+        (1, 0),
+        "nothing dropped: {st:?}"
+    );
+}
+
 /// A send callback that blocks on another send's future (completed by the callback thread
 /// itself) gets `WouldDeadlock` instead of hanging the callback thread for good; every later
 /// send completes and close returns.

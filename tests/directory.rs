@@ -159,3 +159,141 @@ fn close_releases_the_store_whatever_handles_remain() {
     drop(d);
     s2.close().unwrap();
 }
+
+/// r5 #1: a `LOCK` file deleted while the store is open. Another opener finds the owner's
+/// socket answering and does not take the store over (a second owner would write the same
+/// segments: acked sends lost, ids issued twice); the owner notices at its next write that
+/// its lock no longer guards the store and stops acknowledging, with an error naming `LOCK`.
+#[test]
+fn a_deleted_lock_file_keeps_a_second_owner_out_and_stops_the_first() {
+    let _serial = durable::serial();
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("s");
+    let s = Store::open(&dir, StoreOptions::default()).unwrap();
+    let q = s.queue("q").unwrap();
+    q.send("a").unwrap();
+    std::fs::remove_file(dir.join("LOCK")).unwrap();
+    let as_owner = StoreOptions {
+        open_as: OpenAs::Owner,
+        ..Default::default()
+    };
+    let e = Store::open(&dir, as_owner).expect_err("a second owner took the store");
+    assert_eq!(e.kind(), ErrorKind::Locked, "{e}");
+    assert!(
+        !dir.join("LOCK").exists(),
+        "the refused open made no new LOCK"
+    );
+    let other = Store::open(&dir, StoreOptions::default()).unwrap();
+    assert_eq!(other.role(), Role::Client, "served by the live owner");
+    drop(other);
+    let e = q
+        .send("after")
+        .expect_err("a send was acked by an owner whose LOCK is gone");
+    assert!(
+        e.message().contains("LOCK"),
+        "the error names the lock: {e}"
+    );
+    drop(q);
+    let _ = s.close();
+    // Nothing was lost: the store opens (now unlocked) with what was acked.
+    let s = Store::open(&dir, StoreOptions::default()).unwrap();
+    assert_eq!(s.queue("q").unwrap().stats().unwrap().messages, 1);
+    s.close().unwrap();
+}
+
+/// r5 #1: a `LOCK` replaced by another file (another process's lock on it would not exclude
+/// this owner's) stops the owner the same way.
+#[test]
+fn a_replaced_lock_file_stops_the_owner() {
+    let _serial = durable::serial();
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("s");
+    let s = Store::open(&dir, StoreOptions::default()).unwrap();
+    let q = s.queue("q").unwrap();
+    q.send("a").unwrap();
+    std::fs::remove_file(dir.join("LOCK")).unwrap();
+    std::fs::write(dir.join("LOCK"), "12345").unwrap();
+    let e = q.send("after").expect_err("acked under a foreign LOCK");
+    assert!(
+        e.message().contains("LOCK"),
+        "the error names the lock: {e}"
+    );
+    drop(q);
+    let _ = s.close();
+}
+
+/// r5 #18: a store directory moved away and replaced by a new one while open. New files are
+/// created by name, so the store would split itself between the two directories; it stops
+/// writing instead, with an error saying the directory moved, and leaves the new directory
+/// alone. The moved directory is a whole store that opens as it is.
+#[test]
+fn a_directory_moved_away_and_replaced_is_detected() {
+    let _serial = durable::serial();
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("s");
+    let old = parent.path().join("s.old");
+    let s = Store::open(
+        &dir,
+        StoreOptions {
+            segment_bytes: 4096,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let q = s.queue("q").unwrap();
+    q.send("before").unwrap();
+    std::fs::rename(&dir, &old).unwrap();
+    std::fs::create_dir(&dir).unwrap();
+    let mut acked = 0;
+    let mut err = None;
+    for _ in 0..30 {
+        match q.send(vec![b'x'; 300]) {
+            Ok(_) => acked += 1,
+            Err(e) => {
+                err = Some(e);
+                break;
+            }
+        }
+    }
+    let e = err.expect("sends into a moved store were all acked");
+    assert_eq!(acked, 0, "nothing is acked once the directory moved");
+    assert!(e.message().contains("moved"), "the error says so: {e}");
+    drop(q);
+    let _ = s.close();
+    assert!(
+        entries(&dir).is_empty(),
+        "the new directory was written to: {:?}",
+        entries(&dir)
+    );
+    let s = Store::open(&old, StoreOptions::default()).unwrap();
+    assert_eq!(s.queue("q").unwrap().stats().unwrap().messages, 1);
+    s.close().unwrap();
+}
+
+/// r5 #13: `close()` releases every file of the store at once, whatever handles (store,
+/// queues) the program still holds: no descriptor into the directory stays open.
+#[test]
+fn close_releases_every_file_whatever_handles_remain() {
+    let _serial = durable::serial();
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("s");
+    let s = Store::open(&dir, StoreOptions::default()).unwrap();
+    let q = s.queue("q").unwrap();
+    q.send("x").unwrap();
+    let real = dir.canonicalize().unwrap();
+    let open_in_store = || {
+        std::fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+            .filter(|p| p.starts_with(&real))
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        !open_in_store().is_empty(),
+        "the open store holds its files"
+    );
+    s.close().unwrap();
+    assert_eq!(open_in_store(), Vec::<std::path::PathBuf>::new());
+    drop(q);
+    drop(s);
+}

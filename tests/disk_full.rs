@@ -211,9 +211,13 @@ fn dead_letter_moves_on_a_full_disk_refuse_instead_of_poisoning() {
         refused > 0,
         "a reject found room: the test does not fill the disk"
     );
-    // Redelivery exhaustion (max_redeliveries 0): nobody to tell; the message stays.
+    // Redelivery exhaustion (max_redeliveries 0): the nack is told, as a reject is; the
+    // message stays.
     let d = q.receive(Some(Duration::ZERO)).unwrap().expect("a message");
-    d.nack("failed").expect("a nack is a settle");
+    let e = d
+        .nack("failed")
+        .expect_err("a refused dead-letter move reported success");
+    assert_eq!(e.kind(), ErrorKind::NoSpace, "{e}");
     assert_eq!(held(&s, "a"), in_a);
     assert_eq!(held(&s, "DLQ"), in_dlq);
     still_usable(s, &q);
@@ -221,6 +225,55 @@ fn dead_letter_moves_on_a_full_disk_refuse_instead_of_poisoning() {
     let s = Store::open(dir.path(), o).unwrap();
     assert_eq!(held(&s, "a"), in_a, "after reopen");
     assert_eq!(held(&s, "DLQ"), in_dlq, "after reopen");
+}
+
+/// r5 #10: a message whose redeliveries ran out, on a disk too full for its dead-letter
+/// move: the nack fails with `NoSpace` (it did not dead-letter), and the message keeps its
+/// delivery count and waits before its next delivery (the policy's delay, at least a second)
+/// instead of coming back at once in a hot loop.
+#[test]
+fn an_exhausted_nack_on_a_full_disk_fails_and_the_message_waits() {
+    let _serial = serial();
+    let fs = FaultFs::new();
+    fs.set_capacity(Some(3 << 20));
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(1_700_000_000_000);
+    let o = StoreOptions {
+        clock: clock.clone(),
+        ..full_disk_options(&fs)
+    };
+    let s = Store::open(dir.path(), o).unwrap();
+    let q = s.queue("a").unwrap();
+    let all = fill(&q, "a");
+    let d = q.receive(Some(Duration::ZERO)).unwrap().expect("a message");
+    let tag = tag_of(d.body()).unwrap();
+    let e = d
+        .nack("poison")
+        .expect_err("the nack reported a dead-lettering that did not happen");
+    assert_eq!(e.kind(), ErrorKind::NoSpace, "{e}");
+    let st = q.stats().unwrap();
+    assert_eq!((st.dead_lettered, st.messages), (0, all.len() as u64));
+    // Not deliverable at once: every other message is, this one is not.
+    let others = q.receive_batch(usize::MAX, Some(Duration::ZERO)).unwrap();
+    let got: BTreeSet<String> = others.iter().map(|d| tag_of(d.body()).unwrap()).collect();
+    assert!(
+        !got.contains(&tag),
+        "redelivered at once after the refused move"
+    );
+    assert_eq!(got.len(), all.len() - 1);
+    for d in others {
+        d.release().unwrap();
+    }
+    clock.advance(Duration::from_millis(1000));
+    let back = q.receive_batch(usize::MAX, Some(Duration::ZERO)).unwrap();
+    let d = back
+        .into_iter()
+        .find(|d| tag_of(d.body()).unwrap() == tag)
+        .expect("deliverable again after the wait");
+    assert_eq!(d.delivery_count(), 2, "its failed delivery still counts");
+    drop(q);
+    drop(d);
+    s.close().unwrap();
 }
 
 #[test]

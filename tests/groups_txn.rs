@@ -330,3 +330,54 @@ fn a_million_delayed_do_not_block_ready_ones() {
     d.ack().unwrap();
     assert_eq!(q.stats().unwrap().delayed, 20_000);
 }
+
+/// r5 #4: parking a group dead-letters the rest of its messages at once (reason
+/// `group_parked`), not when some receive happens to reach them: depth and browse show no
+/// work that no consumer will ever get.
+#[test]
+fn a_parked_group_leaves_the_queue_at_once() {
+    let env = Env::new();
+    let s = env.open();
+    let q = s
+        .queue_with(
+            "q",
+            QueueOptions {
+                group_failure: Some(GroupFailurePolicy::Park),
+                redelivery: Some(RedeliveryPolicy {
+                    max_redeliveries: 0,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    for b in ["g1", "g2", "g3"] {
+        q.send(Message::new(b).group("g")).unwrap();
+    }
+    q.send("other").unwrap();
+    q.receive(NOW).unwrap().unwrap().nack("x").unwrap();
+    let st = q.stats().unwrap();
+    assert_eq!((st.messages, st.dead_lettered), (1, 3), "{st:?}");
+    let left: Vec<Vec<u8>> = q
+        .browse(10)
+        .unwrap()
+        .iter()
+        .map(|m| m.body().to_vec())
+        .collect();
+    assert_eq!(left, [b"other".to_vec()]);
+    let dlq = s.queue("DLQ").unwrap();
+    let dead: Vec<(Vec<u8>, DeadLetterReason)> = dlq
+        .browse(10)
+        .unwrap()
+        .iter()
+        .map(|m| (m.body().to_vec(), m.dead_letter_info().unwrap().reason))
+        .collect();
+    assert_eq!(
+        dead,
+        [
+            (b"g1".to_vec(), DeadLetterReason::MaxRedeliveries),
+            (b"g2".to_vec(), DeadLetterReason::GroupParked),
+            (b"g3".to_vec(), DeadLetterReason::GroupParked),
+        ]
+    );
+}

@@ -238,17 +238,28 @@ fn browse_and_purge_see_prefetched_messages() {
     let d = q.receive(NOW).unwrap().unwrap();
     let bodies =
         |ms: Vec<Message>| -> Vec<Vec<u8>> { ms.iter().map(|m| m.body().to_vec()).collect() };
-    // The prefetched ones show as ready; the one handed out as in flight, after them.
-    assert_eq!(
-        bodies(q.browse_ready(10).unwrap()),
-        vec![b"b".to_vec(), b"c".to_vec()]
-    );
+    // The prefetched ones show as prefetched (not ready: stats' depth is 0), the one handed
+    // out as in flight, after them; the browse leaves the buffer as it is.
+    assert!(q.browse_ready(10).unwrap().is_empty());
     let all = q.browse(10).unwrap();
     assert_eq!(
         bodies(all.clone()),
         vec![b"b".to_vec(), b"c".to_vec(), b"a".to_vec()]
     );
-    assert_eq!(all[2].state(), Some(MessageState::InFlight));
+    let states: Vec<_> = all
+        .iter()
+        .map(|m| (m.state(), m.delivery_count()))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            (Some(MessageState::Prefetched), 0),
+            (Some(MessageState::Prefetched), 0),
+            (Some(MessageState::InFlight), 1)
+        ]
+    );
+    let st = q.stats().unwrap();
+    assert_eq!((st.depth, st.prefetched, st.in_flight), (0, 2, 1));
     q.receive(NOW).unwrap().unwrap().ack().unwrap(); // prefetches again
     assert_eq!(
         q.purge().unwrap(),
@@ -615,4 +626,50 @@ fn a_batch_receive_is_not_cut_short_by_the_buffer() {
     q.ack_batch(first).unwrap();
     q.ack_batch(second).unwrap();
     assert_eq!(q.stats().unwrap().messages, 67);
+}
+
+/// r5 #2: a message that expires while only prefetched by an idle consumer leaves on time
+/// (the timer, not that consumer's next receive): to the dead-letter queue as `expired`,
+/// counted once, out of the buffer.
+#[test]
+fn a_prefetched_message_expires_on_time_without_its_consumer() {
+    let env = Env::new();
+    let s = env.open();
+    let q = s.queue("q").unwrap();
+    q.send("first").unwrap();
+    q.send(Message::new("second").ttl(Duration::from_secs(1)))
+        .unwrap();
+    q.send("third").unwrap();
+    let c = q.consumer(ConsumerOptions {
+        prefetch: Some(10),
+        ..Default::default()
+    });
+    let d = c.receive(NOW).unwrap().unwrap();
+    assert_eq!(d.body(), b"first");
+    assert_eq!(q.stats().unwrap().prefetched, 2);
+    env.clock.advance(Duration::from_secs(2));
+    s.flush().unwrap();
+    // The dead-letter queue's own view (its stats tick only it): moved on time.
+    let dlq = s.queue("DLQ").unwrap();
+    let dead = dlq.browse(10).unwrap();
+    assert_eq!(
+        dead.len(),
+        1,
+        "the expired prefetched message was not moved"
+    );
+    assert_eq!(dead[0].body(), b"second");
+    assert_eq!(
+        dead[0].dead_letter_info().unwrap().reason,
+        DeadLetterReason::Expired
+    );
+    let st = q.stats().unwrap();
+    assert_eq!(
+        (st.expired, st.prefetched, st.in_flight, st.messages),
+        (1, 1, 1, 2),
+        "{st:?}"
+    );
+    let next = c.receive(NOW).unwrap().unwrap();
+    assert_eq!(next.body(), b"third");
+    next.ack().unwrap();
+    d.ack().unwrap();
 }

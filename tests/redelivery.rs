@@ -594,13 +594,11 @@ fn a_reject_from_a_dead_letter_queue_is_refused_and_loses_nothing() {
             prefix: "DLQ.".into(),
         },
     );
-    let own = with("own", DeadLetterStrategy::Shared { name: "own".into() });
     for q in [&a, &b] {
         q.send("m").unwrap();
         q.receive(NOW).unwrap().unwrap().reject("bad").unwrap();
     }
-    own.send("m").unwrap();
-    for name in ["DLQ", "DLQ.b", "own"] {
+    for name in ["DLQ", "DLQ.b"] {
         let q = s.queue(name).unwrap();
         let mut d = q.receive(NOW).unwrap().unwrap();
         let e = d.try_reject("again").unwrap_err();
@@ -732,4 +730,217 @@ fn a_replay_past_its_targets_limits_is_refused_before_anything_moves() {
             "{name}: nothing dropped"
         );
     }
+}
+
+/// r5 #7: a queue that would be its own dead-letter queue loses every failed message (a
+/// dead-letter queue discards what runs out of redeliveries in it, and refuses reject). The
+/// configuration is refused where it is made, in the core, so in every face: a queue's own
+/// strategy naming it, an empty individual prefix (every queue its own dead-letter queue),
+/// and a strategy naming subscriptions' queues.
+#[test]
+fn a_queue_cannot_be_its_own_dead_letter_queue() {
+    let env = Env::new();
+    let s = env.open();
+    for (name, dl) in [
+        (
+            "orders",
+            DeadLetterStrategy::Shared {
+                name: "orders".into(),
+            },
+        ),
+        (
+            "orders",
+            DeadLetterStrategy::Individual {
+                prefix: String::new(),
+            },
+        ),
+    ] {
+        let e = s
+            .queue_with(
+                name,
+                QueueOptions {
+                    dead_letter: Some(dl.clone()),
+                    ..Default::default()
+                },
+            )
+            .expect_err("a queue that is its own dead-letter queue was accepted");
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{dl:?}: {e}");
+        assert!(
+            e.message().contains("\"orders\"") || e.message().contains("empty prefix"),
+            "{dl:?}: {e}"
+        );
+    }
+    assert!(
+        !s.queue_names().contains(&"orders".to_string()),
+        "nothing was declared"
+    );
+    for dl in [
+        DeadLetterStrategy::Individual {
+            prefix: String::new(),
+        },
+        DeadLetterStrategy::Individual {
+            prefix: "$sub.".into(),
+        },
+        DeadLetterStrategy::Shared {
+            name: "$sub.x".into(),
+        },
+    ] {
+        let e = StoreOptions {
+            dead_letter: dl.clone(),
+            ..Default::default()
+        }
+        .validate()
+        .expect_err("a store-wide strategy that cannot work was accepted");
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{dl:?}: {e}");
+    }
+    // The dead-letter queue itself, opened with the store's strategy to read dead letters, is
+    // not refused; nor is a queue naming another one.
+    s.queue("DLQ").unwrap();
+    s.queue_with(
+        "orders",
+        QueueOptions {
+            dead_letter: Some(DeadLetterStrategy::Shared {
+                name: "orders.failed".into(),
+            }),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+}
+
+/// r5 #22: with individual dead-letter queues, a queue (or subscription) whose dead-letter
+/// queue's name would pass the 255-byte limit is refused where it is declared, not at its
+/// first failed message.
+#[test]
+fn an_individual_dead_letter_queue_name_must_fit() {
+    let env = Env::new();
+    let s = env.open_with(|o| o.dead_letter = DeadLetterStrategy::individual());
+    let e = s
+        .queue(&"q".repeat(255))
+        .expect_err("a queue whose DLQ name cannot exist was accepted");
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+    assert!(e.message().contains("259 bytes"), "{e}");
+    s.queue(&"q".repeat(251)).expect("DLQ. + 251 bytes fits");
+    let e = s
+        .subscribe(
+            "t",
+            SubscriptionOptions {
+                name: Some("é".repeat(125)),
+                durable: true,
+                ..Default::default()
+            },
+        )
+        .expect_err("a subscription whose DLQ name cannot exist was accepted");
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+}
+
+/// Review r5 #23: limits on a dead-letter queue used to be accepted and ignored (a DLQ of
+/// `max_messages: 2` held 4 dead letters). The rule: with `drop_oldest` they apply to dead
+/// letters (the oldest discarded to make room, counted `discarded`: retention by count); with
+/// reject or block (the default overflow is reject) they are refused at declaration, since a
+/// dead letter has nowhere else to go — also on a queue that names an existing limited queue
+/// as its own dead-letter queue.
+#[test]
+fn dead_letter_queue_limits_keep_the_newest_or_are_refused() {
+    let env = Env::new();
+    let s = env.open();
+    for overflow in [
+        None,
+        Some(OverflowPolicy::Reject),
+        Some(OverflowPolicy::Block {
+            timeout: Duration::from_secs(1),
+        }),
+    ] {
+        for (max_messages, max_bytes) in [(Some(2), None), (None, Some(100))] {
+            let e = s
+                .queue_with(
+                    "DLQ",
+                    QueueOptions {
+                        max_messages,
+                        max_bytes,
+                        overflow,
+                        ..Default::default()
+                    },
+                )
+                .expect_err("limits that would refuse dead letters");
+            assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+            assert!(
+                e.message().contains("\"DLQ\" is a dead-letter queue")
+                    && e.message().contains("retention")
+                    && e.message().contains("drop_oldest"),
+                "{e}"
+            );
+        }
+    }
+    // A working queue whose own strategy names an existing queue limited with reject.
+    s.queue_with(
+        "parking",
+        QueueOptions {
+            max_messages: Some(1),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let e = s
+        .queue_with(
+            "w",
+            QueueOptions {
+                dead_letter: Some(DeadLetterStrategy::Shared {
+                    name: "parking".into(),
+                }),
+                ..Default::default()
+            },
+        )
+        .expect_err("its dead-letter queue would refuse dead letters");
+    assert!(e.message().contains("\"parking\""), "{e}");
+
+    // drop_oldest: the newest two dead letters stay, the two oldest are discarded.
+    let dlq = s
+        .queue_with(
+            "DLQ",
+            QueueOptions {
+                max_messages: Some(2),
+                overflow: Some(OverflowPolicy::DropOldest),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let q = s
+        .queue_with(
+            "q",
+            QueueOptions {
+                redelivery: Some(RedeliveryPolicy {
+                    max_redeliveries: 0,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    for i in 0..4 {
+        q.send(format!("{i}")).unwrap();
+    }
+    for i in 0..4 {
+        let d = q.receive(NOW).unwrap().unwrap();
+        if i == 3 {
+            d.nack("exhausted").unwrap();
+        } else {
+            d.reject("bad").unwrap();
+        }
+    }
+    let st = dlq.stats().unwrap();
+    assert_eq!((st.messages, st.discarded), (2, 2), "{st:?}");
+    let kept: Vec<String> = dlq
+        .browse(10)
+        .unwrap()
+        .iter()
+        .map(|m| String::from_utf8(m.body().to_vec()).unwrap())
+        .collect();
+    assert_eq!(kept, ["2", "3"]);
+    assert_eq!(q.stats().unwrap().dead_lettered, 4);
+    // What it kept, it keeps across a reopen.
+    drop((q, dlq));
+    s.close().unwrap();
+    let s = env.open();
+    assert_eq!(drain(&s.queue("DLQ").unwrap()), ["2", "3"]);
 }

@@ -75,3 +75,115 @@ fn a_second_repair_never_overwrites_a_quarantine_file() {
     assert!(env.dir.path().join(&saved2).exists());
     env.open().close().unwrap();
 }
+
+fn segment_files(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".seg"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Review r5 #8: every segment deleted while `CHECKPOINT` and `STORE_ID` remain. The default
+/// open used to make a new, empty store over the old one's files (and `create: false` called it
+/// "no store"). Now: `Corrupt` naming the missing segments (the checkpoint's range), the
+/// directory left as it was; a repair accepts the loss, reports each segment in `missing`, keeps
+/// the store's identity and numbers its new journal after the lost segments.
+#[test]
+fn every_segment_deleted_is_corrupt_and_a_repair_reports_them_missing() {
+    let env = Env::new();
+    let s = Store::open(
+        env.dir.path(),
+        StoreOptions {
+            segment_bytes: 4 << 10,
+            ..env.opts()
+        },
+    )
+    .unwrap();
+    let id = s.id().to_string();
+    let q = s.queue("q").unwrap();
+    for i in 0..60 {
+        q.send(format!("message {i:04} {}", "x".repeat(200)))
+            .unwrap();
+    }
+    drop(q);
+    s.close().unwrap();
+    let segs = segment_files(env.dir.path());
+    assert!(segs.len() >= 3, "{segs:?}");
+    let (first, last) = (segs[0].clone(), segs[segs.len() - 1].clone());
+    for seg in &segs {
+        std::fs::remove_file(env.dir.path().join(seg)).unwrap();
+    }
+    assert!(env.dir.path().join("CHECKPOINT").exists());
+    for create in [true, false] {
+        let e = Store::open(
+            env.dir.path(),
+            StoreOptions {
+                create,
+                ..env.opts()
+            },
+        )
+        .expect_err("every segment is missing");
+        assert_eq!(e.kind(), ErrorKind::Corrupt, "create {create}: {e}");
+        let m = e.message();
+        assert!(m.contains(&format!("{first}..{last}")), "{e}");
+        assert!(m.contains("segment file is missing"), "{e}");
+        assert!(m.contains("repair"), "{e}");
+        // Nothing was made in its place.
+        assert!(segment_files(env.dir.path()).is_empty(), "create {create}");
+    }
+    let s = Store::open(
+        env.dir.path(),
+        StoreOptions {
+            repair: true,
+            ..env.opts()
+        },
+    )
+    .unwrap();
+    let r = s.recovery_report().clone();
+    let missing: Vec<&str> = r.missing.iter().map(|m| m.file.as_str()).collect();
+    assert_eq!(missing, segs, "{r:?}");
+    assert!(
+        r.missing[0].what.contains("every journal segment is gone"),
+        "{r:?}"
+    );
+    assert!(
+        r.checkpoint_ignored.is_some() && !r.checkpoint_used,
+        "{r:?}"
+    );
+    assert_eq!(s.id(), id, "the store keeps its identity");
+    assert_eq!(s.queue("q").unwrap().stats().unwrap().messages, 0);
+    s.queue("q").unwrap().send("after").unwrap();
+    s.close().unwrap();
+    // The new journal is numbered after the lost one, and the next plain open is clean.
+    let after = segment_files(env.dir.path());
+    assert!(after.iter().all(|n| n > &last), "{after:?} after {last}");
+    let s = env.open();
+    assert!(s.recovery_report().missing.is_empty());
+    assert_eq!(drain(&s.queue("q").unwrap()), ["after"]);
+}
+
+/// Without a checkpoint (the store did not close cleanly), `STORE_ID` alone still tells that
+/// the directory held a store whose segments are all gone.
+#[test]
+fn every_segment_deleted_without_a_checkpoint_is_corrupt_too() {
+    let env = Env::new();
+    let s = env.open();
+    let id = s.id().to_string();
+    s.queue("q").unwrap().send("m").unwrap();
+    s.close().unwrap();
+    std::fs::remove_file(env.dir.path().join("CHECKPOINT")).unwrap();
+    for seg in segment_files(env.dir.path()) {
+        std::fs::remove_file(env.dir.path().join(seg)).unwrap();
+    }
+    let e = Store::open(env.dir.path(), env.opts()).expect_err("every segment is missing");
+    assert_eq!(e.kind(), ErrorKind::Corrupt, "{e}");
+    assert!(e.message().contains("STORE_ID"), "{e}");
+    let s = env.open_with(|o| o.repair = true);
+    let r = s.recovery_report();
+    assert_eq!(r.missing.len(), 1, "{r:?}");
+    assert_eq!(r.checkpoint_ignored, None, "no checkpoint was there: {r:?}");
+    assert_eq!(s.id(), id);
+}

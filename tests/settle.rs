@@ -175,3 +175,102 @@ fn a_released_message_is_delivered_again_before_later_prefetched_ones() {
     assert_eq!(body(&last), "m3");
     last.ack().unwrap();
 }
+
+/// Review r5 #11: a nack refused for its reason (over `MAX_REASON_BYTES`) changes nothing: the
+/// delivery is still held and unsettled, counted nowhere, and a later settle of the same handle
+/// works — as a refused reject already did.
+#[test]
+fn a_nack_refused_for_its_reason_leaves_the_delivery_held() {
+    let env = Env::new();
+    let s = env.open();
+    let q = queue(&s, "q", None);
+    q.send("m").unwrap();
+    let long = "r".repeat(MAX_REASON_BYTES + 1);
+    let mut d = q.receive(NOW).unwrap().unwrap();
+    for refused in [
+        d.try_nack(&long),
+        d.try_nack_with_delay(&long, Duration::from_secs(1)),
+        d.try_reject(&long),
+    ] {
+        let e = refused.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+        assert!(e.message().contains("over the limit"), "{e}");
+        assert!(!d.is_settled(), "a refused settle settled the delivery");
+        let st = q.stats().unwrap();
+        assert_eq!((st.in_flight, st.redelivered, st.dead_lettered), (1, 0, 0));
+    }
+    // A reason of exactly the limit is accepted, through the same handle.
+    d.try_nack(&"r".repeat(MAX_REASON_BYTES)).unwrap();
+    assert!(d.is_settled());
+    let again = d.try_nack("short").unwrap_err();
+    assert_eq!(again.kind(), ErrorKind::AlreadySettled, "{again}");
+    drop(d);
+    let d = q.receive(NOW).unwrap().expect("redelivered at once");
+    assert_eq!(d.delivery_count(), 2, "one failure counted, not two");
+    d.ack().unwrap();
+}
+
+/// The texts the library composes are cut to `MAX_REASON_BYTES` on a char boundary, ending in
+/// `REASON_ELLIPSIS`; a text that fits is kept as it is.
+#[test]
+fn truncate_reason_cuts_on_a_char_boundary() {
+    assert_eq!(truncate_reason("short"), "short");
+    let fits = "é".repeat(MAX_REASON_BYTES / 2);
+    assert_eq!(truncate_reason(&fits), fits.as_str());
+    // 'é' is 2 bytes: the cut point (limit − 3) falls inside one and moves back.
+    let long = "é".repeat(MAX_REASON_BYTES);
+    let cut = truncate_reason(&long);
+    assert!(cut.len() <= MAX_REASON_BYTES, "{}", cut.len());
+    assert!(cut.len() >= MAX_REASON_BYTES - 4, "{}", cut.len());
+    assert!(cut.ends_with(REASON_ELLIPSIS));
+    assert!(long.starts_with(cut.trim_end_matches(REASON_ELLIPSIS)));
+    let ascii = "y".repeat(40_000);
+    assert_eq!(truncate_reason(&ascii).len(), MAX_REASON_BYTES);
+}
+
+/// A listener handler's `Err` text over the limit is cut, not refused: the failure keeps (the
+/// start of) the handler's own text, as the dead letter shows.
+#[test]
+fn a_listener_failure_text_over_the_limit_is_cut() {
+    use std::sync::{Arc, Condvar, Mutex};
+    let env = Env::new();
+    let s = env.open();
+    let q = s
+        .queue_with(
+            "q",
+            QueueOptions {
+                redelivery: Some(RedeliveryPolicy {
+                    max_redeliveries: 0,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let long = format!("ValueError: {}", "y".repeat(40_000));
+    let done = Arc::new((Mutex::new(0), Condvar::new()));
+    let (d2, text) = (done.clone(), long.clone());
+    let l = q
+        .listen(move |_| {
+            let (m, cv) = &*d2;
+            *m.lock().unwrap() += 1;
+            cv.notify_all();
+            Err(text.clone())
+        })
+        .unwrap();
+    q.send("bad").unwrap();
+    let (m, cv) = &*done;
+    let g = cv
+        .wait_timeout_while(m.lock().unwrap(), Duration::from_secs(10), |n| *n < 1)
+        .unwrap()
+        .0;
+    assert_eq!(*g, 1);
+    drop(g);
+    // Stopping joins the listener thread: its nack is done.
+    drop(l);
+    let dead = s.queue("DLQ").unwrap().browse(10).unwrap();
+    assert_eq!(dead.len(), 1);
+    let info = dead[0].dead_letter_info().unwrap();
+    assert_eq!(info.last_failure, truncate_reason(&long));
+    assert!(info.last_failure.starts_with("ValueError: yyy"));
+}

@@ -54,10 +54,19 @@ impl Engine {
     ) -> Result<QueueId> {
         if let Some(o) = options {
             o.validate()?;
+            if let Some(d) = &o.dead_letter {
+                d.check_for(name)?;
+            }
         }
         let shared = &self.shared;
+        if options.and_then(|o| o.dead_letter.as_ref()).is_none() {
+            shared.opts.dead_letter.check_fits(name)?;
+        }
         let mut g = shared.lock();
         g.check()?;
+        if let Some(o) = options {
+            g.check_dead_letter_limits(name, o, &shared.opts)?;
+        }
         let resolved = options.map(|o| Resolved::new(&shared.opts, o));
         let qid = g.declare(name, resolved, &shared.opts)?;
         g = self.finish_moves(g)?;
@@ -85,17 +94,22 @@ impl Engine {
 
     /// Up to `max` stored messages of queue `q` — every state, or with `ready_only` the ready
     /// ones — in delivery order (see `QueueState::browse_order`), without consuming them; each
-    /// carries its state and delivery count. Prefetched messages are given back first (uncounted),
-    /// so they show as ready.
+    /// carries its state and delivery count. Messages in a consumer's prefetch buffer are listed
+    /// as `prefetched` (as stats count them) and left where they are: a browse changes nothing.
     pub(crate) fn browse(&self, q: QueueId, max: usize, ready_only: bool) -> Result<Vec<Message>> {
         let shared = &self.shared;
         let mut g = shared.lock();
         g.check()?;
-        g.unbuffer_all(Some(q.0), shared.now());
         // Due delays become ready and expired messages leave before the listing, as for stats.
         g.tick(q.0, shared.now(), &shared.opts)?;
         let g = self.finish_moves(g)?;
-        let mut es = g.queues[q.0 as usize].browse_order(ready_only);
+        let prefetched: std::collections::HashSet<u64> = g
+            .consumers
+            .values()
+            .filter(|c| c.qid == q.0)
+            .flat_map(|c| c.buffer.iter().map(|p| p.id))
+            .collect();
+        let mut es = g.queues[q.0 as usize].browse_order(ready_only, &prefetched);
         es.truncate(max);
         let snap = g.snapshot(&shared.files, es.iter().map(|&(e, _)| (q.0, e)))?;
         drop(g);
@@ -218,6 +232,9 @@ impl Engine {
         g.closed = true;
         let err = g.error.clone();
         drop(g);
+        // Every thread that wrote or read is joined: the segment files go now, not when the
+        // last queue or store handle of the program is dropped (r5 #13).
+        self.shared.files.clear();
         self.shared.wake_all();
         match err {
             Some(e) => Err(super::state::poisoned_at_close(&e)),

@@ -42,6 +42,9 @@ pub(crate) struct Restore {
     /// ack: the failed commit's rollback then fails the delivery as for any rollback);
     /// `None`: back to ready.
     pub tag: Option<u64>,
+    /// When it may be delivered again (0: at once); a message whose dead-letter move was
+    /// refused waits, so that it is not redelivered in a loop while the disk stays full.
+    pub not_before: u64,
 }
 
 /// The counter a [`Restore`]'s record counted.
@@ -161,6 +164,7 @@ impl State {
                 counted,
                 tell,
                 tag,
+                not_before: 0,
             });
         }
     }
@@ -184,7 +188,7 @@ impl State {
         if q.find(r.entry.id, r.entry.priority).is_some() {
             return;
         }
-        q.insert(r.entry, 0, now);
+        q.insert(r.entry, r.not_before, now);
         if let Some(tag) = r.tag {
             if let Some(e) = q.take_back(r.entry.id, r.entry.priority) {
                 q.inflight.insert(

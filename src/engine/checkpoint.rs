@@ -232,6 +232,8 @@ impl State {
 /// meanwhile: the closing store's commit thread calls it holding `io` and the state lock).
 /// Returns whether one was written (see [`State::checkpoint_image`]).
 pub(crate) fn write(journal: &Journal, st: &State) -> Result<bool> {
+    // Written by name: never into a directory that is no longer the store's.
+    journal.check_home()?;
     let position = journal.position()?;
     let Some((head, items)) = st.checkpoint_image(position) else {
         return Ok(false);

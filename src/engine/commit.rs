@@ -57,6 +57,12 @@ impl Io {
         }
     }
 
+    /// Makes the journal check, before it writes, that the store still lives where it was
+    /// opened (see [`Journal::check_home`]).
+    pub(crate) fn set_home(&mut self, home: crate::journal::Home) {
+        self.journal.set_home(home);
+    }
+
     /// The journal.
     pub(crate) fn journal(&self) -> &Journal {
         &self.journal

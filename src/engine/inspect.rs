@@ -25,16 +25,22 @@ pub enum MessageState {
     /// Waiting out a redelivery delay after a failed delivery (nack, or an ack timeout), as
     /// ActiveMQ's RedeliveryPolicy schedules it.
     RedeliveryWait,
+    /// Taken into a consumer's prefetch buffer and not handed out yet (counted as
+    /// `prefetched` by the queue's stats, not in `depth`): that consumer's next receive hands it
+    /// out, a consumer that finds the queue empty may take it over, and its consumer's close
+    /// gives it back. Its delivery count does not include the prefetch.
+    Prefetched,
 }
 
 impl MessageState {
-    /// The stable name: `ready`, `delayed`, `in_flight` or `redelivery_wait`.
+    /// The stable name: `ready`, `delayed`, `in_flight`, `redelivery_wait` or `prefetched`.
     pub fn as_str(self) -> &'static str {
         match self {
             MessageState::Ready => "ready",
             MessageState::Delayed => "delayed",
             MessageState::InFlight => "in_flight",
             MessageState::RedeliveryWait => "redelivery_wait",
+            MessageState::Prefetched => "prefetched",
         }
     }
 }
@@ -56,7 +62,15 @@ impl super::queue::QueueState {
     /// Every stored message with its state, in delivery order: ready ones as a receive would
     /// take them (priority, then id), then those delayed or waiting to be redelivered by due
     /// time, then those in flight by id; with `ready_only`, the ready ones alone.
-    pub(super) fn browse_order(&self, ready_only: bool) -> Vec<(Entry, MessageState)> {
+    ///
+    /// `prefetched`: the ids of in-flight messages that sit in a consumer's prefetch buffer,
+    /// not handed out; they are listed after the delayed ones, by id, in state `prefetched`
+    /// (with the delivery count before the prefetch, which is not a delivery yet).
+    pub(super) fn browse_order(
+        &self,
+        ready_only: bool,
+        prefetched: &std::collections::HashSet<u64>,
+    ) -> Vec<(Entry, MessageState)> {
         let mut v: Vec<(Entry, MessageState)> = self
             .ordered_waiting()
             .into_iter()
@@ -65,8 +79,15 @@ impl super::queue::QueueState {
         if !ready_only {
             v.extend(self.delayed.values().map(|e| (*e, self.state_of(e, false))));
             let mut fl: Vec<Entry> = self.inflight.values().map(|i| i.entry).collect();
-            fl.sort_unstable_by_key(|e| e.id);
-            v.extend(fl.into_iter().map(|e| (e, MessageState::InFlight)));
+            fl.sort_unstable_by_key(|e| (!prefetched.contains(&e.id), e.id));
+            v.extend(fl.into_iter().map(|mut e| {
+                if prefetched.contains(&e.id) {
+                    e.count = e.count.saturating_sub(1);
+                    (e, MessageState::Prefetched)
+                } else {
+                    (e, MessageState::InFlight)
+                }
+            }));
         }
         v
     }

@@ -172,6 +172,38 @@ impl State {
         ids.into_iter().map(|id| self.unbuffer(id, now)).sum()
     }
 
+    /// The oldest (lowest id) message of queue `qid` prefetched by a consumer and not handed
+    /// out yet.
+    pub fn oldest_prefetched(&self, qid: u32) -> Option<u64> {
+        self.consumers
+            .values()
+            .filter(|c| c.qid == qid)
+            .flat_map(|c| c.buffer.iter().map(|p| p.id))
+            .min()
+    }
+
+    /// Gives prefetched message `id` of queue `qid` back to the queue, uncounted, from
+    /// whichever consumer's buffer holds it (as [`unbuffer`](State::unbuffer) does for a whole
+    /// buffer; nobody knows its tag, so no delivery is lost). Returns whether it was buffered.
+    pub fn unbuffer_one(&mut self, qid: u32, id: u64, now: u64) -> bool {
+        let Some(p) = self
+            .consumers
+            .values_mut()
+            .filter(|c| c.qid == qid)
+            .find_map(|c| {
+                let i = c.buffer.iter().position(|p| p.id == id)?;
+                c.buffer.remove(i)
+            })
+        else {
+            return false;
+        };
+        if self.release(qid, p.id, Some(p.tag), now).is_ok() && p.count > 1 {
+            let c = &mut self.queues[qid as usize].counters;
+            c.redelivered = c.redelivered.saturating_sub(1);
+        }
+        true
+    }
+
     /// Messages of queue `qid` prefetched and not yet handed out.
     pub fn prefetched(&self, qid: u32) -> u64 {
         self.consumers

@@ -259,7 +259,8 @@ impl Engine {
 
     /// Waits (per queue `qid`'s overflow policy) until it has room for `count` more messages
     /// of `payload` bytes in all: `Reject` fails with `QueueFull`, `DropOldest` dead-letters
-    /// the oldest waiting messages (`QueueFull` when every message is in flight), `Block`
+    /// the oldest messages not handed out, prefetched ones included (`QueueFull` when every
+    /// message is handed out or not yet due), `Block`
     /// waits up to its timeout (then `QueueFull`). The one overflow rule of sends, batches,
     /// async sends and transactions.
     pub(super) fn wait_room_for<'a>(
@@ -293,7 +294,11 @@ impl Engine {
                         }
                         return Err(Error::new(
                             ErrorKind::QueueFull,
-                            format!("queue {name:?} is full and every message is in flight"),
+                            format!(
+                                "queue {name:?} is full and has no message to drop: each one \
+                                 it holds is handed out to a consumer (in_flight) or not yet \
+                                 due (delayed, waiting for redelivery)"
+                            ),
                         ));
                     }
                     // The dropped message leaves the queue once its DEAD record is appended.

@@ -4,8 +4,8 @@
 use super::batch::{Counted, PendingSend};
 use super::queue::{Entry, InFlight, ENTRY_REPEATS, MEM_SEG};
 use super::record::{
-    decode_message, put_ack, put_dead, put_group, put_remove, put_requeue, put_send, why, Requeue,
-    SendHeader, MAX_REASON_BYTES,
+    decode_message, meta_bytes, put_ack, put_dead, put_group, put_remove, put_requeue, put_send,
+    why, Requeue, SendHeader, MAX_REASON_BYTES,
 };
 use super::state::Move;
 use super::{DeliveryRef, DeliveryTag, Engine, Guard, Settle, State};
@@ -13,6 +13,11 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::message::{DeadLetterInfo, DeadLetterReason, MessageId, Meta};
 use crate::options::{AckDurability, AckMode, GroupFailurePolicy, StoreOptions};
 use crate::policy::AfterFailure;
+
+/// The least a message whose redeliveries ran out waits before its next delivery when a full
+/// disk refused its dead-letter move (ms): its policy's delays may be zero, and each delivery
+/// would try the move again at once.
+pub(crate) const FULL_DISK_RETRY_MS: u64 = 1000;
 
 /// Why-code of a REMOVE record for a dead letter dropped by the discard strategy.
 fn reason_code(r: DeadLetterReason) -> u8 {
@@ -118,9 +123,19 @@ impl State {
             (GroupFailurePolicy::Block, dead) => dead,
             (GroupFailurePolicy::Skip | GroupFailurePolicy::Park, _) => AfterFailure::DeadLetter,
         };
+        // Parking dead-letters the failed message and the rest of its group now, not when a
+        // receive happens to reach them: until then depth and browse would show deliverable
+        // work that no consumer will ever get.
+        let mut parked_rest = Vec::new();
         if group_policy == GroupFailurePolicy::Park {
             let key = q.group_keys[f.entry.group as usize - 1].clone();
             q.group_state[f.entry.group as usize - 1].parked = true;
+            parked_rest = q
+                .ordered_waiting()
+                .into_iter()
+                .filter(|e| e.group == f.entry.group)
+                .collect();
+            parked_rest.sort_unstable_by_key(|e| e.id);
             self.log(qid, |b| put_group(b, qid, true, &key));
         }
         match outcome {
@@ -141,7 +156,17 @@ impl State {
             AfterFailure::DeadLetter => {
                 self.queues[qid as usize].hold(f.entry);
                 let r = DeadLetterReason::MaxRedeliveries;
-                self.dead_letter(qid, id, r, reason, now, store)
+                self.dead_letter(qid, id, r, reason, now, store)?;
+                for e in parked_rest {
+                    let q = &mut self.queues[qid as usize];
+                    let Some(e) = q.remove_waiting(e.id, e.priority) else {
+                        continue;
+                    };
+                    q.hold(e);
+                    let (r, text) = (DeadLetterReason::GroupParked, "its group is parked");
+                    self.dead_letter(qid, e.id, r, text, now, store)?;
+                }
+                Ok(())
             }
         }
     }
@@ -256,6 +281,7 @@ impl State {
             reason,
             text: text.to_string(),
             now,
+            tell: reason == DeadLetterReason::Rejected,
         });
         Ok(())
     }
@@ -306,6 +332,7 @@ impl State {
             id,
             journaled: src_journaled,
         };
+        self.make_room_for_dead_letter(dlq, msg.body.len() as u64 + meta_bytes(&meta), now)?;
         let at = self.pending.buf.len();
         self.put_move(from, to, &meta, &msg.body, now)?;
         // Refused on a full disk (the DEAD record carries the message): the message stays in
@@ -315,8 +342,21 @@ impl State {
         } else {
             Counted::DeadLettered
         };
-        let tell = mv.reason == DeadLetterReason::Rejected;
-        self.note_restore(at, qid, f.entry, counted, tell, None);
+        let at_count = f.entry.count;
+        self.note_restore(at, qid, f.entry, counted, mv.tell, None);
+        if mv.reason == DeadLetterReason::MaxRedeliveries {
+            // Its redeliveries ran out, but a full disk may refuse the move: it then waits the
+            // policy's delay (at least FULL_DISK_RETRY_MS) before its next delivery, which
+            // tries the move again, instead of coming back at once in a hot loop.
+            let random = self.random();
+            let policy = &self.queues[qid as usize].opts.redelivery;
+            let wait = policy
+                .delay_ms(at_count.max(1), random)
+                .max(FULL_DISK_RETRY_MS);
+            if let Some(r) = self.pending.restores.last_mut().filter(|r| r.rec_off == at) {
+                r.not_before = now.saturating_add(wait);
+            }
+        }
         Ok(())
     }
 
@@ -391,8 +431,50 @@ impl State {
         Ok(())
     }
 
-    /// Makes room in a full queue with `drop_oldest`: dead-letters its oldest waiting message.
+    /// A dead-letter queue at its `max_messages`/`max_bytes` (with `drop_oldest`, the only
+    /// overflow policy a dead-letter queue takes: see [`check_dead_letter_limits`]) discards
+    /// its oldest dead letters not handed out until one more of `payload` bytes fits, each
+    /// counted `discarded` in it: retention by count (review r5 #23: the limits used to be
+    /// ignored for dead letters). A dead letter is never refused for room: when every dead
+    /// letter is handed out (or still being written in this batch), it is stored over the
+    /// limit, and the next dead letter makes room again.
+    fn make_room_for_dead_letter(&mut self, dlq: u32, payload: u64, now: u64) -> Result<()> {
+        loop {
+            let q = &self.queues[dlq as usize];
+            if q.room_for(1, payload) {
+                return Ok(());
+            }
+            let waiting = q.ordered_waiting().into_iter().map(|e| e.id).min();
+            if let Some(p) = self.oldest_prefetched(dlq) {
+                if waiting.is_none_or(|w| p < w) {
+                    self.unbuffer_one(dlq, p, now);
+                }
+            }
+            let q = &mut self.queues[dlq as usize];
+            let oldest = q.ordered_waiting().into_iter().min_by_key(|e| e.id);
+            let Some(e) = oldest else { return Ok(()) };
+            let e = q.remove_waiting(e.id, e.priority).expect("listed");
+            q.hold(e);
+            q.counters.discarded += 1;
+            self.drop_inflight(dlq, e.id, why::DISCARD)?;
+        }
+    }
+
+    /// Makes room in a full queue with `drop_oldest`: dead-letters its oldest message that is
+    /// not handed out — waiting, or only prefetched by a consumer (taken back from its buffer
+    /// first: nobody holds it, as work stealing shows). `false`: none (every message is handed
+    /// out or not yet due).
     pub fn drop_oldest(&mut self, qid: u32, now: u64, store: &StoreOptions) -> Result<bool> {
+        let waiting = self.queues[qid as usize]
+            .ordered_waiting()
+            .into_iter()
+            .map(|e| e.id)
+            .min();
+        if let Some(p) = self.oldest_prefetched(qid) {
+            if waiting.is_none_or(|w| p < w) {
+                self.unbuffer_one(qid, p, now);
+            }
+        }
         let q = &mut self.queues[qid as usize];
         let oldest = q.ordered_waiting().into_iter().min_by_key(|e| e.id);
         let Some(e) = oldest else { return Ok(false) };
@@ -499,6 +581,11 @@ impl Engine {
                 g.forget_received(d.consumer, id, tag);
                 let delay = delay.map(crate::clock::ms_ceil);
                 g.fail(qid, id, reason, delay, now, Some(tag), &shared.opts)?;
+                // The failure dead-letters it: this caller is told if a full disk refuses the
+                // move, as a reject's is.
+                if let Some(m) = g.moves.iter_mut().find(|m| m.qid == qid && m.id == id) {
+                    m.tell = true;
+                }
             }
             Settle::Reject { reason } => {
                 g.forget_received(d.consumer, id, tag);
@@ -530,7 +617,7 @@ impl Engine {
             return Ok(());
         }
         let mut g = self.commit(g)?;
-        if matches!(op, Settle::Reject { .. }) {
+        if matches!(op, Settle::Reject { .. } | Settle::Nack { .. }) {
             // The dead-letter move was refused (a full disk): the message is back in its queue.
             if let Some(e) = g.refused.remove(&id) {
                 return Err(e);

@@ -15,7 +15,7 @@ use crate::clock::Clock;
 use crate::error::{Error, ErrorKind, Result};
 use crate::message::DeadLetterReason;
 use crate::options::{
-    check_name, AckMode, DeadLetterStrategy, QueueOptions, Resolved, StoreOptions,
+    check_name, AckMode, DeadLetterStrategy, OverflowPolicy, QueueOptions, Resolved, StoreOptions,
 };
 
 /// How far group commit has got, and who waits for it.
@@ -91,6 +91,9 @@ pub(crate) struct Move {
     pub reason: DeadLetterReason,
     pub text: String,
     pub now: u64,
+    /// A caller waits for the outcome (a reject, a nack): a full disk's refusal is left for
+    /// it in `State::refused`.
+    pub tell: bool,
 }
 
 /// Everything behind the state lock.
@@ -287,7 +290,12 @@ impl State {
     /// with the defaults). Its messages are dead letters already: a reject of one is refused
     /// ([`dead_letter_reject_refused`]), and one whose redeliveries run out is discarded.
     pub fn is_dead_letter_queue(&self, qid: u32, store: &StoreOptions) -> bool {
-        let name = self.queues[qid as usize].name.as_str();
+        self.names_dead_letter_queue(&self.queues[qid as usize].name, store)
+    }
+
+    /// Whether a queue named `name` is (or, declared, would be) a dead-letter queue, as
+    /// [`State::is_dead_letter_queue`] tells for a declared one.
+    pub fn names_dead_letter_queue(&self, name: &str, store: &StoreOptions) -> bool {
         let names = |s: &DeadLetterStrategy, of: Option<&str>| match s {
             DeadLetterStrategy::Shared { name: n } => n == name,
             DeadLetterStrategy::Individual { prefix } => match of {
@@ -301,6 +309,39 @@ impl State {
                 .queues
                 .iter()
                 .any(|q| names(&q.opts.dead_letter, Some(q.name.as_str())))
+    }
+
+    /// Refuses limits a dead-letter queue cannot keep (review r5 #23): `max_messages` or
+    /// `max_bytes` with `overflow` reject or block (the default is reject) on queue `name` when
+    /// it is a dead-letter queue, or on the existing queue that `options`' own dead-letter
+    /// strategy names. A dead letter is never refused or kept waiting for room (its queue's
+    /// failure would have nowhere to go); with `drop_oldest` the oldest dead letters are
+    /// discarded to make room (counted `discarded`), which is retention by count.
+    ///
+    /// Errors: `InvalidArgument` naming the queue and pointing at `drop_oldest` and `retention`.
+    pub fn check_dead_letter_limits(
+        &self,
+        name: &str,
+        options: &QueueOptions,
+        store: &StoreOptions,
+    ) -> Result<()> {
+        let refused = |max_messages: Option<u64>, max_bytes: Option<u64>, o: OverflowPolicy| {
+            (max_messages.is_some() || max_bytes.is_some()) && o != OverflowPolicy::DropOldest
+        };
+        let overflow = options.overflow.unwrap_or(OverflowPolicy::Reject);
+        if refused(options.max_messages, options.max_bytes, overflow)
+            && self.names_dead_letter_queue(name, store)
+        {
+            return Err(dead_letter_limits_refused(name));
+        }
+        let target = options.dead_letter.as_ref().and_then(|d| d.target(name));
+        if let Some(&qid) = target.and_then(|t| self.by_name.get(&t)) {
+            let o = &self.queues[qid as usize].opts;
+            if refused(o.max_messages, o.max_bytes, o.overflow) {
+                return Err(dead_letter_limits_refused(&self.queues[qid as usize].name));
+            }
+        }
+        Ok(())
     }
 
     /// The dead-letter queue of `qid` (declared if new), or `None` when its dead letters are
@@ -409,6 +450,16 @@ impl State {
             }
         }
     }
+}
+
+/// The error of [`State::check_dead_letter_limits`].
+pub fn dead_letter_limits_refused(queue: &str) -> Error {
+    Error::invalid(format!(
+        "queue {queue:?} is a dead-letter queue: max_messages/max_bytes there need overflow \
+         drop_oldest (the oldest dead letters are discarded to make room); reject or block \
+         would refuse dead letters, which have nowhere else to go. To bound it by age, use \
+         retention"
+    ))
 }
 
 /// The error of a reject of a message held from a dead-letter queue (review r4 #16). The

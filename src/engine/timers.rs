@@ -15,20 +15,43 @@ impl State {
         let q = &mut self.queues[qid as usize];
         q.release_due(now);
         // Expire what is due (TTL, a dead-letter queue's retention) on time, through the expiry
-        // index: not only when a consumer reaches it. In-flight messages are left to their
-        // delivery (they stay indexed, and expire if they come back).
+        // index: not only when a consumer reaches it. Messages handed out are left to their
+        // delivery (they stay indexed, and expire if they come back); messages only prefetched
+        // (in a consumer's buffer, known to nobody) expire on time too, taken out of the buffer,
+        // or an idle consumer would keep them from the dead-letter queue for as long as it idles.
         if q.expiring.first().is_some_and(|&(at, _, _)| at <= now) {
-            let due: Vec<(u64, u8)> = q
+            let consumers = &self.consumers;
+            // (id, priority, the consumer whose buffer holds it)
+            let due: Vec<(u64, u8, Option<u64>)> = q
                 .expiring
                 .range(..=(now, u64::MAX, u8::MAX))
-                .filter(|&&(_, id, _)| !q.inflight.contains_key(&id))
-                .map(|&(_, id, p)| (id, p))
+                .filter_map(|&(_, id, p)| match q.inflight.get(&id) {
+                    None => Some((id, p, None)),
+                    Some(f) => consumers
+                        .get(&f.consumer)
+                        .filter(|c| c.buffer.iter().any(|b| b.id == id && b.tag.0 == f.tag))
+                        .map(|_| (id, p, Some(f.consumer))),
+                })
                 .collect();
-            for (id, priority) in due {
-                let q = &mut self.queues[qid as usize];
-                let Some(e) = q.remove_waiting(id, priority) else {
-                    continue;
+            for (id, priority, buffered_by) in due {
+                let e = match buffered_by {
+                    Some(cid) => {
+                        if let Some(c) = self.consumers.get_mut(&cid) {
+                            c.buffer.retain(|b| b.id != id);
+                        }
+                        let Some(f) = self.queues[qid as usize].inflight.remove(&id) else {
+                            continue;
+                        };
+                        f.entry
+                    }
+                    None => {
+                        let Some(e) = self.queues[qid as usize].remove_waiting(id, priority) else {
+                            continue;
+                        };
+                        e
+                    }
                 };
+                let q = &mut self.queues[qid as usize];
                 q.hold(e);
                 q.counters.expired += 1;
                 let process = q.opts.process_expired;

@@ -707,6 +707,16 @@ impl Engine {
     ) -> Result<(QueueId, String)> {
         o.queue.validate()?;
         let shared = &self.shared;
+        if let Some(name) = &o.name {
+            // The subscription's dead letters need a valid dead-letter queue name too.
+            let queue = queue_name(name);
+            let strategy = o
+                .queue
+                .dead_letter
+                .as_ref()
+                .unwrap_or(&shared.opts.dead_letter);
+            strategy.check_for(&queue)?;
+        }
         let mut g = shared.lock();
         g.check()?;
         let resolved = Resolved::new(&shared.opts, &o.queue);

@@ -75,6 +75,30 @@ impl Engine {
         let mut need: Vec<(u32, u64, u64)> =
             need.into_iter().map(|(q, (n, b))| (q, n, b)).collect();
         need.sort_unstable();
+        for &(qid, n, b) in &need {
+            // More than the queue can hold even empty: no dropping makes room, since a
+            // transaction's own sends are not dropped (it is one atomic record). Said as it is,
+            // rather than after dropping every message the queue had.
+            let q = &g.queues[qid as usize];
+            let over_count = q.opts.max_messages.filter(|&m| n > m);
+            let over_bytes = q.opts.max_bytes.filter(|&m| n > 1 && b > m);
+            let limit = match (over_count, over_bytes) {
+                (Some(m), _) => Some(format!("max_messages {m}")),
+                (None, Some(m)) => Some(format!("max_bytes {m} ({b} bytes sent)")),
+                (None, None) => None,
+            };
+            if let Some(limit) = limit {
+                return Err(Error::new(
+                    ErrorKind::QueueFull,
+                    format!(
+                        "transaction: its {n} sends to queue {:?} cannot fit {limit} at once \
+                         (a transaction's own sends are never dropped to make room); commit \
+                         fewer sends per transaction",
+                        q.name
+                    ),
+                ));
+            }
+        }
         while let Some(&(qid, n, b)) = need
             .iter()
             .find(|&&(qid, n, b)| !g.queues[qid as usize].room_for(n, b))

@@ -22,6 +22,8 @@ pub enum mqlite_browse_state {
     MQLITE_STATE_IN_FLIGHT = 3,
     /// Waiting out a redelivery delay after a failed delivery (ActiveMQ's RedeliveryPolicy).
     MQLITE_STATE_REDELIVERY_WAIT = 4,
+    /// In a consumer's prefetch buffer, not handed out yet (the queue's `prefetched` stat).
+    MQLITE_STATE_PREFETCHED = 5,
 }
 
 /// Browses `q` into the caller's array (see `mqlite_queue_browse`).
@@ -87,6 +89,7 @@ pub extern "C" fn mqlite_message_state(message: *const mqlite_message) -> mqlite
             MessageState::Delayed => MQLITE_STATE_DELAYED,
             MessageState::InFlight => MQLITE_STATE_IN_FLIGHT,
             MessageState::RedeliveryWait => MQLITE_STATE_REDELIVERY_WAIT,
+            MessageState::Prefetched => MQLITE_STATE_PREFETCHED,
         })
     })
 }

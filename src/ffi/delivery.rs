@@ -43,6 +43,15 @@ impl mqlite_delivery {
         Box::into_raw(Box::new(mqlite_delivery::new(d, auto_acked)))
     }
 
+    /// Puts a delivery taken for a settle back when the settle was refused before anything
+    /// changed (`InvalidArgument`: a dead letter's reject, a reason over 32 KiB): it is still
+    /// held and settleable through this handle, whichever settle was refused (review r5 #11).
+    pub(crate) fn keep_if_refused<T>(&mut self, held: Delivery, out: &crate::Result<T>) {
+        if matches!(out, Err(e) if e.kind() == crate::ErrorKind::InvalidArgument) {
+            self.delivery = Some(held);
+        }
+    }
+
     pub(crate) fn take(&mut self) -> FfiResult<Delivery> {
         self.delivery.take().ok_or_else(|| {
             Failure::new(
@@ -135,7 +144,8 @@ pub extern "C" fn mqlite_delivery_ack_sync(
 
 /// A failed delivery: the redelivery policy decides when it comes back or whether it goes to
 /// the dead-letter queue. `reason` (UTF-8, may be NULL with length 0) is kept as the last
-/// failure text.
+/// failure text: at most 32 KiB (32768 bytes), a longer one is
+/// `MQLITE_INVALID_ARGUMENT` and the delivery stays held and unsettled, to be settled again.
 #[no_mangle]
 pub extern "C" fn mqlite_delivery_nack(
     delivery: *mut mqlite_delivery,
@@ -146,7 +156,10 @@ pub extern "C" fn mqlite_delivery_nack(
     guard(err, || {
         let d = unsafe { arg_mut(delivery, "delivery") }?;
         let r = unsafe { utf8(reason, reason_len, "reason") }?;
-        Ok(d.take()?.nack(r)?)
+        let mut held = d.take()?;
+        let out = held.try_nack(r);
+        d.keep_if_refused(held, &out);
+        Ok(out?)
     })
 }
 
@@ -163,8 +176,10 @@ pub extern "C" fn mqlite_delivery_nack_with_delay(
     guard(err, || {
         let d = unsafe { arg_mut(delivery, "delivery") }?;
         let r = unsafe { utf8(reason, reason_len, "reason") }?;
-        Ok(d.take()?
-            .nack_with_delay(r, Duration::from_millis(delay_ms))?)
+        let mut held = d.take()?;
+        let out = held.try_nack_with_delay(r, Duration::from_millis(delay_ms));
+        d.keep_if_refused(held, &out);
+        Ok(out?)
     })
 }
 
@@ -184,11 +199,7 @@ pub extern "C" fn mqlite_delivery_reject(
         let r = unsafe { utf8(reason, reason_len, "reason") }?;
         let mut held = d.take()?;
         let out = held.try_reject(r);
-        if matches!(&out, Err(e) if e.kind() == crate::ErrorKind::InvalidArgument) {
-            // Refused before anything changed (a dead letter, an oversized reason): the
-            // delivery is still held and settleable through this handle.
-            d.delivery = Some(held);
-        }
+        d.keep_if_refused(held, &out);
         Ok(out?)
     })
 }

@@ -110,6 +110,18 @@ pub struct Journal {
     /// is absent when its bytes are not all known to this process (a repair wrote into it at
     /// open, or a write to it failed): [`Journal::position`] then reads it.
     crcs: BTreeMap<u64, (u64, u32)>,
+    /// What the store's directory and lock file were when its owner opened it (`None`: a
+    /// read-only scan, which writes nothing). See [`Journal::check_home`].
+    home: Option<Home>,
+}
+
+/// `(device, inode)` of the store directory and of its locked `LOCK` file, taken under the lock.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Home {
+    /// The directory the store was opened in.
+    pub dir: (u64, u64),
+    /// The `LOCK` file whose record lock the owner holds.
+    pub lock: (u64, u64),
 }
 
 impl Journal {
@@ -127,6 +139,23 @@ impl Journal {
         let report = recovery::recover(&mut j, repair, apply)?;
         j.finish_open()?;
         Ok((j, report))
+    }
+
+    /// Starts a new journal in `dir`, which holds no segment file, after every segment of an
+    /// earlier one was lost (a repair accepting that loss): its first segment is numbered
+    /// `after + 1`, so that no new segment reuses the name of a lost one (a copy of a lost
+    /// segment put back later is then never taken for a new one).
+    pub(crate) fn open_after_loss(
+        vfs: Arc<dyn Vfs>,
+        dir: &Path,
+        seg_bytes: u64,
+        now_ms: Box<dyn Fn() -> u64 + Send>,
+        after: u64,
+    ) -> Result<Journal> {
+        let mut j = Journal::unopened(vfs, dir, seg_bytes, now_ms);
+        j.tail = after;
+        j.finish_open()?;
+        Ok(j)
     }
 
     /// Opens the journal in `dir` at `pos` (an index checkpoint's), replaying nothing: `Ok(Err(why))`
@@ -170,7 +199,61 @@ impl Journal {
             frame: Vec::new(),
             now_ms,
             crcs: BTreeMap::new(),
+            home: None,
         }
+    }
+
+    /// Makes every later write check that the store still lives where it was opened (see
+    /// [`Journal::check_home`]).
+    pub(crate) fn set_home(&mut self, home: Home) {
+        self.home = Some(home);
+    }
+
+    /// `Ok` while the store's path still names the directory it was opened in and its `LOCK`
+    /// path still names the file whose lock this process holds. Checked before each write,
+    /// after each fdatasync, before a new segment or checkpoint is created by name.
+    ///
+    /// Why: the lock and new files are reached by name, the open files by descriptor. A
+    /// directory moved away (`mv store store.old && mkdir store`) would get new segments in
+    /// the new directory and old ones in the moved one, a store no open can read; a `LOCK`
+    /// deleted (tmp cleaning, a user tidying up) lets a second process take a lock on a new
+    /// `LOCK` file and write the same segments. Either way nothing more may be written or
+    /// acked: the error poisons the store, and its message says what happened.
+    pub(crate) fn check_home(&self) -> Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        let Some(home) = self.home else {
+            return Ok(());
+        };
+        let key = |p: &Path| {
+            std::fs::symlink_metadata(p)
+                .ok()
+                .map(|m| (m.dev(), m.ino()))
+        };
+        if key(&self.dir) != Some(home.dir) {
+            return Err(Error::new(
+                crate::error::ErrorKind::Io,
+                format!(
+                    "the store directory {} was moved, deleted or replaced while the store was \
+                     open (its path no longer names the directory the store was opened in): \
+                     nothing more is written or acknowledged; close the store and open it where \
+                     its files are",
+                    self.dir.display()
+                ),
+            ));
+        }
+        let lock = self.dir.join("LOCK");
+        if key(&lock) != Some(home.lock) {
+            return Err(Error::new(
+                crate::error::ErrorKind::Io,
+                format!(
+                    "the store's lock file {} was deleted or replaced while the store was open: \
+                     another process may take the store over, so nothing more is written or \
+                     acknowledged; close the store and open it again",
+                    lock.display()
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// What every open does once the journal's segments are known: the tail's capacity, a

@@ -28,6 +28,11 @@ impl Files {
             .unwrap_or_else(|e| e.into_inner())
             .insert(seg, f);
     }
+    /// Drops every segment file (the store closed: its files are released at once, whatever
+    /// handles of the store the program still holds; a later read fails).
+    pub(crate) fn clear(&self) {
+        self.0.write().unwrap_or_else(|e| e.into_inner()).clear();
+    }
     pub(super) fn remove(&self, seg: u64) {
         self.0
             .write()

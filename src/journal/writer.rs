@@ -53,6 +53,8 @@ impl Journal {
             self.seg_bytes
         };
         let first = size.min(GROW_BYTES.max(SEGMENT_HEADER as u64 + self.reserve()));
+        // A new segment is created by name: never in a directory that is not the store's.
+        self.check_home().map_err(RollError::Io)?;
         let path = self.path(n);
         let name = segment_name(n);
         let classify = |what: &str, e: &std::io::Error| {
@@ -147,6 +149,10 @@ impl Journal {
         placed: &mut Vec<Placed>,
         use_reserve: bool,
     ) -> Result<Written> {
+        if !buf.is_empty() {
+            // Before a byte goes into a segment another owner may be writing too.
+            self.check_home()?;
+        }
         let fresh = self
             .seg_bytes
             .saturating_sub((SEGMENT_HEADER + FRAME_HEADER + MARK_FRAME) as u64 + self.reserve());
@@ -304,6 +310,8 @@ impl Journal {
                 ),
             ));
         }
+        // Moved or unlocked between the write and the sync: not acknowledged either.
+        self.check_home()?;
         self.tail_dirty = false;
         self.synced_seq = self.next_seq - 1;
         Ok(())

@@ -95,12 +95,92 @@ impl DeadLetterStrategy {
         }
     }
 
-    /// Checks that the shared queue's name is a valid queue name.
-    pub fn validate(&self) -> Result<()> {
+    /// The name of the dead-letter queue of queue `queue` (`None`: discard).
+    pub fn target(&self, queue: &str) -> Option<String> {
         match self {
-            DeadLetterStrategy::Shared { name } => check_name(name),
+            DeadLetterStrategy::Shared { name } => Some(name.clone()),
+            DeadLetterStrategy::Individual { prefix } => Some(format!("{prefix}{queue}")),
+            DeadLetterStrategy::Discard => None,
+        }
+    }
+
+    /// Checks that the strategy can work for any queue: the shared queue's name is a valid
+    /// queue name, and neither it nor the prefix names a subscription's queue (`$sub.…`,
+    /// which only a subscription may create); an individual prefix is not empty (every queue
+    /// would be its own dead-letter queue: see [`DeadLetterStrategy::check_for`]).
+    ///
+    /// Errors: `InvalidName` for a bad shared name; `InvalidArgument` for the others.
+    pub fn validate(&self) -> Result<()> {
+        let sub = crate::engine::SUBSCRIPTION_PREFIX;
+        match self {
+            DeadLetterStrategy::Shared { name } => {
+                check_name(name)?;
+                if name.starts_with(sub) {
+                    return Err(Error::invalid(format!(
+                        "dead-letter queue {name:?} names a subscription's queue ({sub}…): \
+                         dead letters cannot go there"
+                    )));
+                }
+                Ok(())
+            }
+            DeadLetterStrategy::Individual { prefix } if prefix.is_empty() => Err(Error::invalid(
+                "an individual dead-letter strategy with an empty prefix makes every queue \
+                     its own dead-letter queue (its failed messages would be discarded); give a \
+                     prefix such as \"DLQ.\"",
+            )),
+            DeadLetterStrategy::Individual { prefix } if prefix.starts_with(sub) => {
+                Err(Error::invalid(format!(
+                    "dead-letter prefix {prefix:?} names subscriptions' queues ({sub}…): dead \
+                     letters cannot go there"
+                )))
+            }
             DeadLetterStrategy::Individual { .. } | DeadLetterStrategy::Discard => Ok(()),
         }
+    }
+
+    /// Checks that the dead-letter queue this strategy gives queue `queue` has a valid name:
+    /// `prefix` + a long queue name can pass the 255-byte limit, which would only show at the
+    /// first failed message (its dead-lettering refused). A queue whose name starts with the
+    /// prefix is taken for a dead-letter queue itself (it is opened to read dead letters) and
+    /// is not checked.
+    ///
+    /// Errors: `InvalidArgument` naming the queue and the length its dead-letter queue's name
+    /// would have.
+    pub fn check_fits(&self, queue: &str) -> Result<()> {
+        let DeadLetterStrategy::Individual { prefix } = self else {
+            return Ok(());
+        };
+        if queue.starts_with(prefix.as_str()) {
+            return Ok(());
+        }
+        let len = prefix.len() + queue.len();
+        if len as u64 > MAX_NAME_BYTES {
+            return Err(Error::invalid(format!(
+                "queue {queue:?} cannot have an individual dead-letter queue: its name \
+                 ({prefix:?} + the queue's name) would be {len} bytes, over the limit of \
+                 {MAX_NAME_BYTES}; use a shorter name, a shorter prefix or a shared \
+                 dead-letter queue"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Checks that queue `queue` given this strategy explicitly is not its own dead-letter
+    /// queue. A dead-letter queue drops (counts as discarded) a message whose redeliveries run
+    /// out in it and refuses `reject`, so a working queue that is its own dead-letter queue
+    /// would lose every failed message. (A dead-letter queue opened with the store's strategy,
+    /// which names it, is the normal way to read dead letters and is not refused.)
+    ///
+    /// Errors: `InvalidArgument` naming the queue.
+    pub fn check_for(&self, queue: &str) -> Result<()> {
+        self.check_fits(queue)?;
+        if self.target(queue).as_deref() == Some(queue) {
+            return Err(Error::invalid(format!(
+                "queue {queue:?} cannot be its own dead-letter queue (its failed messages would \
+                 be discarded, and its consumers could not reject): name another queue"
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -178,7 +258,9 @@ pub struct QueueOptions {
     /// What happens to a group when one of its messages fails. Default `Block`.
     pub group_failure: Option<GroupFailurePolicy>,
     /// For a dead-letter queue: dead letters older than this are dropped. Default: kept.
-    /// (Retention by count: `max_messages` with [`OverflowPolicy::DropOldest`].)
+    /// (Retention by count: `max_messages`/`max_bytes` with [`OverflowPolicy::DropOldest`],
+    /// which discards the oldest dead letters, counted `discarded`; a dead-letter queue with
+    /// limits and another overflow policy is `InvalidArgument` at declaration.)
     pub retention: Option<Duration>,
     /// How many messages a consumer of this queue (the plain `receive` of the queue included)
     /// takes at once with one durable delivery-count record, to hand them out one by one (JMS

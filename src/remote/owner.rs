@@ -22,7 +22,11 @@ fn recover(dir: &Path, options: &StoreOptions) -> Result<(Io, State, RecoveryRep
         Box::new(move || c.now_ms()) as Box<dyn Fn() -> u64 + Send>
     };
     let vfs = &options.vfs;
-    let found = match checkpoint::read(vfs, dir) {
+    let read = checkpoint::read(vfs, dir);
+    if let Some(lost) = all_segments_lost(vfs, dir, &read)? {
+        return recover_lost(dir, options, lost, now_ms());
+    }
+    let found = match read {
         Ok(None) => None,
         // A repair changes the journal under the checkpoint: it replays everything.
         _ if options.repair => Some(Err("the store is opened with repair".to_string())),
@@ -104,6 +108,138 @@ fn recover(dir: &Path, options: &StoreOptions) -> Result<(Io, State, RecoveryRep
     Ok((io, state, report))
 }
 
+/// Every journal segment of a store that had some: which ones, when its checkpoint says so.
+struct Lost {
+    /// The first and last segment the checkpoint covers (`None`: no readable checkpoint).
+    range: Option<(u64, u64)>,
+    /// What tells that the directory held a store.
+    evidence: String,
+    /// Whether a `CHECKPOINT` is there (readable or not): it describes the lost journal.
+    checkpoint: bool,
+}
+
+/// `Some` when `dir` holds no journal segment file while its `CHECKPOINT` or `STORE_ID` is
+/// there: a store whose every segment was deleted (`rm *.seg`, a restore that copied only the
+/// small files), not a new one (review r5 #8). A new store gets its first segment before its
+/// `STORE_ID` (see [`Owner::open`]), and compaction never removes the tail, so no clean
+/// history leaves these files without a segment.
+fn all_segments_lost(
+    vfs: &Arc<dyn crate::io::Vfs>,
+    dir: &Path,
+    read: &std::result::Result<Option<checkpoint::Checkpoint>, String>,
+) -> Result<Option<Lost>> {
+    let names = vfs
+        .list(dir)
+        .map_err(|e| Error::io(format!("listing {}", dir.display()), &e))?;
+    if names
+        .iter()
+        .any(|n| crate::journal::parse_segment_name(n).is_some())
+    {
+        return Ok(None);
+    }
+    let lost = match read {
+        Ok(Some(c)) => {
+            let segs = &c.position().segments;
+            let range = segs.first().zip(segs.last()).map(|(a, b)| (a.n, b.n));
+            Lost {
+                range,
+                evidence: match range {
+                    Some((a, b)) => format!(
+                        "its CHECKPOINT covers {}..{}",
+                        crate::journal::segment_name(a),
+                        crate::journal::segment_name(b)
+                    ),
+                    None => "its CHECKPOINT is there".into(),
+                },
+                checkpoint: true,
+            }
+        }
+        Err(why) => Lost {
+            range: None,
+            evidence: format!("its CHECKPOINT is there (unreadable: {why})"),
+            checkpoint: true,
+        },
+        Ok(None) if names.iter().any(|n| n == crate::store::identity::FILE) => Lost {
+            range: None,
+            evidence: "its STORE_ID is there (no checkpoint says which segments it had)".into(),
+            checkpoint: false,
+        },
+        Ok(None) => return Ok(None),
+    };
+    Ok(Some(lost))
+}
+
+/// A store whose every segment is gone: `Corrupt` naming them, or (repair) a new, empty journal
+/// numbered after the lost segments, each lost one reported in `missing` (`frames_lost` 0: a
+/// missing file's frame count is not recorded). The store keeps its identity.
+fn recover_lost(
+    dir: &Path,
+    options: &StoreOptions,
+    lost: Lost,
+    now_ms: Box<dyn Fn() -> u64 + Send>,
+) -> Result<(Io, State, RecoveryReport)> {
+    use crate::journal::{missing::missing_file_msg, segment_name, Missing};
+    let what = missing_file_msg(&format!(
+        "every journal segment is gone, yet the directory held a store: {}",
+        lost.evidence
+    ));
+    let (first, last) = match lost.range {
+        Some((a, b)) => (segment_name(a), Some(segment_name(b))),
+        None => ("*.seg".to_string(), None),
+    };
+    if !options.repair {
+        let files = match &last {
+            Some(l) if *l != first => format!("{first}..{l}"),
+            _ => first,
+        };
+        return Err(Error::corrupt(
+            &files,
+            0,
+            &format!("{what}; open with repair to accept the loss and start it empty"),
+        ));
+    }
+    let mut report = RecoveryReport {
+        checkpoint_ignored: lost
+            .checkpoint
+            .then(|| "every segment of the journal it covers is missing".into()),
+        ..RecoveryReport::default()
+    };
+    let after = match lost.range {
+        Some((a, b)) => {
+            report.missing.extend((a..=b).map(|n| Missing {
+                file: segment_name(n),
+                what: what.clone(),
+                frames_lost: 0,
+            }));
+            b
+        }
+        None => {
+            report.missing.push(Missing {
+                file: first,
+                what,
+                frames_lost: 0,
+            });
+            0
+        }
+    };
+    let journal = Journal::open_after_loss(
+        options.vfs.clone(),
+        dir,
+        options.segment_bytes,
+        now_ms,
+        after,
+    )?;
+    let io = Io::new(journal);
+    let state = Rebuild::default().into_state(
+        options,
+        io.segments(),
+        options.clock.now_ms(),
+        &mut report.lost_queues,
+    )?;
+    checkpoint::remove(&options.vfs, dir);
+    Ok((io, state, report))
+}
+
 /// An open store owned by this process, with its server.
 pub(crate) struct Owner {
     pub(crate) engine: Engine,
@@ -126,7 +262,15 @@ impl Owner {
         let clock = options.clock.clone();
         // Checked under the lock: no journal segment yet means this open creates the store.
         let created = !crate::store::holds_store(dir)?;
-        let (io, state, report) = recover(dir, &options)?;
+        let (mut io, state, report) = recover(dir, &options)?;
+        // Taken under the lock: from now on every write checks that the directory and the
+        // `LOCK` file are still these (a moved directory or a deleted lock poisons the store).
+        if let Some(lock_key) = lock.key() {
+            io.set_home(crate::journal::Home {
+                dir: dir_identity(dir)?,
+                lock: lock_key,
+            });
+        }
         let id = crate::store::identity::ensure(dir, created)?;
         let files = io.files();
         let engine = Engine::new(state, io, files, options);

@@ -38,6 +38,15 @@ impl DirLock {
         })
     }
 
+    /// `(device, inode)` of the locked `LOCK` file (`None` once released).
+    pub fn key(&self) -> Option<(u64, u64)> {
+        self.file
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|h| h.key)
+    }
+
     /// Releases the lock (idempotent) and lets an open of this directory waiting for it in.
     pub fn release(&self) {
         self.file.lock().unwrap_or_else(|e| e.into_inner()).take();
@@ -146,6 +155,21 @@ pub(crate) fn lock_file(dir: &Path, create: bool) -> Result<Option<HeldLock>> {
     let not_writable = |e: &std::io::Error| {
         e.kind() == std::io::ErrorKind::PermissionDenied || e.raw_os_error() == Some(libc::EROFS)
     };
+    if create && std::fs::symlink_metadata(&path).is_err() && owner_answers(dir) {
+        // No `LOCK`, yet an owner serves the store: its lock file was deleted under it (tmp
+        // cleaning, a user tidying up). A lock on a new `LOCK` file would make this process a
+        // second owner writing the same segments; it is refused like any held lock (an
+        // `open_as="any"` open then connects to that owner as its client).
+        return Err(Error::new(
+            ErrorKind::Locked,
+            format!(
+                "store {} is owned by a live process (its {} answers) although its LOCK file is \
+                 missing: not taking it over",
+                dir.display(),
+                crate::remote::SOCKET_NAME
+            ),
+        ));
+    }
     let (f, shared) = match open(true) {
         Ok(f) => (f, false),
         Err(e) if !create && e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -180,6 +204,12 @@ pub(crate) fn lock_file(dir: &Path, create: bool) -> Result<Option<HeldLock>> {
     }
     reg.push(key);
     Ok(Some(HeldLock { file: Some(f), key }))
+}
+
+/// Whether a process listens on the store's `owner.sock` (a stale socket of a dead owner
+/// refuses the connection).
+fn owner_answers(dir: &Path) -> bool {
+    crate::remote::connect_socket(dir).is_ok()
 }
 
 fn lock_dir(dir: &Path) -> Result<HeldLock> {

@@ -52,8 +52,8 @@ impl std::fmt::Debug for Store {
 
 /// Creates the store directory if needed and allowed, and resolves it. The directory is the
 /// user's: only one mqlite creates gets a mode (0700, as the store may hold private data); an
-/// existing one is not changed. With `create` false, a directory that holds no store (no
-/// journal segment) is `NotFound`, and it is left as it was.
+/// existing one is not changed. With `create` false, a directory that holds no store (see
+/// [`holds_store`]) is `NotFound`, and it is left as it was.
 fn prepare_dir(dir: &Path, create: bool) -> Result<PathBuf> {
     if !dir.exists() {
         if !create {
@@ -90,13 +90,18 @@ fn prepare_dir(dir: &Path, create: bool) -> Result<PathBuf> {
     Ok(dir)
 }
 
-/// Whether `dir` holds a store: a journal segment (`*.seg`).
+/// Whether `dir` holds a store: a journal segment (`*.seg`), or the `STORE_ID` or
+/// `CHECKPOINT` of a store whose segments were all deleted — recovery then reports them
+/// missing (`Corrupt`, or a repair's `missing`) instead of this open making a new, empty store
+/// over the old one's files (review r5 #8).
 pub(crate) fn holds_store(dir: &Path) -> Result<bool> {
     let entries =
         std::fs::read_dir(dir).map_err(|e| Error::io(format!("reading {}", dir.display()), &e))?;
-    Ok(entries
-        .flatten()
-        .any(|e| e.file_name().to_string_lossy().ends_with(".seg")))
+    Ok(entries.flatten().any(|e| {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        name.ends_with(".seg") || name == identity::FILE || name == crate::engine::checkpoint::FILE
+    }))
 }
 
 impl Store {

@@ -57,6 +57,30 @@ static void test_max_redeliveries(const char *dir) {
     OK(mqlite_delivery_ack(d, ERR));
     mqlite_delivery_free(d);
 
+    /* Review r5 #11: a nack refused for its reason (over 32 KiB) leaves the delivery held and
+     * unsettled (it used to settle it, as a reject refused the same way did not): the same
+     * handle still settles it. */
+    {
+        size_t n = 32 * 1024 + 1;
+        char *long_reason = malloc(n);
+        CHECK(long_reason != NULL);
+        memset(long_reason, 'r', n);
+        OK(mqlite_queue_send_bytes(q, (const uint8_t *)"held", 4, &id, ERR));
+        OK(mqlite_queue_receive(q, 0, &d, ERR));
+        mqlite_stats before, st;
+        OK(mqlite_queue_stats(q, &before, ERR));
+        CHECK_STATUS(MQLITE_INVALID_ARGUMENT, mqlite_delivery_nack(d, long_reason, n, ERR));
+        CHECK_STATUS(MQLITE_INVALID_ARGUMENT,
+                     mqlite_delivery_nack_with_delay(d, long_reason, n, 10, ERR));
+        CHECK_STATUS(MQLITE_INVALID_ARGUMENT, mqlite_delivery_reject(d, long_reason, n, ERR));
+        OK(mqlite_queue_stats(q, &st, ERR));
+        CHECK(st.in_flight == 1 && st.redelivered == before.redelivered &&
+              st.dead_lettered == before.dead_lettered);
+        OK(mqlite_delivery_ack(d, ERR));
+        mqlite_delivery_free(d);
+        free(long_reason);
+    }
+
     /* reject: straight to the DLQ */
     OK(mqlite_queue_send_bytes(q, (const uint8_t *)"bad", 3, &id, ERR));
     OK(mqlite_queue_receive(q, 0, &d, ERR));

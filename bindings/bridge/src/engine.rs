@@ -453,7 +453,10 @@ async fn refused(
     } else {
         warn!(route = %route, id = %d.id(), "{what}: {text}");
         stats.error(text.clone());
-        blocking(move || d.nack(&text)).await.map(|_| false)
+        // The broker's error text can be any length: cut, not refused (review r5 #11).
+        blocking(move || d.nack(&mqlite::truncate_reason(&text)))
+            .await
+            .map(|_| false)
     }
 }
 

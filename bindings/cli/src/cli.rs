@@ -348,11 +348,13 @@ pub struct Settle {
     /// Acknowledge: the message is removed (the default)
     #[arg(long, group = "settle")]
     pub ack: bool,
-    /// Count a failed delivery with this reason: redelivered after the redelivery delay
-    #[arg(long, value_name = "REASON", group = "settle")]
+    /// Count a failed delivery with this reason (at most 32 KiB): redelivered after the
+    /// redelivery delay
+    #[arg(long, value_name = "REASON", group = "settle", value_parser = reason)]
     pub nack: Option<String>,
-    /// Dead-letter it at once with this reason (not from a dead-letter queue: status 2)
-    #[arg(long, value_name = "REASON", group = "settle")]
+    /// Dead-letter it at once with this reason (at most 32 KiB; not from a dead-letter queue:
+    /// status 2)
+    #[arg(long, value_name = "REASON", group = "settle", value_parser = reason)]
     pub reject: Option<String>,
     /// Give it back without counting a failure
     #[arg(long, group = "settle")]
@@ -533,6 +535,20 @@ pub struct RepairArgs {
 }
 
 /// A count of at least 1 (`--limit 0` would ask for nothing and is refused as a mistake).
+/// A `--nack`/`--reject` reason: refused at parsing when over `mqlite::MAX_REASON_BYTES`, before
+/// any message is received (a refused settle would drop each delivery as a failure; review
+/// r5 #11).
+fn reason(s: &str) -> Result<String, String> {
+    if s.len() > mqlite::MAX_REASON_BYTES {
+        return Err(format!(
+            "a reason of {} bytes is over the limit of {} bytes",
+            s.len(),
+            mqlite::MAX_REASON_BYTES
+        ));
+    }
+    Ok(s.to_string())
+}
+
 fn at_least_one() -> clap::builder::RangedU64ValueParser<usize> {
     clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
 }

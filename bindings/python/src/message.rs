@@ -153,6 +153,15 @@ impl Message {
         })
     }
 
+    /// Puts a delivery taken for a settle back when the settle was refused before anything
+    /// changed (`InvalidArgument`: a dead letter's reject, a reason over `MAX_REASON_BYTES`):
+    /// still held, settleable through this object, whichever settle it was (review r5 #11).
+    fn keep_if_refused(&self, d: Delivery, r: &mqlite::Result<()>) {
+        if matches!(r, Err(e) if e.kind() == ErrorKind::InvalidArgument) {
+            *self.delivery.lock().unwrap_or_else(|e| e.into_inner()) = Some(d);
+        }
+    }
+
     pub(crate) fn queue_name(&self) -> &str {
         &self.queue
     }
@@ -261,7 +270,9 @@ impl Message {
 
     /// For a browsed copy, where it was in its queue: ``"ready"``, ``"delayed"`` (waiting for
     /// its delivery time), ``"redelivery_wait"`` (waiting out a redelivery delay after a
-    /// failed delivery) or ``"in_flight"`` (delivered, not yet settled); None for a delivery.
+    /// failed delivery), ``"in_flight"`` (delivered, not yet settled) or ``"prefetched"``
+    /// (taken by a consumer's prefetch, not handed out yet: the queue's ``prefetched`` stat);
+    /// None for a delivery.
     #[getter]
     fn state(&self) -> Option<&'static str> {
         self.state
@@ -326,17 +337,24 @@ impl Message {
     }
 
     /// A failed delivery: the queue's redelivery policy decides when it comes back, or sends it
-    /// to the dead-letter queue. ``reason`` is kept as the last failure text. ``delay``
-    /// (seconds or timedelta) overrides the policy's delay for this redelivery.
+    /// to the dead-letter queue. ``reason`` is kept as the last failure text: at most
+    /// 32 KiB (32768 bytes) of UTF-8, a longer one is ``InvalidArgument`` and the
+    /// message stays held and unsettled. ``delay`` (seconds or timedelta) overrides the policy's
+    /// delay for this redelivery.
     #[pyo3(signature = (reason = "", *, delay = None))]
     fn nack(&self, py: Python<'_>, reason: &str, delay: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
         let delay: Option<Duration> = opt_duration(delay, "delay")?;
-        let d = self.take()?;
+        let mut d = self.take()?;
         let reason = reason.to_string();
-        mq(py.detach(move || match delay {
-            Some(t) => d.nack_with_delay(&reason, t),
-            None => d.nack(&reason),
-        }))
+        let (d, r) = py.detach(move || {
+            let r = match delay {
+                Some(t) => d.try_nack_with_delay(&reason, t),
+                None => d.try_nack(&reason),
+            };
+            (d, r)
+        });
+        self.keep_if_refused(d, &r);
+        mq(r)
     }
 
     /// Poison: straight to the dead-letter queue with reason ``"rejected"``. A message of a
@@ -351,10 +369,7 @@ impl Message {
             let r = d.try_reject(&reason);
             (d, r)
         });
-        if matches!(&r, Err(e) if e.kind() == ErrorKind::InvalidArgument) {
-            // Refused before anything changed: still held, settleable through this object.
-            *self.delivery.lock().unwrap_or_else(|e| e.into_inner()) = Some(d);
-        }
+        self.keep_if_refused(d, &r);
         mq(r)
     }
 
@@ -369,7 +384,9 @@ impl Message {
     }
 
     /// Acks on a clean exit; nacks with ``"<ExceptionType>: <text>"`` on an exception (which
-    /// propagates). Does nothing if the body already settled the message.
+    /// propagates, unchanged). The text is cut to 32 KiB (32768 bytes) on a character
+    /// boundary, ending in "…", when longer. Does nothing if the body already settled the
+    /// message.
     #[pyo3(signature = (exc_type = None, exc = None, _tb = None))]
     fn __exit__(
         &self,
@@ -389,12 +406,7 @@ impl Message {
                     .transpose()?
                     .unwrap_or_default();
                 let name = t.name()?.to_string();
-                let reason = if text.is_empty() {
-                    name
-                } else {
-                    format!("{name}: {text}")
-                };
-                self.nack(py, &reason, None)?;
+                self.nack(py, &reason_text(&name, &text), None)?;
             }
         }
         Ok(false)
@@ -417,11 +429,14 @@ impl Message {
     }
 }
 
-/// The failure text of an exception: ``"ExcType: text"`` (just the type when the text is empty).
+/// The failure text of an exception: ``"ExcType: text"`` (just the type when the text is empty),
+/// cut to `MAX_REASON_BYTES` by `mqlite::truncate_reason`: the library composes it, so a long
+/// exception text must not turn the failure into `InvalidArgument` (review r5 #11).
 pub(crate) fn reason_text(type_name: &str, text: &str) -> String {
-    if text.is_empty() {
+    let full = if text.is_empty() {
         type_name.to_string()
     } else {
         format!("{type_name}: {text}")
-    }
+    };
+    mqlite::truncate_reason(&full).into_owned()
 }

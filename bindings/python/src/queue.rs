@@ -405,9 +405,10 @@ impl Queue {
 
     /// Up to ``max`` messages the queue holds (all if None), without consuming them: every
     /// message whatever its state, each with :attr:`Message.state` (``"ready"``,
-    /// ``"delayed"``, ``"redelivery_wait"``, ``"in_flight"``) and its true
+    /// ``"delayed"``, ``"redelivery_wait"``, ``"in_flight"``, ``"prefetched"``) and its true
     /// :attr:`Message.delivery_count`; ready ones first in delivery order, then delayed and
-    /// redelivery-waiting ones by due time, then those in flight. ``ready_only=True`` lists only
+    /// redelivery-waiting ones by due time, then those prefetched, then those in flight (a
+    /// browse leaves prefetched messages in their consumer's buffer). ``ready_only=True`` lists only
     /// the ready messages (what a receive could take now). Messages of a dead-letter queue
     /// carry :attr:`Message.dead_letter`.
     #[pyo3(signature = (max = None, *, ready_only = false))]

@@ -448,3 +448,75 @@ def test_a_non_integer_option_is_a_type_error_naming_it(store: mqlite.Store) -> 
         store.queue("q", max_messages=1.5)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="priority must be an int"):
         store.queue("q").send(b"x", priority="high")  # type: ignore[arg-type]
+
+
+MAX_REASON = 32 * 1024
+
+
+def _failing_queue(store: mqlite.Store) -> mqlite.Queue:
+    return store.queue("q", redelivery=mqlite.RedeliveryPolicy(max_redeliveries=0))
+
+
+def test_with_block_keeps_the_handlers_own_exception_and_cuts_a_long_reason(store: mqlite.Store) -> None:
+    # Review r5 #11: the "ExcType: text" reason is the library's, so a long exception text is cut
+    # to 32 KiB (on a character boundary, ending in "…") instead of raising InvalidArgument in
+    # place of the handler's own exception.
+    q = _failing_queue(store)
+    q.send(b"x")
+    m = q.receive(timeout=0)
+    assert m is not None
+    with pytest.raises(ValueError) as e:
+        with m:
+            raise ValueError("é" * 40000)
+    assert e.value.__context__ is None
+    assert m.settled
+    [dead] = store.queue("DLQ").browse()
+    assert dead.dead_letter is not None
+    reason = dead.dead_letter.last_failure
+    assert reason.startswith("ValueError: éé") and reason.endswith("…"), reason[:40]
+    assert MAX_REASON - 4 <= len(reason.encode()) <= MAX_REASON
+
+
+def test_a_listener_exception_with_a_long_text_is_cut_not_replaced(store: mqlite.Store) -> None:
+    import threading
+
+    q = _failing_queue(store)
+    seen = threading.Event()
+
+    def handler(m: mqlite.Message) -> None:
+        seen.set()
+        raise KeyError("k" * 40000)
+
+    with q.listen(handler):
+        q.send(b"x")
+        assert seen.wait(10)
+    [dead] = store.queue("DLQ").browse()
+    assert dead.dead_letter is not None
+    reason = dead.dead_letter.last_failure
+    assert reason.startswith("KeyError: 'kkk"), reason[:40]
+    assert len(reason.encode()) == MAX_REASON
+
+
+@pytest.mark.parametrize("settle", ["nack", "nack_delay", "reject"])
+def test_a_settle_refused_for_a_long_reason_leaves_the_message_held(store: mqlite.Store, settle: str) -> None:
+    # A reason the caller gave is refused, not cut — and the refusal changes nothing: the message
+    # is still held and unsettled (nack used to settle it while reject kept it).
+    q = store.queue("q")
+    q.send(b"x")
+    m = q.receive(timeout=0)
+    assert m is not None
+    long = "r" * (MAX_REASON + 1)
+    with pytest.raises(mqlite.InvalidArgument, match="over the limit"):
+        if settle == "nack":
+            m.nack(long)
+        elif settle == "nack_delay":
+            m.nack(long, delay=1)
+        else:
+            m.reject(long)
+    assert not m.settled
+    st = q.stats()
+    assert (st["in_flight"], st["redelivered"], st["dead_lettered"]) == (1, 0, 0)
+    m.nack("short")
+    assert m.settled
+    st = q.stats()
+    assert (st["in_flight"], st["delayed"], st["messages"]) == (0, 1, 1)

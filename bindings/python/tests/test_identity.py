@@ -10,7 +10,9 @@ import mqlite
 def test_id_kept_through_dead_letter_and_replay_across_reopen(store_dir: Path) -> None:
     policy = mqlite.RedeliveryPolicy(max_redeliveries=0)
     with mqlite.open(store_dir) as s:
-        q = s.queue("orders", redelivery=policy)
+        # Prefetch 1 keeps the strict order (semantics: a prefetched message is handed out
+        # before one replayed later), which the receives below rely on.
+        q = s.queue("orders", redelivery=policy, prefetch=1)
         poison = q.send(b"poison")
         fine = q.send(b"fine")
         # Once rejected, once by exhausting its redeliveries (a failed delivery).
