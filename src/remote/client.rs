@@ -1531,6 +1531,14 @@ mod tests {
     use super::*;
     use crate::engine::QueueId;
 
+    /// A delivery as a settle names it on the wire.
+    const WIRE_REF: WireRef = WireRef {
+        queue: 1,
+        id: 2,
+        tag: 3,
+        consumer: 4,
+    };
+
     fn pending(req: Request) -> Pending {
         Pending {
             req,
@@ -1594,12 +1602,7 @@ mod tests {
     fn a_settle_a_cleanly_closed_owner_did_not_answer_is_settled_again() {
         let now = Instant::now();
         let none = HashMap::new();
-        let wref = WireRef {
-            queue: 1,
-            id: 2,
-            tag: 3,
-            consumer: 4,
-        };
+        let wref = WIRE_REF;
         let settles = [
             Request::Settle {
                 delivery: wref,
@@ -1636,12 +1639,7 @@ mod tests {
     fn a_settle_never_written_had_no_effect() {
         let now = Instant::now();
         let none = HashMap::new();
-        let wref = WireRef {
-            queue: 1,
-            id: 2,
-            tag: 3,
-            consumer: 4,
-        };
+        let wref = WIRE_REF;
         let unsent = |req| Pending {
             sent: false,
             ..pending(req)
