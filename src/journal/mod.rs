@@ -113,6 +113,8 @@ pub struct Journal {
     /// What the store's directory and lock file were when its owner opened it (`None`: a
     /// read-only scan, which writes nothing). See [`Journal::check_home`].
     home: Option<Home>,
+    /// `dir/LOCK`, made once: [`Journal::check_home`] runs before every write batch.
+    lock_path: PathBuf,
 }
 
 /// `(device, inode)` of the store directory and of its locked `LOCK` file, taken under the lock.
@@ -200,6 +202,7 @@ impl Journal {
             now_ms,
             crcs: BTreeMap::new(),
             home: None,
+            lock_path: PathBuf::new(),
         }
     }
 
@@ -207,11 +210,15 @@ impl Journal {
     /// [`Journal::check_home`]).
     pub(crate) fn set_home(&mut self, home: Home) {
         self.home = Some(home);
+        self.lock_path = self.dir.join("LOCK");
     }
 
     /// `Ok` while the store's path still names the directory it was opened in and its `LOCK`
-    /// path still names the file whose lock this process holds. Checked before each write,
-    /// after each fdatasync, before a new segment or checkpoint is created by name.
+    /// path still names the file whose lock this process holds. Checked before each write
+    /// batch and before a new segment or checkpoint is created by name: one `lstat` per batch
+    /// (not also after each fdatasync: the window between a batch's write and its sync is
+    /// covered by the next batch's check, which fails the store before anything more is
+    /// written).
     ///
     /// Why: the lock and new files are reached by name, the open files by descriptor. A
     /// directory moved away (`mv store store.old && mkdir store`) would get new segments in
@@ -229,6 +236,12 @@ impl Journal {
                 .ok()
                 .map(|m| (m.dev(), m.ino()))
         };
+        // One `lstat` per batch on the way that works: `dir/LOCK` resolves through the
+        // directory's path, so a directory moved or replaced changes it too (a LOCK missing
+        // or another file). Only when it differs is the directory looked at, to say which.
+        if key(&self.lock_path) == Some(home.lock) {
+            return Ok(());
+        }
         if key(&self.dir) != Some(home.dir) {
             return Err(Error::new(
                 crate::error::ErrorKind::Io,
@@ -241,19 +254,15 @@ impl Journal {
                 ),
             ));
         }
-        let lock = self.dir.join("LOCK");
-        if key(&lock) != Some(home.lock) {
-            return Err(Error::new(
-                crate::error::ErrorKind::Io,
-                format!(
-                    "the store's lock file {} was deleted or replaced while the store was open: \
-                     another process may take the store over, so nothing more is written or \
-                     acknowledged; close the store and open it again",
-                    lock.display()
-                ),
-            ));
-        }
-        Ok(())
+        Err(Error::new(
+            crate::error::ErrorKind::Io,
+            format!(
+                "the store's lock file {} was deleted or replaced while the store was open: \
+                 another process may take the store over, so nothing more is written or \
+                 acknowledged; close the store and open it again",
+                self.lock_path.display()
+            ),
+        ))
     }
 
     /// What every open does once the journal's segments are known: the tail's capacity, a

@@ -310,8 +310,6 @@ impl Journal {
                 ),
             ));
         }
-        // Moved or unlocked between the write and the sync: not acknowledged either.
-        self.check_home()?;
         self.tail_dirty = false;
         self.synced_seq = self.next_seq - 1;
         Ok(())
