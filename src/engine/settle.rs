@@ -439,32 +439,21 @@ impl State {
     /// letter is handed out (or still being written in this batch), it is stored over the
     /// limit, and the next dead letter makes room again.
     fn make_room_for_dead_letter(&mut self, dlq: u32, payload: u64, now: u64) -> Result<()> {
-        loop {
-            let q = &self.queues[dlq as usize];
-            if q.room_for(1, payload) {
+        while !self.queues[dlq as usize].room_for(1, payload) {
+            let Some(id) = self.hold_oldest_not_handed_out(dlq, now) else {
                 return Ok(());
-            }
-            let waiting = q.ordered_waiting().into_iter().map(|e| e.id).min();
-            if let Some(p) = self.oldest_prefetched(dlq) {
-                if waiting.is_none_or(|w| p < w) {
-                    self.unbuffer_one(dlq, p, now);
-                }
-            }
-            let q = &mut self.queues[dlq as usize];
-            let oldest = q.ordered_waiting().into_iter().min_by_key(|e| e.id);
-            let Some(e) = oldest else { return Ok(()) };
-            let e = q.remove_waiting(e.id, e.priority).expect("listed");
-            q.hold(e);
-            q.counters.discarded += 1;
-            self.drop_inflight(dlq, e.id, why::DISCARD)?;
+            };
+            self.queues[dlq as usize].counters.discarded += 1;
+            self.drop_inflight(dlq, id, why::DISCARD)?;
         }
+        Ok(())
     }
 
-    /// Makes room in a full queue with `drop_oldest`: dead-letters its oldest message that is
-    /// not handed out — waiting, or only prefetched by a consumer (taken back from its buffer
-    /// first: nobody holds it, as work stealing shows). `false`: none (every message is handed
-    /// out or not yet due).
-    pub fn drop_oldest(&mut self, qid: u32, now: u64, store: &StoreOptions) -> Result<bool> {
+    /// Takes the oldest message of queue `qid` that is not handed out — waiting, or only
+    /// prefetched by a consumer (taken back from its buffer first: nobody holds it, as work
+    /// stealing shows) — out of the waiting ones and holds it, for the caller to drop or
+    /// dead-letter. Its id, or `None` when every message is handed out or not yet due.
+    fn hold_oldest_not_handed_out(&mut self, qid: u32, now: u64) -> Option<u64> {
         let waiting = self.queues[qid as usize]
             .ordered_waiting()
             .into_iter()
@@ -476,11 +465,21 @@ impl State {
             }
         }
         let q = &mut self.queues[qid as usize];
-        let oldest = q.ordered_waiting().into_iter().min_by_key(|e| e.id);
-        let Some(e) = oldest else { return Ok(false) };
-        let e = q.remove_waiting(e.id, e.priority).expect("listed");
+        let oldest = q.ordered_waiting().into_iter().min_by_key(|e| e.id)?;
+        let e = q.remove_waiting(oldest.id, oldest.priority)?;
         q.hold(e);
-        self.dead_letter(qid, e.id, DeadLetterReason::Overflow, "", now, store)?;
+        Some(oldest.id)
+    }
+
+    /// Makes room in a full queue with `drop_oldest`: dead-letters its oldest message that is
+    /// not handed out — waiting, or only prefetched by a consumer (taken back from its buffer
+    /// first: nobody holds it, as work stealing shows). `false`: none (every message is handed
+    /// out or not yet due).
+    pub fn drop_oldest(&mut self, qid: u32, now: u64, store: &StoreOptions) -> Result<bool> {
+        let Some(id) = self.hold_oldest_not_handed_out(qid, now) else {
+            return Ok(false);
+        };
+        self.dead_letter(qid, id, DeadLetterReason::Overflow, "", now, store)?;
         Ok(true)
     }
 }
