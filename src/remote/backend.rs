@@ -583,15 +583,11 @@ impl Backend {
                     }
                     Err(e) => Err(e),
                 };
-                // The connection the batch is made for: a delivery of an earlier one goes to
-                // the current owner as handed over, one each (the connection may be replaced
-                // while the batch is made: each is checked again).
+                // The connection the batch is made for: a delivery of an earlier one (`wire`
+                // refuses it) goes to the current owner as handed over, one each (the
+                // connection may be replaced while the batch is made: each is checked).
                 let epoch = self.client().epoch();
                 for d in ds {
-                    if d.origin != epoch && self.handed_over(d) {
-                        ack_handed_over(d, &mut lost)?;
-                        continue;
-                    }
                     match self.wire(d) {
                         Ok(w) if d.origin == epoch => {
                             deliveries.push(w);

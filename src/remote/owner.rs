@@ -320,9 +320,7 @@ impl Owner {
     /// engine flushes and completes every callback; then the connections close (clients
     /// reconnect to the next owner and resend what was not answered) and the lock is released.
     pub(crate) fn close(&self) -> Result<()> {
-        if let Some(s) = &self.server {
-            s.begin_stop();
-        }
+        self.stop_reading_requests();
         let r = if self.engine.begin_close()? {
             Ok(())
         } else {
@@ -345,9 +343,8 @@ impl Owner {
         r
     }
 
-    /// Stops reading the clients' requests, as the first step of [`Owner::close`] does (tests
-    /// of what a client sees in between).
-    #[cfg(test)]
+    /// Stops reading the clients' requests: the first step of [`Owner::close`] (on its own, in
+    /// tests of what a client sees in between).
     pub(crate) fn stop_reading_requests(&self) {
         if let Some(s) = &self.server {
             s.begin_stop();
