@@ -238,7 +238,10 @@ pub struct QueueOptions {
     pub max_messages: Option<u64>,
     /// Most body bytes held (bodies and the headers their senders set: properties, correlation
     /// id, group, dedup key; not the fixed per-record header); `None` = unbounded. A single
-    /// message larger than the limit is still accepted into an empty queue.
+    /// message larger than the limit is still accepted into an empty queue. A message sent
+    /// from a client process without a dedup key of its own carries its automatic resend key
+    /// (at most 36 bytes, SPEC §10) as its dedup key, and it counts as one: the bytes the store
+    /// really holds, on disk and in memory.
     pub max_bytes: Option<u64>,
     /// What a send (a batch, an async send, a transaction's send) does at the limit. Default
     /// [`OverflowPolicy::Reject`].
