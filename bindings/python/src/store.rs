@@ -346,7 +346,7 @@ impl ManualClock {
     #[pyo3(signature = (start = None))]
     fn new(start: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
         let ms = match start {
-            Some(s) if !s.is_none() => crate::convert::time_ms(s, "start")?,
+            Some(s) if !s.is_none() => crate::convert::time_ms(s, "start", crate::convert::Round::Down)?,
             _ => std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(mqlite::clock::ms_floor)
@@ -367,7 +367,7 @@ impl ManualClock {
 
     /// Sets the clock (seconds since the epoch or a datetime); it may go backwards.
     fn set(&self, py: Python<'_>, when: &Bound<'_, PyAny>) -> PyResult<()> {
-        let ms = crate::convert::time_ms(when, "when")?;
+        let ms = crate::convert::time_ms(when, "when", crate::convert::Round::Down)?;
         let c = self.inner.clone();
         py.detach(move || c.set_ms(ms));
         Ok(())

@@ -235,7 +235,11 @@ def test_recovery_report_names_what_repair_quarantined(store_dir: Path) -> None:
         assert s.queue("__lost_queue_0").stats()["messages"] == 5
 
 
-def test_a_send_callback_waiting_on_another_pending_future_raises_would_deadlock(store: mqlite.Store) -> None:
+@pytest.mark.parametrize("how", ["result", "wait", "as_completed"])
+def test_a_send_callback_waiting_on_another_pending_future_raises_would_deadlock(
+    store: mqlite.Store, how: str
+) -> None:
+    import concurrent.futures
     import threading
 
     q = store.queue("q")
@@ -251,8 +255,14 @@ def test_a_send_callback_waiting_on_another_pending_future_raises_would_deadlock
             if other.done():
                 outcome.append("done already")
             else:
-                # The other future is completed by this very thread: waiting would hang.
-                other.result()
+                # The other future is completed by this very thread: waiting would hang, by
+                # result() or by the stdlib's waiters (r5 #12).
+                if how == "result":
+                    other.result()
+                elif how == "wait":
+                    concurrent.futures.wait([other])
+                else:
+                    list(concurrent.futures.as_completed([other]))
                 outcome.append("returned")
         except BaseException as e:  # noqa: BLE001 - recorded for the assertion
             outcome.append(e)
