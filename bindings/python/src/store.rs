@@ -346,7 +346,9 @@ impl ManualClock {
     #[pyo3(signature = (start = None))]
     fn new(start: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
         let ms = match start {
-            Some(s) if !s.is_none() => crate::convert::time_ms(s, "start", crate::convert::Round::Down)?,
+            Some(s) if !s.is_none() => {
+                crate::convert::time_ms(s, "start", crate::convert::Round::Down)?
+            }
             _ => std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(mqlite::clock::ms_floor)
