@@ -372,7 +372,8 @@ pub struct StoreOptions {
     /// ([`OpenAs::Any`], the default), owner only, or client only.
     pub open_as: OpenAs,
     /// How long a client waits for an owner to serve: at open, and after its owner went away
-    /// (while another process takes over and recovers). Default 30 s; then `OwnerLost`.
+    /// (while another process takes over and recovers). Default 30 s; then `OwnerLost`. At
+    /// least [`MIN_CONNECT_TIMEOUT_MS`] (10 ms), else `InvalidArgument`.
     pub connect_timeout: Duration,
 }
 
@@ -440,6 +441,14 @@ impl StoreOptions {
                  byte (max_pending_messages {}, max_pending_bytes {}): a zero window would \
                  block every send_async for good",
                 self.max_pending_messages, self.max_pending_bytes
+            )));
+        }
+        if self.connect_timeout < Duration::from_millis(MIN_CONNECT_TIMEOUT_MS) {
+            return Err(Error::invalid(format!(
+                "connect_timeout {:?} is below the minimum of {MIN_CONNECT_TIMEOUT_MS} ms: a client \
+                 could never hear a healthy owner, whose answer may wait for a group commit's \
+                 fdatasync",
+                self.connect_timeout
             )));
         }
         self.redelivery.validate()?;

@@ -411,8 +411,9 @@ fn durability(name: &str, max_delay: Option<&Bound<'_, PyAny>>) -> PyResult<Dura
 /// and serves the others over ``owner.sock`` in the directory); the others become its
 /// *clients*, with the same API (:meth:`Store.role`). ``open_as``: ``"any"`` (the default),
 /// ``"owner"`` (raise :class:`Locked` naming the owner's pid rather than be a client) or
-/// ``"client"`` (never own). ``connect_timeout`` (seconds, default 30): how long a client waits
-/// for an owner to serve, at open and while another process takes the store over. The store
+/// ``"client"`` (never own). ``connect_timeout`` (seconds, default 30, at least 0.01, else
+/// :class:`InvalidArgument`): how long a client waits for an owner to serve, at open and while
+/// another process takes the store over. The store
 /// options (durability, redelivery, …) of a client are its owner's; queue options are its own.
 #[pyfunction]
 #[pyo3(signature = (path, *, durability = "sync", max_delay = None, redelivery = None, dead_letter = None,
