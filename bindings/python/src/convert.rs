@@ -141,6 +141,27 @@ pub(crate) fn time_ms(obj: &Bound<'_, PyAny>, what: &str, round: Round) -> PyRes
     })
 }
 
+/// A file system path: `str`, `bytes` (taken as they are, as `os.fsdecode` would give them
+/// back) or an `os.PathLike` of either.
+pub(crate) fn path(obj: &Bound<'_, PyAny>) -> PyResult<std::path::PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    let obj = match obj.hasattr(intern!(obj.py(), "__fspath__"))? {
+        true => obj.call_method0(intern!(obj.py(), "__fspath__"))?,
+        false => obj.clone(),
+    };
+    if let Ok(b) = obj.cast::<PyBytes>() {
+        return Ok(std::ffi::OsStr::from_bytes(b.as_bytes()).into());
+    }
+    obj.extract().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "path must be str, bytes or os.PathLike, not {}",
+            obj.get_type()
+                .name()
+                .map_or_else(|_| "?".to_string(), |n| n.to_string())
+        ))
+    })
+}
+
 /// A message body: `bytes`, `bytearray`, `memoryview` (any buffer), or `str` (encoded UTF-8).
 pub(crate) fn body(obj: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
     if let Ok(b) = obj.cast::<PyBytes>() {

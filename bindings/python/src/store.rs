@@ -203,14 +203,15 @@ impl RedeliveryPolicy {
     fn __repr__(&self) -> String {
         format!(
             "RedeliveryPolicy(max_redeliveries={}, initial_redelivery_delay={}, redelivery_delay={}, \
-             use_exponential_backoff={}, backoff_multiplier={}, maximum_redelivery_delay={:?}, \
+             use_exponential_backoff={}, backoff_multiplier={}, maximum_redelivery_delay={}, \
              use_collision_avoidance={}, backoff={:?})",
             self.max_redeliveries,
             self.initial_redelivery_delay,
             self.redelivery_delay,
             if self.use_exponential_backoff { "True" } else { "False" },
             self.backoff_multiplier,
-            self.maximum_redelivery_delay,
+            self.maximum_redelivery_delay
+                .map_or_else(|| "None".to_string(), |d| d.to_string()),
             if self.use_collision_avoidance { "True" } else { "False" },
             self.backoff
         )
@@ -423,7 +424,7 @@ fn durability(name: &str, max_delay: Option<&Bound<'_, PyAny>>) -> PyResult<Dura
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn open<'py>(
     py: Python<'py>,
-    path: PathBuf,
+    path: &Bound<'_, PyAny>,
     durability: &str,
     max_delay: Option<&Bound<'_, PyAny>>,
     redelivery: Option<&RedeliveryPolicy>,
@@ -440,6 +441,7 @@ pub(crate) fn open<'py>(
     connect_timeout: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Bound<'py, Store>> {
     init_fork_handling();
+    let path = crate::convert::path(path)?;
     let mut o = StoreOptions {
         durability: self::durability(durability, max_delay)?,
         block_when_window_full,
