@@ -938,9 +938,9 @@ fn readable_within(s: &UnixStream, limit: Duration) -> bool {
 
 /// "pid N" of the process holding the store's lock, as its LOCK file says.
 fn lock_holder(dir: &std::path::Path) -> String {
-    match std::fs::read_to_string(dir.join("LOCK")) {
-        Ok(t) if !t.trim().is_empty() => format!("pid {}", t.trim()),
-        _ => "pid unknown".to_string(),
+    match crate::store::lock_holder_pid(dir) {
+        Some(t) => format!("pid {t}"),
+        None => "pid unknown".to_string(),
     }
 }
 

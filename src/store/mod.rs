@@ -5,8 +5,8 @@ pub(crate) mod identity;
 mod lock;
 mod threads;
 
-pub(crate) use lock::DirLock;
 pub(crate) use lock::{lock_file, HeldLock};
+pub(crate) use lock::{lock_holder_pid, DirLock};
 pub(crate) use threads::start as start_threads;
 
 use std::os::unix::fs::DirBuilderExt;
