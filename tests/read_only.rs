@@ -30,8 +30,8 @@ fn read_only() -> StoreOptions {
     }
 }
 
-/// A store with one ready message ("b") in `q`, one dead letter ("a") in `DLQ`, and one
-/// message ("c") in flight when the store was closed without settling it.
+/// A store with two messages in `q` ("b", delayed after a failed delivery, and "c", ready)
+/// and one dead letter ("a") in `DLQ`.
 fn make_store(dir: &Path) {
     let s = Store::open(dir, StoreOptions::default()).unwrap();
     let q = s.queue("q").unwrap();
@@ -41,7 +41,7 @@ fn make_store(dir: &Path) {
     q.receive(NOW).unwrap().unwrap().reject("bad").unwrap();
     let held = q.receive(NOW).unwrap().unwrap();
     assert_eq!(held.body(), b"b");
-    // Given back at close, uncounted: "b" is ready again at the next open.
+    // Dropped unsettled: a failed delivery, "b" waits for its redelivery delay.
     drop(held);
     s.close().unwrap();
 }
@@ -64,7 +64,11 @@ fn a_read_only_open_shows_the_store_refuses_every_change_and_writes_nothing() {
     assert_eq!(s.queue_names(), ["q", "DLQ"]);
     let q = s.queue("q").unwrap();
     let st = q.stats().unwrap();
-    assert_eq!((st.depth, st.in_flight), (2, 0), "{st:?}");
+    assert_eq!(
+        (st.messages, st.depth, st.delayed, st.in_flight),
+        (2, 1, 1, 0),
+        "{st:?}"
+    );
     let stored: Vec<Vec<u8>> = q
         .browse_stored(MessageId(0), 10)
         .unwrap()
@@ -102,7 +106,7 @@ fn a_read_only_open_shows_the_store_refuses_every_change_and_writes_nothing() {
     let e = q.send("x").unwrap_err();
     assert!(e.message().contains("read-only"), "{e}");
     // Nothing changed what it shows.
-    assert_eq!(q.stats().unwrap().depth, 2);
+    assert_eq!(q.stats().unwrap().messages, 2);
     assert_eq!(s.queue_names(), ["q", "DLQ"]);
     s.close().unwrap();
 
@@ -118,7 +122,7 @@ fn a_read_only_open_shows_the_store_refuses_every_change_and_writes_nothing() {
     // An ordinary open afterwards finds the store as it was.
     let s = Store::open(dir.path(), StoreOptions::default()).unwrap();
     let q = s.queue("q").unwrap();
-    assert_eq!(q.stats().unwrap().depth, 2);
+    assert_eq!(q.stats().unwrap().messages, 2);
     s.close().unwrap();
 }
 
@@ -143,7 +147,7 @@ fn a_read_only_open_beside_a_live_owner_names_it_and_leaves_it_alone() {
     // The owner keeps its lock and its store.
     let d = q.receive(NOW).unwrap().unwrap();
     d.ack().unwrap();
-    assert_eq!(q.stats().unwrap().depth, 1);
+    assert_eq!(q.stats().unwrap().messages, 1);
     assert_eq!(
         Store::open(
             dir.path(),
