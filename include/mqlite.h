@@ -133,7 +133,7 @@
 #define MQLITE_MIN_CONNECT_TIMEOUT_MS 10ULL
 
 /**
- * The result of every fallible call. `MQLITE_OK` (0) is success; codes 1–16 are the core's
+ * The result of every fallible call. `MQLITE_OK` (0) is success; codes 1–17 are the core's
  * error kinds with the core's numbers (the same kinds as Rust's `ErrorKind` and Python's
  * exception classes); codes from 100 are argument errors only C can make.
  */
@@ -212,6 +212,10 @@ enum mqlite_status
    * the call's outcome is unknown because the owner died during it.
    */
   MQLITE_OWNER_LOST = 16,
+  /**
+   * The store was opened read-only: the call would change it.
+   */
+  MQLITE_READ_ONLY = 17,
   /**
    * A required pointer argument is NULL.
    */

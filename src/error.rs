@@ -104,6 +104,8 @@ error_kinds! {
     DeliveryLost = 15, "delivery_lost";
     /// A client lost its store's owner process and no owner served again within the connect timeout, or a call's outcome is unknown because the owner died during it.
     OwnerLost = 16, "owner_lost";
+    /// The store was opened read-only (`StoreOptions::read_only`): the call would change it.
+    ReadOnly = 17, "read_only";
 }
 
 /// An mqlite error: a [`ErrorKind`] and a message that names what is concerned.

@@ -180,3 +180,247 @@ impl Vfs for RealFs {
 pub(crate) fn join(dir: &Path, name: &str) -> PathBuf {
     dir.join(name)
 }
+
+/// The file layer of a read-only open (`StoreOptions::read_only`): reads go to the real files
+/// (opened for reading only), writes stay in memory. Recovery and the engine run
+/// unchanged on top of it (a torn tail cut off, a crashed delivery's failure recorded, a
+/// segment created for appends), and nothing reaches the store directory: a store on a
+/// read-only file system can be opened, and one that another process may own is not touched.
+/// A file is copied into memory at its first write (the journal's tail segment; a created file
+/// starts there); removals and renames are remembered, not done.
+#[derive(Default)]
+pub(crate) struct Overlay {
+    state: std::sync::Mutex<OverlayState>,
+}
+
+#[derive(Default)]
+struct OverlayState {
+    /// Every file opened or created through the overlay, by path: one handle per path, so that
+    /// two opens of a file see each other's writes.
+    files: std::collections::HashMap<PathBuf, Arc<OverlayFile>>,
+    /// Real files removed (or renamed away) in the overlay.
+    removed: std::collections::HashSet<PathBuf>,
+}
+
+/// A file of the overlay: the file below until its first write, its bytes in memory after.
+struct OverlayFile {
+    base: Option<Arc<dyn VFile>>,
+    copy: std::sync::Mutex<Option<Vec<u8>>>,
+}
+
+impl Overlay {
+    fn state(&self) -> std::sync::MutexGuard<'_, OverlayState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Opens the real file `path` for reading only (`RealFs::open` opens for writing, which a
+/// read-only file system refuses).
+fn open_read_only(path: &Path) -> io::Result<Arc<dyn VFile>> {
+    let f = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+        .open(path)?;
+    Ok(Arc::new(ReadOnlyFile(RealFile(f))))
+}
+
+/// A real file opened for reading only: its writes fail (the overlay never makes any).
+struct ReadOnlyFile(RealFile);
+
+impl VFile for ReadOnlyFile {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        self.0.read_at(buf, offset)
+    }
+    fn write_at(&self, _: &[u8], _: u64) -> io::Result<()> {
+        Err(io::Error::from_raw_os_error(libc::EROFS))
+    }
+    fn sync_data(&self) -> io::Result<()> {
+        Ok(())
+    }
+    fn allocate(&self, _: u64) -> io::Result<()> {
+        Err(io::Error::from_raw_os_error(libc::EROFS))
+    }
+    fn len(&self) -> io::Result<u64> {
+        self.0.len()
+    }
+    fn set_len(&self, _: u64) -> io::Result<()> {
+        Err(io::Error::from_raw_os_error(libc::EROFS))
+    }
+    fn map(&self, offset: u64, len: u64) -> io::Result<Option<Mapped>> {
+        self.0.map(offset, len)
+    }
+}
+
+impl OverlayFile {
+    fn copy(&self) -> std::sync::MutexGuard<'_, Option<Vec<u8>>> {
+        self.copy.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The file's bytes in memory, copied from the file below at the first write.
+    fn edit<T>(&self, f: impl FnOnce(&mut Vec<u8>) -> T) -> io::Result<T> {
+        let mut copy = self.copy();
+        if copy.is_none() {
+            let mut bytes = Vec::new();
+            if let Some(b) = &self.base {
+                let n = usize::try_from(b.len()?)
+                    .map_err(|_| io::Error::from(io::ErrorKind::OutOfMemory))?;
+                bytes.resize(n, 0);
+                b.read_at(&mut bytes, 0)?;
+            }
+            *copy = Some(bytes);
+        }
+        Ok(f(copy.as_mut().expect("set above")))
+    }
+}
+
+fn resize(bytes: &mut Vec<u8>, len: u64) -> io::Result<()> {
+    let n = usize::try_from(len).map_err(|_| io::Error::from(io::ErrorKind::OutOfMemory))?;
+    bytes.resize(n, 0);
+    Ok(())
+}
+
+impl VFile for OverlayFile {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        let copy = self.copy();
+        let Some(bytes) = copy.as_ref() else {
+            drop(copy);
+            return match &self.base {
+                Some(b) => b.read_at(buf, offset),
+                None => Err(io::Error::from(io::ErrorKind::UnexpectedEof)),
+            };
+        };
+        let from = usize::try_from(offset).unwrap_or(usize::MAX);
+        match from
+            .checked_add(buf.len())
+            .and_then(|end| bytes.get(from..end))
+        {
+            Some(b) => {
+                buf.copy_from_slice(b);
+                Ok(())
+            }
+            None => Err(io::Error::from(io::ErrorKind::UnexpectedEof)),
+        }
+    }
+    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        self.edit(|bytes| {
+            let end = offset
+                .checked_add(buf.len() as u64)
+                .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+            if (bytes.len() as u64) < end {
+                resize(bytes, end)?;
+            }
+            let from = offset as usize;
+            bytes[from..from + buf.len()].copy_from_slice(buf);
+            Ok(())
+        })?
+    }
+    fn sync_data(&self) -> io::Result<()> {
+        Ok(())
+    }
+    fn allocate(&self, len: u64) -> io::Result<()> {
+        // As fallocate(2) with mode 0: the file grows to `len`, never shrinks.
+        if self.len()? >= len {
+            return Ok(());
+        }
+        self.edit(|bytes| resize(bytes, len))?
+    }
+    fn len(&self) -> io::Result<u64> {
+        if let Some(bytes) = self.copy().as_ref() {
+            return Ok(bytes.len() as u64);
+        }
+        self.base.as_ref().map_or(Ok(0), |b| b.len())
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.edit(|bytes| resize(bytes, len))?
+    }
+    fn map(&self, offset: u64, len: u64) -> io::Result<Option<Mapped>> {
+        // Only the file below is mapped; a copy in memory is read with `read_at`.
+        if self.copy().is_some() {
+            return Ok(None);
+        }
+        match &self.base {
+            Some(b) => b.map(offset, len),
+            None => Ok(None),
+        }
+    }
+}
+
+impl Vfs for Overlay {
+    fn create(&self, path: &Path) -> io::Result<Arc<dyn VFile>> {
+        let mut st = self.state();
+        let below = !st.removed.contains(path) && std::fs::symlink_metadata(path).is_ok();
+        if st.files.contains_key(path) || below {
+            return Err(io::Error::from(io::ErrorKind::AlreadyExists));
+        }
+        let f = Arc::new(OverlayFile {
+            base: None,
+            copy: std::sync::Mutex::new(Some(Vec::new())),
+        });
+        st.removed.remove(path);
+        st.files.insert(path.to_path_buf(), f.clone());
+        Ok(f)
+    }
+    fn open(&self, path: &Path) -> io::Result<Arc<dyn VFile>> {
+        Ok(self.open_file(path)?)
+    }
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        let mut st = self.state();
+        let had = st.files.remove(path).is_some();
+        let below = !st.removed.contains(path) && std::fs::symlink_metadata(path).is_ok();
+        if !had && !below {
+            return Err(io::Error::from(io::ErrorKind::NotFound));
+        }
+        st.removed.insert(path.to_path_buf());
+        Ok(())
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let f = self.open_file(from)?;
+        let mut st = self.state();
+        st.files.remove(from);
+        st.removed.insert(from.to_path_buf());
+        st.removed.remove(to);
+        st.files.insert(to.to_path_buf(), f);
+        Ok(())
+    }
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+        let st = self.state();
+        let mut names: Vec<String> = RealFs
+            .list(dir)?
+            .into_iter()
+            .filter(|n| !st.removed.contains(&dir.join(n)))
+            .collect();
+        for p in st.files.keys() {
+            if p.parent() == Some(dir) {
+                if let Some(n) = p.file_name().and_then(|n| n.to_str()) {
+                    if !names.iter().any(|m| m == n) {
+                        names.push(n.to_string());
+                    }
+                }
+            }
+        }
+        Ok(names)
+    }
+    fn sync_dir(&self, _: &Path) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Overlay {
+    /// The overlay's file at `path`: the one already opened or created there, else the real
+    /// file (unless removed in the overlay).
+    fn open_file(&self, path: &Path) -> io::Result<Arc<OverlayFile>> {
+        let mut st = self.state();
+        if let Some(f) = st.files.get(path) {
+            return Ok(f.clone());
+        }
+        if st.removed.contains(path) {
+            return Err(io::Error::from(io::ErrorKind::NotFound));
+        }
+        let f = Arc::new(OverlayFile {
+            base: Some(open_read_only(path)?),
+            copy: std::sync::Mutex::new(None),
+        });
+        st.files.insert(path.to_path_buf(), f.clone());
+        Ok(f)
+    }
+}

@@ -307,6 +307,21 @@ impl Engine {
         self.shared.lock().check()
     }
 
+    /// `ReadOnly` naming `what` when the store was opened read-only (`StoreOptions::read_only`):
+    /// checked by every call of the faces that would change the store (see `remote::backend`).
+    pub(crate) fn refuse_if_read_only(&self, what: &str) -> Result<()> {
+        if !self.shared.opts.read_only {
+            return Ok(());
+        }
+        Err(Error::new(
+            ErrorKind::ReadOnly,
+            format!(
+                "{what} is refused: the store is opened read-only (it would change it; open \
+                 it without read_only, on a writable file system, to do that)"
+            ),
+        ))
+    }
+
     /// Poisons the store after a panic on a library thread (`what` names the thread) and
     /// completes every pending callback with the error. Returns the error for the caller.
     pub(crate) fn poison_after_panic(

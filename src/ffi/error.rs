@@ -5,7 +5,7 @@ use std::ffi::{c_char, CString};
 use super::boundary::guard_value;
 use crate::error::ErrorKind;
 
-/// The result of every fallible call. `MQLITE_OK` (0) is success; codes 1–16 are the core's
+/// The result of every fallible call. `MQLITE_OK` (0) is success; codes 1–17 are the core's
 /// error kinds with the core's numbers (the same kinds as Rust's `ErrorKind` and Python's
 /// exception classes); codes from 100 are argument errors only C can make.
 #[repr(u32)]
@@ -48,6 +48,8 @@ pub enum mqlite_status {
     /// A client lost its store's owner and no owner served again within the connect timeout, or
     /// the call's outcome is unknown because the owner died during it.
     MQLITE_OWNER_LOST = 16,
+    /// The store was opened read-only: the call would change it.
+    MQLITE_READ_ONLY = 17,
     /// A required pointer argument is NULL.
     MQLITE_NULL_ARGUMENT = 100,
     /// A string argument is not valid UTF-8.
@@ -76,10 +78,11 @@ impl mqlite_status {
             ErrorKind::Internal => MQLITE_INTERNAL,
             ErrorKind::DeliveryLost => MQLITE_DELIVERY_LOST,
             ErrorKind::OwnerLost => MQLITE_OWNER_LOST,
+            ErrorKind::ReadOnly => MQLITE_READ_ONLY,
         }
     }
 
-    /// The static NUL-terminated name of a status code: the core kind's name for codes 1–16.
+    /// The static NUL-terminated name of a status code: the core kind's name for codes 1–17.
     fn as_cstr(code: u32) -> &'static str {
         match code {
             0 => "ok\0",

@@ -375,6 +375,19 @@ pub struct StoreOptions {
     /// (while another process takes over and recovers). Default 30 s; then `OwnerLost`. At
     /// least [`MIN_CONNECT_TIMEOUT_MS`] (10 ms), else `InvalidArgument`.
     pub connect_timeout: Duration,
+    /// Open the store only to read it (default false): for a store this process cannot or must
+    /// not write — on a read-only file system, a snapshot, a directory of another user — as
+    /// `mqlite verify` reads one. Such an open takes no lock, joins no owner and writes nothing
+    /// in the directory: recovery runs in memory (a torn tail is cut off there, not on disk),
+    /// and every call that would change the store (send, receive, settle, purge, replay,
+    /// transfer, compact, subscribe, a queue not in the store) fails with
+    /// [`ReadOnly`](crate::ErrorKind::ReadOnly). `create` is ignored (nothing is created);
+    /// so is `vfs`: the store's real files are read.
+    /// If a live owner holds the store (see [`Store::read_only_owner`](crate::Store)), what
+    /// this open shows is the durable state as it read it, which that owner may since have
+    /// changed. `InvalidArgument` with `repair` (a repair writes) or with
+    /// [`OpenAs::Client`] (a client reads through an owner, which may write).
+    pub read_only: bool,
 }
 
 impl std::fmt::Debug for StoreOptions {
@@ -386,6 +399,7 @@ impl std::fmt::Debug for StoreOptions {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("segment_bytes", &self.segment_bytes)
             .field("repair", &self.repair)
+            .field("read_only", &self.read_only)
             .finish_non_exhaustive()
     }
 }
@@ -408,6 +422,7 @@ impl Default for StoreOptions {
             compact_below: DEFAULT_COMPACT_BELOW,
             open_as: OpenAs::Any,
             connect_timeout: Duration::from_millis(DEFAULT_CONNECT_TIMEOUT_MS),
+            read_only: false,
         }
     }
 }
@@ -450,6 +465,18 @@ impl StoreOptions {
                  fdatasync",
                 self.connect_timeout
             )));
+        }
+        if self.read_only && self.repair {
+            return Err(Error::invalid(
+                "read_only with repair: a repair rewrites the journal; open without read_only \
+                 on a writable copy to repair it",
+            ));
+        }
+        if self.read_only && self.open_as == OpenAs::Client {
+            return Err(Error::invalid(
+                "read_only with open_as Client: a read-only open reads the store's files \
+                 itself, it is nobody's client",
+            ));
         }
         self.redelivery.validate()?;
         self.dead_letter.validate()

@@ -116,6 +116,17 @@ impl Backend {
         }
     }
 
+    /// [`Backend::engine`] for a call that changes the store (`what` names it in the error):
+    /// `ReadOnly` when the store was opened read-only. The one place such calls are refused,
+    /// for every face.
+    fn writer(&self, what: &str) -> Result<Option<&Engine>> {
+        let e = self.engine()?;
+        if let Some(e) = e {
+            e.refuse_if_read_only(what)?;
+        }
+        Ok(e)
+    }
+
     fn client(&self) -> &Client {
         match self {
             Backend::Remote(c) => c,
@@ -145,6 +156,11 @@ impl Backend {
         options: Option<&QueueOptions>,
     ) -> Result<QueueId> {
         match self.engine()? {
+            // A queue of the store is read as it is; a new one would be written.
+            Some(e) if !e.queue_names().iter().any(|n| n == name) => {
+                e.refuse_if_read_only(&format!("creating queue {name:?}"))?;
+                e.declare_queue(name, options)
+            }
             Some(e) => e.declare_queue(name, options),
             None => self.client().declare(name, options).map(QueueId),
         }
@@ -194,7 +210,7 @@ impl Backend {
     }
 
     pub(crate) fn purge(&self, q: QueueId) -> Result<u64> {
-        match self.engine()? {
+        match self.writer("purging a queue")? {
             Some(e) => e.purge(q),
             None => self.count(Request::Purge { queue: q.0 }),
         }
@@ -211,7 +227,7 @@ impl Backend {
     }
 
     pub(crate) fn replay(&self, q: QueueId, filter: &ReplayFilter) -> Result<u64> {
-        match self.engine()? {
+        match self.writer("replaying dead letters")? {
             Some(e) => e.replay(q, filter),
             None => self.count(Request::Replay {
                 queue: q.0,
@@ -240,7 +256,7 @@ impl Backend {
     }
 
     pub(crate) fn transfer(&self, q: QueueId, filter: &TransferFilter) -> Result<TransferReport> {
-        match self.engine()? {
+        match self.writer("moving or copying messages")? {
             Some(e) => e.transfer(q, filter),
             None => match self.client().call(Request::Transfer {
                 queue: q.0,
@@ -253,7 +269,7 @@ impl Backend {
     }
 
     pub(crate) fn compact_now(&self) -> Result<CompactReport> {
-        match self.engine()? {
+        match self.writer("compacting")? {
             Some(e) => e.compact_now(),
             None => match self.client().call(Request::Compact)? {
                 Response::Compacted(r) => Ok(r),
@@ -318,7 +334,7 @@ impl Backend {
     /// once: by the queue's dedup window, or by those of the subscriptions a publish reached.
     pub(crate) fn send(&self, to: Dest<'_>, mut msg: Message) -> Result<MessageId> {
         drop_reserved_key(&mut msg);
-        match self.engine()? {
+        match self.writer("sending")? {
             Some(e) => e.send(to, &msg),
             None => {
                 let c = self.client();
@@ -345,7 +361,7 @@ impl Backend {
     /// engine that stored it (this process's or the owner's) counted them.
     pub(crate) fn publish(&self, topic: &str, mut msg: Message) -> Result<(MessageId, u32)> {
         drop_reserved_key(&mut msg);
-        match self.engine()? {
+        match self.writer("publishing")? {
             Some(e) => e.publish(topic, &msg),
             None => {
                 let c = self.client();
@@ -371,7 +387,7 @@ impl Backend {
             drop_reserved_key(&mut m);
             m
         });
-        match self.engine()? {
+        match self.writer("sending")? {
             Some(e) => e.send_batch(to, msgs),
             None => {
                 // One request, all or nothing as in the owner (one over 64 MiB goes as several
@@ -417,7 +433,7 @@ impl Backend {
         callback: Callback,
     ) -> Result<()> {
         drop_reserved_key(&mut msg);
-        match self.engine()? {
+        match self.writer("sending")? {
             Some(e) => e.send_async(to, msg, callback),
             None => self.client().send_async(to, msg, callback),
         }
@@ -454,7 +470,7 @@ impl Backend {
         timeout: Option<Duration>,
         selector: Option<&Selector>,
     ) -> Result<(u64, Vec<Received>)> {
-        match self.engine()? {
+        match self.writer("receiving")? {
             Some(e) => Ok((
                 0,
                 match selector {
@@ -485,7 +501,7 @@ impl Backend {
         mode: AckMode,
         prefetch: Option<u32>,
     ) -> Result<ConsumerId> {
-        match self.engine()? {
+        match self.writer("opening a consumer")? {
             Some(e) => e.open_consumer(q, mode, prefetch),
             None => self
                 .client()
@@ -515,7 +531,7 @@ impl Backend {
     }
 
     pub(crate) fn settle(&self, d: DeliveryRef, op: Settle<'_>) -> Result<()> {
-        match self.engine()? {
+        match self.writer("settling a delivery")? {
             Some(e) => e.settle(d, op),
             None => {
                 let op = wire_settle(op);
@@ -560,7 +576,7 @@ impl Backend {
     /// Acks many deliveries; `sync`: returns once they are durable (for a client: once the
     /// owner's fdatasync of them returned).
     pub(crate) fn ack_batch(&self, q: QueueId, ds: &[DeliveryRef], sync: bool) -> Result<()> {
-        match self.engine()? {
+        match self.writer("acknowledging")? {
             Some(e) => e.ack_batch(q, ds, sync),
             None => {
                 let mut deliveries = Vec::with_capacity(ds.len());
@@ -656,7 +672,7 @@ impl Backend {
         for (_, m) in &mut spec.sends {
             drop_reserved_key(m);
         }
-        match self.engine()? {
+        match self.writer("committing a transaction")? {
             Some(e) => e.commit_txn(&spec),
             None => {
                 let c = self.client();
@@ -691,7 +707,7 @@ impl Backend {
         }
     }
     pub(crate) fn txn_claim(&self, d: DeliveryRef) -> Result<()> {
-        match self.engine()? {
+        match self.writer("a transaction's ack")? {
             Some(e) => e.txn_claim(d),
             None => {
                 let delivery = self.wire(&d)?;
@@ -720,7 +736,7 @@ impl Backend {
         pattern: &str,
         options: &SubscriptionOptions,
     ) -> Result<(QueueId, String)> {
-        match self.engine()? {
+        match self.writer("subscribing")? {
             Some(e) => e.subscribe(pattern, options),
             None => self
                 .client()
@@ -731,14 +747,14 @@ impl Backend {
 
     /// Detaches a subscriber (a non-durable subscription ends with its last one).
     pub(crate) fn close_subscription(&self, q: QueueId) -> Result<()> {
-        match self.engine()? {
+        match self.writer("closing a subscription")? {
             Some(e) => e.close_subscription(q),
             None => self.client().close_subscription(q.0),
         }
     }
 
     pub(crate) fn unsubscribe(&self, name: &str) -> Result<()> {
-        match self.engine()? {
+        match self.writer("unsubscribing")? {
             Some(e) => e.unsubscribe(name),
             None => self
                 .client()

@@ -988,19 +988,14 @@ impl Inner {
                     .unwrap_or_default();
                 // A socket deleted behind a live owner's back (a tmp cleaner) makes an owner
                 // nobody can reach (review r5 #24): say so rather than "no process".
-                let holder = lock_holder(&self.dir);
-                let alive = holder
-                    .strip_prefix("pid ")
-                    .and_then(|p| p.parse::<libc::pid_t>().ok())
-                    .filter(|&p| p > 0)
-                    // SAFETY: signal 0 sends nothing; it only asks whether the pid exists.
-                    .is_some_and(|p| unsafe { libc::kill(p, 0) } == 0);
-                if alive && !self.dir.join(super::SOCKET_NAME).exists() {
-                    why.push_str(&format!(
-                        "; {holder} holds the store's LOCK but its socket {} is missing (deleted \
-                         while that process runs?): restart that process",
-                        super::SOCKET_NAME
-                    ));
+                if let Some(pid) = crate::store::live_holder(&self.dir) {
+                    if !self.dir.join(super::SOCKET_NAME).exists() {
+                        why.push_str(&format!(
+                            "; pid {pid} holds the store's LOCK but its socket {} is missing \
+                             (deleted while that process runs?): restart that process",
+                            super::SOCKET_NAME
+                        ));
+                    }
                 }
                 return Err(Error::new(
                     ErrorKind::OwnerLost,

@@ -322,6 +322,54 @@ impl Owner {
         Ok(owner)
     }
 
+    /// Opens the store in `dir` read-only (`StoreOptions::read_only`): no lock, no socket, no
+    /// handover taken, no identity written; recovery and the engine run on an in-memory
+    /// overlay of its files ([`crate::io::Overlay`]), so whatever they write (a torn tail cut
+    /// off, the failures of deliveries a crash left, the close's checkpoint) never reaches the
+    /// directory. Also returns the pid of a live process holding the store's lock, if one
+    /// does (this view may then be stale).
+    pub(crate) fn open_read_only(
+        dir: &Path,
+        options: &StoreOptions,
+    ) -> Result<(Owner, Option<u32>)> {
+        let holder = crate::store::live_holder(dir);
+        let mut options = options.clone();
+        options.vfs = Arc::new(crate::io::Overlay::default());
+        // Live data is not rewritten forward into memory (only segments already dead are
+        // dropped, in the overlay).
+        options.compact_below = 0.0;
+        let clock = options.clock.clone();
+        let (io, state, report) = recover(dir, &options)?;
+        let id = crate::store::identity::read(dir).unwrap_or_default();
+        let files = io.files();
+        let engine = Engine::new(state, io, files, options);
+        let waker = engine.waker();
+        clock.subscribe(Arc::downgrade(&waker));
+        let lock = Arc::new(DirLock::none(dir));
+        if let Err(e) = start_threads(&engine, lock.clone()) {
+            if engine.begin_close().is_ok() {
+                let _ = engine.finish_close();
+            }
+            return Err(e);
+        }
+        let owner = Owner {
+            engine,
+            lock,
+            server: None,
+            socket: None,
+            dir: dir.to_path_buf(),
+            report,
+            id,
+            _waker: waker,
+        };
+        // Recovery's own records (crash failures) are committed, to the overlay.
+        if let Err(e) = owner.engine.flush() {
+            let _ = owner.close();
+            return Err(e);
+        }
+        Ok((owner, holder))
+    }
+
     /// Closes: no more requests are taken; what is being served finishes and is answered; the
     /// engine flushes and completes every callback; then the connections close (clients
     /// reconnect to the next owner and resend what was not answered) and the lock is released.

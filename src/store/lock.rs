@@ -63,6 +63,16 @@ impl DirLock {
         }
     }
 
+    /// No lock: the stand-in a read-only open (`StoreOptions::read_only`) gives the commit
+    /// thread, which releases it at close.
+    pub fn none(dir: &Path) -> DirLock {
+        DirLock {
+            file: Mutex::new(None),
+            dir: dir.to_path_buf(),
+            kept: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
     /// `(device, inode)` of the locked `LOCK` file (`None` once released).
     pub fn key(&self) -> Option<(u64, u64)> {
         self.file
@@ -246,6 +256,42 @@ pub(crate) fn lock_holder_pid(dir: &Path) -> Option<String> {
     }
     let t = std::fs::read_to_string(&path).ok()?;
     Some(t.trim().to_string()).filter(|t| !t.is_empty())
+}
+
+/// The pid of a live process holding the store's lock, found without taking any lock (a
+/// read-only open: its view of the store may be stale). `None` when nobody holds it or the
+/// `LOCK` file cannot be read. Not opened when this process holds the lock: closing any
+/// descriptor of the file would drop this process's fcntl lock.
+pub(crate) fn live_holder(dir: &Path) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let path = dir.join("LOCK");
+    let m = std::fs::symlink_metadata(&path).ok()?;
+    let reg = registry().lock().unwrap_or_else(|e| e.into_inner());
+    if reg.contains(&(m.dev(), m.ino())) {
+        return Some(std::process::id());
+    }
+    let mut f = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+        .open(&path)
+        .ok()?;
+    // SAFETY: an all-zero flock struct is valid; fields set below.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = libc::F_WRLCK as libc::c_short;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    // SAFETY: fcntl on a descriptor we own, with a valid flock struct it fills in.
+    if unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GETLK, &mut fl) } != 0
+        || fl.l_type == libc::F_UNLCK as libc::c_short
+    {
+        return None;
+    }
+    // The lock's pid (0 when the holder is on another machine): the one written in the file then.
+    let mut text = String::new();
+    let _ = f.read_to_string(&mut text);
+    u32::try_from(fl.l_pid)
+        .ok()
+        .filter(|p| *p != 0)
+        .or_else(|| text.trim().parse().ok())
 }
 
 /// Whether a process listens on the store's `owner.sock` (a stale socket of a dead owner

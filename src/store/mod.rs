@@ -5,8 +5,7 @@ pub(crate) mod identity;
 mod lock;
 mod threads;
 
-pub(crate) use lock::{lock_file, HeldLock};
-pub(crate) use lock::{lock_holder_pid, DirLock};
+pub(crate) use lock::{live_holder, lock_file, lock_holder_pid, DirLock, HeldLock};
 pub(crate) use threads::start as start_threads;
 
 use std::os::unix::fs::DirBuilderExt;
@@ -40,6 +39,9 @@ pub struct Store {
     owner: Option<Owner>,
     report: RecoveryReport,
     id: String,
+    /// Opened read-only (`StoreOptions::read_only`): `Some`, holding the pid of a live process
+    /// that held the store's lock at the open (`None` inside: nobody did).
+    read_only: Option<Option<u32>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -115,6 +117,19 @@ impl Store {
     /// [`Store::role`]) with the same API; `options.open_as` restricts the roles allowed.
     pub fn open(dir: impl AsRef<Path>, options: StoreOptions) -> Result<Store> {
         options.validate()?;
+        if options.read_only {
+            // Nothing is created, locked or joined: the store's files are read as they are.
+            let dir = prepare_dir(dir.as_ref(), false)?;
+            let (owner, holder) = Owner::open_read_only(&dir, &options)?;
+            return Ok(Store {
+                engine: Backend::local(owner.engine.clone()),
+                report: owner.report.clone(),
+                id: owner.id.clone(),
+                owner: Some(owner),
+                dir,
+                read_only: Some(holder),
+            });
+        }
         let dir = prepare_dir(dir.as_ref(), options.create)?;
         // A connect timeout past what an Instant holds never runs out (no panic).
         let deadline = crate::clock::deadline_after(options.connect_timeout);
@@ -129,6 +144,7 @@ impl Store {
                             id: owner.id.clone(),
                             owner: Some(owner),
                             dir,
+                            read_only: None,
                         })
                     }
                     Err(e) if e.kind() == ErrorKind::Locked && options.open_as == OpenAs::Any => {}
@@ -155,6 +171,7 @@ impl Store {
                         dir,
                         owner: None,
                         report,
+                        read_only: None,
                     });
                 }
                 // The owner went away while we connected: take the lock or find the next one.
@@ -172,7 +189,8 @@ impl Store {
     /// its `STORE_ID` file for as long as the store lives. A store deleted and created again at
     /// the same path gets a new one (its message ids restart from `ID:1`, so an id alone does
     /// not tell two incarnations apart; this does). A store made before identities existed
-    /// gets one the first time it is opened by an owner.
+    /// gets one the first time it is opened by an owner (opened read-only, such a store's id
+    /// is empty).
     pub fn id(&self) -> &str {
         &self.id
     }
@@ -188,7 +206,23 @@ impl Store {
         }
     }
 
-    /// The pid of the process that owns the store (this process's own for an owner).
+    /// Whether the store was opened read-only ([`StoreOptions::read_only`]): it reads its files
+    /// itself, as an owner does ([`Store::role`] is `Owner`), but holds no lock, serves no
+    /// client and refuses every change with `ReadOnly`.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only.is_some()
+    }
+
+    /// For a store opened read-only: the pid of a live process that held the store's lock when
+    /// it was opened (found without taking the lock). That owner may have changed the store
+    /// since, so what this handle shows may be stale. `None` when nobody held it, or when the
+    /// store was not opened read-only.
+    pub fn read_only_owner(&self) -> Option<u32> {
+        self.read_only.flatten()
+    }
+
+    /// The pid of the process that owns the store (this process's own for an owner, and for a
+    /// read-only open).
     pub fn owner_pid(&self) -> u32 {
         match &self.engine {
             Backend::Local(..) => std::process::id(),

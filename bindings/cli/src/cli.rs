@@ -16,7 +16,11 @@ Every command takes the store directory DIR first and opens it the way a program
 does: as its owner when no other process has it open (recovery runs; a torn tail is cut), else \
 as the owner's client (then the owner's queue options apply). `verify`, `repair` and `compact` \
 need the store to themselves: on a store another process holds they exit with status 4 naming \
-the owner's pid. `verify` never writes.
+the owner's pid. `verify` never writes. A store this command cannot write (a read-only file \
+system, a snapshot, another user's directory) is opened read-only by the commands that only read \
+(info, stats, list, browse, export, dlq list, dlq show), with a note on stderr: nothing is locked \
+or written, and the view may be stale if a live process owns the store; --read-only asks for \
+that on any store.
 
 Queue options (redelivery policy, dead-letter strategy, limits) live in the programs that use a \
 store, not in the store. This command uses the defaults, except that it never dead-letters a \
@@ -50,6 +54,14 @@ pub struct Cli {
         env = "MQLITE_CONNECT_TIMEOUT"
     )]
     pub timeout: Option<String>,
+
+    /// Open the store read-only: nothing is locked or written (recovery runs in memory), and
+    /// any change is refused. For info, stats, list, browse, export, dlq list and dlq show;
+    /// they also open a store read-only by themselves when it cannot be written (a read-only
+    /// file system, a directory of another user), and say so on stderr. Without it, they open
+    /// a writable store as every command does (its owner, or a live owner's client)
+    #[arg(long, global = true)]
+    pub read_only: bool,
 
     #[command(subcommand)]
     pub command: Command,
@@ -241,7 +253,9 @@ pub struct StatsArgs {
     pub dir: PathBuf,
     /// Only these queues (default: all)
     pub queues: Vec<String>,
-    /// Refresh until interrupted, with per-second rates of the counters
+    /// Refresh until interrupted, with per-second rates of the counters (with --json, every
+    /// refresh carries them: the first comes after one interval, measured against a sample
+    /// taken then)
     #[arg(long)]
     pub watch: bool,
     /// Seconds between refreshes (only with --watch)

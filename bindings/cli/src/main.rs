@@ -58,8 +58,16 @@ fn main() -> ExitCode {
     };
     // A close that fails after a success is the command's failure (a client's close hands back
     // what it held); after a failure, the first failure is the one reported.
-    match (open::close_all(), &result) {
-        (Err(e), Ok(())) if !open::signalled() => e.report(json),
+    let closed = open::close_all();
+    if open::signalled() {
+        // A signal came during the close: its handler waited for this close to end and exits
+        // with its own status (130); the run ends one way whatever the timing.
+        loop {
+            std::thread::park();
+        }
+    }
+    match (closed, &result) {
+        (Err(e), Ok(())) => e.report(json),
         _ => code,
     }
 }

@@ -143,10 +143,52 @@ fn opened() -> std::sync::MutexGuard<'static, Vec<Arc<Store>>> {
     OPENED.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// How many [`close_all`] calls are closing stores right now (the stores they took are no
+/// longer in [`OPENED`]), with the condition variable a signal waits on for them to end.
+static CLOSING: (Mutex<usize>, std::sync::Condvar) = (Mutex::new(0), std::sync::Condvar::new());
+
+/// The longest a signal waits for a close already running (see [`close_on_signal`]): the
+/// default `--timeout`, the longest a client's close waits for its owner (review r4 #3). Past
+/// it the run exits anyway, as a signal did before: durable, but the close does not finish.
+pub const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Test hook (`MQLITE_CLI_TEST_HOLD_CLOSE=1`, for the integration tests only): once
+/// [`close_all`] has taken the stores, it writes `closing` on stderr and waits for a line (or
+/// the end) of stdin before closing them, so a test can signal the run at that moment; the
+/// signal handler then writes `waiting for the close` before it waits.
+fn hold_close_for_test() {
+    if std::env::var_os("MQLITE_CLI_TEST_HOLD_CLOSE").is_some_and(|v| v == "1") {
+        eprintln!("closing");
+        let _ = std::io::stdin().read_line(&mut String::new());
+    }
+}
+
 /// Closes every store this run opened (a close already done is a no-op) and returns the
-/// first failure. Called by `main` once the command's outcome is reported.
+/// first failure. Called by `main` once the command's outcome is reported, and by the signal
+/// handler; a signal during `main`'s close waits for it (see [`close_on_signal`]).
 pub fn close_all() -> Result<()> {
-    let stores: Vec<Arc<Store>> = std::mem::take(&mut *opened());
+    let (count, _) = &CLOSING;
+    let stores: Vec<Arc<Store>> = {
+        // Taken and counted at once: a signal handler that finds the list empty then sees the
+        // close in progress.
+        let mut n = count.lock().unwrap_or_else(|e| e.into_inner());
+        *n += 1;
+        std::mem::take(&mut *opened())
+    };
+    // Counted down however the closes end (a panic in one included).
+    struct Done;
+    impl Drop for Done {
+        fn drop(&mut self) {
+            let (count, ended) = &CLOSING;
+            let mut n = count.lock().unwrap_or_else(|e| e.into_inner());
+            *n -= 1;
+            ended.notify_all();
+        }
+    }
+    let _done = Done;
+    if !stores.is_empty() {
+        hold_close_for_test();
+    }
     let mut first = Ok(());
     for s in stores {
         if let Err(e) = s.close() {
@@ -156,6 +198,16 @@ pub fn close_all() -> Result<()> {
         }
     }
     first
+}
+
+/// Waits until no [`close_all`] is running, at most `limit`; whether they all ended.
+fn wait_for_closes(limit: std::time::Duration) -> bool {
+    let (count, ended) = &CLOSING;
+    let n = count.lock().unwrap_or_else(|e| e.into_inner());
+    let (n, _) = ended
+        .wait_timeout_while(n, limit, |n| *n > 0)
+        .unwrap_or_else(|e| e.into_inner());
+    *n == 0
 }
 
 /// Set by the signal handler before it closes the stores: a failure the close causes in the
@@ -174,7 +226,8 @@ pub fn signalled() -> bool {
 /// Installs the run's one handler of SIGINT, SIGTERM and SIGHUP (Ctrl-C, `kill`, a closed ssh
 /// session): it closes every store the run opened and exits with status 130 (6 at a
 /// confirmation prompt, whose terminal it restores first: see [`crate::out::confirm`]),
-/// instead of dying. Review r4 #10: dying as an owner is a crash to its clients (their calls
+/// instead of dying; a signal that comes while the run is already closing its stores waits for
+/// that close to end (at most [`CLOSE_WAIT`]) before it exits. Review r4 #10: dying as an owner is a crash to its clients (their calls
 /// in flight fail with `owner_lost`, their deliveries count a failure), where a clean close
 /// hands the store over; as a consumer, a clean close gives back what it took and did not
 /// hand out, uncounted. `ctrlc` (with its `termination` feature) runs the handler on a thread
@@ -187,6 +240,20 @@ pub fn close_on_signal() -> Result<()> {
             false => INTERRUPTED,
         };
         let _ = close_all();
+        if std::env::var_os("MQLITE_CLI_TEST_HOLD_CLOSE").is_some_and(|v| v == "1") {
+            eprintln!("waiting for the close");
+        }
+        // A close `main` (or a command) began before the signal is finished, not cut short
+        // by the exit: an owner's clean close hands the store over to its clients, which an
+        // exit in its middle turns into a crash for them (`owner_lost`). Bounded by
+        // [`CLOSE_WAIT`]; the signal already stopped the command, so nothing else runs.
+        if !wait_for_closes(CLOSE_WAIT) {
+            eprintln!(
+                "mqlite: the store's close did not end within {}s of the signal; exiting \
+                 without it (what was committed is durable)",
+                CLOSE_WAIT.as_secs()
+            );
+        }
         std::process::exit(i32::from(status));
     })
     .map_err(|e| {
@@ -198,7 +265,8 @@ pub fn close_on_signal() -> Result<()> {
 }
 
 /// Opens the store in `dir`: as its owner, or, if another process owns it, as that owner's
-/// client (every command but the maintenance ones works through a client); `create` allows
+/// client (every command but the maintenance ones works through a client); with `--read-only`,
+/// refused (status 2) before the store is touched (see [`open_to_read`]); `create` allows
 /// making a new one. `tweak` adjusts the options (repair, compaction threshold, owner only).
 /// The store stays open until the run ends (see [`close_all`]) unless the command closes it.
 pub fn open_with(
@@ -206,6 +274,12 @@ pub fn open_with(
     create: bool,
     tweak: impl FnOnce(&mut StoreOptions),
 ) -> Result<Arc<Store>> {
+    if READ_ONLY.load(std::sync::atomic::Ordering::SeqCst) {
+        return Err(CliError::usage(
+            "--read-only: this command changes the store; only info, stats, list, browse, \
+             export, dlq list and dlq show take --read-only",
+        ));
+    }
     let mut options = StoreOptions {
         create,
         ..StoreOptions::default()
@@ -224,9 +298,104 @@ pub fn open_with(
     Ok(store)
 }
 
-/// Opens an existing store (as owner or client).
+/// Opens an existing store (as owner or client), for a command that may change it.
 pub fn open(dir: &Path) -> Result<Arc<Store>> {
     open_with(dir, false, |_| {})
+}
+
+/// `--read-only` was given (set once, by `cmd::run`).
+static READ_ONLY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Records `--read-only` for the opens of this run.
+pub fn set_read_only(on: bool) {
+    READ_ONLY.store(on, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Opens an existing store for a command that only reads it (`info`, `stats`, `list`,
+/// `browse`, `export`, `dlq list`, `dlq show`): as [`open`] does (owner, or a live owner's
+/// client), unless `--read-only` is given or the store cannot be written (its `LOCK`, or its
+/// directory, is on a read-only file system or not writable by this user: review r4 #6, a
+/// snapshot or a disk of a failed machine could not be looked at). It is then opened with the
+/// core's `read_only` ([`StoreOptions::read_only`]): nothing is locked or written, every change
+/// is refused (`read_only`), and a note on stderr says so — and, when a live process holds the
+/// store's lock, that what is shown may be stale.
+pub fn open_to_read(dir: &Path) -> Result<Arc<Store>> {
+    if READ_ONLY.load(std::sync::atomic::Ordering::SeqCst) {
+        return open_read_only(dir, "--read-only");
+    }
+    match open(dir) {
+        Ok(s) => Ok(s),
+        // Only an open that failed: a store this user can write is opened as always.
+        Err(e) => match unwritable(dir) {
+            Some(why) => open_read_only(dir, &format!("it cannot be written: {why}")),
+            None => Err(e),
+        },
+    }
+}
+
+/// Why the store in `dir` cannot be written by this process (its `LOCK` file if there is
+/// one, else the directory: `access(2)` with `W_OK`), or `None` if it can (or the check fails
+/// for another reason: the open's own error is then the one reported).
+fn unwritable(dir: &Path) -> Option<&'static str> {
+    use std::os::unix::ffi::OsStrExt;
+    let lock = dir.join("LOCK");
+    let target = if lock.symlink_metadata().is_ok() {
+        lock
+    } else {
+        dir.to_path_buf()
+    };
+    let c = std::ffi::CString::new(target.as_os_str().as_bytes()).ok()?;
+    // SAFETY: access(2) reads the NUL-terminated path only.
+    if unsafe { libc::access(c.as_ptr(), libc::W_OK) } == 0 {
+        return None;
+    }
+    match std::io::Error::last_os_error().raw_os_error() {
+        Some(libc::EROFS) => Some("read-only file system"),
+        Some(libc::EACCES) | Some(libc::EPERM) => Some("permission denied"),
+        _ => None,
+    }
+}
+
+/// Opens the store read-only (see [`open_to_read`]); `why` says why in the note on stderr.
+fn open_read_only(dir: &Path, why: &str) -> Result<Arc<Store>> {
+    require_store(dir)?;
+    let options = StoreOptions {
+        create: false,
+        read_only: true,
+        ..StoreOptions::default()
+    };
+    let store = Arc::new(Store::open(dir, options)?);
+    opened().push(Arc::clone(&store));
+    let mut note = format!(
+        "store {} opened read-only ({why}): commands that change it are refused",
+        store.path().display()
+    );
+    if let Some(pid) = store.read_only_owner() {
+        note.push_str(&format!(
+            "; a live process (pid {pid}) owns it and may be changing it: what is shown is the \
+             durable state as read now, and may be stale"
+        ));
+    }
+    notice(&note);
+    Ok(store)
+}
+
+/// A note on stderr that is not an error (`--json`: one JSON object `{"note": …}`, as errors
+/// are one JSON object). Set by `cmd::run` from `--json`.
+fn notice(text: &str) {
+    if JSON.load(std::sync::atomic::Ordering::SeqCst) {
+        eprintln!("{}", serde_json::json!({ "note": text }));
+    } else {
+        eprintln!("mqlite: note: {text}");
+    }
+}
+
+/// `--json` was given (for [`notice`]).
+static JSON: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Records `--json` for the notes of this run.
+pub fn set_json(on: bool) {
+    JSON.store(on, std::sync::atomic::Ordering::SeqCst);
 }
 
 /// Opens an existing store as its owner only (the maintenance commands: they need the journal

@@ -89,6 +89,7 @@ def test_exception_tree(store: mqlite.Store) -> None:
         "Internal": RuntimeError,
         "DeliveryLost": None,
         "OwnerLost": None,
+        "ReadOnly": None,
     }
     for name, base in kinds.items():
         cls = getattr(mqlite, name)

@@ -97,7 +97,7 @@ pub fn run(a: &BrowseArgs, json: bool, w: &mut dyn Write) -> Result<()> {
         .as_deref()
         .map(mqlite::selector::Selector::parse)
         .transpose()?;
-    let store = open::open(&a.dir)?;
+    let store = open::open_to_read(&a.dir)?;
     let q = open::queue(&store, &a.queue)?;
     let ready_only = a.ready_only;
     let wanted = |m: &StoredMessage| {

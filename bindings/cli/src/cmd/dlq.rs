@@ -24,7 +24,7 @@ pub fn run(c: DlqCommand, json: bool, w: &mut dyn Write) -> Result<()> {
             body,
             limit,
         } => {
-            let (store, f) = prepare(&filter)?;
+            let (store, f) = prepare(&filter, true)?;
             let mut found = Vec::new();
             // Every match is counted, so that a listing `--limit` cut says so (review r4 #9).
             let mut matched = 0u64;
@@ -73,8 +73,9 @@ pub fn run(c: DlqCommand, json: bool, w: &mut dyn Write) -> Result<()> {
     }
 }
 
-/// Opens the store and turns the options into the core's filter.
-fn prepare(f: &DlqFilter) -> Result<(std::sync::Arc<Store>, ReplayFilter)> {
+/// Opens the store (read-only where it cannot be written, for a command that only `reads`:
+/// see [`open::open_to_read`]) and turns the options into the core's filter.
+fn prepare(f: &DlqFilter, reads: bool) -> Result<(std::sync::Arc<Store>, ReplayFilter)> {
     let filter = ReplayFilter {
         reason: f.reason.as_deref().map(parse::reason).transpose()?,
         original_queue: f.queue.clone(),
@@ -104,7 +105,12 @@ fn prepare(f: &DlqFilter) -> Result<(std::sync::Arc<Store>, ReplayFilter)> {
             )));
         }
     }
-    Ok((open::open(&f.dir)?, filter))
+    let store = if reads {
+        open::open_to_read(&f.dir)?
+    } else {
+        open::open(&f.dir)?
+    };
+    Ok((store, filter))
 }
 
 /// Refuses `--dlq QUEUE` naming an ordinary queue: one not named as the default strategies
@@ -235,7 +241,7 @@ struct Row {
 }
 
 fn list(f: &DlqFilter, limit: Option<usize>, json: bool, w: &mut dyn Write) -> Result<()> {
-    let (store, filter) = prepare(f)?;
+    let (store, filter) = prepare(f, true)?;
     let mut rows = Vec::new();
     // Every match is counted, so that a listing `--limit` cut says so (review r4 #9).
     let mut matched = 0u64;
@@ -354,7 +360,7 @@ fn replay(
             )));
         }
     }
-    let (store, filter) = prepare(f)?;
+    let (store, filter) = prepare(f, false)?;
     if let Some(t) = &to {
         // The same outcome in a dry run as in the real run (review r3 #10).
         crate::cmd::transfer::check_target(&store, t)?;

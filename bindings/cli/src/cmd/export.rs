@@ -14,7 +14,7 @@ use serde_json::json;
 const PAGE: usize = 1000;
 
 pub fn run(a: &ExportArgs, w: &mut dyn Write) -> Result<()> {
-    let store = open::open(&a.dir)?;
+    let store = open::open_to_read(&a.dir)?;
     let queues = open::queues(&store, &a.queues)?;
     let mut total = 0;
     for q in &queues {

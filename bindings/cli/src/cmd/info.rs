@@ -10,7 +10,7 @@ use crate::error::Result;
 use crate::{open, out, report};
 
 pub fn run(dir: &Path, json: bool, w: &mut dyn Write) -> Result<()> {
-    let store = open::open(dir)?;
+    let store = open::open_to_read(dir)?;
     let segments = mqlite::verify::segments(store.path())?;
     let r = store.recovery_report().clone();
     let (mut messages, mut bytes) = (0u64, 0u64);
@@ -20,8 +20,13 @@ pub fn run(dir: &Path, json: bool, w: &mut dyn Write) -> Result<()> {
         messages += s.messages;
         bytes += s.bytes;
     }
-    // The command is the owner when no other process has the store open, else its client.
-    let (pid, role) = (store.owner_pid(), store.role().as_str());
+    // The command is the owner when no other process has the store open, else its client;
+    // opened read-only, it is neither, and the owner is a live process holding the lock, if any.
+    let (pid, role) = if store.is_read_only() {
+        (store.read_only_owner(), "read-only")
+    } else {
+        (Some(store.owner_pid()), store.role().as_str())
+    };
     let disk = store.disk_bytes();
     if json {
         return out::json(
@@ -41,7 +46,14 @@ pub fn run(dir: &Path, json: bool, w: &mut dyn Write) -> Result<()> {
     }
     writeln!(w, "store     {}", store.path().display())?;
     writeln!(w, "format    version {VERSION}")?;
-    writeln!(w, "owner     pid {pid}; this command is its {role}")?;
+    match (store.is_read_only(), pid) {
+        (false, Some(pid)) => writeln!(w, "owner     pid {pid}; this command is its {role}")?,
+        (_, Some(pid)) => writeln!(
+            w,
+            "owner     pid {pid} (live); this command reads the files read-only: may be stale"
+        )?,
+        (_, None) => writeln!(w, "owner     none; this command reads the files read-only")?,
+    }
     writeln!(
         w,
         "disk      {} in {}",

@@ -48,7 +48,7 @@ fn kind(name: &str) -> &'static str {
 }
 
 pub fn run(dir: &Path, json: bool, w: &mut dyn Write) -> Result<()> {
-    let store = open::open(dir)?;
+    let store = open::open_to_read(dir)?;
     let mut rows = Vec::new();
     for q in open::queues(&store, &[])? {
         let s = q.stats()?;

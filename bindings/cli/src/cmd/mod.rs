@@ -27,6 +27,8 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
         // r4 #13: a bad MQLITE_CONNECT_TIMEOUT in a profile broke `completions`, `verify`).
         crate::open::set_connect_timeout(t);
     }
+    crate::open::set_json(json);
+    crate::open::set_read_only(cli.read_only);
     match cli.command {
         Command::Info(a) => info::run(&a.dir, json, out),
         Command::Stats(a) => stats::run(&a, json, out),

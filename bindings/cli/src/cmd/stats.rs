@@ -112,16 +112,28 @@ pub fn run(a: &StatsArgs, json: bool, w: &mut dyn Write) -> Result<()> {
             a.interval
         )));
     }
-    let store = open::open(&a.dir)?;
+    let store = open::open_to_read(&a.dir)?;
     let queues = open::queues(&store, &a.queues)?;
+    let sample = || {
+        queues
+            .iter()
+            .map(|q| q.stats())
+            .collect::<Result<Vec<_>, _>>()
+    };
+    // Review r4 #19: with `--watch --json` every refresh, the first too, carries `rates`, so a
+    // script reads one shape throughout (no `null` to special-case): the first refresh is
+    // measured against a sample taken one interval before it, and so comes after one interval.
+    // The table shows its first refresh at once (an operator wants to see the store now), with
+    // `-` for the rates it cannot have yet.
     let mut before: Option<(Instant, Vec<QueueStats>)> = None;
+    if a.watch && json {
+        before = Some((Instant::now(), sample()?));
+        std::thread::sleep(parse::secs(a.interval));
+    }
     let mut refreshes = 0u64;
     loop {
         let now = Instant::now();
-        let stats = queues
-            .iter()
-            .map(|q| q.stats())
-            .collect::<Result<Vec<_>, _>>()?;
+        let stats = sample()?;
         let rows: Vec<Row> = queues
             .iter()
             .zip(&stats)
