@@ -4,6 +4,10 @@
 # bridge for a few seconds, then shows where the messages went.
 # Ports: MQLITE_NATS_PORT (default 14222), MQLITE_AMQP_PORT (15699) and MQLITE_EPMD_PORT (14369)
 # as for servers.sh; set them on a shared machine. It stops only what it started.
+# It runs what the README's `cargo build --release -p mqlite-cli -p mqlite-bridge` built (the
+# same packages, so the same features: nothing is compiled again; a first run compiles it all,
+# which takes minutes). The store, config and stats live in a fresh `mktemp -d` directory,
+# removed at the end (review r7 #6: a fixed /tmp path was removed and shared by every user).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 srv=bindings/bridge/tests/servers.sh
@@ -30,18 +34,21 @@ stop() {
   bash "$srv" stop rabbitmq
   if [ "$epmd_ours" = 1 ]; then bash "$srv" stop-all; fi
 }
-trap stop EXIT
+demo="$(mktemp -d "${TMPDIR:-/tmp}/mqlite-bridge-demo.XXXXXX")"
+trap 'stop; rm -rf "$demo"' EXIT
+echo "try.sh: building (cargo build --release -p mqlite-cli -p mqlite-bridge --bins --example demo_setup)"
+cargo build --release -p mqlite-cli -p mqlite-bridge --bins --example demo_setup
 bash "$srv" start nats
 bash "$srv" start rabbitmq
-rm -rf /tmp/mqlite-bridge-demo && mkdir -p /tmp/mqlite-bridge-demo
-# The example config with this run's ports.
+# The example config with this run's ports and directory.
 sed -e "s/127.0.0.1:14222/127.0.0.1:$nats_port/" -e "s/127.0.0.1:15699/127.0.0.1:$amqp_port/" \
-  bindings/bridge/bridge.example.toml > /tmp/mqlite-bridge-demo/bridge.toml
-cargo run -q --release -p mqlite-bridge --example demo_setup
-cargo build -q --release -p mqlite-bridge
-target/release/mqlite-bridge --config /tmp/mqlite-bridge-demo/bridge.toml &
+  -e "s#/tmp/mqlite-bridge-demo#$demo#g" \
+  bindings/bridge/bridge.example.toml > "$demo/bridge.toml"
+export MQLITE_DEMO_STORE="$demo/store"
+target/release/examples/demo_setup
+target/release/mqlite-bridge --config "$demo/bridge.toml" &
 bridge=$!
 sleep 3
 kill -TERM "$bridge" && wait "$bridge"
-cargo run -q --release -p mqlite-bridge --example demo_setup show
-cat /tmp/mqlite-bridge-demo/stats.json
+target/release/examples/demo_setup show
+cat "$demo/stats.json"

@@ -10,7 +10,11 @@ use lapin::options::*;
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties, ExchangeKind};
 
-const STORE: &str = "/tmp/mqlite-bridge-demo/store";
+/// The demo store: `MQLITE_DEMO_STORE` (try.sh sets it to a fresh temporary directory), else
+/// the path `bridge.example.toml` names.
+fn store_path() -> String {
+    std::env::var("MQLITE_DEMO_STORE").unwrap_or_else(|_| "/tmp/mqlite-bridge-demo/store".into())
+}
 
 /// A broker port: the environment's (`servers.sh` starts the brokers there too), else the default.
 fn port(var: &str, default: u16) -> String {
@@ -28,7 +32,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let conn = Connection::connect(&amqp, ConnectionProperties::default()).await?;
     let ch = conn.create_channel().await?;
     if std::env::args().nth(1).as_deref() == Some("show") {
-        let store = mqlite::Store::open(STORE, Default::default())?;
+        let store = mqlite::Store::open(store_path(), Default::default())?;
         for q in ["commands", "jobs", "orders", "audit", "DLQ"] {
             println!(
                 "mqlite queue {q:9}: {} messages",
@@ -108,7 +112,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
         .await?;
     }
-    let store = mqlite::Store::open(STORE, Default::default())?;
+    let store = mqlite::Store::open(store_path(), Default::default())?;
     for i in 1..=3 {
         store
             .queue("orders")?
@@ -119,6 +123,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     store.close()?;
     tokio::time::sleep(Duration::from_millis(100)).await;
-    println!("brokers and store {STORE} ready");
+    println!("brokers and store {} ready", store_path());
     Ok(())
 }

@@ -101,6 +101,31 @@ async fn release_all(ds: Vec<Delivery>, stats: &Counters) {
 /// How long a receive waits before the loop looks at its other work again.
 const RECEIVE_WAIT: Duration = Duration::from_millis(100);
 
+/// How many times in a row the connection may be lost while one same message is the oldest
+/// unconfirmed publish before that message is held at fault and nacked with the broker's close
+/// reason (review r7 #1: RabbitMQ closes the whole connection on a headers table it cannot
+/// parse; given back and published again each time, such a message stalled its route forever
+/// and flooded the broker with copies of the messages published beside it). After the first
+/// loss the suspect is published alone (a window of one), so the later losses point at it and
+/// not at a message published beside it. Confirm timeouts do not count (a hung broker is not
+/// the message's fault).
+const CLOSE_STRIKES: u32 = 3;
+
+/// The message that was the oldest unconfirmed publish when the connection was lost, and how
+/// many losses in a row it has been so (see [`CLOSE_STRIKES`]).
+type Suspect = Option<(mqlite::MessageId, u32)>;
+
+/// Counts a connection loss against `front` (the oldest unconfirmed publish): the strikes it
+/// has now.
+fn strike(suspect: &mut Suspect, front: mqlite::MessageId) -> u32 {
+    let n = match *suspect {
+        Some((id, n)) if id == front => n + 1,
+        _ => 1,
+    };
+    *suspect = Some((front, n));
+    n
+}
+
 /// Outbound: receive from `queue`, publish each message with id `<origin>:<mqlite id>`, and
 /// settle it once the broker answered — ack (confirmed), nack with the broker's error text
 /// (refused), or release (connection lost). Confirms are taken in publish order, so acks
@@ -113,6 +138,15 @@ pub(crate) async fn outbound<S: Sink>(
     origin: String,
 ) {
     let stats = ctx.stats.clone();
+    // Without a prefetch: a prefetch is marked delivered once on disk, so after a crash every
+    // prefetched message would come back counted as a failed delivery — counted as
+    // `redelivered` and judged by `max_redeliveries` though it was never published (review r7
+    // #3: up to the queue's prefetch of 1,000 per crash). Received this way, only what the
+    // route took (at most its window) is marked. 0 and 1 both mean no prefetch.
+    let consumer = Arc::new(queue.consumer(mqlite::ConsumerOptions {
+        ack_mode: mqlite::AckMode::Explicit,
+        prefetch: Some(1),
+    }));
     let mut waits = Waits::new(&ctx.reconnect);
     // Between receives that failed for a passing reason (the store's owner being replaced).
     let mut store_waits = Waits::new(&ctx.reconnect);
@@ -141,6 +175,12 @@ pub(crate) async fn outbound<S: Sink>(
     // exchange): a connect that succeeds proves nothing about the next publish, so the backoff
     // keeps growing until a publish is confirmed.
     let mut keep_backoff = false;
+    // The first failed attempt of an outage is a warning; the retries are debug (as inbound).
+    let mut first_failure = true;
+    // See `CLOSE_STRIKES`; `closed` is the reason of a loss that counts against the window's
+    // oldest publish (not a timeout, not a missing target).
+    let mut suspect: Suspect = None;
+    let mut closed: Option<String> = None;
     let mut lag_tick = tokio::time::interval(ctx.stats_interval.min(Duration::from_secs(1)));
     let (name, failed) = (ctx.name.clone(), ctx.failed.clone());
     let fatal = |e: String| fail_route(&name, &stats, &failed, e);
@@ -166,6 +206,7 @@ pub(crate) async fn outbound<S: Sink>(
                     info!(route = %ctx.name, "connected");
                     connected = true;
                     broken = false;
+                    first_failure = true;
                     if !std::mem::take(&mut keep_backoff) {
                         waits.reset();
                     }
@@ -178,10 +219,16 @@ pub(crate) async fn outbound<S: Sink>(
                         Failure::Refused(e) | Failure::Target(e) => {
                             error!(route = %ctx.name, "{e} (retrying with backoff)")
                         }
+                        // An outage: a warning for its first attempt, the retries at debug
+                        // (review r7 #2: the whole outage was silent at the default level).
+                        Failure::Transient(e) | Failure::Full(e) if first_failure => {
+                            warn!(route = %ctx.name, "broker not reachable: {e} (retrying with backoff)")
+                        }
                         Failure::Transient(e) | Failure::Full(e) => {
                             debug!(route = %ctx.name, "broker not reachable: {e}")
                         }
                     }
+                    first_failure = false;
                     stats.error(f.text());
                     if !waits.sleep(&mut ctx.stop).await {
                         break;
@@ -193,16 +240,18 @@ pub(crate) async fn outbound<S: Sink>(
         if hold.is_some_and(|t| t <= tokio::time::Instant::now()) {
             hold = None;
         }
+        // A suspect is published alone (see `CLOSE_STRIKES`).
+        let limit = if suspect.is_some() { 1 } else { window };
         if receiving.is_none()
             && !broken
             && !full
             && !stopping
             && hold.is_none()
-            && pending.len() < window
+            && pending.len() < limit
         {
-            let (q, n) = (queue.clone(), window - pending.len());
+            let (c, n) = (consumer.clone(), limit - pending.len());
             receiving = Some(tokio::task::spawn_blocking(move || {
-                q.receive_batch(n, Some(RECEIVE_WAIT))
+                c.receive_batch(n, Some(RECEIVE_WAIT))
             }));
         }
         if acking.is_none() && !confirmed.is_empty() {
@@ -225,15 +274,18 @@ pub(crate) async fn outbound<S: Sink>(
             }
             r = async {
                 match pending.front_mut() {
-                    Some(p) => tokio::time::timeout_at(p.2, &mut p.1)
-                        .await
-                        .unwrap_or_else(|_| Err(no_confirm())),
+                    Some(p) => tokio::time::timeout_at(p.2, &mut p.1).await.map_err(|_| ()),
                     None => std::future::pending().await,
                 }
             }, if !pending.is_empty() => {
-                let Some((d, _, _)) = pending.pop_front() else { continue };
+                let Some((d, c, t)) = pending.pop_front() else { continue };
+                let (r, timed_out) = match r {
+                    Ok(r) => (r, false),
+                    Err(()) => (Err(no_confirm()), true),
+                };
                 match r {
                     Ok(c) => {
+                        suspect = None;
                         refusal_waits.reset();
                         full_waits.reset();
                         waits.reset();
@@ -257,9 +309,13 @@ pub(crate) async fn outbound<S: Sink>(
                         release_all(vec![d], &stats).await;
                     }
                     Err(f) => {
+                        if let (Failure::Transient(text), false) = (&f, timed_out) {
+                            closed = Some(text.clone());
+                        }
                         unfit |= lost(&ctx.name, &stats, f);
                         broken = true;
-                        release_all(vec![d], &stats).await;
+                        // Back at the front: judged with the window below.
+                        pending.push_front((d, c, t));
                     }
                 }
             }
@@ -298,7 +354,9 @@ pub(crate) async fn outbound<S: Sink>(
                     let deadline = tokio::time::Instant::now() + ack_timeout;
                     let published = tokio::time::timeout_at(deadline, sink.publish(d.message(), &id))
                         .await
-                        .unwrap_or_else(|_| Err(no_confirm()));
+                        .map_err(|_| ());
+                    let timed_out = published.is_err();
+                    let published = published.unwrap_or_else(|()| Err(no_confirm()));
                     match published {
                         Ok(confirm) => pending.push_back((d, confirm, deadline)),
                         Err(Failure::Refused(text)) => {
@@ -318,6 +376,9 @@ pub(crate) async fn outbound<S: Sink>(
                             release_all(rest, &stats).await;
                         }
                         Err(f) => {
+                            if let (Failure::Transient(text), false) = (&f, timed_out) {
+                                closed = Some(text.clone());
+                            }
                             unfit |= lost(&ctx.name, &stats, f);
                             broken = true;
                             let mut rest = vec![d];
@@ -333,6 +394,9 @@ pub(crate) async fn outbound<S: Sink>(
             _ = lag_tick.tick() => {
                 // An outage while the route is idle fails no publish: notice it here.
                 if let (false, Err(f)) = (broken, sink.health()) {
+                    if let Failure::Transient(text) = &f {
+                        closed = Some(text.clone());
+                    }
                     unfit |= lost(&ctx.name, &stats, f);
                     broken = true;
                 }
@@ -353,6 +417,36 @@ pub(crate) async fn outbound<S: Sink>(
             if receiving.is_none() {
                 full = false;
                 hold = Some(tokio::time::Instant::now() + full_waits.bump());
+            }
+        }
+        if let (true, Some(text)) = (broken, closed.take()) {
+            // The connection went while `front` was the oldest unconfirmed publish.
+            let front = pending.front().map(|p| p.0.id());
+            if let Some(strikes) = front.map(|id| strike(&mut suspect, id)) {
+                if strikes >= CLOSE_STRIKES {
+                    suspect = None;
+                    if let Some((d, _, _)) = pending.pop_front() {
+                        let text = format!(
+                            "the connection was lost {strikes} times in a row while this message \
+                             was the oldest unconfirmed publish (published alone after the \
+                             first), held at fault: {text}"
+                        );
+                        let what = "publish failed";
+                        let r = settle_refused(
+                            &ctx.name,
+                            &stats,
+                            d,
+                            text,
+                            what,
+                            &mut refusal_waits,
+                            &mut hold,
+                        );
+                        if let Err(text) = r.await {
+                            fatal(text);
+                            break;
+                        }
+                    }
+                }
             }
         }
         if broken && !pending.is_empty() {
@@ -742,7 +836,8 @@ async fn store_and_ack<S: Source>(
             // One message the store refuses (too large a body, say) must not hold up the
             // rest: store them one by one and end the refused ones' delivery at the broker.
             let mut ok = Vec::new();
-            for m in batch {
+            let mut batch = batch.into_iter();
+            while let Some(m) = batch.next() {
                 let item = source.incoming(&m, now);
                 let (s, q) = (store.clone(), queue.clone());
                 match blocking(move || store_batch(&s, &q, vec![item])).await {
@@ -757,7 +852,19 @@ async fn store_and_ack<S: Source>(
                         stats.error(format!("refused by the store: {e}"));
                         source.reject(m).await.map_err(Failure::Transient)?;
                     }
-                    Err(e) => return local_failure(ctx, source, ok, e).await,
+                    Err(e) => {
+                        // What was stored is acked, and this message with the rest of the
+                        // batch, none of them stored, handed back: left unsettled, a RabbitMQ
+                        // ack of a later batch (`multiple`) would have covered them unstored
+                        // (r7: the ok ones were requeued, the rest left on the channel).
+                        source
+                            .ack(std::mem::take(&mut ok))
+                            .await
+                            .map_err(Failure::Transient)?;
+                        let mut rest = vec![m];
+                        rest.extend(batch);
+                        return local_failure(ctx, source, rest, e).await;
+                    }
                 }
             }
             source.ack(ok).await.map_err(Failure::Transient)
@@ -787,4 +894,105 @@ async fn local_failure<S: Source>(
         _ = stopped(&mut stop) => {}
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A source that records how each message (a tag and a body) was settled.
+    #[derive(Default)]
+    struct Fake {
+        acked: Vec<u64>,
+        rejected: Vec<u64>,
+        requeued: Vec<u64>,
+    }
+
+    impl Source for Fake {
+        type Msg = (u64, Vec<u8>);
+        async fn connect(&mut self) -> Result<(), Failure> {
+            Ok(())
+        }
+        fn is_connected(&self) -> bool {
+            true
+        }
+        async fn next_batch(&mut self, _max: usize) -> Result<Vec<Self::Msg>, String> {
+            Ok(Vec::new())
+        }
+        fn incoming(&self, m: &Self::Msg, _now_ms: u64) -> Incoming {
+            Incoming {
+                message: mqlite::Message::new(m.1.clone()),
+                dedup_key: Some(format!("k{}", m.0)),
+                redelivered: false,
+            }
+        }
+        async fn ack(&mut self, msgs: Vec<Self::Msg>) -> Result<(), String> {
+            self.acked.extend(msgs.iter().map(|m| m.0));
+            Ok(())
+        }
+        async fn reject(&mut self, m: Self::Msg) -> Result<(), String> {
+            self.rejected.push(m.0);
+            Ok(())
+        }
+        async fn requeue(&mut self, msgs: Vec<Self::Msg>) -> Result<(), String> {
+            self.requeued.extend(msgs.iter().map(|m| m.0));
+            Ok(())
+        }
+        async fn lag(&mut self) -> Option<u64> {
+            None
+        }
+        fn disconnect(&mut self) {}
+        fn redelivery_delay(&self) -> Duration {
+            Duration::ZERO
+        }
+    }
+
+    /// r7 (inbound RabbitMQ): a batch with a message the store refuses for its size, then one
+    /// it cannot store now (the queue is full), left the rest of the batch unsettled while the
+    /// stored ones were requeued; the next batch's ack (`multiple`) covered them unstored.
+    /// Every message of the batch must be settled, and only stored ones acked.
+    #[tokio::test]
+    async fn a_partly_stored_batch_settles_every_message_and_acks_only_stored_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = mqlite::StoreOptions {
+            max_body_bytes: 16,
+            ..Default::default()
+        };
+        let store = Arc::new(Store::open(dir.path(), options).unwrap());
+        let queue = store
+            .queue_with(
+                "in",
+                mqlite::QueueOptions {
+                    max_messages: Some(1),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        let (_tx, stop) = watch::channel(false);
+        let ctx = RouteCtx {
+            name: "r".into(),
+            stats: Arc::new(Counters::default()),
+            stop,
+            reconnect: Backoff {
+                initial: Duration::from_millis(1),
+                max: Duration::from_millis(1),
+            },
+            stats_interval: Duration::from_secs(1),
+            failed: Arc::new(tokio::sync::Notify::new()),
+        };
+        let batch = vec![
+            (1, b"fits".to_vec()),
+            (2, vec![b'x'; 64]),
+            (3, b"queue full".to_vec()),
+            (4, b"queue full".to_vec()),
+        ];
+        let mut src = Fake::default();
+        store_and_ack(&ctx, &store, &queue, &mut src, batch)
+            .await
+            .unwrap();
+        assert_eq!(queue.stats().unwrap().messages, 1);
+        assert_eq!(src.acked, vec![1], "only the stored message is acked");
+        assert_eq!(src.rejected, vec![2]);
+        assert_eq!(src.requeued, vec![3, 4], "the unstored rest is handed back");
+    }
 }

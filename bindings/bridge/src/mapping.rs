@@ -88,8 +88,7 @@ pub fn pct_decode(s: &str) -> Option<String> {
 /// The header name of property `key`.
 pub fn encode_name(key: &str) -> String {
     let mut out = String::with_capacity(key.len() + 4);
-    let lower = key.to_ascii_lowercase();
-    if lower.starts_with("mqlite-") || lower.starts_with("nats-") {
+    if reserved(key) {
         out.push_str(&format!("%{:02X}", key.as_bytes()[0]));
         pct_encode(&key[1..], name_byte_ok, &mut out);
     } else {
@@ -235,6 +234,12 @@ pub fn from_string_headers<'a>(
     let mut msg = Message::new(body);
     let mut timestamp = published_ms;
     let mut seen: Vec<&str> = Vec::new();
+    // The server's own headers of a message the bridge published (`Nats-Msg-Id`, any other
+    // unescaped `Nats-`/`Mqlite-` name): stored after the message's own properties, and only
+    // under a name none of them took. A property the sender named `Nats-Msg-Id` travels
+    // escaped (`%4Eats-Msg-Id`) and decodes to the same name: it wins, whatever the header
+    // order (review r7 #5: which one survived depended on the header map's iteration order).
+    let mut server: Vec<(&str, &str)> = Vec::new();
     for &(name, text) in &headers {
         if seen.contains(&name) {
             continue;
@@ -270,6 +275,7 @@ pub fn from_string_headers<'a>(
                 pct_decode(text).unwrap_or_else(|| text.to_string()),
             ),
             _ => match &types {
+                Some(_) if reserved(name) => server.push((name, text)),
                 Some(types) => {
                     let code = types.iter().find(|(n, _)| *n == name).map(|(_, c)| *c);
                     let key = pct_decode(name).unwrap_or_else(|| name.to_string());
@@ -282,10 +288,22 @@ pub fn from_string_headers<'a>(
             },
         }
     }
+    for (name, text) in server {
+        if msg.get_property(name).is_none() {
+            msg.set_property(name, text);
+        }
+    }
     if let Some(t) = timestamp {
         msg.set_property(TIMESTAMP_PROPERTY, t as i64);
     }
     msg
+}
+
+/// Whether a header name is reserved for the bridge's fields and the server (`Mqlite-`,
+/// `Nats-`, case-insensitive): a property named so travels escaped (see [`encode_name`]).
+fn reserved(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    lower.starts_with("mqlite-") || lower.starts_with("nats-")
 }
 
 /// The remaining time to live of `msg` at `now_ms`, if it expires (at least 1 ms).
@@ -369,6 +387,27 @@ mod tests {
         assert_eq!(
             back.get_property("inf"),
             Some(&Value::Float(f64::NEG_INFINITY))
+        );
+    }
+
+    #[test]
+    fn a_property_named_like_a_server_header_wins_in_either_header_order() {
+        let user = encode_name("Nats-Msg-Id");
+        assert_eq!(user, "%4Eats-Msg-Id");
+        let server = ("Nats-Msg-Id", "o:ID:1");
+        let mine = (user.as_str(), "evil");
+        for hs in [[(TYPES, ""), server, mine], [(TYPES, ""), mine, server]] {
+            let back = from_string_headers(b"", hs, None, 0);
+            assert_eq!(
+                back.get_property("Nats-Msg-Id"),
+                Some(&Value::Str("evil".into()))
+            );
+        }
+        // Without the user's property, the server's header is kept.
+        let back = from_string_headers(b"", [(TYPES, ""), server], None, 0);
+        assert_eq!(
+            back.get_property("Nats-Msg-Id"),
+            Some(&Value::Str("o:ID:1".into()))
         );
     }
 

@@ -3,7 +3,8 @@
 //! Each route has its own connection, rebuilt by the route after a failure.
 //!
 //! AMQP headers are typed, so properties keep their types natively: string → long string,
-//! integer → signed 64-bit, float → double, boolean → boolean, bytes → byte array.
+//! integer → signed 64-bit, float → double (finite only: a NaN or an infinity is refused, see
+//! `to_amqp`), boolean → boolean, bytes → byte array.
 
 use std::time::Duration;
 
@@ -82,6 +83,16 @@ fn to_amqp(msg: &Message, id: &str, now_ms: u64) -> Result<BasicProperties, Fail
         let v = match value {
             Value::Str(s) => AMQPValue::LongString(LongString::from(s.as_str())),
             Value::Int(i) => AMQPValue::LongLongInt(*i),
+            // RabbitMQ's header table parser takes only finite doubles: a NaN or an infinity
+            // makes it close the whole connection (INTERNAL_ERROR), and the message, given
+            // back, would close every later connection too (review r7 #1). Refused before
+            // publishing: nacked under the queue's redelivery policy, ending in its DLQ.
+            Value::Float(f) if !f.is_finite() => {
+                return Err(Failure::Refused(format!(
+                    "mapping: property {key:?} is the float {f}, which RabbitMQ cannot carry \
+                     (AMQP headers take finite doubles only)"
+                )))
+            }
             Value::Float(f) => AMQPValue::Double(*f),
             Value::Bool(b) => AMQPValue::Boolean(*b),
             Value::Bytes(b) => AMQPValue::ByteArray(b.as_slice().into()),
@@ -665,6 +676,14 @@ mod tests {
         let h = p.headers().as_ref().unwrap().inner();
         assert_eq!(h.get("i"), Some(&AMQPValue::LongLongInt(-3)));
         assert_eq!(h.get("f"), Some(&AMQPValue::Double(2.5)));
+        for f in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            match to_amqp(&Message::new("").property("g", f), "id", 0) {
+                Err(Failure::Refused(e)) => {
+                    assert!(e.contains("\"g\"") && e.contains("finite"), "{e}")
+                }
+                other => panic!("{f}: {:?}", other.map(|_| ())),
+            }
+        }
         let long = "k".repeat(256);
         assert!(matches!(
             to_amqp(&Message::new("").property(long, 1i64), "id", 0),

@@ -28,11 +28,14 @@ pub struct RouteStats {
     /// inbound, refused by the store (terminated at the broker).
     pub failed: u64,
     /// Duplicates removed: outbound, publishes the broker reported as duplicates of an earlier
-    /// one (JetStream's duplicate window; RabbitMQ has none); inbound, broker deliveries whose
-    /// dedup key the queue already held (mqlite's dedup window).
+    /// one (JetStream's duplicate window; RabbitMQ has none — and a re-publish after the
+    /// stream's `duplicate_window` is stored twice without being counted); inbound, broker
+    /// deliveries whose dedup key the queue already held (mqlite's dedup window).
     pub duplicates: u64,
     /// Redeliveries seen: outbound, local deliveries that were redeliveries (a publish that may
-    /// have reached the broker before); inbound, deliveries the broker marked as redelivered.
+    /// have reached the broker before: the route receives without prefetch, so a crash marks
+    /// at most its window; a message given back uncounted after a lost connection is not
+    /// one); inbound, deliveries the broker marked as redelivered.
     pub redelivered: u64,
     /// Outbound messages given back to the queue unpublished or unconfirmed because the
     /// connection was lost (not counted as failures; published again after reconnecting).

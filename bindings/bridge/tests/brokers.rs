@@ -336,6 +336,55 @@ async fn rabbitmq_unroutable_is_dead_lettered_with_the_broker_error() {
     d.ack().unwrap();
 }
 
+/// Review r7 #1: a message the broker answers by closing the whole connection (here a headers
+/// table larger than the negotiated frame_max, a FRAME_ERROR no mapping check catches; a NaN
+/// float did the same and is now refused by the mapping) was given back and published again
+/// forever: the route stalled and the messages published beside it were copied at every
+/// reconnect. Now it is published alone after the first loss and nacked with the broker's
+/// close reason after the third; the others are forwarded, each at most twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_a_message_that_closes_the_connection_is_dead_lettered_not_published_forever() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    let (_conn, ch) = amqp().await;
+    let queue = unique("closer");
+    declare_queue(&ch, &queue).await;
+    let q = no_retries(&store, "closer");
+    q.send("before").unwrap();
+    q.send(Message::new("huge").property("h", "x".repeat(300_000)))
+        .unwrap();
+    q.send("after").unwrap();
+    let mut config = base_config();
+    config.outbound = vec![OutboundRoute::rabbitmq("o", "closer", "", &queue)];
+    let bridge = Bridge::start(store.clone(), config).await.unwrap();
+    let dlq = store.queue("DLQ").unwrap();
+    until(
+        60,
+        "the closing message dead-lettered, the others forwarded",
+        || async { dlq.stats().unwrap().messages == 1 && bridge.stats()[0].forwarded == 2 },
+    )
+    .await;
+    let stats = bridge.shutdown().await;
+    assert_eq!(stats[0].failed, 1);
+    assert!(stats[0].reconnects >= 3, "{:?}", stats[0]);
+    let d = dlq.receive(Some(Duration::ZERO)).unwrap().unwrap();
+    assert_eq!(d.body(), b"huge");
+    let text = &d.dead_letter_info().unwrap().last_failure;
+    assert!(
+        text.contains("3 times in a row") && text.contains("rabbitmq"),
+        "{text}"
+    );
+    d.ack().unwrap();
+    assert_eq!(q.stats().unwrap().messages, 0);
+    let got = drain_amqp(&ch, &queue, 4).await;
+    let bodies: Vec<&[u8]> = got.iter().map(|m| m.delivery.data.as_slice()).collect();
+    for b in [&b"before"[..], b"after"] {
+        let n = bodies.iter().filter(|x| **x == b).count();
+        assert!((1..=2).contains(&n), "{bodies:?}");
+    }
+    assert!(!bodies.contains(&&b"huge"[..]), "{bodies:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rabbitmq_back_pressure_makes_messages_wait_not_die() {
     // Review r3 #13: a queue at its x-max-length with reject-publish nacks publishes; each
