@@ -129,6 +129,8 @@
 #define MQLITE_MAX_NAME_BYTES 255ULL
 /** How long a client process waits for a store's owner to serve, by default, in ms: at open and while another process takes over after the owner went away (30 s). */
 #define MQLITE_DEFAULT_CONNECT_TIMEOUT_MS 30000ULL
+/** The least connect timeout, in ms (10): an owner's answer can wait for a group commit's fdatasync (milliseconds on a slow disk), so a shorter wait would take a healthy owner for a hung one. */
+#define MQLITE_MIN_CONNECT_TIMEOUT_MS 10ULL
 
 /**
  * The result of every fallible call. `MQLITE_OK` (0) is success; codes 1–17 are the core's
@@ -1892,7 +1894,8 @@ bool mqlite_queue_is_memory(const mqlite_queue *queue);
  * Sets which roles open may take (`MQLITE_OPEN_AS_*`; unknown values:
  * `MQLITE_INVALID_ARGUMENT`) and how long, in ms, a client waits for an owner to serve, at
  * open and while another process takes the store over (0: the default,
- * `MQLITE_DEFAULT_CONNECT_TIMEOUT_MS`).
+ * `MQLITE_DEFAULT_CONNECT_TIMEOUT_MS`; 1–9: `MQLITE_INVALID_ARGUMENT` at open, the least is
+ * 10 ms).
  */
 mqlite_status mqlite_store_options_set_open_as(mqlite_store_options *options,
                                                uint32_t open_as,

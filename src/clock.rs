@@ -39,15 +39,21 @@ pub fn ms_floor(d: Duration) -> u64 {
 /// `secs` seconds (a caller's `f64`: Python, the command line) as a `Duration`. NaN or a
 /// negative number is `InvalidArgument` naming `what`; `+inf` or a number too large for a
 /// `Duration` (`sys.maxsize`, `1e300`) saturates at `Duration::MAX`, which every timer treats
-/// as "never". (`Duration::from_secs_f64` panics on all of these.) Every conversion of a
-/// caller's seconds goes through here.
+/// as "never". (`Duration::from_secs_f64` panics on all of these.) A positive number below
+/// 1 ns (`1e-12`) is 1 ns, not zero: zero means something else to some options (a TTL of 0 is
+/// "never expires", as in JMS), and every timer rounds 1 ns up to its tick. Every conversion
+/// of a caller's seconds goes through here.
 pub fn secs_to_duration(secs: f64, what: &str) -> Result<Duration> {
     if secs.is_nan() || secs < 0.0 {
         return Err(Error::invalid(format!(
             "{what} must be a number of seconds >= 0, not {secs}"
         )));
     }
-    Ok(Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX))
+    let d = Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX);
+    Ok(match d.is_zero() && secs > 0.0 {
+        true => Duration::from_nanos(1),
+        false => d,
+    })
 }
 
 /// The `Instant` `d` from now, or `None` ("never") when it is past what an `Instant` can hold

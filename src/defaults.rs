@@ -117,4 +117,8 @@ constants! {
     /// How long a client process waits for a store's owner to serve, by default, in ms: at open
     /// and while another process takes over after the owner went away (30 s).
     pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 30_000;
+    /// The least connect timeout, in ms (10): an owner's answer can wait for a group commit's
+    /// fdatasync (milliseconds on a slow disk), so a shorter wait would take a healthy owner
+    /// for a hung one.
+    pub const MIN_CONNECT_TIMEOUT_MS: u64 = 10;
 }

@@ -297,3 +297,26 @@ fn close_releases_every_file_whatever_handles_remain() {
     drop(q);
     drop(s);
 }
+
+/// `owner.sock` deleted while its owner runs (a tmp cleaner): no process can reach that
+/// owner, and the opener's error says so, naming the live pid and the missing socket, rather
+/// than "no process served" (review r5 #24).
+#[test]
+fn a_deleted_socket_is_named_with_the_live_owner_that_holds_the_lock() {
+    let env = Env::new();
+    let owner = env.open();
+    owner.queue("q").unwrap().send(b"x").unwrap();
+    std::fs::remove_file(env.dir.path().join(remote::SOCKET_NAME)).unwrap();
+    let mut o = env.opts();
+    o.open_as = OpenAs::Client;
+    o.connect_timeout = std::time::Duration::from_millis(200);
+    let e = Store::open(env.dir.path(), o).expect_err("reached an owner with no socket");
+    assert_eq!(e.kind(), ErrorKind::OwnerLost, "{e}");
+    let pid = format!("pid {}", std::process::id());
+    assert!(
+        e.message().contains(&pid) && e.message().contains("owner.sock is missing"),
+        "{e}"
+    );
+    // The owner itself goes on.
+    owner.queue("q").unwrap().send(b"y").unwrap();
+}

@@ -3,6 +3,7 @@
 mod common;
 use common::*;
 use mqlite::*;
+use std::time::Duration;
 
 fn open_err(env: &Env, f: impl FnOnce(&mut StoreOptions)) -> Error {
     let mut o = env.opts();
@@ -24,6 +25,23 @@ fn segment_bytes_over_4_gib_is_refused() {
     // The limits themselves are accepted (the segment is only preallocated as it fills).
     drop(env.open_with(|o| o.segment_bytes = MAX_SEGMENT_BYTES));
     drop(env.open_with(|o| o.segment_bytes = MIN_SEGMENT_BYTES));
+}
+
+/// A connect timeout shorter than any answer can take (review r5 #19: 0 used to be accepted,
+/// and a client then blamed the healthy owner as hung) is refused; the minimum is accepted.
+#[test]
+fn a_connect_timeout_below_the_minimum_is_refused() {
+    let env = Env::new();
+    for t in [
+        Duration::ZERO,
+        Duration::from_micros(100),
+        Duration::from_millis(9),
+    ] {
+        let e = open_err(&env, |o| o.connect_timeout = t);
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{t:?}: {e}");
+        assert!(e.message().contains("connect_timeout"), "{e}");
+    }
+    drop(env.open_with(|o| o.connect_timeout = Duration::from_millis(MIN_CONNECT_TIMEOUT_MS)));
 }
 
 /// A record's length is 32-bit, and an oversized record gets a segment of its own.

@@ -77,7 +77,9 @@ use crate::message::{Message, MessageId};
 use crate::options::StoreOptions;
 
 pub use admin::QueueStats;
-pub(crate) use callbacks::{mark_library_thread, on_library_thread, Callback, PlainCallback};
+#[cfg(feature = "capi")]
+pub(crate) use callbacks::PlainCallback;
+pub(crate) use callbacks::{mark_library_thread, on_library_thread, Callback};
 pub use commit::CommitStats;
 pub(crate) use commit::Io;
 pub(crate) use handover::Handed;

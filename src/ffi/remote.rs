@@ -38,7 +38,8 @@ pub enum mqlite_role {
 /// Sets which roles open may take (`MQLITE_OPEN_AS_*`; unknown values:
 /// `MQLITE_INVALID_ARGUMENT`) and how long, in ms, a client waits for an owner to serve, at
 /// open and while another process takes the store over (0: the default,
-/// `MQLITE_DEFAULT_CONNECT_TIMEOUT_MS`).
+/// `MQLITE_DEFAULT_CONNECT_TIMEOUT_MS`; 1–9: `MQLITE_INVALID_ARGUMENT` at open, the least is
+/// 10 ms).
 #[no_mangle]
 pub extern "C" fn mqlite_store_options_set_open_as(
     options: *mut mqlite_store_options,

@@ -238,7 +238,10 @@ pub struct QueueOptions {
     pub max_messages: Option<u64>,
     /// Most body bytes held (bodies and the headers their senders set: properties, correlation
     /// id, group, dedup key; not the fixed per-record header); `None` = unbounded. A single
-    /// message larger than the limit is still accepted into an empty queue.
+    /// message larger than the limit is still accepted into an empty queue. A message sent
+    /// from a client process without a dedup key of its own carries its automatic resend key
+    /// (at most 36 bytes, SPEC §10) as its dedup key, and it counts as one: the bytes the store
+    /// really holds, on disk and in memory.
     pub max_bytes: Option<u64>,
     /// What a send (a batch, an async send, a transaction's send) does at the limit. Default
     /// [`OverflowPolicy::Reject`].
@@ -369,7 +372,8 @@ pub struct StoreOptions {
     /// ([`OpenAs::Any`], the default), owner only, or client only.
     pub open_as: OpenAs,
     /// How long a client waits for an owner to serve: at open, and after its owner went away
-    /// (while another process takes over and recovers). Default 30 s; then `OwnerLost`.
+    /// (while another process takes over and recovers). Default 30 s; then `OwnerLost`. At
+    /// least [`MIN_CONNECT_TIMEOUT_MS`] (10 ms), else `InvalidArgument`.
     pub connect_timeout: Duration,
     /// Open the store only to read it (default false): for a store this process cannot or must
     /// not write — on a read-only file system, a snapshot, a directory of another user — as
@@ -465,6 +469,14 @@ impl StoreOptions {
                 "read_only with open_as Client: a read-only open reads the store's files \
                  itself, it is nobody's client",
             ));
+        }
+        if self.connect_timeout < Duration::from_millis(MIN_CONNECT_TIMEOUT_MS) {
+            return Err(Error::invalid(format!(
+                "connect_timeout {:?} is below the minimum of {MIN_CONNECT_TIMEOUT_MS} ms: a client \
+                 could never hear a healthy owner, whose answer may wait for a group commit's \
+                 fdatasync",
+                self.connect_timeout
+            )));
         }
         self.redelivery.validate()?;
         self.dead_letter.validate()

@@ -938,9 +938,9 @@ fn readable_within(s: &UnixStream, limit: Duration) -> bool {
 
 /// "pid N" of the process holding the store's lock, as its LOCK file says.
 fn lock_holder(dir: &std::path::Path) -> String {
-    match std::fs::read_to_string(dir.join("LOCK")) {
-        Ok(t) if !t.trim().is_empty() => format!("pid {}", t.trim()),
-        _ => "pid unknown".to_string(),
+    match crate::store::lock_holder_pid(dir) {
+        Some(t) => format!("pid {t}"),
+        None => "pid unknown".to_string(),
     }
 }
 
@@ -983,9 +983,25 @@ impl Inner {
             }
             // The first connection: `Store::open` retries (and tries the lock) itself.
             if !again || crate::clock::time_left(deadline).is_zero() {
-                let why = last
+                let mut why = last
                     .map(|e| format!(" (last error: {e})"))
                     .unwrap_or_default();
+                // A socket deleted behind a live owner's back (a tmp cleaner) makes an owner
+                // nobody can reach (review r5 #24): say so rather than "no process".
+                let holder = lock_holder(&self.dir);
+                let alive = holder
+                    .strip_prefix("pid ")
+                    .and_then(|p| p.parse::<libc::pid_t>().ok())
+                    .filter(|&p| p > 0)
+                    // SAFETY: signal 0 sends nothing; it only asks whether the pid exists.
+                    .is_some_and(|p| unsafe { libc::kill(p, 0) } == 0);
+                if alive && !self.dir.join(super::SOCKET_NAME).exists() {
+                    why.push_str(&format!(
+                        "; {holder} holds the store's LOCK but its socket {} is missing (deleted \
+                         while that process runs?): restart that process",
+                        super::SOCKET_NAME
+                    ));
+                }
                 return Err(Error::new(
                     ErrorKind::OwnerLost,
                     format!(

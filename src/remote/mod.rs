@@ -117,8 +117,9 @@ fn socket_path(dir: &Path) -> Result<(PathBuf, Option<std::fs::File>)> {
 }
 
 /// Binds the owner's socket (the caller holds the store's lock): a stale socket of a dead owner
-/// is removed first; the socket is made 0600.
-pub(crate) fn bind_socket(dir: &Path) -> Result<UnixListener> {
+/// is removed first; the socket is made 0600. Returns the listener and the socket file's
+/// [`SocketKey`], for [`remove_socket`].
+pub(crate) fn bind_socket(dir: &Path) -> Result<(UnixListener, SocketKey)> {
     let (p, _keep) = socket_path(dir)?;
     match std::fs::remove_file(&p) {
         Ok(()) => {}
@@ -130,14 +131,28 @@ pub(crate) fn bind_socket(dir: &Path) -> Result<UnixListener> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600))
         .map_err(|e| Error::io(format!("setting the mode of {}", p.display()), &e))?;
-    Ok(l)
+    let m = std::fs::symlink_metadata(&p)
+        .map_err(|e| Error::io(format!("inspecting {}", p.display()), &e))?;
+    Ok((l, socket_key(&m)))
 }
 
-/// Removes the owner's socket when it closes (the caller still holds the store's lock, so the
-/// file is its own and not a next owner's).
-pub(crate) fn remove_socket(dir: &Path) {
+/// What tells one bound socket file from another at the same path: device, inode and change
+/// time (a removed socket's inode is often given at once to the next one made).
+pub(crate) type SocketKey = (u64, u64, i64, i64);
+
+fn socket_key(m: &std::fs::Metadata) -> SocketKey {
+    use std::os::unix::fs::MetadataExt;
+    (m.dev(), m.ino(), m.ctime(), m.ctime_nsec())
+}
+
+/// Removes the owner's socket when it closes, if the file there is still the one it bound
+/// (`key`, from [`bind_socket`]): the caller still holds the store's lock, so no next owner
+/// can have bound another yet; the check keeps it so should the lock ever be lost.
+pub(crate) fn remove_socket(dir: &Path, key: SocketKey) {
     if let Ok((p, _keep)) = socket_path(dir) {
-        let _ = std::fs::remove_file(p);
+        if std::fs::symlink_metadata(&p).is_ok_and(|m| socket_key(&m) == key) {
+            let _ = std::fs::remove_file(p);
+        }
     }
 }
 

@@ -245,6 +245,8 @@ pub(crate) struct Owner {
     pub(crate) engine: Engine,
     pub(crate) lock: Arc<DirLock>,
     server: Option<Server>,
+    /// The `owner.sock` it bound: removed at close only if still that one.
+    socket: Option<super::SocketKey>,
     dir: std::path::PathBuf,
     pub(crate) report: RecoveryReport,
     /// The store's identity (`STORE_ID`, see [`crate::Store::id`]).
@@ -291,6 +293,7 @@ impl Owner {
             engine,
             lock,
             server: None,
+            socket: None,
             dir: dir.to_path_buf(),
             report,
             id,
@@ -302,12 +305,15 @@ impl Owner {
             return Err(e);
         }
         // The stale socket of a dead owner is removed only now, while the lock is held.
-        let served = bind_socket(dir).and_then(|l| {
+        let served = bind_socket(dir).and_then(|(l, key)| {
             let report = owner.report.clone();
-            Server::start(owner.engine.clone(), l, dir_identity(dir)?, report)
+            Server::start(owner.engine.clone(), l, dir_identity(dir)?, report).map(|s| (s, key))
         });
         match served {
-            Ok(s) => owner.server = Some(s),
+            Ok((s, key)) => {
+                owner.server = Some(s);
+                owner.socket = Some(key);
+            }
             Err(e) => {
                 let _ = owner.close();
                 return Err(e);
@@ -367,8 +373,19 @@ impl Owner {
     /// engine flushes and completes every callback; then the connections close (clients
     /// reconnect to the next owner and resend what was not answered) and the lock is released.
     pub(crate) fn close(&self) -> Result<()> {
+        // The lock is released last, after the handover list is written and the socket
+        // removed: both are this owner's only while it holds the lock.
+        self.lock.keep_until_release();
         self.stop_reading_requests();
-        let r = if self.engine.begin_close()? {
+        let closed_already = match self.engine.begin_close() {
+            Ok(c) => c,
+            Err(e) => {
+                // Not closing (called from a callback): the commit thread releases as before.
+                self.lock.keep_until_release_undo();
+                return Err(e);
+            }
+        };
+        let r = if closed_already {
             Ok(())
         } else {
             self.engine.finish_close()
@@ -384,7 +401,9 @@ impl Owner {
         }
         if let Some(s) = &self.server {
             s.finish_stop();
-            super::remove_socket(&self.dir);
+        }
+        if let Some(key) = self.socket {
+            super::remove_socket(&self.dir, key);
         }
         self.lock.release();
         r
@@ -468,4 +487,52 @@ fn take_handover(dir: &Path, id: &str) -> Option<Vec<Handed>> {
             f.next().is_none().then_some(item)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::remote::SOCKET_NAME;
+
+    /// Review r6 #2: the commit thread released the store's lock when it ended, before the
+    /// owner's close had written its `HANDOVER` list and removed its socket; a next owner let in
+    /// between had its fresh `owner.sock` removed (no process could reach it: every other
+    /// opener waited its `connect_timeout` and failed) and missed the list. The lock now
+    /// outlives the commit thread until the close's last step.
+    #[test]
+    fn an_owner_keeps_the_lock_until_its_close_is_done() {
+        let dir = tempfile::tempdir().unwrap();
+        let o = Owner::open(dir.path(), &StoreOptions::default()).unwrap();
+        // The close's first steps, stopped where the commit thread has ended.
+        o.lock.keep_until_release();
+        assert!(!o.engine.begin_close().unwrap());
+        o.engine.finish_close().unwrap();
+        assert!(
+            o.lock.key().is_some(),
+            "the lock went with the commit thread, before the owner's close was done"
+        );
+        assert!(dir.path().join(SOCKET_NAME).exists());
+        o.close().unwrap();
+        assert!(o.lock.key().is_none());
+        assert!(!dir.path().join(SOCKET_NAME).exists());
+    }
+
+    /// The whole kind: a closing owner removes only the socket it bound, never one a next
+    /// owner put in its place.
+    #[test]
+    fn a_closing_owner_removes_only_its_own_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let (l, key) = crate::remote::bind_socket(dir.path()).unwrap();
+        drop(l);
+        // Another process's socket in its place.
+        let (_l2, key2) = crate::remote::bind_socket(dir.path()).unwrap();
+        assert_ne!(key, key2);
+        crate::remote::remove_socket(dir.path(), key);
+        assert!(
+            dir.path().join(SOCKET_NAME).exists(),
+            "removed the next owner's socket"
+        );
+        crate::remote::remove_socket(dir.path(), key2);
+        assert!(!dir.path().join(SOCKET_NAME).exists());
+    }
 }

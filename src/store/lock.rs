@@ -18,6 +18,9 @@ use crate::error::{Error, ErrorKind, Result};
 pub(crate) struct DirLock {
     file: Mutex<Option<HeldLock>>,
     dir: PathBuf,
+    /// Set by an owner's close: the lock outlives the commit thread until that close has done
+    /// its last step in the directory (see [`DirLock::keep_until_release`]).
+    kept: std::sync::atomic::AtomicBool,
 }
 
 impl DirLock {
@@ -35,7 +38,29 @@ impl DirLock {
         Ok(DirLock {
             file: Mutex::new(Some(lock_dir(dir)?)),
             dir: dir.to_path_buf(),
+            kept: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// Keeps the lock past the end of the commit thread, until [`DirLock::release`]: an
+    /// owner's close still writes in the directory after the engine closed (the `HANDOVER`
+    /// list, the removal of its `owner.sock`), and a next owner let in before that would have
+    /// its socket removed (no process could reach it: review r6 #2) and miss the list.
+    pub fn keep_until_release(&self) {
+        self.kept.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Undoes [`DirLock::keep_until_release`] (the close it was for did not begin).
+    pub fn keep_until_release_undo(&self) {
+        self.kept.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The commit thread's release when it ends: the lock is released unless an owner's close
+    /// keeps it (a store closing in the background has nothing left to do in the directory).
+    pub fn release_at_commit_end(&self) {
+        if !self.kept.load(std::sync::atomic::Ordering::SeqCst) {
+            self.release();
+        }
     }
 
     /// `(device, inode)` of the locked `LOCK` file (`None` once released).
@@ -249,6 +274,23 @@ pub(crate) fn live_holder(dir: &Path) -> Option<u32> {
         .ok()
         .filter(|p| *p != 0)
         .or_else(|| text.trim().parse().ok())
+}
+
+/// The pid text in store `dir`'s `LOCK` file (`None`: no readable file). Safe in a process
+/// that holds that lock: a record lock is released by the close of *any* descriptor of its
+/// file, so the file is never opened when the registry says this process holds it (its own
+/// pid is the answer then).
+pub(crate) fn lock_holder_pid(dir: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let path = dir.join("LOCK");
+    // Held across the read: a lock taken by another thread of this process meanwhile waits.
+    let reg = registry().lock().unwrap_or_else(|e| e.into_inner());
+    let m = std::fs::symlink_metadata(&path).ok()?;
+    if reg.contains(&(m.dev(), m.ino())) {
+        return Some(std::process::id().to_string());
+    }
+    let t = std::fs::read_to_string(&path).ok()?;
+    Some(t.trim().to_string()).filter(|t| !t.is_empty())
 }
 
 /// Whether a process listens on the store's `owner.sock` (a stale socket of a dead owner

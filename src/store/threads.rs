@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 const MAX_COMMIT_RESTARTS: usize = 3;
 
 /// Starts the commit and callback threads of `engine`; the commit thread owns `lock` and
-/// releases it when it ends.
+/// releases it when it ends, unless an owner's close keeps it ([`DirLock::keep_until_release`]).
 pub(crate) fn start(engine: &Engine, lock: Arc<DirLock>) -> Result<()> {
     let e = engine.clone();
     let commit = std::thread::Builder::new()
@@ -35,8 +35,9 @@ pub(crate) fn start(engine: &Engine, lock: Arc<DirLock>) -> Result<()> {
                     break;
                 }
             }
-            // Everything is written (or failed): let the next opener in, then stop callbacks.
-            lock.release();
+            // Everything is written (or failed): let the next opener in (unless an owner's
+            // close keeps the lock for its last steps), then stop callbacks.
+            lock.release_at_commit_end();
             e.stop_callback_thread();
         })
         .map_err(|err| Error::io("starting the commit thread", &err))?;

@@ -103,8 +103,21 @@ pub(crate) fn int_in(obj: &Bound<'_, PyAny>, what: &str, min: i128, max: i128) -
     }
 }
 
-/// A point in time: a `datetime.datetime` (naive = local time) or seconds since the epoch, in ms.
-pub(crate) fn time_ms(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<u64> {
+/// Which way [`time_ms`] rounds a time with a part below the ms.
+#[derive(Clone, Copy)]
+pub(crate) enum Round {
+    /// Up: a due time (`deliver_at`) or a lower bound (`since`), so nothing is delivered
+    /// before it is due and nothing before the bound is taken (issue 15 §3).
+    Up,
+    /// Down: an upper bound (`until`) or a clock's reading (the clock itself reads whole ms,
+    /// rounded down).
+    Down,
+}
+
+/// A point in time: a `datetime.datetime` (naive = local time) or seconds since the epoch, in
+/// ms, rounded as `round` says. The seconds are first taken to the µs (a `datetime`'s
+/// precision), so that float noise (1000.05 s is 1000050.0000000001 ms) moves nothing by a ms.
+pub(crate) fn time_ms(obj: &Bound<'_, PyAny>, what: &str, round: Round) -> PyResult<u64> {
     let secs: f64 = if obj.hasattr(intern!(obj.py(), "timestamp"))? {
         obj.call_method0(intern!(obj.py(), "timestamp"))?
             .extract()?
@@ -120,7 +133,33 @@ pub(crate) fn time_ms(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<u64> {
             "{what} must be at or after the epoch, not {secs}"
         )));
     }
-    Ok((secs * 1000.0).round() as u64)
+    // `as` saturates: a time past u64 µs is the far future, as the core's limits then say.
+    let us = (secs * 1_000_000.0).round() as u64;
+    Ok(match round {
+        Round::Up => us.div_ceil(1000),
+        Round::Down => us / 1000,
+    })
+}
+
+/// A file system path: `str`, `bytes` (taken as they are, as `os.fsdecode` would give them
+/// back) or an `os.PathLike` of either.
+pub(crate) fn path(obj: &Bound<'_, PyAny>) -> PyResult<std::path::PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    let obj = match obj.hasattr(intern!(obj.py(), "__fspath__"))? {
+        true => obj.call_method0(intern!(obj.py(), "__fspath__"))?,
+        false => obj.clone(),
+    };
+    if let Ok(b) = obj.cast::<PyBytes>() {
+        return Ok(std::ffi::OsStr::from_bytes(b.as_bytes()).into());
+    }
+    obj.extract().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "path must be str, bytes or os.PathLike, not {}",
+            obj.get_type()
+                .name()
+                .map_or_else(|_| "?".to_string(), |n| n.to_string())
+        ))
+    })
 }
 
 /// A message body: `bytes`, `bytearray`, `memoryview` (any buffer), or `str` (encoded UTF-8).
@@ -253,7 +292,7 @@ pub(crate) fn message(body_obj: &Bound<'_, PyAny>, h: Headers<'_, '_>) -> PyResu
         m = m.delay(d);
     }
     if let Some(at) = h.deliver_at.filter(|a| !a.is_none()) {
-        m = m.deliver_at_ms(time_ms(at, "deliver_at")?);
+        m = m.deliver_at_ms(time_ms(at, "deliver_at", Round::Up)?);
     }
     if let Some(g) = h.group {
         m = m.group(g);

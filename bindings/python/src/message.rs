@@ -254,10 +254,12 @@ impl Message {
         self.head.timestamp_ms
     }
 
-    /// When it expires, in ms since the epoch; None if never.
+    /// When it expires, in ms since the epoch; None if never (no TTL, or one so long that
+    /// its expiry saturated the clock's range).
     #[getter]
     fn expires_at_ms(&self) -> Option<u64> {
-        (self.head.expires_at_ms != 0).then_some(self.head.expires_at_ms)
+        let at = self.head.expires_at_ms;
+        (at != 0 && at != u64::MAX).then_some(at)
     }
 
     /// How many times it has been delivered, this delivery included; for a browsed copy, how

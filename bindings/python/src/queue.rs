@@ -9,7 +9,7 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyList};
 
 use crate::completer::{aio_send, Done};
-use crate::convert::{batch_items, int, message, opt_duration, opt_int, time_ms, Headers};
+use crate::convert::{batch_items, int, message, opt_duration, opt_int, time_ms, Headers, Round};
 use crate::errors::{invalid, mq};
 use crate::message::Message;
 use crate::store::Store;
@@ -498,16 +498,16 @@ impl Queue {
         let reason = reason
             .map(|r| mq(r.parse::<mqlite::DeadLetterReason>()))
             .transpose()?;
-        let time = |t: Option<&Bound<'_, PyAny>>, what: &str| {
+        let time = |t: Option<&Bound<'_, PyAny>>, what: &str, round| {
             t.filter(|t| !t.is_none())
-                .map(|t| time_ms(t, what))
+                .map(|t| time_ms(t, what, round))
                 .transpose()
         };
         let filter = mqlite::ReplayFilter {
             reason,
             original_queue,
-            since_ms: time(since, "since")?,
-            until_ms: time(until, "until")?,
+            since_ms: time(since, "since", Round::Up)?,
+            until_ms: time(until, "until", Round::Down)?,
             ids: ids
                 .map(|v| {
                     v.iter()

@@ -203,14 +203,15 @@ impl RedeliveryPolicy {
     fn __repr__(&self) -> String {
         format!(
             "RedeliveryPolicy(max_redeliveries={}, initial_redelivery_delay={}, redelivery_delay={}, \
-             use_exponential_backoff={}, backoff_multiplier={}, maximum_redelivery_delay={:?}, \
+             use_exponential_backoff={}, backoff_multiplier={}, maximum_redelivery_delay={}, \
              use_collision_avoidance={}, backoff={:?})",
             self.max_redeliveries,
             self.initial_redelivery_delay,
             self.redelivery_delay,
             if self.use_exponential_backoff { "True" } else { "False" },
             self.backoff_multiplier,
-            self.maximum_redelivery_delay,
+            self.maximum_redelivery_delay
+                .map_or_else(|| "None".to_string(), |d| d.to_string()),
             if self.use_collision_avoidance { "True" } else { "False" },
             self.backoff
         )
@@ -346,7 +347,9 @@ impl ManualClock {
     #[pyo3(signature = (start = None))]
     fn new(start: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
         let ms = match start {
-            Some(s) if !s.is_none() => crate::convert::time_ms(s, "start")?,
+            Some(s) if !s.is_none() => {
+                crate::convert::time_ms(s, "start", crate::convert::Round::Down)?
+            }
             _ => std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(mqlite::clock::ms_floor)
@@ -367,7 +370,7 @@ impl ManualClock {
 
     /// Sets the clock (seconds since the epoch or a datetime); it may go backwards.
     fn set(&self, py: Python<'_>, when: &Bound<'_, PyAny>) -> PyResult<()> {
-        let ms = crate::convert::time_ms(when, "when")?;
+        let ms = crate::convert::time_ms(when, "when", crate::convert::Round::Down)?;
         let c = self.inner.clone();
         py.detach(move || c.set_ms(ms));
         Ok(())
@@ -409,8 +412,9 @@ fn durability(name: &str, max_delay: Option<&Bound<'_, PyAny>>) -> PyResult<Dura
 /// and serves the others over ``owner.sock`` in the directory); the others become its
 /// *clients*, with the same API (:meth:`Store.role`). ``open_as``: ``"any"`` (the default),
 /// ``"owner"`` (raise :class:`Locked` naming the owner's pid rather than be a client) or
-/// ``"client"`` (never own). ``connect_timeout`` (seconds, default 30): how long a client waits
-/// for an owner to serve, at open and while another process takes the store over. The store
+/// ``"client"`` (never own). ``connect_timeout`` (seconds, default 30, at least 0.01, else
+/// :class:`InvalidArgument`): how long a client waits for an owner to serve, at open and while
+/// another process takes the store over. The store
 /// options (durability, redelivery, …) of a client are its owner's; queue options are its own.
 #[pyfunction]
 #[pyo3(signature = (path, *, durability = "sync", max_delay = None, redelivery = None, dead_letter = None,
@@ -420,7 +424,7 @@ fn durability(name: &str, max_delay: Option<&Bound<'_, PyAny>>) -> PyResult<Dura
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn open<'py>(
     py: Python<'py>,
-    path: PathBuf,
+    path: &Bound<'_, PyAny>,
     durability: &str,
     max_delay: Option<&Bound<'_, PyAny>>,
     redelivery: Option<&RedeliveryPolicy>,
@@ -437,6 +441,7 @@ pub(crate) fn open<'py>(
     connect_timeout: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Bound<'py, Store>> {
     init_fork_handling();
+    let path = crate::convert::path(path)?;
     let mut o = StoreOptions {
         durability: self::durability(durability, max_delay)?,
         block_when_window_full,

@@ -604,3 +604,19 @@ def test_queue_consuming_options(store: mqlite.Store) -> None:
         store.queue("bad", ack_durability="later")
     with pytest.raises(mqlite.InvalidArgument):
         store.queue("bad", prefetch=2**31)
+
+
+@pytest.mark.parametrize("part", [0.0004, 0.0504, 0.9996])
+def test_deliver_at_below_the_ms_is_never_early(store_dir: Path, part: float) -> None:
+    # Issue 15 §3: nothing is delivered before it is due; a due time between two ms rounds up.
+    clock = mqlite.ManualClock(start=1000.0)
+    with mqlite.open(store_dir, clock=clock) as s:
+        q = s.queue("q")
+        due = 1000.0 + part
+        q.send(b"x", deliver_at=due)
+        while clock.now() < due:
+            assert q.receive(timeout=0) is None, f"delivered at {clock.now()}, due {due}"
+            clock.advance(0.001)
+        m = q.receive(timeout=0)
+        assert m is not None and clock.now() - due < 0.0011
+        m.ack()

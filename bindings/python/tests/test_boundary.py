@@ -235,7 +235,11 @@ def test_recovery_report_names_what_repair_quarantined(store_dir: Path) -> None:
         assert s.queue("__lost_queue_0").stats()["messages"] == 5
 
 
-def test_a_send_callback_waiting_on_another_pending_future_raises_would_deadlock(store: mqlite.Store) -> None:
+@pytest.mark.parametrize("how", ["result", "wait", "as_completed"])
+def test_a_send_callback_waiting_on_another_pending_future_raises_would_deadlock(
+    store: mqlite.Store, how: str
+) -> None:
+    import concurrent.futures
     import threading
 
     q = store.queue("q")
@@ -251,8 +255,14 @@ def test_a_send_callback_waiting_on_another_pending_future_raises_would_deadlock
             if other.done():
                 outcome.append("done already")
             else:
-                # The other future is completed by this very thread: waiting would hang.
-                other.result()
+                # The other future is completed by this very thread: waiting would hang, by
+                # result() or by the stdlib's waiters (r5 #12).
+                if how == "result":
+                    other.result()
+                elif how == "wait":
+                    concurrent.futures.wait([other])
+                else:
+                    list(concurrent.futures.as_completed([other]))
                 outcome.append("returned")
         except BaseException as e:  # noqa: BLE001 - recorded for the assertion
             outcome.append(e)
@@ -520,3 +530,31 @@ def test_a_settle_refused_for_a_long_reason_leaves_the_message_held(store: mqlit
     assert m.settled
     st = q.stats()
     assert (st["in_flight"], st["delayed"], st["messages"]) == (0, 1, 1)
+
+
+def test_a_bytes_path_opens_the_store(tmp_path: Path) -> None:
+    # r5 #21: os.fsencode'd paths (bytes) were a TypeError while str and PathLike worked.
+    d = tmp_path / "b"
+    with mqlite.open(bytes(d)) as s:
+        s.queue("q").send(b"x")
+    with mqlite.open(d) as s:
+        assert s.queue("q").stats()["messages"] == 1
+    with pytest.raises(TypeError, match="path must be"):
+        mqlite.open(42)  # type: ignore[arg-type]
+
+
+def test_a_tiny_ttl_expires_and_a_huge_one_never(store: mqlite.Store) -> None:
+    # r5 #21: a positive TTL below 1 ns became zero, which means "never expires".
+    q = store.queue("q")
+    q.send(b"tiny", ttl=1e-12)
+    q.send(b"huge", ttl=1e300)
+    got = {m.body: m.expires_at_ms for m in q.browse()}
+    assert got[b"huge"] is None, got
+    assert got.get(b"tiny") is None or got[b"tiny"] > 0, got  # expired already, or due
+
+
+def test_redelivery_policy_repr_evaluates_back() -> None:
+    p = mqlite.RedeliveryPolicy(max_redeliveries=3)
+    p.maximum_redelivery_delay = 0
+    q = eval(repr(p), {"RedeliveryPolicy": mqlite.RedeliveryPolicy})
+    assert repr(q) == repr(p) and q.maximum_redelivery_delay == 0

@@ -31,6 +31,29 @@ from typing import Any, Generator
 __all__ = ["SendFuture"]
 
 
+class _Waiters(list):  # type: ignore[type-arg]
+    """The waiters ``concurrent.futures.wait``/``as_completed`` install on a pending future.
+
+    Those calls block on a waiter of their own, not through ``result()``, so the deadlock check
+    of :meth:`SendFuture.result` would not see them (review r5 #12): installing one on the
+    send callback thread, which is the thread that would complete the future, raises
+    :class:`mqlite.WouldDeadlock` instead. A waiter is only installed on a future not done
+    (checked under its condition), so no state check is needed here.
+    """
+
+    __slots__ = ()
+
+    def append(self, waiter: Any) -> None:
+        from . import _mqlite
+
+        if _mqlite._on_callback_thread():
+            raise _mqlite.WouldDeadlock(
+                "waiting in a send callback for another send's future would deadlock: "
+                "the callback thread is the one that completes it"
+            )
+        super().append(waiter)
+
+
 class SendFuture(Future):  # type: ignore[type-arg]
     """The id of a message once it is durable, or the :class:`mqlite.Error` that prevented it.
 
@@ -57,7 +80,7 @@ class SendFuture(Future):  # type: ignore[type-arg]
 
     @property
     def _waiters(self) -> list[Any]:  # type: ignore[override]
-        return self.__dict__.setdefault("_w", [])  # type: ignore[no-any-return]
+        return self.__dict__.setdefault("_w", _Waiters())  # type: ignore[no-any-return]
 
     @property
     def _done_callbacks(self) -> list[Any]:

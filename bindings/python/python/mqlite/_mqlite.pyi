@@ -89,7 +89,7 @@ class ReadOnly(Error): ...
 
 @final
 class RedeliveryPolicy:
-    """_When and how often a failed message is delivered again (ActiveMQ's fields and defaults)."""
+    """When and how often a failed message is delivered again (ActiveMQ's fields and defaults)."""
 
     max_redeliveries: int
     initial_redelivery_delay: float
@@ -503,7 +503,7 @@ class Store:
     ) -> bool: ...
 
 def open(
-    path: Union[str, os.PathLike[str]],
+    path: Union[str, bytes, os.PathLike[str], os.PathLike[bytes]],
     *,
     durability: Literal["sync", "batched", "memory"] = "sync",
     max_delay: Optional[_Seconds] = None,
