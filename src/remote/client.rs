@@ -1579,7 +1579,10 @@ mod tests {
                 queue: 1,
                 filter: crate::queue::ReplayFilter::default(),
             },
-            Request::Purge { queue: 1 },
+            Request::Purge {
+                queue: 1,
+                filter: Default::default(),
+            },
             Request::Unsubscribe { name: "s".into() },
         ];
         for req in in_doubt {
@@ -1599,6 +1602,7 @@ mod tests {
                 to: "b".into(),
                 ids: None,
                 limit: None,
+                through: None,
                 copy: true,
                 dry_run: false,
             },
@@ -1814,7 +1818,12 @@ mod tests {
         }
         owner.stop_reading_requests();
         let c2 = c.clone();
-        let purge = std::thread::spawn(move || c2.call(Request::Purge { queue: qid }));
+        let purge = std::thread::spawn(move || {
+            c2.call(Request::Purge {
+                queue: qid,
+                filter: Default::default(),
+            })
+        });
         // The purge is submitted (its write refused) before the owner goes on closing.
         while lock(&c.inner.st).pending.len() < 2 {
             std::thread::yield_now();

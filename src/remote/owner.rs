@@ -356,6 +356,7 @@ impl Owner {
             engine,
             lock,
             server: None,
+            socket: None,
             dir: dir.to_path_buf(),
             report,
             id,

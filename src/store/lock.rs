@@ -63,16 +63,17 @@ impl DirLock {
         }
     }
 
-    /// `(device, inode)` of the locked `LOCK` file (`None` once released).
     /// No lock: the stand-in a read-only open (`StoreOptions::read_only`) gives the commit
     /// thread, which releases it at close.
     pub fn none(dir: &Path) -> DirLock {
         DirLock {
             file: Mutex::new(None),
             dir: dir.to_path_buf(),
+            kept: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
+    /// `(device, inode)` of the locked `LOCK` file (`None` once released).
     pub fn key(&self) -> Option<(u64, u64)> {
         self.file
             .lock()
