@@ -4122,9 +4122,8 @@ fn an_import_stopped_by_a_signal_off_a_terminal_names_the_line_to_resume_from() 
             .unwrap();
         let mut input = imp.stdin.take().unwrap();
         // 250 lines: two batches stored, the third waits for lines that do not come.
-        for i in 0..250 {
-            writeln!(input, r#"{{"queue":"q","body":"{}"}}"#, "aGk=").unwrap();
-            let _ = i;
+        for _ in 0..250 {
+            writeln!(input, r#"{{"queue":"q","body":"aGk="}}"#).unwrap();
         }
         input.flush().unwrap();
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
