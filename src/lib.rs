@@ -88,7 +88,7 @@ pub use options::{
     OverflowPolicy, QueueOptions, StoreOptions,
 };
 pub use policy::RedeliveryPolicy;
-pub use queue::{Queue, QueueStats, ReplayFilter};
+pub use queue::{PurgeFilter, PurgeReport, Queue, QueueStats, ReplayFilter};
 pub use remote::{OpenAs, Role};
 pub use store::Store;
 pub use topic::{

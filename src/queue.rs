@@ -9,7 +9,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::message::{Message, MessageId};
 use crate::remote::backend::Backend;
 
-pub use crate::engine::{QueueStats, ReplayFilter};
+pub use crate::engine::{PurgeFilter, PurgeReport, QueueStats, ReplayFilter};
 
 /// A handle to one queue of a [`crate::Store`]. Cheap to clone; usable from any thread. Every
 /// call fails with `Closed` once the store is closed.
@@ -136,6 +136,17 @@ impl Queue {
     /// Removes every waiting message (not those in flight); returns how many.
     pub fn purge(&self) -> Result<u64> {
         self.engine.purge(self.id)
+    }
+
+    /// Removes the waiting messages with ids up to `filter.through` (every one with `None`),
+    /// or with `filter.dry_run` only counts them; not those in flight. An operator's tool
+    /// counts with a dry run, asks, then passes the dry run's `last` as `through`: messages
+    /// sent while it asked are kept (review r6 #1: a purge confirmed for 5 removed 25).
+    /// Returns the count matched, the count removed and the highest id matched.
+    ///
+    /// Errors: `Closed`, `Poisoned`, `NoSpace` (nothing removed), `ReadOnly`.
+    pub fn purge_filtered(&self, filter: &PurgeFilter) -> Result<PurgeReport> {
+        self.engine.purge_filtered(self.id, filter)
     }
 
     /// The queue's statistics.

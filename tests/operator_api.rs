@@ -465,3 +465,86 @@ fn a_restored_dead_letter_whose_original_queue_is_no_queue_name_is_refused_from_
     q.send(Message::new("x").restore_dead_letter_info(info("orders")))
         .unwrap();
 }
+
+/// Review r6 #1: an operator's tool counts (dry run), asks, then acts; what was sent while it
+/// asked must stay. `through` = the dry run's `last` bounds purge and transfer to the messages
+/// counted, whatever their state (ready at every priority, delayed, released for a retry).
+#[test]
+fn purge_and_transfer_through_the_counted_id_keep_later_messages() {
+    let clock = ManualClock::new(T0);
+    for op in ["purge", "move", "copy"] {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = FaultFs::new();
+        let store = Store::open(dir.path(), opts(&fs, &clock)).unwrap();
+        seed(&store);
+        let q = store.queue("src").unwrap();
+        // One message released for a retry: it waits in the retry list.
+        let d = q
+            .receive(Some(Duration::ZERO))
+            .unwrap()
+            .expect("a ready message");
+        d.release().unwrap();
+        let counted = match op {
+            "purge" => {
+                let r = q
+                    .purge_filtered(&PurgeFilter {
+                        through: None,
+                        dry_run: true,
+                    })
+                    .unwrap();
+                (r.matched, r.last)
+            }
+            _ => {
+                let r = q
+                    .transfer(&TransferFilter {
+                        to: "dst".into(),
+                        copy: op == "copy",
+                        dry_run: true,
+                        ..Default::default()
+                    })
+                    .unwrap();
+                (r.matched, r.last)
+            }
+        };
+        assert_eq!(counted.0, 12, "{op}");
+        // Sent while the operator was asked: a ready one, a high-priority one, a delayed one.
+        for m in [
+            Message::new("late-ready"),
+            Message::new("late-urgent").priority(9),
+            Message::new("late-delayed").delay(Duration::from_secs(60)),
+        ] {
+            q.send(m).unwrap();
+        }
+        let done = match op {
+            "purge" => {
+                let r = q
+                    .purge_filtered(&PurgeFilter {
+                        through: counted.1,
+                        dry_run: false,
+                    })
+                    .unwrap();
+                r.purged
+            }
+            _ => {
+                q.transfer(&TransferFilter {
+                    to: "dst".into(),
+                    copy: op == "copy",
+                    through: counted.1,
+                    ..Default::default()
+                })
+                .unwrap()
+                .transferred
+            }
+        };
+        assert_eq!(done, 12, "{op}: exactly the counted messages");
+        let left = contents(&store, &["src"]);
+        let late = left
+            .keys()
+            .filter(|b| b.starts_with("late-"))
+            .collect::<Vec<_>>();
+        assert_eq!(late.len(), 3, "{op}: the late messages stay: {left:?}");
+        let others = left.len() - 3;
+        assert_eq!(others, if op == "copy" { 12 } else { 0 }, "{op}");
+        store.close().unwrap();
+    }
+}

@@ -4,7 +4,29 @@ use super::queue::Entry;
 use super::record::{decode_message, put_remove, why};
 use super::{on_library_thread, Engine, QueueId};
 use crate::error::{Error, ErrorKind, Result};
-use crate::message::Message;
+use crate::message::{Message, MessageId};
+
+/// Which waiting messages [`Queue::purge_filtered`](crate::Queue::purge_filtered) removes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PurgeFilter {
+    /// Only messages with ids up to this one (inclusive): pass a dry run's
+    /// [`PurgeReport::last`] to remove exactly what it counted (and nothing sent since).
+    /// `None`: every waiting message.
+    pub through: Option<MessageId>,
+    /// Only count; change nothing.
+    pub dry_run: bool,
+}
+
+/// What [`Queue::purge_filtered`](crate::Queue::purge_filtered) did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PurgeReport {
+    /// Waiting messages that passed the filter (a dry run's count).
+    pub matched: u64,
+    /// Messages removed (0 on a dry run).
+    pub purged: u64,
+    /// The highest id that passed the filter (`None`: none did).
+    pub last: Option<MessageId>,
+}
 use crate::options::{QueueOptions, Resolved};
 
 /// Counters and gauges of one queue.
@@ -128,20 +150,59 @@ impl Engine {
 
     /// Removes every waiting message of queue `q` (and those prefetched, not yet handed out;
     /// not those in flight); returns how many.
+    #[cfg(test)]
     pub(crate) fn purge(&self, q: QueueId) -> Result<u64> {
+        self.purge_filtered(q, &PurgeFilter::default())
+            .map(|r| r.purged)
+    }
+
+    /// [`purge`](Engine::purge) of the waiting messages with ids up to `filter.through`, or
+    /// with `filter.dry_run` only their count and highest id (nothing changes, prefetch
+    /// buffers are left alone).
+    pub(crate) fn purge_filtered(&self, q: QueueId, filter: &PurgeFilter) -> Result<PurgeReport> {
+        let through = filter.through.map_or(u64::MAX, |t| t.0);
         let mut g = self.shared.lock();
         g.check()?;
+        if filter.dry_run {
+            let queue = &g.queues[q.0 as usize];
+            let mut r = PurgeReport::default();
+            queue.for_each(|e, inflight| {
+                if !inflight && e.id <= through {
+                    r.matched += 1;
+                    r.last = r.last.max(Some(MessageId(e.id)));
+                }
+            });
+            return Ok(r);
+        }
         let now = self.shared.now();
         g.unbuffer_all(Some(q.0), now);
         let st = &mut *g;
         let queue = &mut st.queues[q.0 as usize];
         let mut gone: Vec<Entry> = Vec::new();
         for dq in queue.ready.iter_mut() {
-            gone.extend(dq.drain(..));
+            // Each priority's deque is in id order (sends append; a release goes to `retry`).
+            let n = dq.partition_point(|e| e.id <= through);
+            gone.extend(dq.drain(..n));
         }
-        gone.extend(std::mem::take(&mut queue.retry).into_values());
-        gone.extend(std::mem::take(&mut queue.delayed).into_values());
-        queue.delayed_due.clear();
+        queue.retry.retain(|_, e| {
+            let go = e.id <= through;
+            if go {
+                gone.push(*e);
+            }
+            !go
+        });
+        let mut delayed_gone: Vec<u64> = Vec::new();
+        queue.delayed.retain(|_, e| {
+            let go = e.id <= through;
+            if go {
+                gone.push(*e);
+                delayed_gone.push(e.id);
+            }
+            !go
+        });
+        for id in &delayed_gone {
+            queue.delayed_due.remove(id);
+        }
         for e in &gone {
             queue.forget(e);
         }
@@ -154,7 +215,11 @@ impl Engine {
             st.log(q.0, |b| put_remove(b, q.0, why::PURGE, &ids));
         }
         let _g = self.commit(g)?;
-        Ok(gone.len() as u64)
+        Ok(PurgeReport {
+            matched: gone.len() as u64,
+            purged: gone.len() as u64,
+            last: gone.iter().map(|e| MessageId(e.id)).max(),
+        })
     }
 
     /// The statistics of queue `q` (its timers moved first).

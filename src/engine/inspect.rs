@@ -116,6 +116,10 @@ pub struct TransferFilter {
     pub ids: Option<Vec<MessageId>>,
     /// At most this many (the lowest ids first).
     pub limit: Option<usize>,
+    /// Only messages with ids up to this one (inclusive): to act on exactly what a dry run
+    /// counted, pass its [`TransferReport::last`] — messages sent since then (higher ids) stay.
+    /// `None`: no bound.
+    pub through: Option<MessageId>,
     /// Copy: leave the originals in place.
     pub copy: bool,
     /// Only count what would be moved or copied; change nothing.
@@ -132,6 +136,9 @@ pub struct TransferReport {
     /// Messages whose dedup key the target already holds within its dedup window: nothing was
     /// stored for them, and a move left them in the source.
     pub duplicates: u64,
+    /// The highest id that passed the filter (`None`: none did). A dry run's `last` given as
+    /// the real run's [`TransferFilter::through`] bounds it to the messages the dry run counted.
+    pub last: Option<MessageId>,
 }
 
 /// What [`Store::compact`](crate::Store::compact) did.
@@ -219,12 +226,13 @@ impl Engine {
                 filter.to
             )));
         }
+        // A set: a filter of many ids (a whole queue's) must not cost ids × messages.
+        let ids: Option<std::collections::HashSet<u64>> =
+            filter.ids.as_ref().map(|v| v.iter().map(|i| i.0).collect());
         let mut es: Vec<Entry> = Vec::new();
         src.for_each(|e, inflight| {
-            let wanted = filter
-                .ids
-                .as_ref()
-                .is_none_or(|ids| ids.contains(&MessageId(e.id)));
+            let wanted = filter.through.is_none_or(|t| e.id <= t.0)
+                && ids.as_ref().is_none_or(|ids| ids.contains(&e.id));
             if !inflight && wanted {
                 es.push(*e);
             }
@@ -233,6 +241,7 @@ impl Engine {
         es.truncate(filter.limit.unwrap_or(usize::MAX));
         let mut report = TransferReport {
             matched: es.len() as u64,
+            last: es.last().map(|e| MessageId(e.id)),
             ..Default::default()
         };
         if filter.dry_run || es.is_empty() {

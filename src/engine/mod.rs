@@ -76,7 +76,7 @@ use crate::journal::Files;
 use crate::message::{Message, MessageId};
 use crate::options::StoreOptions;
 
-pub use admin::QueueStats;
+pub use admin::{PurgeFilter, PurgeReport, QueueStats};
 #[cfg(feature = "capi")]
 pub(crate) use callbacks::PlainCallback;
 pub(crate) use callbacks::{mark_library_thread, on_library_thread, Callback};

@@ -458,14 +458,6 @@ impl StoreOptions {
                 self.max_pending_messages, self.max_pending_bytes
             )));
         }
-        if self.connect_timeout < Duration::from_millis(MIN_CONNECT_TIMEOUT_MS) {
-            return Err(Error::invalid(format!(
-                "connect_timeout {:?} is below the minimum of {MIN_CONNECT_TIMEOUT_MS} ms: a client \
-                 could never hear a healthy owner, whose answer may wait for a group commit's \
-                 fdatasync",
-                self.connect_timeout
-            )));
-        }
         if self.read_only && self.repair {
             return Err(Error::invalid(
                 "read_only with repair: a repair rewrites the journal; open without read_only \
@@ -477,6 +469,14 @@ impl StoreOptions {
                 "read_only with open_as Client: a read-only open reads the store's files \
                  itself, it is nobody's client",
             ));
+        }
+        if self.connect_timeout < Duration::from_millis(MIN_CONNECT_TIMEOUT_MS) {
+            return Err(Error::invalid(format!(
+                "connect_timeout {:?} is below the minimum of {MIN_CONNECT_TIMEOUT_MS} ms: a client \
+                 could never hear a healthy owner, whose answer may wait for a group commit's \
+                 fdatasync",
+                self.connect_timeout
+            )));
         }
         self.redelivery.validate()?;
         self.dead_letter.validate()

@@ -8,9 +8,9 @@ use super::client::{unanswered_at_close, Callback, Client};
 use super::protocol::{Request, Response, WireDest, WireReceived, WireRef, WireSettle};
 use super::{fork_generation, forked_error};
 use crate::engine::{
-    CompactReport, ConsumerId, DeliveryRef, DeliveryTag, Dest, Engine, QueueId, QueueStats,
-    Received, Settle, StoredMessage, SubscriptionInfo, SubscriptionOptions, TopicStats,
-    TransferFilter, TransferReport, TxnDest, TxnSpec,
+    CompactReport, ConsumerId, DeliveryRef, DeliveryTag, Dest, Engine, PurgeFilter, PurgeReport,
+    QueueId, QueueStats, Received, Settle, StoredMessage, SubscriptionInfo, SubscriptionOptions,
+    TopicStats, TransferFilter, TransferReport, TxnDest, TxnSpec,
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::message::{Message, MessageId};
@@ -167,13 +167,16 @@ impl Backend {
     }
 
     pub(crate) fn queue_names(&self) -> Vec<String> {
-        match self.engine() {
-            Ok(Some(e)) => e.queue_names(),
-            Ok(None) => match self.client().call(Request::QueueNames) {
-                Ok(Response::Names(n)) => n,
-                _ => Vec::new(),
+        self.try_queue_names().unwrap_or_default()
+    }
+
+    pub(crate) fn try_queue_names(&self) -> Result<Vec<String>> {
+        match self.engine()? {
+            Some(e) => Ok(e.queue_names()),
+            None => match self.client().call(Request::QueueNames)? {
+                Response::Names(n) => Ok(n),
+                r => Err(unexpected(r)),
             },
-            Err(_) => Vec::new(),
         }
     }
 
@@ -210,9 +213,27 @@ impl Backend {
     }
 
     pub(crate) fn purge(&self, q: QueueId) -> Result<u64> {
-        match self.writer("purging a queue")? {
-            Some(e) => e.purge(q),
-            None => self.count(Request::Purge { queue: q.0 }),
+        self.purge_filtered(q, &PurgeFilter::default())
+            .map(|r| r.purged)
+    }
+
+    pub(crate) fn purge_filtered(&self, q: QueueId, filter: &PurgeFilter) -> Result<PurgeReport> {
+        // A dry run only counts: allowed on a read-only store, as a transfer's dry run is not
+        // (that one declares its target).
+        let e = if filter.dry_run {
+            self.engine()?
+        } else {
+            self.writer("purging a queue")?
+        };
+        match e {
+            Some(e) => e.purge_filtered(q, filter),
+            None => match self.client().call(Request::Purge {
+                queue: q.0,
+                filter: filter.clone(),
+            })? {
+                Response::Purged(r) => Ok(r),
+                r => Err(unexpected(r)),
+            },
         }
     }
 

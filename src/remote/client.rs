@@ -1574,7 +1574,10 @@ mod tests {
                 queue: 1,
                 filter: crate::queue::ReplayFilter::default(),
             },
-            Request::Purge { queue: 1 },
+            Request::Purge {
+                queue: 1,
+                filter: Default::default(),
+            },
             Request::Unsubscribe { name: "s".into() },
         ];
         for req in in_doubt {
@@ -1594,6 +1597,7 @@ mod tests {
                 to: "b".into(),
                 ids: None,
                 limit: None,
+                through: None,
                 copy: true,
                 dry_run: false,
             },
@@ -1809,7 +1813,12 @@ mod tests {
         }
         owner.stop_reading_requests();
         let c2 = c.clone();
-        let purge = std::thread::spawn(move || c2.call(Request::Purge { queue: qid }));
+        let purge = std::thread::spawn(move || {
+            c2.call(Request::Purge {
+                queue: qid,
+                filter: Default::default(),
+            })
+        });
         // The purge is submitted (its write refused) before the owner goes on closing.
         while lock(&c.inner.st).pending.len() < 2 {
             std::thread::yield_now();

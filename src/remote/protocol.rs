@@ -26,8 +26,8 @@ use std::io::{self, Read, Write};
 use serde::{Deserialize, Serialize};
 
 use crate::engine::{
-    CompactReport, QueueStats, StoredMessage, SubscriptionInfo, SubscriptionOptions, TopicStats,
-    TransferFilter, TransferReport,
+    CompactReport, PurgeFilter, PurgeReport, QueueStats, StoredMessage, SubscriptionInfo,
+    SubscriptionOptions, TopicStats, TransferFilter, TransferReport,
 };
 use crate::error::{Error, ErrorKind};
 use crate::journal::{Missing, RecoveryReport};
@@ -45,8 +45,10 @@ pub use crate::journal::format::VERSION as FORMAT_VERSION;
 /// messages only, each browsed message with its state and delivery count; the owner's recovery
 /// report (journal format 3). 4: `SettleHandedOver` (deliveries an owner's clean close handed
 /// over to the next owner); requests and replies over [`MAX_FRAME`] as several frames
-/// ([`MORE_FRAMES`]).
-pub const PROTOCOL_VERSION: u32 = 4;
+/// ([`MORE_FRAMES`]). 5: `Purge` carries a [`PurgeFilter`] (an upper id bound, a dry run)
+/// and is answered `Purged`; [`TransferFilter::through`] and [`TransferReport::last`]
+/// (review r6 #1: act only on what was counted).
+pub const PROTOCOL_VERSION: u32 = 5;
 /// The request id of the owner's goodbye: its last frame on a connection when it closes
 /// cleanly, after every answer it will give. What it did not answer had no effect (it was not
 /// read, or failed as the engine closed), so the client may send it again to the next owner
@@ -334,6 +336,7 @@ pub enum Request {
     },
     Purge {
         queue: u32,
+        filter: PurgeFilter,
     },
     Stats {
         queue: u32,
@@ -393,6 +396,7 @@ pub enum Response {
     Stats(QueueStats),
     Stored(Vec<StoredMessage>),
     Transferred(TransferReport),
+    Purged(PurgeReport),
     Compacted(CompactReport),
     Window {
         ms: u64,
@@ -770,8 +774,16 @@ pub fn fuzz_seeds() -> Vec<Vec<u8>> {
                 to: "b".into(),
                 ids: Some(vec![MessageId(1)]),
                 limit: Some(3),
+                through: Some(MessageId(9)),
                 copy: true,
                 dry_run: false,
+            },
+        },
+        Request::Purge {
+            queue: 2,
+            filter: PurgeFilter {
+                through: Some(MessageId(7)),
+                dry_run: true,
             },
         },
     ];

@@ -722,7 +722,9 @@ impl ServerShared {
                 usize::try_from(max).unwrap_or(usize::MAX),
                 ready_only,
             )?),
-            Request::Purge { queue } => Response::Count(e.purge(self.queue(c, queue)?)?),
+            Request::Purge { queue, filter } => {
+                Response::Purged(e.purge_filtered(self.queue(c, queue)?, &filter)?)
+            }
             Request::Stats { queue } => Response::Stats(e.stats(self.queue(c, queue)?)?),
             Request::IsMemory { queue } => Response::Flag(e.is_memory(self.queue(c, queue)?)),
             Request::Replay { queue, filter } => {

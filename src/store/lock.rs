@@ -241,23 +241,6 @@ pub(crate) fn lock_file(dir: &Path, create: bool) -> Result<Option<HeldLock>> {
     Ok(Some(HeldLock { file: Some(f), key }))
 }
 
-/// The pid text in store `dir`'s `LOCK` file (`None`: no readable file). Safe in a process
-/// that holds that lock: a record lock is released by the close of *any* descriptor of its
-/// file, so the file is never opened when the registry says this process holds it (its own
-/// pid is the answer then).
-pub(crate) fn lock_holder_pid(dir: &Path) -> Option<String> {
-    use std::os::unix::fs::MetadataExt;
-    let path = dir.join("LOCK");
-    // Held across the read: a lock taken by another thread of this process meanwhile waits.
-    let reg = registry().lock().unwrap_or_else(|e| e.into_inner());
-    let m = std::fs::symlink_metadata(&path).ok()?;
-    if reg.contains(&(m.dev(), m.ino())) {
-        return Some(std::process::id().to_string());
-    }
-    let t = std::fs::read_to_string(&path).ok()?;
-    Some(t.trim().to_string()).filter(|t| !t.is_empty())
-}
-
 /// The pid of a live process holding the store's lock, found without taking any lock (a
 /// read-only open: its view of the store may be stale). `None` when nobody holds it or the
 /// `LOCK` file cannot be read. Not opened when this process holds the lock: closing any
@@ -292,6 +275,23 @@ pub(crate) fn live_holder(dir: &Path) -> Option<u32> {
         .ok()
         .filter(|p| *p != 0)
         .or_else(|| text.trim().parse().ok())
+}
+
+/// The pid text in store `dir`'s `LOCK` file (`None`: no readable file). Safe in a process
+/// that holds that lock: a record lock is released by the close of *any* descriptor of its
+/// file, so the file is never opened when the registry says this process holds it (its own
+/// pid is the answer then).
+pub(crate) fn lock_holder_pid(dir: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let path = dir.join("LOCK");
+    // Held across the read: a lock taken by another thread of this process meanwhile waits.
+    let reg = registry().lock().unwrap_or_else(|e| e.into_inner());
+    let m = std::fs::symlink_metadata(&path).ok()?;
+    if reg.contains(&(m.dev(), m.ino())) {
+        return Some(std::process::id().to_string());
+    }
+    let t = std::fs::read_to_string(&path).ok()?;
+    Some(t.trim().to_string()).filter(|t| !t.is_empty())
 }
 
 /// Whether a process listens on the store's `owner.sock` (a stale socket of a dead owner

@@ -299,9 +299,18 @@ impl Store {
         self.engine.subscriptions()
     }
 
-    /// The names of all queues, in creation order.
+    /// The names of all queues, in creation order. Empty when they cannot be had (a client
+    /// whose owner cannot be reached): see [`try_queue_names`](Store::try_queue_names).
     pub fn queue_names(&self) -> Vec<String> {
         self.engine.queue_names()
+    }
+
+    /// [`queue_names`](Store::queue_names), or the error that kept them from being read —
+    /// `OwnerLost`, `Timeout`, `Closed`, `Poisoned` — so that a caller does not take an
+    /// unreachable owner for a store without the queue (review r6 #2: a queue holding
+    /// thousands of messages was reported "not found").
+    pub fn try_queue_names(&self) -> Result<Vec<String>> {
+        self.engine.try_queue_names()
     }
 
     /// Waits until everything sent so far is durable.

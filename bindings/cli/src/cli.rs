@@ -210,7 +210,7 @@ frames were lost. Asks first when there is damage (--yes off a terminal); --dry-
 
     /// Print a shell completion script
     #[command(
-        after_help = "Examples:\n  mkdir -p ~/.local/share/bash-completion/completions\n  mqlite completions bash > ~/.local/share/bash-completion/completions/mqlite\n  mqlite completions zsh > ~/.zfunc/_mqlite"
+        after_help = "Examples:\n  mkdir -p ~/.local/share/bash-completion/completions\n  mqlite completions bash > ~/.local/share/bash-completion/completions/mqlite\n  mkdir -p ~/.zfunc  # and in ~/.zshrc, before compinit: fpath+=~/.zfunc\n  mqlite completions zsh > ~/.zfunc/_mqlite"
     )]
     Completions {
         /// The shell
@@ -321,7 +321,7 @@ pub struct SendArgs {
     /// Publish to topic QUEUE instead: every matching subscription gets the message
     #[arg(long)]
     pub topic: bool,
-    /// The body (else --file, else stdin)
+    /// The body (else --file, else stdin; an empty stdin is refused: give '' for an empty body)
     #[arg(conflicts_with = "file")]
     pub body: Option<String>,
     /// Read the body from this file (`-`: stdin)

@@ -101,8 +101,15 @@ impl CliError {
         self
     }
 
-    /// Prints the error as one line on stderr (a JSON object with `--json`) and gives the exit code.
+    /// Prints the error as one line on stderr (a JSON object with `--json`) and gives the exit
+    /// code. Only the first error of the run is printed: a run fails once, and with `--json`
+    /// stderr holds one JSON object (review r6 #6: a signal at the prompt printed a "declined"
+    /// from the handler and another from the interrupted read).
     pub fn report(&self, json: bool) -> ExitCode {
+        static REPORTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        if REPORTED.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return ExitCode::from(self.status.code());
+        }
         let line = if json {
             serde_json::json!({"error": {
                 "status": self.status.code(),

@@ -223,38 +223,79 @@ pub fn signalled() -> bool {
     SIGNALLED.load(std::sync::atomic::Ordering::SeqCst)
 }
 
+/// What an interrupted run says before it closes its stores (`import`: the line to resume
+/// from), and whether a step that changes it (a batch being stored) is running. A signal waits
+/// for that step to end, then prints the note: the line it names is what is durably stored,
+/// on a terminal or not (review r6 #3: the bar lagged up to 2 batches; off a terminal nothing
+/// was said).
+struct Progress {
+    note: Option<String>,
+    busy: bool,
+    stopping: bool,
+}
+
+static PROGRESS: (Mutex<Progress>, std::sync::Condvar) = (
+    Mutex::new(Progress {
+        note: None,
+        busy: false,
+        stopping: false,
+    }),
+    std::sync::Condvar::new(),
+);
+
+fn progress() -> std::sync::MutexGuard<'static, Progress> {
+    PROGRESS.0.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Begins a step whose end changes the note a signal prints (see [`step_end`]). Once a signal
+/// came, no step begins: `Err` (not reported: the handler is ending the run).
+pub fn step_begin() -> Result<()> {
+    let mut p = progress();
+    if p.stopping {
+        return Err(CliError::new(Status::Failed, "interrupted by a signal"));
+    }
+    p.busy = true;
+    Ok(())
+}
+
+/// Ends the step [`step_begin`] began; `note` (when the step succeeded) is what a signal prints
+/// from now on.
+pub fn step_end(note: Option<String>) {
+    let mut p = progress();
+    if note.is_some() {
+        p.note = note;
+    }
+    p.busy = false;
+    PROGRESS.1.notify_all();
+}
+
+/// How long the first signal lets a close run before it says what it waits for (a client's
+/// close waits for its owner, up to `--timeout`: review r6 #5, 30 s of silence).
+const CLOSE_QUIET: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Installs the run's one handler of SIGINT, SIGTERM and SIGHUP (Ctrl-C, `kill`, a closed ssh
 /// session): it closes every store the run opened and exits with status 130 (6 at a
 /// confirmation prompt, whose terminal it restores first: see [`crate::out::confirm`]),
 /// instead of dying; a signal that comes while the run is already closing its stores waits for
-/// that close to end (at most [`CLOSE_WAIT`]) before it exits. Review r4 #10: dying as an owner is a crash to its clients (their calls
-/// in flight fail with `owner_lost`, their deliveries count a failure), where a clean close
-/// hands the store over; as a consumer, a clean close gives back what it took and did not
-/// hand out, uncounted. `ctrlc` (with its `termination` feature) runs the handler on a thread
-/// of its own, so it may take locks and close the store; a raw signal handler may not.
+/// that close to end (at most [`CLOSE_WAIT`]) before it exits. Review r4 #10: dying as an owner
+/// is a crash to its clients (their calls in flight fail with `owner_lost`, their deliveries
+/// count a failure), where a clean close hands the store over; as a consumer, a clean close
+/// gives back what it took and did not hand out, uncounted. A close that takes over
+/// [`CLOSE_QUIET`] (a client's, waiting for a stopped owner) says so on stderr; a second signal
+/// then exits at once with 130, saying the close was abandoned (review r6 #5). `ctrlc` (with
+/// its `termination` feature) runs the handler on a thread of its own, so it may take locks; the
+/// work runs on one more thread, so that the handler hears a second signal.
 pub fn close_on_signal() -> Result<()> {
     ctrlc::set_handler(|| {
-        SIGNALLED.store(true, std::sync::atomic::Ordering::SeqCst);
-        let status = match crate::out::restore_terminal() {
-            true => crate::error::Status::NotConfirmed.code(),
-            false => INTERRUPTED,
-        };
-        let _ = close_all();
-        if std::env::var_os("MQLITE_CLI_TEST_HOLD_CLOSE").is_some_and(|v| v == "1") {
-            eprintln!("waiting for the close");
-        }
-        // A close `main` (or a command) began before the signal is finished, not cut short
-        // by the exit: an owner's clean close hands the store over to its clients, which an
-        // exit in its middle turns into a crash for them (`owner_lost`). Bounded by
-        // [`CLOSE_WAIT`]; the signal already stopped the command, so nothing else runs.
-        if !wait_for_closes(CLOSE_WAIT) {
-            eprintln!(
-                "mqlite: the store's close did not end within {}s of the signal; exiting \
-                 without it (what was committed is durable)",
-                CLOSE_WAIT.as_secs()
+        if SIGNALLED.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            notice(
+                "a second signal: the store's close was abandoned; exiting now (what was \
+                 committed is durable; a client's deliveries come back to the queue after the \
+                 owner notices)",
             );
+            std::process::exit(i32::from(INTERRUPTED));
         }
-        std::process::exit(i32::from(status));
+        std::thread::spawn(on_first_signal);
     })
     .map_err(|e| {
         CliError::new(
@@ -262,6 +303,61 @@ pub fn close_on_signal() -> Result<()> {
             format!("installing the signal handler: {e}"),
         )
     })
+}
+
+/// The first signal's work (see [`close_on_signal`]): restore a prompt's terminal, let a step
+/// in progress end and print its note, close the stores, exit.
+fn on_first_signal() {
+    let status = match crate::out::restore_terminal() {
+        true => crate::error::Status::NotConfirmed.code(),
+        false => INTERRUPTED,
+    };
+    let note = {
+        let mut p = progress();
+        p.stopping = true;
+        let (p, _) = PROGRESS
+            .1
+            .wait_timeout_while(p, CLOSE_WAIT, |p| p.busy)
+            .unwrap_or_else(|e| e.into_inner());
+        p.note.clone()
+    };
+    if let Some(note) = note {
+        if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            // Over a progress bar's line.
+            eprint!("\r\x1b[2K");
+        }
+        notice(&format!("interrupted: {note}"));
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = close_all();
+        if std::env::var_os("MQLITE_CLI_TEST_HOLD_CLOSE").is_some_and(|v| v == "1") {
+            eprintln!("waiting for the close");
+        }
+        // A close `main` (or a command) began before the signal is finished, not cut short
+        // by the exit: an owner's clean close hands the store over to its clients, which an
+        // exit in its middle turns into a crash for them (`owner_lost`).
+        let _ = tx.send(wait_for_closes(CLOSE_WAIT));
+    });
+    let ended = match rx.recv_timeout(CLOSE_QUIET) {
+        Ok(ended) => ended,
+        Err(_) => {
+            notice(&format!(
+                "interrupted: closing the store (a client waits up to {}s for its owner to take \
+                 back what it holds); signal again (Ctrl-C) to exit now",
+                CLOSE_WAIT.as_secs()
+            ));
+            rx.recv_timeout(CLOSE_WAIT).unwrap_or(false)
+        }
+    };
+    if !ended {
+        eprintln!(
+            "mqlite: the store's close did not end within {}s of the signal; exiting \
+             without it (what was committed is durable)",
+            CLOSE_WAIT.as_secs()
+        );
+    }
+    std::process::exit(i32::from(status));
 }
 
 /// Opens the store in `dir`: as its owner, or, if another process owns it, as that owner's
@@ -421,9 +517,17 @@ pub fn queue_options() -> QueueOptions {
     }
 }
 
-/// A handle to queue `name`, which must exist.
+/// A handle to queue `name`, which must exist: `NotFound` only when the store's list of queues
+/// was read and lacks it; a list that could not be read (the owner not reached) is that error
+/// (review r6 #2: "not found", status 5, for a queue of thousands of messages).
 pub fn queue(store: &Store, name: &str) -> Result<Queue> {
-    if !store.queue_names().iter().any(|q| q == name) {
+    let names = store.try_queue_names().map_err(|e| {
+        CliError::from(e).context(format!(
+            "looking up queue {name:?} in store {}",
+            store.path().display()
+        ))
+    })?;
+    if !names.iter().any(|q| q == name) {
         return Err(CliError::new(
             Status::NotFound,
             format!(
@@ -456,7 +560,13 @@ pub fn queue_or_create(store: &Store, name: &str) -> Result<Queue> {
 pub fn queues(store: &Store, names: &[String]) -> Result<Vec<Queue>> {
     if names.is_empty() {
         return store
-            .queue_names()
+            .try_queue_names()
+            .map_err(|e| {
+                CliError::from(e).context(format!(
+                    "listing the queues of store {}",
+                    store.path().display()
+                ))
+            })?
             .iter()
             .map(|n| queue(store, n))
             .collect();

@@ -102,6 +102,18 @@ impl SubscriptionJson {
     }
 }
 
+/// serde_json's error on one input line, its position as a column only: the line is the input
+/// line the caller names (review r6 #9: "line 2: bad JSON: … at line 1 column 81").
+fn json_error(e: serde_json::Error) -> String {
+    let text = e.to_string();
+    if e.line() == 0 {
+        return format!("bad JSON: {text}");
+    }
+    let at = format!(" at line {} column {}", e.line(), e.column());
+    let what = text.strip_suffix(&at).unwrap_or(&text);
+    format!("bad JSON: {what} at column {}", e.column())
+}
+
 /// One line of an export: a subscription or a message.
 pub enum Line {
     Subscription(SubscriptionJson),
@@ -112,7 +124,7 @@ impl Line {
     /// A JSON object with the one key `subscription` is a subscription line; any other object a
     /// message line (see [`MessageJson::from_line`]).
     pub fn parse(text: &str) -> Result<Line, String> {
-        let Strict(v) = serde_json::from_str(text).map_err(|e| format!("bad JSON: {e}"))?;
+        let Strict(v) = serde_json::from_str(text).map_err(json_error)?;
         if let Some(o) = v.as_object().filter(|o| o.contains_key("subscription")) {
             if o.len() != 1 {
                 return Err(

@@ -250,6 +250,19 @@ fn store_batch(store: &Store, batch: Vec<Ready>, tally: &mut Tally) -> Result<()
     Ok(())
 }
 
+/// The line to resume an interrupted import from, after lines 1–`stored_through` were stored:
+/// what every failure and an interrupting signal print.
+fn resume_line(stored_through: usize) -> String {
+    let stored = match stored_through {
+        0 => "no line is stored".to_string(),
+        n => format!("{} stored", out::lines(1, n)),
+    };
+    format!(
+        "{stored}: resume with `tail -n +{} INPUT | mqlite import DIR`",
+        stored_through + 1
+    )
+}
+
 pub fn run(a: &ImportArgs, json: bool, w: &mut dyn Write) -> Result<()> {
     if let Some(q) = &a.queue {
         mqlite::validate_queue_name(q)?;
@@ -292,16 +305,7 @@ pub fn run(a: &ImportArgs, json: bool, w: &mut dyn Write) -> Result<()> {
     let mut tally = Tally::default();
     let imported = |t: &Tally| t.by_queue.values().sum::<u64>();
     // Every failure once the input is being read names the line to resume from.
-    let resume = |e: CliError, stored_through: usize| {
-        let stored = match stored_through {
-            0 => "no line is stored".to_string(),
-            n => format!("{} stored", out::lines(1, n)),
-        };
-        e.hint(format!(
-            "{stored}: resume with `tail -n +{} INPUT | mqlite import DIR`",
-            stored_through + 1
-        ))
-    };
+    let resume = |e: CliError, stored_through: usize| e.hint(resume_line(stored_through));
     loop {
         let lines =
             read_batch(&mut input, &mut line_no, a.batch).map_err(|e| resume(e, stored_through))?;
@@ -374,10 +378,15 @@ pub fn run(a: &ImportArgs, json: bool, w: &mut dyn Write) -> Result<()> {
             }
             batch.push((*n, queue, m));
         }
-        create_subscriptions(&store, &new_subs).map_err(|e| resume(e, stored_through))?;
-        subs_created += new_subs.len() as u64;
+        // One step for a signal: it waits for the batch's commit, then names the line to
+        // resume from as stored (review r6 #3).
         let len = batch.len() as u64;
-        store_batch(&store, batch, &mut tally).map_err(|e| resume(e, stored_through))?;
+        open::step_begin()?;
+        let step = create_subscriptions(&store, &new_subs)
+            .and_then(|()| store_batch(&store, batch, &mut tally));
+        open::step_end(step.is_ok().then(|| resume_line(last)));
+        step.map_err(|e| resume(e, stored_through))?;
+        subs_created += new_subs.len() as u64;
         stored_through = last;
         // A kill -9 leaves the last of these on the terminal: the line to resume from.
         bar.set_message(format!("importing (lines 1–{stored_through} stored)"));

@@ -7,7 +7,7 @@ use mqlite::{AckMode, ConsumerOptions, Delivery, Message, Store};
 use serde::Serialize;
 
 use crate::cli::{BodyFormat, ReceiveArgs};
-use crate::error::{CliError, Result};
+use crate::error::{CliError, Result, Status};
 use crate::wire::MessageJson;
 use crate::{open, out, parse};
 
@@ -126,6 +126,25 @@ fn receive(
         }
     }
     if released > 0 {
+        let what = format!(
+            "{released} message{} of queue {:?} not shown {} released (back in the queue, not \
+             counted as failed deliveries)",
+            if released == 1 { "" } else { "s" },
+            a.queue,
+            if released == 1 { "was" } else { "were" },
+        );
+        // Why the output failed, asked again (the buffered bytes are still there): a closed
+        // pipe is a reader that went away; anything else (a full disk) is the command's failure,
+        // said once (review r6 #6: "the reader went away" and then the I/O error).
+        match w.flush() {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                return Err(CliError::new(
+                    Status::Failed,
+                    format!("writing the output: {e}; {what}"),
+                ));
+            }
+            _ => {}
+        }
         // The reader is gone: stdout cannot say it, and the exit status stays 0 as for every
         // command whose reader went away (main.rs); stderr tells an operator what happened.
         eprintln!(

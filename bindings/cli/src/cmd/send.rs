@@ -26,7 +26,16 @@ pub fn run(a: SendArgs, json: bool, w: &mut dyn Write) -> Result<()> {
         (Some(b), _) => b.into_bytes(),
         (None, Some(f)) => open::read_input_file("--file", f)?,
         (None, None) if !std::io::stdin().is_terminal() => {
-            open::read_body(std::io::stdin().lock(), "stdin")?
+            let b = open::read_body(std::io::stdin().lock(), "stdin")?;
+            // Review r6 #7: a forgotten BODY off a terminal (cron, ssh, CI: stdin empty or
+            // /dev/null) stored an empty message. An empty body is sent on purpose with ''.
+            if b.is_empty() {
+                return Err(CliError::usage(
+                    "no body: stdin is empty; give BODY, --file FILE, or pipe the body to \
+                     stdin (an empty message on purpose: BODY '')",
+                ));
+            }
+            b
         }
         (None, None) => {
             return Err(CliError::usage(

@@ -1,5 +1,6 @@
 //! `mqlite stats`: one row per queue, once or refreshed with per-second rates.
 
+use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::time::Instant;
 
@@ -9,6 +10,9 @@ use serde::Serialize;
 use crate::cli::StatsArgs;
 use crate::error::{CliError, Result};
 use crate::{open, out, parse};
+
+/// The shortest `--interval`, in seconds.
+const MIN_INTERVAL: f64 = 0.01;
 
 /// One queue's row. (Subscriptions will add rows of their own, named `topic/subscription`.)
 struct Row {
@@ -106,44 +110,56 @@ struct Sample<'a> {
 }
 
 pub fn run(a: &StatsArgs, json: bool, w: &mut dyn Write) -> Result<()> {
-    if !(a.interval.is_finite() && a.interval > 0.0 && a.interval <= 86_400.0) {
+    // A floor of 10 ms (review r6 #9: `1e-300` was taken, printed with 300 digits and
+    // refreshed in a busy loop).
+    if !(a.interval.is_finite() && a.interval >= MIN_INTERVAL && a.interval <= 86_400.0) {
         return Err(CliError::usage(format!(
-            "--interval: {} is not a number of seconds in (0, 86400]",
+            "--interval: {} is not a number of seconds in [{MIN_INTERVAL}, 86400]",
             a.interval
         )));
     }
     let store = open::open_to_read(&a.dir)?;
-    let queues = open::queues(&store, &a.queues)?;
-    let sample = || {
+    let mut queues = open::queues(&store, &a.queues)?;
+    // Without QUEUE, every queue at each refresh: one created after the start (a first dead
+    // letter's `DLQ`) is listed from the next refresh (review r6 #4: it never appeared).
+    let sample = |queues: &mut Vec<mqlite::Queue>| -> Result<Vec<(String, QueueStats)>> {
+        if a.watch && a.queues.is_empty() {
+            let names = store.try_queue_names()?;
+            if names.len() != queues.len() {
+                *queues = open::queues(&store, &[])?;
+            }
+        }
         queues
             .iter()
-            .map(|q| q.stats())
-            .collect::<Result<Vec<_>, _>>()
+            .map(|q| Ok((q.name().to_string(), q.stats()?)))
+            .collect()
     };
     // Review r4 #19: with `--watch --json` every refresh, the first too, carries `rates`, so a
     // script reads one shape throughout (no `null` to special-case): the first refresh is
     // measured against a sample taken one interval before it, and so comes after one interval.
     // The table shows its first refresh at once (an operator wants to see the store now), with
     // `-` for the rates it cannot have yet.
-    let mut before: Option<(Instant, Vec<QueueStats>)> = None;
+    // The previous sample by queue name: a queue new since then is measured from zero (it was
+    // created within the interval).
+    let mut before: Option<(Instant, HashMap<String, QueueStats>)> = None;
     if a.watch && json {
-        before = Some((Instant::now(), sample()?));
+        before = Some((Instant::now(), sample(&mut queues)?.into_iter().collect()));
         std::thread::sleep(parse::secs(a.interval));
     }
     let mut refreshes = 0u64;
+    let zero = QueueStats::default();
     loop {
         let now = Instant::now();
-        let stats = sample()?;
-        let rows: Vec<Row> = queues
+        let stats = sample(&mut queues)?;
+        let rows: Vec<Row> = stats
             .iter()
-            .zip(&stats)
-            .enumerate()
-            .map(|(i, (q, s))| {
+            .map(|(name, s)| {
                 let rates = before.as_ref().map(|(t, prev)| {
-                    Rates::between(&prev[i], s, now.duration_since(*t).as_secs_f64())
+                    let p = prev.get(name).unwrap_or(&zero);
+                    Rates::between(p, s, now.duration_since(*t).as_secs_f64())
                 });
                 Row {
-                    queue: q.name().to_string(),
+                    queue: name.clone(),
                     stats: s.clone(),
                     rates,
                 }
@@ -176,9 +192,9 @@ pub fn run(a: &StatsArgs, json: bool, w: &mut dyn Write) -> Result<()> {
             }
             writeln!(
                 w,
-                "{}  every {}s  (Ctrl-C to stop)",
+                "{}  every {:?}  (Ctrl-C to stop)",
                 out::time(parse::now_ms()),
-                a.interval
+                parse::secs(a.interval)
             )?;
             write_table(w, &rows, true)?;
         }
@@ -187,7 +203,7 @@ pub fn run(a: &StatsArgs, json: bool, w: &mut dyn Write) -> Result<()> {
         if a.count.is_some_and(|c| refreshes >= c) {
             return Ok(());
         }
-        before = Some((now, stats));
+        before = Some((now, stats.into_iter().collect()));
         std::thread::sleep(parse::secs(a.interval));
     }
 }

@@ -1,9 +1,10 @@
 //! The destructive commands: `purge`, `move`, `copy`. Each counts first, then asks on a terminal
-//! (or needs `--yes`); `--dry-run` only counts.
+//! (or needs `--yes`); `--dry-run` only counts. The action after the answer is bounded by the
+//! highest id counted: it never touches a message sent while the question waited.
 
 use std::io::Write;
 
-use mqlite::{MessageId, TransferFilter};
+use mqlite::{MessageId, PurgeFilter, TransferFilter};
 use serde::Serialize;
 
 use crate::cli::{PurgeArgs, TransferArgs};
@@ -108,10 +109,15 @@ fn held(s: &mqlite::QueueStats) -> u64 {
 pub fn purge(a: &PurgeArgs, json: bool, w: &mut dyn Write) -> Result<()> {
     let store = open::open(&a.dir)?;
     let q = open::queue(&store, &a.queue)?;
-    let s = q.stats()?;
-    let matched = s.depth + s.delayed;
+    // Counted by the core with the highest id counted: the purge after the answer goes no
+    // further than that id, so what is sent while the question waits stays (review r6 #1).
+    let counted = q.purge_filtered(&PurgeFilter {
+        through: None,
+        dry_run: true,
+    })?;
+    let matched = counted.matched;
     let mut o = Outcome::new("purge", &a.queue, None, a.dry_run, matched);
-    o.held = held(&s);
+    o.held = held(&q.stats()?);
     if !a.dry_run && matched > 0 {
         out::confirm(
             a.yes,
@@ -122,7 +128,12 @@ pub fn purge(a: &PurgeArgs, json: bool, w: &mut dyn Write) -> Result<()> {
                 a.dir.display()
             ),
         )?;
-        o.done = q.purge()?;
+        o.done = q
+            .purge_filtered(&PurgeFilter {
+                through: counted.last,
+                dry_run: false,
+            })?
+            .purged;
     }
     report(w, json, &o)
 }
@@ -185,10 +196,12 @@ pub fn run(a: &TransferArgs, copy: bool, json: bool, w: &mut dyn Write) -> Resul
         to: a.to.clone(),
         ids: ids.clone(),
         limit: a.limit,
+        through: None,
         copy,
         dry_run: true,
     };
-    let matched = q.transfer(&filter)?.matched;
+    let counted = q.transfer(&filter)?;
+    let matched = counted.matched;
     let command = if copy { "copy" } else { "move" };
     let mut o = Outcome::new(command, &a.from, Some(&a.to), a.dry_run, matched);
     if ids.is_none() {
@@ -206,6 +219,9 @@ pub fn run(a: &TransferArgs, copy: bool, json: bool, w: &mut dyn Write) -> Resul
             ),
         )?;
         filter.dry_run = false;
+        // Only what was counted: messages sent while the question waited have higher ids and
+        // stay (review r6 #1: "move 3" moved 10).
+        filter.through = counted.last;
         let r = q
             .transfer(&filter)
             .map_err(|e| CliError::from(e).context(format!("{command} from queue {:?}", a.from)))?;
