@@ -281,29 +281,8 @@ impl Owner {
         if let Some(items) = take_handover(dir, &id) {
             engine.adopt_handover(&items, handover_hold_ms(&engine_opts));
         }
-        let waker = engine.waker();
-        clock.subscribe(Arc::downgrade(&waker));
-        if let Err(e) = start_threads(&engine, lock.clone()) {
-            if engine.begin_close().is_ok() {
-                let _ = engine.finish_close();
-            }
-            return Err(e);
-        }
-        let mut owner = Owner {
-            engine,
-            lock,
-            server: None,
-            socket: None,
-            dir: dir.to_path_buf(),
-            report,
-            id,
-            _waker: waker,
-        };
         // Make the recovery's own records (crash failures) durable before serving anyone.
-        if let Err(e) = owner.engine.flush() {
-            let _ = owner.close();
-            return Err(e);
-        }
+        let mut owner = Owner::start(engine, &clock, lock, dir, report, id)?;
         // The stale socket of a dead owner is removed only now, while the lock is held.
         let served = bind_socket(dir).and_then(|(l, key)| {
             let report = owner.report.clone();
@@ -343,9 +322,24 @@ impl Owner {
         let id = crate::store::identity::read(dir).unwrap_or_default();
         let files = io.files();
         let engine = Engine::new(state, io, files, options);
+        // Recovery's own records (crash failures) are committed, to the overlay.
+        let lock = Arc::new(DirLock::none(dir));
+        let owner = Owner::start(engine, &clock, lock, dir, report, id)?;
+        Ok((owner, holder))
+    }
+
+    /// Starts the engine's threads (the commit thread takes `lock`) and commits what recovery
+    /// wrote (crash failures) before anyone is served: the common tail of both opens.
+    fn start(
+        engine: Engine,
+        clock: &Arc<dyn crate::clock::Clock>,
+        lock: Arc<DirLock>,
+        dir: &Path,
+        report: RecoveryReport,
+        id: String,
+    ) -> Result<Owner> {
         let waker = engine.waker();
         clock.subscribe(Arc::downgrade(&waker));
-        let lock = Arc::new(DirLock::none(dir));
         if let Err(e) = start_threads(&engine, lock.clone()) {
             if engine.begin_close().is_ok() {
                 let _ = engine.finish_close();
@@ -362,12 +356,11 @@ impl Owner {
             id,
             _waker: waker,
         };
-        // Recovery's own records (crash failures) are committed, to the overlay.
         if let Err(e) = owner.engine.flush() {
             let _ = owner.close();
             return Err(e);
         }
-        Ok((owner, holder))
+        Ok(owner)
     }
 
     /// Closes: no more requests are taken; what is being served finishes and is answered; the

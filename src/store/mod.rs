@@ -121,14 +121,7 @@ impl Store {
             // Nothing is created, locked or joined: the store's files are read as they are.
             let dir = prepare_dir(dir.as_ref(), false)?;
             let (owner, holder) = Owner::open_read_only(&dir, &options)?;
-            return Ok(Store {
-                engine: Backend::local(owner.engine.clone()),
-                report: owner.report.clone(),
-                id: owner.id.clone(),
-                owner: Some(owner),
-                dir,
-                read_only: Some(holder),
-            });
+            return Ok(Store::owned(owner, dir, Some(holder)));
         }
         let dir = prepare_dir(dir.as_ref(), options.create)?;
         // A connect timeout past what an Instant holds never runs out (no panic).
@@ -137,16 +130,7 @@ impl Store {
         loop {
             if options.open_as != OpenAs::Client {
                 match Owner::open(&dir, &options) {
-                    Ok(owner) => {
-                        return Ok(Store {
-                            engine: Backend::local(owner.engine.clone()),
-                            report: owner.report.clone(),
-                            id: owner.id.clone(),
-                            owner: Some(owner),
-                            dir,
-                            read_only: None,
-                        })
-                    }
+                    Ok(owner) => return Ok(Store::owned(owner, dir, None)),
                     Err(e) if e.kind() == ErrorKind::Locked && options.open_as == OpenAs::Any => {}
                     Err(e) => return Err(e),
                 }
@@ -182,6 +166,19 @@ impl Store {
             }
             std::thread::sleep(backoff);
             backoff = (backoff * 2).min(std::time::Duration::from_millis(100));
+        }
+    }
+
+    /// A store this process opened itself (as its owner, or read-only: `read_only` holds the
+    /// pid of a live lock holder, if any).
+    fn owned(owner: Owner, dir: PathBuf, read_only: Option<Option<u32>>) -> Store {
+        Store {
+            engine: Backend::local(owner.engine.clone()),
+            report: owner.report.clone(),
+            id: owner.id.clone(),
+            owner: Some(owner),
+            dir,
+            read_only,
         }
     }
 
