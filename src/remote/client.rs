@@ -1827,7 +1827,10 @@ mod tests {
         drop(owner);
         let next = Owner::open(dir.path(), &opts).unwrap();
         let r = purge.join().unwrap();
-        assert!(matches!(r, Ok(Response::Count(2))), "{r:?}");
+        assert!(
+            matches!(&r, Ok(Response::Purged(p)) if p.purged == 2),
+            "{r:?}"
+        );
         assert_eq!(next.engine.stats(QueueId(qid)).unwrap().messages, 0);
         // The blocked send goes on at the next owner (where the queue is still full).
         next.engine.purge(QueueId(fid)).unwrap();
