@@ -936,11 +936,12 @@ fn readable_within(s: &UnixStream, limit: Duration) -> bool {
     }
 }
 
-/// "pid N" of the process holding the store's lock, as its LOCK file says.
+/// "pid N" of the live process holding the store's lock (`F_GETLK`, as the kernel says; the
+/// file's pid text only names who wrote it last).
 fn lock_holder(dir: &std::path::Path) -> String {
-    match crate::store::lock_holder_pid(dir) {
-        Some(t) => format!("pid {t}"),
-        None => "pid unknown".to_string(),
+    match crate::store::live_holder(dir) {
+        Some(p) => format!("pid {p}"),
+        None => "no live holder now".to_string(),
     }
 }
 

@@ -369,16 +369,12 @@ impl Owner {
     pub(crate) fn close(&self) -> Result<()> {
         // The lock is released last, after the handover list is written and the socket
         // removed: both are this owner's only while it holds the lock.
-        self.lock.keep_until_release();
+        let keep = self.lock.keep_until_release();
         self.stop_reading_requests();
-        let closed_already = match self.engine.begin_close() {
-            Ok(c) => c,
-            Err(e) => {
-                // Not closing (called from a callback): the commit thread releases as before.
-                self.lock.keep_until_release_undo();
-                return Err(e);
-            }
-        };
+        // Not closing (an error: called from a callback): `keep` undoes itself, and the commit
+        // thread releases as before.
+        let closed_already = self.engine.begin_close()?;
+        keep.until_release();
         let r = if closed_already {
             Ok(())
         } else {
@@ -498,7 +494,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let o = Owner::open(dir.path(), &StoreOptions::default()).unwrap();
         // The close's first steps, stopped where the commit thread has ended.
-        o.lock.keep_until_release();
+        o.lock.keep_until_release().until_release();
         assert!(!o.engine.begin_close().unwrap());
         o.engine.finish_close().unwrap();
         assert!(

@@ -23,6 +23,26 @@ pub(crate) struct DirLock {
     kept: std::sync::atomic::AtomicBool,
 }
 
+/// [`DirLock::keep_until_release`]'s guard: the lock goes back to being released by the
+/// commit thread when this is dropped, unless [`KeptLock::until_release`] was called.
+#[must_use = "dropping the guard undoes keep_until_release at once"]
+pub(crate) struct KeptLock<'a>(Option<&'a DirLock>);
+
+impl KeptLock<'_> {
+    /// The close began: the lock stays until [`DirLock::release`].
+    pub fn until_release(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for KeptLock<'_> {
+    fn drop(&mut self) {
+        if let Some(l) = self.0 {
+            l.kept.store(false, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+}
+
 impl DirLock {
     /// Takes the lock of `dir`, first waiting (up to 10 s) for a closing store of this process
     /// (one dropped inside its own callback closes in the background). Another holder: `Locked`
@@ -46,13 +66,11 @@ impl DirLock {
     /// owner's close still writes in the directory after the engine closed (the `HANDOVER`
     /// list, the removal of its `owner.sock`), and a next owner let in before that would have
     /// its socket removed (no process could reach it: review r6 #2) and miss the list.
-    pub fn keep_until_release(&self) {
+    /// The returned guard undoes this when dropped, unless [`KeptLock::until_release`] says the
+    /// close began (a close refused early leaves the commit thread to release as before).
+    pub fn keep_until_release(&self) -> KeptLock<'_> {
         self.kept.store(true, std::sync::atomic::Ordering::SeqCst);
-    }
-
-    /// Undoes [`DirLock::keep_until_release`] (the close it was for did not begin).
-    pub fn keep_until_release_undo(&self) {
-        self.kept.store(false, std::sync::atomic::Ordering::SeqCst);
+        KeptLock(Some(self))
     }
 
     /// The commit thread's release when it ends: the lock is released unless an owner's close
@@ -277,23 +295,6 @@ pub(crate) fn live_holder(dir: &Path) -> Option<u32> {
         .or_else(|| text.trim().parse().ok())
 }
 
-/// The pid text in store `dir`'s `LOCK` file (`None`: no readable file). Safe in a process
-/// that holds that lock: a record lock is released by the close of *any* descriptor of its
-/// file, so the file is never opened when the registry says this process holds it (its own
-/// pid is the answer then).
-pub(crate) fn lock_holder_pid(dir: &Path) -> Option<String> {
-    use std::os::unix::fs::MetadataExt;
-    let path = dir.join("LOCK");
-    // Held across the read: a lock taken by another thread of this process meanwhile waits.
-    let reg = registry().lock().unwrap_or_else(|e| e.into_inner());
-    let m = std::fs::symlink_metadata(&path).ok()?;
-    if reg.contains(&(m.dev(), m.ino())) {
-        return Some(std::process::id().to_string());
-    }
-    let t = std::fs::read_to_string(&path).ok()?;
-    Some(t.trim().to_string()).filter(|t| !t.is_empty())
-}
-
 /// Whether a process listens on the store's `owner.sock` (a stale socket of a dead owner
 /// refuses the connection).
 fn owner_answers(dir: &Path) -> bool {
@@ -312,4 +313,28 @@ fn lock_dir(dir: &Path) -> Result<HeldLock> {
     f.write_all(std::process::id().to_string().as_bytes())
         .map_err(|e| Error::io("writing LOCK", &e))?;
     Ok(held)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The guard of `keep_until_release`: dropped (a close refused before it began), the commit
+    /// thread's release at its end releases again; kept (`until_release`), it does not.
+    #[test]
+    fn a_kept_lock_is_released_by_the_commit_thread_unless_the_close_began() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("LOCK"), b"").unwrap();
+        let l = DirLock::acquire(dir.path()).unwrap();
+        drop(l.keep_until_release());
+        l.release_at_commit_end();
+        assert!(l.key().is_none(), "a dropped guard must undo the keep");
+
+        let l = DirLock::acquire(dir.path()).unwrap();
+        l.keep_until_release().until_release();
+        l.release_at_commit_end();
+        assert!(l.key().is_some(), "a close that began keeps the lock");
+        l.release();
+        assert!(l.key().is_none());
+    }
 }

@@ -5,7 +5,7 @@ pub(crate) mod identity;
 mod lock;
 mod threads;
 
-pub(crate) use lock::{live_holder, lock_file, lock_holder_pid, DirLock, HeldLock};
+pub(crate) use lock::{live_holder, lock_file, DirLock, HeldLock};
 pub(crate) use threads::start as start_threads;
 
 use std::os::unix::fs::DirBuilderExt;
