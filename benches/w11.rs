@@ -141,7 +141,7 @@ fn disk_ratio(cfg: &Cfg, n: usize) -> (u64, u64) {
     let topic = used_bytes(f.dir.path());
     let q = Fresh::new(cfg);
     send_batches(&q.q, n, &body(100));
-    let queue = used_bytes(q._dir.path());
+    let queue = used_bytes(q._dir.as_ref().expect("Fresh::new has a directory").path());
     (topic, queue)
 }
 
@@ -159,7 +159,7 @@ pub(crate) fn run_w11(cfg: &Cfg, rep: &mut Report) {
         &[
             side(n, || ours_publish_batch(cfg)),
             side(n, || ours_publish_async(cfg)),
-            side(n, || ours_batch(cfg, 100)),
+            side(n, || ours_batch(Fresh::new(cfg), 100)),
             side(n, || sqlite_w2(cfg, 100)),
         ],
     );
@@ -200,7 +200,7 @@ pub(crate) fn run_w11(cfg: &Cfg, rep: &mut Report) {
         10,
         &[
             side(m * SUBS, || ours_drain(cfg, m)),
-            side(m, || ours_w3(cfg, m, 1_000, Ack::Batch, 0)),
+            side(m, || ours_w3(Fresh::new(cfg), m, 1_000, Ack::Batch)),
             side(m, || sqlite_w3(cfg, m)),
         ],
     );

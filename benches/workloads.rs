@@ -1,4 +1,4 @@
-//! mqlite workload benchmarks (the workloads W1–W8 and their targets are in `benches/README.md`).
+//! mqlite workload benchmarks (the workloads W1–W11 and their targets are in `benches/README.md`).
 //!
 //! Every workload runs mqlite and its SQLite baseline (rusqlite, bundled SQLite, WAL,
 //! `synchronous=FULL`) side by side in the same process and the same run, interleaved run by
@@ -12,7 +12,7 @@
 
 use std::ffi::CString;
 use std::fs::{File, OpenOptions};
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
 use std::os::unix::io::AsRawFd;
@@ -53,6 +53,9 @@ struct Cfg {
     /// W5: threads and messages per thread.
     w5_threads: usize,
     w5_per: usize,
+    /// W9: producer processes and messages per process.
+    w9_procs: usize,
+    w9_per: usize,
     /// W7: journal size to build, and the body sizes of its messages (one store per size).
     w7_bytes: u64,
     w7_bodies: Vec<usize>,
@@ -94,6 +97,8 @@ impl Cfg {
             seq_mib: q(256, 32),
             w5_threads: 8,
             w5_per: q(10_000, 500),
+            w9_procs: 4,
+            w9_per: q(10_000, 1_000),
             w7_bytes: (w7_gib * GIB) as u64,
             w7_bodies: env_num("MQLITE_BENCH_W7_BODY")
                 .map(|b| vec![b])
@@ -424,17 +429,18 @@ fn sqlite_open(path: &Path) -> Connection {
     c
 }
 
-/// A SQLite database in a fresh directory (the directory goes when the value is dropped).
+/// A SQLite database in a fresh directory (the directory goes when the value is dropped), or a
+/// connection to one another process made (W9's producer processes: no directory).
 struct Db {
     c: Connection,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
 }
 
 fn sqlite_fresh(cfg: &Cfg) -> Db {
     let dir = cfg.tempdir("sqlite");
     Db {
         c: sqlite_open(&dir.path().join("q.db")),
-        _dir: dir,
+        _dir: Some(dir),
     }
 }
 
@@ -455,9 +461,9 @@ fn sqlite_insert_batched(c: &mut Connection, n: usize, per_tx: usize, b: &[u8]) 
     }
 }
 
-/// W1 baseline: one INSERT per transaction (autocommit).
-fn sqlite_w1<'a>(cfg: &Cfg, lat: Option<&'a Lat>) -> Step<'a> {
-    let db = sqlite_fresh(cfg);
+/// W1 baseline: one INSERT per transaction (autocommit) into `db` (W9: one of the producer
+/// processes' connections).
+fn sqlite_w1<'a>(db: Db, lat: Option<&'a Lat>) -> Step<'a> {
     let b = body(100);
     db.c.execute(SQL_INSERT, rusqlite::params![b, now_ms()])
         .expect("warm-up insert");
@@ -671,20 +677,44 @@ fn open_store(dir: &Path) -> Store {
     Store::open(dir, StoreOptions::default()).expect("Store::open")
 }
 
-/// A store with queue "q" in a fresh directory. Fields drop in order: queue, store (closing
-/// it), directory.
+/// The store a step runs on, with an empty queue: by default queue "q" of a store in a fresh
+/// directory of its own. Fields drop in order: queue, store (closing it), directory.
 struct Fresh {
     q: mqlite::Queue,
     store: Store,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
 }
+
+/// W10: numbers the queues of the client runs (`Fresh::client`), which share one store.
+static CLIENT_QUEUES: AtomicUsize = AtomicUsize::new(0);
 
 impl Fresh {
     fn new(cfg: &Cfg) -> Fresh {
         let dir = cfg.tempdir("mqlite");
         let store = open_store(dir.path());
-        let q = store.queue("q").expect("queue");
-        // The queue's declaration record and the first segment's warm-up are not timed.
+        Fresh::warmed(store, "q", Some(dir))
+    }
+
+    /// W10: a client of the owner process serving `dir`, on a new queue of that store (so it
+    /// starts empty, as a fresh store's queue does, whatever the runs before left in theirs).
+    fn client(dir: &Path) -> Fresh {
+        let store = Store::open(
+            dir,
+            StoreOptions {
+                open_as: mqlite::OpenAs::Client,
+                ..StoreOptions::default()
+            },
+        )
+        .expect("opening as a client");
+        assert_eq!(store.role(), mqlite::Role::Client);
+        let name = format!("c{}", CLIENT_QUEUES.fetch_add(1, Ordering::Relaxed));
+        Fresh::warmed(store, &name, None)
+    }
+
+    /// Queue `name` of `store`, declared and warmed up: the queue's declaration record and the
+    /// first segment's warm-up are not timed.
+    fn warmed(store: Store, name: &str, dir: Option<tempfile::TempDir>) -> Fresh {
+        let q = store.queue(name).expect("queue");
         q.send(Message::new(&b"warm-up"[..])).expect("warm-up send");
         let d = q
             .receive(Some(Duration::ZERO))
@@ -776,9 +806,9 @@ fn send_delayed(q: &mqlite::Queue, n: usize, b: &[u8]) {
 /// W6: how long the delayed messages wait (far beyond any run).
 const W6_DELAY: Duration = Duration::from_secs(86_400);
 
-/// W1: sync durable `send`, one at a time (W6: into a queue where `delayed` messages wait).
-fn ours_w1<'a>(cfg: &Cfg, lat: Option<&'a Lat>, delayed: usize) -> Step<'a> {
-    let s = Fresh::with_delayed(cfg, delayed);
+/// W1: sync durable `send`, one at a time, on `s` (W6: a queue where delayed messages wait;
+/// W9: a producer process's store; W10: a client's).
+fn ours_w1<'a>(s: Fresh, lat: Option<&'a Lat>) -> Step<'a> {
     let b = body(100);
     new_run(lat);
     Box::new(move |k| {
@@ -794,8 +824,7 @@ fn ours_w1<'a>(cfg: &Cfg, lat: Option<&'a Lat>, delayed: usize) -> Step<'a> {
 }
 
 /// W2/W4 with a callback per message: `send_async` each, timed until every callback fired.
-fn ours_async<'a>(cfg: &Cfg, len: usize) -> Step<'a> {
-    let s = Fresh::new(cfg);
+fn ours_async<'a>(s: Fresh, len: usize) -> Step<'a> {
     let b = body(len);
     Box::new(move |k| {
         let s = &s; // capture the whole store (not just the queue field), so it stays open
@@ -811,9 +840,9 @@ fn ours_async<'a>(cfg: &Cfg, len: usize) -> Step<'a> {
     })
 }
 
-/// W2/W4 with `send_batch` of 1,000 (each call returns once its 1,000 are durable).
-fn ours_batch<'a>(cfg: &Cfg, len: usize) -> Step<'a> {
-    let s = Fresh::new(cfg);
+/// W2/W4 with `send_batch` of 1,000 (each call returns once its 1,000 are durable), on `s`
+/// (W10: a client's).
+fn ours_batch<'a>(s: Fresh, len: usize) -> Step<'a> {
     let b = body(len);
     Box::new(move |k| {
         let s = &s; // capture the whole store (not just the queue field), so it stays open
@@ -829,10 +858,9 @@ enum Ack {
     Each,
 }
 
-/// W3: a flushed backlog of `n` (untimed), drained with `receive_batch(batch)` and acks (W6:
-/// the `delayed` messages were sent to the same queue before the backlog).
-fn ours_w3<'a>(cfg: &Cfg, n: usize, batch: usize, ack: Ack, delayed: usize) -> Step<'a> {
-    let s = Fresh::with_delayed(cfg, delayed);
+/// W3: a flushed backlog of `n` (untimed) in `s`, drained with `receive_batch(batch)` and acks
+/// (W6: delayed messages were sent to the same queue before the backlog).
+fn ours_w3<'a>(s: Fresh, n: usize, batch: usize, ack: Ack) -> Step<'a> {
     send_batches(&s.q, n, &body(100));
     s.store.flush().expect("flush");
     Box::new(move |k| {
@@ -860,9 +888,9 @@ fn ours_w3<'a>(cfg: &Cfg, n: usize, batch: usize, ack: Ack, delayed: usize) -> S
 }
 
 /// W3s: the idiomatic consumer with default options (prefetch, lazy acks): `receive` one
-/// message with a timeout, ack it, repeat, over a flushed backlog of `n` (untimed).
-fn ours_w3s<'a>(cfg: &Cfg, n: usize) -> Step<'a> {
-    let s = Fresh::new(cfg);
+/// message with a timeout, ack it, repeat, over a flushed backlog of `n` (untimed) in `s`
+/// (W10: a client's).
+fn ours_w3s<'a>(s: Fresh, n: usize) -> Step<'a> {
     send_batches(&s.q, n, &body(100));
     s.store.flush().expect("flush");
     Box::new(move |k| {
@@ -886,8 +914,7 @@ static W5_SYNCS: AtomicU64 = AtomicU64::new(0);
 static W5_RELEASED: AtomicU64 = AtomicU64::new(0);
 
 /// W5: `threads` producers, each doing sync sends on its own clone of the queue handle.
-fn ours_w5<'a>(cfg: &Cfg, threads: usize) -> Step<'a> {
-    let s = Fresh::new(cfg);
+fn ours_w5<'a>(s: Fresh, threads: usize) -> Step<'a> {
     let b = body(100);
     Box::new(move |k| {
         let s = &s; // capture the whole store (not just the queue field), so it stays open
@@ -935,6 +962,24 @@ fn line(name: &str, s: Stat) {
     println!("  {name:<64} {}", rate_str(s));
 }
 
+/// Prints each side's rate (`names[i]`: side i of `rates`) with the p50/p99 latency of its
+/// median run, and returns those percentiles.
+fn lat_lines(names: &[&str], rates: &[Vec<f64>], lats: &[Lat]) -> Vec<(Duration, Duration)> {
+    let mut pct = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let run = median_index(&rates[i]);
+        let (p50, p99) = percentiles(&mut lats[i].borrow_mut()[run]);
+        println!(
+            "  {name:<64} {:<30} p50 {:>7}  p99 {:>7}",
+            rate_str(stat(&rates[i])),
+            us(p50),
+            us(p99)
+        );
+        pct.push((p50, p99));
+    }
+    pct
+}
+
 fn run_w1(cfg: &Cfg, rep: &mut Report) {
     let n = cfg.w1_n;
     println!(
@@ -949,32 +994,24 @@ fn run_w1(cfg: &Cfg, rep: &mut Report) {
         cfg,
         10,
         &[
-            side(n, || ours_w1(cfg, l(0), 0)),
-            side(n, || sqlite_w1(cfg, l(1))),
+            side(n, || ours_w1(Fresh::new(cfg), l(0))),
+            side(n, || sqlite_w1(sqlite_fresh(cfg), l(1))),
             side(n, || raw_sync(cfg, n, RawMode::Fallocated, l(2))),
             side(n, || raw_sync(cfg, n, RawMode::Grow, l(3))),
             side(n, || raw_sync(cfg, n, RawMode::Prewritten, l(4))),
         ],
     );
-    let names = [
-        "mqlite send()",
-        "SQLite: WAL, synchronous=FULL, 1 INSERT/transaction",
-        "disk: pwrite 100 B + fdatasync, fallocate'd file (reference)",
-        "disk: append 100 B + fdatasync, growing file (info)",
-        "disk: pwrite 100 B + fdatasync, pre-written file (info)",
-    ];
-    let mut pct = Vec::new();
-    for (i, name) in names.iter().enumerate() {
-        let run = median_index(&rates[i]);
-        let (p50, p99) = percentiles(&mut lats[i].borrow_mut()[run]);
-        println!(
-            "  {name:<64} {:<30} p50 {:>7}  p99 {:>7}",
-            rate_str(stat(&rates[i])),
-            us(p50),
-            us(p99)
-        );
-        pct.push((p50, p99));
-    }
+    let pct = lat_lines(
+        &[
+            "mqlite send()",
+            "SQLite: WAL, synchronous=FULL, 1 INSERT/transaction",
+            "disk: pwrite 100 B + fdatasync, fallocate'd file (reference)",
+            "disk: append 100 B + fdatasync, growing file (info)",
+            "disk: pwrite 100 B + fdatasync, pre-written file (info)",
+        ],
+        &rates,
+        &lats,
+    );
     let (o, s, d) = (stat(&rates[0]), stat(&rates[1]), stat(&rates[2]));
     let (rs, rd) = (o.med / s.med, o.med / d.med);
     rep.add(
@@ -1028,8 +1065,8 @@ fn run_w2(cfg: &Cfg, rep: &mut Report) {
         cfg,
         10,
         &[
-            side(n, || ours_async(cfg, 100)),
-            side(n, || ours_batch(cfg, 100)),
+            side(n, || ours_async(Fresh::new(cfg), 100)),
+            side(n, || ours_batch(Fresh::new(cfg), 100)),
             side(n, || sqlite_w2(cfg, 100)),
             side(n, || cface::c_async(cfg)),
         ],
@@ -1081,9 +1118,9 @@ fn run_w3(cfg: &Cfg, rep: &mut Report) {
         cfg,
         10,
         &[
-            side(n, || ours_w3(cfg, n, batch, Ack::Batch, 0)),
-            side(n, || ours_w3(cfg, n, 100, Ack::Batch, 0)),
-            side(each, || ours_w3(cfg, each, batch, Ack::Each, 0)),
+            side(n, || ours_w3(Fresh::new(cfg), n, batch, Ack::Batch)),
+            side(n, || ours_w3(Fresh::new(cfg), n, 100, Ack::Batch)),
+            side(each, || ours_w3(Fresh::new(cfg), each, batch, Ack::Each)),
             side(n, || sqlite_w3(cfg, n)),
             side(n, || cface::c_w3(cfg, n, batch)),
         ],
@@ -1160,7 +1197,7 @@ fn run_w3s(cfg: &Cfg, rep: &mut Report) {
         cfg,
         10,
         &[
-            side(n, || ours_w3s(cfg, n)),
+            side(n, || ours_w3s(Fresh::new(cfg), n)),
             side(sn, || sqlite_w3s(cfg, sn)),
             side(fs_n, || raw_sync(cfg, fs_n, RawMode::Fallocated, None)),
         ],
@@ -1206,8 +1243,8 @@ fn run_w4(cfg: &Cfg, rep: &mut Report) {
         cfg,
         10,
         &[
-            side(n, || ours_async(cfg, 1024)),
-            side(n, || ours_batch(cfg, 1024)),
+            side(n, || ours_async(Fresh::new(cfg), 1024)),
+            side(n, || ours_batch(Fresh::new(cfg), 1024)),
             side(n, || sqlite_w2(cfg, 1024)),
             side(cfg.seq_mib, || raw_seq(cfg, cfg.seq_mib)),
         ],
@@ -1294,8 +1331,8 @@ fn run_w5(cfg: &Cfg, rep: &mut Report) {
         cfg,
         10,
         &[
-            side(t * per, || ours_w5(cfg, t)),
-            side(cfg.w1_n, || ours_w1(cfg, None, 0)),
+            side(t * per, || ours_w5(Fresh::new(cfg), t)),
+            side(cfg.w1_n, || ours_w1(Fresh::new(cfg), None)),
             side(t * per, || sqlite_w5(cfg, t)),
         ],
     );
@@ -1351,16 +1388,18 @@ fn run_w6(cfg: &Cfg, rep: &mut Report) {
         cfg,
         10,
         &[
-            side(n1, || ours_w1(cfg, Some(&lats[0]), 0)),
-            side(n1, || ours_w1(cfg, Some(&lats[1]), d)),
+            side(n1, || ours_w1(Fresh::new(cfg), Some(&lats[0]))),
+            side(n1, || ours_w1(Fresh::with_delayed(cfg, d), Some(&lats[1]))),
         ],
     );
     rates.extend(interleave(
         cfg,
         10,
         &[
-            side(n3, || ours_w3(cfg, n3, batch, Ack::Batch, 0)),
-            side(n3, || ours_w3(cfg, n3, batch, Ack::Batch, d)),
+            side(n3, || ours_w3(Fresh::new(cfg), n3, batch, Ack::Batch)),
+            side(n3, || {
+                ours_w3(Fresh::with_delayed(cfg, d), n3, batch, Ack::Batch)
+            }),
         ],
     ));
     let st: Vec<Stat> = rates.iter().map(|r| stat(r)).collect();
@@ -1531,15 +1570,22 @@ fn run_w7(cfg: &Cfg, rep: &mut Report, len: usize) {
     );
 }
 
+/// This program again, as a child process running one step (`MQLITE_BENCH_CHILD`, see
+/// `child_main`) on `path` (a store directory; W9's SQLite producers: the database file) with
+/// the number `n` (W8: messages; W9: which producer it is).
+fn child_command(step: &str, path: &Path, n: usize) -> Command {
+    let mut c = Command::new(std::env::current_exe().expect("current_exe"));
+    c.env("MQLITE_BENCH_CHILD", step)
+        .env("MQLITE_BENCH_CHILD_DIR", path)
+        .env("MQLITE_BENCH_CHILD_N", n.to_string())
+        .stderr(Stdio::inherit());
+    c
+}
+
 /// Runs this program again as a child for one W8 step (so its VmRSS is not polluted by the
 /// other workloads) and parses its `key=value` lines.
 fn child(step: &str, dir: &Path, n: usize) -> std::collections::HashMap<String, f64> {
-    let exe = std::env::current_exe().expect("current_exe");
-    let out = Command::new(exe)
-        .env("MQLITE_BENCH_CHILD", step)
-        .env("MQLITE_BENCH_CHILD_DIR", dir)
-        .env("MQLITE_BENCH_CHILD_N", n.to_string())
-        .stderr(Stdio::inherit())
+    let out = child_command(step, dir, n)
         .output()
         .expect("running the W8 child");
     assert!(out.status.success(), "W8 child {step} failed");
@@ -1548,6 +1594,102 @@ fn child(step: &str, dir: &Path, n: usize) -> std::collections::HashMap<String, 
         .filter_map(|l| l.split_once('='))
         .filter_map(|(k, v)| Some((k.trim().to_string(), v.trim().parse().ok()?)))
         .collect()
+}
+
+/// A child process working on command (W9's producers, W10's owner; `serve` is its side): it
+/// prints `ready` once set up, then answers each line written to its stdin with one line, and
+/// closes its store and exits when its stdin closes (when the `Proc` is dropped).
+struct Proc {
+    child: std::process::Child,
+    out: BufReader<std::process::ChildStdout>,
+}
+
+impl Proc {
+    /// Starts `step` (see `child_command`) and waits until it is ready.
+    fn start(step: &str, path: &Path, n: usize) -> Proc {
+        let mut child = child_command(step, path, n)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("starting a child process");
+        let out = BufReader::new(child.stdout.take().expect("child stdout"));
+        let mut p = Proc { child, out };
+        let ready = p.answer();
+        assert_eq!(ready, "ready", "child {step} {n} did not start");
+        p
+    }
+
+    fn tell(&mut self, line: &str) {
+        let stdin = self.child.stdin.as_mut().expect("child stdin");
+        writeln!(stdin, "{line}")
+            .and_then(|_| stdin.flush())
+            .expect("writing to a child process");
+    }
+
+    /// The child's next line, trimmed ("" once it exited).
+    fn answer(&mut self) -> String {
+        let mut l = String::new();
+        self.out
+            .read_line(&mut l)
+            .expect("reading from a child process");
+        l.trim().to_string()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+/// A `Proc`'s side: prints `ready`, then runs `step` for the count on each line of stdin and
+/// answers `done`, until stdin closes.
+fn serve(mut step: Step) {
+    let say = |l: &str| {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{l}")
+            .and_then(|_| out.flush())
+            .expect("writing to the parent");
+    };
+    say("ready");
+    for l in std::io::stdin().lock().lines() {
+        step(l.expect("reading stdin").parse().expect("a count"));
+        say("done");
+    }
+}
+
+/// W9: `procs` producer processes doing W1 together on one store or database (`step`
+/// "w9-mqlite" on a store directory, "w9-sqlite" on a database file), started one after the
+/// other (the first opens the store, so it owns it). Each chunk tells every process its share
+/// of `k` at once (each waits for its line: a barrier) and is timed until the last one is done,
+/// so only the concurrent part counts. `keep` (the directory) outlives the processes.
+fn procs_w1<'a>(step: &str, path: &Path, procs: usize, keep: impl Sized + 'a) -> Step<'a> {
+    /// Drops the processes last started first (the owner, started first, goes last: a client
+    /// would take the store over from an owner that left before it).
+    struct Procs<T>(Vec<Proc>, T);
+    impl<T> Drop for Procs<T> {
+        fn drop(&mut self) {
+            while let Some(p) = self.0.pop() {
+                drop(p);
+            }
+        }
+    }
+    let mut ps = Procs(
+        (0..procs).map(|i| Proc::start(step, path, i)).collect(),
+        keep,
+    );
+    Box::new(move |k| {
+        let ps = &mut ps; // capture the whole value (processes, then directory)
+        let t0 = Instant::now();
+        for (i, p) in ps.0.iter_mut().enumerate() {
+            p.tell(&(k / procs + usize::from(i < k % procs)).to_string());
+        }
+        for p in &mut ps.0 {
+            assert_eq!(p.answer(), "done", "a W9 producer process failed");
+        }
+        t0.elapsed()
+    })
 }
 
 fn child_main(step: &str) {
@@ -1591,13 +1733,29 @@ fn child_main(step: &str) {
             );
             store.close().expect("close");
         }
+        "w9-mqlite" => {
+            // W9's producer `n`: started one after the other, so the first opened the store
+            // (its owner) and the others are its clients.
+            let s = Fresh::warmed(open_store(&dir), "q", None);
+            let role = if n == 0 {
+                mqlite::Role::Owner
+            } else {
+                mqlite::Role::Client
+            };
+            assert_eq!(s.store.role(), role, "W9 producer {n}");
+            serve(ours_w1(s, None));
+        }
+        "w9-sqlite" => serve(sqlite_w1(
+            Db {
+                c: sqlite_open(&dir),
+                _dir: None,
+            },
+            None,
+        )),
         "w10-owner" => {
-            // W10's owner: serves the benchmark's client until its stdin closes.
+            // W10's owner: serves the benchmark's clients until its stdin closes.
             let store = open_store(&dir);
-            println!("ready");
-            std::io::Write::flush(&mut std::io::stdout()).expect("flush stdout");
-            let mut rest = Vec::new();
-            let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut rest);
+            serve(Box::new(|_| Duration::ZERO));
             store.close().expect("close");
         }
         other => panic!("unknown child step {other}"),
@@ -1667,100 +1825,164 @@ fn run_w8(cfg: &Cfg, rep: &mut Report) {
     );
 }
 
-/// W10's client side: sync durable `send` from this process, a client of the owner process
-/// serving `dir` (a fresh client per run; the queue's warm-up untimed).
-fn client_w1<'a>(dir: &'a Path, lat: Option<&'a Lat>) -> Step<'a> {
-    let store = Store::open(
-        dir,
-        StoreOptions {
-            open_as: mqlite::OpenAs::Client,
-            ..StoreOptions::default()
-        },
-    )
-    .expect("opening as a client");
-    assert_eq!(store.role(), mqlite::Role::Client);
-    let q = store.queue("q").expect("queue");
-    q.send(Message::new(&b"warm-up"[..])).expect("warm-up send");
-    let b = body(100);
-    new_run(lat);
-    Box::new(move |k| {
-        let _keep = &store;
-        let t0 = Instant::now();
-        for _ in 0..k {
-            let t = Instant::now();
-            q.send(Message::new(b.as_slice())).expect("send");
-            record(lat, t.elapsed());
-        }
-        t0.elapsed()
-    })
-}
-
-/// W10: W1 (sync durable send, 100 B) from a client process against the same from the owner,
-/// interleaved; the owner of the client's store is a child process of this benchmark.
-fn run_w10(cfg: &Cfg, rep: &mut Report) {
-    let n = cfg.w1_n;
+/// W9: `procs` producer processes, each doing W1 (sync durable `send`, 100 B) on one store, the
+/// first its owner and the others its clients; beside it SQLite with as many processes (W1's
+/// baseline in each) and mqlite's own W1 in one process, all interleaved.
+fn run_w9(cfg: &Cfg, rep: &mut Report) {
+    let (p, per) = (cfg.w9_procs, cfg.w9_per);
     println!(
-        "\n== W10: sync durable send() of 100 B from a client process vs from the owner, {} msgs/run, {} runs, interleaved",
-        thousands(n as f64),
+        "\n== W9: {p} producer processes, sync durable send() of 100 B to one store (the first process owns it, \
+         the others are its clients), {} msgs each, {} runs, interleaved with SQLite ({p} processes) and W1 \
+         (1 process) in 10 chunks, each chunk started in all processes at once",
+        thousands(per as f64),
         cfg.runs
     );
-    let dir = cfg.tempdir("w10");
-    let mut owner = Command::new(std::env::current_exe().expect("current_exe"))
-        .env("MQLITE_BENCH_CHILD", "w10-owner")
-        .env("MQLITE_BENCH_CHILD_DIR", dir.path())
-        .env("MQLITE_BENCH_CHILD_N", "0")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("starting the W10 owner");
-    let mut ready = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(owner.stdout.take().expect("owner stdout")),
-        &mut ready,
-    )
-    .expect("reading the owner's ready line");
-    assert_eq!(ready.trim(), "ready", "the W10 owner did not start");
-    let lats: Vec<Lat> = (0..2).map(|_| Lat::default()).collect();
     let rates = interleave(
         cfg,
         10,
         &[
-            side(n, || client_w1(dir.path(), Some(&lats[0]))),
-            side(n, || ours_w1(cfg, Some(&lats[1]), 0)),
+            side(p * per, || {
+                let dir = cfg.tempdir("w9");
+                let path = dir.path().to_path_buf();
+                procs_w1("w9-mqlite", &path, p, dir)
+            }),
+            side(p * per, || {
+                let db = sqlite_fresh(cfg);
+                let path = db.c.path().map(PathBuf::from).expect("db path");
+                procs_w1("w9-sqlite", &path, p, db)
+            }),
+            side(cfg.w1_n, || ours_w1(Fresh::new(cfg), None)),
         ],
     );
-    drop(owner.stdin.take());
-    let _ = owner.wait();
-    let names = [
-        "mqlite send() from a client process",
-        "mqlite send() in the owner process",
-    ];
-    let mut pct = Vec::new();
-    for (i, name) in names.iter().enumerate() {
-        let run = median_index(&rates[i]);
-        let (p50, p99) = percentiles(&mut lats[i].borrow_mut()[run]);
-        println!(
-            "  {name:<64} {:<30} p50 {:>7}  p99 {:>7}",
-            rate_str(stat(&rates[i])),
-            us(p50),
-            us(p99)
-        );
-        pct.push((p50, p99));
-    }
-    let (c, o) = (stat(&rates[0]), stat(&rates[1]));
-    let r = c.med / o.med;
+    let (o, s, w1) = (stat(&rates[0]), stat(&rates[1]), stat(&rates[2]));
+    line(
+        &format!("mqlite, {p} processes (1 owner + {} clients)", p - 1),
+        o,
+    );
+    line(
+        &format!("SQLite: {p} processes, 1 INSERT/transaction each"),
+        s,
+    );
+    line("mqlite, 1 process (W1, same run)", w1);
+    let (rs, rw) = (o.med / s.med, o.med / w1.med);
     rep.add(
-        "W10",
-        "client sync send vs owner's (W1 from a client)",
+        "W9",
+        format!("{p} processes sync send"),
         [
-            format!("{}, p50 {} p99 {}", rate_str(c), us(pct[0].0), us(pct[0].1)),
-            format!("owner {}/s, p50 {}", thousands(o.med), us(pct[1].0)),
-            format!("{r:.2}× the owner"),
+            rate_str(o),
+            format!(
+                "SQLite {p} processes {}/s; mqlite W1 {}/s",
+                thousands(s.med),
+                thousands(w1.med)
+            ),
+            format!("{rs:.2}× SQLite, {rw:.2}× W1"),
         ],
-        "≥ 0.85× the owner's W1",
-        verdict(r >= 0.85).to_string(),
+        &format!("≥ 4× SQLite ({p} processes) and ≥ 3× W1"),
+        format!(
+            "{} (SQLite {}, W1 {})",
+            verdict(rs >= 4.0 && rw >= 3.0),
+            verdict(rs >= 4.0),
+            verdict(rw >= 3.0)
+        ),
     );
+}
+
+/// W10: one workload run from a client of the owner process serving `dir` and in the owner (a
+/// fresh store of this process), interleaved; `make(store, side)` builds the step on the store
+/// (side 0: the client's, 1: the owner's). Returns the rates as `interleave` does.
+fn client_vs_owner<'a>(
+    cfg: &Cfg,
+    dir: &Path,
+    n: usize,
+    make: impl Fn(Fresh, usize) -> Step<'a>,
+) -> Vec<Vec<f64>> {
+    interleave(
+        cfg,
+        10,
+        &[
+            side(n, || make(Fresh::client(dir), 0)),
+            side(n, || make(Fresh::new(cfg), 1)),
+        ],
+    )
+}
+
+/// W10: W1 (sync send), W2 (`send_batch` of 1,000) and W3s (receive + ack one at a time) from a
+/// client process, each against the same workload in the owner, interleaved pair by pair (as
+/// W6); the owner of the clients' store is a child process of this benchmark.
+fn run_w10(cfg: &Cfg, rep: &mut Report) {
+    let (n1, n2, n3) = (cfg.w1_n, cfg.w2_n, cfg.w3_n);
+    println!(
+        "\n== W10: from a client process vs in the owner, 100 B bodies: W1 sync send() ({} msgs/run), W2 send_batch() \
+         of 1,000 ({} msgs/run), W3s receive(timeout) + ack() per message (backlog of {}, fill untimed); {} runs, \
+         each pair interleaved in 10 chunks",
+        thousands(n1 as f64),
+        thousands(n2 as f64),
+        thousands(n3 as f64),
+        cfg.runs
+    );
+    let dir = cfg.tempdir("w10");
+    let owner = Proc::start("w10-owner", dir.path(), 0);
+    let lats: Vec<Lat> = (0..2).map(|_| Lat::default()).collect();
+    let w1 = client_vs_owner(cfg, dir.path(), n1, |s, i| ours_w1(s, Some(&lats[i])));
+    let w2 = client_vs_owner(cfg, dir.path(), n2, |s, _| ours_batch(s, 100));
+    let w3s = client_vs_owner(cfg, dir.path(), n3, |s, _| ours_w3s(s, n3));
+    drop(owner);
+    let pct = lat_lines(
+        &[
+            "mqlite send() from a client process",
+            "mqlite send() in the owner process",
+        ],
+        &w1,
+        &lats,
+    );
+    let st = |r: &[Vec<f64>]| (stat(&r[0]), stat(&r[1]));
+    let ((c1, o1), (c2, o2), (c3, o3)) = (st(&w1), st(&w2), st(&w3s));
+    line("mqlite send_batch() of 1,000 from a client process", c2);
+    line("mqlite send_batch() of 1,000 in the owner process", o2);
+    line("mqlite receive(timeout) + ack() from a client process", c3);
+    line("mqlite receive(timeout) + ack() in the owner process", o3);
+    let no_lat = || [String::new(), String::new()];
+    for (what, c, o, lat, target, ok) in [
+        (
+            "client sync send vs owner's (W1 from a client)",
+            c1,
+            o1,
+            [
+                format!(", p50 {} p99 {}", us(pct[0].0), us(pct[0].1)),
+                format!(", p50 {}", us(pct[1].0)),
+            ],
+            "≥ 0.85× the owner's W1",
+            c1.med / o1.med >= 0.85,
+        ),
+        (
+            "client send_batch of 1,000 (W2 from a client)",
+            c2,
+            o2,
+            no_lat(),
+            "≥ 1,000,000/s",
+            c2.med >= 1e6,
+        ),
+        (
+            "client receive(timeout) + ack() per message (W3s from a client)",
+            c3,
+            o3,
+            no_lat(),
+            "≥ 0.5× the owner's W3s",
+            c3.med / o3.med >= 0.5,
+        ),
+    ] {
+        rep.add(
+            "W10",
+            what,
+            [
+                format!("{}{}", rate_str(c), lat[0]),
+                format!("owner {}/s{}", thousands(o.med), lat[1]),
+                format!("{:.2}× the owner", c.med / o.med),
+            ],
+            target,
+            verdict(ok).to_string(),
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1780,13 +2002,12 @@ fn main() {
         .map(|a| a.to_ascii_uppercase())
         .collect();
     let sel = |id: &str| want.is_empty() || want.iter().any(|w| w == id);
+    const KNOWN: [&str; 12] = [
+        "W1", "W2", "W3", "W3s", "W4", "W5", "W6", "W7", "W8", "W9", "W10", "W11",
+    ];
     for w in &want {
-        if ![
-            "W1", "W2", "W3", "W3S", "W4", "W5", "W6", "W7", "W8", "W10", "W11",
-        ]
-        .contains(&w.as_str())
-        {
-            eprintln!("unknown workload {w:?} (known: W1 W2 W3 W3s W4 W5 W6 W7 W8 W10 W11)");
+        if !KNOWN.iter().any(|k| k.eq_ignore_ascii_case(w)) {
+            eprintln!("unknown workload {w:?} (known: {})", KNOWN.join(" "));
             std::process::exit(2);
         }
     }
@@ -1856,6 +2077,9 @@ fn main() {
     }
     if sel("W8") {
         run_w8(&cfg, &mut rep);
+    }
+    if sel("W9") {
+        run_w9(&cfg, &mut rep);
     }
     if sel("W10") {
         run_w10(&cfg, &mut rep);
