@@ -283,9 +283,11 @@ impl Engine {
         if n == 0 {
             // Refused in every face alike: a batch of none is a caller's bug, and waiting for
             // "the first of none" would never end.
-            return Err(Error::invalid(
-                "a receive batch of 0 messages: ask for at least 1",
-            ));
+            // One message naming the valid range, as every face words a range (review r5 #21).
+            return Err(Error::invalid(format!(
+                "the receive batch size must be an integer from 1 to {}, not 0",
+                usize::MAX
+            )));
         }
         let shared = &self.shared;
         let deadline = timeout.map(|t| Instant::now().checked_add(t));
