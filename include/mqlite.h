@@ -890,8 +890,8 @@ typedef struct {
    */
   uint64_t prefetched;
   /**
-   * Dead letters replayed out of this queue (a dead-letter queue) to another queue (added
-   * in 0.x: review r5 #14; appended, so earlier fields keep their offsets).
+   * Dead letters replayed out of this queue (a dead-letter queue) to another queue (review
+   * r5 #14; appended last, so the earlier fields keep their offsets).
    */
   uint64_t replayed_out;
 } mqlite_stats;
