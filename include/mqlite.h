@@ -89,6 +89,8 @@
 #define MQLITE_MIN_SEGMENT_BYTES 4096ULL
 /** The largest `segment_bytes` a store accepts (4 GiB): offsets inside a segment are 32-bit. */
 #define MQLITE_MAX_SEGMENT_BYTES 4294967296ULL
+/** The least a held message counts toward its queue's `max_bytes`, in bytes: the queue counts the larger of its messages' body and header bytes and this many bytes per message, so that empty messages are bounded too: a queue never holds more messages than its `max_bytes` (review r5 #15). */
+#define MQLITE_MIN_COUNTED_BYTES 1ULL
 /** Most bytes of async sends not yet completed, across the store, by default (64 MiB). */
 #define MQLITE_DEFAULT_MAX_PENDING_BYTES 67108864ULL
 /** Most async sends not yet completed, across the store, by default. */
@@ -853,7 +855,9 @@ typedef struct {
    */
   uint64_t bytes;
   /**
-   * Messages stored since the store was opened.
+   * Messages stored since the store was opened: sends, publishes and dead letters moved in;
+   * not replays (`replayed`). `enqueued + replayed - (acked + dead_lettered + expired +
+   * discarded + replayed_out)` is the change of `messages` since the open.
    */
   uint64_t enqueued;
   /**
@@ -878,13 +882,18 @@ typedef struct {
    */
   uint64_t discarded;
   /**
-   * Messages replayed into this queue.
+   * Messages replayed into this queue (not also counted in `enqueued`).
    */
   uint64_t replayed;
   /**
    * Messages taken by consumers' prefetch and not yet handed out.
    */
   uint64_t prefetched;
+  /**
+   * Dead letters replayed out of this queue (a dead-letter queue) to another queue (review
+   * r5 #14; appended last, so the earlier fields keep their offsets).
+   */
+  uint64_t replayed_out;
 } mqlite_stats;
 
 /**
@@ -1628,6 +1637,9 @@ mqlite_status mqlite_queue_options_set_durability(mqlite_queue_options *options,
 /**
  * Sets the backlog limits (0 = unbounded) and what a send does at the limit
  * (`MQLITE_OVERFLOW_*`; `block_timeout_ms` is used by `MQLITE_OVERFLOW_BLOCK` only).
+ * `max_bytes` counts the larger of the held messages' bodies plus sender-set headers (as
+ * stored: each header's bytes plus a few bytes of length and type tags) and
+ * `MQLITE_MIN_COUNTED_BYTES` (1) per message, so empty messages are bounded too.
  */
 mqlite_status mqlite_queue_options_set_limits(mqlite_queue_options *options,
                                               uint64_t max_messages,

@@ -21,6 +21,12 @@ pub trait Clock: Send + Sync + 'static {
     fn slack_ms(&self) -> u64 {
         0
     }
+    /// Whether this is the real clock ([`SystemClock`]). Default false. A process that opens
+    /// a store as a client uses its owner's clock, so such an open given any other clock is
+    /// refused (review r5 #16: a test's [`ManualClock`] used to be ignored silently).
+    fn is_system(&self) -> bool {
+        false
+    }
 }
 
 /// `d` in whole milliseconds, rounded up (a due time is never earlier than asked) and saturating
@@ -92,6 +98,9 @@ impl Clock for SystemClock {
     fn slack_ms(&self) -> u64 {
         // now_ms truncates the sub-millisecond part.
         1
+    }
+    fn is_system(&self) -> bool {
+        true
     }
 }
 

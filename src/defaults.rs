@@ -68,6 +68,11 @@ constants! {
     pub const MIN_SEGMENT_BYTES: u64 = 4 << 10;
     /// The largest `segment_bytes` a store accepts (4 GiB): offsets inside a segment are 32-bit.
     pub const MAX_SEGMENT_BYTES: u64 = 4 << 30;
+    /// The least a held message counts toward its queue's `max_bytes`, in bytes: the queue
+    /// counts the larger of its messages' body and header bytes and this many bytes per
+    /// message, so that empty messages are bounded too: a queue never holds more messages
+    /// than its `max_bytes` (review r5 #15).
+    pub const MIN_COUNTED_BYTES: u64 = 1;
     /// Most bytes of async sends not yet completed, across the store, by default (64 MiB).
     pub const DEFAULT_MAX_PENDING_BYTES: u64 = 64 << 20;
     /// Most async sends not yet completed, across the store, by default.

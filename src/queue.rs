@@ -127,8 +127,11 @@ impl Queue {
         self.engine.browse(self.id, max, false)
     }
 
-    /// Up to `max` ready messages (deliverable now), in the order a receive would take them,
-    /// without consuming them. See [`browse`](Queue::browse) for every message.
+    /// Up to `max` ready messages (no delivery time or redelivery delay of their own), in the
+    /// order a receive would take them, without consuming them. A group's message behind one
+    /// in flight is listed (it is next in its group; see
+    /// [`MessageState::Ready`](crate::MessageState::Ready)). See [`browse`](Queue::browse) for
+    /// every message.
     pub fn browse_ready(&self, max: usize) -> Result<Vec<Message>> {
         self.engine.browse(self.id, max, true)
     }

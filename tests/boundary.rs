@@ -633,3 +633,44 @@ fn a_message_with_100k_properties_round_trips() {
     assert_eq!(d.get_property("p99999"), Some(&Value::Int(N - 1)));
     d.ack().unwrap();
 }
+
+/// Review r5 #15: empty-body messages counted 0 bytes toward `max_bytes`, so any number of
+/// them fit. Each message counts at least `MIN_COUNTED_BYTES` (1): of 100 empty messages a
+/// `max_bytes` of 50 takes exactly 50, in a send and a batch alike, and a reopened store
+/// counts the same (recovery recomputes the count from the journal).
+#[test]
+fn max_bytes_bounds_empty_messages_by_the_documented_floor() {
+    assert_eq!(MIN_COUNTED_BYTES, 1);
+    let env = Env::new();
+    let opts = QueueOptions {
+        max_bytes: Some(50),
+        ..Default::default()
+    };
+    let fit = 50 / MIN_COUNTED_BYTES;
+    {
+        let s = env.open();
+        let q = s.queue_with("q", opts.clone()).unwrap();
+        let mut sent = 0;
+        for _ in 0..100 {
+            match q.send(Vec::<u8>::new()) {
+                Ok(_) => sent += 1,
+                Err(e) => {
+                    assert_eq!(e.kind(), ErrorKind::QueueFull, "{e}");
+                    break;
+                }
+            }
+        }
+        assert_eq!(sent, fit);
+        let b = s.queue_with("b", opts.clone()).unwrap();
+        b.send_batch((0..100).map(|_| Vec::<u8>::new()))
+            .expect_err("a batch of 100 empty messages over max_bytes 50");
+        assert_eq!(b.stats().unwrap().messages, fit);
+    }
+    let s = env.open();
+    for name in ["q", "b"] {
+        let q = s.queue_with(name, opts.clone()).unwrap();
+        assert_eq!(q.stats().unwrap().messages, fit, "{name}");
+        let e = q.send(Vec::<u8>::new()).expect_err("full after the reopen");
+        assert_eq!(e.kind(), ErrorKind::QueueFull, "{name}: {e}");
+    }
+}

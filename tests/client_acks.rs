@@ -53,12 +53,17 @@ impl Pair {
 }
 
 fn opts(env: &Env, fs: &FaultFs, open_as: OpenAs) -> StoreOptions {
-    StoreOptions {
+    let mut o = StoreOptions {
         vfs: fs.vfs(),
         redelivery: no_delay_policy(),
         open_as,
         ..env.opts()
+    };
+    if open_as == OpenAs::Client {
+        // A client runs on its owner's clock (and refuses another: review r5 #16).
+        o.clock = std::sync::Arc::new(SystemClock);
     }
+    o
 }
 
 /// What is left in queue `name` of power-loss image `image` of `env`'s store: each message

@@ -362,3 +362,74 @@ fn replay_move_and_copy_on_a_full_disk_refuse_instead_of_poisoning() {
     assert!(held(&s, "b").is_empty(), "after reopen");
     assert!(held(&s, "d").is_empty(), "after reopen");
 }
+
+/// Review r5 #21: a repair that failed with `NoSpace` while saving the damaged bytes left an
+/// empty `quarantine-….bin`, which looks like the saved bytes (and made the next repair write
+/// `…-2.bin`). The bytes go to `….bin.partial`, renamed when complete and removed on failure:
+/// no quarantine file is left by the failed repair, and the next one saves under the first name.
+#[test]
+fn a_repair_that_fails_on_a_full_disk_leaves_no_quarantine_file() {
+    use common::fault::{Fault, Op};
+    let _serial = serial();
+    let fs = FaultFs::new();
+    let dir = tempfile::tempdir().unwrap();
+    let o = StoreOptions {
+        vfs: fs.vfs(),
+        clock: ManualClock::new(1_700_000_000_000),
+        ..Default::default()
+    };
+    let s = Store::open(dir.path(), o.clone()).unwrap();
+    let q = s.queue("q").unwrap();
+    for i in 0..5 {
+        q.send(format!("m{i}")).unwrap();
+    }
+    drop(q);
+    s.close().unwrap();
+    let seg = "0000000000000001.seg";
+    let mut b = fs.read(seg).unwrap();
+    b[64 + 40] ^= 0xff;
+    fs.put(seg, b);
+    let quarantine = |fs: &FaultFs| -> Vec<String> {
+        let mut v: Vec<String> = fs
+            .names()
+            .into_iter()
+            .filter(|n| n.starts_with("quarantine-"))
+            .collect();
+        v.sort();
+        v
+    };
+    fs.reset_counts();
+    fs.add_fault(Fault {
+        op: Op::Write,
+        nth: 1,
+        errno: libc::ENOSPC,
+        persistent: true,
+    });
+    let e = Store::open(
+        dir.path(),
+        StoreOptions {
+            repair: true,
+            ..o.clone()
+        },
+    )
+    .expect_err("a repair on a full disk");
+    assert_eq!(e.kind(), ErrorKind::NoSpace, "{e}");
+    assert!(e.message().contains("quarantine"), "{e}");
+    assert_eq!(quarantine(&fs), Vec::<String>::new());
+    fs.clear_faults();
+    let s = Store::open(
+        dir.path(),
+        StoreOptions {
+            repair: true,
+            ..o.clone()
+        },
+    )
+    .unwrap();
+    let saved = s.recovery_report().quarantined[0].saved_as.clone();
+    assert!(
+        saved.ends_with(".bin") && !saved.ends_with("-2.bin"),
+        "{saved}"
+    );
+    assert_eq!(quarantine(&fs), vec![saved]);
+    s.close().unwrap();
+}

@@ -381,3 +381,68 @@ fn a_parked_group_leaves_the_queue_at_once() {
         ]
     );
 }
+
+/// A send into a group that is already parked goes to the dead-letter queue (reason
+/// `group_parked`) as the group's earlier messages did, without a receive: it used to sit
+/// `ready` in browse and `depth` — deliverable work no consumer would get — until some receive
+/// reached it. A replay unparks the group, and the group's messages come back in order.
+#[test]
+fn a_send_into_a_parked_group_is_dead_lettered_at_once() {
+    let env = Env::new();
+    let s = env.open();
+    let q = s
+        .queue_with(
+            "q",
+            QueueOptions {
+                group_failure: Some(GroupFailurePolicy::Park),
+                redelivery: Some(RedeliveryPolicy {
+                    max_redeliveries: 0,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    q.send(Message::new("g1").group("g")).unwrap();
+    q.send(Message::new("g2").group("g")).unwrap();
+    q.receive(NOW).unwrap().unwrap().nack("x").unwrap();
+    let dlq = s.queue("DLQ").unwrap();
+    assert_eq!(dlq.browse(10).unwrap().len(), 2);
+    q.send(Message::new("g3").group("g")).unwrap();
+    q.send(Message::new("other")).unwrap();
+    // No receive: stats and browse already tell where g3 is.
+    let st = q.stats().unwrap();
+    assert_eq!((st.depth, st.messages), (1, 1), "{st:?}");
+    assert_eq!(
+        q.browse(10)
+            .unwrap()
+            .iter()
+            .map(|m| String::from_utf8_lossy(m.body()).into_owned())
+            .collect::<Vec<_>>(),
+        vec!["other"]
+    );
+    s.flush().unwrap(); // the move's record is written with the next commit
+    let dead: Vec<_> = dlq.browse(10).unwrap();
+    let g3 = dead
+        .iter()
+        .find(|m| m.body() == b"g3")
+        .expect("g3 in the DLQ");
+    assert_eq!(
+        g3.dead_letter_info().unwrap().reason,
+        DeadLetterReason::GroupParked
+    );
+    let n = dlq
+        .replay(&ReplayFilter {
+            original_queue: Some("q".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(n, 3);
+    let mut order = Vec::new();
+    while let Some(d) = q.receive(NOW).unwrap() {
+        order.push(body(&d));
+        d.ack().unwrap();
+    }
+    order.retain(|b| b != "other");
+    assert_eq!(order, vec!["g1", "g2", "g3"]);
+}

@@ -1031,3 +1031,54 @@ fn requests_and_replies_over_64_mib_go_as_several_frames() {
     cq.send("still here").unwrap();
     assert_eq!(cq.receive(NOW).unwrap().unwrap().body(), b"still here");
 }
+
+/// Review r5 #16: an open that became a client silently ignored a `ManualClock` (its timers ran
+/// on the owner's real clock) and `repair=true` (no repair ran). Both are refused with
+/// `InvalidArgument` naming the option and the owner's pid; without them the same open is a
+/// client, and the owner is unaffected.
+#[test]
+fn a_client_open_refuses_options_only_an_owner_can_apply() {
+    let dir = tempfile::tempdir().unwrap();
+    let owner = Store::open(
+        dir.path(),
+        StoreOptions {
+            open_as: OpenAs::Owner,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let pid = format!("pid {}", std::process::id());
+    let client = || StoreOptions {
+        open_as: OpenAs::Client,
+        ..Default::default()
+    };
+    for (what, o) in [
+        (
+            "clock",
+            StoreOptions {
+                clock: ManualClock::new(1_000),
+                ..client()
+            },
+        ),
+        (
+            "repair",
+            StoreOptions {
+                repair: true,
+                ..client()
+            },
+        ),
+    ] {
+        let e = Store::open(dir.path(), o).expect_err(what);
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{what}: {e}");
+        assert!(
+            e.message().contains(what) && e.message().contains(&pid),
+            "{what}: {e}"
+        );
+    }
+    let c = Store::open(dir.path(), client()).unwrap();
+    assert_eq!(c.role(), Role::Client);
+    c.queue("q").unwrap().send("x").unwrap();
+    c.close().unwrap();
+    assert_eq!(owner.queue("q").unwrap().stats().unwrap().messages, 1);
+    owner.close().unwrap();
+}

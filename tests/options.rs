@@ -146,9 +146,13 @@ fn a_receive_batch_of_zero_is_refused() {
     q.send(Message::new(&b"x"[..])).unwrap();
     let e = q.receive_batch(0, None).expect_err("0 was accepted");
     assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+    // The message names the valid range, worded as the other faces word a range (r5 #21).
+    let range = format!("must be an integer from 1 to {}, not 0", usize::MAX);
+    assert!(e.message().contains(&range), "{e}");
     let c = q.consumer(ConsumerOptions::default());
     let e = c.receive_batch(0, None).expect_err("0 was accepted");
     assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+    assert!(e.message().contains(&range), "{e}");
     // Nothing was taken: the message is still there for a real receive.
     assert_eq!(
         q.receive_batch(1, Some(std::time::Duration::ZERO))

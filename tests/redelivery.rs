@@ -944,3 +944,96 @@ fn dead_letter_queue_limits_keep_the_newest_or_are_refused() {
     let s = env.open();
     assert_eq!(drain(&s.queue("DLQ").unwrap()), ["2", "3"]);
 }
+
+/// `enqueued + replayed − (acked + dead_lettered + expired + discarded + replayed_out)`: the
+/// change of `messages` since the open, by the documented one-event-one-counter rule.
+fn unbalanced(q: &Queue, at_open: u64) -> Option<String> {
+    let s = q.stats().unwrap();
+    let arrived = s.enqueued + s.replayed;
+    let left = s.acked + s.dead_lettered + s.expired + s.discarded + s.replayed_out;
+    (at_open + arrived != s.messages + left).then(|| format!("{s:?} (held at open {at_open})"))
+}
+
+/// Review r5 #14: a message replayed out of a dead-letter queue was counted nowhere there (its
+/// books did not balance), and the target counted it twice (`enqueued` and `replayed`). Now it
+/// leaves the dead-letter queue as `replayed_out` and arrives as `replayed` only; the books of
+/// both balance, also after a reopen (the counters start again at 0).
+#[test]
+fn replays_are_counted_once_on_each_side_and_the_books_balance() {
+    let env = Env::new();
+    let open = |env: &Env| {
+        let s = env.open();
+        s.queue_with(
+            "DLQ",
+            QueueOptions {
+                retention: Some(Duration::from_secs(5)),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let q = s
+            .queue_with(
+                "q",
+                QueueOptions {
+                    max_messages: Some(1),
+                    overflow: Some(OverflowPolicy::DropOldest),
+                    redelivery: Some(RedeliveryPolicy {
+                        max_redeliveries: 0,
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        let dlq = s.queue("DLQ").unwrap();
+        (s, q, dlq)
+    };
+    let (s, q, dlq) = open(&env);
+    // Three dead letters: overflow, max_redeliveries, expired.
+    q.send("overflowed").unwrap();
+    let failed = q.send("failed").unwrap();
+    q.receive(NOW).unwrap().unwrap().nack("x").unwrap();
+    q.send(Message::new("expires").ttl(Duration::from_secs(1)))
+        .unwrap();
+    env.clock.advance_ms(1000);
+    assert_eq!(dlq.stats().unwrap().messages, 3);
+    let n = dlq
+        .replay(&ReplayFilter {
+            ids: Some(vec![failed]),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(n, 1);
+    let (qs, ds) = (q.stats().unwrap(), dlq.stats().unwrap());
+    assert_eq!((qs.enqueued, qs.replayed), (3, 1), "{qs:?}");
+    assert_eq!((ds.enqueued, ds.replayed_out), (3, 1), "{ds:?}");
+    for x in [&q, &dlq] {
+        assert_eq!(unbalanced(x, 0), None);
+    }
+    env.clock.advance_ms(5000);
+    assert_eq!(dlq.stats().unwrap().expired, 2);
+    for x in [&q, &dlq] {
+        assert_eq!(unbalanced(x, 0), None);
+    }
+    drop((q, dlq));
+    drop(s);
+
+    let (s, q, dlq) = open(&env);
+    let held = (q.stats().unwrap().messages, dlq.stats().unwrap().messages);
+    assert_eq!(held, (1, 0));
+    q.receive(NOW).unwrap().unwrap().reject("again").unwrap();
+    assert_eq!(
+        dlq.replay(&ReplayFilter {
+            to: Some("other".into()),
+            ..Default::default()
+        })
+        .unwrap(),
+        1
+    );
+    let other = s.queue("other").unwrap();
+    assert_eq!(unbalanced(&q, held.0), None);
+    assert_eq!(unbalanced(&dlq, held.1), None);
+    assert_eq!(unbalanced(&other, 0), None);
+    let os = other.stats().unwrap();
+    assert_eq!((os.enqueued, os.replayed, os.messages), (0, 1, 1), "{os:?}");
+}

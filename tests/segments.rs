@@ -352,6 +352,7 @@ fn a_client_reports_the_missing_segment_its_owner_repaired() {
         env.dir.path(),
         StoreOptions {
             open_as: OpenAs::Client,
+            clock: std::sync::Arc::new(SystemClock),
             ..env.opts()
         },
     )

@@ -535,33 +535,45 @@ fn t18_error_positions() {
 
 #[test]
 fn t18_limits() {
-    // Nesting: MAX_DEPTH levels parse; one more is an error, not a stack overflow.
+    // Nesting: MAX_DEPTH levels parse; one more is an error, not a stack overflow. Each
+    // parenthesis, NOT and sign is one level: 40 chained NOTs parse as 40 parentheses do
+    // (review r5 #21: NOTs were refused two levels earlier than parentheses).
     let nest =
         |n: usize, open: &str, close: &str| format!("{}a = 1{}", open.repeat(n), close.repeat(n));
-    // `a = 1` is 2 levels deep; `(` adds none to the tree; `NOT (` two to the parser's depth.
     for (open, close, ok) in [
-        ("(", ")", MAX_DEPTH - 1),
-        ("NOT ", "", MAX_DEPTH - 2),
+        ("(", ")", MAX_DEPTH),
+        ("NOT ", "", MAX_DEPTH),
         ("NOT (", ")", MAX_DEPTH / 2),
     ] {
         Selector::parse(&nest(ok, open, close)).unwrap_or_else(|e| panic!("{open}×{ok}: {e}"));
-        let e = Selector::parse(&nest(MAX_DEPTH + 1, open, close)).unwrap_err();
+        let e = Selector::parse(&nest(ok + 1, open, close)).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidArgument);
         assert!(e.message().contains("levels of nesting"), "{e}");
     }
-    let signs = format!("a = {}1", "-".repeat(MAX_DEPTH + 1));
-    assert!(Selector::parse(&signs)
+    let signs = |n: usize| format!("a = {}1", "- ".repeat(n));
+    Selector::parse(&signs(MAX_DEPTH)).unwrap();
+    assert!(Selector::parse(&signs(MAX_DEPTH + 1))
         .unwrap_err()
         .message()
         .contains("levels of nesting"));
-    // A chain of operators is nesting too (the tree is as deep as the chain is long)…
+    // A chain of operators of one precedence is flat, not nesting (review r5 #21: a 40-term
+    // sum was refused), however long, and evaluates left to right as Java does.
+    let ones = |n: usize| format!("a = {}", vec!["1"; n].join(" + "));
+    let m = |a: i64| Message::new("").property("a", a);
+    assert!(Selector::parse(&ones(40)).unwrap().matches(&m(40)));
+    assert!(Selector::parse(&ones(5000)).unwrap().matches(&m(5000)));
+    assert!(!Selector::parse(&ones(5000)).unwrap().matches(&m(4999)));
     let chain = |n: usize| format!("a{} = 1", " + a".repeat(n));
-    Selector::parse(&chain(MAX_DEPTH - 2)).unwrap();
-    assert!(Selector::parse(&chain(MAX_DEPTH + 5))
-        .unwrap_err()
-        .message()
-        .contains("levels of nesting"));
-    // …but the items of an OR or AND list are not: long generated lists parse.
+    Selector::parse(&chain(MAX_DEPTH + 5)).unwrap();
+    // Left to right: 100 - 10 - 1 = 89 (not 100 - (10 - 1)), 64 / 4 / 2 = 8, mixed precedence.
+    for (text, a) in [
+        ("a = 100 - 10 - 1", 89),
+        ("a = 64 / 4 / 2", 8),
+        ("a = 2 + 3 * 4 - 6 / 2", 11),
+    ] {
+        assert!(Selector::parse(text).unwrap().matches(&m(a)), "{text}");
+    }
+    // …and the items of an OR or AND list are not: long generated lists parse.
     let ors = vec!["a = 1"; 5000].join(" OR ");
     let s = Selector::parse(&ors).unwrap();
     assert!(s.matches(&Message::new("").property("a", 1i64)));
@@ -595,7 +607,7 @@ fn t18_deepest_selector_on_a_small_stack() {
         ("-", "a = 1", "", ""),
         ("a - a * (", "1", ")", " = 1"),
         ("-(", "a", ")", " = 1"),
-        ("a - ", "a", "", " = 1"),
+        ("a - a - (", "a", ")", " = 1"),
         ("a = 1 OR a = 1 AND (", "a = 1", ")", ""),
     ];
     let text = |(p, c, s, t): (&str, &str, &str, &str), n: usize| {
@@ -621,6 +633,8 @@ fn t18_deepest_selector_on_a_small_stack() {
         })
         .spawn(move || {
             let m = Message::new("").property("a", 1i64);
+            // A long flat chain takes no stack: it is folded, not recursed.
+            deepest.push(format!("a{} = 1", " - a".repeat(15_000)));
             for t in deepest {
                 let s = Selector::parse(&t).unwrap();
                 let _ = s.evaluate(&m);

@@ -32,7 +32,9 @@ use crate::options::{QueueOptions, Resolved};
 /// Counters and gauges of one queue.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct QueueStats {
-    /// Messages ready for delivery now.
+    /// Messages ready for delivery: waiting, with no delivery time or redelivery delay of
+    /// their own. A group's messages behind one in flight count (they are the backlog; see
+    /// [`MessageState::Ready`](crate::MessageState::Ready)).
     pub depth: u64,
     /// Messages handed out to a consumer and not yet settled.
     pub in_flight: u64,
@@ -45,7 +47,11 @@ pub struct QueueStats {
     pub messages: u64,
     /// Bytes of the records held (bodies and headers).
     pub bytes: u64,
-    /// Messages stored since the store was opened.
+    /// Messages stored since the store was opened: sends, publishes reaching the queue, and
+    /// dead letters moved into it; not replays (counted in `replayed`). The counters start at
+    /// 0 at every open and balance: `enqueued + replayed − (acked + dead_lettered + expired +
+    /// discarded + replayed_out)` is the change of `messages` since the open (review r5 #14:
+    /// one event, one counter).
     pub enqueued: u64,
     /// Messages acknowledged since the store was opened.
     pub acked: u64,
@@ -54,7 +60,7 @@ pub struct QueueStats {
     /// Messages that failed (too many redeliveries, rejected, overflow, a parked group) and
     /// left for the dead-letter queue, or were dropped by the `Discard` strategy. Each message
     /// that leaves a queue counts once, in one of `acked`, `dead_lettered`, `expired`,
-    /// `discarded`.
+    /// `discarded`, `replayed_out`.
     pub dead_lettered: u64,
     /// Messages whose TTL (or a dead-letter queue's retention) passed, whether moved to the
     /// dead-letter queue or dropped.
@@ -62,8 +68,10 @@ pub struct QueueStats {
     /// Messages dropped by purge, and dead letters whose redeliveries ran out in their
     /// dead-letter queue (a dead letter is not dead-lettered again).
     pub discarded: u64,
-    /// Messages replayed into this queue.
+    /// Messages replayed into this queue (from a dead-letter queue; not also in `enqueued`).
     pub replayed: u64,
+    /// Dead letters replayed out of this queue (a dead-letter queue) to another queue.
+    pub replayed_out: u64,
 }
 
 impl Engine {
@@ -246,6 +254,7 @@ impl Engine {
             expired: c.expired,
             discarded: c.discarded,
             replayed: c.replayed,
+            replayed_out: c.replayed_out,
         })
     }
 

@@ -20,6 +20,9 @@ pub(crate) struct PendingSend {
     pub due: u64,
     /// A compaction copy: update the location of an existing message instead of adding one.
     pub relocate: bool,
+    /// A replay's copy: counted `replayed` in its queue (when the replay is done), not
+    /// `enqueued` (review r5 #14: one event, one counter).
+    pub replay: bool,
     pub dedup_key: Option<Box<str>>,
 }
 
@@ -55,7 +58,8 @@ pub(crate) enum Counted {
     Acked,
     /// `dead_lettered` of its queue.
     DeadLettered,
-    /// `replayed` of queue `.0` (the replay's target).
+    /// `replayed_out` of its queue (the dead-letter queue) and `replayed` of queue `.0` (the
+    /// replay's target).
     Replayed(u32),
 }
 
@@ -180,6 +184,7 @@ impl State {
                 q.counters.dead_lettered = q.counters.dead_lettered.saturating_sub(1)
             }
             Counted::Replayed(t) => {
+                q.counters.replayed_out = q.counters.replayed_out.saturating_sub(1);
                 let t = &mut self.queues[t as usize].counters;
                 t.replayed = t.replayed.saturating_sub(1);
             }
@@ -261,7 +266,9 @@ impl State {
             }
             q.pending_count -= 1;
             q.pending_bytes -= e.len as u64;
-            q.counters.enqueued += 1;
+            if !s.replay {
+                q.counters.enqueued += 1;
+            }
             q.insert(e, s.due, now);
             if let Some(k) = s.dedup_key {
                 if let Some(d) = q.dedup.get_mut(&*k) {

@@ -129,6 +129,7 @@ impl State {
                 entry: Entry { len, refs: 1, ..e },
                 due: 0,
                 relocate: true,
+                replay: false,
                 dedup_key: None,
             });
         }

@@ -283,9 +283,11 @@ impl Engine {
         if n == 0 {
             // Refused in every face alike: a batch of none is a caller's bug, and waiting for
             // "the first of none" would never end.
-            return Err(Error::invalid(
-                "a receive batch of 0 messages: ask for at least 1",
-            ));
+            // One message naming the valid range, as every face words a range (review r5 #21).
+            return Err(Error::invalid(format!(
+                "the receive batch size must be an integer from 1 to {}, not 0",
+                usize::MAX
+            )));
         }
         let shared = &self.shared;
         let deadline = timeout.map(|t| Instant::now().checked_add(t));
@@ -295,6 +297,9 @@ impl Engine {
             let now = shared.now();
             let mode = g.mode_of(consumer);
             let cid = g.consumer_for(q.0, consumer);
+            // Messages sent into a parked group are dead-lettered by this tick: a move, made
+            // visible below as a receive's own moves are.
+            let parked_moved = !g.queues[q.0 as usize].parked_arrivals.is_empty();
             g.tick(q.0, now, &shared.opts)?;
             let mut got = g.pop_buffered(q.0, cid, n, now, &shared.opts)?;
             if !got.is_empty() && got.len() < n && mode != AckMode::Auto {
@@ -354,7 +359,7 @@ impl Engine {
                     .0;
                 continue;
             }
-            if taken.moved {
+            if taken.moved || parked_moved {
                 // Expired or parked messages were moved: wait, so the move is visible (in the
                 // dead-letter queue's stats, browse and replay) when this call returns. (Their
                 // records may already be in a batch being written: `commit` waits for that too.)

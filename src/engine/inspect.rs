@@ -16,7 +16,11 @@ use crate::options::check_name;
 /// Where a stored message is in its queue's life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum MessageState {
-    /// Waiting, deliverable now.
+    /// Waiting, with no delivery time or redelivery delay of its own to wait for. A message of a group whose earlier message is in flight (or waits for its
+    /// redelivery) is `Ready` too: it waits for nothing of its own and is next in its group,
+    /// handed out once that message settles (groups deliver one message at a time, in order).
+    /// So `depth` counts it, as ActiveMQ's queue size counts a group's queued messages: depth is
+    /// the backlog, not what a receive can take this instant (review r5 #21).
     Ready,
     /// Waiting for its delivery time (sent with a delay or deliver-at, or a scheduled repeat).
     Delayed,

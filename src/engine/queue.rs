@@ -97,6 +97,7 @@ pub(crate) struct Counters {
     pub expired: u64,
     pub discarded: u64,
     pub replayed: u64,
+    pub replayed_out: u64,
 }
 
 /// Delivery state of one message group.
@@ -163,6 +164,11 @@ pub(crate) struct QueueState {
     /// waits for them rather than report an empty queue (see `Engine::receive`).
     pub prefetching: u32,
     pub counters: Counters,
+    /// Messages that arrived in a parked group (sent after it was parked), by (id, priority):
+    /// the next tick of the queue dead-letters them (`group_parked`), as parking did the
+    /// group's earlier messages, instead of leaving them `ready` until a receive reaches them
+    /// (a send into a parked group is never delivered before a replay unparks it).
+    pub parked_arrivals: Vec<(u64, u8)>,
     /// Messages in flight when the last process ended, failed at the first handle of this open.
     pub crashed: Vec<u64>,
     /// Deliveries handed over by the previous owner's clean close are held until then (ms);
@@ -198,6 +204,7 @@ impl QueueState {
             pending_bytes: 0,
             prefetching: 0,
             counters: Counters::default(),
+            parked_arrivals: Vec::new(),
             crashed: Vec::new(),
             handover_until: None,
         }
@@ -210,7 +217,11 @@ impl QueueState {
         self.track_expiry(&e);
         if e.group != 0 {
             self.group_msgs += 1;
-            self.group_state[e.group as usize - 1].messages += 1;
+            let g = &mut self.group_state[e.group as usize - 1];
+            g.messages += 1;
+            if g.parked {
+                self.parked_arrivals.push((e.id, e.priority));
+            }
         }
         self.place(e, due, now, false);
     }

@@ -162,6 +162,7 @@ impl Engine {
                 priority: msg.priority,
                 expires_at: 0,
                 timestamp,
+                replay: true,
             };
             let from = Source {
                 qid: q.0,
@@ -173,6 +174,9 @@ impl Engine {
             // Refused on a full disk: the dead letter stays, and this call says so.
             g.note_restore(at, q.0, entry, Counted::Replayed(to), true, None);
             moved.push(e.id);
+            // One event, one counter on each side (review r5 #14): the dead letter leaves its
+            // queue as `replayed_out`, and arrives in the target as `replayed` (not `enqueued`).
+            g.queues[q.0 as usize].counters.replayed_out += 1;
             let t = &mut g.queues[to as usize];
             t.counters.replayed += 1;
             if let Some(key) = &meta.group {

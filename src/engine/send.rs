@@ -9,6 +9,7 @@ use super::queue::{DedupEntry, Entry, ENTRY_REPEATS, MEM_SEG};
 use super::record::{put_send, SendHeader, SEND_OVERHEAD};
 use super::topic::Appended;
 use super::{Engine, Guard, QueueId, State};
+use crate::defaults::MIN_COUNTED_BYTES;
 use crate::error::{Error, ErrorKind, Result};
 use crate::message::{Message, MessageId};
 use crate::options::OverflowPolicy;
@@ -87,6 +88,7 @@ impl State {
             entry,
             due,
             relocate: false,
+            replay: false,
             dedup_key,
         });
         Ok((id, false))
@@ -207,6 +209,12 @@ pub(crate) fn payload_of(msg: &Message) -> u64 {
     msg.body.len() as u64 + super::record::meta_bytes(&msg.meta)
 }
 
+/// What `max_bytes` counts for `count` messages of `payload` bytes in all (bodies and
+/// headers, see [`payload_of`]): the larger of `payload` and [`MIN_COUNTED_BYTES`] per message.
+pub(crate) fn counted_bytes(count: u64, payload: u64) -> u64 {
+    payload.max(count.saturating_mul(MIN_COUNTED_BYTES))
+}
+
 impl Entry {
     /// The bytes of the message that `max_bytes` counts: its body and the headers its sender
     /// set (properties, correlation id, group, dedup key), not the fixed record header.
@@ -221,14 +229,21 @@ impl super::queue::QueueState {
     /// publish). `max_bytes` counts body bytes and the headers their senders set (see
     /// [`Entry::payload`]), not the fixed record header of each message; a single message
     /// always fits an empty queue.
+    ///
+    /// The one place `max_bytes` is counted (review r5 #15): the larger of the payload bytes
+    /// held (with `body`) and [`MIN_COUNTED_BYTES`] per message (with `count`), so that empty
+    /// messages are bounded too: `max_bytes` 1000 holds 1000 empty messages. It depends only on
+    /// the queue's message count and record bytes, which recovery recomputes from the journal,
+    /// so a reopened queue counts the same.
     pub fn room_for(&self, count: u64, body: u64) -> bool {
         let n = self.count + self.pending_count;
         let held = (self.bytes + self.pending_bytes).saturating_sub(n * SEND_OVERHEAD as u64);
+        let counted = counted_bytes(n.saturating_add(count), held.saturating_add(body));
         self.opts.max_messages.is_none_or(|m| n + count <= m)
             && self
                 .opts
                 .max_bytes
-                .is_none_or(|m| held + body <= m || (n == 0 && count == 1))
+                .is_none_or(|m| counted <= m || (n == 0 && count == 1))
     }
 
     /// Remembers dedup key `key` for message `id` (its record's segment is set once written).

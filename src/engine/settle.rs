@@ -326,6 +326,7 @@ impl State {
             priority: msg.priority,
             expires_at,
             timestamp,
+            replay: false,
         };
         let from = Source {
             qid,
@@ -407,7 +408,9 @@ impl State {
             entry.len = put_send(&mut rec, h, meta, body)?;
             d.mem.insert(new_id, rec);
             d.insert(entry, 0, now);
-            d.counters.enqueued += 1;
+            if !to.replay {
+                d.counters.enqueued += 1;
+            }
             if from.journaled {
                 put_remove(&mut self.pending.buf, from.qid, why::DISCARD, &[from.id]);
             }
@@ -426,6 +429,7 @@ impl State {
             entry,
             due: 0,
             relocate: false,
+            replay: to.replay,
             dedup_key: None,
         });
         Ok(())
@@ -501,6 +505,8 @@ pub(crate) struct Destination {
     pub expires_at: u64,
     /// The message's original send time, kept through dead-lettering and replay (0: now).
     pub timestamp: u64,
+    /// A replay (counted `replayed` in the target, not `enqueued`); else a dead-letter move.
+    pub replay: bool,
 }
 
 impl Engine {

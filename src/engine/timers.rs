@@ -6,12 +6,28 @@
 
 use super::{Engine, State};
 use crate::error::Result;
+use crate::message::DeadLetterReason;
 use crate::options::StoreOptions;
 
 impl State {
     /// Moves due timers, expires dead letters past their retention, fails deliveries past their
     /// ack timeout. Called before every receive and settle of queue `qid`.
     pub fn tick(&mut self, qid: u32, now: u64, store: &StoreOptions) -> Result<()> {
+        let q = &mut self.queues[qid as usize];
+        // Messages sent into a parked group go where the group's others went.
+        for (id, priority) in std::mem::take(&mut q.parked_arrivals) {
+            let q = &mut self.queues[qid as usize];
+            // Taken meanwhile (a receive dead-lettered it), or a replay unparked the group.
+            let parked = q.find(id, priority).is_some_and(|(e, inflight)| {
+                !inflight && e.group != 0 && q.group_state[e.group as usize - 1].parked
+            });
+            let Some(e) = parked.then(|| q.remove_waiting(id, priority)).flatten() else {
+                continue;
+            };
+            q.hold(e);
+            let text = "its group is parked";
+            self.dead_letter(qid, id, DeadLetterReason::GroupParked, text, now, store)?;
+        }
         let q = &mut self.queues[qid as usize];
         q.release_due(now);
         // Expire what is due (TTL, a dead-letter queue's retention) on time, through the expiry
@@ -107,7 +123,11 @@ impl Engine {
             let due = q.next_due().is_some_and(|d| d <= now)
                 || q.expiring.first().is_some_and(|&(at, _, _)| at <= now);
             let handover = q.handover_until.is_some_and(|t| t <= now);
-            if due || handover || (q.opts.ack_timeout_ms.is_some() && !q.inflight.is_empty()) {
+            if due
+                || handover
+                || !q.parked_arrivals.is_empty()
+                || (q.opts.ack_timeout_ms.is_some() && !q.inflight.is_empty())
+            {
                 let _ = g.tick(qid, now, &shared.opts);
             }
         }

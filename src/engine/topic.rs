@@ -634,6 +634,7 @@ impl State {
                 entry,
                 due,
                 relocate: false,
+                replay: false,
                 dedup_key,
             });
         }

@@ -81,10 +81,11 @@ impl Engine {
             // rather than after dropping every message the queue had.
             let q = &g.queues[qid as usize];
             let over_count = q.opts.max_messages.filter(|&m| n > m);
-            let over_bytes = q.opts.max_bytes.filter(|&m| n > 1 && b > m);
+            let counted = super::send::counted_bytes(n, b);
+            let over_bytes = q.opts.max_bytes.filter(|&m| n > 1 && counted > m);
             let limit = match (over_count, over_bytes) {
                 (Some(m), _) => Some(format!("max_messages {m}")),
-                (None, Some(m)) => Some(format!("max_bytes {m} ({b} bytes sent)")),
+                (None, Some(m)) => Some(format!("max_bytes {m} ({counted} bytes counted)")),
                 (None, None) => None,
             };
             if let Some(limit) = limit {

@@ -61,7 +61,10 @@ unsafe fn prepare<'a>(
     let b = unsafe { arg_mut(batch, "batch") }?;
     out_ptr(count_out, "count_out")?;
     if max == 0 {
-        return Err(Failure::invalid("max must be at least 1"));
+        return Err(Failure::invalid(format!(
+            "max must be an integer from 1 to {}, not 0",
+            usize::MAX
+        )));
     }
     if let Some(i) = b.unsettled() {
         return Err(Failure::invalid(format!(

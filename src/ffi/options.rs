@@ -462,6 +462,9 @@ pub extern "C" fn mqlite_queue_options_set_durability(
 
 /// Sets the backlog limits (0 = unbounded) and what a send does at the limit
 /// (`MQLITE_OVERFLOW_*`; `block_timeout_ms` is used by `MQLITE_OVERFLOW_BLOCK` only).
+/// `max_bytes` counts the larger of the held messages' bodies plus sender-set headers (as
+/// stored: each header's bytes plus a few bytes of length and type tags) and
+/// `MQLITE_MIN_COUNTED_BYTES` (1) per message, so empty messages are bounded too.
 #[no_mangle]
 pub extern "C" fn mqlite_queue_options_set_limits(
     options: *mut mqlite_queue_options,

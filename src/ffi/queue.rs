@@ -140,7 +140,9 @@ pub struct mqlite_stats {
     pub messages: u64,
     /// Bytes of the records held.
     pub bytes: u64,
-    /// Messages stored since the store was opened.
+    /// Messages stored since the store was opened: sends, publishes and dead letters moved in;
+    /// not replays (`replayed`). `enqueued + replayed - (acked + dead_lettered + expired +
+    /// discarded + replayed_out)` is the change of `messages` since the open.
     pub enqueued: u64,
     /// Messages acknowledged since the store was opened.
     pub acked: u64,
@@ -153,10 +155,13 @@ pub struct mqlite_stats {
     /// Messages dropped by purge, and dead letters whose redeliveries ran out in their
     /// dead-letter queue (a dead letter is not dead-lettered again).
     pub discarded: u64,
-    /// Messages replayed into this queue.
+    /// Messages replayed into this queue (not also counted in `enqueued`).
     pub replayed: u64,
     /// Messages taken by consumers' prefetch and not yet handed out.
     pub prefetched: u64,
+    /// Dead letters replayed out of this queue (a dead-letter queue) to another queue (review
+    /// r5 #14; appended last, so the earlier fields keep their offsets).
+    pub replayed_out: u64,
 }
 
 pub(super) unsafe fn queue<'a>(q: *const mqlite_queue) -> Result<&'a Queue, Failure> {
@@ -472,6 +477,7 @@ pub extern "C" fn mqlite_queue_stats(
             discarded: s.discarded,
             replayed: s.replayed,
             prefetched: s.prefetched,
+            replayed_out: s.replayed_out,
         };
         unsafe { write_out(stats_out, out) };
         Ok(())

@@ -592,17 +592,33 @@ pub(crate) fn in_sequence(b: &[u8], h: &FrameHeader, expected: Option<u64>) -> b
 
 /// Copies `bytes` into a new quarantine file `<base>.bin` (or `<base>-2.bin`…: never over an
 /// earlier one, whose bytes are the user's only copy), durably; returns its name.
+///
+/// The bytes go to `<name>.partial` first and are renamed to `<name>` only once written and
+/// synced: a repair that fails half-way (`NoSpace`) removes the partial file, so no file under
+/// a quarantine name holds less than what was cut (review r5 #21: a 0-byte quarantine file was
+/// left looking like the saved bytes). A crash between leaves a `.partial` file, named as such.
 pub(super) fn save_aside(j: &Journal, base: &str, bytes: &[u8]) -> Result<String> {
     let saved_as = unique_name(j, base)?;
-    let path = join(&j.dir, &saved_as);
-    let f = j
-        .vfs
-        .create(&path)
-        .map_err(|e| Error::io(format!("creating {saved_as}"), &e))?;
-    f.write_at(bytes, 0)
-        .map_err(|e| Error::io(format!("writing {saved_as}"), &e))?;
-    f.sync_data()
-        .map_err(|e| Error::io(format!("fdatasync of {saved_as}"), &e))?;
+    let partial = format!("{saved_as}.partial");
+    let tmp = join(&j.dir, &partial);
+    let written = (|| {
+        let f = j
+            .vfs
+            .create(&tmp)
+            .map_err(|e| Error::io(format!("creating {partial}"), &e))?;
+        f.write_at(bytes, 0)
+            .map_err(|e| Error::io(format!("writing {partial}"), &e))?;
+        f.sync_data()
+            .map_err(|e| Error::io(format!("fdatasync of {partial}"), &e))?;
+        j.vfs
+            .rename(&tmp, &join(&j.dir, &saved_as))
+            .map_err(|e| Error::io(format!("renaming {partial} to {saved_as}"), &e))
+    })();
+    if let Err(e) = written {
+        // Best effort: the error that stopped the repair is the one to report.
+        let _ = j.vfs.remove(&tmp);
+        return Err(e);
+    }
     j.vfs
         .sync_dir(&j.dir)
         .map_err(|e| Error::io("fsync of the store directory", &e))?;

@@ -236,12 +236,16 @@ pub struct QueueOptions {
     pub durability: Option<Durability>,
     /// Most messages held (ready, delayed and in flight); `None` = unbounded.
     pub max_messages: Option<u64>,
-    /// Most body bytes held (bodies and the headers their senders set: properties, correlation
-    /// id, group, dedup key; not the fixed per-record header); `None` = unbounded. A single
-    /// message larger than the limit is still accepted into an empty queue. A message sent
-    /// from a client process without a dedup key of its own carries its automatic resend key
-    /// (at most 36 bytes, SPEC §10) as its dedup key, and it counts as one: the bytes the store
-    /// really holds, on disk and in memory.
+    /// Most bytes held; `None` = unbounded. The queue counts the larger of (a) its messages'
+    /// bodies and the headers their senders set (properties, correlation id, group, dedup key)
+    /// as stored — each header's raw bytes plus its small length and type tags (a 1-byte group
+    /// counts 9 bytes, one property of an 1-byte key and a 10-byte string value about 21) —
+    /// not the fixed per-record header, and (b) [`MIN_COUNTED_BYTES`](crate::MIN_COUNTED_BYTES)
+    /// (1 byte) per message, so that empty messages are bounded too: `max_bytes` 1000 holds
+    /// 1000 empty messages (review r5 #15). A single message larger than the limit is still
+    /// accepted into an empty queue. A message sent from a client process without a dedup key
+    /// of its own carries its automatic resend key (at most 36 bytes, SPEC §10) as its dedup
+    /// key, and it counts as one: the bytes the store really holds, on disk and in memory.
     pub max_bytes: Option<u64>,
     /// What a send (a batch, an async send, a transaction's send) does at the limit. Default
     /// [`OverflowPolicy::Reject`].
@@ -339,7 +343,11 @@ impl QueueOptions {
     }
 }
 
-/// Options of a store.
+/// Options of a store. A process that opens the store as a client (see
+/// [`Store::role`](crate::Store::role)) uses its owner's `durability`, `redelivery`,
+/// `dead_letter`, `max_body_bytes`, `segment_bytes` and `compact_below` (what it gives for
+/// them has no effect), refuses `clock` and `repair` (`InvalidArgument`), and applies its own
+/// producer window, `create`, `open_as` and `connect_timeout`.
 #[derive(Clone)]
 pub struct StoreOptions {
     /// Default durability of every queue. Default [`Durability::Sync`].
@@ -358,11 +366,13 @@ pub struct StoreOptions {
     pub max_pending_messages: usize,
     /// When the producer window is full: block (`true`, the default) or fail with `QueueFull`.
     pub block_when_window_full: bool,
-    /// Quarantine damaged journal ranges instead of failing with `Corrupt`. Default false.
+    /// Quarantine damaged journal ranges instead of failing with `Corrupt`. Default false. Only
+    /// an owner recovers: an open that becomes a client refuses it (`InvalidArgument`).
     pub repair: bool,
     /// Create the directory if missing. Default true.
     pub create: bool,
-    /// The clock every timer reads.
+    /// The clock every timer reads. Default the system clock. A client runs on its owner's
+    /// clock: an open that becomes a client refuses any other (`InvalidArgument`).
     pub clock: Arc<dyn Clock>,
     /// The file layer (tests inject faults through it).
     pub vfs: Arc<dyn Vfs>,

@@ -47,8 +47,9 @@ pub use crate::journal::format::VERSION as FORMAT_VERSION;
 /// over to the next owner); requests and replies over [`MAX_FRAME`] as several frames
 /// ([`MORE_FRAMES`]). 5: `Purge` carries a [`PurgeFilter`] (an upper id bound, a dry run)
 /// and is answered `Purged`; [`TransferFilter::through`] and [`TransferReport::last`]
-/// (review r6 #1: act only on what was counted).
-pub const PROTOCOL_VERSION: u32 = 5;
+/// (review r6 #1: act only on what was counted). 6: `replayed_out` in queue stats (review r5
+/// #14).
+pub const PROTOCOL_VERSION: u32 = 6;
 /// The request id of the owner's goodbye: its last frame on a connection when it closes
 /// cleanly, after every answer it will give. What it did not answer had no effect (it was not
 /// read, or failed as the engine closed), so the client may send it again to the next owner
@@ -798,6 +799,7 @@ pub fn fuzz_seeds() -> Vec<Vec<u8>> {
             depth: 1,
             in_flight: 2,
             prefetched: 3,
+            replayed_out: 4,
             ..Default::default()
         }),
         Response::Messages(vec![{

@@ -101,7 +101,10 @@ pub(super) enum Expr {
     Neg(Box<Expr>),
     /// Unary plus: the operand if it is a number, else UNKNOWN.
     Pos(Box<Expr>),
-    Arith(ArithOp, Box<(Expr, Expr)>),
+    /// A left-associative chain of one precedence (`a + b - c`, `a * b / c`): the first
+    /// operand, then each operator with its right operand, folded left to right without
+    /// recursion, so a long chain takes no stack and is no nesting (review r5 #21).
+    Arith(Box<Expr>, Box<[(ArithOp, Expr)]>),
     Cmp(CmpOp, Box<(Expr, Expr)>),
     And(Vec<Expr>),
     Or(Vec<Expr>),
@@ -203,7 +206,9 @@ impl Expr {
                 v @ (Val::Int(_) | Val::Float(_)) => v,
                 _ => Val::Null,
             },
-            Expr::Arith(op, ab) => arith(*op, ab.0.value(m), ab.1.value(m)),
+            Expr::Arith(first, rest) => rest
+                .iter()
+                .fold(first.value(m), |v, (op, e)| arith(*op, v, e.value(m))),
             _ => Val::of_truth(self.truth(m)),
         }
     }

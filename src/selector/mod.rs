@@ -145,8 +145,10 @@ use crate::{Delivery, Message, MessageId, Value};
 /// The longest selector text accepted, in bytes (64 KiB).
 pub const MAX_SELECTOR_LEN: usize = 64 << 10;
 
-/// The deepest nesting accepted: parentheses, `NOT`, signs, and each operator of a chain such as
-/// `a + b + c` count one level each (the items of an `AND` or `OR` list do not).
+/// The deepest nesting accepted: each parenthesis, `NOT` and unary sign is one level (so 40
+/// chained `NOT`s are accepted as 40 parentheses are); a left-associative chain of one
+/// precedence (`a + b + c`, `a * b / c`, `a AND b AND c`, `a OR b OR c`) is flat and counts
+/// none, however long (review r5 #21).
 ///
 /// Parsing recurses once per level, so this bounds the stack a hostile selector can take: the
 /// deepest accepted selector parses and evaluates within 128 KiB of stack in a release build

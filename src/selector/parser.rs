@@ -35,8 +35,14 @@ struct Node {
     height: usize,
 }
 
+/// The tallest expression tree [`MAX_DEPTH`] levels of nesting can make: each level
+/// (parenthesis, `NOT`, sign) adds at most one node of each precedence (`OR` list, `AND` list,
+/// comparison, sum chain, product chain) besides its own. The parser's nesting count refuses
+/// first; this bound only backs up the evaluator's stack budget.
+const MAX_HEIGHT: usize = 6 * (MAX_DEPTH + 1);
+
 fn node(e: Expr, ty: Ty, pos: usize, height: usize) -> Result<Node> {
-    if height > MAX_DEPTH {
+    if height > MAX_HEIGHT {
         return Err(too_deep(pos));
     }
     Ok(Node { e, ty, pos, height })
@@ -46,7 +52,8 @@ fn too_deep(pos: usize) -> Error {
     syntax_error(
         pos,
         &format!(
-            "at most {MAX_DEPTH} levels of nesting (parentheses, NOT, signs and chained operators)"
+            "at most {MAX_DEPTH} levels of nesting (each parenthesis, NOT and sign is one level; \
+             a chain such as a + b + c or a AND b AND c is none)"
         ),
     )
 }
@@ -348,27 +355,37 @@ impl Parser {
         node(e, Ty::Bool, left.pos, height + 1)
     }
 
-    /// `sum` (for `+ -`) and `product` (for `* /`), left-associative.
+    /// `sum` (for `+ -`) and `product` (for `* /`), left-associative: one flat chain node, as
+    /// the items of an `AND` or `OR` list, so that `a + b + … + z` is one level of the tree,
+    /// not one per operator (review r5 #21: a 40-term sum was refused as too deeply nested).
     fn arith(&mut self, d: usize, sum: bool) -> Result<Node> {
         let operand = |p: &mut Parser| if sum { p.arith(d, false) } else { p.unary(d) };
-        let mut left = operand(self)?;
+        let first = operand(self)?;
+        let mut height = first.height;
+        let mut rest = Vec::new();
         loop {
             let op = match (self.peek(), sum) {
                 (Tok::Plus, true) => ArithOp::Add,
                 (Tok::Minus, true) => ArithOp::Sub,
                 (Tok::Star, false) => ArithOp::Mul,
                 (Tok::Slash, false) => ArithOp::Div,
-                _ => return Ok(left),
+                _ => break,
             };
             let symbol = self.peek().symbol();
             self.bump();
             let right = operand(self)?;
-            num(&left, symbol)?;
+            if rest.is_empty() {
+                num(&first, symbol)?;
+            }
             num(&right, symbol)?;
-            let height = left.height.max(right.height) + 1;
-            let e = Expr::Arith(op, Box::new((left.e, right.e)));
-            left = node(e, Ty::Num, left.pos, height)?;
+            height = height.max(right.height);
+            rest.push((op, right.e));
         }
+        if rest.is_empty() {
+            return Ok(first);
+        }
+        let e = Expr::Arith(Box::new(first.e), rest.into_boxed_slice());
+        node(e, Ty::Num, first.pos, height + 1)
     }
 
     fn sum(&mut self, d: usize) -> Result<Node> {

@@ -106,6 +106,25 @@ pub(crate) fn holds_store(dir: &Path) -> Result<bool> {
     }))
 }
 
+/// `InvalidArgument` when an open that became a client of the owner `owner_pid` was given a
+/// store option that only an owner can apply: a clock other than the system clock (the
+/// owner's runs every timer) or `repair` (only an owner recovers). The other store options of
+/// a client are its owner's (documented on [`StoreOptions`]).
+fn refuse_client_options(options: &StoreOptions, owner_pid: u32) -> Result<()> {
+    let option = if !options.clock.is_system() {
+        "clock (a client's timers run on its owner's clock; advance the owner's)"
+    } else if options.repair {
+        "repair=true (only the owner recovers and repairs a store; close it, then open with \
+         repair)"
+    } else {
+        return Ok(());
+    };
+    Err(Error::invalid(format!(
+        "this open became a client of the store's owner (pid {owner_pid}), which cannot apply \
+         the option {option}; open without it, or with open_as=owner"
+    )))
+}
+
 impl Store {
     /// Opens the store in `dir`, creating it if missing (`options.create`), and recovers its
     /// durable state: a torn tail is cut off; corruption elsewhere is an error of kind `Corrupt`
@@ -114,7 +133,10 @@ impl Store {
     ///
     /// Several processes may open one store: the first (the one that gets the store's lock)
     /// becomes its **owner** and serves the others, which become its **clients** (see
-    /// [`Store::role`]) with the same API; `options.open_as` restricts the roles allowed.
+    /// [`Store::role`]) with the same API; `options.open_as` restricts the roles allowed. An
+    /// open that becomes a client refuses, with `InvalidArgument` naming the owner's pid, a
+    /// clock other than [`SystemClock`](crate::SystemClock) and `repair`; its other store
+    /// options are its owner's.
     pub fn open(dir: impl AsRef<Path>, options: StoreOptions) -> Result<Store> {
         options.validate()?;
         if options.read_only {
@@ -139,6 +161,13 @@ impl Store {
             let id = dir_identity(&dir)?;
             match Client::connect(dir.clone(), id, &options, may_own) {
                 Ok(c) => {
+                    // Options that cannot take effect in a client are refused rather than
+                    // ignored (review r5 #16): the owner's clock runs the timers, and only an
+                    // owner recovers (and so repairs). The connection is closed first.
+                    if let Err(e) = refuse_client_options(&options, c.owner_pid()) {
+                        let _ = c.close();
+                        return Err(e);
+                    }
                     // A client reports what the owner's recovery found (missing segments,
                     // quarantined ranges), as the owner itself does.
                     let report = c.owner_report()?;

@@ -222,6 +222,17 @@ static void test_id_kept_through_dlq_and_replay(const char *dir) {
     uint64_t moved = 0;
     OK(mqlite_queue_replay(dlq, NULL, &moved, ERR));
     CHECK(moved == 1);
+    /* One event, one counter (review r5 #14): the dead letter leaves the DLQ as replayed_out
+     * and arrives as replayed, not also as enqueued; both queues' books balance. */
+    mqlite_stats qs, ds;
+    OK(mqlite_queue_stats(q, &qs, ERR));
+    OK(mqlite_queue_stats(dlq, &ds, ERR));
+    CHECK(ds.enqueued == 1 && ds.replayed_out == 1 && ds.messages == 0);
+    CHECK(qs.enqueued == 1 && qs.replayed == 1 && qs.dead_lettered == 1 && qs.messages == 1);
+    CHECK(ds.enqueued + ds.replayed - (ds.acked + ds.dead_lettered + ds.expired + ds.discarded +
+                                       ds.replayed_out) == ds.messages);
+    CHECK(qs.enqueued + qs.replayed - (qs.acked + qs.dead_lettered + qs.expired + qs.discarded +
+                                       qs.replayed_out) == qs.messages);
     mqlite_queue_free(dlq);
     mqlite_queue_free(q);
     mqlite_store_free(s);

@@ -75,6 +75,9 @@ impl Env {
             self.dir.path(),
             StoreOptions {
                 open_as: OpenAs::Client,
+                // A client runs on its owner's clock (and refuses another: review r5 #16).
+                clock: Arc::new(SystemClock),
+                repair: false,
                 ..o
             },
         )
@@ -127,6 +130,9 @@ pub fn open_store(dir: &std::path::Path, options: StoreOptions) -> Result<Store>
         dir,
         StoreOptions {
             open_as: OpenAs::Client,
+            // A client runs on its owner's clock (and refuses another: review r5 #16).
+            clock: Arc::new(SystemClock),
+            repair: false,
             ..options
         },
     )?;

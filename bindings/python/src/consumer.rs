@@ -86,7 +86,7 @@ impl Consumer {
         n: &Bound<'_, PyAny>,
         timeout: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Vec<Py<Message>>> {
-        self.receive_impl(py, crate::convert::int(n, "n")?, timeout)
+        self.receive_impl(py, crate::convert::count(n, "n")?, timeout)
     }
 
     /// Closes it: its unsettled messages go back to the queue as failed deliveries.

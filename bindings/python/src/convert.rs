@@ -76,6 +76,14 @@ pub(crate) fn opt_int<T: IntOption>(
     }
 }
 
+/// A count `what` of at least 1 (a receive batch, a batch size): `InvalidArgument` naming the
+/// range `1..=usize::MAX` for 0 and for a negative value alike (review r5 #21: 0 and -1 used
+/// to get two different messages).
+pub(crate) fn count(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<usize> {
+    let v = int_in(obj, what, 1, usize::MAX as i128)?;
+    usize::try_from(v).map_err(|_| invalid(format!("{what} is out of range")))
+}
+
 /// The integer `what`, which must lie in `min..=max` (`InvalidArgument` otherwise, naming it;
 /// `TypeError` if it is not an integer: a float is refused, as `operator.index` refuses it).
 pub(crate) fn int_in(obj: &Bound<'_, PyAny>, what: &str, min: i128, max: i128) -> PyResult<i128> {

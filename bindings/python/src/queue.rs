@@ -44,6 +44,7 @@ pub(crate) fn stats_dict<'py>(py: Python<'py>, s: &QueueStats) -> PyResult<Bound
         ("discarded", s.discarded),
         ("replayed", s.replayed),
         ("prefetched", s.prefetched),
+        ("replayed_out", s.replayed_out),
     ] {
         d.set_item(k, v)?;
     }
@@ -135,7 +136,7 @@ fn aio_helper<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
 
 /// `consume_aio`'s `batch` through [`int`] (a default keeps it out of an `Option`).
 fn batch_arg(o: &Bound<'_, PyAny>) -> PyResult<usize> {
-    int(o, "batch")
+    crate::convert::count(o, "batch")
 }
 
 #[pymethods]
@@ -322,7 +323,7 @@ impl Queue {
         n: &Bound<'_, PyAny>,
         timeout: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Vec<Py<Message>>> {
-        let got = self.receive_impl(py, int(n, "n")?, timeout)?;
+        let got = self.receive_impl(py, crate::convert::count(n, "n")?, timeout)?;
         Self::wrap(py, got)
     }
 
@@ -357,9 +358,6 @@ impl Queue {
         #[pyo3(from_py_with = batch_arg)] batch: usize,
     ) -> PyResult<Bound<'py, PyAny>> {
         slf.get().check()?;
-        if batch == 0 {
-            return Err(invalid("batch must be at least 1"));
-        }
         aio_helper(slf.py(), "consume")?.call1((slf, timeout, batch))
     }
 
@@ -455,7 +453,8 @@ impl Queue {
     /// Counters, in messages since the store was opened (they start at 0 at every open; the
     /// messages themselves are durable):
     ///
-    /// - ``enqueued``: stored into this queue (sent, published, dead-lettered or replayed in).
+    /// - ``enqueued``: stored into this queue (sent, published or dead-lettered in; a replay
+    ///   counts in ``replayed`` instead).
     /// - ``acked``: acknowledged.
     /// - ``redelivered``: deliveries that were redeliveries (each one counts).
     /// - ``dead_lettered``: failed (too many redeliveries, rejected, overflow, a parked group)
@@ -464,9 +463,13 @@ impl Queue {
     ///   dead-letter queue or dropped.
     /// - ``discarded``: dropped by :meth:`purge`.
     /// - ``replayed``: replayed into this queue from a dead-letter queue.
+    /// - ``replayed_out``: dead letters replayed out of this queue (a dead-letter queue).
     ///
     /// A message that leaves the queue counts once, in one of ``acked``, ``dead_lettered``,
-    /// ``expired``, ``discarded`` (the core's ``QueueStats``). Raises :class:`Closed` after close.
+    /// ``expired``, ``discarded``, ``replayed_out``; one that arrives once, in ``enqueued`` or
+    /// ``replayed``: ``enqueued + replayed - (acked + dead_lettered + expired + discarded +
+    /// replayed_out)`` is the change of ``messages`` since the open (the core's
+    /// ``QueueStats``). Raises :class:`Closed` after close.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         self.check()?;
         stats_dict(py, &mq(self.q.stats())?)

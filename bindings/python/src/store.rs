@@ -802,7 +802,8 @@ impl Store {
     ///   ``bytes``: bytes of the journal records held (bodies and headers), in bytes;
     /// - counters in messages since the store was opened (0 at every open): ``enqueued``,
     ///   ``acked``, ``redelivered`` (deliveries that were redeliveries), ``dead_lettered``,
-    ///   ``expired``, ``discarded`` (by purge), ``replayed`` (into the queue).
+    ///   ``expired``, ``discarded`` (by purge), ``replayed`` (into the queue), ``replayed_out``
+    ///   (out of a dead-letter queue).
     ///
     /// Raises :class:`Closed` after close.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {

@@ -258,8 +258,12 @@ def test_receive_batch_and_ack_batch(store: mqlite.Store) -> None:
     q.ack_batch(rest)
     assert q.stats()["acked"] == 100
     # A batch of none is refused as in every face (it used to wait for "the first of none").
-    with pytest.raises(mqlite.InvalidArgument, match="at least 1"):
-        q.receive_batch(0, timeout=None)
+    # One message naming the valid range for 0 and a negative value alike (review r5 #21).
+    for bad in (0, -1):
+        with pytest.raises(mqlite.InvalidArgument, match=r"must be an integer from 1 to 18446744073709551615"):
+            q.receive_batch(bad, timeout=None)
+        with pytest.raises(mqlite.InvalidArgument, match=r"batch must be an integer from 1 to"):
+            q.consume_aio(batch=bad)
 
 
 def test_browse_purge_stats(store: mqlite.Store) -> None:
@@ -370,6 +374,13 @@ def test_dlq_browse_and_replay(store: mqlite.Store) -> None:
     assert sorted(m.body for m in got) == [b"p1", b"p2"]
     assert all(m.delivery_count == 1 for m in got)
     q.ack_batch(got)
+    # Review r5 #14: one event, one counter; the books of both queues balance.
+    qs, ds = q.stats(), dlq.stats()
+    assert (ds["enqueued"], ds["replayed_out"], ds["messages"]) == (2, 2, 0)
+    assert (qs["enqueued"], qs["replayed"], qs["acked"], qs["dead_lettered"]) == (2, 2, 2, 2)
+    for s in (qs, ds):
+        left = s["acked"] + s["dead_lettered"] + s["expired"] + s["discarded"] + s["replayed_out"]
+        assert s["enqueued"] + s["replayed"] - left == s["messages"], s
 
 
 def test_a_reject_from_a_dead_letter_queue_is_refused_and_the_message_stays_held(store: mqlite.Store) -> None:

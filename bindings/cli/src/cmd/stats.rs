@@ -22,7 +22,7 @@ struct Row {
 }
 
 /// The fields of a row in JSON order: JSON name, table header (`None`: JSON only), value.
-fn fields(s: &QueueStats) -> [(&'static str, Option<&'static str>, u64); 13] {
+fn fields(s: &QueueStats) -> [(&'static str, Option<&'static str>, u64); 14] {
     [
         ("depth", Some("depth"), s.depth),
         ("in_flight", Some("in flight"), s.in_flight),
@@ -37,6 +37,7 @@ fn fields(s: &QueueStats) -> [(&'static str, Option<&'static str>, u64); 13] {
         ("discarded", None, s.discarded),
         ("replayed", None, s.replayed),
         ("prefetched", Some("prefetched"), s.prefetched),
+        ("replayed_out", None, s.replayed_out),
     ]
 }
 

@@ -317,7 +317,13 @@ class Queue:
         selector: Optional[str] = None,
     ) -> Consumer: ...
     def listen(self, handler: Callable[[Message], object]) -> Listener: ...
-    def browse(self, max: Optional[int] = None, *, ready_only: bool = False) -> list[Message]: ...
+    def browse(self, max: Optional[int] = None, *, ready_only: bool = False) -> list[Message]:
+        """Up to ``max`` messages the queue holds (all when None), without consuming them, each
+        with its ``state`` and ``delivery_count``; with ``ready_only`` only ``"ready"`` ones:
+        waiting with no delivery time or redelivery delay of their own. A group's message
+        behind one in flight is ``"ready"`` (next in its group, handed out once that one
+        settles) and counts in ``depth``, as ActiveMQ's queue size counts it.
+        """
     def purge(self) -> int: ...
     def stats(self) -> dict[str, int]:
         """Statistics of this queue (or subscription), in messages unless said.
@@ -326,11 +332,15 @@ class Queue:
         (taken by a consumer's prefetch, not yet handed out), ``delayed`` (waiting for a delivery
         time or redelivery delay), ``messages`` (all held: the four added up), ``bytes`` (bytes
         of the journal records held, bodies and headers). Counters since the store was opened
-        (0 at every open): ``enqueued`` (stored into the queue), ``acked``, ``redelivered``
-        (deliveries that were redeliveries), ``dead_lettered`` (left for the dead-letter queue or
-        dropped by the discard strategy), ``expired`` (TTL or retention passed), ``discarded``
-        (by purge), ``replayed`` (replayed into the queue). A message that leaves counts once,
-        in one of acked, dead_lettered, expired, discarded. Raises Closed after close.
+        (0 at every open): ``enqueued`` (stored into the queue: sent, published, dead-lettered
+        in; not replays), ``acked``, ``redelivered`` (deliveries that were redeliveries),
+        ``dead_lettered`` (left for the dead-letter queue or dropped by the discard strategy),
+        ``expired`` (TTL or retention passed), ``discarded`` (by purge), ``replayed`` (replayed
+        into the queue), ``replayed_out`` (replayed out of this dead-letter queue). A message
+        that leaves counts once, in one of acked, dead_lettered, expired, discarded,
+        replayed_out; one that arrives once, in enqueued or replayed, so ``enqueued + replayed -
+        (acked + dead_lettered + expired + discarded + replayed_out)`` is the change of
+        ``messages`` since the open. Raises Closed after close.
         """
     def replay(
         self,
@@ -453,7 +463,13 @@ class Store:
         retention: Optional[_Seconds] = None,
         prefetch: Optional[int] = None,
         ack_durability: Optional[Literal["lazy", "sync"]] = None,
-    ) -> Queue: ...
+    ) -> Queue:
+        """The queue ``name``, declared if new; each option overrides the store's for it.
+        ``max_bytes`` (bytes) counts the larger of the held messages' bodies plus the headers
+        their senders set (as stored: each header's bytes plus a few bytes of length and type)
+        and ``MIN_COUNTED_BYTES`` (1 byte) per message, so empty messages are bounded too
+        (``max_bytes=1000`` holds at most 1000 messages).
+        """
     def topic(self, name: str) -> Topic: ...
     def subscribe(
         self,
@@ -480,8 +496,8 @@ class Store:
         name -> the dict ``Queue.stats()`` returns, with its keys and units: gauges in messages
         ``depth``, ``in_flight``, ``prefetched``, ``delayed``, ``messages``; ``bytes`` in bytes
         of journal records held; counters in messages since the store was opened ``enqueued``,
-        ``acked``, ``redelivered``, ``dead_lettered``, ``expired``, ``discarded``, ``replayed``.
-        Raises Closed after close.
+        ``acked``, ``redelivered``, ``dead_lettered``, ``expired``, ``discarded``, ``replayed``,
+        ``replayed_out``. Raises Closed after close.
         """
     def flush(self) -> None: ...
     def close(self) -> None: ...
