@@ -4,9 +4,11 @@
 # bridge for a few seconds, then shows where the messages went.
 # Ports: MQLITE_NATS_PORT (default 14222), MQLITE_AMQP_PORT (15699) and MQLITE_EPMD_PORT (14369)
 # as for servers.sh; set them on a shared machine. It stops only what it started.
-# It runs what the README's `cargo build --release -p mqlite-cli -p mqlite-bridge` built (the
-# same packages, so the same features: nothing is compiled again; a first run compiles it all,
-# which takes minutes). The store, config and stats live in a fresh `mktemp -d` directory,
+# It runs the README's build line, `cargo build --release -p mqlite-cli -p mqlite-bridge --bins
+# --example demo_setup`, word for word (review r8 #5: an `--example` brings in the
+# dev-dependencies, whose features unify differently, so a build without it was compiled again
+# here): after the README's build nothing is compiled again; a first run compiles it all,
+# which takes minutes. The store, config and stats live in a fresh `mktemp -d` directory,
 # removed at the end (review r7 #6: a fixed /tmp path was removed and shared by every user).
 set -euo pipefail
 cd "$(dirname "$0")/../.."

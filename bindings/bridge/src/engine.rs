@@ -101,22 +101,27 @@ async fn release_all(ds: Vec<Delivery>, stats: &Counters) {
 /// How long a receive waits before the loop looks at its other work again.
 const RECEIVE_WAIT: Duration = Duration::from_millis(100);
 
-/// How many times in a row the connection may be lost while one same message is the oldest
-/// unconfirmed publish before that message is held at fault and nacked with the broker's close
-/// reason (review r7 #1: RabbitMQ closes the whole connection on a headers table it cannot
-/// parse; given back and published again each time, such a message stalled its route forever
-/// and flooded the broker with copies of the messages published beside it). After the first
-/// loss the suspect is published alone (a window of one), so the later losses point at it and
-/// not at a message published beside it. Confirm timeouts do not count (a hung broker is not
-/// the message's fault).
+/// How many times in a row the connection may be lost while one same message is alone in
+/// flight before that message is held at fault and nacked with the broker's close reason
+/// (review r7 #1: RabbitMQ closes the whole connection on a headers table it cannot parse;
+/// given back and published again each time, such a message stalled its route forever).
+///
+/// Probe mode (review r8 #1): after a loss, the messages that were unconfirmed at the loss
+/// are published again one at a time (a window of one) until each of them is settled —
+/// confirmed, or struck out. Only a loss while a message is alone in flight counts against
+/// it, so the innocent messages published beside the culprit (whose confirms the broker had
+/// not sent when it closed the connection) are never blamed, and each is published again at
+/// most once per loss it shared with others: left after the first confirm, the full window
+/// went out again at every loss, about k²/2 copies of the k messages ahead of the culprit.
+/// Confirm timeouts do not count (a hung broker is not the message's fault).
 const CLOSE_STRIKES: u32 = 3;
 
-/// The message that was the oldest unconfirmed publish when the connection was lost, and how
-/// many losses in a row it has been so (see [`CLOSE_STRIKES`]).
+/// The message that was alone in flight when the connection was lost, and how many losses in
+/// a row it has been so (see [`CLOSE_STRIKES`]).
 type Suspect = Option<(mqlite::MessageId, u32)>;
 
-/// Counts a connection loss against `front` (the oldest unconfirmed publish): the strikes it
-/// has now.
+/// Counts a connection loss against `front` (the message alone in flight): the strikes it has
+/// now.
 fn strike(suspect: &mut Suspect, front: mqlite::MessageId) -> u32 {
     let n = match *suspect {
         Some((id, n)) if id == front => n + 1,
@@ -181,6 +186,9 @@ pub(crate) async fn outbound<S: Sink>(
     // oldest publish (not a timeout, not a missing target).
     let mut suspect: Suspect = None;
     let mut closed: Option<String> = None;
+    // Probe mode (see `CLOSE_STRIKES`): the messages unconfirmed at a loss and not settled
+    // since; while any is left, the window is one.
+    let mut probe: std::collections::HashSet<mqlite::MessageId> = Default::default();
     let mut lag_tick = tokio::time::interval(ctx.stats_interval.min(Duration::from_secs(1)));
     let (name, failed) = (ctx.name.clone(), ctx.failed.clone());
     let fatal = |e: String| fail_route(&name, &stats, &failed, e);
@@ -240,8 +248,8 @@ pub(crate) async fn outbound<S: Sink>(
         if hold.is_some_and(|t| t <= tokio::time::Instant::now()) {
             hold = None;
         }
-        // A suspect is published alone (see `CLOSE_STRIKES`).
-        let limit = if suspect.is_some() { 1 } else { window };
+        // Probe mode: one at a time (see `CLOSE_STRIKES`).
+        let limit = if probe.is_empty() { window } else { 1 };
         if receiving.is_none()
             && !broken
             && !full
@@ -285,7 +293,10 @@ pub(crate) async fn outbound<S: Sink>(
                 };
                 match r {
                     Ok(c) => {
-                        suspect = None;
+                        if suspect.is_some_and(|(id, _)| id == d.id()) {
+                            suspect = None;
+                        }
+                        probe.remove(&d.id());
                         refusal_waits.reset();
                         full_waits.reset();
                         waits.reset();
@@ -296,6 +307,7 @@ pub(crate) async fn outbound<S: Sink>(
                         confirmed.push(d);
                     }
                     Err(Failure::Refused(text)) => {
+                        probe.remove(&d.id());
                         let what = "publish refused";
                         let r = settle_refused(&ctx.name, &stats, d, text, what, &mut refusal_waits, &mut hold);
                         if let Err(text) = r.await {
@@ -344,6 +356,11 @@ pub(crate) async fn outbound<S: Sink>(
                     release_all(ds, &stats).await;
                     continue;
                 }
+                if ds.is_empty() && pending.is_empty() {
+                    // Nothing of the probe is ready (expired, taken or delayed meanwhile):
+                    // nothing is left to tell apart, the full window resumes.
+                    probe.clear();
+                }
                 let mut ds = ds.into_iter();
                 let mut dead = false;
                 while let Some(d) = ds.next() {
@@ -360,6 +377,7 @@ pub(crate) async fn outbound<S: Sink>(
                     match published {
                         Ok(confirm) => pending.push_back((d, confirm, deadline)),
                         Err(Failure::Refused(text)) => {
+                            probe.remove(&d.id());
                             let what = "message refused";
                             let r = settle_refused(&ctx.name, &stats, d, text, what, &mut refusal_waits, &mut hold);
                             if let Err(text) = r.await {
@@ -381,9 +399,12 @@ pub(crate) async fn outbound<S: Sink>(
                             }
                             unfit |= lost(&ctx.name, &stats, f);
                             broken = true;
-                            let mut rest = vec![d];
-                            rest.extend(ds.by_ref());
-                            release_all(rest, &stats).await;
+                            // Judged with the window below, as a confirm that failed.
+                            let failed: Confirm = Box::pin(std::future::ready(Err(
+                                Failure::Transient("not published".into()),
+                            )));
+                            pending.push_back((d, failed, deadline));
+                            release_all(ds.by_ref().collect(), &stats).await;
                         }
                     }
                 }
@@ -420,16 +441,20 @@ pub(crate) async fn outbound<S: Sink>(
             }
         }
         if let (true, Some(text)) = (broken, closed.take()) {
-            // The connection went while `front` was the oldest unconfirmed publish.
-            let front = pending.front().map(|p| p.0.id());
+            // The connection went while `front` was alone in flight: a strike against it.
+            let front = match pending.len() {
+                1 => pending.front().map(|p| p.0.id()),
+                _ => None,
+            };
             if let Some(strikes) = front.map(|id| strike(&mut suspect, id)) {
                 if strikes >= CLOSE_STRIKES {
                     suspect = None;
                     if let Some((d, _, _)) = pending.pop_front() {
+                        probe.remove(&d.id());
                         let text = format!(
                             "the connection was lost {strikes} times in a row while this message \
-                             was the oldest unconfirmed publish (published alone after the \
-                             first), held at fault: {text}"
+                             was alone in flight (published alone after a loss), held at fault: \
+                             {text}"
                         );
                         let what = "publish failed";
                         let r = settle_refused(
@@ -452,7 +477,8 @@ pub(crate) async fn outbound<S: Sink>(
         if broken && !pending.is_empty() {
             // The later confirms ride the same lost connection: give the whole window back now
             // rather than wait for each (they are published again, with the same ids, after
-            // reconnecting).
+            // reconnecting, one at a time: probe mode).
+            probe.extend(pending.iter().map(|p| p.0.id()));
             let rest = pending.drain(..).map(|p| p.0).collect();
             release_all(rest, &stats).await;
         }

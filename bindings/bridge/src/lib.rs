@@ -100,6 +100,10 @@ pub enum Error {
     /// Writing the stats file failed.
     #[error("stats file: {0}")]
     Stats(String),
+    /// Another process runs a route on the same queue or broker source, or writes the same
+    /// stats file (see [`run`]): the text names the lock file and the holder's pid.
+    #[error("{0}")]
+    Locked(String),
     /// A route stopped for good on an error (its queue's dedup window is too short for the
     /// broker's redelivery horizon, the store closed, …): [`run`] then stops the whole bridge
     /// gracefully and returns this, so the command exits non-zero.
@@ -124,6 +128,7 @@ impl Error {
         match self {
             Error::Config(_) | Error::Unsupported(_) => 2,
             Error::NotFound(_) => 5,
+            Error::Locked(_) => 4,
             Error::Store(e) => match e.kind() {
                 K::Locked => 4,
                 K::NotFound => 5,
@@ -414,6 +419,98 @@ pub fn write_stats(path: &Path, stats: &[RouteStats]) -> Result<(), Error> {
         .map_err(|e| err(e.to_string()))
 }
 
+/// A 64-bit FNV-1a hash: stable across builds and versions (a lock file's name must not change
+/// between two bridges of different builds), unlike std's `DefaultHasher`.
+fn fnv1a(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// The lock files of `config`'s routes in store directory `dir`, each with what it guards:
+/// `bridge-out-<queue>.lock` per outbound queue (two processes reading one queue would each
+/// get an arbitrary part of it, out of order), `bridge-in-<source>.lock` per inbound broker
+/// source (a JetStream stream and consumer, a RabbitMQ queue), and `<stats_file>.lock`. Names
+/// are percent-encoded as NATS header names are (`/` → `%2F`), and cut with a hash when long.
+fn lock_paths(config: &Config, dir: &Path) -> Vec<(std::path::PathBuf, String)> {
+    let file = |kind: &str, key: &str| {
+        let mut name = mapping::encode_name(key);
+        if name.len() > 120 {
+            let cut = (0..=120)
+                .rev()
+                .find(|i| name.is_char_boundary(*i))
+                .unwrap_or(0);
+            name = format!("{}-{:016x}", &name[..cut], fnv1a(key));
+        }
+        dir.join(format!("bridge-{kind}-{name}.lock"))
+    };
+    let mut out = Vec::new();
+    for r in &config.outbound {
+        out.push((file("out", &r.queue), format!("queue {:?}", r.queue)));
+    }
+    for r in &config.inbound {
+        #[allow(unused_mut)]
+        let mut key = format!("route {}", r.name);
+        #[cfg(feature = "nats")]
+        if let Some(n) = &r.nats {
+            key = format!("nats {} {}", n.stream, n.consumer);
+        }
+        #[cfg(feature = "rabbitmq")]
+        if let Some(q) = &r.rabbitmq {
+            key = format!("rabbitmq {}", q.queue);
+        }
+        out.push((file("in", &key), format!("inbound source {key:?}")));
+    }
+    if let Some(stats) = &config.stats_file {
+        let mut lock = stats.clone().into_os_string();
+        lock.push(".lock");
+        out.push((lock.into(), format!("stats file {}", stats.display())));
+    }
+    out
+}
+
+/// Takes an exclusive `flock` on `path` (created if missing) for the life of the returned file,
+/// and writes this process's pid into it. Errors: [`Error::Locked`] naming what the lock guards
+/// and the holder's pid when another process (or another bridge of this one) holds it; an I/O
+/// error otherwise. Review r8 #4: two bridges started with one configuration both ran
+/// silently, split each queue between them (order lost) and overwrote one stats file.
+fn take_lock(path: &Path, what: &str) -> Result<std::fs::File, Error> {
+    use std::io::{Read, Seek, Write};
+    use std::os::unix::fs::OpenOptionsExt;
+    let io = |e: std::io::Error| Error::Stats(format!("lock file {}: {e}", path.display()));
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(io)?;
+    match f.try_lock() {
+        Ok(()) => {
+            f.set_len(0).map_err(io)?;
+            f.write_all(format!("{}\n", std::process::id()).as_bytes())
+                .map_err(io)?;
+            Ok(f)
+        }
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut pid = String::new();
+            let _ = f.rewind().and_then(|_| f.read_to_string(&mut pid));
+            let pid = match pid.trim() {
+                "" => "unknown",
+                p => p,
+            };
+            Err(Error::Locked(format!(
+                "{what} is in use by another bridge (pid {pid}; lock file {}): two bridges on \
+                 one route would split its messages out of order",
+                path.display()
+            )))
+        }
+        Err(std::fs::TryLockError::Error(e)) => Err(io(e)),
+    }
+}
+
 /// Opens the store named by `config.store` (with `config.queues` applied), runs the bridge
 /// until `shutdown` completes, then stops it gracefully and closes the store. The stats file,
 /// if configured, is rewritten every `stats_interval` and once more at the end. This is the
@@ -440,6 +537,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         }
         r => Arc::new(r?),
     };
+    // Held until this returns (closing a file releases its lock).
+    let mut _locks = Vec::new();
+    for (path, what) in lock_paths(&config, store.path()) {
+        _locks.push(take_lock(&path, &what)?);
+    }
     for (name, q) in &config.queues {
         store.queue_with(name, q.to_options(&store_opts))?;
     }

@@ -85,16 +85,57 @@ pub fn pct_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// The header name of property `key`.
+/// The header name of property `key` in a string-header broker (NATS): every byte outside the
+/// token characters percent-encoded, and a reserved name's first byte too (see
+/// [`escape_reserved`]).
 pub fn encode_name(key: &str) -> String {
     let mut out = String::with_capacity(key.len() + 4);
     if reserved(key) {
-        out.push_str(&format!("%{:02X}", key.as_bytes()[0]));
+        push_escaped_first(key, &mut out);
         pct_encode(&key[1..], name_byte_ok, &mut out);
     } else {
         pct_encode(key, name_byte_ok, &mut out);
     }
     out
+}
+
+/// Writes the first byte of `key` as `%XX` (upper-case hex): `Mqlite-Group` → `%4D`.
+fn push_escaped_first(key: &str, out: &mut String) {
+    if let Some(b) = key.as_bytes().first() {
+        out.push_str(&format!("%{b:02X}"));
+    }
+}
+
+/// The header name of property `key` in a broker whose header names are free text (RabbitMQ):
+/// the name itself, unless it is reserved for the bridge's fields and the server (`Mqlite-`,
+/// `Nats-`, case-insensitive, as for NATS) or starts with `%`; then its first byte is written
+/// `%XX`, so `Mqlite-Group` travels as `%4Dqlite-Group` and `%x` as `%25x` (review r8 #3: a
+/// property named `Mqlite-Group`, `Mqlite-Timestamp` or `Mqlite-Correlation-Id` was lost, and
+/// the last one replaced the message's correlation id). [`unescape_reserved`] reverses it.
+pub fn escape_reserved(key: &str) -> std::borrow::Cow<'_, str> {
+    if !reserved(key) && !key.starts_with('%') {
+        return key.into();
+    }
+    let mut out = String::with_capacity(key.len() + 2);
+    push_escaped_first(key, &mut out);
+    out.push_str(&key[1..]);
+    out.into()
+}
+
+/// The property name of a free-text header name (the reverse of [`escape_reserved`]): a
+/// leading `%XX` is decoded when the result is a name [`escape_reserved`] escapes (reserved,
+/// or starting with `%`); any other name, a foreign `%41b` say, is kept as it is.
+pub fn unescape_reserved(name: &str) -> std::borrow::Cow<'_, str> {
+    let decoded = name
+        .strip_prefix('%')
+        .and_then(|rest| rest.get(..2))
+        .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+        .filter(|b| b.is_ascii())
+        .map(|b| format!("{}{}", b as char, &name[3..]));
+    match decoded {
+        Some(d) if reserved(&d) || d.starts_with('%') => d.into(),
+        _ => name.into(),
+    }
 }
 
 /// A string as a header value; `true` if it had to be percent-encoded.
@@ -472,6 +513,32 @@ mod tests {
         let back = from_string_headers(b"", [(TYPES, ""), ("a%01b", "v")], None, 0);
         assert_eq!(back.get_property("a%01b"), Some(&Value::Str("v".into())));
         assert!(to_string_headers(&back).is_ok());
+    }
+
+    #[test]
+    fn free_text_names_escape_reserved_names_exactly() {
+        for key in [
+            "Mqlite-Group",
+            "mqlite-timestamp",
+            "Mqlite-Correlation-Id",
+            "Nats-Msg-Id",
+            "%",
+            "%4Dqlite-x",
+            "%25",
+            "plain",
+            "a%41",
+        ] {
+            let sent = escape_reserved(key);
+            assert!(!reserved(&sent), "{key} travels as {sent}");
+            assert_eq!(unescape_reserved(&sent), key, "{key} via {sent}");
+        }
+        assert_eq!(escape_reserved("Mqlite-Group"), "%4Dqlite-Group");
+        assert_eq!(escape_reserved("plain"), "plain");
+        // A foreign name that merely looks escaped is kept.
+        assert_eq!(unescape_reserved("%41bc"), "%41bc");
+        assert_eq!(unescape_reserved("%ZZ"), "%ZZ");
+        // The NATS encoding escapes the same first byte.
+        assert!(encode_name("Mqlite-Group").starts_with("%4D"));
     }
 
     #[test]

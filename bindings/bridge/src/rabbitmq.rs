@@ -97,7 +97,9 @@ fn to_amqp(msg: &Message, id: &str, now_ms: u64) -> Result<BasicProperties, Fail
             Value::Bool(b) => AMQPValue::Boolean(*b),
             Value::Bytes(b) => AMQPValue::ByteArray(b.as_slice().into()),
         };
-        headers.insert(short(key, &format!("property name {key:?}"))?, v);
+        // A reserved name travels escaped, or it would collide with the fields below.
+        let name = mapping::escape_reserved(key);
+        headers.insert(short(&name, &format!("property name {key:?}"))?, v);
     }
     if let Some(ttl) = mapping::remaining_ttl_ms(msg, now_ms) {
         props = props.with_expiration(short(&ttl.to_string(), "expiration")?);
@@ -221,10 +223,10 @@ fn from_amqp(d: &Delivery) -> Message {
                 (TIMESTAMP, Value::Int(t)) => timestamp = Some(t as u64),
                 (TOPIC, Value::Str(t)) => msg.set_property(TOPIC_PROPERTY, t),
                 (k, value) => {
-                    let name = mapping::property_name(k);
+                    let name = mapping::property_name(&mapping::unescape_reserved(k)).into_owned();
                     // Two names mapped to one (`""` and `"%"`): the first stays.
                     if name == k || msg.get_property(&name).is_none() {
-                        msg.set_property(name.into_owned(), value)
+                        msg.set_property(name, value)
                     }
                 }
             }
@@ -293,15 +295,36 @@ fn not_found(e: &lapin::Error) -> bool {
         if matches!(p.kind(), AMQPErrorKind::Soft(AMQPSoftError::NOTFOUND)))
 }
 
-/// Sorts a failed publish or confirm on `ch`: a missing exchange (404, the broker then closes
-/// the channel) is the route's target, not the message, at fault; another channel error the
-/// broker raised for this message (a refused access) is a refusal; a channel the broker closed
-/// (for an earlier publish) while the connection stays up is the target again; anything else
-/// means the connection is gone.
+/// Whether a channel error the broker raised over a publish is the route's fault rather than
+/// the message's (AMQP 0-9-1 reply codes): 404 NOT_FOUND (the exchange is missing), 403
+/// ACCESS_REFUSED (the user may not write to it) and 405 RESOURCE_LOCKED (another connection
+/// holds it exclusively) hold for every message of the route until an operator acts — a
+/// misconfiguration, logged at ERROR and retried with backoff (review r8 #2: a 403 nacked, and
+/// so dead-lettered, the whole backlog). The others a publish can raise — 311
+/// CONTENT_TOO_LARGE, 312 NO_ROUTE, 313 NO_CONSUMERS, 406 PRECONDITION_FAILED (a message over
+/// the broker's max_message_size) — concern the message itself.
+fn route_at_fault(kind: &lapin::protocol::AMQPErrorKind) -> bool {
+    use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
+    matches!(
+        kind,
+        AMQPErrorKind::Soft(
+            AMQPSoftError::NOTFOUND | AMQPSoftError::ACCESSREFUSED | AMQPSoftError::RESOURCELOCKED
+        )
+    )
+}
+
+/// Sorts a failed publish or confirm on `ch`: a channel error that is the route's fault (see
+/// [`route_at_fault`]; the broker then closes the channel) is the target, not the message, at
+/// fault; another channel error the broker raised for this message is a refusal; a channel the
+/// broker closed (for an earlier publish) while the connection stays up is the target again;
+/// anything else means the connection is gone.
 fn classify(exchange: &str, conn: &ConnectionStatus, ch: &Channel, e: lapin::Error) -> Failure {
-    if not_found(&e) {
+    let at_fault =
+        matches!(e.kind(), lapin::ErrorKind::ProtocolError(p) if route_at_fault(p.kind()));
+    if at_fault {
+        let missing = if not_found(&e) { " not found" } else { "" };
         Failure::Target(format!(
-            "rabbitmq: exchange {exchange:?} not found: {}",
+            "rabbitmq: exchange {exchange:?}{missing}: {}",
             reply(&e)
         ))
     } else if e.is_amqp_soft_error() {
@@ -316,11 +339,31 @@ fn classify(exchange: &str, conn: &ConnectionStatus, ch: &Channel, e: lapin::Err
 impl RabbitSink {
     /// Checks that the exchange exists (a passive declare, which creates nothing), so that a
     /// missing one is reported at connect, with the broker's reply, rather than by a publish
-    /// that closes the channel. The default exchange (`""`) always exists.
+    /// that closes the channel. The default exchange (`""`) always exists, but routes by queue
+    /// name: there the routing key's queue is checked the same way (review r8 #8: a missing
+    /// target queue made every publish unroutable, and the backlog was dead-lettered).
     async fn check_exchange(&self, ch: &Channel) -> Result<(), Failure> {
         let name = self.target.exchange.as_str();
         if name.is_empty() {
-            return Ok(());
+            let queue = self.target.routing_key.as_str();
+            let passive = QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            };
+            return match ch
+                .queue_declare(short(queue, "routing key")?, passive, FieldTable::default())
+                .await
+            {
+                Ok(_) => Ok(()),
+                Err(e) if refused(&e) => Err(Failure::Target(format!(
+                    "rabbitmq: queue {queue:?} (the routing key of the default exchange){}: {}",
+                    if not_found(&e) { " not found" } else { "" },
+                    reply(&e)
+                ))),
+                Err(e) => Err(Failure::Transient(format!(
+                    "rabbitmq: checking queue {queue:?}: {e}"
+                ))),
+            };
         }
         let passive = ExchangeDeclareOptions {
             passive: true,
@@ -389,12 +432,23 @@ impl Sink for RabbitSink {
             .await
             .map_err(|e| classify(&self.target.exchange, conn.status(), ch, e))?;
         let exchange = self.target.exchange.clone();
+        let routing_key = self.target.routing_key.clone();
         let (conn, ch) = (conn.status().clone(), ch.clone());
         Ok(Box::pin(async move {
             // The route bounds the wait by `ack_timeout`.
             match confirm.await {
                 Err(e) => Err(classify(&exchange, &conn, &ch, e)),
                 Ok(Confirmation::Ack(None)) => Ok(Confirmed { duplicate: false }),
+                // The default exchange routes by queue name: unroutable there means the target
+                // queue is gone (deleted while the route runs), the route's fault, not the
+                // message's — given back, and connect reports the missing queue (r8 #8).
+                Ok(Confirmation::Ack(Some(r))) if exchange.is_empty() && r.reply_code == 312 => {
+                    Err(Failure::Target(format!(
+                        "rabbitmq: queue {routing_key:?} (the routing key of the default \
+                         exchange) took no message: {} {}",
+                        r.reply_code, r.reply_text
+                    )))
+                }
                 Ok(Confirmation::Ack(Some(r))) | Ok(Confirmation::Nack(Some(r))) => {
                     Err(Failure::Refused(format!(
                         "rabbitmq: returned as unroutable: {} {}",
@@ -651,6 +705,45 @@ mod tests {
                 r#"{"d":"1.5","k":[1,2],"n":null,"x":"AP8="}"#.into()
             ))
         );
+    }
+
+    /// Review r8 #2: a refused access (403) nacked every message; it is the route's fault,
+    /// as a missing exchange, and so is a resource another connection locks.
+    #[test]
+    fn permission_and_missing_targets_are_the_routes_fault_not_the_messages() {
+        use lapin::protocol::{AMQPErrorKind, AMQPSoftError as S};
+        for k in [S::NOTFOUND, S::ACCESSREFUSED, S::RESOURCELOCKED] {
+            assert!(route_at_fault(&AMQPErrorKind::Soft(k.clone())), "{k:?}");
+        }
+        for k in [
+            S::CONTENTTOOLARGE,
+            S::NOROUTE,
+            S::NOCONSUMERS,
+            S::PRECONDITIONFAILED,
+        ] {
+            assert!(!route_at_fault(&AMQPErrorKind::Soft(k.clone())), "{k:?}");
+        }
+    }
+
+    /// Review r8 #3: user properties named like the bridge's own headers were lost (and
+    /// `Mqlite-Correlation-Id` replaced the correlation id); they travel escaped.
+    #[test]
+    fn reserved_property_names_travel_escaped_and_do_not_touch_the_fields() {
+        let m = Message::new("b")
+            .property("Mqlite-Group", "usergroup")
+            .property("Mqlite-Timestamp", "userts")
+            .property("Mqlite-Correlation-Id", "usercid")
+            .property("%odd", 1i64)
+            .correlation_id("C1")
+            .group("G1");
+        let p = to_amqp(&m, "o:ID:1", 0).unwrap();
+        let h = p.headers().as_ref().unwrap().inner();
+        assert_eq!(
+            h.get("%4Dqlite-Correlation-Id"),
+            Some(&AMQPValue::LongString("usercid".into()))
+        );
+        assert_eq!(h.get(GROUP), Some(&AMQPValue::LongString("G1".into())));
+        assert_eq!(p.correlation_id().as_ref().map(|c| c.as_str()), Some("C1"));
     }
 
     #[test]

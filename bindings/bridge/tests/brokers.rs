@@ -385,6 +385,153 @@ async fn rabbitmq_a_message_that_closes_the_connection_is_dead_lettered_not_publ
     assert!(!bodies.contains(&&b"huge"[..]), "{bodies:?}");
 }
 
+/// Review r8 #1: a closing message behind a full window of good ones. Their confirms had not
+/// come when the broker closed the connection, so the oldest unconfirmed one was taken as the
+/// suspect, confirmed, and the whole window published again at every loss: about k²/2 copies
+/// (1651 messages for 100 ids) and a stalled route. Now what was unconfirmed at the loss is
+/// published again one at a time until each is settled: every good message arrives at most a
+/// few times, the closing one is dead-lettered with the reason, and the rest goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_a_closing_message_behind_a_full_window_does_not_multiply_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    let (_conn, ch) = amqp().await;
+    let queue = unique("window-closer");
+    declare_queue(&ch, &queue).await;
+    let q = no_retries(&store, "wcloser");
+    q.send_batch((1..=100).map(|i| Message::new(format!("m{i}"))))
+        .unwrap();
+    q.send(Message::new("big").property("h", "h".repeat(200_000)))
+        .unwrap();
+    q.send_batch((101..=200).map(|i| Message::new(format!("m{i}"))))
+        .unwrap();
+    let mut config = base_config();
+    // The default window (256): the big one and all 200 good ones in flight at once.
+    config.outbound = vec![OutboundRoute::rabbitmq("o", "wcloser", "", &queue)];
+    let bridge = Bridge::start(store.clone(), config).await.unwrap();
+    let dlq = store.queue("DLQ").unwrap();
+    until(
+        120,
+        "the closing message dead-lettered, the 200 others forwarded",
+        || async { dlq.stats().unwrap().messages == 1 && bridge.stats()[0].forwarded >= 200 },
+    )
+    .await;
+    let stats = bridge.shutdown().await;
+    assert_eq!(stats[0].failed, 1, "{:?}", stats[0]);
+    let d = dlq.receive(Some(Duration::ZERO)).unwrap().unwrap();
+    assert_eq!(d.body(), b"big");
+    let text = &d.dead_letter_info().unwrap().last_failure;
+    assert!(
+        text.contains("3 times in a row") && text.contains("rabbitmq"),
+        "{text}"
+    );
+    d.ack().unwrap();
+    assert_eq!(q.stats().unwrap().messages, 0);
+    let passive = lapin::options::QueueDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    let held = ch
+        .queue_declare(queue.as_str().into(), passive, FieldTable::default())
+        .await
+        .unwrap()
+        .message_count() as usize;
+    let got = drain_amqp(&ch, &queue, held).await;
+    assert_eq!(got.len(), held);
+    let mut copies = std::collections::HashMap::new();
+    for m in &got {
+        *copies
+            .entry(String::from_utf8(m.delivery.data.clone()).unwrap())
+            .or_insert(0) += 1;
+    }
+    assert!(!copies.contains_key("big"));
+    for i in 1..=200 {
+        let n = copies.get(&format!("m{i}")).copied().unwrap_or(0);
+        assert!(
+            (1..=3).contains(&n),
+            "m{i} arrived {n} times ({held} in all)"
+        );
+    }
+}
+
+/// Review r8 #3: properties named like the bridge's own headers (`Mqlite-Group`,
+/// `Mqlite-Timestamp`, `Mqlite-Correlation-Id`) were lost through RabbitMQ, and the last one
+/// replaced the correlation id. Out and back, they keep their names and values.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_reserved_property_names_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    let (_conn, ch) = amqp().await;
+    let queue = unique("reserved");
+    declare_queue(&ch, &queue).await;
+    let sent = Message::new("body1")
+        .property("Mqlite-Group", "usergroupprop")
+        .property("Mqlite-Timestamp", "userts")
+        .property("Mqlite-Correlation-Id", "usercid")
+        .property("%4Dqlite-Group", 7i64)
+        .group("G1")
+        .correlation_id("C1");
+    store
+        .queue("out-reserved")
+        .unwrap()
+        .send(sent.clone())
+        .unwrap();
+    let mut config = base_config();
+    config.outbound = vec![OutboundRoute::rabbitmq("o", "out-reserved", "", &queue)];
+    config.inbound = vec![InboundRoute::rabbitmq("i", &queue, "back-reserved")];
+    let bridge = Bridge::start(store.clone(), config).await.unwrap();
+    until(30, "out and back", || async {
+        route(&bridge.stats(), "i").forwarded == 1
+    })
+    .await;
+    bridge.shutdown().await;
+    let d = store
+        .queue("back-reserved")
+        .unwrap()
+        .receive(Some(Duration::ZERO))
+        .unwrap()
+        .unwrap();
+    assert_eq!(d.get_correlation_id(), Some("C1"));
+    assert_eq!(d.get_group(), Some("G1"));
+    for (k, v) in sent.properties() {
+        assert_eq!(d.get_property(k), Some(v), "property {k}");
+    }
+    d.ack().unwrap();
+}
+
+/// Review r8 #8: through the default exchange (`exchange = ""`) the routing key names the
+/// target queue; a missing one made every publish unroutable and dead-lettered the backlog.
+/// It is a missing target, like a missing exchange: reported at connect with an error, every
+/// attempt, while the messages wait; once the queue exists they are forwarded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_a_missing_target_queue_of_the_default_exchange_makes_messages_wait_not_die() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    let (_conn, ch) = amqp().await;
+    let queue = unique("later");
+    let q = no_retries(&store, "to-later");
+    q.send("m0").unwrap();
+    let mut config = base_config();
+    config.outbound = vec![OutboundRoute::rabbitmq("o", "to-later", "", &queue)];
+    let bridge = Bridge::start(store.clone(), config).await.unwrap();
+    until(20, "the missing queue reported", || async {
+        let e = bridge.stats()[0].last_error.clone().unwrap_or_default();
+        e.contains("not found") && e.contains(&queue)
+    })
+    .await;
+    assert_eq!(bridge.stats()[0].failed, 0);
+    assert_eq!(store.queue("DLQ").unwrap().stats().unwrap().messages, 0);
+    declare_queue(&ch, &queue).await;
+    until(30, "forwarded once the queue exists", || async {
+        bridge.stats()[0].forwarded == 1
+    })
+    .await;
+    let stats = bridge.shutdown().await;
+    assert_eq!(stats[0].failed, 0);
+    let got = drain_amqp(&ch, &queue, 1).await;
+    assert_eq!(got[0].delivery.data, b"m0");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rabbitmq_back_pressure_makes_messages_wait_not_die() {
     // Review r3 #13: a queue at its x-max-length with reject-publish nacks publishes; each

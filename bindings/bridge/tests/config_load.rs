@@ -399,3 +399,91 @@ async fn a_stats_file_that_cannot_be_written_at_stop_does_not_fail_the_stop() {
         "the store beside the file"
     );
 }
+
+/// Review r8 #4: two bridges started with one configuration both ran silently, split the
+/// queue between them (order lost) and overwrote one stats file. The second is refused with
+/// exit status 4 (locked), naming the first's pid; so is another configuration writing the
+/// same stats file. No broker needed: a route whose broker is down does not stop a start.
+#[test]
+fn a_second_bridge_on_the_same_route_or_stats_file_is_refused_naming_the_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = ROUTE
+        .replace("/nonexistent/store", "store")
+        .replace("4222", "1");
+    let text = format!("create = true\nstats_file = \"stats.json\"\n{text}");
+    let first = dir.path().join("a.toml");
+    std::fs::write(&first, &text).unwrap();
+    let second = dir.path().join("b.toml");
+    std::fs::write(&second, text.replace("queue = \"q\"", "queue = \"q2\"")).unwrap();
+    let bridge = |path: &std::path::Path| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_mqlite-bridge"));
+        c.arg("--config").arg(path);
+        c
+    };
+    let mut running = bridge(&first)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = running.id().to_string();
+    // Its locks are taken once the store is open; the lock file then holds its pid.
+    let lock = dir.path().join("store").join("bridge-out-q.lock");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::fs::read_to_string(&lock).unwrap_or_default().trim() != pid {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no lock file {lock:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = bridge(&first).output().unwrap();
+    let again = bridge(&second).output().unwrap();
+    running.kill().unwrap();
+    running.wait().unwrap();
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("queue \"q\"") && err.contains(&format!("pid {pid}")),
+        "{err}"
+    );
+    assert_eq!(again.status.code(), Some(4), "{again:?}");
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        err.contains("stats file") && err.contains(&format!("pid {pid}")),
+        "{err}"
+    );
+}
+
+/// Review r8 #7: a queue option the store refuses was reported without file or table, after
+/// the store had been created; `dedup_window_count = 0` was accepted at load. Both are refused
+/// at load naming the file and the table, and nothing is created.
+#[test]
+fn a_bad_queue_option_is_refused_at_load_naming_file_and_table_and_nothing_is_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bridge.toml");
+    let text = ROUTE.replace("/nonexistent/store", "st");
+    for (option, word) in [
+        ("max_redeliveries = -5", "max_redeliveries"),
+        ("dedup_window_count = 0", "dedup_window_count"),
+    ] {
+        std::fs::write(
+            &path,
+            format!("create = true\n{text}[queues.q]\n{option}\n"),
+        )
+        .unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_mqlite-bridge"))
+            .arg("--config")
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(
+            err.contains(&path.display().to_string())
+                && err.contains("[queues.q]")
+                && err.contains(word),
+            "{err}"
+        );
+        assert!(!dir.path().join("st").exists(), "the store was created");
+    }
+}
