@@ -2054,7 +2054,8 @@ void mqlite_topic_free(mqlite_topic *topic);
  * is durable. Writes its id (the same in every subscription) to `*id_out` (may be NULL). When
  * nothing matches, nothing is stored and the topic's `unrouted` counter counts it.
  * `MQLITE_INVALID_ARGUMENT` for a message with a dedup key or repeats; `MQLITE_QUEUE_FULL`
- * naming a subscription at its limit (nothing is stored).
+ * naming a subscription at its limit whose overflow policy is reject, or whose block wait
+ * timed out (nothing is stored); a drop-oldest subscription makes room as a queue does.
  */
 mqlite_status mqlite_topic_publish(const mqlite_topic *topic,
                                    const mqlite_message *message,

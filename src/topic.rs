@@ -79,7 +79,10 @@ impl Topic {
     /// matches, nothing is stored and [`TopicStats::unrouted`] counts it.
     ///
     /// Errors: `InvalidArgument` for a message with a dedup key or repeats (queue features) or
-    /// over the body limit; `QueueFull` naming a subscription at its limit (nothing is stored);
+    /// over the body limit; `QueueFull` naming a subscription at its limit whose overflow
+    /// policy is `reject` (nothing is stored), or whose `block` wait timed out. A subscription
+    /// with `drop_oldest` dead-letters its oldest messages to make room, as a queue does;
+    /// a `reject` subscription is looked at first, so a refused publish dropped nothing;
     /// `Closed`, `Poisoned`, `NoSpace` as for a send.
     pub fn publish(&self, msg: impl Into<Message>) -> Result<MessageId> {
         self.engine.send(Dest::Topic(&self.name), msg.into())

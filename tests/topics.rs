@@ -935,3 +935,89 @@ fn a_replay_to_a_missing_subscription_is_refused_before_anything_moves() {
     assert_eq!(plain.stats().unwrap().messages, 1);
     assert_eq!(dlq.stats().unwrap().messages, 1);
 }
+
+fn limited(name: &str, max: u64, overflow: OverflowPolicy) -> SubscriptionOptions {
+    SubscriptionOptions {
+        queue: QueueOptions {
+            max_messages: Some(max),
+            overflow: Some(overflow),
+            ..Default::default()
+        },
+        ..durable(name)
+    }
+}
+
+/// A publish follows each reached subscription's overflow policy, as a send to a queue does:
+/// `drop_oldest` dead-letters that subscription's oldest, `reject` refuses the whole publish
+/// before anything was dropped for it, a full subscription the selector does not reach does
+/// not count, and `block` waits for room.
+#[test]
+fn a_publish_follows_each_subscriptions_overflow_policy() {
+    let _s = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_tmp(dir.path());
+    let keep = store
+        .subscribe("ev.>", limited("keep", 2, OverflowPolicy::DropOldest))
+        .unwrap();
+    let strict = store
+        .subscribe("ev.>", limited("strict", 3, OverflowPolicy::Reject))
+        .unwrap();
+    let big = SubscriptionOptions {
+        selector: Some("n > 100".into()),
+        ..limited("big", 1, OverflowPolicy::Reject)
+    };
+    let big = store.subscribe("ev.>", big).unwrap();
+    let t = store.topic("ev.a").unwrap();
+    t.publish(Message::new("0").property("n", 500i64)).unwrap();
+    for i in 1..=2 {
+        // "big" is full, but its selector does not reach these.
+        t.publish(Message::new(i.to_string()).property("n", 1i64))
+            .unwrap();
+    }
+    assert_eq!(keep.stats().unwrap().dead_lettered, 1, "0 made room for 2");
+    let e = t
+        .publish(Message::new("3").property("n", 1i64))
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::QueueFull);
+    assert!(e.to_string().contains("\"strict\""), "{e}");
+    assert_eq!(
+        keep.stats().unwrap().dead_lettered,
+        1,
+        "nothing dropped for a publish a rejecting subscription refused"
+    );
+    drop((keep, strict, big));
+    drop(store);
+
+    let store = open_tmp(dir.path());
+    let keep = store.subscribe("ev.>", limited("keep", 2, OverflowPolicy::DropOldest));
+    let keep = keep.unwrap();
+    let strict = store.subscribe("ev.>", limited("strict", 3, OverflowPolicy::Reject));
+    assert_eq!(
+        bodies(&keep),
+        ["1", "2"],
+        "the oldest went, across a reopen"
+    );
+    assert_eq!(bodies(&strict.unwrap()), ["0", "1", "2"]);
+
+    // `block`: the publisher waits until a consumer makes room (here another thread).
+    let wait = OverflowPolicy::Block {
+        timeout: Duration::from_secs(600),
+    };
+    let slow = store.subscribe("ev.>", limited("slow", 1, wait)).unwrap();
+    let t = store.topic("ev.a").unwrap();
+    t.publish(Message::new("a").property("n", 1i64)).unwrap();
+    std::thread::scope(|s| {
+        let publisher = s.spawn(|| t.publish(Message::new("b").property("n", 1i64)));
+        let first = slow
+            .receive(Some(Duration::from_secs(600)))
+            .unwrap()
+            .unwrap();
+        assert_eq!(first.message().body(), b"a");
+        first.ack().unwrap();
+        publisher
+            .join()
+            .unwrap()
+            .expect("published once there was room");
+    });
+    assert_eq!(bodies(&slow), ["b"]);
+}

@@ -265,11 +265,32 @@ impl super::queue::QueueState {
 }
 
 impl Engine {
-    /// Waits (per the queue's overflow policy) until queue `q` has room for `msg`.
-    fn wait_room<'a>(&'a self, g: Guard<'a>, to: Dest<'_>, msg: &Message) -> Result<Guard<'a>> {
-        // A publish checks each subscription's room itself (and refuses rather than waits).
-        let Dest::Queue(q) = to else { return Ok(g) };
-        self.wait_room_for(g, q.0, 1, payload_of(msg))
+    /// Stores `msg` in `to` once there is room by the overflow policy of the queue or, for a
+    /// publish, of each subscription the message reaches (known only once its selectors are
+    /// evaluated, so the publish is tried and tried again after the policy made room). Returns
+    /// with the lock held, the message appended but not yet durable.
+    fn store_with_room<'a>(
+        &'a self,
+        mut g: Guard<'a>,
+        to: Dest<'_>,
+        msg: &Message,
+        now: u64,
+    ) -> Result<(Guard<'a>, Appended)> {
+        if let Dest::Queue(q) = to {
+            g = self.wait_room_for(g, q.0, 1, payload_of(msg))?;
+        }
+        loop {
+            g.topics.full = None;
+            match g.send_to(to, msg, now) {
+                Ok(a) => return Ok((g, a)),
+                Err(e) => match g.topics.full.take() {
+                    Some(qid) if e.kind() == ErrorKind::QueueFull => {
+                        g = self.wait_room_for(g, qid, 1, payload_of(msg))?;
+                    }
+                    _ => return Err(e),
+                },
+            }
+        }
     }
 
     /// Waits (per queue `qid`'s overflow policy) until it has room for `count` more messages
@@ -356,10 +377,9 @@ impl Engine {
     /// [`Engine::send`], also saying how many queues hold the message (see [`Appended`]).
     fn send_reached(&self, to: Dest<'_>, msg: &Message) -> Result<(MessageId, u32)> {
         let shared = &self.shared;
-        let mut g = shared.lock();
+        let g = shared.lock();
         g.check()?;
-        g = self.wait_room(g, to, msg)?;
-        let a = g.send_to(to, msg, shared.now())?;
+        let (g, a) = self.store_with_room(g, to, msg, shared.now())?;
         let (id, reached) = (a.id, a.reached);
         if a.in_memory {
             shared.avail.notify_all();
@@ -393,10 +413,10 @@ impl Engine {
         let mut failure = None;
         let (mut journaled, mut in_memory) = (false, false);
         for (i, m) in msgs.enumerate() {
-            let r = match self.wait_room(g, to, &m) {
-                Ok(g2) => {
+            let r = match self.store_with_room(g, to, &m, now) {
+                Ok((g2, a)) => {
                     g = g2;
-                    g.send_to(to, &m, now)
+                    Ok(a)
                 }
                 Err(e) => {
                     g = shared.lock();
@@ -454,8 +474,7 @@ impl Engine {
         let mut g = shared.lock();
         g.check()?;
         g = self.wait_window(g, len)?;
-        g = self.wait_room(g, to, &msg)?;
-        let a = g.send_to(to, &msg, shared.now())?;
+        let (mut g, a) = self.store_with_room(g, to, &msg, shared.now())?;
         let id = a.id;
         if !a.journaled {
             drop(g);

@@ -23,7 +23,9 @@ use super::record::{
 use super::{Engine, QueueId, State};
 use crate::error::{Error, ErrorKind, Result};
 use crate::message::{Message, MessageId};
-use crate::options::{check_name_as, Durability, QueueOptions, Resolved, StoreOptions};
+use crate::options::{
+    check_name_as, Durability, OverflowPolicy, QueueOptions, Resolved, StoreOptions,
+};
 use crate::selector::{
     check_topic_name, check_topic_pattern, Selector, SelectorInput, TopicMatcher,
 };
@@ -71,9 +73,13 @@ pub struct SubscriptionOptions {
     pub selector: Option<String>,
     /// The subscription queue's options (prefetch is the consumer's; redelivery policy,
     /// dead-letter strategy, limits, ack timeout). A non-durable subscription is always
-    /// memory-only. Limits refuse a publish that would exceed them (`QueueFull`, nothing stored)
-    /// whatever the overflow policy: one slow subscriber must not make a publisher wait or lose
-    /// other subscribers' messages silently.
+    /// memory-only. A publish that would exceed a subscription's limits follows that
+    /// subscription's overflow policy, as a send to a queue does: `reject` (the default) refuses
+    /// the whole publish (`QueueFull`, nothing stored in any subscription), so one slow
+    /// subscriber neither makes a publisher wait nor loses other subscribers' messages;
+    /// `drop_oldest` dead-letters the subscription's oldest messages to make room (ActiveMQ's
+    /// message eviction for slow topic consumers); `block` makes the publisher wait up to its
+    /// timeout (ActiveMQ's producer flow control).
     pub queue: QueueOptions,
 }
 
@@ -176,6 +182,9 @@ pub(crate) struct Topics {
     scratch: Vec<u32>,
     durable_scratch: Vec<u32>,
     next_anon: u64,
+    /// The subscription whose lack of room refused the last publish, when its overflow policy
+    /// can make room (`drop_oldest`, `block`): the engine applies the policy and publishes again.
+    pub(super) full: Option<u32>,
 }
 
 /// A message being published, as its subscriptions' selectors see it: with the id and send time
@@ -569,14 +578,28 @@ impl State {
         durable: &mut Vec<u32>,
         now: u64,
     ) -> Result<Appended> {
-        for &qid in matched {
-            if !self.has_room(qid, super::send::payload_of(msg)) {
-                let name = self.topics.names.get(&qid).cloned().unwrap_or_default();
-                return Err(Error::new(
-                    ErrorKind::QueueFull,
-                    format!("subscription {name:?} is full; the message was not published"),
-                ));
-            }
+        // A full subscription that refuses (`reject`) is looked for first, then one that waits
+        // (`block`), and one that drops (`drop_oldest`) last: a publish that fails has dropped
+        // nothing for it, unless a wait timed out after another drop made room.
+        let payload = super::send::payload_of(msg);
+        let rank = |p: OverflowPolicy| match p {
+            OverflowPolicy::Reject => 0,
+            OverflowPolicy::Block { .. } => 1,
+            OverflowPolicy::DropOldest => 2,
+        };
+        let full = matched
+            .iter()
+            .copied()
+            .filter(|&qid| !self.has_room(qid, payload))
+            .min_by_key(|&qid| rank(self.queues[qid as usize].opts.overflow));
+        if let Some(qid) = full {
+            let name = self.topics.names.get(&qid).cloned().unwrap_or_default();
+            let policy = self.queues[qid as usize].opts.overflow;
+            self.topics.full = (policy != OverflowPolicy::Reject).then_some(qid);
+            return Err(Error::new(
+                ErrorKind::QueueFull,
+                format!("subscription {name:?} is full; the message was not published"),
+            ));
         }
         let mut in_memory = false;
         let mut sync = false;

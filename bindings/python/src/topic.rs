@@ -55,7 +55,9 @@ impl Topic {
     /// and ``stats()["unrouted"]`` counts it. ``ttl``/``delay`` are seconds or timedelta
     /// (a ``ttl`` of 0: never expires, as JMS).
     /// Raises InvalidArgument for a dedup key or repeats (queue features), QueueFull naming a
-    /// subscription at its limit (then nothing is stored).
+    /// subscription at its limit whose ``overflow`` is ``"reject"`` or whose ``"block"`` wait
+    /// timed out (then nothing is stored); a ``"drop_oldest"`` subscription makes room as a
+    /// queue does.
     #[pyo3(signature = (body, *, properties = None, priority = None, ttl = None, delay = None, deliver_at = None,
         group = None, correlation_id = None))]
     #[allow(clippy::too_many_arguments)]
