@@ -170,8 +170,8 @@ fn all_segments_lost(
 }
 
 /// A store whose every segment is gone: `Corrupt` naming them, or (repair) a new, empty journal
-/// numbered after the lost segments, each lost one reported in `missing` (`frames_lost` 0: a
-/// missing file's frame count is not recorded). The store keeps its identity.
+/// numbered after the lost segments, each lost one reported in `missing` (`frames_lost`
+/// `None`: a missing file's frame count is not recorded anywhere). The store keeps its identity.
 fn recover_lost(
     dir: &Path,
     options: &StoreOptions,
@@ -209,7 +209,7 @@ fn recover_lost(
             report.missing.extend((a..=b).map(|n| Missing {
                 file: segment_name(n),
                 what: what.clone(),
-                frames_lost: 0,
+                frames_lost: None,
             }));
             b
         }
@@ -217,7 +217,7 @@ fn recover_lost(
             report.missing.push(Missing {
                 file: first,
                 what,
-                frames_lost: 0,
+                frames_lost: None,
             });
             0
         }
