@@ -121,6 +121,7 @@ fn a_deleted_last_segment_is_named_and_repaired() {
     // segment numbers its frames: the count is unknown, and said to be.
     assert_eq!(r.missing.len(), 1, "{r:?}");
     assert_eq!(r.missing[0].frames_lost, None, "{r:?}");
+    assert!(r.missing[0].what.contains("unknown"), "{r:?}");
     // The store goes on: a new message survives a reopen.
     let s = env.open();
     s.queue("q").unwrap().send("after").unwrap();
@@ -165,6 +166,10 @@ fn each_missing_segment_is_reported_once_with_the_frames_it_held() {
     );
     assert!(r.missing[2].what.contains(&name(&segs[3])), "{r:?}");
     assert!(r.missing[1].what.contains(&name(&segs[4])), "{r:?}");
+    assert!(
+        r.missing.iter().all(|m| !m.what.contains("unknown")),
+        "every count is known here: {r:?}"
+    );
 }
 
 /// Review r5 #9: a stray copy of segment 1 saved as segment 0 was stitched in (its header

@@ -78,6 +78,15 @@ pub(crate) fn truncated_msg(s: u64, next: &str, first: u64) -> String {
     )
 }
 
+/// Appended to the `what` of a missing file whose frame count cannot be known (review r5 #9:
+/// a bare `frames_lost: 0` read as "nothing lost").
+pub(crate) const UNKNOWN_COUNT: &str =
+    "; how many frames it held is unknown (no frame number bounds it on both sides)";
+
+/// In the `what` of each but the last of adjacent missing files: their frames are counted on
+/// the last one.
+const COUNTED_WITH: &str = "its frames are counted with those of the missing files up to";
+
 /// The suffix of a segment file a repair is renaming back to the name its header gives.
 const MOVING: &str = ".moving";
 
@@ -362,6 +371,16 @@ impl Recovery<'_, '_> {
         Ok(f)
     }
 
+    /// After a repair: says so in each missing file's entry whose frame count stayed unknown
+    /// (`frames_lost` `None`), unless it is counted with the files after it.
+    pub(super) fn name_unknown_counts(&mut self) {
+        for m in &mut self.report.missing {
+            if m.frames_lost.is_none() && !m.what.contains(COUNTED_WITH) {
+                m.what.push_str(UNKNOWN_COUNT);
+            }
+        }
+    }
+
     /// After replay: the journal starts no later than its TRIM marks and headers say, and does
     /// not end with a SEAL naming a segment that is not there.
     pub(super) fn check_ends(&mut self) -> Result<()> {
@@ -437,11 +456,7 @@ impl Recovery<'_, '_> {
                         format!("{} ({frames})", m.what)
                     };
                 } else if (run..prev).contains(&k) && m.frames_lost.is_none() {
-                    m.what = format!(
-                        "{} (its frames are counted with those of the missing files up to \
-                         {last}, in {last}'s entry)",
-                        m.what
-                    );
+                    m.what = format!("{} ({COUNTED_WITH} {last}, in {last}'s entry)", m.what);
                 }
             }
         } else {

@@ -178,6 +178,7 @@ pub(super) fn recover(j: &mut Journal, repair: bool, apply: Apply<'_>) -> Result
     r.check_files()?;
     r.run()?;
     r.check_ends()?;
+    r.name_unknown_counts();
     if let Some(e) = r.expected {
         r.j.next_seq = e;
         r.j.synced_seq = e - 1;

@@ -198,6 +198,8 @@ fn recover_lost(
             &format!("{what}; open with repair to accept the loss and start it empty"),
         ));
     }
+    // Reported as unknown, in words too (review r5 #9).
+    let what = format!("{what}{}", crate::journal::missing::UNKNOWN_COUNT);
     let mut report = RecoveryReport {
         checkpoint_ignored: lost
             .checkpoint
