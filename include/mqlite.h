@@ -831,6 +831,25 @@ typedef void (*mqlite_send_callback)(void *user_data,
                                      const mqlite_error *error);
 
 /**
+ * What `mqlite_queue_purge_filtered` did.
+ */
+typedef struct {
+  /**
+   * Messages that passed the filter: waiting ones and those prefetched by a consumer (not
+   * handed out), with ids up to the bound; a dry run's count.
+   */
+  uint64_t matched;
+  /**
+   * Messages removed (0 on a dry run).
+   */
+  uint64_t purged;
+  /**
+   * The highest id that passed the filter; 0 when none did (ids start at 1).
+   */
+  uint64_t last;
+} mqlite_purge_report;
+
+/**
  * Counters and gauges of one queue.
  */
 typedef struct {
@@ -1568,6 +1587,21 @@ mqlite_status mqlite_store_options_set_open_flags(mqlite_store_options *options,
                                                   mqlite_error **err);
 
 /**
+ * Sets whether open only reads the store (default false; the Rust `StoreOptions::read_only`):
+ * for a store this process cannot or must not write — a read-only file system, a snapshot,
+ * another user's directory. Such an open takes no lock, joins no owner and writes nothing in
+ * the directory (recovery runs in memory); every call that would change the store (send,
+ * receive, settle, purge other than a dry run, replay, compact, subscribe, declaring a queue
+ * the store lacks) fails with `MQLITE_READ_ONLY`. The open fails with
+ * `MQLITE_INVALID_ARGUMENT` together with repair (a repair writes) or with
+ * `MQLITE_OPEN_AS_CLIENT` (a client reads through an owner, which may write). What it shows
+ * is the durable state as read at open; a live owner may since have changed it.
+ */
+mqlite_status mqlite_store_options_set_read_only(mqlite_store_options *options,
+                                                 bool read_only,
+                                                 mqlite_error **err);
+
+/**
  * A new redelivery policy with the defaults. Free with `mqlite_redelivery_policy_free`.
  * Returns NULL only if allocation failed.
  */
@@ -1825,12 +1859,27 @@ mqlite_status mqlite_queue_browse(const mqlite_queue *queue,
                                   mqlite_error **err);
 
 /**
- * Removes every waiting message (not those in flight); writes how many to `*count_out` (may
- * be NULL).
+ * Removes every waiting message (and those prefetched by a consumer, not handed out; not
+ * those in flight); writes how many to `*count_out` (may be NULL).
  */
 mqlite_status mqlite_queue_purge(const mqlite_queue *queue,
                                  uint64_t *count_out,
                                  mqlite_error **err);
+
+/**
+ * Removes the waiting messages (and those prefetched by a consumer, not handed out; never
+ * those in flight) with ids up to `through` (0: every one), or with `dry_run` only counts
+ * them, changing nothing. An operator's tool counts with a dry run, asks, then passes the
+ * dry run's `last` as `through`, so that messages sent while it asked are kept (the Rust
+ * `Queue::purge_filtered`). Writes what it did to `*report_out` (may be NULL).
+ * Errors: `MQLITE_CLOSED`, `MQLITE_POISONED`, `MQLITE_NO_SPACE` (nothing removed),
+ * `MQLITE_READ_ONLY` (a store opened read-only: only a dry run works).
+ */
+mqlite_status mqlite_queue_purge_filtered(const mqlite_queue *queue,
+                                          uint64_t through,
+                                          bool dry_run,
+                                          mqlite_purge_report *report_out,
+                                          mqlite_error **err);
 
 /**
  * The queue's statistics, written to `*stats_out`.

@@ -136,13 +136,16 @@ impl Queue {
         self.engine.browse(self.id, max, true)
     }
 
-    /// Removes every waiting message (not those in flight); returns how many.
+    /// Removes every waiting message (and those prefetched by a consumer, not yet handed out;
+    /// not those in flight); returns how many.
     pub fn purge(&self) -> Result<u64> {
         self.engine.purge(self.id)
     }
 
     /// Removes the waiting messages with ids up to `filter.through` (every one with `None`),
-    /// or with `filter.dry_run` only counts them; not those in flight. An operator's tool
+    /// or with `filter.dry_run` only counts them; prefetched ones (in a consumer's buffer, not
+    /// handed out) count and go as waiting ones do, those in flight not. The dry run and the
+    /// purge pick by one rule, so a dry run's count is what the purge removes. An operator's tool
     /// counts with a dry run, asks, then passes the dry run's `last` as `through`: messages
     /// sent while it asked are kept (review r6 #1: a purge confirmed for 5 removed 25).
     /// Returns the count matched, the count removed and the highest id matched.

@@ -673,3 +673,46 @@ fn a_prefetched_message_expires_on_time_without_its_consumer() {
     next.ack().unwrap();
     d.ack().unwrap();
 }
+
+/// A consumer holds messages in its prefetch buffer (not handed out): a purge's dry run left
+/// them out of its count while the purge removed them, so an operator confirming "purge 3"
+/// removed 10. One selection serves both: the dry run counts what the purge removes, through
+/// the dry run's `last` too; the one handed out stays.
+#[test]
+fn a_purge_dry_run_counts_the_prefetched_messages_the_purge_removes() {
+    let env = Env::new();
+    let s = env.open();
+    let q = s.queue("q").unwrap();
+    q.send_batch((0..10).map(|i| format!("m{i}"))).unwrap();
+    let c = q.consumer(ConsumerOptions {
+        prefetch: Some(6),
+        ..Default::default()
+    });
+    let held = c.receive(NOW).unwrap().unwrap();
+    let st = q.stats().unwrap();
+    assert_eq!((st.depth, st.prefetched, st.in_flight), (4, 5, 1), "{st:?}");
+    let dry = q
+        .purge_filtered(&PurgeFilter {
+            through: None,
+            dry_run: true,
+        })
+        .unwrap();
+    assert_eq!((dry.matched, dry.purged), (9, 0), "{dry:?}");
+    assert_eq!(dry.last, Some(MessageId(10)), "{dry:?}");
+    assert_eq!(q.stats().unwrap(), st, "a dry run changes nothing");
+    let real = q
+        .purge_filtered(&PurgeFilter {
+            through: dry.last,
+            dry_run: false,
+        })
+        .unwrap();
+    assert_eq!((real.matched, real.purged, real.last), (9, 9, dry.last));
+    let st = q.stats().unwrap();
+    assert_eq!(
+        (st.messages, st.in_flight, st.prefetched),
+        (1, 1, 0),
+        "{st:?}"
+    );
+    held.ack().unwrap();
+    assert_eq!(c.receive(NOW).unwrap().map(|d| body(&d)), None);
+}

@@ -150,6 +150,12 @@ fn every_segment_deleted_is_corrupt_and_a_repair_reports_them_missing() {
         "{r:?}"
     );
     assert!(
+        r.missing
+            .iter()
+            .all(|m| m.frames_lost.is_none() && m.what.contains("unknown")),
+        "{r:?}"
+    );
+    assert!(
         r.checkpoint_ignored.is_some() && !r.checkpoint_used,
         "{r:?}"
     );

@@ -88,6 +88,7 @@ fn a_deleted_middle_segment_is_named_and_repair_keeps_the_next_segments_first_fr
     let segs = filled(&env);
     let gone = held_in(&segs[2]);
     let next_first = held_in(&segs[3])[0].clone();
+    let frames = frame_starts(&segs[2]).len() as u64 - 1;
     std::fs::remove_file(&segs[2]).unwrap();
     let e = open_err(&env);
     assert_eq!(e.kind(), ErrorKind::Corrupt);
@@ -96,6 +97,7 @@ fn a_deleted_middle_segment_is_named_and_repair_keeps_the_next_segments_first_fr
     let r = repair_sticks(&env, &without(&gone));
     assert_eq!(r.missing.len(), 1, "{r:?}");
     assert_eq!(r.missing[0].file, name(&segs[2]));
+    assert_eq!(r.missing[0].frames_lost, Some(frames), "{r:?}");
     let (got, _) = all_messages(&env, false);
     assert!(
         got.contains(&next_first),
@@ -115,12 +117,92 @@ fn a_deleted_last_segment_is_named_and_repaired() {
     assert!(e.message().contains(&name(last)), "{e}");
     let r = repair_sticks(&env, &without(&gone));
     assert_eq!(r.missing[0].file, name(last), "{r:?}");
+    // Review r5 #9: it said `frames_lost: 0` with four messages gone. Nothing after the last
+    // segment numbers its frames: the count is unknown, and said to be.
+    assert_eq!(r.missing.len(), 1, "{r:?}");
+    assert_eq!(r.missing[0].frames_lost, None, "{r:?}");
+    assert!(r.missing[0].what.contains("unknown"), "{r:?}");
     // The store goes on: a new message survives a reopen.
     let s = env.open();
     s.queue("q").unwrap().send("after").unwrap();
     s.close().unwrap();
     let (got, _) = all_messages(&env, false);
     assert_eq!(got.last().map(String::as_str), Some("after"));
+}
+
+/// Review r5 #9: two missing middle segments were each listed twice, once as missing (0 frames
+/// lost) and once as "ends before its last frames … truncated or overwritten". Each is one
+/// entry with the frames it held; adjacent missing files share one count, on the last of them.
+#[test]
+fn each_missing_segment_is_reported_once_with_the_frames_it_held() {
+    let env = Env::new();
+    let segs = filled(&env);
+    let count = |p: &Path| frame_starts(p).len() as u64 - 1;
+    let (f1, f3, f4) = (count(&segs[1]), count(&segs[3]), count(&segs[4]));
+    let mut gone = held_in(&segs[1]);
+    gone.extend(held_in(&segs[3]));
+    gone.extend(held_in(&segs[4]));
+    for k in [1, 3, 4] {
+        std::fs::remove_file(&segs[k]).unwrap();
+    }
+    let r = repair_sticks(&env, &without(&gone));
+    let got: Vec<(String, Option<u64>)> = r
+        .missing
+        .iter()
+        .map(|m| (m.file.clone(), m.frames_lost))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (name(&segs[1]), Some(f1)),
+            (name(&segs[3]), None),
+            (name(&segs[4]), Some(f3 + f4)),
+        ],
+        "{r:?}"
+    );
+    assert!(
+        r.missing.iter().all(|m| !m.what.contains("truncated")),
+        "{r:?}"
+    );
+    assert!(r.missing[2].what.contains(&name(&segs[3])), "{r:?}");
+    assert!(r.missing[1].what.contains(&name(&segs[4])), "{r:?}");
+    assert!(
+        r.missing.iter().all(|m| !m.what.contains("unknown")),
+        "every count is known here: {r:?}"
+    );
+}
+
+/// Review r5 #9: a stray copy of segment 1 saved as segment 0 was stitched in (its header
+/// rewritten), and the genuine segment 1 was then cut as damage ("8 frames lost") although
+/// nothing was lost. The copy is moved aside whole; segment 1 is untouched.
+#[test]
+fn a_stray_copy_of_a_segment_is_moved_aside_and_the_genuine_one_kept() {
+    let env = Env::new();
+    let segs = filled(&env);
+    let first = std::fs::read(&segs[0]).unwrap();
+    let stray = env.dir.path().join("0000000000000000.seg");
+    std::fs::write(&stray, &first).unwrap();
+    let e = open_err(&env);
+    assert_eq!(e.kind(), ErrorKind::Corrupt, "{e}");
+    let r = repair_sticks(&env, &(0..N).map(msg).collect::<Vec<_>>());
+    assert!(r.missing.is_empty(), "{r:?}");
+    assert_eq!(r.quarantined.len(), 1, "{r:?}");
+    let q = &r.quarantined[0];
+    assert_eq!(
+        (q.file.as_str(), q.frames_lost),
+        ("0000000000000000.seg", 0)
+    );
+    assert!(q.saved_as.contains("duplicate-of"), "{r:?}");
+    assert_eq!(
+        std::fs::read(env.dir.path().join(&q.saved_as)).unwrap(),
+        first
+    );
+    assert_eq!(
+        std::fs::read(&segs[0]).unwrap(),
+        first,
+        "segment 1 was changed"
+    );
+    assert!(!stray.exists());
 }
 
 #[test]

@@ -166,34 +166,39 @@ impl Engine {
 
     /// [`purge`](Engine::purge) of the waiting messages with ids up to `filter.through`, or
     /// with `filter.dry_run` only their count and highest id (nothing changes, prefetch
-    /// buffers are left alone).
+    /// buffers are left alone). Both count what [`State::purge_selection`] picks, so a dry
+    /// run's count is what the purge removes.
     pub(crate) fn purge_filtered(&self, q: QueueId, filter: &PurgeFilter) -> Result<PurgeReport> {
         let through = filter.through.map_or(u64::MAX, |t| t.0);
         let mut g = self.shared.lock();
         g.check()?;
+        let picked = g.purge_selection(q.0, through);
         if filter.dry_run {
-            let queue = &g.queues[q.0 as usize];
-            let mut r = PurgeReport::default();
-            queue.for_each(|e, inflight| {
-                if !inflight && e.id <= through {
-                    r.matched += 1;
-                    r.last = r.last.max(Some(MessageId(e.id)));
-                }
+            return Ok(PurgeReport {
+                matched: picked.len() as u64,
+                purged: 0,
+                last: picked.iter().max().map(|&id| MessageId(id)),
             });
-            return Ok(r);
         }
+        let picked: std::collections::HashSet<u64> = picked.into_iter().collect();
         let now = self.shared.now();
+        // Prefetched messages go back to the queue first (uncounted), where they are taken
+        // with the rest.
         g.unbuffer_all(Some(q.0), now);
         let st = &mut *g;
         let queue = &mut st.queues[q.0 as usize];
         let mut gone: Vec<Entry> = Vec::new();
         for dq in queue.ready.iter_mut() {
-            // Each priority's deque is in id order (sends append; a release goes to `retry`).
-            let n = dq.partition_point(|e| e.id <= through);
-            gone.extend(dq.drain(..n));
+            dq.retain(|e| {
+                let go = picked.contains(&e.id);
+                if go {
+                    gone.push(*e);
+                }
+                !go
+            });
         }
         queue.retry.retain(|_, e| {
-            let go = e.id <= through;
+            let go = picked.contains(&e.id);
             if go {
                 gone.push(*e);
             }
@@ -201,7 +206,7 @@ impl Engine {
         });
         let mut delayed_gone: Vec<u64> = Vec::new();
         queue.delayed.retain(|_, e| {
-            let go = e.id <= through;
+            let go = picked.contains(&e.id);
             if go {
                 gone.push(*e);
                 delayed_gone.push(e.id);
@@ -331,5 +336,28 @@ impl Engine {
         g.closing = true;
         drop(g);
         self.shared.wake_all();
+    }
+}
+
+impl super::State {
+    /// The ids of the messages of queue `qid` that a purge takes, in no order: every message
+    /// not handed out to a consumer — ready, waiting for a delivery time or a redelivery delay,
+    /// or prefetched into a consumer's buffer (a purge gives those back first) — with an id up
+    /// to `through`. The one selection of the dry run and the purge: the dry run used to leave
+    /// out prefetched messages, which the purge then removed (its count was short).
+    pub(crate) fn purge_selection(&self, qid: u32, through: u64) -> Vec<u64> {
+        let prefetched: std::collections::HashSet<u64> = self
+            .consumers
+            .values()
+            .filter(|c| c.qid == qid)
+            .flat_map(|c| c.buffer.iter().map(|p| p.id))
+            .collect();
+        let mut ids = Vec::new();
+        self.queues[qid as usize].for_each(|e, inflight| {
+            if e.id <= through && (!inflight || prefetched.contains(&e.id)) {
+                ids.push(e.id);
+            }
+        });
+        ids
     }
 }

@@ -308,6 +308,28 @@ pub extern "C" fn mqlite_store_options_set_open_flags(
     })
 }
 
+/// Sets whether open only reads the store (default false; the Rust `StoreOptions::read_only`):
+/// for a store this process cannot or must not write — a read-only file system, a snapshot,
+/// another user's directory. Such an open takes no lock, joins no owner and writes nothing in
+/// the directory (recovery runs in memory); every call that would change the store (send,
+/// receive, settle, purge other than a dry run, replay, compact, subscribe, declaring a queue
+/// the store lacks) fails with `MQLITE_READ_ONLY`. The open fails with
+/// `MQLITE_INVALID_ARGUMENT` together with repair (a repair writes) or with
+/// `MQLITE_OPEN_AS_CLIENT` (a client reads through an owner, which may write). What it shows
+/// is the durable state as read at open; a live owner may since have changed it.
+#[no_mangle]
+pub extern "C" fn mqlite_store_options_set_read_only(
+    options: *mut mqlite_store_options,
+    read_only: bool,
+    err: *mut *mut mqlite_error,
+) -> mqlite_status {
+    guard(err, || {
+        let o = unsafe { arg_mut(options, "options") }?;
+        o.opts.read_only = read_only;
+        Ok(())
+    })
+}
+
 // ---------------------------------------------------------------- redelivery policy
 
 /// A new redelivery policy with the defaults. Free with `mqlite_redelivery_policy_free`.

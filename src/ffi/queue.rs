@@ -437,8 +437,8 @@ pub extern "C" fn mqlite_queue_browse(
     })
 }
 
-/// Removes every waiting message (not those in flight); writes how many to `*count_out` (may
-/// be NULL).
+/// Removes every waiting message (and those prefetched by a consumer, not handed out; not
+/// those in flight); writes how many to `*count_out` (may be NULL).
 #[no_mangle]
 pub extern "C" fn mqlite_queue_purge(
     queue: *const mqlite_queue,
@@ -448,6 +448,49 @@ pub extern "C" fn mqlite_queue_purge(
     guard(err, || {
         let n = unsafe { self::queue(queue) }?.purge()?;
         unsafe { write_out(count_out, n) };
+        Ok(())
+    })
+}
+
+/// What `mqlite_queue_purge_filtered` did.
+#[repr(C)]
+pub struct mqlite_purge_report {
+    /// Messages that passed the filter: waiting ones and those prefetched by a consumer (not
+    /// handed out), with ids up to the bound; a dry run's count.
+    pub matched: u64,
+    /// Messages removed (0 on a dry run).
+    pub purged: u64,
+    /// The highest id that passed the filter; 0 when none did (ids start at 1).
+    pub last: u64,
+}
+
+/// Removes the waiting messages (and those prefetched by a consumer, not handed out; never
+/// those in flight) with ids up to `through` (0: every one), or with `dry_run` only counts
+/// them, changing nothing. An operator's tool counts with a dry run, asks, then passes the
+/// dry run's `last` as `through`, so that messages sent while it asked are kept (the Rust
+/// `Queue::purge_filtered`). Writes what it did to `*report_out` (may be NULL).
+/// Errors: `MQLITE_CLOSED`, `MQLITE_POISONED`, `MQLITE_NO_SPACE` (nothing removed),
+/// `MQLITE_READ_ONLY` (a store opened read-only: only a dry run works).
+#[no_mangle]
+pub extern "C" fn mqlite_queue_purge_filtered(
+    queue: *const mqlite_queue,
+    through: u64,
+    dry_run: bool,
+    report_out: *mut mqlite_purge_report,
+    err: *mut *mut mqlite_error,
+) -> mqlite_status {
+    guard(err, || {
+        let filter = crate::PurgeFilter {
+            through: (through != 0).then_some(crate::message::MessageId(through)),
+            dry_run,
+        };
+        let r = unsafe { self::queue(queue) }?.purge_filtered(&filter)?;
+        let out = mqlite_purge_report {
+            matched: r.matched,
+            purged: r.purged,
+            last: r.last.map_or(0, |id| id.0),
+        };
+        unsafe { write_out(report_out, out) };
         Ok(())
     })
 }

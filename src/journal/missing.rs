@@ -26,8 +26,14 @@ pub struct Missing {
     pub file: String,
     /// What is missing, in words.
     pub what: String,
-    /// Frames known lost (0 when unknown: a missing file's frame count is not recorded).
-    pub frames_lost: u64,
+    /// Frames lost with it, or `None` when the journal cannot tell: a missing first or last
+    /// segment (no frame number on its other side bounds what it held), every segment gone,
+    /// and each but the last of adjacent missing segments (the frame numbers on either side of
+    /// the run give only their total, counted once, on the run's last file — its `what` names
+    /// the run). A missing middle segment's count is the gap in frame numbers across it; a
+    /// segment cut short, the frames between its last one and the next segment's first; a file
+    /// found under another segment's name and renamed back, `Some(0)`.
+    pub frames_lost: Option<u64>,
 }
 
 /// The message for a segment file that is missing (recovery and `verify` say the same).
@@ -71,6 +77,15 @@ pub(crate) fn truncated_msg(s: u64, next: &str, first: u64) -> String {
         first - 1
     )
 }
+
+/// Appended to the `what` of a missing file whose frame count cannot be known (review r5 #9:
+/// a bare `frames_lost: 0` read as "nothing lost").
+pub(crate) const UNKNOWN_COUNT: &str =
+    "; how many frames it held is unknown (no frame number bounds it on both sides)";
+
+/// In the `what` of each but the last of adjacent missing files: their frames are counted on
+/// the last one.
+const COUNTED_WITH: &str = "its frames are counted with those of the missing files up to";
 
 /// The suffix of a segment file a repair is renaming back to the name its header gives.
 const MOVING: &str = ".moving";
@@ -151,13 +166,30 @@ impl Recovery<'_, '_> {
             }
         }
         let mut named: Vec<(u64, u64)> = Vec::new();
+        let mut strays: Vec<(u64, u64)> = Vec::new();
         for &n in &self.numbers {
             if let Some(m) = header_number(j, &segment_name(n))? {
-                if m != n {
+                if m == n {
+                    continue;
+                }
+                // Segment `m` is there under its own name: this file is a stray copy of it (a
+                // backup restored beside it, a `cp`), not the journal's — stitched in, its
+                // frames broke the sequence and the genuine segment was cut (review r5 #9).
+                if self.numbers.contains(&m) && header_number(j, &segment_name(m))? == Some(m) {
+                    strays.push((n, m));
+                } else {
                     named.push((n, m));
                 }
             }
         }
+        for (n, m) in strays {
+            self.move_stray(
+                n,
+                &format!("duplicate-of-{}", segment_name(m)),
+                &format!("a copy of segment {m}, which is there under its own name"),
+            )?;
+        }
+        let j = &self.j;
         let from: std::collections::HashSet<u64> = named.iter().map(|&(n, _)| n).collect();
         let mut targets = std::collections::HashSet::new();
         let mut dup = std::collections::HashSet::new();
@@ -214,7 +246,7 @@ impl Recovery<'_, '_> {
                      frame kept",
                     segment_name(n)
                 ),
-                frames_lost: 0,
+                frames_lost: Some(0),
             });
         }
         for (name, m) in &moves {
@@ -225,13 +257,41 @@ impl Recovery<'_, '_> {
                         "segment file was found as {name}, left by a repair interrupted while \
                          renaming it back; the repair finished it, every frame kept"
                     ),
-                    frames_lost: 0,
+                    frames_lost: Some(0),
                 });
             }
         }
         self.numbers.extend(moves.iter().map(|&(_, m)| m));
         self.numbers.sort_unstable();
         self.numbers.dedup();
+        Ok(())
+    }
+
+    /// Repair: moves segment file `n`, which is not part of this journal (`why`), aside whole
+    /// as `quarantine-<n>-<tag>.bin` (renamed, not copied or deleted: the bytes are the user's)
+    /// and reports it in `quarantined`, no frame of the journal lost.
+    fn move_stray(&mut self, n: u64, tag: &str, why: &str) -> Result<()> {
+        let j = &self.j;
+        let name = segment_name(n);
+        let len = j
+            .vfs
+            .open(&join(&j.dir, &name))
+            .and_then(|f| f.len())
+            .map_err(|e| Error::io(format!("size of {name}"), &e))?;
+        let stem = name.trim_end_matches(".seg");
+        let saved_as = unique_name(j, &format!("quarantine-{stem}-{tag}"))?;
+        j.vfs
+            .rename(&join(&j.dir, &name), &join(&j.dir, &saved_as))
+            .and_then(|()| j.vfs.sync_dir(&j.dir))
+            .map_err(|e| Error::io(format!("moving {name} aside ({why})"), &e))?;
+        self.numbers.retain(|&x| x != n);
+        self.report.quarantined.push(Quarantined {
+            file: name,
+            offset: 0,
+            len,
+            frames_lost: 0,
+            saved_as,
+        });
         Ok(())
     }
 
@@ -301,12 +361,24 @@ impl Recovery<'_, '_> {
             return Err(Error::corrupt(&name, 0, &what));
         }
         let f = placeholder(self.j, n, oldest)?;
+        // Unknown until replay finds the frame numbers on both sides (`missing_frames`).
         self.report.missing.push(Missing {
             file: name,
             what,
-            frames_lost: 0,
+            frames_lost: None,
         });
+        self.placeholders.push(n);
         Ok(f)
+    }
+
+    /// After a repair: says so in each missing file's entry whose frame count stayed unknown
+    /// (`frames_lost` `None`), unless it is counted with the files after it.
+    pub(super) fn name_unknown_counts(&mut self) {
+        for m in &mut self.report.missing {
+            if m.frames_lost.is_none() && !m.what.contains(COUNTED_WITH) {
+                m.what.push_str(UNKNOWN_COUNT);
+            }
+        }
     }
 
     /// After replay: the journal starts no later than its TRIM marks and headers say, and does
@@ -357,17 +429,42 @@ impl Recovery<'_, '_> {
         let size = self.j.sizes.entry(prev).or_insert(end);
         *size = (*size).max(end);
         self.j.tail_off = end;
-        match self.report.missing.last_mut() {
-            // The placeholder this repair just made for a missing file: one loss, one entry.
-            Some(m) if m.file == name && m.frames_lost == 0 => {
-                m.frames_lost = first - s;
-                m.what = format!("{} (frames {s}..{} lost)", m.what, first - 1);
+        let lost = first - s;
+        let frames = format!("frames {s}..{} lost", first - 1);
+        // The placeholders this repair made for missing files just before `next`: the frames
+        // lost are theirs, one loss, counted once (not again as a segment cut short). Adjacent
+        // missing files share one gap in frame numbers: its total goes on the last of them.
+        let mut run = prev;
+        while run > 0 && self.placeholders.contains(&(run - 1)) {
+            run -= 1;
+        }
+        if self.placeholders.contains(&prev) {
+            let last = segment_name(prev);
+            for m in self.report.missing.iter_mut() {
+                let Some(k) = super::parse_segment_name(&m.file) else {
+                    continue;
+                };
+                if k == prev && m.frames_lost.is_none() {
+                    m.frames_lost = Some(lost);
+                    m.what = if run < prev {
+                        format!(
+                            "{} ({frames} in {}..{last} together, counted here)",
+                            m.what,
+                            segment_name(run)
+                        )
+                    } else {
+                        format!("{} ({frames})", m.what)
+                    };
+                } else if (run..prev).contains(&k) && m.frames_lost.is_none() {
+                    m.what = format!("{} ({COUNTED_WITH} {last}, in {last}'s entry)", m.what);
+                }
             }
-            _ => self.report.missing.push(Missing {
+        } else {
+            self.report.missing.push(Missing {
                 file: name,
                 what,
-                frames_lost: first - s,
-            }),
+                frames_lost: Some(lost),
+            });
         }
         self.expected = Some(first);
         Ok(())

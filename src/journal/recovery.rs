@@ -20,7 +20,9 @@ pub struct TornTail {
     pub bytes: u64,
 }
 
-/// A damaged range that a repair cut out.
+/// A damaged range that a repair cut out, or a whole file named like a segment that it moved
+/// aside (a stray: nothing in it checks out, or it is a copy of a segment that is there under
+/// its own name; `offset` 0, `len` the file's, `frames_lost` 0).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Quarantined {
     /// The segment file.
@@ -171,10 +173,12 @@ pub(super) fn recover(j: &mut Journal, repair: bool, apply: Apply<'_>) -> Result
         sealed: None,
         prev_current: false,
         seg_crc: None,
+        placeholders: Vec::new(),
     };
     r.check_files()?;
     r.run()?;
     r.check_ends()?;
+    r.name_unknown_counts();
     if let Some(e) = r.expected {
         r.j.next_seq = e;
         r.j.synced_seq = e - 1;
@@ -204,6 +208,9 @@ pub(super) struct Recovery<'j, 'a> {
     /// (`Journal::crcs`), so that the close after a full replay need not read the journal
     /// back to write the index checkpoint. `None` once the bytes replayed are not contiguous.
     seg_crc: Option<(u64, u32)>,
+    /// Segments a repair made empty placeholders for (missing files): the frames a gap after
+    /// one of them lost are its loss (see `missing_frames`).
+    pub(super) placeholders: Vec<u64>,
 }
 
 impl Recovery<'_, '_> {

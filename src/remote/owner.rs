@@ -170,8 +170,8 @@ fn all_segments_lost(
 }
 
 /// A store whose every segment is gone: `Corrupt` naming them, or (repair) a new, empty journal
-/// numbered after the lost segments, each lost one reported in `missing` (`frames_lost` 0: a
-/// missing file's frame count is not recorded). The store keeps its identity.
+/// numbered after the lost segments, each lost one reported in `missing` (`frames_lost`
+/// `None`: a missing file's frame count is not recorded anywhere). The store keeps its identity.
 fn recover_lost(
     dir: &Path,
     options: &StoreOptions,
@@ -198,6 +198,8 @@ fn recover_lost(
             &format!("{what}; open with repair to accept the loss and start it empty"),
         ));
     }
+    // Reported as unknown, in words too (review r5 #9).
+    let what = format!("{what}{}", crate::journal::missing::UNKNOWN_COUNT);
     let mut report = RecoveryReport {
         checkpoint_ignored: lost
             .checkpoint
@@ -209,7 +211,7 @@ fn recover_lost(
             report.missing.extend((a..=b).map(|n| Missing {
                 file: segment_name(n),
                 what: what.clone(),
-                frames_lost: 0,
+                frames_lost: None,
             }));
             b
         }
@@ -217,7 +219,7 @@ fn recover_lost(
             report.missing.push(Missing {
                 file: first,
                 what,
-                frames_lost: 0,
+                frames_lost: None,
             });
             0
         }

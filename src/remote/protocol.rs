@@ -48,8 +48,9 @@ pub use crate::journal::format::VERSION as FORMAT_VERSION;
 /// ([`MORE_FRAMES`]). 5: `Purge` carries a [`PurgeFilter`] (an upper id bound, a dry run)
 /// and is answered `Purged`; [`TransferFilter::through`] and [`TransferReport::last`]
 /// (review r6 #1: act only on what was counted). 6: `replayed_out` in queue stats (review r5
-/// #14).
-pub const PROTOCOL_VERSION: u32 = 6;
+/// #14). 7: [`Missing::frames_lost`](crate::Missing::frames_lost) is an `Option` (`None`: not
+/// known; review r5 #9).
+pub const PROTOCOL_VERSION: u32 = 7;
 /// The request id of the owner's goodbye: its last frame on a connection when it closes
 /// cleanly, after every answer it will give. What it did not answer had no effect (it was not
 /// read, or failed as the engine closed), so the client may send it again to the next owner
@@ -811,7 +812,7 @@ pub fn fuzz_seeds() -> Vec<Vec<u8>> {
             missing: vec![Missing {
                 file: "00000000000000000002.seg".into(),
                 what: "segment file is missing".into(),
-                frames_lost: 0,
+                frames_lost: None,
             }],
             ..Default::default()
         }),

@@ -71,6 +71,7 @@ static void options(void) {
     T(NUL_, mqlite_store_options_set_limits(NULL, 1, 1, ERR));
     T(NUL_, mqlite_store_options_set_producer_window(NULL, 1, 1, true, ERR));
     T(NUL_, mqlite_store_options_set_open_flags(NULL, true, false, ERR));
+    T(NUL_, mqlite_store_options_set_read_only(NULL, true, ERR));
 
     T(NUL_, mqlite_redelivery_policy_set(NULL, 6, 0, 0, ERR));
     T(INV, mqlite_redelivery_policy_set(p, -2, 0, 0, ERR));
@@ -360,6 +361,8 @@ static void store_and_queue(const char *dir) {
     V(mqlite_message_delivery_count(NULL) == 0);
     T(INV, mqlite_queue_browse(q, SIZE_MAX, ms, &n, ERR));
     T(NUL_, mqlite_queue_purge(NULL, &u, ERR));
+    mqlite_purge_report pr;
+    T(NUL_, mqlite_queue_purge_filtered(NULL, 0, true, &pr, ERR));
     mqlite_stats st;
     T(NUL_, mqlite_queue_stats(NULL, &st, ERR));
     T(NUL_, mqlite_queue_stats(q, NULL, ERR));
@@ -491,6 +494,7 @@ static void store_and_queue(const char *dir) {
     T(MQLITE_CLOSED, mqlite_queue_receive_batch(q, 4, 0, ds, &n, ERR));
     T(MQLITE_CLOSED, mqlite_queue_browse(q, 4, ms, &n, ERR));
     T(MQLITE_CLOSED, mqlite_queue_purge(q, &u, ERR));
+    T(MQLITE_CLOSED, mqlite_queue_purge_filtered(q, 0, true, &pr, ERR));
     T(MQLITE_CLOSED, mqlite_queue_stats(q, &st, ERR));
     T(MQLITE_CLOSED, mqlite_queue_consumer(q, MQLITE_ACK_EXPLICIT, &cout, ERR));
     T(MQLITE_CLOSED, mqlite_queue_listen(q, handler, NULL, NULL, &l, ERR));

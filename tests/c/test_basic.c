@@ -447,6 +447,58 @@ static void test_prefetch(const char *dir) {
     mqlite_store_free(s);
 }
 
+/* purge_filtered: a dry run counts what the purge then removes, prefetched messages included
+ * (not the one handed out); `through` bounds it. A store opened read-only shows the messages,
+ * counts them with a dry run and refuses to change anything with MQLITE_READ_ONLY. */
+static void test_purge_filtered_and_read_only(const char *dir) {
+    mqlite_store *s = open_store(dir, NULL);
+    mqlite_queue *q = open_queue(s, "pf");
+    for (int i = 0; i < 8; i++) OK(mqlite_queue_send_bytes(q, (const uint8_t *)"m", 1, NULL, ERR));
+    mqlite_consumer *c = NULL;
+    OK(mqlite_queue_consumer_prefetch(q, MQLITE_ACK_EXPLICIT, 4, &c, ERR));
+    mqlite_delivery *d = NULL;
+    OK(mqlite_consumer_receive(c, 0, &d, ERR)); /* 1 in flight, 3 prefetched, 4 ready */
+    mqlite_purge_report r;
+    memset(&r, 0xff, sizeof r);
+    OK(mqlite_queue_purge_filtered(q, 0, true, &r, ERR));
+    CHECK(r.matched == 7 && r.purged == 0 && r.last != 0);
+    uint64_t last = r.last;
+    OK(mqlite_queue_send_bytes(q, (const uint8_t *)"later", 5, NULL, ERR));
+    OK(mqlite_queue_purge_filtered(q, last, false, &r, ERR));
+    CHECK(r.matched == 7 && r.purged == 7 && r.last == last);
+    mqlite_stats st;
+    OK(mqlite_queue_stats(q, &st, ERR));
+    CHECK(st.messages == 2 && st.in_flight == 1 && st.prefetched == 0);
+    OK(mqlite_queue_purge_filtered(q, 0, true, NULL, ERR)); /* NULL out: allowed */
+    OK(mqlite_delivery_ack(d, ERR));
+    mqlite_delivery_free(d);
+    mqlite_consumer_free(c);
+    mqlite_queue_free(q);
+    OK(mqlite_store_close(s, ERR));
+    mqlite_store_free(s);
+
+    mqlite_store_options *o = mqlite_store_options_new();
+    OK(mqlite_store_options_set_read_only(o, true, ERR));
+    CHECK_STATUS(MQLITE_NULL_ARGUMENT, mqlite_store_options_set_read_only(NULL, true, ERR));
+    s = open_store(dir, o);
+    char lock[4096];
+    snprintf(lock, sizeof lock, "%s/owner.sock", dir);
+    CHECK(access(lock, F_OK) != 0); /* joined no owner, served nobody */
+    q = open_queue(s, "pf");
+    OK(mqlite_queue_purge_filtered(q, 0, true, &r, ERR));
+    CHECK(r.matched == 1 && r.purged == 0);
+    CHECK_STATUS(MQLITE_READ_ONLY, mqlite_queue_purge_filtered(q, 0, false, &r, ERR));
+    CHECK_STATUS(MQLITE_READ_ONLY, mqlite_queue_send_bytes(q, (const uint8_t *)"x", 1, NULL, ERR));
+    mqlite_queue_free(q);
+    mqlite_store_free(s);
+    /* With repair: refused, a repair writes. */
+    OK(mqlite_store_options_set_open_flags(o, true, true, ERR));
+    mqlite_store *bad = NULL;
+    CHECK_STATUS(MQLITE_INVALID_ARGUMENT, mqlite_store_open(dir, strlen(dir), o, &bad, ERR));
+    CHECK(bad == NULL);
+    mqlite_store_options_free(o);
+}
+
 int main(void) {
     char *dir = temp_dir();
     test_version();
@@ -455,6 +507,7 @@ int main(void) {
     test_options();
     test_consumers(dir);
     test_prefetch(dir);
+    test_purge_filtered_and_read_only(dir);
     test_listener(dir);
     test_after_close(dir);
     remove_dir(dir);

@@ -431,11 +431,47 @@ impl Queue {
             .collect()
     }
 
-    /// Removes every waiting message (not those in flight); returns how many.
+    /// Removes every waiting message (and those prefetched by a consumer, not handed out; not
+    /// those in flight); returns how many.
     fn purge(&self, py: Python<'_>) -> PyResult<u64> {
         self.check()?;
         let q = &self.q;
         mq(py.detach(|| q.purge()))
+    }
+
+    /// Removes the waiting messages (and those prefetched by a consumer, not handed out; never
+    /// those in flight) with ids up to ``through`` (an ``int`` message id, inclusive; ``None``:
+    /// every one), or with ``dry_run=True`` only counts them, changing nothing — the Rust
+    /// ``Queue::purge_filtered``. Count with a dry run, confirm, then pass the dry run's
+    /// ``last`` as ``through``: messages sent meanwhile are kept. Returns a dict: ``matched``
+    /// (messages that passed the filter), ``purged`` (removed; 0 on a dry run) and ``last``
+    /// (the highest id that passed, or ``None``). Raises :class:`InvalidArgument` for a
+    /// ``through`` below 1 (``TypeError`` for one not an int), :class:`ReadOnly` (a store opened read-only; a dry run works),
+    /// :class:`NoSpace` (nothing removed), :class:`Closed`.
+    #[pyo3(signature = (*, through = None, dry_run = false))]
+    fn purge_filtered<'py>(
+        &self,
+        py: Python<'py>,
+        through: Option<&Bound<'_, PyAny>>,
+        dry_run: bool,
+    ) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
+        self.check()?;
+        let through = match through {
+            Some(t) if !t.is_none() => {
+                let id = crate::convert::int_in(t, "through", 1, u64::MAX as i128)?;
+                // In range by the check above.
+                Some(mqlite::MessageId(id as u64))
+            }
+            _ => None,
+        };
+        let filter = mqlite::PurgeFilter { through, dry_run };
+        let q = &self.q;
+        let r = mq(py.detach(|| q.purge_filtered(&filter)))?;
+        let d = pyo3::types::PyDict::new(py);
+        d.set_item("matched", r.matched)?;
+        d.set_item("purged", r.purged)?;
+        d.set_item("last", r.last.map(|id| id.0))?;
+        Ok(d)
     }
 
     /// The queue's statistics as a ``dict[str, int]`` (a subscription's too: it is a queue).

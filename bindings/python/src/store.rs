@@ -416,11 +416,19 @@ fn durability(name: &str, max_delay: Option<&Bound<'_, PyAny>>) -> PyResult<Dura
 /// :class:`InvalidArgument`): how long a client waits for an owner to serve, at open and while
 /// another process takes the store over. The store
 /// options (durability, redelivery, …) of a client are its owner's; queue options are its own.
+///
+/// ``read_only=True`` (the Rust ``StoreOptions::read_only``) opens the store only to read it:
+/// for one this process cannot or must not write (a read-only file system, a snapshot, another
+/// user's directory). It takes no lock, joins no owner and writes nothing (recovery runs in
+/// memory); every call that would change the store (send, receive, settle, a purge other than
+/// a dry run, replay, compact, subscribe, a queue the store lacks) raises :class:`ReadOnly`.
+/// With ``repair=True`` or ``open_as="client"`` it raises :class:`InvalidArgument`. What it
+/// shows is the durable state as read at open; a live owner may since have changed it.
 #[pyfunction]
 #[pyo3(signature = (path, *, durability = "sync", max_delay = None, redelivery = None, dead_letter = None,
     max_body_bytes = None, segment_bytes = None, max_pending_bytes = None, max_pending_messages = None,
     block_when_window_full = true, repair = false, create = true, clock = None, open_as = "any",
-    connect_timeout = None))]
+    connect_timeout = None, read_only = false))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn open<'py>(
     py: Python<'py>,
@@ -439,6 +447,7 @@ pub(crate) fn open<'py>(
     clock: Option<&ManualClock>,
     open_as: &str,
     connect_timeout: Option<&Bound<'_, PyAny>>,
+    read_only: bool,
 ) -> PyResult<Bound<'py, Store>> {
     init_fork_handling();
     let path = crate::convert::path(path)?;
@@ -447,6 +456,7 @@ pub(crate) fn open<'py>(
         block_when_window_full,
         repair,
         create,
+        read_only,
         ..StoreOptions::default()
     };
     if let Some(r) = redelivery {
@@ -869,7 +879,9 @@ impl Store {
     /// ``len``, ``frames_lost``, ``saved_as``, the file in the store directory holding the
     /// bytes), ``missing`` (segment files found deleted, or cut short before their last
     /// frames, that a repair replaced or bridged: a list of dicts with ``file``, ``what``,
-    /// ``frames_lost``, 0 when unknown) and ``lost_queues`` (placeholder names of queues whose
+    /// ``frames_lost``, an int, or ``None`` when it cannot be known: a missing first or last
+    /// segment, every segment gone, each but the last of adjacent missing segments, whose
+    /// total is counted on the last) and ``lost_queues`` (placeholder names of queues whose
     /// declaration a repair cut out; their surviving messages are kept there),
     /// ``checkpoint_used`` (bool: the state came from the index checkpoint the last clean
     /// close wrote, and no record was replayed) and ``checkpoint_ignored`` (why a checkpoint

@@ -284,6 +284,46 @@ def test_browse_purge_stats(store: mqlite.Store) -> None:
     assert "q" in store.queue_names()
 
 
+def test_purge_filtered_counts_what_it_removes_prefetched_included(store: mqlite.Store) -> None:
+    q = store.queue("q")
+    q.send_batch([b"%d" % i for i in range(8)])
+    c = q.consumer(prefetch=4)
+    held = c.receive(timeout=0)  # 1 in flight, 3 prefetched, 4 ready
+    assert held is not None
+    dry = q.purge_filtered(dry_run=True)
+    assert dry["matched"] == 7 and dry["purged"] == 0 and isinstance(dry["last"], int)
+    q.send(b"later")
+    done = q.purge_filtered(through=dry["last"])
+    assert done == {"matched": 7, "purged": 7, "last": dry["last"]}
+    s = q.stats()
+    assert (s["messages"], s["in_flight"], s["prefetched"]) == (2, 1, 0)
+    for bad in (0, -1):
+        with pytest.raises(mqlite.InvalidArgument, match="through must be an integer from 1"):
+            q.purge_filtered(through=bad)
+    with pytest.raises(TypeError, match="through must be an int"):
+        q.purge_filtered(through="ID:3")  # type: ignore[arg-type]
+    assert q.purge_filtered(dry_run=True) == {"matched": 1, "purged": 0, "last": dry["last"] + 1}
+    held.ack()
+
+
+def test_open_read_only(store_dir: Path) -> None:
+    with mqlite.open(store_dir) as s:
+        s.queue("q").send_batch([b"a", b"b"])
+    with mqlite.open(store_dir, read_only=True) as s:
+        assert not (store_dir / "owner.sock").exists()
+        q = s.queue("q")
+        assert [m.body for m in q.browse()] == [b"a", b"b"]
+        assert q.purge_filtered(dry_run=True)["matched"] == 2
+        with pytest.raises(mqlite.ReadOnly):
+            q.purge_filtered()
+        with pytest.raises(mqlite.ReadOnly):
+            q.send(b"c")
+    with pytest.raises(mqlite.InvalidArgument, match="repair"):
+        mqlite.open(store_dir, read_only=True, repair=True)
+    with mqlite.open(store_dir) as s:
+        assert s.queue("q").stats()["messages"] == 2
+
+
 def test_dedup(store: mqlite.Store) -> None:
     q = store.queue("q", dedup_window=60)
     a = q.send(b"x", dedup_key="k")

@@ -25,8 +25,9 @@ struct Outcome<'a> {
     /// Messages the target already held by dedup key (nothing stored; a move leaves them).
     #[serde(skip_serializing_if = "Option::is_none")]
     duplicates: Option<u64>,
-    /// Messages of the queue a consumer holds (in flight or prefetched): only waiting messages
-    /// are purged, moved or copied, so these were left where they are.
+    /// Messages of the queue a consumer holds and the command leaves where they are: in
+    /// flight (every command), and prefetched, not handed out (`move` and `copy`; a purge takes
+    /// those with the waiting ones, as its count says).
     held: u64,
 }
 
@@ -90,9 +91,14 @@ fn report(w: &mut dyn Write, json: bool, o: &Outcome<'_>) -> Result<()> {
         // Review r3 #15: "nothing changed" with no word about the messages a consumer held.
         writeln!(
             w,
-            "{} of queue {:?} held by consumers (in flight or prefetched) {} left as {}",
+            "{} of queue {:?} held by consumers ({}) {} left as {}",
             out::count(o.held, "message"),
             o.queue,
+            if o.command == "purge" {
+                "in flight"
+            } else {
+                "in flight or prefetched"
+            },
             if o.dry_run { "would be" } else { "were" },
             if o.held == 1 { "it is" } else { "they are" },
         )?;
@@ -100,8 +106,8 @@ fn report(w: &mut dyn Write, json: bool, o: &Outcome<'_>) -> Result<()> {
     Ok(())
 }
 
-/// The messages of a queue a consumer holds: in flight, or prefetched by a consumer and not
-/// handed out yet. Neither is waiting, so `purge`, `move` and `copy` leave them.
+/// The messages of a queue a consumer holds that `move` and `copy` leave: in flight, or
+/// prefetched by a consumer and not handed out yet (neither is waiting).
 fn held(s: &mqlite::QueueStats) -> u64 {
     s.in_flight + s.prefetched
 }
@@ -117,7 +123,9 @@ pub fn purge(a: &PurgeArgs, json: bool, w: &mut dyn Write) -> Result<()> {
     })?;
     let matched = counted.matched;
     let mut o = Outcome::new("purge", &a.queue, None, a.dry_run, matched);
-    o.held = held(&q.stats()?);
+    // A purge takes prefetched messages too (the core's count includes them): only those in
+    // flight stay.
+    o.held = q.stats()?.in_flight;
     if !a.dry_run && matched > 0 {
         out::confirm(
             a.yes,

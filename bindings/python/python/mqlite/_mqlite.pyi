@@ -324,7 +324,17 @@ class Queue:
         behind one in flight is ``"ready"`` (next in its group, handed out once that one
         settles) and counts in ``depth``, as ActiveMQ's queue size counts it.
         """
-    def purge(self) -> int: ...
+    def purge(self) -> int:
+        """Removes every waiting message (and those prefetched by a consumer, not handed out;
+        not those in flight); returns how many."""
+    def purge_filtered(
+        self, *, through: Optional[int] = None, dry_run: bool = False
+    ) -> dict[str, Optional[int]]:
+        """Removes the waiting (and prefetched, not handed out) messages with ids up to
+        ``through`` (inclusive; None: every one), or with ``dry_run`` only counts them.
+        Returns ``{"matched": int, "purged": int, "last": int | None}``; pass a dry run's
+        ``last`` as ``through`` to remove exactly what it counted. Raises InvalidArgument for
+        ``through`` < 1, ReadOnly on a read-only store (a dry run works)."""
     def stats(self) -> dict[str, int]:
         """Statistics of this queue (or subscription), in messages unless said.
 
@@ -535,6 +545,7 @@ def open(
     clock: Optional[ManualClock] = None,
     open_as: Literal["any", "owner", "client"] = "any",
     connect_timeout: Optional[_Seconds] = None,
+    read_only: bool = False,
 ) -> Store: ...
 def _aio_complete(items: list[Any]) -> None: ...
 def _on_callback_thread() -> bool: ...
