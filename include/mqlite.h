@@ -1171,6 +1171,13 @@ bool mqlite_delivery_settled(const mqlite_delivery *delivery);
  * option `MQLITE_ACK_DURABILITY_SYNC` this is `mqlite_delivery_ack_sync`. A second settle of
  * the same delivery: `MQLITE_ALREADY_SETTLED`. The delivery is settled even if the call fails
  * (e.g. `MQLITE_CLOSED`); the message then comes back after a reopen.
+ *
+ * From a client process (a store another process owns) the lazy ack of a plain receive's or
+ * an explicit-mode consumer's delivery goes one way, without waiting for the owner: an error
+ * the owner finds then (the delivery timed out, say) is reported once, as
+ * `MQLITE_DELIVERY_LOST` ("n lazy acks failed: first: ..."), by the client's next
+ * `mqlite_delivery_ack_sync`, `mqlite_queue_ack_batch_sync`, `mqlite_store_flush`, transaction
+ * commit or `mqlite_store_close`.
  */
 mqlite_status mqlite_delivery_ack(mqlite_delivery *delivery, mqlite_error **err);
 
@@ -2031,7 +2038,9 @@ mqlite_status mqlite_store_queue_with(const mqlite_store *store,
 
 /**
  * Waits until everything sent so far (including async sends and batched-durability writes)
- * is durable.
+ * is durable. In a client process, also `MQLITE_DELIVERY_LOST` ("n lazy acks failed: first:
+ * ...") once for lazy `mqlite_delivery_ack` calls the owner could not apply since they were
+ * last reported (the flush itself was done).
  */
 mqlite_status mqlite_store_flush(const mqlite_store *store, mqlite_error **err);
 

@@ -164,6 +164,17 @@ impl Delivery {
     /// send, a transaction commit, [`Store::flush`](crate::Store::flush)) returned, or the store
     /// was closed. With the queue option
     /// `ack_durability: Some(AckDurability::Sync)` it is [`ack_sync`](Delivery::ack_sync).
+    ///
+    /// **From a client process** (a store another process owns: SPEC §10) a lazy ack of a plain
+    /// receive's or an explicit-mode consumer's delivery goes one way, without waiting for the
+    /// owner (issue 10): it is written with the next request, or within about a millisecond,
+    /// or at `close`. An error the owner finds then (the delivery timed out and was
+    /// redelivered, say) cannot be returned by this call: it is reported once, as
+    /// `DeliveryLost` ("n lazy acks failed: first: …"), by the client's next
+    /// [`ack_sync`](Delivery::ack_sync), [`Queue::ack_batch_sync`],
+    /// [`Store::flush`](crate::Store::flush), transaction commit or
+    /// [`Store::close`](crate::Store::close). Errors known at the call (`AlreadySettled` for a
+    /// second settle, `DeliveryLost` for a delivery of an earlier owner) are returned at once.
     pub fn ack(self) -> Result<()> {
         self.settle(Settle::Ack)
     }

@@ -46,6 +46,33 @@ fn mp_child() {
             let _ = std::io::stdin().read_to_end(&mut rest);
             s.close().unwrap();
         }
+        "owner-nodelay" | "owner-syncq" => {
+            // An owner whose failed deliveries come back at once; "owner-syncq" also declares
+            // queue "sq" with ack durability sync (so its clients learn it from the owner).
+            let s = Store::open(
+                dir,
+                StoreOptions {
+                    open_as: OpenAs::Owner,
+                    redelivery: common::durable::no_delay_policy(),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+            if what == "owner-syncq" {
+                s.queue_with(
+                    "sq",
+                    QueueOptions {
+                        ack_durability: Some(AckDurability::Sync),
+                        ..Default::default()
+                    },
+                )
+                .unwrap();
+            }
+            say("R");
+            let mut rest = Vec::new();
+            let _ = std::io::stdin().read_to_end(&mut rest);
+            s.close().unwrap();
+        }
         "client" => {
             let s = Store::open(
                 dir,
@@ -819,7 +846,7 @@ fn raw_send(dir: &std::path::Path, options: &QueueOptions, key: &str, body: &str
             options: Some(options.clone()),
         },
     ) {
-        Response::Queue(q) => q,
+        Response::Declared { queue: q, .. } => q,
         r => panic!("{r:?}"),
     };
     let message = Message::new(body).dedup_key(key);
@@ -1081,4 +1108,143 @@ fn a_client_open_refuses_options_only_an_owner_can_apply() {
     c.close().unwrap();
     assert_eq!(owner.queue("q").unwrap().stats().unwrap().messages, 1);
     owner.close().unwrap();
+}
+
+/// A client of an owner in another process that never takes the store over, giving up on a
+/// dead owner after 2 s.
+fn client_only() -> StoreOptions {
+    StoreOptions {
+        open_as: OpenAs::Client,
+        connect_timeout: Duration::from_secs(2),
+        ..Default::default()
+    }
+}
+
+/// What a fresh owner process finds in queue `name` of `dir` (through a client of it): each
+/// message with its redelivered flag, settled with `ack_sync`.
+fn left_in(dir: &std::path::Path, name: &str) -> Vec<(String, bool)> {
+    let (owner, _out) = spawn("owner-nodelay", dir);
+    let c = Store::open(dir, client_only()).unwrap();
+    let q = c.queue(name).unwrap();
+    let ds = q.receive_batch(100, NOW).unwrap();
+    let got = ds
+        .iter()
+        .map(|d| {
+            (
+                String::from_utf8(d.body().to_vec()).unwrap(),
+                d.redelivered(),
+            )
+        })
+        .collect();
+    q.ack_batch_sync(ds).unwrap();
+    c.close().unwrap();
+    kill(owner);
+    got
+}
+
+/// Issue 10 / W10 (design §6 test 1): a client's acks on a lazy queue go one way, in batches
+/// (`Settles`), so that a client receiving and acking one at a time shares the owner's group
+/// commits like a consumer of the owner: 2,000 receive+ack cost the owner at most 300
+/// fdatasyncs (about 1,000 before: each ack a round trip and about 2 acks per commit).
+#[test]
+fn a_clients_lazy_acks_go_one_way_and_share_the_owners_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let owner = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    assert_eq!(owner.role(), Role::Owner);
+    let c = Store::open(dir.path(), client_opts()).unwrap();
+    let q = c.queue("q").unwrap();
+    const N: usize = 2_000;
+    q.send_batch((0..N).map(|i| Message::from(format!("m{i}"))))
+        .unwrap();
+    let before = owner.commit_stats().unwrap().syncs;
+    for i in 0..N {
+        let d = q
+            .receive(Some(Duration::from_secs(10)))
+            .unwrap()
+            .expect("the backlog ran dry");
+        assert_eq!(d.body(), format!("m{i}").as_bytes());
+        d.ack().unwrap();
+    }
+    // The acks' failures, if any, are reported here; and the flush makes them durable.
+    c.flush().unwrap();
+    let syncs = owner.commit_stats().unwrap().syncs - before;
+    assert!(syncs <= 300, "{syncs} fdatasyncs for {N} receive+acks");
+    let st = owner.queue("q").unwrap().stats().unwrap();
+    assert_eq!((st.messages, st.in_flight), (0, 0), "{st:?}");
+    c.close().unwrap();
+    owner.close().unwrap();
+}
+
+/// Design §6 test 3 (guard): on a queue another process declared `ack_durability = sync`, a
+/// client's plain `ack()` is durable when it returns (the client learns the queue's ack
+/// durability from the owner, not from its own declaration): SIGKILLed right after, the owner
+/// leaves the message acked.
+#[test]
+fn a_clients_ack_on_a_queue_declared_sync_elsewhere_is_durable_when_it_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let (owner, _out) = spawn("owner-syncq", dir.path());
+    let c = Store::open(dir.path(), client_only()).unwrap();
+    let q = c.queue("sq").unwrap();
+    q.send_batch(["acked", "kept"].map(Message::from)).unwrap();
+    let d = q.receive(NOW).unwrap().unwrap();
+    assert_eq!(d.body(), b"acked");
+    d.ack().unwrap();
+    kill(owner);
+    let _ = c.close();
+    // ("kept" was in the owner's prefetch buffer for the client: counted as failed.)
+    let left = left_in(dir.path(), "sq");
+    let bodies: Vec<&str> = left.iter().map(|(b, _)| b.as_str()).collect();
+    assert_eq!(bodies, ["kept"], "the sync ack was lost with its owner");
+}
+
+/// Design §6 test 6: a client's lazy ack is one way — it returns even while the owner is
+/// stopped — and one lost to the owner's SIGKILL before its commit comes back redelivered,
+/// never lost. After the client's `ack_sync` (of another delivery) or a later sync send
+/// returned, the lazy acks before them are durable: never redelivered (SPEC §1).
+#[test]
+fn a_clients_lazy_ack_lost_with_its_owner_is_redelivered_and_never_after_a_sync_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let (owner, _out) = spawn("owner-nodelay", dir.path());
+    let c = Store::open(dir.path(), client_only()).unwrap();
+    let q = c.queue("q").unwrap();
+    q.send_batch(["lost", "a", "b", "c", "kept"].map(Message::from))
+        .unwrap();
+    let d = q.receive(NOW).unwrap().unwrap();
+    assert_eq!(d.body(), b"lost");
+    stop(owner.id() as libc::pid_t);
+    let t = std::time::Instant::now();
+    d.ack().unwrap();
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "a lazy ack waited for a stopped owner: {:?}",
+        t.elapsed()
+    );
+    kill(owner);
+    let _ = c.close();
+
+    // The lost ack's message is back, redelivered; lazy acks followed by an ack_sync, and by a
+    // sync send, are durable once those returned.
+    let (owner, _out) = spawn("owner-nodelay", dir.path());
+    let c = Store::open(dir.path(), client_only()).unwrap();
+    let q = c.queue("q").unwrap();
+    let d = q.receive(NOW).unwrap().unwrap();
+    assert_eq!((d.body(), d.redelivered()), (&b"lost"[..], true));
+    d.ack().unwrap();
+    q.receive(NOW).unwrap().unwrap().ack_sync().unwrap(); // "a"
+    q.receive(NOW).unwrap().unwrap().ack().unwrap(); // "b"
+    q.send("sent").unwrap();
+    q.receive(NOW).unwrap().unwrap().ack().unwrap(); // "c": lazy, nothing after it
+    stop(owner.id() as libc::pid_t);
+    kill(owner);
+    let _ = c.close();
+    let left = left_in(dir.path(), "q");
+    let bodies: Vec<&str> = left.iter().map(|(b, _)| b.as_str()).collect();
+    assert!(
+        !bodies.contains(&"lost") && !bodies.contains(&"a") && !bodies.contains(&"b"),
+        "an ack durable by a later sync call came back: {left:?}"
+    );
+    assert!(
+        bodies.contains(&"kept") && bodies.contains(&"sent"),
+        "{left:?}"
+    );
 }

@@ -122,6 +122,17 @@ impl Engine {
         !self.shared.lock().queues[q.0 as usize].opts.journaled()
     }
 
+    /// Queue `q`'s resolved ack durability (`true`: sync) and prefetch (messages), as a
+    /// client learns them when it declares the queue (`Response::Declared`).
+    pub(crate) fn ack_sync_and_prefetch(&self, q: QueueId) -> (bool, u32) {
+        let g = self.shared.lock();
+        let o = &g.queues[q.0 as usize].opts;
+        (
+            o.ack_durability == crate::options::AckDurability::Sync,
+            u32::try_from(o.prefetch).unwrap_or(u32::MAX),
+        )
+    }
+
     /// Up to `max` stored messages of queue `q` — every state, or with `ready_only` the ready
     /// ones — in delivery order (see `QueueState::browse_order`), without consuming them; each
     /// carries its state and delivery count. Messages in a consumer's prefetch buffer are listed

@@ -118,6 +118,13 @@ pub extern "C" fn mqlite_delivery_settled(delivery: *const mqlite_delivery) -> b
 /// option `MQLITE_ACK_DURABILITY_SYNC` this is `mqlite_delivery_ack_sync`. A second settle of
 /// the same delivery: `MQLITE_ALREADY_SETTLED`. The delivery is settled even if the call fails
 /// (e.g. `MQLITE_CLOSED`); the message then comes back after a reopen.
+///
+/// From a client process (a store another process owns) the lazy ack of a plain receive's or
+/// an explicit-mode consumer's delivery goes one way, without waiting for the owner: an error
+/// the owner finds then (the delivery timed out, say) is reported once, as
+/// `MQLITE_DELIVERY_LOST` ("n lazy acks failed: first: ..."), by the client's next
+/// `mqlite_delivery_ack_sync`, `mqlite_queue_ack_batch_sync`, `mqlite_store_flush`, transaction
+/// commit or `mqlite_store_close`.
 #[no_mangle]
 pub extern "C" fn mqlite_delivery_ack(
     delivery: *mut mqlite_delivery,

@@ -166,7 +166,9 @@ pub extern "C" fn mqlite_store_queue_with(
 }
 
 /// Waits until everything sent so far (including async sends and batched-durability writes)
-/// is durable.
+/// is durable. In a client process, also `MQLITE_DELIVERY_LOST` ("n lazy acks failed: first:
+/// ...") once for lazy `mqlite_delivery_ack` calls the owner could not apply since they were
+/// last reported (the flush itself was done).
 #[no_mangle]
 pub extern "C" fn mqlite_store_flush(
     store: *const mqlite_store,

@@ -345,7 +345,9 @@ impl Backend {
             None => {
                 let c = self.client();
                 c.wait_async();
-                c.call(Request::Flush).map(|_| ())
+                c.call(Request::Flush)?;
+                // Lazy acks went before the flush, and their answers came before its answer.
+                c.take_ack_errors()
             }
         }
     }
@@ -555,22 +557,45 @@ impl Backend {
         match self.writer("settling a delivery")? {
             Some(e) => e.settle(d, op),
             None => {
-                let op = wire_settle(op);
-                if self.handed_over(&d) {
-                    return self.client().call(handed_over(&d, op)).map(|_| ());
-                }
-                let req = Request::Settle {
-                    delivery: self.wire(&d)?,
-                    op: op.clone(),
-                };
-                match self.client().call_in(req, d.origin) {
-                    // Its owner closed cleanly without answering: settle it where it went.
-                    Err(e) if unanswered_at_close(&e) && self.handed_over(&d) => {
-                        self.client().call(handed_over(&d, op)).map(|_| ())
+                let lazy = matches!(op, Settle::Ack);
+                let sync = matches!(op, Settle::AckSync);
+                let c = self.client();
+                if lazy {
+                    // A lazy queue's ack of the current connection's delivery: one way, through
+                    // the outbox (its failure is reported by the next `ack_sync`, `flush`,
+                    // commit or `close`).
+                    if let Some(r) =
+                        c.lazy_ack(d.queue.0, d.consumer.0, d.id.0, d.tag.0, d.count, d.origin)
+                    {
+                        return r;
                     }
-                    r => r.map(|_| ()),
                 }
+                let op = wire_settle(op);
+                let r = self.settle_now(d, op);
+                if sync && r.is_ok() {
+                    // The earlier lazy acks' answers came before this one's.
+                    return c.take_ack_errors();
+                }
+                r
             }
+        }
+    }
+
+    /// A remote settle with a round trip.
+    fn settle_now(&self, d: DeliveryRef, op: WireSettle) -> Result<()> {
+        if self.handed_over(&d) {
+            return self.client().call(handed_over(&d, op)).map(|_| ());
+        }
+        let req = Request::Settle {
+            delivery: self.wire(&d)?,
+            op: op.clone(),
+        };
+        match self.client().call_in(req, d.origin) {
+            // Its owner closed cleanly without answering: settle it where it went.
+            Err(e) if unanswered_at_close(&e) && self.handed_over(&d) => {
+                self.client().call(handed_over(&d, op)).map(|_| ())
+            }
+            r => r.map(|_| ()),
         }
     }
 
@@ -657,6 +682,10 @@ impl Backend {
                         }
                     }
                 }
+                if sync {
+                    // The earlier lazy acks' answers came before this one's.
+                    self.client().take_ack_errors()?;
+                }
                 if lost > 0 {
                     return Err(Error::new(
                         ErrorKind::DeliveryLost,
@@ -721,7 +750,11 @@ impl Backend {
                     None => c.call(req)?,
                 };
                 match r {
-                    Response::Ids(ids) => Ok(ids),
+                    Response::Ids(ids) => {
+                        // The earlier lazy acks' answers came before this one's.
+                        c.take_ack_errors()?;
+                        Ok(ids)
+                    }
                     r => Err(unexpected(r)),
                 }
             }

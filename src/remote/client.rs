@@ -11,7 +11,7 @@
 //! replay in doubt fails with `OwnerLost`. Async callbacks run on this client's own library
 //! thread, each exactly once.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::io::BufReader;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
@@ -22,8 +22,8 @@ use std::time::{Duration, Instant};
 
 use super::owner::Owner;
 use super::protocol::{
-    decode, put_frame, read_frame, Hello, Request, Response, ResponseFrame, Welcome, WireReceived,
-    WireRef, WireSettle, GOODBYE_ID, MAX_FRAME, PROTOCOL_VERSION,
+    decode, put_frame, read_frame, Hello, LazyAck, Request, Response, ResponseFrame, Welcome,
+    WireReceived, WireRef, WireSettle, GOODBYE_ID, MAX_FRAME, MAX_LAZY_ACKS, PROTOCOL_VERSION,
 };
 use super::{connect_socket, fork_generation, forked_error, AUTO_KEY_PREFIX};
 use crate::engine::{mark_library_thread, on_library_thread, Dest, SubscriptionOptions};
@@ -50,10 +50,14 @@ struct Inner {
     producer: u64,
     seq: AtomicU64,
     next_id: AtomicU64,
+    /// Request frames written with an id (a test's measure of round trips saved).
+    frames: AtomicU64,
     st: Mutex<St>,
     /// Waits on `st`: room in the async window; everything answered (flush, close).
     cv: Condvar,
     writer: Mutex<Writer>,
+    /// Lazy acks not yet written (locked after `writer` and `st` where those are held).
+    outbox: Mutex<Outbox>,
     callbacks: Mutex<Callbacks>,
     callbacks_cv: Condvar,
     threads: Mutex<Vec<JoinHandle<()>>>,
@@ -63,6 +67,22 @@ struct Writer {
     epoch: u64,
     stream: Option<UnixStream>,
     buf: Vec<u8>,
+}
+
+/// How long a lazy ack may wait in the outbox before it is written: about the owner's commit
+/// interval, so that a lazy ack is durable within about as long as an owner's own (SPEC §1).
+const OUTBOX_DELAY: Duration = Duration::from_millis(1);
+
+/// Lazy acks (of lazy queues' deliveries) made and not yet written to the owner: they go as one
+/// `Settles` request at [`MAX_LAZY_ACKS`] items, after [`OUTBOX_DELAY`] (the callback thread),
+/// at `close`, and before any other request is written, so that a later request's answer
+/// proves them durable (SPEC §1) and a consumer's close never overtakes them.
+#[derive(Default)]
+struct Outbox {
+    /// Each ack with the connection (epoch) whose owner handed its delivery out.
+    items: Vec<(LazyAck, u64)>,
+    /// When the oldest item was added.
+    since: Option<Instant>,
 }
 
 #[derive(Default)]
@@ -105,6 +125,13 @@ struct St {
     /// The current connection's owner said goodbye (it closes cleanly): what it did not answer
     /// had no effect.
     goodbye: bool,
+    /// Declared queues whose ack durability is lazy (`Response::Declared`): their acks go
+    /// through the outbox, without a round trip.
+    lazy_queues: HashSet<u32>,
+    /// `Settles` requests written or to be written and not yet answered.
+    lazy_pending: usize,
+    /// Lazy acks the owner could not apply, not yet reported: how many, and the first's text.
+    ack_errors: (u64, Option<String>),
 }
 
 struct Pending {
@@ -122,6 +149,8 @@ struct Pending {
 enum Done {
     Wait(Arc<Slot>),
     Callback(Callback),
+    /// A `Settles` request: its failures go to `St.ack_errors`.
+    Lazy,
 }
 
 #[derive(Default)]
@@ -220,6 +249,7 @@ impl Client {
             producer: producer_id(),
             seq: AtomicU64::new(1),
             next_id: AtomicU64::new(1),
+            frames: AtomicU64::new(0),
             st: Mutex::new(St {
                 epoch: 0,
                 up: false,
@@ -238,6 +268,9 @@ impl Client {
                 conn: None,
                 reader_done: false,
                 goodbye: false,
+                lazy_queues: HashSet::new(),
+                lazy_pending: 0,
+                ack_errors: (0, None),
             }),
             cv: Condvar::new(),
             writer: Mutex::new(Writer {
@@ -245,6 +278,7 @@ impl Client {
                 stream: None,
                 buf: Vec::new(),
             }),
+            outbox: Mutex::new(Outbox::default()),
             callbacks: Mutex::new(Callbacks::default()),
             callbacks_cv: Condvar::new(),
             threads: Mutex::new(Vec::new()),
@@ -449,7 +483,6 @@ impl Client {
     ) -> Result<u64> {
         self.check_fork()?;
         let inner = &self.inner;
-        let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
         let mut w = lock(&inner.writer);
         let mut st = lock(&inner.st);
         if st.closed {
@@ -477,11 +510,24 @@ impl Client {
                 OnResend::Fail(e) => return Err(e),
             }
         }
+        let w = &mut *w;
+        w.buf.clear();
+        // The lazy acks made before this request go first: its answer then proves them
+        // applied (and durable, if it is a durable call), and a consumer's close, a receive
+        // (an ack may free a message group's next message) or a transaction never overtakes
+        // them. A receive carries them itself: a consumer receiving and acking one at a time
+        // then writes one request per message, not two.
+        let mut ids = inner.outbox_to_pending(w, &mut st, Some(&mut req));
+        let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
         let write = st.up && w.epoch == st.epoch;
         if write {
-            let w = &mut *w;
-            w.buf.clear();
-            put_frame(&mut w.buf, &(id, &req))?;
+            if let Err(e) = put_frame(&mut w.buf, &(id, &req)) {
+                drop(st);
+                inner.send_buf(w, &ids);
+                return Err(e);
+            }
+            ids.push(id);
+            inner.frames.fetch_add(1, Ordering::Relaxed);
         }
         if let Some(b) = async_bytes {
             st.async_msgs += 1;
@@ -500,25 +546,7 @@ impl Client {
             },
         );
         drop(st);
-        if write {
-            let w = &mut *w;
-            if let Some(s) = &w.stream {
-                if super::send_all(s, &w.buf).is_err() {
-                    // The owner no longer reads (it is closing, or gone). Not even part of
-                    // the request was taken: it had no effect, and is handled as never sent
-                    // when the connection is replaced (the writer's lock, held, keeps that
-                    // from happening before this). Only this side's writing is shut: the
-                    // answers the owner still writes, and its goodbye, which says that what
-                    // it did not answer had no effect, must still be read (shutting both
-                    // ways lost them: settles in flight at a clean close were taken as in
-                    // doubt, the bridge's no_loss test).
-                    let _ = s.shutdown(std::net::Shutdown::Write);
-                    if let Some(p) = lock(&inner.st).pending.get_mut(&id) {
-                        p.sent = false;
-                    }
-                }
-            }
-        }
+        inner.send_buf(w, &ids);
         Ok(id)
     }
 
@@ -528,17 +556,102 @@ impl Client {
         if self.check_fork().is_err() {
             return;
         }
-        let mut w = lock(&self.inner.writer);
+        let inner = &self.inner;
+        let mut w = lock(&inner.writer);
         if w.epoch != epoch {
             return;
         }
         let w = &mut *w;
         w.buf.clear();
-        if put_frame(&mut w.buf, &(0u64, &req)).is_ok() {
-            if let Some(s) = &mut w.stream {
-                let _ = super::send_all(s, &w.buf);
-            }
+        // Lazy acks first: a consumer closed after its last ack must not return that
+        // delivery as a failed one.
+        let ids = inner.outbox_to_pending(w, &mut lock(&inner.st), None);
+        let _ = put_frame(&mut w.buf, &(0u64, &req));
+        inner.send_buf(w, &ids);
+    }
+
+    /// Acks a delivery of a lazy queue without a round trip (SPEC §1, issue 14: a lazy ack
+    /// returns once queued): it goes into the outbox. `None` if it cannot: the queue's ack
+    /// durability is sync (or unknown: a subscription's queue), the consumer is not in explicit
+    /// ack mode (a plain receive's is), or the delivery is not the
+    /// current connection's (the caller then settles it as before, which refuses or settles as
+    /// handed over a delivery of an earlier owner: a stale ack never reaches another owner as a
+    /// valid one). Its failure, if the owner cannot apply it, is reported by the next
+    /// [`Client::take_ack_errors`].
+    pub(crate) fn lazy_ack(
+        &self,
+        queue: u32,
+        consumer: u64,
+        id: u64,
+        tag: u64,
+        count: u32,
+        origin: u64,
+    ) -> Option<Result<()>> {
+        if let Err(e) = self.check_fork() {
+            return Some(Err(e));
         }
+        let inner = &self.inner;
+        let server = {
+            let st = lock(&inner.st);
+            if st.closed {
+                return Some(Err(Error::closed()));
+            }
+            if origin != st.epoch || !st.lazy_queues.contains(&queue) {
+                return None;
+            }
+            match consumer {
+                0 => 0,
+                // A cumulative ack settles earlier deliveries too, which only the owner knows:
+                // it keeps its round trip (and its error, such as `AlreadySettled`, at once).
+                _ => match st.consumers.get(&consumer)? {
+                    &(_, AckMode::Explicit, server, _) => server,
+                    _ => return None,
+                },
+            }
+        };
+        let ack = LazyAck {
+            delivery: WireRef {
+                queue,
+                id,
+                tag,
+                consumer: server,
+            },
+            count,
+        };
+        let (first, full) = {
+            let mut ob = lock(&inner.outbox);
+            ob.items.push((ack, origin));
+            if ob.since.is_none() {
+                ob.since = Some(Instant::now());
+            }
+            (ob.items.len() == 1, ob.items.len() >= MAX_LAZY_ACKS)
+        };
+        if full {
+            inner.flush_outbox();
+        } else if first {
+            // The callback thread writes the outbox after `OUTBOX_DELAY`.
+            let _cb = lock(&inner.callbacks);
+            inner.callbacks_cv.notify_all();
+        }
+        Some(Ok(()))
+    }
+
+    /// Reports, once, the lazy acks the owner could not apply since the last report:
+    /// `DeliveryLost` ("n lazy acks failed: first …"). Called after a call whose answer came
+    /// after theirs (`ack_sync`, `flush`, a commit, `close`).
+    pub(crate) fn take_ack_errors(&self) -> Result<()> {
+        let (n, first) = std::mem::take(&mut lock(&self.inner.st).ack_errors);
+        if n == 0 {
+            return Ok(());
+        }
+        Err(Error::new(
+            ErrorKind::DeliveryLost,
+            format!(
+                "{n} lazy ack{} failed: first: {}",
+                if n == 1 { "" } else { "s" },
+                first.unwrap_or_default()
+            ),
+        ))
     }
 
     /// Gives a message its automatic dedup key (unless it has one of its own).
@@ -562,8 +675,15 @@ impl Client {
             options: options.cloned(),
         };
         self.call_recorded(req, |st, r| match r {
-            Response::Queue(q) => {
+            Response::Declared {
+                queue: q, ack_sync, ..
+            } => {
                 st.queues.insert(q, (name.to_string(), options.cloned()));
+                if ack_sync {
+                    st.lazy_queues.remove(&q);
+                } else {
+                    st.lazy_queues.insert(q);
+                }
                 Ok(q)
             }
             r => Err(unexpected(&r)),
@@ -646,6 +766,9 @@ impl Client {
             max,
             timeout_ms: timeout.map(|t| t.as_millis().min(u64::MAX as u128) as u64),
             selector,
+            // Filled with the outbox by `submit`.
+            acks: Vec::new(),
+            acks_id: 0,
         };
         // The answer may come from a later connection than the one asked (a resend, or the
         // connection replaced before it was sent); the deliveries carry the one that answered.
@@ -780,8 +903,9 @@ impl Client {
         let inner = &self.inner;
         let mut stuck = 0;
         loop {
-            let (st, done) =
-                self.wait_timeout_for(|st| st.async_msgs == 0 || st.closed || st.failed.is_some());
+            let (st, done) = self.wait_timeout_for(|st| {
+                (st.async_msgs == 0 && st.lazy_pending == 0) || st.closed || st.failed.is_some()
+            });
             if done {
                 return true;
             }
@@ -826,6 +950,9 @@ impl Client {
         if lock(&inner.st).closed {
             return Ok(());
         }
+        // Pending lazy acks go out, and are waited for with the async sends: `close()`
+        // flushes them (issue 14), and their failures are reported below.
+        inner.flush_outbox();
         let alive = self.wait_async_while_alive();
         if !alive {
             let e = self.hung_error();
@@ -875,10 +1002,12 @@ impl Client {
         for t in it {
             let _ = t.join();
         }
+        let lazy = self.take_ack_errors();
         match hosted {
             Some(o) => o.close(),
             None => Ok(()),
         }
+        .and(lazy)
     }
 }
 
@@ -1108,7 +1237,7 @@ impl Inner {
                     options: options.clone(),
                 },
             )? {
-                Response::Queue(n) if n == q => {}
+                Response::Declared { queue: n, .. } if n == q => {}
                 _ => moved.push(q),
             }
         }
@@ -1212,10 +1341,158 @@ impl Inner {
             st.async_bytes -= b;
             self.cv.notify_all();
         }
+        if matches!(p.done, Done::Lazy) {
+            st.lazy_pending = st.lazy_pending.saturating_sub(1);
+            self.cv.notify_all();
+        }
+    }
+
+    /// Moves the outbox's lazy acks into pending `Settles` requests, framed into `w.buf` (after
+    /// what it holds) if the connection is writable; returns the ids framed. The acks of the
+    /// current connection's deliveries go by tag; those of an earlier connection's (replaced
+    /// since the ack was made) go as handed over, by queue, message id and count: that
+    /// connection's tags mean other things to the current owner. Unwritten, they are written
+    /// by the reconnection (as handed over, see `resend`). `next`: the request to be written
+    /// next; a receive of the current connection carries the first batch of the current
+    /// connection's acks itself (`acks`, `acks_id`: the pending `Settles` they are), which
+    /// saves a request per message for a consumer that receives and acks one at a time.
+    fn outbox_to_pending(
+        &self,
+        w: &mut Writer,
+        st: &mut St,
+        mut next: Option<&mut Request>,
+    ) -> Vec<u64> {
+        let items = {
+            let mut ob = lock(&self.outbox);
+            ob.since = None;
+            std::mem::take(&mut ob.items)
+        };
+        let mut ids = Vec::new();
+        if items.is_empty() || st.closed {
+            return ids;
+        }
+        let write = st.up && w.epoch == st.epoch;
+        let (current, earlier): (Vec<_>, Vec<_>) =
+            items.into_iter().partition(|(_, e)| *e == st.epoch);
+        for (acks, handed_over) in [(current, false), (earlier, true)] {
+            for chunk in acks.chunks(MAX_LAZY_ACKS) {
+                let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+                let req = Request::Settles {
+                    acks: chunk.iter().map(|(a, _)| *a).collect(),
+                    handed_over,
+                };
+                let start = w.buf.len();
+                let carrier = match next.take() {
+                    Some(Request::Receive { acks, acks_id, .. }) if write && !handed_over => {
+                        acks.clone_from(match &req {
+                            Request::Settles { acks, .. } => acks,
+                            _ => unreachable!("built above"),
+                        });
+                        *acks_id = id;
+                        true
+                    }
+                    other => {
+                        next = other;
+                        false
+                    }
+                };
+                let framed = !carrier && write && put_frame(&mut w.buf, &(id, &req)).is_ok();
+                let sent = carrier || framed;
+                if framed {
+                    self.frames.fetch_add(1, Ordering::Relaxed);
+                }
+                if sent {
+                    ids.push(id);
+                } else {
+                    w.buf.truncate(start);
+                }
+                st.lazy_pending += 1;
+                st.pending.insert(
+                    id,
+                    Pending {
+                        req,
+                        consumer: 0,
+                        deadline: None,
+                        done: Done::Lazy,
+                        partial: None,
+                        async_bytes: None,
+                        sent,
+                    },
+                );
+            }
+        }
+        ids
+    }
+
+    /// Writes `w.buf` (the frames of requests `ids`, and maybe a one-way one) if connected.
+    fn send_buf(&self, w: &mut Writer, ids: &[u64]) {
+        if w.buf.is_empty() {
+            return;
+        }
+        let Some(s) = &w.stream else {
+            return;
+        };
+        if super::send_all(s, &w.buf).is_err() {
+            // The owner no longer reads (it is closing, or gone). Not even part of the
+            // requests was taken: they had no effect, and are handled as never sent when the
+            // connection is replaced (the writer's lock, held, keeps that from happening
+            // before this). Only this side's writing is shut: the answers the owner still
+            // writes, and its goodbye, which says that what it did not answer had no effect,
+            // must still be read (shutting both ways lost them: settles in flight at a clean
+            // close were taken as in doubt, the bridge's no_loss test).
+            let _ = s.shutdown(std::net::Shutdown::Write);
+            let mut st = lock(&self.st);
+            for id in ids {
+                if let Some(p) = st.pending.get_mut(id) {
+                    p.sent = false;
+                }
+            }
+        }
+    }
+
+    /// Writes the outbox's lazy acks now (see [`Outbox`]).
+    fn flush_outbox(&self) {
+        let mut w = lock(&self.writer);
+        let w = &mut *w;
+        w.buf.clear();
+        let ids = self.outbox_to_pending(w, &mut lock(&self.st), None);
+        self.send_buf(w, &ids);
+    }
+
+    /// Records the answer of a `Settles` request: the acks that failed, for the next
+    /// [`Client::take_ack_errors`]. An owner gone before it answered is no failure: the acks
+    /// were lazy, and what they acked comes back redelivered (as after any crash); an owner
+    /// that closed cleanly without answering handed the deliveries over, and the acks were
+    /// sent again there (`resend`).
+    fn lazy_answered(&self, acks: usize, r: Result<Response>) {
+        let failures: Vec<String> = match r {
+            Ok(Response::Settled { failed }) => failed
+                .into_iter()
+                .map(|f| format!("message {}: {}", f.id, f.message))
+                .collect(),
+            Ok(Response::Error { message, .. }) => vec![message; acks],
+            Ok(other) => vec![unexpected(&other).to_string(); acks],
+            Err(_) => Vec::new(),
+        };
+        if failures.is_empty() {
+            return;
+        }
+        let mut st = lock(&self.st);
+        st.ack_errors.0 += failures.len() as u64;
+        if st.ack_errors.1.is_none() {
+            st.ack_errors.1 = failures.into_iter().next();
+        }
     }
 
     fn complete(&self, p: Pending, r: Result<Response>) {
         match p.done {
+            Done::Lazy => {
+                let n = match &p.req {
+                    Request::Settles { acks, .. } => acks.len(),
+                    _ => 0,
+                };
+                self.lazy_answered(n, r);
+            }
             Done::Wait(slot) => slot.set(r),
             Done::Callback(cb) => {
                 let r = r.and_then(Response::into_result).and_then(|r| match r {
@@ -1393,7 +1670,23 @@ impl Inner {
             if q.stop {
                 return;
             }
-            q = self.callbacks_cv.wait(q).unwrap_or_else(|e| e.into_inner());
+            // Lazy acks wait in the outbox at most `OUTBOX_DELAY` (this thread writes them).
+            let since = lock(&self.outbox).since;
+            match since.map(|t| OUTBOX_DELAY.saturating_sub(t.elapsed())) {
+                Some(left) if left.is_zero() => {
+                    drop(q);
+                    self.flush_outbox();
+                    q = lock(&self.callbacks);
+                }
+                Some(left) => {
+                    q = self
+                        .callbacks_cv
+                        .wait_timeout(q, left)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                }
+                None => q = self.callbacks_cv.wait(q).unwrap_or_else(|e| e.into_inner()),
+            }
         }
     }
 }
@@ -1448,6 +1741,9 @@ fn resend(
                         .deadline
                         .map(|d| crate::clock::ms_floor(d.saturating_duration_since(now))),
                     selector: selector.clone(),
+                    // Its lazy acks are their own pending `Settles` (see `submit`).
+                    acks: Vec::new(),
+                    acks_id: 0,
                 })),
             }
         }
@@ -1498,6 +1794,16 @@ fn resend(
             ))
         }
         Request::IsSettled { .. } => OnResend::Resend(Box::new(p.req.clone())).map_settled(),
+        // Unanswered by an owner that said goodbye (or never written): no effect, and the
+        // deliveries were handed over; acked there by queue, message id and count (their tags
+        // were that owner's: never sent as they are).
+        Request::Settles { acks, .. } if clean => OnResend::Resend(Box::new(Request::Settles {
+            acks: acks.clone(),
+            handed_over: true,
+        })),
+        // In flight when the owner died: lazy acks lost with it, no error (the messages come
+        // back redelivered, as after any crash before a lazy ack's commit).
+        Request::Settles { .. } => OnResend::Fail(lost("lazy acks")),
         Request::Purge { .. } => OnResend::Fail(lost("a purge")),
         Request::Replay { .. } => OnResend::Fail(lost("a replay")),
         Request::Transfer { .. } => OnResend::Fail(lost("a move or copy")),
@@ -1739,6 +2045,132 @@ mod tests {
         assert_eq!(after.redelivered, 0, "nothing came back as failed");
         c.close().unwrap();
         next.close().unwrap();
+    }
+
+    /// Lazy acks (`Settles`) unanswered by an owner that closed cleanly (or never written)
+    /// had no effect: they go to the next owner as handed over, named by queue, message id and
+    /// count (the replaced connection's tags and consumer ids mean other things there). In
+    /// flight when the owner died they are dropped without an error: the acks were lazy, and
+    /// the messages come back redelivered.
+    #[test]
+    fn lazy_acks_of_a_replaced_connection_go_as_handed_over_or_are_dropped() {
+        let now = Instant::now();
+        let none = HashMap::new();
+        let acks = vec![LazyAck {
+            delivery: WIRE_REF,
+            count: 1,
+        }];
+        let p = Pending {
+            done: Done::Lazy,
+            ..pending(Request::Settles {
+                acks: acks.clone(),
+                handed_over: false,
+            })
+        };
+        match resend(&p, &none, now, &[], true) {
+            OnResend::Resend(r) => match *r {
+                Request::Settles {
+                    acks: a,
+                    handed_over: true,
+                } => assert_eq!(a, acks),
+                r => panic!("{r:?}"),
+            },
+            OnResend::Fail(e) => panic!("{e}"),
+        }
+        assert!(matches!(
+            resend(&p, &none, now, &[], false),
+            OnResend::Fail(_)
+        ));
+    }
+
+    /// A client's lazy ack goes one way and is applied by the owner in read order; one in the
+    /// outbox or in flight at the owner's clean close is applied by the next owner (as handed
+    /// over), without an error; one the owner refuses is reported once by
+    /// `take_ack_errors`.
+    #[test]
+    fn a_lazy_ack_survives_a_clean_owner_close_and_a_refused_one_is_reported_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = StoreOptions::default();
+        let owner = Owner::open(dir.path(), &opts).unwrap();
+        let q = owner.engine.declare_queue("q", None).unwrap();
+        owner.engine.send(q, &Message::new("a")).unwrap();
+        owner.engine.send(q, &Message::new("b")).unwrap();
+        let id = super::super::dir_identity(dir.path()).unwrap();
+        let c = Client::connect(dir.path().to_path_buf(), id, &opts, false).unwrap();
+        let qid = c.declare("q", None).unwrap();
+        let (epoch, r) = c
+            .receive(qid, 0, 2, Some(Duration::from_secs(10)), None)
+            .unwrap();
+        let Response::Received(items) = r else {
+            panic!("{r:?}")
+        };
+        assert_eq!(items.len(), 2);
+        let (a, b) = (&items[0], &items[1]);
+        let mid = |d: &WireReceived| d.message.id().unwrap().0;
+        assert!(c
+            .lazy_ack(qid, 0, mid(a), a.tag, a.count, epoch)
+            .unwrap()
+            .is_ok());
+        owner.close().unwrap();
+        drop(owner);
+        let next = Owner::open(dir.path(), &opts).unwrap();
+        c.call(Request::Check).unwrap();
+        assert!(c.epoch() > epoch, "the client reconnected");
+        let st = next.engine.stats(QueueId(qid)).unwrap();
+        assert_eq!((st.messages, st.redelivered), (1, 0), "{st:?}");
+        c.take_ack_errors().unwrap();
+        // "b" was handed over; a lazy ack by its old tag is refused at the call (its connection
+        // was replaced: `None`, the caller settles it as handed over) ...
+        assert!(c.lazy_ack(qid, 0, mid(b), b.tag, b.count, epoch).is_none());
+        // ... and one the owner refuses (a tag it never gave) is reported once.
+        let e2 = c.epoch();
+        assert!(c.lazy_ack(qid, 0, mid(b), 999, 1, e2).unwrap().is_ok());
+        c.call(Request::Flush).unwrap();
+        let e = c.take_ack_errors().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::DeliveryLost);
+        assert!(e.message().starts_with("1 lazy ack failed"), "{e}");
+        c.take_ack_errors().unwrap();
+        c.close().unwrap();
+        next.close().unwrap();
+    }
+
+    /// Issue 10 (design §6 test 1, the part of one-way acks): a client receiving and acking
+    /// one message at a time writes about one request per message (its receive), not two: the
+    /// lazy acks go as a few `Settles` requests (about 4,000 requests before).
+    #[test]
+    fn receive_and_ack_one_at_a_time_from_a_client_costs_one_request_per_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let owner = crate::Store::open(dir.path(), StoreOptions::default()).unwrap();
+        let c = crate::Store::open(
+            dir.path(),
+            StoreOptions {
+                open_as: crate::OpenAs::Client,
+                ..StoreOptions::default()
+            },
+        )
+        .unwrap();
+        let q = c.queue("q").unwrap();
+        const N: u64 = 2_000;
+        q.send_batch((0..N).map(|i| Message::from(format!("m{i}"))))
+            .unwrap();
+        let super::super::backend::Backend::Remote(client) = &c.engine else {
+            panic!("not a client")
+        };
+        let before = client.inner.frames.load(Ordering::SeqCst);
+        for _ in 0..N {
+            let d = q.receive(Some(Duration::from_secs(10))).unwrap().unwrap();
+            d.ack().unwrap();
+        }
+        c.flush().unwrap();
+        let requests = client.inner.frames.load(Ordering::SeqCst) - before;
+        assert!(
+            requests <= N + 300,
+            "{requests} requests for {N} receive+acks"
+        );
+        let st = owner.queue("q").unwrap().stats().unwrap();
+        assert_eq!((st.messages, st.in_flight), (0, 0), "{st:?}");
+        c.close().unwrap();
+        owner.close().unwrap();
     }
 
     /// A write to a peer that went away is an error, never a SIGPIPE: a C host program does

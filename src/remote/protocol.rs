@@ -49,7 +49,10 @@ pub use crate::journal::format::VERSION as FORMAT_VERSION;
 /// and is answered `Purged`; [`TransferFilter::through`] and [`TransferReport::last`]
 /// (review r6 #1: act only on what was counted). 6: `replayed_out` in queue stats (review r5
 /// #14). 7: [`Missing::frames_lost`](crate::Missing::frames_lost) is an `Option` (`None`: not
-/// known; review r5 #9).
+/// known; review r5 #9); one-way lazy acks (issue 10, W10): `Declare` is answered `Declared`
+/// (the queue's ack durability and prefetch, so that a client knows when an ack may go without
+/// a round trip); `Settles` carries a batch of lazy acks, handled in read order and answered
+/// `Settled` with the ones that failed; a `Receive` may carry them too.
 pub const PROTOCOL_VERSION: u32 = 7;
 /// The request id of the owner's goodbye: its last frame on a connection when it closes
 /// cleanly, after every answer it will give. What it did not answer had no effect (it was not
@@ -72,6 +75,8 @@ pub const MORE_FRAMES: u32 = 1 << 31;
 /// owner gathers for a connection at once: a connection is read by one thread at a time, whose
 /// buffer grows only as bytes arrive and is given back after a payload over [`MAX_FRAME`].
 pub const MAX_MESSAGE: usize = crate::MAX_BODY_BYTES as usize + MAX_FRAME;
+/// Most lazy acks of one `Settles` request: a client's outbox goes out when it holds this many.
+pub const MAX_LAZY_ACKS: usize = 256;
 /// Replies are split into parts of about this many bytes.
 pub const PART_BYTES: usize = 8 << 20;
 /// Length of the hello.
@@ -217,6 +222,23 @@ pub enum WireSettle {
     Release,
 }
 
+/// A lazy ack of a client's outbox ([`Request::Settles`]): the delivery as a settle names it,
+/// and its delivery count (what names it to a later owner it was handed over to).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LazyAck {
+    pub delivery: WireRef,
+    pub count: u32,
+}
+
+/// A lazy ack the owner could not apply ([`Response::Settled`]): the message id and the
+/// error (kind code and text).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LazyFailure {
+    pub id: u64,
+    pub kind: u32,
+    pub message: String,
+}
+
 /// Where a transaction's send goes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum WireDest {
@@ -252,6 +274,12 @@ pub enum Request {
         timeout_ms: Option<u64>,
         /// A selective consumer's selector text.
         selector: Option<String>,
+        /// Lazy acks that go with the receive (the client's outbox), at most
+        /// [`MAX_LAZY_ACKS`]: applied, in read order, before the receive (an ack may free a
+        /// message group's next message) and answered as the `Settles` of request id `acks_id`
+        /// would be, before the owner reads the next request.
+        acks: Vec<LazyAck>,
+        acks_id: u64,
     },
     OpenConsumer {
         queue: u32,
@@ -274,6 +302,17 @@ pub enum Request {
         id: u64,
         count: u32,
         op: WireSettle,
+    },
+    /// Lazy acks of deliveries of lazy queues (at most [`MAX_LAZY_ACKS`]), in the order they
+    /// were made: handled by the reading thread before the next request is read, so that a
+    /// later request's durability covers them (SPEC §1); answered `Settled` with the failures.
+    /// `handed_over`: the acks name deliveries an earlier owner handed over at its clean close
+    /// (by queue, message id and count; their tags and consumers are that owner's), and one no
+    /// longer held for this client (the earlier owner died) is skipped, not a failure: the ack
+    /// was lazy, and the message comes back redelivered.
+    Settles {
+        acks: Vec<LazyAck>,
+        handed_over: bool,
     },
     /// A delivery dropped unsettled: a failed delivery.
     SettleOnDrop {
@@ -388,7 +427,16 @@ pub enum Response {
     Done,
     Id(MessageId),
     Ids(Vec<MessageId>),
-    Queue(u32),
+    /// A declared queue: its id, whether its ack durability is sync, its prefetch.
+    Declared {
+        queue: u32,
+        ack_sync: bool,
+        prefetch: u32,
+    },
+    /// The lazy acks of a `Settles` the owner could not apply (none: all applied).
+    Settled {
+        failed: Vec<LazyFailure>,
+    },
     Consumer(u64),
     Names(Vec<String>),
     Received(Vec<WireReceived>),
@@ -712,6 +760,11 @@ pub fn fuzz_seeds() -> Vec<Vec<u8>> {
             max: 10,
             timeout_ms: Some(5),
             selector: Some("k > 0".into()),
+            acks: vec![LazyAck {
+                delivery: wref,
+                count: 1,
+            }],
+            acks_id: 9,
         },
         Request::OpenConsumer {
             queue: 0,
@@ -739,6 +792,19 @@ pub fn fuzz_seeds() -> Vec<Vec<u8>> {
             id: 2,
             count: 3,
             op: WireSettle::Ack,
+        },
+        Request::Settles {
+            acks: vec![
+                LazyAck {
+                    delivery: wref,
+                    count: 1,
+                },
+                LazyAck {
+                    delivery: wref,
+                    count: 2,
+                },
+            ],
+            handed_over: false,
         },
         Request::Commit {
             sends: vec![
@@ -827,6 +893,18 @@ pub fn fuzz_seeds() -> Vec<Vec<u8>> {
         Response::Published {
             id: MessageId(7),
             subscriptions: 2,
+        },
+        Response::Declared {
+            queue: 1,
+            ack_sync: true,
+            prefetch: 100,
+        },
+        Response::Settled {
+            failed: vec![LazyFailure {
+                id: 3,
+                kind: 5,
+                message: "e".into(),
+            }],
         },
     ];
     let mut out = vec![

@@ -29,9 +29,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::protocol::{
-    decode, put_frame, read_frame, split, Hello, Request, RequestFrame, Response, Welcome,
-    WireDest, WireReceived, WireRef, WireSettle, GOODBYE_ID, HELLO_LEN, MAX_FRAME,
-    PROTOCOL_VERSION,
+    decode, put_frame, read_frame, split, Hello, LazyAck, LazyFailure, Request, RequestFrame,
+    Response, Welcome, WireDest, WireReceived, WireRef, WireSettle, GOODBYE_ID, HELLO_LEN,
+    MAX_FRAME, MAX_LAZY_ACKS, PROTOCOL_VERSION,
 };
 use super::{peer_uid, AUTO_KEY_PREFIX};
 use crate::engine::{mark_library_thread, ConsumerId, DeliveryRef, DeliveryTag, Engine, QueueId};
@@ -449,10 +449,38 @@ impl ServerShared {
                 }
             };
             lock(&c.st).outstanding += 1;
+            let mut req = req;
+            if let Request::Receive { acks, acks_id, .. } = &mut req {
+                if !acks.is_empty() {
+                    // The lazy acks that came with the receive: applied and answered in read
+                    // order, as a `Settles` is (before the receive: an ack may free a message
+                    // group's next message).
+                    let (acks, acks_id) = (std::mem::take(acks), *acks_id);
+                    lock(&c.st).outstanding += 1;
+                    let out = self.handle(
+                        c,
+                        acks_id,
+                        Request::Settles {
+                            acks,
+                            handed_over: false,
+                        },
+                    );
+                    c.answer(acks_id, out);
+                }
+            }
             if is_quick(&req) {
+                // Lazy acks are answered before the next request is read: their failures then
+                // reach the client before the answer of any later request (the next `ack_sync`,
+                // `flush` or commit reports them).
+                let ordered = matches!(req, Request::Settles { .. });
                 let out = self.handle(c, id, req);
-                drop(r);
-                c.answer(id, out);
+                if ordered {
+                    c.answer(id, out);
+                    drop(r);
+                } else {
+                    drop(r);
+                    c.answer(id, out);
+                }
                 continue;
             }
             let spawn = {
@@ -538,7 +566,12 @@ impl ServerShared {
             Request::Declare { name, options } => {
                 let q = e.declare_queue(&name, options.as_ref())?;
                 lock(&c.st).queues.insert(q.0);
-                Response::Queue(q.0)
+                let (ack_sync, prefetch) = e.ack_sync_and_prefetch(q);
+                Response::Declared {
+                    queue: q.0,
+                    ack_sync,
+                    prefetch,
+                }
             }
             Request::QueueNames => Response::Names(e.queue_names()),
             Request::Send { queue, message } => {
@@ -603,6 +636,7 @@ impl ServerShared {
                 max,
                 timeout_ms,
                 selector,
+                ..
             } => {
                 let selector = selector
                     .map(|s| crate::selector::Selector::parse(&s))
@@ -643,6 +677,7 @@ impl ServerShared {
                 e.settle_on_drop(self.delivery(c, &delivery)?);
                 Response::Done
             }
+            Request::Settles { acks, handed_over } => self.lazy_acks(c, &acks, handed_over)?,
             Request::AckBatch {
                 queue,
                 deliveries,
@@ -768,6 +803,42 @@ impl ServerShared {
         Ok(Outcome::Answer(r))
     }
 
+    /// A client's batch of lazy acks (`Request::Settles`), applied in order; each failure is
+    /// reported in the answer, not as the request's error (the others are applied). Only the
+    /// engine closing under it fails it whole (the client then settles them at the next owner).
+    fn lazy_acks(&self, c: &Conn, acks: &[LazyAck], handed_over: bool) -> Result<Response> {
+        if acks.len() > MAX_LAZY_ACKS {
+            return Err(Error::invalid(format!(
+                "{} lazy acks in one request, over the limit of {MAX_LAZY_ACKS}",
+                acks.len()
+            )));
+        }
+        let e = &self.engine;
+        let mut failed = Vec::new();
+        for a in acks {
+            let d = &a.delivery;
+            let r = if handed_over {
+                self.queue(c, d.queue)
+                    .and_then(|q| e.settle_handed_over(q, MessageId(d.id), a.count, Settle::Ack))
+            } else {
+                self.delivery(c, d).and_then(|r| e.settle(r, Settle::Ack))
+            };
+            match r {
+                Ok(()) => {}
+                Err(err) if err.kind() == ErrorKind::Closed => return Err(err),
+                // Not held for this client: its earlier owner died, and the lazy ack was lost
+                // with it (the message comes back redelivered, as after any crash).
+                Err(err) if handed_over && err.kind() == ErrorKind::DeliveryLost => {}
+                Err(err) => failed.push(LazyFailure {
+                    id: d.id,
+                    kind: err.kind().code(),
+                    message: err.message().to_string(),
+                }),
+            }
+        }
+        Ok(Response::Settled { failed })
+    }
+
     /// A receive: waits in slices, so that a client that went away is noticed.
     fn receive(
         &self,
@@ -881,6 +952,7 @@ fn is_quick(req: &Request) -> bool {
             | Request::OpenConsumer { .. }
             | Request::CloseConsumer { .. }
             | Request::SettleOnDrop { .. }
+            | Request::Settles { .. }
             | Request::IsSettled { .. }
             | Request::IsMemory { .. }
             | Request::DiskBytes

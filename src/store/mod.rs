@@ -339,7 +339,11 @@ impl Store {
         self.engine.try_queue_names()
     }
 
-    /// Waits until everything sent so far is durable.
+    /// Waits until everything sent so far is durable (and the lazy acks made so far).
+    ///
+    /// Errors: those of the flush; and in a client process, `DeliveryLost` ("n lazy acks
+    /// failed: first: …") for lazy [`Delivery::ack`](crate::Delivery::ack)s the owner could
+    /// not apply since they were last reported (each reported once; the flush itself was done).
     pub fn flush(&self) -> Result<()> {
         self.engine.flush()
     }

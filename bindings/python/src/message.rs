@@ -326,6 +326,12 @@ impl Message {
     /// with ``redelivered`` true, never loses it. Durable once :meth:`ack_sync` or a later
     /// durable call of the store (a send, a transaction commit, ``store.flush()``) returned, or
     /// the store closed. With the queue option ``ack_durability="sync"`` it is :meth:`ack_sync`.
+    ///
+    /// From a client process (a store another process owns) a lazy ack goes one way, without
+    /// waiting for the owner: an error the owner finds then (the delivery timed out, say) is
+    /// raised once, as ``DeliveryLost`` ("n lazy acks failed: first: ..."), by the client's
+    /// next ``ack_sync()``, ``ack_batch_sync()``, ``store.flush()``, transaction commit or
+    /// ``store.close()``.
     fn ack(&self, py: Python<'_>) -> PyResult<()> {
         let d = self.take()?;
         mq(py.detach(move || d.ack()))

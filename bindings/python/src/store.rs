@@ -826,7 +826,9 @@ impl Store {
         Ok(out)
     }
 
-    /// Waits until everything sent so far is durable.
+    /// Waits until everything sent so far is durable (and the lazy acks made so far). In a
+    /// client process, raises ``DeliveryLost`` ("n lazy acks failed: first: ...") once for lazy
+    /// ``ack()`` calls the owner could not apply since they were last reported.
     fn flush(&self, py: Python<'_>) -> PyResult<()> {
         self.check()?;
         let s: &mqlite::Store = &self.store;
