@@ -447,3 +447,51 @@ fn a_client_reports_the_missing_segment_its_owner_repaired() {
     client.close().unwrap();
     owner.close().unwrap();
 }
+
+/// Review r5 #20: segments of another store copied into a store's directory (a restore that
+/// mixed two backups) were stitched in by a repair, their messages taken as this store's and
+/// reported only as "frames missing". Each segment header names its store: the open names the
+/// foreign file and its store, and a repair moves it aside whole, keeping every message of
+/// this store and none of the other's.
+#[test]
+fn segments_of_another_store_are_named_and_moved_aside_by_a_repair() {
+    let other = Env::new();
+    let theirs = filled(&other);
+    let their_id = std::fs::read_to_string(other.dir.path().join("STORE_ID")).unwrap();
+    let their_id = their_id.trim();
+    let env = Env::new();
+    let s = env.open_with(|o| o.segment_bytes = 4 << 10);
+    let q = s.queue("q").unwrap();
+    for i in 0..20 {
+        q.send(msg(i)).unwrap();
+    }
+    drop(q);
+    s.close().unwrap();
+    let ours = segments(env.dir.path());
+    assert!(
+        ours.len() >= 2 && ours.len() + 2 <= theirs.len(),
+        "{ours:?}"
+    );
+    let foreign: Vec<String> = theirs[ours.len()..].iter().map(|p| name(p)).collect();
+    for p in &theirs[ours.len()..] {
+        std::fs::copy(p, env.dir.path().join(name(p))).unwrap();
+    }
+    let e = open_err(&env);
+    assert_eq!(e.kind(), ErrorKind::Corrupt, "{e}");
+    assert!(
+        e.message().contains(&foreign[0]) && e.message().contains(their_id),
+        "{e}"
+    );
+    let r = repair_sticks(&env, &(0..20).map(msg).collect::<Vec<_>>());
+    assert!(r.missing.is_empty(), "{r:?}");
+    let moved: Vec<&str> = r.quarantined.iter().map(|q| q.file.as_str()).collect();
+    assert_eq!(moved, foreign, "{r:?}");
+    for q in &r.quarantined {
+        assert!(
+            q.saved_as.contains(&format!("of-store-{their_id}")),
+            "{r:?}"
+        );
+        assert_eq!(q.frames_lost, 0, "{r:?}");
+        assert!(env.dir.path().join(&q.saved_as).exists());
+    }
+}

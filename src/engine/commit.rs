@@ -63,6 +63,11 @@ impl Io {
         self.journal.set_home(home);
     }
 
+    /// Names the store in every new segment's header (see [`Journal::set_store_id`]).
+    pub(crate) fn set_store_id(&mut self, id: &str) {
+        self.journal.set_store_id(id);
+    }
+
     /// The journal.
     pub(crate) fn journal(&self) -> &Journal {
         &self.journal

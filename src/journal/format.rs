@@ -26,7 +26,8 @@
 //! | 16 | 8 | segment number |
 //! | 24 | 8 | creation time, ms since the epoch |
 //! | 32 | 8 | `oldest`: the oldest segment the journal held when this one was created (version 3; 0 = unknown, as in a header a repair rewrote) |
-//! | 40 | 20 | zero |
+//! | 40 | 16 | the store's identity (`STORE_ID`'s 32 hex digits as 16 bytes); zero in a segment written before stores were named, or by a journal that did not know it yet (a new store's first segment). A repair moves a segment naming another store aside (review r5 #20) |
+//! | 56 | 4 | zero |
 //! | 60 | 4 | CRC32C of bytes 0..60 |
 //!
 //! The header is written and fdatasync'd, and the directory fsync'd, before any frame is written.

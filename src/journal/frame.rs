@@ -62,9 +62,27 @@ pub fn is_pad(payload: &[u8], count: u32) -> bool {
 }
 
 /// Encodes a segment header; `oldest` is the oldest segment the journal held when this one was
-/// created (0: unknown, as in a header rewritten by repair).
+/// created (0: unknown, as in a header rewritten by repair). It names no store (see
+/// [`segment_header_of`]).
 pub fn segment_header(number: u64, created_ms: u64, oldest: u64) -> [u8; SEGMENT_HEADER] {
+    segment_header_of(number, created_ms, oldest, None)
+}
+
+/// [`segment_header`] naming the store the segment belongs to: its identity (`STORE_ID`, 32 hex
+/// digits) as 16 bytes at offset 40, so that a repair can tell a segment of another store put
+/// into the directory (review r5 #20). `None`, or an identity that is not 32 hex digits: the
+/// bytes stay zero, as in headers written before (which every reader since version 1 ignores:
+/// the format version is unchanged).
+pub fn segment_header_of(
+    number: u64,
+    created_ms: u64,
+    oldest: u64,
+    store: Option<[u8; 16]>,
+) -> [u8; SEGMENT_HEADER] {
     let mut h = [0u8; SEGMENT_HEADER];
+    if let Some(id) = store {
+        h[40..56].copy_from_slice(&id);
+    }
     h[0..8].copy_from_slice(SEGMENT_MAGIC);
     h[8..12].copy_from_slice(&VERSION.to_le_bytes());
     h[12..16].copy_from_slice(&(SEGMENT_HEADER as u32).to_le_bytes());
@@ -99,6 +117,31 @@ pub fn check_segment_header(h: &[u8], file: &str) -> Result<u64> {
         ));
     }
     Ok(u64_at(h, 16))
+}
+
+/// The store a header that passed [`check_segment_header`] names (`None`: it names none, as
+/// every header written before stores were named does).
+pub fn header_store(h: &[u8]) -> Option<[u8; 16]> {
+    let id: [u8; 16] = h.get(40..56)?.try_into().ok()?;
+    (id != [0u8; 16]).then_some(id)
+}
+
+/// A store identity (`STORE_ID`: 32 hex digits) as the 16 bytes a segment header holds.
+pub fn store_id_bytes(id: &str) -> Option<[u8; 16]> {
+    let id = id.trim();
+    if id.len() != 32 {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(id.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    (out != [0u8; 16]).then_some(out)
+}
+
+/// The 16 bytes of a store identity as its 32 hex digits.
+pub fn store_id_hex(id: &[u8; 16]) -> String {
+    id.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The `oldest` field of a header that passed [`check_segment_header`] (0 before version 3).

@@ -101,7 +101,7 @@ fn placeholder(j: &Journal, n: u64, oldest: u64) -> Result<Arc<dyn VFile>> {
         .vfs
         .create(&join(&j.dir, &name))
         .map_err(|e| Error::io(format!("creating {name}"), &e))?;
-    f.write_at(&segment_header(n, (j.now_ms)(), oldest), 0)
+    f.write_at(&segment_header_of(n, (j.now_ms)(), oldest, j.store_id), 0)
         .and_then(|()| f.sync_data())
         .and_then(|()| j.vfs.sync_dir(&j.dir))
         .map_err(|e| Error::io(format!("creating {name}"), &e))?;
@@ -114,6 +114,7 @@ impl Recovery<'_, '_> {
     /// nothing checks out), and the numbers run without a gap (a repair puts an empty
     /// placeholder where a file is missing).
     pub(super) fn check_files(&mut self) -> Result<()> {
+        self.check_stores()?;
         if self.repair {
             self.restore_misplaced()?;
         }
@@ -267,6 +268,40 @@ impl Recovery<'_, '_> {
         Ok(())
     }
 
+    /// Every segment file whose header names another store than this one (a restore that
+    /// mixed two stores' files): `Corrupt` naming it and that store, or (repair) moved aside
+    /// whole as `quarantine-<n>-of-store-<id>.bin` — its frames were stitched in as this
+    /// store's, reported only as frames missing (review r5 #20). A header naming no store (one
+    /// written before stores were named) is taken as this store's.
+    fn check_stores(&mut self) -> Result<()> {
+        let Some(ours) = self.j.store_id else {
+            return Ok(());
+        };
+        for n in self.numbers.clone() {
+            let name = segment_name(n);
+            let Some(theirs) = header_of(self.j, &name)?.and_then(|h| header_store(&h)) else {
+                continue;
+            };
+            if theirs == ours {
+                continue;
+            }
+            let (theirs, ours) = (store_id_hex(&theirs), store_id_hex(&ours));
+            let why = format!(
+                "segment of another store: its header names store {theirs}, this store is \
+                 {ours} (files of two stores mixed in one directory"
+            );
+            if !self.repair {
+                return Err(Error::corrupt(
+                    &name,
+                    40,
+                    &format!("{why}; a repair moves it aside)"),
+                ));
+            }
+            self.move_stray(n, &format!("of-store-{theirs}"), &format!("{why})"))?;
+        }
+        Ok(())
+    }
+
     /// Repair: moves segment file `n`, which is not part of this journal (`why`), aside whole
     /// as `quarantine-<n>-<tag>.bin` (renamed, not copied or deleted: the bytes are the user's)
     /// and reports it in `quarantined`, no frame of the journal lost.
@@ -324,7 +359,7 @@ impl Recovery<'_, '_> {
             let cut = SEGMENT_HEADER.min(seg.buf.len());
             let saved_as = save_aside(j, &format!("quarantine-{n:016x}-0"), &seg.buf[..cut])?;
             seg.file
-                .write_at(&segment_header(n, (j.now_ms)(), 0), 0)
+                .write_at(&segment_header_of(n, (j.now_ms)(), 0, j.store_id), 0)
                 .and_then(|()| seg.file.sync_data())
                 .map_err(|e| Error::io(format!("repairing the header of {name}"), &e))?;
             self.report.quarantined.push(Quarantined {
@@ -474,6 +509,24 @@ impl Recovery<'_, '_> {
 /// Whether any sound frame is in `b`.
 fn recovery_has_frame(b: &[u8]) -> bool {
     super::recovery::next_valid(b, 0).is_some()
+}
+
+/// The header of segment file `name` when it passes its checks (`None`: short or unsound).
+fn header_of(j: &Journal, name: &str) -> Result<Option<[u8; SEGMENT_HEADER]>> {
+    let f = j
+        .vfs
+        .open(&join(&j.dir, name))
+        .map_err(|e| Error::io(format!("opening {name}"), &e))?;
+    let len = f
+        .len()
+        .map_err(|e| Error::io(format!("size of {name}"), &e))?;
+    if len < SEGMENT_HEADER as u64 {
+        return Ok(None);
+    }
+    let mut head = [0u8; SEGMENT_HEADER];
+    f.read_at(&mut head, 0)
+        .map_err(|e| Error::io(format!("reading {name}"), &e))?;
+    Ok(check_segment_header(&head, name).ok().map(|_| head))
 }
 
 /// The segment number the header of segment file `name` gives, or `None` when the header is

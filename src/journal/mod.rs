@@ -33,6 +33,7 @@ use crate::error::{Error, Result};
 use crate::io::{join, Vfs};
 
 pub use covered::{CoveredSegment, Position};
+use frame::store_id_bytes;
 pub use missing::Missing;
 pub use reader::Files;
 pub use recovery::{Quarantined, RecoveryReport, TornTail};
@@ -115,6 +116,9 @@ pub struct Journal {
     home: Option<Home>,
     /// `dir/LOCK`, made once: [`Journal::check_home`] runs before every write batch.
     lock_path: PathBuf,
+    /// The store's identity, written into each new segment's header and checked against every
+    /// header at recovery (`None`: not known yet, as before a new store's `STORE_ID` is made).
+    store_id: Option<[u8; 16]>,
 }
 
 /// `(device, inode)` of the store directory and of its locked `LOCK` file, taken under the lock.
@@ -203,6 +207,18 @@ impl Journal {
             crcs: BTreeMap::new(),
             home: None,
             lock_path: PathBuf::new(),
+            // Read from the real directory, as `Store::id` reads it.
+            store_id: std::fs::read_to_string(dir.join(crate::store::identity::FILE))
+                .ok()
+                .and_then(|s| store_id_bytes(&s)),
+        }
+    }
+
+    /// Names the store in the header of every segment made from now on (a new store's
+    /// identity is made after its journal).
+    pub(crate) fn set_store_id(&mut self, id: &str) {
+        if let Some(b) = store_id_bytes(id) {
+            self.store_id = Some(b);
         }
     }
 

@@ -80,7 +80,7 @@ impl Journal {
         // became durable, so the batch can be refused without poisoning the store. A failed
         // fdatasync or directory fsync is never excused (fsyncgate), whatever its errno.
         let oldest = self.sizes.keys().next().copied().unwrap_or(n);
-        let header = segment_header(n, (self.now_ms)(), oldest);
+        let header = segment_header_of(n, (self.now_ms)(), oldest, self.store_id);
         let made = f
             .allocate(first)
             .and_then(|()| f.write_at(&header, 0))

@@ -276,6 +276,8 @@ impl Owner {
             });
         }
         let id = crate::store::identity::ensure(dir, created)?;
+        // A new store's identity is made after its journal: its later segments name it.
+        io.set_store_id(&id);
         let files = io.files();
         let engine = Engine::new(state, io, files, options);
         // Deliveries the previous owner's clean close handed over to its clients stay theirs
