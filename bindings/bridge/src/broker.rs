@@ -58,6 +58,13 @@ pub(crate) trait Sink: Send + 'static {
     /// How long a publish, and then its confirm, may take before the connection is presumed
     /// lost (the broker's `ack_timeout`).
     fn ack_timeout(&self) -> Duration;
+    /// A confirm did not come within the `ack_timeout`: what explains it, if the broker can
+    /// tell (a JetStream stream deleted under the route swallows the publishes it had not
+    /// stored: `Target`, review r9 #5); `None` when nothing does, and the connection is
+    /// presumed lost.
+    fn explain_timeout(&mut self) -> impl Future<Output = Option<Failure>> + Send {
+        async { None }
+    }
 }
 
 /// One broker message as the inbound loop sees it.

@@ -625,9 +625,9 @@ fn toml_error(text: &str, e: &toml::de::Error) -> String {
 /// Checks the shape of a broker URL, `scheme://[user[:password]@]host[:port][/path]`, so that
 /// a typo (`nats//host:4222`) is refused at load instead of being retried forever: the scheme
 /// must be one of `schemes` (it may be left out when `bare` — NATS then assumes `nats://`), the
-/// host must not be empty, the port must be a number, and a path is allowed only when not
-/// `bare` (AMQP's vhost). The clients parse the URL again at connect; this only catches what
-/// they would take for a host name they then never reach.
+/// host must not be empty, the port must be a number in 1..=65535, and a path is allowed only
+/// when not `bare` (AMQP's vhost). The clients parse the URL again at connect; this only
+/// catches what they would take for a host name they then never reach.
 fn check_url(url: &str, schemes: &[&str], bare: bool) -> Result<(), String> {
     let rest = match url.split_once("://") {
         Some((scheme, rest)) if schemes.contains(&scheme) => rest,
@@ -654,8 +654,11 @@ fn check_url(url: &str, schemes: &[&str], bare: bool) -> Result<(), String> {
         return Err(format!("no valid host in {host_port:?}"));
     }
     if let Some(p) = port {
+        // Port 0 is no port a server listens on: a client would retry it forever (review r9 #6).
         p.parse::<u16>()
-            .map_err(|_| format!("port {p:?} is not a number in 0..=65535"))?;
+            .ok()
+            .filter(|&p| p != 0)
+            .ok_or_else(|| format!("port {p:?} is not a number in 1..=65535"))?;
     }
     Ok(())
 }
@@ -744,6 +747,11 @@ mod tests {
             ("nats://:4222", "host"),
             ("nats://127.0.0.1:42x2", "port"),
             ("nats://127.0.0.1:4222,nats//h:1", "path"),
+            // Review r9 #6: port 0 was accepted and retried forever.
+            (
+                "nats://127.0.0.1:0",
+                "port \"0\" is not a number in 1..=65535",
+            ),
         ] {
             let text = format!("[nats]\nurl='{url}'\n{route}");
             let e = Config::from_toml(&text).unwrap_err().to_string();
@@ -760,6 +768,13 @@ mod tests {
         let e = Config::from_toml(rabbit).unwrap_err().to_string();
         assert!(e.contains("[rabbitmq] url"), "{e}");
         Config::from_toml("[rabbitmq]\nurl='amqp://guest:guest@127.0.0.1:5672/%2f'").unwrap();
+        let e = Config::from_toml("[rabbitmq]\nurl='amqp://guest:guest@127.0.0.1:0/%2f'")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("[rabbitmq] url") && e.contains("1..=65535"),
+            "{e}"
+        );
         let empty =
             "[nats]\nurl='nats://h:1'\n[[outbound]]\nname='a'\nqueue='q'\nnats={subject=''}";
         let e = Config::from_toml(empty).unwrap_err().to_string();

@@ -164,10 +164,13 @@ pub(crate) async fn outbound<S: Sink>(
     let mut full_waits = Waits::new(&ctx.reconnect);
     let mut full = false;
     let ack_timeout = sink.ack_timeout();
-    // Each publish with its confirm and the moment it is given up (publish time + ack_timeout):
-    // a confirm that never comes (a broker restarted under the connection) must not hold the
-    // window, nor a graceful stop, for longer than that.
+    // Each publish with its confirm and the moment its own wait started (when the batch it
+    // belongs to was handed to the client library). See `confirm_deadline`: a confirm that
+    // never comes (a broker restarted under the connection) must not hold the window, nor a
+    // graceful stop, for longer than `ack_timeout` without any progress.
     let mut pending: VecDeque<(Delivery, Confirm, tokio::time::Instant)> = VecDeque::new();
+    // The last time the broker answered a publish of this route (a confirm, a refusal).
+    let mut last_answer = tokio::time::Instant::now();
     let mut receiving: Option<JoinHandle<mqlite::Result<Vec<Delivery>>>> = None;
     let mut acking: Option<JoinHandle<mqlite::Result<()>>> = None;
     let mut confirmed: Vec<Delivery> = Vec::new();
@@ -282,14 +285,23 @@ pub(crate) async fn outbound<S: Sink>(
             }
             r = async {
                 match pending.front_mut() {
-                    Some(p) => tokio::time::timeout_at(p.2, &mut p.1).await.map_err(|_| ()),
+                    Some(p) => {
+                        let deadline = confirm_deadline(p.2, last_answer, ack_timeout);
+                        tokio::time::timeout_at(deadline, &mut p.1).await.map_err(|_| ())
+                    }
                     None => std::future::pending().await,
                 }
             }, if !pending.is_empty() => {
                 let Some((d, c, t)) = pending.pop_front() else { continue };
                 let (r, timed_out) = match r {
-                    Ok(r) => (r, false),
-                    Err(()) => (Err(no_confirm()), true),
+                    Ok(r) => {
+                        last_answer = tokio::time::Instant::now();
+                        (r, false)
+                    }
+                    Err(()) => {
+                        let why = sink.explain_timeout().await;
+                        (Err(why.unwrap_or_else(no_confirm)), true)
+                    }
                 };
                 match r {
                     Ok(c) => {
@@ -363,6 +375,7 @@ pub(crate) async fn outbound<S: Sink>(
                 }
                 let mut ds = ds.into_iter();
                 let mut dead = false;
+                let batch_from = pending.len();
                 while let Some(d) = ds.next() {
                     if d.redelivered() {
                         Counters::add(&stats.redelivered, 1);
@@ -375,7 +388,7 @@ pub(crate) async fn outbound<S: Sink>(
                     let timed_out = published.is_err();
                     let published = published.unwrap_or_else(|()| Err(no_confirm()));
                     match published {
-                        Ok(confirm) => pending.push_back((d, confirm, deadline)),
+                        Ok(confirm) => pending.push_back((d, confirm, tokio::time::Instant::now())),
                         Err(Failure::Refused(text)) => {
                             probe.remove(&d.id());
                             let what = "message refused";
@@ -403,13 +416,19 @@ pub(crate) async fn outbound<S: Sink>(
                             let failed: Confirm = Box::pin(std::future::ready(Err(
                                 Failure::Transient("not published".into()),
                             )));
-                            pending.push_back((d, failed, deadline));
+                            pending.push_back((d, failed, tokio::time::Instant::now()));
                             release_all(ds.by_ref().collect(), &stats).await;
                         }
                     }
                 }
                 if dead {
                     break;
+                }
+                // The batch is with the client library: the route listens for its confirms
+                // from now on (see `confirm_deadline`).
+                let now = tokio::time::Instant::now();
+                for p in pending.iter_mut().skip(batch_from) {
+                    p.2 = now;
                 }
             }
             _ = lag_tick.tick() => {
@@ -518,6 +537,25 @@ pub(crate) async fn outbound<S: Sink>(
     Counters::set(&stats.in_flight, 0);
     stats.ended();
     info!(route = %ctx.name, "stopped");
+}
+
+/// When the route gives up waiting for the confirm at the front of its window: `ack_timeout`
+/// after the later of the moment the route started listening for it (`sent`: its batch was
+/// handed to the client library) and the broker's last answer to this route (`last_answer`).
+///
+/// Measured from the publish alone, the deadline ran out for every large window (review r9 #1:
+/// a window of 20,000 to JetStream, whose stream stores one message after the other, confirmed
+/// the front messages in time but the later ones more than `ack_timeout` after they were
+/// published; each such window was taken as a lost connection and published again, every
+/// message twice). Confirms come in publish order, so the broker answering the one before is
+/// progress, and the front is given `ack_timeout` from there; a broker that answers nothing
+/// for `ack_timeout` is still a lost connection — whatever the window, whatever the broker.
+fn confirm_deadline(
+    sent: tokio::time::Instant,
+    last_answer: tokio::time::Instant,
+    ack_timeout: Duration,
+) -> tokio::time::Instant {
+    sent.max(last_answer) + ack_timeout
 }
 
 /// A publish failed for a reason other than the message (`Refused` is handled by the caller):
@@ -798,9 +836,7 @@ pub(crate) async fn inbound<S: Source>(
                 if !source.is_connected() {
                     Err("connection lost".to_string())
                 } else {
-                    if let Some(n) = source.lag().await {
-                        Counters::set(&stats.lag, n);
-                    }
+                    stats.set_lag(source.lag().await);
                     continue;
                 }
             }
@@ -971,6 +1007,133 @@ mod tests {
         fn redelivery_delay(&self) -> Duration {
             Duration::ZERO
         }
+    }
+
+    /// A broker that stores one message after the other, `service` each, and confirms each
+    /// once stored (as a JetStream stream does): the k-th publish of a window is confirmed
+    /// about k × `service` after it was sent.
+    struct SerialSink {
+        service: Duration,
+        free_at: tokio::time::Instant,
+        published: Arc<std::sync::Mutex<Vec<String>>>,
+        ack_timeout: Duration,
+        /// Confirms never come (a hung broker).
+        hung: bool,
+    }
+
+    impl Sink for SerialSink {
+        async fn connect(&mut self) -> Result<(), Failure> {
+            Ok(())
+        }
+        async fn publish(&mut self, _msg: &mqlite::Message, id: &str) -> Result<Confirm, Failure> {
+            self.published.lock().unwrap().push(id.to_string());
+            self.free_at = self.free_at.max(tokio::time::Instant::now()) + self.service;
+            let (at, hung) = (self.free_at, self.hung);
+            Ok(Box::pin(async move {
+                if hung {
+                    std::future::pending::<()>().await;
+                }
+                tokio::time::sleep_until(at).await;
+                Ok(crate::broker::Confirmed { duplicate: false })
+            }))
+        }
+        fn disconnect(&mut self) {}
+        fn health(&self) -> Result<(), Failure> {
+            Ok(())
+        }
+        fn ack_timeout(&self) -> Duration {
+            self.ack_timeout
+        }
+    }
+
+    fn ctx(stop: watch::Receiver<bool>) -> RouteCtx {
+        RouteCtx {
+            name: "o".into(),
+            stats: Arc::new(Counters::default()),
+            stop,
+            reconnect: Backoff {
+                initial: Duration::from_millis(10),
+                max: Duration::from_millis(10),
+            },
+            stats_interval: Duration::from_secs(1),
+            failed: Arc::new(tokio::sync::Notify::new()),
+        }
+    }
+
+    /// Runs an outbound route of `window` over `n` local messages into `sink` until `done`
+    /// holds of its counters (or 60 s pass); the ids published.
+    async fn run_outbound(
+        n: usize,
+        window: usize,
+        sink: SerialSink,
+        done: impl Fn(&Counters) -> bool,
+    ) -> (Arc<Counters>, Vec<String>) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), Default::default()).unwrap();
+        let queue = store.queue("out").unwrap();
+        queue
+            .send_batch((0..n).map(|i| mqlite::Message::new(format!("m{i}"))))
+            .unwrap();
+        let (tx, stop) = watch::channel(false);
+        let ctx = ctx(stop);
+        let stats = ctx.stats.clone();
+        let published = sink.published.clone();
+        let route = tokio::spawn(outbound(ctx, queue, sink, window, "t".into()));
+        let give_up = tokio::time::Instant::now() + Duration::from_secs(60);
+        while !done(&stats) && tokio::time::Instant::now() < give_up {
+            // Polls the route's counters (an event of another task, not a timer).
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tx.send(true).unwrap();
+        route.await.unwrap();
+        let ids = published.lock().unwrap().clone();
+        (stats, ids)
+    }
+
+    fn serial(service: Duration, ack_timeout: Duration, hung: bool) -> SerialSink {
+        SerialSink {
+            service,
+            free_at: tokio::time::Instant::now(),
+            published: Default::default(),
+            ack_timeout,
+            hung,
+        }
+    }
+
+    /// Review r9 #1: a window of 20,000 to JetStream timed out on every window — the later
+    /// publishes of a window are confirmed more than `ack_timeout` after they were sent, while
+    /// the broker is answering all along — and published everything again. Here a window's
+    /// last confirm comes 400 × 2 ms = 800 ms after it was sent, with an ack_timeout of 300 ms.
+    /// (Real time: the store's calls run on the blocking pool, which a paused clock does not
+    /// wait for; only the fake broker's confirms are timed.)
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_window_confirmed_slower_than_ack_timeout_but_steadily_is_not_a_lost_connection() {
+        let window = 400;
+        let sink = serial(Duration::from_millis(2), Duration::from_millis(300), false);
+        let (stats, ids) = run_outbound(2 * window, window, sink, |s| {
+            s.forwarded.load(std::sync::atomic::Ordering::Relaxed) >= window as u64
+                || s.reconnects.load(std::sync::atomic::Ordering::Relaxed) > 0
+        })
+        .await;
+        let get = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(get(&stats.reconnects), 0, "no lost connection counted");
+        assert!(get(&stats.forwarded) >= window as u64);
+        let distinct: std::collections::HashSet<_> = ids.iter().collect();
+        assert_eq!(distinct.len(), ids.len(), "each message published once");
+    }
+
+    /// A broker that answers nothing for `ack_timeout` is still a lost connection.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_broker_that_answers_nothing_within_ack_timeout_is_a_lost_connection() {
+        let sink = serial(Duration::from_millis(2), Duration::from_millis(300), true);
+        let (stats, ids) = run_outbound(10, 10, sink, |s| {
+            s.reconnects.load(std::sync::atomic::Ordering::Relaxed) > 0
+        })
+        .await;
+        let get = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(get(&stats.reconnects) > 0);
+        assert_eq!(get(&stats.forwarded), 0);
+        assert!(!ids.is_empty());
     }
 
     /// r7 (inbound RabbitMQ): a batch with a message the store refuses for its size, then one

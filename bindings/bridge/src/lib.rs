@@ -307,7 +307,7 @@ impl Bridge {
             .map(|r| {
                 let mut s = r.stats.snapshot(&r.name, r.direction, r.broker);
                 if let Some(Ok(q)) = r.queue.as_ref().map(|q| q.stats()) {
-                    s.lag = q.messages;
+                    s.lag = Some(q.messages);
                 }
                 s
             })
@@ -432,7 +432,8 @@ fn fnv1a(s: &str) -> u64 {
 /// get an arbitrary part of it, out of order), `bridge-in-<source>.lock` per inbound broker
 /// source (a JetStream stream and consumer, a RabbitMQ queue), and `<stats_file>.lock`. Names
 /// are percent-encoded as NATS header names are (`/` → `%2F`), and cut with a hash when long.
-fn lock_paths(config: &Config, dir: &Path) -> Vec<(std::path::PathBuf, String)> {
+fn lock_paths(config: &Config, dir: &Path) -> Vec<(std::path::PathBuf, String, &'static str)> {
+    const ROUTE: &str = "two bridges on one route would split its messages out of order";
     let file = |kind: &str, key: &str| {
         let mut name = mapping::encode_name(key);
         if name.len() > 120 {
@@ -446,7 +447,7 @@ fn lock_paths(config: &Config, dir: &Path) -> Vec<(std::path::PathBuf, String)> 
     };
     let mut out = Vec::new();
     for r in &config.outbound {
-        out.push((file("out", &r.queue), format!("queue {:?}", r.queue)));
+        out.push((file("out", &r.queue), format!("queue {:?}", r.queue), ROUTE));
     }
     for r in &config.inbound {
         #[allow(unused_mut)]
@@ -459,12 +460,16 @@ fn lock_paths(config: &Config, dir: &Path) -> Vec<(std::path::PathBuf, String)> 
         if let Some(q) = &r.rabbitmq {
             key = format!("rabbitmq {}", q.queue);
         }
-        out.push((file("in", &key), format!("inbound source {key:?}")));
+        out.push((file("in", &key), format!("inbound source {key:?}"), ROUTE));
     }
     if let Some(stats) = &config.stats_file {
         let mut lock = stats.clone().into_os_string();
         lock.push(".lock");
-        out.push((lock.into(), format!("stats file {}", stats.display())));
+        out.push((
+            lock.into(),
+            format!("stats file {}", stats.display()),
+            "two bridges would overwrite each other's counters in it",
+        ));
     }
     out
 }
@@ -474,7 +479,10 @@ fn lock_paths(config: &Config, dir: &Path) -> Vec<(std::path::PathBuf, String)> 
 /// and the holder's pid when another process (or another bridge of this one) holds it; an I/O
 /// error otherwise. Review r8 #4: two bridges started with one configuration both ran
 /// silently, split each queue between them (order lost) and overwrote one stats file.
-fn take_lock(path: &Path, what: &str) -> Result<std::fs::File, Error> {
+///
+/// `why` says what two holders would do (review r9 #3: the stats file's refusal gave a route's
+/// reason).
+fn take_lock(path: &Path, what: &str, why: &str) -> Result<std::fs::File, Error> {
     use std::io::{Read, Seek, Write};
     use std::os::unix::fs::OpenOptionsExt;
     let io = |e: std::io::Error| Error::Stats(format!("lock file {}: {e}", path.display()));
@@ -502,8 +510,7 @@ fn take_lock(path: &Path, what: &str) -> Result<std::fs::File, Error> {
                 p => p,
             };
             Err(Error::Locked(format!(
-                "{what} is in use by another bridge (pid {pid}; lock file {}): two bridges on \
-                 one route would split its messages out of order",
+                "{what} is in use by another bridge (pid {pid}; lock file {}): {why}",
                 path.display()
             )))
         }
@@ -539,8 +546,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     };
     // Held until this returns (closing a file releases its lock).
     let mut _locks = Vec::new();
-    for (path, what) in lock_paths(&config, store.path()) {
-        _locks.push(take_lock(&path, &what)?);
+    for (path, what, why) in lock_paths(&config, store.path()) {
+        _locks.push(take_lock(&path, &what, why)?);
     }
     for (name, q) in &config.queues {
         store.queue_with(name, q.to_options(&store_opts))?;
@@ -581,21 +588,34 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     Ok(())
 }
 
-/// Resolves on SIGINT or SIGTERM.
+/// Resolves on SIGINT or SIGTERM (the handlers are installed when it is first polled; see
+/// [`signals_from_now`] to install them at once).
 pub async fn signal() {
+    signals_from_now().await
+}
+
+/// Installs the SIGINT and SIGTERM handlers now — from this call on, either signal is caught
+/// instead of ending the process — and returns a future that resolves on the first of them.
+/// Must be called within a tokio runtime (`Runtime::enter`). Review r9 #8: installed when the
+/// run first polled them, after the configuration, the store and the locks, a SIGTERM in the
+/// first milliseconds killed the bridge by the default action (exit 143, no log line).
+pub fn signals_from_now() -> impl Future<Output = ()> + Send {
     use tokio::signal::unix::{signal, SignalKind};
-    match (
+    let both = (
         signal(SignalKind::interrupt()),
         signal(SignalKind::terminate()),
-    ) {
-        (Ok(mut i), Ok(mut t)) => {
-            tokio::select! {
-                _ = i.recv() => {}
-                _ = t.recv() => {}
+    );
+    async move {
+        match both {
+            (Ok(mut i), Ok(mut t)) => {
+                tokio::select! {
+                    _ = i.recv() => {}
+                    _ = t.recv() => {}
+                }
             }
-        }
-        _ => {
-            let _ = tokio::signal::ctrl_c().await;
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
         }
     }
 }
@@ -647,12 +667,18 @@ pub fn main_with_config_as(path: &Path, json: bool) -> Result<(), Error> {
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .try_init()
     };
-    let config = Config::from_file(path)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| Error::Config(format!("starting the tokio runtime: {e}")))?;
-    rt.block_on(run(config, signal()))
+    // Before anything that can take time (the configuration, the store, the locks): a stop
+    // asked for meanwhile is a graceful stop, not a kill.
+    let stop = {
+        let _in_runtime = rt.enter();
+        signals_from_now()
+    };
+    let config = Config::from_file(path)?;
+    rt.block_on(run(config, stop))
 }
 
 #[cfg(test)]

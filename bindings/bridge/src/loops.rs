@@ -134,7 +134,21 @@ fn describe(c: &Config, path: &[&Edge]) -> String {
     )
 }
 
-/// Refuses two outbound routes on one queue, and loops the configuration shows.
+/// The broker source an inbound route reads, as a person names it: `JetStream consumer "c"
+/// of stream "S"`, `RabbitMQ queue "q"`.
+fn inbound_source(r: &crate::config::InboundRoute) -> Option<String> {
+    match (&r.nats, &r.rabbitmq) {
+        (Some(n), _) => Some(format!(
+            "JetStream consumer {:?} of stream {:?}",
+            n.consumer, n.stream
+        )),
+        (_, Some(q)) => Some(format!("RabbitMQ queue {:?}", q.queue)),
+        _ => None,
+    }
+}
+
+/// Refuses two outbound routes on one queue, two inbound routes on one broker source, and
+/// loops the configuration shows.
 pub(crate) fn check(c: &Config) -> Result<(), String> {
     for (i, a) in c.outbound.iter().enumerate() {
         if let Some(b) = c.outbound[..i].iter().find(|b| b.queue == a.queue) {
@@ -142,6 +156,25 @@ pub(crate) fn check(c: &Config) -> Result<(), String> {
                 "outbound routes {:?} and {:?} both read queue {:?}: each would get an \
                  arbitrary part of its messages (forward a queue from one route only)",
                 b.name, a.name, a.queue
+            ));
+        }
+    }
+    // Review r9 #3: two inbound routes on one durable consumer (or queue) got an arbitrary
+    // part of its messages each — refused by the second route's lock file as "another
+    // bridge", after the store was made. A mistake in one file is a configuration error.
+    for (i, a) in c.inbound.iter().enumerate() {
+        let Some(src) = inbound_source(a) else {
+            continue;
+        };
+        if let Some(b) = c.inbound[..i]
+            .iter()
+            .find(|b| inbound_source(b).as_ref() == Some(&src))
+        {
+            return Err(format!(
+                "inbound routes {:?} and {:?} both read {src}: each would get an arbitrary \
+                 part of its messages (read a broker source from one route only; a JetStream \
+                 stream can feed several routes through consumers of different names)",
+                b.name, a.name
             ));
         }
     }
@@ -280,6 +313,35 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.contains("\"o1\" and \"o2\" both read queue \"q\""), "{e}");
+    }
+
+    #[test]
+    fn two_inbound_routes_on_one_broker_source_are_refused_naming_both() {
+        let e = load(
+            "[[inbound]]\nname='i1'\nqueue='q'\nnats={stream='T1',consumer='c'}\n\
+             [[inbound]]\nname='i2'\nqueue='q2'\n\
+             nats={stream='T1',consumer='c',filter_subject='t1.b'}\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("\"i1\" and \"i2\" both read JetStream consumer \"c\" of stream \"T1\""),
+            "{e}"
+        );
+        let e = load(
+            "[[inbound]]\nname='i1'\nqueue='q'\nrabbitmq={queue='src'}\n\
+             [[inbound]]\nname='i2'\nqueue='q2'\nrabbitmq={queue='src'}\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("\"i1\" and \"i2\" both read RabbitMQ queue \"src\""),
+            "{e}"
+        );
+        // Two consumers of one stream are two sources.
+        load(
+            "[[inbound]]\nname='i1'\nqueue='q'\nnats={stream='T1',consumer='c1'}\n\
+             [[inbound]]\nname='i2'\nqueue='q2'\nnats={stream='T1',consumer='c2'}\n",
+        )
+        .unwrap();
     }
 
     #[test]

@@ -10,9 +10,10 @@ use tracing::warn;
 use async_nats::connection::State;
 use async_nats::jetstream::consumer::{pull, AckPolicy, Consumer};
 use async_nats::jetstream::context::{
-    ConsumerInfoError, ConsumerInfoErrorKind, GetStreamByNameErrorKind, GetStreamErrorKind,
-    PublishError, PublishErrorKind,
+    AccountErrorKind, ConsumerInfoError, ConsumerInfoErrorKind, GetStreamByNameErrorKind,
+    GetStreamErrorKind, PublishError, PublishErrorKind,
 };
+use async_nats::jetstream::stream::ConsumerErrorKind;
 use async_nats::jetstream::{self, AckKind, Context, ErrorCode};
 use async_nats::{HeaderMap, HeaderName, HeaderValue};
 use futures_util::{FutureExt, StreamExt};
@@ -52,7 +53,10 @@ const FIRST_CONNECT_WAIT: Duration = Duration::from_secs(5);
 /// initial connect): that is no error to report — it would stay as an idle route's
 /// `last_error` — so this waits for it, up to [`FIRST_CONNECT_WAIT`] (a server that is down
 /// is then reported as not connected, and the route retries with backoff).
-async fn ready(js: &Context) -> Result<(), String> {
+///
+/// A server that answers but has no JetStream is a misconfiguration (`Refused`: an ERROR on
+/// every attempt, review r9 #2), not an outage.
+async fn ready(js: &Context) -> Result<(), Failure> {
     let deadline = tokio::time::Instant::now() + FIRST_CONNECT_WAIT;
     // The client exposes its state but no way to await it; this runs once per connect
     // attempt, only while the first connection is being made.
@@ -61,12 +65,19 @@ async fn ready(js: &Context) -> Result<(), String> {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     if js.client().connection_state() != State::Connected {
-        return Err("nats: not connected".into());
+        return Err(Failure::Transient("nats: not connected".into()));
     }
-    js.query_account()
-        .await
-        .map(|_| ())
-        .map_err(|e| format!("nats: JetStream does not answer: {e}"))
+    js.query_account().await.map(|_| ()).map_err(|e| {
+        if e.kind() == AccountErrorKind::JetStreamUnavailable {
+            Failure::Refused(
+                "nats: the server has no JetStream (nothing answers its API; start nats-server \
+                 with -js or a jetstream block)"
+                    .into(),
+            )
+        } else {
+            Failure::Transient(format!("nats: JetStream does not answer: {e}"))
+        }
+    })
 }
 
 /// An outbound route's target.
@@ -187,7 +198,7 @@ impl Sink for NatsSink {
     /// Ready when JetStream answers and a stream captures the route's subject (`Target`
     /// otherwise: logged as an error every attempt, with backoff, until one is created).
     async fn connect(&mut self) -> Result<(), Failure> {
-        ready(&self.js).await.map_err(Failure::Transient)?;
+        ready(&self.js).await?;
         match self
             .js
             .stream_by_subject(self.target.subject.as_str())
@@ -246,6 +257,22 @@ impl Sink for NatsSink {
 
     fn ack_timeout(&self) -> Duration {
         self.ack_timeout
+    }
+
+    /// A stream deleted under the route drops what it had not stored, and the publishes after
+    /// get "no responders": a missing target, not a lost connection (review r9 #5).
+    async fn explain_timeout(&mut self) -> Option<Failure> {
+        if self.js.client().connection_state() != State::Connected {
+            return None;
+        }
+        let subject = self.target.subject.as_str();
+        let lookup = self.js.stream_by_subject(subject);
+        match tokio::time::timeout(self.ack_timeout, lookup).await {
+            Ok(Err(e)) if e.kind() == GetStreamByNameErrorKind::NotFound => {
+                Some(Failure::Target(no_stream(subject)))
+            }
+            _ => None,
+        }
     }
 }
 
@@ -308,7 +335,7 @@ impl Source for NatsConsumer {
     type Msg = jetstream::Message;
 
     async fn connect(&mut self) -> Result<(), Failure> {
-        ready(&self.js).await.map_err(Failure::Transient)?;
+        ready(&self.js).await?;
         let name = &self.source.stream;
         let stream = self.js.get_stream(name).await.map_err(|e| {
             let text = format!("nats: stream {name:?}: {e}");
@@ -343,6 +370,14 @@ impl Source for NatsConsumer {
             // Before a consumer that could never receive is created.
             check_filters([f], &stream_subjects, cname, name)?;
         }
+        // A push consumer (one with a deliver subject) cannot be pulled from: the client's
+        // "invalid consumer type" was taken for an outage (review r9 #2).
+        let push = || {
+            Failure::Refused(format!(
+                "{what} is a push consumer (it has a deliver_subject); the bridge needs a \
+                 durable pull consumer"
+            ))
+        };
         let consumer: Consumer<pull::Config> = if self.source.create {
             let config = pull::Config {
                 durable_name: Some(cname.to_string()),
@@ -355,8 +390,16 @@ impl Source for NatsConsumer {
             stream
                 .get_or_create_consumer(cname, config)
                 .await
-                .map_err(|e| Failure::Transient(format!("{what}: {e}")))?
+                .map_err(|e| match e.kind() {
+                    ConsumerErrorKind::InvalidConsumerType => push(),
+                    _ => Failure::Transient(format!("{what}: {e}")),
+                })?
         } else {
+            if let Ok(info) = stream.consumer_info(cname).await {
+                if info.config.deliver_subject.is_some() {
+                    return Err(push());
+                }
+            }
             stream.get_consumer(cname).await.map_err(|e| {
                 let missing = e.downcast_ref::<ConsumerInfoError>().is_some_and(|e| {
                     matches!(
@@ -372,12 +415,21 @@ impl Source for NatsConsumer {
             })?
         };
         let c = &consumer.cached_info().config;
-        if c.ack_policy != AckPolicy::Explicit || c.max_deliver > 0 {
+        // Each rule with its own reason (review r9 #7: the max_deliver reason was given for a
+        // wrong ack policy too).
+        if c.ack_policy != AckPolicy::Explicit {
             return Err(Failure::Refused(format!(
-                "nats: consumer {cname:?} must have ack_policy explicit and unlimited \
-                 max_deliver (has {:?} and {}): a message delivered that often without \
-                 reaching the store would be dropped",
-                c.ack_policy, c.max_deliver
+                "nats: consumer {cname:?} must have ack_policy explicit (has {:?}): with any \
+                 other policy a message counts as acknowledged before it reaches the store, and \
+                 a crash loses it",
+                c.ack_policy
+            )));
+        }
+        if c.max_deliver > 0 {
+            return Err(Failure::Refused(format!(
+                "nats: consumer {cname:?} must have an unlimited max_deliver (has {}): a \
+                 message delivered that often without reaching the store would be dropped",
+                c.max_deliver
             )));
         }
         if !fed {

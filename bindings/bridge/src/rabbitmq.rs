@@ -40,19 +40,60 @@ const MIRRORED: [&str; 5] = [
 /// How long a connection attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-async fn open(server: &RabbitServer) -> Result<(Connection, Channel), String> {
+async fn open(server: &RabbitServer) -> Result<(Connection, Channel), Failure> {
     let conn = tokio::time::timeout(
         CONNECT_TIMEOUT,
         Connection::connect(&server.url, ConnectionProperties::default()),
     )
     .await
-    .map_err(|_| "rabbitmq: connecting timed out".to_string())?
-    .map_err(|e| format!("rabbitmq: connecting: {e}"))?;
+    .map_err(|_| Failure::Transient("rabbitmq: connecting timed out".to_string()))?
+    .map_err(|e| connect_failure(&server.url, &e))?;
     let ch = conn
         .create_channel()
         .await
-        .map_err(|e| format!("rabbitmq: opening a channel: {e}"))?;
+        .map_err(|e| Failure::Transient(format!("rabbitmq: opening a channel: {e}")))?;
     Ok((conn, ch))
+}
+
+/// `host:port` of an AMQP URL, without the credentials (for error texts).
+fn authority(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split('/').next().unwrap_or(rest);
+    authority.rsplit_once('@').map_or(authority, |(_, h)| h)
+}
+
+/// Sorts a failed connection attempt. The broker answering with a refusal — a wrong user or
+/// password (403 ACCESS_REFUSED), a vhost that does not exist or that the user may not use
+/// (530 NOT_ALLOWED), a refused authentication mechanism — or a server that does not speak
+/// AMQP 0-9-1 at all (a NATS port, say) is a misconfiguration: `Refused`, logged at ERROR on
+/// every attempt as the README promises for misconfiguration (review r9 #2, #6: they were
+/// logged once as "broker not reachable", then retried silently). Anything else (refused or
+/// reset TCP connections, timeouts, a broker closing for shutdown) is an outage.
+fn connect_failure(url: &str, e: &lapin::Error) -> Failure {
+    use lapin::protocol::{AMQPErrorKind, AMQPHardError, AMQPSoftError};
+    let text = format!("rabbitmq: connecting to {}: {e}", authority(url));
+    match e.kind() {
+        lapin::ErrorKind::ProtocolError(p)
+            if matches!(
+                p.kind(),
+                AMQPErrorKind::Soft(AMQPSoftError::ACCESSREFUSED)
+                    | AMQPErrorKind::Hard(AMQPHardError::NOTALLOWED)
+            ) =>
+        {
+            Failure::Refused(format!(
+                "{text} (the broker refused the user, password or vhost of [rabbitmq] url)"
+            ))
+        }
+        lapin::ErrorKind::AuthProviderError(_) => Failure::Refused(text),
+        lapin::ErrorKind::ParsingError(_) | lapin::ErrorKind::InvalidProtocolVersion(_) => {
+            Failure::Refused(format!(
+                "rabbitmq: the server at {} did not answer as AMQP 0-9-1 (is it another \
+                 broker's port, NATS's say?): {e}",
+                authority(url)
+            ))
+        }
+        _ => Failure::Transient(text),
+    }
 }
 
 fn short(s: &str, what: &str) -> Result<ShortString, Failure> {
@@ -398,7 +439,7 @@ impl Sink for RabbitSink {
             return Ok(());
         }
         drop_connection(self.conn.take());
-        let (conn, ch) = open(&self.server).await.map_err(Failure::Transient)?;
+        let (conn, ch) = open(&self.server).await?;
         let ready = async {
             self.check_exchange(&ch).await?;
             ch.confirm_select(ConfirmSelectOptions::default())
@@ -540,7 +581,7 @@ impl Source for RabbitConsumer {
     type Msg = Delivery;
 
     async fn connect(&mut self) -> Result<(), Failure> {
-        let (conn, ch) = open(&self.server).await.map_err(Failure::Transient)?;
+        let (conn, ch) = open(&self.server).await?;
         ch.basic_qos(self.prefetch, BasicQosOptions::default())
             .await
             .map_err(|e| Failure::Transient(format!("rabbitmq: basic.qos: {e}")))?;

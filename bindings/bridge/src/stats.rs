@@ -58,8 +58,10 @@ pub struct RouteStats {
     /// Messages waiting to be forwarded: outbound, the local queue's messages not yet acked
     /// (measured when the snapshot is taken, so it holds while the broker is down); inbound,
     /// the broker's messages not yet acknowledged by the bridge, as last measured while
-    /// connected.
-    pub lag: u64,
+    /// connected. `None` (`null` in the stats file) while it is unknown: an inbound route that
+    /// never read its source (a consumer it refuses, a broker never reached) or whose broker
+    /// did not answer the last measure (review r9 #7: 0 there read as "nothing waiting").
+    pub lag: Option<u64>,
     /// Connections lost since the start (each one is re-established with backoff).
     pub reconnects: u64,
     /// The last error (a refused publish, a lost connection, a missing stream or queue, a
@@ -82,6 +84,8 @@ pub(crate) struct Counters {
     pub broker_full: AtomicU64,
     pub in_flight: AtomicU64,
     pub lag: AtomicU64,
+    /// `lag` holds a measure (see [`RouteStats::lag`]).
+    pub lag_known: AtomicBool,
     pub reconnects: AtomicU64,
     pub connected: AtomicBool,
     pub stopped: AtomicBool,
@@ -100,6 +104,14 @@ impl Counters {
 
     pub fn set(c: &AtomicU64, n: u64) {
         c.store(n, Relaxed);
+    }
+
+    /// The route's lag was measured: `Some(n)`, or could not be (`None`: shown as unknown).
+    pub fn set_lag(&self, n: Option<u64>) {
+        if let Some(n) = n {
+            Self::set(&self.lag, n);
+        }
+        self.lag_known.store(n.is_some(), Relaxed);
     }
 
     pub fn error(&self, e: impl Into<String>) {
@@ -176,7 +188,7 @@ impl Counters {
             settle_errors: self.settle_errors.load(Relaxed),
             broker_full: self.broker_full.load(Relaxed),
             in_flight: self.in_flight.load(Relaxed),
-            lag: self.lag.load(Relaxed),
+            lag: self.lag_known.load(Relaxed).then(|| self.lag.load(Relaxed)),
             reconnects: self.reconnects.load(Relaxed),
             last_error: last.as_ref().map(|l| l.0.clone()),
             last_error_at_ms: last.map(|l| l.1),

@@ -63,6 +63,11 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub read_only: bool,
 
+    /// `--timeout` was given on the command line (not only through MQLITE_CONNECT_TIMEOUT):
+    /// set by `main` from clap's value source, for the commands that refuse it.
+    #[arg(skip)]
+    pub timeout_on_command_line: bool,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -229,7 +234,11 @@ The bridge is its own program, `mqlite-bridge` (crate bindings/bridge), so that 
 not carry the broker clients: `mqlite bridge ARGS` runs `mqlite-bridge ARGS`, found beside this \
 program or else on PATH (`cargo install --path bindings/bridge` installs it). Its exit status is \
 the bridge's.",
-        after_help = "Example:\n  mqlite bridge --config bindings/bridge/bridge.example.toml"
+        after_help = "Example (the template's store and broker URLs are placeholders: copy it and edit them \
+first; bindings/bridge/try.sh runs a whole tour with its own brokers and a fresh directory):\n  \
+cp bindings/bridge/bridge.example.toml bridge.toml\n  mqlite bridge --config bridge.toml\n\n\
+--read-only and --timeout do not apply: a bridge owns its store and writes to it (refused with \
+exit status 2)."
     )]
     Bridge(BridgeArgs),
 }

@@ -7,7 +7,7 @@
 use std::io::{self, BufWriter, Write};
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 mod cli;
 mod cmd;
@@ -19,10 +19,22 @@ mod report;
 mod wire;
 
 fn main() -> ExitCode {
-    let cli = match cli::Cli::try_parse() {
+    let matches = match cli::Cli::command().try_get_matches() {
+        Ok(m) => m,
+        Err(e) => return usage_error(e),
+    };
+    let mut cli = match cli::Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
     };
+    // A global option given after the subcommand is recorded in the subcommand's matches.
+    let on_command_line = |m: &clap::ArgMatches| {
+        m.value_source("timeout") == Some(clap::parser::ValueSource::CommandLine)
+    };
+    cli.timeout_on_command_line = on_command_line(&matches)
+        || matches
+            .subcommand()
+            .is_some_and(|(_, sub)| on_command_line(sub));
     let json = cli.json;
     // One handler for the whole run, before any store is opened: on SIGINT, SIGTERM or SIGHUP
     // every command closes its stores cleanly and exits with 130 (review r4 #10).

@@ -128,6 +128,36 @@ fn bridge_runs_the_bridge_program_beside_it_or_says_it_is_missing() {
     assert_eq!(out.status.code(), Some(3), "{:?}", out);
     let args = std::fs::read_to_string(&seen).expect("the stand-in ran");
     assert_eq!(args.trim(), "--json --config=routes.toml");
+
+    // Review r9 #4: --read-only and --timeout were taken and dropped (a "read-only" bridge
+    // created its store and acked what it forwarded): refused, status 2, the bridge not run.
+    for flags in [
+        &["--read-only", "bridge"][..],
+        &["bridge", "--read-only"],
+        &["--timeout", "1ms", "bridge"],
+        &["bridge", "--timeout=5s"],
+    ] {
+        std::fs::remove_file(&seen).expect("reset");
+        let out = std::process::Command::new(&mqlite)
+            .args(flags)
+            .args(["--config", "routes.toml"])
+            .env("PATH", "/usr/bin:/bin")
+            .env_remove("MQLITE_CONNECT_TIMEOUT")
+            .output()
+            .expect("run mqlite bridge");
+        assert_eq!(out.status.code(), Some(2), "{flags:?}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("does not apply"), "{flags:?}: {err}");
+        assert!(!seen.exists(), "{flags:?}: the bridge ran");
+    }
+    // The connect timeout of a profile's environment is no option given to `bridge`.
+    let out = std::process::Command::new(&mqlite)
+        .args(["bridge", "--config", "routes.toml"])
+        .env("PATH", "/usr/bin:/bin")
+        .env("MQLITE_CONNECT_TIMEOUT", "5s")
+        .output()
+        .expect("run mqlite bridge");
+    assert_eq!(out.status.code(), Some(3), "{:?}", out);
 }
 
 #[test]

@@ -22,6 +22,23 @@ mod transfer;
 
 pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
     let json = cli.json;
+    if let Command::Bridge(_) = &cli.command {
+        // Review r9 #4: both were listed for `bridge`, taken and dropped — a "read-only" bridge
+        // created the store and acked forwarded messages. The bridge opens its store as its
+        // owner and writes to it; neither option has a meaning there.
+        if cli.read_only {
+            return Err(crate::error::CliError::usage(
+                "bridge: --read-only does not apply: a bridge owns its store and writes to it \
+                 (it acks what it forwarded and stores what it receives)",
+            ));
+        }
+        if cli.timeout_on_command_line {
+            return Err(crate::error::CliError::usage(
+                "bridge: --timeout does not apply: a bridge opens its store as its owner, never \
+                 as another process's client",
+            ));
+        }
+    }
     if let Some(t) = cli.timeout {
         // Checked by the commands that may wait on an owner, when they open a store (review
         // r4 #13: a bad MQLITE_CONNECT_TIMEOUT in a profile broke `completions`, `verify`).
