@@ -1105,3 +1105,48 @@ fn a_replay_whose_send_is_refused_moves_nothing_and_keeps_the_dead_letter() {
     let s = env.open();
     assert_eq!(s.queue("DLQ").unwrap().stats().unwrap().messages, 2);
 }
+
+#[test]
+fn a_dead_letter_cycle_is_refused_at_declare() {
+    // Review r10 #4: two queues naming each other as dead-letter queue were accepted; their
+    // failed messages went back and forth, with their original queue overwritten.
+    let env = Env::new();
+    let s = env.open();
+    let with = |to: DeadLetterStrategy| QueueOptions {
+        dead_letter: Some(to),
+        ..Default::default()
+    };
+    s.queue_with("a", with(DeadLetterStrategy::Shared { name: "b".into() }))
+        .unwrap();
+    let e = s
+        .queue_with("b", with(DeadLetterStrategy::Shared { name: "a".into() }))
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+    assert!(e.message().contains(r#""b" -> "a" -> "b""#), "{e}");
+    // Through three queues, and through an individual strategy.
+    s.queue_with("c", with(DeadLetterStrategy::Shared { name: "a".into() }))
+        .unwrap();
+    let e = s
+        .queue_with(
+            "b",
+            with(DeadLetterStrategy::Individual {
+                prefix: String::new() + "x",
+            }),
+        )
+        .map(|_| ())
+        .and_then(|()| {
+            s.queue_with("xb", with(DeadLetterStrategy::Shared { name: "c".into() }))
+                .map(|_| ())
+        })
+        .unwrap_err();
+    assert!(
+        e.message().contains(r#""xb" -> "c" -> "a" -> "b" -> "xb""#),
+        "{e}"
+    );
+    // Chains that end in a dead-letter queue are fine, and a queue opened again without
+    // options keeps its own.
+    s.queue_with("d", with(DeadLetterStrategy::Shared { name: "a".into() }))
+        .unwrap();
+    s.queue("a").unwrap();
+    s.queue("DLQ").unwrap();
+}
