@@ -26,7 +26,9 @@ use super::protocol::{
     WireRef, WireSettle, GOODBYE_ID, MAX_FRAME, PROTOCOL_VERSION,
 };
 use super::{connect_socket, fork_generation, forked_error, AUTO_KEY_PREFIX};
-use crate::engine::{mark_library_thread, on_library_thread, Dest, SubscriptionOptions};
+use crate::engine::{
+    mark_callback_thread, mark_library_thread, on_library_thread, Dest, SubscriptionOptions,
+};
 use crate::error::{Error, ErrorKind, Result};
 use crate::journal::format::VERSION as FORMAT_VERSION;
 use crate::message::{Message, MessageId};
@@ -63,6 +65,34 @@ struct Writer {
     epoch: u64,
     stream: Option<UnixStream>,
     buf: Vec<u8>,
+    /// Frames of the requests a new connection resends (see `install`), not written yet: the
+    /// next write on the connection writes them first, so they keep their order before any
+    /// new request.
+    backlog: Vec<u8>,
+}
+
+impl Writer {
+    /// Writes the backlog, then `buf`, on the current connection (nothing without one).
+    fn send_buf(&mut self) -> std::io::Result<()> {
+        self.flush_backlog()?;
+        match &self.stream {
+            Some(s) => super::send_all(s, &self.buf),
+            None => Ok(()),
+        }
+    }
+
+    /// Writes the backlog on the current connection. A failed write breaks the connection:
+    /// the reader then sees it end, and the next connection resends what was not answered.
+    fn flush_backlog(&mut self) -> std::io::Result<()> {
+        if self.backlog.is_empty() {
+            return Ok(());
+        }
+        let b = std::mem::take(&mut self.backlog);
+        match &self.stream {
+            Some(s) => super::send_all(s, &b),
+            None => Ok(()),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -244,6 +274,7 @@ impl Client {
                 epoch: 0,
                 stream: None,
                 buf: Vec::new(),
+                backlog: Vec::new(),
             }),
             callbacks: Mutex::new(Callbacks::default()),
             callbacks_cv: Condvar::new(),
@@ -266,7 +297,7 @@ impl Client {
         let cbs = std::thread::Builder::new()
             .name("mqlite-callbacks".into())
             .spawn(move || {
-                mark_library_thread();
+                mark_callback_thread();
                 i2.run_callbacks()
             })
             .map_err(|e| Error::io("starting the client's callback thread", &e))?;
@@ -502,8 +533,8 @@ impl Client {
         drop(st);
         if write {
             let w = &mut *w;
-            if let Some(s) = &w.stream {
-                if super::send_all(s, &w.buf).is_err() {
+            if w.stream.is_some() && w.send_buf().is_err() {
+                if let Some(s) = &w.stream {
                     // The owner no longer reads (it is closing, or gone). Not even part of
                     // the request was taken: it had no effect, and is handled as never sent
                     // when the connection is replaced (the writer's lock, held, keeps that
@@ -513,9 +544,9 @@ impl Client {
                     // ways lost them: settles in flight at a clean close were taken as in
                     // doubt, the bridge's no_loss test).
                     let _ = s.shutdown(std::net::Shutdown::Write);
-                    if let Some(p) = lock(&inner.st).pending.get_mut(&id) {
-                        p.sent = false;
-                    }
+                }
+                if let Some(p) = lock(&inner.st).pending.get_mut(&id) {
+                    p.sent = false;
                 }
             }
         }
@@ -535,9 +566,7 @@ impl Client {
         let w = &mut *w;
         w.buf.clear();
         if put_frame(&mut w.buf, &(0u64, &req)).is_ok() {
-            if let Some(s) = &mut w.stream {
-                let _ = super::send_all(s, &w.buf);
-            }
+            let _ = w.send_buf();
         }
     }
 
@@ -1156,6 +1185,8 @@ impl Inner {
         }
         st.conn = s.try_clone().ok();
         w.stream = Some(s);
+        // What was queued for the previous connection is resent below, if still unanswered.
+        w.backlog.clear();
         st.up = true;
         for (id, server) in servers {
             if let Some(c) = st.consumers.get_mut(&id) {
@@ -1180,13 +1211,12 @@ impl Inner {
                 OnResend::Resend(req) => {
                     p.req = *req;
                     p.sent = true;
-                    let w = &mut *w;
-                    w.buf.clear();
-                    if put_frame(&mut w.buf, &(id, &p.req)).is_ok() {
-                        if let Some(s) = &mut w.stream {
-                            let _ = super::send_all(s, &w.buf);
-                        }
-                    }
+                    // Only framed here: written by another thread (below), never by this one,
+                    // the reader, with the locks held. Thousands of resent async sends
+                    // outgrow the socket's buffer, and an owner blocked writing their answers
+                    // to a reader that is not reading stops reading too: both waited for good,
+                    // and every call behind the locks with them (review r10 #2).
+                    let _ = put_frame(&mut w.backlog, &(id, &p.req));
                 }
                 OnResend::Fail(e) => failed.push((id, e)),
             }
@@ -1198,8 +1228,29 @@ impl Inner {
                 done.push((p, e));
             }
         }
+        let epoch = w.epoch;
+        let resend = !w.backlog.is_empty();
         drop(st);
         drop(w);
+        if resend {
+            let flush = move |me: &Inner| {
+                let mut w = lock(&me.writer);
+                if w.epoch == epoch {
+                    let _ = w.flush_backlog();
+                }
+            };
+            let me = self.clone();
+            let spawned = std::thread::Builder::new()
+                .name("mqlite-client-resend".into())
+                .spawn(move || {
+                    mark_library_thread();
+                    flush(&me)
+                });
+            if spawned.is_err() {
+                // No thread to spare: written here, as before (enough for a short backlog).
+                flush(self);
+            }
+        }
         for (p, e) in done {
             self.complete(p, Err(e));
         }
@@ -1374,9 +1425,7 @@ impl Inner {
             };
             w.buf.clear();
             if put_frame(&mut w.buf, &(0u64, &req)).is_ok() {
-                if let Some(s) = &mut w.stream {
-                    let _ = super::send_all(s, &w.buf);
-                }
+                let _ = w.send_buf();
             }
         }
     }
