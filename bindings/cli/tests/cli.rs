@@ -2416,7 +2416,7 @@ fn import_refuses_a_dead_letter_whose_original_queue_is_no_queue_name() {
 #[test]
 fn import_refuses_a_dead_letter_whose_headers_a_replay_could_not_send() {
     // Review r10 #1: such a dead letter was imported, and its replay failed after the dead
-    // letter had left the DLQ (lost). The import now refuses the line, naming it.
+    // letter had left the DLQ (lost). The import now refuses it, storing nothing of its batch.
     let case = Case::new();
     let dir = case.dir();
     let big = "v".repeat((16 << 20) - 2000);
@@ -2427,7 +2427,7 @@ fn import_refuses_a_dead_letter_whose_headers_a_replay_could_not_send() {
     let r = run_with(&["import", dir, "--create"], input.as_bytes());
     assert_ne!(r.code, 0, "imported: {}", r.stdout);
     assert!(
-        r.stderr.contains("line 2") && r.stderr.contains("replay could never"),
+        r.stderr.contains("lines 1–2 were not stored") && r.stderr.contains("replay could never"),
         "{}",
         r.stderr
     );
