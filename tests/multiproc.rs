@@ -1137,8 +1137,7 @@ fn a_client_with_thousands_of_async_sends_pending_takes_over_when_its_owner_is_k
     }
     kill(owner);
     let killed_at = sent.load(Ordering::Acquire);
-    while sent.load(Ordering::Acquire) < killed_at + 100 && t0.elapsed() < Duration::from_secs(60)
-    {
+    while sent.load(Ordering::Acquire) < killed_at + 100 && t0.elapsed() < Duration::from_secs(60) {
         std::thread::yield_now();
     }
     stop.store(true, Ordering::Release);

@@ -302,11 +302,7 @@ impl State {
     /// chain; one that is explicitly is refused by [`DeadLetterStrategy::check_for`].
     ///
     /// Errors: `InvalidArgument` naming the cycle (`a -> b -> a`).
-    pub fn check_dead_letter_cycle(
-        &self,
-        name: &str,
-        strategy: &DeadLetterStrategy,
-    ) -> Result<()> {
+    pub fn check_dead_letter_cycle(&self, name: &str, strategy: &DeadLetterStrategy) -> Result<()> {
         let mut chain = vec![name.to_string()];
         let mut next = strategy.target(name);
         while let Some(to) = next {
