@@ -500,6 +500,12 @@ impl Listener {
         })
     }
 
+    /// Whether its thread still takes messages: false once it ended, which it does when its
+    /// store is closed or poisoned (after the message in hand), not only when stopped.
+    pub fn is_running(&self) -> bool {
+        self.thread.as_ref().is_some_and(|t| !t.is_finished())
+    }
+
     /// Stops the listener and waits for its thread (unless called from that thread).
     pub fn stop(mut self) {
         self.halt();

@@ -85,26 +85,43 @@ impl Queue {
     }
 
     /// Sends and returns a future that resolves once the message is durable (for tokio and other
-    /// async runtimes; no runtime is required).
+    /// async runtimes; no runtime is required). The send starts at the call, not at the first
+    /// poll.
+    ///
+    /// Errors (the future's output): those of [`send_async`](Queue::send_async), and
+    /// `WouldDeadlock` where waiting could never end: the thread that runs send callbacks (a
+    /// [`send_async`](Queue::send_async) callback) completes every send, so a callback that
+    /// waits there for a send's completion would wait for itself. Called in a send callback,
+    /// `send_future` stores nothing and its future is that error at once (use `send_async`
+    /// there); a future made elsewhere and waited for in a send callback has its send going
+    /// ahead, and only the wait is refused. Listener handlers and every other thread may wait
+    /// (review r10 #3: a listener handler was refused, for messages that were stored).
     pub fn send_future(
         &self,
         msg: impl Into<Message>,
     ) -> impl Future<Output = Result<MessageId>> + Send + 'static {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let started = self.send_async(msg, move |r| {
-            let _ = tx.send(r);
-        });
+        let started = if crate::engine::on_callback_thread() {
+            Err(Error::new(
+                ErrorKind::WouldDeadlock,
+                "send_future in a send callback would deadlock if waited for (the callback \
+                 thread is the one that completes it): nothing was sent; use send_async there",
+            ))
+        } else {
+            self.send_async(msg, move |r| {
+                let _ = tx.send(r);
+            })
+        };
         let mut rx = rx;
         async move {
             started?;
-            // Completions run on the store's callback thread: a callback that waits (block_on)
-            // for another send's future there would wait for good. Say so instead.
             std::future::poll_fn(|cx| match std::pin::Pin::new(&mut rx).poll(cx) {
-                std::task::Poll::Pending if crate::engine::on_library_thread() => {
+                std::task::Poll::Pending if crate::engine::on_callback_thread() => {
                     std::task::Poll::Ready(Ok(Err(Error::new(
                         ErrorKind::WouldDeadlock,
                         "waiting on a send's future in a send callback would deadlock: the \
-                             callback thread is the one that completes it",
+                         callback thread is the one that completes it (the send went ahead; \
+                         only the wait was refused)",
                     ))))
                 }
                 p => p,

@@ -572,8 +572,9 @@ fn a_transaction_larger_than_the_queue_is_refused_truthfully() {
 }
 
 /// A send callback that blocks on another send's future (completed by the callback thread
-/// itself) gets `WouldDeadlock` instead of hanging the callback thread for good; every later
-/// send completes and close returns.
+/// itself) gets `WouldDeadlock` instead of hanging the callback thread for good, and that
+/// refused send stores nothing (review r10 #3: it was stored, so a retry on the error doubled
+/// it); every later send completes and close returns.
 #[test]
 fn a_callback_waiting_on_a_pending_future_gets_would_deadlock() {
     let env = Env::new();
@@ -594,8 +595,47 @@ fn a_callback_waiting_on_a_pending_future_gets_would_deadlock() {
         .expect("the callback hung");
     assert_eq!(got, Err(ErrorKind::WouldDeadlock));
     q.send("c").unwrap();
-    assert_eq!(drain(&q), ["a", "b", "c"]);
+    assert_eq!(drain(&q), ["a", "c"], "the refused send was stored");
     drop(q);
+    s.close().unwrap();
+}
+
+/// Review r10 #3: a listener handler runs on a listener thread, not on the thread that completes
+/// sends: waiting there on a send's future is safe and must succeed (it got `WouldDeadlock`,
+/// the input was redelivered and the output stored again each time).
+#[test]
+fn a_listener_handler_may_wait_on_a_send_future() {
+    let env = Env::new();
+    let s = env.open();
+    let (q, out) = (s.queue("in").unwrap(), s.queue("out").unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let out2 = out.clone();
+    let tx = std::sync::Mutex::new(tx);
+    let l = q
+        .listen(move |d| {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            let r = rt.block_on(out2.send_future(Message::new(d.body().to_vec())));
+            let ok = r.as_ref().map(|_| ()).map_err(|e| e.to_string());
+            tx.lock().unwrap().send(r.map_err(|e| e.kind())).unwrap();
+            ok
+        })
+        .unwrap();
+    for i in 0..3 {
+        q.send(format!("m{i}")).unwrap();
+    }
+    for _ in 0..3 {
+        let r = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the handler hung");
+        assert!(r.is_ok(), "{r:?}");
+    }
+    drop(l);
+    assert_eq!(out.stats().unwrap().messages, 3);
+    let st = q.stats().unwrap();
+    assert_eq!((st.messages, st.redelivered), (0, 0), "{st:?}");
+    drop((q, out));
     s.close().unwrap();
 }
 

@@ -1248,3 +1248,79 @@ fn a_clients_lazy_ack_lost_with_its_owner_is_redelivered_and_never_after_a_sync_
         "{left:?}"
     );
 }
+
+/// Review r10 #2: a client whose owner is killed while thousands of its async sends are
+/// unanswered took the store over and hung for good: its reader thread resent them all with
+/// the client's locks held, and stopped reading the answers meanwhile; the new owner, blocked
+/// writing those answers, stopped reading. Every callback must run (each send stored once),
+/// `role()` must answer, and new sends work.
+#[test]
+fn a_client_with_thousands_of_async_sends_pending_takes_over_when_its_owner_is_killed() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let (owner, _out) = spawn("owner", dir.path());
+    let s = Store::open(
+        dir.path(),
+        StoreOptions {
+            connect_timeout: Duration::from_secs(10),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(s.role(), Role::Client);
+    let q = s.queue("q").unwrap();
+    let (sent, done, stop) = (
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let (tx, rx) = std::sync::mpsc::channel::<Result<MessageId>>();
+    let sender = {
+        let (q, sent, done, stop) = (q.clone(), sent.clone(), done.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut i = 0u64;
+            while !stop.load(Ordering::Acquire) && i < 200_000 {
+                let (tx, done) = (tx.clone(), done.clone());
+                let mut body = format!("m{i:06}").into_bytes();
+                body.resize(2000, b'x');
+                q.send_async(body, move |r| {
+                    done.fetch_add(1, Ordering::AcqRel);
+                    let _ = tx.send(r);
+                })
+                .unwrap();
+                sent.fetch_add(1, Ordering::AcqRel);
+                i += 1;
+            }
+        })
+    };
+    // Kill the owner once many sends are unanswered (or after 20 s whatever the backlog).
+    let t0 = std::time::Instant::now();
+    while sent.load(Ordering::Acquire) - done.load(Ordering::Acquire) < 4000
+        && t0.elapsed() < Duration::from_secs(20)
+    {
+        std::thread::yield_now();
+    }
+    kill(owner);
+    let killed_at = sent.load(Ordering::Acquire);
+    while sent.load(Ordering::Acquire) < killed_at + 100 && t0.elapsed() < Duration::from_secs(60) {
+        std::thread::yield_now();
+    }
+    stop.store(true, Ordering::Release);
+    sender.join().unwrap();
+    let n = sent.load(Ordering::Acquire);
+    let mut ids = std::collections::BTreeSet::new();
+    for k in 0..n {
+        let r = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("{} of {n} callbacks never ran", n - k));
+        // A send the dead owner may or may not have stored says so; none may be doubled.
+        if let Ok(id) = r {
+            assert!(ids.insert(id), "{id} reported twice");
+        }
+    }
+    assert_eq!(s.role(), Role::Owner);
+    q.send("after").unwrap();
+    let st = q.stats().unwrap();
+    assert!(st.messages as usize > ids.len(), "{st:?}, {} ok", ids.len());
+}

@@ -97,6 +97,13 @@ impl Engine {
         if let Some(o) = options {
             g.check_dead_letter_limits(name, o, &shared.opts)?;
         }
+        // A queue opened again without options keeps its own (checked when it was declared).
+        if options.is_some() || !g.by_name.contains_key(name) {
+            let strategy = options
+                .and_then(|o| o.dead_letter.as_ref())
+                .unwrap_or(&shared.opts.dead_letter);
+            g.check_dead_letter_cycle(name, strategy)?;
+        }
         let resolved = options.map(|o| Resolved::new(&shared.opts, o));
         let qid = g.declare(name, resolved, &shared.opts)?;
         g = self.finish_moves(g)?;

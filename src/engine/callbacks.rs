@@ -55,6 +55,22 @@ pub(crate) struct CallbackQueue {
 
 thread_local! {
     static LIBRARY_THREAD: Cell<bool> = const { Cell::new(false) };
+    /// Set only on the threads that run send callbacks (a store's or a client's
+    /// `mqlite-callbacks`): the one place where waiting for a send's completion waits for
+    /// itself. Listener, commit and connection threads may wait (review r10 #3).
+    static CALLBACK_THREAD: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether the current thread is one that runs send callbacks (see [`mark_callback_thread`]).
+pub(crate) fn on_callback_thread() -> bool {
+    CALLBACK_THREAD.with(|c| c.get())
+}
+
+/// Marks the current thread as one of mqlite's own that runs send callbacks: a wait there for a
+/// send's completion would wait for good, so [`crate::Queue::send_future`] refuses it.
+pub(crate) fn mark_callback_thread() {
+    mark_library_thread();
+    CALLBACK_THREAD.with(|c| c.set(true));
 }
 
 /// Whether the current thread is one of mqlite's own (commit, callback or listener thread).

@@ -79,7 +79,9 @@ use crate::options::StoreOptions;
 pub use admin::{PurgeFilter, PurgeReport, QueueStats};
 #[cfg(feature = "capi")]
 pub(crate) use callbacks::PlainCallback;
-pub(crate) use callbacks::{mark_library_thread, on_library_thread, Callback};
+pub(crate) use callbacks::{
+    mark_callback_thread, mark_library_thread, on_callback_thread, on_library_thread, Callback,
+};
 pub use commit::CommitStats;
 pub(crate) use commit::Io;
 pub(crate) use handover::Handed;

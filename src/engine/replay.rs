@@ -138,6 +138,13 @@ impl Engine {
         }
         g.check_replay_room(&need, &shared.opts)?;
         drop(need);
+        // Every message is checked as its target send would check it (the store's limits, the
+        // header size a plain send takes), before anything moves: a move whose send is refused
+        // after the dead letter left its queue lost it (review r10 #1). The state lock is held
+        // from here to the moves, so what passed here encodes there.
+        for (e, msg, _) in &selected {
+            g.check_replay_message(e.id, msg)?;
+        }
         if filter.dry_run {
             return Ok(matched);
         }
@@ -282,6 +289,34 @@ impl State {
             }
         }
         Ok(())
+    }
+
+    /// Refuses a replay, before anything moves, when dead letter `id` (`msg`: its dead-letter
+    /// information already taken off) could not be sent as it is: over the store's body limit
+    /// (`max_body_bytes`, which may be lower than when it was stored), headers over
+    /// `MAX_SEND_META` (a restored dead letter stored before imports checked it), an invalid
+    /// priority. The error keeps the cause's kind and names the dead letter.
+    pub fn check_replay_message(&self, id: u64, msg: &Message) -> Result<()> {
+        let ok = self.check_message(msg).and_then(|()| {
+            let n = super::record::meta_bytes(&msg.meta);
+            if n > super::record::MAX_SEND_META as u64 {
+                return Err(Error::invalid(format!(
+                    "its headers take {n} bytes, over the limit of {} bytes a send accepts",
+                    super::record::MAX_SEND_META
+                )));
+            }
+            Ok(())
+        });
+        ok.map_err(|e| {
+            Error::new(
+                e.kind(),
+                format!(
+                    "replay refused, nothing moved: dead letter ID:{id} cannot be sent again: \
+                     {}; leave it out (a filter by ids) or export and fix it",
+                    e.message()
+                ),
+            )
+        })
     }
 
     /// Refuses a replay with `QueueFull`, before anything moves, when a target's limits

@@ -44,6 +44,19 @@ impl State {
         }
         if let Some(d) = &msg.meta.dead_letter {
             crate::options::check_name_as("dead-letter original queue name", &d.original_queue)?;
+            // A dead letter's headers may use the room kept for the dead-letter part (up to
+            // `MAX_META`), but a replay sends it back without that part, as a plain send
+            // (`MAX_SEND_META`): a restored dead letter over that could never be replayed
+            // (review r10 #1), so it is refused here, in every face, before it is stored.
+            let n = super::record::meta_bytes_without_dead_letter(&msg.meta);
+            if n > super::record::MAX_SEND_META as u64 {
+                return Err(Error::invalid(format!(
+                    "a restored dead letter's headers (properties, correlation id, group, dedup \
+                     key) take {n} bytes without its dead-letter information, over the limit \
+                     of {} bytes a send accepts: a replay could never send it back",
+                    super::record::MAX_SEND_META
+                )));
+            }
         }
         crate::options::check_priority(msg.priority)
     }

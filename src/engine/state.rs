@@ -293,6 +293,46 @@ impl State {
         self.names_dead_letter_queue(&self.queues[qid as usize].name, store)
     }
 
+    /// Refuses declaring queue `name` with dead-letter strategy `strategy` (its own, or the
+    /// store's) when that closes a dead-letter cycle through queues already declared: `name`'s
+    /// dead-letter queue, or that queue's (and so on), is `name` again. A cycle ping-pongs
+    /// failed messages between working queues, overwrites their original queue and takes
+    /// `reject` away from the other queue's consumers (review r10 #4). A queue that is its own
+    /// dead-letter queue (as a dead-letter queue opened with the store's strategy is) ends a
+    /// chain; one that is explicitly is refused by [`DeadLetterStrategy::check_for`].
+    ///
+    /// Errors: `InvalidArgument` naming the cycle (`a -> b -> a`).
+    pub fn check_dead_letter_cycle(&self, name: &str, strategy: &DeadLetterStrategy) -> Result<()> {
+        let mut chain = vec![name.to_string()];
+        let mut next = strategy.target(name);
+        while let Some(to) = next {
+            if to == *chain.last().expect("never empty") {
+                return Ok(());
+            }
+            if to == name {
+                chain.push(to);
+                return Err(Error::invalid(format!(
+                    "dead-letter cycle: {}: each queue's failed messages would go to the next, \
+                     and back; give one of them another dead-letter queue (or discard)",
+                    chain
+                        .iter()
+                        .map(|n| format!("{n:?}"))
+                        .collect::<Vec<_>>()
+                        .join(" -> ")
+                )));
+            }
+            if chain.contains(&to) {
+                return Ok(()); // a cycle not through `name`: refused when it was declared
+            }
+            let Some(&qid) = self.by_name.get(&to) else {
+                return Ok(());
+            };
+            next = self.queues[qid as usize].opts.dead_letter.target(&to);
+            chain.push(to);
+        }
+        Ok(())
+    }
+
     /// Whether a queue named `name` is (or, declared, would be) a dead-letter queue, as
     /// [`State::is_dead_letter_queue`] tells for a declared one.
     pub fn names_dead_letter_queue(&self, name: &str, store: &StoreOptions) -> bool {

@@ -26,7 +26,9 @@ use super::protocol::{
     WireReceived, WireRef, WireSettle, GOODBYE_ID, MAX_FRAME, MAX_LAZY_ACKS, PROTOCOL_VERSION,
 };
 use super::{connect_socket, fork_generation, forked_error, AUTO_KEY_PREFIX};
-use crate::engine::{mark_library_thread, on_library_thread, Dest, SubscriptionOptions};
+use crate::engine::{
+    mark_callback_thread, mark_library_thread, on_library_thread, Dest, SubscriptionOptions,
+};
 use crate::error::{Error, ErrorKind, Result};
 use crate::journal::format::VERSION as FORMAT_VERSION;
 use crate::message::{Message, MessageId};
@@ -67,6 +69,34 @@ struct Writer {
     epoch: u64,
     stream: Option<UnixStream>,
     buf: Vec<u8>,
+    /// Frames of the requests a new connection resends (see `install`), not written yet: the
+    /// next write on the connection writes them first, so they keep their order before any
+    /// new request.
+    backlog: Vec<u8>,
+}
+
+impl Writer {
+    /// Writes the backlog, then `buf`, on the current connection (nothing without one).
+    fn send_buf(&mut self) -> std::io::Result<()> {
+        self.flush_backlog()?;
+        match &self.stream {
+            Some(s) => super::send_all(s, &self.buf),
+            None => Ok(()),
+        }
+    }
+
+    /// Writes the backlog on the current connection. A failed write breaks the connection:
+    /// the reader then sees it end, and the next connection resends what was not answered.
+    fn flush_backlog(&mut self) -> std::io::Result<()> {
+        if self.backlog.is_empty() {
+            return Ok(());
+        }
+        let b = std::mem::take(&mut self.backlog);
+        match &self.stream {
+            Some(s) => super::send_all(s, &b),
+            None => Ok(()),
+        }
+    }
 }
 
 /// How long a lazy ack may wait in the outbox before it is written: about the owner's commit
@@ -277,6 +307,7 @@ impl Client {
                 epoch: 0,
                 stream: None,
                 buf: Vec::new(),
+                backlog: Vec::new(),
             }),
             outbox: Mutex::new(Outbox::default()),
             callbacks: Mutex::new(Callbacks::default()),
@@ -300,7 +331,7 @@ impl Client {
         let cbs = std::thread::Builder::new()
             .name("mqlite-callbacks".into())
             .spawn(move || {
-                mark_library_thread();
+                mark_callback_thread();
                 i2.run_callbacks()
             })
             .map_err(|e| Error::io("starting the client's callback thread", &e))?;
@@ -1285,6 +1316,8 @@ impl Inner {
         }
         st.conn = s.try_clone().ok();
         w.stream = Some(s);
+        // What was queued for the previous connection is resent below, if still unanswered.
+        w.backlog.clear();
         st.up = true;
         for (id, server) in servers {
             if let Some(c) = st.consumers.get_mut(&id) {
@@ -1309,13 +1342,12 @@ impl Inner {
                 OnResend::Resend(req) => {
                     p.req = *req;
                     p.sent = true;
-                    let w = &mut *w;
-                    w.buf.clear();
-                    if put_frame(&mut w.buf, &(id, &p.req)).is_ok() {
-                        if let Some(s) = &mut w.stream {
-                            let _ = super::send_all(s, &w.buf);
-                        }
-                    }
+                    // Only framed here: written by another thread (below), never by this one,
+                    // the reader, with the locks held. Thousands of resent async sends
+                    // outgrow the socket's buffer, and an owner blocked writing their answers
+                    // to a reader that is not reading stops reading too: both waited for good,
+                    // and every call behind the locks with them (review r10 #2).
+                    let _ = put_frame(&mut w.backlog, &(id, &p.req));
                 }
                 OnResend::Fail(e) => failed.push((id, e)),
             }
@@ -1327,8 +1359,29 @@ impl Inner {
                 done.push((p, e));
             }
         }
+        let epoch = w.epoch;
+        let resend = !w.backlog.is_empty();
         drop(st);
         drop(w);
+        if resend {
+            let flush = move |me: &Inner| {
+                let mut w = lock(&me.writer);
+                if w.epoch == epoch {
+                    let _ = w.flush_backlog();
+                }
+            };
+            let me = self.clone();
+            let spawned = std::thread::Builder::new()
+                .name("mqlite-client-resend".into())
+                .spawn(move || {
+                    mark_library_thread();
+                    flush(&me)
+                });
+            if spawned.is_err() {
+                // No thread to spare: written here, as before (enough for a short backlog).
+                flush(self);
+            }
+        }
         for (p, e) in done {
             self.complete(p, Err(e));
         }
@@ -1426,13 +1479,17 @@ impl Inner {
 
     /// Writes `w.buf` (the frames of requests `ids`, and maybe a one-way one) if connected.
     fn send_buf(&self, w: &mut Writer, ids: &[u64]) {
-        if w.buf.is_empty() {
+        if w.buf.is_empty() && w.backlog.is_empty() {
             return;
         }
-        let Some(s) = &w.stream else {
+        if w.stream.is_none() {
             return;
-        };
-        if super::send_all(s, &w.buf).is_err() {
+        }
+        // The backlog of resent requests goes first (`Writer::send_buf`): they are older.
+        if w.send_buf().is_err() {
+            let Some(s) = &w.stream else {
+                return;
+            };
             // The owner no longer reads (it is closing, or gone). Not even part of the
             // requests was taken: they had no effect, and are handled as never sent when the
             // connection is replaced (the writer's lock, held, keeps that from happening
@@ -1651,9 +1708,7 @@ impl Inner {
             };
             w.buf.clear();
             if put_frame(&mut w.buf, &(0u64, &req)).is_ok() {
-                if let Some(s) = &mut w.stream {
-                    let _ = super::send_all(s, &w.buf);
-                }
+                let _ = w.send_buf();
             }
         }
     }

@@ -11,7 +11,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use super::lock::DirLock;
-use crate::engine::{mark_library_thread, Engine};
+use crate::engine::{mark_callback_thread, mark_library_thread, Engine};
 use crate::error::{Error, Result};
 
 /// Panics of the commit loop after which it is not restarted any more: a bug that panics on
@@ -46,7 +46,7 @@ pub(crate) fn start(engine: &Engine, lock: Arc<DirLock>) -> Result<()> {
     let callbacks = std::thread::Builder::new()
         .name("mqlite-callbacks".into())
         .spawn(move || {
-            mark_library_thread();
+            mark_callback_thread();
             // The loop takes callbacks out of the queue only to run them; if it panics, those
             // it held go back (see `engine::callbacks`) and the restarted loop runs them.
             while let Err(p) = catch_unwind(AssertUnwindSafe(|| e.run_callback_thread())) {

@@ -2443,6 +2443,32 @@ fn import_refuses_a_dead_letter_whose_original_queue_is_no_queue_name() {
     }
 }
 
+#[test]
+fn import_refuses_a_dead_letter_whose_headers_a_replay_could_not_send() {
+    // Review r10 #1: such a dead letter was imported, and its replay failed after the dead
+    // letter had left the DLQ (lost). The import now refuses it, storing nothing of its batch.
+    let case = Case::new();
+    let dir = case.dir();
+    let big = "v".repeat((16 << 20) - 2000);
+    let line = format!(
+        r#"{{"queue":"DLQ","body":"eA==","properties":[{{"name":"p","type":"str","value":"{big}"}}],"dead_letter":{{"original_queue":"q","original_id":"ID:1","reason":"rejected","last_failure":"","delivery_count":1,"first_failure_ms":1,"last_failure_ms":2}}}}"#
+    );
+    let input = format!("{}\n{line}\n", dead_letter_line(r#""orders""#));
+    let r = run_with(&["import", dir, "--create"], input.as_bytes());
+    assert_ne!(r.code, 0, "imported: {}", r.stdout);
+    assert!(
+        r.stderr.contains("lines 1–2 were not stored") && r.stderr.contains("replay could never"),
+        "{}",
+        r.stderr
+    );
+    let store = open(case.path());
+    let dlq = store.queue("DLQ").unwrap();
+    assert!(
+        dlq.browse(10).unwrap().iter().all(|m| m.body() == b"hi"),
+        "the refused line was stored"
+    );
+}
+
 /// Rewrites the same-length bytes `from` as `to` inside one frame's payload of the store's
 /// journal and seals the frame again (CRC-32C over header bytes 0–27 and the payload, at bytes
 /// 28–31, as the documented format says): a store then holds what no face writes any more, as a

@@ -160,10 +160,15 @@ impl Listener {
         py.detach(move || drop(l));
     }
 
-    /// Whether it is still running.
+    /// Whether it is still running: False once stopped, and once its store is closed (or
+    /// poisoned) and the message in hand is done, since it then takes no more messages.
     #[getter]
     fn running(&self) -> bool {
-        self.l.lock().unwrap_or_else(|e| e.into_inner()).is_some()
+        self.l
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .is_some_and(|l| l.is_running())
     }
 
     /// Enters its ``with`` block. Raises :class:`Closed` if it was already stopped.

@@ -89,6 +89,10 @@ pub(crate) struct Message {
     queue: String,
     delivery: Mutex<Option<Delivery>>,
     is_delivery: bool,
+    /// The queue of a copy handed to a listener's handler (settled by the listener): its own
+    /// settles say why they refuse, and `Closed` once the store is closed (review r10 #6: they
+    /// said "a browsed copy" even after close).
+    listened: Option<mqlite::Queue>,
     pid: u32,
 }
 
@@ -102,6 +106,7 @@ impl Message {
             queue: d.queue().name().to_string(),
             delivery: Mutex::new(Some(d)),
             is_delivery: true,
+            listened: None,
             pid: current_pid(),
         }
     }
@@ -115,6 +120,7 @@ impl Message {
             queue: queue.to_string(),
             delivery: Mutex::new(None),
             is_delivery: false,
+            listened: None,
             pid: current_pid(),
         }
     }
@@ -124,12 +130,24 @@ impl Message {
         let mut m = Message::browsed(py, d.message(), d.queue().name());
         m.delivery_count = d.delivery_count();
         m.state = None;
+        m.listened = Some(d.queue().clone());
         m
     }
 
     /// Takes the delivery out for settling; errors if already settled or not a delivery.
     pub(crate) fn take(&self) -> PyResult<Delivery> {
         check_pid(self.pid)?;
+        if let Some(q) = &self.listened {
+            mq(q.check_open())?;
+            return Err(new_err(
+                ErrorKind::InvalidArgument,
+                format!(
+                    "ID:{} was handed to a listener's handler: the listener settles it from the \
+                     handler's outcome (return: ack, raise: nack), not its own methods",
+                    self.head.id
+                ),
+            ));
+        }
         if !self.is_delivery {
             return Err(new_err(
                 ErrorKind::InvalidArgument,

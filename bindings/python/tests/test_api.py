@@ -624,6 +624,51 @@ def test_listener_acks_or_nacks_from_the_handler(store: mqlite.Store) -> None:
     assert dead.dead_letter is not None and dead.dead_letter.last_failure == "ValueError: cannot parse"
 
 
+def test_a_listener_message_after_close_says_closed_and_the_listener_stops_running(store_dir: Path) -> None:
+    # Review r10 #6: after close, the handler's m.ack()/m.nack() said "a browsed copy"
+    # (InvalidArgument), and Listener.running stayed True.
+    import threading
+    import time
+
+    s = mqlite.open(store_dir)
+    q = s.queue("q")
+    entered, closed = threading.Event(), threading.Event()
+    res: list[tuple[str, str]] = []
+
+    def handler(m: mqlite.Message) -> None:
+        for name, f in [("ack", m.ack), ("nack", lambda: m.nack("x"))]:
+            try:
+                f()
+                res.append((name, "ok"))
+            except mqlite.Error as e:
+                res.append((name, type(e).__name__))
+        entered.set()
+        assert closed.wait(10)
+        for name, f in [("ack", m.ack), ("nack", lambda: m.nack("x"))]:
+            try:
+                f()
+                res.append((name, "ok"))
+            except mqlite.Error as e:
+                res.append((name, type(e).__name__))
+
+    listener = q.listen(handler)
+    q.send(b"a")
+    assert entered.wait(10)
+    s.close()
+    closed.set()
+    deadline = time.monotonic() + 10
+    while listener.running and time.monotonic() < deadline:
+        time.sleep(0.01)  # the listener thread's end, not a timer
+    assert not listener.running
+    assert res == [
+        ("ack", "InvalidArgument"),
+        ("nack", "InvalidArgument"),
+        ("ack", "Closed"),
+        ("nack", "Closed"),
+    ], res
+    listener.stop()
+
+
 def test_prefetch_stats_and_close_give_back_uncounted(store: mqlite.Store) -> None:
     q = store.queue("pf")
     q.send_batch([b"a", b"b", b"c", b"d"])

@@ -305,6 +305,20 @@ pub(crate) fn meta_bytes(meta: &crate::message::Meta) -> u64 {
     }
 }
 
+/// The bytes `meta` takes in a SEND record once its dead-letter part is taken off (as a replay
+/// sends it back): the size a send of it must keep within [`MAX_SEND_META`]. An `Option` field
+/// is one tag byte whether `None` or `Some`, so this is the whole size less the info's own.
+pub(crate) fn meta_bytes_without_dead_letter(meta: &crate::message::Meta) -> u64 {
+    let Some(info) = &meta.dead_letter else {
+        return meta_bytes(meta);
+    };
+    let mut w = bincode::enc::write::SizeWriter::default();
+    match bincode::serde::encode_into_writer(info, &mut w, bincode_config()) {
+        Ok(()) => meta_bytes(meta).saturating_sub(w.bytes_written as u64),
+        Err(_) => MAX_META as u64,
+    }
+}
+
 /// Decodes a bincode payload.
 pub fn get_bincode<T: serde::de::DeserializeOwned>(b: &[u8]) -> Option<T> {
     if b.len() > MAX_META {
