@@ -40,7 +40,9 @@
 //! let bridge = Bridge::start(store.clone(), config).await?;
 //! // ... the application sends to "orders" and receives from "commands" as usual ...
 //! for s in bridge.stats() {
-//!     println!("{}: {} forwarded, {} waiting", s.name, s.forwarded, s.lag);
+//!     // `lag` is `None` while an inbound route cannot read its consumer's backlog.
+//!     let lag = s.lag.map_or("unknown".to_string(), |n| n.to_string());
+//!     println!("{}: {} forwarded, {} waiting", s.name, s.forwarded, lag);
 //! }
 //! bridge.shutdown().await;
 //! # Ok(()) }
