@@ -279,7 +279,7 @@ impl Recovery<'_, '_> {
         };
         for n in self.numbers.clone() {
             let name = segment_name(n);
-            let Some(theirs) = header_of(self.j, &name)?.and_then(|h| header_store(&h)) else {
+            let Some(theirs) = header_of(self.j, &name)?.and_then(|(_, h)| header_store(&h)) else {
                 continue;
             };
             if theirs == ours {
@@ -511,8 +511,9 @@ fn recovery_has_frame(b: &[u8]) -> bool {
     super::recovery::next_valid(b, 0).is_some()
 }
 
-/// The header of segment file `name` when it passes its checks (`None`: short or unsound).
-fn header_of(j: &Journal, name: &str) -> Result<Option<[u8; SEGMENT_HEADER]>> {
+/// The header of segment file `name` and the segment number it gives, when it passes its
+/// checks (`None`: short or unsound).
+fn header_of(j: &Journal, name: &str) -> Result<Option<(u64, [u8; SEGMENT_HEADER])>> {
     let f = j
         .vfs
         .open(&join(&j.dir, name))
@@ -526,22 +527,11 @@ fn header_of(j: &Journal, name: &str) -> Result<Option<[u8; SEGMENT_HEADER]>> {
     let mut head = [0u8; SEGMENT_HEADER];
     f.read_at(&mut head, 0)
         .map_err(|e| Error::io(format!("reading {name}"), &e))?;
-    Ok(check_segment_header(&head, name).ok().map(|_| head))
+    Ok(check_segment_header(&head, name).ok().map(|n| (n, head)))
 }
 
 /// The segment number the header of segment file `name` gives, or `None` when the header is
 /// short or unsound (the caller decides what that means: a rename source or damage).
 fn header_number(j: &Journal, name: &str) -> Result<Option<u64>> {
-    let f = j
-        .vfs
-        .open(&join(&j.dir, name))
-        .map_err(|e| Error::io(format!("opening {name}"), &e))?;
-    let len = f
-        .len()
-        .map_err(|e| Error::io(format!("size of {name}"), &e))?;
-    let mut head = [0u8; SEGMENT_HEADER];
-    let got = (len as usize).min(SEGMENT_HEADER);
-    f.read_at(&mut head[..got], 0)
-        .map_err(|e| Error::io(format!("reading {name}"), &e))?;
-    Ok(check_segment_header(&head[..got], name).ok())
+    Ok(header_of(j, name)?.map(|(n, _)| n))
 }
