@@ -730,6 +730,59 @@ impl Engine {
         Ok(())
     }
 
+    /// Releases the deliveries `ds` of queue `q` (each as [`Settle::Release`]: back to the
+    /// queue, no failure counted, ahead of what their consumers prefetched) under one lock and
+    /// with ONE commit, durable when this returns. A release each waited for its own fdatasync:
+    /// a bridge giving back a window of 60,000 took 60–90 s (review r11 #1, #2).
+    ///
+    /// Errors: `AlreadySettled` naming those of the batch settled before (the others are
+    /// released); `Closed`, `Poisoned`.
+    pub(crate) fn release_batch(&self, q: super::QueueId, ds: &[DeliveryRef]) -> Result<()> {
+        let shared = &self.shared;
+        let mut g = shared.lock();
+        g.check()?;
+        let now = shared.now();
+        // As a single settle: ack timeouts first, so a timed-out delivery is reported settled.
+        g.tick(q.0, now, &shared.opts)?;
+        let mut stale = Vec::new();
+        let mut takers = Vec::new();
+        for d in ds {
+            g.forget_received(d.consumer, d.id.0, d.tag);
+            let taker = g.queues[q.0 as usize]
+                .inflight
+                .get(&d.id.0)
+                .filter(|f| f.tag == d.tag.0)
+                .map(|f| f.consumer);
+            match g.release(q.0, d.id.0, Some(d.tag), now) {
+                Ok(()) => takers.extend(taker.filter(|&c| c != 0)),
+                Err(e) if e.kind() == ErrorKind::AlreadySettled => stale.push(d.id),
+                Err(e) => return Err(e),
+            }
+        }
+        // What their consumers prefetched after them goes back too (see `settle`'s release).
+        takers.sort_unstable();
+        takers.dedup();
+        for cid in takers {
+            g.unbuffer(cid, now);
+        }
+        g = self.finish_moves(g)?;
+        shared.avail.notify_all();
+        shared.room.notify_all();
+        let _g = self.commit(g)?;
+        if !stale.is_empty() {
+            let ids: Vec<String> = stale.iter().map(ToString::to_string).collect();
+            return Err(Error::new(
+                ErrorKind::AlreadySettled,
+                format!(
+                    "{} of the batch {} already settled (or timed out); the others were released",
+                    ids.join(", "),
+                    if ids.len() == 1 { "was" } else { "were" }
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// Whether delivery `d` is settled (by its handle, a cumulative ack, a transaction, a
     /// timeout or its consumer's close). A closed store settles nothing any more: `false`.
     pub(crate) fn is_settled(&self, d: DeliveryRef) -> bool {

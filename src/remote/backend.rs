@@ -621,6 +621,23 @@ impl Backend {
 
     /// Acks many deliveries; `sync`: returns once they are durable (for a client: once the
     /// owner's fdatasync of them returned).
+    /// Releases a batch (see the engine's `release_batch`). From a client: one release each,
+    /// the first error returned after trying them all.
+    pub(crate) fn release_batch(&self, q: QueueId, ds: &[DeliveryRef]) -> Result<()> {
+        match self.writer("releasing")? {
+            Some(e) => e.release_batch(q, ds),
+            None => {
+                let mut first = Ok(());
+                for d in ds {
+                    if let Err(e) = self.settle(*d, Settle::Release) {
+                        first = first.and(Err(e));
+                    }
+                }
+                first
+            }
+        }
+    }
+
     pub(crate) fn ack_batch(&self, q: QueueId, ds: &[DeliveryRef], sync: bool) -> Result<()> {
         match self.writer("acknowledging")? {
             Some(e) => e.ack_batch(q, ds, sync),

@@ -1821,7 +1821,11 @@ fn resend(
         Request::Unsubscribe { .. } => OnResend::Fail(lost("an unsubscribe")),
         Request::Commit { sends, acks } if !acks.is_empty() => {
             if sends.is_empty() {
-                OnResend::Fail(delivery_lost())
+                // Nothing of it can be looked up: the owner may have made it durable before it
+                // died (its acks then hold for good), or not (the messages come back). Unknown,
+                // not "it was not" (review r12 #4, the same kind as a probe of the program's
+                // own dedup keys).
+                OnResend::Fail(lost("a transaction's commit"))
             } else {
                 OnResend::Resend(Box::new(Request::CommitProbe {
                     sends: sends.clone(),

@@ -713,6 +713,7 @@ impl ServerShared {
                 Response::Ids(e.commit_txn(&spec)?)
             }
             Request::CommitProbe { sends } => {
+                // Per send: whether its dedup key is an automatic one, and what it finds.
                 let mut ids = Vec::with_capacity(sends.len());
                 for (to, m) in &sends {
                     let key = m.meta.dedup_key.as_deref().unwrap_or_default();
@@ -734,19 +735,9 @@ impl ServerShared {
                             found => found,
                         },
                     };
-                    match found {
-                        Some(id) if key.starts_with(AUTO_KEY_PREFIX) => ids.push(id),
-                        _ => {
-                            return Err(Error::new(
-                                ErrorKind::DeliveryLost,
-                                "the store's owner died while this transaction was being \
-                                 committed, and it was not: its acked deliveries come back \
-                                 with their delivery counts incremented",
-                            ))
-                        }
-                    }
+                    ids.push((key.starts_with(AUTO_KEY_PREFIX), found));
                 }
-                Response::Ids(ids)
+                Response::Ids(commit_probe_verdict(&ids)?)
             }
             Request::Browse {
                 queue,
@@ -918,6 +909,38 @@ impl ServerShared {
 }
 
 /// The engine's settle of a wire settle.
+/// What a commit probe (the resend of a `Commit` whose answer was lost with the owner) finds,
+/// from each send's dedup key — whether it is an automatic one (this transaction's own, unique)
+/// — and the message its lookup found:
+/// - a send not found: the transaction, atomic, was not committed (`DeliveryLost`: its acked
+///   deliveries come back with their counts incremented);
+/// - all found, one of them by an automatic key: it was committed (their ids);
+/// - all found, by the program's own keys only: unknown (`OwnerLost`) — a key of the program's
+///   may be an earlier send's, stored whether or not this transaction was. Review r12 #4: this
+///   case said "it was not", while the acks it carried had been applied for good.
+fn commit_probe_verdict(found: &[(bool, Option<MessageId>)]) -> Result<Vec<MessageId>> {
+    let mut ids = Vec::with_capacity(found.len());
+    for &(_, id) in found {
+        let Some(id) = id else {
+            return Err(Error::new(
+                ErrorKind::DeliveryLost,
+                "the store's owner died while this transaction was being committed, and it \
+                 was not: its acked deliveries come back with their delivery counts incremented",
+            ));
+        };
+        ids.push(id);
+    }
+    if !found.iter().any(|&(auto, _)| auto) {
+        return Err(Error::new(
+            ErrorKind::OwnerLost,
+            "the store's owner died while this transaction was being committed; whether it was \
+             is unknown (its sends carry the program's own dedup keys, which an earlier send may \
+             have stored)",
+        ));
+    }
+    Ok(ids)
+}
+
 fn settle_op(op: &WireSettle) -> Settle<'_> {
     match op {
         WireSettle::Ack => Settle::Ack,
@@ -1076,4 +1099,27 @@ fn frames(id: u64, resp: Response) -> Vec<u8> {
         }
     }
     buf
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Review r12 #4: a commit probe whose sends carry only the program's own dedup keys said
+    /// "it was not committed" when they were found — the transaction may well have been, and
+    /// then its acks hold for good. Found by an automatic key (this transaction's own), it was.
+    #[test]
+    fn a_commit_probe_is_sure_only_of_what_its_keys_prove() {
+        let (a, b) = (Some(MessageId(7)), Some(MessageId(9)));
+        assert_eq!(
+            commit_probe_verdict(&[(true, a), (false, b)]).unwrap(),
+            [MessageId(7), MessageId(9)]
+        );
+        let unknown = commit_probe_verdict(&[(false, a), (false, b)]).unwrap_err();
+        assert_eq!(unknown.kind(), ErrorKind::OwnerLost, "{unknown}");
+        for not_committed in [&[(true, a), (false, None)][..], &[(false, None)], &[(true, None)]] {
+            let e = commit_probe_verdict(not_committed).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::DeliveryLost, "{e}");
+        }
+    }
 }

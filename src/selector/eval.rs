@@ -1,6 +1,7 @@
 //! The compiled selector and its evaluation: a tree walked once per message, borrowing every
 //! string it compares (from the selector or from the message), so evaluation allocates nothing.
 
+pub(super) use super::like::LikePattern;
 use super::SelectorInput;
 use crate::Value;
 
@@ -355,84 +356,5 @@ fn arith<'a>(op: ArithOp, a: Val<'a>, b: Val<'a>) -> Val<'a> {
         (Val::Float(x), Val::Int(y)) => Val::Float(float(op, x, y as f64)),
         (Val::Float(x), Val::Float(y)) => Val::Float(float(op, x, y)),
         _ => Val::Null,
-    }
-}
-
-/// One element of a compiled `LIKE` pattern.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum El {
-    Char(char),
-    /// `_`: any one character.
-    One,
-    /// `%`: any sequence of characters, possibly empty (runs of `%` are merged).
-    Many,
-}
-
-/// A compiled `LIKE` pattern.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct LikePattern(Box<[El]>);
-
-impl LikePattern {
-    /// Compiles `pattern` with an optional escape character; `Err(char index)` (0-based) when
-    /// the pattern ends with the escape character, which then escapes nothing.
-    pub(super) fn new(pattern: &str, escape: Option<char>) -> Result<LikePattern, usize> {
-        let mut els = Vec::with_capacity(pattern.len());
-        let mut chars = pattern.chars().enumerate();
-        while let Some((i, c)) = chars.next() {
-            let el = if Some(c) == escape {
-                match chars.next() {
-                    Some((_, next)) => El::Char(next),
-                    None => return Err(i),
-                }
-            } else {
-                match c {
-                    '%' => El::Many,
-                    '_' => El::One,
-                    c => El::Char(c),
-                }
-            };
-            if !(el == El::Many && els.last() == Some(&El::Many)) {
-                els.push(el);
-            }
-        }
-        Ok(LikePattern(els.into()))
-    }
-
-    /// Whether the whole of `s` matches. Greedy with one backtrack point (the last `%`): a later
-    /// `%` can absorb anything an earlier one could, so backtracking further is never needed,
-    /// and the work is at most pattern length × string length steps.
-    pub(super) fn matches(&self, s: &str) -> bool {
-        let p = &self.0;
-        let (mut pi, mut si) = (0usize, 0usize);
-        // (pattern index after the last `%`, string index where that `%` stopped absorbing).
-        let mut star: Option<(usize, usize)> = None;
-        loop {
-            let c = s[si..].chars().next();
-            match (p.get(pi), c) {
-                (Some(El::Many), _) => {
-                    star = Some((pi + 1, si));
-                    pi += 1;
-                }
-                (Some(El::One), Some(c)) => {
-                    pi += 1;
-                    si += c.len_utf8();
-                }
-                (Some(El::Char(pc)), Some(c)) if *pc == c => {
-                    pi += 1;
-                    si += c.len_utf8();
-                }
-                (None, None) => return true,
-                _ => {
-                    // Mismatch (or one side ran out): let the last `%` absorb one more character.
-                    let Some((sp, ss)) = star else { return false };
-                    let Some(c) = s[ss..].chars().next() else {
-                        return false;
-                    };
-                    star = Some((sp, ss + c.len_utf8()));
-                    pi = sp;
-                    si = ss + c.len_utf8();
-                }
-            }
-        }
     }
 }

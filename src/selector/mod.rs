@@ -131,6 +131,7 @@
 
 mod eval;
 mod lexer;
+mod like;
 mod parser;
 mod topic;
 

@@ -65,6 +65,15 @@ pub(crate) trait Sink: Send + 'static {
     fn explain_timeout(&mut self) -> impl Future<Output = Option<Failure>> + Send {
         async { None }
     }
+    /// A confirm is overdue (no answer from the broker for `ack_timeout`): whether the broker
+    /// shows progress all the same — it stored messages of the route's target since it was
+    /// last asked (a JetStream stream's last sequence grew) — so the route waits on, from now,
+    /// rather than presume the connection lost and publish the whole window again (review r11
+    /// #1: the first confirm of a window of 60,000 came after more than 5 s). A broker that
+    /// stores nothing more for `ack_timeout` is still a lost connection. Default: no such sign.
+    fn progressing(&mut self) -> impl Future<Output = bool> + Send {
+        async { false }
+    }
 }
 
 /// One broker message as the inbound loop sees it.

@@ -82,13 +82,27 @@ async fn ready(js: &Context) -> Result<(), Failure> {
 
 /// An outbound route's target.
 pub(crate) struct NatsSink {
+    /// For JetStream API requests (stream lookups): each bounded by `ack_timeout`.
     js: Context,
+    /// For publishes: the same client, with the library's own wait for each PubAck set far
+    /// beyond the route's (see [`PUBLISH_ACK_BACKSTOP`]).
+    publisher: Context,
     target: NatsTarget,
     ack_timeout: Duration,
     /// The stream's duplicate window last warned about (one warning per value, not per
     /// reconnect).
     warned: Option<Duration>,
+    /// The last sequence of the route's stream when last looked at (at connect, then at each
+    /// overdue confirm): see [`Sink::progressing`].
+    stream_seq: Option<u64>,
 }
+
+/// How long async-nats itself waits for a PubAck. The route judges overdue confirms itself,
+/// from the broker's progress (`confirm_deadline`, `Sink::progressing`); the library's timer
+/// starts at a confirm's first poll and knows nothing of a window of 20,000 still being
+/// stored, so at the route's `ack_timeout` it turned a slow but steady stream into a lost
+/// connection and everything was published again (review r11 #1). It stays only as a backstop.
+const PUBLISH_ACK_BACKSTOP: Duration = Duration::from_secs(24 * 3600);
 
 /// JetStream's default duplicate window (nats-server `duplicate_window`, 2 minutes): the time
 /// within which a bridge restarted after a crash publishes its unacknowledged window again
@@ -97,12 +111,34 @@ pub(crate) const DEFAULT_DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 
 impl NatsSink {
     pub fn new(js: Context, target: NatsTarget, ack_timeout: Duration) -> Self {
+        let publisher = jetstream::ContextBuilder::new()
+            .timeout(PUBLISH_ACK_BACKSTOP.max(ack_timeout))
+            // The routes bound their own windows; the context must never refuse a publish.
+            .max_ack_inflight(1 << 20)
+            .build(js.client());
         NatsSink {
             js,
+            publisher,
             target,
             ack_timeout,
             warned: None,
+            stream_seq: None,
         }
+    }
+
+    /// The last sequence of the stream that captures the route's subject, if JetStream tells
+    /// within `ack_timeout`.
+    async fn last_sequence(&self) -> Option<u64> {
+        let look = async {
+            let name = self
+                .js
+                .stream_by_subject(self.target.subject.as_str())
+                .await
+                .ok()?;
+            let stream = self.js.get_stream(name).await.ok()?;
+            Some(stream.cached_info().state.last_sequence)
+        };
+        tokio::time::timeout(self.ack_timeout, look).await.ok().flatten()
     }
 }
 
@@ -209,6 +245,7 @@ impl Sink for NatsSink {
             }
             Ok(stream) => {
                 self.check_duplicate_window(&stream).await;
+                self.stream_seq = self.last_sequence().await;
                 Ok(())
             }
             // Anything else (a timeout) is for the publish to find out.
@@ -231,7 +268,7 @@ impl Sink for NatsSink {
             .message_id(id);
         let subject = self.target.subject.clone();
         let js = self.js.clone();
-        match self.js.send_publish(subject.clone(), publish).await {
+        match self.publisher.send_publish(subject.clone(), publish).await {
             Ok(ack) => Ok(Box::pin(async move {
                 match ack.await {
                     Ok(a) => Ok(Confirmed {
@@ -257,6 +294,20 @@ impl Sink for NatsSink {
 
     fn ack_timeout(&self) -> Duration {
         self.ack_timeout
+    }
+
+    /// The stream's last sequence grew since the last look: JetStream is storing (the route's
+    /// window, in order), so an overdue confirm is a slow broker, not a lost one.
+    async fn progressing(&mut self) -> bool {
+        if self.js.client().connection_state() != State::Connected {
+            return false;
+        }
+        let now = self.last_sequence().await;
+        let grew = matches!((self.stream_seq, now), (Some(a), Some(b)) if b > a);
+        if now.is_some() {
+            self.stream_seq = now;
+        }
+        grew
     }
 
     /// A stream deleted under the route drops what it had not stored, and the publishes after

@@ -37,9 +37,15 @@ fn main() -> ExitCode {
             .is_some_and(|(_, sub)| on_command_line(sub));
     let json = cli.json;
     // One handler for the whole run, before any store is opened: on SIGINT, SIGTERM or SIGHUP
-    // every command closes its stores cleanly and exits with 130 (review r4 #10).
-    if let Err(e) = open::close_on_signal() {
-        return e.report(json);
+    // every command closes its stores cleanly and exits with 130 (review r4 #10). Not for
+    // `bridge`, which opens no store and execs `mqlite-bridge`: `exec` resets a caught signal
+    // to its default but keeps an ignored one ignored, so the handler would have turned the
+    // SIGHUP that `nohup` ignores (or the SIGINT a shell ignores for a background job) into
+    // one that kills the bridge — `mqlite bridge` must run as `mqlite-bridge` would.
+    if !matches!(cli.command, cli::Command::Bridge(_)) {
+        if let Err(e) = open::close_on_signal() {
+            return e.report(json);
+        }
     }
     let stdout = io::stdout();
     let mut out = BufWriter::new(out::Stdout::new(stdout.lock()));

@@ -80,6 +80,72 @@ fn completions_are_generated_for_each_shell() {
     }
 }
 
+/// `mqlite bridge` hands the bridge the signal dispositions and mask it was started with, as
+/// running `mqlite-bridge` directly would: `nohup mqlite bridge …` (SIGHUP ignored) and a
+/// background job of a script (SIGINT ignored) must not get a bridge that a hangup or a Ctrl-C
+/// kills. Before, `mqlite`'s own signal handler replaced the ignored dispositions, and `exec`
+/// reset the caught signals to their defaults.
+#[test]
+fn bridge_keeps_the_signals_its_caller_ignored() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let c = Case::new();
+    let bin = c.path().join("bin");
+    std::fs::create_dir(&bin).expect("bin dir");
+    let mqlite = bin.join("mqlite");
+    std::fs::copy(env!("CARGO_BIN_EXE_mqlite"), &mqlite).expect("copy mqlite");
+    let seen = c.path().join("signals");
+    // The stand-in records its own (the shell's) ignored and blocked signal sets.
+    let fake = bin.join("mqlite-bridge");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\ngrep -E '^Sig(Ign|Blk)' /proc/$$/status > '{}'\n",
+            s(&seen)
+        ),
+    )
+    .expect("write stand-in");
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let mut command = std::process::Command::new(&mqlite);
+    command
+        .args(["bridge", "--config", "routes.toml"])
+        .env("PATH", "/usr/bin:/bin");
+    // SAFETY: between fork and exec only async-signal-safe calls (signal(2)).
+    unsafe {
+        command.pre_exec(|| {
+            libc::signal(libc::SIGHUP, libc::SIG_IGN);
+            libc::signal(libc::SIGINT, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let out = command.output().expect("run mqlite bridge");
+    assert!(out.status.success(), "{out:?}");
+    let text = std::fs::read_to_string(&seen).expect("the stand-in ran");
+    let set = |name: &str| {
+        let line = text.lines().find(|l| l.starts_with(name)).expect(name);
+        u64::from_str_radix(line.split_whitespace().nth(1).expect("a mask"), 16).expect("hex")
+    };
+    let bit = |signal: i32| 1u64 << (signal - 1);
+    let ignored = set("SigIgn:");
+    assert_ne!(
+        ignored & bit(libc::SIGHUP),
+        0,
+        "SIGHUP still ignored: {text}"
+    );
+    assert_ne!(
+        ignored & bit(libc::SIGINT),
+        0,
+        "SIGINT still ignored: {text}"
+    );
+    for signal in [libc::SIGHUP, libc::SIGINT, libc::SIGTERM] {
+        assert_eq!(
+            set("SigBlk:") & bit(signal),
+            0,
+            "signal {signal} not blocked: {text}"
+        );
+    }
+}
+
 /// `mqlite bridge` runs the `mqlite-bridge` program found beside it, with the configuration
 /// file, and exits with its status; without that program it says which program is missing.
 #[test]
