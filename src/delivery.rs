@@ -476,6 +476,8 @@ const LISTENER_BATCH: usize = 32;
 pub struct Listener {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
+    /// `fork()`s of this process before it started (see `Listener::halt`).
+    fork_gen: u64,
 }
 
 impl Listener {
@@ -521,6 +523,7 @@ impl Listener {
         Ok(Listener {
             stop,
             thread: Some(thread),
+            fork_gen: crate::remote::fork_generation(),
         })
     }
 
@@ -538,10 +541,19 @@ impl Listener {
     fn halt(&mut self) {
         self.stop.store(true, Ordering::Release);
         if let Some(t) = self.thread.take() {
+            if self.forked() {
+                // A fork() child: the thread exists only in the parent (joining it panicked,
+                // review r12 #7). Left alone: the parent's listener goes on.
+                return;
+            }
             if !on_library_thread() || t.thread().id() != std::thread::current().id() {
                 let _ = t.join();
             }
         }
+    }
+
+    fn forked(&self) -> bool {
+        self.fork_gen != crate::remote::fork_generation()
     }
 }
 

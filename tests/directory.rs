@@ -117,6 +117,93 @@ fn a_forked_child_does_not_keep_the_lock() {
     }
 }
 
+/// Runs `f` in a forked child of this process and returns its exit status (`f`'s value, or a
+/// signal's: a child stuck for 60 s dies of SIGALRM).
+fn in_child(f: impl FnOnce() -> i32) -> i32 {
+    // SAFETY: the child runs `f` and exits without returning into the test harness.
+    let child = unsafe { libc::fork() };
+    assert!(child >= 0, "fork failed");
+    if child == 0 {
+        unsafe { libc::alarm(60) };
+        let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(101);
+        unsafe { libc::_exit(code) };
+    }
+    let mut st = 0;
+    unsafe { libc::waitpid(child, &mut st, 0) };
+    st
+}
+
+/// Review r12 #7: a fork() child freeing the store its parent owns (the usual child cleanup,
+/// `mqlite_store_free` in C) panicked, and shut down the parent's socket: no other process
+/// could open the store while the parent lived. The child's close is the clear fork error and
+/// its drops touch nothing of the parent's; the parent's listener and owner go on serving.
+#[test]
+fn a_forked_child_freeing_its_parents_store_leaves_the_parent_serving() {
+    let _serial = durable::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    let q = s.queue("q").unwrap();
+    q.send("parent1").unwrap();
+    let heard = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let h = heard.clone();
+    let listener = s
+        .queue("l")
+        .unwrap()
+        .listen(move |_| {
+            h.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(())
+        })
+        .unwrap();
+    let status = in_child(|| {
+        let e = s.close().unwrap_err();
+        let ok = e.kind() == ErrorKind::Closed && e.message().contains("fork()");
+        // SAFETY: the child's own copies of the handles (its memory is its own since the
+        // fork); they are dropped here once, and the child exits without touching them again.
+        unsafe {
+            drop(std::ptr::read(&listener));
+            drop(std::ptr::read(&q));
+            drop(std::ptr::read(&s));
+        }
+        if ok {
+            0
+        } else {
+            2
+        }
+    });
+    assert_eq!(
+        status, 0,
+        "the child's close and drops (wait status {status})"
+    );
+    q.send("parent2").unwrap();
+    // Another process opens the store: a client of this owner, served.
+    let d = dir.path().to_path_buf();
+    let status = in_child(move || {
+        let options = StoreOptions {
+            connect_timeout: std::time::Duration::from_secs(20),
+            ..StoreOptions::default()
+        };
+        let c = match Store::open(&d, options) {
+            Ok(c) => c,
+            Err(_) => return 3,
+        };
+        if c.role() != Role::Client {
+            return 4;
+        }
+        let r = c.queue("l").and_then(|l| l.send("from a client"));
+        let _ = c.close();
+        if r.is_ok() {
+            0
+        } else {
+            5
+        }
+    });
+    assert_eq!(status, 0, "a client of the parent (wait status {status})");
+    assert_eq!(q.stats().unwrap().messages, 2);
+    s.flush().unwrap();
+    s.close().unwrap();
+    assert!(heard.load(std::sync::atomic::Ordering::SeqCst) <= 1);
+}
+
 /// A store whose directory is deleted while it is open fails its next durable write with a
 /// clear error instead of acking sends into unlinked files.
 #[test]

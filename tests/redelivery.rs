@@ -1160,3 +1160,31 @@ fn a_dead_letter_cycle_is_refused_at_declare() {
     s.queue("a").unwrap();
     s.queue("DLQ").unwrap();
 }
+
+/// Review r12 #5: a move (or copy) out of a dead-letter queue gave the message a new id, left
+/// its dead-letter headers on a live message and counted no replay. Refused, naming replay —
+/// which keeps the id — and nothing moves.
+#[test]
+fn a_dead_letter_queue_is_left_by_replay_not_by_move_or_copy() {
+    let env = Env::new();
+    let s = env.open();
+    let q = s.queue("q").unwrap();
+    let id = q.send("bad").unwrap();
+    q.receive(NOW).unwrap().unwrap().reject("bad one").unwrap();
+    let dlq = s.queue("DLQ").unwrap();
+    for copy in [false, true] {
+        let f = TransferFilter {
+            to: "q".into(),
+            copy,
+            ..Default::default()
+        };
+        let e = dlq.transfer(&f).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+        assert!(e.message().contains("replay"), "{e}");
+    }
+    assert_eq!((dlq.stats().unwrap().messages, q.stats().unwrap().messages), (1, 0));
+    assert_eq!(dlq.replay(&ReplayFilter::default()).unwrap(), 1);
+    let d = q.receive(NOW).unwrap().expect("replayed");
+    assert_eq!(d.id(), id);
+    assert!(d.dead_letter_info().is_none());
+}

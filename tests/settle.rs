@@ -343,7 +343,11 @@ fn release_batch_checks_the_delivery_tag() {
     let e = q.release_batch(vec![stale, z]).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::AlreadySettled, "{e}");
     assert!(e.message().contains(&fresh.id().to_string()), "{e}");
-    assert_eq!(q.stats().unwrap().in_flight, 1, "only the redelivery is in flight");
+    assert_eq!(
+        q.stats().unwrap().in_flight,
+        1,
+        "only the redelivery is in flight"
+    );
     fresh.ack().unwrap();
     let back = c.receive(NOW).unwrap().expect("z released");
     assert_eq!((back.body(), back.delivery_count()), (&b"z"[..], 1));

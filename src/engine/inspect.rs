@@ -230,6 +230,20 @@ impl Engine {
                 filter.to
             )));
         }
+        if g.is_dead_letter_queue(q.0, &shared.opts)
+            && !g.names_dead_letter_queue(&filter.to, &shared.opts)
+        {
+            // Review r12 #5: a move out of a dead-letter queue into an ordinary one was a
+            // replay that gave each message a new id and left its dead-letter headers on a live
+            // message, counted as no replay. Replay is the way out: it keeps the id and clears
+            // them. (Between dead-letter queues, a dead letter stays one: allowed.)
+            return Err(Error::invalid(format!(
+                "queue {:?} is a dead-letter queue: its messages go back to ordinary queues with \
+                 replay (`mqlite dlq replay`, `Queue::replay`), which keeps each message's id \
+                 and clears its dead-letter headers; a move or copy would do neither",
+                src.name
+            )));
+        }
         // A set: a filter of many ids (a whole queue's) must not cost ids × messages.
         let ids: Option<std::collections::HashSet<u64>> =
             filter.ids.as_ref().map(|v| v.iter().map(|i| i.0).collect());

@@ -103,6 +103,16 @@ impl Backend {
         Backend::Local(engine, fork_generation())
     }
 
+    /// Whether this handle was made before a `fork()` of this process, that is, whether this
+    /// is a forked child using its parent's store: it may then touch nothing the parent shares
+    /// (its socket, its files, its threads, which do not exist here).
+    pub(crate) fn forked(&self) -> bool {
+        match self {
+            Backend::Local(_, gen) => *gen != fork_generation(),
+            Backend::Remote(c) => c.forked(),
+        }
+    }
+
     /// The engine, checked not to be used in a `fork()` child.
     fn engine(&self) -> Result<Option<&Engine>> {
         match self {

@@ -359,8 +359,13 @@ impl Client {
         lock(&self.inner.st).owner_pid
     }
 
+    /// Whether this client was made before a `fork()` (see `Backend::forked`).
+    pub(crate) fn forked(&self) -> bool {
+        fork_generation() != self.inner.fork_gen
+    }
+
     fn check_fork(&self) -> Result<()> {
-        if fork_generation() != self.inner.fork_gen {
+        if self.forked() {
             return Err(forked_error());
         }
         Ok(())

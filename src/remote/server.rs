@@ -1117,7 +1117,11 @@ mod tests {
         );
         let unknown = commit_probe_verdict(&[(false, a), (false, b)]).unwrap_err();
         assert_eq!(unknown.kind(), ErrorKind::OwnerLost, "{unknown}");
-        for not_committed in [&[(true, a), (false, None)][..], &[(false, None)], &[(true, None)]] {
+        for not_committed in [
+            &[(true, a), (false, None)][..],
+            &[(false, None)],
+            &[(true, None)],
+        ] {
             let e = commit_probe_verdict(not_committed).unwrap_err();
             assert_eq!(e.kind(), ErrorKind::DeliveryLost, "{e}");
         }

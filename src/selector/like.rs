@@ -385,7 +385,10 @@ mod tests {
             (format!("%{}b", "a".repeat(20_000)), false),
             (format!("%{}b%", "a".repeat(20_000)), false),
             (format!("%{}_b%", "a".repeat(500)), false),
-            (format!("{}%{}", "a".repeat(20_000), "a".repeat(20_000)), true),
+            (
+                format!("{}%{}", "a".repeat(20_000), "a".repeat(20_000)),
+                true,
+            ),
             (format!("%{}", "a".repeat(20_000)), true),
             (format!("%{}_%", "a".repeat(1_000)), true),
         ] {

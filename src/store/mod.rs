@@ -366,6 +366,11 @@ impl Store {
     /// Returns `Poisoned` if an earlier write or fsync failed (or a library thread panicked);
     /// the store is closed all the same (the error says so), and a second `close()` returns `Ok`.
     pub fn close(&self) -> Result<()> {
+        if self.engine.forked() {
+            // The parent's store: closing it here would stop the parent's threads and socket
+            // (review r12 #7). Nothing is done; the parent goes on.
+            return Err(super::remote::forked_error());
+        }
         match (&self.owner, &self.engine) {
             (Some(o), _) => o.close(),
             (None, Backend::Remote(c)) => c.close(),
@@ -382,6 +387,17 @@ impl Store {
 
 impl Drop for Store {
     fn drop(&mut self) {
+        if self.engine.forked() {
+            // A fork() child dropping (or `mqlite_store_free`) the store its parent opened
+            // (review r12 #7): the close joined threads that do not exist in the child (a
+            // panic) and shut down the owner's listening socket, which the child shares with
+            // the parent — no other process could open the store again while the parent lived.
+            // Leaked instead: the child's copies of the engine, the client or the owner are
+            // never dropped, so nothing the parent shares is touched.
+            std::mem::forget(self.owner.take());
+            std::mem::forget(self.engine.clone());
+            return;
+        }
         if on_library_thread() {
             // Dropped inside a callback: stop without joining ourselves. The commit thread
             // flushes, then releases the lock; an open of this directory waits for that.

@@ -115,6 +115,13 @@ pub(crate) trait Source: Send + 'static {
     fn lag(&mut self) -> impl Future<Output = Option<u64>> + Send;
     /// Drops the connection after a failure.
     fn disconnect(&mut self);
+    /// The route stops gracefully: whatever acks the client library still buffers reach the
+    /// broker before this returns (within the broker's `ack_timeout`), so messages stored and
+    /// acked before the stop are not delivered again after it (review r11 #3). Default: the
+    /// acks were awaited one by one already.
+    fn flush_acks(&mut self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
     /// How long after a delivery the broker delivers an unacknowledged message again while
     /// the bridge stays connected (JetStream's ack wait; zero for RabbitMQ, which redelivers
     /// when the channel closes).

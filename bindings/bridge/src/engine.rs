@@ -885,6 +885,9 @@ pub(crate) async fn inbound<S: Source>(
             }
         }
     }
+    if connected {
+        source.flush_acks().await;
+    }
     source.disconnect();
     stats.ended();
     info!(route = %ctx.name, "stopped");

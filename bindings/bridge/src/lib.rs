@@ -590,41 +590,72 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     Ok(())
 }
 
-/// Resolves on SIGINT or SIGTERM (the handlers are installed when it is first polled; see
-/// [`signals_from_now`] to install them at once).
+/// Resolves on SIGINT, SIGTERM or SIGHUP (the handlers are installed when it is first polled;
+/// see [`signals_from_now`] to install them at once).
 pub async fn signal() {
     signals_from_now().await
 }
 
-/// Installs the SIGINT and SIGTERM handlers now — from this call on, either signal is caught
+/// The signals that stop the bridge gracefully: Ctrl-C, `kill`, a closed terminal or ssh
+/// session — as every `mqlite` command closes its store on them (review r11 #5: SIGHUP killed
+/// the bridge by the default action, with no graceful stop).
+const STOP_SIGNALS: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
+
+/// Whether signal `sig` is ignored in this process now (as `nohup` leaves SIGHUP, and a shell
+/// leaves SIGINT for a background job).
+fn ignored(sig: libc::c_int) -> bool {
+    // SAFETY: reads the current disposition only (a null new action).
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(sig, std::ptr::null(), &mut old) == 0 && old.sa_sigaction == libc::SIG_IGN
+    }
+}
+
+/// Installs the handlers of SIGINT, SIGTERM and SIGHUP now — from this call on, each is caught
 /// instead of ending the process — and returns a future that resolves on the first of them.
-/// Must be called within a tokio runtime (`Runtime::enter`). Review r9 #8: installed when the
-/// run first polled them, after the configuration, the store and the locks, a SIGTERM in the
-/// first milliseconds killed the bridge by the default action (exit 143, no log line).
+/// A signal this process started with ignored stays ignored (review r11 #6: the bridge run by
+/// `nohup`, or as a script's background job, must not stop on the hangup or Ctrl-C its caller
+/// meant it to survive), as daemons that respect `nohup` do. Must be called within a tokio
+/// runtime (`Runtime::enter`). Review r9 #8: installed when the run first polled them, after
+/// the configuration, the store and the locks, a SIGTERM in the first milliseconds killed the
+/// bridge by the default action (exit 143, no log line).
 pub fn signals_from_now() -> impl Future<Output = ()> + Send {
     use tokio::signal::unix::{signal, SignalKind};
-    let both = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    );
-    async move {
-        match both {
-            (Ok(mut i), Ok(mut t)) => {
-                tokio::select! {
-                    _ = i.recv() => {}
-                    _ = t.recv() => {}
-                }
-            }
-            _ => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+    let mut streams = Vec::new();
+    for sig in STOP_SIGNALS.into_iter().filter(|&s| !ignored(s)) {
+        match signal(SignalKind::from_raw(sig)) {
+            Ok(s) => streams.push(s),
+            Err(e) => tracing::warn!("cannot handle signal {sig}: {e}"),
         }
     }
+    async move {
+        if streams.is_empty() {
+            // Every stop signal ignored by the caller: the bridge runs until it is killed or
+            // a route stops it.
+            return std::future::pending().await;
+        }
+        let any = streams.iter_mut().map(|s| Box::pin(s.recv()));
+        futures_select_all(any).await;
+    }
+}
+
+/// Waits for the first of `futures`.
+async fn futures_select_all<F: Future + Unpin>(futures: impl Iterator<Item = F>) {
+    let mut all: Vec<F> = futures.collect();
+    std::future::poll_fn(|cx| {
+        for f in all.iter_mut() {
+            if std::pin::Pin::new(f).poll(cx).is_ready() {
+                return std::task::Poll::Ready(());
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
 }
 
 /// The `mqlite-bridge --config FILE` command as one call (for a command line that wants it as
 /// a subcommand): logs to stderr through `tracing` (filter from `RUST_LOG`, default `info`),
-/// reads the configuration, runs until SIGINT or SIGTERM, stops gracefully. A route that stops
+/// reads the configuration, runs until SIGINT, SIGTERM or SIGHUP, stops gracefully. A route that stops
 /// for good on an error stops the whole bridge (gracefully) and makes this an error, so the
 /// command exits non-zero.
 pub fn main_with_config(path: &Path) -> Result<(), Error> {

@@ -138,7 +138,10 @@ impl NatsSink {
             let stream = self.js.get_stream(name).await.ok()?;
             Some(stream.cached_info().state.last_sequence)
         };
-        tokio::time::timeout(self.ack_timeout, look).await.ok().flatten()
+        tokio::time::timeout(self.ack_timeout, look)
+            .await
+            .ok()
+            .flatten()
     }
 }
 
@@ -587,6 +590,17 @@ impl Source for NatsConsumer {
     fn disconnect(&mut self) {
         self.messages = None;
         self.consumer = None;
+    }
+
+    /// An ack is a one-way publish the client buffers (`m.ack()` returns once it is queued):
+    /// flushed, so the acks of the messages stored before a stop reach the server.
+    async fn flush_acks(&mut self) {
+        let flush = self.js.client().flush();
+        match tokio::time::timeout(self.ack_wait.min(Duration::from_secs(5)), flush).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => warn!(route = %self.route, "acks not flushed at stop: {e}"),
+            Err(_) => warn!(route = %self.route, "acks not flushed at stop: no answer within 5 s"),
+        }
     }
 
     fn redelivery_delay(&self) -> Duration {

@@ -222,9 +222,9 @@ frames were lost. Asks first when there is damage (--yes off a terminal); --dry-
         shell: clap_complete::Shell,
     },
 
-    /// Run store-and-forward bridges to NATS JetStream or RabbitMQ until SIGINT or SIGTERM
+    /// Run store-and-forward bridges to NATS JetStream or RabbitMQ until SIGINT, SIGTERM or SIGHUP
     #[command(
-        long_about = "Run the routes of a bridge configuration file (TOML) until SIGINT or SIGTERM: \
+        long_about = "Run the routes of a bridge configuration file (TOML) until SIGINT, SIGTERM or SIGHUP: \
 outbound routes forward a queue's messages to NATS JetStream or RabbitMQ (acked locally only after \
 the broker confirmed), inbound routes store a broker's messages durably (deduplicated) before \
 acking the broker. The fields are documented in bindings/bridge/bridge.example.toml and the \

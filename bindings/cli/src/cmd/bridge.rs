@@ -2,7 +2,7 @@
 //!
 //! The bridge links tokio, async-nats and lapin; keeping it a separate program keeps this command
 //! (and every operator who never bridges) free of them, the way `git` and `cargo` find their
-//! external subcommands. `exec` rather than a child process: SIGINT and SIGTERM reach the bridge
+//! external subcommands. `exec` rather than a child process: SIGINT, SIGTERM and SIGHUP reach the bridge
 //! itself (its graceful stop), and its exit status is ours with nothing in between.
 
 use std::ffi::OsString;
