@@ -1182,7 +1182,10 @@ fn a_dead_letter_queue_is_left_by_replay_not_by_move_or_copy() {
         assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
         assert!(e.message().contains("replay"), "{e}");
     }
-    assert_eq!((dlq.stats().unwrap().messages, q.stats().unwrap().messages), (1, 0));
+    assert_eq!(
+        (dlq.stats().unwrap().messages, q.stats().unwrap().messages),
+        (1, 0)
+    );
     assert_eq!(dlq.replay(&ReplayFilter::default()).unwrap(), 1);
     let d = q.receive(NOW).unwrap().expect("replayed");
     assert_eq!(d.id(), id);

@@ -24,10 +24,44 @@ use crate::config::{NatsServer, NatsSource, NatsTarget};
 use crate::loops::Guard;
 use crate::mapping;
 
+/// A client shared by the routes of one server: its JetStream context, and what the server
+/// last refused at connect (see [`connect`]).
+#[derive(Clone)]
+pub(crate) struct Connection {
+    pub js: Context,
+    refusal: Refusal,
+}
+
+/// The server's last refusal of the client's credentials (`-ERR 'Authorization Violation'`), while
+/// no connection has been made since: async-nats reports it only as an event and keeps
+/// retrying, so a route would say only "not connected" (review r11 #4).
+type Refusal = Arc<std::sync::Mutex<Option<String>>>;
+
 /// Connects a client that keeps reconnecting (and connects in the background when the server
 /// is not up yet), and its JetStream context.
-pub(crate) async fn connect(server: &NatsServer, max_wait: Duration) -> Result<Context, String> {
+pub(crate) async fn connect(server: &NatsServer, max_wait: Duration) -> Result<Connection, String> {
+    let refusal: Refusal = Default::default();
+    let seen = refusal.clone();
     let client = async_nats::ConnectOptions::new()
+        .event_callback(move |event| {
+            let seen = seen.clone();
+            async move {
+                let mut r = seen.lock().unwrap_or_else(|e| e.into_inner());
+                match event {
+                    async_nats::Event::Connected => *r = None,
+                    async_nats::Event::ServerError(
+                        async_nats::ServerError::AuthorizationViolation,
+                    ) => *r = Some("authorization violation".into()),
+                    async_nats::Event::ClientError(async_nats::ClientError::Other(text))
+                        if text.to_lowercase().contains("authoriz")
+                            || text.to_lowercase().contains("authentic") =>
+                    {
+                        *r = Some(text)
+                    }
+                    _ => {}
+                }
+            }
+        })
         .name("mqlite-bridge")
         .retry_on_initial_connect()
         .max_reconnects(None)
@@ -37,11 +71,12 @@ pub(crate) async fn connect(server: &NatsServer, max_wait: Duration) -> Result<C
         .connect(server.url.as_str())
         .await
         .map_err(|e| format!("nats: connecting to {}: {e}", server.url))?;
-    Ok(jetstream::ContextBuilder::new()
+    let js = jetstream::ContextBuilder::new()
         .timeout(server.ack_timeout)
         // The routes bound their own windows; the context must never refuse a publish.
         .max_ack_inflight(1 << 20)
-        .build(client))
+        .build(client);
+    Ok(Connection { js, refusal })
 }
 
 /// How long a route waits for the shared client's first connection before it reports the
@@ -56,15 +91,26 @@ const FIRST_CONNECT_WAIT: Duration = Duration::from_secs(5);
 ///
 /// A server that answers but has no JetStream is a misconfiguration (`Refused`: an ERROR on
 /// every attempt, review r9 #2), not an outage.
-async fn ready(js: &Context) -> Result<(), Failure> {
+async fn ready(js: &Context, refusal: &Refusal) -> Result<(), Failure> {
     let deadline = tokio::time::Instant::now() + FIRST_CONNECT_WAIT;
     // The client exposes its state but no way to await it; this runs once per connect
     // attempt, only while the first connection is being made.
-    while js.client().connection_state() == State::Pending && tokio::time::Instant::now() < deadline
+    let refused = || refusal.lock().unwrap_or_else(|e| e.into_inner()).is_some();
+    while js.client().connection_state() == State::Pending
+        && tokio::time::Instant::now() < deadline
+        && !refused()
     {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     if js.client().connection_state() != State::Connected {
+        if let Some(why) = refusal.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+            // A misconfiguration (a wrong user, password or token), not an outage: an ERROR
+            // every attempt naming the server's reply, as RabbitMQ's refused login is.
+            return Err(Failure::Refused(format!(
+                "nats: the server refused the client's credentials: {why} (check the user, \
+                 password or token in [nats] url)"
+            )));
+        }
         return Err(Failure::Transient("nats: not connected".into()));
     }
     js.query_account().await.map(|_| ()).map_err(|e| {
@@ -84,6 +130,7 @@ async fn ready(js: &Context) -> Result<(), Failure> {
 pub(crate) struct NatsSink {
     /// For JetStream API requests (stream lookups): each bounded by `ack_timeout`.
     js: Context,
+    refusal: Refusal,
     /// For publishes: the same client, with the library's own wait for each PubAck set far
     /// beyond the route's (see [`PUBLISH_ACK_BACKSTOP`]).
     publisher: Context,
@@ -110,7 +157,8 @@ const PUBLISH_ACK_BACKSTOP: Duration = Duration::from_secs(24 * 3600);
 pub(crate) const DEFAULT_DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 
 impl NatsSink {
-    pub fn new(js: Context, target: NatsTarget, ack_timeout: Duration) -> Self {
+    pub fn new(conn: Connection, target: NatsTarget, ack_timeout: Duration) -> Self {
+        let Connection { js, refusal } = conn;
         let publisher = jetstream::ContextBuilder::new()
             .timeout(PUBLISH_ACK_BACKSTOP.max(ack_timeout))
             // The routes bound their own windows; the context must never refuse a publish.
@@ -118,6 +166,7 @@ impl NatsSink {
             .build(js.client());
         NatsSink {
             js,
+            refusal,
             publisher,
             target,
             ack_timeout,
@@ -237,7 +286,7 @@ impl Sink for NatsSink {
     /// Ready when JetStream answers and a stream captures the route's subject (`Target`
     /// otherwise: logged as an error every attempt, with backoff, until one is created).
     async fn connect(&mut self) -> Result<(), Failure> {
-        ready(&self.js).await?;
+        ready(&self.js, &self.refusal).await?;
         match self
             .js
             .stream_by_subject(self.target.subject.as_str())
@@ -357,6 +406,7 @@ fn check_filters<'a>(
 /// An inbound route's source: a durable pull consumer with explicit acks.
 pub(crate) struct NatsConsumer {
     js: Context,
+    refusal: Refusal,
     /// The route's name, for the loop check.
     route: String,
     loops: Arc<Guard>,
@@ -370,10 +420,12 @@ pub(crate) struct NatsConsumer {
 }
 
 impl NatsConsumer {
-    pub fn new(js: Context, route: &str, loops: Arc<Guard>, source: NatsSource) -> Self {
+    pub fn new(conn: Connection, route: &str, loops: Arc<Guard>, source: NatsSource) -> Self {
         let ack_wait = source.ack_wait;
+        let Connection { js, refusal } = conn;
         NatsConsumer {
             js,
+            refusal,
             route: route.to_string(),
             loops,
             source,
@@ -389,7 +441,7 @@ impl Source for NatsConsumer {
     type Msg = jetstream::Message;
 
     async fn connect(&mut self) -> Result<(), Failure> {
-        ready(&self.js).await?;
+        ready(&self.js, &self.refusal).await?;
         let name = &self.source.stream;
         let stream = self.js.get_stream(name).await.map_err(|e| {
             let text = format!("nats: stream {name:?}: {e}");
@@ -605,5 +657,62 @@ impl Source for NatsConsumer {
 
     fn redelivery_delay(&self) -> Duration {
         self.ack_wait
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+    /// Review r11 #4: a server that refuses the client's credentials made the route report
+    /// only "nats: not connected" (the cause went to async-nats's own log). A stand-in server
+    /// that answers every CONNECT with `-ERR 'Authorization Violation'`, as nats-server does.
+    #[tokio::test]
+    async fn refused_credentials_are_a_refusal_naming_the_cause() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            loop {
+                let Ok((socket, _)) = listener.accept().await else {
+                    return;
+                };
+                tokio::spawn(async move {
+                    let (read, mut write) = socket.into_split();
+                    let info = format!(
+                        "INFO {{\"server_id\":\"S\",\"version\":\"2.10.0\",\"go\":\"go\",\
+                         \"host\":\"127.0.0.1\",\"port\":{port},\"headers\":true,\
+                         \"max_payload\":1048576,\"proto\":1,\"auth_required\":true}}\r\n"
+                    );
+                    let _ = write.write_all(info.as_bytes()).await;
+                    let mut lines = BufReader::new(read).lines();
+                    while let Ok(Some(line)) = lines.next_line().await {
+                        if line.starts_with("CONNECT") {
+                            let _ = write.write_all(b"-ERR 'Authorization Violation'\r\n").await;
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        let server = NatsServer {
+            url: format!("nats://alice:wrong@127.0.0.1:{port}"),
+            ack_timeout: Duration::from_secs(1),
+        };
+        let conn = connect(&server, Duration::from_millis(100)).await.unwrap();
+        let mut last = None;
+        // Attempts as a route makes them; the refusal is known once the client has tried once.
+        for _ in 0..20 {
+            match ready(&conn.js, &conn.refusal).await {
+                Err(Failure::Refused(text)) => {
+                    last = Some(text);
+                    break;
+                }
+                other => last = Some(format!("{:?}", other.err().map(|f| f.text()))),
+            }
+        }
+        let text = last.unwrap();
+        assert!(text.contains("authorization violation"), "{text}");
+        assert!(text.contains("credentials"), "{text}");
     }
 }
