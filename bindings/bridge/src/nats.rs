@@ -647,8 +647,9 @@ impl Source for NatsConsumer {
     /// An ack is a one-way publish the client buffers (`m.ack()` returns once it is queued):
     /// flushed, so the acks of the messages stored before a stop reach the server.
     async fn flush_acks(&mut self) {
-        let flush = self.js.client().flush();
-        match tokio::time::timeout(self.ack_wait.min(Duration::from_secs(5)), flush).await {
+        let client = self.js.client();
+        match tokio::time::timeout(self.ack_wait.min(Duration::from_secs(5)), client.flush()).await
+        {
             Ok(Ok(())) => {}
             Ok(Err(e)) => warn!(route = %self.route, "acks not flushed at stop: {e}"),
             Err(_) => warn!(route = %self.route, "acks not flushed at stop: no answer within 5 s"),
