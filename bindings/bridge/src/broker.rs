@@ -109,6 +109,13 @@ pub(crate) trait Source: Send + 'static {
     fn ack(&mut self, msgs: Vec<Self::Msg>) -> impl Future<Output = Result<(), String>> + Send;
     /// Ends the delivery of a message the store refuses for good.
     fn reject(&mut self, m: Self::Msg) -> impl Future<Output = Result<(), String>> + Send;
+    /// Whether [`Source::reject`] keeps the message at the broker (JetStream's `Term` leaves it
+    /// in the stream). RabbitMQ's reject deletes a message whose queue has no dead-letter
+    /// exchange, so its refused messages are given back instead and the route pauses, an
+    /// ERROR naming the cause (review r11 #12: a 17 MiB message vanished). Default true.
+    fn reject_keeps(&self) -> bool {
+        true
+    }
     /// Hands messages back for a later delivery (the store is full or failing for now).
     fn requeue(&mut self, msgs: Vec<Self::Msg>) -> impl Future<Output = Result<(), String>> + Send;
     /// Messages the broker holds for this route and not yet acknowledged, if it can tell.

@@ -931,6 +931,31 @@ async fn store_and_ack<S: Source>(
                         Counters::add(&stats.duplicates, done.duplicates);
                         ok.push(m);
                     }
+                    Err(e) if e.kind() == ErrorKind::InvalidArgument && !source.reject_keeps() => {
+                        // Rejected, it could be deleted: kept at the broker, with the rest of
+                        // the batch, and the route pauses — an operator raises the store's
+                        // limit (`max_body_bytes`) or moves the message.
+                        let text = format!(
+                            "message refused by the store, kept at the broker (raise the \
+                             store's limit or remove it there): {e}"
+                        );
+                        error!(route = %ctx.name, "{text}");
+                        Counters::add(&stats.failed, 1);
+                        stats.error(text);
+                        source
+                            .ack(std::mem::take(&mut ok))
+                            .await
+                            .map_err(Failure::Transient)?;
+                        let mut rest = vec![m];
+                        rest.extend(batch);
+                        source.requeue(rest).await.map_err(Failure::Transient)?;
+                        let mut stop = ctx.stop.clone();
+                        tokio::select! {
+                            _ = tokio::time::sleep(ctx.reconnect.max) => {}
+                            _ = stopped(&mut stop) => {}
+                        }
+                        return Ok(());
+                    }
                     Err(e) if e.kind() == ErrorKind::InvalidArgument => {
                         error!(route = %ctx.name, "message refused by the store: {e}");
                         Counters::add(&stats.failed, 1);
@@ -991,6 +1016,8 @@ mod tests {
         acked: Vec<u64>,
         rejected: Vec<u64>,
         requeued: Vec<u64>,
+        /// Its reject deletes (RabbitMQ without a dead-letter exchange).
+        reject_loses: bool,
     }
 
     impl Source for Fake {
@@ -1018,6 +1045,9 @@ mod tests {
         async fn reject(&mut self, m: Self::Msg) -> Result<(), String> {
             self.rejected.push(m.0);
             Ok(())
+        }
+        fn reject_keeps(&self) -> bool {
+            !self.reject_loses
         }
         async fn requeue(&mut self, msgs: Vec<Self::Msg>) -> Result<(), String> {
             self.requeued.extend(msgs.iter().map(|m| m.0));
@@ -1255,6 +1285,49 @@ mod tests {
             "\"connected\" once, at the first connect:\n{text}"
         );
         assert_eq!(count("accepts publishes again"), 1, "{text}");
+    }
+
+    /// Review r11 #12: a message the store refuses for good (a body over `max_body_bytes`) was
+    /// rejected, and RabbitMQ deletes a rejected message whose queue has no dead-letter
+    /// exchange. From such a source it is given back with the rest of the batch (the messages
+    /// before it acked), and the route pauses; nothing is rejected.
+    #[tokio::test]
+    async fn a_refused_message_is_kept_at_a_broker_whose_reject_deletes() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = mqlite::StoreOptions {
+            max_body_bytes: 16,
+            ..Default::default()
+        };
+        let store = Arc::new(Store::open(dir.path(), options).unwrap());
+        let queue = store.queue("in").unwrap();
+        let (_tx, stop) = watch::channel(false);
+        let mut c = ctx(stop);
+        c.reconnect.max = Duration::from_millis(1);
+        let batch = vec![
+            (1, b"fits".to_vec()),
+            (2, vec![b'x'; 64]),
+            (3, b"after".to_vec()),
+        ];
+        let mut src = Fake {
+            reject_loses: true,
+            ..Default::default()
+        };
+        store_and_ack(&c, &store, &queue, &mut src, batch)
+            .await
+            .unwrap();
+        assert_eq!(queue.stats().unwrap().messages, 1);
+        assert_eq!(src.acked, vec![1]);
+        assert_eq!(src.rejected, Vec::<u64>::new(), "nothing rejected");
+        assert_eq!(src.requeued, vec![2, 3], "kept at the broker");
+        let last = c
+            .stats
+            .last_error
+            .lock()
+            .unwrap()
+            .clone()
+            .unwrap_or_default()
+            .0;
+        assert!(last.contains("kept at the broker"), "{last}");
     }
 
     /// r7 (inbound RabbitMQ): a batch with a message the store refuses for its size, then one

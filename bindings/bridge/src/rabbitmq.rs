@@ -668,6 +668,10 @@ impl Source for RabbitConsumer {
             .map_err(|e| format!("rabbitmq: basic.ack: {e}"))
     }
 
+    fn reject_keeps(&self) -> bool {
+        false
+    }
+
     async fn reject(&mut self, m: Self::Msg) -> Result<(), String> {
         // Not requeued: the queue's dead-letter exchange gets it, if it has one.
         self.channel()?

@@ -95,12 +95,14 @@ fn bridge_keeps_the_signals_its_caller_ignored() {
     let mqlite = bin.join("mqlite");
     std::fs::copy(env!("CARGO_BIN_EXE_mqlite"), &mqlite).expect("copy mqlite");
     let seen = c.path().join("signals");
-    // The stand-in records its own (the shell's) ignored and blocked signal sets.
+    // The stand-in records the ignored and blocked signal sets it was started with (through
+    // `exec`, which keeps both: the shell's own mask is not its starting one while it waits for
+    // a child).
     let fake = bin.join("mqlite-bridge");
     std::fs::write(
         &fake,
         format!(
-            "#!/bin/sh\ngrep -E '^Sig(Ign|Blk)' /proc/$$/status > '{}'\n",
+            "#!/bin/sh\nexec grep -E '^Sig(Ign|Blk)' /proc/self/status > '{}'\n",
             s(&seen)
         ),
     )
