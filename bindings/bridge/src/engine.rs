@@ -933,11 +933,10 @@ async fn store_and_ack<S: Source>(
                     }
                     Err(e) if e.kind() == ErrorKind::InvalidArgument && !source.reject_keeps() => {
                         // Rejected, it could be deleted: kept at the broker, with the rest of
-                        // the batch, and the route pauses — an operator raises the store's
-                        // limit (`max_body_bytes`) or moves the message.
+                        // the batch, and the route pauses until an operator moves it away.
                         let text = format!(
-                            "message refused by the store, kept at the broker (raise the \
-                             store's limit or remove it there): {e}"
+                            "message refused by the store, kept at the broker (an operator \
+                             must remove it there): {e}"
                         );
                         error!(route = %ctx.name, "{text}");
                         Counters::add(&stats.failed, 1);
