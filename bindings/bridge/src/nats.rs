@@ -241,8 +241,22 @@ async fn classify(js: &Context, subject: &str, e: PublishError) -> Failure {
                 )
             });
             let unavailable = server.is_some_and(|j| j.code() == 503);
+            // The stream, not the message, refuses every publish: sealed, or per-message TTL
+            // not allowed while the route sets `message_ttl`. A misconfiguration of the route's
+            // target (an ERROR, retried with backoff, the messages waiting), not each message's
+            // fault: review r11 #11 found a whole backlog dead-lettered for it.
+            let stream_refuses = server.is_some_and(|j| {
+                matches!(
+                    j.error_code(),
+                    ErrorCode::STREAM_SEALED | ErrorCode::MESSAGE_TTL_DISABLED
+                )
+            });
             if full {
                 Failure::Full(text)
+            } else if stream_refuses {
+                Failure::Target(format!(
+                    "{text} (the stream refuses every publish of this route)"
+                ))
             } else if unavailable || js.client().connection_state() != State::Connected {
                 Failure::Transient(text)
             } else {
