@@ -170,6 +170,44 @@ async fn nats_a_missing_stream_makes_messages_wait_not_die() {
     assert_eq!(store.queue("DLQ").unwrap().stats().unwrap().messages, 0);
 }
 
+/// Review r11 #11: a sealed stream refuses every publish (error 10109): that is the stream's
+/// state, not each message's fault, yet the whole backlog was dead-lettered. The messages wait,
+/// the route reports the stream, and nothing fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_a_sealed_stream_makes_messages_wait_not_die() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(dir.path());
+    let q = no_retries(&store, "sealed");
+    for i in 0..3 {
+        q.send(format!("m{i}")).unwrap();
+    }
+    let js = jetstream().await;
+    let (stream, subject) = (unique("SEALED"), unique("sealed.subject"));
+    create_stream(&js, &stream, &[&subject]).await;
+    let mut cfg = js
+        .get_stream(&stream)
+        .await
+        .unwrap()
+        .cached_info()
+        .config
+        .clone();
+    cfg.sealed = true;
+    js.update_stream(cfg).await.unwrap();
+    let mut config = base_config();
+    config.outbound = vec![OutboundRoute::nats("o", "sealed", &subject)];
+    let bridge = Bridge::start(store.clone(), config).await.unwrap();
+    until(30, "the sealed stream reported", || async {
+        let s = bridge.stats();
+        let e = route(&s, "o").last_error.clone().unwrap_or_default();
+        e.contains("refuses every publish")
+    })
+    .await;
+    let stats = bridge.shutdown().await;
+    assert_eq!((stats[0].failed, stats[0].forwarded), (0, 0));
+    assert_eq!(store.queue("DLQ").unwrap().stats().unwrap().messages, 0);
+    assert_eq!(q.stats().unwrap().messages, 3);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nats_inbound_stores_once_and_acks() {
     let dir = tempfile::tempdir().unwrap();
