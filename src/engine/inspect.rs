@@ -286,7 +286,7 @@ impl Engine {
                 if deliver_at != 0 {
                     m = m.deliver_at_ms(deliver_at);
                 }
-                g.send(to, &m, now)
+                g.send_in_txn(to, &m, now)
             });
             let (id, duplicate) = match step {
                 Ok(x) => x,

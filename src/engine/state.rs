@@ -128,6 +128,9 @@ pub(crate) struct State {
     pub clock: Arc<dyn Clock>,
     /// Topics: subscriptions, their pattern index, per-topic counters.
     pub topics: super::topic::Topics,
+    /// The segment files, for the few records read under the lock (a repeating message's,
+    /// once per occurrence: see [`super::timers`]).
+    pub files: crate::journal::Files,
 }
 
 /// The error every call gets once the store is poisoned by `e`.
@@ -202,6 +205,7 @@ impl State {
             max_body: opts.max_body_bytes,
             clock: opts.clock.clone(),
             topics: Default::default(),
+            files: Default::default(),
         }
     }
 
