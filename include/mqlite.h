@@ -896,8 +896,9 @@ typedef struct {
    */
   uint64_t expired;
   /**
-   * Messages dropped by purge, and dead letters whose redeliveries ran out in their
-   * dead-letter queue (a dead letter is not dead-lettered again).
+   * Messages dropped by purge, and the oldest dead letters dropped to make room in a full
+   * dead-letter queue (`drop_oldest`). (A dead letter whose redeliveries run out in its
+   * dead-letter queue stays there.)
    */
   uint64_t discarded;
   /**

@@ -65,8 +65,9 @@ pub struct QueueStats {
     /// Messages whose TTL (or a dead-letter queue's retention) passed, whether moved to the
     /// dead-letter queue or dropped.
     pub expired: u64,
-    /// Messages dropped by purge, and dead letters whose redeliveries ran out in their
-    /// dead-letter queue (a dead letter is not dead-lettered again).
+    /// Messages dropped by purge, and the oldest dead letters dropped to make room in a full
+    /// dead-letter queue (`drop_oldest`). (A dead letter whose redeliveries run out in its
+    /// dead-letter queue stays there: issue 15 #2.)
     pub discarded: u64,
     /// Messages replayed into this queue (from a dead-letter queue; not also in `enqueued`).
     pub replayed: u64,
