@@ -9,6 +9,14 @@ use crate::queue::Queue;
 
 pub use crate::engine::{MessageState, StoredMessage, TransferFilter, TransferReport};
 
+/// Whether `key` has the reserved form of the automatic dedup keys that client processes give
+/// their sends (a leading control character, U+0001, then `mq`). No face stores such a key a
+/// program gives (a send drops it; [`Message::get_dedup_key`](crate::Message::get_dedup_key)
+/// hides them): tools restoring messages refuse it rather than drop it unseen.
+pub fn is_reserved_dedup_key(key: &str) -> bool {
+    crate::engine::is_resend_key(key)
+}
+
 /// Checks a queue name without creating the queue: 1–255 bytes of UTF-8, no NUL, no control
 /// characters (the rule [`crate::Store::queue`] applies). Errors: `InvalidName`, naming it.
 pub fn validate_queue_name(name: &str) -> Result<()> {

@@ -1031,6 +1031,35 @@ fn malformed_import_lines_are_named_and_nothing_of_their_batch_is_written() {
             r#"{"queue":"q","body":"aGk=","dead_letter":{"original_queue":"x","original_id":"ID:1","reason":"sad","last_failure":"","delivery_count":1,"first_failure_ms":0,"last_failure_ms":0}}"#,
             "not a dead-letter reason",
         ),
+        // Issue 15: values the library never writes, refused naming the field.
+        (
+            r#"{"queue":"q","body":"aGk=","id":"ID:0"}"#,
+            "id: \"ID:0\" is not a message id",
+        ),
+        (
+            r#"{"queue":"q","body":"aGk=","id":"seven"}"#,
+            "id: \"seven\" is not a message id",
+        ),
+        (
+            r#"{"queue":"q","body":"aGk=","timestamp_ms":5000,"expires_at_ms":4999}"#,
+            "expires_at_ms 4999 is before timestamp_ms 5000",
+        ),
+        (
+            r#"{"queue":"q","body":"aGk=","dedup_key":"\u0001mq-7"}"#,
+            "reserved form of a client's automatic key",
+        ),
+        (
+            r#"{"queue":"DLQ","body":"aGk=","dead_letter":{"original_queue":"x","original_id":"ID:0","delivery_count":1,"first_failure_ms":1,"last_failure_ms":2,"reason":"rejected","last_failure":""}}"#,
+            "dead_letter.original_id: ID:0 is no message id",
+        ),
+        (
+            r#"{"queue":"DLQ","body":"aGk=","dead_letter":{"original_queue":"x","original_id":"ID:3","delivery_count":0,"first_failure_ms":1,"last_failure_ms":2,"reason":"rejected","last_failure":""}}"#,
+            "dead_letter.delivery_count is 0 with reason \"rejected\"",
+        ),
+        (
+            r#"{"queue":"DLQ","body":"aGk=","dead_letter":{"original_queue":"x","original_id":"ID:3","delivery_count":1,"first_failure_ms":9,"last_failure_ms":8,"reason":"rejected","last_failure":""}}"#,
+            "dead_letter.first_failure_ms 9 is after last_failure_ms 8",
+        ),
     ];
     for (bad, why) in cases {
         let tmp = tempfile::tempdir().unwrap();
@@ -2421,7 +2450,7 @@ fn stats_table_shows_prefetched_messages() {
 /// A dead letter's import line with `original_queue` as given (a JSON string literal).
 fn dead_letter_line(original_queue: &str) -> String {
     format!(
-        r#"{{"queue":"DLQ","body":"aGk=","dead_letter":{{"original_queue":{original_queue},"original_id":"ID:0","reason":"rejected","last_failure":"x","delivery_count":1,"first_failure_ms":0,"last_failure_ms":0}}}}"#
+        r#"{{"queue":"DLQ","body":"aGk=","dead_letter":{{"original_queue":{original_queue},"original_id":"ID:1","reason":"rejected","last_failure":"x","delivery_count":1,"first_failure_ms":1,"last_failure_ms":2}}}}"#
     )
 }
 
