@@ -1376,6 +1376,55 @@ fn compact_removes_dead_segments_and_keeps_messages() {
     assert!(ok(&["compact", s(d)]).contains("compacted store"));
 }
 
+/// The bytes the files of store directory `d` take (their lengths, and the blocks they hold).
+fn store_bytes(d: &std::path::Path) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::read_dir(d)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap())
+        .filter(|m| m.is_file())
+        .fold((0, 0), |(l, b), m| (l + m.len(), b + m.blocks() * 512))
+}
+
+/// Issue 15 #4: `mqlite compact` of a store made of many small segments (written with a small
+/// `segment_bytes`) must not grow it: it opened the store with the default 64 MiB segments, so
+/// the copies of the live messages went into a new, large segment.
+#[test]
+fn compact_of_many_small_segments_does_not_grow_the_store() {
+    let case = Case::new();
+    let d = case.path();
+    {
+        let store = mqlite::Store::open(
+            d,
+            StoreOptions {
+                segment_bytes: 16 << 10,
+                compact_below: 0.0,
+                ..StoreOptions::default()
+            },
+        )
+        .unwrap();
+        let q = store.queue("q").unwrap();
+        q.send_batch((0..300).map(|i| Message::new(vec![i as u8; 900])))
+            .unwrap();
+        let ds = q.receive_batch(200, Some(Duration::ZERO)).unwrap();
+        q.ack_batch(ds).unwrap();
+    }
+    let before = export_without_ids(d);
+    let (len0, blocks0) = store_bytes(d);
+    let r = ok_json(&["compact", s(d)]);
+    let (len1, blocks1) = store_bytes(d);
+    assert!(
+        len1 <= len0 && blocks1 <= blocks0,
+        "the store grew: {len0} -> {len1} bytes, {blocks0} -> {blocks1} on disk ({r})"
+    );
+    assert!(
+        r["bytes_after"].as_u64().unwrap() <= r["bytes_before"].as_u64().unwrap(),
+        "{r}"
+    );
+    assert_eq!(export_without_ids(d), before);
+    ok(&["verify", s(d)]);
+}
+
 // ---------------------------------------------------------------- a store another process holds
 
 #[test]
