@@ -359,8 +359,8 @@ impl Engine {
 }
 
 impl super::State {
-    /// The ids of the messages of queue `qid` that a purge takes, in no order: every message
-    /// not handed out to a consumer — ready, waiting for a delivery time or a redelivery delay,
+    /// The ids of the messages of queue `qid` that a purge (and a move or copy: issue 15 #6)
+    /// takes, in no order: every message not handed out to a consumer — ready, waiting for a delivery time or a redelivery delay,
     /// or prefetched into a consumer's buffer (a purge gives those back first) — with an id up
     /// to `through`. The one selection of the dry run and the purge: the dry run used to leave
     /// out prefetched messages, which the purge then removed (its count was short).
