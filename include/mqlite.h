@@ -896,8 +896,9 @@ typedef struct {
    */
   uint64_t expired;
   /**
-   * Messages dropped by purge, and dead letters whose redeliveries ran out in their
-   * dead-letter queue (a dead letter is not dead-lettered again).
+   * Messages dropped by purge, and the oldest dead letters dropped to make room in a full
+   * dead-letter queue (`drop_oldest`). (A dead letter whose redeliveries run out in its
+   * dead-letter queue stays there.)
    */
   uint64_t discarded;
   /**
@@ -1418,8 +1419,11 @@ mqlite_status mqlite_message_set_correlation_id(mqlite_message *message,
 
 /**
  * Scheduled repeats (ActiveMQ's AMQ_SCHEDULED_PERIOD / AMQ_SCHEDULED_REPEAT): after its first
- * delivery time the message is delivered `repeats` more times, `period_ms` apart, each
- * occurrence a new message with its own id. `repeats` 0 clears it.
+ * delivery time the message is delivered `repeats` more times, `period_ms` apart (0 counts as
+ * 1 ms), each occurrence a new message with its own id. `repeats` 0 clears it. The store's
+ * timer makes each occurrence when the previous one is due, whether or not anyone receives;
+ * slots missed while the store was closed are skipped (one late occurrence, then the first
+ * slot after now: Quartz's "fire once now"). See the Rust `Message::repeat` for the rule.
  */
 mqlite_status mqlite_message_set_repeat(mqlite_message *message,
                                         uint64_t period_ms,

@@ -17,7 +17,11 @@ impl Store {
     /// oldest segment is mostly live: above the store's `compact_below`, default 0.25; open the
     /// store with `compact_below: 1.0` to rewrite every older segment). Live messages, their
     /// delivery counts and dedup entries are copied forward, each copy durable before the old
-    /// segment is removed, so a crash at any moment loses nothing.
+    /// segment is removed, so a crash at any moment loses nothing. The copies go into segments
+    /// of this open's `segment_bytes`: open a store written with small segments with larger
+    /// ones and its compaction can grow it (a new segment is preallocated up to 4 MiB at once,
+    /// plus a reserve of an eighth of its size, at most 1 MiB); `mqlite compact` opens with
+    /// the store's own segment size for that reason.
     ///
     /// Errors: `Closed`, `Poisoned`, or the `Io`/`NoSpace` error of a failed commit.
     pub fn compact(&self) -> Result<CompactReport> {

@@ -80,7 +80,8 @@ pub use engine::record::MAX_REASON_BYTES;
 pub use engine::CommitStats;
 pub use error::{Error, ErrorKind, Result};
 pub use inspect::{
-    validate_queue_name, MessageState, StoredMessage, TransferFilter, TransferReport,
+    is_reserved_dedup_key, validate_queue_name, MessageState, StoredMessage, TransferFilter,
+    TransferReport,
 };
 pub use journal::{Missing, RecoveryReport};
 pub use message::{DeadLetterInfo, DeadLetterReason, Message, MessageId, Value};

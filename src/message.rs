@@ -329,8 +329,16 @@ impl Message {
     }
 
     /// Scheduled repeats (ActiveMQ's AMQ_SCHEDULED_PERIOD / AMQ_SCHEDULED_REPEAT): after its first
-    /// delivery time the message is delivered `repeats` more times, `period` apart, each
-    /// occurrence a new message with its own id.
+    /// delivery time the message is delivered `repeats` more times, `period` apart (rounded up
+    /// to whole ms, at least 1 ms), each occurrence a new message with its own id. The store's
+    /// timer makes each occurrence when the previous one becomes due, whether or not anyone
+    /// receives: occurrences nobody consumes wait in the queue like any message (a TTL counts
+    /// from each occurrence's own slot). Slots missed while the store was closed (or the clock
+    /// jumped) are skipped, as Quartz's misfire "fire once now": the late occurrence is
+    /// delivered once and the next is due on the first slot after now; the skipped slots use up
+    /// their repeats. A received occurrence whose next one was made reports no repeats
+    /// ([`Message::get_repeat`]): the rest of the schedule is the next occurrence's.
+    /// Rule: `mqlite::docs::semantics` ("Time"), engine `timers` module.
     pub fn repeat(mut self, period: Duration, repeats: u32) -> Self {
         self.meta.repeat = (repeats > 0).then_some((crate::clock::ms_ceil(period).max(1), repeats));
         self

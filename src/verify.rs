@@ -20,7 +20,7 @@ use crate::engine::record::{kind, Cursor};
 use crate::error::{Error, ErrorKind, Result};
 use crate::journal::format::*;
 use crate::journal::missing::{
-    first_why, gap_why, last_why, missing_file_msg, truncated_msg, STRAY_MSG,
+    first_why, gap_why, last_why, missing_file_msg, other_store_why, truncated_msg, STRAY_MSG,
 };
 use crate::journal::recovery::{data_end, in_sequence, next_valid};
 use crate::journal::{parse_segment_name, segment_name, TornTail};
@@ -201,7 +201,7 @@ impl Scan<'_> {
                 }
                 Ok(true)
             }
-            Ok(num) if num == n => Ok(true),
+            Ok(num) if num == n => Ok(self.of_this_store(&name, buf)),
             _ if last && buf.iter().skip(SEGMENT_HEADER).all(|&b| b == 0) => {
                 self.report.incomplete_segments.push(name);
                 Ok(false)
@@ -217,6 +217,28 @@ impl Scan<'_> {
                 Ok(false)
             }
         }
+    }
+
+    /// Whether segment `name` (header `buf`, sound) is this store's: a header naming another
+    /// store than `STORE_ID` (bytes 40..56) is a problem, as an open finds it (review r5 #20;
+    /// issue 15 #5: `verify` used to read such a file's frames as this store's). A header
+    /// naming no store (written before stores were named, or a new store's first segment)
+    /// and a store without a readable `STORE_ID` are taken as this store's, as an open does.
+    fn of_this_store(&mut self, name: &str, buf: &[u8]) -> bool {
+        let ours = crate::store::identity::read(self.dir)
+            .and_then(|id| crate::journal::frame::store_id_bytes(&id));
+        let theirs = crate::journal::frame::header_store(buf);
+        let (Some(ours), Some(theirs)) = (ours, theirs) else {
+            return true;
+        };
+        if ours == theirs {
+            return true;
+        }
+        let hex = crate::journal::frame::store_id_hex;
+        let why = other_store_why(&hex(&theirs), &hex(&ours));
+        self.problem(name, 40, format!("{why}; a repair moves it aside)"));
+        self.expected = None;
+        false
     }
 
     /// Reads the frames of segment `numbers[i]`; whether the journal ends there (a torn tail).

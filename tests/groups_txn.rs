@@ -315,6 +315,96 @@ fn scheduled_repeats_survive_restart() {
     assert_eq!(q.stats().unwrap().messages, 0);
 }
 
+/// Issue 15 kind 3: a scheduled repeat's next copy is made by the timer when it is due, with
+/// nobody receiving (it used to be made only by the receive that took the previous one).
+#[test]
+fn repeats_are_made_on_time_without_a_consumer() {
+    for memory in [false, true] {
+        let env = Env::new();
+        let s = env.open();
+        let mut o = QueueOptions::default();
+        if memory {
+            o.durability = Some(Durability::Memory);
+        }
+        let q = s.queue_with("tick", o).unwrap();
+        q.send(Message::new("tick").repeat(Duration::from_secs(1), 3))
+            .unwrap();
+        let st = q.stats().unwrap();
+        assert_eq!(
+            (st.depth, st.delayed),
+            (1, 1),
+            "memory {memory}: after the send"
+        );
+        for n in 2..=4u64 {
+            env.clock.advance_ms(1000);
+            let st = q.stats().unwrap();
+            let delayed = u64::from(n < 4);
+            assert_eq!(
+                (st.depth, st.delayed),
+                (n, delayed),
+                "memory {memory}: copies made on time, none received"
+            );
+            assert_eq!(q.browse(100).unwrap().len() as u64, n + delayed);
+        }
+        env.clock.advance_ms(60_000);
+        let st = q.stats().unwrap();
+        assert_eq!(
+            (st.depth, st.delayed),
+            (4, 0),
+            "memory {memory}: 1 + 3 repeats, no more"
+        );
+        let ids: Vec<_> = q
+            .receive_batch(10, NOW)
+            .unwrap()
+            .iter()
+            .map(|d| d.id())
+            .collect();
+        assert_eq!(ids.len(), 4);
+    }
+}
+
+/// Slots missed while nothing could make them (here the clock jumps; the same holds for a
+/// closed store) are skipped, Quartz's "fire once now": one late copy, then the next slot after
+/// now, the skipped slots using up their repeats. A late consumer gets no burst.
+#[test]
+fn missed_repeat_slots_fire_once_now() {
+    let env = Env::new();
+    {
+        let s = env.open();
+        let q = s.queue("tick").unwrap();
+        q.send(
+            Message::new("tick")
+                .delay(Duration::from_secs(1))
+                .repeat(Duration::from_secs(1), 10),
+        )
+        .unwrap();
+        // Slots: 1 s (the first), 2 s ... 11 s. The clock jumps to 5.5 s.
+        env.clock.advance_ms(5_500);
+        let st = q.stats().unwrap();
+        assert_eq!(
+            (st.depth, st.delayed),
+            (1, 1),
+            "one late copy, the next slot pending"
+        );
+        env.clock.advance_ms(499);
+        assert_eq!(q.stats().unwrap().depth, 1, "the next slot is 6 s");
+        env.clock.advance_ms(1);
+        assert_eq!(q.stats().unwrap().depth, 2, "made at 6 s");
+    }
+    // Closed over the slots 7 s .. 11 s: one copy at reopen, and the schedule is over.
+    env.clock.advance_ms(100_000);
+    let s = env.open();
+    let q = s.queue("tick").unwrap();
+    let st = q.stats().unwrap();
+    assert_eq!(
+        (st.depth, st.delayed),
+        (3, 0),
+        "one copy for the missed slots, no more"
+    );
+    env.clock.advance_ms(100_000);
+    assert_eq!(q.stats().unwrap().depth, 3);
+}
+
 #[test]
 fn a_million_delayed_do_not_block_ready_ones() {
     let env = Env::new();

@@ -1254,20 +1254,33 @@ fn a_clients_lazy_ack_lost_with_its_owner_is_redelivered_and_never_after_a_sync_
 /// the client's locks held, and stopped reading the answers meanwhile; the new owner, blocked
 /// writing those answers, stopped reading. Every callback must run (each send stored once),
 /// `role()` must answer, and new sends work.
+///
+/// Issue 15 #7: the test was never seen failing without its fix. The owner answered as fast as
+/// the sends came (a few thousand unanswered at most), and the sender stopped at a fixed count,
+/// so the take-over resent too few requests for their answers to outgrow the sockets' buffers
+/// (about 2 × 208 KiB): the reverted client did not hang. Now the owner is killed once its
+/// journal holds some 50,000 sends (its recovery takes a while) and the sender goes on while
+/// the client takes over, so the take-over resends many thousands at once; every wait is
+/// bounded, and with the fix reverted (the resend written inline by the reader, locks held)
+/// the test fails naming the stuck sender instead of hanging. The store is leaked so that a
+/// failure's unwinding does not wait on a hung client's close.
 #[test]
 fn a_client_with_thousands_of_async_sends_pending_takes_over_when_its_owner_is_killed() {
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use std::sync::Arc;
+    const UNANSWERED: usize = 20_000;
     let dir = tempfile::tempdir().unwrap();
     let (owner, _out) = spawn("owner", dir.path());
-    let s = Store::open(
-        dir.path(),
-        StoreOptions {
-            connect_timeout: Duration::from_secs(10),
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let s: &'static Store = Box::leak(Box::new(
+        Store::open(
+            dir.path(),
+            StoreOptions {
+                connect_timeout: Duration::from_secs(10),
+                ..Default::default()
+            },
+        )
+        .unwrap(),
+    ));
     assert_eq!(s.role(), Role::Client);
     let q = s.queue("q").unwrap();
     let (sent, done, stop) = (
@@ -1276,11 +1289,12 @@ fn a_client_with_thousands_of_async_sends_pending_takes_over_when_its_owner_is_k
         Arc::new(AtomicBool::new(false)),
     );
     let (tx, rx) = std::sync::mpsc::channel::<Result<MessageId>>();
+    let (ended_tx, ended) = std::sync::mpsc::channel::<()>();
     let sender = {
         let (q, sent, done, stop) = (q.clone(), sent.clone(), done.clone(), stop.clone());
         std::thread::spawn(move || {
             let mut i = 0u64;
-            while !stop.load(Ordering::Acquire) && i < 200_000 {
+            while !stop.load(Ordering::Acquire) && i < 2_000_000 {
                 let (tx, done) = (tx.clone(), done.clone());
                 let mut body = format!("m{i:06}").into_bytes();
                 body.resize(2000, b'x');
@@ -1292,21 +1306,43 @@ fn a_client_with_thousands_of_async_sends_pending_takes_over_when_its_owner_is_k
                 sent.fetch_add(1, Ordering::AcqRel);
                 i += 1;
             }
+            let _ = ended_tx.send(());
         })
     };
-    // Kill the owner once many sends are unanswered (or after 20 s whatever the backlog).
+    // Kill the owner once its journal is large (or many sends are unanswered, or after 30 s),
+    // then let the sender queue sends while the client takes over: they are resent with the
+    // unanswered ones when the take-over installs its connection.
     let t0 = std::time::Instant::now();
-    while sent.load(Ordering::Acquire) - done.load(Ordering::Acquire) < 4000
-        && t0.elapsed() < Duration::from_secs(20)
-    {
+    let mut most = 0;
+    loop {
+        let n = sent.load(Ordering::Acquire);
+        let pending = n - done.load(Ordering::Acquire);
+        most = most.max(pending);
+        if pending >= UNANSWERED || n >= 50_000 || t0.elapsed() > Duration::from_secs(30) {
+            break;
+        }
         std::thread::yield_now();
     }
     kill(owner);
     let killed_at = sent.load(Ordering::Acquire);
-    while sent.load(Ordering::Acquire) < killed_at + 100 && t0.elapsed() < Duration::from_secs(60) {
+    let t1 = std::time::Instant::now();
+    while sent.load(Ordering::Acquire) < killed_at + UNANSWERED
+        && t1.elapsed() < Duration::from_secs(60)
+    {
         std::thread::yield_now();
     }
     stop.store(true, Ordering::Release);
+    // Bounded: a hung client blocks the sender inside `send_async` for good.
+    ended
+        .recv_timeout(Duration::from_secs(60))
+        .unwrap_or_else(|_| {
+            panic!(
+            "the sender is stuck in send_async 60 s after the take-over ({} sent, {} answered, \
+             {most} unanswered at most before the kill): the client hung",
+            sent.load(Ordering::Acquire),
+            done.load(Ordering::Acquire)
+        )
+        });
     sender.join().unwrap();
     let n = sent.load(Ordering::Acquire);
     let mut ids = std::collections::BTreeSet::new();
@@ -1319,8 +1355,11 @@ fn a_client_with_thousands_of_async_sends_pending_takes_over_when_its_owner_is_k
             assert!(ids.insert(id), "{id} reported twice");
         }
     }
+    eprintln!("{most} sends unanswered at most before the kill at {killed_at}, {n} sent in all");
     assert_eq!(s.role(), Role::Owner);
     q.send("after").unwrap();
     let st = q.stats().unwrap();
     assert!(st.messages as usize > ids.len(), "{st:?}, {} ok", ids.len());
+    drop(q);
+    s.close().unwrap();
 }

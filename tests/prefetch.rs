@@ -716,3 +716,61 @@ fn a_purge_dry_run_counts_the_prefetched_messages_the_purge_removes() {
     held.ack().unwrap();
     assert_eq!(c.receive(NOW).unwrap().map(|d| body(&d)), None);
 }
+
+/// Issue 15 #6: `move`/`copy` (`Queue::transfer`) left messages a consumer had prefetched (not
+/// handed out) behind, where a purge takes them back from the buffer first. They take what a
+/// purge takes: waiting and prefetched messages, never those in flight.
+#[test]
+fn move_and_copy_take_prefetched_messages_as_purge_does() {
+    for copy in [false, true] {
+        let env = Env::new();
+        let s = env.open();
+        let q = s.queue("q").unwrap();
+        q.send_batch((0..10).map(|i| format!("m{i}"))).unwrap();
+        let c = q.consumer(ConsumerOptions {
+            prefetch: Some(6),
+            ..Default::default()
+        });
+        let held = c.receive(NOW).unwrap().unwrap();
+        let st = q.stats().unwrap();
+        assert_eq!((st.depth, st.prefetched, st.in_flight), (4, 5, 1), "{st:?}");
+        let mut f = TransferFilter {
+            to: "other".into(),
+            copy,
+            dry_run: true,
+            ..Default::default()
+        };
+        let dry = q.transfer(&f).unwrap();
+        assert_eq!(dry.matched, 9, "copy {copy}: {dry:?}");
+        assert_eq!(q.stats().unwrap(), st, "a dry run changes nothing");
+        // The prefetched ones are listed as such (not in flight) by browse_stored.
+        let states: Vec<_> = q
+            .browse_stored(MessageId(1), 100)
+            .unwrap()
+            .iter()
+            .map(|m| m.state)
+            .collect();
+        assert_eq!(
+            states
+                .iter()
+                .filter(|s| **s == MessageState::Prefetched)
+                .count(),
+            5,
+            "{states:?}"
+        );
+        f.dry_run = false;
+        f.through = dry.last;
+        let r = q.transfer(&f).unwrap();
+        assert_eq!((r.matched, r.transferred), (9, 9), "copy {copy}: {r:?}");
+        let other = s.queue("other").unwrap();
+        assert_eq!(other.stats().unwrap().messages, 9);
+        let st = q.stats().unwrap();
+        let left = if copy { 10 } else { 1 };
+        assert_eq!(
+            (st.messages, st.in_flight, st.prefetched),
+            (left, 1, 0),
+            "copy {copy}: {st:?}"
+        );
+        held.ack().unwrap();
+    }
+}

@@ -643,42 +643,103 @@ fn a_reject_from_a_dead_letter_queue_is_refused_and_loses_nothing() {
     assert_eq!(s.queue("DLQ.b").unwrap().stats().unwrap().messages, 1);
 }
 
-/// Review r4 #16: a dead letter whose redeliveries in its dead-letter queue run out is not
-/// dead-lettered again (nowhere to go): it is dropped and counted once, as `discarded`.
+/// Review r4 #16, issue 15 #2: a dead letter whose redeliveries in its dead-letter queue run
+/// out has nowhere to go: dead-lettered into its own queue it would loop, dropped it was lost
+/// with only a counter to tell (so it was, as ActiveMQ's "not re-adding to DLQ" drops it). It
+/// stays in the dead-letter queue, delivered again no sooner than the policy's delay and at
+/// least 1 s later (never a hot loop), until acked, purged or replayed — also when the queue
+/// is its own dead-letter queue through the store's default strategy (default `Shared("work")`,
+/// queue "work"), and for a dead-letter queue the engine declared.
 #[test]
-fn a_dead_letter_whose_redeliveries_run_out_is_discarded_counted_once() {
-    let env = Env::new();
-    let s = env.open();
-    let a = s.queue("a").unwrap();
-    let dlq = s
-        .queue_with(
-            "DLQ",
-            QueueOptions {
-                redelivery: Some(RedeliveryPolicy {
-                    max_redeliveries: 1,
-                    initial_redelivery_delay: Duration::ZERO,
-                    redelivery_delay: Duration::ZERO,
-                    ..Default::default()
-                }),
-                ..Default::default()
-            },
-        )
-        .unwrap();
-    a.send("m").unwrap();
-    a.receive(NOW).unwrap().unwrap().reject("bad").unwrap();
-    for _ in 0..2 {
-        dlq.receive(NOW)
-            .unwrap()
-            .unwrap()
-            .nack("still bad")
-            .unwrap();
+fn a_dead_letter_queues_own_failures_stay_in_it() {
+    let once = RedeliveryPolicy {
+        max_redeliveries: 1,
+        initial_redelivery_delay: Duration::ZERO,
+        redelivery_delay: Duration::ZERO,
+        ..Default::default()
+    };
+    for case in [
+        "declared DLQ",
+        "store default names the work queue",
+        "engine's DLQ",
+    ] {
+        let env = Env::new();
+        let s = env.open_with(|o| {
+            if case == "store default names the work queue" {
+                o.dead_letter = DeadLetterStrategy::Shared {
+                    name: "work".into(),
+                };
+                o.redelivery = once.clone();
+            }
+        });
+        let dlq = match case {
+            "declared DLQ" => {
+                let a = s.queue("a").unwrap();
+                let dlq = s
+                    .queue_with(
+                        "DLQ",
+                        QueueOptions {
+                            redelivery: Some(once.clone()),
+                            ..Default::default()
+                        },
+                    )
+                    .unwrap();
+                a.send("m").unwrap();
+                a.receive(NOW).unwrap().unwrap().reject("bad").unwrap();
+                dlq
+            }
+            "engine's DLQ" => {
+                // Declared by the first dead letter, with the store's policy (6 redeliveries).
+                let a = s.queue("a").unwrap();
+                a.send("m").unwrap();
+                a.receive(NOW).unwrap().unwrap().reject("bad").unwrap();
+                s.queue("DLQ").unwrap()
+            }
+            _ => {
+                let work = s.queue("work").unwrap();
+                work.send("m").unwrap();
+                work
+            }
+        };
+        let runs_out = if case == "engine's DLQ" { 7 } else { 2 };
+        for i in 0..runs_out {
+            // Each redelivery after the first failure may wait (the store's default policy).
+            env.clock.advance(Duration::from_secs(3600));
+            let d = dlq
+                .receive(NOW)
+                .unwrap()
+                .unwrap_or_else(|| panic!("{case}: delivery {i}"));
+            d.nack("still bad").unwrap();
+        }
+        let st = dlq.stats().unwrap();
+        assert_eq!(
+            (
+                st.messages,
+                st.delayed,
+                st.discarded,
+                st.dead_lettered,
+                st.acked
+            ),
+            (1, 1, 0, 0, 0),
+            "{case}: kept, waiting: {st:?}"
+        );
+        assert!(dlq.receive(NOW).unwrap().is_none(), "{case}: no hot loop");
+        env.clock.advance(Duration::from_millis(999));
+        if case != "engine's DLQ" {
+            assert!(dlq.receive(NOW).unwrap().is_none(), "{case}: 1 s at least");
+        }
+        env.clock.advance(Duration::from_secs(3600));
+        let d = dlq.receive(NOW).unwrap().expect("delivered again");
+        assert_eq!(d.delivery_count(), runs_out + 1, "{case}");
+        assert_eq!(d.body(), b"m");
+        d.ack().unwrap();
+        let st = dlq.stats().unwrap();
+        assert_eq!(
+            (st.messages, st.acked, st.discarded),
+            (0, 1, 0),
+            "{case}: {st:?}"
+        );
     }
-    let st = dlq.stats().unwrap();
-    assert_eq!(
-        (st.messages, st.discarded, st.dead_lettered, st.acked),
-        (0, 1, 0, 0),
-        "{st:?}"
-    );
 }
 
 /// Issue 15 §6 (F16): a replay ignored its target's limits (`max_messages`, `max_bytes`),

@@ -476,6 +476,19 @@ fn segments_of_another_store_are_named_and_moved_aside_by_a_repair() {
     for p in &theirs[ours.len()..] {
         std::fs::copy(p, env.dir.path().join(name(p))).unwrap();
     }
+    // Issue 15 #5: `verify` names each foreign file as the open does (it read their frames as
+    // this store's).
+    let v = verify::verify(env.dir.path()).unwrap();
+    assert!(!v.is_sound(), "{v:?}");
+    for f in &foreign {
+        assert!(
+            v.problems.iter().any(|p| &p.file == f
+                && p.offset == 40
+                && p.what.contains(their_id)
+                && p.what.contains("another store")),
+            "{f}: {v:?}"
+        );
+    }
     let e = open_err(&env);
     assert_eq!(e.kind(), ErrorKind::Corrupt, "{e}");
     assert!(

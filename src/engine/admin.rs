@@ -65,8 +65,9 @@ pub struct QueueStats {
     /// Messages whose TTL (or a dead-letter queue's retention) passed, whether moved to the
     /// dead-letter queue or dropped.
     pub expired: u64,
-    /// Messages dropped by purge, and dead letters whose redeliveries ran out in their
-    /// dead-letter queue (a dead letter is not dead-lettered again).
+    /// Messages dropped by purge, and the oldest dead letters dropped to make room in a full
+    /// dead-letter queue (`drop_oldest`). (A dead letter whose redeliveries run out in its
+    /// dead-letter queue stays there: issue 15 #2.)
     pub discarded: u64,
     /// Messages replayed into this queue (from a dead-letter queue; not also in `enqueued`).
     pub replayed: u64,
@@ -358,8 +359,8 @@ impl Engine {
 }
 
 impl super::State {
-    /// The ids of the messages of queue `qid` that a purge takes, in no order: every message
-    /// not handed out to a consumer — ready, waiting for a delivery time or a redelivery delay,
+    /// The ids of the messages of queue `qid` that a purge (and a move or copy: issue 15 #6)
+    /// takes, in no order: every message not handed out to a consumer — ready, waiting for a delivery time or a redelivery delay,
     /// or prefetched into a consumer's buffer (a purge gives those back first) — with an id up
     /// to `through`. The one selection of the dry run and the purge: the dry run used to leave
     /// out prefetched messages, which the purge then removed (its count was short).

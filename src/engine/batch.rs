@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::callbacks::Callback;
-use super::queue::{Entry, InFlight};
+use super::queue::{Entry, InFlight, ENTRY_REPEATS, ENTRY_REPEAT_WRITING};
 use super::State;
 use crate::defaults::LAZY_ACK_INTERVAL_MS;
 use crate::error::Result;
@@ -259,6 +259,10 @@ impl State {
                 cur.off = e.off;
                 cur.len = e.len;
                 cur.refs = e.refs;
+                if e.flags & ENTRY_REPEAT_WRITING != 0 {
+                    // The rewrite that made its next occurrence: its record no longer repeats.
+                    cur.flags &= !(ENTRY_REPEATS | ENTRY_REPEAT_WRITING);
+                }
                 q.bytes = q.bytes + e.len as u64 - old.len as u64;
                 self.live_dec(&old);
                 self.live_inc(seg, e.live_bytes());

@@ -375,6 +375,20 @@ impl Engine {
         HOUSEKEEPING_EVERY
     }
 
+    /// How long until the earliest repeating message is due (its next occurrence is made
+    /// then: see [`super::timers`]), so that the idle commit thread's housekeeping is not up to
+    /// 250 ms late for it (a late timer skips slots). (With a manual clock this is a real wait
+    /// for a clock time: harmless, the clock's jump wakes the thread anyway.)
+    fn until_next_repeat(g: &Guard<'_>, now: u64) -> Duration {
+        g.queues
+            .iter()
+            .filter_map(|q| q.repeat_due.first().map(|&(due, _, _)| due))
+            .min()
+            .map_or(Duration::MAX, |due| {
+                Duration::from_millis(due.saturating_sub(now))
+            })
+    }
+
     /// The commit thread of a store poisoned by repeated panics of its loop: it only fails
     /// what is pending (completing the callbacks), until the store closes.
     pub(crate) fn run_poisoned_commit_thread(&self) {
@@ -430,7 +444,9 @@ impl Engine {
                     }
                     left
                 }
-                None => self.idle_wait(),
+                None => self
+                    .idle_wait()
+                    .min(Self::until_next_repeat(&g, shared.now())),
             };
             if let Some(l) = lazy_left {
                 wait = wait.min(l);

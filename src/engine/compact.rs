@@ -6,7 +6,7 @@
 use std::cmp::Reverse;
 
 use super::batch::PendingSend;
-use super::queue::{Entry, QueueState};
+use super::queue::{Entry, QueueState, ENTRY_REPEAT_WRITING};
 use super::record::{put_dedup, put_relocate, send_bytes_in_record, Relocation};
 use super::{Engine, Guard, State};
 
@@ -104,7 +104,9 @@ impl State {
             let Some((e, in_flight)) = q.find(planned.id, planned.priority) else {
                 continue;
             };
-            if (e.seg, e.off) != (planned.seg, planned.off) {
+            // Settled or moved meanwhile; or a repeat's rewrite is pending (a copy of the older
+            // record after it would repeat again at recovery: see `ENTRY_REPEAT_WRITING`).
+            if (e.seg, e.off) != (planned.seg, planned.off) || e.flags & ENTRY_REPEAT_WRITING != 0 {
                 continue;
             }
             let Some(send) = send_bytes_in_record(rec) else {

@@ -1,12 +1,12 @@
 //! Delivering: taking messages for a consumer (their delivery counts made durable before
-//! hand-over, with one DELIVER record), reading their records outside the lock, scheduled
-//! repeats, and the consumer registry.
+//! hand-over, with one DELIVER record), reading their records outside the lock, and the
+//! consumer registry. (Scheduled repeats are the timers' work: [`super::timers`].)
 
 use std::time::{Duration, Instant};
 
 use super::queue::{Entry, InFlight, ENTRY_REPEATS, ENTRY_REPEAT_DONE};
 use super::read::Records;
-use super::record::{decode_message, put_ack, put_deliver, send_in_record, txn_begin, txn_end};
+use super::record::{decode_message, put_ack, put_deliver};
 use super::{ConsumerId, DeliveryTag, Engine, Guard, QueueId, Received, State};
 use crate::defaults::PREFETCH_MAX_BYTES;
 use crate::error::{Error, ErrorKind, Result};
@@ -18,9 +18,6 @@ use crate::options::{AckMode, StoreOptions};
 pub(crate) struct Taken {
     /// The messages, with their new counts and tags.
     pub items: Vec<(Entry, DeliveryTag)>,
-    /// Indexes into `items` of repeating messages whose next occurrence is still to be stored
-    /// (with their delivery record, in one TXN record, once their record has been read).
-    pub repeats: Vec<usize>,
     /// Expired messages or messages of parked groups were moved out on the way.
     pub moved: bool,
 }
@@ -104,6 +101,11 @@ impl State {
         store: &StoreOptions,
         taken: &mut Taken,
     ) -> Result<bool> {
+        if e.flags & (ENTRY_REPEATS | ENTRY_REPEAT_DONE) == ENTRY_REPEATS {
+            // Due, and its next occurrence not made yet (a path that did not tick first): made
+            // now, before its delivery record, or a crash after its ack would lose it.
+            e = self.make_next_occurrence(qid, e, now)?;
+        }
         let q = &mut self.queues[qid as usize];
         let parked = e.group != 0 && q.group_state[e.group as usize - 1].parked;
         if parked || (e.expires_at != 0 && e.expires_at <= now) {
@@ -123,10 +125,6 @@ impl State {
         if e.count > 1 {
             q.counters.redelivered += 1;
         }
-        if e.flags & ENTRY_REPEATS != 0 && e.flags & ENTRY_REPEAT_DONE == 0 {
-            e.flags |= ENTRY_REPEAT_DONE;
-            taken.repeats.push(taken.items.len());
-        }
         let tag = self.tag();
         let q = &mut self.queues[qid as usize];
         q.inflight.insert(
@@ -145,67 +143,11 @@ impl State {
     /// Appends the one DELIVER (or ACK) record of what was taken.
     fn log_taken(&mut self, qid: u32, taken: &Taken, auto_ack: bool) {
         if self.queues[qid as usize].opts.journaled() {
-            let plain = |i: usize| !taken.repeats.contains(&i);
-            let items: Vec<(u64, u32)> = (0..taken.items.len())
-                .filter(|&i| taken.repeats.is_empty() || plain(i))
-                .map(|i| (taken.items[i].0.id, taken.items[i].0.count))
-                .collect();
+            let items: Vec<(u64, u32)> = taken.items.iter().map(|(e, _)| (e.id, e.count)).collect();
             if !items.is_empty() {
                 self.log(qid, |b| put_delivery(b, qid, &items, auto_ack));
             }
         }
-    }
-
-    /// For each repeating message just delivered: its delivery record and its next occurrence
-    /// (a new message, due one period later), in one TXN record, so that neither is stored
-    /// without the other.
-    fn schedule_repeats(
-        &mut self,
-        qid: u32,
-        taken: &Taken,
-        recs: &Records,
-        auto_ack: bool,
-        now: u64,
-    ) -> Result<()> {
-        let recs: Vec<&[u8]> = recs.iter().collect();
-        for &i in &taken.repeats {
-            let (e, tag) = taken.items[i];
-            let journaled = self.queues[qid as usize].opts.journaled();
-            let start = journaled.then(|| txn_begin(&mut self.pending.buf));
-            let still_ours = self.queues[qid as usize]
-                .inflight
-                .get(&e.id)
-                .is_some_and(|f| f.tag == tag.0);
-            if journaled && still_ours {
-                put_delivery(&mut self.pending.buf, qid, &[(e.id, e.count)], auto_ack);
-            }
-            if let Some(s) = send_in_record(recs[i]) {
-                if let (Some(mut msg), Some((period, left))) =
-                    (s.to_message(), s.meta().and_then(|m| m.repeat))
-                {
-                    let base = if s.h.deliver_at != 0 {
-                        s.h.deliver_at
-                    } else {
-                        s.h.timestamp
-                    };
-                    msg.meta.repeat = (left > 1).then_some((period, left - 1));
-                    // The dedup key named the send, not its occurrences: kept, it would make the
-                    // dedup window swallow the next occurrence.
-                    msg.meta.dedup_key = None;
-                    msg.deliver_at_ms = Some(base.saturating_add(period).max(now));
-                    msg.delay_ms = None;
-                    // The occurrence is stored "as of" its due time so TTLs count from it.
-                    msg.ttl_ms =
-                        (s.h.expires_at != 0).then(|| s.h.expires_at.saturating_sub(s.h.timestamp));
-                    self.send(qid, &msg, now)?;
-                }
-            }
-            if let Some(start) = start {
-                txn_end(&mut self.pending.buf, start);
-                self.pending.needs_sync |= self.queues[qid as usize].opts.needs_sync();
-            }
-        }
-        Ok(())
     }
 
     /// Removes auto-acked deliveries once their records were read.
@@ -413,9 +355,6 @@ impl Engine {
             Err(e) => Err(e.clone()),
         };
         let mut g = shared.lock();
-        if let Ok(recs) = &recs {
-            g.schedule_repeats(q.0, &taken, recs, mode == AckMode::Auto, shared.now())?;
-        }
         // The delivery records are durable before hand-over. While the lock was released a
         // leader may have taken them into a batch it is writing, so `pending` may be empty:
         // `commit` then waits for that batch.
@@ -432,12 +371,6 @@ impl Engine {
                 // or they would stay in flight with no delivery to settle them until reopen.
                 if mode != AckMode::Auto {
                     let (now, was_empty) = (shared.now(), g.pending.is_empty());
-                    for &i in &taken.repeats {
-                        let id = taken.items[i].0.id;
-                        if let Some(f) = g.queues[q.0 as usize].inflight.get_mut(&id) {
-                            f.entry.flags &= !ENTRY_REPEAT_DONE; // its repeat was not stored
-                        }
-                    }
                     for (x, tag) in &taken.items {
                         let _ = g.release(q.0, x.id, Some(*tag), now);
                     }

@@ -185,10 +185,23 @@ impl Engine {
         let g = shared.lock();
         g.check()?;
         let queue = &g.queues[q.0 as usize];
+        // Prefetched (not handed out) is told apart from in flight, as `browse` does: a
+        // purge, move or copy takes the one and leaves the other.
+        let prefetched: std::collections::HashSet<u64> = g
+            .consumers
+            .values()
+            .filter(|c| c.qid == q.0)
+            .flat_map(|c| c.buffer.iter().map(|p| p.id))
+            .collect();
         let mut es: Vec<(Entry, MessageState)> = Vec::new();
         queue.for_each(|e, inflight| {
             if e.id >= from.0 {
-                es.push((*e, queue.state_of(e, inflight)));
+                let state = if inflight && prefetched.contains(&e.id) {
+                    MessageState::Prefetched
+                } else {
+                    queue.state_of(e, inflight)
+                };
+                es.push((*e, state));
             }
         });
         if es.len() > max {
@@ -213,9 +226,10 @@ impl Engine {
             .collect()
     }
 
-    /// Moves (or copies) waiting messages of queue `q` to `filter.to`, lowest ids first, each
-    /// keeping every header, all in one TXN record. A message consumed while its record was
-    /// read is not moved (nor copied).
+    /// Moves (or copies) waiting messages of queue `q` — and those prefetched by a consumer,
+    /// not handed out, taken back from its buffer first, as a purge does — to `filter.to`,
+    /// lowest ids first, each keeping every header, all in one TXN record. Messages in flight
+    /// stay. A message consumed while its record was read is not moved (nor copied).
     // Long (≈100 lines): pick under the lock, read with it released, then re-check and append
     // under it again; the three phases share one guard's hand-offs and read best in sequence.
     pub(crate) fn transfer(&self, q: QueueId, filter: &TransferFilter) -> Result<TransferReport> {
@@ -247,11 +261,14 @@ impl Engine {
         // A set: a filter of many ids (a whole queue's) must not cost ids × messages.
         let ids: Option<std::collections::HashSet<u64>> =
             filter.ids.as_ref().map(|v| v.iter().map(|i| i.0).collect());
+        // What a purge takes (issue 15 #6): waiting messages and those a consumer prefetched
+        // (not handed out), never those in flight. Move and copy left prefetched ones behind.
+        let through = filter.through.map_or(u64::MAX, |t| t.0);
+        let picked: std::collections::HashSet<u64> =
+            g.purge_selection(q.0, through).into_iter().collect();
         let mut es: Vec<Entry> = Vec::new();
-        src.for_each(|e, inflight| {
-            let wanted = filter.through.is_none_or(|t| e.id <= t.0)
-                && ids.as_ref().is_none_or(|ids| ids.contains(&e.id));
-            if !inflight && wanted {
+        src.for_each(|e, _| {
+            if picked.contains(&e.id) && ids.as_ref().is_none_or(|ids| ids.contains(&e.id)) {
                 es.push(*e);
             }
         });
@@ -283,6 +300,9 @@ impl Engine {
             ));
         }
         let now = shared.now();
+        // Prefetched messages go back to the queue first (uncounted), as for a purge, where
+        // they are moved or copied with the waiting ones.
+        g.unbuffer_all(Some(q.0), now);
         let start = txn_begin(&mut g.pending.buf);
         let mut removed: Vec<u64> = Vec::new();
         let mut sent: Vec<u64> = Vec::new();
@@ -300,7 +320,7 @@ impl Engine {
                 if deliver_at != 0 {
                     m = m.deliver_at_ms(deliver_at);
                 }
-                g.send(to, &m, now)
+                g.send_in_txn(to, &m, now)
             });
             let (id, duplicate) = match step {
                 Ok(x) => x,

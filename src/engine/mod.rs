@@ -247,7 +247,8 @@ impl Shared {
 impl Engine {
     /// The engine of a store whose state was rebuilt from its journal. The caller starts the
     /// library threads ([`Engine::run_commit_thread`], [`Engine::run_callback_thread`]).
-    pub(crate) fn new(state: State, io: Io, files: Files, opts: StoreOptions) -> Engine {
+    pub(crate) fn new(mut state: State, io: Io, files: Files, opts: StoreOptions) -> Engine {
+        state.files = files.clone();
         Engine {
             shared: Arc::new(Shared {
                 io: Mutex::new(io),

@@ -17,8 +17,15 @@ use crate::options::Resolved;
 pub(crate) const MEM_SEG: u32 = u32::MAX;
 /// Entry flag: the message repeats ([`flag::REPEAT`] of its send header).
 pub(crate) const ENTRY_REPEATS: u8 = flag::REPEAT;
-/// Entry flag (memory only, never on disk): this occurrence already scheduled its next repeat.
+/// Entry flag (memory only, never on disk): this occurrence already made its next one (the
+/// record that made it may still be in the pending batch: while [`ENTRY_REPEATS`] is set too,
+/// its stored record is the one that still carries the repeat).
 pub(crate) const ENTRY_REPEAT_DONE: u8 = 8;
+/// Entry flag (memory only): the record that made its next occurrence (rewriting this one
+/// without its repeat) is in the pending batch; cleared when that batch is written. Compaction
+/// does not copy such a message meanwhile: its copy of the older record, written after the
+/// rewrite, would make the next occurrence again at recovery.
+pub(crate) const ENTRY_REPEAT_WRITING: u8 = 16;
 
 /// How long the engine remembers a client process's automatic resend key (10 minutes), apart
 /// from the queue's dedup window: a send whose answer was lost with its owner, resent to the
@@ -136,6 +143,10 @@ pub(crate) struct QueueState {
     /// Messages held that expire (TTL, or a dead-letter queue's retention), by (expires_at, id,
     /// priority): the timers expire them on time, without a consumer coming by.
     pub expiring: BTreeSet<(u64, u64, u8)>,
+    /// Repeating messages whose next occurrence is still to be made, by (due, id, priority):
+    /// the timers make it when the message becomes due, whether or not anyone receives
+    /// ([`super::timers`]). An entry may outlive its message (purged): the timer skips it.
+    pub repeat_due: BTreeSet<(u64, u64, u8)>,
     pub inflight: FxHashMap<u64, InFlight>,
     pub fail: FxHashMap<u64, FailInfo>,
     /// Dedup keys → the message stored under each: the program's keys and, apart from them,
@@ -188,6 +199,7 @@ impl QueueState {
             delayed: BTreeMap::new(),
             delayed_due: FxHashMap::default(),
             expiring: BTreeSet::new(),
+            repeat_due: BTreeSet::new(),
             inflight: FxHashMap::default(),
             fail: FxHashMap::default(),
             dedup: HashMap::new(),
@@ -215,6 +227,9 @@ impl QueueState {
         self.count += 1;
         self.bytes += e.len as u64;
         self.track_expiry(&e);
+        if e.flags & (ENTRY_REPEATS | ENTRY_REPEAT_DONE) == ENTRY_REPEATS {
+            self.repeat_due.insert((due, e.id, e.priority));
+        }
         if e.group != 0 {
             self.group_msgs += 1;
             let g = &mut self.group_state[e.group as usize - 1];

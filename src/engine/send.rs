@@ -62,7 +62,72 @@ impl State {
     }
 
     /// Appends a message to queue `qid`. Returns its id and whether it was a dedup hit.
+    ///
+    /// A repeating message due at once makes its next occurrence here, in one TXN record with
+    /// it (stored without its repeat), as the timer does for one that becomes due later (see
+    /// [`super::timers`]): the chain never waits for a timer that might run late.
     pub fn send(&mut self, qid: u32, msg: &Message, now: u64) -> Result<(u64, bool)> {
+        self.send_wrapped(qid, msg, now, true)
+    }
+
+    /// [`State::send`] from inside a TXN record being built (a transaction's commit, a
+    /// transfer): a repeating message's two records go into it (a TXN does not nest).
+    pub fn send_in_txn(&mut self, qid: u32, msg: &Message, now: u64) -> Result<(u64, bool)> {
+        self.send_wrapped(qid, msg, now, false)
+    }
+
+    fn send_wrapped(
+        &mut self,
+        qid: u32,
+        msg: &Message,
+        now: u64,
+        wrap: bool,
+    ) -> Result<(u64, bool)> {
+        let due_at_once = match (msg.deliver_at_ms, msg.delay_ms) {
+            (Some(at), _) => at <= now,
+            (None, d) => d.unwrap_or(0) == 0,
+        };
+        if msg.meta.repeat.is_none() || !due_at_once {
+            return self.send_one(qid, msg, now);
+        }
+        self.check_message(msg)?;
+        if let Some(key) = &msg.meta.dedup_key {
+            self.prune_dedup(qid, now);
+            if let Some(d) = self.queues[qid as usize].dedup.get(key) {
+                return Ok((d.id, true));
+            }
+        }
+        let mut first = msg.clone();
+        first.meta.repeat = None;
+        let (base, ttl) = if msg.keep_times {
+            let ttl = (msg.expires_at_ms != 0)
+                .then(|| msg.expires_at_ms.saturating_sub(msg.timestamp_ms));
+            (msg.deliver_at_ms.unwrap_or(msg.timestamp_ms), ttl)
+        } else {
+            (
+                msg.deliver_at_ms.unwrap_or(now),
+                msg.ttl_ms.filter(|&t| t > 0),
+            )
+        };
+        let next = super::timers::next_occurrence(msg, base, ttl, now);
+        let journaled = self.queues[qid as usize].opts.journaled();
+        let start = (journaled && wrap).then(|| super::record::txn_begin(&mut self.pending.buf));
+        // The second send cannot fail where the first passed (the same checks, a smaller
+        // meta); the TXN is closed whatever happens, so the batch stays well formed.
+        let sent = self.send_one(qid, &first, now).and_then(|first| {
+            if let Some(next) = &next {
+                self.send_one(qid, next, now)?;
+            }
+            Ok(first)
+        });
+        if let Some(start) = start {
+            super::record::txn_end(&mut self.pending.buf, start);
+        }
+        sent
+    }
+
+    /// [`State::send`] of one message, as it is.
+    fn send_one(&mut self, qid: u32, msg: &Message, now: u64) -> Result<(u64, bool)> {
         self.check_message(msg)?;
         if let Some(key) = &msg.meta.dedup_key {
             self.prune_dedup(qid, now);

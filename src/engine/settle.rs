@@ -19,6 +19,15 @@ use crate::policy::AfterFailure;
 /// would try the move again at once.
 pub(crate) const FULL_DISK_RETRY_MS: u64 = 1000;
 
+/// The least wait (ms) before a dead letter whose redeliveries ran out in its own dead-letter
+/// queue is delivered again. Such a failure has nowhere to go: dead-lettered into its own queue
+/// it would loop, dropped it would be lost with nobody told (ActiveMQ drops it: "not re-adding
+/// to DLQ"). So it stays in the dead-letter queue, as with unlimited redeliveries, no sooner
+/// than the policy's delay and never in a hot loop, until it is acked, purged or replayed
+/// (issue 15 #2). The same holds for a queue that is its own dead-letter queue through the
+/// store's default strategy (store default `Shared("work")` and queue "work").
+pub(crate) const DEAD_LETTER_KEPT_RETRY_MS: u64 = 1000;
+
 /// Why-code of a REMOVE record for a dead letter dropped by the discard strategy.
 fn reason_code(r: DeadLetterReason) -> u8 {
     match r {
@@ -104,20 +113,32 @@ impl State {
     ) -> Result<()> {
         let f = self.take_inflight(qid, id, tag)?;
         let random = self.random();
+        // A dead-letter queue's own failures never leave it (issue 15 #2; see
+        // `DEAD_LETTER_KEPT_RETRY_MS`): asked only when a failure would dead-letter.
+        let after = self.queues[qid as usize]
+            .opts
+            .redelivery
+            .after_failure(f.entry.count, random);
+        let in_dlq = (f.entry.group != 0 || after == AfterFailure::DeadLetter)
+            && self.is_dead_letter_queue(qid, store);
         let q = &mut self.queues[qid as usize];
         q.note_failure(id, now, reason);
-        let group_policy = if f.entry.group != 0 {
+        let group_policy = if f.entry.group != 0 && !in_dlq {
             q.opts.group_failure
         } else {
             GroupFailurePolicy::Block
         };
-        let outcome = match (
-            group_policy,
-            q.opts.redelivery.after_failure(f.entry.count, random),
-        ) {
+        let outcome = match (group_policy, after) {
             (GroupFailurePolicy::Block, AfterFailure::Redeliver { delay_ms }) => {
                 AfterFailure::Redeliver {
                     delay_ms: delay.unwrap_or(delay_ms),
+                }
+            }
+            (GroupFailurePolicy::Block, AfterFailure::DeadLetter) if in_dlq => {
+                let policy = &q.opts.redelivery;
+                let wait = delay.unwrap_or_else(|| policy.delay_ms(f.entry.count.max(1), random));
+                AfterFailure::Redeliver {
+                    delay_ms: wait.max(DEAD_LETTER_KEPT_RETRY_MS),
                 }
             }
             (GroupFailurePolicy::Block, dead) => dead,

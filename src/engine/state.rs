@@ -128,6 +128,9 @@ pub(crate) struct State {
     pub clock: Arc<dyn Clock>,
     /// Topics: subscriptions, their pattern index, per-topic counters.
     pub topics: super::topic::Topics,
+    /// The segment files, for the few records read under the lock (a repeating message's,
+    /// once per occurrence: see [`super::timers`]).
+    pub files: crate::journal::Files,
 }
 
 /// The error every call gets once the store is poisoned by `e`.
@@ -202,6 +205,7 @@ impl State {
             max_body: opts.max_body_bytes,
             clock: opts.clock.clone(),
             topics: Default::default(),
+            files: Default::default(),
         }
     }
 
@@ -288,7 +292,8 @@ impl State {
     /// Whether queue `qid` is a dead-letter queue: its own strategy names itself, another
     /// queue's strategy names it, or the store's default strategy does (`DLQ`, `DLQ.<queue>`
     /// with the defaults). Its messages are dead letters already: a reject of one is refused
-    /// ([`dead_letter_reject_refused`]), and one whose redeliveries run out is discarded.
+    /// ([`dead_letter_reject_refused`]), and one whose redeliveries run out stays in it
+    /// (`settle::DEAD_LETTER_KEPT_RETRY_MS`).
     pub fn is_dead_letter_queue(&self, qid: u32, store: &StoreOptions) -> bool {
         self.names_dead_letter_queue(&self.queues[qid as usize].name, store)
     }

@@ -127,7 +127,7 @@ impl Engine {
             for (i, (to, m)) in spec.sends.iter().enumerate() {
                 match to {
                     TxnDest::Queue(q) if g.queues[q.0 as usize].opts.journaled() == pass => {
-                        ids[i] = MessageId(g.send(q.0, m, now)?.0);
+                        ids[i] = MessageId(g.send_in_txn(q.0, m, now)?.0);
                     }
                     TxnDest::Topic(t) if pass => {
                         ids[i] = MessageId(g.publish_to(t, m, now)?.id);

@@ -152,8 +152,9 @@ pub struct mqlite_stats {
     pub dead_lettered: u64,
     /// Messages that expired.
     pub expired: u64,
-    /// Messages dropped by purge, and dead letters whose redeliveries ran out in their
-    /// dead-letter queue (a dead letter is not dead-lettered again).
+    /// Messages dropped by purge, and the oldest dead letters dropped to make room in a full
+    /// dead-letter queue (`drop_oldest`). (A dead letter whose redeliveries run out in its
+    /// dead-letter queue stays there.)
     pub discarded: u64,
     /// Messages replayed into this queue (not also counted in `enqueued`).
     pub replayed: u64,

@@ -37,6 +37,16 @@ pub struct Missing {
 }
 
 /// The message for a segment file that is missing (recovery and `verify` say the same).
+/// Why a segment whose header names store `theirs` (this store being `ours`) is not this
+/// journal's: an open's and `verify`'s words (without the closing parenthesis, where each
+/// says what follows).
+pub(crate) fn other_store_why(theirs: &str, ours: &str) -> String {
+    format!(
+        "segment of another store: its header names store {theirs}, this store is {ours} \
+         (files of two stores mixed in one directory"
+    )
+}
+
 pub(crate) fn missing_file_msg(why: &str) -> String {
     format!("segment file is missing: {why}")
 }
@@ -285,11 +295,8 @@ impl Recovery<'_, '_> {
             if theirs == ours {
                 continue;
             }
-            let (theirs, ours) = (store_id_hex(&theirs), store_id_hex(&ours));
-            let why = format!(
-                "segment of another store: its header names store {theirs}, this store is \
-                 {ours} (files of two stores mixed in one directory"
-            );
+            let theirs = store_id_hex(&theirs);
+            let why = other_store_why(&theirs, &store_id_hex(&ours));
             if !self.repair {
                 return Err(Error::corrupt(
                     &name,

@@ -350,6 +350,10 @@ impl Owner {
             }
             return Err(e);
         }
+        // The timers' work that came due while the store was closed (expiry, a scheduled
+        // repeat's next copy: see `engine::timers`) is done and durable when the open returns,
+        // as after a jump of a manual clock, not at the commit thread's first housekeeping.
+        waker();
         let owner = Owner {
             engine,
             lock,

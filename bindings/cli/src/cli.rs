@@ -145,8 +145,8 @@ status 6); needs --yes otherwise.",
     /// Move waiting messages to another queue, keeping their headers (asks first)
     #[command(
         long_about = "Move waiting messages to another queue, keeping their headers. Messages a \
-consumer holds (in flight or prefetched) are left, and the output says how many; an --id that a \
-consumer holds fails with exit status 5 before anything moves. A target that is the queue of a \
+consumer prefetched but has not handed out are taken back and moved too, as purge takes them; \
+messages in flight are left, and the output says how many; an --id in flight fails with exit status 5 before anything moves. A target that is the queue of a \
 subscription the store does not have ($sub.NAME) is refused, in a dry run too. Asks first on a \
 terminal, needs --yes otherwise.",
         after_help = "Examples:\n  mqlite move ./data orders orders.slow --id ID:12 --id ID:13 --yes\n  mqlite move ./data orders archive --limit 100 --dry-run"

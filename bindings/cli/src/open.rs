@@ -378,6 +378,7 @@ pub fn open_with(
     }
     let mut options = StoreOptions {
         create,
+        segment_bytes: store_segment_bytes(dir),
         ..StoreOptions::default()
     };
     tweak(&mut options);
@@ -392,6 +393,26 @@ pub fn open_with(
     let store = Arc::new(Store::open(dir, options)?);
     opened().push(Arc::clone(&store));
     Ok(store)
+}
+
+/// The segment size the command writes with: the store's own, as its segment files show it
+/// (the largest, a full segment being as long as its application's `segment_bytes`), within
+/// `MIN_SEGMENT_BYTES`..=`DEFAULT_SEGMENT_BYTES`; the default for a new or empty store.
+/// Segment sizes are not stored, and the command cannot know the application's option: with
+/// the default 64 MiB, a store written with small segments grew by a 4 MiB preallocation and a
+/// 1 MiB reserve at its next segment — `mqlite compact` made such a store larger (issue 15 #4).
+fn store_segment_bytes(dir: &Path) -> u64 {
+    let largest = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".seg"))
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
+        .max();
+    largest.map_or(mqlite::DEFAULT_SEGMENT_BYTES, |n| {
+        n.clamp(mqlite::MIN_SEGMENT_BYTES, mqlite::DEFAULT_SEGMENT_BYTES)
+    })
 }
 
 /// Opens an existing store (as owner or client), for a command that may change it.

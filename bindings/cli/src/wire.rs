@@ -299,10 +299,35 @@ impl DeadLetterJson {
                 self.original_queue
             ));
         }
+        let original_id = parse::id(&self.original_id).map_err(wrap)?;
+        if original_id.0 == 0 {
+            return Err("dead_letter.original_id: ID:0 is no message id (ids start at 1)".into());
+        }
+        let reason = parse::reason(&self.reason).map_err(wrap)?;
+        // Values the library never writes (issue 15): a dead letter's first failure is not
+        // after its last, and a rejected or redelivered-out message was delivered at least once.
+        if self.first_failure_ms > self.last_failure_ms {
+            return Err(format!(
+                "dead_letter.first_failure_ms {} is after last_failure_ms {}",
+                self.first_failure_ms, self.last_failure_ms
+            ));
+        }
+        if self.delivery_count == 0
+            && matches!(
+                reason,
+                mqlite::DeadLetterReason::Rejected | mqlite::DeadLetterReason::MaxRedeliveries
+            )
+        {
+            return Err(format!(
+                "dead_letter.delivery_count is 0 with reason {:?} (a message rejected or out of \
+                 redeliveries was delivered at least once)",
+                self.reason
+            ));
+        }
         Ok(DeadLetterInfo {
             original_queue: self.original_queue.clone(),
-            original_id: parse::id(&self.original_id).map_err(wrap)?,
-            reason: parse::reason(&self.reason).map_err(wrap)?,
+            original_id,
+            reason,
             last_failure: self.last_failure.clone(),
             delivery_count: self.delivery_count,
             first_failure_ms: self.first_failure_ms,
@@ -413,6 +438,34 @@ impl MessageJson {
         if !queue_given {
             mqlite::validate_queue_name(&self.queue)
                 .map_err(|e| format!("queue: {}", e.message()))?;
+        }
+        // Ids, times and keys the library never writes are refused here, naming the field,
+        // rather than stored as what no send could have made (issue 15).
+        if let Some(id) = &self.id {
+            match parse::id(id) {
+                Ok(i) if i.0 > 0 => {}
+                _ => return Err(format!("id: {id:?} is not a message id (ID:<n>, n from 1)")),
+            }
+        }
+        // A time may be any u64 (a TTL or delay saturates at u64::MAX), but a message never
+        // expires before it was sent (0 means never).
+        if let (Some(e), Some(t)) = (self.expires_at_ms, self.timestamp_ms) {
+            if e != 0 && e < t {
+                return Err(format!(
+                    "expires_at_ms {e} is before timestamp_ms {t} (a TTL is at least 1 ms; 0 \
+                     means never)"
+                ));
+            }
+        }
+        if let Some(k) = self
+            .dedup_key
+            .as_deref()
+            .filter(|k| mqlite::is_reserved_dedup_key(k))
+        {
+            return Err(format!(
+                "dedup_key {k:?} has the reserved form of a client's automatic key (U+0001 \
+                 then \"mq\"), which no send stores"
+            ));
         }
         let mut m = Message::new(body).priority(self.priority);
         for (i, p) in self.properties.iter().enumerate() {

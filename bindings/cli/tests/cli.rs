@@ -1099,6 +1099,35 @@ fn malformed_import_lines_are_named_and_nothing_of_their_batch_is_written() {
             r#"{"queue":"q","body":"aGk=","dead_letter":{"original_queue":"x","original_id":"ID:1","reason":"sad","last_failure":"","delivery_count":1,"first_failure_ms":0,"last_failure_ms":0}}"#,
             "not a dead-letter reason",
         ),
+        // Issue 15: values the library never writes, refused naming the field.
+        (
+            r#"{"queue":"q","body":"aGk=","id":"ID:0"}"#,
+            "id: \"ID:0\" is not a message id",
+        ),
+        (
+            r#"{"queue":"q","body":"aGk=","id":"seven"}"#,
+            "id: \"seven\" is not a message id",
+        ),
+        (
+            r#"{"queue":"q","body":"aGk=","timestamp_ms":5000,"expires_at_ms":4999}"#,
+            "expires_at_ms 4999 is before timestamp_ms 5000",
+        ),
+        (
+            r#"{"queue":"q","body":"aGk=","dedup_key":"\u0001mq-7"}"#,
+            "reserved form of a client's automatic key",
+        ),
+        (
+            r#"{"queue":"DLQ","body":"aGk=","dead_letter":{"original_queue":"x","original_id":"ID:0","delivery_count":1,"first_failure_ms":1,"last_failure_ms":2,"reason":"rejected","last_failure":""}}"#,
+            "dead_letter.original_id: ID:0 is no message id",
+        ),
+        (
+            r#"{"queue":"DLQ","body":"aGk=","dead_letter":{"original_queue":"x","original_id":"ID:3","delivery_count":0,"first_failure_ms":1,"last_failure_ms":2,"reason":"rejected","last_failure":""}}"#,
+            "dead_letter.delivery_count is 0 with reason \"rejected\"",
+        ),
+        (
+            r#"{"queue":"DLQ","body":"aGk=","dead_letter":{"original_queue":"x","original_id":"ID:3","delivery_count":1,"first_failure_ms":9,"last_failure_ms":8,"reason":"rejected","last_failure":""}}"#,
+            "dead_letter.first_failure_ms 9 is after last_failure_ms 8",
+        ),
     ];
     for (bad, why) in cases {
         let tmp = tempfile::tempdir().unwrap();
@@ -1413,6 +1442,55 @@ fn compact_removes_dead_segments_and_keeps_messages() {
     assert_eq!(export_without_ids(d), before);
     ok(&["verify", s(d)]);
     assert!(ok(&["compact", s(d)]).contains("compacted store"));
+}
+
+/// The bytes the files of store directory `d` take (their lengths, and the blocks they hold).
+fn store_bytes(d: &std::path::Path) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::read_dir(d)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap())
+        .filter(|m| m.is_file())
+        .fold((0, 0), |(l, b), m| (l + m.len(), b + m.blocks() * 512))
+}
+
+/// Issue 15 #4: `mqlite compact` of a store made of many small segments (written with a small
+/// `segment_bytes`) must not grow it: it opened the store with the default 64 MiB segments, so
+/// the copies of the live messages went into a new, large segment.
+#[test]
+fn compact_of_many_small_segments_does_not_grow_the_store() {
+    let case = Case::new();
+    let d = case.path();
+    {
+        let store = mqlite::Store::open(
+            d,
+            StoreOptions {
+                segment_bytes: 16 << 10,
+                compact_below: 0.0,
+                ..StoreOptions::default()
+            },
+        )
+        .unwrap();
+        let q = store.queue("q").unwrap();
+        q.send_batch((0..300).map(|i| Message::new(vec![i as u8; 900])))
+            .unwrap();
+        let ds = q.receive_batch(200, Some(Duration::ZERO)).unwrap();
+        q.ack_batch(ds).unwrap();
+    }
+    let before = export_without_ids(d);
+    let (len0, blocks0) = store_bytes(d);
+    let r = ok_json(&["compact", s(d)]);
+    let (len1, blocks1) = store_bytes(d);
+    assert!(
+        len1 <= len0 && blocks1 <= blocks0,
+        "the store grew: {len0} -> {len1} bytes, {blocks0} -> {blocks1} on disk ({r})"
+    );
+    assert!(
+        r["bytes_after"].as_u64().unwrap() <= r["bytes_before"].as_u64().unwrap(),
+        "{r}"
+    );
+    assert_eq!(export_without_ids(d), before);
+    ok(&["verify", s(d)]);
 }
 
 // ---------------------------------------------------------------- a store another process holds
@@ -2489,7 +2567,7 @@ fn stats_table_shows_prefetched_messages() {
 /// A dead letter's import line with `original_queue` as given (a JSON string literal).
 fn dead_letter_line(original_queue: &str) -> String {
     format!(
-        r#"{{"queue":"DLQ","body":"aGk=","dead_letter":{{"original_queue":{original_queue},"original_id":"ID:0","reason":"rejected","last_failure":"x","delivery_count":1,"first_failure_ms":0,"last_failure_ms":0}}}}"#
+        r#"{{"queue":"DLQ","body":"aGk=","dead_letter":{{"original_queue":{original_queue},"original_id":"ID:1","reason":"rejected","last_failure":"x","delivery_count":1,"first_failure_ms":1,"last_failure_ms":2}}}}"#
     )
 }
 
@@ -2972,8 +3050,8 @@ fn purge_and_move_say_what_consumers_hold() {
     let got = q.receive(Some(Duration::ZERO)).unwrap().unwrap();
     let held_id = got.id().to_string();
     let st = q.stats().unwrap();
-    let held = st.in_flight + st.prefetched;
-    assert!(held >= 1);
+    let held = st.in_flight;
+    assert!(held >= 1 && st.prefetched >= 1, "{st:?}");
     // A purge takes prefetched messages with the waiting ones (its dry run counts them, the
     // purge removes them): only the one in flight is held from it.
     let j = ok_json(&["purge", d, "q", "--dry-run"]);
@@ -2981,9 +3059,15 @@ fn purge_and_move_say_what_consumers_hold() {
     assert_eq!(j["matched"].as_u64(), Some(3 - st.in_flight), "{j}");
     let out = ok(&["move", d, "q", "other", "--dry-run"]);
     assert!(
-        out.contains(&format!("{held} message")) && out.contains("held by consumers"),
+        out.contains(&format!("{held} message")) && out.contains("held by consumers (in flight)"),
         "{out}"
     );
+    // Issue 15 #6: move and copy take prefetched messages as the purge does.
+    for cmd in ["move", "copy"] {
+        let j = ok_json(&[cmd, d, "q", "other", "--dry-run"]);
+        assert_eq!(j["held"].as_u64(), Some(st.in_flight), "{cmd}: {j}");
+        assert_eq!(j["matched"].as_u64(), Some(3 - st.in_flight), "{cmd}: {j}");
+    }
     let line = fails(&["move", d, "q", "other", "--id", &held_id, "--yes"], 5);
     assert!(
         line.contains(&held_id)

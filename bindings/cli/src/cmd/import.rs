@@ -224,7 +224,7 @@ fn store_batch(store: &Store, batch: Vec<Ready>, tally: &mut Tally) -> Result<()
     let mut txn = store.transaction();
     let mut stored = BTreeMap::<String, u64>::new();
     let mut duplicates = 0;
-    for (_, queue, m) in batch {
+    for (line, queue, m) in batch {
         if !handles.contains_key(&queue) {
             handles.insert(queue.clone(), open::queue_or_create(store, &queue)?);
         }
@@ -237,7 +237,9 @@ fn store_batch(store: &Store, batch: Vec<Ready>, tally: &mut Tally) -> Result<()
                 continue;
             }
         }
-        txn.send(q, m)?;
+        // What the library refuses of a line (a header too large, ...) names the line.
+        txn.send(q, m)
+            .map_err(|e| CliError::from(e).context(format!("line {line}")))?;
         *stored.entry(queue).or_default() += 1;
     }
     txn.commit().map_err(|e| {

@@ -25,9 +25,9 @@ struct Outcome<'a> {
     /// Messages the target already held by dedup key (nothing stored; a move leaves them).
     #[serde(skip_serializing_if = "Option::is_none")]
     duplicates: Option<u64>,
-    /// Messages of the queue a consumer holds and the command leaves where they are: in
-    /// flight (every command), and prefetched, not handed out (`move` and `copy`; a purge takes
-    /// those with the waiting ones, as its count says).
+    /// Messages of the queue a consumer holds and the command leaves where they are: those in
+    /// flight. (Prefetched ones, not handed out, are purged, moved or copied with the waiting
+    /// ones, as the count says: issue 15 #6.)
     held: u64,
 }
 
@@ -91,25 +91,14 @@ fn report(w: &mut dyn Write, json: bool, o: &Outcome<'_>) -> Result<()> {
         // Review r3 #15: "nothing changed" with no word about the messages a consumer held.
         writeln!(
             w,
-            "{} of queue {:?} held by consumers ({}) {} left as {}",
+            "{} of queue {:?} held by consumers (in flight) {} left as {}",
             out::count(o.held, "message"),
             o.queue,
-            if o.command == "purge" {
-                "in flight"
-            } else {
-                "in flight or prefetched"
-            },
             if o.dry_run { "would be" } else { "were" },
             if o.held == 1 { "it is" } else { "they are" },
         )?;
     }
     Ok(())
-}
-
-/// The messages of a queue a consumer holds that `move` and `copy` leave: in flight, or
-/// prefetched by a consumer and not handed out yet (neither is waiting).
-fn held(s: &mqlite::QueueStats) -> u64 {
-    s.in_flight + s.prefetched
 }
 
 pub fn purge(a: &PurgeArgs, json: bool, w: &mut dyn Write) -> Result<()> {
@@ -124,7 +113,7 @@ pub fn purge(a: &PurgeArgs, json: bool, w: &mut dyn Write) -> Result<()> {
     let matched = counted.matched;
     let mut o = Outcome::new("purge", &a.queue, None, a.dry_run, matched);
     // A purge takes prefetched messages too (the core's count includes them): only those in
-    // flight stay.
+    // flight stay. (So do a move and a copy.)
     o.held = q.stats()?.in_flight;
     if !a.dry_run && matched > 0 {
         out::confirm(
@@ -188,9 +177,8 @@ pub fn run(a: &TransferArgs, copy: bool, json: bool, w: &mut dyn Write) -> Resul
             return Err(CliError::new(
                 Status::NotFound,
                 format!(
-                    "{} of queue {:?} in store {} {} held by a consumer (in flight or \
-                     prefetched), not waiting; nothing changed (retry once it is settled or \
-                     released)",
+                    "{} of queue {:?} in store {} {} held by a consumer (in flight), not \
+                     waiting; nothing changed (retry once it is settled or released)",
                     busy.join(", "),
                     a.from,
                     a.dir.display(),
@@ -213,7 +201,7 @@ pub fn run(a: &TransferArgs, copy: bool, json: bool, w: &mut dyn Write) -> Resul
     let command = if copy { "copy" } else { "move" };
     let mut o = Outcome::new(command, &a.from, Some(&a.to), a.dry_run, matched);
     if ids.is_none() {
-        o.held = held(&q.stats()?);
+        o.held = q.stats()?.in_flight;
     }
     if !a.dry_run && matched > 0 {
         out::confirm(
