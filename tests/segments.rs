@@ -107,27 +107,38 @@ fn a_deleted_middle_segment_is_named_and_repair_keeps_the_next_segments_first_fr
 
 #[test]
 fn a_deleted_last_segment_is_named_and_repaired() {
-    let env = Env::new();
-    let segs = filled(&env);
-    let last = segs.last().unwrap();
-    let gone = held_in(last);
-    std::fs::remove_file(last).unwrap();
-    let e = open_err(&env);
-    assert_eq!(e.kind(), ErrorKind::Corrupt);
-    assert!(e.message().contains(&name(last)), "{e}");
-    let r = repair_sticks(&env, &without(&gone));
-    assert_eq!(r.missing[0].file, name(last), "{r:?}");
-    // Review r5 #9: it said `frames_lost: 0` with four messages gone. Nothing after the last
-    // segment numbers its frames: the count is unknown, and said to be.
-    assert_eq!(r.missing.len(), 1, "{r:?}");
-    assert_eq!(r.missing[0].frames_lost, None, "{r:?}");
-    assert!(r.missing[0].what.contains("unknown"), "{r:?}");
-    // The store goes on: a new message survives a reopen.
-    let s = env.open();
-    s.queue("q").unwrap().send("after").unwrap();
-    s.close().unwrap();
-    let (got, _) = all_messages(&env, false);
-    assert_eq!(got.last().map(String::as_str), Some("after"));
+    for checkpoint in [false, true] {
+        let env = Env::new();
+        let segs = filled(&env);
+        let last = segs.last().unwrap();
+        let gone = held_in(last);
+        std::fs::remove_file(last).unwrap();
+        if !checkpoint {
+            std::fs::remove_file(env.dir.path().join("CHECKPOINT")).unwrap();
+        }
+        let e = open_err(&env);
+        assert_eq!(e.kind(), ErrorKind::Corrupt);
+        assert!(e.message().contains(&name(last)), "{e}");
+        let r = repair_sticks(&env, &without(&gone));
+        assert_eq!(r.missing[0].file, name(last), "{r:?}");
+        assert_eq!(r.missing.len(), 1, "{r:?}");
+        if checkpoint {
+            // The CHECKPOINT of the clean close numbers the journal's frames: the count is
+            // known (one frame per send here).
+            assert_eq!(r.missing[0].frames_lost, Some(gone.len() as u64), "{r:?}");
+        } else {
+            // Review r5 #9: it said `frames_lost: 0` with four messages gone. Nothing after
+            // the last segment numbers its frames: the count is unknown, and said to be.
+            assert_eq!(r.missing[0].frames_lost, None, "{r:?}");
+            assert!(r.missing[0].what.contains("unknown"), "{r:?}");
+        }
+        // The store goes on: a new message survives a reopen.
+        let s = env.open();
+        s.queue("q").unwrap().send("after").unwrap();
+        s.close().unwrap();
+        let (got, _) = all_messages(&env, false);
+        assert_eq!(got.last().map(String::as_str), Some("after"));
+    }
 }
 
 /// Review r5 #9: two missing middle segments were each listed twice, once as missing (0 frames

@@ -436,12 +436,52 @@ impl Recovery<'_, '_> {
         if let Some(next) = self.sealed.filter(|&n| n > self.j.tail) {
             let why = last_why(self.j.tail, next);
             let f = self.missing_file(next, &why, first.min(oldest.max(1)))?;
-            self.j.files.insert(next, f);
+            self.j.files.insert(next, f.clone());
             self.j.sizes.insert(next, SEGMENT_HEADER as u64);
             self.j.tail = next;
             self.j.tail_off = SEGMENT_HEADER as u64;
             self.j.tail_current = true;
             self.sealed = None;
+            self.count_from_checkpoint(next, &f)?;
+        }
+        Ok(())
+    }
+
+    /// A repair made placeholder `n` for a missing last segment: when the checkpoint of the
+    /// last clean close numbers the frames it held (the journal before it ends at frame
+    /// `expected - 1`, the checkpoint records more), its `missing` entry gets that count, and a
+    /// padding frame in the placeholder makes frame numbers go on after the lost ones.
+    fn count_from_checkpoint(&mut self, n: u64, f: &Arc<dyn VFile>) -> Result<()> {
+        let (Some(d), Some(s)) = (self.durable.clone(), self.expected) else {
+            return Ok(());
+        };
+        if !d.ends_short(n, s) {
+            return Ok(());
+        }
+        let name = segment_name(n);
+        let frame = pad_frame(FRAME_HEADER + RECORD_HEADER + 8, d.next_seq - 1);
+        let at = SEGMENT_HEADER as u64;
+        f.write_at(&frame, at)
+            .and_then(|()| f.sync_data())
+            .map_err(|e| Error::io(format!("repairing {name} at {at}"), &e))?;
+        let end = at + frame.len() as u64;
+        self.j.sizes.insert(n, end);
+        self.j.tail_off = end;
+        self.expected = Some(d.next_seq);
+        let lost = d.next_seq - s;
+        if let Some(m) = self
+            .report
+            .missing
+            .iter_mut()
+            .rev()
+            .find(|m| m.file == name && m.frames_lost.is_none())
+        {
+            m.frames_lost = Some(lost);
+            m.what = format!(
+                "{} (frames {s}..{} lost: the CHECKPOINT of the last clean close numbers them)",
+                m.what,
+                d.next_seq - 1
+            );
         }
         Ok(())
     }
