@@ -413,3 +413,47 @@ fn every_frame_zeroed_after_a_clean_close_is_missing_not_an_empty_store() {
     s.queue("q").unwrap().send("after").unwrap();
     assert_eq!(bodies(&s), ["after"]);
 }
+
+/// A checkpoint left beside a newer journal (its removal at the next open lost), then a crash
+/// that tore the last write: the checkpoint proves only the frames it covered, so the torn
+/// frame (numbered after them, at an offset after them) is still cut as a torn tail, and
+/// everything durable, before and after the checkpoint, is kept.
+#[test]
+fn a_stale_checkpoint_proves_nothing_about_a_later_torn_tail() {
+    let env = Env::new();
+    let (seg, _, _) = fifty_in_the_last_frame(&env);
+    let old = std::fs::read(env.dir.path().join("CHECKPOINT")).unwrap();
+    let s = env.open();
+    let q = s.queue("q").unwrap();
+    for i in 0..3 {
+        q.send(format!("later{i}")).unwrap(); // synced: on disk before the copy
+    }
+    // The process dies here: the files as they are (no close, no new checkpoint).
+    let crash = tempfile::tempdir().unwrap();
+    for e in std::fs::read_dir(env.dir.path()).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name();
+        if name != "LOCK" && !name.to_string_lossy().starts_with("owner") {
+            std::fs::copy(e.path(), crash.path().join(&name)).unwrap();
+        }
+    }
+    drop(q);
+    drop(s);
+    std::fs::write(crash.path().join("CHECKPOINT"), &old).unwrap();
+    // The last send's frame torn half way.
+    let copy = crash.path().join(seg.file_name().unwrap());
+    let mut b = std::fs::read(&copy).unwrap();
+    let (frames, end) = frames_of(&b);
+    let last = *frames.last().unwrap();
+    b[(last + end) / 2..end].fill(0);
+    std::fs::write(&copy, &b).unwrap();
+    let s = Store::open(crash.path(), env.opts()).unwrap();
+    let r = s.recovery_report().clone();
+    assert!(r.checkpoint_ignored.is_some(), "{r:?}");
+    let t = r.torn_tail.clone().expect("the torn frame is cut");
+    assert_eq!(t.offset, last as u64, "{r:?}");
+    assert!(r.missing.is_empty() && r.quarantined.is_empty(), "{r:?}");
+    let got = bodies(&s);
+    assert_eq!(got.len(), 1 + 50 + 2, "{got:?}");
+    assert_eq!(got[got.len() - 2..], ["later0", "later1"]);
+}
