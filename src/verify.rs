@@ -186,10 +186,12 @@ struct Scan<'d> {
     durable: Option<Durable>,
 }
 
-/// What the checkpoint in `dir` proves had been durable, when it is there and whole (read
-/// only; one that is not is no proof, as in recovery).
+/// What the checkpoint in `dir` proves had been durable, when it is there and whole (one that
+/// is not is no proof, as in recovery). Read through the read-only file layer: `RealFs` opens
+/// for writing, which a read-only copy of a store refuses (it would then have been no proof).
 fn durable(dir: &Path) -> Option<Durable> {
-    let vfs: std::sync::Arc<dyn crate::io::Vfs> = std::sync::Arc::new(crate::io::RealFs);
+    let vfs: std::sync::Arc<dyn crate::io::Vfs> =
+        std::sync::Arc::new(crate::io::Overlay::default());
     let c = crate::engine::checkpoint::read(&vfs, dir).ok()??;
     Durable::of(&c.into_position().ok()?)
 }

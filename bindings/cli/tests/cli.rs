@@ -1551,45 +1551,57 @@ fn dlq_replay_into_a_dead_letter_queue_is_refused() {
 fn verify_reads_a_store_it_may_not_write() {
     // Review r1 #22: verify opened LOCK for writing, so a read-only copy could not be checked.
     // Permission bits do not bind root: as root the command runs as nobody (setpriv).
+    // Damaged: the last frame rotted after the clean close; verify reads the CHECKPOINT (read
+    // only too) as the proof that it had been durable, so it is damage, not a torn tail.
     use std::os::unix::fs::PermissionsExt;
-    let c = Case::new();
-    let store = c.path().join("ro");
-    let d = s(&store);
-    ok(&["send", d, "q", "x", "--create"]);
-    let mode = |p: &std::path::Path, m: u32| {
-        std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap()
-    };
-    mode(c.path(), 0o755);
-    for e in std::fs::read_dir(&store).unwrap() {
-        mode(&e.unwrap().path(), 0o444);
+    for damaged in [false, true] {
+        let c = Case::new();
+        let store = c.path().join("ro");
+        let d = s(&store);
+        ok(&["send", d, "q", "x", "--create"]);
+        if damaged {
+            let seg_path = store.join("0000000000000001.seg");
+            let mut seg = std::fs::read(&seg_path).unwrap();
+            let frame = *frame_offsets(&seg).last().unwrap();
+            seg[frame + 40] ^= 0xff;
+            std::fs::write(&seg_path, &seg).unwrap();
+        }
+        let mode = |p: &std::path::Path, m: u32| {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap()
+        };
+        mode(c.path(), 0o755);
+        for e in std::fs::read_dir(&store).unwrap() {
+            mode(&e.unwrap().path(), 0o444);
+        }
+        mode(&store, 0o555);
+        let as_nobody = std::fs::OpenOptions::new()
+            .write(true)
+            .open(store.join("LOCK"))
+            .is_ok();
+        let out = if as_nobody {
+            std::process::Command::new("setpriv")
+                .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+                .arg(env!("CARGO_BIN_EXE_mqlite"))
+                .args(["verify", d])
+                .output()
+                .expect("setpriv (util-linux) runs the command as nobody")
+        } else {
+            std::process::Command::new(env!("CARGO_BIN_EXE_mqlite"))
+                .args(["verify", d])
+                .output()
+                .unwrap()
+        };
+        mode(&store, 0o755);
+        let text = String::from_utf8_lossy(&out.stdout);
+        let err = String::from_utf8_lossy(&out.stderr);
+        if damaged {
+            assert_eq!(out.status.code(), Some(3), "{text} {err}");
+            assert!(text.contains("CHECKPOINT"), "{text}");
+        } else {
+            assert_eq!(out.status.code(), Some(0), "{text} {err}");
+            assert!(text.contains("sound"), "{text}");
+        }
     }
-    mode(&store, 0o555);
-    let as_nobody = std::fs::OpenOptions::new()
-        .write(true)
-        .open(store.join("LOCK"))
-        .is_ok();
-    let out = if as_nobody {
-        std::process::Command::new("setpriv")
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-            .arg(env!("CARGO_BIN_EXE_mqlite"))
-            .args(["verify", d])
-            .output()
-            .expect("setpriv (util-linux) runs the command as nobody")
-    } else {
-        std::process::Command::new(env!("CARGO_BIN_EXE_mqlite"))
-            .args(["verify", d])
-            .output()
-            .unwrap()
-    };
-    mode(&store, 0o755);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{text} {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(text.contains("sound"), "{text}");
 }
 
 #[test]
