@@ -943,8 +943,9 @@ typedef struct {
   uint64_t quarantined;
   /**
    * Segment files a repair open found missing (deleted: first, middle or last) or cut short
-   * before their last frames, and replaced by an empty segment or bridged. Without repair
-   * such damage fails the open with `MQLITE_CORRUPT` naming the file.
+   * before their last frames (the last segment too, when the `CHECKPOINT` of the last clean
+   * close proves those frames had been durable), and replaced by an empty segment or
+   * bridged. Without repair such damage fails the open with `MQLITE_CORRUPT` naming the file.
    */
   uint64_t missing;
   /**

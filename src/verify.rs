@@ -5,7 +5,10 @@
 //! `repair`, quarantines damaged ranges), so it cannot serve as a check. [`verify`] opens every
 //! file read-only, classifies what it finds exactly as recovery would — a bad frame is a *torn
 //! tail* when no later frame proves it had been durable, otherwise *corruption* — and, unlike
-//! recovery, goes on after a problem so that one scan names every damaged place.
+//! recovery, goes on after a problem so that one scan names every damaged place. Like recovery,
+//! it takes a whole index checkpoint (`CHECKPOINT`, written at the last clean close) as proof
+//! of what had been durable: damage there, or a journal that ends before it, is a problem, not
+//! a torn tail (the rule is in `src/journal/recovery.rs`).
 //!
 //! While it scans it holds the store's lock (taken on a read-only descriptor, the `LOCK` file is
 //! neither created nor written), so no process can open the store and append meanwhile; a store
@@ -22,7 +25,9 @@ use crate::journal::format::*;
 use crate::journal::missing::{
     first_why, gap_why, last_why, missing_file_msg, other_store_why, truncated_msg, STRAY_MSG,
 };
-use crate::journal::recovery::{data_end, in_sequence, next_valid};
+use crate::journal::recovery::{
+    data_end, ends_short_msg, in_sequence, next_valid, proven_by_checkpoint_msg, Durable,
+};
 use crate::journal::{parse_segment_name, segment_name, TornTail};
 
 /// One journal segment file, as its header describes it.
@@ -125,6 +130,7 @@ pub fn verify(dir: &Path) -> Result<VerifyReport> {
         sealed: None,
         prev: None,
         numbers: Vec::new(),
+        durable: durable(dir),
     };
     let mut buf = Vec::new();
     // The chain of files first: a stray file is no segment, and a gap is a missing file.
@@ -176,6 +182,18 @@ struct Scan<'d> {
     prev: Option<(u64, usize, bool)>,
     /// The segments in the chain (strays left out), oldest first.
     numbers: Vec<u64>,
+    /// What a whole checkpoint proves had been durable, as recovery takes it.
+    durable: Option<Durable>,
+}
+
+/// What the checkpoint in `dir` proves had been durable, when it is there and whole (one that
+/// is not is no proof, as in recovery). Read through the read-only file layer: `RealFs` opens
+/// for writing, which a read-only copy of a store refuses (it would then have been no proof).
+fn durable(dir: &Path) -> Option<Durable> {
+    let vfs: std::sync::Arc<dyn crate::io::Vfs> =
+        std::sync::Arc::new(crate::io::Overlay::default());
+    let c = crate::engine::checkpoint::read(&vfs, dir).ok()??;
+    Durable::of(&c.into_position().ok()?)
 }
 
 impl Scan<'_> {
@@ -288,22 +306,31 @@ impl Scan<'_> {
                 self.prev = Some((n, pos, u32_at(buf, 8) == VERSION));
                 return Ok(false); // end of this segment's data
             }
-            if !durable_later(self.dir, buf, pos, &self.numbers[i + 1..], s)? {
-                // Never acknowledged as durable: recovery cuts it (and removes later segments).
-                self.report.torn_tail = Some(TornTail {
-                    file: name.to_string(),
-                    offset: pos as u64,
-                    bytes: end.saturating_sub(pos) as u64,
-                });
-                return Ok(true);
-            }
-            self.problem(
-                name,
-                pos as u64,
+            let last = i + 1 == self.numbers.len();
+            let what = if durable_later(self.dir, buf, pos, &self.numbers[i + 1..], s)? {
                 "frame fails its checksum, length or sequence check, and later frames \
                  prove it had been durable"
-                    .into(),
-            );
+                    .to_string()
+            } else {
+                let Some(d) = self.durable.clone().filter(|d| d.proves(n, pos, s)) else {
+                    // Never acknowledged as durable: recovery cuts it (and removes later
+                    // segments).
+                    self.report.torn_tail = Some(TornTail {
+                        file: name.to_string(),
+                        offset: pos as u64,
+                        bytes: end.saturating_sub(pos) as u64,
+                    });
+                    return Ok(true);
+                };
+                if let Some(len) = d.cut_short(n, buf.len()).filter(|_| last && s < d.next_seq) {
+                    // The journal ends here, before what the checkpoint proves durable.
+                    let cut = Some((buf.len() as u64, len));
+                    self.problem(name, pos as u64, ends_short_msg(Some(s), d.next_seq, cut));
+                    return Ok(true);
+                }
+                proven_by_checkpoint_msg(d.next_seq)
+            };
+            self.problem(name, pos as u64, what);
             // Go on at the next frame that continues the sequence, as a repair would.
             self.expected = None;
             match next_valid(buf, pos + 1).filter(|(_, h)| h.seq >= s) {
@@ -334,6 +361,17 @@ impl Scan<'_> {
                 0,
                 missing_file_msg(&last_why(tail, next)),
             );
+        } else if let (Some(d), Some((_, end, _))) = (&self.durable, self.prev) {
+            // Recovery's `check_durable_end`: ending before the checkpoint is a loss. (After a
+            // problem `expected` is unknown, and the journal is not sound anyway.)
+            let short = match self.expected {
+                Some(s) => d.ends_short(tail, s),
+                None => self.report.problems.is_empty() && d.held_frames(tail, end as u64),
+            };
+            if short {
+                let what = ends_short_msg(self.expected, d.next_seq, None);
+                self.problem(&segment_name(tail), end as u64, what);
+            }
         }
     }
 }

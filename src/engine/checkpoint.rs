@@ -234,6 +234,11 @@ impl State {
 pub(crate) fn write(journal: &Journal, st: &State) -> Result<bool> {
     // Written by name: never into a directory that is no longer the store's.
     journal.check_home()?;
+    // Recovery takes a checkpoint as proof that every frame below its `next_seq` had been
+    // durable (`src/journal/recovery.rs`): never one of a journal with frames not yet synced.
+    if journal.dirty() {
+        return Ok(false);
+    }
     let position = journal.position()?;
     let Some((head, items)) = st.checkpoint_image(position) else {
         return Ok(false);
@@ -548,6 +553,28 @@ impl Checkpoint {
     /// The journal position it covers.
     pub(crate) fn position(&self) -> &Position {
         &self.head.position
+    }
+
+    /// Its journal position, once every byte of the file was read and checked against its
+    /// CRC32C (`Err(why)` if it fails): what it proves had been durable, without building the
+    /// state (an open with `repair`, `verify`).
+    pub(crate) fn into_position(self) -> std::result::Result<Position, String> {
+        let Checkpoint {
+            head,
+            mut entries,
+            crc,
+        } = self;
+        let mut left: u64 = head.queues.iter().map(|q| q.entries).sum();
+        while left > 0 {
+            let block = entries
+                .next(left)
+                .map_err(|e| format!("torn or damaged: reading an entry: {e}"))?;
+            left -= (block.len() / ENTRY_BYTES) as u64;
+        }
+        if !entries.done() || entries.crc != crc {
+            return Err("torn or damaged: its CRC32C does not match".into());
+        }
+        Ok(head.position)
     }
 
     /// Builds the state it holds (as [`Rebuild::into_state`] would from the records it

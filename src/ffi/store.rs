@@ -32,8 +32,9 @@ pub struct mqlite_recovery_report {
     /// named like a segment count here too: the bytes are kept in a quarantine file).
     pub quarantined: u64,
     /// Segment files a repair open found missing (deleted: first, middle or last) or cut short
-    /// before their last frames, and replaced by an empty segment or bridged. Without repair
-    /// such damage fails the open with `MQLITE_CORRUPT` naming the file.
+    /// before their last frames (the last segment too, when the `CHECKPOINT` of the last clean
+    /// close proves those frames had been durable), and replaced by an empty segment or
+    /// bridged. Without repair such damage fails the open with `MQLITE_CORRUPT` naming the file.
     pub missing: u64,
     /// Queues whose declaration a repair cut out while messages of theirs survived: the
     /// messages are kept in a queue named `__lost_queue_<id>`.

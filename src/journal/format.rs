@@ -76,7 +76,10 @@
 //! Otherwise a later frame proves the bad one had been made durable: that is **corruption**,
 //! reported as `Corrupt { file, offset }`, never skipped, unless the store is opened with
 //! `repair`, which copies the bad range to a quarantine file, overwrites it with a padding record
-//! and reports what was lost.
+//! and reports what was lost. The `CHECKPOINT` of the last clean close, when it is whole, is the
+//! same proof for every frame numbered below its `next_seq` (it is written only once the journal
+//! is fdatasync'd): a bad frame it covers is corruption, and a journal ending before it is a
+//! loss (`missing`), never a torn tail (the rule in full: `src/journal/recovery.rs`).
 //!
 //! ## Record
 //! A frame's payload is whole records back to back: `len: u32` (bytes after this field) ·

@@ -141,8 +141,24 @@ impl Journal {
         now_ms: Box<dyn Fn() -> u64 + Send>,
         apply: Apply<'_>,
     ) -> Result<(Journal, RecoveryReport)> {
+        Journal::open_proven(vfs, dir, seg_bytes, repair, None, now_ms, apply)
+    }
+
+    /// [`Journal::open`], with the journal position of an index checkpoint that is whole but
+    /// could not be used (`durable`): what it proves had been durable is damage or a loss,
+    /// never a torn tail (see the rule in `recovery.rs`).
+    pub(crate) fn open_proven(
+        vfs: Arc<dyn Vfs>,
+        dir: &Path,
+        seg_bytes: u64,
+        repair: bool,
+        durable: Option<&Position>,
+        now_ms: Box<dyn Fn() -> u64 + Send>,
+        apply: Apply<'_>,
+    ) -> Result<(Journal, RecoveryReport)> {
         let mut j = Journal::unopened(vfs, dir, seg_bytes, now_ms);
-        let report = recovery::recover(&mut j, repair, apply)?;
+        let durable = durable.and_then(recovery::Durable::of);
+        let report = recovery::recover(&mut j, repair, durable, apply)?;
         j.finish_open()?;
         Ok((j, report))
     }

@@ -1,5 +1,26 @@
 //! Recovery on open: replay every frame, cut a torn tail, report corruption (a frame that a
 //! later frame proves had been durable), repair by quarantining when asked.
+//!
+//! ## Torn tail or damage: the rule (RELIABILITY "damage is named", issue 15 §6)
+//! A bad frame (checksum, length or sequence) or the end of the journal is a *torn tail* —
+//! bytes that were never made durable, cut silently — only when nothing in the store proves
+//! that the data there had been durable. Two things prove it:
+//! - a later frame whose `synced` field is at least the bad frame's expected sequence number
+//!   (the writer fills `synced` only after an fdatasync returned);
+//! - the index checkpoint (`CHECKPOINT`, see `src/engine/checkpoint.rs`) written at the last
+//!   clean close, when it is whole (its own CRC32C) even if the open could not use it: it is
+//!   written only once the journal is fdatasync'd, so every frame with a sequence number below
+//!   its `next_seq`, and every byte of a segment it covers below the length it recorded, had
+//!   been durable ([`Durable`]). Its proof covers no segment newer than its own tail.
+//!
+//! With a proof, a bad frame is `Corrupt { file, offset }` (a repair quarantines the range),
+//! and a journal that ends before the checkpoint's `next_seq` — its last segment cut short,
+//! its last frames zeroed or lost — is a loss named in [`RecoveryReport::missing`] (without
+//! `repair` the open fails with `Corrupt` naming the segment, as for a missing segment file).
+//! Only a tail beyond every proof is cut as torn: a crash's torn write always is, because
+//! sequence numbers and positions only grow (a torn tail is cut where it starts, so new frames
+//! get numbers and offsets no proof ever covered), and an owner removes the checkpoint as soon
+//! as its open succeeded, before it writes.
 
 use std::sync::Arc;
 
@@ -55,7 +76,9 @@ pub struct RecoveryReport {
     /// Ranges quarantined by a repair.
     pub quarantined: Vec<Quarantined>,
     /// What was missing from the journal: segment files deleted (first, middle or last),
-    /// segments cut short before their end, and segment files found under another segment's
+    /// segments cut short before their end (the last one too, or its last frames zeroed, when
+    /// the `CHECKPOINT` of the last clean close proves them durable: see the module docs of
+    /// `src/journal/recovery.rs`), and segment files found under another segment's
     /// name (contents exchanged, a file renamed: a repair renames them back, `frames_lost` 0). Without `repair` any of these fails the open with
     /// `Corrupt` naming the file; a repair records them here and makes the journal whole again
     /// (an empty placeholder segment for a missing file, a padding frame bridging missing
@@ -75,6 +98,92 @@ pub struct RecoveryReport {
     /// replayed the whole journal, as without a checkpoint.
     #[serde(default)]
     pub checkpoint_ignored: Option<String>,
+}
+
+/// What an index checkpoint that decodes and passes its own CRC32C proves had been durable,
+/// whether or not the open could use it (see the module documentation).
+#[derive(Debug, Clone)]
+pub(crate) struct Durable {
+    /// The checkpoint's `next_seq`: every frame numbered below it had been durable.
+    pub(crate) next_seq: u64,
+    /// The newest segment it covers: it proves nothing about newer ones.
+    pub(crate) last: u64,
+    /// Per covered segment, the length it recorded (bytes `0..len` had been durable).
+    covered: std::collections::BTreeMap<u64, u64>,
+}
+
+impl Durable {
+    /// The proof a checkpoint's journal position gives; `None` when it covers no segment.
+    pub(crate) fn of(pos: &super::Position) -> Option<Durable> {
+        let last = pos.segments.last()?.n;
+        Some(Durable {
+            next_seq: pos.next_seq,
+            last,
+            covered: pos.segments.iter().map(|s| (s.n, s.len)).collect(),
+        })
+    }
+
+    /// Whether the frame expected at `pos` of segment `n`, with sequence number `s`, had been
+    /// durable.
+    pub(crate) fn proves(&self, n: u64, pos: usize, s: u64) -> bool {
+        n <= self.last
+            && (s < self.next_seq || self.covered.get(&n).is_some_and(|&len| (pos as u64) < len))
+    }
+
+    /// The length recorded for segment `n` when its file (`file_len` bytes) is shorter: the
+    /// segment was cut short.
+    pub(crate) fn cut_short(&self, n: u64, file_len: usize) -> Option<u64> {
+        self.covered
+            .get(&n)
+            .copied()
+            .filter(|&len| (file_len as u64) < len)
+    }
+
+    /// Whether a journal whose last segment is `tail`, ending after frame `expected - 1`, ends
+    /// before what was durable. By sequence number only: where a segment's data ends is
+    /// known only up to trailing zero bytes (a repair's cut ends at the last non-zero byte).
+    pub(crate) fn ends_short(&self, tail: u64, expected: u64) -> bool {
+        tail <= self.last && expected < self.next_seq
+    }
+
+    /// Whether a journal in which no frame is left, ending at `end` of its last segment `tail`,
+    /// had held frames there (every frame of a one-segment journal zeroed: no frame number is
+    /// left to compare, so the length the checkpoint recorded tells).
+    pub(crate) fn held_frames(&self, tail: u64, end: u64) -> bool {
+        tail <= self.last && self.covered.get(&tail).is_some_and(|&len| end < len)
+    }
+}
+
+/// The message for a bad frame that only the checkpoint proves had been durable.
+pub(crate) fn proven_by_checkpoint_msg(bound: u64) -> String {
+    format!(
+        "frame fails its checksum, length or sequence check, and the CHECKPOINT written at the \
+         last clean close proves it had been durable (it records the journal up to frame {})",
+        bound.saturating_sub(1)
+    )
+}
+
+/// The message for a journal that ends at frame `s - 1` (`None`: no frame is left) before the
+/// checkpoint's `bound` (`cut`: the file's size and the length the checkpoint recorded, when
+/// it is shorter).
+pub(crate) fn ends_short_msg(s: Option<u64>, bound: u64, cut: Option<(u64, u64)>) -> String {
+    let how = match cut {
+        Some((size, len)) => format!(
+            "the file was cut short: it is {size} bytes, the checkpoint recorded {len} bytes of \
+             frames"
+        ),
+        None => "its last frames were zeroed, truncated or lost".to_string(),
+    };
+    let last = bound.saturating_sub(1);
+    let frames = match s {
+        Some(s) => format!("frames {s}..{last} are missing"),
+        None => "its frames are missing (how many is unknown: no frame is left to number them)"
+            .to_string(),
+    };
+    format!(
+        "segment ends before its last frames: the CHECKPOINT written at the last clean close \
+         records the journal up to frame {last}, so {frames} ({how})"
+    )
 }
 
 pub(super) struct Seg {
@@ -155,7 +264,12 @@ pub(super) fn frames_in(b: &[u8], from: usize, to: usize) -> u64 {
     n
 }
 
-pub(super) fn recover(j: &mut Journal, repair: bool, apply: Apply<'_>) -> Result<RecoveryReport> {
+pub(super) fn recover(
+    j: &mut Journal,
+    repair: bool,
+    durable: Option<Durable>,
+    apply: Apply<'_>,
+) -> Result<RecoveryReport> {
     let names = j
         .vfs
         .list(&j.dir)
@@ -174,9 +288,12 @@ pub(super) fn recover(j: &mut Journal, repair: bool, apply: Apply<'_>) -> Result
         prev_current: false,
         seg_crc: None,
         placeholders: Vec::new(),
+        durable,
+        cut: None,
     };
     r.check_files()?;
     r.run()?;
+    r.check_durable_end()?;
     r.check_ends()?;
     r.name_unknown_counts();
     if let Some(e) = r.expected {
@@ -211,6 +328,11 @@ pub(super) struct Recovery<'j, 'a> {
     /// Segments a repair made empty placeholders for (missing files): the frames a gap after
     /// one of them lost are its loss (see `missing_frames`).
     pub(super) placeholders: Vec<u64>,
+    /// What the index checkpoint proves had been durable, if there is a whole one.
+    pub(super) durable: Option<Durable>,
+    /// The last segment's size and the length the checkpoint recorded for it, when the scan
+    /// found it cut short (`check_durable_end` names the loss).
+    pub(super) cut: Option<(u64, u64)>,
 }
 
 impl Recovery<'_, '_> {
@@ -339,11 +461,43 @@ impl Recovery<'_, '_> {
                 // A full segment's unused tail: go on to the next segment (or the end).
                 return Ok((pos, last));
             }
-            // Proof that the data at `pos` had been durable: a later frame with synced ≥ s.
+            // Proof that the data at `pos` had been durable: a later frame with synced ≥ s,
+            // or else the checkpoint of the last clean close (see the module docs).
             match find_proof(self.j, seg, pos, &self.numbers[i + 1..], s)? {
                 None => {
-                    self.cut_torn_tail(i, seg, pos, end)?;
-                    return Ok((pos, true));
+                    let Some(d) = self.durable.clone().filter(|d| d.proves(seg.n, pos, s)) else {
+                        self.cut_torn_tail(i, seg, pos, end)?;
+                        return Ok((pos, true));
+                    };
+                    match d
+                        .cut_short(seg.n, seg.buf.len())
+                        .filter(|_| last && s < d.next_seq)
+                    {
+                        // The journal ends here, short: a loss `check_durable_end` names.
+                        Some(len) => {
+                            let cut = Some((seg.buf.len() as u64, len));
+                            if !self.repair {
+                                let what = ends_short_msg(Some(s), d.next_seq, cut);
+                                return Err(Error::corrupt(&seg.name, pos as u64, &what));
+                            }
+                            // The partial frame's bytes are kept (its loss is counted in
+                            // `missing`).
+                            if end > pos {
+                                let q = quarantine_zeroed(self.j, seg, pos, end)?;
+                                self.report.quarantined.push(q);
+                            }
+                            self.cut = cut;
+                            return Ok((pos, true));
+                        }
+                        None if !self.repair => {
+                            return Err(Error::corrupt(
+                                &seg.name,
+                                pos as u64,
+                                &proven_by_checkpoint_msg(d.next_seq),
+                            ));
+                        }
+                        None => self.repair_at(i, seg, pos, end, s, d.next_seq)?,
+                    }
                 }
                 Some(_) if !self.repair => {
                     return Err(Error::corrupt(
@@ -353,7 +507,7 @@ impl Recovery<'_, '_> {
                     ));
                 }
                 // Re-read the padded frame on the next turn of the loop.
-                Some(_) => self.repair_at(i, seg, pos, end, s)?,
+                Some(_) => self.repair_at(i, seg, pos, end, s, 0)?,
             }
         }
     }
@@ -431,13 +585,23 @@ impl Recovery<'_, '_> {
     /// a quarantine file, with a padding frame over it. The cut holds at least a padding frame:
     /// a "valid" frame starting inside the first bytes of the damaged one (a sequence break on
     /// a short frame, or damage) is cut with it, and a cut at the end of a short file grows it.
-    fn repair_at(&mut self, i: usize, seg: &mut Seg, pos: usize, end: usize, s: u64) -> Result<()> {
+    /// `bound` is the checkpoint's `next_seq` when it is the proof (0 otherwise): damage at
+    /// the end of the journal then lost every frame up to it, and the numbers go on after it.
+    fn repair_at(
+        &mut self,
+        i: usize,
+        seg: &mut Seg,
+        pos: usize,
+        end: usize,
+        s: u64,
+        bound: u64,
+    ) -> Result<()> {
         let min_end = pos + FRAME_HEADER + RECORD_HEADER;
         let (cut_end, next_seq) = match next_valid(&seg.buf, min_end).filter(|(_, h)| h.seq >= s) {
             Some((k, h)) => (k, h.seq),
             None => (
                 end.max(min_end),
-                first_seq_after(self.j, &self.numbers[i + 1..])?.unwrap_or(s + 1),
+                first_seq_after(self.j, &self.numbers[i + 1..])?.unwrap_or((s + 1).max(bound)),
             ),
         };
         // The frames the cut drops, counted in the range itself: the gap in sequence numbers

@@ -26,9 +26,16 @@ fn recover(dir: &Path, options: &StoreOptions) -> Result<(Io, State, RecoveryRep
     if let Some(lost) = all_segments_lost(vfs, dir, &read)? {
         return recover_lost(dir, options, lost, now_ms());
     }
+    // What a whole checkpoint that cannot be used still proves had been durable: damage in
+    // it is named, never cut as a torn tail (see `src/journal/recovery.rs`, review r12 #1).
+    let mut durable = None;
     let found = match read {
         Ok(None) => None,
         // A repair changes the journal under the checkpoint: it replays everything.
+        Ok(Some(c)) if options.repair => {
+            durable = c.into_position().ok();
+            Some(Err("the store is opened with repair".to_string()))
+        }
         _ if options.repair => Some(Err("the store is opened with repair".to_string())),
         Ok(Some(c)) => Some(Ok(c)),
         Err(why) => Some(Err(why)),
@@ -61,6 +68,10 @@ fn recover(dir: &Path, options: &StoreOptions) -> Result<(Io, State, RecoveryRep
                 // No thread to be had: the check runs here.
                 Err(_) => Journal::open_at(vfs.clone(), dir, options.segment_bytes, now_ms(), &pos),
             };
+            // A state that was built passed the checkpoint's own CRC32C: it is whole.
+            if state.is_ok() {
+                durable = Some(pos);
+            }
             match at {
                 Err(e) => Err(format!("checking the journal against it: {e}")),
                 Ok(Err(why)) => Err(why),
@@ -85,11 +96,12 @@ fn recover(dir: &Path, options: &StoreOptions) -> Result<(Io, State, RecoveryRep
         None => None,
     };
     let mut rb = Rebuild::default();
-    let (journal, mut report) = Journal::open(
+    let (journal, mut report) = Journal::open_proven(
         vfs.clone(),
         dir,
         options.segment_bytes,
         options.repair,
+        durable.as_ref(),
         now_ms(),
         &mut |seg, off, len, k, body| rb.apply(seg, off, len, k, body),
     )?;

@@ -1295,6 +1295,62 @@ fn verify_reports_a_torn_tail_without_failing() {
     );
 }
 
+/// Review r12 #1, as it was found: 50 messages imported (one durable transaction, a clean
+/// close writing the CHECKPOINT), then 4 bytes of rot inside that last frame, or the segment
+/// cut short inside it. `verify` said "torn tail … never made durable", "sound", exit 0; the
+/// next command cut the 50 messages silently and `repair` saved nothing. The checkpoint proves
+/// the frame durable: `verify` exits 3 naming the place, every command refuses the store with
+/// status 3, and `repair` keeps the bytes and reports the loss.
+#[test]
+fn verify_names_damage_in_the_last_frame_of_a_store_closed_cleanly() {
+    for how in ["rot", "cut short"] {
+        let case = Case::new();
+        let (d, dir) = (case.path(), case.dir());
+        let input: String = (0..50)
+            .map(|_| "{\"queue\":\"q\",\"body\":\"aGk=\"}\n")
+            .collect();
+        let imp = run_with(&["import", dir, "--create"], input.as_bytes());
+        assert_eq!(imp.code, 0, "{}", imp.stderr);
+        let seg_path = d.join("0000000000000001.seg");
+        let mut seg = std::fs::read(&seg_path).unwrap();
+        let frame = *frame_offsets(&seg).last().unwrap();
+        if how == "rot" {
+            seg[frame + 100..frame + 104].copy_from_slice(&[0xde, 0xad, 0xbe, 0xef]);
+            std::fs::write(&seg_path, &seg).unwrap();
+        } else {
+            seg.truncate(frame + 100);
+            std::fs::write(&seg_path, &seg).unwrap();
+        }
+        let place = format!("0000000000000001.seg at offset {frame}");
+        let r = run(&["verify", dir]);
+        assert_eq!(r.code, 3, "{how}: {}", r.stdout);
+        assert!(!r.stdout.contains("torn tail"), "{how}: {}", r.stdout);
+        assert!(
+            r.stdout.contains(&format!("damaged: {place}")),
+            "{how}: {}",
+            r.stdout
+        );
+        assert!(r.stdout.contains("CHECKPOINT"), "{how}: {}", r.stdout);
+        let line = fails(&["stats", dir], 3);
+        assert!(line.contains("0000000000000001.seg"), "{how}: {line}");
+        assert!(ok(&["repair", dir, "--dry-run"]).contains("would quarantine 1 damaged range"));
+        let rep = ok_json(&["repair", dir, "--yes"]);
+        let q = &rep["recovery"]["quarantined"][0];
+        assert_eq!(
+            (q["file"].as_str(), q["offset"].as_u64()),
+            (Some("0000000000000001.seg"), Some(frame as u64)),
+            "{how}: {rep}"
+        );
+        assert!(d.join(q["saved_as"].as_str().unwrap()).exists());
+        if how == "cut short" {
+            let m = &rep["recovery"]["missing"][0];
+            assert_eq!(m["file"], "0000000000000001.seg", "{rep}");
+            assert_eq!(m["frames_lost"], 1, "{rep}");
+        }
+        assert!(ok(&["verify", dir]).contains("sound"), "{how}");
+    }
+}
+
 /// `browse` shows every message with its state and delivery count (a redelivery wait is its
 /// own state); `--ready-only` shows only the ready ones.
 #[test]
@@ -1641,45 +1697,57 @@ fn dlq_replay_into_a_dead_letter_queue_is_refused() {
 fn verify_reads_a_store_it_may_not_write() {
     // Review r1 #22: verify opened LOCK for writing, so a read-only copy could not be checked.
     // Permission bits do not bind root: as root the command runs as nobody (setpriv).
+    // Damaged: the last frame rotted after the clean close; verify reads the CHECKPOINT (read
+    // only too) as the proof that it had been durable, so it is damage, not a torn tail.
     use std::os::unix::fs::PermissionsExt;
-    let c = Case::new();
-    let store = c.path().join("ro");
-    let d = s(&store);
-    ok(&["send", d, "q", "x", "--create"]);
-    let mode = |p: &std::path::Path, m: u32| {
-        std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap()
-    };
-    mode(c.path(), 0o755);
-    for e in std::fs::read_dir(&store).unwrap() {
-        mode(&e.unwrap().path(), 0o444);
+    for damaged in [false, true] {
+        let c = Case::new();
+        let store = c.path().join("ro");
+        let d = s(&store);
+        ok(&["send", d, "q", "x", "--create"]);
+        if damaged {
+            let seg_path = store.join("0000000000000001.seg");
+            let mut seg = std::fs::read(&seg_path).unwrap();
+            let frame = *frame_offsets(&seg).last().unwrap();
+            seg[frame + 40] ^= 0xff;
+            std::fs::write(&seg_path, &seg).unwrap();
+        }
+        let mode = |p: &std::path::Path, m: u32| {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap()
+        };
+        mode(c.path(), 0o755);
+        for e in std::fs::read_dir(&store).unwrap() {
+            mode(&e.unwrap().path(), 0o444);
+        }
+        mode(&store, 0o555);
+        let as_nobody = std::fs::OpenOptions::new()
+            .write(true)
+            .open(store.join("LOCK"))
+            .is_ok();
+        let out = if as_nobody {
+            std::process::Command::new("setpriv")
+                .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+                .arg(env!("CARGO_BIN_EXE_mqlite"))
+                .args(["verify", d])
+                .output()
+                .expect("setpriv (util-linux) runs the command as nobody")
+        } else {
+            std::process::Command::new(env!("CARGO_BIN_EXE_mqlite"))
+                .args(["verify", d])
+                .output()
+                .unwrap()
+        };
+        mode(&store, 0o755);
+        let text = String::from_utf8_lossy(&out.stdout);
+        let err = String::from_utf8_lossy(&out.stderr);
+        if damaged {
+            assert_eq!(out.status.code(), Some(3), "{text} {err}");
+            assert!(text.contains("CHECKPOINT"), "{text}");
+        } else {
+            assert_eq!(out.status.code(), Some(0), "{text} {err}");
+            assert!(text.contains("sound"), "{text}");
+        }
     }
-    mode(&store, 0o555);
-    let as_nobody = std::fs::OpenOptions::new()
-        .write(true)
-        .open(store.join("LOCK"))
-        .is_ok();
-    let out = if as_nobody {
-        std::process::Command::new("setpriv")
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-            .arg(env!("CARGO_BIN_EXE_mqlite"))
-            .args(["verify", d])
-            .output()
-            .expect("setpriv (util-linux) runs the command as nobody")
-    } else {
-        std::process::Command::new(env!("CARGO_BIN_EXE_mqlite"))
-            .args(["verify", d])
-            .output()
-            .unwrap()
-    };
-    mode(&store, 0o755);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{text} {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(text.contains("sound"), "{text}");
 }
 
 #[test]

@@ -880,7 +880,8 @@ impl Store {
     /// cut), ``quarantined`` (what a repair cut out: a list of dicts with ``file``, ``offset``,
     /// ``len``, ``frames_lost``, ``saved_as``, the file in the store directory holding the
     /// bytes), ``missing`` (segment files found deleted, or cut short before their last
-    /// frames, that a repair replaced or bridged: a list of dicts with ``file``, ``what``,
+    /// frames — the last one too, when the ``CHECKPOINT`` of the last clean close proves those
+    /// frames durable —, that a repair replaced or bridged: a list of dicts with ``file``, ``what``,
     /// ``frames_lost``, an int, or ``None`` when it cannot be known: a missing first or last
     /// segment, every segment gone, each but the last of adjacent missing segments, whose
     /// total is counted on the last) and ``lost_queues`` (placeholder names of queues whose
