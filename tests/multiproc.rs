@@ -142,6 +142,51 @@ fn mp_child() {
             }
             s.close().unwrap();
         }
+        "borrower" => {
+            // A client consumer that borrows the owner's prefetch (a plain receive of one), on
+            // command lines from stdin: `hold` takes one message and keeps it unsettled (`H
+            // body count`, or `H -` if none came within 10 s); `ack` takes one and acks it
+            // (`A body`, or `A -`); `flush` makes its notices and acks reach the owner (`F`);
+            // `close` closes the store (`C`). It ends at `close`, or when killed.
+            let s = Store::open(dir, client_opts()).unwrap();
+            assert_eq!(s.role(), Role::Client);
+            let q = s.queue("q").unwrap();
+            say("R");
+            let mut held = Vec::new();
+            let wait = Some(Duration::from_secs(10));
+            let name = |d: &Delivery| String::from_utf8(d.body().to_vec()).unwrap();
+            for line in std::io::stdin().lock().lines() {
+                match line.unwrap().trim() {
+                    "hold" => match q.receive(wait).unwrap() {
+                        Some(d) => {
+                            say(&format!("H {} {}", name(&d), d.delivery_count()));
+                            held.push(d);
+                        }
+                        None => say("H -"),
+                    },
+                    "ack" => match q.receive(wait).unwrap() {
+                        Some(d) => {
+                            say(&format!("A {}", name(&d)));
+                            d.ack().unwrap();
+                        }
+                        None => say("A -"),
+                    },
+                    "flush" => {
+                        s.flush().unwrap();
+                        say("F");
+                    }
+                    "close" => {
+                        for d in held.drain(..) {
+                            d.ack().unwrap();
+                        }
+                        s.close().unwrap();
+                        say("C");
+                        return;
+                    }
+                    other => panic!("unknown command {other}"),
+                }
+            }
+        }
         _ => panic!("unknown child {what}"),
     }
 }
@@ -931,6 +976,9 @@ fn a_clean_close_of_the_owner_hands_the_clients_deliveries_over() {
         b.as_bytes() != by_consumer.body() && held.iter().all(|d| d.body() != b.as_bytes())
     });
     want.push("after".into());
+    // The consumer borrowed the rest of its prefetch into this process (issue 10, W10 W3s):
+    // the owner's clean close takes it back uncounted below.
+    assert_eq!(q.stats().unwrap().prefetched, 6);
     // The owner closes normally (its stdin ends).
     drop(owner.stdin.take());
     assert!(owner.wait().unwrap().success());
@@ -1362,4 +1410,151 @@ fn a_client_with_thousands_of_async_sends_pending_takes_over_when_its_owner_is_k
     assert!(st.messages as usize > ids.len(), "{st:?}, {} ok", ids.len());
     drop(q);
     s.close().unwrap();
+}
+
+/// A child's next report line (`@@` stripped).
+fn next_report(out: &mut BufReader<std::process::ChildStdout>) -> String {
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(out.read_line(&mut line).unwrap() > 0, "a child died");
+        if let Some(i) = line.find("@@") {
+            return line[i + 2..].trim_end().to_string();
+        }
+    }
+}
+
+/// Tells a `borrower` child one command and returns its report.
+fn tell(kid: &mut (Child, BufReader<std::process::ChildStdout>), cmd: &str) -> String {
+    let stdin = kid.0.stdin.as_mut().unwrap();
+    stdin.write_all(format!("{cmd}\n").as_bytes()).unwrap();
+    stdin.flush().unwrap();
+    next_report(&mut kid.1)
+}
+
+fn no_delay_owner(dir: &std::path::Path) -> Store {
+    Store::open(
+        dir,
+        StoreOptions {
+            redelivery: common::durable::no_delay_policy(),
+            ..Default::default()
+        },
+    )
+    .unwrap()
+}
+
+/// Issue 10 (W10 W3s): a client's receive of one borrows the rest of its consumer's prefetch
+/// from the owner; the owner's stats count the borrowed messages `prefetched` and the one
+/// handed out `in_flight`; a client killed with borrowed messages has each come back once
+/// counted (its count was durable at the prefetch, as a crashed prefetching consumer's), none
+/// lost.
+#[test]
+fn a_killed_client_borrowing_the_prefetch_gives_every_message_back_counted_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = no_delay_owner(dir.path());
+    let q = s.queue("q").unwrap();
+    q.send_batch((0..10).map(|i| format!("m{i}"))).unwrap();
+    let mut kid = spawn("borrower", dir.path());
+    assert_eq!(tell(&mut kid, "hold"), "H m0 1");
+    assert_eq!(tell(&mut kid, "flush"), "F");
+    let st = q.stats().unwrap();
+    assert_eq!((st.depth, st.in_flight, st.prefetched), (0, 1, 9), "{st:?}");
+    // Handed out in the client without a round trip: in flight once the owner is told.
+    assert_eq!(tell(&mut kid, "hold"), "H m1 1");
+    assert_eq!(tell(&mut kid, "flush"), "F");
+    let st = q.stats().unwrap();
+    assert_eq!((st.depth, st.in_flight, st.prefetched), (0, 2, 8), "{st:?}");
+    kill(kid.0);
+    let mut back = Vec::new();
+    for _ in 0..100 {
+        back.extend(
+            q.receive_batch(10, Some(Duration::from_millis(100)))
+                .unwrap(),
+        );
+        if back.len() == 10 {
+            break;
+        }
+    }
+    let mut got: Vec<_> = back
+        .iter()
+        .map(|d| {
+            (
+                String::from_utf8(d.body().to_vec()).unwrap(),
+                d.delivery_count(),
+            )
+        })
+        .collect();
+    got.sort();
+    let want: Vec<_> = (0..10).map(|i| (format!("m{i}"), 2)).collect();
+    assert_eq!(got, want);
+    q.ack_batch(back).unwrap();
+    let st = q.stats().unwrap();
+    assert_eq!(
+        (st.messages, st.in_flight, st.prefetched),
+        (0, 0, 0),
+        "{st:?}"
+    );
+}
+
+/// Issue 14 #1 across processes: four client consumers of one queue, each borrowing its
+/// prefetch in turn. The first borrows everything; each next one, finding the queue empty,
+/// has the owner recall what another client borrowed and gets a message at once (without
+/// the recall it waited its whole 10 s and got none). Their clean closes give back the rest
+/// uncounted.
+#[test]
+fn four_competing_client_consumers_are_never_starved_by_a_borrowed_prefetch() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = no_delay_owner(dir.path());
+    let q = s.queue("q").unwrap();
+    q.send_batch((0..400).map(|i| format!("m{i:03}"))).unwrap();
+    let mut kids: Vec<_> = (0..4).map(|_| spawn("borrower", dir.path())).collect();
+    let mut seen = std::collections::BTreeSet::new();
+    for round in 0..3 {
+        for (i, kid) in kids.iter_mut().enumerate() {
+            let r = tell(kid, "ack");
+            assert!(
+                r.starts_with("A m"),
+                "round {round}: consumer {i} starved: {r}"
+            );
+            assert!(seen.insert(r), "delivered twice");
+        }
+    }
+    for kid in &mut kids {
+        assert_eq!(tell(kid, "close"), "C");
+    }
+    for mut kid in kids {
+        assert!(kid.0.wait().unwrap().success());
+    }
+    let st = q.stats().unwrap();
+    assert_eq!(
+        (st.depth, st.in_flight, st.prefetched, st.redelivered),
+        (400 - 12, 0, 0, 0),
+        "{st:?}"
+    );
+}
+
+/// A purge from another process than the client that borrowed a consumer's prefetch takes
+/// the borrowed messages not handed out (the owner recalls them first), not the one the
+/// client handed out.
+#[test]
+fn a_purge_takes_what_a_client_borrowed_and_did_not_hand_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = no_delay_owner(dir.path());
+    let q = s.queue("q").unwrap();
+    q.send_batch((0..10).map(|i| format!("m{i}"))).unwrap();
+    let mut kid = spawn("borrower", dir.path());
+    assert_eq!(tell(&mut kid, "hold"), "H m0 1");
+    assert_eq!(tell(&mut kid, "flush"), "F");
+    assert_eq!(q.stats().unwrap().prefetched, 9);
+    assert_eq!(q.purge().unwrap(), 9);
+    let st = q.stats().unwrap();
+    assert_eq!(
+        (st.depth, st.in_flight, st.prefetched, st.messages),
+        (0, 1, 0, 1),
+        "{st:?}"
+    );
+    // The client borrows nothing more: its next receive finds the queue empty.
+    assert_eq!(tell(&mut kid, "close"), "C");
+    assert!(kid.0.wait().unwrap().success());
+    assert_eq!(q.stats().unwrap().messages, 0);
 }

@@ -156,7 +156,7 @@ impl Engine {
             .consumers
             .values()
             .filter(|c| c.qid == q.0)
-            .flat_map(|c| c.buffer.iter().map(|p| p.id))
+            .flat_map(|c| c.buffer.iter().map(|p| p.id).chain(c.lent.keys().copied()))
             .collect();
         let mut es = g.queues[q.0 as usize].browse_order(ready_only, &prefetched);
         es.truncate(max);
@@ -189,7 +189,7 @@ impl Engine {
     /// run's count is what the purge removes.
     pub(crate) fn purge_filtered(&self, q: QueueId, filter: &PurgeFilter) -> Result<PurgeReport> {
         let through = filter.through.map_or(u64::MAX, |t| t.0);
-        let mut g = self.shared.lock();
+        let g = self.shared.lock();
         g.check()?;
         let picked = g.purge_selection(q.0, through);
         if filter.dry_run {
@@ -200,6 +200,9 @@ impl Engine {
             });
         }
         let picked: std::collections::HashSet<u64> = picked.into_iter().collect();
+        // Messages lent to client processes and not handed out are asked back first.
+        let mut g = self.take_back_lent(g, q.0);
+        g.check()?;
         let now = self.shared.now();
         // Prefetched messages go back to the queue first (uncounted), where they are taken
         // with the rest.
@@ -369,7 +372,7 @@ impl super::State {
             .consumers
             .values()
             .filter(|c| c.qid == qid)
-            .flat_map(|c| c.buffer.iter().map(|p| p.id))
+            .flat_map(|c| c.buffer.iter().map(|p| p.id).chain(c.lent.keys().copied()))
             .collect();
         let mut ids = Vec::new();
         self.queues[qid as usize].for_each(|e, inflight| {

@@ -233,6 +233,8 @@ impl Engine {
         }
         let shared = &self.shared;
         let deadline = timeout.map(|t| Instant::now().checked_add(t));
+        // When this receive first asked client processes to give back lent messages.
+        let mut recalled: Option<Instant> = None;
         let mut g = shared.lock();
         loop {
             g.check()?;
@@ -290,6 +292,33 @@ impl Engine {
             if g.steal(q.0, cid) {
                 continue;
             }
+            // Messages lent to client processes cannot be stolen (only their client knows
+            // whether it handed them out): ask those clients to give back what they did not
+            // (issue 14 #1: no consumer waits while another's buffer holds messages).
+            let recall = g.recall_targets(q.0, cid);
+            if !recall.is_empty() {
+                drop(g);
+                self.recall(q.0, &recall);
+                recalled.get_or_insert_with(Instant::now);
+                g = shared.lock();
+                continue;
+            }
+            if recalled.is_some_and(|t| t.elapsed() < super::prefetch::LENT_RECALL_WAIT)
+                && g.recalled_lent(q.0, cid)
+            {
+                // Recalled messages are on their way back (a client process's round trip):
+                // the queue is not empty, whatever the deadline says (as for a prefetch under
+                // way, below). A client that does not answer in time is not waited for.
+                g.queues[q.0 as usize].receivers_waiting += 1;
+                g = shared
+                    .avail
+                    .wait_timeout(g, Duration::from_millis(50))
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+                let w = &mut g.queues[q.0 as usize].receivers_waiting;
+                *w = w.saturating_sub(1);
+                continue;
+            }
             if g.queues[q.0 as usize].prefetching > 0 {
                 // Another consumer's prefetch is between the queue and its buffer (one read
                 // and one fdatasync): the queue is not empty, whatever the deadline says. Wait
@@ -320,11 +349,15 @@ impl Engine {
             if let Some(due) = g.queues[q.0 as usize].next_due() {
                 wait = wait.min(Duration::from_millis(due.saturating_sub(now).max(1)));
             }
+            // While this receive waits, nothing of the queue is lent to a client process.
+            g.queues[q.0 as usize].receivers_waiting += 1;
             g = shared
                 .avail
                 .wait_timeout(g, wait)
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
+            let w = &mut g.queues[q.0 as usize].receivers_waiting;
+            *w = w.saturating_sub(1);
         }
     }
 

@@ -198,9 +198,16 @@ pub(crate) struct Shared {
     files: Files,
     /// The library threads, joined by [`Engine::finish_close`].
     threads: Mutex<Vec<JoinHandle<()>>>,
+    /// Asks the client processes of the given consumers to give back the messages lent to them
+    /// and not handed out (set by an owner's server; see `prefetch`). Called without the
+    /// state lock held.
+    recall: Mutex<Option<RecallHook>>,
     #[cfg(test)]
     pub(crate) test_hooks: TestHooks,
 }
+
+/// See [`Shared::recall`]: called with the queue id and the consumers to recall.
+pub(crate) type RecallHook = Arc<dyn Fn(u32, &[u64]) + Send + Sync>;
 
 /// A handle to the engine: cheap to clone, usable from any thread.
 #[derive(Clone)]
@@ -264,6 +271,7 @@ impl Engine {
                 opts,
                 files,
                 threads: Mutex::new(Vec::new()),
+                recall: Mutex::new(None),
                 #[cfg(test)]
                 test_hooks: TestHooks::default(),
             }),

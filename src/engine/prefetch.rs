@@ -13,13 +13,26 @@
 //!   consumer closes, when the store closes, and before a browse or purge of the queue
 //!   ([`State::unbuffer`]), so those see every message that is not handed out.
 //!
+//! A client process's consumer prefetches into its own process: the owner *lends* it the
+//! consumer's prefetched messages ([`State::lend`]), which stay `prefetched` here (not handed
+//! out, no ack deadline, their count durable) until the client says it handed them out
+//! ([`State::lent_handed_out`]: their ack deadlines start then) or gives them back uncounted
+//! ([`State::lent_returned`]: at its consumer's close, or when recalled because a competing
+//! consumer waits with nothing ready — [`State::recall_targets`]). Nothing here takes a lent
+//! message back by itself: only the client knows whether it handed it out. A client that dies
+//! with lent messages has them fail with its consumer (one failed delivery each, as a crashed
+//! prefetching consumer's); an owner's clean close hands them over with its other deliveries.
+//!
 //! The plain `receive` of a queue (every face's `queue.receive()`) is served by one consumer per
 //! queue made at its first receive ([`State::consumer_for`]), closed with the store. Requests from
 //! any face (or another process) go through the same buffers: prefetch lives in the engine.
 
 use super::queue::Entry;
-use super::{ConsumerId, DeliveryTag, Received, State};
+use super::{ConsumerId, DeliveryTag, Engine, QueueId, RecallHook, Received, State};
 use crate::message::Message;
+use std::time::{Duration, Instant};
+
+use crate::error::Result;
 use crate::options::{AckMode, StoreOptions};
 
 /// A message taken for a consumer and not yet handed out.
@@ -204,12 +217,277 @@ impl State {
         true
     }
 
-    /// Messages of queue `qid` prefetched and not yet handed out.
+    /// Messages of queue `qid` prefetched and not yet handed out (lent ones included).
     pub fn prefetched(&self, qid: u32) -> u64 {
         self.consumers
             .values()
             .filter(|c| c.qid == qid)
-            .map(|c| c.buffer.len() as u64)
+            .map(|c| (c.buffer.len() + c.lent.len()) as u64)
             .sum()
+    }
+
+    /// Lends up to `n` of consumer `cid`'s buffered messages (queue `qid`) to its client
+    /// process, which hands them out itself: they stay prefetched (no ack deadline) until
+    /// [`lent_handed_out`](State::lent_handed_out) or [`lent_returned`](State::lent_returned).
+    /// Lends nothing while another receive of the queue waits (it would be starved by them),
+    /// nor for a consumer that is not in explicit ack mode, and no more than `max_bytes` of
+    /// bodies. A buffered message that expired meanwhile is moved out as an expired message
+    /// instead, as at a hand-out.
+    pub fn lend(
+        &mut self,
+        qid: u32,
+        cid: u64,
+        n: usize,
+        max_bytes: usize,
+        now: u64,
+        store: &StoreOptions,
+    ) -> crate::error::Result<Vec<Received>> {
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        if self.no_lending || self.queues[qid as usize].receivers_waiting > 0 {
+            return Ok(out);
+        }
+        while out.len() < n {
+            let Some(c) = self.consumers.get_mut(&cid) else {
+                break;
+            };
+            if c.mode != AckMode::Explicit {
+                break;
+            }
+            let Some(p) = c.buffer.pop_front() else { break };
+            let len = p.message.body.len();
+            if bytes.saturating_add(len) > max_bytes {
+                c.buffer.push_front(p);
+                break;
+            }
+            bytes += len;
+            let q = &mut self.queues[qid as usize];
+            let Some(f) = q.inflight.get(&p.id).filter(|f| f.tag == p.tag.0) else {
+                continue;
+            };
+            let e = f.entry;
+            if e.expires_at != 0 && e.expires_at <= now {
+                q.inflight.remove(&p.id);
+                q.hold(e);
+                q.counters.expired += 1;
+                let process = q.opts.process_expired;
+                self.expire(qid, e.id, process, now, store)?;
+                continue;
+            }
+            if let Some(c) = self.consumers.get_mut(&cid) {
+                c.lent.insert(p.id, (p.tag, p.count));
+                c.recalled = false;
+            }
+            out.push(Received {
+                message: p.message,
+                tag: p.tag,
+                count: p.count,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The client of consumer `cid` (queue `qid`) handed out lent messages `items` (id, tag):
+    /// they are in flight now (their ack deadlines start). Unknown ones are skipped (settled
+    /// already, or not lent). Returns how many were lent.
+    pub fn lent_handed_out(&mut self, qid: u32, cid: u64, items: &[(u64, u64)], now: u64) -> usize {
+        let mut n = 0;
+        for &(id, tag) in items {
+            let Some(c) = self.consumers.get_mut(&cid) else {
+                break;
+            };
+            if c.lent.get(&id).is_none_or(|l| l.0 .0 != tag) {
+                continue;
+            }
+            c.lent.remove(&id);
+            n += 1;
+            let Some(e) = self.queues[qid as usize]
+                .inflight
+                .get(&id)
+                .filter(|f| f.tag == tag)
+                .map(|f| f.entry)
+            else {
+                continue;
+            };
+            self.hand_out(qid, cid, &e, DeliveryTag(tag), now);
+        }
+        n
+    }
+
+    /// The client of consumer `cid` (queue `qid`) gives back lent messages `items` (id, tag)
+    /// it did not hand out: back to the queue uncounted, as an unbuffered message. Returns how
+    /// many were lent.
+    pub fn lent_returned(&mut self, qid: u32, cid: u64, items: &[(u64, u64)], now: u64) -> usize {
+        let mut n = 0;
+        for &(id, tag) in items {
+            let Some(c) = self.consumers.get_mut(&cid) else {
+                break;
+            };
+            let Some((t, count)) = c.lent.get(&id).copied().filter(|l| l.0 .0 == tag) else {
+                continue;
+            };
+            c.lent.remove(&id);
+            n += 1;
+            if self.release(qid, id, Some(t), now).is_ok() && count > 1 {
+                // Counted as a redelivery when taken, but never handed out.
+                let c = &mut self.queues[qid as usize].counters;
+                c.redelivered = c.redelivered.saturating_sub(1);
+            }
+        }
+        n
+    }
+
+    /// Whether another consumer of queue `qid` than `cid` holds lent messages it was asked to
+    /// give back.
+    pub fn recalled_lent(&self, qid: u32, cid: u64) -> bool {
+        self.consumers
+            .iter()
+            .any(|(&id, c)| id != cid && c.qid == qid && c.recalled && !c.lent.is_empty())
+    }
+
+    /// Consumer `cid` found queue `qid` empty: the other consumers of the queue holding lent
+    /// messages that were not recalled since they were lent. Marks them recalled (the caller
+    /// asks their clients to give back what they did not hand out).
+    pub fn recall_targets(&mut self, qid: u32, cid: u64) -> Vec<u64> {
+        let mut out = Vec::new();
+        for (&id, c) in self.consumers.iter_mut() {
+            if id != cid && c.qid == qid && !c.lent.is_empty() && !c.recalled {
+                c.recalled = true;
+                out.push(id);
+            }
+        }
+        out
+    }
+}
+
+/// How long a purge, or a receive that finds its queue empty, waits for client processes to give back what was lent to them.
+pub(super) const LENT_RECALL_WAIT: Duration = Duration::from_secs(1);
+
+impl Engine {
+    /// Sets what asks client processes to give back lent messages (an owner's server).
+    pub(crate) fn set_recall_hook(&self, hook: Option<RecallHook>) {
+        *self.shared.recall.lock().unwrap_or_else(|e| e.into_inner()) = hook;
+    }
+
+    /// Asks the clients of `consumers` (of queue `q`) to give back what was lent to them.
+    pub(super) fn recall(&self, q: u32, consumers: &[u64]) {
+        let hook = self
+            .shared
+            .recall
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if let Some(h) = hook {
+            h(q, consumers);
+        }
+    }
+
+    /// Lends up to `n` of `consumer`'s prefetched messages of queue `q` to its client process
+    /// (see [`State::lend`]). `consumer` [`ConsumerId::NONE`] is refused: a client's plain
+    /// receives have a consumer of their own in the owner.
+    pub(crate) fn lend(
+        &self,
+        q: QueueId,
+        consumer: ConsumerId,
+        n: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<Received>> {
+        if consumer == ConsumerId::NONE || n == 0 {
+            return Ok(Vec::new());
+        }
+        let shared = &self.shared;
+        let mut g = shared.lock();
+        g.check()?;
+        let now = shared.now();
+        let out = g.lend(q.0, consumer.0, n, max_bytes, now, &shared.opts)?;
+        if !g.moves.is_empty() {
+            g = self.finish_moves(g)?;
+        }
+        self.kick_unless_lazy(&g);
+        Ok(out)
+    }
+
+    /// Asks every client holding lent messages of queue `qid` to give back what it did not
+    /// hand out, and waits (at most [`LENT_RECALL_WAIT`]) until those messages are back or
+    /// handed out (a purge takes what is not handed out). A client that does not answer in
+    /// time keeps them: they are then as handed out.
+    pub(super) fn take_back_lent<'a>(&'a self, g: super::Guard<'a>, qid: u32) -> super::Guard<'a> {
+        self.take_back_lent_of(g, Some(qid))
+    }
+
+    /// An owner's clean close: takes back what was lent to client processes and not handed
+    /// out (as [`take_back_lent`](Engine::take_back_lent), for every queue), before it stops
+    /// reading their requests, so that those messages go back uncounted (as a closing owner's
+    /// own prefetch buffers do) rather than be handed over as deliveries the clients hold.
+    pub(crate) fn take_back_all_lent(&self) {
+        let mut g = self.shared.lock();
+        g.no_lending = true;
+        drop(self.take_back_lent_of(g, None));
+    }
+
+    fn take_back_lent_of<'a>(&'a self, g: super::Guard<'a>, qid: Option<u32>) -> super::Guard<'a> {
+        let of = |c: &super::state::ConsumerState| qid.is_none_or(|q| c.qid == q);
+        let lent: std::collections::HashSet<(u32, u64)> = g
+            .consumers
+            .values()
+            .filter(|c| of(c))
+            .flat_map(|c| c.lent.keys().map(|&id| (c.qid, id)))
+            .collect();
+        if lent.is_empty() {
+            return g;
+        }
+        let mut targets: std::collections::BTreeMap<u32, Vec<u64>> = Default::default();
+        for (&id, c) in g
+            .consumers
+            .iter()
+            .filter(|(_, c)| of(c) && !c.lent.is_empty())
+        {
+            targets.entry(c.qid).or_default().push(id);
+        }
+        drop(g);
+        for (q, consumers) in &targets {
+            self.recall(*q, consumers);
+        }
+        let end = crate::clock::deadline_after(LENT_RECALL_WAIT);
+        let mut g = self.shared.lock();
+        loop {
+            let held = g
+                .consumers
+                .values()
+                .filter(|c| of(c))
+                .any(|c| c.lent.keys().any(|&id| lent.contains(&(c.qid, id))));
+            let left = end.map_or(Duration::ZERO, |e| {
+                e.saturating_duration_since(Instant::now())
+            });
+            if !held || left.is_zero() || g.check().is_err() {
+                return g;
+            }
+            g = self
+                .shared
+                .avail
+                .wait_timeout(g, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    /// The client of `consumer` handed out lent messages `items` (id, tag) of queue `q`.
+    pub(crate) fn lent_handed_out(&self, q: QueueId, consumer: ConsumerId, items: &[(u64, u64)]) {
+        let shared = &self.shared;
+        let mut g = shared.lock();
+        let now = shared.now();
+        g.lent_handed_out(q.0, consumer.0, items, now);
+    }
+
+    /// The client of `consumer` gives back lent messages `items` (id, tag) of queue `q`, not
+    /// handed out: back to the queue uncounted, and a waiting receive is woken.
+    pub(crate) fn lent_returned(&self, q: QueueId, consumer: ConsumerId, items: &[(u64, u64)]) {
+        let shared = &self.shared;
+        let mut g = shared.lock();
+        let now = shared.now();
+        if g.lent_returned(q.0, consumer.0, items, now) > 0 {
+            self.kick(&g);
+            shared.avail.notify_all();
+        }
     }
 }

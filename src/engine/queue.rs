@@ -174,6 +174,9 @@ pub(crate) struct QueueState {
     /// are neither ready nor in a buffer yet, so a competing receive that finds the queue empty
     /// waits for them rather than report an empty queue (see `Engine::receive`).
     pub prefetching: u32,
+    /// Receives of this queue waiting for a message (in `Engine::receive`): while one waits, no
+    /// consumer's prefetch is lent to a client process (see `prefetch::lend`).
+    pub receivers_waiting: u32,
     pub counters: Counters,
     /// Messages that arrived in a parked group (sent after it was parked), by (id, priority):
     /// the next tick of the queue dead-letters them (`group_parked`), as parking did the
@@ -215,6 +218,7 @@ impl QueueState {
             pending_count: 0,
             pending_bytes: 0,
             prefetching: 0,
+            receivers_waiting: 0,
             counters: Counters::default(),
             parked_arrivals: Vec::new(),
             crashed: Vec::new(),

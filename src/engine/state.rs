@@ -80,6 +80,12 @@ pub(crate) struct ConsumerState {
     pub prefetch: usize,
     /// Prefetched messages not yet handed out, in delivery order (their counts are durable).
     pub buffer: VecDeque<super::prefetch::Prefetched>,
+    /// Prefetched messages lent to a client process's own buffer (see `prefetch::lend`), by
+    /// message id: their tag and delivery count. Still `prefetched` (not handed out, no ack
+    /// deadline) until the client says it handed them out or gives them back.
+    pub lent: std::collections::HashMap<u64, (DeliveryTag, u32)>,
+    /// A recall of the lent messages was asked and none was lent since (one recall per wait).
+    pub recalled: bool,
 }
 
 /// A message held by the engine until its record is read (outside the lock) and its DEAD
@@ -117,6 +123,9 @@ pub(crate) struct State {
     /// Set once: the failure that poisoned the store.
     pub error: Option<Error>,
     pub closing: bool,
+    /// An owner's clean close is taking back what it lent to client processes: nothing more
+    /// is lent (see `prefetch`).
+    pub no_lending: bool,
     pub closed: bool,
     /// Async sends (count, body bytes) not yet completed: the producer window.
     pub async_msgs: usize,
@@ -197,6 +206,7 @@ impl State {
             moves_reading: 0,
             error: None,
             closing: false,
+            no_lending: false,
             closed: false,
             async_msgs: 0,
             async_bytes: 0,
@@ -469,6 +479,8 @@ impl State {
                 received: VecDeque::new(),
                 prefetch: prefetch.max(1),
                 buffer: VecDeque::new(),
+                lent: Default::default(),
+                recalled: false,
             },
         );
         ConsumerId(id)

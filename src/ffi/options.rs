@@ -624,7 +624,11 @@ pub extern "C" fn mqlite_queue_options_set_retention(
 /// `MQLITE_DEFAULT_PREFETCH`, 1 = none; at most `MQLITE_MAX_PREFETCH`), and when an ack is
 /// durable (`MQLITE_ACK_DURABILITY_*`). Prefetched messages not yet handed out go back
 /// uncounted when their consumer is freed or the store closes; after a crash each counts one
-/// failed delivery.
+/// failed delivery. In a client process (the store owned by another process) a consumer
+/// prefetches into its own process: the owner lends it the prefetched messages, handed out
+/// there without a round trip, given back uncounted when it is freed, when the store closes
+/// and when a competing consumer waits with nothing ready; a client killed holding them has
+/// each count one failed delivery (SPEC §4, §10; the Rust `QueueOptions::prefetch`).
 #[no_mangle]
 pub extern "C" fn mqlite_queue_options_set_consuming(
     options: *mut mqlite_queue_options,

@@ -275,6 +275,18 @@ pub struct QueueOptions {
     /// yet handed out go back uncounted when their consumer closes, and a consumer that finds
     /// the queue empty takes them from another consumer's buffer. After a crash each prefetched
     /// message counts one failed delivery. Auto-ack consumers never prefetch.
+    ///
+    /// In a client process (SPEC §10: the store is owned by another process) a consumer in
+    /// explicit ack mode, and the plain `receive` of one message, prefetch into their own
+    /// process: the owner lends them the prefetched messages with the reply to one receive,
+    /// and the next receives are served in the client without a round trip (protocol 8,
+    /// issue 10, BENCHMARKS.md W10). The owner's stats count those `prefetched` until the
+    /// client hands them out (then `in_flight`, with their ack timeout starting). They go back
+    /// uncounted at the consumer's or the store's close, before a `release` or a batch or
+    /// selective receive of that consumer, when the owner's clean close takes them back, and
+    /// when a competing consumer of the queue waits with nothing ready (the owner recalls
+    /// them; a purge does too). A client process killed holding them has each count one
+    /// failed delivery, as a crashed prefetching consumer's.
     pub prefetch: Option<u32>,
     /// When `ack()` is durable. Default [`AckDurability::Lazy`].
     pub ack_durability: Option<AckDurability>,

@@ -390,6 +390,12 @@ impl Owner {
         // The lock is released last, after the handover list is written and the socket
         // removed: both are this owner's only while it holds the lock.
         let keep = self.lock.keep_until_release();
+        if self.server.is_some() {
+            // While the clients' requests are still read: what was lent to them and not
+            // handed out comes back uncounted (their returns are read), and what they handed
+            // out is known (their notices come first) and handed over below.
+            self.engine.take_back_all_lent();
+        }
         self.stop_reading_requests();
         // Not closing (an error: called from a callback): `keep` undoes itself, and the commit
         // thread releases as before.

@@ -52,8 +52,14 @@ pub use crate::journal::format::VERSION as FORMAT_VERSION;
 /// known; review r5 #9); one-way lazy acks (issue 10, W10): `Declare` is answered `Declared`
 /// (the queue's ack durability and prefetch, so that a client knows when an ack may go without
 /// a round trip); `Settles` carries a batch of lazy acks, handled in read order and answered
-/// `Settled` with the ones that failed; a `Receive` may carry them too.
-pub const PROTOCOL_VERSION: u32 = 7;
+/// `Settled` with the ones that failed; a `Receive` may carry them too. 8: a client consumer
+/// prefetches into its own process (issue 10, W10 W3s): a `Receive` may ask the owner to lend
+/// it up to `lend` of the consumer's prefetched messages (answered `Lent`); `LentNotice` says
+/// which it handed out or gives back; the owner pushes `Recall` (request id [`RECALL_ID`]) when
+/// a competing consumer waits with nothing ready.
+pub const PROTOCOL_VERSION: u32 = 8;
+/// The request id of an owner's [`Response::Recall`], a frame no request asked for.
+pub const RECALL_ID: u64 = u64::MAX;
 /// The request id of the owner's goodbye: its last frame on a connection when it closes
 /// cleanly, after every answer it will give. What it did not answer had no effect (it was not
 /// read, or failed as the engine closed), so the client may send it again to the next owner
@@ -280,6 +286,25 @@ pub enum Request {
         /// would be, before the owner reads the next request.
         acks: Vec<LazyAck>,
         acks_id: u64,
+        /// Besides the one message handed out (`max` must be 1, no selector), lend the
+        /// client up to this many of the consumer's prefetched messages, which it hands out
+        /// itself (answered [`Response::Lent`]; 0: none, answered `Received`).
+        lend: u32,
+    },
+    /// What a client did with messages lent to its consumer (the owner's consumer id, 0: the
+    /// connection's plain receives of `queue`), by (message id, tag): `handed` it handed out
+    /// (in flight from now on: their ack deadlines start), `returned` it gives back uncounted.
+    /// One-way (request id 0), handled in read order before the next request is read, so that
+    /// a settle of a handed-out message written after it finds it in flight.
+    /// `handed_over`: the items of `returned` are (message id, delivery count) of messages an
+    /// earlier owner lent this client and handed over at its clean close (their tags were that
+    /// owner's): released uncounted; one not held for this client is skipped.
+    LentNotice {
+        queue: u32,
+        consumer: u64,
+        handed: Vec<(u64, u64)>,
+        returned: Vec<(u64, u64)>,
+        handed_over: bool,
     },
     OpenConsumer {
         queue: u32,
@@ -440,6 +465,19 @@ pub enum Response {
     Consumer(u64),
     Names(Vec<String>),
     Received(Vec<WireReceived>),
+    /// A `Receive` with `lend`: what it handed out and what it lends the client (prefetched
+    /// messages the client hands out itself, telling the owner with a `LentNotice`).
+    Lent {
+        handed: Vec<WireReceived>,
+        lent: Vec<WireReceived>,
+    },
+    /// Pushed by the owner (request id [`RECALL_ID`]): a competing consumer of `queue` waits
+    /// with nothing ready; the client gives back (`LentNotice::returned`) what was lent to its
+    /// consumer `consumer` (the owner's id; 0: its plain receives) and not handed out.
+    Recall {
+        queue: u32,
+        consumer: u64,
+    },
     Messages(Vec<Message>),
     Count(u64),
     Flag(bool),
@@ -765,6 +803,24 @@ pub fn fuzz_seeds() -> Vec<Vec<u8>> {
                 count: 1,
             }],
             acks_id: 9,
+            lend: 0,
+        },
+        Request::Receive {
+            queue: 0,
+            consumer: 0,
+            max: 1,
+            timeout_ms: Some(5),
+            selector: None,
+            acks: Vec::new(),
+            acks_id: 0,
+            lend: 99,
+        },
+        Request::LentNotice {
+            queue: 0,
+            consumer: 0,
+            handed: vec![(1, 2), (3, 4)],
+            returned: vec![(5, 6)],
+            handed_over: false,
         },
         Request::OpenConsumer {
             queue: 0,
@@ -862,6 +918,22 @@ pub fn fuzz_seeds() -> Vec<Vec<u8>> {
             tag: 1,
             count: 2,
         }]),
+        Response::Lent {
+            handed: vec![WireReceived {
+                message: msg(),
+                tag: 1,
+                count: 2,
+            }],
+            lent: vec![WireReceived {
+                message: msg(),
+                tag: 3,
+                count: 1,
+            }],
+        },
+        Response::Recall {
+            queue: 1,
+            consumer: 0,
+        },
         Response::Stats(QueueStats {
             depth: 1,
             in_flight: 2,

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use super::protocol::{
     decode, put_frame, read_frame, split, Hello, LazyAck, LazyFailure, Request, RequestFrame,
     Response, Welcome, WireDest, WireReceived, WireRef, WireSettle, GOODBYE_ID, HELLO_LEN,
-    MAX_FRAME, MAX_LAZY_ACKS, PROTOCOL_VERSION,
+    MAX_FRAME, MAX_LAZY_ACKS, PART_BYTES, PROTOCOL_VERSION, RECALL_ID,
 };
 use super::{peer_uid, AUTO_KEY_PREFIX};
 use crate::engine::{mark_library_thread, ConsumerId, DeliveryRef, DeliveryTag, Engine, QueueId};
@@ -88,7 +88,9 @@ struct Conn {
     dead: AtomicBool,
     /// Replies completed by the engine's callback thread, written by the connection's writer
     /// thread (the callback thread must never block on a client's socket).
-    out: Mutex<VecDeque<Vec<u8>>>,
+    /// Each with whether it answers a request (else it is a push, such as a recall, which
+    /// counts as no outstanding request).
+    out: Mutex<VecDeque<(Vec<u8>, bool)>>,
     out_cv: Condvar,
 }
 
@@ -134,6 +136,16 @@ impl Server {
             threads: Mutex::new(Vec::new()),
             handed: Mutex::new(HashSet::new()),
         });
+        // A receive of the engine that waits with nothing ready asks the clients holding lent
+        // messages of its queue to give back what they did not hand out.
+        let weak = Arc::downgrade(&shared);
+        shared
+            .engine
+            .set_recall_hook(Some(Arc::new(move |queue: u32, consumers: &[u64]| {
+                if let Some(s) = weak.upgrade() {
+                    s.recall(queue, consumers);
+                }
+            })));
         let s2 = shared.clone();
         let accept = std::thread::Builder::new()
             .name("mqlite-owner".into())
@@ -213,6 +225,73 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl ServerShared {
+    /// Pushes a recall to the connections holding `consumers` (owner ids) of queue `queue`.
+    fn recall(&self, queue: u32, consumers: &[u64]) {
+        let conns: Vec<Arc<Conn>> = lock(&self.conns).clone();
+        for c in conns {
+            let wire: Vec<u64> = {
+                let st = lock(&c.st);
+                consumers
+                    .iter()
+                    .filter_map(|&id| {
+                        if st.consumers.contains(&id) {
+                            Some(id)
+                        } else if st.plain.get(&queue).is_some_and(|p| p.0 == id) {
+                            Some(0)
+                        } else {
+                            None
+                        }
+                    })
+                    .collect()
+            };
+            for w in wire {
+                c.push_recall(queue, w);
+            }
+        }
+    }
+
+    /// The engine's consumer behind the connection's consumer `consumer` of queue `q` (0:
+    /// its plain receives, opened at the first).
+    fn served_consumer(&self, c: &Conn, q: QueueId, consumer: u64) -> Result<ConsumerId> {
+        if consumer != 0 {
+            return self.consumer(c, consumer);
+        }
+        if let Some(&id) = lock(&c.st).plain.get(&q.0) {
+            return Ok(id);
+        }
+        let id = self
+            .engine
+            .open_consumer(q, crate::options::AckMode::Explicit, None)?;
+        lock(&c.st).plain.insert(q.0, id);
+        Ok(id)
+    }
+
+    /// A client's `LentNotice`: what it handed out of the messages lent to it, and what it
+    /// gives back.
+    fn lent_notice(
+        &self,
+        c: &Conn,
+        queue: u32,
+        consumer: u64,
+        handed: &[(u64, u64)],
+        returned: &[(u64, u64)],
+    ) -> Result<()> {
+        let q = self.queue(c, queue)?;
+        let cid = match consumer {
+            0 => match lock(&c.st).plain.get(&queue) {
+                Some(&id) => id,
+                None => return Ok(()), // nothing was lent to it
+            },
+            id => self.consumer(c, id)?,
+        };
+        if !handed.is_empty() {
+            self.engine.lent_handed_out(q, cid, handed);
+        }
+        if !returned.is_empty() {
+            self.engine.lent_returned(q, cid, returned);
+        }
+        Ok(())
+    }
     fn accept_loop(self: &Arc<Self>) {
         for stream in self.listener.incoming() {
             if self.stopping.load(Ordering::SeqCst) {
@@ -472,7 +551,7 @@ impl ServerShared {
                 // Lazy acks are answered before the next request is read: their failures then
                 // reach the client before the answer of any later request (the next `ack_sync`,
                 // `flush` or commit reports them).
-                let ordered = matches!(req, Request::Settles { .. });
+                let ordered = matches!(req, Request::Settles { .. } | Request::LentNotice { .. });
                 let out = self.handle(c, id, req);
                 if ordered {
                     c.answer(id, out);
@@ -636,12 +715,47 @@ impl ServerShared {
                 max,
                 timeout_ms,
                 selector,
+                lend,
                 ..
             } => {
                 let selector = selector
                     .map(|s| crate::selector::Selector::parse(&s))
                     .transpose()?;
-                self.receive(c, queue, consumer, max, timeout_ms, selector.as_ref())?
+                self.receive(
+                    c,
+                    queue,
+                    consumer,
+                    (max, lend),
+                    timeout_ms,
+                    selector.as_ref(),
+                )?
+            }
+            Request::LentNotice {
+                queue,
+                consumer,
+                handed,
+                returned,
+                handed_over,
+            } => {
+                if handed_over {
+                    let q = self.queue(c, queue)?;
+                    for (id, count) in returned {
+                        // Not held for this client (its earlier owner died): it comes back
+                        // through recovery, counted, as a crashed prefetching consumer's.
+                        match e.settle_handed_over(
+                            q,
+                            MessageId(id),
+                            u32::try_from(count).unwrap_or(u32::MAX),
+                            Settle::Release,
+                        ) {
+                            Err(err) if err.kind() == ErrorKind::Closed => return Err(err),
+                            _ => {}
+                        }
+                    }
+                } else {
+                    self.lent_notice(c, queue, consumer, &handed, &returned)?;
+                }
+                Response::Done
             }
             Request::OpenConsumer {
                 queue,
@@ -836,27 +950,12 @@ impl ServerShared {
         c: &Conn,
         queue: u32,
         consumer: u64,
-        max: u32,
+        (max, lend): (u32, u32),
         timeout_ms: Option<u64>,
         selector: Option<&crate::selector::Selector>,
     ) -> Result<Response> {
         let q = self.queue(c, queue)?;
-        let consumer = if consumer == 0 {
-            let st = lock(&c.st);
-            match st.plain.get(&queue) {
-                Some(&id) => id,
-                None => {
-                    drop(st);
-                    let id =
-                        self.engine
-                            .open_consumer(q, crate::options::AckMode::Explicit, None)?;
-                    lock(&c.st).plain.insert(queue, id);
-                    id
-                }
-            }
-        } else {
-            self.consumer(c, consumer)?
-        };
+        let consumer = self.served_consumer(c, q, consumer)?;
         let max = max.clamp(1, MAX_RECEIVE) as usize;
         // `None`: no timeout, or one past what an Instant holds: both wait for good.
         let deadline =
@@ -875,15 +974,30 @@ impl ServerShared {
                 if got.is_empty() && !over && self.stopping.load(Ordering::SeqCst) {
                     return Err(Error::closed());
                 }
-                return Ok(Response::Received(
-                    got.into_iter()
+                let wire = |v: Vec<crate::engine::Received>| -> Vec<WireReceived> {
+                    v.into_iter()
                         .map(|r| WireReceived {
                             message: r.message,
                             tag: r.tag.0,
                             count: r.count,
                         })
-                        .collect(),
-                ));
+                        .collect()
+                };
+                if lend == 0 || max != 1 || selector.is_some() {
+                    return Ok(Response::Received(wire(got)));
+                }
+                let lent = if got.is_empty() {
+                    Vec::new()
+                } else {
+                    // A failure to lend loses nothing: what was not lent stays buffered here.
+                    self.engine
+                        .lend(q, consumer, lend.min(MAX_RECEIVE) as usize, PART_BYTES)
+                        .unwrap_or_default()
+                };
+                return Ok(Response::Lent {
+                    handed: wire(got),
+                    lent: wire(lent),
+                });
             }
         }
     }
@@ -976,6 +1090,7 @@ fn is_quick(req: &Request) -> bool {
             | Request::CloseConsumer { .. }
             | Request::SettleOnDrop { .. }
             | Request::Settles { .. }
+            | Request::LentNotice { .. }
             | Request::IsSettled { .. }
             | Request::IsMemory { .. }
             | Request::DiskBytes
@@ -1027,6 +1142,25 @@ impl Conn {
         self.out_cv.notify_all();
     }
 
+    /// Queues a recall of what was lent to the connection's consumer `consumer` (the wire's
+    /// id: 0 for its plain receives of `queue`) for the writer thread: the engine's receive
+    /// that asks for it must not block on this client's socket.
+    fn push_recall(&self, queue: u32, consumer: u64) {
+        if self.is_dead() {
+            return;
+        }
+        let mut buf = Vec::new();
+        if put_frame(
+            &mut buf,
+            &(RECALL_ID, false, Response::Recall { queue, consumer }),
+        )
+        .is_ok()
+        {
+            lock(&self.out).push_back((buf, false));
+            self.out_cv.notify_one();
+        }
+    }
+
     /// Writes the answer of request `id` (id 0 wants none).
     fn answer(&self, id: u64, out: Outcome) {
         match out {
@@ -1050,7 +1184,7 @@ impl Conn {
     fn queue_answer(&self, id: u64, resp: Option<Response>) {
         match resp {
             Some(resp) if id != 0 => {
-                lock(&self.out).push_back(frames(id, resp));
+                lock(&self.out).push_back((frames(id, resp), true));
                 self.out_cv.notify_one();
             }
             _ => self.count_out(),
@@ -1062,13 +1196,15 @@ impl Conn {
     fn write_loop(&self) {
         let mut q = lock(&self.out);
         loop {
-            if let Some(bytes) = q.pop_front() {
+            if let Some((bytes, answers)) = q.pop_front() {
                 drop(q);
                 let failed = super::send_all(&lock(&self.writer), &bytes).is_err();
                 if failed {
                     self.die();
                 }
-                self.count_out();
+                if answers {
+                    self.count_out();
+                }
                 q = lock(&self.out);
                 continue;
             }

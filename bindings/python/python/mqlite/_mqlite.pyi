@@ -483,7 +483,13 @@ class Store:
         ``max_bytes`` (bytes) counts the larger of the held messages' bodies plus the headers
         their senders set (as stored: each header's bytes plus a few bytes of length and type)
         and ``MIN_COUNTED_BYTES`` (1 byte) per message, so empty messages are bounded too
-        (``max_bytes=1000`` holds at most 1000 messages).
+        (``max_bytes=1000`` holds at most 1000 messages). ``prefetch`` (messages, default
+        1000; 0 and 1: none): how many a consumer takes at once with one durable
+        delivery-count record. In a client process (the store owned by another process) a
+        consumer prefetches into its own process: the owner lends it the messages, handed out
+        there without a round trip, given back uncounted at its close and when a competing
+        consumer waits with nothing ready; a client killed holding them has each count one
+        failed delivery.
         """
     def topic(self, name: str) -> Topic: ...
     def subscribe(
