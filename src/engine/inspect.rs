@@ -285,7 +285,9 @@ impl Engine {
         let snap = g.snapshot(&shared.files, es.iter().map(|&e| (q.0, e)))?;
         drop(g);
         let recs = snap.read()?;
-        let mut g = shared.lock();
+        // Messages lent to client processes and not handed out are asked back first, as a
+        // purge does: then they are moved with the rest (one handed out meanwhile is not).
+        let mut g = self.take_back_lent(shared.lock(), q.0);
         g.check()?;
         let to = g.declare(&filter.to, None, &shared.opts)?;
         let bytes = es.iter().map(|e| e.payload()).sum::<u64>();
