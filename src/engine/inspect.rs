@@ -244,9 +244,14 @@ impl Engine {
                 filter.to
             )));
         }
-        if g.is_dead_letter_queue(q.0, &shared.opts)
-            && !g.names_dead_letter_queue(&filter.to, &shared.opts)
-        {
+        // A dead-letter queue by the store's strategies, or by the names of the default ones
+        // (`DLQ`, `DLQ.<queue>`), as the `dlq` commands list them.
+        let dlq_named = |name: &str| {
+            g.names_dead_letter_queue(name, &shared.opts)
+                || name == crate::DEFAULT_DEAD_LETTER_QUEUE
+                || name.starts_with(crate::DEFAULT_DEAD_LETTER_PREFIX)
+        };
+        if g.is_dead_letter_queue(q.0, &shared.opts) && !dlq_named(&filter.to) {
             // Review r12 #5: a move out of a dead-letter queue into an ordinary one was a
             // replay that gave each message a new id and left its dead-letter headers on a live
             // message, counted as no replay. Replay is the way out: it keeps the id and clears
