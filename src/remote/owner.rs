@@ -68,10 +68,16 @@ fn recover(dir: &Path, options: &StoreOptions) -> Result<(Io, State, RecoveryRep
                 // No thread to be had: the check runs here.
                 Err(_) => Journal::open_at(vfs.clone(), dir, options.segment_bytes, now_ms(), &pos),
             };
-            // A state that was built passed the checkpoint's own CRC32C: it is whole.
-            if state.is_ok() {
-                durable = Some(pos);
-            }
+            // A state that was built passed the checkpoint's own CRC32C: it is whole. One
+            // that failed to build may be whole all the same (the CRC32C is checked last):
+            // read again, only its CRC32C is checked.
+            durable = match &state {
+                Ok(_) => Some(pos),
+                Err(_) => checkpoint::read(vfs, dir)
+                    .ok()
+                    .flatten()
+                    .and_then(|c| c.into_position().ok()),
+            };
             match at {
                 Err(e) => Err(format!("checking the journal against it: {e}")),
                 Ok(Err(why)) => Err(why),
