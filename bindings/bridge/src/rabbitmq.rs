@@ -491,8 +491,11 @@ impl Sink for RabbitSink {
                     )))
                 }
                 Ok(Confirmation::Ack(Some(r))) | Ok(Confirmation::Nack(Some(r))) => {
+                    // Named with where it was sent, so that a dead letter's text says which
+                    // binding is missing (review r11 #9).
                     Err(Failure::Refused(format!(
-                        "rabbitmq: returned as unroutable: {} {}",
+                        "rabbitmq: returned as unroutable by exchange {exchange:?} with routing \
+                         key {routing_key:?}: {} {}",
                         r.reply_code, r.reply_text
                     )))
                 }

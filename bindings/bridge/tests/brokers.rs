@@ -371,6 +371,11 @@ async fn rabbitmq_unroutable_is_dead_lettered_with_the_broker_error() {
     let d = dlq.receive(Some(Duration::ZERO)).unwrap().unwrap();
     let text = &d.dead_letter_info().unwrap().last_failure;
     assert!(text.contains("312") && text.contains("NO_ROUTE"), "{text}");
+    // Review r11 #9: the text names where it was sent, so an operator finds the missing binding.
+    assert!(
+        text.contains(&exchange) && text.contains("no-such-key"),
+        "{text}"
+    );
     d.ack().unwrap();
 }
 
