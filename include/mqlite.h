@@ -1423,8 +1423,9 @@ mqlite_status mqlite_message_set_correlation_id(mqlite_message *message,
  * delivery time the message is delivered `repeats` more times, `period_ms` apart (0 counts as
  * 1 ms), each occurrence a new message with its own id. `repeats` 0 clears it. The store's
  * timer makes each occurrence when the previous one is due, whether or not anyone receives;
- * slots missed while the store was closed are skipped (one late occurrence, then the first
- * slot after now: Quartz's "fire once now"). See the Rust `Message::repeat` for the rule.
+ * an occurrence more than 1 s late (the store was closed) skips the missed slots (one late
+ * occurrence, then the first slot after now: Quartz's "fire once now"). See the Rust
+ * `Message::repeat` for the rule.
  */
 mqlite_status mqlite_message_set_repeat(mqlite_message *message,
                                         uint64_t period_ms,

@@ -333,10 +333,10 @@ impl Message {
     /// to whole ms, at least 1 ms), each occurrence a new message with its own id. The store's
     /// timer makes each occurrence when the previous one becomes due, whether or not anyone
     /// receives: occurrences nobody consumes wait in the queue like any message (a TTL counts
-    /// from each occurrence's own slot). Slots missed while the store was closed (or the clock
-    /// jumped) are skipped, as Quartz's misfire "fire once now": the late occurrence is
-    /// delivered once and the next is due on the first slot after now; the skipped slots use up
-    /// their repeats. A received occurrence whose next one was made reports no repeats
+    /// from each occurrence's own slot). An occurrence made more than 1 s late (the store was
+    /// closed, or the clock jumped) is a misfire, as Quartz's "fire once now": it is delivered
+    /// once and the next is due on the first slot after now, the skipped slots using up their
+    /// repeats; less late, the schedule catches up slot by slot. A received occurrence whose next one was made reports no repeats
     /// ([`Message::get_repeat`]): the rest of the schedule is the next occurrence's.
     /// Rule: `mqlite::docs::semantics` ("Time"), engine `timers` module.
     pub fn repeat(mut self, period: Duration, repeats: u32) -> Self {

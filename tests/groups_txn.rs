@@ -363,6 +363,27 @@ fn repeats_are_made_on_time_without_a_consumer() {
     }
 }
 
+/// A timer less than the misfire threshold (1 s) late catches the schedule up slot by slot: a
+/// 1 ms period used to make one copy where three were due (the C test's case), and a 100 ms
+/// period jumped over by 500 ms gets each of its five slots, with the next one pending.
+#[test]
+fn a_slightly_late_timer_catches_repeats_up() {
+    let env = Env::new();
+    let s = env.open();
+    let q = s.queue("tick").unwrap();
+    q.send(Message::new("tick").repeat(Duration::from_millis(100), 10))
+        .unwrap();
+    env.clock.advance_ms(500);
+    let st = q.stats().unwrap();
+    assert_eq!(
+        (st.depth, st.delayed),
+        (6, 1),
+        "the first and slots 100..500 ms"
+    );
+    env.clock.advance_ms(100);
+    assert_eq!(q.stats().unwrap().depth, 7);
+}
+
 /// Slots missed while nothing could make them (here the clock jumps; the same holds for a
 /// closed store) are skipped, Quartz's "fire once now": one late copy, then the next slot after
 /// now, the skipped slots using up their repeats. A late consumer gets no burst.

@@ -290,15 +290,35 @@ impl Engine {
         Arc::new(move || {
             if let Some(shared) = weak.upgrade() {
                 let engine = Engine { shared };
-                let g = engine.shared.lock();
-                if g.check().is_ok() {
-                    // Wait for the timers' records (expiry moves): when the clock's `advance`
-                    // returns, what it made happen is visible everywhere.
-                    let g = engine.housekeeping(g);
-                    if !g.pending.is_empty() {
-                        drop(engine.commit(g));
+                let mut g = engine.shared.lock();
+                // Wait for the timers' records (expiry moves, repeats): when the clock's
+                // `advance` returns, what it made happen is visible everywhere. A repeat's next
+                // occurrence may be due at once (a schedule catching up): it is in the queue only
+                // once its record is written, and makes its own next one at the next pass, so
+                // passes go on while one comes due (bounded: a 1 ms period caught up for 1 s).
+                for _ in 0..10_000 {
+                    if g.check().is_err() {
+                        break;
+                    }
+                    g = engine.housekeeping(g);
+                    if g.pending.is_empty() {
+                        break;
+                    }
+                    let Ok(g2) = engine.commit(g) else {
+                        engine.shared.wake_all();
+                        return;
+                    };
+                    g = g2;
+                    let now = engine.shared.now();
+                    if !g
+                        .queues
+                        .iter()
+                        .any(|q| q.repeat_due.first().is_some_and(|&(due, _, _)| due <= now))
+                    {
+                        break;
                     }
                 }
+                drop(g);
                 engine.shared.wake_all();
             }
         })

@@ -14,11 +14,12 @@
 //! consuming, they wait in the queue (give the message a TTL to keep only recent ones; each
 //! occurrence's TTL counts from its own slot).
 //!
-//! Misfires (slots that passed while nothing could make them: the store was closed, a manual
-//! clock jumped, the timer ran late) follow Quartz's "fire once now": the late occurrence is
-//! delivered once, the missed slots are skipped (each uses up one repeat, so the schedule ends
-//! when it was planned to), and the next occurrence is due on the first slot after now. A late
-//! consumer never gets a burst of every missed slot.
+//! Misfires (an occurrence made more than [`MISFIRE_THRESHOLD_MS`], 1 s, after its due time:
+//! the store was closed, a manual clock jumped) follow Quartz's "fire once now": the late
+//! occurrence is delivered once, the missed slots are skipped (each uses up one repeat, so the
+//! schedule ends when it was planned to), and the next occurrence is due on the first slot after
+//! now. A late consumer never gets a burst of every missed slot. Less late (the timer's own
+//! granularity), the schedule catches up slot by slot, as planned.
 //!
 //! Crash safety: the occurrence that makes the next one is rewritten without its repeat
 //! (RELOCATE) in the same TXN record as the next occurrence's SEND, so after a crash either both
@@ -40,9 +41,16 @@ use crate::options::StoreOptions;
 /// How long a repeat whose record could not be read waits before the timer tries again (ms).
 const REPEAT_RETRY_MS: u64 = 1000;
 
+/// An occurrence made more than this late (ms after its due time) is a misfire (Quartz's
+/// `misfireThreshold`): the slots up to now are skipped. Less late — the timer's granularity
+/// (250 ms) and scheduling noise, seen as a 1 ms period making one copy where three were due —
+/// the schedule goes on from the next slot as planned, catching up.
+pub(super) const MISFIRE_THRESHOLD_MS: u64 = 1000;
+
 /// The occurrence after one due at `base` (ms) of `msg` (repeating every `period` ms `left` more
-/// times), made at `now`: due on the first slot after `now`, the slots up to `now` skipped (see
-/// the module docs: "fire once now"); `None` when no slot is left. It carries no dedup key (the
+/// times), made at `now`: due on the next slot; or, made more than [`MISFIRE_THRESHOLD_MS`]
+/// late, on the first slot after `now`, the slots up to `now` skipped (see the module docs:
+/// "fire once now"); `None` when no slot is left. It carries no dedup key (the
 /// key named the send, not its occurrences: kept, the dedup window would swallow the next one)
 /// and, with `ttl` (ms), expires `ttl` after its own slot.
 pub(super) fn next_occurrence(
@@ -53,8 +61,14 @@ pub(super) fn next_occurrence(
 ) -> Option<Message> {
     let (period, left) = msg.meta.repeat?;
     let period = period.max(1);
-    // Slots after `base`: base + k·period, k = 1..=left. The first after `now` is k = m.
-    let m = now.saturating_sub(base) / period + 1;
+    // Slots after `base`: base + k·period, k = 1..=left. The first after `now` is
+    // k = late / period + 1.
+    let late = now.saturating_sub(base);
+    let m = if late > MISFIRE_THRESHOLD_MS {
+        late / period + 1
+    } else {
+        1
+    };
     if m > left as u64 {
         return None;
     }
