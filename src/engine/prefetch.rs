@@ -81,19 +81,10 @@ impl State {
                 break;
             };
             let Some(p) = c.buffer.pop_front() else { break };
-            let q = &mut self.queues[qid as usize];
-            let Some(f) = q.inflight.get(&p.id).filter(|f| f.tag == p.tag.0) else {
-                continue; // no longer this delivery's (cannot happen: nobody knows its tag)
-            };
-            let e = f.entry;
-            if e.expires_at != 0 && e.expires_at <= now {
-                q.inflight.remove(&p.id);
-                q.hold(e);
-                q.counters.expired += 1;
-                let process = q.opts.process_expired;
-                self.expire(qid, e.id, process, now, store)?;
+            // None: no longer this delivery's (cannot happen: nobody knows its tag), or expired.
+            let Some(e) = self.unexpired_buffered(qid, &p, now, store)? else {
                 continue;
-            }
+            };
             self.hand_out(qid, cid, &e, p.tag, now);
             out.push(Received {
                 message: p.message,
@@ -226,6 +217,32 @@ impl State {
             .sum()
     }
 
+    /// The in-flight entry of buffered message `p` of queue `qid` as it leaves a buffer (handed
+    /// out, or lent): `None` when it is no longer that delivery's, or when it expired meanwhile
+    /// — then it is moved out as an expired message (dead-lettered or dropped) here.
+    fn unexpired_buffered(
+        &mut self,
+        qid: u32,
+        p: &Prefetched,
+        now: u64,
+        store: &StoreOptions,
+    ) -> crate::error::Result<Option<Entry>> {
+        let q = &mut self.queues[qid as usize];
+        let Some(f) = q.inflight.get(&p.id).filter(|f| f.tag == p.tag.0) else {
+            return Ok(None);
+        };
+        let e = f.entry;
+        if e.expires_at != 0 && e.expires_at <= now {
+            q.inflight.remove(&p.id);
+            q.hold(e);
+            q.counters.expired += 1;
+            let process = q.opts.process_expired;
+            self.expire(qid, e.id, process, now, store)?;
+            return Ok(None);
+        }
+        Ok(Some(e))
+    }
+
     /// Lends up to `n` of consumer `cid`'s buffered messages (queue `qid`) to its client
     /// process, which hands them out itself: they stay prefetched (no ack deadline) until
     /// [`lent_handed_out`](State::lent_handed_out) or [`lent_returned`](State::lent_returned).
@@ -261,17 +278,7 @@ impl State {
                 break;
             }
             bytes += len;
-            let q = &mut self.queues[qid as usize];
-            let Some(f) = q.inflight.get(&p.id).filter(|f| f.tag == p.tag.0) else {
-                continue;
-            };
-            let e = f.entry;
-            if e.expires_at != 0 && e.expires_at <= now {
-                q.inflight.remove(&p.id);
-                q.hold(e);
-                q.counters.expired += 1;
-                let process = q.opts.process_expired;
-                self.expire(qid, e.id, process, now, store)?;
+            if self.unexpired_buffered(qid, &p, now, store)?.is_none() {
                 continue;
             }
             if let Some(c) = self.consumers.get_mut(&cid) {
