@@ -367,8 +367,12 @@ impl State {
     }
 }
 
-/// How long a purge, or a receive that finds its queue empty, waits for client processes to give back what was lent to them.
-pub(super) const LENT_RECALL_WAIT: Duration = Duration::from_secs(1);
+/// How long a purge, or a receive that finds its queue empty, waits for client processes to
+/// give back what was lent to them. A client answers within a round trip, or as it closes; the
+/// bound is for one that does not answer at all (stopped, hung). 1 s was too short on a loaded
+/// machine: six competing `receive` processes on 2 busy cores saw two "empty" answers in CI
+/// while a client that was exiting gave its lent messages back.
+pub(super) const LENT_RECALL_WAIT: Duration = Duration::from_secs(5);
 
 impl Engine {
     /// Sets what asks client processes to give back lent messages (an owner's server).
