@@ -303,9 +303,13 @@ pub(crate) async fn outbound<S: Sink>(
                     None => std::future::pending().await,
                 }
             }, if !pending.is_empty() => {
-                if r.is_err() && !stopping && sink.progressing().await {
+                if r.is_err() && sink.progressing().await {
                     // Overdue, but the broker is storing the window: a slow broker, not a lost
-                    // one (see `Sink::progressing`). The confirm keeps its place.
+                    // one (see `Sink::progressing`). The confirm keeps its place. Also while
+                    // stopping: a window given back while the stream still stores it is stored
+                    // twice by a restart after the stream's duplicate window (review r13 N1:
+                    // 55,137 doubles after a SIGTERM), so a graceful stop waits for it; one
+                    // `ack_timeout` with no progress still ends the wait.
                     last_answer = tokio::time::Instant::now();
                     continue;
                 }

@@ -329,10 +329,13 @@ impl Bridge {
         self.failed.notified().await
     }
 
-    /// Stops gracefully: no new message is taken; publishes awaiting a confirm get it within
-    /// the broker's `ack_timeout` (or are given back to the queue without counting a failure),
-    /// an inbound batch being stored is finished and acked. Bounded: the longest wait is one
-    /// `ack_timeout`, whatever state the broker is in. Returns the final counters once every route has stopped.
+    /// Stops gracefully: no new message is taken; publishes awaiting a confirm get it (or are
+    /// given back to the queue without counting a failure), an inbound batch being stored is
+    /// finished and acked. The confirms are awaited while the broker answers or (JetStream) its
+    /// stream keeps storing the window, and at most one `ack_timeout` without either, whatever
+    /// state the broker is in: a window given back while the stream still stores it would be
+    /// stored twice by a restart after the stream's duplicate window. Returns the final
+    /// counters once every route has stopped.
     pub async fn shutdown(mut self) -> Vec<RouteStats> {
         let _ = self.stop.send(true);
         for r in &mut self.routes.iter_mut() {

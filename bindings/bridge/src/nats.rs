@@ -42,7 +42,13 @@ type Refusal = Arc<std::sync::Mutex<Option<String>>>;
 pub(crate) async fn connect(server: &NatsServer, max_wait: Duration) -> Result<Connection, String> {
     let refusal: Refusal = Default::default();
     let seen = refusal.clone();
-    let client = async_nats::ConnectOptions::new()
+    let mut options = async_nats::ConnectOptions::new();
+    match credentials(&server.url) {
+        Some((user, Some(pass))) => options = options.user_and_password(user, pass),
+        Some((token, None)) => options = options.token(token),
+        None => {}
+    }
+    let client = options
         .event_callback(move |event| {
             let seen = seen.clone();
             async move {
@@ -77,6 +83,25 @@ pub(crate) async fn connect(server: &NatsServer, max_wait: Duration) -> Result<C
         .max_ack_inflight(1 << 20)
         .build(client);
     Ok(Connection { js, refusal })
+}
+
+/// The credentials in the user part of the server URL(s) (`nats://user:password@host` or
+/// `nats://token@host`), percent-decoded: async-nats 0.51 parses them but never sends them
+/// (nats-io/nats.rs#1623), so a server that requires them refused every connect, even with the
+/// right password (review r13 N2). The first URL that carries any gives them.
+fn credentials(urls: &str) -> Option<(String, Option<String>)> {
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    urls.split(',').find_map(|u| {
+        let u = url::Url::parse(u.trim()).ok()?;
+        if u.username().is_empty() {
+            return None;
+        }
+        Some((decode(u.username()), u.password().map(decode)))
+    })
 }
 
 /// How long a route waits for the shared client's first connection before it reports the
@@ -680,11 +705,10 @@ mod tests {
     use super::*;
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-    /// Review r11 #4: a server that refuses the client's credentials made the route report
-    /// only "nats: not connected" (the cause went to async-nats's own log). A stand-in server
-    /// that answers every CONNECT with `-ERR 'Authorization Violation'`, as nats-server does.
-    #[tokio::test]
-    async fn refused_credentials_are_a_refusal_naming_the_cause() {
+    /// A stand-in NATS server requiring user `alice`, password `s3cr@t`: it answers a CONNECT
+    /// carrying them as nats-server does (PONG to the PING after it), any other with
+    /// `-ERR 'Authorization Violation'`. Its port.
+    async fn server_requiring_credentials() -> u16 {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         tokio::spawn(async move {
@@ -701,20 +725,51 @@ mod tests {
                     );
                     let _ = write.write_all(info.as_bytes()).await;
                     let mut lines = BufReader::new(read).lines();
+                    let mut admitted = false;
                     while let Ok(Some(line)) = lines.next_line().await {
                         if line.starts_with("CONNECT") {
-                            let _ = write.write_all(b"-ERR 'Authorization Violation'\r\n").await;
-                            return;
+                            admitted = line.contains("\"user\":\"alice\"")
+                                && line.contains("\"pass\":\"s3cr@t\"");
+                            if !admitted {
+                                let _ =
+                                    write.write_all(b"-ERR 'Authorization Violation'\r\n").await;
+                                return;
+                            }
+                        } else if line.starts_with("PING") && admitted {
+                            let _ = write.write_all(b"PONG\r\n").await;
                         }
                     }
                 });
             }
         });
-        let server = NatsServer {
-            url: format!("nats://alice:wrong@127.0.0.1:{port}"),
+        port
+    }
+
+    /// Review r11 #4: a server that refused the client's credentials made the route report
+    /// only "nats: not connected" (the cause went to async-nats's own log). Review r13 N2: the
+    /// credentials of the URL were never sent at all, so the right password was refused too.
+    #[tokio::test]
+    async fn credentials_of_the_url_are_sent_and_a_refusal_names_the_cause() {
+        let port = server_requiring_credentials().await;
+        let server = |userinfo: &str| NatsServer {
+            url: format!("nats://{userinfo}@127.0.0.1:{port}"),
             ack_timeout: Duration::from_secs(1),
         };
-        let conn = connect(&server, Duration::from_millis(100)).await.unwrap();
+        // The right password (percent-encoded in the URL): admitted.
+        let conn = connect(&server("alice:s3cr%40t"), Duration::from_millis(100))
+            .await
+            .unwrap();
+        let r = ready(&conn.js, &conn.refusal).await;
+        assert_eq!(
+            conn.js.client().connection_state(),
+            State::Connected,
+            "{:?}",
+            r.err().map(|f| f.text())
+        );
+        // A wrong one: refused, and the route is told why.
+        let conn = connect(&server("alice:wrong"), Duration::from_millis(100))
+            .await
+            .unwrap();
         let mut last = None;
         // Attempts as a route makes them; the refusal is known once the client has tried once.
         for _ in 0..20 {
@@ -729,5 +784,18 @@ mod tests {
         let text = last.unwrap();
         assert!(text.contains("authorization violation"), "{text}");
         assert!(text.contains("credentials"), "{text}");
+    }
+
+    #[test]
+    fn credentials_come_from_the_first_url_that_has_any() {
+        assert_eq!(credentials("nats://h:4222"), None);
+        assert_eq!(
+            credentials("nats://h:1, nats://bob:p%2Fw@h:2"),
+            Some(("bob".into(), Some("p/w".into())))
+        );
+        assert_eq!(
+            credentials("nats://tok3n@h:1"),
+            Some(("tok3n".into(), None))
+        );
     }
 }
