@@ -36,6 +36,24 @@ fn reason_code(r: DeadLetterReason) -> u8 {
     }
 }
 
+/// The end of a batch settle: `AlreadySettled` naming the deliveries of the batch that were
+/// settled before it (by a timeout or another handle), the others having been `done`; `Ok`
+/// when there are none. One text for `ack_batch` and `release_batch`.
+fn settled_in_batch(stale: impl Iterator<Item = MessageId>, done: &str) -> Result<()> {
+    let ids: Vec<String> = stale.map(|id| id.to_string()).collect();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    Err(Error::new(
+        ErrorKind::AlreadySettled,
+        format!(
+            "{} of the batch {} already settled (or timed out); the others were {done}",
+            ids.join(", "),
+            if ids.len() == 1 { "was" } else { "were" }
+        ),
+    ))
+}
+
 impl State {
     /// Takes in-flight message `id` out of flight, if `tag` names its delivery (`None`: any).
     fn take_inflight(&mut self, qid: u32, id: u64, tag: Option<DeliveryTag>) -> Result<InFlight> {
@@ -618,20 +636,7 @@ impl Engine {
                 g.reject(qid, id, reason, Some(tag), now, &shared.opts)?;
             }
             Settle::Release => {
-                g.forget_received(d.consumer, id, tag);
-                // The consumer that took it (a plain receive's too: the queue's own consumer,
-                // or a client connection's).
-                let taker = g.queues[qid as usize]
-                    .inflight
-                    .get(&id)
-                    .filter(|f| f.tag == tag.0)
-                    .map(|f| f.consumer);
-                g.release(qid, id, Some(tag), now)?;
-                // A released message is the next one its consumer's receives deliver (as a
-                // JMS session's recover): the later messages that consumer prefetched go back
-                // too, uncounted, or they would overtake it (a bridge route giving a message
-                // back forwarded the next one first).
-                if let Some(cid) = taker.filter(|&c| c != 0) {
+                if let Some(cid) = g.release_delivery(d, now)? {
                     g.unbuffer(cid, now);
                 }
             }
@@ -737,18 +742,7 @@ impl Engine {
         } else {
             self.commit(g)?
         };
-        if !stale.is_empty() {
-            let ids: Vec<String> = stale.iter().map(|&id| MessageId(id).to_string()).collect();
-            return Err(Error::new(
-                ErrorKind::AlreadySettled,
-                format!(
-                    "{} of the batch {} already settled (or timed out); the others were acked",
-                    ids.join(", "),
-                    if ids.len() == 1 { "was" } else { "were" }
-                ),
-            ));
-        }
-        Ok(())
+        settled_in_batch(stale.into_iter().map(MessageId), "acked")
     }
 
     /// Releases the deliveries `ds` of queue `q` (each as [`Settle::Release`]: back to the
@@ -768,19 +762,13 @@ impl Engine {
         let mut stale = Vec::new();
         let mut takers = Vec::new();
         for d in ds {
-            g.forget_received(d.consumer, d.id.0, d.tag);
-            let taker = g.queues[q.0 as usize]
-                .inflight
-                .get(&d.id.0)
-                .filter(|f| f.tag == d.tag.0)
-                .map(|f| f.consumer);
-            match g.release(q.0, d.id.0, Some(d.tag), now) {
-                Ok(()) => takers.extend(taker.filter(|&c| c != 0)),
+            match g.release_delivery(*d, now) {
+                Ok(taker) => takers.extend(taker),
                 Err(e) if e.kind() == ErrorKind::AlreadySettled => stale.push(d.id),
                 Err(e) => return Err(e),
             }
         }
-        // What their consumers prefetched after them goes back too (see `settle`'s release).
+        // What their consumers prefetched after them goes back too (see `release_delivery`).
         takers.sort_unstable();
         takers.dedup();
         for cid in takers {
@@ -790,18 +778,7 @@ impl Engine {
         shared.avail.notify_all();
         shared.room.notify_all();
         let _g = self.commit(g)?;
-        if !stale.is_empty() {
-            let ids: Vec<String> = stale.iter().map(ToString::to_string).collect();
-            return Err(Error::new(
-                ErrorKind::AlreadySettled,
-                format!(
-                    "{} of the batch {} already settled (or timed out); the others were released",
-                    ids.join(", "),
-                    if ids.len() == 1 { "was" } else { "were" }
-                ),
-            ));
-        }
-        Ok(())
+        settled_in_batch(stale.into_iter(), "released")
     }
 
     /// Whether delivery `d` is settled (by its handle, a cumulative ack, a transaction, a
@@ -813,6 +790,24 @@ impl Engine {
 }
 
 impl State {
+    /// Releases delivery `d` (no failure counted). Returns the consumer that took it (a plain
+    /// receive's too: the queue's own consumer, or a client connection's), whose buffer the
+    /// caller gives back: a released message is the next one its consumer's receives deliver
+    /// (as a JMS session's recover), so the later messages that consumer prefetched go back
+    /// too, uncounted, or they would overtake it (a bridge route giving a message back
+    /// forwarded the next one first). One path for `release` and `release_batch`.
+    fn release_delivery(&mut self, d: DeliveryRef, now: u64) -> Result<Option<u64>> {
+        let (qid, id, tag) = (d.queue.0, d.id.0, d.tag);
+        self.forget_received(d.consumer, id, tag);
+        let taker = self.queues[qid as usize]
+            .inflight
+            .get(&id)
+            .filter(|f| f.tag == tag.0)
+            .map(|f| f.consumer);
+        self.release(qid, id, Some(tag), now)?;
+        Ok(taker.filter(|&c| c != 0))
+    }
+
     /// A cumulative ack: `d` and every delivery its consumer received before it that is still
     /// that consumer's (a timed-out one may be another consumer's redelivery by now).
     fn ack_cumulative(&mut self, d: DeliveryRef) -> Result<()> {

@@ -952,11 +952,7 @@ async fn store_and_ack<S: Source>(
                         let mut rest = vec![m];
                         rest.extend(batch);
                         source.requeue(rest).await.map_err(Failure::Transient)?;
-                        let mut stop = ctx.stop.clone();
-                        tokio::select! {
-                            _ = tokio::time::sleep(ctx.reconnect.max) => {}
-                            _ = stopped(&mut stop) => {}
-                        }
+                        pause(ctx).await;
                         return Ok(());
                     }
                     Err(e) if e.kind() == ErrorKind::InvalidArgument => {
@@ -1001,12 +997,18 @@ async fn local_failure<S: Source>(
     warn!(route = %ctx.name, "{text}; the broker keeps the messages");
     ctx.stats.error(text);
     source.requeue(msgs).await.map_err(Failure::Transient)?;
+    pause(ctx).await;
+    Ok(())
+}
+
+/// An inbound route that gave its batch back waits the longest reconnect backoff before the
+/// next (or until it is stopped), rather than take the same messages again at once.
+async fn pause(ctx: &RouteCtx) {
     let mut stop = ctx.stop.clone();
     tokio::select! {
         _ = tokio::time::sleep(ctx.reconnect.max) => {}
         _ = stopped(&mut stop) => {}
     }
-    Ok(())
 }
 
 #[cfg(test)]
