@@ -332,6 +332,18 @@ impl Engine {
                 && g.closing
                 && g.progress.unsynced_since.is_none()
             {
+                if g.takes > 0 {
+                    // A take under way (its records being read) gives back what it took for
+                    // a buffer when it finds the store closing: those records are still to be
+                    // written.
+                    drop(io);
+                    g = shared
+                        .work
+                        .wait_timeout(g, Duration::from_millis(10))
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                    continue;
+                }
                 // Everything is written and no caller is writing (we hold io): nothing more
                 // will be, as a closing store takes no new records. The index checkpoint
                 // saves the next open its replay; it is only an optimisation, so a failure to

@@ -381,14 +381,26 @@ impl Engine {
         n: usize,
     ) -> Result<Vec<Received>> {
         let shared = &self.shared;
-        // Counted while the lock is released (see `QueueState::prefetching`); the count is
-        // given back on every way out, errors included.
-        let _prefetch = (taken.items.len() > n).then(|| {
+        // Counted while the lock is released (see `State::takes` and
+        // `QueueState::prefetching`); the counts are given back on every way out, errors
+        // included.
+        let prefetch = taken.items.len() > n;
+        g.takes += 1;
+        if prefetch {
             g.queues[q.0 as usize].prefetching += 1;
-            PrefetchUnderWay { engine: self, q }
-        });
+        }
+        let _under_way = TakeUnderWay {
+            engine: self,
+            q,
+            prefetch,
+        };
         let snap = g.snapshot(&shared.files, taken.items.iter().map(|&(e, _)| (q.0, e)));
         drop(g);
+        #[cfg(test)]
+        if let Some((reached, go)) = shared.test_hooks.pause_take.lock().unwrap().take() {
+            let _ = reached.send(());
+            let _ = go.recv();
+        }
         let recs = snap.and_then(|s| s.read());
         let msgs = match &recs {
             Ok(r) => decode_all(r),
@@ -443,10 +455,14 @@ impl Engine {
             }
         }
         if !rest.is_empty() {
-            match g.consumers.get_mut(&cid) {
+            let closing = g.closing;
+            match g.consumers.get_mut(&cid).filter(|_| !closing) {
                 Some(c) => c.buffer.extend(rest),
                 None => {
-                    // Closed while its records were read: they go back uncounted.
+                    // The consumer, or the store, closed while its records were read: they go
+                    // back uncounted. (A closing store gave its buffers back before this take
+                    // could fill one: buffered now, they stayed in flight, and an owner's close
+                    // handed them over as deliveries of a client that never saw them.)
                     for p in rest {
                         let _ = g.release(q.0, p.id, Some(p.tag), now);
                     }
@@ -460,20 +476,27 @@ impl Engine {
     }
 }
 
-/// One prefetch under way (`QueueState::prefetching`), given back when dropped: after the
-/// hand-over's guard is released (it is declared before that guard), so it takes the lock itself.
-struct PrefetchUnderWay<'a> {
+/// One take under way (`State::takes`; with `prefetch`, also `QueueState::prefetching`),
+/// given back when dropped: after the hand-over's guard is released (it is declared before that
+/// guard), so it takes the lock itself.
+struct TakeUnderWay<'a> {
     engine: &'a Engine,
     q: QueueId,
+    prefetch: bool,
 }
 
-impl Drop for PrefetchUnderWay<'_> {
+impl Drop for TakeUnderWay<'_> {
     fn drop(&mut self) {
         let shared = &self.engine.shared;
         let mut g = shared.lock();
-        let p = &mut g.queues[self.q.0 as usize].prefetching;
-        *p = p.saturating_sub(1);
+        g.takes = g.takes.saturating_sub(1);
+        if self.prefetch {
+            let p = &mut g.queues[self.q.0 as usize].prefetching;
+            *p = p.saturating_sub(1);
+        }
         drop(g);
+        // A closing store's commit thread waits for the last take (see `run_commit_loop`).
+        shared.work.notify_all();
         shared.avail.notify_all();
     }
 }

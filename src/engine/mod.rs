@@ -398,6 +398,16 @@ pub(crate) struct TestHooks {
     /// When not 0: how long (ms) a leader may wait for callers to join its batch, instead of
     /// `GATHER_MAX` (a test that checks who joins must not depend on how fast threads run).
     pub gather_max_ms: std::sync::atomic::AtomicU64,
+    /// When set: the next take pauses with its records unread and the lock released (it
+    /// sends on the first channel, then waits for the second), so a test can close the store
+    /// under it.
+    #[allow(clippy::type_complexity)]
+    pub pause_take: std::sync::Mutex<
+        Option<(
+            std::sync::mpsc::Sender<()>,
+            std::sync::mpsc::Receiver<()>,
+        )>,
+    >,
 }
 
 #[cfg(test)]

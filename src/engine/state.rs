@@ -123,6 +123,12 @@ pub(crate) struct State {
     /// Set once: the failure that poisoned the store.
     pub error: Option<Error>,
     pub closing: bool,
+    /// Takes whose records are being read with the lock released (`Engine::hand_over`). One
+    /// that ends after the close gave the prefetch buffers back gives back what it took for a
+    /// buffer itself, so a closing store's commit thread waits for them (it writes those
+    /// records). Buffered after the close, they stayed in flight, and an owner's close handed
+    /// them over as deliveries of a client that never saw them: back only a minute later.
+    pub takes: u32,
     /// An owner's clean close is taking back what it lent to client processes: nothing more
     /// is lent (see `prefetch`).
     pub no_lending: bool,
@@ -206,6 +212,7 @@ impl State {
             moves_reading: 0,
             error: None,
             closing: false,
+            takes: 0,
             no_lending: false,
             closed: false,
             async_msgs: 0,

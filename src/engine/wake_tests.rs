@@ -144,3 +144,55 @@ fn a_caller_waiting_for_an_empty_batch_is_not_left_waiting() {
         .expect("the caller was never woken")
         .unwrap();
 }
+
+/// An owner's close while a receive's take reads its records (the lock released): the close
+/// gives the prefetch buffers back first, and the take, finishing after it, filled its
+/// consumer's buffer all the same. Those messages stayed in flight through the close: in a
+/// store with client processes the owner handed them over as deliveries its client held (the
+/// client never saw them: they came back a minute later, CI's test_multiproc); alone, they
+/// came back counted as a crashed delivery's. Now the take gives them back uncounted, and the
+/// closing commit thread writes that.
+#[test]
+fn a_take_that_ends_after_the_close_gave_buffers_back_gives_back_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let q = s.queue("q").unwrap();
+    for i in 0..20 {
+        q.send(format!("m{i}")).unwrap();
+    }
+    let (reached_tx, reached) = mpsc::channel();
+    let (go, go_rx) = mpsc::channel();
+    *engine(&s).test_hooks().pause_take.lock().unwrap() = Some((reached_tx, go_rx));
+    std::thread::scope(|sc| {
+        let receiver = sc.spawn(|| {
+            let d = q.receive(Some(Duration::ZERO)).unwrap().expect("a message");
+            (d.body().to_vec(), d.delivery_count())
+        });
+        reached.recv_timeout(BOUND).expect("the take never started");
+        let closer = sc.spawn(|| s.close());
+        let end = Instant::now() + BOUND;
+        while !engine(&s).shared.lock().closing {
+            assert!(Instant::now() < end, "the close never started");
+            std::thread::yield_now();
+        }
+        go.send(()).unwrap();
+        let (body, count) = receiver.join().unwrap();
+        assert_eq!((body.as_slice(), count), (&b"m0"[..], 1));
+        closer.join().unwrap().unwrap();
+    });
+    drop(q);
+    drop(s);
+
+    // Reopened: the one handed out comes back counted (its consumer never settled it); the
+    // others the take had taken for the buffer were never handed out: uncounted.
+    let s = open(dir.path());
+    let q = s.queue("q").unwrap();
+    let all = q.browse(100).unwrap();
+    assert_eq!(all.len(), 20);
+    let counted: Vec<_> = all
+        .iter()
+        .filter(|m| m.delivery_count() > 0)
+        .map(|m| String::from_utf8_lossy(m.body()).into_owned())
+        .collect();
+    assert_eq!(counted, ["m0"], "only the delivery handed out counts");
+}

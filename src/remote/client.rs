@@ -121,14 +121,19 @@ struct Outbox {
 
 /// One `LentNotice` item: a lent message handed out or given back.
 struct Notice {
-    /// The connection that lent it (a notice for an earlier one is dropped: that owner is
-    /// gone, and its lent messages come back through it, or through recovery).
+    /// The connection that lent it. A notice not written before that connection ended is not
+    /// written to the next: a hand-out is settled there as a handed-over delivery, and a
+    /// give-back goes as a handed-over return when that owner closed cleanly (it handed the
+    /// message over as held by this client: see `install`); after a crash the message comes
+    /// back through recovery.
     epoch: u64,
     queue: u32,
     /// The owner's consumer id (0: the plain receives of `queue`).
     server: u64,
     id: u64,
     tag: u64,
+    /// The delivery count it was lent with (what names it once handed over).
+    count: u32,
     handed: bool,
 }
 
@@ -1432,20 +1437,34 @@ impl Inner {
         // crashed prefetching consumer's.
         let lent: Vec<_> = st.lent.drain().collect();
         st.recall_next.clear();
+        // Give-backs not written before the previous connection ended (a recall answered
+        // after that owner stopped reading, or between connections) are in the same place:
+        // handed over as held by this client, they go back the same way.
+        let unsent: Vec<Notice> = std::mem::take(&mut lock(&self.outbox).notices);
         if clean {
+            let mut returns: BTreeMap<u32, Vec<(u64, u64)>> = BTreeMap::new();
             for ((queue, _), buf) in lent {
-                if moved.contains(&queue) || buf.items.is_empty() {
+                returns.entry(queue).or_default().extend(
+                    buf.items
+                        .iter()
+                        .map(|r| (r.message.id().map_or(0, |m| m.0), u64::from(r.count))),
+                );
+            }
+            for n in unsent.iter().filter(|n| !n.handed && n.epoch < st.epoch) {
+                returns
+                    .entry(n.queue)
+                    .or_default()
+                    .push((n.id, u64::from(n.count)));
+            }
+            for (queue, returned) in returns {
+                if moved.contains(&queue) || returned.is_empty() {
                     continue;
                 }
                 let req = Request::LentNotice {
                     queue,
                     consumer: 0,
                     handed: Vec::new(),
-                    returned: buf
-                        .items
-                        .iter()
-                        .map(|r| (r.message.id().map_or(0, |m| m.0), u64::from(r.count)))
-                        .collect(),
+                    returned,
                     handed_over: true,
                 };
                 let _ = put_frame(&mut w.backlog, &(0u64, &req));
@@ -1548,7 +1567,11 @@ impl Inner {
         };
         let mut ids = Vec::new();
         let write = st.up && w.epoch == st.epoch;
-        if write && !notices.is_empty() {
+        if !write && !notices.is_empty() {
+            // Between connections: kept for the next one's `install`, which sends the
+            // give-backs on as handed-over returns if the owner closed cleanly.
+            lock(&self.outbox).notices.extend(notices);
+        } else if !notices.is_empty() {
             // Before the acks: an ack of a lent message must find it handed out.
             // Per (queue, consumer): the (id, tag)s handed out and given back.
             type Items = Vec<(u64, u64)>;
@@ -1692,6 +1715,7 @@ impl Inner {
                 server,
                 id,
                 tag: r.tag,
+                count: r.count,
                 handed: !expired,
             });
             if !expired {
@@ -1736,6 +1760,7 @@ impl Inner {
                 server,
                 id: r.message.id().map_or(0, |m| m.0),
                 tag: r.tag,
+                count: r.count,
                 handed: false,
             }));
         }
@@ -1971,6 +1996,7 @@ impl Inner {
                                 server: consumer,
                                 id: r.message.id().map_or(0, |m| m.0),
                                 tag: r.tag,
+                                count: r.count,
                                 handed: false,
                             })
                             .collect(),
