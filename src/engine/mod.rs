@@ -402,12 +402,8 @@ pub(crate) struct TestHooks {
     /// sends on the first channel, then waits for the second), so a test can close the store
     /// under it.
     #[allow(clippy::type_complexity)]
-    pub pause_take: std::sync::Mutex<
-        Option<(
-            std::sync::mpsc::Sender<()>,
-            std::sync::mpsc::Receiver<()>,
-        )>,
-    >,
+    pub pause_take:
+        std::sync::Mutex<Option<(std::sync::mpsc::Sender<()>, std::sync::mpsc::Receiver<()>)>>,
 }
 
 #[cfg(test)]
