@@ -910,8 +910,9 @@ typedef struct {
    */
   uint64_t prefetched;
   /**
-   * Dead letters replayed out of this queue (a dead-letter queue) to another queue (review
-   * r5 #14; appended last, so the earlier fields keep their offsets).
+   * Messages moved out of this queue to another: dead letters replayed (review r5 #14), and
+   * messages moved out by a move (`mqlite move`; review r12 #12).
+   * Appended last, so the earlier fields keep their offsets.
    */
   uint64_t replayed_out;
 } mqlite_stats;

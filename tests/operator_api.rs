@@ -548,3 +548,52 @@ fn purge_and_transfer_through_the_counted_id_keep_later_messages() {
         store.close().unwrap();
     }
 }
+
+/// Review r12 #12: a message moved out of a queue was counted by no counter, so the stats
+/// balance (`enqueued + replayed − (acked + dead_lettered + expired + discarded +
+/// replayed_out)` = the change of `messages`) broke. A move counts in `replayed_out` of its
+/// source, as a replay out of a dead-letter queue does, and in `enqueued` of its target; a
+/// copy takes nothing out.
+#[test]
+fn a_move_out_of_a_queue_is_counted_and_the_stats_balance() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    let q = store.queue("src").unwrap();
+    for i in 0..5 {
+        q.send(format!("m{i}")).unwrap();
+    }
+    q.receive(Some(Duration::ZERO))
+        .unwrap()
+        .unwrap()
+        .ack_sync()
+        .unwrap();
+    let moved = q
+        .transfer(&TransferFilter {
+            to: "dst".into(),
+            limit: Some(2),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(moved.transferred, 2);
+    let copied = q
+        .transfer(&TransferFilter {
+            to: "dst".into(),
+            copy: true,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(copied.transferred, 2);
+    let balance = |s: &QueueStats| {
+        (s.enqueued + s.replayed) as i64
+            - (s.acked + s.dead_lettered + s.expired + s.discarded + s.replayed_out) as i64
+    };
+    let s = q.stats().unwrap();
+    assert_eq!(
+        (s.enqueued, s.acked, s.replayed_out, s.messages),
+        (5, 1, 2, 2)
+    );
+    assert_eq!(balance(&s), s.messages as i64);
+    let d = store.queue("dst").unwrap().stats().unwrap();
+    assert_eq!((d.enqueued, d.replayed_out, d.messages), (4, 0, 4));
+    assert_eq!(balance(&d), d.messages as i64);
+}

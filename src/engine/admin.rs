@@ -71,7 +71,9 @@ pub struct QueueStats {
     pub discarded: u64,
     /// Messages replayed into this queue (from a dead-letter queue; not also in `enqueued`).
     pub replayed: u64,
-    /// Dead letters replayed out of this queue (a dead-letter queue) to another queue.
+    /// Messages moved out of this queue to another: dead letters replayed out of a dead-letter
+    /// queue, and messages moved by `Queue::transfer` (`mqlite move`; review r12
+    /// #12: a move was counted by no counter, and the balance above broke).
     pub replayed_out: u64,
 }
 

@@ -61,6 +61,8 @@ pub(crate) enum Counted {
     /// `replayed_out` of its queue (the dead-letter queue) and `replayed` of queue `.0` (the
     /// replay's target).
     Replayed(u32),
+    /// `replayed_out` of its queue alone (a move: the target counts `enqueued`).
+    MovedOut,
 }
 
 /// The records of the next group commit: appended under the state lock, in the order the
@@ -187,6 +189,9 @@ impl State {
                 q.counters.replayed_out = q.counters.replayed_out.saturating_sub(1);
                 let t = &mut self.queues[t as usize].counters;
                 t.replayed = t.replayed.saturating_sub(1);
+            }
+            Counted::MovedOut => {
+                q.counters.replayed_out = q.counters.replayed_out.saturating_sub(1)
             }
         }
         let q = &mut self.queues[r.qid as usize];

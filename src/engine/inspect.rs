@@ -347,10 +347,13 @@ impl Engine {
                 let src = &mut g.queues[q.0 as usize];
                 if let Some(entry) = src.remove_waiting(e.id, e.priority) {
                     src.forget(&entry);
+                    // Out of this queue to another: counted as a replay out is (the target
+                    // counts it `enqueued`), so the stats balance holds (review r12 #12).
+                    src.counters.replayed_out += 1;
                     g.live_dec(&entry);
                     // The TXN record carries the copies: refused on a full disk as a whole,
                     // and then the message stays.
-                    g.note_restore(start, q.0, entry, Counted::Nothing, true, None);
+                    g.note_restore(start, q.0, entry, Counted::MovedOut, true, None);
                     removed.push(e.id);
                 }
             }

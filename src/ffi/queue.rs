@@ -160,8 +160,9 @@ pub struct mqlite_stats {
     pub replayed: u64,
     /// Messages taken by consumers' prefetch and not yet handed out.
     pub prefetched: u64,
-    /// Dead letters replayed out of this queue (a dead-letter queue) to another queue (review
-    /// r5 #14; appended last, so the earlier fields keep their offsets).
+    /// Messages moved out of this queue to another: dead letters replayed (review r5 #14), and
+    /// messages moved out by a move (`mqlite move`; review r12 #12).
+    /// Appended last, so the earlier fields keep their offsets.
     pub replayed_out: u64,
 }
 

@@ -499,7 +499,8 @@ impl Queue {
     ///   dead-letter queue or dropped.
     /// - ``discarded``: dropped by :meth:`purge`.
     /// - ``replayed``: replayed into this queue from a dead-letter queue.
-    /// - ``replayed_out``: dead letters replayed out of this queue (a dead-letter queue).
+    /// - ``replayed_out``: moved out of this queue to another: dead letters replayed, and
+    ///   messages moved by a move (``mqlite move``).
     ///
     /// A message that leaves the queue counts once, in one of ``acked``, ``dead_lettered``,
     /// ``expired``, ``discarded``, ``replayed_out``; one that arrives once, in ``enqueued`` or

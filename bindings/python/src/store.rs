@@ -813,7 +813,7 @@ impl Store {
     /// - counters in messages since the store was opened (0 at every open): ``enqueued``,
     ///   ``acked``, ``redelivered`` (deliveries that were redeliveries), ``dead_lettered``,
     ///   ``expired``, ``discarded`` (by purge), ``replayed`` (into the queue), ``replayed_out``
-    ///   (out of a dead-letter queue).
+    ///   (moved out to another queue: replayed dead letters, and moves).
     ///
     /// Raises :class:`Closed` after close.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {

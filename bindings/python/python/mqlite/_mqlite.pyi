@@ -351,7 +351,7 @@ class Queue:
         in; not replays), ``acked``, ``redelivered`` (deliveries that were redeliveries),
         ``dead_lettered`` (left for the dead-letter queue or dropped by the discard strategy),
         ``expired`` (TTL or retention passed), ``discarded`` (by purge), ``replayed`` (replayed
-        into the queue), ``replayed_out`` (replayed out of this dead-letter queue). A message
+        into the queue), ``replayed_out`` (moved out to another queue: replayed dead letters, and moves). A message
         that leaves counts once, in one of acked, dead_lettered, expired, discarded,
         replayed_out; one that arrives once, in enqueued or replayed, so ``enqueued + replayed -
         (acked + dead_lettered + expired + discarded + replayed_out)`` is the change of
