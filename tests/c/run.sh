@@ -100,6 +100,18 @@ examples() {
     grep -q "acked 36, nacked 28 times, 4 dead letters" "$work/consumer.txt"
 }
 run "examples: producer then consumer with DLQ" examples
+# Review r12 #11: the examples are what newcomers copy; a bad count ("-5", "abc", past INT_MAX)
+# is refused with the usage status 2 and touches no store (they used atoi and went on).
+examples_refuse_bad_numbers() {
+  local bad="$work/bad-args-store" rc
+  for args in "producer -5" "producer abc" "producer 99999999999999999999" "consumer -1" "consumer 5x"; do
+    set -- $args
+    rc=0; "$work/$1" "$bad" "$2" 2> /dev/null || rc=$?
+    [[ $rc == 2 ]] || { echo "$args: exit $rc, not 2"; return 1; }
+  done
+  [[ ! -e "$bad" ]] || { echo "a refused run created $bad"; return 1; }
+}
+run "examples refuse bad numbers (exit 2, no store)" examples_refuse_bad_numbers
 # Several processes on one store (T16 from C): an owner, the producer example as its client,
 # the owner SIGKILLed mid-stream, then the consumer example; nothing lost or stored twice.
 run "compile test_multiproc" build_c tests/c/test_multiproc.c "${pc_flags[@]}" -lpthread -lm -o "$work/test_multiproc"

@@ -16,6 +16,7 @@
  */
 #include <mqlite.h>
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,7 +33,18 @@ int main(int argc, char **argv) {
         return 2;
     }
     const char *dir = argv[1];
-    int64_t idle_ms = argc > 2 ? atoll(argv[2]) : 200;
+    /* strtoll, not atoll: "-5", "abc" or a number past the range is refused. */
+    int64_t idle_ms = 200;
+    if (argc > 2) {
+        char *end = NULL;
+        errno = 0;
+        long long v = strtoll(argv[2], &end, 10);
+        if (errno || end == argv[2] || *end || v < 0) {
+            fprintf(stderr, "consumer: IDLE_MS must be a whole number of milliseconds >= 0, not \"%s\"\n", argv[2]);
+            return 2;
+        }
+        idle_ms = v;
+    }
     mqlite_error *err = NULL;
 
     /* Default policy (6 redeliveries) with no delay between attempts. */

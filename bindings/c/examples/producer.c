@@ -7,6 +7,8 @@
  */
 #include <mqlite.h>
 
+#include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,7 +46,17 @@ int main(int argc, char **argv) {
         return 2;
     }
     const char *dir = argv[1];
-    int count = argc > 2 ? atoi(argv[2]) : 100;
+    /* strtol, not atoi: "-5", "abc" or a count past INT_MAX is refused, not sent as garbage. */
+    long count = 100;
+    if (argc > 2) {
+        char *end = NULL;
+        errno = 0;
+        count = strtol(argv[2], &end, 10);
+        if (errno || end == argv[2] || *end || count < 0 || count > INT_MAX) {
+            fprintf(stderr, "producer: COUNT must be a whole number from 0 to %d, not \"%s\"\n", INT_MAX, argv[2]);
+            return 2;
+        }
+    }
     mqlite_error *err = NULL;
     mqlite_store *store = NULL;
     mqlite_status st = mqlite_store_open(dir, strlen(dir), NULL, &store, &err);
@@ -87,7 +99,7 @@ int main(int argc, char **argv) {
 
     mqlite_stats stats;
     mqlite_queue_stats(orders, &stats, NULL);
-    printf("producer: sent %d messages (%d async failures); queue holds %llu\n", count, done.failed,
+    printf("producer: sent %ld messages (%d async failures); queue holds %llu\n", count, done.failed,
            (unsigned long long)stats.messages);
     mqlite_queue_free(orders);
     st = mqlite_store_close(store, &err);
