@@ -272,9 +272,15 @@ pub(crate) fn message(body_obj: &Bound<'_, PyAny>, h: Headers<'_, '_>) -> PyResu
     if let Some(props) = h.properties.filter(|p| !p.is_none()) {
         if let Ok(d) = props.cast::<PyDict>() {
             for (k, v) in d.iter() {
-                let k: PyBackedStr = k
-                    .extract()
-                    .map_err(|_| PyTypeError::new_err("property names must be str"))?;
+                let k: PyBackedStr = k.extract().map_err(|e| {
+                    // A str that is not valid UTF-8 (a lone surrogate) keeps Python's own
+                    // UnicodeEncodeError: "must be str" named the wrong fault (review r12 #11).
+                    if k.is_instance_of::<pyo3::types::PyString>() {
+                        e
+                    } else {
+                        PyTypeError::new_err("property names must be str")
+                    }
+                })?;
                 let v = value(&k, &v)?;
                 m.set_property(k.to_string(), v);
             }

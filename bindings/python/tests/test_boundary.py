@@ -460,6 +460,18 @@ def test_a_non_integer_option_is_a_type_error_naming_it(store: mqlite.Store) -> 
         store.queue("q").send(b"x", priority="high")  # type: ignore[arg-type]
 
 
+
+def test_a_property_name_that_is_not_utf8_says_so(store: mqlite.Store) -> None:
+    # Review r12 #11: a lone surrogate in a property name was "property names must be str"
+    # (it is a str); the fault is the encoding, as for a value. A non-str name stays a TypeError.
+    q = store.queue("q")
+    with pytest.raises(UnicodeEncodeError, match="surrogates not allowed"):
+        q.send(b"x", properties={"\ud800": 1})
+    with pytest.raises(TypeError, match="property names must be str"):
+        q.send(b"x", properties={1: 1})  # type: ignore[dict-item]
+    assert q.stats()["messages"] == 0
+
+
 MAX_REASON = 32 * 1024
 
 
