@@ -405,8 +405,24 @@ impl Message {
         mq(py.detach(move || d.release()))
     }
 
-    fn __enter__(slf: Py<Self>) -> Py<Self> {
-        slf
+    /// Returns the message itself. Raises ``Closed`` if its store is closed (review r12 #11:
+    /// it returned, and the ``__exit__`` that settles then failed).
+    fn __enter__(slf: Py<Self>) -> PyResult<Py<Self>> {
+        {
+            let this = slf.get();
+            if let Some(q) = &this.listened {
+                mq(q.check_open())?;
+            }
+            if let Some(d) = this
+                .delivery
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_ref()
+            {
+                mq(d.queue().check_open())?;
+            }
+        }
+        Ok(slf)
     }
 
     /// Acks on a clean exit; nacks with ``"<ExceptionType>: <text>"`` on an exception (which

@@ -104,6 +104,11 @@ def test_every_method_raises_closed_after_close(store_dir: Path) -> None:
     assert {"Store.transaction", "Store.flush", "Store.queue_names", "Queue.consumer"} <= set(checked)
     assert {"Queue.send_async_aio", "Topic.publish_async_aio"} <= set(checked)
     assert len(checked) > 30, checked
+    # `with msg:` and `with consumer:` too (review r12 #11: Message.__enter__ returned, and the
+    # __exit__ that settles then failed).
+    for obj in (ctx["msg2"], consumer):
+        with pytest.raises(mqlite.Closed):
+            obj.__enter__()
     s.close()  # idempotent
 
 
