@@ -108,6 +108,9 @@ impl Clock for SystemClock {
 #[derive(Default)]
 pub struct ManualClock {
     now: AtomicU64,
+    /// Nanoseconds below a millisecond that `advance` steps added up so far (the clock reads
+    /// whole ms): ten 100 µs steps make 1 ms, not 10 (review r12 #9).
+    sub_ms_ns: AtomicU64,
     wakers: Mutex<Vec<Weak<dyn Fn() + Send + Sync>>>,
     _cv: Condvar,
 }
@@ -132,9 +135,22 @@ impl ManualClock {
         self.wake();
     }
 
-    /// Moves the clock forward by `d`, rounded up to whole ms (saturating).
+    /// Moves the clock forward by `d` (saturating). The clock reads whole milliseconds: the
+    /// parts of a millisecond of successive steps add up (ten steps of 100 µs move it 1 ms), so
+    /// it never stands ahead of the time the steps asked for. (It rounded each step up to a
+    /// whole ms: a test stepping through a 50.7 ms delay in 0.1 ms steps saw the message on
+    /// time at 50.6 ms; review r12 #9.)
     pub fn advance(&self, d: Duration) {
-        self.advance_ms(ms_ceil(d));
+        let whole = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        let part = u64::from(d.subsec_nanos() % 1_000_000);
+        let mut carry = 0;
+        let _ = self
+            .sub_ms_ns
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |r| {
+                carry = (r + part) / 1_000_000;
+                Some((r + part) % 1_000_000)
+            });
+        self.advance_ms(whole.saturating_add(carry));
     }
 
     /// Sets the clock to `ms` (may go backwards, to test clock steps).
@@ -166,5 +182,29 @@ impl Clock for ManualClock {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(waker);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Review r12 #9: each step was rounded up to a whole ms, so ten 100 µs steps moved the
+    /// clock 10 ms. Parts of a millisecond add up now, and the clock never runs ahead.
+    #[test]
+    fn sub_millisecond_steps_add_up_and_never_run_ahead() {
+        let c = ManualClock::new(1_000);
+        c.advance(Duration::from_micros(600));
+        assert_eq!(c.now_ms(), 1_000, "0.6 ms is not a whole ms yet");
+        c.advance(Duration::from_micros(600));
+        assert_eq!(c.now_ms(), 1_001, "1.2 ms: one whole ms, 0.2 carried");
+        for _ in 0..10 {
+            c.advance(Duration::from_micros(100));
+        }
+        assert_eq!(c.now_ms(), 1_002, "2.2 ms in all");
+        c.advance(Duration::from_micros(50_700));
+        assert_eq!(c.now_ms(), 1_052, "52.9 ms in all");
+        c.advance(Duration::MAX);
+        assert_eq!(c.now_ms(), u64::MAX, "saturates");
     }
 }

@@ -361,6 +361,8 @@ impl ManualClock {
     }
 
     /// Moves the clock forward by ``seconds`` (or a timedelta) and wakes waiting receivers.
+    /// The clock reads whole milliseconds; the parts of a millisecond of successive calls add
+    /// up (ten ``advance(0.0001)`` move it 1 ms), so it never runs ahead of the time asked for.
     fn advance(&self, py: Python<'_>, seconds: &Bound<'_, PyAny>) -> PyResult<()> {
         let d = duration(seconds, "seconds")?;
         let c = self.inner.clone();

@@ -477,6 +477,19 @@ def test_a_property_name_that_is_not_utf8_says_so(store: mqlite.Store) -> None:
     assert q.stats()["messages"] == 0
 
 
+def test_manual_clock_steps_below_a_millisecond_add_up() -> None:
+    # Review r12 #9: each step was rounded up to a whole ms (ten 0.1 ms steps moved 10 ms).
+    clk = mqlite.ManualClock()
+    t0 = clk.now_ms()
+    clk.advance(0.0006)
+    assert clk.now_ms() - t0 == 0
+    clk.advance(0.0006)
+    assert clk.now_ms() - t0 == 1
+    for _ in range(10):
+        clk.advance(0.0001)
+    assert clk.now_ms() - t0 == 2
+
+
 MAX_REASON = 32 * 1024
 
 
