@@ -359,7 +359,10 @@ impl State {
         let mut meta = msg.meta;
         meta.dead_letter = Some(info);
         let retention = self.queues[dlq as usize].opts.retention_ms;
-        let expires_at = retention.map(|r| now.saturating_add(r)).unwrap_or(0);
+        let expires_at = meta
+            .dead_letter
+            .as_ref()
+            .map_or(0, |i| super::timers::retention_deadline(i, retention));
         let to = Destination {
             qid: dlq,
             priority: msg.priority,
