@@ -587,6 +587,35 @@ fn retention_leaves_a_plain_message_of_the_queue_to_its_ttl() {
 }
 
 #[test]
+fn retention_by_count_declared_later_trims_the_letters_already_held() {
+    // The same kind as review r12 #8: a count limit declared on a dead-letter queue holding
+    // more letters than it allows discarded them only when the next dead letter arrived.
+    let env = Env::new();
+    let s = env.open();
+    let q = s.queue("q").unwrap();
+    for i in 0..5 {
+        dead_letter_one(&q, &format!("m{i}"));
+    }
+    let dlq = s
+        .queue_with(
+            "DLQ",
+            QueueOptions {
+                max_messages: Some(2),
+                overflow: Some(OverflowPolicy::DropOldest),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let st = dlq.stats().unwrap();
+    assert_eq!(
+        (st.messages, st.discarded),
+        (2, 3),
+        "the oldest letters over the limit"
+    );
+    assert_eq!(drain(&dlq), vec!["m3", "m4"]);
+}
+
+#[test]
 fn replay_into_a_dead_letter_queue_is_refused() {
     // Review r1 #20: replaying DLQ into DLQ stripped the dead-letter info, so the letters sat
     // there as plain messages no dead-letter tool found again.

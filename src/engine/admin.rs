@@ -123,7 +123,11 @@ impl Engine {
                 !q.retention_known || q.opts.retention_ms != r.retention_ms
             })
         });
+        let given = resolved.is_some();
         let qid = g.declare(name, resolved, &shared.opts)?;
+        if given {
+            g.trim_dead_letter_queue(qid, shared.now(), &shared.opts)?;
+        }
         g = self.finish_moves(g)?;
         // The declaration (and any recovered failures) are durable before the handle is used.
         let g = self.commit(g)?;

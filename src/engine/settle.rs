@@ -495,6 +495,35 @@ impl State {
         Ok(())
     }
 
+    /// Retention by count applies to the dead letters already held, as retention by age does
+    /// (review r12 #8): a dead-letter queue declared with limits (so with `drop_oldest`) lower
+    /// than what it holds discards its oldest dead letters not handed out until it is within
+    /// them, each counted `discarded`, at the declaration rather than when the next dead letter
+    /// arrives. (A queue that is no dead-letter queue keeps its messages over a lowered limit:
+    /// its overflow policy is what a send does at the limit, and drop_oldest there moves
+    /// messages to the dead-letter queue, which a declaration must not do.)
+    pub fn trim_dead_letter_queue(
+        &mut self,
+        dlq: u32,
+        now: u64,
+        store: &StoreOptions,
+    ) -> Result<()> {
+        let o = &self.queues[dlq as usize].opts;
+        if o.max_messages.is_none() && o.max_bytes.is_none()
+            || !self.is_dead_letter_queue(dlq, store)
+        {
+            return Ok(());
+        }
+        while !self.queues[dlq as usize].room_for(0, 0) {
+            let Some(id) = self.hold_oldest_not_handed_out(dlq, now) else {
+                return Ok(());
+            };
+            self.queues[dlq as usize].counters.discarded += 1;
+            self.drop_inflight(dlq, id, why::DISCARD)?;
+        }
+        Ok(())
+    }
+
     /// Takes the oldest message of queue `qid` that is not handed out — waiting, or only
     /// prefetched by a consumer (taken back from its buffer first: nobody holds it, as work
     /// stealing shows) — out of the waiting ones and holds it, for the caller to drop or
