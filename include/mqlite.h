@@ -1734,8 +1734,13 @@ mqlite_status mqlite_queue_options_set_dedup_window(mqlite_queue_options *option
                                                     mqlite_error **err);
 
 /**
- * For a dead-letter queue: dead letters older than `max_age_ms` are dropped (0 = kept, the
- * default). Retention by count: `mqlite_queue_options_set_limits` with
+ * For a dead-letter queue: dead letters older than `max_age_ms` (milliseconds) are dropped,
+ * counted `expired`, on time whether or not anyone receives (0 = kept, the default). A letter's
+ * age counts from its dead-letter time (its dead-letter info's `last_failure_ms`), and the
+ * retention applies to the letters the queue already holds: declaring the queue with it,
+ * changing it, or declaring it again after a reopen (queue options are not stored) sets the
+ * deadline of every letter held; messages sent to the queue itself keep their own TTL.
+ * Retention by count: `mqlite_queue_options_set_limits` with
  * `MQLITE_OVERFLOW_DROP_OLDEST`.
  */
 mqlite_status mqlite_queue_options_set_retention(mqlite_queue_options *options,

@@ -463,6 +463,158 @@ fn drop_oldest_overflow_and_retention() {
     assert_eq!(dlq.stats().unwrap().messages, 0);
 }
 
+/// A dead letter sent to `DLQ` by a reject of a message of `q`, now.
+fn dead_letter_one(q: &Queue, body: &str) {
+    q.send(body).unwrap();
+    q.receive(NOW).unwrap().unwrap().reject("bad").unwrap();
+}
+
+fn with_retention(secs: Option<u64>) -> QueueOptions {
+    QueueOptions {
+        retention: secs.map(Duration::from_secs),
+        // Some option set: the declaration gives the queue its options (retention included).
+        process_expired: Some(true),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn retention_declared_later_expires_the_letters_already_held() {
+    // Review r12 #8: a letter got a retention deadline only if its dead-letter queue had the
+    // option when the letter arrived; one held before was kept for ever, also after a reopen
+    // that declared the retention.
+    let env = Env::new();
+    let s = env.open();
+    let q = s.queue("q").unwrap();
+    dead_letter_one(&q, "a"); // DLQ made by the dead-lettering, default options
+    let dlq = s.queue_with("DLQ", with_retention(Some(10))).unwrap();
+    assert_eq!(dlq.stats().unwrap().messages, 1, "expired before its time");
+    env.clock.advance_ms(9_999);
+    assert_eq!(dlq.stats().unwrap().messages, 1, "expired before its time");
+    env.clock.advance_ms(1);
+    let st = dlq.stats().unwrap();
+    assert_eq!(
+        (st.messages, st.expired),
+        (0, 1),
+        "letter held before the option"
+    );
+    // Declared after the letter's age passed it: expired at once, counted once.
+    dead_letter_one(&q, "b");
+    let dlq = s.queue_with("DLQ", with_retention(None)).unwrap();
+    env.clock.advance_ms(111_000);
+    assert_eq!(dlq.stats().unwrap().messages, 1, "no retention: kept");
+    let dlq = s.queue_with("DLQ", with_retention(Some(10))).unwrap();
+    let st = dlq.stats().unwrap();
+    assert_eq!((st.messages, st.expired), (0, 2));
+    assert_eq!(dlq.stats().unwrap().expired, 2, "counted once");
+}
+
+#[test]
+fn retention_declared_at_a_reopen_expires_the_letters_held() {
+    let env = Env::new();
+    let s = env.open();
+    dead_letter_one(&s.queue("q").unwrap(), "a"); // no retention: no deadline in its record
+    env.clock.advance_ms(5_000);
+    dead_letter_one(&s.queue("q").unwrap(), "b");
+    drop(s);
+    env.clock.advance_ms(6_000);
+    let s = env.open();
+    // Options are not stored: the reopen declares them again. "a" is 11 s old, "b" 6 s.
+    let dlq = s.queue_with("DLQ", with_retention(Some(10))).unwrap();
+    let st = dlq.stats().unwrap();
+    assert_eq!(
+        (st.messages, st.expired),
+        (1, 1),
+        "the older letter expires at once"
+    );
+    env.clock.advance_ms(3_999);
+    assert_eq!(dlq.stats().unwrap().messages, 1, "expired before its time");
+    env.clock.advance_ms(1);
+    let st = dlq.stats().unwrap();
+    assert_eq!((st.messages, st.expired), (0, 2), "the newer one on time");
+}
+
+#[test]
+fn a_changed_retention_rules_the_letters_held() {
+    let env = Env::new();
+    let s = env.open();
+    let dlq = s.queue_with("DLQ", with_retention(Some(100))).unwrap();
+    let q = s.queue("q").unwrap();
+    dead_letter_one(&q, "a"); // at T0: deadline T0 + 100 s
+    env.clock.advance_ms(30_000);
+    // Shorter: 50 s from its dead-letter time, not from the change.
+    s.queue_with("DLQ", with_retention(Some(50))).unwrap();
+    env.clock.advance_ms(19_999);
+    assert_eq!(dlq.stats().unwrap().messages, 1, "expired before its time");
+    env.clock.advance_ms(1);
+    assert_eq!(
+        dlq.stats().unwrap().expired,
+        1,
+        "a shorter retention kept the old deadline"
+    );
+    dead_letter_one(&q, "b"); // at T0 + 50 s: deadline T0 + 100 s
+    env.clock.advance_ms(10_000);
+    // Longer: the letter is not expired at its old deadline.
+    s.queue_with("DLQ", with_retention(Some(200))).unwrap();
+    env.clock.advance_ms(189_999);
+    let st = dlq.stats().unwrap();
+    assert_eq!(
+        (st.messages, st.expired),
+        (1, 1),
+        "a longer retention expired it early"
+    );
+    env.clock.advance_ms(1);
+    assert_eq!(dlq.stats().unwrap().expired, 2);
+}
+
+#[test]
+fn retention_leaves_a_plain_message_of_the_queue_to_its_ttl() {
+    // Retention is for dead letters: a message sent to the dead-letter queue itself keeps its
+    // own TTL (or none) when the retention is declared.
+    let env = Env::new();
+    let s = env.open();
+    let dlq = s.queue("DLQ").unwrap();
+    dlq.send("no ttl").unwrap();
+    dlq.send(Message::new("ttl").ttl(Duration::from_secs(100)))
+        .unwrap();
+    dead_letter_one(&s.queue("q").unwrap(), "a");
+    s.queue_with("DLQ", with_retention(Some(10))).unwrap();
+    env.clock.advance_ms(10_000);
+    let st = dlq.stats().unwrap();
+    assert_eq!((st.messages, st.expired), (2, 1));
+    env.clock.advance_ms(90_000);
+    assert_eq!(drain(&dlq), vec!["no ttl"]);
+}
+
+#[test]
+fn retention_by_count_declared_later_trims_the_letters_already_held() {
+    // The same kind as review r12 #8: a count limit declared on a dead-letter queue holding
+    // more letters than it allows discarded them only when the next dead letter arrived.
+    let env = Env::new();
+    let s = env.open();
+    let q = s.queue("q").unwrap();
+    for i in 0..5 {
+        dead_letter_one(&q, &format!("m{i}"));
+    }
+    let dlq = s
+        .queue_with(
+            "DLQ",
+            QueueOptions {
+                max_messages: Some(2),
+                overflow: Some(OverflowPolicy::DropOldest),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let st = dlq.stats().unwrap();
+    assert_eq!(
+        (st.messages, st.discarded),
+        (2, 3),
+        "the oldest letters over the limit"
+    );
+    assert_eq!(drain(&dlq), vec!["m3", "m4"]);
+}
+
 #[test]
 fn replay_into_a_dead_letter_queue_is_refused() {
     // Review r1 #20: replaying DLQ into DLQ stripped the dead-letter info, so the letters sat

@@ -2,6 +2,7 @@
 
 use super::queue::Entry;
 use super::record::{decode_message, put_remove, why};
+use super::timers::retention_deadline;
 use super::{on_library_thread, Engine, QueueId};
 use crate::error::{Error, ErrorKind, Result};
 use crate::message::{Message, MessageId};
@@ -77,6 +78,10 @@ pub struct QueueStats {
     pub replayed_out: u64,
 }
 
+/// How many dead letters' records [`Engine::apply_retention`] reads at once: bounds the
+/// memory of the read (bodies included) whatever the queue's depth.
+const RETENTION_READ_BATCH: usize = 1024;
+
 impl Engine {
     /// The id of queue `name`, declared (durably) if new; with `options` (validated) the queue
     /// takes them for as long as the store is open.
@@ -108,11 +113,82 @@ impl Engine {
             g.check_dead_letter_cycle(name, strategy)?;
         }
         let resolved = options.map(|o| Resolved::new(&shared.opts, o));
+        // Retention is the queue's, measured from each letter's dead-letter time (issue 15,
+        // review r12 #8): a declaration that gives it a retention its held letters' deadlines
+        // do not follow yet (a new or changed value, or the first options after a reopen: they
+        // are not stored) sets those deadlines below.
+        let retention_changes = resolved.as_ref().is_some_and(|r| {
+            g.by_name.get(name).is_some_and(|&qid| {
+                let q = &g.queues[qid as usize];
+                !q.retention_known || q.opts.retention_ms != r.retention_ms
+            })
+        });
+        let given = resolved.is_some();
         let qid = g.declare(name, resolved, &shared.opts)?;
+        if given {
+            g.trim_dead_letter_queue(qid, shared.now(), &shared.opts)?;
+        }
         g = self.finish_moves(g)?;
         // The declaration (and any recovered failures) are durable before the handle is used.
-        let _g = self.commit(g)?;
+        let g = self.commit(g)?;
+        if retention_changes {
+            self.apply_retention(g, qid)?;
+        }
         Ok(QueueId(qid))
+    }
+
+    /// Sets the expiry of every dead letter queue `qid` holds by the queue's retention, counted
+    /// from the letter's dead-letter time ([`retention_deadline`]): the letters held when the
+    /// retention is declared, changed, or declared again after a reopen follow it as the
+    /// letters arriving do. The dead-letter time is in each letter's record, not in memory (an
+    /// entry stays 40 bytes), so the records are read once, [`RETENTION_READ_BATCH`] at a time,
+    /// with the state lock released (as takes and dead-letter moves read). Letters that leave
+    /// meanwhile are skipped; those arriving meanwhile already take the new retention. Letters
+    /// past their new deadline expire at once (counted `expired`), the others on time.
+    fn apply_retention<'a>(&'a self, mut g: super::Guard<'a>, qid: u32) -> Result<()> {
+        let shared = &self.shared;
+        let ids: Vec<(u64, u8)> = {
+            let mut v = Vec::new();
+            g.queues[qid as usize].for_each(|e, _| v.push((e.id, e.priority)));
+            v
+        };
+        for chunk in ids.chunks(RETENTION_READ_BATCH) {
+            // Where each is now (compaction may have moved it; it may be gone).
+            let held: Vec<(u32, Entry)> = {
+                let q = &mut g.queues[qid as usize];
+                chunk
+                    .iter()
+                    .filter_map(|&(id, p)| q.find_mut(id, p).map(|e| (qid, *e)))
+                    .collect()
+            };
+            let snap = g.snapshot(&shared.files, held.iter().copied())?;
+            drop(g);
+            let recs = snap.read();
+            g = shared.lock();
+            g.check()?;
+            let recs = recs?;
+            let q = &mut g.queues[qid as usize];
+            let retention = q.opts.retention_ms;
+            for ((_, e), rec) in held.iter().zip(recs.iter()) {
+                let msg = decode_message(rec).ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::Corrupt,
+                        format!("stored record of ID:{} does not decode", e.id),
+                    )
+                })?;
+                // A message sent to the queue itself keeps its own TTL: retention is for
+                // dead letters.
+                if let Some(info) = msg.dead_letter_info() {
+                    q.set_expiry(e.id, e.priority, retention_deadline(info, retention));
+                }
+            }
+        }
+        g.queues[qid as usize].retention_known = true;
+        // Letters now past their deadline expire at once, not at the next housekeeping.
+        g.tick(qid, shared.now(), &shared.opts)?;
+        let g = self.finish_moves(g)?;
+        let _g = self.commit(g)?;
+        Ok(())
     }
 
     /// The names of all queues, in creation order (also once the store is closed).

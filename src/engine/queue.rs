@@ -188,6 +188,13 @@ pub(crate) struct QueueState {
     /// Deliveries handed over by the previous owner's clean close are held until then (ms);
     /// those not settled by then fail (see `handover`).
     pub handover_until: Option<u64>,
+    /// Whether the deadlines of the dead letters held follow `opts.retention_ms` (issue 15,
+    /// review r12 #8). True for a queue declared in this open: every dead letter arriving takes
+    /// the queue's retention, and a declaration that changes it sets the deadlines of those
+    /// held (`Engine::apply_retention`). False after recovery: queue options are not stored,
+    /// so the deadlines are the ones their records were written with, until a declaration
+    /// with options sets them by its retention.
+    pub retention_known: bool,
 }
 
 impl QueueState {
@@ -223,6 +230,7 @@ impl QueueState {
             parked_arrivals: Vec::new(),
             crashed: Vec::new(),
             handover_until: None,
+            retention_known: true,
         }
     }
 
@@ -523,6 +531,22 @@ impl QueueState {
         if e.expires_at != 0 {
             self.expiring.insert((e.expires_at, e.id, e.priority));
         }
+    }
+
+    /// Gives message `id` (of `priority`, waiting or in flight) the expiry `at` (0: never),
+    /// keeping the expiry index in step. `false`: the queue no longer holds it.
+    pub fn set_expiry(&mut self, id: u64, priority: u8, at: u64) -> bool {
+        let Some(e) = self.find_mut(id, priority) else {
+            return false;
+        };
+        let old = std::mem::replace(&mut e.expires_at, at);
+        if old != 0 {
+            self.expiring.remove(&(old, id, priority));
+        }
+        if at != 0 {
+            self.expiring.insert((at, id, priority));
+        }
+        true
     }
 
     /// Accounts for a message leaving the queue for good.

@@ -383,6 +383,7 @@ impl Rebuild {
             let resolved = Resolved::new(opts, &QueueOptions::default());
             let mut q = QueueState::new(qid, name.clone(), resolved);
             q.decl_seg = seg as u32;
+            q.retention_known = false;
             if seg != MEM_SEG as u64 {
                 st.space.seg_live.entry(seg).or_insert((0, 0)).0 += 1;
             }

@@ -359,7 +359,10 @@ impl State {
         let mut meta = msg.meta;
         meta.dead_letter = Some(info);
         let retention = self.queues[dlq as usize].opts.retention_ms;
-        let expires_at = retention.map(|r| now.saturating_add(r)).unwrap_or(0);
+        let expires_at = meta
+            .dead_letter
+            .as_ref()
+            .map_or(0, |i| super::timers::retention_deadline(i, retention));
         let to = Destination {
             qid: dlq,
             priority: msg.priority,
@@ -483,6 +486,35 @@ impl State {
     /// limit, and the next dead letter makes room again.
     fn make_room_for_dead_letter(&mut self, dlq: u32, payload: u64, now: u64) -> Result<()> {
         while !self.queues[dlq as usize].room_for(1, payload) {
+            let Some(id) = self.hold_oldest_not_handed_out(dlq, now) else {
+                return Ok(());
+            };
+            self.queues[dlq as usize].counters.discarded += 1;
+            self.drop_inflight(dlq, id, why::DISCARD)?;
+        }
+        Ok(())
+    }
+
+    /// Retention by count applies to the dead letters already held, as retention by age does
+    /// (review r12 #8): a dead-letter queue declared with limits (so with `drop_oldest`) lower
+    /// than what it holds discards its oldest dead letters not handed out until it is within
+    /// them, each counted `discarded`, at the declaration rather than when the next dead letter
+    /// arrives. (A queue that is no dead-letter queue keeps its messages over a lowered limit:
+    /// its overflow policy is what a send does at the limit, and drop_oldest there moves
+    /// messages to the dead-letter queue, which a declaration must not do.)
+    pub fn trim_dead_letter_queue(
+        &mut self,
+        dlq: u32,
+        now: u64,
+        store: &StoreOptions,
+    ) -> Result<()> {
+        let o = &self.queues[dlq as usize].opts;
+        if o.max_messages.is_none() && o.max_bytes.is_none()
+            || !self.is_dead_letter_queue(dlq, store)
+        {
+            return Ok(());
+        }
+        while !self.queues[dlq as usize].room_for(0, 0) {
             let Some(id) = self.hold_oldest_not_handed_out(dlq, now) else {
                 return Ok(());
             };

@@ -35,7 +35,7 @@ use super::record::{put_relocate, put_send, send_in_record, txn_begin, txn_end, 
 use super::{Engine, State};
 use crate::error::{Error, ErrorKind, Result};
 use crate::journal::frame::RECORD_HEADER;
-use crate::message::{DeadLetterReason, Message};
+use crate::message::{DeadLetterInfo, DeadLetterReason, Message};
 use crate::options::StoreOptions;
 
 /// How long a repeat whose record could not be read waits before the timer tries again (ms).
@@ -85,6 +85,16 @@ pub(super) fn next_occurrence(
     next.expires_at_ms = ttl.map(|t| slot.saturating_add(t)).unwrap_or(0);
     next.keep_times = true;
     Some(next)
+}
+
+/// The expiry (ms, 0: never) of a dead letter in a queue with retention `retention_ms`: its
+/// age counts from its dead-letter time, the `last_failure_ms` of its dead-letter info (the
+/// failure that dead-lettered it, or the dead-lettering itself when it never failed). One rule
+/// for the letter arriving and for those held when the retention is declared or changed
+/// (issue 15, review r12 #8), so that a reopen that declares it rebuilds the same deadlines.
+pub(crate) fn retention_deadline(info: &DeadLetterInfo, retention_ms: Option<u64>) -> u64 {
+    // At least 1: 0 means "never" in an entry.
+    retention_ms.map_or(0, |r| info.last_failure_ms.saturating_add(r).max(1))
 }
 
 impl State {

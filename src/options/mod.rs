@@ -264,7 +264,14 @@ pub struct QueueOptions {
     pub dedup_window_count: Option<usize>,
     /// What happens to a group when one of its messages fails. Default `Block`.
     pub group_failure: Option<GroupFailurePolicy>,
-    /// For a dead-letter queue: dead letters older than this are dropped. Default: kept.
+    /// For a dead-letter queue: dead letters older than this are dropped (counted `expired`),
+    /// on time, whether or not anyone receives. Default: kept. A letter's age counts from its
+    /// dead-letter time ([`DeadLetterInfo::last_failure_ms`](crate::DeadLetterInfo)), and the
+    /// queue's retention applies to the letters it already holds: declaring it, changing it
+    /// (a shorter one expires at once the letters now past it; a longer one keeps them longer)
+    /// or declaring it again after a reopen (queue options are not stored) sets the deadline of
+    /// every letter held. A queue opened again without options keeps each letter's deadline as
+    /// it was. Messages sent to the queue itself keep their own TTL. (issue 15, review r12 #8.)
     /// (Retention by count: `max_messages`/`max_bytes` with [`OverflowPolicy::DropOldest`],
     /// which discards the oldest dead letters, counted `discarded`; a dead-letter queue with
     /// limits and another overflow policy is `InvalidArgument` at declaration.)

@@ -620,6 +620,12 @@ impl Store {
     /// of this queue, ``receive()`` and listeners included, takes at once with one durable
     /// delivery-count record and then hands out one by one; those not yet handed out go back
     /// uncounted when their consumer closes, and after a crash each counts one failed delivery.
+    /// ``retention`` (seconds or ``timedelta``; for a dead-letter queue): dead letters older
+    /// than it are dropped, counted ``expired``, on time whether or not anyone receives. Age
+    /// counts from a letter's dead-letter time (``dead_letter.last_failure_ms``); the retention
+    /// applies to the letters already held when it is declared, changed, or declared again
+    /// after a reopen (options are not stored). Messages sent to the queue itself keep their
+    /// own TTL.
     /// ``ack_durability``: ``"lazy"`` (default: ``ack()`` returns once the ack is queued for the
     /// next group commit, within about a millisecond; a crash before it redelivers the message)
     /// or ``"sync"`` (``ack()`` returns once the ack is fdatasync'd, like ``ack_sync()``).

@@ -4,6 +4,8 @@ text. Time is a ManualClock: nothing sleeps."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import mqlite
 
 
@@ -65,3 +67,35 @@ def test_exponential_backoff_and_context_manager(cstore: mqlite.Store, clock: mq
     (dead,) = cstore.queue("DLQ").browse()
     assert dead.dead_letter is not None
     assert dead.dead_letter.last_failure == "RuntimeError: worker crashed"
+
+
+def test_retention_declared_later_expires_the_dead_letters_already_held(
+    store_dir: Path, clock: mqlite.ManualClock
+) -> None:
+    # Review r12 #8: a letter that arrived before its DLQ had `retention` was kept for ever,
+    # also after a reopen that declared it. Retention counts from each letter's dead-letter time.
+    s = mqlite.open(store_dir, clock=clock)
+    q = s.queue("q")
+    q.send(b"a")
+    msg = q.receive(timeout=0)
+    assert msg is not None
+    msg.reject("x")  # the DLQ is made by the dead-lettering, with default options
+    dl = s.queue("DLQ", retention=10)
+    clock.advance(9)
+    assert dl.stats()["messages"] == 1, "expired before its time"
+    clock.advance(1)
+    stats = dl.stats()
+    assert (stats["messages"], stats["expired"]) == (0, 1)
+    q.send(b"b")
+    msg = q.receive(timeout=0)
+    assert msg is not None
+    msg.reject("y")
+    s.close()
+    clock.advance(11)
+    # Options are not stored: the reopen declares the retention again, and the letter, 11 s
+    # old, expires at once.
+    s = mqlite.open(store_dir, clock=clock)
+    dl = s.queue("DLQ", retention=10)
+    stats = dl.stats()
+    assert (stats["messages"], stats["expired"]) == (0, 1)
+    s.close()

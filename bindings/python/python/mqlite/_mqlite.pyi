@@ -495,7 +495,12 @@ class Store:
         consumer prefetches into its own process: the owner lends it the messages, handed out
         there without a round trip, given back uncounted at its close and when a competing
         consumer waits with nothing ready; a client killed holding them has each count one
-        failed delivery.
+        failed delivery. ``retention`` (seconds or ``timedelta``; for a dead-letter queue): dead
+        letters older than it are dropped, counted ``expired``, on time whether or not anyone
+        receives. Age counts from a letter's dead-letter time (``dead_letter.last_failure_ms``);
+        the retention applies to the letters already held when it is declared, changed, or
+        declared again after a reopen (options are not stored). Messages sent to the queue
+        itself keep their own TTL.
         """
     def topic(self, name: str) -> Topic: ...
     def subscribe(
