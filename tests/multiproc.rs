@@ -1558,3 +1558,51 @@ fn a_purge_takes_what_a_client_borrowed_and_did_not_hand_out() {
     assert!(kid.0.wait().unwrap().success());
     assert_eq!(q.stats().unwrap().messages, 0);
 }
+
+/// Review r14 #15: the deliveries an owner's clean close hands over are held for their clients
+/// for a minute — but each next owner restarted that minute, and handed them over again at its
+/// own close. A store opened afterwards only by short-lived processes (CLI commands, cron jobs)
+/// held a dead client's deliveries for good. The hold runs from the close that made it now.
+#[test]
+fn a_handover_hold_runs_from_the_close_that_made_it_not_from_each_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(1_000_000);
+    let open = || {
+        Store::open(
+            dir.path(),
+            StoreOptions {
+                clock: clock.clone(),
+                redelivery: common::durable::no_delay_policy(),
+                ..Default::default()
+            },
+        )
+        .unwrap()
+    };
+    let s = open();
+    s.queue("q").unwrap().send("a").unwrap();
+    let mut kid = spawn("borrower", dir.path());
+    assert_eq!(tell(&mut kid, "hold"), "H a 1");
+    assert_eq!(tell(&mut kid, "flush"), "F");
+    s.close().unwrap(); // hands "a" over to its client, held a minute
+    kill(kid.0); // the client dies: nobody will settle it
+                 // Short-lived owners, 40 s apart: the first is within the hold, the second past it.
+    clock.advance(Duration::from_secs(40));
+    let s = open();
+    let q = s.queue("q").unwrap();
+    assert!(
+        q.receive(NOW).unwrap().is_none(),
+        "still held for its client"
+    );
+    assert_eq!(q.stats().unwrap().in_flight, 1);
+    s.close().unwrap();
+    clock.advance(Duration::from_secs(40));
+    let s = open();
+    let q = s.queue("q").unwrap();
+    let d = q
+        .receive(NOW)
+        .unwrap()
+        .expect("back once the first close's hold ended");
+    assert_eq!((d.body(), d.delivery_count()), (&b"a"[..], 2));
+    d.ack_sync().unwrap();
+    s.close().unwrap();
+}

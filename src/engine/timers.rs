@@ -166,13 +166,20 @@ impl State {
         }
         let q = &mut self.queues[qid as usize];
         if q.handover_until.is_some_and(|t| t <= now) {
-            q.handover_until = None;
-            let late: Vec<u64> = q
-                .inflight
-                .values()
-                .filter(|f| f.consumer == super::handover::HANDED_OVER)
-                .map(|f| f.entry.id)
-                .collect();
+            // Each handed-over delivery is held until its own time (its hold runs from the
+            // close that first handed it over): those due fail now, the next one's time is kept.
+            let mut next: Option<u64> = None;
+            let mut late = Vec::new();
+            for f in q.inflight.values() {
+                if f.consumer != super::handover::HANDED_OVER {
+                    continue;
+                }
+                match f.deadline {
+                    Some(d) if d > now => next = Some(next.map_or(d, |n| n.min(d))),
+                    _ => late.push(f.entry.id),
+                }
+            }
+            q.handover_until = next;
             for id in late {
                 self.fail(
                     qid,

@@ -280,7 +280,6 @@ impl Owner {
     pub(crate) fn open(dir: &Path, options: &StoreOptions) -> Result<Owner> {
         let lock = Arc::new(DirLock::acquire(dir)?);
         let options = options.clone();
-        let engine_opts = options.clone();
         let clock = options.clock.clone();
         // Checked under the lock: no journal segment yet means this open creates the store.
         let created = !crate::store::holds_store(dir)?;
@@ -301,7 +300,7 @@ impl Owner {
         // Deliveries the previous owner's clean close handed over to its clients stay theirs
         // (read before anyone can declare a queue and so fail them as crashed deliveries).
         if let Some(items) = take_handover(dir, &id) {
-            engine.adopt_handover(&items, handover_hold_ms(&engine_opts));
+            engine.adopt_handover(&items);
         }
         // Make the recovery's own records (crash failures) durable before serving anyone.
         let mut owner = Owner::start(engine, &clock, lock, dir, report, id)?;
@@ -451,25 +450,18 @@ impl Owner {
 }
 
 /// The file in the store directory listing the deliveries an owner's clean close handed over
-/// to the next owner (see `engine::handover`): a line `mqlite-handover 1 <store id>`, then one
-/// line `<queue id> <message id> <delivery count>` per delivery. It lives from the close to
-/// the next owner's open, which reads and removes it.
+/// to the next owner (see `engine::handover`): a line `mqlite-handover 2 <store id>`, then one
+/// line `<queue id> <message id> <delivery count> <held until, ms by the store's clock>` per
+/// delivery (version 1 had no hold time: such a list is held from the open that reads it). It
+/// lives from the close to the next owner's open, which reads and removes it.
 pub(crate) const HANDOVER_FILE: &str = "HANDOVER";
-
-/// How long the next owner holds the deliveries handed over to clients (ms): twice the time a
-/// client waits for a next owner (`connect_timeout`), at least a minute. A delivery its client
-/// does not settle by then fails, as a crashed process's delivery.
-fn handover_hold_ms(o: &StoreOptions) -> u64 {
-    let t = o.connect_timeout.saturating_mul(2).as_millis();
-    u64::try_from(t).unwrap_or(u64::MAX).max(60_000)
-}
 
 /// Writes the handover list (through a temporary file, fsync'd and renamed, the directory
 /// fsync'd: the next owner reads it whole or not at all).
 fn write_handover(dir: &Path, id: &str, items: &[Handed]) -> std::io::Result<()> {
-    let mut text = format!("mqlite-handover 1 {id}\n");
-    for (q, m, c) in items {
-        text.push_str(&format!("{q} {m} {c}\n"));
+    let mut text = format!("mqlite-handover 2 {id}\n");
+    for (q, m, c, until) in items {
+        text.push_str(&format!("{q} {m} {c} {until}\n"));
     }
     crate::store::identity::replace_file(dir, HANDOVER_FILE, text.as_bytes()).map_err(|(_, e)| e)
 }
@@ -495,18 +487,25 @@ fn take_handover(dir: &Path, id: &str) -> Option<Vec<Handed>> {
     let _ = std::fs::remove_file(dir.join(format!("{HANDOVER_FILE}.tmp")));
     let text = text?;
     let mut lines = text.lines();
-    if lines.next()? != format!("mqlite-handover 1 {id}") {
-        return None;
-    }
+    // Version 1 (before the hold time per line): held from this open, as it was then.
+    let v1 = match lines.next()? {
+        h if h == format!("mqlite-handover 2 {id}") => false,
+        h if h == format!("mqlite-handover 1 {id}") => true,
+        _ => return None,
+    };
     lines
         .map(|l| {
             let mut f = l.split(' ');
-            let item = (
+            let (q, m, c) = (
                 f.next()?.parse().ok()?,
                 f.next()?.parse().ok()?,
                 f.next()?.parse().ok()?,
             );
-            f.next().is_none().then_some(item)
+            let until = match v1 {
+                true => 0,
+                false => f.next()?.parse().ok()?,
+            };
+            f.next().is_none().then_some((q, m, c, until))
         })
         .collect()
 }
