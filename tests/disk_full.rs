@@ -7,6 +7,7 @@ use common::durable::{body, no_delay_policy, serial, tag_of};
 use common::fault::FaultFs;
 use mqlite::*;
 use std::collections::BTreeSet;
+use std::path::Path;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -431,5 +432,118 @@ fn a_repair_that_fails_on_a_full_disk_leaves_no_quarantine_file() {
         "{saved}"
     );
     assert_eq!(quarantine(&fs), vec![saved]);
+    s.close().unwrap();
+}
+
+// ---- A disk-full episode never leaves the store full for good (issue 15 §5, review r12 #6).
+// Reclaiming a segment copies its live messages forward; on a disk with less than a segment
+// free that copy once needed a new whole segment, so a few long-lived messages pinned every
+// segment for good although nearly all the store held was settled.
+
+/// Fills a store on `fs` with `len`-byte bodies, every `every`th to the long-lived queue
+/// "keep" and the rest to "q" (each 1 MiB segment then holds about one long-lived message),
+/// and drains "q". Returns the store, the kept tags and the disk use when full.
+fn fill_and_drain(
+    fs: &FaultFs,
+    dir: &Path,
+    len: usize,
+    every: usize,
+) -> (Store, BTreeSet<String>, u64) {
+    let s = Store::open(dir, full_disk_options(fs)).unwrap();
+    let (q, keep) = (s.queue("q").unwrap(), s.queue("keep").unwrap());
+    let mut kept = BTreeSet::new();
+    let mut stored = 0;
+    for i in 0..400 {
+        let tag = format!("m{i}");
+        let to = if i % every == 0 { &keep } else { &q };
+        match to.send(body(&tag, len)) {
+            Ok(_) => {
+                stored += 1;
+                if i % every == 0 {
+                    kept.insert(tag);
+                }
+            }
+            Err(e) => {
+                assert_eq!(e.kind(), ErrorKind::NoSpace, "{e}");
+                break;
+            }
+        }
+    }
+    assert!(stored > 40 && stored < 400, "the disk filled: {stored}");
+    assert!(kept.len() >= 4, "{kept:?}");
+    let full = s.disk_bytes();
+    while let Some(d) = q.receive(Some(Duration::ZERO)).unwrap() {
+        d.ack_sync().unwrap();
+    }
+    (s, kept, full)
+}
+
+/// After the drain, sends work again (without a reopen and without `compact`); what "keep"
+/// holds survives, also a reopen.
+fn sends_work_again(fs: &FaultFs, s: Store, dir: &Path, kept: &BTreeSet<String>, full: u64) {
+    let q = s.queue("q").unwrap();
+    for i in 0..40 {
+        q.send(body(&format!("n{i}"), 60_000))
+            .unwrap_or_else(|e| panic!("send {i} after draining: {e}"));
+    }
+    assert!(s.disk_bytes() <= full, "{} > {full}", s.disk_bytes());
+    assert_eq!(&held(&s, "keep"), kept);
+    drop(q);
+    s.close().unwrap();
+    let s = Store::open(dir, full_disk_options(fs)).unwrap();
+    assert_eq!(&held(&s, "keep"), kept, "after a reopen");
+    assert_eq!(s.queue("q").unwrap().stats().unwrap().messages, 40);
+}
+
+/// The reviewer's scenario on a disk filled to the last byte (no room for any new segment):
+/// the copies of each old segment's long-lived message borrow the tail's reserve.
+#[test]
+fn draining_after_a_full_disk_makes_room_again() {
+    let _serial = serial();
+    let fs = FaultFs::new();
+    fs.set_capacity(Some(6 << 20));
+    let dir = tempfile::tempdir().unwrap();
+    let (s, kept, full) = fill_and_drain(&fs, dir.path(), 60_000, 15);
+    assert_eq!(full, 6 << 20, "filled to the last byte");
+    sends_work_again(&fs, s, dir.path(), &kept, full);
+}
+
+/// The reviewer's scenario as a tmpfs gives it (less than a segment free) with bodies too
+/// large to borrow the reserve: the copies go into a short segment sized to them.
+#[test]
+fn draining_after_a_full_disk_copies_into_a_short_segment() {
+    let _serial = serial();
+    let fs = FaultFs::new();
+    fs.set_capacity(Some((6 << 20) - (64 << 10)));
+    let dir = tempfile::tempdir().unwrap();
+    let (s, kept, full) = fill_and_drain(&fs, dir.path(), 100_000, 8);
+    sends_work_again(&fs, s, dir.path(), &kept, full);
+}
+
+/// A disk with no room for the copies at all (filled to the last byte, bodies too large for
+/// the reserve): `compact` says so, naming the space it needs, instead of reporting a no-op as
+/// success; nothing is lost, and once the disk has room it proceeds.
+#[test]
+fn compact_that_cannot_proceed_says_so() {
+    let _serial = serial();
+    let fs = FaultFs::new();
+    fs.set_capacity(Some(6 << 20));
+    let dir = tempfile::tempdir().unwrap();
+    let (s, kept, _) = fill_and_drain(&fs, dir.path(), 100_000, 8);
+    let segments = s.compact().map_or(0, |r| r.segments_after);
+    let e = s.compact().expect_err("no room to copy into");
+    assert_eq!(e.kind(), ErrorKind::NoSpace, "{e}");
+    assert!(
+        e.message().contains("needs") && e.message().contains("bytes of free disk"),
+        "{e}"
+    );
+    assert_eq!(segments, 0, "the first compact failed too");
+    assert_eq!(held(&s, "keep"), kept);
+    // Someone frees disk space: compaction proceeds and the store shrinks.
+    fs.set_capacity(Some(7 << 20));
+    let r = s.compact().unwrap();
+    assert!(r.segments_after < r.segments_before, "{r:?}");
+    assert!(r.bytes_after < 5 << 20, "{r:?}");
+    assert_eq!(held(&s, "keep"), kept);
     s.close().unwrap();
 }
