@@ -542,7 +542,8 @@ type Written4 = (Result<()>, Refused, bool, Option<Error>);
 /// Writes compaction's copies, `spare.buf[at..]` (see [`Batch::copies_at`]). Those a full
 /// disk did not take are dropped: the segment they copy stays, its items where they were,
 /// and the next commit plans it again; `copies_refused` says why (see
-/// `Space::copies_refused`). They never go into the reserve, which is sized for settles.
+/// `Space::copies_refused`). They borrow at most half the reserve, which is sized for settles
+/// (see [`Journal::write_copies`]).
 fn write_copies(
     journal: &mut Journal,
     spare: &mut Batch,
@@ -634,7 +635,7 @@ fn write_after_full(
     let (sends, restores) = strip_new_messages(spare, n);
     *refused = Some((sends, restores, e));
     let first = placed.len();
-    // Compaction's copies are written after this, never into the reserve.
+    // Compaction's copies are written after this (see `write_copies`), not with the settles.
     let end = spare.copies_at.unwrap_or(spare.buf.len());
     let r = journal.write(&spare.buf[n..end], placed, true);
     for p in &mut placed[first..] {
