@@ -41,8 +41,7 @@ impl Journal {
     /// The size of a short segment for a frame of `need` payload bytes: the frame, the
     /// segment header, the SEAL and the reserve (see [`Journal::write_copies`]).
     pub fn short_segment_bytes(&self, need: usize) -> u64 {
-        ((SEGMENT_HEADER + FRAME_HEADER + MARK_FRAME + need) as u64 + self.reserve()).div_ceil(4096)
-            * 4096
+        (SEGMENT_HEADER + FRAME_HEADER + MARK_FRAME + need) as u64 + self.reserve()
     }
 
     /// Creates segment `tail + 1` big enough for a frame of `need` payload bytes (plus the
