@@ -23,7 +23,15 @@ impl Store {
     /// plus a reserve of an eighth of its size, at most 1 MiB); `mqlite compact` opens with
     /// the store's own segment size for that reason.
     ///
-    /// Errors: `Closed`, `Poisoned`, or the `Io`/`NoSpace` error of a failed commit.
+    /// On a full disk (less than a segment free) the copies go into a short segment sized to
+    /// them, or, with no room even for that, into up to half the tail's reserve (the segment
+    /// they empty is removed at the next commit, issue 15 §5).
+    ///
+    /// Errors: `Closed`, `Poisoned`, the `Io` error of a failed commit, or `NoSpace` when
+    /// compaction stopped because the disk has room neither for a short segment holding the
+    /// oldest segment's live data nor for it in the reserve: the message names the free bytes
+    /// needed and the segments before and after (nothing is lost; free space and compact
+    /// again).
     pub fn compact(&self) -> Result<CompactReport> {
         self.engine.compact_now()
     }

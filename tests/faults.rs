@@ -361,7 +361,10 @@ fn t7_disk_full() {
         acked += 1;
     }
     let small_send_while_full = q.send(body("small", 10)).map_err(|e| e.kind());
-    // Reopen while the disk is still full: recovery works, settling works, sends are refused.
+    // Reopen while the disk is still full: recovery works, settling works. A send is refused
+    // unless the settles emptied the first segment enough for compaction to reclaim it (its
+    // copies go into a short segment when the disk has room for one: issue 15 §5), which
+    // depends on how much the file system left free.
     s.close().unwrap();
     let s = Store::open(&store_dir, o.clone())
         .expect("a full disk does not stop the store from opening");
@@ -374,9 +377,10 @@ fn t7_disk_full() {
             .unwrap();
         acked += 1;
     }
-    assert_eq!(
-        q.send(body("still full", 16 << 10)).map_err(|e| e.kind()),
-        Err(ErrorKind::NoSpace)
+    let send_after_settles = q.send(body("still full", 16 << 10)).map_err(|e| e.kind());
+    assert!(
+        matches!(send_after_settles, Ok(_) | Err(ErrorKind::NoSpace)),
+        "{send_after_settles:?}"
     );
     // Space returns (the ballast goes, or the capacity grows); sends work again.
     if tmpfs {
@@ -398,18 +402,22 @@ fn t7_disk_full() {
     assert_eq!(left, st.messages);
     assert_eq!(
         left as usize,
-        stored.len() - acked + after + small_send_while_full.is_ok() as usize
+        stored.len() - acked
+            + after
+            + small_send_while_full.is_ok() as usize
+            + send_after_settles.is_ok() as usize
     );
     s.close().unwrap();
     assert_eq!(panics(), panics0);
     eprintln!(
         "T7 disk full: {} sends stored before NoSpace; 5 sync + 1 async + 1 batch sends refused with NoSpace, store not poisoned; \
          {} stored messages browsed, {acked} received and acked (one nacked first) while full, across a reopen on the full disk; \
-         a small send while full: {:?}; \
+         a small send while full: {:?}; a send after the settles on the reopened store: {:?}; \
          {after} sends worked after space returned; reopen shows {left} messages",
         stored.len(),
         browsed.len(),
-        small_send_while_full
+        small_send_while_full,
+        send_after_settles
     );
 }
 

@@ -95,6 +95,10 @@ pub(crate) struct Batch {
     /// Messages the batch's records take out of their queues, put back if such a record is
     /// refused on a full disk.
     pub restores: Vec<Restore>,
+    /// Where compaction's copies (QUEUE, DEDUP and RELOCATE records of the segment being
+    /// compacted) start in `buf`: they end the batch, appended just before it is written. A
+    /// disk too full for them drops them (the segment waits), which never refuses a send.
+    pub copies_at: Option<usize>,
 }
 
 impl Batch {
@@ -115,6 +119,7 @@ impl Batch {
         self.lazy_since = None;
         self.awaited = false;
         self.restores.clear();
+        self.copies_at = None;
     }
 
     /// Notes that the records appended since `buf` was `before` bytes long are lazy acks.

@@ -254,7 +254,7 @@ impl Engine {
         let max_delay = g.progress.max_delay;
         drop(g);
 
-        let (result, refused, synced) = write_and_sync(io, max_delay, &removable);
+        let (result, refused, synced, copies_refused) = write_and_sync(io, max_delay, &removable);
 
         let mut g = shared.lock();
         let p = &mut g.progress;
@@ -272,7 +272,10 @@ impl Engine {
             shared.work.notify_one();
         }
         match result {
-            Ok(()) => self.committed(&mut g, io, no, refused),
+            Ok(()) => {
+                g.space.copies_refused = copies_refused;
+                self.committed(&mut g, io, no, refused)
+            }
             Err(e) => {
                 // A failed write or fsync is never retried (fsyncgate): poison the store.
                 g.error = Some(e.clone());
@@ -485,13 +488,12 @@ type Refused = Option<(Vec<PendingSend>, Vec<Restore>, Error)>;
 
 /// Writes the batch in `io.spare`, syncs when it needs it, removes `removable` segments once
 /// everything is synced. On a full disk the batch's records that carry messages are refused
-/// and the rest (settles, which must not fail) goes into the segment's reserve.
-/// Returns the outcome, the sends a full disk refused, and whether it fdatasynced.
-fn write_and_sync(
-    io: &mut Io,
-    max_delay: Duration,
-    removable: &[u64],
-) -> (Result<()>, Refused, bool) {
+/// and the rest (settles, which must not fail) goes into the segment's reserve; compaction's
+/// copies, which end the batch, go where [`Journal::write_copies`] finds room (a short
+/// segment on a disk with less than a segment free) or are dropped.
+/// Returns the outcome, the sends a full disk refused, whether it fdatasynced, and why the
+/// copies were dropped (if they were).
+fn write_and_sync(io: &mut Io, max_delay: Duration, removable: &[u64]) -> Written4 {
     let Io {
         journal,
         spare,
@@ -500,12 +502,17 @@ fn write_and_sync(
     } = io;
     placed.clear();
     let mut refused = None;
-    let mut result = match journal.write(&spare.buf, placed, false) {
+    let mut copies_refused = None;
+    let copies_at = spare.copies_at.unwrap_or(spare.buf.len());
+    let mut result = match journal.write(&spare.buf[..copies_at], placed, false) {
         Ok(Written::All) => Ok(()),
         Ok(Written::NoSpace(e)) => write_after_full(journal, spare, placed, 0, e, &mut refused),
         Ok(Written::Partial(n, e)) => write_after_full(journal, spare, placed, n, e, &mut refused),
         Err(e) => Err(e),
     };
+    if let (Ok(()), Some(at)) = (&result, spare.copies_at) {
+        result = write_copies(journal, spare, placed, at, &mut copies_refused);
+    }
     let deadline_passed = unsynced_since.is_some_and(|t| t.elapsed() >= max_delay);
     let mut synced = false;
     if result.is_ok()
@@ -525,7 +532,51 @@ fn write_and_sync(
             }
         }
     }
-    (result, refused, synced)
+    (result, refused, synced, copies_refused)
+}
+
+/// What [`write_and_sync`] did: the outcome, the sends a full disk refused, whether it
+/// fdatasynced, and the error that made it drop compaction's copies.
+type Written4 = (Result<()>, Refused, bool, Option<Error>);
+
+/// Writes compaction's copies, `spare.buf[at..]` (see [`Batch::copies_at`]). Those a full
+/// disk did not take are dropped: the segment they copy stays, its items where they were,
+/// and the next commit plans it again; `copies_refused` says why (see
+/// `Space::copies_refused`). They borrow at most half the reserve, which is sized for settles
+/// (see [`Journal::write_copies`]).
+fn write_copies(
+    journal: &mut Journal,
+    spare: &mut Batch,
+    placed: &mut Vec<Placed>,
+    at: usize,
+    copies_refused: &mut Option<Error>,
+) -> Result<()> {
+    let first = placed.len();
+    let r = journal.write_copies(&spare.buf[at..], placed);
+    for p in &mut placed[first..] {
+        p.buf_start += at;
+        p.buf_end += at;
+    }
+    let (end, e) = match r {
+        Ok(Written::All) => return Ok(()),
+        Ok(Written::NoSpace(e)) => (at, e),
+        Ok(Written::Partial(n, e)) => (at + n, e),
+        Err(e) => return Err(e),
+    };
+    let need = journal.short_segment_bytes(spare.buf.len() - end);
+    spare.buf.truncate(end);
+    spare.sends.retain(|s| s.rec_off < end);
+    spare.decls.retain(|d| d.1 < end);
+    spare.dedups.retain(|d| d.2 < end);
+    *copies_refused = Some(Error::new(
+        ErrorKind::NoSpace,
+        format!(
+            "compaction cannot copy live messages forward: it needs {need} bytes of free disk \
+             for a segment to copy them into ({})",
+            e.message()
+        ),
+    ));
+    Ok(())
 }
 
 impl Shared {
@@ -584,7 +635,9 @@ fn write_after_full(
     let (sends, restores) = strip_new_messages(spare, n);
     *refused = Some((sends, restores, e));
     let first = placed.len();
-    let r = journal.write(&spare.buf[n..], placed, true);
+    // Compaction's copies are written after this (see `write_copies`), not with the settles.
+    let end = spare.copies_at.unwrap_or(spare.buf.len());
+    let r = journal.write(&spare.buf[n..end], placed, true);
     for p in &mut placed[first..] {
         p.buf_start += n;
         p.buf_end += n;
@@ -615,16 +668,18 @@ fn carries_message(k: u8, body: &[u8]) -> bool {
 /// Takes the records that carry a message (see [`carries_message`]) after offset `from` (what
 /// the disk took before it filled up) out of a batch that found the disk full, keeping every
 /// record before `from` and every other record (declarations, deliveries, settles) with its
-/// offsets fixed up. Returns the refused sends and the messages the refused records had taken
-/// out of their queues (to be put back).
+/// offsets fixed up. Compaction's copies ([`Batch::copies_at`]) stay, at the end: they are
+/// written apart (see [`write_copies`]). Returns the refused sends and the messages the refused
+/// records had taken out of their queues (to be put back).
 fn strip_new_messages(b: &mut Batch, from: usize) -> (Vec<PendingSend>, Vec<Restore>) {
     use crate::journal::frame::{records, RECORD_HEADER};
     let old = std::mem::take(&mut b.buf);
+    let copies_at = b.copies_at.unwrap_or(old.len());
     // (old start, new start, length) of each kept record.
     let mut kept: Vec<(usize, usize, usize)> = Vec::new();
     for (at, k, body) in records(&old).flatten() {
         let len = RECORD_HEADER + body.len();
-        if at < from || !carries_message(k, body) {
+        if at < from || at >= copies_at || !carries_message(k, body) {
             kept.push((at, b.buf.len(), len));
             b.buf.extend_from_slice(&old[at..at + len]);
         }
@@ -651,6 +706,10 @@ fn strip_new_messages(b: &mut Batch, from: usize) -> (Vec<PendingSend>, Vec<Rest
         .into_iter()
         .filter(|r| remap(r.rec_off).is_none())
         .collect();
+    // The copies were kept whole and last.
+    if b.copies_at.is_some() {
+        b.copies_at = Some(b.buf.len() - (old.len() - copies_at));
+    }
     (refused, restores)
 }
 

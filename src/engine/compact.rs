@@ -33,10 +33,9 @@ impl QueueState {
 
 impl State {
     /// Picks the segments that can go (the oldest run with nothing live, never the tail) and,
-    /// when the oldest live segment is mostly dead and no compaction is under way, plans to
-    /// copy its live items forward: declarations and dedup entries are appended at once (they
-    /// live in memory), messages are returned to be read.
-    fn plan_compaction(&mut self, compact_below: f64) -> (Vec<u64>, Option<(u64, Plan)>) {
+    /// when the oldest live segment is mostly dead and no compaction is under way, lists the
+    /// messages whose records are to be read and copied forward.
+    fn plan_compaction(&self, compact_below: f64) -> (Vec<u64>, Option<(u64, Plan)>) {
         let space = &self.space;
         let tail = space.segs.last().map(|s| s.0).unwrap_or(0);
         let mut removable = Vec::new();
@@ -64,22 +63,27 @@ impl State {
         (removable, plan)
     }
 
-    /// Appends the QUEUE and DEDUP records of segment `h` and lists its messages.
-    fn plan_relocation(&mut self, h: u32) -> Plan {
+    /// Lists the messages stored in segment `h`.
+    fn plan_relocation(&self, h: u32) -> Plan {
         let mut plan = Vec::new();
-        for qi in 0..self.queues.len() {
-            let q = &self.queues[qi];
-            let qid = q.qid;
-            if q.decl_seg == h {
-                self.put_declaration(qid);
-            }
-            let q = &self.queues[qi];
+        for q in &self.queues {
             q.for_each(|e, _| {
                 if e.seg == h {
-                    plan.push((qid, *e));
+                    plan.push((q.qid, *e));
                 }
             });
-            let dedups: Vec<(String, u64, u64)> = q
+        }
+        plan
+    }
+
+    /// Appends the QUEUE and DEDUP records of segment `h`: copies of what lives in memory.
+    fn append_declarations(&mut self, h: u32) {
+        for qi in 0..self.queues.len() {
+            let qid = self.queues[qi].qid;
+            if self.queues[qi].decl_seg == h {
+                self.put_declaration(qid);
+            }
+            let dedups: Vec<(String, u64, u64)> = self.queues[qi]
                 .dedup
                 .iter()
                 .filter(|(_, d)| d.seg == h)
@@ -91,14 +95,17 @@ impl State {
                 self.pending.dedups.push((qid, key.into_boxed_str(), at));
             }
         }
-        self.pending.needs_sync = true;
-        plan
     }
 
-    /// Appends a RELOCATE record for each planned message still stored where it was planned
-    /// (one settled meanwhile is not copied: the copy would bring it back at recovery), with
-    /// its state as it is now.
-    fn append_relocations(&mut self, plan: &Plan, recs: &super::read::Records) {
+    /// Appends the copies of segment `h`'s live items as they are now: its declarations and
+    /// dedup entries, and a RELOCATE record for each planned message still stored where it was
+    /// planned (one settled meanwhile is not copied: the copy would bring it back at
+    /// recovery). They end the batch ([`Batch::copies_at`](super::batch::Batch::copies_at)),
+    /// so that a disk too full for them drops them whole, leaving no trace (see
+    /// `write_and_sync`).
+    fn append_copies(&mut self, h: u32, plan: &Plan, recs: &super::read::Records) {
+        let copies_at = self.pending.buf.len();
+        self.append_declarations(h);
         for (&(qid, planned), rec) in plan.iter().zip(recs.iter()) {
             let q = &self.queues[qid as usize];
             let Some((e, in_flight)) = q.find(planned.id, planned.priority) else {
@@ -135,6 +142,9 @@ impl State {
                 dedup_key: None,
             });
         }
+        if self.pending.buf.len() > copies_at {
+            self.pending.copies_at = Some(copies_at);
+        }
         self.pending.needs_sync = true;
     }
 }
@@ -144,7 +154,7 @@ impl Engine {
     /// is synced, and, when compaction starts, the copies of the oldest live segment's messages
     /// appended to the pending batch. Their records are read with the state lock released (the
     /// caller holds `io`, so no other commit runs meanwhile).
-    pub(super) fn prepare_compaction<'a>(&'a self, mut g: Guard<'a>) -> (Guard<'a>, Vec<u64>) {
+    pub(super) fn prepare_compaction<'a>(&'a self, g: Guard<'a>) -> (Guard<'a>, Vec<u64>) {
         let shared = &self.shared;
         let (removable, plan) = g.plan_compaction(shared.opts.compact_below);
         let Some((h, plan)) = plan else {
@@ -156,7 +166,7 @@ impl Engine {
         let mut g = shared.lock();
         // A failed read only postpones compaction: the next commit plans it again.
         if let Ok(recs) = recs {
-            g.append_relocations(&plan, &recs);
+            g.append_copies(h as u32, &plan, &recs);
             g.space.compacting = Some(h);
         }
         (g, removable)

@@ -387,7 +387,8 @@ impl Engine {
 
     /// Compacts now: runs group commits (empty ones when nothing is pending: every commit plans
     /// compaction first) until every segment older than the current tail is gone, or
-    /// compaction stops making progress.
+    /// compaction stops making progress. Stopped because the disk has no room for the copies
+    /// that would free the oldest segment, it fails with `NoSpace` naming the space needed.
     pub(crate) fn compact_now(&self) -> Result<CompactReport> {
         let shape = |g: &State| {
             let segs = &g.space.segs;
@@ -427,7 +428,21 @@ impl Engine {
             commits += 1;
         }
         let g = shared.lock();
-        let (segments_after, bytes_after, _) = shape(&g);
+        let (segments_after, bytes_after, head) = shape(&g);
+        if let Some(e) = &g.space.copies_refused {
+            if head.is_some_and(|h| h < start_tail) {
+                // Not a no-op to report as success: the store stays as full as it was.
+                return Err(Error::new(
+                    ErrorKind::NoSpace,
+                    format!(
+                        "{}; {segments_before} segments ({bytes_before} bytes) -> \
+                         {segments_after} segments ({bytes_after} bytes); free disk space \
+                         (or settle messages in newer segments) and compact again",
+                        e.message()
+                    ),
+                ));
+            }
+        }
         Ok(CompactReport {
             segments_before,
             segments_after,

@@ -56,6 +56,10 @@ pub(crate) struct Space {
     pub segs: Vec<(u64, u64)>,
     /// The segment whose live items are being copied forward.
     pub compacting: Option<u64>,
+    /// Why the last commit that copied live items forward had to drop them (a disk too full
+    /// even for a short segment), until a commit copies some: what `compact` reports when it
+    /// cannot proceed.
+    pub copies_refused: Option<crate::error::Error>,
 }
 
 impl Space {

@@ -303,7 +303,7 @@ impl Journal {
         let j = self;
         j.tail_cap = j.segment_size(j.tail).max(j.seg_bytes);
         if j.sizes.is_empty() {
-            j.roll(0).map_err(RollError::into_error)?;
+            j.roll(0, false).map_err(RollError::into_error)?;
         } else {
             // After a process crash, what recovery read may still be only in the page cache:
             // frames written but never fdatasync'd, or a segment whose directory entry was never

@@ -281,6 +281,76 @@ fn without_the_reserve_a_full_disk_refuses_the_whole_batch() {
     assert_eq!(tags, want);
 }
 
+/// Compaction's copies on a disk with no room for a whole segment (issue 15 §5): a short
+/// segment sized to them when the disk has that much; else at most half the tail's reserve,
+/// all or nothing; else nothing. Recovery reads a short segment as any other.
+#[test]
+fn copies_on_a_full_disk_take_a_short_segment_or_half_the_reserve() {
+    let fs = FaultFs::new();
+    let seg = 64 << 10;
+    let (mut j, _, _) = open(&fs, seg, false).unwrap();
+    for tag in 10..20 {
+        let (buf, _) = batch(tag, 4, 1000);
+        write_synced(&mut j, &buf);
+    }
+    let reserve = j.reserve() as usize; // 8 KiB
+                                        // 18 KB of copies do not fit in the tail (about 15 KB left before its reserve); the disk
+                                        // has room for a short segment for them, not for a whole one.
+    let (copies, _) = batch(4, 3, 6000);
+    let short = j.short_segment_bytes(copies.len());
+    assert!(short < seg / 2, "{short}");
+    fs.set_capacity(Some(fs.used() + short));
+    let mut placed = Vec::new();
+    let (big, _) = batch(2, 20, 1000);
+    assert!(matches!(
+        j.write(&big, &mut placed, false).unwrap(),
+        Written::NoSpace(_)
+    ));
+    let before = j.segments();
+    assert!(matches!(
+        j.write_copies(&copies, &mut placed).unwrap(),
+        Written::All
+    ));
+    j.sync().unwrap();
+    let now = j.segments();
+    assert_eq!(now.len(), before.len() + 1, "a new (short) segment");
+    assert_eq!(j.segment_size(j.tail()), short);
+    // No room at all: copies up to half the reserve borrow it, larger ones are refused whole.
+    fs.set_capacity(Some(fs.used()));
+    let (too_big, _) = batch(6, 1, reserve / 2 + 100);
+    placed.clear();
+    let before = (j.segments(), j.segment_size(j.tail()), fs.used());
+    let w = j.write_copies(&too_big, &mut placed).unwrap();
+    assert!(
+        matches!(w, Written::NoSpace(_)),
+        "{w:?} {before:?} {:?} {placed:?} {}",
+        (j.segments(), j.segment_size(j.tail()), fs.used()),
+        too_big.len()
+    );
+    assert!(placed.is_empty(), "nothing of refused copies is written");
+    let (small, _) = batch(5, 2, reserve / 8);
+    assert!(matches!(
+        j.write_copies(&small, &mut placed).unwrap(),
+        Written::All
+    ));
+    j.sync().unwrap();
+    assert_eq!(j.segments(), now, "into the tail's reserve");
+    // What is left of the reserve still takes settles.
+    let (settle, _) = batch(3, 1, 10);
+    assert!(matches!(
+        j.write(&settle, &mut placed, true).unwrap(),
+        Written::All
+    ));
+    j.sync().unwrap();
+    fs.set_capacity(None);
+    drop(j);
+    let (_, got, _) = open(&fs, seg, false).unwrap();
+    let tags: Vec<u32> = got.iter().map(|r| tag_of(&r.4)).collect();
+    let mut want: Vec<u32> = (10..20).flat_map(|t| [t; 4]).collect();
+    want.extend([4, 4, 4, 5, 5, 3]);
+    assert_eq!(tags, want);
+}
+
 #[test]
 fn the_tail_is_never_removed() {
     let fs = FaultFs::new();

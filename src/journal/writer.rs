@@ -38,16 +38,25 @@ impl Journal {
             .saturating_sub(self.tail_off + (FRAME_HEADER + MARK_FRAME) as u64)
     }
 
+    /// The size of a short segment for a frame of `need` payload bytes: the frame, the
+    /// segment header, the SEAL and the reserve (see [`Journal::write_copies`]).
+    pub fn short_segment_bytes(&self, need: usize) -> u64 {
+        (SEGMENT_HEADER + FRAME_HEADER + MARK_FRAME + need) as u64 + self.reserve()
+    }
+
     /// Creates segment `tail + 1` big enough for a frame of `need` payload bytes (plus the
-    /// reserve), and makes it the tail.
-    pub(super) fn roll(&mut self, need: usize) -> std::result::Result<(), RollError> {
+    /// reserve), and makes it the tail. A `short` segment is only that big (see
+    /// [`Journal::write_copies`]); otherwise it is a whole segment.
+    pub(super) fn roll(&mut self, need: usize, short: bool) -> std::result::Result<(), RollError> {
         if self.tail_dirty {
             self.sync().map_err(RollError::Io)?;
         }
         let n = self.tail + 1;
         let min = (SEGMENT_HEADER + FRAME_HEADER + MARK_FRAME + need) as u64 + self.reserve();
         // An oversized record gets a segment of its own, rounded up to whole MiB.
-        let size = if min > self.seg_bytes {
+        let size = if short {
+            self.short_segment_bytes(need)
+        } else if min > self.seg_bytes {
             min.div_ceil(1 << 20) << 20
         } else {
             self.seg_bytes
@@ -117,6 +126,19 @@ impl Journal {
         Ok(())
     }
 
+    /// [`Journal::roll`] to a whole segment for `need` bytes, or, when that is refused for
+    /// space and `short` is given, to a short segment for `short` bytes.
+    fn roll_or_short(
+        &mut self,
+        need: usize,
+        short: Option<usize>,
+    ) -> std::result::Result<(), RollError> {
+        match (self.roll(need, false), short) {
+            (Err(RollError::Full(_)), Some(s)) => self.roll(s, true),
+            (r, _) => r,
+        }
+    }
+
     /// Writes the SEAL naming segment `next` as the last frame of the tail and syncs it, when
     /// the tail is of the current format version (an older one is not given records its
     /// version does not know) and has the room every current segment keeps for it.
@@ -149,6 +171,61 @@ impl Journal {
         placed: &mut Vec<Placed>,
         use_reserve: bool,
     ) -> Result<Written> {
+        self.write_with(buf, placed, use_reserve, false)
+    }
+
+    /// Writes compaction's copies (`buf`, whole records) as [`Journal::write`] without the
+    /// reserve does, except when the disk has no room for a whole new segment:
+    ///
+    /// 1. they go into a short segment, sized to what is left of `buf` plus the reserve
+    ///    ([`Journal::short_segment_bytes`]);
+    /// 2. on a disk too full even for that, all of `buf` goes into the tail's reserve when it
+    ///    fits there leaving half the reserve (and the TRIM mark's room) untouched; otherwise
+    ///    nothing is written ([`Written::NoSpace`]).
+    ///
+    /// Why: copying a segment's few live messages forward is what frees it. On a disk with
+    /// less than a segment free a whole segment for the copies never fits, and old segments
+    /// pinned by a few long-lived messages would stay for good, the disk full for good though
+    /// nearly all it holds is settled (issue 15 §5). The reserve is sized for settles; the
+    /// copies borrow at most half of it, and only all at once, because the commit after them
+    /// removes the segment they emptied, and the next roll (now with room) gives a new tail
+    /// with a whole reserve. A short segment is sealed as any other when the journal rolls
+    /// on; recovery reads a segment to its file's end, whatever its size, so the format is
+    /// unchanged.
+    pub fn write_copies(&mut self, buf: &[u8], placed: &mut Vec<Placed>) -> Result<Written> {
+        let e = match self.write_with(buf, placed, false, true)? {
+            Written::NoSpace(e) => e,
+            w => return Ok(w),
+        };
+        let lent = buf.len() as u64 + self.reserve() / 2 + MARK_FRAME as u64;
+        if buf.is_empty() || lent > self.room(true) {
+            return Ok(Written::NoSpace(e));
+        }
+        let count = records(buf).count() as u32;
+        match self.put_frame(buf, count, true) {
+            Ok(off) => {
+                placed.push(Placed {
+                    buf_start: 0,
+                    buf_end: buf.len(),
+                    seg: self.tail,
+                    file_off: off + FRAME_HEADER as u64,
+                });
+                Ok(Written::All)
+            }
+            Err((e, true)) => Ok(Written::NoSpace(e)),
+            Err((e, false)) => Err(e),
+        }
+    }
+
+    /// [`Journal::write`], with a roll refused for space retried as a short segment when
+    /// `short_ok`.
+    fn write_with(
+        &mut self,
+        buf: &[u8],
+        placed: &mut Vec<Placed>,
+        use_reserve: bool,
+        short_ok: bool,
+    ) -> Result<Written> {
         if !buf.is_empty() {
             // Before a byte goes into a segment another owner may be writing too.
             self.check_home()?;
@@ -158,7 +235,7 @@ impl Journal {
             .saturating_sub((SEGMENT_HEADER + FRAME_HEADER + MARK_FRAME) as u64 + self.reserve());
         if !buf.is_empty() && buf.len() as u64 > self.room(use_reserve) && buf.len() as u64 <= fresh
         {
-            match self.roll(buf.len()) {
+            match self.roll_or_short(buf.len(), short_ok.then_some(buf.len())) {
                 Ok(()) => {}
                 Err(RollError::Full(e)) => return Ok(Written::NoSpace(e)),
                 Err(RollError::Io(e)) => return Err(e),
@@ -172,7 +249,8 @@ impl Journal {
                     Some(Ok((_, _, body))) => RECORD_HEADER + body.len(),
                     _ => buf.len() - start,
                 };
-                match self.roll(need) {
+                // A short segment takes all that is left, so that it is rolled to once.
+                match self.roll_or_short(need, short_ok.then_some(buf.len() - start)) {
                     Ok(()) => {}
                     Err(RollError::Full(e)) if start == 0 => return Ok(Written::NoSpace(e)),
                     // Full part way through: what was written stays, the rest is refused (a

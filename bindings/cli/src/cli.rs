@@ -210,7 +210,13 @@ frames were lost. Asks first when there is damage (--yes off a terminal); --dry-
     Repair(RepairArgs),
 
     /// Rewrite live messages forward and remove the journal segments they free
-    #[command(after_help = "Example:\n  mqlite compact ./data")]
+    #[command(
+        long_about = "Rewrite live messages forward and remove the journal segments they free. \
+On a full disk the copies go into a short segment sized to them, or into the tail's reserve \
+when small enough; when the disk has room for neither, it fails (exit status 1) naming the \
+free bytes it needs, and nothing is lost.",
+        after_help = "Example:\n  mqlite compact ./data"
+    )]
     Compact(StoreArg),
 
     /// Print a shell completion script

@@ -1549,6 +1549,103 @@ fn compact_of_many_small_segments_does_not_grow_the_store() {
     ok(&["verify", s(d)]);
 }
 
+/// Mounts a tmpfs of `mb` MiB on `dir`; false if not permitted (not root).
+fn mount_tmpfs(dir: &std::path::Path, mb: u64) -> bool {
+    std::process::Command::new("mount")
+        .args([
+            "-t",
+            "tmpfs",
+            "-o",
+            &format!("size={mb}m,mode=0700"),
+            "tmpfs",
+        ])
+        .arg(dir)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+struct Unmount(std::path::PathBuf);
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// Issue 15 §5 (review r12 #6): `mqlite compact` on a full disk that has no room for the
+/// copies that would free the old segments exits 1 naming the space it needs, instead of
+/// reporting "5 segments -> 5 segments" with exit 0; with room again it compacts. Needs a real
+/// full disk, so a tmpfs (root only; the core test `compact_that_cannot_proceed_says_so` covers
+/// the same over the fault layer everywhere).
+#[test]
+fn compact_on_a_full_disk_says_it_cannot_proceed() {
+    use std::io::Write;
+    let mnt = tempfile::tempdir().unwrap();
+    if !mount_tmpfs(mnt.path(), 8) {
+        eprintln!("SKIPPED: mounting a tmpfs is not permitted (run as root to check this)");
+        return;
+    }
+    let _unmount = Unmount(mnt.path().to_path_buf());
+    let d = mnt.path().join("store");
+    // 2 MiB of ballast now; the rest of the disk after the store is full, filled later.
+    std::fs::write(mnt.path().join("ballast"), vec![1u8; 2 << 20]).unwrap();
+    let kept = {
+        let store = mqlite::Store::open(
+            &d,
+            StoreOptions {
+                segment_bytes: 1 << 20,
+                ..StoreOptions::default()
+            },
+        )
+        .unwrap();
+        let (q, keep) = (store.queue("q").unwrap(), store.queue("keep").unwrap());
+        let mut kept = 0;
+        // 100 KB bodies, every 8th long-lived: too large to borrow the tail's reserve.
+        for i in 0..400 {
+            let to = if i % 8 == 0 { &keep } else { &q };
+            match to.send(vec![i as u8; 100_000]) {
+                Ok(_) => kept += (i % 8 == 0) as u64,
+                Err(e) if e.kind() == mqlite::ErrorKind::NoSpace => break,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        // Whatever room a whole segment did not take goes too: no room for a short one.
+        let mut f = std::fs::File::create(mnt.path().join("filler")).unwrap();
+        while f.write_all(&[0u8; 4096]).is_ok() {}
+        drop(f);
+        while let Some(d) = q.receive(Some(Duration::ZERO)).unwrap() {
+            d.ack().unwrap();
+        }
+        store.close().unwrap();
+        kept
+    };
+    assert!(kept >= 3, "{kept}");
+    let e = fails(&["compact", s(&d)], 1);
+    assert!(
+        e.contains("compaction cannot copy live messages forward")
+            && e.contains("bytes of free disk"),
+        "{e}"
+    );
+    // Room again: compaction proceeds and the store shrinks.
+    std::fs::remove_file(mnt.path().join("ballast")).unwrap();
+    let r = ok_json(&["compact", s(&d)]);
+    assert!(
+        r["segments_after"].as_u64().unwrap() < r["segments_before"].as_u64().unwrap(),
+        "{r}"
+    );
+    let st = ok_json(&["stats", s(&d)]);
+    let keep = st["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["queue"] == "keep");
+    assert_eq!(
+        keep.and_then(|k| k["messages"].as_u64()),
+        Some(kept),
+        "{st}"
+    );
+}
+
 // ---------------------------------------------------------------- a store another process holds
 
 #[test]
