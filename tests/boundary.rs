@@ -714,3 +714,46 @@ fn max_bytes_bounds_empty_messages_by_the_documented_floor() {
         assert_eq!(e.kind(), ErrorKind::QueueFull, "{name}: {e}");
     }
 }
+
+/// Review r14 #9: with `drop_oldest`, one message larger than `max_bytes` sent to a queue that
+/// holds messages dead-lettered every one of them and was then stored over the limit. What
+/// would not fit even an empty queue drops nothing and is refused (`QueueFull`, naming the
+/// limits); into an empty queue one such message is still accepted, as documented.
+#[test]
+fn drop_oldest_drops_nothing_for_a_message_that_could_never_fit() {
+    let env = Env::new();
+    let s = env.open();
+    let q = s
+        .queue_with(
+            "q",
+            QueueOptions {
+                max_bytes: Some(100),
+                overflow: Some(OverflowPolicy::DropOldest),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    for i in 0..5 {
+        q.send(format!("{i:020}")).unwrap();
+    }
+    let e = q.send(vec![b'x'; 101]).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::QueueFull, "{e}");
+    assert!(e.message().contains("even empty"), "{e}");
+    assert_eq!(q.stats().unwrap().messages, 5, "nothing was dropped for it");
+    assert_eq!(s.queue("DLQ").unwrap().stats().unwrap().messages, 0);
+    // A message that fits still drops the oldest, as before.
+    q.send(format!("{:020}", 5)).unwrap();
+    assert_eq!(q.stats().unwrap().messages, 5);
+    // Into an empty queue, one oversized message is accepted (the documented exception).
+    let e2 = s
+        .queue_with(
+            "e",
+            QueueOptions {
+                max_bytes: Some(100),
+                overflow: Some(OverflowPolicy::DropOldest),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    e2.send(vec![b'y'; 101]).unwrap();
+}

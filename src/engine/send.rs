@@ -398,6 +398,29 @@ impl Engine {
                     ))
                 }
                 OverflowPolicy::DropOldest => {
+                    // What would not fit even an empty queue drops nothing: dropping every
+                    // older message would not make room (review r14 #9: one message over
+                    // `max_bytes` sent every held message to the dead-letter queue).
+                    let o = &queue.opts;
+                    let never = o.max_messages.is_some_and(|m| count > m)
+                        || o.max_bytes
+                            .is_some_and(|m| counted_bytes(count, payload) > m);
+                    if never {
+                        return Err(Error::new(
+                            ErrorKind::QueueFull,
+                            format!(
+                                "{} of {payload} bytes would not fit queue {name:?} even empty \
+                                 (max_messages {}, max_bytes {}): no message was dropped for it",
+                                if count == 1 {
+                                    "a message".to_string()
+                                } else {
+                                    format!("{count} messages")
+                                },
+                                o.max_messages.map_or("none".into(), |m| m.to_string()),
+                                o.max_bytes.map_or("none".into(), |m| m.to_string()),
+                            ),
+                        ));
+                    }
                     let now = shared.now();
                     if !g.drop_oldest(q.0, now, &shared.opts)? {
                         if g.queues[q.0 as usize].pending_count > 0 {
