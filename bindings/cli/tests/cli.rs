@@ -2970,6 +2970,19 @@ fn plain_messages_are_refused_as_targets_in_dead_letter_queues() {
     ok(&["move", dir, "DLQ", "DLQ.q", "--yes"]);
     let got = ok_json(&["dlq", "list", dir]);
     assert_eq!(got[0]["dlq"], "DLQ.q", "{got}");
+    // Review r14 #1: and out of it, by a second move, into an ordinary queue: refused as a
+    // move straight out of `DLQ` is (one rule for source and target).
+    ok(&["move", dir, "DLQ.q", "DLQ.x", "--yes"]);
+    for cmd in ["move", "copy"] {
+        let err = fails(&[cmd, dir, "DLQ.x", "q", "--yes"], 2);
+        assert!(err.contains("\"DLQ.x\" is a dead-letter queue"), "{err}");
+    }
+    let got = ok_json(&["dlq", "list", dir]);
+    assert_eq!(
+        (got[0]["dlq"].as_str(), got.as_array().map(Vec::len)),
+        (Some("DLQ.x"), Some(1)),
+        "{got}"
+    );
 }
 
 #[test]
