@@ -25,7 +25,8 @@ pub struct ReplayFilter {
     /// Only these messages (dead-letter ids or original ids).
     pub ids: Option<Vec<MessageId>>,
     /// Move them here instead of to their original queue. A dead-letter queue (the one
-    /// replayed, or another queue's) is refused with `InvalidArgument`: a replay strips the
+    /// replayed, one a dead-letter strategy names, or a default name `DLQ`, `DLQ.<queue>`: the
+    /// rule `move` and `copy` use) is refused with `InvalidArgument`: a replay strips the
     /// dead-letter information.
     pub to: Option<String>,
     /// At most this many.
