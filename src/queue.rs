@@ -191,13 +191,20 @@ impl Queue {
     /// Moves dead letters of this (dead-letter) queue back to their original queue (or
     /// `filter.to`), with delivery counts reset; returns how many matched. Each move is one
     /// journal record, so a crash in the middle loses and doubles nothing. Messages of a parked
-    /// group unpark it. Messages in flight are left alone, and so (without `filter.to`) are dead
-    /// letters whose original queue is not a queue name (only a store written before sends
-    /// checked it holds one): they are neither moved nor counted.
+    /// group unpark it. It takes what [`purge`](Queue::purge) takes: waiting dead letters and
+    /// those a consumer prefetched but has not handed out (taken back from its buffer, or
+    /// recalled from a client process, uncounted; a dry run counts them and touches no
+    /// buffer). Dead letters in flight (handed out, not settled) are left alone and not
+    /// counted ([`QueueStats::in_flight`](crate::QueueStats) says how many a consumer holds),
+    /// and so (without `filter.to`) are dead letters whose original queue is not a queue name
+    /// (only a store written before sends checked it holds one) or is a dead-letter queue (a
+    /// letter dead-lettered onward by a version before review r14 #3): they are neither moved
+    /// nor counted.
     ///
-    /// Errors: `InvalidArgument` when `filter.to` names a dead-letter queue (this one, or the
-    /// dead-letter queue of a queue the store knows): a replay strips the dead-letter
-    /// information, which would leave plain messages no dead-letter tool finds again.
+    /// Errors: `InvalidArgument` when `filter.to` names a dead-letter queue — this one, one a
+    /// dead-letter strategy of the store names, or a default name (`DLQ`, `DLQ.<queue>`), the
+    /// rule `move` and `copy` use: a replay strips the dead-letter information, which would
+    /// leave plain messages no dead-letter tool finds again.
     /// `NoSpace` on a full disk: the dead letters it could not move stay (the error counts them).
     pub fn replay(&self, filter: &ReplayFilter) -> Result<u64> {
         self.engine.replay(self.id, filter)

@@ -1584,8 +1584,9 @@ fn a_handover_hold_runs_from_the_close_that_made_it_not_from_each_open() {
     assert_eq!(tell(&mut kid, "hold"), "H a 1");
     assert_eq!(tell(&mut kid, "flush"), "F");
     s.close().unwrap(); // hands "a" over to its client, held a minute
-    kill(kid.0); // the client dies: nobody will settle it
-                 // Short-lived owners, 40 s apart: the first is within the hold, the second past it.
+                        // The client dies: nobody will settle it.
+    kill(kid.0);
+    // Short-lived owners, 40 s apart: the first is within the hold, the second past it.
     clock.advance(Duration::from_secs(40));
     let s = open();
     let q = s.queue("q").unwrap();
@@ -1605,4 +1606,48 @@ fn a_handover_hold_runs_from_the_close_that_made_it_not_from_each_open() {
     assert_eq!((d.body(), d.delivery_count()), (&b"a"[..], 2));
     d.ack_sync().unwrap();
     s.close().unwrap();
+}
+
+/// Review r14 #13: a replay from another process than the client that borrowed a DLQ
+/// consumer's prefetch takes the borrowed dead letters not handed out (the owner recalls them
+/// first, as for a purge), not the one the client handed out. (The client reads queue `q`:
+/// here `q` is the dead-letter queue of `x`.)
+#[test]
+fn a_replay_takes_dead_letters_a_client_borrowed_and_did_not_hand_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = no_delay_owner(dir.path());
+    let x = s
+        .queue_with(
+            "x",
+            QueueOptions {
+                dead_letter: Some(DeadLetterStrategy::Shared { name: "q".into() }),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    x.send_batch((0..10).map(|i| format!("m{i}"))).unwrap();
+    for d in x.receive_batch(10, None).unwrap() {
+        d.reject("bad").unwrap();
+    }
+    let q = s.queue("q").unwrap();
+    assert_eq!(q.stats().unwrap().messages, 10);
+    let mut kid = spawn("borrower", dir.path());
+    assert_eq!(tell(&mut kid, "hold"), "H m0 1");
+    assert_eq!(tell(&mut kid, "flush"), "F");
+    assert_eq!(q.stats().unwrap().prefetched, 9);
+    let dry = ReplayFilter {
+        dry_run: true,
+        ..Default::default()
+    };
+    assert_eq!(q.replay(&dry).unwrap(), 9, "dry run");
+    assert_eq!(q.replay(&ReplayFilter::default()).unwrap(), 9);
+    let st = q.stats().unwrap();
+    assert_eq!(
+        (st.depth, st.in_flight, st.prefetched, st.messages),
+        (0, 1, 0, 1),
+        "{st:?}"
+    );
+    assert_eq!(x.stats().unwrap().messages, 9);
+    assert_eq!(tell(&mut kid, "close"), "C");
+    assert!(kid.0.wait().unwrap().success());
 }

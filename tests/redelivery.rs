@@ -1404,3 +1404,193 @@ fn a_dead_letter_queue_is_left_by_replay_not_by_move_or_copy() {
     assert_eq!(d.id(), id);
     assert!(d.dead_letter_info().is_none());
 }
+
+fn individual() -> QueueOptions {
+    QueueOptions {
+        dead_letter: Some(DeadLetterStrategy::Individual {
+            prefix: "DLQ.".into(),
+        }),
+        ..Default::default()
+    }
+}
+
+/// Review r14 #3: retention in `DLQ.q` dead-lettered its letters onward into the shared `DLQ`
+/// (original queue `DLQ.q`, reason `expired`: origin, reason and failure text lost, kept for
+/// good). Retention drops a dead letter, counted once as `expired`.
+#[test]
+fn retention_in_a_dead_letter_queue_drops_and_never_dead_letters_onward() {
+    let env = Env::new();
+    let s = env.open();
+    let q = s.queue_with("q", individual()).unwrap();
+    let dlq = s.queue_with("DLQ.q", with_retention(Some(10))).unwrap();
+    for b in ["a", "b", "c"] {
+        dead_letter_one(&q, b);
+    }
+    assert_eq!(dlq.stats().unwrap().messages, 3);
+    env.clock.advance_ms(11_000);
+    let st = dlq.stats().unwrap();
+    assert_eq!(
+        (st.messages, st.expired, st.dead_lettered, st.discarded),
+        (0, 3, 0, 0),
+        "{st:?}"
+    );
+    let shared = s.queue("DLQ").unwrap().stats().unwrap();
+    assert_eq!(
+        (shared.messages, shared.enqueued),
+        (0, 0),
+        "dead-lettered onward: {shared:?}"
+    );
+    // A plain message's TTL in a dead-letter queue drops it too.
+    dlq.send(Message::new("plain").ttl(Duration::from_secs(1)))
+        .unwrap();
+    env.clock.advance_ms(1_001);
+    let st = dlq.stats().unwrap();
+    assert_eq!((st.messages, st.expired), (0, 4), "{st:?}");
+    assert_eq!(s.queue("DLQ").unwrap().stats().unwrap().messages, 0);
+}
+
+/// Review r14 #3: the API's replay took a target that is a dead-letter queue by name only
+/// (`DLQ.x`, no queue `x`), which the CLI refuses: the letters became plain messages there.
+/// And a dead letter whose original queue is a dead-letter queue stays where it is.
+#[test]
+fn replay_refuses_every_dead_letter_queue_as_target_by_one_rule() {
+    let env = Env::new();
+    let s = env.open();
+    let q = s.queue("q").unwrap();
+    dead_letter_one(&q, "a");
+    let dlq = s.queue("DLQ").unwrap();
+    for dry_run in [true, false] {
+        let e = dlq
+            .replay(&ReplayFilter {
+                to: Some("DLQ.x".into()),
+                dry_run,
+                ..Default::default()
+            })
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+        assert!(
+            e.message().contains("\"DLQ.x\": it is a dead-letter queue"),
+            "{e}"
+        );
+    }
+    assert_eq!(dlq.stats().unwrap().messages, 1);
+    // A letter whose original queue is a dead-letter queue (as the onward dead-lettering of
+    // older versions left them): no replay to its original queue, only with a target.
+    let stuck = dlq
+        .send(Message::new("old").restore_dead_letter_info(restored_info("DLQ.q")))
+        .unwrap();
+    let all = ReplayFilter {
+        dry_run: true,
+        ..Default::default()
+    };
+    assert_eq!(dlq.replay(&all).unwrap(), 1, "only the letter of q");
+    assert_eq!(dlq.replay(&ReplayFilter::default()).unwrap(), 1);
+    assert_eq!(drain(&q), vec!["a"]);
+    let left = dlq.browse(10).unwrap();
+    assert_eq!(
+        left.iter().map(|m| m.id()).collect::<Vec<_>>(),
+        vec![Some(stuck)]
+    );
+    assert_eq!(
+        dlq.replay(&ReplayFilter {
+            to: Some("q".into()),
+            ..Default::default()
+        })
+        .unwrap(),
+        1
+    );
+    assert_eq!(drain(&q), vec!["old"]);
+}
+
+/// Review r14 #1: `move DLQ DLQ.x` (allowed: between dead-letter queues) then `move DLQ.x q`
+/// passed, as the source was asked by the strategies only and `DLQ.x` is one by name: a live
+/// message in `q` with a stale dead-letter block. One rule for source and target.
+#[test]
+fn a_dead_letter_queue_by_name_is_one_for_a_moves_source_too() {
+    let env = Env::new();
+    let s = env.open();
+    let q = s.queue("q").unwrap();
+    dead_letter_one(&q, "a");
+    let dlq = s.queue("DLQ").unwrap();
+    let r = dlq
+        .transfer(&TransferFilter {
+            to: "DLQ.x".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(r.transferred, 1);
+    let x = s.queue("DLQ.x").unwrap();
+    for copy in [false, true] {
+        let e = x
+            .transfer(&TransferFilter {
+                to: "q".into(),
+                copy,
+                ..Default::default()
+            })
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+        assert!(
+            e.message().contains("\"DLQ.x\" is a dead-letter queue"),
+            "{e}"
+        );
+    }
+    assert_eq!(
+        (x.stats().unwrap().messages, q.stats().unwrap().messages),
+        (1, 0)
+    );
+    assert!(x.browse(1).unwrap()[0].dead_letter_info().is_some());
+}
+
+/// Review r14 #13: a consumer of the DLQ that prefetched dead letters (a browser with the
+/// default prefetch) blocked their replay: dry run and replay said 0. Replay takes what a
+/// purge takes: prefetched letters not handed out come back (uncounted) and are replayed;
+/// the one handed out stays.
+#[test]
+fn replay_takes_dead_letters_a_consumer_prefetched_but_not_the_one_in_flight() {
+    let env = Env::new();
+    let s = env.open();
+    let q = s.queue("q").unwrap();
+    for i in 0..10 {
+        dead_letter_one(&q, &format!("m{i}"));
+    }
+    let dlq = s.queue("DLQ").unwrap();
+    let c = dlq.consumer(ConsumerOptions {
+        prefetch: Some(100),
+        ..Default::default()
+    });
+    let held = c.receive(NOW).unwrap().expect("a dead letter");
+    let st = dlq.stats().unwrap();
+    assert_eq!((st.in_flight, st.prefetched), (1, 9), "{st:?}");
+    let dry = ReplayFilter {
+        dry_run: true,
+        ..Default::default()
+    };
+    assert_eq!(dlq.replay(&dry).unwrap(), 9, "dry run");
+    let st = dlq.stats().unwrap();
+    assert_eq!(
+        (st.in_flight, st.prefetched),
+        (1, 9),
+        "a dry run changes nothing"
+    );
+    assert_eq!(dlq.replay(&ReplayFilter::default()).unwrap(), 9);
+    let st = dlq.stats().unwrap();
+    assert_eq!(
+        (
+            st.messages,
+            st.in_flight,
+            st.prefetched,
+            st.redelivered,
+            st.replayed_out
+        ),
+        (1, 1, 0, 0, 9),
+        "{st:?}"
+    );
+    let mut back = drain(&q);
+    back.sort();
+    let mut want: Vec<String> = (1..10).map(|i| format!("m{i}")).collect();
+    want.sort();
+    assert_eq!(back, want);
+    assert_eq!(String::from_utf8(held.body().to_vec()).unwrap(), "m0");
+    held.ack().unwrap();
+    assert!(c.receive(Some(Duration::ZERO)).unwrap().is_none());
+}

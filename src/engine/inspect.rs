@@ -244,14 +244,11 @@ impl Engine {
                 filter.to
             )));
         }
-        // A dead-letter queue by the store's strategies, or by the names of the default ones
-        // (`DLQ`, `DLQ.<queue>`), as the `dlq` commands list them.
-        let dlq_named = |name: &str| {
-            g.names_dead_letter_queue(name, &shared.opts)
-                || name == crate::DEFAULT_DEAD_LETTER_QUEUE
-                || name.starts_with(crate::DEFAULT_DEAD_LETTER_PREFIX)
-        };
-        if g.is_dead_letter_queue(q.0, &shared.opts) && !dlq_named(&filter.to) {
+        // One rule for source and target (review r14 #1): the source used to be asked by the
+        // strategies only, so `DLQ.x` (a dead-letter queue by name, as `dlq` lists it) let
+        // `move DLQ DLQ.x` then `move DLQ.x q` do what `move DLQ q` refuses.
+        let dlq_named = |name: &str| g.is_dead_letter_name(name, &shared.opts);
+        if dlq_named(&src.name) && !dlq_named(&filter.to) {
             // Review r12 #5: a move out of a dead-letter queue into an ordinary one was a
             // replay that gave each message a new id and left its dead-letter headers on a live
             // message, counted as no replay. Replay is the way out: it keeps the id and clears

@@ -10,7 +10,6 @@ use super::settle::{Destination, Source};
 use super::{Engine, QueueId, State};
 use crate::error::{Error, ErrorKind, Result};
 use crate::message::{DeadLetterInfo, DeadLetterReason, Message, MessageId};
-use crate::options::DeadLetterStrategy;
 
 /// Which dead letters [`Queue::replay`](crate::Queue::replay) moves, and where.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
@@ -26,7 +25,8 @@ pub struct ReplayFilter {
     /// Only these messages (dead-letter ids or original ids).
     pub ids: Option<Vec<MessageId>>,
     /// Move them here instead of to their original queue. A dead-letter queue (the one
-    /// replayed, or another queue's) is refused with `InvalidArgument`: a replay strips the
+    /// replayed, one a dead-letter strategy names, or a default name `DLQ`, `DLQ.<queue>`: the
+    /// rule `move` and `copy` use) is refused with `InvalidArgument`: a replay strips the
     /// dead-letter information.
     pub to: Option<String>,
     /// At most this many.
@@ -58,20 +58,57 @@ impl ReplayFilter {
 impl Engine {
     /// Moves the dead letters of queue `q` that `filter` selects back to their original queue
     /// (or `filter.to`) with delivery counts reset; returns how many matched. Messages of a
-    /// parked group unpark it. Messages in flight are left alone.
+    /// parked group unpark it. It takes what a purge takes (review r14 #13): waiting dead
+    /// letters and those a consumer prefetched and did not hand out (taken back from its
+    /// buffer, or recalled from a client process, uncounted); those in flight are left alone.
+    /// A dead letter whose original queue is a dead-letter queue stays (it would become a
+    /// plain message there): it can go out with `filter.to` only.
     pub(crate) fn replay(&self, q: QueueId, filter: &ReplayFilter) -> Result<u64> {
         let shared = &self.shared;
         let mut g = shared.lock();
         g.check()?;
         if let Some(to) = filter.to.as_deref() {
-            g.check_replay_target(q.0, to)?;
+            g.check_replay_target(q.0, to, &shared.opts)?;
         }
-        let es = g.queues[q.0 as usize].ordered_waiting();
+        // Prefetched dead letters (a DLQ browser's consumer with the default prefetch) blocked
+        // a replay of up to a prefetch's worth, with no word why. A dry run counts them
+        // without touching the consumers' buffers; the run takes them back first.
+        let prefetched: std::collections::HashSet<u64> = if filter.dry_run {
+            g.purge_selection(q.0, u64::MAX).into_iter().collect()
+        } else {
+            g = self.take_back_lent(g, q.0);
+            g.check()?;
+            let now = shared.now();
+            g.unbuffer_all(Some(q.0), now);
+            Default::default()
+        };
+        let mut es = g.queues[q.0 as usize].ordered_waiting();
+        if !prefetched.is_empty() {
+            let src = &g.queues[q.0 as usize];
+            es.extend(
+                src.inflight
+                    .values()
+                    .map(|f| f.entry)
+                    .filter(|e| prefetched.contains(&e.id)),
+            );
+            es.sort_by_key(|e| (Reverse(e.priority), e.id));
+        }
         drop(g);
         // Records are read in chunks, only until `limit` matched: a chunked replay of a large
         // dead-letter queue (limit 100 per call) reads what it replays, not the whole queue on
         // every call.
         let chunk = filter.limit.map_or(es.len(), |l| l.clamp(16, 4096));
+        // Whether an original queue is a dead-letter queue, asked under the lock once per name
+        // (the records are read and decoded with it released; the names are few).
+        let mut dlq_seen: std::collections::HashMap<String, bool> = Default::default();
+        let mut is_dlq = |name: &str| -> bool {
+            if let Some(&b) = dlq_seen.get(name) {
+                return b;
+            }
+            let b = shared.lock().is_dead_letter_name(name, &shared.opts);
+            dlq_seen.insert(name.to_string(), b);
+            b
+        };
         let mut selected: Vec<(Entry, Message, DeadLetterInfo)> = Vec::new();
         for part in es.chunks(chunk.max(1)) {
             if filter.limit.is_some_and(|l| selected.len() >= l) {
@@ -83,7 +120,7 @@ impl Engine {
             let src = &mut g.queues[q.0 as usize];
             let mut live: Vec<Entry> = Vec::with_capacity(part.len());
             for e in part {
-                if !src.inflight.contains_key(&e.id) {
+                if !src.inflight.contains_key(&e.id) || prefetched.contains(&e.id) {
                     live.extend(src.find_mut(e.id, e.priority).map(|x| *x));
                 }
             }
@@ -106,8 +143,13 @@ impl Engine {
                 // A dead letter whose original queue is not a queue name (stored before sends
                 // checked it) cannot go back: it stays, and the others are replayed, instead of
                 // the whole call failing half-way with `InvalidName`.
-                let replayable =
-                    filter.to.is_some() || crate::options::check_name(&info.original_queue).is_ok();
+                // Nor one whose original queue is a dead-letter queue (a letter dead-lettered
+                // onward by an older version, or rejected there by an application): it would
+                // become a plain message no dead-letter listing finds (review r14 #3); it
+                // leaves with `to` only.
+                let replayable = filter.to.is_some()
+                    || (crate::options::check_name(&info.original_queue).is_ok()
+                        && !is_dlq(&info.original_queue));
                 if replayable && filter.matches(MessageId(e.id), &info) {
                     selected.push((*e, msg, info));
                 }
@@ -149,6 +191,9 @@ impl Engine {
             return Ok(matched);
         }
         let now = shared.now();
+        // A consumer of this queue in this process may have prefetched some again while the
+        // records were read: back to the queue (uncounted), so they move with the rest.
+        g.unbuffer_all(Some(q.0), now);
         let mut moved = Vec::new();
         for (e, msg, info) in selected {
             let target = filter.to.as_deref().unwrap_or(&info.original_queue);
@@ -237,22 +282,22 @@ impl QueueState {
 
 impl State {
     /// Refuses a replay of dead-letter queue `qid` into `to` when `to` is a dead-letter queue:
-    /// the one replayed, or the dead-letter queue of a queue this store knows (its options'
-    /// strategy). A replay strips the dead-letter information, so the letters would sit there
-    /// as plain messages that no dead-letter listing or replay could find again.
-    pub fn check_replay_target(&self, qid: u32, to: &str) -> Result<()> {
+    /// the one replayed, one the store's strategies name, or a default name (`DLQ`,
+    /// `DLQ.<queue>`). A replay strips the dead-letter information, so the letters would sit
+    /// there as plain messages that no dead-letter listing or replay could find again.
+    ///
+    /// Errors: `InvalidArgument` naming `to` and the rule.
+    pub fn check_replay_target(
+        &self,
+        qid: u32,
+        to: &str,
+        store: &crate::options::StoreOptions,
+    ) -> Result<()> {
         let replayed = &self.queues[qid as usize].name;
-        let dead_letter_of = self.queues.iter().find(|q| {
-            let name = match &q.opts.dead_letter {
-                DeadLetterStrategy::Shared { name } => name.as_str() == to,
-                DeadLetterStrategy::Individual { prefix } => {
-                    to.strip_prefix(prefix.as_str()) == Some(q.name.as_str())
-                }
-                DeadLetterStrategy::Discard => false,
-            };
-            name && q.name != to
-        });
-        if to == replayed.as_str() || dead_letter_of.is_some() {
+        // The rule move and copy use ([`State::is_dead_letter_name`]), as the CLI's `dlq
+        // replay --to` refuses: the API's replay took `DLQ.x` (a dead-letter queue by name
+        // only) and stripped the letters there (review r14 #3).
+        if to == replayed.as_str() || self.is_dead_letter_name(to, store) {
             return Err(Error::invalid(format!(
                 "cannot replay dead letters into {to:?}: it is a dead-letter queue, and a \
                  replay strips the dead-letter information (reason, original queue); replay \

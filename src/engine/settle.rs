@@ -244,7 +244,12 @@ impl State {
         self.dead_letter(qid, id, DeadLetterReason::Rejected, reason, now, store)
     }
 
-    /// An expired message (held): dead-lettered with reason `expired`, or dropped.
+    /// An expired message (held): dead-lettered with reason `expired`, or dropped. In a
+    /// dead-letter queue (TTL, or the queue's retention) it is always dropped (review r14 #3):
+    /// dead-lettering it onward (to the shared `DLQ`) rewrote its original queue and reason to
+    /// the dead-letter queue's and `expired`, lost its failure text, and kept it for good,
+    /// where the docs of `retention` say "dropped". The caller counted it `expired`: the one
+    /// counter.
     pub fn expire(
         &mut self,
         qid: u32,
@@ -253,7 +258,7 @@ impl State {
         now: u64,
         store: &StoreOptions,
     ) -> Result<()> {
-        if process {
+        if process && !self.is_dead_letter_queue(qid, store) {
             self.dead_letter(qid, id, DeadLetterReason::Expired, "", now, store)
         } else {
             self.drop_inflight(qid, id, why::EXPIRED)

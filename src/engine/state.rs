@@ -377,6 +377,18 @@ impl State {
                 .any(|q| names(&q.opts.dead_letter, Some(q.name.as_str())))
     }
 
+    /// Whether a queue named `name` is a dead-letter queue for the operations that must not
+    /// turn a dead letter into a plain message: a move's or copy's source and target, and a
+    /// replay's target. One rule for all of them (review r14 #1, #3): the store's strategies
+    /// ([`State::names_dead_letter_queue`]), or the names of the default ones
+    /// (`DLQ`, `DLQ.<queue>`), which the `dlq` commands list whatever the strategies say. Two
+    /// rules let `move DLQ DLQ.x` then `move DLQ.x q` take dead letters out of their queue.
+    pub fn is_dead_letter_name(&self, name: &str, store: &StoreOptions) -> bool {
+        self.names_dead_letter_queue(name, store)
+            || name == crate::DEFAULT_DEAD_LETTER_QUEUE
+            || name.starts_with(crate::DEFAULT_DEAD_LETTER_PREFIX)
+    }
+
     /// Refuses limits a dead-letter queue cannot keep (review r5 #23): `max_messages` or
     /// `max_bytes` with `overflow` reject or block (the default is reject) on queue `name` when
     /// it is a dead-letter queue, or on the existing queue that `options`' own dead-letter

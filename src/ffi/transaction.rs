@@ -298,9 +298,11 @@ pub extern "C" fn mqlite_replay_filter_set_limit(
 /// Moves dead letters of this dead-letter queue back to their original queue (or the filter's
 /// target), with delivery counts reset; `filter` may be NULL to move all. Writes how many
 /// matched to `*count_out` (may be NULL). Each move is one journal record: a crash in the
-/// middle loses and doubles nothing. A target that is a dead-letter queue (this one or another
-/// queue's) is refused with `MQLITE_INVALID_ARGUMENT`: a replay strips the dead-letter
-/// information.
+/// middle loses and doubles nothing. Dead letters a consumer prefetched and has not handed out
+/// are taken back (uncounted) and replayed with the waiting ones; those in flight stay, not
+/// counted. A target that is a dead-letter queue (this one, one a dead-letter strategy names,
+/// or a default name `DLQ`, `DLQ.<queue>`) is refused with `MQLITE_INVALID_ARGUMENT`: a replay
+/// strips the dead-letter information.
 #[no_mangle]
 pub extern "C" fn mqlite_queue_replay(
     queue: *const mqlite_queue,

@@ -147,8 +147,10 @@ status 6); needs --yes otherwise.",
         long_about = "Move waiting messages to another queue, keeping their headers. Messages a \
 consumer prefetched but has not handed out are taken back and moved too, as purge takes them; \
 messages in flight are left, and the output says how many; an --id in flight fails with exit status 5 before anything moves. A target that is the queue of a \
-subscription the store does not have ($sub.NAME) is refused, in a dry run too. Asks first on a \
-terminal, needs --yes otherwise.",
+subscription the store does not have ($sub.NAME) is refused, in a dry run too. Out of a \
+dead-letter queue only into another one: dead-letter queues are those the store's strategies \
+name and the default names DLQ, DLQ.* (one rule for source and target; `mqlite dlq replay` is \
+the way back to an ordinary queue). Asks first on a terminal, needs --yes otherwise.",
         after_help = "Examples:\n  mqlite move ./data orders orders.slow --id ID:12 --id ID:13 --yes\n  mqlite move ./data orders archive --limit 100 --dry-run"
     )]
     Move(TransferArgs),
@@ -468,15 +470,17 @@ pub enum DlqCommand {
     #[command(
         long_about = "Move the matching dead letters back to their original queue (or --to QUEUE), \
 with delivery counts reset. Each move is one journal record: a crash in the middle loses and \
-doubles nothing, and running the command again finishes the job. --dry-run only counts. A \
+doubles nothing, and running the command again finishes the job. Dead letters a consumer \
+prefetched but has not handed out are taken back and replayed too, as purge takes them; those \
+in flight are left, and the output says how many (`held` in --json). --dry-run only counts. A \
 progress bar shows on a terminal.",
         after_help = "Examples:\n  mqlite dlq replay ./data --queue orders --dry-run\n  mqlite dlq replay ./data --reason max_redeliveries --rate 100/s\n  mqlite dlq replay ./data --id ID:42 --to orders.retry"
     )]
     Replay {
         #[command(flatten)]
         filter: DlqFilter,
-        /// Send them here instead of to their original queue (not a dead-letter queue: a
-        /// replay strips the dead-letter information)
+        /// Send them here instead of to their original queue (not a dead-letter queue — DLQ,
+        /// DLQ.*, or one a strategy names: a replay strips the dead-letter information)
         #[arg(long, value_name = "QUEUE")]
         to: Option<String>,
         /// Only count what would be replayed

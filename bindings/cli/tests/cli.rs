@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use common::*;
 use mqlite::{
-    DeadLetterReason, ManualClock, Message, QueueOptions, RedeliveryPolicy, StoreOptions,
+    ConsumerOptions, DeadLetterReason, ManualClock, Message, QueueOptions, RedeliveryPolicy,
+    StoreOptions,
 };
 use serde_json::Value as J;
 
@@ -751,7 +752,7 @@ fn dlq_replay_dry_run_changes_nothing_then_replays_with_counts() {
     let dry = ok_json(&["dlq", "replay", dir, "--dry-run"]);
     assert_eq!(
         dry,
-        serde_json::json!({"dry_run": true, "matched": 4, "replayed": 0,
+        serde_json::json!({"dry_run": true, "matched": 4, "replayed": 0, "held": 0,
         "by_queue": {"orders": 2, "payments": 2}})
     );
     assert!(
@@ -771,7 +772,7 @@ fn dlq_replay_dry_run_changes_nothing_then_replays_with_counts() {
     ]);
     assert_eq!(
         r,
-        serde_json::json!({"dry_run": false, "matched": 2, "replayed": 2,
+        serde_json::json!({"dry_run": false, "matched": 2, "replayed": 2, "held": 0,
         "by_queue": {"orders": 1, "payments": 1}})
     );
     let r = ok_json(&["dlq", "replay", dir, "--to", "retry"]);
@@ -3072,6 +3073,19 @@ fn plain_messages_are_refused_as_targets_in_dead_letter_queues() {
     ok(&["move", dir, "DLQ", "DLQ.q", "--yes"]);
     let got = ok_json(&["dlq", "list", dir]);
     assert_eq!(got[0]["dlq"], "DLQ.q", "{got}");
+    // Review r14 #1: and out of it, by a second move, into an ordinary queue: refused as a
+    // move straight out of `DLQ` is (one rule for source and target).
+    ok(&["move", dir, "DLQ.q", "DLQ.x", "--yes"]);
+    for cmd in ["move", "copy"] {
+        let err = fails(&[cmd, dir, "DLQ.x", "q", "--yes"], 2);
+        assert!(err.contains("\"DLQ.x\" is a dead-letter queue"), "{err}");
+    }
+    let got = ok_json(&["dlq", "list", dir]);
+    assert_eq!(
+        (got[0]["dlq"].as_str(), got.as_array().map(Vec::len)),
+        (Some("DLQ.x"), Some(1)),
+        "{got}"
+    );
 }
 
 #[test]
@@ -4588,4 +4602,44 @@ fn a_signal_while_a_stopped_owner_holds_the_close_says_so_and_a_second_one_exits
     unsafe { libc::kill(owner.id() as libc::pid_t, libc::SIGCONT) };
     unsafe { libc::kill(owner.id() as libc::pid_t, libc::SIGTERM) };
     let _ = owner.wait();
+}
+
+#[test]
+fn dlq_replay_takes_prefetched_dead_letters_and_says_what_consumers_hold() {
+    // Review r14 #13: a DLQ consumer's prefetch made `dlq replay` say "would replay 0 dead
+    // letters" while `dlq list` showed 10, with no word why.
+    let c = Case::new();
+    let (p, d) = (c.path(), c.dir());
+    let store = open(p);
+    let q = store.queue("q").unwrap();
+    for i in 0..10 {
+        q.send(format!("m{i}")).unwrap();
+        q.receive(Some(Duration::ZERO))
+            .unwrap()
+            .unwrap()
+            .reject("bad")
+            .unwrap();
+    }
+    let dlq = store.queue("DLQ").unwrap();
+    let c1 = dlq.consumer(ConsumerOptions {
+        prefetch: Some(100),
+        ..Default::default()
+    });
+    let got = c1.receive(Some(Duration::ZERO)).unwrap().unwrap();
+    let st = dlq.stats().unwrap();
+    assert_eq!((st.in_flight, st.prefetched), (1, 9), "{st:?}");
+    let j = ok_json(&["dlq", "replay", d, "--dry-run"]);
+    assert_eq!(
+        (j["matched"].as_u64(), j["held"].as_u64()),
+        (Some(9), Some(1)),
+        "{j}"
+    );
+    let out = ok(&["dlq", "replay", d]);
+    assert!(
+        out.contains("replayed 9 of 9 dead letters")
+            && out.contains("1 dead letter held by consumers (in flight) was left as it is"),
+        "{out}"
+    );
+    assert_eq!(q.stats().unwrap().messages, 9);
+    got.ack().unwrap();
 }

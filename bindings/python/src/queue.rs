@@ -517,8 +517,11 @@ impl Queue {
     /// ``"max_redeliveries"``, ``"expired"``, ``"overflow"``, ``"group_parked"``), ``original_queue``, ``since``/
     /// ``until`` (datetime or epoch seconds, on the last failure time), ``ids`` (dead-letter or
     /// original ids), ``limit``. ``dry_run=True`` only counts. Crash-safe: one record per move.
-    /// Raises InvalidArgument when ``to`` is a dead-letter queue (this one or another queue's):
-    /// a replay strips the dead-letter information.
+    /// Dead letters a consumer prefetched and has not handed out are taken back (uncounted) and
+    /// replayed; those in flight stay, not counted (``stats()["in_flight"]``).
+    /// Raises InvalidArgument when ``to`` is a dead-letter queue (this one, one a dead-letter
+    /// strategy names, or a default name ``DLQ``, ``DLQ.<queue>``): a replay strips the
+    /// dead-letter information.
     #[pyo3(signature = (*, reason = None, original_queue = None, since = None, until = None, ids = None, to = None,
         limit = None, dry_run = false))]
     #[allow(clippy::too_many_arguments)]

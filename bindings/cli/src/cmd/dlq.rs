@@ -329,6 +329,10 @@ struct Replayed {
     /// queue name: stored by an older version); left where they are. Omitted when none.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     unreplayable: Vec<Unreplayable>,
+    /// Dead letters that pass the filter but a consumer holds in flight (handed out, not
+    /// settled): a replay leaves them where they are (review r14 #13). Prefetched ones, not
+    /// handed out, are replayed with the waiting ones, as `purge` and `move` take them.
+    held: u64,
 }
 
 /// A dead letter `replay` leaves where it is, and why.
@@ -384,13 +388,19 @@ fn replay(
     let mut plan: Vec<(Queue, Targets, Option<Vec<MessageId>>)> = Vec::new();
     let mut by_queue: BTreeMap<String, u64> = BTreeMap::new();
     let mut unreplayable = Vec::new();
+    let mut held = 0u64;
     for q in dlqs(&store, f)? {
         let mut n = 0u64;
         let mut targets = Targets::new();
         let mut ids = Vec::new();
         let mut gone = false;
         scan(&q, &filter, |s| {
-            if s.state == MessageState::Ready {
+            if s.state == MessageState::InFlight {
+                held += 1;
+            }
+            // A prefetched dead letter (a consumer's buffer, not handed out) is replayed: the
+            // core takes it back first, as a purge does (review r14 #13).
+            if matches!(s.state, MessageState::Ready | MessageState::Prefetched) {
                 let target = match (&to, s.message.dead_letter_info()) {
                     (Some(t), _) => t.clone(),
                     (None, Some(d)) => d.original_queue.clone(),
@@ -506,6 +516,7 @@ fn replay(
         replayed,
         by_queue,
         unreplayable,
+        held,
     };
     // Dead letters left behind fail the command (status 1: bad stored data, not a usage error)
     // once the rest is replayed and reported.
@@ -551,6 +562,21 @@ fn replay(
             n => format!(" ({n} no longer there: another replay or consumer took them)"),
         };
         writeln!(w, "replayed {replayed} of {letters}{detail}{gone}")?;
+    }
+    if held > 0 {
+        // Said as `purge` and `move` say it: otherwise "would replay 0" while `dlq list`
+        // shows the letters, with no word why (review r14 #13).
+        writeln!(
+            w,
+            "{} held by consumers (in flight) {} left as {}",
+            out::count(held, "dead letter"),
+            match (dry_run, held) {
+                (true, _) => "would be",
+                (false, 1) => "was",
+                _ => "were",
+            },
+            if held == 1 { "it is" } else { "they are" },
+        )?;
     }
     left
 }
