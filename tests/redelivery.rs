@@ -1447,6 +1447,16 @@ fn retention_in_a_dead_letter_queue_drops_and_never_dead_letters_onward() {
     let st = dlq.stats().unwrap();
     assert_eq!((st.messages, st.expired), (0, 4), "{st:?}");
     assert_eq!(s.queue("DLQ").unwrap().stats().unwrap().messages, 0);
+    // A queue that only its name marks as a dead-letter queue (`DLQ.x`, no queue `x`) follows
+    // the same one rule as move, copy and replay (review r15 #8): its expired messages drop.
+    let named = s.queue("DLQ.x").unwrap();
+    named
+        .send(Message::new("n").ttl(Duration::from_secs(1)))
+        .unwrap();
+    env.clock.advance_ms(1_001);
+    let st = named.stats().unwrap();
+    assert_eq!((st.messages, st.expired), (0, 1), "{st:?}");
+    assert_eq!(s.queue("DLQ").unwrap().stats().unwrap().messages, 0);
 }
 
 /// Review r14 #3: the API's replay took a target that is a dead-letter queue by name only

@@ -466,6 +466,15 @@ impl Engine {
                     for p in rest {
                         let _ = g.release(q.0, p.id, Some(p.tag), now);
                     }
+                    if closing {
+                        // The commit thread may have ended already (this take's count came
+                        // after its records were taken, and a dead-letter move in between can
+                        // release the lock: review r15 #1): write the releases here, as any
+                        // caller may lead a commit.
+                        shared.avail.notify_all();
+                        drop(self.commit(g));
+                        return Ok(out);
+                    }
                     self.kick(&g);
                 }
             }
@@ -494,9 +503,14 @@ impl Drop for TakeUnderWay<'_> {
             let p = &mut g.queues[self.q.0 as usize].prefetching;
             *p = p.saturating_sub(1);
         }
+        let closing = g.closing;
         drop(g);
-        // A closing store's commit thread waits for the last take (see `run_commit_loop`).
-        shared.work.notify_all();
+        if closing {
+            // A closing store's commit thread waits for the last take (see
+            // `run_commit_loop`). Only then: an idle one woken per receive would run its
+            // housekeeping each time (review r15 #3).
+            shared.work.notify_all();
+        }
         shared.avail.notify_all();
     }
 }

@@ -409,8 +409,10 @@ impl Engine {
                         return Err(Error::new(
                             ErrorKind::QueueFull,
                             format!(
-                                "{} of {payload} bytes would not fit queue {name:?} even empty \
-                                 (max_messages {}, max_bytes {}): no message was dropped for it",
+                                "{} of {payload} bytes is over the limits of queue {name:?} \
+                                 (max_messages {}, max_bytes {}; one message over max_bytes is \
+                                 taken only into an empty queue): dropping older messages \
+                                 would not make room, so none was dropped",
                                 if count == 1 {
                                     "a message".to_string()
                                 } else {
