@@ -94,7 +94,11 @@ fn report(w: &mut dyn Write, json: bool, o: &Outcome<'_>) -> Result<()> {
             "{} of queue {:?} held by consumers (in flight) {} left as {}",
             out::count(o.held, "message"),
             o.queue,
-            if o.dry_run { "would be" } else { "were" },
+            match (o.dry_run, o.held) {
+                (true, _) => "would be",
+                (false, 1) => "was",
+                _ => "were",
+            },
             if o.held == 1 { "it is" } else { "they are" },
         )?;
     }
