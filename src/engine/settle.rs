@@ -260,9 +260,7 @@ impl State {
     ) -> Result<()> {
         // The one rule of what a dead-letter queue is (strategies, or the names `DLQ` and
         // `DLQ.*`), as move, copy and replay use (review r15 #8).
-        let in_dlq = self.is_dead_letter_queue(qid, store)
-            || self.is_dead_letter_name(&self.queues[qid as usize].name, store);
-        if process && !in_dlq {
+        if process && !self.is_dead_letter_name(&self.queues[qid as usize].name, store) {
             self.dead_letter(qid, id, DeadLetterReason::Expired, "", now, store)
         } else {
             self.drop_inflight(qid, id, why::EXPIRED)
